@@ -1,0 +1,137 @@
+/* model.h — the transformer: configuration, parameters, packed forward and
+ * backward for the DPO quantities, KV-cache decoding, load and save.
+ *
+ * Families (DESIGN §3): llama (RMSNorm, RoPE, SwiGLU, GQA, optional q/k/v
+ * bias, tied or separate lm_head) and gpt2 (LayerNorm, learned positions,
+ * GELU-tanh, biases, tied embedding).
+ *
+ * Internal weight layout is the Hugging Face one (rotate-half RoPE); the
+ * llama2.c loader permutes wq/wk rows from interleaved pairs at load time, so
+ * one forward serves both file kinds and saving is always HF-loadable.
+ *
+ * All parameters live in one buffer (m->params, m->n_params floats); the
+ * tensors point into it in the order of model_tensor_at(). Gradients use a
+ * buffer of the same layout, so optimizers work on flat arrays.
+ */
+#ifndef LBDPO_MODEL_H
+#define LBDPO_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { ARCH_LLAMA = 0, ARCH_GPT2 = 1 } model_arch;
+
+typedef struct {
+	model_arch arch;
+	int dim;        /* C: residual width */
+	int hidden_dim; /* MLP inner width */
+	int n_layers;
+	int n_heads;
+	int n_kv_heads; /* == n_heads for gpt2 */
+	int head_dim;   /* usually dim / n_heads */
+	int vocab_size;
+	int max_seq_len; /* positions (gpt2: n_positions; llama: max_position_embeddings) */
+	float rope_theta;
+	float norm_eps;
+	int tied_embeddings; /* lm_head shares the token embedding */
+	int qkv_bias;        /* llama family with q/k/v biases (Qwen2) */
+	int bos_id, eos_id;  /* -1 if unknown */
+} model_config;
+
+/* One named tensor inside m->params (HF parameter name, e.g.
+ * "model.layers.0.self_attn.q_proj.weight"). */
+typedef struct {
+	const char *name;
+	int ndim;
+	int64_t shape[2];
+	size_t offset; /* in floats from m->params */
+	size_t numel;
+} model_tensor;
+
+typedef struct model model; /* opaque; fields in model.c */
+
+/* ---- lifetime, files ---- */
+model *model_new(const model_config *cfg);                 /* zero weights */
+void model_init_random(model *m, uint64_t seed, float std); /* normal(0,std), norms = 1 */
+/* An HF directory (config.json + model.safetensors or sharded
+ * model.safetensors.index.json; f32/f16/bf16) or a llama2.c .bin file.
+ * Dies with a one-line message naming the file on any problem. */
+model *model_load(const char *path);
+/* Write config.json + model.safetensors (f32) into dir (created if needed);
+ * each file written to a temporary name and renamed. */
+void model_save_hf(const model *m, const char *dir);
+void model_free(model *m);
+
+const model_config *model_cfg(const model *m);
+float *model_params(model *m);
+size_t model_n_params(const model *m);
+int model_n_tensors(const model *m);
+const model_tensor *model_tensor_at(const model *m, int i);
+/* sha256 over the config's canonical text and the f32 weights (hex). */
+void model_fingerprint(const model *m, char out[65]);
+
+/* ---- packed scoring and its backward ----
+ * A batch is a list of sequences concatenated along the token axis, each
+ * with its own causal mask (no padding). A sequence with two completions is
+ * laid out as a tree, [prompt | chosen | rejected], where each completion
+ * attends to the prompt and to itself only: the prompt is computed once per
+ * pair (prefix sharing). */
+typedef struct {
+	const uint32_t *prompt; /* [n_prompt] >= 1 token (BOS included if used) */
+	int n_prompt;
+	const uint32_t *comp[2]; /* completions; comp[1] unused if n_comp == 1 */
+	int n_comp_tok[2];       /* >= 1 each */
+	int n_comp;              /* 1 or 2 */
+} model_seq;
+
+typedef struct {
+	/* Sum over completion tokens of log p(tok | everything before it). */
+	double logp[2];
+	int n[2];
+	/* Mean over prompt tokens t = 1..P-1 of log p(x_t | x_<t); 0 if P == 1.
+	 * PPL(x) = exp(-prompt_mean_logp). */
+	double prompt_mean_logp;
+	/* Mean next-token entropy (nats) of the distributions at prompt
+	 * positions 0..P-2 (those that predict prompt tokens); 0 if P == 1. */
+	double prompt_entropy;
+	/* Caller-owned buffers, each may be NULL: */
+	float *h_last;      /* [C] final-norm hidden state at the last prompt token */
+	float *h_mean;      /* [C] mean of final-norm hidden states over prompt tokens */
+	float *tok_logp[2]; /* [n[k]] per-token completion log-probs */
+} model_scores;
+
+/* Gradients of a scalar loss on the quantities above; the backward
+ * accumulates dL/dparams into grads[n_params]. */
+typedef struct {
+	double d_logp[2];
+	double d_prompt_mean_logp;
+	const float *d_h_last; /* [C] or NULL */
+	const float *d_h_mean; /* [C] or NULL */
+} model_seq_grad;
+
+typedef struct model_ws model_ws; /* activations, grown once per batch shape */
+model_ws *model_ws_new(const model *m);
+void model_ws_free(model_ws *ws);
+/* Score n sequences. train != 0 keeps what model_backward needs. */
+void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, model_scores *out,
+		   int train);
+/* Backward of the last train-mode forward on ws; g has one entry per seq.
+ * Adds into grads (caller zeroes it). */
+void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float *grads);
+/* Bytes currently held by ws (for memory reports). */
+size_t model_ws_bytes(const model_ws *ws);
+
+/* ---- decoding with a KV cache (lbdpo-sample) ---- */
+typedef struct model_kv model_kv;
+model_kv *model_kv_new(const model *m, int max_len);
+void model_kv_reset(model_kv *kv);
+int model_kv_len(const model_kv *kv);
+/* Append n tokens at positions len..len+n-1 and write the logits [vocab] of
+ * the last one into logits. Dies if max_len would be exceeded. */
+void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, float *logits);
+void model_kv_free(model_kv *kv);
+
+/* Threads for OpenMP and OpenBLAS (0 = library default). */
+void lbdpo_set_threads(int n);
+
+#endif

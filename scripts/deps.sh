@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# deps.sh — install the Debian packages lbdpo needs to build and test, only
+# when something is missing. Safe to run repeatedly.
+set -eu
+need=()
+have_pc() { pkg-config --exists "$1" 2>/dev/null; }
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v make >/dev/null 2>&1 || need+=(make)
+have_pc openblas   || need+=(libopenblas-dev)
+have_pc msgpack    || need+=(libmsgpack-dev)
+have_pc criterion  || need+=(libcriterion-dev)
+have_pc jansson    || need+=(libjansson-dev)
+have_pc libpcre2-8 || need+=(libpcre2-dev)
+have_pc zlib       || need+=(zlib1g-dev)
+have_pc libcrypto  || need+=(libssl-dev)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "lbdpo: installing missing packages: ${need[*]}" >&2
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+		echo "lbdpo: error: not root; run: apt-get install ${need[*]}" >&2; exit 1
+	fi
+else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
