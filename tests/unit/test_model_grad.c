@@ -100,6 +100,9 @@ static double fd_dir(const model *m, model_ws *ws, const batch *b, float *w, con
 
 static void check(model_config cfg, const char *label)
 {
+	/* thousands of tiny forwards: one thread avoids OpenMP spin-waits on a
+	 * loaded machine (test_model_pack covers the threaded paths) */
+	lbdpo_set_threads(1);
 	model *m = tl_model(&cfg, 7);
 	float *P = model_params(m);
 	size_t np = model_n_params(m);
