@@ -608,16 +608,19 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 			continue;
 		const float *z = ws->logits + (size_t)r * V;
 		float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
 		for (int v = 0; v < V; v++)
 			mx = z[v] > mx ? z[v] : mx;
 		double se = 0, sez = 0;
 		if (ri->kind[0] == 1) {
+#pragma omp simd reduction(+ : se, sez)
 			for (int v = 0; v < V; v++) {
 				float e = expf(z[v] - mx);
 				se += e;
 				sez += (double)e * (z[v] - mx);
 			}
 		} else {
+#pragma omp simd reduction(+ : se)
 			for (int v = 0; v < V; v++)
 				se += expf(z[v] - mx);
 		}
