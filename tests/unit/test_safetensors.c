@@ -41,7 +41,8 @@ static unsigned char *mkst(const char *hdr, const void *data, size_t dlen, size_
 	for (int i = 0; i < 8; i++)
 		b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
 	memcpy(b + 8, hdr, hl);
-	memcpy(b + 8 + hl, data, dlen);
+	if (dlen)
+		memcpy(b + 8 + hl, data, dlen);
 	return b;
 }
 
