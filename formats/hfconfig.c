@@ -241,6 +241,8 @@ static int parse_gpt2(ctx *c, model_config *cfg)
 		return fail(c, "unsupported scale_attn_by_inverse_layer_idx true");
 	if (cross)
 		return fail(c, "unsupported add_cross_attention true");
+	if (!cfg->tied_embeddings)
+		return fail(c, "unsupported tie_word_embeddings false for gpt2 (the output matrix is the embedding)");
 	if (cfg->dim % cfg->n_heads)
 		return fail(c, "n_embd %d is not a multiple of n_head %d", cfg->dim, cfg->n_heads);
 	return 0;
