@@ -386,6 +386,8 @@ refcache *refcache_open(const char *dir, const char *fp, const char *model_path)
 	c->fd = -1;
 	if (strlen(fp) != 64 || unhex32(fp, c->fp))
 		die("refcache: bad model fingerprint '%s'", fp);
+	if (!dir)
+		return c; /* memory only */
 	ensure_root(dir);
 	size_t len = strlen(dir) + 70;
 	c->dir = xmalloc(len);
@@ -443,7 +445,7 @@ int refcache_get(const refcache *c, const uint8_t key[32], refcache_val *v)
 
 void refcache_put(refcache *c, const uint8_t key[32], const refcache_val *v)
 {
-	if (!insert(c, key, v))
+	if (!insert(c, key, v) || !c->dir)
 		return;
 	xgrow((void **)&c->buf, &c->buf_cap, c->buf_n + REFCACHE_ENTRY, 1);
 	encode_entry(c, key, v, c->buf + c->buf_n);

@@ -46,7 +46,8 @@ typedef struct refcache refcache;
  * for the model with this fingerprint (64 hex chars). Dies when dir exists
  * but is not a cache root, or when a segment in this model's directory
  * declares another model (a wrong-model cache is refused, not mixed in).
- * model_path is informational (written to DIR/<fp>/model). */
+ * model_path is informational (written to DIR/<fp>/model). dir NULL: a
+ * table in memory only (nothing read or written). */
 refcache *refcache_open(const char *dir, const char *fp_hex, const char *model_path);
 /* 1 and *v filled if key is cached, else 0. */
 int refcache_get(const refcache *c, const uint8_t key[32], refcache_val *v);
