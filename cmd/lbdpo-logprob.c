@@ -22,7 +22,8 @@ static void usage(void)
 	       "  -m, --model PATH        model: Hugging Face directory or llama2.c .bin (required)\n"
 	       "  -i, --input FILE        token records to read (default: standard input)\n"
 	       "  -o, --output FILE       scores to write (default: standard output)\n"
-	       "  -b, --batch-tokens N    tokens packed into one forward pass (default 4096)\n"
+	       "  -b, --batch-tokens N    pack pairs into forwards of up to N tokens (default\n"
+	       "                          4096); 0: one pair per forward (as lbdpo-refcache)\n"
 	       "      --per-token         add per-token completion log-probs (f32 bin)\n"
 	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
 	       "  -q, --quiet             no summary line on standard error\n"
@@ -101,7 +102,7 @@ int main(int argc, char **argv)
 		case 'm': model_path = optarg; break;
 		case 'i': in = optarg; break;
 		case 'o': outp = optarg; break;
-		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 1, 1L << 24); break;
+		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 0, 1L << 24); break;
 		case OPT_PER_TOKEN: per_token = 1; break;
 		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;

@@ -29,7 +29,8 @@ static void usage(void)
 	       "  -s, --shard I/N         process only records with index mod N == I (0-based)\n"
 	       "      --merge             join shard outputs (the arguments) back into input order\n"
 	       "      --tokenizer-sha SHA refuse input whose header names another tokenizer\n"
-	       "  -b, --batch-tokens N    tokens packed into one forward pass (default 4096)\n"
+	       "  -b, --batch-tokens N    pack pairs into forwards of up to N tokens; 0 (default):\n"
+	       "                          one pair per forward, scores independent of batching\n"
 	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
 	       "  -h, --help              show this help and exit\n"
 	       "  -V, --version           show the version and exit\n");
@@ -181,7 +182,7 @@ static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 	}
 	rs_writer *w = rs_create(outp);
 	rs_header_begin(w, rs_header(rd[0]), "ref", argc, argv);
-	rs_put_nil(w, "shard");
+	rs_drop(w, "shard");
 	rs_header_end(w);
 	/* Record j of the input went to shard j mod N: take one from each
 	 * shard in turn. When shard e first runs out (in round q), the input
@@ -245,7 +246,7 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-refcache");
 	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL;
 	const char *tok_sha = NULL;
-	long batch_tokens = 4096, threads = 0, shard_i = 0, shard_n = 1;
+	long batch_tokens = 0, threads = 0, shard_i = 0, shard_n = 1;
 	int do_merge = 0;
 	enum { OPT_MERGE = 256, OPT_TOKSHA };
 	static const struct option opts[] = {
@@ -266,7 +267,7 @@ int main(int argc, char **argv)
 		case 's': parse_shard(optarg, &shard_i, &shard_n); break;
 		case OPT_MERGE: do_merge = 1; break;
 		case OPT_TOKSHA: tok_sha = optarg; break;
-		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 1, 1L << 24); break;
+		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 0, 1L << 24); break;
 		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
 		case 'h': usage(); return 0;
 		case 'V': printf("lbdpo-refcache lbdpo %s\n", LBDPO_VERSION); return 0;
