@@ -38,12 +38,14 @@ int sched_parse(const char *s)
 double sched_lr(sched_kind k, double lr, long s, long warmup, long total)
 {
 	if (warmup > 0 && s < warmup)
-		return lr * (double)(s + 1) / (double)warmup;
+		return lr * (double)s / (double)warmup;
 	if (k == SCHED_CONSTANT || total <= warmup)
 		return lr;
 	double p = (double)(s - warmup) / (double)(total - warmup);
 	if (p > 1)
 		p = 1;
+	if (p < 0)
+		p = 0;
 	if (k == SCHED_LINEAR)
 		return lr * (1 - p);
 	return lr * 0.5 * (1 + cos(M_PI * p));

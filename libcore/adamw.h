@@ -22,9 +22,10 @@ void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
 typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR = 1, SCHED_COSINE = 2 } sched_kind;
 int sched_parse(const char *s); /* -1 if unknown */
 
-/* Learning rate at 0-based step s of total: linear warmup from 0 over
- * `warmup` steps (lr·(s+1)/warmup), then constant, linear decay to 0, or
- * cosine decay to 0 over the remaining steps:
+/* Learning rate at 0-based step s of total, as transformers'
+ * get_{constant,linear,cosine}_schedule_with_warmup: linear warmup
+ * lr·s/warmup for s < warmup (so step 0 has lr 0), then constant, linear
+ * decay to 0, or cosine decay to 0 over the remaining steps:
  *   p = (s − warmup)/(total − warmup)
  *   linear: lr·(1 − p);  cosine: lr·½(1 + cos(π p)) */
 double sched_lr(sched_kind k, double lr, long s, long warmup, long total);
