@@ -266,7 +266,7 @@ int main(int argc, char **argv)
 
 	/* options recorded in the checkpoint */
 	json_t *opts = json_pack("{s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:s, s:f, s:I, s:s, "
-				 "s:s, s:s, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}",
+				 "s:s, s:s, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}",
 				 "init", init, "loss", loss_kind_name(lo.kind), "beta", lo.beta, "epsilon", eps,
 				 "batch_size", (json_int_t)bs, "grad_accum", (json_int_t)accum, "total_steps",
 				 (json_int_t)total, "lr", lr, "beta_lr", beta_lr, "weight_decay", wd, "beta_wd", beta_wd,
