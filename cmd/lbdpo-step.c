@@ -332,11 +332,10 @@ int main(int argc, char **argv)
 				betahead_set_mean_beta(ck->bh, bb->parts, (int)bs, lo.beta);
 				need_init = 0;
 			}
-			int need_head = learned;
-			batch_forward(ck, ws, bb, recs, (int)bs, n_comp, policy_trained, need_head, lo.beta);
 			loss_stats st;
-			loss_batch(&lo, bb->lp, (int)bs, bb->lg, &ck->bs, &ck->rng, &st);
 			double sc = 1.0 / accum;
+			train_microbatch(ck, ws, bb, recs, (int)bs, &lo, (beta_grad_mode)bgrad, policy_trained, sc, G, HG,
+					 &ck->bs, &ck->rng, &st);
 			S_loss += st.loss * sc;
 			for (int i = 0; i < bs; i++) {
 				const loss_pair *q = &bb->lp[i];
@@ -354,29 +353,6 @@ int main(int argc, char **argv)
 				S_ppl += exp(-bb->sc[i].prompt_mean_logp);
 				S_tok += recs[i]->np + recs[i]->nc + (n_comp > 1 ? recs[i]->nr : 0);
 				S_n += 1;
-				bb->dbeta[i] = bb->lg[i].d_beta * sc;
-			}
-			/* β backward: which paths are open is --beta-grad */
-			if (head_trained) {
-				betahead_backward(ck->bh, HG, bb->dm, bgrad == BGRAD_FULL ? bb->dh : NULL, bb->dbeta, bb->parts,
-						  bb->act, bb->h, (int)bs);
-			}
-			if (policy_trained) {
-				for (int i = 0; i < bs; i++) {
-					model_seq_grad *g = &bb->sg[i];
-					memset(g, 0, sizeof *g);
-					g->d_logp[0] = bb->lg[i].d_pc * sc;
-					g->d_logp[1] = bb->lg[i].d_pr * sc;
-					if (head_trained && bgrad == BGRAD_FULL) {
-						if (ck->ppl_from == PPL_POLICY)
-							g->d_prompt_mean_logp = bb->dm[i];
-						if (ck->pool == POOL_LAST)
-							g->d_h_last = bb->dh + (size_t)i * cfg->dim;
-						else
-							g->d_h_mean = bb->dh + (size_t)i * cfg->dim;
-					}
-				}
-				model_backward(ck->m, ws, bb->sg, G);
 			}
 		}
 		double counters[2] = {S_loss, S_n};

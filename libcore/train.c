@@ -426,6 +426,47 @@ void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *r
 	}
 }
 
+double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B,
+			const loss_opts *lo, beta_grad_mode bg, int policy_trained, double scale, float *G,
+			float *HG, bdpo_state *bs, uint64_t *rng, loss_stats *st)
+{
+	const int learned = loss_uses_learned_beta(lo->kind);
+	const int n_comp = lo->kind == LOSS_SFT ? 1 : 2;
+	const int head_trained = learned && bg != BGRAD_NONE;
+	const int C = b->C;
+	batch_forward(c, ws, b, recs, B, n_comp, policy_trained, learned, lo->beta);
+	loss_stats s;
+	double L = loss_batch(lo, b->lp, B, b->lg, bs, rng, &s);
+	if (st)
+		*st = s;
+	for (int i = 0; i < B; i++)
+		b->dbeta[i] = b->lg[i].d_beta * scale;
+	if (head_trained)
+		betahead_backward(c->bh, HG, b->dm, bg == BGRAD_FULL ? b->dh : NULL, b->dbeta, b->parts, b->act, b->h,
+				  B);
+	if (policy_trained) {
+		for (int i = 0; i < B; i++) {
+			model_seq_grad *g = &b->sg[i];
+			memset(g, 0, sizeof *g);
+			/* through Δ (and the SFT term) */
+			g->d_logp[0] = b->lg[i].d_pc * scale;
+			g->d_logp[1] = b->lg[i].d_pr * scale;
+			if (head_trained && bg == BGRAD_FULL) {
+				/* through PPL: ∂β/∂m = −β, m the policy's mean prompt log-prob */
+				if (c->ppl_from == PPL_POLICY)
+					g->d_prompt_mean_logp = b->dm[i];
+				/* through h */
+				if (c->pool == POOL_LAST)
+					g->d_h_last = b->dh + (size_t)i * C;
+				else
+					g->d_h_mean = b->dh + (size_t)i * C;
+			}
+		}
+		model_backward(c->m, ws, b->sg, G);
+	}
+	return L;
+}
+
 double mean_d(const double *x, int n)
 {
 	double s = 0;

@@ -109,6 +109,18 @@ void batch_free(batch_buf *b);
 void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B, int n_comp,
 		   int train, int need_head, double fixed_beta);
 
+/* One micro-batch of training: forward, loss, and the backward of
+ * scale·L into G [n_params] (policy, when policy_trained) and HG [head
+ * n_params] (when the loss learns β and bg != none). The β gradient paths:
+ *   full: dL/dβ reaches the head, log w, and the policy through PPL (when
+ *         PPL comes from the policy) and through h
+ *   head: dL/dβ reaches the head and log w only
+ *   none: β is a constant (no gradient anywhere through it)
+ * Returns L (unscaled); st (may be NULL) gets the loss statistics. */
+double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B,
+			const loss_opts *lo, beta_grad_mode bg, int policy_trained, double scale, float *G,
+			float *HG, bdpo_state *bs, uint64_t *rng, loss_stats *st);
+
 /* sha-free helpers */
 double mean_d(const double *x, int n);
 
