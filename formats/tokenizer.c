@@ -616,9 +616,15 @@ static void replace_all(tok *t, size_t *len, const char *from, const char *to)
 	*len = out;
 }
 
-static int encode_segment(tok *t, const char *s, size_t n, int first, uint32_t **ids, size_t *nids,
-			  size_t *cap)
+/* at_start: the segment starts the text (no added token before it); cont: the
+ * text continues earlier text (TOK_CONTINUE). Prepend normalizers, Metaspace
+ * "always" and ByteLevel add_prefix_space apply to every segment as in
+ * tokenizers, except the first of a continuation; Metaspace "first" and the
+ * llama2.c dummy prefix only to the start of a text that is not one. */
+static int encode_segment(tok *t, const char *s, size_t n, int at_start, int cont, uint32_t **ids,
+			  size_t *nids, size_t *cap)
 {
+	int first = at_start && !cont, every = !(at_start && cont);
 	if (t->kind == K_LLAMA2C) {
 		/* llama2.c: whole text, one word, dummy prefix " " */
 		nbuf_reserve(t, n + 2);
@@ -631,7 +637,7 @@ static int encode_segment(tok *t, const char *s, size_t n, int first, uint32_t *
 	/* normalizers */
 	nbuf_reserve(t, n + 16);
 	size_t len = 0;
-	if (t->prepend && n && first) {
+	if (t->prepend && n && every) {
 		size_t lp = strlen(t->prepend);
 		nbuf_reserve(t, n + lp + 1);
 		memcpy(t->nbuf, t->prepend, lp);
@@ -646,7 +652,7 @@ static int encode_segment(tok *t, const char *s, size_t n, int first, uint32_t *
 		strcpy(rep, t->ms_repl);
 		replace_all(t, &len, " ", rep);
 		size_t lr = strlen(rep);
-		int pre = t->ms_prepend == 1 || (t->ms_prepend == 2 && first);
+		int pre = (t->ms_prepend == 1 && every) || (t->ms_prepend == 2 && first);
 		if (pre && len && !(len >= lr && !memcmp(t->nbuf, rep, lr))) {
 			nbuf_reserve(t, len + lr + 1);
 			memmove(t->nbuf + lr, t->nbuf, len);
@@ -654,7 +660,7 @@ static int encode_segment(tok *t, const char *s, size_t n, int first, uint32_t *
 			len += lr;
 		}
 	}
-	if (t->bl_prefix_space && first && len && t->nbuf[0] != ' ') {
+	if (t->bl_prefix_space && every && len && t->nbuf[0] != ' ') {
 		nbuf_reserve(t, len + 2);
 		memmove(t->nbuf + 1, t->nbuf, len);
 		t->nbuf[0] = ' ';
@@ -723,7 +729,7 @@ int tok_encode(tok *t, const char *text, size_t len, unsigned flags, uint32_t **
 		return -1;
 	}
 	if ((flags & TOK_ADD_BOS) && t->add_bos && t->bos >= 0) push_id(ids, n, cap, (uint32_t)t->bos);
-	int first = !(flags & TOK_CONTINUE);
+	int at_start = 1, cont = (flags & TOK_CONTINUE) != 0;
 	size_t seg = 0, i = 0;
 	int match = t->nadded && !(flags & TOK_NO_SPECIAL) && t->kind != K_LLAMA2C;
 	while (match && i < len) {
@@ -741,14 +747,14 @@ int tok_encode(tok *t, const char *text, size_t len, unsigned flags, uint32_t **
 			continue;
 		}
 		if (i > seg) {
-			if (encode_segment(t, text + seg, i - seg, first, ids, n, cap)) return -1;
+			if (encode_segment(t, text + seg, i - seg, at_start, cont, ids, n, cap)) return -1;
 		}
-		first = 0;
+		at_start = 0;
 		push_id(ids, n, cap, t->added[best].id);
 		i += t->added[best].len;
 		seg = i;
 	}
-	if (len > seg && encode_segment(t, text + seg, len - seg, first, ids, n, cap)) return -1;
+	if (len > seg && encode_segment(t, text + seg, len - seg, at_start, cont, ids, n, cap)) return -1;
 	return 0;
 }
 
