@@ -97,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					exercise(fixed[0], p.chosen.s, p.chosen.n);
 			json_decref(o);
 		}
-		pref_free(&p);
+		pref_text_free(&p);
 		jsonl_close(r);
 	} else {
 		for (int i = 0; i < 2; i++)
