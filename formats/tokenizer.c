@@ -1056,6 +1056,13 @@ static int load_hf(tok *t, const char *buf, size_t n, const char *dir)
 		seterr(t, "empty vocabulary");
 		goto out;
 	}
+	/* holes are allowed, a vocabulary that is mostly holes is not (it would
+	 * only make a hostile file cost memory) */
+	if (V > 2 * ((uint64_t)json_object_size(vocab) + json_array_size(added)) + 1024) {
+		seterr(t, "token ids are too sparse (largest id %llu for %zu tokens)", (unsigned long long)V - 1,
+		       json_object_size(vocab) + json_array_size(added));
+		goto out;
+	}
 	vocab_alloc(t, (uint32_t)V);
 	uint8_t *have = xcalloc(V, 1);
 	int16_t inv[324];
