@@ -216,7 +216,7 @@ int main(int argc, char **argv)
 	info("read %llu, written %llu, truncated %llu, dropped %llu, invalid %llu",
 	     (unsigned long long)nread, (unsigned long long)nwritten, (unsigned long long)ntrunc,
 	     (unsigned long long)ndropped, (unsigned long long)ninvalid);
-	pref_free(&pt);
+	pref_text_free(&pt);
 	free(P.v), free(C.v), free(R.v);
 	tok_free(t);
 	close_stdout();

@@ -21,7 +21,7 @@ void sb_free(strbuf *b)
 	b->n = b->cap = 0;
 }
 
-void pref_free(pref_text *p)
+void pref_text_free(pref_text *p)
 {
 	sb_free(&p->prompt);
 	sb_free(&p->chosen);

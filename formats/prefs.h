@@ -35,7 +35,7 @@ typedef struct {
  * one-line reason in err: a missing key, a wrong type, an empty completion,
  * identical completions, conversational data without a template. */
 int pref_extract(json_t *o, int tpl, pref_text *p, char *err, size_t errlen);
-void pref_free(pref_text *p);
+void pref_text_free(pref_text *p);
 
 /* Length of the implicit prompt of two texts: their longest common prefix,
  * shortened until it ends just before whitespace that both texts have there,

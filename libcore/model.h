@@ -69,6 +69,12 @@ int model_n_tensors(const model *m);
 const model_tensor *model_tensor_at(const model *m, int i);
 /* sha256 over the config's canonical text and the f32 weights (hex). */
 void model_fingerprint(const model *m, char out[65]);
+/* llama2.c stores wq/wk rows with RoPE pairs interleaved (2j, 2j+1); the
+ * internal (HF) layout is rotate-half (j, hd/2 + j). Permute the rows of one
+ * such weight [n_heads·head_dim, C] in place: per head, new row j < hd/2 is
+ * old row 2j and new row hd/2 + j is old row 2j + 1. Used by every llama2.c
+ * reader (and by its writer's inverse, should one exist). */
+void model_permute_llama2c_qk(float *w, int n_heads, int head_dim, int C);
 
 /* ---- packed scoring and its backward ----
  * A batch is a list of sequences concatenated along the token axis, each
