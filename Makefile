@@ -43,7 +43,7 @@ LIB       := $(B)/liblbdpo.a
 CMD_SRCS  := $(sort $(wildcard cmd/*.c))
 PROGS     := $(CMD_SRCS:cmd/%.c=$(BIN)/%)
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
-TESTS     := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCHES   := $(BENCH_SRCS:bench/%.c=$(B)/bench/bin/%)
 MAN1      := $(sort $(wildcard man/*.1))
@@ -73,7 +73,7 @@ $(B)/bench/bin/%: $(B)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-tests-build: $(PROGS) $(TESTS)
+tests-build: $(PROGS) $(TEST_BINS)
 
 deps:
 	@bash scripts/deps.sh
