@@ -109,9 +109,9 @@ static model *llama2c_load(const char *path)
 							: (size_t)H * D;
 			float *w = copy_into(m, path, src, &pos, nm, n);
 			if (order[k].kind == 1)
-				llama2c_permute_qk(w, cfg.n_heads, hd, D);
+				model_permute_llama2c_qk(w, cfg.n_heads, hd, D);
 			else if (order[k].kind == 2 && strstr(order[k].fmt, "k_proj"))
-				llama2c_permute_qk(w, cfg.n_kv_heads, hd, D);
+				model_permute_llama2c_qk(w, cfg.n_kv_heads, hd, D);
 		}
 	}
 	copy_into(m, path, src, &pos, "model.norm.weight", (size_t)D);

@@ -151,4 +151,17 @@ if [ -n "${LBDPO_SHARED:-}" ] && [ -f "$LBDPO_SHARED/assets/stories260K/stories2
 else
 	echo "note: ../shared absent, stories260K conversion not tested"
 fi
+
+# ---- --vocab-from: GPT-2's tokenizer.json has 50257 tokens, <|endoftext|> = 50256
+if [ -n "${LBDPO_SHARED:-}" ] && [ -f "$LBDPO_SHARED/assets/gpt2/tokenizer.json" ]; then
+	J="$LBDPO_SHARED/assets/gpt2/tokenizer.json"
+	lbdpo-init -q --arch gpt2 --dim 8 --layers 1 --heads 2 --max-seq 8 --vocab-from "$J" -o "$T/g" --info >"$T/g.info" ||
+		fail "--vocab-from"
+	grep -q "vocab=50257" "$T/g.info" || fail "vocab from tokenizer.json: $(cat "$T/g.info")"
+	grep -q '"eos_token_id": 50256' "$T/g/config.json" || fail "eos from tokenizer.json"
+	cmp -s "$J" "$T/g/tokenizer.json" || fail "tokenizer.json not copied"
+	out=$(lbdpo-init --arch gpt2 --vocab 100 --vocab-from "$J" -o "$T/g2" 2>&1); [ $? -eq 2 ] || fail "--vocab below the tokenizer's: $out"
+	printf '{"model": {"vocab": 5}}' >"$T/badtok.json"
+	err_has "no model.vocab" lbdpo-init --vocab-from "$T/badtok.json" -o "$T/g3"
+fi
 echo ok

@@ -13,6 +13,7 @@
 #include "../../formats/hfconfig.h"
 #include "../../formats/llama2c.h"
 #include "../../formats/safetensors.h"
+#include "../../libcore/model.h"
 #include "../../libcore/util.h"
 
 #define FIX "tests/fixtures/hf"
@@ -382,6 +383,6 @@ Test(llama2c, permute_matches_hf_conversion)
 			for (int j = 0; j < HD / 2; j++)
 				for (int c = 0; c < C; c++)
 					ref[((h * 2 + i) * (HD / 2) + j) * C + c] = w[((h * (HD / 2) + j) * 2 + i) * C + c];
-	llama2c_permute_qk(w, NH, HD, C);
+	model_permute_llama2c_qk(w, NH, HD, C);
 	cr_expect(memcmp(w, ref, sizeof w) == 0);
 }
