@@ -81,7 +81,7 @@ err_has "overlap" lbdpo-init --from "$T/bad" --info
 bad; mkst "$T/bad/model.safetensors" '{"model.norm.weight":{"dtype":"I32","shape":[16],"data_offsets":[0,64]}}' "$T/z64"
 err_has "weight files hold only" lbdpo-init --from "$T/bad" --info
 # shape mismatch: the weights of one shape with the config of another
-lbdpo-init -q --dim 32 --layers 1 --heads 2 --hidden 24 --vocab 32 --max-seq 16 -o "$T/big" || fail "init big"
+lbdpo-init -q --dim 16 --layers 1 --heads 2 --hidden 20 --vocab 32 --max-seq 16 -o "$T/big" || fail "init big"
 bad; cp "$T/big/config.json" "$T/bad/config.json"
 err_has "config.json implies" lbdpo-init --from "$T/bad" --info
 # a config asking for far more weights than the files hold fails before allocating them
