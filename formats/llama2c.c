@@ -11,21 +11,6 @@
 #include "../libcore/util.h"
 #include "hfconfig.h"
 
-void llama2c_permute_qk(float *w, int n_heads, int head_dim, int C)
-{
-	size_t hs = (size_t)head_dim * C;
-	float *tmp = xmalloc(hs * sizeof *tmp); /* [head_dim][C] one head */
-	for (int h = 0; h < n_heads; h++) {
-		float *wh = w + (size_t)h * hs;
-		memcpy(tmp, wh, hs * sizeof *tmp);
-		for (int j = 0; j < head_dim / 2; j++) {
-			memcpy(wh + (size_t)j * C, tmp + (size_t)(2 * j) * C, (size_t)C * sizeof *tmp);
-			memcpy(wh + (size_t)(head_dim / 2 + j) * C, tmp + (size_t)(2 * j + 1) * C, (size_t)C * sizeof *tmp);
-		}
-	}
-	free(tmp);
-}
-
 int llama2c_parse_header(const void *hdr, uint64_t file_size, const char *name, model_config *cfg, int *shared,
 			 char *err, size_t errsz)
 {

@@ -109,9 +109,9 @@ static model *llama2c_load(const char *path)
 							: (size_t)H * D;
 			float *w = copy_into(m, path, src, &pos, nm, n);
 			if (order[k].kind == 1)
-				llama2c_permute_qk(w, cfg.n_heads, hd, D);
+				model_permute_llama2c_qk(w, cfg.n_heads, hd, D);
 			else if (order[k].kind == 2 && strstr(order[k].fmt, "k_proj"))
-				llama2c_permute_qk(w, cfg.n_kv_heads, hd, D);
+				model_permute_llama2c_qk(w, cfg.n_kv_heads, hd, D);
 		}
 	}
 	copy_into(m, path, src, &pos, "model.norm.weight", (size_t)D);
@@ -270,6 +270,15 @@ static model *load_hf(const char *dir)
 	free(cfgp);
 	st_file **f;
 	int nf = open_shards(dir, &f);
+	/* Before allocating: the files must hold at least 2 bytes (f16/bf16) per
+	 * parameter the config asks for. */
+	uint64_t bytes = 0, need = hfconfig_n_params(&cfg);
+	for (int i = 0; i < nf; i++)
+		for (int j = 0; j < st_count(f[i]); j++)
+			bytes += st_info(f[i], j)->end - st_info(f[i], j)->begin;
+	if (bytes < 2 * need)
+		die("%s: config.json describes %llu parameters but the weight files hold only %llu bytes", dir,
+		    (unsigned long long)need, (unsigned long long)bytes);
 	model *m = model_new(&cfg);
 	float *P = model_params(m);
 	int gpt2 = cfg.arch == ARCH_GPT2;

@@ -77,12 +77,16 @@ bad; mkst "$T/bad/model.safetensors" '{"model.norm.weight":{"dtype":"F16","shape
 err_has "need 32" lbdpo-init --from "$T/bad" --info
 bad; mkst "$T/bad/model.safetensors" '{"a":{"dtype":"F32","shape":[8],"data_offsets":[0,32]},"b":{"dtype":"F32","shape":[8],"data_offsets":[16,48]}}' "$T/z64"
 err_has "overlap" lbdpo-init --from "$T/bad" --info
+# a valid file that lacks most weights (I32 reading is refused in test_safetensors)
 bad; mkst "$T/bad/model.safetensors" '{"model.norm.weight":{"dtype":"I32","shape":[16],"data_offsets":[0,64]}}' "$T/z64"
-err_has "not found" lbdpo-init --from "$T/bad" --info
+err_has "weight files hold only" lbdpo-init --from "$T/bad" --info
 # shape mismatch: the weights of one shape with the config of another
-lbdpo-init -q --dim 32 --layers 1 --heads 2 --hidden 24 --vocab 32 --max-seq 16 -o "$T/big" || fail "init big"
+lbdpo-init -q --dim 16 --layers 1 --heads 2 --hidden 20 --vocab 32 --max-seq 16 -o "$T/big" || fail "init big"
 bad; cp "$T/big/config.json" "$T/bad/config.json"
 err_has "config.json implies" lbdpo-init --from "$T/bad" --info
+# a config asking for far more weights than the files hold fails before allocating them
+bad; sed -i 's/"vocab_size": 32/"vocab_size": 16000000/' "$T/bad/config.json"
+err_has "weight files hold only" lbdpo-init --from "$T/bad" --info
 # tied <-> untied: a stored lm_head is ignored when tied (as transformers does); a missing one is an error
 bad; sed -i 's/"tie_word_embeddings": false/"tie_word_embeddings": true/' "$T/bad/config.json"
 lbdpo-init -q --from "$T/bad" --info >/dev/null || fail "tied config with a stored lm_head should load"
@@ -150,5 +154,18 @@ if [ -n "${LBDPO_SHARED:-}" ] && [ -f "$LBDPO_SHARED/assets/stories260K/stories2
 	err_has "truncated" lbdpo-init --from "$T/s.bin" --info
 else
 	echo "note: ../shared absent, stories260K conversion not tested"
+fi
+
+# ---- --vocab-from: GPT-2's tokenizer.json has 50257 tokens, <|endoftext|> = 50256
+if [ -n "${LBDPO_SHARED:-}" ] && [ -f "$LBDPO_SHARED/assets/gpt2/tokenizer.json" ]; then
+	J="$LBDPO_SHARED/assets/gpt2/tokenizer.json"
+	lbdpo-init -q --arch gpt2 --dim 8 --layers 1 --heads 2 --max-seq 8 --vocab-from "$J" -o "$T/g" --info >"$T/g.info" ||
+		fail "--vocab-from"
+	grep -q "vocab=50257" "$T/g.info" || fail "vocab from tokenizer.json: $(cat "$T/g.info")"
+	grep -q '"eos_token_id": 50256' "$T/g/config.json" || fail "eos from tokenizer.json"
+	cmp -s "$J" "$T/g/tokenizer.json" || fail "tokenizer.json not copied"
+	out=$(lbdpo-init --arch gpt2 --vocab 100 --vocab-from "$J" -o "$T/g2" 2>&1); [ $? -eq 2 ] || fail "--vocab below the tokenizer's: $out"
+	printf '{"model": {"vocab": 5}}' >"$T/badtok.json"
+	err_has "no model.vocab" lbdpo-init --vocab-from "$T/badtok.json" -o "$T/g3"
 fi
 echo ok
