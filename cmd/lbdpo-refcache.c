@@ -386,6 +386,9 @@ int main(int argc, char **argv)
 			process(&s); /* nothing to wait for: write it now */
 		} else {
 			s.n++;
+			/* Bound the memory held behind a pending record. */
+			if (s.n >= 4096)
+				process(&s);
 		}
 		if (tty)
 			progress(&s, n_in, t0, r, in_size, 0);
