@@ -4,6 +4,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 : "${LBDPO_BENCHBIN:=$PWD/build/rel/bench/bin}"
+# OpenMP workers that spin between parallel regions steal the cores
+# OpenBLAS's own threads need for the sgemm that follows; sleep instead.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 for b in "$LBDPO_BENCHBIN"/*; do
 	[ -x "$b" ] || continue
 	echo "== ${b##*/}"
