@@ -34,6 +34,8 @@ rs_reader *rs_open_fp(FILE *fp, const char *name, const char *expect_kind);
  * the header included (used by lbdpo-show). */
 rs_reader *rs_open_raw(const char *path);
 void rs_close(rs_reader *r);
+/* Close every open reader (for die hooks that unwind, e.g. fuzz targets). */
+void rs_close_all(void);
 
 /* The header map (valid until rs_close). */
 const msgpack_object *rs_header(rs_reader *r);
@@ -86,8 +88,8 @@ void rs_header_begin(rs_writer *w, const msgpack_object *in, const char *kind, i
 void rs_header_end(rs_writer *w);
 
 /* Record: rs_rec_begin(w, in) remembers `in` (may be NULL); rs_put_* add keys;
- * rs_rec_end writes `in`'s keys in their order (except those put), then the
- * put keys in the order they were put. */
+ * rs_rec_end writes `in`'s keys in their order (a key that was put gets the
+ * new value in place), then the new keys in the order they were put. */
 void rs_rec_begin(rs_writer *w, const msgpack_object *in);
 void rs_rec_end(rs_writer *w);
 /* Drop a key of `in` from the output without replacing it. */

@@ -1,0 +1,122 @@
+/* lbdpo-beta — β(x) and its parts per record, from a checkpoint:
+ *     beta = w · PPL(x) · f(x),  f = 1 + ε·tanh(a),  a = NN(h(x))
+ * Records pass through with "beta", "beta_w", "beta_ppl", "beta_f" and
+ * "beta_a" added. man lbdpo-beta(1). */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/records.h"
+#include "libcore/betahead.h"
+#include "libcore/model.h"
+#include "libcore/train.h"
+#include "libcore/util.h"
+
+static void usage(void)
+{
+	printf("usage: lbdpo-beta -c CHECKPOINT [-i IN] [-o OUT]\n"
+	       "Add beta(x) = w * PPL(x) * (1 + eps*tanh(NN(h(x)))) and its parts to each record.\n\n"
+	       "  -i, --input FILE       records with prompt_ids (default stdin)\n"
+	       "  -o, --output FILE      records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)\n"
+	       "  -c, --checkpoint DIR   checkpoint written by lbdpo-step\n"
+	       "      --threads N        OpenMP/OpenBLAS threads\n"
+	       "  -h, --help             this help\n"
+	       "  -V, --version          print the version\n");
+}
+
+static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
+					 {"output", required_argument, 0, 'o'},
+					 {"checkpoint", required_argument, 0, 'c'},
+					 {"threads", required_argument, 0, 't'},
+					 {"help", no_argument, 0, 'h'},
+					 {"version", no_argument, 0, 'V'},
+					 {0, 0, 0, 0}};
+
+int main(int argc, char **argv)
+{
+	set_progname("lbdpo-beta");
+	const char *in = NULL, *out = NULL, *ckp = NULL;
+	long threads = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "i:o:c:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i': in = optarg; break;
+		case 'o': out = optarg; break;
+		case 'c': ckp = optarg; break;
+		case 't': threads = parse_long("--threads", optarg, 0, 4096); break;
+		case 'h': usage(); close_stdout(); return 0;
+		case 'V': printf("lbdpo-beta lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		default: die_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (!ckp)
+		die_usage("--checkpoint is required");
+	if (!ckpt_is(ckp))
+		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", ckp);
+	if (threads > 0)
+		lbdpo_set_threads((int)threads);
+	ckpt *ck = ckpt_load(ckp, 0, HEAD_LINEAR, 0, 0.1f, POOL_LAST, PPL_POLICY, 1.0, 1);
+	const model_config *cfg = model_cfg(ck->m);
+	rs_reader *r = rs_open(in, NULL);
+	const char *kind;
+	size_t kn;
+	rs_get_str(r, rs_header(r), "kind", &kind, &kn);
+	char *k = strndup(kind, kn);
+	rs_writer *w = rs_create(out);
+	rs_header_begin(w, rs_header(r), k, argc, argv);
+	rs_header_end(w);
+	free(k);
+	model_ws *ws = model_ws_new(ck->m);
+	batch_buf *bb = batch_new(1, cfg->dim, ck->bh->K);
+	uint32_t *prompt = NULL, *comp = NULL;
+	size_t pcap = 0, ccap = 0;
+	const msgpack_object *rec;
+	while (rs_next(r, &rec)) {
+		size_t np, nc = 0;
+		rs_req(r, rs_get_ids(r, rec, "prompt_ids", (uint32_t)cfg->vocab_size, &prompt, &np, &pcap), "prompt_ids");
+		if (np < 1)
+			rs_die(r, "empty prompt_ids");
+		pref_rec pr;
+		memset(&pr, 0, sizeof pr);
+		pr.prompt = prompt;
+		pr.np = (int)np;
+		/* the prompt's quantities do not depend on the completion (causal
+		 * attention): score the chosen one if present, else one token */
+		if (rs_get_ids(r, rec, "chosen_ids", (uint32_t)cfg->vocab_size, &comp, &nc, &ccap) && nc > 0) {
+			pr.chosen = comp;
+			pr.nc = (int)nc;
+		} else {
+			pr.chosen = prompt + np - 1;
+			pr.nc = 1;
+		}
+		pr.rejected = pr.chosen;
+		pr.nr = pr.nc;
+		if (ck->ppl_from == PPL_REF)
+			rs_req(r, rs_get_f64(r, rec, "ref_prompt_logp", &pr.ref_plogp), "ref_prompt_logp");
+		pref_rec *rp = &pr;
+		batch_forward(ck, ws, bb, &rp, 1, 1, 0, 1, 0.0);
+		const beta_parts *q = &bb->parts[0];
+		if (!isfinite(q->beta))
+			rs_die(r, "non-finite beta (PPL %g)", q->ppl);
+		rs_rec_begin(w, rec);
+		rs_put_f64(w, "beta", q->beta);
+		rs_put_f64(w, "beta_w", q->w);
+		rs_put_f64(w, "beta_ppl", q->ppl);
+		rs_put_f64(w, "beta_f", q->f);
+		rs_put_f64(w, "beta_a", q->a);
+		rs_rec_end(w);
+	}
+	rs_finish(w);
+	rs_close(r);
+	free(prompt);
+	free(comp);
+	batch_free(bb);
+	model_ws_free(ws);
+	ckpt_free(ck);
+	close_stdout();
+	return 0;
+}

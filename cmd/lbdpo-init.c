@@ -1,0 +1,273 @@
+/* lbdpo-init — create a randomly initialized model, or convert a llama2.c
+ * .bin (or any model lbdpo can load) into a Hugging Face model directory. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../formats/hfconfig.h"
+#include "../libcore/model.h"
+#include "../libcore/util.h"
+
+static void usage(void)
+{
+	printf("Usage: lbdpo-init [OPTION]... -o DIR\n"
+	       "       lbdpo-init --from MODEL [-o DIR] [--info]\n"
+	       "Create a randomly initialized transformer, or convert a llama2.c .bin\n"
+	       "(or any model lbdpo loads) into a Hugging Face model directory\n"
+	       "(config.json + model.safetensors, loadable by transformers).\n"
+	       "\n"
+	       "  -i, --from MODEL        convert MODEL (llama2.c .bin or HF directory) instead\n"
+	       "                          of creating a random model\n"
+	       "  -o, --output DIR        write the model into DIR (created if needed)\n"
+	       "      --info              print a one-line summary of the model on stdout\n"
+	       "      --arch NAME         llama (default) or gpt2\n"
+	       "      --dim N             residual width (default 64)\n"
+	       "      --layers N          number of blocks (default 2)\n"
+	       "      --heads N           attention heads (default 4)\n"
+	       "      --kv-heads N        key/value heads for llama GQA (default: --heads)\n"
+	       "      --head-dim N        per-head width (default dim / heads)\n"
+	       "      --hidden N          MLP width (default: llama 8*dim/3 rounded up to 16, gpt2 4*dim)\n"
+	       "      --vocab N           vocabulary size (default 512, or from --vocab-from)\n"
+	       "      --max-seq N         positions (default: llama 2048, gpt2 1024)\n"
+	       "      --rope-theta X      RoPE base (llama; default 10000)\n"
+	       "      --norm-eps X        norm epsilon (default: llama 1e-5, gpt2 1e-5)\n"
+	       "      --seed N            random seed (default 1)\n"
+	       "      --std X             weight standard deviation (default 0.02)\n"
+	       "      --tie               share the output matrix with the embedding (gpt2: always)\n"
+	       "      --no-tie            separate lm_head (llama default)\n"
+	       "      --qkv-bias          q/k/v biases, saved as a Qwen2 model (llama only)\n"
+	       "      --vocab-from FILE   take the vocabulary size and bos/eos ids from a\n"
+	       "                          tokenizer.json and copy it into DIR\n"
+	       "  -q, --quiet             no informational messages\n"
+	       "      --help              show this help and exit\n"
+	       "      --version           show the version and exit\n");
+}
+
+enum {
+	O_ARCH = 256, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_HD, O_HIDDEN, O_VOCAB, O_MAXSEQ, O_THETA, O_EPS, O_SEED, O_STD,
+	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_HELP, O_VERSION
+};
+
+static char *read_all(const char *path, size_t *n)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		die("%s: %s", path, strerror(errno));
+	char *buf = NULL;
+	size_t cap = 0;
+	*n = 0;
+	for (;;) {
+		xgrow((void **)&buf, &cap, *n + 65536, 1);
+		size_t r = fread(buf + *n, 1, cap - *n, fp);
+		*n += r;
+		if (!r)
+			break;
+		if (*n > (1u << 30))
+			die("%s: larger than 1 GiB", path);
+	}
+	if (ferror(fp))
+		die("%s: read error", path);
+	fclose(fp);
+	return buf;
+}
+
+/* Vocabulary size and special ids of a tokenizer.json: size = 1 + the
+ * largest id in model.vocab (object or Unigram list) and added_tokens. */
+static void tokenizer_vocab(const char *path, const char *text, size_t n, int *vocab, int *bos, int *eos)
+{
+	json_error_t je;
+	json_t *root = json_loadb(text, n, 0, &je);
+	if (!root)
+		die("%s: line %d column %d: bad JSON: %s", path, je.line, je.column, je.text);
+	long long maxid = -1;
+	json_t *v = json_object_get(json_object_get(root, "model"), "vocab");
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *x;
+		json_object_foreach(v, k, x)
+		{
+			if (!json_is_integer(x) || json_integer_value(x) < 0)
+				die("%s: model.vocab['%.40s'] is not a token id", path, k);
+			if (json_integer_value(x) > maxid)
+				maxid = json_integer_value(x);
+		}
+	} else if (json_is_array(v)) {
+		maxid = (long long)json_array_size(v) - 1;
+	} else {
+		die("%s: no model.vocab (not a tokenizer.json?)", path);
+	}
+	json_t *added = json_object_get(root, "added_tokens");
+	for (size_t i = 0; json_is_array(added) && i < json_array_size(added); i++) {
+		json_t *a = json_array_get(added, i), *id = json_object_get(a, "id");
+		const char *c = json_string_value(json_object_get(a, "content"));
+		if (!json_is_integer(id) || json_integer_value(id) < 0)
+			die("%s: added_tokens[%zu].id is not a token id", path, i);
+		long long t = json_integer_value(id);
+		if (t > maxid)
+			maxid = t;
+		if (!c)
+			continue;
+		if (!strcmp(c, "<s>") || !strcmp(c, "<|begin_of_text|>"))
+			*bos = (int)t;
+		else if (!strcmp(c, "</s>") || !strcmp(c, "<|end_of_text|>"))
+			*eos = (int)t;
+		else if (!strcmp(c, "<|endoftext|>")) {
+			if (*bos < 0)
+				*bos = (int)t;
+			if (*eos < 0)
+				*eos = (int)t;
+		}
+	}
+	json_decref(root);
+	if (maxid < 0 || maxid >= (1 << 24))
+		die("%s: vocabulary size %lld out of range", path, maxid + 1);
+	*vocab = (int)maxid + 1;
+}
+
+int main(int argc, char **argv)
+{
+	set_progname("lbdpo-init");
+	static const struct option opts[] = {
+		{"from", required_argument, 0, 'i'},	  {"output", required_argument, 0, 'o'},
+		{"info", no_argument, 0, O_INFO},	  {"arch", required_argument, 0, O_ARCH},
+		{"dim", required_argument, 0, O_DIM},	  {"layers", required_argument, 0, O_LAYERS},
+		{"heads", required_argument, 0, O_HEADS}, {"kv-heads", required_argument, 0, O_KVH},
+		{"head-dim", required_argument, 0, O_HD}, {"hidden", required_argument, 0, O_HIDDEN},
+		{"vocab", required_argument, 0, O_VOCAB}, {"max-seq", required_argument, 0, O_MAXSEQ},
+		{"rope-theta", required_argument, 0, O_THETA}, {"norm-eps", required_argument, 0, O_EPS},
+		{"seed", required_argument, 0, O_SEED},	  {"std", required_argument, 0, O_STD},
+		{"tie", no_argument, 0, O_TIE},		  {"no-tie", no_argument, 0, O_NOTIE},
+		{"qkv-bias", no_argument, 0, O_QKVB},	  {"vocab-from", required_argument, 0, O_VFROM},
+		{"quiet", no_argument, 0, 'q'},		  {"help", no_argument, 0, O_HELP},
+		{"version", no_argument, 0, O_VERSION},	  {0, 0, 0, 0},
+	};
+	const char *from = NULL, *out = NULL, *vfrom = NULL;
+	int arch = ARCH_LLAMA, dim = 64, layers = 2, heads = 4, kvh = 0, hd = 0, hidden = 0, vocab = 0, maxseq = 0;
+	int tie = -1, qkvb = 0, info_only = 0, shape_given = 0;
+	double theta = 10000, eps = 1e-5, stdv = 0.02;
+	long seed = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "i:o:q", opts, NULL)) != -1) {
+		if (c >= O_ARCH && c <= O_QKVB && c != O_TIE && c != O_NOTIE)
+			shape_given = 1;
+		switch (c) {
+		case 'i': from = optarg; break;
+		case 'o': out = optarg; break;
+		case 'q': lbdpo_quiet = 1; break;
+		case O_INFO: info_only = 1; break;
+		case O_ARCH:
+			if (!strcmp(optarg, "llama"))
+				arch = ARCH_LLAMA;
+			else if (!strcmp(optarg, "gpt2"))
+				arch = ARCH_GPT2;
+			else
+				die_usage("--arch: '%s' is not llama or gpt2", optarg);
+			break;
+		case O_DIM: dim = (int)parse_long("--dim", optarg, 1, 1 << 16); break;
+		case O_LAYERS: layers = (int)parse_long("--layers", optarg, 1, 1024); break;
+		case O_HEADS: heads = (int)parse_long("--heads", optarg, 1, 1 << 12); break;
+		case O_KVH: kvh = (int)parse_long("--kv-heads", optarg, 1, 1 << 12); break;
+		case O_HD: hd = (int)parse_long("--head-dim", optarg, 1, 4096); break;
+		case O_HIDDEN: hidden = (int)parse_long("--hidden", optarg, 1, 1 << 20); break;
+		case O_VOCAB: vocab = (int)parse_long("--vocab", optarg, 1, 1 << 24); break;
+		case O_MAXSEQ: maxseq = (int)parse_long("--max-seq", optarg, 1, 1 << 24); break;
+		case O_THETA: theta = parse_double("--rope-theta", optarg, 1e-6, 1e12); break;
+		case O_EPS: eps = parse_double("--norm-eps", optarg, 1e-30, 0.5); break;
+		case O_SEED: seed = parse_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
+		case O_STD: stdv = parse_double("--std", optarg, 0, 100); break;
+		case O_TIE: tie = 1; break;
+		case O_NOTIE: tie = 0; break;
+		case O_QKVB: qkvb = 1; break;
+		case O_VFROM: vfrom = optarg; break;
+		case O_HELP: usage(); close_stdout(); return 0;
+		case O_VERSION: printf("lbdpo-init lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		default: die_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (!out && !info_only)
+		die_usage("give an output directory with -o DIR (or --info)");
+	if (from && (shape_given || tie >= 0))
+		die_usage("shape options cannot be combined with --from");
+
+	char *tok_text = NULL;
+	size_t tok_len = 0;
+	int tbos = -1, teos = -1, tvocab = 0;
+	if (vfrom) {
+		tok_text = read_all(vfrom, &tok_len);
+		tokenizer_vocab(vfrom, tok_text, tok_len, &tvocab, &tbos, &teos);
+	}
+
+	model *m;
+	if (from) {
+		m = model_load(from);
+		if (vfrom && tvocab > model_cfg(m)->vocab_size)
+			die("%s: tokenizer has %d tokens but the model only %d", vfrom, tvocab, model_cfg(m)->vocab_size);
+	} else {
+		model_config cfg = {0};
+		cfg.arch = (model_arch)arch;
+		cfg.dim = dim;
+		cfg.n_layers = layers;
+		cfg.n_heads = heads;
+		cfg.n_kv_heads = kvh ? kvh : heads;
+		cfg.head_dim = hd ? hd : dim / heads;
+		if (!cfg.head_dim)
+			die_usage("--heads %d is larger than --dim %d", heads, dim);
+		cfg.hidden_dim = hidden ? hidden : arch == ARCH_GPT2 ? 4 * dim : (8 * dim / 3 + 15) / 16 * 16;
+		cfg.vocab_size = vocab ? vocab : tvocab ? tvocab : 512;
+		if (vocab && tvocab > vocab)
+			die_usage("--vocab %d is smaller than the tokenizer's %d tokens", vocab, tvocab);
+		cfg.max_seq_len = maxseq ? maxseq : arch == ARCH_GPT2 ? 1024 : 2048;
+		cfg.rope_theta = arch == ARCH_GPT2 ? 0 : (float)theta;
+		cfg.norm_eps = (float)eps;
+		cfg.tied_embeddings = tie >= 0 ? tie : arch == ARCH_GPT2;
+		cfg.qkv_bias = qkvb;
+		if (arch == ARCH_GPT2 && !cfg.tied_embeddings)
+			die_usage("--no-tie: gpt2 always shares the output matrix with the embedding");
+		if (qkvb && arch == ARCH_GPT2)
+			die_usage("--qkv-bias is for --arch llama (gpt2 always has biases)");
+		if (vfrom) {
+			cfg.bos_id = tbos;
+			cfg.eos_id = teos;
+		} else {
+			cfg.bos_id = arch == ARCH_LLAMA && cfg.vocab_size > 1 ? 1 : -1;
+			cfg.eos_id = arch == ARCH_LLAMA && cfg.vocab_size > 2 ? 2 : -1;
+		}
+		char err[256];
+		if (hfconfig_check(&cfg, err, sizeof err))
+			die_usage("%s", err);
+		m = model_new(&cfg);
+		model_init_random(m, (uint64_t)seed, (float)stdv);
+	}
+	const model_config *cf = model_cfg(m);
+	if (info_only) {
+		char fp[65];
+		model_fingerprint(m, fp);
+		printf("arch=%s dim=%d hidden=%d layers=%d heads=%d kv_heads=%d head_dim=%d vocab=%d max_seq=%d tied=%d "
+		       "qkv_bias=%d params=%zu fingerprint=%s\n",
+		       cf->arch == ARCH_GPT2 ? "gpt2" : "llama", cf->dim, cf->hidden_dim, cf->n_layers, cf->n_heads,
+		       cf->n_kv_heads, cf->head_dim, cf->vocab_size, cf->max_seq_len, cf->tied_embeddings, cf->qkv_bias,
+		       model_n_params(m), fp);
+	}
+	if (out) {
+		model_save_hf(m, out);
+		if (vfrom) {
+			char *p = xmalloc(strlen(out) + 16);
+			sprintf(p, "%s/tokenizer.json", out);
+			outfile *o = out_open(p);
+			fwrite(tok_text, 1, tok_len, o->fp);
+			out_close(o);
+			free(p);
+		}
+		info("wrote %s (%zu parameters)", out, model_n_params(m));
+	}
+	free(tok_text);
+	model_free(m);
+	close_stdout();
+	return 0;
+}

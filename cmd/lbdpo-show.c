@@ -1,0 +1,170 @@
+/* lbdpo-show — look at record streams: msgpack -> JSON Lines, and back. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/mpjson.h"
+#include "formats/records.h"
+#include "formats/tokenizer.h"
+#include "libcore/util.h"
+
+static const char usage_text[] =
+	"usage: lbdpo-show [-i FILE] [-o FILE] [--no-header] [--f32] [-n N]\n"
+	"       lbdpo-show --from-json [-i FILE] [-o FILE]\n"
+	"\n"
+	"Print an lbdpo record stream (msgpack) as JSON Lines, one object per\n"
+	"record, header first; or, with --from-json, turn such JSON Lines back\n"
+	"into the identical msgpack stream.\n"
+	"\n"
+	"  -i, --input FILE   read FILE instead of standard input\n"
+	"  -o, --output FILE  write FILE (atomically) instead of standard output\n"
+	"      --no-header    do not print the header\n"
+	"      --header-only  print only the header\n"
+	"      --f32          show bin values as lists of little-endian f32\n"
+	"                     ({\"$f32le\": [...]}) instead of base64\n"
+	"      --tokenizer FILE  decode every token-id array KEY_ids of a record\n"
+	"                     into an added key KEY_text (a view: not for --from-json)\n"
+	"  -n, --records N    stop after N records (header not counted)\n"
+	"      --from-json    convert JSON Lines to msgpack\n"
+	"  -h, --help         show this help\n"
+	"  -V, --version      show the version\n";
+
+static void append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+	xgrow((void **)buf, cap, *len + n + 1, 1);
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	(*buf)[*len] = 0;
+}
+
+/* Append "KEY_text": decode(KEY_ids) for each token-id array of rec to the
+ * JSON object text in buf (before its closing brace). */
+static void add_texts(rs_reader *r, const msgpack_object *rec, tok *tk, uint32_t **ids,
+		      size_t *idcap, char **text, size_t *tcap, char **buf, size_t *len, size_t *bcap)
+{
+	for (uint32_t k = 0; k < rec->via.map.size; k++) {
+		const msgpack_object *key = &rec->via.map.ptr[k].key;
+		size_t kl = key->via.str.size, n;
+		if (kl < 5 || kl > 200 || memcmp(key->via.str.ptr + kl - 4, "_ids", 4) ||
+		    rec->via.map.ptr[k].val.type != MSGPACK_OBJECT_ARRAY)
+			continue;
+		char name[256];
+		snprintf(name, sizeof name, "%.*s", (int)kl, key->via.str.ptr);
+		rs_get_ids(r, rec, name, tok_vocab_size(tk), ids, &n, idcap);
+		long tl = tok_decode(tk, *ids, n, 0, text, tcap);
+		if (tl < 0)
+			rs_die(r, "key '%s': %s", name, tok_error(tk));
+		memcpy(name + kl - 4, "_text", 6);
+		(*len)--; /* reopen the object: drop its '}' */
+		append(buf, len, bcap, ",", 1);
+		mpj_string(name, strlen(name), buf, len, bcap);
+		append(buf, len, bcap, ":", 1);
+		mpj_string(*text, (size_t)tl, buf, len, bcap);
+		append(buf, len, bcap, "}", 1);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	set_progname("lbdpo-show");
+	const char *in = NULL, *out = NULL;
+	int no_header = 0, header_only = 0, from_json = 0, flags = 0;
+	long limit = -1;
+	const char *tokpath = NULL;
+	enum { O_NOHDR = 256, O_HDRONLY, O_F32, O_FROMJSON, O_TOK };
+	static const struct option opts[] = {
+		{"input", required_argument, 0, 'i'},   {"output", required_argument, 0, 'o'},
+		{"no-header", no_argument, 0, O_NOHDR}, {"header-only", no_argument, 0, O_HDRONLY},
+		{"f32", no_argument, 0, O_F32},         {"records", required_argument, 0, 'n'},
+		{"from-json", no_argument, 0, O_FROMJSON}, {"tokenizer", required_argument, 0, O_TOK},
+		{"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "i:o:n:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i': in = optarg; break;
+		case 'o': out = optarg; break;
+		case 'n': limit = parse_long("--records", optarg, 0, __LONG_MAX__); break;
+		case O_NOHDR: no_header = 1; break;
+		case O_HDRONLY: header_only = 1; break;
+		case O_F32: flags |= MPJ_F32; break;
+		case O_FROMJSON: from_json = 1; break;
+		case O_TOK: tokpath = optarg; break;
+		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
+		case 'V': printf("lbdpo-show lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		default: die_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (from_json && (no_header || header_only || flags || limit >= 0 || tokpath))
+		die_usage("--from-json takes no display options");
+
+	if (from_json) {
+		FILE *f = in_open(in);
+		rs_writer *w = rs_create(out);
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		char *line = NULL, err[512];
+		size_t cap = 0, lineno = 0;
+		ssize_t n;
+		while ((n = getline(&line, &cap, f)) > 0) {
+			lineno++;
+			size_t k = strspn(line, " \t\r\n");
+			if (line[k] == 0)
+				continue;
+			if (line[k] != '{')
+				die("%s: line %zu: expected a JSON object", in_name(in), lineno);
+			msgpack_sbuffer_clear(&sb);
+			if (mpj_from_json(line, (size_t)n, &pk, err, sizeof err))
+				die("%s: line %zu: %s", in_name(in), lineno, err);
+			rs_write_raw(w, sb.data, sb.size);
+		}
+		if (ferror(f))
+			die("%s: read error", in_name(in));
+		free(line);
+		msgpack_sbuffer_destroy(&sb);
+		if (f != stdin)
+			fclose(f);
+		rs_finish(w);
+		close_stdout();
+		return 0;
+	}
+
+	tok *tk = tokpath ? tok_load(tokpath) : NULL;
+	uint32_t *ids = NULL;
+	size_t idcap = 0, tcap = 0;
+	char *text = NULL;
+	rs_reader *r = rs_open_raw(in);
+	outfile *o = out_open(out);
+	const msgpack_object *rec;
+	char *buf = NULL;
+	size_t len = 0, bcap = 0;
+	long shown = 0;
+	for (uint64_t i = 0; rs_next(r, &rec); i++) {
+		if (i == 0 && no_header)
+			continue;
+		if (i > 0 && header_only)
+			break;
+		if (i > 0 && limit >= 0 && shown++ >= limit)
+			break;
+		len = 0;
+		mpj_to_json(rec, flags, &buf, &len, &bcap);
+		if (tk && i > 0)
+			add_texts(r, rec, tk, &ids, &idcap, &text, &tcap, &buf, &len, &bcap);
+		if (fwrite(buf, 1, len, o->fp) != len || putc('\n', o->fp) == EOF)
+			die("%s: write error", out ? out : "standard output");
+	}
+	free(buf);
+	free(ids);
+	free(text);
+	if (tk)
+		tok_free(tk);
+	rs_close(r);
+	out_close(o);
+	close_stdout();
+	return 0;
+}

@@ -1,0 +1,457 @@
+/* hfconfig.c — Hugging Face config.json <-> model_config (see hfconfig.h).
+ *
+ * Accepts both the transformers 4.x spelling (top-level rope_theta,
+ * rope_scaling) and the 5.x one (rope_parameters {rope_type, rope_theta}).
+ */
+#define _GNU_SOURCE
+#include "hfconfig.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../libcore/util.h"
+
+typedef struct {
+	const char *name;
+	char *err;
+	size_t errsz;
+	json_t *root;
+} ctx;
+
+static int fail(ctx *c, const char *fmt, ...) LBDPO_PRINTF(2, 3);
+static int fail(ctx *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (c->err && c->errsz)
+		snprintf(c->err, c->errsz, "%s: %s", c->name, msg);
+	return -1;
+}
+
+static int is_null(json_t *v) { return !v || json_is_null(v); }
+
+/* Integer key in [lo, hi]; def when absent/null (req: absence is an error). */
+static int get_int(ctx *c, const char *key, int req, long def, long lo, long hi, int *out)
+{
+	json_t *v = json_object_get(c->root, key);
+	if (is_null(v)) {
+		if (req)
+			return fail(c, "missing required key '%s'", key);
+		*out = (int)def;
+		return 0;
+	}
+	if (!json_is_integer(v))
+		return fail(c, "key '%s' must be an integer", key);
+	json_int_t x = json_integer_value(v);
+	if (x < lo || x > hi)
+		return fail(c, "key '%s' = %lld is out of range [%ld, %ld]", key, (long long)x, lo, hi);
+	*out = (int)x;
+	return 0;
+}
+
+static int num_of(json_t *v, double *out)
+{
+	if (json_is_integer(v))
+		*out = (double)json_integer_value(v);
+	else if (json_is_real(v))
+		*out = json_real_value(v);
+	else
+		return -1;
+	return 0;
+}
+
+static int get_num(ctx *c, json_t *obj, const char *key, double def, double lo, double hi, float *out)
+{
+	json_t *v = json_object_get(obj, key);
+	double x = def;
+	if (!is_null(v) && num_of(v, &x))
+		return fail(c, "key '%s' must be a number", key);
+	if (!(x > lo && x < hi))
+		return fail(c, "key '%s' = %g is out of range (%g, %g)", key, x, lo, hi);
+	*out = (float)x;
+	return 0;
+}
+
+static int get_bool(ctx *c, const char *key, int def, int *out)
+{
+	json_t *v = json_object_get(c->root, key);
+	if (is_null(v)) {
+		*out = def;
+		return 0;
+	}
+	if (!json_is_boolean(v))
+		return fail(c, "key '%s' must be true or false", key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* A token id that may be a list (take the first) or null (-1). */
+static int get_tok(ctx *c, const char *key, int def, int *out)
+{
+	json_t *v = json_object_get(c->root, key);
+	if (json_is_array(v))
+		v = json_array_size(v) ? json_array_get(v, 0) : NULL;
+	if (!v) {
+		*out = def;
+		return 0;
+	}
+	if (json_is_null(v)) {
+		*out = -1;
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (1 << 30))
+		return fail(c, "key '%s' must be a token id (or a list of them)", key);
+	*out = (int)json_integer_value(v);
+	return 0;
+}
+
+/* A default id (key absent) that the vocabulary cannot hold means "unknown". */
+static void default_tok(ctx *c, const char *key, int *id, int vocab)
+{
+	if (!json_object_get(c->root, key) && *id >= vocab)
+		*id = -1;
+}
+
+static const char *get_str(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* RoPE: only the plain ("default") rotary embedding is implemented. */
+static int parse_rope(ctx *c, model_config *cfg)
+{
+	float theta = 10000.0f;
+	if (get_num(c, c->root, "rope_theta", 10000.0, 0, 1e12, &theta))
+		return -1;
+	const char *keys[] = {"rope_scaling", "rope_parameters"};
+	for (int k = 0; k < 2; k++) {
+		json_t *v = json_object_get(c->root, keys[k]);
+		if (is_null(v))
+			continue;
+		if (!json_is_object(v))
+			return fail(c, "key '%s' must be an object or null", keys[k]);
+		const char *t = get_str(v, "rope_type");
+		if (!t)
+			t = get_str(v, "type");
+		if (t && strcmp(t, "default"))
+			return fail(c, "unsupported %s (type '%.40s'): only plain RoPE is implemented", keys[k], t);
+		if (!t && k == 0)
+			return fail(c, "unsupported rope_scaling (no type given): only plain RoPE is implemented");
+		if (json_object_get(v, "rope_theta") && get_num(c, v, "rope_theta", 1e4, 0, 1e12, &theta))
+			return -1;
+		if (json_object_get(v, "partial_rotary_factor")) {
+			float prf;
+			if (get_num(c, v, "partial_rotary_factor", 1, 0, 2, &prf))
+				return -1;
+			if (prf != 1.0f)
+				return fail(c, "unsupported %s.partial_rotary_factor %g", keys[k], prf);
+		}
+	}
+	cfg->rope_theta = theta;
+	return 0;
+}
+
+static int parse_llama(ctx *c, model_config *cfg, const char *mt)
+{
+	int qwen = !strcmp(mt, "qwen2"), mistral = !strcmp(mt, "mistral");
+	cfg->arch = ARCH_LLAMA;
+	if (get_int(c, "hidden_size", 1, 0, 1, 1 << 16, &cfg->dim) ||
+	    get_int(c, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->hidden_dim) ||
+	    get_int(c, "num_hidden_layers", 1, 0, 1, 1024, &cfg->n_layers) ||
+	    get_int(c, "num_attention_heads", 1, 0, 1, 1 << 12, &cfg->n_heads) ||
+	    get_int(c, "num_key_value_heads", 0, cfg->n_heads, 1, 1 << 12, &cfg->n_kv_heads) ||
+	    get_int(c, "head_dim", 0, cfg->dim / cfg->n_heads, 1, 1 << 12, &cfg->head_dim) ||
+	    get_int(c, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size) ||
+	    get_int(c, "max_position_embeddings", 0, 2048, 1, 1 << 24, &cfg->max_seq_len) ||
+	    get_num(c, c->root, "rms_norm_eps", 1e-6, 0, 1, &cfg->norm_eps) ||
+	    get_bool(c, "tie_word_embeddings", 0, &cfg->tied_embeddings) || parse_rope(c, cfg) ||
+	    get_tok(c, "bos_token_id", qwen ? -1 : 1, &cfg->bos_id) ||
+	    get_tok(c, "eos_token_id", qwen ? -1 : 2, &cfg->eos_id))
+		return -1;
+	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
+	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
+	const char *act = get_str(c->root, "hidden_act");
+	if (json_object_get(c->root, "hidden_act") && (!act || strcmp(act, "silu")))
+		return fail(c, "unsupported hidden_act '%.40s' (llama family needs silu)", act ? act : "?");
+	int ab = 0, mb = 0, sw = 0;
+	if (get_bool(c, "attention_bias", 0, &ab) || get_bool(c, "mlp_bias", 0, &mb) ||
+	    get_bool(c, "use_sliding_window", 0, &sw))
+		return -1;
+	if (ab)
+		return fail(c, "unsupported attention_bias true (o_proj bias); only Qwen2-style q/k/v biases are implemented");
+	if (mb)
+		return fail(c, "unsupported mlp_bias true");
+	if (qwen && sw)
+		return fail(c, "unsupported use_sliding_window true");
+	json_t *lt = json_object_get(c->root, "layer_types");
+	if (json_is_array(lt)) {
+		for (size_t i = 0; i < json_array_size(lt); i++) {
+			const char *s = json_string_value(json_array_get(lt, i));
+			if (!s || strcmp(s, "full_attention"))
+				return fail(c, "unsupported layer_types[%zu] '%.40s' (only full_attention)", i, s ? s : "?");
+		}
+	}
+	/* Mistral's sliding window only changes attention beyond its width: cap
+	 * the sequence length there instead of computing it wrongly. */
+	json_t *win = json_object_get(c->root, "sliding_window");
+	if (mistral && json_is_integer(win) && json_integer_value(win) > 0 &&
+	    json_integer_value(win) < cfg->max_seq_len)
+		cfg->max_seq_len = (int)json_integer_value(win);
+	cfg->qkv_bias = qwen;
+	return 0;
+}
+
+static int parse_gpt2(ctx *c, model_config *cfg)
+{
+	cfg->arch = ARCH_GPT2;
+	if (get_int(c, "n_embd", 1, 0, 1, 1 << 16, &cfg->dim) || get_int(c, "n_layer", 1, 0, 1, 1024, &cfg->n_layers) ||
+	    get_int(c, "n_head", 1, 0, 1, 1 << 12, &cfg->n_heads) ||
+	    get_int(c, "n_positions", 0, 1024, 1, 1 << 24, &cfg->max_seq_len) ||
+	    get_int(c, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size) ||
+	    get_int(c, "n_inner", 0, 4L * cfg->dim, 1, 1 << 20, &cfg->hidden_dim) ||
+	    get_num(c, c->root, "layer_norm_epsilon", 1e-5, 0, 1, &cfg->norm_eps) ||
+	    get_bool(c, "tie_word_embeddings", 1, &cfg->tied_embeddings) ||
+	    get_tok(c, "bos_token_id", 50256, &cfg->bos_id) || get_tok(c, "eos_token_id", 50256, &cfg->eos_id))
+		return -1;
+	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
+	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
+	cfg->n_kv_heads = cfg->n_heads;
+	cfg->head_dim = cfg->dim / cfg->n_heads;
+	cfg->rope_theta = 0;
+	cfg->qkv_bias = 0;
+	const char *act = get_str(c->root, "activation_function");
+	if (json_object_get(c->root, "activation_function") && (!act || (strcmp(act, "gelu_new") &&
+									  strcmp(act, "gelu_pytorch_tanh"))))
+		return fail(c, "unsupported activation_function '%.40s' (gpt2 needs gelu_new)", act ? act : "?");
+	int saw = 1, inv = 0, cross = 0;
+	if (get_bool(c, "scale_attn_weights", 1, &saw) || get_bool(c, "scale_attn_by_inverse_layer_idx", 0, &inv) ||
+	    get_bool(c, "add_cross_attention", 0, &cross))
+		return -1;
+	if (!saw)
+		return fail(c, "unsupported scale_attn_weights false");
+	if (inv)
+		return fail(c, "unsupported scale_attn_by_inverse_layer_idx true");
+	if (cross)
+		return fail(c, "unsupported add_cross_attention true");
+	if (!cfg->tied_embeddings)
+		return fail(c, "unsupported tie_word_embeddings false for gpt2 (the output matrix is the embedding)");
+	if (cfg->dim % cfg->n_heads)
+		return fail(c, "n_embd %d is not a multiple of n_head %d", cfg->dim, cfg->n_heads);
+	return 0;
+}
+
+int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
+{
+#define BAD(...) (snprintf(err, errsz, __VA_ARGS__), -1)
+	if (cfg->arch != ARCH_LLAMA && cfg->arch != ARCH_GPT2)
+		return BAD("unknown architecture %d", (int)cfg->arch);
+	if (cfg->dim < 1 || cfg->dim > (1 << 16))
+		return BAD("dim %d out of range [1, 65536]", cfg->dim);
+	if (cfg->hidden_dim < 1 || cfg->hidden_dim > (1 << 20))
+		return BAD("hidden dim %d out of range [1, 1048576]", cfg->hidden_dim);
+	if (cfg->n_layers < 1 || cfg->n_layers > 1024)
+		return BAD("layers %d out of range [1, 1024]", cfg->n_layers);
+	if (cfg->n_heads < 1 || cfg->n_heads > cfg->dim)
+		return BAD("heads %d out of range [1, dim %d]", cfg->n_heads, cfg->dim);
+	if (cfg->n_kv_heads < 1 || cfg->n_kv_heads > cfg->n_heads || cfg->n_heads % cfg->n_kv_heads)
+		return BAD("kv heads %d must divide heads %d", cfg->n_kv_heads, cfg->n_heads);
+	if (cfg->head_dim < 1 || cfg->head_dim > 4096)
+		return BAD("head_dim %d out of range [1, 4096]", cfg->head_dim);
+	if (cfg->arch == ARCH_LLAMA && cfg->head_dim % 2)
+		return BAD("head_dim %d must be even for RoPE", cfg->head_dim);
+	if (cfg->arch == ARCH_GPT2 && (cfg->n_kv_heads != cfg->n_heads || cfg->head_dim * cfg->n_heads != cfg->dim))
+		return BAD("gpt2 needs head_dim * heads == dim and kv heads == heads");
+	if (cfg->vocab_size < 1 || cfg->vocab_size > (1 << 24))
+		return BAD("vocab size %d out of range [1, 16777216]", cfg->vocab_size);
+	if (cfg->max_seq_len < 1 || cfg->max_seq_len > (1 << 24))
+		return BAD("max sequence length %d out of range", cfg->max_seq_len);
+	if (!(cfg->norm_eps > 0 && cfg->norm_eps < 1))
+		return BAD("norm eps %g out of range (0, 1)", cfg->norm_eps);
+	if (cfg->arch == ARCH_LLAMA && !(cfg->rope_theta > 0 && isfinite(cfg->rope_theta)))
+		return BAD("rope theta %g must be positive", cfg->rope_theta);
+	if (cfg->bos_id >= cfg->vocab_size || cfg->eos_id >= cfg->vocab_size)
+		return BAD("bos/eos id (%d/%d) outside the vocabulary (%d)", cfg->bos_id, cfg->eos_id, cfg->vocab_size);
+	/* Parameter count must fit comfortably in memory arithmetic (2^40 floats). */
+	double np = (double)cfg->vocab_size * cfg->dim * (cfg->tied_embeddings ? 1 : 2) +
+		    (double)cfg->n_layers * ((double)cfg->dim * cfg->head_dim * (2 * cfg->n_heads + 2 * cfg->n_kv_heads) +
+					     3.0 * cfg->dim * cfg->hidden_dim);
+	if (np > (double)(1ull << 40))
+		return BAD("model would have %.3g parameters", np);
+	return 0;
+#undef BAD
+}
+
+int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err, size_t errsz)
+{
+	ctx c = {name, err, errsz, NULL};
+	json_error_t je;
+	memset(cfg, 0, sizeof *cfg);
+	c.root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!c.root)
+		return fail(&c, "line %d column %d: bad JSON: %s", je.line, je.column, je.text);
+	int rc = -1;
+	if (!json_is_object(c.root)) {
+		fail(&c, "not a JSON object");
+		goto out;
+	}
+	const char *mt = get_str(c.root, "model_type");
+	json_t *archs = json_object_get(c.root, "architectures");
+	const char *a0 = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
+	if (!mt && a0) /* old configs without model_type */
+		mt = !strcmp(a0, "LlamaForCausalLM")	 ? "llama"
+		     : !strcmp(a0, "MistralForCausalLM") ? "mistral"
+		     : !strcmp(a0, "Qwen2ForCausalLM")	 ? "qwen2"
+		     : !strcmp(a0, "GPT2LMHeadModel")	 ? "gpt2"
+							 : NULL;
+	if (!mt) {
+		fail(&c, "no model_type (and no known architectures entry)");
+		goto out;
+	}
+	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2"))
+		rc = parse_llama(&c, cfg, mt);
+	else if (!strcmp(mt, "gpt2"))
+		rc = parse_gpt2(&c, cfg);
+	else
+		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, gpt2)", mt);
+	if (rc == 0) {
+		char e2[256];
+		if (hfconfig_check(cfg, e2, sizeof e2))
+			rc = fail(&c, "%s", e2);
+	}
+out:
+	json_decref(c.root);
+	return rc;
+}
+
+void hfconfig_load(const char *path, model_config *cfg)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		die("%s: %s", path, strerror(errno));
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+	for (;;) {
+		xgrow((void **)&buf, &cap, n + 65536, 1);
+		size_t r = fread(buf + n, 1, cap - n, fp);
+		n += r;
+		if (r == 0)
+			break;
+		if (n > (64u << 20))
+			die("%s: larger than 64 MiB, not a config.json", path);
+	}
+	if (ferror(fp))
+		die("%s: read error", path);
+	fclose(fp);
+	char err[768];
+	if (hfconfig_parse(buf, n, path, cfg, err, sizeof err))
+		die("%s", err);
+	free(buf);
+}
+
+/* The shortest decimal that reads back as the same float, as a double, so
+ * the JSON says 1e-05 rather than 9.99999974737875e-06. */
+static json_t *jfloat(float v)
+{
+	char s[64];
+	for (int p = 1; p <= 9; p++) {
+		snprintf(s, sizeof s, "%.*g", p, (double)v);
+		if ((float)strtod(s, NULL) == v)
+			break;
+	}
+	return json_real(strtod(s, NULL));
+}
+
+static json_t *jtok(int id) { return id >= 0 ? json_integer(id) : json_null(); }
+
+char *hfconfig_dump(const model_config *cfg)
+{
+	json_t *o = json_object();
+#define SET(k, v) json_object_set_new(o, k, v)
+	if (cfg->arch == ARCH_GPT2) {
+		json_t *a = json_array();
+		json_array_append_new(a, json_string("GPT2LMHeadModel"));
+		SET("architectures", a);
+		SET("model_type", json_string("gpt2"));
+		SET("n_embd", json_integer(cfg->dim));
+		SET("n_layer", json_integer(cfg->n_layers));
+		SET("n_head", json_integer(cfg->n_heads));
+		SET("n_inner", json_integer(cfg->hidden_dim));
+		SET("n_positions", json_integer(cfg->max_seq_len));
+		SET("n_ctx", json_integer(cfg->max_seq_len));
+		SET("vocab_size", json_integer(cfg->vocab_size));
+		SET("layer_norm_epsilon", jfloat(cfg->norm_eps));
+		SET("activation_function", json_string("gelu_new"));
+		SET("scale_attn_weights", json_true());
+		SET("scale_attn_by_inverse_layer_idx", json_false());
+		SET("reorder_and_upcast_attn", json_false());
+		SET("attn_pdrop", json_real(0));
+		SET("embd_pdrop", json_real(0));
+		SET("resid_pdrop", json_real(0));
+	} else {
+		int qwen = cfg->qkv_bias;
+		json_t *a = json_array();
+		json_array_append_new(a, json_string(qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
+		SET("architectures", a);
+		SET("model_type", json_string(qwen ? "qwen2" : "llama"));
+		SET("hidden_size", json_integer(cfg->dim));
+		SET("intermediate_size", json_integer(cfg->hidden_dim));
+		SET("num_hidden_layers", json_integer(cfg->n_layers));
+		SET("num_attention_heads", json_integer(cfg->n_heads));
+		SET("num_key_value_heads", json_integer(cfg->n_kv_heads));
+		SET("head_dim", json_integer(cfg->head_dim));
+		SET("vocab_size", json_integer(cfg->vocab_size));
+		SET("max_position_embeddings", json_integer(cfg->max_seq_len));
+		SET("rms_norm_eps", jfloat(cfg->norm_eps));
+		SET("hidden_act", json_string("silu"));
+		/* Both spellings: transformers 4.x reads rope_theta, 5.x rope_parameters. */
+		SET("rope_theta", jfloat(cfg->rope_theta));
+		json_t *rp = json_object();
+		json_object_set_new(rp, "rope_type", json_string("default"));
+		json_object_set_new(rp, "rope_theta", jfloat(cfg->rope_theta));
+		SET("rope_parameters", rp);
+		SET("rope_scaling", json_null());
+		if (qwen) {
+			SET("use_sliding_window", json_false());
+			SET("sliding_window", json_null());
+		} else {
+			SET("attention_bias", json_false());
+			SET("mlp_bias", json_false());
+		}
+		SET("attention_dropout", json_real(0));
+	}
+	SET("tie_word_embeddings", json_boolean(cfg->tied_embeddings));
+	SET("bos_token_id", jtok(cfg->bos_id));
+	SET("eos_token_id", jtok(cfg->eos_id));
+	SET("initializer_range", json_real(0.02));
+	SET("use_cache", json_true());
+	SET("torch_dtype", json_string("float32"));
+#undef SET
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+	json_decref(o);
+	if (!s)
+		die("cannot encode config.json");
+	size_t n = strlen(s);
+	char *r = xmalloc(n + 2);
+	memcpy(r, s, n);
+	r[n] = '\n';
+	r[n + 1] = 0;
+	free(s);
+	return r;
+}
+
+void hfconfig_save(const model_config *cfg, const char *path)
+{
+	char *s = hfconfig_dump(cfg);
+	outfile *o = out_open(path);
+	fputs(s, o->fp);
+	out_close(o);
+	free(s);
+}

@@ -1,0 +1,31 @@
+/* hfconfig.h — Hugging Face config.json <-> model_config.
+ *
+ * Reads llama-family configs (LlamaForCausalLM, MistralForCausalLM,
+ * Qwen2ForCausalLM -> qkv_bias = 1) and gpt2 configs (GPT2LMHeadModel).
+ * Features our transformer does not implement (rope_scaling, attention or MLP
+ * biases beyond Qwen2's q/k/v, other activations, ...) are rejected with a
+ * one-line error naming the key, never silently ignored.
+ *
+ * Writes a config.json that `transformers` loads unchanged (model_type,
+ * architectures, torch_dtype "float32").
+ */
+#ifndef LBDPO_HFCONFIG_H
+#define LBDPO_HFCONFIG_H
+
+#include "../libcore/model.h"
+
+/* Parse config.json text (name used in messages). Returns 0, or -1 with a
+ * one-line message in err. */
+int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err,
+		   size_t errsz);
+/* Read and parse a config.json file; dies with a one-line message. */
+void hfconfig_load(const char *path, model_config *cfg);
+/* Check a config for internal consistency and sane ranges (used by every
+ * loader and by lbdpo-init). Returns 0, or -1 with a message in err. */
+int hfconfig_check(const model_config *cfg, char *err, size_t errsz);
+/* The config.json text (malloc'd, ends with a newline). */
+char *hfconfig_dump(const model_config *cfg);
+/* Write config.json atomically; dies on error. */
+void hfconfig_save(const model_config *cfg, const char *path);
+
+#endif

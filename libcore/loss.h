@@ -1,0 +1,107 @@
+/* loss.h — preference losses on per-pair quantities, with analytic gradients.
+ *
+ * The losses see only per-pair scalars (policy and reference completion
+ * log-prob sums, token counts, the pair's β), never the model: lbdpo-step
+ * turns dL/d(logp) into model_seq_grad and dL/dβ into the BetaHead backward.
+ *
+ * Notation (DESIGN §1), for pair i:
+ *   pc, pr   log πθ(y_w|x), log πθ(y_l|x)     (sums over completion tokens)
+ *   rc, rr   log πref(y_w|x), log πref(y_l|x)
+ *   nc, nr   completion token counts
+ *   Δ        = (pc − rc) − (pr − rr)
+ *   u        = (pc − rc)/nc − (pr − rr)/nr     (length-normalized Δ)
+ *   σ(z)     = 1/(1+e^−z);  log σ(z) = −softplus(−z)
+ * The batch loss is the mean of the per-pair losses plus the optional SFT
+ * term and the β regularizers. Formulas and gradients: loss.c.
+ *
+ * Convention: β multiplies the margin inside the sigmoid (DPO paper, TRL).
+ * A seed that writes σ(Δ/τ) with a temperature τ maps to ours by β = 1/τ.
+ */
+#ifndef LBDPO_LOSS_H
+#define LBDPO_LOSS_H
+
+#include <stdint.h>
+
+typedef enum {
+	LOSS_LBDPO = 0, /* sigmoid with a learned per-pair β (default) */
+	LOSS_DPO,       /* sigmoid, fixed β */
+	LOSS_IPO,
+	LOSS_HINGE,
+	LOSS_ROBUST,  /* label smoothing, cDPO / robust DPO (TRL "robust") */
+	LOSS_SIMPO,   /* reference-free, length-normalized, margin γ */
+	LOSS_LNDPO,   /* length-normalized DPO (TRL "sigmoid_norm") */
+	LOSS_BETADPO, /* Wu et al. 2024: batch-level dynamic β + filtering */
+	LOSS_SFT,     /* NLL of the chosen completion */
+	LOSS_N_KINDS
+} loss_kind;
+
+/* "lbdpo", "dpo", ... ; -1 when unknown. */
+int loss_kind_parse(const char *name);
+const char *loss_kind_name(loss_kind k);
+/* 1 when the loss uses the per-pair β of the BetaHead. */
+int loss_uses_learned_beta(loss_kind k);
+/* 1 when the loss needs reference log-probs. */
+int loss_needs_ref(loss_kind k);
+
+typedef struct {
+	loss_kind kind;
+	double beta;            /* fixed β (dpo, ipo τ, hinge, robust, simpo, ln-dpo); β0 of beta-dpo */
+	double label_smoothing; /* robust (and simpo): ε in [0, 0.5) */
+	double gamma;           /* simpo target margin γ */
+	double sft_weight;      /* RPO: + sft_weight · NLL(chosen), any loss */
+	/* beta-dpo (Wu et al. 2024) */
+	double bdpo_alpha;    /* a: β = β0 (1 + a (mean M_sel − M0)) */
+	double bdpo_rho;      /* fraction of the batch filtered out, in [0,1) */
+	double bdpo_momentum; /* moving-average factor of M0 and σ (0.9) */
+	/* regularizers on the learned β (lbdpo only) */
+	double range_reg, beta_min, beta_max; /* λ1 */
+	double group_reg;                     /* λ2 */
+	double entropy_reg, entropy_alpha;    /* λ3, α */
+} loss_opts;
+
+void loss_opts_default(loss_opts *o);
+
+typedef struct {
+	double pc, pr; /* policy completion log-prob sums */
+	double rc, rr; /* reference sums */
+	int nc, nr;    /* token counts (>= 1) */
+	double beta;   /* per-pair β (lbdpo); ignored by the fixed-β losses */
+	int group;     /* small group index, -1 = no group tag */
+	double h_ref;  /* reference prompt entropy (entropy regularizer) */
+} loss_pair;
+
+typedef struct {
+	double d_pc, d_pr; /* dL/dpc, dL/dpr of the batch loss L */
+	double d_beta;     /* dL/dβ_i (lbdpo: sigmoid + regularizers) */
+	double weight;     /* 1 if the pair entered the loss (beta-dpo filters), else 0 */
+	double loss;       /* the pair's preference loss term (before the 1/N mean) */
+} loss_pair_grad;
+
+/* Moving statistics of beta-dpo, carried between steps (checkpointed). */
+typedef struct {
+	double m0, sd; /* moving mean and std of the margins M_i = Δ_i */
+	int64_t n_updates;
+} bdpo_state;
+
+typedef struct {
+	double loss;     /* total L */
+	double pref;     /* mean preference term */
+	double sft;      /* NLL term (unweighted), token mean */
+	double reg_range, reg_group, reg_entropy; /* weighted regularizer terms */
+	double beta_used; /* beta-dpo's β of this batch (else mean β) */
+	int n_used;       /* pairs that entered the preference term */
+} loss_stats;
+
+/* Batch loss over n pairs; fills g[n] (may be NULL) and st (may be NULL).
+ * bs: beta-dpo state (updated); rng: xorshift state for beta-dpo sampling.
+ * Both may be NULL for the other losses. Returns L. */
+double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad *g,
+		  bdpo_state *bs, uint64_t *rng, loss_stats *st);
+
+/* Numerically stable helpers (exposed for tests). */
+double log_sigmoid(double z);
+double sigmoid(double z);
+/* xorshift64* in [0,1) */
+double rng_uniform(uint64_t *s);
+
+#endif

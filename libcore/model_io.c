@@ -1,0 +1,369 @@
+/* model_io.c — model_load / model_save_hf on top of model.h's public API
+ * (model_new, model_tensor_at with Hugging Face names and shapes).
+ *
+ * A directory is a Hugging Face model: config.json plus model.safetensors,
+ * or shards listed in model.safetensors.index.json. A regular file is a
+ * llama2.c .bin. Tensors are matched by name; gpt2 names are accepted with
+ * or without the "transformer." prefix. Known non-parameter buffers (causal
+ * mask "attn.bias"/"attn.masked_bias", "rotary_emb.inv_freq") are ignored;
+ * any other tensor the model does not have is an error (it would mean the
+ * config describes a different model than the weights).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../formats/hfconfig.h"
+#include "../formats/llama2c.h"
+#include "../formats/safetensors.h"
+#include "model.h"
+#include "util.h"
+
+#define MAX_SHARDS 4096
+
+/* ---- llama2.c .bin (layout in formats/llama2c.h) ---- */
+
+static const model_tensor *find_tensor(const model *m, const char *name)
+{
+	for (int i = 0; i < model_n_tensors(m); i++)
+		if (!strcmp(model_tensor_at(m, i)->name, name))
+			return model_tensor_at(m, i);
+	return NULL;
+}
+
+/* Copy n floats at file float index *pos into the named tensor (all of it,
+ * or one layer's slice), checking finiteness; advances *pos. */
+static float *copy_into(model *m, const char *path, const float *src, uint64_t *pos, const char *name, size_t n)
+{
+	const model_tensor *t = find_tensor(m, name);
+	if (!t)
+		die("%s: internal: model has no tensor '%s'", path, name);
+	if (t->numel != n)
+		die("%s: internal: tensor '%s' has %zu elements, llama2.c layout needs %zu", path, name, t->numel, n);
+	float *dst = model_params(m) + t->offset;
+	memcpy(dst, src + *pos, n * sizeof *dst);
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(dst[i]))
+			die("%s: byte offset %llu: weight '%s' element %zu is not finite", path,
+			    (unsigned long long)(LLAMA2C_HEADER_BYTES + 4 * (*pos + i)), name, i);
+	*pos += n;
+	return dst;
+}
+
+static model *llama2c_load(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("%s: %s", path, strerror(errno));
+	struct stat sb;
+	if (fstat(fd, &sb) < 0)
+		die("%s: %s", path, strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		die("%s: not a regular file", path);
+	unsigned char hdr[LLAMA2C_HEADER_BYTES] = {0};
+	if (sb.st_size >= LLAMA2C_HEADER_BYTES && pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
+		die("%s: read error: %s", path, strerror(errno));
+	model_config cfg;
+	int shared;
+	char err[768];
+	if (llama2c_parse_header(hdr, (uint64_t)sb.st_size, path, &cfg, &shared, err, sizeof err))
+		die("%s", err);
+	void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED)
+		die("%s: mmap: %s", path, strerror(errno));
+	close(fd);
+	/* The weights start at byte 28, so src is 4-byte aligned (mmap is page aligned). */
+	const float *src = (const float *)((const char *)map + LLAMA2C_HEADER_BYTES);
+	model *m = model_new(&cfg);
+	const int L = cfg.n_layers, D = cfg.dim, H = cfg.hidden_dim, hd = cfg.head_dim;
+	const size_t qd = (size_t)cfg.n_heads * hd, kvd = (size_t)cfg.n_kv_heads * hd;
+	uint64_t pos = 0;
+	char nm[128];
+	copy_into(m, path, src, &pos, "model.embed_tokens.weight", (size_t)cfg.vocab_size * D);
+	/* One block per weight kind, each holding every layer in turn. */
+	static const struct {
+		const char *fmt;
+		int kind; /* 0 rms [D], 1 q [qd][D], 2 kv [kvd][D], 3 o [D][qd], 4 w1/w3 [H][D], 5 w2 [D][H] */
+	} order[] = {
+		{"model.layers.%d.input_layernorm.weight", 0},	 {"model.layers.%d.self_attn.q_proj.weight", 1},
+		{"model.layers.%d.self_attn.k_proj.weight", 2},	 {"model.layers.%d.self_attn.v_proj.weight", 2},
+		{"model.layers.%d.self_attn.o_proj.weight", 3},	 {"model.layers.%d.post_attention_layernorm.weight", 0},
+		{"model.layers.%d.mlp.gate_proj.weight", 4},	 {"model.layers.%d.mlp.down_proj.weight", 5},
+		{"model.layers.%d.mlp.up_proj.weight", 4},
+	};
+	for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+		for (int l = 0; l < L; l++) {
+			snprintf(nm, sizeof nm, order[k].fmt, l);
+			size_t n = order[k].kind == 0 ? (size_t)D
+				   : order[k].kind == 1 ? qd * D
+				   : order[k].kind == 2 ? kvd * D
+				   : order[k].kind == 3 ? (size_t)D * qd
+							: (size_t)H * D;
+			float *w = copy_into(m, path, src, &pos, nm, n);
+			if (order[k].kind == 1)
+				llama2c_permute_qk(w, cfg.n_heads, hd, D);
+			else if (order[k].kind == 2 && strstr(order[k].fmt, "k_proj"))
+				llama2c_permute_qk(w, cfg.n_kv_heads, hd, D);
+		}
+	}
+	copy_into(m, path, src, &pos, "model.norm.weight", (size_t)D);
+	pos += 2 * ((uint64_t)cfg.max_seq_len * hd / 2); /* freq_cis_real, freq_cis_imag: recomputed, skipped */
+	if (!shared)
+		copy_into(m, path, src, &pos, "lm_head.weight", (size_t)cfg.vocab_size * D);
+	munmap(map, (size_t)sb.st_size);
+	return m;
+}
+
+/* ---- Hugging Face directories ---- */
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+	char *p = xmalloc(a + b + 2);
+	memcpy(p, dir, a);
+	p[a] = '/';
+	memcpy(p + a + 1, name, b + 1);
+	return p;
+}
+
+static int file_exists(const char *p)
+{
+	struct stat sb;
+	return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+	return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* Buffers that live in some state dicts but are not parameters. */
+static int is_buffer(const char *n)
+{
+	return ends_with(n, ".attn.bias") || ends_with(n, ".attn.masked_bias") || ends_with(n, "rotary_emb.inv_freq");
+}
+
+/* Shard file names come from an untrusted index: plain names only. */
+static void check_shard_name(const char *idx, const char *s)
+{
+	if (!*s || strchr(s, '/') || s[0] == '.' || strlen(s) > 255)
+		die("%s: weight_map: bad shard file name '%.80s' (plain file names in the same directory only)", idx, s);
+}
+
+/* Open the safetensors file(s) of an HF directory into files[]; returns n. */
+static int open_shards(const char *dir, st_file ***files_out)
+{
+	char *single = path_join(dir, "model.safetensors");
+	st_file **files = NULL;
+	int n = 0;
+	if (file_exists(single)) {
+		files = xmalloc(sizeof *files);
+		files[n++] = st_open(single);
+		free(single);
+		*files_out = files;
+		return n;
+	}
+	char *idx = path_join(dir, "model.safetensors.index.json");
+	if (!file_exists(idx))
+		die("%s: no model.safetensors or model.safetensors.index.json", dir);
+	json_error_t je;
+	json_t *root = json_load_file(idx, JSON_REJECT_DUPLICATES, &je);
+	if (!root)
+		die("%s: line %d column %d: bad JSON: %s", idx, je.line, je.column, je.text);
+	json_t *wm = json_object_get(root, "weight_map");
+	if (!json_is_object(wm))
+		die("%s: no weight_map object", idx);
+	char **names = NULL;
+	size_t cap = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(wm, k, v)
+	{
+		if (!json_is_string(v))
+			die("%s: weight_map['%.80s'] is not a string", idx, k);
+		const char *s = json_string_value(v);
+		check_shard_name(idx, s);
+		int seen = 0;
+		for (int i = 0; i < n && !seen; i++)
+			seen = !strcmp(names[i], s);
+		if (seen)
+			continue;
+		if (n >= MAX_SHARDS)
+			die("%s: more than %d shard files", idx, MAX_SHARDS);
+		xgrow((void **)&names, &cap, (size_t)n + 1, sizeof *names);
+		names[n++] = xstrdup(s);
+	}
+	json_decref(root);
+	if (n == 0)
+		die("%s: empty weight_map", idx);
+	files = xmalloc((size_t)n * sizeof *files);
+	for (int i = 0; i < n; i++) {
+		char *p = path_join(dir, names[i]);
+		files[i] = st_open(p);
+		free(p);
+		free(names[i]);
+	}
+	free(names);
+	free(idx);
+	free(single);
+	*files_out = files;
+	return n;
+}
+
+/* Find name (or its gpt2 prefix variant) across the shards; dies if it is
+ * in more than one. */
+static const st_info_t *find_any(st_file **f, int nf, const char *name, int gpt2, int *which)
+{
+	const st_info_t *hit = NULL;
+	char alt[512];
+	alt[0] = 0;
+	if (gpt2) {
+		if (!strncmp(name, "transformer.", 12))
+			snprintf(alt, sizeof alt, "%s", name + 12);
+		else if (strncmp(name, "lm_head.", 8))
+			snprintf(alt, sizeof alt, "transformer.%s", name);
+	}
+	for (int i = 0; i < nf; i++) {
+		for (int a = 0; a < 2; a++) {
+			const char *n = a ? alt : name;
+			if (!*n)
+				continue;
+			const st_info_t *t = st_find(f[i], n);
+			if (!t)
+				continue;
+			if (hit)
+				die("%s: tensor '%s' appears more than once (also in %s)", st_name(f[i]), name,
+				    st_name(f[*which]));
+			hit = t;
+			*which = i;
+		}
+	}
+	return hit;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+	size_t o = 0;
+	o += (size_t)snprintf(buf + o, n - o, "[");
+	for (int d = 0; d < ndim && o < n; d++)
+		o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? ", " : "", (long long)shape[d]);
+	if (o < n)
+		snprintf(buf + o, n - o, "]");
+}
+
+static model *load_hf(const char *dir)
+{
+	char *cfgp = path_join(dir, "config.json");
+	if (!file_exists(cfgp))
+		die("%s: no config.json (not a Hugging Face model directory)", dir);
+	model_config cfg;
+	hfconfig_load(cfgp, &cfg);
+	free(cfgp);
+	st_file **f;
+	int nf = open_shards(dir, &f);
+	model *m = model_new(&cfg);
+	float *P = model_params(m);
+	int gpt2 = cfg.arch == ARCH_GPT2;
+	/* used[i][j]: tensor j of shard i was consumed */
+	char **used = xmalloc((size_t)nf * sizeof *used);
+	for (int i = 0; i < nf; i++)
+		used[i] = xcalloc((size_t)st_count(f[i]) + 1, 1);
+	for (int i = 0; i < model_n_tensors(m); i++) {
+		const model_tensor *t = model_tensor_at(m, i);
+		int w = 0;
+		const st_info_t *s = find_any(f, nf, t->name, gpt2, &w);
+		if (!s)
+			die("%s: tensor '%s' not found%s", nf == 1 ? st_name(f[0]) : dir, t->name,
+			    !strcmp(t->name, "lm_head.weight") ? " (config says tie_word_embeddings false)" : "");
+		int same = s->ndim == t->ndim;
+		for (int d = 0; same && d < t->ndim; d++)
+			same = s->shape[d] == t->shape[d];
+		if (!same) {
+			char a[128], b[128];
+			shape_str(a, sizeof a, s->ndim, s->shape);
+			shape_str(b, sizeof b, t->ndim, t->shape);
+			die("%s: tensor '%s' has shape %s, config.json implies %s", st_name(f[w]), s->name, a, b);
+		}
+		st_read_f32(f[w], s->name, P + t->offset, t->numel);
+		used[w][s - st_info(f[w], 0)] = 1;
+	}
+	for (int i = 0; i < nf; i++) {
+		for (int j = 0; j < st_count(f[i]); j++) {
+			const char *n = st_info(f[i], j)->name;
+			if (used[i][j] || is_buffer(n))
+				continue;
+			/* A stored lm_head is ignored when the config ties it (as transformers does). */
+			if (cfg.tied_embeddings && !strcmp(n, "lm_head.weight"))
+				continue;
+			die("%s: unexpected tensor '%s' (not a parameter of the %s model config.json describes)", st_name(f[i]),
+			    n, gpt2 ? "gpt2" : cfg.qkv_bias ? "qwen2" : "llama");
+		}
+		free(used[i]);
+		st_close(f[i]);
+	}
+	free(used);
+	free(f);
+	return m;
+}
+
+model *model_load(const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0)
+		die("%s: %s", path, strerror(errno));
+	if (S_ISDIR(sb.st_mode))
+		return load_hf(path);
+	if (ends_with(path, ".safetensors") || ends_with(path, ".json"))
+		die("%s: give the model directory (with config.json), not one of its files", path);
+	return llama2c_load(path);
+}
+
+void model_save_hf(const model *mc, const char *dir)
+{
+	model *m = (model *)mc; /* model_params is not const-qualified; we only read */
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+		die("%s: cannot create directory: %s", dir, strerror(errno));
+	struct stat sb;
+	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		die("%s: not a directory", dir);
+	const model_config *cfg = model_cfg(m);
+	int n = model_n_tensors(m);
+	st_tensor_out *t = xcalloc((size_t)n + 1, sizeof *t);
+	char **names = xcalloc((size_t)n + 1, sizeof *names);
+	const float *P = model_params(m);
+	for (int i = 0; i < n; i++) {
+		const model_tensor *mt = model_tensor_at(m, i);
+		/* GPT2LMHeadModel's own names carry the "transformer." prefix. */
+		if (cfg->arch == ARCH_GPT2 && strncmp(mt->name, "transformer.", 12) && strncmp(mt->name, "lm_head.", 8)) {
+			names[i] = xmalloc(strlen(mt->name) + 13);
+			sprintf(names[i], "transformer.%s", mt->name);
+			t[i].name = names[i];
+		} else {
+			t[i].name = mt->name;
+		}
+		t[i].ndim = mt->ndim;
+		for (int d = 0; d < mt->ndim; d++)
+			t[i].shape[d] = mt->shape[d];
+		t[i].data = P + mt->offset;
+	}
+	static const char *const meta[] = {"format", "pt", NULL};
+	char *p = path_join(dir, "model.safetensors");
+	st_save(p, t, n, meta);
+	free(p);
+	p = path_join(dir, "config.json");
+	hfconfig_save(cfg, p);
+	free(p);
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(t);
+}

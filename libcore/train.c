@@ -1,0 +1,476 @@
+/* train.c — records in memory, checkpoints, batch scoring (see train.h). */
+#define _GNU_SOURCE
+#include "train.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../formats/records.h"
+#include "../formats/safetensors.h"
+#include "util.h"
+
+/* ---------------- records ---------------- */
+
+static int group_index(pref_set *s, const char *g, size_t n)
+{
+	for (int i = 0; i < s->n_groups; i++)
+		if (strlen(s->groups[i]) == n && !memcmp(s->groups[i], g, n))
+			return i;
+	s->groups = xrealloc(s->groups, sizeof(char *) * (size_t)(s->n_groups + 1));
+	char *c = xmalloc(n + 1);
+	memcpy(c, g, n);
+	c[n] = 0;
+	s->groups[s->n_groups] = c;
+	return s->n_groups++;
+}
+
+pref_set *pref_load(const char *path, int need_ref, uint32_t vocab)
+{
+	rs_reader *r = rs_open(path, NULL);
+	pref_set *s = xcalloc(1, sizeof *s);
+	s->name = xstrdup(rs_name(r));
+	size_t cap = 0;
+	const msgpack_object *rec;
+	while (rs_next(r, &rec)) {
+		xgrow((void **)&s->r, &cap, (size_t)s->n + 1, sizeof(pref_rec));
+		pref_rec *p = &s->r[s->n];
+		memset(p, 0, sizeof *p);
+		p->index = rs_index(r);
+		size_t n, c0 = 0, c1 = 0, c2 = 0;
+		rs_req(r, rs_get_ids(r, rec, "prompt_ids", vocab, &p->prompt, &n, &c0), "prompt_ids");
+		p->np = (int)n;
+		rs_req(r, rs_get_ids(r, rec, "chosen_ids", vocab, &p->chosen, &n, &c1), "chosen_ids");
+		p->nc = (int)n;
+		rs_req(r, rs_get_ids(r, rec, "rejected_ids", vocab, &p->rejected, &n, &c2), "rejected_ids");
+		p->nr = (int)n;
+		if (p->np < 1 || p->nc < 1 || p->nr < 1)
+			rs_die(r, "empty prompt_ids, chosen_ids or rejected_ids");
+		if (p->np > 1000000 || p->nc > 1000000 || p->nr > 1000000)
+			rs_die(r, "sequence longer than 1000000 tokens");
+		const char *str;
+		size_t sl;
+		p->group = -1;
+		if (rs_get_str(r, rec, "group", &str, &sl))
+			p->group = group_index(s, str, sl);
+		if (rs_get_str(r, rec, "id", &str, &sl)) {
+			p->id = xmalloc(sl + 1);
+			memcpy(p->id, str, sl);
+			p->id[sl] = 0;
+		}
+		int a = rs_get_f64(r, rec, "ref_chosen_logp", &p->ref_c);
+		int b = rs_get_f64(r, rec, "ref_rejected_logp", &p->ref_r);
+		p->has_ref = a && b;
+		if (need_ref) {
+			rs_req(r, a, "ref_chosen_logp");
+			rs_req(r, b, "ref_rejected_logp");
+		}
+		int64_t cn;
+		if (rs_get_i64(r, rec, "ref_chosen_n", &cn) && cn != p->nc)
+			rs_die(r, "ref_chosen_n %lld differs from the %d chosen_ids: cache made from other tokens",
+			       (long long)cn, p->nc);
+		if (rs_get_i64(r, rec, "ref_rejected_n", &cn) && cn != p->nr)
+			rs_die(r, "ref_rejected_n %lld differs from the %d rejected_ids: cache made from other tokens",
+			       (long long)cn, p->nr);
+		rs_get_f64(r, rec, "ref_prompt_logp", &p->ref_plogp);
+		rs_get_f64(r, rec, "ref_prompt_entropy", &p->ref_entropy);
+		if (!isfinite(p->ref_c) || !isfinite(p->ref_r) || !isfinite(p->ref_plogp) || !isfinite(p->ref_entropy))
+			rs_die(r, "non-finite reference score");
+		s->n++;
+	}
+	rs_close(r);
+	return s;
+}
+
+void pref_free(pref_set *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->n; i++) {
+		free(s->r[i].prompt);
+		free(s->r[i].chosen);
+		free(s->r[i].rejected);
+		free(s->r[i].id);
+	}
+	for (int i = 0; i < s->n_groups; i++)
+		free(s->groups[i]);
+	free(s->groups);
+	free(s->r);
+	free(s->name);
+	free(s);
+}
+
+/* ---------------- checkpoints ---------------- */
+
+static char *path_join(const char *a, const char *b)
+{
+	char *s;
+	if (asprintf(&s, "%s/%s", a, b) < 0)
+		die("out of memory");
+	return s;
+}
+
+int ckpt_is(const char *path)
+{
+	char *p = path_join(path, "trainer_state.json");
+	struct stat st;
+	int r = stat(p, &st) == 0;
+	free(p);
+	return r;
+}
+
+static const char *pool_names[] = {"last", "mean"};
+static const char *ppl_names[] = {"policy", "ref"};
+
+static void head_names(const betahead *bh, st_tensor_out *t, int *n)
+{
+	const int C = bh->C, K = bh->K;
+	const float *p = bh->p;
+	t[0] = (st_tensor_out){"log_w", 1, {1}, p};
+	if (bh->kind == HEAD_LINEAR) {
+		t[1] = (st_tensor_out){"head.weight", 2, {1, C}, p + 1};
+		t[2] = (st_tensor_out){"head.bias", 1, {1}, p + 1 + C};
+		*n = 3;
+	} else {
+		const float *W1 = p + 1, *b1 = W1 + (size_t)K * C, *W2 = b1 + K, *b2 = W2 + K;
+		t[1] = (st_tensor_out){"head.0.weight", 2, {K, C}, W1};
+		t[2] = (st_tensor_out){"head.0.bias", 1, {K}, b1};
+		t[3] = (st_tensor_out){"head.2.weight", 2, {1, K}, W2};
+		t[4] = (st_tensor_out){"head.2.bias", 1, {1}, b2};
+		*n = 5;
+	}
+}
+
+static size_t tensor_numel(const st_tensor_out *t)
+{
+	size_t n = 1;
+	for (int i = 0; i < t->ndim; i++)
+		n *= (size_t)t->shape[i];
+	return n;
+}
+
+static int parse_enum(const char *v, const char **names, int n)
+{
+	for (int i = 0; v && i < n; i++)
+		if (!strcmp(v, names[i]))
+			return i;
+	return -1;
+}
+
+ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, pool_kind pool,
+		ppl_source ppl_from, double w0, uint64_t seed)
+{
+	ckpt *c = xcalloc(1, sizeof *c);
+	c->m = model_load(path);
+	const int C = model_cfg(c->m)->dim;
+	size_t np = model_n_params(c->m);
+	c->pm = xcalloc(np, sizeof(float));
+	c->pv = xcalloc(np, sizeof(float));
+	c->rng = seed * 0x9E3779B97F4A7C15ull + 1;
+	if (fresh || !ckpt_is(path)) {
+		c->bh = betahead_new(kind, C, K, eps);
+		betahead_init(c->bh, seed, w0);
+		c->pool = pool;
+		c->ppl_from = ppl_from;
+	} else {
+		/* the β model */
+		char *hp = path_join(path, "beta_head.safetensors");
+		st_file *f = st_open(hp);
+		int hk = parse_enum(st_meta(f, "head"), (const char *[]){"linear", "mlp"}, 2);
+		const char *se = st_meta(f, "eps"), *sk = st_meta(f, "hidden"), *sd = st_meta(f, "dim");
+		int pk = parse_enum(st_meta(f, "pool"), pool_names, 2);
+		int pf = parse_enum(st_meta(f, "ppl_from"), ppl_names, 2);
+		if (hk < 0 || !se || !sk || !sd || pk < 0 || pf < 0)
+			die("%s: missing or bad metadata (head, eps, hidden, dim, pool, ppl_from)", hp);
+		double e = strtod(se, NULL);
+		long k = strtol(sk, NULL, 10), d = strtol(sd, NULL, 10);
+		if (d != C || !(e > 0 && e < 1) || (hk == HEAD_MLP && (k < 1 || k > 1 << 16)))
+			die("%s: head metadata does not fit the model (dim %ld vs %d, eps %g, hidden %ld)", hp, d, C, e, k);
+		c->bh = betahead_new((head_kind)hk, C, (int)k, (float)e);
+		c->pool = (pool_kind)pk;
+		c->ppl_from = (ppl_source)pf;
+		st_tensor_out t[5];
+		int nt;
+		head_names(c->bh, t, &nt);
+		for (int i = 0; i < nt; i++)
+			st_read_f32(f, t[i].name, (float *)t[i].data, tensor_numel(&t[i]));
+		st_close(f);
+		free(hp);
+		c->hm = xcalloc(c->bh->n_params, sizeof(float));
+		c->hv = xcalloc(c->bh->n_params, sizeof(float));
+		/* optimizer */
+		char *op = path_join(path, "optimizer.safetensors");
+		f = st_open(op);
+		st_read_f32(f, "policy.m", c->pm, np);
+		st_read_f32(f, "policy.v", c->pv, np);
+		st_read_f32(f, "beta.m", c->hm, c->bh->n_params);
+		st_read_f32(f, "beta.v", c->hv, c->bh->n_params);
+		st_close(f);
+		free(op);
+		/* trainer state */
+		char *sp = path_join(path, "trainer_state.json");
+		json_error_t err;
+		c->state = json_load_file(sp, JSON_REJECT_DUPLICATES, &err);
+		if (!c->state || !json_is_object(c->state))
+			die("%s: line %d: %s", sp, err.line, c->state ? "not a JSON object" : err.text);
+		json_t *st = c->state;
+		const char *rng = json_string_value(json_object_get(st, "rng"));
+		if (!json_is_integer(json_object_get(st, "step")) || !json_is_integer(json_object_get(st, "epoch")) ||
+		    !json_is_integer(json_object_get(st, "pos")) || !rng)
+			die("%s: missing step, epoch, pos or rng", sp);
+		c->step = (long)json_integer_value(json_object_get(st, "step"));
+		c->epoch = (long)json_integer_value(json_object_get(st, "epoch"));
+		c->pos = (long)json_integer_value(json_object_get(st, "pos"));
+		c->rng = strtoull(rng, NULL, 16);
+		c->bs.m0 = json_number_value(json_object_get(st, "bdpo_m0"));
+		c->bs.sd = json_number_value(json_object_get(st, "bdpo_sd"));
+		c->bs.n_updates = json_integer_value(json_object_get(st, "bdpo_n"));
+		if (c->step < 0 || c->epoch < 0 || c->pos < 0)
+			die("%s: negative step, epoch or pos", sp);
+		free(sp);
+		c->resumed = 1;
+	}
+	if (!c->hm) {
+		c->hm = xcalloc(c->bh->n_params, sizeof(float));
+		c->hv = xcalloc(c->bh->n_params, sizeof(float));
+	}
+	return c;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void fsync_path(const char *p)
+{
+	int fd = open(p, O_RDONLY);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+void ckpt_save(const ckpt *c, const char *dir, json_t *options)
+{
+	char *tmp, *old;
+	if (asprintf(&tmp, "%s.tmp.%ld", dir, (long)getpid()) < 0 ||
+	    asprintf(&old, "%s.old.%ld", dir, (long)getpid()) < 0)
+		die("out of memory");
+	nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	model_save_hf(c->m, tmp);
+
+	/* β model */
+	st_tensor_out t[5];
+	int nt;
+	head_names(c->bh, t, &nt);
+	char eps[32], hid[32], dim[32];
+	snprintf(eps, sizeof eps, "%.9g", (double)c->bh->eps);
+	snprintf(hid, sizeof hid, "%d", c->bh->K);
+	snprintf(dim, sizeof dim, "%d", c->bh->C);
+	const char *meta[] = {"head", c->bh->kind == HEAD_MLP ? "mlp" : "linear", "eps", eps, "hidden", hid, "dim",
+			      dim, "pool", pool_names[c->pool], "ppl_from", ppl_names[c->ppl_from],
+			      "formula", "beta = exp(log_w) * exp(-mean prompt logp) * (1 + eps*tanh(head(h)))", NULL};
+	char *p = path_join(tmp, "beta_head.safetensors");
+	st_save(p, t, nt, meta);
+	free(p);
+
+	/* optimizer */
+	size_t np = model_n_params(c->m);
+	st_tensor_out o[4] = {{"policy.m", 1, {(int64_t)np}, c->pm},
+			      {"policy.v", 1, {(int64_t)np}, c->pv},
+			      {"beta.m", 1, {(int64_t)c->bh->n_params}, c->hm},
+			      {"beta.v", 1, {(int64_t)c->bh->n_params}, c->hv}};
+	p = path_join(tmp, "optimizer.safetensors");
+	st_save(p, o, 4, NULL);
+	free(p);
+
+	/* trainer state */
+	json_t *st = json_object();
+	char rng[32];
+	snprintf(rng, sizeof rng, "%016llx", (unsigned long long)c->rng);
+	json_object_set_new(st, "format", json_string("lbdpo-checkpoint"));
+	json_object_set_new(st, "version", json_string(LBDPO_VERSION));
+	json_object_set_new(st, "step", json_integer(c->step));
+	json_object_set_new(st, "epoch", json_integer(c->epoch));
+	json_object_set_new(st, "pos", json_integer(c->pos));
+	json_object_set_new(st, "rng", json_string(rng));
+	json_object_set_new(st, "bdpo_m0", json_real(c->bs.m0));
+	json_object_set_new(st, "bdpo_sd", json_real(c->bs.sd));
+	json_object_set_new(st, "bdpo_n", json_integer(c->bs.n_updates));
+	if (options)
+		json_object_set(st, "options", options);
+	p = path_join(tmp, "trainer_state.json");
+	outfile *of = out_open(p);
+	char *txt = json_dumps(st, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+	fputs(txt, of->fp);
+	fputc('\n', of->fp);
+	out_close(of);
+	free(txt);
+	free(p);
+	json_decref(st);
+	fsync_path(tmp);
+
+	/* swap into place: a crash leaves either the old or the new directory */
+	struct stat sb;
+	int had = stat(dir, &sb) == 0;
+	if (had && rename(dir, old) != 0)
+		die("cannot move %s aside: %s", dir, strerror(errno));
+	if (rename(tmp, dir) != 0)
+		die("cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+	if (had)
+		nftw(old, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(tmp);
+	free(old);
+}
+
+void ckpt_free(ckpt *c)
+{
+	if (!c)
+		return;
+	model_free(c->m);
+	betahead_free(c->bh);
+	free(c->pm);
+	free(c->pv);
+	free(c->hm);
+	free(c->hv);
+	if (c->state)
+		json_decref(c->state);
+	free(c);
+}
+
+/* ---------------- batches ---------------- */
+
+batch_buf *batch_new(int B, int C, int K)
+{
+	batch_buf *b = xcalloc(1, sizeof *b);
+	b->B = B;
+	b->C = C;
+	b->seqs = xcalloc((size_t)B, sizeof *b->seqs);
+	b->sc = xcalloc((size_t)B, sizeof *b->sc);
+	b->sg = xcalloc((size_t)B, sizeof *b->sg);
+	b->h = xcalloc((size_t)B * C, sizeof(float));
+	b->act = xcalloc((size_t)B * (K > 0 ? K : 1), sizeof(float));
+	b->m = xcalloc((size_t)B, sizeof(double));
+	b->parts = xcalloc((size_t)B, sizeof *b->parts);
+	b->dbeta = xcalloc((size_t)B, sizeof(double));
+	b->dm = xcalloc((size_t)B, sizeof(double));
+	b->dh = xcalloc((size_t)B * C, sizeof(float));
+	b->lp = xcalloc((size_t)B, sizeof *b->lp);
+	b->lg = xcalloc((size_t)B, sizeof *b->lg);
+	return b;
+}
+
+void batch_free(batch_buf *b)
+{
+	if (!b)
+		return;
+	free(b->seqs);
+	free(b->sc);
+	free(b->sg);
+	free(b->h);
+	free(b->act);
+	free(b->m);
+	free(b->parts);
+	free(b->dbeta);
+	free(b->dm);
+	free(b->dh);
+	free(b->lp);
+	free(b->lg);
+	free(b);
+}
+
+void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B, int n_comp,
+		   int train, int need_head, double fixed_beta)
+{
+	const int C = b->C;
+	for (int i = 0; i < B; i++) {
+		const pref_rec *r = recs[i];
+		b->seqs[i] = (model_seq){.prompt = r->prompt,
+					 .n_prompt = r->np,
+					 .comp = {r->chosen, r->rejected},
+					 .n_comp_tok = {r->nc, r->nr},
+					 .n_comp = n_comp};
+		memset(&b->sc[i], 0, sizeof b->sc[i]);
+		if (need_head) {
+			if (c->pool == POOL_LAST)
+				b->sc[i].h_last = b->h + (size_t)i * C;
+			else
+				b->sc[i].h_mean = b->h + (size_t)i * C;
+		}
+	}
+	model_forward(c->m, ws, b->seqs, B, b->sc, train);
+	for (int i = 0; i < B; i++)
+		b->m[i] = c->ppl_from == PPL_POLICY ? b->sc[i].prompt_mean_logp : recs[i]->ref_plogp;
+	if (need_head)
+		betahead_forward(c->bh, b->parts, b->act, b->h, b->m, B);
+	for (int i = 0; i < B; i++) {
+		const pref_rec *r = recs[i];
+		b->lp[i] = (loss_pair){.pc = b->sc[i].logp[0],
+				       .pr = n_comp > 1 ? b->sc[i].logp[1] : 0,
+				       .rc = r->ref_c,
+				       .rr = r->ref_r,
+				       .nc = r->nc,
+				       .nr = r->nr,
+				       .beta = need_head ? b->parts[i].beta : fixed_beta,
+				       .group = r->group,
+				       .h_ref = r->ref_entropy};
+	}
+}
+
+double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B,
+			const loss_opts *lo, beta_grad_mode bg, int policy_trained, double scale, float *G,
+			float *HG, bdpo_state *bs, uint64_t *rng, loss_stats *st)
+{
+	const int learned = loss_uses_learned_beta(lo->kind);
+	const int n_comp = lo->kind == LOSS_SFT ? 1 : 2;
+	const int head_trained = learned && bg != BGRAD_NONE;
+	const int C = b->C;
+	batch_forward(c, ws, b, recs, B, n_comp, policy_trained, learned, lo->beta);
+	loss_stats s;
+	double L = loss_batch(lo, b->lp, B, b->lg, bs, rng, &s);
+	if (st)
+		*st = s;
+	for (int i = 0; i < B; i++)
+		b->dbeta[i] = b->lg[i].d_beta * scale;
+	if (head_trained)
+		betahead_backward(c->bh, HG, b->dm, bg == BGRAD_FULL ? b->dh : NULL, b->dbeta, b->parts, b->act, b->h,
+				  B);
+	if (policy_trained) {
+		for (int i = 0; i < B; i++) {
+			model_seq_grad *g = &b->sg[i];
+			memset(g, 0, sizeof *g);
+			/* through Δ (and the SFT term) */
+			g->d_logp[0] = b->lg[i].d_pc * scale;
+			g->d_logp[1] = b->lg[i].d_pr * scale;
+			if (head_trained && bg == BGRAD_FULL) {
+				/* through PPL: ∂β/∂m = −β, m the policy's mean prompt log-prob */
+				if (c->ppl_from == PPL_POLICY)
+					g->d_prompt_mean_logp = b->dm[i];
+				/* through h */
+				if (c->pool == POOL_LAST)
+					g->d_h_last = b->dh + (size_t)i * C;
+				else
+					g->d_h_mean = b->dh + (size_t)i * C;
+			}
+		}
+		model_backward(c->m, ws, b->sg, G);
+	}
+	return L;
+}
+
+double mean_d(const double *x, int n)
+{
+	double s = 0;
+	for (int i = 0; i < n; i++)
+		s += x[i];
+	return n > 0 ? s / n : 0;
+}
