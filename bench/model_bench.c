@@ -120,14 +120,13 @@ static void bench_model(const char *label, model_config cfg, int reps, double pe
 	model *m = model_new(&cfg);
 	model_init_random(m, 1, 0.02f);
 	float *grads = xcalloc(model_n_params(m), sizeof(float));
-	/* two preference pairs [prompt 128 | chosen 128 | rejected 128] → 768 tokens,
-	 * sequences of 256 positions each; one plain sequence of 512 tokens */
+	/* a preference pair [prompt 128 | chosen 128 | rejected 128] (two sequences
+	 * of 256 positions, 384 tokens) and one plain sequence of 512 tokens */
 	uint32_t *t = toks(4096, cfg.vocab_size, 7);
-	model_seq s[3];
+	model_seq s[2];
 	s[0] = (model_seq){ t, 128, { t + 128, t + 256 }, { 128, 128 }, 2 };
-	s[1] = (model_seq){ t + 384, 128, { t + 512, t + 640 }, { 128, 128 }, 2 };
-	s[2] = (model_seq){ t + 1024, 64, { t + 1088, NULL }, { 448, 0 }, 1 };
-	int n = 3;
+	s[1] = (model_seq){ t + 1024, 64, { t + 1088, NULL }, { 448, 0 }, 1 };
+	int n = 2;
 	long T = batch_tokens(s, n);
 	double F = fwd_flops(m, s, n);
 	timing r = run(m, s, n, reps, grads);
