@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
@@ -322,12 +323,17 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	/* swap into place: a crash leaves either the old or the new directory */
 	struct stat sb;
 	int had = stat(dir, &sb) == 0;
-	if (had && rename(dir, old) != 0)
-		die("cannot move %s aside: %s", dir, strerror(errno));
-	if (rename(tmp, dir) != 0)
-		die("cannot rename %s to %s: %s", tmp, dir, strerror(errno));
-	if (had)
-		nftw(old, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	if (had && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+		/* atomic swap: there is no moment without a checkpoint at dir */
+		nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	} else {
+		if (had && rename(dir, old) != 0)
+			die("cannot move %s aside: %s", dir, strerror(errno));
+		if (rename(tmp, dir) != 0)
+			die("cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+		if (had)
+			nftw(old, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	}
 	free(tmp);
 	free(old);
 }
