@@ -44,6 +44,8 @@ CMD_SRCS  := $(sort $(wildcard cmd/*.c))
 PROGS     := $(CMD_SRCS:cmd/%.c=$(BIN)/%)
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 TESTS     := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCHES   := $(BENCH_SRCS:bench/%.c=$(B)/bench/bin/%)
 MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
@@ -67,6 +69,10 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(shell pkg-config --libs criterion) -o $@
 
+$(B)/bench/bin/%: $(B)/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
 tests-build: $(PROGS) $(TESTS)
 
 deps:
@@ -83,8 +89,8 @@ demo: deps
 	@$(MAKE) --no-print-directory -f pipelines/demo.mk LBDPO_BIN=$(CURDIR)/$(BIN)
 
 bench: deps
-	@$(MAKE) --no-print-directory all
-	@LBDPO_BIN=$(CURDIR)/$(BIN) bash bench/run.sh
+	@$(MAKE) --no-print-directory all $(BENCHES)
+	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_BENCHBIN=$(CURDIR)/$(B)/bench/bin bash bench/run.sh
 
 fuzz: deps
 	@bash tests/fuzz/run.sh

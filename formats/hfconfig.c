@@ -112,6 +112,13 @@ static int get_tok(ctx *c, const char *key, int def, int *out)
 	return 0;
 }
 
+/* A default id (key absent) that the vocabulary cannot hold means "unknown". */
+static void default_tok(ctx *c, const char *key, int *id, int vocab)
+{
+	if (!json_object_get(c->root, key) && *id >= vocab)
+		*id = -1;
+}
+
 static const char *get_str(json_t *obj, const char *key)
 {
 	json_t *v = json_object_get(obj, key);
@@ -169,6 +176,8 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	    get_tok(c, "bos_token_id", qwen ? -1 : 1, &cfg->bos_id) ||
 	    get_tok(c, "eos_token_id", qwen ? -1 : 2, &cfg->eos_id))
 		return -1;
+	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
+	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
 	const char *act = get_str(c->root, "hidden_act");
 	if (json_object_get(c->root, "hidden_act") && (!act || strcmp(act, "silu")))
 		return fail(c, "unsupported hidden_act '%.40s' (llama family needs silu)", act ? act : "?");
@@ -212,6 +221,8 @@ static int parse_gpt2(ctx *c, model_config *cfg)
 	    get_bool(c, "tie_word_embeddings", 1, &cfg->tied_embeddings) ||
 	    get_tok(c, "bos_token_id", 50256, &cfg->bos_id) || get_tok(c, "eos_token_id", 50256, &cfg->eos_id))
 		return -1;
+	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
+	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
 	cfg->n_kv_heads = cfg->n_heads;
 	cfg->head_dim = cfg->dim / cfg->n_heads;
 	cfg->rope_theta = 0;
@@ -230,6 +241,8 @@ static int parse_gpt2(ctx *c, model_config *cfg)
 		return fail(c, "unsupported scale_attn_by_inverse_layer_idx true");
 	if (cross)
 		return fail(c, "unsupported add_cross_attention true");
+	if (!cfg->tied_embeddings)
+		return fail(c, "unsupported tie_word_embeddings false for gpt2 (the output matrix is the embedding)");
 	if (cfg->dim % cfg->n_heads)
 		return fail(c, "n_embd %d is not a multiple of n_head %d", cfg->dim, cfg->n_heads);
 	return 0;

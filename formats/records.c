@@ -37,7 +37,10 @@ struct rs_reader {
 	msgpack_unpacked rec;
 	msgpack_unpacked hdr;
 	char *hdr_bytes;
+	rs_reader *next_live; /* list of open readers, for rs_close_all */
 };
+
+static rs_reader *live;
 
 void rs_die(rs_reader *r, const char *fmt, ...)
 {
@@ -247,6 +250,8 @@ static rs_reader *reader_new(FILE *fp, const char *name, int own)
 	r->name = xstrdup(name);
 	msgpack_unpacked_init(&r->rec);
 	msgpack_unpacked_init(&r->hdr);
+	r->next_live = live;
+	live = r;
 	return r;
 }
 
@@ -299,6 +304,11 @@ void rs_close(rs_reader *r)
 {
 	if (!r)
 		return;
+	for (rs_reader **p = &live; *p; p = &(*p)->next_live)
+		if (*p == r) {
+			*p = r->next_live;
+			break;
+		}
 	if (r->own_fp)
 		fclose(r->fp);
 	msgpack_unpacked_destroy(&r->rec);
@@ -307,6 +317,12 @@ void rs_close(rs_reader *r)
 	free(r->buf);
 	free(r->name);
 	free(r);
+}
+
+void rs_close_all(void)
+{
+	while (live)
+		rs_close(live);
 }
 
 const msgpack_object *rs_header(rs_reader *r) { return r->raw ? NULL : &r->hdr.data; }

@@ -34,6 +34,8 @@ rs_reader *rs_open_fp(FILE *fp, const char *name, const char *expect_kind);
  * the header included (used by lbdpo-show). */
 rs_reader *rs_open_raw(const char *path);
 void rs_close(rs_reader *r);
+/* Close every open reader (for die hooks that unwind, e.g. fuzz targets). */
+void rs_close_all(void);
 
 /* The header map (valid until rs_close). */
 const msgpack_object *rs_header(rs_reader *r);

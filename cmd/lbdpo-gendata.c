@@ -1,0 +1,251 @@
+/* lbdpo-gendata — the demo's preference dataset and tokenizer, made from
+ * nothing but a seed.
+ *
+ * Two task groups of different label reliability (DESIGN §1, the seed
+ * design's "reliable math-like vs noisy open-ended" tasks):
+ *   math  "Q: 23+5=? A:"  chosen " 28", rejected a wrong number (" 29",
+ *         " 18", ...). Labels are always right. Held-out questions are
+ *         disjoint from the training questions.
+ *   open  "Q: Tell me about the river. A:"  chosen " The river is calm.",
+ *         rejected " The lamp is calm.": the rule is that the preferred
+ *         answer stays on the prompt's topic word. A fraction --flip of the
+ *         training labels is swapped (held-out labels: --test-flip, default
+ *         0, so held-out accuracy measures the rule itself).
+ * Output: JSONL {"id","group","prompt","chosen","rejected","flipped"}.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "formats/bpetrain.h"
+#include "libcore/util.h"
+
+static const char *NOUNS[] = {"river", "lamp",  "garden", "cat",   "storm",  "bread", "train",  "mountain",
+			      "book",  "ocean", "clock",  "bird",  "forest", "chair", "window", "city",
+			      "road",  "apple", "moon",   "house", "song",   "boat",  "field",  "letter"};
+static const char *ADJS[] = {"calm", "bright", "old",   "small", "quiet", "warm", "cold", "green",
+			     "tall", "soft", "heavy",  "clean", "dark",  "loud", "new",  "round"};
+static const char *TEMPLATES[] = {"Tell me about the %s.", "Describe the %s.", "What is the %s like?",
+				  "Say something about the %s."};
+#define NN (int)(sizeof NOUNS / sizeof *NOUNS)
+#define NA (int)(sizeof ADJS / sizeof *ADJS)
+#define NT (int)(sizeof TEMPLATES / sizeof *TEMPLATES)
+
+/* splitmix64: small, fast, and the same on every machine. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+static double rng_unif(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
+
+typedef struct {
+	int a, b;
+	char op;
+} problem;
+
+typedef struct {
+	problem *math;     /* shuffled; [0, n_test_math) held out */
+	int n_math, n_held;
+	int next_held; /* held-out questions are used in order, then again */
+	double math_frac;
+} gen_state;
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"Usage: lbdpo-gendata [OPTIONS]\n"
+		"Write the demo preference dataset (JSONL) and optionally its BPE tokenizer.\n"
+		"\n"
+		"  --seed N           random seed (default 1); same seed, same bytes\n"
+		"  --n-train N        training pairs (default 2000)\n"
+		"  --n-test N         held-out pairs (default 400)\n"
+		"  --math-frac F      share of pairs in group \"math\" (default 0.5)\n"
+		"  --flip F           share of \"open\" training labels swapped (default 0.3)\n"
+		"  --test-flip F      share of \"open\" held-out labels swapped (default 0)\n"
+		"  --max-operand N    arithmetic operands are 0..N (default 29)\n"
+		"  --out-dir DIR      write DIR/train.jsonl and DIR/test.jsonl\n"
+		"  -o, --train FILE   training pairs to FILE (default: stdout)\n"
+		"  --test FILE        held-out pairs to FILE (default: not written)\n"
+		"  --tokenizer-out FILE  also learn a byte-level BPE on the training text and\n"
+		"                     write it as a Hugging Face tokenizer.json\n"
+		"  --vocab-size N     tokenizer vocabulary size (default 384; 258..1024)\n"
+		"  -h, --help         show this help\n"
+		"  --version          show the version\n");
+}
+
+static void put_str(json_t *o, const char *k, const char *v) { json_object_set_new(o, k, json_string(v)); }
+
+/* One record into fp (and its text into the tokenizer trainer, if any). */
+static void gen_record(FILE *fp, uint64_t *rng, gen_state *g, int held, double flip, const char *split,
+		       long idx, bpe_trainer *bt)
+{
+	char prompt[128], chosen[128], rejected[128], id[64];
+	const char *group;
+	int flipped = 0;
+	if (rng_unif(rng) < g->math_frac) {
+		group = "math";
+		/* held-out questions come from the reserved head of the shuffled
+		 * list; training questions from the rest */
+		const problem *p = held ? &g->math[g->next_held++ % g->n_held]
+					: &g->math[g->n_held + rng_int(rng, g->n_math - g->n_held)];
+		int ans = p->op == '+' ? p->a + p->b : p->a - p->b, wrong;
+		static const int delta[] = {-10, -2, -1, 1, 2, 10};
+		do
+			wrong = ans + delta[rng_int(rng, 6)];
+		while (wrong < 0);
+		snprintf(prompt, sizeof prompt, "Q: %d%c%d=? A:", p->a, p->op, p->b);
+		snprintf(chosen, sizeof chosen, " %d", ans);
+		snprintf(rejected, sizeof rejected, " %d", wrong);
+	} else {
+		group = "open";
+		int n = rng_int(rng, NN), m = (n + 1 + rng_int(rng, NN - 1)) % NN;
+		int t = rng_int(rng, NT), a = rng_int(rng, NA);
+		char q[96];
+		snprintf(q, sizeof q, TEMPLATES[t], NOUNS[n]);
+		snprintf(prompt, sizeof prompt, "Q: %s A:", q);
+		snprintf(chosen, sizeof chosen, " The %s is %s.", NOUNS[n], ADJS[a]);
+		snprintf(rejected, sizeof rejected, " The %s is %s.", NOUNS[m], ADJS[a]);
+		if (rng_unif(rng) < flip) {
+			char tmp[128];
+			memcpy(tmp, chosen, sizeof tmp);
+			memcpy(chosen, rejected, sizeof tmp);
+			memcpy(rejected, tmp, sizeof tmp);
+			flipped = 1;
+		}
+	}
+	snprintf(id, sizeof id, "%s-%05ld", split, idx);
+	if (fp) {
+		json_t *o = json_object();
+		put_str(o, "id", id);
+		put_str(o, "group", group);
+		put_str(o, "prompt", prompt);
+		put_str(o, "chosen", chosen);
+		put_str(o, "rejected", rejected);
+		json_object_set_new(o, "flipped", json_boolean(flipped));
+		if (json_dumpf(o, fp, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || fputc('\n', fp) == EOF)
+			die("write failed");
+		json_decref(o);
+	}
+	if (bt) {
+		bpe_trainer_add(bt, prompt, strlen(prompt));
+		bpe_trainer_add(bt, chosen, strlen(chosen));
+		bpe_trainer_add(bt, rejected, strlen(rejected));
+	}
+}
+
+static char *join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *s = xmalloc(n);
+	snprintf(s, n, "%s/%s", dir, name);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	set_progname("lbdpo-gendata");
+	enum { O_SEED = 256, O_NTRAIN, O_NTEST, O_MATHF, O_FLIP, O_TFLIP, O_MAXOP, O_DIR, O_TEST, O_TOK, O_VOCAB, O_VER };
+	static const struct option opts[] = {
+		{"seed", required_argument, 0, O_SEED},	    {"n-train", required_argument, 0, O_NTRAIN},
+		{"n-test", required_argument, 0, O_NTEST},  {"math-frac", required_argument, 0, O_MATHF},
+		{"flip", required_argument, 0, O_FLIP},	    {"test-flip", required_argument, 0, O_TFLIP},
+		{"max-operand", required_argument, 0, O_MAXOP}, {"out-dir", required_argument, 0, O_DIR},
+		{"train", required_argument, 0, 'o'},	    {"test", required_argument, 0, O_TEST},
+		{"tokenizer-out", required_argument, 0, O_TOK}, {"vocab-size", required_argument, 0, O_VOCAB},
+		{"help", no_argument, 0, 'h'},		    {"version", no_argument, 0, O_VER},
+		{0, 0, 0, 0}};
+	uint64_t seed = 1;
+	long n_train = 2000, n_test = 400, max_op = 29, vocab = 384;
+	double math_frac = 0.5, flip = 0.3, test_flip = 0.0;
+	const char *dir = NULL, *train_path = NULL, *test_path = NULL, *tok_path = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+		switch (c) {
+		case O_SEED: seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
+		case O_NTRAIN: n_train = parse_long("--n-train", optarg, 0, 100000000); break;
+		case O_NTEST: n_test = parse_long("--n-test", optarg, 0, 100000000); break;
+		case O_MATHF: math_frac = parse_double("--math-frac", optarg, 0, 1); break;
+		case O_FLIP: flip = parse_double("--flip", optarg, 0, 1); break;
+		case O_TFLIP: test_flip = parse_double("--test-flip", optarg, 0, 1); break;
+		case O_MAXOP: max_op = parse_long("--max-operand", optarg, 1, 9999); break;
+		case O_DIR: dir = optarg; break;
+		case 'o': train_path = optarg; break;
+		case O_TEST: test_path = optarg; break;
+		case O_TOK: tok_path = optarg; break;
+		case O_VOCAB: vocab = parse_long("--vocab-size", optarg, BPE_FIRST_MERGE, 1024); break;
+		case 'h': usage(stdout); close_stdout(); return 0;
+		case O_VER: printf("lbdpo-gendata lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		default: die_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (dir && (train_path || test_path))
+		die_usage("--out-dir and --train/--test are exclusive");
+
+	char *tp = NULL, *hp = NULL;
+	if (dir) {
+		if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+			die("%s: cannot create directory", dir);
+		train_path = tp = join(dir, "train.jsonl");
+		test_path = hp = join(dir, "test.jsonl");
+	}
+
+	/* All arithmetic questions, shuffled by the seed; the first ones are
+	 * reserved for the held-out split (a quarter at most). */
+	gen_state g = {0};
+	g.math_frac = math_frac;
+	g.math = xmalloc((size_t)(max_op + 1) * (max_op + 1) * 2 * sizeof *g.math);
+	for (int a = 0; a <= max_op; a++)
+		for (int b = 0; b <= max_op; b++) {
+			g.math[g.n_math++] = (problem){a, b, '+'};
+			if (a >= b)
+				g.math[g.n_math++] = (problem){a, b, '-'};
+		}
+	uint64_t rs = seed;
+	for (int i = g.n_math - 1; i > 0; i--) {
+		int j = rng_int(&rs, i + 1);
+		problem t = g.math[i];
+		g.math[i] = g.math[j];
+		g.math[j] = t;
+	}
+	long want = (long)(n_test * math_frac * 1.2) + 1; /* distinct held-out questions */
+	g.n_held = (int)(want < g.n_math / 4 ? want : g.n_math / 4);
+	if (g.n_held < 1)
+		g.n_held = 1;
+
+	bpe_trainer *bt = tok_path ? bpe_trainer_new() : NULL;
+	if (test_path) {
+		outfile *o = out_open(test_path);
+		uint64_t r = seed ^ 0x7465737400000000ull;
+		for (long i = 0; i < n_test; i++)
+			gen_record(o->fp, &r, &g, 1, test_flip, "test", i + 1, NULL);
+		out_close(o);
+	}
+	{
+		outfile *o = out_open(train_path ? train_path : "-");
+		uint64_t r = seed ^ 0x747261696e000000ull;
+		for (long i = 0; i < n_train; i++)
+			gen_record(o->fp, &r, &g, 0, flip, "train", i + 1, bt);
+		out_close(o);
+	}
+	if (bt) {
+		int v = bpe_trainer_learn(bt, (int)vocab, 1);
+		if (v < vocab)
+			warning("tokenizer: only %d tokens (no pair occurs twice beyond that)", v);
+		bpe_trainer_write_json(bt, tok_path);
+		bpe_trainer_free(bt);
+	}
+	free(tp);
+	free(hp);
+	free(g.math);
+	close_stdout();
+	return 0;
+}

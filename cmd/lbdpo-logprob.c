@@ -1,0 +1,178 @@
+/* lbdpo-logprob — score token pairs with a model: completion log-prob sums,
+ * prompt mean log-prob / perplexity / entropy, optionally per-token. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/pairs.h"
+#include "formats/records.h"
+#include "libcore/model.h"
+#include "libcore/score.h"
+#include "libcore/util.h"
+
+static void usage(void)
+{
+	printf("Usage: lbdpo-logprob --model PATH [OPTIONS] [< pairs.tok] [> pairs.scores]\n"
+	       "Score each record's chosen and rejected completions with a model and add\n"
+	       "chosen_logp, rejected_logp, chosen_n, rejected_n, prompt_logp, prompt_ppl,\n"
+	       "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps).\n"
+	       "\n"
+	       "Options:\n"
+	       "  -m, --model PATH        model: Hugging Face directory or llama2.c .bin (required)\n"
+	       "  -i, --input FILE        token records to read (default: standard input)\n"
+	       "  -o, --output FILE       scores to write (default: standard output)\n"
+	       "  -b, --batch-tokens N    pack pairs into forwards of up to N tokens (default\n"
+	       "                          4096); 0: one pair per forward (as lbdpo-refcache)\n"
+	       "      --per-token         add per-token completion log-probs (f32 bin)\n"
+	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
+	       "  -q, --quiet             no summary line on standard error\n"
+	       "  -h, --help              show this help and exit\n"
+	       "  -V, --version           show the version and exit\n");
+}
+
+typedef struct {
+	held_pair *h;
+	score_out *out;
+	float *tok; /* per-token buffers of the batch, [sum of completion tokens] */
+	size_t tok_cap;
+	int n, cap;
+	long tokens;
+} batch;
+
+static void flush(batch *b, const model *m, model_ws *ws, rs_writer *w, int per_token)
+{
+	if (!b->n)
+		return;
+	score_pair *pp = xmalloc(b->n * sizeof *pp);
+	size_t need = 0;
+	for (int i = 0; i < b->n; i++) {
+		pp[i] = b->h[i].pair;
+		need += (size_t)pp[i].n_chosen + pp[i].n_rejected;
+	}
+	if (per_token)
+		xgrow((void **)&b->tok, &b->tok_cap, need + 1, sizeof *b->tok);
+	size_t at = 0;
+	for (int i = 0; i < b->n; i++) {
+		memset(&b->out[i], 0, sizeof b->out[i]);
+		if (per_token) {
+			b->out[i].tok_logp[0] = b->tok + at;
+			b->out[i].tok_logp[1] = b->tok + at + pp[i].n_chosen;
+			at += (size_t)pp[i].n_chosen + pp[i].n_rejected;
+		}
+	}
+	score_pairs(m, ws, pp, b->n, b->out);
+	for (int i = 0; i < b->n; i++) {
+		const score_out *o = &b->out[i];
+		rs_rec_begin(w, pair_obj(&b->h[i]));
+		rs_put_f64(w, "chosen_logp", o->chosen_logp);
+		rs_put_f64(w, "rejected_logp", o->rejected_logp);
+		rs_put_i64(w, "chosen_n", o->chosen_n);
+		rs_put_i64(w, "rejected_n", o->rejected_n);
+		rs_put_f64(w, "prompt_logp", o->prompt_logp);
+		rs_put_f64(w, "prompt_ppl", exp(-o->prompt_logp));
+		rs_put_f64(w, "prompt_entropy", o->prompt_entropy);
+		if (per_token) {
+			rs_put_f32v(w, "chosen_token_logps", o->tok_logp[0], (size_t)o->chosen_n);
+			rs_put_f32v(w, "rejected_token_logps", o->tok_logp[1], (size_t)o->rejected_n);
+		}
+		rs_rec_end(w);
+	}
+	free(pp);
+	b->n = 0;
+	b->tokens = 0;
+}
+
+int main(int argc, char **argv)
+{
+	set_progname("lbdpo-logprob");
+	const char *model_path = NULL, *in = NULL, *outp = NULL;
+	long batch_tokens = 4096, threads = 0;
+	int per_token = 0;
+	enum { OPT_PER_TOKEN = 256 };
+	static const struct option opts[] = {
+		{"model", required_argument, 0, 'm'},	 {"input", required_argument, 0, 'i'},
+		{"output", required_argument, 0, 'o'},	 {"batch-tokens", required_argument, 0, 'b'},
+		{"per-token", no_argument, 0, OPT_PER_TOKEN}, {"threads", required_argument, 0, 't'},
+		{"quiet", no_argument, 0, 'q'},		 {"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},	 {0, 0, 0, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "m:i:o:b:t:qhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': model_path = optarg; break;
+		case 'i': in = optarg; break;
+		case 'o': outp = optarg; break;
+		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 0, 1L << 24); break;
+		case OPT_PER_TOKEN: per_token = 1; break;
+		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
+		case 'q': lbdpo_quiet = 1; break;
+		case 'h': usage(); return 0;
+		case 'V': printf("lbdpo-logprob lbdpo %s\n", LBDPO_VERSION); return 0;
+		default: die_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (!model_path)
+		die_usage("--model PATH is required");
+	if (threads)
+		lbdpo_set_threads((int)threads);
+
+	double t0 = now_s();
+	model *m = model_load(model_path);
+	const model_config *cfg = model_cfg(m);
+	char fp[65];
+	model_fingerprint(m, fp);
+	rs_reader *r = rs_open(in, NULL);
+	pairs_check_header(r, cfg->vocab_size, NULL);
+	rs_writer *w = rs_create(outp);
+	rs_header_begin(w, rs_header(r), "scores", argc, argv);
+	pairs_put_model(w, "model", model_path, fp);
+	rs_header_end(w);
+
+	model_ws *ws = model_ws_new(m);
+	batch b = {0};
+	const msgpack_object *rec;
+	uint64_t n_rec = 0, n_tok = 0;
+	while (rs_next(r, &rec)) {
+		if (b.n == b.cap) {
+			int nc = b.cap ? 2 * b.cap : 64;
+			b.h = xrealloc(b.h, nc * sizeof *b.h);
+			memset(b.h + b.cap, 0, (nc - b.cap) * sizeof *b.h);
+			b.out = xrealloc(b.out, nc * sizeof *b.out);
+			b.cap = nc;
+		}
+		held_pair *h = &b.h[b.n];
+		pair_hold(h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len);
+		long t = score_pair_tokens(&h->pair);
+		if (b.n && b.tokens + t > batch_tokens) {
+			/* This record starts the next batch: score the full one
+			 * (slots 0..n-1), then swap the record into slot 0. */
+			int last = b.n;
+			flush(&b, m, ws, w, per_token);
+			held_pair tmp = b.h[0];
+			b.h[0] = b.h[last];
+			b.h[last] = tmp;
+		}
+		b.n++;
+		b.tokens += t;
+		n_rec++;
+		n_tok += (uint64_t)t;
+	}
+	flush(&b, m, ws, w, per_token);
+	rs_finish(w);
+	rs_close(r);
+	double dt = now_s() - t0;
+	info("%llu records, %llu tokens in %.2f s (%.1f records/s, %.0f tokens/s)",
+	     (unsigned long long)n_rec, (unsigned long long)n_tok, dt, n_rec / (dt > 0 ? dt : 1),
+	     n_tok / (dt > 0 ? dt : 1));
+	for (int i = 0; i < b.cap; i++)
+		pair_free(&b.h[i]);
+	free(b.h);
+	free(b.out);
+	free(b.tok);
+	model_ws_free(ws);
+	model_free(m);
+	close_stdout();
+	return 0;
+}

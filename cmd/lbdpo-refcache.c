@@ -1,0 +1,416 @@
+/* lbdpo-refcache — attach reference-model scores to token pairs, computing
+ * each (reference, record) once: a persistent cache (libcore/refcache.h),
+ * deterministic sharding, and a merge of shard outputs. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "formats/pairs.h"
+#include "formats/records.h"
+#include "libcore/model.h"
+#include "libcore/refcache.h"
+#include "libcore/score.h"
+#include "libcore/util.h"
+
+static void usage(void)
+{
+	printf("Usage: lbdpo-refcache --ref MODEL [--cache DIR] [OPTIONS] [< pairs.tok] [> pairs.ref]\n"
+	       "       lbdpo-refcache --merge [-o pairs.ref] SHARD...\n"
+	       "Attach reference scores to each record: ref_chosen_logp, ref_rejected_logp,\n"
+	       "ref_chosen_n, ref_rejected_n, ref_prompt_logp, ref_prompt_entropy. Scores\n"
+	       "found in the cache are not computed again.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -r, --ref MODEL         reference model: HF directory or llama2.c .bin\n"
+	       "  -c, --cache DIR         persistent score cache (default: $LBDPO_REFCACHE, else none)\n"
+	       "  -i, --input FILE        token records to read (default: standard input)\n"
+	       "  -o, --output FILE       records to write (default: standard output)\n"
+	       "  -s, --shard I/N         process only records with index mod N == I (0-based)\n"
+	       "      --merge             join shard outputs (the arguments) back into input order\n"
+	       "      --tokenizer-sha SHA refuse input whose header names another tokenizer\n"
+	       "  -b, --batch-tokens N    pack pairs into forwards of up to N tokens; 0 (default):\n"
+	       "                          one pair per forward, scores independent of batching\n"
+	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
+	       "  -h, --help              show this help and exit\n"
+	       "  -V, --version           show the version and exit\n");
+}
+
+/* One record between reading and writing. */
+typedef struct {
+	held_pair h;
+	uint8_t key[32];
+	refcache_val v;
+	int state; /* 0 known (cache or earlier record), 1 to compute, 2 same key as a record to compute */
+} item;
+
+typedef struct {
+	const model *m;
+	model_ws *ws;
+	refcache *cache;
+	rs_writer *w;
+	item *win; /* the window: records not yet written, in input order */
+	int n, cap;
+	long pend_tokens; /* tokens of state-1 records in the window */
+	int pend;
+	uint64_t computed, cached, tok_computed, written;
+} state;
+
+static void emit(state *s, item *it)
+{
+	rs_rec_begin(s->w, pair_obj(&it->h));
+	rs_put_f64(s->w, "ref_chosen_logp", it->v.chosen_logp);
+	rs_put_f64(s->w, "ref_rejected_logp", it->v.rejected_logp);
+	rs_put_i64(s->w, "ref_chosen_n", it->v.chosen_n);
+	rs_put_i64(s->w, "ref_rejected_n", it->v.rejected_n);
+	rs_put_f64(s->w, "ref_prompt_logp", it->v.prompt_logp);
+	rs_put_f64(s->w, "ref_prompt_entropy", it->v.prompt_entropy);
+	rs_rec_end(s->w);
+	s->written++;
+}
+
+/* Score the window's pending records in one forward, store them in the cache
+ * (one append per batch), write the whole window in input order. */
+static void process(state *s)
+{
+	if (s->pend) {
+		score_pair *pp = xmalloc(s->pend * sizeof *pp);
+		score_out *out = xcalloc(s->pend, sizeof *out);
+		int k = 0;
+		for (int i = 0; i < s->n; i++)
+			if (s->win[i].state == 1)
+				pp[k++] = s->win[i].h.pair;
+		score_pairs(s->m, s->ws, pp, k, out);
+		k = 0;
+		for (int i = 0; i < s->n; i++) {
+			item *it = &s->win[i];
+			if (it->state != 1)
+				continue;
+			const score_out *o = &out[k++];
+			it->v = (refcache_val){.chosen_logp = o->chosen_logp,
+					       .rejected_logp = o->rejected_logp,
+					       .prompt_logp = o->prompt_logp,
+					       .prompt_entropy = o->prompt_entropy,
+					       .chosen_n = o->chosen_n,
+					       .rejected_n = o->rejected_n,
+					       .prompt_n = it->h.pair.n_prompt};
+			refcache_put(s->cache, it->key, &it->v);
+			s->computed++;
+			s->tok_computed += (uint64_t)score_pair_tokens(&it->h.pair);
+		}
+		refcache_flush(s->cache);
+		free(pp);
+		free(out);
+	}
+	for (int i = 0; i < s->n; i++) {
+		item *it = &s->win[i];
+		if (it->state == 2 && !refcache_get(s->cache, it->key, &it->v))
+			die("internal error: a duplicate record's score is missing");
+		emit(s, it);
+	}
+	s->n = 0;
+	s->pend = 0;
+	s->pend_tokens = 0;
+}
+
+static int counts_match(const refcache_val *v, const score_pair *p)
+{
+	return v->chosen_n == p->n_chosen && v->rejected_n == p->n_rejected && v->prompt_n == p->n_prompt;
+}
+
+/* "I/N" */
+static void parse_shard(const char *s, long *i, long *n)
+{
+	const char *slash = strchr(s, '/');
+	if (!slash)
+		die_usage("option --shard: '%s' is not I/N", s);
+	char a[32];
+	size_t la = (size_t)(slash - s);
+	if (la == 0 || la >= sizeof a)
+		die_usage("option --shard: '%s' is not I/N", s);
+	memcpy(a, s, la);
+	a[la] = 0;
+	*n = parse_long("--shard (N)", slash + 1, 1, 1L << 20);
+	*i = parse_long("--shard (I)", a, 0, *n - 1);
+}
+
+static int get_fp(rs_reader *r, const msgpack_object *hd, const char *key, const char **fp, size_t *n)
+{
+	const msgpack_object *o = rs_get(hd, key);
+	if (!o)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_MAP)
+		rs_die(r, "header: \"%s\" is not a map", key);
+	if (!rs_get_str(r, o, "fingerprint", fp, n))
+		rs_die(r, "header: \"%s\" has no fingerprint", key);
+	return 1;
+}
+
+/* ---- --merge ---- */
+
+static int merge(int nf, char **files, const char *outp, int argc, char **argv)
+{
+	if (nf < 1)
+		die_usage("--merge needs the shard files as arguments");
+	rs_reader **rd = xcalloc(nf, sizeof *rd);
+	const char *fp0 = NULL;
+	size_t fp0n = 0;
+	for (int f = 0; f < nf; f++) {
+		rs_reader *r = rs_open(files[f], "ref");
+		const msgpack_object *hd = rs_header(r), *sh = rs_get(hd, "shard");
+		int64_t idx, cnt;
+		if (!sh || sh->type != MSGPACK_OBJECT_MAP)
+			rs_die(r, "header has no \"shard\" map: not an lbdpo-refcache --shard output");
+		rs_req(r, rs_get_i64(r, sh, "index", &idx), "shard.index");
+		rs_req(r, rs_get_i64(r, sh, "count", &cnt), "shard.count");
+		if (cnt != nf)
+			rs_die(r, "shard %lld of %lld, but %d files were given", (long long)idx,
+			       (long long)cnt, nf);
+		if (idx < 0 || idx >= nf || rd[idx])
+			rs_die(r, "shard index %lld is out of range or given twice", (long long)idx);
+		const char *fp;
+		size_t fpn;
+		rs_req(r, get_fp(r, hd, "reference", &fp, &fpn), "reference");
+		if (f && (fpn != fp0n || memcmp(fp, fp0, fpn)))
+			rs_die(r, "reference fingerprint %.*s differs from the other shards' %.*s",
+			       (int)fpn, fp, (int)fp0n, fp0);
+		if (!f) {
+			fp0 = fp;
+			fp0n = fpn;
+		}
+		rd[idx] = r;
+	}
+	rs_writer *w = rs_create(outp);
+	rs_header_begin(w, rs_header(rd[0]), "ref", argc, argv);
+	rs_drop(w, "shard");
+	rs_header_end(w);
+	/* Record j of the input went to shard j mod N: take one from each
+	 * shard in turn. When shard e first runs out (in round q), the input
+	 * had q*N + e records: shards after e must end in this round too and
+	 * shards before e must end after exactly one more record each. */
+	uint64_t n = 0;
+	for (;;) {
+		int e = -1;
+		for (int k = 0; k < nf; k++) {
+			const msgpack_object *rec;
+			if (!rs_next(rd[k], &rec)) {
+				e = k;
+				break;
+			}
+			size_t len;
+			const char *raw = rs_raw(rd[k], &len);
+			rs_write_raw(w, raw, len);
+			n++;
+		}
+		if (e < 0)
+			continue;
+		const msgpack_object *rec;
+		for (int k = 0; k < nf; k++)
+			if (k != e && rs_next(rd[k], &rec))
+				rs_die(rd[k], "shard has more records than shard %d allows: shards of "
+					      "different inputs?", e);
+		break;
+	}
+	rs_finish(w);
+	for (int k = 0; k < nf; k++)
+		rs_close(rd[k]);
+	free(rd);
+	info("merged %d shards: %llu records", nf, (unsigned long long)n);
+	close_stdout();
+	return 0;
+}
+
+/* ---- progress ---- */
+
+static void progress(const state *s, uint64_t n_in, double t0, rs_reader *r, off_t in_size, int last)
+{
+	static double next;
+	double now = now_s();
+	if (!last && now < next)
+		return;
+	next = now + 0.5;
+	double dt = now - t0 > 1e-9 ? now - t0 : 1e-9;
+	char eta[48] = "";
+	if (in_size > 0 && !last) {
+		double frac = (double)rs_offset(r) / (double)in_size;
+		if (frac > 0.001)
+			snprintf(eta, sizeof eta, ", ETA %.0f s", dt * (1 - frac) / frac);
+	}
+	fprintf(stderr, "\r%s: %llu records, %.1f records/s, %.0f tokens/s computed%s   %s",
+		progname(), (unsigned long long)n_in, n_in / dt, s->tok_computed / dt, eta,
+		last ? "\n" : "");
+}
+
+int main(int argc, char **argv)
+{
+	set_progname("lbdpo-refcache");
+	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL;
+	const char *tok_sha = NULL;
+	long batch_tokens = 0, threads = 0, shard_i = 0, shard_n = 1;
+	int do_merge = 0;
+	enum { OPT_MERGE = 256, OPT_TOKSHA };
+	static const struct option opts[] = {
+		{"ref", required_argument, 0, 'r'},	     {"cache", required_argument, 0, 'c'},
+		{"input", required_argument, 0, 'i'},	     {"output", required_argument, 0, 'o'},
+		{"shard", required_argument, 0, 's'},	     {"merge", no_argument, 0, OPT_MERGE},
+		{"tokenizer-sha", required_argument, 0, OPT_TOKSHA},
+		{"batch-tokens", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
+		{"help", no_argument, 0, 'h'},		     {"version", no_argument, 0, 'V'},
+		{0, 0, 0, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "r:c:i:o:s:b:t:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': ref = optarg; break;
+		case 'c': cache_dir = optarg; break;
+		case 'i': in = optarg; break;
+		case 'o': outp = optarg; break;
+		case 's': parse_shard(optarg, &shard_i, &shard_n); break;
+		case OPT_MERGE: do_merge = 1; break;
+		case OPT_TOKSHA: tok_sha = optarg; break;
+		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 0, 1L << 24); break;
+		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
+		case 'h': usage(); return 0;
+		case 'V': printf("lbdpo-refcache lbdpo %s\n", LBDPO_VERSION); return 0;
+		default: die_usage("unknown option");
+		}
+	}
+	if (do_merge) {
+		if (ref || in)
+			die_usage("--merge takes shard files only (no --ref, --input)");
+		return merge(argc - optind, argv + optind, outp, argc, argv);
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (!ref)
+		die_usage("--ref MODEL is required");
+	if (cache_dir && !*cache_dir)
+		cache_dir = NULL;
+	if (threads)
+		lbdpo_set_threads((int)threads);
+
+	double t0 = now_s();
+	model *m = model_load(ref);
+	const model_config *cfg = model_cfg(m);
+	char fp[65];
+	model_fingerprint(m, fp);
+
+	rs_reader *r = rs_open(in, NULL);
+	const msgpack_object *hd = rs_header(r);
+	pairs_check_header(r, cfg->vocab_size, tok_sha);
+	const char *old_fp;
+	size_t old_n;
+	int had_ref = get_fp(r, hd, "reference", &old_fp, &old_n);
+	if (had_ref && (old_n != 64 || memcmp(old_fp, fp, 64)))
+		rs_die(r, "the stream already carries reference scores of model %.*s, not of %s (%s)",
+		       (int)(old_n > 64 ? 64 : old_n), old_fp, fp, ref);
+	if (rs_get(hd, "shard"))
+		rs_die(r, "input is one shard of an lbdpo-refcache output; merge the shards first");
+	off_t in_size = 0;
+	if (in && strcmp(in, "-")) {
+		struct stat sb;
+		if (!stat(in, &sb) && S_ISREG(sb.st_mode))
+			in_size = sb.st_size;
+	}
+
+	state s = {.m = m, .ws = model_ws_new(m)};
+	s.cache = refcache_open(cache_dir, fp, ref);
+	const refcache_stats *cst = refcache_get_stats(s.cache);
+	s.w = rs_create(outp);
+	rs_header_begin(s.w, hd, "ref", argc, argv);
+	pairs_put_model(s.w, "reference", ref, fp);
+	if (shard_n > 1) {
+		msgpack_packer *pk = rs_put_key(s.w, "shard");
+		msgpack_pack_map(pk, 2);
+		msgpack_pack_str_with_body(pk, "index", 5);
+		msgpack_pack_int64(pk, shard_i);
+		msgpack_pack_str_with_body(pk, "count", 5);
+		msgpack_pack_int64(pk, shard_n);
+	}
+	rs_header_end(s.w);
+
+	int tty = stderr_is_tty();
+	const msgpack_object *rec;
+	uint64_t k = 0, n_in = 0;
+	for (; rs_next(r, &rec); k++) {
+		if (shard_n > 1 && (long)(k % (uint64_t)shard_n) != shard_i)
+			continue;
+		n_in++;
+		if (!had_ref && rs_get(rec, "ref_chosen_logp"))
+			rs_die(r, "record carries ref_chosen_logp but the header names no reference "
+				  "model: refusing scores of unknown origin");
+		if (s.n == s.cap) {
+			int nc = s.cap ? 2 * s.cap : 64;
+			s.win = xrealloc(s.win, nc * sizeof *s.win);
+			memset(s.win + s.cap, 0, (nc - s.cap) * sizeof *s.win);
+			s.cap = nc;
+		}
+		item *it = &s.win[s.n];
+		pair_hold(&it->h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len);
+		const score_pair *p = &it->h.pair;
+		refcache_key(p->prompt, p->n_prompt, p->chosen, p->n_chosen, p->rejected, p->n_rejected,
+			     it->key);
+		int known = refcache_get(s.cache, it->key, &it->v) && counts_match(&it->v, p);
+		if (known) {
+			it->state = 0;
+			s.cached++;
+		} else {
+			/* The first record with this content is computed; later
+			 * ones in the same window take its score, so a record's
+			 * score never depends on whether a copy came first. */
+			it->state = 1;
+			for (int j = 0; j < s.n; j++)
+				if (s.win[j].state == 1 && !memcmp(s.win[j].key, it->key, 32)) {
+					it->state = 2;
+					s.cached++;
+					break;
+				}
+		}
+		if (it->state == 1) {
+			long t = score_pair_tokens(p);
+			if (s.pend && s.pend_tokens + t > batch_tokens) {
+				/* Greedy packing over the records still to compute:
+				 * a re-run after a kill packs the rest exactly as
+				 * the killed run would have. */
+				int last = s.n;
+				process(&s);
+				item tmp = s.win[0];
+				s.win[0] = s.win[last];
+				s.win[last] = tmp;
+				it = &s.win[0];
+			}
+			s.pend++;
+			s.pend_tokens += t;
+			s.n++;
+		} else if (!s.pend) {
+			s.n++;
+			process(&s); /* nothing to wait for: write it now */
+		} else {
+			s.n++;
+		}
+		if (tty)
+			progress(&s, n_in, t0, r, in_size, 0);
+	}
+	process(&s);
+	rs_finish(s.w);
+	if (tty)
+		progress(&s, n_in, t0, r, 0, 1);
+	rs_close(r);
+	double dt = now_s() - t0;
+	char sh[64] = "";
+	if (shard_n > 1)
+		snprintf(sh, sizeof sh, " (shard %ld/%ld)", shard_i, shard_n);
+	info("%llu records%s: %llu computed, %llu from cache; %llu tokens computed in %.2f s "
+	     "(%.0f tokens/s); cache: %llu entries loaded, %llu damaged ranges ignored, %llu written",
+	     (unsigned long long)n_in, sh, (unsigned long long)s.computed,
+	     (unsigned long long)s.cached, (unsigned long long)s.tok_computed, dt,
+	     s.tok_computed / (dt > 0 ? dt : 1), (unsigned long long)cst->loaded,
+	     (unsigned long long)cst->corrupt, (unsigned long long)cst->written);
+	refcache_close(s.cache);
+	for (int i = 0; i < s.cap; i++)
+		pair_free(&s.win[i].h);
+	free(s.win);
+	model_ws_free(s.ws);
+	model_free(m);
+	close_stdout();
+	return 0;
+}

@@ -1,0 +1,415 @@
+/* lbdpo-sample — generate continuations of prompts with a KV cache.
+ *
+ * Input (detected by the first byte): JSON Lines with a "prompt" string
+ * (needs --tokenizer), or a token record stream with "prompt_ids". Output:
+ * JSON Lines, one object per (prompt, sample): the input's fields (JSONL:
+ * all of them; records: the scalar ones and prompt_ids) followed by
+ * "sample", "text" (with --tokenizer), "ids", "n_new", "stop".
+ *
+ * Decoding: each new token costs one model_kv_feed of one token, so a
+ * sample of n tokens is O(n) forward steps, not O(n²).
+ * Sampling: p ∝ softmax(logits / T), restricted to the k most likely tokens
+ * (--top-k) and then to the smallest most-likely set whose mass reaches
+ * --top-p (nucleus). T = 0 (or --greedy) takes the argmax. The random
+ * stream of sample k of input record i depends only on (--seed, i, k).
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/records.h"
+#include "formats/tokenizer.h"
+#include "libcore/model.h"
+#include "libcore/util.h"
+
+typedef struct {
+	double temperature;
+	int top_k;
+	double top_p;
+	uint64_t seed;
+	int max_new;
+	int n;
+	int64_t eos;
+} sample_opts;
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+typedef struct {
+	float p;
+	uint32_t id;
+} cand;
+
+static int cand_desc(const void *a, const void *b)
+{
+	const cand *x = a, *y = b;
+	if (x->p != y->p)
+		return x->p < y->p ? 1 : -1;
+	return x->id < y->id ? -1 : x->id > y->id; /* ties: the smaller id first */
+}
+
+/* Pick the next token from logits [V]. c: scratch [V]. */
+static uint32_t pick(const float *logits, int V, const sample_opts *o, uint64_t *rng, cand *c)
+{
+	if (o->temperature <= 0 || o->top_k == 1) {
+		int best = 0;
+		for (int v = 1; v < V; v++)
+			if (logits[v] > logits[best])
+				best = v;
+		return (uint32_t)best;
+	}
+	/* softmax(logits / T), max subtracted for stability */
+	float mx = logits[0];
+	for (int v = 1; v < V; v++)
+		mx = logits[v] > mx ? logits[v] : mx;
+	double z = 0;
+	for (int v = 0; v < V; v++) {
+		c[v].id = (uint32_t)v;
+		c[v].p = expf((float)((logits[v] - mx) / o->temperature));
+		z += c[v].p;
+	}
+	int n = V;
+	if (o->top_k > 0 || o->top_p < 1) {
+		qsort(c, (size_t)V, sizeof *c, cand_desc);
+		if (o->top_k > 0 && o->top_k < n)
+			n = o->top_k;
+		z = 0;
+		for (int i = 0; i < n; i++)
+			z += c[i].p;
+		if (o->top_p < 1) {
+			double acc = 0;
+			int keep = n;
+			for (int i = 0; i < n; i++) {
+				acc += c[i].p / z;
+				if (acc >= o->top_p) {
+					keep = i + 1;
+					break;
+				}
+			}
+			n = keep;
+			z = 0;
+			for (int i = 0; i < n; i++)
+				z += c[i].p;
+		}
+	}
+	double u = (double)(splitmix(rng) >> 11) * (1.0 / 9007199254740992.0) * z, acc = 0;
+	for (int i = 0; i < n; i++) {
+		acc += c[i].p;
+		if (u < acc)
+			return c[i].id;
+	}
+	return c[n - 1].id; /* rounding: u landed past the last boundary */
+}
+
+typedef struct {
+	const model *m;
+	model_kv *kv;
+	tok *tk;
+	const sample_opts *o;
+	float *logits; /* [V] */
+	cand *c;       /* [V] */
+	uint32_t *gen;
+	size_t gen_cap;
+	char *text, *fix;
+	size_t text_cap, fix_cap;
+	FILE *out;
+	long n_out, n_tokens;
+} sampler;
+
+/* A JSON string of s[0..n) with each invalid UTF-8 byte replaced by U+FFFD
+ * (a sampled token sequence may end, or wander, inside a character). */
+static json_t *valid_utf8_json(const char *s, size_t n, char **buf, size_t *cap)
+{
+	size_t o = 0;
+	while (n > 0) {
+		size_t k = utf8_invalid_at(s, n);
+		xgrow((void **)buf, cap, o + k + 4, 1);
+		memcpy(*buf + o, s, k);
+		o += k;
+		if (k == n)
+			break;
+		memcpy(*buf + o, "\xEF\xBF\xBD", 3);
+		o += 3;
+		s += k + 1;
+		n -= k + 1;
+	}
+	return json_stringn(o ? *buf : "", o);
+}
+
+/* Generate o->n samples for one prompt and write them, each as a copy of
+ * base (borrowed) with the generated keys appended. */
+static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t index, json_t *base, const char *where)
+{
+	const model_config *cfg = model_cfg(s->m);
+	const int V = cfg->vocab_size;
+	if (np < 1)
+		die("%s: empty prompt", where);
+	if (np >= cfg->max_seq_len)
+		die("%s: prompt of %d tokens does not fit the model's %d positions", where, np, cfg->max_seq_len);
+	for (int i = 0; i < np; i++)
+		if (prompt[i] >= (uint32_t)V)
+			die("%s: token id %u >= vocabulary size %d", where, prompt[i], V);
+	for (int k = 0; k < s->o->n; k++) {
+		uint64_t rng = s->o->seed ^ (index * 0x100000001B3ull) ^ ((uint64_t)k << 40);
+		splitmix(&rng);
+		model_kv_reset(s->kv);
+		model_kv_feed(s->m, s->kv, prompt, np, s->logits);
+		int n = 0;
+		const char *stop = "length";
+		xgrow((void **)&s->gen, &s->gen_cap, (size_t)s->o->max_new + 1, sizeof *s->gen);
+		while (n < s->o->max_new) {
+			uint32_t t = pick(s->logits, V, s->o, &rng, s->c);
+			if (s->o->eos >= 0 && t == (uint32_t)s->o->eos) {
+				stop = "eos";
+				break;
+			}
+			s->gen[n++] = t;
+			if (n == s->o->max_new)
+				break;
+			if (model_kv_len(s->kv) >= cfg->max_seq_len) {
+				stop = "context";
+				break;
+			}
+			model_kv_feed(s->m, s->kv, &t, 1, s->logits);
+		}
+		json_t *o = json_deep_copy(base);
+		json_object_set_new(o, "sample", json_integer(k));
+		if (s->tk) {
+			/* NO_STRIP: a continuation keeps its leading space */
+			long len = tok_decode(s->tk, s->gen, (size_t)n, TOK_SKIP_SPECIAL | TOK_NO_STRIP, &s->text,
+					      &s->text_cap);
+			if (len < 0)
+				die("%s: cannot decode the generation: %s", where, tok_error(s->tk));
+			json_object_set_new(o, "text", valid_utf8_json(s->text, (size_t)len, &s->fix, &s->fix_cap));
+		}
+		json_t *ids = json_array();
+		for (int i = 0; i < n; i++)
+			json_array_append_new(ids, json_integer(s->gen[i]));
+		json_object_set_new(o, "ids", ids);
+		json_object_set_new(o, "n_new", json_integer(n));
+		json_object_set_new(o, "stop", json_string(stop));
+		if (json_dumpf(o, s->out, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || fputc('\n', s->out) == EOF)
+			die("write failed");
+		json_decref(o);
+		s->n_out++;
+		s->n_tokens += n;
+	}
+}
+
+/* msgpack scalar → JSON (NULL for arrays, maps, bin, ext). */
+static json_t *scalar_json(const msgpack_object *v)
+{
+	switch (v->type) {
+	case MSGPACK_OBJECT_NIL: return json_null();
+	case MSGPACK_OBJECT_BOOLEAN: return json_boolean(v->via.boolean);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER: return json_integer((json_int_t)v->via.u64);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer(v->via.i64);
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64: return json_real(v->via.f64);
+	case MSGPACK_OBJECT_STR: return json_stringn(v->via.str.ptr, v->via.str.size);
+	default: return NULL;
+	}
+}
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"Usage: lbdpo-sample -m MODEL [OPTIONS] [-i INPUT] [-o OUTPUT]\n"
+		"Generate continuations of prompts (JSONL with \"prompt\", or token records with\n"
+		"\"prompt_ids\") and write JSON Lines with the text and token ids.\n"
+		"\n"
+		"  -m, --model PATH       model: Hugging Face directory, checkpoint, or llama2.c .bin\n"
+		"  -t, --tokenizer FILE   tokenizer.json or tokenizer.bin (needed for JSONL input)\n"
+		"  -i, --input FILE       input (default: stdin)\n"
+		"  -o, --output FILE      output JSONL (default: stdout)\n"
+		"  --greedy               take the most likely token (same as --temperature 0)\n"
+		"  --temperature T        sampling temperature (default 1; 0 = greedy)\n"
+		"  --top-k K              sample among the K most likely tokens (0 = all; default 0)\n"
+		"  --top-p P              nucleus: the smallest set with mass >= P (default 1 = off)\n"
+		"  --seed N               random seed (default 1)\n"
+		"  --max-new-tokens N     stop after N new tokens (default 64)\n"
+		"  --n N                  samples per prompt (default 1)\n"
+		"  --eos-id ID            stop token (default: the tokenizer's, else the model's)\n"
+		"  --no-eos               never stop early at an end-of-sequence token\n"
+		"  --no-bos               do not prepend BOS to JSONL prompts\n"
+		"  --threads N            compute threads (default: OMP_NUM_THREADS)\n"
+		"  -h, --help             show this help\n"
+		"  --version              show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	set_progname("lbdpo-sample");
+	enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_THREADS, O_VER };
+	static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+					     {"tokenizer", required_argument, 0, 't'},
+					     {"input", required_argument, 0, 'i'},
+					     {"output", required_argument, 0, 'o'},
+					     {"greedy", no_argument, 0, O_GREEDY},
+					     {"temperature", required_argument, 0, O_TEMP},
+					     {"top-k", required_argument, 0, O_TOPK},
+					     {"top-p", required_argument, 0, O_TOPP},
+					     {"seed", required_argument, 0, O_SEED},
+					     {"max-new-tokens", required_argument, 0, O_MAXNEW},
+					     {"n", required_argument, 0, O_N},
+					     {"eos-id", required_argument, 0, O_EOS},
+					     {"no-eos", no_argument, 0, O_NOEOS},
+					     {"no-bos", no_argument, 0, O_NOBOS},
+					     {"threads", required_argument, 0, O_THREADS},
+					     {"help", no_argument, 0, 'h'},
+					     {"version", no_argument, 0, O_VER},
+					     {0, 0, 0, 0}};
+	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .seed = 1, .max_new = 64, .n = 1, .eos = -2};
+	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-";
+	int no_eos = 0, no_bos = 0, threads = 0, c;
+	while ((c = getopt_long(argc, argv, "m:t:i:o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': model_path = optarg; break;
+		case 't': tok_path = optarg; break;
+		case 'i': in_path = optarg; break;
+		case 'o': out_path = optarg; break;
+		case O_GREEDY: o.temperature = 0; break;
+		case O_TEMP: o.temperature = parse_double("--temperature", optarg, 0, 100); break;
+		case O_TOPK: o.top_k = (int)parse_long("--top-k", optarg, 0, 1 << 30); break;
+		case O_TOPP: o.top_p = parse_double("--top-p", optarg, 1e-9, 1); break;
+		case O_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
+		case O_MAXNEW: o.max_new = (int)parse_long("--max-new-tokens", optarg, 1, 1 << 24); break;
+		case O_N: o.n = (int)parse_long("--n", optarg, 1, 1 << 20); break;
+		case O_EOS: o.eos = parse_long("--eos-id", optarg, 0, INT32_MAX); break;
+		case O_NOEOS: no_eos = 1; break;
+		case O_NOBOS: no_bos = 1; break;
+		case O_THREADS: threads = (int)parse_long("--threads", optarg, 1, 1024); break;
+		case 'h': usage(stdout); close_stdout(); return 0;
+		case O_VER: printf("lbdpo-sample lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		default: die_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (!model_path)
+		die_usage("--model is required");
+	if (threads)
+		lbdpo_set_threads(threads);
+
+	FILE *in = in_open(in_path);
+	int first = getc(in);
+	if (first == EOF)
+		die("%s: empty input", in_name(in_path));
+	ungetc(first, in);
+	/* '{' is a positive fixint in msgpack, never a stream's first map */
+	int jsonl = first == '{' || first == ' ' || first == '\n';
+
+	model *m = model_load(model_path);
+	const model_config *cfg = model_cfg(m);
+	tok *tk = tok_path ? tok_load(tok_path) : NULL;
+	if (jsonl && !tk)
+		die_usage("JSONL input needs --tokenizer");
+	if (tk && tok_vocab_size(tk) > (uint32_t)cfg->vocab_size)
+		die("%s: vocabulary of %u tokens exceeds the model's %d", tok_path, tok_vocab_size(tk), cfg->vocab_size);
+	if (o.eos == -2)
+		o.eos = tk && tok_eos(tk) >= 0 ? tok_eos(tk) : cfg->eos_id;
+	if (no_eos)
+		o.eos = -1;
+
+	sampler s = {.m = m, .tk = tk, .o = &o};
+	s.kv = model_kv_new(m, cfg->max_seq_len);
+	s.logits = xmalloc((size_t)cfg->vocab_size * sizeof *s.logits);
+	s.c = xmalloc((size_t)cfg->vocab_size * sizeof *s.c);
+	outfile *out = out_open(out_path);
+	s.out = out->fp;
+	double t0 = now_s();
+	uint32_t *ids = NULL;
+	size_t nids = 0, cap = 0;
+	char where[512];
+
+	if (jsonl) {
+		char *line = NULL;
+		size_t lcap = 0;
+		ssize_t len;
+		long lineno = 0;
+		while ((len = getline(&line, &lcap, in)) != -1) {
+			lineno++;
+			snprintf(where, sizeof where, "%s: line %ld", in_name(in_path), lineno);
+			if (strspn(line, " \t\r\n") == (size_t)len)
+				continue;
+			json_error_t err;
+			json_t *j = json_loadb(line, (size_t)len, 0, &err);
+			if (!j || !json_is_object(j))
+				die("%s: %s", where, j ? "not a JSON object" : err.text);
+			json_t *p = json_object_get(j, "prompt");
+			if (!json_is_string(p))
+				die("%s: no \"prompt\" string", where);
+			nids = 0;
+			if (!no_bos && tok_add_bos(tk) && tok_bos(tk) >= 0) {
+				xgrow((void **)&ids, &cap, 1, sizeof *ids);
+				ids[nids++] = (uint32_t)tok_bos(tk);
+			}
+			if (tok_encode(tk, json_string_value(p), json_string_length(p), 0, &ids, &nids, &cap) != 0)
+				die("%s: prompt: %s", where, tok_error(tk));
+			run_prompt(&s, ids, (int)nids, (uint64_t)lineno, j, where);
+			json_decref(j);
+		}
+		if (ferror(in))
+			die("%s: read error", in_name(in_path));
+		free(line);
+		if (in != stdin)
+			fclose(in);
+	} else {
+		rs_reader *r = rs_open_fp(in, in_name(in_path), NULL);
+		const msgpack_object *rec;
+		while (rs_next(r, &rec)) {
+			snprintf(where, sizeof where, "%s: record %llu", rs_name(r), (unsigned long long)rs_index(r));
+			if (!rs_get_ids(r, rec, "prompt_ids", (uint32_t)cfg->vocab_size, &ids, &nids, &cap))
+				rs_die(r, "no prompt_ids");
+			json_t *base = json_object();
+			for (uint32_t i = 0; i < rec->via.map.size; i++) {
+				const msgpack_object_kv *kv = &rec->via.map.ptr[i];
+				if (kv->key.type != MSGPACK_OBJECT_STR)
+					continue;
+				char key[256];
+				size_t kn = kv->key.via.str.size < 255 ? kv->key.via.str.size : 255;
+				memcpy(key, kv->key.via.str.ptr, kn);
+				key[kn] = 0;
+				json_t *v = scalar_json(&kv->val);
+				if (v)
+					json_object_set_new(base, key, v);
+			}
+			if (tk && !json_object_get(base, "prompt")) {
+				long len = tok_decode(tk, ids, nids, TOK_SKIP_SPECIAL, &s.text, &s.text_cap);
+				if (len >= 0)
+					json_object_set_new(base, "prompt", valid_utf8_json(s.text, (size_t)len, &s.fix, &s.fix_cap));
+			}
+			json_t *pids = json_array();
+			for (size_t i = 0; i < nids; i++)
+				json_array_append_new(pids, json_integer(ids[i]));
+			json_object_set_new(base, "prompt_ids", pids);
+			run_prompt(&s, ids, (int)nids, rs_index(r), base, where);
+			json_decref(base);
+		}
+		rs_close(r);
+	}
+	out_close(out);
+	double dt = now_s() - t0;
+	if (stderr_is_tty())
+		info("%ld samples, %ld new tokens in %.2fs (%.0f tokens/s)", s.n_out, s.n_tokens, dt,
+		     dt > 0 ? s.n_tokens / dt : 0.0);
+	free(ids);
+	free(s.gen);
+	free(s.text);
+	free(s.fix);
+	free(s.logits);
+	free(s.c);
+	model_kv_free(s.kv);
+	if (tk)
+		tok_free(tk);
+	model_free(m);
+	close_stdout();
+	return 0;
+}

@@ -1,0 +1,35 @@
+/* jsonl.h — JSON Lines input, one object per line, gzip read transparently
+ * (zlib). Lines are counted from 1; blank lines are skipped (but counted), so
+ * error messages can name "<file>: line N". */
+#ifndef LBDPO_JSONL_H
+#define LBDPO_JSONL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JSONL_MAX_LINE ((size_t)1 << 30) /* longer lines are an error */
+
+typedef struct jsonl jsonl;
+
+/* Open path ("-" or NULL = stdin), gzip or plain; dies naming the file. */
+jsonl *jsonl_open(const char *path);
+/* Read from an open descriptor (taken over and closed by jsonl_close). */
+jsonl *jsonl_open_fd(int fd, const char *name);
+void jsonl_close(jsonl *r);
+
+/* Next non-blank line (without its "\n" / "\r\n"), NUL-terminated; may
+ * contain NUL bytes (len is the truth). Returns 1, 0 at end of input, or -1
+ * with jsonl_error() set (read error, corrupt gzip, line too long). Valid
+ * until the next call. */
+int jsonl_next(jsonl *r, const char **line, size_t *len);
+uint64_t jsonl_lineno(const jsonl *r); /* line number of the last line returned */
+const char *jsonl_name(const jsonl *r);
+const char *jsonl_error(const jsonl *r);
+
+/* Parse one line as a JSON object. Returns a new reference, or NULL with a
+ * one-line reason in err ("invalid UTF-8 at byte 12", "column 7: ...",
+ * "not a JSON object"). */
+json_t *jsonl_parse(const char *line, size_t len, char *err, size_t errlen);
+
+#endif

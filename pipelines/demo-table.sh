@@ -1,0 +1,68 @@
+#!/bin/sh
+# demo-table.sh — the demo's result table, from the files pipelines/demo.mk
+# leaves in WORKDIR (no Python, no jq: sh + awk):
+#   {ref,dpo,lbdpo}.scores.jsonl   lbdpo-logprob of the held-out pairs (via lbdpo-show)
+#   {dpo,lbdpo}.eval.json          lbdpo-eval of the held-out pairs
+#   {ref,dpo,lbdpo}.answers.jsonl  lbdpo-sample --greedy on held-out arithmetic questions
+# Columns:
+#   pref acc   share of held-out pairs whose chosen completion the model
+#              finds more likely than the rejected one: log p(y_w|x) > log p(y_l|x)
+#   reward acc DPO's implicit-reward accuracy, share with Δ(x) > 0 (lbdpo-eval)
+#   mean β     LB-DPO's β(x) averaged over the group's held-out prompts
+#   answer acc share of held-out arithmetic questions whose greedy answer's
+#              leading number is the correct result
+# Usage: sh pipelines/demo-table.sh WORKDIR
+set -eu
+W=${1:?usage: demo-table.sh WORKDIR}
+D=$(dirname "$0")
+FLAT="$D/jsonflat.awk"
+
+# pref acc: "<overall> <math> <open>"
+prefacc() {
+	awk '
+	function num(k,   s) { if (!match($0, "\"" k "\":-?[0-9.eE+-]+")) return "nan"; s = substr($0, RSTART + length(k) + 3, RLENGTH - length(k) - 3); return s + 0 }
+	/"chosen_logp"/ {
+		g = "other"; if (match($0, /"group":"[^"]*"/)) g = substr($0, RSTART + 9, RLENGTH - 10)
+		ok = (num("chosen_logp") > num("rejected_logp"))
+		n[g]++; a[g] += ok; N++; A += ok
+	}
+	END { printf "%s %s %s\n", N ? A / N : "nan", n["math"] ? a["math"] / n["math"] : "nan", n["open"] ? a["open"] / n["open"] : "nan" }' "$1"
+}
+# eval key for a group ("" = overall)
+ev() { awk -F '\t' -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "nan" }' "$W/$1.eval.flat"; }
+# answer accuracy on arithmetic
+ansacc() {
+	awk '
+	function str(k,   s) { if (!match($0, "\"" k "\":\"[^\"]*\"")) return ""; return substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 5) }
+	{ want = str("chosen"); got = str("text"); sub(/^ +/, "", want); sub(/^ +/, "", got)
+	  if (match(got, /^[0-9]+/)) got = substr(got, 1, RLENGTH); else got = "x"
+	  n++; ok += (got == want) }
+	END { printf "%s %d\n", n ? ok / n : "nan", n }' "$1"
+}
+for m in dpo lbdpo; do awk -f "$FLAT" "$W/$m.eval.json" >"$W/$m.eval.flat"; done
+
+set -- $(prefacc "$W/ref.scores.jsonl"); r0=$1 r1=$2 r2=$3
+set -- $(prefacc "$W/dpo.scores.jsonl"); d0=$1 d1=$2 d2=$3
+set -- $(prefacc "$W/lbdpo.scores.jsonl"); l0=$1 l1=$2 l2=$3
+set -- $(ansacc "$W/ref.answers.jsonl"); ar=$1 nq=$2
+set -- $(ansacc "$W/dpo.answers.jsonl"); ad=$1
+set -- $(ansacc "$W/lbdpo.answers.jsonl"); al=$1
+
+f() { awk -v x="$1" 'BEGIN { if (x == "nan" || x == "") printf "%8s", "-"; else printf "%8.3f", x }'; }
+row() { printf '%-22s' "$1"; shift; for v in "$@"; do f "$v"; done; printf '\n'; }
+n=$(grep -c '"chosen_logp"' "$W/ref.scores.jsonl" || true)
+echo
+echo "lbdpo demo: held-out results ($n pairs; $nq arithmetic questions)"
+printf '%-22s%8s%8s%8s\n' "" overall math open
+row "pref acc  reference" "$r0" "$r1" "$r2"
+row "pref acc  DPO" "$d0" "$d1" "$d2"
+row "pref acc  LB-DPO" "$l0" "$l1" "$l2"
+row "reward acc DPO" "$(ev dpo rewards/accuracies)" "$(ev dpo groups.math.rewards/accuracies)" "$(ev dpo groups.open.rewards/accuracies)"
+row "reward acc LB-DPO" "$(ev lbdpo rewards/accuracies)" "$(ev lbdpo groups.math.rewards/accuracies)" "$(ev lbdpo groups.open.rewards/accuracies)"
+row "mean beta LB-DPO" "$(ev lbdpo beta/mean)" "$(ev lbdpo groups.math.beta/mean)" "$(ev lbdpo groups.open.beta/mean)"
+echo
+printf '%-22s%8s%8s%8s\n' "" reference DPO LB-DPO
+row "arithmetic answer acc" "$ar" "$ad" "$al"
+echo
+echo "pref acc: log p(chosen) > log p(rejected); reward acc: DPO implicit reward margin > 0;"
+echo "held-out 'open' labels follow the rule exactly (training labels: 30% flipped)."

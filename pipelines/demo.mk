@@ -1,0 +1,104 @@
+# demo.mk — the embedded LB-DPO experiment (`make demo`). Everything is made
+# here from a seed: data, tokenizer, model. No downloads, no assets.
+#
+#   gendata ─▶ train/test.jsonl + tokenizer.json
+#     └─ tokenize ─▶ train/test.tok
+#          ├─ init (small llama) ─▶ SFT warm start (lbdpo-step --loss sft) = the reference
+#          ├─ refcache (reference scores) ─▶ train/test.ref
+#          ├─ lbdpo-step --loss dpo   ┐ same data, steps, seed
+#          ├─ lbdpo-step --loss lbdpo ┘
+#          ├─ lbdpo-eval (+ plots with gnuplot), lbdpo-logprob of held-out pairs
+#          └─ lbdpo-sample --greedy on held-out arithmetic questions
+#   ─▶ table (pipelines/demo-table.sh)
+#
+# Usage: make -f pipelines/demo.mk LBDPO_BIN=$PWD/bin [W=work/demo] [SEED=1] ...
+# Re-running redoes only what changed. `make -f pipelines/demo.mk clean` removes W.
+
+LBDPO_BIN ?= bin
+W         ?= work/demo
+SEED      ?= 1
+N_TRAIN   ?= 2000
+N_TEST    ?= 400
+FLIP      ?= 0.3
+VOCAB     ?= 384
+# model: a small llama
+DIM       ?= 64
+LAYERS    ?= 2
+HEADS     ?= 4
+MAX_SEQ   ?= 64
+THREADS   ?= 2
+# SFT warm start (the reference)
+SFT_STEPS ?= 800
+SFT_LR    ?= 3e-3
+SFT_BS    ?= 16
+# preference training (identical for dpo and lbdpo but the loss)
+STEPS     ?= 300
+LR        ?= 5e-4
+BS        ?= 16
+BETA      ?= 0.1
+LBDPO_OPTS ?= --beta-lr 1e-2
+
+B    := $(LBDPO_BIN)/
+PIPE := $(dir $(lastword $(MAKEFILE_LIST)))
+TOK  := $(W)/data/tokenizer.json
+TRAIN_COMMON = --steps $(STEPS) --lr $(LR) --batch-size $(BS) --beta $(BETA) --seed $(SEED) \
+	--schedule constant --threads $(THREADS) -q
+
+.PHONY: all table clean
+.DELETE_ON_ERROR:
+all: table
+
+$(W)/data/.done:
+	@mkdir -p $(W)/data
+	$(B)lbdpo-gendata --seed $(SEED) --n-train $(N_TRAIN) --n-test $(N_TEST) --flip $(FLIP) \
+	  --vocab-size $(VOCAB) --out-dir $(W)/data --tokenizer-out $(TOK)
+	@touch $@
+
+$(W)/%.tok: $(W)/data/.done
+	$(B)lbdpo-tokenize -q -t $(TOK) -i $(W)/data/$*.jsonl -o $@
+
+$(W)/init/config.json: $(W)/data/.done
+	$(B)lbdpo-init -q --arch llama --dim $(DIM) --layers $(LAYERS) --heads $(HEADS) \
+	  --max-seq $(MAX_SEQ) --vocab-from $(TOK) --seed $(SEED) -o $(W)/init
+
+# The reference: supervised fine-tuning on the chosen completions.
+$(W)/ref/config.json: $(W)/init/config.json $(W)/train.tok
+	$(B)lbdpo-step --loss sft --init $(W)/init -i $(W)/train.tok --steps $(SFT_STEPS) \
+	  --lr $(SFT_LR) --batch-size $(SFT_BS) --seed $(SEED) --schedule cosine --threads $(THREADS) -q \
+	  --metrics $(W)/ref.metrics.jsonl -o $(W)/ref
+
+$(W)/%.ref: $(W)/%.tok $(W)/ref/config.json
+	$(B)lbdpo-refcache -q --ref $(W)/ref -t $(THREADS) -i $< -o $@
+
+$(W)/dpo/config.json: $(W)/train.ref
+	@rm -f $(W)/dpo.metrics.jsonl
+	$(B)lbdpo-step --loss dpo --init $(W)/ref --fresh -i $< $(TRAIN_COMMON) \
+	  --metrics $(W)/dpo.metrics.jsonl -o $(W)/dpo
+
+$(W)/lbdpo/config.json: $(W)/train.ref
+	@rm -f $(W)/lbdpo.metrics.jsonl
+	$(B)lbdpo-step --loss lbdpo --init $(W)/ref --fresh -i $< $(TRAIN_COMMON) $(LBDPO_OPTS) \
+	  --metrics $(W)/lbdpo.metrics.jsonl -o $(W)/lbdpo
+
+$(W)/%.eval.json: $(W)/%/config.json $(W)/test.ref
+	$(B)lbdpo-eval -c $(W)/$* -i $(W)/test.ref --metrics $(W)/$*.metrics.jsonl \
+	  --plot $(W)/plots-$* --threads $(THREADS) -o $@
+
+# Held-out log-likelihood ranking, the same measure for all three models.
+$(W)/%.scores.jsonl: $(W)/%/config.json $(W)/test.tok
+	$(B)lbdpo-logprob -q -m $(W)/$* -t $(THREADS) -i $(W)/test.tok | $(B)lbdpo-show --no-header -o $@
+
+$(W)/questions.jsonl: $(W)/data/.done
+	grep '"group":"math"' $(W)/data/test.jsonl >$@
+
+$(W)/%.answers.jsonl: $(W)/%/config.json $(W)/questions.jsonl
+	$(B)lbdpo-sample -m $(W)/$* -t $(TOK) --greedy --max-new-tokens 4 --threads 1 \
+	  -i $(W)/questions.jsonl -o $@
+
+table: $(W)/dpo.eval.json $(W)/lbdpo.eval.json \
+       $(W)/ref.scores.jsonl $(W)/dpo.scores.jsonl $(W)/lbdpo.scores.jsonl \
+       $(W)/ref.answers.jsonl $(W)/dpo.answers.jsonl $(W)/lbdpo.answers.jsonl
+	@sh $(PIPE)demo-table.sh $(W) | tee $(W)/table.txt
+
+clean:
+	rm -rf $(W)

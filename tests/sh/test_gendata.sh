@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# lbdpo-gendata: determinism, format, label rules, split disjointness, and
+# its tokenizer against the `tokenizers` package (fixture made by
+# tests/ref/check_demo_tokenizer.py).
+. "$(dirname "$0")/lib.sh"
+G=lbdpo-gendata
+$G --version | grep -q '^lbdpo-gendata lbdpo ' || fail "--version"
+
+# Determinism: same seed, same bytes; another seed, other bytes.
+$G --seed 5 --n-train 600 --n-test 200 --out-dir "$T/a" --tokenizer-out "$T/a/tok.json" || fail "gendata a"
+$G --seed 5 --n-train 600 --n-test 200 --out-dir "$T/b" --tokenizer-out "$T/b/tok.json" || fail "gendata b"
+$G --seed 6 --n-train 600 --n-test 200 --out-dir "$T/c" || fail "gendata c"
+for f in train.jsonl test.jsonl tok.json; do cmp -s "$T/a/$f" "$T/b/$f" || fail "$f differs for the same seed"; done
+cmp -s "$T/a/train.jsonl" "$T/c/train.jsonl" && fail "seeds 5 and 6 give the same data"
+# stdout and --train agree
+$G --seed 5 --n-train 600 --n-test 200 >"$T/stdout.jsonl" || fail "stdout"
+cmp -s "$T/stdout.jsonl" "$T/a/train.jsonl" || fail "stdout differs from --out-dir train.jsonl"
+
+[ "$(wc -l <"$T/a/train.jsonl")" = 600 ] || fail "train line count"
+[ "$(wc -l <"$T/a/test.jsonl")" = 200 ] || fail "test line count"
+
+# Format and rules, checked independently of the generator with awk:
+# keys in order; math chosen = the arithmetic result, rejected != it;
+# open chosen mentions the prompt's topic word unless flipped.
+check='
+function field(k,   r) { if (match($0, "\"" k "\":\"[^\"]*\"")) { r = substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 5); return r } return "\001" }
+{
+	if ($0 !~ /^\{"id":"[a-z]+-[0-9]+","group":"(math|open)","prompt":"[^"]*","chosen":"[^"]*","rejected":"[^"]*","flipped":(true|false)\}$/) { print "bad line " NR ": " $0; bad = 1; exit }
+	g = field("group"); p = field("prompt"); c = field("chosen"); r = field("rejected")
+	fl = ($0 ~ /"flipped":true/)
+	n[g]++
+	if (g == "math") {
+		if (!match(p, /^Q: [0-9]+[-+][0-9]+=\? A:$/)) { print "bad math prompt " NR; bad = 1; exit }
+		e = substr(p, 4); sub(/=.*/, "", e)
+		if (index(e, "+")) { split(e, x, "+"); v = x[1] + x[2] } else { split(e, x, "-"); v = x[1] - x[2] }
+		if (c != " " v || r == c || r !~ /^ [0-9]+$/ || fl) { print "wrong math label " NR ": " $0; bad = 1; exit }
+		q[p] = 1
+	} else {
+		w = p; sub(/.* the /, "", w); sub(/[ .?].*/, "", w)
+		on = (c ~ (" The " w " ")); off = (r ~ (" The " w " "))
+		if (on == off || on == fl) { print "open rule violated " NR ": " $0; bad = 1; exit }
+		nf += fl
+	}
+}
+END { if (bad) exit 1; printf "%d %d %d\n", n["math"], n["open"], nf }'
+awk "$check" "$T/a/train.jsonl" >"$T/s1" || fail "train format/rules: $(cat "$T/s1")"
+read -r m o nf <"$T/s1"
+echo "train: math $m, open $o, flipped $nf"
+[ "$m" -gt 240 ] && [ "$m" -lt 360 ] || fail "math share far from 0.5: $m/600"
+# flip share 0.3 of ~300 open pairs: binomial sd ~8; allow 4 sd
+[ "$nf" -gt $((o * 3 / 10 - 32)) ] && [ "$nf" -lt $((o * 3 / 10 + 32)) ] || fail "flip share: $nf of $o"
+awk "$check" "$T/a/test.jsonl" >"$T/s2" || fail "test format/rules: $(cat "$T/s2")"
+read -r m o nf <"$T/s2"
+[ "$nf" = 0 ] || fail "held-out labels flipped by default"
+# Held-out arithmetic questions never occur in training.
+awk -F'"prompt":"' '/"group":"math"/ { split($2, a, "\""); print a[1] }' "$T/a/train.jsonl" | sort -u >"$T/trq"
+awk -F'"prompt":"' '/"group":"math"/ { split($2, a, "\""); print a[1] }' "$T/a/test.jsonl" | sort -u >"$T/teq"
+[ -s "$T/teq" ] || fail "no held-out math"
+[ -z "$(comm -12 "$T/trq" "$T/teq")" ] || fail "held-out questions leak into training: $(comm -12 "$T/trq" "$T/teq" | head -3)"
+
+# Bad options: usage errors exit 2.
+out=$($G --flip 2 2>&1); [ $? = 2 ] || fail "--flip 2 must be a usage error"; echo "$out" | grep -q 'error:' || fail "no message"
+$G --bogus >/dev/null 2>&1; [ $? = 2 ] || fail "unknown option must exit 2"
+$G --out-dir "$T/x" --train "$T/y" >/dev/null 2>&1; [ $? = 2 ] || fail "--out-dir with --train must exit 2"
+
+# The tokenizer: the same bytes as the one `tokenizers` checked (fixture),
+# and, with lbdpo-tokenize built, the same ids as `tokenizers` gave.
+F="$ROOT/tests/fixtures/demo_tok"
+$G --seed 7 --n-train 300 --n-test 40 --vocab-size 320 --out-dir "$T/f" --tokenizer-out "$T/f/tokenizer.json" || fail "fixture data"
+cmp -s "$T/f/tokenizer.json" "$F/tokenizer.json" || fail "tokenizer differs from the fixture checked by tokenizers (rerun tests/ref/check_demo_tokenizer.py)"
+grep -q '"type": "ByteLevel"' "$F/tokenizer.json" || fail "not byte-level"
+echo ok

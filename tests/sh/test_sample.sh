@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# lbdpo-sample against transformers (tests/ref/make_sample_fixture.py):
+# greedy generation with the KV cache reproduces transformers' greedy ids;
+# sampled first-token frequencies match softmax(logits / T) under
+# temperature, top-k and top-p; EOS stop, --n, seeds, bad input.
+. "$(dirname "$0")/lib.sh"
+F="$ROOT/tests/fixtures/sample"
+S="lbdpo-sample --threads 1"
+lbdpo-sample --version | grep -q '^lbdpo-sample lbdpo ' || fail "--version"
+
+# Records input built from the fixture's prompts (lbdpo-show --from-json).
+{ echo '{"lbdpo":1,"kind":"pairs","history":[]}'
+  awk '{ match($0, /"prompt_ids": \[[0-9, ]*\]/); p = substr($0, RSTART, RLENGTH); gsub(/ /, "", p)
+         printf "{\"id\":\"g%d\",\"group\":\"x\",%s}\n", NR, p }' "$F/greedy.jsonl"; } >"$T/p.jsonl"
+lbdpo-show --from-json -i "$T/p.jsonl" -o "$T/p.rec" || fail "make records"
+ids() { sed 's/.*"ids":\[\([0-9,]*\)\].*/\1/' "$1"; }
+
+# 1. greedy == transformers greedy (24 tokens, 6 prompts)
+$S -m "$F/model" --greedy --max-new-tokens 24 -i "$T/p.rec" -o "$T/g.jsonl" || fail "greedy run"
+sed 's/.*"ids": \[\([0-9, ]*\)\].*/\1/; s/ //g' "$F/greedy.jsonl" >"$T/want"
+ids "$T/g.jsonl" >"$T/got"
+diff "$T/want" "$T/got" || fail "greedy ids differ from transformers"
+grep -q '"id":"g1","group":"x","prompt_ids":\[' "$T/g.jsonl" || fail "id/group/prompt_ids not passed through: $(head -1 "$T/g.jsonl")"
+grep -c '"stop":"length"' "$T/g.jsonl" | grep -qx 6 || fail "stop reason"
+# top-k 1 and a tiny top-p are greedy too, whatever the temperature
+$S -m "$F/model" --top-k 1 --temperature 2 --max-new-tokens 24 -i "$T/p.rec" | sed 's/.*"ids":\[\([0-9,]*\)\].*/\1/' | diff -q "$T/want" - >/dev/null || fail "--top-k 1 is not greedy"
+$S -m "$F/model" --top-p 0.000001 --max-new-tokens 24 -i "$T/p.rec" | sed 's/.*"ids":\[\([0-9,]*\)\].*/\1/' | diff -q "$T/want" - >/dev/null || fail "--top-p tiny is not greedy"
+
+# 2. EOS: make the 3rd greedy token of prompt 1 the stop token
+eos=$(head -1 "$T/want" | cut -d, -f3)
+pre=$(head -1 "$T/want" | cut -d, -f1-2)
+$S -m "$F/model" --greedy --max-new-tokens 24 --eos-id "$eos" -i "$T/p.rec" | head -1 >"$T/e"
+grep -q "\"ids\":\[$pre\],\"n_new\":2,\"stop\":\"eos\"" "$T/e" || fail "EOS stop: $(cat "$T/e")"
+$S -m "$F/model" --greedy --max-new-tokens 24 --eos-id "$eos" --no-eos -i "$T/p.rec" | head -1 | grep -q '"n_new":24' || fail "--no-eos"
+
+# 3. Sampling frequencies of the first token vs transformers' softmax(logits/T).
+# One prompt, N one-token samples; allow 4.5 binomial standard deviations.
+{ head -1 "$T/p.jsonl"; sed -n 2p "$T/p.jsonl"; } | lbdpo-show --from-json -o "$T/one.rec" || fail "one record"
+N=3000
+check_freq() { # label, expected-probs key, lbdpo-sample options...
+	local label=$1 key=$2; shift 2
+	$S -m "$F/model" --max-new-tokens 1 --n $N --seed 7 "$@" -i "$T/one.rec" -o "$T/s.jsonl" || fail "$label: run"
+	[ "$(wc -l <"$T/s.jsonl")" = $N ] || fail "$label: --n $N lines"
+	sed 's/.*"ids":\[\([0-9]*\)\].*/\1/' "$T/s.jsonl" | sort | uniq -c >"$T/counts"
+	# expected: from the fixture, renormalized over the allowed ids (ALLOW, or all)
+	awk -v N=$N -v key="$key" -v allow="${ALLOW:-}" -v label="$label" '
+		NR == FNR { c[$2] = $1; next }
+		{ s = $0; i = index(s, "\"" key "\": [["); s = substr(s, i + length(key) + 6); sub(/\]\].*/, "", s)
+		  n = split(s, a, /\], \[/); z = 0
+		  for (k = 1; k <= n; k++) { split(a[k], b, ", "); id[k] = b[1]; p[k] = b[2] }
+		  if (allow != "") { split(allow, al, ","); for (k in al) ok[al[k]] = 1; for (k = 1; k <= n; k++) if (id[k] in ok) z += p[k] }
+		  for (k = 1; k <= 3; k++) {
+			q = p[k]; if (allow != "") q = (id[k] in ok) ? q / z : 0
+			f = ((id[k] in c) ? c[id[k]] : 0) / N; sd = sqrt((q * (1 - q) + 1e-6) / N)
+			printf "%s: id %s freq %.4f expected %.4f\n", label, id[k], f, q
+			if (f - q > 4.5 * sd || q - f > 4.5 * sd) bad = 1
+		  }
+		  if (allow != "") for (t in c) if (!(t in ok)) { printf "%s: id %s outside the allowed set\n", label, t; bad = 1 }
+		  exit }
+		END { exit bad }' "$T/counts" "$F/greedy.jsonl" || fail "$label: frequencies off"
+}
+check_freq "T=1" probs_T1
+check_freq "T=0.5" probs_T0.5 --temperature 0.5
+# top-k 2 keeps the two most likely; top-p 0.4 keeps the smallest set with mass >= 0.4
+top2=$(awk '{ s = $0; sub(/.*"probs_T1": \[\[/, "", s); split(s, a, /[^0-9.]+/); print a[1] "," a[3]; exit }' "$F/greedy.jsonl")
+ALLOW=$top2 check_freq "top-k 2" probs_T1 --top-k 2
+ALLOW=$top2 check_freq "top-p 0.4" probs_T1 --top-p 0.4
+
+# 4. Seeds: same seed, same samples; another seed, other samples.
+$S -m "$F/model" --n 2 --seed 3 --max-new-tokens 16 -i "$T/p.rec" >"$T/s1" || fail "seed run"
+$S -m "$F/model" --n 2 --seed 3 --max-new-tokens 16 -i "$T/p.rec" >"$T/s2"
+$S -m "$F/model" --n 2 --seed 4 --max-new-tokens 16 -i "$T/p.rec" >"$T/s3"
+cmp -s "$T/s1" "$T/s2" || fail "same seed, different samples"
+cmp -s "$T/s1" "$T/s3" && fail "different seeds, same samples"
+[ "$(grep -c '"sample":1' "$T/s1")" = 6 ] || fail "--n 2"
+# thread count does not change samples
+lbdpo-sample --threads 2 -m "$F/model" --n 2 --seed 3 --max-new-tokens 16 -i "$T/p.rec" | cmp -s - "$T/s1" || fail "threads change samples"
+
+# 5. JSON Lines prompts need a tokenizer; with the stories model when present.
+printf '{"prompt":"x"}\n' >"$T/j.jsonl"
+lbdpo-sample -m "$F/model" -i "$T/j.jsonl" >/dev/null 2>&1; [ $? = 2 ] || fail "JSONL without --tokenizer must be a usage error"
+expect_fail lbdpo-sample -m "$F/model" -t "$ROOT/tests/fixtures/demo_tok/tokenizer.json" -i "$T/j.jsonl" | grep -q 'vocabulary' || fail "tokenizer larger than the model accepted"
+printf '{"lbdpo":1,"kind":"pairs","history":[]}\n{"prompt_ids":[1,96]}\n' | lbdpo-show --from-json -o "$T/bad.rec"
+expect_fail $S -m "$F/model" -i "$T/bad.rec" | grep -q 'record 1' || fail "id >= vocab: no record position"
+lbdpo-sample >/dev/null 2>&1; [ $? = 2 ] || fail "no --model must exit 2"
+if [ -n "${LBDPO_ASSETS:-}" ] && [ -f "$LBDPO_ASSETS/stories260K/stories260K.bin" ]; then
+	A=$LBDPO_ASSETS/stories260K
+	printf '{"id":"a","prompt":"Once upon a time, there was a"}\nnot json\n' >"$T/st.jsonl"
+	msg=$(expect_fail $S -m "$A/stories260K.bin" -t "$A/tok512.bin" --greedy --max-new-tokens 8 -i "$T/st.jsonl")
+	echo "$msg" | grep -q 'line 2' || fail "invalid JSON: no line number: $msg"
+	head -1 "$T/st.jsonl" | $S -m "$A/stories260K.bin" -t "$A/tok512.bin" --greedy --max-new-tokens 20 >"$T/st.out" || fail "stories"
+	grep -q '"text":" [a-z]' "$T/st.out" || fail "stories text: $(cat "$T/st.out")"
+	cat "$T/st.out"
+else
+	echo "note: LBDPO_ASSETS absent, stories part skipped"
+fi
+echo ok
