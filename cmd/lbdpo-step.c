@@ -257,6 +257,14 @@ int main(int argc, char **argv)
 	if (data->n == 0)
 		die("%s: no records", data->name);
 	const int n_comp = lo.kind == LOSS_SFT ? 1 : 2;
+	for (int i = 0; learned && i < data->n; i++) {
+		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
+			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref)", data->name,
+			    (unsigned long long)data->r[i].index);
+		if (lo.entropy_reg != 0 && !data->r[i].has_entropy)
+			die("%s: record %llu: no ref_prompt_entropy (needed by --entropy-reg)", data->name,
+			    (unsigned long long)data->r[i].index);
+	}
 
 	if (steps < 0)
 		steps = (long)ceil(epochs * data->n / (double)(bs * accum));
@@ -375,8 +383,9 @@ int main(int argc, char **argv)
 		double gn2 = (policy_trained ? sumsq(G, np) : 0) + (head_trained ? sumsq(HG, hn) : 0);
 		double gnorm = sqrt(gn2);
 		if (!isfinite(S_loss) || !isfinite(gnorm) || !all_finite(HG, hn))
-			die("step %ld: non-finite %s; %s was not written (the last good checkpoint is kept)", ck->step + 1,
-			    isfinite(S_loss) ? "gradient" : "loss", out);
+			die("step %ld: non-finite %s; stopping without writing this step (%s keeps the last good "
+			    "checkpoint, if any)",
+			    ck->step + 1, isfinite(S_loss) ? "gradient" : "loss", out);
 		float cf = (float)clip_factor(gnorm, clip);
 		double lr_p = sched_lr((sched_kind)sched, lr, ck->step, warmup, total);
 		double lr_b = sched_lr((sched_kind)sched, beta_lr, ck->step, warmup, total);

@@ -78,8 +78,8 @@ pref_set *pref_load(const char *path, int need_ref, uint32_t vocab)
 		if (rs_get_i64(r, rec, "ref_rejected_n", &cn) && cn != p->nr)
 			rs_die(r, "ref_rejected_n %lld differs from the %d rejected_ids: cache made from other tokens",
 			       (long long)cn, p->nr);
-		rs_get_f64(r, rec, "ref_prompt_logp", &p->ref_plogp);
-		rs_get_f64(r, rec, "ref_prompt_entropy", &p->ref_entropy);
+		p->has_plogp = rs_get_f64(r, rec, "ref_prompt_logp", &p->ref_plogp);
+		p->has_entropy = rs_get_f64(r, rec, "ref_prompt_entropy", &p->ref_entropy);
 		if (!isfinite(p->ref_c) || !isfinite(p->ref_r) || !isfinite(p->ref_plogp) || !isfinite(p->ref_entropy))
 			rs_die(r, "non-finite reference score");
 		s->n++;

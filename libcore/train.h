@@ -30,6 +30,7 @@ typedef struct {
 	double ref_c, ref_r;  /* ref_chosen_logp, ref_rejected_logp */
 	double ref_plogp;     /* ref_prompt_logp (mean) */
 	double ref_entropy;   /* ref_prompt_entropy */
+	int has_plogp, has_entropy; /* the two keys above were present */
 	int group;            /* index into pref_set.groups, -1 = none */
 	char *id;             /* NULL if absent */
 	uint64_t index;       /* record index in the stream (1 = first) */
