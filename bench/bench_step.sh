@@ -4,6 +4,7 @@
 # lbdpo (--beta-grad full) vs dpo (same tokens, no β model).
 #   LBDPO_BIN=bin bash bench/bench_step.sh [DIM LAYERS VOCAB PROMPT COMP STEPS THREADS]
 set -eu
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}" # idle OpenMP threads must not spin on a shared machine
 : "${LBDPO_BIN:=$(dirname "$0")/../bin}"
 export PATH="$LBDPO_BIN:$PATH"
 D=${1:-256} L=${2:-4} V=${3:-512} P=${4:-48} C=${5:-48} N=${6:-6} TH=${7:-2}
