@@ -122,7 +122,7 @@ double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *con
 			const loss_opts *lo, beta_grad_mode bg, int policy_trained, double scale, float *G,
 			float *HG, bdpo_state *bs, uint64_t *rng, loss_stats *st);
 
-/* sha-free helpers */
+/* mean of n doubles (0 when n = 0) */
 double mean_d(const double *x, int n);
 
 #endif
