@@ -8,7 +8,7 @@
  * pairs/s of both, the per-token slowdown of the step (target: ≤ 10%), and
  * the share of the step's time spent outside the model's forward/backward.
  *
- * usage: step_bench [--threads N] [--reps N] [--dim C --layers L --vocab V]
+ * usage: step_bench [--threads N] [--reps N] [--dim C --layers L --vocab V] [--beta-grad full|head|none]
  */
 #include <getopt.h>
 #include <math.h>
@@ -27,17 +27,22 @@ int main(int argc, char **argv)
 {
 	set_progname("step_bench");
 	int threads = 0, reps = 2, dim = 768, layers = 12, vocab = 32000;
+	beta_grad_mode bgm = BGRAD_FULL;
 	static const struct option lo[] = {{"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'},
 					   {"dim", required_argument, 0, 'd'},	   {"layers", required_argument, 0, 'l'},
-					   {"vocab", required_argument, 0, 'v'},   {0, 0, 0, 0}};
+					   {"vocab", required_argument, 0, 'v'},   {"beta-grad", required_argument, 0, 'b'},
+					   {0, 0, 0, 0}};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "t:r:d:l:v:", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:r:d:l:v:b:", lo, NULL)) != -1) {
 		switch (ch) {
 		case 't': threads = (int)parse_long("--threads", optarg, 1, 1024); break;
 		case 'r': reps = (int)parse_long("--reps", optarg, 1, 100); break;
 		case 'd': dim = (int)parse_long("--dim", optarg, 64, 8192); break;
 		case 'l': layers = (int)parse_long("--layers", optarg, 1, 256); break;
 		case 'v': vocab = (int)parse_long("--vocab", optarg, 16, 1 << 20); break;
+		case 'b':
+			bgm = !strcmp(optarg, "head") ? BGRAD_HEAD : !strcmp(optarg, "none") ? BGRAD_NONE : BGRAD_FULL;
+			break;
 		default: die_usage("usage: step_bench [--threads N] [--reps N] [--dim C --layers L --vocab V]");
 		}
 	}
@@ -103,7 +108,7 @@ int main(int argc, char **argv)
 		memset(G, 0, np * sizeof(float));
 		memset(HG, 0, hn * sizeof(float));
 		double t2 = now_s();
-		train_microbatch(&c, ws, bb, rp, NP, &lop, BGRAD_FULL, 1, 1.0, G, HG, NULL, NULL, NULL);
+		train_microbatch(&c, ws, bb, rp, NP, &lop, bgm, 1, 1.0, G, HG, NULL, NULL, NULL);
 		double t3 = now_s();
 		double gn = sqrt(sumsq(G, np) + sumsq(HG, hn));
 		float cf = (float)clip_factor(gn, 1.0);
@@ -127,6 +132,7 @@ int main(int argc, char **argv)
 	printf("llama dim %d, %d layers, vocab %d (%.1fM params), %d pairs of %d+%d+%d tokens, threads %d\n", dim, layers,
 	       vocab, np * 1e-6, NP, L, L, L, threads);
 	printf("plain fwd+bwd: %8.1f tokens/s %6.2f pairs/s\n", T / plain, NP / plain);
+	printf("--beta-grad %s\n", bgm == BGRAD_FULL ? "full" : bgm == BGRAD_HEAD ? "head" : "none");
 	printf("lbdpo step:    %8.1f tokens/s %6.2f pairs/s   per-token slowdown %+.1f%% (target <= 10%%)\n", T / step,
 	       NP / step, 100 * (step / plain - 1));
 	printf("step time outside the model forward/backward (norm, clip, AdamW): %.1f%%\n", 100 * outside);
