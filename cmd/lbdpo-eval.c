@@ -271,8 +271,9 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 	o = out_open(p);
 	fprintf(o->fp,
 		"set terminal pngcairo size 800,500\n"
-		"set output 'beta_hist.png'\nset title 'beta(x)'\nbw = 0.01\n"
-		"bin(x) = bw*floor(x/bw)\nset style fill solid 0.6\n"
+		"set output 'beta_hist.png'\nset title 'beta(x)'\n"
+		"stats 'beta.dat' using 1 nooutput\nbw = (STATS_max - STATS_min) / 30.0\nif (bw <= 0) bw = 1e-3\n"
+		"bin(x) = bw*floor(x/bw) + bw/2\nset boxwidth bw*0.9\nset style fill solid 0.6\n"
 		"plot 'beta.dat' using (bin($1)):(1.0) smooth freq with boxes title 'count'\n"
 		"set output 'beta_groups.png'\nset title 'mean beta per group'\nset style data histograms\n"
 		"plot 'beta_groups.dat' using 3:xtic(2) title 'mean beta'\n"
