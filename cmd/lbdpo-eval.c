@@ -271,8 +271,9 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 	o = out_open(p);
 	fprintf(o->fp,
 		"set terminal pngcairo size 800,500\n"
-		"set output 'beta_hist.png'\nset title 'beta(x)'\nbw = 0.01\n"
-		"bin(x) = bw*floor(x/bw)\nset style fill solid 0.6\n"
+		"set output 'beta_hist.png'\nset title 'beta(x)'\n"
+		"stats 'beta.dat' using 1 nooutput\nbw = (STATS_max - STATS_min) / 30.0\nif (bw <= 0) bw = 1e-3\n"
+		"bin(x) = bw*floor(x/bw) + bw/2\nset boxwidth bw*0.9\nset style fill solid 0.6\n"
 		"plot 'beta.dat' using (bin($1)):(1.0) smooth freq with boxes title 'count'\n"
 		"set output 'beta_groups.png'\nset title 'mean beta per group'\nset style data histograms\n"
 		"plot 'beta_groups.dat' using 3:xtic(2) title 'mean beta'\n"
@@ -348,6 +349,8 @@ int main(int argc, char **argv)
 			lo.label_smoothing = json_number_value(v);
 		if ((v = json_object_get(opts, "gamma")) && json_is_number(v))
 			lo.gamma = json_number_value(v);
+		if ((v = json_object_get(opts, "sft_weight")) && json_is_number(v))
+			lo.sft_weight = json_number_value(v);
 	}
 	if (lo.kind == LOSS_BETADPO)
 		lo.kind = LOSS_DPO; /* held-out: β0 without the batch calibration */
@@ -370,7 +373,7 @@ int main(int argc, char **argv)
 			loss_stats st;
 			loss_batch(&lo, &bb->lp[i], 1, NULL, NULL, NULL, &st);
 			pair_res *q = &res[s + i];
-			q->loss = st.pref + lo.sft_weight * st.sft;
+			q->loss = st.loss; /* preference term + weighted SFT term (no regularizers) */
 			q->beta = bb->lp[i].beta;
 			q->ppl = exp(-bb->m[i]);
 			q->pc = bb->lp[i].pc;
