@@ -37,6 +37,7 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-beta");
+	lbdpo_runtime_init(argv);
 	const char *in = NULL, *out = NULL, *ckp = NULL;
 	long threads = 0;
 	int c;

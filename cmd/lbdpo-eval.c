@@ -300,6 +300,7 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-eval");
+	lbdpo_runtime_init(argv);
 	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
 	const char *perrec = NULL;
 	int kind = -1;

@@ -86,6 +86,7 @@ static void flush(batch *b, const model *m, model_ws *ws, rs_writer *w, int per_
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-logprob");
+	lbdpo_runtime_init(argv);
 	const char *model_path = NULL, *in = NULL, *outp = NULL;
 	long batch_tokens = 4096, threads = 0;
 	int per_token = 0;

@@ -244,6 +244,7 @@ static void progress(const state *s, uint64_t n_in, double t0, rs_reader *r, off
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-refcache");
+	lbdpo_runtime_init(argv);
 	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL;
 	const char *tok_sha = NULL;
 	long batch_tokens = 0, threads = 0, shard_i = 0, shard_n = 1;

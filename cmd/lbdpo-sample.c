@@ -247,6 +247,7 @@ static void usage(FILE *fp)
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-sample");
+	lbdpo_runtime_init(argv);
 	enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_THREADS, O_VER };
 	static const struct option opts[] = {{"model", required_argument, 0, 'm'},
 					     {"tokenizer", required_argument, 0, 't'},

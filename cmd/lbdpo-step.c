@@ -146,6 +146,7 @@ static int all_finite(const float *x, size_t n)
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-step");
+	lbdpo_runtime_init(argv);
 	const char *in = NULL, *out = NULL, *init = NULL, *metrics = NULL;
 	long steps = -1, total = -1, bs = 8, accum = 1, warmup = 0, seed = 1, hidden = 64, save_every = 0;
 	long threads = 0;

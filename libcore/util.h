@@ -85,6 +85,14 @@ void sha256_update(sha256_ctx *c, const void *data, size_t n);
 void sha256_final_hex(sha256_ctx *c, char out[65]); /* also frees c */
 void sha256_file_hex(const char *path, char out[65]);
 
+/* Call first in main() of every program that computes with OpenMP and
+ * OpenBLAS. OpenBLAS (pthread build) keeps its own thread pool; OpenMP
+ * threads that spin-wait after a parallel region steal the cores OpenBLAS
+ * needs for the next sgemm (measured: 20x slower steps on a busy 2-core
+ * machine). libgomp reads OMP_WAIT_POLICY only when it is loaded, so unless
+ * the user set it, the program re-executes itself once with it "passive". */
+void lbdpo_runtime_init(char **argv);
+
 /* Monotonic seconds. */
 double now_s(void);
 
