@@ -50,7 +50,7 @@ TRAIN_COMMON = --steps $(STEPS) --lr $(LR) --batch-size $(BS) --beta $(BETA) --s
 
 .PHONY: all table clean
 .DELETE_ON_ERROR:
-.SECONDARY:
+.SECONDARY: $(W)/train.tok $(W)/test.tok $(W)/train.ref $(W)/test.ref
 all: table
 
 $(W)/data/.done:
