@@ -42,10 +42,10 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 LIB       := $(B)/liblbdpo.a
 CMD_SRCS  := $(sort $(wildcard cmd/*.c))
 PROGS     := $(CMD_SRCS:cmd/%.c=$(BIN)/%)
-BENCH_SRCS:= $(sort $(wildcard bench/*.c))
-BENCHES   := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
-TESTS     := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(B)/tests/%)
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCHES   := $(BENCH_SRCS:bench/%.c=$(B)/bench/bin/%)
 MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
@@ -69,11 +69,11 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(shell pkg-config --libs criterion) -o $@
 
-$(B)/bench/%: $(B)/bench/%.o $(LIB)
+$(B)/bench/bin/%: $(B)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-tests-build: $(PROGS) $(TESTS)
+tests-build: $(PROGS) $(TEST_BINS)
 
 deps:
 	@bash scripts/deps.sh
@@ -90,7 +90,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCHES)
-	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_BENCHBIN=$(CURDIR)/$(B)/bench bash bench/run.sh
+	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_BENCHBIN=$(CURDIR)/$(B)/bench/bin bash bench/run.sh
 
 fuzz: deps
 	@bash tests/fuzz/run.sh

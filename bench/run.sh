@@ -4,11 +4,18 @@
 # nothing here is a pass/fail test.
 set -u
 cd "$(dirname "$0")/.."
-: "${LBDPO_BIN:=$PWD/bin}" "${LBDPO_BENCHBIN:=$PWD/build/rel/bench}"
+: "${LBDPO_BIN:=$PWD/bin}" "${LBDPO_BENCHBIN:=$PWD/build/rel/bench/bin}"
 export LBDPO_BIN LBDPO_BENCHBIN LBDPO_ROOT="$PWD" PATH="$LBDPO_BIN:$PATH"
 if [ -z "${LBDPO_ASSETS:-}" ] && [ -d "$PWD/../shared/assets" ]; then export LBDPO_ASSETS="$PWD/../shared/assets"; fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F)"
 status=0
+# C benchmark programs (bench/*.c), then the scripted ones (bench/*.sh)
+for b in "$LBDPO_BENCHBIN"/*; do
+	[ -x "$b" ] || continue
+	[ -n "${BENCH:-}" ] && [[ ${b##*/} != *$BENCH* ]] && continue
+	echo; echo "=== ${b##*/}"
+	"$b" ${BENCH_THREADS:+--threads "$BENCH_THREADS"} || { echo "($b failed)"; status=1; }
+done
 for b in bench/*.sh; do
 	[ "$b" = bench/run.sh ] && continue
 	[ -n "${BENCH:-}" ] && [[ $b != *$BENCH* ]] && continue

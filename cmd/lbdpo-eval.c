@@ -30,6 +30,7 @@ static void usage(void)
 	       "      --metrics FILE      training metrics (lbdpo-step --metrics) for the curves of --plot\n"
 	       "      --plot DIR          write plots (PNG via gnuplot when installed) and their data into DIR\n"
 	       "      --generations FILE  JSONL with \"completion\" or \"text\" strings: lengths and distinct-n\n"
+	       "      --per-record FILE   also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)\n"
 	       "      --threads N         OpenMP/OpenBLAS threads\n"
 	       "  -h, --help              this help\n"
 	       "  -V, --version           print the version\n");
@@ -45,6 +46,7 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"plot", required_argument, 0, 'p'},
 					 {"generations", required_argument, 0, 'g'},
 					 {"threads", required_argument, 0, 't'},
+					 {"per-record", required_argument, 0, 'r'},
 					 {"help", no_argument, 0, 'h'},
 					 {"version", no_argument, 0, 'V'},
 					 {0, 0, 0, 0}};
@@ -298,6 +300,7 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-eval");
 	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
+	const char *perrec = NULL;
 	int kind = -1;
 	double beta = -1;
 	long bs = 8, threads = 0;
@@ -316,6 +319,7 @@ int main(int argc, char **argv)
 		case 'm': metrics = optarg; break;
 		case 'p': plotdir = optarg; break;
 		case 'g': gens = optarg; break;
+		case 'r': perrec = optarg; break;
 		case 't': threads = parse_long("--threads", optarg, 0, 4096); break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-eval lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
@@ -392,6 +396,26 @@ int main(int argc, char **argv)
 		json_object_set_new(top, "generations", gen_stats(gens));
 	if (plotdir)
 		plots(plotdir, metrics, res, data->n, data);
+	if (perrec) {
+		outfile *pf = out_open(perrec);
+		for (int i = 0; i < data->n; i++) {
+			const pair_res *q = &res[i];
+			const pref_rec *r = &data->r[i];
+			json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "record", (json_int_t)r->index,
+					      "beta", q->beta, "ppl", q->ppl, "delta", q->delta, "logp_chosen", q->pc,
+					      "logp_rejected", q->pr, "loss", q->loss, "reward_margin",
+					      q->beta * q->delta);
+			if (r->id)
+				json_object_set_new(j, "id", json_string(r->id));
+			if (r->group >= 0)
+				json_object_set_new(j, "group", json_string(data->groups[r->group]));
+			char *t = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+			fprintf(pf->fp, "%s\n", t);
+			free(t);
+			json_decref(j);
+		}
+		out_close(pf);
+	}
 	outfile *o = out_open(outp);
 	char *txt = json_dumps(top, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
 	fputs(txt, o->fp);

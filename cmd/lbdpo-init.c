@@ -37,7 +37,7 @@ static void usage(void)
 	       "      --norm-eps X        norm epsilon (default: llama 1e-5, gpt2 1e-5)\n"
 	       "      --seed N            random seed (default 1)\n"
 	       "      --std X             weight standard deviation (default 0.02)\n"
-	       "      --tie               share the output matrix with the embedding (gpt2 default)\n"
+	       "      --tie               share the output matrix with the embedding (gpt2: always)\n"
 	       "      --no-tie            separate lm_head (llama default)\n"
 	       "      --qkv-bias          q/k/v biases, saved as a Qwen2 model (llama only)\n"
 	       "      --vocab-from FILE   take the vocabulary size and bos/eos ids from a\n"
@@ -227,6 +227,8 @@ int main(int argc, char **argv)
 		cfg.norm_eps = (float)eps;
 		cfg.tied_embeddings = tie >= 0 ? tie : arch == ARCH_GPT2;
 		cfg.qkv_bias = qkvb;
+		if (arch == ARCH_GPT2 && !cfg.tied_embeddings)
+			die_usage("--no-tie: gpt2 always shares the output matrix with the embedding");
 		if (qkvb && arch == ARCH_GPT2)
 			die_usage("--qkv-bias is for --arch llama (gpt2 always has biases)");
 		if (vfrom) {

@@ -6,6 +6,7 @@
 
 #include "formats/mpjson.h"
 #include "formats/records.h"
+#include "formats/tokenizer.h"
 #include "libcore/util.h"
 
 static const char usage_text[] =
@@ -22,10 +23,47 @@ static const char usage_text[] =
 	"      --header-only  print only the header\n"
 	"      --f32          show bin values as lists of little-endian f32\n"
 	"                     ({\"$f32le\": [...]}) instead of base64\n"
+	"      --tokenizer FILE  decode every token-id array KEY_ids of a record\n"
+	"                     into an added key KEY_text (a view: not for --from-json)\n"
 	"  -n, --records N    stop after N records (header not counted)\n"
 	"      --from-json    convert JSON Lines to msgpack\n"
 	"  -h, --help         show this help\n"
 	"  -V, --version      show the version\n";
+
+static void append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+	xgrow((void **)buf, cap, *len + n + 1, 1);
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	(*buf)[*len] = 0;
+}
+
+/* Append "KEY_text": decode(KEY_ids) for each token-id array of rec to the
+ * JSON object text in buf (before its closing brace). */
+static void add_texts(rs_reader *r, const msgpack_object *rec, tok *tk, uint32_t **ids,
+		      size_t *idcap, char **text, size_t *tcap, char **buf, size_t *len, size_t *bcap)
+{
+	for (uint32_t k = 0; k < rec->via.map.size; k++) {
+		const msgpack_object *key = &rec->via.map.ptr[k].key;
+		size_t kl = key->via.str.size, n;
+		if (kl < 5 || kl > 200 || memcmp(key->via.str.ptr + kl - 4, "_ids", 4) ||
+		    rec->via.map.ptr[k].val.type != MSGPACK_OBJECT_ARRAY)
+			continue;
+		char name[256];
+		snprintf(name, sizeof name, "%.*s", (int)kl, key->via.str.ptr);
+		rs_get_ids(r, rec, name, tok_vocab_size(tk), ids, &n, idcap);
+		long tl = tok_decode(tk, *ids, n, 0, text, tcap);
+		if (tl < 0)
+			rs_die(r, "key '%s': %s", name, tok_error(tk));
+		memcpy(name + kl - 4, "_text", 6);
+		(*len)--; /* reopen the object: drop its '}' */
+		append(buf, len, bcap, ",", 1);
+		mpj_string(name, strlen(name), buf, len, bcap);
+		append(buf, len, bcap, ":", 1);
+		mpj_string(*text, (size_t)tl, buf, len, bcap);
+		append(buf, len, bcap, "}", 1);
+	}
+}
 
 int main(int argc, char **argv)
 {
@@ -33,12 +71,14 @@ int main(int argc, char **argv)
 	const char *in = NULL, *out = NULL;
 	int no_header = 0, header_only = 0, from_json = 0, flags = 0;
 	long limit = -1;
-	enum { O_NOHDR = 256, O_HDRONLY, O_F32, O_FROMJSON };
+	const char *tokpath = NULL;
+	enum { O_NOHDR = 256, O_HDRONLY, O_F32, O_FROMJSON, O_TOK };
 	static const struct option opts[] = {
 		{"input", required_argument, 0, 'i'},   {"output", required_argument, 0, 'o'},
 		{"no-header", no_argument, 0, O_NOHDR}, {"header-only", no_argument, 0, O_HDRONLY},
 		{"f32", no_argument, 0, O_F32},         {"records", required_argument, 0, 'n'},
-		{"from-json", no_argument, 0, O_FROMJSON}, {"help", no_argument, 0, 'h'},
+		{"from-json", no_argument, 0, O_FROMJSON}, {"tokenizer", required_argument, 0, O_TOK},
+		{"help", no_argument, 0, 'h'},
 		{"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "i:o:n:hV", opts, NULL)) != -1) {
@@ -50,6 +90,7 @@ int main(int argc, char **argv)
 		case O_HDRONLY: header_only = 1; break;
 		case O_F32: flags |= MPJ_F32; break;
 		case O_FROMJSON: from_json = 1; break;
+		case O_TOK: tokpath = optarg; break;
 		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
 		case 'V': printf("lbdpo-show lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
 		default: die_usage("unknown option");
@@ -57,7 +98,7 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
-	if (from_json && (no_header || header_only || flags || limit >= 0))
+	if (from_json && (no_header || header_only || flags || limit >= 0 || tokpath))
 		die_usage("--from-json takes no display options");
 
 	if (from_json) {
@@ -93,6 +134,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	tok *tk = tokpath ? tok_load(tokpath) : NULL;
+	uint32_t *ids = NULL;
+	size_t idcap = 0, tcap = 0;
+	char *text = NULL;
 	rs_reader *r = rs_open_raw(in);
 	outfile *o = out_open(out);
 	const msgpack_object *rec;
@@ -108,10 +153,16 @@ int main(int argc, char **argv)
 			break;
 		len = 0;
 		mpj_to_json(rec, flags, &buf, &len, &bcap);
+		if (tk && i > 0)
+			add_texts(r, rec, tk, &ids, &idcap, &text, &tcap, &buf, &len, &bcap);
 		if (fwrite(buf, 1, len, o->fp) != len || putc('\n', o->fp) == EOF)
 			die("%s: write error", out ? out : "standard output");
 	}
 	free(buf);
+	free(ids);
+	free(text);
+	if (tk)
+		tok_free(tk);
 	rs_close(r);
 	out_close(o);
 	close_stdout();

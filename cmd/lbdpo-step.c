@@ -307,8 +307,24 @@ int main(int argc, char **argv)
 	const int policy_trained = !freeze;
 	if (!policy_trained && !head_trained)
 		warning("nothing to train (--freeze-policy with a fixed beta): steps only advance the state");
-	int need_init = learned && !ck->resumed && w_init <= 0;
+	const int need_init = learned && !ck->resumed && w_init <= 0;
 	const long step_end = ck->step + steps;
+	if (need_init) {
+		/* --beta-init: mean β of the first batch = --beta (β is linear in w);
+		 * the batch is peeked, the data position does not move */
+		long e = ck->epoch, p = ck->pos;
+		for (int i = 0; i < bs; i++) {
+			if (p >= data->n) {
+				e++;
+				p = 0;
+				epoch_perm(perm, data->n, (uint64_t)seed, e);
+			}
+			recs[i] = &data->r[perm[p++]];
+		}
+		batch_forward(ck, ws, bb, recs, (int)bs, n_comp, 0, 1, lo.beta);
+		betahead_set_mean_beta(ck->bh, bb->parts, (int)bs, lo.beta);
+		epoch_perm(perm, data->n, (uint64_t)seed, ck->epoch);
+	}
 
 	while (ck->step < step_end) {
 		double t0 = now_s();
@@ -325,12 +341,6 @@ int main(int argc, char **argv)
 					epoch_perm(perm, data->n, (uint64_t)seed, ck->epoch);
 				}
 				recs[i] = &data->r[perm[ck->pos++]];
-			}
-			if (need_init) {
-				/* --beta-init: mean β of the first batch = --beta (β is linear in w) */
-				batch_forward(ck, ws, bb, recs, (int)bs, n_comp, 0, 1, lo.beta);
-				betahead_set_mean_beta(ck->bh, bb->parts, (int)bs, lo.beta);
-				need_init = 0;
 			}
 			loss_stats st;
 			double sc = 1.0 / accum;

@@ -241,6 +241,8 @@ static int parse_gpt2(ctx *c, model_config *cfg)
 		return fail(c, "unsupported scale_attn_by_inverse_layer_idx true");
 	if (cross)
 		return fail(c, "unsupported add_cross_attention true");
+	if (!cfg->tied_embeddings)
+		return fail(c, "unsupported tie_word_embeddings false for gpt2 (the output matrix is the embedding)");
 	if (cfg->dim % cfg->n_heads)
 		return fail(c, "n_embd %d is not a multiple of n_head %d", cfg->dim, cfg->n_heads);
 	return 0;
@@ -285,6 +287,17 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 		return BAD("model would have %.3g parameters", np);
 	return 0;
 #undef BAD
+}
+
+uint64_t hfconfig_n_params(const model_config *c)
+{
+	uint64_t C = (uint64_t)c->dim, H = (uint64_t)c->hidden_dim, V = (uint64_t)c->vocab_size, L = (uint64_t)c->n_layers;
+	if (c->arch == ARCH_GPT2) /* wte, wpe, per block ln_1, c_attn, c_proj, ln_2, c_fc, mlp.c_proj (+ biases), ln_f */
+		return V * C + (uint64_t)c->max_seq_len * C +
+		       L * (2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * H + H) + (H * C + C)) + 2 * C;
+	uint64_t q = (uint64_t)c->n_heads * c->head_dim, kv = (uint64_t)c->n_kv_heads * c->head_dim;
+	return V * C * (c->tied_embeddings ? 1 : 2) +
+	       L * (2 * C + C * q + 2 * C * kv + q * C + 3 * C * H + (c->qkv_bias ? q + 2 * kv : 0)) + C;
 }
 
 int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err, size_t errsz)

@@ -23,6 +23,10 @@ void hfconfig_load(const char *path, model_config *cfg);
 /* Check a config for internal consistency and sane ranges (used by every
  * loader and by lbdpo-init). Returns 0, or -1 with a message in err. */
 int hfconfig_check(const model_config *cfg, char *err, size_t errsz);
+/* Number of parameters (floats) of a model with this config (the same count
+ * as model_n_params(model_new(cfg))); used to reject a config that asks for
+ * far more weights than the files hold before allocating them. */
+uint64_t hfconfig_n_params(const model_config *cfg);
 /* The config.json text (malloc'd, ends with a newline). */
 char *hfconfig_dump(const model_config *cfg);
 /* Write config.json atomically; dies on error. */

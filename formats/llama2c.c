@@ -3,32 +3,13 @@
 #include "llama2c.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../libcore/util.h"
 #include "hfconfig.h"
-
-void llama2c_permute_qk(float *w, int n_heads, int head_dim, int C)
-{
-	size_t hs = (size_t)head_dim * C;
-	float *tmp = xmalloc(hs * sizeof *tmp); /* [head_dim][C] one head */
-	for (int h = 0; h < n_heads; h++) {
-		float *wh = w + (size_t)h * hs;
-		memcpy(tmp, wh, hs * sizeof *tmp);
-		for (int j = 0; j < head_dim / 2; j++) {
-			memcpy(wh + (size_t)j * C, tmp + (size_t)(2 * j) * C, (size_t)C * sizeof *tmp);
-			memcpy(wh + (size_t)(head_dim / 2 + j) * C, tmp + (size_t)(2 * j + 1) * C, (size_t)C * sizeof *tmp);
-		}
-	}
-	free(tmp);
-}
 
 int llama2c_parse_header(const void *hdr, uint64_t file_size, const char *name, model_config *cfg, int *shared,
 			 char *err, size_t errsz)
@@ -94,95 +75,4 @@ int llama2c_parse_header(const void *hdr, uint64_t file_size, const char *name, 
 		return -1;
 	}
 	return 0;
-}
-
-static const model_tensor *find_tensor(const model *m, const char *name)
-{
-	for (int i = 0; i < model_n_tensors(m); i++)
-		if (!strcmp(model_tensor_at(m, i)->name, name))
-			return model_tensor_at(m, i);
-	return NULL;
-}
-
-/* Copy n floats at file float index *pos into the named tensor (all of it,
- * or one layer's slice), checking finiteness; advances *pos. */
-static float *copy_into(model *m, const char *path, const float *src, uint64_t *pos, const char *name, size_t n)
-{
-	const model_tensor *t = find_tensor(m, name);
-	if (!t)
-		die("%s: internal: model has no tensor '%s'", path, name);
-	if (t->numel != n)
-		die("%s: internal: tensor '%s' has %zu elements, llama2.c layout needs %zu", path, name, t->numel, n);
-	float *dst = model_params(m) + t->offset;
-	memcpy(dst, src + *pos, n * sizeof *dst);
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(dst[i]))
-			die("%s: byte offset %llu: weight '%s' element %zu is not finite", path,
-			    (unsigned long long)(LLAMA2C_HEADER_BYTES + 4 * (*pos + i)), name, i);
-	*pos += n;
-	return dst;
-}
-
-model *llama2c_load(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		die("%s: %s", path, strerror(errno));
-	struct stat sb;
-	if (fstat(fd, &sb) < 0)
-		die("%s: %s", path, strerror(errno));
-	if (!S_ISREG(sb.st_mode))
-		die("%s: not a regular file", path);
-	unsigned char hdr[LLAMA2C_HEADER_BYTES] = {0};
-	if (sb.st_size >= LLAMA2C_HEADER_BYTES && pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
-		die("%s: read error: %s", path, strerror(errno));
-	model_config cfg;
-	int shared;
-	char err[768];
-	if (llama2c_parse_header(hdr, (uint64_t)sb.st_size, path, &cfg, &shared, err, sizeof err))
-		die("%s", err);
-	void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED)
-		die("%s: mmap: %s", path, strerror(errno));
-	close(fd);
-	/* The weights start at byte 28, so src is 4-byte aligned (mmap is page aligned). */
-	const float *src = (const float *)((const char *)map + LLAMA2C_HEADER_BYTES);
-	model *m = model_new(&cfg);
-	const int L = cfg.n_layers, D = cfg.dim, H = cfg.hidden_dim, hd = cfg.head_dim;
-	const size_t qd = (size_t)cfg.n_heads * hd, kvd = (size_t)cfg.n_kv_heads * hd;
-	uint64_t pos = 0;
-	char nm[128];
-	copy_into(m, path, src, &pos, "model.embed_tokens.weight", (size_t)cfg.vocab_size * D);
-	/* One block per weight kind, each holding every layer in turn. */
-	static const struct {
-		const char *fmt;
-		int kind; /* 0 rms [D], 1 q [qd][D], 2 kv [kvd][D], 3 o [D][qd], 4 w1/w3 [H][D], 5 w2 [D][H] */
-	} order[] = {
-		{"model.layers.%d.input_layernorm.weight", 0},	 {"model.layers.%d.self_attn.q_proj.weight", 1},
-		{"model.layers.%d.self_attn.k_proj.weight", 2},	 {"model.layers.%d.self_attn.v_proj.weight", 2},
-		{"model.layers.%d.self_attn.o_proj.weight", 3},	 {"model.layers.%d.post_attention_layernorm.weight", 0},
-		{"model.layers.%d.mlp.gate_proj.weight", 4},	 {"model.layers.%d.mlp.down_proj.weight", 5},
-		{"model.layers.%d.mlp.up_proj.weight", 4},
-	};
-	for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
-		for (int l = 0; l < L; l++) {
-			snprintf(nm, sizeof nm, order[k].fmt, l);
-			size_t n = order[k].kind == 0 ? (size_t)D
-				   : order[k].kind == 1 ? qd * D
-				   : order[k].kind == 2 ? kvd * D
-				   : order[k].kind == 3 ? (size_t)D * qd
-							: (size_t)H * D;
-			float *w = copy_into(m, path, src, &pos, nm, n);
-			if (order[k].kind == 1)
-				llama2c_permute_qk(w, cfg.n_heads, hd, D);
-			else if (order[k].kind == 2 && strstr(order[k].fmt, "k_proj"))
-				llama2c_permute_qk(w, cfg.n_kv_heads, hd, D);
-		}
-	}
-	copy_into(m, path, src, &pos, "model.norm.weight", (size_t)D);
-	pos += 2 * ((uint64_t)cfg.max_seq_len * hd / 2); /* freq_cis_real, freq_cis_imag: recomputed, skipped */
-	if (!shared)
-		copy_into(m, path, src, &pos, "lm_head.weight", (size_t)cfg.vocab_size * D);
-	munmap(map, (size_t)sb.st_size);
-	return m;
 }

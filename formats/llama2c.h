@@ -17,7 +17,9 @@
  * w2 = mlp.down_proj; rms_att = input_layernorm, rms_ffn =
  * post_attention_layernorm. llama2.c rotates interleaved pairs (x[2i],
  * x[2i+1]); HF rotates halves (x[i], x[i + hd/2]), so wq/wk rows are
- * permuted per head at load time (llama2c_permute_qk).
+ * permuted per head at load time (model_permute_llama2c_qk in model.h). The loader itself
+ * (model_load on a .bin) is in libcore/model_io.c: formats/ stays free of
+ * the model API.
  */
 #ifndef LBDPO_LLAMA2C_H
 #define LBDPO_LLAMA2C_H
@@ -34,11 +36,5 @@
  * embedding. Returns 0 or -1 with a one-line message in err. */
 int llama2c_parse_header(const void *hdr, uint64_t file_size, const char *name, model_config *cfg,
 			 int *shared, char *err, size_t errsz);
-/* Load a .bin into a new model (HF layout); dies with a one-line message. */
-model *llama2c_load(const char *path);
-/* Per head, rows go from interleaved pairs to rotate-half order:
- * new row j < hd/2 takes old row 2j, new row hd/2 + j takes old row 2j+1.
- * w: [n_heads * head_dim][C]. */
-void llama2c_permute_qk(float *w, int n_heads, int head_dim, int C);
 
 #endif

@@ -240,6 +240,32 @@ static void to_json(sbuf *s, const msgpack_object *o, int flags)
 	}
 }
 
+void mpj_string(const char *p, size_t n, char **buf, size_t *len, size_t *cap)
+{
+	sbuf s = {buf, len, cap};
+	if (valid_utf8(p, n)) {
+		put_str(&s, p, n);
+		return;
+	}
+	/* decoded text may cut a multi-byte character: show U+FFFD for it */
+	char *t = xmalloc(3 * n + 1);
+	size_t k = 0;
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_len((const unsigned char *)p + i, n - i);
+		if (l) {
+			memcpy(t + k, p + i, l);
+			k += l;
+			i += l;
+		} else {
+			memcpy(t + k, "\xef\xbf\xbd", 3);
+			k += 3;
+			i++;
+		}
+	}
+	put_str(&s, t, k);
+	free(t);
+}
+
 void mpj_to_json(const msgpack_object *o, int flags, char **buf, size_t *len, size_t *cap)
 {
 	sbuf s = {buf, len, cap};

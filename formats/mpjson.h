@@ -24,6 +24,10 @@
 /* Append the JSON text of o to *buf (grown as needed). */
 void mpj_to_json(const msgpack_object *o, int flags, char **buf, size_t *len, size_t *cap);
 
+/* Append a JSON string literal of p[0..n) (escaped; invalid UTF-8 bytes
+ * become U+FFFD) to *buf. */
+void mpj_string(const char *p, size_t n, char **buf, size_t *len, size_t *cap);
+
 /* Parse one JSON text and pack it; returns 0, or -1 with a message in err
  * (e.g. "line 1 column 5: ..."). */
 int mpj_from_json(const char *text, size_t n, msgpack_packer *pk, char *err, size_t errlen);

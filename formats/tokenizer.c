@@ -50,7 +50,7 @@ static uint64_t hash_bytes(const void *p, size_t n)
 		n -= 8;
 	}
 	uint64_t w = 0;
-	memcpy(&w, s, n);
+	if (n) memcpy(&w, s, n);
 	h = (h ^ w) * 0x100000001B3ull;
 	h ^= h >> 32;
 	h *= 0xD6E8FEB86659FD93ull;
@@ -392,7 +392,7 @@ static int pair_lookup(tok *t, uint32_t a, uint32_t b, uint32_t *rank, uint32_t 
 	}
 	/* llama2.c: the concatenated piece must be in the vocabulary */
 	size_t la = t->piece_len[a], lb = t->piece_len[b];
-	if (la + lb > t->cat_cap) xgrow((void **)&t->cat, &t->cat_cap, la + lb, 1);
+	if (la + lb + 1 > t->cat_cap) xgrow((void **)&t->cat, &t->cat_cap, la + lb + 1, 1);
 	memcpy(t->cat, t->arena + t->piece_off[a], la);
 	memcpy(t->cat + la, t->arena + t->piece_off[b], lb);
 	int64_t id = vmap_find(t, t->cat, la + lb);
@@ -1054,6 +1054,13 @@ static int load_hf(tok *t, const char *buf, size_t n, const char *dir)
 	}
 	if (!V) {
 		seterr(t, "empty vocabulary");
+		goto out;
+	}
+	/* holes are allowed, a vocabulary that is mostly holes is not (it would
+	 * only make a hostile file cost memory) */
+	if (V > 2 * ((uint64_t)json_object_size(vocab) + json_array_size(added)) + 1024) {
+		seterr(t, "token ids are too sparse (largest id %llu for %zu tokens)", (unsigned long long)V - 1,
+		       json_object_size(vocab) + json_array_size(added));
 		goto out;
 	}
 	vocab_alloc(t, (uint32_t)V);

@@ -275,7 +275,9 @@ void rope_backward(float *dx, const float *cs, int T, int n_heads, int head_dim,
 
 static inline float dotf(const float *a, const float *b, int n)
 {
+	/* simd reduction: lets the compiler reassociate (vectorize) the sum */
 	float s = 0;
+#pragma omp simd reduction(+ : s)
 	for (int i = 0; i < n; i++)
 		s += a[i] * b[i];
 	return s;

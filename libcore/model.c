@@ -331,6 +331,7 @@ struct model_ws {
 	int *pos, *ka, *kb, *kc; /* [T] */
 	int *seq_off;   /* [n_seq+1] */
 	int *seq_P, *seq_n0, *seq_n1; /* [n_seq] */
+	int *act_rows;  /* [T] logit rows with a nonzero gradient */
 	rowinfo *rows;  /* [T] */
 	size_t rows_cap;
 	int have_fwd;
@@ -430,7 +431,7 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 		ws->cap = ws->used;
 	}
 	ws_layout(ws);
-	size_t ni = (size_t)5 * T + 4 * (size_t)n_seq + 1;
+	size_t ni = (size_t)6 * T + 4 * (size_t)n_seq + 1;
 	if (ni > ws->icap) {
 		free(ws->imem);
 		ws->imem = xmalloc(sizeof(int) * ni);
@@ -446,6 +447,7 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 	ws->seq_P = ip, ip += n_seq;
 	ws->seq_n0 = ip, ip += n_seq;
 	ws->seq_n1 = ip, ip += n_seq;
+	ws->act_rows = ip, ip += T;
 	if ((size_t)T > ws->rows_cap) {
 		free(ws->rows);
 		ws->rows = xmalloc(sizeof(rowinfo) * T);
@@ -608,16 +610,19 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 			continue;
 		const float *z = ws->logits + (size_t)r * V;
 		float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
 		for (int v = 0; v < V; v++)
 			mx = z[v] > mx ? z[v] : mx;
 		double se = 0, sez = 0;
 		if (ri->kind[0] == 1) {
+#pragma omp simd reduction(+ : se, sez)
 			for (int v = 0; v < V; v++) {
 				float e = expf(z[v] - mx);
 				se += e;
 				sez += (double)e * (z[v] - mx);
 			}
 		} else {
+#pragma omp simd reduction(+ : se)
 			for (int v = 0; v < V; v++)
 				se += expf(z[v] - mx);
 		}
@@ -679,37 +684,63 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 #define GP(off) ((off) == NONE ? NULL : G + (off))
 
 	/* ---- dlogits in place: d log p(y)/dz = e_y − softmax(z) ----
-	 * Row r with target weights w_k: dz = Σ_k w_k e_{y_k} − (Σ_k w_k)·p. */
-#pragma omp parallel for schedule(static)
+	 * Row r with target weights w_k: dz = Σ_k w_k e_{y_k} − (Σ_k w_k)·p.
+	 * Rows whose weights are all zero (no target, or e.g. prompt rows when
+	 * d_prompt_mean_logp = 0) are left out of the two lm_head products. */
+	int Tn = 0;
 	for (int r = 0; r < T; r++) {
+		const rowinfo *ri = &ws->rows[r];
+		const model_seq_grad *gs = &g[ri->seq];
+		int act = 0;
+		for (int k = 0; k < 2; k++)
+			if ((ri->kind[k] == 1 && gs->d_prompt_mean_logp != 0 && ws->seq_P[ri->seq] > 1) ||
+			    (ri->kind[k] >= 2 && gs->d_logp[ri->kind[k] - 2] != 0))
+				act = 1;
+		if (act)
+			ws->act_rows[Tn++] = r;
+	}
+#pragma omp parallel for schedule(static)
+	for (int i = 0; i < Tn; i++) {
+		const int r = ws->act_rows[i];
 		const rowinfo *ri = &ws->rows[r];
 		const model_seq_grad *gs = &g[ri->seq];
 		float *z = ws->logits + (size_t)r * V;
 		double w[2] = { 0, 0 };
 		for (int k = 0; k < 2; k++) {
 			if (ri->kind[k] == 1)
-				w[k] = ws->seq_P[ri->seq] > 1 ? gs->d_prompt_mean_logp / (ws->seq_P[ri->seq] - 1) : 0;
+				w[k] = gs->d_prompt_mean_logp / (ws->seq_P[ri->seq] - 1);
 			else if (ri->kind[k] >= 2)
 				w[k] = gs->d_logp[ri->kind[k] - 2];
 		}
-		float a = (float)(w[0] + w[1]);
-		if (w[0] == 0 && w[1] == 0) {
-			memset(z, 0, sizeof(float) * V);
-			continue;
-		}
-		const float l = ws->row_lse[r];
+		const float a = (float)(w[0] + w[1]), l = ws->row_lse[r];
 		for (int v = 0; v < V; v++)
 			z[v] = -a * expf(z[v] - l);
 		for (int k = 0; k < 2; k++)
 			if (ri->kind[k])
 				z[ri->y[k]] += (float)w[k];
 	}
-	/* dlnf [T,C] = dz·W_lm ; dW_lm += dzᵀ·lnf */
-	float *dlnf = ws->dln;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, V, 1.0f, ws->logits, V, P_(m, m->lm_head), C,
-		    0.0f, dlnf, C);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, T, 1.0f, ws->logits, V, ws->lnf, C, 1.0f,
-		    G + m->lm_head, C);
+	/* compact: active row i moves to slot i (i ≤ act_rows[i], so in order) */
+	for (int i = 0; i < Tn; i++)
+		if (ws->act_rows[i] != i)
+			memmove(ws->logits + (size_t)i * V, ws->logits + (size_t)ws->act_rows[i] * V, sizeof(float) * V);
+	float *hc = ws->tmp, *dhc = ws->dx; /* [Tn,C] gathered lnf rows, their gradient */
+#pragma omp parallel for schedule(static)
+	for (int i = 0; i < Tn; i++)
+		memcpy(hc + (size_t)i * C, ws->lnf + (size_t)ws->act_rows[i] * C, sizeof(float) * C);
+	/* dh [Tn,C] = dz·W_lm ; dW_lm += dzᵀ·h */
+	if (Tn > 0) {
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tn, C, V, 1.0f, ws->logits, V, P_(m, m->lm_head),
+			    C, 0.0f, dhc, C);
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, Tn, 1.0f, ws->logits, V, hc, C, 1.0f,
+			    G + m->lm_head, C);
+	}
+	float *dlnf = ws->dln; /* [T,C] */
+	memset(dlnf, 0, sizeof(float) * (size_t)T * C);
+#pragma omp parallel for schedule(static)
+	for (int i = 0; i < Tn; i++)
+		memcpy(dlnf + (size_t)ws->act_rows[i] * C, dhc + (size_t)i * C, sizeof(float) * C);
+	/* the logits are consumed: a second backward needs a new forward */
+	ws->have_fwd = 0;
 	/* pooled hidden states: h_last = lnf[P−1], h_mean = mean_i lnf[i] */
 	for (int s = 0; s < ws->n_seq; s++) {
 		const int st = ws->seq_off[s], P = ws->seq_P[s];

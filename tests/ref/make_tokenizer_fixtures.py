@@ -10,6 +10,8 @@ Hugging Face `tokenizers` package (the reference implementation):
   bl_split.json         a small byte-level BPE with a Llama 3 style Split regex
                         pre-tokenizer + ByteLevel(use_regex=false), ignore_merges,
                         chat special tokens, trained here
+  bl_digits.json        byte-level BPE, SmolLM style: Digits(individual) + ByteLevel
+  bl_prefix.json        byte-level BPE, ByteLevel(add_prefix_space=true)
   cases.jsonl           {"tokenizer", "text", "bos", "ids", "decoded"}: ids from
                         tokenizers' encode (no truncation, add_special_tokens=bos),
                         decoded = decode(ids, skip_special_tokens=True)
@@ -80,6 +82,19 @@ def bl_tokenizer():
     return tk
 
 
+def bl_simple(pre):
+    """byte-level BPE with a given pre-tokenizer (SmolLM: Digits + ByteLevel;
+    GPT-2 with add_prefix_space)"""
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|endoftext|>"])
+    tk.train_from_iterator(corpus, trainer)
+    return tk
+
+
 def save(tk, name, ignore_merges=False):
     path = f"{out}/{name}"
     tk.save(path)
@@ -138,6 +153,10 @@ add("gpt2", Tokenizer.from_file(f"{shared}/assets/gpt2/tokenizer.json"), [False]
 add("sp_bytefallback.json", save(sp_tokenizer(False), "sp_bytefallback.json"), [False, True])
 add("sp_metaspace.json", save(sp_tokenizer(True), "sp_metaspace.json"), [False, True])
 add("bl_split.json", save(bl_tokenizer(), "bl_split.json", ignore_merges=True), [False, True])
+add("bl_digits.json", save(bl_simple(pre_tokenizers.Sequence(
+    [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])),
+    "bl_digits.json"), [False])
+add("bl_prefix.json", save(bl_simple(pre_tokenizers.ByteLevel(add_prefix_space=True)), "bl_prefix.json"), [False])
 
 with open(f"{out}/cases.jsonl", "w", encoding="utf-8") as f:
     for c in cases:

@@ -36,6 +36,13 @@ lbdpo-tokenize -q --tokenizer "$BL" --no-eos --no-bos -i "$T/std.jsonl.gz" | lbd
 [[ $(cat "$T/ne.json") == *"\"chosen_ids\":$(case_ids bl_split.json "$C" false)"* ]] || fail "--no-eos"
 [[ $(cat "$T/ne.json") == *"\"prompt_ids\":$(case_ids bl_split.json "$P" false)"* ]] || fail "--no-bos"
 
+# tokenizer_config.json beside tokenizer.json names EOS and turns BOS off
+mkdir "$T/cfg" && cp "$BL" "$T/cfg/tokenizer.json"
+printf '{"bos_token": "<|begin_of_text|>", "eos_token": {"content": "<|im_end|>"}, "add_bos_token": false}' > "$T/cfg/tokenizer_config.json"
+lbdpo-tokenize -q --tokenizer "$T/cfg/tokenizer.json" -i "$T/std.jsonl" | lbdpo-show > "$T/cfg.json" || fail "tokenizer_config.json"
+grep -q '"eos":3' "$T/cfg.json" && grep -q '"bos_prepended":false' "$T/cfg.json" || fail "tokenizer_config.json ignored: $(head -1 "$T/cfg.json")"
+grep -qF "\"prompt_ids\":$(case_ids bl_split.json "$P" false),\"chosen_ids\":$(with_eos "$(case_ids bl_split.json "$C" false)" 3)" "$T/cfg.json" || fail "config BOS/EOS not applied"
+
 # SentencePiece style: the prompt gets the dummy prefix, completions continue it
 SP="$FX/sp_bytefallback.json"
 lbdpo-tokenize -q --tokenizer "$SP" -i "$T/std.jsonl" | lbdpo-show --no-header > "$T/sp.json" || fail "sp tokenizer"

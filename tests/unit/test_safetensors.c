@@ -13,6 +13,7 @@
 #include "../../formats/hfconfig.h"
 #include "../../formats/llama2c.h"
 #include "../../formats/safetensors.h"
+#include "../../libcore/model.h"
 #include "../../libcore/util.h"
 
 #define FIX "tests/fixtures/hf"
@@ -41,7 +42,8 @@ static unsigned char *mkst(const char *hdr, const void *data, size_t dlen, size_
 	for (int i = 0; i < 8; i++)
 		b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
 	memcpy(b + 8, hdr, hl);
-	memcpy(b + 8 + hl, data, dlen);
+	if (dlen)
+		memcpy(b + 8 + hl, data, dlen);
 	return b;
 }
 
@@ -381,6 +383,20 @@ Test(llama2c, permute_matches_hf_conversion)
 			for (int j = 0; j < HD / 2; j++)
 				for (int c = 0; c < C; c++)
 					ref[((h * 2 + i) * (HD / 2) + j) * C + c] = w[((h * (HD / 2) + j) * 2 + i) * C + c];
-	llama2c_permute_qk(w, NH, HD, C);
+	model_permute_llama2c_qk(w, NH, HD, C);
 	cr_expect(memcmp(w, ref, sizeof w) == 0);
+}
+
+Test(hfconfig, n_params_matches_model)
+{
+	for (int k = 0; k < 6; k++) {
+		model_config c = {.arch = k < 4 ? ARCH_LLAMA : ARCH_GPT2, .dim = 24, .hidden_dim = 40, .n_layers = 2,
+				  .n_heads = 4, .n_kv_heads = k == 1 ? 2 : 4, .head_dim = k == 3 ? 8 : 6, .vocab_size = 50,
+				  .max_seq_len = 12, .rope_theta = 1e4f, .norm_eps = 1e-5f, .tied_embeddings = k == 2 || k >= 4,
+				  .qkv_bias = k == 3, .bos_id = -1, .eos_id = -1};
+		model *m = model_new(&c);
+		cr_expect_eq(hfconfig_n_params(&c), (uint64_t)model_n_params(m), "config %d: %llu vs model %zu", k,
+			     (unsigned long long)hfconfig_n_params(&c), model_n_params(m));
+		model_free(m);
+	}
 }

@@ -1,0 +1,197 @@
+/* model_bench.c — speed of the packed transformer core (issue 4):
+ * forward (scoring) and forward+backward tokens/s and GFLOP/s for a llama
+ * (dim 768, 12 layers, vocab 32000, ≈110M) and a gpt2-124M shape with random
+ * weights, beside the machine's measured OpenBLAS sgemm GFLOP/s, plus the
+ * prefix-sharing speedup on long-prompt pairs.
+ *
+ * FLOPs are model FLOPs: 2 per weight per token for every matrix product
+ * (lm_head included) plus attention 4·hd per (query, head, visible key);
+ * backward counts twice the forward.
+ *
+ * usage: model_bench [--threads N] [--reps N]   (best of N timings, default 1)
+ */
+#include <cblas.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "libcore/model.h"
+#include "libcore/util.h"
+
+static double sgemm_gflops(int M, int N, int K, int reps)
+{
+	float *a = xmalloc(sizeof(float) * (size_t)M * K), *b = xmalloc(sizeof(float) * (size_t)K * N);
+	float *c = xmalloc(sizeof(float) * (size_t)M * N);
+	for (size_t i = 0; i < (size_t)M * K; i++)
+		a[i] = (float)((i * 7919) % 1000) * 1e-3f;
+	for (size_t i = 0; i < (size_t)K * N; i++)
+		b[i] = (float)((i * 104729) % 1000) * 1e-3f;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+	double best = 1e30;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now_s();
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+		double dt = now_s() - t0;
+		best = dt < best ? dt : best;
+	}
+	free(a), free(b), free(c);
+	return 2.0 * M * N * K / best * 1e-9;
+}
+
+/* Forward model FLOPs of a batch. */
+static double fwd_flops(const model *m, const model_seq *s, int n)
+{
+	const model_config *c = model_cfg(m);
+	double wflops = 0; /* per token: 2 × (matrix weights) */
+	for (int i = 0; i < model_n_tensors(m); i++) {
+		const model_tensor *t = model_tensor_at(m, i);
+		if (t->ndim == 2 && !strstr(t->name, "wpe") && !strstr(t->name, "embed_tokens") && !strstr(t->name, "wte"))
+			wflops += 2.0 * t->numel;
+	}
+	if (c->tied_embeddings || c->arch == ARCH_GPT2)
+		wflops += 2.0 * c->vocab_size * c->dim; /* lm_head through the tied embedding */
+	double f = 0;
+	for (int i = 0; i < n; i++) {
+		long P = s[i].n_prompt, T = P;
+		double keys = P * (P + 1) / 2.0;
+		for (int k = 0; k < s[i].n_comp; k++) {
+			long nk = s[i].n_comp_tok[k];
+			T += nk;
+			keys += nk * P + nk * (nk + 1) / 2.0;
+		}
+		f += wflops * T + 4.0 * c->head_dim * c->n_heads * c->n_layers * keys;
+	}
+	return f;
+}
+
+static long batch_tokens(const model_seq *s, int n)
+{
+	long T = 0;
+	for (int i = 0; i < n; i++)
+		T += s[i].n_prompt + s[i].n_comp_tok[0] + (s[i].n_comp == 2 ? s[i].n_comp_tok[1] : 0);
+	return T;
+}
+
+typedef struct {
+	double fwd_s, fb_s;
+	size_t ws_bytes;
+} timing;
+
+static timing run(const model *m, model_seq *s, int n, int reps, float *grads)
+{
+	timing r = { 1e30, 1e30, 0 };
+	model_ws *ws = model_ws_new(m);
+	model_scores *o = xcalloc(n, sizeof *o);
+	model_seq_grad *g = xcalloc(n, sizeof *g);
+	for (int i = 0; i < n; i++)
+		g[i] = (model_seq_grad){ .d_logp = { 0.5, s[i].n_comp == 2 ? -0.5 : 0 }, .d_prompt_mean_logp = 0.1 };
+	model_forward(m, ws, s, n, o, 1); /* plan (and touch) the workspace once */
+	for (int k = 0; k < reps; k++) {
+		double t0 = now_s();
+		model_forward(m, ws, s, n, o, 0);
+		double t1 = now_s();
+		model_forward(m, ws, s, n, o, 1);
+		model_backward(m, ws, g, grads);
+		double t2 = now_s();
+		r.fwd_s = t1 - t0 < r.fwd_s ? t1 - t0 : r.fwd_s;
+		r.fb_s = t2 - t1 < r.fb_s ? t2 - t1 : r.fb_s;
+	}
+	r.ws_bytes = model_ws_bytes(ws);
+	free(o), free(g);
+	model_ws_free(ws);
+	return r;
+}
+
+static uint32_t *toks(int n, int V, uint64_t seed)
+{
+	uint32_t *t = xmalloc(sizeof(uint32_t) * n);
+	for (int i = 0; i < n; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		t[i] = (uint32_t)((seed >> 33) % (uint64_t)V);
+	}
+	return t;
+}
+
+static void bench_model(const char *label, model_config cfg, int reps, double peak)
+{
+	model *m = model_new(&cfg);
+	model_init_random(m, 1, 0.02f);
+	float *grads = xcalloc(model_n_params(m), sizeof(float));
+	/* two preference pairs [prompt 128 | chosen 128 | rejected 128] → 768 tokens,
+	 * sequences of 256 positions each; one plain sequence of 512 tokens */
+	uint32_t *t = toks(4096, cfg.vocab_size, 7);
+	model_seq s[3];
+	s[0] = (model_seq){ t, 128, { t + 128, t + 256 }, { 128, 128 }, 2 };
+	s[1] = (model_seq){ t + 384, 128, { t + 512, t + 640 }, { 128, 128 }, 2 };
+	s[2] = (model_seq){ t + 1024, 64, { t + 1088, NULL }, { 448, 0 }, 1 };
+	int n = 3;
+	long T = batch_tokens(s, n);
+	double F = fwd_flops(m, s, n);
+	timing r = run(m, s, n, reps, grads);
+	printf("%-10s %6.1fM params  T=%ld  forward: %7.0f tok/s %6.1f GFLOP/s (%4.0f%% of peak)   "
+	       "fwd+bwd: %7.0f tok/s %6.1f GFLOP/s (%4.0f%% of peak)   workspace %.0f MiB\n",
+	       label, model_n_params(m) * 1e-6, T, T / r.fwd_s, F / r.fwd_s * 1e-9, 100 * F / r.fwd_s * 1e-9 / peak,
+	       T / r.fb_s, 3 * F / r.fb_s * 1e-9, 100 * 3 * F / r.fb_s * 1e-9 / peak, r.ws_bytes / 1048576.0);
+	fflush(stdout);
+	free(t);
+	free(grads);
+	model_free(m);
+}
+
+static void bench_prefix(model_config cfg, int reps)
+{
+	model *m = model_new(&cfg);
+	model_init_random(m, 1, 0.02f);
+	float *grads = xcalloc(model_n_params(m), sizeof(float));
+	uint32_t *t = toks(1024, cfg.vocab_size, 9);
+	/* long prompt 384, completions 64 each */
+	model_seq shared = { t, 384, { t + 384, t + 448 }, { 64, 64 }, 2 };
+	model_seq sep[2] = { { t, 384, { t + 384, NULL }, { 64, 0 }, 1 }, { t, 384, { t + 448, NULL }, { 64, 0 }, 1 } };
+	timing a = run(m, &shared, 1, reps, grads), b = run(m, sep, 2, reps, grads);
+	printf("prefix sharing (llama, prompt 384 + 2×64): tokens %ld vs %ld; forward %.2fs vs %.2fs (%.2f×), "
+	       "fwd+bwd %.2fs vs %.2fs (%.2f×)\n",
+	       batch_tokens(&shared, 1), batch_tokens(sep, 2), a.fwd_s, b.fwd_s, b.fwd_s / a.fwd_s, a.fb_s, b.fb_s,
+	       b.fb_s / a.fb_s);
+	free(t);
+	free(grads);
+	model_free(m);
+}
+
+int main(int argc, char **argv)
+{
+	set_progname("model_bench");
+	int threads = 0, reps = 1;
+	static const struct option lo[] = { { "threads", required_argument, 0, 't' }, { "reps", required_argument, 0, 'r' },
+					    { 0, 0, 0, 0 } };
+	int ch;
+	while ((ch = getopt_long(argc, argv, "t:r:", lo, NULL)) != -1) {
+		if (ch == 't')
+			threads = (int)parse_long("--threads", optarg, 1, 1024);
+		else if (ch == 'r')
+			reps = (int)parse_long("--reps", optarg, 1, 100);
+		else
+			die_usage("usage: model_bench [--threads N] [--reps N]");
+	}
+	lbdpo_set_threads(threads);
+	double p1 = sgemm_gflops(2048, 2048, 2048, 3);
+	double p2 = sgemm_gflops(768, 3072, 768, 3);
+	double peak = p1 > p2 ? p1 : p2;
+	printf("threads %d (OpenBLAS %d); sgemm peak %.1f GFLOP/s (2048³ %.1f, 768×3072×768 %.1f)\n",
+	       threads ? threads : openblas_get_num_threads(), openblas_get_num_threads(), peak, p1, p2);
+	model_config ll = { .arch = ARCH_LLAMA, .dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12,
+			    .n_kv_heads = 12, .head_dim = 64, .vocab_size = 32000, .max_seq_len = 1024,
+			    .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tied_embeddings = 1, .bos_id = 1, .eos_id = 2 };
+	model_config g2 = { .arch = ARCH_GPT2, .dim = 768, .hidden_dim = 3072, .n_layers = 12, .n_heads = 12,
+			    .n_kv_heads = 12, .head_dim = 64, .vocab_size = 50257, .max_seq_len = 1024,
+			    .norm_eps = 1e-5f, .tied_embeddings = 1, .bos_id = 50256, .eos_id = 50256 };
+	bench_model("llama-110M", ll, reps, peak);
+	bench_model("gpt2-124M", g2, reps, peak);
+	bench_prefix(ll, 1);
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	printf("peak RSS %.0f MiB\n", ru.ru_maxrss / 1024.0);
+	return 0;
+}
