@@ -8,7 +8,13 @@
  * (lm_head included) plus attention 4·hd per (query, head, visible key);
  * backward counts twice the forward.
  *
- * usage: model_bench [--threads N] [--reps N]   (best of N timings, default 1)
+ * The machine may be shared: beside wall-clock rates it reports rates per
+ * CPU-second of this process (all threads), and the ratio of the model's
+ * to sgemm's FLOP per CPU-second, which contention from other processes
+ * changes much less than wall-clock ratios.
+ *
+ * usage: model_bench [--threads N] [--reps N] [--quick]
+ *   --reps: best of N timings (default 1); --quick: a 2-layer smoke run
  */
 #include <cblas.h>
 #include <getopt.h>
@@ -17,9 +23,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "libcore/model.h"
 #include "libcore/util.h"
+
+static double cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double sgemm_cpu_gflops; /* best FLOP per CPU-second of the sgemm runs */
 
 static double sgemm_gflops(int M, int N, int K, int reps)
 {
@@ -32,10 +48,12 @@ static double sgemm_gflops(int M, int N, int K, int reps)
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
 	double best = 1e30;
 	for (int r = 0; r < reps; r++) {
-		double t0 = now_s();
+		double t0 = now_s(), c0 = cpu_s();
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
-		double dt = now_s() - t0;
+		double dt = now_s() - t0, dc = cpu_s() - c0;
 		best = dt < best ? dt : best;
+		double g = 2.0 * M * N * K / dc * 1e-9;
+		sgemm_cpu_gflops = g > sgemm_cpu_gflops ? g : sgemm_cpu_gflops;
 	}
 	free(a), free(b), free(c);
 	return 2.0 * M * N * K / best * 1e-9;
@@ -76,13 +94,13 @@ static long batch_tokens(const model_seq *s, int n)
 }
 
 typedef struct {
-	double fwd_s, fb_s;
+	double fwd_s, fb_s, fwd_cpu, fb_cpu;
 	size_t ws_bytes;
 } timing;
 
 static timing run(const model *m, model_seq *s, int n, int reps, float *grads)
 {
-	timing r = { 1e30, 1e30, 0 };
+	timing r = { 1e30, 1e30, 1e30, 1e30, 0 };
 	model_ws *ws = model_ws_new(m);
 	model_scores *o = xcalloc(n, sizeof *o);
 	model_seq_grad *g = xcalloc(n, sizeof *g);
@@ -90,14 +108,16 @@ static timing run(const model *m, model_seq *s, int n, int reps, float *grads)
 		g[i] = (model_seq_grad){ .d_logp = { 0.5, s[i].n_comp == 2 ? -0.5 : 0 }, .d_prompt_mean_logp = 0.1 };
 	model_forward(m, ws, s, n, o, 1); /* plan (and touch) the workspace once */
 	for (int k = 0; k < reps; k++) {
-		double t0 = now_s();
+		double t0 = now_s(), c0 = cpu_s();
 		model_forward(m, ws, s, n, o, 0);
-		double t1 = now_s();
+		double t1 = now_s(), c1 = cpu_s();
 		model_forward(m, ws, s, n, o, 1);
 		model_backward(m, ws, g, grads);
-		double t2 = now_s();
+		double t2 = now_s(), c2 = cpu_s();
 		r.fwd_s = t1 - t0 < r.fwd_s ? t1 - t0 : r.fwd_s;
 		r.fb_s = t2 - t1 < r.fb_s ? t2 - t1 : r.fb_s;
+		r.fwd_cpu = c1 - c0 < r.fwd_cpu ? c1 - c0 : r.fwd_cpu;
+		r.fb_cpu = c2 - c1 < r.fb_cpu ? c2 - c1 : r.fb_cpu;
 	}
 	r.ws_bytes = model_ws_bytes(ws);
 	free(o), free(g);
@@ -120,14 +140,13 @@ static void bench_model(const char *label, model_config cfg, int reps, double pe
 	model *m = model_new(&cfg);
 	model_init_random(m, 1, 0.02f);
 	float *grads = xcalloc(model_n_params(m), sizeof(float));
-	/* two preference pairs [prompt 128 | chosen 128 | rejected 128] → 768 tokens,
-	 * sequences of 256 positions each; one plain sequence of 512 tokens */
+	/* a preference pair [prompt 128 | chosen 128 | rejected 128] (two sequences
+	 * of 256 positions, 384 tokens) and one plain sequence of 512 tokens */
 	uint32_t *t = toks(4096, cfg.vocab_size, 7);
-	model_seq s[3];
+	model_seq s[2];
 	s[0] = (model_seq){ t, 128, { t + 128, t + 256 }, { 128, 128 }, 2 };
-	s[1] = (model_seq){ t + 384, 128, { t + 512, t + 640 }, { 128, 128 }, 2 };
-	s[2] = (model_seq){ t + 1024, 64, { t + 1088, NULL }, { 448, 0 }, 1 };
-	int n = 3;
+	s[1] = (model_seq){ t + 1024, 64, { t + 1088, NULL }, { 448, 0 }, 1 };
+	int n = 2;
 	long T = batch_tokens(s, n);
 	double F = fwd_flops(m, s, n);
 	timing r = run(m, s, n, reps, grads);
@@ -135,6 +154,10 @@ static void bench_model(const char *label, model_config cfg, int reps, double pe
 	       "fwd+bwd: %7.0f tok/s %6.1f GFLOP/s (%4.0f%% of peak)   workspace %.0f MiB\n",
 	       label, model_n_params(m) * 1e-6, T, T / r.fwd_s, F / r.fwd_s * 1e-9, 100 * F / r.fwd_s * 1e-9 / peak,
 	       T / r.fb_s, 3 * F / r.fb_s * 1e-9, 100 * 3 * F / r.fb_s * 1e-9 / peak, r.ws_bytes / 1048576.0);
+	printf("%-10s per CPU-second: forward %.1f GFLOP/cpu-s (%.0f%% of sgemm's %.1f), fwd+bwd %.1f GFLOP/cpu-s "
+	       "(%.0f%%)\n",
+	       label, F / r.fwd_cpu * 1e-9, 100 * F / r.fwd_cpu * 1e-9 / sgemm_cpu_gflops, sgemm_cpu_gflops,
+	       3 * F / r.fb_cpu * 1e-9, 100 * 3 * F / r.fb_cpu * 1e-9 / sgemm_cpu_gflops);
 	fflush(stdout);
 	free(t);
 	free(grads);
@@ -163,17 +186,19 @@ static void bench_prefix(model_config cfg, int reps)
 int main(int argc, char **argv)
 {
 	set_progname("model_bench");
-	int threads = 0, reps = 1;
+	int threads = 0, reps = 1, quick = 0;
 	static const struct option lo[] = { { "threads", required_argument, 0, 't' }, { "reps", required_argument, 0, 'r' },
-					    { 0, 0, 0, 0 } };
+					    { "quick", no_argument, 0, 'q' }, { 0, 0, 0, 0 } };
 	int ch;
-	while ((ch = getopt_long(argc, argv, "t:r:", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:r:q", lo, NULL)) != -1) {
 		if (ch == 't')
 			threads = (int)parse_long("--threads", optarg, 1, 1024);
 		else if (ch == 'r')
 			reps = (int)parse_long("--reps", optarg, 1, 100);
+		else if (ch == 'q')
+			quick = 1;
 		else
-			die_usage("usage: model_bench [--threads N] [--reps N]");
+			die_usage("usage: model_bench [--threads N] [--reps N] [--quick]");
 	}
 	lbdpo_set_threads(threads);
 	double p1 = sgemm_gflops(2048, 2048, 2048, 3);
@@ -187,6 +212,11 @@ int main(int argc, char **argv)
 	model_config g2 = { .arch = ARCH_GPT2, .dim = 768, .hidden_dim = 3072, .n_layers = 12, .n_heads = 12,
 			    .n_kv_heads = 12, .head_dim = 64, .vocab_size = 50257, .max_seq_len = 1024,
 			    .norm_eps = 1e-5f, .tied_embeddings = 1, .bos_id = 50256, .eos_id = 50256 };
+	if (quick) { /* a smoke run: 2 layers of the llama shape */
+		ll.n_layers = 2;
+		bench_model("llama-2L", ll, reps, peak);
+		return 0;
+	}
 	bench_model("llama-110M", ll, reps, peak);
 	bench_model("gpt2-124M", g2, reps, peak);
 	bench_prefix(ll, 1);

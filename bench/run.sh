@@ -10,6 +10,9 @@ if [ -z "${LBDPO_ASSETS:-}" ] && [ -d "$PWD/../shared/assets" ]; then export LBD
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F)"
 status=0
 # C benchmark programs (bench/*.c), then the scripted ones (bench/*.sh)
+# OpenMP workers that spin between parallel regions steal the cores
+# OpenBLAS's own threads need for the sgemm that follows; sleep instead.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 for b in "$LBDPO_BENCHBIN"/*; do
 	[ -x "$b" ] || continue
 	[ -n "${BENCH:-}" ] && [[ ${b##*/} != *$BENCH* ]] && continue

@@ -338,12 +338,14 @@ void attention_forward(float *out, float *lse, const float *qkv, const int *ka, 
 }
 
 /* One key j of the backward for query (t,h): p = exp(s − lse),
- * ds = p·(do·v − D) with D = do·o; dq += ds·k/√d, dk += ds·q/√d, dv += p·do. */
-static inline void att_bwd_key(float *dq, float *dk, float *dv, const float *q, const float *k, const float *v,
-			       const float *dout, float l, float D, float scale, int hd)
+ * ds = p·(do·v − D) with D = do·o; dq += ds·k/√d, dk += ds·q/√d, dv += p·do.
+ * dq is a local accumulator (restrict: it never aliases dk/dv). */
+static inline void att_bwd_key(float *restrict dq, float *restrict dk, float *restrict dv, const float *q,
+			       const float *k, const float *v, const float *dout, float l, float D, float scale, int hd)
 {
 	float p = expf(dotf(q, k, hd) * scale - l);
 	float ds = p * (dotf(dout, v, hd) - D) * scale;
+#pragma omp simd
 	for (int i = 0; i < hd; i++) {
 		dq[i] += ds * k[i];
 		dk[i] += ds * q[i];
@@ -358,29 +360,37 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
 	(void)T;
 	const int S = (H + 2 * KV) * hd, grp = H / KV;
 	const float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
-	for (int s = 0; s < n_seq; s++) {
-		for (int kh = 0; kh < KV; kh++) {
-			const size_t koff = (size_t)H * hd + (size_t)kh * hd;
-			const size_t voff = (size_t)(H + KV) * hd + (size_t)kh * hd;
-			for (int t = seq_off[s]; t < seq_off[s + 1]; t++) {
-				for (int h = kh * grp; h < (kh + 1) * grp; h++) {
-					const float *q = qkv + (size_t)t * S + (size_t)h * hd;
-					float *dq = dqkv + (size_t)t * S + (size_t)h * hd;
-					const float *dy = dout + (size_t)t * H * hd + (size_t)h * hd;
-					const float *o = out + (size_t)t * H * hd + (size_t)h * hd;
-					float D = dotf(dy, o, hd), l = lse[(size_t)t * H + h];
-					for (int j = ka[t]; j < kb[t]; j++)
-						att_bwd_key(dq, dqkv + (size_t)j * S + koff, dqkv + (size_t)j * S + voff, q,
-							    qkv + (size_t)j * S + koff, qkv + (size_t)j * S + voff, dy, l,
-							    D, scale, hd);
-					for (int j = kc[t]; j <= t; j++)
-						att_bwd_key(dq, dqkv + (size_t)j * S + koff, dqkv + (size_t)j * S + voff, q,
-							    qkv + (size_t)j * S + koff, qkv + (size_t)j * S + voff, dy, l,
-							    D, scale, hd);
+#pragma omp parallel
+	{
+		float *dq = xmalloc(sizeof(float) * hd); /* [hd] one query's gradient */
+#pragma omp for collapse(2) schedule(dynamic, 1)
+		for (int s = 0; s < n_seq; s++) {
+			for (int kh = 0; kh < KV; kh++) {
+				const size_t koff = (size_t)H * hd + (size_t)kh * hd;
+				const size_t voff = (size_t)(H + KV) * hd + (size_t)kh * hd;
+				for (int t = seq_off[s]; t < seq_off[s + 1]; t++) {
+					for (int h = kh * grp; h < (kh + 1) * grp; h++) {
+						const float *q = qkv + (size_t)t * S + (size_t)h * hd;
+						const float *dy = dout + (size_t)t * H * hd + (size_t)h * hd;
+						const float *o = out + (size_t)t * H * hd + (size_t)h * hd;
+						float D = dotf(dy, o, hd), l = lse[(size_t)t * H + h];
+						memset(dq, 0, sizeof(float) * hd);
+						for (int j = ka[t]; j < kb[t]; j++)
+							att_bwd_key(dq, dqkv + (size_t)j * S + koff, dqkv + (size_t)j * S + voff,
+								    q, qkv + (size_t)j * S + koff, qkv + (size_t)j * S + voff, dy,
+								    l, D, scale, hd);
+						for (int j = kc[t]; j <= t; j++)
+							att_bwd_key(dq, dqkv + (size_t)j * S + koff, dqkv + (size_t)j * S + voff,
+								    q, qkv + (size_t)j * S + koff, qkv + (size_t)j * S + voff, dy,
+								    l, D, scale, hd);
+						float *dqt = dqkv + (size_t)t * S + (size_t)h * hd;
+						for (int i = 0; i < hd; i++)
+							dqt[i] += dq[i];
+					}
 				}
 			}
 		}
+		free(dq);
 	}
 }
 

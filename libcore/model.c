@@ -520,6 +520,11 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 {
 	const model_config *c = &m->cfg;
 	const int C = c->dim, V = c->vocab_size, L = c->n_layers;
+	if (ws->m != m)
+		die("model: workspace belongs to another model");
+	ws->have_fwd = 0;
+	if (n <= 0)
+		return;
 	/* ---- layout ---- */
 	long Tl = 0;
 	for (int s = 0; s < n; s++) {
@@ -674,8 +679,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 
 void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float *grads)
 {
-	if (!ws->have_fwd)
-		die("model: backward without a train-mode forward on this workspace");
+	if (!ws->have_fwd || ws->m != m)
+		die("model: backward without a train-mode forward of this model on this workspace");
 	const model_config *c = &m->cfg;
 	const int T = ws->T, C = c->dim, V = c->vocab_size, L = c->n_layers, F = c->hidden_dim;
 	const int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, HD = H * hd, QKV = m->qkv_dim;

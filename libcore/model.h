@@ -122,7 +122,8 @@ void model_ws_free(model_ws *ws);
 void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, model_scores *out,
 		   int train);
 /* Backward of the last train-mode forward on ws; g has one entry per seq.
- * Adds into grads (caller zeroes it). */
+ * Adds into grads (caller zeroes it). Runs once per forward: it reuses the
+ * saved logits in place (a second call dies). */
 void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float *grads);
 /* Bytes currently held by ws (for memory reports). */
 size_t model_ws_bytes(const model_ws *ws);
