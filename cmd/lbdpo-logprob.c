@@ -124,7 +124,7 @@ int main(int argc, char **argv)
 	char fp[65];
 	model_fingerprint(m, fp);
 	rs_reader *r = rs_open(in, NULL);
-	pairs_check_header(r, cfg->vocab_size, NULL);
+	pairs_check_header(r, cfg->vocab_size, NULL, model_path);
 	rs_writer *w = rs_create(outp);
 	rs_header_begin(w, rs_header(r), "scores", argc, argv);
 	pairs_put_model(w, "model", model_path, fp);

@@ -296,7 +296,7 @@ int main(int argc, char **argv)
 
 	rs_reader *r = rs_open(in, NULL);
 	const msgpack_object *hd = rs_header(r);
-	pairs_check_header(r, cfg->vocab_size, tok_sha);
+	pairs_check_header(r, cfg->vocab_size, tok_sha, ref);
 	const char *old_fp;
 	size_t old_n;
 	int had_ref = get_fp(r, hd, "reference", &old_fp, &old_n);
@@ -386,6 +386,9 @@ int main(int argc, char **argv)
 			process(&s); /* nothing to wait for: write it now */
 		} else {
 			s.n++;
+			/* Bound the memory held behind a pending record. */
+			if (s.n >= 4096)
+				process(&s);
 		}
 		if (tty)
 			progress(&s, n_in, t0, r, in_size, 0);

@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void get_ids(held_pair *h, rs_reader *r, const msgpack_object *rec, const char *key,
 		    uint32_t vocab, size_t *at, int *n)
@@ -65,7 +67,7 @@ void pair_free(held_pair *h)
 	memset(h, 0, sizeof *h);
 }
 
-void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha)
+void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha, const char *model_path)
 {
 	const msgpack_object *hd = rs_header(r);
 	const msgpack_object *tok = rs_get(hd, "tokenizer");
@@ -88,6 +90,26 @@ void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha)
 			rs_die(r, "header: tokenizer sha256 %.*s is not --tokenizer-sha %s", (int)n, s,
 			       want_sha);
 	}
+	/* A model directory that ships its tokenizer names the one its ids
+	 * mean: ids made by another tokenizer would be scored as nonsense. */
+	const char *s = NULL;
+	size_t n = 0;
+	struct stat sb;
+	if (!model_path || stat(model_path, &sb) || !S_ISDIR(sb.st_mode) || !tok ||
+	    !rs_get_str(r, tok, "sha256", &s, &n))
+		return;
+	size_t len = strlen(model_path) + 32;
+	char *tp = xmalloc(len);
+	snprintf(tp, len, "%s/tokenizer.json", model_path);
+	if (!access(tp, R_OK)) {
+		char sha[65];
+		sha256_file_hex(tp, sha);
+		if (n != 64 || memcmp(s, sha, 64))
+			rs_die(r, "header: the records were tokenized with tokenizer %.*s, but the model's "
+				  "%s is %.16s...",
+			       (int)(n > 64 ? 64 : n), s, tp, sha);
+	}
+	free(tp);
 }
 
 void pairs_put_model(rs_writer *w, const char *key, const char *path, const char *fp)

@@ -419,7 +419,8 @@ refcache *refcache_open(const char *dir, const char *fp, const char *model_path)
 		names[nn++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, nn, sizeof *names, cmp_str);
+	if (nn)
+		qsort(names, nn, sizeof *names, cmp_str);
 	for (size_t i = 0; i < nn; i++) {
 		size_t pl = strlen(c->dir) + strlen(names[i]) + 2;
 		char *p = xmalloc(pl);

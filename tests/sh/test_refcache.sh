@@ -102,12 +102,20 @@ lbdpo-refcache --ref m1 -i p.ref -o again.ref 2>/dev/null || fail "same referenc
 expect_fail lbdpo-refcache --ref m1 -i p.tok --tokenizer-sha other | grep -q 'tokenizer' || fail "tokenizer sha not checked"
 lbdpo-refcache --ref m1 -i p.tok --tokenizer-sha tok-sha-1 -o /dev/null 2>/dev/null || fail "matching tokenizer sha refused"
 expect_fail lbdpo-refcache --ref small -i p.tok | grep -q 'vocab' || fail "vocab mismatch not refused"
+# The model directory's own tokenizer.json must be the one the records name.
+echo '{"model":{}}' >m1/tokenizer.json
+expect_fail lbdpo-refcache --ref m1 -i p.tok | grep -q 'tokenized with tokenizer' || fail "model's tokenizer not checked"
+expect_fail lbdpo-logprob --model m1 -i p.tok >/dev/null
+awk -v seed=11 -v n=3 -v V=512 -v sha="$(sha256sum m1/tokenizer.json | cut -c1-64)" -f "$ROOT/tests/sh/pairs_gen.awk" >own.jsonl
+lbdpo-show --from-json -i own.jsonl -o own.tok
+lbdpo-refcache --ref m1 -i own.tok -o /dev/null 2>/dev/null || fail "records of the model's own tokenizer refused"
+rm m1/tokenizer.json
 mkdir notcache && echo x >notcache/file
 expect_fail lbdpo-refcache --ref m1 -i p.tok --cache notcache >/dev/null
 expect_fail lbdpo-refcache --ref m1 -i p.tok --shard 3/3 >/dev/null
 expect_fail lbdpo-refcache -i p.tok >/dev/null
 # A record carrying ref scores under a header without a reference.
-{ head -1 p.jsonl 2>/dev/null || head -1 p.tok.jsonl; } >bad.jsonl
+head -1 p.tok.jsonl >bad.jsonl
 sed -n 2p p.tok.jsonl | sed 's/}$/,"ref_chosen_logp":-1.5}/' >>bad.jsonl
 lbdpo-show --from-json -i bad.jsonl -o bad.tok || fail "bad.tok"
 expect_fail lbdpo-refcache --ref m1 -i bad.tok >/dev/null
