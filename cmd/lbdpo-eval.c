@@ -348,6 +348,8 @@ int main(int argc, char **argv)
 			lo.label_smoothing = json_number_value(v);
 		if ((v = json_object_get(opts, "gamma")) && json_is_number(v))
 			lo.gamma = json_number_value(v);
+		if ((v = json_object_get(opts, "sft_weight")) && json_is_number(v))
+			lo.sft_weight = json_number_value(v);
 	}
 	if (lo.kind == LOSS_BETADPO)
 		lo.kind = LOSS_DPO; /* held-out: β0 without the batch calibration */
@@ -370,7 +372,7 @@ int main(int argc, char **argv)
 			loss_stats st;
 			loss_batch(&lo, &bb->lp[i], 1, NULL, NULL, NULL, &st);
 			pair_res *q = &res[s + i];
-			q->loss = st.pref + lo.sft_weight * st.sft;
+			q->loss = st.loss; /* preference term + weighted SFT term (no regularizers) */
 			q->beta = bb->lp[i].beta;
 			q->ppl = exp(-bb->m[i]);
 			q->pc = bb->lp[i].pc;

@@ -42,7 +42,7 @@ static void usage(void)
 	       "      --seed N           shuffling, head init and beta-dpo sampling seed (default 1)\n"
 	       "      --loss L           lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft (default lbdpo)\n"
 	       "      --beta X           fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)\n"
-	       "      --beta-init        lbdpo: set w so the first batch's mean beta is --beta (default)\n"
+	       "      --beta-init B      lbdpo: set w so the first batch's mean beta is B (default: --beta)\n"
 	       "      --w-init X         lbdpo: start from w = X instead of --beta-init\n"
 	       "      --epsilon X        eps of f = 1 + eps*tanh(NN(h)), in (0,1) (default 0.1)\n"
 	       "      --head H           linear|mlp (default linear)\n"
@@ -88,7 +88,7 @@ static const struct option longopts[] = {
 	{"warmup", required_argument, 0, O_WARM}, {"schedule", required_argument, 0, O_SCHED},
 	{"clip", required_argument, 0, O_CLIP},	  {"seed", required_argument, 0, O_SEED},
 	{"loss", required_argument, 0, O_LOSS},	  {"beta", required_argument, 0, O_BETA},
-	{"beta-init", no_argument, 0, O_BINIT},	  {"w-init", required_argument, 0, O_WINIT},
+	{"beta-init", required_argument, 0, O_BINIT},	  {"w-init", required_argument, 0, O_WINIT},
 	{"epsilon", required_argument, 0, O_EPS}, {"head", required_argument, 0, O_HEAD},
 	{"head-hidden", required_argument, 0, O_HID}, {"pool", required_argument, 0, O_POOL},
 	{"ppl-from", required_argument, 0, O_PPL}, {"beta-grad", required_argument, 0, O_BGRAD},
@@ -149,6 +149,7 @@ int main(int argc, char **argv)
 	const char *in = NULL, *out = NULL, *init = NULL, *metrics = NULL;
 	long steps = -1, total = -1, bs = 8, accum = 1, warmup = 0, seed = 1, hidden = 64, save_every = 0;
 	long threads = 0;
+	double beta_init = -1;
 	double epochs = -1, lr = 5e-6, beta_lr = 1e-3, wd = 0, beta_wd = 0, clip = 1.0, w_init = -1, eps = 0.1;
 	int sched = SCHED_LINEAR, head = HEAD_LINEAR, pool = POOL_LAST, ppl = PPL_POLICY, bgrad = BGRAD_FULL;
 	int freeze = 0, fresh = 0, quiet = 0;
@@ -186,7 +187,10 @@ int main(int argc, char **argv)
 			break;
 		}
 		case O_BETA: lo.beta = parse_double("--beta", optarg, 1e-9, 1e6); break;
-		case O_BINIT: w_init = -1; break;
+		case O_BINIT:
+			beta_init = parse_double("--beta-init", optarg, 1e-9, 1e6);
+			w_init = -1;
+			break;
 		case O_WINIT: w_init = parse_double("--w-init", optarg, 1e-30, 1e30); break;
 		case O_EPS: eps = parse_double("--epsilon", optarg, 0, 1); if (!(eps > 0 && eps < 1)) die_usage("--epsilon: must be in (0,1)"); break;
 		case O_HEAD:
@@ -253,6 +257,14 @@ int main(int argc, char **argv)
 	if (data->n == 0)
 		die("%s: no records", data->name);
 	const int n_comp = lo.kind == LOSS_SFT ? 1 : 2;
+	for (int i = 0; learned && i < data->n; i++) {
+		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
+			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref)", data->name,
+			    (unsigned long long)data->r[i].index);
+		if (lo.entropy_reg != 0 && !data->r[i].has_entropy)
+			die("%s: record %llu: no ref_prompt_entropy (needed by --entropy-reg)", data->name,
+			    (unsigned long long)data->r[i].index);
+	}
 
 	if (steps < 0)
 		steps = (long)ceil(epochs * data->n / (double)(bs * accum));
@@ -266,7 +278,7 @@ int main(int argc, char **argv)
 
 	/* options recorded in the checkpoint */
 	json_t *opts = json_pack("{s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:s, s:f, s:I, s:s, "
-				 "s:s, s:s, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}",
+				 "s:s, s:s, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:f}",
 				 "init", init, "loss", loss_kind_name(lo.kind), "beta", lo.beta, "epsilon", eps,
 				 "batch_size", (json_int_t)bs, "grad_accum", (json_int_t)accum, "total_steps",
 				 (json_int_t)total, "lr", lr, "beta_lr", beta_lr, "weight_decay", wd, "beta_wd", beta_wd,
@@ -280,7 +292,7 @@ int main(int argc, char **argv)
 				 "bdpo_alpha", lo.bdpo_alpha, "bdpo_rho", lo.bdpo_rho, "range_reg", lo.range_reg,
 				 "beta_min", lo.beta_min, "beta_max", lo.beta_max, "group_reg", lo.group_reg,
 				 "entropy_reg", lo.entropy_reg, "entropy_alpha", lo.entropy_alpha, "n_records",
-				 (json_int_t)data->n);
+				 (json_int_t)data->n, "beta_init", beta_init > 0 ? beta_init : lo.beta, "w_init", w_init);
 	if (!opts)
 		die("internal: cannot build the options object");
 
@@ -322,7 +334,7 @@ int main(int argc, char **argv)
 			recs[i] = &data->r[perm[p++]];
 		}
 		batch_forward(ck, ws, bb, recs, (int)bs, n_comp, 0, 1, lo.beta);
-		betahead_set_mean_beta(ck->bh, bb->parts, (int)bs, lo.beta);
+		betahead_set_mean_beta(ck->bh, bb->parts, (int)bs, beta_init > 0 ? beta_init : lo.beta);
 		epoch_perm(perm, data->n, (uint64_t)seed, ck->epoch);
 	}
 
@@ -371,8 +383,9 @@ int main(int argc, char **argv)
 		double gn2 = (policy_trained ? sumsq(G, np) : 0) + (head_trained ? sumsq(HG, hn) : 0);
 		double gnorm = sqrt(gn2);
 		if (!isfinite(S_loss) || !isfinite(gnorm) || !all_finite(HG, hn))
-			die("step %ld: non-finite %s; %s was not written (the last good checkpoint is kept)", ck->step + 1,
-			    isfinite(S_loss) ? "gradient" : "loss", out);
+			die("step %ld: non-finite %s; stopping without writing this step (%s keeps the last good "
+			    "checkpoint, if any)",
+			    ck->step + 1, isfinite(S_loss) ? "gradient" : "loss", out);
 		float cf = (float)clip_factor(gnorm, clip);
 		double lr_p = sched_lr((sched_kind)sched, lr, ck->step, warmup, total);
 		double lr_b = sched_lr((sched_kind)sched, beta_lr, ck->step, warmup, total);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
@@ -77,8 +78,8 @@ pref_set *pref_load(const char *path, int need_ref, uint32_t vocab)
 		if (rs_get_i64(r, rec, "ref_rejected_n", &cn) && cn != p->nr)
 			rs_die(r, "ref_rejected_n %lld differs from the %d rejected_ids: cache made from other tokens",
 			       (long long)cn, p->nr);
-		rs_get_f64(r, rec, "ref_prompt_logp", &p->ref_plogp);
-		rs_get_f64(r, rec, "ref_prompt_entropy", &p->ref_entropy);
+		p->has_plogp = rs_get_f64(r, rec, "ref_prompt_logp", &p->ref_plogp);
+		p->has_entropy = rs_get_f64(r, rec, "ref_prompt_entropy", &p->ref_entropy);
 		if (!isfinite(p->ref_c) || !isfinite(p->ref_r) || !isfinite(p->ref_plogp) || !isfinite(p->ref_entropy))
 			rs_die(r, "non-finite reference score");
 		s->n++;
@@ -322,12 +323,17 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	/* swap into place: a crash leaves either the old or the new directory */
 	struct stat sb;
 	int had = stat(dir, &sb) == 0;
-	if (had && rename(dir, old) != 0)
-		die("cannot move %s aside: %s", dir, strerror(errno));
-	if (rename(tmp, dir) != 0)
-		die("cannot rename %s to %s: %s", tmp, dir, strerror(errno));
-	if (had)
-		nftw(old, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	if (had && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+		/* atomic swap: there is no moment without a checkpoint at dir */
+		nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	} else {
+		if (had && rename(dir, old) != 0)
+			die("cannot move %s aside: %s", dir, strerror(errno));
+		if (rename(tmp, dir) != 0)
+			die("cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+		if (had)
+			nftw(old, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	}
 	free(tmp);
 	free(old);
 }

@@ -30,6 +30,7 @@ typedef struct {
 	double ref_c, ref_r;  /* ref_chosen_logp, ref_rejected_logp */
 	double ref_plogp;     /* ref_prompt_logp (mean) */
 	double ref_entropy;   /* ref_prompt_entropy */
+	int has_plogp, has_entropy; /* the two keys above were present */
 	int group;            /* index into pref_set.groups, -1 = none */
 	char *id;             /* NULL if absent */
 	uint64_t index;       /* record index in the stream (1 = first) */
@@ -121,7 +122,7 @@ double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *con
 			const loss_opts *lo, beta_grad_mode bg, int policy_trained, double scale, float *G,
 			float *HG, bdpo_state *bs, uint64_t *rng, loss_stats *st);
 
-/* sha-free helpers */
+/* mean of n doubles (0 when n = 0) */
 double mean_d(const double *x, int n);
 
 #endif

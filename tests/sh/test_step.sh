@@ -83,6 +83,8 @@ msg=$(expect_fail lbdpo-step --init m0 --out x --steps 1 -i badn.ref)
 echo "$msg" | grep -q 'record 2' || fail "error does not name the record: $msg"
 sed '3s/"prompt_ids":\[[12],/"prompt_ids":[99,/' t.jsonl | lbdpo-show --from-json -o badtok.ref
 expect_fail lbdpo-step --init m0 --out x --steps 1 -i badtok.ref
+sed 's/,"ref_prompt_logp":[^,]*//' t.jsonl | lbdpo-show --from-json -o noplogp.ref
+expect_fail lbdpo-step --init m0 --out x --steps 1 --ppl-from ref -i noplogp.ref
 expect_fail lbdpo-beta -c m0 -i test.ref
 expect_fail lbdpo-eval -i test.ref
 [ ! -e x ] || fail "an output was written on error"
