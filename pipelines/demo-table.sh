@@ -61,7 +61,7 @@ row "reward acc DPO" "$(ev dpo rewards/accuracies)" "$(ev dpo groups.math.reward
 row "reward acc LB-DPO" "$(ev lbdpo rewards/accuracies)" "$(ev lbdpo groups.math.rewards/accuracies)" "$(ev lbdpo groups.open.rewards/accuracies)"
 row "mean beta LB-DPO" "$(ev lbdpo beta/mean)" "$(ev lbdpo groups.math.beta/mean)" "$(ev lbdpo groups.open.beta/mean)"
 echo
-printf '%-22s%8s%8s%8s\n' "" reference DPO LB-DPO
+printf '%-22s%8s%8s%8s\n' "" ref DPO LB-DPO
 row "arithmetic answer acc" "$ar" "$ad" "$al"
 echo
 echo "pref acc: log p(chosen) > log p(rejected); reward acc: DPO implicit reward margin > 0;"

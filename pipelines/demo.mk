@@ -21,22 +21,26 @@ N_TRAIN   ?= 2000
 N_TEST    ?= 400
 FLIP      ?= 0.3
 VOCAB     ?= 384
+# THREADS: 1 by default: these models are so small that a second OpenMP thread
+# costs more than it gives (and collapses when the cores are shared).
 # model: a small llama
 DIM       ?= 64
 LAYERS    ?= 2
 HEADS     ?= 4
 MAX_SEQ   ?= 64
-THREADS   ?= 2
+THREADS   ?= 1
 # SFT warm start (the reference)
 SFT_STEPS ?= 800
 SFT_LR    ?= 3e-3
 SFT_BS    ?= 16
 # preference training (identical for dpo and lbdpo but the loss)
 STEPS     ?= 300
-LR        ?= 5e-4
+LR        ?= 2e-4
 BS        ?= 16
 BETA      ?= 0.1
-LBDPO_OPTS ?= --beta-lr 1e-2
+# LB-DPO: with PPL(x) from the policy and full β gradients, β drifts upward
+# (the policy can raise PPL(x); DESIGN §1); the range regularizer holds it.
+LBDPO_OPTS ?= --beta-lr 3e-3 --range-reg 1 --beta-max 0.5
 
 B    := $(LBDPO_BIN)/
 PIPE := $(dir $(lastword $(MAKEFILE_LIST)))
@@ -46,6 +50,7 @@ TRAIN_COMMON = --steps $(STEPS) --lr $(LR) --batch-size $(BS) --beta $(BETA) --s
 
 .PHONY: all table clean
 .DELETE_ON_ERROR:
+.SECONDARY: $(W)/train.tok $(W)/test.tok $(W)/train.ref $(W)/test.ref
 all: table
 
 $(W)/data/.done:
@@ -68,7 +73,7 @@ $(W)/ref/config.json: $(W)/init/config.json $(W)/train.tok
 	  --metrics $(W)/ref.metrics.jsonl -o $(W)/ref
 
 $(W)/%.ref: $(W)/%.tok $(W)/ref/config.json
-	$(B)lbdpo-refcache -q --ref $(W)/ref -t $(THREADS) -i $< -o $@
+	$(B)lbdpo-refcache --ref $(W)/ref -t $(THREADS) -i $< -o $@
 
 $(W)/dpo/config.json: $(W)/train.ref
 	@rm -f $(W)/dpo.metrics.jsonl

@@ -69,4 +69,15 @@ F="$ROOT/tests/fixtures/demo_tok"
 $G --seed 7 --n-train 300 --n-test 40 --vocab-size 320 --out-dir "$T/f" --tokenizer-out "$T/f/tokenizer.json" || fail "fixture data"
 cmp -s "$T/f/tokenizer.json" "$F/tokenizer.json" || fail "tokenizer differs from the fixture checked by tokenizers (rerun tests/ref/check_demo_tokenizer.py)"
 grep -q '"type": "ByteLevel"' "$F/tokenizer.json" || fail "not byte-level"
+if command -v lbdpo-tokenize >/dev/null 2>&1; then
+	# prompt_ids ++ chosen_ids must be what tokenizers gives for prompt + chosen;
+	# rejected_ids what it gives for the rejected text alone (no BOS, no EOS)
+	lbdpo-tokenize -q --no-eos -t "$F/tokenizer.json" -i "$F/data.jsonl" | lbdpo-show --no-header >"$T/ours" || fail "lbdpo-tokenize"
+	sed 's/.*"prompt_ids":\[\([0-9,]*\)\],"chosen_ids":\[\([0-9,]*\)\],"rejected_ids":\[\([0-9,]*\)\].*/\1,\2 \3/' "$T/ours" >"$T/o"
+	sed 's/.*"rejected_ids": \[\([0-9, ]*\)\], "prompt_chosen_ids": \[\([0-9, ]*\)\].*/\2 \1/; s/, /,/g' "$F/ids.jsonl" >"$T/w"
+	[ "$(wc -l <"$T/w")" = 40 ] || fail "fixture ids"
+	head -1 "$T/o"; grep -qE "^[0-9,]+ [0-9,]+$" "$T/o" || fail "parse"
+	diff "$T/w" "$T/o" >/dev/null || fail "lbdpo-tokenize ids differ from tokenizers: $(diff "$T/w" "$T/o" | head -4)"
+	echo "lbdpo-tokenize agrees with tokenizers on 40 pairs"
+fi
 echo ok
