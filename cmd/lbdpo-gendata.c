@@ -3,14 +3,18 @@
  *
  * Two task groups of different label reliability (DESIGN §1, the seed
  * design's "reliable math-like vs noisy open-ended" tasks):
- *   math  "Q: 23+5=? A:"  chosen " 28", rejected a wrong number (" 29",
- *         " 18", ...). Labels are always right. Held-out questions are
- *         disjoint from the training questions.
- *   open  "Q: Tell me about the river. A:"  chosen " The river is calm.",
- *         rejected " The lamp is calm.": the rule is that the preferred
- *         answer stays on the prompt's topic word. A fraction --flip of the
- *         training labels is swapped (held-out labels: --test-flip, default
- *         0, so held-out accuracy measures the rule itself).
+ *   math  "Q: 7+5=? A:"  chosen " 12" (the sum), rejected " 2" (|a-b|: the
+ *         "subtracted instead of added" mistake). Labels are always right.
+ *         Held-out questions are disjoint from the training questions.
+ *   open  "Q: Praise the river. A:"  chosen " The river is calm.", rejected
+ *         " The river is dark.": the rule is that the answer's tone follows
+ *         the prompt (a kind adjective when asked to praise, a harsh one when
+ *         asked to criticize). A fraction --flip of the training labels is
+ *         swapped (held-out labels: --test-flip, default 0, so held-out
+ *         accuracy measures the rule itself).
+ * Both completions of a pair are equally plausible continuations, so a model
+ * fine-tuned on both (the demo's reference) knows the format and the two
+ * answer kinds but not which one is preferred.
  * Output: JSONL {"id","group","prompt","chosen","rejected","flipped"}.
  */
 #include <errno.h>
@@ -26,13 +30,15 @@
 static const char *NOUNS[] = {"river", "lamp",  "garden", "cat",   "storm",  "bread", "train",  "mountain",
 			      "book",  "ocean", "clock",  "bird",  "forest", "chair", "window", "city",
 			      "road",  "apple", "moon",   "house", "song",   "boat",  "field",  "letter"};
-static const char *ADJS[] = {"calm", "bright", "old",   "small", "quiet", "warm", "cold", "green",
-			     "tall", "soft", "heavy",  "clean", "dark",  "loud", "new",  "round"};
-static const char *TEMPLATES[] = {"Tell me about the %s.", "Describe the %s.", "What is the %s like?",
-				  "Say something about the %s."};
+/* tone 0: kind, 1: harsh; ADJS[t] are the adjectives of tone t */
+static const char *ADJS[2][8] = {{"calm", "bright", "warm", "clean", "soft", "sweet", "lovely", "gentle"},
+				 {"cold", "dark", "loud", "dirty", "harsh", "ugly", "broken", "dull"}};
+static const char *TEMPLATES[2][3] = {
+	{"Praise the %s.", "Say something nice about the %s.", "What do you like about the %s?"},
+	{"Criticize the %s.", "Say something bad about the %s.", "What do you dislike about the %s?"}};
 #define NN (int)(sizeof NOUNS / sizeof *NOUNS)
-#define NA (int)(sizeof ADJS / sizeof *ADJS)
-#define NT (int)(sizeof TEMPLATES / sizeof *TEMPLATES)
+#define NA (int)(sizeof ADJS[0] / sizeof *ADJS[0])
+#define NT (int)(sizeof TEMPLATES[0] / sizeof *TEMPLATES[0])
 
 /* splitmix64: small, fast, and the same on every machine. */
 static uint64_t rng_next(uint64_t *s)
@@ -47,7 +53,6 @@ static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n)
 
 typedef struct {
 	int a, b;
-	char op;
 } problem;
 
 typedef struct {
@@ -69,7 +74,7 @@ static void usage(FILE *fp)
 		"  --math-frac F      share of pairs in group \"math\" (default 0.5)\n"
 		"  --flip F           share of \"open\" training labels swapped (default 0.3)\n"
 		"  --test-flip F      share of \"open\" held-out labels swapped (default 0)\n"
-		"  --max-operand N    arithmetic operands are 0..N (default 29)\n"
+		"  --max-operand N    arithmetic operands are 1..N (default 19)\n"
 		"  --out-dir DIR      write DIR/train.jsonl and DIR/test.jsonl\n"
 		"  -o, --train FILE   training pairs to FILE (default: stdout)\n"
 		"  --test FILE        held-out pairs to FILE (default: not written)\n"
@@ -95,23 +100,17 @@ static void gen_record(FILE *fp, uint64_t *rng, gen_state *g, int held, double f
 		 * list; training questions from the rest */
 		const problem *p = held ? &g->math[g->next_held++ % g->n_held]
 					: &g->math[g->n_held + rng_int(rng, g->n_math - g->n_held)];
-		int ans = p->op == '+' ? p->a + p->b : p->a - p->b, wrong;
-		static const int delta[] = {-10, -2, -1, 1, 2, 10};
-		do
-			wrong = ans + delta[rng_int(rng, 6)];
-		while (wrong < 0);
-		snprintf(prompt, sizeof prompt, "Q: %d%c%d=? A:", p->a, p->op, p->b);
-		snprintf(chosen, sizeof chosen, " %d", ans);
-		snprintf(rejected, sizeof rejected, " %d", wrong);
+		snprintf(prompt, sizeof prompt, "Q: %d+%d=? A:", p->a, p->b);
+		snprintf(chosen, sizeof chosen, " %d", p->a + p->b);
+		snprintf(rejected, sizeof rejected, " %d", p->a > p->b ? p->a - p->b : p->b - p->a);
 	} else {
 		group = "open";
-		int n = rng_int(rng, NN), m = (n + 1 + rng_int(rng, NN - 1)) % NN;
-		int t = rng_int(rng, NT), a = rng_int(rng, NA);
+		int n = rng_int(rng, NN), tone = rng_int(rng, 2), t = rng_int(rng, NT);
 		char q[96];
-		snprintf(q, sizeof q, TEMPLATES[t], NOUNS[n]);
+		snprintf(q, sizeof q, TEMPLATES[tone][t], NOUNS[n]);
 		snprintf(prompt, sizeof prompt, "Q: %s A:", q);
-		snprintf(chosen, sizeof chosen, " The %s is %s.", NOUNS[n], ADJS[a]);
-		snprintf(rejected, sizeof rejected, " The %s is %s.", NOUNS[m], ADJS[a]);
+		snprintf(chosen, sizeof chosen, " The %s is %s.", NOUNS[n], ADJS[tone][rng_int(rng, NA)]);
+		snprintf(rejected, sizeof rejected, " The %s is %s.", NOUNS[n], ADJS[!tone][rng_int(rng, NA)]);
 		if (rng_unif(rng) < flip) {
 			char tmp[128];
 			memcpy(tmp, chosen, sizeof tmp);
@@ -162,7 +161,7 @@ int main(int argc, char **argv)
 		{"help", no_argument, 0, 'h'},		    {"version", no_argument, 0, O_VER},
 		{0, 0, 0, 0}};
 	uint64_t seed = 1;
-	long n_train = 2000, n_test = 400, max_op = 29, vocab = 384;
+	long n_train = 2000, n_test = 400, max_op = 19, vocab = 384;
 	double math_frac = 0.5, flip = 0.3, test_flip = 0.0;
 	const char *dir = NULL, *train_path = NULL, *test_path = NULL, *tok_path = NULL;
 	int c;
@@ -174,7 +173,7 @@ int main(int argc, char **argv)
 		case O_MATHF: math_frac = parse_double("--math-frac", optarg, 0, 1); break;
 		case O_FLIP: flip = parse_double("--flip", optarg, 0, 1); break;
 		case O_TFLIP: test_flip = parse_double("--test-flip", optarg, 0, 1); break;
-		case O_MAXOP: max_op = parse_long("--max-operand", optarg, 1, 9999); break;
+		case O_MAXOP: max_op = parse_long("--max-operand", optarg, 2, 9999); break;
 		case O_DIR: dir = optarg; break;
 		case 'o': train_path = optarg; break;
 		case O_TEST: test_path = optarg; break;
@@ -202,13 +201,11 @@ int main(int argc, char **argv)
 	 * reserved for the held-out split (a quarter at most). */
 	gen_state g = {0};
 	g.math_frac = math_frac;
-	g.math = xmalloc((size_t)(max_op + 1) * (max_op + 1) * 2 * sizeof *g.math);
-	for (int a = 0; a <= max_op; a++)
-		for (int b = 0; b <= max_op; b++) {
-			g.math[g.n_math++] = (problem){a, b, '+'};
-			if (a >= b)
-				g.math[g.n_math++] = (problem){a, b, '-'};
-		}
+	/* operands from 1: with a zero, a+b = |a-b| and the pair has no preference */
+	g.math = xmalloc((size_t)max_op * max_op * sizeof *g.math);
+	for (int a = 1; a <= max_op; a++)
+		for (int b = 1; b <= max_op; b++)
+			g.math[g.n_math++] = (problem){a, b};
 	uint64_t rs = seed;
 	for (int i = g.n_math - 1; i > 0; i--) {
 		int j = rng_int(&rs, i + 1);

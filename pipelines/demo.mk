@@ -50,7 +50,7 @@ TRAIN_COMMON = --steps $(STEPS) --lr $(LR) --batch-size $(BS) --beta $(BETA) --s
 
 .PHONY: all table clean
 .DELETE_ON_ERROR:
-.SECONDARY: $(W)/train.tok $(W)/test.tok $(W)/train.ref $(W)/test.ref
+.SECONDARY: $(W)/sft.tok $(W)/train.tok $(W)/test.tok $(W)/train.ref $(W)/test.ref
 all: table
 
 $(W)/data/.done:
@@ -66,9 +66,20 @@ $(W)/init/config.json: $(W)/data/.done
 	$(B)lbdpo-init -q --arch llama --dim $(DIM) --layers $(LAYERS) --heads $(HEADS) \
 	  --max-seq $(MAX_SEQ) --vocab-from $(TOK) --seed $(SEED) -o $(W)/init
 
-# The reference: supervised fine-tuning on the chosen completions.
-$(W)/ref/config.json: $(W)/init/config.json $(W)/train.tok
-	$(B)lbdpo-step --loss sft --init $(W)/init -i $(W)/train.tok --steps $(SFT_STEPS) \
+# The reference's corpus: every training pair twice, once with each
+# completion as "chosen", so SFT sees both answers of every pair equally often
+# and learns the format and the answer kinds but not the preference.
+$(W)/data/sft.jsonl: $(W)/data/.done
+	{ cat $(W)/data/train.jsonl; \
+	  sed -E 's/"chosen":("[^"]*"),"rejected":("[^"]*")/"chosen":\2,"rejected":\1/' $(W)/data/train.jsonl; } >$@.tmp
+	mv $@.tmp $@
+
+$(W)/sft.tok: $(W)/data/sft.jsonl
+	$(B)lbdpo-tokenize -q -t $(TOK) -i $< -o $@
+
+# The reference: supervised fine-tuning on both completions (above).
+$(W)/ref/config.json: $(W)/init/config.json $(W)/sft.tok
+	$(B)lbdpo-step --loss sft --init $(W)/init -i $(W)/sft.tok --steps $(SFT_STEPS) \
 	  --lr $(SFT_LR) --batch-size $(SFT_BS) --seed $(SEED) --schedule cosine --threads $(THREADS) -q \
 	  --metrics $(W)/ref.metrics.jsonl -o $(W)/ref
 
