@@ -38,6 +38,8 @@ STEPS     ?= 300
 LR        ?= 2e-4
 BS        ?= 16
 BETA      ?= 0.1
+# options for both preference runs
+PREF_OPTS ?=
 # LB-DPO: with PPL(x) from the policy and full β gradients, β drifts upward
 # (the policy can raise PPL(x); DESIGN §1); the range regularizer holds it.
 LBDPO_OPTS ?= --beta-lr 3e-3 --range-reg 1 --beta-max 0.5
@@ -46,7 +48,7 @@ B    := $(LBDPO_BIN)/
 PIPE := $(dir $(lastword $(MAKEFILE_LIST)))
 TOK  := $(W)/data/tokenizer.json
 TRAIN_COMMON = --steps $(STEPS) --lr $(LR) --batch-size $(BS) --beta $(BETA) --seed $(SEED) \
-	--schedule constant --threads $(THREADS) -q
+	--schedule constant --threads $(THREADS) -q $(PREF_OPTS)
 
 .PHONY: all table clean
 .DELETE_ON_ERROR:
