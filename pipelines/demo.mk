@@ -7,8 +7,10 @@
 #          ├─ refcache (reference scores) ─▶ train/test.ref
 #          ├─ lbdpo-step --loss dpo   ┐ same data, steps, seed
 #          ├─ lbdpo-step --loss lbdpo ┘
-#          ├─ lbdpo-eval (+ plots with gnuplot), lbdpo-logprob of held-out pairs
-#          └─ lbdpo-sample --greedy on held-out arithmetic questions
+#          ├─ lbdpo-eval (+ plots with gnuplot), lbdpo-logprob of held-out pairs,
+#          │  lbdpo-beta (LB-DPO's β and its parts on held-out prompts)
+#          └─ lbdpo-sample --greedy on every held-out prompt
+#             (answer accuracy, tone rule, lbdpo-eval --generations)
 #   ─▶ table (pipelines/demo-table.sh)
 #
 # Usage: make -f pipelines/demo.mk LBDPO_BIN=$PWD/bin [W=work/demo] [SEED=1] ...
@@ -52,7 +54,8 @@ TRAIN_COMMON = --steps $(STEPS) --lr $(LR) --batch-size $(BS) --beta $(BETA) --s
 
 .PHONY: all table clean
 .DELETE_ON_ERROR:
-.SECONDARY: $(W)/sft.tok $(W)/train.tok $(W)/test.tok $(W)/train.ref $(W)/test.ref
+.SECONDARY: $(W)/sft.tok $(W)/train.tok $(W)/test.tok $(W)/train.ref $(W)/test.ref \
+            $(W)/ref.open-answers.jsonl $(W)/dpo.open-answers.jsonl $(W)/lbdpo.open-answers.jsonl
 all: table
 
 $(W)/data/.done:
@@ -98,22 +101,33 @@ $(W)/lbdpo/config.json: $(W)/train.ref
 	$(B)lbdpo-step --loss lbdpo --init $(W)/ref --fresh -i $< $(TRAIN_COMMON) $(LBDPO_OPTS) \
 	  --metrics $(W)/lbdpo.metrics.jsonl -o $(W)/lbdpo
 
-$(W)/%.eval.json: $(W)/%/config.json $(W)/test.ref
+# Greedy answers of each model to every held-out prompt (both groups).
+$(W)/%.answers.jsonl: $(W)/%/config.json $(W)/data/.done
+	$(B)lbdpo-sample -m $(W)/$* -t $(TOK) --greedy --max-new-tokens 12 --threads 1 \
+	  -i $(W)/data/test.jsonl -o $@
+
+# lengths and distinct-n of the open-ended answers (lbdpo-eval --generations)
+$(W)/%.open-answers.jsonl: $(W)/%.answers.jsonl
+	grep '"group":"open"' $< >$@
+
+$(W)/%.eval.json: $(W)/%/config.json $(W)/test.ref $(W)/%.open-answers.jsonl
 	$(B)lbdpo-eval -c $(W)/$* -i $(W)/test.ref --metrics $(W)/$*.metrics.jsonl \
-	  --plot $(W)/plots-$* --threads $(THREADS) -o $@
+	  --generations $(W)/$*.open-answers.jsonl --plot $(W)/plots-$* --threads $(THREADS) -o $@
+
+# the reference: no preference training to plot; scored as DPO with Δ = 0
+$(W)/ref.eval.json: $(W)/ref/config.json $(W)/test.ref $(W)/ref.open-answers.jsonl
+	$(B)lbdpo-eval -c $(W)/ref --loss dpo -i $(W)/test.ref \
+	  --generations $(W)/ref.open-answers.jsonl --threads $(THREADS) -o $@
+
+# LB-DPO's β(x) = w · PPL(x) · f(h(x)) and its parts on the held-out prompts
+$(W)/lbdpo.beta.jsonl: $(W)/lbdpo/config.json $(W)/test.ref
+	$(B)lbdpo-beta -c $(W)/lbdpo -i $(W)/test.ref --threads $(THREADS) | $(B)lbdpo-show --no-header -o $@
 
 # Held-out log-likelihood ranking, the same measure for all three models.
 $(W)/%.scores.jsonl: $(W)/%/config.json $(W)/test.tok
 	$(B)lbdpo-logprob -q -m $(W)/$* -t $(THREADS) -i $(W)/test.tok | $(B)lbdpo-show --no-header -o $@
 
-$(W)/questions.jsonl: $(W)/data/.done
-	grep '"group":"math"' $(W)/data/test.jsonl >$@
-
-$(W)/%.answers.jsonl: $(W)/%/config.json $(W)/questions.jsonl
-	$(B)lbdpo-sample -m $(W)/$* -t $(TOK) --greedy --max-new-tokens 4 --threads 1 \
-	  -i $(W)/questions.jsonl -o $@
-
-table: $(W)/dpo.eval.json $(W)/lbdpo.eval.json \
+table: $(W)/ref.eval.json $(W)/dpo.eval.json $(W)/lbdpo.eval.json $(W)/lbdpo.beta.jsonl \
        $(W)/ref.scores.jsonl $(W)/dpo.scores.jsonl $(W)/lbdpo.scores.jsonl \
        $(W)/ref.answers.jsonl $(W)/dpo.answers.jsonl $(W)/lbdpo.answers.jsonl
 	@sh $(PIPE)demo-table.sh $(W) | tee $(W)/table.txt
