@@ -73,10 +73,15 @@ $(W)/init/config.json: $(W)/data/.done
 
 # The reference's corpus: every training pair twice, once with each
 # completion as "chosen", so SFT sees both answers of every pair equally often
-# and learns the format and the answer kinds but not the preference.
+# and learns the format and both kinds of answer but not the preference. The
+# whole text is the target (the prompt moves into the completions, all but its
+# first character, "Q"), so the reference also models prompts and its PPL(x),
+# which LB-DPO's β uses, is a meaningful number.
+SFT_TEXT = s/"prompt":"Q([^"]*)","chosen":"([^"]*)","rejected":"([^"]*)"/"prompt":"Q","chosen":"\1\2","rejected":"\1\3"/
 $(W)/data/sft.jsonl: $(W)/data/.done
-	{ cat $(W)/data/train.jsonl; \
-	  sed -E 's/"chosen":("[^"]*"),"rejected":("[^"]*")/"chosen":\2,"rejected":\1/' $(W)/data/train.jsonl; } >$@.tmp
+	{ sed -E '$(SFT_TEXT)' $(W)/data/train.jsonl; \
+	  sed -E 's/"chosen":("[^"]*"),"rejected":("[^"]*")/"chosen":\2,"rejected":\1/' $(W)/data/train.jsonl | \
+	  sed -E '$(SFT_TEXT)'; } >$@.tmp
 	mv $@.tmp $@
 
 $(W)/sft.tok: $(W)/data/sft.jsonl

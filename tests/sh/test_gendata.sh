@@ -20,25 +20,32 @@ cmp -s "$T/stdout.jsonl" "$T/a/train.jsonl" || fail "stdout differs from --out-d
 [ "$(wc -l <"$T/a/test.jsonl")" = 200 ] || fail "test line count"
 
 # Format and rules, checked independently of the generator with awk:
-# keys in order; math chosen = the arithmetic result, rejected != it;
-# open chosen mentions the prompt's topic word unless flipped.
+# keys in order; math: "a+b" with operands >= 1, chosen = a+b, rejected =
+# |a-b| (the wrong-operation mistake); open: both answers name the prompt's
+# topic word, chosen's adjective has the prompt's tone (kind when asked to
+# praise, harsh when asked to criticize), rejected's the other, unless flipped.
 check='
+BEGIN { split("calm bright warm clean soft sweet lovely gentle", k); split("cold dark loud dirty harsh ugly broken dull", h)
+	for (i in k) tone[k[i]] = "kind"; for (i in h) tone[h[i]] = "harsh" }
 function field(k,   r) { if (match($0, "\"" k "\":\"[^\"]*\"")) { r = substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 5); return r } return "\001" }
+function adj(s, w,   a) { if (s !~ ("^ The " w " is [a-z]+\\.$")) return "?"; a = s; sub(/^ The [a-z]+ is /, "", a); sub(/\.$/, "", a); return a in tone ? tone[a] : "?" }
 {
 	if ($0 !~ /^\{"id":"[a-z]+-[0-9]+","group":"(math|open)","prompt":"[^"]*","chosen":"[^"]*","rejected":"[^"]*","flipped":(true|false)\}$/) { print "bad line " NR ": " $0; bad = 1; exit }
 	g = field("group"); p = field("prompt"); c = field("chosen"); r = field("rejected")
 	fl = ($0 ~ /"flipped":true/)
 	n[g]++
 	if (g == "math") {
-		if (!match(p, /^Q: [0-9]+[-+][0-9]+=\? A:$/)) { print "bad math prompt " NR; bad = 1; exit }
-		e = substr(p, 4); sub(/=.*/, "", e)
-		if (index(e, "+")) { split(e, x, "+"); v = x[1] + x[2] } else { split(e, x, "-"); v = x[1] - x[2] }
-		if (c != " " v || r == c || r !~ /^ [0-9]+$/ || fl) { print "wrong math label " NR ": " $0; bad = 1; exit }
+		if (!match(p, /^Q: [1-9][0-9]*\+[1-9][0-9]*=\? A:$/)) { print "bad math prompt " NR; bad = 1; exit }
+		e = substr(p, 4); sub(/=.*/, "", e); split(e, x, "+")
+		v = x[1] + x[2]; d = x[1] - x[2]; if (d < 0) d = -d
+		if (c != " " v || r != " " d || fl) { print "wrong math label " NR ": " $0; bad = 1; exit }
 		q[p] = 1
 	} else {
-		w = p; sub(/.* the /, "", w); sub(/[ .?].*/, "", w)
-		on = (c ~ (" The " w " ")); off = (r ~ (" The " w " "))
-		if (on == off || on == fl) { print "open rule violated " NR ": " $0; bad = 1; exit }
+		w = p; sub(/.* the /, "", w); sub(/[.?].*/, "", w)
+		want = (p ~ /^Q: (Criticize the|Say something bad about the|What do you dislike about the) /) ? "harsh" : \
+		       (p ~ /^Q: (Praise the|Say something nice about the|What do you like about the) /) ? "kind" : "?"
+		tc = adj(c, w); tr = adj(r, w)
+		if (want == "?" || tc == "?" || tr == "?" || tc == tr || (tc == want) == fl) { print "open rule violated " NR ": " $0; bad = 1; exit }
 		nf += fl
 	}
 }

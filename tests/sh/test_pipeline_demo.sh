@@ -9,11 +9,14 @@ MK=(make --no-print-directory -f "$ROOT/pipelines/demo.mk" LBDPO_BIN="$LBDPO_BIN
 sed -n '/lbdpo demo/,$p' "$T/log"
 tab="$T/d/table.txt"
 [ -s "$tab" ] || fail "no table"
-for r in "pref acc  reference" "pref acc  DPO" "pref acc  LB-DPO" "reward acc DPO" "reward acc LB-DPO" "mean beta LB-DPO"; do
+for r in "pref acc  reference" "pref acc  DPO" "pref acc  LB-DPO" "reward acc DPO" "reward acc LB-DPO" \
+	 "mean beta LB-DPO" "beta factor f LB-DPO" "arithmetic answer acc" "open: tone follows" "open: mean words" \
+	 "open: distinct-2"; do
 	line=$(grep -F "$r" "$tab") || fail "row '$r' missing"
 	echo "$line" | grep -Eq "^$r +[0-9]+\.[0-9]{3} +[0-9]+\.[0-9]{3} +[0-9]+\.[0-9]{3}$" || fail "row not filled: $line"
 done
-grep -Eq '^arithmetic answer acc +[0-9.]+ +[0-9.]+ +[0-9.]+$' "$tab" || fail "answer row"
+# f = 1 + eps*tanh(a) lies in [1 - eps, 1 + eps] (eps from LBDPO_OPTS, 0.5)
+grep -F "beta factor f" "$tab" | awk '{ for (i = NF - 2; i <= NF; i++) if ($i < 0.5 || $i > 1.5) exit 1 }' || fail "beta factor out of range"
 grep -q '(80 pairs; ' "$tab" || fail "pair count"
 # recount the reference's overall preference accuracy from its scores
 want=$(lbdpo-show --no-header -i <(lbdpo-logprob -q -m "$T/d/ref" -i "$T/d/test.tok") |
@@ -21,9 +24,12 @@ want=$(lbdpo-show --no-header -i <(lbdpo-logprob -q -m "$T/d/ref" -i "$T/d/test.
 	       match($0, /"rejected_logp":-?[0-9.eE+-]+/); r = substr($0, RSTART + 16, RLENGTH - 16)
 	       n++; k += (c + 0 > r + 0) } END { printf "%.3f", k / n }')
 grep -Eq "^pref acc  reference +$want " "$tab" || fail "reference accuracy $want not in table"
-# the answers: one greedy answer per held-out arithmetic question
-nq=$(grep -c '"group":"math"' "$T/d/data/test.jsonl")
-[ "$(wc -l <"$T/d/ref.answers.jsonl")" = "$nq" ] || fail "answers"
+# the answers: one greedy answer per held-out prompt
+[ "$(wc -l <"$T/d/ref.answers.jsonl")" = 80 ] || fail "answers"
+# the generation statistics are lbdpo-eval's, on the open-ended answers
+no=$(grep -c '"group":"open"' "$T/d/data/test.jsonl")
+grep -A1 '"generations"' "$T/d/dpo.eval.json" | grep -q "\"n\": $no," || fail "generations in dpo.eval.json: want n = $no"
 # nothing to redo
-"${MK[@]}" -q "$T/d/lbdpo.eval.json" "$T/d/ref.answers.jsonl" || fail "re-running would redo work"
+"${MK[@]}" -q "$T/d/lbdpo.eval.json" "$T/d/ref.eval.json" "$T/d/lbdpo.beta.jsonl" "$T/d/ref.answers.jsonl" ||
+	fail "re-running would redo work"
 echo ok
