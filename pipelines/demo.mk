@@ -3,7 +3,8 @@
 #
 #   gendata ─▶ train/test.jsonl + tokenizer.json
 #     └─ tokenize ─▶ train/test.tok
-#          ├─ init (small llama) ─▶ SFT warm start (lbdpo-step --loss sft) = the reference
+#          ├─ init (small llama) ─▶ SFT warm start (lbdpo-step --loss sft) on both
+#          │  completions of every pair, whole text = the reference
 #          ├─ refcache (reference scores) ─▶ train/test.ref
 #          ├─ lbdpo-step --loss dpo   ┐ same data, steps, seed
 #          ├─ lbdpo-step --loss lbdpo ┘
@@ -19,7 +20,7 @@
 LBDPO_BIN ?= bin
 W         ?= work/demo
 SEED      ?= 1
-N_TRAIN   ?= 2000
+N_TRAIN   ?= 4000
 N_TEST    ?= 400
 FLIP      ?= 0.3
 VOCAB     ?= 384
@@ -31,20 +32,27 @@ LAYERS    ?= 2
 HEADS     ?= 4
 MAX_SEQ   ?= 64
 THREADS   ?= 1
-# SFT warm start (the reference)
-SFT_STEPS ?= 800
+# SFT warm start (the reference), on both completions of every training pair
+SFT_STEPS ?= 3000
 SFT_LR    ?= 3e-3
 SFT_BS    ?= 16
-# preference training (identical for dpo and lbdpo but the loss)
-STEPS     ?= 300
-LR        ?= 2e-4
+# preference training (identical for dpo and lbdpo but the loss); 1600 steps
+# of 16 pairs are 6.4 passes over the 4000 training pairs
+STEPS     ?= 1600
+LR        ?= 3e-4
 BS        ?= 16
 BETA      ?= 0.1
-# options for both preference runs
-PREF_OPTS ?=
-# LB-DPO: with PPL(x) from the policy and full β gradients, β drifts upward
-# (the policy can raise PPL(x); DESIGN §1); the range regularizer holds it.
-LBDPO_OPTS ?= --beta-lr 3e-3 --range-reg 1 --beta-max 0.5
+# options for both preference runs. --sft-weight: an RPO-style 0.2 x NLL of
+# the chosen completion; without it, DPO on this tiny model pushes the
+# likelihood of both completions down until greedy answers stop being
+# sentences (see the README).
+PREF_OPTS ?= --sft-weight 0.2
+# LB-DPO: PPL(x) from the reference (a cached constant; from the policy with
+# full β gradients the policy learns to raise PPL(x) and so β, DESIGN §1);
+# ε = 0.5 lets the learned factor f range over [0.5, 1.5]; the range
+# regularizer caps β at 1, above the noisy group's own optimum, so it bounds
+# runaway β without hiding the difference between the groups.
+LBDPO_OPTS ?= --ppl-from ref --epsilon 0.5 --beta-lr 3e-3 --range-reg 1 --beta-max 1
 
 B    := $(LBDPO_BIN)/
 PIPE := $(dir $(lastword $(MAKEFILE_LIST)))

@@ -16,7 +16,7 @@ for r in "pref acc  reference" "pref acc  DPO" "pref acc  LB-DPO" "reward acc DP
 	echo "$line" | grep -Eq "^$r +[0-9]+\.[0-9]{3} +[0-9]+\.[0-9]{3} +[0-9]+\.[0-9]{3}$" || fail "row not filled: $line"
 done
 # f = 1 + eps*tanh(a) lies in [1 - eps, 1 + eps] (eps from LBDPO_OPTS, 0.5)
-grep -F "beta factor f" "$tab" | awk '{ for (i = NF - 2; i <= NF; i++) if ($i < 0.5 || $i > 1.5) exit 1 }' || fail "beta factor out of range"
+grep "^beta factor f LB-DPO " "$tab" | awk '{ for (i = NF - 2; i <= NF; i++) if ($i < 0.5 || $i > 1.5) exit 1 }' || fail "beta factor out of range"
 grep -q '(80 pairs; ' "$tab" || fail "pair count"
 # recount the reference's overall preference accuracy from its scores
 want=$(lbdpo-show --no-header -i <(lbdpo-logprob -q -m "$T/d/ref" -i "$T/d/test.tok") |
