@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "formats/jsonl.h"
 #include "libcore/betahead.h"
 #include "libcore/loss.h"
 #include "libcore/model.h"
@@ -420,12 +421,7 @@ int main(int argc, char **argv)
 		}
 		out_close(pf);
 	}
-	outfile *o = out_open(outp);
-	char *txt = json_dumps(top, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
-	fputs(txt, o->fp);
-	fputc('\n', o->fp);
-	out_close(o);
-	free(txt);
+	json_save_file(outp, top, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
 	json_decref(top);
 	free(res);
 	free(recs);
