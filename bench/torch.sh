@@ -7,6 +7,8 @@
 # --quick: 2-layer llama only (a smoke run of a few seconds).
 # Wall-clock ratios move with the load of a shared machine; the "per CPU-s"
 # columns (work per CPU-second of the process, all threads) move much less.
+# It runs model_bench and step_bench itself (again, under `make bench`) so that
+# both sides are timed minutes apart with the same threads and reps.
 set -u
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}" # idle OpenMP threads must not spin on a shared machine
@@ -54,8 +56,9 @@ FNR == 1 { who = (FILENAME ~ /torch$/) ? "torch" : "ours" }
 }
 END {
 	printf "\nours vs PyTorch, %d threads (ratio = ours / torch; tok/cpu-s = tokens per CPU-second of the process)\n", TH
-	printf "%-11s %-8s %10s %10s %7s  %9s %9s  %10s %10s %7s\n", "shape", "phase", "ours tok/s", "torch", "ratio",
-		"ours GF/s", "torch", "ours tok/cpu-s", "torch", "ratio"
+	printf "(cores = tok/s ÷ tok/cpu-s: the CPUs each run really got; where they differ, trust the tok/cpu-s ratio)\n"
+	printf "%-11s %-8s %10s %10s %7s  %9s %9s  %10s %10s %7s  %s\n", "shape", "phase", "ours tok/s", "torch", "ratio",
+		"ours GF/s", "torch", "ours tok/cpu-s", "torch", "ratio", "cores ours/torch"
 	n = split("llama-110M gpt2-124M llama-2L", order, " ")
 	for (k = 1; k <= n; k++) {
 		s = order[k]
@@ -67,9 +70,9 @@ END {
 			# tokens per CPU-second from GFLOP/cpu-s: tok/s × (GFLOP/cpu-s ÷ GFLOP/s)
 			oc = tok["ours", s, p] * cg["ours", s, p] / gf["ours", s, p]
 			tc = tok["torch", s, p] * cg["torch", s, p] / gf["torch", s, p]
-			printf "%-11s %-8s %10.0f %10.0f %6.2fx  %9.1f %9.1f  %14.0f %10.0f %6.2fx\n", s, p == "fwd" ? "forward" : "fwd+bwd",
-				tok["ours", s, p], tok["torch", s, p], tok["ours", s, p] / tok["torch", s, p],
-				gf["ours", s, p], gf["torch", s, p], oc, tc, oc / tc
+			printf "%-11s %-8s %10.0f %10.0f %6.2fx  %9.1f %9.1f  %14.0f %10.0f %6.2fx  %.1f/%.1f\n", s,
+				p == "fwd" ? "forward" : "fwd+bwd", tok["ours", s, p], tok["torch", s, p], tok["ours", s, p] / tok["torch", s, p],
+				gf["ours", s, p], gf["torch", s, p], oc, tc, oc / tc, tok["ours", s, p] / oc, tok["torch", s, p] / tc
 		}
 	}
 }' "$T/ours" "$T/torch"
