@@ -4,7 +4,8 @@
 # (bench/torch_baseline.py: CPU, fp32, eager, transformers models), as one
 # table of tokens/s, GFLOP/s and the ratios ours / torch (issues 4 and 7).
 #   bash bench/torch.sh [--quick]     (BENCH_THREADS=N, BENCH_REPS=N; default: all cores, 2)
-# --quick: 2-layer llama only (a smoke run of a few seconds).
+# --quick: 2-layer llama shapes only (a smoke run, about a minute on 2 cores);
+# the full run takes about 7 minutes on 2 cores.
 # Wall-clock ratios move with the load of a shared machine; the "per CPU-s"
 # columns (work per CPU-second of the process, all threads) move much less.
 # It runs model_bench and step_bench itself (again, under `make bench`) so that
