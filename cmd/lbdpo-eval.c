@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "formats/jsonl.h"
 #include "libcore/betahead.h"
 #include "libcore/loss.h"
 #include "libcore/model.h"
@@ -275,10 +276,16 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		"stats 'beta.dat' using 1 nooutput\nbw = (STATS_max - STATS_min) / 30.0\nif (bw <= 0) bw = 1e-3\n"
 		"bin(x) = bw*floor(x/bw) + bw/2\nset boxwidth bw*0.9\nset style fill solid 0.6\n"
 		"plot 'beta.dat' using (bin($1)):(1.0) smooth freq with boxes title 'count'\n"
-		"set output 'beta_groups.png'\nset title 'mean beta per group'\nset style data histograms\n"
-		"plot 'beta_groups.dat' using 3:xtic(2) title 'mean beta'\n"
 		"set output 'beta_ppl.png'\nset title 'beta vs prompt PPL'\nset xlabel 'PPL'\nset ylabel 'beta'\n"
-		"plot 'beta.dat' using 2:1 with points pt 7 ps 0.5 title ''\n");
+		"plot 'beta.dat' using 2:1 with points pt 7 ps 0.5 title ''\n"
+		"unset xlabel\nunset ylabel\n");
+	/* ungrouped data (e.g. HH-RLHF) has no per-group plot: gnuplot fails on an empty file */
+	if (data->n_groups > 0)
+		fprintf(o->fp, "set output 'beta_groups.png'\nset title 'mean beta per group'\n"
+			       "set style fill solid 0.6\nset boxwidth 0.5\nset yrange [0:*]\nset xrange [-0.5:%d.5]\n"
+			       "plot 'beta_groups.dat' using 1:3:xtic(2) with boxes title 'mean beta'\n"
+			       "set autoscale\n",
+			data->n_groups - 1);
 	if (metrics)
 		fprintf(o->fp, "set output 'curves.png'\nset title 'training'\nset xlabel 'step'\nset ylabel ''\n"
 			       "set style data lines\n"
@@ -420,12 +427,7 @@ int main(int argc, char **argv)
 		}
 		out_close(pf);
 	}
-	outfile *o = out_open(outp);
-	char *txt = json_dumps(top, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
-	fputs(txt, o->fp);
-	fputc('\n', o->fp);
-	out_close(o);
-	free(txt);
+	json_save_file(outp, top, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
 	json_decref(top);
 	free(res);
 	free(recs);

@@ -10,6 +10,7 @@
  * pre-token (which is what the tokenizers library does) reproduces training.
  */
 #include "bpetrain.h"
+#include "jsonl.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -290,11 +291,7 @@ void bpe_trainer_write_json(const bpe_trainer *t, const char *path)
 				 "post_processor", byte_level(1), "decoder", byte_level(1), "model", model);
 	if (!root)
 		die("%s: cannot build the tokenizer JSON", path);
-	outfile *o = out_open(path);
-	if (json_dumpf(root, o->fp, JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0)
-		die("%s: write failed", path);
-	fputc('\n', o->fp);
-	out_close(o);
+	json_save_file(path, root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	free(buf);
 }

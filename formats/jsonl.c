@@ -155,3 +155,11 @@ json_t *jsonl_parse(const char *line, size_t len, char *err, size_t errlen)
 	}
 	return o;
 }
+
+void json_save_file(const char *path, const json_t *j, size_t flags)
+{
+	outfile *o = out_open(path);
+	if (json_dumpf(j, o->fp, flags) != 0 || fputc('\n', o->fp) == EOF)
+		die("%s: cannot write JSON", o->path ? o->path : "standard output");
+	out_close(o);
+}

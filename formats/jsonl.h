@@ -32,4 +32,8 @@ const char *jsonl_error(const jsonl *r);
  * "not a JSON object"). */
 json_t *jsonl_parse(const char *line, size_t len, char *err, size_t errlen);
 
+/* Write one JSON document (jansson flags) and a newline to path ("-" =
+ * stdout), atomically (out_open/out_close); dies on any failure. */
+void json_save_file(const char *path, const json_t *j, size_t flags);
+
 #endif

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "train.h"
 
+#include "../formats/jsonl.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -310,12 +312,7 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	if (options)
 		json_object_set(st, "options", options);
 	p = path_join(tmp, "trainer_state.json");
-	outfile *of = out_open(p);
-	char *txt = json_dumps(st, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
-	fputs(txt, of->fp);
-	fputc('\n', of->fp);
-	out_close(of);
-	free(txt);
+	json_save_file(p, st, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
 	free(p);
 	json_decref(st);
 	fsync_path(tmp);

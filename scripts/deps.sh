@@ -23,5 +23,5 @@ if [ "$(id -u)" != 0 ]; then
 	fi
 else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+$SUDO apt-get update -qq || true  # may only warn; the install decides
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2

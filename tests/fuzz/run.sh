@@ -4,7 +4,15 @@
 # seeded from tests/fixtures. Prints executions and crashes per target.
 set -eu
 cd "$(dirname "$0")/../.."
-command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)" >&2; exit 1; }
+if ! command -v clang >/dev/null; then
+	if [ "$(id -u)" = 0 ]; then
+		echo "lbdpo: installing clang for libFuzzer" >&2
+		apt-get update -qq || true
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang >&2
+	else
+		echo "make fuzz needs clang (apt-get install clang)" >&2; exit 1
+	fi
+fi
 secs=${FUZZ_SECONDS:-600}
 only=${FUZZ:-}
 out=build/fuzz; mkdir -p "$out"

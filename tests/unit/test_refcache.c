@@ -285,13 +285,17 @@ Test(refcache, concurrent_writers)
 	for (int p = 0; p < NPROC; p++) {
 		int st;
 		waitpid(pids[p], &st, 0);
-		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer %d: %s %d", p,
+			  WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 	}
 	refcache *c = refcache_open(root, FP_A, "m");
 	int total = (NPROC - 1) * PER / 2 + PER;
 	cr_assert_eq(count_ok(c, 0, total), total);
 	cr_assert_eq(refcache_get_stats(c)->corrupt, 0);
-	cr_assert_eq(refcache_get_stats(c)->segments, NPROC);
+	/* One segment per writer that had something new to write: a writer
+	 * that opens after the others wrote its whole range writes nothing. */
+	cr_assert(refcache_get_stats(c)->segments >= 1 && refcache_get_stats(c)->segments <= NPROC,
+		  "segments: %zu", (size_t)refcache_get_stats(c)->segments);
 	refcache_close(c);
 }
 
