@@ -32,6 +32,7 @@ static void usage(void)
 	       "  -b, --batch-tokens N    pack pairs into forwards of up to N tokens; 0 (default):\n"
 	       "                          one pair per forward, scores independent of batching\n"
 	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
+	       "  -q, --quiet             no summary line on standard error\n"
 	       "  -h, --help              show this help and exit\n"
 	       "  -V, --version           show the version and exit\n");
 }
@@ -256,10 +257,10 @@ int main(int argc, char **argv)
 		{"shard", required_argument, 0, 's'},	     {"merge", no_argument, 0, OPT_MERGE},
 		{"tokenizer-sha", required_argument, 0, OPT_TOKSHA},
 		{"batch-tokens", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-		{"help", no_argument, 0, 'h'},		     {"version", no_argument, 0, 'V'},
+		{"quiet", no_argument, 0, 'q'},		     {"help", no_argument, 0, 'h'},		     {"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0}};
 	int c;
-	while ((c = getopt_long(argc, argv, "r:c:i:o:s:b:t:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:c:i:o:s:b:t:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': ref = optarg; break;
 		case 'c': cache_dir = optarg; break;
@@ -270,8 +271,9 @@ int main(int argc, char **argv)
 		case OPT_TOKSHA: tok_sha = optarg; break;
 		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 0, 1L << 24); break;
 		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
-		case 'h': usage(); return 0;
-		case 'V': printf("lbdpo-refcache lbdpo %s\n", LBDPO_VERSION); return 0;
+		case 'q': lbdpo_quiet = 1; break;
+		case 'h': usage(); close_stdout(); return 0;
+		case 'V': printf("lbdpo-refcache lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
 		default: die_usage("unknown option");
 		}
 	}
