@@ -107,8 +107,8 @@ int main(int argc, char **argv)
 		case OPT_PER_TOKEN: per_token = 1; break;
 		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
-		case 'h': usage(); return 0;
-		case 'V': printf("lbdpo-logprob lbdpo %s\n", LBDPO_VERSION); return 0;
+		case 'h': usage(); close_stdout(); return 0;
+		case 'V': printf("lbdpo-logprob lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
 		default: die_usage("unknown option");
 		}
 	}
