@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 	pref_trunc tr = {max_length, max_prompt, keep_end, bos_used ? tok_bos(t) : -1};
 	pref_text pt = {0};
 	idvec P = {0}, C = {0}, R = {0};
-	uint64_t nread = 0, nwritten = 0, ntrunc = 0, ndropped = 0, ninvalid = 0;
+	uint64_t nread = 0, nwritten = 0, ntrunc = 0, ndropped = 0, ninvalid = 0, nties = 0;
 	const char *line;
 	size_t len;
 	char err[600];
@@ -149,7 +149,14 @@ int main(int argc, char **argv)
 		nread++;
 		const char *why = NULL;
 		json_t *o = jsonl_parse(line, len, err, sizeof err);
-		if (o && pref_extract(o, tpl, &pt, err, sizeof err)) why = err;
+		int prc = o ? pref_extract(o, tpl, &pt, err, sizeof err) : 0;
+		if (prc == PREF_TIE) { /* identical completions: no preference to learn */
+			nties++;
+			ndropped++;
+			json_decref(o);
+			continue;
+		}
+		if (prc) why = err;
 		json_t *id = o ? json_object_get(o, "id") : NULL, *group = o ? json_object_get(o, "group") : NULL;
 		if (o && !why && id && !json_is_string(id) && !json_is_integer(id)) why = "\"id\" must be a string or an integer";
 		if (o && !why && group && !json_is_string(group) && !json_is_integer(group))
@@ -213,9 +220,9 @@ int main(int argc, char **argv)
 	if (stderr_is_tty() && !lbdpo_quiet && tlast != t0) fputc('\n', stderr);
 	rs_finish(w);
 	jsonl_close(r);
-	info("read %llu, written %llu, truncated %llu, dropped %llu, invalid %llu",
+	info("read %llu, written %llu, truncated %llu, dropped %llu, invalid %llu (dropped ties: %llu)",
 	     (unsigned long long)nread, (unsigned long long)nwritten, (unsigned long long)ntrunc,
-	     (unsigned long long)ndropped, (unsigned long long)ninvalid);
+	     (unsigned long long)ndropped, (unsigned long long)ninvalid, (unsigned long long)nties);
 	pref_text_free(&pt);
 	free(P.v), free(C.v), free(R.v);
 	tok_free(t);

@@ -198,14 +198,18 @@ int pref_extract(json_t *o, int tpl, pref_text *p, char *err, size_t errlen)
 		size_t nc = json_string_length(ch), nr = json_string_length(rj);
 		if (pr) {
 			p->format = PREF_STANDARD;
+			if (json_equal(pr, ch) && json_equal(pr, rj)) {
+				snprintf(err, errlen, "the prompt is equal to both completions");
+				return -1;
+			}
 			sb_add(&p->prompt, json_string_value(pr), json_string_length(pr));
 			sb_add(&p->chosen, c, nc);
 			sb_add(&p->rejected, r, nr);
 		} else {
 			p->format = PREF_IMPLICIT;
 			if (nc == nr && !memcmp(c, r, nc)) {
-				snprintf(err, errlen, "\"chosen\" and \"rejected\" are identical (the prompt would be both completions)");
-				return -1;
+				snprintf(err, errlen, "\"chosen\" and \"rejected\" are identical (a tie)");
+				return PREF_TIE;
 			}
 			size_t k = pref_implicit_prompt_len(c, nc, r, nr);
 			sb_add(&p->prompt, c, k);
@@ -218,8 +222,8 @@ int pref_extract(json_t *o, int tpl, pref_text *p, char *err, size_t errlen)
 		return -1;
 	}
 	if (p->chosen.n == p->rejected.n && !memcmp(p->chosen.s, p->rejected.s, p->chosen.n)) {
-		snprintf(err, errlen, "\"chosen\" and \"rejected\" completions are identical");
-		return -1;
+		snprintf(err, errlen, "\"chosen\" and \"rejected\" completions are identical (a tie)");
+		return PREF_TIE;
 	}
 	return 0;
 }

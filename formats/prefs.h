@@ -31,9 +31,12 @@ typedef struct {
 	int format;
 } pref_text;
 
-/* Fill p (its buffers reused) from a JSON object. Returns 0, or -1 with a
- * one-line reason in err: a missing key, a wrong type, an empty completion,
- * identical completions, conversational data without a template. */
+/* Fill p (its buffers reused) from a JSON object. Returns 0; PREF_TIE when
+ * chosen and rejected are identical (no preference: callers drop the pair);
+ * or -1 with a one-line reason in err: a missing key, a wrong type, an empty
+ * completion, a prompt equal to both completions, conversational data
+ * without a template. */
+#define PREF_TIE 1
 int pref_extract(json_t *o, int tpl, pref_text *p, char *err, size_t errlen);
 void pref_text_free(pref_text *p);
 

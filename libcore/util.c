@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,6 +151,19 @@ outfile *out_open(const char *path)
 		o->fp = stdout;
 		return o;
 	}
+	/* A device, FIFO or socket (/dev/null, a named pipe) cannot be replaced
+	 * by rename: write to it directly. */
+	struct stat sb;
+	if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		if (S_ISDIR(sb.st_mode))
+			die("%s: is a directory", path);
+		o->fp = fopen(path, "wb");
+		if (!o->fp)
+			die("%s: cannot open for writing: %s", path, strerror(errno));
+		o->path = xstrdup(path);
+		o->direct = 1;
+		return o;
+	}
 	o->path = xstrdup(path);
 	size_t n = strlen(path) + 32;
 	o->tmp = xmalloc(n);
@@ -179,6 +193,13 @@ void out_close(outfile *o)
 	if (!o->path) {
 		if (fflush(stdout) != 0 || ferror(stdout))
 			die("write error on standard output: %s", strerror(errno));
+		free(o);
+		return;
+	}
+	if (o->direct) {
+		if (fclose(o->fp) != 0)
+			die("%s: write error: %s", o->path, strerror(errno));
+		free(o->path);
 		free(o);
 		return;
 	}

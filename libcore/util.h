@@ -57,7 +57,8 @@ void xgrow(void **p, size_t *cap, size_t need, size_t elsz);
 typedef struct outfile {
 	FILE *fp;
 	char *path; /* final path, NULL for stdout */
-	char *tmp;  /* temporary path, NULL for stdout */
+	char *tmp;  /* temporary path, NULL for stdout and direct writes */
+	int direct; /* a device or FIFO: written in place, no rename */
 } outfile;
 outfile *out_open(const char *path);
 /* Flush, fsync, close and rename; dies on any write error. */

@@ -35,6 +35,15 @@ expect_fail lbdpo-show --bogus >/dev/null || exit 1
 lbdpo-show --bogus >/dev/null 2>&1; [ $? = 2 ] || fail "usage errors exit 2"
 lbdpo-show --version | grep -q '^lbdpo-show lbdpo ' || fail "--version"
 lbdpo-show --help | grep -q -- '--from-json' || fail "--help"
+# -o onto a FIFO (or a device) writes into it: it is never replaced by a file
+mkfifo "$T/fifo"
+cat "$T/fifo" > "$T/from_fifo" &
+lbdpo-show --from-json -i "$F/tokens.jsonl" -o "$T/fifo" || fail "-o FIFO"
+wait
+[ -p "$T/fifo" ] || fail "the FIFO was replaced by a regular file"
+cmp "$T/from_fifo" "$T/tokens.rec" || fail "data through the FIFO differs"
+msg=$(expect_fail lbdpo-show -i "$T/tokens.rec" -o "$T") || exit 1
+[[ $msg == *"is a directory"* ]] || fail "-o DIR: $msg"
 # A full disk is never silent
 if [ -w /dev/full ]; then
 	lbdpo-show -i "$T/tokens.rec" > /dev/full 2>/dev/null && fail "writing to a full disk must fail"

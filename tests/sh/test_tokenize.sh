@@ -80,8 +80,8 @@ grep -q 'written 0, truncated 0, dropped 1' "$T/err" || fail "no room for a comp
 printf '%s\n' '{"prompt": "a", "chosen": "b", "rejected": "c"}' > "$T/ok1"
 bad=('{"prompt": "a", "chosen": "b", "rejected": "c"' '{"prompt": "a", "chosen": "b"}' '{"prompt": "a", "chosen": 3, "rejected": "c"}'
      $'{"prompt": "a", "chosen": "b\xff", "rejected": "c"}' '{"prompt": "a", "chosen": "", "rejected": "c"}'
-     '{"chosen": "same text", "rejected": "same text"}' '{"prompt": "a", "chosen": "b", "rejected": "c", "id": [1]}' '[1, 2]')
-want=("invalid JSON" 'missing key "rejected"' '"chosen" must be' "invalid UTF-8" "empty completion" "identical" '"id" must be' "not a JSON object")
+     '{"prompt": "same", "chosen": "same", "rejected": "same"}' '{"prompt": "a", "chosen": "b", "rejected": "c", "id": [1]}' '[1, 2]')
+want=("invalid JSON" 'missing key "rejected"' '"chosen" must be' "invalid UTF-8" "empty completion" "equal to both completions" '"id" must be' "not a JSON object")
 for i in "${!bad[@]}"; do
 	{ cat "$T/ok1"; echo; printf '%s\n' "${bad[i]}"; cat "$T/ok1"; } > "$T/bad$i.jsonl"
 	msg=$(expect_fail lbdpo-tokenize --tokenizer "$BL" -i "$T/bad$i.jsonl" -o "$T/bad$i.tok") || exit 1
@@ -92,6 +92,11 @@ done
 ls "$T" | grep -q 'tmp' && fail "temporary file left behind"
 lbdpo-tokenize --tokenizer "$BL" --skip-invalid -i "$T/allbad.jsonl" -o "$T/allbad.tok" 2>"$T/err" || fail "--skip-invalid"
 grep -q "read 24, written 16, truncated 0, dropped 0, invalid 8" "$T/err" || fail "--skip-invalid counts: $(cat "$T/err")"
+# ties (identical chosen and rejected, implicit or standard) are dropped and counted, not errors
+{ cat "$T/ok1"; echo '{"chosen": "same text", "rejected": "same text"}'; echo '{"prompt": "p", "chosen": " x", "rejected": " x"}'; } > "$T/ties.jsonl"
+lbdpo-tokenize --tokenizer "$BL" -i "$T/ties.jsonl" -o "$T/ties.tok" 2>"$T/err" || fail "ties must not be errors: $(cat "$T/err")"
+grep -q "read 3, written 1, truncated 0, dropped 2, invalid 0 (dropped ties: 2)" "$T/err" || fail "tie counts: $(cat "$T/err")"
+[ "$(lbdpo-show --no-header -i "$T/ties.tok" | wc -l)" = 1 ] || fail "ties written"
 # a bad tokenizer file: one line naming it
 printf '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}' > "$T/tok.json"
 msg=$(expect_fail lbdpo-tokenize --tokenizer "$T/tok.json" -i "$T/ok1") || exit 1

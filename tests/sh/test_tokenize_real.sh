@@ -30,14 +30,17 @@ done < "$T/s.json"
 # HH-RLHF: every file, implicit prompt
 for f in "$A"/hh-rlhf/*.jsonl.gz; do
 	n=$(basename "$f" .jsonl.gz)
-	lbdpo-tokenize --skip-invalid --tokenizer "$A/gpt2/tokenizer.json" -i "$f" -o "$T/$n.tok" 2>"$T/err" || fail "$n: $(cat "$T/err")"
+	# without --skip-invalid: every pair is valid; ties are dropped and counted
+	lbdpo-tokenize --tokenizer "$A/gpt2/tokenizer.json" -i "$f" -o "$T/$n.tok" 2>"$T/err" || fail "$n: $(cat "$T/err")"
 	lines=$(gzip -dc "$f" | grep -c .)
-	read -r nr nw ninv < <(sed -n 's/.*read \([0-9]*\), written \([0-9]*\), truncated 0, dropped 0, invalid \([0-9]*\).*/\1 \2 \3/p' "$T/err")
-	[ "${nr:-}" = "$lines" ] && [ $((nw + ninv)) = "$lines" ] || fail "$n: $(cat "$T/err")"
-	if command -v jq >/dev/null; then # invalid = exactly the pairs with chosen == rejected
-		same=$(gzip -dc "$f" | jq -c 'select(.chosen == .rejected)' | grep -c .)
-		[ "$ninv" = "$same" ] || fail "$n: $ninv invalid, $same identical pairs"
-	fi
+	read -r nr nw nd nt < <(sed -n 's/.*read \([0-9]*\), written \([0-9]*\), truncated 0, dropped \([0-9]*\), invalid 0 (dropped ties: \([0-9]*\)).*/\1 \2 \3 \4/p' "$T/err")
+	[ "${nr:-}" = "$lines" ] && [ $((nw + nd)) = "$lines" ] && [ "$nd" = "$nt" ] || fail "$n: $(cat "$T/err")"
+	# ties = exactly the lines whose chosen and rejected texts are the same (recounted with awk)
+	same=$(gzip -dc "$f" | awk '{ c = index($0, "\"chosen\": "); r = index($0, "\"rejected\": ")
+		if (!c || !r) next; if (c < r) { a = substr($0, c + 10, r - c - 10); b = substr($0, r + 12) }
+		else { b = substr($0, r + 12, c - r - 12); a = substr($0, c + 10) }
+		sub(/[,}[:space:]]*$/, "", a); sub(/[,}[:space:]]*$/, "", b); n += (a == b) } END { print n + 0 }')
+	[ "$nt" = "$same" ] || fail "$n: $nt ties dropped, $same identical pairs in the file"
 	echo "$n: $(cat "$T/err")"
 done
 exit 0
