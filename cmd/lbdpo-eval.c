@@ -138,28 +138,25 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
  * distinct-n = |unique n-grams| / |n-grams| over all generations (n = 1, 2). */
 static json_t *gen_stats(const char *path)
 {
-	FILE *f = in_open(path);
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	long lineno = 0, n = 0;
+	jsonl *f = jsonl_open(path);
+	const char *line;
+	size_t len;
+	int rc;
+	long n = 0;
 	double chars = 0, words = 0;
 	size_t ng[2] = {0, 0}, cp[2] = {0, 0};
 	char **grams[2] = {NULL, NULL};
-	while ((len = getline(&line, &cap, f)) > 0) {
-		lineno++;
-		if (len == 1 && line[0] == '\n')
-			continue;
-		json_error_t err;
-		json_t *j = json_loadb(line, (size_t)len, 0, &err);
-		if (!j || !json_is_object(j))
-			die("%s: line %ld column %d: %s", in_name(path), lineno, j ? 1 : err.column,
-			    j ? "not a JSON object" : err.text);
+	char err[512];
+	while ((rc = jsonl_next(f, &line, &len)) == 1) {
+		unsigned long long lineno = jsonl_lineno(f);
+		json_t *j = jsonl_parse(line, len, err, sizeof err);
+		if (!j)
+			die("%s: line %llu: %s", jsonl_name(f), lineno, err);
 		json_t *t = json_object_get(j, "completion");
 		if (!t)
 			t = json_object_get(j, "text");
 		if (!json_is_string(t))
-			die("%s: line %ld: no \"completion\" or \"text\" string", in_name(path), lineno);
+			die("%s: line %llu: no \"completion\" or \"text\" string", jsonl_name(f), lineno);
 		const char *s = json_string_value(t);
 		chars += (double)strlen(s);
 		n++;
@@ -184,11 +181,9 @@ static json_t *gen_stats(const char *path)
 		free(dup);
 		json_decref(j);
 	}
-	if (ferror(f))
-		die("%s: read error", in_name(path));
-	free(line);
-	if (f != stdin)
-		fclose(f);
+	if (rc < 0)
+		die("%s: %s", jsonl_name(f), jsonl_error(f));
+	jsonl_close(f);
 	json_t *o = json_object();
 	json_object_set_new(o, "n", json_integer(n));
 	json_object_set_new(o, "mean_chars", json_real(n ? chars / n : 0));
@@ -242,28 +237,28 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 	free(p);
 	if (metrics) {
 		/* step loss accuracy, from the JSON lines of lbdpo-step --metrics */
-		FILE *f = in_open(metrics);
+		jsonl *f = jsonl_open(metrics);
 		if (asprintf(&p, "%s/curves.dat", dir) < 0)
 			die("out of memory");
 		o = out_open(p);
 		fprintf(o->fp, "# step loss accuracy beta_mean\n");
-		char *line = NULL;
-		size_t cap = 0;
-		long ln = 0;
-		while (getline(&line, &cap, f) > 0) {
-			ln++;
-			json_error_t err;
-			json_t *j = json_loads(line, 0, &err);
+		const char *line;
+		size_t len;
+		int rc;
+		char err[512];
+		while ((rc = jsonl_next(f, &line, &len)) == 1) {
+			json_t *j = jsonl_parse(line, len, err, sizeof err);
 			if (!j)
-				die("%s: line %ld: %s", metrics, ln, err.text);
+				die("%s: line %llu: %s", jsonl_name(f), (unsigned long long)jsonl_lineno(f), err);
 			fprintf(o->fp, "%lld %.9g %.9g %.9g\n", (long long)json_integer_value(json_object_get(j, "step")),
 				json_number_value(json_object_get(j, "loss")),
 				json_number_value(json_object_get(j, "rewards/accuracies")),
 				json_number_value(json_object_get(j, "beta/mean")));
 			json_decref(j);
 		}
-		free(line);
-		fclose(f);
+		if (rc < 0)
+			die("%s: %s", jsonl_name(f), jsonl_error(f));
+		jsonl_close(f);
 		out_close(o);
 		free(p);
 	}
