@@ -4,13 +4,11 @@
 #include "safetensors.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,7 +28,7 @@ struct st_file {
 	int n_meta;
 	char **meta; /* key, value pairs */
 	/* mmap bookkeeping when opened from a file */
-	void *map;
+	const void *map;
 	size_t map_len;
 };
 
@@ -113,8 +111,7 @@ static void free_file(st_file *f)
 		free(f->meta[i]);
 	free(f->meta);
 	free(f->name);
-	if (f->map)
-		munmap(f->map, f->map_len);
+	unmap_file(f->map, f->map_len);
 	free(f);
 }
 
@@ -296,25 +293,10 @@ fail:
 
 st_file *st_open(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		die("%s: %s", path, strerror(errno));
-	struct stat sb;
-	if (fstat(fd, &sb) < 0)
-		die("%s: %s", path, strerror(errno));
-	if (!S_ISREG(sb.st_mode))
-		die("%s: not a regular file", path);
-	size_t len = (size_t)sb.st_size;
-	void *map = NULL;
-	static const unsigned char empty[1];
-	if (len > 0) {
-		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED)
-			die("%s: mmap: %s", path, strerror(errno));
-	}
-	close(fd);
+	size_t len;
+	const void *map = map_file(path, &len);
 	char err[1024];
-	st_file *f = st_parse(map ? map : empty, len, path, err, sizeof err);
+	st_file *f = st_parse(map, len, path, err, sizeof err);
 	if (!f)
 		die("%s", err);
 	f->map = map;

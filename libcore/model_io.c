@@ -11,13 +11,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,26 +58,16 @@ static float *copy_into(model *m, const char *path, const float *src, uint64_t *
 
 static model *llama2c_load(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		die("%s: %s", path, strerror(errno));
-	struct stat sb;
-	if (fstat(fd, &sb) < 0)
-		die("%s: %s", path, strerror(errno));
-	if (!S_ISREG(sb.st_mode))
-		die("%s: not a regular file", path);
+	size_t size;
+	const void *map = map_file(path, &size);
 	unsigned char hdr[LLAMA2C_HEADER_BYTES] = {0};
-	if (sb.st_size >= LLAMA2C_HEADER_BYTES && pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
-		die("%s: read error: %s", path, strerror(errno));
+	if (size >= LLAMA2C_HEADER_BYTES)
+		memcpy(hdr, map, sizeof hdr);
 	model_config cfg;
 	int shared;
 	char err[768];
-	if (llama2c_parse_header(hdr, (uint64_t)sb.st_size, path, &cfg, &shared, err, sizeof err))
+	if (llama2c_parse_header(hdr, (uint64_t)size, path, &cfg, &shared, err, sizeof err))
 		die("%s", err);
-	void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED)
-		die("%s: mmap: %s", path, strerror(errno));
-	close(fd);
 	/* The weights start at byte 28, so src is 4-byte aligned (mmap is page aligned). */
 	const float *src = (const float *)((const char *)map + LLAMA2C_HEADER_BYTES);
 	model *m = model_new(&cfg);
@@ -118,7 +106,7 @@ static model *llama2c_load(const char *path)
 	pos += 2 * ((uint64_t)cfg.max_seq_len * hd / 2); /* freq_cis_real, freq_cis_imag: recomputed, skipped */
 	if (!shared)
 		copy_into(m, path, src, &pos, "lm_head.weight", (size_t)cfg.vocab_size * D);
-	munmap(map, (size_t)sb.st_size);
+	unmap_file(map, size);
 	return m;
 }
 

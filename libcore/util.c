@@ -3,11 +3,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -232,6 +234,34 @@ void out_abort_all(void)
 		if (o->tmp)
 			unlink(o->tmp);
 	}
+}
+
+const void *map_file(const char *path, size_t *len)
+{
+	static const unsigned char empty[1];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("%s: %s", path, strerror(errno));
+	struct stat sb;
+	if (fstat(fd, &sb) < 0)
+		die("%s: %s", path, strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		die("%s: not a regular file", path);
+	*len = (size_t)sb.st_size;
+	const void *map = empty;
+	if (*len > 0) {
+		map = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED)
+			die("%s: mmap: %s", path, strerror(errno));
+	}
+	close(fd);
+	return map;
+}
+
+void unmap_file(const void *p, size_t len)
+{
+	if (p && len > 0)
+		munmap((void *)p, len);
 }
 
 FILE *in_open(const char *path)

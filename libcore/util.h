@@ -66,6 +66,11 @@ void out_close(outfile *o);
 /* Remove the temporary file of every open outfile (called by die()). */
 void out_abort_all(void);
 
+/* Map a regular file read-only; *len is its size (an empty file gives a
+ * valid pointer to no bytes). Dies naming the file. */
+const void *map_file(const char *path, size_t *len);
+void unmap_file(const void *p, size_t len);
+
 /* Input: path "-" or NULL = stdin. Dies with the file name on failure. */
 FILE *in_open(const char *path);
 const char *in_name(const char *path); /* "<stdin>" or path */
