@@ -22,13 +22,16 @@ static const char usage_text[] =
 	"                              tokenizer.bin (required)\n"
 	"  -i, --input FILE            read FILE (.jsonl or .jsonl.gz) instead of stdin\n"
 	"  -o, --output FILE           write FILE (atomically) instead of stdout\n"
-	"      --template NAME         chat template for conversational records:\n"
-	"                              chatml, llama3, hh\n"
+	"      --template NAME|FILE    chat template for conversational records:\n"
+	"                              a Jinja file, or chatml, llama3, hh (default:\n"
+	"                              the tokenizer's own chat_template)\n"
+	"      --render                write the rendered texts as JSON Lines\n"
+	"                              (prompt, chosen, rejected) instead of tokens\n"
 	"      --max-length N          at most N tokens of prompt + completion\n"
 	"      --max-prompt-length N   at most N prompt tokens\n"
 	"      --truncation MODE       keep_end (default) or keep_start: which end\n"
 	"                              of a long prompt to keep\n"
-	"      --no-eos                do not append EOS to the completions\n"
+	"      --no-eos                never append EOS to the completions\n"
 	"      --no-bos                never prepend BOS to the prompt\n"
 	"      --keep-text             also write the prompt / chosen / rejected\n"
 	"                              texts (as tokenized) into each record\n"
@@ -43,6 +46,24 @@ typedef struct {
 	size_t n, cap;
 } idvec;
 
+static int starts_with(const char *s, size_t n, const char *p, size_t pn) { return pn && n >= pn && !memcmp(s, p, pn); }
+static int ends_with(const char *s, size_t n, const char *p, size_t pn) { return pn && n >= pn && !memcmp(s + n - pn, p, pn); }
+
+static size_t lcp_ids(const idvec *a, const idvec *b)
+{
+	size_t k = 0, m = a->n < b->n ? a->n : b->n;
+	while (k < m && a->v[k] == b->v[k]) k++;
+	return k;
+}
+
+/* Tokenize text; BOS only if asked and the text does not already begin
+ * with the BOS text (the guard against a doubled BOS). */
+static int encode(tok *t, const strbuf *b, unsigned flags, const char *bos, size_t nbos, idvec *out)
+{
+	if ((flags & TOK_ADD_BOS) && starts_with(b->s, b->n, bos, nbos)) flags &= ~TOK_ADD_BOS;
+	return tok_encode(t, b->s, b->n, flags, &out->v, &out->n, &out->cap);
+}
+
 static int is_own_key(const char *k)
 {
 	static const char *own[] = {"prompt", "chosen", "rejected", "id", "group",
@@ -52,13 +73,63 @@ static int is_own_key(const char *k)
 	return 0;
 }
 
+static void put_str(json_t *o, const char *k, const strbuf *b)
+{
+	json_object_set_new(o, k, json_stringn_nocheck(b->s ? b->s : "", b->n));
+}
+
+/* --render: the texts that would be tokenized, one JSON object per pair. */
+static void run_render(jsonl *r, const char *out, const pref_tpl *tpl, int skip_invalid)
+{
+	outfile *of = out_open(out);
+	pref_text pt = {0};
+	const char *line;
+	size_t len;
+	char err[600];
+	int rc;
+	uint64_t nread = 0, nwritten = 0, ninvalid = 0, nties = 0;
+	while ((rc = jsonl_next(r, &line, &len)) == 1) {
+		nread++;
+		json_t *o = jsonl_parse(line, len, err, sizeof err);
+		int prc = o ? pref_extract_tpl(o, tpl, &pt, err, sizeof err) : -1;
+		if (prc == PREF_TIE) {
+			nties++;
+			json_decref(o);
+			continue;
+		}
+		if (prc) {
+			json_decref(o);
+			if (!skip_invalid) die("%s: line %llu: %s", jsonl_name(r), (unsigned long long)jsonl_lineno(r), err);
+			ninvalid++;
+			continue;
+		}
+		json_t *j = json_object();
+		json_t *id = json_object_get(o, "id");
+		if (id) json_object_set(j, "id", id);
+		put_str(j, "prompt", &pt.prompt);
+		put_str(j, "chosen", &pt.chosen);
+		put_str(j, "rejected", &pt.rejected);
+		char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (!s || fputs(s, of->fp) == EOF || fputc('\n', of->fp) == EOF) die("%s: write error", out ? out : "<stdout>");
+		free(s);
+		json_decref(j);
+		json_decref(o);
+		nwritten++;
+	}
+	if (rc < 0) die("%s: %s", jsonl_name(r), jsonl_error(r));
+	out_close(of);
+	pref_text_free(&pt);
+	info("read %llu, rendered %llu, invalid %llu, dropped ties %llu", (unsigned long long)nread,
+	     (unsigned long long)nwritten, (unsigned long long)ninvalid, (unsigned long long)nties);
+}
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-tokenize");
 	const char *in = NULL, *out = NULL, *tokpath = NULL, *tplname = NULL;
-	int no_eos = 0, no_bos = 0, skip_invalid = 0, keep_text = 0, keep_end = 1;
+	int no_eos = 0, no_bos = 0, skip_invalid = 0, keep_text = 0, keep_end = 1, render = 0;
 	long max_length = 0, max_prompt = 0;
-	enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT };
+	enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT, O_RENDER };
 	static const struct option opts[] = {
 		{"tokenizer", required_argument, 0, 't'},
 		{"input", required_argument, 0, 'i'},
@@ -70,6 +141,7 @@ int main(int argc, char **argv)
 		{"no-eos", no_argument, 0, O_NOEOS},
 		{"no-bos", no_argument, 0, O_NOBOS},
 		{"keep-text", no_argument, 0, O_KEEPTEXT},
+		{"render", no_argument, 0, O_RENDER},
 		{"skip-invalid", no_argument, 0, O_SKIP},
 		{"quiet", no_argument, 0, 'q'},
 		{"help", no_argument, 0, 'h'},
@@ -92,6 +164,7 @@ int main(int argc, char **argv)
 		case O_NOEOS: no_eos = 1; break;
 		case O_NOBOS: no_bos = 1; break;
 		case O_KEEPTEXT: keep_text = 1; break;
+		case O_RENDER: render = 1; break;
 		case O_SKIP: skip_invalid = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
@@ -101,9 +174,6 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
 	if (!tokpath) die_usage("--tokenizer FILE is required");
-	int tpl = TPL_NONE;
-	if (tplname && (tpl = pref_template(tplname)) < 0)
-		die_usage("--template: unknown template '%s' (chatml, llama3, hh)", tplname);
 	if (max_length && max_prompt && max_prompt >= max_length)
 		die_usage("--max-prompt-length must be smaller than --max-length");
 
@@ -112,8 +182,25 @@ int main(int argc, char **argv)
 		die("%s: the tokenizer has no EOS token to append (use --no-eos)", tokpath);
 	unsigned pflags = no_bos ? 0 : TOK_ADD_BOS;
 	int bos_used = !no_bos && tok_add_bos(t) && tok_bos(t) >= 0;
+	/* BOS / EOS as text, for the guard and the template's bos_token/eos_token */
+	size_t nbos = 0, neos = 0;
+	const char *bos = tok_bos(t) >= 0 ? tok_piece(t, (uint32_t)tok_bos(t), &nbos) : NULL;
+	const char *eos = tok_eos(t) >= 0 ? tok_piece(t, (uint32_t)tok_eos(t), &neos) : NULL;
+	char *tokdir = xstrdup(tokpath), *sl = strrchr(tokdir, '/');
+	if (sl) *sl = 0;
+	else strcpy(tokdir, ".");
+	pref_tpl *tpl = pref_tpl_load(tplname, tokdir, bos, eos);
+	free(tokdir);
 
 	jsonl *r = jsonl_open(in);
+	if (render) {
+		run_render(r, out, tpl, skip_invalid);
+		jsonl_close(r);
+		pref_tpl_free(tpl);
+		tok_free(t);
+		close_stdout();
+		return 0;
+	}
 	rs_writer *w = rs_create(out);
 	rs_header_begin(w, NULL, "tokens", argc, argv);
 	msgpack_packer *pk = rs_put_key(w, "tokenizer");
@@ -133,12 +220,12 @@ int main(int argc, char **argv)
 	else msgpack_pack_nil(pk);
 	rs_put_bool(w, "bos_prepended", bos_used);
 	rs_put_bool(w, "eos_appended", !no_eos);
-	if (tplname) rs_put_cstr(w, "template", tplname);
+	if (pref_tpl_name(tpl)) rs_put_cstr(w, "template", pref_tpl_name(tpl));
 	rs_header_end(w);
 
 	pref_trunc tr = {max_length, max_prompt, keep_end, bos_used ? tok_bos(t) : -1};
 	pref_text pt = {0};
-	idvec P = {0}, C = {0}, R = {0};
+	idvec P = {0}, C = {0}, R = {0}, FC = {0}, FR = {0};
 	uint64_t nread = 0, nwritten = 0, ntrunc = 0, ndropped = 0, ninvalid = 0, nties = 0;
 	const char *line;
 	size_t len;
@@ -149,7 +236,7 @@ int main(int argc, char **argv)
 		nread++;
 		const char *why = NULL;
 		json_t *o = jsonl_parse(line, len, err, sizeof err);
-		int prc = o ? pref_extract(o, tpl, &pt, err, sizeof err) : 0;
+		int prc = o ? pref_extract_tpl(o, tpl, &pt, err, sizeof err) : 0;
 		if (prc == PREF_TIE) { /* identical completions: no preference to learn */
 			nties++;
 			ndropped++;
@@ -161,15 +248,49 @@ int main(int argc, char **argv)
 		if (o && !why && id && !json_is_string(id) && !json_is_integer(id)) why = "\"id\" must be a string or an integer";
 		if (o && !why && group && !json_is_string(group) && !json_is_integer(group))
 			why = "\"group\" must be a string or an integer";
+		int eos_c = 0, eos_r = 0;
 		if (o && !why) {
-			/* prompt and completions are tokenized separately and concatenated,
-			 * so prompt_ids is always a prefix of the sequence the model sees */
 			P.n = C.n = R.n = 0;
-			if (tok_encode(t, pt.prompt.s, pt.prompt.n, pflags, &P.v, &P.n, &P.cap) ||
-			    tok_encode(t, pt.chosen.s, pt.chosen.n, TOK_CONTINUE, &C.v, &C.n, &C.cap) ||
-			    tok_encode(t, pt.rejected.s, pt.rejected.n, TOK_CONTINUE, &R.v, &R.n, &R.cap)) {
+			int bad;
+			if (pt.rendered) {
+				/* a chat rendering is tokenized whole, as TRL's DPOTrainer
+				 * does: prompt_ids = the tokens the generation prompt shares
+				 * with both full conversations; the completions the rest of
+				 * each, so prompt_ids + chosen_ids is exactly the full
+				 * conversation's tokenization */
+				bad = encode(t, &pt.gen, pflags, bos, nbos, &P) || encode(t, &pt.full_c, pflags, bos, nbos, &FC) ||
+				      encode(t, &pt.full_r, pflags, bos, nbos, &FR);
+				if (!bad) {
+					size_t k = lcp_ids(&P, &FC), k2 = lcp_ids(&P, &FR);
+					if (k2 < k) k = k2;
+					P.n = k;
+					xgrow((void **)&C.v, &C.cap, FC.n - k + 1, sizeof(uint32_t));
+					xgrow((void **)&R.v, &R.cap, FR.n - k + 1, sizeof(uint32_t));
+					memcpy(C.v, FC.v + k, (FC.n - k) * sizeof(uint32_t)), C.n = FC.n - k;
+					memcpy(R.v, FR.v + k, (FR.n - k) * sizeof(uint32_t)), R.n = FR.n - k;
+				}
+				FC.n = FR.n = 0;
+			} else {
+				/* prompt and completions are tokenized separately and
+				 * concatenated, so prompt_ids is always a prefix of the
+				 * sequence the model sees */
+				bad = encode(t, &pt.prompt, pflags, bos, nbos, &P) ||
+				      encode(t, &pt.chosen, TOK_CONTINUE, bos, nbos, &C) ||
+				      encode(t, &pt.rejected, TOK_CONTINUE, bos, nbos, &R);
+			}
+			if (bad) {
 				snprintf(err, sizeof err, "%s", tok_error(t));
 				why = err;
+			} else if (!C.n || !R.n) {
+				snprintf(err, sizeof err, "empty completion \"%s\" after tokenization", !C.n ? "chosen" : "rejected");
+				why = err;
+			}
+			/* EOS: not after a chat template's own end of turn (TRL adds
+			 * none to conversational data), and not when the text already
+			 * ends with it */
+			if (!no_eos && !(pt.rendered && pref_tpl_eot(tpl))) {
+				eos_c = !ends_with(pt.chosen.s, pt.chosen.n, eos, neos);
+				eos_r = !ends_with(pt.rejected.s, pt.rejected.n, eos, neos);
 			}
 		} else if (!o) why = err;
 		if (why) {
@@ -178,11 +299,13 @@ int main(int argc, char **argv)
 			ninvalid++;
 			continue;
 		}
-		if (!no_eos) {
-			uint32_t e = (uint32_t)tok_eos(t);
+		uint32_t e = (uint32_t)tok_eos(t);
+		if (eos_c) {
 			xgrow((void **)&C.v, &C.cap, C.n + 1, sizeof(uint32_t));
-			xgrow((void **)&R.v, &R.cap, R.n + 1, sizeof(uint32_t));
 			C.v[C.n++] = e;
+		}
+		if (eos_r) {
+			xgrow((void **)&R.v, &R.cap, R.n + 1, sizeof(uint32_t));
 			R.v[R.n++] = e;
 		}
 		int truncated;
@@ -224,7 +347,8 @@ int main(int argc, char **argv)
 	     (unsigned long long)nread, (unsigned long long)nwritten, (unsigned long long)ntrunc,
 	     (unsigned long long)ndropped, (unsigned long long)ninvalid, (unsigned long long)nties);
 	pref_text_free(&pt);
-	free(P.v), free(C.v), free(R.v);
+	free(P.v), free(C.v), free(R.v), free(FC.v), free(FR.v);
+	pref_tpl_free(tpl);
 	tok_free(t);
 	close_stdout();
 	return 0;

@@ -1,10 +1,12 @@
 /* prefs.c — preference pairs from TRL-style JSON objects; chat templates. */
 #include "prefs.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../libcore/util.h"
+#include "jinja.h"
 
 void sb_add(strbuf *b, const char *s, size_t n)
 {
@@ -26,6 +28,9 @@ void pref_text_free(pref_text *p)
 	sb_free(&p->prompt);
 	sb_free(&p->chosen);
 	sb_free(&p->rejected);
+	sb_free(&p->gen);
+	sb_free(&p->full_c);
+	sb_free(&p->full_r);
 }
 
 int pref_template(const char *name)
@@ -53,33 +58,155 @@ size_t pref_implicit_prompt_len(const char *c, size_t nc, const char *r, size_t 
 
 /* ---- chat templates ---- */
 
-/* Render one message; `cont` = the assistant header was already written by
- * the generation prompt (first completion message). */
-static int render_msg(int tpl, strbuf *b, const char *role, const char *content, size_t n, int cont,
-		      char *err, size_t errlen)
+struct pref_tpl {
+	int kind;     /* TPL_CHATML ... TPL_JINJA; TPL_NONE: none (why says why) */
+	char *name;
+	jinja *j;
+	json_t *vars; /* special-token variables */
+	char *why;
+};
+
+static pref_tpl builtins[] = {
+	{TPL_NONE, NULL, NULL, NULL, NULL},
+	{TPL_CHATML, "chatml", NULL, NULL, NULL},
+	{TPL_LLAMA3, "llama3", NULL, NULL, NULL},
+	{TPL_HH, "hh", NULL, NULL, NULL},
+};
+
+pref_tpl *pref_tpl_builtin(int tpl) { return tpl > TPL_NONE && tpl <= TPL_HH ? &builtins[tpl] : NULL; }
+const char *pref_tpl_name(const pref_tpl *t) { return t && t->kind != TPL_NONE ? t->name : NULL; }
+int pref_tpl_eot(const pref_tpl *t) { return t && t->kind != TPL_HH; }
+
+/* "bos_token": "x" or {"content": "x"} */
+static json_t *cfg_tok(json_t *cfg, const char *k)
+{
+	json_t *v = json_object_get(cfg, k);
+	if (json_is_object(v)) v = json_object_get(v, "content");
+	return json_is_string(v) ? v : NULL;
+}
+
+static char *read_text(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) return NULL;
+	strbuf b = {0};
+	char tmp[65536];
+	size_t r;
+	sb_add(&b, "", 0);
+	while ((r = fread(tmp, 1, sizeof tmp, f)) > 0) sb_add(&b, tmp, r);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		sb_free(&b);
+		return NULL;
+	}
+	*n = b.n;
+	return b.s;
+}
+
+pref_tpl *pref_tpl_load(const char *spec, const char *tokdir, const char *bos, const char *eos)
+{
+	if (spec && pref_template(spec) > 0) return pref_tpl_builtin(pref_template(spec));
+	pref_tpl *t = xcalloc(1, sizeof *t);
+	t->vars = json_object();
+	json_t *cfg = NULL;
+	char path[4096];
+	if (tokdir) {
+		snprintf(path, sizeof path, "%s/tokenizer_config.json", tokdir);
+		json_error_t je;
+		cfg = json_load_file(path, 0, &je);
+	}
+	static const char *toks[] = {"bos_token", "eos_token", "unk_token", "pad_token"};
+	for (int i = 0; i < 4; i++) {
+		json_t *v = cfg_tok(cfg, toks[i]);
+		if (v) json_object_set(t->vars, toks[i], v);
+	}
+	if (!json_object_get(t->vars, "bos_token") && bos) json_object_set_new(t->vars, "bos_token", json_string(bos));
+	if (!json_object_get(t->vars, "eos_token") && eos) json_object_set_new(t->vars, "eos_token", json_string(eos));
+
+	char *src = NULL;
+	size_t n = 0;
+	if (spec) {
+		src = read_text(spec, &n);
+		if (!src) die("--template %s: not a built-in name (chatml, llama3, hh) and cannot be read: %s", spec, strerror(errno));
+		t->name = xstrdup(spec);
+	} else if (tokdir) {
+		/* chat_template.jinja takes priority over tokenizer_config.json */
+		snprintf(path, sizeof path, "%s/chat_template.jinja", tokdir);
+		src = read_text(path, &n);
+		if (src) t->name = xstrdup(path);
+		else if (cfg) {
+			json_t *ct = json_object_get(cfg, "chat_template");
+			if (json_is_array(ct)) { /* [{name, template}]: the "default" one */
+				json_t *d = NULL;
+				for (size_t i = 0; i < json_array_size(ct); i++) {
+					json_t *e = json_array_get(ct, i);
+					if (json_is_string(json_object_get(e, "name")) &&
+					    !strcmp(json_string_value(json_object_get(e, "name")), "default"))
+						d = json_object_get(e, "template");
+				}
+				if (!d) t->why = xstrdup("tokenizer_config.json has several chat templates and none named \"default\"");
+				ct = d;
+			}
+			if (json_is_string(ct)) {
+				n = json_string_length(ct);
+				src = xmalloc(n + 1);
+				memcpy(src, json_string_value(ct), n + 1);
+				snprintf(path, sizeof path, "%s/tokenizer_config.json", tokdir);
+				t->name = xstrdup(path);
+			}
+		}
+	}
+	json_decref(cfg);
+	if (!src) {
+		if (!t->why)
+			t->why = xstrdup("conversational record (message lists) needs a chat template: the tokenizer has none "
+					 "(no chat_template.jinja or tokenizer_config.json \"chat_template\" beside it); use --template");
+		return t;
+	}
+	char err[512];
+	t->j = jinja_compile(src, n, err, sizeof err);
+	free(src);
+	if (!t->j) {
+		if (spec) die("%s: %s", spec, err);
+		char why[700];
+		snprintf(why, sizeof why, "chat template %s: %s", t->name, err);
+		t->why = xstrdup(why);
+		return t;
+	}
+	t->kind = TPL_JINJA;
+	return t;
+}
+
+void pref_tpl_free(pref_tpl *t)
+{
+	if (!t || (t >= builtins && t < builtins + sizeof builtins / sizeof builtins[0])) return;
+	jinja_free(t->j);
+	json_decref(t->vars);
+	free(t->name), free(t->why);
+	free(t);
+}
+
+/* Built-in templates: one message. */
+static int render_msg(int tpl, strbuf *b, const char *role, const char *content, size_t n, char *err, size_t errlen)
 {
 	switch (tpl) {
 	case TPL_CHATML:
-		if (!cont) {
-			sb_cstr(b, "<|im_start|>");
-			sb_cstr(b, role);
-			sb_cstr(b, "\n");
-		}
+		sb_cstr(b, "<|im_start|>");
+		sb_cstr(b, role);
+		sb_cstr(b, "\n");
 		sb_add(b, content, n);
 		sb_cstr(b, "<|im_end|>\n");
 		return 0;
 	case TPL_LLAMA3:
-		if (!cont) {
-			sb_cstr(b, "<|start_header_id|>");
-			sb_cstr(b, role);
-			sb_cstr(b, "<|end_header_id|>\n\n");
-		}
+		sb_cstr(b, "<|start_header_id|>");
+		sb_cstr(b, role);
+		sb_cstr(b, "<|end_header_id|>\n\n");
 		sb_add(b, content, n);
 		sb_cstr(b, "<|eot_id|>");
 		return 0;
 	case TPL_HH:
-		if (cont) sb_cstr(b, " ");
-		else if (!strcmp(role, "user")) sb_cstr(b, "\n\nHuman: ");
+		if (!strcmp(role, "user")) sb_cstr(b, "\n\nHuman: ");
 		else if (!strcmp(role, "assistant")) sb_cstr(b, "\n\nAssistant: ");
 		else if (strcmp(role, "system")) {
 			snprintf(err, errlen, "role \"%.40s\" has no place in the hh template", role);
@@ -92,11 +219,51 @@ static int render_msg(int tpl, strbuf *b, const char *role, const char *content,
 	return -1;
 }
 
-static void render_gen(int tpl, strbuf *b)
+int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, strbuf *b, char *err, size_t errlen)
 {
-	if (tpl == TPL_CHATML) sb_cstr(b, "<|im_start|>assistant\n");
-	else if (tpl == TPL_LLAMA3) sb_cstr(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-	else if (tpl == TPL_HH) sb_cstr(b, "\n\nAssistant:");
+	if (!t || t->kind == TPL_NONE) {
+		snprintf(err, errlen, "%s", t && t->why ? t->why : "conversational record (message lists) needs --template");
+		return -1;
+	}
+	sb_add(b, "", 0);
+	if (t->kind == TPL_JINJA) {
+		json_t *vars = json_copy(t->vars);
+		json_object_set(vars, "messages", msgs);
+		json_object_set_new(vars, "add_generation_prompt", json_boolean(add_gen));
+		char *out;
+		size_t n;
+		char jerr[512];
+		int rc = jinja_render(t->j, vars, &out, &n, jerr, sizeof jerr);
+		json_decref(vars);
+		if (rc == JINJA_RAISED) {
+			snprintf(err, errlen, "chat template: %s", jerr);
+			return -1;
+		}
+		if (rc) {
+			snprintf(err, errlen, "chat template %s: %s", t->name, jerr);
+			return -1;
+		}
+		sb_add(b, out, n);
+		free(out);
+		return 0;
+	}
+	for (size_t i = 0; i < json_array_size(msgs); i++) {
+		json_t *m = json_array_get(msgs, i);
+		json_t *c = json_object_get(m, "content");
+		if (!json_is_string(c) || !json_is_string(json_object_get(m, "role"))) {
+			snprintf(err, errlen, "message %zu: the %s template needs string \"role\" and \"content\"", i, t->name);
+			return -1;
+		}
+		if (render_msg(t->kind, b, json_string_value(json_object_get(m, "role")), json_string_value(c),
+			       json_string_length(c), err, errlen))
+			return -1;
+	}
+	if (add_gen) {
+		if (t->kind == TPL_CHATML) sb_cstr(b, "<|im_start|>assistant\n");
+		else if (t->kind == TPL_LLAMA3) sb_cstr(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+		else if (t->kind == TPL_HH) sb_cstr(b, "\n\nAssistant:");
+	}
+	return 0;
 }
 
 static int check_msgs(json_t *a, const char *key, char *err, size_t errlen)
@@ -107,77 +274,107 @@ static int check_msgs(json_t *a, const char *key, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < json_array_size(a); i++) {
 		json_t *m = json_array_get(a, i);
-		if (!json_is_object(m) || !json_is_string(json_object_get(m, "role")) ||
-		    !json_is_string(json_object_get(m, "content"))) {
-			snprintf(err, errlen, "\"%s\"[%zu]: a message needs string \"role\" and \"content\"", key, i);
+		if (!json_is_object(m) || !json_is_string(json_object_get(m, "role"))) {
+			snprintf(err, errlen, "\"%s\"[%zu]: a message needs a string \"role\"", key, i);
 			return -1;
 		}
 	}
 	return 0;
 }
 
-static int msg_eq(json_t *a, json_t *b)
+static json_t *cat_msgs(json_t *a, json_t *b)
 {
-	return json_equal(json_object_get(a, "role"), json_object_get(b, "role")) &&
-	       json_equal(json_object_get(a, "content"), json_object_get(b, "content"));
+	json_t *l = json_copy(a);
+	json_array_extend(l, b);
+	return l;
 }
 
-static int render_list(int tpl, strbuf *b, json_t *a, size_t from, int cont, char *err, size_t errlen)
+static size_t lcp(const strbuf *a, const strbuf *b)
 {
-	for (size_t i = from; i < json_array_size(a); i++) {
-		json_t *m = json_array_get(a, i);
-		const char *role = json_string_value(json_object_get(m, "role"));
-		json_t *c = json_object_get(m, "content");
-		int first_cont = cont && i == from && !strcmp(role, "assistant");
-		if (render_msg(tpl, b, role, json_string_value(c), json_string_length(c), first_cont, err, errlen))
-			return -1;
-	}
-	return 0;
+	size_t k = 0, m = a->n < b->n ? a->n : b->n;
+	while (k < m && a->s[k] == b->s[k]) k++;
+	return k;
 }
 
-static int conversational(json_t *o, int tpl, pref_text *p, char *err, size_t errlen)
+/* TRL's apply_chat_template for conversational preference data:
+ *   prompt = render(prompt, add_generation_prompt=True), cut back to its
+ *            longest common prefix with render(prompt + chosen) and
+ *            render(prompt + rejected) (some generation prompts end in text
+ *            the full rendering lacks, e.g. DeepSeek-R1's "<think>\n");
+ *   chosen/rejected = those full renderings without the prompt.
+ * Without a "prompt", the prompt is the messages both lists begin with
+ * (TRL's extract_prompt). */
+static int conversational(json_t *o, const pref_tpl *tpl, pref_text *p, char *err, size_t errlen)
 {
 	json_t *pr = json_object_get(o, "prompt"), *ch = json_object_get(o, "chosen"),
 	       *rj = json_object_get(o, "rejected");
-	if (!tpl) {
-		snprintf(err, errlen, "conversational record (message lists) needs --template");
+	if (!tpl || tpl->kind == TPL_NONE) {
+		snprintf(err, errlen, "%s", tpl && tpl->why ? tpl->why : "conversational record (message lists) needs --template");
 		return -1;
 	}
 	if (check_msgs(ch, "chosen", err, errlen) || check_msgs(rj, "rejected", err, errlen)) return -1;
-	size_t skip = 0;
+	json_t *prompt, *c, *r;
 	if (pr) {
 		if (check_msgs(pr, "prompt", err, errlen)) return -1;
 		p->format = PREF_CONVERSATIONAL;
-	} else { /* implicit: the common leading messages */
-		size_t m = json_array_size(ch) < json_array_size(rj) ? json_array_size(ch) : json_array_size(rj);
-		while (skip < m && msg_eq(json_array_get(ch, skip), json_array_get(rj, skip))) skip++;
-		p->format = PREF_IMPLICIT;
-	}
-	if (pr) {
-		if (render_list(tpl, &p->prompt, pr, 0, 0, err, errlen)) return -1;
+		prompt = json_incref(pr), c = json_incref(ch), r = json_incref(rj);
 	} else {
-		for (size_t i = 0; i < skip; i++) {
-			json_t *one = json_array();
-			json_array_append(one, json_array_get(ch, i));
-			int rc = render_list(tpl, &p->prompt, one, 0, 0, err, errlen);
-			json_decref(one);
-			if (rc) return -1;
+		size_t m = json_array_size(ch) < json_array_size(rj) ? json_array_size(ch) : json_array_size(rj), k = 0;
+		while (k < m && json_equal(json_array_get(ch, k), json_array_get(rj, k))) k++;
+		if (k == m) {
+			snprintf(err, errlen, "empty completion: \"%s\" has no messages after the ones both share",
+				 json_array_size(ch) == m ? "chosen" : "rejected");
+			return -1;
 		}
+		p->format = PREF_IMPLICIT;
+		prompt = json_array(), c = json_array(), r = json_array();
+		for (size_t i = 0; i < k; i++) json_array_append(prompt, json_array_get(ch, i));
+		for (size_t i = k; i < json_array_size(ch); i++) json_array_append(c, json_array_get(ch, i));
+		for (size_t i = k; i < json_array_size(rj); i++) json_array_append(r, json_array_get(rj, i));
 	}
-	render_gen(tpl, &p->prompt);
-	if (json_array_size(ch) <= skip || json_array_size(rj) <= skip) {
-		snprintf(err, errlen, "empty completion: \"%s\" has no messages after the prompt",
-			 json_array_size(ch) <= skip ? "chosen" : "rejected");
-		return -1;
+	int rc = -1;
+	size_t np = json_array_size(prompt);
+	const char *last = np ? json_string_value(json_object_get(json_array_get(prompt, np - 1), "role")) : NULL;
+	if (!np) snprintf(err, errlen, "empty prompt: no messages before the completions");
+	else if (!json_array_size(c) || !json_array_size(r))
+		snprintf(err, errlen, "empty completion \"%s\"", !json_array_size(c) ? "chosen" : "rejected");
+	else if (!strcmp(last, "assistant"))
+		snprintf(err, errlen, "the prompt ends with an assistant message (TRL's continue_final_message): not supported");
+	else if (strcmp(last, "user") && strcmp(last, "tool"))
+		snprintf(err, errlen, "invalid role in the last prompt message: \"%.40s\" (user or tool expected)", last);
+	else {
+		json_t *fc = cat_msgs(prompt, c), *fr = cat_msgs(prompt, r);
+		p->rendered = 1;
+		p->gen.n = p->full_c.n = p->full_r.n = 0;
+		if (!pref_tpl_render(tpl, prompt, 1, &p->gen, err, errlen) &&
+		    !pref_tpl_render(tpl, fc, 0, &p->full_c, err, errlen) &&
+		    !pref_tpl_render(tpl, fr, 0, &p->full_r, err, errlen)) {
+			size_t k = lcp(&p->gen, &p->full_c), k2 = lcp(&p->gen, &p->full_r);
+			if (k2 < k) k = k2;
+			/* Python compares code points: never cut inside a UTF-8 sequence */
+			while (k > 0 && ((k < p->gen.n && ((unsigned char)p->gen.s[k] & 0xC0) == 0x80) ||
+					 (k < p->full_c.n && ((unsigned char)p->full_c.s[k] & 0xC0) == 0x80) ||
+					 (k < p->full_r.n && ((unsigned char)p->full_r.s[k] & 0xC0) == 0x80)))
+				k--;
+			sb_add(&p->prompt, p->gen.s, k);
+			sb_add(&p->chosen, p->full_c.s + k, p->full_c.n - k);
+			sb_add(&p->rejected, p->full_r.s + k, p->full_r.n - k);
+			rc = 0;
+		}
+		json_decref(fc), json_decref(fr);
 	}
-	if (render_list(tpl, &p->chosen, ch, skip, 1, err, errlen) ||
-	    render_list(tpl, &p->rejected, rj, skip, 1, err, errlen))
-		return -1;
-	return 0;
+	json_decref(prompt), json_decref(c), json_decref(r);
+	return rc;
 }
 
 int pref_extract(json_t *o, int tpl, pref_text *p, char *err, size_t errlen)
 {
+	return pref_extract_tpl(o, pref_tpl_builtin(tpl), p, err, errlen);
+}
+
+int pref_extract_tpl(json_t *o, const pref_tpl *tpl, pref_text *p, char *err, size_t errlen)
+{
+	p->rendered = 0;
 	p->prompt.n = p->chosen.n = p->rejected.n = 0;
 	sb_add(&p->prompt, "", 0), sb_add(&p->chosen, "", 0), sb_add(&p->rejected, "", 0);
 	json_t *pr = json_object_get(o, "prompt"), *ch = json_object_get(o, "chosen"),

@@ -3,8 +3,10 @@
  *   implicit prompt {"chosen": str, "rejected": str}: the prompt is their
  *                   longest common prefix cut back to a whitespace boundary
  *   conversational  prompt / chosen / rejected as lists of {"role","content"}
- *                   messages (prompt optional: then the common leading
- *                   messages), rendered with a built-in chat template.
+ *                   messages (prompt optional: then the leading messages
+ *                   both share, as TRL's extract_prompt), rendered with a chat
+ *                   template: the model's own Jinja chat_template, a Jinja
+ *                   file, or a built-in one.
  * Plus the truncation rule of lbdpo-tokenize(1). */
 #ifndef LBDPO_PREFS_H
 #define LBDPO_PREFS_H
@@ -14,10 +16,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { TPL_NONE = 0, TPL_CHATML, TPL_LLAMA3, TPL_HH };
-/* Template by name ("chatml", "llama3", "hh"); -1 if unknown. */
-int pref_template(const char *name);
-
 typedef struct {
 	char *s;
 	size_t n, cap;
@@ -25,18 +23,58 @@ typedef struct {
 void sb_add(strbuf *b, const char *s, size_t n);
 void sb_free(strbuf *b);
 
+enum { TPL_NONE = 0, TPL_CHATML, TPL_LLAMA3, TPL_HH, TPL_JINJA };
+/* Template by name ("chatml", "llama3", "hh"); -1 if unknown. */
+int pref_template(const char *name);
+
+/* A chat template: built-in or Jinja (formats/jinja.h). */
+typedef struct pref_tpl pref_tpl;
+/* spec NULL: the tokenizer's own chat template, found as transformers finds
+ * it: chat_template.jinja in tokdir, else tokenizer_config.json's
+ * "chat_template" (a string, or a list of {name, template}: "default").
+ * spec a built-in name: that template; otherwise spec is a Jinja file.
+ * Template variables: bos_token, eos_token, unk_token, pad_token from
+ * tokenizer_config.json in tokdir, else bos/eos (token texts, may be NULL).
+ * Dies naming the file when spec names a file that cannot be read or
+ * compiled. With spec NULL and no template, or one that does not compile,
+ * the result renders nothing: pref_extract() then fails each conversational
+ * record with the reason. tokdir may be NULL. */
+pref_tpl *pref_tpl_load(const char *spec, const char *tokdir, const char *bos, const char *eos);
+void pref_tpl_free(pref_tpl *t);
+/* The built-in template tpl (TPL_CHATML...), static. */
+pref_tpl *pref_tpl_builtin(int tpl);
+/* "chatml", "tokenizer_config.json", the file's path..., or NULL if none. */
+const char *pref_tpl_name(const pref_tpl *t);
+/* 1 if the template ends each turn itself (chatml, llama3, every Jinja
+ * template): no EOS is appended to its completions. */
+int pref_tpl_eot(const pref_tpl *t);
+/* Render a message list (add_gen: with the generation prompt) appended to
+ * out. Returns 0, or -1 with a one-line reason (the template's own
+ * raise_exception message is "chat template: MESSAGE"). */
+int pref_tpl_render(const pref_tpl *t, json_t *messages, int add_gen, strbuf *out, char *err, size_t errlen);
+
+
 enum { PREF_STANDARD, PREF_IMPLICIT, PREF_CONVERSATIONAL };
 typedef struct {
 	strbuf prompt, chosen, rejected; /* rendered text; completions without the prompt */
 	int format;
+	/* conversational records (rendered): the prompt with the generation
+	 * prompt as rendered, and the full renderings of prompt + chosen and
+	 * prompt + rejected; prompt is gen cut back to the longest common
+	 * prefix of the three, chosen/rejected the full texts after it (TRL's
+	 * apply_chat_template). */
+	int rendered;
+	strbuf gen, full_c, full_r;
 } pref_text;
 
 /* Fill p (its buffers reused) from a JSON object. Returns 0; PREF_TIE when
  * chosen and rejected are identical (no preference: callers drop the pair);
  * or -1 with a one-line reason in err: a missing key, a wrong type, an empty
  * completion, a prompt equal to both completions, conversational data
- * without a template. */
+ * without a template, a template's refusal. */
 #define PREF_TIE 1
+int pref_extract_tpl(json_t *o, const pref_tpl *tpl, pref_text *p, char *err, size_t errlen);
+/* The same with a built-in template (TPL_NONE: none). */
 int pref_extract(json_t *o, int tpl, pref_text *p, char *err, size_t errlen);
 void pref_text_free(pref_text *p);
 
