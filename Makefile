@@ -10,7 +10,7 @@
 
 PREFIX  ?= /usr/local
 CC      ?= cc
-PKGS    := openblas msgpack jansson libpcre2-8 zlib libcrypto
+PKGS    := openblas msgpack jansson libpcre2-8 zlib libcrypto libutf8proc
 ARCHFLAGS ?= -march=native
 
 ifeq ($(SANITIZE),1)

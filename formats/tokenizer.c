@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <pcre2.h>
 #include <stdarg.h>
+#include <utf8proc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@
 #define CACHE_MAX_WORD 256   /* longer words are not cached */
 #define CACHE_MAX_ENTRIES (1u << 16)
 
-enum { K_BYTELEVEL, K_SENTENCEPIECE, K_LLAMA2C };
+enum { K_BYTELEVEL, K_SENTENCEPIECE, K_LLAMA2C, K_SPM };
 
 /* ---------------- hashing ---------------- */
 
@@ -135,7 +136,9 @@ struct tok {
 	int bl_prefix_space;
 	split_step steps[8];
 	int nsteps;
-	int dummy_prefix; /* llama2.c: a leading space */
+	int nfc;          /* NFC normalizer (Qwen2) */
+	int dummy_prefix; /* llama2.c, SentencePiece: a leading space */
+	int squeeze_ws;   /* SentencePiece remove_extra_whitespaces */
 	int strip_leading; /* decoder removes one leading space */
 
 	added_tok *added;
@@ -193,7 +196,8 @@ const char *tok_kind(const tok *t)
 {
 	return t->kind == K_BYTELEVEL ? "hf-bpe-bytelevel"
 	       : t->kind == K_SENTENCEPIECE ? "hf-bpe-sentencepiece"
-					     : "llama2c";
+	       : t->kind == K_SPM ? "sentencepiece"
+				   : "llama2c";
 }
 int tok_is_special(const tok *t, uint32_t id) { return id < t->V && t->special[id]; }
 const char *tok_piece(const tok *t, uint32_t id, size_t *len)
@@ -376,7 +380,7 @@ static void merges_put(tok *t, uint32_t a, uint32_t b, uint32_t rank, uint32_t r
 /* Rank and result of merging a,b; 0 if they do not merge. */
 static int pair_lookup(tok *t, uint32_t a, uint32_t b, uint32_t *rank, uint32_t *res)
 {
-	if (t->kind != K_LLAMA2C) {
+	if (t->kind != K_LLAMA2C && t->kind != K_SPM) {
 		uint64_t k = (uint64_t)a << 32 | b;
 		size_t m = t->mcap - 1, i = hash_u64(k) & m;
 		for (;;) {
@@ -396,7 +400,7 @@ static int pair_lookup(tok *t, uint32_t a, uint32_t b, uint32_t *rank, uint32_t 
 	memcpy(t->cat, t->arena + t->piece_off[a], la);
 	memcpy(t->cat + la, t->arena + t->piece_off[b], lb);
 	int64_t id = vmap_find(t, t->cat, la + lb);
-	if (id < 0) return 0;
+	if (id < 0 || t->score_rank[id] == UINT32_MAX) return 0;
 	*rank = t->score_rank[id];
 	*res = (uint32_t)id;
 	return 1;
@@ -625,16 +629,35 @@ static int encode_segment(tok *t, const char *s, size_t n, int at_start, int con
 			  size_t *nids, size_t *cap)
 {
 	int first = at_start && !cont, every = !(at_start && cont);
-	if (t->kind == K_LLAMA2C) {
-		/* llama2.c: whole text, one word, dummy prefix " " */
+	if (t->kind == K_LLAMA2C || t->kind == K_SPM) {
+		/* llama2.c / SentencePiece BPE: whole text, one word, dummy prefix " "
+		 * (pieces hold ' ' where the model file has U+2581) */
 		nbuf_reserve(t, n + 2);
 		size_t len = 0;
+		if (t->squeeze_ws) { /* no leading/trailing spaces, runs become one */
+			while (n && s[0] == ' ') s++, n--;
+			while (n && s[n - 1] == ' ') n--;
+		}
 		if (t->dummy_prefix && first && n) t->nbuf[len++] = ' ';
-		memcpy(t->nbuf + len, s, n);
-		len += n;
+		for (size_t i = 0; i < n; i++)
+			if (!(t->squeeze_ws && s[i] == ' ' && i && s[i - 1] == ' ')) t->nbuf[len++] = s[i];
 		return bpe_word(t, t->nbuf, len, ids, nids, cap);
 	}
-	/* normalizers */
+	/* normalizers: NFC first (utf8proc; ASCII is already NFC) */
+	utf8proc_uint8_t *nfc = NULL;
+	if (t->nfc) {
+		size_t i = 0;
+		while (i < n && (unsigned char)s[i] < 0x80) i++;
+		if (i < n) {
+			utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &nfc,
+							  UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+			if (r < 0) {
+				seterr(t, "NFC normalization failed: %s", utf8proc_errmsg(r));
+				return -1;
+			}
+			s = (const char *)nfc, n = (size_t)r;
+		}
+	}
 	nbuf_reserve(t, n + 16);
 	size_t len = 0;
 	if (t->prepend && n && every) {
@@ -645,6 +668,7 @@ static int encode_segment(tok *t, const char *s, size_t n, int at_start, int con
 	}
 	memcpy(t->nbuf + len, s, n);
 	len += n;
+	free(nfc);
 	for (int i = 0; i < t->nrepl; i++) replace_all(t, &len, t->repl[i].from, t->repl[i].to);
 	/* Metaspace pre-tokenizer: spaces become the replacement, maybe a prefix */
 	if (t->metaspace) {
@@ -853,6 +877,183 @@ static int load_llama2c(tok *t, const unsigned char *buf, size_t n)
 	return 0;
 }
 
+/* ---------------- loading: SentencePiece tokenizer.model ---------------- */
+
+/* Protocol buffers, the little needed: varints and length-delimited fields. */
+typedef struct {
+	const unsigned char *p, *end;
+} pb;
+
+static int pb_varint(pb *b, uint64_t *v)
+{
+	*v = 0;
+	for (int sh = 0; sh < 64; sh += 7) {
+		if (b->p >= b->end) return -1;
+		unsigned char c = *b->p++;
+		*v |= (uint64_t)(c & 0x7F) << sh;
+		if (!(c & 0x80)) return 0;
+	}
+	return -1;
+}
+
+/* Next field: number, wire type, and for wire type 2 the bytes, for 0 the
+ * value, for 5 the 4 bytes. Returns 0, 1 at the end, -1 if malformed. */
+static int pb_next(pb *b, uint32_t *field, int *wt, uint64_t *v, pb *sub)
+{
+	if (b->p >= b->end) return 1;
+	uint64_t key;
+	if (pb_varint(b, &key)) return -1;
+	*field = (uint32_t)(key >> 3), *wt = (int)(key & 7);
+	switch (*wt) {
+	case 0: return pb_varint(b, v);
+	case 1:
+		if (b->end - b->p < 8) return -1;
+		memcpy(v, b->p, 8), b->p += 8;
+		return 0;
+	case 2:
+		if (pb_varint(b, v) || *v > (uint64_t)(b->end - b->p)) return -1;
+		sub->p = b->p, sub->end = b->p + *v;
+		b->p += *v;
+		return 0;
+	case 5:
+		if (b->end - b->p < 4) return -1;
+		*v = 0;
+		memcpy(v, b->p, 4), b->p += 4;
+		return 0;
+	}
+	return -1;
+}
+
+enum { SP_NORMAL = 1, SP_UNKNOWN = 2, SP_CONTROL = 3, SP_USER = 4, SP_UNUSED = 5, SP_BYTE = 6 };
+
+static void apply_tokenizer_config(tok *t, const char *dir);
+
+/* ModelProto: 1 pieces {1 piece, 2 score, 3 type}, 2 trainer_spec
+ * {3 model_type, 35 byte_fallback, 40 unk_id, 41 bos_id, 42 eos_id},
+ * 3 normalizer_spec {1 name, 3 add_dummy_prefix, 4 remove_extra_whitespaces,
+ * 5 escape_whitespaces}. Only BPE models with the identity normalizer. */
+static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
+{
+	t->kind = K_SPM;
+	pb b = {buf, buf + n}, sub;
+	uint32_t f;
+	int wt, rc;
+	uint64_t v;
+	size_t V = 0;
+	int model_type = 1, byte_fallback = 0, dummy = 1, squeeze = 1, escape = 1;
+	int64_t unk = 0, bos = 1, eos = 2;
+	char norm[64] = "";
+	while ((rc = pb_next(&b, &f, &wt, &v, &sub)) == 0) {
+		if (f == 1 && wt == 2) {
+			if (++V > TOK_MAX_VOCAB) return seterr(t, "too many pieces"), -1;
+		} else if (f == 2 && wt == 2) {
+			pb s2 = sub, x;
+			while ((rc = pb_next(&s2, &f, &wt, &v, &x)) == 0) {
+				if (wt != 0) continue;
+				if (f == 3) model_type = (int)v;
+				else if (f == 35) byte_fallback = v != 0;
+				else if (f == 40) unk = (int32_t)v;
+				else if (f == 41) bos = (int32_t)v;
+				else if (f == 42) eos = (int32_t)v;
+			}
+			if (rc < 0) return seterr(t, "malformed trainer_spec"), -1;
+		} else if (f == 3 && wt == 2) {
+			pb s2 = sub, x;
+			while ((rc = pb_next(&s2, &f, &wt, &v, &x)) == 0) {
+				if (f == 1 && wt == 2) snprintf(norm, sizeof norm, "%.*s", (int)v, (const char *)x.p);
+				else if (f == 3 && wt == 0) dummy = v != 0;
+				else if (f == 4 && wt == 0) squeeze = v != 0;
+				else if (f == 5 && wt == 0) escape = v != 0;
+			}
+			if (rc < 0) return seterr(t, "malformed normalizer_spec"), -1;
+		}
+	}
+	if (rc < 0) return seterr(t, "not a SentencePiece model: malformed protobuf"), -1;
+	if (!V) return seterr(t, "not a SentencePiece model: no pieces"), -1;
+	if (model_type != 2) return seterr(t, "SentencePiece model type %d is unsupported (only BPE, 2)", model_type), -1;
+	if (*norm && strcmp(norm, "identity"))
+		return seterr(t, "SentencePiece normalizer \"%s\" is unsupported (only identity)", norm), -1;
+	if (!escape) return seterr(t, "SentencePiece models without escape_whitespaces are unsupported"), -1;
+	vocab_alloc(t, (uint32_t)V);
+	float *score = xmalloc(V * sizeof(float));
+	uint8_t *normal = xcalloc(V, 1);
+	t->added = xcalloc(V + 1, sizeof(added_tok));
+	for (int c = 0; c < 256; c++) t->byte_id[c] = NONE;
+	b = (pb){buf, buf + n};
+	size_t id = 0;
+	static const char META[] = "\xE2\x96\x81";
+	while (pb_next(&b, &f, &wt, &v, &sub) == 0) {
+		if (f != 1 || wt != 2) continue;
+		pb s2 = sub, x;
+		const char *pc = NULL;
+		size_t pl = 0;
+		int type = SP_NORMAL;
+		score[id] = 0;
+		while ((rc = pb_next(&s2, &f, &wt, &v, &x)) == 0) {
+			if (f == 1 && wt == 2) pc = (const char *)x.p, pl = (size_t)v;
+			else if (f == 2 && wt == 5) {
+				uint32_t u = (uint32_t)v;
+				memcpy(&score[id], &u, 4);
+			} else if (f == 3 && wt == 0) type = (int)v;
+		}
+		if (rc < 0 || !pc || utf8_invalid_at(pc, pl) != pl) {
+			free(score), free(normal);
+			return seterr(t, "piece %zu: malformed", id), -1;
+		}
+		if (score[id] != score[id]) score[id] = -1e30f;
+		/* engine form: U+2581 -> ' ' */
+		char *d = xmalloc(pl + 1);
+		size_t o = 0;
+		for (size_t i = 0; i < pl;)
+			if (i + 3 <= pl && !memcmp(pc + i, META, 3)) d[o++] = ' ', i += 3;
+			else d[o++] = pc[i++];
+		int bt = type == SP_BYTE ? parse_byte_token(pc, pl) : -1;
+		/* merges may produce normal, user-defined and unused pieces only
+		 * (score_rank marks the others) */
+		t->piece_off[id] = arena_add(t, d, o), t->piece_len[id] = (uint32_t)o;
+		normal[id] = type == SP_NORMAL || type == SP_USER || type == SP_UNUSED;
+		if (bt >= 0) {
+			char c = (char)bt;
+			t->dec_off[id] = arena_add(t, &c, 1), t->dec_len[id] = 1;
+			if (t->byte_id[bt] == NONE) t->byte_id[bt] = (uint32_t)id;
+		} else {
+			t->dec_off[id] = arena_add(t, d, o), t->dec_len[id] = (uint32_t)o;
+		}
+		/* control and user-defined pieces are matched in the text whole
+		 * (control ones are special: skipped by TOK_NO_SPECIAL and decoding) */
+		if ((type == SP_CONTROL || type == SP_USER) && pl) {
+			t->special[id] = type == SP_CONTROL;
+			t->added[t->nadded++] = (added_tok){xstrdup(d), (uint32_t)o, (uint32_t)id};
+			t->added_first[(unsigned char)d[0]] = 1;
+		}
+		if (type == SP_UNKNOWN) t->special[id] = 1;
+		free(d);
+		id++;
+	}
+	/* merge priority: dense rank of the piece's score, highest first */
+	uint32_t *ord = xmalloc(V * sizeof(uint32_t));
+	for (size_t i = 0; i < V; i++) ord[i] = (uint32_t)i;
+	qsort_r(ord, V, sizeof(uint32_t), cmp_score_desc, score);
+	t->score_rank = xmalloc(V * sizeof(uint32_t));
+	uint32_t r = 0;
+	for (size_t i = 0; i < V; i++) {
+		if (i && score[ord[i]] != score[ord[i - 1]]) r++;
+		t->score_rank[ord[i]] = normal[ord[i]] ? r : UINT32_MAX;
+	}
+	free(ord), free(score), free(normal);
+	vmap_build(t);
+	t->byte_fallback = byte_fallback;
+	t->unk = unk >= 0 && (size_t)unk < V ? unk : -1;
+	t->bos = bos >= 0 && (size_t)bos < V ? bos : -1;
+	t->eos = eos >= 0 && (size_t)eos < V ? eos : -1;
+	t->add_bos = t->bos >= 0; /* as Hugging Face's Llama/Mistral tokenizers */
+	t->dummy_prefix = dummy;
+	t->squeeze_ws = squeeze;
+	t->strip_leading = dummy;
+	apply_tokenizer_config(t, dir);
+	return 0;
+}
+
 /* ---------------- loading: tokenizer.json ---------------- */
 
 static const char *jstr(json_t *o, const char *k)
@@ -970,9 +1171,11 @@ static int load_normalizer(tok *t, json_t *p, int depth)
 		t->nrepl++;
 		return 0;
 	}
-	/* NFC: accepted as the identity (text is expected to be NFC already; see
-	 * lbdpo-tokenize(1), LIMITATIONS). */
-	if (!strcmp(type, "NFC")) return 0;
+	if (!strcmp(type, "NFC")) {
+		if (t->prepend || t->nrepl) return seterr(t, "normalizer: NFC after Prepend/Replace is unsupported"), -1;
+		t->nfc = 1;
+		return 0;
+	}
 	return seterr(t, "normalizer type \"%s\" is unsupported", type), -1;
 }
 
@@ -983,6 +1186,26 @@ static const char *cfg_token(json_t *cfg, const char *k)
 	if (json_is_string(v)) return json_string_value(v);
 	if (json_is_object(v)) return jstr(v, "content");
 	return NULL;
+}
+
+/* tokenizer_config.json beside the file, if any: bos_token, eos_token,
+ * add_bos_token. */
+static void apply_tokenizer_config(tok *t, const char *dir)
+{
+	if (!dir) return;
+	size_t dl = strlen(dir);
+	char *cfgp = xmalloc(dl + 32);
+	snprintf(cfgp, dl + 32, "%s/tokenizer_config.json", dir);
+	json_error_t je;
+	json_t *cfg = json_load_file(cfgp, 0, &je);
+	free(cfgp);
+	if (!cfg) return;
+	const char *bs = cfg_token(cfg, "bos_token"), *es = cfg_token(cfg, "eos_token");
+	if (bs && tok_lookup(t, bs, strlen(bs)) >= 0) t->bos = tok_lookup(t, bs, strlen(bs));
+	if (es && tok_lookup(t, es, strlen(es)) >= 0) t->eos = tok_lookup(t, es, strlen(es));
+	json_t *ab = json_object_get(cfg, "add_bos_token");
+	if (json_is_boolean(ab)) t->add_bos = json_is_true(ab) && t->bos >= 0;
+	json_decref(cfg);
 }
 
 static int load_hf(tok *t, const char *buf, size_t n, const char *dir)
@@ -1257,22 +1480,7 @@ static int load_hf(tok *t, const char *buf, size_t n, const char *dir)
 			}
 		}
 	}
-	/* tokenizer_config.json beside the file, if any */
-	if (dir) {
-		size_t dl = strlen(dir);
-		char *cfgp = xmalloc(dl + 32);
-		snprintf(cfgp, dl + 32, "%s/tokenizer_config.json", dir);
-		json_t *cfg = json_load_file(cfgp, 0, &je);
-		free(cfgp);
-		if (cfg) {
-			const char *bs = cfg_token(cfg, "bos_token"), *es = cfg_token(cfg, "eos_token");
-			if (bs && tok_lookup(t, bs, strlen(bs)) >= 0) t->bos = tok_lookup(t, bs, strlen(bs));
-			if (es && tok_lookup(t, es, strlen(es)) >= 0) t->eos = tok_lookup(t, es, strlen(es));
-			json_t *ab = json_object_get(cfg, "add_bos_token");
-			if (json_is_boolean(ab)) t->add_bos = json_is_true(ab) && t->bos >= 0;
-			json_decref(cfg);
-		}
-	}
+	apply_tokenizer_config(t, dir);
 	if (t->eos < 0) {
 		static const char *cand[] = {"</s>", "<|endoftext|>", "<|end_of_text|>", "<|eot_id|>", "<|im_end|>"};
 		for (size_t i = 0; i < sizeof cand / sizeof cand[0] && t->eos < 0; i++)
@@ -1297,7 +1505,25 @@ tok *tok_load_mem(const char *name, const void *buf, size_t n, const char *dir, 
 	const unsigned char *b = buf;
 	size_t i = 0;
 	while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r')) i++;
-	int rc = (i < n && b[i] == '{') ? load_hf(t, buf, n, dir) : load_llama2c(t, buf, n);
+	int rc;
+	if (i < n && b[i] == '{') rc = load_hf(t, buf, n, dir);
+	else if (n && b[0] == 0x0A) { /* protobuf field 1 (pieces): a SentencePiece model */
+		rc = load_spm(t, b, n, dir);
+		/* a llama2.c file whose max_token_length byte happens to be 10 */
+		if (rc && !(strlen(t->path) > 6 && !strcmp(t->path + strlen(t->path) - 6, ".model")) &&
+		    !strstr(t->path, ".model.")) {
+			char spm_err[512];
+			snprintf(spm_err, sizeof spm_err, "%s", t->err);
+			tok_free(t);
+			t = xcalloc(1, sizeof *t);
+			t->path = xstrdup(name ? name : "<memory>");
+			t->unk = -1;
+			t->bos = t->eos = -1;
+			sha256_hex(buf, n, t->sha);
+			rc = load_llama2c(t, buf, n);
+			if (rc) seterr(t, "neither a SentencePiece model (%s) nor a llama2.c tokenizer.bin", spm_err);
+		}
+	} else rc = load_llama2c(t, buf, n);
 	if (rc) {
 		if (err && errlen) snprintf(err, errlen, "%s", t->err);
 		tok_free(t);

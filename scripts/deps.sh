@@ -14,6 +14,7 @@ have_pc jansson    || need+=(libjansson-dev)
 have_pc libpcre2-8 || need+=(libpcre2-dev)
 have_pc zlib       || need+=(zlib1g-dev)
 have_pc libcrypto  || need+=(libssl-dev)
+have_pc libutf8proc || need+=(libutf8proc-dev)
 [ -x /usr/bin/time ] || need+=(time)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "lbdpo: installing missing packages: ${need[*]}" >&2
