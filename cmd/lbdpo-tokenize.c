@@ -258,8 +258,9 @@ int main(int argc, char **argv)
 				 * with both full conversations; the completions the rest of
 				 * each, so prompt_ids + chosen_ids is exactly the full
 				 * conversation's tokenization */
-				bad = encode(t, &pt.gen, pflags, bos, nbos, &P) || encode(t, &pt.full_c, pflags, bos, nbos, &FC) ||
-				      encode(t, &pt.full_r, pflags, bos, nbos, &FR);
+				unsigned f = pref_tpl_is_jinja(tpl) ? 0 : pflags;
+				bad = encode(t, &pt.gen, f, bos, nbos, &P) || encode(t, &pt.full_c, f, bos, nbos, &FC) ||
+				      encode(t, &pt.full_r, f, bos, nbos, &FR);
 				if (!bad) {
 					size_t k = lcp_ids(&P, &FC), k2 = lcp_ids(&P, &FR);
 					if (k2 < k) k = k2;

@@ -76,6 +76,7 @@ static pref_tpl builtins[] = {
 pref_tpl *pref_tpl_builtin(int tpl) { return tpl > TPL_NONE && tpl <= TPL_HH ? &builtins[tpl] : NULL; }
 const char *pref_tpl_name(const pref_tpl *t) { return t && t->kind != TPL_NONE ? t->name : NULL; }
 int pref_tpl_eot(const pref_tpl *t) { return t && t->kind != TPL_HH; }
+int pref_tpl_is_jinja(const pref_tpl *t) { return t && t->kind == TPL_JINJA; }
 
 /* "bos_token": "x" or {"content": "x"} */
 static json_t *cfg_tok(json_t *cfg, const char *k)

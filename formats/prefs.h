@@ -48,6 +48,10 @@ const char *pref_tpl_name(const pref_tpl *t);
 /* 1 if the template ends each turn itself (chatml, llama3, every Jinja
  * template): no EOS is appended to its completions. */
 int pref_tpl_eot(const pref_tpl *t);
+/* 1 for a Jinja template: its text carries every special token it wants
+ * (transformers tokenizes it with add_special_tokens=False): no BOS is
+ * added to it. */
+int pref_tpl_is_jinja(const pref_tpl *t);
 /* Render a message list (add_gen: with the generation prompt) appended to
  * out. Returns 0, or -1 with a one-line reason (the template's own
  * raise_exception message is "chat template: MESSAGE"). */
