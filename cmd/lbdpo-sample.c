@@ -1,7 +1,9 @@
 /* lbdpo-sample — generate continuations of prompts with a KV cache.
  *
- * Input (detected by the first byte): JSON Lines with a "prompt" string
- * (needs --tokenizer), or a token record stream with "prompt_ids". Output:
+ * Input (detected by the first byte): JSON Lines with a "prompt" string or
+ * list of chat messages (needs --tokenizer; messages are rendered with the
+ * chat template and its generation prompt, as lbdpo-tokenize renders
+ * prompts), or a token record stream with "prompt_ids". Output:
  * JSON Lines, one object per (prompt, sample): the input's fields (JSONL:
  * all of them; records: the scalar ones and prompt_ids) followed by
  * "sample", "text" (with --tokenizer), "ids", "n_new", "stop".
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/prefs.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/model.h"
@@ -239,6 +242,9 @@ static void usage(FILE *fp)
 		"  --eos-id ID            stop token (default: the tokenizer's, else the model's)\n"
 		"  --no-eos               never stop early at an end-of-sequence token\n"
 		"  --no-bos               do not prepend BOS to JSONL prompts\n"
+		"  --template NAME|FILE   chat template for message-list prompts: a Jinja\n"
+		"                         file, or chatml, llama3, hh (default: the\n"
+		"                         tokenizer's own chat_template)\n"
 		"  --threads N            compute threads (default: OMP_NUM_THREADS)\n"
 		"  -h, --help             show this help\n"
 		"  --version              show the version\n");
@@ -248,7 +254,7 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-sample");
 	lbdpo_runtime_init(argv);
-	enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_THREADS, O_VER };
+	enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_THREADS, O_VER, O_TPL };
 	static const struct option opts[] = {{"model", required_argument, 0, 'm'},
 					     {"tokenizer", required_argument, 0, 't'},
 					     {"input", required_argument, 0, 'i'},
@@ -263,12 +269,13 @@ int main(int argc, char **argv)
 					     {"eos-id", required_argument, 0, O_EOS},
 					     {"no-eos", no_argument, 0, O_NOEOS},
 					     {"no-bos", no_argument, 0, O_NOBOS},
+					     {"template", required_argument, 0, O_TPL},
 					     {"threads", required_argument, 0, O_THREADS},
 					     {"help", no_argument, 0, 'h'},
 					     {"version", no_argument, 0, O_VER},
 					     {0, 0, 0, 0}};
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .seed = 1, .max_new = 64, .n = 1, .eos = -2};
-	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-";
+	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
 	int no_eos = 0, no_bos = 0, threads = 0, c;
 	while ((c = getopt_long(argc, argv, "m:t:i:o:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -286,6 +293,7 @@ int main(int argc, char **argv)
 		case O_EOS: o.eos = parse_long("--eos-id", optarg, 0, INT32_MAX); break;
 		case O_NOEOS: no_eos = 1; break;
 		case O_NOBOS: no_bos = 1; break;
+		case O_TPL: tpl_name = optarg; break;
 		case O_THREADS: threads = (int)parse_long("--threads", optarg, 1, 1024); break;
 		case 'h': usage(stdout); close_stdout(); return 0;
 		case O_VER: printf("lbdpo-sample lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
@@ -314,6 +322,21 @@ int main(int argc, char **argv)
 		die_usage("JSONL input needs --tokenizer");
 	if (tk && tok_vocab_size(tk) > (uint32_t)cfg->vocab_size)
 		die("%s: vocabulary of %u tokens exceeds the model's %d", tok_path, tok_vocab_size(tk), cfg->vocab_size);
+	if (tpl_name && !tk)
+		die_usage("--template needs --tokenizer");
+	/* BOS text, for the guard: a prompt that begins with it gets no second */
+	size_t nbos = 0, neos = 0;
+	const char *bos_text = tk && tok_bos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_bos(tk), &nbos) : NULL;
+	const char *eos_text = tk && tok_eos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_eos(tk), &neos) : NULL;
+	pref_tpl *tpl = NULL;
+	if (tk) {
+		char *dir = xstrdup(tok_path), *sl = strrchr(dir, '/');
+		if (sl) *sl = 0;
+		else strcpy(dir, ".");
+		tpl = pref_tpl_load(tpl_name, dir, bos_text, eos_text);
+		free(dir);
+	}
+	strbuf rendered = {0};
 	if (o.eos == -2)
 		o.eos = tk && tok_eos(tk) >= 0 ? tok_eos(tk) : cfg->eos_id;
 	if (no_eos)
@@ -345,14 +368,31 @@ int main(int argc, char **argv)
 			if (!j || !json_is_object(j))
 				die("%s: %s", where, j ? "not a JSON object" : err.text);
 			json_t *p = json_object_get(j, "prompt");
-			if (!json_is_string(p))
-				die("%s: no \"prompt\" string", where);
+			const char *text;
+			size_t tlen;
+			int add_bos = !no_bos && tok_add_bos(tk) && tok_bos(tk) >= 0;
+			if (json_is_array(p)) {
+				/* chat messages: rendered with the generation prompt; a
+				 * Jinja rendering carries its own special tokens */
+				char err[600];
+				rendered.n = 0;
+				if (pref_tpl_render(tpl, p, 1, &rendered, err, sizeof err))
+					die("%s: %s", where, err);
+				text = rendered.s, tlen = rendered.n;
+				if (pref_tpl_is_jinja(tpl))
+					add_bos = 0;
+			} else if (json_is_string(p)) {
+				text = json_string_value(p), tlen = json_string_length(p);
+			} else
+				die("%s: no \"prompt\" string or message list", where);
+			if (bos_text && tlen >= nbos && !memcmp(text, bos_text, nbos))
+				add_bos = 0;
 			nids = 0;
-			if (!no_bos && tok_add_bos(tk) && tok_bos(tk) >= 0) {
+			if (add_bos) {
 				xgrow((void **)&ids, &cap, 1, sizeof *ids);
 				ids[nids++] = (uint32_t)tok_bos(tk);
 			}
-			if (tok_encode(tk, json_string_value(p), json_string_length(p), 0, &ids, &nids, &cap) != 0)
+			if (tok_encode(tk, text, tlen, 0, &ids, &nids, &cap) != 0)
 				die("%s: prompt: %s", where, tok_error(tk));
 			run_prompt(&s, ids, (int)nids, (uint64_t)lineno, j, where);
 			json_decref(j);
@@ -402,6 +442,8 @@ int main(int argc, char **argv)
 		info("%ld samples, %ld new tokens in %.2fs (%.0f tokens/s)", s.n_out, s.n_tokens, dt,
 		     dt > 0 ? s.n_tokens / dt : 0.0);
 	free(ids);
+	sb_free(&rendered);
+	pref_tpl_free(tpl);
 	free(s.gen);
 	free(s.text);
 	free(s.fix);

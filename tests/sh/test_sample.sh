@@ -90,6 +90,21 @@ if [ -n "${LBDPO_ASSETS:-}" ] && [ -f "$LBDPO_ASSETS/stories260K/stories260K.bin
 	echo "$msg" | grep -q 'line 2' || fail "invalid JSON: no line number: $msg"
 	head -1 "$T/st.jsonl" | $S -m "$A/stories260K.bin" -t "$A/tok512.bin" --greedy --max-new-tokens 20 >"$T/st.out" || fail "stories"
 	grep -q '"text":" [a-z]' "$T/st.out" || fail "stories text: $(cat "$T/st.out")"
+	# --template: message-list prompts rendered with the generation prompt, as
+	# lbdpo-tokenize renders them (a Jinja rendering gets no BOS added)
+	gen() { sed 's/.*\("ids":.*\)/\1/' "$1"; }
+	printf '%s' '{% for m in messages %}{{ m.content | trim }}{% endfor %}{% if add_generation_prompt %} Then{% endif %}' >"$T/t.jinja"
+	printf '{"prompt":[{"role":"user","content":"  Once upon a time "}]}\n' >"$T/chat.jsonl"
+	printf '{"prompt":"Once upon a time Then"}\n' >"$T/plain.jsonl"
+	$S -m "$A/stories260K.bin" -t "$A/tok512.bin" --template "$T/t.jinja" --greedy --max-new-tokens 12 -i "$T/chat.jsonl" >"$T/c.out" || fail "--template FILE"
+	$S -m "$A/stories260K.bin" -t "$A/tok512.bin" --no-bos --greedy --max-new-tokens 12 -i "$T/plain.jsonl" >"$T/p.out" || fail "plain prompt"
+	[ "$(gen "$T/c.out")" = "$(gen "$T/p.out")" ] || fail "--template FILE: $(cat "$T/c.out") vs $(cat "$T/p.out")"
+	printf '{"prompt":"\\n\\nHuman:   Once upon a time \\n\\nAssistant:"}\n' >"$T/hh.jsonl"
+	$S -m "$A/stories260K.bin" -t "$A/tok512.bin" --template hh --greedy --max-new-tokens 12 -i "$T/chat.jsonl" >"$T/c.out" || fail "--template hh"
+	$S -m "$A/stories260K.bin" -t "$A/tok512.bin" --greedy --max-new-tokens 12 -i "$T/hh.jsonl" >"$T/p.out" || fail "hh prompt"
+	[ "$(gen "$T/c.out")" = "$(gen "$T/p.out")" ] || fail "--template hh: $(cat "$T/c.out") vs $(cat "$T/p.out")"
+	msg=$(expect_fail $S -m "$A/stories260K.bin" -t "$A/tok512.bin" -i "$T/chat.jsonl") || exit 1
+	[[ $msg == *"line 1"*"chat template"* ]] || fail "messages without a template: $msg"
 	cat "$T/st.out"
 else
 	echo "note: LBDPO_ASSETS absent, stories part skipped"
