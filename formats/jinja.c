@@ -198,6 +198,7 @@ typedef struct {
 	token *tk;                    /* current tag's tokens */
 	size_t tp;                    /* position in tk */
 	int line;
+	int depth; /* nesting of expressions and blocks, bounded: no stack overflow */
 } P;
 
 static int is_name_start(int c) { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -680,7 +681,9 @@ static expr *parse_unary(P *p, int with_filter)
 		int neg = is_op(p, "-");
 		p->tp++;
 		e = mk(p, neg ? E_NEG : E_POS);
+		if (++p->depth > 200) fail(p->e, cur(p)->line, "expression nested too deeply");
 		e->a = parse_unary(p, 0);
+		p->depth--;
 	} else {
 		e = parse_primary(p);
 	}
@@ -762,7 +765,9 @@ static expr *parse_not(P *p)
 	if (is_kw(p, "not")) {
 		expr *e = mk(p, E_NOT);
 		p->tp++;
+		if (++p->depth > 200) fail(p->e, cur(p)->line, "expression nested too deeply");
 		e->a = parse_not(p);
+		p->depth--;
 		return e;
 	}
 	return parse_compare(p);
@@ -791,6 +796,7 @@ static expr *parse_or(P *p)
 }
 static expr *parse_expr(P *p)
 {
+	if (++p->depth > 200) fail(p->e, cur(p)->line, "expression nested too deeply");
 	expr *l = parse_or(p);
 	while (is_kw(p, "if")) {
 		p->tp++;
@@ -803,6 +809,7 @@ static expr *parse_expr(P *p)
 		}
 		l = e;
 	}
+	p->depth--;
 	return l;
 }
 
@@ -811,9 +818,18 @@ static void expect_end(P *p)
 	if (cur(p)->k != T_END) fail(p->e, cur(p)->line, "unexpected '%s' in the tag", cur(p)->s ? cur(p)->s : "literal");
 }
 
+static const char *parse_body1(P *p, body *b, const char **ends);
 /* Parse items into b until a block tag whose first word is in ends; returns
  * that word (the tag's tokens current in p->tk) or NULL at the end. */
 static const char *parse_body(P *p, body *b, const char **ends)
+{
+	if (++p->depth > 200) fail(p->e, p->pos < p->nitems ? p->items[p->pos].line : 0, "blocks nested too deeply");
+	const char *r = parse_body1(p, b, ends);
+	p->depth--;
+	return r;
+}
+
+static const char *parse_body1(P *p, body *b, const char **ends)
 {
 	while (p->pos < p->nitems) {
 		item *it = &p->items[p->pos++];

@@ -125,6 +125,23 @@ Test(jinja, refusals_are_loud)
 	bad("{% set x %}a{% endset %}", NULL, -1, "endset");
 	bad("{% raw %}{{x}}{% endraw %}", NULL, -1, "raw");
 	bad("{{ 'É'.lower() }}", NULL, -1, "non-ASCII");
+	/* hostile nesting: an error, not a stack overflow */
+	char deep[20000];
+	size_t k = 0;
+	k += (size_t)sprintf(deep + k, "{{ ");
+	for (int i = 0; i < 5000; i++) deep[k++] = '(';
+	deep[k++] = '1';
+	for (int i = 0; i < 5000; i++) deep[k++] = ')';
+	sprintf(deep + k, " }}");
+	bad(deep, NULL, -1, "nested too deeply");
+	k = 0;
+	for (int i = 0; i < 1000; i++) k += (size_t)sprintf(deep + k, "{%% if 1 %%}");
+	bad(deep, NULL, -1, "nested too deeply");
+	k = 0;
+	k += (size_t)sprintf(deep + k, "{{ ");
+	for (int i = 0; i < 3000; i++) k += (size_t)sprintf(deep + k, "not ");
+	sprintf(deep + k, "1 }}");
+	bad(deep, NULL, -1, "nested too deeply");
 }
 
 /* ---- the real templates ---- */
