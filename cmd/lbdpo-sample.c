@@ -376,7 +376,7 @@ int main(int argc, char **argv)
 				 * Jinja rendering carries its own special tokens */
 				char err[600];
 				rendered.n = 0;
-				if (pref_tpl_render(tpl, p, 1, &rendered, err, sizeof err))
+				if (pref_tpl_render(tpl, p, 1, j, &rendered, err, sizeof err))
 					die("%s: %s", where, err);
 				text = rendered.s, tlen = rendered.n;
 				if (pref_tpl_is_jinja(tpl))

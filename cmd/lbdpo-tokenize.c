@@ -69,6 +69,7 @@ static int is_own_key(const char *k)
 {
 	static const char *own[] = {"prompt", "chosen", "rejected", "id", "group",
 				    "prompt_ids", "chosen_ids", "rejected_ids"};
+	/* "tools" and "chat_template_kwargs" are passed through as well: TRL keeps them */
 	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
 		if (!strcmp(k, own[i])) return 1;
 	return 0;

@@ -220,15 +220,46 @@ static int render_msg(int tpl, strbuf *b, const char *role, const char *content,
 	return -1;
 }
 
-int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, strbuf *b, char *err, size_t errlen)
+int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, json_t *rec, strbuf *b, char *err, size_t errlen)
 {
 	if (!t || t->kind == TPL_NONE) {
 		snprintf(err, errlen, "%s", t && t->why ? t->why : "conversational record (message lists) needs --template");
 		return -1;
 	}
 	sb_add(b, "", 0);
+	json_t *tools = rec ? json_object_get(rec, "tools") : NULL, *kw = rec ? json_object_get(rec, "chat_template_kwargs") : NULL;
+	if (tools && json_is_null(tools)) tools = NULL;
+	if (kw && !json_is_object(kw)) {
+		snprintf(err, errlen, "\"chat_template_kwargs\" must be an object");
+		return -1;
+	}
+	if ((tools || (kw && json_object_size(kw))) && t->kind != TPL_JINJA) {
+		snprintf(err, errlen, "\"tools\" and \"chat_template_kwargs\" need a Jinja chat template, not the built-in %s", t->name);
+		return -1;
+	}
 	if (t->kind == TPL_JINJA) {
 		json_t *vars = json_copy(t->vars);
+		json_t *tl = NULL;
+		if (tools && json_is_string(tools)) { /* TRL: json.loads of a string */
+			tl = json_loadb(json_string_value(tools), json_string_length(tools), 0, NULL);
+			if (!tl) {
+				json_decref(vars);
+				snprintf(err, errlen, "\"tools\": a string that is not JSON");
+				return -1;
+			}
+		} else if (tools) tl = json_incref(tools);
+		if (tl && !json_is_array(tl)) {
+			json_decref(tl), json_decref(vars);
+			snprintf(err, errlen, "\"tools\" must be a list");
+			return -1;
+		}
+		/* transformers always passes tools and documents (None when not
+		 * given); TRL passes `tools or None`: an empty list is no tools */
+		json_object_set_new(vars, "tools", json_null());
+		json_object_set_new(vars, "documents", json_null());
+		if (tl && json_array_size(tl)) json_object_set(vars, "tools", tl);
+		json_decref(tl);
+		if (kw) json_object_update(vars, kw);
 		json_object_set(vars, "messages", msgs);
 		json_object_set_new(vars, "add_generation_prompt", json_boolean(add_gen));
 		char *out;
@@ -347,9 +378,9 @@ static int conversational(json_t *o, const pref_tpl *tpl, pref_text *p, char *er
 		json_t *fc = cat_msgs(prompt, c), *fr = cat_msgs(prompt, r);
 		p->rendered = 1;
 		p->gen.n = p->full_c.n = p->full_r.n = 0;
-		if (!pref_tpl_render(tpl, prompt, 1, &p->gen, err, errlen) &&
-		    !pref_tpl_render(tpl, fc, 0, &p->full_c, err, errlen) &&
-		    !pref_tpl_render(tpl, fr, 0, &p->full_r, err, errlen)) {
+		if (!pref_tpl_render(tpl, prompt, 1, o, &p->gen, err, errlen) &&
+		    !pref_tpl_render(tpl, fc, 0, o, &p->full_c, err, errlen) &&
+		    !pref_tpl_render(tpl, fr, 0, o, &p->full_r, err, errlen)) {
 			size_t k = lcp(&p->gen, &p->full_c), k2 = lcp(&p->gen, &p->full_r);
 			if (k2 < k) k = k2;
 			/* Python compares code points: never cut inside a UTF-8 sequence */

@@ -53,9 +53,12 @@ int pref_tpl_eot(const pref_tpl *t);
  * added to it. */
 int pref_tpl_is_jinja(const pref_tpl *t);
 /* Render a message list (add_gen: with the generation prompt) appended to
- * out. Returns 0, or -1 with a one-line reason (the template's own
- * raise_exception message is "chat template: MESSAGE"). */
-int pref_tpl_render(const pref_tpl *t, json_t *messages, int add_gen, strbuf *out, char *err, size_t errlen);
+ * out. rec (may be NULL) is the input record: its "tools" (a list, or a JSON
+ * string of one) and "chat_template_kwargs" (an object) become template
+ * variables, as TRL passes them. Returns 0, or -1 with a one-line reason
+ * (the template's own raise_exception message is "chat template: MESSAGE"). */
+int pref_tpl_render(const pref_tpl *t, json_t *messages, int add_gen, json_t *rec, strbuf *out, char *err,
+		    size_t errlen);
 
 
 enum { PREF_STANDARD, PREF_IMPLICIT, PREF_CONVERSATIONAL };

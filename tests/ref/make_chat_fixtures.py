@@ -14,7 +14,8 @@ generation prompt that the full rendering lacks).
 _prepare_dataset is a method; it is called unbound on a stand-in object with
 the tokenizer, as in make_trl_fixtures.py. It decides on prompt extraction
 from the first example, so explicit-prompt and implicit-prompt rows go
-through it as two datasets.
+through it as two datasets. One row has "tools" (a JSON string, which TRL
+json.loads and passes to the template).
 
 Writes tests/fixtures/chat/trl_ids.jsonl: {template, line, prompt_ids,
 chosen_ids, rejected_ids} per (template, input line).
@@ -58,7 +59,10 @@ def main():
         for explicit, g in groups.items():
             if not g:
                 continue
-            ds = Dataset.from_list([r for _, r in g])
+            # every row with every key (missing ones None): from_list takes
+            # its columns from the first row only
+            keys = sorted({k for _, r in g for k in r})
+            ds = Dataset.from_list([{k: r.get(k) for k in keys} for _, r in g])
             ds = DPOTrainer._prepare_dataset(stand_in, ds, tok, args, "fixture")
             for (line, _), ex in zip(g, ds):
                 out.append({"template": name, "line": line, "prompt_ids": ex["prompt_ids"],

@@ -20,11 +20,11 @@ for name in Llama-3.1-Instruct Qwen2.5-Instruct DeepSeek-R1-Distill-Qwen; do
 	lbdpo-tokenize -q --tokenizer "$TOK" --template "$TPL/$name.jinja" -i "$FX/pairs.jsonl" -o "$T/$name.tok" || fail "$name: tokenize"
 	lbdpo-show --no-header -i "$T/$name.tok" | ids_of > "$T/ours"
 	grep -F "\"template\":\"$name\"" "$FX/trl_ids.jsonl" | ids_of > "$T/trl"
-	[ "$(wc -l < "$T/trl")" = 9 ] || fail "$name: fixture lines"
+	[ "$(wc -l < "$T/trl")" = 10 ] || fail "$name: fixture lines"
 	diff "$T/ours" "$T/trl" > "$T/diff" || fail "$name: ids differ from TRL's: $(head -c 1500 "$T/diff")"
 	total=$((total + $(wc -l < "$T/ours")))
 done
-[ "$total" = 27 ] || fail "compared $total records"
+[ "$total" = 30 ] || fail "compared $total records"
 
 # the tokenizer's own template: chat_template.jinja beside tokenizer.json
 ln -s "$TPL/Llama-3.1-Instruct.jinja" "$T/l3/chat_template.jinja"
@@ -35,7 +35,7 @@ lbdpo-show -i "$T/own.tok" | head -1 | grep -q '"template":"[^"]*chat_template.j
 
 # --render: the strings TRL's apply_chat_template gives
 lbdpo-tokenize -q --tokenizer "$TOK" --render -i "$FX/pairs.jsonl" -o "$T/render.jsonl" || fail "--render"
-[ "$(wc -l < "$T/render.jsonl")" = 9 ] || fail "--render lines"
+[ "$(wc -l < "$T/render.jsonl")" = 10 ] || fail "--render lines"
 want='{"prompt":"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWhat is the capital of France?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n","chosen":"The capital of France is Paris.<|eot_id|>","rejected":"It is Lyon.<|eot_id|>"}'
 [ "$(head -1 "$T/render.jsonl")" = "$want" ] || fail "--render line 1: $(head -1 "$T/render.jsonl")"
 grep -q '^{"id":"implicit-1","prompt":"<|begin_of_text|>.*What is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n","chosen":"4<|eot_id|>","rejected":"5<|eot_id|>"}$' "$T/render.jsonl" ||
@@ -49,7 +49,7 @@ msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" --template "$TPL/Gemma-2-it.
 [[ $msg == *"pairs.jsonl: line 2: chat template: System role not supported" ]] || fail "refusal message: $msg"
 [ ! -e "$T/g.tok" ] || fail "output left after a refusal"
 lbdpo-tokenize --tokenizer "$TOK" --template "$TPL/Gemma-2-it.jinja" --skip-invalid -i "$FX/pairs.jsonl" -o "$T/g.tok" 2>"$T/err" || fail "--skip-invalid"
-grep -q 'read 9, written 7, truncated 0, dropped 0, invalid 2' "$T/err" || fail "refusals counted: $(cat "$T/err")"
+grep -q 'read 10, written 8, truncated 0, dropped 0, invalid 2' "$T/err" || fail "refusals counted: $(cat "$T/err")"
 # an unsupported construct in --template FILE: refused when loading, naming the file
 printf '{%% macro m() %%}x{%% endmacro %%}' > "$T/bad.jinja"
 msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" --template "$T/bad.jinja" -i "$FX/pairs.jsonl") || exit 1

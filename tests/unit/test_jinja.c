@@ -189,6 +189,9 @@ Test(jinja, golden_chat_templates)
 		json_t *vars = json_object();
 		json_object_set(vars, "messages", json_object_get(rec, "messages"));
 		json_object_set(vars, "add_generation_prompt", json_object_get(rec, "add_generation_prompt"));
+		/* as transformers' render_jinja_template passes them */
+		json_object_set_new(vars, "tools", json_null());
+		json_object_set_new(vars, "documents", json_null());
 		const char *toks[] = {"bos_token", "eos_token", "pad_token", "unk_token"};
 		for (int i = 0; i < 4; i++)
 			if (json_object_get(meta, toks[i])) json_object_set(vars, toks[i], json_object_get(meta, toks[i]));
