@@ -1023,7 +1023,10 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 		 * (control ones are special: skipped by TOK_NO_SPECIAL and decoding) */
 		if ((type == SP_CONTROL || type == SP_USER) && pl) {
 			t->special[id] = type == SP_CONTROL;
-			t->added[t->nadded++] = (added_tok){xstrdup(d), (uint32_t)o, (uint32_t)id};
+			char *c = xmalloc(o + 1); /* a piece may hold a NUL byte */
+			memcpy(c, d, o);
+			c[o] = 0;
+			t->added[t->nadded++] = (added_tok){c, (uint32_t)o, (uint32_t)id};
 			t->added_first[(unsigned char)d[0]] = 1;
 		}
 		if (type == SP_UNKNOWN) t->special[id] = 1;
