@@ -980,6 +980,7 @@ typedef struct {
 	buf out;
 	int line;
 	int loopctl; /* 1 break, 2 continue */
+	uint64_t steps; /* statements run: a runaway template stops with an error */
 } R;
 
 static json_t *own(R *r, json_t *v)
@@ -2000,9 +2001,14 @@ static void set_var(R *r, const char *name, json_t *v)
 	else json_object_del(f, name); /* Undefined: the name is unset here */
 }
 
+#define MAX_STEPS 20000000ull
+#define MAX_OUTPUT ((size_t)1 << 28)
+
 static void exec_node(R *r, node *n)
 {
 	r->line = n->line;
+	if (++r->steps > MAX_STEPS) fail(&r->e, n->line, "the template runs too long (over %llu statements)", MAX_STEPS);
+	if (r->out.n > MAX_OUTPUT) fail(&r->e, n->line, "the rendering is too large (over 256 MiB)");
 	switch (n->k) {
 	case N_TEXT: bput(&r->out, n->text, n->len); return;
 	case N_OUT: {
@@ -2044,6 +2050,7 @@ static void exec_node(R *r, node *n)
 					set_var(r, n->target[0], json_array_get(x, 0));
 					set_var(r, n->target[1], json_array_get(x, 1));
 				}
+				if (++r->steps > MAX_STEPS) fail(&r->e, n->line, "the template runs too long");
 				if (truthy(eval(r, n->cond))) json_array_append(kept, x);
 			}
 			l = kept;

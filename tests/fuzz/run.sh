@@ -16,7 +16,7 @@ fi
 secs=${FUZZ_SECONDS:-600}
 only=${FUZZ:-}
 out=build/fuzz; mkdir -p "$out"
-libs=$(pkg-config --cflags --libs msgpack jansson libpcre2-8 zlib libcrypto)
+libs=$(pkg-config --cflags --libs msgpack jansson libpcre2-8 zlib libcrypto libutf8proc)
 status=0
 for src in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$src" .c)
