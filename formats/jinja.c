@@ -1261,12 +1261,23 @@ static json_t *get_item(R *r, json_t *o, json_t *k)
 	return NULL;
 }
 
+/* x.name: a dict's key, as Jinja2 gives it unless name is a dict method
+ * (then Jinja2 gives the method, whatever the keys: refused here, as are
+ * attributes of strings, numbers and lists, which are Python's) */
 static json_t *get_attr(R *r, json_t *o, const char *name)
 {
+	static const char *dict_methods[] = {"items", "keys", "values", "get", "pop", "popitem", "update",
+					     "copy", "clear", "setdefault", "fromkeys", NULL};
 	if (!o) fail(&r->e, r->line, "attribute '%s' of an undefined value", name);
-	if (json_is_object(o)) return json_object_get(o, name);
+	if (json_is_object(o)) {
+		if (!is_ns(r, o) && !json_object_get(o, "index0"))
+			for (const char **m = dict_methods; *m; m++)
+				if (!strcmp(*m, name))
+					fail(&r->e, r->line, "'.%s' of a dict is its method in Jinja2 (use ['%s'] for the key)", name, name);
+		return json_object_get(o, name);
+	}
 	if (json_is_null(o)) fail(&r->e, r->line, "'NoneType' object has no attribute '%s'", name);
-	return NULL;
+	fail(&r->e, r->line, "attribute '%s' of a %s is not supported", name, json_is_array(o) ? "list" : json_is_string(o) ? "str" : "number");
 }
 
 /* Python slice index normalisation */
@@ -2058,7 +2069,11 @@ static void exec_node(R *r, node *n)
 		size_t len = json_array_size(l);
 		for (size_t i = 0; i < len; i++) {
 			json_t *x = json_array_get(l, i);
+			/* each iteration starts afresh: what one set is gone in the next */
+			json_object_clear(r->frames[r->nframes - 1]);
 			json_t *lo = own(r, json_object());
+			json_object_set_new(lo, "depth", json_integer(1));
+			json_object_set_new(lo, "depth0", json_integer(0));
 			json_object_set_new(lo, "index0", json_integer((json_int_t)i));
 			json_object_set_new(lo, "index", json_integer((json_int_t)i + 1));
 			json_object_set_new(lo, "revindex0", json_integer((json_int_t)(len - i - 1)));

@@ -101,6 +101,10 @@ Test(jinja, statements)
 	   "{\"ms\":[\"a\",\"b\"]}", "ab2");
 	/* a set inside a loop does not leak out of it; one at top level does */
 	ok("{% set x = 1 %}{% for m in [1] %}{% set x = 2 %}{{ x }}{% endfor %}{{ x }}", NULL, "21");
+	/* and each iteration starts afresh (Jinja2 3.1.6 gives these) */
+	ok("{% for i in [1,2] %}{% if i == 1 %}{% set x = 'a' %}{% endif %}[{{ x }}]{% endfor %}", NULL, "[a][]");
+	ok("{% set x = 'o' %}{% for i in [1,2] %}[{{ x }}]{% set x = 'a' %}[{{ x }}]{% endfor %}{{ x }}", NULL, "[o][a][o][a]o");
+	ok("{% for i in [1] %}{{ loop.depth }}{{ loop.depth0 }}{% endfor %}", NULL, "10");
 	ok("{% if false %}a{% elif true %}b{% else %}c{% endif %}{% for x in [] %}y{% else %}e{% endfor %}", NULL, "be");
 	ok("{% for x in [1,2,3,4] if x is even %}{{ x }}{{ loop.length }}{% endfor %}", NULL, "2242");
 	ok("{% for x in [1,2,3] %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 3 %}{% break %}{% endif %}{{ x }}{% endfor %}",
@@ -125,6 +129,8 @@ Test(jinja, refusals_are_loud)
 	bad("{% set x %}a{% endset %}", NULL, -1, "endset");
 	bad("{% raw %}{{x}}{% endraw %}", NULL, -1, "raw");
 	bad("{{ 'É'.lower() }}", NULL, -1, "non-ASCII");
+	bad("{{ m.items is defined }}", "{\"m\":{}}", -1, "method");
+	bad("{{ 'a'.foo is defined }}", NULL, -1, "attribute 'foo' of a str");
 	/* hostile nesting: an error, not a stack overflow */
 	char deep[20000];
 	size_t k = 0;
