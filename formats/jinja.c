@@ -652,17 +652,20 @@ static expr *parse_filter_expr(P *p, expr *e)
 			else fail(p->e, f->line, "expected a test name after 'is'");
 			/* none/true/false are test names too */
 			if (!in_list(TESTS, f->name)) fail(p->e, f->line, "test '%s' is not supported", f->name);
+			if (e->k == E_TEST) fail(p->e, f->line, "You cannot chain multiple tests with is");
 			f->a = e;
 			if (is_op(p, "(")) parse_args(p, f);
-			else if (cur(p)->k != T_END && !is_op(p, ")") && !is_op(p, "]") && !is_op(p, ",") &&
-				 !is_op(p, "}") && !is_op(p, ":") && !is_op(p, "|") && !is_op(p, "=") && cur(p)->k != T_OP &&
-				 !is_kw(p, "and") && !is_kw(p, "or") && !is_kw(p, "else") && !is_kw(p, "if") &&
-				 !is_kw(p, "is") && !is_kw(p, "in") && !is_kw(p, "not")) {
-				/* one argument without parentheses: x is divisibleby 3 */
+			else if ((cur(p)->k == T_NAME || cur(p)->k == T_STR || cur(p)->k == T_INT || cur(p)->k == T_FLOAT ||
+				  is_op(p, "[") || is_op(p, "{")) &&
+				 !is_kw(p, "else") && !is_kw(p, "or") && !is_kw(p, "and")) {
+				/* one argument without parentheses, as Jinja2's parse_test
+				 * takes it: x is divisibleby 3 (and x is defined if y is an
+				 * error there too) */
+				if (is_kw(p, "is")) fail(p->e, f->line, "You cannot chain multiple tests with is");
 				f->nargs = 1;
 				f->args = talloc(p->t, 2 * sizeof *f->args);
 				f->kw = talloc(p->t, 2 * sizeof *f->kw);
-				f->args[0] = parse_unary(p, 0);
+				f->args[0] = parse_postfix(p, parse_primary(p));
 			}
 			e = f;
 		} else if (is_op(p, "(")) {
@@ -798,14 +801,14 @@ static expr *parse_expr(P *p)
 {
 	if (++p->depth > 200) fail(p->e, cur(p)->line, "expression nested too deeply");
 	expr *l = parse_or(p);
-	while (is_kw(p, "if")) {
+	while (is_kw(p, "if")) { /* a if c else (b if d else e), as Jinja2 */
 		p->tp++;
 		expr *e = mk(p, E_COND);
 		e->b = parse_or(p); /* condition */
 		e->a = l;
 		if (is_kw(p, "else")) {
 			p->tp++;
-			e->c = parse_or(p);
+			e->c = parse_expr(p);
 		}
 		l = e;
 	}
@@ -862,7 +865,7 @@ static const char *parse_body1(P *p, body *b, const char **ends)
 		if (!strcmp(w, "if")) {
 			static const char *ifends[] = {"elif", "else", "endif", NULL};
 			n->k = N_IF;
-			n->cond = parse_expr(p);
+			n->cond = parse_or(p); /* Jinja2: no conditional expression here */
 			expect_end(p);
 			node *cur_if = n;
 			for (;;) {
@@ -882,7 +885,7 @@ static const char *parse_body1(P *p, body *b, const char **ends)
 				/* elif: a nested if in the else branch */
 				node *m = talloc(p->t, sizeof *m);
 				m->k = N_IF, m->line = cur(p)->line;
-				m->cond = parse_expr(p);
+				m->cond = parse_or(p);
 				expect_end(p);
 				body_add(p->t, &cur_if->els, m);
 				cur_if = m;
@@ -1470,6 +1473,7 @@ static json_t *iter_list(R *r, json_t *v)
 {
 	if (v && json_is_array(v)) return v;
 	json_t *l = own(r, json_array());
+	if (!v) return l; /* Undefined iterates as empty */
 	if (v && json_is_object(v)) {
 		const char *k;
 		json_t *x;
@@ -1680,8 +1684,9 @@ static int run_test(R *r, const char *t, json_t *v, json_t **args, int nargs)
 	if (!strcmp(t, "true")) return v && json_is_true(v);
 	if (!strcmp(t, "false")) return v && json_is_false(v);
 	if (!strcmp(t, "mapping")) return v && json_is_object(v) && !is_ns(r, v);
-	if (!strcmp(t, "iterable")) return v && (json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v)));
-	if (!strcmp(t, "sequence")) return v && (json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v)));
+	/* Jinja2's Undefined iterates as empty: iterable and a sequence */
+	if (!strcmp(t, "iterable")) return !v || json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v));
+	if (!strcmp(t, "sequence")) return !v || json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v));
 	if (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "==")) return eq(v, args[0]);
 	if (!strcmp(t, "ne") || !strcmp(t, "!=")) return !eq(v, args[0]);
 	if (!strcmp(t, "odd") || !strcmp(t, "even")) {
@@ -1694,7 +1699,7 @@ static int run_test(R *r, const char *t, json_t *v, json_t **args, int nargs)
 	}
 	if (!strcmp(t, "in")) {
 		json_t *c = args[0];
-		if (!c) fail(&r->e, r->line, "'in' an undefined value");
+		if (!c) return 0; /* Undefined contains nothing */
 		if (json_is_string(c)) {
 			if (!v || !json_is_string(v)) fail(&r->e, r->line, "'in <string>' requires string as left operand");
 			return memmem(json_string_value(c), json_string_length(c), json_string_value(v), json_string_length(v)) != NULL;
@@ -1704,7 +1709,10 @@ static int run_test(R *r, const char *t, json_t *v, json_t **args, int nargs)
 				if (eq(v, json_array_get(c, i))) return 1;
 			return 0;
 		}
-		if (json_is_object(c)) return v && json_is_string(v) && json_object_get(c, json_string_value(v)) != NULL;
+		if (json_is_object(c)) {
+			if (v && (json_is_array(v) || json_is_object(v))) fail(&r->e, r->line, "unhashable type: '%s'", tname(r, v));
+			return v && json_is_string(v) && json_object_get(c, json_string_value(v)) != NULL;
+		}
 		fail(&r->e, r->line, "argument of type '%s' is not iterable", tname(r, c));
 	}
 	fail(&r->e, r->line, "test '%s' is not supported", t);

@@ -90,6 +90,9 @@ Test(jinja, expressions)
 	ok("{{ 'x' is string }}{{ [1] is iterable }}{{ {} is mapping }}{{ 1 is number }}{{ 3 is odd }}", NULL,
 	   "TrueTrueTrueTrueTrue");
 	ok("{{ missing }}|{{ missing | default('d') }}|{{ x.get('z', 5) }}", "{\"x\":{}}", "|d|5");
+	/* found by tests/ref/jinja_differential.py against Jinja2 3.1.6 */
+	ok("{{ 'a' if false else 'b' if false else 'c' }}", NULL, "c");
+	ok("{{ u is iterable }}{{ u is sequence }}{{ 'a' in u }}{% for x in u %}a{% else %}e{% endfor %}", NULL, "TrueTrueFalsee");
 }
 
 Test(jinja, statements)
@@ -130,6 +133,10 @@ Test(jinja, refusals_are_loud)
 	bad("{% raw %}{{x}}{% endraw %}", NULL, -1, "raw");
 	bad("{{ 'É'.lower() }}", NULL, -1, "non-ASCII");
 	bad("{{ m.items is defined }}", "{\"m\":{}}", -1, "method");
+	bad("{{ x is string is none }}", NULL, -1, "chain");
+	bad("{{ x is defined in y }}", NULL, -1, "");
+	bad("{% if 1 if 2 else 3 %}{% endif %}", NULL, -1, "");
+	bad("{{ {'a': 1} in {'a': 1} }}", NULL, -1, "unhashable");
 	bad("{{ 'a'.foo is defined }}", NULL, -1, "attribute 'foo' of a str");
 	/* hostile nesting: an error, not a stack overflow */
 	char deep[20000];
