@@ -203,8 +203,6 @@ static json_t *gen_stats(const char *path)
 	return o;
 }
 
-static int have_gnuplot(void) { return system("command -v gnuplot >/dev/null 2>&1") == 0; }
-
 /* Data files and a gnuplot script in dir; PNGs when gnuplot is installed. */
 static void plots(const char *dir, const char *metrics, const pair_res *r, int n, const pref_set *data)
 {
@@ -287,16 +285,16 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 			       "plot 'curves.dat' using 1:2 title 'loss', '' using 1:3 title 'accuracy'\n");
 	out_close(o);
 	free(p);
-	if (have_gnuplot()) {
-		char *cmd;
-		if (asprintf(&cmd, "cd '%s' && gnuplot plots.gp", dir) < 0)
-			die("out of memory");
-		if (system(cmd) != 0)
-			warning("gnuplot failed on %s/plots.gp", dir);
-		free(cmd);
-	} else {
-		warning("gnuplot not found: wrote the data and %s/plots.gp only", dir);
-	}
+	/* gnuplot runs in dir on the script's name: no shell sees dir */
+	char *gp[] = {"gnuplot", "plots.gp", NULL};
+	int st = run_program(dir, gp);
+	if (st < 0 && errno == ENOENT)
+		warning("gnuplot not found: wrote the data and %s/plots.gp only (install it: apt-get install gnuplot-nox)",
+			dir);
+	else if (st < 0)
+		warning("cannot run gnuplot in %s: %s", dir, strerror(errno));
+	else if (st != 0)
+		warning("gnuplot failed on %s/plots.gp (exit %d)", dir, st);
 }
 
 int main(int argc, char **argv)
