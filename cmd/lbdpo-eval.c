@@ -27,6 +27,8 @@ static void usage(void)
 	       "  -c, --checkpoint PATH   checkpoint directory or model\n"
 	       "      --loss L            loss to report (default: the checkpoint's, else lbdpo)\n"
 	       "      --beta X            fixed beta for the fixed-beta losses (default: the checkpoint's, else 0.1)\n"
+	       "      --label-smoothing X label smoothing of robust and simpo (default: the checkpoint's, else 0)\n"
+	       "      --gamma X           SimPO target margin (default: the checkpoint's, else 0.5)\n"
 	       "      --batch-size B      pairs per forward (default 8)\n"
 	       "      --metrics FILE      training metrics (lbdpo-step --metrics) for the curves of --plot\n"
 	       "      --plot DIR          write plots (PNG via gnuplot when installed) and their data into DIR\n"
@@ -42,6 +44,8 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"checkpoint", required_argument, 0, 'c'},
 					 {"loss", required_argument, 0, 'L'},
 					 {"beta", required_argument, 0, 'B'},
+					 {"label-smoothing", required_argument, 0, 'S'},
+					 {"gamma", required_argument, 0, 'G'},
 					 {"batch-size", required_argument, 0, 'b'},
 					 {"metrics", required_argument, 0, 'm'},
 					 {"plot", required_argument, 0, 'p'},
@@ -52,11 +56,26 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"version", no_argument, 0, 'V'},
 					 {0, 0, 0, 0}};
 
-/* Per-pair results kept for the summaries. */
+/* Per-pair results kept for the summaries. nc, nr: completion token counts. */
 typedef struct {
-	double loss, beta, ppl, delta, pc, pr, rc, rr;
+	double loss, beta, ppl, delta, pc, pr, rc, rr, nc, nr;
 	int group;
 } pair_res;
+
+/* Implicit rewards of one pair. simpo has no reference: TRL's CPO trainer
+ * logs β × the average log-prob, rewards = β·pc/nc, β·pr/nr; every other
+ * loss the DPO reward β(log πθ − log πref). */
+static int g_simpo_rewards;
+static void rewards(const pair_res *q, double *c, double *j)
+{
+	if (g_simpo_rewards) {
+		*c = q->beta * q->pc / q->nc;
+		*j = q->beta * q->pr / q->nr;
+	} else {
+		*c = q->beta * (q->pc - q->rc);
+		*j = q->beta * (q->pr - q->rr);
+	}
+}
 
 static double corr(const double *x, const double *y, int n)
 {
@@ -86,7 +105,8 @@ static json_t *summarize(const pair_res *r, int n, int g)
 			continue;
 		const pair_res *q = &r[i];
 		L += q->loss;
-		double c = q->beta * (q->pc - q->rc), j = q->beta * (q->pr - q->rr);
+		double c, j;
+		rewards(q, &c, &j);
 		rc += c;
 		rr += j;
 		acc += c > j;
@@ -304,7 +324,7 @@ int main(int argc, char **argv)
 	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
 	const char *perrec = NULL;
 	int kind = -1;
-	double beta = -1;
+	double beta = -1, lsmooth = -1, gamma = NAN;
 	long bs = 8, threads = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "i:o:c:hV", longopts, NULL)) != -1) {
@@ -317,6 +337,8 @@ int main(int argc, char **argv)
 				die_usage("--loss: unknown loss '%s'", optarg);
 			break;
 		case 'B': beta = parse_double("--beta", optarg, 1e-9, 1e6); break;
+		case 'S': lsmooth = parse_double("--label-smoothing", optarg, 0, 0.4999999); break;
+		case 'G': gamma = parse_double("--gamma", optarg, -1e6, 1e6); break;
 		case 'b': bs = parse_long("--batch-size", optarg, 1, 1 << 20); break;
 		case 'm': metrics = optarg; break;
 		case 'p': plotdir = optarg; break;
@@ -353,6 +375,12 @@ int main(int argc, char **argv)
 		if ((v = json_object_get(opts, "sft_weight")) && json_is_number(v))
 			lo.sft_weight = json_number_value(v);
 	}
+	/* the flags win over the checkpoint's options */
+	if (lsmooth >= 0)
+		lo.label_smoothing = lsmooth;
+	if (!isnan(gamma))
+		lo.gamma = gamma;
+	g_simpo_rewards = lo.kind == LOSS_SIMPO;
 	if (lo.kind == LOSS_BETADPO)
 		lo.kind = LOSS_DPO; /* held-out: β0 without the batch calibration */
 	if (lo.kind == LOSS_LBDPO && !ck->resumed)
@@ -381,12 +409,20 @@ int main(int argc, char **argv)
 			q->pr = bb->lp[i].pr;
 			q->rc = bb->lp[i].rc;
 			q->rr = bb->lp[i].rr;
+			q->nc = bb->lp[i].nc;
+			q->nr = bb->lp[i].nr;
 			q->delta = (q->pc - q->rc) - (q->pr - q->rr);
 			q->group = recs[i]->group;
 		}
 	}
 	json_t *top = summarize(res, data->n, -2);
 	json_object_set_new(top, "loss_kind", json_string(loss_kind_name(lo.kind)));
+	if (lo.kind == LOSS_ROBUST || lo.kind == LOSS_SIMPO)
+		json_object_set_new(top, "label_smoothing", json_real(lo.label_smoothing));
+	if (lo.kind == LOSS_SIMPO) {
+		json_object_set_new(top, "gamma", json_real(lo.gamma));
+		json_object_set_new(top, "rewards/definition", json_string("beta * average log-prob (TRL CPOTrainer)"));
+	}
 	json_object_set_new(top, "checkpoint", json_string(ckp));
 	if (ck->resumed)
 		json_object_set_new(top, "step", json_integer(ck->step));
@@ -405,10 +441,12 @@ int main(int argc, char **argv)
 		for (int i = 0; i < data->n; i++) {
 			const pair_res *q = &res[i];
 			const pref_rec *r = &data->r[i];
+			double rcw, rrj;
+			rewards(q, &rcw, &rrj);
+			double rm = rcw - rrj;
 			json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "record", (json_int_t)r->index,
 					      "beta", q->beta, "ppl", q->ppl, "delta", q->delta, "logp_chosen", q->pc,
-					      "logp_rejected", q->pr, "loss", q->loss, "reward_margin",
-					      q->beta * q->delta);
+					      "logp_rejected", q->pr, "loss", q->loss, "reward_margin", rm);
 			if (r->id)
 				json_object_set_new(j, "id", json_string(r->id));
 			if (r->group >= 0)

@@ -35,7 +35,7 @@ static void usage(void)
 	       "      --lr X             policy learning rate (default 5e-6)\n"
 	       "      --beta-lr X        learning rate of the beta model (default 1e-3)\n"
 	       "      --weight-decay X   policy weight decay, 2-D tensors only (default 0)\n"
-	       "      --beta-wd X        beta head weight decay, not on log w (default 0)\n"
+	       "      --beta-wd X        beta head weight decay, weights and biases, not log w (default 0)\n"
 	       "      --warmup N         warmup steps (default 0)\n"
 	       "      --schedule S       constant|linear|cosine (default linear)\n"
 	       "      --clip X           clip the global gradient norm to X, 0 = off (default 1)\n"
