@@ -44,7 +44,7 @@ static void usage(void)
 	       "      --beta X           fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)\n"
 	       "      --beta-init B      lbdpo: set w so the first batch's mean beta is B (default: --beta)\n"
 	       "      --w-init X         lbdpo: start from w = X instead of --beta-init\n"
-	       "      --epsilon X        eps of f = 1 + eps*tanh(NN(h)), in (0,1) (default 0.1)\n"
+	       "      --epsilon X        eps of f = 1 + eps*tanh(NN(h)), in [0,1) (default 0.1)\n"
 	       "      --head H           linear|mlp (default linear)\n"
 	       "      --head-hidden K    mlp hidden width (default 64)\n"
 	       "      --pool P           last|mean: which hidden state is h (default last)\n"
@@ -193,7 +193,7 @@ int main(int argc, char **argv)
 			w_init = -1;
 			break;
 		case O_WINIT: w_init = parse_double("--w-init", optarg, 1e-30, 1e30); break;
-		case O_EPS: eps = parse_double("--epsilon", optarg, 0, 1); if (!(eps > 0 && eps < 1)) die_usage("--epsilon: must be in (0,1)"); break;
+		case O_EPS: eps = parse_double("--epsilon", optarg, 0, 1); if (!(eps >= 0 && eps < 1)) die_usage("--epsilon: must be in [0,1)"); break;
 		case O_HEAD:
 			if (!strcmp(optarg, "linear")) head = HEAD_LINEAR;
 			else if (!strcmp(optarg, "mlp")) head = HEAD_MLP;
