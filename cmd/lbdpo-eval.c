@@ -254,12 +254,16 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 	out_close(o);
 	free(p);
 	if (metrics) {
-		/* step loss accuracy, from the JSON lines of lbdpo-step --metrics */
+		/* the curves of lbdpo-step --metrics, each with its exponential moving
+		 * average e ← a·e + (1−a)·x (a = 1 − 20/steps in [0.5, 0.99], about
+		 * 20 steps of memory) for the smoothed line drawn over the raw one */
+		static const char *keys[] = {"loss",      "rewards/accuracies", "rewards/margins",
+					     "rewards/chosen", "rewards/rejected", "beta/mean",
+					     "beta/min",  "beta/max",           "ppl/prompt"};
+		enum { NK = sizeof keys / sizeof *keys };
 		jsonl *f = jsonl_open(metrics);
-		if (asprintf(&p, "%s/curves.dat", dir) < 0)
-			die("out of memory");
-		o = out_open(p);
-		fprintf(o->fp, "# step loss accuracy beta_mean\n");
+		double *v = NULL;
+		size_t cap = 0, nrow = 0;
 		const char *line;
 		size_t len;
 		int rc;
@@ -268,41 +272,107 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 			json_t *j = jsonl_parse(line, len, err, sizeof err);
 			if (!j)
 				die("%s: line %llu: %s", jsonl_name(f), (unsigned long long)jsonl_lineno(f), err);
-			fprintf(o->fp, "%lld %.9g %.9g %.9g\n", (long long)json_integer_value(json_object_get(j, "step")),
-				json_number_value(json_object_get(j, "loss")),
-				json_number_value(json_object_get(j, "rewards/accuracies")),
-				json_number_value(json_object_get(j, "beta/mean")));
+			xgrow((void **)&v, &cap, (nrow + 1) * (NK + 1), sizeof *v);
+			double *r = v + nrow * (NK + 1);
+			r[0] = (double)json_integer_value(json_object_get(j, "step"));
+			for (int k = 0; k < NK; k++) {
+				json_t *x = json_object_get(j, keys[k]);
+				r[k + 1] = json_is_number(x) ? json_number_value(x) : NAN;
+			}
+			nrow++;
 			json_decref(j);
 		}
 		if (rc < 0)
 			die("%s: %s", jsonl_name(f), jsonl_error(f));
 		jsonl_close(f);
+		if (asprintf(&p, "%s/curves.dat", dir) < 0)
+			die("out of memory");
+		o = out_open(p);
+		fprintf(o->fp, "# step");
+		for (int k = 0; k < NK; k++)
+			fprintf(o->fp, " %s", keys[k]);
+		for (int k = 0; k < NK; k++)
+			fprintf(o->fp, " ema:%s", keys[k]);
+		fprintf(o->fp, "\n");
+		double a = nrow ? 1 - 20.0 / (double)nrow : 0.5, e[NK];
+		a = fmin(0.99, fmax(0.5, a));
+		for (size_t i = 0; i < nrow; i++) {
+			const double *r = v + i * (NK + 1);
+			fprintf(o->fp, "%.0f", r[0]);
+			for (int k = 0; k < NK; k++)
+				fprintf(o->fp, " %.9g", r[k + 1]);
+			for (int k = 0; k < NK; k++) {
+				e[k] = i == 0 || isnan(e[k]) ? r[k + 1] : isnan(r[k + 1]) ? e[k] : a * e[k] + (1 - a) * r[k + 1];
+				fprintf(o->fp, " %.9g", e[k]);
+			}
+			fprintf(o->fp, "\n");
+		}
 		out_close(o);
 		free(p);
+		free(v);
 	}
 	if (asprintf(&p, "%s/plots.gp", dir) < 0)
 		die("out of memory");
 	o = out_open(p);
+	/* beta.dat columns: 1 beta, 2 ppl, 3 delta, 4 group index */
 	fprintf(o->fp,
-		"set terminal pngcairo size 800,500\n"
-		"set output 'beta_hist.png'\nset title 'beta(x)'\n"
-		"stats 'beta.dat' using 1 nooutput\nbw = (STATS_max - STATS_min) / 30.0\nif (bw <= 0) bw = 1e-3\n"
-		"bin(x) = bw*floor(x/bw) + bw/2\nset boxwidth bw*0.9\nset style fill solid 0.6\n"
-		"plot 'beta.dat' using (bin($1)):(1.0) smooth freq with boxes title 'count'\n"
-		"set output 'beta_ppl.png'\nset title 'beta vs prompt PPL'\nset xlabel 'PPL'\nset ylabel 'beta'\n"
-		"plot 'beta.dat' using 2:1 with points pt 7 ps 0.5 title ''\n"
-		"unset xlabel\nunset ylabel\n");
+		"# lbdpo-eval --plot; run in this directory: gnuplot plots.gp\n"
+		"set terminal pngcairo size 1000,560 font 'DejaVu Sans,11' noenhanced\n"
+		"set grid lc rgb '#dddddd'\nset key top right box opaque Left reverse\n"
+		"set style fill transparent solid 0.5 noborder\n"
+		"stats 'beta.dat' using 1 nooutput\nbw = (STATS_max - STATS_min) / 40.0\nif (bw <= 0) bw = 1e-3\n"
+		"bin(x) = bw*floor(x/bw) + bw/2\nset boxwidth bw\n"
+		"set output 'beta_hist.png'\nset title 'beta(x) on the evaluated prompts'\n"
+		"set xlabel 'beta(x)'\nset ylabel 'prompts'\n");
+	if (data->n_groups > 0) {
+		fprintf(o->fp, "plot ");
+		for (int g = 0; g < data->n_groups; g++)
+			fprintf(o->fp, "%s'beta.dat' using (bin($1)):($4 == %d ? 1.0 : 0.0) smooth freq with boxes title 'group %s'",
+				g ? ", " : "", g, data->groups[g]);
+		fprintf(o->fp, "\n");
+	} else {
+		fprintf(o->fp, "plot 'beta.dat' using (bin($1)):(1.0) smooth freq with boxes title 'all prompts'\n");
+	}
+	fprintf(o->fp, "set output 'beta_ppl.png'\nset title 'beta(x) vs prompt PPL(x)'\nset xlabel 'PPL(x)'\n"
+		       "set ylabel 'beta(x)'\n");
+	if (data->n_groups > 0) {
+		fprintf(o->fp, "plot ");
+		for (int g = 0; g < data->n_groups; g++)
+			fprintf(o->fp, "%s'beta.dat' using 2:($4 == %d ? $1 : NaN) with points pt 7 ps 0.5 title 'group %s'",
+				g ? ", " : "", g, data->groups[g]);
+		fprintf(o->fp, "\n");
+	} else {
+		fprintf(o->fp, "plot 'beta.dat' using 2:1 with points pt 7 ps 0.5 title 'prompts'\n");
+	}
 	/* ungrouped data (e.g. HH-RLHF) has no per-group plot: gnuplot fails on an empty file */
 	if (data->n_groups > 0)
-		fprintf(o->fp, "set output 'beta_groups.png'\nset title 'mean beta per group'\n"
+		fprintf(o->fp, "set output 'beta_groups.png'\nset title 'mean beta(x) per group'\n"
+			       "set xlabel 'group'\nset ylabel 'mean beta(x)'\n"
 			       "set style fill solid 0.6\nset boxwidth 0.5\nset yrange [0:*]\nset xrange [-0.5:%d.5]\n"
 			       "plot 'beta_groups.dat' using 1:3:xtic(2) with boxes title 'mean beta'\n"
-			       "set autoscale\n",
+			       "set autoscale\nset xtics autofreq\n",
 			data->n_groups - 1);
 	if (metrics)
-		fprintf(o->fp, "set output 'curves.png'\nset title 'training'\nset xlabel 'step'\nset ylabel ''\n"
-			       "set style data lines\n"
-			       "plot 'curves.dat' using 1:2 title 'loss', '' using 1:3 title 'accuracy'\n");
+		/* curves.dat: 1 step, 2..10 the raw keys, 11..19 their EMAs */
+		fprintf(o->fp,
+			"set output 'curves.png'\nset terminal pngcairo size 1500,860 font 'DejaVu Sans,10' noenhanced\n"
+			"set multiplot layout 2,3 title 'Training (lbdpo-step --metrics): EMA (bold) over the raw value (faint)'\n"
+			"set xlabel 'optimizer step'\nset style data lines\nset key top right\n"
+			"set title 'loss'\nset ylabel 'loss'\n"
+			"plot 'curves.dat' using 1:2 lc rgb '#B01f77b4' notitle, '' using 1:11 lw 2 lc rgb '#1f77b4' title 'loss'\n"
+			"set title 'reward accuracy (batch)'\nset ylabel 'accuracy'\nset key bottom right\n"
+			"plot 'curves.dat' using 1:3 lc rgb '#B01f77b4' notitle, '' using 1:12 lw 2 lc rgb '#1f77b4' title 'accuracy'\n"
+			"set title 'reward margin (batch)'\nset ylabel 'beta * Delta'\nset key top left\n"
+			"plot 'curves.dat' using 1:4 lc rgb '#B01f77b4' notitle, '' using 1:13 lw 2 lc rgb '#1f77b4' title 'margin'\n"
+			"set title 'rewards'\nset ylabel 'beta * (log pi - log pi_ref)'\nset key bottom left\n"
+			"plot 'curves.dat' using 1:5 lc rgb '#B02ca02c' notitle, '' using 1:14 lw 2 lc rgb '#2ca02c' title 'chosen', "
+			"'' using 1:6 lc rgb '#B0d62728' notitle, '' using 1:15 lw 2 lc rgb '#d62728' title 'rejected'\n"
+			"set title 'beta in the batch'\nset ylabel 'beta'\nset key top left\n"
+			"plot 'curves.dat' using 1:16 lw 2 lc rgb '#1f77b4' title 'mean', '' using 1:17 lw 1 dt 3 lc rgb '#555555' title 'min', "
+			"'' using 1:18 lw 1 dt 2 lc rgb '#555555' title 'max'\n"
+			"set title 'policy prompt PPL (batch mean)'\nset ylabel 'PPL(x)'\n"
+			"plot 'curves.dat' using 1:10 lc rgb '#B09467bd' notitle, '' using 1:19 lw 2 lc rgb '#9467bd' title 'prompt PPL'\n"
+			"unset multiplot\n");
 	out_close(o);
 	free(p);
 	/* gnuplot runs in dir on the script's name: no shell sees dir */
