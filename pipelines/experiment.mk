@@ -33,9 +33,10 @@
 # QUICK=1: 2 seeds, less data, fewer steps (the pipeline's own test).
 
 LBDPO_BIN ?= bin
-EW        ?= work/experiment
 QUICK     ?=
 ifeq ($(QUICK),1)
+# its own directory: make would take a quick run's files for a full run's
+EW        ?= work/experiment-quick
 SEEDS     ?= 1 2
 N_TRAIN   ?= 600
 N_TEST    ?= 80
@@ -45,6 +46,7 @@ FRZ_BLOCK ?= 15
 FRZ_BLOCKS ?= 2
 FRZ_N     ?= 200
 else
+EW        ?= work/experiment
 SEEDS     ?= 1 2 3 4 5
 N_TRAIN   ?= 4000
 N_TEST    ?= 400
