@@ -21,8 +21,8 @@ PAIRS="lbdpo:dpo lbdpo-eps0:dpo lbdpo-head:dpo lbdpo-pplpol:dpo betadpo:dpo lbdp
 # ---- rows of every seed, plus derived rows ----
 # frozen policy: rel_growth = (β_end/β_0 on Δ > 0) / (β_end/β_0 on Δ < 0),
 #   w_ratio = w_end/w_0, per seed and starting β
-# hazard: ppl_start / ppl_end = mean policy prompt PPL over the first / last
-#   tenth of the steps
+# hazard and LB-DPO arms: ppl_start / ppl_end, beta_start / beta_end = batch
+#   mean policy prompt PPL and β over the first / last tenth of the steps
 rows="$EW/rows.all.tsv"
 {
 	for s in $SEEDS; do
@@ -32,13 +32,14 @@ rows="$EW/rows.all.tsv"
 				END { printf "%s\tfrozen-%s\trel_growth\tall\t%.9g\n", s, b, (p / p0) / (n / n0)
 				      printf "%s\tfrozen-%s\tw_ratio\tall\t%.9g\n", s, b, w / w0 }' "$EW/s$s/frz-$b.tsv"
 		done
-		for h in $HAZ lbdpo-pplpol lbdpo; do
+		for h in $HAZ $(echo " $ARMS " | tr ' ' '\n' | grep lbdpo); do
 			awk -v s="$s" -v h="$h" '
 			function num(k,   v) { if (!match($0, "\"" k "\": -?[0-9.eE+-]+")) return "nan"; v = substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 4); return v + 0 }
-			{ x[NR] = num("ppl/prompt") }
+			{ x[NR] = num("ppl/prompt"); y[NR] = num("beta/mean") }
 			END { k = int(NR / 10); if (k < 1) k = 1
-			      for (i = 1; i <= k; i++) { a += x[i]; b += x[NR - k + i] }
-			      printf "%s\t%s\tppl_start\tall\t%.9g\n%s\t%s\tppl_end\tall\t%.9g\n", s, h, a / k, s, h, b / k }' \
+			      for (i = 1; i <= k; i++) { a += x[i]; b += x[NR - k + i]; c += y[i]; d += y[NR - k + i] }
+			      printf "%s\t%s\tppl_start\tall\t%.9g\n%s\t%s\tppl_end\tall\t%.9g\n", s, h, a / k, s, h, b / k
+			      printf "%s\t%s\tbeta_start\tall\t%.9g\n%s\t%s\tbeta_end\tall\t%.9g\n", s, h, c / k, s, h, d / k }' \
 				"$EW/s$s/$h.metrics.jsonl"
 		done
 	done
@@ -92,7 +93,7 @@ C2="answer_acc:math:answer_acc tone:open:tone beta_mean:math:beta_math beta_mean
 C3="beta_mean:math-open:beta_math-open f:math-open:f_math-open"
 FR=""; for b in $FRZ; do FR="$FR frozen-$b"; done
 C4="rel_growth:all:beta_growth_D>0/D<0 w_ratio:all:w_end/w_start"
-C5="ppl_start:all:PPL_first_10% ppl_end:all:PPL_last_10%"
+C5="ppl_start:all:PPL_first_10% ppl_end:all:PPL_last_10% beta_start:all:beta_first_10% beta_end:all:beta_last_10%"
 n=$(set -- $SEEDS; echo $#)
 report() { # FORMAT
 	table "$1" "Held-out accuracy, mean ± 95% CI over $n seeds" "$MAIN" "$C1"
@@ -101,7 +102,7 @@ report() { # FORMAT
 	table "$1" "Paired differences A - B, answers and beta" "$PAIRS" "$C2"
 	table "$1" "Group separation within an arm: math (clean labels) - open (30% flipped)" "lbdpo lbdpo-head lbdpo-pplpol lbdpo-eps0 lbdpo-flip0" "$C3"
 	table "$1" "Frozen policy (beta only, from the DPO policy): relative beta growth on D>0 vs D<0 pairs, w" "$FR" "$C4"
-	table "$1" "PPL hazard: mean policy prompt PPL during training" "$HAZ lbdpo-pplpol lbdpo" "$C5"
+	table "$1" "Training: batch-mean policy prompt PPL and beta, first and last tenth of the steps (PPL hazard; does beta collapse?)" "$HAZ $(echo " $ARMS " | tr ' ' '\n' | grep lbdpo | tr '\n' ' ')" "$C5"
 }
 {
 	echo "lbdpo experiment: $n seeds ($SEEDS); arms: $ARMS"
