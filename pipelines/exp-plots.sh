@@ -25,16 +25,18 @@ set output 'results.png'
 set title 'Held-out preference accuracy, mean and 95% CI over $N seeds'
 set ylabel 'share of pairs with log p(chosen) > log p(rejected)'
 set xlabel 'arm'
-set yrange [0:1.05]
+set yrange [0:1.25]
+set ytics 0, 0.2, 1
 set style data histogram
 set style histogram errorbars gap 2 lw 1.5
 set style fill solid 0.7 border -1
 set boxwidth 0.9
 set xtics rotate by -25 scale 0
-set key outside top center horizontal
+set key inside top center horizontal
 plot 'bars.dat' using 3:4:xtic(2) title 'math (clean labels)' lc rgb c1, \
      '' using 5:6 title 'open (30% of training labels flipped)' lc rgb c2
-unset xtics; set xtics; set style data lines; set yrange [*:*]; set autoscale
+set key inside vertical top left
+unset xtics; set xtics; set ytics autofreq; set style data lines; set yrange [*:*]; set autoscale
 set style fill transparent solid 0.25 noborder
 
 set output 'curves.png'
