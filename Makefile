@@ -4,6 +4,8 @@
 #   make test            install missing dependencies, build, run all tests
 #   make SANITIZE=1 test the same under AddressSanitizer + UBSan (build/san/)
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
+#   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
+#                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
 #   make bench           benchmarks (not part of test)
 #   make fuzz            fuzz the readers (FUZZ_SECONDS=600 per target)
 #   make install PREFIX=/usr/local
@@ -50,7 +52,7 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo bench fuzz install clean help tests-build
+.PHONY: all deps test check-deps demo experiment bench fuzz install clean help tests-build
 all: $(PROGS)
 
 $(B)/%.o: %.c
@@ -88,6 +90,12 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -f pipelines/demo.mk LBDPO_BIN=$(CURDIR)/$(BIN)
 
+# arms are independent targets: run them on every core unless make -j was given
+experiment: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/experiment.mk LBDPO_BIN=$(CURDIR)/$(BIN) \
+	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
+
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCHES)
 	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_BENCHBIN=$(CURDIR)/$(B)/bench/bin bash bench/run.sh
@@ -107,6 +115,6 @@ clean:
 	rm -rf build bin
 
 help:
-	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find build -name '*.d' 2>/dev/null)

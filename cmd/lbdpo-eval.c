@@ -27,6 +27,8 @@ static void usage(void)
 	       "  -c, --checkpoint PATH   checkpoint directory or model\n"
 	       "      --loss L            loss to report (default: the checkpoint's, else lbdpo)\n"
 	       "      --beta X            fixed beta for the fixed-beta losses (default: the checkpoint's, else 0.1)\n"
+	       "      --label-smoothing X label smoothing of robust and simpo (default: the checkpoint's, else 0)\n"
+	       "      --gamma X           SimPO target margin (default: the checkpoint's, else 0.5)\n"
 	       "      --batch-size B      pairs per forward (default 8)\n"
 	       "      --metrics FILE      training metrics (lbdpo-step --metrics) for the curves of --plot\n"
 	       "      --plot DIR          write plots (PNG via gnuplot when installed) and their data into DIR\n"
@@ -42,6 +44,8 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"checkpoint", required_argument, 0, 'c'},
 					 {"loss", required_argument, 0, 'L'},
 					 {"beta", required_argument, 0, 'B'},
+					 {"label-smoothing", required_argument, 0, 'S'},
+					 {"gamma", required_argument, 0, 'G'},
 					 {"batch-size", required_argument, 0, 'b'},
 					 {"metrics", required_argument, 0, 'm'},
 					 {"plot", required_argument, 0, 'p'},
@@ -52,11 +56,26 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"version", no_argument, 0, 'V'},
 					 {0, 0, 0, 0}};
 
-/* Per-pair results kept for the summaries. */
+/* Per-pair results kept for the summaries. nc, nr: completion token counts. */
 typedef struct {
-	double loss, beta, ppl, delta, pc, pr, rc, rr;
+	double loss, beta, ppl, delta, pc, pr, rc, rr, nc, nr;
 	int group;
 } pair_res;
+
+/* Implicit rewards of one pair. simpo has no reference: TRL's CPO trainer
+ * logs β × the average log-prob, rewards = β·pc/nc, β·pr/nr; every other
+ * loss the DPO reward β(log πθ − log πref). */
+static int g_simpo_rewards;
+static void rewards(const pair_res *q, double *c, double *j)
+{
+	if (g_simpo_rewards) {
+		*c = q->beta * q->pc / q->nc;
+		*j = q->beta * q->pr / q->nr;
+	} else {
+		*c = q->beta * (q->pc - q->rc);
+		*j = q->beta * (q->pr - q->rr);
+	}
+}
 
 static double corr(const double *x, const double *y, int n)
 {
@@ -86,7 +105,8 @@ static json_t *summarize(const pair_res *r, int n, int g)
 			continue;
 		const pair_res *q = &r[i];
 		L += q->loss;
-		double c = q->beta * (q->pc - q->rc), j = q->beta * (q->pr - q->rr);
+		double c, j;
+		rewards(q, &c, &j);
 		rc += c;
 		rr += j;
 		acc += c > j;
@@ -203,8 +223,6 @@ static json_t *gen_stats(const char *path)
 	return o;
 }
 
-static int have_gnuplot(void) { return system("command -v gnuplot >/dev/null 2>&1") == 0; }
-
 /* Data files and a gnuplot script in dir; PNGs when gnuplot is installed. */
 static void plots(const char *dir, const char *metrics, const pair_res *r, int n, const pref_set *data)
 {
@@ -236,12 +254,16 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 	out_close(o);
 	free(p);
 	if (metrics) {
-		/* step loss accuracy, from the JSON lines of lbdpo-step --metrics */
+		/* the curves of lbdpo-step --metrics, each with its exponential moving
+		 * average e ← a·e + (1−a)·x (a = 1 − 20/steps in [0.5, 0.99], about
+		 * 20 steps of memory) for the smoothed line drawn over the raw one */
+		static const char *keys[] = {"loss",      "rewards/accuracies", "rewards/margins",
+					     "rewards/chosen", "rewards/rejected", "beta/mean",
+					     "beta/min",  "beta/max",           "ppl/prompt"};
+		enum { NK = sizeof keys / sizeof *keys };
 		jsonl *f = jsonl_open(metrics);
-		if (asprintf(&p, "%s/curves.dat", dir) < 0)
-			die("out of memory");
-		o = out_open(p);
-		fprintf(o->fp, "# step loss accuracy beta_mean\n");
+		double *v = NULL;
+		size_t cap = 0, nrow = 0;
 		const char *line;
 		size_t len;
 		int rc;
@@ -250,53 +272,119 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 			json_t *j = jsonl_parse(line, len, err, sizeof err);
 			if (!j)
 				die("%s: line %llu: %s", jsonl_name(f), (unsigned long long)jsonl_lineno(f), err);
-			fprintf(o->fp, "%lld %.9g %.9g %.9g\n", (long long)json_integer_value(json_object_get(j, "step")),
-				json_number_value(json_object_get(j, "loss")),
-				json_number_value(json_object_get(j, "rewards/accuracies")),
-				json_number_value(json_object_get(j, "beta/mean")));
+			xgrow((void **)&v, &cap, (nrow + 1) * (NK + 1), sizeof *v);
+			double *r = v + nrow * (NK + 1);
+			r[0] = (double)json_integer_value(json_object_get(j, "step"));
+			for (int k = 0; k < NK; k++) {
+				json_t *x = json_object_get(j, keys[k]);
+				r[k + 1] = json_is_number(x) ? json_number_value(x) : NAN;
+			}
+			nrow++;
 			json_decref(j);
 		}
 		if (rc < 0)
 			die("%s: %s", jsonl_name(f), jsonl_error(f));
 		jsonl_close(f);
+		if (asprintf(&p, "%s/curves.dat", dir) < 0)
+			die("out of memory");
+		o = out_open(p);
+		fprintf(o->fp, "# step");
+		for (int k = 0; k < NK; k++)
+			fprintf(o->fp, " %s", keys[k]);
+		for (int k = 0; k < NK; k++)
+			fprintf(o->fp, " ema:%s", keys[k]);
+		fprintf(o->fp, "\n");
+		double a = nrow ? 1 - 20.0 / (double)nrow : 0.5, e[NK];
+		a = fmin(0.99, fmax(0.5, a));
+		for (size_t i = 0; i < nrow; i++) {
+			const double *r = v + i * (NK + 1);
+			fprintf(o->fp, "%.0f", r[0]);
+			for (int k = 0; k < NK; k++)
+				fprintf(o->fp, " %.9g", r[k + 1]);
+			for (int k = 0; k < NK; k++) {
+				e[k] = i == 0 || isnan(e[k]) ? r[k + 1] : isnan(r[k + 1]) ? e[k] : a * e[k] + (1 - a) * r[k + 1];
+				fprintf(o->fp, " %.9g", e[k]);
+			}
+			fprintf(o->fp, "\n");
+		}
 		out_close(o);
 		free(p);
+		free(v);
 	}
 	if (asprintf(&p, "%s/plots.gp", dir) < 0)
 		die("out of memory");
 	o = out_open(p);
+	/* beta.dat columns: 1 beta, 2 ppl, 3 delta, 4 group index */
 	fprintf(o->fp,
-		"set terminal pngcairo size 800,500\n"
-		"set output 'beta_hist.png'\nset title 'beta(x)'\n"
-		"stats 'beta.dat' using 1 nooutput\nbw = (STATS_max - STATS_min) / 30.0\nif (bw <= 0) bw = 1e-3\n"
-		"bin(x) = bw*floor(x/bw) + bw/2\nset boxwidth bw*0.9\nset style fill solid 0.6\n"
-		"plot 'beta.dat' using (bin($1)):(1.0) smooth freq with boxes title 'count'\n"
-		"set output 'beta_ppl.png'\nset title 'beta vs prompt PPL'\nset xlabel 'PPL'\nset ylabel 'beta'\n"
-		"plot 'beta.dat' using 2:1 with points pt 7 ps 0.5 title ''\n"
-		"unset xlabel\nunset ylabel\n");
+		"# lbdpo-eval --plot; run in this directory: gnuplot plots.gp\n"
+		"set terminal pngcairo size 1000,560 font 'DejaVu Sans,11' noenhanced\n"
+		"set grid lc rgb '#dddddd'\nset key top right box opaque Left reverse\n"
+		"set style fill transparent solid 0.5 noborder\n"
+		"stats 'beta.dat' using 1 nooutput\nbw = (STATS_max - STATS_min) / 40.0\nif (bw <= 0) bw = 1e-3\n"
+		"bin(x) = bw*floor(x/bw) + bw/2\nset boxwidth bw\n"
+		"set output 'beta_hist.png'\nset title 'beta(x) on the evaluated prompts'\n"
+		"set xlabel 'beta(x)'\nset ylabel 'prompts'\n");
+	if (data->n_groups > 0) {
+		fprintf(o->fp, "plot ");
+		for (int g = 0; g < data->n_groups; g++)
+			fprintf(o->fp, "%s'beta.dat' using (bin($1)):($4 == %d ? 1.0 : 0.0) smooth freq with boxes title 'group %s'",
+				g ? ", " : "", g, data->groups[g]);
+		fprintf(o->fp, "\n");
+	} else {
+		fprintf(o->fp, "plot 'beta.dat' using (bin($1)):(1.0) smooth freq with boxes title 'all prompts'\n");
+	}
+	fprintf(o->fp, "set output 'beta_ppl.png'\nset title 'beta(x) vs prompt PPL(x)'\nset xlabel 'PPL(x)'\n"
+		       "set ylabel 'beta(x)'\n");
+	if (data->n_groups > 0) {
+		fprintf(o->fp, "plot ");
+		for (int g = 0; g < data->n_groups; g++)
+			fprintf(o->fp, "%s'beta.dat' using 2:($4 == %d ? $1 : NaN) with points pt 7 ps 0.5 title 'group %s'",
+				g ? ", " : "", g, data->groups[g]);
+		fprintf(o->fp, "\n");
+	} else {
+		fprintf(o->fp, "plot 'beta.dat' using 2:1 with points pt 7 ps 0.5 title 'prompts'\n");
+	}
 	/* ungrouped data (e.g. HH-RLHF) has no per-group plot: gnuplot fails on an empty file */
 	if (data->n_groups > 0)
-		fprintf(o->fp, "set output 'beta_groups.png'\nset title 'mean beta per group'\n"
+		fprintf(o->fp, "set output 'beta_groups.png'\nset title 'mean beta(x) per group'\n"
+			       "set xlabel 'group'\nset ylabel 'mean beta(x)'\n"
 			       "set style fill solid 0.6\nset boxwidth 0.5\nset yrange [0:*]\nset xrange [-0.5:%d.5]\n"
 			       "plot 'beta_groups.dat' using 1:3:xtic(2) with boxes title 'mean beta'\n"
-			       "set autoscale\n",
+			       "set autoscale\nset xtics autofreq\n",
 			data->n_groups - 1);
 	if (metrics)
-		fprintf(o->fp, "set output 'curves.png'\nset title 'training'\nset xlabel 'step'\nset ylabel ''\n"
-			       "set style data lines\n"
-			       "plot 'curves.dat' using 1:2 title 'loss', '' using 1:3 title 'accuracy'\n");
+		/* curves.dat: 1 step, 2..10 the raw keys, 11..19 their EMAs */
+		fprintf(o->fp,
+			"set output 'curves.png'\nset terminal pngcairo size 1500,860 font 'DejaVu Sans,10' noenhanced\n"
+			"set multiplot layout 2,3 title 'Training (lbdpo-step --metrics): EMA (bold) over the raw value (faint)'\n"
+			"set xlabel 'optimizer step'\nset style data lines\nset key top right\n"
+			"set title 'loss'\nset ylabel 'loss'\n"
+			"plot 'curves.dat' using 1:2 lc rgb '#B01f77b4' notitle, '' using 1:11 lw 2 lc rgb '#1f77b4' title 'loss'\n"
+			"set title 'reward accuracy (batch)'\nset ylabel 'accuracy'\nset key bottom right\n"
+			"plot 'curves.dat' using 1:3 lc rgb '#B01f77b4' notitle, '' using 1:12 lw 2 lc rgb '#1f77b4' title 'accuracy'\n"
+			"set title 'reward margin (batch)'\nset ylabel 'beta * Delta'\nset key top left\n"
+			"plot 'curves.dat' using 1:4 lc rgb '#B01f77b4' notitle, '' using 1:13 lw 2 lc rgb '#1f77b4' title 'margin'\n"
+			"set title 'rewards'\nset ylabel 'beta * (log pi - log pi_ref)'\nset key bottom left\n"
+			"plot 'curves.dat' using 1:5 lc rgb '#B02ca02c' notitle, '' using 1:14 lw 2 lc rgb '#2ca02c' title 'chosen', "
+			"'' using 1:6 lc rgb '#B0d62728' notitle, '' using 1:15 lw 2 lc rgb '#d62728' title 'rejected'\n"
+			"set title 'beta in the batch'\nset ylabel 'beta'\nset key top left\n"
+			"plot 'curves.dat' using 1:16 lw 2 lc rgb '#1f77b4' title 'mean', '' using 1:17 lw 1 dt 3 lc rgb '#555555' title 'min', "
+			"'' using 1:18 lw 1 dt 2 lc rgb '#555555' title 'max'\n"
+			"set title 'policy prompt PPL (batch mean)'\nset ylabel 'PPL(x)'\n"
+			"plot 'curves.dat' using 1:10 lc rgb '#B09467bd' notitle, '' using 1:19 lw 2 lc rgb '#9467bd' title 'prompt PPL'\n"
+			"unset multiplot\n");
 	out_close(o);
 	free(p);
-	if (have_gnuplot()) {
-		char *cmd;
-		if (asprintf(&cmd, "cd '%s' && gnuplot plots.gp", dir) < 0)
-			die("out of memory");
-		if (system(cmd) != 0)
-			warning("gnuplot failed on %s/plots.gp", dir);
-		free(cmd);
-	} else {
-		warning("gnuplot not found: wrote the data and %s/plots.gp only", dir);
-	}
+	/* gnuplot runs in dir on the script's name: no shell sees dir */
+	char *gp[] = {"gnuplot", "plots.gp", NULL};
+	int st = run_program(dir, gp);
+	if (st < 0 && errno == ENOENT)
+		warning("gnuplot not found: wrote the data and %s/plots.gp only (install it: apt-get install gnuplot-nox)",
+			dir);
+	else if (st < 0)
+		warning("cannot run gnuplot in %s: %s", dir, strerror(errno));
+	else if (st != 0)
+		warning("gnuplot failed on %s/plots.gp (exit %d)", dir, st);
 }
 
 int main(int argc, char **argv)
@@ -306,7 +394,7 @@ int main(int argc, char **argv)
 	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
 	const char *perrec = NULL;
 	int kind = -1;
-	double beta = -1;
+	double beta = -1, lsmooth = -1, gamma = NAN;
 	long bs = 8, threads = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "i:o:c:hV", longopts, NULL)) != -1) {
@@ -319,6 +407,8 @@ int main(int argc, char **argv)
 				die_usage("--loss: unknown loss '%s'", optarg);
 			break;
 		case 'B': beta = parse_double("--beta", optarg, 1e-9, 1e6); break;
+		case 'S': lsmooth = parse_double("--label-smoothing", optarg, 0, 0.4999999); break;
+		case 'G': gamma = parse_double("--gamma", optarg, -1e6, 1e6); break;
 		case 'b': bs = parse_long("--batch-size", optarg, 1, 1 << 20); break;
 		case 'm': metrics = optarg; break;
 		case 'p': plotdir = optarg; break;
@@ -355,6 +445,12 @@ int main(int argc, char **argv)
 		if ((v = json_object_get(opts, "sft_weight")) && json_is_number(v))
 			lo.sft_weight = json_number_value(v);
 	}
+	/* the flags win over the checkpoint's options */
+	if (lsmooth >= 0)
+		lo.label_smoothing = lsmooth;
+	if (!isnan(gamma))
+		lo.gamma = gamma;
+	g_simpo_rewards = lo.kind == LOSS_SIMPO;
 	if (lo.kind == LOSS_BETADPO)
 		lo.kind = LOSS_DPO; /* held-out: β0 without the batch calibration */
 	if (lo.kind == LOSS_LBDPO && !ck->resumed)
@@ -383,12 +479,20 @@ int main(int argc, char **argv)
 			q->pr = bb->lp[i].pr;
 			q->rc = bb->lp[i].rc;
 			q->rr = bb->lp[i].rr;
+			q->nc = bb->lp[i].nc;
+			q->nr = bb->lp[i].nr;
 			q->delta = (q->pc - q->rc) - (q->pr - q->rr);
 			q->group = recs[i]->group;
 		}
 	}
 	json_t *top = summarize(res, data->n, -2);
 	json_object_set_new(top, "loss_kind", json_string(loss_kind_name(lo.kind)));
+	if (lo.kind == LOSS_ROBUST || lo.kind == LOSS_SIMPO)
+		json_object_set_new(top, "label_smoothing", json_real(lo.label_smoothing));
+	if (lo.kind == LOSS_SIMPO) {
+		json_object_set_new(top, "gamma", json_real(lo.gamma));
+		json_object_set_new(top, "rewards/definition", json_string("beta * average log-prob (TRL CPOTrainer)"));
+	}
 	json_object_set_new(top, "checkpoint", json_string(ckp));
 	if (ck->resumed)
 		json_object_set_new(top, "step", json_integer(ck->step));
@@ -407,10 +511,12 @@ int main(int argc, char **argv)
 		for (int i = 0; i < data->n; i++) {
 			const pair_res *q = &res[i];
 			const pref_rec *r = &data->r[i];
+			double rcw, rrj;
+			rewards(q, &rcw, &rrj);
+			double rm = rcw - rrj;
 			json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "record", (json_int_t)r->index,
 					      "beta", q->beta, "ppl", q->ppl, "delta", q->delta, "logp_chosen", q->pc,
-					      "logp_rejected", q->pr, "loss", q->loss, "reward_margin",
-					      q->beta * q->delta);
+					      "logp_rejected", q->pr, "loss", q->loss, "reward_margin", rm);
 			if (r->id)
 				json_object_set_new(j, "id", json_string(r->id));
 			if (r->group >= 0)

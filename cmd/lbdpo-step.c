@@ -35,7 +35,7 @@ static void usage(void)
 	       "      --lr X             policy learning rate (default 5e-6)\n"
 	       "      --beta-lr X        learning rate of the beta model (default 1e-3)\n"
 	       "      --weight-decay X   policy weight decay, 2-D tensors only (default 0)\n"
-	       "      --beta-wd X        beta head weight decay, not on log w (default 0)\n"
+	       "      --beta-wd X        beta head weight decay, weights and biases, not log w (default 0)\n"
 	       "      --warmup N         warmup steps (default 0)\n"
 	       "      --schedule S       constant|linear|cosine (default linear)\n"
 	       "      --clip X           clip the global gradient norm to X, 0 = off (default 1)\n"
@@ -44,7 +44,7 @@ static void usage(void)
 	       "      --beta X           fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)\n"
 	       "      --beta-init B      lbdpo: set w so the first batch's mean beta is B (default: --beta)\n"
 	       "      --w-init X         lbdpo: start from w = X instead of --beta-init\n"
-	       "      --epsilon X        eps of f = 1 + eps*tanh(NN(h)), in (0,1) (default 0.1)\n"
+	       "      --epsilon X        eps of f = 1 + eps*tanh(NN(h)), in [0,1) (default 0.1)\n"
 	       "      --head H           linear|mlp (default linear)\n"
 	       "      --head-hidden K    mlp hidden width (default 64)\n"
 	       "      --pool P           last|mean: which hidden state is h (default last)\n"
@@ -193,7 +193,7 @@ int main(int argc, char **argv)
 			w_init = -1;
 			break;
 		case O_WINIT: w_init = parse_double("--w-init", optarg, 1e-30, 1e30); break;
-		case O_EPS: eps = parse_double("--epsilon", optarg, 0, 1); if (!(eps > 0 && eps < 1)) die_usage("--epsilon: must be in (0,1)"); break;
+		case O_EPS: eps = parse_double("--epsilon", optarg, 0, 1); if (!(eps >= 0 && eps < 1)) die_usage("--epsilon: must be in [0,1)"); break;
 		case O_HEAD:
 			if (!strcmp(optarg, "linear")) head = HEAD_LINEAR;
 			else if (!strcmp(optarg, "mlp")) head = HEAD_MLP;

@@ -192,7 +192,7 @@ ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, p
 			die("%s: missing or bad metadata (head, eps, hidden, dim, pool, ppl_from)", hp);
 		double e = strtod(se, NULL);
 		long k = strtol(sk, NULL, 10), d = strtol(sd, NULL, 10);
-		if (d != C || !(e > 0 && e < 1) || (hk == HEAD_MLP && (k < 1 || k > 1 << 16)))
+		if (d != C || !(e >= 0 && e < 1) || (hk == HEAD_MLP && (k < 1 || k > 1 << 16)))
 			die("%s: head metadata does not fit the model (dim %ld vs %d, eps %g, hidden %ld)", hp, d, C, e, k);
 		c->bh = betahead_new((head_kind)hk, C, (int)k, (float)e);
 		c->pool = (pool_kind)pk;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -384,3 +385,49 @@ double now_s(void)
 }
 
 int stderr_is_tty(void) { return isatty(2); }
+
+int run_program(const char *dir, char *const argv[])
+{
+	/* A close-on-exec pipe carries the child's errno when chdir or exec
+	 * fails; a successful exec closes it and the parent reads nothing. */
+	int fd[2];
+	if (pipe2(fd, O_CLOEXEC) != 0)
+		return -1;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(fd[0]);
+		close(fd[1]);
+		errno = e;
+		return -1;
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+		if (nul >= 0 && nul != 0) {
+			dup2(nul, 0);
+			close(nul);
+		}
+		if (!dir || chdir(dir) == 0)
+			execvp(argv[0], argv);
+		int e = errno;
+		if (write(fd[1], &e, sizeof e) < 0) { /* nothing more to tell */
+		}
+		_exit(127);
+	}
+	close(fd[1]);
+	int e = 0;
+	ssize_t k;
+	while ((k = read(fd[0], &e, sizeof e)) < 0 && errno == EINTR)
+		;
+	close(fd[0]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (k == (ssize_t)sizeof e) {
+		errno = e;
+		return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}

@@ -24,6 +24,13 @@
 #else
 #define LBDPO_PRINTF(a, b)
 #define LBDPO_NORETURN
+/* Run the program argv[0] (looked up in PATH) with argv in directory dir (NULL:
+ * the current one) and wait for it: fork + exec, never a shell, so no byte
+ * of argv or dir is interpreted. stdin is /dev/null. Returns its exit status,
+ * 128 + signal when killed, or -1 with errno set when it could not be
+ * started (ENOENT: not installed; or chdir's errno). */
+int run_program(const char *dir, char *const argv[]);
+
 #endif
 
 /* Set once from main(argv[0] basename or a literal). */
@@ -104,5 +111,12 @@ double now_s(void);
 
 /* Progress on stderr only when it is a terminal. */
 int stderr_is_tty(void);
+
+/* Run the program argv[0] (looked up in PATH) with argv in directory dir (NULL:
+ * the current one) and wait for it: fork + exec, never a shell, so no byte
+ * of argv or dir is interpreted. stdin is /dev/null. Returns its exit status,
+ * 128 + signal when killed, or -1 with errno set when it could not be
+ * started (ENOENT: not installed; or chdir's errno). */
+int run_program(const char *dir, char *const argv[]);
 
 #endif

@@ -16,6 +16,9 @@ have_pc zlib       || need+=(zlib1g-dev)
 have_pc libcrypto  || need+=(libssl-dev)
 have_pc libutf8proc || need+=(libutf8proc-dev)
 [ -x /usr/bin/time ] || need+=(time)
+# plots of lbdpo-eval --plot and make experiment (optional at run time: without
+# it they write their data and gnuplot scripts and say so)
+command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "lbdpo: installing missing packages: ${need[*]}" >&2
 if [ "$(id -u)" != 0 ]; then

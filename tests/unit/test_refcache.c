@@ -24,9 +24,8 @@ static int n_made;
 static void cleanup(void)
 {
 	for (int i = 0; i < n_made; i++) {
-		char cmd[600];
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", made[i]);
-		if (system(cmd)) {
+		char *rm[] = {"rm", "-rf", made[i], NULL};
+		if (run_program(NULL, rm) != 0) { /* best effort at exit */
 		}
 	}
 }
