@@ -655,6 +655,17 @@ char *hfconfig_dump(const model_config *cfg)
 	return r;
 }
 
+int hfconfig_dtype(const char *n)
+{
+	if (!strcmp(n, "float32") || !strcmp(n, "f32") || !strcmp(n, "fp32"))
+		return 0;
+	if (!strcmp(n, "float16") || !strcmp(n, "f16") || !strcmp(n, "fp16"))
+		return 1;
+	if (!strcmp(n, "bfloat16") || !strcmp(n, "bf16"))
+		return 2;
+	return -1;
+}
+
 void hfconfig_save(const model_config *cfg, const char *path)
 {
 	char *s = hfconfig_dump(cfg);

@@ -286,8 +286,13 @@ static void expect_cfg_error(const char *text, const char *want)
 Test(hfconfig, rejects_unsupported_and_bad)
 {
 	expect_cfg_error("{" LL ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0}}", "rope_scaling");
-	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2.0}}", "linear");
-	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"yarn\",\"rope_theta\":1e4}}", "rope_parameters");
+	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\"}}", "linear");
+	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"mrope\",\"rope_theta\":1e4}}", "rope_parameters");
+	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"longrope\",\"short_factor\":[1,1]}}", "short_factor");
+	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2},"
+			 "\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":2}}", "disagree");
+	expect_cfg_error("{" LL ",\"partial_rotary_factor\":0.75}", "partial_rotary_factor");
+	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2,\"foo\":1}}", "foo");
 	expect_cfg_error("{" LL ",\"attention_bias\":true}", "attention_bias");
 	expect_cfg_error("{" LL ",\"mlp_bias\":true}", "mlp_bias");
 	expect_cfg_error("{" LL ",\"hidden_act\":\"gelu\"}", "hidden_act");
@@ -320,10 +325,26 @@ Test(hfconfig, dump_parses_back)
 	model_config a = {.arch = ARCH_LLAMA, .dim = 96, .hidden_dim = 160, .n_layers = 3, .n_heads = 6, .n_kv_heads = 2,
 			  .head_dim = 16, .vocab_size = 300, .max_seq_len = 128, .rope_theta = 10000.f, .norm_eps = 1e-5f,
 			  .tied_embeddings = 1, .qkv_bias = 1, .bos_id = -1, .eos_id = 5};
-	for (int arch = 0; arch < 2; arch++) {
+	/* what parsing fills in for a llama-family config */
+	a.family = FAM_QWEN2, a.max_pos = a.max_seq_len, a.rope.truncate = 1;
+	for (int arch = 0; arch < 5; arch++) {
 		model_config b, x = a;
-		if (arch) {
-			x.arch = ARCH_GPT2, x.n_kv_heads = 6, x.qkv_bias = 0, x.rope_theta = 0;
+		if (arch == 1) {
+			x.arch = ARCH_GPT2, x.n_kv_heads = 6, x.qkv_bias = 0, x.rope_theta = 0, x.family = 0, x.max_pos = 0;
+			memset(&x.rope, 0, sizeof x.rope);
+		} else if (arch == 2) { /* Llama 3.1 RoPE, bf16 */
+			x.qkv_bias = 0, x.family = FAM_LLAMA, x.save_dtype = 2;
+			x.rope.type = ROPE_LLAMA3, x.rope.factor = 8, x.rope.low_freq_factor = 1;
+			x.rope.high_freq_factor = 4, x.rope.original_max = 64;
+		} else if (arch == 3) { /* Phi-3 longrope with a window */
+			x.qkv_bias = 0, x.family = FAM_PHI3, x.n_heads = 6, x.head_dim = 16, x.max_pos = 256;
+			x.window = 128, x.rope.type = ROPE_LONGROPE, x.rope.original_max = 32, x.rope.n_factors = 8;
+			for (int i = 0; i < 8; i++)
+				x.rope.short_factor[i] = 1 + 0.25f * i, x.rope.long_factor[i] = 2 + 0.5f * i;
+		} else if (arch == 4) { /* Mistral, yarn with every option */
+			x.qkv_bias = 0, x.family = FAM_MISTRAL, x.rope.type = ROPE_YARN, x.rope.factor = 4;
+			x.rope.original_max = 32, x.rope.beta_fast = 16, x.rope.beta_slow = 2, x.rope.mscale = 0.7f;
+			x.rope.mscale_all_dim = 0.5f, x.rope.attention_factor = 1.25f, x.rope.truncate = 0;
 		}
 		char *s = hfconfig_dump(&x), err[512];
 		cr_assert_eq(hfconfig_parse(s, strlen(s), "dump", &b, err, sizeof err), 0, "%s\n%s", err, s);
