@@ -619,6 +619,8 @@ char *hfconfig_dump(const model_config *cfg)
 			SET("rope_scaling", rs);
 		}
 		SET("rope_parameters", rp);
+		if (fam == FAM_PHI3) /* Phi3Config's default pad id 32000 may lie outside a small vocabulary */
+			SET("pad_token_id", json_null());
 		if (fam == FAM_PHI3)
 			SET("original_max_position_embeddings",
 			    json_integer(r->original_max > 0 ? r->original_max : 4096));

@@ -165,7 +165,7 @@ static int open_shards(const char *dir, st_file ***files_out)
 		char *pt = path_join(dir, "pytorch_model.bin"), *pti = path_join(dir, "pytorch_model.bin.index.json");
 		if (file_exists(pt) || file_exists(pti))
 			die("%s: only pytorch_model.bin (pickle) weights, which lbdpo does not read (unpickling runs "
-			    "arbitrary code); convert once with transformers: "
+			    "arbitrary code); convert it to model.safetensors once with transformers: "
 			    "AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)",
 			    dir);
 		die("%s: no model.safetensors or model.safetensors.index.json", dir);
