@@ -32,6 +32,8 @@ static void usage(void)
 	       "      --save-dtype T      float32, float16 or bfloat16 weights (default: the\n"
 	       "                          dtype the source came in; random models float32)\n"
 	       "      --info              print a one-line summary of the model on stdout\n"
+	       "      --config FILE       random model of the shape a Hugging Face config.json\n"
+	       "                          describes (any supported family and RoPE type)\n"
 	       "      --arch NAME         llama (default) or gpt2\n"
 	       "      --dim N             residual width (default 64)\n"
 	       "      --layers N          number of blocks (default 2)\n"
@@ -57,7 +59,7 @@ static void usage(void)
 
 enum {
 	O_ARCH = 256, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_HD, O_HIDDEN, O_VOCAB, O_MAXSEQ, O_THETA, O_EPS, O_SEED, O_STD,
-	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_HELP, O_VERSION, O_EXPORT, O_SDT
+	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_HELP, O_VERSION, O_EXPORT, O_SDT, O_CONFIG
 };
 
 static char *read_all(const char *path, size_t *n)
@@ -152,18 +154,21 @@ int main(int argc, char **argv)
 		{"qkv-bias", no_argument, 0, O_QKVB},	  {"vocab-from", required_argument, 0, O_VFROM},
 		{"quiet", no_argument, 0, 'q'},		  {"help", no_argument, 0, O_HELP},
 		{"version", no_argument, 0, O_VERSION},	  {"export", required_argument, 0, O_EXPORT},
-		{"save-dtype", required_argument, 0, O_SDT}, {0, 0, 0, 0},
+		{"save-dtype", required_argument, 0, O_SDT}, {"config", required_argument, 0, O_CONFIG},
+		{0, 0, 0, 0},
 	};
 	const char *from = NULL, *out = NULL, *vfrom = NULL;
 	int arch = ARCH_LLAMA, dim = 64, layers = 2, heads = 4, kvh = 0, hd = 0, hidden = 0, vocab = 0, maxseq = 0;
-	int tie = -1, qkvb = 0, info_only = 0, shape_given = 0, save_dtype = -1;
-	const char *export = NULL;
+	int tie = -1, qkvb = 0, info_only = 0, shape_given = 0, shape_only = 0, save_dtype = -1;
+	const char *export = NULL, *cfgfile = NULL;
 	double theta = 10000, eps = 1e-5, stdv = 0.02;
 	long seed = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "i:o:q", opts, NULL)) != -1) {
 		if (c >= O_ARCH && c <= O_QKVB && c != O_TIE && c != O_NOTIE)
 			shape_given = 1;
+		if (c >= O_ARCH && c <= O_QKVB && c != O_TIE && c != O_NOTIE && c != O_SEED && c != O_STD)
+			shape_only = 1;
 		switch (c) {
 		case 'i': from = optarg; break;
 		case 'o': out = optarg; break;
@@ -194,6 +199,7 @@ int main(int argc, char **argv)
 		case O_QKVB: qkvb = 1; break;
 		case O_VFROM: vfrom = optarg; break;
 		case O_EXPORT: export = optarg; break;
+		case O_CONFIG: cfgfile = optarg; break;
 		case O_SDT:
 			if ((save_dtype = hfconfig_dtype(optarg)) < 0)
 				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", optarg);
@@ -207,6 +213,8 @@ int main(int argc, char **argv)
 		out = argv[optind++];
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
+	if (cfgfile && (from || export || shape_only || tie >= 0))
+		die_usage("--config takes no --from, --export or shape options (--seed, --std are fine)");
 	if (export && (from || vfrom || shape_given || tie >= 0))
 		die_usage("--export takes no --from, --vocab-from or shape options");
 	if (export && !ckpt_is(export))
@@ -235,6 +243,13 @@ int main(int argc, char **argv)
 			ckpt_master_weights(m, from);
 		if (vfrom && tvocab > model_cfg(m)->vocab_size)
 			die("%s: tokenizer has %d tokens but the model only %d", vfrom, tvocab, model_cfg(m)->vocab_size);
+	} else if (cfgfile) {
+		model_config cfg;
+		hfconfig_load(cfgfile, &cfg);
+		if (vfrom && tvocab > cfg.vocab_size)
+			die("%s: tokenizer has %d tokens but %s only %d", vfrom, tvocab, cfgfile, cfg.vocab_size);
+		m = model_new(&cfg);
+		model_init_random(m, (uint64_t)seed, (float)stdv);
 	} else {
 		model_config cfg = {0};
 		cfg.arch = (model_arch)arch;

@@ -49,6 +49,17 @@ f1=$(lbdpo-init --from pub32 --info | sed 's/.*fingerprint=//') f2=$(lbdpo-init 
 [ "$f1" != "$f2" ] || fail "float32 export should hold the master weights, not the bf16 ones"
 expect_fail lbdpo-init --export m0 pubx
 
+# ---- random models of a config.json's shape keep its family and RoPE ----
+for f in fam_phi3 fam_llama31 fam_qwen2_yarn; do
+	lbdpo-init -q --config "$ROOT/tests/fixtures/hf/$f/config.json" --seed 2 -o r_$f || fail "--config $f"
+	for k in model_type rope_type max_position_embeddings; do
+		a=$(grep -m1 "\"$k\"" "$ROOT/tests/fixtures/hf/$f/config.json") b=$(grep -m1 "\"$k\"" r_$f/config.json)
+		[ "${a%,}" = "${b%,}" ] || fail "--config $f: $k '$a' became '$b'"
+	done
+done
+head -c 2000 r_fam_phi3/model.safetensors | grep -qa 'self_attn.qkv_proj.weight' || fail "phi3 random model not saved with fused qkv_proj"
+expect_fail lbdpo-init --config "$ROOT/tests/fixtures/hf/fam_phi3/config.json" --dim 8 -o r_bad
+
 # ---- refusals that say why ----
 mkdir pt && cp m0/config.json pt/ && : > pt/pytorch_model.bin
 out=$(lbdpo-init --from pt -o x 2>&1); [ $? -eq 1 ] || fail "pytorch_model.bin: exit 1 expected"
