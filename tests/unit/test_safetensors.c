@@ -421,3 +421,31 @@ Test(hfconfig, n_params_matches_model)
 		model_free(m);
 	}
 }
+
+/* f32 -> f16/bf16 for saving in the dtype a model came in: every f16/bf16
+ * value converts back to itself, and other values round to nearest even. */
+Test(safetensors, f32_to_half_round_trip_and_rounding)
+{
+	for (uint32_t h = 0; h < 0x10000; h++) {
+		if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) /* NaN payloads */
+			continue;
+		float f = st_f16_to_f32((uint16_t)h);
+		cr_expect_eq(st_f32_to_f16(f), (uint16_t)h, "f16 %04x -> %g -> %04x", h, (double)f, st_f32_to_f16(f));
+		if ((h & 0x7f80) == 0x7f80 && (h & 0x7f))
+			continue;
+		float b = st_bf16_to_f32((uint16_t)h);
+		cr_expect_eq(st_f32_to_bf16(b), (uint16_t)h, "bf16 %04x", h);
+	}
+	/* halfway cases go to the even neighbour; just above halfway goes up */
+	cr_expect_eq(st_f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);        /* 1 + half an ulp -> 1 */
+	cr_expect_eq(st_f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);    /* 1 + 1.5 ulp -> 1 + 2 ulp */
+	cr_expect_eq(st_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);
+	cr_expect_eq(st_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);
+	cr_expect_eq(st_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);
+	cr_expect_eq(st_f32_to_f16(65520.0f), 0x7c00); /* rounds past the largest half: inf */
+	cr_expect_eq(st_f32_to_f16(0x1p-25f), 0x0000); /* half of the smallest subnormal: even (0) */
+	cr_expect_eq(st_f32_to_f16(0x1.8p-25f), 0x0001);
+	cr_expect_eq(st_f32_to_f16(-0.0f), 0x8000);
+	float nan = NAN;
+	cr_expect((st_f32_to_bf16(nan) & 0x7f80) == 0x7f80 && (st_f32_to_bf16(nan) & 0x7f));
+}
