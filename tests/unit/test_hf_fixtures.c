@@ -233,6 +233,79 @@ Test(hf_fixtures, fam_phi3_longrope_fused) { check_family("fam_phi3"); }
 Test(hf_fixtures, fam_mistral_window_linear) { check_family("fam_mistral"); }
 Test(hf_fixtures, fam_qwen2_yarn) { check_family("fam_qwen2_yarn"); }
 
+/* Decoding with the KV cache (lbdpo-sample) uses the same RoPE scheme: the
+ * log-prob of each token of prompt+chosen from the cache, fed as the prompt
+ * and then one token at a time, equals the packed forward's. With longrope
+ * the factor set follows the length fed so far, so the sequence is fed in
+ * one chunk there. */
+static void kv_matches_forward(const char *name)
+{
+	char dir[256], path[300];
+	snprintf(dir, sizeof dir, FIX "%s", name);
+	model *m = model_load(dir);
+	model_ws *ws = model_ws_new(m);
+	snprintf(path, sizeof path, "%s/ref.json", dir);
+	json_error_t je;
+	json_t *ref = json_load_file(path, 0, &je);
+	cr_assert(ref, "%s: %s", path, je.text);
+	json_t *pairs = json_object_get(ref, "pairs");
+	const int V = model_cfg(m)->vocab_size, longrope = model_cfg(m)->rope.type == ROPE_LONGROPE;
+	float *lg = xmalloc(sizeof(float) * V);
+	double worst = 0;
+	for (size_t i = 0; i < json_array_size(pairs); i++) {
+		json_t *p = json_array_get(pairs, i);
+		int P, n;
+		uint32_t *pr = ids_of(json_object_get(p, "prompt"), &P), *c = ids_of(json_object_get(p, "chosen"), &n);
+		float tl[64];
+		cr_assert_lt(n, 64);
+		model_seq sq = {.prompt = pr, .n_prompt = P, .comp = {c, NULL}, .n_comp_tok = {n, 0}, .n_comp = 1};
+		model_scores sc = {.tok_logp = {tl, NULL}};
+		model_forward(m, ws, &sq, 1, &sc, 0);
+		uint32_t all[128];
+		memcpy(all, pr, sizeof(uint32_t) * P);
+		memcpy(all + P, c, sizeof(uint32_t) * n);
+		model_kv *kv = model_kv_new(m, P + n);
+		for (int j = 0; j < n; j++) {
+			/* logits after all[0 .. P+j-1] predict c[j] */
+			if (longrope) {
+				model_kv_reset(kv);
+				model_kv_feed(m, kv, all, P + j, lg);
+			} else {
+				model_kv_feed(m, kv, j ? all + P + j - 1 : all, j ? 1 : P, lg);
+			}
+			double mx = lg[0], z = 0;
+			for (int v = 1; v < V; v++)
+				mx = fmax(mx, lg[v]);
+			for (int v = 0; v < V; v++)
+				z += exp(lg[v] - mx);
+			double lp = lg[c[j]] - mx - log(z);
+			/* with longrope, a prefix shorter than the whole sequence may pick the
+			 * other factor set than the forward did: compare where they agree */
+			const int L = model_cfg(m)->rope.original_max;
+			if (longrope && ((P + j > L) != (P + n > L)))
+				continue;
+			worst = fmax(worst, fabs(lp - tl[j]) / fmax(1.0, fabs(tl[j])));
+			cr_expect(fabs(lp - tl[j]) <= 1e-5 * fmax(1.0, fabs(tl[j])), "%s pair %zu token %d: kv %.8g, forward %.8g",
+				  name, i, j, lp, tl[j]);
+		}
+		model_kv_free(kv);
+		free(pr), free(c);
+	}
+	cr_log_info("%s: KV-cache decoding vs forward, worst relative error %.3g", name, worst);
+	free(lg);
+	json_decref(ref);
+	model_ws_free(ws);
+	model_free(m);
+}
+
+Test(hf_fixtures, fam_kv_cache_decoding)
+{
+	kv_matches_forward("fam_llama31");
+	kv_matches_forward("fam_phi3");
+	kv_matches_forward("fam_mistral");
+	kv_matches_forward("fam_qwen2_yarn");
+}
+
 /* Saving and loading again gives the same model (fingerprint: config that
  * matters + every weight bit), in the family's own tensor names, with the
  * RoPE scheme and window kept. */

@@ -13,7 +13,9 @@
 #include "../../formats/hfconfig.h"
 #include "../../formats/llama2c.h"
 #include "../../formats/safetensors.h"
+#include "../../libcore/layers.h"
 #include "../../libcore/model.h"
+#include "../../libcore/rope.h"
 #include "../../libcore/util.h"
 
 #define FIX "tests/fixtures/hf"
@@ -448,4 +450,33 @@ Test(safetensors, f32_to_half_round_trip_and_rounding)
 	cr_expect_eq(st_f32_to_f16(-0.0f), 0x8000);
 	float nan = NAN;
 	cr_expect((st_f32_to_bf16(nan) & 0x7f80) == 0x7f80 && (st_f32_to_bf16(nan) & 0x7f));
+}
+
+/* rope_type dynamic: transformers changes θ only for sequences longer than
+ * max_position_embeddings, which never reach the model, so the table is
+ * plain RoPE's, bit for bit. linear divides every frequency by the factor. */
+Test(hfconfig, rope_dynamic_is_plain_linear_divides)
+{
+	const char *d = "{" LL ",\"max_position_embeddings\":64,\"rope_scaling\":{\"type\":\"dynamic\",\"factor\":4}}";
+	const char *l = "{" LL ",\"max_position_embeddings\":64,\"rope_parameters\":{\"rope_type\":\"linear\",\"factor\":4,"
+			"\"rope_theta\":10000}}";
+	model_config c, cl;
+	char err[512];
+	cr_assert_eq(hfconfig_parse(d, strlen(d), "d", &c, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(hfconfig_parse(l, strlen(l), "l", &cl, err, sizeof err), 0, "%s", err);
+	cr_expect_eq(c.rope.type, ROPE_DYNAMIC);
+	cr_expect_eq(cl.rope.type, ROPE_LINEAR);
+	int pos[64];
+	for (int t = 0; t < 64; t++)
+		pos[t] = t;
+	const int hd = c.head_dim;
+	float *a = malloc(sizeof(float) * 64 * hd), *b = malloc(sizeof(float) * 64 * hd), *e = malloc(sizeof(float) * 64 * hd);
+	rope_table_cfg(a, pos, 64, &c);
+	rope_table(b, pos, 64, hd, c.rope_theta);
+	cr_expect(memcmp(a, b, sizeof(float) * 64 * hd) == 0, "dynamic differs from plain RoPE");
+	rope_table_cfg(e, pos, 64, &cl);
+	for (int t = 0; t < 64; t += 4) /* position t/4 of plain RoPE is position t of linear-4 */
+		for (int i = 0; i < hd; i++)
+			cr_expect(fabsf(e[(size_t)t * hd + i] - b[(size_t)(t / 4) * hd + i]) < 1e-6f, "t %d i %d", t, i);
+	free(a), free(b), free(e);
 }
