@@ -10,20 +10,30 @@
 
 #include "../formats/hfconfig.h"
 #include "../libcore/model.h"
+#include "../libcore/train.h"
 #include "../libcore/util.h"
 
 static void usage(void)
 {
 	printf("Usage: lbdpo-init [OPTION]... -o DIR\n"
 	       "       lbdpo-init --from MODEL [-o DIR] [--info]\n"
+	       "       lbdpo-init --export CHECKPOINT DIR\n"
 	       "Create a randomly initialized transformer, or convert a llama2.c .bin\n"
 	       "(or any model lbdpo loads) into a Hugging Face model directory\n"
 	       "(config.json + model.safetensors, loadable by transformers).\n"
 	       "\n"
 	       "  -i, --from MODEL        convert MODEL (llama2.c .bin or HF directory) instead\n"
 	       "                          of creating a random model\n"
-	       "  -o, --output DIR        write the model into DIR (created if needed)\n"
+	       "      --export CHECKPOINT write just the policy of an lbdpo-step checkpoint into\n"
+	       "                          DIR (weights, config, tokenizer files) for publishing\n"
+	       "  -o, --output DIR        write the model into DIR (created if needed); with\n"
+	       "                          --from or --export, the tokenizer files and\n"
+	       "                          generation_config.json of the source are copied too\n"
+	       "      --save-dtype T      float32, float16 or bfloat16 weights (default: the\n"
+	       "                          dtype the source came in; random models float32)\n"
 	       "      --info              print a one-line summary of the model on stdout\n"
+	       "      --config FILE       random model of the shape a Hugging Face config.json\n"
+	       "                          describes (any supported family and RoPE type)\n"
 	       "      --arch NAME         llama (default) or gpt2\n"
 	       "      --dim N             residual width (default 64)\n"
 	       "      --layers N          number of blocks (default 2)\n"
@@ -49,7 +59,7 @@ static void usage(void)
 
 enum {
 	O_ARCH = 256, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_HD, O_HIDDEN, O_VOCAB, O_MAXSEQ, O_THETA, O_EPS, O_SEED, O_STD,
-	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_HELP, O_VERSION
+	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_HELP, O_VERSION, O_EXPORT, O_SDT, O_CONFIG
 };
 
 static char *read_all(const char *path, size_t *n)
@@ -143,17 +153,22 @@ int main(int argc, char **argv)
 		{"tie", no_argument, 0, O_TIE},		  {"no-tie", no_argument, 0, O_NOTIE},
 		{"qkv-bias", no_argument, 0, O_QKVB},	  {"vocab-from", required_argument, 0, O_VFROM},
 		{"quiet", no_argument, 0, 'q'},		  {"help", no_argument, 0, O_HELP},
-		{"version", no_argument, 0, O_VERSION},	  {0, 0, 0, 0},
+		{"version", no_argument, 0, O_VERSION},	  {"export", required_argument, 0, O_EXPORT},
+		{"save-dtype", required_argument, 0, O_SDT}, {"config", required_argument, 0, O_CONFIG},
+		{0, 0, 0, 0},
 	};
 	const char *from = NULL, *out = NULL, *vfrom = NULL;
 	int arch = ARCH_LLAMA, dim = 64, layers = 2, heads = 4, kvh = 0, hd = 0, hidden = 0, vocab = 0, maxseq = 0;
-	int tie = -1, qkvb = 0, info_only = 0, shape_given = 0;
+	int tie = -1, qkvb = 0, info_only = 0, shape_given = 0, shape_only = 0, save_dtype = -1;
+	const char *export = NULL, *cfgfile = NULL;
 	double theta = 10000, eps = 1e-5, stdv = 0.02;
 	long seed = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "i:o:q", opts, NULL)) != -1) {
 		if (c >= O_ARCH && c <= O_QKVB && c != O_TIE && c != O_NOTIE)
 			shape_given = 1;
+		if (c >= O_ARCH && c <= O_QKVB && c != O_TIE && c != O_NOTIE && c != O_SEED && c != O_STD)
+			shape_only = 1;
 		switch (c) {
 		case 'i': from = optarg; break;
 		case 'o': out = optarg; break;
@@ -183,13 +198,30 @@ int main(int argc, char **argv)
 		case O_NOTIE: tie = 0; break;
 		case O_QKVB: qkvb = 1; break;
 		case O_VFROM: vfrom = optarg; break;
+		case O_EXPORT: export = optarg; break;
+		case O_CONFIG: cfgfile = optarg; break;
+		case O_SDT:
+			if ((save_dtype = hfconfig_dtype(optarg)) < 0)
+				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", optarg);
+			break;
 		case O_HELP: usage(); close_stdout(); return 0;
 		case O_VERSION: printf("lbdpo-init lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
 		default: die_usage("unknown option");
 		}
 	}
+	if (export && !out && optind + 1 == argc) /* lbdpo-init --export CHECKPOINT DIR */
+		out = argv[optind++];
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
+	if (cfgfile && (from || export || shape_only || tie >= 0))
+		die_usage("--config takes no --from, --export or shape options (--seed, --std are fine)");
+	if (export && (from || vfrom || shape_given || tie >= 0))
+		die_usage("--export takes no --from, --vocab-from or shape options");
+	if (export && !ckpt_is(export))
+		die("%s: not an lbdpo-step checkpoint (no trainer_state.json); use --from for a model directory",
+		    export);
+	if (export)
+		from = export;
 	if (!out && !info_only)
 		die_usage("give an output directory with -o DIR (or --info)");
 	if (from && (shape_given || tie >= 0))
@@ -206,8 +238,18 @@ int main(int argc, char **argv)
 	model *m;
 	if (from) {
 		m = model_load(from);
+		/* a checkpoint saved in f16/bf16: start from its f32 master weights */
+		if (ckpt_is(from) && (save_dtype == 0 || (save_dtype < 0 && model_cfg(m)->save_dtype == 0)))
+			ckpt_master_weights(m, from);
 		if (vfrom && tvocab > model_cfg(m)->vocab_size)
 			die("%s: tokenizer has %d tokens but the model only %d", vfrom, tvocab, model_cfg(m)->vocab_size);
+	} else if (cfgfile) {
+		model_config cfg;
+		hfconfig_load(cfgfile, &cfg);
+		if (vfrom && tvocab > cfg.vocab_size)
+			die("%s: tokenizer has %d tokens but %s only %d", vfrom, tvocab, cfgfile, cfg.vocab_size);
+		m = model_new(&cfg);
+		model_init_random(m, (uint64_t)seed, (float)stdv);
 	} else {
 		model_config cfg = {0};
 		cfg.arch = (model_arch)arch;
@@ -255,7 +297,8 @@ int main(int argc, char **argv)
 		       model_n_params(m), fp);
 	}
 	if (out) {
-		model_save_hf(m, out);
+		model_save_hf_dtype(m, out, save_dtype);
+		model_copy_assets(m, from, out); /* random: just generation_config.json */
 		if (vfrom) {
 			char *p = xmalloc(strlen(out) + 16);
 			sprintf(p, "%s/tokenizer.json", out);

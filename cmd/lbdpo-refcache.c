@@ -348,7 +348,7 @@ int main(int argc, char **argv)
 			s.cap = nc;
 		}
 		item *it = &s.win[s.n];
-		pair_hold(&it->h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len);
+		pair_hold(&it->h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len, cfg->window);
 		const score_pair *p = &it->h.pair;
 		refcache_key(p->prompt, p->n_prompt, p->chosen, p->n_chosen, p->rejected, p->n_rejected,
 			     it->key);

@@ -14,6 +14,7 @@
 #include "libcore/adamw.h"
 #include "libcore/betahead.h"
 #include "libcore/loss.h"
+#include "formats/hfconfig.h"
 #include "libcore/model.h"
 #include "libcore/train.h"
 #include "libcore/util.h"
@@ -64,6 +65,8 @@ static void usage(void)
 	       "      --entropy-alpha X  alpha of the entropy regularizer (default 0.05)\n"
 	       "      --metrics FILE     append per-step JSON lines to FILE (- = stderr)\n"
 	       "      --save-every N     also write --out every N steps (default: only at the end)\n"
+	       "      --save-dtype T     float32, float16 or bfloat16: the policy's weights in\n"
+	       "                         the checkpoint (default: the dtype the model came in)\n"
 	       "      --threads N        OpenMP/OpenBLAS threads (default: library default)\n"
 	       "  -q, --quiet            no progress bar\n"
 	       "  -h, --help             this help\n"
@@ -74,7 +77,7 @@ enum {
 	O_INIT = 256, O_FRESH, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_THREADS
+	O_THREADS, O_SDT
 };
 
 static const struct option longopts[] = {
@@ -99,6 +102,7 @@ static const struct option longopts[] = {
 	{"beta-max", required_argument, 0, O_BMAX}, {"group-reg", required_argument, 0, O_GREG},
 	{"entropy-reg", required_argument, 0, O_EREG}, {"entropy-alpha", required_argument, 0, O_EALPHA},
 	{"metrics", required_argument, 0, O_METRICS}, {"save-every", required_argument, 0, O_SAVE},
+	{"save-dtype", required_argument, 0, O_SDT},
 	{"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, 'q'},
 	{"help", no_argument, 0, 'h'},		  {"version", no_argument, 0, 'V'},
 	{0, 0, 0, 0}};
@@ -149,6 +153,7 @@ int main(int argc, char **argv)
 	lbdpo_runtime_init(argv);
 	const char *in = NULL, *out = NULL, *init = NULL, *metrics = NULL;
 	long steps = -1, total = -1, bs = 8, accum = 1, warmup = 0, seed = 1, hidden = 64, save_every = 0;
+	int save_dtype = -1;
 	long threads = 0;
 	double beta_init = -1;
 	double epochs = -1, lr = 5e-6, beta_lr = 1e-3, wd = 0, beta_wd = 0, clip = 1.0, w_init = -1, eps = 0.1;
@@ -230,6 +235,10 @@ int main(int argc, char **argv)
 		case O_EALPHA: lo.entropy_alpha = parse_double("--entropy-alpha", optarg, -1e9, 1e9); break;
 		case O_METRICS: metrics = optarg; break;
 		case O_SAVE: save_every = parse_long("--save-every", optarg, 0, 1L << 40); break;
+		case O_SDT:
+			if ((save_dtype = hfconfig_dtype(optarg)) < 0)
+				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", optarg);
+			break;
 		case O_THREADS: threads = parse_long("--threads", optarg, 0, 4096); break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
@@ -253,6 +262,7 @@ int main(int argc, char **argv)
 	const int learned = loss_uses_learned_beta(lo.kind);
 	ckpt *ck = ckpt_load(init, fresh, (head_kind)head, (int)hidden, (float)eps, (pool_kind)pool, (ppl_source)ppl,
 			     w_init > 0 ? w_init : 1.0, (uint64_t)seed);
+	ck->save_dtype = save_dtype;
 	const model_config *cfg = model_cfg(ck->m);
 	pref_set *data = pref_load(in, loss_needs_ref(lo.kind), (uint32_t)cfg->vocab_size);
 	if (data->n == 0)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../libcore/rope.h"
 #include "../libcore/util.h"
 
 typedef struct {
@@ -125,44 +126,162 @@ static const char *get_str(json_t *obj, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* RoPE: only the plain ("default") rotary embedding is implemented. */
+/* Optional number in obj: *out untouched when absent or null. */
+static int opt_num(ctx *c, json_t *obj, const char *key, double lo, double hi, float *out)
+{
+	json_t *v = json_object_get(obj, key);
+	if (is_null(v))
+		return 0;
+	return get_num(c, obj, key, 0, lo, hi, out);
+}
+
+static rope_kind rope_kind_of(const char *t)
+{
+	static const char *const n[] = {"default", "linear", "dynamic", "yarn", "llama3", "longrope"};
+	for (int i = 0; i < 6; i++)
+		if (!strcmp(t, n[i]))
+			return (rope_kind)i;
+	if (!strcmp(t, "su")) /* Phi-3's first name for longrope */
+		return ROPE_LONGROPE;
+	return (rope_kind)-1;
+}
+
+static int rope_factors(ctx *c, const char *where, json_t *v, const char *key, int n, float *out)
+{
+	json_t *a = json_object_get(v, key);
+	if (!json_is_array(a))
+		return fail(c, "%s.%s must be a list of %d numbers (longrope)", where, key, n);
+	if ((int)json_array_size(a) != n)
+		return fail(c, "%s.%s has %zu entries, head_dim %d needs %d", where, key, json_array_size(a),
+			    2 * n, n);
+	for (int i = 0; i < n; i++) {
+		double x;
+		if (num_of(json_array_get(a, i), &x) || !(x > 0 && x < 1e9))
+			return fail(c, "%s.%s[%d] must be a positive number", where, key, i);
+		out[i] = (float)x;
+	}
+	return 0;
+}
+
+/* RoPE: rope_theta and the scaling dict, spelled rope_scaling (transformers
+ * 4.x, "type" or "rope_type") or rope_parameters (5.x, which also holds
+ * rope_theta). Types: libcore/rope.c. Call after head_dim and
+ * max_position_embeddings are known. */
 static int parse_rope(ctx *c, model_config *cfg)
 {
+	static const char *const known[] = {"type", "rope_type", "rope_theta", "partial_rotary_factor", "factor",
+					    "original_max_position_embeddings", "low_freq_factor", "high_freq_factor",
+					    "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor",
+					    "truncate", "short_factor", "long_factor", NULL};
 	float theta = 10000.0f;
 	if (get_num(c, c->root, "rope_theta", 10000.0, 0, 1e12, &theta))
 		return -1;
+	float prf = 1;
+	if (opt_num(c, c->root, "partial_rotary_factor", 0, 2, &prf))
+		return -1;
+	rope_scaling *r = &cfg->rope;
+	memset(r, 0, sizeof *r);
+	r->truncate = 1;
 	const char *keys[] = {"rope_scaling", "rope_parameters"};
+	int seen = -1;
 	for (int k = 0; k < 2; k++) {
 		json_t *v = json_object_get(c->root, keys[k]);
 		if (is_null(v))
 			continue;
 		if (!json_is_object(v))
 			return fail(c, "key '%s' must be an object or null", keys[k]);
+		const char *kk;
+		json_t *x;
+		json_object_foreach(v, kk, x)
+		{
+			int ok = 0;
+			for (int i = 0; known[i] && !ok; i++)
+				ok = !strcmp(kk, known[i]);
+			if (!ok)
+				return fail(c, "unsupported %s key '%.40s'", keys[k], kk);
+		}
 		const char *t = get_str(v, "rope_type");
 		if (!t)
 			t = get_str(v, "type");
-		if (t && strcmp(t, "default"))
-			return fail(c, "unsupported %s (type '%.40s'): only plain RoPE is implemented", keys[k], t);
 		if (!t && k == 0)
-			return fail(c, "unsupported rope_scaling (no type given): only plain RoPE is implemented");
-		if (json_object_get(v, "rope_theta") && get_num(c, v, "rope_theta", 1e4, 0, 1e12, &theta))
+			return fail(c, "rope_scaling has no type");
+		rope_kind rk = t ? rope_kind_of(t) : ROPE_DEFAULT;
+		if (rk == ROPE_YARN && cfg->family == FAM_PHI3) /* Phi3Config reads "su" and "yarn" as longrope */
+			rk = ROPE_LONGROPE;
+		if ((int)rk < 0)
+			return fail(c, "unsupported %s (type '%.40s'; implemented: default, linear, dynamic, yarn, "
+				       "llama3, longrope)", keys[k], t);
+		if (seen >= 0 && rk != r->type)
+			return fail(c, "rope_scaling (type '%s') and rope_parameters (type '%s') disagree",
+				    rope_kind_name(r->type), rope_kind_name(rk));
+		seen = k;
+		r->type = rk;
+		if (opt_num(c, v, "rope_theta", 0, 1e12, &theta) || opt_num(c, v, "partial_rotary_factor", 0, 2, &prf))
 			return -1;
-		if (json_object_get(v, "partial_rotary_factor")) {
-			float prf;
-			if (get_num(c, v, "partial_rotary_factor", 1, 0, 2, &prf))
-				return -1;
-			if (prf != 1.0f)
-				return fail(c, "unsupported %s.partial_rotary_factor %g", keys[k], prf);
+		float om = 0;
+		if (opt_num(c, v, "original_max_position_embeddings", 0, 1 << 24, &om) ||
+		    opt_num(c, v, "factor", 0, 1e6, &r->factor) ||
+		    opt_num(c, v, "low_freq_factor", 0, 1e6, &r->low_freq_factor) ||
+		    opt_num(c, v, "high_freq_factor", 0, 1e6, &r->high_freq_factor) ||
+		    opt_num(c, v, "beta_fast", 0, 1e6, &r->beta_fast) || opt_num(c, v, "beta_slow", 0, 1e6, &r->beta_slow) ||
+		    opt_num(c, v, "mscale", -1e6, 1e6, &r->mscale) ||
+		    opt_num(c, v, "mscale_all_dim", -1e6, 1e6, &r->mscale_all_dim) ||
+		    opt_num(c, v, "attention_factor", 0, 1e6, &r->attention_factor))
+			return -1;
+		if (om > 0)
+			r->original_max = (int)om;
+		json_t *tr = json_object_get(v, "truncate");
+		if (!is_null(tr)) {
+			if (!json_is_boolean(tr))
+				return fail(c, "%s.truncate must be true or false", keys[k]);
+			r->truncate = json_is_true(tr);
 		}
+		if (rk == ROPE_LONGROPE) {
+			r->n_factors = cfg->head_dim / 2;
+			if (r->n_factors > ROPE_MAX_FACTORS)
+				return fail(c, "longrope with head_dim %d: at most %d factors supported", cfg->head_dim,
+					    ROPE_MAX_FACTORS);
+			if (rope_factors(c, keys[k], v, "short_factor", r->n_factors, r->short_factor) ||
+			    rope_factors(c, keys[k], v, "long_factor", r->n_factors, r->long_factor))
+				return -1;
+		}
+		if ((rk == ROPE_LINEAR || rk == ROPE_DYNAMIC || rk == ROPE_LLAMA3) && !(r->factor > 0))
+			return fail(c, "%s type '%s' needs a positive factor", keys[k], t);
+		if (rk == ROPE_LLAMA3 && !(r->low_freq_factor > 0 && r->high_freq_factor > r->low_freq_factor))
+			return fail(c, "%s type 'llama3' needs 0 < low_freq_factor < high_freq_factor", keys[k]);
 	}
+	/* Phi-3 keeps the pretraining length at the top level; transformers lets
+	 * it win over the dict's. */
+	float om = cfg->family == FAM_PHI3 ? 4096 : 0; /* Phi3Config's default */
+	if (r->type != ROPE_DEFAULT && opt_num(c, c->root, "original_max_position_embeddings", 0, 1 << 24, &om))
+		return -1;
+	if (om > 0 && r->type >= ROPE_YARN)
+		r->original_max = (int)om;
+	if (prf != 1.0f)
+		return fail(c, "unsupported partial_rotary_factor %g (partial rotary embeddings are not implemented)", prf);
 	cfg->rope_theta = theta;
+	return 0;
+}
+
+/* torch_dtype (4.x) or dtype (5.x): what the weights are saved as again. */
+static int parse_dtype(ctx *c, model_config *cfg)
+{
+	const char *d = get_str(c->root, "dtype");
+	if (!d)
+		d = get_str(c->root, "torch_dtype");
+	cfg->save_dtype = 0;
+	if (d && !strcmp(d, "bfloat16"))
+		cfg->save_dtype = 2; /* ST_BF16 */
+	else if (d && !strcmp(d, "float16"))
+		cfg->save_dtype = 1; /* ST_F16 */
 	return 0;
 }
 
 static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 {
-	int qwen = !strcmp(mt, "qwen2"), mistral = !strcmp(mt, "mistral");
+	int qwen = !strcmp(mt, "qwen2"), mistral = !strcmp(mt, "mistral"), phi3 = !strcmp(mt, "phi3");
 	cfg->arch = ARCH_LLAMA;
+	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : FAM_LLAMA;
 	if (get_int(c, "hidden_size", 1, 0, 1, 1 << 16, &cfg->dim) ||
 	    get_int(c, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->hidden_dim) ||
 	    get_int(c, "num_hidden_layers", 1, 0, 1, 1024, &cfg->n_layers) ||
@@ -170,12 +289,13 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	    get_int(c, "num_key_value_heads", 0, cfg->n_heads, 1, 1 << 12, &cfg->n_kv_heads) ||
 	    get_int(c, "head_dim", 0, cfg->dim / cfg->n_heads, 1, 1 << 12, &cfg->head_dim) ||
 	    get_int(c, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size) ||
-	    get_int(c, "max_position_embeddings", 0, 2048, 1, 1 << 24, &cfg->max_seq_len) ||
-	    get_num(c, c->root, "rms_norm_eps", 1e-6, 0, 1, &cfg->norm_eps) ||
-	    get_bool(c, "tie_word_embeddings", 0, &cfg->tied_embeddings) || parse_rope(c, cfg) ||
+	    get_int(c, "max_position_embeddings", 0, phi3 ? 4096 : 2048, 1, 1 << 24, &cfg->max_seq_len) ||
+	    get_num(c, c->root, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, 0, 1, &cfg->norm_eps) ||
+	    get_bool(c, "tie_word_embeddings", 0, &cfg->tied_embeddings) || parse_rope(c, cfg) || parse_dtype(c, cfg) ||
 	    get_tok(c, "bos_token_id", qwen ? -1 : 1, &cfg->bos_id) ||
-	    get_tok(c, "eos_token_id", qwen ? -1 : 2, &cfg->eos_id))
+	    get_tok(c, "eos_token_id", qwen ? -1 : phi3 ? 32000 : 2, &cfg->eos_id))
 		return -1;
+	cfg->max_pos = cfg->max_seq_len;
 	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
 	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
 	const char *act = get_str(c->root, "hidden_act");
@@ -199,12 +319,19 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 				return fail(c, "unsupported layer_types[%zu] '%.40s' (only full_attention)", i, s ? s : "?");
 		}
 	}
-	/* Mistral's sliding window only changes attention beyond its width: cap
-	 * the sequence length there instead of computing it wrongly. */
+	/* Mistral's and Phi-3's sliding window (token i sees j when i − j < W)
+	 * changes nothing for sequences of at most W tokens. Masking beyond it
+	 * is not implemented: cap the sequence length there (window says why,
+	 * for the message) rather than compute longer sequences wrongly. */
 	json_t *win = json_object_get(c->root, "sliding_window");
-	if (mistral && json_is_integer(win) && json_integer_value(win) > 0 &&
-	    json_integer_value(win) < cfg->max_seq_len)
-		cfg->max_seq_len = (int)json_integer_value(win);
+	if ((mistral || phi3) && !is_null(win)) {
+		if (!json_is_integer(win) || json_integer_value(win) < 1)
+			return fail(c, "key 'sliding_window' must be a positive integer or null");
+		if (json_integer_value(win) < cfg->max_seq_len) {
+			cfg->window = (int)json_integer_value(win);
+			cfg->max_seq_len = cfg->window;
+		}
+	}
 	cfg->qkv_bias = qwen;
 	return 0;
 }
@@ -219,7 +346,8 @@ static int parse_gpt2(ctx *c, model_config *cfg)
 	    get_int(c, "n_inner", 0, 4L * cfg->dim, 1, 1 << 20, &cfg->hidden_dim) ||
 	    get_num(c, c->root, "layer_norm_epsilon", 1e-5, 0, 1, &cfg->norm_eps) ||
 	    get_bool(c, "tie_word_embeddings", 1, &cfg->tied_embeddings) ||
-	    get_tok(c, "bos_token_id", 50256, &cfg->bos_id) || get_tok(c, "eos_token_id", 50256, &cfg->eos_id))
+	    get_tok(c, "bos_token_id", 50256, &cfg->bos_id) || get_tok(c, "eos_token_id", 50256, &cfg->eos_id) ||
+	    parse_dtype(c, cfg))
 		return -1;
 	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
 	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
@@ -277,6 +405,24 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 		return BAD("norm eps %g out of range (0, 1)", cfg->norm_eps);
 	if (cfg->arch == ARCH_LLAMA && !(cfg->rope_theta > 0 && isfinite(cfg->rope_theta)))
 		return BAD("rope theta %g must be positive", cfg->rope_theta);
+	if (cfg->arch == ARCH_LLAMA) {
+		const rope_scaling *r = &cfg->rope;
+		if ((unsigned)r->type > ROPE_LONGROPE)
+			return BAD("unknown rope type %d", (int)r->type);
+		if ((r->type == ROPE_LINEAR || r->type == ROPE_DYNAMIC || r->type == ROPE_LLAMA3) && !(r->factor > 0))
+			return BAD("rope type %s needs a positive factor", rope_kind_name(r->type));
+		if (r->type == ROPE_LLAMA3 && !(r->low_freq_factor > 0 && r->high_freq_factor > r->low_freq_factor))
+			return BAD("rope type llama3 needs 0 < low_freq_factor < high_freq_factor");
+		if (r->type == ROPE_LONGROPE && r->n_factors != cfg->head_dim / 2)
+			return BAD("longrope has %d factors, head_dim %d needs %d", r->n_factors, cfg->head_dim,
+				   cfg->head_dim / 2);
+		if (r->original_max < 0 || cfg->max_pos < 0 || cfg->window < 0)
+			return BAD("negative original_max_position_embeddings, max_position_embeddings or window");
+		if (cfg->family == FAM_PHI3 && cfg->head_dim * cfg->n_heads != cfg->dim)
+			return BAD("phi3 needs head_dim * heads == hidden size");
+	}
+	if (cfg->save_dtype < 0 || cfg->save_dtype > 2)
+		return BAD("unknown save dtype %d", cfg->save_dtype);
 	if (cfg->bos_id >= cfg->vocab_size || cfg->eos_id >= cfg->vocab_size)
 		return BAD("bos/eos id (%d/%d) outside the vocabulary (%d)", cfg->bos_id, cfg->eos_id, cfg->vocab_size);
 	/* Parameter count must fit comfortably in memory arithmetic (2^40 floats). */
@@ -320,18 +466,19 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		mt = !strcmp(a0, "LlamaForCausalLM")	 ? "llama"
 		     : !strcmp(a0, "MistralForCausalLM") ? "mistral"
 		     : !strcmp(a0, "Qwen2ForCausalLM")	 ? "qwen2"
+		     : !strcmp(a0, "Phi3ForCausalLM")	 ? "phi3"
 		     : !strcmp(a0, "GPT2LMHeadModel")	 ? "gpt2"
 							 : NULL;
 	if (!mt) {
 		fail(&c, "no model_type (and no known architectures entry)");
 		goto out;
 	}
-	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2"))
+	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") || !strcmp(mt, "phi3"))
 		rc = parse_llama(&c, cfg, mt);
 	else if (!strcmp(mt, "gpt2"))
 		rc = parse_gpt2(&c, cfg);
 	else
-		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, gpt2)", mt);
+		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, phi3, gpt2)", mt);
 	if (rc == 0) {
 		char e2[256];
 		if (hfconfig_check(cfg, e2, sizeof e2))
@@ -407,11 +554,14 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("embd_pdrop", json_real(0));
 		SET("resid_pdrop", json_real(0));
 	} else {
-		int qwen = cfg->qkv_bias;
+		model_family fam = cfg->family != FAM_AUTO ? cfg->family : cfg->qkv_bias ? FAM_QWEN2 : FAM_LLAMA;
+		static const char *const cls[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
+						  "Qwen2ForCausalLM", "Phi3ForCausalLM"};
+		static const char *const mtype[] = {"llama", "llama", "mistral", "qwen2", "phi3"};
 		json_t *a = json_array();
-		json_array_append_new(a, json_string(qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
+		json_array_append_new(a, json_string(cls[fam]));
 		SET("architectures", a);
-		SET("model_type", json_string(qwen ? "qwen2" : "llama"));
+		SET("model_type", json_string(mtype[fam]));
 		SET("hidden_size", json_integer(cfg->dim));
 		SET("intermediate_size", json_integer(cfg->hidden_dim));
 		SET("num_hidden_layers", json_integer(cfg->n_layers));
@@ -419,20 +569,68 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("num_key_value_heads", json_integer(cfg->n_kv_heads));
 		SET("head_dim", json_integer(cfg->head_dim));
 		SET("vocab_size", json_integer(cfg->vocab_size));
-		SET("max_position_embeddings", json_integer(cfg->max_seq_len));
+		SET("max_position_embeddings", json_integer(cfg->max_pos ? cfg->max_pos : cfg->max_seq_len));
 		SET("rms_norm_eps", jfloat(cfg->norm_eps));
 		SET("hidden_act", json_string("silu"));
-		/* Both spellings: transformers 4.x reads rope_theta, 5.x rope_parameters. */
+		/* Both spellings: transformers 4.x reads rope_theta and rope_scaling,
+		 * 5.x rope_parameters. */
+		const rope_scaling *r = &cfg->rope;
 		SET("rope_theta", jfloat(cfg->rope_theta));
 		json_t *rp = json_object();
-		json_object_set_new(rp, "rope_type", json_string("default"));
+		json_object_set_new(rp, "rope_type", json_string(rope_kind_name(r->type)));
 		json_object_set_new(rp, "rope_theta", jfloat(cfg->rope_theta));
+		if (r->factor > 0)
+			json_object_set_new(rp, "factor", jfloat(r->factor));
+		if (r->original_max > 0 && fam != FAM_PHI3)
+			json_object_set_new(rp, "original_max_position_embeddings", json_integer(r->original_max));
+		if (r->type == ROPE_LLAMA3) {
+			json_object_set_new(rp, "low_freq_factor", jfloat(r->low_freq_factor));
+			json_object_set_new(rp, "high_freq_factor", jfloat(r->high_freq_factor));
+		}
+		if (r->type == ROPE_YARN) {
+			if (r->beta_fast != 0)
+				json_object_set_new(rp, "beta_fast", jfloat(r->beta_fast));
+			if (r->beta_slow != 0)
+				json_object_set_new(rp, "beta_slow", jfloat(r->beta_slow));
+			if (r->mscale != 0)
+				json_object_set_new(rp, "mscale", jfloat(r->mscale));
+			if (r->mscale_all_dim != 0)
+				json_object_set_new(rp, "mscale_all_dim", jfloat(r->mscale_all_dim));
+			if (!r->truncate)
+				json_object_set_new(rp, "truncate", json_false());
+		}
+		if ((r->type == ROPE_YARN || r->type == ROPE_LONGROPE) && r->attention_factor > 0)
+			json_object_set_new(rp, "attention_factor", jfloat(r->attention_factor));
+		if (r->type == ROPE_LONGROPE) {
+			json_t *sf = json_array(), *lf = json_array();
+			for (int i = 0; i < r->n_factors; i++) {
+				json_array_append_new(sf, jfloat(r->short_factor[i]));
+				json_array_append_new(lf, jfloat(r->long_factor[i]));
+			}
+			json_object_set_new(rp, "short_factor", sf);
+			json_object_set_new(rp, "long_factor", lf);
+		}
+		if (r->type == ROPE_DEFAULT) {
+			SET("rope_scaling", json_null());
+		} else {
+			json_t *rs = json_deep_copy(rp);
+			json_object_del(rs, "rope_theta");
+			json_object_set_new(rs, "type", json_string(rope_kind_name(r->type)));
+			SET("rope_scaling", rs);
+		}
 		SET("rope_parameters", rp);
-		SET("rope_scaling", json_null());
-		if (qwen) {
+		if (fam == FAM_PHI3) /* Phi3Config's default pad id 32000 may lie outside a small vocabulary */
+			SET("pad_token_id", json_null());
+		if (fam == FAM_PHI3)
+			SET("original_max_position_embeddings",
+			    json_integer(r->original_max > 0 ? r->original_max : 4096));
+		if (fam == FAM_QWEN2) {
 			SET("use_sliding_window", json_false());
 			SET("sliding_window", json_null());
-		} else {
+		} else if (fam == FAM_MISTRAL || fam == FAM_PHI3) {
+			SET("sliding_window", cfg->window ? json_integer(cfg->window) : json_null());
+		}
+		if (fam == FAM_LLAMA || fam == FAM_MISTRAL) {
 			SET("attention_bias", json_false());
 			SET("mlp_bias", json_false());
 		}
@@ -443,7 +641,8 @@ char *hfconfig_dump(const model_config *cfg)
 	SET("eos_token_id", jtok(cfg->eos_id));
 	SET("initializer_range", json_real(0.02));
 	SET("use_cache", json_true());
-	SET("torch_dtype", json_string("float32"));
+	static const char *const dt[] = {"float32", "float16", "bfloat16"};
+	SET("torch_dtype", json_string(dt[cfg->save_dtype >= 0 && cfg->save_dtype <= 2 ? cfg->save_dtype : 0]));
 #undef SET
 	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
 	json_decref(o);
@@ -456,6 +655,17 @@ char *hfconfig_dump(const model_config *cfg)
 	r[n + 1] = 0;
 	free(s);
 	return r;
+}
+
+int hfconfig_dtype(const char *n)
+{
+	if (!strcmp(n, "float32") || !strcmp(n, "f32") || !strcmp(n, "fp32"))
+		return 0;
+	if (!strcmp(n, "float16") || !strcmp(n, "f16") || !strcmp(n, "fp16"))
+		return 1;
+	if (!strcmp(n, "bfloat16") || !strcmp(n, "bf16"))
+		return 2;
+	return -1;
 }
 
 void hfconfig_save(const model_config *cfg, const char *path)

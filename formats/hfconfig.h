@@ -1,13 +1,16 @@
 /* hfconfig.h — Hugging Face config.json <-> model_config.
  *
  * Reads llama-family configs (LlamaForCausalLM, MistralForCausalLM,
- * Qwen2ForCausalLM -> qkv_bias = 1) and gpt2 configs (GPT2LMHeadModel).
- * Features our transformer does not implement (rope_scaling, attention or MLP
- * biases beyond Qwen2's q/k/v, other activations, ...) are rejected with a
- * one-line error naming the key, never silently ignored.
+ * Qwen2ForCausalLM -> qkv_bias = 1, Phi3ForCausalLM -> fused tensors) and
+ * gpt2 configs (GPT2LMHeadModel), with RoPE scaling (libcore/rope.c).
+ * Features our transformer does not implement (partial rotary, attention or
+ * MLP biases beyond Qwen2's q/k/v, other activations, sliding windows
+ * shorter than a sequence, ...) are rejected with a one-line error naming
+ * the key, never silently ignored.
  *
- * Writes a config.json that `transformers` loads unchanged (model_type,
- * architectures, torch_dtype "float32").
+ * Writes a config.json that `transformers` (4.x and 5.x) loads as the same
+ * model (model_type, architectures, rope in both spellings, torch_dtype of
+ * the saved weights).
  */
 #ifndef LBDPO_HFCONFIG_H
 #define LBDPO_HFCONFIG_H
@@ -29,6 +32,9 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz);
 uint64_t hfconfig_n_params(const model_config *cfg);
 /* The config.json text (malloc'd, ends with a newline). */
 char *hfconfig_dump(const model_config *cfg);
+/* A --save-dtype argument: "float32" (f32, fp32), "float16" (f16, fp16) or
+ * "bfloat16" (bf16) -> st_dtype 0, 1, 2; -1 for anything else. */
+int hfconfig_dtype(const char *name);
 /* Write config.json atomically; dies on error. */
 void hfconfig_save(const model_config *cfg, const char *path);
 

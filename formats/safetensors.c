@@ -367,8 +367,51 @@ void st_read_f32(const st_file *f, const char *name, float *dst, size_t numel)
 		die("%s", err);
 }
 
+uint16_t st_f32_to_bf16(float f)
+{
+	uint32_t x;
+	memcpy(&x, &f, 4);
+	if ((x & 0x7fffffffu) > 0x7f800000u) /* NaN stays a (quiet) NaN */
+		return (uint16_t)((x >> 16) | 0x40);
+	return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16); /* round to nearest even */
+}
+
+uint16_t st_f32_to_f16(float f)
+{
+	uint32_t x;
+	memcpy(&x, &f, 4);
+	uint32_t sign = (x >> 16) & 0x8000, m = x & 0x7fffff, E = (x >> 23) & 0xff;
+	if (E == 0xff)
+		return (uint16_t)(sign | 0x7c00 | (m ? 0x200 : 0));
+	int e = (int)E - 127 + 15;
+	if (e >= 31)
+		return (uint16_t)(sign | 0x7c00);
+	if (e <= 0) { /* f16 subnormal: value = half·2^-24 */
+		if (e < -10)
+			return (uint16_t)sign;
+		m |= 0x800000;
+		int sh = 14 - e;
+		uint32_t h = m >> sh, rem = m & ((1u << sh) - 1), mid = 1u << (sh - 1);
+		if (rem > mid || (rem == mid && (h & 1)))
+			h++;
+		return (uint16_t)(sign | h);
+	}
+	uint32_t h = ((uint32_t)e << 10) | (m >> 13), rem = m & 0x1fff;
+	if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+		h++; /* a carry into the exponent is the right rounding (up to inf) */
+	return (uint16_t)(sign | h);
+}
+
 void st_save(const char *path, const st_tensor_out *t, int n, const char *const *meta)
 {
+	st_save_as(path, t, n, meta, ST_F32);
+}
+
+void st_save_as(const char *path, const st_tensor_out *t, int n, const char *const *meta, st_dtype dt)
+{
+	if (dt != ST_F32 && dt != ST_F16 && dt != ST_BF16)
+		die("%s: can only write F32, F16 or BF16", path);
+	const int es = dtype_size(dt);
 	json_t *root = json_object();
 	if (meta && meta[0]) {
 		json_t *m = json_object();
@@ -390,14 +433,14 @@ void st_save(const char *path, const st_tensor_out *t, int n, const char *const 
 			numel *= (uint64_t)t[i].shape[d];
 			json_array_append_new(sh, json_integer(t[i].shape[d]));
 		}
-		json_object_set_new(e, "dtype", json_string("F32"));
+		json_object_set_new(e, "dtype", json_string(dt == ST_F32 ? "F32" : dt == ST_F16 ? "F16" : "BF16"));
 		json_object_set_new(e, "shape", sh);
 		json_t *o = json_array();
 		json_array_append_new(o, json_integer((json_int_t)off));
-		json_array_append_new(o, json_integer((json_int_t)(off + 4 * numel)));
+		json_array_append_new(o, json_integer((json_int_t)(off + (uint64_t)es * numel)));
 		json_object_set_new(e, "data_offsets", o);
 		json_object_set_new(root, t[i].name, e);
-		off += 4 * numel;
+		off += (uint64_t)es * numel;
 	}
 	char *hdr = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(root);
@@ -417,8 +460,24 @@ void st_save(const char *path, const st_tensor_out *t, int n, const char *const 
 		size_t numel = 1;
 		for (int d = 0; d < t[i].ndim; d++)
 			numel *= (size_t)t[i].shape[d];
-		if (numel && fwrite(t[i].data, 4, numel, o->fp) != numel)
-			die("%s: write error: %s", path, strerror(errno));
+		if (dt == ST_F32) {
+			if (numel && fwrite(t[i].data, 4, numel, o->fp) != numel)
+				die("%s: write error: %s", path, strerror(errno));
+			continue;
+		}
+		uint16_t buf[4096];
+		for (size_t k = 0; k < numel; k += 4096) {
+			size_t c = numel - k < 4096 ? numel - k : 4096;
+			for (size_t j = 0; j < c; j++) {
+				float v = t[i].data[k + j];
+				buf[j] = dt == ST_F16 ? st_f32_to_f16(v) : st_f32_to_bf16(v);
+				if (isfinite(v) && (buf[j] & 0x7c00) == 0x7c00 && dt == ST_F16)
+					die("%s: tensor '%s' element %zu = %g does not fit float16 (use bfloat16 or float32)",
+					    path, t[i].name, k + j, (double)v);
+			}
+			if (fwrite(buf, 2, c, o->fp) != c)
+				die("%s: write error: %s", path, strerror(errno));
+		}
 	}
 	out_close(o);
 }

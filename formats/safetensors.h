@@ -14,7 +14,7 @@
  * on read and non-finite values are rejected (a weight file with NaN/Inf is
  * corrupt for every use we have).
  *
- * The writer stores f32 tensors in the order given, 8-byte aligned header,
+ * The writer stores f32 (or f16/bf16, rounded) tensors in the order given, 8-byte aligned header,
  * atomically (tmp + rename through out_open/out_close).
  */
 #ifndef LBDPO_SAFETENSORS_H
@@ -81,9 +81,14 @@ typedef struct {
  * a NULL-terminated list of key, value, key, value, ... strings stored in
  * "__metadata__". Dies on I/O error or a duplicate name. */
 void st_save(const char *path, const st_tensor_out *t, int n, const char *const *meta);
+/* Same, converting every tensor to dt (F32, F16 or BF16; round to nearest
+ * even). Dies when a finite value overflows F16. */
+void st_save_as(const char *path, const st_tensor_out *t, int n, const char *const *meta, st_dtype dt);
 
 /* Helpers for f16/bf16 (exposed for tests). */
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t h);
+uint16_t st_f32_to_f16(float f);
+uint16_t st_f32_to_bf16(float f);
 
 #endif

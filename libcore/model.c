@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "libcore/layers.h"
+#include "libcore/rope.h"
 #include "libcore/util.h"
 
 /* Offsets (floats from params) of one block's tensors; (size_t)-1 = absent. */
@@ -260,6 +261,21 @@ void model_fingerprint(const model *m, char out[65])
 			 c->tied_embeddings, c->qkv_bias);
 	sha256_ctx *h = sha256_new();
 	sha256_update(h, txt, (size_t)n);
+	if (c->arch == ARCH_LLAMA && c->rope.type != ROPE_DEFAULT) { /* plain-RoPE fingerprints unchanged */
+		const rope_scaling *r = &c->rope;
+		n = snprintf(txt, sizeof txt,
+			     "rope %s\nfactor %.9g\noriginal_max %d\nmax_pos %d\nfreq_factors %.9g %.9g\n"
+			     "beta %.9g %.9g\nmscale %.9g %.9g\nattention_factor %.9g\ntruncate %d\n",
+			     rope_kind_name(r->type), (double)r->factor, r->original_max, c->max_pos,
+			     (double)r->low_freq_factor, (double)r->high_freq_factor, (double)r->beta_fast,
+			     (double)r->beta_slow, (double)r->mscale, (double)r->mscale_all_dim,
+			     (double)r->attention_factor, r->truncate);
+		sha256_update(h, txt, (size_t)n);
+		if (r->type == ROPE_LONGROPE) {
+			sha256_update(h, r->short_factor, sizeof(float) * (size_t)r->n_factors);
+			sha256_update(h, r->long_factor, sizeof(float) * (size_t)r->n_factors);
+		}
+	}
 	/* f32 little-endian: the in-memory layout on every supported host */
 	sha256_update(h, m->params, m->n_params * sizeof(float));
 	sha256_final_hex(h, out);
@@ -591,7 +607,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 	/* ---- embedding and blocks ---- */
 	embed_forward(ws->act[0].xin, ws->tok, ws->pos, P_(m, m->wte), P_(m, m->wpe), T, C);
 	if (c->arch == ARCH_LLAMA)
-		rope_table(ws->cs, ws->pos, T, c->head_dim, c->rope_theta);
+		rope_table_cfg(ws->cs, ws->pos, T, c);
 	for (int l = 0; l < L; l++) {
 		block_act *a = &ws->act[train ? l : 0];
 		const block_off *b = &m->blk[l];
@@ -863,7 +879,7 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	block_act *a = &ws->act[0];
 	embed_forward(a->xin, ws->tok, ws->pos, P_(m, m->wte), P_(m, m->wpe), n, C);
 	if (c->arch == ARCH_LLAMA)
-		rope_table(ws->cs, ws->pos, n, hd, c->rope_theta);
+		rope_table_cfg(ws->cs, ws->pos, n, c);
 	const float scale = 1.0f / sqrtf((float)hd);
 	const int len0 = kv->len;
 	for (int l = 0; l < L; l++) {

@@ -21,6 +21,29 @@
 
 typedef enum { ARCH_LLAMA = 0, ARCH_GPT2 = 1 } model_arch;
 
+/* RoPE frequency schemes of transformers' modeling_rope_utils (formulas in
+ * libcore/rope.c). All leave the rotate-half layout alone: they change the
+ * inverse frequencies f_i and may scale cos/sin by an attention factor. */
+typedef enum { ROPE_DEFAULT = 0, ROPE_LINEAR, ROPE_DYNAMIC, ROPE_YARN, ROPE_LLAMA3, ROPE_LONGROPE } rope_kind;
+#define ROPE_MAX_FACTORS 512 /* longrope: one factor per frequency, head_dim / 2 */
+
+typedef struct {
+	rope_kind type;
+	float factor;                           /* linear, dynamic, yarn, llama3, longrope (0 = derived) */
+	int original_max;                       /* original_max_position_embeddings (0 = max_pos) */
+	float low_freq_factor, high_freq_factor; /* llama3 */
+	float beta_fast, beta_slow;             /* yarn (0 = 32, 1) */
+	float mscale, mscale_all_dim;           /* yarn (0 = absent) */
+	float attention_factor;                 /* yarn, longrope (0 = derived) */
+	int truncate;                           /* yarn: floor/ceil the correction range (default 1) */
+	int n_factors;                          /* longrope: head_dim / 2 */
+	float short_factor[ROPE_MAX_FACTORS], long_factor[ROPE_MAX_FACTORS];
+} rope_scaling;
+
+/* Which Hugging Face model class config.json names (saved back the same way).
+ * FAM_AUTO: llama, or qwen2 when qkv_bias (configs made by lbdpo-init). */
+typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3 } model_family;
+
 typedef struct {
 	model_arch arch;
 	int dim;        /* C: residual width */
@@ -36,6 +59,14 @@ typedef struct {
 	int tied_embeddings; /* lm_head shares the token embedding */
 	int qkv_bias;        /* llama family with q/k/v biases (Qwen2) */
 	int bos_id, eos_id;  /* -1 if unknown */
+	/* Hugging Face details that do not change the computation below
+	 * max_seq_len but are kept so a saved model is the model it came from. */
+	model_family family;
+	rope_scaling rope;
+	int max_pos;     /* max_position_embeddings as written (0 = max_seq_len) */
+	int window;      /* sliding_window that capped max_seq_len (0 = none): attention
+			    beyond the window is not implemented, shorter sequences are exact */
+	int save_dtype;  /* st_dtype weights are saved in: the one they came in (0 = F32) */
 } model_config;
 
 /* One named tensor inside m->params (HF parameter name, e.g.
@@ -57,9 +88,20 @@ void model_init_random(model *m, uint64_t seed, float std); /* normal(0,std), no
  * model.safetensors.index.json; f32/f16/bf16) or a llama2.c .bin file.
  * Dies with a one-line message naming the file on any problem. */
 model *model_load(const char *path);
-/* Write config.json + model.safetensors (f32) into dir (created if needed);
+/* Write config.json + model.safetensors into dir (created if needed);
  * each file written to a temporary name and renamed. */
 void model_save_hf(const model *m, const char *dir);
+/* Same with the weights rounded to dtype (st_dtype: 0 F32, 1 F16, 2 BF16;
+ * -1 = the dtype the model was loaded in, cfg.save_dtype). model_save_hf
+ * is model_save_hf_dtype(m, dir, -1). */
+void model_save_hf_dtype(const model *m, const char *dir, int dtype);
+/* Make dst a model directory that stands alone: copy the tokenizer files
+ * (tokenizer.json / tokenizer.model, tokenizer_config.json with its chat
+ * template, special_tokens_map.json, ...) and generation_config.json that
+ * exist in src (a model directory or checkpoint; NULL or a file: none), and
+ * write a generation_config.json from bos/eos when src has none. Each file
+ * is written atomically. Returns the number of files copied. */
+int model_copy_assets(const model *m, const char *src, const char *dst);
 void model_free(model *m);
 
 const model_config *model_cfg(const model *m);

@@ -161,8 +161,15 @@ static int open_shards(const char *dir, st_file ***files_out)
 		return n;
 	}
 	char *idx = path_join(dir, "model.safetensors.index.json");
-	if (!file_exists(idx))
+	if (!file_exists(idx)) {
+		char *pt = path_join(dir, "pytorch_model.bin"), *pti = path_join(dir, "pytorch_model.bin.index.json");
+		if (file_exists(pt) || file_exists(pti))
+			die("%s: only pytorch_model.bin (pickle) weights, which lbdpo does not read (unpickling runs "
+			    "arbitrary code); convert it to model.safetensors once with transformers: "
+			    "AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)",
+			    dir);
 		die("%s: no model.safetensors or model.safetensors.index.json", dir);
+	}
 	json_error_t je;
 	json_t *root = json_load_file(idx, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
@@ -248,6 +255,58 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 		snprintf(buf + o, n - o, "]");
 }
 
+/* Phi-3 stores q, k, v as one self_attn.qkv_proj [(H+2KV)·hd, C] and gate,
+ * up as one mlp.gate_up_proj [2F, C], rows in the order our model keeps the
+ * separate tensors in memory ([q|k|v], [gate|up]). For tensor i of a Phi-3
+ * model: 0 = stored under its own name, 1 = first part of a fused tensor
+ * (*fname, *rows, *numel get the fused name, row count and size), 2 = a later
+ * part (covered by the first). */
+static int fused_part(const model *m, int i, char *fname, size_t fsz, int64_t *rows, size_t *numel)
+{
+	if (model_cfg(m)->family != FAM_PHI3)
+		return 0;
+	const model_tensor *t = model_tensor_at(m, i);
+	static const struct {
+		const char *first, *fused;
+		const char *rest[2];
+		int nrest;
+	} F[] = {{"self_attn.q_proj.weight", "self_attn.qkv_proj.weight", {"self_attn.k_proj.weight", "self_attn.v_proj.weight"}, 2},
+		 {"mlp.gate_proj.weight", "mlp.gate_up_proj.weight", {"mlp.up_proj.weight", NULL}, 1}};
+	for (size_t k = 0; k < sizeof F / sizeof F[0]; k++) {
+		for (int r = 0; r < F[k].nrest; r++)
+			if (ends_with(t->name, F[k].rest[r]))
+				return 2;
+		if (!ends_with(t->name, F[k].first))
+			continue;
+		size_t pre = strlen(t->name) - strlen(F[k].first);
+		snprintf(fname, fsz, "%.*s%s", (int)pre, t->name, F[k].fused);
+		*rows = t->shape[0];
+		*numel = t->numel;
+		for (int r = 1; r <= F[k].nrest; r++) {
+			const model_tensor *u = model_tensor_at(m, i + r);
+			if (!u || !ends_with(u->name, F[k].rest[r - 1]) || u->offset != t->offset + *numel || u->shape[1] != t->shape[1])
+				die("internal: %s is not followed by its fused parts in memory", t->name);
+			*rows += u->shape[0];
+			*numel += u->numel;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* The dtype most of the weight bytes are stored in (F32 when mixed ties). */
+static int main_dtype(st_file **f, int nf)
+{
+	uint64_t by[3] = {0, 0, 0};
+	for (int i = 0; i < nf; i++)
+		for (int j = 0; j < st_count(f[i]); j++) {
+			const st_info_t *t = st_info(f[i], j);
+			if (t->dtype <= ST_BF16)
+				by[t->dtype] += t->numel;
+		}
+	return by[ST_BF16] > by[ST_F32] && by[ST_BF16] >= by[ST_F16] ? ST_BF16 : by[ST_F16] > by[ST_F32] ? ST_F16 : ST_F32;
+}
+
 static model *load_hf(const char *dir)
 {
 	char *cfgp = path_join(dir, "config.json");
@@ -267,6 +326,7 @@ static model *load_hf(const char *dir)
 	if (bytes < 2 * need)
 		die("%s: config.json describes %llu parameters but the weight files hold only %llu bytes", dir,
 		    (unsigned long long)need, (unsigned long long)bytes);
+	cfg.save_dtype = main_dtype(f, nf); /* the files, not torch_dtype, say what came in */
 	model *m = model_new(&cfg);
 	float *P = model_params(m);
 	int gpt2 = cfg.arch == ARCH_GPT2;
@@ -276,21 +336,30 @@ static model *load_hf(const char *dir)
 		used[i] = xcalloc((size_t)st_count(f[i]) + 1, 1);
 	for (int i = 0; i < model_n_tensors(m); i++) {
 		const model_tensor *t = model_tensor_at(m, i);
+		char fname[256];
+		int64_t want[2] = {t->shape[0], t->shape[1]};
+		size_t numel = t->numel;
+		const char *name = t->name;
+		int part = fused_part(m, i, fname, sizeof fname, &want[0], &numel);
+		if (part == 2)
+			continue;
+		if (part == 1)
+			name = fname;
 		int w = 0;
-		const st_info_t *s = find_any(f, nf, t->name, gpt2, &w);
+		const st_info_t *s = find_any(f, nf, name, gpt2, &w);
 		if (!s)
-			die("%s: tensor '%s' not found%s", nf == 1 ? st_name(f[0]) : dir, t->name,
-			    !strcmp(t->name, "lm_head.weight") ? " (config says tie_word_embeddings false)" : "");
+			die("%s: tensor '%s' not found%s", nf == 1 ? st_name(f[0]) : dir, name,
+			    !strcmp(name, "lm_head.weight") ? " (config says tie_word_embeddings false)" : "");
 		int same = s->ndim == t->ndim;
 		for (int d = 0; same && d < t->ndim; d++)
-			same = s->shape[d] == t->shape[d];
+			same = s->shape[d] == want[d];
 		if (!same) {
 			char a[128], b[128];
 			shape_str(a, sizeof a, s->ndim, s->shape);
-			shape_str(b, sizeof b, t->ndim, t->shape);
+			shape_str(b, sizeof b, t->ndim, want);
 			die("%s: tensor '%s' has shape %s, config.json implies %s", st_name(f[w]), s->name, a, b);
 		}
-		st_read_f32(f[w], s->name, P + t->offset, t->numel);
+		st_read_f32(f[w], s->name, P + t->offset, numel);
 		used[w][s - st_info(f[w], 0)] = 1;
 	}
 	for (int i = 0; i < nf; i++) {
@@ -302,7 +371,7 @@ static model *load_hf(const char *dir)
 			if (cfg.tied_embeddings && !strcmp(n, "lm_head.weight"))
 				continue;
 			die("%s: unexpected tensor '%s' (not a parameter of the %s model config.json describes)", st_name(f[i]),
-			    n, gpt2 ? "gpt2" : cfg.qkv_bias ? "qwen2" : "llama");
+			    n, gpt2 ? "gpt2" : cfg.qkv_bias ? "qwen2" : cfg.family == FAM_PHI3 ? "phi3" : "llama");
 		}
 		free(used[i]);
 		st_close(f[i]);
@@ -324,7 +393,9 @@ model *model_load(const char *path)
 	return llama2c_load(path);
 }
 
-void model_save_hf(const model *mc, const char *dir)
+void model_save_hf(const model *m, const char *dir) { model_save_hf_dtype(m, dir, -1); }
+
+void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
 {
 	model *m = (model *)mc; /* model_params is not const-qualified; we only read */
 	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
@@ -332,35 +403,112 @@ void model_save_hf(const model *mc, const char *dir)
 	struct stat sb;
 	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
 		die("%s: not a directory", dir);
-	const model_config *cfg = model_cfg(m);
-	int n = model_n_tensors(m);
+	model_config cfg = *model_cfg(m);
+	if (dtype >= 0)
+		cfg.save_dtype = dtype;
+	int n = model_n_tensors(m), nt = 0;
 	st_tensor_out *t = xcalloc((size_t)n + 1, sizeof *t);
 	char **names = xcalloc((size_t)n + 1, sizeof *names);
 	const float *P = model_params(m);
 	for (int i = 0; i < n; i++) {
 		const model_tensor *mt = model_tensor_at(m, i);
+		char fname[256];
+		int64_t rows = mt->shape[0];
+		size_t numel = mt->numel;
+		int part = fused_part(m, i, fname, sizeof fname, &rows, &numel);
+		if (part == 2)
+			continue;
+		st_tensor_out *o = &t[nt];
 		/* GPT2LMHeadModel's own names carry the "transformer." prefix. */
-		if (cfg->arch == ARCH_GPT2 && strncmp(mt->name, "transformer.", 12) && strncmp(mt->name, "lm_head.", 8)) {
-			names[i] = xmalloc(strlen(mt->name) + 13);
-			sprintf(names[i], "transformer.%s", mt->name);
-			t[i].name = names[i];
+		if (cfg.arch == ARCH_GPT2 && strncmp(mt->name, "transformer.", 12) && strncmp(mt->name, "lm_head.", 8)) {
+			names[nt] = xmalloc(strlen(mt->name) + 13);
+			sprintf(names[nt], "transformer.%s", mt->name);
+			o->name = names[nt];
+		} else if (part == 1) {
+			o->name = names[nt] = xstrdup(fname);
 		} else {
-			t[i].name = mt->name;
+			o->name = mt->name;
 		}
-		t[i].ndim = mt->ndim;
+		o->ndim = mt->ndim;
 		for (int d = 0; d < mt->ndim; d++)
-			t[i].shape[d] = mt->shape[d];
-		t[i].data = P + mt->offset;
+			o->shape[d] = mt->shape[d];
+		o->shape[0] = rows;
+		o->data = P + mt->offset;
+		nt++;
 	}
 	static const char *const meta[] = {"format", "pt", NULL};
 	char *p = path_join(dir, "model.safetensors");
-	st_save(p, t, n, meta);
+	st_save_as(p, t, nt, meta, (st_dtype)cfg.save_dtype);
 	free(p);
 	p = path_join(dir, "config.json");
-	hfconfig_save(cfg, p);
+	hfconfig_save(&cfg, p);
 	free(p);
 	for (int i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
 	free(t);
+}
+
+/* Files of a model directory that are not weights or config.json but make
+ * it usable on its own: the tokenizer it was trained with (with its chat
+ * template) and the generation defaults. */
+static const char *const asset_files[] = {
+	"tokenizer.json",	 "tokenizer.model",	     "tokenizer_config.json", "special_tokens_map.json",
+	"added_tokens.json",	 "vocab.json",		     "merges.txt",	      "chat_template.jinja",
+	"chat_template.json",	 "generation_config.json", NULL,
+};
+
+static void copy_file(const char *src, const char *dst)
+{
+	FILE *in = fopen(src, "rb");
+	if (!in)
+		die("%s: %s", src, strerror(errno));
+	outfile *o = out_open(dst);
+	char buf[1 << 16];
+	size_t r;
+	while ((r = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, r, o->fp) != r)
+			die("%s: write error: %s", dst, strerror(errno));
+	if (ferror(in))
+		die("%s: read error", src);
+	fclose(in);
+	out_close(o);
+}
+
+int model_copy_assets(const model *m, const char *src, const char *dst)
+{
+	struct stat sb;
+	int n = 0, have_gen = 0;
+	if (src && stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		for (int i = 0; asset_files[i]; i++) {
+			char *a = path_join(src, asset_files[i]), *b = path_join(dst, asset_files[i]);
+			if (file_exists(a)) {
+				copy_file(a, b);
+				n++;
+				have_gen |= !strcmp(asset_files[i], "generation_config.json");
+			}
+			free(a);
+			free(b);
+		}
+	}
+	if (!have_gen) { /* what transformers would derive from config.json */
+		const model_config *c = model_cfg(m);
+		json_t *g = json_object();
+		if (c->bos_id >= 0)
+			json_object_set_new(g, "bos_token_id", json_integer(c->bos_id));
+		if (c->eos_id >= 0)
+			json_object_set_new(g, "eos_token_id", json_integer(c->eos_id));
+		char *s = json_dumps(g, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_decref(g);
+		if (!s)
+			die("cannot encode generation_config.json");
+		char *p = path_join(dst, "generation_config.json");
+		outfile *o = out_open(p);
+		fputs(s, o->fp);
+		fputc('\n', o->fp);
+		out_close(o);
+		free(p);
+		free(s);
+	}
+	return n;
 }

@@ -170,6 +170,10 @@ ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, p
 {
 	ckpt *c = xcalloc(1, sizeof *c);
 	c->m = model_load(path);
+	c->src = xstrdup(path);
+	c->save_dtype = -1;
+	if (ckpt_is(path))
+		ckpt_master_weights(c->m, path);
 	const int C = model_cfg(c->m)->dim;
 	size_t np = model_n_params(c->m);
 	c->pm = xcalloc(np, sizeof(float));
@@ -269,7 +273,8 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	    asprintf(&old, "%s.old.%ld", dir, (long)getpid()) < 0)
 		die("out of memory");
 	nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-	model_save_hf(c->m, tmp);
+	model_save_hf_dtype(c->m, tmp, c->save_dtype);
+	model_copy_assets(c->m, c->src, tmp);
 
 	/* β model */
 	st_tensor_out t[5];
@@ -288,12 +293,14 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 
 	/* optimizer */
 	size_t np = model_n_params(c->m);
-	st_tensor_out o[4] = {{"policy.m", 1, {(int64_t)np}, c->pm},
+	st_tensor_out o[5] = {{"policy.m", 1, {(int64_t)np}, c->pm},
 			      {"policy.v", 1, {(int64_t)np}, c->pv},
 			      {"beta.m", 1, {(int64_t)c->bh->n_params}, c->hm},
-			      {"beta.v", 1, {(int64_t)c->bh->n_params}, c->hv}};
+			      {"beta.v", 1, {(int64_t)c->bh->n_params}, c->hv},
+			      {"policy.w", 1, {(int64_t)np}, model_params(c->m)}};
+	int sd = c->save_dtype >= 0 ? c->save_dtype : model_cfg(c->m)->save_dtype;
 	p = path_join(tmp, "optimizer.safetensors");
-	st_save(p, o, 4, NULL);
+	st_save(p, o, sd != ST_F32 ? 5 : 4, NULL); /* rounded policy: keep the f32 master weights */
 	free(p);
 
 	/* trainer state */
@@ -335,10 +342,28 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	free(old);
 }
 
+int ckpt_master_weights(model *m, const char *dir)
+{
+	char *op = path_join(dir, "optimizer.safetensors");
+	struct stat sb;
+	int got = 0;
+	if (stat(op, &sb) == 0) {
+		st_file *f = st_open(op);
+		if (st_find(f, "policy.w")) {
+			st_read_f32(f, "policy.w", model_params(m), model_n_params(m));
+			got = 1;
+		}
+		st_close(f);
+	}
+	free(op);
+	return got;
+}
+
 void ckpt_free(ckpt *c)
 {
 	if (!c)
 		return;
+	free(c->src);
 	model_free(c->m);
 	betahead_free(c->bh);
 	free(c->pm);

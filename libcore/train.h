@@ -7,7 +7,10 @@
  *   beta_head.safetensors            "log_w", head tensors; metadata: head
  *                                    kind, eps, hidden width, pool, ppl-from
  *   optimizer.safetensors            AdamW moments "policy.m", "policy.v",
- *                                    "beta.m", "beta.v"
+ *                                    "beta.m", "beta.v"; f32 master weights
+ *                                    "policy.w" when the policy is f16/bf16
+ *   tokenizer files, generation_config.json  copied from the model the run
+ *                                    started from (model_copy_assets)
  *   trainer_state.json               step, epoch, data position, RNG state,
  *                                    beta-dpo moving statistics, options
  * written into "<dir>.tmp.<pid>" and renamed into place.
@@ -70,6 +73,9 @@ typedef struct {
 	bdpo_state bs;
 	int resumed;  /* loaded from a checkpoint with trainer state */
 	json_t *state; /* trainer_state.json as loaded (NULL if fresh) */
+	char *src;      /* the path the policy was loaded from: its tokenizer files and
+			   generation_config.json are copied into every save */
+	int save_dtype; /* st_dtype the policy is saved in; -1 = the one it came in */
 } ckpt;
 
 /* Is dir a checkpoint (has trainer_state.json)? */
@@ -82,6 +88,10 @@ ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, p
 /* Write the checkpoint atomically into dir; options is stored as "options"
  * in trainer_state.json (borrowed). */
 void ckpt_save(const ckpt *c, const char *dir, json_t *options);
+/* A checkpoint whose policy is saved in f16/bf16 keeps the f32 master weights
+ * in optimizer.safetensors ("policy.w"); read them into m when present.
+ * Returns 1 when read, 0 when dir has none. */
+int ckpt_master_weights(model *m, const char *dir);
 void ckpt_free(ckpt *c);
 
 /* ---- scoring a batch of pairs ---- */

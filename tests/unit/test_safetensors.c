@@ -13,7 +13,9 @@
 #include "../../formats/hfconfig.h"
 #include "../../formats/llama2c.h"
 #include "../../formats/safetensors.h"
+#include "../../libcore/layers.h"
 #include "../../libcore/model.h"
+#include "../../libcore/rope.h"
 #include "../../libcore/util.h"
 
 #define FIX "tests/fixtures/hf"
@@ -286,8 +288,13 @@ static void expect_cfg_error(const char *text, const char *want)
 Test(hfconfig, rejects_unsupported_and_bad)
 {
 	expect_cfg_error("{" LL ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0}}", "rope_scaling");
-	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2.0}}", "linear");
-	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"yarn\",\"rope_theta\":1e4}}", "rope_parameters");
+	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\"}}", "linear");
+	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"mrope\",\"rope_theta\":1e4}}", "rope_parameters");
+	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"longrope\",\"short_factor\":[1,1]}}", "short_factor");
+	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2},"
+			 "\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":2}}", "disagree");
+	expect_cfg_error("{" LL ",\"partial_rotary_factor\":0.75}", "partial_rotary_factor");
+	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2,\"foo\":1}}", "foo");
 	expect_cfg_error("{" LL ",\"attention_bias\":true}", "attention_bias");
 	expect_cfg_error("{" LL ",\"mlp_bias\":true}", "mlp_bias");
 	expect_cfg_error("{" LL ",\"hidden_act\":\"gelu\"}", "hidden_act");
@@ -320,10 +327,26 @@ Test(hfconfig, dump_parses_back)
 	model_config a = {.arch = ARCH_LLAMA, .dim = 96, .hidden_dim = 160, .n_layers = 3, .n_heads = 6, .n_kv_heads = 2,
 			  .head_dim = 16, .vocab_size = 300, .max_seq_len = 128, .rope_theta = 10000.f, .norm_eps = 1e-5f,
 			  .tied_embeddings = 1, .qkv_bias = 1, .bos_id = -1, .eos_id = 5};
-	for (int arch = 0; arch < 2; arch++) {
+	/* what parsing fills in for a llama-family config */
+	a.family = FAM_QWEN2, a.max_pos = a.max_seq_len, a.rope.truncate = 1;
+	for (int arch = 0; arch < 5; arch++) {
 		model_config b, x = a;
-		if (arch) {
-			x.arch = ARCH_GPT2, x.n_kv_heads = 6, x.qkv_bias = 0, x.rope_theta = 0;
+		if (arch == 1) {
+			x.arch = ARCH_GPT2, x.n_kv_heads = 6, x.qkv_bias = 0, x.rope_theta = 0, x.family = 0, x.max_pos = 0;
+			memset(&x.rope, 0, sizeof x.rope);
+		} else if (arch == 2) { /* Llama 3.1 RoPE, bf16 */
+			x.qkv_bias = 0, x.family = FAM_LLAMA, x.save_dtype = 2;
+			x.rope.type = ROPE_LLAMA3, x.rope.factor = 8, x.rope.low_freq_factor = 1;
+			x.rope.high_freq_factor = 4, x.rope.original_max = 64;
+		} else if (arch == 3) { /* Phi-3 longrope with a window */
+			x.qkv_bias = 0, x.family = FAM_PHI3, x.n_heads = 6, x.head_dim = 16, x.max_pos = 256;
+			x.window = 128, x.rope.type = ROPE_LONGROPE, x.rope.original_max = 32, x.rope.n_factors = 8;
+			for (int i = 0; i < 8; i++)
+				x.rope.short_factor[i] = 1 + 0.25f * i, x.rope.long_factor[i] = 2 + 0.5f * i;
+		} else if (arch == 4) { /* Mistral, yarn with every option */
+			x.qkv_bias = 0, x.family = FAM_MISTRAL, x.rope.type = ROPE_YARN, x.rope.factor = 4;
+			x.rope.original_max = 32, x.rope.beta_fast = 16, x.rope.beta_slow = 2, x.rope.mscale = 0.7f;
+			x.rope.mscale_all_dim = 0.5f, x.rope.attention_factor = 1.25f, x.rope.truncate = 0;
 		}
 		char *s = hfconfig_dump(&x), err[512];
 		cr_assert_eq(hfconfig_parse(s, strlen(s), "dump", &b, err, sizeof err), 0, "%s\n%s", err, s);
@@ -399,4 +422,61 @@ Test(hfconfig, n_params_matches_model)
 			     (unsigned long long)hfconfig_n_params(&c), model_n_params(m));
 		model_free(m);
 	}
+}
+
+/* f32 -> f16/bf16 for saving in the dtype a model came in: every f16/bf16
+ * value converts back to itself, and other values round to nearest even. */
+Test(safetensors, f32_to_half_round_trip_and_rounding)
+{
+	for (uint32_t h = 0; h < 0x10000; h++) {
+		if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) /* NaN payloads */
+			continue;
+		float f = st_f16_to_f32((uint16_t)h);
+		cr_expect_eq(st_f32_to_f16(f), (uint16_t)h, "f16 %04x -> %g -> %04x", h, (double)f, st_f32_to_f16(f));
+		if ((h & 0x7f80) == 0x7f80 && (h & 0x7f))
+			continue;
+		float b = st_bf16_to_f32((uint16_t)h);
+		cr_expect_eq(st_f32_to_bf16(b), (uint16_t)h, "bf16 %04x", h);
+	}
+	/* halfway cases go to the even neighbour; just above halfway goes up */
+	cr_expect_eq(st_f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);        /* 1 + half an ulp -> 1 */
+	cr_expect_eq(st_f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);    /* 1 + 1.5 ulp -> 1 + 2 ulp */
+	cr_expect_eq(st_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);
+	cr_expect_eq(st_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);
+	cr_expect_eq(st_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);
+	cr_expect_eq(st_f32_to_f16(65520.0f), 0x7c00); /* rounds past the largest half: inf */
+	cr_expect_eq(st_f32_to_f16(0x1p-25f), 0x0000); /* half of the smallest subnormal: even (0) */
+	cr_expect_eq(st_f32_to_f16(0x1.8p-25f), 0x0001);
+	cr_expect_eq(st_f32_to_f16(-0.0f), 0x8000);
+	float nan = NAN;
+	cr_expect((st_f32_to_bf16(nan) & 0x7f80) == 0x7f80 && (st_f32_to_bf16(nan) & 0x7f));
+}
+
+/* rope_type dynamic: transformers changes θ only for sequences longer than
+ * max_position_embeddings, which never reach the model, so the table is
+ * plain RoPE's, bit for bit. linear divides every frequency by the factor. */
+Test(hfconfig, rope_dynamic_is_plain_linear_divides)
+{
+	const char *d = "{" LL ",\"max_position_embeddings\":64,\"rope_scaling\":{\"type\":\"dynamic\",\"factor\":4}}";
+	const char *l = "{" LL ",\"max_position_embeddings\":64,\"rope_parameters\":{\"rope_type\":\"linear\",\"factor\":4,"
+			"\"rope_theta\":10000}}";
+	model_config c, cl;
+	char err[512];
+	cr_assert_eq(hfconfig_parse(d, strlen(d), "d", &c, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(hfconfig_parse(l, strlen(l), "l", &cl, err, sizeof err), 0, "%s", err);
+	cr_expect_eq(c.rope.type, ROPE_DYNAMIC);
+	cr_expect_eq(cl.rope.type, ROPE_LINEAR);
+	int pos[64];
+	for (int t = 0; t < 64; t++)
+		pos[t] = t;
+	const int hd = c.head_dim;
+	float *a = malloc(sizeof(float) * 64 * hd), *b = malloc(sizeof(float) * 64 * hd), *e = malloc(sizeof(float) * 64 * hd);
+	rope_table_cfg(a, pos, 64, &c);
+	rope_table(b, pos, 64, hd, c.rope_theta);
+	cr_expect(memcmp(a, b, sizeof(float) * 64 * hd) == 0, "dynamic differs from plain RoPE");
+	rope_table_cfg(e, pos, 64, &cl);
+	for (int t = 0; t < 64; t += 4) /* position t/4 of plain RoPE is position t of linear-4 */
+		for (int i = 0; i < hd; i++)
+			cr_expect(fabsf(e[(size_t)t * hd + i] - b[(size_t)(t / 4) * hd + i]) < 1e-6f, "t %d i %d", t, i);
+	free(a), free(b), free(e);
 }

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""make_family_fixtures.py — tiny random models of the model families and
+RoPE schemes beyond plain Llama, built and saved by `transformers` itself, with
+reference numbers for tests/unit/test_hf_fixtures.c. Same convention as
+make_hf_fixtures.py (its docstring describes ref.json and grads.safetensors);
+run from the repository root:
+
+    python3 tests/ref/make_family_fixtures.py      # writes tests/fixtures/hf/fam_*
+
+Fixtures (dim 16, 2 layers, vocab 48, f32; each directory ~60 KB):
+  fam_llama31    LlamaForCausalLM, rope_type llama3 (factor 8, low/high freq
+                 factors 1/4, original_max_position_embeddings 16, theta 5e5,
+                 so one frequency is smoothed and the rest divided), head_dim 12
+                 != hidden/heads, tied embedding (Llama 3.2 style), GQA 2/1
+  fam_phi3       Phi3ForCausalLM (fused qkv_proj and gate_up_proj), rope_type
+                 longrope with original_max_position_embeddings 8: pairs 1 and
+                 3 (9 and 14 tokens) use long_factor, pair 2 (3 tokens)
+                 short_factor; untied
+  fam_mistral    MistralForCausalLM with sliding_window 16 (every pair is
+                 shorter, so attention is exact), rope_type linear factor 2
+  fam_qwen2_yarn Qwen2ForCausalLM (q/k/v bias) with rope_type yarn factor 4,
+                 original_max_position_embeddings 16 (attention factor
+                 0.1 ln 4 + 1 on cos/sin)
+
+Completions are scored as TRL scores a pair: prompt+chosen and
+prompt+rejected right-padded to the same length in one batch, so longrope's
+short/long choice (transformers takes it from the largest position in the
+batch) is made from prompt + the longer completion, as lbdpo does per pair.
+Right padding changes nothing else under a causal mask.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_hf_fixtures as H  # noqa: E402
+
+VOCAB = 48
+DIM = 16
+
+
+def reference(model, dim, with_grads):
+    """ref.json numbers in float64 (see make_hf_fixtures.reference), each
+    completion right-padded to the pair's longer one."""
+    model = model.double().eval()
+    model.zero_grad()
+    g = np.random.default_rng(99)
+    pairs = H.pairs_spec()
+    for pr in pairs:  # this vocabulary is smaller
+        for k in ("prompt", "chosen", "rejected"):
+            pr[k] = [t % VOCAB for t in pr[k]]
+    captured = {}
+    hook = H.final_norm(model).register_forward_hook(lambda m, i, o: captured.__setitem__("h", o))
+    loss = torch.zeros((), dtype=torch.float64)
+    for pr in pairs:
+        P = len(pr["prompt"])
+        width = P + max(len(pr["chosen"]), len(pr["rejected"]))
+        pr["d_logp"] = H.D_LOGP
+        pr["d_prompt_mean_logp"] = H.D_PM
+        pr["d_h_last"] = g.normal(0, 1, dim).round(6).tolist()
+        pr["d_h_mean"] = g.normal(0, 1, dim).round(6).tolist()
+        pr["tok_logp"], pr["logp"], pr["n"] = [], [], []
+        for k, key in enumerate(["chosen", "rejected"]):
+            seq = pr["prompt"] + pr[key]
+            n = len(seq)
+            ids = torch.tensor([seq + [0] * (width - n)])
+            logits = model(ids).logits[0, :n]
+            lp = torch.log_softmax(logits, -1)
+            tok = lp[:-1].gather(1, ids[0, 1:n, None])[:, 0]
+            comp = tok[P - 1:]
+            pr["tok_logp"].append(comp.tolist())
+            pr["logp"].append(comp.sum().item())
+            pr["n"].append(len(pr[key]))
+            loss = loss + H.D_LOGP[k] * comp.sum()
+            if k == 0:
+                ptok = tok[:P - 1]
+                pm = ptok.mean() if P > 1 else torch.zeros((), dtype=torch.float64)
+                ent = (-(lp[:P - 1].exp() * lp[:P - 1]).sum(-1)).mean().item() if P > 1 else 0.0
+                h = captured["h"][0]
+                h_last, h_mean = h[P - 1], h[:P].mean(0)
+                pr["prompt_tok_logp"] = ptok.tolist()
+                pr["prompt_mean_logp"] = pm.item()
+                pr["prompt_entropy"] = ent
+                pr["h_last"] = h_last.tolist()
+                pr["h_mean"] = h_mean.tolist()
+                loss = (loss + H.D_PM * pm + (torch.tensor(pr["d_h_last"], dtype=torch.float64) * h_last).sum()
+                        + (torch.tensor(pr["d_h_mean"], dtype=torch.float64) * h_mean).sum())
+    hook.remove()
+    grads = None
+    if with_grads:
+        loss.backward()
+        grads = {n: p.grad.float().contiguous() for n, p in model.named_parameters()}
+    return {"pairs": pairs, "loss": loss.item()}, grads
+
+
+def build(name, cls, cfg, seed, note):
+    torch.manual_seed(seed)
+    model = cls(cfg)
+    if cfg.tie_word_embeddings:
+        model.tie_weights()
+    H.init_weights(model, seed)
+    d = H.fresh(name)
+    H.save_model(model, d)
+    loaded = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+    assert type(loaded) is cls, (type(loaded), cls)
+    ref, grads = reference(loaded, DIM, True)
+    H.write_ref(d, ref, grads, note)
+    return d
+
+
+def main():
+    os.makedirs(H.ROOT, exist_ok=True)
+    common = dict(hidden_size=DIM, intermediate_size=24, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=1, vocab_size=VOCAB, max_position_embeddings=64, rms_norm_eps=1e-5,
+                  bos_token_id=1, eos_token_id=2)
+    made = []
+    made.append(build("fam_llama31", LlamaForCausalLM, LlamaConfig(
+        **common, head_dim=12, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
+        11, "LlamaForCausalLM, rope llama3, head_dim 12, tied"))
+    made.append(build("fam_phi3", Phi3ForCausalLM, Phi3Config(
+        **common, tie_word_embeddings=False, original_max_position_embeddings=8, pad_token_id=0,
+        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                         "short_factor": [1.0, 1.3, 1.9, 2.6], "long_factor": [1.1, 2.2, 4.5, 7.5]}),
+        12, "Phi3ForCausalLM, fused qkv/gate_up, rope longrope (original max 8)"))
+    made.append(build("fam_mistral", MistralForCausalLM, MistralConfig(
+        **common, sliding_window=16, tie_word_embeddings=False,
+        rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0}),
+        13, "MistralForCausalLM, sliding_window 16, rope linear factor 2"))
+    made.append(build("fam_qwen2_yarn", Qwen2ForCausalLM, Qwen2Config(
+        **common, tie_word_embeddings=True, use_sliding_window=False,
+        rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                         "original_max_position_embeddings": 16}),
+        14, "Qwen2ForCausalLM, q/k/v bias, rope yarn factor 4 (original max 16)"))
+    for d in made:
+        sz = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+        print(f"{os.path.relpath(d)}: {sz} bytes", file=sys.stderr)
+        assert sz < 100_000, d
+
+
+if __name__ == "__main__":
+    main()
