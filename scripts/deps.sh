@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh — install the Debian packages lbdpo needs to build and test, only
 # when something is missing. Safe to run repeatedly.
+#   --mpi   also Open MPI (mpicc, mpirun), which `make test` needs for the
+#           multi-rank tests; building and the demo do not.
 set -eu
 need=()
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -15,6 +17,10 @@ have_pc libpcre2-8 || need+=(libpcre2-dev)
 have_pc zlib       || need+=(zlib1g-dev)
 have_pc libcrypto  || need+=(libssl-dev)
 [ -x /usr/bin/time ] || need+=(time)
+if [ "${1:-}" = --mpi ]; then
+	command -v mpicc >/dev/null 2>&1 || need+=(libopenmpi-dev)
+	command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "lbdpo: installing missing packages: ${need[*]}" >&2
 if [ "$(id -u)" != 0 ]; then
