@@ -147,7 +147,7 @@ void dist_init(int *argc, char ***argv)
 		e = getenv("PMI_SIZE");
 	if (e && atoi(e) > 1)
 		die("started with %d MPI ranks, but this program was built without MPI "
-		    "(install Open MPI's mpicc and rebuild; see lbdpo(7))",
+		    "(apt-get install libopenmpi-dev openmpi-bin, then rebuild)",
 		    atoi(e));
 	name_rank();
 }
