@@ -19,6 +19,8 @@ static void usage(void)
 	       "Score each record's chosen and rejected completions with a model and add\n"
 	       "chosen_logp, rejected_logp, chosen_n, rejected_n, prompt_logp, prompt_ppl,\n"
 	       "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps).\n"
+	       "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
+	       "(see the man page); this build %s MPI.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -m, --model PATH        model: Hugging Face directory or llama2.c .bin (required)\n"
@@ -30,7 +32,8 @@ static void usage(void)
 	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
 	       "  -q, --quiet             no summary line on standard error\n"
 	       "  -h, --help              show this help and exit\n"
-	       "  -V, --version           show the version and exit\n");
+	       "  -V, --version           show the version and exit\n",
+	       dist_have_mpi() ? "has" : "lacks");
 }
 
 typedef struct {

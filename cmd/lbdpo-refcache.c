@@ -22,6 +22,8 @@ static void usage(void)
 	       "Attach reference scores to each record: ref_chosen_logp, ref_rejected_logp,\n"
 	       "ref_chosen_n, ref_rejected_n, ref_prompt_logp, ref_prompt_entropy. Scores\n"
 	       "found in the cache are not computed again.\n"
+	       "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
+	       "(see the man page); this build %s MPI.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -r, --ref MODEL         reference model: HF directory or llama2.c .bin\n"
@@ -36,7 +38,8 @@ static void usage(void)
 	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
 	       "  -q, --quiet             no summary line on standard error\n"
 	       "  -h, --help              show this help and exit\n"
-	       "  -V, --version           show the version and exit\n");
+	       "  -V, --version           show the version and exit\n",
+	       dist_have_mpi() ? "has" : "lacks");
 }
 
 /* One record between reading and writing. */
