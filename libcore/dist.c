@@ -61,18 +61,19 @@ void dist_finalize(void)
 		MPI_Finalize();
 }
 
-static void allreduce(void *x, size_t n, size_t elsz, MPI_Datatype t)
+static void allreduce(void *x, size_t n, size_t elsz, MPI_Datatype t, MPI_Op op)
 {
 	if (g_size == 1)
 		return;
 	for (size_t at = 0; at < n; at += DIST_CHUNK) {
 		size_t k = n - at < DIST_CHUNK ? n - at : DIST_CHUNK;
-		MPI_Allreduce(MPI_IN_PLACE, (char *)x + at * elsz, (int)k, t, MPI_SUM, MPI_COMM_WORLD);
+		MPI_Allreduce(MPI_IN_PLACE, (char *)x + at * elsz, (int)k, t, op, MPI_COMM_WORLD);
 	}
 }
 
-void dist_allreduce_sum_f32(float *x, size_t n) { allreduce(x, n, sizeof *x, MPI_FLOAT); }
-void dist_allreduce_sum_f64(double *x, size_t n) { allreduce(x, n, sizeof *x, MPI_DOUBLE); }
+void dist_allreduce_sum_f32(float *x, size_t n) { allreduce(x, n, sizeof *x, MPI_FLOAT, MPI_SUM); }
+void dist_allreduce_sum_f64(double *x, size_t n) { allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_SUM); }
+void dist_allreduce_min_f64(double *x, size_t n) { allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_MIN); }
 
 void dist_bcast(void *buf, size_t n, int root)
 {
@@ -155,6 +156,7 @@ void dist_init(int *argc, char ***argv)
 void dist_finalize(void) {}
 void dist_allreduce_sum_f32(float *x, size_t n) { (void)x, (void)n; }
 void dist_allreduce_sum_f64(double *x, size_t n) { (void)x, (void)n; }
+void dist_allreduce_min_f64(double *x, size_t n) { (void)x, (void)n; }
 void dist_bcast(void *buf, size_t n, int root) { (void)buf, (void)n, (void)root; }
 void dist_barrier(void) {}
 

@@ -36,6 +36,8 @@ int dist_have_mpi(void);
 /* x[i] <- sum over ranks of x[i], the same result on every rank. */
 void dist_allreduce_sum_f32(float *x, size_t n);
 void dist_allreduce_sum_f64(double *x, size_t n);
+/* x[i] <- minimum over ranks of x[i] (a maximum: negate before and after). */
+void dist_allreduce_min_f64(double *x, size_t n);
 /* Copy root's n bytes at buf to every rank's buf. */
 void dist_bcast(void *buf, size_t n, int root);
 /* Ordered gather of variable-length byte buffers: every rank passes its n

@@ -46,6 +46,11 @@ int main(int argc, char **argv)
 		CHECK(f[i] == (float)(tri * i), "allreduce f32[%d] = %g, want %g", i, f[i], tri * i);
 	}
 
+	/* Minimum, and a maximum through negation. */
+	double mm[2] = {10.0 - rank, -(10.0 + rank)};
+	dist_allreduce_min_f64(mm, 2);
+	CHECK(mm[0] == 11.0 - n && -mm[1] == 9.0 + n, "min %g / max %g with %d ranks", mm[0], -mm[1], n);
+
 	/* Broadcast from the last rank. */
 	unsigned char b[777];
 	for (int i = 0; i < (int)sizeof b; i++)

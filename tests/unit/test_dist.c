@@ -22,6 +22,7 @@ Test(dist, one_rank_identity)
 	double d[2] = {0.25, 1e300};
 	dist_allreduce_sum_f32(f, 3);
 	dist_allreduce_sum_f64(d, 2);
+	dist_allreduce_min_f64(d, 2);
 	cr_assert(f[0] == 1.5f && f[1] == -2 && f[2] == 3);
 	cr_assert(d[0] == 0.25 && d[1] == 1e300);
 	char b[4] = "abc";
