@@ -90,7 +90,8 @@ void *dist_gather_bytes(const void *buf, size_t n, size_t *lens)
 	if (g_size == 1) {
 		lens[0] = n;
 		void *all = xmalloc(n ? n : 1);
-		memcpy(all, buf, n);
+		if (n)
+			memcpy(all, buf, n);
 		return all;
 	}
 	/* Lengths first (one uint64 per rank), then the bytes point to point:
@@ -109,7 +110,8 @@ void *dist_gather_bytes(const void *buf, size_t n, size_t *lens)
 		total += lens[r] = (size_t)l64[r];
 	free(l64);
 	char *all = xmalloc(total ? total : 1), *p = all + n;
-	memcpy(all, buf, n);
+	if (n)
+		memcpy(all, buf, n);
 	for (int r = 1; r < g_size; r++)
 		for (size_t at = 0; at < lens[r]; at += DIST_CHUNK) {
 			size_t k = lens[r] - at < DIST_CHUNK ? lens[r] - at : DIST_CHUNK;
@@ -164,7 +166,8 @@ void *dist_gather_bytes(const void *buf, size_t n, size_t *lens)
 {
 	lens[0] = n;
 	void *all = xmalloc(n ? n : 1);
-	memcpy(all, buf, n);
+	if (n)
+		memcpy(all, buf, n);
 	return all;
 }
 

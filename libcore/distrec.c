@@ -76,7 +76,8 @@ void distrec_round(distrec *d, int last)
 	msg[2] = d->n;
 	for (size_t i = 0; i < d->n; i++)
 		msg[3 + i] = d->ends[i] - (i ? d->ends[i - 1] : 0);
-	memcpy(msg + hn, bytes, blen);
+	if (blen)
+		memcpy(msg + hn, bytes, blen);
 	size_t *lens = xmalloc(d->size * sizeof *lens);
 	char *all = dist_gather_bytes(msg, n, lens);
 	free(msg);
