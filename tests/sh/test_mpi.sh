@@ -52,6 +52,13 @@ mkdir one two three
 cmp one/out.ref two/out.ref || fail "refcache: 2 ranks differ from one process"
 cmp one/stdout.ref two/stdout.ref || fail "refcache: 2 ranks on standard output differ from one process"
 cmp one/out.ref three/out.ref || fail "refcache: 3 ranks differ from one process"
+# Fewer records than ranks: 0 and 1 records with 3 ranks.
+for n in 0 1; do
+	gen 5 $n s$n.tok
+	(cd one && lbdpo-refcache -q --ref ../m1 -i ../s$n.tok -o s.ref) &&
+		(cd three && mpi -np 3 lbdpo-refcache -q --ref ../m1 -i ../s$n.tok -o s.ref) || fail "$n records"
+	cmp one/s.ref three/s.ref || fail "$n records: 3 ranks differ from one process"
+done
 for b in 0 4096; do
 	(cd one && lbdpo-logprob -q -m ../m1 --per-token -b $b -i ../p.tok -o lp.sc) || fail "lbdpo-logprob"
 	(cd two && mpi -np 2 lbdpo-logprob -q -m ../m1 --per-token -b $b -i ../p.tok -o lp.sc) || fail "mpirun lbdpo-logprob"
