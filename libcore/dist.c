@@ -22,6 +22,16 @@
 
 static int g_rank = 0, g_size = 1;
 
+/* mpirun ends the other ranks as soon as one has exited nonzero: a rank
+ * that leaves the reporting to rank 0 waits for that; the bound only
+ * matters under a launcher that does not. */
+static LBDPO_NORETURN void wait_to_be_ended(int code)
+{
+	for (int i = 0; i < 60; i++)
+		sleep(1);
+	exit(code);
+}
+
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 
@@ -148,6 +158,11 @@ void dist_init(int *argc, char ***argv)
 	const char *e = getenv("OMPI_COMM_WORLD_SIZE");
 	if (!e)
 		e = getenv("PMI_SIZE");
+	const char *r = getenv("OMPI_COMM_WORLD_RANK");
+	if (!r)
+		r = getenv("PMI_RANK");
+	if (e && atoi(e) > 1 && r && atoi(r) > 0)
+		wait_to_be_ended(EXIT_DATA); /* rank 0 says why, once */
 	if (e && atoi(e) > 1)
 		die("started with %d MPI ranks, but this program was built without MPI "
 		    "(apt-get install libopenmpi-dev openmpi-bin, then rebuild)",
@@ -199,9 +214,5 @@ void dist_die_usage(const char *fmt, ...)
 	va_end(ap);
 	if (g_rank == 0)
 		die_usage("%s", buf);
-	/* mpirun ends this rank as soon as rank 0 has exited nonzero; the
-	 * bound only matters under a launcher that does not. */
-	for (int i = 0; i < 60; i++)
-		sleep(1);
-	exit(EXIT_USAGE);
+	wait_to_be_ended(EXIT_USAGE);
 }
