@@ -56,6 +56,8 @@ ifeq ($(MPI),1)
   MPI_PROGS := $(MPI_CMDS:%=$(BIN)/%)
   MPI_TESTS := $(B)/tests/mpi/dist_check
 endif
+# Switching MPI on or off relinks the programs.
+MPI_STAMP := $(B)/mpi-$(MPI).stamp
 
 LIB_SRCS  := $(sort $(wildcard libcore/*.c formats/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
@@ -81,9 +83,13 @@ $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@; ar rcs $@ $^
 
-$(BIN)/%: $(B)/cmd/%.o $(LIB)
+$(BIN)/%: $(B)/cmd/%.o $(LIB) $(MPI_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(MPI_STAMP):
+	@mkdir -p $(dir $@)
+	@rm -f $(B)/mpi-*.stamp; touch $@
 
 $(B)/mpi/dist.o: libcore/dist.c
 	@mkdir -p $(dir $@)
@@ -91,7 +97,7 @@ $(B)/mpi/dist.o: libcore/dist.c
 
 # Static pattern rules win over the generic one above; the MPI dist.o comes
 # before the library, so the archive's plain dist.o is not pulled in.
-$(MPI_PROGS): $(BIN)/%: $(B)/cmd/%.o $(MPI_DIST) $(LIB)
+$(MPI_PROGS): $(BIN)/%: $(B)/cmd/%.o $(MPI_DIST) $(LIB) $(MPI_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(LIB) $(LDLIBS) -o $@
 
