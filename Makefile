@@ -1,6 +1,7 @@
 # lbdpo — build, test, install.  `make help` lists the targets.
 #
-#   make                 build every program into bin/
+#   make                 build every program into bin/ (MPI-enabled when mpicc is found)
+#   make MPI=0           the same without MPI even when mpicc is found
 #   make test            install missing dependencies, build, run all tests
 #   make SANITIZE=1 test the same under AddressSanitizer + UBSan (build/san/)
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
@@ -39,6 +40,27 @@ ifeq ($(CUDA),1)
   $(info lbdpo: CUDA=1: no CUDA backend yet; building the CPU backend)
 endif
 
+# MPI: when mpicc is found (or with MPI=1), the programs in MPI_CMDS are
+# linked with the MPI build of libcore/dist.c (compiled by mpicc with
+# -DLBDPO_MPI) and run as N cooperating ranks under mpirun; everything else,
+# and every program when MPI=0 or mpicc is absent, links the plain build
+# (one process). The quick start needs no MPI.
+MPICC    ?= mpicc
+MPI_CMDS := lbdpo-refcache lbdpo-logprob
+ifeq ($(origin MPI),undefined)
+  MPI := $(if $(shell command -v $(MPICC) 2>/dev/null),1,0)
+endif
+ifeq ($(MPI),1)
+  ifeq ($(shell command -v $(MPICC) 2>/dev/null),)
+    $(error MPI=1 but $(MPICC) is not found: apt-get install libopenmpi-dev openmpi-bin)
+  endif
+  MPI_DIST  := $(B)/mpi/dist.o
+  MPI_PROGS := $(MPI_CMDS:%=$(BIN)/%)
+  MPI_TESTS := $(B)/tests/mpi/dist_check
+endif
+# Switching MPI on or off relinks the programs.
+MPI_STAMP := $(B)/mpi-$(MPI).stamp
+
 LIB_SRCS  := $(sort $(wildcard libcore/*.c formats/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 LIB       := $(B)/liblbdpo.a
@@ -63,9 +85,27 @@ $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@; ar rcs $@ $^
 
-$(BIN)/%: $(B)/cmd/%.o $(LIB)
+$(BIN)/%: $(B)/cmd/%.o $(LIB) $(MPI_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(MPI_STAMP):
+	@mkdir -p $(dir $@)
+	@rm -f $(B)/mpi-*.stamp; touch $@
+
+$(B)/mpi/dist.o: libcore/dist.c
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -DLBDPO_MPI -c $< -o $@
+
+# Static pattern rules win over the generic one above; the MPI dist.o comes
+# before the library, so the archive's plain dist.o is not pulled in.
+$(MPI_PROGS): $(BIN)/%: $(B)/cmd/%.o $(MPI_DIST) $(LIB) $(MPI_STAMP)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(LIB) $(LDLIBS) -o $@
+
+$(MPI_TESTS): $(B)/tests/mpi/%: $(B)/tests/mpi/%.o $(MPI_DIST) $(LIB)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(LIB) $(LDLIBS) -o $@
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -75,7 +115,7 @@ $(B)/bench/bin/%: $(B)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-tests-build: $(PROGS) $(TEST_BINS)
+tests-build: $(PROGS) $(TEST_BINS) $(MPI_TESTS)
 
 deps:
 	@bash scripts/deps.sh
@@ -83,6 +123,7 @@ deps:
 # The test suite: unit tests (Criterion) and shell tests of the programs.
 # tests/run.sh prints one closing line: "N passed, N failed, N skipped".
 test: deps
+	@bash scripts/deps.sh --mpi
 	@$(MAKE) --no-print-directory tests-build
 	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_TESTBIN=$(CURDIR)/$(B)/tests SANITIZE=$(SANITIZE) bash tests/run.sh
 

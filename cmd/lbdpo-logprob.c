@@ -7,6 +7,8 @@
 
 #include "formats/pairs.h"
 #include "formats/records.h"
+#include "libcore/dist.h"
+#include "libcore/distrec.h"
 #include "libcore/model.h"
 #include "libcore/score.h"
 #include "libcore/util.h"
@@ -17,6 +19,8 @@ static void usage(void)
 	       "Score each record's chosen and rejected completions with a model and add\n"
 	       "chosen_logp, rejected_logp, chosen_n, rejected_n, prompt_logp, prompt_ppl,\n"
 	       "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps).\n"
+	       "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
+	       "(see the man page); this build %s MPI.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -m, --model PATH        model: Hugging Face directory or llama2.c .bin (required)\n"
@@ -28,7 +32,8 @@ static void usage(void)
 	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
 	       "  -q, --quiet             no summary line on standard error\n"
 	       "  -h, --help              show this help and exit\n"
-	       "  -V, --version           show the version and exit\n");
+	       "  -V, --version           show the version and exit\n",
+	       dist_have_mpi() ? "has" : "lacks");
 }
 
 typedef struct {
@@ -40,7 +45,7 @@ typedef struct {
 	long tokens;
 } batch;
 
-static void flush(batch *b, const model *m, model_ws *ws, rs_writer *w, int per_token)
+static void flush(batch *b, const model *m, model_ws *ws, distrec *d, int per_token)
 {
 	if (!b->n)
 		return;
@@ -62,6 +67,7 @@ static void flush(batch *b, const model *m, model_ws *ws, rs_writer *w, int per_
 		}
 	}
 	score_pairs(m, ws, pp, b->n, b->out);
+	rs_writer *w = distrec_writer(d);
 	for (int i = 0; i < b->n; i++) {
 		const score_out *o = &b->out[i];
 		rs_rec_begin(w, pair_obj(&b->h[i]));
@@ -77,6 +83,7 @@ static void flush(batch *b, const model *m, model_ws *ws, rs_writer *w, int per_
 			rs_put_f32v(w, "rejected_token_logps", o->tok_logp[1], (size_t)o->rejected_n);
 		}
 		rs_rec_end(w);
+		distrec_mark(d);
 	}
 	free(pp);
 	b->n = 0;
@@ -116,6 +123,13 @@ int main(int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (!model_path)
 		die_usage("--model PATH is required");
+	/* Under mpirun every rank reads the input and scores the records k with
+	 * k mod N == rank; rank 0 writes them all in input order. */
+	dist_init(&argc, &argv);
+	int rank = dist_rank(), nrank = dist_size();
+	if (nrank > 1 && (!in || !strcmp(in, "-")))
+		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
+			       "(-i FILE), not standard input", nrank);
 	if (threads)
 		lbdpo_set_threads((int)threads);
 
@@ -126,16 +140,21 @@ int main(int argc, char **argv)
 	model_fingerprint(m, fp);
 	rs_reader *r = rs_open(in, NULL);
 	pairs_check_header(r, cfg->vocab_size, NULL, model_path);
-	rs_writer *w = rs_create(outp);
-	rs_header_begin(w, rs_header(r), "scores", argc, argv);
-	pairs_put_model(w, "model", model_path, fp);
-	rs_header_end(w);
+	rs_writer *w = rank == 0 ? rs_create(outp) : NULL;
+	if (w) {
+		rs_header_begin(w, rs_header(r), "scores", argc, argv);
+		pairs_put_model(w, "model", model_path, fp);
+		rs_header_end(w);
+	}
+	distrec *d = distrec_new(w);
 
 	model_ws *ws = model_ws_new(m);
 	batch b = {0};
 	const msgpack_object *rec;
 	uint64_t n_rec = 0, n_tok = 0;
-	while (rs_next(r, &rec)) {
+	for (uint64_t k = 0; rs_next(r, &rec); k++) {
+		if (!distrec_mine(d, k))
+			goto next;
 		if (b.n == b.cap) {
 			int nc = b.cap ? 2 * b.cap : 64;
 			b.h = xrealloc(b.h, nc * sizeof *b.h);
@@ -150,7 +169,7 @@ int main(int argc, char **argv)
 			/* This record starts the next batch: score the full one
 			 * (slots 0..n-1), then swap the record into slot 0. */
 			int last = b.n;
-			flush(&b, m, ws, w, per_token);
+			flush(&b, m, ws, d, per_token);
 			held_pair tmp = b.h[0];
 			b.h[0] = b.h[last];
 			b.h[last] = tmp;
@@ -159,14 +178,26 @@ int main(int argc, char **argv)
 		b.tokens += t;
 		n_rec++;
 		n_tok += (uint64_t)t;
+	next:
+		/* End of a round (distrec.h): score what is held, send it to rank 0. */
+		if (distrec_after(d, k)) {
+			flush(&b, m, ws, d, per_token);
+			distrec_round(d, 0);
+		}
 	}
-	flush(&b, m, ws, w, per_token);
-	rs_finish(w);
+	flush(&b, m, ws, d, per_token);
+	distrec_round(d, 1);
+	if (w)
+		rs_finish(w);
 	rs_close(r);
 	double dt = now_s() - t0;
-	info("%llu records, %llu tokens in %.2f s (%.1f records/s, %.0f tokens/s)",
-	     (unsigned long long)n_rec, (unsigned long long)n_tok, dt, n_rec / (dt > 0 ? dt : 1),
-	     n_tok / (dt > 0 ? dt : 1));
+	double tot[2] = {(double)n_rec, (double)n_tok}; /* the job's totals */
+	dist_allreduce_sum_f64(tot, 2);
+	n_rec = (uint64_t)tot[0], n_tok = (uint64_t)tot[1];
+	if (rank == 0)
+		info("%llu records, %llu tokens in %.2f s (%.1f records/s, %.0f tokens/s)",
+		     (unsigned long long)n_rec, (unsigned long long)n_tok, dt,
+		     n_rec / (dt > 0 ? dt : 1), n_tok / (dt > 0 ? dt : 1));
 	for (int i = 0; i < b.cap; i++)
 		pair_free(&b.h[i]);
 	free(b.h);
@@ -174,6 +205,8 @@ int main(int argc, char **argv)
 	free(b.tok);
 	model_ws_free(ws);
 	model_free(m);
+	distrec_free(d);
 	close_stdout();
+	dist_finalize();
 	return 0;
 }

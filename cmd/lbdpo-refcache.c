@@ -8,6 +8,8 @@
 
 #include "formats/pairs.h"
 #include "formats/records.h"
+#include "libcore/dist.h"
+#include "libcore/distrec.h"
 #include "libcore/model.h"
 #include "libcore/refcache.h"
 #include "libcore/score.h"
@@ -20,6 +22,8 @@ static void usage(void)
 	       "Attach reference scores to each record: ref_chosen_logp, ref_rejected_logp,\n"
 	       "ref_chosen_n, ref_rejected_n, ref_prompt_logp, ref_prompt_entropy. Scores\n"
 	       "found in the cache are not computed again.\n"
+	       "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
+	       "(see the man page); this build %s MPI.\n"
 	       "\n"
 	       "Options:\n"
 	       "  -r, --ref MODEL         reference model: HF directory or llama2.c .bin\n"
@@ -34,7 +38,8 @@ static void usage(void)
 	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
 	       "  -q, --quiet             no summary line on standard error\n"
 	       "  -h, --help              show this help and exit\n"
-	       "  -V, --version           show the version and exit\n");
+	       "  -V, --version           show the version and exit\n",
+	       dist_have_mpi() ? "has" : "lacks");
 }
 
 /* One record between reading and writing. */
@@ -49,7 +54,8 @@ typedef struct {
 	const model *m;
 	model_ws *ws;
 	refcache *cache;
-	rs_writer *w;
+	distrec *d;
+	rs_writer *w; /* distrec_writer(d) */
 	item *win; /* the window: records not yet written, in input order */
 	int n, cap;
 	long pend_tokens; /* tokens of state-1 records in the window */
@@ -67,6 +73,7 @@ static void emit(state *s, item *it)
 	rs_put_f64(s->w, "ref_prompt_logp", it->v.prompt_logp);
 	rs_put_f64(s->w, "ref_prompt_entropy", it->v.prompt_entropy);
 	rs_rec_end(s->w);
+	distrec_mark(s->d);
 	s->written++;
 }
 
@@ -117,6 +124,16 @@ static void process(state *s)
 static int counts_match(const refcache_val *v, const score_pair *p)
 {
 	return v->chosen_n == p->n_chosen && v->rejected_n == p->n_rejected && v->prompt_n == p->n_prompt;
+}
+
+/* After input record k (every rank reads every record): at the end of a
+ * round, score what is pending and send it to rank 0 (libcore/distrec.h). */
+static void end_of_round(state *s, uint64_t k)
+{
+	if (distrec_after(s->d, k)) {
+		process(s);
+		distrec_round(s->d, 0);
+	}
 }
 
 /* "I/N" */
@@ -286,6 +303,15 @@ int main(int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (!ref)
 		die_usage("--ref MODEL is required");
+	/* Under mpirun every rank reads the input and takes its 1/N of the
+	 * records by the --shard rule; rank 0 writes the whole output. */
+	dist_init(&argc, &argv);
+	int rank = dist_rank(), nrank = dist_size();
+	if (nrank > 1 && shard_n > 1)
+		dist_die_usage("--shard and %d MPI ranks: the ranks already split the records", nrank);
+	if (nrank > 1 && (!in || !strcmp(in, "-")))
+		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
+			  "(-i FILE), not standard input", nrank);
 	if (cache_dir && !*cache_dir)
 		cache_dir = NULL;
 	if (threads)
@@ -318,24 +344,28 @@ int main(int argc, char **argv)
 	state s = {.m = m, .ws = model_ws_new(m)};
 	s.cache = refcache_open(cache_dir, fp, ref);
 	const refcache_stats *cst = refcache_get_stats(s.cache);
-	s.w = rs_create(outp);
-	rs_header_begin(s.w, hd, "ref", argc, argv);
-	pairs_put_model(s.w, "reference", ref, fp);
-	if (shard_n > 1) {
-		msgpack_packer *pk = rs_put_key(s.w, "shard");
-		msgpack_pack_map(pk, 2);
-		msgpack_pack_str_with_body(pk, "index", 5);
-		msgpack_pack_int64(pk, shard_i);
-		msgpack_pack_str_with_body(pk, "count", 5);
-		msgpack_pack_int64(pk, shard_n);
+	rs_writer *out = rank == 0 ? rs_create(outp) : NULL;
+	if (out) {
+		rs_header_begin(out, hd, "ref", argc, argv);
+		pairs_put_model(out, "reference", ref, fp);
+		if (shard_n > 1) {
+			msgpack_packer *pk = rs_put_key(out, "shard");
+			msgpack_pack_map(pk, 2);
+			msgpack_pack_str_with_body(pk, "index", 5);
+			msgpack_pack_int64(pk, shard_i);
+			msgpack_pack_str_with_body(pk, "count", 5);
+			msgpack_pack_int64(pk, shard_n);
+		}
+		rs_header_end(out);
 	}
-	rs_header_end(s.w);
+	s.d = distrec_new(out);
+	s.w = distrec_writer(s.d);
 
-	int tty = stderr_is_tty();
+	int tty = rank == 0 && stderr_is_tty();
 	const msgpack_object *rec;
 	uint64_t k = 0, n_in = 0;
-	for (; rs_next(r, &rec); k++) {
-		if (shard_n > 1 && (long)(k % (uint64_t)shard_n) != shard_i)
+	for (; rs_next(r, &rec); end_of_round(&s, k++)) {
+		if (shard_n > 1 ? (long)(k % (uint64_t)shard_n) != shard_i : !distrec_mine(s.d, k))
 			continue;
 		n_in++;
 		if (!had_ref && rs_get(rec, "ref_chosen_logp"))
@@ -397,7 +427,9 @@ int main(int argc, char **argv)
 			progress(&s, n_in, t0, r, in_size, 0);
 	}
 	process(&s);
-	rs_finish(s.w);
+	distrec_round(s.d, 1);
+	if (out)
+		rs_finish(out);
 	if (tty)
 		progress(&s, n_in, t0, r, 0, 1);
 	rs_close(r);
@@ -405,18 +437,31 @@ int main(int argc, char **argv)
 	char sh[64] = "";
 	if (shard_n > 1)
 		snprintf(sh, sizeof sh, " (shard %ld/%ld)", shard_i, shard_n);
-	info("%llu records%s: %llu computed, %llu from cache; %llu tokens computed in %.2f s "
-	     "(%.0f tokens/s); cache: %llu entries loaded, %llu damaged ranges ignored, %llu written",
-	     (unsigned long long)n_in, sh, (unsigned long long)s.computed,
-	     (unsigned long long)s.cached, (unsigned long long)s.tok_computed, dt,
-	     s.tok_computed / (dt > 0 ? dt : 1), (unsigned long long)cst->loaded,
-	     (unsigned long long)cst->corrupt, (unsigned long long)cst->written);
+	/* One summary for the job: counts summed over ranks; the cache
+	 * figures loaded and damaged are rank 0's (each rank reads the cache). */
+	double tot[5] = {(double)n_in, (double)s.computed, (double)s.cached, (double)s.tok_computed,
+			 (double)cst->written};
+	dist_allreduce_sum_f64(tot, 5);
+	n_in = (uint64_t)tot[0], s.computed = (uint64_t)tot[1], s.cached = (uint64_t)tot[2];
+	s.tok_computed = (uint64_t)tot[3];
+	uint64_t cwritten = (uint64_t)tot[4];
+	if (nrank > 1)
+		snprintf(sh, sizeof sh, " (%d ranks)", nrank);
+	if (rank == 0)
+		info("%llu records%s: %llu computed, %llu from cache; %llu tokens computed in %.2f s "
+		     "(%.0f tokens/s); cache: %llu entries loaded, %llu damaged ranges ignored, %llu written",
+		     (unsigned long long)n_in, sh, (unsigned long long)s.computed,
+		     (unsigned long long)s.cached, (unsigned long long)s.tok_computed, dt,
+		     s.tok_computed / (dt > 0 ? dt : 1), (unsigned long long)cst->loaded,
+		     (unsigned long long)cst->corrupt, (unsigned long long)cwritten);
 	refcache_close(s.cache);
 	for (int i = 0; i < s.cap; i++)
 		pair_free(&s.win[i].h);
 	free(s.win);
 	model_ws_free(s.ws);
 	model_free(m);
+	distrec_free(s.d);
 	close_stdout();
+	dist_finalize();
 	return 0;
 }

@@ -498,7 +498,8 @@ typedef struct {
 } put_entry;
 
 struct rs_writer {
-	outfile *out;
+	outfile *out;          /* NULL for a memory writer */
+	msgpack_sbuffer mem;   /* a memory writer's bytes */
 	msgpack_sbuffer rec, put;
 	msgpack_packer rpk, ppk;
 	const msgpack_object *in;
@@ -518,8 +519,31 @@ rs_writer *rs_create(const char *path)
 	return w;
 }
 
+rs_writer *rs_create_mem(void)
+{
+	rs_writer *w = xcalloc(1, sizeof *w);
+	msgpack_sbuffer_init(&w->mem);
+	msgpack_sbuffer_init(&w->rec);
+	msgpack_sbuffer_init(&w->put);
+	msgpack_packer_init(&w->rpk, &w->rec, msgpack_sbuffer_write);
+	msgpack_packer_init(&w->ppk, &w->put, msgpack_sbuffer_write);
+	return w;
+}
+
+const char *rs_mem(rs_writer *w, size_t *n)
+{
+	*n = w->mem.size;
+	return w->mem.data;
+}
+
+void rs_mem_clear(rs_writer *w) { msgpack_sbuffer_clear(&w->mem); }
+
 void rs_write_raw(rs_writer *w, const char *buf, size_t n)
 {
+	if (!w->out) {
+		msgpack_sbuffer_write(&w->mem, buf, n);
+		return;
+	}
 	if (n && fwrite(buf, 1, n, w->out->fp) != n)
 		die("%s: write error: %s", w->out->path ? w->out->path : "standard output",
 		    strerror(errno));
@@ -534,7 +558,9 @@ void rs_write_obj(rs_writer *w, const msgpack_object *o)
 
 void rs_finish(rs_writer *w)
 {
-	out_close(w->out);
+	if (w->out)
+		out_close(w->out);
+	msgpack_sbuffer_destroy(&w->mem);
 	msgpack_sbuffer_destroy(&w->rec);
 	msgpack_sbuffer_destroy(&w->put);
 	for (size_t i = 0; i < w->nputs; i++)

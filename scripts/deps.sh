@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh — install the Debian packages lbdpo needs to build and test, only
 # when something is missing. Safe to run repeatedly.
+#   --mpi   also Open MPI (mpicc, mpirun), which `make test` needs for the
+#           multi-rank tests; building and the demo do not.
 set -eu
 need=()
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -19,6 +21,11 @@ have_pc libutf8proc || need+=(libutf8proc-dev)
 # plots of lbdpo-eval --plot and make experiment (optional at run time: without
 # it they write their data and gnuplot scripts and say so)
 command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
+
+if [ "${1:-}" = --mpi ]; then
+	command -v mpicc >/dev/null 2>&1 || need+=(libopenmpi-dev)
+	command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "lbdpo: installing missing packages: ${need[*]}" >&2
 if [ "$(id -u)" != 0 ]; then

@@ -1,0 +1,218 @@
+/* dist.c — the communication layer (dist.h): MPI when built with
+ * -DLBDPO_MPI, else one process where every operation is the identity.
+ *
+ * MPI counts are ints, so every transfer goes in pieces of at most DIST_CHUNK
+ * elements: a 7B model's gradient (7e9 floats) or a gathered output over 2 GiB
+ * must not overflow a count.
+ */
+#include "dist.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef LBDPO_MPI
+#include <mpi.h>
+#endif
+
+#define DIST_CHUNK ((size_t)1 << 30)
+
+static int g_rank = 0, g_size = 1;
+
+/* mpirun ends the other ranks as soon as one has exited nonzero: a rank
+ * that leaves the reporting to rank 0 waits for that; the bound only
+ * matters under a launcher that does not. */
+static LBDPO_NORETURN void wait_to_be_ended(int code)
+{
+	for (int i = 0; i < 60; i++)
+		sleep(1);
+	exit(code);
+}
+
+int dist_rank(void) { return g_rank; }
+int dist_size(void) { return g_size; }
+
+static char g_name[256];
+
+/* "prog[rank R]" on ranks other than 0, so every message says where it came from. */
+static void name_rank(void)
+{
+	if (g_size > 1 && g_rank > 0) {
+		snprintf(g_name, sizeof g_name, "%s[rank %d]", progname(), g_rank);
+		set_progname(g_name);
+	}
+}
+
+#ifdef LBDPO_MPI
+
+int dist_have_mpi(void) { return 1; }
+
+void dist_init(int *argc, char ***argv)
+{
+	int inited = 0;
+	MPI_Initialized(&inited);
+	if (!inited && MPI_Init(argc, argv) != MPI_SUCCESS)
+		die("MPI_Init failed");
+	/* The default, stated: any failed call ends the job (dist.h, Faults). */
+	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+	MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+	name_rank();
+}
+
+void dist_finalize(void)
+{
+	int fin = 0;
+	MPI_Finalized(&fin);
+	if (!fin)
+		MPI_Finalize();
+}
+
+static void allreduce(void *x, size_t n, size_t elsz, MPI_Datatype t, MPI_Op op)
+{
+	if (g_size == 1)
+		return;
+	for (size_t at = 0; at < n; at += DIST_CHUNK) {
+		size_t k = n - at < DIST_CHUNK ? n - at : DIST_CHUNK;
+		MPI_Allreduce(MPI_IN_PLACE, (char *)x + at * elsz, (int)k, t, op, MPI_COMM_WORLD);
+	}
+}
+
+void dist_allreduce_sum_f32(float *x, size_t n) { allreduce(x, n, sizeof *x, MPI_FLOAT, MPI_SUM); }
+void dist_allreduce_sum_f64(double *x, size_t n) { allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_SUM); }
+void dist_allreduce_min_f64(double *x, size_t n) { allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_MIN); }
+
+void dist_bcast(void *buf, size_t n, int root)
+{
+	if (g_size == 1)
+		return;
+	for (size_t at = 0; at < n; at += DIST_CHUNK) {
+		size_t k = n - at < DIST_CHUNK ? n - at : DIST_CHUNK;
+		MPI_Bcast((char *)buf + at, (int)k, MPI_BYTE, root, MPI_COMM_WORLD);
+	}
+}
+
+void *dist_gather_bytes(const void *buf, size_t n, size_t *lens)
+{
+	if (g_size == 1) {
+		lens[0] = n;
+		void *all = xmalloc(n ? n : 1);
+		if (n)
+			memcpy(all, buf, n);
+		return all;
+	}
+	/* Lengths first (one uint64 per rank), then the bytes point to point:
+	 * MPI_Gatherv would limit the total to INT_MAX bytes. */
+	uint64_t mine = n, *l64 = g_rank == 0 ? xmalloc(g_size * sizeof *l64) : NULL;
+	MPI_Gather(&mine, 1, MPI_UINT64_T, l64, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+	if (g_rank != 0) {
+		for (size_t at = 0; at < n; at += DIST_CHUNK) {
+			size_t k = n - at < DIST_CHUNK ? n - at : DIST_CHUNK;
+			MPI_Send((const char *)buf + at, (int)k, MPI_BYTE, 0, 0, MPI_COMM_WORLD);
+		}
+		return NULL;
+	}
+	size_t total = 0;
+	for (int r = 0; r < g_size; r++)
+		total += lens[r] = (size_t)l64[r];
+	free(l64);
+	char *all = xmalloc(total ? total : 1), *p = all + n;
+	if (n)
+		memcpy(all, buf, n);
+	for (int r = 1; r < g_size; r++)
+		for (size_t at = 0; at < lens[r]; at += DIST_CHUNK) {
+			size_t k = lens[r] - at < DIST_CHUNK ? lens[r] - at : DIST_CHUNK;
+			MPI_Recv(p, (int)k, MPI_BYTE, r, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+			p += k;
+		}
+	return all;
+}
+
+void dist_barrier(void)
+{
+	if (g_size > 1)
+		MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static LBDPO_NORETURN void end_job(int code)
+{
+	out_abort_all(); /* this rank's temporaries: no partial output */
+	if (g_size > 1)
+		MPI_Abort(MPI_COMM_WORLD, code);
+	exit(code);
+}
+
+#else /* one process */
+
+int dist_have_mpi(void) { return 0; }
+
+void dist_init(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	/* Started by a launcher with several ranks (Open MPI, MPICH/Slurm PMI):
+	 * N copies of a plain build would each do the whole job. */
+	const char *e = getenv("OMPI_COMM_WORLD_SIZE");
+	if (!e)
+		e = getenv("PMI_SIZE");
+	const char *r = getenv("OMPI_COMM_WORLD_RANK");
+	if (!r)
+		r = getenv("PMI_RANK");
+	if (e && atoi(e) > 1 && r && atoi(r) > 0)
+		wait_to_be_ended(EXIT_DATA); /* rank 0 says why, once */
+	if (e && atoi(e) > 1)
+		die("started with %d MPI ranks, but this program was built without MPI "
+		    "(apt-get install libopenmpi-dev openmpi-bin, then rebuild)",
+		    atoi(e));
+	name_rank();
+}
+
+void dist_finalize(void) {}
+void dist_allreduce_sum_f32(float *x, size_t n) { (void)x, (void)n; }
+void dist_allreduce_sum_f64(double *x, size_t n) { (void)x, (void)n; }
+void dist_allreduce_min_f64(double *x, size_t n) { (void)x, (void)n; }
+void dist_bcast(void *buf, size_t n, int root) { (void)buf, (void)n, (void)root; }
+void dist_barrier(void) {}
+
+void *dist_gather_bytes(const void *buf, size_t n, size_t *lens)
+{
+	lens[0] = n;
+	void *all = xmalloc(n ? n : 1);
+	if (n)
+		memcpy(all, buf, n);
+	return all;
+}
+
+static LBDPO_NORETURN void end_job(int code)
+{
+	out_abort_all();
+	exit(code);
+}
+
+#endif
+
+void dist_abort(int code, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	error("%s", buf);
+	end_job(code);
+}
+
+void dist_die_usage(const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (g_rank == 0)
+		die_usage("%s", buf);
+	wait_to_be_ended(EXIT_USAGE);
+}
