@@ -3,7 +3,7 @@
 #   make                 build every program into bin/
 #   make test            install missing dependencies, build, run all tests
 #   make SANITIZE=1 test the same under AddressSanitizer + UBSan (build/san/)
-#   make CUDA=1          programs with the CUDA backend (build/cuda/bin/)
+#   make CUDA=1          programs with the CUDA kernels (build/cuda-rel/bin/)
 #   make test-gpu        every CUDA kernel against its CPU twin (skips without a GPU)
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
 #   make bench           benchmarks (not part of test)
@@ -159,6 +159,6 @@ clean:
 	rm -rf build bin
 
 help:
-	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find build -name '*.d' 2>/dev/null)
