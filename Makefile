@@ -64,6 +64,14 @@ CUDA_SRCS := $(sort $(wildcard libcore/cuda/*.cu))
 CUDA_OBJS := $(CUDA_SRCS:%.cu=$(B)/%.o)
 GPU_SRCS  := $(sort $(wildcard tests/gpu/*.c))
 GPU_TEST  := $(B)/tests/gpu/gpu_kernels
+# The same kernels and harness on tests/gpu/emu, a CPU emulator of the CUDA
+# execution model: needs only g++, runs everywhere (not under SANITIZE:
+# its coroutines switch stacks behind ASan's back).
+CXX       ?= g++
+EMU_OBJS  := $(CUDA_SRCS:%.cu=$(B)/emu/%.o) $(B)/emu/tests/gpu/emu/emu.o
+EMU_TEST  := $(B)/tests/gpu/gpu_kernels_emu
+EMU_FLAGS := -std=c++17 -O2 -g -DLBDPO_CUDA_EMU -Itests/gpu/emu -I. -Wall -Wextra -Wno-unknown-pragmas \
+	     $(PKG_CFLAGS) -MMD -MP
 ifeq ($(CUDA),1)
   ifeq ($(NVCC),)
     $(error lbdpo: CUDA=1 needs nvcc from the CUDA Toolkit: put it on PATH or set NVCC=/path/to/nvcc)
@@ -99,6 +107,14 @@ $(B)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
+$(B)/emu/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ $(EMU_FLAGS) -c $< -o $@
+
+$(B)/emu/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_FLAGS) -c $< -o $@
+
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@; ar rcs $@ $^
@@ -119,7 +135,11 @@ $(GPU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(GPU_OBJS) $(LIB) $(GPU_LIBS) $(LDLIBS) -o $@
 
-tests-build: $(PROGS) $(TEST_BINS) $(if $(NVCC),$(GPU_TEST))
+$(EMU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
+
+tests-build: $(PROGS) $(TEST_BINS) $(if $(NVCC),$(GPU_TEST)) $(if $(filter 1,$(SANITIZE)),,$(EMU_TEST))
 
 # The GPU harness alone; exits 0 with the reason when it cannot run.
 test-gpu:

@@ -109,7 +109,7 @@ void cuda_attention_forward(float *out, float *lse, const float *qkv, const int 
 	check_hd(hd);
 	if (T <= 0)
 		return;
-	attn_fwd_k<<<warp_grid((long long)T * H), 32 * WPB>>>(out, lse, qkv, ka, kb, kc, T, H, KV, hd,
+	LAUNCH(attn_fwd_k, warp_grid((long long)T * H), 32 * WPB, out, lse, qkv, ka, kb, kc, T, H, KV, hd,
 							      1.0f / sqrtf((float)hd));
 	LAUNCH_CHECK();
 }
@@ -237,12 +237,12 @@ void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, c
 		return;
 	const float scale = 1.0f / sqrtf((float)hd);
 	float *Dbuf = (float *)cuda_scratch(sizeof(float) * (size_t)T * H);
-	attn_bwd_q_k<<<warp_grid((long long)T * H), 32 * WPB>>>(dqkv, Dbuf, dout, qkv, out, lse, ka, kb, kc, T, H,
+	LAUNCH(attn_bwd_q_k, warp_grid((long long)T * H), 32 * WPB, dqkv, Dbuf, dout, qkv, out, lse, ka, kb, kc, T, H,
 								KV, hd, scale);
 	LAUNCH_CHECK();
 	if ((long long)T * KV > 0x7fffffffLL)
 		die("cuda: attention backward over %d tokens × %d kv heads is more than one launch handles", T, KV);
-	attn_bwd_kv_k<<<(unsigned)((long long)T * KV), 32 * WPB>>>(dqkv, dout, qkv, lse, Dbuf, ka, kb, kc, seq_off,
+	LAUNCH(attn_bwd_kv_k, (unsigned)((long long)T * KV), 32 * WPB, dqkv, dout, qkv, lse, Dbuf, ka, kb, kc, seq_off,
 								   n_seq, H, KV, hd, scale);
 	LAUNCH_CHECK();
 }
@@ -267,7 +267,7 @@ void cuda_kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H
 	const size_t tot = (size_t)n * KV * hd;
 	if (tot == 0)
 		return;
-	kv_append_k<<<grid_for(tot, 256), 256>>>(kc, vc, qkv, at, n, H, KV, hd, QKV);
+	LAUNCH(kv_append_k, grid_for(tot, 256), 256, kc, vc, qkv, at, n, H, KV, hd, QKV);
 	LAUNCH_CHECK();
 }
 
@@ -316,7 +316,7 @@ void cuda_attention_decode(float *out, const float *qkv, const float *kc, const 
 	check_hd(hd);
 	if (n <= 0)
 		return;
-	attn_decode_k<<<warp_grid((long long)n * H), 32 * WPB>>>(out, qkv, kc, vc, len0, n, H, KV, hd, QKV,
+	LAUNCH(attn_decode_k, warp_grid((long long)n * H), 32 * WPB, out, qkv, kc, vc, len0, n, H, KV, hd, QKV,
 								 1.0f / sqrtf((float)hd));
 	LAUNCH_CHECK();
 }

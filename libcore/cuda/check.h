@@ -28,6 +28,12 @@ extern "C" {
 			die("cublas: %s (%s:%d): %s", #call, __FILE__, __LINE__, cublasGetStatusString(s_)); \
 	} while (0)
 
+/* kernel<<<grid, block>>>(args...), spelled as a macro so that the CPU
+ * emulator of tests/gpu/emu (which defines its own) can run the same code. */
+#ifndef LAUNCH
+#define LAUNCH(k, grid, block, ...) k<<<(grid), (block)>>>(__VA_ARGS__)
+#endif
+
 /* After every kernel launch: a bad launch configuration shows here, a
  * fault in the kernel at the next synchronizing call. */
 #define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
@@ -78,7 +84,7 @@ template <typename F> __device__ inline F block_sum(F v)
 	if (lane == 0)
 		sh[w] = v;
 	__syncthreads();
-	v = threadIdx.x < nw ? sh[threadIdx.x] : F(0);
+	v = (int)threadIdx.x < nw ? sh[threadIdx.x] : F(0);
 	if (w == 0)
 		v = warp_sum(v);
 	if (threadIdx.x == 0)
@@ -96,7 +102,7 @@ __device__ inline float block_max(float v)
 	if (lane == 0)
 		sh[w] = v;
 	__syncthreads();
-	v = threadIdx.x < nw ? sh[threadIdx.x] : -INFINITY;
+	v = (int)threadIdx.x < nw ? sh[threadIdx.x] : -INFINITY;
 	if (w == 0)
 		v = warp_max(v);
 	if (threadIdx.x == 0)

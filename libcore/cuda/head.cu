@@ -72,7 +72,7 @@ void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits
 {
 	if (T <= 0)
 		return;
-	logsoftmax_rows_k<<<T, NT>>>(lse, lp, ent, logits, rows, V);
+	LAUNCH(logsoftmax_rows_k, T, NT, lse, lp, ent, logits, rows, V);
 	LAUNCH_CHECK();
 }
 
@@ -108,7 +108,7 @@ void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const cud
 {
 	if (n_seq <= 0)
 		return;
-	seq_logp_sums_k<<<grid_for(n_seq, 64), 64>>>(st, lp, ent, rows, seq_off, n_seq);
+	LAUNCH(seq_logp_sums_k, grid_for(n_seq, 64), 64, st, lp, ent, rows, seq_off, n_seq);
 	LAUNCH_CHECK();
 }
 
@@ -134,7 +134,7 @@ void cuda_logit_grad_rows(float *logits, const float *lse, const int *idx, const
 {
 	if (n <= 0)
 		return;
-	logit_grad_rows_k<<<n, NT>>>(logits, lse, idx, w, y, V);
+	LAUNCH(logit_grad_rows_k, n, NT, logits, lse, idx, w, y, V);
 	LAUNCH_CHECK();
 }
 
@@ -158,7 +158,7 @@ void cuda_rows_gather(float *dst, const float *src, const int *idx, int n, int C
 {
 	if (n <= 0)
 		return;
-	rows_gather_k<<<n, NT>>>(dst, src, idx, C);
+	LAUNCH(rows_gather_k, n, NT, dst, src, idx, C);
 	LAUNCH_CHECK();
 }
 
@@ -166,7 +166,7 @@ void cuda_rows_scatter(float *dst, const float *src, const int *idx, int n, int 
 {
 	if (n <= 0)
 		return;
-	rows_scatter_k<<<n, NT>>>(dst, src, idx, C);
+	LAUNCH(rows_scatter_k, n, NT, dst, src, idx, C);
 	LAUNCH_CHECK();
 }
 
@@ -187,7 +187,7 @@ void cuda_rows_compact(float *x, const int *idx, int n, int C)
 {
 	if (n <= 0)
 		return;
-	rows_compact_k<<<grid_for(C, NT), NT>>>(x, idx, n, C);
+	LAUNCH(rows_compact_k, grid_for(C, NT), NT, x, idx, n, C);
 	LAUNCH_CHECK();
 }
 
@@ -216,7 +216,7 @@ void cuda_pool_forward(float *last, float *mean, const float *x, const int *seq_
 	const size_t n = (size_t)n_seq * C;
 	if (n == 0)
 		return;
-	pool_fwd_k<<<grid_for(n, NT), NT>>>(last, mean, x, seq_off, seq_P, n_seq, C);
+	LAUNCH(pool_fwd_k, grid_for(n, NT), NT, last, mean, x, seq_off, seq_P, n_seq, C);
 	LAUNCH_CHECK();
 }
 
@@ -244,6 +244,6 @@ void cuda_pool_backward(float *dx, const float *d_last, const float *d_mean, con
 	const size_t n = (size_t)n_seq * C;
 	if (n == 0)
 		return;
-	pool_bwd_k<<<grid_for(n, NT), NT>>>(dx, d_last, d_mean, has_last, has_mean, seq_off, seq_P, n_seq, C);
+	LAUNCH(pool_bwd_k, grid_for(n, NT), NT, dx, d_last, d_mean, has_last, has_mean, seq_off, seq_P, n_seq, C);
 	LAUNCH_CHECK();
 }

@@ -27,7 +27,7 @@ void cuda_embed_forward(float *out, const uint32_t *tok, const int *pos, const f
 {
 	if (T <= 0)
 		return;
-	embed_fwd_k<<<T, NT>>>(out, tok, pos, wte, wpe, C);
+	LAUNCH(embed_fwd_k, T, NT, out, tok, pos, wte, wpe, C);
 	LAUNCH_CHECK();
 }
 
@@ -52,7 +52,7 @@ void cuda_embed_backward(float *dwte, float *dwpe, const float *dout, const uint
 {
 	if (T <= 0)
 		return;
-	embed_bwd_k<<<grid_for(C, NT), NT>>>(dwte, dwpe, dout, tok, pos, T, C);
+	LAUNCH(embed_bwd_k, grid_for(C, NT), NT, dwte, dwpe, dout, tok, pos, T, C);
 	LAUNCH_CHECK();
 }
 
@@ -79,7 +79,7 @@ void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float
 {
 	if (T <= 0)
 		return;
-	rmsnorm_fwd_k<<<T, NT>>>(out, rstd, inp, w, eps, C);
+	LAUNCH(rmsnorm_fwd_k, T, NT, out, rstd, inp, w, eps, C);
 	LAUNCH_CHECK();
 }
 
@@ -118,9 +118,9 @@ void cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const floa
 {
 	if (T <= 0)
 		return;
-	rmsnorm_bwd_dx_k<<<T, NT>>>(dinp, dout, inp, w, rstd, C);
+	LAUNCH(rmsnorm_bwd_dx_k, T, NT, dinp, dout, inp, w, rstd, C);
 	LAUNCH_CHECK();
-	rmsnorm_bwd_dw_k<<<grid_for(C, NT), NT>>>(dw, dout, inp, rstd, T, C);
+	LAUNCH(rmsnorm_bwd_dw_k, grid_for(C, NT), NT, dw, dout, inp, rstd, T, C);
 	LAUNCH_CHECK();
 }
 
@@ -159,7 +159,7 @@ void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *i
 {
 	if (T <= 0)
 		return;
-	layernorm_fwd_k<<<T, NT>>>(out, mean, rstd, inp, w, b, eps, C);
+	LAUNCH(layernorm_fwd_k, T, NT, out, mean, rstd, inp, w, b, eps, C);
 	LAUNCH_CHECK();
 }
 
@@ -207,9 +207,9 @@ void cuda_layernorm_backward(float *dinp, float *dw, float *db, const float *dou
 {
 	if (T <= 0)
 		return;
-	layernorm_bwd_dx_k<<<T, NT>>>(dinp, dout, inp, w, mean, rstd, C);
+	LAUNCH(layernorm_bwd_dx_k, T, NT, dinp, dout, inp, w, mean, rstd, C);
 	LAUNCH_CHECK();
-	layernorm_bwd_dw_k<<<grid_for(C, NT), NT>>>(dw, db, dout, inp, mean, rstd, T, C);
+	LAUNCH(layernorm_bwd_dw_k, grid_for(C, NT), NT, dw, db, dout, inp, mean, rstd, T, C);
 	LAUNCH_CHECK();
 }
 
@@ -248,7 +248,7 @@ void cuda_matmul_forward(float *out, const float *inp, const float *w, const flo
 		rm_sgemm(0, 1, T, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
 	if (bias) {
 		const size_t n = (size_t)T * OC;
-		bias_add_k<<<grid_for(n, NT), NT>>>(out, bias, n, OC);
+		LAUNCH(bias_add_k, grid_for(n, NT), NT, out, bias, n, OC);
 		LAUNCH_CHECK();
 	}
 }
@@ -271,7 +271,7 @@ void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dou
 		rm_sgemm(1, 0, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
 	}
 	if (dbias) {
-		bias_grad_k<<<grid_for(OC, NT), NT>>>(dbias, dout, T, OC);
+		LAUNCH(bias_grad_k, grid_for(OC, NT), NT, dbias, dout, T, OC);
 		LAUNCH_CHECK();
 	}
 }
@@ -298,7 +298,7 @@ void cuda_rope_table(float *cs, const int *pos, int T, int head_dim, float theta
 	const size_t n = (size_t)T * (head_dim / 2);
 	if (n == 0)
 		return;
-	rope_table_k<<<grid_for(n, NT), NT>>>(cs, pos, T, head_dim, theta);
+	LAUNCH(rope_table_k, grid_for(n, NT), NT, cs, pos, T, head_dim, theta);
 	LAUNCH_CHECK();
 }
 
@@ -325,7 +325,7 @@ static void rope_apply(float *x, const float *cs, int T, int n_heads, int head_d
 	const size_t n = (size_t)T * n_heads * (head_dim / 2);
 	if (n == 0)
 		return;
-	rope_apply_k<<<grid_for(n, NT), NT>>>(x, cs, T, n_heads, head_dim, stride, sgn);
+	LAUNCH(rope_apply_k, grid_for(n, NT), NT, x, cs, T, n_heads, head_dim, stride, sgn);
 	LAUNCH_CHECK();
 }
 
@@ -356,7 +356,7 @@ void cuda_swiglu_forward(float *out, const float *inp, int T, int F)
 	const size_t n = (size_t)T * F;
 	if (n == 0)
 		return;
-	swiglu_fwd_k<<<grid_for(n, NT), NT>>>(out, inp, F, n);
+	LAUNCH(swiglu_fwd_k, grid_for(n, NT), NT, out, inp, F, n);
 	LAUNCH_CHECK();
 }
 
@@ -378,7 +378,7 @@ void cuda_swiglu_backward(float *dinp, const float *dout, const float *inp, int 
 	const size_t n = (size_t)T * F;
 	if (n == 0)
 		return;
-	swiglu_bwd_k<<<grid_for(n, NT), NT>>>(dinp, dout, inp, F, n);
+	LAUNCH(swiglu_bwd_k, grid_for(n, NT), NT, dinp, dout, inp, F, n);
 	LAUNCH_CHECK();
 }
 
@@ -400,7 +400,7 @@ void cuda_gelu_forward(float *out, const float *inp, size_t n)
 {
 	if (n == 0)
 		return;
-	gelu_fwd_k<<<grid_for(n, NT), NT>>>(out, inp, n);
+	LAUNCH(gelu_fwd_k, grid_for(n, NT), NT, out, inp, n);
 	LAUNCH_CHECK();
 }
 
@@ -420,7 +420,7 @@ void cuda_gelu_backward(float *dinp, const float *dout, const float *inp, size_t
 {
 	if (n == 0)
 		return;
-	gelu_bwd_k<<<grid_for(n, NT), NT>>>(dinp, dout, inp, n);
+	LAUNCH(gelu_bwd_k, grid_for(n, NT), NT, dinp, dout, inp, n);
 	LAUNCH_CHECK();
 }
 
@@ -435,7 +435,7 @@ void cuda_residual_forward(float *out, const float *a, const float *b, size_t n)
 {
 	if (n == 0)
 		return;
-	residual_k<<<grid_for(n, NT), NT>>>(out, a, b, n);
+	LAUNCH(residual_k, grid_for(n, NT), NT, out, a, b, n);
 	LAUNCH_CHECK();
 }
 
@@ -450,6 +450,6 @@ void cuda_add_inplace(float *acc, const float *x, size_t n)
 {
 	if (n == 0)
 		return;
-	add_inplace_k<<<grid_for(n, NT), NT>>>(acc, x, n);
+	LAUNCH(add_inplace_k, grid_for(n, NT), NT, acc, x, n);
 	LAUNCH_CHECK();
 }

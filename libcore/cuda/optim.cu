@@ -33,7 +33,7 @@ void cuda_adamw_update(float *param, const float *grad, float *m, float *v, size
 	const double bc1 = 1.0 - pow(hp->beta1, (double)t), bc2 = 1.0 - pow(hp->beta2, (double)t);
 	const float a = (float)(lr / bc1), rb2 = (float)(1.0 / sqrt(bc2)), eps = (float)hp->eps;
 	const float decay = (float)(lr * wd);
-	adamw_k<<<grid_for(n, NT), NT>>>(param, grad, m, v, n, b1, b2, a, rb2, eps, decay);
+	LAUNCH(adamw_k, grid_for(n, NT), NT, param, grad, m, v, n, b1, b2, a, rb2, eps, decay);
 	LAUNCH_CHECK();
 }
 
@@ -64,9 +64,9 @@ double cuda_sumsq(const float *g, size_t n)
 	if (n == 0)
 		return 0;
 	double *part = (double *)cuda_scratch(sizeof(double) * (NB + 1)), res;
-	sumsq_part_k<<<NB, NT>>>(part, g, n);
+	LAUNCH(sumsq_part_k, NB, NT, part, g, n);
 	LAUNCH_CHECK();
-	sum_parts_k<<<1, NT>>>(part + NB, part, NB);
+	LAUNCH(sum_parts_k, 1, NT, part + NB, part, NB);
 	LAUNCH_CHECK();
 	cuda_download(&res, part + NB, sizeof res);
 	return res;
@@ -83,7 +83,7 @@ void cuda_scale_inplace(float *g, size_t n, float s)
 {
 	if (n == 0)
 		return;
-	scale_k<<<grid_for(n, NT), NT>>>(g, n, s);
+	LAUNCH(scale_k, grid_for(n, NT), NT, g, n, s);
 	LAUNCH_CHECK();
 }
 
@@ -102,7 +102,7 @@ int cuda_all_finite(const float *x, size_t n)
 		return 1;
 	int *flag = (int *)cuda_scratch(sizeof(int)), one = 1, res;
 	cuda_upload(flag, &one, sizeof one);
-	finite_k<<<grid_for(n, NT), NT>>>(flag, x, n);
+	LAUNCH(finite_k, grid_for(n, NT), NT, flag, x, n);
 	LAUNCH_CHECK();
 	cuda_download(&res, flag, sizeof res);
 	return res;

@@ -15,6 +15,10 @@
  *   gpu_kernels --select SPEC  select a --device spec and print the device
  *   gpu_kernels --oom          ask the device for 2^52 bytes (must die cleanly)
  *
+ * Linked with the CPU emulator of tests/gpu/emu instead of CUDA (as
+ * gpu_kernels_emu) it runs the same kernels without a GPU, with the long
+ * cases shortened.
+ *
  * LBDPO_GPU_SEED sets the random seed (printed on the first line).
  */
 #include <math.h>
@@ -548,17 +552,18 @@ static void t_optim(size_t n)
 	cuda_scale_inplace(dp, n, 0.37f);
 	snprintf(nm, sizeof nm, "scale_inplace n=%zu", n);
 	check(nm, down(dp, n), p, n);
-	/* finite check: clean, then one NaN, then one infinity at odd places */
+	/* finite check: clean, then one NaN, then also infinities */
+	const size_t at = n / 2;
 	float f[3], wf[3];
 	f[0] = (float)cuda_all_finite(dp, n), wf[0] = (float)ref_all_finite(p, n);
 	float bad = NAN;
-	cuda_upload(dp + n / 2 + 1, &bad, fb);
-	p[n / 2 + 1] = bad;
+	cuda_upload(dp + at, &bad, fb);
+	p[at] = bad;
 	f[1] = (float)cuda_all_finite(dp, n), wf[1] = (float)ref_all_finite(p, n);
 	bad = INFINITY;
 	cuda_upload(dp + n - 1, &bad, fb);
-	cuda_upload(dp + n / 2 + 1, &bad, fb);
-	p[n - 1] = p[n / 2 + 1] = bad;
+	cuda_upload(dp + at, &bad, fb);
+	p[n - 1] = p[at] = bad;
 	f[2] = (float)cuda_all_finite(dp, n), wf[2] = (float)ref_all_finite(p, n);
 	snprintf(nm, sizeof nm, "all_finite (finite, NaN, inf) n=%zu", n);
 	if (wf[0] != 1 || wf[1] != 0 || wf[2] != 0)
@@ -596,13 +601,13 @@ int main(int argc, char **argv)
 	cuda_set_tf32(0);
 	const char *sd = getenv("LBDPO_GPU_SEED");
 	rng = sd && *sd ? strtoull(sd, NULL, 10) : 20261125;
-	{
-		char name[256];
-		size_t tot;
-		cuda_device_info(name, sizeof name, &tot);
-		printf("gpu_kernels: %s, seed %llu, tolerance %.0e (max-norm relative), TF32 off\n", name,
-		       (unsigned long long)rng, TOL);
-	}
+	/* The CPU emulator (tests/gpu/emu) is slow: the long cases shrink. */
+	char name[256];
+	size_t tot;
+	cuda_device_info(name, sizeof name, &tot);
+	const int emu = strstr(name, "emulator") != NULL, L = emu ? 10 : 1;
+	printf("gpu_kernels: %s, seed %llu, tolerance %.0e (max-norm relative), TF32 off%s\n", name,
+	       (unsigned long long)rng, TOL, emu ? ", long cases shortened 10x" : "");
 
 	t_embed(1, 64, 50, 8, 0);
 	t_embed(77, 67, 41, 90, 1);
@@ -628,7 +633,7 @@ int main(int argc, char **argv)
 		t_attention(3, P2, a2, b2, 8, 2, 64);  /* GQA 4:1 */
 		t_attention(3, P2, a2, b2, 6, 1, 128); /* MQA, hd 128 */
 		t_attention(3, P2, a2, b2, 4, 2, 40);  /* hd not a multiple of 32 */
-		const int P3[] = { 1000, 37 }, a3[] = { 61, 5 }, b3[] = { 45, 12 };
+		const int P3[] = { 1000 / L, 37 }, a3[] = { 61, 5 }, b3[] = { 45, 12 };
 		t_attention(2, P3, a3, b3, 4, 2, 128); /* a long prompt */
 		const int P4[] = { 3, 2, 9, 31, 33 }, a4[] = { 1, 4, 1, 30, 2 }, b4[] = { 1, 0, 6, 34, 1 };
 		t_attention(5, P4, a4, b4, 2, 1, 256); /* hd 256, lengths around 32 */
@@ -639,14 +644,14 @@ int main(int argc, char **argv)
 	{
 		const int P[] = { 1, 9, 33 }, a[] = { 3, 1, 31 }, b[] = { 2, 0, 7 };
 		t_head(3, P, a, b, 64, 101);
-		const int Pl[] = { 700, 5 }, al[] = { 40, 3 }, bl[] = { 38, 3 };
+		const int Pl[] = { 700 / L, 5 }, al[] = { 40, 3 }, bl[] = { 38, 3 };
 		t_head(2, Pl, al, bl, 96, 1003);
 	}
 	t_decode(0, 5, 4, 4, 64);
 	t_decode(37, 1, 8, 2, 128);
-	t_decode(600, 9, 6, 3, 64);
+	t_decode(600 / L, 9, 6, 3, 64);
 	t_optim(1);
-	t_optim(1000003);
+	t_optim(1000003 / L);
 
 	printf("gpu kernels: %d passed, %d failed\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
