@@ -110,7 +110,7 @@ void cuda_attention_forward(float *out, float *lse, const float *qkv, const int 
 	if (T <= 0)
 		return;
 	LAUNCH(attn_fwd_k, warp_grid((long long)T * H), 32 * WPB, out, lse, qkv, ka, kb, kc, T, H, KV, hd,
-							      1.0f / sqrtf((float)hd));
+			1.0f / sqrtf((float)hd));
 	LAUNCH_CHECK();
 }
 
@@ -238,12 +238,12 @@ void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, c
 	const float scale = 1.0f / sqrtf((float)hd);
 	float *Dbuf = (float *)cuda_scratch(sizeof(float) * (size_t)T * H);
 	LAUNCH(attn_bwd_q_k, warp_grid((long long)T * H), 32 * WPB, dqkv, Dbuf, dout, qkv, out, lse, ka, kb, kc, T, H,
-								KV, hd, scale);
+			KV, hd, scale);
 	LAUNCH_CHECK();
 	if ((long long)T * KV > 0x7fffffffLL)
 		die("cuda: attention backward over %d tokens × %d kv heads is more than one launch handles", T, KV);
 	LAUNCH(attn_bwd_kv_k, (unsigned)((long long)T * KV), 32 * WPB, dqkv, dout, qkv, lse, Dbuf, ka, kb, kc, seq_off,
-								   n_seq, H, KV, hd, scale);
+			n_seq, H, KV, hd, scale);
 	LAUNCH_CHECK();
 }
 
@@ -317,6 +317,6 @@ void cuda_attention_decode(float *out, const float *qkv, const float *kc, const 
 	if (n <= 0)
 		return;
 	LAUNCH(attn_decode_k, warp_grid((long long)n * H), 32 * WPB, out, qkv, kc, vc, len0, n, H, KV, hd, QKV,
-								 1.0f / sqrtf((float)hd));
+			1.0f / sqrtf((float)hd));
 	LAUNCH_CHECK();
 }
