@@ -4,6 +4,8 @@
 #   make MPI=0           the same without MPI even when mpicc is found
 #   make test            install missing dependencies, build, run all tests
 #   make SANITIZE=1 test the same under AddressSanitizer + UBSan (build/san/)
+#   make CUDA=1          programs with the CUDA kernels (build/cuda-rel/bin/)
+#   make test-gpu        every CUDA kernel against its CPU twin (skips without a GPU)
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
 #   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
 #                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
@@ -21,11 +23,19 @@ ifeq ($(SANITIZE),1)
   BIN     := build/san/bin
   OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN   := -fsanitize=address,undefined
+  NVOPT   := -O1 -g -Xcompiler -fno-omit-frame-pointer
 else
   B       := build/rel
   BIN     := bin
   OPT     := -O3 -g $(ARCHFLAGS)
   LDSAN   :=
+  NVOPT   := -O3
+endif
+# CUDA=1 objects differ (-DLBDPO_CUDA): their own tree, so switching back
+# and forth never mixes them with the CPU build's.
+ifeq ($(CUDA),1)
+  B       := $(B:build/%=build/cuda-%)
+  BIN     := $(B)/bin
 endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -33,12 +43,6 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += -std=gnu11 $(OPT) -Wall -Wextra -fopenmp -I. $(PKG_CFLAGS) -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lm
 LDFLAGS += -fopenmp $(LDSAN)
-
-ifeq ($(CUDA),1)
-  # Reserved for the GPU backend (DESIGN §5). Until it lands, CUDA=1 builds
-  # the CPU programs unchanged and says so.
-  $(info lbdpo: CUDA=1: no CUDA backend yet; building the CPU backend)
-endif
 
 # MPI: when mpicc is found (or with MPI=1), the programs in MPI_CMDS are
 # linked with the MPI build of libcore/dist.c (compiled by mpicc with
@@ -63,6 +67,48 @@ MPI_STAMP := $(B)/mpi-$(MPI).stamp
 
 LIB_SRCS  := $(sort $(wildcard libcore/*.c formats/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
+
+# ---- CUDA (libcore/cuda, tests/gpu) ----
+# nvcc from PATH, else the Toolkit's usual place. When it is present, `make
+# test` also compiles the CUDA objects and the GPU test harness (CI checks
+# that they build; the harness skips without a GPU). CUDA=1 links them into
+# every program and defines LBDPO_CUDA.
+# Targets: native code for Hopper (sm_90: H100/H200) and PTX of compute_80,
+# which the driver compiles at load time for A100, Ada, Blackwell and later:
+# two code generations per file instead of one per architecture keeps the
+# compile short. Override with CUDA_ARCH='-gencode ...'.
+ifeq ($(origin NVCC),undefined)
+  NVCC := $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+endif
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(realpath $(NVCC))))
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
+NVCCFLAGS += -std=c++17 $(NVOPT) $(CUDA_ARCH) -I. -Xcompiler -Wall,-Wextra
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+CUDA_SRCS := $(sort $(wildcard libcore/cuda/*.cu))
+CUDA_OBJS := $(CUDA_SRCS:%.cu=$(B)/%.o)
+GPU_SRCS  := $(sort $(wildcard tests/gpu/*.c))
+GPU_TEST  := $(B)/tests/gpu/gpu_kernels
+# The same kernels and harness on tests/gpu/emu, a CPU emulator of the CUDA
+# execution model: needs only g++, runs everywhere (not under SANITIZE:
+# its coroutines switch stacks behind ASan's back).
+CXX       ?= g++
+EMU_OBJS  := $(CUDA_SRCS:%.cu=$(B)/emu/%.o) $(B)/emu/tests/gpu/emu/emu.o
+EMU_TEST  := $(B)/tests/gpu/gpu_kernels_emu
+EMU_FLAGS := -std=c++17 -O2 -g -DLBDPO_CUDA_EMU -Itests/gpu/emu -I. -Wall -Wextra -Wno-unknown-pragmas \
+	     $(PKG_CFLAGS) -MMD -MP
+ifeq ($(CUDA),1)
+  ifeq ($(NVCC),)
+    $(error lbdpo: CUDA=1 needs nvcc from the CUDA Toolkit: put it on PATH or set NVCC=/path/to/nvcc)
+  endif
+  LIB_OBJS  += $(CUDA_OBJS)
+  CFLAGS    += -DLBDPO_CUDA
+  LDLIBS    += $(CUDA_LIBS)
+  GPU_OBJS  :=
+  GPU_LIBS  :=
+else
+  GPU_OBJS  := $(CUDA_OBJS)
+  GPU_LIBS  := $(CUDA_LIBS)
+endif
 LIB       := $(B)/liblbdpo.a
 CMD_SRCS  := $(sort $(wildcard cmd/*.c))
 PROGS     := $(CMD_SRCS:cmd/%.c=$(BIN)/%)
@@ -74,12 +120,24 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo experiment bench fuzz install clean help tests-build
+.PHONY: all deps test check-deps demo experiment bench fuzz install clean help tests-build test-gpu
 all: $(PROGS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
+
+$(B)/emu/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ $(EMU_FLAGS) -c $< -o $@
+
+$(B)/emu/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_FLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -115,7 +173,20 @@ $(B)/bench/bin/%: $(B)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-tests-build: $(PROGS) $(TEST_BINS) $(MPI_TESTS)
+$(GPU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(GPU_OBJS) $(LIB) $(GPU_LIBS) $(LDLIBS) -o $@
+
+$(EMU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
+
+tests-build: $(PROGS) $(TEST_BINS) $(MPI_TESTS) $(if $(NVCC),$(GPU_TEST)) $(if $(filter 1,$(SANITIZE)),,$(EMU_TEST))
+
+# The GPU harness alone; exits 0 with the reason when it cannot run.
+test-gpu:
+	@if [ -z "$(NVCC)" ]; then echo "test-gpu: skipped: nvcc not found (install the CUDA Toolkit or set NVCC=)"; \
+	else $(MAKE) --no-print-directory $(GPU_TEST) && { $(GPU_TEST); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc; }; fi
 
 deps:
 	@bash scripts/deps.sh
@@ -156,6 +227,6 @@ clean:
 	rm -rf build bin
 
 help:
-	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find build -name '*.d' 2>/dev/null)
