@@ -249,6 +249,8 @@ int main(int argc, char **argv)
 		die_usage("--beta-min is larger than --beta-max");
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
+	ckpt_check_out(out); /* before any work: --out replaces only a checkpoint */
+	signals_graceful();
 
 	const int learned = loss_uses_learned_beta(lo.kind);
 	ckpt *ck = ckpt_load(init, fresh, (head_kind)head, (int)hidden, (float)eps, (pool_kind)pool, (ppl_source)ppl,
@@ -339,7 +341,8 @@ int main(int argc, char **argv)
 		epoch_perm(perm, data->n, (uint64_t)seed, ck->epoch);
 	}
 
-	while (ck->step < step_end) {
+	const long step_start = ck->step;
+	while (ck->step < step_end && !stop_requested()) {
 		double t0 = now_s();
 		memset(G, 0, np * sizeof(float));
 		memset(HG, 0, hn * sizeof(float));
@@ -431,7 +434,12 @@ int main(int argc, char **argv)
 	}
 	if (!quiet && stderr_is_tty())
 		fputc('\n', stderr);
-	ckpt_save(ck, out, opts);
+	int sig = stop_requested();
+	if (!sig || ck->step > step_start)
+		ckpt_save(ck, out, opts);
+	if (sig)
+		warning("stopped by signal %d after step %ld; %s", sig, ck->step,
+			ck->step > step_start ? "checkpoint written" : "no step done, nothing written");
 	if (mf && mf != stderr && fclose(mf) != 0)
 		die("error writing %s", metrics);
 	json_decref(opts);
@@ -444,5 +452,5 @@ int main(int argc, char **argv)
 	pref_free(data);
 	ckpt_free(ck);
 	close_stdout();
-	return 0;
+	return sig ? 128 + sig : 0;
 }

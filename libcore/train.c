@@ -262,14 +262,41 @@ static void fsync_path(const char *p)
 	}
 }
 
+/* The file that marks a directory as a checkpoint lbdpo wrote: --out
+ * replaces nothing else. */
+#define CKPT_MARKER ".lbdpo-checkpoint"
+
+void ckpt_check_out(const char *dir)
+{
+	struct stat sb;
+	if (lstat(dir, &sb) != 0) {
+		if (errno == ENOENT)
+			return;
+		die("%s: %s", dir, strerror(errno));
+	}
+	if (S_ISLNK(sb.st_mode))
+		die("%s: is a symbolic link; --out replaces only a checkpoint directory lbdpo wrote", dir);
+	if (!S_ISDIR(sb.st_mode))
+		die("%s: exists and is not a directory; --out replaces only a checkpoint lbdpo wrote", dir);
+	char *m = path_join(dir, CKPT_MARKER);
+	int ok = lstat(m, &sb) == 0 && S_ISREG(sb.st_mode);
+	free(m);
+	if (!ok)
+		die("%s: exists and is not a checkpoint lbdpo wrote (no %s file); refusing to replace it", dir,
+		    CKPT_MARKER);
+}
+
 void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 {
-	char *tmp, *old;
-	if (asprintf(&tmp, "%s.tmp.%ld", dir, (long)getpid()) < 0 ||
-	    asprintf(&old, "%s.old.%ld", dir, (long)getpid()) < 0)
-		die("out of memory");
-	nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	ckpt_check_out(dir);
+	temp_sweep(dir);
+	char *tmp = temp_dir_create(dir);
 	model_save_hf(c->m, tmp);
+	char *mk = path_join(tmp, CKPT_MARKER);
+	outfile *mo = out_open(mk);
+	fputs("lbdpo checkpoint: lbdpo-step --out may replace this directory\n", mo->fp);
+	out_close(mo);
+	free(mk);
 
 	/* β model */
 	st_tensor_out t[5];
@@ -319,20 +346,36 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 
 	/* swap into place: a crash leaves either the old or the new directory */
 	struct stat sb;
-	int had = stat(dir, &sb) == 0;
+	int had = lstat(dir, &sb) == 0;
 	if (had && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-		/* atomic swap: there is no moment without a checkpoint at dir */
+		/* atomic swap: there is no moment without a checkpoint at dir;
+		 * tmp now holds the old checkpoint (checked above to be ours) */
 		nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	} else {
-		if (had && rename(dir, old) != 0)
-			die("cannot move %s aside: %s", dir, strerror(errno));
-		if (rename(tmp, dir) != 0)
-			die("cannot rename %s to %s: %s", tmp, dir, strerror(errno));
-		if (had)
+		char *old = NULL;
+		if (had) {
+			/* an empty directory that rename replaces; not a temporary
+			 * that die() may remove: it will hold the old checkpoint */
+			old = temp_dir_create(dir);
+			temp_forget(old);
+			if (rename(dir, old) != 0) {
+				rmdir(old);
+				die("cannot move %s aside: %s", dir, strerror(errno));
+			}
+		}
+		if (rename(tmp, dir) != 0) {
+			int e = errno;
+			if (old)
+				rename(old, dir);
+			die("cannot rename %s to %s: %s", tmp, dir, strerror(e));
+		}
+		if (old) {
 			nftw(old, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+			free(old);
+		}
 	}
+	temp_forget(tmp);
 	free(tmp);
-	free(old);
 }
 
 void ckpt_free(ckpt *c)

@@ -10,7 +10,8 @@
  *                                    "beta.m", "beta.v"
  *   trainer_state.json               step, epoch, data position, RNG state,
  *                                    beta-dpo moving statistics, options
- * written into "<dir>.tmp.<pid>" and renamed into place.
+ *   .lbdpo-checkpoint                marker: lbdpo wrote this directory
+ * written into "<dir>.tmp.<pid>.XXXXXX" and renamed into place.
  */
 #ifndef LBDPO_TRAIN_H
 #define LBDPO_TRAIN_H
@@ -79,6 +80,9 @@ int ckpt_is(const char *path);
  * state is zero; otherwise everything comes from the checkpoint. */
 ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, pool_kind pool,
 		ppl_source ppl_from, double w0, uint64_t seed);
+/* Die unless dir is absent or a checkpoint lbdpo wrote (has the marker
+ * file): --out never replaces anything else. */
+void ckpt_check_out(const char *dir);
 /* Write the checkpoint atomically into dir; options is stored as "options"
  * in trainer_state.json (borrowed). */
 void ckpt_save(const ckpt *c, const char *dir, json_t *options);

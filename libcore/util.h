@@ -26,7 +26,9 @@
 #define LBDPO_NORETURN
 #endif
 
-/* Set once from main(argv[0] basename or a literal). */
+/* Set once from main(argv[0] basename or a literal). Also installs the
+ * SIGINT/SIGTERM/SIGHUP handler that removes registered temporaries and
+ * exits 128+signal (see signals_graceful for lbdpo-step). */
 void set_progname(const char *name);
 const char *progname(void);
 
@@ -52,8 +54,11 @@ char *xstrdup(const char *s);
 /* Grow *p (of *cap elements of size elsz) to hold at least need elements. */
 void xgrow(void **p, size_t *cap, size_t need, size_t elsz);
 
-/* Output files: written to "<path>.tmp.<pid>" and renamed on close, so a
- * failed run never leaves a half-written file. path "-" or NULL = stdout. */
+/* Output files: written to a temporary "<path>.tmp.<pid>.XXXXXX" created
+ * exclusively beside the target (O_EXCL: a planted file or symlink is never
+ * opened; mode 0600 until finished, then the replaced file's mode or
+ * 0666 & ~umask) and renamed on close, so a failed run never leaves a
+ * half-written file. path "-" or NULL = stdout. */
 typedef struct outfile {
 	FILE *fp;
 	char *path; /* final path, NULL for stdout */
@@ -65,6 +70,34 @@ outfile *out_open(const char *path);
 void out_close(outfile *o);
 /* Remove the temporary file of every open outfile (called by die()). */
 void out_abort_all(void);
+
+/* ---- temporaries ----
+ * Names are "<target>.tmp.<pid>.XXXXXX" (XXXXXX random, mkstemp-style).
+ * temp_file_create returns an fd opened O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC;
+ * temp_dir_create makes a 0700 directory. Both are registered: die() and
+ * a terminating signal remove them. */
+int temp_file_create(const char *target, char **tmp);
+char *temp_dir_create(const char *target);
+void temp_register(const char *path, int is_dir);
+void temp_forget(const char *path); /* after it was renamed into place */
+/* Remove every registered temporary; async-signal-safe. */
+void temp_remove_all(void);
+/* Remove temporaries of target left by killed runs: names matching
+ * "<target>.tmp.<pid>.XXXXXX" exactly, owned by this user, whose <pid> is
+ * not a live process here; directories only when they hold plain files.
+ * Anything else is left alone. Returns the number removed. */
+int temp_sweep(const char *target);
+/* Remove a directory of plain files (no subdirectories); -1 on failure.
+ * Async-signal-safe. */
+int remove_flat_dir(const char *path);
+
+/* ---- signals ----
+ * By default SIGINT/SIGTERM/SIGHUP remove the temporaries and exit 128+sig.
+ * After signals_graceful() the first one only sets stop_requested() (the
+ * program finishes what it is doing and exits 128+sig itself); a second one
+ * removes the temporaries and exits at once. */
+void signals_graceful(void);
+int stop_requested(void); /* signal number, 0 if none */
 
 /* Map a regular file read-only; *len is its size (an empty file gives a
  * valid pointer to no bytes). Dies naming the file. */
