@@ -33,6 +33,8 @@ static void usage(void)
 	       "      --generations FILE  JSONL with \"completion\" or \"text\" strings: lengths and distinct-n\n"
 	       "      --per-record FILE   also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)\n"
 	       "      --threads N         OpenMP/OpenBLAS threads\n"
+	       "      --ignore-provenance  accept records of another tokenizer or reference\n"
+	       "                          than the checkpoint's (warns; default: refuse)\n"
 	       "  -h, --help              this help\n"
 	       "  -V, --version           print the version\n");
 }
@@ -47,6 +49,7 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"plot", required_argument, 0, 'p'},
 					 {"generations", required_argument, 0, 'g'},
 					 {"threads", required_argument, 0, 't'},
+					 {"ignore-provenance", no_argument, 0, 'P'},
 					 {"per-record", required_argument, 0, 'r'},
 					 {"help", no_argument, 0, 'h'},
 					 {"version", no_argument, 0, 'V'},
@@ -308,6 +311,7 @@ int main(int argc, char **argv)
 	int kind = -1;
 	double beta = -1;
 	long bs = 8, threads = 0;
+	int ignore_prov = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "i:o:c:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -325,6 +329,7 @@ int main(int argc, char **argv)
 		case 'g': gens = optarg; break;
 		case 'r': perrec = optarg; break;
 		case 't': threads = parse_long("--threads", optarg, 0, 4096); break;
+		case 'P': ignore_prov = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-eval lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
 		default: die_usage("unknown option");
@@ -361,6 +366,8 @@ int main(int argc, char **argv)
 		warning("%s has no trained beta model: beta = w*PPL with w = 1", ckp);
 	const model_config *cfg = model_cfg(ck->m);
 	pref_set *data = pref_load(in, loss_needs_ref(lo.kind), (uint32_t)cfg->vocab_size);
+	ckpt_check_prov(ck, &data->prov, data->name, loss_needs_ref(lo.kind), ignore_prov);
+	pref_check_context(data, cfg->max_seq_len);
 	const int learned = loss_uses_learned_beta(lo.kind);
 	model_ws *ws = model_ws_new(ck->m);
 	batch_buf *bb = batch_new((int)bs, cfg->dim, ck->bh->K);

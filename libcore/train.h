@@ -23,6 +23,24 @@
 #include "loss.h"
 #include "model.h"
 
+/* ---- provenance: what made a stream's records ----
+ * From the header: kind, tokenizer.sha256, tokenizer.vocab_size and
+ * reference.fingerprint ("" / 0 when the header names none). A checkpoint
+ * remembers the provenance of the records it was trained on, and every
+ * program that combines a checkpoint with records compares the two: a
+ * mismatch is an error, never a silent mix. */
+typedef struct {
+	char kind[16];
+	char tok_sha[65];
+	char ref_fp[65];
+	int64_t tok_vocab;
+} provenance;
+
+struct rs_reader;
+/* Read and validate r's header: hashes must be 64 hex digits, vocab_size in
+ * [1, model_vocab]. Dies naming the stream. */
+void prov_read(struct rs_reader *r, int model_vocab, provenance *p);
+
 /* ---- records ---- */
 typedef struct {
 	uint32_t *prompt, *chosen, *rejected; /* token ids */
@@ -35,6 +53,7 @@ typedef struct {
 	int group;            /* index into pref_set.groups, -1 = none */
 	char *id;             /* NULL if absent */
 	uint64_t index;       /* record index in the stream (1 = first) */
+	uint64_t offset;      /* byte offset of the record in the stream */
 } pref_rec;
 
 typedef struct {
@@ -43,12 +62,18 @@ typedef struct {
 	char **groups;
 	int n_groups;
 	char *name; /* stream name for messages */
+	provenance prov;
 } pref_set;
 
-/* Read every record of a stream. need_ref: the reference keys are required.
- * vocab: token ids must be < vocab (0 = unchecked). Dies naming the stream,
- * record and byte offset on any problem. */
+/* Read every record of a stream. need_ref: the reference keys are required
+ * and the stream must be of kind "ref" (else "tokens" or "ref"). vocab:
+ * token ids must be < vocab and < the header's tokenizer vocab_size (0 =
+ * unchecked). Every sequence is non-empty. Dies naming the stream, record
+ * and byte offset on any problem. */
 pref_set *pref_load(const char *path, int need_ref, uint32_t vocab);
+/* Die (naming stream, record, byte offset) if a record's prompt + longer
+ * completion exceeds max_pos positions, the model's context (every arch). */
+void pref_check_context(const pref_set *s, int max_pos);
 void pref_free(pref_set *s);
 
 /* ---- the β model's settings ---- */
@@ -70,6 +95,8 @@ typedef struct {
 	uint64_t rng; /* beta-dpo sampling */
 	bdpo_state bs;
 	int resumed;  /* loaded from a checkpoint with trainer state */
+	int has_prov; /* prov is known (trained on records with this provenance) */
+	provenance prov;
 	json_t *state; /* trainer_state.json as loaded (NULL if fresh) */
 } ckpt;
 
@@ -87,6 +114,13 @@ void ckpt_check_out(const char *dir);
  * in trainer_state.json (borrowed). */
 void ckpt_save(const ckpt *c, const char *dir, json_t *options);
 void ckpt_free(ckpt *c);
+/* Compare the records' provenance with the checkpoint's: die with one line
+ * naming both values on a mismatch of tokenizer sha256, vocab_size or (when
+ * need_ref or the stream names one) reference fingerprint. override: warn
+ * loudly instead of dying. Nothing to compare when !c->has_prov. */
+void ckpt_check_prov(const ckpt *c, const provenance *p, const char *stream, int need_ref, int override);
+/* The checkpoint about to be written was trained on records of provenance p. */
+void ckpt_adopt_prov(ckpt *c, const provenance *p);
 
 /* ---- scoring a batch of pairs ---- */
 typedef struct {

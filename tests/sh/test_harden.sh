@@ -54,6 +54,63 @@ lbdpo-step --init ck --out ck "${S[@]}" --steps 1 -q 2>/dev/null || fail "step a
 [ ! -e "ck.tmp.$dead.xYz789" ] || fail "stale checkpoint temporary not swept"
 rm -f out.ref.tmp.mine "out.ref.tmp.$$.AbC123"
 
+# ---- provenance: records of another tokenizer / reference are refused ----
+lbdpo-show -i train.ref > t.jsonl
+hdr() { sed "1s/\"reference\":{[^}]*}/$1/" t.jsonl | lbdpo-show --from-json -o "$2" || fail "make $2"; }
+A=$(printf 'a%.0s' $(seq 64)) B=$(printf 'b%.0s' $(seq 64)) C=$(printf 'c%.0s' $(seq 64))
+hdr "\"reference\": {\"path\": \"r\", \"fingerprint\": \"$A\"}, \"tokenizer\": {\"path\": \"t\", \"sha256\": \"$C\", \"vocab_size\": 32}" refA.ref
+hdr "\"reference\": {\"path\": \"r\", \"fingerprint\": \"$B\"}, \"tokenizer\": {\"path\": \"t\", \"sha256\": \"$C\", \"vocab_size\": 32}" refB.ref
+hdr "\"reference\": {\"path\": \"r\", \"fingerprint\": \"$A\"}, \"tokenizer\": {\"path\": \"t\", \"sha256\": \"$B\", \"vocab_size\": 32}" tokB.ref
+hdr "\"reference\": {\"path\": \"r\", \"fingerprint\": \"fake\"}" fake.ref
+hdr "\"reference\": {\"path\": \"r\", \"fingerprint\": \"$A\"}, \"tokenizer\": {\"sha256\": \"$C\", \"vocab_size\": 20}" lie.ref
+sed '1s/"kind":"ref"/"kind":"tokens"/' t.jsonl | lbdpo-show --from-json -o kindtok.ref
+P=(--threads 1 --batch-size 4 --loss dpo --steps 1 -q)
+lbdpo-step --init m0 --out pA "${P[@]}" -i refA.ref || fail "train on refA"
+grep -q "\"reference_fingerprint\": \"$A\"" pA/trainer_state.json || fail "checkpoint does not remember its reference"
+msg=$(expect_fail lbdpo-step --init pA --out pA2 "${P[@]}" -i refB.ref)
+echo "$msg" | grep -q "reference $B.*reference $A" || fail "resume with another reference: $msg"
+msg=$(expect_fail lbdpo-eval --threads 1 -c pA -i refB.ref -o /dev/null)
+echo "$msg" | grep -q "$B" || fail "eval with another reference: $msg"
+msg=$(expect_fail lbdpo-step --init pA --out pA2 "${P[@]}" -i tokB.ref)
+echo "$msg" | grep -q "tokenizer $B.*tokenizer $C" || fail "resume with another tokenizer: $msg"
+lbdpo-step --init m0 --out pL --loss lbdpo --threads 1 --batch-size 4 --steps 1 -q -i refA.ref || fail "lbdpo on refA"
+msg=$(expect_fail lbdpo-beta --threads 1 -c pL -i tokB.ref)
+echo "$msg" | grep -q "tokenizer $B" || fail "lbdpo-beta with another tokenizer: $msg"
+lbdpo-step --init pA --out pA2 "${P[@]}" -i refB.ref --ignore-provenance 2>ign.err || fail "--ignore-provenance"
+grep -q 'PROVENANCE MISMATCH IGNORED' ign.err || fail "--ignore-provenance is not loud: $(cat ign.err)"
+expect_fail lbdpo-step --init m0 --out x "${P[@]}" -i fake.ref | grep -q 'not 64 lowercase hex' || fail "fake fingerprint accepted"
+msg=$(expect_fail lbdpo-step --init m0 --out xlie "${P[@]}" -i lie.ref)   # ids >= the header's vocab_size 20
+echo "$msg" | grep -q "out of range\|vocab" || fail "a lying vocab_size accepted: $msg"
+expect_fail lbdpo-step --init m0 --out x "${P[@]}" -i kindtok.ref | grep -q "kind 'ref'" || fail "kind tokens accepted"
+[ ! -e x ] && [ ! -e pA2/.lbdpo-checkpoint ] || [ -e pA2 ] || fail "output written on a refused run"
+
+# ---- trainer state: missing or malformed is an error unless --fresh ----
+cp -r pA nostate && rm nostate/trainer_state.json
+msg=$(expect_fail lbdpo-step --init nostate --out x "${P[@]}" -i refA.ref)
+echo "$msg" | grep -q 'without trainer_state.json' || fail "missing trainer state: $msg"
+lbdpo-step --init nostate --fresh --out fr "${P[@]}" -i refA.ref || fail "--fresh from a stateless checkpoint"
+cp -r pA badrng && sed -i 's/"rng": "[0-9a-f]*"/"rng": "zz-not-hex"/' badrng/trainer_state.json
+msg=$(expect_fail lbdpo-step --init badrng --out x "${P[@]}" -i refA.ref)
+echo "$msg" | grep -q 'malformed rng' || fail "malformed rng: $msg"
+
+# ---- --metrics write errors ----
+msg=$(expect_fail lbdpo-step --init m0 --out x "${P[@]}" -i refA.ref --metrics /dev/full)
+echo "$msg" | grep -q '/dev/full: write error' || fail "metrics write error not reported: $msg"
+
+# ---- context length is checked for llama too; empty completions everywhere ----
+lbdpo-init -q -o short --dim 16 --layers 1 --heads 2 --vocab 32 --max-seq 8 --seed 3 || fail "init short"
+for p in "lbdpo-step --init short --out x ${P[*]}" "lbdpo-eval --threads 1 -c short -o /dev/null"; do
+	msg=$(expect_fail $p -i refA.ref)
+	echo "$msg" | grep -q 'record 1 (byte offset [0-9]*): prompt + completion is 9 tokens, more than the model.s context of 8' ||
+		fail "$p: long sequence: $msg"
+done
+{ echo '{"lbdpo":1,"kind":"tokens","history":[]}'; echo '{"prompt_ids":[1,2],"chosen_ids":[],"rejected_ids":[3]}'; } |
+	lbdpo-show --from-json -o empty.tok
+for p in "lbdpo-refcache --ref m0 -t 1" "lbdpo-logprob --model m0"; do
+	msg=$(expect_fail $p -i empty.tok)
+	echo "$msg" | grep -q 'record 1 .*empty chosen_ids' || fail "$p: empty chosen_ids: $msg"
+done
+
 # ---- signals: lbdpo-step finishes the step, writes, exits 143 / 130 ----
 set -m   # job control: a background job does not start with SIGINT ignored
 for sig in TERM INT; do
