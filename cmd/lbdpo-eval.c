@@ -373,7 +373,10 @@ int main(int argc, char **argv)
 	batch_buf *bb = batch_new((int)bs, cfg->dim, ck->bh->K);
 	pref_rec **recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);
 	pair_res *res = xcalloc((size_t)data->n + 1, sizeof *res);
+	progress_meter pm;
+	progress_init(&pm, data->n, "records scored");
 	for (int s = 0; s < data->n; s += (int)bs) {
+		progress_show(&pm, s, NULL);
 		int B = data->n - s < bs ? data->n - s : (int)bs;
 		for (int i = 0; i < B; i++)
 			recs[i] = &data->r[s + i];
@@ -394,6 +397,7 @@ int main(int argc, char **argv)
 			q->group = recs[i]->group;
 		}
 	}
+	progress_end(&pm);
 	json_t *top = summarize(res, data->n, -2);
 	json_object_set_new(top, "loss_kind", json_string(loss_kind_name(lo.kind)));
 	json_object_set_new(top, "checkpoint", json_string(ckp));

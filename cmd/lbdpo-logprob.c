@@ -134,6 +134,8 @@ int main(int argc, char **argv)
 	model_ws *ws = model_ws_new(m);
 	batch b = {0};
 	const msgpack_object *rec;
+	progress_meter pm;
+	progress_init(&pm, 0, "records");
 	uint64_t n_rec = 0, n_tok = 0;
 	while (rs_next(r, &rec)) {
 		if (b.n == b.cap) {
@@ -159,6 +161,7 @@ int main(int argc, char **argv)
 		b.tokens += t;
 		n_rec++;
 		n_tok += (uint64_t)t;
+		progress_show(&pm, (long)n_rec, NULL);
 	}
 	flush(&b, m, ws, w, per_token);
 	rs_finish(w);

@@ -332,6 +332,8 @@ int main(int argc, char **argv)
 	rs_header_end(s.w);
 
 	int tty = stderr_is_tty();
+	progress_meter pm; /* not a terminal: a periodic plain line */
+	progress_init(&pm, 0, "records read");
 	const msgpack_object *rec;
 	uint64_t k = 0, n_in = 0;
 	for (; rs_next(r, &rec); k++) {
@@ -395,6 +397,8 @@ int main(int argc, char **argv)
 		}
 		if (tty)
 			progress(&s, n_in, t0, r, in_size, 0);
+		else
+			progress_show(&pm, (long)n_in, NULL);
 	}
 	process(&s);
 	rs_finish(s.w);

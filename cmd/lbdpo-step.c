@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 	double beta_init = -1;
 	double epochs = -1, lr = 5e-6, beta_lr = 1e-3, wd = 0, beta_wd = 0, clip = 1.0, w_init = -1, eps = 0.1;
 	int sched = SCHED_LINEAR, head = HEAD_LINEAR, pool = POOL_LAST, ppl = PPL_POLICY, bgrad = BGRAD_FULL;
-	int freeze = 0, fresh = 0, quiet = 0, ignore_prov = 0;
+	int freeze = 0, fresh = 0, ignore_prov = 0;
 	loss_opts lo;
 	loss_opts_default(&lo);
 	lo.entropy_alpha = 0.05;
@@ -236,7 +236,7 @@ int main(int argc, char **argv)
 		case O_SAVE: save_every = parse_long("--save-every", optarg, 0, 1L << 40); break;
 		case O_THREADS: threads = parse_long("--threads", optarg, 0, 4096); break;
 		case O_IGNPROV: ignore_prov = 1; break;
-		case 'q': quiet = 1; break;
+		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-step lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
 		default: die_usage("unknown option");
@@ -350,6 +350,9 @@ int main(int argc, char **argv)
 	}
 
 	const long step_start = ck->step;
+	double last_loss = NAN, last_acc = NAN;
+	progress_meter pg;
+	progress_init(&pg, steps, "steps");
 	while (ck->step < step_end && !stop_requested()) {
 		double t0 = now_s();
 		memset(G, 0, np * sizeof(float));
@@ -435,14 +438,18 @@ int main(int argc, char **argv)
 			if (wr < 0 || fflush(mf) != 0 || ferror(mf))
 				die("%s: write error: %s", metrics, strerror(errno));
 		}
-		if (!quiet && stderr_is_tty())
-			fprintf(stderr, "\rlbdpo-step: step %ld/%ld loss %.4f acc %.2f beta %.4g  ", ck->step, step_end, S_loss,
-				S_acc / S_n, bmean);
+		last_loss = S_loss;
+		last_acc = S_acc / S_n;
+		progress_show(&pg, ck->step - step_start, "step %ld, loss %.4f, acc %.2f, beta %.4g", ck->step, S_loss,
+			      S_acc / S_n, bmean);
 		if (save_every > 0 && ck->step % save_every == 0 && ck->step < step_end)
 			ckpt_save(ck, out, opts);
 	}
-	if (!quiet && stderr_is_tty())
-		fputc('\n', stderr);
+	double el = progress_end(&pg);
+	char els[32];
+	fmt_duration(el, els, sizeof els);
+	info("%ld steps in %s (%.2f steps/s), now at step %ld; last loss %.4f, acc %.2f", ck->step - step_start, els,
+	     (ck->step - step_start) / (el > 1e-9 ? el : 1e-9), ck->step, last_loss, last_acc);
 	int sig = stop_requested();
 	if (!sig || ck->step > step_start)
 		ckpt_save(ck, out, opts);

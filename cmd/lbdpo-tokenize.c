@@ -145,6 +145,8 @@ int main(int argc, char **argv)
 	char err[600];
 	int rc;
 	double t0 = now_s(), tlast = t0;
+	progress_meter pm;
+	progress_init(&pm, 0, "records");
 	while ((rc = jsonl_next(r, &line, &len)) == 1) {
 		nread++;
 		const char *why = NULL;
@@ -214,6 +216,8 @@ int main(int argc, char **argv)
 		if (stderr_is_tty() && !lbdpo_quiet && now_s() - tlast > 0.5) {
 			tlast = now_s();
 			fprintf(stderr, "\rlbdpo-tokenize: %llu records", (unsigned long long)nread);
+		} else if (!stderr_is_tty()) {
+			progress_show(&pm, (long)nread, NULL); /* a periodic line for logs */
 		}
 	}
 	if (rc < 0) die("%s: %s", jsonl_name(r), jsonl_error(r));

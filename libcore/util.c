@@ -651,3 +651,61 @@ double now_s(void)
 }
 
 int stderr_is_tty(void) { return isatty(2); }
+
+void fmt_duration(double s, char *buf, size_t n)
+{
+	long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+	if (t >= 3600)
+		snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else
+		snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+void progress_init(progress_meter *p, long total, const char *unit)
+{
+	memset(p, 0, sizeof *p);
+	p->t0 = now_s();
+	p->total = total;
+	p->unit = unit;
+	p->tty = stderr_is_tty();
+	const char *e = getenv("LBDPO_PROGRESS_SECONDS");
+	p->next = p->t0 + (p->tty ? 0 : (e && *e ? atof(e) : 60));
+}
+
+void progress_show(progress_meter *p, long done, const char *fmt, ...)
+{
+	double now = now_s();
+	if (lbdpo_quiet || now < p->next)
+		return;
+	const char *e = getenv("LBDPO_PROGRESS_SECONDS");
+	p->next = now + (p->tty ? 0.25 : (e && *e ? atof(e) : 60));
+	char el[32], eta[48] = "", pct[32] = "", detail[256] = "";
+	fmt_duration(now - p->t0, el, sizeof el);
+	if (p->total > 0) {
+		snprintf(pct, sizeof pct, "/%ld", p->total);
+		if (done > 0) {
+			char d[32];
+			fmt_duration((now - p->t0) * (double)(p->total - done) / (double)done, d, sizeof d);
+			snprintf(eta, sizeof eta, " (%.0f%%), ETA %s", 100.0 * done / p->total, d);
+		}
+	}
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		detail[0] = ';';
+		detail[1] = ' ';
+		vsnprintf(detail + 2, sizeof detail - 2, fmt, ap);
+		va_end(ap);
+	}
+	fprintf(stderr, "%s%s: %ld%s %s, %s elapsed%s%s%s", p->tty ? "\r" : "", g_progname, done, pct, p->unit, el,
+		eta, detail, p->tty ? "   " : "\n");
+	p->drawn = 1;
+}
+
+double progress_end(progress_meter *p)
+{
+	if (p->tty && p->drawn && !lbdpo_quiet)
+		fputc('\n', stderr);
+	p->drawn = 0;
+	return now_s() - p->t0;
+}

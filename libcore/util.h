@@ -138,4 +138,23 @@ double now_s(void);
 /* Progress on stderr only when it is a terminal. */
 int stderr_is_tty(void);
 
+/* Progress of a long loop on stderr, nothing when lbdpo_quiet. On a
+ * terminal: one line redrawn at most 4 times a second, "prog: 12/100
+ * steps, 0:05 elapsed (12%), ETA 0:31; <detail>". Otherwise (make, nohup, a
+ * batch scheduler): that line without the redraw, every
+ * LBDPO_PROGRESS_SECONDS seconds (default 60; 0 = every call). total 0 =
+ * unknown (no percentage, no ETA). */
+typedef struct {
+	double t0, next;
+	long total;
+	const char *unit;
+	int tty, drawn;
+} progress_meter;
+void progress_init(progress_meter *p, long total, const char *unit);
+void progress_show(progress_meter *p, long done, const char *fmt, ...) LBDPO_PRINTF(3, 4);
+/* End a redrawn terminal line; returns the seconds since progress_init. */
+double progress_end(progress_meter *p);
+/* "1:02:03" or "2:03" */
+void fmt_duration(double s, char *buf, size_t n);
+
 #endif
