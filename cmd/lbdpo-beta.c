@@ -50,11 +50,11 @@ int main(int argc, char **argv)
 		case 'i': in = optarg; break;
 		case 'o': out = optarg; break;
 		case 'c': ckp = optarg; break;
-		case 't': threads = parse_long("--threads", optarg, 0, 4096); break;
+		case 't': threads = parse_long("--threads", optarg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-beta lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc)

@@ -234,12 +234,12 @@ int main(int argc, char **argv)
 		case O_EALPHA: lo.entropy_alpha = parse_double("--entropy-alpha", optarg, -1e9, 1e9); break;
 		case O_METRICS: metrics = optarg; break;
 		case O_SAVE: save_every = parse_long("--save-every", optarg, 0, 1L << 40); break;
-		case O_THREADS: threads = parse_long("--threads", optarg, 0, 4096); break;
+		case O_THREADS: threads = parse_long("--threads", optarg, 1, 4096); break;
 		case O_IGNPROV: ignore_prov = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-step lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc)

@@ -96,7 +96,7 @@ int main(int argc, char **argv)
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
 		case 'V': printf("lbdpo-tokenize lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);

@@ -121,6 +121,25 @@ lbdpo-step --init m0 --out pg2 "${S[@]}" --steps 3 2>pg.err || fail "progress ru
 LBDPO_PROGRESS_SECONDS=0 lbdpo-step --init m0 --out pg3 "${S[@]}" --steps 3 -q 2>pg.err || fail "progress run -q"
 [ ! -s pg.err ] || fail "-q is not quiet: $(cat pg.err)"
 
+# ---- small things: one rule for empty input, --threads 0, one-line option errors, named files ----
+for p in "lbdpo-show" "lbdpo-show --from-json" "lbdpo-step --init m0 --out x --steps 1"; do
+	msg=$(expect_fail $p < /dev/null)
+	echo "$msg" | grep -q 'empty' || fail "$p on empty input: $msg"
+done
+for p in "lbdpo-step --init m0 --out x --steps 1" "lbdpo-eval -c m0" "lbdpo-beta -c ck"; do
+	$p --threads 0 -i train.ref >/dev/null 2>err.txt; rc=$?
+	[ $rc = 2 ] && grep -q "threads: '0' is not an integer in \[1," err.txt || fail "$p --threads 0: exit $rc: $(cat err.txt)"
+done
+for p in lbdpo-step lbdpo-show lbdpo-tokenize lbdpo-gendata; do
+	$p --bogus >/dev/null 2>err.txt; rc=$?
+	[ $rc = 2 ] && [ "$(head -1 err.txt)" = "$p: error: unknown option '--bogus'" ] && [ "$(grep -c . err.txt)" = 2 ] ||
+		fail "$p --bogus: exit $rc: $(cat err.txt)"
+done
+lbdpo-step --init >/dev/null 2>err.txt
+[ "$(head -1 err.txt)" = "lbdpo-step: error: option '--init' needs an argument" ] || fail "missing argument: $(cat err.txt)"
+msg=$(expect_fail lbdpo-gendata --n-train 20000 -o /dev/full)
+echo "$msg" | grep -q '^lbdpo-gendata: error: /dev/full: write error' || fail "gendata write error: $msg"
+
 # ---- signals: lbdpo-step finishes the step, writes, exits 143 / 130 ----
 set -m   # job control: a background job does not start with SIGINT ignored
 for sig in TERM INT; do

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "expect_die.h"
 #include "libcore/refcache.h"
 #include "libcore/util.h"
 
@@ -242,7 +243,7 @@ Test(refcache, foreign_entry_fails_its_checksum)
 	refcache_close(c);
 }
 
-Test(refcache, wrong_model_segment_is_refused, .exit_code = 1)
+Test(refcache, wrong_model_segment_is_refused)
 {
 	char *root = newroot();
 	fill(root, FP_A, 0, 3);
@@ -252,10 +253,11 @@ Test(refcache, wrong_model_segment_is_refused, .exit_code = 1)
 	snprintf(dst, sizeof dst, "%s/%s/seg-copied.rc", root, FP_B);
 	cr_assert_eq(link(sa, dst), 0);
 	lbdpo_quiet = 1;
-	refcache_open(root, FP_B, "m"); /* dies: exit 1 */
+	EXPECT_DIE(1, "cache segment of model aaaaaaaaaaaaaaaa..., not of the reference bbbbbbbbbbbbbbbb...",
+		   refcache_open(root, FP_B, "m"));
 }
 
-Test(refcache, non_cache_directory_is_refused, .exit_code = 1)
+Test(refcache, non_cache_directory_is_refused)
 {
 	char *t = tmpdir();
 	char f[512];
@@ -263,7 +265,7 @@ Test(refcache, non_cache_directory_is_refused, .exit_code = 1)
 	FILE *fp = fopen(f, "w");
 	fputs("x", fp);
 	fclose(fp);
-	refcache_open(t, FP_A, "m");
+	EXPECT_DIE(1, "not an lbdpo-refcache directory", refcache_open(t, FP_A, "m"));
 }
 
 Test(refcache, concurrent_writers)
