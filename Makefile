@@ -5,7 +5,7 @@
 #   make SANITIZE=1 test the same under AddressSanitizer + UBSan (build/san/)
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
 #   make bench           benchmarks (not part of test)
-#   make fuzz            fuzz the readers (FUZZ_SECONDS=600 per target)
+#   make fuzz            fuzz the readers (FUZZ_SECONDS=900 per target)
 #   make install PREFIX=/usr/local
 
 PREFIX  ?= /usr/local

@@ -68,7 +68,7 @@ static void usage(void)
 	       "      --threads N        OpenMP/OpenBLAS threads (default: library default)\n"
 	       "      --ignore-provenance  train on records of another tokenizer or reference\n"
 	       "                         than the checkpoint's (warns; default: refuse)\n"
-	       "  -q, --quiet            no progress bar\n"
+	       "  -q, --quiet            no progress lines and no summary\n"
 	       "  -h, --help             this help\n"
 	       "  -V, --version          print the version\n");
 }
