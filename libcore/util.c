@@ -320,6 +320,27 @@ char *temp_dir_create(const char *target)
 	die("%s: cannot create a temporary beside it (100 names taken)", target);
 }
 
+#define TEMP_STALE_S 600
+
+/* Newest modification time of path and, for a directory, of its entries. */
+static time_t newest_mtime(const char *path, const struct stat *sb)
+{
+	time_t t = sb->st_mtime;
+	if (!S_ISDIR(sb->st_mode))
+		return t;
+	DIR *d = opendir(path);
+	if (!d)
+		return t;
+	struct dirent *e;
+	struct stat es;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    fstatat(dirfd(d), e->d_name, &es, AT_SYMLINK_NOFOLLOW) == 0 && es.st_mtime > t)
+			t = es.st_mtime;
+	closedir(d);
+	return t;
+}
+
 int temp_sweep(const char *target)
 {
 	const char *slash = strrchr(target, '/');
@@ -357,6 +378,12 @@ int temp_sweep(const char *target)
 		char *full;
 		if (asprintf(&full, "%s/%s", dir, nm) < 0)
 			continue;
+		/* A PID from another host (NFS) or PID namespace looks dead here:
+		 * also require no write for TEMP_STALE_S seconds. */
+		if (newest_mtime(full, &sb) > time(NULL) - TEMP_STALE_S) {
+			free(full);
+			continue;
+		}
 		int r = -1;
 		if (S_ISREG(sb.st_mode))
 			r = unlink(full);

@@ -87,8 +87,10 @@ void temp_forget(const char *path); /* after it was renamed into place */
 void temp_remove_all(void);
 /* Remove temporaries of target left by killed runs: names matching
  * "<target>.tmp.<pid>.XXXXXX" exactly, owned by this user, whose <pid> is
- * not a live process here; directories only when they hold plain files.
- * Anything else is left alone. Returns the number removed. */
+ * not a live process here, not written for 10 minutes (a run on another
+ * host or in another PID namespace is not seen by kill(pid, 0));
+ * directories only when they hold plain files. Anything else is left
+ * alone. Returns the number removed. */
 int temp_sweep(const char *target);
 /* Remove a directory of plain files (no subdirectories); -1 on failure.
  * Async-signal-safe. */

@@ -45,14 +45,18 @@ dead=$(bash -c 'echo $$')   # a process that has exited
 while kill -0 "$dead" 2>/dev/null; do dead=$((dead + 1)); done
 head -c 1000 train.ref > "out.ref.tmp.$dead.AbC123"
 mkdir "ck.tmp.$dead.xYz789" && echo x > "ck.tmp.$dead.xYz789/model.safetensors"
+touch -d '1 hour ago' "out.ref.tmp.$dead.AbC123" "ck.tmp.$dead.xYz789/model.safetensors" "ck.tmp.$dead.xYz789"
+echo keep > "out.ref.tmp.$dead.Rec3nt"   # written a moment ago: maybe a run on another host
 echo keep > out.ref.tmp.mine; echo keep > "out.ref.tmp.$$.AbC123"   # not ours / a live process
+touch -d '1 hour ago' out.ref.tmp.mine "out.ref.tmp.$$.AbC123"
 lbdpo-show -i train.ref -o out.ref 2> sweep.err || fail "rewrite 2"
 grep -q "removed .*out.ref.tmp.$dead.AbC123" sweep.err || fail "stale file not reported: $(cat sweep.err)"
 [ ! -e "out.ref.tmp.$dead.AbC123" ] || fail "stale temporary not swept"
-[ -e out.ref.tmp.mine ] && [ -e "out.ref.tmp.$$.AbC123" ] || fail "sweep removed a file that is not a stale temporary"
+[ -e out.ref.tmp.mine ] && [ -e "out.ref.tmp.$$.AbC123" ] && [ -e "out.ref.tmp.$dead.Rec3nt" ] ||
+	fail "sweep removed a file that is not a stale temporary"
 lbdpo-step --init ck --out ck "${S[@]}" --steps 1 -q 2>/dev/null || fail "step after stale dir"
 [ ! -e "ck.tmp.$dead.xYz789" ] || fail "stale checkpoint temporary not swept"
-rm -f out.ref.tmp.mine "out.ref.tmp.$$.AbC123"
+rm -f out.ref.tmp.mine "out.ref.tmp.$$.AbC123" "out.ref.tmp.$dead.Rec3nt"
 
 # ---- provenance: records of another tokenizer / reference are refused ----
 lbdpo-show -i train.ref > t.jsonl
@@ -159,6 +163,21 @@ for sig in TERM INT; do
 	rm -rf sdir
 done
 
+# a second signal stops at once: nothing more written, no temporary left. A
+# larger model makes the step and the save after the first signal take long
+# enough (~1 s) for the second to arrive during them.
+lbdpo-init -q -o mbig --dim 384 --layers 4 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "init mbig"
+mkdir sdir
+lbdpo-step --init mbig --out sdir/ck "${S[@]}" --steps 100000 --metrics sdir/m.jsonl -q 2>sig.err &
+pid=$!
+for _ in $(seq 400); do [ -s sdir/m.jsonl ] && break; sleep 0.05; done
+kill -TERM $pid
+for _ in $(seq 400); do grep -q interrupted sig.err && break; sleep 0.01; done
+kill -TERM $pid; wait $pid; rc=$?
+[ $rc = 143 ] || fail "two SIGTERMs: exit $rc"
+! grep -q 'stopped by signal' sig.err || fail "the second signal did not stop at once: $(cat sig.err)"
+notmp sdir
+rm -rf sdir mbig
 set +m
 
 # ---- every program removes its temporary output when signalled ----
