@@ -492,6 +492,7 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	json_decref(st);
 	fsync_path(tmp);
 
+	temp_dir_mode(tmp, dir);
 	/* swap into place: a crash leaves either the old or the new directory */
 	struct stat sb;
 	int had = lstat(dir, &sb) == 0;

@@ -285,6 +285,14 @@ static void temp_name(const char *target, char *buf, size_t n)
 	buf[k] = 0;
 }
 
+void temp_dir_mode(const char *tmp, const char *target)
+{
+	struct stat sb;
+	mode_t mode = lstat(target, &sb) == 0 && S_ISDIR(sb.st_mode) ? (sb.st_mode & 07777) : (0777 & ~current_umask());
+	if (chmod(tmp, mode) != 0)
+		die("%s: cannot set mode: %s", tmp, strerror(errno));
+}
+
 int temp_file_create(const char *target, char **tmp)
 {
 	size_t n = strlen(target) + 48;

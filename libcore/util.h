@@ -81,6 +81,9 @@ void out_abort_all(void);
  * a terminating signal remove them. */
 int temp_file_create(const char *target, char **tmp);
 char *temp_dir_create(const char *target);
+/* Give the temporary directory tmp the mode of the directory target it will
+ * replace, or 0777 & ~umask when there is none (mkdtemp made it 0700). */
+void temp_dir_mode(const char *tmp, const char *target);
 void temp_register(const char *path, int is_dir);
 void temp_forget(const char *path); /* after it was renamed into place */
 /* Remove every registered temporary; async-signal-safe. */

@@ -29,6 +29,9 @@ lbdpo-step --init m0 --out ck "${S[@]}" --steps 2 -q || fail "first checkpoint"
 [ -f ck/.lbdpo-checkpoint ] || fail "checkpoint has no marker"
 lbdpo-step --init ck --out ck "${S[@]}" --steps 1 -q || fail "a checkpoint lbdpo wrote is replaced"
 grep -q '"step": 3' ck/trainer_state.json || fail "resumed in place"
+[ "$(stat -c %a ck)" = "$(printf %o $((0777 & ~$(umask))))" ] || fail "checkpoint mode $(stat -c %a ck), umask $(umask)"
+chmod 750 ck && lbdpo-step --init ck --out ck "${S[@]}" --steps 1 -q || fail "resume 2"
+[ "$(stat -c %a ck)" = 750 ] || fail "mode of the replaced checkpoint not kept: $(stat -c %a ck)"
 notmp .
 
 # ---- temporaries: exclusive, no symlink followed, mode kept, stale swept ----
