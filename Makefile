@@ -10,7 +10,7 @@
 #   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
 #                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
 #   make bench           benchmarks (not part of test)
-#   make fuzz            fuzz the readers (FUZZ_SECONDS=600 per target)
+#   make fuzz            fuzz the readers (FUZZ_SECONDS=900 per target)
 #   make install PREFIX=/usr/local
 
 PREFIX  ?= /usr/local

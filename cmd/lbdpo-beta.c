@@ -22,6 +22,8 @@ static void usage(void)
 	       "  -o, --output FILE      records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)\n"
 	       "  -c, --checkpoint DIR   checkpoint written by lbdpo-step\n"
 	       "      --threads N        OpenMP/OpenBLAS threads\n"
+	       "      --ignore-provenance  accept records of another tokenizer or reference\n"
+	       "                          than the checkpoint's (warns; default: refuse)\n"
 	       "  -h, --help             this help\n"
 	       "  -V, --version          print the version\n");
 }
@@ -30,6 +32,7 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"output", required_argument, 0, 'o'},
 					 {"checkpoint", required_argument, 0, 'c'},
 					 {"threads", required_argument, 0, 't'},
+					 {"ignore-provenance", no_argument, 0, 'P'},
 					 {"help", no_argument, 0, 'h'},
 					 {"version", no_argument, 0, 'V'},
 					 {0, 0, 0, 0}};
@@ -40,16 +43,18 @@ int main(int argc, char **argv)
 	lbdpo_runtime_init(argv);
 	const char *in = NULL, *out = NULL, *ckp = NULL;
 	long threads = 0;
+	int ignore_prov = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "i:o:c:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i': in = optarg; break;
 		case 'o': out = optarg; break;
 		case 'c': ckp = optarg; break;
-		case 't': threads = parse_long("--threads", optarg, 0, 4096); break;
+		case 't': threads = parse_long("--threads", optarg, 1, 4096); break;
+		case 'P': ignore_prov = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-beta lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc)
@@ -63,6 +68,10 @@ int main(int argc, char **argv)
 	ckpt *ck = ckpt_load(ckp, 0, HEAD_LINEAR, 0, 0.1f, POOL_LAST, PPL_POLICY, 1.0, 1);
 	const model_config *cfg = model_cfg(ck->m);
 	rs_reader *r = rs_open(in, NULL);
+	provenance pv;
+	prov_read(r, cfg->vocab_size, &pv);
+	ckpt_check_prov(ck, &pv, rs_name(r), ck->ppl_from == PPL_REF, ignore_prov);
+	const uint32_t vocab = (uint32_t)(pv.tok_vocab > 0 ? pv.tok_vocab : cfg->vocab_size);
 	const char *kind;
 	size_t kn;
 	rs_get_str(r, rs_header(r), "kind", &kind, &kn);
@@ -78,7 +87,7 @@ int main(int argc, char **argv)
 	const msgpack_object *rec;
 	while (rs_next(r, &rec)) {
 		size_t np, nc = 0;
-		rs_req(r, rs_get_ids(r, rec, "prompt_ids", (uint32_t)cfg->vocab_size, &prompt, &np, &pcap), "prompt_ids");
+		rs_req(r, rs_get_ids(r, rec, "prompt_ids", vocab, &prompt, &np, &pcap), "prompt_ids");
 		if (np < 1)
 			rs_die(r, "empty prompt_ids");
 		pref_rec pr;
@@ -87,13 +96,19 @@ int main(int argc, char **argv)
 		pr.np = (int)np;
 		/* the prompt's quantities do not depend on the completion (causal
 		 * attention): score the chosen one if present, else one token */
-		if (rs_get_ids(r, rec, "chosen_ids", (uint32_t)cfg->vocab_size, &comp, &nc, &ccap) && nc > 0) {
+		int has_c = rs_get_ids(r, rec, "chosen_ids", vocab, &comp, &nc, &ccap);
+		if (has_c && nc < 1)
+			rs_die(r, "empty chosen_ids");
+		if (has_c) {
 			pr.chosen = comp;
 			pr.nc = (int)nc;
 		} else {
 			pr.chosen = prompt + np - 1;
 			pr.nc = 1;
 		}
+		if ((long)np + pr.nc > cfg->max_seq_len)
+			rs_die(r, "prompt + completion is %ld tokens, more than the model's context of %d positions",
+			       (long)np + pr.nc, cfg->max_seq_len);
 		pr.rejected = pr.chosen;
 		pr.nr = pr.nc;
 		if (ck->ppl_from == PPL_REF)

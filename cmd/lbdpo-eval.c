@@ -35,6 +35,8 @@ static void usage(void)
 	       "      --generations FILE  JSONL with \"completion\" or \"text\" strings: lengths and distinct-n\n"
 	       "      --per-record FILE   also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)\n"
 	       "      --threads N         OpenMP/OpenBLAS threads\n"
+	       "      --ignore-provenance  accept records of another tokenizer or reference\n"
+	       "                          than the checkpoint's (warns; default: refuse)\n"
 	       "  -h, --help              this help\n"
 	       "  -V, --version           print the version\n");
 }
@@ -51,6 +53,7 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"plot", required_argument, 0, 'p'},
 					 {"generations", required_argument, 0, 'g'},
 					 {"threads", required_argument, 0, 't'},
+					 {"ignore-provenance", no_argument, 0, 'P'},
 					 {"per-record", required_argument, 0, 'r'},
 					 {"help", no_argument, 0, 'h'},
 					 {"version", no_argument, 0, 'V'},
@@ -396,6 +399,7 @@ int main(int argc, char **argv)
 	int kind = -1;
 	double beta = -1, lsmooth = -1, gamma = NAN;
 	long bs = 8, threads = 0;
+	int ignore_prov = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "i:o:c:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -414,10 +418,11 @@ int main(int argc, char **argv)
 		case 'p': plotdir = optarg; break;
 		case 'g': gens = optarg; break;
 		case 'r': perrec = optarg; break;
-		case 't': threads = parse_long("--threads", optarg, 0, 4096); break;
+		case 't': threads = parse_long("--threads", optarg, 1, 4096); break;
+		case 'P': ignore_prov = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-eval lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc)
@@ -457,12 +462,17 @@ int main(int argc, char **argv)
 		warning("%s has no trained beta model: beta = w*PPL with w = 1", ckp);
 	const model_config *cfg = model_cfg(ck->m);
 	pref_set *data = pref_load(in, loss_needs_ref(lo.kind), (uint32_t)cfg->vocab_size);
+	ckpt_check_prov(ck, &data->prov, data->name, loss_needs_ref(lo.kind), ignore_prov);
+	pref_check_context(data, cfg->max_seq_len);
 	const int learned = loss_uses_learned_beta(lo.kind);
 	model_ws *ws = model_ws_new(ck->m);
 	batch_buf *bb = batch_new((int)bs, cfg->dim, ck->bh->K);
 	pref_rec **recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);
 	pair_res *res = xcalloc((size_t)data->n + 1, sizeof *res);
+	progress_meter pm;
+	progress_init(&pm, data->n, "records scored");
 	for (int s = 0; s < data->n; s += (int)bs) {
+		progress_show(&pm, s, NULL);
 		int B = data->n - s < bs ? data->n - s : (int)bs;
 		for (int i = 0; i < B; i++)
 			recs[i] = &data->r[s + i];
@@ -485,6 +495,7 @@ int main(int argc, char **argv)
 			q->group = recs[i]->group;
 		}
 	}
+	progress_end(&pm);
 	json_t *top = summarize(res, data->n, -2);
 	json_object_set_new(top, "loss_kind", json_string(loss_kind_name(lo.kind)));
 	if (lo.kind == LOSS_ROBUST || lo.kind == LOSS_SIMPO)

@@ -88,7 +88,7 @@ static void usage(FILE *fp)
 static void put_str(json_t *o, const char *k, const char *v) { json_object_set_new(o, k, json_string(v)); }
 
 /* One record into fp (and its text into the tokenizer trainer, if any). */
-static void gen_record(FILE *fp, uint64_t *rng, gen_state *g, int held, double flip, const char *split,
+static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g, int held, double flip, const char *split,
 		       long idx, bpe_trainer *bt)
 {
 	char prompt[128], chosen[128], rejected[128], id[64];
@@ -129,7 +129,7 @@ static void gen_record(FILE *fp, uint64_t *rng, gen_state *g, int held, double f
 		put_str(o, "rejected", rejected);
 		json_object_set_new(o, "flipped", json_boolean(flipped));
 		if (json_dumpf(o, fp, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || fputc('\n', fp) == EOF)
-			die("write failed");
+			die("%s: write error: %s", fname, strerror(errno));
 		json_decref(o);
 	}
 	if (bt) {
@@ -181,7 +181,7 @@ int main(int argc, char **argv)
 		case O_VOCAB: vocab = parse_long("--vocab-size", optarg, BPE_FIRST_MERGE, 1024); break;
 		case 'h': usage(stdout); close_stdout(); return 0;
 		case O_VER: printf("lbdpo-gendata lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc)
@@ -223,14 +223,14 @@ int main(int argc, char **argv)
 		outfile *o = out_open(test_path);
 		uint64_t r = seed ^ 0x7465737400000000ull;
 		for (long i = 0; i < n_test; i++)
-			gen_record(o->fp, &r, &g, 1, test_flip, "test", i + 1, NULL);
+			gen_record(o->fp, test_path, &r, &g, 1, test_flip, "test", i + 1, NULL);
 		out_close(o);
 	}
 	{
 		outfile *o = out_open(train_path ? train_path : "-");
 		uint64_t r = seed ^ 0x747261696e000000ull;
 		for (long i = 0; i < n_train; i++)
-			gen_record(o->fp, &r, &g, 0, flip, "train", i + 1, bt);
+			gen_record(o->fp, train_path ? train_path : "standard output", &r, &g, 0, flip, "train", i + 1, bt);
 		out_close(o);
 	}
 	if (bt) {

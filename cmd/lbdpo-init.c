@@ -206,7 +206,7 @@ int main(int argc, char **argv)
 			break;
 		case O_HELP: usage(); close_stdout(); return 0;
 		case O_VERSION: printf("lbdpo-init lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (export && !out && optind + 1 == argc) /* lbdpo-init --export CHECKPOINT DIR */

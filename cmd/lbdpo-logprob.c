@@ -116,7 +116,7 @@ int main(int argc, char **argv)
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-logprob lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc)
@@ -151,6 +151,8 @@ int main(int argc, char **argv)
 	model_ws *ws = model_ws_new(m);
 	batch b = {0};
 	const msgpack_object *rec;
+	progress_meter pm;
+	progress_init(&pm, 0, "records");
 	uint64_t n_rec = 0, n_tok = 0;
 	for (uint64_t k = 0; rs_next(r, &rec); k++) {
 		if (!distrec_mine(d, k))
@@ -178,6 +180,8 @@ int main(int argc, char **argv)
 		b.tokens += t;
 		n_rec++;
 		n_tok += (uint64_t)t;
+		if (rank == 0)
+			progress_show(&pm, (long)n_rec, NULL);
 	next:
 		/* End of a round (distrec.h): score what is held, send it to rank 0. */
 		if (distrec_after(d, k)) {

@@ -291,7 +291,7 @@ int main(int argc, char **argv)
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-refcache lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (do_merge) {
@@ -362,6 +362,8 @@ int main(int argc, char **argv)
 	s.w = distrec_writer(s.d);
 
 	int tty = rank == 0 && stderr_is_tty();
+	progress_meter pm; /* not a terminal: a periodic plain line */
+	progress_init(&pm, 0, "records read");
 	const msgpack_object *rec;
 	uint64_t k = 0, n_in = 0;
 	for (; rs_next(r, &rec); end_of_round(&s, k++)) {
@@ -425,6 +427,8 @@ int main(int argc, char **argv)
 		}
 		if (tty)
 			progress(&s, n_in, t0, r, in_size, 0);
+		else if (rank == 0)
+			progress_show(&pm, (long)n_in, NULL);
 	}
 	process(&s);
 	distrec_round(s.d, 1);

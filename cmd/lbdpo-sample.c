@@ -297,7 +297,7 @@ int main(int argc, char **argv)
 		case O_THREADS: threads = (int)parse_long("--threads", optarg, 1, 1024); break;
 		case 'h': usage(stdout); close_stdout(); return 0;
 		case O_VER: printf("lbdpo-sample lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "formats/mpjson.h"
+#include "formats/jsonl.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/util.h"
@@ -93,7 +94,7 @@ int main(int argc, char **argv)
 		case O_TOK: tokpath = optarg; break;
 		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
 		case 'V': printf("lbdpo-show lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc)
@@ -102,33 +103,37 @@ int main(int argc, char **argv)
 		die_usage("--from-json takes no display options");
 
 	if (from_json) {
-		FILE *f = in_open(in);
+		/* the shared JSONL reader: gzip, and a bounded line length */
+		jsonl *jr = jsonl_open(in);
 		rs_writer *w = rs_create(out);
 		msgpack_sbuffer sb;
 		msgpack_packer pk;
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		char *line = NULL, err[512];
-		size_t cap = 0, lineno = 0;
-		ssize_t n;
-		while ((n = getline(&line, &cap, f)) > 0) {
-			lineno++;
+		const char *line;
+		char err[512];
+		size_t n;
+		int rc;
+		uint64_t nobj = 0;
+		while ((rc = jsonl_next(jr, &line, &n)) == 1) {
 			size_t k = strspn(line, " \t\r\n");
 			if (line[k] == 0)
 				continue;
 			if (line[k] != '{')
-				die("%s: line %zu: expected a JSON object", in_name(in), lineno);
+				die("%s: line %llu: expected a JSON object", jsonl_name(jr),
+				    (unsigned long long)jsonl_lineno(jr));
 			msgpack_sbuffer_clear(&sb);
-			if (mpj_from_json(line, (size_t)n, &pk, err, sizeof err))
-				die("%s: line %zu: %s", in_name(in), lineno, err);
+			if (mpj_from_json(line, n, &pk, err, sizeof err))
+				die("%s: line %llu: %s", jsonl_name(jr), (unsigned long long)jsonl_lineno(jr), err);
 			rs_write_raw(w, sb.data, sb.size);
+			nobj++;
 		}
-		if (ferror(f))
-			die("%s: read error", in_name(in));
-		free(line);
+		if (rc < 0)
+			die("%s: %s", jsonl_name(jr), jsonl_error(jr));
+		if (nobj == 0)
+			die("%s: empty input: no header line", jsonl_name(jr));
 		msgpack_sbuffer_destroy(&sb);
-		if (f != stdin)
-			fclose(f);
+		jsonl_close(jr);
 		rs_finish(w);
 		close_stdout();
 		return 0;
@@ -144,7 +149,8 @@ int main(int argc, char **argv)
 	char *buf = NULL;
 	size_t len = 0, bcap = 0;
 	long shown = 0;
-	for (uint64_t i = 0; rs_next(r, &rec); i++) {
+	uint64_t i = 0;
+	for (; rs_next(r, &rec); i++) {
 		if (i == 0 && no_header)
 			continue;
 		if (i > 0 && header_only)
@@ -158,6 +164,8 @@ int main(int argc, char **argv)
 		if (fwrite(buf, 1, len, o->fp) != len || putc('\n', o->fp) == EOF)
 			die("%s: write error", out ? out : "standard output");
 	}
+	if (i == 0) /* the same rule as every other reader */
+		die("%s: empty stream: no header (is this an lbdpo record stream?)", rs_name(r));
 	free(buf);
 	free(ids);
 	free(text);

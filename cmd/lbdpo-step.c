@@ -5,6 +5,7 @@
  * Formulas: libcore/loss.c (losses), libcore/betahead.h (β model),
  * libcore/adamw.h (optimizer); man lbdpo-step(1). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -68,7 +69,9 @@ static void usage(void)
 	       "      --save-dtype T     float32, float16 or bfloat16: the policy's weights in\n"
 	       "                         the checkpoint (default: the dtype the model came in)\n"
 	       "      --threads N        OpenMP/OpenBLAS threads (default: library default)\n"
-	       "  -q, --quiet            no progress bar\n"
+	       "      --ignore-provenance  train on records of another tokenizer or reference\n"
+	       "                         than the checkpoint's (warns; default: refuse)\n"
+	       "  -q, --quiet            no progress lines and no summary\n"
 	       "  -h, --help             this help\n"
 	       "  -V, --version          print the version\n");
 }
@@ -77,7 +80,7 @@ enum {
 	O_INIT = 256, O_FRESH, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_THREADS, O_SDT
+	O_THREADS, O_SDT, O_IGNPROV
 };
 
 static const struct option longopts[] = {
@@ -104,6 +107,7 @@ static const struct option longopts[] = {
 	{"metrics", required_argument, 0, O_METRICS}, {"save-every", required_argument, 0, O_SAVE},
 	{"save-dtype", required_argument, 0, O_SDT},
 	{"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, 'q'},
+	{"ignore-provenance", no_argument, 0, O_IGNPROV},
 	{"help", no_argument, 0, 'h'},		  {"version", no_argument, 0, 'V'},
 	{0, 0, 0, 0}};
 
@@ -158,7 +162,7 @@ int main(int argc, char **argv)
 	double beta_init = -1;
 	double epochs = -1, lr = 5e-6, beta_lr = 1e-3, wd = 0, beta_wd = 0, clip = 1.0, w_init = -1, eps = 0.1;
 	int sched = SCHED_LINEAR, head = HEAD_LINEAR, pool = POOL_LAST, ppl = PPL_POLICY, bgrad = BGRAD_FULL;
-	int freeze = 0, fresh = 0, quiet = 0;
+	int freeze = 0, fresh = 0, ignore_prov = 0;
 	loss_opts lo;
 	loss_opts_default(&lo);
 	lo.entropy_alpha = 0.05;
@@ -239,11 +243,12 @@ int main(int argc, char **argv)
 			if ((save_dtype = hfconfig_dtype(optarg)) < 0)
 				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", optarg);
 			break;
-		case O_THREADS: threads = parse_long("--threads", optarg, 0, 4096); break;
-		case 'q': quiet = 1; break;
+		case O_THREADS: threads = parse_long("--threads", optarg, 1, 4096); break;
+		case O_IGNPROV: ignore_prov = 1; break;
+		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': printf("lbdpo-step lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc)
@@ -258,6 +263,8 @@ int main(int argc, char **argv)
 		die_usage("--beta-min is larger than --beta-max");
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
+	ckpt_check_out(out); /* before any work: --out replaces only a checkpoint */
+	signals_graceful();
 
 	const int learned = loss_uses_learned_beta(lo.kind);
 	ckpt *ck = ckpt_load(init, fresh, (head_kind)head, (int)hidden, (float)eps, (pool_kind)pool, (ppl_source)ppl,
@@ -267,6 +274,9 @@ int main(int argc, char **argv)
 	pref_set *data = pref_load(in, loss_needs_ref(lo.kind), (uint32_t)cfg->vocab_size);
 	if (data->n == 0)
 		die("%s: no records", data->name);
+	ckpt_check_prov(ck, &data->prov, data->name, loss_needs_ref(lo.kind), ignore_prov);
+	ckpt_adopt_prov(ck, &data->prov);
+	pref_check_context(data, cfg->max_seq_len);
 	const int n_comp = lo.kind == LOSS_SFT ? 1 : 2;
 	for (int i = 0; learned && i < data->n; i++) {
 		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
@@ -311,7 +321,7 @@ int main(int argc, char **argv)
 	if (metrics)
 		mf = !strcmp(metrics, "-") ? stderr : fopen(metrics, "a");
 	if (metrics && !mf)
-		die("cannot open %s for appending", metrics);
+		die("%s: cannot open for appending: %s", metrics, strerror(errno));
 
 	const size_t np = model_n_params(ck->m);
 	const size_t hn = ck->bh->n_params;
@@ -349,7 +359,11 @@ int main(int argc, char **argv)
 		epoch_perm(perm, data->n, (uint64_t)seed, ck->epoch);
 	}
 
-	while (ck->step < step_end) {
+	const long step_start = ck->step;
+	double last_loss = NAN, last_acc = NAN;
+	progress_meter pg;
+	progress_init(&pg, steps, "steps");
+	while (ck->step < step_end && !stop_requested()) {
 		double t0 = now_s();
 		memset(G, 0, np * sizeof(float));
 		memset(HG, 0, hn * sizeof(float));
@@ -421,7 +435,7 @@ int main(int argc, char **argv)
 		double dt = now_s() - t0;
 		double bmean = S_b / S_n, bstd = sqrt(fmax(0, S_b2 / S_n - bmean * bmean));
 		if (mf) {
-			fprintf(mf,
+			int wr = fprintf(mf,
 				"{\"step\": %ld, \"epoch\": %.6f, \"loss\": %.9g, \"rewards/chosen\": %.9g, "
 				"\"rewards/rejected\": %.9g, \"rewards/accuracies\": %.9g, \"rewards/margins\": %.9g, "
 				"\"logps/chosen\": %.9g, \"logps/rejected\": %.9g, \"grad_norm\": %.9g, "
@@ -431,19 +445,29 @@ int main(int argc, char **argv)
 				ck->step, ck->epoch + (double)ck->pos / data->n, S_loss, S_rc / S_n, S_rr / S_n, S_acc / S_n,
 				(S_rc - S_rr) / S_n, S_lc / S_n, S_lr / S_n, gnorm, lr_p, lr_b, bmean, bstd, bmin, bmax,
 				learned ? exp((double)ck->bh->p[0]) : 0.0, S_ppl / S_n, S_tok / (dt > 0 ? dt : 1e-9));
-			fflush(mf);
+			if (wr < 0 || fflush(mf) != 0 || ferror(mf))
+				die("%s: write error: %s", metrics, strerror(errno));
 		}
-		if (!quiet && stderr_is_tty())
-			fprintf(stderr, "\rlbdpo-step: step %ld/%ld loss %.4f acc %.2f beta %.4g  ", ck->step, step_end, S_loss,
-				S_acc / S_n, bmean);
+		last_loss = S_loss;
+		last_acc = S_acc / S_n;
+		progress_show(&pg, ck->step - step_start, "step %ld, loss %.4f, acc %.2f, beta %.4g", ck->step, S_loss,
+			      S_acc / S_n, bmean);
 		if (save_every > 0 && ck->step % save_every == 0 && ck->step < step_end)
 			ckpt_save(ck, out, opts);
 	}
-	if (!quiet && stderr_is_tty())
-		fputc('\n', stderr);
-	ckpt_save(ck, out, opts);
+	double el = progress_end(&pg);
+	char els[32];
+	fmt_duration(el, els, sizeof els);
+	info("%ld steps in %s (%.2f steps/s), now at step %ld; last loss %.4f, acc %.2f", ck->step - step_start, els,
+	     (ck->step - step_start) / (el > 1e-9 ? el : 1e-9), ck->step, last_loss, last_acc);
+	int sig = stop_requested();
+	if (!sig || ck->step > step_start)
+		ckpt_save(ck, out, opts);
+	if (sig)
+		warning("stopped by signal %d after step %ld; %s", sig, ck->step,
+			ck->step > step_start ? "checkpoint written" : "no step done, nothing written");
 	if (mf && mf != stderr && fclose(mf) != 0)
-		die("error writing %s", metrics);
+		die("%s: write error on close: %s", metrics, strerror(errno));
 	json_decref(opts);
 	free(G);
 	free(HG);
@@ -454,5 +478,5 @@ int main(int argc, char **argv)
 	pref_free(data);
 	ckpt_free(ck);
 	close_stdout();
-	return 0;
+	return sig ? 128 + sig : 0;
 }

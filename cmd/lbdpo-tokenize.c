@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
 		case 'V': printf("lbdpo-tokenize lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
-		default: die_usage("unknown option");
+		default: die_bad_option(argv);
 		}
 	}
 	if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
@@ -234,6 +234,8 @@ int main(int argc, char **argv)
 	char err[600];
 	int rc;
 	double t0 = now_s(), tlast = t0;
+	progress_meter pm;
+	progress_init(&pm, 0, "records");
 	while ((rc = jsonl_next(r, &line, &len)) == 1) {
 		nread++;
 		const char *why = NULL;
@@ -340,6 +342,8 @@ int main(int argc, char **argv)
 		if (stderr_is_tty() && !lbdpo_quiet && now_s() - tlast > 0.5) {
 			tlast = now_s();
 			fprintf(stderr, "\rlbdpo-tokenize: %llu records", (unsigned long long)nread);
+		} else if (!stderr_is_tty()) {
+			progress_show(&pm, (long)nread, NULL); /* a periodic line for logs */
 		}
 	}
 	if (rc < 0) die("%s: %s", jsonl_name(r), jsonl_error(r));

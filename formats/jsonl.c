@@ -68,12 +68,12 @@ static long fill(jsonl *r)
 		r->pos = 0;
 	}
 	if (r->end == r->cap) {
-		if (r->cap > JSONL_MAX_LINE) {
+		if (r->end > JSONL_MAX_LINE) {
 			snprintf(r->err, sizeof r->err, "line %llu: longer than %zu bytes",
 				 (unsigned long long)r->lineno + 1, JSONL_MAX_LINE);
 			return -1;
 		}
-		r->cap *= 2;
+		r->cap = r->cap * 2 > JSONL_MAX_LINE + 1 ? JSONL_MAX_LINE + 1 : r->cap * 2;
 		r->buf = xrealloc(r->buf, r->cap + 1);
 	}
 	size_t want = r->cap - r->end;
@@ -140,6 +140,27 @@ json_t *jsonl_parse(const char *line, size_t len, char *err, size_t errlen)
 	size_t bad = utf8_invalid_at(line, len);
 	if (bad != len) {
 		snprintf(err, errlen, "invalid UTF-8 at byte %zu", bad + 1);
+		return NULL;
+	}
+	/* count values before jansson allocates one object for each: commas
+	 * and opening brackets outside strings */
+	size_t nv = 1;
+	int in_str = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = line[i];
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = 0;
+		} else if (c == '"') {
+			in_str = 1;
+		} else if (c == ',' || c == '[' || c == '{') {
+			nv++;
+		}
+	}
+	if (nv > JSONL_MAX_VALUES) {
+		snprintf(err, errlen, "more than %zu JSON values on one line", JSONL_MAX_VALUES);
 		return NULL;
 	}
 	json_error_t je;

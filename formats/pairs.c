@@ -37,6 +37,9 @@ void pair_hold(held_pair *h, rs_reader *r, const msgpack_object *rec, uint32_t v
 	get_ids(h, r, rec, "rejected_ids", vocab, &at, &nr);
 	if (np < 1)
 		rs_die(r, "empty prompt_ids: a completion needs at least one token of context");
+	/* the same rule as lbdpo-step's: an empty completion has no log-prob */
+	if (nc < 1 || nr < 1)
+		rs_die(r, "empty %s: a completion needs at least one token", nc < 1 ? "chosen_ids" : "rejected_ids");
 	int longest = np + (nc > nr ? nc : nr);
 	if (window > 0 && longest > window)
 		rs_die(r, "prompt + completion is %d tokens, longer than the model's sliding window of %d "

@@ -38,6 +38,8 @@ struct rs_reader {
 	msgpack_unpacked hdr;
 	char *hdr_bytes;
 	rs_reader *next_live; /* list of open readers, for rs_close_all */
+	const msgpack_object_str **keys; /* [keys_cap] scratch for the duplicate-key check */
+	size_t keys_cap;
 };
 
 static rs_reader *live;
@@ -98,6 +100,7 @@ static uint64_t be(const unsigned char *p, int n)
 static size_t frame(rs_reader *r)
 {
 	uint64_t stack[RS_MAX_DEPTH + 1]; /* objects still expected per level */
+	uint64_t n_obj = 0;
 	int depth = 1;
 	size_t p = 0; /* relative to start */
 	stack[0] = 1;
@@ -107,6 +110,9 @@ static size_t frame(rs_reader *r)
 			continue;
 		}
 		stack[depth - 1]--;
+		if (++n_obj > RS_MAX_OBJECTS)
+			rs_die(r, "more than %u values in one record (limit: each takes 24 bytes of memory unpacked)",
+			       RS_MAX_OBJECTS);
 		if (!fill(r, p + 1))
 			rs_die(r, "truncated stream at byte offset %llu (object header missing)",
 			       (unsigned long long)(r->rec_off + p));
@@ -195,6 +201,14 @@ static int key_is(const msgpack_object *k, const char *key)
 	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && !memcmp(k->via.str.ptr, key, n);
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+	const msgpack_object_str *x = *(const msgpack_object_str *const *)a, *y = *(const msgpack_object_str *const *)b;
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return x->size ? memcmp(x->ptr, y->ptr, x->size) : 0;
+}
+
 /* Read the next top-level map into u; 0 at a clean end of stream. */
 static int read_obj(rs_reader *r, msgpack_unpacked *u)
 {
@@ -212,17 +226,22 @@ static int read_obj(rs_reader *r, msgpack_unpacked *u)
 		       ret == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory" : "parse error");
 	r->rec_len = n;
 	r->n_read++;
-	/* Top-level keys: strings, no duplicates. */
+	/* Top-level keys: strings, no duplicates. Sorted copies of the keys make
+	 * the check O(n log n): a record with 100k keys must not take minutes. */
 	const msgpack_object_map *m = &u->data.via.map;
+	xgrow((void **)&r->keys, &r->keys_cap, m->size, sizeof *r->keys);
 	for (uint32_t i = 0; i < m->size; i++) {
 		const msgpack_object *k = &m->ptr[i].key;
 		if (k->type != MSGPACK_OBJECT_STR)
 			rs_die(r, "map key %u is not a string", i);
-		for (uint32_t j = 0; j < i; j++)
-			if (m->ptr[j].key.via.str.size == k->via.str.size &&
-			    !memcmp(m->ptr[j].key.via.str.ptr, k->via.str.ptr, k->via.str.size))
-				rs_die(r, "duplicate key '%.*s'", (int)k->via.str.size, k->via.str.ptr);
+		r->keys[i] = &k->via.str;
 	}
+	if (m->size > 1)
+		qsort(r->keys, m->size, sizeof *r->keys, key_cmp);
+	for (uint32_t i = 1; i < m->size; i++)
+		if (!key_cmp(&r->keys[i - 1], &r->keys[i]))
+			rs_die(r, "duplicate key '%.*s'", (int)(r->keys[i]->size > 200 ? 200 : r->keys[i]->size),
+			       r->keys[i]->ptr);
 	return 1;
 }
 
@@ -314,6 +333,7 @@ void rs_close(rs_reader *r)
 	msgpack_unpacked_destroy(&r->rec);
 	msgpack_unpacked_destroy(&r->hdr);
 	free(r->hdr_bytes);
+	free(r->keys);
 	free(r->buf);
 	free(r->name);
 	free(r);

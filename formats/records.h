@@ -18,7 +18,12 @@
 #include "../libcore/util.h"
 
 #define RS_FORMAT_VERSION 1
-#define RS_MAX_RECORD (1u << 30) /* 1 GiB: larger declared sizes are corrupt */
+/* Limits of one record. Unpacked, every msgpack value takes a 24-byte
+ * object besides its bytes (an array of small ints: 24x its size), so the
+ * count of values is bounded too: peak memory of a reader is at most about
+ * 2 x RS_MAX_RECORD (read buffer) + 24 x RS_MAX_OBJECTS, ~250 MB. */
+#define RS_MAX_RECORD (1u << 26)  /* 64 MiB */
+#define RS_MAX_OBJECTS (1u << 22) /* 4M values (keys, values and elements) */
 #define RS_MAX_DEPTH 64
 
 /* ---------------- reading ---------------- */

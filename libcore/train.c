@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
@@ -33,11 +34,64 @@ static int group_index(pref_set *s, const char *g, size_t n)
 	return s->n_groups++;
 }
 
+static int is_hex64(const char *s, size_t n)
+{
+	if (n != 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* "key": {..., sub: <64 hex>} -> out ("" when the key is absent) */
+static void header_hash(rs_reader *r, const char *key, const char *sub, char out[65])
+{
+	const msgpack_object *o = rs_get(rs_header(r), key);
+	out[0] = 0;
+	if (!o)
+		return;
+	if (o->type != MSGPACK_OBJECT_MAP)
+		rs_die(r, "header: \"%s\" is not a map", key);
+	const char *v;
+	size_t n;
+	if (!rs_get_str(r, o, sub, &v, &n))
+		rs_die(r, "header: \"%s\" has no %s", key, sub);
+	if (!is_hex64(v, n))
+		rs_die(r, "header: %s %s '%.*s' is not 64 lowercase hex digits", key, sub, (int)(n > 80 ? 80 : n), v);
+	memcpy(out, v, 64);
+	out[64] = 0;
+}
+
+void prov_read(rs_reader *r, int model_vocab, provenance *p)
+{
+	memset(p, 0, sizeof *p);
+	const char *k;
+	size_t kn;
+	rs_req(r, rs_get_str(r, rs_header(r), "kind", &k, &kn), "kind");
+	snprintf(p->kind, sizeof p->kind, "%.*s", (int)kn, k);
+	header_hash(r, "tokenizer", "sha256", p->tok_sha);
+	header_hash(r, "reference", "fingerprint", p->ref_fp);
+	const msgpack_object *tok = rs_get(rs_header(r), "tokenizer");
+	int64_t v;
+	if (tok && rs_get_i64(r, tok, "vocab_size", &v)) {
+		if (v < 1 || (model_vocab > 0 && v > model_vocab))
+			rs_die(r, "header: the tokenizer's vocab_size %lld does not fit the model's vocabulary of %d",
+			       (long long)v, model_vocab);
+		p->tok_vocab = v;
+	}
+}
+
 pref_set *pref_load(const char *path, int need_ref, uint32_t vocab)
 {
-	rs_reader *r = rs_open(path, NULL);
+	rs_reader *r = rs_open(path, need_ref ? "ref" : "tokens,ref");
 	pref_set *s = xcalloc(1, sizeof *s);
 	s->name = xstrdup(rs_name(r));
+	prov_read(r, (int)vocab, &s->prov);
+	if (s->prov.tok_vocab > 0 && (vocab == 0 || s->prov.tok_vocab < vocab))
+		vocab = (uint32_t)s->prov.tok_vocab; /* ids beyond the tokenizer's vocabulary are corrupt */
+	if (need_ref && !s->prov.ref_fp[0])
+		rs_die(r, "header: a stream of kind 'ref' names no reference model (\"reference\" with a fingerprint)");
 	size_t cap = 0;
 	const msgpack_object *rec;
 	while (rs_next(r, &rec)) {
@@ -45,6 +99,7 @@ pref_set *pref_load(const char *path, int need_ref, uint32_t vocab)
 		pref_rec *p = &s->r[s->n];
 		memset(p, 0, sizeof *p);
 		p->index = rs_index(r);
+		p->offset = rs_offset(r);
 		size_t n, c0 = 0, c1 = 0, c2 = 0;
 		rs_req(r, rs_get_ids(r, rec, "prompt_ids", vocab, &p->prompt, &n, &c0), "prompt_ids");
 		p->np = (int)n;
@@ -90,6 +145,18 @@ pref_set *pref_load(const char *path, int need_ref, uint32_t vocab)
 	return s;
 }
 
+void pref_check_context(const pref_set *s, int max_pos)
+{
+	for (int i = 0; max_pos > 0 && i < s->n; i++) {
+		const pref_rec *p = &s->r[i];
+		int longest = p->np + (p->nc > p->nr ? p->nc : p->nr);
+		if (longest > max_pos)
+			die("%s: record %llu (byte offset %llu): prompt + completion is %d tokens, more than the "
+			    "model's context of %d positions",
+			    s->name, (unsigned long long)p->index, (unsigned long long)p->offset, longest, max_pos);
+	}
+}
+
 void pref_free(pref_set *s)
 {
 	if (!s)
@@ -109,6 +176,10 @@ void pref_free(pref_set *s)
 }
 
 /* ---------------- checkpoints ---------------- */
+
+/* The file that marks a directory as a checkpoint lbdpo wrote: --out
+ * replaces nothing else. */
+#define CKPT_MARKER ".lbdpo-checkpoint"
 
 static char *path_join(const char *a, const char *b)
 {
@@ -179,6 +250,21 @@ ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, p
 	c->pm = xcalloc(np, sizeof(float));
 	c->pv = xcalloc(np, sizeof(float));
 	c->rng = seed * 0x9E3779B97F4A7C15ull + 1;
+	if (!fresh && !ckpt_is(path)) {
+		/* a checkpoint missing its trainer state must not silently
+		 * restart at step 0 with a new β model and zero moments */
+		static const char *parts[] = {CKPT_MARKER, "beta_head.safetensors", "optimizer.safetensors"};
+		for (int i = 0; i < 3; i++) {
+			char *q = path_join(path, parts[i]);
+			struct stat sb;
+			int has = stat(q, &sb) == 0;
+			free(q);
+			if (has)
+				die("%s: a checkpoint without trainer_state.json (has %s): cannot resume it; --fresh "
+				    "starts over from its model",
+				    path, parts[i]);
+		}
+	}
 	if (fresh || !ckpt_is(path)) {
 		c->bh = betahead_new(kind, C, K, eps);
 		betahead_init(c->bh, seed, w0);
@@ -233,10 +319,32 @@ ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, p
 		c->step = (long)json_integer_value(json_object_get(st, "step"));
 		c->epoch = (long)json_integer_value(json_object_get(st, "epoch"));
 		c->pos = (long)json_integer_value(json_object_get(st, "pos"));
-		c->rng = strtoull(rng, NULL, 16);
+		char *end;
+		errno = 0;
+		c->rng = strtoull(rng, &end, 16);
+		if (errno || !*rng || *end || strlen(rng) > 16 || rng[0] == '-' || rng[0] == '+' || isspace((unsigned char)rng[0]))
+			die("%s: malformed rng '%.40s': expected up to 16 hex digits", sp, rng);
+		if (!json_is_number(json_object_get(st, "bdpo_m0")) || !json_is_number(json_object_get(st, "bdpo_sd")) ||
+		    !json_is_integer(json_object_get(st, "bdpo_n")))
+			die("%s: missing bdpo_m0, bdpo_sd or bdpo_n", sp);
 		c->bs.m0 = json_number_value(json_object_get(st, "bdpo_m0"));
 		c->bs.sd = json_number_value(json_object_get(st, "bdpo_sd"));
 		c->bs.n_updates = json_integer_value(json_object_get(st, "bdpo_n"));
+		json_t *pv = json_object_get(st, "provenance");
+		if (pv) {
+			const char *ts = json_string_value(json_object_get(pv, "tokenizer_sha256"));
+			const char *rf = json_string_value(json_object_get(pv, "reference_fingerprint"));
+			const char *kd = json_string_value(json_object_get(pv, "kind"));
+			json_t *tv = json_object_get(pv, "tokenizer_vocab_size");
+			if (!json_is_object(pv) || !ts || !rf || !kd || !json_is_integer(tv) ||
+			    (ts[0] && !is_hex64(ts, strlen(ts))) || (rf[0] && !is_hex64(rf, strlen(rf))))
+				die("%s: malformed \"provenance\"", sp);
+			snprintf(c->prov.tok_sha, sizeof c->prov.tok_sha, "%s", ts);
+			snprintf(c->prov.ref_fp, sizeof c->prov.ref_fp, "%s", rf);
+			snprintf(c->prov.kind, sizeof c->prov.kind, "%s", kd);
+			c->prov.tok_vocab = json_integer_value(tv);
+			c->has_prov = 1;
+		}
 		if (c->step < 0 || c->epoch < 0 || c->pos < 0)
 			die("%s: negative step, epoch or pos", sp);
 		free(sp);
@@ -247,6 +355,44 @@ ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, p
 		c->hv = xcalloc(c->bh->n_params, sizeof(float));
 	}
 	return c;
+}
+
+static const char *or_none(const char *s) { return s[0] ? s : "(none)"; }
+
+void ckpt_check_prov(const ckpt *c, const provenance *p, const char *stream, int need_ref, int override)
+{
+	if (!c->has_prov)
+		return;
+	char msg[512] = "";
+	/* only what the checkpoint knows can mismatch: one trained on streams
+	 * without a tokenizer or reference (hand-made, or sft) constrains nothing */
+	if (c->prov.tok_sha[0] && strcmp(c->prov.tok_sha, p->tok_sha))
+		snprintf(msg, sizeof msg, "records tokenized with tokenizer %s, the checkpoint was trained on tokenizer %s",
+			 or_none(p->tok_sha), or_none(c->prov.tok_sha));
+	else if (c->prov.tok_vocab && p->tok_vocab && c->prov.tok_vocab != p->tok_vocab)
+		snprintf(msg, sizeof msg, "records say vocab_size %lld, the checkpoint's records said %lld",
+			 (long long)p->tok_vocab, (long long)c->prov.tok_vocab);
+	else if (c->prov.ref_fp[0] && (need_ref || p->ref_fp[0]) && strcmp(c->prov.ref_fp, p->ref_fp))
+		snprintf(msg, sizeof msg,
+			 "records scored by reference %s, the checkpoint was trained against reference %s",
+			 or_none(p->ref_fp), or_none(c->prov.ref_fp));
+	if (!msg[0])
+		return;
+	if (override)
+		warning("%s: PROVENANCE MISMATCH IGNORED (--ignore-provenance): %s", stream, msg);
+	else
+		die("%s: %s (--ignore-provenance to mix them anyway)", stream, msg);
+}
+
+void ckpt_adopt_prov(ckpt *c, const provenance *p)
+{
+	char ref[65];
+	memcpy(ref, c->prov.ref_fp, sizeof ref);
+	int kept = c->has_prov && !p->ref_fp[0];
+	c->prov = *p;
+	if (kept) /* sft on plain tokens: the reference trained against stays known */
+		memcpy(c->prov.ref_fp, ref, sizeof ref);
+	c->has_prov = 1;
 }
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -266,15 +412,39 @@ static void fsync_path(const char *p)
 	}
 }
 
+
+void ckpt_check_out(const char *dir)
+{
+	struct stat sb;
+	if (lstat(dir, &sb) != 0) {
+		if (errno == ENOENT)
+			return;
+		die("%s: %s", dir, strerror(errno));
+	}
+	if (S_ISLNK(sb.st_mode))
+		die("%s: is a symbolic link; --out replaces only a checkpoint directory lbdpo wrote", dir);
+	if (!S_ISDIR(sb.st_mode))
+		die("%s: exists and is not a directory; --out replaces only a checkpoint lbdpo wrote", dir);
+	char *m = path_join(dir, CKPT_MARKER);
+	int ok = lstat(m, &sb) == 0 && S_ISREG(sb.st_mode);
+	free(m);
+	if (!ok)
+		die("%s: exists and is not a checkpoint lbdpo wrote (no %s file); refusing to replace it", dir,
+		    CKPT_MARKER);
+}
+
 void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 {
-	char *tmp, *old;
-	if (asprintf(&tmp, "%s.tmp.%ld", dir, (long)getpid()) < 0 ||
-	    asprintf(&old, "%s.old.%ld", dir, (long)getpid()) < 0)
-		die("out of memory");
-	nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	ckpt_check_out(dir);
+	temp_sweep(dir);
+	char *tmp = temp_dir_create(dir);
 	model_save_hf_dtype(c->m, tmp, c->save_dtype);
 	model_copy_assets(c->m, c->src, tmp);
+	char *mk = path_join(tmp, CKPT_MARKER);
+	outfile *mo = out_open(mk);
+	fputs("lbdpo checkpoint: lbdpo-step --out may replace this directory\n", mo->fp);
+	out_close(mo);
+	free(mk);
 
 	/* β model */
 	st_tensor_out t[5];
@@ -318,28 +488,50 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	json_object_set_new(st, "bdpo_n", json_integer(c->bs.n_updates));
 	if (options)
 		json_object_set(st, "options", options);
+	if (c->has_prov)
+		json_object_set_new(st, "provenance",
+				    json_pack("{s:s, s:s, s:s, s:I}", "kind", c->prov.kind, "tokenizer_sha256",
+					      c->prov.tok_sha, "reference_fingerprint", c->prov.ref_fp,
+					      "tokenizer_vocab_size", (json_int_t)c->prov.tok_vocab));
 	p = path_join(tmp, "trainer_state.json");
 	json_save_file(p, st, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
 	free(p);
 	json_decref(st);
 	fsync_path(tmp);
 
+	temp_dir_mode(tmp, dir);
 	/* swap into place: a crash leaves either the old or the new directory */
 	struct stat sb;
-	int had = stat(dir, &sb) == 0;
+	int had = lstat(dir, &sb) == 0;
 	if (had && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-		/* atomic swap: there is no moment without a checkpoint at dir */
+		/* atomic swap: there is no moment without a checkpoint at dir;
+		 * tmp now holds the old checkpoint (checked above to be ours) */
 		nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	} else {
-		if (had && rename(dir, old) != 0)
-			die("cannot move %s aside: %s", dir, strerror(errno));
-		if (rename(tmp, dir) != 0)
-			die("cannot rename %s to %s: %s", tmp, dir, strerror(errno));
-		if (had)
+		char *old = NULL;
+		if (had) {
+			/* an empty directory that rename replaces; not a temporary
+			 * that die() may remove: it will hold the old checkpoint */
+			old = temp_dir_create(dir);
+			temp_forget(old);
+			if (rename(dir, old) != 0) {
+				rmdir(old);
+				die("cannot move %s aside: %s", dir, strerror(errno));
+			}
+		}
+		if (rename(tmp, dir) != 0) {
+			int e = errno;
+			if (old)
+				rename(old, dir);
+			die("cannot rename %s to %s: %s", tmp, dir, strerror(e));
+		}
+		if (old) {
 			nftw(old, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+			free(old);
+		}
 	}
+	temp_forget(tmp);
 	free(tmp);
-	free(old);
 }
 
 int ckpt_master_weights(model *m, const char *dir)

@@ -13,7 +13,8 @@
  *                                    started from (model_copy_assets)
  *   trainer_state.json               step, epoch, data position, RNG state,
  *                                    beta-dpo moving statistics, options
- * written into "<dir>.tmp.<pid>" and renamed into place.
+ *   .lbdpo-checkpoint                marker: lbdpo wrote this directory
+ * written into "<dir>.tmp.<pid>.XXXXXX" and renamed into place.
  */
 #ifndef LBDPO_TRAIN_H
 #define LBDPO_TRAIN_H
@@ -24,6 +25,24 @@
 #include "betahead.h"
 #include "loss.h"
 #include "model.h"
+
+/* ---- provenance: what made a stream's records ----
+ * From the header: kind, tokenizer.sha256, tokenizer.vocab_size and
+ * reference.fingerprint ("" / 0 when the header names none). A checkpoint
+ * remembers the provenance of the records it was trained on, and every
+ * program that combines a checkpoint with records compares the two: a
+ * mismatch is an error, never a silent mix. */
+typedef struct {
+	char kind[16];
+	char tok_sha[65];
+	char ref_fp[65];
+	int64_t tok_vocab;
+} provenance;
+
+struct rs_reader;
+/* Read and validate r's header: hashes must be 64 hex digits, vocab_size in
+ * [1, model_vocab]. Dies naming the stream. */
+void prov_read(struct rs_reader *r, int model_vocab, provenance *p);
 
 /* ---- records ---- */
 typedef struct {
@@ -37,6 +56,7 @@ typedef struct {
 	int group;            /* index into pref_set.groups, -1 = none */
 	char *id;             /* NULL if absent */
 	uint64_t index;       /* record index in the stream (1 = first) */
+	uint64_t offset;      /* byte offset of the record in the stream */
 } pref_rec;
 
 typedef struct {
@@ -45,12 +65,18 @@ typedef struct {
 	char **groups;
 	int n_groups;
 	char *name; /* stream name for messages */
+	provenance prov;
 } pref_set;
 
-/* Read every record of a stream. need_ref: the reference keys are required.
- * vocab: token ids must be < vocab (0 = unchecked). Dies naming the stream,
- * record and byte offset on any problem. */
+/* Read every record of a stream. need_ref: the reference keys are required
+ * and the stream must be of kind "ref" (else "tokens" or "ref"). vocab:
+ * token ids must be < vocab and < the header's tokenizer vocab_size (0 =
+ * unchecked). Every sequence is non-empty. Dies naming the stream, record
+ * and byte offset on any problem. */
 pref_set *pref_load(const char *path, int need_ref, uint32_t vocab);
+/* Die (naming stream, record, byte offset) if a record's prompt + longer
+ * completion exceeds max_pos positions, the model's context (every arch). */
+void pref_check_context(const pref_set *s, int max_pos);
 void pref_free(pref_set *s);
 
 /* ---- the β model's settings ---- */
@@ -72,6 +98,8 @@ typedef struct {
 	uint64_t rng; /* beta-dpo sampling */
 	bdpo_state bs;
 	int resumed;  /* loaded from a checkpoint with trainer state */
+	int has_prov; /* prov is known (trained on records with this provenance) */
+	provenance prov;
 	json_t *state; /* trainer_state.json as loaded (NULL if fresh) */
 	char *src;      /* the path the policy was loaded from: its tokenizer files and
 			   generation_config.json are copied into every save */
@@ -85,6 +113,9 @@ int ckpt_is(const char *path);
  * state is zero; otherwise everything comes from the checkpoint. */
 ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, pool_kind pool,
 		ppl_source ppl_from, double w0, uint64_t seed);
+/* Die unless dir is absent or a checkpoint lbdpo wrote (has the marker
+ * file): --out never replaces anything else. */
+void ckpt_check_out(const char *dir);
 /* Write the checkpoint atomically into dir; options is stored as "options"
  * in trainer_state.json (borrowed). */
 void ckpt_save(const ckpt *c, const char *dir, json_t *options);
@@ -93,6 +124,13 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options);
  * Returns 1 when read, 0 when dir has none. */
 int ckpt_master_weights(model *m, const char *dir);
 void ckpt_free(ckpt *c);
+/* Compare the records' provenance with the checkpoint's: die with one line
+ * naming both values on a mismatch of tokenizer sha256, vocab_size or (when
+ * need_ref or the stream names one) reference fingerprint. override: warn
+ * loudly instead of dying. Nothing to compare when !c->has_prov. */
+void ckpt_check_prov(const ckpt *c, const provenance *p, const char *stream, int need_ref, int override);
+/* The checkpoint about to be written was trained on records of provenance p. */
+void ckpt_adopt_prov(ckpt *c, const provenance *p);
 
 /* ---- scoring a batch of pairs ---- */
 typedef struct {

@@ -4,24 +4,33 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <dirent.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char *g_progname = "lbdpo";
 int lbdpo_quiet = 0;
 
+static void install_signals(void);
+
 void set_progname(const char *name)
 {
 	const char *s = strrchr(name, '/');
 	g_progname = s ? s + 1 : name;
+	opterr = 0; /* die_bad_option prints the one message */
+	install_signals();
 }
 
 const char *progname(void) { return g_progname; }
@@ -51,6 +60,7 @@ static void run_die_hooks(void)
 	for (int i = n_die_hooks - 1; i >= 0; i--)
 		die_hooks[i]();
 	out_abort_all();
+	temp_remove_all();
 }
 
 void die(const char *fmt, ...)
@@ -72,6 +82,16 @@ void die_usage(const char *fmt, ...)
 	fprintf(stderr, "Try '%s --help' for more information.\n", g_progname);
 	run_die_hooks();
 	exit(EXIT_USAGE);
+}
+
+void die_bad_option(char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	if (arg[0] == '-' && arg[1] == '-') /* getopt_long sets optopt only for a known option */
+		die_usage(optopt ? "option '%s' needs an argument" : "unknown option '%s'", arg);
+	if (optopt > 0 && optopt < 128)
+		die_usage("option '-%c': unknown, or missing its argument", optopt);
+	die_usage("bad option '%s'", arg);
 }
 
 int error(const char *fmt, ...)
@@ -147,6 +167,296 @@ void xgrow(void **p, size_t *cap, size_t need, size_t elsz)
 #define MAX_OUT 16
 static outfile *open_outs[MAX_OUT];
 
+static mode_t current_umask(void)
+{
+	mode_t m = umask(022);
+	umask(m);
+	return m;
+}
+
+/* ---- registry of temporaries (removed by die() and by signals) ----
+ * Slots are written with signals blocked, so the handler sees either NULL
+ * or a complete entry. */
+#define MAX_TEMPS 32
+static char *volatile temps[MAX_TEMPS];
+static volatile sig_atomic_t temp_is_dir[MAX_TEMPS];
+
+static void block_signals(sigset_t *old)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGINT);
+	sigaddset(&s, SIGTERM);
+	sigaddset(&s, SIGHUP);
+	sigprocmask(SIG_BLOCK, &s, old);
+}
+
+void temp_register(const char *path, int is_dir)
+{
+	char *p = xstrdup(path);
+	sigset_t old;
+	block_signals(&old);
+	for (int i = 0; i < MAX_TEMPS; i++)
+		if (!temps[i]) {
+			temp_is_dir[i] = is_dir;
+			temps[i] = p;
+			p = NULL;
+			break;
+		}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (p) /* full: the temporary is still removed by its owner on errors */
+		free(p);
+}
+
+void temp_forget(const char *path)
+{
+	sigset_t old;
+	block_signals(&old);
+	for (int i = 0; i < MAX_TEMPS; i++)
+		if (temps[i] && !strcmp(temps[i], path)) {
+			char *p = temps[i];
+			temps[i] = NULL;
+			free(p);
+		}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+/* Only syscalls (getdents64, unlinkat, rmdir): safe in a signal handler. */
+int remove_flat_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char buf[4096] __attribute__((aligned(8)));
+	long n;
+	int bad = 0;
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+			off += d->d_reclen;
+			const char *nm = d->d_name;
+			if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0)))
+				continue;
+			if (unlinkat(fd, nm, 0) != 0)
+				bad = 1; /* a subdirectory (EISDIR) or no permission */
+		}
+	}
+	close(fd);
+	if (n < 0 || bad)
+		return -1;
+	return rmdir(path);
+}
+
+void temp_remove_all(void)
+{
+	for (int i = 0; i < MAX_TEMPS; i++) {
+		char *p = temps[i];
+		if (!p)
+			continue;
+		if (temp_is_dir[i])
+			remove_flat_dir(p);
+		else
+			unlink(p);
+	}
+}
+
+static void temp_name(const char *target, char *buf, size_t n)
+{
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char r[6];
+	FILE *f = fopen("/dev/urandom", "rb");
+	if (!f || fread(r, 1, sizeof r, f) != sizeof r) {
+		/* no /dev/urandom: time and address bits; O_EXCL still protects */
+		uint64_t x = (uint64_t)now_s() * 1000003u ^ (uint64_t)(uintptr_t)buf ^ (uint64_t)rand();
+		for (int i = 0; i < 6; i++, x >>= 8)
+			r[i] = (unsigned char)x;
+	}
+	if (f)
+		fclose(f);
+	int k = snprintf(buf, n, "%s.tmp.%ld.", target, (long)getpid());
+	for (int i = 0; i < 6 && (size_t)k + 1 < n; i++)
+		buf[k++] = al[r[i] % 62];
+	buf[k] = 0;
+}
+
+void temp_dir_mode(const char *tmp, const char *target)
+{
+	struct stat sb;
+	mode_t mode = lstat(target, &sb) == 0 && S_ISDIR(sb.st_mode) ? (sb.st_mode & 07777) : (0777 & ~current_umask());
+	if (chmod(tmp, mode) != 0)
+		die("%s: cannot set mode: %s", tmp, strerror(errno));
+}
+
+int temp_file_create(const char *target, char **tmp)
+{
+	size_t n = strlen(target) + 48;
+	char *p = xmalloc(n);
+	for (int tries = 0; tries < 100; tries++) {
+		temp_name(target, p, n);
+		int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			temp_register(p, 0);
+			*tmp = p;
+			return fd;
+		}
+		if (errno != EEXIST)
+			die("%s: cannot create: %s", p, strerror(errno));
+	}
+	die("%s: cannot create a temporary beside it (100 names taken)", target);
+}
+
+char *temp_dir_create(const char *target)
+{
+	size_t n = strlen(target) + 48;
+	char *p = xmalloc(n);
+	for (int tries = 0; tries < 100; tries++) {
+		temp_name(target, p, n);
+		/* mkdir never follows a symlink at p: it fails with EEXIST */
+		if (mkdir(p, 0700) == 0) {
+			temp_register(p, 1);
+			return p;
+		}
+		if (errno != EEXIST)
+			die("%s: cannot create directory: %s", p, strerror(errno));
+	}
+	die("%s: cannot create a temporary beside it (100 names taken)", target);
+}
+
+#define TEMP_STALE_S 600
+
+/* Newest modification time of path and, for a directory, of its entries. */
+static time_t newest_mtime(const char *path, const struct stat *sb)
+{
+	time_t t = sb->st_mtime;
+	if (!S_ISDIR(sb->st_mode))
+		return t;
+	DIR *d = opendir(path);
+	if (!d)
+		return t;
+	struct dirent *e;
+	struct stat es;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    fstatat(dirfd(d), e->d_name, &es, AT_SYMLINK_NOFOLLOW) == 0 && es.st_mtime > t)
+			t = es.st_mtime;
+	closedir(d);
+	return t;
+}
+
+int temp_sweep(const char *target)
+{
+	const char *slash = strrchr(target, '/');
+	char *dir = slash ? strndup(target, (size_t)(slash - target) + (slash == target)) : xstrdup(".");
+	const char *base = slash ? slash + 1 : target;
+	size_t bl = strlen(base);
+	int removed = 0;
+	DIR *d = opendir(dir);
+	if (!d) {
+		free(dir);
+		return 0;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		/* exactly "<base>.tmp.<digits>.<6 alphanumerics>" */
+		const char *nm = e->d_name;
+		if (strncmp(nm, base, bl) || strncmp(nm + bl, ".tmp.", 5))
+			continue;
+		const char *q = nm + bl + 5, *ds = q;
+		while (*q >= '0' && *q <= '9')
+			q++;
+		if (q == ds || q - ds > 10 || *q != '.' || strlen(q + 1) != 6)
+			continue;
+		int ok = 1;
+		for (const char *c = q + 1; *c; c++)
+			ok &= (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z');
+		long pid = strtol(ds, NULL, 10);
+		if (!ok || pid <= 0 || pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* alive (or not ours to signal): maybe a run in progress */
+		struct stat sb;
+		if (fstatat(dirfd(d), nm, &sb, AT_SYMLINK_NOFOLLOW) != 0 || sb.st_uid != geteuid())
+			continue;
+		char *full;
+		if (asprintf(&full, "%s/%s", dir, nm) < 0)
+			continue;
+		/* A PID from another host (NFS) or PID namespace looks dead here:
+		 * also require no write for TEMP_STALE_S seconds. */
+		if (newest_mtime(full, &sb) > time(NULL) - TEMP_STALE_S) {
+			free(full);
+			continue;
+		}
+		int r = -1;
+		if (S_ISREG(sb.st_mode))
+			r = unlink(full);
+		else if (S_ISDIR(sb.st_mode))
+			r = remove_flat_dir(full);
+		if (r == 0) {
+			removed++;
+			warning("removed %s, left by an interrupted run (process %ld)", full, pid);
+		}
+		free(full);
+	}
+	closedir(d);
+	free(dir);
+	return removed;
+}
+
+/* ---- signals ---- */
+
+static volatile sig_atomic_t g_stop, g_graceful;
+
+static void on_signal(int sig)
+{
+	if (g_graceful && !g_stop) {
+		g_stop = sig;
+		static const char msg[] = ": interrupted; finishing the current step and writing the checkpoint "
+					  "(signal again to stop at once)\n";
+		ssize_t w = write(2, g_progname, strlen(g_progname));
+		w = write(2, msg, sizeof msg - 1);
+		(void)w;
+		return;
+	}
+	temp_remove_all();
+	_exit(128 + sig);
+}
+
+static void install_signals(void)
+{
+	static int done;
+	if (done)
+		return;
+	done = 1;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	for (int i = 0; i < 3; i++) {
+		struct sigaction old;
+		/* a signal ignored by our parent (nohup, `cmd &` in sh) stays ignored */
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
+		sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+void signals_graceful(void)
+{
+	install_signals();
+	g_graceful = 1;
+}
+
+int stop_requested(void) { return g_stop; }
+
 outfile *out_open(const char *path)
 {
 	outfile *o = xcalloc(1, sizeof *o);
@@ -157,7 +467,8 @@ outfile *out_open(const char *path)
 	/* A device, FIFO or socket (/dev/null, a named pipe) cannot be replaced
 	 * by rename: write to it directly. */
 	struct stat sb;
-	if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+	int had = stat(path, &sb) == 0;
+	if (had && !S_ISREG(sb.st_mode)) {
 		if (S_ISDIR(sb.st_mode))
 			die("%s: is a directory", path);
 		o->fp = fopen(path, "wb");
@@ -168,12 +479,15 @@ outfile *out_open(const char *path)
 		return o;
 	}
 	o->path = xstrdup(path);
-	size_t n = strlen(path) + 32;
-	o->tmp = xmalloc(n);
-	snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-	o->fp = fopen(o->tmp, "wb");
+	temp_sweep(path);
+	int fd = temp_file_create(path, &o->tmp);
+	/* keep the mode of the file being replaced; a new one gets the umask's */
+	mode_t mode = had ? (sb.st_mode & 07777) : (0666 & ~current_umask());
+	if (fchmod(fd, mode) != 0)
+		die("%s: cannot set mode: %s", o->tmp, strerror(errno));
+	o->fp = fdopen(fd, "wb");
 	if (!o->fp)
-		die("%s: cannot create: %s", o->tmp, strerror(errno));
+		die("%s: cannot open: %s", o->tmp, strerror(errno));
 	for (int i = 0; i < MAX_OUT; i++)
 		if (!open_outs[i]) {
 			open_outs[i] = o;
@@ -217,6 +531,7 @@ void out_close(outfile *o)
 	o->fp = NULL;
 	if (rename(o->tmp, o->path) != 0)
 		die("%s: cannot rename from %s: %s", o->path, o->tmp, strerror(errno));
+	temp_forget(o->tmp);
 	forget_out(o);
 	free(o->tmp);
 	free(o->path);
@@ -430,4 +745,61 @@ int run_program(const char *dir, char *const argv[])
 		return -1;
 	}
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+
+void fmt_duration(double s, char *buf, size_t n)
+{
+	long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+	if (t >= 3600)
+		snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else
+		snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+void progress_init(progress_meter *p, long total, const char *unit)
+{
+	memset(p, 0, sizeof *p);
+	p->t0 = now_s();
+	p->total = total;
+	p->unit = unit;
+	p->tty = stderr_is_tty();
+	const char *e = getenv("LBDPO_PROGRESS_SECONDS");
+	p->next = p->t0 + (p->tty ? 0 : (e && *e ? atof(e) : 60));
+}
+
+void progress_show(progress_meter *p, long done, const char *fmt, ...)
+{
+	double now = now_s();
+	if (lbdpo_quiet || now < p->next)
+		return;
+	const char *e = getenv("LBDPO_PROGRESS_SECONDS");
+	p->next = now + (p->tty ? 0.25 : (e && *e ? atof(e) : 60));
+	char el[32], eta[48] = "", pct[32] = "", detail[256] = "";
+	fmt_duration(now - p->t0, el, sizeof el);
+	if (p->total > 0) {
+		snprintf(pct, sizeof pct, "/%ld", p->total);
+		if (done > 0) {
+			char d[32];
+			fmt_duration((now - p->t0) * (double)(p->total - done) / (double)done, d, sizeof d);
+			snprintf(eta, sizeof eta, " (%.0f%%), ETA %s", 100.0 * done / p->total, d);
+		}
+	}
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		detail[0] = ';';
+		detail[1] = ' ';
+		vsnprintf(detail + 2, sizeof detail - 2, fmt, ap);
+		va_end(ap);
+	}
+	fprintf(stderr, "%s%s: %ld%s %s, %s elapsed%s%s%s", p->tty ? "\r" : "", g_progname, done, pct, p->unit, el,
+		eta, detail, p->tty ? "   " : "\n");
+	p->drawn = 1;
+}
+
+double progress_end(progress_meter *p)
+{
+	if (p->tty && p->drawn && !lbdpo_quiet)
+		fputc('\n', stderr);
+	p->drawn = 0;
+	return now_s() - p->t0;
 }

@@ -24,16 +24,11 @@
 #else
 #define LBDPO_PRINTF(a, b)
 #define LBDPO_NORETURN
-/* Run the program argv[0] (looked up in PATH) with argv in directory dir (NULL:
- * the current one) and wait for it: fork + exec, never a shell, so no byte
- * of argv or dir is interpreted. stdin is /dev/null. Returns its exit status,
- * 128 + signal when killed, or -1 with errno set when it could not be
- * started (ENOENT: not installed; or chdir's errno). */
-int run_program(const char *dir, char *const argv[]);
-
 #endif
 
-/* Set once from main(argv[0] basename or a literal). */
+/* Set once from main(argv[0] basename or a literal). Also installs the
+ * SIGINT/SIGTERM/SIGHUP handler that removes registered temporaries and
+ * exits 128+signal (see signals_graceful for lbdpo-step). */
 void set_progname(const char *name);
 const char *progname(void);
 
@@ -41,6 +36,9 @@ const char *progname(void);
 LBDPO_NORETURN void die(const char *fmt, ...) LBDPO_PRINTF(1, 2);
 /* die_usage: print "prog: error: ..." plus "try 'prog --help'" and exit(2). */
 LBDPO_NORETURN void die_usage(const char *fmt, ...) LBDPO_PRINTF(1, 2);
+/* After getopt_long returned '?': one line naming the option (getopt's own
+ * message is off: set_progname sets opterr = 0), then exit(2). */
+LBDPO_NORETURN void die_bad_option(char **argv);
 /* error: print "prog: error: ..." and return -1. */
 int error(const char *fmt, ...) LBDPO_PRINTF(1, 2);
 /* warning: print "prog: warning: ..." */
@@ -59,8 +57,11 @@ char *xstrdup(const char *s);
 /* Grow *p (of *cap elements of size elsz) to hold at least need elements. */
 void xgrow(void **p, size_t *cap, size_t need, size_t elsz);
 
-/* Output files: written to "<path>.tmp.<pid>" and renamed on close, so a
- * failed run never leaves a half-written file. path "-" or NULL = stdout. */
+/* Output files: written to a temporary "<path>.tmp.<pid>.XXXXXX" created
+ * exclusively beside the target (O_EXCL: a planted file or symlink is never
+ * opened; mode 0600 until finished, then the replaced file's mode or
+ * 0666 & ~umask) and renamed on close, so a failed run never leaves a
+ * half-written file. path "-" or NULL = stdout. */
 typedef struct outfile {
 	FILE *fp;
 	char *path; /* final path, NULL for stdout */
@@ -72,6 +73,39 @@ outfile *out_open(const char *path);
 void out_close(outfile *o);
 /* Remove the temporary file of every open outfile (called by die()). */
 void out_abort_all(void);
+
+/* ---- temporaries ----
+ * Names are "<target>.tmp.<pid>.XXXXXX" (XXXXXX random, mkstemp-style).
+ * temp_file_create returns an fd opened O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC;
+ * temp_dir_create makes a 0700 directory. Both are registered: die() and
+ * a terminating signal remove them. */
+int temp_file_create(const char *target, char **tmp);
+char *temp_dir_create(const char *target);
+/* Give the temporary directory tmp the mode of the directory target it will
+ * replace, or 0777 & ~umask when there is none (mkdtemp made it 0700). */
+void temp_dir_mode(const char *tmp, const char *target);
+void temp_register(const char *path, int is_dir);
+void temp_forget(const char *path); /* after it was renamed into place */
+/* Remove every registered temporary; async-signal-safe. */
+void temp_remove_all(void);
+/* Remove temporaries of target left by killed runs: names matching
+ * "<target>.tmp.<pid>.XXXXXX" exactly, owned by this user, whose <pid> is
+ * not a live process here, not written for 10 minutes (a run on another
+ * host or in another PID namespace is not seen by kill(pid, 0));
+ * directories only when they hold plain files. Anything else is left
+ * alone. Returns the number removed. */
+int temp_sweep(const char *target);
+/* Remove a directory of plain files (no subdirectories); -1 on failure.
+ * Async-signal-safe. */
+int remove_flat_dir(const char *path);
+
+/* ---- signals ----
+ * By default SIGINT/SIGTERM/SIGHUP remove the temporaries and exit 128+sig.
+ * After signals_graceful() the first one only sets stop_requested() (the
+ * program finishes what it is doing and exits 128+sig itself); a second one
+ * removes the temporaries and exits at once. */
+void signals_graceful(void);
+int stop_requested(void); /* signal number, 0 if none */
 
 /* Map a regular file read-only; *len is its size (an empty file gives a
  * valid pointer to no bytes). Dies naming the file. */
@@ -118,5 +152,24 @@ int stderr_is_tty(void);
  * 128 + signal when killed, or -1 with errno set when it could not be
  * started (ENOENT: not installed; or chdir's errno). */
 int run_program(const char *dir, char *const argv[]);
+
+/* Progress of a long loop on stderr, nothing when lbdpo_quiet. On a
+ * terminal: one line redrawn at most 4 times a second, "prog: 12/100
+ * steps, 0:05 elapsed (12%), ETA 0:31; <detail>". Otherwise (make, nohup, a
+ * batch scheduler): that line without the redraw, every
+ * LBDPO_PROGRESS_SECONDS seconds (default 60; 0 = every call). total 0 =
+ * unknown (no percentage, no ETA). */
+typedef struct {
+	double t0, next;
+	long total;
+	const char *unit;
+	int tty, drawn;
+} progress_meter;
+void progress_init(progress_meter *p, long total, const char *unit);
+void progress_show(progress_meter *p, long done, const char *fmt, ...) LBDPO_PRINTF(3, 4);
+/* End a redrawn terminal line; returns the seconds since progress_init. */
+double progress_end(progress_meter *p);
+/* "1:02:03" or "2:03" */
+void fmt_duration(double s, char *buf, size_t n);
 
 #endif

@@ -22,17 +22,18 @@ for t in "$LBDPO_TESTBIN"/test_*; do
 	[ -x "$t" ] || continue
 	n=${t##*/}
 	[ -n "$only" ] && [[ $n != *$only* ]] && continue
-	"$t" --jobs 2 >"$log/$n" 2>&1; rc=$?
+	# --verbose: Criterion names skipped tests only then ("[SKIP] suite::test: reason")
+	"$t" --jobs 2 --verbose >"$log/$n" 2>&1; rc=$?
 	syn=$(grep -a 'Synthesis:' "$log/$n" | tail -1)
 	p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$syn"); p=${p:-0}
 	f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$syn"); f=${f:-0}
 	c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$syn"); c=${c:-0}
-	s=$(grep -ac 'SKIP' "$log/$n")
+	s=$(grep -ac '^\[SKIP\]' "$log/$n")
 	if [ "$rc" != 0 ] && [ $((f + c)) = 0 ]; then f=1; fi
-	pass=$((pass + p)); fail=$((fail + f + c))
+	pass=$((pass + p)); fail=$((fail + f + c)); skip=$((skip + s))
 	printf '%-40s %s\n' "$n" "${syn:-exit $rc}"
-	if [ "$rc" != 0 ]; then failed+=("$n"); grep -a -E 'FAIL|CRASH|error|ERROR|Assertion|runtime error' "$log/$n" | head -30; fi
-	[ "$s" -gt 0 ] && grep -a 'SKIP' "$log/$n" | head -5
+	if [ "$rc" != 0 ]; then failed+=("$n"); grep -a -E 'FAIL|CRASH|error|ERROR|Assertion|runtime error' "$log/$n" | grep -av '^\[\(RUN \|PASS\)\]' | head -30; fi
+	[ "$s" -gt 0 ] && grep -a '^\[SKIP\]' "$log/$n" | head -5
 done
 
 for t in tests/sh/test_*.sh; do

@@ -9,7 +9,7 @@
 # (−n·log V), which a small random init is close to.
 BEGIN {
 	srand(seed); V = 32; L = 4; lr = -L * log(V)
-	printf "{\"lbdpo\": 1, \"kind\": \"ref\", \"history\": []}\n"
+	printf "{\"lbdpo\": 1, \"kind\": \"ref\", \"history\": [], \"reference\": {\"path\": \"synthetic scores\", \"fingerprint\": \"%064d\"}}\n", 0
 	for (r = 0; r < n; r++) {
 		p = ""; c = ""; j = ""; odd = r % 2
 		for (i = 0; i < L; i++) {

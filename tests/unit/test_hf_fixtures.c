@@ -7,9 +7,7 @@
  * Tolerances (from the script's docstring): log-probs and scalars
  * |ours - ref| <= 1e-4 * max(1, |ref|); hidden states and gradients per
  * tensor max|ours - ref| <= 1e-4 * max|ref| + 1e-6.
- *
- * Skips while the compute (model.c) is not linked in (model_ws_new returns
- * NULL from the temporary stub). */
+ */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -80,10 +78,7 @@ static void check_fixture(const char *name)
 	snprintf(dir, sizeof dir, FIX "%s", name);
 	model *m = model_load(dir);
 	model_ws *ws = model_ws_new(m);
-	if (!ws) {
-		model_free(m);
-		cr_skip_test("model.c not linked in yet (temporary stub): forward/backward not testable");
-	}
+	cr_assert_not_null(ws, "model_ws_new failed");
 	const model_config *cfg = model_cfg(m);
 	const int C = cfg->dim;
 	snprintf(path, sizeof path, "%s/ref.json", dir);
@@ -378,10 +373,7 @@ Test(hf_fixtures, llama2c_converted_to_hf_same_logprobs)
 		cr_skip_test("%s or %s absent", bin, gold);
 	model *a = model_load(bin);
 	model_ws *wa = model_ws_new(a);
-	if (!wa) {
-		model_free(a);
-		cr_skip_test("model.c not linked in yet (temporary stub)");
-	}
+	cr_assert_not_null(wa, "model_ws_new failed");
 	cr_assert(mkdtemp(dir));
 	model_save_hf(a, dir);
 	model *b = model_load(dir);

@@ -3,6 +3,7 @@
  * transformers' num_parameters()), fingerprints, the llama2.c q/k permutation. */
 #include <criterion/criterion.h>
 
+#include "expect_die.h"
 #include "model_testlib.h"
 
 static const model_tensor *find(const model *m, const char *name)
@@ -84,11 +85,11 @@ Test(model_params, qwen2_0_5B_qkv_bias_tied)
 	model_free(m);
 }
 
-Test(model_params, rejects_bad_config, .exit_code = 1)
+Test(model_params, rejects_bad_config)
 {
 	model_config c = tl_cfg(ARCH_LLAMA, 3, 0, 1); /* 4 heads, 3 kv heads */
 	lbdpo_quiet = 1;
-	model_new(&c);
+	EXPECT_DIE(1, "n_heads 4 is not a multiple of n_kv_heads 3", model_new(&c));
 }
 
 Test(model_params, fingerprint)

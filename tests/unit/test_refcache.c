@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "expect_die.h"
 #include "libcore/refcache.h"
 #include "libcore/util.h"
 
@@ -20,14 +22,17 @@ static const char FP_B[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 static char *made[8];
 static int n_made;
 
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(p);
+}
+
 /* Remove this test's directories at exit (also after an expected die()). */
 static void cleanup(void)
 {
-	for (int i = 0; i < n_made; i++) {
-		char *rm[] = {"rm", "-rf", made[i], NULL};
-		if (run_program(NULL, rm) != 0) { /* best effort at exit */
-		}
-	}
+	for (int i = 0; i < n_made; i++)
+		nftw(made[i], rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static char *tmpdir(void)
@@ -241,7 +246,7 @@ Test(refcache, foreign_entry_fails_its_checksum)
 	refcache_close(c);
 }
 
-Test(refcache, wrong_model_segment_is_refused, .exit_code = 1)
+Test(refcache, wrong_model_segment_is_refused)
 {
 	char *root = newroot();
 	fill(root, FP_A, 0, 3);
@@ -251,10 +256,11 @@ Test(refcache, wrong_model_segment_is_refused, .exit_code = 1)
 	snprintf(dst, sizeof dst, "%s/%s/seg-copied.rc", root, FP_B);
 	cr_assert_eq(link(sa, dst), 0);
 	lbdpo_quiet = 1;
-	refcache_open(root, FP_B, "m"); /* dies: exit 1 */
+	EXPECT_DIE(1, "cache segment of model aaaaaaaaaaaaaaaa..., not of the reference bbbbbbbbbbbbbbbb...",
+		   refcache_open(root, FP_B, "m"));
 }
 
-Test(refcache, non_cache_directory_is_refused, .exit_code = 1)
+Test(refcache, non_cache_directory_is_refused)
 {
 	char *t = tmpdir();
 	char f[512];
@@ -262,7 +268,7 @@ Test(refcache, non_cache_directory_is_refused, .exit_code = 1)
 	FILE *fp = fopen(f, "w");
 	fputs("x", fp);
 	fclose(fp);
-	refcache_open(t, FP_A, "m");
+	EXPECT_DIE(1, "not an lbdpo-refcache directory", refcache_open(t, FP_A, "m"));
 }
 
 Test(refcache, concurrent_writers)
