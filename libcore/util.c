@@ -745,6 +745,7 @@ int run_program(const char *dir, char *const argv[])
 		return -1;
 	}
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
 
 void fmt_duration(double s, char *buf, size_t n)
 {
