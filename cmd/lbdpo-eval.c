@@ -336,7 +336,7 @@ int main(int argc, char **argv)
 		die_usage("--checkpoint is required");
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
-	ckpt *ck = ckpt_load(ckp, 0, HEAD_LINEAR, 0, 0.1f, POOL_LAST, PPL_POLICY, 1.0, 1);
+	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
 	loss_opts lo;
 	loss_opts_default(&lo);
 	json_t *opts = ck->state ? json_object_get(ck->state, "options") : NULL;
@@ -370,7 +370,7 @@ int main(int argc, char **argv)
 		int B = data->n - s < bs ? data->n - s : (int)bs;
 		for (int i = 0; i < B; i++)
 			recs[i] = &data->r[s + i];
-		batch_forward(ck, ws, bb, recs, B, 2, 0, learned, lo.beta);
+		batch_forward(ck, ws, bb, recs, B, &(batch_opts){.n_comp = 2, .need_head = learned, .fixed_beta = lo.beta});
 		/* per-pair loss terms: a batch of one pair at a time gives ℓ_i */
 		for (int i = 0; i < B; i++) {
 			loss_stats st;

@@ -1,6 +1,8 @@
 /* adamw.c — AdamW, LR schedules and global-norm clipping (formulas: adamw.h). */
 #include "adamw.h"
 
+#include "util.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -24,16 +26,10 @@ void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
 	}
 }
 
-int sched_parse(const char *s)
-{
-	if (!strcmp(s, "constant"))
-		return SCHED_CONSTANT;
-	if (!strcmp(s, "linear"))
-		return SCHED_LINEAR;
-	if (!strcmp(s, "cosine"))
-		return SCHED_COSINE;
-	return -1;
-}
+static const char *const sched_names[] = {"constant", "linear", "cosine"};
+
+int sched_parse(const char *s) { return name_index(sched_names, 3, s); }
+const char *sched_name(sched_kind k) { return name_of(sched_names, 3, (int)k); }
 
 double sched_lr(sched_kind k, double lr, long s, long warmup, long total)
 {

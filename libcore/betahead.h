@@ -17,6 +17,8 @@
 #include <stdint.h>
 
 typedef enum { HEAD_LINEAR = 0, HEAD_MLP = 1 } head_kind;
+const char *head_kind_name(head_kind k); /* "linear", "mlp" */
+int head_kind_parse(const char *s);       /* -1 if unknown */
 
 typedef struct {
 	head_kind kind;

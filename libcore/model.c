@@ -236,6 +236,10 @@ void model_init_random(model *m, uint64_t seed, float std)
 	}
 }
 
+static const char *const arch_names[] = {"llama", "gpt2"};
+const char *model_arch_name(model_arch a) { return name_of(arch_names, 2, (int)a); }
+int model_arch_parse(const char *s) { return name_index(arch_names, 2, s); }
+
 const model_config *model_cfg(const model *m) { return &m->cfg; }
 float *model_params(model *m) { return m->params; }
 size_t model_n_params(const model *m) { return m->n_params; }
@@ -257,7 +261,7 @@ void model_fingerprint(const model *m, char out[65])
 			 "lbdpo-model 1\narch %s\ndim %d\nhidden_dim %d\nn_layers %d\nn_heads %d\nn_kv_heads %d\n"
 			 "head_dim %d\nvocab_size %d\nmax_seq_len %d\nrope_theta %.9g\nnorm_eps %.9g\ntied %d\n"
 			 "qkv_bias %d\n",
-			 c->arch == ARCH_LLAMA ? "llama" : "gpt2", c->dim, c->hidden_dim, c->n_layers, c->n_heads,
+			 model_arch_name(c->arch), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
 			 c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
 			 c->arch == ARCH_LLAMA ? (double)c->rope_theta : 0.0, (double)c->norm_eps,
 			 c->tied_embeddings, c->qkv_bias);

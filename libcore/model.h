@@ -20,6 +20,8 @@
 #include <stdint.h>
 
 typedef enum { ARCH_LLAMA = 0, ARCH_GPT2 = 1 } model_arch;
+const char *model_arch_name(model_arch a); /* "llama", "gpt2" */
+int model_arch_parse(const char *s);       /* -1 if unknown */
 
 typedef struct {
 	model_arch arch;

@@ -384,3 +384,13 @@ double now_s(void)
 }
 
 int stderr_is_tty(void) { return isatty(2); }
+
+const char *name_of(const char *const *names, int n, int k) { return k >= 0 && k < n ? names[k] : "?"; }
+
+int name_index(const char *const *names, int n, const char *s)
+{
+	for (int i = 0; s && i < n; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
