@@ -32,7 +32,7 @@ LDLIBS  += $(PKG_LIBS) -lm
 LDFLAGS += -fopenmp $(LDSAN)
 
 ifeq ($(CUDA),1)
-  # Reserved for the GPU backend (DESIGN §5). Until it lands, CUDA=1 builds
+  # Reserved for the GPU backend (doc/design.md §6). Until it lands, CUDA=1 builds
   # the CPU programs unchanged and says so.
   $(info lbdpo: CUDA=1: no CUDA backend yet; building the CPU backend)
 endif

@@ -1,4 +1,4 @@
-/* betahead.h — the learnable β model of LB-DPO (DESIGN §1):
+/* betahead.h — the learnable β model of LB-DPO (doc/design.md §2.2):
  *
  *     β(x) = w · PPL(x) · f(x),   f(x) = 1 + ε·tanh(a),   a = NN(h(x))
  *     PPL(x) = exp(−m),  m = mean prompt-token log-prob

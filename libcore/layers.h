@@ -6,8 +6,9 @@
  * what must start at zero). Matrix products go through OpenBLAS sgemm and
  * are called outside OpenMP parallel regions; the rest is OpenMP loops.
  *
- * This file is the CPU "backend table" of DESIGN §5: a CUDA build replaces
- * these functions, not their callers.
+ * These are the CPU backend's kernels (libcore/backend_cpu.c puts them in
+ * the backend table of libcore/backend.h, doc/design.md §6); a GPU backend
+ * implements the same table, and model.c calls only the table.
  */
 #ifndef LBDPO_LAYERS_H
 #define LBDPO_LAYERS_H

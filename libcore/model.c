@@ -234,6 +234,7 @@ void model_init_random(model *m, uint64_t seed, float std)
 			}
 		}
 	}
+	model_sync(m, 1);
 }
 
 static const char *const arch_names[] = {"llama", "gpt2"};

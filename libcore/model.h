@@ -1,7 +1,7 @@
 /* model.h — the transformer: configuration, parameters, packed forward and
  * backward for the DPO quantities, KV-cache decoding, load and save.
  *
- * Families (DESIGN §3): llama (RMSNorm, RoPE, SwiGLU, GQA, optional q/k/v
+ * Families (doc/design.md §3): llama (RMSNorm, RoPE, SwiGLU, GQA, optional q/k/v
  * bias, tied or separate lm_head) and gpt2 (LayerNorm, learned positions,
  * GELU-tanh, biases, tied embedding).
  *

@@ -1,5 +1,5 @@
 /* train.h — what lbdpo-step, lbdpo-beta and lbdpo-eval share: cached
- * preference records in memory, checkpoints (DESIGN §2), and scoring a batch
+ * preference records in memory, checkpoints (doc/design.md §4.2), and scoring a batch
  * of pairs with the policy plus the β model.
  *
  * A checkpoint is a directory:

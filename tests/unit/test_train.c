@@ -195,7 +195,7 @@ Test(train_fd, beta_grad_modes_cut_their_paths)
 	teardown(&f);
 }
 
-/* The DESIGN §1 hazard: with PPL from the policy, the loss gradient through
+/* The PPL hazard of doc/design.md §2.4: with PPL from the policy, the loss gradient through
  * PPL on the mean prompt log-prob is −β·∂L/∂β: raising β lowers the prompt's
  * likelihood. Check the sign on the model_seq_grad handed to the backward. */
 Test(train_fd, ppl_path_sign)
