@@ -1,8 +1,6 @@
 /* adamw.c — AdamW, LR schedules and global-norm clipping (formulas: adamw.h). */
 #include "adamw.h"
 
-#include "util.h"
-
 #include <math.h>
 #include <string.h>
 
@@ -28,8 +26,15 @@ void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
 
 static const char *const sched_names[] = {"constant", "linear", "cosine"};
 
-int sched_parse(const char *s) { return name_index(sched_names, 3, s); }
-const char *sched_name(sched_kind k) { return name_of(sched_names, 3, (int)k); }
+int sched_parse(const char *s)
+{
+	for (int k = 0; s && k < 3; k++)
+		if (!strcmp(s, sched_names[k]))
+			return k;
+	return -1;
+}
+
+const char *sched_name(sched_kind k) { return (unsigned)k < 3 ? sched_names[k] : "?"; }
 
 double sched_lr(sched_kind k, double lr, long s, long warmup, long total)
 {
