@@ -1,8 +1,9 @@
 /* step_bench.c — one full LB-DPO training step (issue 7: "make bench") against
  * the plain packed forward+backward of the same batch:
  *   plain: model_forward(train) + model_backward with d_logp only
- *   step:  train_microbatch (lbdpo, --beta-grad full: Δ, PPL and h paths, the
- *          β head) + global norm + clipping + AdamW on every tensor and the head
+ *   step:  train_step() of libcore/engine.h, the step lbdpo-step runs (lbdpo,
+ *          --beta-grad full: Δ, PPL and h paths, the β head; global norm,
+ *          clipping, AdamW on every tensor and the head)
  * Same model (llama ≈110M: dim 768, 12 layers, vocab 32000 by default), same
  * two pairs [prompt 128 | chosen 128 | rejected 128]. Prints tokens/s and
  * pairs/s of both, the per-token slowdown of the step (target: ≤ 10%), and
@@ -16,11 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/adamw.h"
-#include "libcore/betahead.h"
-#include "libcore/loss.h"
-#include "libcore/model.h"
-#include "libcore/train.h"
+#include "libcore/engine.h"
 #include "libcore/util.h"
 
 int main(int argc, char **argv)
@@ -41,7 +38,8 @@ int main(int argc, char **argv)
 		case 'l': layers = (int)parse_long("--layers", optarg, 1, 256); break;
 		case 'v': vocab = (int)parse_long("--vocab", optarg, 16, 1 << 20); break;
 		case 'b':
-			bgm = !strcmp(optarg, "head") ? BGRAD_HEAD : !strcmp(optarg, "none") ? BGRAD_NONE : BGRAD_FULL;
+			if ((bgm = (beta_grad_mode)beta_grad_parse(optarg)) == (beta_grad_mode)-1)
+				die_usage("--beta-grad: expected full, head or none");
 			break;
 		default: die_usage("usage: step_bench [--threads N] [--reps N] [--dim C --layers L --vocab V]");
 		}
@@ -62,7 +60,7 @@ int main(int argc, char **argv)
 	c.pv = xcalloc(np, sizeof(float));
 	c.hm = xcalloc(hn, sizeof(float));
 	c.hv = xcalloc(hn, sizeof(float));
-	float *G = xcalloc(np, sizeof(float)), *HG = xcalloc(hn, sizeof(float));
+	float *G = xcalloc(np, sizeof(float));
 
 	enum { NP = 2, L = 128 };
 	uint32_t *t = xmalloc(sizeof(uint32_t) * NP * 3 * L);
@@ -71,20 +69,29 @@ int main(int argc, char **argv)
 		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
 		t[i] = (uint32_t)((s >> 33) % (uint64_t)vocab);
 	}
-	pref_rec recs[NP], *rp[NP];
+	pref_rec recs[NP];
 	memset(recs, 0, sizeof recs);
-	for (int i = 0; i < NP; i++) {
+	for (int i = 0; i < NP; i++)
 		recs[i] = (pref_rec){.prompt = t + i * 3 * L, .np = L, .chosen = t + i * 3 * L + L, .nc = L,
 				     .rejected = t + i * 3 * L + 2 * L, .nr = L, .has_ref = 1,
-				     .ref_c = -L * log((double)vocab), .ref_r = -L * log((double)vocab), .group = -1};
-		rp[i] = &recs[i];
-	}
+				     .ref_c = -L * log((double)vocab), .ref_r = -L * log((double)vocab), .group = -1,
+				     .index = (uint64_t)i + 1};
+	pref_set data = {.r = recs, .n = NP, .name = "bench"};
 	const long T = NP * 3 * L;
 	model_ws *ws = model_ws_new(c.m);
-	batch_buf *bb = batch_new(NP, dim, 0);
-	loss_opts lop;
-	loss_opts_default(&lop);
-	const adamw_hp hp = {0.9, 0.999, 1e-8};
+
+	/* the step: lbdpo-step's train_step (micro-batch, norm, clip, AdamW) */
+	train_opts to;
+	train_opts_default(&to);
+	to.init = "bench";
+	to.batch_size = NP;
+	to.lr = 1e-6;
+	to.weight_decay = 0.01;
+	to.total_steps = 1L << 30;
+	to.schedule = SCHED_CONSTANT;
+	to.beta_grad = bgm;
+	to.w_init = 0.005; /* as initialized above: no --beta-init batch */
+	train_engine *eng = train_engine_new(&c, &data, &to);
 
 	/* plain forward+backward of the same pairs */
 	model_scores sc[NP];
@@ -104,43 +111,25 @@ int main(int argc, char **argv)
 		double t1 = now_s();
 		plain = fmin(plain, t1 - t0);
 
-		/* the step */
-		memset(G, 0, np * sizeof(float));
-		memset(HG, 0, hn * sizeof(float));
-		double t2 = now_s();
-		train_microbatch(&c, ws, bb, rp, NP, &lop, bgm, 1, 1.0, G, HG, NULL, NULL, NULL);
-		double t3 = now_s();
-		double gn = sqrt(sumsq(G, np) + sumsq(HG, hn));
-		float cf = (float)clip_factor(gn, 1.0);
-		if (cf != 1.0f) {
-			scale_inplace(G, np, cf);
-			scale_inplace(HG, hn, cf);
-		}
-		float *P = model_params(c.m);
-		for (int k = 0; k < model_n_tensors(c.m); k++) {
-			const model_tensor *mt = model_tensor_at(c.m, k);
-			adamw_update(P + mt->offset, G + mt->offset, c.pm + mt->offset, c.pv + mt->offset, mt->numel, 1e-6,
-				     mt->ndim == 2 ? 0.01 : 0.0, &hp, r + 1);
-		}
-		adamw_update(c.bh->p, HG, c.hm, c.hv, hn, 1e-3, 0.0, &hp, r + 1);
-		double t4 = now_s();
-		if (t4 - t2 < step) {
-			step = t4 - t2;
-			outside = (t4 - t3) / (t4 - t2);
+		train_metrics tm;
+		if (train_step(eng, &tm) != 0)
+			die("non-finite step");
+		if (tm.seconds < step) {
+			step = tm.seconds;
+			outside = tm.seconds_update / tm.seconds;
 		}
 	}
 	printf("llama dim %d, %d layers, vocab %d (%.1fM params), %d pairs of %d+%d+%d tokens, threads %d\n", dim, layers,
 	       vocab, np * 1e-6, NP, L, L, L, threads);
 	printf("plain fwd+bwd: %8.1f tokens/s %6.2f pairs/s\n", T / plain, NP / plain);
-	printf("--beta-grad %s\n", bgm == BGRAD_FULL ? "full" : bgm == BGRAD_HEAD ? "head" : "none");
+	printf("--beta-grad %s\n", beta_grad_name(bgm));
 	printf("lbdpo step:    %8.1f tokens/s %6.2f pairs/s   per-token slowdown %+.1f%% (target <= 10%%)\n", T / step,
 	       NP / step, 100 * (step / plain - 1));
 	printf("step time outside the model forward/backward (norm, clip, AdamW): %.1f%%\n", 100 * outside);
-	batch_free(bb);
+	train_engine_free(eng);
 	model_ws_free(ws);
 	free(t);
 	free(G);
-	free(HG);
 	free(c.pm), free(c.pv), free(c.hm), free(c.hv);
 	betahead_free(c.bh);
 	model_free(c.m);

@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", ckp);
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
-	ckpt *ck = ckpt_load(ckp, 0, HEAD_LINEAR, 0, 0.1f, POOL_LAST, PPL_POLICY, 1.0, 1);
+	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
 	const model_config *cfg = model_cfg(ck->m);
 	rs_reader *r = rs_open(in, NULL);
 	provenance pv;
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
 		if (ck->ppl_from == PPL_REF)
 			rs_req(r, rs_get_f64(r, rec, "ref_prompt_logp", &pr.ref_plogp), "ref_prompt_logp");
 		pref_rec *rp = &pr;
-		batch_forward(ck, ws, bb, &rp, 1, 1, 0, 1, 0.0);
+		batch_forward(ck, ws, bb, &rp, 1, &(batch_opts){.n_comp = 1, .need_head = 1});
 		const beta_parts *q = &bb->parts[0];
 		if (!isfinite(q->beta))
 			rs_die(r, "non-finite beta (PPL %g)", q->ppl);

@@ -15,6 +15,7 @@
 #include "libcore/betahead.h"
 #include "libcore/loss.h"
 #include "libcore/model.h"
+#include "libcore/engine.h"
 #include "libcore/train.h"
 #include "libcore/util.h"
 
@@ -431,25 +432,27 @@ int main(int argc, char **argv)
 		die_usage("--checkpoint is required");
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
-	ckpt *ck = ckpt_load(ckp, 0, HEAD_LINEAR, 0, 0.1f, POOL_LAST, PPL_POLICY, 1.0, 1);
+	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
 	loss_opts lo;
 	loss_opts_default(&lo);
-	json_t *opts = ck->state ? json_object_get(ck->state, "options") : NULL;
-	if (kind < 0 && opts && json_is_string(json_object_get(opts, "loss")))
-		kind = loss_kind_parse(json_string_value(json_object_get(opts, "loss")));
-	lo.kind = kind < 0 ? LOSS_LBDPO : (loss_kind)kind;
-	if (beta < 0 && opts && json_is_number(json_object_get(opts, "beta")))
-		beta = json_number_value(json_object_get(opts, "beta"));
-	lo.beta = beta > 0 ? beta : 0.1;
-	if (opts) {
-		json_t *v;
-		if ((v = json_object_get(opts, "label_smoothing")) && json_is_number(v))
-			lo.label_smoothing = json_number_value(v);
-		if ((v = json_object_get(opts, "gamma")) && json_is_number(v))
-			lo.gamma = json_number_value(v);
-		if ((v = json_object_get(opts, "sft_weight")) && json_is_number(v))
-			lo.sft_weight = json_number_value(v);
+	/* the training run's loss settings (engine.h: train_opts) */
+	train_opts run;
+	const char *bad = NULL;
+	train_opts_default(&run);
+	const json_t *oj = ck->state ? json_object_get(ck->state, "options") : NULL;
+	if (oj && train_opts_from_json(&run, oj, &bad) == 0) {
+		if (kind < 0)
+			kind = run.loss.kind;
+		if (beta < 0)
+			beta = run.loss.beta;
+		lo.label_smoothing = run.loss.label_smoothing;
+		lo.gamma = run.loss.gamma;
+		lo.sft_weight = run.loss.sft_weight;
+	} else if (oj) {
+		warning("%s: trainer_state.json: options unreadable (%s); using defaults", ckp, bad);
 	}
+	lo.kind = kind < 0 ? LOSS_LBDPO : (loss_kind)kind;
+	lo.beta = beta > 0 ? beta : 0.1;
 	/* the flags win over the checkpoint's options */
 	if (lsmooth >= 0)
 		lo.label_smoothing = lsmooth;
@@ -476,7 +479,7 @@ int main(int argc, char **argv)
 		int B = data->n - s < bs ? data->n - s : (int)bs;
 		for (int i = 0; i < B; i++)
 			recs[i] = &data->r[s + i];
-		batch_forward(ck, ws, bb, recs, B, 2, 0, learned, lo.beta);
+		batch_forward(ck, ws, bb, recs, B, &(batch_opts){.n_comp = 2, .need_head = learned, .fixed_beta = lo.beta});
 		/* per-pair loss terms: a batch of one pair at a time gives ℓ_i */
 		for (int i = 0; i < B; i++) {
 			loss_stats st;

@@ -1,7 +1,7 @@
 /* lbdpo-gendata — the demo's preference dataset and tokenizer, made from
  * nothing but a seed.
  *
- * Two task groups of different label reliability (DESIGN §1, the seed
+ * Two task groups of different label reliability (doc/design.md §2, the seed
  * design's "reliable math-like vs noisy open-ended" tasks):
  *   math  "Q: 7+5=? A:"  chosen " 12" (the sum), rejected " 2" (|a-b|: the
  *         "subtracted instead of added" mistake). Labels are always right.

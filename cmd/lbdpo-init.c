@@ -175,12 +175,9 @@ int main(int argc, char **argv)
 		case 'q': lbdpo_quiet = 1; break;
 		case O_INFO: info_only = 1; break;
 		case O_ARCH:
-			if (!strcmp(optarg, "llama"))
-				arch = ARCH_LLAMA;
-			else if (!strcmp(optarg, "gpt2"))
-				arch = ARCH_GPT2;
-			else
+			if (model_arch_parse(optarg) < 0)
 				die_usage("--arch: '%s' is not llama or gpt2", optarg);
+			arch = model_arch_parse(optarg);
 			break;
 		case O_DIM: dim = (int)parse_long("--dim", optarg, 1, 1 << 16); break;
 		case O_LAYERS: layers = (int)parse_long("--layers", optarg, 1, 1024); break;

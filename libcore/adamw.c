@@ -24,16 +24,17 @@ void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
 	}
 }
 
+static const char *const sched_names[] = {"constant", "linear", "cosine"};
+
 int sched_parse(const char *s)
 {
-	if (!strcmp(s, "constant"))
-		return SCHED_CONSTANT;
-	if (!strcmp(s, "linear"))
-		return SCHED_LINEAR;
-	if (!strcmp(s, "cosine"))
-		return SCHED_COSINE;
+	for (int k = 0; s && k < 3; k++)
+		if (!strcmp(s, sched_names[k]))
+			return k;
 	return -1;
 }
+
+const char *sched_name(sched_kind k) { return (unsigned)k < 3 ? sched_names[k] : "?"; }
 
 double sched_lr(sched_kind k, double lr, long s, long warmup, long total)
 {

@@ -21,6 +21,7 @@ void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
 
 typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR = 1, SCHED_COSINE = 2 } sched_kind;
 int sched_parse(const char *s); /* -1 if unknown */
+const char *sched_name(sched_kind k);
 
 /* Learning rate at 0-based step s of total, as transformers'
  * get_{constant,linear,cosine}_schedule_with_warmup: linear warmup

@@ -1,4 +1,4 @@
-/* betahead.h — the learnable β model of LB-DPO (DESIGN §1):
+/* betahead.h — the learnable β model of LB-DPO (doc/design.md §2.2):
  *
  *     β(x) = w · PPL(x) · f(x),   f(x) = 1 + ε·tanh(a),   a = NN(h(x))
  *     PPL(x) = exp(−m),  m = mean prompt-token log-prob
@@ -17,6 +17,8 @@
 #include <stdint.h>
 
 typedef enum { HEAD_LINEAR = 0, HEAD_MLP = 1 } head_kind;
+const char *head_kind_name(head_kind k); /* "linear", "mlp" */
+int head_kind_parse(const char *s);       /* -1 if unknown */
 
 typedef struct {
 	head_kind kind;

@@ -6,8 +6,9 @@
  * what must start at zero). Matrix products go through OpenBLAS sgemm and
  * are called outside OpenMP parallel regions; the rest is OpenMP loops.
  *
- * This file is the CPU "backend table" of DESIGN §5: a CUDA build replaces
- * these functions, not their callers.
+ * These are the CPU backend's kernels (libcore/backend_cpu.c puts them in
+ * the backend table of libcore/backend.h, doc/design.md §6); a GPU backend
+ * implements the same table, and model.c calls only the table.
  */
 #ifndef LBDPO_LAYERS_H
 #define LBDPO_LAYERS_H
@@ -78,5 +79,64 @@ void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 /* out += inp (elementwise), the residual connection. */
 void residual_forward(float *out, const float *a, const float *b, size_t n);
 void add_inplace(float *acc, const float *x, size_t n);
+
+/* ---- the language-model head and the loss hand-off (moved out of model.c) ----
+ * One logit row per token of a packed batch; row r predicts up to two
+ * targets (the last prompt row predicts the first token of both
+ * completions). kind: 0 none, 1 prompt token, 2 comp0 token, 3 comp1 token;
+ * j: index of the target inside its completion; seq: the row's sequence. */
+typedef struct {
+	int32_t y[2];   /* target token ids, -1 = none */
+	int8_t kind[2];
+	int32_t j[2];
+	int32_t seq;
+} logit_row;
+
+/* logits [T,V] = h [T,C] · Wᵀ, W [V,C]. */
+void lmhead_forward(float *logits, const float *h, const float *w, int T, int C, int V);
+/* The same for one row with a matrix-vector product (decoding). */
+void lmhead_forward1(float *logits, const float *h, const float *w, int C, int V);
+/* dh [n,C] = dz [n,V] · W (overwritten); dW [V,C] += dzᵀ · h [n,C]. */
+void lmhead_backward(float *dh, float *dw, const float *dz, const float *h, const float *w, int n, int C, int V);
+
+/* Fused log-softmax of the rows with a target:
+ *   lse = m + log Σ e^(z−m),  lp[r,k] = z_{y_k} − lse (0 without target k),
+ *   ent[r] = lse − Σ p·z (only for prompt rows; log Σ e^(z−m) otherwise). */
+void logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows, int T,
+		     int V);
+/* Per-sequence sums of seq_off[s] ≤ r < seq_off[s+1], serial in row order so
+ * the result does not depend on threads: st[s] = {Σ lp of comp0 targets,
+ * Σ lp of comp1 targets, Σ lp of prompt targets, Σ ent of prompt rows}. */
+void seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows, const int *seq_off,
+		   int n_seq);
+/* The gradient of Σ_k w_k log p(y_k) with respect to the logits, in place
+ * on the n rows idx[i] of logits [·,V]:  dz = Σ_k w_k e_{y_k} − (Σ_k w_k)·p,
+ * p = exp(z − lse). w [n,2] (double), y [n,2] (−1 = none). */
+void logit_grad_rows(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y, int n,
+		     int V);
+/* Row moves: dst[i] = src[idx[i]] (gather), dst[idx[i]] = src[i] (scatter),
+ * and the in-place compaction x[i] = x[idx[i]] for increasing idx[i] ≥ i. */
+void rows_gather(float *dst, const float *src, const int *idx, int n, int C);
+void rows_scatter(float *dst, const float *src, const int *idx, int n, int C);
+void rows_compact(float *x, const int *idx, int n, int C);
+/* Pooled hidden states of each sequence's prompt rows [off, off+P):
+ * last[s] = x[off+P−1], mean[s] = (1/P) Σ_i x[off+i] (double accumulation);
+ * either output may be NULL. */
+void pool_forward(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P, int n_seq,
+		  int C);
+/* Their backward, adding into dx: per sequence (in order) the rows of
+ * d_last[s] when has_last[s], then d_mean[s]/P into every prompt row when
+ * has_mean[s]. */
+void pool_backward(float *dx, const float *d_last, const float *d_mean, const uint8_t *has_last,
+		   const uint8_t *has_mean, const int *seq_off, const int *seq_P, int n_seq, int C);
+
+/* ---- decoding with a KV cache ----
+ * Copy the k and v parts of n qkv rows (row stride QKV; k at H·hd, v at
+ * (H+KV)·hd) into the caches [·, KV·hd] at rows at..at+n−1. */
+void kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int KV, int hd, int QKV);
+/* Attention of n new tokens over a cache: token i sees cache rows
+ * 0 .. len0 + i; out [n,H·hd] = softmax(q·kᵀ/√hd)·v, q from qkv rows. */
+void attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
+		      int KV, int hd, int QKV);
 
 #endif

@@ -6,7 +6,7 @@
  *
  * lbdpo, dpo (TRL "sigmoid"): z = βΔ,  ℓ = −log σ(z),  s = σ(−z)
  *     ∂ℓ/∂Δ = −s·β        (∂Δ/∂pc = +1, ∂Δ/∂pr = −1)
- *     ∂ℓ/∂β = −s·Δ        (DESIGN §1; lbdpo only, β is per pair)
+ *     ∂ℓ/∂β = −s·Δ        (doc/design.md §2.4; lbdpo only, β is per pair)
  * ipo (TRL "ipo", length-normalized as TRL does): ℓ = (u − 1/(2β))²
  *     ∂ℓ/∂u = 2(u − 1/(2β)),  ∂u/∂pc = 1/nc,  ∂u/∂pr = −1/nr
  * hinge: ℓ = max(0, 1 − βΔ);  ∂ℓ/∂Δ = −β when 1 − βΔ > 0, else 0
@@ -34,7 +34,7 @@
  *     L_sft = −Σ_i pc_i / Σ_i nc_i,   ∂L_sft/∂pc_i = −1/Σ nc
  *   --sft-weight w adds w·L_sft to any loss (RPO).
  *
- * Regularizers on the learned β (lbdpo only; DESIGN §1), N pairs:
+ * Regularizers on the learned β (lbdpo only; doc/design.md §2.5), N pairs:
  *   range:   R1 = λ1/N Σ [max(0, β−βmax) + max(0, βmin−β)]
  *            ∂R1/∂β_i = λ1/N (1[β_i>βmax] − 1[β_i<βmin])
  *   group:   R2 = λ2/N_g Σ_{i tagged} (β_i − β̄_{g(i)})², β̄_g the batch

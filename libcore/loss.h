@@ -4,7 +4,7 @@
  * log-prob sums, token counts, the pair's β), never the model: lbdpo-step
  * turns dL/d(logp) into model_seq_grad and dL/dβ into the BetaHead backward.
  *
- * Notation (DESIGN §1), for pair i:
+ * Notation (doc/design.md §2.1), for pair i:
  *   pc, pr   log πθ(y_w|x), log πθ(y_l|x)     (sums over completion tokens)
  *   rc, rr   log πref(y_w|x), log πref(y_l|x)
  *   nc, nr   completion token counts

@@ -17,14 +17,12 @@
  */
 #include "libcore/model.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/layers.h"
+#include "libcore/backend.h"
 #include "libcore/rope.h"
 #include "libcore/util.h"
 
@@ -37,7 +35,9 @@ typedef struct {
 
 struct model {
 	model_config cfg;
-	float *params;
+	const lb_backend *be;
+	float *params;  /* host copy: loaders, savers, fingerprints */
+	float *dparams; /* the backend's copy (== params on the CPU) */
 	size_t n_params;
 	model_tensor *tensors;
 	int n_tensors, cap_tensors;
@@ -170,6 +170,8 @@ model *model_new(const model_config *cfg)
 	if (m->n_params > ((size_t)1 << 36))
 		die("model: %zu parameters is more than this build handles", m->n_params);
 	m->params = xcalloc(m->n_params, sizeof(float));
+	m->be = backend_current();
+	m->dparams = backend_mirror(m->be, m->params, sizeof(float) * m->n_params);
 	return m;
 }
 
@@ -181,6 +183,7 @@ void model_free(model *m)
 		free((char *)m->tensors[i].name);
 	free(m->tensors);
 	free(m->blk);
+	backend_mirror_free(m->be, m->dparams, m->params);
 	free(m->params);
 	free(m);
 }
@@ -232,7 +235,12 @@ void model_init_random(model *m, uint64_t seed, float std)
 			}
 		}
 	}
+	model_sync(m, 1);
 }
+
+static const char *const arch_names[] = {"llama", "gpt2"};
+const char *model_arch_name(model_arch a) { return name_of(arch_names, 2, (int)a); }
+int model_arch_parse(const char *s) { return name_index(arch_names, 2, s); }
 
 const model_config *model_cfg(const model *m) { return &m->cfg; }
 float *model_params(model *m) { return m->params; }
@@ -255,7 +263,7 @@ void model_fingerprint(const model *m, char out[65])
 			 "lbdpo-model 1\narch %s\ndim %d\nhidden_dim %d\nn_layers %d\nn_heads %d\nn_kv_heads %d\n"
 			 "head_dim %d\nvocab_size %d\nmax_seq_len %d\nrope_theta %.9g\nnorm_eps %.9g\ntied %d\n"
 			 "qkv_bias %d\n",
-			 c->arch == ARCH_LLAMA ? "llama" : "gpt2", c->dim, c->hidden_dim, c->n_layers, c->n_heads,
+			 model_arch_name(c->arch), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
 			 c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
 			 c->arch == ARCH_LLAMA ? (double)c->rope_theta : 0.0, (double)c->norm_eps,
 			 c->tied_embeddings, c->qkv_bias);
@@ -295,24 +303,57 @@ void model_permute_llama2c_qk(float *w, int n_heads, int head_dim, int C)
 	free(tmp);
 }
 
-void lbdpo_set_threads(int n)
+void lbdpo_set_threads(int n) { backend_current()->set_threads(n); }
+
+void model_sync(model *m, int to_device)
 {
-	if (n <= 0)
-		return;
-	omp_set_num_threads(n);
-	openblas_set_num_threads(n);
+	if (to_device)
+		backend_sync_up(m->be, m->dparams, m->params, sizeof(float) * m->n_params);
+	else
+		backend_sync_down(m->be, m->params, m->dparams, sizeof(float) * m->n_params);
 }
+
+const lb_backend *model_backend(const model *m) { return m->be; }
+float *model_params_dev(model *m) { return m->dparams; }
 
 /* ------------------------------------------------------------- workspace */
 
+/* A device buffer mirroring a host array (the host array itself on a
+ * unified backend). */
 typedef struct {
-	int32_t y[2];    /* target token ids, -1 = none */
-	int8_t kind[2];  /* 0 none, 1 prompt token, 2 comp0 token, 3 comp1 token */
-	int32_t j[2];    /* index of the target inside its completion */
-	int32_t seq;
-} rowinfo;
+	void *d;
+	size_t cap;
+} dbuf;
 
-/* One block's activations [T, ·]. */
+static void *dbuf_get(const lb_backend *be, dbuf *b, void *host, size_t bytes)
+{
+	if (be->unified)
+		return host;
+	if (bytes > b->cap) {
+		if (b->d)
+			be->free(b->d);
+		b->d = be->alloc(bytes);
+		b->cap = bytes;
+	}
+	return b->d;
+}
+
+static void *dbuf_up(const lb_backend *be, dbuf *b, void *host, size_t bytes)
+{
+	void *d = dbuf_get(be, b, host, bytes);
+	backend_sync_up(be, d, host, bytes);
+	return d;
+}
+
+static void dbuf_free(const lb_backend *be, dbuf *b)
+{
+	if (b->d)
+		be->free(b->d);
+	b->d = NULL;
+	b->cap = 0;
+}
+
+/* One block's activations [T, ·] (device memory). */
 typedef struct {
 	float *xin;            /* [T,C] residual entering the block */
 	float *ln1, *ln1_m, *ln1_r; /* [T,C], [T], [T] */
@@ -326,10 +367,13 @@ typedef struct {
 
 struct model_ws {
 	const model *m;
-	float *mem;
+	const lb_backend *be;
+	float *mem; /* device arena */
 	size_t cap, used;
-	int *imem;
+	int *imem; /* host index arrays, mirrored to d_imem */
 	size_t icap;
+	dbuf d_imem_b, d_rows_b, d_act_b, d_w_b, d_y_b, d_st_b, d_h_b, d_dh_b, d_has_b, d_lp_b;
+	int *d_imem;
 	/* current batch */
 	int T, n_seq, train, Lsave;
 	block_act *act; /* [Lsave] */
@@ -343,13 +387,24 @@ struct model_ws {
 	float *cs;      /* [T,hd] RoPE cos|sin */
 	/* backward scratch (train only) */
 	float *dx, *dln, *dqkv, *datt, *dfc, *dfca; /* [T,C] [T,C] [T,QKV] [T,H·hd] [T,FC] [T,F] */
-	uint32_t *tok;  /* [T] */
-	int *pos, *ka, *kb, *kc; /* [T] */
-	int *seq_off;   /* [n_seq+1] */
-	int *seq_P, *seq_n0, *seq_n1; /* [n_seq] */
-	int *act_rows;  /* [T] logit rows with a nonzero gradient */
-	rowinfo *rows;  /* [T] */
+	uint32_t *tok;  /* [T] host */
+	int *pos, *ka, *kb, *kc; /* [T] host */
+	int *seq_off;   /* [n_seq+1] host */
+	int *seq_P, *seq_n0, *seq_n1; /* [n_seq] host */
+	int *act_rows;  /* [T] logit rows with a nonzero gradient (host) */
+	/* device views of the index arrays above */
+	uint32_t *d_tok;
+	int *d_pos, *d_ka, *d_kb, *d_kc, *d_seq_off, *d_seq_P;
+	logit_row *rows;   /* [T] host */
+	logit_row *d_rows; /* [T] device */
 	size_t rows_cap;
+	/* host scratch of the hand-off (per batch, small) */
+	double *hw, *hst;  /* [T,2] logit-row weights, [n_seq,4] sequence sums */
+	int32_t *hy;       /* [T,2] */
+	float *hh, *hdh;   /* [2·n_seq·C] pooled states (last | mean), their gradients */
+	float *hlp;        /* [T,2] per-token log-probs on the host (non-unified only) */
+	uint8_t *hhas;     /* [2·n_seq] */
+	size_t hcap_T, hcap_s;
 	int have_fwd;
 };
 
@@ -357,6 +412,7 @@ model_ws *model_ws_new(const model *m)
 {
 	model_ws *ws = xcalloc(1, sizeof *ws);
 	ws->m = m;
+	ws->be = m->be;
 	return ws;
 }
 
@@ -364,16 +420,29 @@ void model_ws_free(model_ws *ws)
 {
 	if (!ws)
 		return;
-	free(ws->mem);
+	const lb_backend *be = ws->be;
+	if (ws->mem)
+		be->free(ws->mem);
+	dbuf *bufs[] = {&ws->d_imem_b, &ws->d_rows_b, &ws->d_act_b, &ws->d_w_b, &ws->d_y_b,
+			&ws->d_st_b,   &ws->d_h_b,    &ws->d_dh_b,  &ws->d_has_b, &ws->d_lp_b};
+	for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+		dbuf_free(be, bufs[i]);
 	free(ws->imem);
 	free(ws->act);
 	free(ws->rows);
+	free(ws->hw);
+	free(ws->hst);
+	free(ws->hy);
+	free(ws->hh);
+	free(ws->hdh);
+	free(ws->hlp);
+	free(ws->hhas);
 	free(ws);
 }
 
 size_t model_ws_bytes(const model_ws *ws)
 {
-	return ws->cap * sizeof(float) + ws->icap * sizeof(int) + ws->rows_cap * sizeof(rowinfo);
+	return ws->cap * sizeof(float) + ws->icap * sizeof(int) + ws->rows_cap * sizeof(logit_row);
 }
 
 static float *carve(model_ws *ws, size_t n)
@@ -432,6 +501,7 @@ static void ws_layout(model_ws *ws)
 static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 {
 	const model_config *c = &ws->m->cfg;
+	const lb_backend *be = ws->be;
 	ws->T = T;
 	ws->n_seq = n_seq;
 	ws->train = train;
@@ -442,8 +512,9 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 	ws_layout(ws); /* measure */
 	ws->mem = keep;
 	if (ws->used > ws->cap) {
-		free(ws->mem);
-		ws->mem = xmalloc(sizeof(float) * ws->used);
+		if (ws->mem)
+			be->free(ws->mem);
+		ws->mem = be->alloc(sizeof(float) * ws->used);
 		ws->cap = ws->used;
 	}
 	ws_layout(ws);
@@ -453,41 +524,69 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 		ws->imem = xmalloc(sizeof(int) * ni);
 		ws->icap = ni;
 	}
-	int *ip = ws->imem;
-	ws->tok = (uint32_t *)ip, ip += T;
-	ws->pos = ip, ip += T;
-	ws->ka = ip, ip += T;
-	ws->kb = ip, ip += T;
-	ws->kc = ip, ip += T;
-	ws->seq_off = ip, ip += n_seq + 1;
-	ws->seq_P = ip, ip += n_seq;
+	ws->d_imem = dbuf_get(be, &ws->d_imem_b, ws->imem, sizeof(int) * ni);
+	int *ip = ws->imem, *dp = ws->d_imem;
+#define IDX(host, dev, n) (ws->host = (void *)ip, ws->dev = (void *)dp, ip += (n), dp += (n))
+	IDX(tok, d_tok, T);
+	IDX(pos, d_pos, T);
+	IDX(ka, d_ka, T);
+	IDX(kb, d_kb, T);
+	IDX(kc, d_kc, T);
+	IDX(seq_off, d_seq_off, n_seq + 1);
+	IDX(seq_P, d_seq_P, n_seq);
+#undef IDX
 	ws->seq_n0 = ip, ip += n_seq;
 	ws->seq_n1 = ip, ip += n_seq;
 	ws->act_rows = ip, ip += T;
 	if ((size_t)T > ws->rows_cap) {
 		free(ws->rows);
-		ws->rows = xmalloc(sizeof(rowinfo) * T);
+		ws->rows = xmalloc(sizeof(logit_row) * T);
 		ws->rows_cap = T;
 	}
+	ws->d_rows = dbuf_get(be, &ws->d_rows_b, ws->rows, sizeof(logit_row) * T);
+	if ((size_t)T > ws->hcap_T) {
+		ws->hw = xrealloc(ws->hw, sizeof(double) * 2 * T);
+		ws->hy = xrealloc(ws->hy, sizeof(int32_t) * 2 * T);
+		ws->hlp = xrealloc(ws->hlp, sizeof(float) * 2 * T);
+		ws->hcap_T = T;
+	}
+	if ((size_t)n_seq > ws->hcap_s) {
+		const size_t C = c->dim;
+		ws->hst = xrealloc(ws->hst, sizeof(double) * 4 * n_seq);
+		ws->hh = xrealloc(ws->hh, sizeof(float) * 2 * n_seq * C);
+		ws->hdh = xrealloc(ws->hdh, sizeof(float) * 2 * n_seq * C);
+		ws->hhas = xrealloc(ws->hhas, 2 * (size_t)n_seq);
+		ws->hcap_s = n_seq;
+	}
+}
+
+/* Upload the index arrays of the batch just laid out (nothing on a unified
+ * backend). */
+static void ws_upload_index(model_ws *ws)
+{
+	const size_t ni = (size_t)6 * ws->T + 4 * (size_t)ws->n_seq + 1;
+	backend_sync_up(ws->be, ws->d_imem, ws->imem, sizeof(int) * ni);
+	backend_sync_up(ws->be, ws->d_rows, ws->rows, sizeof(logit_row) * ws->T);
 }
 
 /* ------------------------------------------------------------ the blocks */
 
-static const float *P_(const model *m, size_t off) { return off == NONE ? NULL : m->params + off; }
+static const float *P_(const model *m, size_t off) { return off == NONE ? NULL : m->dparams + off; }
 
 /* Norm + qkv projection + RoPE of one block: ln1, qkv from xin. */
 static void block_attn_in(const model *m, const block_off *b, float *ln1, float *ln1_m, float *ln1_r, float *qkv,
 			  const float *xin, const float *cs, int T)
 {
 	const model_config *c = &m->cfg;
+	const lb_backend *be = m->be;
 	const int C = c->dim;
 	if (c->arch == ARCH_LLAMA) {
-		rmsnorm_forward(ln1, ln1_r, xin, P_(m, b->ln1_w), c->norm_eps, T, C);
-		matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 0);
-		rope_forward(qkv, cs, T, c->n_heads + c->n_kv_heads, c->head_dim, m->qkv_dim);
+		be->rmsnorm_forward(ln1, ln1_r, xin, P_(m, b->ln1_w), c->norm_eps, T, C);
+		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 0);
+		be->rope_forward(qkv, cs, T, c->n_heads + c->n_kv_heads, c->head_dim, m->qkv_dim);
 	} else {
-		layernorm_forward(ln1, ln1_m, ln1_r, xin, P_(m, b->ln1_w), P_(m, b->ln1_b), c->norm_eps, T, C);
-		matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 1);
+		be->layernorm_forward(ln1, ln1_m, ln1_r, xin, P_(m, b->ln1_w), P_(m, b->ln1_b), c->norm_eps, T, C);
+		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 1);
 	}
 }
 
@@ -495,33 +594,34 @@ static void block_attn_in(const model *m, const block_off *b, float *ln1, float 
 static void block_attn_out_mlp(const model *m, const block_off *b, block_act *a, float *xout, float *tmp, int T)
 {
 	const model_config *c = &m->cfg;
+	const lb_backend *be = m->be;
 	const int C = c->dim, HD = c->n_heads * c->head_dim, F = c->hidden_dim;
 	const int w_io = c->arch == ARCH_GPT2;
-	matmul_forward(tmp, a->att, P_(m, b->o_w), P_(m, b->o_b), T, HD, C, w_io);
-	residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
+	be->matmul_forward(tmp, a->att, P_(m, b->o_w), P_(m, b->o_b), T, HD, C, w_io);
+	be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
 	if (c->arch == ARCH_LLAMA) {
-		rmsnorm_forward(a->ln2, a->ln2_r, a->xmid, P_(m, b->ln2_w), c->norm_eps, T, C);
-		matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), NULL, T, C, 2 * F, 0);
-		swiglu_forward(a->fca, a->fc, T, F);
+		be->rmsnorm_forward(a->ln2, a->ln2_r, a->xmid, P_(m, b->ln2_w), c->norm_eps, T, C);
+		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), NULL, T, C, 2 * F, 0);
+		be->swiglu_forward(a->fca, a->fc, T, F);
 	} else {
-		layernorm_forward(a->ln2, a->ln2_m, a->ln2_r, a->xmid, P_(m, b->ln2_w), P_(m, b->ln2_b), c->norm_eps,
-				  T, C);
-		matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), P_(m, b->fc_b), T, C, F, 1);
-		gelu_forward(a->fca, a->fc, (size_t)T * F);
+		be->layernorm_forward(a->ln2, a->ln2_m, a->ln2_r, a->xmid, P_(m, b->ln2_w), P_(m, b->ln2_b),
+				      c->norm_eps, T, C);
+		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), P_(m, b->fc_b), T, C, F, 1);
+		be->gelu_forward(a->fca, a->fc, (size_t)T * F);
 	}
-	matmul_forward(tmp, a->fca, P_(m, b->proj_w), P_(m, b->proj_b), T, F, C, w_io);
-	residual_forward(xout, a->xmid, tmp, (size_t)T * C);
+	be->matmul_forward(tmp, a->fca, P_(m, b->proj_w), P_(m, b->proj_b), T, F, C, w_io);
+	be->residual_forward(xout, a->xmid, tmp, (size_t)T * C);
 }
 
 static void final_norm(const model *m, float *out, float *mean, float *rstd, const float *x, int T)
 {
 	const model_config *c = &m->cfg;
 	if (c->arch == ARCH_LLAMA)
-		rmsnorm_forward(out, rstd, x, P_(m, m->lnf_w), c->norm_eps, T, c->dim);
+		m->be->rmsnorm_forward(out, rstd, x, P_(m, m->lnf_w), c->norm_eps, T, c->dim);
 	else
-		layernorm_forward(out, mean, rstd, x, P_(m, m->lnf_w), P_(m, m->lnf_b), c->norm_eps, T, c->dim);
+		m->be->layernorm_forward(out, mean, rstd, x, P_(m, m->lnf_w), P_(m, m->lnf_b), c->norm_eps, T,
+					 c->dim);
 }
-
 /* ------------------------------------------------------- packed forward */
 
 static void check_tokens(const model *m, const uint32_t *t, int n, int s, const char *what)
@@ -532,9 +632,26 @@ static void check_tokens(const model *m, const uint32_t *t, int n, int s, const 
 			    m->cfg.vocab_size);
 }
 
+/* The RoPE cos/sin table is built on the host (rope.c holds every scaling
+ * scheme, and longrope depends on each packed sequence's length) and sent
+ * up; on a unified backend it is written in place. */
+static void rope_cs(const lb_backend *be, float *dcs, const int *pos, int T, const model_config *c)
+{
+	if (be->unified) {
+		rope_table_cfg(dcs, pos, T, c);
+		return;
+	}
+	size_t bytes = sizeof(float) * (size_t)T * c->head_dim;
+	float *h = xmalloc(bytes);
+	rope_table_cfg(h, pos, T, c);
+	be->upload(dcs, h, bytes);
+	free(h);
+}
+
 void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, model_scores *out, int train)
 {
 	const model_config *c = &m->cfg;
+	const lb_backend *be = m->be;
 	const int C = c->dim, V = c->vocab_size, L = c->n_layers;
 	if (ws->m != m)
 		die("model: workspace belongs to another model");
@@ -574,7 +691,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 			ws->pos[t] = i;
 			ws->ka[t] = ws->kb[t] = st;
 			ws->kc[t] = st;
-			rowinfo *r = &ws->rows[t];
+			logit_row *r = &ws->rows[t];
 			r->seq = s;
 			r->y[0] = r->y[1] = -1;
 			r->kind[0] = r->kind[1] = 0;
@@ -593,7 +710,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 				ws->ka[t] = st;
 				ws->kb[t] = st + P;
 				ws->kc[t] = cst;
-				rowinfo *r = &ws->rows[t];
+				logit_row *r = &ws->rows[t];
 				r->seq = s;
 				r->y[0] = r->y[1] = -1;
 				r->kind[0] = r->kind[1] = 0;
@@ -603,90 +720,68 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 		}
 	}
 	ws->seq_off[n] = T;
+	ws_upload_index(ws);
 
 	/* ---- embedding and blocks ---- */
-	embed_forward(ws->act[0].xin, ws->tok, ws->pos, P_(m, m->wte), P_(m, m->wpe), T, C);
+	be->embed_forward(ws->act[0].xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), T, C);
 	if (c->arch == ARCH_LLAMA)
-		rope_table_cfg(ws->cs, ws->pos, T, c);
+		rope_cs(be, ws->cs, ws->pos, T, c);
 	for (int l = 0; l < L; l++) {
 		block_act *a = &ws->act[train ? l : 0];
 		const block_off *b = &m->blk[l];
 		block_attn_in(m, b, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, T);
-		attention_forward(a->att, a->att_lse, a->qkv, ws->ka, ws->kb, ws->kc, T, c->n_heads, c->n_kv_heads,
-				  c->head_dim);
+		be->attention_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
+				      c->n_kv_heads, c->head_dim);
 		float *xout = train ? (l + 1 < L ? ws->act[l + 1].xin : ws->xfin) : a->xin;
 		block_attn_out_mlp(m, b, a, xout, ws->tmp, T);
 	}
 	final_norm(m, ws->lnf, ws->lnf_m, ws->lnf_r, ws->xfin, T);
 
-	/* ---- logits [T,V] and the fused log-softmax ----
-	 * lse = m + log Σ e^(z−m); log p(y) = z_y − lse;
-	 * entropy = lse − Σ p·z  (computed from the same exp pass). */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, V, C, 1.0f, ws->lnf, C, P_(m, m->lm_head), C, 0.0f,
-		    ws->logits, V);
-#pragma omp parallel for schedule(static)
-	for (int r = 0; r < T; r++) {
-		const rowinfo *ri = &ws->rows[r];
-		if (!ri->kind[0] && !ri->kind[1])
-			continue;
-		const float *z = ws->logits + (size_t)r * V;
-		float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-		for (int v = 0; v < V; v++)
-			mx = z[v] > mx ? z[v] : mx;
-		double se = 0, sez = 0;
-		if (ri->kind[0] == 1) {
-#pragma omp simd reduction(+ : se, sez)
-			for (int v = 0; v < V; v++) {
-				float e = expf(z[v] - mx);
-				se += e;
-				sez += (double)e * (z[v] - mx);
-			}
-		} else {
-#pragma omp simd reduction(+ : se)
-			for (int v = 0; v < V; v++)
-				se += expf(z[v] - mx);
-		}
-		double lse = mx + log(se);
-		ws->row_lse[r] = (float)lse;
-		ws->row_ent[r] = (float)(log(se) - sez / se);
-		for (int k = 0; k < 2; k++)
-			ws->row_lp[2 * r + k] = ri->kind[k] ? (float)(z[ri->y[k]] - lse) : 0.0f;
+	/* ---- logits [T,V], log-softmax, per-sequence sums (the hand-off) ---- */
+	be->lmhead_forward(ws->logits, ws->lnf, P_(m, m->lm_head), T, C, V);
+	be->logsoftmax_rows(ws->row_lse, ws->row_lp, ws->row_ent, ws->logits, ws->d_rows, T, V);
+	double *dst = dbuf_get(be, &ws->d_st_b, ws->hst, sizeof(double) * 4 * n);
+	be->seq_logp_sums(dst, ws->row_lp, ws->row_ent, ws->d_rows, ws->d_seq_off, n);
+	backend_sync_down(be, ws->hst, dst, sizeof(double) * 4 * n);
+	int want_tok = 0, want_last = 0, want_mean = 0;
+	for (int s = 0; s < n; s++) {
+		want_tok |= out[s].tok_logp[0] || out[s].tok_logp[1];
+		want_last |= out[s].h_last != NULL;
+		want_mean |= out[s].h_mean != NULL;
 	}
-	/* ---- per-sequence reductions (serial, deterministic order) ---- */
+	const float *lp = ws->row_lp;
+	if (want_tok && !be->unified) {
+		be->download(ws->hlp, ws->row_lp, sizeof(float) * 2 * T);
+		lp = ws->hlp;
+	}
+	float *hl = ws->hh, *hm = ws->hh + (size_t)n * C; /* [n,C] each */
+	if (want_last || want_mean) {
+		float *d = dbuf_get(be, &ws->d_h_b, ws->hh, sizeof(float) * 2 * n * C);
+		be->pool_forward(want_last ? d : NULL, want_mean ? d + (size_t)n * C : NULL, ws->lnf, ws->d_seq_off,
+				 ws->d_seq_P, n, C);
+		backend_sync_down(be, ws->hh, d, sizeof(float) * 2 * n * C);
+	}
 	for (int s = 0; s < n; s++) {
 		model_scores *o = &out[s];
-		const int st = ws->seq_off[s], P = ws->seq_P[s];
-		o->logp[0] = o->logp[1] = 0;
+		const int P = ws->seq_P[s];
+		const double *st = ws->hst + 4 * s;
+		o->logp[0] = st[0];
+		o->logp[1] = st[1];
 		o->n[0] = ws->seq_n0[s];
 		o->n[1] = ws->seq_n1[s];
-		double pl = 0, pe = 0;
-		for (int r = st; r < ws->seq_off[s + 1]; r++) {
-			const rowinfo *ri = &ws->rows[r];
-			for (int k = 0; k < 2; k++) {
-				if (ri->kind[k] == 1) {
-					pl += ws->row_lp[2 * r + k];
-					pe += ws->row_ent[r];
-				} else if (ri->kind[k] >= 2) {
-					int cmp = ri->kind[k] - 2;
-					o->logp[cmp] += ws->row_lp[2 * r + k];
-					if (o->tok_logp[cmp])
-						o->tok_logp[cmp][ri->j[k]] = ws->row_lp[2 * r + k];
-				}
+		o->prompt_mean_logp = P > 1 ? st[2] / (P - 1) : 0;
+		o->prompt_entropy = P > 1 ? st[3] / (P - 1) : 0;
+		if (o->tok_logp[0] || o->tok_logp[1])
+			for (int r = ws->seq_off[s]; r < ws->seq_off[s + 1]; r++) {
+				const logit_row *ri = &ws->rows[r];
+				for (int k = 0; k < 2; k++)
+					if (ri->kind[k] >= 2 && o->tok_logp[ri->kind[k] - 2])
+						o->tok_logp[ri->kind[k] - 2][ri->j[k]] = lp[2 * r + k];
 			}
-		}
-		o->prompt_mean_logp = P > 1 ? pl / (P - 1) : 0;
-		o->prompt_entropy = P > 1 ? pe / (P - 1) : 0;
 		if (o->h_last)
-			memcpy(o->h_last, ws->lnf + (size_t)(st + P - 1) * C, sizeof(float) * C);
-		if (o->h_mean) {
-			for (int ch = 0; ch < C; ch++) {
-				double acc = 0;
-				for (int i = 0; i < P; i++)
-					acc += ws->lnf[(size_t)(st + i) * C + ch];
-				o->h_mean[ch] = (float)(acc / P);
-			}
-		}
+			memcpy(o->h_last, hl + (size_t)s * C, sizeof(float) * C);
+		if (o->h_mean)
+			memcpy(o->h_mean, hm + (size_t)s * C, sizeof(float) * C);
 	}
 	ws->have_fwd = train ? 1 : 0;
 }
@@ -698,136 +793,129 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	if (!ws->have_fwd || ws->m != m)
 		die("model: backward without a train-mode forward of this model on this workspace");
 	const model_config *c = &m->cfg;
+	const lb_backend *be = m->be;
 	const int T = ws->T, C = c->dim, V = c->vocab_size, L = c->n_layers, F = c->hidden_dim;
 	const int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, HD = H * hd, QKV = m->qkv_dim;
-	const int FC = m->fc_dim, w_io = c->arch == ARCH_GPT2;
+	const int FC = m->fc_dim, w_io = c->arch == ARCH_GPT2, n = ws->n_seq;
 	float *G = grads;
 #define GP(off) ((off) == NONE ? NULL : G + (off))
 
 	/* ---- dlogits in place: d log p(y)/dz = e_y − softmax(z) ----
 	 * Row r with target weights w_k: dz = Σ_k w_k e_{y_k} − (Σ_k w_k)·p.
 	 * Rows whose weights are all zero (no target, or e.g. prompt rows when
-	 * d_prompt_mean_logp = 0) are left out of the two lm_head products. */
+	 * d_prompt_mean_logp = 0) are left out of the two lm_head products.
+	 * The weights are the hand-off up: w = dL/dlogp for completion targets,
+	 * dL/d(prompt mean log-prob)/(P−1) for prompt targets. */
 	int Tn = 0;
 	for (int r = 0; r < T; r++) {
-		const rowinfo *ri = &ws->rows[r];
+		const logit_row *ri = &ws->rows[r];
 		const model_seq_grad *gs = &g[ri->seq];
 		int act = 0;
 		for (int k = 0; k < 2; k++)
 			if ((ri->kind[k] == 1 && gs->d_prompt_mean_logp != 0 && ws->seq_P[ri->seq] > 1) ||
 			    (ri->kind[k] >= 2 && gs->d_logp[ri->kind[k] - 2] != 0))
 				act = 1;
-		if (act)
-			ws->act_rows[Tn++] = r;
-	}
-#pragma omp parallel for schedule(static)
-	for (int i = 0; i < Tn; i++) {
-		const int r = ws->act_rows[i];
-		const rowinfo *ri = &ws->rows[r];
-		const model_seq_grad *gs = &g[ri->seq];
-		float *z = ws->logits + (size_t)r * V;
-		double w[2] = { 0, 0 };
+		if (!act)
+			continue;
 		for (int k = 0; k < 2; k++) {
+			double w = 0;
 			if (ri->kind[k] == 1)
-				w[k] = gs->d_prompt_mean_logp / (ws->seq_P[ri->seq] - 1);
+				w = gs->d_prompt_mean_logp / (ws->seq_P[ri->seq] - 1);
 			else if (ri->kind[k] >= 2)
-				w[k] = gs->d_logp[ri->kind[k] - 2];
+				w = gs->d_logp[ri->kind[k] - 2];
+			ws->hw[2 * Tn + k] = w;
+			ws->hy[2 * Tn + k] = ri->kind[k] ? ri->y[k] : -1;
 		}
-		const float a = (float)(w[0] + w[1]), l = ws->row_lse[r];
-		for (int v = 0; v < V; v++)
-			z[v] = -a * expf(z[v] - l);
-		for (int k = 0; k < 2; k++)
-			if (ri->kind[k])
-				z[ri->y[k]] += (float)w[k];
+		ws->act_rows[Tn++] = r;
 	}
-	/* compact: active row i moves to slot i (i ≤ act_rows[i], so in order) */
-	for (int i = 0; i < Tn; i++)
-		if (ws->act_rows[i] != i)
-			memmove(ws->logits + (size_t)i * V, ws->logits + (size_t)ws->act_rows[i] * V, sizeof(float) * V);
+	const int *d_act = dbuf_up(be, &ws->d_act_b, ws->act_rows, sizeof(int) * Tn);
+	const double *d_w = dbuf_up(be, &ws->d_w_b, ws->hw, sizeof(double) * 2 * Tn);
+	const int32_t *d_y = dbuf_up(be, &ws->d_y_b, ws->hy, sizeof(int32_t) * 2 * Tn);
+	be->logit_grad_rows(ws->logits, ws->row_lse, d_act, d_w, d_y, Tn, V);
+	be->rows_compact(ws->logits, d_act, Tn, V);
 	float *hc = ws->tmp, *dhc = ws->dx; /* [Tn,C] gathered lnf rows, their gradient */
-#pragma omp parallel for schedule(static)
-	for (int i = 0; i < Tn; i++)
-		memcpy(hc + (size_t)i * C, ws->lnf + (size_t)ws->act_rows[i] * C, sizeof(float) * C);
+	be->rows_gather(hc, ws->lnf, d_act, Tn, C);
 	/* dh [Tn,C] = dz·W_lm ; dW_lm += dzᵀ·h */
-	if (Tn > 0) {
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tn, C, V, 1.0f, ws->logits, V, P_(m, m->lm_head),
-			    C, 0.0f, dhc, C);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, Tn, 1.0f, ws->logits, V, hc, C, 1.0f,
-			    G + m->lm_head, C);
-	}
+	be->lmhead_backward(dhc, G + m->lm_head, ws->logits, hc, P_(m, m->lm_head), Tn, C, V);
 	float *dlnf = ws->dln; /* [T,C] */
-	memset(dlnf, 0, sizeof(float) * (size_t)T * C);
-#pragma omp parallel for schedule(static)
-	for (int i = 0; i < Tn; i++)
-		memcpy(dlnf + (size_t)ws->act_rows[i] * C, dhc + (size_t)i * C, sizeof(float) * C);
+	be->memset0(dlnf, sizeof(float) * (size_t)T * C);
+	be->rows_scatter(dlnf, dhc, d_act, Tn, C);
 	/* the logits are consumed: a second backward needs a new forward */
 	ws->have_fwd = 0;
 	/* pooled hidden states: h_last = lnf[P−1], h_mean = mean_i lnf[i] */
-	for (int s = 0; s < ws->n_seq; s++) {
-		const int st = ws->seq_off[s], P = ws->seq_P[s];
-		if (g[s].d_h_last)
-			for (int ch = 0; ch < C; ch++)
-				dlnf[(size_t)(st + P - 1) * C + ch] += g[s].d_h_last[ch];
-		if (g[s].d_h_mean)
-			for (int i = 0; i < P; i++)
-				for (int ch = 0; ch < C; ch++)
-					dlnf[(size_t)(st + i) * C + ch] += g[s].d_h_mean[ch] / P;
+	uint8_t *has_l = ws->hhas, *has_m = ws->hhas + n;
+	int any = 0;
+	for (int s = 0; s < n; s++) {
+		has_l[s] = g[s].d_h_last != NULL;
+		has_m[s] = g[s].d_h_mean != NULL;
+		if (has_l[s])
+			memcpy(ws->hdh + (size_t)s * C, g[s].d_h_last, sizeof(float) * C);
+		if (has_m[s])
+			memcpy(ws->hdh + (size_t)(n + s) * C, g[s].d_h_mean, sizeof(float) * C);
+		any |= has_l[s] | has_m[s];
+	}
+	if (any) {
+		const float *ddh = dbuf_up(be, &ws->d_dh_b, ws->hdh, sizeof(float) * 2 * n * C);
+		const uint8_t *dhas = dbuf_up(be, &ws->d_has_b, ws->hhas, 2 * (size_t)n);
+		be->pool_backward(dlnf, ddh, ddh + (size_t)n * C, dhas, dhas + n, ws->d_seq_off, ws->d_seq_P, n, C);
 	}
 	float *dx = ws->dx; /* [T,C] gradient of the residual stream */
-	memset(dx, 0, sizeof(float) * (size_t)T * C);
+	be->memset0(dx, sizeof(float) * (size_t)T * C);
 	if (c->arch == ARCH_LLAMA)
-		rmsnorm_backward(dx, G + m->lnf_w, dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_r, T, C);
+		be->rmsnorm_backward(dx, G + m->lnf_w, dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_r, T, C);
 	else
-		layernorm_backward(dx, G + m->lnf_w, G + m->lnf_b, dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_m,
-				   ws->lnf_r, T, C);
+		be->layernorm_backward(dx, G + m->lnf_w, G + m->lnf_b, dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_m,
+				       ws->lnf_r, T, C);
 
 	for (int l = L - 1; l >= 0; l--) {
 		const block_off *b = &m->blk[l];
 		block_act *a = &ws->act[l];
 		/* MLP: x_out = x_mid + proj(act(fc(norm2(x_mid)))) */
-		memset(ws->dfca, 0, sizeof(float) * (size_t)T * F);
-		matmul_backward(ws->dfca, G + b->proj_w, GP(b->proj_b), dx, a->fca, P_(m, b->proj_w), T, F, C, w_io);
-		memset(ws->dln, 0, sizeof(float) * (size_t)T * C);
+		be->memset0(ws->dfca, sizeof(float) * (size_t)T * F);
+		be->matmul_backward(ws->dfca, G + b->proj_w, GP(b->proj_b), dx, a->fca, P_(m, b->proj_w), T, F, C,
+				    w_io);
+		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 		if (c->arch == ARCH_LLAMA) {
-			swiglu_backward(ws->dfc, ws->dfca, a->fc, T, F);
-			matmul_backward(ws->dln, G + b->fc_w, NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
-			rmsnorm_backward(dx, G + b->ln2_w, ws->dln, a->xmid, P_(m, b->ln2_w), a->ln2_r, T, C);
+			be->swiglu_backward(ws->dfc, ws->dfca, a->fc, T, F);
+			be->matmul_backward(ws->dln, G + b->fc_w, NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
+			be->rmsnorm_backward(dx, G + b->ln2_w, ws->dln, a->xmid, P_(m, b->ln2_w), a->ln2_r, T, C);
 		} else {
-			gelu_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
-			matmul_backward(ws->dln, G + b->fc_w, G + b->fc_b, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 1);
-			layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xmid, P_(m, b->ln2_w), a->ln2_m,
-					   a->ln2_r, T, C);
+			be->gelu_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
+			be->matmul_backward(ws->dln, G + b->fc_w, G + b->fc_b, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC,
+					    1);
+			be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xmid, P_(m, b->ln2_w),
+					       a->ln2_m, a->ln2_r, T, C);
 		}
 		/* attention: x_mid = x_in + o(attn(rope(qkv(norm1(x_in))))) */
-		memset(ws->datt, 0, sizeof(float) * (size_t)T * HD);
-		matmul_backward(ws->datt, G + b->o_w, GP(b->o_b), dx, a->att, P_(m, b->o_w), T, HD, C, w_io);
-		memset(ws->dqkv, 0, sizeof(float) * (size_t)T * QKV);
-		attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->ka, ws->kb, ws->kc, ws->seq_off,
-				   ws->n_seq, T, H, KV, hd);
-		memset(ws->dln, 0, sizeof(float) * (size_t)T * C);
+		be->memset0(ws->datt, sizeof(float) * (size_t)T * HD);
+		be->matmul_backward(ws->datt, G + b->o_w, GP(b->o_b), dx, a->att, P_(m, b->o_w), T, HD, C, w_io);
+		be->memset0(ws->dqkv, sizeof(float) * (size_t)T * QKV);
+		be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb, ws->d_kc,
+				       ws->d_seq_off, ws->n_seq, T, H, KV, hd);
+		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 		if (c->arch == ARCH_LLAMA) {
-			rope_backward(ws->dqkv, ws->cs, T, H + KV, hd, QKV);
-			matmul_backward(ws->dln, G + b->qkv_w, GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C, QKV,
-					0);
-			rmsnorm_backward(dx, G + b->ln1_w, ws->dln, a->xin, P_(m, b->ln1_w), a->ln1_r, T, C);
+			be->rope_backward(ws->dqkv, ws->cs, T, H + KV, hd, QKV);
+			be->matmul_backward(ws->dln, G + b->qkv_w, GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
+					    QKV, 0);
+			be->rmsnorm_backward(dx, G + b->ln1_w, ws->dln, a->xin, P_(m, b->ln1_w), a->ln1_r, T, C);
 		} else {
-			matmul_backward(ws->dln, G + b->qkv_w, G + b->qkv_b, ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C, QKV,
-					1);
-			layernorm_backward(dx, G + b->ln1_w, G + b->ln1_b, ws->dln, a->xin, P_(m, b->ln1_w), a->ln1_m,
-					   a->ln1_r, T, C);
+			be->matmul_backward(ws->dln, G + b->qkv_w, G + b->qkv_b, ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
+					    QKV, 1);
+			be->layernorm_backward(dx, G + b->ln1_w, G + b->ln1_b, ws->dln, a->xin, P_(m, b->ln1_w),
+					       a->ln1_m, a->ln1_r, T, C);
 		}
 	}
-	embed_backward(G + m->wte, GP(m->wpe), dx, ws->tok, ws->pos, T, C);
+	be->embed_backward(G + m->wte, GP(m->wpe), dx, ws->d_tok, ws->d_pos, T, C);
 #undef GP
 }
 
 /* ------------------------------------------------------------- KV cache */
 
 struct model_kv {
-	int max_len, len, cap_n;
-	float *k, *v;   /* [L, max_len, KV·hd] */
+	const lb_backend *be;
+	int max_len, len;
+	float *k, *v;   /* device [L, max_len, KV·hd] */
 	model_ws *ws;   /* per-feed activations (Lsave = 1) */
-	int *pos;       /* [cap_n] */
 };
 
 model_kv *model_kv_new(const model *m, int max_len)
@@ -838,10 +926,11 @@ model_kv *model_kv_new(const model *m, int max_len)
 	if (c->arch == ARCH_GPT2 && max_len > c->max_seq_len)
 		max_len = c->max_seq_len;
 	model_kv *kv = xcalloc(1, sizeof *kv);
+	kv->be = m->be;
 	kv->max_len = max_len;
 	size_t n = (size_t)c->n_layers * max_len * c->n_kv_heads * c->head_dim;
-	kv->k = xmalloc(sizeof(float) * n);
-	kv->v = xmalloc(sizeof(float) * n);
+	kv->k = m->be->alloc(sizeof(float) * n);
+	kv->v = m->be->alloc(sizeof(float) * n);
 	kv->ws = model_ws_new(m);
 	return kv;
 }
@@ -853,9 +942,8 @@ void model_kv_free(model_kv *kv)
 {
 	if (!kv)
 		return;
-	free(kv->k);
-	free(kv->v);
-	free(kv->pos);
+	kv->be->free(kv->k);
+	kv->be->free(kv->v);
 	model_ws_free(kv->ws);
 	free(kv);
 }
@@ -863,8 +951,9 @@ void model_kv_free(model_kv *kv)
 void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, float *logits)
 {
 	const model_config *c = &m->cfg;
+	const lb_backend *be = m->be;
 	const int C = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, L = c->n_layers;
-	const int QKV = m->qkv_dim, KVD = KV * hd, grp = H / KV;
+	const int QKV = m->qkv_dim, KVD = KV * hd;
 	if (n < 1)
 		return;
 	if (n > kv->max_len - kv->len)
@@ -876,61 +965,28 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 		ws->tok[i] = toks[i];
 		ws->pos[i] = kv->len + i;
 	}
+	ws->seq_off[0] = 0;
+	ws->seq_off[1] = n;
+	ws->seq_P[0] = n;
+	backend_sync_up(be, ws->d_imem, ws->imem, sizeof(int) * ((size_t)6 * n + 5));
 	block_act *a = &ws->act[0];
-	embed_forward(a->xin, ws->tok, ws->pos, P_(m, m->wte), P_(m, m->wpe), n, C);
+	be->embed_forward(a->xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), n, C);
 	if (c->arch == ARCH_LLAMA)
-		rope_table_cfg(ws->cs, ws->pos, n, c);
-	const float scale = 1.0f / sqrtf((float)hd);
+		rope_cs(be, ws->cs, ws->pos, n, c);
 	const int len0 = kv->len;
 	for (int l = 0; l < L; l++) {
 		const block_off *b = &m->blk[l];
 		float *K = kv->k + (size_t)l * kv->max_len * KVD, *Vc = kv->v + (size_t)l * kv->max_len * KVD;
 		block_attn_in(m, b, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, n);
-		for (int i = 0; i < n; i++) {
-			memcpy(K + (size_t)(len0 + i) * KVD, a->qkv + (size_t)i * QKV + (size_t)H * hd, sizeof(float) * KVD);
-			memcpy(Vc + (size_t)(len0 + i) * KVD, a->qkv + (size_t)i * QKV + (size_t)(H + KV) * hd,
-			       sizeof(float) * KVD);
-		}
+		be->kv_append(K, Vc, a->qkv, len0, n, H, KV, hd, QKV);
 		/* token i sees cache positions 0 .. len0 + i */
-#pragma omp parallel
-		{
-			float *sc = xmalloc(sizeof(float) * (size_t)(len0 + n));
-#pragma omp for collapse(2) schedule(static)
-			for (int i = 0; i < n; i++) {
-				for (int h = 0; h < H; h++) {
-					const float *q = a->qkv + (size_t)i * QKV + (size_t)h * hd;
-					const int kh = h / grp, nk = len0 + i + 1;
-					float mx = -INFINITY, sum = 0;
-					for (int j = 0; j < nk; j++) {
-						const float *k = K + (size_t)j * KVD + (size_t)kh * hd;
-						float d = 0;
-						for (int e = 0; e < hd; e++)
-							d += q[e] * k[e];
-						sc[j] = d * scale;
-						mx = sc[j] > mx ? sc[j] : mx;
-					}
-					for (int j = 0; j < nk; j++) {
-						sc[j] = expf(sc[j] - mx);
-						sum += sc[j];
-					}
-					float *o = a->att + (size_t)i * H * hd + (size_t)h * hd;
-					memset(o, 0, sizeof(float) * hd);
-					for (int j = 0; j < nk; j++) {
-						const float *v = Vc + (size_t)j * KVD + (size_t)kh * hd;
-						for (int e = 0; e < hd; e++)
-							o[e] += sc[j] * v[e];
-					}
-					for (int e = 0; e < hd; e++)
-						o[e] /= sum;
-				}
-			}
-			free(sc);
-		}
+		be->attention_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV);
 		block_attn_out_mlp(m, b, a, a->xin, ws->tmp, n);
 	}
 	kv->len += n;
 	const float *xl = a->xin + (size_t)(n - 1) * C;
 	final_norm(m, ws->lnf, ws->lnf_m, ws->lnf_r, xl, 1);
-	cblas_sgemv(CblasRowMajor, CblasNoTrans, c->vocab_size, C, 1.0f, P_(m, m->lm_head), C, ws->lnf, 1, 0.0f,
-		    logits, 1);
+	float *dl = be->unified ? logits : ws->logits;
+	be->lmhead_forward1(dl, ws->lnf, P_(m, m->lm_head), C, c->vocab_size);
+	backend_sync_down(be, logits, dl, sizeof(float) * c->vocab_size);
 }

@@ -1,7 +1,7 @@
 /* model.h — the transformer: configuration, parameters, packed forward and
  * backward for the DPO quantities, KV-cache decoding, load and save.
  *
- * Families (DESIGN §3): llama (RMSNorm, RoPE, SwiGLU, GQA, optional q/k/v
+ * Families (doc/design.md §3): llama (RMSNorm, RoPE, SwiGLU, GQA, optional q/k/v
  * bias, tied or separate lm_head) and gpt2 (LayerNorm, learned positions,
  * GELU-tanh, biases, tied embedding).
  *
@@ -20,6 +20,8 @@
 #include <stdint.h>
 
 typedef enum { ARCH_LLAMA = 0, ARCH_GPT2 = 1 } model_arch;
+const char *model_arch_name(model_arch a); /* "llama", "gpt2" */
+int model_arch_parse(const char *s);       /* -1 if unknown */
 
 /* RoPE frequency schemes of transformers' modeling_rope_utils (formulas in
  * libcore/rope.c). All leave the rotate-half layout alone: they change the
@@ -163,8 +165,9 @@ void model_ws_free(model_ws *ws);
 /* Score n sequences. train != 0 keeps what model_backward needs. */
 void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, model_scores *out,
 		   int train);
-/* Backward of the last train-mode forward on ws; g has one entry per seq.
- * Adds into grads (caller zeroes it). Runs once per forward: it reuses the
+/* Backward of the last train-mode forward on ws; g has one entry per seq
+ * (host memory). Adds into grads [n_params], backend memory laid out as
+ * the parameters (caller zeroes it). Runs once per forward: it reuses the
  * saved logits in place (a second call dies). */
 void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float *grads);
 /* Bytes currently held by ws (for memory reports). */
@@ -179,6 +182,16 @@ int model_kv_len(const model_kv *kv);
  * the last one into logits. Dies if max_len would be exceeded. */
 void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, float *logits);
 void model_kv_free(model_kv *kv);
+
+/* ---- the backend's copy of the weights (libcore/backend.h) ----
+ * model_params() is the host copy that loaders, savers and fingerprints
+ * use; forward and backward read model_params_dev(), which is the same
+ * memory on the CPU backend. After writing one side, sync the other:
+ * to_device != 0 copies host → device, 0 device → host (no-ops on the CPU). */
+struct lb_backend;
+const struct lb_backend *model_backend(const model *m);
+float *model_params_dev(model *m);
+void model_sync(model *m, int to_device);
 
 /* Threads for OpenMP and OpenBLAS (0 = library default). */
 void lbdpo_set_threads(int n);

@@ -386,11 +386,11 @@ model *model_load(const char *path)
 	struct stat sb;
 	if (stat(path, &sb) < 0)
 		die("%s: %s", path, strerror(errno));
-	if (S_ISDIR(sb.st_mode))
-		return load_hf(path);
-	if (ends_with(path, ".safetensors") || ends_with(path, ".json"))
+	if (!S_ISDIR(sb.st_mode) && (ends_with(path, ".safetensors") || ends_with(path, ".json")))
 		die("%s: give the model directory (with config.json), not one of its files", path);
-	return llama2c_load(path);
+	model *m = S_ISDIR(sb.st_mode) ? load_hf(path) : llama2c_load(path);
+	model_sync(m, 1); /* the weights were read into the host copy */
+	return m;
 }
 
 void model_save_hf(const model *m, const char *dir) { model_save_hf_dtype(m, dir, -1); }

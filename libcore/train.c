@@ -198,8 +198,15 @@ int ckpt_is(const char *path)
 	return r;
 }
 
-static const char *pool_names[] = {"last", "mean"};
-static const char *ppl_names[] = {"policy", "ref"};
+static const char *const pool_names[] = {"last", "mean"};
+static const char *const ppl_names[] = {"policy", "ref"};
+static const char *const bgrad_names[] = {"full", "head", "none"};
+const char *pool_kind_name(pool_kind k) { return name_of(pool_names, 2, (int)k); }
+int pool_kind_parse(const char *s) { return name_index(pool_names, 2, s); }
+const char *ppl_source_name(ppl_source k) { return name_of(ppl_names, 2, (int)k); }
+int ppl_source_parse(const char *s) { return name_index(ppl_names, 2, s); }
+const char *beta_grad_name(beta_grad_mode k) { return name_of(bgrad_names, 3, (int)k); }
+int beta_grad_parse(const char *s) { return name_index(bgrad_names, 3, s); }
 
 static void head_names(const betahead *bh, st_tensor_out *t, int *n)
 {
@@ -228,17 +235,21 @@ static size_t tensor_numel(const st_tensor_out *t)
 	return n;
 }
 
-static int parse_enum(const char *v, const char **names, int n)
+void ckpt_opts_default(ckpt_opts *o)
 {
-	for (int i = 0; v && i < n; i++)
-		if (!strcmp(v, names[i]))
-			return i;
-	return -1;
+	*o = (ckpt_opts){.fresh = 0, .head = HEAD_LINEAR, .head_hidden = 64, .eps = 0.1, .pool = POOL_LAST,
+			 .ppl_from = PPL_POLICY, .w0 = 1.0, .seed = 1};
 }
 
-ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, pool_kind pool,
-		ppl_source ppl_from, double w0, uint64_t seed)
+ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 {
+	const int fresh = o->fresh, K = o->head_hidden;
+	const head_kind kind = o->head;
+	const float eps = (float)o->eps;
+	const pool_kind pool = o->pool;
+	const ppl_source ppl_from = o->ppl_from;
+	const double w0 = o->w0;
+	const uint64_t seed = o->seed;
 	ckpt *c = xcalloc(1, sizeof *c);
 	c->m = model_load(path);
 	c->src = xstrdup(path);
@@ -274,10 +285,10 @@ ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, p
 		/* the β model */
 		char *hp = path_join(path, "beta_head.safetensors");
 		st_file *f = st_open(hp);
-		int hk = parse_enum(st_meta(f, "head"), (const char *[]){"linear", "mlp"}, 2);
+		int hk = head_kind_parse(st_meta(f, "head"));
 		const char *se = st_meta(f, "eps"), *sk = st_meta(f, "hidden"), *sd = st_meta(f, "dim");
-		int pk = parse_enum(st_meta(f, "pool"), pool_names, 2);
-		int pf = parse_enum(st_meta(f, "ppl_from"), ppl_names, 2);
+		int pk = pool_kind_parse(st_meta(f, "pool"));
+		int pf = ppl_source_parse(st_meta(f, "ppl_from"));
 		if (hk < 0 || !se || !sk || !sd || pk < 0 || pf < 0)
 			die("%s: missing or bad metadata (head, eps, hidden, dim, pool, ppl_from)", hp);
 		double e = strtod(se, NULL);
@@ -454,7 +465,7 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	snprintf(eps, sizeof eps, "%.9g", (double)c->bh->eps);
 	snprintf(hid, sizeof hid, "%d", c->bh->K);
 	snprintf(dim, sizeof dim, "%d", c->bh->C);
-	const char *meta[] = {"head", c->bh->kind == HEAD_MLP ? "mlp" : "linear", "eps", eps, "hidden", hid, "dim",
+	const char *meta[] = {"head", head_kind_name(c->bh->kind), "eps", eps, "hidden", hid, "dim",
 			      dim, "pool", pool_names[c->pool], "ppl_from", ppl_names[c->ppl_from],
 			      "formula", "beta = exp(log_w) * exp(-mean prompt logp) * (1 + eps*tanh(head(h)))", NULL};
 	char *p = path_join(tmp, "beta_head.safetensors");
@@ -608,9 +619,10 @@ void batch_free(batch_buf *b)
 	free(b);
 }
 
-void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B, int n_comp,
-		   int train, int need_head, double fixed_beta)
+void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B, const batch_opts *o)
 {
+	const int n_comp = o->n_comp, train = o->train, need_head = o->need_head;
+	const double fixed_beta = o->fixed_beta;
 	const int C = b->C;
 	for (int i = 0; i < B; i++) {
 		const pref_rec *r = recs[i];
@@ -647,14 +659,20 @@ void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *r
 }
 
 double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B,
-			const loss_opts *lo, beta_grad_mode bg, int policy_trained, double scale, float *G,
-			float *HG, bdpo_state *bs, uint64_t *rng, loss_stats *st)
+			const microbatch_opts *o, float *G, float *HG, loss_stats *st)
 {
+	const loss_opts *lo = o->loss;
+	const beta_grad_mode bg = o->beta_grad;
+	const int policy_trained = o->policy_trained;
+	const double scale = o->scale;
+	bdpo_state *bs = o->bdpo;
+	uint64_t *rng = o->rng;
 	const int learned = loss_uses_learned_beta(lo->kind);
 	const int n_comp = lo->kind == LOSS_SFT ? 1 : 2;
 	const int head_trained = learned && bg != BGRAD_NONE;
 	const int C = b->C;
-	batch_forward(c, ws, b, recs, B, n_comp, policy_trained, learned, lo->beta);
+	batch_forward(c, ws, b, recs, B,
+		      &(batch_opts){.n_comp = n_comp, .train = policy_trained, .need_head = learned, .fixed_beta = lo->beta});
 	loss_stats s;
 	double L = loss_batch(lo, b->lp, B, b->lg, bs, rng, &s);
 	if (st)

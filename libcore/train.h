@@ -1,5 +1,5 @@
 /* train.h — what lbdpo-step, lbdpo-beta and lbdpo-eval share: cached
- * preference records in memory, checkpoints (DESIGN §2), and scoring a batch
+ * preference records in memory, checkpoints (doc/design.md §4.2), and scoring a batch
  * of pairs with the policy plus the β model.
  *
  * A checkpoint is a directory:
@@ -83,6 +83,12 @@ void pref_free(pref_set *s);
 typedef enum { POOL_LAST = 0, POOL_MEAN = 1 } pool_kind;
 typedef enum { PPL_POLICY = 0, PPL_REF = 1 } ppl_source;
 typedef enum { BGRAD_FULL = 0, BGRAD_HEAD = 1, BGRAD_NONE = 2 } beta_grad_mode;
+const char *pool_kind_name(pool_kind k);       /* "last", "mean" */
+int pool_kind_parse(const char *s);            /* -1 if unknown */
+const char *ppl_source_name(ppl_source k);     /* "policy", "ref" */
+int ppl_source_parse(const char *s);
+const char *beta_grad_name(beta_grad_mode k);  /* "full", "head", "none" */
+int beta_grad_parse(const char *s);
 
 /* ---- checkpoints ---- */
 typedef struct {
@@ -106,13 +112,25 @@ typedef struct {
 	int save_dtype; /* st_dtype the policy is saved in; -1 = the one it came in */
 } ckpt;
 
+/* How ckpt_load makes a fresh β model (a plain model, or fresh != 0). */
+typedef struct {
+	int fresh;           /* treat a checkpoint as a model only (new head, step 0) */
+	head_kind head;      /* linear | mlp */
+	int head_hidden;     /* K, the mlp hidden width */
+	double eps;          /* f = 1 + eps·tanh(NN(h)), in (0,1) */
+	pool_kind pool;      /* which hidden state is h */
+	ppl_source ppl_from; /* model giving PPL(x) */
+	double w0;           /* initial w */
+	uint64_t seed;       /* head init and beta-dpo sampling */
+} ckpt_opts;
+void ckpt_opts_default(ckpt_opts *o); /* linear head, K 64, eps 0.1, last, policy, w 1, seed 1 */
+
 /* Is dir a checkpoint (has trainer_state.json)? */
 int ckpt_is(const char *path);
-/* Load a model path or a checkpoint. With fresh != 0 (or a plain model) the
- * head is made from kind/K/eps/pool/ppl_from, w = w0, and the optimizer
- * state is zero; otherwise everything comes from the checkpoint. */
-ckpt *ckpt_load(const char *path, int fresh, head_kind kind, int K, float eps, pool_kind pool,
-		ppl_source ppl_from, double w0, uint64_t seed);
+/* Load a model path or a checkpoint. With o->fresh != 0 (or a plain model)
+ * the head is made from o, and the optimizer state is zero; otherwise
+ * everything comes from the checkpoint. */
+ckpt *ckpt_load(const char *path, const ckpt_opts *o);
 /* Die unless dir is absent or a checkpoint lbdpo wrote (has the marker
  * file): --out never replaces anything else. */
 void ckpt_check_out(const char *dir);
@@ -151,24 +169,39 @@ typedef struct {
 batch_buf *batch_new(int B, int C, int K);
 void batch_free(batch_buf *b);
 
+/* What batch_forward computes. */
+typedef struct {
+	int n_comp;        /* 2: chosen and rejected; 1: chosen only (sft) */
+	int train;         /* keep what model_backward needs */
+	int need_head;     /* run the β model (lp.beta is its β) */
+	double fixed_beta; /* lp.beta when !need_head */
+} batch_opts;
+
 /* Forward of the policy and the β model over recs[0..B-1]: fills sc, h, m,
- * parts and lp (with the per-pair β). n_comp = 1 scores only the chosen
- * completion (sft). fixed_beta is used for lp.beta when the loss does not
- * learn β. */
-void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B, int n_comp,
-		   int train, int need_head, double fixed_beta);
+ * parts and lp (with the per-pair β). */
+void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B, const batch_opts *o);
+
+/* How train_microbatch runs. */
+typedef struct {
+	const loss_opts *loss;
+	beta_grad_mode beta_grad;
+	int policy_trained; /* backward into G */
+	double scale;       /* the backward is of scale·L (1/accumulation) */
+	bdpo_state *bdpo;   /* beta-dpo moving statistics (may be NULL) */
+	uint64_t *rng;      /* beta-dpo sampling state (may be NULL) */
+} microbatch_opts;
 
 /* One micro-batch of training: forward, loss, and the backward of
- * scale·L into G [n_params] (policy, when policy_trained) and HG [head
- * n_params] (when the loss learns β and bg != none). The β gradient paths:
+ * scale·L into G [n_params] (backend memory; policy, when policy_trained)
+ * and HG [head n_params] (host; when the loss learns β and beta_grad !=
+ * none). The β gradient paths (doc/design.md §2):
  *   full: dL/dβ reaches the head, log w, and the policy through PPL (when
  *         PPL comes from the policy) and through h
  *   head: dL/dβ reaches the head and log w only
  *   none: β is a constant (no gradient anywhere through it)
  * Returns L (unscaled); st (may be NULL) gets the loss statistics. */
 double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B,
-			const loss_opts *lo, beta_grad_mode bg, int policy_trained, double scale, float *G,
-			float *HG, bdpo_state *bs, uint64_t *rng, loss_stats *st);
+			const microbatch_opts *o, float *G, float *HG, loss_stats *st);
 
 /* mean of n doubles (0 when n = 0) */
 double mean_d(const double *x, int n);

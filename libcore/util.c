@@ -804,3 +804,13 @@ double progress_end(progress_meter *p)
 	p->drawn = 0;
 	return now_s() - p->t0;
 }
+
+const char *name_of(const char *const *names, int n, int k) { return k >= 0 && k < n ? names[k] : "?"; }
+
+int name_index(const char *const *names, int n, const char *s)
+{
+	for (int i = 0; s && i < n; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}

@@ -119,6 +119,11 @@ const char *in_name(const char *path); /* "<stdin>" or path */
 /* Check and close stdout; die if anything was lost (full disk, EPIPE). */
 void close_stdout(void);
 
+/* Enum names: every enum has one table of names indexed by its values;
+ * name_of gives "?" outside it, name_index -1 for an unknown name. */
+const char *name_of(const char *const *names, int n, int k);
+int name_index(const char *const *names, int n, const char *s);
+
 /* Parse helpers for options: die_usage with the option name on error. */
 long parse_long(const char *opt, const char *s, long lo, long hi);
 double parse_double(const char *opt, const char *s, double lo, double hi);

@@ -48,7 +48,7 @@ BETA      ?= 0.1
 # sentences (see the README).
 PREF_OPTS ?= --sft-weight 0.2
 # LB-DPO: PPL(x) from the reference (a cached constant; from the policy with
-# full β gradients the policy learns to raise PPL(x) and so β, DESIGN §1);
+# full β gradients the policy learns to raise PPL(x) and so β, doc/design.md §2.4);
 # ε = 0.5 lets the learned factor f range over [0.5, 1.5]; the range
 # regularizer caps β at 1, above the noisy group's own optimum, so it bounds
 # runaway β without hiding the difference between the groups.

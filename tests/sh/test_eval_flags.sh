@@ -21,7 +21,7 @@ grep -q '"rewards/definition": "beta \* average log-prob' s0.json || fail "simpo
 want=$(awk '{ match($0, /"logp_chosen":[^,}]*/); s += substr($0, RSTART + 14, RLENGTH - 14); n++ } END { printf "%.6f", 2 * s / n / 4 }' s0.jsonl)
 got=$(key rewards/chosen s0.json)
 awk -v a="$want" -v b="$got" 'BEGIN { d = a - b; exit !(d < 1e-5 && d > -1e-5) }' || fail "simpo rewards/chosen $got, want $want"
-lbdpo-show t.ref | awk 'NR > 1 && !/"chosen_ids": \[[0-9]+, [0-9]+, [0-9]+, [0-9]+\]/ { exit 1 }' || fail "fixture: completions not 4 tokens"
+lbdpo-show -i t.ref | awk 'NR > 1 && !/"chosen_ids": ?\[[0-9]+, ?[0-9]+, ?[0-9]+, ?[0-9]+\]/ { exit 1 }' || fail "fixture: completions not 4 tokens"
 lbdpo-eval "${E[@]}" -c cr -o r0.json || fail "eval robust"
 lbdpo-eval "${E[@]}" -c cr --label-smoothing 0.3 -o r1.json || fail "eval --label-smoothing"
 [ "$(key label_smoothing r0.json)" = 0.1 ] && [ "$(key label_smoothing r1.json)" = 0.3 ] || fail "label smoothing not applied"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The seed's claim (DESIGN §1), made observable with --freeze-policy: on a
+# The seed's claim (doc/design.md §2.4), made observable with --freeze-policy: on a
 # policy trained away from the reference (Δ ≠ 0), β-only training raises β
 # on pairs with Δ > 0 relative to pairs with Δ < 0; where the β model can tell
 # the pairs apart (here the last prompt token does) its factor f rises on the

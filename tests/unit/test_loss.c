@@ -173,7 +173,7 @@ Test(fd, lbdpo_regularizers)
 	cr_expect(fabs(st.reg_group - want) < 1e-12, "group %.12g want %.12g", st.reg_group, want);
 }
 
-/* DESIGN §1 signs: ∂L/∂β < 0 exactly where Δ > 0. */
+/* doc/design.md §2.4 signs: ∂L/∂β < 0 exactly where Δ > 0. */
 Test(fd, lbdpo_beta_gradient_sign)
 {
 	loss_opts o;

@@ -56,7 +56,7 @@ static void setup(fixture_t *f, head_kind hk, pool_kind pool, ppl_source ppl)
 	f->b = batch_new(NB, cfg.dim, HID);
 	loss_opts_default(&f->lo);
 	/* β near 1 so that every term is well above float noise */
-	batch_forward(&f->c, f->ws, f->b, f->rp, NB, 2, 0, 1, 0.1);
+	batch_forward(&f->c, f->ws, f->b, f->rp, NB, &(batch_opts){.n_comp = 2, .need_head = 1, .fixed_beta = 0.1});
 	betahead_set_mean_beta(f->c.bh, f->b->parts, NB, 1.0);
 	f->lo.group_reg = 0.5;
 	f->lo.entropy_reg = 0.2;
@@ -77,7 +77,7 @@ static void teardown(fixture_t *f)
 /* L at the current parameters; frozen_beta (may be NULL) replaces β. */
 static double loss_now(fixture_t *f, const double *frozen_beta)
 {
-	batch_forward(&f->c, f->ws, f->b, f->rp, NB, 2, 0, 1, f->lo.beta);
+	batch_forward(&f->c, f->ws, f->b, f->rp, NB, &(batch_opts){.n_comp = 2, .need_head = 1, .fixed_beta = f->lo.beta});
 	if (frozen_beta)
 		for (int i = 0; i < NB; i++)
 			f->b->lp[i].beta = frozen_beta[i];
@@ -144,7 +144,9 @@ static grads run(fixture_t *f, beta_grad_mode bg)
 	grads g;
 	g.G = calloc(model_n_params(f->c.m), sizeof(float));
 	g.HG = calloc(f->c.bh->n_params, sizeof(float));
-	g.L = train_microbatch(&f->c, f->ws, f->b, f->rp, NB, &f->lo, bg, 1, 1.0, g.G, g.HG, NULL, NULL, NULL);
+	g.L = train_microbatch(&f->c, f->ws, f->b, f->rp, NB,
+			       &(microbatch_opts){.loss = &f->lo, .beta_grad = bg, .policy_trained = 1, .scale = 1.0}, g.G,
+			       g.HG, NULL);
 	return g;
 }
 
@@ -175,7 +177,7 @@ Test(train_fd, beta_grad_modes_cut_their_paths)
 	grads full = run(&f, BGRAD_FULL), head = run(&f, BGRAD_HEAD), none = run(&f, BGRAD_NONE);
 	size_t np = model_n_params(f.c.m), hn = f.c.bh->n_params;
 	double beta0[NB];
-	batch_forward(&f.c, f.ws, f.b, f.rp, NB, 2, 0, 1, 0.1);
+	batch_forward(&f.c, f.ws, f.b, f.rp, NB, &(batch_opts){.n_comp = 2, .need_head = 1, .fixed_beta = 0.1});
 	for (int i = 0; i < NB; i++)
 		beta0[i] = f.b->parts[i].beta;
 	check_policy(&f, head.G, beta0, "head (β frozen)");
@@ -193,7 +195,7 @@ Test(train_fd, beta_grad_modes_cut_their_paths)
 	teardown(&f);
 }
 
-/* The DESIGN §1 hazard: with PPL from the policy, the loss gradient through
+/* The PPL hazard of doc/design.md §2.4: with PPL from the policy, the loss gradient through
  * PPL on the mean prompt log-prob is −β·∂L/∂β: raising β lowers the prompt's
  * likelihood. Check the sign on the model_seq_grad handed to the backward. */
 Test(train_fd, ppl_path_sign)

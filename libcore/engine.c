@@ -1,0 +1,418 @@
+/* engine.c — one optimizer step of (LB-)DPO (see engine.h). */
+#include "libcore/engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libcore/backend.h"
+#include "libcore/betahead.h"
+#include "libcore/util.h"
+
+/* ------------------------------------------------------------- options */
+
+void train_opts_default(train_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	ckpt_opts_default(&o->ck);
+	loss_opts_default(&o->loss);
+	o->loss.entropy_alpha = 0.05;
+	o->batch_size = 8;
+	o->grad_accum = 1;
+	o->total_steps = -1;
+	o->warmup = 0;
+	o->schedule = SCHED_LINEAR;
+	o->lr = 5e-6;
+	o->beta_lr = 1e-3;
+	o->clip = 1.0;
+	o->beta_grad = BGRAD_FULL;
+	o->beta_init = -1;
+	o->w_init = -1;
+}
+
+json_t *train_opts_to_json(const train_opts *o)
+{
+	const loss_opts *l = &o->loss;
+	json_t *j = json_object();
+#define S(k, v) json_object_set_new(j, k, json_string(v))
+#define F(k, v) json_object_set_new(j, k, json_real(v))
+#define I(k, v) json_object_set_new(j, k, json_integer((json_int_t)(v)))
+	S("init", o->init ? o->init : "");
+	S("loss", loss_kind_name(l->kind));
+	F("beta", l->beta);
+	F("epsilon", o->ck.eps);
+	I("batch_size", o->batch_size);
+	I("grad_accum", o->grad_accum);
+	I("total_steps", o->total_steps);
+	F("lr", o->lr);
+	F("beta_lr", o->beta_lr);
+	F("weight_decay", o->weight_decay);
+	F("beta_wd", o->beta_wd);
+	I("warmup", o->warmup);
+	S("schedule", sched_name(o->schedule));
+	F("clip", o->clip);
+	I("seed", o->ck.seed);
+	S("beta_grad", beta_grad_name(o->beta_grad));
+	S("pool", pool_kind_name(o->ck.pool));
+	S("ppl_from", ppl_source_name(o->ck.ppl_from));
+	json_object_set_new(j, "freeze_policy", json_boolean(o->freeze_policy));
+	F("label_smoothing", l->label_smoothing);
+	F("gamma", l->gamma);
+	F("sft_weight", l->sft_weight);
+	F("bdpo_alpha", l->bdpo_alpha);
+	F("bdpo_rho", l->bdpo_rho);
+	F("range_reg", l->range_reg);
+	F("beta_min", l->beta_min);
+	F("beta_max", l->beta_max);
+	F("group_reg", l->group_reg);
+	F("entropy_reg", l->entropy_reg);
+	F("entropy_alpha", l->entropy_alpha);
+	I("n_records", o->n_records);
+	F("beta_init", o->beta_init > 0 ? o->beta_init : l->beta);
+	F("w_init", o->w_init);
+#undef S
+#undef F
+#undef I
+	return j;
+}
+
+static int loss_kind_parse_or(const char *s) { return s ? loss_kind_parse(s) : -1; }
+
+int train_opts_from_json(train_opts *o, const json_t *j, const char **bad)
+{
+	loss_opts *l = &o->loss;
+	const json_t *v;
+	const char *key = NULL;
+	if (!json_is_object(j)) {
+		*bad = "(not an object)";
+		return -1;
+	}
+	/* each macro: key present → check the type, convert, store */
+#define GET(k) (key = (k), v = json_object_get(j, k))
+#define NUM(k, dst) \
+	if (GET(k)) { if (!json_is_number(v)) goto fail; dst = json_number_value(v); }
+#define INT(k, dst) \
+	if (GET(k)) { if (!json_is_integer(v)) goto fail; dst = json_integer_value(v); }
+#define ENUM(k, dst, parse, type) \
+	if (GET(k)) { int e_ = parse(json_string_value(v)); if (e_ < 0) goto fail; dst = (type)e_; }
+	if (GET("init")) {
+		if (!json_is_string(v))
+			goto fail;
+		o->init = json_string_value(v);
+	}
+	ENUM("loss", l->kind, loss_kind_parse_or, loss_kind);
+	NUM("beta", l->beta);
+	NUM("epsilon", o->ck.eps);
+	INT("batch_size", o->batch_size);
+	INT("grad_accum", o->grad_accum);
+	INT("total_steps", o->total_steps);
+	NUM("lr", o->lr);
+	NUM("beta_lr", o->beta_lr);
+	NUM("weight_decay", o->weight_decay);
+	NUM("beta_wd", o->beta_wd);
+	INT("warmup", o->warmup);
+	ENUM("schedule", o->schedule, sched_parse, sched_kind);
+	NUM("clip", o->clip);
+	INT("seed", o->ck.seed);
+	ENUM("beta_grad", o->beta_grad, beta_grad_parse, beta_grad_mode);
+	ENUM("pool", o->ck.pool, pool_kind_parse, pool_kind);
+	ENUM("ppl_from", o->ck.ppl_from, ppl_source_parse, ppl_source);
+	if (GET("freeze_policy")) {
+		if (!json_is_boolean(v))
+			goto fail;
+		o->freeze_policy = json_is_true(v);
+	}
+	NUM("label_smoothing", l->label_smoothing);
+	NUM("gamma", l->gamma);
+	NUM("sft_weight", l->sft_weight);
+	NUM("bdpo_alpha", l->bdpo_alpha);
+	NUM("bdpo_rho", l->bdpo_rho);
+	NUM("range_reg", l->range_reg);
+	NUM("beta_min", l->beta_min);
+	NUM("beta_max", l->beta_max);
+	NUM("group_reg", l->group_reg);
+	NUM("entropy_reg", l->entropy_reg);
+	NUM("entropy_alpha", l->entropy_alpha);
+	INT("n_records", o->n_records);
+	NUM("beta_init", o->beta_init);
+	NUM("w_init", o->w_init);
+#undef GET
+#undef NUM
+#undef INT
+#undef ENUM
+	return 0;
+fail:
+	*bad = key;
+	return -1;
+}
+
+/* -------------------------------------------------------------- engine */
+
+struct train_engine {
+	ckpt *ck;
+	pref_set *data;
+	const train_opts *o;
+	const lb_backend *be;
+	size_t np, hn;
+	float *G;          /* [np] policy gradient, backend memory */
+	float *HG;         /* [hn] β-model gradient, host */
+	float *dm, *dv;    /* policy AdamW moments in the backend (ck->pm/pv on the CPU) */
+	model_ws *ws;
+	batch_buf *bb;
+	pref_rec **recs;   /* [batch_size] */
+	int *perm;         /* [n records] this epoch's order */
+	int learned, n_comp, head_trained, policy_trained;
+	grad_reduce_fn reduce;
+	void *reduce_ctx;
+};
+
+/* Permutation of [0, n) for an epoch: Fisher–Yates with splitmix64 seeded by
+ * (seed, epoch), so any data position can be recomputed on resume. */
+static void epoch_perm(int *perm, int n, uint64_t seed, long epoch)
+{
+	uint64_t s = seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)epoch * 0xD1B54A32D192ED03ull);
+	for (int i = 0; i < n; i++)
+		perm[i] = i;
+	for (int i = n - 1; i > 0; i--) {
+		uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+		z ^= z >> 31;
+		int j = (int)(z % (uint64_t)(i + 1));
+		int t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+}
+
+static int all_finite(const float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return 0;
+	return 1;
+}
+
+train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opts *o)
+{
+	pref_set *data = (pref_set *)data_c; /* records are handed out mutable to batch_forward */
+	const loss_opts *lo = &o->loss;
+	const int bs = o->batch_size;
+	train_engine *e = xcalloc(1, sizeof *e);
+	e->ck = ck;
+	e->data = data;
+	e->o = o;
+	e->be = model_backend(ck->m);
+	e->learned = loss_uses_learned_beta(lo->kind);
+	e->n_comp = lo->kind == LOSS_SFT ? 1 : 2;
+	for (int i = 0; e->learned && i < data->n; i++) {
+		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
+			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref)", data->name,
+			    (unsigned long long)data->r[i].index);
+		if (lo->entropy_reg != 0 && !data->r[i].has_entropy)
+			die("%s: record %llu: no ref_prompt_entropy (needed by --entropy-reg)", data->name,
+			    (unsigned long long)data->r[i].index);
+	}
+	e->np = model_n_params(ck->m);
+	e->hn = ck->bh->n_params;
+	e->G = e->be->alloc(e->np * sizeof(float));
+	e->HG = xcalloc(e->hn, sizeof(float));
+	e->dm = backend_mirror(e->be, ck->pm, e->np * sizeof(float));
+	e->dv = backend_mirror(e->be, ck->pv, e->np * sizeof(float));
+	e->ws = model_ws_new(ck->m);
+	e->bb = batch_new(bs, model_cfg(ck->m)->dim, ck->bh->K);
+	e->recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);
+	e->perm = xmalloc(sizeof(int) * (size_t)data->n);
+	epoch_perm(e->perm, data->n, o->ck.seed, ck->epoch);
+	if (ck->pos > data->n)
+		die("%s: data position %ld is past the %d records (other data than the checkpoint's?)", o->init,
+		    ck->pos, data->n);
+	e->head_trained = e->learned && o->beta_grad != BGRAD_NONE;
+	e->policy_trained = !o->freeze_policy;
+	if (!e->policy_trained && !e->head_trained)
+		warning("nothing to train (--freeze-policy with a fixed beta): steps only advance the state");
+	if (e->learned && !ck->resumed && o->w_init <= 0) {
+		/* --beta-init: mean β of the first batch = --beta (β is linear in w);
+		 * the batch is peeked, the data position does not move */
+		long ep = ck->epoch, p = ck->pos;
+		for (int i = 0; i < bs; i++) {
+			if (p >= data->n) {
+				ep++;
+				p = 0;
+				epoch_perm(e->perm, data->n, o->ck.seed, ep);
+			}
+			e->recs[i] = &data->r[e->perm[p++]];
+		}
+		batch_forward(ck, e->ws, e->bb, e->recs, bs,
+			      &(batch_opts){.n_comp = e->n_comp, .train = 0, .need_head = 1, .fixed_beta = lo->beta});
+		betahead_set_mean_beta(ck->bh, e->bb->parts, bs, o->beta_init > 0 ? o->beta_init : lo->beta);
+		epoch_perm(e->perm, data->n, o->ck.seed, ck->epoch);
+	}
+	return e;
+}
+
+void train_engine_set_reduce(train_engine *e, grad_reduce_fn fn, void *ctx)
+{
+	e->reduce = fn;
+	e->reduce_ctx = ctx;
+}
+
+/* indices into the per-step sums handed to the reduce point */
+enum { S_LOSS, S_RC, S_RR, S_ACC, S_LC, S_LR, S_B, S_B2, S_PPL, S_TOK, S_N, S_COUNT };
+
+int train_step(train_engine *e, train_metrics *m)
+{
+	ckpt *ck = e->ck;
+	const train_opts *o = e->o;
+	const loss_opts *lo = &o->loss;
+	const lb_backend *be = e->be;
+	const int bs = o->batch_size;
+	const long accum = o->grad_accum;
+	const size_t np = e->np, hn = e->hn;
+	float *G = e->G, *HG = e->HG;
+	batch_buf *bb = e->bb;
+	double t0 = now_s();
+	memset(m, 0, sizeof *m);
+	be->memset0(G, np * sizeof(float));
+	memset(HG, 0, hn * sizeof(float));
+	/* per-step sums: loss, rewards, accuracies, logps, β stats, ppl, tokens */
+	double S[S_COUNT] = {0}, bmin = INFINITY, bmax = -INFINITY;
+	const microbatch_opts mo = {.loss = lo,
+				    .beta_grad = o->beta_grad,
+				    .policy_trained = e->policy_trained,
+				    .scale = 1.0 / accum,
+				    .bdpo = &ck->bs,
+				    .rng = &ck->rng};
+	for (long a = 0; a < accum; a++) {
+		for (int i = 0; i < bs; i++) {
+			if (ck->pos >= e->data->n) {
+				ck->epoch++;
+				ck->pos = 0;
+				epoch_perm(e->perm, e->data->n, o->ck.seed, ck->epoch);
+			}
+			e->recs[i] = &e->data->r[e->perm[ck->pos++]];
+		}
+		loss_stats st;
+		train_microbatch(ck, e->ws, bb, e->recs, bs, &mo, G, HG, &st);
+		S[S_LOSS] += st.loss * mo.scale;
+		for (int i = 0; i < bs; i++) {
+			const loss_pair *q = &bb->lp[i];
+			double b = lo->kind == LOSS_BETADPO ? st.beta_used : q->beta;
+			double rc = b * (q->pc - q->rc), rr = b * (q->pr - q->rr);
+			S[S_RC] += rc;
+			S[S_RR] += rr;
+			S[S_ACC] += rc > rr;
+			S[S_LC] += q->pc;
+			S[S_LR] += q->pr;
+			S[S_B] += b;
+			S[S_B2] += b * b;
+			bmin = fmin(bmin, b);
+			bmax = fmax(bmax, b);
+			S[S_PPL] += exp(-bb->sc[i].prompt_mean_logp);
+			S[S_TOK] += e->recs[i]->np + e->recs[i]->nc + (e->n_comp > 1 ? e->recs[i]->nr : 0);
+			S[S_N] += 1;
+		}
+	}
+	double tu = now_s();
+	if (e->reduce) {
+		/* sums over workers; the loss is a mean per worker */
+		double local_n = S[S_N];
+		double mm[2] = {bmin, -bmax};
+		e->reduce(e->reduce_ctx, G, np, HG, hn, S, S_COUNT);
+		e->reduce(e->reduce_ctx, NULL, 0, NULL, 0, mm, -2); /* nc < 0: a minimum of -nc values */
+		S[S_LOSS] /= S[S_N] / local_n;
+		bmin = mm[0];
+		bmax = -mm[1];
+	}
+	const double S_n = S[S_N];
+	double gn2 = (e->policy_trained ? be->sumsq(G, np) : 0) + (e->head_trained ? sumsq(HG, hn) : 0);
+	double gnorm = sqrt(gn2);
+	m->loss = S[S_LOSS];
+	m->step = ck->step + 1;
+	if (!isfinite(S[S_LOSS]) || !isfinite(gnorm) || !all_finite(HG, hn)) {
+		m->nonfinite = isfinite(S[S_LOSS]) ? 2 : 1;
+		return -1;
+	}
+	float cf = (float)clip_factor(gnorm, o->clip);
+	double lr_p = sched_lr(o->schedule, o->lr, ck->step, o->warmup, o->total_steps);
+	double lr_b = sched_lr(o->schedule, o->beta_lr, ck->step, o->warmup, o->total_steps);
+	long t = ck->step + 1;
+	const adamw_hp hp = {0.9, 0.999, 1e-8};
+	if (e->policy_trained) {
+		if (cf != 1.0f)
+			be->scale(G, np, cf);
+		float *P = model_params_dev(ck->m);
+		for (int k = 0; k < model_n_tensors(ck->m); k++) {
+			const model_tensor *mt = model_tensor_at(ck->m, k);
+			be->adamw_update(P + mt->offset, G + mt->offset, e->dm + mt->offset, e->dv + mt->offset, mt->numel,
+					 lr_p, mt->ndim == 2 ? o->weight_decay : 0.0, &hp, t);
+		}
+	}
+	if (e->head_trained) {
+		if (cf != 1.0f)
+			scale_inplace(HG, hn, cf);
+		adamw_update(ck->bh->p, HG, ck->hm, ck->hv, 1, lr_b, 0.0, &hp, t); /* log w: no decay */
+		adamw_update(ck->bh->p + 1, HG + 1, ck->hm + 1, ck->hv + 1, hn - 1, lr_b, o->beta_wd, &hp, t);
+	}
+	ck->step = t;
+	double t1 = now_s();
+	double bmean = S[S_B] / S_n, bstd = sqrt(fmax(0, S[S_B2] / S_n - bmean * bmean));
+	m->epoch = ck->epoch + (double)ck->pos / e->data->n;
+	m->rewards_chosen = S[S_RC] / S_n;
+	m->rewards_rejected = S[S_RR] / S_n;
+	m->accuracy = S[S_ACC] / S_n;
+	m->margin = (S[S_RC] - S[S_RR]) / S_n;
+	m->logps_chosen = S[S_LC] / S_n;
+	m->logps_rejected = S[S_LR] / S_n;
+	m->grad_norm = gnorm;
+	m->lr = lr_p;
+	m->beta_lr = lr_b;
+	m->beta_mean = bmean;
+	m->beta_std = bstd;
+	m->beta_min = bmin;
+	m->beta_max = bmax;
+	m->beta_w = e->learned ? exp((double)ck->bh->p[0]) : 0.0;
+	m->ppl_prompt = S[S_PPL] / S_n;
+	m->tokens = S[S_TOK];
+	m->seconds = t1 - t0;
+	m->seconds_update = t1 - tu;
+	return 0;
+}
+
+int train_metrics_write(FILE *f, const train_metrics *m)
+{
+	int wr = fprintf(f,
+		"{\"step\": %ld, \"epoch\": %.6f, \"loss\": %.9g, \"rewards/chosen\": %.9g, "
+		"\"rewards/rejected\": %.9g, \"rewards/accuracies\": %.9g, \"rewards/margins\": %.9g, "
+		"\"logps/chosen\": %.9g, \"logps/rejected\": %.9g, \"grad_norm\": %.9g, "
+		"\"learning_rate\": %.9g, \"beta/lr\": %.9g, \"beta/mean\": %.9g, \"beta/std\": %.9g, "
+		"\"beta/min\": %.9g, \"beta/max\": %.9g, \"beta/w\": %.9g, \"ppl/prompt\": %.9g, "
+		"\"tokens_per_s\": %.6g}\n",
+		m->step, m->epoch, m->loss, m->rewards_chosen, m->rewards_rejected, m->accuracy, m->margin,
+		m->logps_chosen, m->logps_rejected, m->grad_norm, m->lr, m->beta_lr, m->beta_mean, m->beta_std,
+		m->beta_min, m->beta_max, m->beta_w, m->ppl_prompt, m->tokens / (m->seconds > 0 ? m->seconds : 1e-9));
+	return wr < 0 || fflush(f) != 0 || ferror(f) ? -1 : 0;
+}
+
+void train_save(train_engine *e, const char *dir, json_t *options)
+{
+	model_sync(e->ck->m, 0);
+	backend_sync_down(e->be, e->ck->pm, e->dm, e->np * sizeof(float));
+	backend_sync_down(e->be, e->ck->pv, e->dv, e->np * sizeof(float));
+	ckpt_save(e->ck, dir, options);
+}
+
+void train_engine_free(train_engine *e)
+{
+	if (!e)
+		return;
+	e->be->free(e->G);
+	backend_mirror_free(e->be, e->dm, e->ck->pm);
+	backend_mirror_free(e->be, e->dv, e->ck->pv);
+	free(e->HG);
+	model_ws_free(e->ws);
+	batch_free(e->bb);
+	free(e->recs);
+	free(e->perm);
+	free(e);
+}

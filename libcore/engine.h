@@ -1,0 +1,92 @@
+/* engine.h — the training engine: one optimizer step of (LB-)DPO over
+ * cached preference records (doc/design.md §5).
+ *
+ * train_step() = grad_accum micro-batches (forward, loss, backward into
+ * the accumulated gradients), the reduce point where data-parallel workers
+ * combine gradients, the finite check, global-norm clipping, the learning
+ * rate schedule, AdamW on every policy tensor and on the β model, and the
+ * step's metric sums. lbdpo-step and bench/step_bench.c both run it.
+ *
+ * Policy gradients, weights and moments live in the model's backend
+ * (libcore/backend.h); the β model and its gradient stay on the host.
+ */
+#ifndef LBDPO_ENGINE_H
+#define LBDPO_ENGINE_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "libcore/adamw.h"
+#include "libcore/train.h"
+
+/* Everything that shapes a training run; recorded as "options" in the
+ * checkpoint's trainer_state.json (train_opts_to_json). */
+typedef struct {
+	const char *init;     /* the model or checkpoint trained from */
+	ckpt_opts ck;         /* the β model when made fresh; pool and ppl_from as used */
+	loss_opts loss;       /* loss kind, fixed β, regularizers */
+	int batch_size;       /* pairs per micro-batch */
+	int grad_accum;       /* micro-batches per optimizer step */
+	long total_steps;     /* schedule length */
+	long warmup;
+	sched_kind schedule;
+	double lr, beta_lr;   /* policy, β model */
+	double weight_decay;  /* policy, 2-D tensors only */
+	double beta_wd;       /* β head, not on log w */
+	double clip;          /* global gradient norm, 0 = off */
+	beta_grad_mode beta_grad;
+	int freeze_policy;    /* train only the β model */
+	double beta_init;     /* target mean β of the first batch (<= 0: loss.beta) */
+	double w_init;        /* start from w = w_init instead (<= 0: off) */
+	long n_records;       /* size of the training set (recorded only) */
+} train_opts;
+
+/* lbdpo-step's defaults (man lbdpo-step(1)). */
+void train_opts_default(train_opts *o);
+/* To JSON, keys in a fixed order; the caller owns the object. */
+json_t *train_opts_to_json(const train_opts *o);
+/* Back from JSON: every key present overrides o (strings are borrowed from
+ * j). Returns 0, or -1 naming the first bad key in *bad. */
+int train_opts_from_json(train_opts *o, const json_t *j, const char **bad);
+
+/* The reduce point: called once per step after the micro-batches. With
+ * nc > 0: G (backend memory [n]) and HG (host [hn]) are this worker's
+ * gradients of its mean loss and counters[nc] its per-step sums; a
+ * data-parallel build replaces G and HG by their mean over workers
+ * (allreduce sum / workers) and counters by their sum over workers. With
+ * nc < 0 (G and HG NULL): replace counters[-nc] by their minimum over
+ * workers. NULL: one worker, nothing to do. */
+typedef void (*grad_reduce_fn)(void *ctx, float *G, size_t n, float *HG, size_t hn, double *counters, int nc);
+
+/* One step's metrics (TRL names in train_metrics_write). */
+typedef struct {
+	long step;
+	double epoch; /* epochs done, fractional */
+	double loss, rewards_chosen, rewards_rejected, accuracy, margin, logps_chosen, logps_rejected;
+	double grad_norm, lr, beta_lr, beta_mean, beta_std, beta_min, beta_max, beta_w, ppl_prompt;
+	double tokens, seconds;
+	double seconds_update; /* of seconds: reduce, norm, clip, AdamW */
+	int nonfinite; /* 0, or 1 loss / 2 gradient: the step was not applied */
+} train_metrics;
+
+typedef struct train_engine train_engine;
+
+/* Set up training of ck on data with o (borrowed; must outlive the
+ * engine). Checks the records against what the loss needs and, for a fresh
+ * learned β without --w-init, sets w so that the first batch's mean β is
+ * beta_init (the batch is peeked; the data position does not move). */
+train_engine *train_engine_new(ckpt *ck, const pref_set *data, const train_opts *o);
+void train_engine_set_reduce(train_engine *e, grad_reduce_fn fn, void *ctx);
+/* One optimizer step; advances ck->step and the data position. Returns 0,
+ * or -1 with m->nonfinite set when the loss or gradient is not finite
+ * (nothing is updated then). */
+int train_step(train_engine *e, train_metrics *m);
+/* One JSON line of m (tokens_per_s from tokens/seconds). */
+/* 0, or -1 on a write error (errno set). */
+int train_metrics_write(FILE *f, const train_metrics *m);
+/* Bring weights and moments to the host and write the checkpoint. */
+void train_save(train_engine *e, const char *dir, json_t *options);
+void train_engine_free(train_engine *e);
+
+#endif

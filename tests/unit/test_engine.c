@@ -1,0 +1,221 @@
+/* test_engine.c — the training engine's seams: train_opts survives JSON both
+ * ways, every enum name table inverts, and the reduce point of train_step
+ * behaves as a data-parallel allreduce must (two identical workers give the
+ * single worker's step, bit for bit). */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "libcore/backend.h"
+#include "libcore/engine.h"
+#include "model_testlib.h"
+
+Test(engine, opts_json_round_trip)
+{
+	train_opts a, b;
+	train_opts_default(&a);
+	a.init = "some/model";
+	a.ck = (ckpt_opts){.head = HEAD_MLP, .head_hidden = 7, .eps = 0.25, .pool = POOL_MEAN, .ppl_from = PPL_REF,
+			   .seed = 12345678901LL};
+	a.loss.kind = LOSS_BETADPO;
+	a.loss.beta = 0.3;
+	a.loss.label_smoothing = 0.1;
+	a.loss.gamma = -0.7;
+	a.loss.range_reg = 2.5;
+	a.loss.beta_max = 3;
+	a.batch_size = 5;
+	a.grad_accum = 3;
+	a.total_steps = 99;
+	a.warmup = 4;
+	a.schedule = SCHED_COSINE;
+	a.lr = 1.25e-5;
+	a.weight_decay = 0.01;
+	a.clip = 0;
+	a.beta_grad = BGRAD_HEAD;
+	a.freeze_policy = 1;
+	a.beta_init = 0.2;
+	a.w_init = 0.003;
+	a.n_records = 1000;
+	json_t *ja = train_opts_to_json(&a);
+	train_opts_default(&b);
+	const char *bad = NULL;
+	cr_assert_eq(train_opts_from_json(&b, ja, &bad), 0, "bad key %s", bad);
+	json_t *jb = train_opts_to_json(&b);
+	char *sa = json_dumps(ja, JSON_REAL_PRECISION(17)), *sb = json_dumps(jb, JSON_REAL_PRECISION(17));
+	cr_expect_str_eq(sa, sb);
+	cr_expect_str_eq(b.init, "some/model");
+	cr_expect_eq(b.ck.head_hidden, 64, "head_hidden is not recorded: the default stays"); /* beta_head.safetensors has it */
+	cr_expect_eq(b.ck.pool, POOL_MEAN);
+	cr_expect_eq(b.ck.seed, 12345678901ULL);
+	cr_expect_eq(b.loss.kind, LOSS_BETADPO);
+	cr_expect_eq(b.schedule, SCHED_COSINE);
+	cr_expect_eq(b.beta_grad, BGRAD_HEAD);
+	cr_expect_eq(b.freeze_policy, 1);
+	cr_expect_eq(b.lr, 1.25e-5);
+	cr_expect_eq(b.total_steps, 99);
+	free(sa);
+	free(sb);
+	json_decref(ja);
+	json_decref(jb);
+}
+
+Test(engine, opts_json_bad_types)
+{
+	train_opts o;
+	const char *bad = NULL;
+	const char *cases[][2] = {{"{\"lr\": \"x\"}", "lr"},
+				  {"{\"batch_size\": 2.5}", "batch_size"},
+				  {"{\"schedule\": \"sawtooth\"}", "schedule"},
+				  {"{\"loss\": 3}", "loss"},
+				  {"{\"freeze_policy\": 1}", "freeze_policy"}};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		json_t *j = json_loads(cases[i][0], 0, NULL);
+		train_opts_default(&o);
+		cr_expect_eq(train_opts_from_json(&o, j, &bad), -1, "%s accepted", cases[i][0]);
+		cr_expect_str_eq(bad, cases[i][1]);
+		json_decref(j);
+	}
+	train_opts_default(&o);
+	cr_expect_eq(train_opts_from_json(&o, NULL, &bad), -1);
+}
+
+Test(engine, enum_names_invert)
+{
+	for (int k = 0; k < LOSS_N_KINDS; k++)
+		cr_expect_eq(loss_kind_parse(loss_kind_name((loss_kind)k)), k);
+	for (int k = 0; k < 3; k++) {
+		cr_expect_eq(sched_parse(sched_name((sched_kind)k)), k);
+		cr_expect_eq(beta_grad_parse(beta_grad_name((beta_grad_mode)k)), k);
+	}
+	for (int k = 0; k < 2; k++) {
+		cr_expect_eq(head_kind_parse(head_kind_name((head_kind)k)), k);
+		cr_expect_eq(pool_kind_parse(pool_kind_name((pool_kind)k)), k);
+		cr_expect_eq(ppl_source_parse(ppl_source_name((ppl_source)k)), k);
+		cr_expect_eq(model_arch_parse(model_arch_name((model_arch)k)), k);
+	}
+	cr_expect_str_eq(sched_name((sched_kind)7), "?");
+	cr_expect_str_eq(pool_kind_name((pool_kind)-1), "?");
+	cr_expect_eq(beta_grad_parse(NULL), -1);
+	cr_expect_eq(head_kind_parse("MLP"), -1);
+}
+
+/* ---- the reduce point ---- */
+
+enum { NR = 6, LEN = 4 };
+
+typedef struct {
+	int calls, workers;
+	size_t n, hn;
+} fake_mpi;
+
+/* W identical workers: the mean of W equal gradients is the gradient; the
+ * sums of the counters are W times one worker's; minima are unchanged. */
+static void fake_allreduce(void *ctx, float *G, size_t n, float *HG, size_t hn, double *c, int nc)
+{
+	fake_mpi *f = ctx;
+	f->calls++;
+	if (nc > 0) {
+		f->n = n;
+		f->hn = hn;
+		cr_assert(G && HG);
+		for (int i = 0; i < nc; i++)
+			c[i] *= f->workers;
+	}
+}
+
+static ckpt *tiny_ckpt(void)
+{
+	ckpt *c = xcalloc(1, sizeof *c);
+	model_config cfg = tl_cfg(ARCH_LLAMA, 2, 0, 0);
+	c->m = tl_model(&cfg, 5);
+	c->bh = betahead_new(HEAD_LINEAR, cfg.dim, 0, 0.5f);
+	betahead_init(c->bh, 3, 0.5);
+	size_t np = model_n_params(c->m);
+	c->pm = xcalloc(np, sizeof(float));
+	c->pv = xcalloc(np, sizeof(float));
+	c->hm = xcalloc(c->bh->n_params, sizeof(float));
+	c->hv = xcalloc(c->bh->n_params, sizeof(float));
+	c->rng = 1;
+	return c;
+}
+
+Test(engine, reduce_point_is_an_allreduce)
+{
+	uint32_t toks[NR][3][LEN];
+	pref_rec recs[NR];
+	uint64_t s = 11;
+	memset(recs, 0, sizeof recs);
+	for (int i = 0; i < NR; i++) {
+		for (int k = 0; k < 3; k++)
+			for (int t = 0; t < LEN; t++)
+				toks[i][k][t] = (uint32_t)(tl_next(&s) % 20);
+		recs[i] = (pref_rec){.prompt = toks[i][0], .np = LEN, .chosen = toks[i][1], .nc = LEN - 1,
+				     .rejected = toks[i][2], .nr = LEN, .has_ref = 1, .ref_c = -9 + 0.1 * i,
+				     .ref_r = -10 - 0.1 * i, .group = -1, .index = (uint64_t)i + 1};
+	}
+	pref_set data = {.r = recs, .n = NR, .name = "t"};
+	train_opts o;
+	train_opts_default(&o);
+	o.init = "t";
+	o.batch_size = 2;
+	o.grad_accum = 2;
+	o.lr = 1e-2;
+	o.beta_lr = 1e-2;
+	o.total_steps = 10;
+	ckpt *c1 = tiny_ckpt(), *c2 = tiny_ckpt();
+	train_engine *e1 = train_engine_new(c1, &data, &o), *e2 = train_engine_new(c2, &data, &o);
+	fake_mpi f = {.workers = 2};
+	train_engine_set_reduce(e2, fake_allreduce, &f);
+	for (int step = 0; step < 3; step++) {
+		train_metrics m1, m2;
+		cr_assert_eq(train_step(e1, &m1), 0);
+		cr_assert_eq(train_step(e2, &m2), 0);
+		cr_expect_eq(m1.loss, m2.loss, "step %d: loss %.17g vs %.17g", step, m1.loss, m2.loss);
+		cr_expect_eq(m1.accuracy, m2.accuracy);
+		cr_expect_eq(m1.beta_mean, m2.beta_mean);
+		cr_expect_eq(m1.beta_min, m2.beta_min);
+		cr_expect_eq(m1.grad_norm, m2.grad_norm);
+		cr_expect_eq(m2.tokens, 2 * m1.tokens, "tokens are summed over workers");
+		cr_expect_gt(m1.grad_norm, 0);
+	}
+	cr_expect_eq(f.calls, 6, "two reduce calls per step");
+	cr_expect_eq(f.n, model_n_params(c1->m));
+	cr_expect_eq(f.hn, c1->bh->n_params);
+	cr_expect_eq(c1->step, 3);
+	cr_expect_eq(memcmp(model_params(c1->m), model_params(c2->m), model_n_params(c1->m) * sizeof(float)), 0);
+	cr_expect_eq(memcmp(c1->bh->p, c2->bh->p, c1->bh->n_params * sizeof(float)), 0);
+	train_engine_free(e1);
+	train_engine_free(e2);
+	for (int i = 0; i < 2; i++) {
+		ckpt *c = i ? c2 : c1;
+		c->state = NULL;
+		ckpt_free(c);
+	}
+}
+
+/* A non-finite loss stops the step before anything is updated. */
+Test(engine, nonfinite_step_changes_nothing)
+{
+	uint32_t p[3] = {1, 2, 3}, ch[2] = {4, 5}, rj[2] = {6, 7};
+	pref_rec r = {.prompt = p, .np = 3, .chosen = ch, .nc = 2, .rejected = rj, .nr = 2, .has_ref = 1,
+		      .ref_c = NAN, .ref_r = -3, .group = -1, .index = 1};
+	pref_set data = {.r = &r, .n = 1, .name = "t"};
+	train_opts o;
+	train_opts_default(&o);
+	o.init = "t";
+	o.batch_size = 1;
+	o.loss.kind = LOSS_DPO;
+	o.total_steps = 1;
+	ckpt *c = tiny_ckpt();
+	size_t np = model_n_params(c->m);
+	float *before = xmalloc(np * sizeof(float));
+	memcpy(before, model_params(c->m), np * sizeof(float));
+	train_engine *e = train_engine_new(c, &data, &o);
+	train_metrics m;
+	cr_expect_eq(train_step(e, &m), -1);
+	cr_expect_eq(m.nonfinite, 1);
+	cr_expect_eq(c->step, 0);
+	cr_expect_eq(memcmp(before, model_params(c->m), np * sizeof(float)), 0);
+	free(before);
+	train_engine_free(e);
+	ckpt_free(c);
+}
