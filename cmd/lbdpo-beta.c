@@ -12,6 +12,7 @@
 #include "libcore/betahead.h"
 #include "libcore/model.h"
 #include "libcore/train.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 static void usage(void)
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
 		case 'c': ckp = optarg; break;
 		case 't': threads = parse_long("--threads", optarg, 0, 4096); break;
 		case 'h': usage(); close_stdout(); return 0;
-		case 'V': printf("lbdpo-beta lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case 'V': print_version("lbdpo-beta"); return 0;
 		default: die_usage("unknown option");
 		}
 	}

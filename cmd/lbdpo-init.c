@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../formats/hfconfig.h"
+#include "../libcore/cpu.h"
 #include "../libcore/model.h"
 #include "../libcore/util.h"
 
@@ -184,7 +185,7 @@ int main(int argc, char **argv)
 		case O_QKVB: qkvb = 1; break;
 		case O_VFROM: vfrom = optarg; break;
 		case O_HELP: usage(); close_stdout(); return 0;
-		case O_VERSION: printf("lbdpo-init lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case O_VERSION: print_version("lbdpo-init"); return 0;
 		default: die_usage("unknown option");
 		}
 	}

@@ -16,6 +16,7 @@
 #include "libcore/loss.h"
 #include "libcore/model.h"
 #include "libcore/train.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 static void usage(void)
@@ -233,7 +234,7 @@ int main(int argc, char **argv)
 		case O_THREADS: threads = parse_long("--threads", optarg, 0, 4096); break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
-		case 'V': printf("lbdpo-step lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case 'V': print_version("lbdpo-step"); return 0;
 		default: die_usage("unknown option");
 		}
 	}

@@ -1,6 +1,7 @@
 /* util.c — error layer, allocation, atomic output files, hashing. */
 #define _GNU_SOURCE
 #include "util.h"
+#include "cpu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -368,12 +369,16 @@ void sha256_file_hex(const char *path, char out[65])
 
 void lbdpo_runtime_init(char **argv)
 {
-	if (getenv("OMP_WAIT_POLICY"))
+	int again = 0;
+	if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0)
+		again = 1;
+	if (cpu_blas_env_fix()) /* OpenBLAS on an old core (cpu.h) */
+		again = 1;
+	if (!again)
 		return;
-	if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
-		return;
+	fflush(NULL);
 	execv("/proc/self/exe", argv);
-	/* exec failed (no /proc?): carry on with spinning threads */
+	/* exec failed (no /proc?): carry on with spinning threads and the old core */
 }
 
 double now_s(void)
