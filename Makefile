@@ -27,7 +27,7 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS  += -std=gnu11 $(OPT) -Wall -Wextra -fopenmp -I. $(PKG_CFLAGS) -MMD -MP
+CFLAGS  += -std=gnu11 $(OPT) -fno-trapping-math -Wall -Wextra -fopenmp -I. $(PKG_CFLAGS) -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lm
 LDFLAGS += -fopenmp $(LDSAN)
 

@@ -1,10 +1,12 @@
 /* test_cpu.c — the OpenBLAS core selection (cpu_blas_core_fix) on fake core
  * names and feature sets: old cores are replaced on newer CPUs, good or
- * unknown cores are kept, AMD gets Zen. */
+ * unknown cores are kept, AMD gets Zen; vexpf against exp(). */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "libcore/cpu.h"
+#include "libcore/vexp.h"
 
 static const cpu_features intel512 = { CPU_AVX512, 0 }, intel2 = { CPU_AVX2, 0 }, amd2 = { CPU_AVX2, 1 },
 			  amd512 = { CPU_AVX512, 1 }, avx1 = { CPU_AVX, 0 }, sse = { CPU_SSE, 0 };
@@ -56,4 +58,31 @@ Test(cpu, detect_is_consistent)
 	char b[512];
 	cpu_blas_describe(b, sizeof b);
 	cr_expect(strstr(b, "OpenBLAS") && strstr(b, "core "), "describe: %s", b);
+}
+
+Test(cpu, vexpf_accuracy)
+{
+	double worst = 0, at = 0;
+	for (int i = 0; i <= 2000000; i++) {
+		float x = -87.0f + 175.0f * (float)i / 2000000.0f;
+		double want = exp((double)x), got = vexpf(x);
+		double rel = fabs(got - want) / want;
+		if (rel > worst)
+			worst = rel, at = x;
+	}
+	cr_expect(worst < 2e-7, "vexpf: max relative error %.3g at x = %.9g", worst, at);
+	cr_expect(vexpf(0.0f) == 1.0f);
+	cr_expect(vexpf(-1000.0f) < 1.3e-38f && vexpf(-1000.0f) >= 0.0f); /* underflow: tiny, never negative */
+	cr_expect(isinf(vexpf(1000.0f)) || vexpf(1000.0f) > 1e38f);
+	cr_expect(isnan(vexpf(NAN)));
+	/* the same in a vectorized loop (the form the kernels use) */
+	float x[1000], y[1000];
+	for (int i = 0; i < 1000; i++)
+		x[i] = -20.0f + 0.04f * i;
+#pragma omp simd
+	for (int i = 0; i < 1000; i++)
+		y[i] = vexpf(x[i]);
+	for (int i = 0; i < 1000; i++)
+		cr_expect(fabs(y[i] - exp((double)x[i])) <= 2e-7 * exp((double)x[i]), "x=%g: %g vs %g", x[i], y[i],
+			  exp((double)x[i]));
 }
