@@ -82,10 +82,22 @@ void cpu_blas_describe(char *buf, size_t n)
 		 forced ? forced : "", forced ? ")" : "", openblas_get_num_threads());
 }
 
+const char *cpu_kernel_path(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && !defined(LBDPO_NO_CLONES)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("x86-64-v4"))
+		return "x86-64-v4";
+	if (__builtin_cpu_supports("x86-64-v3"))
+		return "x86-64-v3";
+#endif
+	return "baseline";
+}
+
 void print_version(const char *prog)
 {
 	char b[512];
 	cpu_blas_describe(b, sizeof b);
-	printf("%s lbdpo %s\nBLAS: %s\n", prog, LBDPO_VERSION, b);
+	printf("%s lbdpo %s\nBLAS: %s\nkernels: %s\n", prog, LBDPO_VERSION, b, cpu_kernel_path());
 	close_stdout();
 }

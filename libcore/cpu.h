@@ -44,4 +44,21 @@ void cpu_blas_describe(char *buf, size_t n);
  * "BLAS: ..." (cpu_blas_describe) and the SIMD path of the kernels. */
 void print_version(const char *prog);
 
+/* LBDPO_KERNEL before a hot function compiles it three times, for
+ * x86-64-v4 (AVX-512), x86-64-v3 (AVX2+FMA) and the build's baseline, and
+ * lets the loader pick one for the running CPU (GCC target_clones, an
+ * ifunc): portable binaries that still use the wide vectors. OpenMP regions
+ * inside are cloned with their function. Static helpers called from such a
+ * function must be inlined into it (LBDPO_INLINE) to get the wide code. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && !defined(LBDPO_NO_CLONES)
+#define LBDPO_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define LBDPO_KERNEL
+#endif
+#define LBDPO_INLINE static inline __attribute__((always_inline))
+
+/* The kernel path the loader picks on this CPU: "x86-64-v4", "x86-64-v3"
+ * or "baseline" (matches LBDPO_KERNEL's choice). */
+const char *cpu_kernel_path(void);
+
 #endif
