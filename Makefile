@@ -29,6 +29,14 @@ else
   LDSAN   :=
 endif
 
+# With an -march of its own the build is for one CPU: clones for other ISA
+# levels would only stop inlining across the target mismatch.
+ifneq ($(strip $(ARCHFLAGS)),)
+  ifneq ($(SANITIZE),1)
+    OPT += -DLBDPO_NO_CLONES
+  endif
+endif
+
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += -std=gnu11 $(OPT) -fno-trapping-math -fno-math-errno -Wall -Wextra -fopenmp -I. $(PKG_CFLAGS) -MMD -MP
