@@ -437,6 +437,67 @@ LBDPO_INLINE void att_bwd_range(float *restrict dq, float *dkbase, float *dvbase
 	}
 }
 
+/* Backward of a block of up to ATT_QB queries t0 + a (one head, the same key
+ * ranges) against keys [j0, j1), the queries across vector lanes:
+ *   s_a = q_a·k_j,  dp_a = dy_a·v_j   (broadcast k_j[i] times column i of Qᵀ)
+ *   p_a = exp(s_a/√d − lse_a),  ds_a = p_a·(dp_a − D_a)/√d
+ *   dQᵀ[:, a] += ds_a·k_j,  dk_j += Σ_a ds_a·q_a,  dv_j += Σ_a p_a·dy_a
+ * so k_j, v_j, dk_j and dv_j are touched once per block rather than once per
+ * query, and no dot product needs a horizontal sum. diag: key j is visible
+ * to lane a only if j ≤ t0 + a (the causal part); lanes ≥ nq are padding.
+ * QT, DYT [hd][QB]; Qr, DYr [QB][hd]; hd a multiple of 16. */
+enum { ATT_QB = 16 };
+LBDPO_INLINE void att_bwd_block(float *restrict dQT, float *dkbase, float *dvbase, const float *restrict QT,
+				const float *restrict DYT, const float *restrict Qr, const float *restrict DYr,
+				const float *L, const float *Dv, const float *kbase, const float *vbase, size_t S,
+				int j0, int j1, int t0, int nq, int diag, float scale, int hd)
+{
+	for (int j = j0; j < j1; j++) {
+		const float *k = kbase + (size_t)j * S, *v = vbase + (size_t)j * S;
+		float sc[ATT_QB] = { 0 }, dp[ATT_QB] = { 0 }, p[ATT_QB], ds[ATT_QB];
+		for (int i = 0; i < hd; i++) {
+			const float ki = k[i], vi = v[i];
+#pragma omp simd
+			for (int a = 0; a < ATT_QB; a++) {
+				sc[a] += ki * QT[i * ATT_QB + a];
+				dp[a] += vi * DYT[i * ATT_QB + a];
+			}
+		}
+		const int lim = diag ? j - t0 : 0; /* lane a sees key j iff a >= lim */
+#pragma omp simd
+		for (int a = 0; a < ATT_QB; a++) {
+			float e = vexpf(sc[a] * scale - L[a]);
+			e = (a < nq && a >= lim) ? e : 0.0f;
+			p[a] = e;
+			ds[a] = e * (dp[a] - Dv[a]) * scale;
+		}
+		for (int i = 0; i < hd; i++) {
+			const float ki = k[i];
+#pragma omp simd
+			for (int a = 0; a < ATT_QB; a++)
+				dQT[i * ATT_QB + a] += ki * ds[a];
+		}
+		float *dk = dkbase + (size_t)j * S, *dv = dvbase + (size_t)j * S;
+		for (int i0 = 0; i0 < hd; i0 += 16) {
+			float ak[16] = { 0 }, av[16] = { 0 };
+			for (int a = lim > 0 ? lim : 0; a < nq; a++) {
+				const float da = ds[a], pa = p[a];
+				const float *qa = Qr + (size_t)a * hd + i0, *ya = DYr + (size_t)a * hd + i0;
+#pragma omp simd
+				for (int i = 0; i < 16; i++) {
+					ak[i] += da * qa[i];
+					av[i] += pa * ya[i];
+				}
+			}
+#pragma omp simd
+			for (int i = 0; i < 16; i++) {
+				dk[i0 + i] += ak[i];
+				dv[i0 + i] += av[i];
+			}
+		}
+	}
+}
+
 LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
 			const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
 			int KV, int hd)
@@ -445,14 +506,60 @@ LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float
 	const size_t S = (size_t)(H + 2 * KV) * hd;
 	const int grp = H / KV;
 	const float scale = 1.0f / sqrtf((float)hd);
+	const int blocked = hd % 16 == 0;
 #pragma omp parallel
 	{
 		float *dq = xmalloc(sizeof(float) * hd); /* [hd] one query's gradient */
+		/* blocked path: Qᵀ, dYᵀ, Q, dY, dQᵀ of one block, lse and D per lane */
+		float *QT = xmalloc(sizeof(float) * (size_t)hd * ATT_QB * 5 + sizeof(float) * 2 * ATT_QB);
+		float *DYT = QT + (size_t)hd * ATT_QB, *Qr = DYT + (size_t)hd * ATT_QB, *DYr = Qr + (size_t)hd * ATT_QB;
+		float *dQT = DYr + (size_t)hd * ATT_QB, *L = dQT + (size_t)hd * ATT_QB, *Dv = L + ATT_QB;
 #pragma omp for collapse(2) schedule(dynamic, 1)
 		for (int s = 0; s < n_seq; s++) {
 			for (int kh = 0; kh < KV; kh++) {
 				const size_t koff = (size_t)H * hd + (size_t)kh * hd;
 				const size_t voff = (size_t)(H + KV) * hd + (size_t)kh * hd;
+				if (blocked) {
+					for (int h = kh * grp; h < (kh + 1) * grp; h++) {
+						for (int t0 = seq_off[s], nq; t0 < seq_off[s + 1]; t0 += nq) {
+							/* consecutive queries with the same key ranges */
+							nq = 1;
+							while (nq < ATT_QB && t0 + nq < seq_off[s + 1] && ka[t0 + nq] == ka[t0] &&
+							       kb[t0 + nq] == kb[t0] && kc[t0 + nq] == kc[t0])
+								nq++;
+							memset(QT, 0, sizeof(float) * (size_t)hd * ATT_QB * 5);
+							for (int a = 0; a < ATT_QB; a++) {
+								L[a] = Dv[a] = 0;
+								if (a >= nq)
+									continue;
+								const int t = t0 + a;
+								const float *q = qkv + (size_t)t * S + (size_t)h * hd;
+								const float *dy = dout + (size_t)t * H * hd + (size_t)h * hd;
+								const float *o = out + (size_t)t * H * hd + (size_t)h * hd;
+								Dv[a] = dotf(dy, o, hd);
+								L[a] = lse[(size_t)t * H + h];
+								memcpy(Qr + (size_t)a * hd, q, sizeof(float) * hd);
+								memcpy(DYr + (size_t)a * hd, dy, sizeof(float) * hd);
+								for (int i = 0; i < hd; i++) {
+									QT[i * ATT_QB + a] = q[i];
+									DYT[i * ATT_QB + a] = dy[i];
+								}
+							}
+							att_bwd_block(dQT, dqkv + koff, dqkv + voff, QT, DYT, Qr, DYr, L, Dv,
+								      qkv + koff, qkv + voff, S, ka[t0], kb[t0], t0, nq, 0, scale,
+								      hd);
+							att_bwd_block(dQT, dqkv + koff, dqkv + voff, QT, DYT, Qr, DYr, L, Dv,
+								      qkv + koff, qkv + voff, S, kc[t0], t0 + nq, t0, nq, 1, scale,
+								      hd);
+							for (int a = 0; a < nq; a++) {
+								float *dqt = dqkv + (size_t)(t0 + a) * S + (size_t)h * hd;
+								for (int i = 0; i < hd; i++)
+									dqt[i] += dQT[i * ATT_QB + a];
+							}
+						}
+					}
+					continue;
+				}
 				for (int t = seq_off[s]; t < seq_off[s + 1]; t++) {
 					for (int h = kh * grp; h < (kh + 1) * grp; h++) {
 						const float *q = qkv + (size_t)t * S + (size_t)h * hd;
@@ -472,6 +579,7 @@ LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float
 			}
 		}
 		free(dq);
+		free(QT);
 	}
 }
 
