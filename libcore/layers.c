@@ -338,6 +338,78 @@ LBDPO_INLINE void att_pv(float *restrict o, const float *p, const float *vbase, 
 	}
 }
 
+/* Queries per block of the blocked attention paths (one vector lane each). */
+enum { ATT_QB = 16 };
+
+/* Forward of a block of nq ≤ ATT_QB queries t0 + a with the same key ranges
+ * (head h), the queries across vector lanes: scores of every visible key
+ * into sc [keys][QB] (broadcast k_j[i] times column i of Qᵀ), the max per
+ * lane, p = e^{s − max}, then Oᵀ[i][a] += v_j[i]·p_a; out = Oᵀ/Σp,
+ * lse = max + log Σp. hd a multiple of 16. */
+LBDPO_INLINE void att_fwd_block(float *out, float *lse, const float *qkv, float *restrict sc, float *restrict QT,
+				float *restrict OT, int t0, int nq, int ka, int kb, int kc, int h, int H, int KV,
+				int hd, float scale)
+{
+	const size_t S = (size_t)(H + 2 * KV) * hd;
+	const int kh = h / (H / KV);
+	const float *kbase = qkv + (size_t)H * hd + (size_t)kh * hd;
+	const float *vbase = qkv + (size_t)(H + KV) * hd + (size_t)kh * hd;
+	memset(QT, 0, sizeof(float) * (size_t)hd * ATT_QB);
+	memset(OT, 0, sizeof(float) * (size_t)hd * ATT_QB);
+	for (int a = 0; a < nq; a++) {
+		const float *q = qkv + (size_t)(t0 + a) * S + (size_t)h * hd;
+		for (int i = 0; i < hd; i++)
+			QT[i * ATT_QB + a] = q[i];
+	}
+	const int n1 = kb - ka, n = n1 + (t0 + nq - kc);
+	float mx[ATT_QB], sum[ATT_QB];
+	for (int a = 0; a < ATT_QB; a++)
+		mx[a] = -INFINITY, sum[a] = 0;
+	for (int x = 0; x < n; x++) {
+		const int j = x < n1 ? ka + x : kc + (x - n1);
+		const float *k = kbase + (size_t)j * S;
+		float s[ATT_QB] = { 0 };
+		for (int i = 0; i < hd; i++) {
+			const float ki = k[i];
+#pragma omp simd
+			for (int a = 0; a < ATT_QB; a++)
+				s[a] += ki * QT[i * ATT_QB + a];
+		}
+		const int lim = x < n1 ? 0 : j - t0; /* lane a sees key j iff lim ≤ a < nq */
+		float *r = sc + (size_t)x * ATT_QB;
+#pragma omp simd
+		for (int a = 0; a < ATT_QB; a++) {
+			float v = (a < nq && a >= lim) ? s[a] * scale : -INFINITY;
+			r[a] = v;
+			mx[a] = v > mx[a] ? v : mx[a];
+		}
+	}
+	for (int x = 0; x < n; x++) {
+		const int j = x < n1 ? ka + x : kc + (x - n1);
+		const float *v = vbase + (size_t)j * S;
+		float *r = sc + (size_t)x * ATT_QB;
+#pragma omp simd
+		for (int a = 0; a < ATT_QB; a++) {
+			float e = r[a] > -INFINITY ? vexpf(r[a] - mx[a]) : 0.0f;
+			r[a] = e;
+			sum[a] += e;
+		}
+		for (int i = 0; i < hd; i++) {
+			const float vi = v[i];
+#pragma omp simd
+			for (int a = 0; a < ATT_QB; a++)
+				OT[i * ATT_QB + a] += vi * r[a];
+		}
+	}
+	for (int a = 0; a < nq; a++) {
+		float *o = out + (size_t)(t0 + a) * H * hd + (size_t)h * hd;
+		const float inv = 1.0f / sum[a];
+		for (int i = 0; i < hd; i++)
+			o[i] = OT[i * ATT_QB + a] * inv;
+		lse[(size_t)(t0 + a) * H + h] = mx[a] + logf(sum[a]);
+	}
+}
+
 LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
 		       int T, int H, int KV, int hd)
 {
@@ -345,6 +417,33 @@ LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, co
 	const size_t S = (size_t)(H + 2 * KV) * hd;
 	const int grp = H / KV;
 	const float scale = 1.0f / sqrtf((float)hd);
+	if (hd % 16 == 0 && T > 0) {
+		/* blocks of consecutive queries with the same key ranges */
+		int *bt = xmalloc(sizeof(int) * T), nb = 0;
+		for (int t = 0; t < T;) {
+			int nq = 1;
+			while (nq < ATT_QB && t + nq < T && ka[t + nq] == ka[t] && kb[t + nq] == kb[t] && kc[t + nq] == kc[t])
+				nq++;
+			bt[nb++] = t;
+			t += nq;
+		}
+#pragma omp parallel
+		{
+			float *sc = xmalloc(sizeof(float) * (size_t)T * ATT_QB); /* [keys][QB] scores, then p */
+			float *QT = xmalloc(sizeof(float) * (size_t)hd * ATT_QB * 2), *OT = QT + (size_t)hd * ATT_QB;
+#pragma omp for collapse(2) schedule(dynamic, 1)
+			for (int b = 0; b < nb; b++)
+				for (int h = 0; h < H; h++) {
+					const int t0 = bt[b], nq = (b + 1 < nb ? bt[b + 1] : T) - t0;
+					att_fwd_block(out, lse, qkv, sc, QT, OT, t0, nq, ka[t0], kb[t0], kc[t0], h, H, KV,
+						      hd, scale);
+				}
+			free(sc);
+			free(QT);
+		}
+		free(bt);
+		return;
+	}
 #pragma omp parallel
 	{
 		float *sc = xmalloc(sizeof(float) * (size_t)(T > 0 ? T : 1)); /* [T] scores of one query */
@@ -446,7 +545,6 @@ LBDPO_INLINE void att_bwd_range(float *restrict dq, float *dkbase, float *dvbase
  * query, and no dot product needs a horizontal sum. diag: key j is visible
  * to lane a only if j ≤ t0 + a (the causal part); lanes ≥ nq are padding.
  * QT, DYT [hd][QB]; Qr, DYr [QB][hd]; hd a multiple of 16. */
-enum { ATT_QB = 16 };
 LBDPO_INLINE void att_bwd_block(float *restrict dQT, float *dkbase, float *dvbase, const float *restrict QT,
 				const float *restrict DYT, const float *restrict Qr, const float *restrict DYr,
 				const float *L, const float *Dv, const float *kbase, const float *vbase, size_t S,
