@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
@@ -100,4 +101,20 @@ void print_version(const char *prog)
 	cpu_blas_describe(b, sizeof b);
 	printf("%s lbdpo %s\nBLAS: %s\nkernels: %s\n", prog, LBDPO_VERSION, b, cpu_kernel_path());
 	close_stdout();
+}
+
+/* Declared in util.h (every program calls it); here because it is about the
+ * CPU and OpenBLAS, and so that util.c links without OpenBLAS (fuzzers). */
+void lbdpo_runtime_init(char **argv)
+{
+	int again = 0;
+	if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0)
+		again = 1;
+	if (cpu_blas_env_fix()) /* OpenBLAS on an old core (cpu.h) */
+		again = 1;
+	if (!again)
+		return;
+	fflush(NULL);
+	execv("/proc/self/exe", argv);
+	/* exec failed (no /proc?): carry on with spinning threads and the old core */
 }

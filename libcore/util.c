@@ -1,7 +1,6 @@
 /* util.c — error layer, allocation, atomic output files, hashing. */
 #define _GNU_SOURCE
 #include "util.h"
-#include "cpu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -365,20 +364,6 @@ void sha256_file_hex(const char *path, char out[65])
 		die("%s: read error: %s", path, strerror(errno));
 	fclose(f);
 	sha256_final_hex(c, out);
-}
-
-void lbdpo_runtime_init(char **argv)
-{
-	int again = 0;
-	if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0)
-		again = 1;
-	if (cpu_blas_env_fix()) /* OpenBLAS on an old core (cpu.h) */
-		again = 1;
-	if (!again)
-		return;
-	fflush(NULL);
-	execv("/proc/self/exe", argv);
-	/* exec failed (no /proc?): carry on with spinning threads and the old core */
 }
 
 double now_s(void)
