@@ -12,11 +12,15 @@
 #   make bench           benchmarks (not part of test)
 #   make fuzz            fuzz the readers (FUZZ_SECONDS=900 per target)
 #   make install PREFIX=/usr/local
+#   make ARCHFLAGS=-march=native   binaries for this CPU only
 
 PREFIX  ?= /usr/local
 CC      ?= cc
 PKGS    := openblas msgpack jansson libpcre2-8 zlib libcrypto libutf8proc
-ARCHFLAGS ?= -march=native
+# Portable by default: the hot kernels carry AVX-512/AVX2/baseline clones
+# chosen at load time (LBDPO_KERNEL in libcore/cpu.h). ARCHFLAGS=-march=native
+# builds for this machine only (binaries may crash on older CPUs).
+ARCHFLAGS ?=
 
 ifeq ($(SANITIZE),1)
   B       := build/san
@@ -38,9 +42,17 @@ ifeq ($(CUDA),1)
   BIN     := $(B)/bin
 endif
 
+# With an -march of its own the build is for one CPU: clones for other ISA
+# levels would only stop inlining across the target mismatch.
+ifneq ($(strip $(ARCHFLAGS)),)
+  ifneq ($(SANITIZE),1)
+    OPT += -DLBDPO_NO_CLONES
+  endif
+endif
+
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS  += -std=gnu11 $(OPT) -Wall -Wextra -fopenmp -I. $(PKG_CFLAGS) -MMD -MP
+CFLAGS  += -std=gnu11 $(OPT) -fno-trapping-math -fno-math-errno -Wall -Wextra -fopenmp -I. $(PKG_CFLAGS) -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lm
 LDFLAGS += -fopenmp $(LDSAN)
 

@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "libcore/cpu.h"
 #include "libcore/model.h"
 #include "libcore/util.h"
 
@@ -186,6 +187,7 @@ static void bench_prefix(model_config cfg, int reps)
 int main(int argc, char **argv)
 {
 	set_progname("model_bench");
+	lbdpo_runtime_init(argv);
 	int threads = 0, reps = 1, quick = 0;
 	static const struct option lo[] = { { "threads", required_argument, 0, 't' }, { "reps", required_argument, 0, 'r' },
 					    { "quick", no_argument, 0, 'q' }, { 0, 0, 0, 0 } };
@@ -204,6 +206,9 @@ int main(int argc, char **argv)
 	double p1 = sgemm_gflops(2048, 2048, 2048, 3);
 	double p2 = sgemm_gflops(768, 3072, 768, 3);
 	double peak = p1 > p2 ? p1 : p2;
+	char blas[512];
+	cpu_blas_describe(blas, sizeof blas);
+	printf("BLAS: %s\n", blas);
 	printf("threads %d (OpenBLAS %d); sgemm peak %.1f GFLOP/s (2048³ %.1f, 768×3072×768 %.1f)\n",
 	       threads ? threads : openblas_get_num_threads(), openblas_get_num_threads(), peak, p1, p2);
 	model_config ll = { .arch = ARCH_LLAMA, .dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12,

@@ -23,6 +23,7 @@
 int main(int argc, char **argv)
 {
 	set_progname("step_bench");
+	lbdpo_runtime_init(argv);
 	int threads = 0, reps = 2, dim = 768, layers = 12, vocab = 32000;
 	beta_grad_mode bgm = BGRAD_FULL;
 	static const struct option lo[] = {{"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'},

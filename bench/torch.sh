@@ -84,3 +84,14 @@ if [ -n "$o" ] && [ -n "$t" ]; then
 else
 	echo "dpo-step: (missing)"
 fi
+
+# issue 10's goals, from the lines above (one run: read them beside the load)
+sh=llama-110M; grep -q "^$sh " "$T/ours" || sh=llama-2L # --quick
+fb=$(sed -n "s/^$sh .*fwd+bwd: .*( *\([0-9]*\)% of peak).*/\1/p" "$T/ours")
+fbc=$(awk -v s="$sh" '$1 == s && /per CPU-second/ { v = $NF; gsub(/[()%]/, "", v); print v }' "$T/ours")
+pf=$(sed -n 's/^prefix sharing.*forward .*(\([0-9.]*\)×), fwd+bwd .*(\([0-9.]*\)×)$/\1 \2/p' "$T/ours")
+[ -n "$pf" ] || pf="? ?"
+echo
+echo "goals (issue 10): $sh fwd+bwd ${fb:-?}% of sgemm peak (${fbc:-?}% per CPU-s; goal ≥ 70%)," \
+	"LB-DPO step / TRL-style step $( [ -n "$o" ] && [ -n "$t" ] && awk -v o="$o" -v t="$t" 'BEGIN { printf "%.2f×", o / t }' || echo ?) (goal ≥ 1.5×)," \
+	"prefix sharing forward ${pf% *}× / fwd+bwd ${pf#* }× (goal > 1× both)"

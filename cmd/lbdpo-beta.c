@@ -12,6 +12,7 @@
 #include "libcore/betahead.h"
 #include "libcore/model.h"
 #include "libcore/train.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 static void usage(void)
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
 		case 't': threads = parse_long("--threads", optarg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
-		case 'V': printf("lbdpo-beta lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case 'V': print_version("lbdpo-beta"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

@@ -17,6 +17,7 @@
 #include "libcore/model.h"
 #include "libcore/engine.h"
 #include "libcore/train.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 static void usage(void)
@@ -422,7 +423,7 @@ int main(int argc, char **argv)
 		case 't': threads = parse_long("--threads", optarg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
-		case 'V': printf("lbdpo-eval lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case 'V': print_version("lbdpo-eval"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "formats/bpetrain.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 static const char *NOUNS[] = {"river", "lamp",  "garden", "cat",   "storm",  "bread", "train",  "mountain",
@@ -180,7 +181,7 @@ int main(int argc, char **argv)
 		case O_TOK: tok_path = optarg; break;
 		case O_VOCAB: vocab = parse_long("--vocab-size", optarg, BPE_FIRST_MERGE, 1024); break;
 		case 'h': usage(stdout); close_stdout(); return 0;
-		case O_VER: printf("lbdpo-gendata lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case O_VER: print_version("lbdpo-gendata"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../formats/hfconfig.h"
+#include "../libcore/cpu.h"
 #include "../libcore/model.h"
 #include "../libcore/train.h"
 #include "../libcore/util.h"
@@ -202,7 +203,7 @@ int main(int argc, char **argv)
 				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", optarg);
 			break;
 		case O_HELP: usage(); close_stdout(); return 0;
-		case O_VERSION: printf("lbdpo-init lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case O_VERSION: print_version("lbdpo-init"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

@@ -11,6 +11,7 @@
 #include "libcore/distrec.h"
 #include "libcore/model.h"
 #include "libcore/score.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 static void usage(void)
@@ -115,7 +116,7 @@ int main(int argc, char **argv)
 		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
-		case 'V': printf("lbdpo-logprob lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case 'V': print_version("lbdpo-logprob"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

@@ -13,6 +13,7 @@
 #include "libcore/model.h"
 #include "libcore/refcache.h"
 #include "libcore/score.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 static void usage(void)
@@ -290,7 +291,7 @@ int main(int argc, char **argv)
 		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
-		case 'V': printf("lbdpo-refcache lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case 'V': print_version("lbdpo-refcache"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

@@ -25,6 +25,7 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/model.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 typedef struct {
@@ -296,7 +297,7 @@ int main(int argc, char **argv)
 		case O_TPL: tpl_name = optarg; break;
 		case O_THREADS: threads = (int)parse_long("--threads", optarg, 1, 1024); break;
 		case 'h': usage(stdout); close_stdout(); return 0;
-		case O_VER: printf("lbdpo-sample lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case O_VER: print_version("lbdpo-sample"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

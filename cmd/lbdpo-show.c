@@ -8,6 +8,7 @@
 #include "formats/jsonl.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 static const char usage_text[] =
@@ -93,7 +94,7 @@ int main(int argc, char **argv)
 		case O_FROMJSON: from_json = 1; break;
 		case O_TOK: tokpath = optarg; break;
 		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
-		case 'V': printf("lbdpo-show lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case 'V': print_version("lbdpo-show"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

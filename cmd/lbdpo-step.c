@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "formats/hfconfig.h"
+#include "libcore/cpu.h"
 #include "libcore/engine.h"
 #include "libcore/util.h"
 
@@ -202,7 +203,7 @@ int main(int argc, char **argv)
 		case O_IGNPROV: ignore_prov = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
-		case 'V': printf("lbdpo-step lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case 'V': print_version("lbdpo-step"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

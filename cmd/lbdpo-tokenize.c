@@ -8,6 +8,7 @@
 #include "formats/prefs.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
+#include "libcore/cpu.h"
 #include "libcore/util.h"
 
 static const char usage_text[] =
@@ -170,7 +171,7 @@ int main(int argc, char **argv)
 		case O_SKIP: skip_invalid = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
-		case 'V': printf("lbdpo-tokenize lbdpo %s\n", LBDPO_VERSION); close_stdout(); return 0;
+		case 'V': print_version("lbdpo-tokenize"); return 0;
 		default: die_bad_option(argv);
 		}
 	}

@@ -682,16 +682,6 @@ void sha256_file_hex(const char *path, char out[65])
 	sha256_final_hex(c, out);
 }
 
-void lbdpo_runtime_init(char **argv)
-{
-	if (getenv("OMP_WAIT_POLICY"))
-		return;
-	if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
-		return;
-	execv("/proc/self/exe", argv);
-	/* exec failed (no /proc?): carry on with spinning threads */
-}
-
 double now_s(void)
 {
 	struct timespec ts;

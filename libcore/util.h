@@ -142,7 +142,8 @@ void sha256_file_hex(const char *path, char out[65]);
  * threads that spin-wait after a parallel region steal the cores OpenBLAS
  * needs for the next sgemm (measured: 20x slower steps on a busy 2-core
  * machine). libgomp reads OMP_WAIT_POLICY only when it is loaded, so unless
- * the user set it, the program re-executes itself once with it "passive". */
+ * the user set it, the program re-executes itself once with it "passive";
+ * likewise with OPENBLAS_CORETYPE when OpenBLAS chose too old a core (cpu.h). */
 void lbdpo_runtime_init(char **argv);
 
 /* Monotonic seconds. */
