@@ -2,7 +2,8 @@
 #   need_shared FILE...  skip (exit 77) with a message when ../shared assets are absent
 #   fail MSG             print and exit 1
 #   expect_fail CMD...   the command must exit nonzero with a one-line "error:" message
-set -u -o pipefail   # a failing producer in a pipe fails the test too
+set -u -o pipefail   # a failing producer in a pipe fails the test too (so never cut a
+                     # producer short with head: it would die of SIGPIPE; use sed -n 1p)
 : "${LBDPO_BIN:?run through make test}"
 export PATH="$LBDPO_BIN:$PATH"
 T=$(mktemp -d)

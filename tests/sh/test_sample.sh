@@ -29,9 +29,9 @@ $S -m "$F/model" --top-p 0.000001 --max-new-tokens 24 -i "$T/p.rec" | sed 's/.*"
 # 2. EOS: make the 3rd greedy token of prompt 1 the stop token
 eos=$(head -1 "$T/want" | cut -d, -f3)
 pre=$(head -1 "$T/want" | cut -d, -f1-2)
-$S -m "$F/model" --greedy --max-new-tokens 24 --eos-id "$eos" -i "$T/p.rec" | head -1 >"$T/e"
+$S -m "$F/model" --greedy --max-new-tokens 24 --eos-id "$eos" -i "$T/p.rec" | sed -n 1p >"$T/e"
 grep -q "\"ids\":\[$pre\],\"n_new\":2,\"stop\":\"eos\"" "$T/e" || fail "EOS stop: $(cat "$T/e")"
-$S -m "$F/model" --greedy --max-new-tokens 24 --eos-id "$eos" --no-eos -i "$T/p.rec" | head -1 | grep -q '"n_new":24' || fail "--no-eos"
+$S -m "$F/model" --greedy --max-new-tokens 24 --eos-id "$eos" --no-eos -i "$T/p.rec" | sed -n 1p | grep -q '"n_new":24' || fail "--no-eos"
 
 # 3. Sampling frequencies of the first token vs transformers' softmax(logits/T).
 # One prompt, N one-token samples; allow 4.5 binomial standard deviations.

@@ -31,7 +31,7 @@ ln -s "$TPL/Llama-3.1-Instruct.jinja" "$T/l3/chat_template.jinja"
 lbdpo-tokenize -q --tokenizer "$TOK" -i "$FX/pairs.jsonl" -o "$T/own.tok" || fail "own template"
 lbdpo-show --no-header -i "$T/own.tok" | ids_of | diff - <(grep -F '"template":"Llama-3.1-Instruct"' "$FX/trl_ids.jsonl" | ids_of) >/dev/null ||
 	fail "chat_template.jinja beside the tokenizer not used"
-lbdpo-show -i "$T/own.tok" | head -1 | grep -q '"template":"[^"]*chat_template.jinja"' || fail "template not named in the header"
+lbdpo-show -i "$T/own.tok" | sed -n 1p | grep -q '"template":"[^"]*chat_template.jinja"' || fail "template not named in the header"
 
 # --render: the strings TRL's apply_chat_template gives
 lbdpo-tokenize -q --tokenizer "$TOK" --render -i "$FX/pairs.jsonl" -o "$T/render.jsonl" || fail "--render"
@@ -41,7 +41,7 @@ want='{"prompt":"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n
 grep -q '^{"id":"implicit-1","prompt":"<|begin_of_text|>.*What is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n","chosen":"4<|eot_id|>","rejected":"5<|eot_id|>"}$' "$T/render.jsonl" ||
 	fail "--render implicit prompt: $(grep implicit-1 "$T/render.jsonl")"
 # DeepSeek-R1: the generation prompt's "<think>\n" is not part of the prompt
-lbdpo-tokenize -q --tokenizer "$TOK" --template "$TPL/DeepSeek-R1-Distill-Qwen.jinja" --render -i "$FX/pairs.jsonl" | head -1 |
+lbdpo-tokenize -q --tokenizer "$TOK" --template "$TPL/DeepSeek-R1-Distill-Qwen.jinja" --render -i "$FX/pairs.jsonl" | sed -n 1p |
 	grep -qF '<｜Assistant｜>","chosen":"The capital of France is Paris.<｜end▁of▁sentence｜>"' || fail "DeepSeek-R1 prompt cut"
 
 # a template's refusal: one line naming the record, exit 1, no output left
