@@ -27,6 +27,13 @@ int model_arch_parse(const char *s);       /* -1 if unknown */
  * libcore/rope.c). All leave the rotate-half layout alone: they change the
  * inverse frequencies f_i and may scale cos/sin by an attention factor. */
 typedef enum { ROPE_DEFAULT = 0, ROPE_LINEAR, ROPE_DYNAMIC, ROPE_YARN, ROPE_LLAMA3, ROPE_LONGROPE } rope_kind;
+/* Name of a rope_kind as config.json spells it ("default", "llama3", ...);
+ * inline so the config reader (formats/hfconfig.c) links without libcore. */
+static inline const char *rope_kind_name(rope_kind k)
+{
+	static const char *const n[] = {"default", "linear", "dynamic", "yarn", "llama3", "longrope"};
+	return (unsigned)k < sizeof n / sizeof n[0] ? n[k] : "?";
+}
 #define ROPE_MAX_FACTORS 512 /* longrope: one factor per frequency, head_dim / 2 */
 
 typedef struct {

@@ -37,12 +37,6 @@
 #include "layers.h"
 #include "util.h"
 
-const char *rope_kind_name(rope_kind k)
-{
-	static const char *const n[] = {"default", "linear", "dynamic", "yarn", "llama3", "longrope"};
-	return (unsigned)k < sizeof n / sizeof n[0] ? n[k] : "?";
-}
-
 static double yarn_mscale(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * log(scale) + 1.0; }
 
 void rope_freqs(const model_config *c, int seq_len, double *f, double *scale)

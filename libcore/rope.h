@@ -19,7 +19,6 @@ void rope_freqs(const model_config *c, int seq_len, double *f, double *scale);
  * alone. Plain RoPE gives exactly layers.c's rope_table. */
 void rope_table_cfg(float *cs, const int *pos, int T, const model_config *c);
 
-/* Name of a rope_kind as config.json spells it ("default", "llama3", ...). */
-const char *rope_kind_name(rope_kind k);
+/* rope_kind_name(): model.h, beside the enum. */
 
 #endif
