@@ -116,6 +116,11 @@ EMU_FLAGS := -std=c++17 -O2 -g -DLBDPO_CUDA_EMU -Itests/gpu/emu -I. -Wall -Wextr
 CUDA_BE   := $(B)/libcore/backend_cuda.o
 EMU_CMDS  := lbdpo-logprob lbdpo-refcache lbdpo-step lbdpo-beta lbdpo-eval lbdpo-sample
 EMU_PROGS := $(EMU_CMDS:%=$(B)/emu/bin/%)
+# With nvcc, the plain build also links the same programs with the real
+# CUDA objects (build/rel/cuda/bin): make test checks they link, and
+# tests/sh/test_gpu.sh runs test_cuda_emu.sh's comparisons with them when a
+# GPU is present.
+CUDA_PROGS := $(EMU_CMDS:%=$(B)/cuda/bin/%)
 ifeq ($(CUDA),1)
   ifeq ($(NVCC),)
     $(error lbdpo: CUDA=1 needs nvcc from the CUDA Toolkit: put it on PATH or set NVCC=/path/to/nvcc)
@@ -206,7 +211,11 @@ $(EMU_PROGS): $(B)/emu/bin/%: $(B)/cmd/%.o $(CUDA_BE) $(EMU_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $< $(CUDA_BE) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
 
-tests-build: $(PROGS) $(TEST_BINS) $(MPI_TESTS) $(if $(NVCC),$(GPU_TEST)) \
+$(CUDA_PROGS): $(B)/cuda/bin/%: $(B)/cmd/%.o $(CUDA_BE) $(CUDA_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< $(CUDA_BE) $(CUDA_OBJS) $(LIB) $(CUDA_LIBS) $(LDLIBS) -o $@
+
+tests-build: $(PROGS) $(TEST_BINS) $(MPI_TESTS) $(if $(NVCC),$(GPU_TEST) $(if $(filter 1,$(CUDA)),,$(CUDA_PROGS))) \
 	$(if $(filter 1,$(SANITIZE)),,$(EMU_TEST) $(if $(filter 1,$(CUDA)),,$(EMU_PROGS)))
 
 # The GPU harness alone; exits 0 with the reason when it cannot run.

@@ -13,6 +13,9 @@
  *                              77 (printing the reason) when no GPU is present
  *   gpu_kernels --select SPEC  select a --device spec and print the device
  *   gpu_kernels --oom          ask the device for 2^52 bytes (must die cleanly)
+ *   gpu_kernels --host-pointer hand a kernel a host pointer: the emulator
+ *                              must abort naming it (a fault on a GPU; only
+ *                              run on the emulator)
  *
  * Linked with the CPU emulator of tests/gpu/emu instead of CUDA (as
  * gpu_kernels_emu) it runs the same kernels without a GPU, with the long
@@ -593,8 +596,16 @@ int main(int argc, char **argv)
 		cuda_alloc((size_t)1 << 52);
 		return 0;
 	}
+	if (argc == 2 && !strcmp(argv[1], "--host-pointer")) {
+		static float h[64];
+		cuda_select("cuda");
+		float *d = cuda_alloc(sizeof h);
+		cuda_residual_forward(d, h, d, 64);
+		cuda_sync();
+		return 0;
+	}
 	if (argc != 1)
-		die_usage("usage: gpu_kernels [--select SPEC | --oom]");
+		die_usage("usage: gpu_kernels [--select SPEC | --oom | --host-pointer]");
 	char why[256];
 	if (cuda_probe(why, sizeof why) == 0) {
 		printf("skipped: %s\n", why);

@@ -9,8 +9,12 @@
 # The emulator keeps device memory apart from host memory and aborts on a
 # host pointer handed to a kernel, so a missing upload or download fails here.
 # What this cannot check: GPU code generation and GPU math rounding.
+# With LBDPO_CUDA_BIN=DIR (tests/sh/test_gpu.sh on a machine with a GPU) the
+# same comparisons run the programs linked with the real CUDA objects.
 . "$(dirname "$0")/lib.sh"
-E="${LBDPO_TESTBIN:-$ROOT/build/rel/tests}/../emu/bin"
+E="${LBDPO_CUDA_BIN:-${LBDPO_TESTBIN:-$ROOT/build/rel/tests}/../emu/bin}"
+D='cuda:0 (CPU emulator' # the device as headers name it
+[ -n "${LBDPO_CUDA_BIN:-}" ] && D='cuda:0 ('
 if [ ! -x "$E/lbdpo-step" ]; then
 	[ "${SANITIZE:-}" = 1 ] && { echo "skipped: the emulator is not built under SANITIZE=1 (coroutine stacks)"; exit 77; }
 	case "${LBDPO_TESTBIN:-}" in */build/cuda-*)
@@ -73,9 +77,9 @@ for m in gqa g2 hd64 "$F/hf/qwen2_bias" "$F/hf/fam_phi3" "$F/hf/fam_qwen2_yarn" 
 	done
 done
 # the device in the header's history and in the summary line
-lbdpo-show --header-only <e.sc | grep -q '"device":"cuda:0 (CPU emulator' || fail "no cuda device in the history"
+lbdpo-show --header-only <e.sc | grep -qF "\"device\":\"$D" || fail "no cuda device in the history"
 lbdpo-show --header-only <c.sc | grep -q '"device":"cpu"' || fail "no cpu device in the history"
-"$E/lbdpo-logprob" -m gqa --device cuda:0 -i train.ref 2>&1 >/dev/null | grep -q 'tokens/s) on cuda:0 (CPU emulator' ||
+"$E/lbdpo-logprob" -m gqa --device cuda:0 -i train.ref 2>&1 >/dev/null | grep -qF "tokens/s) on $D" ||
 	fail "summary line lacks the device"
 # default: cpu in a build without CUDA; the emulated build "has a GPU"
 lbdpo-logprob -m gqa -i train.ref 2>&1 >/dev/null | grep -q 'tokens/s) on cpu$' || fail "default device of a CPU build"
@@ -90,7 +94,7 @@ for loss in dpo lbdpo; do
 	sed 's/, "tokens_per_s": [^}]*//' mc.jsonl >a.jsonl && sed 's/, "tokens_per_s": [^}]*//' me.jsonl >b.jsonl
 	close "step $loss metrics (loss, grad_norm, ...)" a.jsonl b.jsonl
 	ck_close "step $loss checkpoint" c_$loss e_$loss 3e-3 3
-	grep -q '"device": "cuda:0 (CPU emulator' e_$loss/trainer_state.json || fail "checkpoint lacks the device"
+	grep -qF "\"device\": \"$D" e_$loss/trainer_state.json || fail "checkpoint lacks the device"
 done
 # gpt2 (layernorm, gelu, biases, tied head)
 lbdpo-step -q --init g2 --out c_g2 --steps 3 --loss lbdpo "${S[@]}" --device cpu || fail "step cpu g2"
@@ -120,7 +124,7 @@ show c.beta >a.jsonl && show e.beta >b.jsonl
 close "beta" a.jsonl b.jsonl
 lbdpo-eval --threads 1 -c c_lbdpo -i test.ref -o a.json --device cpu || fail "eval cpu"
 "$E/lbdpo-eval" -c c_lbdpo -i test.ref -o b.json --device cuda || fail "eval emu"
-grep -q '"device": "cuda:0 (CPU emulator' b.json || fail "eval summary lacks the device"
+grep -qF "\"device\": \"$D" b.json || fail "eval summary lacks the device"
 grep -v '"device"\|"checkpoint"' a.json >a2.json && grep -v '"device"\|"checkpoint"' b.json >b2.json
 close "eval summary" a2.json b2.json
 
@@ -140,8 +144,8 @@ msg=$(lbdpo-logprob -m gqa --device cuda -i train.ref 2>&1 >/dev/null); rc=$?
 [ $rc = 1 ] && grep -qx 'lbdpo-logprob: error: --device cuda: this build has no CUDA backend (build with make CUDA=1)' <<<"$msg" ||
 	fail "CPU build with --device cuda: exit $rc: $msg"
 lbdpo-step --init gqa --out x -i train.ref --steps 1 --device gpu >/dev/null 2>&1; [ $? = 2 ] || fail "--device gpu: not a usage error"
-msg=$("$E/lbdpo-logprob" -m gqa --device cuda:1 -i train.ref 2>&1 >/dev/null) && fail "cuda:1 accepted"
-grep -q 'error: --device cuda:1: device 1 does not exist (1 CUDA device: 0..0)' <<<"$msg" || fail "cuda:1: $msg"
+msg=$("$E/lbdpo-logprob" -m gqa --device cuda:1024 -i train.ref 2>&1 >/dev/null) && fail "cuda:1024 accepted"
+grep -q 'error: --device cuda:1024: device 1024 does not exist' <<<"$msg" || fail "cuda:1024: $msg"
 msg=$("$E/lbdpo-logprob" -m gqa --device cuda:x -i train.ref 2>&1 >/dev/null) && fail "cuda:x accepted"
 grep -q 'error: --device cuda:x: expected cuda:N' <<<"$msg" || fail "cuda:x: $msg"
 echo ok

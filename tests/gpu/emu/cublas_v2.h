@@ -28,7 +28,7 @@ static inline cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, 
 	/* cuBLAS rejects leading dimensions smaller than the stored rows */
 	if (lda < (ta ? k : m) || ldb < (tb ? n : k) || ldc < m || lda < 1 || ldb < 1 || ldc < 1)
 		return CUBLAS_STATUS_INVALID_VALUE;
-	emu_need_dev(A, "cublasGemmEx", 6), emu_need_dev(B, "cublasGemmEx", 9), emu_need_dev(C, "cublasGemmEx", 12);
+	emu_need_dev(A, "cublasGemmEx", 8), emu_need_dev(B, "cublasGemmEx", 11), emu_need_dev(C, "cublasGemmEx", 15);
 	cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
 		    *(const float *)alpha, (const float *)A, lda, (const float *)B, ldb, *(const float *)beta,
 		    (float *)C, ldc);

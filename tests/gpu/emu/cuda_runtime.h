@@ -54,16 +54,16 @@ static inline cudaError_t cudaFree(void *p)
 static inline cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k)
 {
 	if (k == cudaMemcpyHostToDevice)
-		emu_need_dev(d, "cudaMemcpy(HostToDevice)", 0), emu_need_host(s, "cudaMemcpy(HostToDevice)", 1);
+		emu_need_dev(d, "cudaMemcpy(HostToDevice)", 1), emu_need_host(s, "cudaMemcpy(HostToDevice)", 2);
 	else if (k == cudaMemcpyDeviceToHost)
-		emu_need_host(d, "cudaMemcpy(DeviceToHost)", 0), emu_need_dev(s, "cudaMemcpy(DeviceToHost)", 1);
+		emu_need_host(d, "cudaMemcpy(DeviceToHost)", 1), emu_need_dev(s, "cudaMemcpy(DeviceToHost)", 2);
 	else
-		emu_need_dev(d, "cudaMemcpy(DeviceToDevice)", 0), emu_need_dev(s, "cudaMemcpy(DeviceToDevice)", 1);
+		emu_need_dev(d, "cudaMemcpy(DeviceToDevice)", 1), emu_need_dev(s, "cudaMemcpy(DeviceToDevice)", 2);
 	return memmove(d, s, n), cudaSuccess;
 }
 static inline cudaError_t cudaMemset(void *d, int v, size_t n)
 {
-	emu_need_dev(d, "cudaMemset", 0);
+	emu_need_dev(d, "cudaMemset", 1);
 	return memset(d, v, n), cudaSuccess;
 }
 

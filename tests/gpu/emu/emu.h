@@ -42,7 +42,7 @@ void emu_run(dim3 grid, dim3 block, const std::function<void()> &fn);
 void emu_dev_add(void *p, size_t n);
 int emu_dev_del(void *p); /* 0 when p is not a registered block */
 int emu_is_dev(const void *p);
-void emu_need_dev(const void *p, const char *call, int arg); /* NULL passes */
+void emu_need_dev(const void *p, const char *call, int arg); /* arg 1-based; NULL passes */
 void emu_need_host(const void *p, const char *call, int arg);
 
 template <typename T> inline void emu_arg(const char *, int, const T &) {}
@@ -50,7 +50,7 @@ template <typename T> inline void emu_arg(const char *k, int i, T *p) { emu_need
 template <typename... A> inline void emu_check_args(const char *k, const A &...a)
 {
 	int i = 0;
-	(emu_arg(k, i++, a), ...);
+	(emu_arg(k, ++i, a), ...); /* 1-based, as in messages */
 }
 
 template <typename F> F emu_shfl_xor(F v, int o)
