@@ -77,7 +77,8 @@ endif
 # Switching MPI on or off relinks the programs.
 MPI_STAMP := $(B)/mpi-$(MPI).stamp
 
-LIB_SRCS  := $(sort $(wildcard libcore/*.c formats/*.c))
+# backend_cuda.c is linked only into CUDA builds (below), never archived.
+LIB_SRCS  := $(sort $(filter-out libcore/backend_cuda.c,$(wildcard libcore/*.c formats/*.c)))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 
 # ---- CUDA (libcore/cuda, tests/gpu) ----
@@ -108,6 +109,18 @@ EMU_OBJS  := $(CUDA_SRCS:%.cu=$(B)/emu/%.o) $(B)/emu/tests/gpu/emu/emu.o
 EMU_TEST  := $(B)/tests/gpu/gpu_kernels_emu
 EMU_FLAGS := -std=c++17 -O2 -g -DLBDPO_CUDA_EMU -Itests/gpu/emu -I. -Wall -Wextra -Wno-unknown-pragmas \
 	     $(PKG_CFLAGS) -MMD -MP
+# The compute programs linked with the CUDA backend on the emulator
+# (build/rel/emu/bin): `--device cuda` runs the backend table, model.c's
+# device/host traffic and the kernels on the CPU; tests/sh/test_cuda_emu.sh
+# compares their outputs with --device cpu.
+CUDA_BE   := $(B)/libcore/backend_cuda.o
+EMU_CMDS  := lbdpo-logprob lbdpo-refcache lbdpo-step lbdpo-beta lbdpo-eval lbdpo-sample
+EMU_PROGS := $(EMU_CMDS:%=$(B)/emu/bin/%)
+# With nvcc, the plain build also links the same programs with the real
+# CUDA objects (build/rel/cuda/bin): make test checks they link, and
+# tests/sh/test_gpu.sh runs test_cuda_emu.sh's comparisons with them when a
+# GPU is present.
+CUDA_PROGS := $(EMU_CMDS:%=$(B)/cuda/bin/%)
 ifeq ($(CUDA),1)
   ifeq ($(NVCC),)
     $(error lbdpo: CUDA=1 needs nvcc from the CUDA Toolkit: put it on PATH or set NVCC=/path/to/nvcc)
@@ -115,6 +128,7 @@ ifeq ($(CUDA),1)
   LIB_OBJS  += $(CUDA_OBJS)
   CFLAGS    += -DLBDPO_CUDA
   LDLIBS    += $(CUDA_LIBS)
+  PROG_OBJS := $(CUDA_BE)
   GPU_OBJS  :=
   GPU_LIBS  :=
 else
@@ -155,9 +169,9 @@ $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@; ar rcs $@ $^
 
-$(BIN)/%: $(B)/cmd/%.o $(LIB) $(MPI_STAMP)
+$(BIN)/%: $(B)/cmd/%.o $(PROG_OBJS) $(LIB) $(MPI_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $< $(PROG_OBJS) $(LIB) $(LDLIBS) -o $@
 
 $(MPI_STAMP):
 	@mkdir -p $(dir $@)
@@ -169,9 +183,9 @@ $(B)/mpi/dist.o: libcore/dist.c
 
 # Static pattern rules win over the generic one above; the MPI dist.o comes
 # before the library, so the archive's plain dist.o is not pulled in.
-$(MPI_PROGS): $(BIN)/%: $(B)/cmd/%.o $(MPI_DIST) $(LIB) $(MPI_STAMP)
+$(MPI_PROGS): $(BIN)/%: $(B)/cmd/%.o $(MPI_DIST) $(PROG_OBJS) $(LIB) $(MPI_STAMP)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(LIB) $(LDLIBS) -o $@
+	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(PROG_OBJS) $(LIB) $(LDLIBS) -o $@
 
 $(MPI_TESTS): $(B)/tests/mpi/%: $(B)/tests/mpi/%.o $(MPI_DIST) $(LIB)
 	@mkdir -p $(dir $@)
@@ -193,7 +207,16 @@ $(EMU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
 
-tests-build: $(PROGS) $(TEST_BINS) $(MPI_TESTS) $(if $(NVCC),$(GPU_TEST)) $(if $(filter 1,$(SANITIZE)),,$(EMU_TEST))
+$(EMU_PROGS): $(B)/emu/bin/%: $(B)/cmd/%.o $(CUDA_BE) $(EMU_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $< $(CUDA_BE) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
+
+$(CUDA_PROGS): $(B)/cuda/bin/%: $(B)/cmd/%.o $(CUDA_BE) $(CUDA_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $< $(CUDA_BE) $(CUDA_OBJS) $(LIB) $(CUDA_LIBS) $(LDLIBS) -o $@
+
+tests-build: $(PROGS) $(TEST_BINS) $(MPI_TESTS) $(if $(NVCC),$(GPU_TEST) $(if $(filter 1,$(CUDA)),,$(CUDA_PROGS))) \
+	$(if $(filter 1,$(SANITIZE)),,$(EMU_TEST) $(if $(filter 1,$(CUDA)),,$(EMU_PROGS)))
 
 # The GPU harness alone; exits 0 with the reason when it cannot run.
 test-gpu:

@@ -12,6 +12,7 @@
 #include "libcore/betahead.h"
 #include "libcore/model.h"
 #include "libcore/train.h"
+#include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "libcore/util.h"
 
@@ -22,6 +23,8 @@ static void usage(void)
 	       "  -i, --input FILE       records with prompt_ids (default stdin)\n"
 	       "  -o, --output FILE      records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)\n"
 	       "  -c, --checkpoint DIR   checkpoint written by lbdpo-step\n"
+	       "      --device DEV       cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
+	       "                         and a GPU is present, else cpu)\n"
 	       "      --threads N        OpenMP/OpenBLAS threads\n"
 	       "      --ignore-provenance  accept records of another tokenizer or reference\n"
 	       "                          than the checkpoint's (warns; default: refuse)\n"
@@ -33,6 +36,7 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"output", required_argument, 0, 'o'},
 					 {"checkpoint", required_argument, 0, 'c'},
 					 {"threads", required_argument, 0, 't'},
+					 {"device", required_argument, 0, 'D'},
 					 {"ignore-provenance", no_argument, 0, 'P'},
 					 {"help", no_argument, 0, 'h'},
 					 {"version", no_argument, 0, 'V'},
@@ -42,7 +46,7 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-beta");
 	lbdpo_runtime_init(argv);
-	const char *in = NULL, *out = NULL, *ckp = NULL;
+	const char *in = NULL, *out = NULL, *ckp = NULL, *device = NULL;
 	long threads = 0;
 	int ignore_prov = 0;
 	int c;
@@ -53,6 +57,7 @@ int main(int argc, char **argv)
 		case 'c': ckp = optarg; break;
 		case 't': threads = parse_long("--threads", optarg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
+		case 'D': device = optarg; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': print_version("lbdpo-beta"); return 0;
 		default: die_bad_option(argv);
@@ -64,6 +69,7 @@ int main(int argc, char **argv)
 		die_usage("--checkpoint is required");
 	if (!ckpt_is(ckp))
 		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", ckp);
+	backend_select_device(device);
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
 	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});

@@ -17,6 +17,7 @@
 #include "libcore/model.h"
 #include "libcore/engine.h"
 #include "libcore/train.h"
+#include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "libcore/util.h"
 
@@ -36,6 +37,8 @@ static void usage(void)
 	       "      --plot DIR          write plots (PNG via gnuplot when installed) and their data into DIR\n"
 	       "      --generations FILE  JSONL with \"completion\" or \"text\" strings: lengths and distinct-n\n"
 	       "      --per-record FILE   also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)\n"
+	       "      --device DEV        cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
+	       "                          and a GPU is present, else cpu)\n"
 	       "      --threads N         OpenMP/OpenBLAS threads\n"
 	       "      --ignore-provenance  accept records of another tokenizer or reference\n"
 	       "                          than the checkpoint's (warns; default: refuse)\n"
@@ -55,6 +58,7 @@ static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
 					 {"plot", required_argument, 0, 'p'},
 					 {"generations", required_argument, 0, 'g'},
 					 {"threads", required_argument, 0, 't'},
+					 {"device", required_argument, 0, 'D'},
 					 {"ignore-provenance", no_argument, 0, 'P'},
 					 {"per-record", required_argument, 0, 'r'},
 					 {"help", no_argument, 0, 'h'},
@@ -397,7 +401,7 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-eval");
 	lbdpo_runtime_init(argv);
 	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
-	const char *perrec = NULL;
+	const char *perrec = NULL, *device = NULL;
 	int kind = -1;
 	double beta = -1, lsmooth = -1, gamma = NAN;
 	long bs = 8, threads = 0;
@@ -422,6 +426,7 @@ int main(int argc, char **argv)
 		case 'r': perrec = optarg; break;
 		case 't': threads = parse_long("--threads", optarg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
+		case 'D': device = optarg; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': print_version("lbdpo-eval"); return 0;
 		default: die_bad_option(argv);
@@ -431,6 +436,7 @@ int main(int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (!ckp)
 		die_usage("--checkpoint is required");
+	backend_select_device(device);
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
 	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
@@ -509,6 +515,7 @@ int main(int argc, char **argv)
 		json_object_set_new(top, "rewards/definition", json_string("beta * average log-prob (TRL CPOTrainer)"));
 	}
 	json_object_set_new(top, "checkpoint", json_string(ckp));
+	json_object_set_new(top, "device", json_string(backend_device()));
 	if (ck->resumed)
 		json_object_set_new(top, "step", json_integer(ck->step));
 	if (learned)

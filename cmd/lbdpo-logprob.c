@@ -11,6 +11,7 @@
 #include "libcore/distrec.h"
 #include "libcore/model.h"
 #include "libcore/score.h"
+#include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "libcore/util.h"
 
@@ -30,6 +31,8 @@ static void usage(void)
 	       "  -b, --batch-tokens N    pack pairs into forwards of up to N tokens (default\n"
 	       "                          4096); 0: one pair per forward (as lbdpo-refcache)\n"
 	       "      --per-token         add per-token completion log-probs (f32 bin)\n"
+	       "      --device DEV        cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
+	       "                          and a GPU is present, else cpu)\n"
 	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
 	       "  -q, --quiet             no summary line on standard error\n"
 	       "  -h, --help              show this help and exit\n"
@@ -95,16 +98,17 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-logprob");
 	lbdpo_runtime_init(argv);
-	const char *model_path = NULL, *in = NULL, *outp = NULL;
+	const char *model_path = NULL, *in = NULL, *outp = NULL, *device = NULL;
 	long batch_tokens = 4096, threads = 0;
 	int per_token = 0;
-	enum { OPT_PER_TOKEN = 256 };
+	enum { OPT_PER_TOKEN = 256, OPT_DEVICE };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, 'm'},	 {"input", required_argument, 0, 'i'},
 		{"output", required_argument, 0, 'o'},	 {"batch-tokens", required_argument, 0, 'b'},
 		{"per-token", no_argument, 0, OPT_PER_TOKEN}, {"threads", required_argument, 0, 't'},
 		{"quiet", no_argument, 0, 'q'},		 {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},	 {0, 0, 0, 0}};
+		{"version", no_argument, 0, 'V'},	 {"device", required_argument, 0, OPT_DEVICE},
+		{0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "m:i:o:b:t:qhV", opts, NULL)) != -1) {
 		switch (c) {
@@ -113,6 +117,7 @@ int main(int argc, char **argv)
 		case 'o': outp = optarg; break;
 		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 0, 1L << 24); break;
 		case OPT_PER_TOKEN: per_token = 1; break;
+		case OPT_DEVICE: device = optarg; break;
 		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
@@ -131,6 +136,7 @@ int main(int argc, char **argv)
 	if (nrank > 1 && (!in || !strcmp(in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
 			       "(-i FILE), not standard input", nrank);
+	backend_select_device(device);
 	if (threads)
 		lbdpo_set_threads((int)threads);
 
@@ -200,9 +206,9 @@ int main(int argc, char **argv)
 	dist_allreduce_sum_f64(tot, 2);
 	n_rec = (uint64_t)tot[0], n_tok = (uint64_t)tot[1];
 	if (rank == 0)
-		info("%llu records, %llu tokens in %.2f s (%.1f records/s, %.0f tokens/s)",
+		info("%llu records, %llu tokens in %.2f s (%.1f records/s, %.0f tokens/s) on %s",
 		     (unsigned long long)n_rec, (unsigned long long)n_tok, dt,
-		     n_rec / (dt > 0 ? dt : 1), n_tok / (dt > 0 ? dt : 1));
+		     n_rec / (dt > 0 ? dt : 1), n_tok / (dt > 0 ? dt : 1), backend_device());
 	for (int i = 0; i < b.cap; i++)
 		pair_free(&b.h[i]);
 	free(b.h);

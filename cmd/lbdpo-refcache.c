@@ -13,6 +13,7 @@
 #include "libcore/model.h"
 #include "libcore/refcache.h"
 #include "libcore/score.h"
+#include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "libcore/util.h"
 
@@ -36,6 +37,8 @@ static void usage(void)
 	       "      --tokenizer-sha SHA refuse input whose header names another tokenizer\n"
 	       "  -b, --batch-tokens N    pack pairs into forwards of up to N tokens; 0 (default):\n"
 	       "                          one pair per forward, scores independent of batching\n"
+	       "      --device DEV        cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
+	       "                          and a GPU is present, else cpu)\n"
 	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
 	       "  -q, --quiet             no summary line on standard error\n"
 	       "  -h, --help              show this help and exit\n"
@@ -265,15 +268,15 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-refcache");
 	lbdpo_runtime_init(argv);
 	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL;
-	const char *tok_sha = NULL;
+	const char *tok_sha = NULL, *device = NULL;
 	long batch_tokens = 0, threads = 0, shard_i = 0, shard_n = 1;
 	int do_merge = 0;
-	enum { OPT_MERGE = 256, OPT_TOKSHA };
+	enum { OPT_MERGE = 256, OPT_TOKSHA, OPT_DEVICE };
 	static const struct option opts[] = {
 		{"ref", required_argument, 0, 'r'},	     {"cache", required_argument, 0, 'c'},
 		{"input", required_argument, 0, 'i'},	     {"output", required_argument, 0, 'o'},
 		{"shard", required_argument, 0, 's'},	     {"merge", no_argument, 0, OPT_MERGE},
-		{"tokenizer-sha", required_argument, 0, OPT_TOKSHA},
+		{"tokenizer-sha", required_argument, 0, OPT_TOKSHA}, {"device", required_argument, 0, OPT_DEVICE},
 		{"batch-tokens", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
 		{"quiet", no_argument, 0, 'q'},		     {"help", no_argument, 0, 'h'},		     {"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0}};
@@ -287,6 +290,7 @@ int main(int argc, char **argv)
 		case 's': parse_shard(optarg, &shard_i, &shard_n); break;
 		case OPT_MERGE: do_merge = 1; break;
 		case OPT_TOKSHA: tok_sha = optarg; break;
+		case OPT_DEVICE: device = optarg; break;
 		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 0, 1L << 24); break;
 		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
@@ -315,6 +319,7 @@ int main(int argc, char **argv)
 			  "(-i FILE), not standard input", nrank);
 	if (cache_dir && !*cache_dir)
 		cache_dir = NULL;
+	backend_select_device(device);
 	if (threads)
 		lbdpo_set_threads((int)threads);
 
@@ -454,10 +459,10 @@ int main(int argc, char **argv)
 		snprintf(sh, sizeof sh, " (%d ranks)", nrank);
 	if (rank == 0)
 		info("%llu records%s: %llu computed, %llu from cache; %llu tokens computed in %.2f s "
-		     "(%.0f tokens/s); cache: %llu entries loaded, %llu damaged ranges ignored, %llu written",
+		     "(%.0f tokens/s) on %s; cache: %llu entries loaded, %llu damaged ranges ignored, %llu written",
 		     (unsigned long long)n_in, sh, (unsigned long long)s.computed,
 		     (unsigned long long)s.cached, (unsigned long long)s.tok_computed, dt,
-		     s.tok_computed / (dt > 0 ? dt : 1), (unsigned long long)cst->loaded,
+		     s.tok_computed / (dt > 0 ? dt : 1), backend_device(), (unsigned long long)cst->loaded,
 		     (unsigned long long)cst->corrupt, (unsigned long long)cwritten);
 	refcache_close(s.cache);
 	for (int i = 0; i < s.cap; i++)

@@ -25,6 +25,7 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/model.h"
+#include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "libcore/util.h"
 
@@ -246,6 +247,8 @@ static void usage(FILE *fp)
 		"  --template NAME|FILE   chat template for message-list prompts: a Jinja\n"
 		"                         file, or chatml, llama3, hh (default: the\n"
 		"                         tokenizer's own chat_template)\n"
+		"  --device DEV           cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
+		"                         and a GPU is present, else cpu)\n"
 		"  --threads N            compute threads (default: OMP_NUM_THREADS)\n"
 		"  -h, --help             show this help\n"
 		"  --version              show the version\n");
@@ -255,7 +258,7 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-sample");
 	lbdpo_runtime_init(argv);
-	enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_THREADS, O_VER, O_TPL };
+	enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_THREADS, O_VER, O_TPL, O_DEV };
 	static const struct option opts[] = {{"model", required_argument, 0, 'm'},
 					     {"tokenizer", required_argument, 0, 't'},
 					     {"input", required_argument, 0, 'i'},
@@ -272,11 +275,13 @@ int main(int argc, char **argv)
 					     {"no-bos", no_argument, 0, O_NOBOS},
 					     {"template", required_argument, 0, O_TPL},
 					     {"threads", required_argument, 0, O_THREADS},
+					     {"device", required_argument, 0, O_DEV},
 					     {"help", no_argument, 0, 'h'},
 					     {"version", no_argument, 0, O_VER},
 					     {0, 0, 0, 0}};
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .seed = 1, .max_new = 64, .n = 1, .eos = -2};
 	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
+	const char *device = NULL;
 	int no_eos = 0, no_bos = 0, threads = 0, c;
 	while ((c = getopt_long(argc, argv, "m:t:i:o:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -295,6 +300,7 @@ int main(int argc, char **argv)
 		case O_NOEOS: no_eos = 1; break;
 		case O_NOBOS: no_bos = 1; break;
 		case O_TPL: tpl_name = optarg; break;
+		case O_DEV: device = optarg; break;
 		case O_THREADS: threads = (int)parse_long("--threads", optarg, 1, 1024); break;
 		case 'h': usage(stdout); close_stdout(); return 0;
 		case O_VER: print_version("lbdpo-sample"); return 0;
@@ -305,6 +311,7 @@ int main(int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (!model_path)
 		die_usage("--model is required");
+	backend_select_device(device);
 	if (threads)
 		lbdpo_set_threads(threads);
 
@@ -440,8 +447,8 @@ int main(int argc, char **argv)
 	out_close(out);
 	double dt = now_s() - t0;
 	if (stderr_is_tty())
-		info("%ld samples, %ld new tokens in %.2fs (%.0f tokens/s)", s.n_out, s.n_tokens, dt,
-		     dt > 0 ? s.n_tokens / dt : 0.0);
+		info("%ld samples, %ld new tokens in %.2fs (%.0f tokens/s) on %s", s.n_out, s.n_tokens, dt,
+		     dt > 0 ? s.n_tokens / dt : 0.0, backend_device());
 	free(ids);
 	sb_free(&rendered);
 	pref_tpl_free(tpl);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "formats/hfconfig.h"
+#include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "libcore/engine.h"
 #include "libcore/util.h"
@@ -66,6 +67,8 @@ static void usage(void)
 	       "      --save-every N     also write --out every N steps (default: only at the end)\n"
 	       "      --save-dtype T     float32, float16 or bfloat16: the policy's weights in\n"
 	       "                         the checkpoint (default: the dtype the model came in)\n"
+	       "      --device DEV       cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
+	       "                         and a GPU is present, else cpu)\n"
 	       "      --threads N        OpenMP/OpenBLAS threads (default: library default)\n"
 	       "      --ignore-provenance  train on records of another tokenizer or reference\n"
 	       "                         than the checkpoint's (warns; default: refuse)\n"
@@ -78,7 +81,7 @@ enum {
 	O_INIT = 256, O_FRESH, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_THREADS, O_SDT, O_IGNPROV
+	O_THREADS, O_SDT, O_IGNPROV, O_DEVICE
 };
 
 static const struct option longopts[] = {
@@ -103,7 +106,7 @@ static const struct option longopts[] = {
 	{"beta-max", required_argument, 0, O_BMAX}, {"group-reg", required_argument, 0, O_GREG},
 	{"entropy-reg", required_argument, 0, O_EREG}, {"entropy-alpha", required_argument, 0, O_EALPHA},
 	{"metrics", required_argument, 0, O_METRICS}, {"save-every", required_argument, 0, O_SAVE},
-	{"save-dtype", required_argument, 0, O_SDT},
+	{"save-dtype", required_argument, 0, O_SDT}, {"device", required_argument, 0, O_DEVICE},
 	{"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, 'q'},
 	{"ignore-provenance", no_argument, 0, O_IGNPROV},
 	{"help", no_argument, 0, 'h'},		  {"version", no_argument, 0, 'V'},
@@ -113,7 +116,7 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-step");
 	lbdpo_runtime_init(argv);
-	const char *in = NULL, *out = NULL, *metrics = NULL;
+	const char *in = NULL, *out = NULL, *metrics = NULL, *device = NULL;
 	long steps = -1, save_every = 0, threads = 0;
 	double epochs = -1;
 	int save_dtype = -1, ignore_prov = 0, k;
@@ -201,6 +204,7 @@ int main(int argc, char **argv)
 			break;
 		case O_THREADS: threads = parse_long("--threads", optarg, 1, 4096); break;
 		case O_IGNPROV: ignore_prov = 1; break;
+		case O_DEVICE: device = optarg; break;
 		case 'q': lbdpo_quiet = 1; break;
 		case 'h': usage(); close_stdout(); return 0;
 		case 'V': print_version("lbdpo-step"); return 0;
@@ -217,6 +221,7 @@ int main(int argc, char **argv)
 		die_usage("give --steps or --epochs");
 	if (lo->beta_min > lo->beta_max)
 		die_usage("--beta-min is larger than --beta-max");
+	backend_select_device(device);
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
 	ckpt_check_out(out); /* before any work: --out replaces only a checkpoint */
@@ -280,8 +285,8 @@ int main(int argc, char **argv)
 	double el = progress_end(&pg);
 	char els[32];
 	fmt_duration(el, els, sizeof els);
-	info("%ld steps in %s (%.2f steps/s), now at step %ld; last loss %.4f, acc %.2f", ck->step - step_start, els,
-	     (ck->step - step_start) / (el > 1e-9 ? el : 1e-9), ck->step, last_loss, last_acc);
+	info("%ld steps in %s (%.2f steps/s) on %s, now at step %ld; last loss %.4f, acc %.2f", ck->step - step_start,
+	     els, (ck->step - step_start) / (el > 1e-9 ? el : 1e-9), backend_device(), ck->step, last_loss, last_acc);
 	int sig = stop_requested();
 	if (!sig || ck->step > step_start)
 		train_save(eng, out, opts);

@@ -692,7 +692,7 @@ void rs_header_begin(rs_writer *w, const msgpack_object *in, const char *kind, i
 	msgpack_pack_array(pk, nh + 1);
 	for (uint32_t i = 0; i < nh; i++)
 		msgpack_pack_object(pk, h->via.array.ptr[i]);
-	msgpack_pack_map(pk, 3);
+	msgpack_pack_map(pk, lbdpo_run_device ? 4 : 3);
 	pack_cstr(pk, "program");
 	pack_cstr(pk, progname());
 	pack_cstr(pk, "version");
@@ -701,6 +701,10 @@ void rs_header_begin(rs_writer *w, const msgpack_object *in, const char *kind, i
 	msgpack_pack_array(pk, argc > 1 ? argc - 1 : 0);
 	for (int i = 1; i < argc; i++)
 		pack_cstr(pk, argv[i]);
+	if (lbdpo_run_device) { /* the compute device: results may differ across devices in the last bits */
+		pack_cstr(pk, "device");
+		pack_cstr(pk, lbdpo_run_device);
+	}
 }
 
 void rs_header_end(rs_writer *w) { rs_rec_end(w); }

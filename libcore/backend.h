@@ -63,7 +63,8 @@ typedef struct lb_backend {
 			       int OC, int w_in_out);
 	void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
 				const float *w, int T, int IC, int OC, int w_in_out);
-	void (*rope_table)(float *cs, const int *pos, int T, int head_dim, float theta);
+	/* cs [T,head_dim] cos|sin: built on the host by rope.c (every scaling
+	 * scheme) and uploaded by model.c, so no backend computes it */
 	void (*rope_forward)(float *x, const float *cs, int T, int n_heads, int head_dim, int stride);
 	void (*rope_backward)(float *dx, const float *cs, int T, int n_heads, int head_dim, int stride);
 	void (*attention_forward)(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
@@ -111,7 +112,23 @@ typedef struct lb_backend {
 
 /* The CPU backend (always present). */
 extern const lb_backend lb_backend_cpu;
+/* The CUDA backend (backend_cuda.c): linked only into CUDA builds, so
+ * referenced weakly; never use these directly, backend_select_device()
+ * checks them. */
+extern const lb_backend lb_backend_cuda;
+int backend_cuda_probe(char *why, size_t n);
+const lb_backend *backend_cuda_open(const char *spec, char *desc, size_t n);
 
+/* --device SPEC of every compute program: "cpu", "cuda" (device 0) or
+ * "cuda:N"; NULL selects the default: cuda:0 when this build has the CUDA
+ * backend and a GPU is present, else cpu. Call before loading a model.
+ * Dies with one line when the spec is malformed (usage, exit 2), the build
+ * has no CUDA backend, or the GPU is absent or out of range (exit 1).
+ * Returns the choice as printed in summary lines and recorded in output
+ * headers' history ("cpu", "cuda:0 (NAME, N GiB)"). */
+const char *backend_select_device(const char *spec);
+/* The last choice of backend_select_device ("cpu" before any). */
+const char *backend_device(void);
 /* The backend new models use: the CPU one unless backend_select() chose
  * another. */
 const lb_backend *backend_current(void);

@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +44,6 @@ const lb_backend lb_backend_cpu = {
 	.layernorm_backward = layernorm_backward,
 	.matmul_forward = matmul_forward,
 	.matmul_backward = matmul_backward,
-	.rope_table = rope_table,
 	.rope_forward = rope_forward,
 	.rope_backward = rope_backward,
 	.attention_forward = attention_forward,
@@ -74,6 +74,34 @@ const lb_backend lb_backend_cpu = {
 /* ------------------------------------------------- selection and mirrors */
 
 static const lb_backend *current = &lb_backend_cpu;
+static char device_desc[320] = "cpu";
+
+/* Defined only when backend_cuda.o is linked (a CUDA build). */
+extern const lb_backend lb_backend_cuda __attribute__((weak));
+int backend_cuda_probe(char *why, size_t n) __attribute__((weak));
+const lb_backend *backend_cuda_open(const char *spec, char *desc, size_t n) __attribute__((weak));
+
+const char *backend_device(void) { return device_desc; }
+
+const char *backend_select_device(const char *spec)
+{
+	char why[256];
+	const int have_cuda = backend_cuda_open != NULL;
+	if (!spec) /* the default: the GPU when there is one */
+		spec = have_cuda && backend_cuda_probe(why, sizeof why) > 0 ? "cuda" : "cpu";
+	if (!strcmp(spec, "cpu")) {
+		current = &lb_backend_cpu;
+		snprintf(device_desc, sizeof device_desc, "cpu");
+	} else if (!strncmp(spec, "cuda", 4) && (!spec[4] || spec[4] == ':')) {
+		if (!have_cuda)
+			die("--device %s: this build has no CUDA backend (build with make CUDA=1)", spec);
+		current = backend_cuda_open(spec, device_desc, sizeof device_desc);
+	} else {
+		die_usage("--device %s: expected cpu, cuda or cuda:N", spec);
+	}
+	lbdpo_run_device = device_desc;
+	return device_desc;
+}
 
 const lb_backend *backend_current(void) { return current; }
 

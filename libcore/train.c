@@ -499,6 +499,8 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	json_object_set_new(st, "bdpo_n", json_integer(c->bs.n_updates));
 	if (options)
 		json_object_set(st, "options", options);
+	if (lbdpo_run_device) /* informational: the state is the same on every device */
+		json_object_set_new(st, "device", json_string(lbdpo_run_device));
 	if (c->has_prov)
 		json_object_set_new(st, "provenance",
 				    json_pack("{s:s, s:s, s:s, s:I}", "kind", c->prov.kind, "tokenizer_sha256",

@@ -22,6 +22,7 @@
 
 static const char *g_progname = "lbdpo";
 int lbdpo_quiet = 0;
+const char *lbdpo_run_device;
 
 static void install_signals(void);
 

@@ -46,6 +46,9 @@ void warning(const char *fmt, ...) LBDPO_PRINTF(1, 2);
 /* info: print "prog: ..." to stderr unless quiet. */
 void info(const char *fmt, ...) LBDPO_PRINTF(1, 2);
 extern int lbdpo_quiet;
+/* The compute device of this run (backend_select_device sets it; NULL in
+ * programs without one): output headers record it in their history. */
+extern const char *lbdpo_run_device;
 
 /* Hook run by die() before exiting (e.g. remove a temporary output). */
 void atdie(void (*fn)(void));

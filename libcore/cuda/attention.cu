@@ -249,8 +249,7 @@ void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, c
 
 /* ------------------------------------------------------------- decoding */
 
-/* CPU twin: kv_append (layers.c of the backend table; the loop of
- * model_kv_feed before it). One thread per copied float. */
+/* CPU twin: kv_append (layers.c). One thread per copied float. */
 __global__ void kv_append_k(float *kc, float *vc, const float *qkv, int at, int n, int H, int KV, int hd, int QKV)
 {
 	const int KVD = KV * hd;
@@ -271,7 +270,7 @@ void cuda_kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H
 	LAUNCH_CHECK();
 }
 
-/* CPU twin: attention_decode (the decode attention of model_kv_feed):
+/* CPU twin: attention_decode (layers.c):
  * token i sees cache rows 0 .. len0 + i. One warp per (token, head). */
 __global__ void attn_decode_k(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n,
 			      int H, int KV, int hd, int QKV, float scale)

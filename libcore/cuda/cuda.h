@@ -18,21 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "libcore/adamw.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* One logit row of a packed batch: the same layout as logit_row of
- * layers.h in the backend-table work (row r predicts up to two targets).
- * kind: 0 none, 1 prompt token, 2 comp0 token, 3 comp1 token. */
-typedef struct {
-	int32_t y[2]; /* target token ids, -1 = none */
-	int8_t kind[2];
-	int32_t j[2]; /* index of the target inside its completion */
-	int32_t seq;
-} cuda_logit_row;
+#include "libcore/adamw.h"
+#include "libcore/layers.h" /* logit_row: the hand-off rows, shared with the CPU */
 
 /* ---- devices ---- */
 /* Number of usable CUDA devices, or 0 with the reason in why (no driver, no
@@ -75,7 +66,6 @@ void cuda_matmul_forward(float *out, const float *inp, const float *w, const flo
 			 int w_in_out);
 void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
 			  const float *w, int T, int IC, int OC, int w_in_out);
-void cuda_rope_table(float *cs, const int *pos, int T, int head_dim, float theta);
 void cuda_rope_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int stride);
 void cuda_rope_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int stride);
 /* head_dim ≤ CUDA_MAX_HEAD_DIM (dies otherwise). */
@@ -92,17 +82,16 @@ void cuda_gelu_backward(float *dinp, const float *dout, const float *inp, size_t
 void cuda_residual_forward(float *out, const float *a, const float *b, size_t n);
 void cuda_add_inplace(float *acc, const float *x, size_t n);
 
-/* ---- language-model head and the loss hand-off (CPU twins: the loops of
- * model_forward/model_backward in libcore/model.c, moved by the backend-table
- * work into layers.c under these names) ---- */
+/* ---- language-model head and the loss hand-off (CPU twins in
+ * libcore/layers.c, same names without cuda_) ---- */
 void cuda_lmhead_forward(float *logits, const float *h, const float *w, int T, int C, int V);
 void cuda_lmhead_forward1(float *logits, const float *h, const float *w, int C, int V);
 void cuda_lmhead_backward(float *dh, float *dw, const float *dz, const float *h, const float *w, int n, int C,
 			  int V);
-void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const cuda_logit_row *rows,
+void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows,
 			  int T, int V);
 /* st: device [n_seq,4] doubles */
-void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const cuda_logit_row *rows,
+void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows,
 			const int *seq_off, int n_seq);
 void cuda_logit_grad_rows(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y,
 			  int n, int V);
@@ -122,7 +111,7 @@ void cuda_adamw_update(float *param, const float *grad, float *m, float *v, size
 		       const adamw_hp *hp, long t); /* hp: host */
 double cuda_sumsq(const float *g, size_t n);        /* result on the host */
 void cuda_scale_inplace(float *g, size_t n, float s);
-/* 1 when every x[i] is finite (CPU twin: all_finite in cmd/lbdpo-step.c). */
+/* 1 when every x[i] is finite (CPU twin: all_finite in libcore/engine.c). */
 int cuda_all_finite(const float *x, size_t n);
 
 #ifdef __cplusplus

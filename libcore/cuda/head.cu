@@ -1,9 +1,8 @@
 /* head.cu — the language-model head and the loss hand-off on the GPU: the
  * lm_head products, the fused log-softmax of the rows with a target, the
  * per-sequence sums, the logit gradient, row moves and the pooled hidden
- * states. CPU twins: the loops of model_forward/model_backward in
- * libcore/model.c, which the backend-table work moves into layers.c as
- * functions of these names (without cuda_). */
+ * states. CPU twins: the functions of libcore/layers.c with these names
+ * (without cuda_). */
 #include <math.h>
 
 #include "libcore/cuda/check.h"
@@ -37,10 +36,10 @@ void cuda_lmhead_backward(float *dh, float *dw, const float *dz, const float *h,
  *   ent[r] = log Σ e^(z−m) − Σ e^(z−m)(z−m)/Σ e^(z−m) (prompt rows; the
  *   second term is 0 for the others, as on the CPU). */
 __global__ void logsoftmax_rows_k(float *lse_out, float *lp, float *ent, const float *logits,
-				  const cuda_logit_row *rows, int V)
+				  const logit_row *rows, int V)
 {
 	const int r = blockIdx.x;
-	const cuda_logit_row ri = rows[r];
+	const logit_row ri = rows[r];
 	if (!ri.kind[0] && !ri.kind[1])
 		return; /* uniform over the block */
 	const float *z = logits + (size_t)r * V;
@@ -67,7 +66,7 @@ __global__ void logsoftmax_rows_k(float *lse_out, float *lp, float *ent, const f
 	}
 }
 
-void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const cuda_logit_row *rows,
+void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows,
 			  int T, int V)
 {
 	if (T <= 0)
@@ -79,7 +78,7 @@ void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits
 /* CPU twin: seq_logp_sums. One thread per sequence, rows in order (the
  * CPU's serial order: the sums do not depend on the launch). st [n_seq,4] =
  * {Σ comp0 lp, Σ comp1 lp, Σ prompt lp, Σ prompt entropy}. */
-__global__ void seq_logp_sums_k(double *st, const float *lp, const float *ent, const cuda_logit_row *rows,
+__global__ void seq_logp_sums_k(double *st, const float *lp, const float *ent, const logit_row *rows,
 				const int *seq_off, int n_seq)
 {
 	const int s = blockIdx.x * blockDim.x + threadIdx.x;
@@ -87,7 +86,7 @@ __global__ void seq_logp_sums_k(double *st, const float *lp, const float *ent, c
 		return;
 	double c[2] = { 0, 0 }, pl = 0, pe = 0;
 	for (int r = seq_off[s]; r < seq_off[s + 1]; r++) {
-		const cuda_logit_row ri = rows[r];
+		const logit_row ri = rows[r];
 		for (int k = 0; k < 2; k++) {
 			if (ri.kind[k] == 1) {
 				pl += lp[2 * r + k];
@@ -103,7 +102,7 @@ __global__ void seq_logp_sums_k(double *st, const float *lp, const float *ent, c
 	st[4 * s + 3] = pe;
 }
 
-void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const cuda_logit_row *rows,
+void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows,
 			const int *seq_off, int n_seq)
 {
 	if (n_seq <= 0)

@@ -278,30 +278,6 @@ void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dou
 
 /* ----------------------------------------------------------------- rope */
 
-/* CPU twin: rope_table. cs[t] = [cos(pos·f_i) | sin(pos·f_i)],
- * f_i = θ^(−2i/hd), in double like the CPU. */
-__global__ void rope_table_k(float *cs, const int *pos, int T, int hd, float theta)
-{
-	const int h2 = hd / 2;
-	const size_t n = (size_t)T * h2;
-	for (size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x; u < n; u += (size_t)gridDim.x * blockDim.x) {
-		const size_t t = u / h2;
-		const int i = (int)(u % h2);
-		const double f = pow((double)theta, -2.0 * i / hd), a = pos[t] * f;
-		cs[t * hd + i] = (float)cos(a);
-		cs[t * hd + h2 + i] = (float)sin(a);
-	}
-}
-
-void cuda_rope_table(float *cs, const int *pos, int T, int head_dim, float theta)
-{
-	const size_t n = (size_t)T * (head_dim / 2);
-	if (n == 0)
-		return;
-	LAUNCH(rope_table_k, grid_for(n, NT), NT, cs, pos, T, head_dim, theta);
-	LAUNCH_CHECK();
-}
-
 /* CPU twin: rope_apply (rope_forward sgn +1, rope_backward sgn −1):
  *   x'[i] = x[i]·cos − x[i+hd/2]·sin,  x'[i+hd/2] = x[i+hd/2]·cos + x[i]·sin
  * one thread per (token, head, i < hd/2). */

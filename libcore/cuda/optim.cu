@@ -1,6 +1,6 @@
 /* optim.cu — AdamW and the gradient reductions (global norm, finite check,
  * scaling) on the GPU. CPU twins in libcore/adamw.c (formulas in adamw.h);
- * the finite check's twin is all_finite in cmd/lbdpo-step.c. */
+ * the finite check's twin is all_finite in libcore/engine.c. */
 #include <math.h>
 
 #include "libcore/cuda/check.h"
@@ -87,7 +87,7 @@ void cuda_scale_inplace(float *g, size_t n, float s)
 	LAUNCH_CHECK();
 }
 
-/* CPU twin: all_finite (cmd/lbdpo-step.c). Any thread that sees a NaN or
+/* CPU twin: all_finite (libcore/engine.c). Any thread that sees a NaN or
  * an infinity writes 0 into the flag (every writer writes the same value). */
 __global__ void finite_k(int *flag, const float *x, size_t n)
 {

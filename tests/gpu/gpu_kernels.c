@@ -1,6 +1,5 @@
 /* gpu_kernels.c — every CUDA kernel of libcore/cuda against its CPU twin
- * (libcore/layers.c, libcore/adamw.c; the head and loss hand-off against
- * tests/gpu/ref_head.c) on random shapes: odd sizes, grouped-query heads,
+ * (libcore/layers.c, libcore/adamw.c) on random shapes: odd sizes, grouped-query heads,
  * head_dim 64 and 128, sequence lengths that are not multiples of 32, a
  * long prompt. fp32 with TF32 off.
  *
@@ -14,6 +13,9 @@
  *                              77 (printing the reason) when no GPU is present
  *   gpu_kernels --select SPEC  select a --device spec and print the device
  *   gpu_kernels --oom          ask the device for 2^52 bytes (must die cleanly)
+ *   gpu_kernels --host-pointer hand a kernel a host pointer: the emulator
+ *                              must abort naming it (a fault on a GPU; only
+ *                              run on the emulator)
  *
  * Linked with the CPU emulator of tests/gpu/emu instead of CUDA (as
  * gpu_kernels_emu) it runs the same kernels without a GPU, with the long
@@ -31,11 +33,19 @@
 #include "libcore/cuda/cuda.h"
 #include "libcore/layers.h"
 #include "libcore/util.h"
-#include "tests/gpu/ref_head.h"
 
 #define TOL 1e-5
 
 static int n_pass, n_fail;
+
+/* The CPU twin of cuda_all_finite (engine.c's is static). */
+static int all_finite(const float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(x[i]))
+			return 0;
+	return 1;
+}
 static uint64_t rng;
 
 static uint64_t next(void)
@@ -229,12 +239,9 @@ static void t_rope(int T, int H, int KV, int hd)
 	for (int t = 0; t < T; t++)
 		pos[t] = irand(4096);
 	float *cs = xmalloc(fb * T * hd);
-	int *dpos = up(pos, sizeof(int) * T);
 	float *dcs = cuda_alloc(fb * T * hd);
+	/* the table is built on the host (rope.c) and uploaded, as model.c does */
 	rope_table(cs, pos, T, hd, 500000.0f);
-	cuda_rope_table(dcs, dpos, T, hd, 500000.0f);
-	snprintf(nm, sizeof nm, "rope_table T=%d hd=%d", T, hd);
-	check(nm, down(dcs, (size_t)T * hd), cs, (size_t)T * hd);
 	cuda_upload(dcs, cs, fb * T * hd);
 	float *x = rnd(n, 1), *dx = up(x, fb * n);
 	rope_forward(x, cs, T, H + KV, hd, (int)S);
@@ -246,7 +253,7 @@ static void t_rope(int T, int H, int KV, int hd)
 	cuda_rope_backward(dg, dcs, T, H + KV, hd, (int)S);
 	snprintf(nm, sizeof nm, "rope_backward T=%d heads=%d+%d hd=%d", T, H, KV, hd);
 	check(nm, down(dg, n), g, n);
-	cuda_free(dpos), cuda_free(dcs), cuda_free(dx), cuda_free(dg);
+	cuda_free(dcs), cuda_free(dx), cuda_free(dg);
 	free(pos), free(cs), free(x), free(g);
 }
 
@@ -359,13 +366,13 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 	int T = 0;
 	for (int s = 0; s < n_seq; s++)
 		T += P[s] + n0[s] + n1[s];
-	cuda_logit_row *rows = xcalloc(T, sizeof *rows);
+	logit_row *rows = xcalloc(T, sizeof *rows);
 	int *seq_off = xmalloc(sizeof(int) * (n_seq + 1)), *seq_P = xmalloc(sizeof(int) * n_seq);
 	int t = 0;
 	for (int s = 0; s < n_seq; s++) {
 		seq_off[s] = t, seq_P[s] = P[s];
 		for (int i = 0; i < P[s]; i++, t++) {
-			cuda_logit_row *r = &rows[t];
+			logit_row *r = &rows[t];
 			r->seq = s, r->y[0] = r->y[1] = -1;
 			if (i < P[s] - 1) {
 				r->y[0] = irand(V), r->kind[0] = 1, r->j[0] = i + 1;
@@ -378,7 +385,7 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 		for (int k = 0; k < 2; k++) {
 			const int nk = k ? n1[s] : n0[s];
 			for (int j = 0; j < nk; j++, t++) {
-				cuda_logit_row *r = &rows[t];
+				logit_row *r = &rows[t];
 				r->seq = s, r->y[0] = r->y[1] = -1;
 				if (j < nk - 1)
 					r->y[0] = irand(V), r->kind[0] = 2 + k, r->j[0] = j + 1;
@@ -389,7 +396,7 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 	const size_t fb = sizeof(float), nz = (size_t)T * V, nh = (size_t)T * C, nw = (size_t)V * C;
 	float *h = rnd(nh, 1), *w = rnd(nw, 1), *z = xmalloc(fb * nz);
 	float *dh = up(h, fb * nh), *dw = up(w, fb * nw), *dz = cuda_alloc(fb * nz);
-	ref_lmhead_forward(z, h, w, T, C, V);
+	lmhead_forward(z, h, w, T, C, V);
 	cuda_lmhead_forward(dz, dh, dw, T, C, V);
 	snprintf(nm, sizeof nm, "lmhead_forward T=%d C=%d V=%d", T, C, V);
 	check(nm, down(dz, nz), z, nz);
@@ -400,9 +407,9 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 	/* log-softmax of the rows with a target; untouched rows keep the
 	 * same starting values on both sides */
 	float *lse = rnd(T, 1), *lp = rnd(2 * (size_t)T, 1), *ent = rnd(T, 1);
-	cuda_logit_row *drows = up(rows, sizeof *rows * T);
+	logit_row *drows = up(rows, sizeof *rows * T);
 	float *dlse = up(lse, fb * T), *dlp = up(lp, fb * 2 * T), *dent = up(ent, fb * T);
-	ref_logsoftmax_rows(lse, lp, ent, z, rows, T, V);
+	logsoftmax_rows(lse, lp, ent, z, rows, T, V);
 	cuda_logsoftmax_rows(dlse, dlp, dent, dz, drows, T, V);
 	snprintf(nm, sizeof nm, "logsoftmax_rows lse T=%d V=%d", T, V);
 	check(nm, down(dlse, T), lse, T);
@@ -416,7 +423,7 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 	int *doff = up(seq_off, sizeof(int) * (n_seq + 1)), *dP = up(seq_P, sizeof(int) * n_seq);
 	double *st = xmalloc(sizeof(double) * 4 * n_seq), *gst = xmalloc(sizeof(double) * 4 * n_seq);
 	double *dst = cuda_alloc(sizeof(double) * 4 * n_seq);
-	ref_seq_logp_sums(st, lp, ent, rows, seq_off, n_seq);
+	seq_logp_sums(st, lp, ent, rows, seq_off, n_seq);
 	cuda_seq_logp_sums(dst, dlp, dent, drows, doff, n_seq);
 	cuda_download(gst, dst, sizeof(double) * 4 * n_seq);
 	snprintf(nm, sizeof nm, "seq_logp_sums seqs=%d", n_seq);
@@ -442,26 +449,26 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 	int *didx = up(idx, sizeof(int) * (n ? n : 1));
 	int32_t *dy = up(y, sizeof(int32_t) * 2 * (n ? n : 1));
 	double *dwt = up(wt, sizeof(double) * 2 * (n ? n : 1));
-	ref_logit_grad_rows(z, lse, idx, wt, y, n, V);
+	logit_grad_rows(z, lse, idx, wt, y, n, V);
 	cuda_logit_grad_rows(dz, dlse, didx, dwt, dy, n, V);
 	snprintf(nm, sizeof nm, "logit_grad_rows n=%d V=%d", n, V);
 	check(nm, down(dz, nz), z, nz);
 	/* compaction, gather, lm_head backward, scatter as model_backward does */
 	cuda_upload(dz, z, fb * nz);
-	ref_rows_compact(z, idx, n, V);
+	rows_compact(z, idx, n, V);
 	cuda_rows_compact(dz, didx, n, V);
 	snprintf(nm, sizeof nm, "rows_compact n=%d C=%d", n, V);
 	check(nm, down(dz, nz), z, nz);
 	cuda_upload(dz, z, fb * nz);
 	float *hc = xmalloc(fb * (n ? n : 1) * C), *dhc = cuda_alloc(fb * (n ? n : 1) * C);
-	ref_rows_gather(hc, h, idx, n, C);
+	rows_gather(hc, h, idx, n, C);
 	cuda_rows_gather(dhc, dh, didx, n, C);
 	snprintf(nm, sizeof nm, "rows_gather n=%d C=%d", n, C);
 	check(nm, down(dhc, (size_t)n * C), hc, (size_t)n * C);
 	cuda_upload(dhc, hc, fb * n * C);
 	float *gh = xmalloc(fb * (n ? n : 1) * C), *gw = rnd(nw, 1);
 	float *dgh = cuda_alloc(fb * (n ? n : 1) * C), *dgw = up(gw, fb * nw);
-	ref_lmhead_backward(gh, gw, z, hc, w, n, C, V);
+	lmhead_backward(gh, gw, z, hc, w, n, C, V);
 	cuda_lmhead_backward(dgh, dgw, dz, dhc, dw, n, C, V);
 	snprintf(nm, sizeof nm, "lmhead_backward dh n=%d C=%d V=%d", n, C, V);
 	check(nm, down(dgh, (size_t)n * C), gh, (size_t)n * C);
@@ -469,14 +476,14 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 	check(nm, down(dgw, nw), gw, nw);
 	cuda_upload(dgh, gh, fb * n * C);
 	float *dl = rnd(nh, 1), *ddl = up(dl, fb * nh);
-	ref_rows_scatter(dl, gh, idx, n, C);
+	rows_scatter(dl, gh, idx, n, C);
 	cuda_rows_scatter(ddl, dgh, didx, n, C);
 	snprintf(nm, sizeof nm, "rows_scatter n=%d C=%d", n, C);
 	check(nm, down(ddl, nh), dl, nh);
 	/* pooled prompt states and their backward */
 	float *last = xmalloc(fb * n_seq * C), *mean = xmalloc(fb * n_seq * C);
 	float *dlast = cuda_alloc(fb * n_seq * C), *dmean = cuda_alloc(fb * n_seq * C);
-	ref_pool_forward(last, mean, h, seq_off, seq_P, n_seq, C);
+	pool_forward(last, mean, h, seq_off, seq_P, n_seq, C);
 	cuda_pool_forward(dlast, dmean, dh, doff, dP, n_seq, C);
 	snprintf(nm, sizeof nm, "pool_forward last seqs=%d C=%d", n_seq, C);
 	check(nm, down(dlast, (size_t)n_seq * C), last, (size_t)n_seq * C);
@@ -489,7 +496,7 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 	cuda_upload(dlast, gl, fb * n_seq * C);
 	cuda_upload(dmean, gm, fb * n_seq * C);
 	uint8_t *dhl = up(hl, n_seq), *dhm = up(hm, n_seq);
-	ref_pool_backward(dl, gl, gm, hl, hm, seq_off, seq_P, n_seq, C);
+	pool_backward(dl, gl, gm, hl, hm, seq_off, seq_P, n_seq, C);
 	cuda_pool_backward(ddl, dlast, dmean, dhl, dhm, doff, dP, n_seq, C);
 	snprintf(nm, sizeof nm, "pool_backward seqs=%d C=%d", n_seq, C);
 	check(nm, down(ddl, nh), dl, nh);
@@ -509,13 +516,13 @@ static void t_decode(int len0, int n, int H, int KV, int hd)
 	const size_t fb = sizeof(float), nc = (size_t)max * KVD, nq = (size_t)n * QKV, no = (size_t)n * H * hd;
 	float *kc = rnd(nc, 2), *vc = rnd(nc, 2), *qkv = rnd(nq, 2), *out = xmalloc(fb * no);
 	float *dkc = up(kc, fb * nc), *dvc = up(vc, fb * nc), *dqkv = up(qkv, fb * nq), *dout = cuda_alloc(fb * no);
-	ref_kv_append(kc, vc, qkv, len0, n, H, KV, hd, QKV);
+	kv_append(kc, vc, qkv, len0, n, H, KV, hd, QKV);
 	cuda_kv_append(dkc, dvc, dqkv, len0, n, H, KV, hd, QKV);
 	snprintf(nm, sizeof nm, "kv_append k at=%d n=%d KV=%d hd=%d", len0, n, KV, hd);
 	check(nm, down(dkc, nc), kc, nc);
 	snprintf(nm, sizeof nm, "kv_append v at=%d n=%d KV=%d hd=%d", len0, n, KV, hd);
 	check(nm, down(dvc, nc), vc, nc);
-	ref_attention_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV);
+	attention_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV);
 	cuda_attention_decode(dout, dqkv, dkc, dvc, len0, n, H, KV, hd, QKV);
 	snprintf(nm, sizeof nm, "attention_decode len0=%d n=%d H=%d KV=%d hd=%d", len0, n, H, KV, hd);
 	check(nm, down(dout, no), out, no);
@@ -555,16 +562,16 @@ static void t_optim(size_t n)
 	/* finite check: clean, then one NaN, then also infinities */
 	const size_t at = n / 2;
 	float f[3], wf[3];
-	f[0] = (float)cuda_all_finite(dp, n), wf[0] = (float)ref_all_finite(p, n);
+	f[0] = (float)cuda_all_finite(dp, n), wf[0] = (float)all_finite(p, n);
 	float bad = NAN;
 	cuda_upload(dp + at, &bad, fb);
 	p[at] = bad;
-	f[1] = (float)cuda_all_finite(dp, n), wf[1] = (float)ref_all_finite(p, n);
+	f[1] = (float)cuda_all_finite(dp, n), wf[1] = (float)all_finite(p, n);
 	bad = INFINITY;
 	cuda_upload(dp + n - 1, &bad, fb);
 	cuda_upload(dp + at, &bad, fb);
 	p[n - 1] = p[at] = bad;
-	f[2] = (float)cuda_all_finite(dp, n), wf[2] = (float)ref_all_finite(p, n);
+	f[2] = (float)cuda_all_finite(dp, n), wf[2] = (float)all_finite(p, n);
 	snprintf(nm, sizeof nm, "all_finite (finite, NaN, inf) n=%zu", n);
 	if (wf[0] != 1 || wf[1] != 0 || wf[2] != 0)
 		die("all_finite reference is wrong");
@@ -589,8 +596,16 @@ int main(int argc, char **argv)
 		cuda_alloc((size_t)1 << 52);
 		return 0;
 	}
+	if (argc == 2 && !strcmp(argv[1], "--host-pointer")) {
+		static float h[64];
+		cuda_select("cuda");
+		float *d = cuda_alloc(sizeof h);
+		cuda_residual_forward(d, h, d, 64);
+		cuda_sync();
+		return 0;
+	}
 	if (argc != 1)
-		die_usage("usage: gpu_kernels [--select SPEC | --oom]");
+		die_usage("usage: gpu_kernels [--select SPEC | --oom | --host-pointer]");
 	char why[256];
 	if (cuda_probe(why, sizeof why) == 0) {
 		printf("skipped: %s\n", why);

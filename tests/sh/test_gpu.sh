@@ -36,4 +36,11 @@ grep -q 'error: --device cuda:1024: device 1024 does not exist' <<<"$msg" || fai
 msg=$("$H" --oom 2>&1 >/dev/null) && fail "--oom succeeded"
 grep -q 'error: cuda: out of GPU memory: asked for 4503599627370496 bytes' <<<"$msg" || fail "unexpected: $msg"
 grep -q 'lower the batch tokens' <<<"$msg" || fail "no advice in: $msg"
+
+# the programs with --device cuda against --device cpu (test_cuda_emu.sh's
+# comparisons, on the GPU)
+P="$(dirname "$H")/../../cuda/bin"
+if [ -x "$P/lbdpo-step" ]; then
+	LBDPO_CUDA_BIN="$P" bash "$ROOT/tests/sh/test_cuda_emu.sh" || fail "programs on the GPU differ from the CPU"
+fi
 echo "ok"

@@ -22,3 +22,7 @@ grep -q '^gpu_kernels: error: cuda: out of GPU memory: asked for 450359962737049
 msg=$("$H" --select cuda:1 2>&1 >/dev/null) && fail "--select cuda:1 succeeded"
 grep -q '^gpu_kernels: error: --device cuda:1: device 1 does not exist (1 CUDA device: 0..0)$' <<<"$msg" || fail "unexpected: $msg"
 "$H" --select cuda:0 | grep -q '^cuda:0 CPU emulator' || fail "--select cuda:0"
+# the emulator's device-memory check: a host pointer handed to a kernel
+msg=$("$H" --host-pointer 2>&1 >/dev/null) && fail "--host-pointer ran"
+grep -q '^emu: residual_k: argument 2 (0x[0-9a-f]*) is not device memory (a fault on a GPU)$' <<<"$msg" ||
+	fail "host pointer not caught: $msg"

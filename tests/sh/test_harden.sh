@@ -122,7 +122,7 @@ done
 LBDPO_PROGRESS_SECONDS=0 lbdpo-step --init m0 --out pg "${S[@]}" --steps 3 2>pg.err || fail "progress run"
 [ "$(grep -c '^lbdpo-step: [0-9]/3 steps, 0:00 elapsed ([0-9]*%), ETA 0:00; step [0-9], loss ' pg.err)" = 3 ] ||
 	fail "no periodic progress lines: $(cat pg.err)"
-grep -q '^lbdpo-step: 3 steps in 0:00 (.* steps/s), now at step 3; last loss ' pg.err || fail "no summary line: $(cat pg.err)"
+grep -q '^lbdpo-step: 3 steps in 0:00 (.* steps/s) on cpu, now at step 3; last loss ' pg.err || fail "no summary line: $(cat pg.err)"
 lbdpo-step --init m0 --out pg2 "${S[@]}" --steps 3 2>pg.err || fail "progress run 2"
 [ "$(wc -l < pg.err)" = 1 ] || fail "a short run prints more than its summary: $(cat pg.err)"
 LBDPO_PROGRESS_SECONDS=0 lbdpo-step --init m0 --out pg3 "${S[@]}" --steps 3 -q 2>pg.err || fail "progress run -q"

@@ -6,6 +6,8 @@
 
 #include <cblas.h>
 
+#include "emu.h"
+
 typedef struct emu_blas *cublasHandle_t;
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
@@ -26,6 +28,7 @@ static inline cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, 
 	/* cuBLAS rejects leading dimensions smaller than the stored rows */
 	if (lda < (ta ? k : m) || ldb < (tb ? n : k) || ldc < m || lda < 1 || ldb < 1 || ldc < 1)
 		return CUBLAS_STATUS_INVALID_VALUE;
+	emu_need_dev(A, "cublasGemmEx", 8), emu_need_dev(B, "cublasGemmEx", 11), emu_need_dev(C, "cublasGemmEx", 15);
 	cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
 		    *(const float *)alpha, (const float *)A, lda, (const float *)B, ldb, *(const float *)beta,
 		    (float *)C, ldc);

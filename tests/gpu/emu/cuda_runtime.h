@@ -39,13 +39,32 @@ static inline cudaError_t cudaMalloc(void **p, size_t n)
 {
 	/* the emulated device has 16 GiB: larger requests fail like cudaMalloc */
 	*p = n > ((size_t)1 << 34) ? NULL : malloc(n);
-	return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+	if (!*p)
+		return cudaErrorMemoryAllocation;
+	memset(*p, 0xff, n);
+	emu_dev_add(*p, n);
+	return cudaSuccess;
 }
-static inline cudaError_t cudaFree(void *p) { return free(p), cudaSuccess; }
-static inline cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind)
+static inline cudaError_t cudaFree(void *p)
 {
+	if (p && !emu_dev_del(p))
+		return cudaErrorInvalidValue;
+	return free(p), cudaSuccess;
+}
+static inline cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k)
+{
+	if (k == cudaMemcpyHostToDevice)
+		emu_need_dev(d, "cudaMemcpy(HostToDevice)", 1), emu_need_host(s, "cudaMemcpy(HostToDevice)", 2);
+	else if (k == cudaMemcpyDeviceToHost)
+		emu_need_host(d, "cudaMemcpy(DeviceToHost)", 1), emu_need_dev(s, "cudaMemcpy(DeviceToHost)", 2);
+	else
+		emu_need_dev(d, "cudaMemcpy(DeviceToDevice)", 1), emu_need_dev(s, "cudaMemcpy(DeviceToDevice)", 2);
 	return memmove(d, s, n), cudaSuccess;
 }
-static inline cudaError_t cudaMemset(void *d, int v, size_t n) { return memset(d, v, n), cudaSuccess; }
+static inline cudaError_t cudaMemset(void *d, int v, size_t n)
+{
+	emu_need_dev(d, "cudaMemset", 1);
+	return memset(d, v, n), cudaSuccess;
+}
 
 #endif

@@ -7,11 +7,51 @@
  * mask system call per switch). */
 #undef _FORTIFY_SOURCE /* longjmp between coroutine stacks is intended */
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <ucontext.h>
 
+#include <map>
+
 #include "emu.h"
+
+/* ---- device memory: start address → size ---- */
+static std::map<uintptr_t, size_t> g_dev;
+
+void emu_dev_add(void *p, size_t n) { g_dev[(uintptr_t)p] = n; }
+
+int emu_dev_del(void *p)
+{
+	return g_dev.erase((uintptr_t)p) == 1;
+}
+
+int emu_is_dev(const void *p)
+{
+	auto it = g_dev.upper_bound((uintptr_t)p);
+	if (it == g_dev.begin())
+		return 0;
+	--it;
+	/* one past the end counts: an empty range at the end of a block */
+	return (uintptr_t)p <= it->first + it->second;
+}
+
+void emu_need_dev(const void *p, const char *call, int arg)
+{
+	if (p && !emu_is_dev(p)) {
+		fprintf(stderr, "emu: %s: argument %d (%p) is not device memory (a fault on a GPU)\n", call, arg, p);
+		abort();
+	}
+}
+
+void emu_need_host(const void *p, const char *call, int arg)
+{
+	if (p && emu_is_dev(p)) {
+		fprintf(stderr, "emu: %s: argument %d (%p) is device memory where host memory is expected\n", call, arg,
+			p);
+		abort();
+	}
+}
 
 enum { RUN, WBLOCK, WWARP, DONE };
 struct Thr {
