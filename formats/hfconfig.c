@@ -280,8 +280,9 @@ static int parse_dtype(ctx *c, model_config *cfg)
 static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 {
 	int qwen = !strcmp(mt, "qwen2"), mistral = !strcmp(mt, "mistral"), phi3 = !strcmp(mt, "phi3");
+	int qwen3 = !strcmp(mt, "qwen3");
 	cfg->arch = ARCH_LLAMA;
-	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : FAM_LLAMA;
+	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : qwen3 ? FAM_QWEN3 : FAM_LLAMA;
 	if (get_int(c, "hidden_size", 1, 0, 1, 1 << 16, &cfg->dim) ||
 	    get_int(c, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->hidden_dim) ||
 	    get_int(c, "num_hidden_layers", 1, 0, 1, 1024, &cfg->n_layers) ||
@@ -292,8 +293,8 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	    get_int(c, "max_position_embeddings", 0, phi3 ? 4096 : 2048, 1, 1 << 24, &cfg->max_seq_len) ||
 	    get_num(c, c->root, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, 0, 1, &cfg->norm_eps) ||
 	    get_bool(c, "tie_word_embeddings", 0, &cfg->tied_embeddings) || parse_rope(c, cfg) || parse_dtype(c, cfg) ||
-	    get_tok(c, "bos_token_id", qwen ? -1 : 1, &cfg->bos_id) ||
-	    get_tok(c, "eos_token_id", qwen ? -1 : phi3 ? 32000 : 2, &cfg->eos_id))
+	    get_tok(c, "bos_token_id", qwen || qwen3 ? -1 : 1, &cfg->bos_id) ||
+	    get_tok(c, "eos_token_id", qwen || qwen3 ? -1 : phi3 ? 32000 : 2, &cfg->eos_id))
 		return -1;
 	cfg->max_pos = cfg->max_seq_len;
 	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
@@ -306,10 +307,11 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	    get_bool(c, "use_sliding_window", 0, &sw))
 		return -1;
 	if (ab)
-		return fail(c, "unsupported attention_bias true (o_proj bias); only Qwen2-style q/k/v biases are implemented");
+		return fail(c, "unsupported attention_bias true (q/k/v/o_proj biases); only Qwen2-style q/k/v biases are "
+			       "implemented");
 	if (mb)
 		return fail(c, "unsupported mlp_bias true");
-	if (qwen && sw)
+	if ((qwen || qwen3) && sw)
 		return fail(c, "unsupported use_sliding_window true");
 	json_t *lt = json_object_get(c->root, "layer_types");
 	if (json_is_array(lt)) {
@@ -333,6 +335,7 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 		}
 	}
 	cfg->qkv_bias = qwen;
+	cfg->qk_norm = qwen3; /* Qwen3: q_norm, k_norm on every head; no q/k/v bias */
 	return 0;
 }
 
@@ -397,6 +400,8 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 		return BAD("head_dim %d must be even for RoPE", cfg->head_dim);
 	if (cfg->arch == ARCH_GPT2 && (cfg->n_kv_heads != cfg->n_heads || cfg->head_dim * cfg->n_heads != cfg->dim))
 		return BAD("gpt2 needs head_dim * heads == dim and kv heads == heads");
+	if (cfg->arch == ARCH_GPT2 && cfg->qk_norm)
+		return BAD("gpt2 has no q/k norms");
 	if (cfg->vocab_size < 1 || cfg->vocab_size > (1 << 24))
 		return BAD("vocab size %d out of range [1, 16777216]", cfg->vocab_size);
 	if (cfg->max_seq_len < 1 || cfg->max_seq_len > (1 << 24))
@@ -420,6 +425,8 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 			return BAD("negative original_max_position_embeddings, max_position_embeddings or window");
 		if (cfg->family == FAM_PHI3 && cfg->head_dim * cfg->n_heads != cfg->dim)
 			return BAD("phi3 needs head_dim * heads == hidden size");
+		if (!cfg->qk_norm != (cfg->family != FAM_QWEN3) || (cfg->qk_norm && cfg->qkv_bias))
+			return BAD("q/k norms are the qwen3 family's (which has no q/k/v bias)");
 	}
 	if (cfg->save_dtype < 0 || cfg->save_dtype > 2)
 		return BAD("unknown save dtype %d", cfg->save_dtype);
@@ -443,7 +450,8 @@ uint64_t hfconfig_n_params(const model_config *c)
 		       L * (2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * H + H) + (H * C + C)) + 2 * C;
 	uint64_t q = (uint64_t)c->n_heads * c->head_dim, kv = (uint64_t)c->n_kv_heads * c->head_dim;
 	return V * C * (c->tied_embeddings ? 1 : 2) +
-	       L * (2 * C + C * q + 2 * C * kv + q * C + 3 * C * H + (c->qkv_bias ? q + 2 * kv : 0)) + C;
+	       L * (2 * C + C * q + 2 * C * kv + q * C + 3 * C * H + (c->qkv_bias ? q + 2 * kv : 0) +
+		    (c->qk_norm ? 2 * (uint64_t)c->head_dim : 0)) + C;
 }
 
 int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err, size_t errsz)
@@ -467,18 +475,20 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		     : !strcmp(a0, "MistralForCausalLM") ? "mistral"
 		     : !strcmp(a0, "Qwen2ForCausalLM")	 ? "qwen2"
 		     : !strcmp(a0, "Phi3ForCausalLM")	 ? "phi3"
+		     : !strcmp(a0, "Qwen3ForCausalLM")	 ? "qwen3"
 		     : !strcmp(a0, "GPT2LMHeadModel")	 ? "gpt2"
 							 : NULL;
 	if (!mt) {
 		fail(&c, "no model_type (and no known architectures entry)");
 		goto out;
 	}
-	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") || !strcmp(mt, "phi3"))
+	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") || !strcmp(mt, "phi3") ||
+	    !strcmp(mt, "qwen3"))
 		rc = parse_llama(&c, cfg, mt);
 	else if (!strcmp(mt, "gpt2"))
 		rc = parse_gpt2(&c, cfg);
 	else
-		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, phi3, gpt2)", mt);
+		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gpt2)", mt);
 	if (rc == 0) {
 		char e2[256];
 		if (hfconfig_check(cfg, e2, sizeof e2))
@@ -556,8 +566,8 @@ char *hfconfig_dump(const model_config *cfg)
 	} else {
 		model_family fam = cfg->family != FAM_AUTO ? cfg->family : cfg->qkv_bias ? FAM_QWEN2 : FAM_LLAMA;
 		static const char *const cls[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
-						  "Qwen2ForCausalLM", "Phi3ForCausalLM"};
-		static const char *const mtype[] = {"llama", "llama", "mistral", "qwen2", "phi3"};
+						  "Qwen2ForCausalLM", "Phi3ForCausalLM", "Qwen3ForCausalLM"};
+		static const char *const mtype[] = {"llama", "llama", "mistral", "qwen2", "phi3", "qwen3"};
 		json_t *a = json_array();
 		json_array_append_new(a, json_string(cls[fam]));
 		SET("architectures", a);
@@ -624,13 +634,13 @@ char *hfconfig_dump(const model_config *cfg)
 		if (fam == FAM_PHI3)
 			SET("original_max_position_embeddings",
 			    json_integer(r->original_max > 0 ? r->original_max : 4096));
-		if (fam == FAM_QWEN2) {
+		if (fam == FAM_QWEN2 || fam == FAM_QWEN3) {
 			SET("use_sliding_window", json_false());
 			SET("sliding_window", json_null());
 		} else if (fam == FAM_MISTRAL || fam == FAM_PHI3) {
 			SET("sliding_window", cfg->window ? json_integer(cfg->window) : json_null());
 		}
-		if (fam == FAM_LLAMA || fam == FAM_MISTRAL) {
+		if (fam == FAM_LLAMA || fam == FAM_MISTRAL || fam == FAM_QWEN3) {
 			SET("attention_bias", json_false());
 			SET("mlp_bias", json_false());
 		}

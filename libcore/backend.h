@@ -107,6 +107,12 @@ typedef struct lb_backend {
 			     const adamw_hp *hp, long t);
 	double (*sumsq)(const float *g, size_t n);
 	void (*scale)(float *g, size_t n, float s);
+
+	/* ---- added for more model families (layers.h documents each) ---- */
+	void (*headnorm_forward)(float *x, float *xs, float *rstd, const float *w, float eps, int T, int nh, int hd,
+				 int stride);
+	void (*headnorm_backward)(float *dx, float *dw, const float *xs, const float *w, const float *rstd, int T,
+				  int nh, int hd, int stride);
 } lb_backend;
 
 /* The CPU backend (always present). */

@@ -69,6 +69,8 @@ const lb_backend lb_backend_cpu = {
 	.adamw_update = adamw_update,
 	.sumsq = sumsq,
 	.scale = scale_inplace,
+	.headnorm_forward = headnorm_forward,
+	.headnorm_backward = headnorm_backward,
 };
 
 /* ------------------------------------------------- selection and mirrors */

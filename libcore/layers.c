@@ -959,3 +959,57 @@ void attention_decode(float *out, const float *qkv, const float *K, const float 
 		free(sc);
 	}
 }
+
+/* ---- per-head RMSNorm (Qwen3's q_norm and k_norm, Gemma 3's) ---- */
+
+LBDPO_KERNEL void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float eps, int T, int nh,
+				   int hd, int stride)
+{
+	/* x [T,stride], head h of row t at x[t·stride + h·hd .. + hd): in place
+	 * x ← x·r·w, r = 1/sqrt(mean(x²) + eps) per (t, h); xs [T, nh·hd] gets
+	 * the input (NULL: not kept), rstd [T, nh] (NULL: not kept) */
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++)
+		for (int h = 0; h < nh; h++) {
+			float *v = x + (size_t)t * stride + (size_t)h * hd;
+			if (xs)
+				memcpy(xs + ((size_t)t * nh + h) * hd, v, sizeof(float) * hd);
+			double ss = 0;
+			for (int c = 0; c < hd; c++)
+				ss += (double)v[c] * v[c];
+			float r = (float)(1.0 / sqrt(ss / hd + eps));
+			for (int c = 0; c < hd; c++)
+				v[c] = v[c] * r * w[c];
+			if (rstd)
+				rstd[(size_t)t * nh + h] = r;
+		}
+}
+
+LBDPO_KERNEL void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, const float *rstd, int T,
+				    int nh, int hd, int stride)
+{
+	/* In place on dx [T,stride] (the columns of headnorm_forward): dy on
+	 * entry, d(input) on return. n = x·r; dn = dy·w;
+	 * dx = r·(dn − n·mean(dn·n)); dw += Σ_{t,h} dy·n (serial, in row order:
+	 * the same sum for any thread count). */
+	for (int t = 0; t < T; t++)
+		for (int h = 0; h < nh; h++) {
+			const float *dy = dx + (size_t)t * stride + (size_t)h * hd, *x = xs + ((size_t)t * nh + h) * hd;
+			const float r = rstd[(size_t)t * nh + h];
+			for (int c = 0; c < hd; c++)
+				dw[c] += dy[c] * x[c] * r;
+		}
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++)
+		for (int h = 0; h < nh; h++) {
+			float *d = dx + (size_t)t * stride + (size_t)h * hd;
+			const float *x = xs + ((size_t)t * nh + h) * hd;
+			const float r = rstd[(size_t)t * nh + h];
+			double dot = 0;
+			for (int c = 0; c < hd; c++)
+				dot += (double)d[c] * w[c] * x[c] * r;
+			float m = (float)(dot / hd);
+			for (int c = 0; c < hd; c++)
+				d[c] = r * (d[c] * w[c] - x[c] * r * m);
+		}
+}

@@ -29,6 +29,7 @@
 /* Offsets (floats from params) of one block's tensors; (size_t)-1 = absent. */
 typedef struct {
 	size_t ln1_w, ln1_b, qkv_w, qkv_b, o_w, o_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+	size_t qn_w, kn_w; /* per-head q/k RMSNorm [head_dim] (qk_norm) */
 } block_off;
 
 #define NONE ((size_t)-1)
@@ -93,8 +94,8 @@ static void check_cfg(const model_config *c)
 			die("model: gpt2 needs n_kv_heads == n_heads and n_heads·head_dim == dim");
 		if (!c->tied_embeddings)
 			die("model: gpt2 has a tied embedding");
-		if (c->qkv_bias)
-			die("model: qkv_bias is a llama-family option");
+		if (c->qkv_bias || c->qk_norm)
+			die("model: qkv_bias and qk_norm are llama-family options");
 	}
 }
 
@@ -115,7 +116,7 @@ model *model_new(const model_config *cfg)
 		m->wte = add_tensor(m, "model.embed_tokens.weight", 2, V, C);
 		for (int l = 0; l < L; l++) {
 			block_off *b = &m->blk[l];
-			b->ln1_b = b->ln2_b = b->o_b = b->fc_b = b->proj_b = b->qkv_b = NONE;
+			b->ln1_b = b->ln2_b = b->o_b = b->fc_b = b->proj_b = b->qkv_b = b->qn_w = b->kn_w = NONE;
 #define T1(field, suffix, n) \
 	(snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), b->field = add_tensor(m, nm, 1, n, 0))
 #define T2(suffix, r, cc) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), add_tensor(m, nm, 2, r, cc))
@@ -132,6 +133,10 @@ model *model_new(const model_config *cfg)
 				add_tensor(m, nm, 1, KV * hd, 0);
 			}
 			b->o_w = T2("self_attn.o_proj.weight", C, H * hd);
+			if (c->qk_norm) {
+				T1(qn_w, "self_attn.q_norm.weight", hd);
+				T1(kn_w, "self_attn.k_norm.weight", hd);
+			}
 			T1(ln2_w, "post_attention_layernorm.weight", C);
 			b->fc_w = T2("mlp.gate_proj.weight", F, C);
 			T2("mlp.up_proj.weight", F, C);
@@ -147,6 +152,7 @@ model *model_new(const model_config *cfg)
 		m->wpe = add_tensor(m, "transformer.wpe.weight", 2, c->max_seq_len, C);
 		for (int l = 0; l < L; l++) {
 			block_off *b = &m->blk[l];
+			b->qn_w = b->kn_w = NONE;
 #define G(field, suffix, nd, r, cc) \
 	(snprintf(nm, sizeof nm, "transformer.h.%d.%s", l, suffix), b->field = add_tensor(m, nm, nd, r, cc))
 			G(ln1_w, "ln_1.weight", 1, C, 0);
@@ -203,7 +209,8 @@ static int is_norm_weight(const char *name)
 	const char *sfx = ".weight";
 	if (n < 7 || strcmp(name + n - 7, sfx))
 		return 0;
-	return strstr(name, "layernorm") || strstr(name, "ln_") || !strcmp(name, "model.norm.weight");
+	return strstr(name, "layernorm") || strstr(name, "ln_") || !strcmp(name, "model.norm.weight") ||
+	       strstr(name, "_norm.weight");
 }
 
 static int is_norm_bias(const char *name)
@@ -284,6 +291,8 @@ void model_fingerprint(const model *m, char out[65])
 			sha256_update(h, r->long_factor, sizeof(float) * (size_t)r->n_factors);
 		}
 	}
+	if (c->qk_norm) /* a line only where it is set: other fingerprints unchanged */
+		sha256_update(h, "qk_norm 1\n", 10);
 	/* f32 little-endian: the in-memory layout on every supported host */
 	sha256_update(h, m->params, m->n_params * sizeof(float));
 	sha256_final_hex(h, out);
@@ -363,6 +372,8 @@ typedef struct {
 	float *ln2, *ln2_m, *ln2_r; /* [T,C], [T], [T] */
 	float *fc;             /* [T,FC] pre-activation (llama: gate|up) */
 	float *fca;            /* [T,F] activation */
+	float *qn_x, *qn_r, *kn_x, *kn_r; /* qk_norm: q, k before the norm [T,H·hd], [T,KV·hd] (train
+					     only), their rstd [T,H], [T,KV] */
 } block_act;
 
 struct model_ws {
@@ -477,6 +488,16 @@ static void ws_layout(model_ws *ws)
 		a->ln2_r = carve(ws, T);
 		a->fc = carve(ws, T * FC);
 		a->fca = carve(ws, T * F);
+		a->qn_x = a->kn_x = a->qn_r = a->kn_r = NULL;
+		if (c->qk_norm) { /* only here: other models' layouts unchanged */
+			const size_t KV = c->n_kv_heads, hd = c->head_dim;
+			a->qn_r = carve(ws, T * H);
+			a->kn_r = carve(ws, T * KV);
+			if (ws->train) {
+				a->qn_x = carve(ws, T * HD);
+				a->kn_x = carve(ws, T * KV * hd);
+			}
+		}
 	}
 	ws->xfin = ws->train ? carve(ws, T * C) : ws->act[0].xin;
 	ws->lnf = carve(ws, T * C);
@@ -574,8 +595,8 @@ static void ws_upload_index(model_ws *ws)
 static const float *P_(const model *m, size_t off) { return off == NONE ? NULL : m->dparams + off; }
 
 /* Norm + qkv projection + RoPE of one block: ln1, qkv from xin. */
-static void block_attn_in(const model *m, const block_off *b, float *ln1, float *ln1_m, float *ln1_r, float *qkv,
-			  const float *xin, const float *cs, int T)
+static void block_attn_in(const model *m, const block_off *b, block_act *a, float *ln1, float *ln1_m, float *ln1_r,
+			  float *qkv, const float *xin, const float *cs, int T)
 {
 	const model_config *c = &m->cfg;
 	const lb_backend *be = m->be;
@@ -583,6 +604,12 @@ static void block_attn_in(const model *m, const block_off *b, float *ln1, float 
 	if (c->arch == ARCH_LLAMA) {
 		be->rmsnorm_forward(ln1, ln1_r, xin, P_(m, b->ln1_w), c->norm_eps, T, C);
 		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 0);
+		if (c->qk_norm) { /* Qwen3: q and k heads RMS-normalized before RoPE */
+			const int H = c->n_heads, hd = c->head_dim;
+			be->headnorm_forward(qkv, a->qn_x, a->qn_r, P_(m, b->qn_w), c->norm_eps, T, H, hd, m->qkv_dim);
+			be->headnorm_forward(qkv + (size_t)H * hd, a->kn_x, a->kn_r, P_(m, b->kn_w), c->norm_eps, T,
+					     c->n_kv_heads, hd, m->qkv_dim);
+		}
 		be->rope_forward(qkv, cs, T, c->n_heads + c->n_kv_heads, c->head_dim, m->qkv_dim);
 	} else {
 		be->layernorm_forward(ln1, ln1_m, ln1_r, xin, P_(m, b->ln1_w), P_(m, b->ln1_b), c->norm_eps, T, C);
@@ -729,7 +756,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 	for (int l = 0; l < L; l++) {
 		block_act *a = &ws->act[train ? l : 0];
 		const block_off *b = &m->blk[l];
-		block_attn_in(m, b, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, T);
+		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, T);
 		be->attention_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
 				      c->n_kv_heads, c->head_dim);
 		float *xout = train ? (l + 1 < L ? ws->act[l + 1].xin : ws->xfin) : a->xin;
@@ -895,6 +922,11 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 		if (c->arch == ARCH_LLAMA) {
 			be->rope_backward(ws->dqkv, ws->cs, T, H + KV, hd, QKV);
+			if (c->qk_norm) {
+				be->headnorm_backward(ws->dqkv, G + b->qn_w, a->qn_x, P_(m, b->qn_w), a->qn_r, T, H, hd, QKV);
+				be->headnorm_backward(ws->dqkv + (size_t)H * hd, G + b->kn_w, a->kn_x, P_(m, b->kn_w),
+						      a->kn_r, T, KV, hd, QKV);
+			}
 			be->matmul_backward(ws->dln, G + b->qkv_w, GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
 					    QKV, 0);
 			be->rmsnorm_backward(dx, G + b->ln1_w, ws->dln, a->xin, P_(m, b->ln1_w), a->ln1_r, T, C);
@@ -977,7 +1009,7 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	for (int l = 0; l < L; l++) {
 		const block_off *b = &m->blk[l];
 		float *K = kv->k + (size_t)l * kv->max_len * KVD, *Vc = kv->v + (size_t)l * kv->max_len * KVD;
-		block_attn_in(m, b, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, n);
+		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, n);
 		be->kv_append(K, Vc, a->qkv, len0, n, H, KV, hd, QKV);
 		/* token i sees cache positions 0 .. len0 + i */
 		be->attention_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV);

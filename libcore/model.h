@@ -2,7 +2,7 @@
  * backward for the DPO quantities, KV-cache decoding, load and save.
  *
  * Families (doc/design.md §3): llama (RMSNorm, RoPE, SwiGLU, GQA, optional q/k/v
- * bias, tied or separate lm_head) and gpt2 (LayerNorm, learned positions,
+ * bias, optional per-head q/k RMSNorm, tied or separate lm_head) and gpt2 (LayerNorm, learned positions,
  * GELU-tanh, biases, tied embedding).
  *
  * Internal weight layout is the Hugging Face one (rotate-half RoPE); the
@@ -44,7 +44,7 @@ typedef struct {
 
 /* Which Hugging Face model class config.json names (saved back the same way).
  * FAM_AUTO: llama, or qwen2 when qkv_bias (configs made by lbdpo-init). */
-typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3 } model_family;
+typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3, FAM_QWEN3 } model_family;
 
 typedef struct {
 	model_arch arch;
@@ -69,6 +69,8 @@ typedef struct {
 	int window;      /* sliding_window that capped max_seq_len (0 = none): attention
 			    beyond the window is not implemented, shorter sequences are exact */
 	int save_dtype;  /* st_dtype weights are saved in: the one they came in (0 = F32) */
+	int qk_norm;     /* llama family: RMSNorm of each q and k head (weights [head_dim]) before
+			    RoPE (Qwen3's q_norm, k_norm) */
 } model_config;
 
 /* One named tensor inside m->params (HF parameter name, e.g.

@@ -371,7 +371,7 @@ static model *load_hf(const char *dir)
 			if (cfg.tied_embeddings && !strcmp(n, "lm_head.weight"))
 				continue;
 			die("%s: unexpected tensor '%s' (not a parameter of the %s model config.json describes)", st_name(f[i]),
-			    n, gpt2 ? "gpt2" : cfg.qkv_bias ? "qwen2" : cfg.family == FAM_PHI3 ? "phi3" : "llama");
+			    n, gpt2 ? "gpt2" : cfg.qkv_bias ? "qwen2" : cfg.family == FAM_PHI3 ? "phi3" : cfg.qk_norm ? "qwen3" : "llama");
 		}
 		free(used[i]);
 		st_close(f[i]);

@@ -6,6 +6,7 @@ make_hf_fixtures.py (its docstring describes ref.json and grads.safetensors);
 run from the repository root:
 
     python3 tests/ref/make_family_fixtures.py      # writes tests/fixtures/hf/fam_*
+    python3 tests/ref/make_family_fixtures.py fam_qwen3   # only the ones named
 
 Fixtures (dim 16, 2 layers, vocab 48, f32; each directory ~60 KB):
   fam_llama31    LlamaForCausalLM, rope_type llama3 (factor 8, low/high freq
@@ -21,6 +22,9 @@ Fixtures (dim 16, 2 layers, vocab 48, f32; each directory ~60 KB):
   fam_qwen2_yarn Qwen2ForCausalLM (q/k/v bias) with rope_type yarn factor 4,
                  original_max_position_embeddings 16 (attention factor
                  0.1 ln 4 + 1 on cos/sin)
+  fam_qwen3      Qwen3ForCausalLM: per-head RMSNorm q_norm/k_norm (random
+                 gains) before RoPE, no q/k/v bias, head_dim 12 != hidden/heads,
+                 theta 1e6, untied, GQA 2/1
 
 Completions are scored as TRL scores a pair: prompt+chosen and
 prompt+rejected right-padded to the same length in one batch, so longrope's
@@ -34,12 +38,14 @@ import sys
 import numpy as np
 import torch
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
-                          MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+                          MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_hf_fixtures as H  # noqa: E402
 
 VOCAB = 48
+ONLY = set()  # fixture names given on the command line (all when empty)
 DIM = 16
 
 
@@ -98,6 +104,8 @@ def reference(model, dim, with_grads):
 
 
 def build(name, cls, cfg, seed, note):
+    if ONLY and name not in ONLY:
+        return None
     torch.manual_seed(seed)
     model = cls(cfg)
     if cfg.tie_word_embeddings:
@@ -118,6 +126,8 @@ def main():
                   num_key_value_heads=1, vocab_size=VOCAB, max_position_embeddings=64, rms_norm_eps=1e-5,
                   bos_token_id=1, eos_token_id=2)
     made = []
+    global ONLY
+    ONLY = set(sys.argv[1:])
     made.append(build("fam_llama31", LlamaForCausalLM, LlamaConfig(
         **common, head_dim=12, tie_word_embeddings=True,
         rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
@@ -137,6 +147,11 @@ def main():
         rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                          "original_max_position_embeddings": 16}),
         14, "Qwen2ForCausalLM, q/k/v bias, rope yarn factor 4 (original max 16)"))
+    made.append(build("fam_qwen3", Qwen3ForCausalLM, Qwen3Config(
+        **common, head_dim=12, tie_word_embeddings=False, use_sliding_window=False, attention_bias=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
+        15, "Qwen3ForCausalLM, q/k norm, head_dim 12, untied"))
+    made = [d for d in made if d]
     for d in made:
         sz = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
         print(f"{os.path.relpath(d)}: {sz} bytes", file=sys.stderr)

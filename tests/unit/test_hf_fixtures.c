@@ -227,6 +227,7 @@ Test(hf_fixtures, fam_llama31_rope_llama3) { check_family("fam_llama31"); }
 Test(hf_fixtures, fam_phi3_longrope_fused) { check_family("fam_phi3"); }
 Test(hf_fixtures, fam_mistral_window_linear) { check_family("fam_mistral"); }
 Test(hf_fixtures, fam_qwen2_yarn) { check_family("fam_qwen2_yarn"); }
+Test(hf_fixtures, fam_qwen3_qk_norm) { check_family("fam_qwen3"); }
 
 /* Decoding with the KV cache (lbdpo-sample) uses the same RoPE scheme: the
  * log-prob of each token of prompt+chosen from the cache, fed as the prompt
@@ -299,6 +300,7 @@ Test(hf_fixtures, fam_kv_cache_decoding)
 	kv_matches_forward("fam_phi3");
 	kv_matches_forward("fam_mistral");
 	kv_matches_forward("fam_qwen2_yarn");
+	kv_matches_forward("fam_qwen3");
 }
 
 /* Saving and loading again gives the same model (fingerprint: config that
@@ -344,6 +346,7 @@ Test(hf_fixtures, fam_roundtrip)
 	roundtrip("fam_phi3", "model.layers.0.self_attn.qkv_proj.weight");
 	roundtrip("fam_mistral", NULL);
 	roundtrip("fam_qwen2_yarn", NULL);
+	roundtrip("fam_qwen3", NULL);
 }
 
 /* Per-token log-probs of the golden texts: prompt = the first token (BOS). */
