@@ -21,6 +21,7 @@ typedef struct {
 	char *err;
 	size_t errsz;
 	json_t *root;
+	float prf; /* partial_rotary_factor parse_rope found (1 = none) */
 } ctx;
 
 static int fail(ctx *c, const char *fmt, ...) LBDPO_PRINTF(2, 3);
@@ -176,7 +177,7 @@ static int parse_rope(ctx *c, model_config *cfg)
 	float theta = 10000.0f;
 	if (get_num(c, c->root, "rope_theta", 10000.0, 0, 1e12, &theta))
 		return -1;
-	float prf = 1;
+	float prf = c->prf > 0 ? c->prf : 1; /* gpt_neox: rotary_pct, read before */
 	if (opt_num(c, c->root, "partial_rotary_factor", 0, 2, &prf))
 		return -1;
 	rope_scaling *r = &cfg->rope;
@@ -257,8 +258,10 @@ static int parse_rope(ctx *c, model_config *cfg)
 		return -1;
 	if (om > 0 && r->type >= ROPE_YARN)
 		r->original_max = (int)om;
-	if (prf != 1.0f)
-		return fail(c, "unsupported partial_rotary_factor %g (partial rotary embeddings are not implemented)", prf);
+	if (prf != 1.0f && cfg->arch != ARCH_NEOX)
+		return fail(c, "unsupported partial_rotary_factor %g (partial rotary embeddings are implemented for "
+			       "gpt_neox only)", prf);
+	c->prf = prf;
 	cfg->rope_theta = theta;
 	return 0;
 }
@@ -339,6 +342,61 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	return 0;
 }
 
+/* GPT-NeoX / Pythia (GPTNeoXForCausalLM). transformers 4.x spells the
+ * partial rotary and the base rotary_pct and rotary_emb_base, 5.x
+ * rope_parameters {partial_rotary_factor, rope_theta}. */
+static int parse_neox(ctx *c, model_config *cfg)
+{
+	cfg->arch = ARCH_NEOX;
+	cfg->family = FAM_AUTO;
+	float base = 10000;
+	c->prf = 1;
+	if (get_int(c, "hidden_size", 1, 0, 1, 1 << 16, &cfg->dim) ||
+	    get_int(c, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->hidden_dim) ||
+	    get_int(c, "num_hidden_layers", 1, 0, 1, 1024, &cfg->n_layers) ||
+	    get_int(c, "num_attention_heads", 1, 0, 1, 1 << 12, &cfg->n_heads) ||
+	    get_int(c, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size) ||
+	    get_int(c, "max_position_embeddings", 0, 2048, 1, 1 << 24, &cfg->max_seq_len) ||
+	    get_num(c, c->root, "layer_norm_eps", 1e-5, 0, 1, &cfg->norm_eps) ||
+	    get_bool(c, "tie_word_embeddings", 0, &cfg->tied_embeddings) ||
+	    get_bool(c, "use_parallel_residual", 1, &cfg->parallel_residual) ||
+	    opt_num(c, c->root, "rotary_pct", 0, 2, &c->prf) || opt_num(c, c->root, "rotary_emb_base", 0, 1e12, &base))
+		return -1;
+	if (cfg->n_heads > cfg->dim || cfg->dim % cfg->n_heads)
+		return fail(c, "hidden_size %d is not a multiple of num_attention_heads %d", cfg->dim, cfg->n_heads);
+	cfg->n_kv_heads = cfg->n_heads;
+	cfg->head_dim = cfg->dim / cfg->n_heads;
+	if (!json_object_get(c->root, "rope_theta") && json_object_get(c->root, "rotary_emb_base")) {
+		char b[64];
+		snprintf(b, sizeof b, "%.9g", (double)base);
+		json_object_set_new(c->root, "rope_theta", json_real(strtod(b, NULL)));
+	}
+	if (parse_rope(c, cfg) || parse_dtype(c, cfg) || get_tok(c, "bos_token_id", 0, &cfg->bos_id) ||
+	    get_tok(c, "eos_token_id", 2, &cfg->eos_id))
+		return -1;
+	cfg->max_pos = cfg->max_seq_len;
+	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
+	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
+	/* transformers: rotary_ndims = int(head_size · partial_rotary_factor) */
+	cfg->rot_dim = (int)(cfg->head_dim * (double)c->prf);
+	if (cfg->rot_dim < 2 || cfg->rot_dim % 2)
+		return fail(c, "partial rotary factor %g gives %d rotary dims of head_dim %d (needs an even number >= 2)",
+			    (double)c->prf, cfg->rot_dim, cfg->head_dim);
+	if (cfg->rot_dim == cfg->head_dim)
+		cfg->rot_dim = 0;
+	const char *act = get_str(c->root, "hidden_act");
+	if (!act || !strcmp(act, "gelu"))
+		cfg->gelu_exact = 1;
+	else if (strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
+		return fail(c, "unsupported hidden_act '%.40s' (gpt_neox: gelu, gelu_new or gelu_pytorch_tanh)", act);
+	int ab = 1;
+	if (get_bool(c, "attention_bias", 1, &ab))
+		return -1;
+	if (!ab)
+		return fail(c, "unsupported attention_bias false (gpt_neox without q/k/v/dense biases)");
+	return 0;
+}
+
 static int parse_gpt2(ctx *c, model_config *cfg)
 {
 	cfg->arch = ARCH_GPT2;
@@ -382,8 +440,14 @@ static int parse_gpt2(ctx *c, model_config *cfg)
 int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 {
 #define BAD(...) (snprintf(err, errsz, __VA_ARGS__), -1)
-	if (cfg->arch != ARCH_LLAMA && cfg->arch != ARCH_GPT2)
+	if (cfg->arch != ARCH_LLAMA && cfg->arch != ARCH_GPT2 && cfg->arch != ARCH_NEOX)
 		return BAD("unknown architecture %d", (int)cfg->arch);
+	if (cfg->arch == ARCH_NEOX &&
+	    (cfg->n_kv_heads != cfg->n_heads || cfg->head_dim * cfg->n_heads != cfg->dim || cfg->rot_dim < 0 ||
+	     cfg->rot_dim > cfg->head_dim || cfg->rot_dim % 2 || cfg->qk_norm || cfg->qkv_bias))
+		return BAD("gpt_neox needs head_dim * heads == dim, kv heads == heads, even rotary dims <= head_dim");
+	if (cfg->arch != ARCH_NEOX && (cfg->rot_dim || cfg->parallel_residual || cfg->gelu_exact))
+		return BAD("partial rotary, parallel residual and exact GELU are gpt_neox options");
 	if (cfg->dim < 1 || cfg->dim > (1 << 16))
 		return BAD("dim %d out of range [1, 65536]", cfg->dim);
 	if (cfg->hidden_dim < 1 || cfg->hidden_dim > (1 << 20))
@@ -408,9 +472,9 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 		return BAD("max sequence length %d out of range", cfg->max_seq_len);
 	if (!(cfg->norm_eps > 0 && cfg->norm_eps < 1))
 		return BAD("norm eps %g out of range (0, 1)", cfg->norm_eps);
-	if (cfg->arch == ARCH_LLAMA && !(cfg->rope_theta > 0 && isfinite(cfg->rope_theta)))
+	if (cfg->arch != ARCH_GPT2 && !(cfg->rope_theta > 0 && isfinite(cfg->rope_theta)))
 		return BAD("rope theta %g must be positive", cfg->rope_theta);
-	if (cfg->arch == ARCH_LLAMA) {
+	if (cfg->arch != ARCH_GPT2) {
 		const rope_scaling *r = &cfg->rope;
 		if ((unsigned)r->type > ROPE_LONGROPE)
 			return BAD("unknown rope type %d", (int)r->type);
@@ -448,6 +512,9 @@ uint64_t hfconfig_n_params(const model_config *c)
 	if (c->arch == ARCH_GPT2) /* wte, wpe, per block ln_1, c_attn, c_proj, ln_2, c_fc, mlp.c_proj (+ biases), ln_f */
 		return V * C + (uint64_t)c->max_seq_len * C +
 		       L * (2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * H + H) + (H * C + C)) + 2 * C;
+	if (c->arch == ARCH_NEOX) /* embed_in, per block 2 LayerNorms, qkv, dense, h_to_4h, 4h_to_h (+ biases), final LN, embed_out */
+		return V * C * (c->tied_embeddings ? 1 : 2) +
+		       L * (4 * C + (3 * C * C + 3 * C) + (C * C + C) + (C * H + H) + (H * C + C)) + 2 * C;
 	uint64_t q = (uint64_t)c->n_heads * c->head_dim, kv = (uint64_t)c->n_kv_heads * c->head_dim;
 	return V * C * (c->tied_embeddings ? 1 : 2) +
 	       L * (2 * C + C * q + 2 * C * kv + q * C + 3 * C * H + (c->qkv_bias ? q + 2 * kv : 0) +
@@ -456,7 +523,7 @@ uint64_t hfconfig_n_params(const model_config *c)
 
 int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err, size_t errsz)
 {
-	ctx c = {name, err, errsz, NULL};
+	ctx c = {name, err, errsz, NULL, 1};
 	json_error_t je;
 	memset(cfg, 0, sizeof *cfg);
 	c.root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -476,6 +543,7 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		     : !strcmp(a0, "Qwen2ForCausalLM")	 ? "qwen2"
 		     : !strcmp(a0, "Phi3ForCausalLM")	 ? "phi3"
 		     : !strcmp(a0, "Qwen3ForCausalLM")	 ? "qwen3"
+		     : !strcmp(a0, "GPTNeoXForCausalLM") ? "gpt_neox"
 		     : !strcmp(a0, "GPT2LMHeadModel")	 ? "gpt2"
 							 : NULL;
 	if (!mt) {
@@ -487,8 +555,10 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		rc = parse_llama(&c, cfg, mt);
 	else if (!strcmp(mt, "gpt2"))
 		rc = parse_gpt2(&c, cfg);
+	else if (!strcmp(mt, "gpt_neox"))
+		rc = parse_neox(&c, cfg);
 	else
-		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gpt2)", mt);
+		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gpt2, gpt_neox)", mt);
 	if (rc == 0) {
 		char e2[256];
 		if (hfconfig_check(cfg, e2, sizeof e2))
@@ -539,6 +609,57 @@ static json_t *jfloat(float v)
 
 static json_t *jtok(int id) { return id >= 0 ? json_integer(id) : json_null(); }
 
+/* RoPE in both spellings: transformers 4.x reads rope_theta and rope_scaling,
+ * 5.x rope_parameters. */
+static void dump_rope(json_t *o, const model_config *cfg, model_family fam)
+{
+	const rope_scaling *r = &cfg->rope;
+	json_object_set_new(o, "rope_theta", jfloat(cfg->rope_theta));
+	json_t *rp = json_object();
+	json_object_set_new(rp, "rope_type", json_string(rope_kind_name(r->type)));
+	json_object_set_new(rp, "rope_theta", jfloat(cfg->rope_theta));
+	if (r->factor > 0)
+		json_object_set_new(rp, "factor", jfloat(r->factor));
+	if (r->original_max > 0 && fam != FAM_PHI3)
+		json_object_set_new(rp, "original_max_position_embeddings", json_integer(r->original_max));
+	if (r->type == ROPE_LLAMA3) {
+		json_object_set_new(rp, "low_freq_factor", jfloat(r->low_freq_factor));
+		json_object_set_new(rp, "high_freq_factor", jfloat(r->high_freq_factor));
+	}
+	if (r->type == ROPE_YARN) {
+		if (r->beta_fast != 0)
+			json_object_set_new(rp, "beta_fast", jfloat(r->beta_fast));
+		if (r->beta_slow != 0)
+			json_object_set_new(rp, "beta_slow", jfloat(r->beta_slow));
+		if (r->mscale != 0)
+			json_object_set_new(rp, "mscale", jfloat(r->mscale));
+		if (r->mscale_all_dim != 0)
+			json_object_set_new(rp, "mscale_all_dim", jfloat(r->mscale_all_dim));
+		if (!r->truncate)
+			json_object_set_new(rp, "truncate", json_false());
+	}
+	if ((r->type == ROPE_YARN || r->type == ROPE_LONGROPE) && r->attention_factor > 0)
+		json_object_set_new(rp, "attention_factor", jfloat(r->attention_factor));
+	if (r->type == ROPE_LONGROPE) {
+		json_t *sf = json_array(), *lf = json_array();
+		for (int i = 0; i < r->n_factors; i++) {
+			json_array_append_new(sf, jfloat(r->short_factor[i]));
+			json_array_append_new(lf, jfloat(r->long_factor[i]));
+		}
+		json_object_set_new(rp, "short_factor", sf);
+		json_object_set_new(rp, "long_factor", lf);
+	}
+	if (r->type == ROPE_DEFAULT) {
+		json_object_set_new(o, "rope_scaling", json_null());
+	} else {
+		json_t *rs = json_deep_copy(rp);
+		json_object_del(rs, "rope_theta");
+		json_object_set_new(rs, "type", json_string(rope_kind_name(r->type)));
+		json_object_set_new(o, "rope_scaling", rs);
+	}
+	json_object_set_new(o, "rope_parameters", rp);
+}
+
 char *hfconfig_dump(const model_config *cfg)
 {
 	json_t *o = json_object();
@@ -563,6 +684,29 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("attn_pdrop", json_real(0));
 		SET("embd_pdrop", json_real(0));
 		SET("resid_pdrop", json_real(0));
+	} else if (cfg->arch == ARCH_NEOX) {
+		json_t *a = json_array();
+		json_array_append_new(a, json_string("GPTNeoXForCausalLM"));
+		SET("architectures", a);
+		SET("model_type", json_string("gpt_neox"));
+		SET("hidden_size", json_integer(cfg->dim));
+		SET("intermediate_size", json_integer(cfg->hidden_dim));
+		SET("num_hidden_layers", json_integer(cfg->n_layers));
+		SET("num_attention_heads", json_integer(cfg->n_heads));
+		SET("vocab_size", json_integer(cfg->vocab_size));
+		SET("max_position_embeddings", json_integer(cfg->max_pos ? cfg->max_pos : cfg->max_seq_len));
+		SET("layer_norm_eps", jfloat(cfg->norm_eps));
+		SET("hidden_act", json_string(cfg->gelu_exact ? "gelu" : "gelu_new"));
+		SET("use_parallel_residual", json_boolean(cfg->parallel_residual));
+		SET("attention_bias", json_true());
+		/* 4.x: rotary_pct, rotary_emb_base; 5.x: rope_parameters */
+		const float prf = cfg->rot_dim ? (float)cfg->rot_dim / cfg->head_dim : 1.0f;
+		SET("rotary_pct", jfloat(prf));
+		SET("rotary_emb_base", jfloat(cfg->rope_theta));
+		dump_rope(o, cfg, FAM_AUTO);
+		json_object_set_new(json_object_get(o, "rope_parameters"), "partial_rotary_factor", jfloat(prf));
+		SET("attention_dropout", json_real(0));
+		SET("hidden_dropout", json_real(0));
 	} else {
 		model_family fam = cfg->family != FAM_AUTO ? cfg->family : cfg->qkv_bias ? FAM_QWEN2 : FAM_LLAMA;
 		static const char *const cls[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
@@ -582,53 +726,8 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("max_position_embeddings", json_integer(cfg->max_pos ? cfg->max_pos : cfg->max_seq_len));
 		SET("rms_norm_eps", jfloat(cfg->norm_eps));
 		SET("hidden_act", json_string("silu"));
-		/* Both spellings: transformers 4.x reads rope_theta and rope_scaling,
-		 * 5.x rope_parameters. */
 		const rope_scaling *r = &cfg->rope;
-		SET("rope_theta", jfloat(cfg->rope_theta));
-		json_t *rp = json_object();
-		json_object_set_new(rp, "rope_type", json_string(rope_kind_name(r->type)));
-		json_object_set_new(rp, "rope_theta", jfloat(cfg->rope_theta));
-		if (r->factor > 0)
-			json_object_set_new(rp, "factor", jfloat(r->factor));
-		if (r->original_max > 0 && fam != FAM_PHI3)
-			json_object_set_new(rp, "original_max_position_embeddings", json_integer(r->original_max));
-		if (r->type == ROPE_LLAMA3) {
-			json_object_set_new(rp, "low_freq_factor", jfloat(r->low_freq_factor));
-			json_object_set_new(rp, "high_freq_factor", jfloat(r->high_freq_factor));
-		}
-		if (r->type == ROPE_YARN) {
-			if (r->beta_fast != 0)
-				json_object_set_new(rp, "beta_fast", jfloat(r->beta_fast));
-			if (r->beta_slow != 0)
-				json_object_set_new(rp, "beta_slow", jfloat(r->beta_slow));
-			if (r->mscale != 0)
-				json_object_set_new(rp, "mscale", jfloat(r->mscale));
-			if (r->mscale_all_dim != 0)
-				json_object_set_new(rp, "mscale_all_dim", jfloat(r->mscale_all_dim));
-			if (!r->truncate)
-				json_object_set_new(rp, "truncate", json_false());
-		}
-		if ((r->type == ROPE_YARN || r->type == ROPE_LONGROPE) && r->attention_factor > 0)
-			json_object_set_new(rp, "attention_factor", jfloat(r->attention_factor));
-		if (r->type == ROPE_LONGROPE) {
-			json_t *sf = json_array(), *lf = json_array();
-			for (int i = 0; i < r->n_factors; i++) {
-				json_array_append_new(sf, jfloat(r->short_factor[i]));
-				json_array_append_new(lf, jfloat(r->long_factor[i]));
-			}
-			json_object_set_new(rp, "short_factor", sf);
-			json_object_set_new(rp, "long_factor", lf);
-		}
-		if (r->type == ROPE_DEFAULT) {
-			SET("rope_scaling", json_null());
-		} else {
-			json_t *rs = json_deep_copy(rp);
-			json_object_del(rs, "rope_theta");
-			json_object_set_new(rs, "type", json_string(rope_kind_name(r->type)));
-			SET("rope_scaling", rs);
-		}
-		SET("rope_parameters", rp);
+		dump_rope(o, cfg, fam);
 		if (fam == FAM_PHI3) /* Phi3Config's default pad id 32000 may lie outside a small vocabulary */
 			SET("pad_token_id", json_null());
 		if (fam == FAM_PHI3)

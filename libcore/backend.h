@@ -113,6 +113,12 @@ typedef struct lb_backend {
 				 int stride);
 	void (*headnorm_backward)(float *dx, float *dw, const float *xs, const float *w, const float *rstd, int T,
 				  int nh, int hd, int stride);
+	void (*rope_part_forward)(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				  int stride);
+	void (*rope_part_backward)(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				   int stride);
+	void (*gelu_exact_forward)(float *out, const float *inp, size_t n);
+	void (*gelu_exact_backward)(float *dinp, const float *dout, const float *inp, size_t n);
 } lb_backend;
 
 /* The CPU backend (always present). */

@@ -71,6 +71,10 @@ const lb_backend lb_backend_cpu = {
 	.scale = scale_inplace,
 	.headnorm_forward = headnorm_forward,
 	.headnorm_backward = headnorm_backward,
+	.rope_part_forward = rope_part_forward,
+	.rope_part_backward = rope_part_backward,
+	.gelu_exact_forward = gelu_exact_forward,
+	.gelu_exact_backward = gelu_exact_backward,
 };
 
 /* ------------------------------------------------- selection and mirrors */

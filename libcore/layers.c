@@ -1013,3 +1013,56 @@ LBDPO_KERNEL void headnorm_backward(float *dx, float *dw, const float *xs, const
 				d[c] = r * (d[c] * w[c] - x[c] * r * m);
 		}
 }
+
+/* ---- partial rotary (GPT-NeoX's rotary_pct) and exact GELU ---- */
+
+LBDPO_INLINE void rope_part_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				  int stride, float sgn)
+{
+	int h2 = rot_dim / 2;
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++) {
+		const float *co = cs + (size_t)t * rot_dim, *si = co + h2;
+		for (int h = 0; h < n_heads; h++) {
+			float *v = x + (size_t)t * stride + (size_t)h * head_dim;
+			for (int i = 0; i < h2; i++) {
+				float a = v[i], b = v[i + h2], c = co[i], s = sgn * si[i];
+				v[i] = a * c - b * s;
+				v[i + h2] = b * c + a * s;
+			}
+		}
+	}
+}
+
+LBDPO_KERNEL void rope_part_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				    int stride)
+{
+	rope_part_apply(x, cs, T, n_heads, head_dim, rot_dim, stride, 1.0f);
+}
+
+LBDPO_KERNEL void rope_part_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				     int stride)
+{
+	rope_part_apply(dx, cs, T, n_heads, head_dim, rot_dim, stride, -1.0f);
+}
+
+LBDPO_KERNEL void gelu_exact_forward(float *out, const float *inp, size_t n)
+{
+	/* gelu(x) = x·Φ(x) = ½x(1 + erf(x/√2)) */
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		float x = inp[i];
+		out[i] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+	}
+}
+
+LBDPO_KERNEL void gelu_exact_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+	/* gelu'(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π); writes (not adds) dinp */
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		float x = inp[i];
+		float g = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
+		dinp[i] = dout[i] * g;
+	}
+}

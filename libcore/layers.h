@@ -151,4 +151,15 @@ void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float ep
 void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, const float *rstd, int T, int nh,
 		       int hd, int stride);
 
+/* ---- partial rotary (GPT-NeoX: RoPE on the first rot_dim of each head's
+ * head_dim values, the rest passed through) ----
+ * As rope_forward/rope_backward with heads head_dim apart and the table
+ * cs [T, rot_dim] = [cos | sin] of rot_dim/2 frequencies. */
+void rope_part_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride);
+void rope_part_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride);
+/* ---- exact GELU (GPT-NeoX's "gelu"): out = ½x(1 + erf(x/√2)); the backward
+ * writes (not adds) dinp, as gelu_backward ---- */
+void gelu_exact_forward(float *out, const float *inp, size_t n);
+void gelu_exact_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
 #endif

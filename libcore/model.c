@@ -69,7 +69,7 @@ static size_t add_tensor(model *m, const char *name, int ndim, int64_t d0, int64
 
 static void check_cfg(const model_config *c)
 {
-	if (c->arch != ARCH_LLAMA && c->arch != ARCH_GPT2)
+	if (c->arch != ARCH_LLAMA && c->arch != ARCH_GPT2 && c->arch != ARCH_NEOX)
 		die("model: unknown architecture %d", (int)c->arch);
 	const long lim = 1L << 24;
 	if (c->dim <= 0 || c->dim > lim || c->hidden_dim <= 0 || c->hidden_dim > lim || c->n_layers <= 0 ||
@@ -89,6 +89,15 @@ static void check_cfg(const model_config *c)
 			die("model: llama head_dim %d must be even (RoPE)", c->head_dim);
 		if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
 			die("model: rope_theta must be a positive number");
+	} else if (c->arch == ARCH_NEOX) {
+		if (c->n_kv_heads != c->n_heads || (long)c->n_heads * c->head_dim != c->dim)
+			die("model: gpt_neox needs n_kv_heads == n_heads and n_heads·head_dim == dim");
+		if (c->rot_dim < 0 || c->rot_dim > c->head_dim || c->rot_dim % 2)
+			die("model: gpt_neox rotary dims %d must be even and at most head_dim %d", c->rot_dim, c->head_dim);
+		if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
+			die("model: rope_theta must be a positive number");
+		if (c->qkv_bias || c->qk_norm)
+			die("model: qkv_bias and qk_norm are llama-family options");
 	} else {
 		if (c->n_kv_heads != c->n_heads || (long)c->n_heads * c->head_dim != c->dim)
 			die("model: gpt2 needs n_kv_heads == n_heads and n_heads·head_dim == dim");
@@ -146,6 +155,31 @@ model *model_new(const model_config *cfg)
 		}
 		m->lnf_w = add_tensor(m, "model.norm.weight", 1, C, 0);
 		m->lm_head = c->tied_embeddings ? m->wte : add_tensor(m, "lm_head.weight", 2, V, C);
+	} else if (c->arch == ARCH_NEOX) {
+		m->fc_dim = F;
+		m->wte = add_tensor(m, "gpt_neox.embed_in.weight", 2, V, C);
+		for (int l = 0; l < L; l++) {
+			block_off *b = &m->blk[l];
+			b->qn_w = b->kn_w = NONE;
+#define N(field, suffix, nd, r, cc) \
+	(snprintf(nm, sizeof nm, "gpt_neox.layers.%d.%s", l, suffix), b->field = add_tensor(m, nm, nd, r, cc))
+			N(ln1_w, "input_layernorm.weight", 1, C, 0);
+			N(ln1_b, "input_layernorm.bias", 1, C, 0);
+			N(qkv_w, "attention.query_key_value.weight", 2, 3 * H * hd, C);
+			N(qkv_b, "attention.query_key_value.bias", 1, 3 * H * hd, 0);
+			N(o_w, "attention.dense.weight", 2, C, H * hd);
+			N(o_b, "attention.dense.bias", 1, C, 0);
+			N(ln2_w, "post_attention_layernorm.weight", 1, C, 0);
+			N(ln2_b, "post_attention_layernorm.bias", 1, C, 0);
+			N(fc_w, "mlp.dense_h_to_4h.weight", 2, F, C);
+			N(fc_b, "mlp.dense_h_to_4h.bias", 1, F, 0);
+			N(proj_w, "mlp.dense_4h_to_h.weight", 2, C, F);
+			N(proj_b, "mlp.dense_4h_to_h.bias", 1, C, 0);
+#undef N
+		}
+		m->lnf_w = add_tensor(m, "gpt_neox.final_layer_norm.weight", 1, C, 0);
+		m->lnf_b = add_tensor(m, "gpt_neox.final_layer_norm.bias", 1, C, 0);
+		m->lm_head = c->tied_embeddings ? m->wte : add_tensor(m, "embed_out.weight", 2, V, C);
 	} else {
 		m->fc_dim = F;
 		m->wte = add_tensor(m, "transformer.wte.weight", 2, V, C);
@@ -216,7 +250,8 @@ static int is_norm_weight(const char *name)
 static int is_norm_bias(const char *name)
 {
 	size_t n = strlen(name);
-	return n > 5 && !strcmp(name + n - 5, ".bias") && strstr(name, "ln_");
+	return n > 5 && !strcmp(name + n - 5, ".bias") &&
+	       (strstr(name, "ln_") || strstr(name, "layernorm") || strstr(name, "layer_norm"));
 }
 
 void model_init_random(model *m, uint64_t seed, float std)
@@ -245,9 +280,9 @@ void model_init_random(model *m, uint64_t seed, float std)
 	model_sync(m, 1);
 }
 
-static const char *const arch_names[] = {"llama", "gpt2"};
-const char *model_arch_name(model_arch a) { return name_of(arch_names, 2, (int)a); }
-int model_arch_parse(const char *s) { return name_index(arch_names, 2, s); }
+static const char *const arch_names[] = {"llama", "gpt2", "gpt_neox"};
+const char *model_arch_name(model_arch a) { return name_of(arch_names, 3, (int)a); }
+int model_arch_parse(const char *s) { return name_index(arch_names, 3, s); }
 
 const model_config *model_cfg(const model *m) { return &m->cfg; }
 float *model_params(model *m) { return m->params; }
@@ -272,11 +307,16 @@ void model_fingerprint(const model *m, char out[65])
 			 "qkv_bias %d\n",
 			 model_arch_name(c->arch), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
 			 c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
-			 c->arch == ARCH_LLAMA ? (double)c->rope_theta : 0.0, (double)c->norm_eps,
+			 c->arch != ARCH_GPT2 ? (double)c->rope_theta : 0.0, (double)c->norm_eps,
 			 c->tied_embeddings, c->qkv_bias);
 	sha256_ctx *h = sha256_new();
 	sha256_update(h, txt, (size_t)n);
-	if (c->arch == ARCH_LLAMA && c->rope.type != ROPE_DEFAULT) { /* plain-RoPE fingerprints unchanged */
+	if (c->arch == ARCH_NEOX) {
+		n = snprintf(txt, sizeof txt, "rot_dim %d\nparallel_residual %d\ngelu_exact %d\n", c->rot_dim,
+			     c->parallel_residual, c->gelu_exact);
+		sha256_update(h, txt, (size_t)n);
+	}
+	if (c->arch != ARCH_GPT2 && c->rope.type != ROPE_DEFAULT) { /* plain-RoPE fingerprints unchanged */
 		const rope_scaling *r = &c->rope;
 		n = snprintf(txt, sizeof txt,
 			     "rope %s\nfactor %.9g\noriginal_max %d\nmax_pos %d\nfreq_factors %.9g %.9g\n"
@@ -309,6 +349,20 @@ void model_permute_llama2c_qk(float *w, int n_heads, int head_dim, int C)
 		}
 		memcpy(hw, tmp, sizeof(float) * (size_t)head_dim * C);
 	}
+	free(tmp);
+}
+
+void model_neox_qkv_permute(float *w, int n_heads, int head_dim, int cols, int to_hf)
+{
+	/* file row h·3hd + p·hd + j  <->  internal row p·H·hd + h·hd + j (p = q, k, v) */
+	const size_t n = (size_t)3 * n_heads * head_dim * cols, blk = (size_t)head_dim * cols;
+	float *tmp = xmalloc(sizeof(float) * n);
+	for (int h = 0; h < n_heads; h++)
+		for (int p = 0; p < 3; p++) {
+			size_t f = ((size_t)h * 3 + p) * blk, in = ((size_t)p * n_heads + h) * blk;
+			memcpy(tmp + (to_hf ? f : in), w + (to_hf ? in : f), sizeof(float) * blk);
+		}
+	memcpy(w, tmp, sizeof(float) * n);
 	free(tmp);
 }
 
@@ -594,6 +648,9 @@ static void ws_upload_index(model_ws *ws)
 
 static const float *P_(const model *m, size_t off) { return off == NONE ? NULL : m->dparams + off; }
 
+/* Rotated dims of each head (GPT-NeoX's partial rotary; all elsewhere). */
+static int rot_dim(const model_config *c) { return c->rot_dim > 0 ? c->rot_dim : c->head_dim; }
+
 /* Norm + qkv projection + RoPE of one block: ln1, qkv from xin. */
 static void block_attn_in(const model *m, const block_off *b, block_act *a, float *ln1, float *ln1_m, float *ln1_r,
 			  float *qkv, const float *xin, const float *cs, int T)
@@ -612,8 +669,11 @@ static void block_attn_in(const model *m, const block_off *b, block_act *a, floa
 		}
 		be->rope_forward(qkv, cs, T, c->n_heads + c->n_kv_heads, c->head_dim, m->qkv_dim);
 	} else {
+		const int neox = c->arch == ARCH_NEOX;
 		be->layernorm_forward(ln1, ln1_m, ln1_r, xin, P_(m, b->ln1_w), P_(m, b->ln1_b), c->norm_eps, T, C);
-		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 1);
+		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, !neox);
+		if (neox)
+			be->rope_part_forward(qkv, cs, T, 2 * c->n_heads, c->head_dim, rot_dim(c), m->qkv_dim);
 	}
 }
 
@@ -624,6 +684,27 @@ static void block_attn_out_mlp(const model *m, const block_off *b, block_act *a,
 	const lb_backend *be = m->be;
 	const int C = c->dim, HD = c->n_heads * c->head_dim, F = c->hidden_dim;
 	const int w_io = c->arch == ARCH_GPT2;
+	if (c->arch == ARCH_NEOX) {
+		/* parallel: x + attn(ln1(x)) + mlp(ln2(x)); ln2 before the residual add,
+		 * which in inference overwrites x (xmid == xin) */
+		const float *x2 = c->parallel_residual ? a->xin : a->xmid;
+		if (c->parallel_residual)
+			be->layernorm_forward(a->ln2, a->ln2_m, a->ln2_r, x2, P_(m, b->ln2_w), P_(m, b->ln2_b),
+					      c->norm_eps, T, C);
+		be->matmul_forward(tmp, a->att, P_(m, b->o_w), P_(m, b->o_b), T, HD, C, 0);
+		be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
+		if (!c->parallel_residual)
+			be->layernorm_forward(a->ln2, a->ln2_m, a->ln2_r, x2, P_(m, b->ln2_w), P_(m, b->ln2_b),
+					      c->norm_eps, T, C);
+		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), P_(m, b->fc_b), T, C, F, 0);
+		if (c->gelu_exact)
+			be->gelu_exact_forward(a->fca, a->fc, (size_t)T * F);
+		else
+			be->gelu_forward(a->fca, a->fc, (size_t)T * F);
+		be->matmul_forward(tmp, a->fca, P_(m, b->proj_w), P_(m, b->proj_b), T, F, C, 0);
+		be->residual_forward(xout, a->xmid, tmp, (size_t)T * C);
+		return;
+	}
 	be->matmul_forward(tmp, a->att, P_(m, b->o_w), P_(m, b->o_b), T, HD, C, w_io);
 	be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
 	if (c->arch == ARCH_LLAMA) {
@@ -662,8 +743,11 @@ static void check_tokens(const model *m, const uint32_t *t, int n, int s, const 
 /* The RoPE cos/sin table is built on the host (rope.c holds every scaling
  * scheme, and longrope depends on each packed sequence's length) and sent
  * up; on a unified backend it is written in place. */
-static void rope_cs(const lb_backend *be, float *dcs, const int *pos, int T, const model_config *c)
+static void rope_cs(const lb_backend *be, float *dcs, const int *pos, int T, const model_config *cfg)
 {
+	model_config rc = *cfg; /* partial rotary: the frequencies of rot_dim dims */
+	rc.head_dim = rot_dim(cfg);
+	const model_config *c = &rc;
 	if (be->unified) {
 		rope_table_cfg(dcs, pos, T, c);
 		return;
@@ -751,7 +835,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 
 	/* ---- embedding and blocks ---- */
 	be->embed_forward(ws->act[0].xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), T, C);
-	if (c->arch == ARCH_LLAMA)
+	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, T, c);
 	for (int l = 0; l < L; l++) {
 		block_act *a = &ws->act[train ? l : 0];
@@ -907,15 +991,23 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 			be->matmul_backward(ws->dln, G + b->fc_w, NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
 			be->rmsnorm_backward(dx, G + b->ln2_w, ws->dln, a->xmid, P_(m, b->ln2_w), a->ln2_r, T, C);
 		} else {
-			be->gelu_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
+			if (c->gelu_exact)
+				be->gelu_exact_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
+			else
+				be->gelu_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
 			be->matmul_backward(ws->dln, G + b->fc_w, G + b->fc_b, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC,
-					    1);
-			be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xmid, P_(m, b->ln2_w),
-					       a->ln2_m, a->ln2_r, T, C);
+					    w_io);
+			if (!c->parallel_residual)
+				be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xmid, P_(m, b->ln2_w),
+						       a->ln2_m, a->ln2_r, T, C);
 		}
 		/* attention: x_mid = x_in + o(attn(rope(qkv(norm1(x_in))))) */
 		be->memset0(ws->datt, sizeof(float) * (size_t)T * HD);
 		be->matmul_backward(ws->datt, G + b->o_w, GP(b->o_b), dx, a->att, P_(m, b->o_w), T, HD, C, w_io);
+		/* parallel residual: ln2 read x_in, and dx so far is d x_mid = d(attn out) */
+		if (c->parallel_residual)
+			be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xin, P_(m, b->ln2_w), a->ln2_m,
+					       a->ln2_r, T, C);
 		be->memset0(ws->dqkv, sizeof(float) * (size_t)T * QKV);
 		be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb, ws->d_kc,
 				       ws->d_seq_off, ws->n_seq, T, H, KV, hd);
@@ -931,8 +1023,10 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 					    QKV, 0);
 			be->rmsnorm_backward(dx, G + b->ln1_w, ws->dln, a->xin, P_(m, b->ln1_w), a->ln1_r, T, C);
 		} else {
+			if (c->arch == ARCH_NEOX)
+				be->rope_part_backward(ws->dqkv, ws->cs, T, 2 * H, hd, rot_dim(c), QKV);
 			be->matmul_backward(ws->dln, G + b->qkv_w, G + b->qkv_b, ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
-					    QKV, 1);
+					    QKV, w_io);
 			be->layernorm_backward(dx, G + b->ln1_w, G + b->ln1_b, ws->dln, a->xin, P_(m, b->ln1_w),
 					       a->ln1_m, a->ln1_r, T, C);
 		}
@@ -1003,7 +1097,7 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	backend_sync_up(be, ws->d_imem, ws->imem, sizeof(int) * ((size_t)6 * n + 5));
 	block_act *a = &ws->act[0];
 	be->embed_forward(a->xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), n, C);
-	if (c->arch == ARCH_LLAMA)
+	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, n, c);
 	const int len0 = kv->len;
 	for (int l = 0; l < L; l++) {

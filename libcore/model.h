@@ -19,8 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { ARCH_LLAMA = 0, ARCH_GPT2 = 1 } model_arch;
-const char *model_arch_name(model_arch a); /* "llama", "gpt2" */
+/* ARCH_NEOX: GPT-NeoX / Pythia (LayerNorm with bias, RoPE on rot_dim of each
+ * head, parallel or sequential residual, GELU, biases everywhere). */
+typedef enum { ARCH_LLAMA = 0, ARCH_GPT2 = 1, ARCH_NEOX = 2 } model_arch;
+const char *model_arch_name(model_arch a); /* "llama", "gpt2", "gpt_neox" */
 int model_arch_parse(const char *s);       /* -1 if unknown */
 
 /* RoPE frequency schemes of transformers' modeling_rope_utils (formulas in
@@ -71,6 +73,11 @@ typedef struct {
 	int save_dtype;  /* st_dtype weights are saved in: the one they came in (0 = F32) */
 	int qk_norm;     /* llama family: RMSNorm of each q and k head (weights [head_dim]) before
 			    RoPE (Qwen3's q_norm, k_norm) */
+	/* gpt_neox: its qkv weight rows are [Q; K; V] here (attention's layout);
+	 * files hold them per head [q_h; k_h; v_h] (model_neox_qkv_permute). */
+	int rot_dim;           /* RoPE on the first rot_dim of head_dim (0 = all) */
+	int parallel_residual; /* x + attn(ln1(x)) + mlp(ln2(x)) */
+	int gelu_exact;        /* MLP activation erf GELU (else the tanh form) */
 } model_config;
 
 /* One named tensor inside m->params (HF parameter name, e.g.
@@ -121,6 +128,10 @@ void model_fingerprint(const model *m, char out[65]);
  * old row 2j and new row hd/2 + j is old row 2j + 1. Used by every llama2.c
  * reader (and by its writer's inverse, should one exist). */
 void model_permute_llama2c_qk(float *w, int n_heads, int head_dim, int C);
+/* GPT-NeoX's query_key_value rows [3·H·hd, cols] (cols = C for the weight,
+ * 1 for the bias): per head [q_h; k_h; v_h] in files, [Q; K; V] inside.
+ * to_hf = 0 converts file → internal, 1 internal → file. */
+void model_neox_qkv_permute(float *w, int n_heads, int head_dim, int cols, int to_hf);
 
 /* ---- packed scoring and its backward ----
  * A batch is a list of sequences concatenated along the token axis, each

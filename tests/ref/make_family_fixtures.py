@@ -25,6 +25,11 @@ Fixtures (dim 16, 2 layers, vocab 48, f32; each directory ~60 KB):
   fam_qwen3      Qwen3ForCausalLM: per-head RMSNorm q_norm/k_norm (random
                  gains) before RoPE, no q/k/v bias, head_dim 12 != hidden/heads,
                  theta 1e6, untied, GQA 2/1
+  fam_neox       GPTNeoXForCausalLM (Pythia style): parallel residual, partial
+                 rotary 0.5 (4 of head_dim 8), LayerNorms with bias, erf GELU,
+                 fused per-head query_key_value, untied embed_out
+  fam_neox_seq   GPTNeoXForCausalLM with use_parallel_residual false,
+                 gelu_new, rotary 0.25 (2 of 8), tied embedding
 
 Completions are scored as TRL scores a pair: prompt+chosen and
 prompt+rejected right-padded to the same length in one batch, so longrope's
@@ -39,7 +44,7 @@ import numpy as np
 import torch
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM)
+                          Qwen3Config, Qwen3ForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_hf_fixtures as H  # noqa: E402
@@ -151,6 +156,14 @@ def main():
         **common, head_dim=12, tie_word_embeddings=False, use_sliding_window=False, attention_bias=False,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
         15, "Qwen3ForCausalLM, q/k norm, head_dim 12, untied"))
+    neox = dict(hidden_size=DIM, intermediate_size=24, num_hidden_layers=2, num_attention_heads=2, vocab_size=VOCAB,
+                max_position_embeddings=64, layer_norm_eps=1e-5, bos_token_id=1, eos_token_id=2)
+    made.append(build("fam_neox", GPTNeoXForCausalLM, GPTNeoXConfig(
+        **neox, rotary_pct=0.5, use_parallel_residual=True, hidden_act="gelu", tie_word_embeddings=False),
+        16, "GPTNeoXForCausalLM, parallel residual, rotary 0.5, gelu, untied"))
+    made.append(build("fam_neox_seq", GPTNeoXForCausalLM, GPTNeoXConfig(
+        **neox, rotary_pct=0.25, use_parallel_residual=False, hidden_act="gelu_new", tie_word_embeddings=True),
+        17, "GPTNeoXForCausalLM, sequential residual, rotary 0.25, gelu_new, tied"))
     made = [d for d in made if d]
     for d in made:
         sz = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
