@@ -280,12 +280,34 @@ static int parse_dtype(ctx *c, model_config *cfg)
 	return 0;
 }
 
+/* Gemma 2's attention details (the rest is parse_llama's). */
+static int parse_gemma(ctx *c, model_config *cfg)
+{
+	cfg->gemma = 1;
+	int qs = 256;
+	if (get_int(c, "query_pre_attn_scalar", 0, 256, 1, 1 << 20, &qs))
+		return -1;
+	cfg->query_scalar = (float)qs;
+	const char *k[2] = {"attn_logit_softcapping", "final_logit_softcapping"};
+	float *v[2] = {&cfg->attn_softcap, &cfg->final_softcap};
+	for (int i = 0; i < 2; i++) {
+		json_t *x = json_object_get(c->root, k[i]);
+		*v[i] = i ? 30.0f : 50.0f; /* Gemma2Config's defaults when absent */
+		if (x && json_is_null(x))
+			*v[i] = 0;
+		else if (x && get_num(c, c->root, k[i], 0, 0, 1e9, v[i]))
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 {
 	int qwen = !strcmp(mt, "qwen2"), mistral = !strcmp(mt, "mistral"), phi3 = !strcmp(mt, "phi3");
-	int qwen3 = !strcmp(mt, "qwen3");
+	int qwen3 = !strcmp(mt, "qwen3"), gemma2 = !strcmp(mt, "gemma2");
 	cfg->arch = ARCH_LLAMA;
-	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : qwen3 ? FAM_QWEN3 : FAM_LLAMA;
+	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : qwen3 ? FAM_QWEN3 : gemma2 ? FAM_GEMMA2
+														: FAM_LLAMA;
 	if (get_int(c, "hidden_size", 1, 0, 1, 1 << 16, &cfg->dim) ||
 	    get_int(c, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->hidden_dim) ||
 	    get_int(c, "num_hidden_layers", 1, 0, 1, 1024, &cfg->n_layers) ||
@@ -293,17 +315,24 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	    get_int(c, "num_key_value_heads", 0, cfg->n_heads, 1, 1 << 12, &cfg->n_kv_heads) ||
 	    get_int(c, "head_dim", 0, cfg->dim / cfg->n_heads, 1, 1 << 12, &cfg->head_dim) ||
 	    get_int(c, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size) ||
-	    get_int(c, "max_position_embeddings", 0, phi3 ? 4096 : 2048, 1, 1 << 24, &cfg->max_seq_len) ||
+	    get_int(c, "max_position_embeddings", 0, phi3 ? 4096 : gemma2 ? 8192 : 2048, 1, 1 << 24, &cfg->max_seq_len) ||
 	    get_num(c, c->root, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, 0, 1, &cfg->norm_eps) ||
-	    get_bool(c, "tie_word_embeddings", 0, &cfg->tied_embeddings) || parse_rope(c, cfg) || parse_dtype(c, cfg) ||
-	    get_tok(c, "bos_token_id", qwen || qwen3 ? -1 : 1, &cfg->bos_id) ||
-	    get_tok(c, "eos_token_id", qwen || qwen3 ? -1 : phi3 ? 32000 : 2, &cfg->eos_id))
+	    get_bool(c, "tie_word_embeddings", gemma2, &cfg->tied_embeddings) || parse_rope(c, cfg) ||
+	    parse_dtype(c, cfg) || get_tok(c, "bos_token_id", qwen || qwen3 ? -1 : gemma2 ? 2 : 1, &cfg->bos_id) ||
+	    get_tok(c, "eos_token_id", qwen || qwen3 ? -1 : phi3 ? 32000 : gemma2 ? 1 : 2, &cfg->eos_id))
 		return -1;
 	cfg->max_pos = cfg->max_seq_len;
 	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
 	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
-	const char *act = get_str(c->root, "hidden_act");
-	if (json_object_get(c->root, "hidden_act") && (!act || strcmp(act, "silu")))
+	const char *act = get_str(c->root, "hidden_act"), *gact = get_str(c->root, "hidden_activation");
+	if (gemma2) {
+		if ((!is_null(json_object_get(c->root, "hidden_act")) && (!act || strcmp(act, "gelu_pytorch_tanh"))) ||
+		    (!is_null(json_object_get(c->root, "hidden_activation")) && (!gact || strcmp(gact, "gelu_pytorch_tanh"))))
+			return fail(c, "unsupported hidden_act '%.40s' (gemma2 needs gelu_pytorch_tanh)",
+				    act ? act : gact ? gact : "?");
+		if (parse_gemma(c, cfg))
+			return -1;
+	} else if (json_object_get(c->root, "hidden_act") && (!act || strcmp(act, "silu")))
 		return fail(c, "unsupported hidden_act '%.40s' (llama family needs silu)", act ? act : "?");
 	int ab = 0, mb = 0, sw = 0;
 	if (get_bool(c, "attention_bias", 0, &ab) || get_bool(c, "mlp_bias", 0, &mb) ||
@@ -320,8 +349,9 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	if (json_is_array(lt)) {
 		for (size_t i = 0; i < json_array_size(lt); i++) {
 			const char *s = json_string_value(json_array_get(lt, i));
-			if (!s || strcmp(s, "full_attention"))
-				return fail(c, "unsupported layer_types[%zu] '%.40s' (only full_attention)", i, s ? s : "?");
+			if (!s || (strcmp(s, "full_attention") && !(gemma2 && !strcmp(s, "sliding_attention"))))
+				return fail(c, "unsupported layer_types[%zu] '%.40s' (only full_attention%s)", i, s ? s : "?",
+					    gemma2 ? " and sliding_attention" : "");
 		}
 	}
 	/* Mistral's and Phi-3's sliding window (token i sees j when i − j < W)
@@ -329,7 +359,9 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	 * is not implemented: cap the sequence length there (window says why,
 	 * for the message) rather than compute longer sequences wrongly. */
 	json_t *win = json_object_get(c->root, "sliding_window");
-	if ((mistral || phi3) && !is_null(win)) {
+	/* Gemma 2 alternates sliding and full layers; the sliding ones cap it
+	 * the same way. */
+	if ((mistral || phi3 || gemma2) && !is_null(win)) {
 		if (!json_is_integer(win) || json_integer_value(win) < 1)
 			return fail(c, "key 'sliding_window' must be a positive integer or null");
 		if (json_integer_value(win) < cfg->max_seq_len) {
@@ -491,6 +523,10 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 			return BAD("phi3 needs head_dim * heads == hidden size");
 		if (!cfg->qk_norm != (cfg->family != FAM_QWEN3) || (cfg->qk_norm && cfg->qkv_bias))
 			return BAD("q/k norms are the qwen3 family's (which has no q/k/v bias)");
+		if (!cfg->gemma != (cfg->family != FAM_GEMMA2) || (cfg->gemma && cfg->qkv_bias))
+			return BAD("gemma options are the gemma2 family's (which has no q/k/v bias)");
+		if (!(cfg->query_scalar >= 0 && cfg->attn_softcap >= 0 && cfg->final_softcap >= 0))
+			return BAD("negative query_pre_attn_scalar or soft-capping");
 	}
 	if (cfg->save_dtype < 0 || cfg->save_dtype > 2)
 		return BAD("unknown save dtype %d", cfg->save_dtype);
@@ -518,7 +554,7 @@ uint64_t hfconfig_n_params(const model_config *c)
 	uint64_t q = (uint64_t)c->n_heads * c->head_dim, kv = (uint64_t)c->n_kv_heads * c->head_dim;
 	return V * C * (c->tied_embeddings ? 1 : 2) +
 	       L * (2 * C + C * q + 2 * C * kv + q * C + 3 * C * H + (c->qkv_bias ? q + 2 * kv : 0) +
-		    (c->qk_norm ? 2 * (uint64_t)c->head_dim : 0)) + C;
+		    (c->qk_norm ? 2 * (uint64_t)c->head_dim : 0) + (c->gemma ? 2 * C : 0)) + C;
 }
 
 int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err, size_t errsz)
@@ -544,6 +580,7 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		     : !strcmp(a0, "Phi3ForCausalLM")	 ? "phi3"
 		     : !strcmp(a0, "Qwen3ForCausalLM")	 ? "qwen3"
 		     : !strcmp(a0, "GPTNeoXForCausalLM") ? "gpt_neox"
+		     : !strcmp(a0, "Gemma2ForCausalLM")	 ? "gemma2"
 		     : !strcmp(a0, "GPT2LMHeadModel")	 ? "gpt2"
 							 : NULL;
 	if (!mt) {
@@ -551,14 +588,14 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		goto out;
 	}
 	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") || !strcmp(mt, "phi3") ||
-	    !strcmp(mt, "qwen3"))
+	    !strcmp(mt, "qwen3") || !strcmp(mt, "gemma2"))
 		rc = parse_llama(&c, cfg, mt);
 	else if (!strcmp(mt, "gpt2"))
 		rc = parse_gpt2(&c, cfg);
 	else if (!strcmp(mt, "gpt_neox"))
 		rc = parse_neox(&c, cfg);
 	else
-		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gpt2, gpt_neox)", mt);
+		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gemma2, gpt2, gpt_neox)", mt);
 	if (rc == 0) {
 		char e2[256];
 		if (hfconfig_check(cfg, e2, sizeof e2))
@@ -710,8 +747,9 @@ char *hfconfig_dump(const model_config *cfg)
 	} else {
 		model_family fam = cfg->family != FAM_AUTO ? cfg->family : cfg->qkv_bias ? FAM_QWEN2 : FAM_LLAMA;
 		static const char *const cls[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
-						  "Qwen2ForCausalLM", "Phi3ForCausalLM", "Qwen3ForCausalLM"};
-		static const char *const mtype[] = {"llama", "llama", "mistral", "qwen2", "phi3", "qwen3"};
+						  "Qwen2ForCausalLM", "Phi3ForCausalLM", "Qwen3ForCausalLM",
+						  "Gemma2ForCausalLM"};
+		static const char *const mtype[] = {"llama", "llama", "mistral", "qwen2", "phi3", "qwen3", "gemma2"};
 		json_t *a = json_array();
 		json_array_append_new(a, json_string(cls[fam]));
 		SET("architectures", a);
@@ -725,7 +763,17 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("vocab_size", json_integer(cfg->vocab_size));
 		SET("max_position_embeddings", json_integer(cfg->max_pos ? cfg->max_pos : cfg->max_seq_len));
 		SET("rms_norm_eps", jfloat(cfg->norm_eps));
-		SET("hidden_act", json_string("silu"));
+		SET("hidden_act", json_string(fam == FAM_GEMMA2 ? "gelu_pytorch_tanh" : "silu"));
+		if (fam == FAM_GEMMA2) {
+			SET("hidden_activation", json_string("gelu_pytorch_tanh"));
+			SET("query_pre_attn_scalar", json_integer((json_int_t)cfg->query_scalar));
+			SET("attn_logit_softcapping", cfg->attn_softcap > 0 ? jfloat(cfg->attn_softcap) : json_null());
+			SET("final_logit_softcapping", cfg->final_softcap > 0 ? jfloat(cfg->final_softcap) : json_null());
+			/* no window that caps a sequence: the full length (same function) */
+			SET("sliding_window", json_integer(cfg->window ? cfg->window : cfg->max_pos ? cfg->max_pos
+												      : cfg->max_seq_len));
+			SET("attention_bias", json_false());
+		}
 		const rope_scaling *r = &cfg->rope;
 		dump_rope(o, cfg, fam);
 		if (fam == FAM_PHI3) /* Phi3Config's default pad id 32000 may lie outside a small vocabulary */

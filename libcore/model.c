@@ -30,6 +30,7 @@
 typedef struct {
 	size_t ln1_w, ln1_b, qkv_w, qkv_b, o_w, o_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
 	size_t qn_w, kn_w; /* per-head q/k RMSNorm [head_dim] (qk_norm) */
+	size_t pn1_w, pn2_w; /* gemma: norms of the attention and MLP outputs */
 } block_off;
 
 #define NONE ((size_t)-1)
@@ -96,15 +97,15 @@ static void check_cfg(const model_config *c)
 			die("model: gpt_neox rotary dims %d must be even and at most head_dim %d", c->rot_dim, c->head_dim);
 		if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
 			die("model: rope_theta must be a positive number");
-		if (c->qkv_bias || c->qk_norm)
-			die("model: qkv_bias and qk_norm are llama-family options");
+		if (c->qkv_bias || c->qk_norm || c->gemma)
+			die("model: qkv_bias, qk_norm and gemma are llama-family options");
 	} else {
 		if (c->n_kv_heads != c->n_heads || (long)c->n_heads * c->head_dim != c->dim)
 			die("model: gpt2 needs n_kv_heads == n_heads and n_heads·head_dim == dim");
 		if (!c->tied_embeddings)
 			die("model: gpt2 has a tied embedding");
-		if (c->qkv_bias || c->qk_norm)
-			die("model: qkv_bias and qk_norm are llama-family options");
+		if (c->qkv_bias || c->qk_norm || c->gemma)
+			die("model: qkv_bias, qk_norm and gemma are llama-family options");
 	}
 }
 
@@ -126,6 +127,7 @@ model *model_new(const model_config *cfg)
 		for (int l = 0; l < L; l++) {
 			block_off *b = &m->blk[l];
 			b->ln1_b = b->ln2_b = b->o_b = b->fc_b = b->proj_b = b->qkv_b = b->qn_w = b->kn_w = NONE;
+			b->pn1_w = b->pn2_w = NONE;
 #define T1(field, suffix, n) \
 	(snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), b->field = add_tensor(m, nm, 1, n, 0))
 #define T2(suffix, r, cc) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), add_tensor(m, nm, 2, r, cc))
@@ -146,7 +148,13 @@ model *model_new(const model_config *cfg)
 				T1(qn_w, "self_attn.q_norm.weight", hd);
 				T1(kn_w, "self_attn.k_norm.weight", hd);
 			}
-			T1(ln2_w, "post_attention_layernorm.weight", C);
+			if (c->gemma) { /* post_attention_layernorm is the attention output's norm here */
+				T1(pn1_w, "post_attention_layernorm.weight", C);
+				T1(ln2_w, "pre_feedforward_layernorm.weight", C);
+				T1(pn2_w, "post_feedforward_layernorm.weight", C);
+			} else {
+				T1(ln2_w, "post_attention_layernorm.weight", C);
+			}
 			b->fc_w = T2("mlp.gate_proj.weight", F, C);
 			T2("mlp.up_proj.weight", F, C);
 			b->proj_w = T2("mlp.down_proj.weight", C, F);
@@ -160,7 +168,7 @@ model *model_new(const model_config *cfg)
 		m->wte = add_tensor(m, "gpt_neox.embed_in.weight", 2, V, C);
 		for (int l = 0; l < L; l++) {
 			block_off *b = &m->blk[l];
-			b->qn_w = b->kn_w = NONE;
+			b->qn_w = b->kn_w = b->pn1_w = b->pn2_w = NONE;
 #define N(field, suffix, nd, r, cc) \
 	(snprintf(nm, sizeof nm, "gpt_neox.layers.%d.%s", l, suffix), b->field = add_tensor(m, nm, nd, r, cc))
 			N(ln1_w, "input_layernorm.weight", 1, C, 0);
@@ -186,7 +194,7 @@ model *model_new(const model_config *cfg)
 		m->wpe = add_tensor(m, "transformer.wpe.weight", 2, c->max_seq_len, C);
 		for (int l = 0; l < L; l++) {
 			block_off *b = &m->blk[l];
-			b->qn_w = b->kn_w = NONE;
+			b->qn_w = b->kn_w = b->pn1_w = b->pn2_w = NONE;
 #define G(field, suffix, nd, r, cc) \
 	(snprintf(nm, sizeof nm, "transformer.h.%d.%s", l, suffix), b->field = add_tensor(m, nm, nd, r, cc))
 			G(ln1_w, "ln_1.weight", 1, C, 0);
@@ -262,7 +270,7 @@ void model_init_random(model *m, uint64_t seed, float std)
 		float *p = m->params + t->offset;
 		if (is_norm_weight(t->name)) {
 			for (size_t k = 0; k < t->numel; k++)
-				p[k] = 1.0f;
+				p[k] = m->cfg.gemma ? 0.0f : 1.0f; /* gemma's gain is 1 + w */
 		} else if (is_norm_bias(t->name)) {
 			memset(p, 0, sizeof(float) * t->numel);
 		} else {
@@ -333,6 +341,11 @@ void model_fingerprint(const model *m, char out[65])
 	}
 	if (c->qk_norm) /* a line only where it is set: other fingerprints unchanged */
 		sha256_update(h, "qk_norm 1\n", 10);
+	if (c->gemma) {
+		n = snprintf(txt, sizeof txt, "gemma 1\nquery_scalar %.9g\nsoftcap %.9g %.9g\nwindow %d\n",
+			     (double)c->query_scalar, (double)c->attn_softcap, (double)c->final_softcap, c->window);
+		sha256_update(h, txt, (size_t)n);
+	}
 	/* f32 little-endian: the in-memory layout on every supported host */
 	sha256_update(h, m->params, m->n_params * sizeof(float));
 	sha256_final_hex(h, out);
@@ -426,6 +439,7 @@ typedef struct {
 	float *ln2, *ln2_m, *ln2_r; /* [T,C], [T], [T] */
 	float *fc;             /* [T,FC] pre-activation (llama: gate|up) */
 	float *fca;            /* [T,F] activation */
+	float *ao, *mo, *pn1_r, *pn2_r; /* gemma: attention and MLP outputs before their norms [T,C], rstd [T] */
 	float *qn_x, *qn_r, *kn_x, *kn_r; /* qk_norm: q, k before the norm [T,H·hd], [T,KV·hd] (train
 					     only), their rstd [T,H], [T,KV] */
 } block_act;
@@ -450,6 +464,8 @@ struct model_ws {
 	float *row_lp;  /* [T,2] */
 	float *row_ent; /* [T] */
 	float *cs;      /* [T,hd] RoPE cos|sin */
+	float *lcap;    /* gemma, train: soft-capped logits of the active rows [T,V] */
+	float *dtmp;    /* gemma, train: [T,C] gradient scratch */
 	/* backward scratch (train only) */
 	float *dx, *dln, *dqkv, *datt, *dfc, *dfca; /* [T,C] [T,C] [T,QKV] [T,H·hd] [T,FC] [T,F] */
 	uint32_t *tok;  /* [T] host */
@@ -543,6 +559,13 @@ static void ws_layout(model_ws *ws)
 		a->fc = carve(ws, T * FC);
 		a->fca = carve(ws, T * F);
 		a->qn_x = a->kn_x = a->qn_r = a->kn_r = NULL;
+		a->ao = a->mo = a->pn1_r = a->pn2_r = NULL;
+		if (c->gemma) {
+			a->ao = carve(ws, T * C);
+			a->mo = carve(ws, T * C);
+			a->pn1_r = carve(ws, T);
+			a->pn2_r = carve(ws, T);
+		}
 		if (c->qk_norm) { /* only here: other models' layouts unchanged */
 			const size_t KV = c->n_kv_heads, hd = c->head_dim;
 			a->qn_r = carve(ws, T * H);
@@ -570,6 +593,12 @@ static void ws_layout(model_ws *ws)
 		ws->datt = carve(ws, T * HD);
 		ws->dfc = carve(ws, T * FC);
 		ws->dfca = carve(ws, T * F);
+	}
+	ws->lcap = ws->dtmp = NULL;
+	if (c->gemma && ws->train) {
+		ws->dtmp = carve(ws, T * C);
+		if (c->final_softcap > 0)
+			ws->lcap = carve(ws, T * V);
 	}
 }
 
@@ -648,6 +677,31 @@ static void ws_upload_index(model_ws *ws)
 
 static const float *P_(const model *m, size_t off) { return off == NONE ? NULL : m->dparams + off; }
 
+/* RMSNorm of the llama family: gain w, or 1 + w (gemma). */
+static void rms_fwd(const model *m, float *out, float *rstd, const float *x, size_t w, int T)
+{
+	const model_config *c = &m->cfg;
+	if (c->gemma)
+		m->be->rmsnorm_off_forward(out, rstd, x, P_(m, w), 1.0f, c->norm_eps, T, c->dim);
+	else
+		m->be->rmsnorm_forward(out, rstd, x, P_(m, w), c->norm_eps, T, c->dim);
+}
+
+static void rms_bwd(const model *m, float *dx, float *dw, const float *dy, const float *x, size_t w,
+		    const float *rstd, int T)
+{
+	if (m->cfg.gemma)
+		m->be->rmsnorm_off_backward(dx, dw, dy, x, P_(m, w), 1.0f, rstd, T, m->cfg.dim);
+	else
+		m->be->rmsnorm_backward(dx, dw, dy, x, P_(m, w), rstd, T, m->cfg.dim);
+}
+
+/* Attention score scale: 1/√head_dim, gemma 1/√query_pre_attn_scalar. */
+static float att_scale(const model_config *c)
+{
+	return 1.0f / sqrtf(c->query_scalar > 0 ? c->query_scalar : (float)c->head_dim);
+}
+
 /* Rotated dims of each head (GPT-NeoX's partial rotary; all elsewhere). */
 static int rot_dim(const model_config *c) { return c->rot_dim > 0 ? c->rot_dim : c->head_dim; }
 
@@ -659,7 +713,7 @@ static void block_attn_in(const model *m, const block_off *b, block_act *a, floa
 	const lb_backend *be = m->be;
 	const int C = c->dim;
 	if (c->arch == ARCH_LLAMA) {
-		be->rmsnorm_forward(ln1, ln1_r, xin, P_(m, b->ln1_w), c->norm_eps, T, C);
+		rms_fwd(m, ln1, ln1_r, xin, b->ln1_w, T);
 		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 0);
 		if (c->qk_norm) { /* Qwen3: q and k heads RMS-normalized before RoPE */
 			const int H = c->n_heads, hd = c->head_dim;
@@ -684,6 +738,18 @@ static void block_attn_out_mlp(const model *m, const block_off *b, block_act *a,
 	const lb_backend *be = m->be;
 	const int C = c->dim, HD = c->n_heads * c->head_dim, F = c->hidden_dim;
 	const int w_io = c->arch == ARCH_GPT2;
+	if (c->gemma) { /* x_mid = x + norm(o(att)); x_out = x_mid + norm(mlp(norm2(x_mid))) */
+		be->matmul_forward(a->ao, a->att, P_(m, b->o_w), NULL, T, HD, C, 0);
+		rms_fwd(m, tmp, a->pn1_r, a->ao, b->pn1_w, T);
+		be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
+		rms_fwd(m, a->ln2, a->ln2_r, a->xmid, b->ln2_w, T);
+		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), NULL, T, C, 2 * F, 0);
+		be->geglu_forward(a->fca, a->fc, T, F);
+		be->matmul_forward(a->mo, a->fca, P_(m, b->proj_w), NULL, T, F, C, 0);
+		rms_fwd(m, tmp, a->pn2_r, a->mo, b->pn2_w, T);
+		be->residual_forward(xout, a->xmid, tmp, (size_t)T * C);
+		return;
+	}
 	if (c->arch == ARCH_NEOX) {
 		/* parallel: x + attn(ln1(x)) + mlp(ln2(x)); ln2 before the residual add,
 		 * which in inference overwrites x (xmid == xin) */
@@ -725,7 +791,7 @@ static void final_norm(const model *m, float *out, float *mean, float *rstd, con
 {
 	const model_config *c = &m->cfg;
 	if (c->arch == ARCH_LLAMA)
-		m->be->rmsnorm_forward(out, rstd, x, P_(m, m->lnf_w), c->norm_eps, T, c->dim);
+		rms_fwd(m, out, rstd, x, m->lnf_w, T);
 	else
 		m->be->layernorm_forward(out, mean, rstd, x, P_(m, m->lnf_w), P_(m, m->lnf_b), c->norm_eps, T,
 					 c->dim);
@@ -835,14 +901,20 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 
 	/* ---- embedding and blocks ---- */
 	be->embed_forward(ws->act[0].xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), T, C);
+	if (c->gemma) /* embeddings × √dim */
+		be->scale(ws->act[0].xin, (size_t)T * C, (float)sqrt((double)C));
 	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, T, c);
 	for (int l = 0; l < L; l++) {
 		block_act *a = &ws->act[train ? l : 0];
 		const block_off *b = &m->blk[l];
 		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, T);
-		be->attention_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
-				      c->n_kv_heads, c->head_dim);
+		if (c->gemma)
+			be->attention_ext_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
+						  c->n_kv_heads, c->head_dim, att_scale(c), c->attn_softcap);
+		else
+			be->attention_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
+					      c->n_kv_heads, c->head_dim);
 		float *xout = train ? (l + 1 < L ? ws->act[l + 1].xin : ws->xfin) : a->xin;
 		block_attn_out_mlp(m, b, a, xout, ws->tmp, T);
 	}
@@ -850,6 +922,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 
 	/* ---- logits [T,V], log-softmax, per-sequence sums (the hand-off) ---- */
 	be->lmhead_forward(ws->logits, ws->lnf, P_(m, m->lm_head), T, C, V);
+	if (c->final_softcap > 0)
+		be->softcap_forward(ws->logits, (size_t)T * V, c->final_softcap);
 	be->logsoftmax_rows(ws->row_lse, ws->row_lp, ws->row_ent, ws->logits, ws->d_rows, T, V);
 	double *dst = dbuf_get(be, &ws->d_st_b, ws->hst, sizeof(double) * 4 * n);
 	be->seq_logp_sums(dst, ws->row_lp, ws->row_ent, ws->d_rows, ws->d_seq_off, n);
@@ -942,8 +1016,12 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	const int *d_act = dbuf_up(be, &ws->d_act_b, ws->act_rows, sizeof(int) * Tn);
 	const double *d_w = dbuf_up(be, &ws->d_w_b, ws->hw, sizeof(double) * 2 * Tn);
 	const int32_t *d_y = dbuf_up(be, &ws->d_y_b, ws->hy, sizeof(int32_t) * 2 * Tn);
+	if (ws->lcap) /* the capped logits of those rows, for the soft-cap backward */
+		be->rows_gather(ws->lcap, ws->logits, d_act, Tn, V);
 	be->logit_grad_rows(ws->logits, ws->row_lse, d_act, d_w, d_y, Tn, V);
 	be->rows_compact(ws->logits, d_act, Tn, V);
+	if (ws->lcap)
+		be->softcap_backward(ws->logits, ws->lcap, (size_t)Tn * V, c->final_softcap);
 	float *hc = ws->tmp, *dhc = ws->dx; /* [Tn,C] gathered lnf rows, their gradient */
 	be->rows_gather(hc, ws->lnf, d_act, Tn, C);
 	/* dh [Tn,C] = dz·W_lm ; dW_lm += dzᵀ·h */
@@ -973,7 +1051,7 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	float *dx = ws->dx; /* [T,C] gradient of the residual stream */
 	be->memset0(dx, sizeof(float) * (size_t)T * C);
 	if (c->arch == ARCH_LLAMA)
-		be->rmsnorm_backward(dx, G + m->lnf_w, dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_r, T, C);
+		rms_bwd(m, dx, G + m->lnf_w, dlnf, ws->xfin, m->lnf_w, ws->lnf_r, T);
 	else
 		be->layernorm_backward(dx, G + m->lnf_w, G + m->lnf_b, dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_m,
 				       ws->lnf_r, T, C);
@@ -981,6 +1059,21 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	for (int l = L - 1; l >= 0; l--) {
 		const block_off *b = &m->blk[l];
 		block_act *a = &ws->act[l];
+		if (c->gemma) {
+			float *dt = ws->dtmp; /* d(MLP output before its norm), then d(o output) */
+			be->memset0(dt, sizeof(float) * (size_t)T * C);
+			rms_bwd(m, dt, G + b->pn2_w, dx, a->mo, b->pn2_w, a->pn2_r, T);
+			be->memset0(ws->dfca, sizeof(float) * (size_t)T * F);
+			be->matmul_backward(ws->dfca, G + b->proj_w, NULL, dt, a->fca, P_(m, b->proj_w), T, F, C, 0);
+			be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
+			be->geglu_backward(ws->dfc, ws->dfca, a->fc, T, F);
+			be->matmul_backward(ws->dln, G + b->fc_w, NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
+			rms_bwd(m, dx, G + b->ln2_w, ws->dln, a->xmid, b->ln2_w, a->ln2_r, T);
+			be->memset0(dt, sizeof(float) * (size_t)T * C);
+			rms_bwd(m, dt, G + b->pn1_w, dx, a->ao, b->pn1_w, a->pn1_r, T);
+			be->memset0(ws->datt, sizeof(float) * (size_t)T * HD);
+			be->matmul_backward(ws->datt, G + b->o_w, NULL, dt, a->att, P_(m, b->o_w), T, HD, C, 0);
+		} else {
 		/* MLP: x_out = x_mid + proj(act(fc(norm2(x_mid)))) */
 		be->memset0(ws->dfca, sizeof(float) * (size_t)T * F);
 		be->matmul_backward(ws->dfca, G + b->proj_w, GP(b->proj_b), dx, a->fca, P_(m, b->proj_w), T, F, C,
@@ -1008,9 +1101,15 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 		if (c->parallel_residual)
 			be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xin, P_(m, b->ln2_w), a->ln2_m,
 					       a->ln2_r, T, C);
+		}
 		be->memset0(ws->dqkv, sizeof(float) * (size_t)T * QKV);
-		be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb, ws->d_kc,
-				       ws->d_seq_off, ws->n_seq, T, H, KV, hd);
+		if (c->gemma)
+			be->attention_ext_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb,
+						   ws->d_kc, ws->d_seq_off, ws->n_seq, T, H, KV, hd, att_scale(c),
+						   c->attn_softcap);
+		else
+			be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb,
+					       ws->d_kc, ws->d_seq_off, ws->n_seq, T, H, KV, hd);
 		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 		if (c->arch == ARCH_LLAMA) {
 			be->rope_backward(ws->dqkv, ws->cs, T, H + KV, hd, QKV);
@@ -1021,7 +1120,7 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 			}
 			be->matmul_backward(ws->dln, G + b->qkv_w, GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
 					    QKV, 0);
-			be->rmsnorm_backward(dx, G + b->ln1_w, ws->dln, a->xin, P_(m, b->ln1_w), a->ln1_r, T, C);
+			rms_bwd(m, dx, G + b->ln1_w, ws->dln, a->xin, b->ln1_w, a->ln1_r, T);
 		} else {
 			if (c->arch == ARCH_NEOX)
 				be->rope_part_backward(ws->dqkv, ws->cs, T, 2 * H, hd, rot_dim(c), QKV);
@@ -1031,6 +1130,8 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 					       a->ln1_m, a->ln1_r, T, C);
 		}
 	}
+	if (c->gemma)
+		be->scale(dx, (size_t)T * C, (float)sqrt((double)C));
 	be->embed_backward(G + m->wte, GP(m->wpe), dx, ws->d_tok, ws->d_pos, T, C);
 #undef GP
 }
@@ -1097,6 +1198,8 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	backend_sync_up(be, ws->d_imem, ws->imem, sizeof(int) * ((size_t)6 * n + 5));
 	block_act *a = &ws->act[0];
 	be->embed_forward(a->xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), n, C);
+	if (c->gemma)
+		be->scale(a->xin, (size_t)n * C, (float)sqrt((double)C));
 	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, n, c);
 	const int len0 = kv->len;
@@ -1106,7 +1209,11 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, n);
 		be->kv_append(K, Vc, a->qkv, len0, n, H, KV, hd, QKV);
 		/* token i sees cache positions 0 .. len0 + i */
-		be->attention_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV);
+		if (c->gemma)
+			be->attention_ext_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV, att_scale(c),
+						 c->attn_softcap);
+		else
+			be->attention_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV);
 		block_attn_out_mlp(m, b, a, a->xin, ws->tmp, n);
 	}
 	kv->len += n;
@@ -1114,5 +1221,7 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	final_norm(m, ws->lnf, ws->lnf_m, ws->lnf_r, xl, 1);
 	float *dl = be->unified ? logits : ws->logits;
 	be->lmhead_forward1(dl, ws->lnf, P_(m, m->lm_head), C, c->vocab_size);
+	if (c->final_softcap > 0)
+		be->softcap_forward(dl, (size_t)c->vocab_size, c->final_softcap);
 	backend_sync_down(be, logits, dl, sizeof(float) * c->vocab_size);
 }

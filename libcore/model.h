@@ -46,7 +46,7 @@ typedef struct {
 
 /* Which Hugging Face model class config.json names (saved back the same way).
  * FAM_AUTO: llama, or qwen2 when qkv_bias (configs made by lbdpo-init). */
-typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3, FAM_QWEN3 } model_family;
+typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3, FAM_QWEN3, FAM_GEMMA2 } model_family;
 
 typedef struct {
 	model_arch arch;
@@ -78,6 +78,12 @@ typedef struct {
 	int rot_dim;           /* RoPE on the first rot_dim of head_dim (0 = all) */
 	int parallel_residual; /* x + attn(ln1(x)) + mlp(ln2(x)) */
 	int gelu_exact;        /* MLP activation erf GELU (else the tanh form) */
+	/* Gemma 2 (llama arch): RMSNorm gains 1 + w, embedding × √dim, norms
+	 * after attention and MLP too, GeGLU (gelu_tanh), score scale
+	 * query_pre_attn_scalar^−½, soft-capped attention scores and logits. */
+	int gemma;
+	float query_scalar;             /* query_pre_attn_scalar (0 = head_dim) */
+	float attn_softcap, final_softcap; /* 0 = none */
 } model_config;
 
 /* One named tensor inside m->params (HF parameter name, e.g.

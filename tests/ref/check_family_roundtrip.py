@@ -42,11 +42,11 @@ def worst_rel(model, ref, padded):
 
 def main():
     bad = 0
-    for name in ["fam_llama31", "fam_phi3", "fam_mistral", "fam_qwen2_yarn", "fam_qwen3", "fam_neox", "fam_neox_seq", "llama_bf16"]:
+    for name in ["fam_llama31", "fam_phi3", "fam_mistral", "fam_qwen2_yarn", "fam_qwen3", "fam_neox", "fam_neox_seq", "fam_gemma2", "llama_bf16"]:
         src = os.path.join(FIX, name)
         with tempfile.TemporaryDirectory() as out:
             subprocess.run(["bin/lbdpo-init", "-q", "--from", src, "-o", out], check=True)
-            model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float64).eval()
+            model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float64, **F.load_kw(name)).eval()
             ref = json.load(open(os.path.join(src, "ref.json")))
             w = worst_rel(model, ref, name.startswith("fam_"))
             with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:

@@ -30,6 +30,11 @@ Fixtures (dim 16, 2 layers, vocab 48, f32; each directory ~60 KB):
                  fused per-head query_key_value, untied embed_out
   fam_neox_seq   GPTNeoXForCausalLM with use_parallel_residual false,
                  gelu_new, rotary 0.25 (2 of 8), tied embedding
+  fam_gemma2     Gemma2ForCausalLM (eager attention): (1+w) RMSNorms before and
+                 after attention and MLP, GeGLU, embedding × √16, head_dim 12,
+                 query_pre_attn_scalar 10, attention soft-cap 2 and final
+                 soft-cap 3 (small, so tanh bends), sliding_window 16 on layer 0
+                 (every pair is shorter), tied, GQA 2/1
 
 Completions are scored as TRL scores a pair: prompt+chosen and
 prompt+rejected right-padded to the same length in one batch, so longrope's
@@ -44,7 +49,8 @@ import numpy as np
 import torch
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM)
+                          Qwen3Config, Qwen3ForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM, Gemma2Config,
+                          Gemma2ForCausalLM)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_hf_fixtures as H  # noqa: E402
@@ -108,6 +114,11 @@ def reference(model, dim, with_grads):
     return {"pairs": pairs, "loss": loss.item()}, grads
 
 
+def load_kw(name):
+    """Gemma's soft-capping is only in the eager attention."""
+    return {"attn_implementation": "eager"} if "gemma" in name else {}
+
+
 def build(name, cls, cfg, seed, note):
     if ONLY and name not in ONLY:
         return None
@@ -118,7 +129,7 @@ def build(name, cls, cfg, seed, note):
     H.init_weights(model, seed)
     d = H.fresh(name)
     H.save_model(model, d)
-    loaded = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, **load_kw(name))
     assert type(loaded) is cls, (type(loaded), cls)
     ref, grads = reference(loaded, DIM, True)
     H.write_ref(d, ref, grads, note)
@@ -164,6 +175,12 @@ def main():
     made.append(build("fam_neox_seq", GPTNeoXForCausalLM, GPTNeoXConfig(
         **neox, rotary_pct=0.25, use_parallel_residual=False, hidden_act="gelu_new", tie_word_embeddings=True),
         17, "GPTNeoXForCausalLM, sequential residual, rotary 0.25, gelu_new, tied"))
+    gemma = dict(common, rms_norm_eps=1e-6)
+    made.append(build("fam_gemma2", Gemma2ForCausalLM, Gemma2Config(
+        **gemma, head_dim=12, query_pre_attn_scalar=10, attn_logit_softcapping=2.0, final_logit_softcapping=3.0,
+        sliding_window=16, tie_word_embeddings=True, hidden_activation="gelu_pytorch_tanh",
+        attn_implementation="eager"),
+        18, "Gemma2ForCausalLM, soft-capping 2/3, query_pre_attn_scalar 10, window 16, tied"))
     made = [d for d in made if d]
     for d in made:
         sz = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
