@@ -292,7 +292,7 @@ static int parse_gemma(ctx *c, model_config *cfg)
 	float *v[2] = {&cfg->attn_softcap, &cfg->final_softcap};
 	for (int i = 0; i < 2; i++) {
 		json_t *x = json_object_get(c->root, k[i]);
-		*v[i] = i ? 30.0f : 50.0f; /* Gemma2Config's defaults when absent */
+		*v[i] = cfg->family == FAM_GEMMA3 ? 0.0f : i ? 30.0f : 50.0f; /* the configs' defaults when absent */
 		if (x && json_is_null(x))
 			*v[i] = 0;
 		else if (x && get_num(c, c->root, k[i], 0, 0, 1e9, v[i]))
@@ -301,13 +301,70 @@ static int parse_gemma(ctx *c, model_config *cfg)
 	return 0;
 }
 
+/* Gemma 3's RoPE: transformers 5 nests rope_parameters per layer type
+ * {full_attention: {...}, sliding_attention: {rope_type default,
+ * rope_theta}}; 4.x has rope_theta/rope_scaling for the full layers and
+ * rope_local_base_freq. The full layers' dict replaces rope_parameters for
+ * parse_rope. */
+static int gemma3_rope(ctx *c, model_config *cfg)
+{
+	float local = 10000;
+	if (opt_num(c, c->root, "rope_local_base_freq", 0, 1e12, &local))
+		return -1;
+	json_t *rp = json_object_get(c->root, "rope_parameters");
+	if (json_is_object(rp) && json_object_get(rp, "full_attention")) {
+		json_t *full = json_object_get(rp, "full_attention"), *sl = json_object_get(rp, "sliding_attention");
+		if (!json_is_object(full) || (sl && !json_is_object(sl)))
+			return fail(c, "rope_parameters.full_attention / sliding_attention must be objects");
+		if (sl) {
+			const char *t = get_str(sl, "rope_type");
+			if (t && strcmp(t, "default"))
+				return fail(c, "unsupported rope_parameters.sliding_attention type '%.40s' (only default)", t);
+			if (opt_num(c, sl, "rope_theta", 0, 1e12, &local))
+				return -1;
+		}
+		json_object_set(c->root, "rope_parameters", full);
+	}
+	cfg->rope_local_theta = local;
+	return 0;
+}
+
+/* Gemma 3's layer types: every sliding_window_pattern-th layer full. */
+static int gemma3_layers(ctx *c, model_config *cfg)
+{
+	int p = 6;
+	if (get_int(c, "sliding_window_pattern", 0, 6, 1, 1 << 20, &p))
+		return -1;
+	json_t *lt = json_object_get(c->root, "layer_types");
+	if (json_is_array(lt)) {
+		if ((int)json_array_size(lt) != cfg->n_layers)
+			return fail(c, "layer_types has %zu entries for %d layers", json_array_size(lt), cfg->n_layers);
+		for (int l = 0; l < cfg->n_layers; l++)
+			if (!json_is_string(json_array_get(lt, l)))
+				return fail(c, "layer_types[%d] must be a string", l);
+		p = cfg->n_layers + 1; /* all sliding, unless a full layer says otherwise */
+		for (int l = 0; l < cfg->n_layers; l++)
+			if (!strcmp(json_string_value(json_array_get(lt, l)), "full_attention")) {
+				p = l + 1;
+				break;
+			}
+		for (int l = 0; l < cfg->n_layers; l++)
+			if (!strcmp(json_string_value(json_array_get(lt, l)), "full_attention") != ((l + 1) % p == 0))
+				return fail(c, "unsupported layer_types: not every %d-th layer full attention", p);
+	}
+	cfg->sliding_pattern = p;
+	return 0;
+}
+
 static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 {
 	int qwen = !strcmp(mt, "qwen2"), mistral = !strcmp(mt, "mistral"), phi3 = !strcmp(mt, "phi3");
-	int qwen3 = !strcmp(mt, "qwen3"), gemma2 = !strcmp(mt, "gemma2");
+	int qwen3 = !strcmp(mt, "qwen3"), gemma3 = !strcmp(mt, "gemma3_text"), gemma2 = !strcmp(mt, "gemma2") || gemma3;
 	cfg->arch = ARCH_LLAMA;
-	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : qwen3 ? FAM_QWEN3 : gemma2 ? FAM_GEMMA2
-														: FAM_LLAMA;
+	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : qwen3 ? FAM_QWEN3 : gemma3 ? FAM_GEMMA3
+		    : gemma2 ? FAM_GEMMA2 : FAM_LLAMA;
+	if (gemma3 && gemma3_rope(c, cfg))
+		return -1;
 	if (get_int(c, "hidden_size", 1, 0, 1, 1 << 16, &cfg->dim) ||
 	    get_int(c, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->hidden_dim) ||
 	    get_int(c, "num_hidden_layers", 1, 0, 1, 1024, &cfg->n_layers) ||
@@ -315,7 +372,8 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	    get_int(c, "num_key_value_heads", 0, cfg->n_heads, 1, 1 << 12, &cfg->n_kv_heads) ||
 	    get_int(c, "head_dim", 0, cfg->dim / cfg->n_heads, 1, 1 << 12, &cfg->head_dim) ||
 	    get_int(c, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size) ||
-	    get_int(c, "max_position_embeddings", 0, phi3 ? 4096 : gemma2 ? 8192 : 2048, 1, 1 << 24, &cfg->max_seq_len) ||
+	    get_int(c, "max_position_embeddings", 0, phi3 ? 4096 : gemma3 ? 131072 : gemma2 ? 8192 : 2048, 1, 1 << 24,
+		    &cfg->max_seq_len) ||
 	    get_num(c, c->root, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, 0, 1, &cfg->norm_eps) ||
 	    get_bool(c, "tie_word_embeddings", gemma2, &cfg->tied_embeddings) || parse_rope(c, cfg) ||
 	    parse_dtype(c, cfg) || get_tok(c, "bos_token_id", qwen || qwen3 ? -1 : gemma2 ? 2 : 1, &cfg->bos_id) ||
@@ -334,6 +392,8 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 			return -1;
 	} else if (json_object_get(c->root, "hidden_act") && (!act || strcmp(act, "silu")))
 		return fail(c, "unsupported hidden_act '%.40s' (llama family needs silu)", act ? act : "?");
+	if (gemma3 && gemma3_layers(c, cfg))
+		return -1;
 	int ab = 0, mb = 0, sw = 0;
 	if (get_bool(c, "attention_bias", 0, &ab) || get_bool(c, "mlp_bias", 0, &mb) ||
 	    get_bool(c, "use_sliding_window", 0, &sw))
@@ -370,7 +430,7 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 		}
 	}
 	cfg->qkv_bias = qwen;
-	cfg->qk_norm = qwen3; /* Qwen3: q_norm, k_norm on every head; no q/k/v bias */
+	cfg->qk_norm = qwen3 || gemma3; /* q_norm, k_norm on every head; no q/k/v bias */
 	return 0;
 }
 
@@ -521,10 +581,14 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 			return BAD("negative original_max_position_embeddings, max_position_embeddings or window");
 		if (cfg->family == FAM_PHI3 && cfg->head_dim * cfg->n_heads != cfg->dim)
 			return BAD("phi3 needs head_dim * heads == hidden size");
-		if (!cfg->qk_norm != (cfg->family != FAM_QWEN3) || (cfg->qk_norm && cfg->qkv_bias))
-			return BAD("q/k norms are the qwen3 family's (which has no q/k/v bias)");
-		if (!cfg->gemma != (cfg->family != FAM_GEMMA2) || (cfg->gemma && cfg->qkv_bias))
-			return BAD("gemma options are the gemma2 family's (which has no q/k/v bias)");
+		if (!cfg->qk_norm != (cfg->family != FAM_QWEN3 && cfg->family != FAM_GEMMA3) ||
+		    (cfg->qk_norm && cfg->qkv_bias))
+			return BAD("q/k norms are the qwen3 and gemma3 families' (which have no q/k/v bias)");
+		if (!cfg->gemma != (cfg->family != FAM_GEMMA2 && cfg->family != FAM_GEMMA3) || (cfg->gemma && cfg->qkv_bias))
+			return BAD("gemma options are the gemma2/3 families' (which have no q/k/v bias)");
+		if ((cfg->family == FAM_GEMMA3) != (cfg->rope_local_theta > 0) ||
+		    (cfg->rope_local_theta > 0 && cfg->sliding_pattern < 1))
+			return BAD("a local RoPE base and layer pattern are the gemma3 family's");
 		if (!(cfg->query_scalar >= 0 && cfg->attn_softcap >= 0 && cfg->final_softcap >= 0))
 			return BAD("negative query_pre_attn_scalar or soft-capping");
 	}
@@ -581,6 +645,7 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		     : !strcmp(a0, "Qwen3ForCausalLM")	 ? "qwen3"
 		     : !strcmp(a0, "GPTNeoXForCausalLM") ? "gpt_neox"
 		     : !strcmp(a0, "Gemma2ForCausalLM")	 ? "gemma2"
+		     : !strcmp(a0, "Gemma3ForCausalLM")	 ? "gemma3_text"
 		     : !strcmp(a0, "GPT2LMHeadModel")	 ? "gpt2"
 							 : NULL;
 	if (!mt) {
@@ -588,14 +653,14 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		goto out;
 	}
 	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") || !strcmp(mt, "phi3") ||
-	    !strcmp(mt, "qwen3") || !strcmp(mt, "gemma2"))
+	    !strcmp(mt, "qwen3") || !strcmp(mt, "gemma2") || !strcmp(mt, "gemma3_text"))
 		rc = parse_llama(&c, cfg, mt);
 	else if (!strcmp(mt, "gpt2"))
 		rc = parse_gpt2(&c, cfg);
 	else if (!strcmp(mt, "gpt_neox"))
 		rc = parse_neox(&c, cfg);
 	else
-		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gemma2, gpt2, gpt_neox)", mt);
+		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text, gpt2, gpt_neox)", mt);
 	if (rc == 0) {
 		char e2[256];
 		if (hfconfig_check(cfg, e2, sizeof e2))
@@ -748,8 +813,9 @@ char *hfconfig_dump(const model_config *cfg)
 		model_family fam = cfg->family != FAM_AUTO ? cfg->family : cfg->qkv_bias ? FAM_QWEN2 : FAM_LLAMA;
 		static const char *const cls[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
 						  "Qwen2ForCausalLM", "Phi3ForCausalLM", "Qwen3ForCausalLM",
-						  "Gemma2ForCausalLM"};
-		static const char *const mtype[] = {"llama", "llama", "mistral", "qwen2", "phi3", "qwen3", "gemma2"};
+						  "Gemma2ForCausalLM", "Gemma3ForCausalLM"};
+		static const char *const mtype[] = {"llama",  "llama",	"mistral", "qwen2",
+						    "phi3",   "qwen3",	"gemma2",  "gemma3_text"};
 		json_t *a = json_array();
 		json_array_append_new(a, json_string(cls[fam]));
 		SET("architectures", a);
@@ -763,8 +829,9 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("vocab_size", json_integer(cfg->vocab_size));
 		SET("max_position_embeddings", json_integer(cfg->max_pos ? cfg->max_pos : cfg->max_seq_len));
 		SET("rms_norm_eps", jfloat(cfg->norm_eps));
-		SET("hidden_act", json_string(fam == FAM_GEMMA2 ? "gelu_pytorch_tanh" : "silu"));
-		if (fam == FAM_GEMMA2) {
+		const int gemma = fam == FAM_GEMMA2 || fam == FAM_GEMMA3;
+		SET("hidden_act", json_string(gemma ? "gelu_pytorch_tanh" : "silu"));
+		if (gemma) {
 			SET("hidden_activation", json_string("gelu_pytorch_tanh"));
 			SET("query_pre_attn_scalar", json_integer((json_int_t)cfg->query_scalar));
 			SET("attn_logit_softcapping", cfg->attn_softcap > 0 ? jfloat(cfg->attn_softcap) : json_null());
@@ -776,6 +843,23 @@ char *hfconfig_dump(const model_config *cfg)
 		}
 		const rope_scaling *r = &cfg->rope;
 		dump_rope(o, cfg, fam);
+		if (fam == FAM_GEMMA3) { /* 5.x: RoPE per layer type; 4.x: the local base beside */
+			json_t *full = json_incref(json_object_get(o, "rope_parameters")), *rp = json_object(),
+			       *sl = json_object();
+			json_object_set_new(sl, "rope_type", json_string("default"));
+			json_object_set_new(sl, "rope_theta", jfloat(cfg->rope_local_theta));
+			json_object_set_new(rp, "full_attention", full);
+			json_object_set_new(rp, "sliding_attention", sl);
+			SET("rope_parameters", rp);
+			SET("rope_scaling", json_null()); /* 5.x would merge it into full_attention again */
+			SET("rope_local_base_freq", jfloat(cfg->rope_local_theta));
+			SET("sliding_window_pattern", json_integer(cfg->sliding_pattern));
+			json_t *lt = json_array();
+			for (int l = 0; l < cfg->n_layers; l++)
+				json_array_append_new(lt, json_string((l + 1) % cfg->sliding_pattern ? "sliding_attention"
+												     : "full_attention"));
+			SET("layer_types", lt);
+		}
 		if (fam == FAM_PHI3) /* Phi3Config's default pad id 32000 may lie outside a small vocabulary */
 			SET("pad_token_id", json_null());
 		if (fam == FAM_PHI3)

@@ -109,10 +109,10 @@ typedef struct lb_backend {
 	void (*scale)(float *g, size_t n, float s);
 
 	/* ---- added for more model families (layers.h documents each) ---- */
-	void (*headnorm_forward)(float *x, float *xs, float *rstd, const float *w, float eps, int T, int nh, int hd,
-				 int stride);
-	void (*headnorm_backward)(float *dx, float *dw, const float *xs, const float *w, const float *rstd, int T,
-				  int nh, int hd, int stride);
+	void (*headnorm_forward)(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T,
+				 int nh, int hd, int stride);
+	void (*headnorm_backward)(float *dx, float *dw, const float *xs, const float *w, float w_off,
+				  const float *rstd, int T, int nh, int hd, int stride);
 	void (*rope_part_forward)(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
 				  int stride);
 	void (*rope_part_backward)(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim,

@@ -962,11 +962,11 @@ void attention_decode(float *out, const float *qkv, const float *K, const float 
 
 /* ---- per-head RMSNorm (Qwen3's q_norm and k_norm, Gemma 3's) ---- */
 
-LBDPO_KERNEL void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float eps, int T, int nh,
-				   int hd, int stride)
+LBDPO_KERNEL void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T,
+				   int nh, int hd, int stride)
 {
 	/* x [T,stride], head h of row t at x[t·stride + h·hd .. + hd): in place
-	 * x ← x·r·w, r = 1/sqrt(mean(x²) + eps) per (t, h); xs [T, nh·hd] gets
+	 * x ← x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps) per (t, h); xs [T, nh·hd] gets
 	 * the input (NULL: not kept), rstd [T, nh] (NULL: not kept) */
 #pragma omp parallel for schedule(static)
 	for (int t = 0; t < T; t++)
@@ -979,17 +979,17 @@ LBDPO_KERNEL void headnorm_forward(float *x, float *xs, float *rstd, const float
 				ss += (double)v[c] * v[c];
 			float r = (float)(1.0 / sqrt(ss / hd + eps));
 			for (int c = 0; c < hd; c++)
-				v[c] = v[c] * r * w[c];
+				v[c] = v[c] * r * (w_off + w[c]);
 			if (rstd)
 				rstd[(size_t)t * nh + h] = r;
 		}
 }
 
-LBDPO_KERNEL void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, const float *rstd, int T,
-				    int nh, int hd, int stride)
+LBDPO_KERNEL void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, float w_off,
+				    const float *rstd, int T, int nh, int hd, int stride)
 {
 	/* In place on dx [T,stride] (the columns of headnorm_forward): dy on
-	 * entry, d(input) on return. n = x·r; dn = dy·w;
+	 * entry, d(input) on return. n = x·r; dn = dy·(w_off + w);
 	 * dx = r·(dn − n·mean(dn·n)); dw += Σ_{t,h} dy·n (serial, in row order:
 	 * the same sum for any thread count). */
 	for (int t = 0; t < T; t++)
@@ -1007,10 +1007,10 @@ LBDPO_KERNEL void headnorm_backward(float *dx, float *dw, const float *xs, const
 			const float r = rstd[(size_t)t * nh + h];
 			double dot = 0;
 			for (int c = 0; c < hd; c++)
-				dot += (double)d[c] * w[c] * x[c] * r;
+				dot += (double)d[c] * (w_off + w[c]) * x[c] * r;
 			float m = (float)(dot / hd);
 			for (int c = 0; c < hd; c++)
-				d[c] = r * (d[c] * w[c] - x[c] * r * m);
+				d[c] = r * (d[c] * (w_off + w[c]) - x[c] * r * m);
 		}
 }
 

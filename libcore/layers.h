@@ -139,17 +139,17 @@ void kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int
 void attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
 		      int KV, int hd, int QKV);
 
-/* ---- per-head RMSNorm (Qwen3's q_norm / k_norm) ----
+/* ---- per-head RMSNorm (Qwen3's q_norm / k_norm; Gemma 3's with w_off 1) ----
  * In place on the first nh heads of each row of x [T, stride] (head h of row
- * t at t·stride + h·hd): x ← x·r·w, r = 1/sqrt(mean(x²) + eps) over the
- * head's hd values, w [hd]. xs [T, nh·hd] keeps the input and rstd [T, nh]
+ * t at t·stride + h·hd): x ← x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps)
+ * over the head's hd values, w [hd]. xs [T, nh·hd] keeps the input and rstd [T, nh]
  * the r's for the backward (either may be NULL in inference). */
-void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float eps, int T, int nh, int hd,
-		      int stride);
+void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T, int nh,
+		      int hd, int stride);
 /* Its backward, in place like rope_backward: dx holds dL/d(output) of those
  * columns on entry and dL/d(input) on return; dw [hd] += Σ dy·x·r. */
-void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, const float *rstd, int T, int nh,
-		       int hd, int stride);
+void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, float w_off, const float *rstd,
+		       int T, int nh, int hd, int stride);
 
 /* ---- partial rotary (GPT-NeoX: RoPE on the first rot_dim of each head's
  * head_dim values, the rest passed through) ----

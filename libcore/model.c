@@ -90,6 +90,8 @@ static void check_cfg(const model_config *c)
 			die("model: llama head_dim %d must be even (RoPE)", c->head_dim);
 		if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
 			die("model: rope_theta must be a positive number");
+		if (c->rope_local_theta > 0 && c->sliding_pattern < 1)
+			die("model: a local RoPE base needs a sliding-window layer pattern");
 	} else if (c->arch == ARCH_NEOX) {
 		if (c->n_kv_heads != c->n_heads || (long)c->n_heads * c->head_dim != c->dim)
 			die("model: gpt_neox needs n_kv_heads == n_heads and n_heads·head_dim == dim");
@@ -342,8 +344,11 @@ void model_fingerprint(const model *m, char out[65])
 	if (c->qk_norm) /* a line only where it is set: other fingerprints unchanged */
 		sha256_update(h, "qk_norm 1\n", 10);
 	if (c->gemma) {
-		n = snprintf(txt, sizeof txt, "gemma 1\nquery_scalar %.9g\nsoftcap %.9g %.9g\nwindow %d\n",
-			     (double)c->query_scalar, (double)c->attn_softcap, (double)c->final_softcap, c->window);
+		n = snprintf(txt, sizeof txt,
+			     "gemma 1\nquery_scalar %.9g\nsoftcap %.9g %.9g\nwindow %d\nsliding_pattern %d\n"
+			     "local_theta %.9g\n",
+			     (double)c->query_scalar, (double)c->attn_softcap, (double)c->final_softcap, c->window,
+			     c->sliding_pattern, (double)c->rope_local_theta);
 		sha256_update(h, txt, (size_t)n);
 	}
 	/* f32 little-endian: the in-memory layout on every supported host */
@@ -466,6 +471,7 @@ struct model_ws {
 	float *cs;      /* [T,hd] RoPE cos|sin */
 	float *lcap;    /* gemma, train: soft-capped logits of the active rows [T,V] */
 	float *dtmp;    /* gemma, train: [T,C] gradient scratch */
+	float *cs2;     /* gemma 3: [T,hd] RoPE cos|sin of the sliding layers (local base) */
 	/* backward scratch (train only) */
 	float *dx, *dln, *dqkv, *datt, *dfc, *dfca; /* [T,C] [T,C] [T,QKV] [T,H·hd] [T,FC] [T,F] */
 	uint32_t *tok;  /* [T] host */
@@ -594,7 +600,9 @@ static void ws_layout(model_ws *ws)
 		ws->dfc = carve(ws, T * FC);
 		ws->dfca = carve(ws, T * F);
 	}
-	ws->lcap = ws->dtmp = NULL;
+	ws->lcap = ws->dtmp = ws->cs2 = NULL;
+	if (c->rope_local_theta > 0)
+		ws->cs2 = carve(ws, T * c->head_dim);
 	if (c->gemma && ws->train) {
 		ws->dtmp = carve(ws, T * C);
 		if (c->final_softcap > 0)
@@ -702,6 +710,12 @@ static float att_scale(const model_config *c)
 	return 1.0f / sqrtf(c->query_scalar > 0 ? c->query_scalar : (float)c->head_dim);
 }
 
+/* The RoPE table of layer l: Gemma 3's sliding layers use the local base. */
+static const float *layer_cs(const model_ws *ws, const model_config *c, int l)
+{
+	return c->rope_local_theta > 0 && (l + 1) % c->sliding_pattern ? ws->cs2 : ws->cs;
+}
+
 /* Rotated dims of each head (GPT-NeoX's partial rotary; all elsewhere). */
 static int rot_dim(const model_config *c) { return c->rot_dim > 0 ? c->rot_dim : c->head_dim; }
 
@@ -717,8 +731,9 @@ static void block_attn_in(const model *m, const block_off *b, block_act *a, floa
 		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 0);
 		if (c->qk_norm) { /* Qwen3: q and k heads RMS-normalized before RoPE */
 			const int H = c->n_heads, hd = c->head_dim;
-			be->headnorm_forward(qkv, a->qn_x, a->qn_r, P_(m, b->qn_w), c->norm_eps, T, H, hd, m->qkv_dim);
-			be->headnorm_forward(qkv + (size_t)H * hd, a->kn_x, a->kn_r, P_(m, b->kn_w), c->norm_eps, T,
+			const float wo = c->gemma ? 1.0f : 0.0f; /* Gemma 3: gains 1 + w */
+			be->headnorm_forward(qkv, a->qn_x, a->qn_r, P_(m, b->qn_w), wo, c->norm_eps, T, H, hd, m->qkv_dim);
+			be->headnorm_forward(qkv + (size_t)H * hd, a->kn_x, a->kn_r, P_(m, b->kn_w), wo, c->norm_eps, T,
 					     c->n_kv_heads, hd, m->qkv_dim);
 		}
 		be->rope_forward(qkv, cs, T, c->n_heads + c->n_kv_heads, c->head_dim, m->qkv_dim);
@@ -905,10 +920,12 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 		be->scale(ws->act[0].xin, (size_t)T * C, (float)sqrt((double)C));
 	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, T, c);
+	if (c->rope_local_theta > 0)
+		rope_cs(be, ws->cs2, ws->pos, T, &(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
 	for (int l = 0; l < L; l++) {
 		block_act *a = &ws->act[train ? l : 0];
 		const block_off *b = &m->blk[l];
-		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, T);
+		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), T);
 		if (c->gemma)
 			be->attention_ext_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
 						  c->n_kv_heads, c->head_dim, att_scale(c), c->attn_softcap);
@@ -1112,10 +1129,12 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 					       ws->d_kc, ws->d_seq_off, ws->n_seq, T, H, KV, hd);
 		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 		if (c->arch == ARCH_LLAMA) {
-			be->rope_backward(ws->dqkv, ws->cs, T, H + KV, hd, QKV);
+			be->rope_backward(ws->dqkv, layer_cs(ws, c, l), T, H + KV, hd, QKV);
 			if (c->qk_norm) {
-				be->headnorm_backward(ws->dqkv, G + b->qn_w, a->qn_x, P_(m, b->qn_w), a->qn_r, T, H, hd, QKV);
-				be->headnorm_backward(ws->dqkv + (size_t)H * hd, G + b->kn_w, a->kn_x, P_(m, b->kn_w),
+				const float wo = c->gemma ? 1.0f : 0.0f;
+				be->headnorm_backward(ws->dqkv, G + b->qn_w, a->qn_x, P_(m, b->qn_w), wo, a->qn_r, T, H, hd,
+						      QKV);
+				be->headnorm_backward(ws->dqkv + (size_t)H * hd, G + b->kn_w, a->kn_x, P_(m, b->kn_w), wo,
 						      a->kn_r, T, KV, hd, QKV);
 			}
 			be->matmul_backward(ws->dln, G + b->qkv_w, GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
@@ -1202,11 +1221,13 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 		be->scale(a->xin, (size_t)n * C, (float)sqrt((double)C));
 	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, n, c);
+	if (c->rope_local_theta > 0)
+		rope_cs(be, ws->cs2, ws->pos, n, &(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
 	const int len0 = kv->len;
 	for (int l = 0; l < L; l++) {
 		const block_off *b = &m->blk[l];
 		float *K = kv->k + (size_t)l * kv->max_len * KVD, *Vc = kv->v + (size_t)l * kv->max_len * KVD;
-		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, n);
+		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), n);
 		be->kv_append(K, Vc, a->qkv, len0, n, H, KV, hd, QKV);
 		/* token i sees cache positions 0 .. len0 + i */
 		if (c->gemma)

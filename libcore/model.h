@@ -46,7 +46,7 @@ typedef struct {
 
 /* Which Hugging Face model class config.json names (saved back the same way).
  * FAM_AUTO: llama, or qwen2 when qkv_bias (configs made by lbdpo-init). */
-typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3, FAM_QWEN3, FAM_GEMMA2 } model_family;
+typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3, FAM_QWEN3, FAM_GEMMA2, FAM_GEMMA3 } model_family;
 
 typedef struct {
 	model_arch arch;
@@ -84,6 +84,11 @@ typedef struct {
 	int gemma;
 	float query_scalar;             /* query_pre_attn_scalar (0 = head_dim) */
 	float attn_softcap, final_softcap; /* 0 = none */
+	/* Gemma 3 (gemma, qk_norm with gains 1 + w): layer l is a full-attention
+	 * layer when (l + 1) % sliding_pattern == 0, the others sliding-window
+	 * layers whose RoPE base is rope_local_theta (0 = rope_theta for all). */
+	int sliding_pattern;
+	float rope_local_theta;
 } model_config;
 
 /* One named tensor inside m->params (HF parameter name, e.g.

@@ -42,7 +42,7 @@ def worst_rel(model, ref, padded):
 
 def main():
     bad = 0
-    for name in ["fam_llama31", "fam_phi3", "fam_mistral", "fam_qwen2_yarn", "fam_qwen3", "fam_neox", "fam_neox_seq", "fam_gemma2", "llama_bf16"]:
+    for name in ["fam_llama31", "fam_phi3", "fam_mistral", "fam_qwen2_yarn", "fam_qwen3", "fam_neox", "fam_neox_seq", "fam_gemma2", "fam_gemma3", "llama_bf16"]:
         src = os.path.join(FIX, name)
         with tempfile.TemporaryDirectory() as out:
             subprocess.run(["bin/lbdpo-init", "-q", "--from", src, "-o", out], check=True)

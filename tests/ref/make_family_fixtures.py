@@ -35,6 +35,11 @@ Fixtures (dim 16, 2 layers, vocab 48, f32; each directory ~60 KB):
                  query_pre_attn_scalar 10, attention soft-cap 2 and final
                  soft-cap 3 (small, so tanh bends), sliding_window 16 on layer 0
                  (every pair is shorter), tied, GQA 2/1
+  fam_gemma3     Gemma3ForCausalLM (text, eager): as Gemma 2 without
+                 soft-capping, plus (1+w) q_norm/k_norm, 3 layers with
+                 sliding_window_pattern 2 (layers 0, 2 sliding with local RoPE
+                 base 100, layer 1 full with base 1e6 and linear scaling 2),
+                 query_pre_attn_scalar 12, untied
 
 Completions are scored as TRL scores a pair: prompt+chosen and
 prompt+rejected right-padded to the same length in one batch, so longrope's
@@ -50,7 +55,7 @@ import torch
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM,
                           Qwen3Config, Qwen3ForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM, Gemma2Config,
-                          Gemma2ForCausalLM)
+                          Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_hf_fixtures as H  # noqa: E402
@@ -181,6 +186,13 @@ def main():
         sliding_window=16, tie_word_embeddings=True, hidden_activation="gelu_pytorch_tanh",
         attn_implementation="eager"),
         18, "Gemma2ForCausalLM, soft-capping 2/3, query_pre_attn_scalar 10, window 16, tied"))
+    made.append(build("fam_gemma3", Gemma3ForCausalLM, Gemma3TextConfig(
+        **dict(gemma, num_hidden_layers=3), head_dim=12, query_pre_attn_scalar=12, sliding_window=16,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"], tie_word_embeddings=False,
+        rope_parameters={"full_attention": {"rope_type": "linear", "rope_theta": 1000000.0, "factor": 2.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}},
+        attn_implementation="eager"),
+        19, "Gemma3ForCausalLM, q/k norm, local rope base 100 on sliding layers, linear 2 on full, untied"))
     made = [d for d in made if d]
     for d in made:
         sz = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))

@@ -235,6 +235,7 @@ Test(hf_fixtures, fam_qwen3_qk_norm) { check_family("fam_qwen3"); }
 Test(hf_fixtures, fam_neox_parallel_partial_rotary) { check_family("fam_neox"); }
 Test(hf_fixtures, fam_neox_sequential_tied) { check_family("fam_neox_seq"); }
 Test(hf_fixtures, fam_gemma2_softcap_postnorm) { check_family("fam_gemma2"); }
+Test(hf_fixtures, fam_gemma3_qk_norm_local_rope) { check_family("fam_gemma3"); }
 
 /* Decoding with the KV cache (lbdpo-sample) uses the same RoPE scheme: the
  * log-prob of each token of prompt+chosen from the cache, fed as the prompt
@@ -311,6 +312,7 @@ Test(hf_fixtures, fam_kv_cache_decoding)
 	kv_matches_forward("fam_neox");
 	kv_matches_forward("fam_neox_seq");
 	kv_matches_forward("fam_gemma2");
+	kv_matches_forward("fam_gemma3");
 }
 
 /* Saving and loading again gives the same model (fingerprint: config that
@@ -360,6 +362,7 @@ Test(hf_fixtures, fam_roundtrip)
 	roundtrip("fam_neox", "gpt_neox.layers.0.attention.query_key_value.weight");
 	roundtrip("fam_neox_seq", "gpt_neox.layers.1.attention.query_key_value.bias");
 	roundtrip("fam_gemma2", NULL);
+	roundtrip("fam_gemma3", NULL);
 }
 
 /* Per-token log-probs of the golden texts: prompt = the first token (BOS). */
