@@ -221,6 +221,14 @@ model *model_new(const model_config *cfg)
 		die("model: %zu parameters is more than this build handles", m->n_params);
 	m->params = xcalloc(m->n_params, sizeof(float));
 	m->be = backend_current();
+	const lb_backend *be = m->be; /* the family's operations exist on this backend */
+	if ((c->qk_norm && !(be->headnorm_forward && be->headnorm_backward)) ||
+	    (c->arch == ARCH_NEOX && !(be->rope_part_forward && be->rope_part_backward && be->gelu_exact_forward &&
+				       be->gelu_exact_backward)) ||
+	    (c->gemma && !(be->rmsnorm_off_forward && be->rmsnorm_off_backward && be->geglu_forward &&
+			   be->geglu_backward && be->softcap_forward && be->softcap_backward &&
+			   be->attention_ext_forward && be->attention_ext_backward && be->attention_ext_decode)))
+		die("model: this model family is not implemented on the %s backend", be->name);
 	m->dparams = backend_mirror(m->be, m->params, sizeof(float) * m->n_params);
 	return m;
 }
