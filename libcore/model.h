@@ -1,9 +1,10 @@
 /* model.h — the transformer: configuration, parameters, packed forward and
  * backward for the DPO quantities, KV-cache decoding, load and save.
  *
- * Families (doc/design.md §3): llama (RMSNorm, RoPE, SwiGLU, GQA, optional q/k/v
- * bias, optional per-head q/k RMSNorm, tied or separate lm_head) and gpt2 (LayerNorm, learned positions,
- * GELU-tanh, biases, tied embedding).
+ * Architectures (doc/design.md §3): llama (RMSNorm, RoPE, SwiGLU, GQA,
+ * optional q/k/v bias, tied or separate lm_head; options for Qwen3's q/k
+ * norms and Gemma 2/3), gpt2 (LayerNorm, learned positions, GELU-tanh,
+ * biases, tied embedding) and gpt_neox (Pythia).
  *
  * Internal weight layout is the Hugging Face one (rotate-half RoPE); the
  * llama2.c loader permutes wq/wk rows from interleaved pairs at load time, so
