@@ -176,8 +176,8 @@ int main(int argc, char **argv)
 		case 'q': lbdpo_quiet = 1; break;
 		case O_INFO: info_only = 1; break;
 		case O_ARCH:
-			if (model_arch_parse(optarg) < 0)
-				die_usage("--arch: '%s' is not llama or gpt2", optarg);
+			if (model_arch_parse(optarg) < 0 || model_arch_parse(optarg) == ARCH_NEOX)
+				die_usage("--arch: '%s' is not llama or gpt2 (other families: --config FILE)", optarg);
 			arch = model_arch_parse(optarg);
 			break;
 		case O_DIM: dim = (int)parse_long("--dim", optarg, 1, 1 << 16); break;
@@ -290,7 +290,7 @@ int main(int argc, char **argv)
 		model_fingerprint(m, fp);
 		printf("arch=%s dim=%d hidden=%d layers=%d heads=%d kv_heads=%d head_dim=%d vocab=%d max_seq=%d tied=%d "
 		       "qkv_bias=%d params=%zu fingerprint=%s\n",
-		       cf->arch == ARCH_GPT2 ? "gpt2" : "llama", cf->dim, cf->hidden_dim, cf->n_layers, cf->n_heads,
+		       model_arch_name(cf->arch), cf->dim, cf->hidden_dim, cf->n_layers, cf->n_heads,
 		       cf->n_kv_heads, cf->head_dim, cf->vocab_size, cf->max_seq_len, cf->tied_embeddings, cf->qkv_bias,
 		       model_n_params(m), fp);
 	}

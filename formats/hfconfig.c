@@ -21,6 +21,7 @@ typedef struct {
 	char *err;
 	size_t errsz;
 	json_t *root;
+	float prf; /* partial_rotary_factor parse_rope found (1 = none) */
 } ctx;
 
 static int fail(ctx *c, const char *fmt, ...) LBDPO_PRINTF(2, 3);
@@ -176,7 +177,7 @@ static int parse_rope(ctx *c, model_config *cfg)
 	float theta = 10000.0f;
 	if (get_num(c, c->root, "rope_theta", 10000.0, 0, 1e12, &theta))
 		return -1;
-	float prf = 1;
+	float prf = c->prf > 0 ? c->prf : 1; /* gpt_neox: rotary_pct, read before */
 	if (opt_num(c, c->root, "partial_rotary_factor", 0, 2, &prf))
 		return -1;
 	rope_scaling *r = &cfg->rope;
@@ -257,8 +258,10 @@ static int parse_rope(ctx *c, model_config *cfg)
 		return -1;
 	if (om > 0 && r->type >= ROPE_YARN)
 		r->original_max = (int)om;
-	if (prf != 1.0f)
-		return fail(c, "unsupported partial_rotary_factor %g (partial rotary embeddings are not implemented)", prf);
+	if (prf != 1.0f && cfg->arch != ARCH_NEOX)
+		return fail(c, "unsupported partial_rotary_factor %g (partial rotary embeddings are implemented for "
+			       "gpt_neox only)", prf);
+	c->prf = prf;
 	cfg->rope_theta = theta;
 	return 0;
 }
@@ -277,11 +280,91 @@ static int parse_dtype(ctx *c, model_config *cfg)
 	return 0;
 }
 
+/* Gemma 2's attention details (the rest is parse_llama's). */
+static int parse_gemma(ctx *c, model_config *cfg)
+{
+	cfg->gemma = 1;
+	int qs = 256;
+	if (get_int(c, "query_pre_attn_scalar", 0, 256, 1, 1 << 20, &qs))
+		return -1;
+	cfg->query_scalar = (float)qs;
+	const char *k[2] = {"attn_logit_softcapping", "final_logit_softcapping"};
+	float *v[2] = {&cfg->attn_softcap, &cfg->final_softcap};
+	for (int i = 0; i < 2; i++) {
+		json_t *x = json_object_get(c->root, k[i]);
+		*v[i] = cfg->family == FAM_GEMMA3 ? 0.0f : i ? 30.0f : 50.0f; /* the configs' defaults when absent */
+		if (x && json_is_null(x))
+			*v[i] = 0;
+		else if (x && get_num(c, c->root, k[i], 0, 0, 1e9, v[i]))
+			return -1;
+	}
+	return 0;
+}
+
+/* Gemma 3's RoPE: transformers 5 nests rope_parameters per layer type
+ * {full_attention: {...}, sliding_attention: {rope_type default,
+ * rope_theta}}; 4.x has rope_theta/rope_scaling for the full layers and
+ * rope_local_base_freq. The full layers' dict replaces rope_parameters for
+ * parse_rope. */
+static int gemma3_rope(ctx *c, model_config *cfg)
+{
+	float local = 10000;
+	if (opt_num(c, c->root, "rope_local_base_freq", 0, 1e12, &local))
+		return -1;
+	json_t *rp = json_object_get(c->root, "rope_parameters");
+	if (json_is_object(rp) && json_object_get(rp, "full_attention")) {
+		json_t *full = json_object_get(rp, "full_attention"), *sl = json_object_get(rp, "sliding_attention");
+		if (!json_is_object(full) || (sl && !json_is_object(sl)))
+			return fail(c, "rope_parameters.full_attention / sliding_attention must be objects");
+		if (sl) {
+			const char *t = get_str(sl, "rope_type");
+			if (t && strcmp(t, "default"))
+				return fail(c, "unsupported rope_parameters.sliding_attention type '%.40s' (only default)", t);
+			if (opt_num(c, sl, "rope_theta", 0, 1e12, &local))
+				return -1;
+		}
+		json_object_set(c->root, "rope_parameters", full);
+	}
+	cfg->rope_local_theta = local;
+	return 0;
+}
+
+/* Gemma 3's layer types: every sliding_window_pattern-th layer full. */
+static int gemma3_layers(ctx *c, model_config *cfg)
+{
+	int p = 6;
+	if (get_int(c, "sliding_window_pattern", 0, 6, 1, 1 << 20, &p))
+		return -1;
+	json_t *lt = json_object_get(c->root, "layer_types");
+	if (json_is_array(lt)) {
+		if ((int)json_array_size(lt) != cfg->n_layers)
+			return fail(c, "layer_types has %zu entries for %d layers", json_array_size(lt), cfg->n_layers);
+		for (int l = 0; l < cfg->n_layers; l++)
+			if (!json_is_string(json_array_get(lt, l)))
+				return fail(c, "layer_types[%d] must be a string", l);
+		p = cfg->n_layers + 1; /* all sliding, unless a full layer says otherwise */
+		for (int l = 0; l < cfg->n_layers; l++)
+			if (!strcmp(json_string_value(json_array_get(lt, l)), "full_attention")) {
+				p = l + 1;
+				break;
+			}
+		for (int l = 0; l < cfg->n_layers; l++)
+			if (!strcmp(json_string_value(json_array_get(lt, l)), "full_attention") != ((l + 1) % p == 0))
+				return fail(c, "unsupported layer_types: not every %d-th layer full attention", p);
+	}
+	cfg->sliding_pattern = p;
+	return 0;
+}
+
 static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 {
 	int qwen = !strcmp(mt, "qwen2"), mistral = !strcmp(mt, "mistral"), phi3 = !strcmp(mt, "phi3");
+	int qwen3 = !strcmp(mt, "qwen3"), gemma3 = !strcmp(mt, "gemma3_text"), gemma2 = !strcmp(mt, "gemma2") || gemma3;
 	cfg->arch = ARCH_LLAMA;
-	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : FAM_LLAMA;
+	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : qwen3 ? FAM_QWEN3 : gemma3 ? FAM_GEMMA3
+		    : gemma2 ? FAM_GEMMA2 : FAM_LLAMA;
+	if (gemma3 && gemma3_rope(c, cfg))
+		return -1;
 	if (get_int(c, "hidden_size", 1, 0, 1, 1 << 16, &cfg->dim) ||
 	    get_int(c, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->hidden_dim) ||
 	    get_int(c, "num_hidden_layers", 1, 0, 1, 1024, &cfg->n_layers) ||
@@ -289,34 +372,46 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	    get_int(c, "num_key_value_heads", 0, cfg->n_heads, 1, 1 << 12, &cfg->n_kv_heads) ||
 	    get_int(c, "head_dim", 0, cfg->dim / cfg->n_heads, 1, 1 << 12, &cfg->head_dim) ||
 	    get_int(c, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size) ||
-	    get_int(c, "max_position_embeddings", 0, phi3 ? 4096 : 2048, 1, 1 << 24, &cfg->max_seq_len) ||
+	    get_int(c, "max_position_embeddings", 0, phi3 ? 4096 : gemma3 ? 131072 : gemma2 ? 8192 : 2048, 1, 1 << 24,
+		    &cfg->max_seq_len) ||
 	    get_num(c, c->root, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, 0, 1, &cfg->norm_eps) ||
-	    get_bool(c, "tie_word_embeddings", 0, &cfg->tied_embeddings) || parse_rope(c, cfg) || parse_dtype(c, cfg) ||
-	    get_tok(c, "bos_token_id", qwen ? -1 : 1, &cfg->bos_id) ||
-	    get_tok(c, "eos_token_id", qwen ? -1 : phi3 ? 32000 : 2, &cfg->eos_id))
+	    get_bool(c, "tie_word_embeddings", gemma2, &cfg->tied_embeddings) || parse_rope(c, cfg) ||
+	    parse_dtype(c, cfg) || get_tok(c, "bos_token_id", qwen || qwen3 ? -1 : gemma2 ? 2 : 1, &cfg->bos_id) ||
+	    get_tok(c, "eos_token_id", qwen || qwen3 ? -1 : phi3 ? 32000 : gemma2 ? 1 : 2, &cfg->eos_id))
 		return -1;
 	cfg->max_pos = cfg->max_seq_len;
 	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
 	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
-	const char *act = get_str(c->root, "hidden_act");
-	if (json_object_get(c->root, "hidden_act") && (!act || strcmp(act, "silu")))
+	const char *act = get_str(c->root, "hidden_act"), *gact = get_str(c->root, "hidden_activation");
+	if (gemma2) {
+		if ((!is_null(json_object_get(c->root, "hidden_act")) && (!act || strcmp(act, "gelu_pytorch_tanh"))) ||
+		    (!is_null(json_object_get(c->root, "hidden_activation")) && (!gact || strcmp(gact, "gelu_pytorch_tanh"))))
+			return fail(c, "unsupported hidden_act '%.40s' (gemma2 needs gelu_pytorch_tanh)",
+				    act ? act : gact ? gact : "?");
+		if (parse_gemma(c, cfg))
+			return -1;
+	} else if (json_object_get(c->root, "hidden_act") && (!act || strcmp(act, "silu")))
 		return fail(c, "unsupported hidden_act '%.40s' (llama family needs silu)", act ? act : "?");
+	if (gemma3 && gemma3_layers(c, cfg))
+		return -1;
 	int ab = 0, mb = 0, sw = 0;
 	if (get_bool(c, "attention_bias", 0, &ab) || get_bool(c, "mlp_bias", 0, &mb) ||
 	    get_bool(c, "use_sliding_window", 0, &sw))
 		return -1;
 	if (ab)
-		return fail(c, "unsupported attention_bias true (o_proj bias); only Qwen2-style q/k/v biases are implemented");
+		return fail(c, "unsupported attention_bias true (q/k/v/o_proj biases); only Qwen2-style q/k/v biases are "
+			       "implemented");
 	if (mb)
 		return fail(c, "unsupported mlp_bias true");
-	if (qwen && sw)
+	if ((qwen || qwen3) && sw)
 		return fail(c, "unsupported use_sliding_window true");
 	json_t *lt = json_object_get(c->root, "layer_types");
 	if (json_is_array(lt)) {
 		for (size_t i = 0; i < json_array_size(lt); i++) {
 			const char *s = json_string_value(json_array_get(lt, i));
-			if (!s || strcmp(s, "full_attention"))
-				return fail(c, "unsupported layer_types[%zu] '%.40s' (only full_attention)", i, s ? s : "?");
+			if (!s || (strcmp(s, "full_attention") && !(gemma2 && !strcmp(s, "sliding_attention"))))
+				return fail(c, "unsupported layer_types[%zu] '%.40s' (only full_attention%s)", i, s ? s : "?",
+					    gemma2 ? " and sliding_attention" : "");
 		}
 	}
 	/* Mistral's and Phi-3's sliding window (token i sees j when i − j < W)
@@ -324,7 +419,9 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	 * is not implemented: cap the sequence length there (window says why,
 	 * for the message) rather than compute longer sequences wrongly. */
 	json_t *win = json_object_get(c->root, "sliding_window");
-	if ((mistral || phi3) && !is_null(win)) {
+	/* Gemma 2 alternates sliding and full layers; the sliding ones cap it
+	 * the same way. */
+	if ((mistral || phi3 || gemma2) && !is_null(win)) {
 		if (!json_is_integer(win) || json_integer_value(win) < 1)
 			return fail(c, "key 'sliding_window' must be a positive integer or null");
 		if (json_integer_value(win) < cfg->max_seq_len) {
@@ -333,6 +430,62 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 		}
 	}
 	cfg->qkv_bias = qwen;
+	cfg->qk_norm = qwen3 || gemma3; /* q_norm, k_norm on every head; no q/k/v bias */
+	return 0;
+}
+
+/* GPT-NeoX / Pythia (GPTNeoXForCausalLM). transformers 4.x spells the
+ * partial rotary and the base rotary_pct and rotary_emb_base, 5.x
+ * rope_parameters {partial_rotary_factor, rope_theta}. */
+static int parse_neox(ctx *c, model_config *cfg)
+{
+	cfg->arch = ARCH_NEOX;
+	cfg->family = FAM_AUTO;
+	float base = 10000;
+	c->prf = 1;
+	if (get_int(c, "hidden_size", 1, 0, 1, 1 << 16, &cfg->dim) ||
+	    get_int(c, "intermediate_size", 1, 0, 1, 1 << 20, &cfg->hidden_dim) ||
+	    get_int(c, "num_hidden_layers", 1, 0, 1, 1024, &cfg->n_layers) ||
+	    get_int(c, "num_attention_heads", 1, 0, 1, 1 << 12, &cfg->n_heads) ||
+	    get_int(c, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size) ||
+	    get_int(c, "max_position_embeddings", 0, 2048, 1, 1 << 24, &cfg->max_seq_len) ||
+	    get_num(c, c->root, "layer_norm_eps", 1e-5, 0, 1, &cfg->norm_eps) ||
+	    get_bool(c, "tie_word_embeddings", 0, &cfg->tied_embeddings) ||
+	    get_bool(c, "use_parallel_residual", 1, &cfg->parallel_residual) ||
+	    opt_num(c, c->root, "rotary_pct", 0, 2, &c->prf) || opt_num(c, c->root, "rotary_emb_base", 0, 1e12, &base))
+		return -1;
+	if (cfg->n_heads > cfg->dim || cfg->dim % cfg->n_heads)
+		return fail(c, "hidden_size %d is not a multiple of num_attention_heads %d", cfg->dim, cfg->n_heads);
+	cfg->n_kv_heads = cfg->n_heads;
+	cfg->head_dim = cfg->dim / cfg->n_heads;
+	if (!json_object_get(c->root, "rope_theta") && json_object_get(c->root, "rotary_emb_base")) {
+		char b[64];
+		snprintf(b, sizeof b, "%.9g", (double)base);
+		json_object_set_new(c->root, "rope_theta", json_real(strtod(b, NULL)));
+	}
+	if (parse_rope(c, cfg) || parse_dtype(c, cfg) || get_tok(c, "bos_token_id", 0, &cfg->bos_id) ||
+	    get_tok(c, "eos_token_id", 2, &cfg->eos_id))
+		return -1;
+	cfg->max_pos = cfg->max_seq_len;
+	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
+	default_tok(c, "eos_token_id", &cfg->eos_id, cfg->vocab_size);
+	/* transformers: rotary_ndims = int(head_size · partial_rotary_factor) */
+	cfg->rot_dim = (int)(cfg->head_dim * (double)c->prf);
+	if (cfg->rot_dim < 2 || cfg->rot_dim % 2)
+		return fail(c, "partial rotary factor %g gives %d rotary dims of head_dim %d (needs an even number >= 2)",
+			    (double)c->prf, cfg->rot_dim, cfg->head_dim);
+	if (cfg->rot_dim == cfg->head_dim)
+		cfg->rot_dim = 0;
+	const char *act = get_str(c->root, "hidden_act");
+	if (!act || !strcmp(act, "gelu"))
+		cfg->gelu_exact = 1;
+	else if (strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
+		return fail(c, "unsupported hidden_act '%.40s' (gpt_neox: gelu, gelu_new or gelu_pytorch_tanh)", act);
+	int ab = 1;
+	if (get_bool(c, "attention_bias", 1, &ab))
+		return -1;
+	if (!ab)
+		return fail(c, "unsupported attention_bias false (gpt_neox without q/k/v/dense biases)");
 	return 0;
 }
 
@@ -379,8 +532,14 @@ static int parse_gpt2(ctx *c, model_config *cfg)
 int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 {
 #define BAD(...) (snprintf(err, errsz, __VA_ARGS__), -1)
-	if (cfg->arch != ARCH_LLAMA && cfg->arch != ARCH_GPT2)
+	if (cfg->arch != ARCH_LLAMA && cfg->arch != ARCH_GPT2 && cfg->arch != ARCH_NEOX)
 		return BAD("unknown architecture %d", (int)cfg->arch);
+	if (cfg->arch == ARCH_NEOX &&
+	    (cfg->n_kv_heads != cfg->n_heads || cfg->head_dim * cfg->n_heads != cfg->dim || cfg->rot_dim < 0 ||
+	     cfg->rot_dim > cfg->head_dim || cfg->rot_dim % 2 || cfg->qk_norm || cfg->qkv_bias))
+		return BAD("gpt_neox needs head_dim * heads == dim, kv heads == heads, even rotary dims <= head_dim");
+	if (cfg->arch != ARCH_NEOX && (cfg->rot_dim || cfg->parallel_residual || cfg->gelu_exact))
+		return BAD("partial rotary, parallel residual and exact GELU are gpt_neox options");
 	if (cfg->dim < 1 || cfg->dim > (1 << 16))
 		return BAD("dim %d out of range [1, 65536]", cfg->dim);
 	if (cfg->hidden_dim < 1 || cfg->hidden_dim > (1 << 20))
@@ -397,15 +556,17 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 		return BAD("head_dim %d must be even for RoPE", cfg->head_dim);
 	if (cfg->arch == ARCH_GPT2 && (cfg->n_kv_heads != cfg->n_heads || cfg->head_dim * cfg->n_heads != cfg->dim))
 		return BAD("gpt2 needs head_dim * heads == dim and kv heads == heads");
+	if (cfg->arch == ARCH_GPT2 && cfg->qk_norm)
+		return BAD("gpt2 has no q/k norms");
 	if (cfg->vocab_size < 1 || cfg->vocab_size > (1 << 24))
 		return BAD("vocab size %d out of range [1, 16777216]", cfg->vocab_size);
 	if (cfg->max_seq_len < 1 || cfg->max_seq_len > (1 << 24))
 		return BAD("max sequence length %d out of range", cfg->max_seq_len);
 	if (!(cfg->norm_eps > 0 && cfg->norm_eps < 1))
 		return BAD("norm eps %g out of range (0, 1)", cfg->norm_eps);
-	if (cfg->arch == ARCH_LLAMA && !(cfg->rope_theta > 0 && isfinite(cfg->rope_theta)))
+	if (cfg->arch != ARCH_GPT2 && !(cfg->rope_theta > 0 && isfinite(cfg->rope_theta)))
 		return BAD("rope theta %g must be positive", cfg->rope_theta);
-	if (cfg->arch == ARCH_LLAMA) {
+	if (cfg->arch != ARCH_GPT2) {
 		const rope_scaling *r = &cfg->rope;
 		if ((unsigned)r->type > ROPE_LONGROPE)
 			return BAD("unknown rope type %d", (int)r->type);
@@ -420,6 +581,16 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 			return BAD("negative original_max_position_embeddings, max_position_embeddings or window");
 		if (cfg->family == FAM_PHI3 && cfg->head_dim * cfg->n_heads != cfg->dim)
 			return BAD("phi3 needs head_dim * heads == hidden size");
+		if (!cfg->qk_norm != (cfg->family != FAM_QWEN3 && cfg->family != FAM_GEMMA3) ||
+		    (cfg->qk_norm && cfg->qkv_bias))
+			return BAD("q/k norms are the qwen3 and gemma3 families' (which have no q/k/v bias)");
+		if (!cfg->gemma != (cfg->family != FAM_GEMMA2 && cfg->family != FAM_GEMMA3) || (cfg->gemma && cfg->qkv_bias))
+			return BAD("gemma options are the gemma2/3 families' (which have no q/k/v bias)");
+		if ((cfg->family == FAM_GEMMA3) != (cfg->rope_local_theta > 0) ||
+		    (cfg->rope_local_theta > 0 && cfg->sliding_pattern < 1))
+			return BAD("a local RoPE base and layer pattern are the gemma3 family's");
+		if (!(cfg->query_scalar >= 0 && cfg->attn_softcap >= 0 && cfg->final_softcap >= 0))
+			return BAD("negative query_pre_attn_scalar or soft-capping");
 	}
 	if (cfg->save_dtype < 0 || cfg->save_dtype > 2)
 		return BAD("unknown save dtype %d", cfg->save_dtype);
@@ -441,14 +612,18 @@ uint64_t hfconfig_n_params(const model_config *c)
 	if (c->arch == ARCH_GPT2) /* wte, wpe, per block ln_1, c_attn, c_proj, ln_2, c_fc, mlp.c_proj (+ biases), ln_f */
 		return V * C + (uint64_t)c->max_seq_len * C +
 		       L * (2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * H + H) + (H * C + C)) + 2 * C;
+	if (c->arch == ARCH_NEOX) /* embed_in, per block 2 LayerNorms, qkv, dense, h_to_4h, 4h_to_h (+ biases), final LN, embed_out */
+		return V * C * (c->tied_embeddings ? 1 : 2) +
+		       L * (4 * C + (3 * C * C + 3 * C) + (C * C + C) + (C * H + H) + (H * C + C)) + 2 * C;
 	uint64_t q = (uint64_t)c->n_heads * c->head_dim, kv = (uint64_t)c->n_kv_heads * c->head_dim;
 	return V * C * (c->tied_embeddings ? 1 : 2) +
-	       L * (2 * C + C * q + 2 * C * kv + q * C + 3 * C * H + (c->qkv_bias ? q + 2 * kv : 0)) + C;
+	       L * (2 * C + C * q + 2 * C * kv + q * C + 3 * C * H + (c->qkv_bias ? q + 2 * kv : 0) +
+		    (c->qk_norm ? 2 * (uint64_t)c->head_dim : 0) + (c->gemma ? 2 * C : 0)) + C;
 }
 
 int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err, size_t errsz)
 {
-	ctx c = {name, err, errsz, NULL};
+	ctx c = {name, err, errsz, NULL, 1};
 	json_error_t je;
 	memset(cfg, 0, sizeof *cfg);
 	c.root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -467,18 +642,25 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		     : !strcmp(a0, "MistralForCausalLM") ? "mistral"
 		     : !strcmp(a0, "Qwen2ForCausalLM")	 ? "qwen2"
 		     : !strcmp(a0, "Phi3ForCausalLM")	 ? "phi3"
+		     : !strcmp(a0, "Qwen3ForCausalLM")	 ? "qwen3"
+		     : !strcmp(a0, "GPTNeoXForCausalLM") ? "gpt_neox"
+		     : !strcmp(a0, "Gemma2ForCausalLM")	 ? "gemma2"
+		     : !strcmp(a0, "Gemma3ForCausalLM")	 ? "gemma3_text"
 		     : !strcmp(a0, "GPT2LMHeadModel")	 ? "gpt2"
 							 : NULL;
 	if (!mt) {
 		fail(&c, "no model_type (and no known architectures entry)");
 		goto out;
 	}
-	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") || !strcmp(mt, "phi3"))
+	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") || !strcmp(mt, "phi3") ||
+	    !strcmp(mt, "qwen3") || !strcmp(mt, "gemma2") || !strcmp(mt, "gemma3_text"))
 		rc = parse_llama(&c, cfg, mt);
 	else if (!strcmp(mt, "gpt2"))
 		rc = parse_gpt2(&c, cfg);
+	else if (!strcmp(mt, "gpt_neox"))
+		rc = parse_neox(&c, cfg);
 	else
-		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, phi3, gpt2)", mt);
+		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text, gpt2, gpt_neox)", mt);
 	if (rc == 0) {
 		char e2[256];
 		if (hfconfig_check(cfg, e2, sizeof e2))
@@ -529,6 +711,57 @@ static json_t *jfloat(float v)
 
 static json_t *jtok(int id) { return id >= 0 ? json_integer(id) : json_null(); }
 
+/* RoPE in both spellings: transformers 4.x reads rope_theta and rope_scaling,
+ * 5.x rope_parameters. */
+static void dump_rope(json_t *o, const model_config *cfg, model_family fam)
+{
+	const rope_scaling *r = &cfg->rope;
+	json_object_set_new(o, "rope_theta", jfloat(cfg->rope_theta));
+	json_t *rp = json_object();
+	json_object_set_new(rp, "rope_type", json_string(rope_kind_name(r->type)));
+	json_object_set_new(rp, "rope_theta", jfloat(cfg->rope_theta));
+	if (r->factor > 0)
+		json_object_set_new(rp, "factor", jfloat(r->factor));
+	if (r->original_max > 0 && fam != FAM_PHI3)
+		json_object_set_new(rp, "original_max_position_embeddings", json_integer(r->original_max));
+	if (r->type == ROPE_LLAMA3) {
+		json_object_set_new(rp, "low_freq_factor", jfloat(r->low_freq_factor));
+		json_object_set_new(rp, "high_freq_factor", jfloat(r->high_freq_factor));
+	}
+	if (r->type == ROPE_YARN) {
+		if (r->beta_fast != 0)
+			json_object_set_new(rp, "beta_fast", jfloat(r->beta_fast));
+		if (r->beta_slow != 0)
+			json_object_set_new(rp, "beta_slow", jfloat(r->beta_slow));
+		if (r->mscale != 0)
+			json_object_set_new(rp, "mscale", jfloat(r->mscale));
+		if (r->mscale_all_dim != 0)
+			json_object_set_new(rp, "mscale_all_dim", jfloat(r->mscale_all_dim));
+		if (!r->truncate)
+			json_object_set_new(rp, "truncate", json_false());
+	}
+	if ((r->type == ROPE_YARN || r->type == ROPE_LONGROPE) && r->attention_factor > 0)
+		json_object_set_new(rp, "attention_factor", jfloat(r->attention_factor));
+	if (r->type == ROPE_LONGROPE) {
+		json_t *sf = json_array(), *lf = json_array();
+		for (int i = 0; i < r->n_factors; i++) {
+			json_array_append_new(sf, jfloat(r->short_factor[i]));
+			json_array_append_new(lf, jfloat(r->long_factor[i]));
+		}
+		json_object_set_new(rp, "short_factor", sf);
+		json_object_set_new(rp, "long_factor", lf);
+	}
+	if (r->type == ROPE_DEFAULT) {
+		json_object_set_new(o, "rope_scaling", json_null());
+	} else {
+		json_t *rs = json_deep_copy(rp);
+		json_object_del(rs, "rope_theta");
+		json_object_set_new(rs, "type", json_string(rope_kind_name(r->type)));
+		json_object_set_new(o, "rope_scaling", rs);
+	}
+	json_object_set_new(o, "rope_parameters", rp);
+}
+
 char *hfconfig_dump(const model_config *cfg)
 {
 	json_t *o = json_object();
@@ -553,11 +786,36 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("attn_pdrop", json_real(0));
 		SET("embd_pdrop", json_real(0));
 		SET("resid_pdrop", json_real(0));
+	} else if (cfg->arch == ARCH_NEOX) {
+		json_t *a = json_array();
+		json_array_append_new(a, json_string("GPTNeoXForCausalLM"));
+		SET("architectures", a);
+		SET("model_type", json_string("gpt_neox"));
+		SET("hidden_size", json_integer(cfg->dim));
+		SET("intermediate_size", json_integer(cfg->hidden_dim));
+		SET("num_hidden_layers", json_integer(cfg->n_layers));
+		SET("num_attention_heads", json_integer(cfg->n_heads));
+		SET("vocab_size", json_integer(cfg->vocab_size));
+		SET("max_position_embeddings", json_integer(cfg->max_pos ? cfg->max_pos : cfg->max_seq_len));
+		SET("layer_norm_eps", jfloat(cfg->norm_eps));
+		SET("hidden_act", json_string(cfg->gelu_exact ? "gelu" : "gelu_new"));
+		SET("use_parallel_residual", json_boolean(cfg->parallel_residual));
+		SET("attention_bias", json_true());
+		/* 4.x: rotary_pct, rotary_emb_base; 5.x: rope_parameters */
+		const float prf = cfg->rot_dim ? (float)cfg->rot_dim / cfg->head_dim : 1.0f;
+		SET("rotary_pct", jfloat(prf));
+		SET("rotary_emb_base", jfloat(cfg->rope_theta));
+		dump_rope(o, cfg, FAM_AUTO);
+		json_object_set_new(json_object_get(o, "rope_parameters"), "partial_rotary_factor", jfloat(prf));
+		SET("attention_dropout", json_real(0));
+		SET("hidden_dropout", json_real(0));
 	} else {
 		model_family fam = cfg->family != FAM_AUTO ? cfg->family : cfg->qkv_bias ? FAM_QWEN2 : FAM_LLAMA;
 		static const char *const cls[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
-						  "Qwen2ForCausalLM", "Phi3ForCausalLM"};
-		static const char *const mtype[] = {"llama", "llama", "mistral", "qwen2", "phi3"};
+						  "Qwen2ForCausalLM", "Phi3ForCausalLM", "Qwen3ForCausalLM",
+						  "Gemma2ForCausalLM", "Gemma3ForCausalLM"};
+		static const char *const mtype[] = {"llama",  "llama",	"mistral", "qwen2",
+						    "phi3",   "qwen3",	"gemma2",  "gemma3_text"};
 		json_t *a = json_array();
 		json_array_append_new(a, json_string(cls[fam]));
 		SET("architectures", a);
@@ -571,66 +829,49 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("vocab_size", json_integer(cfg->vocab_size));
 		SET("max_position_embeddings", json_integer(cfg->max_pos ? cfg->max_pos : cfg->max_seq_len));
 		SET("rms_norm_eps", jfloat(cfg->norm_eps));
-		SET("hidden_act", json_string("silu"));
-		/* Both spellings: transformers 4.x reads rope_theta and rope_scaling,
-		 * 5.x rope_parameters. */
+		const int gemma = fam == FAM_GEMMA2 || fam == FAM_GEMMA3;
+		SET("hidden_act", json_string(gemma ? "gelu_pytorch_tanh" : "silu"));
+		if (gemma) {
+			SET("hidden_activation", json_string("gelu_pytorch_tanh"));
+			SET("query_pre_attn_scalar", json_integer((json_int_t)cfg->query_scalar));
+			SET("attn_logit_softcapping", cfg->attn_softcap > 0 ? jfloat(cfg->attn_softcap) : json_null());
+			SET("final_logit_softcapping", cfg->final_softcap > 0 ? jfloat(cfg->final_softcap) : json_null());
+			/* no window that caps a sequence: the full length (same function) */
+			SET("sliding_window", json_integer(cfg->window ? cfg->window : cfg->max_pos ? cfg->max_pos
+												      : cfg->max_seq_len));
+			SET("attention_bias", json_false());
+		}
 		const rope_scaling *r = &cfg->rope;
-		SET("rope_theta", jfloat(cfg->rope_theta));
-		json_t *rp = json_object();
-		json_object_set_new(rp, "rope_type", json_string(rope_kind_name(r->type)));
-		json_object_set_new(rp, "rope_theta", jfloat(cfg->rope_theta));
-		if (r->factor > 0)
-			json_object_set_new(rp, "factor", jfloat(r->factor));
-		if (r->original_max > 0 && fam != FAM_PHI3)
-			json_object_set_new(rp, "original_max_position_embeddings", json_integer(r->original_max));
-		if (r->type == ROPE_LLAMA3) {
-			json_object_set_new(rp, "low_freq_factor", jfloat(r->low_freq_factor));
-			json_object_set_new(rp, "high_freq_factor", jfloat(r->high_freq_factor));
+		dump_rope(o, cfg, fam);
+		if (fam == FAM_GEMMA3) { /* 5.x: RoPE per layer type; 4.x: the local base beside */
+			json_t *full = json_incref(json_object_get(o, "rope_parameters")), *rp = json_object(),
+			       *sl = json_object();
+			json_object_set_new(sl, "rope_type", json_string("default"));
+			json_object_set_new(sl, "rope_theta", jfloat(cfg->rope_local_theta));
+			json_object_set_new(rp, "full_attention", full);
+			json_object_set_new(rp, "sliding_attention", sl);
+			SET("rope_parameters", rp);
+			SET("rope_scaling", json_null()); /* 5.x would merge it into full_attention again */
+			SET("rope_local_base_freq", jfloat(cfg->rope_local_theta));
+			SET("sliding_window_pattern", json_integer(cfg->sliding_pattern));
+			json_t *lt = json_array();
+			for (int l = 0; l < cfg->n_layers; l++)
+				json_array_append_new(lt, json_string((l + 1) % cfg->sliding_pattern ? "sliding_attention"
+												     : "full_attention"));
+			SET("layer_types", lt);
 		}
-		if (r->type == ROPE_YARN) {
-			if (r->beta_fast != 0)
-				json_object_set_new(rp, "beta_fast", jfloat(r->beta_fast));
-			if (r->beta_slow != 0)
-				json_object_set_new(rp, "beta_slow", jfloat(r->beta_slow));
-			if (r->mscale != 0)
-				json_object_set_new(rp, "mscale", jfloat(r->mscale));
-			if (r->mscale_all_dim != 0)
-				json_object_set_new(rp, "mscale_all_dim", jfloat(r->mscale_all_dim));
-			if (!r->truncate)
-				json_object_set_new(rp, "truncate", json_false());
-		}
-		if ((r->type == ROPE_YARN || r->type == ROPE_LONGROPE) && r->attention_factor > 0)
-			json_object_set_new(rp, "attention_factor", jfloat(r->attention_factor));
-		if (r->type == ROPE_LONGROPE) {
-			json_t *sf = json_array(), *lf = json_array();
-			for (int i = 0; i < r->n_factors; i++) {
-				json_array_append_new(sf, jfloat(r->short_factor[i]));
-				json_array_append_new(lf, jfloat(r->long_factor[i]));
-			}
-			json_object_set_new(rp, "short_factor", sf);
-			json_object_set_new(rp, "long_factor", lf);
-		}
-		if (r->type == ROPE_DEFAULT) {
-			SET("rope_scaling", json_null());
-		} else {
-			json_t *rs = json_deep_copy(rp);
-			json_object_del(rs, "rope_theta");
-			json_object_set_new(rs, "type", json_string(rope_kind_name(r->type)));
-			SET("rope_scaling", rs);
-		}
-		SET("rope_parameters", rp);
 		if (fam == FAM_PHI3) /* Phi3Config's default pad id 32000 may lie outside a small vocabulary */
 			SET("pad_token_id", json_null());
 		if (fam == FAM_PHI3)
 			SET("original_max_position_embeddings",
 			    json_integer(r->original_max > 0 ? r->original_max : 4096));
-		if (fam == FAM_QWEN2) {
+		if (fam == FAM_QWEN2 || fam == FAM_QWEN3) {
 			SET("use_sliding_window", json_false());
 			SET("sliding_window", json_null());
 		} else if (fam == FAM_MISTRAL || fam == FAM_PHI3) {
 			SET("sliding_window", cfg->window ? json_integer(cfg->window) : json_null());
 		}
-		if (fam == FAM_LLAMA || fam == FAM_MISTRAL) {
+		if (fam == FAM_LLAMA || fam == FAM_MISTRAL || fam == FAM_QWEN3) {
 			SET("attention_bias", json_false());
 			SET("mlp_bias", json_false());
 		}

@@ -1,9 +1,12 @@
 /* hfconfig.h — Hugging Face config.json <-> model_config.
  *
  * Reads llama-family configs (LlamaForCausalLM, MistralForCausalLM,
- * Qwen2ForCausalLM -> qkv_bias = 1, Phi3ForCausalLM -> fused tensors) and
- * gpt2 configs (GPT2LMHeadModel), with RoPE scaling (libcore/rope.c).
- * Features our transformer does not implement (partial rotary, attention or
+ * Qwen2ForCausalLM -> qkv_bias = 1, Qwen3ForCausalLM -> qk_norm,
+ * Phi3ForCausalLM -> fused tensors, Gemma2ForCausalLM / Gemma3ForCausalLM ->
+ * gemma), gpt2 configs (GPT2LMHeadModel) and GPTNeoXForCausalLM, with RoPE
+ * scaling (libcore/rope.c).
+ * Features our transformer does not implement (partial rotary outside
+ * GPT-NeoX, attention or
  * MLP biases beyond Qwen2's q/k/v, other activations, sliding windows
  * shorter than a sequence, ...) are rejected with a one-line error naming
  * the key, never silently ignored.

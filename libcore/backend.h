@@ -108,6 +108,33 @@ typedef struct lb_backend {
 			     const adamw_hp *hp, long t);
 	double (*sumsq)(const float *g, size_t n);
 	void (*scale)(float *g, size_t n, float s);
+
+	/* ---- added for more model families (layers.h documents each) ---- */
+	void (*headnorm_forward)(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T,
+				 int nh, int hd, int stride);
+	void (*headnorm_backward)(float *dx, float *dw, const float *xs, const float *w, float w_off,
+				  const float *rstd, int T, int nh, int hd, int stride);
+	void (*rope_part_forward)(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				  int stride);
+	void (*rope_part_backward)(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				   int stride);
+	void (*gelu_exact_forward)(float *out, const float *inp, size_t n);
+	void (*gelu_exact_backward)(float *dinp, const float *dout, const float *inp, size_t n);
+	void (*rmsnorm_off_forward)(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
+				    int T, int C);
+	void (*rmsnorm_off_backward)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+				     float w_off, const float *rstd, int T, int C);
+	void (*geglu_forward)(float *out, const float *inp, int T, int F);
+	void (*geglu_backward)(float *dinp, const float *dout, const float *inp, int T, int F);
+	void (*softcap_forward)(float *x, size_t n, float cap);
+	void (*softcap_backward)(float *dx, const float *y, size_t n, float cap);
+	void (*attention_ext_forward)(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
+				      const int *kc, int T, int H, int KV, int hd, float scale, float cap);
+	void (*attention_ext_backward)(float *dqkv, const float *dout, const float *qkv, const float *out,
+				       const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
+				       int n_seq, int T, int H, int KV, int hd, float scale, float cap);
+	void (*attention_ext_decode)(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
+				     int H, int KV, int hd, int QKV, float scale, float cap);
 } lb_backend;
 
 /* The CPU backend (always present). */

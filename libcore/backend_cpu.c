@@ -69,6 +69,21 @@ const lb_backend lb_backend_cpu = {
 	.adamw_update = adamw_update,
 	.sumsq = sumsq,
 	.scale = scale_inplace,
+	.headnorm_forward = headnorm_forward,
+	.headnorm_backward = headnorm_backward,
+	.rope_part_forward = rope_part_forward,
+	.rope_part_backward = rope_part_backward,
+	.gelu_exact_forward = gelu_exact_forward,
+	.gelu_exact_backward = gelu_exact_backward,
+	.rmsnorm_off_forward = rmsnorm_off_forward,
+	.rmsnorm_off_backward = rmsnorm_off_backward,
+	.geglu_forward = geglu_forward,
+	.geglu_backward = geglu_backward,
+	.softcap_forward = softcap_forward,
+	.softcap_backward = softcap_backward,
+	.attention_ext_forward = attention_ext_forward,
+	.attention_ext_backward = attention_ext_backward,
+	.attention_ext_decode = attention_ext_decode,
 };
 
 /* ------------------------------------------------- selection and mirrors */

@@ -959,3 +959,360 @@ void attention_decode(float *out, const float *qkv, const float *K, const float 
 		free(sc);
 	}
 }
+
+/* ---- per-head RMSNorm (Qwen3's q_norm and k_norm, Gemma 3's) ---- */
+
+LBDPO_KERNEL void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T,
+				   int nh, int hd, int stride)
+{
+	/* x [T,stride], head h of row t at x[t·stride + h·hd .. + hd): in place
+	 * x ← x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps) per (t, h); xs [T, nh·hd] gets
+	 * the input (NULL: not kept), rstd [T, nh] (NULL: not kept) */
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++)
+		for (int h = 0; h < nh; h++) {
+			float *v = x + (size_t)t * stride + (size_t)h * hd;
+			if (xs)
+				memcpy(xs + ((size_t)t * nh + h) * hd, v, sizeof(float) * hd);
+			double ss = 0;
+			for (int c = 0; c < hd; c++)
+				ss += (double)v[c] * v[c];
+			float r = (float)(1.0 / sqrt(ss / hd + eps));
+			for (int c = 0; c < hd; c++)
+				v[c] = v[c] * r * (w_off + w[c]);
+			if (rstd)
+				rstd[(size_t)t * nh + h] = r;
+		}
+}
+
+LBDPO_KERNEL void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, float w_off,
+				    const float *rstd, int T, int nh, int hd, int stride)
+{
+	/* In place on dx [T,stride] (the columns of headnorm_forward): dy on
+	 * entry, d(input) on return. n = x·r; dn = dy·(w_off + w);
+	 * dx = r·(dn − n·mean(dn·n)); dw += Σ_{t,h} dy·n (serial, in row order:
+	 * the same sum for any thread count). */
+	for (int t = 0; t < T; t++)
+		for (int h = 0; h < nh; h++) {
+			const float *dy = dx + (size_t)t * stride + (size_t)h * hd, *x = xs + ((size_t)t * nh + h) * hd;
+			const float r = rstd[(size_t)t * nh + h];
+			for (int c = 0; c < hd; c++)
+				dw[c] += dy[c] * x[c] * r;
+		}
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++)
+		for (int h = 0; h < nh; h++) {
+			float *d = dx + (size_t)t * stride + (size_t)h * hd;
+			const float *x = xs + ((size_t)t * nh + h) * hd;
+			const float r = rstd[(size_t)t * nh + h];
+			double dot = 0;
+			for (int c = 0; c < hd; c++)
+				dot += (double)d[c] * (w_off + w[c]) * x[c] * r;
+			float m = (float)(dot / hd);
+			for (int c = 0; c < hd; c++)
+				d[c] = r * (d[c] * (w_off + w[c]) - x[c] * r * m);
+		}
+}
+
+/* ---- partial rotary (GPT-NeoX's rotary_pct) and exact GELU ---- */
+
+LBDPO_INLINE void rope_part_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				  int stride, float sgn)
+{
+	int h2 = rot_dim / 2;
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++) {
+		const float *co = cs + (size_t)t * rot_dim, *si = co + h2;
+		for (int h = 0; h < n_heads; h++) {
+			float *v = x + (size_t)t * stride + (size_t)h * head_dim;
+			for (int i = 0; i < h2; i++) {
+				float a = v[i], b = v[i + h2], c = co[i], s = sgn * si[i];
+				v[i] = a * c - b * s;
+				v[i + h2] = b * c + a * s;
+			}
+		}
+	}
+}
+
+LBDPO_KERNEL void rope_part_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				    int stride)
+{
+	rope_part_apply(x, cs, T, n_heads, head_dim, rot_dim, stride, 1.0f);
+}
+
+LBDPO_KERNEL void rope_part_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				     int stride)
+{
+	rope_part_apply(dx, cs, T, n_heads, head_dim, rot_dim, stride, -1.0f);
+}
+
+LBDPO_KERNEL void gelu_exact_forward(float *out, const float *inp, size_t n)
+{
+	/* gelu(x) = x·Φ(x) = ½x(1 + erf(x/√2)) */
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		float x = inp[i];
+		out[i] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+	}
+}
+
+LBDPO_KERNEL void gelu_exact_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
+	/* gelu'(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π); writes (not adds) dinp */
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		float x = inp[i];
+		float g = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
+		dinp[i] = dout[i] * g;
+	}
+}
+
+/* ---- Gemma: (w_off + w) RMSNorm, GeGLU, soft-capped attention and logits ---- */
+
+LBDPO_KERNEL void rmsnorm_off_forward(float *out, float *rstd, const float *inp, const float *w, float w_off,
+				      float eps, int T, int C)
+{
+	/* out = x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps) */
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++) {
+		const float *x = inp + (size_t)t * C;
+		float *o = out + (size_t)t * C;
+		double ss = 0;
+		for (int c = 0; c < C; c++)
+			ss += (double)x[c] * x[c];
+		float r = (float)(1.0 / sqrt(ss / C + eps));
+		for (int c = 0; c < C; c++)
+			o[c] = x[c] * r * (w_off + w[c]);
+		if (rstd)
+			rstd[t] = r;
+	}
+}
+
+LBDPO_KERNEL void rmsnorm_off_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+				       float w_off, const float *rstd, int T, int C)
+{
+	/* as rmsnorm_backward with gain w_off + w; dw += Σ_t dy·x·r (serial over t) */
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++) {
+		const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
+		float *dx = dinp + (size_t)t * C;
+		float r = rstd[t];
+		double dot = 0;
+		for (int c = 0; c < C; c++)
+			dot += (double)dy[c] * (w_off + w[c]) * x[c] * r;
+		float m = (float)(dot / C);
+		for (int c = 0; c < C; c++)
+			dx[c] += r * (dy[c] * (w_off + w[c]) - x[c] * r * m);
+	}
+	for (int t = 0; t < T; t++) {
+		const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
+		float r = rstd[t];
+		for (int c = 0; c < C; c++)
+			dw[c] += dy[c] * x[c] * r;
+	}
+}
+
+static inline float gelu_tanh1(float x, float *dg)
+{
+	/* gelu_pytorch_tanh and its derivative (libm tanhf: accurate) */
+	const float k = 0.7978845608028654f;
+	float u = k * (x + 0.044715f * x * x * x), th = tanhf(u);
+	if (dg)
+		*dg = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * x * x);
+	return 0.5f * x * (1.0f + th);
+}
+
+LBDPO_KERNEL void geglu_forward(float *out, const float *inp, int T, int F)
+{
+	/* inp rows [g (F) | u (F)], out = gelu_tanh(g)·u */
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++) {
+		const float *g = inp + (size_t)t * 2 * F, *u = g + F;
+		float *o = out + (size_t)t * F;
+		for (int i = 0; i < F; i++)
+			o[i] = gelu_tanh1(g[i], NULL) * u[i];
+	}
+}
+
+LBDPO_KERNEL void geglu_backward(float *dinp, const float *dout, const float *inp, int T, int F)
+{
+	/* writes dinp [T, 2F]: dg = do·u·gelu'(g), du = do·gelu(g) */
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++) {
+		const float *g = inp + (size_t)t * 2 * F, *u = g + F, *d = dout + (size_t)t * F;
+		float *dg = dinp + (size_t)t * 2 * F, *du = dg + F;
+		for (int i = 0; i < F; i++) {
+			float gd, ge = gelu_tanh1(g[i], &gd);
+			dg[i] = d[i] * u[i] * gd;
+			du[i] = d[i] * ge;
+		}
+	}
+}
+
+LBDPO_KERNEL void softcap_forward(float *x, size_t n, float cap)
+{
+	/* x ← cap·tanh(x/cap), in place */
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < n; i++)
+		x[i] = cap * tanhf(x[i] / cap);
+}
+
+LBDPO_KERNEL void softcap_backward(float *dx, const float *y, size_t n, float cap)
+{
+	/* in place: dx ← dx·(1 − (y/cap)²), y the capped values */
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		float s = y[i] / cap;
+		dx[i] *= 1.0f - s * s;
+	}
+}
+
+/* One query's scores s_j over its keys [ka,kb) ∪ [kc,t] (sc indexed by key
+ * position − ka); returns the number of keys. z = scale·q·k, s = cap·tanh(z/cap)
+ * (cap 0: s = z). */
+static int ext_scores(float *sc, const float *q, const float *qkv, size_t S, int koff, int ka, int kb, int kc,
+		      int t, int hd, float scale, float cap)
+{
+	int n = 0;
+	for (int r = 0; r < 2; r++) {
+		int j0 = r ? kc : ka, j1 = r ? t + 1 : kb;
+		for (int j = j0; j < j1; j++) {
+			const float *k = qkv + (size_t)j * S + koff;
+			float d = 0;
+			for (int e = 0; e < hd; e++)
+				d += q[e] * k[e];
+			d *= scale;
+			sc[n++] = cap > 0 ? cap * tanhf(d / cap) : d;
+		}
+	}
+	return n;
+}
+
+static int ext_key(int i, int ka, int kb, int kc) { return i < kb - ka ? ka + i : kc + (i - (kb - ka)); }
+
+LBDPO_KERNEL void attention_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
+					const int *kc, int T, int H, int KV, int hd, float scale, float cap)
+{
+	const size_t S = (size_t)(H + 2 * KV) * hd;
+	const int grp = H / KV;
+#pragma omp parallel
+	{
+		float *sc = xmalloc(sizeof(float) * (size_t)(T + 1));
+#pragma omp for collapse(2) schedule(static)
+		for (int t = 0; t < T; t++)
+			for (int h = 0; h < H; h++) {
+				const int kh = h / grp;
+				const float *q = qkv + (size_t)t * S + (size_t)h * hd;
+				int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t, hd, scale, cap);
+				float mx = -INFINITY;
+				for (int i = 0; i < n; i++)
+					mx = sc[i] > mx ? sc[i] : mx;
+				double sum = 0;
+				for (int i = 0; i < n; i++)
+					sum += sc[i] = expf(sc[i] - mx);
+				float *o = out + (size_t)t * H * hd + (size_t)h * hd;
+				memset(o, 0, sizeof(float) * hd);
+				for (int i = 0; i < n; i++) {
+					const float *v = qkv + (size_t)ext_key(i, ka[t], kb[t], kc[t]) * S + (size_t)(H + KV + kh) * hd;
+					float p = (float)(sc[i] / sum);
+					for (int e = 0; e < hd; e++)
+						o[e] += p * v[e];
+				}
+				lse[(size_t)t * H + h] = mx + (float)log(sum);
+			}
+		free(sc);
+	}
+}
+
+LBDPO_KERNEL void attention_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+					 const float *lse, const int *ka, const int *kb, const int *kc,
+					 const int *seq_off, int n_seq, int T, int H, int KV, int hd, float scale,
+					 float cap)
+{
+	/* p_j = exp(s_j − lse); ds_j = p_j(do·v_j − do·o); dz_j = ds_j(1 − (s_j/cap)²);
+	 * dq += scale·Σ dz_j k_j; dk_j += scale·dz_j q; dv_j += p_j do.
+	 * Parallel over (sequence, kv head): keys of one sequence, one kv head
+	 * are written by one thread. */
+	const size_t S = (size_t)(H + 2 * KV) * hd;
+	const int grp = H / KV;
+	(void)T;
+#pragma omp parallel
+	{
+		float *sc = xmalloc(sizeof(float) * (size_t)(T + 1));
+#pragma omp for collapse(2) schedule(dynamic)
+		for (int s = 0; s < n_seq; s++)
+			for (int kh = 0; kh < KV; kh++)
+				for (int t = seq_off[s]; t < seq_off[s + 1]; t++)
+					for (int h = kh * grp; h < (kh + 1) * grp; h++) {
+						const float *q = qkv + (size_t)t * S + (size_t)h * hd;
+						const float *o = out + (size_t)t * H * hd + (size_t)h * hd;
+						const float *d = dout + (size_t)t * H * hd + (size_t)h * hd;
+						float *dq = dqkv + (size_t)t * S + (size_t)h * hd;
+						int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t, hd, scale, cap);
+						float D = 0;
+						for (int e = 0; e < hd; e++)
+							D += d[e] * o[e];
+						const float L = lse[(size_t)t * H + h];
+						for (int i = 0; i < n; i++) {
+							const size_t j = (size_t)ext_key(i, ka[t], kb[t], kc[t]);
+							const float *k = qkv + j * S + (size_t)(H + kh) * hd;
+							const float *v = qkv + j * S + (size_t)(H + KV + kh) * hd;
+							float *dk = dqkv + j * S + (size_t)(H + kh) * hd;
+							float *dv = dqkv + j * S + (size_t)(H + KV + kh) * hd;
+							float p = expf(sc[i] - L), dp = 0;
+							for (int e = 0; e < hd; e++)
+								dp += d[e] * v[e];
+							float dz = p * (dp - D);
+							if (cap > 0) {
+								float u = sc[i] / cap;
+								dz *= 1.0f - u * u;
+							}
+							dz *= scale;
+							for (int e = 0; e < hd; e++) {
+								dq[e] += dz * k[e];
+								dk[e] += dz * q[e];
+								dv[e] += p * d[e];
+							}
+						}
+					}
+		free(sc);
+	}
+}
+
+void attention_ext_decode(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n, int H,
+			  int KV, int hd, int QKV, float scale, float cap)
+{
+	const int KVD = KV * hd, grp = H / KV;
+#pragma omp parallel
+	{
+		float *sc = xmalloc(sizeof(float) * (size_t)(len0 + n));
+#pragma omp for collapse(2) schedule(static)
+		for (int i = 0; i < n; i++)
+			for (int h = 0; h < H; h++) {
+				const float *q = qkv + (size_t)i * QKV + (size_t)h * hd;
+				const int kh = h / grp, nk = len0 + i + 1;
+				float mx = -INFINITY;
+				for (int j = 0; j < nk; j++) {
+					const float *k = K + (size_t)j * KVD + (size_t)kh * hd;
+					float d = 0;
+					for (int e = 0; e < hd; e++)
+						d += q[e] * k[e];
+					d *= scale;
+					sc[j] = cap > 0 ? cap * tanhf(d / cap) : d;
+					mx = sc[j] > mx ? sc[j] : mx;
+				}
+				double sum = 0;
+				for (int j = 0; j < nk; j++)
+					sum += sc[j] = expf(sc[j] - mx);
+				float *o = out + (size_t)i * H * hd + (size_t)h * hd;
+				memset(o, 0, sizeof(float) * hd);
+				for (int j = 0; j < nk; j++) {
+					const float *v = Vc + (size_t)j * KVD + (size_t)kh * hd;
+					float p = (float)(sc[j] / sum);
+					for (int e = 0; e < hd; e++)
+						o[e] += p * v[e];
+				}
+			}
+		free(sc);
+	}
+}

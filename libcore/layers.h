@@ -139,4 +139,54 @@ void kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int
 void attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
 		      int KV, int hd, int QKV);
 
+/* ---- per-head RMSNorm (Qwen3's q_norm / k_norm; Gemma 3's with w_off 1) ----
+ * In place on the first nh heads of each row of x [T, stride] (head h of row
+ * t at t·stride + h·hd): x ← x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps)
+ * over the head's hd values, w [hd]. xs [T, nh·hd] keeps the input and rstd [T, nh]
+ * the r's for the backward (either may be NULL in inference). */
+void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T, int nh,
+		      int hd, int stride);
+/* Its backward, in place like rope_backward: dx holds dL/d(output) of those
+ * columns on entry and dL/d(input) on return; dw [hd] += Σ dy·x·r. */
+void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, float w_off, const float *rstd,
+		       int T, int nh, int hd, int stride);
+
+/* ---- partial rotary (GPT-NeoX: RoPE on the first rot_dim of each head's
+ * head_dim values, the rest passed through) ----
+ * As rope_forward/rope_backward with heads head_dim apart and the table
+ * cs [T, rot_dim] = [cos | sin] of rot_dim/2 frequencies. */
+void rope_part_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride);
+void rope_part_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride);
+/* ---- exact GELU (GPT-NeoX's "gelu"): out = ½x(1 + erf(x/√2)); the backward
+ * writes (not adds) dinp, as gelu_backward ---- */
+void gelu_exact_forward(float *out, const float *inp, size_t n);
+void gelu_exact_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* ---- Gemma ----
+ * RMSNorm with gain (w_off + w) (Gemma: w_off = 1, weights stored as w);
+ * the backward adds into dinp and dw, as rmsnorm_backward. */
+void rmsnorm_off_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps, int T,
+			 int C);
+void rmsnorm_off_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, float w_off,
+			  const float *rstd, int T, int C);
+/* GeGLU: inp rows [g (F) | u (F)], out = gelu_tanh(g)·u; the backward writes
+ * (not adds) dinp [T, 2F], as swiglu_backward. */
+void geglu_forward(float *out, const float *inp, int T, int F);
+void geglu_backward(float *dinp, const float *dout, const float *inp, int T, int F);
+/* Soft-capping in place: x ← cap·tanh(x/cap); its backward dx ← dx·(1 − (y/cap)²)
+ * from the capped values y. */
+void softcap_forward(float *x, size_t n, float cap);
+void softcap_backward(float *dx, const float *y, size_t n, float cap);
+/* attention_forward / attention_backward / attention_decode with the score
+ * scale given (Gemma: query_pre_attn_scalar^−½) and logit soft-capping
+ * s = cap·tanh(scale·q·k / cap) before the softmax (cap 0: none). Plain
+ * loops (one query, one head at a time), not the blocked kernels. */
+void attention_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
+			   int T, int H, int KV, int hd, float scale, float cap);
+void attention_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
+			    const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
+			    int KV, int hd, float scale, float cap);
+void attention_ext_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
+			  int KV, int hd, int QKV, float scale, float cap);
+
 #endif

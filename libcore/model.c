@@ -29,6 +29,8 @@
 /* Offsets (floats from params) of one block's tensors; (size_t)-1 = absent. */
 typedef struct {
 	size_t ln1_w, ln1_b, qkv_w, qkv_b, o_w, o_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+	size_t qn_w, kn_w; /* per-head q/k RMSNorm [head_dim] (qk_norm) */
+	size_t pn1_w, pn2_w; /* gemma: norms of the attention and MLP outputs */
 } block_off;
 
 #define NONE ((size_t)-1)
@@ -68,7 +70,7 @@ static size_t add_tensor(model *m, const char *name, int ndim, int64_t d0, int64
 
 static void check_cfg(const model_config *c)
 {
-	if (c->arch != ARCH_LLAMA && c->arch != ARCH_GPT2)
+	if (c->arch != ARCH_LLAMA && c->arch != ARCH_GPT2 && c->arch != ARCH_NEOX)
 		die("model: unknown architecture %d", (int)c->arch);
 	const long lim = 1L << 24;
 	if (c->dim <= 0 || c->dim > lim || c->hidden_dim <= 0 || c->hidden_dim > lim || c->n_layers <= 0 ||
@@ -88,13 +90,24 @@ static void check_cfg(const model_config *c)
 			die("model: llama head_dim %d must be even (RoPE)", c->head_dim);
 		if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
 			die("model: rope_theta must be a positive number");
+		if (c->rope_local_theta > 0 && c->sliding_pattern < 1)
+			die("model: a local RoPE base needs a sliding-window layer pattern");
+	} else if (c->arch == ARCH_NEOX) {
+		if (c->n_kv_heads != c->n_heads || (long)c->n_heads * c->head_dim != c->dim)
+			die("model: gpt_neox needs n_kv_heads == n_heads and n_heads·head_dim == dim");
+		if (c->rot_dim < 0 || c->rot_dim > c->head_dim || c->rot_dim % 2)
+			die("model: gpt_neox rotary dims %d must be even and at most head_dim %d", c->rot_dim, c->head_dim);
+		if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
+			die("model: rope_theta must be a positive number");
+		if (c->qkv_bias || c->qk_norm || c->gemma)
+			die("model: qkv_bias, qk_norm and gemma are llama-family options");
 	} else {
 		if (c->n_kv_heads != c->n_heads || (long)c->n_heads * c->head_dim != c->dim)
 			die("model: gpt2 needs n_kv_heads == n_heads and n_heads·head_dim == dim");
 		if (!c->tied_embeddings)
 			die("model: gpt2 has a tied embedding");
-		if (c->qkv_bias)
-			die("model: qkv_bias is a llama-family option");
+		if (c->qkv_bias || c->qk_norm || c->gemma)
+			die("model: qkv_bias, qk_norm and gemma are llama-family options");
 	}
 }
 
@@ -115,7 +128,8 @@ model *model_new(const model_config *cfg)
 		m->wte = add_tensor(m, "model.embed_tokens.weight", 2, V, C);
 		for (int l = 0; l < L; l++) {
 			block_off *b = &m->blk[l];
-			b->ln1_b = b->ln2_b = b->o_b = b->fc_b = b->proj_b = b->qkv_b = NONE;
+			b->ln1_b = b->ln2_b = b->o_b = b->fc_b = b->proj_b = b->qkv_b = b->qn_w = b->kn_w = NONE;
+			b->pn1_w = b->pn2_w = NONE;
 #define T1(field, suffix, n) \
 	(snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), b->field = add_tensor(m, nm, 1, n, 0))
 #define T2(suffix, r, cc) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), add_tensor(m, nm, 2, r, cc))
@@ -132,7 +146,17 @@ model *model_new(const model_config *cfg)
 				add_tensor(m, nm, 1, KV * hd, 0);
 			}
 			b->o_w = T2("self_attn.o_proj.weight", C, H * hd);
-			T1(ln2_w, "post_attention_layernorm.weight", C);
+			if (c->qk_norm) {
+				T1(qn_w, "self_attn.q_norm.weight", hd);
+				T1(kn_w, "self_attn.k_norm.weight", hd);
+			}
+			if (c->gemma) { /* post_attention_layernorm is the attention output's norm here */
+				T1(pn1_w, "post_attention_layernorm.weight", C);
+				T1(ln2_w, "pre_feedforward_layernorm.weight", C);
+				T1(pn2_w, "post_feedforward_layernorm.weight", C);
+			} else {
+				T1(ln2_w, "post_attention_layernorm.weight", C);
+			}
 			b->fc_w = T2("mlp.gate_proj.weight", F, C);
 			T2("mlp.up_proj.weight", F, C);
 			b->proj_w = T2("mlp.down_proj.weight", C, F);
@@ -141,12 +165,38 @@ model *model_new(const model_config *cfg)
 		}
 		m->lnf_w = add_tensor(m, "model.norm.weight", 1, C, 0);
 		m->lm_head = c->tied_embeddings ? m->wte : add_tensor(m, "lm_head.weight", 2, V, C);
+	} else if (c->arch == ARCH_NEOX) {
+		m->fc_dim = F;
+		m->wte = add_tensor(m, "gpt_neox.embed_in.weight", 2, V, C);
+		for (int l = 0; l < L; l++) {
+			block_off *b = &m->blk[l];
+			b->qn_w = b->kn_w = b->pn1_w = b->pn2_w = NONE;
+#define N(field, suffix, nd, r, cc) \
+	(snprintf(nm, sizeof nm, "gpt_neox.layers.%d.%s", l, suffix), b->field = add_tensor(m, nm, nd, r, cc))
+			N(ln1_w, "input_layernorm.weight", 1, C, 0);
+			N(ln1_b, "input_layernorm.bias", 1, C, 0);
+			N(qkv_w, "attention.query_key_value.weight", 2, 3 * H * hd, C);
+			N(qkv_b, "attention.query_key_value.bias", 1, 3 * H * hd, 0);
+			N(o_w, "attention.dense.weight", 2, C, H * hd);
+			N(o_b, "attention.dense.bias", 1, C, 0);
+			N(ln2_w, "post_attention_layernorm.weight", 1, C, 0);
+			N(ln2_b, "post_attention_layernorm.bias", 1, C, 0);
+			N(fc_w, "mlp.dense_h_to_4h.weight", 2, F, C);
+			N(fc_b, "mlp.dense_h_to_4h.bias", 1, F, 0);
+			N(proj_w, "mlp.dense_4h_to_h.weight", 2, C, F);
+			N(proj_b, "mlp.dense_4h_to_h.bias", 1, C, 0);
+#undef N
+		}
+		m->lnf_w = add_tensor(m, "gpt_neox.final_layer_norm.weight", 1, C, 0);
+		m->lnf_b = add_tensor(m, "gpt_neox.final_layer_norm.bias", 1, C, 0);
+		m->lm_head = c->tied_embeddings ? m->wte : add_tensor(m, "embed_out.weight", 2, V, C);
 	} else {
 		m->fc_dim = F;
 		m->wte = add_tensor(m, "transformer.wte.weight", 2, V, C);
 		m->wpe = add_tensor(m, "transformer.wpe.weight", 2, c->max_seq_len, C);
 		for (int l = 0; l < L; l++) {
 			block_off *b = &m->blk[l];
+			b->qn_w = b->kn_w = b->pn1_w = b->pn2_w = NONE;
 #define G(field, suffix, nd, r, cc) \
 	(snprintf(nm, sizeof nm, "transformer.h.%d.%s", l, suffix), b->field = add_tensor(m, nm, nd, r, cc))
 			G(ln1_w, "ln_1.weight", 1, C, 0);
@@ -171,6 +221,14 @@ model *model_new(const model_config *cfg)
 		die("model: %zu parameters is more than this build handles", m->n_params);
 	m->params = xcalloc(m->n_params, sizeof(float));
 	m->be = backend_current();
+	const lb_backend *be = m->be; /* the family's operations exist on this backend */
+	if ((c->qk_norm && !(be->headnorm_forward && be->headnorm_backward)) ||
+	    (c->arch == ARCH_NEOX && !(be->rope_part_forward && be->rope_part_backward && be->gelu_exact_forward &&
+				       be->gelu_exact_backward)) ||
+	    (c->gemma && !(be->rmsnorm_off_forward && be->rmsnorm_off_backward && be->geglu_forward &&
+			   be->geglu_backward && be->softcap_forward && be->softcap_backward &&
+			   be->attention_ext_forward && be->attention_ext_backward && be->attention_ext_decode)))
+		die("model: this model family is not implemented on the %s backend", be->name);
 	m->dparams = backend_mirror(m->be, m->params, sizeof(float) * m->n_params);
 	return m;
 }
@@ -203,13 +261,15 @@ static int is_norm_weight(const char *name)
 	const char *sfx = ".weight";
 	if (n < 7 || strcmp(name + n - 7, sfx))
 		return 0;
-	return strstr(name, "layernorm") || strstr(name, "ln_") || !strcmp(name, "model.norm.weight");
+	return strstr(name, "layernorm") || strstr(name, "ln_") || !strcmp(name, "model.norm.weight") ||
+	       strstr(name, "_norm.weight");
 }
 
 static int is_norm_bias(const char *name)
 {
 	size_t n = strlen(name);
-	return n > 5 && !strcmp(name + n - 5, ".bias") && strstr(name, "ln_");
+	return n > 5 && !strcmp(name + n - 5, ".bias") &&
+	       (strstr(name, "ln_") || strstr(name, "layernorm") || strstr(name, "layer_norm"));
 }
 
 void model_init_random(model *m, uint64_t seed, float std)
@@ -220,7 +280,7 @@ void model_init_random(model *m, uint64_t seed, float std)
 		float *p = m->params + t->offset;
 		if (is_norm_weight(t->name)) {
 			for (size_t k = 0; k < t->numel; k++)
-				p[k] = 1.0f;
+				p[k] = m->cfg.gemma ? 0.0f : 1.0f; /* gemma's gain is 1 + w */
 		} else if (is_norm_bias(t->name)) {
 			memset(p, 0, sizeof(float) * t->numel);
 		} else {
@@ -238,9 +298,9 @@ void model_init_random(model *m, uint64_t seed, float std)
 	model_sync(m, 1);
 }
 
-static const char *const arch_names[] = {"llama", "gpt2"};
-const char *model_arch_name(model_arch a) { return name_of(arch_names, 2, (int)a); }
-int model_arch_parse(const char *s) { return name_index(arch_names, 2, s); }
+static const char *const arch_names[] = {"llama", "gpt2", "gpt_neox"};
+const char *model_arch_name(model_arch a) { return name_of(arch_names, 3, (int)a); }
+int model_arch_parse(const char *s) { return name_index(arch_names, 3, s); }
 
 const model_config *model_cfg(const model *m) { return &m->cfg; }
 float *model_params(model *m) { return m->params; }
@@ -265,11 +325,16 @@ void model_fingerprint(const model *m, char out[65])
 			 "qkv_bias %d\n",
 			 model_arch_name(c->arch), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
 			 c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
-			 c->arch == ARCH_LLAMA ? (double)c->rope_theta : 0.0, (double)c->norm_eps,
+			 c->arch != ARCH_GPT2 ? (double)c->rope_theta : 0.0, (double)c->norm_eps,
 			 c->tied_embeddings, c->qkv_bias);
 	sha256_ctx *h = sha256_new();
 	sha256_update(h, txt, (size_t)n);
-	if (c->arch == ARCH_LLAMA && c->rope.type != ROPE_DEFAULT) { /* plain-RoPE fingerprints unchanged */
+	if (c->arch == ARCH_NEOX) {
+		n = snprintf(txt, sizeof txt, "rot_dim %d\nparallel_residual %d\ngelu_exact %d\n", c->rot_dim,
+			     c->parallel_residual, c->gelu_exact);
+		sha256_update(h, txt, (size_t)n);
+	}
+	if (c->arch != ARCH_GPT2 && c->rope.type != ROPE_DEFAULT) { /* plain-RoPE fingerprints unchanged */
 		const rope_scaling *r = &c->rope;
 		n = snprintf(txt, sizeof txt,
 			     "rope %s\nfactor %.9g\noriginal_max %d\nmax_pos %d\nfreq_factors %.9g %.9g\n"
@@ -283,6 +348,16 @@ void model_fingerprint(const model *m, char out[65])
 			sha256_update(h, r->short_factor, sizeof(float) * (size_t)r->n_factors);
 			sha256_update(h, r->long_factor, sizeof(float) * (size_t)r->n_factors);
 		}
+	}
+	if (c->qk_norm) /* a line only where it is set: other fingerprints unchanged */
+		sha256_update(h, "qk_norm 1\n", 10);
+	if (c->gemma) {
+		n = snprintf(txt, sizeof txt,
+			     "gemma 1\nquery_scalar %.9g\nsoftcap %.9g %.9g\nwindow %d\nsliding_pattern %d\n"
+			     "local_theta %.9g\n",
+			     (double)c->query_scalar, (double)c->attn_softcap, (double)c->final_softcap, c->window,
+			     c->sliding_pattern, (double)c->rope_local_theta);
+		sha256_update(h, txt, (size_t)n);
 	}
 	/* f32 little-endian: the in-memory layout on every supported host */
 	sha256_update(h, m->params, m->n_params * sizeof(float));
@@ -300,6 +375,20 @@ void model_permute_llama2c_qk(float *w, int n_heads, int head_dim, int C)
 		}
 		memcpy(hw, tmp, sizeof(float) * (size_t)head_dim * C);
 	}
+	free(tmp);
+}
+
+void model_neox_qkv_permute(float *w, int n_heads, int head_dim, int cols, int to_hf)
+{
+	/* file row h·3hd + p·hd + j  <->  internal row p·H·hd + h·hd + j (p = q, k, v) */
+	const size_t n = (size_t)3 * n_heads * head_dim * cols, blk = (size_t)head_dim * cols;
+	float *tmp = xmalloc(sizeof(float) * n);
+	for (int h = 0; h < n_heads; h++)
+		for (int p = 0; p < 3; p++) {
+			size_t f = ((size_t)h * 3 + p) * blk, in = ((size_t)p * n_heads + h) * blk;
+			memcpy(tmp + (to_hf ? f : in), w + (to_hf ? in : f), sizeof(float) * blk);
+		}
+	memcpy(w, tmp, sizeof(float) * n);
 	free(tmp);
 }
 
@@ -363,6 +452,9 @@ typedef struct {
 	float *ln2, *ln2_m, *ln2_r; /* [T,C], [T], [T] */
 	float *fc;             /* [T,FC] pre-activation (llama: gate|up) */
 	float *fca;            /* [T,F] activation */
+	float *ao, *mo, *pn1_r, *pn2_r; /* gemma: attention and MLP outputs before their norms [T,C], rstd [T] */
+	float *qn_x, *qn_r, *kn_x, *kn_r; /* qk_norm: q, k before the norm [T,H·hd], [T,KV·hd] (train
+					     only), their rstd [T,H], [T,KV] */
 } block_act;
 
 struct model_ws {
@@ -385,6 +477,9 @@ struct model_ws {
 	float *row_lp;  /* [T,2] */
 	float *row_ent; /* [T] */
 	float *cs;      /* [T,hd] RoPE cos|sin */
+	float *lcap;    /* gemma, train: soft-capped logits of the active rows [T,V] */
+	float *dtmp;    /* gemma, train: [T,C] gradient scratch */
+	float *cs2;     /* gemma 3: [T,hd] RoPE cos|sin of the sliding layers (local base) */
 	/* backward scratch (train only) */
 	float *dx, *dln, *dqkv, *datt, *dfc, *dfca; /* [T,C] [T,C] [T,QKV] [T,H·hd] [T,FC] [T,F] */
 	uint32_t *tok;  /* [T] host */
@@ -477,6 +572,23 @@ static void ws_layout(model_ws *ws)
 		a->ln2_r = carve(ws, T);
 		a->fc = carve(ws, T * FC);
 		a->fca = carve(ws, T * F);
+		a->qn_x = a->kn_x = a->qn_r = a->kn_r = NULL;
+		a->ao = a->mo = a->pn1_r = a->pn2_r = NULL;
+		if (c->gemma) {
+			a->ao = carve(ws, T * C);
+			a->mo = carve(ws, T * C);
+			a->pn1_r = carve(ws, T);
+			a->pn2_r = carve(ws, T);
+		}
+		if (c->qk_norm) { /* only here: other models' layouts unchanged */
+			const size_t KV = c->n_kv_heads, hd = c->head_dim;
+			a->qn_r = carve(ws, T * H);
+			a->kn_r = carve(ws, T * KV);
+			if (ws->train) {
+				a->qn_x = carve(ws, T * HD);
+				a->kn_x = carve(ws, T * KV * hd);
+			}
+		}
 	}
 	ws->xfin = ws->train ? carve(ws, T * C) : ws->act[0].xin;
 	ws->lnf = carve(ws, T * C);
@@ -495,6 +607,14 @@ static void ws_layout(model_ws *ws)
 		ws->datt = carve(ws, T * HD);
 		ws->dfc = carve(ws, T * FC);
 		ws->dfca = carve(ws, T * F);
+	}
+	ws->lcap = ws->dtmp = ws->cs2 = NULL;
+	if (c->rope_local_theta > 0)
+		ws->cs2 = carve(ws, T * c->head_dim);
+	if (c->gemma && ws->train) {
+		ws->dtmp = carve(ws, T * C);
+		if (c->final_softcap > 0)
+			ws->lcap = carve(ws, T * V);
 	}
 }
 
@@ -573,20 +693,64 @@ static void ws_upload_index(model_ws *ws)
 
 static const float *P_(const model *m, size_t off) { return off == NONE ? NULL : m->dparams + off; }
 
+/* RMSNorm of the llama family: gain w, or 1 + w (gemma). */
+static void rms_fwd(const model *m, float *out, float *rstd, const float *x, size_t w, int T)
+{
+	const model_config *c = &m->cfg;
+	if (c->gemma)
+		m->be->rmsnorm_off_forward(out, rstd, x, P_(m, w), 1.0f, c->norm_eps, T, c->dim);
+	else
+		m->be->rmsnorm_forward(out, rstd, x, P_(m, w), c->norm_eps, T, c->dim);
+}
+
+static void rms_bwd(const model *m, float *dx, float *dw, const float *dy, const float *x, size_t w,
+		    const float *rstd, int T)
+{
+	if (m->cfg.gemma)
+		m->be->rmsnorm_off_backward(dx, dw, dy, x, P_(m, w), 1.0f, rstd, T, m->cfg.dim);
+	else
+		m->be->rmsnorm_backward(dx, dw, dy, x, P_(m, w), rstd, T, m->cfg.dim);
+}
+
+/* Attention score scale: 1/√head_dim, gemma 1/√query_pre_attn_scalar. */
+static float att_scale(const model_config *c)
+{
+	return 1.0f / sqrtf(c->query_scalar > 0 ? c->query_scalar : (float)c->head_dim);
+}
+
+/* The RoPE table of layer l: Gemma 3's sliding layers use the local base. */
+static const float *layer_cs(const model_ws *ws, const model_config *c, int l)
+{
+	return c->rope_local_theta > 0 && (l + 1) % c->sliding_pattern ? ws->cs2 : ws->cs;
+}
+
+/* Rotated dims of each head (GPT-NeoX's partial rotary; all elsewhere). */
+static int rot_dim(const model_config *c) { return c->rot_dim > 0 ? c->rot_dim : c->head_dim; }
+
 /* Norm + qkv projection + RoPE of one block: ln1, qkv from xin. */
-static void block_attn_in(const model *m, const block_off *b, float *ln1, float *ln1_m, float *ln1_r, float *qkv,
-			  const float *xin, const float *cs, int T)
+static void block_attn_in(const model *m, const block_off *b, block_act *a, float *ln1, float *ln1_m, float *ln1_r,
+			  float *qkv, const float *xin, const float *cs, int T)
 {
 	const model_config *c = &m->cfg;
 	const lb_backend *be = m->be;
 	const int C = c->dim;
 	if (c->arch == ARCH_LLAMA) {
-		be->rmsnorm_forward(ln1, ln1_r, xin, P_(m, b->ln1_w), c->norm_eps, T, C);
+		rms_fwd(m, ln1, ln1_r, xin, b->ln1_w, T);
 		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 0);
+		if (c->qk_norm) { /* Qwen3: q and k heads RMS-normalized before RoPE */
+			const int H = c->n_heads, hd = c->head_dim;
+			const float wo = c->gemma ? 1.0f : 0.0f; /* Gemma 3: gains 1 + w */
+			be->headnorm_forward(qkv, a->qn_x, a->qn_r, P_(m, b->qn_w), wo, c->norm_eps, T, H, hd, m->qkv_dim);
+			be->headnorm_forward(qkv + (size_t)H * hd, a->kn_x, a->kn_r, P_(m, b->kn_w), wo, c->norm_eps, T,
+					     c->n_kv_heads, hd, m->qkv_dim);
+		}
 		be->rope_forward(qkv, cs, T, c->n_heads + c->n_kv_heads, c->head_dim, m->qkv_dim);
 	} else {
+		const int neox = c->arch == ARCH_NEOX;
 		be->layernorm_forward(ln1, ln1_m, ln1_r, xin, P_(m, b->ln1_w), P_(m, b->ln1_b), c->norm_eps, T, C);
-		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 1);
+		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, !neox);
+		if (neox)
+			be->rope_part_forward(qkv, cs, T, 2 * c->n_heads, c->head_dim, rot_dim(c), m->qkv_dim);
 	}
 }
 
@@ -597,6 +761,39 @@ static void block_attn_out_mlp(const model *m, const block_off *b, block_act *a,
 	const lb_backend *be = m->be;
 	const int C = c->dim, HD = c->n_heads * c->head_dim, F = c->hidden_dim;
 	const int w_io = c->arch == ARCH_GPT2;
+	if (c->gemma) { /* x_mid = x + norm(o(att)); x_out = x_mid + norm(mlp(norm2(x_mid))) */
+		be->matmul_forward(a->ao, a->att, P_(m, b->o_w), NULL, T, HD, C, 0);
+		rms_fwd(m, tmp, a->pn1_r, a->ao, b->pn1_w, T);
+		be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
+		rms_fwd(m, a->ln2, a->ln2_r, a->xmid, b->ln2_w, T);
+		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), NULL, T, C, 2 * F, 0);
+		be->geglu_forward(a->fca, a->fc, T, F);
+		be->matmul_forward(a->mo, a->fca, P_(m, b->proj_w), NULL, T, F, C, 0);
+		rms_fwd(m, tmp, a->pn2_r, a->mo, b->pn2_w, T);
+		be->residual_forward(xout, a->xmid, tmp, (size_t)T * C);
+		return;
+	}
+	if (c->arch == ARCH_NEOX) {
+		/* parallel: x + attn(ln1(x)) + mlp(ln2(x)); ln2 before the residual add,
+		 * which in inference overwrites x (xmid == xin) */
+		const float *x2 = c->parallel_residual ? a->xin : a->xmid;
+		if (c->parallel_residual)
+			be->layernorm_forward(a->ln2, a->ln2_m, a->ln2_r, x2, P_(m, b->ln2_w), P_(m, b->ln2_b),
+					      c->norm_eps, T, C);
+		be->matmul_forward(tmp, a->att, P_(m, b->o_w), P_(m, b->o_b), T, HD, C, 0);
+		be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
+		if (!c->parallel_residual)
+			be->layernorm_forward(a->ln2, a->ln2_m, a->ln2_r, x2, P_(m, b->ln2_w), P_(m, b->ln2_b),
+					      c->norm_eps, T, C);
+		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), P_(m, b->fc_b), T, C, F, 0);
+		if (c->gelu_exact)
+			be->gelu_exact_forward(a->fca, a->fc, (size_t)T * F);
+		else
+			be->gelu_forward(a->fca, a->fc, (size_t)T * F);
+		be->matmul_forward(tmp, a->fca, P_(m, b->proj_w), P_(m, b->proj_b), T, F, C, 0);
+		be->residual_forward(xout, a->xmid, tmp, (size_t)T * C);
+		return;
+	}
 	be->matmul_forward(tmp, a->att, P_(m, b->o_w), P_(m, b->o_b), T, HD, C, w_io);
 	be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
 	if (c->arch == ARCH_LLAMA) {
@@ -617,7 +814,7 @@ static void final_norm(const model *m, float *out, float *mean, float *rstd, con
 {
 	const model_config *c = &m->cfg;
 	if (c->arch == ARCH_LLAMA)
-		m->be->rmsnorm_forward(out, rstd, x, P_(m, m->lnf_w), c->norm_eps, T, c->dim);
+		rms_fwd(m, out, rstd, x, m->lnf_w, T);
 	else
 		m->be->layernorm_forward(out, mean, rstd, x, P_(m, m->lnf_w), P_(m, m->lnf_b), c->norm_eps, T,
 					 c->dim);
@@ -635,8 +832,11 @@ static void check_tokens(const model *m, const uint32_t *t, int n, int s, const 
 /* The RoPE cos/sin table is built on the host (rope.c holds every scaling
  * scheme, and longrope depends on each packed sequence's length) and sent
  * up; on a unified backend it is written in place. */
-static void rope_cs(const lb_backend *be, float *dcs, const int *pos, int T, const model_config *c)
+static void rope_cs(const lb_backend *be, float *dcs, const int *pos, int T, const model_config *cfg)
 {
+	model_config rc = *cfg; /* partial rotary: the frequencies of rot_dim dims */
+	rc.head_dim = rot_dim(cfg);
+	const model_config *c = &rc;
 	if (be->unified) {
 		rope_table_cfg(dcs, pos, T, c);
 		return;
@@ -724,14 +924,22 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 
 	/* ---- embedding and blocks ---- */
 	be->embed_forward(ws->act[0].xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), T, C);
-	if (c->arch == ARCH_LLAMA)
+	if (c->gemma) /* embeddings × √dim */
+		be->scale(ws->act[0].xin, (size_t)T * C, (float)sqrt((double)C));
+	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, T, c);
+	if (c->rope_local_theta > 0)
+		rope_cs(be, ws->cs2, ws->pos, T, &(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
 	for (int l = 0; l < L; l++) {
 		block_act *a = &ws->act[train ? l : 0];
 		const block_off *b = &m->blk[l];
-		block_attn_in(m, b, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, T);
-		be->attention_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
-				      c->n_kv_heads, c->head_dim);
+		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), T);
+		if (c->gemma)
+			be->attention_ext_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
+						  c->n_kv_heads, c->head_dim, att_scale(c), c->attn_softcap);
+		else
+			be->attention_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
+					      c->n_kv_heads, c->head_dim);
 		float *xout = train ? (l + 1 < L ? ws->act[l + 1].xin : ws->xfin) : a->xin;
 		block_attn_out_mlp(m, b, a, xout, ws->tmp, T);
 	}
@@ -739,6 +947,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 
 	/* ---- logits [T,V], log-softmax, per-sequence sums (the hand-off) ---- */
 	be->lmhead_forward(ws->logits, ws->lnf, P_(m, m->lm_head), T, C, V);
+	if (c->final_softcap > 0)
+		be->softcap_forward(ws->logits, (size_t)T * V, c->final_softcap);
 	be->logsoftmax_rows(ws->row_lse, ws->row_lp, ws->row_ent, ws->logits, ws->d_rows, T, V);
 	double *dst = dbuf_get(be, &ws->d_st_b, ws->hst, sizeof(double) * 4 * n);
 	be->seq_logp_sums(dst, ws->row_lp, ws->row_ent, ws->d_rows, ws->d_seq_off, n);
@@ -831,8 +1041,12 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	const int *d_act = dbuf_up(be, &ws->d_act_b, ws->act_rows, sizeof(int) * Tn);
 	const double *d_w = dbuf_up(be, &ws->d_w_b, ws->hw, sizeof(double) * 2 * Tn);
 	const int32_t *d_y = dbuf_up(be, &ws->d_y_b, ws->hy, sizeof(int32_t) * 2 * Tn);
+	if (ws->lcap) /* the capped logits of those rows, for the soft-cap backward */
+		be->rows_gather(ws->lcap, ws->logits, d_act, Tn, V);
 	be->logit_grad_rows(ws->logits, ws->row_lse, d_act, d_w, d_y, Tn, V);
 	be->rows_compact(ws->logits, d_act, Tn, V);
+	if (ws->lcap)
+		be->softcap_backward(ws->logits, ws->lcap, (size_t)Tn * V, c->final_softcap);
 	float *hc = ws->tmp, *dhc = ws->dx; /* [Tn,C] gathered lnf rows, their gradient */
 	be->rows_gather(hc, ws->lnf, d_act, Tn, C);
 	/* dh [Tn,C] = dz·W_lm ; dW_lm += dzᵀ·h */
@@ -862,7 +1076,7 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	float *dx = ws->dx; /* [T,C] gradient of the residual stream */
 	be->memset0(dx, sizeof(float) * (size_t)T * C);
 	if (c->arch == ARCH_LLAMA)
-		be->rmsnorm_backward(dx, G + m->lnf_w, dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_r, T, C);
+		rms_bwd(m, dx, G + m->lnf_w, dlnf, ws->xfin, m->lnf_w, ws->lnf_r, T);
 	else
 		be->layernorm_backward(dx, G + m->lnf_w, G + m->lnf_b, dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_m,
 				       ws->lnf_r, T, C);
@@ -870,6 +1084,21 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	for (int l = L - 1; l >= 0; l--) {
 		const block_off *b = &m->blk[l];
 		block_act *a = &ws->act[l];
+		if (c->gemma) {
+			float *dt = ws->dtmp; /* d(MLP output before its norm), then d(o output) */
+			be->memset0(dt, sizeof(float) * (size_t)T * C);
+			rms_bwd(m, dt, G + b->pn2_w, dx, a->mo, b->pn2_w, a->pn2_r, T);
+			be->memset0(ws->dfca, sizeof(float) * (size_t)T * F);
+			be->matmul_backward(ws->dfca, G + b->proj_w, NULL, dt, a->fca, P_(m, b->proj_w), T, F, C, 0);
+			be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
+			be->geglu_backward(ws->dfc, ws->dfca, a->fc, T, F);
+			be->matmul_backward(ws->dln, G + b->fc_w, NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
+			rms_bwd(m, dx, G + b->ln2_w, ws->dln, a->xmid, b->ln2_w, a->ln2_r, T);
+			be->memset0(dt, sizeof(float) * (size_t)T * C);
+			rms_bwd(m, dt, G + b->pn1_w, dx, a->ao, b->pn1_w, a->pn1_r, T);
+			be->memset0(ws->datt, sizeof(float) * (size_t)T * HD);
+			be->matmul_backward(ws->datt, G + b->o_w, NULL, dt, a->att, P_(m, b->o_w), T, HD, C, 0);
+		} else {
 		/* MLP: x_out = x_mid + proj(act(fc(norm2(x_mid)))) */
 		be->memset0(ws->dfca, sizeof(float) * (size_t)T * F);
 		be->matmul_backward(ws->dfca, G + b->proj_w, GP(b->proj_b), dx, a->fca, P_(m, b->proj_w), T, F, C,
@@ -880,31 +1109,56 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 			be->matmul_backward(ws->dln, G + b->fc_w, NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
 			be->rmsnorm_backward(dx, G + b->ln2_w, ws->dln, a->xmid, P_(m, b->ln2_w), a->ln2_r, T, C);
 		} else {
-			be->gelu_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
+			if (c->gelu_exact)
+				be->gelu_exact_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
+			else
+				be->gelu_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
 			be->matmul_backward(ws->dln, G + b->fc_w, G + b->fc_b, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC,
-					    1);
-			be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xmid, P_(m, b->ln2_w),
-					       a->ln2_m, a->ln2_r, T, C);
+					    w_io);
+			if (!c->parallel_residual)
+				be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xmid, P_(m, b->ln2_w),
+						       a->ln2_m, a->ln2_r, T, C);
 		}
 		/* attention: x_mid = x_in + o(attn(rope(qkv(norm1(x_in))))) */
 		be->memset0(ws->datt, sizeof(float) * (size_t)T * HD);
 		be->matmul_backward(ws->datt, G + b->o_w, GP(b->o_b), dx, a->att, P_(m, b->o_w), T, HD, C, w_io);
+		/* parallel residual: ln2 read x_in, and dx so far is d x_mid = d(attn out) */
+		if (c->parallel_residual)
+			be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xin, P_(m, b->ln2_w), a->ln2_m,
+					       a->ln2_r, T, C);
+		}
 		be->memset0(ws->dqkv, sizeof(float) * (size_t)T * QKV);
-		be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb, ws->d_kc,
-				       ws->d_seq_off, ws->n_seq, T, H, KV, hd);
+		if (c->gemma)
+			be->attention_ext_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb,
+						   ws->d_kc, ws->d_seq_off, ws->n_seq, T, H, KV, hd, att_scale(c),
+						   c->attn_softcap);
+		else
+			be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb,
+					       ws->d_kc, ws->d_seq_off, ws->n_seq, T, H, KV, hd);
 		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 		if (c->arch == ARCH_LLAMA) {
-			be->rope_backward(ws->dqkv, ws->cs, T, H + KV, hd, QKV);
+			be->rope_backward(ws->dqkv, layer_cs(ws, c, l), T, H + KV, hd, QKV);
+			if (c->qk_norm) {
+				const float wo = c->gemma ? 1.0f : 0.0f;
+				be->headnorm_backward(ws->dqkv, G + b->qn_w, a->qn_x, P_(m, b->qn_w), wo, a->qn_r, T, H, hd,
+						      QKV);
+				be->headnorm_backward(ws->dqkv + (size_t)H * hd, G + b->kn_w, a->kn_x, P_(m, b->kn_w), wo,
+						      a->kn_r, T, KV, hd, QKV);
+			}
 			be->matmul_backward(ws->dln, G + b->qkv_w, GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
 					    QKV, 0);
-			be->rmsnorm_backward(dx, G + b->ln1_w, ws->dln, a->xin, P_(m, b->ln1_w), a->ln1_r, T, C);
+			rms_bwd(m, dx, G + b->ln1_w, ws->dln, a->xin, b->ln1_w, a->ln1_r, T);
 		} else {
+			if (c->arch == ARCH_NEOX)
+				be->rope_part_backward(ws->dqkv, ws->cs, T, 2 * H, hd, rot_dim(c), QKV);
 			be->matmul_backward(ws->dln, G + b->qkv_w, G + b->qkv_b, ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
-					    QKV, 1);
+					    QKV, w_io);
 			be->layernorm_backward(dx, G + b->ln1_w, G + b->ln1_b, ws->dln, a->xin, P_(m, b->ln1_w),
 					       a->ln1_m, a->ln1_r, T, C);
 		}
 	}
+	if (c->gemma)
+		be->scale(dx, (size_t)T * C, (float)sqrt((double)C));
 	be->embed_backward(G + m->wte, GP(m->wpe), dx, ws->d_tok, ws->d_pos, T, C);
 #undef GP
 }
@@ -971,16 +1225,24 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	backend_sync_up(be, ws->d_imem, ws->imem, sizeof(int) * ((size_t)6 * n + 5));
 	block_act *a = &ws->act[0];
 	be->embed_forward(a->xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), n, C);
-	if (c->arch == ARCH_LLAMA)
+	if (c->gemma)
+		be->scale(a->xin, (size_t)n * C, (float)sqrt((double)C));
+	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, n, c);
+	if (c->rope_local_theta > 0)
+		rope_cs(be, ws->cs2, ws->pos, n, &(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
 	const int len0 = kv->len;
 	for (int l = 0; l < L; l++) {
 		const block_off *b = &m->blk[l];
 		float *K = kv->k + (size_t)l * kv->max_len * KVD, *Vc = kv->v + (size_t)l * kv->max_len * KVD;
-		block_attn_in(m, b, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, ws->cs, n);
+		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), n);
 		be->kv_append(K, Vc, a->qkv, len0, n, H, KV, hd, QKV);
 		/* token i sees cache positions 0 .. len0 + i */
-		be->attention_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV);
+		if (c->gemma)
+			be->attention_ext_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV, att_scale(c),
+						 c->attn_softcap);
+		else
+			be->attention_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV);
 		block_attn_out_mlp(m, b, a, a->xin, ws->tmp, n);
 	}
 	kv->len += n;
@@ -988,5 +1250,7 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	final_norm(m, ws->lnf, ws->lnf_m, ws->lnf_r, xl, 1);
 	float *dl = be->unified ? logits : ws->logits;
 	be->lmhead_forward1(dl, ws->lnf, P_(m, m->lm_head), C, c->vocab_size);
+	if (c->final_softcap > 0)
+		be->softcap_forward(dl, (size_t)c->vocab_size, c->final_softcap);
 	backend_sync_down(be, logits, dl, sizeof(float) * c->vocab_size);
 }

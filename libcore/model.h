@@ -1,9 +1,10 @@
 /* model.h — the transformer: configuration, parameters, packed forward and
  * backward for the DPO quantities, KV-cache decoding, load and save.
  *
- * Families (doc/design.md §3): llama (RMSNorm, RoPE, SwiGLU, GQA, optional q/k/v
- * bias, tied or separate lm_head) and gpt2 (LayerNorm, learned positions,
- * GELU-tanh, biases, tied embedding).
+ * Architectures (doc/design.md §3): llama (RMSNorm, RoPE, SwiGLU, GQA,
+ * optional q/k/v bias, tied or separate lm_head; options for Qwen3's q/k
+ * norms and Gemma 2/3), gpt2 (LayerNorm, learned positions, GELU-tanh,
+ * biases, tied embedding) and gpt_neox (Pythia).
  *
  * Internal weight layout is the Hugging Face one (rotate-half RoPE); the
  * llama2.c loader permutes wq/wk rows from interleaved pairs at load time, so
@@ -19,8 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { ARCH_LLAMA = 0, ARCH_GPT2 = 1 } model_arch;
-const char *model_arch_name(model_arch a); /* "llama", "gpt2" */
+/* ARCH_NEOX: GPT-NeoX / Pythia (LayerNorm with bias, RoPE on rot_dim of each
+ * head, parallel or sequential residual, GELU, biases everywhere). */
+typedef enum { ARCH_LLAMA = 0, ARCH_GPT2 = 1, ARCH_NEOX = 2 } model_arch;
+const char *model_arch_name(model_arch a); /* "llama", "gpt2", "gpt_neox" */
 int model_arch_parse(const char *s);       /* -1 if unknown */
 
 /* RoPE frequency schemes of transformers' modeling_rope_utils (formulas in
@@ -51,7 +54,7 @@ typedef struct {
 
 /* Which Hugging Face model class config.json names (saved back the same way).
  * FAM_AUTO: llama, or qwen2 when qkv_bias (configs made by lbdpo-init). */
-typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3 } model_family;
+typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3, FAM_QWEN3, FAM_GEMMA2, FAM_GEMMA3 } model_family;
 
 typedef struct {
 	model_arch arch;
@@ -76,6 +79,24 @@ typedef struct {
 	int window;      /* sliding_window that capped max_seq_len (0 = none): attention
 			    beyond the window is not implemented, shorter sequences are exact */
 	int save_dtype;  /* st_dtype weights are saved in: the one they came in (0 = F32) */
+	int qk_norm;     /* llama family: RMSNorm of each q and k head (weights [head_dim]) before
+			    RoPE (Qwen3's q_norm, k_norm) */
+	/* gpt_neox: its qkv weight rows are [Q; K; V] here (attention's layout);
+	 * files hold them per head [q_h; k_h; v_h] (model_neox_qkv_permute). */
+	int rot_dim;           /* RoPE on the first rot_dim of head_dim (0 = all) */
+	int parallel_residual; /* x + attn(ln1(x)) + mlp(ln2(x)) */
+	int gelu_exact;        /* MLP activation erf GELU (else the tanh form) */
+	/* Gemma 2 (llama arch): RMSNorm gains 1 + w, embedding × √dim, norms
+	 * after attention and MLP too, GeGLU (gelu_tanh), score scale
+	 * query_pre_attn_scalar^−½, soft-capped attention scores and logits. */
+	int gemma;
+	float query_scalar;             /* query_pre_attn_scalar (0 = head_dim) */
+	float attn_softcap, final_softcap; /* 0 = none */
+	/* Gemma 3 (gemma, qk_norm with gains 1 + w): layer l is a full-attention
+	 * layer when (l + 1) % sliding_pattern == 0, the others sliding-window
+	 * layers whose RoPE base is rope_local_theta (0 = rope_theta for all). */
+	int sliding_pattern;
+	float rope_local_theta;
 } model_config;
 
 /* One named tensor inside m->params (HF parameter name, e.g.
@@ -126,6 +147,10 @@ void model_fingerprint(const model *m, char out[65]);
  * old row 2j and new row hd/2 + j is old row 2j + 1. Used by every llama2.c
  * reader (and by its writer's inverse, should one exist). */
 void model_permute_llama2c_qk(float *w, int n_heads, int head_dim, int C);
+/* GPT-NeoX's query_key_value rows [3·H·hd, cols] (cols = C for the weight,
+ * 1 for the bias): per head [q_h; k_h; v_h] in files, [Q; K; V] inside.
+ * to_hf = 0 converts file → internal, 1 internal → file. */
+void model_neox_qkv_permute(float *w, int n_heads, int head_dim, int cols, int to_hf);
 
 /* ---- packed scoring and its backward ----
  * A batch is a list of sequences concatenated along the token axis, each

@@ -361,6 +361,8 @@ static model *load_hf(const char *dir)
 		}
 		st_read_f32(f[w], s->name, P + t->offset, numel);
 		used[w][s - st_info(f[w], 0)] = 1;
+		if (cfg.arch == ARCH_NEOX && strstr(t->name, ".query_key_value."))
+			model_neox_qkv_permute(P + t->offset, cfg.n_heads, cfg.head_dim, t->ndim == 2 ? cfg.dim : 1, 0);
 	}
 	for (int i = 0; i < nf; i++) {
 		for (int j = 0; j < st_count(f[i]); j++) {
@@ -368,10 +370,11 @@ static model *load_hf(const char *dir)
 			if (used[i][j] || is_buffer(n))
 				continue;
 			/* A stored lm_head is ignored when the config ties it (as transformers does). */
-			if (cfg.tied_embeddings && !strcmp(n, "lm_head.weight"))
+			if (cfg.tied_embeddings && (!strcmp(n, "lm_head.weight") || !strcmp(n, "embed_out.weight")))
 				continue;
 			die("%s: unexpected tensor '%s' (not a parameter of the %s model config.json describes)", st_name(f[i]),
-			    n, gpt2 ? "gpt2" : cfg.qkv_bias ? "qwen2" : cfg.family == FAM_PHI3 ? "phi3" : "llama");
+			    n, gpt2 ? "gpt2" : cfg.arch == ARCH_NEOX ? "gpt_neox" : cfg.qkv_bias ? "qwen2"
+				: cfg.family == FAM_PHI3 ? "phi3" : cfg.qk_norm ? "qwen3" : "llama");
 		}
 		free(used[i]);
 		st_close(f[i]);
@@ -409,6 +412,8 @@ void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
 	int n = model_n_tensors(m), nt = 0;
 	st_tensor_out *t = xcalloc((size_t)n + 1, sizeof *t);
 	char **names = xcalloc((size_t)n + 1, sizeof *names);
+	float **copies = xcalloc((size_t)n + 1, sizeof *copies);
+	int n_copies = 0;
 	const float *P = model_params(m);
 	for (int i = 0; i < n; i++) {
 		const model_tensor *mt = model_tensor_at(m, i);
@@ -434,6 +439,12 @@ void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
 			o->shape[d] = mt->shape[d];
 		o->shape[0] = rows;
 		o->data = P + mt->offset;
+		if (cfg.arch == ARCH_NEOX && strstr(mt->name, ".query_key_value.")) { /* back to per-head order */
+			float *cp = xmalloc(sizeof(float) * mt->numel);
+			memcpy(cp, P + mt->offset, sizeof(float) * mt->numel);
+			model_neox_qkv_permute(cp, cfg.n_heads, cfg.head_dim, mt->ndim == 2 ? cfg.dim : 1, 1);
+			o->data = copies[n_copies++] = cp;
+		}
 		nt++;
 	}
 	static const char *const meta[] = {"format", "pt", NULL};
@@ -445,6 +456,9 @@ void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
 	free(p);
 	for (int i = 0; i < n; i++)
 		free(names[i]);
+	for (int i = 0; i < n_copies; i++)
+		free(copies[i]);
+	free(copies);
 	free(names);
 	free(t);
 }

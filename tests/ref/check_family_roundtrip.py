@@ -3,7 +3,10 @@
 same model. For every family fixture (make_family_fixtures.py) and the bf16
 one, `lbdpo-init --from FIXTURE -o OUT` is loaded with AutoModelForCausalLM
 in float64 and its completion log-probs compared with the fixture's ref.json
-(1e-5 relative); the bf16 copy must still be BF16. Needs the built bin/ and
+(1e-5 relative); the bf16 copy must still be BF16. For the families added
+later (Qwen3, GPT-NeoX, Gemma 2/3) a checkpoint trained 3 steps by
+lbdpo-step on synthetic pairs is loaded by transformers too, and its
+log-probs are compared with lbdpo-logprob's (1e-5). Needs the built bin/ and
 torch + transformers; run from the repository root:
 
     python3 tests/ref/check_family_roundtrip.py
@@ -42,11 +45,11 @@ def worst_rel(model, ref, padded):
 
 def main():
     bad = 0
-    for name in ["fam_llama31", "fam_phi3", "fam_mistral", "fam_qwen2_yarn", "llama_bf16"]:
+    for name in ["fam_llama31", "fam_phi3", "fam_mistral", "fam_qwen2_yarn", "fam_qwen3", "fam_neox", "fam_neox_seq", "fam_gemma2", "fam_gemma3", "llama_bf16"]:
         src = os.path.join(FIX, name)
         with tempfile.TemporaryDirectory() as out:
             subprocess.run(["bin/lbdpo-init", "-q", "--from", src, "-o", out], check=True)
-            model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float64).eval()
+            model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float64, **F.load_kw(name)).eval()
             ref = json.load(open(os.path.join(src, "ref.json")))
             w = worst_rel(model, ref, name.startswith("fam_"))
             with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
@@ -56,7 +59,41 @@ def main():
             bad += not ok
             print(f"{name}: {type(model).__name__}, weights {sorted(dt)}, max rel |transformers(lbdpo's save) - "
                   f"ref| = {w:.3g}, files {files} {'ok' if ok else 'FAIL'}")
+    bad += trained()
     sys.exit(1 if bad else 0)
+
+
+def trained():
+    """lbdpo-step's checkpoint of each new family, read back by transformers."""
+    bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = os.path.join(tmp, "train.ref")
+        gen = subprocess.run(["awk", "-v", "seed=1", "-v", "n=16", "-f", "tests/sh/gen_pairs.awk"], check=True,
+                             capture_output=True).stdout
+        subprocess.run(["bin/lbdpo-show", "--from-json", "-o", pairs], input=gen, check=True)
+        for name in ["fam_qwen3", "fam_neox", "fam_neox_seq", "fam_gemma2", "fam_gemma3"]:
+            ck = os.path.join(tmp, name)
+            subprocess.run(["bin/lbdpo-step", "--threads", "1", "--init", os.path.join(FIX, name), "--out", ck, "-i",
+                            pairs, "--steps", "3", "--batch-size", "8", "--loss", "dpo", "--lr", "1e-2"], check=True,
+                           capture_output=True)
+            out = subprocess.run(f"bin/lbdpo-logprob -m {ck} -i {pairs} | bin/lbdpo-show --no-header", shell=True,
+                                 check=True, capture_output=True, text=True).stdout
+            model = AutoModelForCausalLM.from_pretrained(ck, dtype=torch.float64, **F.load_kw(name)).eval()
+            worst, moved = 0.0, 0.0
+            for line in out.splitlines():
+                r = json.loads(line)
+                P = len(r["prompt_ids"])
+                for key in ("chosen", "rejected"):
+                    seq = r["prompt_ids"] + r[key + "_ids"]
+                    with torch.no_grad():
+                        lp = torch.log_softmax(model(torch.tensor([seq])).logits[0], -1)
+                    got = sum(lp[P - 1 + j, t].item() for j, t in enumerate(r[key + "_ids"]))
+                    worst = max(worst, abs(got - r[key + "_logp"]) / max(1.0, abs(got)))
+            ok = worst <= 1e-5
+            bad += not ok
+            print(f"{name} after 3 lbdpo-step steps: {type(model).__name__}, max rel |transformers - lbdpo-logprob| "
+                  f"= {worst:.3g} {'ok' if ok else 'FAIL'}")
+    return bad
 
 
 if __name__ == "__main__":

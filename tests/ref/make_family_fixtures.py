@@ -6,6 +6,7 @@ make_hf_fixtures.py (its docstring describes ref.json and grads.safetensors);
 run from the repository root:
 
     python3 tests/ref/make_family_fixtures.py      # writes tests/fixtures/hf/fam_*
+    python3 tests/ref/make_family_fixtures.py fam_qwen3   # only the ones named
 
 Fixtures (dim 16, 2 layers, vocab 48, f32; each directory ~60 KB):
   fam_llama31    LlamaForCausalLM, rope_type llama3 (factor 8, low/high freq
@@ -21,6 +22,24 @@ Fixtures (dim 16, 2 layers, vocab 48, f32; each directory ~60 KB):
   fam_qwen2_yarn Qwen2ForCausalLM (q/k/v bias) with rope_type yarn factor 4,
                  original_max_position_embeddings 16 (attention factor
                  0.1 ln 4 + 1 on cos/sin)
+  fam_qwen3      Qwen3ForCausalLM: per-head RMSNorm q_norm/k_norm (random
+                 gains) before RoPE, no q/k/v bias, head_dim 12 != hidden/heads,
+                 theta 1e6, untied, GQA 2/1
+  fam_neox       GPTNeoXForCausalLM (Pythia style): parallel residual, partial
+                 rotary 0.5 (4 of head_dim 8), LayerNorms with bias, erf GELU,
+                 fused per-head query_key_value, untied embed_out
+  fam_neox_seq   GPTNeoXForCausalLM with use_parallel_residual false,
+                 gelu_new, rotary 0.25 (2 of 8), tied embedding
+  fam_gemma2     Gemma2ForCausalLM (eager attention): (1+w) RMSNorms before and
+                 after attention and MLP, GeGLU, embedding × √16, head_dim 12,
+                 query_pre_attn_scalar 10, attention soft-cap 2 and final
+                 soft-cap 3 (small, so tanh bends), sliding_window 16 on layer 0
+                 (every pair is shorter), tied, GQA 2/1
+  fam_gemma3     Gemma3ForCausalLM (text, eager): as Gemma 2 without
+                 soft-capping, plus (1+w) q_norm/k_norm, 3 layers with
+                 sliding_window_pattern 2 (layers 0, 2 sliding with local RoPE
+                 base 100, layer 1 full with base 1e6 and linear scaling 2),
+                 query_pre_attn_scalar 12, untied
 
 Completions are scored as TRL scores a pair: prompt+chosen and
 prompt+rejected right-padded to the same length in one batch, so longrope's
@@ -34,12 +53,15 @@ import sys
 import numpy as np
 import torch
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
-                          MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+                          MistralForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM, Gemma2Config,
+                          Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_hf_fixtures as H  # noqa: E402
 
 VOCAB = 48
+ONLY = set()  # fixture names given on the command line (all when empty)
 DIM = 16
 
 
@@ -97,7 +119,14 @@ def reference(model, dim, with_grads):
     return {"pairs": pairs, "loss": loss.item()}, grads
 
 
+def load_kw(name):
+    """Gemma's soft-capping is only in the eager attention."""
+    return {"attn_implementation": "eager"} if "gemma" in name else {}
+
+
 def build(name, cls, cfg, seed, note):
+    if ONLY and name not in ONLY:
+        return None
     torch.manual_seed(seed)
     model = cls(cfg)
     if cfg.tie_word_embeddings:
@@ -105,7 +134,7 @@ def build(name, cls, cfg, seed, note):
     H.init_weights(model, seed)
     d = H.fresh(name)
     H.save_model(model, d)
-    loaded = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, **load_kw(name))
     assert type(loaded) is cls, (type(loaded), cls)
     ref, grads = reference(loaded, DIM, True)
     H.write_ref(d, ref, grads, note)
@@ -118,6 +147,8 @@ def main():
                   num_key_value_heads=1, vocab_size=VOCAB, max_position_embeddings=64, rms_norm_eps=1e-5,
                   bos_token_id=1, eos_token_id=2)
     made = []
+    global ONLY
+    ONLY = set(sys.argv[1:])
     made.append(build("fam_llama31", LlamaForCausalLM, LlamaConfig(
         **common, head_dim=12, tie_word_embeddings=True,
         rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
@@ -137,6 +168,32 @@ def main():
         rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                          "original_max_position_embeddings": 16}),
         14, "Qwen2ForCausalLM, q/k/v bias, rope yarn factor 4 (original max 16)"))
+    made.append(build("fam_qwen3", Qwen3ForCausalLM, Qwen3Config(
+        **common, head_dim=12, tie_word_embeddings=False, use_sliding_window=False, attention_bias=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
+        15, "Qwen3ForCausalLM, q/k norm, head_dim 12, untied"))
+    neox = dict(hidden_size=DIM, intermediate_size=24, num_hidden_layers=2, num_attention_heads=2, vocab_size=VOCAB,
+                max_position_embeddings=64, layer_norm_eps=1e-5, bos_token_id=1, eos_token_id=2)
+    made.append(build("fam_neox", GPTNeoXForCausalLM, GPTNeoXConfig(
+        **neox, rotary_pct=0.5, use_parallel_residual=True, hidden_act="gelu", tie_word_embeddings=False),
+        16, "GPTNeoXForCausalLM, parallel residual, rotary 0.5, gelu, untied"))
+    made.append(build("fam_neox_seq", GPTNeoXForCausalLM, GPTNeoXConfig(
+        **neox, rotary_pct=0.25, use_parallel_residual=False, hidden_act="gelu_new", tie_word_embeddings=True),
+        17, "GPTNeoXForCausalLM, sequential residual, rotary 0.25, gelu_new, tied"))
+    gemma = dict(common, rms_norm_eps=1e-6)
+    made.append(build("fam_gemma2", Gemma2ForCausalLM, Gemma2Config(
+        **gemma, head_dim=12, query_pre_attn_scalar=10, attn_logit_softcapping=2.0, final_logit_softcapping=3.0,
+        sliding_window=16, tie_word_embeddings=True, hidden_activation="gelu_pytorch_tanh",
+        attn_implementation="eager"),
+        18, "Gemma2ForCausalLM, soft-capping 2/3, query_pre_attn_scalar 10, window 16, tied"))
+    made.append(build("fam_gemma3", Gemma3ForCausalLM, Gemma3TextConfig(
+        **dict(gemma, num_hidden_layers=3), head_dim=12, query_pre_attn_scalar=12, sliding_window=16,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"], tie_word_embeddings=False,
+        rope_parameters={"full_attention": {"rope_type": "linear", "rope_theta": 1000000.0, "factor": 2.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}},
+        attn_implementation="eager"),
+        19, "Gemma3ForCausalLM, q/k norm, local rope base 100 on sliding layers, linear 2 on full, untied"))
+    made = [d for d in made if d]
     for d in made:
         sz = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
         print(f"{os.path.relpath(d)}: {sz} bytes", file=sys.stderr)

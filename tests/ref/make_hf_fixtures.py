@@ -89,6 +89,8 @@ def pairs_spec():
 def final_norm(model):
     if hasattr(model, "transformer"):
         return model.transformer.ln_f
+    if hasattr(model, "gpt_neox"):
+        return model.gpt_neox.final_layer_norm
     return model.model.norm
 
 

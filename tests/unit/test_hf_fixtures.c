@@ -148,6 +148,8 @@ static void check_fixture(const char *name)
 		for (int t = 0; t < model_n_tensors(m); t++) {
 			const model_tensor *mt = model_tensor_at(m, t);
 			const st_info_t *gi = st_find(gf, mt->name);
+			if (!gi && !strcmp(mt->name, "embed_out.weight")) /* GPT-NeoX's module name in transformers 5 */
+				gi = st_find(gf, "lm_head.weight");
 			if (!gi && cfg->family == FAM_PHI3) {
 				/* Phi-3: one gradient for the fused [q|k|v] and [gate|up], which
 				 * our q/k/v and gate/up tensors hold adjacently */
@@ -166,6 +168,8 @@ static void check_fixture(const char *name)
 			cr_assert(mt->offset + numel <= P, "%s: %s larger than the model", path, gi->name);
 			float *r = xmalloc(sizeof *r * numel);
 			st_read_f32(gf, gi->name, r, numel);
+			if (cfg->arch == ARCH_NEOX && strstr(gi->name, ".query_key_value.")) /* per head -> [Q;K;V] */
+				model_neox_qkv_permute(r, cfg->n_heads, cfg->head_dim, gi->ndim == 2 ? cfg->dim : 1, 0);
 			worst = fmax(worst, expect_vec(grads + mt->offset, r, numel, gi->name, -1));
 			free(r);
 			n_checked++;
@@ -227,6 +231,11 @@ Test(hf_fixtures, fam_llama31_rope_llama3) { check_family("fam_llama31"); }
 Test(hf_fixtures, fam_phi3_longrope_fused) { check_family("fam_phi3"); }
 Test(hf_fixtures, fam_mistral_window_linear) { check_family("fam_mistral"); }
 Test(hf_fixtures, fam_qwen2_yarn) { check_family("fam_qwen2_yarn"); }
+Test(hf_fixtures, fam_qwen3_qk_norm) { check_family("fam_qwen3"); }
+Test(hf_fixtures, fam_neox_parallel_partial_rotary) { check_family("fam_neox"); }
+Test(hf_fixtures, fam_neox_sequential_tied) { check_family("fam_neox_seq"); }
+Test(hf_fixtures, fam_gemma2_softcap_postnorm) { check_family("fam_gemma2"); }
+Test(hf_fixtures, fam_gemma3_qk_norm_local_rope) { check_family("fam_gemma3"); }
 
 /* Decoding with the KV cache (lbdpo-sample) uses the same RoPE scheme: the
  * log-prob of each token of prompt+chosen from the cache, fed as the prompt
@@ -299,6 +308,11 @@ Test(hf_fixtures, fam_kv_cache_decoding)
 	kv_matches_forward("fam_phi3");
 	kv_matches_forward("fam_mistral");
 	kv_matches_forward("fam_qwen2_yarn");
+	kv_matches_forward("fam_qwen3");
+	kv_matches_forward("fam_neox");
+	kv_matches_forward("fam_neox_seq");
+	kv_matches_forward("fam_gemma2");
+	kv_matches_forward("fam_gemma3");
 }
 
 /* Saving and loading again gives the same model (fingerprint: config that
@@ -344,6 +358,11 @@ Test(hf_fixtures, fam_roundtrip)
 	roundtrip("fam_phi3", "model.layers.0.self_attn.qkv_proj.weight");
 	roundtrip("fam_mistral", NULL);
 	roundtrip("fam_qwen2_yarn", NULL);
+	roundtrip("fam_qwen3", NULL);
+	roundtrip("fam_neox", "gpt_neox.layers.0.attention.query_key_value.weight");
+	roundtrip("fam_neox_seq", "gpt_neox.layers.1.attention.query_key_value.bias");
+	roundtrip("fam_gemma2", NULL);
+	roundtrip("fam_gemma3", NULL);
 }
 
 /* Per-token log-probs of the golden texts: prompt = the first token (BOS). */
