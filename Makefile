@@ -72,7 +72,7 @@ ifeq ($(MPI),1)
   endif
   MPI_DIST  := $(B)/mpi/dist.o
   MPI_PROGS := $(MPI_CMDS:%=$(BIN)/%)
-  MPI_TESTS := $(B)/tests/mpi/dist_check
+  MPI_TESTS := $(B)/tests/mpi/dist_check $(B)/tests/mpi/st_close
 endif
 # Switching MPI on or off relinks the programs.
 MPI_STAMP := $(B)/mpi-$(MPI).stamp
