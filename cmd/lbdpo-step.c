@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "formats/hfconfig.h"
+#include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "libcore/dist.h"
 #include "libcore/engine.h"
@@ -75,19 +76,36 @@ static void usage(void)
 	       "  -V, --version          print the version\n");
 }
 
-/* The reduce point under mpirun (engine.h): sums over ranks (dist.h).
- * G is backend memory; the CPU backend's is host memory. ctx: seconds spent. */
+/* The reduce point under mpirun (engine.h): sums over ranks (dist.h). G is
+ * backend memory: a backend whose memory is not the host's goes through a
+ * host copy (NCCL on device memory is not wired). */
+typedef struct {
+	const lb_backend *be;
+	float *host; /* [n] staging copy of G, non-unified backends only */
+	double seconds; /* spent in here */
+} reduce_ctx;
+
 static void reduce_ranks(void *ctx, float *G, size_t n, float *HG, size_t hn, double *counters, int nc)
 {
+	reduce_ctx *r = ctx;
 	double t0 = now_s();
 	if (nc < 0) {
 		dist_allreduce_min_f64(counters, (size_t)-nc);
 	} else {
-		dist_allreduce_sum_f32(G, n);
+		float *g = G;
+		if (!r->be->unified) {
+			if (!r->host)
+				r->host = xmalloc(n * sizeof *r->host);
+			r->be->download(r->host, G, n * sizeof *G);
+			g = r->host;
+		}
+		dist_allreduce_sum_f32(g, n);
+		if (g != G)
+			r->be->upload(G, g, n * sizeof *G);
 		dist_allreduce_sum_f32(HG, hn);
 		dist_allreduce_sum_f64(counters, (size_t)nc);
 	}
-	*(double *)ctx += now_s() - t0;
+	r->seconds += now_s() - t0;
 }
 
 /* The signal that stopped any rank (0: none): a signal to one rank stops
@@ -343,7 +361,7 @@ int main(int argc, char **argv)
 	to.ck.ppl_from = ck->ppl_from;
 	to.n_records = data->n;
 	json_t *opts = train_opts_to_json(&to);
-	double t_reduce = 0;
+	reduce_ctx rc = {.be = model_backend(ck->m)};
 	if (nrank > 1) {
 		char h[65];
 		data_hash(data, h);
@@ -354,7 +372,7 @@ int main(int argc, char **argv)
 	train_engine *eng = train_engine_new(ck, data, &to);
 	if (nrank > 1) {
 		train_engine_set_worker(eng, rank, nrank);
-		train_engine_set_reduce(eng, reduce_ranks, &t_reduce);
+		train_engine_set_reduce(eng, reduce_ranks, &rc);
 	}
 
 	FILE *mf = NULL;
@@ -389,8 +407,8 @@ int main(int argc, char **argv)
 	info("%ld steps in %s (%.2f steps/s), now at step %ld; last loss %.4f, acc %.2f", ck->step - step_start, els,
 	     (ck->step - step_start) / (el > 1e-9 ? el : 1e-9), ck->step, last_loss, last_acc);
 	if (nrank > 1)
-		info("%d ranks: %.3f s of %.3f s in the all-reduce (%.1f%%)", nrank, t_reduce, el,
-		     100 * t_reduce / (el > 1e-9 ? el : 1e-9));
+		info("%d ranks: %.3f s of %.3f s in the all-reduce (%.1f%%)", nrank, rc.seconds, el,
+		     100 * rc.seconds / (el > 1e-9 ? el : 1e-9));
 	if (!sig)
 		sig = stop_all(); /* signalled during the last step */
 	if (!sig || ck->step > step_start)
@@ -402,6 +420,7 @@ int main(int argc, char **argv)
 		die("%s: write error on close: %s", metrics, strerror(errno));
 	json_decref(opts);
 	train_engine_free(eng);
+	free(rc.host);
 	pref_free(data);
 	ckpt_free(ck);
 	dist_finalize();
