@@ -82,13 +82,19 @@ static void usage(void)
 typedef struct {
 	const lb_backend *be;
 	float *host; /* [n] staging copy of G, non-unified backends only */
-	double seconds; /* spent in here */
+	double wait, seconds; /* waiting for the slowest rank; in the all-reduce */
 } reduce_ctx;
 
 static void reduce_ranks(void *ctx, float *G, size_t n, float *HG, size_t hn, double *counters, int nc)
 {
 	reduce_ctx *r = ctx;
 	double t0 = now_s();
+	if (nc > 0) {
+		/* the time ranks wait for each other, apart from the transfer */
+		dist_barrier();
+		r->wait += now_s() - t0;
+		t0 = now_s();
+	}
 	if (nc < 0) {
 		dist_allreduce_min_f64(counters, (size_t)-nc);
 	} else {
@@ -407,8 +413,8 @@ int main(int argc, char **argv)
 	info("%ld steps in %s (%.2f steps/s), now at step %ld; last loss %.4f, acc %.2f", ck->step - step_start, els,
 	     (ck->step - step_start) / (el > 1e-9 ? el : 1e-9), ck->step, last_loss, last_acc);
 	if (nrank > 1)
-		info("%d ranks: %.3f s of %.3f s in the all-reduce (%.1f%%)", nrank, rc.seconds, el,
-		     100 * rc.seconds / (el > 1e-9 ? el : 1e-9));
+		info("%d ranks: %.3f s of %.3f s in the all-reduce (%.1f%%), %.3f s waiting for the slowest rank",
+		     nrank, rc.seconds, el, 100 * rc.seconds / (el > 1e-9 ? el : 1e-9), rc.wait);
 	if (!sig)
 		sig = stop_all(); /* signalled during the last step */
 	if (!sig || ck->step > step_start)
