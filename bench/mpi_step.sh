@@ -11,7 +11,7 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 : "${LBDPO_BIN:=$(dirname "$0")/../bin}"
 export PATH="$LBDPO_BIN:$PATH"
 command -v mpirun >/dev/null || { echo "skipped: mpirun not found"; exit 0; }
-ldd "$LBDPO_BIN/lbdpo-step" | grep -q libmpi || { echo "skipped: lbdpo-step built without MPI"; exit 0; }
+ldd "$LBDPO_BIN/lbdpo-step" | grep libmpi >/dev/null || { echo "skipped: lbdpo-step built without MPI"; exit 0; }
 D=${1:-768} L=${2:-12} H=${3:-2048} V=${4:-32000} N=${5:-4} P=32 C=32 B=4
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none

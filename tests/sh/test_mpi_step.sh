@@ -21,7 +21,7 @@
 #     previous checkpoint intact and resumable.
 . "$(dirname "$0")/lib.sh"
 command -v mpirun >/dev/null || { echo "skipped: mpirun not found (scripts/deps.sh --mpi installs Open MPI)"; exit 77; }
-ldd "$LBDPO_BIN/lbdpo-step" | grep -q libmpi ||
+ldd "$LBDPO_BIN/lbdpo-step" | grep libmpi >/dev/null ||
 	{ echo "skipped: lbdpo-step built without MPI (mpicc absent at build time, or MPI=0)"; exit 77; }
 CLOSE="${LBDPO_TESTBIN:?}/mpi/st_close"
 [ -x "$CLOSE" ] || fail "$CLOSE not built"
