@@ -323,15 +323,11 @@ int main(int argc, char **argv)
 	if (nrank > 1 && (!in || !strcmp(in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
 			       "(-i FILE), not standard input", nrank);
-	if (nrank > 1 && (lo->kind == LOSS_BETADPO || lo->kind == LOSS_SFT || lo->sft_weight != 0 ||
-			  lo->group_reg != 0))
-		dist_die_usage("--loss %s%s%s with %d MPI ranks: its batch statistics (%s) are not split "
+	if (nrank > 1 && (lo->kind == LOSS_BETADPO || (lo->kind == LOSS_LBDPO && lo->group_reg != 0)))
+		dist_die_usage("--loss %s%s with %d MPI ranks: its batch statistics (%s) are not split "
 			       "across ranks yet; run it in one process",
-			       loss_kind_name(lo->kind), lo->sft_weight != 0 ? " --sft-weight" : "",
-			       lo->group_reg != 0 ? " --group-reg" : "", nrank,
-			       lo->kind == LOSS_BETADPO ? "the batch's margins"
-			       : lo->group_reg != 0	 ? "per-group mean beta"
-						 : "the batch's chosen-token count");
+			       loss_kind_name(lo->kind), lo->kind == LOSS_BETADPO ? "" : " --group-reg", nrank,
+			       lo->kind == LOSS_BETADPO ? "the batch's margins" : "per-group mean beta");
 	if (rank > 0)
 		lbdpo_quiet = 1; /* rank 0 reports progress and the summary */
 	if (threads > 0)

@@ -296,6 +296,7 @@ int train_step(train_engine *e, train_metrics *m)
 		 * global, so a run resumes with any number of workers) and takes
 		 * slots i ≡ rank (mod nranks): nloc of the bs pairs, possibly 0. */
 		int nloc = 0;
+		long sft_tok = 0; /* Σ nc over the whole micro-batch */
 		for (int i = 0; i < bs; i++) {
 			if (ck->pos >= e->data->n) {
 				ck->epoch++;
@@ -303,6 +304,7 @@ int train_step(train_engine *e, train_metrics *m)
 				epoch_perm(e->perm, e->data->n, o->ck.seed, ck->epoch);
 			}
 			pref_rec *r = &e->data->r[e->perm[ck->pos++]];
+			sft_tok += r->nc;
 			if (i % e->nranks == e->rank)
 				e->recs[nloc++] = r;
 		}
@@ -314,6 +316,12 @@ int train_step(train_engine *e, train_metrics *m)
 		 * with one worker: the same bits as before) */
 		microbatch_opts ml = mo;
 		ml.scale = mo.scale * ((double)nloc / bs);
+		loss_opts lm = *lo;
+		if (nloc < bs) {
+			/* the SFT/RPO token mean is over the whole micro-batch (loss.h) */
+			lm.sft_tokens = (double)sft_tok * nloc / bs;
+			ml.loss = &lm;
+		}
 		loss_stats st;
 		train_microbatch(ck, e->ws, bb, e->recs, nloc, &ml, G, HG, &st);
 		S[S_LOSS] += st.loss * ml.scale;

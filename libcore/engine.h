@@ -83,9 +83,11 @@ void train_engine_set_reduce(train_engine *e, grad_reduce_fn fn, void *ctx);
  * --batch-size and --grad-accum keep their global meaning: every worker
  * walks the same data order and computes the slots i ≡ rank (mod nranks)
  * of each micro-batch, scaled so that the reduce's sum is the one-worker
- * step. Exact only for losses whose terms are per pair (not beta-dpo, the
- * SFT/RPO term or --group-reg: their batch statistics would be per worker;
- * the caller refuses those). */
+ * step. The SFT/RPO token mean divides by the whole micro-batch's token
+ * count, known to every worker from the records (loss_opts.sft_tokens).
+ * Not exact: beta-dpo (margin statistics of the batch) and --group-reg
+ * (group means over the batch) would be per worker; the caller refuses
+ * those. */
 void train_engine_set_worker(train_engine *e, int rank, int nranks);
 /* One optimizer step; advances ck->step and the data position. Returns 0,
  * or -1 with m->nonfinite set when the loss or gradient is not finite

@@ -15,7 +15,7 @@
 #     scale while the gradients agree to 3e-7);
 #   - resume with another N (1 → 2 and 2 → 3 ranks) equals one process
 #     running straight through;
-#   - refusals (beta-dpo, --sft-weight, --group-reg, standard input): one line;
+#   - refusals (beta-dpo, --group-reg, standard input): one line;
 #   - SIGTERM to one rank stops every rank after the same step and rank 0
 #     writes the checkpoint; SIGKILL to one rank fails the job and leaves the
 #     previous checkpoint intact and resumable.
@@ -58,19 +58,37 @@ ckpt_close() {
 	done
 }
 
-# 1. N ranks vs one process, 3 steps.
+# 1. N ranks vs one process, 3 steps. The SFT/RPO term's token mean
+# spans the whole micro-batch too (dpo --sft-weight, --loss sft).
+np_vs_one() { # ranks batch accum loss-options...
+	local n=$1 b=$2 a=$3
+	shift 3
+	local tag
+	tag=$(echo "$*" | tr -d ' -')-np$n-b$b-a$a
+	lbdpo-step --init m0 --out one_$tag -i "${IN:-train.ref}" --steps 3 --batch-size $b --grad-accum $a \
+		"${S[@]}" "$@" --metrics one_$tag.jsonl || fail "$tag: one process"
+	mpi -np $n lbdpo-step --init m0 --out dp_$tag -i "${IN:-train.ref}" --steps 3 --batch-size $b \
+		--grad-accum $a "${S[@]}" "$@" --metrics dp_$tag.jsonl || fail "$tag: mpirun"
+	metrics_close one_$tag.jsonl dp_$tag.jsonl "$tag"
+	ckpt_close one_$tag dp_$tag "$tag"
+}
 for loss in dpo lbdpo; do
 	for cfg in "2 4 2" "2 5 2" "3 2 2"; do
-		set -- $cfg
-		n=$1 b=$2 a=$3 tag=$loss-np$1-b$2-a$3
-		lbdpo-step --init m0 --out one_$tag -i train.ref --steps 3 --loss $loss --batch-size $b --grad-accum $a \
-			"${S[@]}" --metrics one_$tag.jsonl || fail "$tag: one process"
-		mpi -np $n lbdpo-step --init m0 --out dp_$tag -i train.ref --steps 3 --loss $loss --batch-size $b \
-			--grad-accum $a "${S[@]}" --metrics dp_$tag.jsonl || fail "$tag: mpirun"
-		metrics_close one_$tag.jsonl dp_$tag.jsonl "$tag"
-		ckpt_close one_$tag dp_$tag "$tag"
+		np_vs_one $cfg --loss $loss
 	done
 done
+# chosen completions of 1 to 4 tokens: a rank's token mean is not the batch's
+awk -v n=40 'BEGIN { srand(5); lv = log(32)
+	printf "{\"lbdpo\": 1, \"kind\": \"ref\", \"history\": [], \"reference\": {\"path\": \"synthetic\", \"fingerprint\": \"%064d\"}}\n", 0
+	for (r = 0; r < n; r++) {
+		nc = 1 + r % 4; nr = 1 + (r + 1) % 3; p = "1"; c = ""; j = ""
+		for (i = 0; i < 3; i++) p = p ", " 3 + int(rand() * 13)
+		for (i = 0; i < nc; i++) c = c (i ? ", " : "") 3 + int(rand() * 13)
+		for (i = 0; i < nr; i++) j = j (i ? ", " : "") 16 + int(rand() * 16)
+		printf "{\"prompt_ids\": [%s], \"chosen_ids\": [%s], \"rejected_ids\": [%s], \"ref_chosen_logp\": %.6f, \"ref_rejected_logp\": %.6f}\n", p, c, j, -nc * lv, -nr * lv } }' |
+	lbdpo-show --from-json -o var.ref || fail "gen var.ref"
+IN=var.ref np_vs_one 2 5 2 --loss dpo --sft-weight 0.5
+IN=var.ref np_vs_one 3 5 1 --loss sft
 
 # 2. Resume with another N: 2 steps + 2 steps vs 4 straight (one process).
 for loss in dpo lbdpo; do
@@ -99,8 +117,6 @@ refuse() {
 	return 0
 }
 refuse "error: --loss beta-dpo with 2 MPI ranks: its batch statistics (the batch's margins)" -i train.ref --loss beta-dpo
-refuse "error: --loss lbdpo --sft-weight with 2 MPI ranks" -i train.ref --sft-weight 0.5
-refuse "error: --loss sft with 2 MPI ranks" -i train.ref --loss sft
 refuse "error: --loss lbdpo --group-reg with 2 MPI ranks" -i train.ref --group-reg 0.1
 refuse "error: with 2 MPI ranks the input must be a file" <train.ref
 
