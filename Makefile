@@ -62,7 +62,7 @@ LDFLAGS += -fopenmp $(LDSAN)
 # and every program when MPI=0 or mpicc is absent, links the plain build
 # (one process). The quick start needs no MPI.
 MPICC    ?= mpicc
-MPI_CMDS := lbdpo-refcache lbdpo-logprob
+MPI_CMDS := lbdpo-refcache lbdpo-logprob lbdpo-step
 ifeq ($(origin MPI),undefined)
   MPI := $(if $(shell command -v $(MPICC) 2>/dev/null),1,0)
 endif
@@ -72,7 +72,7 @@ ifeq ($(MPI),1)
   endif
   MPI_DIST  := $(B)/mpi/dist.o
   MPI_PROGS := $(MPI_CMDS:%=$(BIN)/%)
-  MPI_TESTS := $(B)/tests/mpi/dist_check
+  MPI_TESTS := $(B)/tests/mpi/dist_check $(B)/tests/mpi/st_close
 endif
 # Switching MPI on or off relinks the programs.
 MPI_STAMP := $(B)/mpi-$(MPI).stamp

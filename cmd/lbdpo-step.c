@@ -16,6 +16,7 @@
 #include "formats/hfconfig.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
+#include "libcore/dist.h"
 #include "libcore/engine.h"
 #include "libcore/util.h"
 
@@ -75,6 +76,103 @@ static void usage(void)
 	       "  -q, --quiet            no progress lines and no summary\n"
 	       "  -h, --help             this help\n"
 	       "  -V, --version          print the version\n");
+}
+
+/* The reduce point under mpirun (engine.h): sums over ranks (dist.h). G is
+ * backend memory: a backend whose memory is not the host's goes through a
+ * host copy (NCCL on device memory is not wired). */
+typedef struct {
+	const lb_backend *be;
+	float *host; /* [n] staging copy of G, non-unified backends only */
+	double wait, seconds; /* waiting for the slowest rank; in the all-reduce */
+} reduce_ctx;
+
+static void reduce_ranks(void *ctx, float *G, size_t n, float *HG, size_t hn, double *counters, int nc)
+{
+	reduce_ctx *r = ctx;
+	double t0 = now_s();
+	if (nc > 0) {
+		/* the time ranks wait for each other, apart from the transfer */
+		dist_barrier();
+		r->wait += now_s() - t0;
+		t0 = now_s();
+	}
+	if (nc < 0) {
+		dist_allreduce_min_f64(counters, (size_t)-nc);
+	} else {
+		float *g = G;
+		if (!r->be->unified) {
+			if (!r->host)
+				r->host = xmalloc(n * sizeof *r->host);
+			r->be->download(r->host, G, n * sizeof *G);
+			g = r->host;
+		}
+		dist_allreduce_sum_f32(g, n);
+		if (g != G)
+			r->be->upload(G, g, n * sizeof *G);
+		dist_allreduce_sum_f32(HG, hn);
+		dist_allreduce_sum_f64(counters, (size_t)nc);
+	}
+	r->seconds += now_s() - t0;
+}
+
+/* The signal that stopped any rank (0: none): a signal to one rank stops
+ * every rank after the same step. */
+static int stop_all(void)
+{
+	double f = -(double)stop_requested();
+	dist_allreduce_min_f64(&f, 1);
+	return (int)-f;
+}
+
+/* SHA-256 of the policy's and the β model's parameters (host copies). */
+static void params_hash(ckpt *ck, char out[65])
+{
+	model_sync(ck->m, 0);
+	sha256_ctx *h = sha256_new();
+	sha256_update(h, model_params(ck->m), model_n_params(ck->m) * sizeof(float));
+	sha256_update(h, ck->bh->p, ck->bh->n_params * sizeof(float));
+	sha256_final_hex(h, out);
+}
+
+/* Every rank must hold what rank 0 holds: compare a hash with rank 0's. */
+static void check_same(const char *what, const char mine[65])
+{
+	char r0[65];
+	memcpy(r0, mine, 65);
+	dist_bcast(r0, sizeof r0, 0);
+	if (memcmp(r0, mine, 65))
+		dist_abort(EXIT_DATA, "%s differs from rank 0's (%.12s vs %.12s)", what, mine, r0);
+}
+
+/* A hash of the training records as loaded (tokens, reference values). */
+static void data_hash(const pref_set *d, char out[65])
+{
+	sha256_ctx *h = sha256_new();
+	for (int i = 0; i < d->n; i++) {
+		const pref_rec *r = &d->r[i];
+		int len[3] = {r->np, r->nc, r->nr};
+		double ref[2] = {r->ref_c, r->ref_r};
+		sha256_update(h, len, sizeof len);
+		sha256_update(h, r->prompt, (size_t)r->np * sizeof *r->prompt);
+		sha256_update(h, r->chosen, (size_t)r->nc * sizeof *r->chosen);
+		sha256_update(h, r->rejected, (size_t)r->nr * sizeof *r->rejected);
+		sha256_update(h, ref, sizeof ref);
+	}
+	sha256_final_hex(h, out);
+}
+
+/* Rank 0 alone writes; before, every rank checks it holds the same weights
+ * (the allreduce hands every rank the same sums, so they should). */
+static void save(train_engine *eng, ckpt *ck, const char *out, json_t *opts)
+{
+	if (dist_size() > 1) {
+		char h[65];
+		params_hash(ck, h);
+		check_same("the parameters after the step", h);
+	}
+	if (dist_rank() == 0)
+		train_save(eng, out, opts);
 }
 
 enum {
@@ -222,6 +320,20 @@ int main(int argc, char **argv)
 	if (lo->beta_min > lo->beta_max)
 		die_usage("--beta-min is larger than --beta-max");
 	backend_select_device(device);
+	/* Under mpirun: data parallel. Every rank holds the model and takes
+	 * slots i ≡ rank (mod N) of each global micro-batch (engine.h). */
+	dist_init(&argc, &argv);
+	const int rank = dist_rank(), nrank = dist_size();
+	if (nrank > 1 && (!in || !strcmp(in, "-")))
+		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
+			       "(-i FILE), not standard input", nrank);
+	if (nrank > 1 && (lo->kind == LOSS_BETADPO || (lo->kind == LOSS_LBDPO && lo->group_reg != 0)))
+		dist_die_usage("--loss %s%s with %d MPI ranks: its batch statistics (%s) are not split "
+			       "across ranks yet; run it in one process",
+			       loss_kind_name(lo->kind), lo->kind == LOSS_BETADPO ? "" : " --group-reg", nrank,
+			       lo->kind == LOSS_BETADPO ? "the batch's margins" : "per-group mean beta");
+	if (rank > 0)
+		lbdpo_quiet = 1; /* rank 0 reports progress and the summary */
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
 	ckpt_check_out(out); /* before any work: --out replaces only a checkpoint */
@@ -255,22 +367,35 @@ int main(int argc, char **argv)
 	to.ck.ppl_from = ck->ppl_from;
 	to.n_records = data->n;
 	json_t *opts = train_opts_to_json(&to);
+	reduce_ctx rc = {.be = model_backend(ck->m)};
+	if (nrank > 1) {
+		char h[65];
+		data_hash(data, h);
+		check_same("the training records read", h);
+		params_hash(ck, h);
+		check_same("the model loaded from --init", h);
+	}
 	train_engine *eng = train_engine_new(ck, data, &to);
+	if (nrank > 1) {
+		train_engine_set_worker(eng, rank, nrank);
+		train_engine_set_reduce(eng, reduce_ranks, &rc);
+	}
 
 	FILE *mf = NULL;
-	if (metrics)
+	if (metrics && rank == 0)
 		mf = !strcmp(metrics, "-") ? stderr : fopen(metrics, "a");
-	if (metrics && !mf)
+	if (metrics && rank == 0 && !mf)
 		die("%s: cannot open for appending: %s", metrics, strerror(errno));
 
 	const long step_end = ck->step + steps, step_start = ck->step;
 	double last_loss = NAN, last_acc = NAN;
 	progress_meter pg;
 	progress_init(&pg, steps, "steps");
-	while (ck->step < step_end && !stop_requested()) {
+	int sig = 0;
+	while (ck->step < step_end && !(sig = stop_all())) {
 		train_metrics tm;
 		if (train_step(eng, &tm) != 0)
-			die("step %ld: non-finite %s; stopping without writing this step (%s keeps the last good "
+			dist_die_same(EXIT_DATA, "step %ld: non-finite %s; stopping without writing this step (%s keeps the last good "
 			    "checkpoint, if any)",
 			    tm.step, tm.nonfinite == 1 ? "loss" : "gradient", out);
 		if (mf && train_metrics_write(mf, &tm) != 0)
@@ -280,25 +405,31 @@ int main(int argc, char **argv)
 		progress_show(&pg, ck->step - step_start, "step %ld, loss %.4f, acc %.2f, beta %.4g", ck->step, tm.loss,
 			      tm.accuracy, tm.beta_mean);
 		if (save_every > 0 && ck->step % save_every == 0 && ck->step < step_end)
-			train_save(eng, out, opts);
+			save(eng, ck, out, opts);
 	}
 	double el = progress_end(&pg);
 	char els[32];
 	fmt_duration(el, els, sizeof els);
 	info("%ld steps in %s (%.2f steps/s) on %s, now at step %ld; last loss %.4f, acc %.2f", ck->step - step_start,
 	     els, (ck->step - step_start) / (el > 1e-9 ? el : 1e-9), backend_device(), ck->step, last_loss, last_acc);
-	int sig = stop_requested();
+	if (nrank > 1)
+		info("%d ranks: %.3f s of %.3f s in the all-reduce (%.1f%%), %.3f s waiting for the slowest rank",
+		     nrank, rc.seconds, el, 100 * rc.seconds / (el > 1e-9 ? el : 1e-9), rc.wait);
+	if (!sig)
+		sig = stop_all(); /* signalled during the last step */
 	if (!sig || ck->step > step_start)
-		train_save(eng, out, opts);
-	if (sig)
+		save(eng, ck, out, opts);
+	if (sig && rank == 0)
 		warning("stopped by signal %d after step %ld; %s", sig, ck->step,
 			ck->step > step_start ? "checkpoint written" : "no step done, nothing written");
 	if (mf && mf != stderr && fclose(mf) != 0)
 		die("%s: write error on close: %s", metrics, strerror(errno));
 	json_decref(opts);
 	train_engine_free(eng);
+	free(rc.host);
 	pref_free(data);
 	ckpt_free(ck);
+	dist_finalize();
 	close_stdout();
 	return sig ? 128 + sig : 0;
 }

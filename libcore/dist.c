@@ -216,3 +216,16 @@ void dist_die_usage(const char *fmt, ...)
 		die_usage("%s", buf);
 	wait_to_be_ended(EXIT_USAGE);
 }
+
+void dist_die_same(int code, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (g_rank != 0)
+		wait_to_be_ended(code);
+	error("%s", buf);
+	end_job(code);
+}

@@ -51,6 +51,10 @@ void dist_barrier(void);
  * rank 0 reports it and exits 2; the other ranks wait silently to be ended
  * by mpirun, so the message is printed once. Before dist_init: die_usage. */
 LBDPO_NORETURN void dist_die_usage(const char *fmt, ...) LBDPO_PRINTF(1, 2);
+/* An error every rank detects alike (it depends on reduced values only,
+ * e.g. a non-finite global loss): rank 0 reports it and ends the job with
+ * code; the other ranks wait silently to be ended. One line, printed once. */
+LBDPO_NORETURN void dist_die_same(int code, const char *fmt, ...) LBDPO_PRINTF(2, 3);
 /* Print "prog: error: ..." and end the whole job with the exit code. */
 LBDPO_NORETURN void dist_abort(int code, const char *fmt, ...) LBDPO_PRINTF(2, 3);
 

@@ -164,6 +164,7 @@ struct train_engine {
 	int learned, n_comp, head_trained, policy_trained;
 	grad_reduce_fn reduce;
 	void *reduce_ctx;
+	int rank, nranks;  /* this worker's slots of each micro-batch (1 worker: all) */
 };
 
 /* Permutation of [0, n) for an epoch: Fisher–Yates with splitmix64 seeded by
@@ -217,6 +218,7 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->hn = ck->bh->n_params;
 	e->G = e->be->alloc(e->np * sizeof(float));
 	e->HG = xcalloc(e->hn, sizeof(float));
+	e->nranks = 1;
 	e->dm = backend_mirror(e->be, ck->pm, e->np * sizeof(float));
 	e->dv = backend_mirror(e->be, ck->pv, e->np * sizeof(float));
 	e->ws = model_ws_new(ck->m);
@@ -257,6 +259,12 @@ void train_engine_set_reduce(train_engine *e, grad_reduce_fn fn, void *ctx)
 	e->reduce_ctx = ctx;
 }
 
+void train_engine_set_worker(train_engine *e, int rank, int nranks)
+{
+	e->rank = rank;
+	e->nranks = nranks;
+}
+
 /* indices into the per-step sums handed to the reduce point */
 enum { S_LOSS, S_RC, S_RR, S_ACC, S_LC, S_LR, S_B, S_B2, S_PPL, S_TOK, S_N, S_COUNT };
 
@@ -284,18 +292,40 @@ int train_step(train_engine *e, train_metrics *m)
 				    .bdpo = &ck->bs,
 				    .rng = &ck->rng};
 	for (long a = 0; a < accum; a++) {
+		/* Every worker walks the whole micro-batch (the data position stays
+		 * global, so a run resumes with any number of workers) and takes
+		 * slots i ≡ rank (mod nranks): nloc of the bs pairs, possibly 0. */
+		int nloc = 0;
+		long sft_tok = 0; /* Σ nc over the whole micro-batch */
 		for (int i = 0; i < bs; i++) {
 			if (ck->pos >= e->data->n) {
 				ck->epoch++;
 				ck->pos = 0;
 				epoch_perm(e->perm, e->data->n, o->ck.seed, ck->epoch);
 			}
-			e->recs[i] = &e->data->r[e->perm[ck->pos++]];
+			pref_rec *r = &e->data->r[e->perm[ck->pos++]];
+			sft_tok += r->nc;
+			if (i % e->nranks == e->rank)
+				e->recs[nloc++] = r;
+		}
+		if (nloc == 0)
+			continue;
+		/* loss_batch averages over its nloc pairs; nloc/bs turns that into
+		 * this worker's share of the mean over all bs pairs, so the sum
+		 * over workers is the one-worker loss and gradient (exactly 1.0
+		 * with one worker: the same bits as before) */
+		microbatch_opts ml = mo;
+		ml.scale = mo.scale * ((double)nloc / bs);
+		loss_opts lm = *lo;
+		if (nloc < bs) {
+			/* the SFT/RPO token mean is over the whole micro-batch (loss.h) */
+			lm.sft_tokens = (double)sft_tok * nloc / bs;
+			ml.loss = &lm;
 		}
 		loss_stats st;
-		train_microbatch(ck, e->ws, bb, e->recs, bs, &mo, G, HG, &st);
-		S[S_LOSS] += st.loss * mo.scale;
-		for (int i = 0; i < bs; i++) {
+		train_microbatch(ck, e->ws, bb, e->recs, nloc, &ml, G, HG, &st);
+		S[S_LOSS] += st.loss * ml.scale;
+		for (int i = 0; i < nloc; i++) {
 			const loss_pair *q = &bb->lp[i];
 			double b = lo->kind == LOSS_BETADPO ? st.beta_used : q->beta;
 			double rc = b * (q->pc - q->rc), rr = b * (q->pr - q->rr);
@@ -315,12 +345,10 @@ int train_step(train_engine *e, train_metrics *m)
 	}
 	double tu = now_s();
 	if (e->reduce) {
-		/* sums over workers; the loss is a mean per worker */
-		double local_n = S[S_N];
+		/* sums over workers: each holds its share of the global mean */
 		double mm[2] = {bmin, -bmax};
 		e->reduce(e->reduce_ctx, G, np, HG, hn, S, S_COUNT);
 		e->reduce(e->reduce_ctx, NULL, 0, NULL, 0, mm, -2); /* nc < 0: a minimum of -nc values */
-		S[S_LOSS] /= S[S_N] / local_n;
 		bmin = mm[0];
 		bmax = -mm[1];
 	}

@@ -51,12 +51,13 @@ json_t *train_opts_to_json(const train_opts *o);
 int train_opts_from_json(train_opts *o, const json_t *j, const char **bad);
 
 /* The reduce point: called once per step after the micro-batches. With
- * nc > 0: G (backend memory [n]) and HG (host [hn]) are this worker's
- * gradients of its mean loss and counters[nc] its per-step sums; a
- * data-parallel build replaces G and HG by their mean over workers
- * (allreduce sum / workers) and counters by their sum over workers. With
- * nc < 0 (G and HG NULL): replace counters[-nc] by their minimum over
- * workers. NULL: one worker, nothing to do. */
+ * nc > 0: G (backend memory [n]) and HG (host [hn]) are this worker's share
+ * of the step's gradient (its pairs' terms of the mean over the whole
+ * micro-batch, see train_engine_set_worker) and counters[nc] its per-step
+ * sums; a data-parallel build replaces G, HG and counters by their sums
+ * over workers (allreduce). With nc < 0 (G and HG NULL): replace
+ * counters[-nc] by their minimum over workers. NULL: one worker, nothing
+ * to do. */
 typedef void (*grad_reduce_fn)(void *ctx, float *G, size_t n, float *HG, size_t hn, double *counters, int nc);
 
 /* One step's metrics (TRL names in train_metrics_write). */
@@ -78,6 +79,16 @@ typedef struct train_engine train_engine;
  * beta_init (the batch is peeked; the data position does not move). */
 train_engine *train_engine_new(ckpt *ck, const pref_set *data, const train_opts *o);
 void train_engine_set_reduce(train_engine *e, grad_reduce_fn fn, void *ctx);
+/* Data parallelism: this engine is worker rank of nranks (default 0 of 1).
+ * --batch-size and --grad-accum keep their global meaning: every worker
+ * walks the same data order and computes the slots i ≡ rank (mod nranks)
+ * of each micro-batch, scaled so that the reduce's sum is the one-worker
+ * step. The SFT/RPO token mean divides by the whole micro-batch's token
+ * count, known to every worker from the records (loss_opts.sft_tokens).
+ * Not exact: beta-dpo (margin statistics of the batch) and --group-reg
+ * (group means over the batch) would be per worker; the caller refuses
+ * those. */
+void train_engine_set_worker(train_engine *e, int rank, int nranks);
 /* One optimizer step; advances ck->step and the data position. Returns 0,
  * or -1 with m->nonfinite set when the loss or gradient is not finite
  * (nothing is updated then). */

@@ -294,6 +294,8 @@ double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad 
 			sp += p[i].pc;
 			sn += p[i].nc;
 		}
+		if (o->sft_tokens > 0)
+			sn = o->sft_tokens;
 		s.sft = sn > 0 ? -sp / sn : 0;
 		if (wsft != 0 && sn > 0)
 			for (int i = 0; i < n; i++)

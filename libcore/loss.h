@@ -57,6 +57,11 @@ typedef struct {
 	double range_reg, beta_min, beta_max; /* λ1 */
 	double group_reg;                     /* λ2 */
 	double entropy_reg, entropy_alpha;    /* λ3, α */
+	/* Data parallelism (engine.c): the token count the SFT mean divides by,
+	 * 0 = the batch's own Σ nc. A worker holding n of a batch's B pairs
+	 * passes (Σ nc over all B pairs)·n/B, so that its loss, scaled by n/B,
+	 * is its exact share of the whole batch's SFT term. */
+	double sft_tokens;
 } loss_opts;
 
 void loss_opts_default(loss_opts *o);

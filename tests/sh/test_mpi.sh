@@ -6,7 +6,7 @@
 # ends the job with an error and leaves no output, and a re-run completes.
 . "$(dirname "$0")/lib.sh"
 command -v mpirun >/dev/null || { echo "skipped: mpirun not found (scripts/deps.sh --mpi installs Open MPI)"; exit 77; }
-ldd "$LBDPO_BIN/lbdpo-refcache" | grep -q libmpi ||
+ldd "$LBDPO_BIN/lbdpo-refcache" | grep libmpi >/dev/null ||
 	{ echo "skipped: lbdpo-refcache built without MPI (mpicc absent at build time, or MPI=0)"; exit 77; }
 CHECK="${LBDPO_TESTBIN:?}/mpi/dist_check"
 [ -x "$CHECK" ] || fail "$CHECK not built"

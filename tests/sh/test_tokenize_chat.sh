@@ -31,7 +31,7 @@ ln -s "$TPL/Llama-3.1-Instruct.jinja" "$T/l3/chat_template.jinja"
 lbdpo-tokenize -q --tokenizer "$TOK" -i "$FX/pairs.jsonl" -o "$T/own.tok" || fail "own template"
 lbdpo-show --no-header -i "$T/own.tok" | ids_of | diff - <(grep -F '"template":"Llama-3.1-Instruct"' "$FX/trl_ids.jsonl" | ids_of) >/dev/null ||
 	fail "chat_template.jinja beside the tokenizer not used"
-lbdpo-show -i "$T/own.tok" | sed -n 1p | grep -q '"template":"[^"]*chat_template.jinja"' || fail "template not named in the header"
+lbdpo-show -i "$T/own.tok" | sed -n 1p | grep '"template":"[^"]*chat_template.jinja"' >/dev/null || fail "template not named in the header"
 
 # --render: the strings TRL's apply_chat_template gives
 lbdpo-tokenize -q --tokenizer "$TOK" --render -i "$FX/pairs.jsonl" -o "$T/render.jsonl" || fail "--render"

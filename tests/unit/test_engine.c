@@ -1,9 +1,10 @@
 /* test_engine.c — the training engine's seams: train_opts survives JSON both
  * ways, every enum name table inverts, and the reduce point of train_step
- * behaves as a data-parallel allreduce must (two identical workers give the
- * single worker's step, bit for bit). */
+ * behaves as a data-parallel allreduce must (two workers, each on its share
+ * of every micro-batch, give the single worker's step). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 
 #include "libcore/backend.h"
 #include "libcore/engine.h"
@@ -100,26 +101,61 @@ Test(engine, enum_names_invert)
 
 /* ---- the reduce point ---- */
 
-enum { NR = 6, LEN = 4 };
+enum { NR = 6, LEN = 4, W = 2 };
 
+/* W workers as threads, each with its own engine; the reduce hook is an
+ * in-memory allreduce: every worker publishes its buffers, worker 0 sums
+ * (or takes minima) into all of them, a barrier on each side. */
 typedef struct {
-	int calls, workers;
+	pthread_barrier_t bar;
+	float *G[W], *HG[W];
+	double *c[W];
 	size_t n, hn;
+	int calls;
 } fake_mpi;
 
-/* W identical workers: the mean of W equal gradients is the gradient; the
- * sums of the counters are W times one worker's; minima are unchanged. */
+typedef struct {
+	fake_mpi *f;
+	int rank;
+} fake_rank;
+
 static void fake_allreduce(void *ctx, float *G, size_t n, float *HG, size_t hn, double *c, int nc)
 {
-	fake_mpi *f = ctx;
-	f->calls++;
-	if (nc > 0) {
-		f->n = n;
-		f->hn = hn;
-		cr_assert(G && HG);
-		for (int i = 0; i < nc; i++)
-			c[i] *= f->workers;
+	fake_rank *r = ctx;
+	fake_mpi *f = r->f;
+	f->G[r->rank] = G;
+	f->HG[r->rank] = HG;
+	f->c[r->rank] = c;
+	pthread_barrier_wait(&f->bar);
+	if (r->rank == 0) {
+		f->calls++;
+		if (nc > 0) {
+			f->n = n;
+			f->hn = hn;
+			for (size_t i = 0; i < n; i++) {
+				float s = 0;
+				for (int w = 0; w < W; w++)
+					s += f->G[w][i];
+				for (int w = 0; w < W; w++)
+					f->G[w][i] = s;
+			}
+			for (size_t i = 0; i < hn; i++) {
+				float s = 0;
+				for (int w = 0; w < W; w++)
+					s += f->HG[w][i];
+				for (int w = 0; w < W; w++)
+					f->HG[w][i] = s;
+			}
+		}
+		for (int i = 0; i < (nc > 0 ? nc : -nc); i++) {
+			double s = nc > 0 ? 0 : INFINITY;
+			for (int w = 0; w < W; w++)
+				s = nc > 0 ? s + f->c[w][i] : fmin(s, f->c[w][i]);
+			for (int w = 0; w < W; w++)
+				f->c[w][i] = s;
+		}
 	}
+	pthread_barrier_wait(&f->bar);
 }
 
 static ckpt *tiny_ckpt(void)
@@ -138,6 +174,25 @@ static ckpt *tiny_ckpt(void)
 	return c;
 }
 
+typedef struct {
+	train_engine *e;
+	train_metrics m[3];
+} worker_run;
+
+static void *run_worker(void *arg)
+{
+	worker_run *w = arg;
+	for (int step = 0; step < 3; step++)
+		cr_assert_eq(train_step(w->e, &w->m[step]), 0);
+	return NULL;
+}
+
+static int rel_close(double a, double b, double tol) { return fabs(a - b) <= tol * fmax(fabs(a), 1e-30); }
+
+/* Two workers that split each micro-batch of 3 pairs 2 + 1 and sum at the
+ * reduce point make the one-worker step: the same metrics and weights up
+ * to the float summation order (1e-5 relative), and identical weights on
+ * both workers. */
 Test(engine, reduce_point_is_an_allreduce)
 {
 	uint32_t toks[NR][3][LEN];
@@ -156,37 +211,67 @@ Test(engine, reduce_point_is_an_allreduce)
 	train_opts o;
 	train_opts_default(&o);
 	o.init = "t";
-	o.batch_size = 2;
+	o.batch_size = 3;
 	o.grad_accum = 2;
-	o.lr = 1e-2;
+	o.lr = 1e-4;
 	o.beta_lr = 1e-2;
 	o.total_steps = 10;
-	ckpt *c1 = tiny_ckpt(), *c2 = tiny_ckpt();
-	train_engine *e1 = train_engine_new(c1, &data, &o), *e2 = train_engine_new(c2, &data, &o);
-	fake_mpi f = {.workers = 2};
-	train_engine_set_reduce(e2, fake_allreduce, &f);
+	ckpt *c1 = tiny_ckpt(), *cw[W];
+	train_engine *e1 = train_engine_new(c1, &data, &o);
+	fake_mpi f = {.calls = 0};
+	pthread_barrier_init(&f.bar, NULL, W);
+	fake_rank fr[W];
+	worker_run wr[W];
+	pthread_t th[W];
+	for (int w = 0; w < W; w++) {
+		cw[w] = tiny_ckpt();
+		wr[w].e = train_engine_new(cw[w], &data, &o);
+		fr[w] = (fake_rank){&f, w};
+		train_engine_set_worker(wr[w].e, w, W);
+		train_engine_set_reduce(wr[w].e, fake_allreduce, &fr[w]);
+		cr_assert_eq(pthread_create(&th[w], NULL, run_worker, &wr[w]), 0);
+	}
+	for (int w = 0; w < W; w++)
+		pthread_join(th[w], NULL);
+	pthread_barrier_destroy(&f.bar);
 	for (int step = 0; step < 3; step++) {
-		train_metrics m1, m2;
+		train_metrics m1;
 		cr_assert_eq(train_step(e1, &m1), 0);
-		cr_assert_eq(train_step(e2, &m2), 0);
-		cr_expect_eq(m1.loss, m2.loss, "step %d: loss %.17g vs %.17g", step, m1.loss, m2.loss);
-		cr_expect_eq(m1.accuracy, m2.accuracy);
-		cr_expect_eq(m1.beta_mean, m2.beta_mean);
-		cr_expect_eq(m1.beta_min, m2.beta_min);
-		cr_expect_eq(m1.grad_norm, m2.grad_norm);
-		cr_expect_eq(m2.tokens, 2 * m1.tokens, "tokens are summed over workers");
+		const train_metrics *m2 = &wr[0].m[step];
+		cr_expect(rel_close(m1.loss, m2->loss, 1e-6), "step %d: loss %.17g vs %.17g", step, m1.loss, m2->loss);
+		cr_expect(rel_close(m1.beta_mean, m2->beta_mean, 1e-6), "step %d: beta_mean %.17g vs %.17g", step, m1.beta_mean, m2->beta_mean);
+		cr_expect(rel_close(m1.beta_min, m2->beta_min, 1e-6));
+		cr_expect(rel_close(m1.margin, m2->margin, 1e-6));
+		cr_expect(rel_close(m1.grad_norm, m2->grad_norm, 1e-5), "step %d: grad_norm %.9g vs %.9g", step,
+			  m1.grad_norm, m2->grad_norm);
+		cr_expect_eq(m1.accuracy, m2->accuracy);
+		cr_expect_eq(m1.tokens, m2->tokens, "tokens are summed over workers");
+		cr_expect_eq(m1.epoch, m2->epoch);
 		cr_expect_gt(m1.grad_norm, 0);
 	}
 	cr_expect_eq(f.calls, 6, "two reduce calls per step");
 	cr_expect_eq(f.n, model_n_params(c1->m));
 	cr_expect_eq(f.hn, c1->bh->n_params);
 	cr_expect_eq(c1->step, 3);
-	cr_expect_eq(memcmp(model_params(c1->m), model_params(c2->m), model_n_params(c1->m) * sizeof(float)), 0);
-	cr_expect_eq(memcmp(c1->bh->p, c2->bh->p, c1->bh->n_params * sizeof(float)), 0);
+	cr_expect_eq(cw[1]->pos, c1->pos, "the data position is global");
+	size_t np = model_n_params(c1->m);
+	cr_expect_eq(memcmp(model_params(cw[0]->m), model_params(cw[1]->m), np * sizeof(float)), 0,
+		     "the workers hold the same weights");
+	const float *p1 = model_params(c1->m), *p2 = model_params(cw[0]->m);
+	double dmax = 0, amax = 0;
+	for (size_t i = 0; i < np; i++) {
+		dmax = fmax(dmax, fabs((double)p1[i] - p2[i]));
+		amax = fmax(amax, fabs((double)p1[i]));
+	}
+	cr_expect_leq(dmax, 1e-5 * amax, "policy weights: max diff %g, max |w| %g", dmax, amax);
+	for (size_t i = 0; i < c1->bh->n_params; i++)
+		cr_expect(rel_close(c1->bh->p[i], cw[0]->bh->p[i], 1e-5) || fabs(c1->bh->p[i] - cw[0]->bh->p[i]) < 1e-7,
+			  "beta head %zu: %.9g vs %.9g", i, c1->bh->p[i], cw[0]->bh->p[i]);
 	train_engine_free(e1);
-	train_engine_free(e2);
-	for (int i = 0; i < 2; i++) {
-		ckpt *c = i ? c2 : c1;
+	for (int w = 0; w < W; w++)
+		train_engine_free(wr[w].e);
+	for (int i = 0; i <= W; i++) {
+		ckpt *c = i ? cw[i - 1] : c1;
 		c->state = NULL;
 		ckpt_free(c);
 	}

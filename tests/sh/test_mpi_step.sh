@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# test_mpi_step.sh — data-parallel lbdpo-step under mpirun (2 and 3 ranks on
+# this host) against one process with the same flags (the global batch is
+# fixed: --batch-size × --grad-accum pairs per step for any N):
+#   - dpo and lbdpo, with accumulation, even (4 = 2+2) and uneven (5 = 3+2)
+#     micro-batches, and 3 ranks on micro-batches of 2 (a rank with none):
+#     per-step loss and grad_norm of all 3 steps within 1e-5 relative; the
+#     checkpoint's tensors (policy and β head weights, and the AdamW moments,
+#     i.e. the accumulated gradients) within 1e-5 of the tensor's largest
+#     magnitude (tests/mpi/st_close); the data position identical. At
+#     --lr 1e-4: AdamW moves each weight by about lr·g/(|g|+1e-8), so an
+#     element whose gradient is zero up to rounding moves by a fraction of lr
+#     that depends on the summation order; the weights' difference grows with
+#     lr (at 1e-3 one v_proj element in 1024 differs by 6e-5 of the tensor's
+#     scale while the gradients agree to 3e-7);
+#   - resume with another N (1 → 2 and 2 → 3 ranks) equals one process
+#     running straight through;
+#   - refusals (beta-dpo, --group-reg, standard input): one line;
+#   - SIGTERM to one rank stops every rank after the same step and rank 0
+#     writes the checkpoint; SIGKILL to one rank fails the job and leaves the
+#     previous checkpoint intact and resumable.
+. "$(dirname "$0")/lib.sh"
+command -v mpirun >/dev/null || { echo "skipped: mpirun not found (scripts/deps.sh --mpi installs Open MPI)"; exit 77; }
+ldd "$LBDPO_BIN/lbdpo-step" | grep libmpi >/dev/null ||
+	{ echo "skipped: lbdpo-step built without MPI (mpicc absent at build time, or MPI=0)"; exit 77; }
+CLOSE="${LBDPO_TESTBIN:?}/mpi/st_close"
+[ -x "$CLOSE" ] || fail "$CLOSE not built"
+cd "$T"
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+export LBDPO_TEST_MARK="$T"
+mpi() { mpirun -q --oversubscribe "$@"; }
+G="$ROOT/tests/sh/gen_pairs.awk"
+awk -v seed=1 -v n=64 -f "$G" | lbdpo-show --from-json -o train.ref || fail "gen train"
+lbdpo-init -q -o m0 --dim 32 --layers 2 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "lbdpo-init"
+S=(--threads 1 --lr 1e-4 --beta-lr 1e-2 --beta 0.5 -q)
+jget() { sed -n "s|^ \"$1\": \([^,]*\),*$|\1|p" "$2" | head -1; }
+
+# metrics A B: every line's loss and grad_norm within 1e-5 relative
+metrics_close() {
+	[ "$(wc -l <"$1")" = "$(wc -l <"$2")" ] || fail "$3: metric line counts differ"
+	paste -d' ' <(sed 's/.*"loss": \([^,]*\),.*"grad_norm": \([^,]*\),.*/\1 \2/' "$1") \
+		<(sed 's/.*"loss": \([^,]*\),.*"grad_norm": \([^,]*\),.*/\1 \2/' "$2") |
+		awk -v what="$3" 'function rel(a, b) { d = a - b; if (d < 0) d = -d; m = a < 0 ? -a : a; return m > 0 ? d / m : d }
+		{ r1 = rel($1, $3); r2 = rel($2, $4); if (r1 > w) w = r1; if (r2 > w) w = r2
+		  if (r1 > 1e-5 || r2 > 1e-5) { print "FAIL: " what ": step " NR ": loss " $1 " vs " $3 ", grad_norm " $2 " vs " $4; bad = 1 } }
+		END { if (!bad) printf "%s: loss and grad_norm of %d steps, worst relative difference %.2g\n", what, NR, w; exit bad }' ||
+		exit 1
+}
+# ckpt_close A B: tensors within 1e-5, same data position and step
+ckpt_close() {
+	for f in model.safetensors beta_head.safetensors optimizer.safetensors; do
+		"$CLOSE" "$1/$f" "$2/$f" 1e-5 || fail "$3: $f differs beyond 1e-5"
+	done
+	for k in step epoch pos; do
+		[ "$(jget $k "$1/trainer_state.json")" = "$(jget $k "$2/trainer_state.json")" ] || fail "$3: trainer state $k differs"
+	done
+}
+
+# 1. N ranks vs one process, 3 steps. The SFT/RPO term's token mean
+# spans the whole micro-batch too (dpo --sft-weight, --loss sft).
+np_vs_one() { # ranks batch accum loss-options...
+	local n=$1 b=$2 a=$3
+	shift 3
+	local tag
+	tag=$(echo "$*" | tr -d ' -')-np$n-b$b-a$a
+	lbdpo-step --init m0 --out one_$tag -i "${IN:-train.ref}" --steps 3 --batch-size $b --grad-accum $a \
+		"${S[@]}" "$@" --metrics one_$tag.jsonl || fail "$tag: one process"
+	mpi -np $n lbdpo-step --init m0 --out dp_$tag -i "${IN:-train.ref}" --steps 3 --batch-size $b \
+		--grad-accum $a "${S[@]}" "$@" --metrics dp_$tag.jsonl || fail "$tag: mpirun"
+	metrics_close one_$tag.jsonl dp_$tag.jsonl "$tag"
+	ckpt_close one_$tag dp_$tag "$tag"
+}
+for loss in dpo lbdpo; do
+	for cfg in "2 4 2" "2 5 2" "3 2 2"; do
+		np_vs_one $cfg --loss $loss
+	done
+done
+# chosen completions of 1 to 4 tokens: a rank's token mean is not the batch's
+awk -v n=40 'BEGIN { srand(5); lv = log(32)
+	printf "{\"lbdpo\": 1, \"kind\": \"ref\", \"history\": [], \"reference\": {\"path\": \"synthetic\", \"fingerprint\": \"%064d\"}}\n", 0
+	for (r = 0; r < n; r++) {
+		nc = 1 + r % 4; nr = 1 + (r + 1) % 3; p = "1"; c = ""; j = ""
+		for (i = 0; i < 3; i++) p = p ", " 3 + int(rand() * 13)
+		for (i = 0; i < nc; i++) c = c (i ? ", " : "") 3 + int(rand() * 13)
+		for (i = 0; i < nr; i++) j = j (i ? ", " : "") 16 + int(rand() * 16)
+		printf "{\"prompt_ids\": [%s], \"chosen_ids\": [%s], \"rejected_ids\": [%s], \"ref_chosen_logp\": %.6f, \"ref_rejected_logp\": %.6f}\n", p, c, j, -nc * lv, -nr * lv } }' |
+	lbdpo-show --from-json -o var.ref || fail "gen var.ref"
+IN=var.ref np_vs_one 2 5 2 --loss dpo --sft-weight 0.5
+IN=var.ref np_vs_one 3 5 1 --loss sft
+
+# 2. Resume with another N: 2 steps + 2 steps vs 4 straight (one process).
+for loss in dpo lbdpo; do
+	R=(--loss $loss --batch-size 5 --grad-accum 2 --total-steps 4 "${S[@]}")
+	lbdpo-step --init m0 --out straight_$loss -i train.ref --steps 4 "${R[@]}" --metrics st_$loss.jsonl || fail "straight"
+	lbdpo-step --init m0 --out r12_$loss -i train.ref --steps 2 "${R[@]}" --metrics r12_$loss.jsonl || fail "1 rank, first half"
+	mpi -np 2 lbdpo-step --init r12_$loss --out r12_$loss -i train.ref --steps 2 "${R[@]}" --metrics r12_$loss.jsonl ||
+		fail "2 ranks, resumed"
+	metrics_close st_$loss.jsonl r12_$loss.jsonl "$loss resumed 1 -> 2 ranks"
+	ckpt_close straight_$loss r12_$loss "$loss resumed 1 -> 2 ranks"
+	mpi -np 2 lbdpo-step --init m0 --out r23_$loss -i train.ref --steps 2 "${R[@]}" --metrics r23_$loss.jsonl || fail "2 ranks, first half"
+	mpi -np 3 lbdpo-step --init r23_$loss --out r23_$loss -i train.ref --steps 2 "${R[@]}" --metrics r23_$loss.jsonl ||
+		fail "3 ranks, resumed"
+	metrics_close st_$loss.jsonl r23_$loss.jsonl "$loss resumed 2 -> 3 ranks"
+	ckpt_close straight_$loss r23_$loss "$loss resumed 2 -> 3 ranks"
+done
+
+# 3. Refusals, printed once, nothing written.
+refuse() {
+	local want=$1
+	shift
+	mpi -np 2 lbdpo-step --init m0 --out refused --steps 1 "${S[@]}" "$@" >/dev/null 2>err && fail "accepted with 2 ranks: $*"
+	grep -q "$want" err || fail "refusal of $*: $(cat err)"
+	[ "$(grep -c 'error:' err)" = 1 ] || fail "refusal of $* printed more than once: $(cat err)"
+	[ -e refused ] && fail "a refused run wrote --out"
+	return 0
+}
+refuse "error: --loss beta-dpo with 2 MPI ranks: its batch statistics (the batch's margins)" -i train.ref --loss beta-dpo
+refuse "error: --loss lbdpo --group-reg with 2 MPI ranks" -i train.ref --group-reg 0.1
+refuse "error: with 2 MPI ranks the input must be a file" <train.ref
+
+# rank R's process id among this test's ranks
+rank_pid() {
+	local p e
+	for p in $(pgrep -f 'lbdpo-step --init m0 --out long'); do
+		e=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)
+		grep -qx "LBDPO_TEST_MARK=$T" <<<"$e" && grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$e" && { echo "$p"; return; }
+	done
+}
+# start a long 2-rank run writing a checkpoint every step; wait for the first
+long_run() {
+	rm -rf long
+	mpirun --oversubscribe -np 2 lbdpo-step --init m0 --out long -i train.ref --steps 100000 --batch-size 4 --save-every 1 \
+		"${S[@]}" 2>"$1" &
+	mp=$!
+	pid=
+	for _ in $(seq 400); do
+		pid=$(rank_pid 1)
+		[ -n "$pid" ] && [ -e long/trainer_state.json ] && break
+		sleep 0.05
+	done
+	[ -n "$pid" ] && [ -e long/trainer_state.json ] || { kill $mp; fail "no first checkpoint from the 2-rank run"; }
+}
+
+# 4. SIGTERM to rank 1 only: every rank stops after the same step, rank 0
+# saves, the job exits 128+15; the checkpoint resumes.
+long_run e_term
+kill -TERM "$pid"
+wait $mp
+rc=$?
+[ $rc = 143 ] || fail "SIGTERM to rank 1: mpirun exited $rc, expected 143: $(cat e_term)"
+grep -q 'lbdpo-step: warning: stopped by signal 15 after step [0-9]*; checkpoint written' e_term || fail "no stop message: $(cat e_term)"
+s1=$(jget step long/trainer_state.json)
+lbdpo-step --init long --out long -i train.ref --steps 1 --batch-size 4 "${S[@]}" || fail "resume after SIGTERM"
+[ "$(jget step long/trainer_state.json)" = $((s1 + 1)) ] || fail "resume after SIGTERM: not at step $((s1 + 1))"
+
+# 5. SIGKILL to rank 1: the job fails; the last checkpoint written is whole
+# and resumes with another N.
+long_run e_kill
+sleep 0.3
+kill -KILL "$pid" || fail "cannot kill rank 1"
+wait $mp && fail "the job succeeded although rank 1 was killed"
+grep -q 'rank 1 .*exited on signal 9' e_kill || fail "mpirun did not name the killed rank: $(cat e_kill)"
+s1=$(jget step long/trainer_state.json)
+[ -n "$s1" ] && [ "$s1" -ge 1 ] || fail "no checkpoint left after the kill"
+mpi -np 3 lbdpo-step --init long --out long -i train.ref --steps 2 --batch-size 4 "${S[@]}" || fail "resume after SIGKILL (3 ranks)"
+[ "$(jget step long/trainer_state.json)" = $((s1 + 2)) ] || fail "resume after SIGKILL: not at step $((s1 + 2))"
+echo "ok"
