@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "jinja.h"
 
+#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1851,7 +1852,9 @@ static json_t *binop(R *r, int op, json_t *x, json_t *y)
 	if (op == OP_MUL && ((json_is_string(x) && is_intlike(y)) || (is_intlike(x) && json_is_string(y)))) {
 		json_t *s = json_is_string(x) ? x : y;
 		long long k = json_is_string(x) ? ival(y) : ival(x);
-		if (k * (long long)json_string_length(s) > (1 << 26)) fail(&r->e, r->line, "string repetition too large");
+		size_t len = json_string_length(s);
+		if (k > 0 && len > 0 && (unsigned long long)k > ((size_t)1 << 26) / len)
+			fail(&r->e, r->line, "string repetition too large");
 		buf b = {0};
 		bput(&b, "", 0);
 		for (long long i = 0; i < k; i++) bput(&b, json_string_value(s), json_string_length(s));
@@ -1874,14 +1877,22 @@ static json_t *binop(R *r, int op, json_t *x, json_t *y)
 		fail(&r->e, r->line, "unsupported operand types for an arithmetic operator: %s and %s", tname(r, x), tname(r, y));
 	int ints = is_intlike(x) && is_intlike(y);
 	if (ints && op != OP_DIV && op != OP_POW) {
-		long long p = ival(x), q = ival(y);
+		long long p = ival(x), q = ival(y), v;
+		/* Python's integers are unbounded; past 64 bits we refuse, never wrap */
 		switch (op) {
-		case OP_ADD: return mkint(r, p + q);
-		case OP_SUB: return mkint(r, p - q);
-		case OP_MUL: return mkint(r, p * q);
+		case OP_ADD:
+			if (__builtin_add_overflow(p, q, &v)) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
+			return mkint(r, v);
+		case OP_SUB:
+			if (__builtin_sub_overflow(p, q, &v)) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
+			return mkint(r, v);
+		case OP_MUL:
+			if (__builtin_mul_overflow(p, q, &v)) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
+			return mkint(r, v);
 		case OP_FDIV:
 		case OP_MOD: {
 			if (!q) fail(&r->e, r->line, "division by zero");
+			if (q == -1 && p == LLONG_MIN) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
 			long long d = p / q, m = p % q;
 			if (m && ((m < 0) != (q < 0))) d--, m += q; /* Python floors */
 			return mkint(r, op == OP_FDIV ? d : m);

@@ -34,8 +34,8 @@ for src in tests/fuzz/fuzz_*.c; do
 	ASAN_OPTIONS=detect_leaks=0 "$out/$name" -max_total_time="$secs" -print_final_stats=1 -close_fd_mask=2 \
 		-artifact_prefix="$out/$name-" $dict "$out/$name.corpus" $seeds 2>"$out/$name.log" || status=1
 	grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$out/$name.log" || true
-	crashes=$(ls "$out/$name"-crash-* "$out/$name"-leak-* "$out/$name"-timeout-* 2>/dev/null | wc -l)
-	echo "$name: crashes/timeouts found: $crashes"
+	crashes=$(ls "$out/$name"-crash-* "$out/$name"-leak-* "$out/$name"-timeout-* "$out/$name"-oom-* 2>/dev/null | wc -l)
+	echo "$name: crashes/timeouts/out-of-memory found: $crashes"
 	[ "$crashes" = 0 ] || status=1
 done
 exit $status
