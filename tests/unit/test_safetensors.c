@@ -339,7 +339,7 @@ Test(hfconfig, dump_parses_back)
 			x.rope.type = ROPE_LLAMA3, x.rope.factor = 8, x.rope.low_freq_factor = 1;
 			x.rope.high_freq_factor = 4, x.rope.original_max = 64;
 		} else if (arch == 3) { /* Phi-3 longrope with a window */
-			x.qkv_bias = 0, x.family = FAM_PHI3, x.n_heads = 6, x.head_dim = 16, x.max_pos = 256;
+			x.qkv_bias = 0, x.family = FAM_PHI3, x.n_heads = 6, x.head_dim = 16, x.max_pos = x.max_seq_len = 256;
 			x.window = 128, x.rope.type = ROPE_LONGROPE, x.rope.original_max = 32, x.rope.n_factors = 8;
 			for (int i = 0; i < 8; i++)
 				x.rope.short_factor[i] = 1 + 0.25f * i, x.rope.long_factor[i] = 2 + 0.5f * i;
