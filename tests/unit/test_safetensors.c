@@ -310,6 +310,11 @@ Test(hfconfig, rejects_unsupported_and_bad)
 	expect_cfg_error("{\"model_type\":\"qwen2\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
 			 "\"num_attention_heads\":4,\"vocab_size\":32,\"use_sliding_window\":true}",
 			 "use_sliding_window");
+	/* Gemma 2's sliding layers are 0, 2, ...: another pattern is refused */
+	expect_cfg_error("{\"model_type\":\"gemma2\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+			 "\"num_attention_heads\":4,\"vocab_size\":32,\"sliding_window\":4,"
+			 "\"layer_types\":[\"full_attention\",\"sliding_attention\"]}",
+			 "alternating");
 	expect_cfg_error("{\"model_type\":\"gpt2\",\"n_embd\":48,\"n_layer\":1,\"n_head\":5,\"vocab_size\":10}", "n_head");
 	expect_cfg_error("{\"model_type\":\"gpt2\",\"n_embd\":48,\"n_layer\":1,\"n_head\":4,\"vocab_size\":10,"
 			 "\"activation_function\":\"relu\"}",
