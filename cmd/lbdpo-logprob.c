@@ -172,7 +172,7 @@ int main(int argc, char **argv)
 			b.cap = nc;
 		}
 		held_pair *h = &b.h[b.n];
-		pair_hold(h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len, cfg->window);
+		pair_hold(h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len);
 		long t = score_pair_tokens(&h->pair);
 		if (b.n && b.tokens + t > batch_tokens) {
 			/* This record starts the next batch: score the full one

@@ -386,7 +386,7 @@ int main(int argc, char **argv)
 			s.cap = nc;
 		}
 		item *it = &s.win[s.n];
-		pair_hold(&it->h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len, cfg->window);
+		pair_hold(&it->h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len);
 		const score_pair *p = &it->h.pair;
 		refcache_key(p->prompt, p->n_prompt, p->chosen, p->n_chosen, p->rejected, p->n_rejected,
 			     it->key);

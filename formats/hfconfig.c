@@ -414,21 +414,23 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 					    gemma2 ? " and sliding_attention" : "");
 		}
 	}
-	/* Mistral's and Phi-3's sliding window (token i sees j when i − j < W)
-	 * changes nothing for sequences of at most W tokens. Masking beyond it
-	 * is not implemented: cap the sequence length there (window says why,
-	 * for the message) rather than compute longer sequences wrongly. */
+	/* Mistral's and Phi-3's sliding window (token i sees j when i − j < W),
+	 * on every layer; Gemma 2 alternates sliding and full layers, Gemma 3
+	 * has one full layer in sliding_window_pattern. Attention is masked to
+	 * the window (model.c); max_position_embeddings stays the length limit.
+	 * A window of at least that length changes nothing and is dropped. */
 	json_t *win = json_object_get(c->root, "sliding_window");
-	/* Gemma 2 alternates sliding and full layers; the sliding ones cap it
-	 * the same way. */
 	if ((mistral || phi3 || gemma2) && !is_null(win)) {
 		if (!json_is_integer(win) || json_integer_value(win) < 1)
 			return fail(c, "key 'sliding_window' must be a positive integer or null");
-		if (json_integer_value(win) < cfg->max_seq_len) {
+		if (json_integer_value(win) < cfg->max_seq_len)
 			cfg->window = (int)json_integer_value(win);
-			cfg->max_seq_len = cfg->window;
-		}
 	}
+	if (gemma2 && !gemma3 && json_is_array(lt))
+		for (size_t i = 0; i < json_array_size(lt); i++)
+			if (!strcmp(json_string_value(json_array_get(lt, i)), "full_attention") != (i % 2 == 1))
+				return fail(c, "unsupported layer_types: gemma2 needs sliding and full layers alternating, "
+					       "sliding first");
 	cfg->qkv_bias = qwen;
 	cfg->qk_norm = qwen3 || gemma3; /* q_norm, k_norm on every head; no q/k/v bias */
 	return 0;
@@ -836,7 +838,7 @@ char *hfconfig_dump(const model_config *cfg)
 			SET("query_pre_attn_scalar", json_integer((json_int_t)cfg->query_scalar));
 			SET("attn_logit_softcapping", cfg->attn_softcap > 0 ? jfloat(cfg->attn_softcap) : json_null());
 			SET("final_logit_softcapping", cfg->final_softcap > 0 ? jfloat(cfg->final_softcap) : json_null());
-			/* no window that caps a sequence: the full length (same function) */
+			/* no window: one as long as the sequence (same function) */
 			SET("sliding_window", json_integer(cfg->window ? cfg->window : cfg->max_pos ? cfg->max_pos
 												      : cfg->max_seq_len));
 			SET("attention_bias", json_false());

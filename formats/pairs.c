@@ -22,7 +22,7 @@ static void get_ids(held_pair *h, rs_reader *r, const msgpack_object *rec, const
 	*at += cnt;
 }
 
-void pair_hold(held_pair *h, rs_reader *r, const msgpack_object *rec, uint32_t vocab, int max_pos, int window)
+void pair_hold(held_pair *h, rs_reader *r, const msgpack_object *rec, uint32_t vocab, int max_pos)
 {
 	size_t len;
 	const char *raw = rs_raw(r, &len);
@@ -41,10 +41,6 @@ void pair_hold(held_pair *h, rs_reader *r, const msgpack_object *rec, uint32_t v
 	if (nc < 1 || nr < 1)
 		rs_die(r, "empty %s: a completion needs at least one token", nc < 1 ? "chosen_ids" : "rejected_ids");
 	int longest = np + (nc > nr ? nc : nr);
-	if (window > 0 && longest > window)
-		rs_die(r, "prompt + completion is %d tokens, longer than the model's sliding window of %d "
-			  "(attention masking beyond the window is not implemented yet; shorter sequences are exact)",
-		       longest, window);
 	if (max_pos > 0 && longest > max_pos)
 		rs_die(r, "prompt + completion is %d tokens, more than the model's %d positions", longest,
 		       max_pos);

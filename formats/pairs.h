@@ -28,9 +28,8 @@ typedef struct {
 
 /* Copy the record last returned by rs_next(r) into h. Dies (through rs_die,
  * naming the record) on a missing or mistyped id array, an id >= vocab, an
- * empty prompt, or a pair longer than max_pos positions (0 = no limit);
- * window > 0 (model_config.window) says that the limit is a sliding window. */
-void pair_hold(held_pair *h, rs_reader *r, const msgpack_object *rec, uint32_t vocab, int max_pos, int window);
+ * empty prompt, or a pair longer than max_pos positions (0 = no limit). */
+void pair_hold(held_pair *h, rs_reader *r, const msgpack_object *rec, uint32_t vocab, int max_pos);
 /* The record as a msgpack map again (valid until the next pair_obj / pair_hold). */
 const msgpack_object *pair_obj(held_pair *h);
 void pair_free(held_pair *h);

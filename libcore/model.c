@@ -484,12 +484,13 @@ struct model_ws {
 	float *dx, *dln, *dqkv, *datt, *dfc, *dfca; /* [T,C] [T,C] [T,QKV] [T,H·hd] [T,FC] [T,F] */
 	uint32_t *tok;  /* [T] host */
 	int *pos, *ka, *kb, *kc; /* [T] host */
+	int *wka, *wkc;           /* [T] host: ka, kc clipped to the sliding window */
 	int *seq_off;   /* [n_seq+1] host */
 	int *seq_P, *seq_n0, *seq_n1; /* [n_seq] host */
 	int *act_rows;  /* [T] logit rows with a nonzero gradient (host) */
 	/* device views of the index arrays above */
 	uint32_t *d_tok;
-	int *d_pos, *d_ka, *d_kb, *d_kc, *d_seq_off, *d_seq_P;
+	int *d_pos, *d_ka, *d_kb, *d_kc, *d_wka, *d_wkc, *d_seq_off, *d_seq_P;
 	logit_row *rows;   /* [T] host */
 	logit_row *d_rows; /* [T] device */
 	size_t rows_cap;
@@ -638,7 +639,7 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 		ws->cap = ws->used;
 	}
 	ws_layout(ws);
-	size_t ni = (size_t)6 * T + 4 * (size_t)n_seq + 1;
+	size_t ni = (size_t)8 * T + 4 * (size_t)n_seq + 1;
 	if (ni > ws->icap) {
 		free(ws->imem);
 		ws->imem = xmalloc(sizeof(int) * ni);
@@ -652,6 +653,8 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 	IDX(ka, d_ka, T);
 	IDX(kb, d_kb, T);
 	IDX(kc, d_kc, T);
+	IDX(wka, d_wka, T);
+	IDX(wkc, d_wkc, T);
 	IDX(seq_off, d_seq_off, n_seq + 1);
 	IDX(seq_P, d_seq_P, n_seq);
 #undef IDX
@@ -684,7 +687,7 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
  * backend). */
 static void ws_upload_index(model_ws *ws)
 {
-	const size_t ni = (size_t)6 * ws->T + 4 * (size_t)ws->n_seq + 1;
+	const size_t ni = (size_t)8 * ws->T + 4 * (size_t)ws->n_seq + 1;
 	backend_sync_up(ws->be, ws->d_imem, ws->imem, sizeof(int) * ni);
 	backend_sync_up(ws->be, ws->d_rows, ws->rows, sizeof(logit_row) * ws->T);
 }
@@ -722,6 +725,29 @@ static float att_scale(const model_config *c)
 static const float *layer_cs(const model_ws *ws, const model_config *c, int l)
 {
 	return c->rope_local_theta > 0 && (l + 1) % c->sliding_pattern ? ws->cs2 : ws->cs;
+}
+
+/* Sliding-window layers: all of them (Mistral, Phi-3), or all but every
+ * sliding_pattern-th (Gemma 3; Gemma 2 alternates, pattern 2). */
+static int layer_sliding(const model_config *c, int l)
+{
+	if (c->window <= 0)
+		return 0;
+	if (c->sliding_pattern > 0)
+		return (l + 1) % c->sliding_pattern != 0;
+	return c->family == FAM_GEMMA2 ? l % 2 == 0 : 1;
+}
+
+/* Clip one query's key ranges [ka,kb) ∪ [kc,t] to the sliding window: a
+ * query at position p sees key position j iff p − j < W (transformers'
+ * kv > q − W). Prompt keys st.. sit at positions 0..; completion keys cst..
+ * at P... Each range only loses its start, so the query keeps itself. */
+static void window_clip(model_ws *ws, int t, int p, int kc_pos, int W)
+{
+	const int lo = p - W + 1; /* first visible position; ka is at position 0, kc at kc_pos */
+	const int a = ws->ka[t] + (lo > 0 ? lo : 0);
+	ws->wka[t] = a < ws->kb[t] ? a : ws->kb[t];
+	ws->wkc[t] = ws->kc[t] + (lo > kc_pos ? lo - kc_pos : 0);
 }
 
 /* Rotated dims of each head (GPT-NeoX's partial rotary; all elsewhere). */
@@ -876,7 +902,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 		if (Tl > (1L << 24))
 			die("model: batch of more than %ld tokens", 1L << 24);
 	}
-	const int T = (int)Tl;
+	const int T = (int)Tl, W = c->window > 0 ? c->window : 1 << 30;
 	ws_plan(ws, T, n, train);
 	int t = 0;
 	for (int s = 0; s < n; s++) {
@@ -891,6 +917,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 			ws->pos[t] = i;
 			ws->ka[t] = ws->kb[t] = st;
 			ws->kc[t] = st;
+			window_clip(ws, t, i, 0, W);
 			logit_row *r = &ws->rows[t];
 			r->seq = s;
 			r->y[0] = r->y[1] = -1;
@@ -910,6 +937,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 				ws->ka[t] = st;
 				ws->kb[t] = st + P;
 				ws->kc[t] = cst;
+				window_clip(ws, t, P + j, P, W);
 				logit_row *r = &ws->rows[t];
 				r->seq = s;
 				r->y[0] = r->y[1] = -1;
@@ -934,12 +962,14 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 		block_act *a = &ws->act[train ? l : 0];
 		const block_off *b = &m->blk[l];
 		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), T);
+		const int sw = layer_sliding(c, l);
+		const int *ka = sw ? ws->d_wka : ws->d_ka, *kc = sw ? ws->d_wkc : ws->d_kc;
 		if (c->gemma)
-			be->attention_ext_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
+			be->attention_ext_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads,
 						  c->n_kv_heads, c->head_dim, att_scale(c), c->attn_softcap);
 		else
-			be->attention_forward(a->att, a->att_lse, a->qkv, ws->d_ka, ws->d_kb, ws->d_kc, T, c->n_heads,
-					      c->n_kv_heads, c->head_dim);
+			be->attention_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads, c->n_kv_heads,
+					      c->head_dim);
 		float *xout = train ? (l + 1 < L ? ws->act[l + 1].xin : ws->xfin) : a->xin;
 		block_attn_out_mlp(m, b, a, xout, ws->tmp, T);
 	}
@@ -1128,13 +1158,14 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 					       a->ln2_r, T, C);
 		}
 		be->memset0(ws->dqkv, sizeof(float) * (size_t)T * QKV);
+		const int sw = layer_sliding(c, l);
+		const int *ka = sw ? ws->d_wka : ws->d_ka, *kc = sw ? ws->d_wkc : ws->d_kc;
 		if (c->gemma)
-			be->attention_ext_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb,
-						   ws->d_kc, ws->d_seq_off, ws->n_seq, T, H, KV, hd, att_scale(c),
-						   c->attn_softcap);
+			be->attention_ext_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ka, ws->d_kb, kc,
+						   ws->d_seq_off, ws->n_seq, T, H, KV, hd, att_scale(c), c->attn_softcap);
 		else
-			be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ws->d_ka, ws->d_kb,
-					       ws->d_kc, ws->d_seq_off, ws->n_seq, T, H, KV, hd);
+			be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ka, ws->d_kb, kc,
+					       ws->d_seq_off, ws->n_seq, T, H, KV, hd);
 		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 		if (c->arch == ARCH_LLAMA) {
 			be->rope_backward(ws->dqkv, layer_cs(ws, c, l), T, H + KV, hd, QKV);
@@ -1202,6 +1233,17 @@ void model_kv_free(model_kv *kv)
 	free(kv);
 }
 
+/* Attention of n new tokens over a cache of len0 (+ the n themselves). */
+static void attn_decode(const model *m, float *out, const float *qkv, const float *K, const float *Vc, int len0, int n)
+{
+	const model_config *c = &m->cfg;
+	if (c->gemma)
+		m->be->attention_ext_decode(out, qkv, K, Vc, len0, n, c->n_heads, c->n_kv_heads, c->head_dim, m->qkv_dim,
+					    att_scale(c), c->attn_softcap);
+	else
+		m->be->attention_decode(out, qkv, K, Vc, len0, n, c->n_heads, c->n_kv_heads, c->head_dim, m->qkv_dim);
+}
+
 void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, float *logits)
 {
 	const model_config *c = &m->cfg;
@@ -1222,7 +1264,7 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	ws->seq_off[0] = 0;
 	ws->seq_off[1] = n;
 	ws->seq_P[0] = n;
-	backend_sync_up(be, ws->d_imem, ws->imem, sizeof(int) * ((size_t)6 * n + 5));
+	backend_sync_up(be, ws->d_imem, ws->imem, sizeof(int) * ((size_t)8 * n + 5));
 	block_act *a = &ws->act[0];
 	be->embed_forward(a->xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), n, C);
 	if (c->gemma)
@@ -1237,12 +1279,21 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 		float *K = kv->k + (size_t)l * kv->max_len * KVD, *Vc = kv->v + (size_t)l * kv->max_len * KVD;
 		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), n);
 		be->kv_append(K, Vc, a->qkv, len0, n, H, KV, hd, QKV);
-		/* token i sees cache positions 0 .. len0 + i */
-		if (c->gemma)
-			be->attention_ext_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV, att_scale(c),
-						 c->attn_softcap);
-		else
-			be->attention_decode(a->att, a->qkv, K, Vc, len0, n, H, KV, hd, QKV);
+		/* token i sees cache positions 0 .. len0 + i; in a sliding layer only
+		 * the last W of them: the tokens whose window starts past 0 go one by
+		 * one on a cache view starting there. */
+		int n_full = n;
+		if (layer_sliding(c, l)) {
+			n_full = c->window - len0;
+			n_full = n_full < 0 ? 0 : n_full > n ? n : n_full;
+		}
+		if (n_full > 0)
+			attn_decode(m, a->att, a->qkv, K, Vc, len0, n_full);
+		for (int i = n_full; i < n; i++) {
+			const size_t s0 = (size_t)(len0 + i - c->window + 1);
+			attn_decode(m, a->att + (size_t)i * H * hd, a->qkv + (size_t)i * QKV, K + s0 * KVD,
+				    Vc + s0 * KVD, c->window - 1, 1);
+		}
 		block_attn_out_mlp(m, b, a, a->xin, ws->tmp, n);
 	}
 	kv->len += n;

@@ -76,8 +76,8 @@ typedef struct {
 	model_family family;
 	rope_scaling rope;
 	int max_pos;     /* max_position_embeddings as written (0 = max_seq_len) */
-	int window;      /* sliding_window that capped max_seq_len (0 = none): attention
-			    beyond the window is not implemented, shorter sequences are exact */
+	int window;      /* sliding_window W (0 = none): on its layers query position p
+			    sees key positions j with p − j < W (model.c masks the ranges) */
 	int save_dtype;  /* st_dtype weights are saved in: the one they came in (0 = F32) */
 	int qk_norm;     /* llama family: RMSNorm of each q and k head (weights [head_dim]) before
 			    RoPE (Qwen3's q_norm, k_norm) */

@@ -35,6 +35,10 @@ Fixtures (dim 16, 2 layers, vocab 48, f32; each directory ~60 KB):
                  query_pre_attn_scalar 10, attention soft-cap 2 and final
                  soft-cap 3 (small, so tanh bends), sliding_window 16 on layer 0
                  (every pair is shorter), tied, GQA 2/1
+  fam_mistral_swa, fam_gemma2_swa, fam_gemma3_swa
+                 sliding_window 6 (Mistral: every layer; Gemma 2 and 3 with 3
+                 layers: layers 0 and 2), shorter than most pairs, plus a 4th
+                 pair of 12 + 10/7 tokens: attention masked to the window
   fam_gemma3     Gemma3ForCausalLM (text, eager): as Gemma 2 without
                  soft-capping, plus (1+w) q_norm/k_norm, 3 layers with
                  sliding_window_pattern 2 (layers 0, 2 sliding with local RoPE
@@ -65,13 +69,20 @@ ONLY = set()  # fixture names given on the command line (all when empty)
 DIM = 16
 
 
-def reference(model, dim, with_grads):
+def reference(model, dim, with_grads, long=False):
     """ref.json numbers in float64 (see make_hf_fixtures.reference), each
-    completion right-padded to the pair's longer one."""
+    completion right-padded to the pair's longer one. long: one more pair
+    of 12 + 10/7 tokens (longer than a sliding window of 6 in its prompt,
+    its completions and the whole)."""
     model = model.double().eval()
     model.zero_grad()
     g = np.random.default_rng(99)
     pairs = H.pairs_spec()
+    if long:
+        gl = np.random.default_rng(4321)
+        # ids from 3: no pad id 0, whose embedding row nn.Embedding(padding_idx) gives no gradient
+        pairs.append({k: gl.integers(3, VOCAB, n).tolist() for k, n in (("prompt", 12), ("chosen", 10),
+                                                                        ("rejected", 7))})
     for pr in pairs:  # this vocabulary is smaller
         for k in ("prompt", "chosen", "rejected"):
             pr[k] = [t % VOCAB for t in pr[k]]
@@ -124,7 +135,7 @@ def load_kw(name):
     return {"attn_implementation": "eager"} if "gemma" in name else {}
 
 
-def build(name, cls, cfg, seed, note):
+def build(name, cls, cfg, seed, note, long=False):
     if ONLY and name not in ONLY:
         return None
     torch.manual_seed(seed)
@@ -136,7 +147,7 @@ def build(name, cls, cfg, seed, note):
     H.save_model(model, d)
     loaded = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, **load_kw(name))
     assert type(loaded) is cls, (type(loaded), cls)
-    ref, grads = reference(loaded, DIM, True)
+    ref, grads = reference(loaded, DIM, True, long)
     H.write_ref(d, ref, grads, note)
     return d
 
@@ -193,6 +204,23 @@ def main():
                          "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}},
         attn_implementation="eager"),
         19, "Gemma3ForCausalLM, q/k norm, local rope base 100 on sliding layers, linear 2 on full, untied"))
+    # sliding windows shorter than the pairs: masked attention, not a limit
+    made.append(build("fam_mistral_swa", MistralForCausalLM, MistralConfig(
+        **common, sliding_window=6, tie_word_embeddings=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+        20, "MistralForCausalLM, sliding_window 6 < pair lengths (up to 22)", long=True))
+    made.append(build("fam_gemma2_swa", Gemma2ForCausalLM, Gemma2Config(
+        **dict(gemma, num_hidden_layers=3), head_dim=12, query_pre_attn_scalar=10, attn_logit_softcapping=2.0,
+        final_logit_softcapping=3.0, sliding_window=6, tie_word_embeddings=True,
+        hidden_activation="gelu_pytorch_tanh", attn_implementation="eager"),
+        21, "Gemma2ForCausalLM, sliding_window 6 on layers 0, 2 < pair lengths (up to 22)", long=True))
+    made.append(build("fam_gemma3_swa", Gemma3ForCausalLM, Gemma3TextConfig(
+        **dict(gemma, num_hidden_layers=3), head_dim=12, query_pre_attn_scalar=12, sliding_window=6,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"], tie_word_embeddings=False,
+        rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}},
+        attn_implementation="eager"),
+        22, "Gemma3ForCausalLM, sliding_window 6 on layers 0, 2 < pair lengths (up to 22)", long=True))
     made = [d for d in made if d]
     for d in made:
         sz = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))

@@ -3,8 +3,9 @@
 # (tokenizer files and generation_config.json copied from the model the run
 # started from), keeps the dtype the model came in (bf16 in, bf16 out, f32
 # master weights in optimizer.safetensors), lbdpo-init --export writes just
-# the policy; pytorch_model.bin-only directories and pairs longer than a
-# Mistral sliding window are refused with messages that say why.
+# the policy; pytorch_model.bin-only directories and pairs longer than
+# max_position_embeddings are refused with messages that say why (pairs
+# longer than a Mistral sliding window are scored).
 . "$(dirname "$0")/lib.sh"
 cd "$T"
 lbdpo-init -q -o m0 --dim 32 --layers 1 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "lbdpo-init"
@@ -64,11 +65,18 @@ expect_fail lbdpo-init --config "$ROOT/tests/fixtures/hf/fam_phi3/config.json" -
 mkdir pt && cp m0/config.json pt/ && : > pt/pytorch_model.bin
 out=$(lbdpo-init --from pt -o x 2>&1); [ $? -eq 1 ] || fail "pytorch_model.bin: exit 1 expected"
 echo "$out" | grep -q "safetensors" || fail "pytorch_model.bin error does not point to safetensors: $out"
+# a pair longer than Mistral's sliding window (16) is scored; one longer
+# than max_position_embeddings (64) is refused, naming the record
 ids=$(seq -s, 1 17)
 printf '{"lbdpo": 1, "kind": "tok", "history": []}\n{"prompt_ids": [%s], "chosen_ids": [1], "rejected_ids": [2]}\n' \
 	"$ids" | lbdpo-show --from-json -o long.tok || fail "gen long pair"
-out=$(lbdpo-logprob -q --model "$ROOT/tests/fixtures/hf/fam_mistral" -i long.tok -o /dev/null 2>&1)
-[ $? -eq 1 ] || fail "pair longer than the window: exit 1 expected ($out)"
-echo "$out" | grep -q "sliding window of 16" || fail "window refusal does not name the window: $out"
-echo "$out" | grep -q "record 1" || fail "window refusal does not name the record: $out"
+out=$(lbdpo-logprob -q --model "$ROOT/tests/fixtures/hf/fam_mistral" -i long.tok 2>&1 | lbdpo-show --no-header)
+echo "$out" | grep -q '"chosen_logp":-' || fail "pair longer than the window not scored: $out"
+ids=$(seq 1 70 | awk '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 40 }')
+printf '{"lbdpo": 1, "kind": "tok", "history": []}\n{"prompt_ids": [%s], "chosen_ids": [1], "rejected_ids": [2]}\n' \
+	"$ids" | lbdpo-show --from-json -o toolong.tok || fail "gen too long pair"
+out=$(lbdpo-logprob -q --model "$ROOT/tests/fixtures/hf/fam_mistral" -i toolong.tok -o /dev/null 2>&1)
+[ $? -eq 1 ] || fail "pair longer than max_position_embeddings: exit 1 expected ($out)"
+echo "$out" | grep -q "64 positions" || fail "length refusal does not name the limit: $out"
+echo "$out" | grep -q "record 1" || fail "length refusal does not name the record: $out"
 echo ok

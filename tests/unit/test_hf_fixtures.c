@@ -236,6 +236,10 @@ Test(hf_fixtures, fam_neox_parallel_partial_rotary) { check_family("fam_neox"); 
 Test(hf_fixtures, fam_neox_sequential_tied) { check_family("fam_neox_seq"); }
 Test(hf_fixtures, fam_gemma2_softcap_postnorm) { check_family("fam_gemma2"); }
 Test(hf_fixtures, fam_gemma3_qk_norm_local_rope) { check_family("fam_gemma3"); }
+/* sliding window 6, pairs of up to 22 tokens: attention masked to the window */
+Test(hf_fixtures, fam_mistral_sliding_window) { check_family("fam_mistral_swa"); }
+Test(hf_fixtures, fam_gemma2_sliding_window) { check_family("fam_gemma2_swa"); }
+Test(hf_fixtures, fam_gemma3_sliding_window) { check_family("fam_gemma3_swa"); }
 
 /* Decoding with the KV cache (lbdpo-sample) uses the same RoPE scheme: the
  * log-prob of each token of prompt+chosen from the cache, fed as the prompt
@@ -313,6 +317,9 @@ Test(hf_fixtures, fam_kv_cache_decoding)
 	kv_matches_forward("fam_neox_seq");
 	kv_matches_forward("fam_gemma2");
 	kv_matches_forward("fam_gemma3");
+	kv_matches_forward("fam_mistral_swa");
+	kv_matches_forward("fam_gemma2_swa");
+	kv_matches_forward("fam_gemma3_swa");
 }
 
 /* Saving and loading again gives the same model (fingerprint: config that
@@ -363,6 +370,8 @@ Test(hf_fixtures, fam_roundtrip)
 	roundtrip("fam_neox_seq", "gpt_neox.layers.1.attention.query_key_value.bias");
 	roundtrip("fam_gemma2", NULL);
 	roundtrip("fam_gemma3", NULL);
+	roundtrip("fam_mistral_swa", NULL);
+	roundtrip("fam_gemma2_swa", NULL);
 }
 
 /* Per-token log-probs of the golden texts: prompt = the first token (BOS). */

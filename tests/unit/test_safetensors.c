@@ -310,6 +310,11 @@ Test(hfconfig, rejects_unsupported_and_bad)
 	expect_cfg_error("{\"model_type\":\"qwen2\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
 			 "\"num_attention_heads\":4,\"vocab_size\":32,\"use_sliding_window\":true}",
 			 "use_sliding_window");
+	/* Gemma 2's sliding layers are 0, 2, ...: another pattern is refused */
+	expect_cfg_error("{\"model_type\":\"gemma2\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+			 "\"num_attention_heads\":4,\"vocab_size\":32,\"sliding_window\":4,"
+			 "\"layer_types\":[\"full_attention\",\"sliding_attention\"]}",
+			 "alternating");
 	expect_cfg_error("{\"model_type\":\"gpt2\",\"n_embd\":48,\"n_layer\":1,\"n_head\":5,\"vocab_size\":10}", "n_head");
 	expect_cfg_error("{\"model_type\":\"gpt2\",\"n_embd\":48,\"n_layer\":1,\"n_head\":4,\"vocab_size\":10,"
 			 "\"activation_function\":\"relu\"}",
@@ -339,7 +344,7 @@ Test(hfconfig, dump_parses_back)
 			x.rope.type = ROPE_LLAMA3, x.rope.factor = 8, x.rope.low_freq_factor = 1;
 			x.rope.high_freq_factor = 4, x.rope.original_max = 64;
 		} else if (arch == 3) { /* Phi-3 longrope with a window */
-			x.qkv_bias = 0, x.family = FAM_PHI3, x.n_heads = 6, x.head_dim = 16, x.max_pos = 256;
+			x.qkv_bias = 0, x.family = FAM_PHI3, x.n_heads = 6, x.head_dim = 16, x.max_pos = x.max_seq_len = 256;
 			x.window = 128, x.rope.type = ROPE_LONGROPE, x.rope.original_max = 32, x.rope.n_factors = 8;
 			for (int i = 0; i < 8; i++)
 				x.rope.short_factor[i] = 1 + 0.25f * i, x.rope.long_factor[i] = 2 + 0.5f * i;
