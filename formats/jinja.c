@@ -987,9 +987,17 @@ typedef struct {
 	uint64_t steps; /* statements run: a runaway template stops with an error */
 } R;
 
+/* Values a rendering may create before it is refused: real chat templates
+ * make thousands; a hostile one (loops nested over the messages) would make
+ * one per step, so memory stays bounded apart from the step limit. */
+#define MAX_OWNED ((size_t)2 << 20)
 static json_t *own(R *r, json_t *v)
 {
 	if (!v) fail(&r->e, r->line, "out of memory or invalid UTF-8 in a value");
+	if (r->nowned >= MAX_OWNED) {
+		json_decref(v);
+		fail(&r->e, r->line, "the template makes too many values (over %zu)", MAX_OWNED);
+	}
 	if (r->nowned == r->capowned) xgrow((void **)&r->owned, &r->capowned, r->nowned + 1, sizeof(json_t *));
 	r->owned[r->nowned++] = v;
 	return v;

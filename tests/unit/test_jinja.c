@@ -147,6 +147,15 @@ Test(jinja, refusals_are_loud)
 	bad("{{ 9223372036854775807 + 1 }}", NULL, -1, "integer overflow");
 	bad("{{ -9223372036854775807 - 2 }}", NULL, -1, "integer overflow");
 	ok("{{ 'ab' * 3 }}", NULL, "ababab");
+	/* found by fuzz_jinja (out of memory): loops nested over the messages make
+	 * one value per step; their number is bounded, not only the steps */
+	char nest[2048];
+	size_t q = 0;
+	for (int i = 0; i < 14; i++) q += (size_t)sprintf(nest + q, "{%% for m%d in messages %%}", i);
+	q += (size_t)sprintf(nest + q, "{{ m0.content | trim }}");
+	for (int i = 0; i < 14; i++) q += (size_t)sprintf(nest + q, "{%% endfor %%}");
+	bad(nest, "{\"messages\": [{\"content\": \" a \"}, {\"content\": \"b\"}, {\"content\": \"c\"}]}", -1,
+	    "too many values");
 	/* hostile nesting: an error, not a stack overflow */
 	char deep[20000];
 	size_t k = 0;
