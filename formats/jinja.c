@@ -978,6 +978,7 @@ typedef struct {
 	errctx e;
 	json_t **owned;
 	size_t nowned, capowned;
+	size_t extra; /* values held inside owned containers (a loop object's fields) */
 	json_t **frames; /* variable scopes, innermost last */
 	size_t nframes, capframes;
 	json_t *namespaces; /* array of namespace objects (identity) */
@@ -994,7 +995,7 @@ typedef struct {
 static json_t *own(R *r, json_t *v)
 {
 	if (!v) fail(&r->e, r->line, "out of memory or invalid UTF-8 in a value");
-	if (r->nowned >= MAX_OWNED) {
+	if (r->nowned + r->extra >= MAX_OWNED) {
 		json_decref(v);
 		fail(&r->e, r->line, "the template makes too many values (over %zu)", MAX_OWNED);
 	}
@@ -2040,13 +2041,15 @@ static void set_var(R *r, const char *name, json_t *v)
 }
 
 #define MAX_STEPS 20000000ull
-#define MAX_OUTPUT ((size_t)1 << 28)
+/* A rendering is one record's text: the JSONL reader already refuses lines
+ * over 16 MiB, so 64 MiB of output is only a runaway loop. */
+#define MAX_OUTPUT ((size_t)1 << 26)
 
 static void exec_node(R *r, node *n)
 {
 	r->line = n->line;
 	if (++r->steps > MAX_STEPS) fail(&r->e, n->line, "the template runs too long (over %llu statements)", MAX_STEPS);
-	if (r->out.n > MAX_OUTPUT) fail(&r->e, n->line, "the rendering is too large (over 256 MiB)");
+	if (r->out.n > MAX_OUTPUT) fail(&r->e, n->line, "the rendering is too large (over 64 MiB)");
 	switch (n->k) {
 	case N_TEXT: bput(&r->out, n->text, n->len); return;
 	case N_OUT: {
@@ -2099,6 +2102,7 @@ static void exec_node(R *r, node *n)
 			/* each iteration starts afresh: what one set is gone in the next */
 			json_object_clear(r->frames[r->nframes - 1]);
 			json_t *lo = own(r, json_object());
+			r->extra += 12; /* its fields below count against MAX_OWNED */
 			json_object_set_new(lo, "depth", json_integer(1));
 			json_object_set_new(lo, "depth0", json_integer(0));
 			json_object_set_new(lo, "index0", json_integer((json_int_t)i));
