@@ -253,12 +253,15 @@ LBDPO_KERNEL void rope_table(float *cs, const int *pos, int T, int head_dim, flo
 	}
 }
 
-LBDPO_INLINE void rope_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int stride, float sgn)
+/* RoPE on the first rot_dim of each head (rot_dim = head_dim: all of it,
+ * GPT-NeoX's rotary_pct: part); sgn = -1 rotates back (the backward). */
+LBDPO_INLINE void rope_part_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
+				  int stride, float sgn)
 {
-	int h2 = head_dim / 2;
+	int h2 = rot_dim / 2;
 #pragma omp parallel for schedule(static)
 	for (int t = 0; t < T; t++) {
-		const float *co = cs + (size_t)t * head_dim, *si = co + h2;
+		const float *co = cs + (size_t)t * rot_dim, *si = co + h2;
 		for (int h = 0; h < n_heads; h++) {
 			float *v = x + (size_t)t * stride + (size_t)h * head_dim;
 			for (int i = 0; i < h2; i++) {
@@ -268,6 +271,11 @@ LBDPO_INLINE void rope_apply(float *x, const float *cs, int T, int n_heads, int 
 			}
 		}
 	}
+}
+
+LBDPO_INLINE void rope_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int stride, float sgn)
+{
+	rope_part_apply(x, cs, T, n_heads, head_dim, head_dim, stride, sgn);
 }
 
 LBDPO_KERNEL void rope_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int stride)
@@ -1015,24 +1023,6 @@ LBDPO_KERNEL void headnorm_backward(float *dx, float *dw, const float *xs, const
 }
 
 /* ---- partial rotary (GPT-NeoX's rotary_pct) and exact GELU ---- */
-
-LBDPO_INLINE void rope_part_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
-				  int stride, float sgn)
-{
-	int h2 = rot_dim / 2;
-#pragma omp parallel for schedule(static)
-	for (int t = 0; t < T; t++) {
-		const float *co = cs + (size_t)t * rot_dim, *si = co + h2;
-		for (int h = 0; h < n_heads; h++) {
-			float *v = x + (size_t)t * stride + (size_t)h * head_dim;
-			for (int i = 0; i < h2; i++) {
-				float a = v[i], b = v[i + h2], c = co[i], s = sgn * si[i];
-				v[i] = a * c - b * s;
-				v[i + h2] = b * c + a * s;
-			}
-		}
-	}
-}
 
 LBDPO_KERNEL void rope_part_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
 				    int stride)
