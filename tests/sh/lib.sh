@@ -21,3 +21,17 @@ expect_fail() {
 	[ "$(printf '%s\n' "$out" | grep -c 'error:')" -ge 1 ] || fail "no error message from: $* (got: $out)"
 	printf '%s\n' "$out" | grep 'error:' | head -1
 }
+# need_mpi PROG: skip (77) unless mpirun is there and PROG was linked with MPI;
+# then the environment every MPI test runs under and mpi(), an mpirun for
+# this host. Open MPI as root needs the two ALLOW variables; ranks of one host
+# share memory without the single-copy (CMA) mechanism containers forbid.
+need_mpi() {
+	command -v mpirun >/dev/null || { echo "skipped: mpirun not found (scripts/deps.sh --mpi installs Open MPI)"; exit 77; }
+	ldd "$LBDPO_BIN/$1" | grep libmpi >/dev/null ||
+		{ echo "skipped: $1 built without MPI (mpicc absent at build time, or MPI=0)"; exit 77; }
+	export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+	export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+	export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+	export LBDPO_TEST_MARK="$T" # finds this test's ranks among other processes
+}
+mpi() { mpirun -q --oversubscribe "$@"; }

@@ -5,19 +5,10 @@
 # shared cache and per-host caches; refusals; a rank that dies or is killed
 # ends the job with an error and leaves no output, and a re-run completes.
 . "$(dirname "$0")/lib.sh"
-command -v mpirun >/dev/null || { echo "skipped: mpirun not found (scripts/deps.sh --mpi installs Open MPI)"; exit 77; }
-ldd "$LBDPO_BIN/lbdpo-refcache" | grep libmpi >/dev/null ||
-	{ echo "skipped: lbdpo-refcache built without MPI (mpicc absent at build time, or MPI=0)"; exit 77; }
+need_mpi lbdpo-refcache
 CHECK="${LBDPO_TESTBIN:?}/mpi/dist_check"
 [ -x "$CHECK" ] || fail "$CHECK not built"
 cd "$T"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-# Open MPI as root needs these two; shared memory between ranks of one host,
-# without the single-copy (CMA) mechanism containers often forbid.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
-export LBDPO_TEST_MARK="$T" # finds this test's ranks among other processes
-mpi() { mpirun -q --oversubscribe "$@"; }
 gen() { awk -v seed="$1" -v n="$2" -v V=512 -v sha=tok-sha-1 -f "$ROOT/tests/sh/pairs_gen.awk" >"$3.jsonl" &&
 	lbdpo-show --from-json -i "$3.jsonl" -o "$3"; }
 summary() { grep 'computed,' "$1" | tail -1; }

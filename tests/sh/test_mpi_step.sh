@@ -20,17 +20,10 @@
 #     writes the checkpoint; SIGKILL to one rank fails the job and leaves the
 #     previous checkpoint intact and resumable.
 . "$(dirname "$0")/lib.sh"
-command -v mpirun >/dev/null || { echo "skipped: mpirun not found (scripts/deps.sh --mpi installs Open MPI)"; exit 77; }
-ldd "$LBDPO_BIN/lbdpo-step" | grep libmpi >/dev/null ||
-	{ echo "skipped: lbdpo-step built without MPI (mpicc absent at build time, or MPI=0)"; exit 77; }
+need_mpi lbdpo-step
 CLOSE="${LBDPO_TESTBIN:?}/mpi/st_close"
 [ -x "$CLOSE" ] || fail "$CLOSE not built"
 cd "$T"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
-export LBDPO_TEST_MARK="$T"
-mpi() { mpirun -q --oversubscribe "$@"; }
 G="$ROOT/tests/sh/gen_pairs.awk"
 awk -v seed=1 -v n=64 -f "$G" | lbdpo-show --from-json -o train.ref || fail "gen train"
 lbdpo-init -q -o m0 --dim 32 --layers 2 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "lbdpo-init"
