@@ -78,7 +78,7 @@ endif
 MPI_STAMP := $(B)/mpi-$(MPI).stamp
 
 # backend_cuda.c is linked only into CUDA builds (below), never archived.
-LIB_SRCS  := $(sort $(filter-out libcore/backend_cuda.c,$(wildcard libcore/*.c formats/*.c)))
+LIB_SRCS  := $(sort $(filter-out libcore/backend_cuda.c,$(wildcard base/*.c formats/*.c libcore/*.c)))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 
 # ---- CUDA (libcore/cuda, tests/gpu) ----

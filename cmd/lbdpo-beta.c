@@ -14,7 +14,8 @@
 #include "libcore/train.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
-#include "libcore/util.h"
+#include "base/util.h"
+#include "formats/schema.h"
 
 static void usage(void)
 {
@@ -81,7 +82,7 @@ int main(int argc, char **argv)
 	const uint32_t vocab = (uint32_t)(pv.tok_vocab > 0 ? pv.tok_vocab : cfg->vocab_size);
 	const char *kind;
 	size_t kn;
-	rs_get_str(r, rs_header(r), "kind", &kind, &kn);
+	rs_get_str(r, rs_header(r), HDR_KIND, &kind, &kn);
 	char *k = strndup(kind, kn);
 	rs_writer *w = rs_create(out);
 	rs_header_begin(w, rs_header(r), k, argc, argv);
@@ -94,7 +95,7 @@ int main(int argc, char **argv)
 	const msgpack_object *rec;
 	while (rs_next(r, &rec)) {
 		size_t np, nc = 0;
-		rs_req(r, rs_get_ids(r, rec, "prompt_ids", vocab, &prompt, &np, &pcap), "prompt_ids");
+		rs_req(r, rs_get_ids(r, rec, KEY_PROMPT_IDS, vocab, &prompt, &np, &pcap), KEY_PROMPT_IDS);
 		if (np < 1)
 			rs_die(r, "empty prompt_ids");
 		pref_rec pr;
@@ -103,7 +104,7 @@ int main(int argc, char **argv)
 		pr.np = (int)np;
 		/* the prompt's quantities do not depend on the completion (causal
 		 * attention): score the chosen one if present, else one token */
-		int has_c = rs_get_ids(r, rec, "chosen_ids", vocab, &comp, &nc, &ccap);
+		int has_c = rs_get_ids(r, rec, KEY_CHOSEN_IDS, vocab, &comp, &nc, &ccap);
 		if (has_c && nc < 1)
 			rs_die(r, "empty chosen_ids");
 		if (has_c) {
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
 		pr.rejected = pr.chosen;
 		pr.nr = pr.nc;
 		if (ck->ppl_from == PPL_REF)
-			rs_req(r, rs_get_f64(r, rec, "ref_prompt_logp", &pr.ref_plogp), "ref_prompt_logp");
+			rs_req(r, rs_get_f64(r, rec, KEY_REF_PROMPT_LOGP, &pr.ref_plogp), KEY_REF_PROMPT_LOGP);
 		pref_rec *rp = &pr;
 		batch_forward(ck, ws, bb, &rp, 1, &(batch_opts){.n_comp = 1, .need_head = 1});
 		const beta_parts *q = &bb->parts[0];

@@ -19,7 +19,7 @@
 #include "libcore/train.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 static void usage(void)
 {

@@ -26,7 +26,7 @@
 
 #include "formats/bpetrain.h"
 #include "libcore/cpu.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 static const char *NOUNS[] = {"river", "lamp",  "garden", "cat",   "storm",  "bread", "train",  "mountain",
 			      "book",  "ocean", "clock",  "bird",  "forest", "chair", "window", "city",
@@ -140,14 +140,6 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 	}
 }
 
-static char *join(const char *dir, const char *name)
-{
-	size_t n = strlen(dir) + strlen(name) + 2;
-	char *s = xmalloc(n);
-	snprintf(s, n, "%s/%s", dir, name);
-	return s;
-}
-
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-gendata");
@@ -194,8 +186,8 @@ int main(int argc, char **argv)
 	if (dir) {
 		if (mkdir(dir, 0777) != 0 && errno != EEXIST)
 			die("%s: cannot create directory", dir);
-		train_path = tp = join(dir, "train.jsonl");
-		test_path = hp = join(dir, "test.jsonl");
+		train_path = tp = path_join(dir, "train.jsonl");
+		test_path = hp = path_join(dir, "test.jsonl");
 	}
 
 	/* All arithmetic questions, shuffled by the seed; the first ones are

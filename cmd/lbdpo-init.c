@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../formats/hfconfig.h"
-#include "../libcore/cpu.h"
-#include "../libcore/model.h"
-#include "../libcore/train.h"
-#include "../libcore/util.h"
+#include "formats/hfconfig.h"
+#include "libcore/cpu.h"
+#include "libcore/model.h"
+#include "libcore/train.h"
+#include "base/util.h"
 
 static void usage(void)
 {
@@ -298,8 +298,7 @@ int main(int argc, char **argv)
 		model_save_hf_dtype(m, out, save_dtype);
 		model_copy_assets(m, from, out); /* random: just generation_config.json */
 		if (vfrom) {
-			char *p = xmalloc(strlen(out) + 16);
-			sprintf(p, "%s/tokenizer.json", out);
+			char *p = path_join(out, "tokenizer.json");
 			outfile *o = out_open(p);
 			fwrite(tok_text, 1, tok_len, o->fp);
 			out_close(o);

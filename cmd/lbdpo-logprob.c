@@ -13,7 +13,8 @@
 #include "libcore/score.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
-#include "libcore/util.h"
+#include "base/util.h"
+#include "formats/schema.h"
 
 static void usage(void)
 {
@@ -75,16 +76,16 @@ static void flush(batch *b, const model *m, model_ws *ws, distrec *d, int per_to
 	for (int i = 0; i < b->n; i++) {
 		const score_out *o = &b->out[i];
 		rs_rec_begin(w, pair_obj(&b->h[i]));
-		rs_put_f64(w, "chosen_logp", o->chosen_logp);
-		rs_put_f64(w, "rejected_logp", o->rejected_logp);
-		rs_put_i64(w, "chosen_n", o->chosen_n);
-		rs_put_i64(w, "rejected_n", o->rejected_n);
-		rs_put_f64(w, "prompt_logp", o->prompt_logp);
-		rs_put_f64(w, "prompt_ppl", exp(-o->prompt_logp));
-		rs_put_f64(w, "prompt_entropy", o->prompt_entropy);
+		rs_put_f64(w, KEY_CHOSEN_LOGP, o->chosen_logp);
+		rs_put_f64(w, KEY_REJECTED_LOGP, o->rejected_logp);
+		rs_put_i64(w, KEY_CHOSEN_N, o->chosen_n);
+		rs_put_i64(w, KEY_REJECTED_N, o->rejected_n);
+		rs_put_f64(w, KEY_PROMPT_LOGP, o->prompt_logp);
+		rs_put_f64(w, KEY_PROMPT_PPL, exp(-o->prompt_logp));
+		rs_put_f64(w, KEY_PROMPT_ENTROPY, o->prompt_entropy);
 		if (per_token) {
-			rs_put_f32v(w, "chosen_token_logps", o->tok_logp[0], (size_t)o->chosen_n);
-			rs_put_f32v(w, "rejected_token_logps", o->tok_logp[1], (size_t)o->rejected_n);
+			rs_put_f32v(w, KEY_CHOSEN_TOKEN_LOGPS, o->tok_logp[0], (size_t)o->chosen_n);
+			rs_put_f32v(w, KEY_REJECTED_TOKEN_LOGPS, o->tok_logp[1], (size_t)o->rejected_n);
 		}
 		rs_rec_end(w);
 		distrec_mark(d);

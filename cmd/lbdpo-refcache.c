@@ -15,7 +15,8 @@
 #include "libcore/score.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
-#include "libcore/util.h"
+#include "base/util.h"
+#include "formats/schema.h"
 
 static void usage(void)
 {
@@ -70,12 +71,12 @@ typedef struct {
 static void emit(state *s, item *it)
 {
 	rs_rec_begin(s->w, pair_obj(&it->h));
-	rs_put_f64(s->w, "ref_chosen_logp", it->v.chosen_logp);
-	rs_put_f64(s->w, "ref_rejected_logp", it->v.rejected_logp);
-	rs_put_i64(s->w, "ref_chosen_n", it->v.chosen_n);
-	rs_put_i64(s->w, "ref_rejected_n", it->v.rejected_n);
-	rs_put_f64(s->w, "ref_prompt_logp", it->v.prompt_logp);
-	rs_put_f64(s->w, "ref_prompt_entropy", it->v.prompt_entropy);
+	rs_put_f64(s->w, KEY_REF_CHOSEN_LOGP, it->v.chosen_logp);
+	rs_put_f64(s->w, KEY_REF_REJECTED_LOGP, it->v.rejected_logp);
+	rs_put_i64(s->w, KEY_REF_CHOSEN_N, it->v.chosen_n);
+	rs_put_i64(s->w, KEY_REF_REJECTED_N, it->v.rejected_n);
+	rs_put_f64(s->w, KEY_REF_PROMPT_LOGP, it->v.prompt_logp);
+	rs_put_f64(s->w, KEY_REF_PROMPT_ENTROPY, it->v.prompt_entropy);
 	rs_rec_end(s->w);
 	distrec_mark(s->d);
 	s->written++;
@@ -163,7 +164,7 @@ static int get_fp(rs_reader *r, const msgpack_object *hd, const char *key, const
 		return 0;
 	if (o->type != MSGPACK_OBJECT_MAP)
 		rs_die(r, "header: \"%s\" is not a map", key);
-	if (!rs_get_str(r, o, "fingerprint", fp, n))
+	if (!rs_get_str(r, o, HDR_FINGERPRINT, fp, n))
 		rs_die(r, "header: \"%s\" has no fingerprint", key);
 	return 1;
 }
@@ -192,7 +193,7 @@ static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 			rs_die(r, "shard index %lld is out of range or given twice", (long long)idx);
 		const char *fp;
 		size_t fpn;
-		rs_req(r, get_fp(r, hd, "reference", &fp, &fpn), "reference");
+		rs_req(r, get_fp(r, hd, HDR_REFERENCE, &fp, &fpn), HDR_REFERENCE);
 		if (f && (fpn != fp0n || memcmp(fp, fp0, fpn)))
 			rs_die(r, "reference fingerprint %.*s differs from the other shards' %.*s",
 			       (int)fpn, fp, (int)fp0n, fp0);
@@ -334,7 +335,7 @@ int main(int argc, char **argv)
 	pairs_check_header(r, cfg->vocab_size, tok_sha, ref);
 	const char *old_fp;
 	size_t old_n;
-	int had_ref = get_fp(r, hd, "reference", &old_fp, &old_n);
+	int had_ref = get_fp(r, hd, HDR_REFERENCE, &old_fp, &old_n);
 	if (had_ref && (old_n != 64 || memcmp(old_fp, fp, 64)))
 		rs_die(r, "the stream already carries reference scores of model %.*s, not of %s (%s)",
 		       (int)(old_n > 64 ? 64 : old_n), old_fp, fp, ref);
@@ -353,7 +354,7 @@ int main(int argc, char **argv)
 	rs_writer *out = rank == 0 ? rs_create(outp) : NULL;
 	if (out) {
 		rs_header_begin(out, hd, "ref", argc, argv);
-		pairs_put_model(out, "reference", ref, fp);
+		pairs_put_model(out, HDR_REFERENCE, ref, fp);
 		if (shard_n > 1) {
 			msgpack_packer *pk = rs_put_key(out, "shard");
 			msgpack_pack_map(pk, 2);
@@ -376,7 +377,7 @@ int main(int argc, char **argv)
 		if (shard_n > 1 ? (long)(k % (uint64_t)shard_n) != shard_i : !distrec_mine(s.d, k))
 			continue;
 		n_in++;
-		if (!had_ref && rs_get(rec, "ref_chosen_logp"))
+		if (!had_ref && rs_get(rec, KEY_REF_CHOSEN_LOGP))
 			rs_die(r, "record carries ref_chosen_logp but the header names no reference "
 				  "model: refusing scores of unknown origin");
 		if (s.n == s.cap) {

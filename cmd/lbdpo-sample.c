@@ -27,7 +27,8 @@
 #include "libcore/model.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
-#include "libcore/util.h"
+#include "base/util.h"
+#include "formats/schema.h"
 
 typedef struct {
 	double temperature;
@@ -415,7 +416,7 @@ int main(int argc, char **argv)
 		const msgpack_object *rec;
 		while (rs_next(r, &rec)) {
 			snprintf(where, sizeof where, "%s: record %llu", rs_name(r), (unsigned long long)rs_index(r));
-			if (!rs_get_ids(r, rec, "prompt_ids", (uint32_t)cfg->vocab_size, &ids, &nids, &cap))
+			if (!rs_get_ids(r, rec, KEY_PROMPT_IDS, (uint32_t)cfg->vocab_size, &ids, &nids, &cap))
 				rs_die(r, "no prompt_ids");
 			json_t *base = json_object();
 			for (uint32_t i = 0; i < rec->via.map.size; i++) {

@@ -9,7 +9,7 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/cpu.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 static const char usage_text[] =
 	"usage: lbdpo-show [-i FILE] [-o FILE] [--no-header] [--f32] [-n N]\n"

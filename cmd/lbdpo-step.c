@@ -18,7 +18,7 @@
 #include "libcore/cpu.h"
 #include "libcore/dist.h"
 #include "libcore/engine.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 static void usage(void)
 {

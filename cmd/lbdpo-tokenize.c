@@ -9,7 +9,8 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/cpu.h"
-#include "libcore/util.h"
+#include "base/util.h"
+#include "formats/schema.h"
 
 static const char usage_text[] =
 	"usage: lbdpo-tokenize --tokenizer FILE [options] [-i FILE] [-o FILE]\n"
@@ -68,8 +69,8 @@ static int encode(tok *t, const strbuf *b, unsigned flags, const char *bos, size
 
 static int is_own_key(const char *k)
 {
-	static const char *own[] = {"prompt", "chosen", "rejected", "id", "group",
-				    "prompt_ids", "chosen_ids", "rejected_ids"};
+	static const char *own[] = {"prompt", "chosen", "rejected", KEY_ID, KEY_GROUP,
+				    KEY_PROMPT_IDS, KEY_CHOSEN_IDS, KEY_REJECTED_IDS};
 	/* "tools" and "chat_template_kwargs" are passed through as well: TRL keeps them */
 	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
 		if (!strcmp(k, own[i])) return 1;
@@ -206,14 +207,14 @@ int main(int argc, char **argv)
 	}
 	rs_writer *w = rs_create(out);
 	rs_header_begin(w, NULL, "tokens", argc, argv);
-	msgpack_packer *pk = rs_put_key(w, "tokenizer");
+	msgpack_packer *pk = rs_put_key(w, HDR_TOKENIZER);
 	msgpack_pack_map(pk, 6);
-	const char *kv[][2] = {{"path", tok_path(t)}, {"sha256", tok_fingerprint(t)}, {"type", tok_kind(t)}};
+	const char *kv[][2] = {{"path", tok_path(t)}, {HDR_SHA256, tok_fingerprint(t)}, {"type", tok_kind(t)}};
 	for (int i = 0; i < 3; i++) {
 		msgpack_pack_str_with_body(pk, kv[i][0], strlen(kv[i][0]));
 		msgpack_pack_str_with_body(pk, kv[i][1], strlen(kv[i][1]));
 	}
-	msgpack_pack_str_with_body(pk, "vocab_size", 10);
+	msgpack_pack_str_with_body(pk, HDR_VOCAB_SIZE, 10);
 	msgpack_pack_uint32(pk, tok_vocab_size(t));
 	msgpack_pack_str_with_body(pk, "bos", 3);
 	if (tok_bos(t) >= 0) msgpack_pack_int64(pk, tok_bos(t));
@@ -322,8 +323,8 @@ int main(int argc, char **argv)
 		}
 		ntrunc += truncated;
 		rs_rec_begin(w, NULL);
-		if (id) pref_pack_json(rs_put_key(w, "id"), id);
-		if (group) pref_pack_json(rs_put_key(w, "group"), group);
+		if (id) pref_pack_json(rs_put_key(w, KEY_ID), id);
+		if (group) pref_pack_json(rs_put_key(w, KEY_GROUP), group);
 		const char *k;
 		json_t *v;
 		json_object_foreach(o, k, v) {
@@ -334,9 +335,9 @@ int main(int argc, char **argv)
 			rs_put_str(w, "chosen", pt.chosen.s, pt.chosen.n);
 			rs_put_str(w, "rejected", pt.rejected.s, pt.rejected.n);
 		}
-		rs_put_ids(w, "prompt_ids", P.v, P.n);
-		rs_put_ids(w, "chosen_ids", C.v, C.n);
-		rs_put_ids(w, "rejected_ids", R.v, R.n);
+		rs_put_ids(w, KEY_PROMPT_IDS, P.v, P.n);
+		rs_put_ids(w, KEY_CHOSEN_IDS, C.v, C.n);
+		rs_put_ids(w, KEY_REJECTED_IDS, R.v, R.n);
 		rs_rec_end(w);
 		nwritten++;
 		json_decref(o);

@@ -9,13 +9,13 @@
  * cross pre-token boundaries, so applying them in order inside each
  * pre-token (which is what the tokenizers library does) reproduces training.
  */
-#include "bpetrain.h"
-#include "jsonl.h"
+#include "formats/bpetrain.h"
+#include "formats/jsonl.h"
 
 #include <jansson.h>
 #include <string.h>
 
-#include "../libcore/util.h"
+#include "base/util.h"
 
 #define BPE_MAX_VOCAB 1024
 

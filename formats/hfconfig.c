@@ -4,7 +4,7 @@
  * rope_scaling) and the 5.x one (rope_parameters {rope_type, rope_theta}).
  */
 #define _GNU_SOURCE
-#include "hfconfig.h"
+#include "formats/hfconfig.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../libcore/rope.h"
-#include "../libcore/util.h"
+#include "base/util.h"
 
 typedef struct {
 	const char *name;

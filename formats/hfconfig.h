@@ -18,7 +18,10 @@
 #ifndef LBDPO_HFCONFIG_H
 #define LBDPO_HFCONFIG_H
 
-#include "../libcore/model.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/modelcfg.h"
 
 /* Parse config.json text (name used in messages). Returns 0, or -1 with a
  * one-line message in err. */

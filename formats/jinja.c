@@ -12,7 +12,7 @@
  * without leaking.
  */
 #define _GNU_SOURCE
-#include "jinja.h"
+#include "formats/jinja.h"
 
 #include <limits.h>
 #include <math.h>
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../libcore/util.h"
+#include "base/util.h"
 
 /* ---------------- small buffers ---------------- */
 

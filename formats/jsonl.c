@@ -1,5 +1,5 @@
 /* jsonl.c — JSON Lines reader over zlib's gzread (plain files pass through). */
-#include "jsonl.h"
+#include "formats/jsonl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,8 +8,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../libcore/util.h"
-#include "tokenizer.h"
+#include "base/util.h"
+#include "formats/tokenizer.h"
 
 struct jsonl {
 	gzFile gz;

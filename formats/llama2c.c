@@ -1,6 +1,6 @@
 /* llama2c.c — llama2.c legacy .bin loader (see llama2c.h). */
 #define _GNU_SOURCE
-#include "llama2c.h"
+#include "formats/llama2c.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../libcore/util.h"
-#include "hfconfig.h"
+#include "base/util.h"
+#include "formats/hfconfig.h"
 
 int llama2c_parse_header(const void *hdr, uint64_t file_size, const char *name, model_config *cfg, int *shared,
 			 char *err, size_t errsz)

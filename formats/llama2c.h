@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../libcore/model.h"
+#include "formats/modelcfg.h"
 
 #define LLAMA2C_HEADER_BYTES 28
 

@@ -1,13 +1,13 @@
 /* mpjson.c — lossless msgpack <-> JSON (see mpjson.h for the mapping). */
 #define _GNU_SOURCE
-#include "mpjson.h"
+#include "formats/mpjson.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../libcore/util.h"
+#include "base/util.h"
 
 /* ---------------- msgpack -> JSON ---------------- */
 

@@ -1,5 +1,6 @@
 /* pairs.c — see pairs.h. */
-#include "pairs.h"
+#include "formats/pairs.h"
+#include "formats/schema.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,14 +33,14 @@ void pair_hold(held_pair *h, rs_reader *r, const msgpack_object *rec, uint32_t v
 	h->index = rs_index(r);
 	size_t at = 0;
 	int np, nc, nr;
-	get_ids(h, r, rec, "prompt_ids", vocab, &at, &np);
-	get_ids(h, r, rec, "chosen_ids", vocab, &at, &nc);
-	get_ids(h, r, rec, "rejected_ids", vocab, &at, &nr);
+	get_ids(h, r, rec, KEY_PROMPT_IDS, vocab, &at, &np);
+	get_ids(h, r, rec, KEY_CHOSEN_IDS, vocab, &at, &nc);
+	get_ids(h, r, rec, KEY_REJECTED_IDS, vocab, &at, &nr);
 	if (np < 1)
 		rs_die(r, "empty prompt_ids: a completion needs at least one token of context");
 	/* the same rule as lbdpo-step's: an empty completion has no log-prob */
 	if (nc < 1 || nr < 1)
-		rs_die(r, "empty %s: a completion needs at least one token", nc < 1 ? "chosen_ids" : "rejected_ids");
+		rs_die(r, "empty %s: a completion needs at least one token", nc < 1 ? KEY_CHOSEN_IDS : KEY_REJECTED_IDS);
 	int longest = np + (nc > nr ? nc : nr);
 	if (max_pos > 0 && longest > max_pos)
 		rs_die(r, "prompt + completion is %d tokens, more than the model's %d positions", longest,
@@ -73,12 +74,12 @@ void pair_free(held_pair *h)
 void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha, const char *model_path)
 {
 	const msgpack_object *hd = rs_header(r);
-	const msgpack_object *tok = rs_get(hd, "tokenizer");
+	const msgpack_object *tok = rs_get(hd, HDR_TOKENIZER);
 	if (tok && tok->type != MSGPACK_OBJECT_MAP)
 		rs_die(r, "header: \"tokenizer\" is not a map");
 	if (tok) {
 		int64_t v;
-		if (rs_get_i64(r, tok, "vocab_size", &v) && (v < 1 || v > model_vocab))
+		if (rs_get_i64(r, tok, HDR_VOCAB_SIZE, &v) && (v < 1 || v > model_vocab))
 			rs_die(r, "header: the tokenizer's vocab_size %lld does not fit the model's "
 				  "vocabulary of %d",
 			       (long long)v, model_vocab);
@@ -86,7 +87,7 @@ void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha, con
 	if (want_sha) {
 		const char *s = NULL;
 		size_t n = 0;
-		if (!tok || !rs_get_str(r, tok, "sha256", &s, &n))
+		if (!tok || !rs_get_str(r, tok, HDR_SHA256, &s, &n))
 			rs_die(r, "header names no tokenizer sha256; --tokenizer-sha %.16s... wants one",
 			       want_sha);
 		if (n != strlen(want_sha) || strncmp(s, want_sha, n))
@@ -99,11 +100,9 @@ void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha, con
 	size_t n = 0;
 	struct stat sb;
 	if (!model_path || stat(model_path, &sb) || !S_ISDIR(sb.st_mode) || !tok ||
-	    !rs_get_str(r, tok, "sha256", &s, &n))
+	    !rs_get_str(r, tok, HDR_SHA256, &s, &n))
 		return;
-	size_t len = strlen(model_path) + 32;
-	char *tp = xmalloc(len);
-	snprintf(tp, len, "%s/tokenizer.json", model_path);
+	char *tp = path_join(model_path, "tokenizer.json");
 	if (!access(tp, R_OK)) {
 		char sha[65];
 		sha256_file_hex(tp, sha);
@@ -121,6 +120,6 @@ void pairs_put_model(rs_writer *w, const char *key, const char *path, const char
 	msgpack_pack_map(pk, 2);
 	msgpack_pack_str_with_body(pk, "path", 4);
 	msgpack_pack_str_with_body(pk, path, strlen(path));
-	msgpack_pack_str_with_body(pk, "fingerprint", 11);
+	msgpack_pack_str_with_body(pk, HDR_FINGERPRINT, 11);
 	msgpack_pack_str_with_body(pk, fp, strlen(fp));
 }

@@ -12,8 +12,19 @@
 #include <msgpack.h>
 #include <stdint.h>
 
-#include "../libcore/score.h"
-#include "records.h"
+#include "formats/records.h"
+
+/* One preference pair's token ids (what libcore/score.h scores). */
+typedef struct {
+	const uint32_t *prompt, *chosen, *rejected;
+	int n_prompt, n_chosen, n_rejected; /* n_prompt >= 1; completions may be empty */
+} score_pair;
+
+/* Tokens one pair occupies in a packed batch (prompt once, both completions). */
+static inline long score_pair_tokens(const score_pair *p)
+{
+	return (long)p->n_prompt + p->n_chosen + p->n_rejected + (!p->n_chosen && !p->n_rejected);
+}
 
 typedef struct {
 	char *raw;

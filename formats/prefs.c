@@ -1,12 +1,12 @@
 /* prefs.c — preference pairs from TRL-style JSON objects; chat templates. */
-#include "prefs.h"
+#include "formats/prefs.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../libcore/util.h"
-#include "jinja.h"
+#include "base/util.h"
+#include "formats/jinja.h"
 
 void sb_add(strbuf *b, const char *s, size_t n)
 {

@@ -12,7 +12,8 @@
  * in constant memory (bounded by its largest record).
  */
 #define _GNU_SOURCE
-#include "records.h"
+#include "formats/records.h"
+#include "formats/schema.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -287,17 +288,17 @@ rs_reader *rs_open_fp(FILE *fp, const char *name, const char *expect_kind)
 		rs_die(r, "corrupt header");
 	const msgpack_object *h = &r->hdr.data;
 	int64_t ver;
-	if (!rs_get_i64(r, h, "lbdpo", &ver))
+	if (!rs_get_i64(r, h, HDR_VERSION, &ver))
 		rs_die(r, "not an lbdpo record stream: the header has no \"lbdpo\" version key");
 	if (ver < 1 || ver > RS_FORMAT_VERSION)
 		rs_die(r, "unsupported format version %lld (this build reads %d)", (long long)ver,
 		       RS_FORMAT_VERSION);
 	const char *kind;
 	size_t kn;
-	rs_req(r, rs_get_str(r, h, "kind", &kind, &kn), "kind");
+	rs_req(r, rs_get_str(r, h, HDR_KIND, &kind, &kn), HDR_KIND);
 	if (expect_kind && !kind_ok(expect_kind, kind, kn))
 		rs_die(r, "expected a stream of kind '%s', got '%.*s'", expect_kind, (int)kn, kind);
-	const msgpack_object *hist = rs_get(h, "history");
+	const msgpack_object *hist = rs_get(h, HDR_HISTORY);
 	if (hist && hist->type != MSGPACK_OBJECT_ARRAY)
 		rs_die(r, "key 'history': expected an array");
 	return r;
@@ -684,11 +685,11 @@ static void pack_cstr(msgpack_packer *pk, const char *s)
 void rs_header_begin(rs_writer *w, const msgpack_object *in, const char *kind, int argc, char **argv)
 {
 	rs_rec_begin(w, in);
-	msgpack_pack_int(rs_put_key(w, "lbdpo"), RS_FORMAT_VERSION);
-	rs_put_cstr(w, "kind", kind);
-	const msgpack_object *h = in ? rs_get(in, "history") : NULL;
+	msgpack_pack_int(rs_put_key(w, HDR_VERSION), RS_FORMAT_VERSION);
+	rs_put_cstr(w, HDR_KIND, kind);
+	const msgpack_object *h = in ? rs_get(in, HDR_HISTORY) : NULL;
 	uint32_t nh = h && h->type == MSGPACK_OBJECT_ARRAY ? h->via.array.size : 0;
-	msgpack_packer *pk = rs_put_key(w, "history");
+	msgpack_packer *pk = rs_put_key(w, HDR_HISTORY);
 	msgpack_pack_array(pk, nh + 1);
 	for (uint32_t i = 0; i < nh; i++)
 		msgpack_pack_object(pk, h->via.array.ptr[i]);

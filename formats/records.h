@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../libcore/util.h"
+#include "base/util.h"
 
 #define RS_FORMAT_VERSION 1
 /* Limits of one record. Unpacked, every msgpack value takes a 24-byte

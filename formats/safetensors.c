@@ -1,7 +1,7 @@
 /* safetensors.c — hostile-input-safe safetensors reader and f32 writer.
  * See safetensors.h for the format and the checks. */
 #define _GNU_SOURCE
-#include "safetensors.h"
+#include "formats/safetensors.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../libcore/util.h"
+#include "base/util.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"

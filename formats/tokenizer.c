@@ -15,7 +15,7 @@
  */
 #define _GNU_SOURCE /* qsort_r, memmem */
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "tokenizer.h"
+#include "formats/tokenizer.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../libcore/util.h"
+#include "base/util.h"
 
 #define TOK_MAX_VOCAB (1u << 24)
 #define TOK_MAX_FILE ((size_t)1 << 30)

@@ -1,6 +1,6 @@
 /* adamw.c — AdamW, LR schedules and global-norm clipping (formulas: adamw.h). */
-#include "adamw.h"
-#include "cpu.h"
+#include "libcore/adamw.h"
+#include "libcore/cpu.h"
 
 #include <math.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/util.h"
+#include "base/util.h"
 
 static void *cpu_alloc(size_t bytes) { return xmalloc(bytes ? bytes : 1); }
 static void cpu_free(void *d) { free(d); }

@@ -18,7 +18,7 @@
 
 #include "libcore/backend.h"
 #include "libcore/cuda/cuda.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 /* Host-side threads (tokenization, the β head, the loss) stay the CPU's. */
 static void cu_set_threads(int n) { lb_backend_cpu.set_threads(n); }

@@ -1,13 +1,13 @@
 /* betahead.c — forward and backward of β(x) = w·PPL(x)·(1 + ε·tanh(NN(h))).
  * Formulas: betahead.h. Accumulation in double: B and C are small, and the
  * head's gradient must match finite differences closely. */
-#include "betahead.h"
+#include "libcore/betahead.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 betahead *betahead_new(head_kind kind, int C, int K, float eps)
 {

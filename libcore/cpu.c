@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "libcore/util.h"
+#include "base/util.h"
 
 cpu_features cpu_detect(void)
 {

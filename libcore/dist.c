@@ -5,7 +5,7 @@
  * elements: a 7B model's gradient (7e9 floats) or a gathered output over 2 GiB
  * must not overflow a count.
  */
-#include "dist.h"
+#include "libcore/dist.h"
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* Initialize (MPI_Init when started by mpirun; a singleton otherwise).
  * Call after lbdpo_runtime_init() (it may re-execute the program) and after

@@ -5,13 +5,13 @@
  *   [records read so far][1 if the input ended][n records][n lengths][bytes]
  * padded with zeros to a multiple of 8 bytes.
  */
-#include "distrec.h"
+#include "libcore/distrec.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist.h"
-#include "util.h"
+#include "libcore/dist.h"
+#include "base/util.h"
 
 struct distrec {
 	rs_writer *out; /* rank 0: the output; size 1: also where records go */

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "../formats/records.h"
+#include "formats/records.h"
 
 #define DISTREC_ROUND 256
 

@@ -7,7 +7,7 @@
 
 #include "libcore/backend.h"
 #include "libcore/betahead.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 /* ------------------------------------------------------------- options */
 

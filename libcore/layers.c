@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "libcore/cpu.h"
-#include "libcore/util.h"
+#include "base/util.h"
 #include "libcore/vexp.h"
 
 /* ---------------------------------------------------------------- embed */

@@ -43,13 +43,13 @@
  *            cancel since Σ_{j∈g}(β_j − β̄_g) = 0)
  *   entropy: R3 = λ3/N Σ (β_i − α H_ref,i)²,  ∂R3/∂β_i = 2λ3/N (β_i − α H_ref,i)
  */
-#include "loss.h"
+#include "libcore/loss.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 static const char *kind_names[LOSS_N_KINDS] = {"lbdpo",  "dpo",    "ipo",      "hinge", "robust",
 					       "simpo",  "ln-dpo", "beta-dpo", "sft"};

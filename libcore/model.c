@@ -24,7 +24,7 @@
 
 #include "libcore/backend.h"
 #include "libcore/rope.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 /* Offsets (floats from params) of one block's tensors; (size_t)-1 = absent. */
 typedef struct {
@@ -297,10 +297,6 @@ void model_init_random(model *m, uint64_t seed, float std)
 	}
 	model_sync(m, 1);
 }
-
-static const char *const arch_names[] = {"llama", "gpt2", "gpt_neox"};
-const char *model_arch_name(model_arch a) { return name_of(arch_names, 3, (int)a); }
-int model_arch_parse(const char *s) { return name_index(arch_names, 3, s); }
 
 const model_config *model_cfg(const model *m) { return &m->cfg; }
 float *model_params(model *m) { return m->params; }

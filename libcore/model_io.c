@@ -19,11 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../formats/hfconfig.h"
-#include "../formats/llama2c.h"
-#include "../formats/safetensors.h"
-#include "model.h"
-#include "util.h"
+#include "formats/hfconfig.h"
+#include "formats/llama2c.h"
+#include "formats/safetensors.h"
+#include "libcore/model.h"
+#include "base/util.h"
 
 #define MAX_SHARDS 4096
 
@@ -111,16 +111,6 @@ static model *llama2c_load(const char *path)
 }
 
 /* ---- Hugging Face directories ---- */
-
-static char *path_join(const char *dir, const char *name)
-{
-	size_t a = strlen(dir), b = strlen(name);
-	char *p = xmalloc(a + b + 2);
-	memcpy(p, dir, a);
-	p[a] = '/';
-	memcpy(p + a + 1, name, b + 1);
-	return p;
-}
 
 static int file_exists(const char *p)
 {

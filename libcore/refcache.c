@@ -21,7 +21,7 @@
  * of another model can never pass, wherever its bytes end up.
  */
 #define _GNU_SOURCE
-#include "refcache.h"
+#include "libcore/refcache.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 
 #define TAG_NAME "LBDPO-REFCACHE"
 #define ENTRY_MARK 0x45435242u

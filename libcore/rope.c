@@ -29,13 +29,13 @@
  *             sequence, which is what transformers computes for a sequence
  *             scored alone.
  */
-#include "rope.h"
+#include "libcore/rope.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#include "layers.h"
-#include "util.h"
+#include "libcore/layers.h"
+#include "base/util.h"
 
 static double yarn_mscale(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * log(scale) + 1.0; }
 

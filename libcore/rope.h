@@ -5,7 +5,7 @@
 #ifndef LBDPO_ROPE_H
 #define LBDPO_ROPE_H
 
-#include "model.h"
+#include "libcore/model.h"
 
 /* f[0 .. head_dim/2) for a sequence whose positions are 0 .. seq_len-1, and
  * the factor cos and sin are multiplied by (*scale; 1 except yarn and

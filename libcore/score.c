@@ -1,10 +1,10 @@
 /* score.c — see score.h. */
-#include "score.h"
+#include "libcore/score.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 void score_pairs(const model *m, model_ws *ws, const score_pair *pairs, int n, score_out *out)
 {

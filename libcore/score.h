@@ -7,12 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
-
-typedef struct {
-	const uint32_t *prompt, *chosen, *rejected;
-	int n_prompt, n_chosen, n_rejected; /* n_prompt >= 1; completions may be empty */
-} score_pair;
+#include "formats/pairs.h" /* score_pair */
+#include "libcore/model.h"
 
 typedef struct {
 	double chosen_logp, rejected_logp; /* sums over completion tokens (0 if empty) */
@@ -21,12 +17,6 @@ typedef struct {
 	double prompt_entropy; /* mean next-token entropy over prompt positions */
 	float *tok_logp[2];    /* caller-owned [chosen_n], [rejected_n] or NULL */
 } score_out;
-
-/* Tokens one pair occupies in a packed batch (prompt once, both completions). */
-static inline long score_pair_tokens(const score_pair *p)
-{
-	return (long)p->n_prompt + p->n_chosen + p->n_rejected + (!p->n_chosen && !p->n_rejected);
-}
 
 /* Score n pairs with one model_forward. out[i].tok_logp as the caller set them. */
 void score_pairs(const model *m, model_ws *ws, const score_pair *pairs, int n, score_out *out);

@@ -1,8 +1,8 @@
 /* train.c — records in memory, checkpoints, batch scoring (see train.h). */
 #define _GNU_SOURCE
-#include "train.h"
+#include "libcore/train.h"
 
-#include "../formats/jsonl.h"
+#include "formats/jsonl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,9 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../formats/records.h"
-#include "../formats/safetensors.h"
-#include "util.h"
+#include "formats/records.h"
+#include "formats/safetensors.h"
+#include "base/util.h"
+#include "formats/schema.h"
 
 /* ---------------- records ---------------- */
 
@@ -68,13 +69,13 @@ void prov_read(rs_reader *r, int model_vocab, provenance *p)
 	memset(p, 0, sizeof *p);
 	const char *k;
 	size_t kn;
-	rs_req(r, rs_get_str(r, rs_header(r), "kind", &k, &kn), "kind");
+	rs_req(r, rs_get_str(r, rs_header(r), HDR_KIND, &k, &kn), HDR_KIND);
 	snprintf(p->kind, sizeof p->kind, "%.*s", (int)kn, k);
-	header_hash(r, "tokenizer", "sha256", p->tok_sha);
-	header_hash(r, "reference", "fingerprint", p->ref_fp);
-	const msgpack_object *tok = rs_get(rs_header(r), "tokenizer");
+	header_hash(r, HDR_TOKENIZER, HDR_SHA256, p->tok_sha);
+	header_hash(r, HDR_REFERENCE, HDR_FINGERPRINT, p->ref_fp);
+	const msgpack_object *tok = rs_get(rs_header(r), HDR_TOKENIZER);
 	int64_t v;
-	if (tok && rs_get_i64(r, tok, "vocab_size", &v)) {
+	if (tok && rs_get_i64(r, tok, HDR_VOCAB_SIZE, &v)) {
 		if (v < 1 || (model_vocab > 0 && v > model_vocab))
 			rs_die(r, "header: the tokenizer's vocab_size %lld does not fit the model's vocabulary of %d",
 			       (long long)v, model_vocab);
@@ -101,11 +102,11 @@ pref_set *pref_load(const char *path, int need_ref, uint32_t vocab)
 		p->index = rs_index(r);
 		p->offset = rs_offset(r);
 		size_t n, c0 = 0, c1 = 0, c2 = 0;
-		rs_req(r, rs_get_ids(r, rec, "prompt_ids", vocab, &p->prompt, &n, &c0), "prompt_ids");
+		rs_req(r, rs_get_ids(r, rec, KEY_PROMPT_IDS, vocab, &p->prompt, &n, &c0), KEY_PROMPT_IDS);
 		p->np = (int)n;
-		rs_req(r, rs_get_ids(r, rec, "chosen_ids", vocab, &p->chosen, &n, &c1), "chosen_ids");
+		rs_req(r, rs_get_ids(r, rec, KEY_CHOSEN_IDS, vocab, &p->chosen, &n, &c1), KEY_CHOSEN_IDS);
 		p->nc = (int)n;
-		rs_req(r, rs_get_ids(r, rec, "rejected_ids", vocab, &p->rejected, &n, &c2), "rejected_ids");
+		rs_req(r, rs_get_ids(r, rec, KEY_REJECTED_IDS, vocab, &p->rejected, &n, &c2), KEY_REJECTED_IDS);
 		p->nr = (int)n;
 		if (p->np < 1 || p->nc < 1 || p->nr < 1)
 			rs_die(r, "empty prompt_ids, chosen_ids or rejected_ids");
@@ -114,29 +115,29 @@ pref_set *pref_load(const char *path, int need_ref, uint32_t vocab)
 		const char *str;
 		size_t sl;
 		p->group = -1;
-		if (rs_get_str(r, rec, "group", &str, &sl))
+		if (rs_get_str(r, rec, KEY_GROUP, &str, &sl))
 			p->group = group_index(s, str, sl);
-		if (rs_get_str(r, rec, "id", &str, &sl)) {
+		if (rs_get_str(r, rec, KEY_ID, &str, &sl)) {
 			p->id = xmalloc(sl + 1);
 			memcpy(p->id, str, sl);
 			p->id[sl] = 0;
 		}
-		int a = rs_get_f64(r, rec, "ref_chosen_logp", &p->ref_c);
-		int b = rs_get_f64(r, rec, "ref_rejected_logp", &p->ref_r);
+		int a = rs_get_f64(r, rec, KEY_REF_CHOSEN_LOGP, &p->ref_c);
+		int b = rs_get_f64(r, rec, KEY_REF_REJECTED_LOGP, &p->ref_r);
 		p->has_ref = a && b;
 		if (need_ref) {
-			rs_req(r, a, "ref_chosen_logp");
-			rs_req(r, b, "ref_rejected_logp");
+			rs_req(r, a, KEY_REF_CHOSEN_LOGP);
+			rs_req(r, b, KEY_REF_REJECTED_LOGP);
 		}
 		int64_t cn;
-		if (rs_get_i64(r, rec, "ref_chosen_n", &cn) && cn != p->nc)
+		if (rs_get_i64(r, rec, KEY_REF_CHOSEN_N, &cn) && cn != p->nc)
 			rs_die(r, "ref_chosen_n %lld differs from the %d chosen_ids: cache made from other tokens",
 			       (long long)cn, p->nc);
-		if (rs_get_i64(r, rec, "ref_rejected_n", &cn) && cn != p->nr)
+		if (rs_get_i64(r, rec, KEY_REF_REJECTED_N, &cn) && cn != p->nr)
 			rs_die(r, "ref_rejected_n %lld differs from the %d rejected_ids: cache made from other tokens",
 			       (long long)cn, p->nr);
-		p->has_plogp = rs_get_f64(r, rec, "ref_prompt_logp", &p->ref_plogp);
-		p->has_entropy = rs_get_f64(r, rec, "ref_prompt_entropy", &p->ref_entropy);
+		p->has_plogp = rs_get_f64(r, rec, KEY_REF_PROMPT_LOGP, &p->ref_plogp);
+		p->has_entropy = rs_get_f64(r, rec, KEY_REF_PROMPT_ENTROPY, &p->ref_entropy);
 		if (!isfinite(p->ref_c) || !isfinite(p->ref_r) || !isfinite(p->ref_plogp) || !isfinite(p->ref_entropy))
 			rs_die(r, "non-finite reference score");
 		s->n++;
@@ -180,14 +181,6 @@ void pref_free(pref_set *s)
 /* The file that marks a directory as a checkpoint lbdpo wrote: --out
  * replaces nothing else. */
 #define CKPT_MARKER ".lbdpo-checkpoint"
-
-static char *path_join(const char *a, const char *b)
-{
-	char *s;
-	if (asprintf(&s, "%s/%s", a, b) < 0)
-		die("out of memory");
-	return s;
-}
 
 int ckpt_is(const char *path)
 {

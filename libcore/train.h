@@ -22,9 +22,9 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "betahead.h"
-#include "loss.h"
-#include "model.h"
+#include "libcore/betahead.h"
+#include "libcore/loss.h"
+#include "libcore/model.h"
 
 /* ---- provenance: what made a stream's records ----
  * From the header: kind, tokenizer.sha256, tokenizer.vocab_size and

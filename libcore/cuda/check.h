@@ -9,7 +9,7 @@
 #include "libcore/cuda/cuda.h"
 
 extern "C" {
-#include "libcore/util.h"
+#include "base/util.h"
 }
 
 /* Every CUDA call: die naming the call and CUDA's reason. */

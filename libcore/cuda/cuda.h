@@ -8,7 +8,7 @@
  * with fp32 accumulation (TF32 tensor cores only after cuda_set_tf32(1));
  * reductions are fixed-order so results do not change from run to run.
  *
- * Every CUDA and cuBLAS call is checked; failures die() through libcore/util.h
+ * Every CUDA and cuBLAS call is checked; failures die() through base/util.h
  * naming the call. Operations run in order on the default stream;
  * cuda_download returns when the data is on the host.
  */

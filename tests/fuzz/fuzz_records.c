@@ -1,7 +1,7 @@
 /* fuzz_records.c — libFuzzer target for the record-stream reader.
  * Build and run: make fuzz (tests/fuzz/run.sh), or by hand:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_records.c \
- *     formats/*.c libcore/util.c $(pkg-config --cflags --libs msgpack jansson libcrypto) -lm
+ *     formats/*.c base/util.c $(pkg-config --cflags --libs msgpack jansson libcrypto) -lm
  * die() would exit the process, which libFuzzer counts as a failure, so an
  * atdie() hook jumps back here: a clean rejection is an ordinary outcome. */
 #include <setjmp.h>

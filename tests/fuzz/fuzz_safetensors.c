@@ -8,7 +8,7 @@
  *            (llama2c_parse_header)
  * Build and run (from the repository root), or `make fuzz`:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_safetensors.c \
- *     formats/safetensors.c formats/hfconfig.c formats/llama2c.c libcore/util.c \
+ *     formats/safetensors.c formats/hfconfig.c formats/llama2c.c base/util.c \
  *     $(pkg-config --cflags --libs jansson libcrypto) -lm -o fuzz_safetensors
  *   ./fuzz_safetensors -max_total_time=600 corpus/ tests/fixtures/fuzz/fuzz_safetensors
  * The readers return errors instead of calling die() on bad input; a die()
@@ -21,7 +21,7 @@
 #include "formats/hfconfig.h"
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
  *            refused, not crash)
  * Build and run (from the repository root), or `make fuzz`:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_tokenizer.c \
- *     formats/tokenizer.c formats/jsonl.c formats/prefs.c libcore/util.c \
+ *     formats/tokenizer.c formats/jsonl.c formats/prefs.c base/util.c \
  *     $(pkg-config --cflags --libs msgpack jansson libpcre2-8 zlib libcrypto) -lm \
  *     -o fuzz_tokenizer
  *   ./fuzz_tokenizer -max_total_time=600 corpus/ tests/fixtures/tokenizer
@@ -25,7 +25,7 @@
 #include "formats/jsonl.h"
 #include "formats/prefs.h"
 #include "formats/tokenizer.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 static jmp_buf back;
 static void on_die(void) { longjmp(back, 1); }

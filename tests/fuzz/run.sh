@@ -23,7 +23,7 @@ for src in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$src" .c)
 	[ -n "$only" ] && [[ $name != *$only* ]] && continue
 	# each target links the format readers it needs; all of formats/ is cheap
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -w -I. "$src" formats/*.c libcore/util.c \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -w -I. "$src" base/*.c formats/*.c \
 		$libs -lm -o "$out/$name"
 	mkdir -p "$out/$name.corpus"
 	seeds="tests/fixtures/fuzz/$name"

@@ -32,7 +32,7 @@
 #include "libcore/adamw.h"
 #include "libcore/cuda/cuda.h"
 #include "libcore/layers.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 #define TOL 1e-5
 

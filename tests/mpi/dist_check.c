@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "libcore/dist.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 #define CHECK(c, ...)                                                                              \
 	do {                                                                                       \

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "formats/safetensors.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 int main(int argc, char **argv)
 {

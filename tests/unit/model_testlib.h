@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "libcore/model.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 /* Tiny deterministic RNG for test data. */
 static inline uint64_t tl_next(uint64_t *s)

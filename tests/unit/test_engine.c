@@ -8,7 +8,7 @@
 
 #include "libcore/backend.h"
 #include "libcore/engine.h"
-#include "model_testlib.h"
+#include "tests/unit/model_testlib.h"
 
 Test(engine, opts_json_round_trip)
 {

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../formats/safetensors.h"
-#include "../../libcore/model.h"
-#include "../../libcore/util.h"
+#include "formats/safetensors.h"
+#include "libcore/model.h"
+#include "base/util.h"
 
 #define FIX "tests/fixtures/hf/"
 

@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
-#include "model_testlib.h"
+#include "tests/unit/model_testlib.h"
 
 static model *load_stories(void)
 {

@@ -13,7 +13,7 @@
  * and 5e-3. FD_EPS overrides ε for experiments. */
 #include <criterion/criterion.h>
 
-#include "model_testlib.h"
+#include "tests/unit/model_testlib.h"
 
 #define NSEQ 3
 

@@ -6,7 +6,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
-#include "model_testlib.h"
+#include "tests/unit/model_testlib.h"
 
 static json_t *load_fixture(const char *name)
 {

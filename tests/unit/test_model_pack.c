@@ -5,7 +5,7 @@
  *  - KV-cache decoding gives the log-probs of the packed forward. */
 #include <criterion/criterion.h>
 
-#include "model_testlib.h"
+#include "tests/unit/model_testlib.h"
 
 static double maxabs(const float *a, size_t n)
 {

@@ -3,8 +3,8 @@
  * transformers' num_parameters()), fingerprints, the llama2.c q/k permutation. */
 #include <criterion/criterion.h>
 
-#include "expect_die.h"
-#include "model_testlib.h"
+#include "tests/unit/expect_die.h"
+#include "tests/unit/model_testlib.h"
 
 static const model_tensor *find(const model *m, const char *name)
 {

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "formats/records.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 static char tmpdir[] = "/tmp/lbdpo-test-rec-XXXXXX";
 static void setup(void)

@@ -12,9 +12,9 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#include "expect_die.h"
+#include "tests/unit/expect_die.h"
 #include "libcore/refcache.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 static const char FP_A[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 static const char FP_B[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

@@ -10,13 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../formats/hfconfig.h"
-#include "../../formats/llama2c.h"
-#include "../../formats/safetensors.h"
-#include "../../libcore/layers.h"
-#include "../../libcore/model.h"
-#include "../../libcore/rope.h"
-#include "../../libcore/util.h"
+#include "formats/hfconfig.h"
+#include "formats/llama2c.h"
+#include "formats/safetensors.h"
+#include "libcore/layers.h"
+#include "libcore/model.h"
+#include "libcore/rope.h"
+#include "base/util.h"
 
 #define FIX "tests/fixtures/hf"
 

@@ -15,7 +15,7 @@
 #include "formats/jsonl.h"
 #include "formats/prefs.h"
 #include "formats/tokenizer.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 #define FIX "tests/fixtures/tokenizer/"
 

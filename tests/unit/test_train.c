@@ -7,7 +7,7 @@
 #include "libcore/betahead.h"
 #include "libcore/loss.h"
 #include "libcore/train.h"
-#include "model_testlib.h"
+#include "tests/unit/model_testlib.h"
 
 enum { NB = 4, HID = 5 };
 

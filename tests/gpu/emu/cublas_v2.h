@@ -6,7 +6,7 @@
 
 #include <cblas.h>
 
-#include "emu.h"
+#include "tests/gpu/emu/emu.h"
 
 typedef struct emu_blas *cublasHandle_t;
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;

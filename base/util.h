@@ -118,6 +118,8 @@ void unmap_file(const void *p, size_t len);
 /* Input: path "-" or NULL = stdin. Dies with the file name on failure. */
 FILE *in_open(const char *path);
 const char *in_name(const char *path); /* "<stdin>" or path */
+/* "dir/name", malloc'd (the one path builder: checkpoints, model directories). */
+char *path_join(const char *dir, const char *name);
 
 /* Check and close stdout; die if anything was lost (full disk, EPIPE). */
 void close_stdout(void);

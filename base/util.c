@@ -1,6 +1,6 @@
 /* util.c — error layer, allocation, atomic output files, hashing. */
 #define _GNU_SOURCE
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -594,6 +594,16 @@ FILE *in_open(const char *path)
 const char *in_name(const char *path)
 {
 	return (!path || !strcmp(path, "-")) ? "<stdin>" : path;
+}
+
+char *path_join(const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+	char *p = xmalloc(a + b + 2);
+	memcpy(p, dir, a);
+	p[a] = '/';
+	memcpy(p + a + 1, name, b + 1);
+	return p;
 }
 
 void close_stdout(void)

@@ -1,0 +1,7 @@
+/* modelcfg.c — names of the config enums (modelcfg.h). */
+#include "formats/modelcfg.h"
+#include "base/util.h"
+
+static const char *const arch_names[] = {"llama", "gpt2", "gpt_neox"};
+const char *model_arch_name(model_arch a) { return name_of(arch_names, 3, (int)a); }
+int model_arch_parse(const char *s) { return name_index(arch_names, 3, s); }
