@@ -14,7 +14,7 @@
 #include "libcore/adamw.h"
 #include "libcore/layers.h"
 #include "libcore/model.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 static double cpu_s(void)
 {

@@ -27,7 +27,7 @@
 
 #include "libcore/cpu.h"
 #include "libcore/model.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 static double cpu_s(void)
 {

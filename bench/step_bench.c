@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "libcore/engine.h"
-#include "libcore/util.h"
+#include "base/util.h"
 
 int main(int argc, char **argv)
 {
