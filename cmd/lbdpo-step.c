@@ -79,11 +79,9 @@ static void usage(void)
 }
 
 /* The reduce point under mpirun (engine.h): sums over ranks (dist.h). G is
- * backend memory: a backend whose memory is not the host's goes through a
- * host copy (NCCL on device memory is not wired). */
+ * backend memory: on a GPU, NCCL or a host copy (dist_allreduce_sum_dev). */
 typedef struct {
 	const lb_backend *be;
-	float *host; /* [n] staging copy of G, non-unified backends only */
 	double wait, seconds; /* waiting for the slowest rank; in the all-reduce */
 } reduce_ctx;
 
@@ -100,16 +98,8 @@ static void reduce_ranks(void *ctx, float *G, size_t n, float *HG, size_t hn, do
 	if (nc < 0) {
 		dist_allreduce_min_f64(counters, (size_t)-nc);
 	} else {
-		float *g = G;
-		if (!r->be->unified) {
-			if (!r->host)
-				r->host = xmalloc(n * sizeof *r->host);
-			r->be->download(r->host, G, n * sizeof *G);
-			g = r->host;
-		}
-		dist_allreduce_sum_f32(g, n);
-		if (g != G)
-			r->be->upload(G, g, n * sizeof *G);
+		/* n = hn = 0: a micro-batch's per-pair scalars (engine.h) */
+		dist_allreduce_sum_dev(r->be, G, n);
 		dist_allreduce_sum_f32(HG, hn);
 		dist_allreduce_sum_f64(counters, (size_t)nc);
 	}
@@ -327,11 +317,6 @@ int main(int argc, char **argv)
 	if (nrank > 1 && (!in || !strcmp(in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
 			       "(-i FILE), not standard input", nrank);
-	if (nrank > 1 && (lo->kind == LOSS_BETADPO || (lo->kind == LOSS_LBDPO && lo->group_reg != 0)))
-		dist_die_usage("--loss %s%s with %d MPI ranks: its batch statistics (%s) are not split "
-			       "across ranks yet; run it in one process",
-			       loss_kind_name(lo->kind), lo->kind == LOSS_BETADPO ? "" : " --group-reg", nrank,
-			       lo->kind == LOSS_BETADPO ? "the batch's margins" : "per-group mean beta");
 	if (rank > 0)
 		lbdpo_quiet = 1; /* rank 0 reports progress and the summary */
 	if (threads > 0)
@@ -426,7 +411,6 @@ int main(int argc, char **argv)
 		die("%s: write error on close: %s", metrics, strerror(errno));
 	json_decref(opts);
 	train_engine_free(eng);
-	free(rc.host);
 	pref_free(data);
 	ckpt_free(ck);
 	dist_finalize();

@@ -14,8 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "libcore/backend.h"
+
 #ifdef LBDPO_MPI
 #include <mpi.h>
+#endif
+#ifdef LBDPO_NCCL /* MPI + CUDA builds (Makefile) */
+#include <cuda_runtime.h>
+#include <nccl.h>
 #endif
 
 #define DIST_CHUNK ((size_t)1 << 30)
@@ -50,6 +56,15 @@ static void name_rank(void)
 
 int dist_have_mpi(void) { return 1; }
 
+/* dist_allreduce_sum_dev */
+static float *g_stage; /* [g_stage_n] host copy of a device gradient */
+static size_t g_stage_n;
+static const char *g_dev_path = "";
+#ifdef LBDPO_NCCL
+static ncclComm_t g_nccl;
+static int g_nccl_state; /* 0 not tried, 1 ready, -1 off (host copy) */
+#endif
+
 void dist_init(int *argc, char ***argv)
 {
 	int inited = 0;
@@ -65,6 +80,14 @@ void dist_init(int *argc, char ***argv)
 
 void dist_finalize(void)
 {
+#ifdef LBDPO_NCCL
+	if (g_nccl_state > 0)
+		ncclCommDestroy(g_nccl);
+	g_nccl_state = 0;
+#endif
+	free(g_stage);
+	g_stage = NULL;
+	g_stage_n = 0;
 	int fin = 0;
 	MPI_Finalized(&fin);
 	if (!fin)
@@ -84,6 +107,99 @@ static void allreduce(void *x, size_t n, size_t elsz, MPI_Datatype t, MPI_Op op)
 void dist_allreduce_sum_f32(float *x, size_t n) { allreduce(x, n, sizeof *x, MPI_FLOAT, MPI_SUM); }
 void dist_allreduce_sum_f64(double *x, size_t n) { allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_SUM); }
 void dist_allreduce_min_f64(double *x, size_t n) { allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_MIN); }
+
+#ifdef LBDPO_NCCL
+/* Make the NCCL communicator on the device every rank selected; 1 when
+ * every rank has it, else 0 on every rank (the ranks agree through an
+ * MPI_Allreduce, so all of them take the same path). */
+static int nccl_ready(void)
+{
+	if (g_nccl_state)
+		return g_nccl_state > 0;
+	const char *env = getenv("LBDPO_NCCL");
+	if (env && !strcmp(env, "0")) {
+		g_nccl_state = -1;
+		if (g_rank == 0)
+			info("LBDPO_NCCL=0: the gradient all-reduce goes through a host copy");
+		return 0;
+	}
+	/* rank 0's id, and whether rank 0 could make one, to every rank */
+	struct {
+		ncclUniqueId id;
+		int ok;
+	} u;
+	memset(&u, 0, sizeof u);
+	char why[256] = "";
+	if (g_rank == 0) {
+		ncclResult_t r = ncclGetUniqueId(&u.id);
+		u.ok = r == ncclSuccess;
+		if (!u.ok)
+			snprintf(why, sizeof why, "ncclGetUniqueId: %s", ncclGetErrorString(r));
+	}
+	MPI_Bcast(&u, (int)sizeof u, MPI_BYTE, 0, MPI_COMM_WORLD);
+	int ok = u.ok;
+	if (ok) {
+		ncclResult_t r = ncclCommInitRank(&g_nccl, g_size, u.id, g_rank);
+		ok = r == ncclSuccess;
+		if (!ok)
+			snprintf(why, sizeof why, "ncclCommInitRank: %s (ranks sharing one GPU? give each its own "
+				 "--device cuda:N)", ncclGetErrorString(r));
+	}
+	int all = ok;
+	MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+	if (!all) {
+		if (ok)
+			ncclCommDestroy(g_nccl);
+		if (!ok || g_rank == 0)
+			warning("NCCL is not available (%s); the gradient all-reduce goes through a host copy",
+				why[0] ? why : "another rank could not set it up");
+	}
+	else if (g_rank == 0)
+		info("NCCL: the gradient all-reduce runs on the GPUs of the %d ranks", g_size);
+	g_nccl_state = all ? 1 : -1;
+	return all;
+}
+
+static void nccl_allreduce(float *x, size_t n)
+{
+	ncclResult_t r = ncclAllReduce(x, x, n, ncclFloat, ncclSum, g_nccl, 0);
+	if (r != ncclSuccess)
+		dist_abort(EXIT_DATA, "ncclAllReduce of %zu floats: %s", n, ncclGetErrorString(r));
+	cudaError_t e = cudaStreamSynchronize(0);
+	if (e != cudaSuccess)
+		dist_abort(EXIT_DATA, "ncclAllReduce of %zu floats: cudaStreamSynchronize: %s", n,
+			   cudaGetErrorString(e));
+}
+#endif
+
+const char *dist_dev_path(void) { return g_dev_path; }
+
+void dist_allreduce_sum_dev(const lb_backend *be, float *x, size_t n)
+{
+	if (g_size == 1 || n == 0)
+		return;
+	if (be->unified) {
+		g_dev_path = "mpi";
+		dist_allreduce_sum_f32(x, n);
+		return;
+	}
+#ifdef LBDPO_NCCL
+	if (!strcmp(be->name, "cuda") && nccl_ready()) {
+		g_dev_path = "nccl";
+		nccl_allreduce(x, n);
+		return;
+	}
+#endif
+	g_dev_path = "host copy";
+	if (g_stage_n < n) {
+		free(g_stage);
+		g_stage = xmalloc(n * sizeof *g_stage);
+		g_stage_n = n;
+	}
+	be->download(g_stage, x, n * sizeof *x);
+	dist_allreduce_sum_f32(g_stage, n);
+	be->upload(x, g_stage, n * sizeof *x);
+}
 
 void dist_bcast(void *buf, size_t n, int root)
 {
@@ -171,6 +287,8 @@ void dist_init(int *argc, char ***argv)
 }
 
 void dist_finalize(void) {}
+void dist_allreduce_sum_dev(const lb_backend *be, float *x, size_t n) { (void)be, (void)x, (void)n; }
+const char *dist_dev_path(void) { return ""; }
 void dist_allreduce_sum_f32(float *x, size_t n) { (void)x, (void)n; }
 void dist_allreduce_sum_f64(double *x, size_t n) { (void)x, (void)n; }
 void dist_allreduce_min_f64(double *x, size_t n) { (void)x, (void)n; }

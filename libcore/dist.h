@@ -38,6 +38,20 @@ void dist_allreduce_sum_f32(float *x, size_t n);
 void dist_allreduce_sum_f64(double *x, size_t n);
 /* x[i] <- minimum over ranks of x[i] (a maximum: negate before and after). */
 void dist_allreduce_min_f64(double *x, size_t n);
+/* x[n] floats in backend be's memory (alloc()ed): sums over ranks. On a
+ * unified backend (the CPU) that is dist_allreduce_sum_f32. On the CUDA
+ * backend of an MPI + CUDA build with NCCL (Makefile): ncclAllReduce on
+ * the device buffer, through a communicator made on the first call
+ * (ncclGetUniqueId on rank 0, MPI_Bcast, ncclCommInitRank on the device
+ * each rank selected). Else, or when NCCL is turned off (LBDPO_NCCL=0) or
+ * its set-up fails on any rank (a warning says why, once), through a host
+ * copy: download, MPI_Allreduce, upload. A failed ncclAllReduce ends the
+ * job with one line. */
+struct lb_backend;
+void dist_allreduce_sum_dev(const struct lb_backend *be, float *x, size_t n);
+/* "nccl", "host copy" or "mpi": how dist_allreduce_sum_dev moved the last
+ * gradient ("" before any call). */
+const char *dist_dev_path(void);
 /* Copy root's n bytes at buf to every rank's buf. */
 void dist_bcast(void *buf, size_t n, int root);
 /* Ordered gather of variable-length byte buffers: every rank passes its n

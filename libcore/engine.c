@@ -160,6 +160,7 @@ struct train_engine {
 	model_ws *ws;
 	batch_buf *bb;
 	pref_rec **recs;   /* [batch_size] */
+	int *slot;         /* [batch_size] recs[j] is slot slot[j] of the micro-batch */
 	int *perm;         /* [n records] this epoch's order */
 	int learned, n_comp, head_trained, policy_trained;
 	grad_reduce_fn reduce;
@@ -224,6 +225,7 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->ws = model_ws_new(ck->m);
 	e->bb = batch_new(bs, model_cfg(ck->m)->dim, ck->bh->K);
 	e->recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);
+	e->slot = xmalloc(sizeof(int) * (size_t)bs);
 	e->perm = xmalloc(sizeof(int) * (size_t)data->n);
 	epoch_perm(e->perm, data->n, o->ck.seed, ck->epoch);
 	if (ck->pos > data->n)
@@ -265,6 +267,14 @@ void train_engine_set_worker(train_engine *e, int rank, int nranks)
 	e->nranks = nranks;
 }
 
+/* microbatch_opts.share: the per-pair scalars of a micro-batch summed over
+ * workers, through the reduce hook with no gradient (n = hn = 0). */
+static void share_pairs(void *ctx, double *x, size_t n)
+{
+	train_engine *e = ctx;
+	e->reduce(e->reduce_ctx, NULL, 0, NULL, 0, x, (int)n);
+}
+
 /* indices into the per-step sums handed to the reduce point */
 enum { S_LOSS, S_RC, S_RR, S_ACC, S_LC, S_LR, S_B, S_B2, S_PPL, S_TOK, S_N, S_COUNT };
 
@@ -285,6 +295,8 @@ int train_step(train_engine *e, train_metrics *m)
 	memset(HG, 0, hn * sizeof(float));
 	/* per-step sums: loss, rewards, accuracies, logps, β stats, ppl, tokens */
 	double S[S_COUNT] = {0}, bmin = INFINITY, bmax = -INFINITY;
+	/* beta-dpo and --group-reg: the loss needs every worker's pairs */
+	const int whole = e->nranks > 1 && e->reduce && loss_needs_whole_batch(lo);
 	const microbatch_opts mo = {.loss = lo,
 				    .beta_grad = o->beta_grad,
 				    .policy_trained = e->policy_trained,
@@ -305,26 +317,41 @@ int train_step(train_engine *e, train_metrics *m)
 			}
 			pref_rec *r = &e->data->r[e->perm[ck->pos++]];
 			sft_tok += r->nc;
-			if (i % e->nranks == e->rank)
+			if (i % e->nranks == e->rank) {
+				e->slot[nloc] = i;
 				e->recs[nloc++] = r;
+			}
 		}
-		if (nloc == 0)
-			continue;
-		/* loss_batch averages over its nloc pairs; nloc/bs turns that into
-		 * this worker's share of the mean over all bs pairs, so the sum
-		 * over workers is the one-worker loss and gradient (exactly 1.0
-		 * with one worker: the same bits as before) */
 		microbatch_opts ml = mo;
-		ml.scale = mo.scale * ((double)nloc / bs);
 		loss_opts lm = *lo;
-		if (nloc < bs) {
-			/* the SFT/RPO token mean is over the whole micro-batch (loss.h) */
-			lm.sft_tokens = (double)sft_tok * nloc / bs;
-			ml.loss = &lm;
+		if (whole) {
+			/* the loss is over all bs pairs on every worker (train.h):
+			 * its gradients are already this worker's share, and its
+			 * value is counted once, by worker 0. Every worker takes
+			 * part, even one with no pair (the share is collective). */
+			ml.n_all = bs;
+			ml.slot = e->slot;
+			ml.share = share_pairs;
+			ml.share_ctx = e;
+		} else {
+			if (nloc == 0)
+				continue;
+			/* loss_batch averages over its nloc pairs; nloc/bs turns
+			 * that into this worker's share of the mean over all bs
+			 * pairs, so the sum over workers is the one-worker loss
+			 * and gradient (exactly 1.0 with one worker: the same bits
+			 * as before) */
+			ml.scale = mo.scale * ((double)nloc / bs);
+			if (nloc < bs) {
+				/* the SFT/RPO token mean is over the whole micro-batch (loss.h) */
+				lm.sft_tokens = (double)sft_tok * nloc / bs;
+				ml.loss = &lm;
+			}
 		}
 		loss_stats st;
 		train_microbatch(ck, e->ws, bb, e->recs, nloc, &ml, G, HG, &st);
-		S[S_LOSS] += st.loss * ml.scale;
+		if (!whole || e->rank == 0)
+			S[S_LOSS] += st.loss * ml.scale;
 		for (int i = 0; i < nloc; i++) {
 			const loss_pair *q = &bb->lp[i];
 			double b = lo->kind == LOSS_BETADPO ? st.beta_used : q->beta;
@@ -441,6 +468,7 @@ void train_engine_free(train_engine *e)
 	model_ws_free(e->ws);
 	batch_free(e->bb);
 	free(e->recs);
+	free(e->slot);
 	free(e->perm);
 	free(e);
 }

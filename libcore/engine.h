@@ -56,8 +56,10 @@ int train_opts_from_json(train_opts *o, const json_t *j, const char **bad);
  * micro-batch, see train_engine_set_worker) and counters[nc] its per-step
  * sums; a data-parallel build replaces G, HG and counters by their sums
  * over workers (allreduce). With nc < 0 (G and HG NULL): replace
- * counters[-nc] by their minimum over workers. NULL: one worker, nothing
- * to do. */
+ * counters[-nc] by their minimum over workers. With n = hn = 0 (G and HG
+ * NULL) and nc > 0: sum counters[nc] alone; the engine shares each
+ * micro-batch's per-pair scalars this way before a loss that needs the whole
+ * batch (loss_needs_whole_batch). NULL: one worker, nothing to do. */
 typedef void (*grad_reduce_fn)(void *ctx, float *G, size_t n, float *HG, size_t hn, double *counters, int nc);
 
 /* One step's metrics (TRL names in train_metrics_write). */
@@ -85,9 +87,12 @@ void train_engine_set_reduce(train_engine *e, grad_reduce_fn fn, void *ctx);
  * of each micro-batch, scaled so that the reduce's sum is the one-worker
  * step. The SFT/RPO token mean divides by the whole micro-batch's token
  * count, known to every worker from the records (loss_opts.sft_tokens).
- * Not exact: beta-dpo (margin statistics of the batch) and --group-reg
- * (group means over the batch) would be per worker; the caller refuses
- * those. */
+ * beta-dpo (margin statistics, selection and β of the batch) and
+ * --group-reg (group means over the batch) need every pair: each
+ * micro-batch's per-pair scalars (a few doubles a pair) are summed over
+ * workers at the loss through the reduce hook, every worker computes the
+ * one-worker loss over the whole micro-batch and backpropagates its own
+ * pairs' terms (train_microbatch with microbatch_opts.share). */
 void train_engine_set_worker(train_engine *e, int rank, int nranks);
 /* One optimizer step; advances ck->step and the data position. Returns 0,
  * or -1 with m->nonfinite set when the loss or gradient is not finite

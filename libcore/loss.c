@@ -68,6 +68,11 @@ int loss_uses_learned_beta(loss_kind k) { return k == LOSS_LBDPO; }
 
 int loss_needs_ref(loss_kind k) { return k != LOSS_SIMPO && k != LOSS_SFT; }
 
+int loss_needs_whole_batch(const loss_opts *o)
+{
+	return o->kind == LOSS_BETADPO || (o->kind == LOSS_LBDPO && o->group_reg != 0);
+}
+
 void loss_opts_default(loss_opts *o)
 {
 	memset(o, 0, sizeof *o);

@@ -65,6 +65,12 @@ typedef struct {
 } loss_opts;
 
 void loss_opts_default(loss_opts *o);
+/* 1 when a pair's loss term or gradient depends on the other pairs of the
+ * batch beyond the 1/N mean: beta-dpo (the batch's margin mean and std, the
+ * sampled selection, β_b) and lbdpo's group regularizer (per-group mean β).
+ * A data-parallel worker then needs every worker's per-pair scalars before
+ * the loss (engine.h, train_engine_set_worker). */
+int loss_needs_whole_batch(const loss_opts *o);
 
 typedef struct {
 	double pc, pr; /* policy completion log-prob sums */

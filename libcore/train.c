@@ -653,6 +653,45 @@ void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *r
 	}
 }
 
+/* The loss of a micro-batch split over workers (microbatch_opts.share):
+ * every worker puts its pairs' scalars into their slots of a zeroed
+ * [n_all × LP_FIELDS] array and the allreduce sums them, which hands every
+ * worker the whole batch exactly (x + 0 = x). Each then runs loss_batch on
+ * the same pairs in the one-worker order, so beta-dpo's statistics, its
+ * sampled selection (the rng and moving statistics advance alike on every
+ * worker) and the group means are the one-worker ones, and keeps the
+ * gradients of its own slots: the sum over workers is the one-worker
+ * gradient. */
+enum { LP_PC, LP_PR, LP_RC, LP_RR, LP_NC, LP_NR, LP_BETA, LP_GROUP, LP_HREF, LP_FIELDS };
+
+static double loss_shared(const microbatch_opts *o, batch_buf *b, int B, loss_stats *st)
+{
+	const int n = o->n_all;
+	double *x = xcalloc((size_t)n * LP_FIELDS, sizeof *x);
+	for (int j = 0; j < B; j++) {
+		const loss_pair *q = &b->lp[j];
+		double *r = x + (size_t)o->slot[j] * LP_FIELDS;
+		r[LP_PC] = q->pc, r[LP_PR] = q->pr, r[LP_RC] = q->rc, r[LP_RR] = q->rr;
+		r[LP_NC] = q->nc, r[LP_NR] = q->nr, r[LP_BETA] = q->beta, r[LP_GROUP] = q->group;
+		r[LP_HREF] = q->h_ref;
+	}
+	o->share(o->share_ctx, x, (size_t)n * LP_FIELDS);
+	loss_pair *p = xmalloc(sizeof *p * (size_t)n);
+	loss_pair_grad *g = xmalloc(sizeof *g * (size_t)n);
+	for (int i = 0; i < n; i++) {
+		const double *r = x + (size_t)i * LP_FIELDS;
+		p[i] = (loss_pair){.pc = r[LP_PC], .pr = r[LP_PR], .rc = r[LP_RC], .rr = r[LP_RR], .nc = (int)r[LP_NC],
+				   .nr = (int)r[LP_NR], .beta = r[LP_BETA], .group = (int)r[LP_GROUP], .h_ref = r[LP_HREF]};
+	}
+	double L = loss_batch(o->loss, p, n, g, o->bdpo, o->rng, st);
+	for (int j = 0; j < B; j++)
+		b->lg[j] = g[o->slot[j]];
+	free(x);
+	free(p);
+	free(g);
+	return L;
+}
+
 double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B,
 			const microbatch_opts *o, float *G, float *HG, loss_stats *st)
 {
@@ -666,12 +705,16 @@ double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *con
 	const int n_comp = lo->kind == LOSS_SFT ? 1 : 2;
 	const int head_trained = learned && bg != BGRAD_NONE;
 	const int C = b->C;
-	batch_forward(c, ws, b, recs, B,
-		      &(batch_opts){.n_comp = n_comp, .train = policy_trained, .need_head = learned, .fixed_beta = lo->beta});
+	if (B > 0)
+		batch_forward(c, ws, b, recs, B,
+			      &(batch_opts){.n_comp = n_comp, .train = policy_trained, .need_head = learned,
+					    .fixed_beta = lo->beta});
 	loss_stats s;
-	double L = loss_batch(lo, b->lp, B, b->lg, bs, rng, &s);
+	double L = o->share ? loss_shared(o, b, B, &s) : loss_batch(lo, b->lp, B, b->lg, bs, rng, &s);
 	if (st)
 		*st = s;
+	if (B == 0)
+		return L;
 	for (int i = 0; i < B; i++)
 		b->dbeta[i] = b->lg[i].d_beta * scale;
 	if (head_trained)

@@ -20,6 +20,7 @@
 #define LBDPO_TRAIN_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "libcore/betahead.h"
@@ -189,6 +190,16 @@ typedef struct {
 	double scale;       /* the backward is of scale·L (1/accumulation) */
 	bdpo_state *bdpo;   /* beta-dpo moving statistics (may be NULL) */
 	uint64_t *rng;      /* beta-dpo sampling state (may be NULL) */
+	/* Data parallelism for a loss that needs the whole batch
+	 * (loss_needs_whole_batch): this worker's B pairs are slots
+	 * slot[0..B-1] of a micro-batch of n_all pairs (B may be 0). share
+	 * must replace x[n] by its sums over workers (an allreduce); every
+	 * worker calls it once per micro-batch. NULL: the loss is over the B
+	 * pairs alone. */
+	int n_all;
+	const int *slot;
+	void (*share)(void *ctx, double *x, size_t n);
+	void *share_ctx;
 } microbatch_opts;
 
 /* One micro-batch of training: forward, loss, and the backward of
@@ -199,6 +210,9 @@ typedef struct {
  *         PPL comes from the policy) and through h
  *   head: dL/dβ reaches the head and log w only
  *   none: β is a constant (no gradient anywhere through it)
+ * With o->share, the loss (and L, st) is over the whole micro-batch of
+ * o->n_all pairs, every worker's per-pair scalars in slot order, so it is
+ * the one-worker loss; this worker backpropagates its own pairs' terms.
  * Returns L (unscaled); st (may be NULL) gets the loss statistics. */
 double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *recs, int B,
 			const microbatch_opts *o, float *G, float *HG, loss_stats *st);

@@ -192,8 +192,10 @@ static int rel_close(double a, double b, double tol) { return fabs(a - b) <= tol
 /* Two workers that split each micro-batch of 3 pairs 2 + 1 and sum at the
  * reduce point make the one-worker step: the same metrics and weights up
  * to the float summation order (1e-5 relative), and identical weights on
- * both workers. */
-Test(engine, reduce_point_is_an_allreduce)
+ * both workers. kind/group_reg: a loss that needs the whole micro-batch
+ * (beta-dpo, --group-reg) also shares each micro-batch's per-pair scalars
+ * through the hook (calls: reduce calls expected over the 3 steps). */
+static void two_workers_make_one(loss_kind kind, double group_reg, int calls)
 {
 	uint32_t toks[NR][3][LEN];
 	pref_rec recs[NR];
@@ -205,7 +207,8 @@ Test(engine, reduce_point_is_an_allreduce)
 				toks[i][k][t] = (uint32_t)(tl_next(&s) % 20);
 		recs[i] = (pref_rec){.prompt = toks[i][0], .np = LEN, .chosen = toks[i][1], .nc = LEN - 1,
 				     .rejected = toks[i][2], .nr = LEN, .has_ref = 1, .ref_c = -9 + 0.1 * i,
-				     .ref_r = -10 - 0.1 * i, .group = -1, .index = (uint64_t)i + 1};
+				     .ref_r = -10 - 0.1 * i, .group = group_reg != 0 ? i % 2 : -1,
+				     .index = (uint64_t)i + 1};
 	}
 	pref_set data = {.r = recs, .n = NR, .name = "t"};
 	train_opts o;
@@ -216,6 +219,8 @@ Test(engine, reduce_point_is_an_allreduce)
 	o.lr = 1e-4;
 	o.beta_lr = 1e-2;
 	o.total_steps = 10;
+	o.loss.kind = kind;
+	o.loss.group_reg = group_reg;
 	ckpt *c1 = tiny_ckpt(), *cw[W];
 	train_engine *e1 = train_engine_new(c1, &data, &o);
 	fake_mpi f = {.calls = 0};
@@ -249,11 +254,15 @@ Test(engine, reduce_point_is_an_allreduce)
 		cr_expect_eq(m1.epoch, m2->epoch);
 		cr_expect_gt(m1.grad_norm, 0);
 	}
-	cr_expect_eq(f.calls, 6, "two reduce calls per step");
+	cr_expect_eq(f.calls, calls, "reduce calls: %d", f.calls);
 	cr_expect_eq(f.n, model_n_params(c1->m));
 	cr_expect_eq(f.hn, c1->bh->n_params);
 	cr_expect_eq(c1->step, 3);
 	cr_expect_eq(cw[1]->pos, c1->pos, "the data position is global");
+	cr_expect_eq(cw[1]->rng, c1->rng, "beta-dpo's sampling state advances alike");
+	cr_expect_eq(cw[1]->bs.n_updates, c1->bs.n_updates);
+	cr_expect(rel_close(cw[1]->bs.m0, c1->bs.m0, 1e-6), "beta-dpo m0 %.17g vs %.17g", cw[1]->bs.m0, c1->bs.m0);
+	cr_expect(rel_close(cw[1]->bs.sd, c1->bs.sd, 1e-6), "beta-dpo sd %.17g vs %.17g", cw[1]->bs.sd, c1->bs.sd);
 	size_t np = model_n_params(c1->m);
 	cr_expect_eq(memcmp(model_params(cw[0]->m), model_params(cw[1]->m), np * sizeof(float)), 0,
 		     "the workers hold the same weights");
@@ -276,6 +285,12 @@ Test(engine, reduce_point_is_an_allreduce)
 		ckpt_free(c);
 	}
 }
+
+/* two calls per step: the gradient sums and the β extremes */
+Test(engine, reduce_point_is_an_allreduce) { two_workers_make_one(LOSS_LBDPO, 0, 6); }
+/* and one per micro-batch (2 a step) for the per-pair scalars */
+Test(engine, reduce_point_beta_dpo) { two_workers_make_one(LOSS_BETADPO, 0, 12); }
+Test(engine, reduce_point_group_reg) { two_workers_make_one(LOSS_LBDPO, 0.5, 12); }
 
 /* A non-finite loss stops the step before anything is updated. */
 Test(engine, nonfinite_step_changes_nothing)
