@@ -4,7 +4,8 @@
 #   make MPI=0           the same without MPI even when mpicc is found
 #   make test            install missing dependencies, build, run all tests
 #   make SANITIZE=1 test the same under AddressSanitizer + UBSan (build/san/)
-#   make CUDA=1          programs with the CUDA kernels (build/cuda-rel/bin/)
+#   make CUDA=1          programs with the CUDA kernels (build/cuda-rel/bin/);
+#                        with MPI also NCCL for the gradient (NCCL=0: not)
 #   make test-gpu        every CUDA kernel against its CPU twin (skips without a GPU)
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
 #   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
@@ -74,8 +75,9 @@ ifeq ($(MPI),1)
   MPI_PROGS := $(MPI_CMDS:%=$(BIN)/%)
   MPI_TESTS := $(B)/tests/mpi/dist_check $(B)/tests/mpi/st_close
 endif
-# Switching MPI on or off relinks the programs.
-MPI_STAMP := $(B)/mpi-$(MPI).stamp
+# Switching MPI (or NCCL, below) on or off rebuilds dist.o and relinks the
+# programs (recursive: NCCL is set further down).
+MPI_STAMP = $(B)/mpi-$(MPI)$(NCCL).stamp
 
 # backend_cuda.c is linked only into CUDA builds (below), never archived.
 LIB_SRCS  := $(sort $(filter-out libcore/backend_cuda.c,$(wildcard base/*.c formats/*.c libcore/*.c)))
@@ -135,6 +137,26 @@ else
   GPU_OBJS  := $(CUDA_OBJS)
   GPU_LIBS  := $(CUDA_LIBS)
 endif
+# NCCL: with CUDA=1 and MPI both on, the MPI dist.o also carries the NCCL
+# gradient all-reduce on device memory (dist.h, dist_allreduce_sum_dev) when
+# nccl.h is found: the CUDA Toolkit's, or NCCL_HOME's (NCCL_HOME=/usr for
+# Debian's libnccl-dev). NCCL=0 leaves it out; the gradient then goes
+# through a host copy, as it does at run time with LBDPO_NCCL=0.
+ifeq ($(CUDA)$(MPI),11)
+  NCCL_HOME ?= $(CUDA_HOME)
+  ifeq ($(origin NCCL),undefined)
+    NCCL := $(if $(wildcard $(NCCL_HOME)/include/nccl.h),1,0)
+  endif
+  ifeq ($(NCCL),1)
+    ifeq ($(wildcard $(NCCL_HOME)/include/nccl.h),)
+      $(error NCCL=1 but $(NCCL_HOME)/include/nccl.h is not found: set NCCL_HOME, or NCCL=0)
+    endif
+    NCCL_CFLAGS := -DLBDPO_NCCL -I$(NCCL_HOME)/include
+    NCCL_LIBS   := -L$(NCCL_HOME)/lib64 -L$(NCCL_HOME)/lib -Wl,-rpath,$(NCCL_HOME)/lib64 -lnccl
+  endif
+else
+  NCCL :=
+endif
 LIB       := $(B)/liblbdpo.a
 CMD_SRCS  := $(sort $(wildcard cmd/*.c))
 PROGS     := $(CMD_SRCS:cmd/%.c=$(BIN)/%)
@@ -177,19 +199,19 @@ $(MPI_STAMP):
 	@mkdir -p $(dir $@)
 	@rm -f $(B)/mpi-*.stamp; touch $@
 
-$(B)/mpi/dist.o: libcore/dist.c
+$(B)/mpi/dist.o: libcore/dist.c $(MPI_STAMP)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(CFLAGS) -DLBDPO_MPI -c $< -o $@
+	$(MPICC) $(CFLAGS) $(NCCL_CFLAGS) -DLBDPO_MPI -c $< -o $@
 
 # Static pattern rules win over the generic one above; the MPI dist.o comes
 # before the library, so the archive's plain dist.o is not pulled in.
 $(MPI_PROGS): $(BIN)/%: $(B)/cmd/%.o $(MPI_DIST) $(PROG_OBJS) $(LIB) $(MPI_STAMP)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(PROG_OBJS) $(LIB) $(LDLIBS) -o $@
+	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(PROG_OBJS) $(LIB) $(LDLIBS) $(NCCL_LIBS) -o $@
 
 $(MPI_TESTS): $(B)/tests/mpi/%: $(B)/tests/mpi/%.o $(MPI_DIST) $(LIB)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(LIB) $(LDLIBS) -o $@
+	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(LIB) $(LDLIBS) $(NCCL_LIBS) -o $@
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
