@@ -118,6 +118,10 @@ EMU_FLAGS := -std=c++17 -O2 -g -DLBDPO_CUDA_EMU -Itests/gpu/emu -I. -Wall -Wextr
 CUDA_BE   := $(B)/libcore/backend_cuda.o
 EMU_CMDS  := lbdpo-logprob lbdpo-refcache lbdpo-step lbdpo-beta lbdpo-eval lbdpo-sample
 EMU_PROGS := $(EMU_CMDS:%=$(B)/emu/bin/%)
+# lbdpo-step with the MPI dist.o on the emulated CUDA backend: under mpirun
+# its gradient takes the host-copy path of a device (non-unified) backend
+# (tests/sh/test_mpi_step.sh; NCCL itself cannot be emulated).
+EMU_MPI   := $(if $(MPI_DIST),$(B)/emu/mpi/lbdpo-step)
 # With nvcc, the plain build also links the same programs with the real
 # CUDA objects (build/rel/cuda/bin): make test checks they link, and
 # tests/sh/test_gpu.sh runs test_cuda_emu.sh's comparisons with them when a
@@ -233,12 +237,16 @@ $(EMU_PROGS): $(B)/emu/bin/%: $(B)/cmd/%.o $(CUDA_BE) $(EMU_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $< $(CUDA_BE) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
 
+$(EMU_MPI): $(B)/cmd/lbdpo-step.o $(MPI_DIST) $(CUDA_BE) $(EMU_OBJS) $(LIB) $(MPI_STAMP)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(LDFLAGS) $< $(MPI_DIST) $(CUDA_BE) $(EMU_OBJS) $(LIB) $(LDLIBS) -lstdc++ -o $@
+
 $(CUDA_PROGS): $(B)/cuda/bin/%: $(B)/cmd/%.o $(CUDA_BE) $(CUDA_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(CUDA_BE) $(CUDA_OBJS) $(LIB) $(CUDA_LIBS) $(LDLIBS) -o $@
 
 tests-build: $(PROGS) $(TEST_BINS) $(MPI_TESTS) $(if $(NVCC),$(GPU_TEST) $(if $(filter 1,$(CUDA)),,$(CUDA_PROGS))) \
-	$(if $(filter 1,$(SANITIZE)),,$(EMU_TEST) $(if $(filter 1,$(CUDA)),,$(EMU_PROGS)))
+	$(if $(filter 1,$(SANITIZE)),,$(EMU_TEST) $(if $(filter 1,$(CUDA)),,$(EMU_PROGS) $(EMU_MPI)))
 
 # The GPU harness alone; exits 0 with the reason when it cannot run.
 test-gpu:

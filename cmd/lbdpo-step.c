@@ -398,8 +398,8 @@ int main(int argc, char **argv)
 	info("%ld steps in %s (%.2f steps/s) on %s, now at step %ld; last loss %.4f, acc %.2f", ck->step - step_start,
 	     els, (ck->step - step_start) / (el > 1e-9 ? el : 1e-9), backend_device(), ck->step, last_loss, last_acc);
 	if (nrank > 1)
-		info("%d ranks: %.3f s of %.3f s in the all-reduce (%.1f%%), %.3f s waiting for the slowest rank",
-		     nrank, rc.seconds, el, 100 * rc.seconds / (el > 1e-9 ? el : 1e-9), rc.wait);
+		info("%d ranks: %.3f s of %.3f s in the all-reduce (%.1f%%; gradient: %s), %.3f s waiting for the slowest rank",
+		     nrank, rc.seconds, el, 100 * rc.seconds / (el > 1e-9 ? el : 1e-9), dist_dev_path(), rc.wait);
 	if (!sig)
 		sig = stop_all(); /* signalled during the last step */
 	if (!sig || ck->step > step_start)

@@ -179,18 +179,18 @@ void dist_allreduce_sum_dev(const lb_backend *be, float *x, size_t n)
 	if (g_size == 1 || n == 0)
 		return;
 	if (be->unified) {
-		g_dev_path = "mpi";
+		g_dev_path = "MPI";
 		dist_allreduce_sum_f32(x, n);
 		return;
 	}
 #ifdef LBDPO_NCCL
 	if (!strcmp(be->name, "cuda") && nccl_ready()) {
-		g_dev_path = "nccl";
+		g_dev_path = "NCCL";
 		nccl_allreduce(x, n);
 		return;
 	}
 #endif
-	g_dev_path = "host copy";
+	g_dev_path = "MPI through a host copy";
 	if (g_stage_n < n) {
 		free(g_stage);
 		g_stage = xmalloc(n * sizeof *g_stage);

@@ -49,8 +49,8 @@ void dist_allreduce_min_f64(double *x, size_t n);
  * job with one line. */
 struct lb_backend;
 void dist_allreduce_sum_dev(const struct lb_backend *be, float *x, size_t n);
-/* "nccl", "host copy" or "mpi": how dist_allreduce_sum_dev moved the last
- * gradient ("" before any call). */
+/* "MPI", "NCCL" or "MPI through a host copy": how dist_allreduce_sum_dev
+ * summed the last gradient ("" before any call, and in one process). */
 const char *dist_dev_path(void);
 /* Copy root's n bytes at buf to every rank's buf. */
 void dist_bcast(void *buf, size_t n, int root);

@@ -21,6 +21,10 @@
 #   - resume with another N (1 → 2 and 2 → 3 ranks) equals one process
 #     running straight through;
 #   - refusal of standard input: one line;
+#   - a device backend (memory apart from the host's: the CUDA backend on the
+#     CPU emulator of tests/gpu/emu, build/*/emu/mpi): 2 ranks vs one
+#     process, lbdpo and beta-dpo, the same checks; the summary line says
+#     the gradient went through a host copy (NCCL cannot be emulated);
 #   - SIGTERM to one rank stops every rank after the same step and rank 0
 #     writes the checkpoint; SIGKILL to one rank fails the job and leaves the
 #     previous checkpoint intact and resumable.
@@ -113,6 +117,25 @@ for loss in dpo lbdpo; do
 	metrics_close st_$loss.jsonl r23_$loss.jsonl "$loss resumed 2 -> 3 ranks"
 	ckpt_close straight_$loss r23_$loss "$loss resumed 2 -> 3 ranks"
 done
+
+# The CUDA backend on the emulator: its gradient lives in device memory.
+EM="${LBDPO_TESTBIN}/../emu/mpi/lbdpo-step"
+if [ -x "$EM" ]; then
+	for loss in lbdpo beta-dpo; do
+		# (not -q: rank 0's summary line says how the gradient was summed)
+		E=(--init m0 -i train.ref --device cuda --steps 3 --batch-size 5 --grad-accum 2 --loss $loss
+			--threads 1 --lr 1e-4 --beta-lr 1e-2 --beta 0.5)
+		"$EM" --out emu1_$loss "${E[@]}" -q --metrics emu1_$loss.jsonl || fail "emulated cuda, one process"
+		mpi -np 2 "$EM" --out emu2_$loss "${E[@]}" --metrics emu2_$loss.jsonl 2>emu2_$loss.err ||
+			fail "emulated cuda, 2 ranks: $(cat emu2_$loss.err)"
+		grep -q 'in the all-reduce (.*gradient: MPI through a host copy)' emu2_$loss.err ||
+			fail "emulated cuda: the gradient did not go through the host copy: $(cat emu2_$loss.err)"
+		metrics_close emu1_$loss.jsonl emu2_$loss.jsonl "emulated cuda $loss"
+		ckpt_close emu1_$loss emu2_$loss "emulated cuda $loss"
+	done
+else
+	echo "note: $EM not built (SANITIZE=1 or CUDA=1 build): no device-memory check"
+fi
 
 # 3. Refusal, printed once, nothing written.
 refuse() {
