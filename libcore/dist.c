@@ -81,8 +81,9 @@ void dist_init(int *argc, char ***argv)
 void dist_finalize(void)
 {
 #ifdef LBDPO_NCCL
-	if (g_nccl_state > 0)
-		ncclCommDestroy(g_nccl);
+	ncclResult_t r;
+	if (g_nccl_state > 0 && (r = ncclCommDestroy(g_nccl)) != ncclSuccess)
+		warning("ncclCommDestroy: %s", ncclGetErrorString(r));
 	g_nccl_state = 0;
 #endif
 	free(g_stage);
@@ -109,18 +110,26 @@ void dist_allreduce_sum_f64(double *x, size_t n) { allreduce(x, n, sizeof *x, MP
 void dist_allreduce_min_f64(double *x, size_t n) { allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_MIN); }
 
 #ifdef LBDPO_NCCL
-/* Make the NCCL communicator on the device every rank selected; 1 when
- * every rank has it, else 0 on every rank (the ranks agree through an
- * MPI_Allreduce, so all of them take the same path). */
-static int nccl_ready(void)
+/* On the first call (every rank calls it, whatever its backend): make the
+ * NCCL communicator on the device every rank selected. 1 when every rank
+ * wants it (its gradient is on a CUDA device, LBDPO_NCCL is not 0) and has
+ * it, else 0 on every rank: the ranks agree through MPI_Allreduce, so they
+ * all take the same path (mixed collectives would hang), e.g. when one
+ * host has no GPU and its rank runs on the CPU. */
+static int nccl_ready(int want)
 {
 	if (g_nccl_state)
 		return g_nccl_state > 0;
 	const char *env = getenv("LBDPO_NCCL");
-	if (env && !strcmp(env, "0")) {
+	int off = env && !strcmp(env, "0"), all_want = want && !off;
+	MPI_Allreduce(MPI_IN_PLACE, &all_want, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+	if (!all_want) {
 		g_nccl_state = -1;
-		if (g_rank == 0)
+		if (want && off)
 			info("LBDPO_NCCL=0: the gradient all-reduce goes through a host copy");
+		else if (want)
+			warning("not every rank's gradient is on a CUDA device: NCCL unused, the gradient "
+				"all-reduce goes through a host copy");
 		return 0;
 	}
 	/* rank 0's id, and whether rank 0 could make one, to every rank */
@@ -148,14 +157,15 @@ static int nccl_ready(void)
 	int all = ok;
 	MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
 	if (!all) {
-		if (ok)
-			ncclCommDestroy(g_nccl);
+		ncclResult_t r;
+		if (ok && (r = ncclCommDestroy(g_nccl)) != ncclSuccess)
+			warning("ncclCommDestroy: %s", ncclGetErrorString(r));
 		if (!ok || g_rank == 0)
 			warning("NCCL is not available (%s); the gradient all-reduce goes through a host copy",
 				why[0] ? why : "another rank could not set it up");
-	}
-	else if (g_rank == 0)
+	} else if (g_rank == 0) {
 		info("NCCL: the gradient all-reduce runs on the GPUs of the %d ranks", g_size);
+	}
 	g_nccl_state = all ? 1 : -1;
 	return all;
 }
@@ -178,18 +188,18 @@ void dist_allreduce_sum_dev(const lb_backend *be, float *x, size_t n)
 {
 	if (g_size == 1 || n == 0)
 		return;
-	if (be->unified) {
-		g_dev_path = "MPI";
-		dist_allreduce_sum_f32(x, n);
-		return;
-	}
 #ifdef LBDPO_NCCL
-	if (!strcmp(be->name, "cuda") && nccl_ready()) {
+	if (nccl_ready(!be->unified && !strcmp(be->name, "cuda"))) {
 		g_dev_path = "NCCL";
 		nccl_allreduce(x, n);
 		return;
 	}
 #endif
+	if (be->unified) {
+		g_dev_path = "MPI";
+		dist_allreduce_sum_f32(x, n);
+		return;
+	}
 	g_dev_path = "MPI through a host copy";
 	if (g_stage_n < n) {
 		free(g_stage);

@@ -43,10 +43,11 @@ void dist_allreduce_min_f64(double *x, size_t n);
  * backend of an MPI + CUDA build with NCCL (Makefile): ncclAllReduce on
  * the device buffer, through a communicator made on the first call
  * (ncclGetUniqueId on rank 0, MPI_Bcast, ncclCommInitRank on the device
- * each rank selected). Else, or when NCCL is turned off (LBDPO_NCCL=0) or
- * its set-up fails on any rank (a warning says why, once), through a host
- * copy: download, MPI_Allreduce, upload. A failed ncclAllReduce ends the
- * job with one line. */
+ * each rank selected). Else, or when NCCL is turned off (LBDPO_NCCL=0),
+ * some rank's gradient is not on a CUDA device, or the set-up fails on any
+ * rank (a warning says why), through a host copy: download, MPI_Allreduce,
+ * upload. The ranks decide together on the first call, which every rank
+ * must make. A failed ncclAllReduce ends the job with one line. */
 struct lb_backend;
 void dist_allreduce_sum_dev(const struct lb_backend *be, float *x, size_t n);
 /* "MPI", "NCCL" or "MPI through a host copy": how dist_allreduce_sum_dev
