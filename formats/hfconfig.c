@@ -557,8 +557,10 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 		return BAD("head_dim %d must be even for RoPE", cfg->head_dim);
 	if (cfg->arch == ARCH_GPT2 && (cfg->n_kv_heads != cfg->n_heads || cfg->head_dim * cfg->n_heads != cfg->dim))
 		return BAD("gpt2 needs head_dim * heads == dim and kv heads == heads");
-	if (cfg->arch == ARCH_GPT2 && cfg->qk_norm)
-		return BAD("gpt2 has no q/k norms");
+	if (cfg->arch == ARCH_GPT2 && (cfg->qk_norm || cfg->qkv_bias || cfg->gemma))
+		return BAD("qkv_bias, qk_norm and gemma are llama-family options, not gpt2's");
+	if (cfg->arch == ARCH_GPT2 && !cfg->tied_embeddings)
+		return BAD("gpt2 has a tied embedding");
 	if (cfg->vocab_size < 1 || cfg->vocab_size > (1 << 24))
 		return BAD("vocab size %d out of range [1, 16777216]", cfg->vocab_size);
 	if (cfg->max_seq_len < 1 || cfg->max_seq_len > (1 << 24))
