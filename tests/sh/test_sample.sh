@@ -79,7 +79,7 @@ lbdpo-sample --threads 2 -m "$F/model" --n 2 --seed 3 --max-new-tokens 16 -i "$T
 # 5. JSON Lines prompts need a tokenizer; with the stories model when present.
 printf '{"prompt":"x"}\n' >"$T/j.jsonl"
 lbdpo-sample -m "$F/model" -i "$T/j.jsonl" >/dev/null 2>&1; [ $? = 2 ] || fail "JSONL without --tokenizer must be a usage error"
-expect_fail lbdpo-sample -m "$F/model" -t "$ROOT/tests/fixtures/demo_tok/tokenizer.json" -i "$T/j.jsonl" | grep -q 'vocabulary' || fail "tokenizer larger than the model accepted"
+expect_fail lbdpo-sample -m "$F/model" --tokenizer "$ROOT/tests/fixtures/demo_tok/tokenizer.json" -i "$T/j.jsonl" | grep -q 'vocabulary' || fail "tokenizer larger than the model accepted"
 printf '{"lbdpo":1,"kind":"pairs","history":[]}\n{"prompt_ids":[1,96]}\n' | lbdpo-show --from-json -o "$T/bad.rec"
 expect_fail $S -m "$F/model" -i "$T/bad.rec" | grep -q 'record 1' || fail "id >= vocab: no record position"
 lbdpo-sample >/dev/null 2>&1; [ $? = 2 ] || fail "no --model must exit 2"
