@@ -13,8 +13,8 @@
 enum { CLI_VAL0 = 0x10000, CLI_HELP = CLI_VAL0 - 1, CLI_VERSION = CLI_VAL0 - 2 };
 enum { HELP_WIDTH = 79, LEFT_MAX = 28 };
 
-static int is_end(const cli_opt *o) { return !o->key && !o->shrt && !o->lng && !o->help; }
-static int is_section(const cli_opt *o) { return !o->key && !o->shrt && !o->lng && o->help; }
+static int is_end(const cli_opt *o) { return !o->key && !o->shrt && !o->lng && !o->help && !o->alias_of && !o->gone; }
+static int is_section(const cli_opt *o) { return !o->key && !o->shrt && !o->lng && o->help && !o->gone; }
 
 static int count(const cli_opt *opts)
 {
@@ -305,5 +305,5 @@ void cli_help(const cli_spec *s, FILE *fp)
 		fputc('\n', fp);
 	for (int i = 0; n_gone && i < n; i++)
 		if (s->opts[i].gone)
-			fprintf(fp, "Removed: %s\n", s->opts[i].gone);
+			fprintf(fp, "Changed: %s\n", s->opts[i].gone);
 }

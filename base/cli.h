@@ -25,7 +25,8 @@
  * --model; it will be removed in the next release", and is listed not with
  * the options but on one "Old spellings (one more release): ..." line. An
  * entry with gone set is a spelling that cannot stay (its letter now means
- * something else): using it is a usage error with that text. */
+ * something else): using it is a usage error with that text, which --help
+ * shows on a "Changed: ..." line (without a spelling: only shown). */
 #ifndef LBDPO_CLI_H
 #define LBDPO_CLI_H
 
@@ -43,7 +44,8 @@ typedef struct cli_opt {
 
 /* Table entries (every field named: -Wextra wants no field left out):
  * an option; an old spelling of the option whose long name is `of`; a
- * removed spelling whose use is an error saying `msg`; a section title in
+ * removed spelling whose use is an error saying `msg` (shrt 0 and lng NULL:
+ * a note in --help only); a section title in
  * the option list ("Loss:"). A table ends with {0}. */
 #define CLI_OPT(key, shrt, lng, arg, help) {(key), (shrt), (lng), (arg), (help), NULL, NULL}
 #define CLI_ALIAS(shrt, lng, of) {0, (shrt), (lng), NULL, NULL, (of), NULL}

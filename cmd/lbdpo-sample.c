@@ -244,6 +244,7 @@ static const cli_opt opts[] = {
 		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
 	CLI_OPT(O_DEV, 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
 	CLI_OPT(O_THREADS, 't', "threads", "N", "compute threads (default: OMP_NUM_THREADS)"),
+	CLI_GONE(0, NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
 	{0}};
 
 static const cli_spec spec = {"lbdpo-sample", "lbdpo-sample -m MODEL [OPTIONS] [-i INPUT] [-o OUTPUT]",

@@ -112,7 +112,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_KEEPTEXT, 0, "keep-text", NULL, "also write the prompt / chosen / rejected texts (as tokenized) into each record"),
 	CLI_OPT(O_SKIP, 0, "skip-invalid", NULL, "skip (and count) invalid lines instead of stopping at the first one"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on stderr"),
-	CLI_GONE('t', NULL, "-t no longer names the tokenizer (-t is --threads where a program computes): give --tokenizer FILE"),
+	CLI_GONE('t', NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
 	{0}};
 
 static const cli_spec spec = {"lbdpo-tokenize", "lbdpo-tokenize --tokenizer FILE [options] [-i FILE] [-o FILE]",
