@@ -178,7 +178,7 @@ void pref_free(pref_set *s)
 
 /* ---------------- checkpoints ---------------- */
 
-/* The file that marks a directory as a checkpoint lbdpo wrote: --out
+/* The file that marks a directory as a checkpoint lbdpo wrote: --output
  * replaces nothing else. */
 #define CKPT_MARKER ".lbdpo-checkpoint"
 
