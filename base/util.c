@@ -30,7 +30,7 @@ void set_progname(const char *name)
 {
 	const char *s = strrchr(name, '/');
 	g_progname = s ? s + 1 : name;
-	opterr = 0; /* die_bad_option prints the one message */
+	opterr = 0; /* option errors: one line of ours (base/cli.c) */
 	install_signals();
 }
 
@@ -83,16 +83,6 @@ void die_usage(const char *fmt, ...)
 	fprintf(stderr, "Try '%s --help' for more information.\n", g_progname);
 	run_die_hooks();
 	exit(EXIT_USAGE);
-}
-
-void die_bad_option(char **argv)
-{
-	const char *arg = optind > 0 ? argv[optind - 1] : "?";
-	if (arg[0] == '-' && arg[1] == '-') /* getopt_long sets optopt only for a known option */
-		die_usage(optopt ? "option '%s' needs an argument" : "unknown option '%s'", arg);
-	if (optopt > 0 && optopt < 128)
-		die_usage("option '-%c': unknown, or missing its argument", optopt);
-	die_usage("bad option '%s'", arg);
 }
 
 int error(const char *fmt, ...)

@@ -36,9 +36,6 @@ const char *progname(void);
 LBDPO_NORETURN void die(const char *fmt, ...) LBDPO_PRINTF(1, 2);
 /* die_usage: print "prog: error: ..." plus "try 'prog --help'" and exit(2). */
 LBDPO_NORETURN void die_usage(const char *fmt, ...) LBDPO_PRINTF(1, 2);
-/* After getopt_long returned '?': one line naming the option (getopt's own
- * message is off: set_progname sets opterr = 0), then exit(2). */
-LBDPO_NORETURN void die_bad_option(char **argv);
 /* error: print "prog: error: ..." and return -1. */
 int error(const char *fmt, ...) LBDPO_PRINTF(1, 2);
 /* warning: print "prog: warning: ..." */

@@ -17,7 +17,7 @@ awk -v n=64 -v V="$V" -v P="$P" -v C="$C" 'BEGIN { srand(1); print "{\"lbdpo\": 
 	lbdpo-show --from-json -o "$T/d.ref"
 echo "model dim $D layers $L vocab $V; pairs of $P+$C+$C tokens; batch 8; $TH threads"
 for l in dpo lbdpo sft; do
-	lbdpo-step --init "$T/m" --out "$T/c" -i "$T/d.ref" --loss $l --steps "$N" --batch-size 8 --threads "$TH" --metrics "$T/m.$l"
+	lbdpo-step --model "$T/m" --output "$T/c" -i "$T/d.ref" --loss $l --steps "$N" --batch-size 8 --threads "$TH" --metrics "$T/m.$l"
 	# skip the first step (allocation, --beta-init)
 	sed 1d "$T/m.$l" | sed 's/.*"tokens_per_s": \([^}]*\)}.*/\1/' |
 		awk -v l=$l -v t=$((P + 2 * C)) '{ s += $1; n++ } END { printf "%-6s %10.1f tokens/s %8.2f pairs/s\n", l, s / n, s / n / t }'

@@ -28,7 +28,7 @@ run() { # label, launcher..., then lbdpo-step's thread count as the last word
 	local label=$1 th=${*: -1}
 	set -- "${@:2:$#-2}"
 	rm -rf "$T/c" "$T/m.jsonl"
-	"$@" lbdpo-step --init "$T/m" --out "$T/c" -i "$T/d.ref" --loss lbdpo --steps "$N" --batch-size $B --grad-accum 2 \
+	"$@" lbdpo-step --model "$T/m" --output "$T/c" -i "$T/d.ref" --loss lbdpo --steps "$N" --batch-size $B --grad-accum 2 \
 		--threads "$th" --metrics "$T/m.jsonl" 2>"$T/err" || { cat "$T/err"; return 1; }
 	local tps share
 	tps=$(sed 1d "$T/m.jsonl" | sed 's/.*"tokens_per_s": \([^}]*\)}.*/\1/' | awk '{ s += $1; n++ } END { printf "%.1f", s / n }')

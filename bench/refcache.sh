@@ -32,17 +32,17 @@ run() { # label, then the command; prints wall seconds
 n=$(lbdpo-show --no-header -i "$W/hh.tok" | wc -l)
 echo "pairs: $n (tokens of prompt+chosen+rejected, prompt once: see summaries below)"
 lbdpo-show --header-only -i "$W/hh.tok" | lbdpo-show --from-json -o "$W/empty.tok"
-t0=$(run lbdpo-refcache --ref "$W/m" -t 2 -i "$W/empty.tok" -o /dev/null 2>/dev/null) || exit 1
-t1=$(run lbdpo-refcache --ref "$W/m" -t 2 -i "$W/hh.tok" -o "$W/one.ref" 2>"$W/one.log") || exit 1
+t0=$(run lbdpo-refcache --model "$W/m" -t 2 -i "$W/empty.tok" -o /dev/null 2>/dev/null) || exit 1
+t1=$(run lbdpo-refcache --model "$W/m" -t 2 -i "$W/hh.tok" -o "$W/one.ref" 2>"$W/one.log") || exit 1
 grep -o '[0-9]* tokens computed' "$W/one.log"
 t2=$( { t0=$(date +%s.%N)
-	lbdpo-refcache --ref "$W/m" -t 1 --shard 0/2 -i "$W/hh.tok" -o "$W/s0.ref" 2>/dev/null &
-	lbdpo-refcache --ref "$W/m" -t 1 --shard 1/2 -i "$W/hh.tok" -o "$W/s1.ref" 2>/dev/null &
+	lbdpo-refcache --model "$W/m" -t 1 --shard 0/2 -i "$W/hh.tok" -o "$W/s0.ref" 2>/dev/null &
+	lbdpo-refcache --model "$W/m" -t 1 --shard 1/2 -i "$W/hh.tok" -o "$W/s1.ref" 2>/dev/null &
 	wait; lbdpo-refcache --merge -o "$W/two.ref" "$W/s0.ref" "$W/s1.ref" 2>/dev/null
 	awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; } )
-t3=$(run lbdpo-refcache --ref "$W/m" -t 2 -b 4096 -i "$W/hh.tok" -o "$W/packed.ref" 2>/dev/null) || exit 1
-t4=$(run lbdpo-refcache --ref "$W/m" -t 2 -i "$W/hh.tok" -o "$W/again.ref" --cache "$W/c" 2>/dev/null) || exit 1
-t5=$(run lbdpo-refcache --ref "$W/m" -t 2 -i "$W/hh.tok" -o "$W/again.ref" --cache "$W/c" 2>"$W/cached.log") || exit 1
+t3=$(run lbdpo-refcache --model "$W/m" -t 2 -b 4096 -i "$W/hh.tok" -o "$W/packed.ref" 2>/dev/null) || exit 1
+t4=$(run lbdpo-refcache --model "$W/m" -t 2 -i "$W/hh.tok" -o "$W/again.ref" --cache "$W/c" 2>/dev/null) || exit 1
+t5=$(run lbdpo-refcache --model "$W/m" -t 2 -i "$W/hh.tok" -o "$W/again.ref" --cache "$W/c" 2>"$W/cached.log") || exit 1
 # 1 vs 2 threads split OpenBLAS's sums differently: compare to fp32 rounding
 f() { lbdpo-show --no-header -i "$1" | grep -o '"ref_chosen_logp":[^,]*' | sed 's/.*://'; }
 same=$(paste -d' ' <(f "$W/two.ref") <(f "$W/one.ref") | awk '{ d = ($1 - $2) / $2; if (d < 0) d = -d; if (d > m) m = d } END { printf "max relative difference %.1e", m }')

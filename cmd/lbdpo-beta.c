@@ -3,7 +3,6 @@
  * Records pass through with "beta", "beta_w", "beta_ppl", "beta_f" and
  * "beta_a" added. man lbdpo-beta(1). */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,34 +13,24 @@
 #include "libcore/train.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
+#include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"
 
-static void usage(void)
-{
-	printf("usage: lbdpo-beta -c CHECKPOINT [-i IN] [-o OUT]\n"
-	       "Add beta(x) = w * PPL(x) * (1 + eps*tanh(NN(h(x)))) and its parts to each record.\n\n"
-	       "  -i, --input FILE       records with prompt_ids (default stdin)\n"
-	       "  -o, --output FILE      records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)\n"
-	       "  -c, --checkpoint DIR   checkpoint written by lbdpo-step\n"
-	       "      --device DEV       cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
-	       "                         and a GPU is present, else cpu)\n"
-	       "      --threads N        OpenMP/OpenBLAS threads\n"
-	       "      --ignore-provenance  accept records of another tokenizer or reference\n"
-	       "                          than the checkpoint's (warns; default: refuse)\n"
-	       "  -h, --help             this help\n"
-	       "  -V, --version          print the version\n");
-}
+static const cli_opt opts[] = {
+	CLI_OPT('m', 'm', "model", "DIR", "checkpoint written by lbdpo-step (required)"),
+	CLI_OPT('i', 'i', "input", "FILE", "records with prompt_ids (default stdin)"),
+	CLI_OPT('o', 'o', "output", "FILE", "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
+	CLI_OPT('D', 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	CLI_OPT('t', 't', "threads", "N", "OpenMP/OpenBLAS threads"),
+	CLI_OPT('P', 0, "ignore-provenance", NULL,
+		"accept records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
+	CLI_ALIAS('c', "checkpoint", "model"),
+	{0}};
 
-static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
-					 {"output", required_argument, 0, 'o'},
-					 {"checkpoint", required_argument, 0, 'c'},
-					 {"threads", required_argument, 0, 't'},
-					 {"device", required_argument, 0, 'D'},
-					 {"ignore-provenance", no_argument, 0, 'P'},
-					 {"help", no_argument, 0, 'h'},
-					 {"version", no_argument, 0, 'V'},
-					 {0, 0, 0, 0}};
+static const cli_spec spec = {"lbdpo-beta", "lbdpo-beta -m CHECKPOINT [-i IN] [-o OUT]",
+			      "Add beta(x) = w * PPL(x) * (1 + eps*tanh(NN(h(x)))) and its parts to each record.",
+			      opts, print_version};
 
 int main(int argc, char **argv)
 {
@@ -50,24 +39,22 @@ int main(int argc, char **argv)
 	const char *in = NULL, *out = NULL, *ckp = NULL, *device = NULL;
 	long threads = 0;
 	int ignore_prov = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "i:o:c:hV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'i': in = optarg; break;
-		case 'o': out = optarg; break;
-		case 'c': ckp = optarg; break;
-		case 't': threads = parse_long("--threads", optarg, 1, 4096); break;
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int k; (k = cli_next(&c)) != -1;) {
+		switch (k) {
+		case 'i': in = c.arg; break;
+		case 'o': out = c.arg; break;
+		case 'm': ckp = c.arg; break;
+		case 't': threads = parse_long("--threads", c.arg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
-		case 'D': device = optarg; break;
-		case 'h': usage(); close_stdout(); return 0;
-		case 'V': print_version("lbdpo-beta"); return 0;
-		default: die_bad_option(argv);
+		case 'D': device = c.arg; break;
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+	if (c.ind < argc)
+		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!ckp)
-		die_usage("--checkpoint is required");
+		die_usage("--model is required");
 	if (!ckpt_is(ckp))
 		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", ckp);
 	backend_select_device(device);

@@ -3,7 +3,6 @@
  * the reference, a KL proxy, β statistics and correlations; overall and per
  * group; optional gnuplot plots and generation statistics. man lbdpo-eval(1). */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -19,51 +18,9 @@
 #include "libcore/train.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
+#include "base/cli.h"
 #include "base/util.h"
 
-static void usage(void)
-{
-	printf("usage: lbdpo-eval -c CHECKPOINT [options] < heldout.ref > summary.json\n"
-	       "Evaluate a checkpoint (or a plain model) on held-out cached records.\n\n"
-	       "  -i, --input FILE        records with reference scores (default stdin)\n"
-	       "  -o, --output FILE       JSON summary (default stdout)\n"
-	       "  -c, --checkpoint PATH   checkpoint directory or model\n"
-	       "      --loss L            loss to report (default: the checkpoint's, else lbdpo)\n"
-	       "      --beta X            fixed beta for the fixed-beta losses (default: the checkpoint's, else 0.1)\n"
-	       "      --label-smoothing X label smoothing of robust and simpo (default: the checkpoint's, else 0)\n"
-	       "      --gamma X           SimPO target margin (default: the checkpoint's, else 0.5)\n"
-	       "      --batch-size B      pairs per forward (default 8)\n"
-	       "      --metrics FILE      training metrics (lbdpo-step --metrics) for the curves of --plot\n"
-	       "      --plot DIR          write plots (PNG via gnuplot when installed) and their data into DIR\n"
-	       "      --generations FILE  JSONL with \"completion\" or \"text\" strings: lengths and distinct-n\n"
-	       "      --per-record FILE   also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)\n"
-	       "      --device DEV        cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
-	       "                          and a GPU is present, else cpu)\n"
-	       "      --threads N         OpenMP/OpenBLAS threads\n"
-	       "      --ignore-provenance  accept records of another tokenizer or reference\n"
-	       "                          than the checkpoint's (warns; default: refuse)\n"
-	       "  -h, --help              this help\n"
-	       "  -V, --version           print the version\n");
-}
-
-static const struct option longopts[] = {{"input", required_argument, 0, 'i'},
-					 {"output", required_argument, 0, 'o'},
-					 {"checkpoint", required_argument, 0, 'c'},
-					 {"loss", required_argument, 0, 'L'},
-					 {"beta", required_argument, 0, 'B'},
-					 {"label-smoothing", required_argument, 0, 'S'},
-					 {"gamma", required_argument, 0, 'G'},
-					 {"batch-size", required_argument, 0, 'b'},
-					 {"metrics", required_argument, 0, 'm'},
-					 {"plot", required_argument, 0, 'p'},
-					 {"generations", required_argument, 0, 'g'},
-					 {"threads", required_argument, 0, 't'},
-					 {"device", required_argument, 0, 'D'},
-					 {"ignore-provenance", no_argument, 0, 'P'},
-					 {"per-record", required_argument, 0, 'r'},
-					 {"help", no_argument, 0, 'h'},
-					 {"version", no_argument, 0, 'V'},
-					 {0, 0, 0, 0}};
 
 /* Per-pair results kept for the summaries. nc, nr: completion token counts. */
 typedef struct {
@@ -396,6 +353,29 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		warning("gnuplot failed on %s/plots.gp (exit %d)", dir, st);
 }
 
+static const cli_opt opts[] = {
+	CLI_OPT('m', 'm', "model", "PATH", "checkpoint directory or model (required)"),
+	CLI_OPT('i', 'i', "input", "FILE", "records with reference scores (default stdin)"),
+	CLI_OPT('o', 'o', "output", "FILE", "JSON summary (default stdout)"),
+	CLI_OPT('L', 0, "loss", "L", "loss to report (default: the checkpoint's, else lbdpo)"),
+	CLI_OPT('B', 0, "beta", "X", "fixed beta for the fixed-beta losses (default: the checkpoint's, else 0.1)"),
+	CLI_OPT('S', 0, "label-smoothing", "X", "label smoothing of robust and simpo (default: the checkpoint's, else 0)"),
+	CLI_OPT('G', 0, "gamma", "X", "SimPO target margin (default: the checkpoint's, else 0.5)"),
+	CLI_OPT('b', 0, "batch-size", "B", "pairs per forward (default 8)"),
+	CLI_OPT('M', 0, "metrics", "FILE", "training metrics (lbdpo-step --metrics) for the curves of --plot"),
+	CLI_OPT('p', 0, "plot", "DIR", "write plots (PNG via gnuplot when installed) and their data into DIR"),
+	CLI_OPT('g', 0, "generations", "FILE", "JSONL with \"completion\" or \"text\" strings: lengths and distinct-n"),
+	CLI_OPT('r', 0, "per-record", "FILE", "also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)"),
+	CLI_OPT('D', 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	CLI_OPT('t', 't', "threads", "N", "OpenMP/OpenBLAS threads"),
+	CLI_OPT('P', 0, "ignore-provenance", NULL,
+		"accept records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
+	CLI_ALIAS('c', "checkpoint", "model"),
+	{0}};
+
+static const cli_spec spec = {"lbdpo-eval", "lbdpo-eval -m CHECKPOINT [options] < heldout.ref > summary.json",
+			      "Evaluate a checkpoint (or a plain model) on held-out cached records.", opts, print_version};
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-eval");
@@ -406,36 +386,35 @@ int main(int argc, char **argv)
 	double beta = -1, lsmooth = -1, gamma = NAN;
 	long bs = 8, threads = 0;
 	int ignore_prov = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "i:o:c:hV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'i': in = optarg; break;
-		case 'o': outp = optarg; break;
-		case 'c': ckp = optarg; break;
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int key; (key = cli_next(&c)) != -1;) {
+		const char *arg = c.arg;
+		switch (key) {
+		case 'i': in = arg; break;
+		case 'o': outp = arg; break;
+		case 'm': ckp = arg; break;
 		case 'L':
-			if ((kind = loss_kind_parse(optarg)) < 0)
-				die_usage("--loss: unknown loss '%s'", optarg);
+			if ((kind = loss_kind_parse(arg)) < 0)
+				die_usage("--loss: unknown loss '%s'", arg);
 			break;
-		case 'B': beta = parse_double("--beta", optarg, 1e-9, 1e6); break;
-		case 'S': lsmooth = parse_double("--label-smoothing", optarg, 0, 0.4999999); break;
-		case 'G': gamma = parse_double("--gamma", optarg, -1e6, 1e6); break;
-		case 'b': bs = parse_long("--batch-size", optarg, 1, 1 << 20); break;
-		case 'm': metrics = optarg; break;
-		case 'p': plotdir = optarg; break;
-		case 'g': gens = optarg; break;
-		case 'r': perrec = optarg; break;
-		case 't': threads = parse_long("--threads", optarg, 1, 4096); break;
+		case 'B': beta = parse_double("--beta", arg, 1e-9, 1e6); break;
+		case 'S': lsmooth = parse_double("--label-smoothing", arg, 0, 0.4999999); break;
+		case 'G': gamma = parse_double("--gamma", arg, -1e6, 1e6); break;
+		case 'b': bs = parse_long("--batch-size", arg, 1, 1 << 20); break;
+		case 'M': metrics = arg; break;
+		case 'p': plotdir = arg; break;
+		case 'g': gens = arg; break;
+		case 'r': perrec = arg; break;
+		case 't': threads = parse_long("--threads", arg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
-		case 'D': device = optarg; break;
-		case 'h': usage(); close_stdout(); return 0;
-		case 'V': print_version("lbdpo-eval"); return 0;
-		default: die_bad_option(argv);
+		case 'D': device = arg; break;
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+	if (c.ind < argc)
+		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!ckp)
-		die_usage("--checkpoint is required");
+		die_usage("--model is required");
 	backend_select_device(device);
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);

@@ -18,7 +18,6 @@
  * Output: JSONL {"id","group","prompt","chosen","rejected","flipped"}.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 
 #include "formats/bpetrain.h"
 #include "libcore/cpu.h"
+#include "base/cli.h"
 #include "base/util.h"
 
 static const char *NOUNS[] = {"river", "lamp",  "garden", "cat",   "storm",  "bread", "train",  "mountain",
@@ -62,29 +62,6 @@ typedef struct {
 	int next_held; /* held-out questions are used in order, then again */
 	double math_frac;
 } gen_state;
-
-static void usage(FILE *fp)
-{
-	fprintf(fp,
-		"Usage: lbdpo-gendata [OPTIONS]\n"
-		"Write the demo preference dataset (JSONL) and optionally its BPE tokenizer.\n"
-		"\n"
-		"  --seed N           random seed (default 1); same seed, same bytes\n"
-		"  --n-train N        training pairs (default 2000)\n"
-		"  --n-test N         held-out pairs (default 400)\n"
-		"  --math-frac F      share of pairs in group \"math\" (default 0.5)\n"
-		"  --flip F           share of \"open\" training labels swapped (default 0.3)\n"
-		"  --test-flip F      share of \"open\" held-out labels swapped (default 0)\n"
-		"  --max-operand N    arithmetic operands are 1..N (default 19)\n"
-		"  --out-dir DIR      write DIR/train.jsonl and DIR/test.jsonl\n"
-		"  -o, --train FILE   training pairs to FILE (default: stdout)\n"
-		"  --test FILE        held-out pairs to FILE (default: not written)\n"
-		"  --tokenizer-out FILE  also learn a byte-level BPE on the training text and\n"
-		"                     write it as a Hugging Face tokenizer.json\n"
-		"  --vocab-size N     tokenizer vocabulary size (default 384; 258..1024)\n"
-		"  -h, --help         show this help\n"
-		"  --version          show the version\n");
-}
 
 static void put_str(json_t *o, const char *k, const char *v) { json_object_set_new(o, k, json_string(v)); }
 
@@ -140,47 +117,58 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 	}
 }
 
+enum { O_SEED = 256, O_NTRAIN, O_NTEST, O_MATHF, O_FLIP, O_TFLIP, O_MAXOP, O_DIR, O_TEST, O_TOK, O_VOCAB };
+static const cli_opt opts[] = {
+	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1); same seed, same bytes"),
+	CLI_OPT(O_NTRAIN, 0, "n-train", "N", "training pairs (default 2000)"),
+	CLI_OPT(O_NTEST, 0, "n-test", "N", "held-out pairs (default 400)"),
+	CLI_OPT(O_MATHF, 0, "math-frac", "F", "share of pairs in group \"math\" (default 0.5)"),
+	CLI_OPT(O_FLIP, 0, "flip", "F", "share of \"open\" training labels swapped (default 0.3)"),
+	CLI_OPT(O_TFLIP, 0, "test-flip", "F", "share of \"open\" held-out labels swapped (default 0)"),
+	CLI_OPT(O_MAXOP, 0, "max-operand", "N", "arithmetic operands are 1..N (default 19)"),
+	CLI_OPT(O_DIR, 0, "out-dir", "DIR", "write DIR/train.jsonl and DIR/test.jsonl"),
+	CLI_OPT('o', 'o', "output", "FILE", "training pairs to FILE (default: stdout)"),
+	CLI_OPT(O_TEST, 0, "test", "FILE", "held-out pairs to FILE (default: not written)"),
+	CLI_OPT(O_TOK, 0, "tokenizer-out", "FILE",
+		"also learn a byte-level BPE on the training text and write it as a Hugging Face tokenizer.json"),
+	CLI_OPT(O_VOCAB, 0, "vocab-size", "N", "tokenizer vocabulary size (default 384; 258..1024)"),
+	CLI_ALIAS(0, "train", "output"),
+	{0}};
+
+static const cli_spec spec = {"lbdpo-gendata", "lbdpo-gendata [OPTIONS]",
+			      "Write the demo preference dataset (JSONL) and optionally its BPE tokenizer.", opts,
+			      print_version};
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-gendata");
-	enum { O_SEED = 256, O_NTRAIN, O_NTEST, O_MATHF, O_FLIP, O_TFLIP, O_MAXOP, O_DIR, O_TEST, O_TOK, O_VOCAB, O_VER };
-	static const struct option opts[] = {
-		{"seed", required_argument, 0, O_SEED},	    {"n-train", required_argument, 0, O_NTRAIN},
-		{"n-test", required_argument, 0, O_NTEST},  {"math-frac", required_argument, 0, O_MATHF},
-		{"flip", required_argument, 0, O_FLIP},	    {"test-flip", required_argument, 0, O_TFLIP},
-		{"max-operand", required_argument, 0, O_MAXOP}, {"out-dir", required_argument, 0, O_DIR},
-		{"train", required_argument, 0, 'o'},	    {"test", required_argument, 0, O_TEST},
-		{"tokenizer-out", required_argument, 0, O_TOK}, {"vocab-size", required_argument, 0, O_VOCAB},
-		{"help", no_argument, 0, 'h'},		    {"version", no_argument, 0, O_VER},
-		{0, 0, 0, 0}};
 	uint64_t seed = 1;
 	long n_train = 2000, n_test = 400, max_op = 19, vocab = 384;
 	double math_frac = 0.5, flip = 0.3, test_flip = 0.0;
 	const char *dir = NULL, *train_path = NULL, *test_path = NULL, *tok_path = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		switch (c) {
-		case O_SEED: seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
-		case O_NTRAIN: n_train = parse_long("--n-train", optarg, 0, 100000000); break;
-		case O_NTEST: n_test = parse_long("--n-test", optarg, 0, 100000000); break;
-		case O_MATHF: math_frac = parse_double("--math-frac", optarg, 0, 1); break;
-		case O_FLIP: flip = parse_double("--flip", optarg, 0, 1); break;
-		case O_TFLIP: test_flip = parse_double("--test-flip", optarg, 0, 1); break;
-		case O_MAXOP: max_op = parse_long("--max-operand", optarg, 2, 9999); break;
-		case O_DIR: dir = optarg; break;
-		case 'o': train_path = optarg; break;
-		case O_TEST: test_path = optarg; break;
-		case O_TOK: tok_path = optarg; break;
-		case O_VOCAB: vocab = parse_long("--vocab-size", optarg, BPE_FIRST_MERGE, 1024); break;
-		case 'h': usage(stdout); close_stdout(); return 0;
-		case O_VER: print_version("lbdpo-gendata"); return 0;
-		default: die_bad_option(argv);
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int key; (key = cli_next(&c)) != -1;) {
+		const char *arg = c.arg;
+		switch (key) {
+		case O_SEED: seed = (uint64_t)parse_long("--seed", arg, 0, INT64_MAX); break;
+		case O_NTRAIN: n_train = parse_long("--n-train", arg, 0, 100000000); break;
+		case O_NTEST: n_test = parse_long("--n-test", arg, 0, 100000000); break;
+		case O_MATHF: math_frac = parse_double("--math-frac", arg, 0, 1); break;
+		case O_FLIP: flip = parse_double("--flip", arg, 0, 1); break;
+		case O_TFLIP: test_flip = parse_double("--test-flip", arg, 0, 1); break;
+		case O_MAXOP: max_op = parse_long("--max-operand", arg, 2, 9999); break;
+		case O_DIR: dir = arg; break;
+		case 'o': train_path = arg; break;
+		case O_TEST: test_path = arg; break;
+		case O_TOK: tok_path = arg; break;
+		case O_VOCAB: vocab = parse_long("--vocab-size", arg, BPE_FIRST_MERGE, 1024); break;
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+	if (c.ind < argc)
+		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (dir && (train_path || test_path))
-		die_usage("--out-dir and --train/--test are exclusive");
+		die_usage("--out-dir and --output/--test are exclusive");
 
 	char *tp = NULL, *hp = NULL;
 	if (dir) {

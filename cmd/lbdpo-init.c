@@ -2,7 +2,6 @@
  * .bin (or any model lbdpo can load) into a Hugging Face model directory. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,55 +11,12 @@
 #include "libcore/cpu.h"
 #include "libcore/model.h"
 #include "libcore/train.h"
+#include "base/cli.h"
 #include "base/util.h"
-
-static void usage(void)
-{
-	printf("Usage: lbdpo-init [OPTION]... -o DIR\n"
-	       "       lbdpo-init --from MODEL [-o DIR] [--info]\n"
-	       "       lbdpo-init --export CHECKPOINT DIR\n"
-	       "Create a randomly initialized transformer, or convert a llama2.c .bin\n"
-	       "(or any model lbdpo loads) into a Hugging Face model directory\n"
-	       "(config.json + model.safetensors, loadable by transformers).\n"
-	       "\n"
-	       "  -i, --from MODEL        convert MODEL (llama2.c .bin or HF directory) instead\n"
-	       "                          of creating a random model\n"
-	       "      --export CHECKPOINT write just the policy of an lbdpo-step checkpoint into\n"
-	       "                          DIR (weights, config, tokenizer files) for publishing\n"
-	       "  -o, --output DIR        write the model into DIR (created if needed); with\n"
-	       "                          --from or --export, the tokenizer files and\n"
-	       "                          generation_config.json of the source are copied too\n"
-	       "      --save-dtype T      float32, float16 or bfloat16 weights (default: the\n"
-	       "                          dtype the source came in; random models float32)\n"
-	       "      --info              print a one-line summary of the model on stdout\n"
-	       "      --config FILE       random model of the shape a Hugging Face config.json\n"
-	       "                          describes (any supported family and RoPE type)\n"
-	       "      --arch NAME         llama (default) or gpt2\n"
-	       "      --dim N             residual width (default 64)\n"
-	       "      --layers N          number of blocks (default 2)\n"
-	       "      --heads N           attention heads (default 4)\n"
-	       "      --kv-heads N        key/value heads for llama GQA (default: --heads)\n"
-	       "      --head-dim N        per-head width (default dim / heads)\n"
-	       "      --hidden N          MLP width (default: llama 8*dim/3 rounded up to 16, gpt2 4*dim)\n"
-	       "      --vocab N           vocabulary size (default 512, or from --vocab-from)\n"
-	       "      --max-seq N         positions (default: llama 2048, gpt2 1024)\n"
-	       "      --rope-theta X      RoPE base (llama; default 10000)\n"
-	       "      --norm-eps X        norm epsilon (default: llama 1e-5, gpt2 1e-5)\n"
-	       "      --seed N            random seed (default 1)\n"
-	       "      --std X             weight standard deviation (default 0.02)\n"
-	       "      --tie               share the output matrix with the embedding (gpt2: always)\n"
-	       "      --no-tie            separate lm_head (llama default)\n"
-	       "      --qkv-bias          q/k/v biases, saved as a Qwen2 model (llama only)\n"
-	       "      --vocab-from FILE   take the vocabulary size and bos/eos ids from a\n"
-	       "                          tokenizer.json and copy it into DIR\n"
-	       "  -q, --quiet             no informational messages\n"
-	       "      --help              show this help and exit\n"
-	       "      --version           show the version and exit\n");
-}
 
 enum {
 	O_ARCH = 256, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_HD, O_HIDDEN, O_VOCAB, O_MAXSEQ, O_THETA, O_EPS, O_SEED, O_STD,
-	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_HELP, O_VERSION, O_EXPORT, O_SDT, O_CONFIG
+	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_EXPORT, O_SDT, O_CONFIG
 };
 
 static char *read_all(const char *path, size_t *n)
@@ -139,91 +95,119 @@ static void tokenizer_vocab(const char *path, const char *text, size_t n, int *v
 	*vocab = (int)maxid + 1;
 }
 
+static const cli_opt opts[] = {
+	CLI_OPT('m', 'm', "model", "MODEL",
+		"convert MODEL (llama2.c .bin or HF directory) instead of creating a random model"),
+	CLI_OPT(O_EXPORT, 0, "export", "CHECKPOINT",
+		"write just the policy of an lbdpo-step checkpoint into DIR (weights, config, tokenizer files) for publishing"),
+	CLI_OPT('o', 'o', "output", "DIR",
+		"write the model into DIR (created if needed); with --model or --export, the tokenizer files and "
+		"generation_config.json of the source are copied too"),
+	CLI_OPT(O_SDT, 0, "save-dtype", "T",
+		"float32, float16 or bfloat16 weights (default: the dtype the source came in; random models float32)"),
+	CLI_OPT(O_INFO, 0, "info", NULL, "print a one-line summary of the model on stdout"),
+	CLI_OPT('q', 'q', "quiet", NULL, "no informational messages"),
+	CLI_SECTION("Random models:"),
+	CLI_OPT(O_CONFIG, 0, "config", "FILE",
+		"random model of the shape a Hugging Face config.json describes (any supported family and RoPE type)"),
+	CLI_OPT(O_ARCH, 0, "arch", "NAME", "llama (default) or gpt2"),
+	CLI_OPT(O_DIM, 0, "dim", "N", "residual width (default 64)"),
+	CLI_OPT(O_LAYERS, 0, "layers", "N", "number of blocks (default 2)"),
+	CLI_OPT(O_HEADS, 0, "heads", "N", "attention heads (default 4)"),
+	CLI_OPT(O_KVH, 0, "kv-heads", "N", "key/value heads for llama GQA (default: --heads)"),
+	CLI_OPT(O_HD, 0, "head-dim", "N", "per-head width (default dim / heads)"),
+	CLI_OPT(O_HIDDEN, 0, "hidden", "N", "MLP width (default: llama 8*dim/3 rounded up to 16, gpt2 4*dim)"),
+	CLI_OPT(O_VOCAB, 0, "vocab", "N", "vocabulary size (default 512, or from --vocab-from)"),
+	CLI_OPT(O_MAXSEQ, 0, "max-seq", "N", "positions (default: llama 2048, gpt2 1024)"),
+	CLI_OPT(O_THETA, 0, "rope-theta", "X", "RoPE base (llama; default 10000)"),
+	CLI_OPT(O_EPS, 0, "norm-eps", "X", "norm epsilon (default: llama 1e-5, gpt2 1e-5)"),
+	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1)"),
+	CLI_OPT(O_STD, 0, "std", "X", "weight standard deviation (default 0.02)"),
+	CLI_OPT(O_TIE, 0, "tie", NULL, "share the output matrix with the embedding (gpt2: always)"),
+	CLI_OPT(O_NOTIE, 0, "no-tie", NULL, "separate lm_head (llama default)"),
+	CLI_OPT(O_QKVB, 0, "qkv-bias", NULL, "q/k/v biases, saved as a Qwen2 model (llama only)"),
+	CLI_OPT(O_VFROM, 0, "vocab-from", "FILE",
+		"take the vocabulary size and bos/eos ids from a tokenizer.json and copy it into DIR"),
+	CLI_ALIAS('i', "from", "model"),
+	{0}};
+
+static const cli_spec spec = {"lbdpo-init",
+			      "lbdpo-init [OPTION]... -o DIR\n"
+			      "lbdpo-init -m MODEL [-o DIR] [--info]\n"
+			      "lbdpo-init --export CHECKPOINT DIR",
+			      "Create a randomly initialized transformer, or convert a llama2.c .bin\n"
+			      "(or any model lbdpo loads) into a Hugging Face model directory\n"
+			      "(config.json + model.safetensors, loadable by transformers).",
+			      opts, print_version};
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-init");
-	static const struct option opts[] = {
-		{"from", required_argument, 0, 'i'},	  {"output", required_argument, 0, 'o'},
-		{"info", no_argument, 0, O_INFO},	  {"arch", required_argument, 0, O_ARCH},
-		{"dim", required_argument, 0, O_DIM},	  {"layers", required_argument, 0, O_LAYERS},
-		{"heads", required_argument, 0, O_HEADS}, {"kv-heads", required_argument, 0, O_KVH},
-		{"head-dim", required_argument, 0, O_HD}, {"hidden", required_argument, 0, O_HIDDEN},
-		{"vocab", required_argument, 0, O_VOCAB}, {"max-seq", required_argument, 0, O_MAXSEQ},
-		{"rope-theta", required_argument, 0, O_THETA}, {"norm-eps", required_argument, 0, O_EPS},
-		{"seed", required_argument, 0, O_SEED},	  {"std", required_argument, 0, O_STD},
-		{"tie", no_argument, 0, O_TIE},		  {"no-tie", no_argument, 0, O_NOTIE},
-		{"qkv-bias", no_argument, 0, O_QKVB},	  {"vocab-from", required_argument, 0, O_VFROM},
-		{"quiet", no_argument, 0, 'q'},		  {"help", no_argument, 0, O_HELP},
-		{"version", no_argument, 0, O_VERSION},	  {"export", required_argument, 0, O_EXPORT},
-		{"save-dtype", required_argument, 0, O_SDT}, {"config", required_argument, 0, O_CONFIG},
-		{0, 0, 0, 0},
-	};
 	const char *from = NULL, *out = NULL, *vfrom = NULL;
 	int arch = ARCH_LLAMA, dim = 64, layers = 2, heads = 4, kvh = 0, hd = 0, hidden = 0, vocab = 0, maxseq = 0;
 	int tie = -1, qkvb = 0, info_only = 0, shape_given = 0, shape_only = 0, save_dtype = -1;
 	const char *export = NULL, *cfgfile = NULL;
 	double theta = 10000, eps = 1e-5, stdv = 0.02;
 	long seed = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "i:o:q", opts, NULL)) != -1) {
-		if (c >= O_ARCH && c <= O_QKVB && c != O_TIE && c != O_NOTIE)
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int k; (k = cli_next(&c)) != -1;) {
+		const char *arg = c.arg;
+		if (k >= O_ARCH && k <= O_QKVB && k != O_TIE && k != O_NOTIE)
 			shape_given = 1;
-		if (c >= O_ARCH && c <= O_QKVB && c != O_TIE && c != O_NOTIE && c != O_SEED && c != O_STD)
+		if (k >= O_ARCH && k <= O_QKVB && k != O_TIE && k != O_NOTIE && k != O_SEED && k != O_STD)
 			shape_only = 1;
-		switch (c) {
-		case 'i': from = optarg; break;
-		case 'o': out = optarg; break;
+		switch (k) {
+		case 'm': from = arg; break;
+		case 'o': out = arg; break;
 		case 'q': lbdpo_quiet = 1; break;
 		case O_INFO: info_only = 1; break;
 		case O_ARCH:
-			if (model_arch_parse(optarg) < 0 || model_arch_parse(optarg) == ARCH_NEOX)
-				die_usage("--arch: '%s' is not llama or gpt2 (other families: --config FILE)", optarg);
-			arch = model_arch_parse(optarg);
+			if (model_arch_parse(arg) < 0 || model_arch_parse(arg) == ARCH_NEOX)
+				die_usage("--arch: '%s' is not llama or gpt2 (other families: --config FILE)", arg);
+			arch = model_arch_parse(arg);
 			break;
-		case O_DIM: dim = (int)parse_long("--dim", optarg, 1, 1 << 16); break;
-		case O_LAYERS: layers = (int)parse_long("--layers", optarg, 1, 1024); break;
-		case O_HEADS: heads = (int)parse_long("--heads", optarg, 1, 1 << 12); break;
-		case O_KVH: kvh = (int)parse_long("--kv-heads", optarg, 1, 1 << 12); break;
-		case O_HD: hd = (int)parse_long("--head-dim", optarg, 1, 4096); break;
-		case O_HIDDEN: hidden = (int)parse_long("--hidden", optarg, 1, 1 << 20); break;
-		case O_VOCAB: vocab = (int)parse_long("--vocab", optarg, 1, 1 << 24); break;
-		case O_MAXSEQ: maxseq = (int)parse_long("--max-seq", optarg, 1, 1 << 24); break;
-		case O_THETA: theta = parse_double("--rope-theta", optarg, 1e-6, 1e12); break;
-		case O_EPS: eps = parse_double("--norm-eps", optarg, 1e-30, 0.5); break;
-		case O_SEED: seed = parse_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
-		case O_STD: stdv = parse_double("--std", optarg, 0, 100); break;
+		case O_DIM: dim = (int)parse_long("--dim", arg, 1, 1 << 16); break;
+		case O_LAYERS: layers = (int)parse_long("--layers", arg, 1, 1024); break;
+		case O_HEADS: heads = (int)parse_long("--heads", arg, 1, 1 << 12); break;
+		case O_KVH: kvh = (int)parse_long("--kv-heads", arg, 1, 1 << 12); break;
+		case O_HD: hd = (int)parse_long("--head-dim", arg, 1, 4096); break;
+		case O_HIDDEN: hidden = (int)parse_long("--hidden", arg, 1, 1 << 20); break;
+		case O_VOCAB: vocab = (int)parse_long("--vocab", arg, 1, 1 << 24); break;
+		case O_MAXSEQ: maxseq = (int)parse_long("--max-seq", arg, 1, 1 << 24); break;
+		case O_THETA: theta = parse_double("--rope-theta", arg, 1e-6, 1e12); break;
+		case O_EPS: eps = parse_double("--norm-eps", arg, 1e-30, 0.5); break;
+		case O_SEED: seed = parse_long("--seed", arg, 0, 0x7fffffffffffffffL); break;
+		case O_STD: stdv = parse_double("--std", arg, 0, 100); break;
 		case O_TIE: tie = 1; break;
 		case O_NOTIE: tie = 0; break;
 		case O_QKVB: qkvb = 1; break;
-		case O_VFROM: vfrom = optarg; break;
-		case O_EXPORT: export = optarg; break;
-		case O_CONFIG: cfgfile = optarg; break;
+		case O_VFROM: vfrom = arg; break;
+		case O_EXPORT: export = arg; break;
+		case O_CONFIG: cfgfile = arg; break;
 		case O_SDT:
-			if ((save_dtype = hfconfig_dtype(optarg)) < 0)
-				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", optarg);
+			if ((save_dtype = hfconfig_dtype(arg)) < 0)
+				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", arg);
 			break;
-		case O_HELP: usage(); close_stdout(); return 0;
-		case O_VERSION: print_version("lbdpo-init"); return 0;
-		default: die_bad_option(argv);
 		}
 	}
-	if (export && !out && optind + 1 == argc) /* lbdpo-init --export CHECKPOINT DIR */
-		out = argv[optind++];
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+	if (export && !out && c.ind + 1 == argc) /* lbdpo-init --export CHECKPOINT DIR */
+		out = argv[c.ind++];
+	if (c.ind < argc)
+		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (cfgfile && (from || export || shape_only || tie >= 0))
-		die_usage("--config takes no --from, --export or shape options (--seed, --std are fine)");
+		die_usage("--config takes no --model, --export or shape options (--seed, --std are fine)");
 	if (export && (from || vfrom || shape_given || tie >= 0))
-		die_usage("--export takes no --from, --vocab-from or shape options");
+		die_usage("--export takes no --model, --vocab-from or shape options");
 	if (export && !ckpt_is(export))
-		die("%s: not an lbdpo-step checkpoint (no trainer_state.json); use --from for a model directory",
+		die("%s: not an lbdpo-step checkpoint (no trainer_state.json); use --model for a model directory",
 		    export);
 	if (export)
 		from = export;
 	if (!out && !info_only)
 		die_usage("give an output directory with -o DIR (or --info)");
 	if (from && (shape_given || tie >= 0))
-		die_usage("shape options cannot be combined with --from");
+		die_usage("shape options cannot be combined with --model");
 
 	char *tok_text = NULL;
 	size_t tok_len = 0;

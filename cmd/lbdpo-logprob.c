@@ -1,6 +1,5 @@
 /* lbdpo-logprob — score token pairs with a model: completion log-prob sums,
  * prompt mean log-prob / perplexity / entropy, optionally per-token. */
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,33 +12,9 @@
 #include "libcore/score.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
+#include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"
-
-static void usage(void)
-{
-	printf("Usage: lbdpo-logprob --model PATH [OPTIONS] [< pairs.tok] [> pairs.scores]\n"
-	       "Score each record's chosen and rejected completions with a model and add\n"
-	       "chosen_logp, rejected_logp, chosen_n, rejected_n, prompt_logp, prompt_ppl,\n"
-	       "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps).\n"
-	       "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
-	       "(see the man page); this build %s MPI.\n"
-	       "\n"
-	       "Options:\n"
-	       "  -m, --model PATH        model: Hugging Face directory or llama2.c .bin (required)\n"
-	       "  -i, --input FILE        token records to read (default: standard input)\n"
-	       "  -o, --output FILE       scores to write (default: standard output)\n"
-	       "  -b, --batch-tokens N    pack pairs into forwards of up to N tokens (default\n"
-	       "                          4096); 0: one pair per forward (as lbdpo-refcache)\n"
-	       "      --per-token         add per-token completion log-probs (f32 bin)\n"
-	       "      --device DEV        cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
-	       "                          and a GPU is present, else cpu)\n"
-	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
-	       "  -q, --quiet             no summary line on standard error\n"
-	       "  -h, --help              show this help and exit\n"
-	       "  -V, --version           show the version and exit\n",
-	       dist_have_mpi() ? "has" : "lacks");
-}
 
 typedef struct {
 	held_pair *h;
@@ -95,6 +70,22 @@ static void flush(batch *b, const model *m, model_ws *ws, distrec *d, int per_to
 	b->tokens = 0;
 }
 
+enum { OPT_PER_TOKEN = 256, OPT_DEVICE };
+static const cli_opt opts[] = {
+	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory or llama2.c .bin (required)"),
+	CLI_OPT('i', 'i', "input", "FILE", "token records to read (default: standard input)"),
+	CLI_OPT('o', 'o', "output", "FILE", "scores to write (default: standard output)"),
+	CLI_OPT('b', 'b', "batch-tokens", "N",
+		"pack pairs into forwards of up to N tokens (default 4096); 0: one pair per forward (as lbdpo-refcache)"),
+	CLI_OPT(OPT_PER_TOKEN, 0, "per-token", NULL, "add per-token completion log-probs (f32 bin)"),
+	CLI_OPT(OPT_DEVICE, 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	CLI_OPT('t', 't', "threads", "N", "compute threads (default: OpenMP/OpenBLAS default)"),
+	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
+	{0}};
+
+static cli_spec spec = {"lbdpo-logprob", "lbdpo-logprob -m PATH [OPTIONS] [< pairs.tok] [> pairs.scores]", NULL, opts,
+			print_version};
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-logprob");
@@ -102,32 +93,32 @@ int main(int argc, char **argv)
 	const char *model_path = NULL, *in = NULL, *outp = NULL, *device = NULL;
 	long batch_tokens = 4096, threads = 0;
 	int per_token = 0;
-	enum { OPT_PER_TOKEN = 256, OPT_DEVICE };
-	static const struct option opts[] = {
-		{"model", required_argument, 0, 'm'},	 {"input", required_argument, 0, 'i'},
-		{"output", required_argument, 0, 'o'},	 {"batch-tokens", required_argument, 0, 'b'},
-		{"per-token", no_argument, 0, OPT_PER_TOKEN}, {"threads", required_argument, 0, 't'},
-		{"quiet", no_argument, 0, 'q'},		 {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},	 {"device", required_argument, 0, OPT_DEVICE},
-		{0, 0, 0, 0}};
-	int c;
-	while ((c = getopt_long(argc, argv, "m:i:o:b:t:qhV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm': model_path = optarg; break;
-		case 'i': in = optarg; break;
-		case 'o': outp = optarg; break;
-		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 0, 1L << 24); break;
+	char about[512];
+	snprintf(about, sizeof about,
+		 "Score each record's chosen and rejected completions with a model and add\n"
+		 "chosen_logp, rejected_logp, chosen_n, rejected_n, prompt_logp, prompt_ppl,\n"
+		 "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps).\n"
+		 "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
+		 "(see the man page); this build %s MPI.",
+		 dist_have_mpi() ? "has" : "lacks");
+	spec.about = about;
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int key; (key = cli_next(&c)) != -1;) {
+		const char *arg = c.arg;
+		switch (key) {
+		case 'm': model_path = arg; break;
+		case 'i': in = arg; break;
+		case 'o': outp = arg; break;
+		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
 		case OPT_PER_TOKEN: per_token = 1; break;
-		case OPT_DEVICE: device = optarg; break;
-		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
+		case OPT_DEVICE: device = arg; break;
+		case 't': threads = parse_long("--threads", arg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
-		case 'h': usage(); close_stdout(); return 0;
-		case 'V': print_version("lbdpo-logprob"); return 0;
-		default: die_bad_option(argv);
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+	if (c.ind < argc)
+		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!model_path)
 		die_usage("--model PATH is required");
 	/* Under mpirun every rank reads the input and scores the records k with

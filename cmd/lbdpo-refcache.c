@@ -1,7 +1,6 @@
 /* lbdpo-refcache — attach reference-model scores to token pairs, computing
  * each (reference, record) once: a persistent cache (libcore/refcache.h),
  * deterministic sharding, and a merge of shard outputs. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,37 +14,9 @@
 #include "libcore/score.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
+#include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"
-
-static void usage(void)
-{
-	printf("Usage: lbdpo-refcache --ref MODEL [--cache DIR] [OPTIONS] [< pairs.tok] [> pairs.ref]\n"
-	       "       lbdpo-refcache --merge [-o pairs.ref] SHARD...\n"
-	       "Attach reference scores to each record: ref_chosen_logp, ref_rejected_logp,\n"
-	       "ref_chosen_n, ref_rejected_n, ref_prompt_logp, ref_prompt_entropy. Scores\n"
-	       "found in the cache are not computed again.\n"
-	       "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
-	       "(see the man page); this build %s MPI.\n"
-	       "\n"
-	       "Options:\n"
-	       "  -r, --ref MODEL         reference model: HF directory or llama2.c .bin\n"
-	       "  -c, --cache DIR         persistent score cache (default: $LBDPO_REFCACHE, else none)\n"
-	       "  -i, --input FILE        token records to read (default: standard input)\n"
-	       "  -o, --output FILE       records to write (default: standard output)\n"
-	       "  -s, --shard I/N         process only records with index mod N == I (0-based)\n"
-	       "      --merge             join shard outputs (the arguments) back into input order\n"
-	       "      --tokenizer-sha SHA refuse input whose header names another tokenizer\n"
-	       "  -b, --batch-tokens N    pack pairs into forwards of up to N tokens; 0 (default):\n"
-	       "                          one pair per forward, scores independent of batching\n"
-	       "      --device DEV        cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
-	       "                          and a GPU is present, else cpu)\n"
-	       "  -t, --threads N         compute threads (default: OpenMP/OpenBLAS default)\n"
-	       "  -q, --quiet             no summary line on standard error\n"
-	       "  -h, --help              show this help and exit\n"
-	       "  -V, --version           show the version and exit\n",
-	       dist_have_mpi() ? "has" : "lacks");
-}
 
 /* One record between reading and writing. */
 typedef struct {
@@ -264,6 +235,28 @@ static void progress(const state *s, uint64_t n_in, double t0, rs_reader *r, off
 		last ? "\n" : "");
 }
 
+enum { OPT_MERGE = 256, OPT_TOKSHA, OPT_DEVICE };
+static const cli_opt opts[] = {
+	CLI_OPT('m', 'm', "model", "MODEL", "reference model: HF directory or llama2.c .bin"),
+	CLI_OPT('c', 'c', "cache", "DIR", "persistent score cache (default: $LBDPO_REFCACHE, else none)"),
+	CLI_OPT('i', 'i', "input", "FILE", "token records to read (default: standard input)"),
+	CLI_OPT('o', 'o', "output", "FILE", "records to write (default: standard output)"),
+	CLI_OPT('s', 's', "shard", "I/N", "process only records with index mod N == I (0-based)"),
+	CLI_OPT(OPT_MERGE, 0, "merge", NULL, "join shard outputs (the arguments) back into input order"),
+	CLI_OPT(OPT_TOKSHA, 0, "tokenizer-sha", "SHA", "refuse input whose header names another tokenizer"),
+	CLI_OPT('b', 'b', "batch-tokens", "N",
+		"pack pairs into forwards of up to N tokens; 0 (default): one pair per forward, scores independent of batching"),
+	CLI_OPT(OPT_DEVICE, 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	CLI_OPT('t', 't', "threads", "N", "compute threads (default: OpenMP/OpenBLAS default)"),
+	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
+	CLI_ALIAS('r', "ref", "model"),
+	{0}};
+
+static cli_spec spec = {"lbdpo-refcache",
+			"lbdpo-refcache -m MODEL [-c DIR] [OPTIONS] [< pairs.tok] [> pairs.ref]\n"
+			"lbdpo-refcache --merge [-o pairs.ref] SHARD...",
+			NULL, opts, print_version};
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-refcache");
@@ -272,43 +265,42 @@ int main(int argc, char **argv)
 	const char *tok_sha = NULL, *device = NULL;
 	long batch_tokens = 0, threads = 0, shard_i = 0, shard_n = 1;
 	int do_merge = 0;
-	enum { OPT_MERGE = 256, OPT_TOKSHA, OPT_DEVICE };
-	static const struct option opts[] = {
-		{"ref", required_argument, 0, 'r'},	     {"cache", required_argument, 0, 'c'},
-		{"input", required_argument, 0, 'i'},	     {"output", required_argument, 0, 'o'},
-		{"shard", required_argument, 0, 's'},	     {"merge", no_argument, 0, OPT_MERGE},
-		{"tokenizer-sha", required_argument, 0, OPT_TOKSHA}, {"device", required_argument, 0, OPT_DEVICE},
-		{"batch-tokens", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
-		{"quiet", no_argument, 0, 'q'},		     {"help", no_argument, 0, 'h'},		     {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0}};
-	int c;
-	while ((c = getopt_long(argc, argv, "r:c:i:o:s:b:t:qhV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'r': ref = optarg; break;
-		case 'c': cache_dir = optarg; break;
-		case 'i': in = optarg; break;
-		case 'o': outp = optarg; break;
-		case 's': parse_shard(optarg, &shard_i, &shard_n); break;
+	char about[512];
+	snprintf(about, sizeof about,
+		 "Attach reference scores to each record: ref_chosen_logp, ref_rejected_logp,\n"
+		 "ref_chosen_n, ref_rejected_n, ref_prompt_logp, ref_prompt_entropy. Scores\n"
+		 "found in the cache are not computed again.\n"
+		 "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
+		 "(see the man page); this build %s MPI.",
+		 dist_have_mpi() ? "has" : "lacks");
+	spec.about = about;
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int key; (key = cli_next(&c)) != -1;) {
+		const char *arg = c.arg;
+		switch (key) {
+		case 'm': ref = arg; break;
+		case 'c': cache_dir = arg; break;
+		case 'i': in = arg; break;
+		case 'o': outp = arg; break;
+		case 's': parse_shard(arg, &shard_i, &shard_n); break;
 		case OPT_MERGE: do_merge = 1; break;
-		case OPT_TOKSHA: tok_sha = optarg; break;
-		case OPT_DEVICE: device = optarg; break;
-		case 'b': batch_tokens = parse_long("--batch-tokens", optarg, 0, 1L << 24); break;
-		case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
+		case OPT_TOKSHA: tok_sha = arg; break;
+		case OPT_DEVICE: device = arg; break;
+		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
+		case 't': threads = parse_long("--threads", arg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
-		case 'h': usage(); close_stdout(); return 0;
-		case 'V': print_version("lbdpo-refcache"); return 0;
-		default: die_bad_option(argv);
 		}
 	}
 	if (do_merge) {
 		if (ref || in)
-			die_usage("--merge takes shard files only (no --ref, --input)");
-		return merge(argc - optind, argv + optind, outp, argc, argv);
+			die_usage("--merge takes shard files only (no --model, --input)");
+		return merge(argc - c.ind, argv + c.ind, outp, argc, argv);
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+	if (c.ind < argc)
+		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!ref)
-		die_usage("--ref MODEL is required");
+		die_usage("--model MODEL is required");
 	/* Under mpirun every rank reads the input and takes its 1/N of the
 	 * records by the --shard rule; rank 0 writes the whole output. */
 	dist_init(&argc, &argv);

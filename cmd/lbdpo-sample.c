@@ -15,7 +15,6 @@
  * --top-p (nucleus). T = 0 (or --greedy) takes the argmax. The random
  * stream of sample k of input record i depends only on (--seed, i, k).
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "libcore/model.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
+#include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"
 
@@ -224,92 +224,68 @@ static json_t *scalar_json(const msgpack_object *v)
 	}
 }
 
-static void usage(FILE *fp)
-{
-	fprintf(fp,
-		"Usage: lbdpo-sample -m MODEL [OPTIONS] [-i INPUT] [-o OUTPUT]\n"
-		"Generate continuations of prompts (JSONL with \"prompt\", or token records with\n"
-		"\"prompt_ids\") and write JSON Lines with the text and token ids.\n"
-		"\n"
-		"  -m, --model PATH       model: Hugging Face directory, checkpoint, or llama2.c .bin\n"
-		"  -t, --tokenizer FILE   tokenizer.json or tokenizer.bin (needed for JSONL input)\n"
-		"  -i, --input FILE       input (default: stdin)\n"
-		"  -o, --output FILE      output JSONL (default: stdout)\n"
-		"  --greedy               take the most likely token (same as --temperature 0)\n"
-		"  --temperature T        sampling temperature (default 1; 0 = greedy)\n"
-		"  --top-k K              sample among the K most likely tokens (0 = all; default 0)\n"
-		"  --top-p P              nucleus: the smallest set with mass >= P (default 1 = off)\n"
-		"  --seed N               random seed (default 1)\n"
-		"  --max-new-tokens N     stop after N new tokens (default 64)\n"
-		"  --n N                  samples per prompt (default 1)\n"
-		"  --eos-id ID            stop token (default: the tokenizer's, else the model's)\n"
-		"  --no-eos               never stop early at an end-of-sequence token\n"
-		"  --no-bos               do not prepend BOS to JSONL prompts\n"
-		"  --template NAME|FILE   chat template for message-list prompts: a Jinja\n"
-		"                         file, or chatml, llama3, hh (default: the\n"
-		"                         tokenizer's own chat_template)\n"
-		"  --device DEV           cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
-		"                         and a GPU is present, else cpu)\n"
-		"  --threads N            compute threads (default: OMP_NUM_THREADS)\n"
-		"  -h, --help             show this help\n"
-		"  --version              show the version\n");
-}
+enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_THREADS, O_TOK, O_TPL, O_DEV };
+static const cli_opt opts[] = {
+	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
+	CLI_OPT(O_TOK, 0, "tokenizer", "FILE", "tokenizer.json or tokenizer.bin (needed for JSONL input)"),
+	CLI_OPT('i', 'i', "input", "FILE", "input (default: stdin)"),
+	CLI_OPT('o', 'o', "output", "FILE", "output JSONL (default: stdout)"),
+	CLI_OPT(O_GREEDY, 0, "greedy", NULL, "take the most likely token (same as --temperature 0)"),
+	CLI_OPT(O_TEMP, 0, "temperature", "T", "sampling temperature (default 1; 0 = greedy)"),
+	CLI_OPT(O_TOPK, 0, "top-k", "K", "sample among the K most likely tokens (0 = all; default 0)"),
+	CLI_OPT(O_TOPP, 0, "top-p", "P", "nucleus: the smallest set with mass >= P (default 1 = off)"),
+	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1)"),
+	CLI_OPT(O_MAXNEW, 0, "max-new-tokens", "N", "stop after N new tokens (default 64)"),
+	CLI_OPT(O_N, 0, "n", "N", "samples per prompt (default 1)"),
+	CLI_OPT(O_EOS, 0, "eos-id", "ID", "stop token (default: the tokenizer's, else the model's)"),
+	CLI_OPT(O_NOEOS, 0, "no-eos", NULL, "never stop early at an end-of-sequence token"),
+	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "do not prepend BOS to JSONL prompts"),
+	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
+		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
+	CLI_OPT(O_DEV, 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	CLI_OPT(O_THREADS, 't', "threads", "N", "compute threads (default: OMP_NUM_THREADS)"),
+	CLI_GONE(0, NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
+	{0}};
+
+static const cli_spec spec = {"lbdpo-sample", "lbdpo-sample -m MODEL [OPTIONS] [-i INPUT] [-o OUTPUT]",
+			      "Generate continuations of prompts (JSONL with \"prompt\", or token records with\n"
+			      "\"prompt_ids\") and write JSON Lines with the text and token ids.",
+			      opts, print_version};
 
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-sample");
 	lbdpo_runtime_init(argv);
-	enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_THREADS, O_VER, O_TPL, O_DEV };
-	static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-					     {"tokenizer", required_argument, 0, 't'},
-					     {"input", required_argument, 0, 'i'},
-					     {"output", required_argument, 0, 'o'},
-					     {"greedy", no_argument, 0, O_GREEDY},
-					     {"temperature", required_argument, 0, O_TEMP},
-					     {"top-k", required_argument, 0, O_TOPK},
-					     {"top-p", required_argument, 0, O_TOPP},
-					     {"seed", required_argument, 0, O_SEED},
-					     {"max-new-tokens", required_argument, 0, O_MAXNEW},
-					     {"n", required_argument, 0, O_N},
-					     {"eos-id", required_argument, 0, O_EOS},
-					     {"no-eos", no_argument, 0, O_NOEOS},
-					     {"no-bos", no_argument, 0, O_NOBOS},
-					     {"template", required_argument, 0, O_TPL},
-					     {"threads", required_argument, 0, O_THREADS},
-					     {"device", required_argument, 0, O_DEV},
-					     {"help", no_argument, 0, 'h'},
-					     {"version", no_argument, 0, O_VER},
-					     {0, 0, 0, 0}};
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .seed = 1, .max_new = 64, .n = 1, .eos = -2};
 	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
 	const char *device = NULL;
-	int no_eos = 0, no_bos = 0, threads = 0, c;
-	while ((c = getopt_long(argc, argv, "m:t:i:o:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm': model_path = optarg; break;
-		case 't': tok_path = optarg; break;
-		case 'i': in_path = optarg; break;
-		case 'o': out_path = optarg; break;
+	int no_eos = 0, no_bos = 0, threads = 0;
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int key; (key = cli_next(&c)) != -1;) {
+		const char *arg = c.arg;
+		switch (key) {
+		case 'm': model_path = arg; break;
+		case O_TOK: tok_path = arg; break;
+		case 'i': in_path = arg; break;
+		case 'o': out_path = arg; break;
 		case O_GREEDY: o.temperature = 0; break;
-		case O_TEMP: o.temperature = parse_double("--temperature", optarg, 0, 100); break;
-		case O_TOPK: o.top_k = (int)parse_long("--top-k", optarg, 0, 1 << 30); break;
-		case O_TOPP: o.top_p = parse_double("--top-p", optarg, 1e-9, 1); break;
-		case O_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0, INT64_MAX); break;
-		case O_MAXNEW: o.max_new = (int)parse_long("--max-new-tokens", optarg, 1, 1 << 24); break;
-		case O_N: o.n = (int)parse_long("--n", optarg, 1, 1 << 20); break;
-		case O_EOS: o.eos = parse_long("--eos-id", optarg, 0, INT32_MAX); break;
+		case O_TEMP: o.temperature = parse_double("--temperature", arg, 0, 100); break;
+		case O_TOPK: o.top_k = (int)parse_long("--top-k", arg, 0, 1 << 30); break;
+		case O_TOPP: o.top_p = parse_double("--top-p", arg, 1e-9, 1); break;
+		case O_SEED: o.seed = (uint64_t)parse_long("--seed", arg, 0, INT64_MAX); break;
+		case O_MAXNEW: o.max_new = (int)parse_long("--max-new-tokens", arg, 1, 1 << 24); break;
+		case O_N: o.n = (int)parse_long("--n", arg, 1, 1 << 20); break;
+		case O_EOS: o.eos = parse_long("--eos-id", arg, 0, INT32_MAX); break;
 		case O_NOEOS: no_eos = 1; break;
 		case O_NOBOS: no_bos = 1; break;
-		case O_TPL: tpl_name = optarg; break;
-		case O_DEV: device = optarg; break;
-		case O_THREADS: threads = (int)parse_long("--threads", optarg, 1, 1024); break;
-		case 'h': usage(stdout); close_stdout(); return 0;
-		case O_VER: print_version("lbdpo-sample"); return 0;
-		default: die_bad_option(argv);
+		case O_TPL: tpl_name = arg; break;
+		case O_DEV: device = arg; break;
+		case O_THREADS: threads = (int)parse_long("--threads", arg, 1, 1024); break;
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+	if (c.ind < argc)
+		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!model_path)
 		die_usage("--model is required");
 	backend_select_device(device);

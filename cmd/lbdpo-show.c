@@ -1,6 +1,5 @@
 /* lbdpo-show — look at record streams: msgpack -> JSON Lines, and back. */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,28 +8,8 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/cpu.h"
+#include "base/cli.h"
 #include "base/util.h"
-
-static const char usage_text[] =
-	"usage: lbdpo-show [-i FILE] [-o FILE] [--no-header] [--f32] [-n N]\n"
-	"       lbdpo-show --from-json [-i FILE] [-o FILE]\n"
-	"\n"
-	"Print an lbdpo record stream (msgpack) as JSON Lines, one object per\n"
-	"record, header first; or, with --from-json, turn such JSON Lines back\n"
-	"into the identical msgpack stream.\n"
-	"\n"
-	"  -i, --input FILE   read FILE instead of standard input\n"
-	"  -o, --output FILE  write FILE (atomically) instead of standard output\n"
-	"      --no-header    do not print the header\n"
-	"      --header-only  print only the header\n"
-	"      --f32          show bin values as lists of little-endian f32\n"
-	"                     ({\"$f32le\": [...]}) instead of base64\n"
-	"      --tokenizer FILE  decode every token-id array KEY_ids of a record\n"
-	"                     into an added key KEY_text (a view: not for --from-json)\n"
-	"  -n, --records N    stop after N records (header not counted)\n"
-	"      --from-json    convert JSON Lines to msgpack\n"
-	"  -h, --help         show this help\n"
-	"  -V, --version      show the version\n";
 
 static void append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
 {
@@ -67,6 +46,27 @@ static void add_texts(rs_reader *r, const msgpack_object *rec, tok *tk, uint32_t
 	}
 }
 
+enum { O_NOHDR = 256, O_HDRONLY, O_F32, O_FROMJSON, O_TOK };
+static const cli_opt opts[] = {
+	CLI_OPT('i', 'i', "input", "FILE", "read FILE instead of standard input"),
+	CLI_OPT('o', 'o', "output", "FILE", "write FILE (atomically) instead of standard output"),
+	CLI_OPT(O_NOHDR, 0, "no-header", NULL, "do not print the header"),
+	CLI_OPT(O_HDRONLY, 0, "header-only", NULL, "print only the header"),
+	CLI_OPT(O_F32, 0, "f32", NULL, "show bin values as lists of little-endian f32 ({\"$f32le\": [...]}) instead of base64"),
+	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
+		"decode every token-id array KEY_ids of a record into an added key KEY_text (a view: not for --from-json)"),
+	CLI_OPT('n', 'n', "records", "N", "stop after N records (header not counted)"),
+	CLI_OPT(O_FROMJSON, 0, "from-json", NULL, "convert JSON Lines to msgpack"),
+	{0}};
+
+static const cli_spec spec = {"lbdpo-show",
+			      "lbdpo-show [-i FILE] [-o FILE] [--no-header] [--f32] [-n N]\n"
+			      "lbdpo-show --from-json [-i FILE] [-o FILE]",
+			      "\nPrint an lbdpo record stream (msgpack) as JSON Lines, one object per\n"
+			      "record, header first; or, with --from-json, turn such JSON Lines back\n"
+			      "into the identical msgpack stream.",
+			      opts, print_version};
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-show");
@@ -74,32 +74,23 @@ int main(int argc, char **argv)
 	int no_header = 0, header_only = 0, from_json = 0, flags = 0;
 	long limit = -1;
 	const char *tokpath = NULL;
-	enum { O_NOHDR = 256, O_HDRONLY, O_F32, O_FROMJSON, O_TOK };
-	static const struct option opts[] = {
-		{"input", required_argument, 0, 'i'},   {"output", required_argument, 0, 'o'},
-		{"no-header", no_argument, 0, O_NOHDR}, {"header-only", no_argument, 0, O_HDRONLY},
-		{"f32", no_argument, 0, O_F32},         {"records", required_argument, 0, 'n'},
-		{"from-json", no_argument, 0, O_FROMJSON}, {"tokenizer", required_argument, 0, O_TOK},
-		{"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
-	int c;
-	while ((c = getopt_long(argc, argv, "i:o:n:hV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'i': in = optarg; break;
-		case 'o': out = optarg; break;
-		case 'n': limit = parse_long("--records", optarg, 0, __LONG_MAX__); break;
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int key; (key = cli_next(&c)) != -1;) {
+		const char *arg = c.arg;
+		switch (key) {
+		case 'i': in = arg; break;
+		case 'o': out = arg; break;
+		case 'n': limit = parse_long("--records", arg, 0, __LONG_MAX__); break;
 		case O_NOHDR: no_header = 1; break;
 		case O_HDRONLY: header_only = 1; break;
 		case O_F32: flags |= MPJ_F32; break;
 		case O_FROMJSON: from_json = 1; break;
-		case O_TOK: tokpath = optarg; break;
-		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
-		case 'V': print_version("lbdpo-show"); return 0;
-		default: die_bad_option(argv);
+		case O_TOK: tokpath = arg; break;
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+	if (c.ind < argc)
+		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (from_json && (no_header || header_only || flags || limit >= 0 || tokpath))
 		die_usage("--from-json takes no display options");
 

@@ -1,13 +1,12 @@
 /* lbdpo-step — optimizer steps of (LB-)DPO on cached preference records.
  *
- *   lbdpo-step --init MODEL_OR_CHECKPOINT --out CHECKPOINT [--steps N | --epochs E] < train.ref
+ *   lbdpo-step -m MODEL_OR_CHECKPOINT -o CHECKPOINT [--steps N | --epochs E] < train.ref
  *
  * Option parsing and the step loop; the step itself is train_step()
  * (libcore/engine.h). Formulas: doc/design.md, libcore/loss.c (losses),
  * libcore/betahead.h (β model), libcore/adamw.h (optimizer); man lbdpo-step(1). */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,65 +17,8 @@
 #include "libcore/cpu.h"
 #include "libcore/dist.h"
 #include "libcore/engine.h"
+#include "base/cli.h"
 #include "base/util.h"
-
-static void usage(void)
-{
-	printf("usage: lbdpo-step --init MODEL_OR_CHECKPOINT --out CHECKPOINT [options] < records\n"
-	       "Run optimizer steps of learnable-beta DPO (or another --loss) on cached\n"
-	       "preference records and write the next checkpoint.\n\n"
-	       "  -i, --input FILE       records with reference scores (default stdin)\n"
-	       "  -o, --out DIR          checkpoint directory to write (required)\n"
-	       "      --init PATH        HF model dir, llama2.c .bin, or checkpoint to start from\n"
-	       "      --fresh            treat a checkpoint --init as a model only (new head, step 0)\n"
-	       "      --steps N          optimizer steps to run in this invocation\n"
-	       "      --epochs E         passes over the records (instead of --steps)\n"
-	       "      --total-steps N    schedule length (default: steps done + --steps)\n"
-	       "      --batch-size B     pairs per micro-batch (default 8)\n"
-	       "      --grad-accum K     micro-batches per optimizer step (default 1)\n"
-	       "      --lr X             policy learning rate (default 5e-6)\n"
-	       "      --beta-lr X        learning rate of the beta model (default 1e-3)\n"
-	       "      --weight-decay X   policy weight decay, 2-D tensors only (default 0)\n"
-	       "      --beta-wd X        beta head weight decay, weights and biases, not log w (default 0)\n"
-	       "      --warmup N         warmup steps (default 0)\n"
-	       "      --schedule S       constant|linear|cosine (default linear)\n"
-	       "      --clip X           clip the global gradient norm to X, 0 = off (default 1)\n"
-	       "      --seed N           shuffling, head init and beta-dpo sampling seed (default 1)\n"
-	       "      --loss L           lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft (default lbdpo)\n"
-	       "      --beta X           fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)\n"
-	       "      --beta-init B      lbdpo: set w so the first batch's mean beta is B (default: --beta)\n"
-	       "      --w-init X         lbdpo: start from w = X instead of --beta-init\n"
-	       "      --epsilon X        eps of f = 1 + eps*tanh(NN(h)), in [0,1) (default 0.1)\n"
-	       "      --head H           linear|mlp (default linear)\n"
-	       "      --head-hidden K    mlp hidden width (default 64)\n"
-	       "      --pool P           last|mean: which hidden state is h (default last)\n"
-	       "      --ppl-from S       policy|ref: model giving PPL(x) (default policy)\n"
-	       "      --beta-grad M      full|head|none: gradient paths of beta (default full)\n"
-	       "      --freeze-policy    train only the beta model\n"
-	       "      --label-smoothing X  robust and simpo label smoothing (default 0)\n"
-	       "      --gamma X          simpo target margin (default 0.5)\n"
-	       "      --sft-weight X     add X * NLL(chosen) to the loss (RPO; default 0)\n"
-	       "      --bdpo-alpha X     beta-dpo: a in beta0*(1 + a*(M - M0)) (default 0.6)\n"
-	       "      --bdpo-rho X       beta-dpo: fraction of pairs filtered out (default 0.2)\n"
-	       "      --range-reg X      lambda1 of the range regularizer (default 0)\n"
-	       "      --beta-min X       lower end of the beta range (default 0)\n"
-	       "      --beta-max X       upper end of the beta range (default 10)\n"
-	       "      --group-reg X      lambda2 of the group-consistency regularizer (default 0)\n"
-	       "      --entropy-reg X    lambda3 of the entropy regularizer (default 0)\n"
-	       "      --entropy-alpha X  alpha of the entropy regularizer (default 0.05)\n"
-	       "      --metrics FILE     append per-step JSON lines to FILE (- = stderr)\n"
-	       "      --save-every N     also write --out every N steps (default: only at the end)\n"
-	       "      --save-dtype T     float32, float16 or bfloat16: the policy's weights in\n"
-	       "                         the checkpoint (default: the dtype the model came in)\n"
-	       "      --device DEV       cpu, cuda or cuda:N (default: cuda if built with CUDA\n"
-	       "                         and a GPU is present, else cpu)\n"
-	       "      --threads N        OpenMP/OpenBLAS threads (default: library default)\n"
-	       "      --ignore-provenance  train on records of another tokenizer or reference\n"
-	       "                         than the checkpoint's (warns; default: refuse)\n"
-	       "  -q, --quiet            no progress lines and no summary\n"
-	       "  -h, --help             this help\n"
-	       "  -V, --version          print the version\n");
-}
 
 /* The reduce point under mpirun (engine.h): sums over ranks (dist.h). G is
  * backend memory: on a GPU, NCCL or a host copy (dist_allreduce_sum_dev). */
@@ -166,39 +108,73 @@ static void save(train_engine *eng, ckpt *ck, const char *out, json_t *opts)
 }
 
 enum {
-	O_INIT = 256, O_FRESH, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
+	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_THREADS, O_SDT, O_IGNPROV, O_DEVICE
+	O_SDT, O_IGNPROV, O_DEVICE
 };
 
-static const struct option longopts[] = {
-	{"input", required_argument, 0, 'i'},	  {"out", required_argument, 0, 'o'},
-	{"init", required_argument, 0, O_INIT},	  {"fresh", no_argument, 0, O_FRESH},
-	{"steps", required_argument, 0, O_STEPS}, {"epochs", required_argument, 0, O_EPOCHS},
-	{"total-steps", required_argument, 0, O_TOTAL},
-	{"batch-size", required_argument, 0, O_BS}, {"grad-accum", required_argument, 0, O_ACC},
-	{"lr", required_argument, 0, O_LR},	  {"beta-lr", required_argument, 0, O_BLR},
-	{"weight-decay", required_argument, 0, O_WD}, {"beta-wd", required_argument, 0, O_BWD},
-	{"warmup", required_argument, 0, O_WARM}, {"schedule", required_argument, 0, O_SCHED},
-	{"clip", required_argument, 0, O_CLIP},	  {"seed", required_argument, 0, O_SEED},
-	{"loss", required_argument, 0, O_LOSS},	  {"beta", required_argument, 0, O_BETA},
-	{"beta-init", required_argument, 0, O_BINIT},	  {"w-init", required_argument, 0, O_WINIT},
-	{"epsilon", required_argument, 0, O_EPS}, {"head", required_argument, 0, O_HEAD},
-	{"head-hidden", required_argument, 0, O_HID}, {"pool", required_argument, 0, O_POOL},
-	{"ppl-from", required_argument, 0, O_PPL}, {"beta-grad", required_argument, 0, O_BGRAD},
-	{"freeze-policy", no_argument, 0, O_FREEZE}, {"label-smoothing", required_argument, 0, O_LS},
-	{"gamma", required_argument, 0, O_GAMMA}, {"sft-weight", required_argument, 0, O_SFTW},
-	{"bdpo-alpha", required_argument, 0, O_BA}, {"bdpo-rho", required_argument, 0, O_BR},
-	{"range-reg", required_argument, 0, O_RREG}, {"beta-min", required_argument, 0, O_BMIN},
-	{"beta-max", required_argument, 0, O_BMAX}, {"group-reg", required_argument, 0, O_GREG},
-	{"entropy-reg", required_argument, 0, O_EREG}, {"entropy-alpha", required_argument, 0, O_EALPHA},
-	{"metrics", required_argument, 0, O_METRICS}, {"save-every", required_argument, 0, O_SAVE},
-	{"save-dtype", required_argument, 0, O_SDT}, {"device", required_argument, 0, O_DEVICE},
-	{"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, 'q'},
-	{"ignore-provenance", no_argument, 0, O_IGNPROV},
-	{"help", no_argument, 0, 'h'},		  {"version", no_argument, 0, 'V'},
-	{0, 0, 0, 0}};
+static const cli_opt opts[] = {
+	CLI_OPT('m', 'm', "model", "PATH", "HF model dir, llama2.c .bin, or checkpoint to start from (required)"),
+	CLI_OPT('i', 'i', "input", "FILE", "records with reference scores (default stdin)"),
+	CLI_OPT('o', 'o', "output", "DIR", "checkpoint directory to write (required)"),
+	CLI_OPT(O_FRESH, 0, "fresh", NULL, "treat a checkpoint --model as a model only (new head, step 0)"),
+	CLI_SECTION("Schedule:"),
+	CLI_OPT(O_STEPS, 0, "steps", "N", "optimizer steps to run in this invocation"),
+	CLI_OPT(O_EPOCHS, 0, "epochs", "E", "passes over the records (instead of --steps)"),
+	CLI_OPT(O_TOTAL, 0, "total-steps", "N", "schedule length (default: steps done + --steps)"),
+	CLI_OPT(O_BS, 0, "batch-size", "B", "pairs per micro-batch (default 8)"),
+	CLI_OPT(O_ACC, 0, "grad-accum", "K", "micro-batches per optimizer step (default 1)"),
+	CLI_OPT(O_LR, 0, "lr", "X", "policy learning rate (default 5e-6)"),
+	CLI_OPT(O_BLR, 0, "beta-lr", "X", "learning rate of the beta model (default 1e-3)"),
+	CLI_OPT(O_WD, 0, "weight-decay", "X", "policy weight decay, 2-D tensors only (default 0)"),
+	CLI_OPT(O_BWD, 0, "beta-wd", "X", "beta head weight decay, weights and biases, not log w (default 0)"),
+	CLI_OPT(O_WARM, 0, "warmup", "N", "warmup steps (default 0)"),
+	CLI_OPT(O_SCHED, 0, "schedule", "S", "constant|linear|cosine (default linear)"),
+	CLI_OPT(O_CLIP, 0, "clip", "X", "clip the global gradient norm to X, 0 = off (default 1)"),
+	CLI_OPT(O_SEED, 0, "seed", "N", "shuffling, head init and beta-dpo sampling seed (default 1)"),
+	CLI_SECTION("Loss:"),
+	CLI_OPT(O_LOSS, 0, "loss", "L", "lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft (default lbdpo)"),
+	CLI_OPT(O_BETA, 0, "beta", "X", "fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)"),
+	CLI_OPT(O_LS, 0, "label-smoothing", "X", "robust and simpo label smoothing (default 0)"),
+	CLI_OPT(O_GAMMA, 0, "gamma", "X", "simpo target margin (default 0.5)"),
+	CLI_OPT(O_SFTW, 0, "sft-weight", "X", "add X * NLL(chosen) to the loss (RPO; default 0)"),
+	CLI_OPT(O_BA, 0, "bdpo-alpha", "X", "beta-dpo: a in beta0*(1 + a*(M - M0)) (default 0.6)"),
+	CLI_OPT(O_BR, 0, "bdpo-rho", "X", "beta-dpo: fraction of pairs filtered out (default 0.2)"),
+	CLI_SECTION("Beta model (lbdpo):"),
+	CLI_OPT(O_BINIT, 0, "beta-init", "B", "lbdpo: set w so the first batch's mean beta is B (default: --beta)"),
+	CLI_OPT(O_WINIT, 0, "w-init", "X", "lbdpo: start from w = X instead of --beta-init"),
+	CLI_OPT(O_EPS, 0, "epsilon", "X", "eps of f = 1 + eps*tanh(NN(h)), in [0,1) (default 0.1)"),
+	CLI_OPT(O_HEAD, 0, "head", "H", "linear|mlp (default linear)"),
+	CLI_OPT(O_HID, 0, "head-hidden", "K", "mlp hidden width (default 64)"),
+	CLI_OPT(O_POOL, 0, "pool", "P", "last|mean: which hidden state is h (default last)"),
+	CLI_OPT(O_PPL, 0, "ppl-from", "S", "policy|ref: model giving PPL(x) (default policy)"),
+	CLI_OPT(O_BGRAD, 0, "beta-grad", "M", "full|head|none: gradient paths of beta (default full)"),
+	CLI_OPT(O_FREEZE, 0, "freeze-policy", NULL, "train only the beta model"),
+	CLI_OPT(O_RREG, 0, "range-reg", "X", "lambda1 of the range regularizer (default 0)"),
+	CLI_OPT(O_BMIN, 0, "beta-min", "X", "lower end of the beta range (default 0)"),
+	CLI_OPT(O_BMAX, 0, "beta-max", "X", "upper end of the beta range (default 10)"),
+	CLI_OPT(O_GREG, 0, "group-reg", "X", "lambda2 of the group-consistency regularizer (default 0)"),
+	CLI_OPT(O_EREG, 0, "entropy-reg", "X", "lambda3 of the entropy regularizer (default 0)"),
+	CLI_OPT(O_EALPHA, 0, "entropy-alpha", "X", "alpha of the entropy regularizer (default 0.05)"),
+	CLI_SECTION("Run:"),
+	CLI_OPT(O_METRICS, 0, "metrics", "FILE", "append per-step JSON lines to FILE (- = stderr)"),
+	CLI_OPT(O_SAVE, 0, "save-every", "N", "also write --output every N steps (default: only at the end)"),
+	CLI_OPT(O_SDT, 0, "save-dtype", "T",
+		"float32, float16 or bfloat16: the policy's weights in the checkpoint (default: the dtype the model came in)"),
+	CLI_OPT(O_DEVICE, 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	CLI_OPT('t', 't', "threads", "N", "OpenMP/OpenBLAS threads (default: library default)"),
+	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
+		"train on records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
+	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
+	CLI_ALIAS(0, "init", "model"),
+	CLI_ALIAS(0, "out", "output"),
+	{0}};
+
+static const cli_spec spec = {"lbdpo-step", "lbdpo-step -m MODEL_OR_CHECKPOINT -o CHECKPOINT [options] < records",
+			      "Run optimizer steps of learnable-beta DPO (or another --loss) on cached\n"
+			      "preference records and write the next checkpoint.",
+			      opts, print_version};
 
 int main(int argc, char **argv)
 {
@@ -211,100 +187,99 @@ int main(int argc, char **argv)
 	train_opts to;
 	train_opts_default(&to);
 	loss_opts *lo = &to.loss;
-	int c;
-	while ((c = getopt_long(argc, argv, "i:o:qhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'i': in = optarg; break;
-		case 'o': out = optarg; break;
-		case O_INIT: to.init = optarg; break;
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int key; (key = cli_next(&c)) != -1;) {
+		const char *arg = c.arg;
+		switch (key) {
+		case 'i': in = arg; break;
+		case 'o': out = arg; break;
+		case 'm': to.init = arg; break;
 		case O_FRESH: to.ck.fresh = 1; break;
-		case O_STEPS: steps = parse_long("--steps", optarg, 0, 1L << 40); break;
-		case O_EPOCHS: epochs = parse_double("--epochs", optarg, 0, 1e6); break;
-		case O_TOTAL: to.total_steps = parse_long("--total-steps", optarg, 1, 1L << 40); break;
-		case O_BS: to.batch_size = (int)parse_long("--batch-size", optarg, 1, 1 << 20); break;
-		case O_ACC: to.grad_accum = (int)parse_long("--grad-accum", optarg, 1, 1 << 20); break;
-		case O_LR: to.lr = parse_double("--lr", optarg, 0, 10); break;
-		case O_BLR: to.beta_lr = parse_double("--beta-lr", optarg, 0, 10); break;
-		case O_WD: to.weight_decay = parse_double("--weight-decay", optarg, 0, 10); break;
-		case O_BWD: to.beta_wd = parse_double("--beta-wd", optarg, 0, 10); break;
-		case O_WARM: to.warmup = parse_long("--warmup", optarg, 0, 1L << 40); break;
+		case O_STEPS: steps = parse_long("--steps", arg, 0, 1L << 40); break;
+		case O_EPOCHS: epochs = parse_double("--epochs", arg, 0, 1e6); break;
+		case O_TOTAL: to.total_steps = parse_long("--total-steps", arg, 1, 1L << 40); break;
+		case O_BS: to.batch_size = (int)parse_long("--batch-size", arg, 1, 1 << 20); break;
+		case O_ACC: to.grad_accum = (int)parse_long("--grad-accum", arg, 1, 1 << 20); break;
+		case O_LR: to.lr = parse_double("--lr", arg, 0, 10); break;
+		case O_BLR: to.beta_lr = parse_double("--beta-lr", arg, 0, 10); break;
+		case O_WD: to.weight_decay = parse_double("--weight-decay", arg, 0, 10); break;
+		case O_BWD: to.beta_wd = parse_double("--beta-wd", arg, 0, 10); break;
+		case O_WARM: to.warmup = parse_long("--warmup", arg, 0, 1L << 40); break;
 		case O_SCHED:
-			if ((k = sched_parse(optarg)) < 0)
-				die_usage("--schedule: expected constant, linear or cosine, got '%s'", optarg);
+			if ((k = sched_parse(arg)) < 0)
+				die_usage("--schedule: expected constant, linear or cosine, got '%s'", arg);
 			to.schedule = (sched_kind)k;
 			break;
-		case O_CLIP: to.clip = parse_double("--clip", optarg, 0, 1e9); break;
-		case O_SEED: to.ck.seed = (uint64_t)parse_long("--seed", optarg, 0, 1L << 62); break;
+		case O_CLIP: to.clip = parse_double("--clip", arg, 0, 1e9); break;
+		case O_SEED: to.ck.seed = (uint64_t)parse_long("--seed", arg, 0, 1L << 62); break;
 		case O_LOSS:
-			if ((k = loss_kind_parse(optarg)) < 0)
-				die_usage("--loss: unknown loss '%s'", optarg);
+			if ((k = loss_kind_parse(arg)) < 0)
+				die_usage("--loss: unknown loss '%s'", arg);
 			lo->kind = (loss_kind)k;
 			break;
-		case O_BETA: lo->beta = parse_double("--beta", optarg, 1e-9, 1e6); break;
+		case O_BETA: lo->beta = parse_double("--beta", arg, 1e-9, 1e6); break;
 		case O_BINIT:
-			to.beta_init = parse_double("--beta-init", optarg, 1e-9, 1e6);
+			to.beta_init = parse_double("--beta-init", arg, 1e-9, 1e6);
 			to.w_init = -1;
 			break;
-		case O_WINIT: to.w_init = parse_double("--w-init", optarg, 1e-30, 1e30); break;
+		case O_WINIT: to.w_init = parse_double("--w-init", arg, 1e-30, 1e30); break;
 		case O_EPS:
-			to.ck.eps = parse_double("--epsilon", optarg, 0, 1);
+			to.ck.eps = parse_double("--epsilon", arg, 0, 1);
 			if (!(to.ck.eps >= 0 && to.ck.eps < 1))
 				die_usage("--epsilon: must be in [0,1)");
 			break;
 		case O_HEAD:
-			if ((k = head_kind_parse(optarg)) < 0)
-				die_usage("--head: expected linear or mlp, got '%s'", optarg);
+			if ((k = head_kind_parse(arg)) < 0)
+				die_usage("--head: expected linear or mlp, got '%s'", arg);
 			to.ck.head = (head_kind)k;
 			break;
-		case O_HID: to.ck.head_hidden = (int)parse_long("--head-hidden", optarg, 1, 65536); break;
+		case O_HID: to.ck.head_hidden = (int)parse_long("--head-hidden", arg, 1, 65536); break;
 		case O_POOL:
-			if ((k = pool_kind_parse(optarg)) < 0)
-				die_usage("--pool: expected last or mean, got '%s'", optarg);
+			if ((k = pool_kind_parse(arg)) < 0)
+				die_usage("--pool: expected last or mean, got '%s'", arg);
 			to.ck.pool = (pool_kind)k;
 			break;
 		case O_PPL:
-			if ((k = ppl_source_parse(optarg)) < 0)
-				die_usage("--ppl-from: expected policy or ref, got '%s'", optarg);
+			if ((k = ppl_source_parse(arg)) < 0)
+				die_usage("--ppl-from: expected policy or ref, got '%s'", arg);
 			to.ck.ppl_from = (ppl_source)k;
 			break;
 		case O_BGRAD:
-			if ((k = beta_grad_parse(optarg)) < 0)
-				die_usage("--beta-grad: expected full, head or none, got '%s'", optarg);
+			if ((k = beta_grad_parse(arg)) < 0)
+				die_usage("--beta-grad: expected full, head or none, got '%s'", arg);
 			to.beta_grad = (beta_grad_mode)k;
 			break;
 		case O_FREEZE: to.freeze_policy = 1; break;
-		case O_LS: lo->label_smoothing = parse_double("--label-smoothing", optarg, 0, 0.499999); break;
-		case O_GAMMA: lo->gamma = parse_double("--gamma", optarg, -1e6, 1e6); break;
-		case O_SFTW: lo->sft_weight = parse_double("--sft-weight", optarg, 0, 1e6); break;
-		case O_BA: lo->bdpo_alpha = parse_double("--bdpo-alpha", optarg, -1e6, 1e6); break;
-		case O_BR: lo->bdpo_rho = parse_double("--bdpo-rho", optarg, 0, 0.999999); break;
-		case O_RREG: lo->range_reg = parse_double("--range-reg", optarg, 0, 1e9); break;
-		case O_BMIN: lo->beta_min = parse_double("--beta-min", optarg, 0, 1e9); break;
-		case O_BMAX: lo->beta_max = parse_double("--beta-max", optarg, 0, 1e9); break;
-		case O_GREG: lo->group_reg = parse_double("--group-reg", optarg, 0, 1e9); break;
-		case O_EREG: lo->entropy_reg = parse_double("--entropy-reg", optarg, 0, 1e9); break;
-		case O_EALPHA: lo->entropy_alpha = parse_double("--entropy-alpha", optarg, -1e9, 1e9); break;
-		case O_METRICS: metrics = optarg; break;
-		case O_SAVE: save_every = parse_long("--save-every", optarg, 0, 1L << 40); break;
+		case O_LS: lo->label_smoothing = parse_double("--label-smoothing", arg, 0, 0.499999); break;
+		case O_GAMMA: lo->gamma = parse_double("--gamma", arg, -1e6, 1e6); break;
+		case O_SFTW: lo->sft_weight = parse_double("--sft-weight", arg, 0, 1e6); break;
+		case O_BA: lo->bdpo_alpha = parse_double("--bdpo-alpha", arg, -1e6, 1e6); break;
+		case O_BR: lo->bdpo_rho = parse_double("--bdpo-rho", arg, 0, 0.999999); break;
+		case O_RREG: lo->range_reg = parse_double("--range-reg", arg, 0, 1e9); break;
+		case O_BMIN: lo->beta_min = parse_double("--beta-min", arg, 0, 1e9); break;
+		case O_BMAX: lo->beta_max = parse_double("--beta-max", arg, 0, 1e9); break;
+		case O_GREG: lo->group_reg = parse_double("--group-reg", arg, 0, 1e9); break;
+		case O_EREG: lo->entropy_reg = parse_double("--entropy-reg", arg, 0, 1e9); break;
+		case O_EALPHA: lo->entropy_alpha = parse_double("--entropy-alpha", arg, -1e9, 1e9); break;
+		case O_METRICS: metrics = arg; break;
+		case O_SAVE: save_every = parse_long("--save-every", arg, 0, 1L << 40); break;
 		case O_SDT:
-			if ((save_dtype = hfconfig_dtype(optarg)) < 0)
-				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", optarg);
+			if ((save_dtype = hfconfig_dtype(arg)) < 0)
+				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", arg);
 			break;
-		case O_THREADS: threads = parse_long("--threads", optarg, 1, 4096); break;
+		case 't': threads = parse_long("--threads", arg, 1, 4096); break;
 		case O_IGNPROV: ignore_prov = 1; break;
-		case O_DEVICE: device = optarg; break;
+		case O_DEVICE: device = arg; break;
 		case 'q': lbdpo_quiet = 1; break;
-		case 'h': usage(); close_stdout(); return 0;
-		case 'V': print_version("lbdpo-step"); return 0;
-		default: die_bad_option(argv);
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+	if (c.ind < argc)
+		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!to.init)
-		die_usage("--init is required");
+		die_usage("--model is required");
 	if (!out)
-		die_usage("--out is required");
+		die_usage("--output is required");
 	if (steps < 0 && epochs < 0)
 		die_usage("give --steps or --epochs");
 	if (lo->beta_min > lo->beta_max)
@@ -321,7 +296,7 @@ int main(int argc, char **argv)
 		lbdpo_quiet = 1; /* rank 0 reports progress and the summary */
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);
-	ckpt_check_out(out); /* before any work: --out replaces only a checkpoint */
+	ckpt_check_out(out); /* before any work: --output replaces only a checkpoint */
 	signals_graceful();
 
 	to.ck.w0 = to.w_init > 0 ? to.w_init : 1.0;
@@ -358,7 +333,7 @@ int main(int argc, char **argv)
 		data_hash(data, h);
 		check_same("the training records read", h);
 		params_hash(ck, h);
-		check_same("the model loaded from --init", h);
+		check_same("the model loaded from --model", h);
 	}
 	train_engine *eng = train_engine_new(ck, data, &to);
 	if (nrank > 1) {

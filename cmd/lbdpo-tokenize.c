@@ -1,6 +1,5 @@
 /* lbdpo-tokenize — preference JSONL (TRL formats) -> token records. */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,40 +8,9 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/cpu.h"
+#include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"
-
-static const char usage_text[] =
-	"usage: lbdpo-tokenize --tokenizer FILE [options] [-i FILE] [-o FILE]\n"
-	"\n"
-	"Tokenize preference pairs (JSON Lines, gzip accepted) into an lbdpo\n"
-	"record stream of kind \"tokens\": prompt_ids, chosen_ids, rejected_ids.\n"
-	"Input formats: standard {prompt, chosen, rejected}; implicit prompt\n"
-	"{chosen, rejected}; conversational (lists of {role, content}).\n"
-	"\n"
-	"  -t, --tokenizer FILE        tokenizer.json (Hugging Face), SentencePiece\n"
-	"                              tokenizer.model or llama2.c tokenizer.bin\n"
-	"                              (required)\n"
-	"  -i, --input FILE            read FILE (.jsonl or .jsonl.gz) instead of stdin\n"
-	"  -o, --output FILE           write FILE (atomically) instead of stdout\n"
-	"      --template NAME|FILE    chat template for conversational records:\n"
-	"                              a Jinja file, or chatml, llama3, hh (default:\n"
-	"                              the tokenizer's own chat_template)\n"
-	"      --render                write the rendered texts as JSON Lines\n"
-	"                              (prompt, chosen, rejected) instead of tokens\n"
-	"      --max-length N          at most N tokens of prompt + completion\n"
-	"      --max-prompt-length N   at most N prompt tokens\n"
-	"      --truncation MODE       keep_end (default) or keep_start: which end\n"
-	"                              of a long prompt to keep\n"
-	"      --no-eos                never append EOS to the completions\n"
-	"      --no-bos                never prepend BOS to the prompt\n"
-	"      --keep-text             also write the prompt / chosen / rejected\n"
-	"                              texts (as tokenized) into each record\n"
-	"      --skip-invalid          skip (and count) invalid lines instead of\n"
-	"                              stopping at the first one\n"
-	"  -q, --quiet                 no summary line on stderr\n"
-	"  -h, --help                  show this help\n"
-	"  -V, --version               show the version\n";
 
 typedef struct {
 	uint32_t *v;
@@ -127,43 +95,54 @@ static void run_render(jsonl *r, const char *out, const pref_tpl *tpl, int skip_
 	     (unsigned long long)nwritten, (unsigned long long)ninvalid, (unsigned long long)nties);
 }
 
+enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT, O_RENDER, O_TOK };
+static const cli_opt opts[] = {
+	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
+		"tokenizer.json (Hugging Face), SentencePiece tokenizer.model or llama2.c tokenizer.bin (required)"),
+	CLI_OPT('i', 'i', "input", "FILE", "read FILE (.jsonl or .jsonl.gz) instead of stdin"),
+	CLI_OPT('o', 'o', "output", "FILE", "write FILE (atomically) instead of stdout"),
+	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
+		"chat template for conversational records: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
+	CLI_OPT(O_RENDER, 0, "render", NULL, "write the rendered texts as JSON Lines (prompt, chosen, rejected) instead of tokens"),
+	CLI_OPT(O_MAXLEN, 0, "max-length", "N", "at most N tokens of prompt + completion"),
+	CLI_OPT(O_MAXPROMPT, 0, "max-prompt-length", "N", "at most N prompt tokens"),
+	CLI_OPT(O_TRUNC, 0, "truncation", "MODE", "keep_end (default) or keep_start: which end of a long prompt to keep"),
+	CLI_OPT(O_NOEOS, 0, "no-eos", NULL, "never append EOS to the completions"),
+	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "never prepend BOS to the prompt"),
+	CLI_OPT(O_KEEPTEXT, 0, "keep-text", NULL, "also write the prompt / chosen / rejected texts (as tokenized) into each record"),
+	CLI_OPT(O_SKIP, 0, "skip-invalid", NULL, "skip (and count) invalid lines instead of stopping at the first one"),
+	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on stderr"),
+	CLI_GONE('t', NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
+	{0}};
+
+static const cli_spec spec = {"lbdpo-tokenize", "lbdpo-tokenize --tokenizer FILE [options] [-i FILE] [-o FILE]",
+			      "\nTokenize preference pairs (JSON Lines, gzip accepted) into an lbdpo\n"
+			      "record stream of kind \"tokens\": prompt_ids, chosen_ids, rejected_ids.\n"
+			      "Input formats: standard {prompt, chosen, rejected}; implicit prompt\n"
+			      "{chosen, rejected}; conversational (lists of {role, content}).",
+			      opts, print_version};
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-tokenize");
 	const char *in = NULL, *out = NULL, *tokpath = NULL, *tplname = NULL;
 	int no_eos = 0, no_bos = 0, skip_invalid = 0, keep_text = 0, keep_end = 1, render = 0;
 	long max_length = 0, max_prompt = 0;
-	enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT, O_RENDER };
-	static const struct option opts[] = {
-		{"tokenizer", required_argument, 0, 't'},
-		{"input", required_argument, 0, 'i'},
-		{"output", required_argument, 0, 'o'},
-		{"template", required_argument, 0, O_TPL},
-		{"max-length", required_argument, 0, O_MAXLEN},
-		{"max-prompt-length", required_argument, 0, O_MAXPROMPT},
-		{"truncation", required_argument, 0, O_TRUNC},
-		{"no-eos", no_argument, 0, O_NOEOS},
-		{"no-bos", no_argument, 0, O_NOBOS},
-		{"keep-text", no_argument, 0, O_KEEPTEXT},
-		{"render", no_argument, 0, O_RENDER},
-		{"skip-invalid", no_argument, 0, O_SKIP},
-		{"quiet", no_argument, 0, 'q'},
-		{"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0}};
-	int c;
-	while ((c = getopt_long(argc, argv, "t:i:o:qhV", opts, NULL)) != -1) {
-		switch (c) {
-		case 't': tokpath = optarg; break;
-		case 'i': in = optarg; break;
-		case 'o': out = optarg; break;
-		case O_TPL: tplname = optarg; break;
-		case O_MAXLEN: max_length = parse_long("--max-length", optarg, 2, 1L << 30); break;
-		case O_MAXPROMPT: max_prompt = parse_long("--max-prompt-length", optarg, 1, 1L << 30); break;
+	cli c;
+	cli_start(&c, &spec, argc, argv);
+	for (int key; (key = cli_next(&c)) != -1;) {
+		const char *arg = c.arg;
+		switch (key) {
+		case O_TOK: tokpath = arg; break;
+		case 'i': in = arg; break;
+		case 'o': out = arg; break;
+		case O_TPL: tplname = arg; break;
+		case O_MAXLEN: max_length = parse_long("--max-length", arg, 2, 1L << 30); break;
+		case O_MAXPROMPT: max_prompt = parse_long("--max-prompt-length", arg, 1, 1L << 30); break;
 		case O_TRUNC:
-			if (!strcmp(optarg, "keep_end")) keep_end = 1;
-			else if (!strcmp(optarg, "keep_start")) keep_end = 0;
-			else die_usage("--truncation: expected keep_end or keep_start, got '%s'", optarg);
+			if (!strcmp(arg, "keep_end")) keep_end = 1;
+			else if (!strcmp(arg, "keep_start")) keep_end = 0;
+			else die_usage("--truncation: expected keep_end or keep_start, got '%s'", arg);
 			break;
 		case O_NOEOS: no_eos = 1; break;
 		case O_NOBOS: no_bos = 1; break;
@@ -171,12 +150,9 @@ int main(int argc, char **argv)
 		case O_RENDER: render = 1; break;
 		case O_SKIP: skip_invalid = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
-		case 'h': fputs(usage_text, stdout); close_stdout(); return 0;
-		case 'V': print_version("lbdpo-tokenize"); return 0;
-		default: die_bad_option(argv);
 		}
 	}
-	if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
+	if (c.ind < argc) die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!tokpath) die_usage("--tokenizer FILE is required");
 	if (max_length && max_prompt && max_prompt >= max_length)
 		die_usage("--max-prompt-length must be smaller than --max-length");

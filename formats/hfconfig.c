@@ -357,11 +357,12 @@ static int gemma3_layers(ctx *c, model_config *cfg)
 
 static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 {
-	int qwen = !strcmp(mt, "qwen2"), mistral = !strcmp(mt, "mistral"), phi3 = !strcmp(mt, "phi3");
-	int qwen3 = !strcmp(mt, "qwen3"), gemma3 = !strcmp(mt, "gemma3_text"), gemma2 = !strcmp(mt, "gemma2") || gemma3;
+	int fam = model_family_parse(mt);
 	cfg->arch = ARCH_LLAMA;
-	cfg->family = qwen ? FAM_QWEN2 : mistral ? FAM_MISTRAL : phi3 ? FAM_PHI3 : qwen3 ? FAM_QWEN3 : gemma3 ? FAM_GEMMA3
-		    : gemma2 ? FAM_GEMMA2 : FAM_LLAMA;
+	cfg->family = fam > FAM_AUTO ? (model_family)fam : FAM_LLAMA;
+	int qwen = cfg->family == FAM_QWEN2, mistral = cfg->family == FAM_MISTRAL, phi3 = cfg->family == FAM_PHI3;
+	int qwen3 = cfg->family == FAM_QWEN3, gemma3 = cfg->family == FAM_GEMMA3;
+	int gemma2 = cfg->family == FAM_GEMMA2 || gemma3;
 	if (gemma3 && gemma3_rope(c, cfg))
 		return -1;
 	if (get_int(c, "hidden_size", 1, 0, 1, 1 << 16, &cfg->dim) ||
@@ -557,8 +558,10 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 		return BAD("head_dim %d must be even for RoPE", cfg->head_dim);
 	if (cfg->arch == ARCH_GPT2 && (cfg->n_kv_heads != cfg->n_heads || cfg->head_dim * cfg->n_heads != cfg->dim))
 		return BAD("gpt2 needs head_dim * heads == dim and kv heads == heads");
-	if (cfg->arch == ARCH_GPT2 && cfg->qk_norm)
-		return BAD("gpt2 has no q/k norms");
+	if (cfg->arch == ARCH_GPT2 && (cfg->qk_norm || cfg->qkv_bias || cfg->gemma))
+		return BAD("qkv_bias, qk_norm and gemma are llama-family options, not gpt2's");
+	if (cfg->arch == ARCH_GPT2 && !cfg->tied_embeddings)
+		return BAD("gpt2 has a tied embedding");
 	if (cfg->vocab_size < 1 || cfg->vocab_size > (1 << 24))
 		return BAD("vocab size %d out of range [1, 16777216]", cfg->vocab_size);
 	if (cfg->max_seq_len < 1 || cfg->max_seq_len > (1 << 24))
@@ -653,8 +656,7 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		fail(&c, "no model_type (and no known architectures entry)");
 		goto out;
 	}
-	if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") || !strcmp(mt, "phi3") ||
-	    !strcmp(mt, "qwen3") || !strcmp(mt, "gemma2") || !strcmp(mt, "gemma3_text"))
+	if (model_family_parse(mt) > FAM_AUTO)
 		rc = parse_llama(&c, cfg, mt);
 	else if (!strcmp(mt, "gpt2"))
 		rc = parse_gpt2(&c, cfg);
@@ -815,12 +817,10 @@ char *hfconfig_dump(const model_config *cfg)
 		static const char *const cls[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
 						  "Qwen2ForCausalLM", "Phi3ForCausalLM", "Qwen3ForCausalLM",
 						  "Gemma2ForCausalLM", "Gemma3ForCausalLM"};
-		static const char *const mtype[] = {"llama",  "llama",	"mistral", "qwen2",
-						    "phi3",   "qwen3",	"gemma2",  "gemma3_text"};
 		json_t *a = json_array();
 		json_array_append_new(a, json_string(cls[fam]));
 		SET("architectures", a);
-		SET("model_type", json_string(mtype[fam]));
+		SET("model_type", json_string(model_family_name(fam)));
 		SET("hidden_size", json_integer(cfg->dim));
 		SET("intermediate_size", json_integer(cfg->hidden_dim));
 		SET("num_hidden_layers", json_integer(cfg->n_layers));

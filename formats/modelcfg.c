@@ -5,3 +5,8 @@
 static const char *const arch_names[] = {"llama", "gpt2", "gpt_neox"};
 const char *model_arch_name(model_arch a) { return name_of(arch_names, 3, (int)a); }
 int model_arch_parse(const char *s) { return name_index(arch_names, 3, s); }
+
+static const char *const family_names[] = {"auto",  "llama",  "mistral", "qwen2",
+					   "phi3",  "qwen3",  "gemma2",  "gemma3_text"};
+const char *model_family_name(model_family f) { return name_of(family_names, 8, (int)f); }
+int model_family_parse(const char *s) { return name_index(family_names, 8, s); }

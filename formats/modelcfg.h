@@ -44,6 +44,10 @@ typedef struct {
 /* Which Hugging Face model class config.json names (saved back the same way).
  * FAM_AUTO: llama, or qwen2 when qkv_bias (configs made by lbdpo-init). */
 typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3, FAM_QWEN3, FAM_GEMMA2, FAM_GEMMA3 } model_family;
+/* config.json's model_type of a family ("llama", "mistral", "qwen2", "phi3",
+ * "qwen3", "gemma2", "gemma3_text"; "auto" for FAM_AUTO); parse: -1 if unknown. */
+const char *model_family_name(model_family f);
+int model_family_parse(const char *s);
 
 typedef struct {
 	model_arch arch;

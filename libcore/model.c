@@ -16,6 +16,7 @@
  *   comp k row n−1       → nothing
  */
 #include "libcore/model.h"
+#include "formats/hfconfig.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -68,47 +69,13 @@ static size_t add_tensor(model *m, const char *name, int ndim, int64_t d0, int64
 	return t->offset;
 }
 
+/* One set of limits for every way a model is made (config.json, llama2.c
+ * header, lbdpo-init, the tests): formats/hfconfig.c's hfconfig_check. */
 static void check_cfg(const model_config *c)
 {
-	if (c->arch != ARCH_LLAMA && c->arch != ARCH_GPT2 && c->arch != ARCH_NEOX)
-		die("model: unknown architecture %d", (int)c->arch);
-	const long lim = 1L << 24;
-	if (c->dim <= 0 || c->dim > lim || c->hidden_dim <= 0 || c->hidden_dim > lim || c->n_layers <= 0 ||
-	    c->n_layers > 4096 || c->n_heads <= 0 || c->n_heads > 4096 || c->n_kv_heads <= 0 ||
-	    c->head_dim <= 0 || c->head_dim > 4096 || c->vocab_size <= 0 || c->vocab_size > (1 << 24) ||
-	    c->max_seq_len <= 0 || c->max_seq_len > (1 << 24))
-		die("model: configuration has an out-of-range size (dim %d, hidden %d, layers %d, heads %d/%d, "
-		    "head_dim %d, vocab %d, positions %d)",
-		    c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size,
-		    c->max_seq_len);
-	if (c->n_heads % c->n_kv_heads)
-		die("model: n_heads %d is not a multiple of n_kv_heads %d", c->n_heads, c->n_kv_heads);
-	if (!(c->norm_eps > 0) || !isfinite(c->norm_eps))
-		die("model: norm_eps must be a positive number");
-	if (c->arch == ARCH_LLAMA) {
-		if (c->head_dim % 2)
-			die("model: llama head_dim %d must be even (RoPE)", c->head_dim);
-		if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
-			die("model: rope_theta must be a positive number");
-		if (c->rope_local_theta > 0 && c->sliding_pattern < 1)
-			die("model: a local RoPE base needs a sliding-window layer pattern");
-	} else if (c->arch == ARCH_NEOX) {
-		if (c->n_kv_heads != c->n_heads || (long)c->n_heads * c->head_dim != c->dim)
-			die("model: gpt_neox needs n_kv_heads == n_heads and n_heads·head_dim == dim");
-		if (c->rot_dim < 0 || c->rot_dim > c->head_dim || c->rot_dim % 2)
-			die("model: gpt_neox rotary dims %d must be even and at most head_dim %d", c->rot_dim, c->head_dim);
-		if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
-			die("model: rope_theta must be a positive number");
-		if (c->qkv_bias || c->qk_norm || c->gemma)
-			die("model: qkv_bias, qk_norm and gemma are llama-family options");
-	} else {
-		if (c->n_kv_heads != c->n_heads || (long)c->n_heads * c->head_dim != c->dim)
-			die("model: gpt2 needs n_kv_heads == n_heads and n_heads·head_dim == dim");
-		if (!c->tied_embeddings)
-			die("model: gpt2 has a tied embedding");
-		if (c->qkv_bias || c->qk_norm || c->gemma)
-			die("model: qkv_bias, qk_norm and gemma are llama-family options");
-	}
+	char err[256];
+	if (hfconfig_check(c, err, sizeof err))
+		die("model: %s", err);
 }
 
 model *model_new(const model_config *cfg)

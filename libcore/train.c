@@ -178,7 +178,7 @@ void pref_free(pref_set *s)
 
 /* ---------------- checkpoints ---------------- */
 
-/* The file that marks a directory as a checkpoint lbdpo wrote: --out
+/* The file that marks a directory as a checkpoint lbdpo wrote: --output
  * replaces nothing else. */
 #define CKPT_MARKER ".lbdpo-checkpoint"
 
@@ -426,9 +426,9 @@ void ckpt_check_out(const char *dir)
 		die("%s: %s", dir, strerror(errno));
 	}
 	if (S_ISLNK(sb.st_mode))
-		die("%s: is a symbolic link; --out replaces only a checkpoint directory lbdpo wrote", dir);
+		die("%s: is a symbolic link; --output replaces only a checkpoint directory lbdpo wrote", dir);
 	if (!S_ISDIR(sb.st_mode))
-		die("%s: exists and is not a directory; --out replaces only a checkpoint lbdpo wrote", dir);
+		die("%s: exists and is not a directory; --output replaces only a checkpoint lbdpo wrote", dir);
 	char *m = path_join(dir, CKPT_MARKER);
 	int ok = lstat(m, &sb) == 0 && S_ISREG(sb.st_mode);
 	free(m);

@@ -133,7 +133,7 @@ int ckpt_is(const char *path);
  * everything comes from the checkpoint. */
 ckpt *ckpt_load(const char *path, const ckpt_opts *o);
 /* Die unless dir is absent or a checkpoint lbdpo wrote (has the marker
- * file): --out never replaces anything else. */
+ * file): --output never replaces anything else. */
 void ckpt_check_out(const char *dir);
 /* Write the checkpoint atomically into dir; options is stored as "options"
  * in trainer_state.json (borrowed). */

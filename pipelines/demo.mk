@@ -73,7 +73,7 @@ $(W)/data/.done:
 	@touch $@
 
 $(W)/%.tok: $(W)/data/.done
-	$(B)lbdpo-tokenize -q -t $(TOK) -i $(W)/data/$*.jsonl -o $@
+	$(B)lbdpo-tokenize -q --tokenizer $(TOK) -i $(W)/data/$*.jsonl -o $@
 
 $(W)/init/config.json: $(W)/data/.done
 	$(B)lbdpo-init -q --arch llama --dim $(DIM) --layers $(LAYERS) --heads $(HEADS) \
@@ -93,30 +93,30 @@ $(W)/data/sft.jsonl: $(W)/data/.done
 	mv $@.tmp $@
 
 $(W)/sft.tok: $(W)/data/sft.jsonl
-	$(B)lbdpo-tokenize -q -t $(TOK) -i $< -o $@
+	$(B)lbdpo-tokenize -q --tokenizer $(TOK) -i $< -o $@
 
 # The reference: supervised fine-tuning on both completions (above).
 $(W)/ref/config.json: $(W)/init/config.json $(W)/sft.tok
-	$(B)lbdpo-step --loss sft --init $(W)/init -i $(W)/sft.tok --steps $(SFT_STEPS) \
+	$(B)lbdpo-step --loss sft --model $(W)/init -i $(W)/sft.tok --steps $(SFT_STEPS) \
 	  --lr $(SFT_LR) --batch-size $(SFT_BS) --seed $(SEED) --schedule cosine --threads $(THREADS) -q \
 	  --metrics $(W)/ref.metrics.jsonl -o $(W)/ref
 
 $(W)/%.ref: $(W)/%.tok $(W)/ref/config.json
-	$(B)lbdpo-refcache --ref $(W)/ref -t $(THREADS) -i $< -o $@
+	$(B)lbdpo-refcache --model $(W)/ref -t $(THREADS) -i $< -o $@
 
 $(W)/dpo/config.json: $(W)/train.ref
 	@rm -f $(W)/dpo.metrics.jsonl
-	$(B)lbdpo-step --loss dpo --init $(W)/ref --fresh -i $< $(TRAIN_COMMON) \
+	$(B)lbdpo-step --loss dpo --model $(W)/ref --fresh -i $< $(TRAIN_COMMON) \
 	  --metrics $(W)/dpo.metrics.jsonl -o $(W)/dpo
 
 $(W)/lbdpo/config.json: $(W)/train.ref
 	@rm -f $(W)/lbdpo.metrics.jsonl
-	$(B)lbdpo-step --loss lbdpo --init $(W)/ref --fresh -i $< $(TRAIN_COMMON) $(LBDPO_OPTS) \
+	$(B)lbdpo-step --loss lbdpo --model $(W)/ref --fresh -i $< $(TRAIN_COMMON) $(LBDPO_OPTS) \
 	  --metrics $(W)/lbdpo.metrics.jsonl -o $(W)/lbdpo
 
 # Greedy answers of each model to every held-out prompt (both groups).
 $(W)/%.answers.jsonl: $(W)/%/config.json $(W)/data/.done
-	$(B)lbdpo-sample -m $(W)/$* -t $(TOK) --greedy --max-new-tokens 12 --threads 1 \
+	$(B)lbdpo-sample -m $(W)/$* --tokenizer $(TOK) --greedy --max-new-tokens 12 --threads 1 \
 	  -i $(W)/data/test.jsonl -o $@
 
 # lengths and distinct-n of the open-ended answers (lbdpo-eval --generations)
@@ -124,17 +124,17 @@ $(W)/%.open-answers.jsonl: $(W)/%.answers.jsonl
 	grep '"group":"open"' $< >$@
 
 $(W)/%.eval.json: $(W)/%/config.json $(W)/test.ref $(W)/%.open-answers.jsonl
-	$(B)lbdpo-eval -c $(W)/$* -i $(W)/test.ref --metrics $(W)/$*.metrics.jsonl \
+	$(B)lbdpo-eval -m $(W)/$* -i $(W)/test.ref --metrics $(W)/$*.metrics.jsonl \
 	  --generations $(W)/$*.open-answers.jsonl --plot $(W)/plots-$* --threads $(THREADS) -o $@
 
 # the reference: no preference training to plot; scored as DPO with Δ = 0
 $(W)/ref.eval.json: $(W)/ref/config.json $(W)/test.ref $(W)/ref.open-answers.jsonl
-	$(B)lbdpo-eval -c $(W)/ref --loss dpo -i $(W)/test.ref \
+	$(B)lbdpo-eval -m $(W)/ref --loss dpo -i $(W)/test.ref \
 	  --generations $(W)/ref.open-answers.jsonl --threads $(THREADS) -o $@
 
 # LB-DPO's β(x) = w · PPL(x) · f(h(x)) and its parts on the held-out prompts
 $(W)/lbdpo.beta.jsonl: $(W)/lbdpo/config.json $(W)/test.ref
-	$(B)lbdpo-beta -c $(W)/lbdpo -i $(W)/test.ref --threads $(THREADS) | $(B)lbdpo-show --no-header -o $@
+	$(B)lbdpo-beta -m $(W)/lbdpo -i $(W)/test.ref --threads $(THREADS) | $(B)lbdpo-show --no-header -o $@
 
 # Held-out log-likelihood ranking, the same measure for all three models.
 $(W)/%.scores.jsonl: $(W)/%/config.json $(W)/test.tok

@@ -123,9 +123,9 @@ $(2)/data/.done:
 	@touch $$@
 
 $(2)/train.tok $(2)/test.tok: $(2)/%.tok: $(2)/data/.done
-	$(B)lbdpo-tokenize -q -t $(2)/data/tokenizer.json -i $(2)/data/$$*.jsonl -o $$@
+	$(B)lbdpo-tokenize -q --tokenizer $(2)/data/tokenizer.json -i $(2)/data/$$*.jsonl -o $$@
 $(2)/train0.tok: $(2)/data/.done
-	$(B)lbdpo-tokenize -q -t $(2)/data/tokenizer.json -i $(2)/data0/train.jsonl -o $$@
+	$(B)lbdpo-tokenize -q --tokenizer $(2)/data/tokenizer.json -i $(2)/data0/train.jsonl -o $$@
 
 $(2)/init/config.json: $(2)/data/.done
 	$(B)lbdpo-init -q --arch llama --dim $(DIM) --layers $(LAYERS) --heads $(HEADS) \
@@ -137,18 +137,18 @@ $(2)/sft.tok: $(2)/data/.done
 	  sed -E 's/"chosen":("[^"]*"),"rejected":("[^"]*")/"chosen":\2,"rejected":\1/' $(2)/data/train.jsonl | \
 	  sed -E '$$(SFT_TEXT)'; } >$(2)/data/sft.jsonl.tmp
 	mv $(2)/data/sft.jsonl.tmp $(2)/data/sft.jsonl
-	$(B)lbdpo-tokenize -q -t $(2)/data/tokenizer.json -i $(2)/data/sft.jsonl -o $$@
+	$(B)lbdpo-tokenize -q --tokenizer $(2)/data/tokenizer.json -i $(2)/data/sft.jsonl -o $$@
 
 $(2)/ref/config.json: $(2)/init/config.json $(2)/sft.tok
-	$(B)lbdpo-step --loss sft --init $(2)/init -i $(2)/sft.tok --steps $(SFT_STEPS) \
+	$(B)lbdpo-step --loss sft --model $(2)/init -i $(2)/sft.tok --steps $(SFT_STEPS) \
 	  --lr $(SFT_LR) --batch-size $(SFT_BS) --seed $(1) --schedule cosine --threads $(THREADS) -q -o $(2)/ref
 
 $(2)/train.ref $(2)/train0.ref $(2)/test.ref: $(2)/%.ref: $(2)/%.tok $(2)/ref/config.json
-	$(B)lbdpo-refcache -q --ref $(2)/ref --cache $(2)/refcache -t $(THREADS) -i $$< -o $$@
+	$(B)lbdpo-refcache -q --model $(2)/ref --cache $(2)/refcache -t $(THREADS) -i $$< -o $$@
 
 # greedy answers, log-prob ranking and β parts of the reference itself
 $(2)/ref.answers.jsonl: $(2)/ref/config.json
-	$(B)lbdpo-sample -m $(2)/ref -t $(2)/data/tokenizer.json --greedy --max-new-tokens 12 --threads 1 \
+	$(B)lbdpo-sample -m $(2)/ref --tokenizer $(2)/data/tokenizer.json --greedy --max-new-tokens 12 --threads 1 \
 	  -i $(2)/data/test.jsonl -o $$@
 $(2)/ref.scores.jsonl: $(2)/ref/config.json $(2)/test.tok
 	$(B)lbdpo-logprob -q -m $(2)/ref -t $(THREADS) -i $(2)/test.tok | $(B)lbdpo-show --no-header -o $$@
@@ -167,16 +167,16 @@ endef
 define ARM_RULES
 $(1)/$(2)/config.json: $(1)/$(call data,$(2)).ref
 	@rm -f $(1)/$(2).metrics.jsonl
-	$(B)lbdpo-step $(OPTS_$(2)) --init $(1)/ref --fresh -i $$< $(TRAIN_COMMON) --seed $$(SEED_$(1)) \
+	$(B)lbdpo-step $(OPTS_$(2)) --model $(1)/ref --fresh -i $$< $(TRAIN_COMMON) --seed $$(SEED_$(1)) \
 	  --metrics $(1)/$(2).metrics.jsonl -o $(1)/$(2)
 endef
 
 define EVAL_RULES
 $(1)/$(2).done: $(1)/$(2)/config.json $(1)/test.ref $(1)/test.tok
-	$(B)lbdpo-sample -m $(1)/$(2) -t $(1)/data/tokenizer.json --greedy --max-new-tokens 12 --threads 1 \
+	$(B)lbdpo-sample -m $(1)/$(2) --tokenizer $(1)/data/tokenizer.json --greedy --max-new-tokens 12 --threads 1 \
 	  -i $(1)/data/test.jsonl -o $(1)/$(2).answers.jsonl
 	grep '"group":"open"' $(1)/$(2).answers.jsonl >$(1)/$(2).open-answers.jsonl
-	$(B)lbdpo-eval -c $(1)/$(2) -i $(1)/test.ref --generations $(1)/$(2).open-answers.jsonl \
+	$(B)lbdpo-eval -m $(1)/$(2) -i $(1)/test.ref --generations $(1)/$(2).open-answers.jsonl \
 	  --per-record $(1)/$(2).per-record.jsonl --threads $(THREADS) -o $(1)/$(2).eval.json
 	$(B)lbdpo-logprob -q -m $(1)/$(2) -t $(THREADS) -i $(1)/test.tok | $(B)lbdpo-show --no-header -o $(1)/$(2).scores.jsonl
 	$(call beta_cmd,$(1),$(2))
@@ -184,18 +184,18 @@ $(1)/$(2).done: $(1)/$(2)/config.json $(1)/test.ref $(1)/test.tok
 endef
 
 # LB-DPO arms: β(x) and its parts (f) on the held-out prompts
-beta_cmd = $(if $(findstring lbdpo,$(2)),$(B)lbdpo-beta -c $(1)/$(2) -i $(1)/test.ref --threads $(THREADS) | $(B)lbdpo-show --no-header -o $(1)/$(2).beta.jsonl,rm -f $(1)/$(2).beta.jsonl)
+beta_cmd = $(if $(findstring lbdpo,$(2)),$(B)lbdpo-beta -m $(1)/$(2) -i $(1)/test.ref --threads $(THREADS) | $(B)lbdpo-show --no-header -o $(1)/$(2).beta.jsonl,rm -f $(1)/$(2).beta.jsonl)
 
 # ---- frozen policy, from small or large β: $(1) = seed dir, $(2) = β0 ----
 # block 0 is the start (--steps 0); block k resumes block k−1's checkpoint
 define FRZ_RULES
 $(1)/frz-$(2)/0/config.json: $(1)/dpo/config.json $(1)/frz.ref
 	@mkdir -p $(1)/frz-$(2)
-	$(B)lbdpo-step --init $(1)/dpo --fresh -i $(1)/frz.ref --loss lbdpo $(FRZ_OPTS) --beta $(2) \
+	$(B)lbdpo-step --model $(1)/dpo --fresh -i $(1)/frz.ref --loss lbdpo $(FRZ_OPTS) --beta $(2) \
 	  --freeze-policy --steps 0 --seed $$(SEED_$(1)) --threads $(THREADS) -q -o $(1)/frz-$(2)/0
 $(1)/frz-$(2).tsv: $(foreach s,$(FRZ_STEPS),$(1)/frz-$(2)/$(s)/config.json)
 	for s in $(FRZ_STEPS); do \
-	  $(B)lbdpo-eval -c $(1)/frz-$(2)/$$$$s -i $(1)/frz.ref --per-record $(1)/frz-$(2)/$$$$s.pr.jsonl \
+	  $(B)lbdpo-eval -m $(1)/frz-$(2)/$$$$s -i $(1)/frz.ref --per-record $(1)/frz-$(2)/$$$$s.pr.jsonl \
 	    --threads $(THREADS) -o $(1)/frz-$(2)/$$$$s.eval.json && \
 	  sh $(PIPE)exp-frozen.sh $(1)/frz-$(2)/$$$$s $$$$s || exit 1; \
 	done >$$@.tmp
@@ -203,7 +203,7 @@ $(1)/frz-$(2).tsv: $(foreach s,$(FRZ_STEPS),$(1)/frz-$(2)/$(s)/config.json)
 endef
 define FRZ_BLOCK_RULE
 $(1)/frz-$(2)/$(4)/config.json: $(1)/frz-$(2)/$(3)/config.json
-	$(B)lbdpo-step --init $(1)/frz-$(2)/$(3) -i $(1)/frz.ref --loss lbdpo $(FRZ_OPTS) --beta $(2) \
+	$(B)lbdpo-step --model $(1)/frz-$(2)/$(3) -i $(1)/frz.ref --loss lbdpo $(FRZ_OPTS) --beta $(2) \
 	  --freeze-policy --steps $(FRZ_BLOCK) --beta-lr $(FRZ_LR) --schedule constant --seed $$(SEED_$(1)) \
 	  --threads $(THREADS) -q -o $(1)/frz-$(2)/$(4)
 endef

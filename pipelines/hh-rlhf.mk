@@ -15,7 +15,7 @@
 # last finished block; changing a variable that a step depends on is up to
 # you (`make ... clean`, or another W=).
 # Refcache shards can run on other machines: any scheduler that runs
-#   lbdpo-refcache --ref MODEL --cache DIR --shard I/JOBS -i train.tok -o train.ref.I
+#   lbdpo-refcache --model MODEL --cache DIR --shard I/JOBS -i train.tok -o train.ref.I
 # for every I and then `lbdpo-refcache --merge -o train.ref train.ref.*` does the same.
 
 LBDPO_BIN    ?= bin
@@ -57,12 +57,12 @@ $(W)/test.jsonl: $(W)/all.jsonl
 	awk 'NR % 10 == 0' $< >$@
 
 $(W)/%.tok: $(W)/%.jsonl
-	$(B)lbdpo-tokenize -q -t $(TOKENIZER) --max-length $(MAXLEN) -i $< -o $@
+	$(B)lbdpo-tokenize -q --tokenizer $(TOKENIZER) --max-length $(MAXLEN) -i $< -o $@
 
 # Reference scores: JOBS shards over one persistent cache, then merged.
 define shard_rule
 $(W)/%.ref.$(1): $(W)/%.tok
-	$(B)lbdpo-refcache --ref $(MODEL) --cache $(W)/refcache -t $(THREADS) --shard $(1)/$(JOBS) -i $$< -o $$@
+	$(B)lbdpo-refcache --model $(MODEL) --cache $(W)/refcache -t $(THREADS) --shard $(1)/$(JOBS) -i $$< -o $$@
 endef
 $(foreach i,$(SHARDS),$(eval $(call shard_rule,$(i))))
 $(W)/%.ref: $(foreach i,$(SHARDS),$(W)/%.ref.$(i))
@@ -70,11 +70,11 @@ $(W)/%.ref: $(foreach i,$(SHARDS),$(W)/%.ref.$(i))
 
 # Training in blocks: block k continues the checkpoint of block k-1.
 $(W)/ckpt-1/trainer_state.json: $(W)/train.ref
-	$(B)lbdpo-step --loss $(LOSS) --init $(MODEL) -i $< --steps $(BLOCK) --total-steps $(STEPS) \
+	$(B)lbdpo-step --loss $(LOSS) --model $(MODEL) -i $< --steps $(BLOCK) --total-steps $(STEPS) \
 	  $(STEP_OPTS) --threads $(THREADS) -q --metrics $(W)/metrics-1.jsonl -o $(W)/ckpt-1
 define block_rule
 $(W)/ckpt-$(1)/trainer_state.json: $(W)/ckpt-$(shell echo $$(($(1) - 1)))/trainer_state.json $(W)/train.ref
-	$(B)lbdpo-step --loss $(LOSS) --init $(W)/ckpt-$(shell echo $$(($(1) - 1))) -i $(W)/train.ref \
+	$(B)lbdpo-step --loss $(LOSS) --model $(W)/ckpt-$(shell echo $$(($(1) - 1))) -i $(W)/train.ref \
 	  --steps $(BLOCK) --total-steps $(STEPS) $(STEP_OPTS) --threads $(THREADS) -q \
 	  --metrics $(W)/metrics-$(1).jsonl -o $(W)/ckpt-$(1)
 endef
@@ -84,7 +84,7 @@ $(W)/metrics.jsonl: $(LAST)/trainer_state.json
 	cat $(foreach k,$(BLOCKS),$(W)/metrics-$(k).jsonl) >$@
 
 $(W)/eval.json: $(LAST)/trainer_state.json $(W)/test.ref $(W)/metrics.jsonl
-	$(B)lbdpo-eval -c $(LAST) -i $(W)/test.ref --metrics $(W)/metrics.jsonl --plot $(W)/plots \
+	$(B)lbdpo-eval -m $(LAST) -i $(W)/test.ref --metrics $(W)/metrics.jsonl --plot $(W)/plots \
 	  --threads $(THREADS) -o $@
 
 eval: $(W)/eval.json

@@ -55,26 +55,26 @@ $(W)/fresh.jsonl: $(W)/openings.jsonl
 
 # On-policy: two samples per prompt from the reference itself.
 $(W)/samples.jsonl: $(W)/prompts.jsonl
-	$(B)lbdpo-sample -m $(MODEL) -t $(TOKENIZER) --n 2 --seed 1 $(SAMPLE) --threads $(THREADS) -i $< -o $@
+	$(B)lbdpo-sample -m $(MODEL) --tokenizer $(TOKENIZER) --n 2 --seed 1 $(SAMPLE) --threads $(THREADS) -i $< -o $@
 
 $(W)/pairs.jsonl: $(W)/samples.jsonl
 	awk -v mode=pairs -f $(PIPE)judge.awk $< >$@
 
 $(W)/pairs.tok: $(W)/pairs.jsonl
-	$(B)lbdpo-tokenize -q -t $(TOKENIZER) -i $< -o $@
+	$(B)lbdpo-tokenize -q --tokenizer $(TOKENIZER) -i $< -o $@
 
 $(W)/pairs.ref: $(W)/pairs.tok
-	$(B)lbdpo-refcache --ref $(MODEL) -t $(THREADS) -i $< -o $@
+	$(B)lbdpo-refcache --model $(MODEL) -t $(THREADS) -i $< -o $@
 
 $(W)/ckpt/trainer_state.json: $(W)/pairs.ref
-	$(B)lbdpo-step --init $(MODEL) -i $< --steps $(STEPS) $(STEP_OPTS) --threads $(THREADS) -q \
+	$(B)lbdpo-step --model $(MODEL) -i $< --steps $(STEPS) $(STEP_OPTS) --threads $(THREADS) -q \
 	  --metrics $(W)/metrics.jsonl -o $(W)/ckpt
 
 # Fresh prompts, one sample each from both models with the same seed.
 $(W)/fresh.trained.jsonl: $(W)/ckpt/trainer_state.json $(W)/fresh.jsonl
-	$(B)lbdpo-sample -m $(W)/ckpt -t $(TOKENIZER) --seed 2 $(SAMPLE) --threads $(THREADS) -i $(W)/fresh.jsonl -o $@
+	$(B)lbdpo-sample -m $(W)/ckpt --tokenizer $(TOKENIZER) --seed 2 $(SAMPLE) --threads $(THREADS) -i $(W)/fresh.jsonl -o $@
 $(W)/fresh.reference.jsonl: $(W)/fresh.jsonl
-	$(B)lbdpo-sample -m $(MODEL) -t $(TOKENIZER) --seed 2 $(SAMPLE) --threads $(THREADS) -i $< -o $@
+	$(B)lbdpo-sample -m $(MODEL) --tokenizer $(TOKENIZER) --seed 2 $(SAMPLE) --threads $(THREADS) -i $< -o $@
 
 $(W)/winrate.json: $(W)/fresh.trained.jsonl $(W)/fresh.reference.jsonl
 	awk -v mode=compare -f $(PIPE)judge.awk $^ >$@

@@ -10,7 +10,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # records: real streams (the reader takes the bytes as they are)
 awk -v seed=1 -v n=3 -f tests/sh/gen_pairs.awk | "$B/lbdpo-show" --from-json -o "$D/fuzz_records/ref_stream"
 # (tests/fixtures/streams/*.jsonl are the seeds "tokens" and "types")
-head -3 $F/demo_tok/data.jsonl | "$B/lbdpo-tokenize" -q -t $F/demo_tok/tokenizer.json --keep-text -o "$D/fuzz_records/tok_stream"
+head -3 $F/demo_tok/data.jsonl | "$B/lbdpo-tokenize" -q --tokenizer $F/demo_tok/tokenizer.json --keep-text -o "$D/fuzz_records/tok_stream"
 # safetensors (byte 0): header of each fixture model, cut after 64 data bytes;
 # config.json (byte 170) of each fixture model
 for d in $F/hf/*/; do

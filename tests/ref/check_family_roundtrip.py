@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """check_family_roundtrip.py — what lbdpo writes, transformers reads back as the
 same model. For every family fixture (make_family_fixtures.py) and the bf16
-one, `lbdpo-init --from FIXTURE -o OUT` is loaded with AutoModelForCausalLM
+one, `lbdpo-init --model FIXTURE -o OUT` is loaded with AutoModelForCausalLM
 in float64 and its completion log-probs compared with the fixture's ref.json
 (1e-5 relative); the bf16 copy must still be BF16. For the families added
 later (Qwen3, GPT-NeoX, Gemma 2/3) a checkpoint trained 3 steps by
@@ -48,7 +48,7 @@ def main():
     for name in ["fam_llama31", "fam_phi3", "fam_mistral", "fam_qwen2_yarn", "fam_qwen3", "fam_neox", "fam_neox_seq", "fam_gemma2", "fam_gemma3", "llama_bf16"]:
         src = os.path.join(FIX, name)
         with tempfile.TemporaryDirectory() as out:
-            subprocess.run(["bin/lbdpo-init", "-q", "--from", src, "-o", out], check=True)
+            subprocess.run(["bin/lbdpo-init", "-q", "--model", src, "-o", out], check=True)
             model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float64, **F.load_kw(name)).eval()
             ref = json.load(open(os.path.join(src, "ref.json")))
             w = worst_rel(model, ref, name.startswith("fam_"))
@@ -73,7 +73,7 @@ def trained():
         subprocess.run(["bin/lbdpo-show", "--from-json", "-o", pairs], input=gen, check=True)
         for name in ["fam_qwen3", "fam_neox", "fam_neox_seq", "fam_gemma2", "fam_gemma3"]:
             ck = os.path.join(tmp, name)
-            subprocess.run(["bin/lbdpo-step", "--threads", "1", "--init", os.path.join(FIX, name), "--out", ck, "-i",
+            subprocess.run(["bin/lbdpo-step", "--threads", "1", "--model", os.path.join(FIX, name), "--output", ck, "-i",
                             pairs, "--steps", "3", "--batch-size", "8", "--loss", "dpo", "--lr", "1e-2"], check=True,
                            capture_output=True)
             out = subprocess.run(f"bin/lbdpo-logprob -m {ck} -i {pairs} | bin/lbdpo-show --no-header", shell=True,

@@ -49,7 +49,7 @@ def main():
     recs = os.path.join(d, "train.ref")
     p = subprocess.run(["awk", "-v", "seed=1", "-v", "n=16", "-f", gen], check=True, capture_output=True)
     run("bin/lbdpo-show", "--from-json", "-o", recs, input=p.stdout)
-    run("bin/lbdpo-step", "-q", "--threads", "1", "--init", src, "--out", ck, "-i", recs, "--steps", "2",
+    run("bin/lbdpo-step", "-q", "--threads", "1", "--model", src, "--output", ck, "-i", recs, "--steps", "2",
         "--batch-size", "8", "--loss", "dpo", "--lr", "1e-2")
     run("bin/lbdpo-init", "-q", "--export", ck, pub)
     scores = subprocess.run(["bin/lbdpo-logprob", "-q", "--model", ck, "-i", recs], check=True, capture_output=True)

@@ -10,14 +10,14 @@
 cd "$T"
 lbdpo-init -q -o m0 --dim 32 --layers 1 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "lbdpo-init"
 [ -s m0/generation_config.json ] || fail "random model lacks generation_config.json"
-lbdpo-init -q --from m0 --save-dtype bfloat16 -o mb || fail "--save-dtype bfloat16"
+lbdpo-init -q --model m0 --save-dtype bfloat16 -o mb || fail "--save-dtype bfloat16"
 printf '{"model":{"vocab":{"a":0}},"added_tokens":[]}\n' > mb/tokenizer.json
 printf '{"chat_template":"{{ messages }}","bos_token":"<s>"}\n' > mb/tokenizer_config.json
 printf '{"bos_token":"<s>"}\n' > mb/special_tokens_map.json
 printf '{"bos_token_id":1,"eos_token_id":[2,3],"temperature":0.7}\n' > mb/generation_config.json
 head -c 400 mb/model.safetensors | grep -q '"BF16"' || fail "bf16 model not saved as BF16"
 awk -v seed=1 -v n=16 -f "$ROOT/tests/sh/gen_pairs.awk" | lbdpo-show --from-json -o train.ref || fail "gen pairs"
-lbdpo-step --threads 1 --init mb --out ck -i train.ref --steps 2 --batch-size 8 --loss dpo || fail "lbdpo-step"
+lbdpo-step --threads 1 --model mb --output ck -i train.ref --steps 2 --batch-size 8 --loss dpo || fail "lbdpo-step"
 for f in config.json model.safetensors generation_config.json tokenizer.json tokenizer_config.json \
 	special_tokens_map.json; do
 	[ -s ck/$f ] || fail "checkpoint lacks $f"
@@ -29,9 +29,9 @@ grep -q '"torch_dtype": "bfloat16"' ck/config.json || fail "checkpoint config.js
 head -c 400 ck/model.safetensors | grep -q '"BF16"' || fail "checkpoint policy not BF16"
 head -c 400 ck/optimizer.safetensors | grep -q '"policy.w"' || fail "no f32 master weights in optimizer.safetensors"
 # resuming continues from the f32 master weights, not the rounded ones
-lbdpo-step --threads 1 --init ck --out ck2 -i train.ref --steps 1 --batch-size 8 --loss dpo || fail "resume"
+lbdpo-step --threads 1 --model ck --output ck2 -i train.ref --steps 1 --batch-size 8 --loss dpo || fail "resume"
 [ -s ck2/tokenizer.json ] || fail "resumed checkpoint lacks tokenizer.json"
-lbdpo-step --threads 1 --init mb --out ck32 -i train.ref --steps 1 --batch-size 8 --loss dpo --save-dtype float32 \
+lbdpo-step --threads 1 --model mb --output ck32 -i train.ref --steps 1 --batch-size 8 --loss dpo --save-dtype float32 \
 	|| fail "--save-dtype float32"
 head -c 400 ck32/model.safetensors | grep -q '"F32"' || fail "--save-dtype float32 not F32"
 head -c 400 ck32/optimizer.safetensors | grep -q '"policy.w"' && fail "f32 policy needs no master copy"
@@ -46,7 +46,7 @@ for f in optimizer.safetensors beta_head.safetensors trainer_state.json; do
 done
 head -c 400 pub/model.safetensors | grep -q '"BF16"' || fail "export not BF16"
 lbdpo-init -q --export ck --save-dtype float32 -o pub32 || fail "--export --save-dtype float32"
-f1=$(lbdpo-init --from pub32 --info | sed 's/.*fingerprint=//') f2=$(lbdpo-init --from pub --info | sed 's/.*fingerprint=//')
+f1=$(lbdpo-init --model pub32 --info | sed 's/.*fingerprint=//') f2=$(lbdpo-init --model pub --info | sed 's/.*fingerprint=//')
 [ "$f1" != "$f2" ] || fail "float32 export should hold the master weights, not the bf16 ones"
 expect_fail lbdpo-init --export m0 pubx
 
@@ -63,7 +63,7 @@ expect_fail lbdpo-init --config "$ROOT/tests/fixtures/hf/fam_phi3/config.json" -
 
 # ---- refusals that say why ----
 mkdir pt && cp m0/config.json pt/ && : > pt/pytorch_model.bin
-out=$(lbdpo-init --from pt -o x 2>&1); [ $? -eq 1 ] || fail "pytorch_model.bin: exit 1 expected"
+out=$(lbdpo-init --model pt -o x 2>&1); [ $? -eq 1 ] || fail "pytorch_model.bin: exit 1 expected"
 echo "$out" | grep -q "safetensors" || fail "pytorch_model.bin error does not point to safetensors: $out"
 # a pair longer than Mistral's sliding window (16) is scored; one longer
 # than max_position_embeddings (64) is refused, naming the record

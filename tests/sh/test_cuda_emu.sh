@@ -88,8 +88,8 @@ lbdpo-logprob -m gqa -i train.ref 2>&1 >/dev/null | grep -q 'tokens/s) on cpu$' 
 # ---- lbdpo-step: 3 steps of dpo and lbdpo ----
 S=(--threads 1 --batch-size 4 --lr 3e-3 --beta-lr 1e-2 --beta 0.5 -i train.ref)
 for loss in dpo lbdpo; do
-	lbdpo-step -q --init gqa --out c_$loss --steps 3 --loss $loss "${S[@]}" --metrics mc.jsonl --device cpu || fail "step cpu $loss"
-	"$E/lbdpo-step" -q --init gqa --out e_$loss --steps 3 --loss $loss "${S[@]}" --metrics me.jsonl --device cuda ||
+	lbdpo-step -q --model gqa --output c_$loss --steps 3 --loss $loss "${S[@]}" --metrics mc.jsonl --device cpu || fail "step cpu $loss"
+	"$E/lbdpo-step" -q --model gqa --output e_$loss --steps 3 --loss $loss "${S[@]}" --metrics me.jsonl --device cuda ||
 		fail "step emu $loss"
 	sed 's/, "tokens_per_s": [^}]*//' mc.jsonl >a.jsonl && sed 's/, "tokens_per_s": [^}]*//' me.jsonl >b.jsonl
 	close "step $loss metrics (loss, grad_norm, ...)" a.jsonl b.jsonl
@@ -97,33 +97,33 @@ for loss in dpo lbdpo; do
 	grep -qF "\"device\": \"$D" e_$loss/trainer_state.json || fail "checkpoint lacks the device"
 done
 # gpt2 (layernorm, gelu, biases, tied head)
-lbdpo-step -q --init g2 --out c_g2 --steps 3 --loss lbdpo "${S[@]}" --device cpu || fail "step cpu g2"
-"$E/lbdpo-step" -q --init g2 --out e_g2 --steps 3 --loss lbdpo "${S[@]}" --device cuda || fail "step emu g2"
+lbdpo-step -q --model g2 --output c_g2 --steps 3 --loss lbdpo "${S[@]}" --device cpu || fail "step cpu g2"
+"$E/lbdpo-step" -q --model g2 --output e_g2 --steps 3 --loss lbdpo "${S[@]}" --device cuda || fail "step emu g2"
 ck_close "step gpt2 lbdpo checkpoint" c_g2 e_g2 3e-3 3
 
 # ---- resume across devices: 3 + 3 steps vs 6 on the CPU ----
 R=("${S[@]}" --loss lbdpo --steps 3 --total-steps 6 --seed 5)
-lbdpo-step -q --init gqa --out full "${S[@]}" --loss lbdpo --steps 6 --seed 5 --device cpu || fail "6 steps"
-lbdpo-step -q --init gqa --out half_c "${R[@]}" --device cpu || fail "3 steps cpu"
-"$E/lbdpo-step" -q --init half_c --out rest_e "${R[@]}" --device cuda || fail "resume cpu -> cuda"
+lbdpo-step -q --model gqa --output full "${S[@]}" --loss lbdpo --steps 6 --seed 5 --device cpu || fail "6 steps"
+lbdpo-step -q --model gqa --output half_c "${R[@]}" --device cpu || fail "3 steps cpu"
+"$E/lbdpo-step" -q --model half_c --output rest_e "${R[@]}" --device cuda || fail "resume cpu -> cuda"
 ck_close "resume cpu -> emulated cuda" full rest_e 3e-3 6
-"$E/lbdpo-step" -q --init gqa --out half_e "${R[@]}" --device cuda || fail "3 steps emu"
-lbdpo-step -q --init half_e --out rest_c "${R[@]}" --device cpu || fail "resume cuda -> cpu"
+"$E/lbdpo-step" -q --model gqa --output half_e "${R[@]}" --device cuda || fail "3 steps emu"
+lbdpo-step -q --model half_e --output rest_c "${R[@]}" --device cpu || fail "resume cuda -> cpu"
 ck_close "resume emulated cuda -> cpu" full rest_c 3e-3 6
 
 # ---- lbdpo-refcache, lbdpo-beta, lbdpo-eval ----
 awk -v seed=11 -v n=12 -v V=32 -v sha=tok-sha-1 -f "$ROOT/tests/sh/pairs_gen.awk" | lbdpo-show --from-json -o p.tok ||
 	fail "gen tokens"
-lbdpo-refcache -q --ref gqa -i p.tok -o c.ref --device cpu || fail "refcache cpu"
-"$E/lbdpo-refcache" -q --ref gqa -i p.tok -o e.ref --device cuda || fail "refcache emu"
+lbdpo-refcache -q --model gqa -i p.tok -o c.ref --device cpu || fail "refcache cpu"
+"$E/lbdpo-refcache" -q --model gqa -i p.tok -o e.ref --device cuda || fail "refcache emu"
 show c.ref >a.jsonl && show e.ref >b.jsonl
 close "refcache" a.jsonl b.jsonl
-lbdpo-beta -c c_lbdpo -i test.ref -o c.beta --device cpu || fail "beta cpu"
-"$E/lbdpo-beta" -c c_lbdpo -i test.ref -o e.beta --device cuda || fail "beta emu"
+lbdpo-beta -m c_lbdpo -i test.ref -o c.beta --device cpu || fail "beta cpu"
+"$E/lbdpo-beta" -m c_lbdpo -i test.ref -o e.beta --device cuda || fail "beta emu"
 show c.beta >a.jsonl && show e.beta >b.jsonl
 close "beta" a.jsonl b.jsonl
-lbdpo-eval --threads 1 -c c_lbdpo -i test.ref -o a.json --device cpu || fail "eval cpu"
-"$E/lbdpo-eval" -c c_lbdpo -i test.ref -o b.json --device cuda || fail "eval emu"
+lbdpo-eval --threads 1 -m c_lbdpo -i test.ref -o a.json --device cpu || fail "eval cpu"
+"$E/lbdpo-eval" -m c_lbdpo -i test.ref -o b.json --device cuda || fail "eval emu"
 grep -qF "\"device\": \"$D" b.json || fail "eval summary lacks the device"
 grep -v '"device"\|"checkpoint"' a.json >a2.json && grep -v '"device"\|"checkpoint"' b.json >b2.json
 close "eval summary" a2.json b2.json
@@ -143,7 +143,7 @@ echo "greedy samples: $(wc -l <c.gen) identical"
 msg=$(lbdpo-logprob -m gqa --device cuda -i train.ref 2>&1 >/dev/null); rc=$?
 [ $rc = 1 ] && grep -qx 'lbdpo-logprob: error: --device cuda: this build has no CUDA backend (build with make CUDA=1)' <<<"$msg" ||
 	fail "CPU build with --device cuda: exit $rc: $msg"
-lbdpo-step --init gqa --out x -i train.ref --steps 1 --device gpu >/dev/null 2>&1; [ $? = 2 ] || fail "--device gpu: not a usage error"
+lbdpo-step --model gqa --output x -i train.ref --steps 1 --device gpu >/dev/null 2>&1; [ $? = 2 ] || fail "--device gpu: not a usage error"
 msg=$("$E/lbdpo-logprob" -m gqa --device cuda:1024 -i train.ref 2>&1 >/dev/null) && fail "cuda:1024 accepted"
 grep -q 'error: --device cuda:1024: device 1024 does not exist' <<<"$msg" || fail "cuda:1024: $msg"
 msg=$("$E/lbdpo-logprob" -m gqa --device cuda:x -i train.ref 2>&1 >/dev/null) && fail "cuda:x accepted"

@@ -38,10 +38,10 @@ expect_fail lbdpo-show -i huge.rec | grep -q 'exceeds the 67108864-byte record l
 # ---- JSONL lines: length and value count ----
 TOK="$ROOT/tests/fixtures/demo_tok/tokenizer.json"
 awk 'BEGIN { printf "{\"prompt\":\"x\",\"extra\":[0"; for (i = 0; i < 4200000; i++) printf ",0"; print "],\"chosen\":\"a\",\"rejected\":\"b\"}" }' > vals.jsonl
-msg=$(expect_fail lbdpo-tokenize -t "$TOK" -i vals.jsonl -o out.tok)
+msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" -i vals.jsonl -o out.tok)
 echo "$msg" | grep -q 'line 1: more than 4194304 JSON values' || fail "4.2M JSON values accepted: $msg"
 awk 'BEGIN { printf "{\"prompt\":\""; for (i = 0; i < 1900000; i++) printf "hello wor"; print "\",\"chosen\":\"a\",\"rejected\":\"b\"}" }' > long.jsonl
-msg=$(expect_fail lbdpo-tokenize -t "$TOK" -i long.jsonl -o out.tok)
+msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" -i long.jsonl -o out.tok)
 echo "$msg" | grep -q 'line 1: longer than 16777216 bytes' || fail "17.1 MB line accepted: $msg"
 [ ! -e out.tok ] || fail "output written on error"
 echo ok

@@ -14,12 +14,12 @@ awk -v seed=1 -v n=64 -f "$G" | lbdpo-show --from-json -o train.ref || fail "gen
 awk -v seed=4 -v n=64 -v flip=1 -v tagend=1 -f "$G" | lbdpo-show --from-json -o flip.ref || fail "gen flip"
 lbdpo-init -q -o m0 --dim 32 --layers 2 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "init"
 S=(--threads 1 --batch-size 8)
-lbdpo-step --init m0 --out pol -i train.ref --steps 30 --loss dpo --beta 0.5 --lr 3e-3 "${S[@]}" || fail "dpo"
+lbdpo-step --model m0 --output pol -i train.ref --steps 30 --loss dpo --beta 0.5 --lr 3e-3 "${S[@]}" || fail "dpo"
 
 # per-group means of beta, delta and f (from lbdpo-eval --per-record and lbdpo-beta)
 stats() { # CKPT -> "beta_pos beta_neg f_pos f_neg w loss d_pos d_neg"
-	lbdpo-eval --threads 1 -c "$1" -i flip.ref --per-record pr.jsonl -o ev.json || fail "eval $1"
-	lbdpo-beta --threads 1 -c "$1" -i flip.ref | lbdpo-show --no-header > b.jsonl || fail "beta $1"
+	lbdpo-eval --threads 1 -m "$1" -i flip.ref --per-record pr.jsonl -o ev.json || fail "eval $1"
+	lbdpo-beta --threads 1 -m "$1" -i flip.ref | lbdpo-show --no-header > b.jsonl || fail "beta $1"
 	local w l
 	w=$(sed -n 's|^ "beta/w": \([^,]*\),*$|\1|p' ev.json) l=$(sed -n 's|^ "loss": \([^,]*\),*$|\1|p' ev.json)
 	paste -d' ' <(sed 's/.*"beta":\([^,]*\),.*"delta":\([^,]*\),.*/\1 \2/' pr.jsonl) \
@@ -30,8 +30,8 @@ stats() { # CKPT -> "beta_pos beta_neg f_pos f_neg w loss d_pos d_neg"
 
 for b0 in 0.01 0.5; do
 	F=(-i flip.ref --loss lbdpo --beta $b0 --epsilon 0.5 --freeze-policy "${S[@]}")
-	lbdpo-step --init pol --fresh --out before "${F[@]}" --steps 0 || fail "init beta"
-	lbdpo-step --init pol --fresh --out after "${F[@]}" --steps 300 --beta-lr 1e-2 --schedule constant || fail "beta-only"
+	lbdpo-step --model pol --fresh --output before "${F[@]}" --steps 0 || fail "init beta"
+	lbdpo-step --model pol --fresh --output after "${F[@]}" --steps 300 --beta-lr 1e-2 --schedule constant || fail "beta-only"
 	cmp -s pol/model.safetensors after/model.safetensors || fail "--freeze-policy changed the policy"
 	read -r bp0 bn0 fp0 fn0 w0 l0 dp dn <<<"$(stats before)"
 	read -r bp1 bn1 fp1 fn1 w1 l1 _ _ <<<"$(stats after)"

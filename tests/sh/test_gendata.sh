@@ -12,7 +12,7 @@ $G --seed 5 --n-train 600 --n-test 200 --out-dir "$T/b" --tokenizer-out "$T/b/to
 $G --seed 6 --n-train 600 --n-test 200 --out-dir "$T/c" || fail "gendata c"
 for f in train.jsonl test.jsonl tok.json; do cmp -s "$T/a/$f" "$T/b/$f" || fail "$f differs for the same seed"; done
 cmp -s "$T/a/train.jsonl" "$T/c/train.jsonl" && fail "seeds 5 and 6 give the same data"
-# stdout and --train agree
+# stdout and --output agree
 $G --seed 5 --n-train 600 --n-test 200 >"$T/stdout.jsonl" || fail "stdout"
 cmp -s "$T/stdout.jsonl" "$T/a/train.jsonl" || fail "stdout differs from --out-dir train.jsonl"
 
@@ -68,7 +68,7 @@ awk -F'"prompt":"' '/"group":"math"/ { split($2, a, "\""); print a[1] }' "$T/a/t
 # Bad options: usage errors exit 2.
 out=$($G --flip 2 2>&1); [ $? = 2 ] || fail "--flip 2 must be a usage error"; echo "$out" | grep -q 'error:' || fail "no message"
 $G --bogus >/dev/null 2>&1; [ $? = 2 ] || fail "unknown option must exit 2"
-$G --out-dir "$T/x" --train "$T/y" >/dev/null 2>&1; [ $? = 2 ] || fail "--out-dir with --train must exit 2"
+$G --out-dir "$T/x" --output "$T/y" >/dev/null 2>&1; [ $? = 2 ] || fail "--out-dir with --output must exit 2"
 
 # The tokenizer: the same bytes as the one `tokenizers` checked (fixture),
 # and, with lbdpo-tokenize built, the same ids as `tokenizers` gave.
@@ -79,7 +79,7 @@ grep -q '"type": "ByteLevel"' "$F/tokenizer.json" || fail "not byte-level"
 if command -v lbdpo-tokenize >/dev/null 2>&1; then
 	# prompt_ids ++ chosen_ids must be what tokenizers gives for prompt + chosen;
 	# rejected_ids what it gives for the rejected text alone (no BOS, no EOS)
-	lbdpo-tokenize -q --no-eos -t "$F/tokenizer.json" -i "$F/data.jsonl" | lbdpo-show --no-header >"$T/ours" || fail "lbdpo-tokenize"
+	lbdpo-tokenize -q --no-eos --tokenizer "$F/tokenizer.json" -i "$F/data.jsonl" | lbdpo-show --no-header >"$T/ours" || fail "lbdpo-tokenize"
 	sed 's/.*"prompt_ids":\[\([0-9,]*\)\],"chosen_ids":\[\([0-9,]*\)\],"rejected_ids":\[\([0-9,]*\)\].*/\1,\2 \3/' "$T/ours" >"$T/o"
 	sed 's/.*"rejected_ids": \[\([0-9, ]*\)\], "prompt_chosen_ids": \[\([0-9, ]*\)\].*/\2 \1/; s/, /,/g' "$F/ids.jsonl" >"$T/w"
 	[ "$(wc -l <"$T/w")" = 40 ] || fail "fixture ids"

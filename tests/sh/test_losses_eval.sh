@@ -17,7 +17,7 @@ for loss in dpo lbdpo ipo hinge robust simpo ln-dpo beta-dpo sft; do
 	robust) extra=(--label-smoothing 0.1) ;;
 	simpo) extra=(--gamma 0.5 --beta 2) ;;
 	esac
-	lbdpo-step --init m0 --out c_$loss --loss $loss "${S[@]}" "${extra[@]}" --metrics m.$loss || fail "--loss $loss"
+	lbdpo-step --model m0 --output c_$loss --loss $loss "${S[@]}" "${extra[@]}" --metrics m.$loss || fail "--loss $loss"
 	read -r a b <<<"$(first_last m.$loss)"
 	echo "$loss: loss $a -> $b"
 	# beta-dpo filters a random subset each step: compare over a margin
@@ -28,19 +28,19 @@ for v in "--head mlp --head-hidden 8" "--pool mean" "--ppl-from ref" "--beta-gra
 	"--sft-weight 0.5" "--grad-accum 2 --warmup 3 --schedule cosine --weight-decay 0.1 --beta-wd 0.01 --clip 0.5" \
 	"--w-init 0.02 --epsilon 0.3"; do
 	# shellcheck disable=SC2086
-	lbdpo-step --init m0 --out cv "${S[@]}" $v --metrics mv || fail "lbdpo-step $v"
+	lbdpo-step --model m0 --output cv "${S[@]}" $v --metrics mv || fail "lbdpo-step $v"
 	read -r a b <<<"$(first_last mv)"
 	echo "lbdpo $v: loss $a -> $b"
 	rm -rf cv mv
 done
 # --beta-grad none: the β model is not trained
-lbdpo-step --init m0 --out cn "${S[@]}" --beta-grad none || fail "none"
-lbdpo-step --init m0 --out cn0 "${S[@]}" --steps 0 || fail "steps 0"
+lbdpo-step --model m0 --output cn "${S[@]}" --beta-grad none || fail "none"
+lbdpo-step --model m0 --output cn0 "${S[@]}" --steps 0 || fail "steps 0"
 cmp -s cn/beta_head.safetensors cn0/beta_head.safetensors || fail "--beta-grad none changed the beta model"
 
 # eval: per group, generations, plots
 printf '%s\n' '{"completion": "a b a b"}' '{"text": "c d e"}' > gens.jsonl
-lbdpo-eval --threads 1 -c c_lbdpo -i train.ref --generations gens.jsonl --plot plots --metrics m.lbdpo -o ev.json ||
+lbdpo-eval --threads 1 -m c_lbdpo -i train.ref --generations gens.jsonl --plot plots --metrics m.lbdpo -o ev.json ||
 	fail "lbdpo-eval"
 for k in '"groups"' '"even"' '"odd"' '"corr/beta_ppl"' '"kl/chosen"' '"distinct-1": 0.7142857' '"distinct-2": 0.8' \
 	'"mean_words": 3.5'; do
@@ -49,6 +49,6 @@ done
 [ -s plots/beta.dat ] && [ -s plots/plots.gp ] && [ -s plots/curves.dat ] || fail "plot data missing"
 if command -v gnuplot >/dev/null; then [ -s plots/beta_hist.png ] || fail "gnuplot did not draw"; fi
 printf '{"completion": 3}\n' > badgen.jsonl
-expect_fail lbdpo-eval --threads 1 -c c_lbdpo -i train.ref --generations badgen.jsonl -o x.json
+expect_fail lbdpo-eval --threads 1 -m c_lbdpo -i train.ref --generations badgen.jsonl -o x.json
 [ ! -e x.json ] || fail "output written on error"
 echo ok

@@ -15,7 +15,7 @@ summary() { grep 'computed,' "$1" | tail -1; }
 # rank R's process id (environment of the ranks this test started)
 rank_pid() {
 	local p e
-	for p in $(pgrep -f 'lbdpo-refcache --ref ../../m1 -i ../../big.tok'); do
+	for p in $(pgrep -f 'lbdpo-refcache --model ../../m1 -i ../../big.tok'); do
 		e=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)
 		grep -qx "LBDPO_TEST_MARK=$T" <<<"$e" && grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$e" && { echo "$p"; return; }
 	done
@@ -35,19 +35,19 @@ grep -qx 'dist_check\[rank 1\]: error: rank 1 failing on purpose' err || fail "n
 lbdpo-init -q --arch llama --dim 64 --layers 2 --heads 4 --kv-heads 2 --hidden 128 --vocab 512 --seed 1 -o m1 || fail "lbdpo-init"
 gen 11 1100 p.tok || fail "generating records"
 mkdir one two three
-(cd one && lbdpo-refcache -q --ref ../m1 -i ../p.tok -o out.ref && lbdpo-refcache -q --ref ../m1 -i ../p.tok >stdout.ref) ||
+(cd one && lbdpo-refcache -q --model ../m1 -i ../p.tok -o out.ref && lbdpo-refcache -q --model ../m1 -i ../p.tok >stdout.ref) ||
 	fail "lbdpo-refcache"
-(cd two && mpi -np 2 lbdpo-refcache -q --ref ../m1 -i ../p.tok -o out.ref &&
-	mpi -np 2 lbdpo-refcache -q --ref ../m1 -i ../p.tok >stdout.ref) || fail "mpirun -np 2 lbdpo-refcache"
-(cd three && mpi -np 3 lbdpo-refcache -q --ref ../m1 -i ../p.tok -o out.ref) || fail "mpirun -np 3 lbdpo-refcache"
+(cd two && mpi -np 2 lbdpo-refcache -q --model ../m1 -i ../p.tok -o out.ref &&
+	mpi -np 2 lbdpo-refcache -q --model ../m1 -i ../p.tok >stdout.ref) || fail "mpirun -np 2 lbdpo-refcache"
+(cd three && mpi -np 3 lbdpo-refcache -q --model ../m1 -i ../p.tok -o out.ref) || fail "mpirun -np 3 lbdpo-refcache"
 cmp one/out.ref two/out.ref || fail "refcache: 2 ranks differ from one process"
 cmp one/stdout.ref two/stdout.ref || fail "refcache: 2 ranks on standard output differ from one process"
 cmp one/out.ref three/out.ref || fail "refcache: 3 ranks differ from one process"
 # Fewer records than ranks: 0 and 1 records with 3 ranks.
 for n in 0 1; do
 	gen 5 $n s$n.tok
-	(cd one && lbdpo-refcache -q --ref ../m1 -i ../s$n.tok -o s.ref) &&
-		(cd three && mpi -np 3 lbdpo-refcache -q --ref ../m1 -i ../s$n.tok -o s.ref) || fail "$n records"
+	(cd one && lbdpo-refcache -q --model ../m1 -i ../s$n.tok -o s.ref) &&
+		(cd three && mpi -np 3 lbdpo-refcache -q --model ../m1 -i ../s$n.tok -o s.ref) || fail "$n records"
 	cmp one/s.ref three/s.ref || fail "$n records: 3 ranks differ from one process"
 done
 for b in 0 4096; do
@@ -59,11 +59,11 @@ for b in 0 4096; do
 done
 
 # 3. A shared cache: filled by 2 ranks, answers a re-run and one process.
-(cd two && mpi -np 2 lbdpo-refcache --ref ../m1 -i ../p.tok -o c.ref --cache ../shared-c 2>../s1) || fail "shared cache run"
+(cd two && mpi -np 2 lbdpo-refcache --model ../m1 -i ../p.tok -o c.ref --cache ../shared-c 2>../s1) || fail "shared cache run"
 grep -q '1100 records (2 ranks): 1100 computed, 0 from cache' s1 || fail "shared cache, first run: $(summary s1)"
-(cd two && mpi -np 2 lbdpo-refcache --ref ../m1 -i ../p.tok -o c.ref --cache ../shared-c 2>../s2) || fail "shared cache re-run"
+(cd two && mpi -np 2 lbdpo-refcache --model ../m1 -i ../p.tok -o c.ref --cache ../shared-c 2>../s2) || fail "shared cache re-run"
 grep -q '1100 records (2 ranks): 0 computed, 1100 from cache' s2 || fail "shared cache, re-run: $(summary s2)"
-(cd one && lbdpo-refcache --ref ../m1 -i ../p.tok -o c.ref --cache ../shared-c 2>../s3) || fail "one process on the shared cache"
+(cd one && lbdpo-refcache --model ../m1 -i ../p.tok -o c.ref --cache ../shared-c 2>../s3) || fail "one process on the shared cache"
 grep -q '1100 records: 0 computed, 1100 from cache' s3 || fail "one process on the ranks' cache: $(summary s3)"
 cmp one/c.ref two/c.ref || fail "cached outputs differ"
 
@@ -71,32 +71,32 @@ cmp one/c.ref two/c.ref || fail "cached outputs differ"
 # shared filesystem; simulated with one environment per rank): a re-run on
 # the same ranks computes nothing; each cache holds its rank's half.
 perhost() { mpi -np 1 env LBDPO_REFCACHE=../c0 lbdpo-refcache "$@" : -np 1 env LBDPO_REFCACHE=../c1 lbdpo-refcache "$@"; }
-(cd two && perhost --ref ../m1 -i ../p.tok -o h.ref 2>../s4 && perhost --ref ../m1 -i ../p.tok -o h.ref 2>../s5) || fail "per-host caches"
+(cd two && perhost --model ../m1 -i ../p.tok -o h.ref 2>../s4 && perhost --model ../m1 -i ../p.tok -o h.ref 2>../s5) || fail "per-host caches"
 grep -q '1100 records (2 ranks): 1100 computed' s4 || fail "per-host, first run: $(summary s4)"
 grep -q '1100 records (2 ranks): 0 computed, 1100 from cache' s5 || fail "per-host, re-run: $(summary s5)"
-lbdpo-refcache --ref m1 -i p.tok -o /dev/null --cache c0 2>s6 || fail "one process on rank 0's cache"
+lbdpo-refcache --model m1 -i p.tok -o /dev/null --cache c0 2>s6 || fail "one process on rank 0's cache"
 grep -q '1100 records: 550 computed, 550 from cache' s6 || fail "rank 0's cache does not hold exactly its half: $(summary s6)"
 lbdpo-show --no-header -i two/h.ref | cmp -s - <(lbdpo-show --no-header -i one/out.ref) ||
 	fail "per-host caches: records differ"
 
 # 5. Refusals: printed once.
-(cd two && mpi -np 2 lbdpo-refcache --ref ../m1 <../p.tok >/dev/null 2>../e1) && fail "standard input with 2 ranks accepted"
+(cd two && mpi -np 2 lbdpo-refcache --model ../m1 <../p.tok >/dev/null 2>../e1) && fail "standard input with 2 ranks accepted"
 grep -q 'lbdpo-refcache: error: with 2 MPI ranks the input must be a file' e1 || fail "stdin refusal: $(cat e1)"
 [ "$(grep -c 'error:' e1)" = 1 ] || fail "stdin refusal printed more than once: $(cat e1)"
-mpi -np 2 lbdpo-refcache --ref m1 -i p.tok --shard 0/2 -o x.ref 2>e2 && fail "--shard with 2 ranks accepted"
+mpi -np 2 lbdpo-refcache --model m1 -i p.tok --shard 0/2 -o x.ref 2>e2 && fail "--shard with 2 ranks accepted"
 grep -q 'error: --shard and 2 MPI ranks' e2 || fail "--shard refusal: $(cat e2)"
 mpi -np 2 lbdpo-logprob -m m1 <p.tok >/dev/null 2>e3 && fail "logprob: standard input with 2 ranks accepted"
 grep -q 'lbdpo-logprob: error: with 2 MPI ranks the input must be a file' e3 || fail "logprob stdin refusal: $(cat e3)"
 gen 11 700 short.tok
-mpi -np 1 lbdpo-refcache -q --ref m1 -i p.tok -o x.ref : -np 1 lbdpo-refcache -q --ref m1 -i short.tok -o x.ref 2>e4 &&
+mpi -np 1 lbdpo-refcache -q --model m1 -i p.tok -o x.ref : -np 1 lbdpo-refcache -q --model m1 -i short.tok -o x.ref 2>e4 &&
 	fail "ranks reading different inputs accepted"
 grep -q 'every rank must read the same input' e4 || fail "different inputs: $(cat e4)"
 [ -e x.ref ] && fail "different inputs left an output"
 
 # 6. A rank that dies (rank 1's cache directory is refused) ends the job.
 mkdir bad && echo x >bad/file
-(cd two && rm -f out.ref && mpi -np 1 lbdpo-refcache --ref ../m1 -i ../p.tok -o out.ref : \
-	-np 1 env LBDPO_REFCACHE=../bad lbdpo-refcache --ref ../m1 -i ../p.tok -o out.ref 2>../e5) && fail "a dying rank did not fail the job"
+(cd two && rm -f out.ref && mpi -np 1 lbdpo-refcache --model ../m1 -i ../p.tok -o out.ref : \
+	-np 1 env LBDPO_REFCACHE=../bad lbdpo-refcache --model ../m1 -i ../p.tok -o out.ref 2>../e5) && fail "a dying rank did not fail the job"
 grep -q 'lbdpo-refcache\[rank 1\]: error: ../bad: not an lbdpo-refcache directory' e5 || fail "dying rank's error: $(cat e5)"
 [ -e two/out.ref ] && fail "a failed job left an output"
 
@@ -106,8 +106,8 @@ grep -q 'lbdpo-refcache\[rank 1\]: error: ../bad: not an lbdpo-refcache director
 gen 12 5000 big.tok
 # Same arguments (the header records them) in u/w and k/w.
 mkdir -p u/w k/w
-(cd u/w && lbdpo-refcache --ref ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>/dev/null) || fail "uninterrupted run"
-(cd k/w && exec mpirun --oversubscribe -np 2 lbdpo-refcache --ref ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>../../e6) &
+(cd u/w && lbdpo-refcache --model ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>/dev/null) || fail "uninterrupted run"
+(cd k/w && exec mpirun --oversubscribe -np 2 lbdpo-refcache --model ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>../../e6) &
 mp=$!
 pid=
 for _ in $(seq 200); do
@@ -121,7 +121,7 @@ kill -KILL "$pid" || fail "cannot kill rank 1 ($pid)"
 wait $mp && fail "the job succeeded although rank 1 was killed (finished too early?)"
 [ -e k/w/big.ref ] && fail "a killed job left an output"
 grep -q 'rank 1 .*exited on signal 9' e6 || fail "mpirun did not name the killed rank: $(cat e6)"
-(cd k/w && mpi -np 2 lbdpo-refcache --ref ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>../../s7) || fail "re-run after the kill"
+(cd k/w && mpi -np 2 lbdpo-refcache --model ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>../../s7) || fail "re-run after the kill"
 grep -q '5000 records (2 ranks): [0-9]* computed, [1-9][0-9]* from cache' s7 || fail "re-run used nothing of the killed run: $(summary s7)"
 cmp u/w/big.ref k/w/big.ref || fail "re-run after a kill differs from an uninterrupted run"
 echo "ok"

@@ -72,9 +72,9 @@ np_vs_one() { # ranks batch accum loss-options...
 	shift 3
 	local tag
 	tag=$(echo "$*" | tr -d ' -')-np$n-b$b-a$a
-	lbdpo-step --init m0 --out one_$tag -i "${IN:-train.ref}" --steps 3 --batch-size $b --grad-accum $a \
+	lbdpo-step --model m0 --output one_$tag -i "${IN:-train.ref}" --steps 3 --batch-size $b --grad-accum $a \
 		"${S[@]}" "$@" --metrics one_$tag.jsonl || fail "$tag: one process"
-	mpi -np $n lbdpo-step --init m0 --out dp_$tag -i "${IN:-train.ref}" --steps 3 --batch-size $b \
+	mpi -np $n lbdpo-step --model m0 --output dp_$tag -i "${IN:-train.ref}" --steps 3 --batch-size $b \
 		--grad-accum $a "${S[@]}" "$@" --metrics dp_$tag.jsonl || fail "$tag: mpirun"
 	metrics_close one_$tag.jsonl dp_$tag.jsonl "$tag"
 	ckpt_close one_$tag dp_$tag "$tag"
@@ -105,14 +105,14 @@ done
 # 2. Resume with another N: 2 steps + 2 steps vs 4 straight (one process).
 for loss in dpo lbdpo; do
 	R=(--loss $loss --batch-size 5 --grad-accum 2 --total-steps 4 "${S[@]}")
-	lbdpo-step --init m0 --out straight_$loss -i train.ref --steps 4 "${R[@]}" --metrics st_$loss.jsonl || fail "straight"
-	lbdpo-step --init m0 --out r12_$loss -i train.ref --steps 2 "${R[@]}" --metrics r12_$loss.jsonl || fail "1 rank, first half"
-	mpi -np 2 lbdpo-step --init r12_$loss --out r12_$loss -i train.ref --steps 2 "${R[@]}" --metrics r12_$loss.jsonl ||
+	lbdpo-step --model m0 --output straight_$loss -i train.ref --steps 4 "${R[@]}" --metrics st_$loss.jsonl || fail "straight"
+	lbdpo-step --model m0 --output r12_$loss -i train.ref --steps 2 "${R[@]}" --metrics r12_$loss.jsonl || fail "1 rank, first half"
+	mpi -np 2 lbdpo-step --model r12_$loss --output r12_$loss -i train.ref --steps 2 "${R[@]}" --metrics r12_$loss.jsonl ||
 		fail "2 ranks, resumed"
 	metrics_close st_$loss.jsonl r12_$loss.jsonl "$loss resumed 1 -> 2 ranks"
 	ckpt_close straight_$loss r12_$loss "$loss resumed 1 -> 2 ranks"
-	mpi -np 2 lbdpo-step --init m0 --out r23_$loss -i train.ref --steps 2 "${R[@]}" --metrics r23_$loss.jsonl || fail "2 ranks, first half"
-	mpi -np 3 lbdpo-step --init r23_$loss --out r23_$loss -i train.ref --steps 2 "${R[@]}" --metrics r23_$loss.jsonl ||
+	mpi -np 2 lbdpo-step --model m0 --output r23_$loss -i train.ref --steps 2 "${R[@]}" --metrics r23_$loss.jsonl || fail "2 ranks, first half"
+	mpi -np 3 lbdpo-step --model r23_$loss --output r23_$loss -i train.ref --steps 2 "${R[@]}" --metrics r23_$loss.jsonl ||
 		fail "3 ranks, resumed"
 	metrics_close st_$loss.jsonl r23_$loss.jsonl "$loss resumed 2 -> 3 ranks"
 	ckpt_close straight_$loss r23_$loss "$loss resumed 2 -> 3 ranks"
@@ -141,10 +141,10 @@ fi
 refuse() {
 	local want=$1
 	shift
-	mpi -np 2 lbdpo-step --init m0 --out refused --steps 1 "${S[@]}" "$@" >/dev/null 2>err && fail "accepted with 2 ranks: $*"
+	mpi -np 2 lbdpo-step --model m0 --output refused --steps 1 "${S[@]}" "$@" >/dev/null 2>err && fail "accepted with 2 ranks: $*"
 	grep -q "$want" err || fail "refusal of $*: $(cat err)"
 	[ "$(grep -c 'error:' err)" = 1 ] || fail "refusal of $* printed more than once: $(cat err)"
-	[ -e refused ] && fail "a refused run wrote --out"
+	[ -e refused ] && fail "a refused run wrote --output"
 	return 0
 }
 refuse "error: with 2 MPI ranks the input must be a file" <train.ref
@@ -152,7 +152,7 @@ refuse "error: with 2 MPI ranks the input must be a file" <train.ref
 # rank R's process id among this test's ranks
 rank_pid() {
 	local p e
-	for p in $(pgrep -f 'lbdpo-step --init m0 --out long'); do
+	for p in $(pgrep -f 'lbdpo-step --model m0 --output long'); do
 		e=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)
 		grep -qx "LBDPO_TEST_MARK=$T" <<<"$e" && grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$e" && { echo "$p"; return; }
 	done
@@ -160,7 +160,7 @@ rank_pid() {
 # start a long 2-rank run writing a checkpoint every step; wait for the first
 long_run() {
 	rm -rf long
-	mpirun --oversubscribe -np 2 lbdpo-step --init m0 --out long -i train.ref --steps 100000 --batch-size 4 --save-every 1 \
+	mpirun --oversubscribe -np 2 lbdpo-step --model m0 --output long -i train.ref --steps 100000 --batch-size 4 --save-every 1 \
 		"${S[@]}" 2>"$1" &
 	mp=$!
 	pid=
@@ -181,7 +181,7 @@ rc=$?
 [ $rc = 143 ] || fail "SIGTERM to rank 1: mpirun exited $rc, expected 143: $(cat e_term)"
 grep -q 'lbdpo-step: warning: stopped by signal 15 after step [0-9]*; checkpoint written' e_term || fail "no stop message: $(cat e_term)"
 s1=$(jget step long/trainer_state.json)
-lbdpo-step --init long --out long -i train.ref --steps 1 --batch-size 4 "${S[@]}" || fail "resume after SIGTERM"
+lbdpo-step --model long --output long -i train.ref --steps 1 --batch-size 4 "${S[@]}" || fail "resume after SIGTERM"
 [ "$(jget step long/trainer_state.json)" = $((s1 + 1)) ] || fail "resume after SIGTERM: not at step $((s1 + 1))"
 
 # 5. SIGKILL to rank 1: the job fails; the last checkpoint written is whole
@@ -193,6 +193,6 @@ wait $mp && fail "the job succeeded although rank 1 was killed"
 grep -q 'rank 1 .*exited on signal 9' e_kill || fail "mpirun did not name the killed rank: $(cat e_kill)"
 s1=$(jget step long/trainer_state.json)
 [ -n "$s1" ] && [ "$s1" -ge 1 ] || fail "no checkpoint left after the kill"
-mpi -np 3 lbdpo-step --init long --out long -i train.ref --steps 2 --batch-size 4 "${S[@]}" || fail "resume after SIGKILL (3 ranks)"
+mpi -np 3 lbdpo-step --model long --output long -i train.ref --steps 2 --batch-size 4 "${S[@]}" || fail "resume after SIGKILL (3 ranks)"
 [ "$(jget step long/trainer_state.json)" = $((s1 + 2)) ] || fail "resume after SIGKILL: not at step $((s1 + 2))"
 echo "ok"

@@ -24,14 +24,14 @@ t1=$(lbdpo-show --no-header -i "$T/hh/train.ref.0" | wc -l); t2=$(lbdpo-show --n
 tt=$(lbdpo-show --no-header -i "$T/hh/train.tok" | wc -l); tm=$(lbdpo-show --no-header -i "$T/hh/train.ref" | wc -l)
 [ $((t1 + t2)) = "$tt" ] && [ "$tm" = "$tt" ] && [ "$t1" -gt 0 ] && [ "$t2" -gt 0 ] || fail "shards $t1 + $t2 != $tt (merged $tm)"
 # sharded = unsharded scores (same records, same order)
-lbdpo-refcache --ref "$A/stories260K/stories260K.bin" -t 1 -i "$T/hh/train.tok" -o "$T/one.ref" 2>/dev/null || fail "unsharded refcache"
+lbdpo-refcache --model "$A/stories260K/stories260K.bin" -t 1 -i "$T/hh/train.tok" -o "$T/one.ref" 2>/dev/null || fail "unsharded refcache"
 cmp -s <(lbdpo-show --no-header -i "$T/one.ref") <(lbdpo-show --no-header -i "$T/hh/train.ref") || fail "sharded scores differ from unsharded"
 # nothing to redo
 "${MK[@]}" -q STEPS=4 "$T/hh/eval.json" || fail "re-running would redo work"
 # 2 more steps: one more block from ckpt-2, blocks 1-2 untouched
 before=$(stat -c %Y "$T/hh/ckpt-2/trainer_state.json")
 "${MK[@]}" STEPS=6 >"$T/log2" 2>&1 || { tail -20 "$T/log2"; fail "continuing failed"; }
-grep -q -- "--init $T/hh/ckpt-2 " "$T/log2" || fail "block 3 did not start from ckpt-2"
+grep -q -- "--model $T/hh/ckpt-2 " "$T/log2" || fail "block 3 did not start from ckpt-2"
 [ "$(grep -c 'lbdpo-step' "$T/log2")" = 1 ] || fail "more than one block rerun: $(grep lbdpo-step "$T/log2")"
 [ "$(stat -c %Y "$T/hh/ckpt-2/trainer_state.json")" = "$before" ] || fail "ckpt-2 was rewritten"
 grep -q '"step": 6,' "$T/hh/ckpt-3/trainer_state.json" || fail "block 3 did not reach step 6"

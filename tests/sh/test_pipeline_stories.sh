@@ -47,6 +47,6 @@ echo "$cw" | grep -q "\"n\":$np,\"wins\":$np," || fail "chosen does not always w
 [ "$(wc -l <"$T/st/fresh.trained.jsonl")" = 30 ] && [ "$(wc -l <"$T/st/fresh.reference.jsonl")" = 30 ] || fail "fresh samples"
 comm -12 <(sed 's/.*"prompt":"\([^"]*\)".*/\1/' "$T/st/prompts.jsonl" | sort) <(sed 's/.*"prompt":"\([^"]*\)".*/\1/' "$T/st/fresh.jsonl" | sort) | grep -q . && fail "fresh prompts overlap training prompts"
 # on-policy sampling is reproducible
-lbdpo-sample -m "$A/stories260K/stories260K.bin" -t "$A/stories260K/tok512.bin" --n 2 --seed 1 \
+lbdpo-sample -m "$A/stories260K/stories260K.bin" --tokenizer "$A/stories260K/tok512.bin" --n 2 --seed 1 \
 	--temperature 1 --top-p 0.95 --max-new-tokens 48 --threads 1 -i "$T/st/prompts.jsonl" | cmp -s - "$T/st/samples.jsonl" || fail "sampling not reproducible"
 echo ok

@@ -79,16 +79,16 @@ lbdpo-sample --threads 2 -m "$F/model" --n 2 --seed 3 --max-new-tokens 16 -i "$T
 # 5. JSON Lines prompts need a tokenizer; with the stories model when present.
 printf '{"prompt":"x"}\n' >"$T/j.jsonl"
 lbdpo-sample -m "$F/model" -i "$T/j.jsonl" >/dev/null 2>&1; [ $? = 2 ] || fail "JSONL without --tokenizer must be a usage error"
-expect_fail lbdpo-sample -m "$F/model" -t "$ROOT/tests/fixtures/demo_tok/tokenizer.json" -i "$T/j.jsonl" | grep -q 'vocabulary' || fail "tokenizer larger than the model accepted"
+expect_fail lbdpo-sample -m "$F/model" --tokenizer "$ROOT/tests/fixtures/demo_tok/tokenizer.json" -i "$T/j.jsonl" | grep -q 'vocabulary' || fail "tokenizer larger than the model accepted"
 printf '{"lbdpo":1,"kind":"pairs","history":[]}\n{"prompt_ids":[1,96]}\n' | lbdpo-show --from-json -o "$T/bad.rec"
 expect_fail $S -m "$F/model" -i "$T/bad.rec" | grep -q 'record 1' || fail "id >= vocab: no record position"
 lbdpo-sample >/dev/null 2>&1; [ $? = 2 ] || fail "no --model must exit 2"
 if [ -n "${LBDPO_ASSETS:-}" ] && [ -f "$LBDPO_ASSETS/stories260K/stories260K.bin" ]; then
 	A=$LBDPO_ASSETS/stories260K
 	printf '{"id":"a","prompt":"Once upon a time, there was a"}\nnot json\n' >"$T/st.jsonl"
-	msg=$(expect_fail $S -m "$A/stories260K.bin" -t "$A/tok512.bin" --greedy --max-new-tokens 8 -i "$T/st.jsonl")
+	msg=$(expect_fail $S -m "$A/stories260K.bin" --tokenizer "$A/tok512.bin" --greedy --max-new-tokens 8 -i "$T/st.jsonl")
 	echo "$msg" | grep -q 'line 2' || fail "invalid JSON: no line number: $msg"
-	head -1 "$T/st.jsonl" | $S -m "$A/stories260K.bin" -t "$A/tok512.bin" --greedy --max-new-tokens 20 >"$T/st.out" || fail "stories"
+	head -1 "$T/st.jsonl" | $S -m "$A/stories260K.bin" --tokenizer "$A/tok512.bin" --greedy --max-new-tokens 20 >"$T/st.out" || fail "stories"
 	grep -q '"text":" [a-z]' "$T/st.out" || fail "stories text: $(cat "$T/st.out")"
 	# --template: message-list prompts rendered with the generation prompt, as
 	# lbdpo-tokenize renders them (a Jinja rendering gets no BOS added)
@@ -96,14 +96,14 @@ if [ -n "${LBDPO_ASSETS:-}" ] && [ -f "$LBDPO_ASSETS/stories260K/stories260K.bin
 	printf '%s' '{% for m in messages %}{{ m.content | trim }}{% endfor %}{% if add_generation_prompt %} Then{% endif %}' >"$T/t.jinja"
 	printf '{"prompt":[{"role":"user","content":"  Once upon a time "}]}\n' >"$T/chat.jsonl"
 	printf '{"prompt":"Once upon a time Then"}\n' >"$T/plain.jsonl"
-	$S -m "$A/stories260K.bin" -t "$A/tok512.bin" --template "$T/t.jinja" --greedy --max-new-tokens 12 -i "$T/chat.jsonl" >"$T/c.out" || fail "--template FILE"
-	$S -m "$A/stories260K.bin" -t "$A/tok512.bin" --no-bos --greedy --max-new-tokens 12 -i "$T/plain.jsonl" >"$T/p.out" || fail "plain prompt"
+	$S -m "$A/stories260K.bin" --tokenizer "$A/tok512.bin" --template "$T/t.jinja" --greedy --max-new-tokens 12 -i "$T/chat.jsonl" >"$T/c.out" || fail "--template FILE"
+	$S -m "$A/stories260K.bin" --tokenizer "$A/tok512.bin" --no-bos --greedy --max-new-tokens 12 -i "$T/plain.jsonl" >"$T/p.out" || fail "plain prompt"
 	[ "$(gen "$T/c.out")" = "$(gen "$T/p.out")" ] || fail "--template FILE: $(cat "$T/c.out") vs $(cat "$T/p.out")"
 	printf '{"prompt":"\\n\\nHuman:   Once upon a time \\n\\nAssistant:"}\n' >"$T/hh.jsonl"
-	$S -m "$A/stories260K.bin" -t "$A/tok512.bin" --template hh --greedy --max-new-tokens 12 -i "$T/chat.jsonl" >"$T/c.out" || fail "--template hh"
-	$S -m "$A/stories260K.bin" -t "$A/tok512.bin" --greedy --max-new-tokens 12 -i "$T/hh.jsonl" >"$T/p.out" || fail "hh prompt"
+	$S -m "$A/stories260K.bin" --tokenizer "$A/tok512.bin" --template hh --greedy --max-new-tokens 12 -i "$T/chat.jsonl" >"$T/c.out" || fail "--template hh"
+	$S -m "$A/stories260K.bin" --tokenizer "$A/tok512.bin" --greedy --max-new-tokens 12 -i "$T/hh.jsonl" >"$T/p.out" || fail "hh prompt"
 	[ "$(gen "$T/c.out")" = "$(gen "$T/p.out")" ] || fail "--template hh: $(cat "$T/c.out") vs $(cat "$T/p.out")"
-	msg=$(expect_fail $S -m "$A/stories260K.bin" -t "$A/tok512.bin" -i "$T/chat.jsonl") || exit 1
+	msg=$(expect_fail $S -m "$A/stories260K.bin" --tokenizer "$A/tok512.bin" -i "$T/chat.jsonl") || exit 1
 	[[ $msg == *"line 1"*"chat template"* ]] || fail "messages without a template: $msg"
 	cat "$T/st.out"
 else

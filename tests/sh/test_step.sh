@@ -15,10 +15,10 @@ jget() { sed -n "s|^ \"$1\": \([^,]*\),*$|\1|p" "$2" | head -1; }
 
 # ---- training: dpo and lbdpo ----
 for loss in dpo lbdpo; do
-	lbdpo-eval --threads 1 -c m0 --loss dpo --beta 0.5 -i test.ref -o before.json || fail "eval m0"
-	lbdpo-step --init m0 --out c_$loss -i train.ref --steps 30 --loss $loss "${S[@]}" --metrics m_$loss.jsonl \
+	lbdpo-eval --threads 1 -m m0 --loss dpo --beta 0.5 -i test.ref -o before.json || fail "eval m0"
+	lbdpo-step --model m0 --output c_$loss -i train.ref --steps 30 --loss $loss "${S[@]}" --metrics m_$loss.jsonl \
 		|| fail "lbdpo-step --loss $loss"
-	lbdpo-eval --threads 1 -c c_$loss -i test.ref -o after.json || fail "eval c_$loss"
+	lbdpo-eval --threads 1 -m c_$loss -i test.ref -o after.json || fail "eval c_$loss"
 	a0=$(jget rewards/accuracies before.json) a1=$(jget rewards/accuracies after.json)
 	l0=$(jget loss before.json) l1=$(jget loss after.json)
 	echo "$loss: held-out accuracy $a0 -> $a1, loss $l0 -> $l1"
@@ -35,7 +35,7 @@ for f in config.json model.safetensors beta_head.safetensors optimizer.safetenso
 done
 
 # ---- lbdpo-beta: β = w·PPL·f per record ----
-lbdpo-beta --threads 1 -c c_lbdpo -i test.ref | lbdpo-show --no-header > beta.jsonl || fail "lbdpo-beta"
+lbdpo-beta --threads 1 -m c_lbdpo -i test.ref | lbdpo-show --no-header > beta.jsonl || fail "lbdpo-beta"
 [ "$(wc -l < beta.jsonl)" = 32 ] || fail "lbdpo-beta: expected 32 records"
 sed 's/.*"beta":\([^,]*\),"beta_w":\([^,]*\),"beta_ppl":\([^,]*\),"beta_f":\([^,]*\),.*/\1 \2 \3 \4/' beta.jsonl |
 	awk '{ d = $1 - $2 * $3 * $4; if (d < 0) d = -d; if (d > 1e-9 * $1 || $4 < 0.9 || $4 > 1.1) bad++ } END { exit bad > 0 }' ||
@@ -44,9 +44,9 @@ sed 's/.*"beta":\([^,]*\),"beta_w":\([^,]*\),"beta_ppl":\([^,]*\),"beta_f":\([^,
 # ---- resume is bit-identical (lbdpo and beta-dpo, grad accumulation) ----
 for loss in lbdpo beta-dpo; do
 	R=(-i train.ref --loss $loss "${S[@]}" --grad-accum 2 --warmup 2 --schedule cosine --seed 5)
-	lbdpo-step --init m0 --out full "${R[@]}" --steps 6 || fail "run 6"
-	lbdpo-step --init m0 --out half "${R[@]}" --steps 3 --total-steps 6 || fail "run 3"
-	lbdpo-step --init half --out rest "${R[@]}" --steps 3 || fail "resume 3"
+	lbdpo-step --model m0 --output full "${R[@]}" --steps 6 || fail "run 6"
+	lbdpo-step --model m0 --output half "${R[@]}" --steps 3 --total-steps 6 || fail "run 3"
+	lbdpo-step --model half --output rest "${R[@]}" --steps 3 || fail "resume 3"
 	for f in model.safetensors beta_head.safetensors optimizer.safetensors; do
 		cmp -s full/$f rest/$f || fail "$loss: resume differs in $f"
 	done
@@ -55,37 +55,37 @@ for loss in lbdpo beta-dpo; do
 done
 
 # ---- a killed run leaves a loadable checkpoint ----
-lbdpo-step --init m0 --out killed -i train.ref "${S[@]}" --steps 100000 --save-every 1 --loss dpo &
+lbdpo-step --model m0 --output killed -i train.ref "${S[@]}" --steps 100000 --save-every 1 --loss dpo &
 pid=$!
 for _ in $(seq 100); do [ -f killed/trainer_state.json ] && break; sleep 0.1; done
 sleep 0.3
 kill -9 $pid; wait $pid 2>/dev/null
 [ -f killed/trainer_state.json ] || fail "no checkpoint after a killed run"
-lbdpo-eval --threads 1 -c killed -i test.ref -o /dev/null || fail "killed run's checkpoint does not load"
-lbdpo-step --init killed --out killed2 -i train.ref "${S[@]}" --steps 1 --loss dpo || fail "cannot resume a killed run"
+lbdpo-eval --threads 1 -m killed -i test.ref -o /dev/null || fail "killed run's checkpoint does not load"
+lbdpo-step --model killed --output killed2 -i train.ref "${S[@]}" --steps 1 --loss dpo || fail "cannot resume a killed run"
 
 # ---- non-finite loss: error, nothing written ----
 lbdpo-show -i train.ref > t.jsonl
 sed '2s/"ref_chosen_logp":[^,]*/"ref_chosen_logp":1.7e308/; 2s/"ref_rejected_logp":[^,]*/"ref_rejected_logp":-1.7e308/' t.jsonl |
 	lbdpo-show --from-json -o nan.ref || fail "make nan.ref"
-expect_fail lbdpo-step --init m0 --out nanck -i nan.ref "${S[@]}" --steps 20 --batch-size 64 --loss dpo
+expect_fail lbdpo-step --model m0 --output nanck -i nan.ref "${S[@]}" --steps 20 --batch-size 64 --loss dpo
 [ ! -e nanck ] || fail "a checkpoint was written after a non-finite loss"
 
 # ---- bad input and usage ----
-expect_fail lbdpo-step --init m0 --out x --steps 1 -i /nonexistent
-expect_fail lbdpo-step --init m0 --steps 1 -i train.ref
-expect_fail lbdpo-step --init m0 --out x --steps 1 --loss nope -i train.ref
-expect_fail lbdpo-step --init m0 --out x --steps 1 --epsilon 1.5 -i train.ref
+expect_fail lbdpo-step --model m0 --output x --steps 1 -i /nonexistent
+expect_fail lbdpo-step --model m0 --steps 1 -i train.ref
+expect_fail lbdpo-step --model m0 --output x --steps 1 --loss nope -i train.ref
+expect_fail lbdpo-step --model m0 --output x --steps 1 --epsilon 1.5 -i train.ref
 head -c 200 train.ref > trunc.ref
-expect_fail lbdpo-step --init m0 --out x --steps 1 -i trunc.ref
+expect_fail lbdpo-step --model m0 --output x --steps 1 -i trunc.ref
 sed '3s/"ref_chosen_n":4/"ref_chosen_n":5/' t.jsonl | lbdpo-show --from-json -o badn.ref
-msg=$(expect_fail lbdpo-step --init m0 --out x --steps 1 -i badn.ref)
+msg=$(expect_fail lbdpo-step --model m0 --output x --steps 1 -i badn.ref)
 echo "$msg" | grep -q 'record 2' || fail "error does not name the record: $msg"
 sed '3s/"prompt_ids":\[[12],/"prompt_ids":[99,/' t.jsonl | lbdpo-show --from-json -o badtok.ref
-expect_fail lbdpo-step --init m0 --out x --steps 1 -i badtok.ref
+expect_fail lbdpo-step --model m0 --output x --steps 1 -i badtok.ref
 sed 's/,"ref_prompt_logp":[^,]*//' t.jsonl | lbdpo-show --from-json -o noplogp.ref
-expect_fail lbdpo-step --init m0 --out x --steps 1 --ppl-from ref -i noplogp.ref
-expect_fail lbdpo-beta -c m0 -i test.ref
+expect_fail lbdpo-step --model m0 --output x --steps 1 --ppl-from ref -i noplogp.ref
+expect_fail lbdpo-beta -m m0 -i test.ref
 expect_fail lbdpo-eval -i test.ref
 [ ! -e x ] || fail "an output was written on error"
 for p in lbdpo-step lbdpo-beta lbdpo-eval; do

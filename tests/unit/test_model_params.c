@@ -89,7 +89,11 @@ Test(model_params, rejects_bad_config)
 {
 	model_config c = tl_cfg(ARCH_LLAMA, 3, 0, 1); /* 4 heads, 3 kv heads */
 	lbdpo_quiet = 1;
-	EXPECT_DIE(1, "n_heads 4 is not a multiple of n_kv_heads 3", model_new(&c));
+	EXPECT_DIE(1, "kv heads 3 must divide heads 4", model_new(&c));
+	/* the limits are config.json's (hfconfig_check), not a second, wider set */
+	c = tl_cfg(ARCH_LLAMA, 2, 0, 1);
+	c.n_layers = 2000;
+	EXPECT_DIE(1, "layers 2000 out of range [1, 1024]", model_new(&c));
 }
 
 Test(model_params, fingerprint)
