@@ -123,10 +123,10 @@ EM="${LBDPO_TESTBIN}/../emu/mpi/lbdpo-step"
 if [ -x "$EM" ]; then
 	for loss in lbdpo beta-dpo; do
 		# (not -q: rank 0's summary line says how the gradient was summed)
-		E=(--init m0 -i train.ref --device cuda --steps 3 --batch-size 5 --grad-accum 2 --loss $loss
+		E=(--model m0 -i train.ref --device cuda --steps 3 --batch-size 5 --grad-accum 2 --loss $loss
 			--threads 1 --lr 1e-4 --beta-lr 1e-2 --beta 0.5)
-		"$EM" --out emu1_$loss "${E[@]}" -q --metrics emu1_$loss.jsonl || fail "emulated cuda, one process"
-		mpi -np 2 "$EM" --out emu2_$loss "${E[@]}" --metrics emu2_$loss.jsonl 2>emu2_$loss.err ||
+		"$EM" --output emu1_$loss "${E[@]}" -q --metrics emu1_$loss.jsonl || fail "emulated cuda, one process"
+		mpi -np 2 "$EM" --output emu2_$loss "${E[@]}" --metrics emu2_$loss.jsonl 2>emu2_$loss.err ||
 			fail "emulated cuda, 2 ranks: $(cat emu2_$loss.err)"
 		grep -q 'in the all-reduce (.*gradient: MPI through a host copy)' emu2_$loss.err ||
 			fail "emulated cuda: the gradient did not go through the host copy: $(cat emu2_$loss.err)"
