@@ -199,13 +199,14 @@ $(B)/bench/bin/%: $(B)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-$(GPU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_OBJS) $(LIB)
+# The harness links the backend table too (gpu_kernels --tf32 selects it).
+$(GPU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_BE) $(CUDA_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(GPU_OBJS) $(LIB) $(GPU_LIBS) $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_BE) $(GPU_OBJS) $(LIB) $(GPU_LIBS) $(LDLIBS) -o $@
 
-$(EMU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB)
+$(EMU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_BE) $(EMU_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
+	$(CXX) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_BE) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
 
 $(EMU_PROGS): $(B)/emu/bin/%: $(B)/cmd/%.o $(CUDA_BE) $(EMU_OBJS) $(LIB)
 	@mkdir -p $(dir $@)

@@ -80,6 +80,7 @@ const lb_backend lb_backend_cuda = {
 	.attention_ext_forward = cuda_attention_ext_forward,
 	.attention_ext_backward = cuda_attention_ext_backward,
 	.attention_ext_decode = cuda_attention_ext_decode,
+	.set_tf32 = cuda_set_tf32,
 };
 
 int backend_cuda_probe(char *why, size_t n) { return cuda_probe(why, n); }
@@ -90,7 +91,7 @@ const lb_backend *backend_cuda_open(const char *spec, char *desc, size_t n)
 	char name[256];
 	size_t tot = 0;
 	cuda_device_info(name, sizeof name, &tot);
-	cuda_set_tf32(0); /* fp32: results comparable with the CPU backend */
+	cuda_set_tf32(0); /* fp32 (results comparable with the CPU backend) until backend_set_tf32(1) */
 	snprintf(desc, n, "cuda:%d (%s, %.1f GiB)", dev, name, tot / 1073741824.0);
 	return &lb_backend_cuda;
 }

@@ -4,7 +4,8 @@
  * long prompt; the operations of the other families (Qwen3's per-head
  * norm, GPT-NeoX's partial rotary and exact GELU, Gemma's offset RMSNorm,
  * GeGLU, soft-caps and soft-capped, scaled, windowed attention). fp32 with
- * TF32 off.
+ * TF32 off; then the matrix products once more with TF32 on, within 1e-2
+ * (lines tagged "TF32").
  *
  * Pass criterion, per output array: max|gpu − cpu| ≤ 1e-5 · max|cpu|
  * (relative error in the max norm; elementwise relative error is
@@ -16,6 +17,8 @@
  *                              77 (printing the reason) when no GPU is present
  *   gpu_kernels --select SPEC  select a --device spec and print the device
  *   gpu_kernels --oom          ask the device for 2^52 bytes (must die cleanly)
+ *   gpu_kernels --tf32         backend_set_tf32 through backend_select_device:
+ *                              prints the device descriptions and settings
  *   gpu_kernels --host-pointer hand a kernel a host pointer: the emulator
  *                              must abort naming it (a fault on a GPU; only
  *                              run on the emulator)
@@ -33,6 +36,7 @@
 #include <string.h>
 
 #include "libcore/adamw.h"
+#include "libcore/backend.h"
 #include "libcore/cuda/cuda.h"
 #include "libcore/layers.h"
 #include "base/util.h"
@@ -40,6 +44,8 @@
 #define TOL 1e-5
 
 static int n_pass, n_fail;
+static double tol = TOL;     /* TF32's checks widen it */
+static const char *tag = ""; /* prefixed to the names of checks */
 
 /* The CPU twin of cuda_all_finite (engine.c's is static). */
 static int all_finite(const float *x, size_t n)
@@ -104,8 +110,8 @@ static void check(const char *what, float *got, const float *want, size_t n)
 		mw = fabs(want[i]) > mw ? fabs(want[i]) : mw;
 	}
 	double rel = mw > 0 ? md / mw : md;
-	int ok = !bad && rel <= TOL;
-	printf("%-64s %s  rel %.1e\n", what, ok ? "ok  " : "FAIL", rel);
+	int ok = !bad && rel <= tol;
+	printf("%s%-*s %s  rel %.1e\n", tag, 64 - (int)strlen(tag), what, ok ? "ok  " : "FAIL", rel);
 	ok ? n_pass++ : n_fail++;
 	free(got);
 }
@@ -770,6 +776,20 @@ int main(int argc, char **argv)
 		cuda_alloc((size_t)1 << 52);
 		return 0;
 	}
+	if (argc == 2 && !strcmp(argv[1], "--tf32")) {
+		/* asked before the device is chosen, it holds for the one chosen;
+		 * the CPU backend ignores it */
+		backend_set_tf32(1);
+		backend_select_device("cpu");
+		printf("%s | want %d\n", backend_device(), backend_tf32());
+		backend_select_device("cuda");
+		printf("%s | cuda %d\n", backend_device(), cuda_tf32());
+		backend_set_tf32(0);
+		printf("%s | cuda %d\n", backend_device(), cuda_tf32());
+		backend_set_tf32(1);
+		printf("%s | cuda %d\n", backend_device(), cuda_tf32());
+		return 0;
+	}
 	if (argc == 2 && !strcmp(argv[1], "--host-pointer")) {
 		static float h[64];
 		cuda_select("cuda");
@@ -779,7 +799,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc != 1)
-		die_usage("usage: gpu_kernels [--select SPEC | --oom | --host-pointer]");
+		die_usage("usage: gpu_kernels [--select SPEC | --oom | --tf32 | --host-pointer]");
 	char why[256];
 	if (cuda_probe(why, sizeof why) == 0) {
 		printf("skipped: %s\n", why);
@@ -866,6 +886,12 @@ int main(int argc, char **argv)
 	t_decode_x(600 / L, 9, 6, 3, 40, 0.2f, 0.0f);
 	t_optim(1);
 	t_optim(1000003 / L);
+	/* TF32 matrix products: within 1e-2 of fp32 (about 1e-3 expected on a
+	 * GPU; the emulator's cuBLAS has no TF32, so there it is exact) */
+	cuda_set_tf32(1), tol = 1e-2, tag = "TF32 ";
+	t_matmul(77, 256, 768, 0, 1, 1);
+	t_matmul(130, 1000, 300, 1, 0, 1);
+	cuda_set_tf32(0), tol = TOL, tag = "";
 
 	printf("gpu kernels: %d passed, %d failed\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;
