@@ -244,9 +244,12 @@ experiment: deps
 	@$(MAKE) --no-print-directory -f pipelines/experiment.mk LBDPO_BIN=$(CURDIR)/$(BIN) \
 	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
 
+# bench/gpu.sh takes the programs with the CUDA backend (skips without a GPU)
+BENCH_CUDA := $(if $(filter 1,$(CUDA)),$(BIN),$(B)/cuda/bin)
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHES)
-	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_BENCHBIN=$(CURDIR)/$(B)/bench/bin bash bench/run.sh
+	@$(MAKE) --no-print-directory all $(BENCHES) $(if $(NVCC),$(if $(filter 1,$(CUDA)),,$(CUDA_PROGS)))
+	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_BENCHBIN=$(CURDIR)/$(B)/bench/bin LBDPO_CUDA_BIN=$(CURDIR)/$(BENCH_CUDA) \
+	  bash bench/run.sh
 
 fuzz: deps
 	@bash tests/fuzz/run.sh
