@@ -111,7 +111,7 @@ for s in $SHAPES; do
 	m="$T/$s"
 	"$H/lbdpo-init" -q -o "$m" --dim "$d" --layers "$L" --heads "$h" --hidden "$f" --vocab "$V" --tie --max-seq 1024 \
 		--seed 1 || exit 1
-	n1=$((B * 2)) n2=$((B * 6))
+	n1=$((B * 4)) n2=$((B * 16))
 	pairs $n1 1 "$V" && pairs $n2 2 "$V" || exit 1
 	"$E/lbdpo-refcache" -q --device cuda --ref "$m" -b $((B * (P + 2 * C))) -i "$T/p$n2.tok" -o "$T/train.ref" || exit 1
 	F=$(our_flops "$d" "$L" "$h" "$f" "$V")
@@ -123,7 +123,7 @@ for s in $SHAPES; do
 		read -r k1 s1 <<<"$(lp_run "$m" $n1 "${pf[@]}")"
 		read -r k2 s2 <<<"$(lp_run "$m" $n2 "${pf[@]}")"
 		[ -n "${k1:-}" ] && [ -n "${k2:-}" ] || { echo "gpu.sh: lbdpo-logprob gave no summary line" >&2; exit 1; }
-		fw=$(awk -v a="$k1" -v b="$k2" -v x="$s1" -v y="$s2" 'BEGIN { printf "%.0f", y > x ? (b - a) / (y - x) : 0 }')
+		fw=$(awk -v a="$k1" -v b="$k2" -v x="$s1" -v y="$s2" 'BEGIN { printf "%.0f", (y > x) ? (b - a) / (y - x) : 0 }')
 		rows+=("$s forward $prec ours $fw $(awk -v r="$fw" -v F="$F" -v B="$B" -v P="$P" -v C="$C" 'BEGIN { printf "%.4g", r / (B * (P + 2 * C)) * F * 1e-12 }')")
 		for loss in dpo lbdpo; do
 			"$E/lbdpo-step" -q --device cuda --init "$m" --out "$T/ck" --steps 7 --batch-size "$B" --loss $loss --lr 1e-6 \

@@ -53,21 +53,34 @@ void cuda_headnorm_forward(float *x, float *xs, float *rstd, const float *w, flo
 }
 
 /* CPU twin: headnorm_backward, the dw part (before dx is overwritten):
- * dw[c] += Σ_{t,h} dy·x·r, one thread per channel, (t, h) in the CPU's
- * order. */
-__global__ void headnorm_bwd_dw_k(float *dw, const float *dx, const float *xs, const float *rstd, int T, int nh,
-				  int hd, int stride)
+ * dw[c] += Σ_rows dy·x·r over the rows (t, h), row = t·nh + h. Two
+ * fixed-order passes (deterministic, no atomics): block b sums rows
+ * [b·HN_ROWS, (b+1)·HN_ROWS) in order into part[b] [hd]; then one thread
+ * per channel adds the parts in block order. */
+#define HN_ROWS 64
+__global__ void headnorm_bwd_dw_part_k(float *part, const float *dx, const float *xs, const float *rstd, int nrows,
+				       int nh, int hd, int stride)
+{
+	const int r0 = blockIdx.x * HN_ROWS, r1 = r0 + HN_ROWS < nrows ? r0 + HN_ROWS : nrows;
+	for (int c = threadIdx.x; c < hd; c += blockDim.x) {
+		float acc = 0;
+		for (int r = r0; r < r1; r++) {
+			const size_t t = (size_t)(r / nh), h = (size_t)(r % nh);
+			acc += dx[t * stride + h * hd + c] * xs[(size_t)r * hd + c] * rstd[r];
+		}
+		part[(size_t)blockIdx.x * hd + c] = acc;
+	}
+}
+
+__global__ void headnorm_bwd_dw_sum_k(float *dw, const float *part, int nb, int hd)
 {
 	const int c = blockIdx.x * blockDim.x + threadIdx.x;
 	if (c >= hd)
 		return;
-	float acc = dw[c];
-	for (int t = 0; t < T; t++)
-		for (int h = 0; h < nh; h++) {
-			const size_t th = (size_t)t * nh + h;
-			acc += dx[(size_t)t * stride + (size_t)h * hd + c] * xs[th * hd + c] * rstd[th];
-		}
-	dw[c] = acc;
+	float acc = 0;
+	for (int b = 0; b < nb; b++)
+		acc += part[(size_t)b * hd + c];
+	dw[c] += acc;
 }
 
 /* The dx part, in place: n = x·r, dn = dy·(w_off + w),
@@ -99,9 +112,13 @@ void cuda_headnorm_backward(float *dx, float *dw, const float *xs, const float *
 	const long long n = (long long)T * nh;
 	if (n <= 0)
 		return;
-	if ((n + HN_WPB - 1) / HN_WPB > 0x7fffffffLL)
+	if (n > 0x7fffffffLL) /* the row index is an int */
 		die("cuda: per-head norm over %lld heads is more than one launch handles", n);
-	LAUNCH(headnorm_bwd_dw_k, grid_for(hd, NT), NT, dw, dx, xs, rstd, T, nh, hd, stride);
+	const int nb = (int)((n + HN_ROWS - 1) / HN_ROWS);
+	float *part = (float *)cuda_scratch(sizeof(float) * (size_t)nb * hd);
+	LAUNCH(headnorm_bwd_dw_part_k, nb, 128, part, dx, xs, rstd, (int)n, nh, hd, stride);
+	LAUNCH_CHECK();
+	LAUNCH(headnorm_bwd_dw_sum_k, grid_for(hd, NT), NT, dw, part, nb, hd);
 	LAUNCH_CHECK();
 	LAUNCH(headnorm_bwd_dx_k, (unsigned)((n + HN_WPB - 1) / HN_WPB), 32 * HN_WPB, dx, xs, w, w_off, rstd, T, nh,
 	       hd, stride);
