@@ -225,13 +225,14 @@ $(B)/bench/bin/%: $(B)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-$(GPU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_OBJS) $(LIB)
+# The harness links the backend table too (gpu_kernels --tf32 selects it).
+$(GPU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_BE) $(CUDA_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(GPU_OBJS) $(LIB) $(GPU_LIBS) $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_BE) $(GPU_OBJS) $(LIB) $(GPU_LIBS) $(LDLIBS) -o $@
 
-$(EMU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB)
+$(EMU_TEST): $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_BE) $(EMU_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
+	$(CXX) $(LDFLAGS) $(GPU_SRCS:%.c=$(B)/%.o) $(CUDA_BE) $(EMU_OBJS) $(LIB) $(LDLIBS) -o $@
 
 $(EMU_PROGS): $(B)/emu/bin/%: $(B)/cmd/%.o $(CUDA_BE) $(EMU_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
@@ -273,9 +274,12 @@ experiment: deps
 	@$(MAKE) --no-print-directory -f pipelines/experiment.mk LBDPO_BIN=$(CURDIR)/$(BIN) \
 	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
 
+# bench/gpu.sh takes the programs with the CUDA backend (skips without a GPU)
+BENCH_CUDA := $(if $(filter 1,$(CUDA)),$(BIN),$(B)/cuda/bin)
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHES)
-	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_BENCHBIN=$(CURDIR)/$(B)/bench/bin bash bench/run.sh
+	@$(MAKE) --no-print-directory all $(BENCHES) $(if $(NVCC),$(if $(filter 1,$(CUDA)),,$(CUDA_PROGS)))
+	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_BENCHBIN=$(CURDIR)/$(B)/bench/bin LBDPO_CUDA_BIN=$(CURDIR)/$(BENCH_CUDA) \
+	  bash bench/run.sh
 
 fuzz: deps
 	@bash tests/fuzz/run.sh

@@ -135,6 +135,12 @@ typedef struct lb_backend {
 				       int n_seq, int T, int H, int KV, int hd, float scale, float cap);
 	void (*attention_ext_decode)(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
 				     int H, int KV, int hd, int QKV, float scale, float cap);
+
+	/* ---- precision ---- */
+	/* TF32 tensor-core math for the matrix products (matmul, lm head),
+	 * fp32 accumulation; NULL: this backend's products are always plain
+	 * fp32 (the CPU one). Set through backend_set_tf32. */
+	void (*set_tf32)(int on);
 } lb_backend;
 
 /* The CPU backend (always present). */
@@ -154,6 +160,17 @@ const lb_backend *backend_cuda_open(const char *spec, char *desc, size_t n);
  * Returns the choice as printed in summary lines and recorded in output
  * headers' history ("cpu", "cuda:0 (NAME, N GiB)"). */
 const char *backend_select_device(const char *spec);
+/* --tf32: allow TF32 tensor-core math for matrix products (1) or keep plain
+ * fp32 (0, the default, so results compare with the CPU backend). Call
+ * before or after backend_select_device; it holds for the backend chosen
+ * then and any chosen later. Only the matrix products change (inputs
+ * rounded to a 10-bit mantissa, fp32 accumulation: about 1e-3 relative
+ * in each product); norms, attention, softmax and AdamW stay fp32. A
+ * backend without TF32 (the CPU one) ignores it: its products are fp32
+ * either way. When it takes effect, the device description (summary
+ * lines, header history) ends in " tf32". */
+void backend_set_tf32(int on);
+int backend_tf32(void); /* the last backend_set_tf32 (0 before any) */
 /* The last choice of backend_select_device ("cpu" before any). */
 const char *backend_device(void);
 /* The backend new models use: the CPU one unless backend_select() chose

@@ -84,12 +84,32 @@ const lb_backend lb_backend_cpu = {
 	.attention_ext_forward = attention_ext_forward,
 	.attention_ext_backward = attention_ext_backward,
 	.attention_ext_decode = attention_ext_decode,
+	.set_tf32 = NULL, /* OpenBLAS sgemm: fp32 always, --tf32 changes nothing */
 };
 
 /* ------------------------------------------------- selection and mirrors */
 
 static const lb_backend *current = &lb_backend_cpu;
-static char device_desc[320] = "cpu";
+static char device_base[300] = "cpu"; /* as the backend describes itself */
+static char device_desc[320] = "cpu"; /* that, plus " tf32" when it applies */
+static int want_tf32;
+
+/* The current backend's precision from want_tf32, and the description. */
+static void apply_tf32(void)
+{
+	const int on = want_tf32 && current->set_tf32;
+	if (current->set_tf32)
+		current->set_tf32(want_tf32);
+	snprintf(device_desc, sizeof device_desc, "%s%s", device_base, on ? " tf32" : "");
+}
+
+void backend_set_tf32(int on)
+{
+	want_tf32 = on != 0;
+	apply_tf32();
+}
+
+int backend_tf32(void) { return want_tf32; }
 
 /* Defined only when backend_cuda.o is linked (a CUDA build). */
 extern const lb_backend lb_backend_cuda __attribute__((weak));
@@ -106,14 +126,15 @@ const char *backend_select_device(const char *spec)
 		spec = have_cuda && backend_cuda_probe(why, sizeof why) > 0 ? "cuda" : "cpu";
 	if (!strcmp(spec, "cpu")) {
 		current = &lb_backend_cpu;
-		snprintf(device_desc, sizeof device_desc, "cpu");
+		snprintf(device_base, sizeof device_base, "cpu");
 	} else if (!strncmp(spec, "cuda", 4) && (!spec[4] || spec[4] == ':')) {
 		if (!have_cuda)
 			die("--device %s: this build has no CUDA backend (build with make CUDA=1)", spec);
-		current = backend_cuda_open(spec, device_desc, sizeof device_desc);
+		current = backend_cuda_open(spec, device_base, sizeof device_base);
 	} else {
 		die_usage("--device %s: expected cpu, cuda or cuda:N", spec);
 	}
+	apply_tf32();
 	lbdpo_run_device = device_desc;
 	return device_desc;
 }

@@ -65,6 +65,22 @@ const lb_backend lb_backend_cuda = {
 	.adamw_update = cuda_adamw_update,
 	.sumsq = cuda_sumsq,
 	.scale = cuda_scale_inplace,
+	.headnorm_forward = cuda_headnorm_forward,
+	.headnorm_backward = cuda_headnorm_backward,
+	.rope_part_forward = cuda_rope_part_forward,
+	.rope_part_backward = cuda_rope_part_backward,
+	.gelu_exact_forward = cuda_gelu_exact_forward,
+	.gelu_exact_backward = cuda_gelu_exact_backward,
+	.rmsnorm_off_forward = cuda_rmsnorm_off_forward,
+	.rmsnorm_off_backward = cuda_rmsnorm_off_backward,
+	.geglu_forward = cuda_geglu_forward,
+	.geglu_backward = cuda_geglu_backward,
+	.softcap_forward = cuda_softcap_forward,
+	.softcap_backward = cuda_softcap_backward,
+	.attention_ext_forward = cuda_attention_ext_forward,
+	.attention_ext_backward = cuda_attention_ext_backward,
+	.attention_ext_decode = cuda_attention_ext_decode,
+	.set_tf32 = cuda_set_tf32,
 };
 
 int backend_cuda_probe(char *why, size_t n) { return cuda_probe(why, n); }
@@ -75,7 +91,7 @@ const lb_backend *backend_cuda_open(const char *spec, char *desc, size_t n)
 	char name[256];
 	size_t tot = 0;
 	cuda_device_info(name, sizeof name, &tot);
-	cuda_set_tf32(0); /* fp32: results comparable with the CPU backend */
+	cuda_set_tf32(0); /* fp32 (results comparable with the CPU backend) until backend_set_tf32(1) */
 	snprintf(desc, n, "cuda:%d (%s, %.1f GiB)", dev, name, tot / 1073741824.0);
 	return &lb_backend_cuda;
 }

@@ -10,7 +10,12 @@
  *
  * Query t sees keys [ka[t], kb[t]) then [kc[t], t] (layers.h); the two
  * ranges are disjoint by construction (prompt, then the query's own
- * completion), which the key-side backward relies on. */
+ * completion), which the key-side backward relies on.
+ *
+ * Every kernel takes the score scale and Gemma's logit soft-cap
+ * (attention_ext_*: s = cap·tanh(scale·q·k/cap), cap 0 none); the plain
+ * attention_* entries are scale 1/√hd, cap 0, and then compute exactly what
+ * they computed before the cap existed (the cap factor is 1). */
 #include <math.h>
 
 #include "libcore/cuda/check.h"
@@ -37,6 +42,19 @@ __device__ inline float warp_dot(const float *qr, const float *k, int hd, int la
 	return warp_sum(s);
 }
 
+/* The score of z = scale·q·k: cap·tanh(z/cap), or z when cap is 0
+ * (CPU twin: ext_scores in layers.c). */
+__device__ inline float cap_score(float z, float cap) { return cap > 0 ? cap * tanhf(z / cap) : z; }
+
+/* ds/dz of the cap, from the capped score s: 1 − (s/cap)², 1 with no cap. */
+__device__ inline float cap_grad(float s, float cap)
+{
+	if (!(cap > 0))
+		return 1.0f;
+	const float u = s / cap;
+	return 1.0f - u * u;
+}
+
 __device__ inline void load_lane(float *dst, const float *src, int hd, int lane)
 {
 #pragma unroll
@@ -46,10 +64,11 @@ __device__ inline void load_lane(float *dst, const float *src, int hd, int lane)
 	}
 }
 
-/* CPU twin: attention_forward.
- *   out = softmax(q·kᵀ/√hd)·v,  lse[t,h] = max + log Σ exp(s − max) */
+/* CPU twins: attention_forward, attention_ext_forward.
+ *   s = cap_score(scale·q·k),  out = softmax(s)·v,
+ *   lse[t,h] = max + log Σ exp(s − max) */
 __global__ void attn_fwd_k(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
-			   int T, int H, int KV, int hd, float scale)
+			   int T, int H, int KV, int hd, float scale, float cap)
 {
 	const long long gw = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
 	const int lane = threadIdx.x & 31;
@@ -65,7 +84,7 @@ __global__ void attn_fwd_k(float *out, float *lse, const float *qkv, const int *
 	float mx = -INFINITY;
 	for (int i = 0; i < n; i++) {
 		const int j = i < na ? a + i : c + (i - na);
-		mx = fmaxf(mx, warp_dot(qr, kbase + (size_t)j * S, hd, lane) * scale);
+		mx = fmaxf(mx, cap_score(warp_dot(qr, kbase + (size_t)j * S, hd, lane) * scale, cap));
 	}
 	float sum = 0;
 #pragma unroll
@@ -73,7 +92,7 @@ __global__ void attn_fwd_k(float *out, float *lse, const float *qkv, const int *
 		acc[r] = 0;
 	for (int i = 0; i < n; i++) {
 		const int j = i < na ? a + i : c + (i - na);
-		const float p = expf(warp_dot(qr, kbase + (size_t)j * S, hd, lane) * scale - mx);
+		const float p = expf(cap_score(warp_dot(qr, kbase + (size_t)j * S, hd, lane) * scale, cap) - mx);
 		const float *v = vbase + (size_t)j * S;
 		sum += p;
 #pragma unroll
@@ -103,23 +122,29 @@ static unsigned warp_grid(long long items)
 	return (unsigned)(b ? b : 1);
 }
 
-void cuda_attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-			    const int *kc, int T, int H, int KV, int hd)
+void cuda_attention_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
+				const int *kc, int T, int H, int KV, int hd, float scale, float cap)
 {
 	check_hd(hd);
 	if (T <= 0)
 		return;
-	LAUNCH(attn_fwd_k, warp_grid((long long)T * H), 32 * WPB, out, lse, qkv, ka, kb, kc, T, H, KV, hd,
-			1.0f / sqrtf((float)hd));
+	LAUNCH(attn_fwd_k, warp_grid((long long)T * H), 32 * WPB, out, lse, qkv, ka, kb, kc, T, H, KV, hd, scale, cap);
 	LAUNCH_CHECK();
 }
 
-/* CPU twin: attention_backward, the query side. With
- *   p = exp(q·k/√d − lse),  D = do·o,  ds = p·(do·v − D)/√d:
- *   dq += Σ_j ds·k_j.  Also stores D [T,H] for the key side. */
+void cuda_attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
+			    const int *kc, int T, int H, int KV, int hd)
+{
+	cuda_attention_ext_forward(out, lse, qkv, ka, kb, kc, T, H, KV, hd, 1.0f / sqrtf((float)hd), 0.0f);
+}
+
+/* CPU twins: attention_backward, attention_ext_backward, the query side.
+ * With s = cap_score(scale·q·k), p = exp(s − lse), D = do·o,
+ *   ds = p·(do·v − D)·cap_grad(s)·scale:  dq += Σ_j ds·k_j.
+ * Also stores D [T,H] for the key side. */
 __global__ void attn_bwd_q_k(float *dqkv, float *Dbuf, const float *dout, const float *qkv, const float *out,
 			     const float *lse, const int *ka, const int *kb, const int *kc, int T, int H, int KV,
-			     int hd, float scale)
+			     int hd, float scale, float cap)
 {
 	const long long gw = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
 	const int lane = threadIdx.x & 31;
@@ -142,8 +167,8 @@ __global__ void attn_bwd_q_k(float *dqkv, float *Dbuf, const float *dout, const 
 	for (int i = 0; i < n; i++) {
 		const int j = i < na ? a + i : c + (i - na);
 		const float *k = kbase + (size_t)j * S, *v = vbase + (size_t)j * S;
-		const float p = expf(warp_dot(qr, k, hd, lane) * scale - l);
-		const float ds = p * (warp_dot(dyr, v, hd, lane) - D) * scale;
+		const float s = cap_score(warp_dot(qr, k, hd, lane) * scale, cap), p = expf(s - l);
+		const float ds = p * (warp_dot(dyr, v, hd, lane) - D) * cap_grad(s, cap) * scale;
 #pragma unroll
 		for (int r = 0; r < MAXR; r++) {
 			const int d = lane + 32 * r;
@@ -162,12 +187,12 @@ __global__ void attn_bwd_q_k(float *dqkv, float *Dbuf, const float *dout, const 
 
 /* The key side: one block per (key j, kv head kh); its warps share the
  * queries (t ≥ j of j's sequence, heads of the group) that see key j:
- *   dk_j += Σ ds·q_t,  dv_j += Σ p·do_t
+ *   dk_j += Σ ds·q_t,  dv_j += Σ p·do_t   (ds, p as on the query side)
  * Per-warp partial sums are added in warp order at the end: deterministic,
  * no atomics. */
 __global__ void attn_bwd_kv_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
 			      const float *Dbuf, const int *ka, const int *kb, const int *kc, const int *seq_off,
-			      int n_seq, int H, int KV, int hd, float scale)
+			      int n_seq, int H, int KV, int hd, float scale, float cap)
 {
 	__shared__ float shk[WPB][CUDA_MAX_HEAD_DIM], shv[WPB][CUDA_MAX_HEAD_DIM];
 	const int j = blockIdx.x / KV, kh = blockIdx.x % KV, grp = H / KV;
@@ -197,8 +222,8 @@ __global__ void attn_bwd_kv_k(float *dqkv, const float *dout, const float *qkv, 
 			continue;
 		const size_t th = (size_t)t * H + h;
 		const float *q = qkv + (size_t)t * S + (size_t)h * hd, *dy = dout + th * hd;
-		const float p = expf(warp_dot(kr, q, hd, lane) * scale - lse[th]);
-		const float ds = p * (warp_dot(vr, dy, hd, lane) - Dbuf[th]) * scale;
+		const float s = cap_score(warp_dot(kr, q, hd, lane) * scale, cap), p = expf(s - lse[th]);
+		const float ds = p * (warp_dot(vr, dy, hd, lane) - Dbuf[th]) * cap_grad(s, cap) * scale;
 #pragma unroll
 		for (int r = 0; r < MAXR; r++) {
 			const int d = lane + 32 * r;
@@ -232,18 +257,25 @@ void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, c
 			     const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
 			     int n_seq, int T, int H, int KV, int hd)
 {
+	cuda_attention_ext_backward(dqkv, dout, qkv, out, lse, ka, kb, kc, seq_off, n_seq, T, H, KV, hd,
+				    1.0f / sqrtf((float)hd), 0.0f);
+}
+
+void cuda_attention_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+				 const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
+				 int n_seq, int T, int H, int KV, int hd, float scale, float cap)
+{
 	check_hd(hd);
 	if (T <= 0 || n_seq <= 0)
 		return;
-	const float scale = 1.0f / sqrtf((float)hd);
 	float *Dbuf = (float *)cuda_scratch(sizeof(float) * (size_t)T * H);
 	LAUNCH(attn_bwd_q_k, warp_grid((long long)T * H), 32 * WPB, dqkv, Dbuf, dout, qkv, out, lse, ka, kb, kc, T, H,
-			KV, hd, scale);
+			KV, hd, scale, cap);
 	LAUNCH_CHECK();
 	if ((long long)T * KV > 0x7fffffffLL)
 		die("cuda: attention backward over %d tokens × %d kv heads is more than one launch handles", T, KV);
 	LAUNCH(attn_bwd_kv_k, (unsigned)((long long)T * KV), 32 * WPB, dqkv, dout, qkv, lse, Dbuf, ka, kb, kc, seq_off,
-			n_seq, H, KV, hd, scale);
+			n_seq, H, KV, hd, scale, cap);
 	LAUNCH_CHECK();
 }
 
@@ -270,10 +302,11 @@ void cuda_kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H
 	LAUNCH_CHECK();
 }
 
-/* CPU twin: attention_decode (layers.c):
- * token i sees cache rows 0 .. len0 + i. One warp per (token, head). */
+/* CPU twins: attention_decode, attention_ext_decode (layers.c):
+ * token i sees cache rows 0 .. len0 + i; scores as attn_fwd_k's. One warp
+ * per (token, head). */
 __global__ void attn_decode_k(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n,
-			      int H, int KV, int hd, int QKV, float scale)
+			      int H, int KV, int hd, int QKV, float scale, float cap)
 {
 	const long long gw = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
 	const int lane = threadIdx.x & 31;
@@ -284,13 +317,14 @@ __global__ void attn_decode_k(float *out, const float *qkv, const float *K, cons
 	load_lane(qr, qkv + (size_t)i * QKV + (size_t)h * hd, hd, lane);
 	float mx = -INFINITY;
 	for (int j = 0; j < nk; j++)
-		mx = fmaxf(mx, warp_dot(qr, K + (size_t)j * KVD + (size_t)kh * hd, hd, lane) * scale);
+		mx = fmaxf(mx, cap_score(warp_dot(qr, K + (size_t)j * KVD + (size_t)kh * hd, hd, lane) * scale, cap));
 	float sum = 0;
 #pragma unroll
 	for (int r = 0; r < MAXR; r++)
 		acc[r] = 0;
 	for (int j = 0; j < nk; j++) {
-		const float p = expf(warp_dot(qr, K + (size_t)j * KVD + (size_t)kh * hd, hd, lane) * scale - mx);
+		const float p =
+			expf(cap_score(warp_dot(qr, K + (size_t)j * KVD + (size_t)kh * hd, hd, lane) * scale, cap) - mx);
 		const float *v = Vc + (size_t)j * KVD + (size_t)kh * hd;
 		sum += p;
 #pragma unroll
@@ -309,13 +343,19 @@ __global__ void attn_decode_k(float *out, const float *qkv, const float *K, cons
 	}
 }
 
-void cuda_attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
-			   int H, int KV, int hd, int QKV)
+void cuda_attention_ext_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
+			       int H, int KV, int hd, int QKV, float scale, float cap)
 {
 	check_hd(hd);
 	if (n <= 0)
 		return;
-	LAUNCH(attn_decode_k, warp_grid((long long)n * H), 32 * WPB, out, qkv, kc, vc, len0, n, H, KV, hd, QKV,
-			1.0f / sqrtf((float)hd));
+	LAUNCH(attn_decode_k, warp_grid((long long)n * H), 32 * WPB, out, qkv, kc, vc, len0, n, H, KV, hd, QKV, scale,
+	       cap);
 	LAUNCH_CHECK();
+}
+
+void cuda_attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
+			   int H, int KV, int hd, int QKV)
+{
+	cuda_attention_ext_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV, 1.0f / sqrtf((float)hd), 0.0f);
 }

@@ -35,8 +35,11 @@ int cuda_probe(char *why, size_t n);
 int cuda_select(const char *spec);
 /* Name and memory of the selected device (host string). */
 void cuda_device_info(char *name, size_t n, size_t *total_bytes);
-/* TF32 tensor-core math for matrix products (0 = plain fp32, the default). */
+/* TF32 tensor-core math for matrix products (0 = plain fp32, the default):
+ * cuBLAS's CUBLAS_COMPUTE_32F_FAST_TF32, inputs rounded to a 10-bit
+ * mantissa, fp32 accumulation; the other kernels stay fp32. */
 void cuda_set_tf32(int on);
+int cuda_tf32(void); /* the current setting */
 /* Wait for every queued operation (and surface its error). */
 void cuda_sync(void);
 
@@ -105,6 +108,35 @@ void cuda_pool_backward(float *dx, const float *d_last, const float *d_mean, con
 void cuda_kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int KV, int hd, int QKV);
 void cuda_attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
 			   int H, int KV, int hd, int QKV);
+
+/* ---- the operations other model families add (CPU twins in
+ * libcore/layers.c, same names without cuda_; layers.h gives the formulas).
+ * rmsnorm_off and rope_part run the kernels of rmsnorm and rope; the
+ * attention_ext ones those of attention with the scale and soft-cap given
+ * (the plain ones are scale 1/√hd, cap 0). ---- */
+void cuda_headnorm_forward(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T, int nh,
+			   int hd, int stride);
+void cuda_headnorm_backward(float *dx, float *dw, const float *xs, const float *w, float w_off, const float *rstd,
+			    int T, int nh, int hd, int stride);
+void cuda_rope_part_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride);
+void cuda_rope_part_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride);
+void cuda_gelu_exact_forward(float *out, const float *inp, size_t n);
+void cuda_gelu_exact_backward(float *dinp, const float *dout, const float *inp, size_t n);
+void cuda_rmsnorm_off_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
+			      int T, int C);
+void cuda_rmsnorm_off_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+			       float w_off, const float *rstd, int T, int C);
+void cuda_geglu_forward(float *out, const float *inp, int T, int F);
+void cuda_geglu_backward(float *dinp, const float *dout, const float *inp, int T, int F);
+void cuda_softcap_forward(float *x, size_t n, float cap);
+void cuda_softcap_backward(float *dx, const float *y, size_t n, float cap);
+void cuda_attention_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
+				const int *kc, int T, int H, int KV, int hd, float scale, float cap);
+void cuda_attention_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+				 const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
+				 int n_seq, int T, int H, int KV, int hd, float scale, float cap);
+void cuda_attention_ext_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
+			       int H, int KV, int hd, int QKV, float scale, float cap);
 
 /* ---- optimizer and reductions (CPU twins in libcore/adamw.c) ---- */
 void cuda_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, double wd,

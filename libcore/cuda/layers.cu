@@ -58,8 +58,11 @@ void cuda_embed_backward(float *dwte, float *dwpe, const float *dout, const uint
 
 /* -------------------------------------------------------------- rmsnorm */
 
-/* CPU twin: rmsnorm_forward. One block per row; Σx² in double. */
-__global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *inp, const float *w, float eps, int C)
+/* CPU twins: rmsnorm_forward (w_off 0) and rmsnorm_off_forward (Gemma's
+ * gain w_off + w): out = x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps).
+ * One block per row; Σx² in double. */
+__global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
+			      int C)
 {
 	const size_t t = blockIdx.x;
 	const float *x = inp + t * C;
@@ -70,22 +73,29 @@ __global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *inp, const f
 	ss = block_sum(ss);
 	const float r = (float)(1.0 / sqrt(ss / C + eps));
 	for (int c = threadIdx.x; c < C; c += blockDim.x)
-		o[c] = x[c] * r * w[c];
+		o[c] = x[c] * r * (w_off + w[c]);
 	if (rstd && threadIdx.x == 0)
 		rstd[t] = r;
 }
 
 void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float eps, int T, int C)
 {
+	cuda_rmsnorm_off_forward(out, rstd, inp, w, 0.0f, eps, T, C);
+}
+
+void cuda_rmsnorm_off_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
+			      int T, int C)
+{
 	if (T <= 0)
 		return;
-	LAUNCH(rmsnorm_fwd_k, T, NT, out, rstd, inp, w, eps, C);
+	LAUNCH(rmsnorm_fwd_k, T, NT, out, rstd, inp, w, w_off, eps, C);
 	LAUNCH_CHECK();
 }
 
-/* CPU twin: rmsnorm_backward, the dinp part: n = x·r, dn = dy·w,
- * dx += r·(dn − n·mean(dn·n)). One block per row. */
-__global__ void rmsnorm_bwd_dx_k(float *dinp, const float *dout, const float *inp, const float *w,
+/* CPU twins: rmsnorm_backward and rmsnorm_off_backward, the dinp part:
+ * n = x·r, dn = dy·(w_off + w), dx += r·(dn − n·mean(dn·n)). One block
+ * per row. */
+__global__ void rmsnorm_bwd_dx_k(float *dinp, const float *dout, const float *inp, const float *w, float w_off,
 				 const float *rstd, int C)
 {
 	const size_t t = blockIdx.x;
@@ -94,11 +104,11 @@ __global__ void rmsnorm_bwd_dx_k(float *dinp, const float *dout, const float *in
 	const float r = rstd[t];
 	double dot = 0;
 	for (int c = threadIdx.x; c < C; c += blockDim.x)
-		dot += (double)dy[c] * w[c] * x[c] * r;
+		dot += (double)dy[c] * (w_off + w[c]) * x[c] * r;
 	dot = block_sum(dot);
 	const float m = (float)(dot / C);
 	for (int c = threadIdx.x; c < C; c += blockDim.x)
-		dx[c] += r * (dy[c] * w[c] - x[c] * r * m);
+		dx[c] += r * (dy[c] * (w_off + w[c]) - x[c] * r * m);
 }
 
 /* The dw part: dw += Σ_t dy·x·r, one thread per channel, tokens in order. */
@@ -116,9 +126,15 @@ __global__ void rmsnorm_bwd_dw_k(float *dw, const float *dout, const float *inp,
 void cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
 			   const float *rstd, int T, int C)
 {
+	cuda_rmsnorm_off_backward(dinp, dw, dout, inp, w, 0.0f, rstd, T, C);
+}
+
+void cuda_rmsnorm_off_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+			       float w_off, const float *rstd, int T, int C)
+{
 	if (T <= 0)
 		return;
-	LAUNCH(rmsnorm_bwd_dx_k, T, NT, dinp, dout, inp, w, rstd, C);
+	LAUNCH(rmsnorm_bwd_dx_k, T, NT, dinp, dout, inp, w, w_off, rstd, C);
 	LAUNCH_CHECK();
 	LAUNCH(rmsnorm_bwd_dw_k, grid_for(C, NT), NT, dw, dout, inp, rstd, T, C);
 	LAUNCH_CHECK();
@@ -278,17 +294,19 @@ void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dou
 
 /* ----------------------------------------------------------------- rope */
 
-/* CPU twin: rope_apply (rope_forward sgn +1, rope_backward sgn −1):
- *   x'[i] = x[i]·cos − x[i+hd/2]·sin,  x'[i+hd/2] = x[i+hd/2]·cos + x[i]·sin
- * one thread per (token, head, i < hd/2). */
-__global__ void rope_apply_k(float *x, const float *cs, int T, int n_heads, int hd, int stride, float sgn)
+/* CPU twin: rope_part_apply (rope_forward and rope_part_forward sgn +1,
+ * the backwards sgn −1), on the first rot dims of each head, heads hd
+ * apart, cs [T, rot] = [cos | sin]:
+ *   x'[i] = x[i]·cos − x[i+rot/2]·sin,  x'[i+rot/2] = x[i+rot/2]·cos + x[i]·sin
+ * one thread per (token, head, i < rot/2). */
+__global__ void rope_apply_k(float *x, const float *cs, int T, int n_heads, int hd, int rot, int stride, float sgn)
 {
-	const int h2 = hd / 2;
+	const int h2 = rot / 2;
 	const size_t n = (size_t)T * n_heads * h2;
 	for (size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x; u < n; u += (size_t)gridDim.x * blockDim.x) {
 		const int i = (int)(u % h2);
 		const size_t th = u / h2, t = th / n_heads, h = th % n_heads;
-		const float *co = cs + t * hd, *si = co + h2;
+		const float *co = cs + t * rot, *si = co + h2;
 		float *v = x + t * stride + h * hd;
 		const float a = v[i], b = v[i + h2], c = co[i], s = sgn * si[i];
 		v[i] = a * c - b * s;
@@ -296,23 +314,34 @@ __global__ void rope_apply_k(float *x, const float *cs, int T, int n_heads, int 
 	}
 }
 
-static void rope_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int stride, float sgn)
+static void rope_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride,
+		       float sgn)
 {
-	const size_t n = (size_t)T * n_heads * (head_dim / 2);
+	const size_t n = (size_t)T * n_heads * (rot_dim / 2);
 	if (n == 0)
 		return;
-	LAUNCH(rope_apply_k, grid_for(n, NT), NT, x, cs, T, n_heads, head_dim, stride, sgn);
+	LAUNCH(rope_apply_k, grid_for(n, NT), NT, x, cs, T, n_heads, head_dim, rot_dim, stride, sgn);
 	LAUNCH_CHECK();
 }
 
 void cuda_rope_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int stride)
 {
-	rope_apply(x, cs, T, n_heads, head_dim, stride, 1.0f);
+	rope_apply(x, cs, T, n_heads, head_dim, head_dim, stride, 1.0f);
 }
 
 void cuda_rope_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int stride)
 {
-	rope_apply(dx, cs, T, n_heads, head_dim, stride, -1.0f);
+	rope_apply(dx, cs, T, n_heads, head_dim, head_dim, stride, -1.0f);
+}
+
+void cuda_rope_part_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride)
+{
+	rope_apply(x, cs, T, n_heads, head_dim, rot_dim, stride, 1.0f);
+}
+
+void cuda_rope_part_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride)
+{
+	rope_apply(dx, cs, T, n_heads, head_dim, rot_dim, stride, -1.0f);
 }
 
 /* ------------------------------------------------------- MLP activations */

@@ -72,6 +72,8 @@ void cuda_device_info(char *name, size_t n, size_t *total_bytes)
 
 void cuda_set_tf32(int on) { g_tf32 = on != 0; }
 
+int cuda_tf32(void) { return g_tf32; }
+
 cublasComputeType_t cuda_compute_type(void)
 {
 	return g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;

@@ -1,7 +1,11 @@
 /* gpu_kernels.c — every CUDA kernel of libcore/cuda against its CPU twin
  * (libcore/layers.c, libcore/adamw.c) on random shapes: odd sizes, grouped-query heads,
  * head_dim 64 and 128, sequence lengths that are not multiples of 32, a
- * long prompt. fp32 with TF32 off.
+ * long prompt; the operations of the other families (Qwen3's per-head
+ * norm, GPT-NeoX's partial rotary and exact GELU, Gemma's offset RMSNorm,
+ * GeGLU, soft-caps and soft-capped, scaled, windowed attention). fp32 with
+ * TF32 off; then the matrix products once more with TF32 on, within 1e-2
+ * (lines tagged "TF32").
  *
  * Pass criterion, per output array: max|gpu − cpu| ≤ 1e-5 · max|cpu|
  * (relative error in the max norm; elementwise relative error is
@@ -13,6 +17,8 @@
  *                              77 (printing the reason) when no GPU is present
  *   gpu_kernels --select SPEC  select a --device spec and print the device
  *   gpu_kernels --oom          ask the device for 2^52 bytes (must die cleanly)
+ *   gpu_kernels --tf32         backend_set_tf32 through backend_select_device:
+ *                              prints the device descriptions and settings
  *   gpu_kernels --host-pointer hand a kernel a host pointer: the emulator
  *                              must abort naming it (a fault on a GPU; only
  *                              run on the emulator)
@@ -30,6 +36,7 @@
 #include <string.h>
 
 #include "libcore/adamw.h"
+#include "libcore/backend.h"
 #include "libcore/cuda/cuda.h"
 #include "libcore/layers.h"
 #include "base/util.h"
@@ -37,6 +44,8 @@
 #define TOL 1e-5
 
 static int n_pass, n_fail;
+static double tol = TOL;     /* TF32's checks widen it */
+static const char *tag = ""; /* prefixed to the names of checks */
 
 /* The CPU twin of cuda_all_finite (engine.c's is static). */
 static int all_finite(const float *x, size_t n)
@@ -101,8 +110,8 @@ static void check(const char *what, float *got, const float *want, size_t n)
 		mw = fabs(want[i]) > mw ? fabs(want[i]) : mw;
 	}
 	double rel = mw > 0 ? md / mw : md;
-	int ok = !bad && rel <= TOL;
-	printf("%-64s %s  rel %.1e\n", what, ok ? "ok  " : "FAIL", rel);
+	int ok = !bad && rel <= tol;
+	printf("%s%-*s %s  rel %.1e\n", tag, 64 - (int)strlen(tag), what, ok ? "ok  " : "FAIL", rel);
 	ok ? n_pass++ : n_fail++;
 	free(got);
 }
@@ -152,6 +161,7 @@ static void t_embed(int T, int C, int V, int P, int with_wpe)
 	free(tok), free(pos), free(wte), free(wpe), free(out), free(g), free(gwte), free(gwpe);
 }
 
+/* layer: 0 rmsnorm, 1 layernorm, 2 rmsnorm_off (Gemma's gain 1 + w) */
 static void t_norm(int T, int C, int layer)
 {
 	char nm[128];
@@ -162,8 +172,11 @@ static void t_norm(int T, int C, int layer)
 	float *out = xmalloc(fb * n), *mean = xmalloc(fb * T), *rstd = xmalloc(fb * T);
 	float *dx = up(x, fb * n), *dw = up(w, fb * C), *db = up(b, fb * C);
 	float *dout = cuda_alloc(fb * n), *dmean = cuda_alloc(fb * T), *drstd = cuda_alloc(fb * T);
-	const char *k = layer ? "layernorm" : "rmsnorm";
-	if (layer) {
+	const char *k = layer == 2 ? "rmsnorm_off" : layer ? "layernorm" : "rmsnorm";
+	if (layer == 2) {
+		rmsnorm_off_forward(out, rstd, x, w, 1.0f, eps, T, C);
+		cuda_rmsnorm_off_forward(dout, drstd, dx, dw, 1.0f, eps, T, C);
+	} else if (layer) {
 		layernorm_forward(out, mean, rstd, x, w, b, eps, T, C);
 		cuda_layernorm_forward(dout, dmean, drstd, dx, dw, db, eps, T, C);
 		snprintf(nm, sizeof nm, "%s_forward mean T=%d C=%d", k, T, C);
@@ -181,7 +194,10 @@ static void t_norm(int T, int C, int layer)
 	cuda_upload(dmean, mean, fb * T);
 	float *gy = rnd(n, 1), *gx = rnd(n, 1), *gw = rnd(C, 1), *gb = rnd(C, 1);
 	float *dgy = up(gy, fb * n), *dgx = up(gx, fb * n), *dgw = up(gw, fb * C), *dgb = up(gb, fb * C);
-	if (layer) {
+	if (layer == 2) {
+		rmsnorm_off_backward(gx, gw, gy, x, w, 1.0f, rstd, T, C);
+		cuda_rmsnorm_off_backward(dgx, dgw, dgy, dx, dw, 1.0f, drstd, T, C);
+	} else if (layer) {
 		layernorm_backward(gx, gw, gb, gy, x, w, mean, rstd, T, C);
 		cuda_layernorm_backward(dgx, dgw, dgb, dgy, dx, dw, dmean, drstd, T, C);
 		snprintf(nm, sizeof nm, "%s_backward db T=%d C=%d", k, T, C);
@@ -257,6 +273,69 @@ static void t_rope(int T, int H, int KV, int hd)
 	free(pos), free(cs), free(x), free(g);
 }
 
+/* GPT-NeoX's partial rotary: the first rot of each head's hd dims, the q
+ * and k heads of qkv rows (as model.c: 2·H heads, H == KV there). */
+static void t_rope_part(int T, int H, int hd, int rot)
+{
+	char nm[128];
+	const size_t fb = sizeof(float), S = (size_t)3 * H * hd, n = (size_t)T * S;
+	int *pos = xmalloc(sizeof(int) * T);
+	for (int t = 0; t < T; t++)
+		pos[t] = irand(2048);
+	float *cs = xmalloc(fb * T * rot), *dcs = cuda_alloc(fb * T * rot);
+	rope_table(cs, pos, T, rot, 10000.0f);
+	cuda_upload(dcs, cs, fb * T * rot);
+	float *x = rnd(n, 1), *dx = up(x, fb * n);
+	rope_part_forward(x, cs, T, 2 * H, hd, rot, (int)S);
+	cuda_rope_part_forward(dx, dcs, T, 2 * H, hd, rot, (int)S);
+	snprintf(nm, sizeof nm, "rope_part_forward T=%d heads=2x%d hd=%d rot=%d", T, H, hd, rot);
+	check(nm, down(dx, n), x, n);
+	float *g = rnd(n, 1), *dg = up(g, fb * n);
+	rope_part_backward(g, cs, T, 2 * H, hd, rot, (int)S);
+	cuda_rope_part_backward(dg, dcs, T, 2 * H, hd, rot, (int)S);
+	snprintf(nm, sizeof nm, "rope_part_backward T=%d heads=2x%d hd=%d rot=%d", T, H, hd, rot);
+	check(nm, down(dg, n), g, n);
+	cuda_free(dcs), cuda_free(dx), cuda_free(dg);
+	free(pos), free(cs), free(x), free(g);
+}
+
+/* Qwen3's q_norm/k_norm (w_off 0) and Gemma 3's (w_off 1): per-head RMSNorm
+ * in place on nh heads of qkv rows [T, (H+2KV)·hd]. */
+static void t_headnorm(int T, int H, int KV, int hd, float w_off)
+{
+	char nm[160];
+	const size_t fb = sizeof(float), S = (size_t)(H + 2 * KV) * hd, n = (size_t)T * S;
+	const int nh = H; /* the q heads; the k heads start at column H·hd */
+	const size_t nx = (size_t)T * nh * hd, nr = (size_t)T * nh;
+	float *x = rnd(n, 2), *w = rnd(hd, 1), *xs = xmalloc(fb * nx), *rstd = xmalloc(fb * nr);
+	float *dx = up(x, fb * n), *dw = up(w, fb * hd), *dxs = cuda_alloc(fb * nx), *drstd = cuda_alloc(fb * nr);
+	headnorm_forward(x, xs, rstd, w, w_off, 1e-6f, T, nh, hd, (int)S);
+	cuda_headnorm_forward(dx, dxs, drstd, dw, w_off, 1e-6f, T, nh, hd, (int)S);
+	snprintf(nm, sizeof nm, "headnorm_forward x T=%d nh=%d hd=%d w_off=%g", T, nh, hd, w_off);
+	check(nm, down(dx, n), x, n);
+	snprintf(nm, sizeof nm, "headnorm_forward xs T=%d nh=%d hd=%d", T, nh, hd);
+	check(nm, down(dxs, nx), xs, nx);
+	snprintf(nm, sizeof nm, "headnorm_forward rstd T=%d nh=%d hd=%d", T, nh, hd);
+	check(nm, down(drstd, nr), rstd, nr);
+	/* the k heads too: an offset pointer, inference (no xs, no rstd) */
+	headnorm_forward(x + (size_t)H * hd, NULL, NULL, w, w_off, 1e-6f, T, KV, hd, (int)S);
+	cuda_headnorm_forward(dx + (size_t)H * hd, NULL, NULL, dw, w_off, 1e-6f, T, KV, hd, (int)S);
+	snprintf(nm, sizeof nm, "headnorm_forward k heads T=%d nh=%d hd=%d", T, KV, hd);
+	check(nm, down(dx, n), x, n);
+	/* backward from the CPU's xs and rstd, into a random dw */
+	cuda_upload(dxs, xs, fb * nx);
+	cuda_upload(drstd, rstd, fb * nr);
+	float *g = rnd(n, 1), *gw = rnd(hd, 1), *dg = up(g, fb * n), *dgw = up(gw, fb * hd);
+	headnorm_backward(g, gw, xs, w, w_off, rstd, T, nh, hd, (int)S);
+	cuda_headnorm_backward(dg, dgw, dxs, dw, w_off, drstd, T, nh, hd, (int)S);
+	snprintf(nm, sizeof nm, "headnorm_backward dx T=%d nh=%d hd=%d w_off=%g", T, nh, hd, w_off);
+	check(nm, down(dg, n), g, n);
+	snprintf(nm, sizeof nm, "headnorm_backward dw T=%d nh=%d hd=%d w_off=%g", T, nh, hd, w_off);
+	check(nm, down(dgw, hd), gw, hd);
+	cuda_free(dx), cuda_free(dw), cuda_free(dxs), cuda_free(drstd), cuda_free(dg), cuda_free(dgw);
+	free(x), free(w), free(xs), free(rstd), free(g), free(gw);
+}
+
 /* A packed batch laid out as model_forward does: per sequence [prompt P |
  * comp0 n0 | comp1 n1]; prompt tokens see the prompt causally, completion
  * tokens the whole prompt and their own completion causally. */
@@ -265,7 +344,16 @@ typedef struct {
 	int *ka, *kb, *kc, *seq_off, *seq_P;
 } packed;
 
-static packed pack(int n_seq, const int *P, const int *n0, const int *n1)
+/* W > 0: a sliding window as model.c's window_clip (a query at position p
+ * sees key positions > p − W; each range loses only its start). */
+static void clip(packed *b, int t, int p, int kc_pos, int W)
+{
+	const int lo = p - W + 1, a = b->ka[t] + (lo > 0 ? lo : 0);
+	b->ka[t] = a < b->kb[t] ? a : b->kb[t];
+	b->kc[t] += lo > kc_pos ? lo - kc_pos : 0;
+}
+
+static packed pack_w(int n_seq, const int *P, const int *n0, const int *n1, int W)
 {
 	packed b = { 0, n_seq, NULL, NULL, NULL, NULL, NULL };
 	for (int s = 0; s < n_seq; s++)
@@ -276,17 +364,25 @@ static packed pack(int n_seq, const int *P, const int *n0, const int *n1)
 	for (int s = 0; s < n_seq; s++) {
 		const int st = t;
 		b.seq_off[s] = st, b.seq_P[s] = P[s];
-		for (int i = 0; i < P[s]; i++, t++)
+		for (int i = 0; i < P[s]; i++, t++) {
 			b.ka[t] = b.kb[t] = b.kc[t] = st;
+			if (W > 0)
+				clip(&b, t, i, 0, W);
+		}
 		for (int k = 0; k < 2; k++) {
 			const int nk = k ? n1[s] : n0[s], cst = t;
-			for (int j = 0; j < nk; j++, t++)
+			for (int j = 0; j < nk; j++, t++) {
 				b.ka[t] = st, b.kb[t] = st + P[s], b.kc[t] = cst;
+				if (W > 0)
+					clip(&b, t, P[s] + j, P[s], W);
+			}
 		}
 	}
 	b.seq_off[n_seq] = t;
 	return b;
 }
+
+static packed pack(int n_seq, const int *P, const int *n0, const int *n1) { return pack_w(n_seq, P, n0, n1, 0); }
 
 static void unpack(packed *b) { free(b->ka), free(b->kb), free(b->kc), free(b->seq_off), free(b->seq_P); }
 
@@ -320,6 +416,79 @@ static void t_attention(int n_seq, const int *P, const int *n0, const int *n1, i
 	cuda_free(dlse), cuda_free(dgy), cuda_free(dgq);
 	free(qkv), free(out), free(lse), free(gy), free(gq);
 	unpack(&b);
+}
+
+/* Gemma's attention: the score scale given, logit soft-cap (cap 0: none),
+ * an optional sliding window W. */
+static void t_attention_ext(int n_seq, const int *P, const int *n0, const int *n1, int H, int KV, int hd,
+			    float scale, float cap, int W)
+{
+	char nm[192];
+	packed b = pack_w(n_seq, P, n0, n1, W);
+	const int T = b.T;
+	const size_t fb = sizeof(float), ib = sizeof(int) * T, S = (size_t)(H + 2 * KV) * hd;
+	const size_t nq = (size_t)T * S, no = (size_t)T * H * hd, nl = (size_t)T * H;
+	float *qkv = rnd(nq, 3), *out = xmalloc(fb * no), *lse = xmalloc(fb * nl);
+	int *dka = up(b.ka, ib), *dkb = up(b.kb, ib), *dkc = up(b.kc, ib);
+	int *doff = up(b.seq_off, sizeof(int) * (n_seq + 1));
+	float *dqkv = up(qkv, fb * nq), *dout = cuda_alloc(fb * no), *dlse = cuda_alloc(fb * nl);
+	attention_ext_forward(out, lse, qkv, b.ka, b.kb, b.kc, T, H, KV, hd, scale, cap);
+	cuda_attention_ext_forward(dout, dlse, dqkv, dka, dkb, dkc, T, H, KV, hd, scale, cap);
+	snprintf(nm, sizeof nm, "attention_ext_forward out T=%d H=%d KV=%d hd=%d cap=%g W=%d", T, H, KV, hd, cap, W);
+	check(nm, down(dout, no), out, no);
+	snprintf(nm, sizeof nm, "attention_ext_forward lse T=%d H=%d KV=%d hd=%d cap=%g W=%d", T, H, KV, hd, cap, W);
+	check(nm, down(dlse, nl), lse, nl);
+	cuda_upload(dout, out, fb * no);
+	cuda_upload(dlse, lse, fb * nl);
+	float *gy = rnd(no, 1), *gq = rnd(nq, 1);
+	float *dgy = up(gy, fb * no), *dgq = up(gq, fb * nq);
+	attention_ext_backward(gq, gy, qkv, out, lse, b.ka, b.kb, b.kc, b.seq_off, n_seq, T, H, KV, hd, scale, cap);
+	cuda_attention_ext_backward(dgq, dgy, dqkv, dout, dlse, dka, dkb, dkc, doff, n_seq, T, H, KV, hd, scale, cap);
+	snprintf(nm, sizeof nm, "attention_ext_backward dqkv T=%d H=%d KV=%d hd=%d cap=%g W=%d", T, H, KV, hd, cap, W);
+	check(nm, down(dgq, nq), gq, nq);
+	cuda_free(dka), cuda_free(dkb), cuda_free(dkc), cuda_free(doff), cuda_free(dqkv), cuda_free(dout);
+	cuda_free(dlse), cuda_free(dgy), cuda_free(dgq);
+	free(qkv), free(out), free(lse), free(gy), free(gq);
+	unpack(&b);
+}
+
+/* exact GELU, GeGLU, soft-capping */
+static void t_family_act(int T, int F, float cap)
+{
+	char nm[128];
+	const size_t fb = sizeof(float), n = (size_t)T * F;
+	float *in2 = rnd(2 * n, 4), *out = xmalloc(fb * n), *gy = rnd(n, 1), *gx = xmalloc(fb * 2 * n);
+	float *din2 = up(in2, fb * 2 * n), *dout = cuda_alloc(fb * n), *dgy = up(gy, fb * n);
+	float *dgx = cuda_alloc(fb * 2 * n);
+	gelu_exact_forward(out, in2, n);
+	cuda_gelu_exact_forward(dout, din2, n);
+	snprintf(nm, sizeof nm, "gelu_exact_forward n=%zu", n);
+	check(nm, down(dout, n), out, n);
+	gelu_exact_backward(gx, gy, in2, n);
+	cuda_gelu_exact_backward(dgx, dgy, din2, n);
+	snprintf(nm, sizeof nm, "gelu_exact_backward n=%zu", n);
+	check(nm, down(dgx, n), gx, n);
+	geglu_forward(out, in2, T, F);
+	cuda_geglu_forward(dout, din2, T, F);
+	snprintf(nm, sizeof nm, "geglu_forward T=%d F=%d", T, F);
+	check(nm, down(dout, n), out, n);
+	geglu_backward(gx, gy, in2, T, F);
+	cuda_geglu_backward(dgx, dgy, din2, T, F);
+	snprintf(nm, sizeof nm, "geglu_backward T=%d F=%d", T, F);
+	check(nm, down(dgx, 2 * n), gx, 2 * n);
+	/* soft-cap of values up to 4·cap (deep in the flat part too) */
+	float *z = rnd(n, 4 * cap), *dz = up(z, fb * n);
+	softcap_forward(z, n, cap);
+	cuda_softcap_forward(dz, n, cap);
+	snprintf(nm, sizeof nm, "softcap_forward n=%zu cap=%g", n, cap);
+	check(nm, down(dz, n), z, n);
+	cuda_upload(dz, z, fb * n);
+	softcap_backward(gy, z, n, cap);
+	cuda_softcap_backward(dgy, dz, n, cap);
+	snprintf(nm, sizeof nm, "softcap_backward n=%zu cap=%g", n, cap);
+	check(nm, down(dgy, n), gy, n);
+	cuda_free(din2), cuda_free(dout), cuda_free(dgy), cuda_free(dgx), cuda_free(dz);
+	free(in2), free(out), free(gy), free(gx), free(z);
 }
 
 static void t_activations(int T, int F)
@@ -509,7 +678,9 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 	free(mean), free(hl), free(hm), free(gl), free(gm);
 }
 
-static void t_decode(int len0, int n, int H, int KV, int hd)
+/* cap < 0: the plain attention_decode; else attention_ext_decode with the
+ * scale and cap given (cap 0: none) */
+static void t_decode_x(int len0, int n, int H, int KV, int hd, float scale, float cap)
 {
 	char nm[128];
 	const int QKV = (H + 2 * KV) * hd, KVD = KV * hd, max = len0 + n + 3;
@@ -522,13 +693,22 @@ static void t_decode(int len0, int n, int H, int KV, int hd)
 	check(nm, down(dkc, nc), kc, nc);
 	snprintf(nm, sizeof nm, "kv_append v at=%d n=%d KV=%d hd=%d", len0, n, KV, hd);
 	check(nm, down(dvc, nc), vc, nc);
-	attention_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV);
-	cuda_attention_decode(dout, dqkv, dkc, dvc, len0, n, H, KV, hd, QKV);
-	snprintf(nm, sizeof nm, "attention_decode len0=%d n=%d H=%d KV=%d hd=%d", len0, n, H, KV, hd);
+	if (cap < 0) {
+		attention_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV);
+		cuda_attention_decode(dout, dqkv, dkc, dvc, len0, n, H, KV, hd, QKV);
+		snprintf(nm, sizeof nm, "attention_decode len0=%d n=%d H=%d KV=%d hd=%d", len0, n, H, KV, hd);
+	} else {
+		attention_ext_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV, scale, cap);
+		cuda_attention_ext_decode(dout, dqkv, dkc, dvc, len0, n, H, KV, hd, QKV, scale, cap);
+		snprintf(nm, sizeof nm, "attention_ext_decode len0=%d n=%d H=%d KV=%d hd=%d cap=%g", len0, n, H, KV, hd,
+			 cap);
+	}
 	check(nm, down(dout, no), out, no);
 	cuda_free(dkc), cuda_free(dvc), cuda_free(dqkv), cuda_free(dout);
 	free(kc), free(vc), free(qkv), free(out);
 }
+
+static void t_decode(int len0, int n, int H, int KV, int hd) { t_decode_x(len0, n, H, KV, hd, 0, -1); }
 
 /* ------------------------------------------------------------- optimizer */
 
@@ -596,6 +776,20 @@ int main(int argc, char **argv)
 		cuda_alloc((size_t)1 << 52);
 		return 0;
 	}
+	if (argc == 2 && !strcmp(argv[1], "--tf32")) {
+		/* asked before the device is chosen, it holds for the one chosen;
+		 * the CPU backend ignores it */
+		backend_set_tf32(1);
+		backend_select_device("cpu");
+		printf("%s | want %d\n", backend_device(), backend_tf32());
+		backend_select_device("cuda");
+		printf("%s | cuda %d\n", backend_device(), cuda_tf32());
+		backend_set_tf32(0);
+		printf("%s | cuda %d\n", backend_device(), cuda_tf32());
+		backend_set_tf32(1);
+		printf("%s | cuda %d\n", backend_device(), cuda_tf32());
+		return 0;
+	}
 	if (argc == 2 && !strcmp(argv[1], "--host-pointer")) {
 		static float h[64];
 		cuda_select("cuda");
@@ -605,7 +799,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc != 1)
-		die_usage("usage: gpu_kernels [--select SPEC | --oom | --host-pointer]");
+		die_usage("usage: gpu_kernels [--select SPEC | --oom | --tf32 | --host-pointer]");
 	char why[256];
 	if (cuda_probe(why, sizeof why) == 0) {
 		printf("skipped: %s\n", why);
@@ -627,7 +821,7 @@ int main(int argc, char **argv)
 	t_embed(1, 64, 50, 8, 0);
 	t_embed(77, 67, 41, 90, 1);
 	t_embed(300, 200, 13, 300, 1); /* many repeats of few tokens */
-	for (int layer = 0; layer < 2; layer++) {
+	for (int layer = 0; layer < 3; layer++) {
 		t_norm(1, 64, layer);
 		t_norm(45, 67, layer);
 		t_norm(130, 1000, layer);
@@ -641,6 +835,13 @@ int main(int argc, char **argv)
 	t_rope(45, 4, 4, 64);
 	t_rope(33, 8, 2, 128);
 	t_rope(7, 3, 1, 6);
+	t_rope_part(45, 4, 64, 16);  /* Pythia: rotary_pct 0.25 */
+	t_rope_part(33, 3, 80, 20);  /* head_dim 80 (Pythia 1B/2.8B) */
+	t_rope_part(7, 2, 128, 128); /* the whole head */
+	t_headnorm(1, 4, 2, 64, 0.0f);
+	t_headnorm(37, 8, 2, 128, 0.0f); /* Qwen3: hd 128, GQA */
+	t_headnorm(45, 3, 1, 40, 1.0f);  /* Gemma 3's gain 1 + w, hd not a multiple of 32 */
+	t_headnorm(130, 2, 2, 256, 1.0f);
 	{
 		const int P1[] = { 5 }, a1[] = { 3 }, b1[] = { 0 };
 		t_attention(1, P1, a1, b1, 4, 4, 64); /* one sequence, one completion */
@@ -653,9 +854,24 @@ int main(int argc, char **argv)
 		const int P4[] = { 3, 2, 9, 31, 33 }, a4[] = { 1, 4, 1, 30, 2 }, b4[] = { 1, 0, 6, 34, 1 };
 		t_attention(5, P4, a4, b4, 2, 1, 256); /* hd 256, lengths around 32 */
 	}
+	{
+		/* Gemma: scale query_pre_attn_scalar^−½, caps 50 (Gemma 2) and a
+		 * small one that bends the scores, sliding windows */
+		const int P2[] = { 13, 1, 40 }, a2[] = { 7, 1, 25 }, b2[] = { 9, 2, 33 };
+		t_attention_ext(3, P2, a2, b2, 8, 4, 64, 1.0f / sqrtf(224.0f), 50.0f, 0);
+		t_attention_ext(3, P2, a2, b2, 8, 4, 64, 0.125f, 0.0f, 0); /* Gemma 3: no cap */
+		t_attention_ext(3, P2, a2, b2, 4, 2, 40, 0.3f, 2.0f, 0);
+		t_attention_ext(3, P2, a2, b2, 4, 1, 128, 0.2f, 3.0f, 6); /* a window shorter than prompts */
+		t_attention_ext(3, P2, a2, b2, 2, 2, 256, 0.0625f, 5.0f, 33);
+		const int P3[] = { 1000 / L, 37 }, a3[] = { 61, 5 }, b3[] = { 45, 12 };
+		t_attention_ext(2, P3, a3, b3, 4, 2, 128, 1.0f / sqrtf(128.0f), 50.0f, 512 / L); /* a long prompt */
+	}
 	t_activations(1, 64);
 	t_activations(37, 171);
 	t_activations(130, 688);
+	t_family_act(1, 64, 30.0f);
+	t_family_act(37, 171, 50.0f);
+	t_family_act(130, 688, 2.0f);
 	{
 		const int P[] = { 1, 9, 33 }, a[] = { 3, 1, 31 }, b[] = { 2, 0, 7 };
 		t_head(3, P, a, b, 64, 101);
@@ -665,8 +881,17 @@ int main(int argc, char **argv)
 	t_decode(0, 5, 4, 4, 64);
 	t_decode(37, 1, 8, 2, 128);
 	t_decode(600 / L, 9, 6, 3, 64);
+	t_decode_x(0, 5, 4, 4, 64, 0.1f, 50.0f);
+	t_decode_x(37, 3, 8, 2, 128, 1.0f / sqrtf(256.0f), 3.0f);
+	t_decode_x(600 / L, 9, 6, 3, 40, 0.2f, 0.0f);
 	t_optim(1);
 	t_optim(1000003 / L);
+	/* TF32 matrix products: within 1e-2 of fp32 (about 1e-3 expected on a
+	 * GPU; the emulator's cuBLAS has no TF32, so there it is exact) */
+	cuda_set_tf32(1), tol = 1e-2, tag = "TF32 ";
+	t_matmul(77, 256, 768, 0, 1, 1);
+	t_matmul(130, 1000, 300, 1, 0, 1);
+	cuda_set_tf32(0), tol = TOL, tag = "";
 
 	printf("gpu kernels: %d passed, %d failed\n", n_pass, n_fail);
 	return n_fail ? 1 : 0;

@@ -37,6 +37,11 @@ msg=$("$H" --oom 2>&1 >/dev/null) && fail "--oom succeeded"
 grep -q 'error: cuda: out of GPU memory: asked for 4503599627370496 bytes' <<<"$msg" || fail "unexpected: $msg"
 grep -q 'lower the batch tokens' <<<"$msg" || fail "no advice in: $msg"
 
+# TF32 through the backend API (backend_set_tf32), as on the emulator
+out=$("$H" --tf32) || fail "--tf32 exited $?"
+{ [ "$(sed -n 1p <<<"$out")" = 'cpu | want 1' ] && sed -n 2p <<<"$out" | grep -q '^cuda:0 (.*) tf32 | cuda 1$' &&
+	sed -n 3p <<<"$out" | grep -q '^cuda:0 (.* GiB) | cuda 0$'; } || fail "--tf32: $out"
+
 # the programs with --device cuda against --device cpu (test_cuda_emu.sh's
 # comparisons, on the GPU)
 P="$(dirname "$H")/../../cuda/bin"

@@ -22,6 +22,16 @@ grep -q '^gpu_kernels: error: cuda: out of GPU memory: asked for 450359962737049
 msg=$("$H" --select cuda:1 2>&1 >/dev/null) && fail "--select cuda:1 succeeded"
 grep -q '^gpu_kernels: error: --device cuda:1: device 1 does not exist (1 CUDA device: 0..0)$' <<<"$msg" || fail "unexpected: $msg"
 "$H" --select cuda:0 | grep -q '^cuda:0 CPU emulator' || fail "--select cuda:0"
+# TF32 through the backend API (backend_set_tf32): ignored by the CPU
+# backend, set on the CUDA one whether asked before or after the choice,
+# and named in the device description
+out=$("$H" --tf32) || fail "--tf32 exited $?"
+want='cpu | want 1
+cuda:0 (CPU emulator (tests/gpu/emu), 16.0 GiB) tf32 | cuda 1
+cuda:0 (CPU emulator (tests/gpu/emu), 16.0 GiB) | cuda 0
+cuda:0 (CPU emulator (tests/gpu/emu), 16.0 GiB) tf32 | cuda 1'
+[ "$out" = "$want" ] || fail "--tf32: got
+$out"
 # the emulator's device-memory check: a host pointer handed to a kernel
 msg=$("$H" --host-pointer 2>&1 >/dev/null) && fail "--host-pointer ran"
 grep -q '^emu: residual_k: argument 2 (0x[0-9a-f]*) is not device memory (a fault on a GPU)$' <<<"$msg" ||
