@@ -113,7 +113,7 @@ for s in $SHAPES; do
 		--seed 1 || exit 1
 	n1=$((B * 4)) n2=$((B * 16))
 	pairs $n1 1 "$V" && pairs $n2 2 "$V" || exit 1
-	"$E/lbdpo-refcache" -q --device cuda --ref "$m" -b $((B * (P + 2 * C))) -i "$T/p$n2.tok" -o "$T/train.ref" || exit 1
+	"$E/lbdpo-refcache" -q --device cuda --model "$m" -b $((B * (P + 2 * C))) -i "$T/p$n2.tok" -o "$T/train.ref" || exit 1
 	F=$(our_flops "$d" "$L" "$h" "$f" "$V")
 	for prec in $precs; do
 		pf=()
@@ -126,7 +126,7 @@ for s in $SHAPES; do
 		fw=$(awk -v a="$k1" -v b="$k2" -v x="$s1" -v y="$s2" 'BEGIN { printf "%.0f", (y > x) ? (b - a) / (y - x) : 0 }')
 		rows+=("$s forward $prec ours $fw $(awk -v r="$fw" -v F="$F" -v B="$B" -v P="$P" -v C="$C" 'BEGIN { printf "%.4g", r / (B * (P + 2 * C)) * F * 1e-12 }')")
 		for loss in dpo lbdpo; do
-			"$E/lbdpo-step" -q --device cuda --init "$m" --out "$T/ck" --steps 7 --batch-size "$B" --loss $loss --lr 1e-6 \
+			"$E/lbdpo-step" -q --device cuda --model "$m" --output "$T/ck" --steps 7 --batch-size "$B" --loss $loss --lr 1e-6 \
 				-i "$T/train.ref" --metrics "$T/m.jsonl" "${pf[@]}" || exit 1
 			r=$(median_step_rate "$T/m.jsonl")
 			rows+=("$s step-$loss $prec ours $r $(awk -v r="$r" -v F="$F" -v B="$B" -v P="$P" -v C="$C" 'BEGIN { printf "%.4g", r / (B * (P + 2 * C)) * 3 * F * 1e-12 }')")

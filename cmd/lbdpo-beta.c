@@ -21,7 +21,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "DIR", "checkpoint written by lbdpo-step (required)"),
 	CLI_OPT('i', 'i', "input", "FILE", "records with prompt_ids (default stdin)"),
 	CLI_OPT('o', 'o', "output", "FILE", "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
-	CLI_OPT('D', 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	BACKEND_CLI_OPTS('D'),
 	CLI_OPT('t', 't', "threads", "N", "OpenMP/OpenBLAS threads"),
 	CLI_OPT('P', 0, "ignore-provenance", NULL,
 		"accept records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
@@ -37,6 +37,7 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-beta");
 	lbdpo_runtime_init(argv);
 	const char *in = NULL, *out = NULL, *ckp = NULL, *device = NULL;
+	int tf32 = 0;
 	long threads = 0;
 	int ignore_prov = 0;
 	cli c;
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
 		case 't': threads = parse_long("--threads", c.arg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
 		case 'D': device = c.arg; break;
+		case BACKEND_KEY_TF32: tf32 = 1; break;
 		}
 	}
 	if (c.ind < argc)
@@ -57,6 +59,7 @@ int main(int argc, char **argv)
 		die_usage("--model is required");
 	if (!ckpt_is(ckp))
 		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", ckp);
+	backend_set_tf32(tf32);
 	backend_select_device(device);
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);

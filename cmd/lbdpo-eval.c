@@ -366,7 +366,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('p', 0, "plot", "DIR", "write plots (PNG via gnuplot when installed) and their data into DIR"),
 	CLI_OPT('g', 0, "generations", "FILE", "JSONL with \"completion\" or \"text\" strings: lengths and distinct-n"),
 	CLI_OPT('r', 0, "per-record", "FILE", "also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)"),
-	CLI_OPT('D', 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	BACKEND_CLI_OPTS('D'),
 	CLI_OPT('t', 't', "threads", "N", "OpenMP/OpenBLAS threads"),
 	CLI_OPT('P', 0, "ignore-provenance", NULL,
 		"accept records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
@@ -382,6 +382,7 @@ int main(int argc, char **argv)
 	lbdpo_runtime_init(argv);
 	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
 	const char *perrec = NULL, *device = NULL;
+	int tf32 = 0;
 	int kind = -1;
 	double beta = -1, lsmooth = -1, gamma = NAN;
 	long bs = 8, threads = 0;
@@ -409,12 +410,14 @@ int main(int argc, char **argv)
 		case 't': threads = parse_long("--threads", arg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
 		case 'D': device = arg; break;
+		case BACKEND_KEY_TF32: tf32 = 1; break;
 		}
 	}
 	if (c.ind < argc)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!ckp)
 		die_usage("--model is required");
+	backend_set_tf32(tf32);
 	backend_select_device(device);
 	if (threads > 0)
 		lbdpo_set_threads((int)threads);

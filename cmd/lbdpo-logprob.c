@@ -78,7 +78,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('b', 'b', "batch-tokens", "N",
 		"pack pairs into forwards of up to N tokens (default 4096); 0: one pair per forward (as lbdpo-refcache)"),
 	CLI_OPT(OPT_PER_TOKEN, 0, "per-token", NULL, "add per-token completion log-probs (f32 bin)"),
-	CLI_OPT(OPT_DEVICE, 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	BACKEND_CLI_OPTS(OPT_DEVICE),
 	CLI_OPT('t', 't', "threads", "N", "compute threads (default: OpenMP/OpenBLAS default)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
 	{0}};
@@ -91,6 +91,7 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-logprob");
 	lbdpo_runtime_init(argv);
 	const char *model_path = NULL, *in = NULL, *outp = NULL, *device = NULL;
+	int tf32 = 0;
 	long batch_tokens = 4096, threads = 0;
 	int per_token = 0;
 	char about[512];
@@ -113,6 +114,7 @@ int main(int argc, char **argv)
 		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
 		case OPT_PER_TOKEN: per_token = 1; break;
 		case OPT_DEVICE: device = arg; break;
+		case BACKEND_KEY_TF32: tf32 = 1; break;
 		case 't': threads = parse_long("--threads", arg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
 		}
@@ -128,6 +130,7 @@ int main(int argc, char **argv)
 	if (nrank > 1 && (!in || !strcmp(in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
 			       "(-i FILE), not standard input", nrank);
+	backend_set_tf32(tf32);
 	backend_select_device(device);
 	if (threads)
 		lbdpo_set_threads((int)threads);

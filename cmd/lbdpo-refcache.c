@@ -246,7 +246,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(OPT_TOKSHA, 0, "tokenizer-sha", "SHA", "refuse input whose header names another tokenizer"),
 	CLI_OPT('b', 'b', "batch-tokens", "N",
 		"pack pairs into forwards of up to N tokens; 0 (default): one pair per forward, scores independent of batching"),
-	CLI_OPT(OPT_DEVICE, 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	BACKEND_CLI_OPTS(OPT_DEVICE),
 	CLI_OPT('t', 't', "threads", "N", "compute threads (default: OpenMP/OpenBLAS default)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
 	CLI_ALIAS('r', "ref", "model"),
@@ -263,6 +263,7 @@ int main(int argc, char **argv)
 	lbdpo_runtime_init(argv);
 	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL;
 	const char *tok_sha = NULL, *device = NULL;
+	int tf32 = 0;
 	long batch_tokens = 0, threads = 0, shard_i = 0, shard_n = 1;
 	int do_merge = 0;
 	char about[512];
@@ -287,6 +288,7 @@ int main(int argc, char **argv)
 		case OPT_MERGE: do_merge = 1; break;
 		case OPT_TOKSHA: tok_sha = arg; break;
 		case OPT_DEVICE: device = arg; break;
+		case BACKEND_KEY_TF32: tf32 = 1; break;
 		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
 		case 't': threads = parse_long("--threads", arg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
@@ -312,6 +314,7 @@ int main(int argc, char **argv)
 			  "(-i FILE), not standard input", nrank);
 	if (cache_dir && !*cache_dir)
 		cache_dir = NULL;
+	backend_set_tf32(tf32);
 	backend_select_device(device);
 	if (threads)
 		lbdpo_set_threads((int)threads);

@@ -242,7 +242,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "do not prepend BOS to JSONL prompts"),
 	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
 		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
-	CLI_OPT(O_DEV, 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	BACKEND_CLI_OPTS(O_DEV),
 	CLI_OPT(O_THREADS, 't', "threads", "N", "compute threads (default: OMP_NUM_THREADS)"),
 	CLI_GONE(0, NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
 	{0}};
@@ -259,6 +259,7 @@ int main(int argc, char **argv)
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .seed = 1, .max_new = 64, .n = 1, .eos = -2};
 	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
 	const char *device = NULL;
+	int tf32 = 0;
 	int no_eos = 0, no_bos = 0, threads = 0;
 	cli c;
 	cli_start(&c, &spec, argc, argv);
@@ -281,6 +282,7 @@ int main(int argc, char **argv)
 		case O_NOBOS: no_bos = 1; break;
 		case O_TPL: tpl_name = arg; break;
 		case O_DEV: device = arg; break;
+		case BACKEND_KEY_TF32: tf32 = 1; break;
 		case O_THREADS: threads = (int)parse_long("--threads", arg, 1, 1024); break;
 		}
 	}
@@ -288,6 +290,7 @@ int main(int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!model_path)
 		die_usage("--model is required");
+	backend_set_tf32(tf32);
 	backend_select_device(device);
 	if (threads)
 		lbdpo_set_threads(threads);

@@ -162,7 +162,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_SAVE, 0, "save-every", "N", "also write --output every N steps (default: only at the end)"),
 	CLI_OPT(O_SDT, 0, "save-dtype", "T",
 		"float32, float16 or bfloat16: the policy's weights in the checkpoint (default: the dtype the model came in)"),
-	CLI_OPT(O_DEVICE, 0, "device", "DEV", "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),
+	BACKEND_CLI_OPTS(O_DEVICE),
 	CLI_OPT('t', 't', "threads", "N", "OpenMP/OpenBLAS threads (default: library default)"),
 	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
 		"train on records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
@@ -181,6 +181,7 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-step");
 	lbdpo_runtime_init(argv);
 	const char *in = NULL, *out = NULL, *metrics = NULL, *device = NULL;
+	int tf32 = 0;
 	long steps = -1, save_every = 0, threads = 0;
 	double epochs = -1;
 	int save_dtype = -1, ignore_prov = 0, k;
@@ -271,6 +272,7 @@ int main(int argc, char **argv)
 		case 't': threads = parse_long("--threads", arg, 1, 4096); break;
 		case O_IGNPROV: ignore_prov = 1; break;
 		case O_DEVICE: device = arg; break;
+		case BACKEND_KEY_TF32: tf32 = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
 		}
 	}
@@ -284,6 +286,7 @@ int main(int argc, char **argv)
 		die_usage("give --steps or --epochs");
 	if (lo->beta_min > lo->beta_max)
 		die_usage("--beta-min is larger than --beta-max");
+	backend_set_tf32(tf32);
 	backend_select_device(device);
 	/* Under mpirun: data parallel. Every rank holds the model and takes
 	 * slots i ≡ rank (mod N) of each global micro-batch (engine.h). */

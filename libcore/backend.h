@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/cli.h" /* BACKEND_CLI_OPTS */
+
 #include "libcore/adamw.h"
 #include "libcore/layers.h"
 
@@ -170,6 +172,17 @@ const char *backend_select_device(const char *spec);
  * either way. When it takes effect, the device description (summary
  * lines, header history) ends in " tf32". */
 void backend_set_tf32(int on);
+/* The device options of every compute program, as entries of its option
+ * table (base/cli.h): BACKEND_CLI_OPTS(key of --device); --tf32 returns
+ * BACKEND_KEY_TF32. The program then calls backend_set_tf32(tf32) and
+ * backend_select_device(device). */
+enum { BACKEND_KEY_TF32 = 1000 };
+#define BACKEND_CLI_OPTS(kdev)                                                                               \
+	CLI_OPT((kdev), 0, "device", "DEV",                                                                  \
+		"cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),    \
+	CLI_OPT(BACKEND_KEY_TF32, 0, "tf32", NULL,                                                           \
+		"on a GPU, allow TF32 tensor-core math in the matrix products (about 1e-3 relative; "     \
+		"default: fp32, comparable with the CPU)")
 int backend_tf32(void); /* the last backend_set_tf32 (0 before any) */
 /* The last choice of backend_select_device ("cpu" before any). */
 const char *backend_device(void);

@@ -87,6 +87,15 @@ lbdpo-show --header-only <c.sc | grep -q '"device":"cpu"' || fail "no cpu device
 # default: cpu in a build without CUDA; the emulated build "has a GPU"
 lbdpo-logprob -m gqa -i train.ref 2>&1 >/dev/null | grep -q 'tokens/s) on cpu$' || fail "default device of a CPU build"
 "$E/lbdpo-logprob" -m gqa -i train.ref 2>&1 >/dev/null | grep -q ' on cuda:0 ' || fail "default device with a GPU"
+# --tf32: TF32 products on the CUDA backend, named in the device string (the
+# emulator itself computes fp32); the CPU backend ignores it: same scores
+"$E/lbdpo-logprob" -m gqa --device cuda --tf32 -i train.ref -o t.sc 2>t.err || fail "logprob --tf32"
+grep -q 'tokens/s) on cuda:0 (.*) tf32$' t.err || fail "summary line lacks tf32: $(cat t.err)"
+lbdpo-show --header-only <t.sc | grep -q '"device":"cuda:0 ([^"]*) tf32"' || fail "history lacks tf32"
+lbdpo-logprob -m gqa --tf32 -i train.ref -o tc.sc 2>t.err || fail "cpu --tf32"
+grep -q 'tokens/s) on cpu$' t.err || fail "cpu --tf32 summary: $(cat t.err)"
+lbdpo-logprob -m gqa -i train.ref -o nc.sc 2>/dev/null || fail "cpu"
+cmp -s <(lbdpo-show --no-header <tc.sc) <(lbdpo-show --no-header <nc.sc) || fail "--tf32 changed the CPU's scores"
 
 # ---- lbdpo-step: 3 steps of dpo and lbdpo ----
 S=(--threads 1 --batch-size 4 --lr 3e-3 --beta-lr 1e-2 --beta 0.5 -i train.ref)
@@ -109,7 +118,7 @@ ck_close "step gpt2 lbdpo checkpoint" c_g2 e_g2 3e-3 3
 # GeGLU, 1 + w norms, alternating windows), Gemma 3 (its per-head norms, local
 # RoPE base)
 for f in fam_qwen3 fam_neox fam_gemma2_swa fam_gemma3_swa; do
-	lbdpo-step -q --init "$F/hf/$f" --out c_$f --steps 3 --loss lbdpo "${S[@]}" --metrics mc.jsonl --device cpu ||
+	lbdpo-step -q --model "$F/hf/$f" --output c_$f --steps 3 --loss lbdpo "${S[@]}" --metrics mc.jsonl --device cpu ||
 		fail "step cpu $f"
 	"$E/lbdpo-step" -q --init "$F/hf/$f" --out e_$f --steps 3 --loss lbdpo "${S[@]}" --metrics me.jsonl \
 		--device cuda 2>err.txt || fail "step emu $f: $(cat err.txt)"
