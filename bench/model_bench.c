@@ -13,8 +13,9 @@
  * to sgemm's FLOP per CPU-second, which contention from other processes
  * changes much less than wall-clock ratios.
  *
- * usage: model_bench [--threads N] [--reps N] [--quick]
- *   --reps: best of N timings (default 1); --quick: a 2-layer smoke run
+ * usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix]
+ *   --reps: best of N timings (default 1); --quick: a 2-layer smoke run;
+ *   --only: one of the three measurements (for a profiler)
  */
 #include <cblas.h>
 #include <getopt.h>
@@ -189,18 +190,22 @@ int main(int argc, char **argv)
 	set_progname("model_bench");
 	lbdpo_runtime_init(argv);
 	int threads = 0, reps = 1, quick = 0;
+	const char *only = NULL;
 	static const struct option lo[] = { { "threads", required_argument, 0, 't' }, { "reps", required_argument, 0, 'r' },
-					    { "quick", no_argument, 0, 'q' }, { 0, 0, 0, 0 } };
+					    { "quick", no_argument, 0, 'q' }, { "only", required_argument, 0, 'o' },
+					    { 0, 0, 0, 0 } };
 	int ch;
-	while ((ch = getopt_long(argc, argv, "t:r:q", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:r:qo:", lo, NULL)) != -1) {
 		if (ch == 't')
 			threads = (int)parse_long("--threads", optarg, 1, 1024);
 		else if (ch == 'r')
 			reps = (int)parse_long("--reps", optarg, 1, 100);
 		else if (ch == 'q')
 			quick = 1;
+		else if (ch == 'o' && (!strcmp(optarg, "llama") || !strcmp(optarg, "gpt2") || !strcmp(optarg, "prefix")))
+			only = optarg;
 		else
-			die_usage("usage: model_bench [--threads N] [--reps N] [--quick]");
+			die_usage("usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix]");
 	}
 	lbdpo_set_threads(threads);
 	double p1 = sgemm_gflops(2048, 2048, 2048, 3);
@@ -222,9 +227,12 @@ int main(int argc, char **argv)
 		bench_model("llama-2L", ll, reps, peak);
 		return 0;
 	}
-	bench_model("llama-110M", ll, reps, peak);
-	bench_model("gpt2-124M", g2, reps, peak);
-	bench_prefix(ll, 1);
+	if (!only || !strcmp(only, "llama"))
+		bench_model("llama-110M", ll, reps, peak);
+	if (!only || !strcmp(only, "gpt2"))
+		bench_model("gpt2-124M", g2, reps, peak);
+	if (!only || !strcmp(only, "prefix"))
+		bench_prefix(ll, reps);
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("peak RSS %.0f MiB\n", ru.ru_maxrss / 1024.0);
