@@ -794,8 +794,8 @@ LBDPO_KERNEL void logsoftmax_rows(float *lse_out, float *lp, float *ent, const f
 	 * against the running max m. When a chunk raises m to m', the running
 	 * sums move to the new max first (α = e^(m−m')):
 	 *   s ← α·s,   u ← α·(u − (m'−m)·s).
-	 * Exps are vexpf across the vector lanes; each chunk's sums are float
-	 * (32 terms per lane at 16 lanes), the row's in double. */
+	 * Exps are vexpf across the vector lanes, summed in double (a float sum
+	 * holding the max's 1 loses the small terms: 3e-6 in lse without lanes). */
 #pragma omp parallel for schedule(static)
 	for (int r = 0; r < T; r++) {
 		const logit_row *ri = &rows[r];
@@ -820,7 +820,7 @@ LBDPO_KERNEL void logsoftmax_rows(float *lse_out, float *lp, float *ent, const f
 				}
 				m = cm;
 			}
-			float cs = 0, cu = 0;
+			double cs = 0, cu = 0;
 			if (want_u) {
 #pragma omp simd reduction(+ : cs, cu)
 				for (int i = 0; i < n; i++) {
