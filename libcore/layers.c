@@ -815,7 +815,7 @@ LBDPO_KERNEL void logsoftmax_rows(float *lse_out, float *lp, float *ent, const f
 			if (cm > m) {
 				if (s > 0) {
 					const double a = exp((double)m - cm);
-					u = a * (u - ((double)cm - m) * s);
+					u = want_u ? a * (u - ((double)cm - m) * s) : 0; /* 0: ent = log s */
 					s *= a;
 				}
 				m = cm;

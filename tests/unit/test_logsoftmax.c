@@ -4,7 +4,8 @@
  *   dz_v = Σ_k w_k [v = y_k] − (Σ_k w_k) p_v,  p_v = e^{z_v − lse}.
  * Rows are long (several of the kernel's column chunks, a ragged tail) with
  * the maximum placed early, late and in the tail, so the running-max
- * rescaling between chunks is exercised; one row is skipped (no target). */
+ * rescaling between chunks is exercised; one row is skipped (no target).
+ * Rows without a prompt target get log Σ e^(z−m) in ent, as layers.h says. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -72,6 +73,12 @@ Test(logsoftmax, rows_against_double)
 			rel_close(lp[2 * r + k], rows[r].kind[k] ? z[(size_t)r * V + rows[r].y[k]] - L : 0.0, 1e-6, "lp", r);
 		if (rows[r].kind[0] == 1) /* entropy of prompt rows */
 			rel_close(ent[r], L - pz, 1e-5, "entropy", r);
+		else { /* log Σ e^(z−m) on the others (layers.h; the CUDA twin matches it) */
+			float m = -INFINITY;
+			for (int v = 0; v < V; v++)
+				m = z[(size_t)r * V + v] > m ? z[(size_t)r * V + v] : m;
+			rel_close(ent[r], L - m, 1e-6, "log-sum of a completion row", r);
+		}
 	}
 	rel_close(lse[5], 1.5 + log((double)V), 2e-7, "flat lse", 5);
 	rel_close(ent[5], log((double)V), 1e-6, "flat entropy", 5);
