@@ -103,6 +103,23 @@ int main(int argc, char **argv)
 	TIME("gelu fwd", gelu_forward(h, mlp, (size_t)T * G));
 	TIME("gelu bwd", gelu_backward(dh, dmlp, mlp, (size_t)T * G));
 	total = 0;
+	/* the loss hand-off over model_bench's rows: prompt rows (with the
+	 * entropy) for the first 128, completion rows after */
+	const int V = 32000;
+	float *logits = rnd((size_t)T * V, 8, 23), *lp = xmalloc(sizeof(float) * 2 * T), *ent = xmalloc(sizeof(float) * T);
+	logit_row *rows = xmalloc(sizeof(logit_row) * T);
+	int *idx = xmalloc(sizeof(int) * T);
+	int32_t *yy = xmalloc(sizeof(int32_t) * 2 * T);
+	double *wr = xmalloc(sizeof(double) * 2 * T);
+	for (int t = 0; t < T; t++) {
+		rows[t] = (logit_row){ { (t * 7919) % V, -1 }, { t < 128 ? 1 : 2, 0 }, { 0, 0 }, 0 };
+		idx[t] = t, yy[2 * t] = rows[t].y[0], yy[2 * t + 1] = -1, wr[2 * t] = 1e-3, wr[2 * t + 1] = 0;
+	}
+	printf("lm head loss, V=%d (the matrix products are sgemm)\n", V);
+	TIME("logsoftmax rows", logsoftmax_rows(lse, lp, ent, logits, rows, T, V));
+	TIME("logit grad rows", logit_grad_rows(logits, lse, idx, wr, yy, T, V));
+	free(logits), free(lp), free(ent), free(rows), free(idx), free(yy), free(wr);
+	total = 0;
 	size_t n = (size_t)16 << 20;
 	float *p = rnd(n, 0.02f, 21), *g = rnd(n, 0.01f, 22), *m1 = xcalloc(n, sizeof(float)), *m2 = xcalloc(n, sizeof(float));
 	adamw_hp hp = { 0.9, 0.999, 1e-8 };

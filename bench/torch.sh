@@ -89,9 +89,10 @@ fi
 sh=llama-110M; grep -q "^$sh " "$T/ours" || sh=llama-2L # --quick
 fb=$(sed -n "s/^$sh .*fwd+bwd: .*( *\([0-9]*\)% of peak).*/\1/p" "$T/ours")
 fbc=$(awk -v s="$sh" '$1 == s && /per CPU-second/ { v = $NF; gsub(/[()%]/, "", v); print v }' "$T/ours")
-pf=$(sed -n 's/^prefix sharing.*forward .*(\([0-9.]*\)×), fwd+bwd .*(\([0-9.]*\)×)$/\1 \2/p' "$T/ours")
+pf=$(sed -n 's/^prefix sharing.*forward [^(]*(\([0-9.]*\)×), fwd+bwd [^(]*(\([0-9.]*\)×).*/\1 \2/p' "$T/ours")
 [ -n "$pf" ] || pf="? ?"
+pfc=$(sed -n 's/^prefix sharing.*per CPU-second \([0-9.]*×\) \/ \([0-9.]*×\)$/ (per CPU-s \1 \/ \2)/p' "$T/ours")
 echo
 echo "goals (issue 10): $sh fwd+bwd ${fb:-?}% of sgemm peak (${fbc:-?}% per CPU-s; goal ≥ 70%)," \
 	"LB-DPO step / TRL-style step $( [ -n "$o" ] && [ -n "$t" ] && awk -v o="$o" -v t="$t" 'BEGIN { printf "%.2f×", o / t }' || echo ?) (goal ≥ 1.5×)," \
-	"prefix sharing forward ${pf% *}× / fwd+bwd ${pf#* }× (goal > 1× both)"
+	"prefix sharing forward ${pf% *}× / fwd+bwd ${pf#* }×$pfc (goal > 1× both)"
