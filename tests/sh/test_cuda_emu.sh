@@ -28,14 +28,14 @@ F="$ROOT/tests/fixtures"
 # 1e-5·max(|a|, |b|, 1) (relative, with a unit floor for values that are
 # differences of larger fp32 numbers); prints the worst.
 nums() { grep -o -- '-\?[0-9][0-9]*\(\.[0-9]*\)\?\([eE][-+]\?[0-9]*\)\?' "$1"; }
-close() { # label a b
+close() { # label a b [tolerance, default 1e-5]
 	local na nb
 	na=$(nums "$2" | wc -l) nb=$(nums "$3" | wc -l)
 	[ "$na" = "$nb" ] && [ "$na" -gt 0 ] || fail "$1: $na vs $nb numbers"
-	paste <(nums "$2") <(nums "$3") | awk -v what="$1" '
+	paste <(nums "$2") <(nums "$3") | awk -v what="$1" -v tol="${4:-1e-5}" '
 		{ d = $1 - $2; if (d < 0) d = -d; m = $1 < 0 ? -$1 : $1; b = $2 < 0 ? -$2 : $2; if (b > m) m = b; if (m < 1) m = 1
 		  r = d / m; if (r > mx) { mx = r; at = $1 " vs " $2 } n++ }
-		END { printf "%-44s %6d numbers, max rel %.1e%s\n", what, n, mx, (mx > 0 ? " (" at ")" : ""); exit (mx > 1e-5) }' ||
+		END { printf "%-44s %6d numbers, max rel %.1e%s\n", what, n, mx, (mx > 0 ? " (" at ")" : ""); exit (mx > tol) }' ||
 		fail "$1: cpu and emulated cuda differ"
 }
 show() { lbdpo-show --no-header --f32 <"$1"; }
@@ -118,12 +118,20 @@ ck_close "step gpt2 lbdpo checkpoint" c_g2 e_g2 3e-3 3
 # GeGLU, 1 + w norms, alternating windows), Gemma 3 (its per-head norms, local
 # RoPE base)
 for f in fam_qwen3 fam_neox fam_gemma2_swa fam_gemma3_swa; do
+	rm -f mc.jsonl me.jsonl # --metrics appends
 	lbdpo-step -q --model "$F/hf/$f" --output c_$f --steps 3 --loss lbdpo "${S[@]}" --metrics mc.jsonl --device cpu ||
 		fail "step cpu $f"
-	"$E/lbdpo-step" -q --init "$F/hf/$f" --out e_$f --steps 3 --loss lbdpo "${S[@]}" --metrics me.jsonl \
+	"$E/lbdpo-step" -q --model "$F/hf/$f" --output e_$f --steps 3 --loss lbdpo "${S[@]}" --metrics me.jsonl \
 		--device cuda 2>err.txt || fail "step emu $f: $(cat err.txt)"
 	sed 's/, "tokens_per_s": [^}]*//' mc.jsonl >a.jsonl && sed 's/, "tokens_per_s": [^}]*//' me.jsonl >b.jsonl
-	close "step $f metrics" a.jsonl b.jsonl
+	# step 1 (one forward and backward from the same weights) within 1e-5;
+	# steps 2-3 start from weights after Adam, which moves every weight by
+	# ±lr whatever the gradient's size, so fp32 noise in step 1 reaches them
+	# amplified: Gemma 3's step-2 grad_norm (88.75, 3.4× step 1's) differs by
+	# 1.0e-5 where step 1's differs by 6e-7 (measured); those steps get 5e-5
+	sed -n 1p a.jsonl >a1.jsonl && sed -n 1p b.jsonl >b1.jsonl
+	close "step $f metrics, step 1" a1.jsonl b1.jsonl
+	close "step $f metrics, steps 1-3" a.jsonl b.jsonl 5e-5
 	# GPT-NeoX: the key bias's unrotated dims (2 layers × 2 heads × 4 of
 	# head_dim 8) have a gradient of exactly 0 in exact math (q·b_k is the
 	# same for every key, and the softmax ignores a shift): fp32 noise there

@@ -103,7 +103,7 @@ grep -q 'lbdpo-refcache\[rank 1\]: error: ../bad: not an lbdpo-refcache director
 # 7. A rank killed (SIGKILL) mid-run: the job fails, mpirun (without -q)
 # names the rank and the signal, no output is left; a re-run on
 # the same shared cache completes and writes what an uninterrupted run does.
-gen 12 5000 big.tok
+gen 12 20000 big.tok # long enough (~1.5 s on 2 ranks) that the kill below lands mid-run
 # Same arguments (the header records them) in u/w and k/w.
 mkdir -p u/w k/w
 (cd u/w && lbdpo-refcache --model ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>/dev/null) || fail "uninterrupted run"
@@ -122,6 +122,6 @@ wait $mp && fail "the job succeeded although rank 1 was killed (finished too ear
 [ -e k/w/big.ref ] && fail "a killed job left an output"
 grep -q 'rank 1 .*exited on signal 9' e6 || fail "mpirun did not name the killed rank: $(cat e6)"
 (cd k/w && mpi -np 2 lbdpo-refcache --model ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>../../s7) || fail "re-run after the kill"
-grep -q '5000 records (2 ranks): [0-9]* computed, [1-9][0-9]* from cache' s7 || fail "re-run used nothing of the killed run: $(summary s7)"
+grep -q '20000 records (2 ranks): [0-9]* computed, [1-9][0-9]* from cache' s7 || fail "re-run used nothing of the killed run: $(summary s7)"
 cmp u/w/big.ref k/w/big.ref || fail "re-run after a kill differs from an uninterrupted run"
 echo "ok"
