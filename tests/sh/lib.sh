@@ -35,3 +35,12 @@ need_mpi() {
 	export LBDPO_TEST_MARK="$T" # finds this test's ranks among other processes
 }
 mpi() { mpirun -q --oversubscribe "$@"; }
+# rank_pid R PATTERN: the process id of rank R among this test's ranks whose
+# command line matches PATTERN (pgrep -f), found by the environment need_mpi set
+rank_pid() {
+	local p e
+	for p in $(pgrep -f "$2"); do
+		e=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)
+		grep -qx "LBDPO_TEST_MARK=$T" <<<"$e" && grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$e" && { echo "$p"; return; }
+	done
+}

@@ -12,14 +12,6 @@ cd "$T"
 gen() { awk -v seed="$1" -v n="$2" -v V=512 -v sha=tok-sha-1 -f "$ROOT/tests/sh/pairs_gen.awk" >"$3.jsonl" &&
 	lbdpo-show --from-json -i "$3.jsonl" -o "$3"; }
 summary() { grep 'computed,' "$1" | tail -1; }
-# rank R's process id (environment of the ranks this test started)
-rank_pid() {
-	local p e
-	for p in $(pgrep -f 'lbdpo-refcache --model ../../m1 -i ../../big.tok'); do
-		e=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)
-		grep -qx "LBDPO_TEST_MARK=$T" <<<"$e" && grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$e" && { echo "$p"; return; }
-	done
-}
 
 # 1. The communication layer itself.
 for n in 2 3; do
@@ -111,7 +103,7 @@ mkdir -p u/w k/w
 mp=$!
 pid=
 for _ in $(seq 200); do
-	pid=$(rank_pid 1)
+	pid=$(rank_pid 1 'lbdpo-refcache --model ../../m1 -i ../../big.tok')
 	[ -n "$pid" ] && [ -n "$(ls k/kc/*/seg-* 2>/dev/null)" ] && break
 	sleep 0.05
 done

@@ -149,14 +149,6 @@ refuse() {
 }
 refuse "error: with 2 MPI ranks the input must be a file" <train.ref
 
-# rank R's process id among this test's ranks
-rank_pid() {
-	local p e
-	for p in $(pgrep -f 'lbdpo-step --model m0 --output long'); do
-		e=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)
-		grep -qx "LBDPO_TEST_MARK=$T" <<<"$e" && grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$e" && { echo "$p"; return; }
-	done
-}
 # start a long 2-rank run writing a checkpoint every step; wait for the first
 long_run() {
 	rm -rf long
@@ -165,7 +157,7 @@ long_run() {
 	mp=$!
 	pid=
 	for _ in $(seq 400); do
-		pid=$(rank_pid 1)
+		pid=$(rank_pid 1 'lbdpo-step --model m0 --output long')
 		[ -n "$pid" ] && [ -e long/trainer_state.json ] && break
 		sleep 0.05
 	done
