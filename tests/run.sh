@@ -7,7 +7,7 @@
 set -u
 cd "$(dirname "$0")/.."
 : "${LBDPO_BIN:=$PWD/bin}" "${LBDPO_TESTBIN:=$PWD/build/rel/tests}"
-export LBDPO_BIN LBDPO_ROOT="$PWD" PATH="$LBDPO_BIN:$PATH"
+export LBDPO_BIN LBDPO_TESTBIN LBDPO_ROOT="$PWD" PATH="$LBDPO_BIN:$PATH"
 # Real assets beside the checkout (CI has them; a user's clone may not).
 if [ -z "${LBDPO_SHARED:-}" ] && [ -d "$PWD/../shared" ]; then export LBDPO_SHARED="$PWD/../shared"; fi
 if [ -z "${LBDPO_ASSETS:-}" ] && [ -n "${LBDPO_SHARED:-}" ]; then export LBDPO_ASSETS="$LBDPO_SHARED/assets"; fi

@@ -95,20 +95,29 @@ grep -q 'lbdpo-refcache\[rank 1\]: error: ../bad: not an lbdpo-refcache director
 # 7. A rank killed (SIGKILL) mid-run: the job fails, mpirun (without -q)
 # names the rank and the signal, no output is left; a re-run on
 # the same shared cache completes and writes what an uninterrupted run does.
-gen 12 20000 big.tok # long enough (~1.5 s on 2 ranks) that the kill below lands mid-run
+gen 12 20000 big.tok
 # Same arguments (the header records them) in u/w and k/w.
 mkdir -p u/w k/w
 (cd u/w && lbdpo-refcache --model ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>/dev/null) || fail "uninterrupted run"
 (cd k/w && exec mpirun --oversubscribe -np 2 lbdpo-refcache --model ../../m1 -i ../../big.tok -o big.ref --cache ../kc 2>../../e6) &
 mp=$!
+# Rank 1 is stopped (SIGSTOP) as soon as it exists and then let run in
+# 50 ms slices until a cache segment appears, so the job cannot finish before
+# the kill however fast this machine is (a timed kill raced a fast CI machine).
 pid=
-for _ in $(seq 200); do
+for _ in $(seq 500); do
 	pid=$(rank_pid 1 'lbdpo-refcache --model ../../m1 -i ../../big.tok')
-	[ -n "$pid" ] && [ -n "$(ls k/kc/*/seg-* 2>/dev/null)" ] && break
-	sleep 0.05
+	[ -n "$pid" ] && break
+	kill -0 $mp 2>/dev/null || break
+	sleep 0.02
 done
-[ -n "$pid" ] || fail "rank 1 not found"
-sleep 0.3
+[ -n "$pid" ] || { kill $mp 2>/dev/null; fail "rank 1 not found; mpirun printed: $(cat e6)"; }
+kill -STOP "$pid" || fail "cannot stop rank 1 ($pid)"
+for _ in $(seq 400); do
+	[ -n "$(ls k/kc/*/seg-* 2>/dev/null)" ] && break
+	kill -CONT "$pid"; sleep 0.05; kill -STOP "$pid"
+done
+[ -n "$(ls k/kc/*/seg-* 2>/dev/null)" ] || { kill -KILL "$pid"; fail "no cache segment after 20 s of slices"; }
 kill -KILL "$pid" || fail "cannot kill rank 1 ($pid)"
 wait $mp && fail "the job succeeded although rank 1 was killed (finished too early?)"
 [ -e k/w/big.ref ] && fail "a killed job left an output"
