@@ -91,8 +91,14 @@ const char *cpu_kernel_path(void)
 		return "x86-64-v4";
 	if (__builtin_cpu_supports("x86-64-v3"))
 		return "x86-64-v3";
-#endif
 	return "baseline";
+#elif defined(__AVX512F__)
+	return "AVX-512, whole build (-march)"; /* ARCHFLAGS: one path, no clones */
+#elif defined(__AVX2__)
+	return "AVX2, whole build (-march)";
+#else
+	return "baseline";
+#endif
 }
 
 void print_version(const char *prog)

@@ -58,7 +58,8 @@ void print_version(const char *prog);
 #define LBDPO_INLINE static inline __attribute__((always_inline))
 
 /* The kernel path the loader picks on this CPU: "x86-64-v4", "x86-64-v3"
- * or "baseline" (matches LBDPO_KERNEL's choice). */
+ * or "baseline" (matches LBDPO_KERNEL's choice); in a build without clones
+ * (ARCHFLAGS), the vector width that build was compiled for. */
 const char *cpu_kernel_path(void);
 
 #endif
