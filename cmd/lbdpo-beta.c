@@ -21,8 +21,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "DIR", "checkpoint written by lbdpo-step (required)"),
 	CLI_OPT('i', 'i', "input", "FILE", "records with prompt_ids (default stdin)"),
 	CLI_OPT('o', 'o', "output", "FILE", "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
-	BACKEND_CLI_OPTS('D'),
-	CLI_OPT('t', 't', "threads", "N", "OpenMP/OpenBLAS threads"),
+	BACKEND_CLI_OPTS,
 	CLI_OPT('P', 0, "ignore-provenance", NULL,
 		"accept records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
 	CLI_ALIAS('c', "checkpoint", "model"),
@@ -36,21 +35,19 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-beta");
 	lbdpo_runtime_init(argv);
-	const char *in = NULL, *out = NULL, *ckp = NULL, *device = NULL;
-	int tf32 = 0;
-	long threads = 0;
+	const char *in = NULL, *out = NULL, *ckp = NULL;
 	int ignore_prov = 0;
+	backend_opts bo = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int k; (k = cli_next(&c)) != -1;) {
+		if (backend_opts_parse(&bo, k, c.arg))
+			continue;
 		switch (k) {
 		case 'i': in = c.arg; break;
 		case 'o': out = c.arg; break;
 		case 'm': ckp = c.arg; break;
-		case 't': threads = parse_long("--threads", c.arg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
-		case 'D': device = c.arg; break;
-		case BACKEND_KEY_TF32: tf32 = 1; break;
 		}
 	}
 	if (c.ind < argc)
@@ -59,10 +56,7 @@ int main(int argc, char **argv)
 		die_usage("--model is required");
 	if (!ckpt_is(ckp))
 		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", ckp);
-	backend_set_tf32(tf32);
-	backend_select_device(device);
-	if (threads > 0)
-		lbdpo_set_threads((int)threads);
+	backend_opts_apply(&bo);
 	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
 	const model_config *cfg = model_cfg(ck->m);
 	rs_reader *r = rs_open(in, NULL);

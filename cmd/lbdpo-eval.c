@@ -366,8 +366,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('p', 0, "plot", "DIR", "write plots (PNG via gnuplot when installed) and their data into DIR"),
 	CLI_OPT('g', 0, "generations", "FILE", "JSONL with \"completion\" or \"text\" strings: lengths and distinct-n"),
 	CLI_OPT('r', 0, "per-record", "FILE", "also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)"),
-	BACKEND_CLI_OPTS('D'),
-	CLI_OPT('t', 't', "threads", "N", "OpenMP/OpenBLAS threads"),
+	BACKEND_CLI_OPTS,
 	CLI_OPT('P', 0, "ignore-provenance", NULL,
 		"accept records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
 	CLI_ALIAS('c', "checkpoint", "model"),
@@ -381,16 +380,18 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-eval");
 	lbdpo_runtime_init(argv);
 	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
-	const char *perrec = NULL, *device = NULL;
-	int tf32 = 0;
+	const char *perrec = NULL;
 	int kind = -1;
 	double beta = -1, lsmooth = -1, gamma = NAN;
-	long bs = 8, threads = 0;
+	long bs = 8;
 	int ignore_prov = 0;
+	backend_opts bo = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
+		if (backend_opts_parse(&bo, key, arg))
+			continue;
 		switch (key) {
 		case 'i': in = arg; break;
 		case 'o': outp = arg; break;
@@ -407,20 +408,14 @@ int main(int argc, char **argv)
 		case 'p': plotdir = arg; break;
 		case 'g': gens = arg; break;
 		case 'r': perrec = arg; break;
-		case 't': threads = parse_long("--threads", arg, 1, 4096); break;
 		case 'P': ignore_prov = 1; break;
-		case 'D': device = arg; break;
-		case BACKEND_KEY_TF32: tf32 = 1; break;
 		}
 	}
 	if (c.ind < argc)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!ckp)
 		die_usage("--model is required");
-	backend_set_tf32(tf32);
-	backend_select_device(device);
-	if (threads > 0)
-		lbdpo_set_threads((int)threads);
+	backend_opts_apply(&bo);
 	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
 	loss_opts lo;
 	loss_opts_default(&lo);

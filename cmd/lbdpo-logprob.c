@@ -70,7 +70,7 @@ static void flush(batch *b, const model *m, model_ws *ws, distrec *d, int per_to
 	b->tokens = 0;
 }
 
-enum { OPT_PER_TOKEN = 256, OPT_DEVICE };
+enum { OPT_PER_TOKEN = 256 };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory or llama2.c .bin (required)"),
 	CLI_OPT('i', 'i', "input", "FILE", "token records to read (default: standard input)"),
@@ -78,8 +78,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('b', 'b', "batch-tokens", "N",
 		"pack pairs into forwards of up to N tokens (default 4096); 0: one pair per forward (as lbdpo-refcache)"),
 	CLI_OPT(OPT_PER_TOKEN, 0, "per-token", NULL, "add per-token completion log-probs (f32 bin)"),
-	BACKEND_CLI_OPTS(OPT_DEVICE),
-	CLI_OPT('t', 't', "threads", "N", "compute threads (default: OpenMP/OpenBLAS default)"),
+	BACKEND_CLI_OPTS,
 	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
 	{0}};
 
@@ -90,32 +89,29 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-logprob");
 	lbdpo_runtime_init(argv);
-	const char *model_path = NULL, *in = NULL, *outp = NULL, *device = NULL;
-	int tf32 = 0;
-	long batch_tokens = 4096, threads = 0;
+	const char *model_path = NULL, *in = NULL, *outp = NULL;
+	long batch_tokens = 4096;
 	int per_token = 0;
 	char about[512];
 	snprintf(about, sizeof about,
 		 "Score each record's chosen and rejected completions with a model and add\n"
 		 "chosen_logp, rejected_logp, chosen_n, rejected_n, prompt_logp, prompt_ppl,\n"
-		 "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps).\n"
-		 "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
-		 "(see the man page); this build %s MPI.",
-		 dist_have_mpi() ? "has" : "lacks");
+		 "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps).\n%s",
+		 dist_help_text());
 	spec.about = about;
+	backend_opts bo = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
+		if (backend_opts_parse(&bo, key, arg))
+			continue;
 		switch (key) {
 		case 'm': model_path = arg; break;
 		case 'i': in = arg; break;
 		case 'o': outp = arg; break;
 		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
 		case OPT_PER_TOKEN: per_token = 1; break;
-		case OPT_DEVICE: device = arg; break;
-		case BACKEND_KEY_TF32: tf32 = 1; break;
-		case 't': threads = parse_long("--threads", arg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
 		}
 	}
@@ -130,10 +126,7 @@ int main(int argc, char **argv)
 	if (nrank > 1 && (!in || !strcmp(in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
 			       "(-i FILE), not standard input", nrank);
-	backend_set_tf32(tf32);
-	backend_select_device(device);
-	if (threads)
-		lbdpo_set_threads((int)threads);
+	backend_opts_apply(&bo);
 
 	double t0 = now_s();
 	model *m = model_load(model_path);

@@ -235,7 +235,7 @@ static void progress(const state *s, uint64_t n_in, double t0, rs_reader *r, off
 		last ? "\n" : "");
 }
 
-enum { OPT_MERGE = 256, OPT_TOKSHA, OPT_DEVICE };
+enum { OPT_MERGE = 256, OPT_TOKSHA };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "MODEL", "reference model: HF directory or llama2.c .bin"),
 	CLI_OPT('c', 'c', "cache", "DIR", "persistent score cache (default: $LBDPO_REFCACHE, else none)"),
@@ -246,8 +246,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(OPT_TOKSHA, 0, "tokenizer-sha", "SHA", "refuse input whose header names another tokenizer"),
 	CLI_OPT('b', 'b', "batch-tokens", "N",
 		"pack pairs into forwards of up to N tokens; 0 (default): one pair per forward, scores independent of batching"),
-	BACKEND_CLI_OPTS(OPT_DEVICE),
-	CLI_OPT('t', 't', "threads", "N", "compute threads (default: OpenMP/OpenBLAS default)"),
+	BACKEND_CLI_OPTS,
 	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
 	CLI_ALIAS('r', "ref", "model"),
 	{0}};
@@ -262,23 +261,23 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-refcache");
 	lbdpo_runtime_init(argv);
 	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL;
-	const char *tok_sha = NULL, *device = NULL;
-	int tf32 = 0;
-	long batch_tokens = 0, threads = 0, shard_i = 0, shard_n = 1;
+	const char *tok_sha = NULL;
+	long batch_tokens = 0, shard_i = 0, shard_n = 1;
 	int do_merge = 0;
 	char about[512];
 	snprintf(about, sizeof about,
 		 "Attach reference scores to each record: ref_chosen_logp, ref_rejected_logp,\n"
 		 "ref_chosen_n, ref_rejected_n, ref_prompt_logp, ref_prompt_entropy. Scores\n"
-		 "found in the cache are not computed again.\n"
-		 "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
-		 "(see the man page); this build %s MPI.",
-		 dist_have_mpi() ? "has" : "lacks");
+		 "found in the cache are not computed again.\n%s",
+		 dist_help_text());
 	spec.about = about;
+	backend_opts bo = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
+		if (backend_opts_parse(&bo, key, arg))
+			continue;
 		switch (key) {
 		case 'm': ref = arg; break;
 		case 'c': cache_dir = arg; break;
@@ -287,10 +286,7 @@ int main(int argc, char **argv)
 		case 's': parse_shard(arg, &shard_i, &shard_n); break;
 		case OPT_MERGE: do_merge = 1; break;
 		case OPT_TOKSHA: tok_sha = arg; break;
-		case OPT_DEVICE: device = arg; break;
-		case BACKEND_KEY_TF32: tf32 = 1; break;
 		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
-		case 't': threads = parse_long("--threads", arg, 1, 1024); break;
 		case 'q': lbdpo_quiet = 1; break;
 		}
 	}
@@ -314,10 +310,7 @@ int main(int argc, char **argv)
 			  "(-i FILE), not standard input", nrank);
 	if (cache_dir && !*cache_dir)
 		cache_dir = NULL;
-	backend_set_tf32(tf32);
-	backend_select_device(device);
-	if (threads)
-		lbdpo_set_threads((int)threads);
+	backend_opts_apply(&bo);
 
 	double t0 = now_s();
 	model *m = model_load(ref);

@@ -224,7 +224,7 @@ static json_t *scalar_json(const msgpack_object *v)
 	}
 }
 
-enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_THREADS, O_TOK, O_TPL, O_DEV };
+enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE", "tokenizer.json or tokenizer.bin (needed for JSONL input)"),
@@ -242,8 +242,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "do not prepend BOS to JSONL prompts"),
 	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
 		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
-	BACKEND_CLI_OPTS(O_DEV),
-	CLI_OPT(O_THREADS, 't', "threads", "N", "compute threads (default: OMP_NUM_THREADS)"),
+	BACKEND_CLI_OPTS,
 	CLI_GONE(0, NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
 	{0}};
 
@@ -258,13 +257,14 @@ int main(int argc, char **argv)
 	lbdpo_runtime_init(argv);
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .seed = 1, .max_new = 64, .n = 1, .eos = -2};
 	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
-	const char *device = NULL;
-	int tf32 = 0;
-	int no_eos = 0, no_bos = 0, threads = 0;
+	int no_eos = 0, no_bos = 0;
+	backend_opts bo = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
+		if (backend_opts_parse(&bo, key, arg))
+			continue;
 		switch (key) {
 		case 'm': model_path = arg; break;
 		case O_TOK: tok_path = arg; break;
@@ -281,19 +281,13 @@ int main(int argc, char **argv)
 		case O_NOEOS: no_eos = 1; break;
 		case O_NOBOS: no_bos = 1; break;
 		case O_TPL: tpl_name = arg; break;
-		case O_DEV: device = arg; break;
-		case BACKEND_KEY_TF32: tf32 = 1; break;
-		case O_THREADS: threads = (int)parse_long("--threads", arg, 1, 1024); break;
 		}
 	}
 	if (c.ind < argc)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!model_path)
 		die_usage("--model is required");
-	backend_set_tf32(tf32);
-	backend_select_device(device);
-	if (threads)
-		lbdpo_set_threads(threads);
+	backend_opts_apply(&bo);
 
 	FILE *in = in_open(in_path);
 	int first = getc(in);

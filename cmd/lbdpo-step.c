@@ -111,7 +111,7 @@ enum {
 	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_SDT, O_IGNPROV, O_DEVICE
+	O_SDT, O_IGNPROV
 };
 
 static const cli_opt opts[] = {
@@ -162,8 +162,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_SAVE, 0, "save-every", "N", "also write --output every N steps (default: only at the end)"),
 	CLI_OPT(O_SDT, 0, "save-dtype", "T",
 		"float32, float16 or bfloat16: the policy's weights in the checkpoint (default: the dtype the model came in)"),
-	BACKEND_CLI_OPTS(O_DEVICE),
-	CLI_OPT('t', 't', "threads", "N", "OpenMP/OpenBLAS threads (default: library default)"),
+	BACKEND_CLI_OPTS,
 	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
 		"train on records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
@@ -180,18 +179,20 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-step");
 	lbdpo_runtime_init(argv);
-	const char *in = NULL, *out = NULL, *metrics = NULL, *device = NULL;
-	int tf32 = 0;
-	long steps = -1, save_every = 0, threads = 0;
+	const char *in = NULL, *out = NULL, *metrics = NULL;
+	long steps = -1, save_every = 0;
 	double epochs = -1;
 	int save_dtype = -1, ignore_prov = 0, k;
 	train_opts to;
 	train_opts_default(&to);
 	loss_opts *lo = &to.loss;
+	backend_opts bo = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
+		if (backend_opts_parse(&bo, key, arg))
+			continue;
 		switch (key) {
 		case 'i': in = arg; break;
 		case 'o': out = arg; break;
@@ -269,10 +270,7 @@ int main(int argc, char **argv)
 			if ((save_dtype = hfconfig_dtype(arg)) < 0)
 				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", arg);
 			break;
-		case 't': threads = parse_long("--threads", arg, 1, 4096); break;
 		case O_IGNPROV: ignore_prov = 1; break;
-		case O_DEVICE: device = arg; break;
-		case BACKEND_KEY_TF32: tf32 = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
 		}
 	}
@@ -286,8 +284,7 @@ int main(int argc, char **argv)
 		die_usage("give --steps or --epochs");
 	if (lo->beta_min > lo->beta_max)
 		die_usage("--beta-min is larger than --beta-max");
-	backend_set_tf32(tf32);
-	backend_select_device(device);
+	backend_opts_apply(&bo);
 	/* Under mpirun: data parallel. Every rank holds the model and takes
 	 * slots i ≡ rank (mod N) of each global micro-batch (engine.h). */
 	dist_init(&argc, &argv);
@@ -297,8 +294,6 @@ int main(int argc, char **argv)
 			       "(-i FILE), not standard input", nrank);
 	if (rank > 0)
 		lbdpo_quiet = 1; /* rank 0 reports progress and the summary */
-	if (threads > 0)
-		lbdpo_set_threads((int)threads);
 	ckpt_check_out(out); /* before any work: --output replaces only a checkpoint */
 	signals_graceful();
 

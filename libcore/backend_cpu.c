@@ -118,6 +118,24 @@ const lb_backend *backend_cuda_open(const char *spec, char *desc, size_t n) __at
 
 const char *backend_device(void) { return device_desc; }
 
+int backend_opts_parse(backend_opts *o, int key, const char *arg)
+{
+	switch (key) {
+	case BACKEND_KEY_DEVICE: o->device = arg; return 1;
+	case BACKEND_KEY_TF32: o->tf32 = 1; return 1;
+	case BACKEND_KEY_THREADS: o->threads = (int)parse_long("--threads", arg, 1, 4096); return 1;
+	}
+	return 0;
+}
+
+void backend_opts_apply(const backend_opts *o)
+{
+	backend_set_tf32(o->tf32);
+	backend_select_device(o->device);
+	if (o->threads > 0)
+		current->set_threads(o->threads);
+}
+
 const char *backend_select_device(const char *spec)
 {
 	char why[256];

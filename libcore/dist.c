@@ -357,3 +357,13 @@ void dist_die_same(int code, const char *fmt, ...)
 	error("%s", buf);
 	end_job(code);
 }
+
+const char *dist_help_text(void)
+{
+	static char buf[160];
+	snprintf(buf, sizeof buf,
+		 "Under mpirun -np N the ranks split the records and rank 0 writes them all\n"
+		 "(see the man page); this build %s MPI.",
+		 dist_have_mpi() ? "has" : "lacks");
+	return buf;
+}

@@ -32,6 +32,10 @@ int dist_rank(void);
 int dist_size(void);
 /* 1 if this program was built with MPI. */
 int dist_have_mpi(void);
+/* The --help lines of the programs whose ranks split the records
+ * (lbdpo-logprob, lbdpo-refcache): what mpirun does and whether this build
+ * has MPI. */
+const char *dist_help_text(void);
 
 /* x[i] <- sum over ranks of x[i], the same result on every rank. */
 void dist_allreduce_sum_f32(float *x, size_t n);
