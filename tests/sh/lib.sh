@@ -2,6 +2,8 @@
 #   need_shared FILE...  skip (exit 77) with a message when ../shared assets are absent
 #   fail MSG             print and exit 1
 #   expect_fail CMD...   the command must exit nonzero with a one-line "error:" message
+#   num_close A B TOL    two text files equal but for numbers, which agree within TOL
+#                        relative (absolute below 1); prints the worst difference
 set -u -o pipefail   # a failing producer in a pipe fails the test too (so never cut a
                      # producer short with head: it would die of SIGPIPE; use sed -n 1p)
 : "${LBDPO_BIN:?run through make test}"
@@ -43,4 +45,32 @@ rank_pid() {
 		e=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)
 		grep -qx "LBDPO_TEST_MARK=$T" <<<"$e" && grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$e" && { echo "$p"; return; }
 	done
+}
+num_close() {
+	local a b
+	a=$(wc -l <"$1") b=$(wc -l <"$2")
+	[ "$a" = "$b" ] || { echo "num_close: $1 has $a lines, $2 has $b"; return 1; }
+	paste -d '\n' "$1" "$2" | awk -v tol="$3" -v f1="$1" -v f2="$2" '
+	function split_nums(s, nums, rest,   n, r) {
+		n = 0; r = ""
+		while (match(s, /-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/)) {
+			nums[++n] = substr(s, RSTART, RLENGTH) + 0
+			r = r substr(s, 1, RSTART - 1) "#"
+			s = substr(s, RSTART + RLENGTH)
+		}
+		rest[0] = r s
+		return n
+	}
+	NR % 2 == 1 { line1 = $0; next }
+	{
+		n1 = split_nums(line1, x, r1); n2 = split_nums($0, y, r2)
+		if (n1 != n2 || r1[0] != r2[0]) { printf "num_close: line %d differs beyond its numbers\n", NR / 2; bad = 1; exit 1 }
+		for (i = 1; i <= n1; i++) {
+			d = x[i] - y[i]; if (d < 0) d = -d
+			m = x[i] < 0 ? -x[i] : x[i]; if (m < 1) m = 1
+			if (d / m > w) w = d / m
+			if (d / m > tol) { printf "num_close: line %d: %.17g vs %.17g\n", NR / 2, x[i], y[i]; bad = 1; exit 1 }
+		}
+	}
+	END { if (!bad) printf "num_close %s %s: worst relative difference %.2g\n", f1, f2, w; exit bad }'
 }
