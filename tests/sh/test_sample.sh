@@ -39,7 +39,7 @@ $S -m "$F/model" --greedy --max-new-tokens 24 --eos-id "$eos" --no-eos -i "$T/p.
 N=3000
 check_freq() { # label, expected-probs key, lbdpo-sample options...
 	local label=$1 key=$2; shift 2
-	$S -m "$F/model" --max-new-tokens 1 --n $N --seed 7 "$@" -i "$T/one.rec" -o "$T/s.jsonl" || fail "$label: run"
+	$S -m "$F/model" --max-new-tokens 1 --n $N --seed 7 "$@" -i "${REC:-$T/one.rec}" -o "$T/s.jsonl" || fail "$label: run"
 	[ "$(wc -l <"$T/s.jsonl")" = $N ] || fail "$label: --n $N lines"
 	sed 's/.*"ids":\[\([0-9]*\)\].*/\1/' "$T/s.jsonl" | sort | uniq -c >"$T/counts"
 	# expected: from the fixture, renormalized over the allowed ids (ALLOW, or all)
@@ -57,7 +57,7 @@ check_freq() { # label, expected-probs key, lbdpo-sample options...
 		  }
 		  if (allow != "") for (t in c) if (!(t in ok)) { printf "%s: id %s outside the allowed set\n", label, t; bad = 1 }
 		  exit }
-		END { exit bad }' "$T/counts" "$F/greedy.jsonl" || fail "$label: frequencies off"
+		END { exit bad }' "$T/counts" "${FIX:-$F/greedy.jsonl}" || fail "$label: frequencies off"
 }
 check_freq "T=1" probs_T1
 check_freq "T=0.5" probs_T0.5 --temperature 0.5
@@ -65,6 +65,24 @@ check_freq "T=0.5" probs_T0.5 --temperature 0.5
 top2=$(awk '{ s = $0; sub(/.*"probs_T1": \[\[/, "", s); split(s, a, /[^0-9.]+/); print a[1] "," a[3]; exit }' "$F/greedy.jsonl")
 ALLOW=$top2 check_freq "top-k 2" probs_T1 --top-k 2
 ALLOW=$top2 check_freq "top-p 0.4" probs_T1 --top-p 0.4
+
+# transformers' repetition penalty, temperature, top-k and top-p together, in
+# its order (tests/ref/make_sample_warpers_fixture.py): only the surviving ids
+# are drawn, at their frequencies; the prompt holds ids the penalty lowers
+W="$F/warpers.jsonl"
+{ echo '{"lbdpo":1,"kind":"pairs","history":[]}'; sed -n '1s/.*"warped_prompt_ids": \[\([0-9, ]*\)\].*/{"prompt_ids":[\1]}/p' "$W"; } |
+	lbdpo-show --from-json -o "$T/wone.rec" || fail "warped prompt record"
+kept=$(awk '{ s = $0; sub(/.*"probs_warped": \[\[/, "", s); sub(/\]\].*/, "", s); n = split(s, a, /\], \[/)
+	for (k = 1; k <= n; k++) { split(a[k], b, ", "); if (b[2] > 0) printf "%s%s", (o++ ? "," : ""), b[1] } exit }' "$W")
+[ "$(echo "$kept" | tr , '\n' | wc -l)" -ge 2 ] || fail "fixture: fewer than 2 ids survive the warpers"
+REC=$T/wone.rec FIX=$W ALLOW=$kept check_freq "warpers" probs_warped --repetition-penalty 1.5 --temperature 0.7 --top-k 10 --top-p 0.9
+# greedy with repetition_penalty 1.5 == transformers' greedy ids
+sed 's/.*"prompt_ids": \[\([0-9, ]*\)\].*/{"prompt_ids":[\1]}/' "$W" | { echo '{"lbdpo":1,"kind":"pairs","history":[]}'; cat; } |
+	lbdpo-show --from-json -o "$T/w.rec" || fail "warpers records"
+sed 's/.*"rep_ids": \[\([0-9, ]*\)\].*/\1/; s/ //g' "$W" >"$T/want_rep"
+$S -m "$F/model" --greedy --repetition-penalty 1.5 --max-new-tokens 24 -i "$T/w.rec" | ids /dev/stdin >"$T/got_rep" || fail "--repetition-penalty run"
+diff "$T/want_rep" "$T/got_rep" || fail "--repetition-penalty 1.5: greedy ids differ from transformers"
+cmp -s "$T/want_rep" "$T/want" && fail "fixture: the penalty changes nothing"
 
 # 4. Seeds: same seed, same samples; another seed, other samples.
 $S -m "$F/model" --n 2 --seed 3 --max-new-tokens 16 -i "$T/p.rec" >"$T/s1" || fail "seed run"
