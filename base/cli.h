@@ -80,7 +80,8 @@ typedef struct cli {
 void cli_start(cli *c, const cli_spec *spec, int argc, char **argv);
 /* The key of the next option (its argument in c->arg), or -1 after the last
  * (operands start at c->ind; the tables are freed). --help and --version
- * print and exit 0; a bad option prints one line and exits 2. */
+ * print and exit 0; a bad option prints the error line and the --help hint
+ * and exits 2. */
 int cli_next(cli *c);
 /* --help's text: synopsis, about, one aligned line (or wrapped paragraph)
  * per option, -h and -V, then the old spellings. */

@@ -369,6 +369,7 @@ static const cli_opt opts[] = {
 	BACKEND_CLI_OPTS,
 	CLI_OPT('P', 0, "ignore-provenance", NULL,
 		"accept records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
+	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
 	CLI_ALIAS('c', "checkpoint", "model"),
 	{0}};
 
@@ -409,6 +410,7 @@ int main(int argc, char **argv)
 		case 'g': gens = arg; break;
 		case 'r': perrec = arg; break;
 		case 'P': ignore_prov = 1; break;
+		case 'q': lbdpo_quiet = 1; break;
 		}
 	}
 	if (c.ind < argc)
@@ -482,7 +484,11 @@ int main(int argc, char **argv)
 			q->group = recs[i]->group;
 		}
 	}
-	progress_end(&pm);
+	double el = progress_end(&pm);
+	char els[32];
+	fmt_duration(el, els, sizeof els);
+	info("%d records scored in %s (%.1f records/s) on %s", data->n, els, data->n / (el > 1e-9 ? el : 1e-9),
+	     backend_device());
 	json_t *top = summarize(res, data->n, -2);
 	json_object_set_new(top, "loss_kind", json_string(loss_kind_name(lo.kind)));
 	if (lo.kind == LOSS_ROBUST || lo.kind == LOSS_SIMPO)

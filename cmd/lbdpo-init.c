@@ -274,7 +274,7 @@ int main(int argc, char **argv)
 		model_fingerprint(m, fp);
 		printf("arch=%s dim=%d hidden=%d layers=%d heads=%d kv_heads=%d head_dim=%d vocab=%d max_seq=%d tied=%d "
 		       "qkv_bias=%d params=%zu fingerprint=%s\n",
-		       model_arch_name(cf->arch), cf->dim, cf->hidden_dim, cf->n_layers, cf->n_heads,
+		       model_type_name(cf), cf->dim, cf->hidden_dim, cf->n_layers, cf->n_heads,
 		       cf->n_kv_heads, cf->head_dim, cf->vocab_size, cf->max_seq_len, cf->tied_embeddings, cf->qkv_bias,
 		       model_n_params(m), fp);
 	}

@@ -1,24 +1,30 @@
 /* lbdpo-sample — generate continuations of prompts with a KV cache.
  *
  * Input (detected by the first byte): JSON Lines with a "prompt" string or
- * list of chat messages (needs --tokenizer; messages are rendered with the
+ * list of chat messages (needs a tokenizer; messages are rendered with the
  * chat template and its generation prompt, as lbdpo-tokenize renders
  * prompts), or a token record stream with "prompt_ids". Output:
  * JSON Lines, one object per (prompt, sample): the input's fields (JSONL:
  * all of them; records: the scalar ones and prompt_ids) followed by
- * "sample", "text" (with --tokenizer), "ids", "n_new", "stop".
+ * "sample", "text" (with a tokenizer), "ids", "n_new", "stop".
+ * The tokenizer is --tokenizer, else the model directory's own.
  *
  * Decoding: each new token costs one model_kv_feed of one token, so a
  * sample of n tokens is O(n) forward steps, not O(n²).
- * Sampling: p ∝ softmax(logits / T), restricted to the k most likely tokens
- * (--top-k) and then to the smallest most-likely set whose mass reaches
- * --top-p (nucleus). T = 0 (or --greedy) takes the argmax. The random
+ * Sampling, in transformers' order: the repetition penalty, then
+ * p ∝ softmax(logits / T), restricted to the k most likely tokens (--top-k)
+ * and then to the smallest most-likely set whose mass reaches --top-p
+ * (nucleus). T = 0 (or --greedy) takes the argmax. Defaults come from the
+ * model directory's generation_config.json; options override them. Ids of a
+ * padded vocabulary that the tokenizer lacks are never sampled. The random
  * stream of sample k of input record i depends only on (--seed, i, k).
  */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "formats/prefs.h"
 #include "formats/records.h"
@@ -30,14 +36,18 @@
 #include "base/util.h"
 #include "formats/schema.h"
 
+#define MAX_EOS 16
+
 typedef struct {
 	double temperature;
 	int top_k;
 	double top_p;
+	double rep_penalty; /* 1 = off */
 	uint64_t seed;
 	int max_new;
 	int n;
-	int64_t eos;
+	int64_t eos[MAX_EOS]; /* stop ids */
+	int n_eos;
 } sample_opts;
 
 static uint64_t splitmix(uint64_t *s)
@@ -61,7 +71,19 @@ static int cand_desc(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id; /* ties: the smaller id first */
 }
 
-/* Pick the next token from logits [V]. c: scratch [V]. */
+/* transformers' RepetitionPenaltyLogitsProcessor: the logit of every id
+ * already in the prompt or the generation is divided by the penalty when
+ * positive, multiplied when negative. seen: the distinct ids [ns]. */
+static void rep_penalize(float *logits, const uint32_t *seen, size_t ns, double penalty)
+{
+	for (size_t i = 0; i < ns; i++) {
+		float *l = &logits[seen[i]];
+		*l = *l < 0 ? (float)(*l * penalty) : (float)(*l / penalty);
+	}
+}
+
+/* Pick the next token from logits [V] (V: the ids that may be sampled).
+ * c: scratch [V]. */
 static uint32_t pick(const float *logits, int V, const sample_opts *o, uint64_t *rng, cand *c)
 {
 	if (o->temperature <= 0 || o->top_k == 1) {
@@ -84,8 +106,12 @@ static uint32_t pick(const float *logits, int V, const sample_opts *o, uint64_t 
 	int n = V;
 	if (o->top_k > 0 || o->top_p < 1) {
 		qsort(c, (size_t)V, sizeof *c, cand_desc);
-		if (o->top_k > 0 && o->top_k < n)
+		if (o->top_k > 0 && o->top_k < n) {
+			/* transformers keeps every token tied with the k-th */
 			n = o->top_k;
+			while (n < V && c[n].p == c[o->top_k - 1].p)
+				n++;
+		}
 		z = 0;
 		for (int i = 0; i < n; i++)
 			z += c[i].p;
@@ -119,15 +145,40 @@ typedef struct {
 	model_kv *kv;
 	tok *tk;
 	const sample_opts *o;
+	int V_pick;    /* ids that may be sampled: those the tokenizer has */
 	float *logits; /* [V] */
 	cand *c;       /* [V] */
-	uint32_t *gen;
-	size_t gen_cap;
+	uint8_t *mark; /* [V]: in seen */
+	uint32_t *gen, *seen, *known;
+	size_t gen_cap, seen_cap, known_cap, n_seen;
 	char *text, *fix;
 	size_t text_cap, fix_cap;
 	FILE *out;
 	long n_out, n_tokens;
+	progress_meter pm;
 } sampler;
+
+/* Decode ids as transformers does: an id the tokenizer lacks (a padded
+ * vocabulary's extra rows) decodes to nothing. */
+static long decode_known(sampler *s, const uint32_t *ids, size_t n, unsigned flags)
+{
+	const uint32_t V = tok_vocab_size(s->tk);
+	size_t k = 0;
+	xgrow((void **)&s->known, &s->known_cap, n + 1, sizeof *s->known);
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] < V)
+			s->known[k++] = ids[i];
+	return tok_decode(s->tk, s->known, k, flags, &s->text, &s->text_cap);
+}
+
+static void see(sampler *s, uint32_t id)
+{
+	if (s->mark[id])
+		return;
+	s->mark[id] = 1;
+	xgrow((void **)&s->seen, &s->seen_cap, s->n_seen + 1, sizeof *s->seen);
+	s->seen[s->n_seen++] = id;
+}
 
 /* A JSON string of s[0..n) with each invalid UTF-8 byte replaced by U+FFFD
  * (a sampled token sequence may end, or wander, inside a character). */
@@ -165,18 +216,31 @@ static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t inde
 	for (int k = 0; k < s->o->n; k++) {
 		uint64_t rng = s->o->seed ^ (index * 0x100000001B3ull) ^ ((uint64_t)k << 40);
 		splitmix(&rng);
+		for (size_t i = 0; i < s->n_seen; i++)
+			s->mark[s->seen[i]] = 0;
+		s->n_seen = 0;
+		if (s->o->rep_penalty != 1)
+			for (int i = 0; i < np; i++)
+				see(s, prompt[i]);
 		model_kv_reset(s->kv);
 		model_kv_feed(s->m, s->kv, prompt, np, s->logits);
 		int n = 0;
 		const char *stop = "length";
 		xgrow((void **)&s->gen, &s->gen_cap, (size_t)s->o->max_new + 1, sizeof *s->gen);
 		while (n < s->o->max_new) {
-			uint32_t t = pick(s->logits, V, s->o, &rng, s->c);
-			if (s->o->eos >= 0 && t == (uint32_t)s->o->eos) {
+			if (s->o->rep_penalty != 1)
+				rep_penalize(s->logits, s->seen, s->n_seen, s->o->rep_penalty);
+			uint32_t t = pick(s->logits, s->V_pick, s->o, &rng, s->c);
+			int is_eos = 0;
+			for (int e = 0; e < s->o->n_eos; e++)
+				is_eos |= t == (uint32_t)s->o->eos[e];
+			if (is_eos) {
 				stop = "eos";
 				break;
 			}
 			s->gen[n++] = t;
+			if (s->o->rep_penalty != 1)
+				see(s, t);
 			if (n == s->o->max_new)
 				break;
 			if (model_kv_len(s->kv) >= cfg->max_seq_len) {
@@ -189,8 +253,7 @@ static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t inde
 		json_object_set_new(o, "sample", json_integer(k));
 		if (s->tk) {
 			/* NO_STRIP: a continuation keeps its leading space */
-			long len = tok_decode(s->tk, s->gen, (size_t)n, TOK_SKIP_SPECIAL | TOK_NO_STRIP, &s->text,
-					      &s->text_cap);
+			long len = decode_known(s, s->gen, (size_t)n, TOK_SKIP_SPECIAL | TOK_NO_STRIP);
 			if (len < 0)
 				die("%s: cannot decode the generation: %s", where, tok_error(s->tk));
 			json_object_set_new(o, "text", valid_utf8_json(s->text, (size_t)len, &s->fix, &s->fix_cap));
@@ -206,6 +269,7 @@ static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t inde
 		json_decref(o);
 		s->n_out++;
 		s->n_tokens += n;
+		progress_show(&s->pm, s->n_out, "%ld new tokens", s->n_tokens);
 	}
 }
 
@@ -224,24 +288,129 @@ static json_t *scalar_json(const msgpack_object *v)
 	}
 }
 
-enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL };
+/* A comma-separated list of stop ids (--eos-id) into o->eos. */
+static void parse_eos(sample_opts *o, const char *arg)
+{
+	o->n_eos = 0;
+	char *dup = xstrdup(arg), *save = NULL;
+	for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (o->n_eos == MAX_EOS)
+			die_usage("--eos-id: more than %d ids", MAX_EOS);
+		o->eos[o->n_eos++] = parse_long("--eos-id", t, 0, INT32_MAX);
+	}
+	if (!o->n_eos)
+		die_usage("--eos-id: no id in '%s'", arg);
+	free(dup);
+}
+
+/* A number of generation_config.json in [lo, hi], or die naming the key. */
+static int gen_num(json_t *g, const char *path, const char *key, double lo, double hi, double *v)
+{
+	json_t *j = json_object_get(g, key);
+	if (!j || json_is_null(j))
+		return 0;
+	if (!json_is_number(j) || json_number_value(j) < lo || json_number_value(j) > hi)
+		die("%s: \"%s\" must be a number in [%g, %g]", path, key, lo, hi);
+	*v = json_number_value(j);
+	return 1;
+}
+
+/* The model directory's generation_config.json, as transformers reads it:
+ * temperature, top_k, top_p, repetition_penalty, do_sample (false: greedy)
+ * and eos_token_id (one id or a list) become the defaults; keys it lacks
+ * keep lbdpo-sample's own. Returns whether eos ids were set. */
+static int gen_config(const char *model_path, sample_opts *o)
+{
+	char *path = path_join(model_path, "generation_config.json");
+	json_error_t je;
+	json_t *g = access(path, F_OK) ? NULL : json_load_file(path, 0, &je);
+	if (!g && !access(path, F_OK))
+		die("%s: line %d: %s", path, je.line, je.text);
+	int have_eos = 0;
+	if (g) {
+		if (!json_is_object(g))
+			die("%s: not a JSON object", path);
+		double v;
+		if (gen_num(g, path, "temperature", 0, 100, &v))
+			o->temperature = v;
+		if (gen_num(g, path, "top_k", 0, 1 << 30, &v))
+			o->top_k = (int)v;
+		if (gen_num(g, path, "top_p", 0, 1, &v))
+			o->top_p = v > 0 ? v : 1e-9;
+		if (gen_num(g, path, "repetition_penalty", 1e-6, 1e6, &v))
+			o->rep_penalty = v;
+		json_t *ds = json_object_get(g, "do_sample");
+		if (ds && !json_is_boolean(ds))
+			die("%s: \"do_sample\" must be true or false", path);
+		if (json_is_false(ds))
+			o->temperature = 0;
+		json_t *e = json_object_get(g, "eos_token_id");
+		if (json_is_integer(e))
+			e = json_pack("[O]", e);
+		else
+			json_incref(e);
+		if (e && !json_is_null(e)) {
+			if (!json_is_array(e) || json_array_size(e) > MAX_EOS)
+				die("%s: \"eos_token_id\" must be an id or a list of at most %d ids", path, MAX_EOS);
+			o->n_eos = 0;
+			for (size_t i = 0; i < json_array_size(e); i++) {
+				json_t *x = json_array_get(e, i);
+				if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX)
+					die("%s: \"eos_token_id\"[%zu]: not a token id", path, i);
+				o->eos[o->n_eos++] = json_integer_value(x);
+			}
+			have_eos = 1;
+		}
+		json_decref(e);
+		json_decref(g);
+	}
+	free(path);
+	return have_eos;
+}
+
+/* The tokenizer a model directory ships (as transformers prefers:
+ * tokenizer.json, else SentencePiece's tokenizer.model); NULL if none. */
+static char *dir_tokenizer(const char *model_path)
+{
+	struct stat sb;
+	if (stat(model_path, &sb) || !S_ISDIR(sb.st_mode))
+		return NULL;
+	static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
+	for (int i = 0; i < 2; i++) {
+		char *p = path_join(model_path, names[i]);
+		if (!access(p, R_OK))
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_REP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
-	CLI_OPT(O_TOK, 0, "tokenizer", "FILE", "tokenizer.json or tokenizer.bin (needed for JSONL input)"),
+	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
+		"tokenizer.json, SentencePiece tokenizer.model or llama2.c tokenizer.bin (default: the model "
+		"directory's tokenizer.json or tokenizer.model; needed for JSONL input)"),
 	CLI_OPT('i', 'i', "input", "FILE", "input (default: stdin)"),
 	CLI_OPT('o', 'o', "output", "FILE", "output JSONL (default: stdout)"),
+	CLI_SECTION("Sampling (defaults: the model directory's generation_config.json, else those below):"),
 	CLI_OPT(O_GREEDY, 0, "greedy", NULL, "take the most likely token (same as --temperature 0)"),
 	CLI_OPT(O_TEMP, 0, "temperature", "T", "sampling temperature (default 1; 0 = greedy)"),
 	CLI_OPT(O_TOPK, 0, "top-k", "K", "sample among the K most likely tokens (0 = all; default 0)"),
 	CLI_OPT(O_TOPP, 0, "top-p", "P", "nucleus: the smallest set with mass >= P (default 1 = off)"),
+	CLI_OPT(O_REP, 0, "repetition-penalty", "R",
+		"divide positive logits of ids already in the prompt or sample by R, multiply negative ones (default 1 = off)"),
+	CLI_OPT(O_EOS, 0, "eos-id", "ID[,ID...]",
+		"stop tokens (default: generation_config.json's eos_token_id, else the tokenizer's EOS, else the model's)"),
+	CLI_OPT(O_NOEOS, 0, "no-eos", NULL, "never stop early at an end-of-sequence token"),
 	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1)"),
 	CLI_OPT(O_MAXNEW, 0, "max-new-tokens", "N", "stop after N new tokens (default 64)"),
 	CLI_OPT(O_N, 0, "n", "N", "samples per prompt (default 1)"),
-	CLI_OPT(O_EOS, 0, "eos-id", "ID", "stop token (default: the tokenizer's, else the model's)"),
-	CLI_OPT(O_NOEOS, 0, "no-eos", NULL, "never stop early at an end-of-sequence token"),
+	CLI_SECTION("Other:"),
 	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "do not prepend BOS to JSONL prompts"),
 	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
 		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
+	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
 	BACKEND_CLI_OPTS,
 	CLI_GONE(0, NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
 	{0}};
@@ -255,9 +424,14 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-sample");
 	lbdpo_runtime_init(argv);
-	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .seed = 1, .max_new = 64, .n = 1, .eos = -2};
+	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .rep_penalty = 1, .seed = 1, .max_new = 64, .n = 1};
 	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
 	int no_eos = 0, no_bos = 0;
+	/* sampling options given on the command line: they win over
+	 * generation_config.json (NAN / -1: not given) */
+	double temp = NAN, top_p = NAN, rep = NAN;
+	int top_k = -1;
+	const char *eos_arg = NULL;
 	backend_opts bo = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
@@ -270,23 +444,27 @@ int main(int argc, char **argv)
 		case O_TOK: tok_path = arg; break;
 		case 'i': in_path = arg; break;
 		case 'o': out_path = arg; break;
-		case O_GREEDY: o.temperature = 0; break;
-		case O_TEMP: o.temperature = parse_double("--temperature", arg, 0, 100); break;
-		case O_TOPK: o.top_k = (int)parse_long("--top-k", arg, 0, 1 << 30); break;
-		case O_TOPP: o.top_p = parse_double("--top-p", arg, 1e-9, 1); break;
+		case O_GREEDY: temp = 0; break;
+		case O_TEMP: temp = parse_double("--temperature", arg, 0, 100); break;
+		case O_TOPK: top_k = (int)parse_long("--top-k", arg, 0, 1 << 30); break;
+		case O_TOPP: top_p = parse_double("--top-p", arg, 1e-9, 1); break;
+		case O_REP: rep = parse_double("--repetition-penalty", arg, 1e-6, 1e6); break;
 		case O_SEED: o.seed = (uint64_t)parse_long("--seed", arg, 0, INT64_MAX); break;
 		case O_MAXNEW: o.max_new = (int)parse_long("--max-new-tokens", arg, 1, 1 << 24); break;
 		case O_N: o.n = (int)parse_long("--n", arg, 1, 1 << 20); break;
-		case O_EOS: o.eos = parse_long("--eos-id", arg, 0, INT32_MAX); break;
+		case O_EOS: eos_arg = arg; break;
 		case O_NOEOS: no_eos = 1; break;
 		case O_NOBOS: no_bos = 1; break;
 		case O_TPL: tpl_name = arg; break;
+		case 'q': lbdpo_quiet = 1; break;
 		}
 	}
 	if (c.ind < argc)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!model_path)
 		die_usage("--model is required");
+	if (eos_arg)
+		parse_eos(&o, eos_arg);
 	backend_opts_apply(&bo);
 
 	FILE *in = in_open(in_path);
@@ -299,9 +477,12 @@ int main(int argc, char **argv)
 
 	model *m = model_load(model_path);
 	const model_config *cfg = model_cfg(m);
+	char *own_tok = tok_path ? NULL : dir_tokenizer(model_path);
+	if (own_tok)
+		tok_path = own_tok;
 	tok *tk = tok_path ? tok_load(tok_path) : NULL;
 	if (jsonl && !tk)
-		die_usage("JSONL input needs --tokenizer");
+		die_usage("JSONL input needs --tokenizer (the model has no tokenizer.json or tokenizer.model)");
 	if (tk && tok_vocab_size(tk) > (uint32_t)cfg->vocab_size)
 		die("%s: vocabulary of %u tokens exceeds the model's %d", tok_path, tok_vocab_size(tk), cfg->vocab_size);
 	if (tpl_name && !tk)
@@ -318,19 +499,35 @@ int main(int argc, char **argv)
 		tpl = pref_tpl_load(tpl_name, dir, bos_text, eos_text);
 		free(dir);
 	}
-	strbuf rendered = {0};
-	if (o.eos == -2)
-		o.eos = tk && tok_eos(tk) >= 0 ? tok_eos(tk) : cfg->eos_id;
+	sample_opts from_file = o;
+	int gen_eos = gen_config(model_path, &from_file);
+	if (!eos_arg) {
+		if (gen_eos)
+			memcpy(o.eos, from_file.eos, sizeof o.eos), o.n_eos = from_file.n_eos;
+		else if (tk && tok_eos(tk) >= 0)
+			o.eos[0] = tok_eos(tk), o.n_eos = 1;
+		else if (cfg->eos_id >= 0)
+			o.eos[0] = cfg->eos_id, o.n_eos = 1;
+	}
+	o.temperature = isnan(temp) ? from_file.temperature : temp;
+	o.top_k = top_k >= 0 ? top_k : from_file.top_k;
+	o.top_p = isnan(top_p) ? from_file.top_p : top_p;
+	o.rep_penalty = isnan(rep) ? from_file.rep_penalty : rep;
 	if (no_eos)
-		o.eos = -1;
+		o.n_eos = 0;
+	strbuf rendered = {0};
 
 	sampler s = {.m = m, .tk = tk, .o = &o};
+	/* a padded vocabulary's rows beyond the tokenizer's are never sampled
+	 * (transformers could draw one: it has no text) */
+	s.V_pick = tk ? (int)tok_vocab_size(tk) : cfg->vocab_size;
 	s.kv = model_kv_new(m, cfg->max_seq_len);
 	s.logits = xmalloc((size_t)cfg->vocab_size * sizeof *s.logits);
 	s.c = xmalloc((size_t)cfg->vocab_size * sizeof *s.c);
+	s.mark = xcalloc((size_t)cfg->vocab_size, 1);
 	outfile *out = out_open(out_path);
 	s.out = out->fp;
-	double t0 = now_s();
+	progress_init(&s.pm, 0, "samples");
 	uint32_t *ids = NULL;
 	size_t nids = 0, cap = 0;
 	char where[512];
@@ -405,7 +602,7 @@ int main(int argc, char **argv)
 					json_object_set_new(base, key, v);
 			}
 			if (tk && !json_object_get(base, "prompt")) {
-				long len = tok_decode(tk, ids, nids, TOK_SKIP_SPECIAL, &s.text, &s.text_cap);
+				long len = decode_known(&s, ids, nids, TOK_SKIP_SPECIAL);
 				if (len >= 0)
 					json_object_set_new(base, "prompt", valid_utf8_json(s.text, (size_t)len, &s.fix, &s.fix_cap));
 			}
@@ -419,10 +616,9 @@ int main(int argc, char **argv)
 		rs_close(r);
 	}
 	out_close(out);
-	double dt = now_s() - t0;
-	if (stderr_is_tty())
-		info("%ld samples, %ld new tokens in %.2fs (%.0f tokens/s) on %s", s.n_out, s.n_tokens, dt,
-		     dt > 0 ? s.n_tokens / dt : 0.0, backend_device());
+	double dt = progress_end(&s.pm);
+	info("%ld samples, %ld new tokens in %.2fs (%.0f tokens/s) on %s", s.n_out, s.n_tokens, dt,
+	     dt > 0 ? s.n_tokens / dt : 0.0, backend_device());
 	free(ids);
 	sb_free(&rendered);
 	pref_tpl_free(tpl);
@@ -431,6 +627,10 @@ int main(int argc, char **argv)
 	free(s.fix);
 	free(s.logits);
 	free(s.c);
+	free(s.mark);
+	free(s.seen);
+	free(s.known);
+	free(own_tok);
 	model_kv_free(s.kv);
 	if (tk)
 		tok_free(tk);

@@ -51,10 +51,11 @@ static const cli_opt opts[] = {
 	CLI_OPT('i', 'i', "input", "FILE", "read FILE instead of standard input"),
 	CLI_OPT('o', 'o', "output", "FILE", "write FILE (atomically) instead of standard output"),
 	CLI_OPT(O_NOHDR, 0, "no-header", NULL, "do not print the header"),
-	CLI_OPT(O_HDRONLY, 0, "header-only", NULL, "print only the header"),
+	CLI_OPT(O_HDRONLY, 0, "header-only", NULL, "print only the header (the records are not read)"),
 	CLI_OPT(O_F32, 0, "f32", NULL, "show bin values as lists of little-endian f32 ({\"$f32le\": [...]}) instead of base64"),
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"decode every token-id array KEY_ids of a record into an added key KEY_text (a view: not for --from-json)"),
+		"decode every token-id array KEY_ids of a record into an added key KEY_text with FILE (tokenizer.json, "
+		"tokenizer.model or tokenizer.bin; a view: not for --from-json)"),
 	CLI_OPT('n', 'n', "records", "N", "stop after N records (header not counted)"),
 	CLI_OPT(O_FROMJSON, 0, "from-json", NULL, "convert JSON Lines to msgpack"),
 	{0}};
@@ -142,11 +143,10 @@ int main(int argc, char **argv)
 	size_t len = 0, bcap = 0;
 	long shown = 0;
 	uint64_t i = 0;
-	for (; rs_next(r, &rec); i++) {
+	/* --header-only stops before reading a record: a damaged one is not its business */
+	for (; !(i > 0 && header_only) && rs_next(r, &rec); i++) {
 		if (i == 0 && no_header)
 			continue;
-		if (i > 0 && header_only)
-			break;
 		if (i > 0 && limit >= 0 && shown++ >= limit)
 			break;
 		len = 0;

@@ -813,7 +813,7 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("attention_dropout", json_real(0));
 		SET("hidden_dropout", json_real(0));
 	} else {
-		model_family fam = cfg->family != FAM_AUTO ? cfg->family : cfg->qkv_bias ? FAM_QWEN2 : FAM_LLAMA;
+		model_family fam = model_config_family(cfg);
 		static const char *const cls[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
 						  "Qwen2ForCausalLM", "Phi3ForCausalLM", "Qwen3ForCausalLM",
 						  "Gemma2ForCausalLM", "Gemma3ForCausalLM"};

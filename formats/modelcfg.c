@@ -10,3 +10,13 @@ static const char *const family_names[] = {"auto",  "llama",  "mistral", "qwen2"
 					   "phi3",  "qwen3",  "gemma2",  "gemma3_text"};
 const char *model_family_name(model_family f) { return name_of(family_names, 8, (int)f); }
 int model_family_parse(const char *s) { return name_index(family_names, 8, s); }
+
+model_family model_config_family(const model_config *cfg)
+{
+	return cfg->family != FAM_AUTO ? cfg->family : cfg->qkv_bias ? FAM_QWEN2 : FAM_LLAMA;
+}
+
+const char *model_type_name(const model_config *cfg)
+{
+	return cfg->arch == ARCH_LLAMA ? model_family_name(model_config_family(cfg)) : model_arch_name(cfg->arch);
+}

@@ -92,4 +92,11 @@ typedef struct {
 	float rope_local_theta;
 } model_config;
 
+/* The llama-arch family a config is saved as (FAM_AUTO resolved: qwen2 when
+ * qkv_bias, else llama). */
+model_family model_config_family(const model_config *cfg);
+/* config.json's model_type of a config: "gpt2", "gpt_neox", or the llama-arch
+ * family's ("llama", "mistral", "qwen2", "qwen3", "gemma2", ...). */
+const char *model_type_name(const model_config *cfg);
+
 #endif

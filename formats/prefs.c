@@ -41,18 +41,21 @@ int pref_template(const char *name)
 	return -1;
 }
 
-static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+/* Start of the UTF-8 character holding byte p of s (TRL indexes characters). */
+static size_t char_start(const char *s, size_t p)
+{
+	while (p > 0 && ((unsigned char)s[p] & 0xC0) == 0x80) p--;
+	return p;
+}
 
 size_t pref_implicit_prompt_len(const char *c, size_t nc, const char *r, size_t nr)
 {
 	size_t p = 0, m = nc < nr ? nc : nr;
 	while (p < m && c[p] == r[p]) p++;
-	/* boundary: both continue with whitespace, the prompt does not end in
-	 * it; both completions keep at least that whitespace (one text being a
-	 * prefix of the other must not leave an empty completion) */
-	for (; p > 0; p--) {
-		if (p < nc && p < nr && is_ws(c[p]) && is_ws(r[p]) && !is_ws(c[p - 1])) break;
-	}
+	if (p == m) /* no difference: TRL's loop ends on the shorter text's last character */
+		return m ? char_start(c, m - 1) : 0;
+	p = char_start(c, p); /* the first differing character */
+	if (p > 0 && c[p - 1] == ' ') p--; /* "remove space before the prompt" */
 	return p;
 }
 

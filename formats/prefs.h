@@ -1,7 +1,7 @@
 /* prefs.h — preference pairs from JSONL objects (Hugging Face TRL formats):
  *   standard        {"prompt": str, "chosen": str, "rejected": str}
  *   implicit prompt {"chosen": str, "rejected": str}: the prompt is their
- *                   longest common prefix cut back to a whitespace boundary
+ *                   common prefix, as TRL's extract_prompt splits it
  *   conversational  prompt / chosen / rejected as lists of {"role","content"}
  *                   messages (prompt optional: then the leading messages
  *                   both share, as TRL's extract_prompt), rendered with a chat
@@ -85,11 +85,12 @@ int pref_extract_tpl(json_t *o, const pref_tpl *tpl, pref_text *p, char *err, si
 int pref_extract(json_t *o, int tpl, pref_text *p, char *err, size_t errlen);
 void pref_text_free(pref_text *p);
 
-/* Length of the implicit prompt of two texts: their longest common prefix,
- * shortened until it ends just before whitespace that both texts have there,
- * and does not itself end in whitespace (0 if there is no such place). So no
- * word is split, both completions start with whitespace, and one text being
- * a prefix of the other leaves no empty completion. */
+/* Length of the implicit prompt of two texts, as TRL's extract_prompt splits
+ * them: up to their first differing character, less one space if the
+ * character before it is one (the completions keep it); when the shorter text
+ * is a prefix of the other, up to its last character. A first difference at
+ * character 0 gives 0 (TRL would index character -1, the last). Both
+ * completions are non-empty unless the texts are equal. */
 size_t pref_implicit_prompt_len(const char *c, size_t nc, const char *r, size_t nr);
 
 /* Truncation (lbdpo-tokenize(1)):

@@ -26,6 +26,13 @@ lbdpo-eval "${E[@]}" -m cr -o r0.json || fail "eval robust"
 lbdpo-eval "${E[@]}" -m cr --label-smoothing 0.3 -o r1.json || fail "eval --label-smoothing"
 [ "$(key label_smoothing r0.json)" = 0.1 ] && [ "$(key label_smoothing r1.json)" = 0.3 ] || fail "label smoothing not applied"
 [ "$(key loss r0.json)" != "$(key loss r1.json)" ] || fail "--label-smoothing did not change the robust loss"
+# progress off a terminal, as lbdpo-step: a plain line (every call with
+# LBDPO_PROGRESS_SECONDS=0; batch size 8: before records 0 and 8) and a summary
+LBDPO_PROGRESS_SECONDS=0 lbdpo-eval "${E[@]}" -m cr -o p.json 2>err || fail "eval for progress"
+grep -q '^lbdpo-eval: 8/16 records scored, 0:00 elapsed (50%), ETA 0:00$' err || fail "no progress line off a terminal: $(cat err)"
+grep -q '^lbdpo-eval: 16 records scored in 0:00 (.* records/s) on cpu$' err || fail "no summary off a terminal: $(cat err)"
+LBDPO_PROGRESS_SECONDS=0 lbdpo-eval "${E[@]}" -m cr -o p.json -q 2>err || fail "eval -q"
+[ ! -s err ] || fail "-q: $(cat err)"
 expect_fail lbdpo-eval "${E[@]}" -m cr --label-smoothing 0.5 -o x.json
 expect_fail lbdpo-eval "${E[@]}" -m cr --gamma x -o x.json
 echo ok

@@ -44,6 +44,12 @@ done
 grep -q '"model_type": "gpt2"' "$T/a/config.json" || fail "gpt2 config"
 grep -q '"transformer.h.0.attn.c_attn.weight"' "$T/a/model.safetensors" || fail "gpt2 names lack the transformer. prefix"
 # different seeds give different weights
+# --info names the family as config.json's model_type does (Qwen3, Mistral,
+# Gemma and Phi-3 compute as llama but are not "llama")
+for f in fam_qwen3 fam_mistral fam_gemma2 fam_gemma3 fam_phi3 qwen2_bias llama_gqa gpt2 fam_neox; do
+	want=$(sed -n 's/^ *"model_type": "\([^"]*\)".*/\1/p' "$ROOT/tests/fixtures/hf/$f/config.json")
+	lbdpo-init --info --model "$ROOT/tests/fixtures/hf/$f" | grep -q "^arch=$want " || fail "--info of $f: $(lbdpo-init --info --model "$ROOT/tests/fixtures/hf/$f"), want arch=$want"
+done
 lbdpo-init -q $SHAPE --seed 8 --info >"$T/s8" && lbdpo-init -q $SHAPE --seed 9 --info >"$T/s9" || fail "seeds"
 cmp -s "$T/s8" "$T/s9" && fail "--seed has no effect"
 

@@ -20,6 +20,13 @@ grep -q '"f64":0.10000000000000001' "$T/types.json" || fail "f64 not printed rou
 # views
 [ "$(lbdpo-show --no-header < "$T/tokens.rec" | wc -l)" = 2 ] || fail "--no-header"
 [ "$(lbdpo-show --header-only < "$T/tokens.rec" | wc -l)" = 1 ] || fail "--header-only"
+# --header-only reads no record: a truncated first record is not an error there
+printf '{"lbdpo":1,"kind":"pairs","history":[]}\n{"prompt_ids":[1]}\n' | lbdpo-show --from-json -o "$T/h.rec" || fail "h.rec"
+head -c $(($(wc -c <"$T/h.rec") - 3)) "$T/h.rec" >"$T/htrunc.rec"
+lbdpo-show --header-only -i "$T/htrunc.rec" >"$T/h.out" || fail "--header-only read a record"
+[ "$(cat "$T/h.out")" = '{"lbdpo":1,"kind":"pairs","history":[]}' ] || fail "--header-only: $(cat "$T/h.out")"
+expect_fail lbdpo-show -i "$T/htrunc.rec" | grep -q 'record 1' || fail "truncated record not found without --header-only"
+[ -z "$(lbdpo-show --header-only --no-header -i "$T/h.rec")" ] || fail "--header-only --no-header prints something"
 [ "$(lbdpo-show -n 1 < "$T/tokens.rec" | wc -l)" = 2 ] || fail "-n 1"
 # errors: one line, position named, nonzero exit, no output file left behind
 msg=$(expect_fail lbdpo-show --from-json -i "$F/../streams/tokens.jsonl" -o "$T/x" --no-header) || exit 1

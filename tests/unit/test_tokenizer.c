@@ -282,17 +282,27 @@ Test(tokenizer, utf8_validation)
 
 Test(tokenizer, implicit_prompt_boundary)
 {
-	/* TRL's HH convention: the prompt ends with "Assistant:", completions
-	 * start with the space */
-	const char *c = "\n\nHuman: hi\n\nAssistant: I think so", *r = "\n\nHuman: hi\n\nAssistant: It is";
+	/* TRL's extract_prompt (trl/data_utils.py): the first differing
+	 * character, less the space before it */
+	const char *c = "\n\nHuman: hi\n\nAssistant: Sure, here", *r = "\n\nHuman: hi\n\nAssistant: No";
 	size_t k = pref_implicit_prompt_len(c, strlen(c), r, strlen(r));
 	cr_assert_eq(k, strlen("\n\nHuman: hi\n\nAssistant:"));
-	/* a completion that is a prefix of the other does not become empty */
+	/* "I'm" vs "It": TRL splits the word after the shared "I" */
+	c = "\n\nHuman: hi\n\nAssistant: I'm here", r = "\n\nHuman: hi\n\nAssistant: It is";
+	k = pref_implicit_prompt_len(c, strlen(c), r, strlen(r));
+	cr_assert_eq(k, strlen("\n\nHuman: hi\n\nAssistant: I"));
+	/* only a space is given back, not a newline */
+	cr_assert_eq(pref_implicit_prompt_len("a\nb", 3, "a\nc", 3), 2);
+	/* a text that is a prefix of the other: up to its last character */
 	c = "A: You are welcome! It was a pleasure.";
 	r = "A: You are welcome!";
 	k = pref_implicit_prompt_len(c, strlen(c), r, strlen(r));
-	cr_assert_eq(k, strlen("A: You are"));
-	cr_assert_eq(pref_implicit_prompt_len("abc", 3, "abd", 3), 0);
+	cr_assert_eq(k, strlen("A: You are welcome"));
+	/* characters, not bytes: "é" (C3 A9) and "è" (C3 A8) differ as a whole */
+	cr_assert_eq(pref_implicit_prompt_len("x \xC3\xA9", 4, "x \xC3\xA8", 4), 1);
+	cr_assert_eq(pref_implicit_prompt_len("ab\xC3\xA9", 4, "ab\xC3\xA9z", 5), 2);
+	cr_assert_eq(pref_implicit_prompt_len("abc", 3, "abd", 3), 2);
+	cr_assert_eq(pref_implicit_prompt_len("xbc", 3, "abd", 3), 0);
 }
 
 Test(tokenizer, truncation_rule)
