@@ -3,7 +3,9 @@
  * of pairs with the policy plus the β model.
  *
  * A checkpoint is a directory:
- *   config.json, model.safetensors   the policy (model_save_hf; HF-loadable)
+ *   config.json, model.safetensors   the policy (model_save_hf; HF-loadable);
+ *                                    config.json carried from the input model
+ *                                    (model_carry_config)
  *   beta_head.safetensors            "log_w", head tensors; metadata: head
  *                                    kind, eps, hidden width, pool, ppl-from
  *   optimizer.safetensors            AdamW moments "policy.m", "policy.v",
