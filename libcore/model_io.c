@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "formats/hfconfig.h"
+#include "formats/jsonl.h"
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
 #include "libcore/model.h"
@@ -509,18 +510,10 @@ int model_carry_config(const model *m, const char *src, const char *dst, int dty
 			json_object_set_new(o, "torch_dtype", json_string(names[to]));
 			changed = 1;
 		}
-		if (!changed) {
+		if (!changed)
 			copy_file(a, b); /* byte for byte */
-		} else {
-			char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-			if (!s)
-				die("cannot encode %s", b);
-			outfile *f = out_open(b);
-			fputs(s, f->fp);
-			fputc('\n', f->fp);
-			out_close(f);
-			free(s);
-		}
+		else
+			json_save_file(b, o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 		json_decref(o);
 	}
 	free(a);
