@@ -151,7 +151,7 @@ lbdpo-step -q --model half_e --output rest_c "${R[@]}" --device cpu || fail "res
 ck_close "resume emulated cuda -> cpu" full rest_c 3e-3 6
 
 # ---- lbdpo-refcache, lbdpo-beta, lbdpo-eval ----
-awk -v seed=11 -v n=12 -v V=32 -v sha=tok-sha-1 -f "$ROOT/tests/sh/pairs_gen.awk" | lbdpo-show --from-json -o p.tok ||
+awk -v seed=11 -v n=12 -v V=32 -v sha=1111111111111111111111111111111111111111111111111111111111111111 -f "$ROOT/tests/sh/pairs_gen.awk" | lbdpo-show --from-json -o p.tok ||
 	fail "gen tokens"
 lbdpo-refcache -q --model gqa -i p.tok -o c.ref --device cpu || fail "refcache cpu"
 "$E/lbdpo-refcache" -q --model gqa -i p.tok -o e.ref --device cuda || fail "refcache emu"
