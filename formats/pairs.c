@@ -4,8 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static void get_ids(held_pair *h, rs_reader *r, const msgpack_object *rec, const char *key,
 		    uint32_t vocab, size_t *at, int *n)
