@@ -23,7 +23,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('o', 'o', "output", "FILE", "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
 	BACKEND_CLI_OPTS,
 	CLI_OPT('P', 0, "ignore-provenance", NULL,
-		"accept records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
+		"accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
 	CLI_ALIAS('c', "checkpoint", "model"),
 	{0}};
 
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
 	rs_reader *r = rs_open(in, NULL);
 	provenance pv;
 	prov_read(r, cfg->vocab_size, &pv);
-	ckpt_check_prov(ck, &pv, rs_name(r), ck->ppl_from == PPL_REF, ignore_prov);
+	prov_check(&pv, rs_name(r), ckp, ck, ck->ppl_from == PPL_REF, NULL, ignore_prov);
 	const uint32_t vocab = (uint32_t)(pv.tok_vocab > 0 ? pv.tok_vocab : cfg->vocab_size);
 	const char *kind;
 	size_t kn;

@@ -368,7 +368,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('r', 0, "per-record", "FILE", "also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)"),
 	BACKEND_CLI_OPTS,
 	CLI_OPT('P', 0, "ignore-provenance", NULL,
-		"accept records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
+		"accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
 	CLI_ALIAS('c', "checkpoint", "model"),
 	{0}};
@@ -451,7 +451,7 @@ int main(int argc, char **argv)
 		warning("%s has no trained beta model: beta = w*PPL with w = 1", ckp);
 	const model_config *cfg = model_cfg(ck->m);
 	pref_set *data = pref_load(in, loss_needs_ref(lo.kind), (uint32_t)cfg->vocab_size);
-	ckpt_check_prov(ck, &data->prov, data->name, loss_needs_ref(lo.kind), ignore_prov);
+	prov_check(&data->prov, data->name, ckp, ck, loss_needs_ref(lo.kind), NULL, ignore_prov);
 	pref_check_context(data, cfg->max_seq_len);
 	const int learned = loss_uses_learned_beta(lo.kind);
 	model_ws *ws = model_ws_new(ck->m);

@@ -280,6 +280,7 @@ int main(int argc, char **argv)
 	}
 	if (out) {
 		model_save_hf_dtype(m, out, save_dtype);
+		model_carry_config(m, from, out, save_dtype); /* a random model: none */
 		model_copy_assets(m, from, out); /* random: just generation_config.json */
 		if (vfrom) {
 			char *p = path_join(out, "tokenizer.json");

@@ -10,6 +10,7 @@
 #include "libcore/distrec.h"
 #include "libcore/model.h"
 #include "libcore/score.h"
+#include "libcore/train.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "base/cli.h"
@@ -70,7 +71,7 @@ static void flush(batch *b, const model *m, model_ws *ws, distrec *d, int per_to
 	b->tokens = 0;
 }
 
-enum { OPT_PER_TOKEN = 256 };
+enum { OPT_PER_TOKEN = 256, OPT_IGNPROV };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory or llama2.c .bin (required)"),
 	CLI_OPT('i', 'i', "input", "FILE", "token records to read (default: standard input)"),
@@ -79,6 +80,8 @@ static const cli_opt opts[] = {
 		"pack pairs into forwards of up to N tokens (default 4096); 0: one pair per forward (as lbdpo-refcache)"),
 	CLI_OPT(OPT_PER_TOKEN, 0, "per-token", NULL, "add per-token completion log-probs (f32 bin)"),
 	BACKEND_CLI_OPTS,
+	CLI_OPT(OPT_IGNPROV, 0, "ignore-provenance", NULL,
+		"score records of another tokenizer than the model's (warns; default: refuse)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
 	{0}};
 
@@ -91,7 +94,7 @@ int main(int argc, char **argv)
 	lbdpo_runtime_init(argv);
 	const char *model_path = NULL, *in = NULL, *outp = NULL;
 	long batch_tokens = 4096;
-	int per_token = 0;
+	int per_token = 0, ignore_prov = 0;
 	char about[512];
 	snprintf(about, sizeof about,
 		 "Score each record's chosen and rejected completions with a model and add\n"
@@ -112,6 +115,7 @@ int main(int argc, char **argv)
 		case 'o': outp = arg; break;
 		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
 		case OPT_PER_TOKEN: per_token = 1; break;
+		case OPT_IGNPROV: ignore_prov = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
 		}
 	}
@@ -134,7 +138,9 @@ int main(int argc, char **argv)
 	char fp[65];
 	model_fingerprint(m, fp);
 	rs_reader *r = rs_open(in, NULL);
-	pairs_check_header(r, cfg->vocab_size, NULL, model_path);
+	provenance pv;
+	prov_read(r, cfg->vocab_size, &pv);
+	prov_check(&pv, rs_name(r), model_path, NULL, 0, NULL, ignore_prov);
 	rs_writer *w = rank == 0 ? rs_create(outp) : NULL;
 	if (w) {
 		rs_header_begin(w, rs_header(r), "scores", argc, argv);

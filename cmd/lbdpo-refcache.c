@@ -12,6 +12,7 @@
 #include "libcore/model.h"
 #include "libcore/refcache.h"
 #include "libcore/score.h"
+#include "libcore/train.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "base/cli.h"
@@ -235,7 +236,7 @@ static void progress(const state *s, uint64_t n_in, double t0, rs_reader *r, off
 		last ? "\n" : "");
 }
 
-enum { OPT_MERGE = 256, OPT_TOKSHA };
+enum { OPT_MERGE = 256, OPT_TOKSHA, OPT_IGNPROV };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "MODEL", "reference model: HF directory or llama2.c .bin"),
 	CLI_OPT('c', 'c', "cache", "DIR", "persistent score cache (default: $LBDPO_REFCACHE, else none)"),
@@ -247,6 +248,8 @@ static const cli_opt opts[] = {
 	CLI_OPT('b', 'b', "batch-tokens", "N",
 		"pack pairs into forwards of up to N tokens; 0 (default): one pair per forward, scores independent of batching"),
 	BACKEND_CLI_OPTS,
+	CLI_OPT(OPT_IGNPROV, 0, "ignore-provenance", NULL,
+		"score records of another tokenizer than the model's (warns; default: refuse)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
 	CLI_ALIAS('r', "ref", "model"),
 	{0}};
@@ -263,7 +266,7 @@ int main(int argc, char **argv)
 	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL;
 	const char *tok_sha = NULL;
 	long batch_tokens = 0, shard_i = 0, shard_n = 1;
-	int do_merge = 0;
+	int do_merge = 0, ignore_prov = 0;
 	char about[512];
 	snprintf(about, sizeof about,
 		 "Attach reference scores to each record: ref_chosen_logp, ref_rejected_logp,\n"
@@ -286,6 +289,7 @@ int main(int argc, char **argv)
 		case 's': parse_shard(arg, &shard_i, &shard_n); break;
 		case OPT_MERGE: do_merge = 1; break;
 		case OPT_TOKSHA: tok_sha = arg; break;
+		case OPT_IGNPROV: ignore_prov = 1; break;
 		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
 		case 'q': lbdpo_quiet = 1; break;
 		}
@@ -320,7 +324,10 @@ int main(int argc, char **argv)
 
 	rs_reader *r = rs_open(in, NULL);
 	const msgpack_object *hd = rs_header(r);
-	pairs_check_header(r, cfg->vocab_size, tok_sha, ref);
+	pairs_check_header(r, cfg->vocab_size, tok_sha);
+	provenance pv;
+	prov_read(r, cfg->vocab_size, &pv);
+	prov_check(&pv, rs_name(r), ref, NULL, 0, NULL, ignore_prov);
 	const char *old_fp;
 	size_t old_n;
 	int had_ref = get_fp(r, hd, HDR_REFERENCE, &old_fp, &old_n);

@@ -30,6 +30,7 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/model.h"
+#include "libcore/train.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "base/cli.h"
@@ -385,7 +386,7 @@ static char *dir_tokenizer(const char *model_path)
 	return NULL;
 }
 
-enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_REP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL };
+enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_REP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL, O_IGNPROV };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
@@ -412,6 +413,8 @@ static const cli_opt opts[] = {
 		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
 	BACKEND_CLI_OPTS,
+	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
+		"use a tokenizer or records of another tokenizer than the model's (warns; default: refuse)"),
 	CLI_GONE(0, NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
 	{0}};
 
@@ -426,7 +429,7 @@ int main(int argc, char **argv)
 	lbdpo_runtime_init(argv);
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .rep_penalty = 1, .seed = 1, .max_new = 64, .n = 1};
 	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
-	int no_eos = 0, no_bos = 0;
+	int no_eos = 0, no_bos = 0, ignore_prov = 0;
 	/* sampling options given on the command line: they win over
 	 * generation_config.json (NAN / -1: not given) */
 	double temp = NAN, top_p = NAN, rep = NAN;
@@ -457,6 +460,7 @@ int main(int argc, char **argv)
 		case O_NOBOS: no_bos = 1; break;
 		case O_TPL: tpl_name = arg; break;
 		case 'q': lbdpo_quiet = 1; break;
+		case O_IGNPROV: ignore_prov = 1; break;
 		}
 	}
 	if (c.ind < argc)
@@ -483,6 +487,11 @@ int main(int argc, char **argv)
 	tok *tk = tok_path ? tok_load(tok_path) : NULL;
 	if (jsonl && !tk)
 		die_usage("JSONL input needs --tokenizer (the model has no tokenizer.json or tokenizer.model)");
+	if (tk) { /* its ids and chat template must be the model's */
+		provenance tp = {0};
+		snprintf(tp.tok_sha, sizeof tp.tok_sha, "%s", tok_fingerprint(tk));
+		prov_check(&tp, tok_path, model_path, NULL, 0, NULL, ignore_prov);
+	}
 	if (tk && tok_vocab_size(tk) > (uint32_t)cfg->vocab_size)
 		die("%s: vocabulary of %u tokens exceeds the model's %d", tok_path, tok_vocab_size(tk), cfg->vocab_size);
 	if (tpl_name && !tk)
@@ -583,6 +592,9 @@ int main(int argc, char **argv)
 			fclose(in);
 	} else {
 		rs_reader *r = rs_open_fp(in, in_name(in_path), NULL);
+		provenance pv;
+		prov_read(r, cfg->vocab_size, &pv);
+		prov_check(&pv, rs_name(r), model_path, NULL, 0, NULL, ignore_prov);
 		const msgpack_object *rec;
 		while (rs_next(r, &rec)) {
 			snprintf(where, sizeof where, "%s: record %llu", rs_name(r), (unsigned long long)rs_index(r));

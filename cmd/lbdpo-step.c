@@ -164,7 +164,7 @@ static const cli_opt opts[] = {
 		"float32, float16 or bfloat16: the policy's weights in the checkpoint (default: the dtype the model came in)"),
 	BACKEND_CLI_OPTS,
 	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
-		"train on records of another tokenizer or reference than the checkpoint's (warns; default: refuse)"),
+		"train on records of another tokenizer or reference than the model's (warns; default: refuse)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
 	CLI_ALIAS(0, "init", "model"),
 	CLI_ALIAS(0, "out", "output"),
@@ -298,13 +298,20 @@ int main(int argc, char **argv)
 	signals_graceful();
 
 	to.ck.w0 = to.w_init > 0 ? to.w_init : 1.0;
+	to.ck.master = 1; /* a resumed run continues from the f32 master weights */
 	ckpt *ck = ckpt_load(to.init, &to.ck);
 	ck->save_dtype = save_dtype;
 	const model_config *cfg = model_cfg(ck->m);
 	pref_set *data = pref_load(in, loss_needs_ref(lo->kind), (uint32_t)cfg->vocab_size);
 	if (data->n == 0)
 		die("%s: no records", data->name);
-	ckpt_check_prov(ck, &data->prov, data->name, loss_needs_ref(lo->kind), ignore_prov);
+	/* a new run's reference is the model it starts from; a resumed one's
+	 * the reference its checkpoint was trained against */
+	char fp0[65];
+	const int new_ref = !ck->resumed && loss_needs_ref(lo->kind) && data->prov.ref_fp[0];
+	if (new_ref)
+		model_fingerprint(ck->m, fp0);
+	prov_check(&data->prov, data->name, to.init, ck, loss_needs_ref(lo->kind), new_ref ? fp0 : NULL, ignore_prov);
 	ckpt_adopt_prov(ck, &data->prov);
 	pref_check_context(data, cfg->max_seq_len);
 	if (steps < 0)

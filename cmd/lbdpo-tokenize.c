@@ -95,6 +95,37 @@ static void run_render(jsonl *r, const char *out, const pref_tpl *tpl, int skip_
 	     (unsigned long long)nwritten, (unsigned long long)ninvalid, (unsigned long long)nties);
 }
 
+/* The header, true to what is done to the records: bos_prepended, BOS put
+ * before each prompt; eos_appended, EOS after each completion (both unless
+ * the text already has it). Plain texts get what the tokenizer and --no-bos
+ * / --no-eos say; a chat rendering gets no BOS when its template is Jinja
+ * (its text carries its special tokens) and no EOS when the template ends
+ * its turns itself. */
+static void put_header(rs_writer *w, tok *t, const pref_tpl *tpl, int bos_prepended, int eos_appended, int argc,
+		       char **argv)
+{
+	rs_header_begin(w, NULL, "tokens", argc, argv);
+	msgpack_packer *pk = rs_put_key(w, HDR_TOKENIZER);
+	msgpack_pack_map(pk, 6);
+	const char *kv[][2] = {{"path", tok_path(t)}, {HDR_SHA256, tok_fingerprint(t)}, {"type", tok_kind(t)}};
+	for (int i = 0; i < 3; i++) {
+		msgpack_pack_str_with_body(pk, kv[i][0], strlen(kv[i][0]));
+		msgpack_pack_str_with_body(pk, kv[i][1], strlen(kv[i][1]));
+	}
+	msgpack_pack_str_with_body(pk, HDR_VOCAB_SIZE, 10);
+	msgpack_pack_uint32(pk, tok_vocab_size(t));
+	msgpack_pack_str_with_body(pk, "bos", 3);
+	if (tok_bos(t) >= 0) msgpack_pack_int64(pk, tok_bos(t));
+	else msgpack_pack_nil(pk);
+	msgpack_pack_str_with_body(pk, "eos", 3);
+	if (tok_eos(t) >= 0) msgpack_pack_int64(pk, tok_eos(t));
+	else msgpack_pack_nil(pk);
+	rs_put_bool(w, "bos_prepended", bos_prepended);
+	rs_put_bool(w, "eos_appended", eos_appended);
+	if (pref_tpl_name(tpl)) rs_put_cstr(w, "template", pref_tpl_name(tpl));
+	rs_header_end(w);
+}
+
 enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT, O_RENDER, O_TOK };
 static const cli_opt opts[] = {
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
@@ -182,26 +213,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	rs_writer *w = rs_create(out);
-	rs_header_begin(w, NULL, "tokens", argc, argv);
-	msgpack_packer *pk = rs_put_key(w, HDR_TOKENIZER);
-	msgpack_pack_map(pk, 6);
-	const char *kv[][2] = {{"path", tok_path(t)}, {HDR_SHA256, tok_fingerprint(t)}, {"type", tok_kind(t)}};
-	for (int i = 0; i < 3; i++) {
-		msgpack_pack_str_with_body(pk, kv[i][0], strlen(kv[i][0]));
-		msgpack_pack_str_with_body(pk, kv[i][1], strlen(kv[i][1]));
-	}
-	msgpack_pack_str_with_body(pk, HDR_VOCAB_SIZE, 10);
-	msgpack_pack_uint32(pk, tok_vocab_size(t));
-	msgpack_pack_str_with_body(pk, "bos", 3);
-	if (tok_bos(t) >= 0) msgpack_pack_int64(pk, tok_bos(t));
-	else msgpack_pack_nil(pk);
-	msgpack_pack_str_with_body(pk, "eos", 3);
-	if (tok_eos(t) >= 0) msgpack_pack_int64(pk, tok_eos(t));
-	else msgpack_pack_nil(pk);
-	rs_put_bool(w, "bos_prepended", bos_used);
-	rs_put_bool(w, "eos_appended", !no_eos);
-	if (pref_tpl_name(tpl)) rs_put_cstr(w, "template", pref_tpl_name(tpl));
-	rs_header_end(w);
+	/* the header says what was added, which depends on the records' form
+	 * (put_header): it is written with the first record */
+	int hdr_bos = -1, hdr_eos = -1;
 
 	pref_trunc tr = {max_length, max_prompt, keep_end, bos_used ? tok_bos(t) : -1};
 	pref_text pt = {0};
@@ -282,6 +296,18 @@ int main(int argc, char **argv)
 			ninvalid++;
 			continue;
 		}
+		const int rb = pt.rendered && pref_tpl_is_jinja(tpl) ? 0 : bos_used;
+		const int re = !no_eos && !(pt.rendered && pref_tpl_eot(tpl));
+		if (hdr_bos < 0) {
+			put_header(w, t, tpl, rb, re, argc, argv);
+			hdr_bos = rb, hdr_eos = re;
+		} else if (rb != hdr_bos || re != hdr_eos) {
+			die("%s: line %llu: a %s record after %s ones, which get BOS/EOS otherwise (the header says "
+			    "bos_prepended %s, eos_appended %s): tokenize the two forms into separate streams",
+			    jsonl_name(r), (unsigned long long)jsonl_lineno(r), pt.rendered ? "conversational" : "plain-text",
+			    pt.rendered ? "plain-text" : "conversational", hdr_bos ? "true" : "false",
+			    hdr_eos ? "true" : "false");
+		}
 		uint32_t e = (uint32_t)tok_eos(t);
 		if (eos_c) {
 			xgrow((void **)&C.v, &C.cap, C.n + 1, sizeof(uint32_t));
@@ -325,6 +351,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (rc < 0) die("%s: %s", jsonl_name(r), jsonl_error(r));
+	if (hdr_bos < 0) /* no records: what plain texts would get */
+		put_header(w, t, tpl, bos_used, !no_eos, argc, argv);
 	if (stderr_is_tty() && !lbdpo_quiet && tlast != t0) fputc('\n', stderr);
 	rs_finish(w);
 	jsonl_close(r);

@@ -4,8 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static void get_ids(held_pair *h, rs_reader *r, const msgpack_object *rec, const char *key,
 		    uint32_t vocab, size_t *at, int *n)
@@ -71,7 +69,7 @@ void pair_free(held_pair *h)
 	memset(h, 0, sizeof *h);
 }
 
-void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha, const char *model_path)
+void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha)
 {
 	const msgpack_object *hd = rs_header(r);
 	const msgpack_object *tok = rs_get(hd, HDR_TOKENIZER);
@@ -94,24 +92,6 @@ void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha, con
 			rs_die(r, "header: tokenizer sha256 %.*s is not --tokenizer-sha %s", (int)n, s,
 			       want_sha);
 	}
-	/* A model directory that ships its tokenizer names the one its ids
-	 * mean: ids made by another tokenizer would be scored as nonsense. */
-	const char *s = NULL;
-	size_t n = 0;
-	struct stat sb;
-	if (!model_path || stat(model_path, &sb) || !S_ISDIR(sb.st_mode) || !tok ||
-	    !rs_get_str(r, tok, HDR_SHA256, &s, &n))
-		return;
-	char *tp = path_join(model_path, "tokenizer.json");
-	if (!access(tp, R_OK)) {
-		char sha[65];
-		sha256_file_hex(tp, sha);
-		if (n != 64 || memcmp(s, sha, 64))
-			rs_die(r, "header: the records were tokenized with tokenizer %.*s, but the model's "
-				  "%s is %.16s...",
-			       (int)(n > 64 ? 64 : n), s, tp, sha);
-	}
-	free(tp);
 }
 
 void pairs_put_model(rs_writer *w, const char *key, const char *path, const char *fp)

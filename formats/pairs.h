@@ -46,10 +46,9 @@ const msgpack_object *pair_obj(held_pair *h);
 void pair_free(held_pair *h);
 
 /* Header checks against the model: the tokenizer's declared vocab_size must
- * fit the model's; want_sha (may be NULL) must equal tokenizer.sha256; and
- * when model_path is a directory holding tokenizer.json, the header's
- * tokenizer.sha256 (if any) must be that file's sha256. */
-void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha, const char *model_path);
+ * fit the model's; want_sha (may be NULL) must equal tokenizer.sha256. The
+ * model's own tokenizer is compared by prov_check (libcore/train.h). */
+void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha);
 
 /* Pack {"path": path, "fingerprint": fp} as the value of key in a header. */
 void pairs_put_model(rs_writer *w, const char *key, const char *path, const char *fp);

@@ -55,6 +55,15 @@ void model_save_hf_dtype(const model *m, const char *dir, int dtype);
  * write a generation_config.json from bos/eos when src has none. Each file
  * is written atomically. Returns the number of files copied. */
 int model_copy_assets(const model *m, const char *src, const char *dst);
+/* Replace dst/config.json (written by model_save_hf_dtype) by src's own
+ * config.json, the one m was loaded from: every key in its order with its
+ * value, so what lbdpo does not model (eos_token_id lists, layer_types,
+ * pad_token_id, initializer_range, rope_parameters as spelled...) survives.
+ * Only what the save changes is changed: torch_dtype (and dtype) name the
+ * dtype the weights were saved in (dtype as for model_save_hf_dtype).
+ * Returns 0 (dst keeps the generated config.json) when src is not a
+ * directory with a config.json. */
+int model_carry_config(const model *m, const char *src, const char *dst, int dtype);
 void model_free(model *m);
 
 const model_config *model_cfg(const model *m);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "formats/hfconfig.h"
+#include "formats/jsonl.h"
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
 #include "libcore/model.h"
@@ -477,6 +478,47 @@ static void copy_file(const char *src, const char *dst)
 		die("%s: read error", src);
 	fclose(in);
 	out_close(o);
+}
+
+int model_carry_config(const model *m, const char *src, const char *dst, int dtype)
+{
+	static const char *const names[] = {"float32", "float16", "bfloat16"};
+	struct stat sb;
+	if (!src || stat(src, &sb) || !S_ISDIR(sb.st_mode))
+		return 0;
+	char *a = path_join(src, "config.json"), *b = path_join(dst, "config.json");
+	int have = file_exists(a);
+	if (have) {
+		const int from = model_cfg(m)->save_dtype, to = dtype >= 0 ? dtype : from;
+		json_error_t je;
+		json_t *o = json_load_file(a, JSON_REJECT_DUPLICATES, &je);
+		if (!json_is_object(o))
+			die("%s: line %d: %s", a, je.line, o ? "not a JSON object" : je.text);
+		int changed = 0, named = 0;
+		static const char *const keys[] = {"torch_dtype", "dtype"};
+		for (int i = 0; i < 2; i++) {
+			json_t *v = json_object_get(o, keys[i]);
+			if (!json_is_string(v))
+				continue;
+			named = 1;
+			if (hfconfig_dtype(json_string_value(v)) != to) {
+				json_object_set_new(o, keys[i], json_string(names[to]));
+				changed = 1;
+			}
+		}
+		if (!named && to != from) { /* a config that named none: say what changed */
+			json_object_set_new(o, "torch_dtype", json_string(names[to]));
+			changed = 1;
+		}
+		if (!changed)
+			copy_file(a, b); /* byte for byte */
+		else
+			json_save_file(b, o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		json_decref(o);
+	}
+	free(a);
+	free(b);
+	return have;
 }
 
 int model_copy_assets(const model *m, const char *src, const char *dst)

@@ -247,7 +247,9 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 	c->m = model_load(path);
 	c->src = xstrdup(path);
 	c->save_dtype = -1;
-	if (ckpt_is(path))
+	/* every program scores the weights that are shipped (model.safetensors
+	 * as stored); only training resumed continues from the f32 master copy */
+	if (o->master && !fresh && ckpt_is(path))
 		ckpt_master_weights(c->m, path);
 	const int C = model_cfg(c->m)->dim;
 	size_t np = model_n_params(c->m);
@@ -363,29 +365,62 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 
 static const char *or_none(const char *s) { return s[0] ? s : "(none)"; }
 
-void ckpt_check_prov(const ckpt *c, const provenance *p, const char *stream, int need_ref, int override)
+/* The tokenizer file of model directory dir whose sha256 is sha (into
+ * file), or, when none matches, the first one it ships (0: it ships none). */
+static int model_tokenizer(const char *dir, const char *sha, char file[4096], char file_sha[65])
 {
-	if (!c->has_prov)
-		return;
-	char msg[512] = "";
-	/* only what the checkpoint knows can mismatch: one trained on streams
-	 * without a tokenizer or reference (hand-made, or sft) constrains nothing */
-	if (c->prov.tok_sha[0] && strcmp(c->prov.tok_sha, p->tok_sha))
+	static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
+	struct stat sb;
+	int found = 0;
+	if (!dir || stat(dir, &sb) || !S_ISDIR(sb.st_mode))
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		char *f = path_join(dir, names[i]), h[65];
+		if (!access(f, R_OK)) {
+			sha256_file_hex(f, h);
+			if (!found || !strcmp(h, sha)) {
+				snprintf(file, 4096, "%s", f);
+				memcpy(file_sha, h, 65);
+			}
+			found = 1;
+		}
+		free(f);
+		if (found && !strcmp(file_sha, sha))
+			break;
+	}
+	return found;
+}
+
+void prov_check(const provenance *p, const char *stream, const char *model_path, const ckpt *c, int need_ref,
+		const char *ref_fp, int override)
+{
+	char msg[8192] = "", file[4096], sha[65];
+	/* only what both sides name can mismatch: records without a tokenizer
+	 * or reference (hand-made, or sft) and models that ship no tokenizer
+	 * constrain nothing */
+	if (p->tok_sha[0] && model_tokenizer(model_path, p->tok_sha, file, sha) && strcmp(sha, p->tok_sha))
+		snprintf(msg, sizeof msg, "tokenized with tokenizer %s, but the model ships tokenizer %s (%s)", p->tok_sha, sha, file);
+	else if (c && c->has_prov && c->prov.tok_sha[0] && strcmp(c->prov.tok_sha, p->tok_sha))
 		snprintf(msg, sizeof msg, "records tokenized with tokenizer %s, the checkpoint was trained on tokenizer %s",
 			 or_none(p->tok_sha), or_none(c->prov.tok_sha));
-	else if (c->prov.tok_vocab && p->tok_vocab && c->prov.tok_vocab != p->tok_vocab)
+	else if (c && c->has_prov && c->prov.tok_vocab && p->tok_vocab && c->prov.tok_vocab != p->tok_vocab)
 		snprintf(msg, sizeof msg, "records say vocab_size %lld, the checkpoint's records said %lld",
 			 (long long)p->tok_vocab, (long long)c->prov.tok_vocab);
-	else if (c->prov.ref_fp[0] && (need_ref || p->ref_fp[0]) && strcmp(c->prov.ref_fp, p->ref_fp))
+	else if (c && c->has_prov && c->prov.ref_fp[0] && (need_ref || p->ref_fp[0]) && strcmp(c->prov.ref_fp, p->ref_fp))
 		snprintf(msg, sizeof msg,
 			 "records scored by reference %s, the checkpoint was trained against reference %s",
 			 or_none(p->ref_fp), or_none(c->prov.ref_fp));
+	else if (ref_fp && p->ref_fp[0] && strcmp(ref_fp, p->ref_fp))
+		snprintf(msg, sizeof msg,
+			 "records scored by reference %s, but the run starts from model %s (%s), the reference of a "
+			 "new run",
+			 p->ref_fp, ref_fp, model_path);
 	if (!msg[0])
 		return;
 	if (override)
 		warning("%s: PROVENANCE MISMATCH IGNORED (--ignore-provenance): %s", stream, msg);
 	else
-		die("%s: %s (--ignore-provenance to mix them anyway)", stream, msg);
+		die("%s: %s (--ignore-provenance to use them anyway)", stream, msg);
 }
 
 void ckpt_adopt_prov(ckpt *c, const provenance *p)
@@ -443,6 +478,7 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	temp_sweep(dir);
 	char *tmp = temp_dir_create(dir);
 	model_save_hf_dtype(c->m, tmp, c->save_dtype);
+	model_carry_config(c->m, c->src, tmp, c->save_dtype);
 	model_copy_assets(c->m, c->src, tmp);
 	char *mk = path_join(tmp, CKPT_MARKER);
 	outfile *mo = out_open(mk);

@@ -3,7 +3,9 @@
  * of pairs with the policy plus the β model.
  *
  * A checkpoint is a directory:
- *   config.json, model.safetensors   the policy (model_save_hf; HF-loadable)
+ *   config.json, model.safetensors   the policy (model_save_hf; HF-loadable);
+ *                                    config.json carried from the input model
+ *                                    (model_carry_config)
  *   beta_head.safetensors            "log_w", head tensors; metadata: head
  *                                    kind, eps, hidden width, pool, ppl-from
  *   optimizer.safetensors            AdamW moments "policy.m", "policy.v",
@@ -123,6 +125,8 @@ typedef struct {
 	ppl_source ppl_from; /* model giving PPL(x) */
 	double w0;           /* initial w */
 	uint64_t seed;       /* head init and beta-dpo sampling */
+	int master;          /* resuming: the policy from the f32 master weights (lbdpo-step
+				continuing training), else from model.safetensors as shipped */
 } ckpt_opts;
 void ckpt_opts_default(ckpt_opts *o); /* linear head, K 64, eps 0.1, last, policy, w 1, seed 1 */
 
@@ -130,7 +134,10 @@ void ckpt_opts_default(ckpt_opts *o); /* linear head, K 64, eps 0.1, last, polic
 int ckpt_is(const char *path);
 /* Load a model path or a checkpoint. With o->fresh != 0 (or a plain model)
  * the head is made from o, and the optimizer state is zero; otherwise
- * everything comes from the checkpoint. */
+ * everything comes from the checkpoint. The policy is model.safetensors as
+ * stored (bf16-rounded in a bf16 checkpoint), what transformers and every
+ * scoring program see; o->master (resuming only) takes the f32 master
+ * weights instead. */
 ckpt *ckpt_load(const char *path, const ckpt_opts *o);
 /* Die unless dir is absent or a checkpoint lbdpo wrote (has the marker
  * file): --output never replaces anything else. */
@@ -143,11 +150,20 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options);
  * Returns 1 when read, 0 when dir has none. */
 int ckpt_master_weights(model *m, const char *dir);
 void ckpt_free(ckpt *c);
-/* Compare the records' provenance with the checkpoint's: die with one line
- * naming both values on a mismatch of tokenizer sha256, vocab_size or (when
- * need_ref or the stream names one) reference fingerprint. override: warn
- * loudly instead of dying. Nothing to compare when !c->has_prov. */
-void ckpt_check_prov(const ckpt *c, const provenance *p, const char *stream, int need_ref, int override);
+/* The provenance rule (lbdpo(7) PROVENANCE), the one check every program
+ * runs before it uses records (or a tokenizer) with a model. What the records
+ * say (p, from their header; stream names them) must agree with:
+ *   - the tokenizer the model ships: tokenizer.json or tokenizer.model in
+ *     the directory model_path (NULL or a llama2.c file: nothing to compare);
+ *   - c (may be NULL): the provenance a checkpoint remembers: tokenizer
+ *     sha256, vocab_size and (when need_ref or the stream names one) the
+ *     reference fingerprint;
+ *   - ref_fp (may be NULL): the fingerprint the records' reference must have
+ *     (lbdpo-step starting a run: the model it starts from).
+ * A side that names nothing ("" / 0) constrains nothing. A mismatch dies with
+ * one line naming both sides; override (--ignore-provenance): warns instead. */
+void prov_check(const provenance *p, const char *stream, const char *model_path, const ckpt *c, int need_ref,
+		const char *ref_fp, int override);
 /* The checkpoint about to be written was trained on records of provenance p. */
 void ckpt_adopt_prov(ckpt *c, const provenance *p);
 

@@ -187,11 +187,13 @@ endef
 beta_cmd = $(if $(findstring lbdpo,$(2)),$(B)lbdpo-beta -m $(1)/$(2) -i $(1)/test.ref --threads $(THREADS) | $(B)lbdpo-show --no-header -o $(1)/$(2).beta.jsonl,rm -f $(1)/$(2).beta.jsonl)
 
 # ---- frozen policy, from small or large β: $(1) = seed dir, $(2) = β0 ----
-# block 0 is the start (--steps 0); block k resumes block k−1's checkpoint
+# block 0 is the start (--steps 0); block k resumes block k−1's checkpoint.
+# The policy is the DPO one, the reference the SFT model that scored frz.ref:
+# another model than the run starts from, hence --ignore-provenance
 define FRZ_RULES
 $(1)/frz-$(2)/0/config.json: $(1)/dpo/config.json $(1)/frz.ref
 	@mkdir -p $(1)/frz-$(2)
-	$(B)lbdpo-step --model $(1)/dpo --fresh -i $(1)/frz.ref --loss lbdpo $(FRZ_OPTS) --beta $(2) \
+	$(B)lbdpo-step --model $(1)/dpo --fresh -i $(1)/frz.ref --ignore-provenance --loss lbdpo $(FRZ_OPTS) --beta $(2) \
 	  --freeze-policy --steps 0 --seed $$(SEED_$(1)) --threads $(THREADS) -q -o $(1)/frz-$(2)/0
 $(1)/frz-$(2).tsv: $(foreach s,$(FRZ_STEPS),$(1)/frz-$(2)/$(s)/config.json)
 	for s in $(FRZ_STEPS); do \

@@ -1,15 +1,17 @@
 # gen_pairs.awk — synthetic preference records as JSON Lines, for
 # `lbdpo-show --from-json` (tests only).
-#   awk -v seed=S -v n=N [-v flip=1] [-v tagend=1] -f gen_pairs.awk
+#   awk -v seed=S -v n=N [-v flip=1] [-v tagend=1] [-v ref=FP] -f gen_pairs.awk
 # Prompt: [tag, 4 tokens from 3..15]; tag 1 = group "even", 2 = group "odd".
 # tagend=1: [1, 4 tokens, tag] instead (the last prompt token tells the groups apart).
 # chosen = the prompt's 4 tokens again (a copy task); rejected = 4 tokens
 # from 16..31. flip=1 swaps chosen and rejected on the group "odd" records.
 # The reference scores are those of a uniform model over V = 32 tokens
-# (−n·log V), which a small random init is close to.
+# (−n·log V), which a small random init is close to. The header names
+# reference ref (default 64 zeros: no model, so lbdpo-step starting a run needs
+# --ignore-provenance), e.g. the fingerprint of the model a test trains from.
 BEGIN {
 	srand(seed); V = 32; L = 4; lr = -L * log(V)
-	printf "{\"lbdpo\": 1, \"kind\": \"ref\", \"history\": [], \"reference\": {\"path\": \"synthetic scores\", \"fingerprint\": \"%064d\"}}\n", 0
+	printf "{\"lbdpo\": 1, \"kind\": \"ref\", \"history\": [], \"reference\": {\"path\": \"synthetic scores\", \"fingerprint\": \"%s\"}}\n", ref != "" ? ref : sprintf("%064d", 0)
 	for (r = 0; r < n; r++) {
 		p = ""; c = ""; j = ""; odd = r % 2
 		for (i = 0; i < L; i++) {

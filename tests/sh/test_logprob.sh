@@ -9,7 +9,7 @@ G="$LBDPO_SHARED/golden/stories260K_logprobs.jsonl" M="$LBDPO_SHARED/assets/stor
 cd "$T"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 # Each text as a pair: prompt = BOS, chosen = rejected = the rest.
-{ echo '{"lbdpo":1,"kind":"tokens","history":[],"tokenizer":{"path":"tok512.bin","sha256":"x","vocab_size":512,"bos":1,"eos":2}}'
+{ echo '{"lbdpo":1,"kind":"tokens","history":[],"tokenizer":{"path":"tok512.bin","sha256":"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee","vocab_size":512,"bos":1,"eos":2}}'
   sed 's/.*"ids":\[\([0-9]*\),\([0-9,]*\)\].*/{"prompt_ids":[\1],"chosen_ids":[\2],"rejected_ids":[\2]}/' "$G"; } >p.jsonl
 lbdpo-show --from-json -i p.jsonl -o p.tok || fail "building records"
 n=$(wc -l <"$G")

@@ -9,7 +9,7 @@ need_mpi lbdpo-refcache
 CHECK="${LBDPO_TESTBIN:?}/mpi/dist_check"
 [ -x "$CHECK" ] || fail "$CHECK not built"
 cd "$T"
-gen() { awk -v seed="$1" -v n="$2" -v V=512 -v sha=tok-sha-1 -f "$ROOT/tests/sh/pairs_gen.awk" >"$3.jsonl" &&
+gen() { awk -v seed="$1" -v n="$2" -v V=512 -v sha=1111111111111111111111111111111111111111111111111111111111111111 -f "$ROOT/tests/sh/pairs_gen.awk" >"$3.jsonl" &&
 	lbdpo-show --from-json -i "$3.jsonl" -o "$3"; }
 summary() { grep 'computed,' "$1" | tail -1; }
 

@@ -6,7 +6,7 @@
 cd "$T"
 # Tiny models: threads only add synchronisation (and the machine is shared).
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-gen() { awk -v seed="$1" -v n="$2" -v V=512 -v sha=tok-sha-1 -f "$ROOT/tests/sh/pairs_gen.awk" >"$3.jsonl" &&
+gen() { awk -v seed="$1" -v n="$2" -v V=512 -v sha=1111111111111111111111111111111111111111111111111111111111111111 -f "$ROOT/tests/sh/pairs_gen.awk" >"$3.jsonl" &&
 	lbdpo-show --from-json -i "$3.jsonl" -o "$3"; }
 recs() { lbdpo-show --no-header -i "$1"; }               # records as JSON lines
 field() { grep -o "\"$1\":[^,}]*" | sed 's/.*://'; }      # one value per record
@@ -28,7 +28,7 @@ done
 [ "$(recs p.ref | field group)" = "$(recs p.tok | field group)" ] || fail "keys not passed through"
 lbdpo-show --header-only -i p.ref | grep -q '"reference":{"path":"m1","fingerprint":"[0-9a-f]\{64\}"}' ||
 	fail "header lacks the reference fingerprint"
-lbdpo-show --header-only -i p.ref | grep -q '"sha256":"tok-sha-1"' || fail "header lost the tokenizer"
+lbdpo-show --header-only -i p.ref | grep -q '"sha256":"1111111111111111111111111111111111111111111111111111111111111111"' || fail "header lost the tokenizer"
 grep -q '60 records: 60 computed, 0 from cache' s1 || fail "first run summary: $(summary s1)"
 
 # 2. A second run computes nothing and writes the same bytes.
@@ -103,7 +103,7 @@ rm "c1/$fp2/seg-copied.rc"
 expect_fail lbdpo-refcache --model m2 -i p.ref -o x.ref | grep -q 'already carries reference scores' || fail "other reference not refused"
 lbdpo-refcache --model m1 -i p.ref -o again.ref 2>/dev/null || fail "same reference again refused"
 expect_fail lbdpo-refcache --model m1 -i p.tok --tokenizer-sha other | grep -q 'tokenizer' || fail "tokenizer sha not checked"
-lbdpo-refcache --model m1 -i p.tok --tokenizer-sha tok-sha-1 -o /dev/null 2>/dev/null || fail "matching tokenizer sha refused"
+lbdpo-refcache --model m1 -i p.tok --tokenizer-sha 1111111111111111111111111111111111111111111111111111111111111111 -o /dev/null 2>/dev/null || fail "matching tokenizer sha refused"
 expect_fail lbdpo-refcache --model small -i p.tok | grep -q 'vocab' || fail "vocab mismatch not refused"
 # The model directory's own tokenizer.json must be the one the records name.
 echo '{"model":{}}' >m1/tokenizer.json
