@@ -134,7 +134,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_CLIP, 0, "clip", "X", "clip the global gradient norm to X, 0 = off (default 1)"),
 	CLI_OPT(O_SEED, 0, "seed", "N", "shuffling, head init and beta-dpo sampling seed (default 1)"),
 	CLI_SECTION("Loss:"),
-	CLI_OPT(O_LOSS, 0, "loss", "L", "lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft (default lbdpo)"),
+	CLI_OPT(O_LOSS, 0, "loss", "L", "lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft; sigmoid = dpo (default lbdpo)"),
 	CLI_OPT(O_BETA, 0, "beta", "X", "fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)"),
 	CLI_OPT(O_LS, 0, "label-smoothing", "X", "robust and simpo label smoothing (default 0)"),
 	CLI_OPT(O_GAMMA, 0, "gamma", "X", "simpo target margin (default 0.5)"),
@@ -217,7 +217,7 @@ int main(int argc, char **argv)
 		case O_SEED: to.ck.seed = (uint64_t)parse_long("--seed", arg, 0, 1L << 62); break;
 		case O_LOSS:
 			if ((k = loss_kind_parse(arg)) < 0)
-				die_usage("--loss: unknown loss '%s'", arg);
+				die_usage("--loss: unknown loss '%s' (valid: %s)", arg, loss_kind_list());
 			lo->kind = (loss_kind)k;
 			break;
 		case O_BETA: lo->beta = parse_double("--beta", arg, 1e-9, 1e6); break;
