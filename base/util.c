@@ -805,3 +805,20 @@ int name_index(const char *const *names, int n, const char *s)
 			return i;
 	return -1;
 }
+
+void copy_file(const char *src, const char *dst)
+{
+	FILE *in = fopen(src, "rb");
+	if (!in)
+		die("%s: %s", src, strerror(errno));
+	outfile *o = out_open(dst);
+	char buf[1 << 16];
+	size_t r;
+	while ((r = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, r, o->fp) != r)
+			die("%s: write error: %s", dst, strerror(errno));
+	if (ferror(in))
+		die("%s: read error", src);
+	fclose(in);
+	out_close(o);
+}

@@ -55,6 +55,9 @@ void model_save_hf_dtype(const model *m, const char *dir, int dtype);
  * write a generation_config.json from bos/eos when src has none. Each file
  * is written atomically. Returns the number of files copied. */
 int model_copy_assets(const model *m, const char *src, const char *dst);
+/* 1 when name is one of the files model_copy_assets copies (tokenizer
+ * files, chat template, generation_config.json). */
+int model_asset_name(const char *name);
 void model_free(model *m);
 
 const model_config *model_cfg(const model *m);
