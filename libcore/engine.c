@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "libcore/backend.h"
 #include "libcore/betahead.h"
@@ -457,9 +458,18 @@ int train_metrics_write(FILE *f, const train_metrics *m, const char *run)
 
 FILE *train_metrics_open(const char *path, const char *run, long step, int resumed, int legacy)
 {
-	FILE *f = fopen(path, "r");
-	if (!f && errno != ENOENT)
+	struct stat sb;
+	const int there = stat(path, &sb) == 0;
+	if (!there && errno != ENOENT)
 		die("%s: %s", path, strerror(errno));
+	/* only a regular file holds earlier lines (not a pipe or a device) */
+	FILE *f = there && S_ISREG(sb.st_mode) && sb.st_size > 0 ? fopen(path, "r") : NULL;
+	if (there && S_ISREG(sb.st_mode) && sb.st_size > 0 && !f)
+		die("%s: %s", path, strerror(errno));
+	if (f && !resumed)
+		die("%s: exists and is not empty: a fresh run would interleave its steps with an earlier "
+		    "run's; remove it or name another --metrics FILE",
+		    path);
 	char *line = NULL, *keep = NULL;
 	size_t cap = 0, kn = 0, kcap = 0;
 	ssize_t n;
@@ -467,10 +477,6 @@ FILE *train_metrics_open(const char *path, const char *run, long step, int resum
 	int partial = 0;
 	while (f && (n = getline(&line, &cap, f)) > 0) {
 		lineno++;
-		if (!resumed)
-			die("%s: exists and is not empty: a fresh run would interleave its steps with an earlier "
-			    "run's; remove it or name another --metrics FILE",
-			    path);
 		json_error_t je;
 		json_t *j = json_loadb(line, (size_t)n, 0, &je);
 		if (!j && line[n - 1] != '\n') {
