@@ -258,9 +258,9 @@ static void resume_options(train_opts *to, const ckpt *ck, const json_t *pj, con
 			    to->init, f, b, a);
 		if (resume_keys[i].kind == R_LOG)
 			info("resuming with --%s %s (the run's: %s)", f, b, a);
-		else if (allow)
+		else if (allow && dist_rank() == 0)
 			warning("resuming with --%s %s instead of the run's %s (--allow-changed-options)", f, b, a);
-		else
+		else if (!allow)
 			snprintf(refused + strlen(refused), sizeof refused - strlen(refused), "%s--%s %s (the run's: %s)",
 				 refused[0] ? ", " : "", f, b, a);
 	}
