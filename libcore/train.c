@@ -450,6 +450,26 @@ static int ckpt_own_name(const char *name)
 	return model_asset_name(name);
 }
 
+static void carry_tree(const char *src, const char *dst);
+
+/* The entries of the directory src into the directory dst (carry_tree);
+ * top: src is the old checkpoint, whose own files stay behind. */
+static void carry_dir(const char *src, const char *dst, int top)
+{
+	DIR *d = opendir(src);
+	if (!d)
+		die("%s: %s", src, strerror(errno));
+	for (struct dirent *e; (e = readdir(d));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || (top && ckpt_own_name(e->d_name)))
+			continue;
+		char *a = path_join(src, e->d_name), *b = path_join(dst, e->d_name);
+		carry_tree(a, b);
+		free(a);
+		free(b);
+	}
+	closedir(d);
+}
+
 /* Recreate src at dst: directories made anew, files hard-linked (copied
  * where the file system refuses a link), symbolic links remade. The old
  * checkpoint keeps its own links until it is swapped out, so a crash at any
@@ -467,20 +487,10 @@ static void carry_tree(const char *src, const char *dst)
 			chmod(dst, sb.st_mode & 07777);
 		}
 	} else if (S_ISDIR(sb.st_mode)) {
-		if (mkdir(dst, sb.st_mode & 07777) != 0)
+		if (mkdir(dst, 0700) != 0)
 			die("cannot create %s: %s", dst, strerror(errno));
-		DIR *d = opendir(src);
-		if (!d)
-			die("%s: %s", src, strerror(errno));
-		for (struct dirent *e; (e = readdir(d));) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			char *a = path_join(src, e->d_name), *b = path_join(dst, e->d_name);
-			carry_tree(a, b);
-			free(a);
-			free(b);
-		}
-		closedir(d);
+		carry_dir(src, dst, 0);
+		chmod(dst, sb.st_mode & 07777); /* after filling it: a read-only directory too */
 	} else if (S_ISLNK(sb.st_mode)) {
 		char t[4096];
 		ssize_t n = readlink(src, t, sizeof t - 1);
@@ -492,23 +502,6 @@ static void carry_tree(const char *src, const char *dst)
 	} else {
 		warning("%s: not a file, directory or symbolic link; not carried into the new checkpoint", src);
 	}
-}
-
-/* Everything in the checkpoint dir that lbdpo did not write, into tmp. */
-static void carry_foreign(const char *dir, const char *tmp)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		die("%s: %s", dir, strerror(errno));
-	for (struct dirent *e; (e = readdir(d));) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || ckpt_own_name(e->d_name))
-			continue;
-		char *a = path_join(dir, e->d_name), *b = path_join(tmp, e->d_name);
-		carry_tree(a, b);
-		free(a);
-		free(b);
-	}
-	closedir(d);
 }
 
 void ckpt_save(const ckpt *c, const char *dir, json_t *options)
@@ -583,8 +576,8 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	/* swap into place: a crash leaves either the old or the new directory */
 	struct stat sb;
 	int had = lstat(dir, &sb) == 0;
-	if (had)
-		carry_foreign(dir, tmp);
+	if (had) /* what else is in dir (a user's files) moves into the new checkpoint */
+		carry_dir(dir, tmp, 1);
 	if (had && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
 		/* atomic swap: there is no moment without a checkpoint at dir;
 		 * tmp now holds the old checkpoint (checked above to be ours) */

@@ -10,7 +10,7 @@ lbdpo-init -q -o m0 --dim 32 --layers 1 --heads 4 --vocab 32 --max-seq 64 --seed
 lbdpo-step --model m0 --output ck -i t.ref --threads 1 --batch-size 8 --steps 1 --loss dpo -q || fail "step"
 echo '{"acc": 0.5}' >ck/my_eval_results.json
 chmod 640 ck/my_eval_results.json
-mkdir -p ck/plots/sub && echo png >ck/plots/a.png && echo deep >ck/plots/sub/b.txt
+mkdir -p ck/plots/sub && echo png >ck/plots/a.png && echo deep >ck/plots/sub/b.txt && chmod 750 ck/plots
 ln -s my_eval_results.json ck/latest.json
 cp ck/trainer_state.json before.json
 lbdpo-step --model ck --output ck -i t.ref --threads 1 --batch-size 8 --steps 2 --save-every 1 --loss dpo -q ||
@@ -20,6 +20,7 @@ grep -q '"step": 3' ck/trainer_state.json || fail "not the new checkpoint: $(gre
 [ "$(stat -c %a ck/my_eval_results.json)" = 640 ] || fail "mode of my_eval_results.json"
 [ "$(cat ck/plots/a.png 2>/dev/null)" = png ] && [ "$(cat ck/plots/sub/b.txt 2>/dev/null)" = deep ] || fail "plots/ lost"
 [ "$(readlink ck/latest.json)" = my_eval_results.json ] || fail "symbolic link lost"
+[ "$(stat -c %a ck/plots)" = 750 ] || fail "mode of plots/: $(stat -c %a ck/plots)"
 [ -z "$(ls -d ck.tmp.* 2>/dev/null)" ] || fail "temporaries left: $(ls -d ck.tmp.*)"
 # a checkpoint of another model written over ck: lbdpo's own files (the
 # tokenizer) are never carried from the old one
