@@ -466,8 +466,13 @@ int main(int argc, char **argv)
 		    prev.total_steps >= ck->step + steps)
 			to.total_steps = prev.total_steps;
 	}
-	if (to.total_steps < 0)
+	if (to.total_steps < 0) {
 		to.total_steps = ck->step + steps;
+		const json_t *pt = json_object_get(prev_opts, "total_steps");
+		if (json_is_integer(pt) && json_integer_value(pt) != to.total_steps)
+			info("resuming: the schedule is now %ld steps long (the run's: %lld), to fit --steps", to.total_steps,
+			     (long long)json_integer_value(pt));
+	}
 	/* options recorded in the checkpoint: the β model as loaded */
 	to.ck.pool = ck->pool;
 	to.ck.ppl_from = ck->ppl_from;

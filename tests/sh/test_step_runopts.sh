@@ -53,6 +53,8 @@ done
 grep -q '"step": 7' ck/trainer_state.json || fail "a refused resume wrote the checkpoint"
 # not given: the run's (batch size 4, lr 1e-3), not the defaults
 lbdpo-step -m ck -o ck -i t.ref --threads 1 --steps 1 2>err.txt || fail "resume without options: $(cat err.txt)"
+grep -q 'resuming: the schedule is now 8 steps long (the run.s: 7), to fit --steps' err.txt ||
+	fail "a longer schedule not logged: $(cat err.txt)"
 grep -q '"batch_size": 4,' ck/trainer_state.json && grep -q '"lr": 0.001,' ck/trainer_state.json ||
 	fail "the run's options not kept: $(grep -E 'batch_size|"lr"' ck/trainer_state.json)"
 # asked for: taken, with a warning
