@@ -226,7 +226,8 @@ static const struct {
 };
 
 /* Resuming ck: take the run's options where none is given, and check the
- * given ones against them (resume_keys). prev: the run's options (pj). */
+ * given ones against them (resume_keys). pj: the run's options. Every rank
+ * decides alike: a refusal is printed once. */
 static void resume_options(train_opts *to, const ckpt *ck, const json_t *pj, const char *given, int allow)
 {
 	train_opts prev;
@@ -253,8 +254,9 @@ static void resume_options(train_opts *to, const ckpt *ck, const json_t *pj, con
 		opt_value(vp, a, sizeof a);
 		opt_value(vc, b, sizeof b);
 		if (resume_keys[i].kind == R_BETA)
-			die("%s: --%s %s: the checkpoint's beta model has %s, fixed on resume (--fresh makes a new beta "
-			    "model)",
+			dist_die_same(EXIT_DATA,
+				      "%s: --%s %s: the checkpoint's beta model has %s, fixed on resume (--fresh makes "
+				      "a new beta model)",
 			    to->init, f, b, a);
 		if (resume_keys[i].kind == R_LOG)
 			info("resuming with --%s %s (the run's: %s)", f, b, a);
@@ -265,15 +267,19 @@ static void resume_options(train_opts *to, const ckpt *ck, const json_t *pj, con
 				 refused[0] ? ", " : "", f, b, a);
 	}
 	if (refused[0])
-		die("%s: resuming with options that change what the run trains: %s; give --allow-changed-options to "
-		    "change them anyway, or --fresh to start a new run",
+		dist_die_same(EXIT_DATA,
+			      "%s: resuming with options that change what the run trains: %s; give "
+			      "--allow-changed-options to change them anyway, or --fresh to start a new run",
 		    to->init, refused);
 	if (given[O_HEAD] && to->ck.head != ck->bh->kind)
-		die("%s: --head %s: the checkpoint's beta model is %s, fixed on resume (--fresh makes a new beta model)",
+		dist_die_same(EXIT_DATA,
+			      "%s: --head %s: the checkpoint's beta model is %s, fixed on resume (--fresh makes a new "
+			      "beta model)",
 		    to->init, head_kind_name(to->ck.head), head_kind_name(ck->bh->kind));
 	if (given[O_HID] && ck->bh->kind == HEAD_MLP && to->ck.head_hidden != ck->bh->K)
-		die("%s: --head-hidden %d: the checkpoint's beta model has %d, fixed on resume (--fresh makes a new beta "
-		    "model)",
+		dist_die_same(EXIT_DATA,
+			      "%s: --head-hidden %d: the checkpoint's beta model has %d, fixed on resume (--fresh makes "
+			      "a new beta model)",
 		    to->init, to->ck.head_hidden, ck->bh->K);
 	json_object_del(jc, "init"); /* to->init stays the path given */
 	if (train_opts_from_json(to, jc, &bad) != 0)

@@ -216,8 +216,9 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->n_comp = lo->kind == LOSS_SFT ? 1 : 2;
 	for (int i = 0; e->learned && i < data->n; i++) {
 		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
-			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref, the default; lbdpo-refcache writes it)", data->name,
-			    (unsigned long long)data->r[i].index);
+			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref, the default; lbdpo-refcache "
+			    "writes it)",
+			    data->name, (unsigned long long)data->r[i].index);
 		if (lo->entropy_reg != 0 && !data->r[i].has_entropy)
 			die("%s: record %llu: no ref_prompt_entropy (needed by --entropy-reg)", data->name,
 			    (unsigned long long)data->r[i].index);
