@@ -302,7 +302,7 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		size_t cap = 0, nrow = 0;
 		const char *line;
 		size_t len;
-		int rc;
+		int rc, zigzag = 0;
 		char err[512];
 		while ((rc = jsonl_next(f, &line, &len)) == 1) {
 			json_t *j = jsonl_parse(line, len, err, sizeof err);
@@ -311,6 +311,13 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 			xgrow((void **)&v, &cap, (nrow + 1) * (NK + 1), sizeof *v);
 			double *r = v + nrow * (NK + 1);
 			r[0] = (double)json_integer_value(json_object_get(j, "step"));
+			if (nrow > 0 && r[0] <= r[-(NK + 1)] && !zigzag) {
+				/* lbdpo-step keeps one run's lines in order; this file is not that */
+				warning("%s: line %llu: step %.0f after step %.0f: lines of more than one run? the curves "
+					"will go back and forth",
+					jsonl_name(f), (unsigned long long)jsonl_lineno(f), r[0], r[-(NK + 1)]);
+				zigzag = 1;
+			}
 			for (int k = 0; k < NK; k++) {
 				json_t *x = json_object_get(j, keys[k]);
 				r[k + 1] = json_is_number(x) ? json_number_value(x) : NAN;

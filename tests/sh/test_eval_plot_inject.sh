@@ -46,4 +46,8 @@ lbdpo-eval --threads 1 -m c -i t.ref --metrics m.jsonl --plot mine -o ev.json 2>
 lbdpo-eval --threads 1 -m c -i t.ref --plot mine -o ev.json 2>err.txt || fail "third: $(cat err.txt)"
 [ ! -e mine/curves.png ] && [ ! -e mine/curves.dat ] || fail "a stale curves.png from the run before"
 [ "$(cat mine/notes.txt)" = "my notes" ] || fail "notes"
+# two runs' lines in one --metrics file: drawn, with a warning
+cat m.jsonl m.jsonl >twice.jsonl
+lbdpo-eval --threads 1 -m c -i t.ref --metrics twice.jsonl --plot q -o ev.json 2>err.txt || fail "twice: $(cat err.txt)"
+grep -q 'warning: twice.jsonl: line 3: step 1 after step 2: lines of more than one run' err.txt || fail "no warning: $(cat err.txt)"
 echo ok
