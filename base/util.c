@@ -259,19 +259,28 @@ void temp_remove_all(void)
 	}
 }
 
+void random_bytes(void *buf, size_t n)
+{
+	unsigned char *r = buf;
+	FILE *f = fopen("/dev/urandom", "rb");
+	if (!f || fread(r, 1, n, f) != n) {
+		/* no /dev/urandom: time, process and address bits */
+		uint64_t x = (uint64_t)(now_s() * 1e6) * 1000003u ^ (uint64_t)(uintptr_t)buf ^ (uint64_t)rand() ^
+			     ((uint64_t)getpid() << 32);
+		for (size_t i = 0; i < n; i++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			r[i] = (unsigned char)(x >> 56);
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
 static void temp_name(const char *target, char *buf, size_t n)
 {
 	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 	unsigned char r[6];
-	FILE *f = fopen("/dev/urandom", "rb");
-	if (!f || fread(r, 1, sizeof r, f) != sizeof r) {
-		/* no /dev/urandom: time and address bits; O_EXCL still protects */
-		uint64_t x = (uint64_t)now_s() * 1000003u ^ (uint64_t)(uintptr_t)buf ^ (uint64_t)rand();
-		for (int i = 0; i < 6; i++, x >>= 8)
-			r[i] = (unsigned char)x;
-	}
-	if (f)
-		fclose(f);
+	random_bytes(r, sizeof r); /* O_EXCL protects even without /dev/urandom */
 	int k = snprintf(buf, n, "%s.tmp.%ld.", target, (long)getpid());
 	for (int i = 0; i < 6 && (size_t)k + 1 < n; i++)
 		buf[k++] = al[r[i] % 62];
@@ -804,4 +813,21 @@ int name_index(const char *const *names, int n, const char *s)
 		if (!strcmp(s, names[i]))
 			return i;
 	return -1;
+}
+
+void copy_file(const char *src, const char *dst)
+{
+	FILE *in = fopen(src, "rb");
+	if (!in)
+		die("%s: %s", src, strerror(errno));
+	outfile *o = out_open(dst);
+	char buf[1 << 16];
+	size_t r;
+	while ((r = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, r, o->fp) != r)
+			die("%s: write error: %s", dst, strerror(errno));
+	if (ferror(in))
+		die("%s: read error", src);
+	fclose(in);
+	out_close(o);
 }

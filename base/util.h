@@ -69,6 +69,11 @@ typedef struct outfile {
 	int direct; /* a device or FIFO: written in place, no rename */
 } outfile;
 outfile *out_open(const char *path);
+/* Copy the file src to dst (through out_open: a temporary renamed into
+ * place). Dies naming the file on an error. */
+void copy_file(const char *src, const char *dst);
+/* n unpredictable bytes (/dev/urandom; without it, time and process bits). */
+void random_bytes(void *buf, size_t n);
 /* Flush, fsync, close and rename; dies on any write error. */
 void out_close(outfile *o);
 /* Remove the temporary file of every open outfile (called by die()). */

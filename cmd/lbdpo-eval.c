@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "formats/jsonl.h"
 #include "libcore/betahead.h"
@@ -189,15 +190,82 @@ static json_t *gen_stats(const char *path)
 	return o;
 }
 
-/* Data files and a gnuplot script in dir; PNGs when gnuplot is installed. */
+/* Text from the data (group names) in gnuplot input, as a copy: q = '\''
+ * for the inside of a single-quoted string in the script, where gnuplot
+ * expands nothing (no backquotes, no @macros) and '' is a quote; q = '"' for
+ * a double-quoted column of a data file, which has no escape, so " becomes
+ * '. Control bytes (a newline would end the command) become '?'. */
+static char *gp_text(const char *s, char q)
+{
+	size_t n = strlen(s);
+	char *o = xmalloc(2 * n + 1), *w = o;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f)
+			*w++ = '?';
+		else if (c == '\'' && q == '\'') {
+			*w++ = '\'';
+			*w++ = '\'';
+		} else if (c == '"' && q == '"')
+			*w++ = '\'';
+		else
+			*w++ = (char)c;
+	}
+	*w = 0;
+	return o;
+}
+
+/* The files --plot writes into its directory, and the marker that says
+ * lbdpo-eval made the directory's plots. */
+#define PLOT_MARKER ".lbdpo-plots"
+static const char *const plot_files[] = {"beta.dat",       "beta_groups.dat", "curves.dat", "plots.gp",
+					 "beta_hist.png",  "beta_ppl.png",    "beta_groups.png", "curves.png", NULL};
+
+/* Before any work: dir is absent, or a directory whose files of
+ * lbdpo-eval's names are removed when it holds the marker (an earlier
+ * --plot) and must be absent when it does not (a user's directory: its
+ * other files are never touched). */
+static void plot_dir_check(const char *dir)
+{
+	struct stat sb;
+	if (stat(dir, &sb) != 0) {
+		if (errno == ENOENT)
+			return;
+		die("%s: %s", dir, strerror(errno));
+	}
+	if (!S_ISDIR(sb.st_mode))
+		die("%s: exists and is not a directory (--plot)", dir);
+	char *m = path_join(dir, PLOT_MARKER);
+	int ours = lstat(m, &sb) == 0 && S_ISREG(sb.st_mode);
+	free(m);
+	for (int i = 0; plot_files[i]; i++) {
+		char *f = path_join(dir, plot_files[i]);
+		if (lstat(f, &sb) == 0) {
+			if (!ours)
+				die("%s: exists and %s is not a plot directory lbdpo-eval wrote (no %s file); refusing to "
+				    "overwrite it (--plot into a new directory)",
+				    f, dir, PLOT_MARKER);
+			if (unlink(f) != 0)
+				die("%s: cannot remove the earlier plot file: %s", f, strerror(errno));
+		}
+		free(f);
+	}
+}
+
+/* Data files and a gnuplot script in dir (plot_dir_check passed); PNGs
+ * when gnuplot is installed. */
 static void plots(const char *dir, const char *metrics, const pair_res *r, int n, const pref_set *data)
 {
 	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
 		die("cannot create %s: %s", dir, strerror(errno));
-	char *p;
+	char *p = path_join(dir, PLOT_MARKER);
+	outfile *o = out_open(p);
+	fputs("lbdpo-eval --plot wrote the plots here; a later --plot replaces its own files, never others\n", o->fp);
+	out_close(o);
+	free(p);
 	if (asprintf(&p, "%s/beta.dat", dir) < 0)
 		die("out of memory");
-	outfile *o = out_open(p);
+	o = out_open(p);
 	fprintf(o->fp, "# beta ppl delta group\n");
 	for (int i = 0; i < n; i++)
 		fprintf(o->fp, "%.9g %.9g %.9g %d\n", r[i].beta, r[i].ppl, r[i].delta, r[i].group);
@@ -215,7 +283,9 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 				s += r[i].beta;
 				k++;
 			}
-		fprintf(o->fp, "%d \"%s\" %.9g %d\n", g, data->groups[g], k ? s / k : 0, k);
+		char *t = gp_text(data->groups[g], '"');
+		fprintf(o->fp, "%d \"%s\" %.9g %d\n", g, t, k ? s / k : 0, k);
+		free(t);
 	}
 	out_close(o);
 	free(p);
@@ -232,7 +302,7 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		size_t cap = 0, nrow = 0;
 		const char *line;
 		size_t len;
-		int rc;
+		int rc, zigzag = 0;
 		char err[512];
 		while ((rc = jsonl_next(f, &line, &len)) == 1) {
 			json_t *j = jsonl_parse(line, len, err, sizeof err);
@@ -241,6 +311,13 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 			xgrow((void **)&v, &cap, (nrow + 1) * (NK + 1), sizeof *v);
 			double *r = v + nrow * (NK + 1);
 			r[0] = (double)json_integer_value(json_object_get(j, "step"));
+			if (nrow > 0 && r[0] <= r[-(NK + 1)] && !zigzag) {
+				/* lbdpo-step keeps one run's lines in order; this file is not that */
+				warning("%s: line %llu: step %.0f after step %.0f: lines of more than one run? the curves "
+					"will go back and forth",
+					jsonl_name(f), (unsigned long long)jsonl_lineno(f), r[0], r[-(NK + 1)]);
+				zigzag = 1;
+			}
 			for (int k = 0; k < NK; k++) {
 				json_t *x = json_object_get(j, keys[k]);
 				r[k + 1] = json_is_number(x) ? json_number_value(x) : NAN;
@@ -292,9 +369,12 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		"set xlabel 'beta(x)'\nset ylabel 'prompts'\n");
 	if (data->n_groups > 0) {
 		fprintf(o->fp, "plot ");
-		for (int g = 0; g < data->n_groups; g++)
+		for (int g = 0; g < data->n_groups; g++) {
+			char *t = gp_text(data->groups[g], '\'');
 			fprintf(o->fp, "%s'beta.dat' using (bin($1)):($4 == %d ? 1.0 : 0.0) smooth freq with boxes title 'group %s'",
-				g ? ", " : "", g, data->groups[g]);
+				g ? ", " : "", g, t);
+			free(t);
+		}
 		fprintf(o->fp, "\n");
 	} else {
 		fprintf(o->fp, "plot 'beta.dat' using (bin($1)):(1.0) smooth freq with boxes title 'all prompts'\n");
@@ -303,9 +383,12 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		       "set ylabel 'beta(x)'\n");
 	if (data->n_groups > 0) {
 		fprintf(o->fp, "plot ");
-		for (int g = 0; g < data->n_groups; g++)
+		for (int g = 0; g < data->n_groups; g++) {
+			char *t = gp_text(data->groups[g], '\'');
 			fprintf(o->fp, "%s'beta.dat' using 2:($4 == %d ? $1 : NaN) with points pt 7 ps 0.5 title 'group %s'",
-				g ? ", " : "", g, data->groups[g]);
+				g ? ", " : "", g, t);
+			free(t);
+		}
 		fprintf(o->fp, "\n");
 	} else {
 		fprintf(o->fp, "plot 'beta.dat' using 2:1 with points pt 7 ps 0.5 title 'prompts'\n");
@@ -357,13 +440,14 @@ static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "checkpoint directory or model (required)"),
 	CLI_OPT('i', 'i', "input", "FILE", "records with reference scores (default stdin)"),
 	CLI_OPT('o', 'o', "output", "FILE", "JSON summary (default stdout)"),
-	CLI_OPT('L', 0, "loss", "L", "loss to report (default: the checkpoint's, else lbdpo)"),
+	CLI_OPT('L', 0, "loss", "L", "loss to report, sigmoid = dpo (default: the checkpoint's, else lbdpo)"),
 	CLI_OPT('B', 0, "beta", "X", "fixed beta for the fixed-beta losses (default: the checkpoint's, else 0.1)"),
 	CLI_OPT('S', 0, "label-smoothing", "X", "label smoothing of robust and simpo (default: the checkpoint's, else 0)"),
 	CLI_OPT('G', 0, "gamma", "X", "SimPO target margin (default: the checkpoint's, else 0.5)"),
 	CLI_OPT('b', 0, "batch-size", "B", "pairs per forward (default 8)"),
 	CLI_OPT('M', 0, "metrics", "FILE", "training metrics (lbdpo-step --metrics) for the curves of --plot"),
-	CLI_OPT('p', 0, "plot", "DIR", "write plots (PNG via gnuplot when installed) and their data into DIR"),
+	CLI_OPT('p', 0, "plot", "DIR",
+		"write plots (PNG via gnuplot when installed) and their data into DIR (never over a user's file)"),
 	CLI_OPT('g', 0, "generations", "FILE", "JSONL with \"completion\" or \"text\" strings: lengths and distinct-n"),
 	CLI_OPT('r', 0, "per-record", "FILE", "also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)"),
 	BACKEND_CLI_OPTS,
@@ -399,7 +483,7 @@ int main(int argc, char **argv)
 		case 'm': ckp = arg; break;
 		case 'L':
 			if ((kind = loss_kind_parse(arg)) < 0)
-				die_usage("--loss: unknown loss '%s'", arg);
+				die_usage("--loss: unknown loss '%s' (valid: %s)", arg, loss_kind_list());
 			break;
 		case 'B': beta = parse_double("--beta", arg, 1e-9, 1e6); break;
 		case 'S': lsmooth = parse_double("--label-smoothing", arg, 0, 0.4999999); break;
@@ -418,6 +502,8 @@ int main(int argc, char **argv)
 	if (!ckp)
 		die_usage("--model is required");
 	backend_opts_apply(&bo);
+	if (plotdir)
+		plot_dir_check(plotdir); /* before any work: refuses to overwrite a user's files */
 	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
 	loss_opts lo;
 	loss_opts_default(&lo);

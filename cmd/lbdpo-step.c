@@ -111,7 +111,7 @@ enum {
 	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_SDT, O_IGNPROV
+	O_SDT, O_IGNPROV, O_ALLOW, O_LAST
 };
 
 static const cli_opt opts[] = {
@@ -134,7 +134,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_CLIP, 0, "clip", "X", "clip the global gradient norm to X, 0 = off (default 1)"),
 	CLI_OPT(O_SEED, 0, "seed", "N", "shuffling, head init and beta-dpo sampling seed (default 1)"),
 	CLI_SECTION("Loss:"),
-	CLI_OPT(O_LOSS, 0, "loss", "L", "lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft (default lbdpo)"),
+	CLI_OPT(O_LOSS, 0, "loss", "L", "lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft; sigmoid = dpo (default lbdpo)"),
 	CLI_OPT(O_BETA, 0, "beta", "X", "fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)"),
 	CLI_OPT(O_LS, 0, "label-smoothing", "X", "robust and simpo label smoothing (default 0)"),
 	CLI_OPT(O_GAMMA, 0, "gamma", "X", "simpo target margin (default 0.5)"),
@@ -148,7 +148,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_HEAD, 0, "head", "H", "linear|mlp (default linear)"),
 	CLI_OPT(O_HID, 0, "head-hidden", "K", "mlp hidden width (default 64)"),
 	CLI_OPT(O_POOL, 0, "pool", "P", "last|mean: which hidden state is h (default last)"),
-	CLI_OPT(O_PPL, 0, "ppl-from", "S", "policy|ref: model giving PPL(x) (default policy)"),
+	CLI_OPT(O_PPL, 0, "ppl-from", "S", "ref|policy: model giving PPL(x) (default ref; policy: see HAZARDS)"),
 	CLI_OPT(O_BGRAD, 0, "beta-grad", "M", "full|head|none: gradient paths of beta (default full)"),
 	CLI_OPT(O_FREEZE, 0, "freeze-policy", NULL, "train only the beta model"),
 	CLI_OPT(O_RREG, 0, "range-reg", "X", "lambda1 of the range regularizer (default 0)"),
@@ -158,11 +158,14 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_EREG, 0, "entropy-reg", "X", "lambda3 of the entropy regularizer (default 0)"),
 	CLI_OPT(O_EALPHA, 0, "entropy-alpha", "X", "alpha of the entropy regularizer (default 0.05)"),
 	CLI_SECTION("Run:"),
-	CLI_OPT(O_METRICS, 0, "metrics", "FILE", "append per-step JSON lines to FILE (- = stderr)"),
+	CLI_OPT(O_METRICS, 0, "metrics", "FILE",
+		"per-step JSON lines into FILE (- = stderr); a fresh run refuses a non-empty FILE, a resumed one appends"),
 	CLI_OPT(O_SAVE, 0, "save-every", "N", "also write --output every N steps (default: only at the end)"),
 	CLI_OPT(O_SDT, 0, "save-dtype", "T",
 		"float32, float16 or bfloat16: the policy's weights in the checkpoint (default: the dtype the model came in)"),
 	BACKEND_CLI_OPTS,
+	CLI_OPT(O_ALLOW, 0, "allow-changed-options", NULL,
+		"resuming: accept options that differ from the run's (--loss, --lr, ...; warns; default: refuse)"),
 	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
 		"train on records of another tokenizer or reference than the model's (warns; default: refuse)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
@@ -175,6 +178,133 @@ static const cli_spec spec = {"lbdpo-step", "lbdpo-step -m MODEL_OR_CHECKPOINT -
 			      "preference records and write the next checkpoint.",
 			      opts, print_version};
 
+/* The long name of option key, for messages. */
+static const char *flag_name(int key)
+{
+	for (const cli_opt *o = opts; o->key || o->lng || o->help; o++)
+		if (o->key == key && o->lng && !o->alias_of)
+			return o->lng;
+	return "?";
+}
+
+/* A value of train_opts_to_json, as a flag's argument. */
+static void opt_value(const json_t *v, char *out, size_t n)
+{
+	if (json_is_string(v))
+		snprintf(out, n, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(out, n, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(out, n, "%.9g", json_real_value(v));
+	else if (json_is_boolean(v))
+		snprintf(out, n, "%s", json_is_true(v) ? "on" : "off");
+	else
+		snprintf(out, n, "(none)");
+}
+
+/* What resuming does with each option recorded in the checkpoint (by its
+ * train_opts_to_json key). Not given on the command line: the run's value.
+ * Given and different: R_RUN (what the steps compute: the loss, its
+ * parameters, the batch, the optimizer, the data order) is refused unless
+ * --allow-changed-options; R_BETA (the checkpoint's β model) is always
+ * refused, --fresh makes a new one; R_LOG is taken and logged. */
+enum { R_RUN, R_BETA, R_LOG };
+static const struct {
+	const char *key;
+	int opt, kind;
+} resume_keys[] = {
+	{"loss", O_LOSS, R_RUN},	       {"beta", O_BETA, R_RUN},		    {"batch_size", O_BS, R_RUN},
+	{"grad_accum", O_ACC, R_RUN},	       {"lr", O_LR, R_RUN},		    {"beta_lr", O_BLR, R_RUN},
+	{"weight_decay", O_WD, R_RUN},	       {"beta_wd", O_BWD, R_RUN},	    {"warmup", O_WARM, R_RUN},
+	{"schedule", O_SCHED, R_RUN},	       {"clip", O_CLIP, R_RUN},		    {"seed", O_SEED, R_RUN},
+	{"beta_grad", O_BGRAD, R_RUN},	       {"freeze_policy", O_FREEZE, R_RUN},  {"label_smoothing", O_LS, R_RUN},
+	{"gamma", O_GAMMA, R_RUN},	       {"sft_weight", O_SFTW, R_RUN},	    {"bdpo_alpha", O_BA, R_RUN},
+	{"bdpo_rho", O_BR, R_RUN},	       {"range_reg", O_RREG, R_RUN},	    {"beta_min", O_BMIN, R_RUN},
+	{"beta_max", O_BMAX, R_RUN},	       {"group_reg", O_GREG, R_RUN},	    {"entropy_reg", O_EREG, R_RUN},
+	{"entropy_alpha", O_EALPHA, R_RUN},    {"epsilon", O_EPS, R_BETA},	    {"pool", O_POOL, R_BETA},
+	{"ppl_from", O_PPL, R_BETA},	       {"total_steps", O_TOTAL, R_LOG},
+};
+
+/* Resuming ck: take the run's options where none is given, and check the
+ * given ones against them (resume_keys). pj: the run's options. Every rank
+ * decides alike: a refusal is printed once. */
+static void resume_options(train_opts *to, const ckpt *ck, const json_t *pj, const char *given, int allow)
+{
+	train_opts prev;
+	const char *bad;
+	train_opts_default(&prev);
+	if (!pj || train_opts_from_json(&prev, pj, &bad) != 0) {
+		warning("%s: trainer_state.json has no readable options (%s): this run's options are not checked "
+			"against the run's",
+			to->init, pj ? bad : "none");
+		return;
+	}
+	json_t *jp = train_opts_to_json(&prev), *jc = train_opts_to_json(to);
+	char refused[1024] = "", a[64], b[64];
+	for (size_t i = 0; i < sizeof resume_keys / sizeof *resume_keys; i++) {
+		const char *k = resume_keys[i].key, *f = flag_name(resume_keys[i].opt);
+		json_t *vp = json_object_get(jp, k), *vc = json_object_get(jc, k);
+		if (json_equal(vp, vc))
+			continue;
+		if (!given[resume_keys[i].opt]) {
+			if (resume_keys[i].kind != R_LOG) /* total steps: the schedule rule in main */
+				json_object_set(jc, k, vp);
+			continue;
+		}
+		opt_value(vp, a, sizeof a);
+		opt_value(vc, b, sizeof b);
+		if (resume_keys[i].kind == R_BETA)
+			dist_die_same(EXIT_DATA,
+				      "%s: --%s %s: the checkpoint's beta model has %s, fixed on resume (--fresh makes "
+				      "a new beta model)",
+			    to->init, f, b, a);
+		if (resume_keys[i].kind == R_LOG)
+			info("resuming with --%s %s (the run's: %s)", f, b, a);
+		else if (allow && dist_rank() == 0)
+			warning("resuming with --%s %s instead of the run's %s (--allow-changed-options)", f, b, a);
+		else if (!allow)
+			snprintf(refused + strlen(refused), sizeof refused - strlen(refused), "%s--%s %s (the run's: %s)",
+				 refused[0] ? ", " : "", f, b, a);
+	}
+	if (refused[0])
+		dist_die_same(EXIT_DATA,
+			      "%s: resuming with options that change what the run trains: %s; give "
+			      "--allow-changed-options to change them anyway, or --fresh to start a new run",
+		    to->init, refused);
+	if (given[O_HEAD] && to->ck.head != ck->bh->kind)
+		dist_die_same(EXIT_DATA,
+			      "%s: --head %s: the checkpoint's beta model is %s, fixed on resume (--fresh makes a new "
+			      "beta model)",
+		    to->init, head_kind_name(to->ck.head), head_kind_name(ck->bh->kind));
+	if (given[O_HID] && ck->bh->kind == HEAD_MLP && to->ck.head_hidden != ck->bh->K)
+		dist_die_same(EXIT_DATA,
+			      "%s: --head-hidden %d: the checkpoint's beta model has %d, fixed on resume (--fresh makes "
+			      "a new beta model)",
+		    to->init, to->ck.head_hidden, ck->bh->K);
+	json_object_del(jc, "init"); /* to->init stays the path given */
+	if (train_opts_from_json(to, jc, &bad) != 0)
+		die("internal: options %s", bad);
+	json_decref(jp);
+	json_decref(jc);
+}
+
+/* What a resumed run may change, not in train_opts: logged when it does. */
+static void resume_log(const json_t *pj, const json_t *state, const char *metrics, long save_every, int threads)
+{
+	const char *pm = json_string_value(json_object_get(pj, "metrics"));
+	const json_t *ps = json_object_get(pj, "save_every"), *pt = json_object_get(pj, "threads");
+	const char *pd = json_string_value(json_object_get(state, "device"));
+	if (pm && strcmp(pm, metrics ? metrics : ""))
+		info("resuming with --metrics %s (the run's: %s)", metrics ? metrics : "(none)", pm[0] ? pm : "(none)");
+	if (json_is_integer(ps) && json_integer_value(ps) != save_every)
+		info("resuming with --save-every %ld (the run's: %lld)", save_every, (long long)json_integer_value(ps));
+	if (json_is_integer(pt) && json_integer_value(pt) != threads)
+		info("resuming with --threads %d (the run's: %lld; 0 = the default)", threads,
+		     (long long)json_integer_value(pt));
+	if (pd && lbdpo_run_device && strcmp(pd, lbdpo_run_device))
+		info("resuming on %s (the run's: %s)", lbdpo_run_device, pd);
+}
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-step");
@@ -182,7 +312,8 @@ int main(int argc, char **argv)
 	const char *in = NULL, *out = NULL, *metrics = NULL;
 	long steps = -1, save_every = 0;
 	double epochs = -1;
-	int save_dtype = -1, ignore_prov = 0, k;
+	int save_dtype = -1, ignore_prov = 0, allow_changed = 0, k;
+	char given[O_LAST] = {0}; /* options on the command line, by key */
 	train_opts to;
 	train_opts_default(&to);
 	loss_opts *lo = &to.loss;
@@ -191,6 +322,8 @@ int main(int argc, char **argv)
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
+		if (key > 0 && key < O_LAST)
+			given[key] = 1;
 		if (backend_opts_parse(&bo, key, arg))
 			continue;
 		switch (key) {
@@ -217,7 +350,7 @@ int main(int argc, char **argv)
 		case O_SEED: to.ck.seed = (uint64_t)parse_long("--seed", arg, 0, 1L << 62); break;
 		case O_LOSS:
 			if ((k = loss_kind_parse(arg)) < 0)
-				die_usage("--loss: unknown loss '%s'", arg);
+				die_usage("--loss: unknown loss '%s' (valid: %s)", arg, loss_kind_list());
 			lo->kind = (loss_kind)k;
 			break;
 		case O_BETA: lo->beta = parse_double("--beta", arg, 1e-9, 1e6); break;
@@ -271,6 +404,7 @@ int main(int argc, char **argv)
 				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", arg);
 			break;
 		case O_IGNPROV: ignore_prov = 1; break;
+		case O_ALLOW: allow_changed = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
 		}
 	}
@@ -301,6 +435,26 @@ int main(int argc, char **argv)
 	to.ck.master = 1; /* a resumed run continues from the f32 master weights */
 	ckpt *ck = ckpt_load(to.init, &to.ck);
 	ck->save_dtype = save_dtype;
+	const json_t *prev_opts = ck->resumed ? json_object_get(ck->state, "options") : NULL;
+	if (ck->resumed) {
+		resume_options(&to, ck, prev_opts, given, allow_changed);
+		if (rank == 0 && prev_opts)
+			resume_log(prev_opts, ck->state, metrics, save_every, bo.threads);
+	}
+	/* the run's identity, in every --metrics line: made at the fresh start,
+	 * kept by every resume (a checkpoint of an older lbdpo gets one now) */
+	char run_id[17];
+	const char *rid = json_string_value(json_object_get(prev_opts, "run_id"));
+	const int legacy_run = ck->resumed && !rid;
+	if (rid && strlen(rid) < sizeof run_id) {
+		snprintf(run_id, sizeof run_id, "%s", rid);
+	} else {
+		unsigned char r[8];
+		random_bytes(r, sizeof r);
+		for (int i = 0; i < 8; i++)
+			snprintf(run_id + 2 * i, 3, "%02x", r[i]);
+		dist_bcast(run_id, sizeof run_id, 0);
+	}
 	const model_config *cfg = model_cfg(ck->m);
 	pref_set *data = pref_load(in, loss_needs_ref(lo->kind), (uint32_t)cfg->vocab_size);
 	if (data->n == 0)
@@ -325,13 +479,23 @@ int main(int argc, char **argv)
 		    prev.total_steps >= ck->step + steps)
 			to.total_steps = prev.total_steps;
 	}
-	if (to.total_steps < 0)
+	if (to.total_steps < 0) {
 		to.total_steps = ck->step + steps;
+		const json_t *pt = json_object_get(prev_opts, "total_steps");
+		if (json_is_integer(pt) && json_integer_value(pt) != to.total_steps)
+			info("resuming: the schedule is now %ld steps long (the run's: %lld), to fit --steps", to.total_steps,
+			     (long long)json_integer_value(pt));
+	}
 	/* options recorded in the checkpoint: the β model as loaded */
 	to.ck.pool = ck->pool;
 	to.ck.ppl_from = ck->ppl_from;
 	to.n_records = data->n;
 	json_t *opts = train_opts_to_json(&to);
+	/* not options of the training itself: a resume logs their changes */
+	json_object_set_new(opts, "run_id", json_string(run_id));
+	json_object_set_new(opts, "metrics", json_string(metrics ? metrics : ""));
+	json_object_set_new(opts, "save_every", json_integer(save_every));
+	json_object_set_new(opts, "threads", json_integer(bo.threads));
 	reduce_ctx rc = {.be = model_backend(ck->m)};
 	if (nrank > 1) {
 		char h[65];
@@ -348,9 +512,7 @@ int main(int argc, char **argv)
 
 	FILE *mf = NULL;
 	if (metrics && rank == 0)
-		mf = !strcmp(metrics, "-") ? stderr : fopen(metrics, "a");
-	if (metrics && rank == 0 && !mf)
-		die("%s: cannot open for appending: %s", metrics, strerror(errno));
+		mf = !strcmp(metrics, "-") ? stderr : train_metrics_open(metrics, run_id, ck->step, ck->resumed, legacy_run);
 
 	const long step_end = ck->step + steps, step_start = ck->step;
 	double last_loss = NAN, last_acc = NAN;
@@ -363,7 +525,7 @@ int main(int argc, char **argv)
 			dist_die_same(EXIT_DATA, "step %ld: non-finite %s; stopping without writing this step (%s keeps the last good "
 			    "checkpoint, if any)",
 			    tm.step, tm.nonfinite == 1 ? "loss" : "gradient", out);
-		if (mf && train_metrics_write(mf, &tm) != 0)
+		if (mf && train_metrics_write(mf, &tm, run_id) != 0)
 			die("%s: write error: %s", metrics, strerror(errno));
 		last_loss = tm.loss;
 		last_acc = tm.accuracy;

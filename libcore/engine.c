@@ -1,9 +1,13 @@
 /* engine.c — one optimizer step of (LB-)DPO (see engine.h). */
+#define _GNU_SOURCE
 #include "libcore/engine.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "libcore/backend.h"
 #include "libcore/betahead.h"
@@ -26,6 +30,9 @@ void train_opts_default(train_opts *o)
 	o->beta_lr = 1e-3;
 	o->clip = 1.0;
 	o->beta_grad = BGRAD_FULL;
+	/* PPL(x) from the reference: with the policy's, full β gradients make
+	 * prompts less likely to raise β (the PPL hazard, man lbdpo-step) */
+	o->ck.ppl_from = PPL_REF;
 	o->beta_init = -1;
 	o->w_init = -1;
 }
@@ -209,8 +216,9 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->n_comp = lo->kind == LOSS_SFT ? 1 : 2;
 	for (int i = 0; e->learned && i < data->n; i++) {
 		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
-			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref)", data->name,
-			    (unsigned long long)data->r[i].index);
+			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref, the default; lbdpo-refcache "
+			    "writes it)",
+			    data->name, (unsigned long long)data->r[i].index);
 		if (lo->entropy_reg != 0 && !data->r[i].has_entropy)
 			die("%s: record %llu: no ref_prompt_entropy (needed by --entropy-reg)", data->name,
 			    (unsigned long long)data->r[i].index);
@@ -434,7 +442,7 @@ int train_step(train_engine *e, train_metrics *m)
 	return 0;
 }
 
-int train_metrics_write(FILE *f, const train_metrics *m)
+int train_metrics_write(FILE *f, const train_metrics *m, const char *run)
 {
 	int wr = fprintf(f,
 		"{\"step\": %ld, \"epoch\": %.6f, \"loss\": %.9g, \"rewards/chosen\": %.9g, "
@@ -442,11 +450,78 @@ int train_metrics_write(FILE *f, const train_metrics *m)
 		"\"logps/chosen\": %.9g, \"logps/rejected\": %.9g, \"grad_norm\": %.9g, "
 		"\"learning_rate\": %.9g, \"beta/lr\": %.9g, \"beta/mean\": %.9g, \"beta/std\": %.9g, "
 		"\"beta/min\": %.9g, \"beta/max\": %.9g, \"beta/w\": %.9g, \"ppl/prompt\": %.9g, "
-		"\"tokens_per_s\": %.6g}\n",
+		"\"tokens_per_s\": %.6g, \"run\": \"%s\"}\n",
 		m->step, m->epoch, m->loss, m->rewards_chosen, m->rewards_rejected, m->accuracy, m->margin,
 		m->logps_chosen, m->logps_rejected, m->grad_norm, m->lr, m->beta_lr, m->beta_mean, m->beta_std,
-		m->beta_min, m->beta_max, m->beta_w, m->ppl_prompt, m->tokens / (m->seconds > 0 ? m->seconds : 1e-9));
+		m->beta_min, m->beta_max, m->beta_w, m->ppl_prompt, m->tokens / (m->seconds > 0 ? m->seconds : 1e-9), run);
 	return wr < 0 || fflush(f) != 0 || ferror(f) ? -1 : 0;
+}
+
+FILE *train_metrics_open(const char *path, const char *run, long step, int resumed, int legacy)
+{
+	struct stat sb;
+	const int there = stat(path, &sb) == 0;
+	if (!there && errno != ENOENT)
+		die("%s: %s", path, strerror(errno));
+	/* only a regular file holds earlier lines (not a pipe or a device) */
+	FILE *f = there && S_ISREG(sb.st_mode) && sb.st_size > 0 ? fopen(path, "r") : NULL;
+	if (there && S_ISREG(sb.st_mode) && sb.st_size > 0 && !f)
+		die("%s: %s", path, strerror(errno));
+	if (f && !resumed)
+		die("%s: exists and is not empty: a fresh run would interleave its steps with an earlier "
+		    "run's; remove it or name another --metrics FILE",
+		    path);
+	char *line = NULL, *keep = NULL;
+	size_t cap = 0, kn = 0, kcap = 0;
+	ssize_t n;
+	long lineno = 0, dropped = 0;
+	int partial = 0;
+	while (f && (n = getline(&line, &cap, f)) > 0) {
+		lineno++;
+		json_error_t je;
+		json_t *j = json_loadb(line, (size_t)n, 0, &je);
+		if (!j && line[n - 1] != '\n') {
+			partial = 1; /* the last line, cut short by a kill */
+			break;
+		}
+		if (!j)
+			die("%s: line %ld: not a JSON line: %s", path, lineno, je.text);
+		const char *r = json_string_value(json_object_get(j, "run"));
+		const json_t *st = json_object_get(j, "step");
+		if (!json_is_integer(st))
+			die("%s: line %ld: no integer \"step\"", path, lineno);
+		if (r ? strcmp(r, run) != 0 : !legacy)
+			die("%s: line %ld: written by another run (%s%.40s), not this one (run %s); name another "
+			    "--metrics FILE",
+			    path, lineno, r ? "run " : "", r ? r : "no run id", run);
+		if (json_integer_value(st) > step) {
+			dropped++;
+		} else {
+			xgrow((void **)&keep, &kcap, kn + (size_t)n + 1, 1);
+			memcpy(keep + kn, line, (size_t)n);
+			kn += (size_t)n;
+		}
+		json_decref(j);
+	}
+	if (f && ferror(f))
+		die("%s: read error: %s", path, strerror(errno));
+	if (f)
+		fclose(f);
+	free(line);
+	if (dropped || partial) {
+		/* the steps after the checkpoint's are done again: written once */
+		outfile *o = out_open(path);
+		if (kn && fwrite(keep, 1, kn, o->fp) != kn)
+			die("%s: write error: %s", path, strerror(errno));
+		out_close(o);
+		info("%s: dropped %ld line%s past step %ld, the checkpoint's%s", path, dropped, dropped == 1 ? "" : "s",
+		     step, partial ? ", and a cut last line" : "");
+	}
+	free(keep);
+	FILE *a = fopen(path, "a");
+	if (!a)
+		die("%s: cannot open for appending: %s", path, strerror(errno));
+	return a;
 }
 
 void train_save(train_engine *e, const char *dir, json_t *options)

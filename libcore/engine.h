@@ -98,9 +98,17 @@ void train_engine_set_worker(train_engine *e, int rank, int nranks);
  * or -1 with m->nonfinite set when the loss or gradient is not finite
  * (nothing is updated then). */
 int train_step(train_engine *e, train_metrics *m);
-/* One JSON line of m (tokens_per_s from tokens/seconds). */
-/* 0, or -1 on a write error (errno set). */
-int train_metrics_write(FILE *f, const train_metrics *m);
+/* One JSON line of m (tokens_per_s from tokens/seconds), ending with the
+ * run's id, "run". 0, or -1 on a write error (errno set). */
+int train_metrics_write(FILE *f, const train_metrics *m, const char *run);
+/* Open the --metrics file path for appending the lines of run (its id),
+ * now at step. Absent or empty: fine. A fresh run (!resumed) refuses a
+ * non-empty file: two runs' lines would interleave. A resumed run refuses
+ * a line of another run (a line without "run" is this run's when legacy:
+ * the checkpoint predates run ids), drops its own lines past step (written
+ * before a kill, after the last save; and a last line cut short) by
+ * rewriting the file, and appends. Dies naming the file and line. */
+FILE *train_metrics_open(const char *path, const char *run, long step, int resumed, int legacy);
 /* Bring weights and moments to the host and write the checkpoint. */
 void train_save(train_engine *e, const char *dir, json_t *options);
 void train_engine_free(train_engine *e);

@@ -46,6 +46,7 @@
 #include "libcore/loss.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,7 +60,19 @@ int loss_kind_parse(const char *name)
 	for (int k = 0; k < LOSS_N_KINDS; k++)
 		if (!strcmp(name, kind_names[k]))
 			return k;
+	if (!strcmp(name, "sigmoid")) /* TRL's loss_type for DPO */
+		return LOSS_DPO;
 	return -1;
+}
+
+const char *loss_kind_list(void)
+{
+	static char buf[160];
+	if (!buf[0])
+		for (int k = 0; k < LOSS_N_KINDS; k++)
+			snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s%s", k ? ", " : "", kind_names[k],
+				 k == LOSS_DPO ? " (alias sigmoid)" : "");
+	return buf;
 }
 
 const char *loss_kind_name(loss_kind k) { return (unsigned)k < LOSS_N_KINDS ? kind_names[k] : "?"; }

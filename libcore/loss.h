@@ -35,8 +35,10 @@ typedef enum {
 	LOSS_N_KINDS
 } loss_kind;
 
-/* "lbdpo", "dpo", ... ; -1 when unknown. */
+/* "lbdpo", "dpo", ... ; "sigmoid" (TRL's name) is dpo; -1 when unknown. */
 int loss_kind_parse(const char *name);
+/* The names loss_kind_parse accepts, for messages: "lbdpo, dpo (alias sigmoid), ..." */
+const char *loss_kind_list(void);
 const char *loss_kind_name(loss_kind k);
 /* 1 when the loss uses the per-pair β of the BetaHead. */
 int loss_uses_learned_beta(loss_kind k);

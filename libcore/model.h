@@ -64,6 +64,10 @@ int model_copy_assets(const model *m, const char *src, const char *dst);
  * Returns 0 (dst keeps the generated config.json) when src is not a
  * directory with a config.json. */
 int model_carry_config(const model *m, const char *src, const char *dst, int dtype);
+
+/* 1 when name is one of the files model_copy_assets copies (tokenizer
+ * files, chat template, generation_config.json). */
+int model_asset_name(const char *name);
 void model_free(model *m);
 
 const model_config *model_cfg(const model *m);

@@ -463,21 +463,12 @@ static const char *const asset_files[] = {
 	"chat_template.json",	 "generation_config.json", NULL,
 };
 
-static void copy_file(const char *src, const char *dst)
+int model_asset_name(const char *name)
 {
-	FILE *in = fopen(src, "rb");
-	if (!in)
-		die("%s: %s", src, strerror(errno));
-	outfile *o = out_open(dst);
-	char buf[1 << 16];
-	size_t r;
-	while ((r = fread(buf, 1, sizeof buf, in)) > 0)
-		if (fwrite(buf, 1, r, o->fp) != r)
-			die("%s: write error: %s", dst, strerror(errno));
-	if (ferror(in))
-		die("%s: read error", src);
-	fclose(in);
-	out_close(o);
+	for (int i = 0; asset_files[i]; i++)
+		if (!strcmp(name, asset_files[i]))
+			return 1;
+	return 0;
 }
 
 int model_carry_config(const model *m, const char *src, const char *dst, int dtype)

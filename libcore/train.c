@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
@@ -472,6 +473,72 @@ void ckpt_check_out(const char *dir)
 		    CKPT_MARKER);
 }
 
+/* The names ckpt_save writes; everything else in a checkpoint directory is
+ * someone else's (an eval result, plots) and moves into its replacement. */
+static int ckpt_own_name(const char *name)
+{
+	static const char *own[] = {CKPT_MARKER,	     "config.json",	      "model.safetensors",
+				    "beta_head.safetensors", "optimizer.safetensors", "trainer_state.json", NULL};
+	for (int i = 0; own[i]; i++)
+		if (!strcmp(name, own[i]))
+			return 1;
+	return model_asset_name(name);
+}
+
+static void carry_tree(const char *src, const char *dst);
+
+/* The entries of the directory src into the directory dst (carry_tree);
+ * top: src is the old checkpoint, whose own files stay behind. */
+static void carry_dir(const char *src, const char *dst, int top)
+{
+	DIR *d = opendir(src);
+	if (!d)
+		die("%s: %s", src, strerror(errno));
+	for (struct dirent *e; (e = readdir(d));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || (top && ckpt_own_name(e->d_name)))
+			continue;
+		char *a = path_join(src, e->d_name), *b = path_join(dst, e->d_name);
+		carry_tree(a, b);
+		free(a);
+		free(b);
+	}
+	closedir(d);
+}
+
+/* Recreate src at dst: directories made anew, files hard-linked (copied
+ * where the file system refuses a link), symbolic links remade. The old
+ * checkpoint keeps its own links until it is swapped out, so a crash at any
+ * point leaves the user's files in one of the two. */
+static void carry_tree(const char *src, const char *dst)
+{
+	struct stat sb;
+	if (lstat(src, &sb) != 0)
+		die("%s: %s", src, strerror(errno));
+	if (S_ISREG(sb.st_mode)) {
+		if (link(src, dst) != 0) {
+			if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != EOPNOTSUPP)
+				die("cannot link %s into %s: %s", src, dst, strerror(errno));
+			copy_file(src, dst);
+			chmod(dst, sb.st_mode & 07777);
+		}
+	} else if (S_ISDIR(sb.st_mode)) {
+		if (mkdir(dst, 0700) != 0)
+			die("cannot create %s: %s", dst, strerror(errno));
+		carry_dir(src, dst, 0);
+		chmod(dst, sb.st_mode & 07777); /* after filling it: a read-only directory too */
+	} else if (S_ISLNK(sb.st_mode)) {
+		char t[4096];
+		ssize_t n = readlink(src, t, sizeof t - 1);
+		if (n < 0)
+			die("%s: %s", src, strerror(errno));
+		t[n] = 0;
+		if (symlink(t, dst) != 0)
+			die("cannot create %s: %s", dst, strerror(errno));
+	} else {
+		warning("%s: not a file, directory or symbolic link; not carried into the new checkpoint", src);
+	}
+}
+
 void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 {
 	ckpt_check_out(dir);
@@ -545,6 +612,8 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	/* swap into place: a crash leaves either the old or the new directory */
 	struct stat sb;
 	int had = lstat(dir, &sb) == 0;
+	if (had) /* what else is in dir (a user's files) moves into the new checkpoint */
+		carry_dir(dir, tmp, 1);
 	if (had && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
 		/* atomic swap: there is no moment without a checkpoint at dir;
 		 * tmp now holds the old checkpoint (checked above to be ours) */

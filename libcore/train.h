@@ -16,7 +16,9 @@
  *   trainer_state.json               step, epoch, data position, RNG state,
  *                                    beta-dpo moving statistics, options
  *   .lbdpo-checkpoint                marker: lbdpo wrote this directory
- * written into "<dir>.tmp.<pid>.XXXXXX" and renamed into place.
+ * written into "<dir>.tmp.<pid>.XXXXXX" and renamed into place; what else
+ * the old directory held (a user's files: eval results, plots) is carried
+ * into the new one, lbdpo's own names never.
  */
 #ifndef LBDPO_TRAIN_H
 #define LBDPO_TRAIN_H
@@ -143,7 +145,8 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o);
  * file): --output never replaces anything else. */
 void ckpt_check_out(const char *dir);
 /* Write the checkpoint atomically into dir; options is stored as "options"
- * in trainer_state.json (borrowed). */
+ * in trainer_state.json (borrowed). Entries of an existing dir that are not
+ * lbdpo's own files are linked into the new checkpoint before the swap. */
 void ckpt_save(const ckpt *c, const char *dir, json_t *options);
 /* A checkpoint whose policy is saved in f16/bf16 keeps the f32 master weights
  * in optimizer.safetensors ("policy.w"); read them into m when present.

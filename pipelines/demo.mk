@@ -97,6 +97,7 @@ $(W)/sft.tok: $(W)/data/sft.jsonl
 
 # The reference: supervised fine-tuning on both completions (above).
 $(W)/ref/config.json: $(W)/init/config.json $(W)/sft.tok
+	@rm -f $(W)/ref.metrics.jsonl
 	$(B)lbdpo-step --loss sft --model $(W)/init -i $(W)/sft.tok --steps $(SFT_STEPS) \
 	  --lr $(SFT_LR) --batch-size $(SFT_BS) --seed $(SEED) --schedule cosine --threads $(THREADS) -q \
 	  --metrics $(W)/ref.metrics.jsonl -o $(W)/ref

@@ -194,7 +194,8 @@ define FRZ_RULES
 $(1)/frz-$(2)/0/config.json: $(1)/dpo/config.json $(1)/frz.ref
 	@mkdir -p $(1)/frz-$(2)
 	$(B)lbdpo-step --model $(1)/dpo --fresh -i $(1)/frz.ref --ignore-provenance --loss lbdpo $(FRZ_OPTS) --beta $(2) \
-	  --freeze-policy --steps 0 --seed $$(SEED_$(1)) --threads $(THREADS) -q -o $(1)/frz-$(2)/0
+	  --freeze-policy --steps 0 --beta-lr $(FRZ_LR) --schedule constant --seed $$(SEED_$(1)) \
+	  --threads $(THREADS) -q -o $(1)/frz-$(2)/0
 $(1)/frz-$(2).tsv: $(foreach s,$(FRZ_STEPS),$(1)/frz-$(2)/$(s)/config.json)
 	for s in $(FRZ_STEPS); do \
 	  $(B)lbdpo-eval -m $(1)/frz-$(2)/$$$$s -i $(1)/frz.ref --per-record $(1)/frz-$(2)/$$$$s.pr.jsonl \

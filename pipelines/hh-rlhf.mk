@@ -31,7 +31,9 @@ BLOCK     ?= 25
 JOBS      ?= 2
 THREADS   ?= 1
 LOSS      ?= lbdpo
-STEP_OPTS ?= --lr 5e-5 --batch-size 8 --beta 0.1 --seed 1
+# --ppl-from policy: what this pipeline's results were made with (lbdpo-step's
+# default became ref: see HAZARDS in lbdpo-step(1); watch ppl/prompt)
+STEP_OPTS ?= --lr 5e-5 --batch-size 8 --beta 0.1 --seed 1 --ppl-from policy
 
 B := $(LBDPO_BIN)/
 NBLOCKS := $(shell echo $$(( ($(STEPS) + $(BLOCK) - 1) / $(BLOCK) )))
@@ -70,10 +72,12 @@ $(W)/%.ref: $(foreach i,$(SHARDS),$(W)/%.ref.$(i))
 
 # Training in blocks: block k continues the checkpoint of block k-1.
 $(W)/ckpt-1/trainer_state.json: $(W)/train.ref
+	@rm -f $(W)/metrics-1.jsonl # a fresh run refuses a used metrics file
 	$(B)lbdpo-step --loss $(LOSS) --model $(MODEL) -i $< --steps $(BLOCK) --total-steps $(STEPS) \
 	  $(STEP_OPTS) --threads $(THREADS) -q --metrics $(W)/metrics-1.jsonl -o $(W)/ckpt-1
 define block_rule
 $(W)/ckpt-$(1)/trainer_state.json: $(W)/ckpt-$(shell echo $$(($(1) - 1)))/trainer_state.json $(W)/train.ref
+	@rm -f $(W)/metrics-$(1).jsonl # this block's lines only, of this run
 	$(B)lbdpo-step --loss $(LOSS) --model $(W)/ckpt-$(shell echo $$(($(1) - 1))) -i $(W)/train.ref \
 	  --steps $(BLOCK) --total-steps $(STEPS) $(STEP_OPTS) --threads $(THREADS) -q \
 	  --metrics $(W)/metrics-$(1).jsonl -o $(W)/ckpt-$(1)

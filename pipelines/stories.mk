@@ -22,7 +22,9 @@ N_FRESH   ?= 100
 STEPS     ?= 100
 THREADS   ?= 1
 SAMPLE    ?= --temperature 1 --top-p 0.95 --max-new-tokens 48
-STEP_OPTS ?= --loss lbdpo --lr 1e-4 --batch-size 8 --beta 0.1 --seed 1
+# --ppl-from policy: what this pipeline's results were made with (lbdpo-step's
+# default became ref: see HAZARDS in lbdpo-step(1); watch ppl/prompt)
+STEP_OPTS ?= --loss lbdpo --lr 1e-4 --batch-size 8 --beta 0.1 --seed 1 --ppl-from policy
 
 B := $(LBDPO_BIN)/
 PIPE := $(dir $(lastword $(MAKEFILE_LIST)))
@@ -67,6 +69,7 @@ $(W)/pairs.ref: $(W)/pairs.tok
 	$(B)lbdpo-refcache --model $(MODEL) -t $(THREADS) -i $< -o $@
 
 $(W)/ckpt/trainer_state.json: $(W)/pairs.ref
+	@rm -f $(W)/metrics.jsonl # a fresh run refuses a used metrics file
 	$(B)lbdpo-step --model $(MODEL) -i $< --steps $(STEPS) $(STEP_OPTS) --threads $(THREADS) -q \
 	  --metrics $(W)/metrics.jsonl -o $(W)/ckpt
 

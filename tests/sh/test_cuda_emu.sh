@@ -98,7 +98,7 @@ lbdpo-logprob -m gqa -i train.ref -o nc.sc 2>/dev/null || fail "cpu"
 cmp -s <(lbdpo-show --no-header <tc.sc) <(lbdpo-show --no-header <nc.sc) || fail "--tf32 changed the CPU's scores"
 
 # ---- lbdpo-step: 3 steps of dpo and lbdpo ----
-S=(--threads 1 --batch-size 4 --lr 3e-3 --beta-lr 1e-2 --beta 0.5 -i train.ref --ignore-provenance) # synthetic reference scores
+S=(--threads 1 --batch-size 4 --lr 3e-3 --beta-lr 1e-2 --beta 0.5 -i train.ref --ppl-from policy --ignore-provenance) # PPL gradient path; synthetic reference scores
 for loss in dpo lbdpo; do
 	rm -f mc.jsonl me.jsonl # --metrics appends
 	lbdpo-step -q --model gqa --output c_$loss --steps 3 --loss $loss "${S[@]}" --metrics mc.jsonl --device cpu || fail "step cpu $loss"

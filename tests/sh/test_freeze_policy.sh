@@ -13,7 +13,7 @@ awk -v seed=1 -v n=64 -f "$G" | lbdpo-show --from-json -o train.ref || fail "gen
 # misranks it (Δ < 0); the group is the last prompt token.
 awk -v seed=4 -v n=64 -v flip=1 -v tagend=1 -f "$G" | lbdpo-show --from-json -o flip.ref || fail "gen flip"
 lbdpo-init -q -o m0 --dim 32 --layers 2 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "init"
-S=(--threads 1 --batch-size 8 --ignore-provenance) # synthetic reference scores
+S=(--threads 1 --batch-size 8 --ppl-from policy --ignore-provenance) # the default before ref; synthetic reference scores
 lbdpo-step --model m0 --output pol -i train.ref --steps 30 --loss dpo --beta 0.5 --lr 3e-3 "${S[@]}" || fail "dpo"
 
 # per-group means of beta, delta and f (from lbdpo-eval --per-record and lbdpo-beta)

@@ -8,7 +8,7 @@ cd "$T"
 G="$ROOT/tests/sh/gen_pairs.awk"
 awk -v seed=1 -v n=64 -f "$G" | lbdpo-show --from-json -o train.ref || fail "gen"
 lbdpo-init -q -o m0 --dim 32 --layers 2 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "init"
-S=(-i train.ref --threads 1 --batch-size 16 --lr 3e-3 --steps 12 --beta 0.5 --ignore-provenance) # synthetic reference scores
+S=(-i train.ref --threads 1 --batch-size 16 --lr 3e-3 --steps 12 --beta 0.5 --ppl-from policy --ignore-provenance) # the default before ref; synthetic reference scores
 first_last() { sed -n 's/.*"loss": \([^,]*\),.*/\1/p' "$1" | sed -n '1p;$p' | tr '\n' ' '; }
 for loss in dpo lbdpo ipo hinge robust simpo ln-dpo beta-dpo sft; do
 	extra=()

@@ -36,7 +36,7 @@ cd "$T"
 G="$ROOT/tests/sh/gen_pairs.awk"
 awk -v seed=1 -v n=64 -f "$G" | lbdpo-show --from-json -o train.ref || fail "gen train"
 lbdpo-init -q -o m0 --dim 32 --layers 2 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "lbdpo-init"
-S=(--threads 1 --lr 1e-4 --beta-lr 1e-2 --beta 0.5 -q --ignore-provenance) # synthetic reference scores
+S=(--threads 1 --lr 1e-4 --beta-lr 1e-2 --beta 0.5 -q --ppl-from policy --ignore-provenance) # PPL gradient path; synthetic reference scores
 jget() { sed -n "s|^ \"$1\": \([^,]*\),*$|\1|p" "$2" | head -1; }
 
 # metrics A B: every line's loss and grad_norm within 1e-5 relative
@@ -124,7 +124,7 @@ if [ -x "$EM" ]; then
 	for loss in lbdpo beta-dpo; do
 		# (not -q: rank 0's summary line says how the gradient was summed)
 		E=(--model m0 -i train.ref --device cuda --steps 3 --batch-size 5 --grad-accum 2 --loss $loss
-			--threads 1 --lr 1e-4 --beta-lr 1e-2 --beta 0.5 --ignore-provenance)
+			--threads 1 --lr 1e-4 --beta-lr 1e-2 --beta 0.5 --ppl-from policy --ignore-provenance)
 		"$EM" --output emu1_$loss "${E[@]}" -q --metrics emu1_$loss.jsonl || fail "emulated cuda, one process"
 		mpi -np 2 "$EM" --output emu2_$loss "${E[@]}" --metrics emu2_$loss.jsonl 2>emu2_$loss.err ||
 			fail "emulated cuda, 2 ranks: $(cat emu2_$loss.err)"

@@ -10,7 +10,7 @@ G="$ROOT/tests/sh/gen_pairs.awk"
 awk -v seed=1 -v n=64 -f "$G" | lbdpo-show --from-json -o train.ref || fail "gen train"
 awk -v seed=2 -v n=32 -f "$G" | lbdpo-show --from-json -o test.ref || fail "gen test"
 lbdpo-init -q -o m0 --dim 32 --layers 2 --heads 4 --vocab 32 --max-seq 64 --seed 3 || fail "lbdpo-init"
-S=(--threads 1 --batch-size 8 --lr 3e-3 --beta-lr 1e-2 --beta 0.5 --ignore-provenance) # synthetic reference scores
+S=(--threads 1 --batch-size 8 --lr 3e-3 --beta-lr 1e-2 --beta 0.5 --ppl-from policy --ignore-provenance) # the default before ref; synthetic reference scores
 jget() { sed -n "s|^ \"$1\": \([^,]*\),*$|\1|p" "$2" | head -1; }
 
 # ---- training: dpo and lbdpo ----

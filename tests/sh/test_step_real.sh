@@ -14,7 +14,7 @@ lbdpo-tokenize -q --tokenizer "$A/stories260K/tok512.bin" --max-length 96 --max-
 	fail "tokenize"
 lbdpo-refcache --model "$A/stories260K/stories260K.bin" -t 1 -i pairs.tok -o pairs.ref 2>/dev/null || fail "refcache"
 M="$A/stories260K/stories260K.bin"
-S=(-i pairs.ref --threads 1 --batch-size 8 --lr 1e-3 --beta 0.1 --seed 2)
+S=(-i pairs.ref --threads 1 --batch-size 8 --lr 1e-3 --beta 0.1 --seed 2 --ppl-from policy) # the default before ref
 lbdpo-step "${S[@]}" --model "$M" --output full --steps 12 --metrics m.jsonl || fail "lbdpo-step on stories260K"
 sed -n 's/.*"loss": \([^,]*\),.*/\1/p' m.jsonl | awk 'NR <= 6 { a += $1 } NR > 6 { b += $1 } END {
 	printf "stories260K lbdpo: mean loss steps 1-6 %.4f, 7-12 %.4f\n", a / 6, b / 6; exit !(b < a) }' ||

@@ -79,6 +79,16 @@ Test(engine, opts_json_bad_types)
 	cr_expect_eq(train_opts_from_json(&o, NULL, &bad), -1);
 }
 
+/* TRL's name of the DPO loss; the list in messages names every kind */
+Test(engine, loss_alias_sigmoid)
+{
+	cr_expect_eq(loss_kind_parse("sigmoid"), LOSS_DPO);
+	cr_expect_str_eq(loss_kind_name((loss_kind)loss_kind_parse("sigmoid")), "dpo");
+	cr_expect_eq(loss_kind_parse("Sigmoid"), -1);
+	for (int k = 0; k < LOSS_N_KINDS; k++)
+		cr_expect_not_null(strstr(loss_kind_list(), loss_kind_name((loss_kind)k)));
+}
+
 Test(engine, enum_names_invert)
 {
 	for (int k = 0; k < LOSS_N_KINDS; k++)
