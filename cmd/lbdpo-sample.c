@@ -312,9 +312,7 @@ int main(int argc, char **argv)
 	const char *eos_text = tk && tok_eos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_eos(tk), &neos) : NULL;
 	pref_tpl *tpl = NULL;
 	if (tk) {
-		char *dir = xstrdup(tok_path), *sl = strrchr(dir, '/');
-		if (sl) *sl = 0;
-		else strcpy(dir, ".");
+		char *dir = tok_dir(tk);
 		tpl = pref_tpl_load(tpl_name, dir, bos_text, eos_text);
 		free(dir);
 	}

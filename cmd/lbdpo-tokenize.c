@@ -166,9 +166,7 @@ int main(int argc, char **argv)
 	size_t nbos = 0, neos = 0;
 	const char *bos = tok_bos(t) >= 0 ? tok_piece(t, (uint32_t)tok_bos(t), &nbos) : NULL;
 	const char *eos = tok_eos(t) >= 0 ? tok_piece(t, (uint32_t)tok_eos(t), &neos) : NULL;
-	char *tokdir = xstrdup(tokpath), *sl = strrchr(tokdir, '/');
-	if (sl) *sl = 0;
-	else strcpy(tokdir, ".");
+	char *tokdir = tok_dir(t);
 	pref_tpl *tpl = pref_tpl_load(tplname, tokdir, bos, eos);
 	free(tokdir);
 
@@ -206,7 +204,7 @@ int main(int argc, char **argv)
 	pref_trunc tr = {max_length, max_prompt, keep_end, bos_used ? tok_bos(t) : -1};
 	pref_text pt = {0};
 	idvec P = {0}, C = {0}, R = {0}, FC = {0}, FR = {0};
-	uint64_t nread = 0, nwritten = 0, ntrunc = 0, ndropped = 0, ninvalid = 0, nties = 0;
+	uint64_t nread = 0, nwritten = 0, ntrunc = 0, ndropped = 0, ninvalid = 0, nties = 0, nempty = 0;
 	const char *line;
 	size_t len;
 	char err[600];
@@ -282,6 +280,18 @@ int main(int argc, char **argv)
 			ninvalid++;
 			continue;
 		}
+		if (!P.n) {
+			/* an implicit prompt with no common prefix, or an empty one,
+			 * and no BOS: nothing to condition on, and every reader of
+			 * token records needs a prompt token; skipped like a tie */
+			if (nempty++ < 5)
+				warning("%s: line %llu: no prompt tokens (no common prefix or an empty prompt, and no BOS): "
+					"skipped%s", jsonl_name(r), (unsigned long long)jsonl_lineno(r),
+					nempty == 5 ? " (further ones are only counted)" : "");
+			ndropped++;
+			json_decref(o);
+			continue;
+		}
 		uint32_t e = (uint32_t)tok_eos(t);
 		if (eos_c) {
 			xgrow((void **)&C.v, &C.cap, C.n + 1, sizeof(uint32_t));
@@ -328,9 +338,11 @@ int main(int argc, char **argv)
 	if (stderr_is_tty() && !lbdpo_quiet && tlast != t0) fputc('\n', stderr);
 	rs_finish(w);
 	jsonl_close(r);
-	info("read %llu, written %llu, truncated %llu, dropped %llu, invalid %llu (dropped ties: %llu)",
+	char empty[64] = "";
+	if (nempty) snprintf(empty, sizeof empty, "; empty prompts: %llu", (unsigned long long)nempty);
+	info("read %llu, written %llu, truncated %llu, dropped %llu, invalid %llu (dropped ties: %llu%s)",
 	     (unsigned long long)nread, (unsigned long long)nwritten, (unsigned long long)ntrunc,
-	     (unsigned long long)ndropped, (unsigned long long)ninvalid, (unsigned long long)nties);
+	     (unsigned long long)ndropped, (unsigned long long)ninvalid, (unsigned long long)nties, empty);
 	pref_text_free(&pt);
 	free(P.v), free(C.v), free(R.v), free(FC.v), free(FR.v);
 	pref_tpl_free(tpl);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/util.h"
 
@@ -1535,8 +1536,33 @@ tok *tok_load_mem(const char *name, const void *buf, size_t n, const char *dir, 
 	return t;
 }
 
-tok *tok_load(const char *path)
+/* A model directory stands for its tokenizer: tokenizer.json, else
+ * tokenizer.model (what transformers' AutoTokenizer loads). Returns a
+ * malloc'd file path. */
+static char *tok_file_of(const char *path)
 {
+	struct stat sb;
+	if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return xstrdup(path);
+	static const char *names[] = {"tokenizer.json", "tokenizer.model"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char *p = path_join(path, names[i]);
+		if (!stat(p, &sb) && S_ISREG(sb.st_mode)) return p;
+		free(p);
+	}
+	die("%s: a directory with neither tokenizer.json nor tokenizer.model", path);
+}
+
+char *tok_dir(const tok *t)
+{
+	char *dir = xstrdup(t->path), *sl = strrchr(dir, '/');
+	if (sl) *sl = 0;
+	else strcpy(dir, ".");
+	return dir;
+}
+
+tok *tok_load(const char *given)
+{
+	char *path = tok_file_of(given);
 	FILE *f = fopen(path, "rb");
 	if (!f) die("%s: %s", path, strerror(errno));
 	size_t cap = 1 << 16, n = 0;
@@ -1561,6 +1587,7 @@ tok *tok_load(const char *path)
 	free(dir);
 	free(buf);
 	if (!t) die("%s: %s", path, err);
+	free(path);
 	return t;
 }
 
