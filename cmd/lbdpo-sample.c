@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/jsonl.h"
 #include "formats/prefs.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
@@ -295,12 +296,12 @@ int main(int argc, char **argv)
 		die("%s: empty input", in_name(in_path));
 	ungetc(first, in);
 	/* '{' is a positive fixint in msgpack, never a stream's first map */
-	int jsonl = first == '{' || first == ' ' || first == '\n';
+	int is_jsonl = first == '{' || first == ' ' || first == '\n';
 
 	model *m = model_load(model_path);
 	const model_config *cfg = model_cfg(m);
 	tok *tk = tok_path ? tok_load(tok_path) : NULL;
-	if (jsonl && !tk)
+	if (is_jsonl && !tk)
 		die_usage("JSONL input needs --tokenizer");
 	if (tk && tok_vocab_size(tk) > (uint32_t)cfg->vocab_size)
 		die("%s: vocabulary of %u tokens exceeds the model's %d", tok_path, tok_vocab_size(tk), cfg->vocab_size);
@@ -333,20 +334,19 @@ int main(int argc, char **argv)
 	size_t nids = 0, cap = 0;
 	char where[512];
 
-	if (jsonl) {
-		char *line = NULL;
-		size_t lcap = 0;
-		ssize_t len;
-		long lineno = 0;
-		while ((len = getline(&line, &lcap, in)) != -1) {
-			lineno++;
-			snprintf(where, sizeof where, "%s: line %ld", in_name(in_path), lineno);
-			if (strspn(line, " \t\r\n") == (size_t)len)
-				continue;
-			json_error_t err;
-			json_t *j = json_loadb(line, (size_t)len, 0, &err);
-			if (!j || !json_is_object(j))
-				die("%s: %s", where, j ? "not a JSON object" : err.text);
+	if (is_jsonl) {
+		/* the shared JSONL reader: its line and value limits */
+		jsonl *jr = jsonl_open_fp(in, in_name(in_path));
+		const char *line;
+		size_t len;
+		int rc;
+		while ((rc = jsonl_next(jr, &line, &len)) == 1) {
+			uint64_t lineno = jsonl_lineno(jr);
+			snprintf(where, sizeof where, "%s: line %llu", in_name(in_path), (unsigned long long)lineno);
+			char perr[512];
+			json_t *j = jsonl_parse(line, len, perr, sizeof perr);
+			if (!j)
+				die("%s: %s", where, perr);
 			json_t *p = json_object_get(j, "prompt");
 			const char *text;
 			size_t tlen;
@@ -374,12 +374,12 @@ int main(int argc, char **argv)
 			}
 			if (tok_encode(tk, text, tlen, 0, &ids, &nids, &cap) != 0)
 				die("%s: prompt: %s", where, tok_error(tk));
-			run_prompt(&s, ids, (int)nids, (uint64_t)lineno, j, where);
+			run_prompt(&s, ids, (int)nids, lineno, j, where);
 			json_decref(j);
 		}
-		if (ferror(in))
-			die("%s: read error", in_name(in_path));
-		free(line);
+		if (rc < 0)
+			die("%s: %s", in_name(in_path), jsonl_error(jr));
+		jsonl_close(jr);
 		if (in != stdin)
 			fclose(in);
 	} else {

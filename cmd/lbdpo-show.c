@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 				die("%s: line %llu: expected a JSON object", jsonl_name(jr),
 				    (unsigned long long)jsonl_lineno(jr));
 			msgpack_sbuffer_clear(&sb);
-			if (mpj_from_json(line, n, &pk, err, sizeof err))
+			if (jsonl_limits(line, n, err, sizeof err) || mpj_from_json(line, n, &pk, err, sizeof err))
 				die("%s: line %llu: %s", jsonl_name(jr), (unsigned long long)jsonl_lineno(jr), err);
 			rs_write_raw(w, sb.data, sb.size);
 			nobj++;

@@ -156,10 +156,13 @@ struct tok {
 	size_t nspans, spans_cap;
 	span *spans2;
 	size_t spans2_cap;
-	uint32_t *sym_id, *sym_prev, *sym_next, *sym_len;
+	uint32_t *sym_id, *sym_prev, *sym_next;
 	size_t sym_cap;
+	/* 8 bytes per candidate merge: a word of n bytes holds up to 2n (its
+	 * pairs, plus 2 per merge less 1 popped); the pair is looked up again
+	 * when popped (peak memory on a 16 MiB word: see bpe_word) */
 	struct heap_ent {
-		uint32_t rank, left, right, a, b, res;
+		uint32_t rank, left;
 	} *heap;
 	size_t heap_n, heap_cap;
 	char *cat;
@@ -450,8 +453,7 @@ static void try_pair(tok *t, uint32_t l)
 	uint32_t r = t->sym_next[l];
 	if (r == NONE) return;
 	uint32_t rank, res;
-	if (pair_lookup(t, t->sym_id[l], t->sym_id[r], &rank, &res))
-		heap_push(t, (struct heap_ent){rank, l, r, t->sym_id[l], t->sym_id[r], res});
+	if (pair_lookup(t, t->sym_id[l], t->sym_id[r], &rank, &res)) heap_push(t, (struct heap_ent){rank, l});
 }
 
 static void push_id(uint32_t **ids, size_t *n, size_t *cap, uint32_t id)
@@ -531,11 +533,15 @@ static int bpe_word(tok *t, const char *w, size_t n, uint32_t **ids, size_t *nid
 	for (size_t i = 0; i + 1 < ns; i++) try_pair(t, (uint32_t)i);
 	while (t->heap_n) {
 		struct heap_ent e = heap_pop(t);
-		/* stale entries: a side was merged away or changed */
-		if (t->sym_id[e.left] != e.a || t->sym_next[e.left] != e.right || t->sym_id[e.right] != e.b)
+		/* stale entries: left was merged away, or its pair changed. A
+		 * pair of the same rank is the same merge (ranks are unique per
+		 * pair; SentencePiece: per result piece, which is what merges),
+		 * at the same place in the order: a fresh entry would be equal. */
+		uint32_t l = e.left, r = t->sym_next[l], rank, res;
+		if (t->sym_id[l] == NONE || r == NONE || !pair_lookup(t, t->sym_id[l], t->sym_id[r], &rank, &res) ||
+		    rank != e.rank)
 			continue;
-		uint32_t l = e.left, r = e.right;
-		t->sym_id[l] = e.res;
+		t->sym_id[l] = res;
 		t->sym_id[r] = NONE;
 		t->sym_next[l] = t->sym_next[r];
 		if (t->sym_next[r] != NONE) t->sym_prev[t->sym_next[r]] = l;
@@ -1609,7 +1615,7 @@ void tok_free(tok *t)
 	for (int i = 0; i < t->nadded; i++) free(t->added[i].s);
 	free(t->added);
 	free(t->nbuf), free(t->spans), free(t->spans2);
-	free(t->sym_id), free(t->sym_prev), free(t->sym_next), free(t->sym_len);
+	free(t->sym_id), free(t->sym_prev), free(t->sym_next);
 	free(t->heap), free(t->cat);
 	free(t->cache), free(t->ckeys), free(t->cvals);
 	free(t);
