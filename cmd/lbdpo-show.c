@@ -5,6 +5,7 @@
 
 #include "formats/mpjson.h"
 #include "formats/jsonl.h"
+#include "formats/schema.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/cpu.h"
@@ -33,7 +34,12 @@ static void add_texts(rs_reader *r, const msgpack_object *rec, tok *tk, uint32_t
 		char name[256];
 		snprintf(name, sizeof name, "%.*s", (int)kl, key->via.str.ptr);
 		rs_get_ids(r, rec, name, tok_vocab_size(tk), ids, &n, idcap);
-		long tl = tok_decode(tk, *ids, n, 0, text, tcap);
+		/* prompt_ids start a text; every other array continues it (as
+		 * lbdpo-tokenize encodes completions): prompt_text followed by
+		 * chosen_text is the decoded pair, a SentencePiece completion's
+		 * leading space included */
+		unsigned fl = strcmp(name, KEY_PROMPT_IDS) ? TOK_NO_STRIP : 0;
+		long tl = tok_decode(tk, *ids, n, fl, text, tcap);
 		if (tl < 0)
 			rs_die(r, "key '%s': %s", name, tok_error(tk));
 		memcpy(name + kl - 4, "_text", 6);

@@ -140,7 +140,8 @@ struct tok {
 	int nfc;          /* NFC normalizer (Qwen2) */
 	int dummy_prefix; /* llama2.c, SentencePiece: a leading space */
 	int squeeze_ws;   /* SentencePiece remove_extra_whitespaces */
-	int strip_leading; /* decoder removes one leading space */
+	int strip_leading; /* decoder removes one leading space (SentencePiece
+			      with squeeze_ws: every leading space piece's) */
 
 	added_tok *added;
 	int nadded;
@@ -641,11 +642,15 @@ static int encode_segment(tok *t, const char *s, size_t n, int at_start, int con
 		 * (pieces hold ' ' where the model file has U+2581) */
 		nbuf_reserve(t, n + 2);
 		size_t len = 0;
+		int lead = n && s[0] == ' ';
 		if (t->squeeze_ws) { /* no leading/trailing spaces, runs become one */
 			while (n && s[0] == ' ') s++, n--;
 			while (n && s[n - 1] == ' ') n--;
 		}
-		if (t->dummy_prefix && first && n) t->nbuf[len++] = ' ';
+		/* a continuation's leading spaces are a run inside the whole
+		 * text: one space (the word boundary) is kept */
+		if (((t->dummy_prefix && first) || (t->squeeze_ws && lead && at_start && cont)) && n)
+			t->nbuf[len++] = ' ';
 		for (size_t i = 0; i < n; i++)
 			if (!(t->squeeze_ws && s[i] == ' ' && i && s[i - 1] == ' ')) t->nbuf[len++] = s[i];
 		return bpe_word(t, t->nbuf, len, ids, nids, cap);
@@ -791,7 +796,7 @@ int tok_encode(tok *t, const char *text, size_t len, unsigned flags, uint32_t **
 
 long tok_decode(tok *t, const uint32_t *ids, size_t n, unsigned flags, char **out, size_t *cap)
 {
-	size_t len = 0;
+	size_t len = 0, visible = 0; /* visible: bytes of non-special pieces */
 	int strip = t->strip_leading && !(flags & TOK_NO_STRIP);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t id = ids[i];
@@ -802,10 +807,16 @@ long tok_decode(tok *t, const uint32_t *ids, size_t n, unsigned flags, char **ou
 		if (t->special[id] && (flags & TOK_SKIP_SPECIAL)) continue;
 		const char *p = t->arena + t->dec_off[id];
 		size_t l = t->dec_len[id];
-		if (strip && !t->special[id]) {
-			if (l && p[0] == ' ') p++, l--;
-			strip = 0;
+		/* sentencepiece's decode: the leading space of the first piece
+		 * goes; with remove_extra_whitespaces, of every piece until
+		 * something is written; byte pieces (<0x20>) keep theirs */
+		int byte = t->kind == K_SPM && l == 1 && t->byte_id[(unsigned char)p[0]] == id;
+		if (strip && !t->special[id] && !byte) {
+			if (visible) strip = 0;
+			else if (l && p[0] == ' ') p++, l--, strip = t->kind == K_SPM && t->squeeze_ws;
+			else strip = 0;
 		}
+		if (!t->special[id]) visible += l;
 		if (len + l + 1 > *cap) xgrow((void **)out, cap, len + l + 1, 1);
 		memcpy(*out + len, p, l);
 		len += l;
@@ -936,7 +947,7 @@ enum { SP_NORMAL = 1, SP_UNKNOWN = 2, SP_CONTROL = 3, SP_USER = 4, SP_UNUSED = 5
 static void apply_tokenizer_config(tok *t, const char *dir);
 
 /* ModelProto: 1 pieces {1 piece, 2 score, 3 type}, 2 trainer_spec
- * {3 model_type, 35 byte_fallback, 40 unk_id, 41 bos_id, 42 eos_id},
+ * {3 model_type, 35 byte_fallback, 46 bos_piece, 47 eos_piece},
  * 3 normalizer_spec {1 name, 3 add_dummy_prefix, 4 remove_extra_whitespaces,
  * 5 escape_whitespaces}. Only BPE models with the identity normalizer. */
 static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
@@ -948,20 +959,18 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 	uint64_t v;
 	size_t V = 0;
 	int model_type = 1, byte_fallback = 0, dummy = 1, squeeze = 1, escape = 1;
-	int64_t unk = 0, bos = 1, eos = 2;
-	char norm[64] = "";
+	char norm[64] = "", bos_piece[64] = "<s>", eos_piece[64] = "</s>";
 	while ((rc = pb_next(&b, &f, &wt, &v, &sub)) == 0) {
 		if (f == 1 && wt == 2) {
 			if (++V > TOK_MAX_VOCAB) return seterr(t, "too many pieces"), -1;
 		} else if (f == 2 && wt == 2) {
 			pb s2 = sub, x;
 			while ((rc = pb_next(&s2, &f, &wt, &v, &x)) == 0) {
+				if (wt == 2 && (f == 46 || f == 47))
+					snprintf(f == 46 ? bos_piece : eos_piece, sizeof bos_piece, "%.*s", (int)v, (const char *)x.p);
 				if (wt != 0) continue;
 				if (f == 3) model_type = (int)v;
 				else if (f == 35) byte_fallback = v != 0;
-				else if (f == 40) unk = (int32_t)v;
-				else if (f == 41) bos = (int32_t)v;
-				else if (f == 42) eos = (int32_t)v;
 			}
 			if (rc < 0) return seterr(t, "malformed trainer_spec"), -1;
 		} else if (f == 3 && wt == 2) {
@@ -983,7 +992,7 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 	if (!escape) return seterr(t, "SentencePiece models without escape_whitespaces are unsupported"), -1;
 	vocab_alloc(t, (uint32_t)V);
 	float *score = xmalloc(V * sizeof(float));
-	uint8_t *normal = xcalloc(V, 1);
+	uint8_t *normal = xcalloc(V, 1), *ptype = xcalloc(V, 1);
 	t->added = xcalloc(V + 1, sizeof(added_tok));
 	for (int c = 0; c < 256; c++) t->byte_id[c] = NONE;
 	b = (pb){buf, buf + n};
@@ -1004,7 +1013,7 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 			} else if (f == 3 && wt == 0) type = (int)v;
 		}
 		if (rc < 0 || !pc || utf8_invalid_at(pc, pl) != pl) {
-			free(score), free(normal);
+			free(score), free(normal), free(ptype);
 			return seterr(t, "piece %zu: malformed", id), -1;
 		}
 		if (score[id] != score[id]) score[id] = -1e30f;
@@ -1019,6 +1028,7 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 		 * (score_rank marks the others) */
 		t->piece_off[id] = arena_add(t, d, o), t->piece_len[id] = (uint32_t)o;
 		normal[id] = type == SP_NORMAL || type == SP_USER || type == SP_UNUSED;
+		ptype[id] = (uint8_t)type;
 		if (bt >= 0) {
 			char c = (char)bt;
 			t->dec_off[id] = arena_add(t, &c, 1), t->dec_len[id] = 1;
@@ -1053,13 +1063,20 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 	free(ord), free(score), free(normal);
 	vmap_build(t);
 	t->byte_fallback = byte_fallback;
-	t->unk = unk >= 0 && (size_t)unk < V ? unk : -1;
-	t->bos = bos >= 0 && (size_t)bos < V ? bos : -1;
-	t->eos = eos >= 0 && (size_t)eos < V ? eos : -1;
+	/* as sentencepiece: BOS and EOS are the control pieces named by
+	 * bos_piece and eos_piece (the ids in the trainer spec are the
+	 * trainer's input, possibly out of range), unk the unknown piece */
+	int64_t ib = vmap_find(t, bos_piece, strlen(bos_piece)), ie = vmap_find(t, eos_piece, strlen(eos_piece));
+	t->bos = ib >= 0 && ptype[ib] == SP_CONTROL ? ib : -1;
+	t->eos = ie >= 0 && ptype[ie] == SP_CONTROL ? ie : -1;
+	t->unk = -1;
+	for (size_t i = 0; i < V && t->unk < 0; i++)
+		if (ptype[i] == SP_UNKNOWN) t->unk = (int64_t)i;
+	free(ptype);
 	t->add_bos = t->bos >= 0; /* as Hugging Face's Llama/Mistral tokenizers */
 	t->dummy_prefix = dummy;
 	t->squeeze_ws = squeeze;
-	t->strip_leading = dummy;
+	t->strip_leading = dummy || squeeze;
 	apply_tokenizer_config(t, dir);
 	return 0;
 }
