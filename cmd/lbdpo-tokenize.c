@@ -265,6 +265,11 @@ int main(int argc, char **argv)
 			} else if (!C.n || !R.n) {
 				snprintf(err, sizeof err, "empty completion \"%s\" after tokenization", !C.n ? "chosen" : "rejected");
 				why = err;
+			} else if (P.n + C.n + R.n + 64 > RS_MAX_OBJECTS) {
+				/* a record no reader would accept (records.h) */
+				snprintf(err, sizeof err, "%zu tokens: more than a record may hold (%u values)", P.n + C.n + R.n,
+					 RS_MAX_OBJECTS);
+				why = err;
 			}
 			/* EOS: not after a chat template's own end of turn (TRL adds
 			 * none to conversational data), and not when the text already

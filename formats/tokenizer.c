@@ -26,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "base/util.h"
 
@@ -157,7 +160,7 @@ struct tok {
 	size_t nspans, spans_cap;
 	span *spans2;
 	size_t spans2_cap;
-	uint32_t *sym_id, *sym_prev, *sym_next;
+	uint32_t *sym_id, *sym_next; /* a unit merged away: sym_id NONE, sym_next the unit it went into */
 	size_t sym_cap;
 	/* 8 bytes per candidate merge: a word of n bytes holds up to 2n (its
 	 * pairs, plus 2 per merge less 1 popped); the pair is looked up again
@@ -165,7 +168,7 @@ struct tok {
 	struct heap_ent {
 		uint32_t rank, left;
 	} *heap;
-	size_t heap_n, heap_cap;
+	size_t heap_n, heap_cap, heap_lim; /* heap_lim: compact at this size */
 	char *cat;
 	size_t cat_cap;
 
@@ -418,8 +421,11 @@ static int heap_less(const struct heap_ent *x, const struct heap_ent *y)
 	return x->rank < y->rank || (x->rank == y->rank && x->left < y->left);
 }
 
+static void heap_compact(tok *t);
+
 static void heap_push(tok *t, struct heap_ent e)
 {
+	if (t->heap_lim && t->heap_n >= t->heap_lim) heap_compact(t);
 	if (t->heap_n == t->heap_cap) xgrow((void **)&t->heap, &t->heap_cap, t->heap_n + 1, sizeof e);
 	size_t i = t->heap_n++;
 	while (i > 0) {
@@ -449,6 +455,43 @@ static struct heap_ent heap_pop(tok *t)
 
 #define NONE UINT32_MAX
 
+/* The merge an entry stands for, if it is still to be done: left alive, a
+ * right neighbour, and their pair of the entry's rank. A pair of the same
+ * rank is the same merge (ranks are unique per pair; SentencePiece: per
+ * score, and an entry of the same rank at the same place is where a fresh
+ * entry would be in the order), so no more than this is kept. */
+static int heap_live(tok *t, struct heap_ent e, uint32_t *res)
+{
+	uint32_t l = e.left, r = t->sym_next[l], rank;
+	return t->sym_id[l] != NONE && r != NONE && pair_lookup(t, t->sym_id[l], t->sym_id[r], &rank, res) &&
+	       rank == e.rank;
+}
+
+static int heap_cmp(const void *a, const void *b)
+{
+	const struct heap_ent *x = a, *y = b;
+	return heap_less(x, y) ? -1 : heap_less(y, x) ? 1 : 0;
+}
+
+/* Drop the stale and duplicate entries; sorted, the rest is a heap. Every
+ * merge adds up to two entries: without this a long word's heap would grow
+ * to twice its length. */
+static void heap_compact(tok *t)
+{
+	size_t k = 0;
+	uint32_t res;
+	for (size_t i = 0; i < t->heap_n; i++)
+		if (heap_live(t, t->heap[i], &res)) t->heap[k++] = t->heap[i];
+	qsort(t->heap, k, sizeof *t->heap, heap_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < k; i++)
+		if (!u || heap_cmp(&t->heap[u - 1], &t->heap[i])) t->heap[u++] = t->heap[i];
+	t->heap_n = u;
+	/* still mostly live: let it grow (compacting again soon would cost
+	 * O(n log n) for little) */
+	if (u > t->heap_lim / 2) t->heap_lim = u * 2;
+}
+
 static void try_pair(tok *t, uint32_t l)
 {
 	uint32_t r = t->sym_next[l];
@@ -469,13 +512,24 @@ static int add_unit(tok *t, size_t *ns, uint32_t id)
 		size_t c = t->sym_cap;
 		xgrow((void **)&t->sym_id, &c, *ns + 1, sizeof(uint32_t));
 		c = t->sym_cap;
-		xgrow((void **)&t->sym_prev, &c, *ns + 1, sizeof(uint32_t));
-		c = t->sym_cap;
 		xgrow((void **)&t->sym_next, &c, *ns + 1, sizeof(uint32_t));
 		t->sym_cap = c;
 	}
 	t->sym_id[(*ns)++] = id;
 	return 0;
+}
+
+/* The live unit before l, NONE at the start. Units merged away point to
+ * the unit they went into, further left: followed (and shortened) they lead
+ * to it, for 4 bytes a unit less than a sym_prev array (a 16 MiB word is
+ * 16M units). Unit 0 is never merged away. */
+static uint32_t prev_live(tok *t, uint32_t l)
+{
+	if (!l) return NONE;
+	uint32_t j = l - 1;
+	while (t->sym_id[j] == NONE) j = t->sym_next[j];
+	for (uint32_t k = l - 1, nx; t->sym_id[k] == NONE; k = nx) nx = t->sym_next[k], t->sym_next[k] = j;
+	return j;
 }
 
 /* BPE of word w[0..n) into ids (appended). */
@@ -526,28 +580,20 @@ static int bpe_word(tok *t, const char *w, size_t n, uint32_t **ids, size_t *nid
 			i += k;
 		}
 	}
-	for (size_t i = 0; i < ns; i++) {
-		t->sym_prev[i] = i ? (uint32_t)i - 1 : NONE;
-		t->sym_next[i] = i + 1 < ns ? (uint32_t)i + 1 : NONE;
-	}
+	for (size_t i = 0; i < ns; i++) t->sym_next[i] = i + 1 < ns ? (uint32_t)i + 1 : NONE;
 	t->heap_n = 0;
+	t->heap_lim = ns + ns / 4 + 64;
 	for (size_t i = 0; i + 1 < ns; i++) try_pair(t, (uint32_t)i);
 	while (t->heap_n) {
 		struct heap_ent e = heap_pop(t);
-		/* stale entries: left was merged away, or its pair changed. A
-		 * pair of the same rank is the same merge (ranks are unique per
-		 * pair; SentencePiece: per result piece, which is what merges),
-		 * at the same place in the order: a fresh entry would be equal. */
-		uint32_t l = e.left, r = t->sym_next[l], rank, res;
-		if (t->sym_id[l] == NONE || r == NONE || !pair_lookup(t, t->sym_id[l], t->sym_id[r], &rank, &res) ||
-		    rank != e.rank)
-			continue;
+		uint32_t l = e.left, r = t->sym_next[l], res;
+		if (!heap_live(t, e, &res)) continue; /* stale: left merged away, or its pair changed */
 		t->sym_id[l] = res;
 		t->sym_id[r] = NONE;
 		t->sym_next[l] = t->sym_next[r];
-		if (t->sym_next[r] != NONE) t->sym_prev[t->sym_next[r]] = l;
-		t->sym_next[r] = NONE;
-		if (t->sym_prev[l] != NONE) try_pair(t, t->sym_prev[l]);
+		t->sym_next[r] = l;
+		uint32_t p = prev_live(t, l);
+		if (p != NONE) try_pair(t, p);
 		try_pair(t, l);
 	}
 	for (uint32_t i = 0; i != NONE && ns; i = t->sym_next[i]) push_id(ids, nids, cap, t->sym_id[i]);
@@ -1611,6 +1657,12 @@ tok *tok_load(const char *given)
 	free(buf);
 	if (!t) die("%s: %s", path, err);
 	free(path);
+#ifdef __GLIBC__
+	/* the parsed tokenizer.json (~100 MB for Llama 3's) is freed in small
+	 * pieces that glibc keeps: give them back, or they stay resident
+	 * under the large buffers of a long line */
+	malloc_trim(0);
+#endif
 	return t;
 }
 
@@ -1632,7 +1684,7 @@ void tok_free(tok *t)
 	for (int i = 0; i < t->nadded; i++) free(t->added[i].s);
 	free(t->added);
 	free(t->nbuf), free(t->spans), free(t->spans2);
-	free(t->sym_id), free(t->sym_prev), free(t->sym_next);
+	free(t->sym_id), free(t->sym_next);
 	free(t->heap), free(t->cat);
 	free(t->cache), free(t->ckeys), free(t->cvals);
 	free(t);
