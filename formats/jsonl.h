@@ -13,7 +13,7 @@
  * lbdpo-show --from-json, lbdpo-eval). Parsed, a JSON value takes ~45 bytes
  * (jansson); BPE holds ~24 bytes per byte of the word it works on. Peak RSS
  * of lbdpo-tokenize with Llama 3's tokenizer (man lbdpo-tokenize): 170 MB on
- * a 15 MiB line of text, 395 MB on a 15 MiB line of one word. Longer lines
+ * a 15 MiB line of text, 390-440 MB on a 15 MiB line of one word. Longer lines
  * are an error. */
 #define JSONL_MAX_LINE ((size_t)1 << 24)   /* 16 MiB */
 #define JSONL_MAX_VALUES ((size_t)1 << 22) /* 4M values (array elements, members) */

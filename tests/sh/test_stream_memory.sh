@@ -30,7 +30,7 @@ for cmd in "lbdpo-tokenize --tokenizer $B" "lbdpo-sample -m $T/m --tokenizer $B"
 done
 # ... and the worst line under the limit, one 15 MiB word (BPE holds ~24
 # bytes per byte of a word), stays within the peak lbdpo-tokenize(1) states:
-# 450 MB with Llama 3's tokenizer (393 MB measured), 320 MB with the fixture
+# 450 MiB with Llama 3's tokenizer (390-420 MB measured), 320 MiB with the fixture
 { printf '{"prompt":"'; head -c $((15 << 20)) /dev/zero | tr '\0' a; printf '","chosen":" a","rejected":" b"}\n'; } >"$T/word.jsonl"
 L3="${LBDPO_SHARED:-/nonexistent}/assets/tokenizers/llama3/tokenizer.json"
 if [ -f "$L3" ]; then tk=$L3 lim=460800; else tk=$B lim=327680; fi
