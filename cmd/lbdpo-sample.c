@@ -228,7 +228,7 @@ static json_t *scalar_json(const msgpack_object *v)
 enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
-	CLI_OPT(O_TOK, 0, "tokenizer", "FILE", "tokenizer.json or tokenizer.bin (needed for JSONL input)"),
+	CLI_OPT(O_TOK, 0, "tokenizer", "FILE", "tokenizer.json, tokenizer.model, tokenizer.bin or a model directory (needed for JSONL input)"),
 	CLI_OPT('i', 'i', "input", "FILE", "input (default: stdin)"),
 	CLI_OPT('o', 'o', "output", "FILE", "output JSONL (default: stdout)"),
 	CLI_OPT(O_GREEDY, 0, "greedy", NULL, "take the most likely token (same as --temperature 0)"),

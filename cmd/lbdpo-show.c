@@ -60,7 +60,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_HDRONLY, 0, "header-only", NULL, "print only the header"),
 	CLI_OPT(O_F32, 0, "f32", NULL, "show bin values as lists of little-endian f32 ({\"$f32le\": [...]}) instead of base64"),
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"decode every token-id array KEY_ids of a record into an added key KEY_text (a view: not for --from-json)"),
+		"decode every token-id array KEY_ids of a record into an added key KEY_text (FILE: a tokenizer or a model directory; a view: not for --from-json)"),
 	CLI_OPT('n', 'n', "records", "N", "stop after N records (header not counted)"),
 	CLI_OPT(O_FROMJSON, 0, "from-json", NULL, "convert JSON Lines to msgpack"),
 	{0}};

@@ -98,7 +98,7 @@ static void run_render(jsonl *r, const char *out, const pref_tpl *tpl, int skip_
 enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT, O_RENDER, O_TOK };
 static const cli_opt opts[] = {
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"tokenizer.json (Hugging Face), SentencePiece tokenizer.model or llama2.c tokenizer.bin (required)"),
+		"tokenizer.json (Hugging Face), SentencePiece tokenizer.model, llama2.c tokenizer.bin, or a model directory holding one (required)"),
 	CLI_OPT('i', 'i', "input", "FILE", "read FILE (.jsonl or .jsonl.gz) instead of stdin"),
 	CLI_OPT('o', 'o', "output", "FILE", "write FILE (atomically) instead of stdout"),
 	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
