@@ -3,7 +3,6 @@
  * deterministic sharding, and a merge of shard outputs. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "formats/pairs.h"
 #include "formats/records.h"
@@ -143,13 +142,17 @@ static int get_fp(rs_reader *r, const msgpack_object *hd, const char *key, const
 
 /* ---- --merge ---- */
 
+/* shard.input: "sha256:<hex>" of the input file, or "header-sha256:<hex>" of
+ * its header when it came through a pipe */
+#define SHARD_INPUT "input"
+
 static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 {
 	if (nf < 1)
 		die_usage("--merge needs the shard files as arguments");
 	rs_reader **rd = xcalloc(nf, sizeof *rd);
-	const char *fp0 = NULL;
-	size_t fp0n = 0;
+	const char *fp0 = NULL, *in0 = NULL;
+	size_t fp0n = 0, in0n = 0;
 	for (int f = 0; f < nf; f++) {
 		rs_reader *r = rs_open(files[f], "ref");
 		const msgpack_object *hd = rs_header(r), *sh = rs_get(hd, "shard");
@@ -163,15 +166,22 @@ static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 			       (long long)cnt, nf);
 		if (idx < 0 || idx >= nf || rd[idx])
 			rs_die(r, "shard index %lld is out of range or given twice", (long long)idx);
-		const char *fp;
-		size_t fpn;
+		const char *fp, *inp;
+		size_t fpn, inn;
 		rs_req(r, get_fp(r, hd, HDR_REFERENCE, &fp, &fpn), HDR_REFERENCE);
+		if (!rs_get_str(r, sh, SHARD_INPUT, &inp, &inn))
+			rs_die(r, "header has no \"shard.%s\": a shard of an older lbdpo-refcache, which merge "
+				  "cannot check; run it again", SHARD_INPUT);
+		/* the first file is the one every other is compared with */
 		if (f && (fpn != fp0n || memcmp(fp, fp0, fpn)))
-			rs_die(r, "reference fingerprint %.*s differs from the other shards' %.*s",
-			       (int)fpn, fp, (int)fp0n, fp0);
+			die("%s and %s are shards of different reference models (%.*s, %.*s): refusing to merge",
+			    files[0], files[f], (int)fp0n, fp0, (int)fpn, fp);
+		if (f && (inn != in0n || memcmp(inp, in0, inn)))
+			die("%s and %s are shards of different inputs (%.*s, %.*s): refusing to merge", files[0],
+			    files[f], (int)in0n, in0, (int)inn, inp);
 		if (!f) {
-			fp0 = fp;
-			fp0n = fpn;
+			fp0 = fp, fp0n = fpn;
+			in0 = inp, in0n = inn;
 		}
 		rd[idx] = r;
 	}
@@ -213,27 +223,6 @@ static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 	info("merged %d shards: %llu records", nf, (unsigned long long)n);
 	close_stdout();
 	return 0;
-}
-
-/* ---- progress ---- */
-
-static void progress(const state *s, uint64_t n_in, double t0, rs_reader *r, off_t in_size, int last)
-{
-	static double next;
-	double now = now_s();
-	if (!last && now < next)
-		return;
-	next = now + 0.5;
-	double dt = now - t0 > 1e-9 ? now - t0 : 1e-9;
-	char eta[48] = "";
-	if (in_size > 0 && !last) {
-		double frac = (double)rs_offset(r) / (double)in_size;
-		if (frac > 0.001)
-			snprintf(eta, sizeof eta, ", ETA %.0f s", dt * (1 - frac) / frac);
-	}
-	fprintf(stderr, "\r%s: %llu records, %.1f records/s, %.0f tokens/s computed%s   %s",
-		progname(), (unsigned long long)n_in, n_in / dt, s->tok_computed / dt, eta,
-		last ? "\n" : "");
 }
 
 enum { OPT_MERGE = 256, OPT_TOKSHA, OPT_IGNPROV };
@@ -322,8 +311,23 @@ int main(int argc, char **argv)
 	char fp[65];
 	model_fingerprint(m, fp);
 
+	/* The input read through once first (a file: not a pipe): its record
+	 * count is the progress total, its sha256 a shard's input identity. */
+	uint64_t n_total = 0;
+	char in_sha[65] = "";
+	int scanned = (shard_n > 1 || (rank == 0 && !lbdpo_quiet)) &&
+		      rs_scan(in, &n_total, shard_n > 1 ? in_sha : NULL) == 0;
 	rs_reader *r = rs_open(in, NULL);
 	const msgpack_object *hd = rs_header(r);
+	char in_id[80] = "";
+	if (shard_n > 1 && scanned) {
+		snprintf(in_id, sizeof in_id, "sha256:%s", in_sha);
+	} else if (shard_n > 1) { /* a pipe: its header is all there is to know */
+		size_t hn;
+		const char *hb = rs_raw(r, &hn);
+		sha256_hex(hb, hn, in_sha);
+		snprintf(in_id, sizeof in_id, "header-sha256:%s", in_sha);
+	}
 	pairs_check_header(r, cfg->vocab_size, tok_sha);
 	provenance pv;
 	prov_read(r, cfg->vocab_size, &pv);
@@ -336,12 +340,6 @@ int main(int argc, char **argv)
 		       (int)(old_n > 64 ? 64 : old_n), old_fp, fp, ref);
 	if (rs_get(hd, "shard"))
 		rs_die(r, "input is one shard of an lbdpo-refcache output; merge the shards first");
-	off_t in_size = 0;
-	if (in && strcmp(in, "-")) {
-		struct stat sb;
-		if (!stat(in, &sb) && S_ISREG(sb.st_mode))
-			in_size = sb.st_size;
-	}
 
 	state s = {.m = m, .ws = model_ws_new(m)};
 	s.cache = refcache_open(cache_dir, fp, ref);
@@ -352,20 +350,21 @@ int main(int argc, char **argv)
 		pairs_put_model(out, HDR_REFERENCE, ref, fp);
 		if (shard_n > 1) {
 			msgpack_packer *pk = rs_put_key(out, "shard");
-			msgpack_pack_map(pk, 2);
+			msgpack_pack_map(pk, 3);
 			msgpack_pack_str_with_body(pk, "index", 5);
 			msgpack_pack_int64(pk, shard_i);
 			msgpack_pack_str_with_body(pk, "count", 5);
 			msgpack_pack_int64(pk, shard_n);
+			msgpack_pack_str_with_body(pk, SHARD_INPUT, strlen(SHARD_INPUT));
+			msgpack_pack_str_with_body(pk, in_id, strlen(in_id));
 		}
 		rs_header_end(out);
 	}
 	s.d = distrec_new(out);
 	s.w = distrec_writer(s.d);
 
-	int tty = rank == 0 && stderr_is_tty();
-	progress_meter pm; /* not a terminal: a periodic plain line */
-	progress_init(&pm, 0, "records read");
+	progress_meter pm;
+	progress_init(&pm, scanned ? (long)n_total : 0, "records read");
 	const msgpack_object *rec;
 	uint64_t k = 0, n_in = 0;
 	for (; rs_next(r, &rec); end_of_round(&s, k++)) {
@@ -427,17 +426,17 @@ int main(int argc, char **argv)
 			if (s.n >= 4096)
 				process(&s);
 		}
-		if (tty)
-			progress(&s, n_in, t0, r, in_size, 0);
-		else if (rank == 0)
-			progress_show(&pm, (long)n_in, NULL);
+		if (rank == 0) {
+			double dt = now_s() - t0;
+			progress_show(&pm, (long)k + 1, "%llu computed, %.0f tokens/s computed",
+				      (unsigned long long)s.computed, s.tok_computed / (dt > 0 ? dt : 1));
+		}
 	}
 	process(&s);
 	distrec_round(s.d, 1);
 	if (out)
 		rs_finish(out);
-	if (tty)
-		progress(&s, n_in, t0, r, 0, 1);
+	progress_end(&pm);
 	rs_close(r);
 	double dt = now_s() - t0;
 	char sh[64] = "";

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "formats/jsonl.h"
 #include "formats/prefs.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
@@ -369,29 +370,12 @@ static int gen_config(const char *model_path, sample_opts *o)
 	return have_eos;
 }
 
-/* The tokenizer a model directory ships (as transformers prefers:
- * tokenizer.json, else SentencePiece's tokenizer.model); NULL if none. */
-static char *dir_tokenizer(const char *model_path)
-{
-	struct stat sb;
-	if (stat(model_path, &sb) || !S_ISDIR(sb.st_mode))
-		return NULL;
-	static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
-	for (int i = 0; i < 2; i++) {
-		char *p = path_join(model_path, names[i]);
-		if (!access(p, R_OK))
-			return p;
-		free(p);
-	}
-	return NULL;
-}
-
 enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_REP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL, O_IGNPROV };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"tokenizer.json, SentencePiece tokenizer.model or llama2.c tokenizer.bin (default: the model "
-		"directory's tokenizer.json or tokenizer.model; needed for JSONL input)"),
+		"tokenizer.json, SentencePiece tokenizer.model, llama2.c tokenizer.bin or a model directory (default: "
+		"the model directory's tokenizer.json or tokenizer.model; needed for JSONL input)"),
 	CLI_OPT('i', 'i', "input", "FILE", "input (default: stdin)"),
 	CLI_OPT('o', 'o', "output", "FILE", "output JSONL (default: stdout)"),
 	CLI_SECTION("Sampling (defaults: the model directory's generation_config.json, else those below):"),
@@ -477,15 +461,15 @@ int main(int argc, char **argv)
 		die("%s: empty input", in_name(in_path));
 	ungetc(first, in);
 	/* '{' is a positive fixint in msgpack, never a stream's first map */
-	int jsonl = first == '{' || first == ' ' || first == '\n';
+	int is_jsonl = first == '{' || first == ' ' || first == '\n';
 
 	model *m = model_load(model_path);
 	const model_config *cfg = model_cfg(m);
-	char *own_tok = tok_path ? NULL : dir_tokenizer(model_path);
+	char *own_tok = tok_path ? NULL : tok_file_in(model_path);
 	if (own_tok)
 		tok_path = own_tok;
 	tok *tk = tok_path ? tok_load(tok_path) : NULL;
-	if (jsonl && !tk)
+	if (is_jsonl && !tk)
 		die_usage("JSONL input needs --tokenizer (the model has no tokenizer.json or tokenizer.model)");
 	if (tk) { /* its ids and chat template must be the model's */
 		provenance tp = {0};
@@ -502,9 +486,7 @@ int main(int argc, char **argv)
 	const char *eos_text = tk && tok_eos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_eos(tk), &neos) : NULL;
 	pref_tpl *tpl = NULL;
 	if (tk) {
-		char *dir = xstrdup(tok_path), *sl = strrchr(dir, '/');
-		if (sl) *sl = 0;
-		else strcpy(dir, ".");
+		char *dir = tok_dir(tk);
 		tpl = pref_tpl_load(tpl_name, dir, bos_text, eos_text);
 		free(dir);
 	}
@@ -541,20 +523,19 @@ int main(int argc, char **argv)
 	size_t nids = 0, cap = 0;
 	char where[512];
 
-	if (jsonl) {
-		char *line = NULL;
-		size_t lcap = 0;
-		ssize_t len;
-		long lineno = 0;
-		while ((len = getline(&line, &lcap, in)) != -1) {
-			lineno++;
-			snprintf(where, sizeof where, "%s: line %ld", in_name(in_path), lineno);
-			if (strspn(line, " \t\r\n") == (size_t)len)
-				continue;
-			json_error_t err;
-			json_t *j = json_loadb(line, (size_t)len, 0, &err);
-			if (!j || !json_is_object(j))
-				die("%s: %s", where, j ? "not a JSON object" : err.text);
+	if (is_jsonl) {
+		/* the shared JSONL reader: its line and value limits */
+		jsonl *jr = jsonl_open_fp(in, in_name(in_path));
+		const char *line;
+		size_t len;
+		int rc;
+		while ((rc = jsonl_next(jr, &line, &len)) == 1) {
+			uint64_t lineno = jsonl_lineno(jr);
+			snprintf(where, sizeof where, "%s: line %llu", in_name(in_path), (unsigned long long)lineno);
+			char perr[512];
+			json_t *j = jsonl_parse(line, len, perr, sizeof perr);
+			if (!j)
+				die("%s: %s", where, perr);
 			json_t *p = json_object_get(j, "prompt");
 			const char *text;
 			size_t tlen;
@@ -582,12 +563,12 @@ int main(int argc, char **argv)
 			}
 			if (tok_encode(tk, text, tlen, 0, &ids, &nids, &cap) != 0)
 				die("%s: prompt: %s", where, tok_error(tk));
-			run_prompt(&s, ids, (int)nids, (uint64_t)lineno, j, where);
+			run_prompt(&s, ids, (int)nids, lineno, j, where);
 			json_decref(j);
 		}
-		if (ferror(in))
-			die("%s: read error", in_name(in_path));
-		free(line);
+		if (rc < 0)
+			die("%s: %s", in_name(in_path), jsonl_error(jr));
+		jsonl_close(jr);
 		if (in != stdin)
 			fclose(in);
 	} else {

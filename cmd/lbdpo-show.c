@@ -5,6 +5,7 @@
 
 #include "formats/mpjson.h"
 #include "formats/jsonl.h"
+#include "formats/schema.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/cpu.h"
@@ -33,7 +34,12 @@ static void add_texts(rs_reader *r, const msgpack_object *rec, tok *tk, uint32_t
 		char name[256];
 		snprintf(name, sizeof name, "%.*s", (int)kl, key->via.str.ptr);
 		rs_get_ids(r, rec, name, tok_vocab_size(tk), ids, &n, idcap);
-		long tl = tok_decode(tk, *ids, n, 0, text, tcap);
+		/* prompt_ids start a text; every other array continues it (as
+		 * lbdpo-tokenize encodes completions): prompt_text followed by
+		 * chosen_text is the decoded pair, a SentencePiece completion's
+		 * leading space included */
+		unsigned fl = strcmp(name, KEY_PROMPT_IDS) ? TOK_NO_STRIP : 0;
+		long tl = tok_decode(tk, *ids, n, fl, text, tcap);
 		if (tl < 0)
 			rs_die(r, "key '%s': %s", name, tok_error(tk));
 		memcpy(name + kl - 4, "_text", 6);
@@ -55,7 +61,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_F32, 0, "f32", NULL, "show bin values as lists of little-endian f32 ({\"$f32le\": [...]}) instead of base64"),
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
 		"decode every token-id array KEY_ids of a record into an added key KEY_text with FILE (tokenizer.json, "
-		"tokenizer.model or tokenizer.bin; a view: not for --from-json)"),
+		"tokenizer.model, tokenizer.bin or a model directory; a view: not for --from-json)"),
 	CLI_OPT('n', 'n', "records", "N", "stop after N records (header not counted)"),
 	CLI_OPT(O_FROMJSON, 0, "from-json", NULL, "convert JSON Lines to msgpack"),
 	{0}};
@@ -116,7 +122,7 @@ int main(int argc, char **argv)
 				die("%s: line %llu: expected a JSON object", jsonl_name(jr),
 				    (unsigned long long)jsonl_lineno(jr));
 			msgpack_sbuffer_clear(&sb);
-			if (mpj_from_json(line, n, &pk, err, sizeof err))
+			if (jsonl_limits(line, n, err, sizeof err) || mpj_from_json(line, n, &pk, err, sizeof err))
 				die("%s: line %llu: %s", jsonl_name(jr), (unsigned long long)jsonl_lineno(jr), err);
 			rs_write_raw(w, sb.data, sb.size);
 			nobj++;

@@ -129,7 +129,7 @@ static void put_header(rs_writer *w, tok *t, const pref_tpl *tpl, int bos_prepen
 enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT, O_RENDER, O_TOK };
 static const cli_opt opts[] = {
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"tokenizer.json (Hugging Face), SentencePiece tokenizer.model or llama2.c tokenizer.bin (required)"),
+		"tokenizer.json (Hugging Face), SentencePiece tokenizer.model, llama2.c tokenizer.bin, or a model directory holding one (required)"),
 	CLI_OPT('i', 'i', "input", "FILE", "read FILE (.jsonl or .jsonl.gz) instead of stdin"),
 	CLI_OPT('o', 'o', "output", "FILE", "write FILE (atomically) instead of stdout"),
 	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
@@ -197,9 +197,7 @@ int main(int argc, char **argv)
 	size_t nbos = 0, neos = 0;
 	const char *bos = tok_bos(t) >= 0 ? tok_piece(t, (uint32_t)tok_bos(t), &nbos) : NULL;
 	const char *eos = tok_eos(t) >= 0 ? tok_piece(t, (uint32_t)tok_eos(t), &neos) : NULL;
-	char *tokdir = xstrdup(tokpath), *sl = strrchr(tokdir, '/');
-	if (sl) *sl = 0;
-	else strcpy(tokdir, ".");
+	char *tokdir = tok_dir(t);
 	pref_tpl *tpl = pref_tpl_load(tplname, tokdir, bos, eos);
 	free(tokdir);
 
@@ -220,7 +218,7 @@ int main(int argc, char **argv)
 	pref_trunc tr = {max_length, max_prompt, keep_end, bos_used ? tok_bos(t) : -1};
 	pref_text pt = {0};
 	idvec P = {0}, C = {0}, R = {0}, FC = {0}, FR = {0};
-	uint64_t nread = 0, nwritten = 0, ntrunc = 0, ndropped = 0, ninvalid = 0, nties = 0;
+	uint64_t nread = 0, nwritten = 0, ntrunc = 0, ndropped = 0, ninvalid = 0, nties = 0, nempty = 0;
 	const char *line;
 	size_t len;
 	char err[600];
@@ -281,6 +279,11 @@ int main(int argc, char **argv)
 			} else if (!C.n || !R.n) {
 				snprintf(err, sizeof err, "empty completion \"%s\" after tokenization", !C.n ? "chosen" : "rejected");
 				why = err;
+			} else if (P.n + C.n + R.n + 64 > RS_MAX_OBJECTS) {
+				/* a record no reader would accept (records.h) */
+				snprintf(err, sizeof err, "%zu tokens: more than a record may hold (%u values)", P.n + C.n + R.n,
+					 RS_MAX_OBJECTS);
+				why = err;
 			}
 			/* EOS: not after a chat template's own end of turn (TRL adds
 			 * none to conversational data), and not when the text already
@@ -294,6 +297,18 @@ int main(int argc, char **argv)
 			json_decref(o);
 			if (!skip_invalid) die("%s: line %llu: %s", jsonl_name(r), (unsigned long long)jsonl_lineno(r), why);
 			ninvalid++;
+			continue;
+		}
+		if (!P.n) {
+			/* an implicit prompt with no common prefix, or an empty one,
+			 * and no BOS: nothing to condition on, and every reader of
+			 * token records needs a prompt token; skipped like a tie */
+			if (nempty++ < 5)
+				warning("%s: line %llu: no prompt tokens (no common prefix or an empty prompt, and no BOS): "
+					"skipped%s", jsonl_name(r), (unsigned long long)jsonl_lineno(r),
+					nempty == 5 ? " (further ones are only counted)" : "");
+			ndropped++;
+			json_decref(o);
 			continue;
 		}
 		const int rb = pt.rendered && pref_tpl_is_jinja(tpl) ? 0 : bos_used;
@@ -356,9 +371,11 @@ int main(int argc, char **argv)
 	if (stderr_is_tty() && !lbdpo_quiet && tlast != t0) fputc('\n', stderr);
 	rs_finish(w);
 	jsonl_close(r);
-	info("read %llu, written %llu, truncated %llu, dropped %llu, invalid %llu (dropped ties: %llu)",
+	char empty[64] = "";
+	if (nempty) snprintf(empty, sizeof empty, "; empty prompts: %llu", (unsigned long long)nempty);
+	info("read %llu, written %llu, truncated %llu, dropped %llu, invalid %llu (dropped ties: %llu%s)",
 	     (unsigned long long)nread, (unsigned long long)nwritten, (unsigned long long)ntrunc,
-	     (unsigned long long)ndropped, (unsigned long long)ninvalid, (unsigned long long)nties);
+	     (unsigned long long)ndropped, (unsigned long long)ninvalid, (unsigned long long)nties, empty);
 	pref_text_free(&pt);
 	free(P.v), free(C.v), free(R.v), free(FC.v), free(FR.v);
 	pref_tpl_free(tpl);

@@ -13,6 +13,7 @@
 
 struct jsonl {
 	gzFile gz;
+	FILE *fp;        /* instead of gz: an open stream (its first bytes already peeked at) */
 	char *name;
 	char *buf;       /* buffered input: [pos, end) not yet consumed */
 	size_t pos, end, cap;
@@ -28,6 +29,16 @@ jsonl *jsonl_open_fd(int fd, const char *name)
 	r->gz = gzdopen(fd, "rb");
 	if (!r->gz) die("%s: cannot open: %s", name, strerror(errno));
 	gzbuffer(r->gz, 1 << 17);
+	r->cap = 1 << 16;
+	r->buf = xmalloc(r->cap + 1);
+	return r;
+}
+
+jsonl *jsonl_open_fp(FILE *fp, const char *name)
+{
+	jsonl *r = xcalloc(1, sizeof *r);
+	r->name = xstrdup(name);
+	r->fp = fp;
 	r->cap = 1 << 16;
 	r->buf = xmalloc(r->cap + 1);
 	return r;
@@ -49,7 +60,7 @@ jsonl *jsonl_open(const char *path)
 void jsonl_close(jsonl *r)
 {
 	if (!r) return;
-	gzclose(r->gz);
+	if (r->gz) gzclose(r->gz);
 	free(r->buf);
 	free(r->name);
 	free(r);
@@ -78,6 +89,17 @@ static long fill(jsonl *r)
 	}
 	size_t want = r->cap - r->end;
 	if (want > (1u << 30)) want = 1u << 30;
+	if (r->fp) {
+		size_t k = fread(r->buf + r->end, 1, want, r->fp);
+		if (!k && ferror(r->fp)) {
+			snprintf(r->err, sizeof r->err, "line %llu: read error: %s", (unsigned long long)r->lineno + 1,
+				 strerror(errno));
+			return -1;
+		}
+		r->eof = !k;
+		r->end += k;
+		return (long)k;
+	}
 	int n = gzread(r->gz, r->buf + r->end, (unsigned)want);
 	if (n < 0) {
 		int e;
@@ -135,13 +157,8 @@ int jsonl_next(jsonl *r, const char **line, size_t *len)
 	}
 }
 
-json_t *jsonl_parse(const char *line, size_t len, char *err, size_t errlen)
+int jsonl_limits(const char *line, size_t len, char *err, size_t errlen)
 {
-	size_t bad = utf8_invalid_at(line, len);
-	if (bad != len) {
-		snprintf(err, errlen, "invalid UTF-8 at byte %zu", bad + 1);
-		return NULL;
-	}
 	/* count values before jansson allocates one object for each: commas
 	 * and opening brackets outside strings */
 	size_t nv = 1;
@@ -161,8 +178,19 @@ json_t *jsonl_parse(const char *line, size_t len, char *err, size_t errlen)
 	}
 	if (nv > JSONL_MAX_VALUES) {
 		snprintf(err, errlen, "more than %zu JSON values on one line", JSONL_MAX_VALUES);
+		return -1;
+	}
+	return 0;
+}
+
+json_t *jsonl_parse(const char *line, size_t len, char *err, size_t errlen)
+{
+	size_t bad = utf8_invalid_at(line, len);
+	if (bad != len) {
+		snprintf(err, errlen, "invalid UTF-8 at byte %zu", bad + 1);
 		return NULL;
 	}
+	if (jsonl_limits(line, len, err, errlen)) return NULL;
 	json_error_t je;
 	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!o) {

@@ -19,6 +19,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ======================= reading ======================= */
 
@@ -175,8 +177,13 @@ static size_t frame(rs_reader *r)
 			rs_die(r, "declared length %llu at byte offset %llu exceeds the %u-byte record limit",
 			       (unsigned long long)payload, (unsigned long long)(r->rec_off + p),
 			       RS_MAX_RECORD);
-		if (p == 0 && !((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf))
+		if (p == 0 && !((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf)) {
+			/* '{', '[' and whitespace are positive fixints in msgpack,
+			 * never the first byte of a stream: text, most likely JSONL */
+			if (r->n_read == 0 && r->rec_off == 0 && (b == '{' || b == '[' || b == ' ' || b == '\t' || b == '\n' || b == '\r'))
+				rs_die(r, "this looks like JSONL, not a record stream: run lbdpo-tokenize first");
 			rs_die(r, "expected a map, found msgpack type byte 0x%02x", b);
+		}
 		if (!fill(r, p + hdr + payload))
 			rs_die(r, "truncated stream: object at byte offset %llu needs %llu bytes, stream ends after %llu",
 			       (unsigned long long)(r->rec_off + p), (unsigned long long)(hdr + payload),
@@ -354,6 +361,49 @@ int rs_next(rs_reader *r, const msgpack_object **rec)
 		return 0;
 	*rec = &r->rec.data;
 	return 1;
+}
+
+int rs_scan(const char *path, uint64_t *nrec, char sha[65])
+{
+	int is_stdin = !path || !strcmp(path, "-");
+	struct stat sb;
+	off_t off = 0;
+	FILE *fp;
+	if (is_stdin) {
+		/* a redirected file: read through a duplicate descriptor, then
+		 * put the shared offset back for the real reading */
+		int fd;
+		if (fstat(0, &sb) || !S_ISREG(sb.st_mode) || (off = lseek(0, 0, SEEK_CUR)) < 0 || (fd = dup(0)) < 0)
+			return -1;
+		if (!(fp = fdopen(fd, "rb")))
+			die("<stdin>: %s", strerror(errno));
+	} else {
+		if (stat(path, &sb) || !S_ISREG(sb.st_mode))
+			return -1;
+		fp = in_open(path);
+	}
+	sha256_ctx *c = sha ? sha256_new() : NULL;
+	rs_reader *r = rs_open_fp(fp, in_name(path), NULL);
+	const msgpack_object *rec;
+	size_t n;
+	const char *raw = rs_raw(r, &n);
+	uint64_t k = 0;
+	for (;;) {
+		if (c)
+			sha256_update(c, raw, n);
+		if (!rs_next(r, &rec))
+			break;
+		raw = rs_raw(r, &n);
+		k++;
+	}
+	rs_close(r);
+	fclose(fp);
+	if (is_stdin && lseek(0, off, SEEK_SET) < 0)
+		die("<stdin>: cannot seek back: %s", strerror(errno));
+	if (c)
+		sha256_final_hex(c, sha);
+	*nrec = k;
+	return 0;
 }
 
 const char *rs_raw(rs_reader *r, size_t *len)

@@ -39,6 +39,13 @@ rs_reader *rs_open_fp(FILE *fp, const char *name, const char *expect_kind);
  * the header included (used by lbdpo-show). */
 rs_reader *rs_open_raw(const char *path);
 void rs_close(rs_reader *r);
+/* Read a stream file through once ahead of its real reading: its number of
+ * records (header not counted) and, if sha is not NULL, the sha256 (hex) of
+ * its bytes. Standard input ("-" or NULL) only when it is a redirected
+ * regular file, read from its offset and put back there: call before
+ * opening it. Returns -1, reading nothing, for a pipe or a terminal (it
+ * cannot be read twice). Dies like rs_next on a damaged stream. */
+int rs_scan(const char *path, uint64_t *nrec, char sha[65]);
 /* Close every open reader (for die hooks that unwind, e.g. fuzz targets). */
 void rs_close_all(void);
 

@@ -25,6 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "base/util.h"
 
@@ -139,7 +143,8 @@ struct tok {
 	int nfc;          /* NFC normalizer (Qwen2) */
 	int dummy_prefix; /* llama2.c, SentencePiece: a leading space */
 	int squeeze_ws;   /* SentencePiece remove_extra_whitespaces */
-	int strip_leading; /* decoder removes one leading space */
+	int strip_leading; /* decoder removes one leading space (SentencePiece
+			      with squeeze_ws: every leading space piece's) */
 
 	added_tok *added;
 	int nadded;
@@ -155,12 +160,15 @@ struct tok {
 	size_t nspans, spans_cap;
 	span *spans2;
 	size_t spans2_cap;
-	uint32_t *sym_id, *sym_prev, *sym_next, *sym_len;
+	uint32_t *sym_id, *sym_next; /* a unit merged away: sym_id NONE, sym_next the unit it went into */
 	size_t sym_cap;
+	/* 8 bytes per candidate merge: a word of n bytes holds up to 2n (its
+	 * pairs, plus 2 per merge less 1 popped); the pair is looked up again
+	 * when popped (peak memory on a 16 MiB word: see bpe_word) */
 	struct heap_ent {
-		uint32_t rank, left, right, a, b, res;
+		uint32_t rank, left;
 	} *heap;
-	size_t heap_n, heap_cap;
+	size_t heap_n, heap_cap, heap_lim; /* heap_lim: compact at this size */
 	char *cat;
 	size_t cat_cap;
 
@@ -413,8 +421,11 @@ static int heap_less(const struct heap_ent *x, const struct heap_ent *y)
 	return x->rank < y->rank || (x->rank == y->rank && x->left < y->left);
 }
 
+static void heap_compact(tok *t);
+
 static void heap_push(tok *t, struct heap_ent e)
 {
+	if (t->heap_lim && t->heap_n >= t->heap_lim) heap_compact(t);
 	if (t->heap_n == t->heap_cap) xgrow((void **)&t->heap, &t->heap_cap, t->heap_n + 1, sizeof e);
 	size_t i = t->heap_n++;
 	while (i > 0) {
@@ -444,13 +455,49 @@ static struct heap_ent heap_pop(tok *t)
 
 #define NONE UINT32_MAX
 
+/* The merge an entry stands for, if it is still to be done: left alive, a
+ * right neighbour, and their pair of the entry's rank. A pair of the same
+ * rank is the same merge (ranks are unique per pair; SentencePiece: per
+ * score, and an entry of the same rank at the same place is where a fresh
+ * entry would be in the order), so no more than this is kept. */
+static int heap_live(tok *t, struct heap_ent e, uint32_t *res)
+{
+	uint32_t l = e.left, r = t->sym_next[l], rank;
+	return t->sym_id[l] != NONE && r != NONE && pair_lookup(t, t->sym_id[l], t->sym_id[r], &rank, res) &&
+	       rank == e.rank;
+}
+
+static int heap_cmp(const void *a, const void *b)
+{
+	const struct heap_ent *x = a, *y = b;
+	return heap_less(x, y) ? -1 : heap_less(y, x) ? 1 : 0;
+}
+
+/* Drop the stale and duplicate entries; sorted, the rest is a heap. Every
+ * merge adds up to two entries: without this a long word's heap would grow
+ * to twice its length. */
+static void heap_compact(tok *t)
+{
+	size_t k = 0;
+	uint32_t res;
+	for (size_t i = 0; i < t->heap_n; i++)
+		if (heap_live(t, t->heap[i], &res)) t->heap[k++] = t->heap[i];
+	qsort(t->heap, k, sizeof *t->heap, heap_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < k; i++)
+		if (!u || heap_cmp(&t->heap[u - 1], &t->heap[i])) t->heap[u++] = t->heap[i];
+	t->heap_n = u;
+	/* still mostly live: let it grow (compacting again soon would cost
+	 * O(n log n) for little) */
+	if (u > t->heap_lim / 2) t->heap_lim = u * 2;
+}
+
 static void try_pair(tok *t, uint32_t l)
 {
 	uint32_t r = t->sym_next[l];
 	if (r == NONE) return;
 	uint32_t rank, res;
-	if (pair_lookup(t, t->sym_id[l], t->sym_id[r], &rank, &res))
-		heap_push(t, (struct heap_ent){rank, l, r, t->sym_id[l], t->sym_id[r], res});
+	if (pair_lookup(t, t->sym_id[l], t->sym_id[r], &rank, &res)) heap_push(t, (struct heap_ent){rank, l});
 }
 
 static void push_id(uint32_t **ids, size_t *n, size_t *cap, uint32_t id)
@@ -465,13 +512,24 @@ static int add_unit(tok *t, size_t *ns, uint32_t id)
 		size_t c = t->sym_cap;
 		xgrow((void **)&t->sym_id, &c, *ns + 1, sizeof(uint32_t));
 		c = t->sym_cap;
-		xgrow((void **)&t->sym_prev, &c, *ns + 1, sizeof(uint32_t));
-		c = t->sym_cap;
 		xgrow((void **)&t->sym_next, &c, *ns + 1, sizeof(uint32_t));
 		t->sym_cap = c;
 	}
 	t->sym_id[(*ns)++] = id;
 	return 0;
+}
+
+/* The live unit before l, NONE at the start. Units merged away point to
+ * the unit they went into, further left: followed (and shortened) they lead
+ * to it, for 4 bytes a unit less than a sym_prev array (a 16 MiB word is
+ * 16M units). Unit 0 is never merged away. */
+static uint32_t prev_live(tok *t, uint32_t l)
+{
+	if (!l) return NONE;
+	uint32_t j = l - 1;
+	while (t->sym_id[j] == NONE) j = t->sym_next[j];
+	for (uint32_t k = l - 1, nx; t->sym_id[k] == NONE; k = nx) nx = t->sym_next[k], t->sym_next[k] = j;
+	return j;
 }
 
 /* BPE of word w[0..n) into ids (appended). */
@@ -522,24 +580,20 @@ static int bpe_word(tok *t, const char *w, size_t n, uint32_t **ids, size_t *nid
 			i += k;
 		}
 	}
-	for (size_t i = 0; i < ns; i++) {
-		t->sym_prev[i] = i ? (uint32_t)i - 1 : NONE;
-		t->sym_next[i] = i + 1 < ns ? (uint32_t)i + 1 : NONE;
-	}
+	for (size_t i = 0; i < ns; i++) t->sym_next[i] = i + 1 < ns ? (uint32_t)i + 1 : NONE;
 	t->heap_n = 0;
+	t->heap_lim = ns + ns / 4 + 64;
 	for (size_t i = 0; i + 1 < ns; i++) try_pair(t, (uint32_t)i);
 	while (t->heap_n) {
 		struct heap_ent e = heap_pop(t);
-		/* stale entries: a side was merged away or changed */
-		if (t->sym_id[e.left] != e.a || t->sym_next[e.left] != e.right || t->sym_id[e.right] != e.b)
-			continue;
-		uint32_t l = e.left, r = e.right;
-		t->sym_id[l] = e.res;
+		uint32_t l = e.left, r = t->sym_next[l], res;
+		if (!heap_live(t, e, &res)) continue; /* stale: left merged away, or its pair changed */
+		t->sym_id[l] = res;
 		t->sym_id[r] = NONE;
 		t->sym_next[l] = t->sym_next[r];
-		if (t->sym_next[r] != NONE) t->sym_prev[t->sym_next[r]] = l;
-		t->sym_next[r] = NONE;
-		if (t->sym_prev[l] != NONE) try_pair(t, t->sym_prev[l]);
+		t->sym_next[r] = l;
+		uint32_t p = prev_live(t, l);
+		if (p != NONE) try_pair(t, p);
 		try_pair(t, l);
 	}
 	for (uint32_t i = 0; i != NONE && ns; i = t->sym_next[i]) push_id(ids, nids, cap, t->sym_id[i]);
@@ -634,11 +688,15 @@ static int encode_segment(tok *t, const char *s, size_t n, int at_start, int con
 		 * (pieces hold ' ' where the model file has U+2581) */
 		nbuf_reserve(t, n + 2);
 		size_t len = 0;
+		int lead = n && s[0] == ' ';
 		if (t->squeeze_ws) { /* no leading/trailing spaces, runs become one */
 			while (n && s[0] == ' ') s++, n--;
 			while (n && s[n - 1] == ' ') n--;
 		}
-		if (t->dummy_prefix && first && n) t->nbuf[len++] = ' ';
+		/* a continuation's leading spaces are a run inside the whole
+		 * text: one space (the word boundary) is kept */
+		if (((t->dummy_prefix && first) || (t->squeeze_ws && lead && at_start && cont)) && n)
+			t->nbuf[len++] = ' ';
 		for (size_t i = 0; i < n; i++)
 			if (!(t->squeeze_ws && s[i] == ' ' && i && s[i - 1] == ' ')) t->nbuf[len++] = s[i];
 		return bpe_word(t, t->nbuf, len, ids, nids, cap);
@@ -784,7 +842,7 @@ int tok_encode(tok *t, const char *text, size_t len, unsigned flags, uint32_t **
 
 long tok_decode(tok *t, const uint32_t *ids, size_t n, unsigned flags, char **out, size_t *cap)
 {
-	size_t len = 0;
+	size_t len = 0, visible = 0; /* visible: bytes of non-special pieces */
 	int strip = t->strip_leading && !(flags & TOK_NO_STRIP);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t id = ids[i];
@@ -795,10 +853,16 @@ long tok_decode(tok *t, const uint32_t *ids, size_t n, unsigned flags, char **ou
 		if (t->special[id] && (flags & TOK_SKIP_SPECIAL)) continue;
 		const char *p = t->arena + t->dec_off[id];
 		size_t l = t->dec_len[id];
-		if (strip && !t->special[id]) {
-			if (l && p[0] == ' ') p++, l--;
-			strip = 0;
+		/* sentencepiece's decode: the leading space of the first piece
+		 * goes; with remove_extra_whitespaces, of every piece until
+		 * something is written; byte pieces (<0x20>) keep theirs */
+		int byte = t->kind == K_SPM && l == 1 && t->byte_id[(unsigned char)p[0]] == id;
+		if (strip && !t->special[id] && !byte) {
+			if (visible) strip = 0;
+			else if (l && p[0] == ' ') p++, l--, strip = t->kind == K_SPM && t->squeeze_ws;
+			else strip = 0;
 		}
+		if (!t->special[id]) visible += l;
 		if (len + l + 1 > *cap) xgrow((void **)out, cap, len + l + 1, 1);
 		memcpy(*out + len, p, l);
 		len += l;
@@ -929,7 +993,7 @@ enum { SP_NORMAL = 1, SP_UNKNOWN = 2, SP_CONTROL = 3, SP_USER = 4, SP_UNUSED = 5
 static void apply_tokenizer_config(tok *t, const char *dir);
 
 /* ModelProto: 1 pieces {1 piece, 2 score, 3 type}, 2 trainer_spec
- * {3 model_type, 35 byte_fallback, 40 unk_id, 41 bos_id, 42 eos_id},
+ * {3 model_type, 35 byte_fallback, 46 bos_piece, 47 eos_piece},
  * 3 normalizer_spec {1 name, 3 add_dummy_prefix, 4 remove_extra_whitespaces,
  * 5 escape_whitespaces}. Only BPE models with the identity normalizer. */
 static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
@@ -941,20 +1005,18 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 	uint64_t v;
 	size_t V = 0;
 	int model_type = 1, byte_fallback = 0, dummy = 1, squeeze = 1, escape = 1;
-	int64_t unk = 0, bos = 1, eos = 2;
-	char norm[64] = "";
+	char norm[64] = "", bos_piece[64] = "<s>", eos_piece[64] = "</s>";
 	while ((rc = pb_next(&b, &f, &wt, &v, &sub)) == 0) {
 		if (f == 1 && wt == 2) {
 			if (++V > TOK_MAX_VOCAB) return seterr(t, "too many pieces"), -1;
 		} else if (f == 2 && wt == 2) {
 			pb s2 = sub, x;
 			while ((rc = pb_next(&s2, &f, &wt, &v, &x)) == 0) {
+				if (wt == 2 && (f == 46 || f == 47))
+					snprintf(f == 46 ? bos_piece : eos_piece, sizeof bos_piece, "%.*s", (int)v, (const char *)x.p);
 				if (wt != 0) continue;
 				if (f == 3) model_type = (int)v;
 				else if (f == 35) byte_fallback = v != 0;
-				else if (f == 40) unk = (int32_t)v;
-				else if (f == 41) bos = (int32_t)v;
-				else if (f == 42) eos = (int32_t)v;
 			}
 			if (rc < 0) return seterr(t, "malformed trainer_spec"), -1;
 		} else if (f == 3 && wt == 2) {
@@ -976,7 +1038,7 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 	if (!escape) return seterr(t, "SentencePiece models without escape_whitespaces are unsupported"), -1;
 	vocab_alloc(t, (uint32_t)V);
 	float *score = xmalloc(V * sizeof(float));
-	uint8_t *normal = xcalloc(V, 1);
+	uint8_t *normal = xcalloc(V, 1), *ptype = xcalloc(V, 1);
 	t->added = xcalloc(V + 1, sizeof(added_tok));
 	for (int c = 0; c < 256; c++) t->byte_id[c] = NONE;
 	b = (pb){buf, buf + n};
@@ -997,7 +1059,7 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 			} else if (f == 3 && wt == 0) type = (int)v;
 		}
 		if (rc < 0 || !pc || utf8_invalid_at(pc, pl) != pl) {
-			free(score), free(normal);
+			free(score), free(normal), free(ptype);
 			return seterr(t, "piece %zu: malformed", id), -1;
 		}
 		if (score[id] != score[id]) score[id] = -1e30f;
@@ -1012,6 +1074,7 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 		 * (score_rank marks the others) */
 		t->piece_off[id] = arena_add(t, d, o), t->piece_len[id] = (uint32_t)o;
 		normal[id] = type == SP_NORMAL || type == SP_USER || type == SP_UNUSED;
+		ptype[id] = (uint8_t)type;
 		if (bt >= 0) {
 			char c = (char)bt;
 			t->dec_off[id] = arena_add(t, &c, 1), t->dec_len[id] = 1;
@@ -1046,13 +1109,20 @@ static int load_spm(tok *t, const unsigned char *buf, size_t n, const char *dir)
 	free(ord), free(score), free(normal);
 	vmap_build(t);
 	t->byte_fallback = byte_fallback;
-	t->unk = unk >= 0 && (size_t)unk < V ? unk : -1;
-	t->bos = bos >= 0 && (size_t)bos < V ? bos : -1;
-	t->eos = eos >= 0 && (size_t)eos < V ? eos : -1;
+	/* as sentencepiece: BOS and EOS are the control pieces named by
+	 * bos_piece and eos_piece (the ids in the trainer spec are the
+	 * trainer's input, possibly out of range), unk the unknown piece */
+	int64_t ib = vmap_find(t, bos_piece, strlen(bos_piece)), ie = vmap_find(t, eos_piece, strlen(eos_piece));
+	t->bos = ib >= 0 && ptype[ib] == SP_CONTROL ? ib : -1;
+	t->eos = ie >= 0 && ptype[ie] == SP_CONTROL ? ie : -1;
+	t->unk = -1;
+	for (size_t i = 0; i < V && t->unk < 0; i++)
+		if (ptype[i] == SP_UNKNOWN) t->unk = (int64_t)i;
+	free(ptype);
 	t->add_bos = t->bos >= 0; /* as Hugging Face's Llama/Mistral tokenizers */
 	t->dummy_prefix = dummy;
 	t->squeeze_ws = squeeze;
-	t->strip_leading = dummy;
+	t->strip_leading = dummy || squeeze;
 	apply_tokenizer_config(t, dir);
 	return 0;
 }
@@ -1535,8 +1605,41 @@ tok *tok_load_mem(const char *name, const void *buf, size_t n, const char *dir, 
 	return t;
 }
 
-tok *tok_load(const char *path)
+char *tok_file_in(const char *dir)
 {
+	struct stat sb;
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return NULL;
+	static const char *names[] = {"tokenizer.json", "tokenizer.model"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char *p = path_join(dir, names[i]);
+		if (!stat(p, &sb) && S_ISREG(sb.st_mode)) return p;
+		free(p);
+	}
+	return NULL;
+}
+
+/* A model directory stands for its tokenizer (tok_file_in). Returns a
+ * malloc'd file path. */
+static char *tok_file_of(const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return xstrdup(path);
+	char *p = tok_file_in(path);
+	if (!p) die("%s: a directory with neither tokenizer.json nor tokenizer.model", path);
+	return p;
+}
+
+char *tok_dir(const tok *t)
+{
+	char *dir = xstrdup(t->path), *sl = strrchr(dir, '/');
+	if (sl) *sl = 0;
+	else strcpy(dir, ".");
+	return dir;
+}
+
+tok *tok_load(const char *given)
+{
+	char *path = tok_file_of(given);
 	FILE *f = fopen(path, "rb");
 	if (!f) die("%s: %s", path, strerror(errno));
 	size_t cap = 1 << 16, n = 0;
@@ -1561,6 +1664,13 @@ tok *tok_load(const char *path)
 	free(dir);
 	free(buf);
 	if (!t) die("%s: %s", path, err);
+	free(path);
+#ifdef __GLIBC__
+	/* the parsed tokenizer.json (~100 MB for Llama 3's) is freed in small
+	 * pieces that glibc keeps: give them back, or they stay resident
+	 * under the large buffers of a long line */
+	malloc_trim(0);
+#endif
 	return t;
 }
 
@@ -1582,7 +1692,7 @@ void tok_free(tok *t)
 	for (int i = 0; i < t->nadded; i++) free(t->added[i].s);
 	free(t->added);
 	free(t->nbuf), free(t->spans), free(t->spans2);
-	free(t->sym_id), free(t->sym_prev), free(t->sym_next), free(t->sym_len);
+	free(t->sym_id), free(t->sym_next);
 	free(t->heap), free(t->cat);
 	free(t->cache), free(t->ckeys), free(t->cvals);
 	free(t);

@@ -27,8 +27,16 @@
 
 typedef struct tok tok;
 
-/* Load a tokenizer file; dies with "<path>: <what>" on any error. */
+/* Load a tokenizer file, or a model directory's tokenizer.json, else its
+ * tokenizer.model; dies with "<path>: <what>" on any error. */
 tok *tok_load(const char *path);
+/* The tokenizer a model directory ships, as transformers' AutoTokenizer
+ * prefers it: dir/tokenizer.json, else dir/tokenizer.model (malloc'd);
+ * NULL when dir is not a directory or holds neither. */
+char *tok_file_in(const char *dir);
+/* The directory of the file loaded (malloc'd): where tokenizer_config.json
+ * and chat templates are looked for. */
+char *tok_dir(const tok *t);
 /* Load from memory; name is used in messages. Returns NULL and a one-line
  * message in err on failure (never exits: the fuzz target uses this).
  * dir (may be NULL) is where tokenizer_config.json is looked for. */
@@ -69,7 +77,8 @@ const char *tok_piece(const tok *t, uint32_t id, size_t *len);
 int tok_is_special(const tok *t, uint32_t id);
 /* Look up a token by its exact text (added tokens and vocabulary); -1 if none. */
 int64_t tok_lookup(const tok *t, const char *s, size_t len);
-/* sha256 (hex) of the file's bytes; the path as given to tok_load. */
+/* sha256 (hex) of the file's bytes; the path of the file loaded (a
+ * directory given to tok_load: the file in it). */
 const char *tok_fingerprint(const tok *t);
 const char *tok_path(const tok *t);
 /* "hf-bpe-bytelevel", "hf-bpe-sentencepiece" or "llama2c". */

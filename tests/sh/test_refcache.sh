@@ -85,6 +85,25 @@ lbdpo-show --header-only -i merged.ref | grep -q '"shard"' && fail "merged heade
 expect_fail lbdpo-refcache --merge sh0.ref sh1.ref
 expect_fail lbdpo-refcache --merge sh0.ref sh0.ref sh1.ref
 expect_fail lbdpo-refcache --model m1 -i sh0.ref
+# Shards of another input (same record count) or another reference model
+# are refused in one line naming both files, with no output.
+gen 12 60 q.tok || fail "generating records"
+lbdpo-refcache --model m1 -i q.tok -b 1 --shard 1/3 -o qsh1.ref 2>/dev/null || fail "shard of q"
+msg=$(expect_fail lbdpo-refcache --merge -o mix.ref sh0.ref qsh1.ref sh2.ref)
+[[ $msg == *"sh0.ref and qsh1.ref are shards of different inputs"* ]] || fail "mixed inputs merged: $msg"
+[ ! -e mix.ref ] || fail "output of a refused merge"
+lbdpo-refcache --model m2 -i p.tok -b 1 --shard 1/3 -o m2sh1.ref 2>/dev/null || fail "shard of m2"
+msg=$(expect_fail lbdpo-refcache --merge -o mix.ref sh0.ref m2sh1.ref sh2.ref)
+[[ $msg == *"sh0.ref and m2sh1.ref are shards of different reference models"* ]] || fail "mixed models merged: $msg"
+# The input named by content: a shard read from a redirected file is the
+# file's shard; a pipe's shard is named by the input's header.
+lbdpo-refcache --model m1 -b 1 --shard 1/3 -o rsh1.ref <p.tok 2>/dev/null || fail "shard of stdin"
+lbdpo-refcache --merge -o rmerged.ref sh0.ref rsh1.ref sh2.ref 2>/dev/null && [ "$(recs rmerged.ref)" = "$(recs merged.ref)" ] ||
+	fail "shard read from stdin does not merge with the others"
+lbdpo-show --header-only -i rsh1.ref | grep -q "\"input\":\"sha256:$(sha256sum p.tok | cut -c1-64)\"" ||
+	fail "shard header: $(lbdpo-show --header-only -i rsh1.ref)"
+cat p.tok | lbdpo-refcache --model m1 -b 1 --shard 1/3 -o psh1.ref 2>/dev/null || fail "shard of a pipe"
+lbdpo-show --header-only -i psh1.ref | grep -q '"input":"header-sha256:[0-9a-f]\{64\}"' || fail "pipe shard header"
 # Packed batches: shards agree with the unsharded run to fp32 rounding.
 lbdpo-refcache --model m1 -i p.tok -b 512 -o fullb.ref 2>/dev/null && lbdpo-refcache --model m1 -i p.tok -b 512 --shard 0/2 -o b0.ref 2>/dev/null &&
 	lbdpo-refcache --model m1 -i p.tok -b 512 --shard 1/2 -o b1.ref 2>/dev/null && lbdpo-refcache --merge -o mb.ref b0.ref b1.ref 2>/dev/null ||
@@ -92,6 +111,17 @@ lbdpo-refcache --model m1 -i p.tok -b 512 -o fullb.ref 2>/dev/null && lbdpo-refc
 paste -d' ' <(recs mb.ref | field ref_chosen_logp) <(recs fullb.ref | field ref_chosen_logp) |
 	awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-4 + 1e-6 * ($2 < 0 ? -$2 : $2)) bad++ } END { exit bad > 0 || NR != 60 }' ||
 	fail "packed shards disagree beyond fp32 rounding"
+
+# Progress: records read of the total, percentage and ETA (the total is
+# counted in the file, also when it is standard input; a pipe has none).
+LBDPO_PROGRESS_SECONDS=0 lbdpo-refcache --model m1 -i p.tok -o /dev/null 2>pg.err || fail "progress run"
+[ "$(grep -c '^lbdpo-refcache: [0-9]*/60 records read, [0-9]*:[0-9]* elapsed ([0-9]*%), ETA [0-9]*:[0-9]*; [0-9]* computed, ' pg.err)" = 60 ] ||
+	fail "progress lines: $(head -3 pg.err)"
+grep -q '^lbdpo-refcache: 60/60 records read' pg.err || fail "progress does not reach the total"
+LBDPO_PROGRESS_SECONDS=0 lbdpo-refcache --model m1 -o /dev/null <p.tok 2>pg.err || fail "progress run, stdin"
+grep -q '^lbdpo-refcache: 1/60 records read, ' pg.err || fail "progress total from stdin: $(head -1 pg.err)"
+cat p.tok | LBDPO_PROGRESS_SECONDS=0 lbdpo-refcache --model m1 -o /dev/null 2>pg.err || fail "progress run, pipe"
+grep -q '^lbdpo-refcache: 1 records read, [0-9]*:[0-9]* elapsed; ' pg.err || fail "progress of a pipe: $(head -1 pg.err)"
 
 # 6. Refusals.
 fp1=$(ls c1 | grep -v LBDPO); lbdpo-refcache --model m2 -i p.tok -o /dev/null --cache c1 2>/dev/null || fail "m2 run"

@@ -97,6 +97,30 @@ grep -q "read 24, written 16, truncated 0, dropped 0, invalid 8" "$T/err" || fai
 lbdpo-tokenize --tokenizer "$BL" -i "$T/ties.jsonl" -o "$T/ties.tok" 2>"$T/err" || fail "ties must not be errors: $(cat "$T/err")"
 grep -q "read 3, written 1, truncated 0, dropped 2, invalid 0 (dropped ties: 2)" "$T/err" || fail "tie counts: $(cat "$T/err")"
 [ "$(lbdpo-show --no-header -i "$T/ties.tok" | wc -l)" = 1 ] || fail "ties written"
+# no prompt tokens (an implicit prompt with no common prefix, an empty
+# prompt; no BOS): skipped with a warning naming the line, counted; every
+# record written has a prompt token (lbdpo-refcache refuses the file otherwise)
+printf '{"chosen": "Hello there", "rejected": "Goodbye now"}\n{"prompt": "Q: hi", "chosen": " yes", "rejected": " no"}\n{"prompt": "", "chosen": "a", "rejected": "b"}\n' > "$T/noprompt.jsonl"
+lbdpo-tokenize --tokenizer "$BL" --no-bos -i "$T/noprompt.jsonl" -o "$T/noprompt.tok" 2>"$T/err" || fail "empty prompts: $(cat "$T/err")"
+grep -q "read 3, written 1, truncated 0, dropped 2, invalid 0 (dropped ties: 0; empty prompts: 2)" "$T/err" || fail "empty prompt counts: $(cat "$T/err")"
+grep -q "warning: $T/noprompt.jsonl: line 1: no prompt tokens" "$T/err" && grep -q "line 3: no prompt tokens" "$T/err" || fail "empty prompt warnings: $(cat "$T/err")"
+lbdpo-show --no-header -i "$T/noprompt.tok" | grep -q '"prompt_ids":\[\]' && fail "a record without prompt tokens written"
+# with BOS every prompt has a token: nothing skipped
+lbdpo-tokenize --tokenizer "$BL" -i "$T/noprompt.jsonl" -o "$T/noprompt.tok" 2>"$T/err" && grep -q "read 3, written 3, " "$T/err" || fail "BOS prompts: $(cat "$T/err")"
+# a model directory as --tokenizer: its tokenizer.json, named in the header
+mkdir "$T/mdir" && cp "$BL" "$T/mdir/tokenizer.json"
+lbdpo-tokenize -q --tokenizer "$T/mdir" -i "$T/std.jsonl" -o "$T/dir.tok" || fail "--tokenizer DIR"
+cmp -s <(lbdpo-show --no-header -i "$T/dir.tok") <(lbdpo-show --no-header -i "$T/std.tok") || fail "--tokenizer DIR: other ids"
+lbdpo-show --header-only -i "$T/dir.tok" | grep -qF "\"path\":\"$T/mdir/tokenizer.json\"" || fail "header path of --tokenizer DIR"
+lbdpo-show --tokenizer "$T/mdir" -i "$T/dir.tok" >/dev/null || fail "lbdpo-show --tokenizer DIR"
+msg=$(expect_fail lbdpo-tokenize --tokenizer "$T" -i "$T/ok1") || exit 1
+[[ $msg == *"$T: a directory with neither tokenizer.json nor tokenizer.model" ]] || fail "directory without a tokenizer: $msg"
+# JSONL given to a program that reads records: told to tokenize first
+lbdpo-init -q --arch llama --dim 16 --layers 1 --heads 2 --hidden 32 --vocab 700 -o "$T/m" || fail "lbdpo-init"
+for p in lbdpo-show lbdpo-logprob lbdpo-refcache; do
+	msg=$(expect_fail $p $([ $p = lbdpo-show ] || echo --model "$T/m") -i "$T/std.jsonl") || exit 1
+	[[ $msg == *"std.jsonl: header (byte offset 0): this looks like JSONL, not a record stream: run lbdpo-tokenize first" ]] || fail "$p given JSONL: $msg"
+done
 # a bad tokenizer file: one line naming it
 printf '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}' > "$T/tok.json"
 msg=$(expect_fail lbdpo-tokenize --tokenizer "$T/tok.json" -i "$T/ok1") || exit 1

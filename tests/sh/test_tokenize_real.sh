@@ -7,8 +7,9 @@ need_shared assets/gpt2/tokenizer.json assets/stories260K/tok512.bin golden/gpt2
 	golden/stories260K_logprobs.jsonl assets/hh-rlhf
 A="$LBDPO_SHARED/assets" G="$LBDPO_SHARED/golden"
 
-# GPT-2: each golden text as a completion (no BOS for GPT-2; EOS 50256 appended)
-sed 's/^{"text":\(.*\),"ids":\[\(.*\)\]}$/{"prompt": "", "chosen": \1, "rejected": "zzz", "want": [\2,50256]}/' \
+# GPT-2: each golden text as a completion (no BOS for GPT-2; EOS 50256 appended;
+# a prompt token, since a pair without one is skipped)
+sed 's/^{"text":\(.*\),"ids":\[\(.*\)\]}$/{"prompt": "x", "chosen": \1, "rejected": "zzz", "want": [\2,50256]}/' \
 	"$G/gpt2_token_ids.jsonl" > "$T/g.jsonl"
 lbdpo-tokenize -q --tokenizer "$A/gpt2/tokenizer.json" -i "$T/g.jsonl" | lbdpo-show --no-header > "$T/g.json" || fail "gpt2"
 [ "$(wc -l < "$T/g.json")" = "$(wc -l < "$G/gpt2_token_ids.jsonl")" ] || fail "gpt2: record count"

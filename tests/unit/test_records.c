@@ -322,6 +322,10 @@ Test(records, bad_headers)
 	/* not a map */
 	const unsigned char a[] = {0x01};
 	expect_error(a, sizeof a, NULL, "expected a map");
+	/* JSON Lines (not yet tokenized), with or without leading blanks */
+	const char j1[] = "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n";
+	expect_error(j1, sizeof j1 - 1, NULL, "this looks like JSONL, not a record stream: run lbdpo-tokenize first");
+	expect_error("\n\n  {\"x\": 1}\n", 13, "tokens", "run lbdpo-tokenize first");
 	/* no lbdpo key */
 	const unsigned char b[] = {0x81, 0xa4, 'k', 'i', 'n', 'd', 0xa1, 'x'};
 	expect_error(b, sizeof b, NULL, "not an lbdpo record stream");
