@@ -1000,7 +1000,7 @@ jinja *jinja_compile(const char *src0, size_t n0, char *err, size_t errlen)
 	errctx e = {.err = err, .errlen = errlen};
 	/* Jinja2 takes a Python str: bytes that are not UTF-8 never get there */
 	if (n0 > JINJA_MAX_SOURCE) {
-		snprintf(err, errlen, "the template is %zu bytes, over the limit of %d KiB", n0, JINJA_MAX_SOURCE >> 10);
+		snprintf(err, errlen, "the template is over the limit of %d KiB", JINJA_MAX_SOURCE >> 10);
 		return NULL;
 	}
 	size_t bad = utf8_invalid_at(src0, n0);
