@@ -60,4 +60,25 @@ printf '%s\n' '{"prompt": "<|begin_of_text|>Hi", "chosen": " there<|eot_id|>", "
 lbdpo-tokenize -q --tokenizer "$TOK" -i "$T/std.jsonl" | lbdpo-show --no-header > "$T/std.json" || fail "standard"
 grep -q '"prompt_ids":\[128000,13347\],"chosen_ids":\[1070,128009\],"rejected_ids":\[499,128009\]' "$T/std.json" ||
 	fail "BOS/EOS guard: $(cat "$T/std.json")"
+
+# hostile templates: a 25000-term chain (50 KB) is a one-line error naming the
+# template, not a SIGSEGV that leaves a temporary file; so are bytes that are
+# not UTF-8 (they were reported as the data line's)
+printf '{{ 1%s }}' "$(printf ' ~ 1%.0s' $(seq 25000))" > "$T/chain.jinja"
+before=$(ls -A "$T")
+msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" --template "$T/chain.jinja" -i "$FX/pairs.jsonl" -o "$T/chain.tok") || exit 1
+[[ $msg == *"chain.jinja: line 1: expression nested too deeply"* ]] || fail "chain: $msg"
+[ "$(ls -A "$T")" = "$before" ] || fail "chain: files left: $(ls -A "$T")"
+printf 'x\xff{%% for m in messages %%}{{ m.content }}{%% endfor %%}' > "$T/u8.jinja"
+msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" --template "$T/u8.jinja" -i "$FX/pairs.jsonl" -o "$T/u8.tok") || exit 1
+[[ $msg == *"u8.jinja: line 1: invalid UTF-8 at byte 1 of the template" ]] || fail "UTF-8: $msg"
+# a template's raise_exception text reaches the terminal without control characters
+printf '{{ raise_exception("a\x1b[31mred") }}' > "$T/esc.jinja"
+msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" --template "$T/esc.jinja" -i "$FX/pairs.jsonl" -o "$T/esc.tok") || exit 1
+[[ $msg == *"chat template: a[31mred" ]] || fail "control characters: $(printf '%s' "$msg" | od -c | head -3)"
+# null message keys as datasets' to_json writes them render as transformers does
+printf '%s\n' '{"prompt":[{"role":"user","content":"Hi","tool_calls":null}],"chosen":[{"role":"assistant","content":"A","tool_calls":null}],"rejected":[{"role":"assistant","content":"B","tool_calls":null}]}' > "$T/null.jsonl"
+lbdpo-tokenize -q --tokenizer "$TOK" --template "$TPL/Llama-3.1-Instruct.jinja" --render -i "$T/null.jsonl" -o "$T/null.out" ||
+	fail "null message keys"
+grep -qF '"chosen":"A<|eot_id|>","rejected":"B<|eot_id|>"' "$T/null.out" || fail "null keys: $(cat "$T/null.out")"
 exit 0
