@@ -524,7 +524,7 @@ static expr *fin(P *p, expr *e)
 	for (int i = 0; i < na; i++)
 		if (e->args[i] && e->args[i]->h > h) h = e->args[i]->h;
 	e->h = h + 1;
-	if (e->h > MAX_HEIGHT) fail(p->e, e->line, "expression nested too deeply (a chain of over %d terms)", MAX_HEIGHT);
+	if (e->h > MAX_HEIGHT) fail(p->e, e->line, "expression nested too deeply (over %d levels, chained operators included)", MAX_HEIGHT);
 	return e;
 }
 
