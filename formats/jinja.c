@@ -1059,13 +1059,13 @@ typedef struct {
 } R;
 
 /* One rendering's budgets. Work: a statement costs 64 units, a byte copied or
- * scanned 1, a list or dict element visited 16; 20 million statements (the
+ * scanned 1, a list or dict element visited 64; 20 million statements (the
  * old bound) or about a second of string work. Memory: the values a
  * rendering makes stay until it ends; 256 MiB is 16 copies of the largest
  * record the JSONL reader takes. */
 #define MAX_WORK (20000000ull * 64)
 #define W_STMT 64
-#define W_ELEM 16
+#define W_ELEM 64
 #define MAX_MEM ((size_t)256 << 20)
 #define V_SIZE 64 /* a value's own bytes (jansson's struct, malloc's header) */
 
@@ -1455,7 +1455,7 @@ static json_t *get_item(R *r, json_t *o, json_t *k)
 		/* string: by code point */
 		const char *s = json_string_value(o);
 		size_t n = json_string_length(o), nc = cp_count(s, n);
-		work(r, n);
+		work(r, 2 * n); /* counted, then scanned */
 		if (i < 0) i += (long long)nc;
 		if (i < 0 || i >= (long long)nc) return NULL;
 		size_t pos = 0;
