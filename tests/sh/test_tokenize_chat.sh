@@ -81,4 +81,24 @@ printf '%s\n' '{"prompt":[{"role":"user","content":"Hi","tool_calls":null}],"cho
 lbdpo-tokenize -q --tokenizer "$TOK" --template "$TPL/Llama-3.1-Instruct.jinja" --render -i "$T/null.jsonl" -o "$T/null.out" ||
 	fail "null message keys"
 grep -qF '"chosen":"A<|eot_id|>","rejected":"B<|eot_id|>"' "$T/null.out" || fail "null keys: $(cat "$T/null.out")"
+# strftime_now as Llama 3.2 calls it: today's local date, unless the record's
+# chat_template_kwargs pins date_string
+cat > "$T/l32.jinja" <<'TPL'
+{%- if not date_string is defined %}
+    {%- if strftime_now is defined %}
+        {%- set date_string = strftime_now("%d %b %Y") %}
+    {%- else %}
+        {%- set date_string = "26 Jul 2024" %}
+    {%- endif %}
+{%- endif %}
+{{- "Today Date: " + date_string + "\n" }}
+{%- for m in messages %}{{ m.role + ": " + m.content + "\n" }}{% endfor %}
+TPL
+printf '%s\n' '{"prompt":[{"role":"user","content":"Hi"}],"chosen":[{"role":"assistant","content":"A"}],"rejected":[{"role":"assistant","content":"B"}]}' \
+	'{"prompt":[{"role":"user","content":"Hi"}],"chosen":[{"role":"assistant","content":"A"}],"rejected":[{"role":"assistant","content":"B"}],"chat_template_kwargs":{"date_string":"26 Jul 2024"}}' > "$T/date.jsonl"
+d1=$(date '+%d %b %Y')
+lbdpo-tokenize -q --tokenizer "$TOK" --template "$T/l32.jinja" --render -i "$T/date.jsonl" -o "$T/date.out" || fail "strftime_now"
+d2=$(date '+%d %b %Y')
+sed -n 1p "$T/date.out" | grep -qE "\"prompt\":\"Today Date: ($d1|$d2)\\\\nuser: Hi" || fail "strftime_now: $(sed -n 1p "$T/date.out"), today $d1"
+sed -n 2p "$T/date.out" | grep -qF '"prompt":"Today Date: 26 Jul 2024\nuser: Hi' || fail "date_string pinned: $(sed -n 2p "$T/date.out")"
 exit 0
