@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "formats/jinja.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
@@ -22,8 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "base/util.h"
+#include "formats/tokenizer.h"
 
 /* ---------------- small buffers ---------------- */
 
@@ -88,6 +92,30 @@ static void fail(errctx *e, int line, const char *fmt, ...)
 	longjmp(e->jb, 1);
 }
 
+/* Messages reach a terminal: a template's own text (raise_exception, an
+ * echoed character) loses its control characters there; bytes that are not
+ * UTF-8 become '?'. */
+static void clean_msg(char *s)
+{
+	size_t n = strlen(s), o = 0;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+		if (c >= 0x80 && (k > n - i || utf8_invalid_at(s + i, k) != k)) {
+			s[o++] = '?', i++;
+			continue;
+		}
+		if (c < 0x20 || c == 0x7F || (c == 0xC2 && (unsigned char)s[i + 1] <= 0x9F)) { /* C0, DEL, C1 */
+			if (c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') s[o++] = ' ';
+			i += k;
+			continue;
+		}
+		memmove(s + o, s + i, k);
+		o += k, i += k;
+	}
+	s[o] = 0;
+}
+
 /* ---------------- AST ---------------- */
 
 enum {
@@ -98,6 +126,7 @@ enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_FDIV, OP_MOD, OP_POW, OP_EQ, OP_NE, OP
 
 typedef struct expr {
 	int k, op, line, negate;
+	int h; /* height of the tree below: evaluation recurses that deep */
 	char *name;    /* name, attribute, filter, test */
 	json_t *lit;   /* literal */
 	struct expr *a, *b, *c;
@@ -268,11 +297,17 @@ static void lex_tag(P *p, item *it, const char *s, size_t n, int line)
 					while (j < n && s[j] >= '0' && s[j] <= '9') j++;
 				}
 			}
-			if (j < n && (s[j] == '_' || is_name_start((unsigned char)s[j])))
+			if ((j < n && (s[j] == '_' || is_name_start((unsigned char)s[j]))) || (!isf && s[i] == '0' && j > i + 1))
 				fail(p->e, line, "unsupported number literal");
 			char *num = tstrndup(p->t, s + i, j - i);
+			errno = 0;
 			if (isf) tk->k = T_FLOAT, tk->f = strtod(num, NULL);
 			else tk->k = T_INT, tk->i = strtoll(num, NULL, 10);
+			/* Python's integers are unbounded: one past 64 bits is refused,
+			 * not clamped; a float literal past 1.8e308 is inf, which
+			 * values here cannot be */
+			if (!isf && errno == ERANGE) fail(p->e, line, "integer literal %.30s beyond 64 bits is not supported", num);
+			if (isf && !isfinite(tk->f)) fail(p->e, line, "float literal %.30s is infinite (not supported)", num);
 			i = j;
 		} else if (c == '\'' || c == '"') {
 			buf b = {0};
@@ -474,6 +509,25 @@ static expr *mk(P *p, int k)
 	return e;
 }
 
+/* The parser builds left-deep trees for chains (a + b + c ..., x|f|g ...,
+ * x[0][0] ...) without recursing, but rendering them recurses: every tree's
+ * height is bounded, as the nesting of brackets is. Real templates stay
+ * under 20. */
+#define MAX_HEIGHT 200
+static expr *fin(P *p, expr *e)
+{
+	int h = 0;
+	expr *c[3] = {e->a, e->b, e->c};
+	for (int i = 0; i < 3; i++)
+		if (c[i] && c[i]->h > h) h = c[i]->h;
+	int na = e->k == E_SLICE ? 3 : e->nargs;
+	for (int i = 0; i < na; i++)
+		if (e->args[i] && e->args[i]->h > h) h = e->args[i]->h;
+	e->h = h + 1;
+	if (e->h > MAX_HEIGHT) fail(p->e, e->line, "expression nested too deeply (over %d levels, chained operators included)", MAX_HEIGHT);
+	return e;
+}
+
 static expr *parse_expr(P *p);
 static expr *parse_or(P *p);
 static expr *parse_unary(P *p, int with_filter);
@@ -577,7 +631,7 @@ static expr *parse_primary(P *p)
 			e->nargs = n;
 			e->args = talloc(p->t, (size_t)(n + 1) * sizeof *e->args);
 			memcpy(e->args, tmp, (size_t)n * sizeof *tmp);
-			return e;
+			return fin(p, e);
 		}
 		break;
 	case T_END: fail(p->e, t->line, "unexpected end of tag");
@@ -598,7 +652,7 @@ static expr *parse_postfix(P *p, expr *e)
 				p->tp++;
 			} else a->name = expect_name(p);
 			a->a = e;
-			e = a;
+			e = fin(p, a);
 		} else if (is_op(p, "[")) {
 			p->tp++;
 			expr *idx[3] = {0};
@@ -623,12 +677,12 @@ static expr *parse_postfix(P *p, expr *e)
 				if (!idx[0]) fail(p->e, cur(p)->line, "empty subscript");
 				a->b = idx[0];
 			}
-			e = a;
+			e = fin(p, a);
 		} else if (is_op(p, "(")) {
 			expr *c = mk(p, E_CALL);
 			c->a = e;
 			parse_args(p, c);
-			e = c;
+			e = fin(p, c);
 		} else return e;
 	}
 }
@@ -643,7 +697,7 @@ static expr *parse_filter_expr(P *p, expr *e)
 			if (!in_list(FILTERS, f->name)) fail(p->e, f->line, "filter '%s' is not supported", f->name);
 			f->a = e;
 			if (is_op(p, "(")) parse_args(p, f);
-			e = f;
+			e = fin(p, f);
 		} else if (is_kw(p, "is")) {
 			p->tp++;
 			expr *f = mk(p, E_TEST);
@@ -668,12 +722,12 @@ static expr *parse_filter_expr(P *p, expr *e)
 				f->kw = talloc(p->t, 2 * sizeof *f->kw);
 				f->args[0] = parse_postfix(p, parse_primary(p));
 			}
-			e = f;
+			e = fin(p, f);
 		} else if (is_op(p, "(")) {
 			expr *c = mk(p, E_CALL);
 			c->a = e;
 			parse_args(p, c);
-			e = c;
+			e = fin(p, c);
 		} else return e;
 	}
 }
@@ -688,6 +742,7 @@ static expr *parse_unary(P *p, int with_filter)
 		if (++p->depth > 200) fail(p->e, cur(p)->line, "expression nested too deeply");
 		e->a = parse_unary(p, 0);
 		p->depth--;
+		fin(p, e);
 	} else {
 		e = parse_primary(p);
 	}
@@ -700,7 +755,7 @@ static expr *bin(P *p, int op, expr *a, expr *b)
 {
 	expr *e = mk(p, E_BIN);
 	e->op = op, e->a = a, e->b = b;
-	return e;
+	return fin(p, e);
 }
 
 static expr *parse_pow(P *p)
@@ -729,7 +784,7 @@ static expr *parse_concat(P *p)
 		p->tp++;
 		expr *e = mk(p, E_CONCAT);
 		e->a = l, e->b = parse_math2(p);
-		l = e;
+		l = fin(p, e);
 	}
 	return l;
 }
@@ -772,7 +827,7 @@ static expr *parse_not(P *p)
 		if (++p->depth > 200) fail(p->e, cur(p)->line, "expression nested too deeply");
 		e->a = parse_not(p);
 		p->depth--;
-		return e;
+		return fin(p, e);
 	}
 	return parse_compare(p);
 }
@@ -783,7 +838,7 @@ static expr *parse_and(P *p)
 		p->tp++;
 		expr *e = mk(p, E_AND);
 		e->a = l, e->b = parse_not(p);
-		l = e;
+		l = fin(p, e);
 	}
 	return l;
 }
@@ -794,7 +849,7 @@ static expr *parse_or(P *p)
 		p->tp++;
 		expr *e = mk(p, E_OR);
 		e->a = l, e->b = parse_and(p);
-		l = e;
+		l = fin(p, e);
 	}
 	return l;
 }
@@ -811,7 +866,7 @@ static expr *parse_expr(P *p)
 			p->tp++;
 			e->c = parse_expr(p);
 		}
-		l = e;
+		l = fin(p, e);
 	}
 	p->depth--;
 	return l;
@@ -942,8 +997,18 @@ static const char *parse_body1(P *p, body *b, const char **ends)
 
 jinja *jinja_compile(const char *src0, size_t n0, char *err, size_t errlen)
 {
-	jinja *t = xcalloc(1, sizeof *t);
 	errctx e = {.err = err, .errlen = errlen};
+	/* Jinja2 takes a Python str: bytes that are not UTF-8 never get there */
+	if (n0 > JINJA_MAX_SOURCE) {
+		snprintf(err, errlen, "the template is over the limit of %d KiB", JINJA_MAX_SOURCE >> 10);
+		return NULL;
+	}
+	size_t bad = utf8_invalid_at(src0, n0);
+	if (bad < n0) {
+		snprintf(err, errlen, "line %d: invalid UTF-8 at byte %zu of the template", count_nl(src0, bad) + 1, bad);
+		return NULL;
+	}
+	jinja *t = xcalloc(1, sizeof *t);
 	P p = {.t = t, .e = &e};
 	/* newlines normalised to \n and one trailing newline dropped, as
 	 * Jinja2's lexer does (keep_trailing_newline=False) */
@@ -961,6 +1026,7 @@ jinja *jinja_compile(const char *src0, size_t n0, char *err, size_t errlen)
 		free(src);
 		free(p.items);
 		jinja_free(t);
+		clean_msg(err);
 		return NULL;
 	}
 	lex(&p, src, n);
@@ -985,8 +1051,61 @@ typedef struct {
 	buf out;
 	int line;
 	int loopctl; /* 1 break, 2 continue */
-	uint64_t steps; /* statements run: a runaway template stops with an error */
+	uint64_t work;  /* work done (statements, bytes, elements): a runaway template stops with an error */
+	size_t mem;     /* bytes of the values made: all live until the end */
+	buf tmp[4];     /* scratch buffers (freed at the end, also after an error) */
+	int ntmp;
+	char undef[128]; /* what the last undefined value was: "'x' is undefined" */
 } R;
+
+/* One rendering's budgets. Work: a statement costs 64 units, a byte copied or
+ * scanned 1, a list or dict element visited 64; 20 million statements (the
+ * old bound) or about a second of string work. Memory: the values a
+ * rendering makes stay until it ends; 256 MiB is 16 copies of the largest
+ * record the JSONL reader takes. */
+#define MAX_WORK (20000000ull * 64)
+#define W_STMT 64
+#define W_ELEM 64
+#define MAX_MEM ((size_t)256 << 20)
+#define V_SIZE 64 /* a value's own bytes (jansson's struct, malloc's header) */
+
+LBDPO_NORETURN static void over_work(R *r)
+{
+	fail(&r->e, r->line, "the template exceeded its work budget (%llu units: 20 million statements, or 1.28 GB of string work)",
+	     MAX_WORK);
+}
+static void work(R *r, uint64_t units)
+{
+	r->work += units;
+	if (r->work > MAX_WORK) over_work(r);
+}
+LBDPO_NORETURN static void over_mem(R *r)
+{
+	fail(&r->e, r->line, "the template exceeded its memory budget (%zu MiB of values in one rendering)", MAX_MEM >> 20);
+}
+static void charge(R *r, size_t bytes)
+{
+	if (bytes > MAX_MEM - r->mem) over_mem(r);
+	r->mem += bytes;
+}
+
+/* Scratch buffer for a value being built; rput checks the budgets as it
+ * grows, so a value too large is refused before it exists. */
+static buf *tmp_open(R *r)
+{
+	if (r->ntmp == 4) fail(&r->e, r->line, "internal: scratch buffers exhausted");
+	buf *b = &r->tmp[r->ntmp++];
+	b->n = 0;
+	bput(b, "", 0);
+	return b;
+}
+static void rput(R *r, buf *b, const char *s, size_t n)
+{
+	work(r, n + 1);
+	if (n > MAX_MEM - r->mem || b->n > MAX_MEM - r->mem - n) over_mem(r);
+	bput(b, s, n);
+}
+static void rputs(R *r, buf *b, const char *s) { rput(r, b, s, strlen(s)); }
 
 /* Values a rendering may create before it is refused: real chat templates
  * make thousands; a hostile one (loops nested over the messages) would make
@@ -999,12 +1118,44 @@ static json_t *own(R *r, json_t *v)
 		json_decref(v);
 		fail(&r->e, r->line, "the template makes too many values (over %zu)", MAX_OWNED);
 	}
+	size_t sz = V_SIZE + (json_is_string(v) ? json_string_length(v) : 0) +
+		    (json_is_array(v) ? json_array_size(v) * sizeof(json_t *) : 0);
+	if (sz > MAX_MEM - r->mem) {
+		json_decref(v);
+		over_mem(r);
+	}
+	r->mem += sz;
 	if (r->nowned == r->capowned) xgrow((void **)&r->owned, &r->capowned, r->nowned + 1, sizeof(json_t *));
 	r->owned[r->nowned++] = v;
 	return v;
 }
-static json_t *mkstr(R *r, const char *s, size_t n) { return own(r, json_stringn_nocheck(s, n)); }
+static json_t *mkstr(R *r, const char *s, size_t n)
+{
+	work(r, n);
+	return own(r, json_stringn_nocheck(s, n));
+}
+/* the scratch buffer b (the last opened) as a string value, b closed */
+static json_t *tmp_str(R *r, buf *b)
+{
+	json_t *v = mkstr(r, b->s, b->n);
+	r->ntmp--;
+	return v;
+}
+/* elements added to a list or dict that is already owned: each a value of its
+ * own (bytes: a new string's length) */
+static void charge_elems(R *r, size_t n, size_t bytes)
+{
+	work(r, n * W_ELEM);
+	if (n > (MAX_MEM - r->mem) / V_SIZE) over_mem(r);
+	charge(r, n * V_SIZE);
+	charge(r, bytes);
+}
 static json_t *mkint(R *r, long long v) { return own(r, json_integer(v)); }
+static json_t *mkreal(R *r, double x)
+{
+	if (!isfinite(x)) fail(&r->e, r->line, "a float result that is %s is not supported", isnan(x) ? "nan" : "infinite");
+	return own(r, json_real(x));
+}
 static json_t *mkbool(int v) { return v ? json_true() : json_false(); }
 
 static int is_ns(R *r, json_t *v)
@@ -1016,7 +1167,7 @@ static int is_ns(R *r, json_t *v)
 
 static const char *tname(R *r, json_t *v)
 {
-	if (!v) return "undefined";
+	if (!v) return r->undef[0] ? r->undef : "undefined";
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return is_ns(r, v) ? "namespace" : "dict";
 	case JSON_ARRAY: return "list";
@@ -1099,12 +1250,18 @@ static void to_str(R *r, buf *b, json_t *v)
 	char s[32];
 	if (!v) return;
 	switch (json_typeof(v)) {
-	case JSON_STRING: bput(b, json_string_value(v), json_string_length(v)); return;
-	case JSON_INTEGER: snprintf(s, sizeof s, "%lld", (long long)json_integer_value(v)); bputs(b, s); return;
-	case JSON_REAL: put_float(b, json_real_value(v)); return;
-	case JSON_TRUE: bputs(b, "True"); return;
-	case JSON_FALSE: bputs(b, "False"); return;
-	case JSON_NULL: bputs(b, "None"); return;
+	case JSON_STRING: rput(r, b, json_string_value(v), json_string_length(v)); return;
+	case JSON_INTEGER: snprintf(s, sizeof s, "%lld", (long long)json_integer_value(v)); rputs(r, b, s); return;
+	case JSON_REAL: {
+		char fs[64]; /* a float's repr fits: bput never grows it */
+		buf f = {fs, 0, sizeof fs};
+		put_float(&f, json_real_value(v));
+		rput(r, b, f.s, f.n);
+		return;
+	}
+	case JSON_TRUE: rputs(r, b, "True"); return;
+	case JSON_FALSE: rputs(r, b, "False"); return;
+	case JSON_NULL: rputs(r, b, "None"); return;
 	default: fail(&r->e, r->line, "printing a %s is not supported (use tojson)", tname(r, v));
 	}
 }
@@ -1112,58 +1269,67 @@ static void to_str(R *r, buf *b, json_t *v)
 static json_t *str_of(R *r, json_t *v)
 {
 	if (v && json_is_string(v)) return v;
-	buf b = {0};
-	bput(&b, "", 0);
-	to_str(r, &b, v);
-	json_t *s = json_stringn_nocheck(b.s, b.n);
-	free(b.s);
-	return own(r, s);
+	buf *b = tmp_open(r);
+	to_str(r, b, v);
+	return tmp_str(r, b);
+}
+
+static void dump_str(R *r, buf *b, const char *p, size_t n)
+{
+	char s[8];
+	rputs(r, b, "\"");
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && (unsigned char)p[j] >= 0x20 && p[j] != '"' && p[j] != '\\') j++;
+		rput(r, b, p + i, j - i);
+		if (j == n) break;
+		unsigned char c = (unsigned char)p[j];
+		if (c == '"') rputs(r, b, "\\\"");
+		else if (c == '\\') rputs(r, b, "\\\\");
+		else if (c == '\n') rputs(r, b, "\\n");
+		else if (c == '\r') rputs(r, b, "\\r");
+		else if (c == '\t') rputs(r, b, "\\t");
+		else if (c == '\b') rputs(r, b, "\\b");
+		else if (c == '\f') rputs(r, b, "\\f");
+		else snprintf(s, sizeof s, "\\u%04x", c), rputs(r, b, s);
+		i = j + 1;
+	}
+	rputs(r, b, "\"");
 }
 
 /* json.dumps(v, ensure_ascii=False, indent=indent) */
 static void dump_json(R *r, buf *b, json_t *v, int indent, int depth)
 {
 	char s[32];
-	if (!v) fail(&r->e, r->line, "tojson of an undefined value");
+	if (!v) fail(&r->e, r->line, "tojson of an undefined value (%s)", tname(r, v));
 	if (depth > 64) fail(&r->e, r->line, "tojson: nesting too deep");
+	work(r, W_ELEM);
 	switch (json_typeof(v)) {
-	case JSON_NULL: bputs(b, "null"); return;
-	case JSON_TRUE: bputs(b, "true"); return;
-	case JSON_FALSE: bputs(b, "false"); return;
-	case JSON_INTEGER: snprintf(s, sizeof s, "%lld", (long long)json_integer_value(v)); bputs(b, s); return;
+	case JSON_NULL: rputs(r, b, "null"); return;
+	case JSON_TRUE: rputs(r, b, "true"); return;
+	case JSON_FALSE: rputs(r, b, "false"); return;
+	case JSON_INTEGER: snprintf(s, sizeof s, "%lld", (long long)json_integer_value(v)); rputs(r, b, s); return;
 	case JSON_REAL: {
 		double x = json_real_value(v);
-		if (isnan(x)) bputs(b, "NaN");
-		else if (isinf(x)) bputs(b, x < 0 ? "-Infinity" : "Infinity");
-		else put_float(b, x);
-		return;
-	}
-	case JSON_STRING: {
-		const char *p = json_string_value(v);
-		size_t n = json_string_length(v);
-		bputs(b, "\"");
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)p[i];
-			if (c == '"') bputs(b, "\\\"");
-			else if (c == '\\') bputs(b, "\\\\");
-			else if (c == '\n') bputs(b, "\\n");
-			else if (c == '\r') bputs(b, "\\r");
-			else if (c == '\t') bputs(b, "\\t");
-			else if (c == '\b') bputs(b, "\\b");
-			else if (c == '\f') bputs(b, "\\f");
-			else if (c < 0x20) snprintf(s, sizeof s, "\\u%04x", c), bputs(b, s);
-			else bput(b, (const char *)&c, 1);
+		if (isnan(x)) rputs(r, b, "NaN");
+		else if (isinf(x)) rputs(r, b, x < 0 ? "-Infinity" : "Infinity");
+		else {
+			char fs[64];
+			buf f = {fs, 0, sizeof fs};
+			put_float(&f, x);
+			rput(r, b, f.s, f.n);
 		}
-		bputs(b, "\"");
 		return;
 	}
+	case JSON_STRING: dump_str(r, b, json_string_value(v), json_string_length(v)); return;
 	case JSON_ARRAY:
 	case JSON_OBJECT: {
 		int arr = json_is_array(v);
 		size_t n = arr ? json_array_size(v) : json_object_size(v);
-		bputs(b, arr ? "[" : "{");
+		rputs(r, b, arr ? "[" : "{");
 		if (!n) {
-			bputs(b, arr ? "]" : "}");
+			rputs(r, b, arr ? "]" : "}");
 			return;
 		}
 		size_t i = 0;
@@ -1171,54 +1337,82 @@ static void dump_json(R *r, buf *b, json_t *v, int indent, int depth)
 		json_t *x;
 		void *it = arr ? NULL : json_object_iter(v);
 		for (i = 0; i < n; i++) {
-			if (i) bputs(b, indent >= 0 ? "," : ", ");
+			if (i) rputs(r, b, indent >= 0 ? "," : ", ");
 			if (indent >= 0) {
-				bputs(b, "\n");
-				for (int q = 0; q < indent * (depth + 1); q++) bputs(b, " ");
+				rputs(r, b, "\n");
+				for (int q = 0; q < indent * (depth + 1); q++) rputs(r, b, " ");
 			}
 			if (arr) x = json_array_get(v, i);
 			else {
 				k = json_object_iter_key(it);
 				x = json_object_iter_value(it);
 				it = json_object_iter_next(v, it);
-				json_t *ks = json_string_nocheck(k);
-				dump_json(r, b, ks, indent, depth + 1);
-				json_decref(ks);
-				bputs(b, ": ");
+				dump_str(r, b, k, strlen(k));
+				rputs(r, b, ": ");
 			}
 			dump_json(r, b, x, indent, depth + 1);
 		}
 		if (indent >= 0) {
-			bputs(b, "\n");
-			for (int q = 0; q < indent * depth; q++) bputs(b, " ");
+			rputs(r, b, "\n");
+			for (int q = 0; q < indent * depth; q++) rputs(r, b, " ");
 		}
-		bputs(b, arr ? "]" : "}");
+		rputs(r, b, arr ? "]" : "}");
 		return;
 	}
 	}
 }
 
-static int eq(json_t *a, json_t *b)
+/* Python's comparison of two numbers: exact, also between a 64-bit integer
+ * and a float (no rounding of the integer); 2 when unordered (NaN) */
+static int cmp_num(json_t *a, json_t *b)
 {
+	if (is_intlike(a) && is_intlike(b)) {
+		long long x = ival(a), y = ival(b);
+		return x < y ? -1 : x > y;
+	}
+	if (!is_intlike(a) && !is_intlike(b)) {
+		double x = num(a), y = num(b);
+		return x < y ? -1 : x > y ? 1 : x == y ? 0 : 2;
+	}
+	int flip = is_intlike(b); /* a: the integer */
+	long long i = flip ? ival(b) : ival(a);
+	double d = flip ? num(a) : num(b);
+	int c;
+	if (isnan(d)) return 2;
+	if (d >= 9223372036854775808.0) c = -1;
+	else if (d < -9223372036854775808.0) c = 1;
+	else {
+		double f = floor(d);
+		long long fi = (long long)f;
+		c = i < fi ? -1 : i > fi ? 1 : d > f ? -1 : 0;
+	}
+	return flip ? -c : c;
+}
+
+static int eq(R *r, json_t *a, json_t *b, int depth)
+{
+	work(r, W_ELEM);
 	if (!a || !b) return !a && !b;
-	if (is_num(a) && is_num(b)) return num(a) == num(b);
+	if (is_num(a) && is_num(b)) return cmp_num(a, b) == 0;
+	if (a == b && (json_is_array(a) || json_is_object(a))) return 1;
+	if (depth > 64 && (json_is_array(a) || json_is_object(a))) fail(&r->e, r->line, "comparison nested too deeply");
 	if (json_is_array(a) && json_is_array(b)) {
 		if (json_array_size(a) != json_array_size(b)) return 0;
 		for (size_t i = 0; i < json_array_size(a); i++)
-			if (!eq(json_array_get(a, i), json_array_get(b, i))) return 0;
+			if (!eq(r, json_array_get(a, i), json_array_get(b, i), depth + 1)) return 0;
 		return 1;
 	}
 	if (json_is_object(a) && json_is_object(b)) {
-		if (a == b) return 1;
 		if (json_object_size(a) != json_object_size(b)) return 0;
 		const char *k;
 		json_t *x;
 		json_object_foreach(a, k, x) {
-			if (!eq(x, json_object_get(b, k))) return 0;
+			if (!eq(r, x, json_object_get(b, k), depth + 1)) return 0;
 		}
 		return 1;
 	}
 	if (json_typeof(a) != json_typeof(b)) return 0;
+	if (json_is_string(a)) work(r, json_string_length(a));
 	return json_equal(a, b);
 }
 
@@ -1245,7 +1439,7 @@ static json_t *lookup(R *r, const char *name)
 
 static json_t *get_item(R *r, json_t *o, json_t *k)
 {
-	if (!o) fail(&r->e, r->line, "subscript of an undefined value");
+	if (!o) fail(&r->e, r->line, "subscript of an undefined value (%s)", tname(r, o));
 	if (json_is_object(o)) {
 		if (!json_is_string(k)) return NULL;
 		return json_object_get(o, json_string_value(k));
@@ -1261,6 +1455,7 @@ static json_t *get_item(R *r, json_t *o, json_t *k)
 		/* string: by code point */
 		const char *s = json_string_value(o);
 		size_t n = json_string_length(o), nc = cp_count(s, n);
+		work(r, 2 * n); /* counted, then scanned */
 		if (i < 0) i += (long long)nc;
 		if (i < 0 || i >= (long long)nc) return NULL;
 		size_t pos = 0;
@@ -1281,7 +1476,7 @@ static json_t *get_attr(R *r, json_t *o, const char *name)
 {
 	static const char *dict_methods[] = {"items", "keys", "values", "get", "pop", "popitem", "update",
 					     "copy", "clear", "setdefault", "fromkeys", NULL};
-	if (!o) fail(&r->e, r->line, "attribute '%s' of an undefined value", name);
+	if (!o) fail(&r->e, r->line, "attribute '%s' of an undefined value (%s)", name, tname(r, o));
 	if (json_is_object(o)) {
 		if (!is_ns(r, o) && !json_object_get(o, "index0"))
 			for (const char **m = dict_methods; *m; m++)
@@ -1319,7 +1514,10 @@ static json_t *do_slice(R *r, json_t *o, json_t *a, json_t *b, json_t *c)
 	long long n = isstr ? (long long)cp_count(s, sn) : (long long)json_array_size(o);
 	/* code point offsets of a string */
 	size_t *off = NULL;
+	work(r, (uint64_t)n + sn);
 	if (isstr) {
+		/* the table is temporary, its size checked as a value's would be */
+		if ((size_t)n + 1 > (MAX_MEM - r->mem) / sizeof *off) over_mem(r);
 		off = xmalloc(((size_t)n + 1) * sizeof *off);
 		size_t k = 0;
 		for (size_t i = 0; i < sn; i++)
@@ -1329,16 +1527,29 @@ static json_t *do_slice(R *r, json_t *o, json_t *a, json_t *b, json_t *c)
 	long long st = slice_idx(a && !json_is_null(a) ? ival(a) : 0, n, step < 0, 1, a && !json_is_null(a));
 	long long en = slice_idx(b && !json_is_null(b) ? ival(b) : 0, n, step < 0, 0, b && !json_is_null(b));
 	json_t *res;
+	/* indices stay in [-1, n]: i += step cannot overflow past them unless
+	 * step is huge, which ends the loop */
 	if (isstr) {
 		buf bb = {0};
 		bput(&bb, "", 0);
-		for (long long i = st; step > 0 ? i < en : i > en; i += step) bput(&bb, s + off[i], off[i + 1] - off[i]);
-		res = mkstr(r, bb.s, bb.n);
-		free(bb.s);
+		for (long long i = st; step > 0 ? i < en : i > en;) {
+			bput(&bb, s + off[i], off[i + 1] - off[i]);
+			if (__builtin_add_overflow(i, step, &i)) break;
+		}
 		free(off);
+		/* no longer than the string: its size is within the budget */
+		res = json_stringn_nocheck(bb.s, bb.n);
+		free(bb.s);
+		own(r, res);
 	} else {
 		res = own(r, json_array());
-		for (long long i = st; step > 0 ? i < en : i > en; i += step) json_array_append(res, json_array_get(o, (size_t)i));
+		size_t k = 0;
+		for (long long i = st; step > 0 ? i < en : i > en;) {
+			json_array_append(res, json_array_get(o, (size_t)i));
+			k++;
+			if (__builtin_add_overflow(i, step, &i)) break;
+		}
+		charge(r, k * sizeof(json_t *));
 	}
 	return res;
 }
@@ -1355,6 +1566,7 @@ static json_t *do_strip(R *r, json_t *v, json_t *chars, int left, int right)
 	/* match one char of the set at s+i (forward) */
 	for (;;) {
 		if (!left || a >= b) break;
+		work(r, cn + 1);
 		size_t k;
 		if (!cs) k = py_space(s + a, b - a);
 		else {
@@ -1373,6 +1585,7 @@ static json_t *do_strip(R *r, json_t *v, json_t *chars, int left, int right)
 	}
 	for (;;) {
 		if (!right || b <= a) break;
+		work(r, cn + 1);
 		size_t k;
 		if (!cs) k = py_space_back(s + a, b - a);
 		else {
@@ -1407,10 +1620,12 @@ static json_t *do_split(R *r, json_t *v, json_t *sep, json_t *maxsplit)
 		for (;;) {
 			const char *f = max != 0 ? memmem(s + a, n - a, p, pn) : NULL;
 			if (!f) break;
+			charge_elems(r, 1, (size_t)(f - s) - a + pn);
 			json_array_append_new(res, json_stringn_nocheck(s + a, (size_t)(f - s) - a));
 			a = (size_t)(f - s) + pn;
 			if (max > 0) max--;
 		}
+		charge_elems(r, 1, n - a);
 		json_array_append_new(res, json_stringn_nocheck(s + a, n - a));
 		return res;
 	}
@@ -1423,10 +1638,12 @@ static json_t *do_split(R *r, json_t *v, json_t *sep, json_t *maxsplit)
 		if (max == 0) {
 			size_t e = n;
 			while (e > a && (k = py_space_back(s + a, e - a))) e -= k;
+			charge_elems(r, 1, n - a);
 			json_array_append_new(res, json_stringn_nocheck(s + a, e - a));
 			break;
 		}
 		while (i < n && !py_space(s + i, n - i)) i++;
+		charge_elems(r, 1, i - a + 1);
 		json_array_append_new(res, json_stringn_nocheck(s + a, i - a));
 		if (max > 0) max--;
 	}
@@ -1439,20 +1656,17 @@ static json_t *do_replace(R *r, json_t *v, json_t *a, json_t *b)
 	const char *s = json_string_value(v), *p = json_string_value(a);
 	size_t n = json_string_length(v), pn = json_string_length(a);
 	if (!pn) fail(&r->e, r->line, "replace with an empty pattern is not supported");
-	buf bb = {0};
-	bput(&bb, "", 0);
+	buf *bb = tmp_open(r);
 	size_t i = 0;
 	for (;;) {
 		const char *f = memmem(s + i, n - i, p, pn);
 		if (!f) break;
-		bput(&bb, s + i, (size_t)(f - s) - i);
-		bput(&bb, json_string_value(b), json_string_length(b));
+		rput(r, bb, s + i, (size_t)(f - s) - i);
+		rput(r, bb, json_string_value(b), json_string_length(b));
 		i = (size_t)(f - s) + pn;
 	}
-	bput(&bb, s + i, n - i);
-	json_t *res = mkstr(r, bb.s, bb.n);
-	free(bb.s);
-	return res;
+	rput(r, bb, s + i, n - i);
+	return tmp_str(r, bb);
 }
 
 /* ASCII-only case mapping; other characters make it refuse */
@@ -1460,6 +1674,8 @@ static json_t *do_case(R *r, json_t *v, int mode) /* 0 lower, 1 upper, 2 capital
 {
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
+	work(r, n);
+	if (n > MAX_MEM - r->mem) over_mem(r); /* the copy below */
 	char *o = xmalloc(n + 1);
 	int prev_alpha = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -1472,9 +1688,9 @@ static json_t *do_case(R *r, json_t *v, int mode) /* 0 lower, 1 upper, 2 capital
 		o[i] = (char)(up ? (c >= 'a' && c <= 'z' ? c - 32 : c) : (c >= 'A' && c <= 'Z' ? c + 32 : c));
 		prev_alpha = (c | 32) >= 'a' && (c | 32) <= 'z';
 	}
-	json_t *res = mkstr(r, o, n);
+	json_t *res = json_stringn_nocheck(o, n);
 	free(o);
-	return res;
+	return own(r, res);
 }
 
 static int run_test(R *r, const char *name, json_t *v, json_t **args, int nargs);
@@ -1487,8 +1703,10 @@ static json_t *iter_list(R *r, json_t *v)
 	if (v && json_is_object(v)) {
 		const char *k;
 		json_t *x;
-		json_object_foreach(v, k, x) json_array_append_new(l, json_string_nocheck(k));
-		(void)x;
+		json_object_foreach(v, k, x) {
+			charge_elems(r, 1, strlen(k));
+			json_array_append_new(l, json_string_nocheck(k));
+		}
 		return l;
 	}
 	if (v && json_is_string(v)) {
@@ -1497,6 +1715,7 @@ static json_t *iter_list(R *r, json_t *v)
 		for (size_t i = 0; i < n;) {
 			size_t e = i + 1;
 			while (e < n && ((unsigned char)s[e] & 0xC0) == 0x80) e++;
+			charge_elems(r, 1, e - i + sizeof(json_t *));
 			json_array_append_new(l, json_stringn_nocheck(s + i, e - i));
 			i = e;
 		}
@@ -1512,6 +1731,7 @@ static json_t *items_of(R *r, json_t *v)
 	const char *k;
 	json_t *x;
 	json_object_foreach(v, k, x) {
+		charge_elems(r, 3, strlen(k) + 3 * sizeof(json_t *));
 		json_t *pair = json_array();
 		json_array_append_new(pair, json_string_nocheck(k));
 		json_array_append(pair, x);
@@ -1539,6 +1759,81 @@ static void check_args(R *r, expr *e, int maxpos, const char **kws, const char *
 	}
 }
 
+/* int(x) of a float, as Jinja2's int filter takes it: NaN gives its
+ * default 0 (Python raises ValueError, the filter catches it); infinity and
+ * what does not fit 64 bits are errors, never a wrong number */
+static long long float_to_int(R *r, double d)
+{
+	if (isnan(d)) return 0;
+	if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+		fail(&r->e, r->line, "int of %g: integer overflow (beyond 64 bits)", d);
+	return (long long)d;
+}
+
+/* ASCII digits with single underscores between them (Python's int() and
+ * float() syntax); returns the end */
+static const char *py_digits(const char *s, const char *end, buf *out)
+{
+	const char *p = s;
+	while (p < end && *p >= '0' && *p <= '9') {
+		bput(out, p++, 1);
+		if (p + 1 < end && *p == '_' && p[1] >= '0' && p[1] <= '9') p++;
+	}
+	return p;
+}
+
+/* "s"|int as Jinja2 does it: int(s), else int(float(s)), else 0 */
+static long long str_to_int(R *r, const char *s, size_t n)
+{
+	work(r, n);
+	size_t k;
+	while (n && (k = py_space(s, n))) s += k, n -= k;
+	while (n && (k = py_space_back(s, n))) n -= k;
+	const char *p = s, *end = s + n;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80) fail(&r->e, r->line, "int of a non-ASCII string is not supported");
+	buf b = {0};
+	bput(&b, "", 0);
+	if (p < end && (*p == '+' || *p == '-')) bput(&b, p++, 1);
+	const char *q = py_digits(p, end, &b);
+	long long v = 0;
+	if (q > p && q == end) { /* an integer */
+		errno = 0;
+		v = strtoll(b.s, NULL, 10);
+		int big = errno == ERANGE;
+		free(b.s);
+		if (big) fail(&r->e, r->line, "int of a string: integer overflow (beyond 64 bits)");
+		return v;
+	}
+	/* float(s): digits[.digits][e[+-]digits], .digits..., inf, infinity, nan */
+	const char *f = q;
+	int ok = q > p;
+	if (f < end && *f == '.') {
+		bput(&b, f++, 1);
+		const char *g = py_digits(f, end, &b);
+		ok |= g > f;
+		f = g;
+	}
+	if (ok && f < end && (*f == 'e' || *f == 'E')) {
+		bput(&b, "e", 1), f++;
+		if (f < end && (*f == '+' || *f == '-')) bput(&b, f++, 1);
+		const char *g = py_digits(f, end, &b);
+		ok = g > f;
+		f = g;
+	}
+	double d = 0;
+	if (ok && f == end) d = strtod(b.s, NULL);
+	else {
+		size_t l = (size_t)(end - p);
+		ok = (l == 3 && !strncasecmp(p, "inf", 3)) || (l == 8 && !strncasecmp(p, "infinity", 8)) ||
+		     (l == 3 && !strncasecmp(p, "nan", 3));
+		d = !ok ? 0 : (p[0] | 32) == 'n' ? NAN : b.s[0] == '-' ? -INFINITY : INFINITY;
+	}
+	free(b.s);
+	/* int(float(s)) of inf raises OverflowError, which the filter catches */
+	return ok && !isinf(d) ? float_to_int(r, d) : 0;
+}
+
 static json_t *filter(R *r, expr *e)
 {
 	json_t *v = eval(r, e->a);
@@ -1564,16 +1859,9 @@ static json_t *filter(R *r, expr *e)
 		if (ind && !json_is_null(ind) && !json_is_integer(ind)) fail(&r->e, r->line, "tojson: indent must be an integer");
 		int indent = ind && json_is_integer(ind) ? (int)json_integer_value(ind) : -1;
 		if (indent > 64) fail(&r->e, r->line, "tojson: indent too large");
-		buf b = {0};
-		bput(&b, "", 0);
-		if (!v) {
-			free(b.s);
-			fail(&r->e, r->line, "tojson of an undefined value");
-		}
-		dump_json(r, &b, v, indent, 0);
-		json_t *res = mkstr(r, b.s, b.n);
-		free(b.s);
-		return res;
+		buf *b = tmp_open(r);
+		dump_json(r, b, v, indent, 0);
+		return tmp_str(r, b);
 	}
 	if (!strcmp(f, "items")) {
 		check_args(r, e, 0, NULL, f);
@@ -1583,21 +1871,16 @@ static json_t *filter(R *r, expr *e)
 	if (!strcmp(f, "join")) {
 		check_args(r, e, 1, NULL, f);
 		json_t *l = iter_list(r, v);
-		buf b = {0};
-		bput(&b, "", 0);
 		json_t *sep = e->nargs ? str_of(r, a[0]) : NULL;
+		buf *b = tmp_open(r);
 		for (size_t i = 0; i < json_array_size(l); i++) {
-			if (i && sep) bput(&b, json_string_value(sep), json_string_length(sep));
+			if (i && sep) rput(r, b, json_string_value(sep), json_string_length(sep));
 			json_t *x = json_array_get(l, i);
-			if (!json_is_string(x) && !is_num(x) && !json_is_null(x)) {
-				free(b.s);
+			if (!json_is_string(x) && !is_num(x) && !json_is_null(x))
 				fail(&r->e, r->line, "join of a %s is not supported", tname(r, x));
-			}
-			to_str(r, &b, x);
+			to_str(r, b, x);
 		}
-		json_t *res = mkstr(r, b.s, b.n);
-		free(b.s);
-		return res;
+		return tmp_str(r, b);
 	}
 	if (!strcmp(f, "first") || !strcmp(f, "last")) {
 		check_args(r, e, 0, NULL, f);
@@ -1617,6 +1900,7 @@ static json_t *filter(R *r, expr *e)
 	if (!strcmp(f, "list")) {
 		check_args(r, e, 0, NULL, f);
 		json_t *l = iter_list(r, v);
+		work(r, json_array_size(l) * W_ELEM);
 		return own(r, json_copy(l));
 	}
 	if (!strcmp(f, "default") || !strcmp(f, "d")) {
@@ -1637,7 +1921,7 @@ static json_t *filter(R *r, expr *e)
 		for (size_t i = 0; i < json_array_size(l); i++) {
 			json_t *x = json_array_get(l, i);
 			int t = run_test(r, tn, x, a + 1, e->nargs - 1);
-			if (t == (f[0] == 's')) json_array_append(res, x);
+			if (t == (f[0] == 's')) charge(r, sizeof(json_t *)), json_array_append(res, x);
 		}
 		return res;
 	}
@@ -1647,31 +1931,32 @@ static json_t *filter(R *r, expr *e)
 	}
 	if (!strcmp(f, "int")) {
 		check_args(r, e, 0, NULL, f);
-		if (is_num(v)) return mkint(r, (long long)num(v));
-		if (v && json_is_string(v)) {
-			char *end;
-			const char *s = json_string_value(v);
-			long long x = strtoll(s, &end, 10);
-			return mkint(r, *s && !*end ? x : 0);
-		}
+		if (is_intlike(v)) return mkint(r, ival(v));
+		if (is_num(v)) return mkint(r, float_to_int(r, num(v)));
+		if (v && json_is_string(v)) return mkint(r, str_to_int(r, json_string_value(v), json_string_length(v)));
 		return mkint(r, 0);
 	}
 	if (!strcmp(f, "float")) {
 		check_args(r, e, 0, NULL, f);
-		if (is_num(v)) return own(r, json_real(num(v)));
+		if (is_num(v)) return mkreal(r, num(v));
 		fail(&r->e, r->line, "float of a %s is not supported", tname(r, v));
 	}
 	if (!strcmp(f, "abs")) {
 		check_args(r, e, 0, NULL, f);
-		if (is_intlike(v)) return mkint(r, llabs(ival(v)));
-		if (is_num(v)) return own(r, json_real(fabs(num(v))));
+		if (is_intlike(v)) {
+			if (ival(v) == LLONG_MIN) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
+			return mkint(r, llabs(ival(v)));
+		}
+		if (is_num(v)) return mkreal(r, fabs(num(v)));
 		fail(&r->e, r->line, "abs of a %s", tname(r, v));
 	}
 	if (!strcmp(f, "round")) {
 		check_args(r, e, 0, NULL, f);
 		if (!is_num(v)) fail(&r->e, r->line, "round of a %s", tname(r, v));
-		/* Jinja2's round(): half away from zero, returns a float */
-		return own(r, json_real(round(num(v))));
+		/* Jinja2's round() is Python's round(x, 0): an int stays an int, a
+		 * float rounds half to even (rint in the default rounding mode) */
+		if (is_intlike(v)) return mkint(r, ival(v));
+		return mkreal(r, rint(num(v)));
 	}
 	fail(&r->e, r->line, "filter '%s' is not supported", f);
 }
@@ -1697,26 +1982,27 @@ static int run_test(R *r, const char *t, json_t *v, json_t **args, int nargs)
 	/* Jinja2's Undefined iterates as empty: iterable and a sequence */
 	if (!strcmp(t, "iterable")) return !v || json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v));
 	if (!strcmp(t, "sequence")) return !v || json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v));
-	if (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "==")) return eq(v, args[0]);
-	if (!strcmp(t, "ne") || !strcmp(t, "!=")) return !eq(v, args[0]);
+	if (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "==")) return eq(r, v, args[0], 0);
+	if (!strcmp(t, "ne") || !strcmp(t, "!=")) return !eq(r, v, args[0], 0);
 	if (!strcmp(t, "odd") || !strcmp(t, "even")) {
 		if (!is_intlike(v)) fail(&r->e, r->line, "test '%s' of a %s", t, tname(r, v));
 		return (int)(ival(v) & 1) == (t[0] == 'o');
 	}
 	if (!strcmp(t, "divisibleby")) {
 		if (!is_intlike(v) || !is_intlike(args[0]) || !ival(args[0])) fail(&r->e, r->line, "test 'divisibleby' needs integers");
-		return ival(v) % ival(args[0]) == 0;
+		return ival(args[0]) == -1 || ival(v) % ival(args[0]) == 0;
 	}
 	if (!strcmp(t, "in")) {
 		json_t *c = args[0];
 		if (!c) return 0; /* Undefined contains nothing */
 		if (json_is_string(c)) {
 			if (!v || !json_is_string(v)) fail(&r->e, r->line, "'in <string>' requires string as left operand");
+			work(r, json_string_length(c) + json_string_length(v));
 			return memmem(json_string_value(c), json_string_length(c), json_string_value(v), json_string_length(v)) != NULL;
 		}
 		if (json_is_array(c)) {
 			for (size_t i = 0; i < json_array_size(c); i++)
-				if (eq(v, json_array_get(c, i))) return 1;
+				if (eq(r, v, json_array_get(c, i), 0)) return 1;
 			return 0;
 		}
 		if (json_is_object(c)) {
@@ -1736,19 +2022,34 @@ static json_t *call(R *r, expr *e)
 		const char *n = fn->name;
 		for (int i = 0; i < e->nargs; i++) a[i] = eval(r, e->args[i]);
 		if (!strcmp(n, "raise_exception")) {
-			buf b = {0};
-			bput(&b, "", 0);
-			if (e->nargs) to_str(r, &b, a[0]);
-			snprintf(r->e.err, r->e.errlen, "%s", b.s);
-			free(b.s);
+			buf *b = tmp_open(r);
+			if (e->nargs) to_str(r, b, a[0]);
+			snprintf(r->e.err, r->e.errlen, "%s", b->s);
 			r->e.raised = 1;
 			longjmp(r->e.jb, 1);
+		}
+		if (!strcmp(n, "strftime_now")) {
+			/* transformers: datetime.now().strftime(format), the local time */
+			if (e->nargs != 1 || e->kw[0] || !a[0] || !json_is_string(a[0]))
+				fail(&r->e, r->line, "strftime_now() takes one string argument");
+			const char *fmt = json_string_value(a[0]);
+			if (json_string_length(a[0]) > 256 || strlen(fmt) != json_string_length(a[0]))
+				fail(&r->e, r->line, "strftime_now(): format too long or with a NUL");
+			time_t now = time(NULL);
+			struct tm tm;
+			if (!localtime_r(&now, &tm)) fail(&r->e, r->line, "strftime_now(): no local time");
+			char out[16384]; /* 256 directives of at most ~60 bytes */
+			size_t k = *fmt ? strftime(out, sizeof out, fmt, &tm) : 0;
+			json_t *v = json_stringn(out, k);
+			if (!v) fail(&r->e, r->line, "strftime_now(): the date is not UTF-8");
+			return own(r, v);
 		}
 		if (!strcmp(n, "namespace")) {
 			json_t *ns = own(r, json_object());
 			for (int i = 0; i < e->nargs; i++) {
 				if (!e->kw[i]) fail(&r->e, r->line, "namespace(): only keyword arguments are supported");
-				if (!a[i]) fail(&r->e, r->line, "namespace(): undefined value for '%s'", e->kw[i]);
+				if (!a[i]) fail(&r->e, r->line, "namespace(): undefined value for '%s' (%s)", e->kw[i], tname(r, a[i]));
+				charge_elems(r, 1, strlen(e->kw[i]));
 				json_object_set(ns, e->kw[i], a[i]);
 			}
 			json_array_append(r->namespaces, ns);
@@ -1763,9 +2064,11 @@ static json_t *call(R *r, expr *e)
 			else fail(&r->e, r->line, "range(): 1 to 3 arguments");
 			if (!step) fail(&r->e, r->line, "range(): step must not be zero");
 			json_t *l = own(r, json_array());
-			for (long long i = st; step > 0 ? i < en : i > en; i += step) {
+			for (long long i = st; step > 0 ? i < en : i > en;) {
 				if (json_array_size(l) > 1000000) fail(&r->e, r->line, "range(): too long");
+				charge_elems(r, 1, sizeof(json_t *));
 				json_array_append_new(l, json_integer(i));
+				if (__builtin_add_overflow(i, step, &i)) break;
 			}
 			return l;
 		}
@@ -1820,7 +2123,10 @@ static json_t *call(R *r, expr *e)
 			json_t *l = own(r, json_array());
 			const char *k;
 			json_t *x;
-			json_object_foreach(o, k, x) json_array_append(l, x);
+			json_object_foreach(o, k, x) {
+				charge_elems(r, 1, 0);
+				json_array_append(l, x);
+			}
 			return l;
 		}
 		if (!strcmp(m, "get")) {
@@ -1833,26 +2139,55 @@ static json_t *call(R *r, expr *e)
 	fail(&r->e, r->line, "method '%s' of a %s is not supported", m, tname(r, o));
 }
 
+/* Python's float divmod (floatobject.c): floor division and modulo with the
+ * sign of the divisor, exact where floor(p / q) is not */
+static void py_divmod(double vx, double wx, double *fdiv, double *fmod_)
+{
+	double mod = fmod(vx, wx), div = (vx - mod) / wx;
+	if (mod) {
+		if ((wx < 0) != (mod < 0)) mod += wx, div -= 1.0;
+	} else mod = copysign(0.0, wx);
+	double fl;
+	if (div) {
+		fl = floor(div);
+		if (div - fl > 0.5) fl += 1.0;
+	} else fl = copysign(0.0, vx / wx);
+	*fdiv = fl, *fmod_ = mod;
+}
+
+/* b ** e for e >= 0, or 0 when it does not fit 64 bits */
+static int ipow(long long b, long long e, long long *res)
+{
+	long long v = 1;
+	while (e) {
+		if ((e & 1) && __builtin_mul_overflow(v, b, &v)) return 0;
+		e >>= 1;
+		/* |b| > 1 squared only while bits remain: the result needs it */
+		if (e && __builtin_mul_overflow(b, b, &b)) return 0;
+	}
+	*res = v;
+	return 1;
+}
+
 static json_t *binop(R *r, int op, json_t *x, json_t *y)
 {
-	if (op == OP_EQ) return mkbool(eq(x, y));
-	if (op == OP_NE) return mkbool(!eq(x, y));
+	if (op == OP_EQ) return mkbool(eq(r, x, y, 0));
+	if (op == OP_NE) return mkbool(!eq(r, x, y, 0));
 	if (op == OP_IN || op == OP_NOTIN) {
 		json_t *args[1] = {y};
 		int in = run_test(r, "in", x, args, 1);
 		return mkbool(op == OP_IN ? in : !in);
 	}
-	if (!x || !y) fail(&r->e, r->line, "an undefined value used in an operation");
+	if (!x || !y) fail(&r->e, r->line, "an undefined value used in an operation (%s)", tname(r, NULL));
 	if (op == OP_ADD) {
 		if (json_is_string(x) && json_is_string(y)) {
-			buf b = {0};
-			bput(&b, json_string_value(x), json_string_length(x));
-			bput(&b, json_string_value(y), json_string_length(y));
-			json_t *s = mkstr(r, b.s, b.n);
-			free(b.s);
-			return s;
+			buf *b = tmp_open(r);
+			rput(r, b, json_string_value(x), json_string_length(x));
+			rput(r, b, json_string_value(y), json_string_length(y));
+			return tmp_str(r, b);
 		}
 		if (json_is_array(x) && json_is_array(y)) {
+			charge_elems(r, json_array_size(x) + json_array_size(y), 0);
 			json_t *l = own(r, json_copy(x));
 			json_array_extend(l, y);
 			return l;
@@ -1862,20 +2197,22 @@ static json_t *binop(R *r, int op, json_t *x, json_t *y)
 		json_t *s = json_is_string(x) ? x : y;
 		long long k = json_is_string(x) ? ival(y) : ival(x);
 		size_t len = json_string_length(s);
-		if (k > 0 && len > 0 && (unsigned long long)k > ((size_t)1 << 26) / len)
-			fail(&r->e, r->line, "string repetition too large");
-		buf b = {0};
-		bput(&b, "", 0);
-		for (long long i = 0; i < k; i++) bput(&b, json_string_value(s), json_string_length(s));
-		json_t *res = mkstr(r, b.s, b.n);
-		free(b.s);
-		return res;
+		/* "" * k is "" at once, as in Python; otherwise the size is
+		 * checked before anything is built */
+		if (k <= 0 || !len) return mkstr(r, "", 0);
+		if ((unsigned long long)k > (MAX_MEM - r->mem) / len) over_mem(r);
+		buf *b = tmp_open(r);
+		for (long long i = 0; i < k; i++) rput(r, b, json_string_value(s), len);
+		return tmp_str(r, b);
 	}
 	if (op >= OP_LT && op <= OP_GE) {
 		int c;
-		if (is_num(x) && is_num(y)) c = num(x) < num(y) ? -1 : num(x) > num(y);
-		else if (json_is_string(x) && json_is_string(y)) {
+		if (is_num(x) && is_num(y)) {
+			c = cmp_num(x, y);
+			if (c == 2) return mkbool(0); /* NaN: every order comparison is false */
+		} else if (json_is_string(x) && json_is_string(y)) {
 			size_t lx = json_string_length(x), ly = json_string_length(y);
+			work(r, lx < ly ? lx : ly);
 			c = memcmp(json_string_value(x), json_string_value(y), lx < ly ? lx : ly);
 			if (!c) c = lx < ly ? -1 : lx > ly;
 		} else
@@ -1885,7 +2222,7 @@ static json_t *binop(R *r, int op, json_t *x, json_t *y)
 	if (!is_num(x) || !is_num(y))
 		fail(&r->e, r->line, "unsupported operand types for an arithmetic operator: %s and %s", tname(r, x), tname(r, y));
 	int ints = is_intlike(x) && is_intlike(y);
-	if (ints && op != OP_DIV && op != OP_POW) {
+	if (ints && op != OP_DIV) {
 		long long p = ival(x), q = ival(y), v;
 		/* Python's integers are unbounded; past 64 bits we refuse, never wrap */
 		switch (op) {
@@ -1906,31 +2243,55 @@ static json_t *binop(R *r, int op, json_t *x, json_t *y)
 			if (m && ((m < 0) != (q < 0))) d--, m += q; /* Python floors */
 			return mkint(r, op == OP_FDIV ? d : m);
 		}
+		case OP_POW:
+			if (q >= 0) {
+				if (!ipow(p, q, &v)) fail(&r->e, r->line, "integer overflow (beyond 64 bits): %lld ** %lld", p, q);
+				return mkint(r, v);
+			}
+			if (!p) fail(&r->e, r->line, "0.0 cannot be raised to a negative power");
+			break; /* a float, as in Python */
 		}
 	}
-	double p = num(x), q = num(y);
+	double p = num(x), q = num(y), d, m;
 	switch (op) {
-	case OP_ADD: return own(r, json_real(p + q));
-	case OP_SUB: return own(r, json_real(p - q));
-	case OP_MUL: return own(r, json_real(p * q));
+	case OP_ADD: return mkreal(r, p + q);
+	case OP_SUB: return mkreal(r, p - q);
+	case OP_MUL: return mkreal(r, p * q);
 	case OP_DIV:
 		if (!q) fail(&r->e, r->line, "division by zero");
-		return own(r, json_real(p / q));
+		return mkreal(r, p / q);
 	case OP_FDIV:
-		if (!q) fail(&r->e, r->line, "division by zero");
-		return own(r, json_real(floor(p / q)));
 	case OP_MOD:
 		if (!q) fail(&r->e, r->line, "division by zero");
-		return own(r, json_real(p - q * floor(p / q)));
+		py_divmod(p, q, &d, &m);
+		return mkreal(r, op == OP_FDIV ? d : m);
 	case OP_POW:
-		if (ints && ival(y) >= 0) {
-			long long b = ival(x), res = 1;
-			for (long long i = 0; i < ival(y) && i < 64; i++) res *= b;
-			return mkint(r, res);
-		}
-		return own(r, json_real(pow(p, q)));
+		if (!p && q < 0) fail(&r->e, r->line, "0.0 cannot be raised to a negative power");
+		/* Python gives a complex number there: not supported */
+		if (p < 0 && q != floor(q)) fail(&r->e, r->line, "a negative number to a fractional power is not supported");
+		return mkreal(r, pow(p, q));
 	}
 	fail(&r->e, r->line, "unsupported operator");
+}
+
+/* the functions transformers' environment defines (dict() aside) */
+static int is_builtin_fn(const char *name)
+{
+	static const char *fns[] = {"raise_exception", "namespace", "range", "strftime_now", NULL};
+	return in_list(fns, name);
+}
+
+/* an undefined value was made by e: later errors about it name it */
+static json_t *undef_from(R *r, expr *e, json_t *v)
+{
+	if (v) return v;
+	if (e->k == E_NAME) snprintf(r->undef, sizeof r->undef, "'%.60s' is undefined", e->name);
+	else if (e->k == E_ATTR && e->a->k == E_NAME)
+		snprintf(r->undef, sizeof r->undef, "'%.40s.%.40s' is undefined", e->a->name, e->name);
+	else if (e->k == E_ATTR) snprintf(r->undef, sizeof r->undef, "attribute '%.60s' is undefined", e->name);
+	else if (e->k == E_ITEM && e->a->k == E_NAME) snprintf(r->undef, sizeof r->undef, "an item of '%.60s' is undefined", e->a->name);
+	else r->undef[0] = 0;
+	return NULL;
 }
 
 static json_t *eval(R *r, expr *e)
@@ -1938,16 +2299,21 @@ static json_t *eval(R *r, expr *e)
 	r->line = e->line;
 	switch (e->k) {
 	case E_LIT: return e->lit;
-	case E_NAME: return lookup(r, e->name);
+	case E_NAME: {
+		json_t *v = lookup(r, e->name);
+		if (!v && is_builtin_fn(e->name))
+			fail(&r->e, e->line, "the function '%s' used as a value is not supported (only called, or tested with 'is defined')", e->name);
+		return undef_from(r, e, v);
+	}
 	case E_ATTR: {
 		json_t *o = eval(r, e->a);
 		r->line = e->line;
-		return get_attr(r, o, e->name);
+		return undef_from(r, e, get_attr(r, o, e->name));
 	}
 	case E_ITEM: {
 		json_t *o = eval(r, e->a), *k = eval(r, e->b);
 		r->line = e->line;
-		return get_item(r, o, k);
+		return undef_from(r, e, get_item(r, o, k));
 	}
 	case E_SLICE: {
 		json_t *o = eval(r, e->a);
@@ -1956,9 +2322,17 @@ static json_t *eval(R *r, expr *e)
 		r->line = e->line;
 		return do_slice(r, o, x[0], x[1], x[2]);
 	}
-	case E_CALL: return call(r, e);
-	case E_FILTER: return filter(r, e);
+	case E_CALL:
+	case E_FILTER: {
+		json_t *v = e->k == E_CALL ? call(r, e) : filter(r, e);
+		if (!v) r->undef[0] = 0; /* first of an empty list...: nothing to name */
+		return v;
+	}
 	case E_TEST: {
+		/* strftime_now is defined (Llama 3.2 asks): a function is */
+		if (e->a->k == E_NAME && (!strcmp(e->name, "defined") || !strcmp(e->name, "undefined")) &&
+		    is_builtin_fn(e->a->name) && !lookup(r, e->a->name))
+			return mkbool((e->name[0] == 'd') != e->negate);
 		json_t *v = eval(r, e->a);
 		json_t *a[32];
 		for (int i = 0; i < e->nargs; i++) {
@@ -1976,14 +2350,11 @@ static json_t *eval(R *r, expr *e)
 	}
 	case E_CONCAT: {
 		json_t *x = eval(r, e->a), *y = eval(r, e->b);
-		buf b = {0};
-		bput(&b, "", 0);
 		r->line = e->line;
-		to_str(r, &b, x);
-		to_str(r, &b, y);
-		json_t *s = mkstr(r, b.s, b.n);
-		free(b.s);
-		return s;
+		buf *b = tmp_open(r);
+		to_str(r, b, x);
+		to_str(r, b, y);
+		return tmp_str(r, b);
 	}
 	case E_NOT: return mkbool(!truthy(eval(r, e->a)));
 	case E_NEG:
@@ -1991,7 +2362,8 @@ static json_t *eval(R *r, expr *e)
 		json_t *v = eval(r, e->a);
 		if (!is_num(v)) fail(&r->e, e->line, "bad operand type for unary %c: %s", e->k == E_NEG ? '-' : '+', tname(r, v));
 		if (e->k == E_POS) return v;
-		return is_intlike(v) ? mkint(r, -ival(v)) : own(r, json_real(-num(v)));
+		if (is_intlike(v) && ival(v) == LLONG_MIN) fail(&r->e, e->line, "integer overflow (beyond 64 bits)");
+		return is_intlike(v) ? mkint(r, -ival(v)) : mkreal(r, -num(v));
 	}
 	case E_AND: {
 		json_t *x = eval(r, e->a);
@@ -2006,7 +2378,8 @@ static json_t *eval(R *r, expr *e)
 		json_t *l = own(r, json_array());
 		for (int i = 0; i < e->nargs; i++) {
 			json_t *v = eval(r, e->args[i]);
-			if (!v) fail(&r->e, e->line, "an undefined value in a list literal is not supported");
+			if (!v) fail(&r->e, e->line, "an undefined value in a list literal is not supported (%s)", tname(r, v));
+			charge(r, sizeof(json_t *));
 			json_array_append(l, v);
 		}
 		return l;
@@ -2016,7 +2389,8 @@ static json_t *eval(R *r, expr *e)
 		for (int i = 0; i < e->nargs; i += 2) {
 			json_t *k = eval(r, e->args[i]), *v = eval(r, e->args[i + 1]);
 			if (!k || !json_is_string(k)) fail(&r->e, e->line, "dict literal keys must be strings");
-			if (!v) fail(&r->e, e->line, "an undefined value in a dict literal is not supported");
+			if (!v) fail(&r->e, e->line, "an undefined value in a dict literal is not supported (%s)", tname(r, v));
+			charge_elems(r, 1, json_string_length(k));
 			json_object_set(d, json_string_value(k), v);
 		}
 		return d;
@@ -2040,7 +2414,6 @@ static void set_var(R *r, const char *name, json_t *v)
 	else json_object_del(f, name); /* Undefined: the name is unset here */
 }
 
-#define MAX_STEPS 20000000ull
 /* A rendering is one record's text: the JSONL reader already refuses lines
  * over 16 MiB, so 64 MiB of output is only a runaway loop. */
 #define MAX_OUTPUT ((size_t)1 << 26)
@@ -2048,10 +2421,10 @@ static void set_var(R *r, const char *name, json_t *v)
 static void exec_node(R *r, node *n)
 {
 	r->line = n->line;
-	if (++r->steps > MAX_STEPS) fail(&r->e, n->line, "the template runs too long (over %llu statements)", MAX_STEPS);
+	work(r, W_STMT);
 	if (r->out.n > MAX_OUTPUT) fail(&r->e, n->line, "the rendering is too large (over 64 MiB)");
 	switch (n->k) {
-	case N_TEXT: bput(&r->out, n->text, n->len); return;
+	case N_TEXT: rput(r, &r->out, n->text, n->len); return;
 	case N_OUT: {
 		json_t *v = eval(r, n->e);
 		r->line = n->line;
@@ -2083,6 +2456,7 @@ static void exec_node(R *r, node *n)
 		 * loop.last count the kept items only */
 		if (n->cond) {
 			json_t *kept = own(r, json_array());
+			charge(r, json_array_size(l) * sizeof(json_t *));
 			for (size_t i = 0; i < json_array_size(l); i++) {
 				json_t *x = json_array_get(l, i);
 				if (n->ntarget == 1) set_var(r, n->target[0], x);
@@ -2091,7 +2465,7 @@ static void exec_node(R *r, node *n)
 					set_var(r, n->target[0], json_array_get(x, 0));
 					set_var(r, n->target[1], json_array_get(x, 1));
 				}
-				if (++r->steps > MAX_STEPS) fail(&r->e, n->line, "the template runs too long");
+				work(r, W_STMT);
 				if (truthy(eval(r, n->cond))) json_array_append(kept, x);
 			}
 			l = kept;
@@ -2103,6 +2477,7 @@ static void exec_node(R *r, node *n)
 			json_object_clear(r->frames[r->nframes - 1]);
 			json_t *lo = own(r, json_object());
 			r->extra += 12; /* its fields below count against MAX_OWNED */
+			charge(r, 12 * V_SIZE);
 			json_object_set_new(lo, "depth", json_integer(1));
 			json_object_set_new(lo, "depth0", json_integer(0));
 			json_object_set_new(lo, "index0", json_integer((json_int_t)i));
@@ -2155,6 +2530,7 @@ int jinja_render(const jinja *t, json_t *vars, char **out, size_t *outlen, char 
 		rc = r.e.raised ? JINJA_RAISED : -1;
 		free(r.out.s);
 		r.out.s = NULL;
+		clean_msg(err);
 		goto done;
 	}
 	r.namespaces = own(&r, json_array());
@@ -2166,6 +2542,7 @@ int jinja_render(const jinja *t, json_t *vars, char **out, size_t *outlen, char 
 	*out = r.out.s;
 	*outlen = r.out.n;
 done:
+	for (int i = 0; i < 4; i++) free(r.tmp[i].s);
 	for (size_t i = r.nowned; i-- > 0;) json_decref(r.owned[i]);
 	free(r.owned);
 	free(r.frames);

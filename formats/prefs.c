@@ -97,7 +97,8 @@ static char *read_text(const char *path, size_t *n)
 	char tmp[65536];
 	size_t r;
 	sb_add(&b, "", 0);
-	while ((r = fread(tmp, 1, sizeof tmp, f)) > 0) sb_add(&b, tmp, r);
+	/* a template past the engine's limit is refused: read no more of it */
+	while (b.n <= JINJA_MAX_SOURCE && (r = fread(tmp, 1, sizeof tmp, f)) > 0) sb_add(&b, tmp, r);
 	int bad = ferror(f);
 	fclose(f);
 	if (bad) {
@@ -223,6 +224,28 @@ static int render_msg(int tpl, strbuf *b, const char *role, const char *content,
 	return -1;
 }
 
+/* transformers' apply_chat_template drops the keys of a message whose value
+ * is None (_normalize_chat_messages): datasets' to_json writes every key of
+ * every message ("tool_calls": null), and templates that test 'tool_calls'
+ * in message would otherwise fail on them */
+static json_t *drop_null_keys(json_t *msgs)
+{
+	json_t *l = json_array();
+	for (size_t i = 0; i < json_array_size(msgs); i++) {
+		json_t *m = json_array_get(msgs, i), *c = m;
+		const char *k;
+		json_t *v;
+		if (json_is_object(m)) {
+			c = json_object();
+			json_object_foreach(m, k, v) {
+				if (!json_is_null(v)) json_object_set(c, k, v);
+			}
+		} else json_incref(c);
+		json_array_append_new(l, c);
+	}
+	return l;
+}
+
 int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, json_t *rec, strbuf *b, char *err, size_t errlen)
 {
 	if (!t || t->kind == TPL_NONE) {
@@ -263,7 +286,7 @@ int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, json_t *rec, s
 		if (tl && json_array_size(tl)) json_object_set(vars, "tools", tl);
 		json_decref(tl);
 		if (kw) json_object_update(vars, kw);
-		json_object_set(vars, "messages", msgs);
+		json_object_set_new(vars, "messages", drop_null_keys(msgs));
 		json_object_set_new(vars, "add_generation_prompt", json_boolean(add_gen));
 		char *out;
 		size_t n;

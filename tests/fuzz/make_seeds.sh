@@ -32,4 +32,23 @@ done
   echo '{"prompt":[{"role":"user","content":"hi"}],"chosen":[{"role":"assistant","content":"yo"}],"rejected":[{"role":"assistant","content":"no"}]}'
   echo '{"chosen":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}],"rejected":[{"role":"user","content":"q"},{"role":"assistant","content":"b"}]}'
 } > "$D/fuzz_tokenizer/jsonl_formats"
+# jinja (the input is the template): hostile constructs, committed; chains
+# and nesting just past the engine's bounds, budgets, integers past 64 bits
+J=$D/fuzz_jinja; mkdir -p "$J"
+printf '{{ 1%s }}' "$(printf ' + 1%.0s' $(seq 210))" > "$J/chain_add"
+printf '{{ messages%s }}' "$(printf '[0]%.0s' $(seq 210))" > "$J/chain_item"
+printf '{{ "a"%s }}' "$(printf '|trim%.0s' $(seq 210))" > "$J/chain_filter"
+printf '{{ 1%s }}' "$(printf ' and 1%.0s' $(seq 210))" > "$J/chain_and"
+printf '{{ "" * 9223372036854775807 }}{{ "ab" * 99999 }}' > "$J/repeat"
+printf '{%% set ns = namespace(a=[1], s="ab") %%}{%% for i in range(40) %%}{%% set ns.a = [ns.a, ns.a] %%}{%% set ns.s = ns.s ~ ns.s %%}{%% endfor %%}{{ ns.a == ns.a }}{{ ns.a | tojson }}' > "$J/doubling"
+printf '{{ ("a" * 1000) | replace("a", "bb") | list | length }}{{ ("a," * 1000).split(",") | length }}' > "$J/split_list"
+printf '{{ 3 ** 41 }}{{ 2 ** 64 }}{{ -(-9223372036854775807 - 1) }}{{ 1e300 | int }}{{ "99999999999999999999" | int }}{{ 2.5 | round }}{{ 1 // 0.1 }}' > "$J/integers"
+printf '{{ raise_exception("a\x1b[31m\n") }}{{ undefined_x + 1 }}' > "$J/messages"
+printf '{%% if strftime_now is defined %%}{{ strftime_now("%%d %%b %%Y") }}{%% endif %%}{{ messages[0].tool_calls is none }}' > "$J/strftime"
+# and the real chat templates, when the shared assets are here: into the
+# working corpus (build/, not committed: they are not ours to copy)
+C=build/fuzz/fuzz_jinja.corpus; mkdir -p "$C"
+for t in "${LBDPO_SHARED:-../shared}"/assets/chat/templates/*.jinja; do
+	[ -f "$t" ] && cp "$t" "$C/real_$(basename "$t" .jinja)"
+done
 ls -la "$D"/*/ | awk '{ s += $5 } END { print "seed bytes:", s }'

@@ -60,4 +60,45 @@ printf '%s\n' '{"prompt": "<|begin_of_text|>Hi", "chosen": " there<|eot_id|>", "
 lbdpo-tokenize -q --tokenizer "$TOK" -i "$T/std.jsonl" | lbdpo-show --no-header > "$T/std.json" || fail "standard"
 grep -q '"prompt_ids":\[128000,13347\],"chosen_ids":\[1070,128009\],"rejected_ids":\[499,128009\]' "$T/std.json" ||
 	fail "BOS/EOS guard: $(cat "$T/std.json")"
+
+# hostile templates: a 25000-term chain (50 KB) is a one-line error naming the
+# template, not a SIGSEGV that leaves a temporary file; so are bytes that are
+# not UTF-8 (they were reported as the data line's)
+printf '{{ 1%s }}' "$(printf ' ~ 1%.0s' $(seq 25000))" > "$T/chain.jinja"
+before=$(ls -A "$T")
+msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" --template "$T/chain.jinja" -i "$FX/pairs.jsonl" -o "$T/chain.tok") || exit 1
+[[ $msg == *"chain.jinja: line 1: expression nested too deeply"* ]] || fail "chain: $msg"
+[ "$(ls -A "$T")" = "$before" ] || fail "chain: files left: $(ls -A "$T")"
+printf 'x\xff{%% for m in messages %%}{{ m.content }}{%% endfor %%}' > "$T/u8.jinja"
+msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" --template "$T/u8.jinja" -i "$FX/pairs.jsonl" -o "$T/u8.tok") || exit 1
+[[ $msg == *"u8.jinja: line 1: invalid UTF-8 at byte 1 of the template" ]] || fail "UTF-8: $msg"
+# a template's raise_exception text reaches the terminal without control characters
+printf '{{ raise_exception("a\x1b[31mred") }}' > "$T/esc.jinja"
+msg=$(expect_fail lbdpo-tokenize --tokenizer "$TOK" --template "$T/esc.jinja" -i "$FX/pairs.jsonl" -o "$T/esc.tok") || exit 1
+[[ $msg == *"chat template: a[31mred" ]] || fail "control characters: $(printf '%s' "$msg" | od -c | head -3)"
+# null message keys as datasets' to_json writes them render as transformers does
+printf '%s\n' '{"prompt":[{"role":"user","content":"Hi","tool_calls":null}],"chosen":[{"role":"assistant","content":"A","tool_calls":null}],"rejected":[{"role":"assistant","content":"B","tool_calls":null}]}' > "$T/null.jsonl"
+lbdpo-tokenize -q --tokenizer "$TOK" --template "$TPL/Llama-3.1-Instruct.jinja" --render -i "$T/null.jsonl" -o "$T/null.out" ||
+	fail "null message keys"
+grep -qF '"chosen":"A<|eot_id|>","rejected":"B<|eot_id|>"' "$T/null.out" || fail "null keys: $(cat "$T/null.out")"
+# strftime_now as Llama 3.2 calls it: today's local date, unless the record's
+# chat_template_kwargs pins date_string
+cat > "$T/l32.jinja" <<'TPL'
+{%- if not date_string is defined %}
+    {%- if strftime_now is defined %}
+        {%- set date_string = strftime_now("%d %b %Y") %}
+    {%- else %}
+        {%- set date_string = "26 Jul 2024" %}
+    {%- endif %}
+{%- endif %}
+{{- "Today Date: " + date_string + "\n" }}
+{%- for m in messages %}{{ m.role + ": " + m.content + "\n" }}{% endfor %}
+TPL
+printf '%s\n' '{"prompt":[{"role":"user","content":"Hi"}],"chosen":[{"role":"assistant","content":"A"}],"rejected":[{"role":"assistant","content":"B"}]}' \
+	'{"prompt":[{"role":"user","content":"Hi"}],"chosen":[{"role":"assistant","content":"A"}],"rejected":[{"role":"assistant","content":"B"}],"chat_template_kwargs":{"date_string":"26 Jul 2024"}}' > "$T/date.jsonl"
+d1=$(date '+%d %b %Y')
+lbdpo-tokenize -q --tokenizer "$TOK" --template "$T/l32.jinja" --render -i "$T/date.jsonl" -o "$T/date.out" || fail "strftime_now"
+d2=$(date '+%d %b %Y')
+sed -n 1p "$T/date.out" | grep -qE "\"prompt\":\"Today Date: ($d1|$d2)\\\\nuser: Hi" || fail "strftime_now: $(sed -n 1p "$T/date.out"), today $d1"
+sed -n 2p "$T/date.out" | grep -qF '"prompt":"Today Date: 26 Jul 2024\nuser: Hi' || fail "date_string pinned: $(sed -n 2p "$T/date.out")"
 exit 0

@@ -244,3 +244,57 @@ Test(chat, template_lookup_order)
 	pref_text_free(&pt);
 	rm_tmpdir();
 }
+
+/* datasets' to_json writes null for every key a message lacks; transformers
+ * drops them before rendering (tests/fixtures/chat/null_keys.jsonl, made by
+ * tests/ref/make_null_keys_fixture.py with apply_chat_template). The
+ * Llama-3.1 and DeepSeek-R1 templates failed on them ('tool_calls' in
+ * message, then None|length or None iterated). */
+Test(chat, null_message_keys_as_transformers)
+{
+	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	FILE *f = fopen("tests/fixtures/chat/null_keys.jsonl", "r");
+	cr_assert(f, "tests/fixtures/chat/null_keys.jsonl");
+	json_t *recs = json_array();
+	char *line = NULL;
+	size_t cap = 0;
+	int n = 0;
+	while (getline(&line, &cap, f) > 0) {
+		json_error_t je;
+		json_t *r = json_loads(line, 0, &je);
+		cr_assert(r, "%s", je.text);
+		if (json_object_get(r, "messages")) {
+			json_array_append_new(recs, r);
+			continue;
+		}
+		const char *name = json_string_value(json_object_get(r, "template"));
+		char p[4096];
+		snprintf(p, sizeof p, "%s/assets/chat/templates/%s.json", shared(), name);
+		json_t *meta = json_load_file(p, 0, &je);
+		cr_assert(meta, "%s", p);
+		snprintf(p, sizeof p, "%s/assets/chat/templates/%s.jinja", shared(), name);
+		pref_tpl *t = pref_tpl_load(p, NULL, json_string_value(json_object_get(meta, "bos_token")),
+					    json_string_value(json_object_get(meta, "eos_token")));
+		json_t *msgs = json_object_get(json_array_get(recs, (size_t)json_integer_value(json_object_get(r, "line")) - 1), "messages");
+		int gen = json_is_true(json_object_get(r, "add_generation_prompt"));
+		json_t *m = gen ? json_array() : json_incref(msgs);
+		if (gen)
+			for (size_t i = 0; i + 1 < json_array_size(msgs); i++) json_array_append(m, json_array_get(msgs, i));
+		strbuf b = {0};
+		char err[512] = "";
+		int rc = pref_tpl_render(t, m, gen, NULL, &b, err, sizeof err);
+		cr_assert_eq(rc, 0, "%s line %d: %s", name, (int)json_integer_value(json_object_get(r, "line")), err);
+		const char *want = json_string_value(json_object_get(r, "text"));
+		cr_expect(b.n == strlen(want) && !memcmp(b.s, want, b.n), "%s:\n got: %s\nwant: %s", name, b.s, want);
+		n++;
+		sb_free(&b);
+		json_decref(m);
+		json_decref(meta);
+		json_decref(r);
+		pref_tpl_free(t);
+	}
+	free(line);
+	fclose(f);
+	json_decref(recs);
+	cr_expect_eq(n, 16, "renderings compared: %d", n);
+}

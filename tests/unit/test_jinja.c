@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "formats/jinja.h"
 
@@ -126,7 +127,7 @@ Test(jinja, refusals_are_loud)
 	bad("{{ 'a' + 1 }}", NULL, -1, "unsupported operand");
 	bad("{{ x + 'a' }}", NULL, -1, "undefined");
 	bad("{{ x.y }}", NULL, -1, "undefined");
-	bad("{{ strftime_now('%d') }}", NULL, -1, "strftime_now");
+	bad("{{ strftime_now }}", NULL, -1, "strftime_now");
 	bad("{% if x %}", NULL, -1, "endif");
 	bad("{{ 'abc }}", NULL, -1, "unterminated");
 	bad("{% set x %}a{% endset %}", NULL, -1, "endset");
@@ -140,10 +141,10 @@ Test(jinja, refusals_are_loud)
 	bad("{{ 'a'.foo is defined }}", NULL, -1, "attribute 'foo' of a str");
 	/* found by fuzz_jinja (an out-of-memory): products past 64 bits refuse,
 	 * never wrap, and a string repetition's size is checked without overflow */
-	bad("{{ 'x' * 2222 * 22222222222222222 }}", NULL, -1, "string repetition too large");
+	bad("{{ 'x' * 2222 * 22222222222222222 }}", NULL, -1, "memory budget");
 	bad("{{ 'x' * (2222 * 22222222222222222) }}", NULL, -1, "integer overflow");
-	bad("{{ 'x' * 4611686018427387904 }}", NULL, -1, "string repetition too large");
-	bad("{{ 'xy' * 4611686018427387904 }}", NULL, -1, "string repetition too large");
+	bad("{{ 'x' * 4611686018427387904 }}", NULL, -1, "memory budget");
+	bad("{{ 'xy' * 4611686018427387904 }}", NULL, -1, "memory budget");
 	bad("{{ 9223372036854775807 + 1 }}", NULL, -1, "integer overflow");
 	bad("{{ -9223372036854775807 - 2 }}", NULL, -1, "integer overflow");
 	ok("{{ 'ab' * 3 }}", NULL, "ababab");
@@ -262,4 +263,195 @@ Test(jinja, golden_chat_templates)
 	fclose(g);
 	cr_expect_eq(nrec, 144, "golden records: %d", nrec);
 	cr_log_info("chat goldens: %d renderings byte-identical, %d refusals", ntext, nraise);
+}
+
+/* ---- hostile templates: bounded, with a one-line error ---- */
+
+/* "{{ HEAD" + n times SEP + " }}" */
+static char *chain(const char *head, const char *sep, int n)
+{
+	size_t hl = strlen(head), sl = strlen(sep);
+	char *s = malloc(hl + sl * (size_t)n + 16), *q = s;
+	q += sprintf(q, "{{ %s", head);
+	for (int i = 0; i < n; i++) memcpy(q, sep, sl), q += sl;
+	strcpy(q, " }}");
+	return s;
+}
+
+Test(jinja, long_chains_are_refused_not_a_stack_overflow)
+{
+	/* the parser builds left-deep trees without recursing; rendering them
+	 * recursed 25000 deep (SIGSEGV in lbdpo-tokenize on a 50 KB template) */
+	const char *seps[][2] = {{"1", " + 1"}, {"'a'", " ~ 'a'"}, {"1", " and 1"}, {"'a'", "|trim"},
+				 {"x", "[0]"}, {"1", " * 1"}, {"1", " or 1"}, {"x", ".a"}};
+	for (size_t i = 0; i < sizeof seps / sizeof seps[0]; i++) {
+		char *t = chain(seps[i][0], seps[i][1], 25000);
+		bad(t, "{\"x\": [1]}", -1, "nested too deeply");
+		free(t);
+	}
+	/* what real templates write still works */
+	char *t = chain("1", " + 1", 150);
+	ok(t, NULL, "151");
+	free(t);
+}
+
+Test(jinja, work_is_bounded)
+{
+	/* Jinja2 gives "" at once; the repetition check skipped empty strings
+	 * and looped 9.2e18 times */
+	ok("{{ '' * 9223372036854775807 }}|{{ 'ab' * -3 }}", NULL, "|");
+	/* doubling structures: comparison visits 2^41 nodes */
+	const char *dbl = "{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(40) %}"
+			  "{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}";
+	char t[512];
+	snprintf(t, sizeof t, "%s{{ ns.a == ns.b }}", dbl);
+	bad(t, NULL, -1, "exceeded its work budget");
+	snprintf(t, sizeof t, "%s{{ ns.a in [ns.b] }}", dbl);
+	bad(t, NULL, -1, "exceeded its work budget");
+	snprintf(t, sizeof t, "%s{{ ns.a | tojson }}", dbl);
+	bad(t, NULL, -1, "budget");
+	bad("{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", NULL, -1,
+	    "memory budget");
+	/* a statement loop: the old 20 million statement bound, now work */
+	bad("{% set s = 'a' * 1000000 %}{% set t = 'a' * 1000000 %}{% for i in range(10000) %}{% if s < t or s == t %}{% endif %}{% endfor %}",
+	    NULL, -1, "exceeded its work budget");
+	/* string scanning counts: indexing a long string in a loop */
+	bad("{% set s = 'a' * 10000000 %}{% for i in range(1000000) %}{% set c = s[-1] %}{% endfor %}", NULL, -1,
+	    "exceeded its work budget");
+}
+
+Test(jinja, memory_is_bounded)
+{
+	static const char *over[] = {
+		"{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+		"{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+		"{{ ('a' * 1000000) | replace('a', 'b' * 1000) }}",
+		"{{ ('a' * 60000000) | list | length }}",
+		"{{ ('a,' * 30000000).split(',') | length }}",
+		"{{ ('a ' * 30000000).split() | length }}",
+		"{{ range(1000000) | list | tojson | length }}{{ ('a' * 200000000) | length }}",
+	};
+	for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) bad(over[i], NULL, -1, "memory budget");
+	/* within the budget these work */
+	ok("{{ ('a,' * 1000).split(',') | length }}|{{ ('a' * 100000) | replace('a', 'bc') | length }}", NULL, "1001|200000");
+	/* the template itself: over JINJA_MAX_SOURCE bytes it is refused */
+	size_t n = JINJA_MAX_SOURCE + 1;
+	char *big = malloc(n + 1);
+	memset(big, 'a', n);
+	big[n] = 0;
+	char err[512] = "";
+	cr_expect_null(jinja_compile(big, n, err, sizeof err));
+	cr_expect(strstr(err, "over the limit of 256 KiB"), "%s", err);
+	jinja *j = jinja_compile(big, n - 1, err, sizeof err);
+	cr_expect(j, "a template at the limit compiles: %s", err);
+	jinja_free(j);
+	free(big);
+}
+
+Test(jinja, integers_never_wrong)
+{
+	/* Jinja2 3.1.6 gives these */
+	ok("{{ 3 ** 39 }}|{{ 2 ** 62 }}|{{ (-2) ** 63 }}|{{ 2 ** -1 }}|{{ 1 ** 9223372036854775807 }}", NULL,
+	   "4052555153018976267|4611686018427387904|-9223372036854775808|0.5|1");
+	ok("{{ 2.5 | round }}|{{ 3.5 | round }}|{{ 3 | round }}|{{ true | round }}", NULL, "2.0|4.0|3|1");
+	ok("{{ '42.7' | int }}|{{ ' 1_000 ' | int }}|{{ 'nan' | int }}|{{ '1e3' | int }}|{{ 'inf' | int }}|{{ 'x' | int }}|{{ 2.9 | int }}",
+	   NULL, "42|1000|0|1000|0|0|2");
+	ok("{{ 9007199254740993 == 9007199254740992 }}|{{ 9007199254740993 == 9007199254740992.0 }}|"
+	   "{{ 9223372036854775807 < 9223372036854775807.0 }}",
+	   NULL, "False|False|True");
+	ok("{{ 1 // 0.1 }}|{{ 1 % 0.1 }}|{{ -7.5 // 2 }}|{{ -7.5 % 2 }}", NULL, "9.0|0.09999999999999995|-4.0|0.5");
+	ok("{{ x is divisibleby(-1) }}|{{ -(x + 1) }}", "{\"x\": -9223372036854775808}", "True|9223372036854775807");
+	/* Jinja2 renders the exact big integer; here it is an error, never a
+	 * wrapped or clamped number */
+	static const char *refused[][3] = {
+		{"{{ 3 ** 41 }}", NULL, "integer overflow"},
+		{"{{ 2 ** 64 }}", NULL, "integer overflow"},
+		{"{{ 2 ** 63 }}", NULL, "integer overflow"},
+		{"{{ -x }}", "{\"x\": -9223372036854775808}", "integer overflow"},
+		{"{{ x | abs }}", "{\"x\": -9223372036854775808}", "integer overflow"},
+		{"{{ 1e300 | int }}", NULL, "integer overflow"},
+		{"{{ '1e300' | int }}", NULL, "integer overflow"},
+		{"{{ '99999999999999999999' | int }}", NULL, "integer overflow"},
+		{"{{ 99999999999999999999 }}", NULL, "beyond 64 bits"},
+		{"{{ 1e999 }}", NULL, "infinite"},
+		{"{{ 007 }}", NULL, "number literal"},
+		{"{{ 0 ** -1 }}", NULL, "negative power"},
+		{"{{ 10.0 ** 400 }}", NULL, "infinite"},
+		{"{{ (-8) ** (1/3) }}", NULL, "fractional power"},
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) bad(refused[i][0], refused[i][1], -1, refused[i][2]);
+	/* steps that would overflow past the end */
+	ok("{% for i in range(9223372036854775800, 9223372036854775807, 5) %}{{ i }},{% endfor %}{{ [1,2,3][::9223372036854775807] | join }}"
+	   "{{ 'abc'[::-9223372036854775807] }}",
+	   NULL, "9223372036854775800,9223372036854775805,1c");
+}
+
+Test(jinja, messages)
+{
+	/* bytes that are not UTF-8 in the template: the template's error (it
+	 * went out as the data line's "invalid UTF-8 at byte 1") */
+	bad("x\xff{{ 1 }}", NULL, -1, "line 1: invalid UTF-8 at byte 1 of the template");
+	bad("a\nb\n\xc3(", NULL, -1, "line 3: invalid UTF-8 at byte 4 of the template");
+	/* raise_exception's text reaches a terminal without control characters */
+	char err[512] = "";
+	int rc;
+	char *out = render("{{ raise_exception('a\x1b[31mred\nx\x07\xc2\x9b!') }}", NULL, &rc, err, sizeof err);
+	cr_expect_null(out);
+	cr_expect_eq(rc, JINJA_RAISED);
+	cr_expect_str_eq(err, "a[31mred x!");
+	/* an echoed character too */
+	bad("{{ \x1b }}", NULL, -1, "unexpected character '' in a tag");
+}
+
+Test(jinja, undefined_variables_are_named)
+{
+	bad("{{ x + 'a' }}", NULL, -1, "'x' is undefined");
+	bad("{{ m.foo + 1 }}", "{\"m\": {}}", -1, "'m.foo' is undefined");
+	bad("{% set y = z %}{{ -y }}", NULL, -1, "'y' is undefined");
+	bad("{{ u.a }}", NULL, -1, "'u' is undefined");
+	bad("{{ u | tojson }}", NULL, -1, "'u' is undefined");
+}
+
+Test(jinja, strftime_now)
+{
+	/* transformers: datetime.now().strftime(format) */
+	char want[2][64];
+	for (int k = 0; k < 2; k++) {
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(want[k], sizeof want[k], "%d %b %Y", &tm);
+		if (k == 0) {
+			char err[512] = "";
+			int rc;
+			/* Llama 3.2's own lines */
+			const char *l32 = "{%- if not date_string is defined %}\n"
+					  "    {%- if strftime_now is defined %}\n"
+					  "        {%- set date_string = strftime_now(\"%d %b %Y\") %}\n"
+					  "    {%- else %}\n"
+					  "        {%- set date_string = \"26 Jul 2024\" %}\n"
+					  "    {%- endif %}\n"
+					  "{%- endif %}\n"
+					  "Today Date: {{ date_string }}";
+			char *out = render(l32, NULL, &rc, err, sizeof err);
+			cr_assert_eq(rc, 0, "%s", err);
+			char *out2 = render("{{ strftime_now('%d %b %Y') }}", NULL, &rc, err, sizeof err);
+			cr_assert_eq(rc, 0, "%s", err);
+			now = time(NULL);
+			localtime_r(&now, &tm);
+			strftime(want[1], sizeof want[1], "%d %b %Y", &tm);
+			char w0[80], w1[80];
+			snprintf(w0, sizeof w0, "Today Date: %s", want[0]);
+			snprintf(w1, sizeof w1, "Today Date: %s", want[1]);
+			cr_expect(!strcmp(out, w0) || !strcmp(out, w1), "got '%s', want '%s'", out, w0);
+			cr_expect(!strcmp(out2, want[0]) || !strcmp(out2, want[1]), "got '%s', want '%s'", out2, want[0]);
+			free(out), free(out2);
+			/* chat_template_kwargs pins it */
+			ok(l32, "{\"date_string\": \"26 Jul 2024\"}", "Today Date: 26 Jul 2024");
+			break;
+		}
+	}
+	ok("{{ raise_exception is defined }}{{ namespace is defined }}{{ range is undefined }}{{ strftime_now is not defined }}", NULL,
+	   "TrueTrueFalseFalse");
+	bad("{{ strftime_now(1) }}", NULL, -1, "strftime_now");
 }
