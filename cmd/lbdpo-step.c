@@ -113,6 +113,7 @@ enum {
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
 	O_SDT, O_IGNPROV
 };
+enum { O_LOSSW = 400, O_LEARNB, O_TAU };
 
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "HF model dir, llama2.c .bin, or checkpoint to start from (required)"),
@@ -134,16 +135,23 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_CLIP, 0, "clip", "X", "clip the global gradient norm to X, 0 = off (default 1)"),
 	CLI_OPT(O_SEED, 0, "seed", "N", "shuffling, head init and beta-dpo sampling seed (default 1)"),
 	CLI_SECTION("Loss:"),
-	CLI_OPT(O_LOSS, 0, "loss", "L", "lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft (default lbdpo)"),
+	CLI_OPT(O_LOSS, 0, "loss", "L",
+		"lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft|exo_pair|nca_pair|bco_pair|sppo_hard|aot|"
+		"aot_unpaired|apo_zero|apo_down|discopop, or a comma list of them, as TRL's loss_type list (default lbdpo)"),
+	CLI_OPT(O_LOSSW, 0, "loss-weights", "W,...", "weights of the --loss list, one each (default 1 each)"),
+	CLI_OPT(O_LEARNB, 0, "learned-beta", NULL,
+		"the beta model's per-pair beta drives every loss with a beta (lbdpo is dpo with this)"),
+	CLI_OPT(O_TAU, 0, "discopop-tau", "X", "discopop: temperature of the modulation (default 0.05)"),
 	CLI_OPT(O_BETA, 0, "beta", "X", "fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)"),
-	CLI_OPT(O_LS, 0, "label-smoothing", "X", "robust and simpo label smoothing (default 0)"),
+	CLI_OPT(O_LS, 0, "label-smoothing", "X",
+		"label smoothing of robust, simpo, aot, aot_unpaired and exo_pair (which needs > 0) (default 0)"),
 	CLI_OPT(O_GAMMA, 0, "gamma", "X", "simpo target margin (default 0.5)"),
 	CLI_OPT(O_SFTW, 0, "sft-weight", "X", "add X * NLL(chosen) to the loss (RPO; default 0)"),
 	CLI_OPT(O_BA, 0, "bdpo-alpha", "X", "beta-dpo: a in beta0*(1 + a*(M - M0)) (default 0.6)"),
 	CLI_OPT(O_BR, 0, "bdpo-rho", "X", "beta-dpo: fraction of pairs filtered out (default 0.2)"),
-	CLI_SECTION("Beta model (lbdpo):"),
-	CLI_OPT(O_BINIT, 0, "beta-init", "B", "lbdpo: set w so the first batch's mean beta is B (default: --beta)"),
-	CLI_OPT(O_WINIT, 0, "w-init", "X", "lbdpo: start from w = X instead of --beta-init"),
+	CLI_SECTION("Beta model (lbdpo, --learned-beta):"),
+	CLI_OPT(O_BINIT, 0, "beta-init", "B", "set w so the first batch's mean beta is B (default: --beta)"),
+	CLI_OPT(O_WINIT, 0, "w-init", "X", "start from w = X instead of --beta-init"),
 	CLI_OPT(O_EPS, 0, "epsilon", "X", "eps of f = 1 + eps*tanh(NN(h)), in [0,1) (default 0.1)"),
 	CLI_OPT(O_HEAD, 0, "head", "H", "linear|mlp (default linear)"),
 	CLI_OPT(O_HID, 0, "head-hidden", "K", "mlp hidden width (default 64)"),
@@ -179,7 +187,8 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-step");
 	lbdpo_runtime_init(argv);
-	const char *in = NULL, *out = NULL, *metrics = NULL;
+	const char *in = NULL, *out = NULL, *metrics = NULL, *loss_list = NULL, *loss_weights = NULL;
+	char errbuf[256];
 	long steps = -1, save_every = 0;
 	double epochs = -1;
 	int save_dtype = -1, ignore_prov = 0, k;
@@ -216,6 +225,8 @@ int main(int argc, char **argv)
 		case O_CLIP: to.clip = parse_double("--clip", arg, 0, 1e9); break;
 		case O_SEED: to.ck.seed = (uint64_t)parse_long("--seed", arg, 0, 1L << 62); break;
 		case O_LOSS:
+			if ((loss_list = strchr(arg, ',') ? arg : NULL))
+				break; /* a list: set below with --loss-weights */
 			if ((k = loss_kind_parse(arg)) < 0)
 				die_usage("--loss: unknown loss '%s'", arg);
 			lo->kind = (loss_kind)k;
@@ -258,6 +269,9 @@ int main(int argc, char **argv)
 		case O_SFTW: lo->sft_weight = parse_double("--sft-weight", arg, 0, 1e6); break;
 		case O_BA: lo->bdpo_alpha = parse_double("--bdpo-alpha", arg, -1e6, 1e6); break;
 		case O_BR: lo->bdpo_rho = parse_double("--bdpo-rho", arg, 0, 0.999999); break;
+		case O_LOSSW: loss_weights = arg; break;
+		case O_LEARNB: lo->learned_beta = 1; break;
+		case O_TAU: lo->discopop_tau = parse_double("--discopop-tau", arg, 1e-9, 1e6); break;
 		case O_RREG: lo->range_reg = parse_double("--range-reg", arg, 0, 1e9); break;
 		case O_BMIN: lo->beta_min = parse_double("--beta-min", arg, 0, 1e9); break;
 		case O_BMAX: lo->beta_max = parse_double("--beta-max", arg, 0, 1e9); break;
@@ -284,6 +298,11 @@ int main(int argc, char **argv)
 		die_usage("give --steps or --epochs");
 	if (lo->beta_min > lo->beta_max)
 		die_usage("--beta-min is larger than --beta-max");
+	if ((loss_list || loss_weights) &&
+	    loss_opts_set(lo, loss_list ? loss_list : loss_kind_name(lo->kind), loss_weights, errbuf, sizeof errbuf) < 0)
+		die_usage("%s", errbuf);
+	if (loss_opts_check(lo, errbuf, sizeof errbuf) < 0)
+		die_usage("%s", errbuf);
 	backend_opts_apply(&bo);
 	/* Under mpirun: data parallel. Every rank holds the model and takes
 	 * slots i ≡ rank (mod N) of each global micro-batch (engine.h). */
@@ -301,10 +320,10 @@ int main(int argc, char **argv)
 	ckpt *ck = ckpt_load(to.init, &to.ck);
 	ck->save_dtype = save_dtype;
 	const model_config *cfg = model_cfg(ck->m);
-	pref_set *data = pref_load(in, loss_needs_ref(lo->kind), (uint32_t)cfg->vocab_size);
+	pref_set *data = pref_load(in, loss_opts_needs_ref(lo), (uint32_t)cfg->vocab_size);
 	if (data->n == 0)
 		die("%s: no records", data->name);
-	ckpt_check_prov(ck, &data->prov, data->name, loss_needs_ref(lo->kind), ignore_prov);
+	ckpt_check_prov(ck, &data->prov, data->name, loss_opts_needs_ref(lo), ignore_prov);
 	ckpt_adopt_prov(ck, &data->prov);
 	pref_check_context(data, cfg->max_seq_len);
 	if (steps < 0)
