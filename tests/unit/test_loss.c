@@ -44,11 +44,32 @@ static int load_pairs_from(json_t *j, const char *key, loss_pair *p)
 
 static int load_pairs(json_t *j, loss_pair *p) { return load_pairs_from(j, "pairs", p); }
 
+/* loss_batch on the case's pairs against TRL's loss and autograd
+ * gradients (and d/dβ_i when the case has them) */
+static void expect_case(json_t *c, const char *name, const loss_opts *o, const loss_pair *p, int n)
+{
+	loss_pair_grad g[16];
+	json_t *dbeta = json_object_get(c, "d_beta");
+	double L = loss_batch(o, p, n, g, NULL, NULL, NULL);
+	double want = json_number_value(json_object_get(c, "loss"));
+	cr_expect(fabs(L - want) <= 1e-6 * fmax(1, fabs(want)), "%s: loss %.12g, TRL %.12g", name, L, want);
+	for (int i = 0; i < n; i++) {
+		double wc = json_number_value(json_array_get(json_object_get(c, "d_pc"), i));
+		double wr = json_number_value(json_array_get(json_object_get(c, "d_pr"), i));
+		cr_expect(fabs(g[i].d_pc - wc) <= 1e-6, "%s pair %d: dL/dpc %.12g, TRL %.12g", name, i, g[i].d_pc, wc);
+		cr_expect(fabs(g[i].d_pr - wr) <= 1e-6, "%s pair %d: dL/dpr %.12g, TRL %.12g", name, i, g[i].d_pr, wr);
+		if (dbeta) {
+			double wb = json_number_value(json_array_get(dbeta, i));
+			cr_expect(fabs(g[i].d_beta - wb) <= 1e-6 * fmax(1, fabs(wb)), "%s pair %d: dL/dbeta %.12g, TRL %.12g",
+				  name, i, g[i].d_beta, wb);
+		}
+	}
+}
+
 static void check_case(const char *name, loss_kind kind)
 {
 	json_t *j = fixture();
 	loss_pair p[16];
-	loss_pair_grad g[16];
 	int n = load_pairs(j, p);
 	json_t *c = json_object_get(json_object_get(j, "cases"), name);
 	cr_assert(c, "no case %s", name);
@@ -59,15 +80,7 @@ static void check_case(const char *name, loss_kind kind)
 	o.label_smoothing = json_number_value(json_object_get(c, "label_smoothing"));
 	if (json_object_get(c, "gamma"))
 		o.gamma = json_number_value(json_object_get(c, "gamma"));
-	double L = loss_batch(&o, p, n, g, NULL, NULL, NULL);
-	double want = json_number_value(json_object_get(c, "loss"));
-	cr_expect(fabs(L - want) <= 1e-6 * fmax(1, fabs(want)), "%s: loss %.12g, TRL %.12g", name, L, want);
-	for (int i = 0; i < n; i++) {
-		double wc = json_number_value(json_array_get(json_object_get(c, "d_pc"), i));
-		double wr = json_number_value(json_array_get(json_object_get(c, "d_pr"), i));
-		cr_expect(fabs(g[i].d_pc - wc) <= 1e-6, "%s pair %d: dL/dpc %.12g, TRL %.12g", name, i, g[i].d_pc, wc);
-		cr_expect(fabs(g[i].d_pr - wr) <= 1e-6, "%s pair %d: dL/dpr %.12g, TRL %.12g", name, i, g[i].d_pr, wr);
-	}
+	expect_case(c, name, &o, p, n);
 	json_decref(j);
 }
 
@@ -95,7 +108,6 @@ static void check_list_case(const char *name, int as_single)
 {
 	json_t *j = fixture();
 	loss_pair p[16];
-	loss_pair_grad g[16];
 	json_t *c = json_object_get(json_object_get(j, "cases"), name);
 	cr_assert(c, "no case %s", name);
 	int n = load_pairs_from(j, json_string_value(json_object_get(c, "pairs")), p);
@@ -115,26 +127,12 @@ static void check_list_case(const char *name, int as_single)
 	o.beta = json_number_value(json_object_get(c, "beta"));
 	o.label_smoothing = json_number_value(json_object_get(c, "label_smoothing"));
 	o.discopop_tau = json_number_value(json_object_get(c, "discopop_tau"));
-	json_t *dbeta = json_object_get(c, "d_beta");
-	if (dbeta) { /* the β head's per-pair β, all at the case's β */
+	if (json_object_get(c, "d_beta")) { /* the β head's per-pair β, all at the case's β */
 		o.learned_beta = 1;
 		for (int i = 0; i < n; i++)
 			p[i].beta = o.beta;
 	}
-	double L = loss_batch(&o, p, n, g, NULL, NULL, NULL);
-	double want = json_number_value(json_object_get(c, "loss"));
-	cr_expect(fabs(L - want) <= 1e-6 * fmax(1, fabs(want)), "%s: loss %.12g, TRL %.12g", name, L, want);
-	for (int i = 0; i < n; i++) {
-		double wc = json_number_value(json_array_get(json_object_get(c, "d_pc"), i));
-		double wr = json_number_value(json_array_get(json_object_get(c, "d_pr"), i));
-		cr_expect(fabs(g[i].d_pc - wc) <= 1e-6, "%s pair %d: dL/dpc %.12g, TRL %.12g", name, i, g[i].d_pc, wc);
-		cr_expect(fabs(g[i].d_pr - wr) <= 1e-6, "%s pair %d: dL/dpr %.12g, TRL %.12g", name, i, g[i].d_pr, wr);
-		if (dbeta) {
-			double wb = json_number_value(json_array_get(dbeta, i));
-			cr_expect(fabs(g[i].d_beta - wb) <= 1e-6 * fmax(1, fabs(wb)), "%s pair %d: dL/dbeta %.12g, TRL %.12g",
-				  name, i, g[i].d_beta, wb);
-		}
-	}
+	expect_case(c, name, &o, p, n);
 	json_decref(j);
 }
 
@@ -258,6 +256,17 @@ Test(fd, every_loss)
 	}
 }
 
+/* every regularizer on the learned β, each active on some pair of PAIRS */
+static void set_regularizers(loss_opts *o)
+{
+	o->range_reg = 0.5;
+	o->beta_min = 0.05;
+	o->beta_max = 1.0;
+	o->group_reg = 2.0;
+	o->entropy_reg = 0.3;
+	o->entropy_alpha = 0.1;
+}
+
 /* weighted lists, with and without the learned β, and the regularizers */
 Test(fd, loss_lists)
 {
@@ -278,17 +287,9 @@ Test(fd, loss_lists)
 		fd_check_untied(&o);
 		o.sft_weight = 0.4;
 		fd_check_untied(&o);
-		if (loss_opts_check(&(loss_opts){.learned_beta = 1, .n_terms = o.n_terms, .label_smoothing = 0.1,
-						 .terms = {o.terms[0], o.terms[1], o.terms[2], o.terms[3], o.terms[4],
-							   o.terms[5], o.terms[6]}},
-				    err, sizeof err) == 0) {
-			o.learned_beta = 1;
-			o.range_reg = 0.5;
-			o.beta_min = 0.05;
-			o.beta_max = 1.0;
-			o.group_reg = 2.0;
-			o.entropy_reg = 0.3;
-			o.entropy_alpha = 0.1;
+		o.learned_beta = 1;
+		if (loss_opts_check(&o, err, sizeof err) == 0) {
+			set_regularizers(&o);
 			fd_check(&o);
 		} else {
 			cr_expect(l == 3, "%s: %s", lists[l][0], err); /* aot: no per-pair β */
@@ -306,7 +307,7 @@ Test(lists, weighted_sum_of_terms)
 	o.learned_beta = 1;
 	loss_pair_grad g[NP], g1[NP];
 	double L = loss_batch(&o, PAIRS, NP, g, NULL, NULL, NULL), want = 0;
-	double dpc[NP] = {0}, dbeta[NP] = {0};
+	double dpc[NP] = {0}, dbeta[NP] = {0}, li[NP] = {0};
 	for (int t = 0; t < 3; t++) {
 		one = o;
 		one.n_terms = 0;
@@ -315,11 +316,14 @@ Test(lists, weighted_sum_of_terms)
 		for (int i = 0; i < NP; i++) {
 			dpc[i] += o.term_w[t] * g1[i].d_pc;
 			dbeta[i] += o.term_w[t] * g1[i].d_beta;
+			li[i] += o.term_w[t] * g1[i].loss;
 		}
 	}
 	cr_expect(fabs(L - want) < 1e-12 * fmax(1, fabs(want)), "%.17g vs %.17g", L, want);
 	for (int i = 0; i < NP; i++)
-		cr_expect(fabs(g[i].d_pc - dpc[i]) < 1e-12 && fabs(g[i].d_beta - dbeta[i]) < 1e-12, "pair %d", i);
+		cr_expect(fabs(g[i].d_pc - dpc[i]) < 1e-12 && fabs(g[i].d_beta - dbeta[i]) < 1e-12 &&
+				  fabs(g[i].loss - li[i]) < 1e-12,
+			  "pair %d", i);
 }
 
 /* lbdpo is dpo with --learned-beta: the same bits */
@@ -393,12 +397,7 @@ Test(fd, lbdpo_regularizers)
 {
 	loss_opts o;
 	loss_opts_default(&o);
-	o.range_reg = 0.5;
-	o.beta_min = 0.05;
-	o.beta_max = 1.0;
-	o.group_reg = 2.0;
-	o.entropy_reg = 0.3;
-	o.entropy_alpha = 0.1;
+	set_regularizers(&o);
 	fd_check(&o);
 	loss_stats st;
 	loss_batch(&o, PAIRS, NP, NULL, NULL, NULL, &st);
