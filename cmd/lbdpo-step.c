@@ -136,8 +136,8 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_SEED, 0, "seed", "N", "shuffling, head init and beta-dpo sampling seed (default 1)"),
 	CLI_SECTION("Loss:"),
 	CLI_OPT(O_LOSS, 0, "loss", "L",
-		"lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft|exo_pair|nca_pair|bco_pair|sppo_hard|aot|"
-		"aot_unpaired|apo_zero|apo_down|discopop, or a comma list of them, as TRL's loss_type list (default lbdpo)"),
+		"lbdpo (default), dpo, ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, bco_pair, "
+		"sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, or a comma list of them (TRL's loss_type list)"),
 	CLI_OPT(O_LOSSW, 0, "loss-weights", "W,...", "weights of the --loss list, one each (default 1 each)"),
 	CLI_OPT(O_LEARNB, 0, "learned-beta", NULL,
 		"the beta model's per-pair beta drives every loss with a beta (lbdpo is dpo with this)"),
