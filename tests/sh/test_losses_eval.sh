@@ -18,9 +18,9 @@ for loss in dpo lbdpo ipo hinge robust simpo ln-dpo beta-dpo sft exo_pair nca_pa
 	robust | aot_unpaired) extra=(--label-smoothing 0.1) ;;
 	simpo) extra=(--gamma 0.5 --beta 2) ;;
 	exo_pair) extra=(--label-smoothing 1e-3) ;;
-	dpo,bco_pair,sft) extra=(--loss-weights 0.8,0.2,1) ;; # MPO
-	nca_pair,discopop) extra=(--loss-weights 1,0.5 --discopop-tau 0.1) ;;
-	bco_pair,apo_zero+) loss=${loss%+} extra=(--learned-beta --loss-weights 1,2) ;;
+	dpo,bco_pair,sft) extra=(--loss-weights "0.8,0.2,1") ;; # MPO
+	nca_pair,discopop) extra=(--loss-weights "1,0.5" --discopop-tau 0.1) ;;
+	bco_pair,apo_zero+) loss=${loss%+} extra=(--learned-beta --loss-weights "1,2") ;;
 	esac
 	lbdpo-step --model m0 --output c_$loss --loss $loss "${S[@]}" "${extra[@]}" --metrics m.$loss || fail "--loss $loss"
 	read -r a b <<<"$(first_last m.$loss)"
@@ -45,7 +45,8 @@ cmp -s cn/beta_head.safetensors cn0/beta_head.safetensors || fail "--beta-grad n
 
 # eval reports the checkpoint's loss list, or the --loss list it is given
 lbdpo-eval --threads 1 -m c_dpo,bco_pair,sft -i train.ref -o evl.json || fail "lbdpo-eval of a list"
-grep -q '"loss_kind": "dpo,bco_pair,sft"' evl.json && grep -q '"loss_weights"' evl.json || fail "eval: no list"
+grep -q '"loss_kind": "dpo,bco_pair,sft"' evl.json || fail "eval: no list"
+grep -q '"loss_weights"' evl.json || fail "eval: no list weights"
 lbdpo-eval --threads 1 -m c_dpo -i train.ref --loss sppo_hard,apo_down --loss-weights 2,1 -o evl2.json ||
 	fail "lbdpo-eval --loss list"
 grep -q '"loss_kind": "sppo_hard,apo_down"' evl2.json || fail "eval: --loss list not reported"

@@ -77,9 +77,9 @@ expect_fail lbdpo-step --model m0 --output nanck -i nan.ref "${S[@]}" --steps 20
 expect_fail lbdpo-step --model m0 --output x --steps 1 -i /nonexistent
 expect_fail lbdpo-step --model m0 --steps 1 -i train.ref
 expect_fail lbdpo-step --model m0 --output x --steps 1 --loss nope -i train.ref
-for bad in "--loss dpo,nope|unknown loss 'nope'" "--loss dpo,sft --loss-weights 1|1 weights for 2 losses" \
+for bad in "--loss dpo,nope|unknown loss" "--loss dpo,sft --loss-weights 1|1 weights for 2 losses" \
 	"--loss exo_pair|exo_pair needs --label-smoothing > 0" "--loss dpo,aot --learned-beta|aot has no per-pair beta" \
-	"--loss lbdpo,sft|'lbdpo' cannot be in a list" "--loss sft --learned-beta|the loss has no beta"; do
+	"--loss lbdpo,sft|cannot be in a list (use dpo" "--loss sft --learned-beta|the loss has no beta"; do
 	# shellcheck disable=SC2086
 	msg=$(expect_fail lbdpo-step --model m0 --output x --steps 1 ${bad%%|*} -i train.ref)
 	echo "$msg" | grep -qF "${bad#*|}" || fail "lbdpo-step ${bad%%|*}: $msg"
