@@ -440,7 +440,9 @@ static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "checkpoint directory or model (required)"),
 	CLI_OPT('i', 'i', "input", "FILE", "records with reference scores (default stdin)"),
 	CLI_OPT('o', 'o', "output", "FILE", "JSON summary (default stdout)"),
-	CLI_OPT('L', 0, "loss", "L", "loss to report, sigmoid = dpo (default: the checkpoint's, else lbdpo)"),
+	CLI_OPT('L', 0, "loss", "L", "loss or comma list of losses to report, sigmoid = dpo (default: the checkpoint's, else lbdpo)"),
+	CLI_OPT('W', 0, "loss-weights", "W,...", "weights of the --loss list (default: the checkpoint's, else 1 each)"),
+	CLI_OPT('T', 0, "discopop-tau", "X", "discopop temperature (default: the checkpoint's, else 0.05)"),
 	CLI_OPT('B', 0, "beta", "X", "fixed beta for the fixed-beta losses (default: the checkpoint's, else 0.1)"),
 	CLI_OPT('S', 0, "label-smoothing", "X", "label smoothing of robust and simpo (default: the checkpoint's, else 0)"),
 	CLI_OPT('G', 0, "gamma", "X", "SimPO target margin (default: the checkpoint's, else 0.5)"),
@@ -467,7 +469,9 @@ int main(int argc, char **argv)
 	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
 	const char *perrec = NULL;
 	int kind = -1;
-	double beta = -1, lsmooth = -1, gamma = NAN;
+	double beta = -1, lsmooth = -1, gamma = NAN, tau = NAN;
+	const char *loss_list = NULL, *loss_weights = NULL;
+	char errbuf[256], names[512];
 	long bs = 8;
 	int ignore_prov = 0;
 	backend_opts bo = {0};
@@ -482,12 +486,16 @@ int main(int argc, char **argv)
 		case 'o': outp = arg; break;
 		case 'm': ckp = arg; break;
 		case 'L':
+			if ((loss_list = strchr(arg, ',') ? arg : NULL))
+				break; /* a list: set below with --loss-weights */
 			if ((kind = loss_kind_parse(arg)) < 0)
 				die_usage("--loss: unknown loss '%s' (valid: %s)", arg, loss_kind_list());
 			break;
 		case 'B': beta = parse_double("--beta", arg, 1e-9, 1e6); break;
 		case 'S': lsmooth = parse_double("--label-smoothing", arg, 0, 0.4999999); break;
 		case 'G': gamma = parse_double("--gamma", arg, -1e6, 1e6); break;
+		case 'W': loss_weights = arg; break;
+		case 'T': tau = parse_double("--discopop-tau", arg, 1e-9, 1e6); break;
 		case 'b': bs = parse_long("--batch-size", arg, 1, 1 << 20); break;
 		case 'M': metrics = arg; break;
 		case 'p': plotdir = arg; break;
@@ -513,8 +521,14 @@ int main(int argc, char **argv)
 	train_opts_default(&run);
 	const json_t *oj = ck->state ? json_object_get(ck->state, "options") : NULL;
 	if (oj && train_opts_from_json(&run, oj, &bad) == 0) {
-		if (kind < 0)
+		if (kind < 0 && !loss_list) { /* the run's loss, its list and learned beta */
 			kind = run.loss.kind;
+			lo.n_terms = run.loss.n_terms;
+			memcpy(lo.terms, run.loss.terms, sizeof lo.terms);
+			memcpy(lo.term_w, run.loss.term_w, sizeof lo.term_w);
+			lo.learned_beta = run.loss.learned_beta;
+		}
+		lo.discopop_tau = run.loss.discopop_tau;
 		if (beta < 0)
 			beta = run.loss.beta;
 		lo.label_smoothing = run.loss.label_smoothing;
@@ -530,16 +544,23 @@ int main(int argc, char **argv)
 		lo.label_smoothing = lsmooth;
 	if (!isnan(gamma))
 		lo.gamma = gamma;
-	g_simpo_rewards = lo.kind == LOSS_SIMPO;
+	if (!isnan(tau))
+		lo.discopop_tau = tau;
+	if ((loss_list || loss_weights) && loss_opts_set(&lo, loss_list ? loss_list : loss_opts_names(&lo, names, sizeof names),
+							 loss_weights, errbuf, sizeof errbuf) < 0)
+		die_usage("%s", errbuf);
+	if (loss_opts_check(&lo, errbuf, sizeof errbuf) < 0)
+		die_usage("%s", errbuf);
+	g_simpo_rewards = lo.kind == LOSS_SIMPO && lo.n_terms == 0;
 	if (lo.kind == LOSS_BETADPO)
 		lo.kind = LOSS_DPO; /* held-out: β0 without the batch calibration */
-	if (lo.kind == LOSS_LBDPO && !ck->resumed)
+	if (loss_learned_beta(&lo) && !ck->resumed)
 		warning("%s has no trained beta model: beta = w*PPL with w = 1", ckp);
 	const model_config *cfg = model_cfg(ck->m);
-	pref_set *data = pref_load(in, loss_needs_ref(lo.kind), (uint32_t)cfg->vocab_size);
-	prov_check(&data->prov, data->name, ckp, ck, loss_needs_ref(lo.kind), NULL, ignore_prov);
+	pref_set *data = pref_load(in, loss_opts_needs_ref(&lo), (uint32_t)cfg->vocab_size);
+	prov_check(&data->prov, data->name, ckp, ck, loss_opts_needs_ref(&lo), NULL, ignore_prov);
 	pref_check_context(data, cfg->max_seq_len);
-	const int learned = loss_uses_learned_beta(lo.kind);
+	const int learned = loss_learned_beta(&lo);
 	model_ws *ws = model_ws_new(ck->m);
 	batch_buf *bb = batch_new((int)bs, cfg->dim, ck->bh->K);
 	pref_rec **recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);
@@ -576,8 +597,14 @@ int main(int argc, char **argv)
 	info("%d records scored in %s (%.1f records/s) on %s", data->n, els, data->n / (el > 1e-9 ? el : 1e-9),
 	     backend_device());
 	json_t *top = summarize(res, data->n, -2);
-	json_object_set_new(top, "loss_kind", json_string(loss_kind_name(lo.kind)));
-	if (lo.kind == LOSS_ROBUST || lo.kind == LOSS_SIMPO)
+	json_object_set_new(top, "loss_kind", json_string(loss_opts_names(&lo, names, sizeof names)));
+	if (lo.n_terms > 0) {
+		json_t *w = json_array();
+		for (int t = 0; t < lo.n_terms; t++)
+			json_array_append_new(w, json_real(lo.term_w[t]));
+		json_object_set_new(top, "loss_weights", w);
+	}
+	if (lo.kind == LOSS_ROBUST || lo.kind == LOSS_SIMPO || lo.n_terms > 0)
 		json_object_set_new(top, "label_smoothing", json_real(lo.label_smoothing));
 	if (lo.kind == LOSS_SIMPO) {
 		json_object_set_new(top, "gamma", json_real(lo.gamma));

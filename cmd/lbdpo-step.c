@@ -111,7 +111,7 @@ enum {
 	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_SDT, O_IGNPROV, O_ALLOW, O_LAST
+	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_LAST
 };
 
 static const cli_opt opts[] = {
@@ -134,16 +134,23 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_CLIP, 0, "clip", "X", "clip the global gradient norm to X, 0 = off (default 1)"),
 	CLI_OPT(O_SEED, 0, "seed", "N", "shuffling, head init and beta-dpo sampling seed (default 1)"),
 	CLI_SECTION("Loss:"),
-	CLI_OPT(O_LOSS, 0, "loss", "L", "lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft; sigmoid = dpo (default lbdpo)"),
+	CLI_OPT(O_LOSS, 0, "loss", "L",
+		"lbdpo (default), dpo, ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, bco_pair, "
+		"sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, or a comma list of them (TRL's loss_type list); sigmoid = dpo"),
+	CLI_OPT(O_LOSSW, 0, "loss-weights", "W,...", "weights of the --loss list, one each (default 1 each)"),
+	CLI_OPT(O_LEARNB, 0, "learned-beta", NULL,
+		"the beta model's per-pair beta drives every loss with a beta (lbdpo is dpo with this)"),
+	CLI_OPT(O_TAU, 0, "discopop-tau", "X", "discopop: temperature of the modulation (default 0.05)"),
 	CLI_OPT(O_BETA, 0, "beta", "X", "fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)"),
-	CLI_OPT(O_LS, 0, "label-smoothing", "X", "robust and simpo label smoothing (default 0)"),
+	CLI_OPT(O_LS, 0, "label-smoothing", "X",
+		"label smoothing of robust, simpo, aot, aot_unpaired and exo_pair (which needs > 0) (default 0)"),
 	CLI_OPT(O_GAMMA, 0, "gamma", "X", "simpo target margin (default 0.5)"),
 	CLI_OPT(O_SFTW, 0, "sft-weight", "X", "add X * NLL(chosen) to the loss (RPO; default 0)"),
 	CLI_OPT(O_BA, 0, "bdpo-alpha", "X", "beta-dpo: a in beta0*(1 + a*(M - M0)) (default 0.6)"),
 	CLI_OPT(O_BR, 0, "bdpo-rho", "X", "beta-dpo: fraction of pairs filtered out (default 0.2)"),
-	CLI_SECTION("Beta model (lbdpo):"),
-	CLI_OPT(O_BINIT, 0, "beta-init", "B", "lbdpo: set w so the first batch's mean beta is B (default: --beta)"),
-	CLI_OPT(O_WINIT, 0, "w-init", "X", "lbdpo: start from w = X instead of --beta-init"),
+	CLI_SECTION("Beta model (lbdpo, --learned-beta):"),
+	CLI_OPT(O_BINIT, 0, "beta-init", "B", "set w so the first batch's mean beta is B (default: --beta)"),
+	CLI_OPT(O_WINIT, 0, "w-init", "X", "start from w = X instead of --beta-init"),
 	CLI_OPT(O_EPS, 0, "epsilon", "X", "eps of f = 1 + eps*tanh(NN(h)), in [0,1) (default 0.1)"),
 	CLI_OPT(O_HEAD, 0, "head", "H", "linear|mlp (default linear)"),
 	CLI_OPT(O_HID, 0, "head-hidden", "K", "mlp hidden width (default 64)"),
@@ -222,7 +229,8 @@ static const struct {
 	{"bdpo_rho", O_BR, R_RUN},	       {"range_reg", O_RREG, R_RUN},	    {"beta_min", O_BMIN, R_RUN},
 	{"beta_max", O_BMAX, R_RUN},	       {"group_reg", O_GREG, R_RUN},	    {"entropy_reg", O_EREG, R_RUN},
 	{"entropy_alpha", O_EALPHA, R_RUN},    {"epsilon", O_EPS, R_BETA},	    {"pool", O_POOL, R_BETA},
-	{"ppl_from", O_PPL, R_BETA},	       {"total_steps", O_TOTAL, R_LOG},
+	{"ppl_from", O_PPL, R_BETA},	       {"total_steps", O_TOTAL, R_LOG},    {"loss_weights", O_LOSSW, R_RUN},
+	{"learned_beta", O_LEARNB, R_RUN},     {"discopop_tau", O_TAU, R_RUN},
 };
 
 /* Resuming ck: take the run's options where none is given, and check the
@@ -309,7 +317,8 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-step");
 	lbdpo_runtime_init(argv);
-	const char *in = NULL, *out = NULL, *metrics = NULL;
+	const char *in = NULL, *out = NULL, *metrics = NULL, *loss_list = NULL, *loss_weights = NULL;
+	char errbuf[256];
 	long steps = -1, save_every = 0;
 	double epochs = -1;
 	int save_dtype = -1, ignore_prov = 0, allow_changed = 0, k;
@@ -349,6 +358,8 @@ int main(int argc, char **argv)
 		case O_CLIP: to.clip = parse_double("--clip", arg, 0, 1e9); break;
 		case O_SEED: to.ck.seed = (uint64_t)parse_long("--seed", arg, 0, 1L << 62); break;
 		case O_LOSS:
+			if ((loss_list = strchr(arg, ',') ? arg : NULL))
+				break; /* a list: set below with --loss-weights */
 			if ((k = loss_kind_parse(arg)) < 0)
 				die_usage("--loss: unknown loss '%s' (valid: %s)", arg, loss_kind_list());
 			lo->kind = (loss_kind)k;
@@ -391,6 +402,9 @@ int main(int argc, char **argv)
 		case O_SFTW: lo->sft_weight = parse_double("--sft-weight", arg, 0, 1e6); break;
 		case O_BA: lo->bdpo_alpha = parse_double("--bdpo-alpha", arg, -1e6, 1e6); break;
 		case O_BR: lo->bdpo_rho = parse_double("--bdpo-rho", arg, 0, 0.999999); break;
+		case O_LOSSW: loss_weights = arg; break;
+		case O_LEARNB: lo->learned_beta = 1; break;
+		case O_TAU: lo->discopop_tau = parse_double("--discopop-tau", arg, 1e-9, 1e6); break;
 		case O_RREG: lo->range_reg = parse_double("--range-reg", arg, 0, 1e9); break;
 		case O_BMIN: lo->beta_min = parse_double("--beta-min", arg, 0, 1e9); break;
 		case O_BMAX: lo->beta_max = parse_double("--beta-max", arg, 0, 1e9); break;
@@ -418,6 +432,11 @@ int main(int argc, char **argv)
 		die_usage("give --steps or --epochs");
 	if (lo->beta_min > lo->beta_max)
 		die_usage("--beta-min is larger than --beta-max");
+	if ((loss_list || loss_weights) &&
+	    loss_opts_set(lo, loss_list ? loss_list : loss_kind_name(lo->kind), loss_weights, errbuf, sizeof errbuf) < 0)
+		die_usage("%s", errbuf);
+	if (loss_opts_check(lo, errbuf, sizeof errbuf) < 0)
+		die_usage("%s", errbuf);
 	backend_opts_apply(&bo);
 	/* Under mpirun: data parallel. Every rank holds the model and takes
 	 * slots i ≡ rank (mod N) of each global micro-batch (engine.h). */
@@ -456,16 +475,16 @@ int main(int argc, char **argv)
 		dist_bcast(run_id, sizeof run_id, 0);
 	}
 	const model_config *cfg = model_cfg(ck->m);
-	pref_set *data = pref_load(in, loss_needs_ref(lo->kind), (uint32_t)cfg->vocab_size);
+	pref_set *data = pref_load(in, loss_opts_needs_ref(lo), (uint32_t)cfg->vocab_size);
 	if (data->n == 0)
 		die("%s: no records", data->name);
 	/* a new run's reference is the model it starts from; a resumed one's
 	 * the reference its checkpoint was trained against */
 	char fp0[65];
-	const int new_ref = !ck->resumed && loss_needs_ref(lo->kind) && data->prov.ref_fp[0];
+	const int new_ref = !ck->resumed && loss_opts_needs_ref(lo) && data->prov.ref_fp[0];
 	if (new_ref)
 		model_fingerprint(ck->m, fp0);
-	prov_check(&data->prov, data->name, to.init, ck, loss_needs_ref(lo->kind), new_ref ? fp0 : NULL, ignore_prov);
+	prov_check(&data->prov, data->name, to.init, ck, loss_opts_needs_ref(lo), new_ref ? fp0 : NULL, ignore_prov);
 	ckpt_adopt_prov(ck, &data->prov);
 	pref_check_context(data, cfg->max_seq_len);
 	if (steps < 0)

@@ -45,7 +45,20 @@ json_t *train_opts_to_json(const train_opts *o)
 #define F(k, v) json_object_set_new(j, k, json_real(v))
 #define I(k, v) json_object_set_new(j, k, json_integer((json_int_t)(v)))
 	S("init", o->init ? o->init : "");
-	S("loss", loss_kind_name(l->kind));
+	if (l->n_terms > 0) { /* a list: keys only then, so single-loss runs write what they did */
+		char names[512];
+		S("loss", loss_opts_names(l, names, sizeof names));
+		json_t *w = json_array();
+		for (int t = 0; t < l->n_terms; t++)
+			json_array_append_new(w, json_real(l->term_w[t]));
+		json_object_set_new(j, "loss_weights", w);
+	} else {
+		S("loss", loss_kind_name(l->kind));
+	}
+	if (l->learned_beta)
+		json_object_set_new(j, "learned_beta", json_true());
+	if (l->discopop_tau != 0.05)
+		F("discopop_tau", l->discopop_tau);
 	F("beta", l->beta);
 	F("epsilon", o->ck.eps);
 	I("batch_size", o->batch_size);
@@ -83,7 +96,29 @@ json_t *train_opts_to_json(const train_opts *o)
 	return j;
 }
 
-static int loss_kind_parse_or(const char *s) { return s ? loss_kind_parse(s) : -1; }
+/* "loss" (a name or a list) and "loss_weights" of train_opts_to_json. */
+static int loss_from_json(loss_opts *l, const json_t *j)
+{
+	const json_t *v = json_object_get(j, "loss"), *w = json_object_get(j, "loss_weights"), *x;
+	char ws[512], err[256];
+	size_t i, at = 0;
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return -1;
+	if (w) {
+		if (!json_is_array(w))
+			return -1;
+		ws[0] = 0;
+		json_array_foreach(w, i, x)
+		{
+			if (!json_is_number(x) || at >= sizeof ws - 32)
+				return -1;
+			at += (size_t)snprintf(ws + at, sizeof ws - at, "%s%.17g", i ? "," : "", json_number_value(x));
+		}
+	}
+	return loss_opts_set(l, json_string_value(v), w ? ws : NULL, err, sizeof err);
+}
 
 int train_opts_from_json(train_opts *o, const json_t *j, const char **bad)
 {
@@ -107,7 +142,15 @@ int train_opts_from_json(train_opts *o, const json_t *j, const char **bad)
 			goto fail;
 		o->init = json_string_value(v);
 	}
-	ENUM("loss", l->kind, loss_kind_parse_or, loss_kind);
+	key = "loss";
+	if (loss_from_json(l, j) < 0)
+		goto fail;
+	if (GET("learned_beta")) {
+		if (!json_is_boolean(v))
+			goto fail;
+		l->learned_beta = json_is_true(v);
+	}
+	NUM("discopop_tau", l->discopop_tau);
 	NUM("beta", l->beta);
 	NUM("epsilon", o->ck.eps);
 	INT("batch_size", o->batch_size);
@@ -212,8 +255,8 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->data = data;
 	e->o = o;
 	e->be = model_backend(ck->m);
-	e->learned = loss_uses_learned_beta(lo->kind);
-	e->n_comp = lo->kind == LOSS_SFT ? 1 : 2;
+	e->learned = loss_learned_beta(lo);
+	e->n_comp = loss_opts_needs_rejected(lo) ? 2 : 1;
 	for (int i = 0; e->learned && i < data->n; i++) {
 		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
 			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref, the default; lbdpo-refcache "

@@ -20,6 +20,7 @@
 #ifndef LBDPO_LOSS_H
 #define LBDPO_LOSS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
@@ -32,6 +33,16 @@ typedef enum {
 	LOSS_LNDPO,   /* length-normalized DPO (TRL "sigmoid_norm") */
 	LOSS_BETADPO, /* Wu et al. 2024: batch-level dynamic β + filtering */
 	LOSS_SFT,     /* NLL of the chosen completion */
+	/* the rest of TRL's DPOTrainer loss_type list, under TRL's names */
+	LOSS_EXO_PAIR,
+	LOSS_NCA_PAIR,
+	LOSS_BCO_PAIR,
+	LOSS_SPPO_HARD,
+	LOSS_AOT,          /* sorts across the batch */
+	LOSS_AOT_UNPAIRED, /* sorts across the batch */
+	LOSS_APO_ZERO,
+	LOSS_APO_DOWN,
+	LOSS_DISCOPOP,
 	LOSS_N_KINDS
 } loss_kind;
 
@@ -44,6 +55,13 @@ const char *loss_kind_name(loss_kind k);
 int loss_uses_learned_beta(loss_kind k);
 /* 1 when the loss needs reference log-probs. */
 int loss_needs_ref(loss_kind k);
+/* 1 when the loss has a β that the β head can drive (--learned-beta):
+ * every loss but sft, beta-dpo (β_b is a batch statistic) and aot,
+ * aot_unpaired (their sort pairs one pair's policy ratio with another's). */
+int loss_has_pair_beta(loss_kind k);
+
+/* Most terms in a loss list (TRL's loss_type list). */
+#define LOSS_MAX_TERMS 16
 
 typedef struct {
 	loss_kind kind;
@@ -51,6 +69,16 @@ typedef struct {
 	double label_smoothing; /* robust (and simpo): ε in [0, 0.5) */
 	double gamma;           /* simpo target margin γ */
 	double sft_weight;      /* RPO: + sft_weight · NLL(chosen), any loss */
+	/* TRL's loss_type list with loss_weights: L = Σ_k w_k · (batch mean of
+	 * term k). n_terms = 0: the one loss `kind` (weight 1). Otherwise kind
+	 * is terms[0] and the list is what counts. */
+	int n_terms;
+	loss_kind terms[LOSS_MAX_TERMS];
+	double term_w[LOSS_MAX_TERMS];
+	/* the β head's per-pair β drives every β-loss of the list (lbdpo is
+	 * dpo with this); the β regularizers apply whenever it is on */
+	int learned_beta;
+	double discopop_tau; /* discopop: temperature of the modulation (0.05) */
 	/* beta-dpo (Wu et al. 2024) */
 	double bdpo_alpha;    /* a: β = β0 (1 + a (mean M_sel − M0)) */
 	double bdpo_rho;      /* fraction of the batch filtered out, in [0,1) */
@@ -67,9 +95,26 @@ typedef struct {
 } loss_opts;
 
 void loss_opts_default(loss_opts *o);
+
+/* Sets the loss from --loss and --loss-weights (weights may be NULL): a
+ * single name without weights is that loss (n_terms = 0, as before lists);
+ * a comma list "a,b,c" (and/or weights "w1,w2,w3", default 1 each) is a
+ * list. Returns 0, or -1 with a one-line message in err. */
+int loss_opts_set(loss_opts *o, const char *names, const char *weights, char *err, size_t errlen);
+/* Checks the loss against the other options (learned β, label smoothing of
+ * exo_pair). Returns 0, or -1 with a one-line message in err. */
+int loss_opts_check(const loss_opts *o, char *err, size_t errlen);
+/* "a,b,c" of a list, the name of a single loss; buf of 512 bytes. */
+const char *loss_opts_names(const loss_opts *o, char *buf, size_t len);
+/* The per-pair β comes from the β head (lbdpo, or --learned-beta). */
+int loss_learned_beta(const loss_opts *o);
+/* Some term needs the reference log-probs / the rejected completion. */
+int loss_opts_needs_ref(const loss_opts *o);
+int loss_opts_needs_rejected(const loss_opts *o);
 /* 1 when a pair's loss term or gradient depends on the other pairs of the
  * batch beyond the 1/N mean: beta-dpo (the batch's margin mean and std, the
- * sampled selection, β_b) and lbdpo's group regularizer (per-group mean β).
+ * sampled selection, β_b), aot and aot_unpaired (the sorts) and the learned
+ * β's group regularizer (per-group mean β).
  * A data-parallel worker then needs every worker's per-pair scalars before
  * the loss (engine.h, train_engine_set_worker). */
 int loss_needs_whole_batch(const loss_opts *o);
@@ -85,12 +130,14 @@ typedef struct {
 
 typedef struct {
 	double d_pc, d_pr; /* dL/dpc, dL/dpr of the batch loss L */
-	double d_beta;     /* dL/dβ_i (lbdpo: sigmoid + regularizers) */
+	double d_beta;     /* dL/dβ_i (learned β: the β-losses + regularizers) */
 	double weight;     /* 1 if the pair entered the loss (beta-dpo filters), else 0 */
 	double loss;       /* the pair's preference loss term (before the 1/N mean) */
 } loss_pair_grad;
 
-/* Moving statistics of beta-dpo, carried between steps (checkpointed). */
+/* Moving statistics of beta-dpo, carried between steps (checkpointed).
+ * The only loss state: TRL 1.x's bco_pair (DPOTrainer) keeps no running
+ * mean of the rewards; it is −log σ(β ρ_w) − log σ(−β ρ_l) alone. */
 typedef struct {
 	double m0, sd; /* moving mean and std of the margins M_i = Δ_i */
 	int64_t n_updates;

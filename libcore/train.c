@@ -806,8 +806,8 @@ double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *con
 	const double scale = o->scale;
 	bdpo_state *bs = o->bdpo;
 	uint64_t *rng = o->rng;
-	const int learned = loss_uses_learned_beta(lo->kind);
-	const int n_comp = lo->kind == LOSS_SFT ? 1 : 2;
+	const int learned = loss_learned_beta(lo);
+	const int n_comp = loss_opts_needs_rejected(lo) ? 2 : 1;
 	const int head_trained = learned && bg != BGRAD_NONE;
 	const int C = b->C;
 	if (B > 0)

@@ -6,6 +6,15 @@ token counts, the batch loss of TRL's DPOTrainer._compute_loss (loss types
 sigmoid, ipo, hinge, robust, sigmoid_norm, sft) and CPOTrainer.cpo_loss
 (simpo), with d loss / d logps from torch autograd.
 
+The "list_*" cases add the losses of TRL's list that lbdpo took later
+(exo_pair, nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero,
+apo_down, discopop) and weighted lists (loss_type=[...], loss_weights=[...])
+on random float64 log-probs (RANDOM_PAIRS, fixed seed, no ties for the
+sorts of aot). Where a loss has a β that is the same per pair, the trainer's
+beta is a per-pair tensor that requires grad, so autograd also gives
+d loss / d β_i: the gradient the β head of lbdpo's --learned-beta receives
+(aot and aot_unpaired sort across pairs and have no per-pair β).
+
 TRL (1.x) computes the DPO losses inline in DPOTrainer._compute_loss, which
 needs a model; we call that method unbound on a stand-in trainer object whose
 "model" returns per-token log-probs that sum to the chosen values (zero on
@@ -38,6 +47,22 @@ PAIRS = [
 ]
 
 
+def random_pairs(n=8, seed=20261207):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        nc, nr = (int(x) for x in torch.randint(2, 30, (2,), generator=g))
+        rc = -float(torch.rand(1, generator=g)) * 2.0 * nc - 0.5
+        rr = -float(torch.rand(1, generator=g)) * 2.0 * nr - 0.5
+        pc = rc + float(torch.randn(1, generator=g)) * 3.0
+        pr = rr + float(torch.randn(1, generator=g)) * 3.0
+        out.append((pc, pr, rc, rr, nc, nr))
+    return out
+
+
+RANDOM_PAIRS = random_pairs()
+
+
 class Acc:
     device = torch.device("cpu")
 
@@ -50,13 +75,15 @@ class Acc:
         return x
 
 
-def dpo_case(loss_type, beta, label_smoothing=0.0):
-    B = len(PAIRS)
-    pc = torch.tensor([p[0] for p in PAIRS], requires_grad=True)
-    pr = torch.tensor([p[1] for p in PAIRS], requires_grad=True)
-    rc = torch.tensor([p[2] for p in PAIRS])
-    rr = torch.tensor([p[3] for p in PAIRS])
-    n = [p[4] for p in PAIRS] + [p[5] for p in PAIRS]
+def dpo_case(loss_type, beta, label_smoothing=0.0, weights=None, pairs=PAIRS, beta_grad=False, tau=0.05):
+    B = len(pairs)
+    loss_types = loss_type if isinstance(loss_type, list) else [loss_type]
+    pc = torch.tensor([p[0] for p in pairs], requires_grad=True)
+    pr = torch.tensor([p[1] for p in pairs], requires_grad=True)
+    rc = torch.tensor([p[2] for p in pairs])
+    rr = torch.tensor([p[3] for p in pairs])
+    n = [p[4] for p in pairs] + [p[5] for p in pairs]
+    beta_t = torch.full((B,), beta, requires_grad=True) if beta_grad else beta
     L = 1 + max(n)  # one prompt token, then the completion
     cmask = torch.zeros(2 * B, L, dtype=torch.long)
     for i, k in enumerate(n):
@@ -80,15 +107,15 @@ def dpo_case(loss_type, beta, label_smoothing=0.0):
         ld_alpha=None,
         precompute_ref_logps=True,
         f_divergence_type="reverse_kl",
-        loss_types=[loss_type],
-        loss_weights=[1.0],
-        beta=beta,
+        loss_types=loss_types,
+        loss_weights=weights or [1.0] * len(loss_types),
+        beta=beta_t,
         label_smoothing=label_smoothing,
         use_weighting=False,
         _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
         _total_train_tokens=0,
         _tp_size=1,
-        args=types.SimpleNamespace(discopop_tau=0.05),
+        args=types.SimpleNamespace(discopop_tau=tau),
     )
     inputs = {
         "input_ids": torch.ones(2 * B, L, dtype=torch.long),
@@ -99,14 +126,23 @@ def dpo_case(loss_type, beta, label_smoothing=0.0):
     }
     loss = DPOTrainer._compute_loss(self, model, inputs, return_outputs=False)
     loss.backward()
-    return {
-        "trl": "DPOTrainer._compute_loss loss_type=" + loss_type,
+    out = {
+        "trl": "DPOTrainer._compute_loss loss_type=" + ",".join(loss_types),
         "beta": beta,
         "label_smoothing": label_smoothing,
         "loss": loss.item(),
         "d_pc": pc.grad.tolist(),
         "d_pr": pr.grad.tolist(),
     }
+    if isinstance(loss_type, list):
+        out["loss_types"] = loss_types
+        out["loss_weights"] = weights or [1.0] * len(loss_types)
+        out["discopop_tau"] = tau
+    if pairs is RANDOM_PAIRS:
+        out["pairs"] = "random_pairs"
+    if beta_grad:
+        out["d_beta"] = beta_t.grad.tolist()
+    return out
 
 
 def simpo_case(beta, gamma, label_smoothing=0.0):
@@ -174,11 +210,32 @@ def main():
         "simpo": simpo_case(2.0, 0.5),
         "simpo_ls": simpo_case(2.5, 1.0, 0.1),
     }
+    R = RANDOM_PAIRS
+    # every loss of TRL's list alone (with d/dβ_i where β is per pair) ...
+    for name, beta, ls in (
+        ("sigmoid", 0.1, 0.0), ("hinge", 0.05, 0.0), ("ipo", 0.3, 0.0), ("robust", 0.2, 0.15),
+        ("sigmoid_norm", 0.7, 0.0), ("exo_pair", 0.1, 1e-3), ("exo_pair", 0.25, 0.2), ("nca_pair", 0.1, 0.0),
+        ("bco_pair", 0.2, 0.0), ("sppo_hard", 0.5, 0.0), ("aot", 0.1, 0.0), ("aot", 0.3, 0.1),
+        ("aot_unpaired", 0.1, 0.0), ("aot_unpaired", 0.3, 0.1), ("apo_zero", 0.1, 0.0), ("apo_down", 0.1, 0.0),
+        ("discopop", 0.1, 0.0), ("sft", 0.1, 0.0),
+    ):
+        key = "list_%s_b%g_ls%g" % (name, beta, ls)
+        cases[key] = dpo_case([name], beta, ls, pairs=R, beta_grad=not name.startswith("aot") and name != "sft")
+    cases["list_discopop_tau"] = dpo_case(["discopop"], 0.2, 0.0, pairs=R, beta_grad=True, tau=0.5)
+    # ... and weighted lists: MPO (sigmoid + bco_pair + sft), and others
+    cases["list_mpo"] = dpo_case(["sigmoid", "bco_pair", "sft"], 0.1, 0.0, [0.8, 0.2, 1.0], pairs=R, beta_grad=True)
+    cases["list_mix1"] = dpo_case(
+        ["ipo", "nca_pair", "apo_down", "exo_pair", "discopop"], 0.2, 0.1, [0.5, 1.5, 0.25, 2.0, 0.75], pairs=R,
+        beta_grad=True)
+    cases["list_mix2"] = dpo_case(["aot", "aot_unpaired", "hinge", "sft"], 0.15, 0.05, [1.0, 0.3, 2.0, 0.5], pairs=R)
+    cases["list_mix3"] = dpo_case(
+        ["sppo_hard", "apo_zero", "robust", "sigmoid_norm"], 0.3, 0.2, [0.1, 1.0, 0.6, 1.2], pairs=R, beta_grad=True)
     out = {
         "generator": "tests/ref/make_trl_fixtures.py",
         "trl_version": trl.__version__,
         "torch_version": torch.__version__,
         "pairs": [dict(zip(["pc", "pr", "rc", "rr", "nc", "nr"], p)) for p in PAIRS],
+        "random_pairs": [dict(zip(["pc", "pr", "rc", "rr", "nc", "nr"], p)) for p in RANDOM_PAIRS],
         "cases": cases,
         "adamw": adamw_case(),
     }

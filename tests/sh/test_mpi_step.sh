@@ -17,7 +17,8 @@
 #     whole micro-batch (margin mean/std, sampled selection, group means):
 #     the same checks, 2 ranks with accumulation and 3 ranks on micro-batches
 #     of 2, plus beta-dpo's sampling state (rng, update count) identical and
-#     its moving statistics within 1e-5 relative;
+#     its moving statistics within 1e-5 relative; a loss list with
+#     aot_unpaired (a sort over the micro-batch) and a --learned-beta list;
 #   - resume with another N (1 → 2 and 2 → 3 ranks) equals one process
 #     running straight through;
 #   - refusal of standard input: one line;
@@ -101,6 +102,9 @@ for cfg in "2 5 2" "3 2 2"; do
 	np_vs_one $cfg --loss beta-dpo --beta 0.5
 	np_vs_one $cfg --loss lbdpo --group-reg 0.5
 done
+# a loss list with aot_unpaired's batch sort, and the learned β on a list
+np_vs_one 2 5 2 --loss dpo,aot_unpaired,sft --loss-weights 1,0.5,0.2
+np_vs_one 3 5 1 --loss nca_pair,apo_down --loss-weights 1,2 --learned-beta
 
 # 2. Resume with another N: 2 steps + 2 steps vs 4 straight (one process).
 for loss in dpo lbdpo; do

@@ -41,8 +41,10 @@ sed 's/.*"beta":\([^,]*\),"beta_w":\([^,]*\),"beta_ppl":\([^,]*\),"beta_f":\([^,
 	awk '{ d = $1 - $2 * $3 * $4; if (d < 0) d = -d; if (d > 1e-9 * $1 || $4 < 0.9 || $4 > 1.1) bad++ } END { exit bad > 0 }' ||
 	fail "lbdpo-beta: beta != w*PPL*f or f outside [1-eps, 1+eps]"
 
-# ---- resume is bit-identical (lbdpo and beta-dpo, grad accumulation) ----
-for loss in lbdpo beta-dpo; do
+# ---- resume is bit-identical (lbdpo, beta-dpo, loss lists; grad accumulation) ----
+for loss in lbdpo beta-dpo "nca_pair,aot,sft --loss-weights 0.5,1,0.2" \
+	"bco_pair,apo_down --loss-weights 1,0.3 --learned-beta --group-reg 0.5"; do
+	# shellcheck disable=SC2206
 	R=(-i train.ref --loss $loss "${S[@]}" --grad-accum 2 --warmup 2 --schedule cosine --seed 5)
 	lbdpo-step --model m0 --output full "${R[@]}" --steps 6 || fail "run 6"
 	lbdpo-step --model m0 --output half "${R[@]}" --steps 3 --total-steps 6 || fail "run 3"
@@ -75,6 +77,20 @@ expect_fail lbdpo-step --model m0 --output nanck -i nan.ref "${S[@]}" --steps 20
 expect_fail lbdpo-step --model m0 --output x --steps 1 -i /nonexistent
 expect_fail lbdpo-step --model m0 --steps 1 -i train.ref
 expect_fail lbdpo-step --model m0 --output x --steps 1 --loss nope -i train.ref
+for bad in "--loss dpo,nope|unknown loss" "--loss dpo,sft --loss-weights 1|1 weights for 2 losses" \
+	"--loss exo_pair|exo_pair needs --label-smoothing > 0" "--loss dpo,aot --learned-beta|aot has no per-pair beta" \
+	"--loss lbdpo,sft|cannot be in a list (use dpo" "--loss sft --learned-beta|the loss has no beta"; do
+	# shellcheck disable=SC2086
+	msg=$(expect_fail lbdpo-step --model m0 --output x --steps 1 ${bad%%|*} -i train.ref)
+	echo "$msg" | grep -qF "${bad#*|}" || fail "lbdpo-step ${bad%%|*}: $msg"
+done
+# lbdpo is dpo with --learned-beta: the same checkpoint
+lbdpo-step --model m0 --output lb1 -i train.ref "${S[@]}" --steps 2 --loss lbdpo || fail "lbdpo"
+lbdpo-step --model m0 --output lb2 -i train.ref "${S[@]}" --steps 2 --loss dpo --learned-beta || fail "dpo --learned-beta"
+for f in model.safetensors beta_head.safetensors optimizer.safetensors; do
+	cmp -s lb1/$f lb2/$f || fail "lbdpo and dpo --learned-beta differ in $f"
+done
+rm -rf lb1 lb2
 expect_fail lbdpo-step --model m0 --output x --steps 1 --epsilon 1.5 -i train.ref
 head -c 200 train.ref > trunc.ref
 expect_fail lbdpo-step --model m0 --output x --steps 1 -i trunc.ref

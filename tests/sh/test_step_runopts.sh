@@ -53,6 +53,15 @@ for bad in "--epsilon 0.3" "--ppl-from policy" "--pool mean" "--head mlp"; do
 	echo "$msg" | grep -q -- "${bad%% *} .*fixed on resume" || fail "$bad: $msg"
 done
 grep -q '"step": 7' ck/trainer_state.json || fail "a refused resume wrote the checkpoint"
+# a loss list's weights, --learned-beta and discopop's tau are the run's too
+lbdpo-step -m m0 -o ckl "${S[@]}" --steps 1 --loss dpo,sft --loss-weights 1,0.5 || fail "a loss list"
+for bad in "--loss dpo,sft --loss-weights 1,0.2" "--learned-beta" "--discopop-tau 0.1"; do
+	msg=$(expect_fail lbdpo-step -m ckl -o ckl -i t.ref --threads 1 -q --steps 1 $bad)
+	flag=${bad##*--}
+	echo "$msg" | grep -q "resuming with options that change what the run trains: .*--${flag%% *} " || fail "$bad: $msg"
+done
+lbdpo-step -m ckl -o ckl -i t.ref --threads 1 -q --steps 1 || fail "resume a loss list without options"
+grep -q '"loss_weights"' ckl/trainer_state.json || fail "the list's weights were not kept on resume"
 # not given: the run's (batch size 4, lr 1e-3), not the defaults
 lbdpo-step -m ck -o ck -i t.ref --threads 1 --steps 1 2>err.txt || fail "resume without options: $(cat err.txt)"
 grep -q 'resuming: the schedule is now 8 steps long (the run.s: 7), to fit --steps' err.txt ||
@@ -81,7 +90,7 @@ lbdpo-step -m m0 -o d2 -i noplogp.ref --threads 1 --steps 1 -q --ppl-from policy
 lbdpo-step -m m0 -o sg "${S[@]}" --steps 1 --loss sigmoid || fail "--loss sigmoid"
 grep -q '"loss": "dpo"' sg/trainer_state.json || fail "sigmoid is not dpo"
 msg=$(expect_fail lbdpo-step -m m0 -o x "${S[@]}" --steps 1 --loss nope)
-echo "$msg" | grep -q "unknown loss 'nope' (valid: lbdpo, dpo (alias sigmoid), ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft)" ||
+echo "$msg" | grep -q "unknown loss 'nope' (valid: lbdpo, dpo (alias sigmoid), ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop)" ||
 	fail "unknown loss: $msg"
 msg=$(expect_fail lbdpo-eval -m sg -i t.ref --loss nope)
 echo "$msg" | grep -q "unknown loss 'nope' (valid: lbdpo, dpo" || fail "eval unknown loss: $msg"

@@ -204,8 +204,10 @@ static int rel_close(double a, double b, double tol) { return fabs(a - b) <= tol
  * to the float summation order (1e-5 relative), and identical weights on
  * both workers. kind/group_reg: a loss that needs the whole micro-batch
  * (beta-dpo, --group-reg) also shares each micro-batch's per-pair scalars
- * through the hook (calls: reduce calls expected over the 3 steps). */
-static void two_workers_make_one(loss_kind kind, double group_reg, int calls)
+ * through the hook (calls: reduce calls expected over the 3 steps).
+ * list/weights: a --loss list instead of kind; learned: --learned-beta. */
+static void two_workers_loss(loss_kind kind, double group_reg, const char *list, const char *weights, int learned,
+			     int calls)
 {
 	uint32_t toks[NR][3][LEN];
 	pref_rec recs[NR];
@@ -231,6 +233,10 @@ static void two_workers_make_one(loss_kind kind, double group_reg, int calls)
 	o.total_steps = 10;
 	o.loss.kind = kind;
 	o.loss.group_reg = group_reg;
+	o.loss.learned_beta = learned;
+	char err[256];
+	if (list)
+		cr_assert_eq(loss_opts_set(&o.loss, list, weights, err, sizeof err), 0, "%s", err);
 	ckpt *c1 = tiny_ckpt(), *cw[W];
 	train_engine *e1 = train_engine_new(c1, &data, &o);
 	fake_mpi f = {.calls = 0};
@@ -296,11 +302,56 @@ static void two_workers_make_one(loss_kind kind, double group_reg, int calls)
 	}
 }
 
+static void two_workers_make_one(loss_kind kind, double group_reg, int calls)
+{
+	two_workers_loss(kind, group_reg, NULL, NULL, 0, calls);
+}
+
 /* two calls per step: the gradient sums and the β extremes */
 Test(engine, reduce_point_is_an_allreduce) { two_workers_make_one(LOSS_LBDPO, 0, 6); }
 /* and one per micro-batch (2 a step) for the per-pair scalars */
 Test(engine, reduce_point_beta_dpo) { two_workers_make_one(LOSS_BETADPO, 0, 12); }
 Test(engine, reduce_point_group_reg) { two_workers_make_one(LOSS_LBDPO, 0.5, 12); }
+/* a list whose aot_unpaired sorts the whole micro-batch shares it */
+Test(engine, reduce_point_aot_list) { two_workers_loss(LOSS_DPO, 0, "dpo,aot_unpaired,sft", "0.5,1,0.2", 0, 12); }
+/* the β head driving a list of other β-losses, and its group regularizer */
+Test(engine, reduce_point_learned_list) { two_workers_loss(LOSS_DPO, 0, "nca_pair,apo_down", "1,2", 1, 6); }
+Test(engine, reduce_point_learned_group_reg) { two_workers_loss(LOSS_BCO_PAIR, 0.5, NULL, NULL, 1, 12); }
+
+/* a list, its weights, --learned-beta and --discopop-tau go through the
+ * checkpoint's options; a single loss writes none of the new keys */
+Test(engine, opts_json_loss_list)
+{
+	train_opts a, b;
+	char err[256], names[512];
+	train_opts_default(&a);
+	json_t *j0 = train_opts_to_json(&a);
+	cr_expect(!json_object_get(j0, "loss_weights") && !json_object_get(j0, "learned_beta") &&
+		  !json_object_get(j0, "discopop_tau"));
+	json_decref(j0);
+	cr_assert_eq(loss_opts_set(&a.loss, "dpo,bco_pair,sft,discopop", "0.8,0.2,1,0.1", err, sizeof err), 0);
+	a.loss.learned_beta = 1;
+	a.loss.discopop_tau = 0.3;
+	json_t *ja = train_opts_to_json(&a);
+	train_opts_default(&b);
+	const char *bad = NULL;
+	cr_assert_eq(train_opts_from_json(&b, ja, &bad), 0, "bad key %s", bad);
+	cr_expect_str_eq(loss_opts_names(&b.loss, names, sizeof names), "dpo,bco_pair,sft,discopop");
+	cr_expect_eq(b.loss.n_terms, 4);
+	cr_expect(b.loss.term_w[0] == 0.8 && b.loss.term_w[1] == 0.2 && b.loss.term_w[3] == 0.1);
+	cr_expect_eq(b.loss.learned_beta, 1);
+	cr_expect_eq(b.loss.discopop_tau, 0.3);
+	json_decref(ja);
+	const char *badj[] = {"{\"loss\": \"dpo,nope\"}", "{\"loss\": \"dpo,sft\", \"loss_weights\": [1]}",
+			      "{\"loss\": \"dpo,sft\", \"loss_weights\": \"1,1\"}"};
+	for (size_t i = 0; i < sizeof badj / sizeof *badj; i++) {
+		json_t *j = json_loads(badj[i], 0, NULL);
+		train_opts_default(&b);
+		cr_expect_eq(train_opts_from_json(&b, j, &bad), -1, "%s accepted", badj[i]);
+		cr_expect_str_eq(bad, "loss");
+		json_decref(j);
+	}
+}
 
 /* A non-finite loss stops the step before anything is updated. */
 Test(engine, nonfinite_step_changes_nothing)

@@ -24,9 +24,9 @@ static json_t *fixture(void)
 	return j;
 }
 
-static int load_pairs(json_t *j, loss_pair *p)
+static int load_pairs_from(json_t *j, const char *key, loss_pair *p)
 {
-	json_t *arr = json_object_get(j, "pairs"), *v;
+	json_t *arr = json_object_get(j, key), *v;
 	size_t i;
 	json_array_foreach(arr, i, v)
 	{
@@ -42,11 +42,34 @@ static int load_pairs(json_t *j, loss_pair *p)
 	return (int)json_array_size(arr);
 }
 
+static int load_pairs(json_t *j, loss_pair *p) { return load_pairs_from(j, "pairs", p); }
+
+/* loss_batch on the case's pairs against TRL's loss and autograd
+ * gradients (and d/dβ_i when the case has them) */
+static void expect_case(json_t *c, const char *name, const loss_opts *o, const loss_pair *p, int n)
+{
+	loss_pair_grad g[16];
+	json_t *dbeta = json_object_get(c, "d_beta");
+	double L = loss_batch(o, p, n, g, NULL, NULL, NULL);
+	double want = json_number_value(json_object_get(c, "loss"));
+	cr_expect(fabs(L - want) <= 1e-6 * fmax(1, fabs(want)), "%s: loss %.12g, TRL %.12g", name, L, want);
+	for (int i = 0; i < n; i++) {
+		double wc = json_number_value(json_array_get(json_object_get(c, "d_pc"), i));
+		double wr = json_number_value(json_array_get(json_object_get(c, "d_pr"), i));
+		cr_expect(fabs(g[i].d_pc - wc) <= 1e-6, "%s pair %d: dL/dpc %.12g, TRL %.12g", name, i, g[i].d_pc, wc);
+		cr_expect(fabs(g[i].d_pr - wr) <= 1e-6, "%s pair %d: dL/dpr %.12g, TRL %.12g", name, i, g[i].d_pr, wr);
+		if (dbeta) {
+			double wb = json_number_value(json_array_get(dbeta, i));
+			cr_expect(fabs(g[i].d_beta - wb) <= 1e-6 * fmax(1, fabs(wb)), "%s pair %d: dL/dbeta %.12g, TRL %.12g",
+				  name, i, g[i].d_beta, wb);
+		}
+	}
+}
+
 static void check_case(const char *name, loss_kind kind)
 {
 	json_t *j = fixture();
 	loss_pair p[16];
-	loss_pair_grad g[16];
 	int n = load_pairs(j, p);
 	json_t *c = json_object_get(json_object_get(j, "cases"), name);
 	cr_assert(c, "no case %s", name);
@@ -57,15 +80,7 @@ static void check_case(const char *name, loss_kind kind)
 	o.label_smoothing = json_number_value(json_object_get(c, "label_smoothing"));
 	if (json_object_get(c, "gamma"))
 		o.gamma = json_number_value(json_object_get(c, "gamma"));
-	double L = loss_batch(&o, p, n, g, NULL, NULL, NULL);
-	double want = json_number_value(json_object_get(c, "loss"));
-	cr_expect(fabs(L - want) <= 1e-6 * fmax(1, fabs(want)), "%s: loss %.12g, TRL %.12g", name, L, want);
-	for (int i = 0; i < n; i++) {
-		double wc = json_number_value(json_array_get(json_object_get(c, "d_pc"), i));
-		double wr = json_number_value(json_array_get(json_object_get(c, "d_pr"), i));
-		cr_expect(fabs(g[i].d_pc - wc) <= 1e-6, "%s pair %d: dL/dpc %.12g, TRL %.12g", name, i, g[i].d_pc, wc);
-		cr_expect(fabs(g[i].d_pr - wr) <= 1e-6, "%s pair %d: dL/dpr %.12g, TRL %.12g", name, i, g[i].d_pr, wr);
-	}
+	expect_case(c, name, &o, p, n);
 	json_decref(j);
 }
 
@@ -79,6 +94,69 @@ Test(trl, sigmoid_norm_is_lndpo) { check_case("ln-dpo", LOSS_LNDPO); }
 Test(trl, sft) { check_case("sft", LOSS_SFT); }
 Test(trl, simpo) { check_case("simpo", LOSS_SIMPO); }
 Test(trl, simpo_label_smoothing) { check_case("simpo_ls", LOSS_SIMPO); }
+
+/* TRL's loss_type names that lbdpo spells its own way */
+static const char *lbdpo_name(const char *trl)
+{
+	return !strcmp(trl, "sigmoid") ? "dpo" : !strcmp(trl, "sigmoid_norm") ? "ln-dpo" : trl;
+}
+
+/* A "list_*" case: TRL's loss_type list with loss_weights on the random
+ * pairs; d/dβ_i where the case has it (per-pair β = the β head's). as_single:
+ * a one-loss list also as the single loss (no weights). */
+static void check_list_case(const char *name, int as_single)
+{
+	json_t *j = fixture();
+	loss_pair p[16];
+	json_t *c = json_object_get(json_object_get(j, "cases"), name);
+	cr_assert(c, "no case %s", name);
+	int n = load_pairs_from(j, json_string_value(json_object_get(c, "pairs")), p);
+	cr_assert(n > 1);
+	char names[512] = "", weights[512] = "", err[256];
+	json_t *lt = json_object_get(c, "loss_types"), *lw = json_object_get(c, "loss_weights");
+	for (size_t t = 0; t < json_array_size(lt); t++) {
+		snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", t ? "," : "",
+			 lbdpo_name(json_string_value(json_array_get(lt, t))));
+		snprintf(weights + strlen(weights), sizeof weights - strlen(weights), "%s%.17g", t ? "," : "",
+			 json_number_value(json_array_get(lw, t)));
+	}
+	loss_opts o;
+	loss_opts_default(&o);
+	cr_assert_eq(loss_opts_set(&o, names, as_single ? NULL : weights, err, sizeof err), 0, "%s: %s", name, err);
+	cr_assert_eq(o.n_terms, as_single ? 0 : (int)json_array_size(lt));
+	o.beta = json_number_value(json_object_get(c, "beta"));
+	o.label_smoothing = json_number_value(json_object_get(c, "label_smoothing"));
+	o.discopop_tau = json_number_value(json_object_get(c, "discopop_tau"));
+	if (json_object_get(c, "d_beta")) { /* the β head's per-pair β, all at the case's β */
+		o.learned_beta = 1;
+		for (int i = 0; i < n; i++)
+			p[i].beta = o.beta;
+	}
+	expect_case(c, name, &o, p, n);
+	json_decref(j);
+}
+
+/* every "list_*" case of the fixture: each loss alone (as a one-term list
+ * and as the single loss) and the weighted lists */
+Test(trl, loss_lists)
+{
+	json_t *j = fixture();
+	const char *key;
+	json_t *c;
+	int n = 0, nbeta = 0;
+	json_object_foreach(json_object_get(j, "cases"), key, c)
+	{
+		if (strncmp(key, "list_", 5))
+			continue;
+		check_list_case(key, 0);
+		if (json_array_size(json_object_get(c, "loss_types")) == 1)
+			check_list_case(key, 1);
+		n++;
+		nbeta += json_object_get(c, "d_beta") != NULL;
+	}
+	cr_expect(n >= 23 && nbeta >= 15, "%d list cases, %d with d_beta", n, nbeta);
+	json_decref(j);
+}
 
 /* lbdpo with every β equal to the fixed β is TRL's sigmoid loss. */
 Test(trl, lbdpo_with_constant_beta_is_sigmoid)
@@ -111,18 +189,21 @@ static double L_of(const loss_opts *o, const loss_pair *p)
 	return loss_batch(o, p, NP, NULL, NULL, NULL, NULL);
 }
 
-static void fd_check(const loss_opts *o)
+/* analytic dL/dpc, dL/dpr and (learned β) dL/dβ_i against central
+ * differences, on PAIRS or on pairs q */
+static void fd_check_on(const loss_opts *o, const loss_pair *q)
 {
 	loss_pair p[NP];
 	loss_pair_grad g[NP];
-	memcpy(p, PAIRS, sizeof p);
+	memcpy(p, q, sizeof p);
 	loss_batch(o, p, NP, g, NULL, NULL, NULL);
 	const double h = 1e-5;
+	char names[512];
 	for (int i = 0; i < NP; i++) {
 		double *fields[3] = {&p[i].pc, &p[i].pr, &p[i].beta};
 		double an[3] = {g[i].d_pc, g[i].d_pr, g[i].d_beta};
 		for (int f = 0; f < 3; f++) {
-			if (f == 2 && !loss_uses_learned_beta(o->kind))
+			if (f == 2 && !loss_learned_beta(o))
 				continue;
 			double x = *fields[f];
 			*fields[f] = x + h;
@@ -131,10 +212,23 @@ static void fd_check(const loss_opts *o)
 			double lm = L_of(o, p);
 			*fields[f] = x;
 			double num = (lp - lm) / (2 * h);
-			cr_expect(fabs(num - an[f]) <= 1e-6 + 1e-5 * fabs(num), "%s pair %d field %d: analytic %.10g, FD %.10g",
-				  loss_kind_name(o->kind), i, f, an[f], num);
+			cr_expect(fabs(num - an[f]) <= 1e-6 + 1e-5 * fabs(num),
+				  "%s%s pair %d field %d: analytic %.10g, FD %.10g", loss_opts_names(o, names, sizeof names),
+				  o->learned_beta ? " (learned beta)" : "", i, f, an[f], num);
 		}
 	}
+}
+
+static void fd_check(const loss_opts *o) { fd_check_on(o, PAIRS); }
+
+/* PAIRS has ρ_w of pairs 0 and 2 equal (0.5): a tie in aot_unpaired's sort,
+ * where the loss has no derivative. */
+static void fd_check_untied(const loss_opts *o)
+{
+	loss_pair q[NP];
+	memcpy(q, PAIRS, sizeof q);
+	q[2].pc += 0.37;
+	fd_check_on(o, q);
 }
 
 Test(fd, every_loss)
@@ -146,23 +240,164 @@ Test(fd, every_loss)
 		loss_opts_default(&o);
 		o.kind = (loss_kind)k;
 		o.beta = k == LOSS_HINGE ? 0.05 : 0.3;
-		o.label_smoothing = (k == LOSS_ROBUST || k == LOSS_SIMPO) ? 0.15 : 0;
-		fd_check(&o);
+		o.label_smoothing = (k == LOSS_ROBUST || k == LOSS_SIMPO || k == LOSS_EXO_PAIR || k == LOSS_AOT ||
+				     k == LOSS_AOT_UNPAIRED)
+					    ? 0.15
+					    : 0;
+		fd_check_untied(&o);
 		o.sft_weight = 0.7; /* RPO term on top */
-		fd_check(&o);
+		fd_check_untied(&o);
+		if (loss_has_pair_beta((loss_kind)k)) { /* the β head's per-pair β (PAIRS' β), ∂L/∂β_i too */
+			o.learned_beta = 1;
+			fd_check(&o);
+			o.sft_weight = 0;
+			fd_check(&o);
+		}
 	}
+}
+
+/* every regularizer on the learned β, each active on some pair of PAIRS */
+static void set_regularizers(loss_opts *o)
+{
+	o->range_reg = 0.5;
+	o->beta_min = 0.05;
+	o->beta_max = 1.0;
+	o->group_reg = 2.0;
+	o->entropy_reg = 0.3;
+	o->entropy_alpha = 0.1;
+}
+
+/* weighted lists, with and without the learned β, and the regularizers */
+Test(fd, loss_lists)
+{
+	const char *lists[][2] = {
+		{"dpo,bco_pair,sft", "0.8,0.2,1"},
+		{"ipo,hinge,robust,simpo,ln-dpo,exo_pair,nca_pair", "0.5,0.1,1,0.3,2,0.7,1.1"},
+		{"sppo_hard,apo_zero,apo_down,discopop,sft", "0.05,1,1.5,0.4,0.25"},
+		{"aot,aot_unpaired,dpo", "1,0.5,0.25"},
+	};
+	for (size_t l = 0; l < sizeof lists / sizeof *lists; l++) {
+		loss_opts o;
+		char err[256];
+		loss_opts_default(&o);
+		cr_assert_eq(loss_opts_set(&o, lists[l][0], lists[l][1], err, sizeof err), 0, "%s", err);
+		o.beta = 0.2;
+		o.label_smoothing = 0.1;
+		o.discopop_tau = 0.3;
+		fd_check_untied(&o);
+		o.sft_weight = 0.4;
+		fd_check_untied(&o);
+		o.learned_beta = 1;
+		if (loss_opts_check(&o, err, sizeof err) == 0) {
+			set_regularizers(&o);
+			fd_check(&o);
+		} else {
+			cr_expect(l == 3, "%s: %s", lists[l][0], err); /* aot: no per-pair β */
+		}
+	}
+}
+
+/* a list's loss and gradients are the weighted sums of its terms alone */
+Test(lists, weighted_sum_of_terms)
+{
+	loss_opts o, one;
+	char err[256];
+	loss_opts_default(&o);
+	cr_assert_eq(loss_opts_set(&o, "nca_pair,sft,discopop", "0.3,2,1.5", err, sizeof err), 0, "%s", err);
+	o.learned_beta = 1;
+	loss_pair_grad g[NP], g1[NP];
+	double L = loss_batch(&o, PAIRS, NP, g, NULL, NULL, NULL), want = 0;
+	double dpc[NP] = {0}, dbeta[NP] = {0}, li[NP] = {0};
+	for (int t = 0; t < 3; t++) {
+		one = o;
+		one.n_terms = 0;
+		one.kind = o.terms[t];
+		want += o.term_w[t] * loss_batch(&one, PAIRS, NP, g1, NULL, NULL, NULL);
+		for (int i = 0; i < NP; i++) {
+			dpc[i] += o.term_w[t] * g1[i].d_pc;
+			dbeta[i] += o.term_w[t] * g1[i].d_beta;
+			li[i] += o.term_w[t] * g1[i].loss;
+		}
+	}
+	cr_expect(fabs(L - want) < 1e-12 * fmax(1, fabs(want)), "%.17g vs %.17g", L, want);
+	for (int i = 0; i < NP; i++)
+		cr_expect(fabs(g[i].d_pc - dpc[i]) < 1e-12 && fabs(g[i].d_beta - dbeta[i]) < 1e-12 &&
+				  fabs(g[i].loss - li[i]) < 1e-12,
+			  "pair %d", i);
+}
+
+/* lbdpo is dpo with --learned-beta: the same bits */
+Test(lists, lbdpo_is_dpo_with_learned_beta)
+{
+	loss_opts a, b;
+	loss_opts_default(&a);
+	a.range_reg = 0.5;
+	a.beta_max = 1;
+	a.group_reg = 0.2;
+	b = a;
+	b.kind = LOSS_DPO;
+	b.learned_beta = 1;
+	loss_pair_grad ga[NP], gb[NP];
+	loss_stats sa, sb;
+	double La = loss_batch(&a, PAIRS, NP, ga, NULL, NULL, &sa), Lb = loss_batch(&b, PAIRS, NP, gb, NULL, NULL, &sb);
+	cr_expect(La == Lb);
+	cr_expect(!memcmp(ga, gb, sizeof ga));
+	cr_expect(!memcmp(&sa, &sb, sizeof sa));
+}
+
+Test(lists, parse_and_check)
+{
+	loss_opts o;
+	char err[256];
+	loss_opts_default(&o);
+	cr_expect_eq(loss_opts_set(&o, "ipo", NULL, err, sizeof err), 0);
+	cr_expect(o.kind == LOSS_IPO && o.n_terms == 0, "a single name is the single loss");
+	cr_expect_eq(loss_opts_set(&o, "ipo", "0.5", err, sizeof err), 0);
+	cr_expect(o.n_terms == 1 && o.term_w[0] == 0.5);
+	cr_expect_eq(loss_opts_set(&o, "dpo,bco_pair,sft", NULL, err, sizeof err), 0);
+	cr_expect(o.n_terms == 3 && o.terms[1] == LOSS_BCO_PAIR && o.term_w[2] == 1.0, "weights default to 1");
+	char names[512];
+	cr_expect_str_eq(loss_opts_names(&o, names, sizeof names), "dpo,bco_pair,sft");
+	const char *bad[][3] = {
+		{"dpo,nope", NULL, "--loss: unknown loss 'nope'"},
+		{"dpo,,sft", NULL, "--loss: empty name in 'dpo,,sft'"},
+		{"dpo,sft,", NULL, "--loss: empty name in 'dpo,sft,'"},
+		{"dpo,sft", "1", "--loss-weights: 1 weights for 2 losses"},
+		{"dpo,sft", "1,x", "--loss-weights: '1,x' is not a comma list of numbers"},
+		{"dpo,sft", "1,", "--loss-weights: '1,' is not a comma list of numbers"},
+		{"lbdpo,sft", NULL, "--loss: 'lbdpo' cannot be in a list (use dpo with --learned-beta)"},
+		{"beta-dpo", "1", "--loss: 'beta-dpo' cannot be in a list (its beta is a batch statistic)"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		loss_opts_default(&o);
+		cr_expect_eq(loss_opts_set(&o, bad[i][0], bad[i][1], err, sizeof err), -1, "%s accepted", bad[i][0]);
+		cr_expect_str_eq(err, bad[i][2]);
+	}
+	loss_opts_default(&o);
+	cr_expect_eq(loss_opts_check(&o, err, sizeof err), 0);
+	loss_opts_set(&o, "exo_pair", NULL, err, sizeof err);
+	cr_expect_eq(loss_opts_check(&o, err, sizeof err), -1);
+	cr_expect_str_eq(err, "exo_pair needs --label-smoothing > 0 (as TRL; the EXO paper uses 1e-3)");
+	o.label_smoothing = 1e-3;
+	cr_expect_eq(loss_opts_check(&o, err, sizeof err), 0);
+	loss_opts_set(&o, "dpo,aot", NULL, err, sizeof err);
+	o.learned_beta = 1;
+	cr_expect_eq(loss_opts_check(&o, err, sizeof err), -1);
+	cr_expect_str_eq(err, "--learned-beta: aot has no per-pair beta");
+	loss_opts_set(&o, "sft", NULL, err, sizeof err);
+	cr_expect_eq(loss_opts_check(&o, err, sizeof err), -1);
+	cr_expect_str_eq(err, "--learned-beta: the loss has no beta");
+	cr_expect(loss_needs_whole_batch(&(loss_opts){.kind = LOSS_AOT_UNPAIRED}));
+	cr_expect(!loss_needs_whole_batch(&(loss_opts){.kind = LOSS_BCO_PAIR}));
+	cr_expect(loss_opts_needs_ref(&(loss_opts){.kind = LOSS_SIMPO, .n_terms = 2, .terms = {LOSS_SIMPO, LOSS_APO_ZERO}}));
+	cr_expect(!loss_opts_needs_rejected(&(loss_opts){.kind = LOSS_SFT}));
 }
 
 Test(fd, lbdpo_regularizers)
 {
 	loss_opts o;
 	loss_opts_default(&o);
-	o.range_reg = 0.5;
-	o.beta_min = 0.05;
-	o.beta_max = 1.0;
-	o.group_reg = 2.0;
-	o.entropy_reg = 0.3;
-	o.entropy_alpha = 0.1;
+	set_regularizers(&o);
 	fd_check(&o);
 	loss_stats st;
 	loss_batch(&o, PAIRS, NP, NULL, NULL, NULL, &st);
