@@ -16,7 +16,7 @@ W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 N=${BENCH_RECORDS:-16}
 
 zcat "$A"/hh-rlhf/*_test.jsonl.gz >"$W/hh.jsonl"
-lbdpo-tokenize -q --skip-invalid --tokenizer "$A/gpt2/tokenizer.json" --max-length 512 -i "$W/hh.jsonl" -o "$W/all.tok" || exit 1
+lbdpo-tokenize -q --skip-invalid --tokenizer "$A/gpt2/tokenizer.json" --max-length 512 --truncation-mode keep_start -i "$W/hh.jsonl" -o "$W/all.tok" || exit 1
 if [ "${BENCH_FULL:-0}" = 1 ]; then cp "$W/all.tok" "$W/hh.tok"; else
 	# an evenly spread sample, so the lengths are those of the whole set
 	lbdpo-show -i "$W/all.tok" | awk -v n="$N" 'NR == 1 { print; next } { r[NR] = $0 } END { t = NR - 1; for (i = 0; i < n && i < t; i++) print r[2 + int(i * t / n)] }' |

@@ -23,26 +23,9 @@
 #include "base/util.h"
 
 
-/* Per-pair results kept for the summaries. nc, nr: completion token counts. */
-typedef struct {
-	double loss, beta, ppl, delta, pc, pr, rc, rr, nc, nr;
-	int group;
-} pair_res;
-
-/* Implicit rewards of one pair. simpo has no reference: TRL's CPO trainer
- * logs β × the average log-prob, rewards = β·pc/nc, β·pr/nr; every other
- * loss the DPO reward β(log πθ − log πref). */
+/* simpo's rewards (pair_rewards) */
 static int g_simpo_rewards;
-static void rewards(const pair_res *q, double *c, double *j)
-{
-	if (g_simpo_rewards) {
-		*c = q->beta * q->pc / q->nc;
-		*j = q->beta * q->pr / q->nr;
-	} else {
-		*c = q->beta * (q->pc - q->rc);
-		*j = q->beta * (q->pr - q->rr);
-	}
-}
+static void rewards(const pair_res *q, double *c, double *j) { pair_rewards(q, g_simpo_rewards, c, j); }
 
 static double corr(const double *x, const double *y, int n)
 {
@@ -62,54 +45,37 @@ static double corr(const double *x, const double *y, int n)
 /* Summary of the pairs whose group is g (g = -2: all). */
 static json_t *summarize(const pair_res *r, int n, int g)
 {
-	int k = 0;
+	res_summary m;
+	pair_summary(&m, r, n, g, g_simpo_rewards);
+	const int k = m.n;
 	double *b = xmalloc(sizeof(double) * (size_t)(n + 1)), *p = xmalloc(sizeof(double) * (size_t)(n + 1)),
 	       *s = xmalloc(sizeof(double) * (size_t)(n + 1));
-	double L = 0, acc = 0, rc = 0, rr = 0, lc = 0, lr = 0, dc = 0, dr = 0, bmin = INFINITY, bmax = -INFINITY,
-	       bm = 0, b2 = 0, pm = 0;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0, j = 0; i < n; i++) {
 		if (g != -2 && r[i].group != g)
 			continue;
-		const pair_res *q = &r[i];
-		L += q->loss;
-		double c, j;
-		rewards(q, &c, &j);
-		rc += c;
-		rr += j;
-		acc += c > j;
-		lc += q->pc;
-		lr += q->pr;
-		dc += q->pc - q->rc;
-		dr += q->pr - q->rr;
-		bm += q->beta;
-		b2 += q->beta * q->beta;
-		bmin = fmin(bmin, q->beta);
-		bmax = fmax(bmax, q->beta);
-		pm += q->ppl;
-		b[k] = q->beta;
-		p[k] = q->ppl;
-		s[k] = q->delta > 0 ? 1 : q->delta < 0 ? -1 : 0;
-		k++;
+		b[j] = r[i].beta;
+		p[j] = r[i].ppl;
+		s[j] = r[i].delta > 0 ? 1 : r[i].delta < 0 ? -1 : 0;
+		j++;
 	}
 	json_t *o = json_object();
 	json_object_set_new(o, "n", json_integer(k));
 	if (k > 0) {
-		bm /= k;
-		json_object_set_new(o, "loss", json_real(L / k));
-		json_object_set_new(o, "rewards/accuracies", json_real(acc / k));
-		json_object_set_new(o, "rewards/chosen", json_real(rc / k));
-		json_object_set_new(o, "rewards/rejected", json_real(rr / k));
-		json_object_set_new(o, "rewards/margins", json_real((rc - rr) / k));
-		json_object_set_new(o, "logps/chosen", json_real(lc / k));
-		json_object_set_new(o, "logps/rejected", json_real(lr / k));
-		json_object_set_new(o, "logps/chosen_change", json_real(dc / k));
-		json_object_set_new(o, "logps/rejected_change", json_real(dr / k));
-		json_object_set_new(o, "kl/chosen", json_real(dc / k));
-		json_object_set_new(o, "beta/mean", json_real(bm));
-		json_object_set_new(o, "beta/std", json_real(sqrt(fmax(0, b2 / k - bm * bm))));
-		json_object_set_new(o, "beta/min", json_real(bmin));
-		json_object_set_new(o, "beta/max", json_real(bmax));
-		json_object_set_new(o, "ppl/prompt", json_real(pm / k));
+		json_object_set_new(o, "loss", json_real(m.loss));
+		json_object_set_new(o, "rewards/accuracies", json_real(m.acc));
+		json_object_set_new(o, "rewards/chosen", json_real(m.rc));
+		json_object_set_new(o, "rewards/rejected", json_real(m.rr));
+		json_object_set_new(o, "rewards/margins", json_real(m.margin));
+		json_object_set_new(o, "logps/chosen", json_real(m.lc));
+		json_object_set_new(o, "logps/rejected", json_real(m.lr));
+		json_object_set_new(o, "logps/chosen_change", json_real(m.dc));
+		json_object_set_new(o, "logps/rejected_change", json_real(m.dr));
+		json_object_set_new(o, "kl/chosen", json_real(m.dc));
+		json_object_set_new(o, "beta/mean", json_real(m.bmean));
+		json_object_set_new(o, "beta/std", json_real(m.bstd));
+		json_object_set_new(o, "beta/min", json_real(m.bmin));
+		json_object_set_new(o, "beta/max", json_real(m.bmax));
+		json_object_set_new(o, "ppl/prompt", json_real(m.ppl));
 		json_object_set_new(o, "corr/beta_ppl", json_real(corr(b, p, k)));
 		json_object_set_new(o, "corr/beta_sign_delta", json_real(corr(b, s, k)));
 	}
@@ -308,6 +274,10 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 			json_t *j = jsonl_parse(line, len, err, sizeof err);
 			if (!j)
 				die("%s: line %llu: %s", jsonl_name(f), (unsigned long long)jsonl_lineno(f), err);
+			if (json_object_get(j, "eval/loss")) { /* --eval-input's lines: not training curves */
+				json_decref(j);
+				continue;
+			}
 			xgrow((void **)&v, &cap, (nrow + 1) * (NK + 1), sizeof *v);
 			double *r = v + nrow * (NK + 1);
 			r[0] = (double)json_integer_value(json_object_get(j, "step"));
@@ -563,34 +533,10 @@ int main(int argc, char **argv)
 	const int learned = loss_learned_beta(&lo);
 	model_ws *ws = model_ws_new(ck->m);
 	batch_buf *bb = batch_new((int)bs, cfg->dim, ck->bh->K);
-	pref_rec **recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);
 	pair_res *res = xcalloc((size_t)data->n + 1, sizeof *res);
 	progress_meter pm;
 	progress_init(&pm, data->n, "records scored");
-	for (int s = 0; s < data->n; s += (int)bs) {
-		progress_show(&pm, s, NULL);
-		int B = data->n - s < bs ? data->n - s : (int)bs;
-		for (int i = 0; i < B; i++)
-			recs[i] = &data->r[s + i];
-		batch_forward(ck, ws, bb, recs, B, &(batch_opts){.n_comp = 2, .need_head = learned, .fixed_beta = lo.beta});
-		/* per-pair loss terms: a batch of one pair at a time gives ℓ_i */
-		for (int i = 0; i < B; i++) {
-			loss_stats st;
-			loss_batch(&lo, &bb->lp[i], 1, NULL, NULL, NULL, &st);
-			pair_res *q = &res[s + i];
-			q->loss = st.loss; /* preference term + weighted SFT term (no regularizers) */
-			q->beta = bb->lp[i].beta;
-			q->ppl = exp(-bb->m[i]);
-			q->pc = bb->lp[i].pc;
-			q->pr = bb->lp[i].pr;
-			q->rc = bb->lp[i].rc;
-			q->rr = bb->lp[i].rr;
-			q->nc = bb->lp[i].nc;
-			q->nr = bb->lp[i].nr;
-			q->delta = (q->pc - q->rc) - (q->pr - q->rr);
-			q->group = recs[i]->group;
-		}
-	}
+	score_records(ck, ws, bb, data, &lo, (int)bs, res, &pm);
 	double el = progress_end(&pm);
 	char els[32];
 	fmt_duration(el, els, sizeof els);
@@ -649,7 +595,6 @@ int main(int argc, char **argv)
 	json_save_file(outp, top, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
 	json_decref(top);
 	free(res);
-	free(recs);
 	batch_free(bb);
 	model_ws_free(ws);
 	pref_free(data);

@@ -11,8 +11,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "formats/hfconfig.h"
+#include "formats/tfevents.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "libcore/dist.h"
@@ -107,11 +109,105 @@ static void save(train_engine *eng, ckpt *ck, const char *out, json_t *opts)
 		train_save(eng, out, opts);
 }
 
+/* --eval-input: the held-out records and what scoring them needs (rank 0). */
+typedef struct {
+	pref_set *d;
+	loss_opts lo;
+	int bs;
+	model_ws *ws;
+	batch_buf *bb;
+	pair_res *res;
+} eval_set;
+
+/* Score the held-out records with the policy and β model as they are now
+ * (lbdpo-eval's scoring): rank 0 scores them all and hands the summary to
+ * every rank, so that every rank takes the same --save-best decision. */
+static void eval_run(eval_set *ev, ckpt *ck, res_summary *s)
+{
+	memset(s, 0, sizeof *s);
+	if (dist_rank() == 0) {
+		score_records(ck, ev->ws, ev->bb, ev->d, &ev->lo, ev->bs, ev->res, NULL);
+		pair_summary(s, ev->res, ev->d->n, -2, ev->lo.kind == LOSS_SIMPO && ev->lo.n_terms == 0);
+	}
+	dist_bcast(s, sizeof *s, 0);
+}
+
+/* The metrics of one --metrics line as TensorBoard scalars: a training
+ * line's keys under train/ (as transformers' TensorBoardCallback names
+ * them), an eval line's eval/ keys as they are (its epoch is the training
+ * line's). Flushed: a killed run keeps its steps. */
+static void tb_write(tfevents *tb, long step, const metric_kv *kv, int n, int train)
+{
+	if (!tb)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	const double wt = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+	for (int i = 0; i < n; i++) {
+		char tag[128];
+		if (!train && strncmp(kv[i].key, "eval/", 5))
+			continue;
+		snprintf(tag, sizeof tag, "%s%s", train ? "train/" : "", kv[i].key);
+		if (tfevents_scalar(tb, wt, step, tag, kv[i].v) != 0)
+			die("%s: write error: %s", tfevents_path(tb), strerror(errno));
+	}
+	if (tfevents_flush(tb) != 0)
+		die("%s: write error: %s", tfevents_path(tb), strerror(errno));
+}
+
+/* Is v better than the best so far (none: yes)? */
+static int best_better(const ckpt *ck, const char *mode, double v)
+{
+	const json_t *b = ck->best ? json_object_get(ck->best, "value") : NULL;
+	if (!json_is_number(b))
+		return 1;
+	const double o = json_number_value(b);
+	return !strcmp(mode, "min") ? v < o : v > o;
+}
+
+/* The best so far of a resumed run: what the checkpoint's trainer state
+ * says, or what best_dir's says when better (the run was killed after
+ * writing best_dir and before its next save of --output). Another metric or
+ * mode than the run's starts a new best. */
+static void best_resume(ckpt *ck, const char *best_dir, const char *metric, const char *mode)
+{
+	json_t *cand[2] = {ck->state ? json_incref(json_object_get(ck->state, "best")) : NULL, NULL};
+	char *p = path_join(best_dir, "trainer_state.json");
+	json_t *bs = ckpt_is(best_dir) ? json_load_file(p, 0, NULL) : NULL;
+	free(p);
+	if (bs)
+		cand[1] = json_incref(json_object_get(bs, "best"));
+	json_decref(bs);
+	for (int i = 0; i < 2; i++) {
+		const json_t *c = cand[i];
+		const char *m = json_string_value(json_object_get(c, "metric")),
+			   *md = json_string_value(json_object_get(c, "mode"));
+		if (!c || !m || !md || !json_is_number(json_object_get(c, "value")))
+			continue;
+		if (strcmp(m, metric) || strcmp(md, mode)) {
+			if (i == 0)
+				info("--save-best %s (%s): the run kept the best %s (%s); starting a new best", metric, mode,
+				     m, md);
+			continue;
+		}
+		if (best_better(ck, mode, json_number_value(json_object_get(c, "value")))) {
+			json_decref(ck->best);
+			ck->best = json_deep_copy(c);
+		}
+	}
+	json_decref(cand[0]);
+	json_decref(cand[1]);
+	if (ck->best)
+		info("resuming: the best %s so far is %.6g at step %lld (%s)", metric,
+		     json_number_value(json_object_get(ck->best, "value")),
+		     (long long)json_integer_value(json_object_get(ck->best, "step")), best_dir);
+}
+
 enum {
 	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_LAST
+	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_EVIN, O_EVSTEPS, O_BEST, O_BESTMODE, O_TB, O_LAST
 };
 
 static const cli_opt opts[] = {
@@ -168,6 +264,15 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_METRICS, 0, "metrics", "FILE",
 		"per-step JSON lines into FILE (- = stderr); a fresh run refuses a non-empty FILE, a resumed one appends"),
 	CLI_OPT(O_SAVE, 0, "save-every", "N", "also write --output every N steps (default: only at the end)"),
+	CLI_OPT(O_TB, 0, "tensorboard", "DIR",
+		"also write every metric as TensorBoard scalars into a new events.out.tfevents.* file in DIR"),
+	CLI_SECTION("Evaluation:"),
+	CLI_OPT(O_EVIN, 0, "eval-input", "FILE", "held-out records scored during training (eval/ metrics)"),
+	CLI_OPT(O_EVSTEPS, 0, "eval-steps", "N", "score --eval-input every N steps (default 0: after the last step only)"),
+	CLI_OPT(O_BEST, 0, "save-best", "METRIC",
+		"keep the checkpoint of the best eval/ METRIC (e.g. eval/loss) in OUTPUT.best"),
+	CLI_OPT(O_BESTMODE, 0, "save-best-mode", "M",
+		"min|max: which --save-best value is better (default: min for a name with 'loss', else max)"),
 	CLI_OPT(O_SDT, 0, "save-dtype", "T",
 		"float32, float16 or bfloat16: the policy's weights in the checkpoint (default: the dtype the model came in)"),
 	BACKEND_CLI_OPTS,
@@ -318,8 +423,9 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-step");
 	lbdpo_runtime_init(argv);
 	const char *in = NULL, *out = NULL, *metrics = NULL, *loss_list = NULL, *loss_weights = NULL;
+	const char *tbdir = NULL, *eval_in = NULL, *best_metric = NULL, *best_mode = NULL;
 	char errbuf[256];
-	long steps = -1, save_every = 0;
+	long steps = -1, save_every = 0, eval_steps = 0;
 	double epochs = -1;
 	int save_dtype = -1, ignore_prov = 0, allow_changed = 0, k;
 	char given[O_LAST] = {0}; /* options on the command line, by key */
@@ -413,6 +519,15 @@ int main(int argc, char **argv)
 		case O_EALPHA: lo->entropy_alpha = parse_double("--entropy-alpha", arg, -1e9, 1e9); break;
 		case O_METRICS: metrics = arg; break;
 		case O_SAVE: save_every = parse_long("--save-every", arg, 0, 1L << 40); break;
+		case O_TB: tbdir = arg; break;
+		case O_EVIN: eval_in = arg; break;
+		case O_EVSTEPS: eval_steps = parse_long("--eval-steps", arg, 0, 1L << 40); break;
+		case O_BEST: best_metric = arg; break;
+		case O_BESTMODE:
+			if (strcmp(arg, "min") && strcmp(arg, "max"))
+				die_usage("--save-best-mode: expected min or max, got '%s'", arg);
+			best_mode = arg;
+			break;
 		case O_SDT:
 			if ((save_dtype = hfconfig_dtype(arg)) < 0)
 				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", arg);
@@ -437,6 +552,36 @@ int main(int argc, char **argv)
 		die_usage("%s", errbuf);
 	if (loss_opts_check(lo, errbuf, sizeof errbuf) < 0)
 		die_usage("%s", errbuf);
+	if (given[O_EVSTEPS] && !eval_in)
+		die_usage("--eval-steps needs --eval-input");
+	if (best_metric && !eval_in)
+		die_usage("--save-best needs --eval-input");
+	if (best_mode && !best_metric)
+		die_usage("--save-best-mode needs --save-best");
+	if (eval_in && !strcmp(eval_in, "-") && (!in || !strcmp(in, "-")))
+		die_usage("--eval-input -: the training records already come from standard input");
+	int best_col = -1; /* the --save-best metric's index in eval_metrics_kv */
+	if (best_metric) {
+		metric_kv kv[METRIC_KV_MAX];
+		res_summary z = {0};
+		char names[1024] = "";
+		int n = eval_metrics_kv(&z, 0, kv);
+		for (int i = 0; i < n; i++) {
+			if (strncmp(kv[i].key, "eval/", 5))
+				continue;
+			if (!strcmp(kv[i].key, best_metric))
+				best_col = i;
+			snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? ", " : "",
+				 kv[i].key);
+		}
+		if (best_col < 0)
+			die_usage("--save-best: unknown metric '%s' (valid: %s)", best_metric, names);
+		if (!best_mode) /* TRL's greater_is_better: false for a loss */
+			best_mode = strstr(best_metric, "loss") ? "min" : "max";
+	}
+	char *best_dir = NULL;
+	if (best_metric && asprintf(&best_dir, "%s.best", out) < 0)
+		die("out of memory");
 	backend_opts_apply(&bo);
 	/* Under mpirun: data parallel. Every rank holds the model and takes
 	 * slots i ≡ rank (mod N) of each global micro-batch (engine.h). */
@@ -448,6 +593,8 @@ int main(int argc, char **argv)
 	if (rank > 0)
 		lbdpo_quiet = 1; /* rank 0 reports progress and the summary */
 	ckpt_check_out(out); /* before any work: --output replaces only a checkpoint */
+	if (best_dir)
+		ckpt_check_out(best_dir);
 	signals_graceful();
 
 	to.ck.w0 = to.w_init > 0 ? to.w_init : 1.0;
@@ -487,6 +634,19 @@ int main(int argc, char **argv)
 	prov_check(&data->prov, data->name, to.init, ck, loss_opts_needs_ref(lo), new_ref ? fp0 : NULL, ignore_prov);
 	ckpt_adopt_prov(ck, &data->prov);
 	pref_check_context(data, cfg->max_seq_len);
+	/* held-out records: the same checks as the training records, and
+	 * ck now remembers the training records' provenance */
+	eval_set ev = {0};
+	if (eval_in) {
+		ev.d = pref_load(eval_in, loss_needs_ref(lo->kind), (uint32_t)cfg->vocab_size);
+		if (ev.d->n == 0)
+			die("%s: no records", ev.d->name);
+		prov_check(&ev.d->prov, ev.d->name, to.init, ck, loss_needs_ref(lo->kind), new_ref ? fp0 : NULL,
+			   ignore_prov);
+		pref_check_context(ev.d, cfg->max_seq_len);
+	}
+	if (best_metric)
+		best_resume(ck, best_dir, best_metric, best_mode);
 	if (steps < 0)
 		steps = (long)ceil(epochs * data->n / (double)((long)to.batch_size * to.grad_accum));
 	if (to.total_steps < 0 && ck->state) {
@@ -524,6 +684,13 @@ int main(int argc, char **argv)
 		check_same("the model loaded from --model", h);
 	}
 	train_engine *eng = train_engine_new(ck, data, &to);
+	if (ev.d && rank == 0) { /* rank 0 scores the held-out records (eval_run) */
+		eval_loss_opts(&ev.lo, lo);
+		ev.bs = to.batch_size;
+		ev.ws = model_ws_new(ck->m);
+		ev.bb = batch_new(ev.bs, cfg->dim, ck->bh->K);
+		ev.res = xcalloc((size_t)ev.d->n, sizeof *ev.res);
+	}
 	if (nrank > 1) {
 		train_engine_set_worker(eng, rank, nrank);
 		train_engine_set_reduce(eng, reduce_ranks, &rc);
@@ -532,6 +699,7 @@ int main(int argc, char **argv)
 	FILE *mf = NULL;
 	if (metrics && rank == 0)
 		mf = !strcmp(metrics, "-") ? stderr : train_metrics_open(metrics, run_id, ck->step, ck->resumed, legacy_run);
+	tfevents *tb = tbdir && rank == 0 ? tfevents_open(tbdir) : NULL;
 
 	const long step_end = ck->step + steps, step_start = ck->step;
 	double last_loss = NAN, last_acc = NAN;
@@ -544,12 +712,34 @@ int main(int argc, char **argv)
 			dist_die_same(EXIT_DATA, "step %ld: non-finite %s; stopping without writing this step (%s keeps the last good "
 			    "checkpoint, if any)",
 			    tm.step, tm.nonfinite == 1 ? "loss" : "gradient", out);
-		if (mf && train_metrics_write(mf, &tm, run_id) != 0)
+		metric_kv kv[METRIC_KV_MAX];
+		int nkv = train_metrics_kv(&tm, kv);
+		if (mf && metrics_line_write(mf, tm.step, kv, nkv, run_id) != 0)
 			die("%s: write error: %s", metrics, strerror(errno));
+		tb_write(tb, tm.step, kv, nkv, 1);
 		last_loss = tm.loss;
 		last_acc = tm.accuracy;
 		progress_show(&pg, ck->step - step_start, "step %ld, loss %.4f, acc %.2f, beta %.4g", ck->step, tm.loss,
 			      tm.accuracy, tm.beta_mean);
+		if (ev.d && (eval_steps > 0 ? ck->step % eval_steps == 0 : ck->step == step_end)) {
+			res_summary es;
+			eval_run(&ev, ck, &es);
+			nkv = eval_metrics_kv(&es, tm.epoch, kv);
+			if (mf && metrics_line_write(mf, tm.step, kv, nkv, run_id) != 0)
+				die("%s: write error: %s", metrics, strerror(errno));
+			tb_write(tb, tm.step, kv, nkv, 0);
+			info("step %ld: eval/loss %.4f, eval/rewards/accuracies %.2f, eval/rewards/margins %.4g, "
+			     "eval/beta/mean %.4g (%d records)",
+			     ck->step, es.loss, es.acc, es.margin, es.bmean, es.n);
+			if (best_metric && best_better(ck, best_mode, kv[best_col].v)) {
+				json_decref(ck->best);
+				ck->best = json_pack("{s:s, s:s, s:f, s:I}", "metric", best_metric, "mode", best_mode,
+						     "value", kv[best_col].v, "step", (json_int_t)ck->step);
+				info("step %ld: best %s so far (%.6g): writing %s", ck->step, best_metric, kv[best_col].v,
+				     best_dir);
+				save(eng, ck, best_dir, opts);
+			}
+		}
 		if (save_every > 0 && ck->step % save_every == 0 && ck->step < step_end)
 			save(eng, ck, out, opts);
 	}
@@ -570,6 +760,19 @@ int main(int argc, char **argv)
 			ck->step > step_start ? "checkpoint written" : "no step done, nothing written");
 	if (mf && mf != stderr && fclose(mf) != 0)
 		die("%s: write error on close: %s", metrics, strerror(errno));
+	if (tb) {
+		char *tp = xstrdup(tfevents_path(tb));
+		if (tfevents_close(tb) != 0)
+			die("%s: write error on close: %s", tp, strerror(errno));
+		free(tp);
+	}
+	if (ev.d) {
+		free(ev.res);
+		batch_free(ev.bb);
+		model_ws_free(ev.ws);
+		pref_free(ev.d);
+	}
+	free(best_dir);
 	json_decref(opts);
 	train_engine_free(eng);
 	pref_free(data);

@@ -126,7 +126,7 @@ static void put_header(rs_writer *w, tok *t, const pref_tpl *tpl, int bos_prepen
 	rs_header_end(w);
 }
 
-enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT, O_RENDER, O_TOK };
+enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT, O_RENDER, O_TOK, O_TRUNCMODE };
 static const cli_opt opts[] = {
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
 		"tokenizer.json (Hugging Face), SentencePiece tokenizer.model, llama2.c tokenizer.bin, or a model directory holding one (required)"),
@@ -135,9 +135,11 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
 		"chat template for conversational records: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
 	CLI_OPT(O_RENDER, 0, "render", NULL, "write the rendered texts as JSON Lines (prompt, chosen, rejected) instead of tokens"),
-	CLI_OPT(O_MAXLEN, 0, "max-length", "N", "at most N tokens of prompt + completion"),
+	CLI_OPT(O_MAXLEN, 0, "max-length", "N", "at most N tokens of prompt + longer completion (default 1024, as TRL; 0 = no limit)"),
+	CLI_OPT(O_TRUNCMODE, 0, "truncation-mode", "MODE",
+		"keep_end (default, as TRL): cut an over-long pair's prompt start; keep_start: cut the completions' ends"),
 	CLI_OPT(O_MAXPROMPT, 0, "max-prompt-length", "N", "at most N prompt tokens"),
-	CLI_OPT(O_TRUNC, 0, "truncation", "MODE", "keep_end (default) or keep_start: which end of a long prompt to keep"),
+	CLI_OPT(O_TRUNC, 0, "truncation", "MODE", "keep_end (default) or keep_start: which end of a prompt over --max-prompt-length to keep"),
 	CLI_OPT(O_NOEOS, 0, "no-eos", NULL, "never append EOS to the completions"),
 	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "never prepend BOS to the prompt"),
 	CLI_OPT(O_KEEPTEXT, 0, "keep-text", NULL, "also write the prompt / chosen / rejected texts (as tokenized) into each record"),
@@ -158,7 +160,8 @@ int main(int argc, char **argv)
 	set_progname("lbdpo-tokenize");
 	const char *in = NULL, *out = NULL, *tokpath = NULL, *tplname = NULL;
 	int no_eos = 0, no_bos = 0, skip_invalid = 0, keep_text = 0, keep_end = 1, render = 0;
-	long max_length = 0, max_prompt = 0;
+	long max_length = 1024, max_prompt = 0; /* TRL's DPOConfig max_length */
+	int seq_keep_end = 1;                   /* and truncation_mode */
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
@@ -168,7 +171,15 @@ int main(int argc, char **argv)
 		case 'i': in = arg; break;
 		case 'o': out = arg; break;
 		case O_TPL: tplname = arg; break;
-		case O_MAXLEN: max_length = parse_long("--max-length", arg, 2, 1L << 30); break;
+		case O_MAXLEN:
+			max_length = parse_long("--max-length", arg, 0, 1L << 30);
+			if (max_length == 1) die_usage("--max-length: 1 leaves no room for a prompt and a completion (0 = no limit)");
+			break;
+		case O_TRUNCMODE:
+			if (!strcmp(arg, "keep_end")) seq_keep_end = 1;
+			else if (!strcmp(arg, "keep_start")) seq_keep_end = 0;
+			else die_usage("--truncation-mode: expected keep_end or keep_start, got '%s'", arg);
+			break;
 		case O_MAXPROMPT: max_prompt = parse_long("--max-prompt-length", arg, 1, 1L << 30); break;
 		case O_TRUNC:
 			if (!strcmp(arg, "keep_end")) keep_end = 1;
@@ -186,7 +197,7 @@ int main(int argc, char **argv)
 	if (c.ind < argc) die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!tokpath) die_usage("--tokenizer FILE is required");
 	if (max_length && max_prompt && max_prompt >= max_length)
-		die_usage("--max-prompt-length must be smaller than --max-length");
+		die_usage("--max-prompt-length must be smaller than --max-length (%ld; 0 = no limit)", max_length);
 
 	tok *t = tok_load(tokpath);
 	if (!no_eos && tok_eos(t) < 0)
@@ -215,7 +226,7 @@ int main(int argc, char **argv)
 	 * (put_header): it is written with the first record */
 	int hdr_bos = -1, hdr_eos = -1;
 
-	pref_trunc tr = {max_length, max_prompt, keep_end, bos_used ? tok_bos(t) : -1};
+	pref_trunc tr = {max_length, max_prompt, keep_end, bos_used ? tok_bos(t) : -1, seq_keep_end};
 	pref_text pt = {0};
 	idvec P = {0}, C = {0}, R = {0}, FC = {0}, FR = {0};
 	uint64_t nread = 0, nwritten = 0, ntrunc = 0, ndropped = 0, ninvalid = 0, nties = 0, nempty = 0;

@@ -483,20 +483,33 @@ int pref_extract_tpl(json_t *o, const pref_tpl *tpl, pref_text *p, char *err, si
 	return 0;
 }
 
+/* The prompt keeps keep tokens: its last ones (a leading BOS stays
+ * first) with keep_end, else its first. */
+static void prompt_cut(uint32_t *prompt, size_t *np, size_t keep, int keep_end, int64_t bos)
+{
+	if (keep_end) {
+		size_t head = (bos >= 0 && prompt[0] == (uint32_t)bos && keep > 1) ? 1 : 0;
+		memmove(prompt + head, prompt + *np - (keep - head), (keep - head) * sizeof *prompt);
+	}
+	*np = keep;
+}
+
 int pref_truncate(const pref_trunc *o, uint32_t *prompt, size_t *np, size_t *nc, size_t *nr,
 		  const uint32_t *c, const uint32_t *r, int *truncated)
 {
 	*truncated = 0;
 	if (o->max_prompt > 0 && *np > (size_t)o->max_prompt) {
-		size_t keep = (size_t)o->max_prompt;
-		if (o->keep_end) {
-			size_t head = (o->bos >= 0 && prompt[0] == (uint32_t)o->bos && keep > 1) ? 1 : 0;
-			memmove(prompt + head, prompt + *np - (keep - head), (keep - head) * sizeof *prompt);
-		}
-		*np = keep;
+		prompt_cut(prompt, np, (size_t)o->max_prompt, o->keep_end, o->bos);
 		*truncated = 1;
 	}
-	if (o->max_length > 0) {
+	if (o->max_length > 0 && o->seq_keep_end) {
+		size_t longer = *nc > *nr ? *nc : *nr;
+		if (longer + 1 > (size_t)o->max_length) return 0;
+		if (*np + longer > (size_t)o->max_length) {
+			prompt_cut(prompt, np, (size_t)o->max_length - longer, 1, o->bos);
+			*truncated = 1;
+		}
+	} else if (o->max_length > 0) {
 		if (*np + 1 > (size_t)o->max_length) return 0;
 		size_t room = (size_t)o->max_length - *np;
 		if (*nc > room) *nc = room, *truncated = 1;

@@ -96,14 +96,20 @@ size_t pref_implicit_prompt_len(const char *c, size_t nc, const char *r, size_t 
 /* Truncation (lbdpo-tokenize(1)):
  *  1. a prompt longer than max_prompt (> 0) keeps its last max_prompt tokens
  *     (keep_end; a leading BOS stays first) or its first (keep_start);
- *  2. with max_length > 0, each completion keeps at most max_length - prompt
- *     tokens (its first ones); if that is < 1, the pair is dropped;
+ *  2. with max_length > 0, a pair whose prompt + longer completion exceeds
+ *     max_length is cut by seq_keep_end (TRL's truncation_mode):
+ *       keep_end (1): the prompt loses its start and keeps its last
+ *       max_length - longer completion tokens (a leading BOS stays first);
+ *       if that is < 1, the pair is dropped;
+ *       keep_start (0): each completion keeps at most max_length - prompt
+ *       tokens (its first ones); if that is < 1, the pair is dropped;
  *  3. a pair whose completions became identical is dropped.
  * Returns 1 to keep (*truncated set if anything was cut), 0 to drop. */
 typedef struct {
 	long max_length, max_prompt;
-	int keep_end;
-	int64_t bos; /* -1 if none */
+	int keep_end;     /* rule 1 */
+	int64_t bos;      /* -1 if none */
+	int seq_keep_end; /* rule 2 */
 } pref_trunc;
 int pref_truncate(const pref_trunc *o, uint32_t *prompt, size_t *np, size_t *nc, size_t *nr,
 		  const uint32_t *c, const uint32_t *r, int *truncated);

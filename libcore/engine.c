@@ -485,19 +485,73 @@ int train_step(train_engine *e, train_metrics *m)
 	return 0;
 }
 
+int train_metrics_kv(const train_metrics *m, metric_kv *kv)
+{
+	const metric_kv k[] = {
+		{"epoch", m->epoch, "%.6f"},
+		{"loss", m->loss, "%.9g"},
+		{"rewards/chosen", m->rewards_chosen, "%.9g"},
+		{"rewards/rejected", m->rewards_rejected, "%.9g"},
+		{"rewards/accuracies", m->accuracy, "%.9g"},
+		{"rewards/margins", m->margin, "%.9g"},
+		{"logps/chosen", m->logps_chosen, "%.9g"},
+		{"logps/rejected", m->logps_rejected, "%.9g"},
+		{"grad_norm", m->grad_norm, "%.9g"},
+		{"learning_rate", m->lr, "%.9g"},
+		{"beta/lr", m->beta_lr, "%.9g"},
+		{"beta/mean", m->beta_mean, "%.9g"},
+		{"beta/std", m->beta_std, "%.9g"},
+		{"beta/min", m->beta_min, "%.9g"},
+		{"beta/max", m->beta_max, "%.9g"},
+		{"beta/w", m->beta_w, "%.9g"},
+		{"ppl/prompt", m->ppl_prompt, "%.9g"},
+		{"tokens_per_s", m->tokens / (m->seconds > 0 ? m->seconds : 1e-9), "%.6g"},
+	};
+	int n = (int)(sizeof k / sizeof *k);
+	memcpy(kv, k, sizeof k);
+	return n;
+}
+
+int eval_metrics_kv(const res_summary *s, double epoch, metric_kv *kv)
+{
+	const metric_kv k[] = {
+		{"epoch", epoch, "%.6f"},
+		{"eval/loss", s->loss, "%.9g"},
+		{"eval/rewards/chosen", s->rc, "%.9g"},
+		{"eval/rewards/rejected", s->rr, "%.9g"},
+		{"eval/rewards/accuracies", s->acc, "%.9g"},
+		{"eval/rewards/margins", s->margin, "%.9g"},
+		{"eval/logps/chosen", s->lc, "%.9g"},
+		{"eval/logps/rejected", s->lr, "%.9g"},
+		{"eval/beta/mean", s->bmean, "%.9g"},
+		{"eval/beta/std", s->bstd, "%.9g"},
+		{"eval/beta/min", s->bmin, "%.9g"},
+		{"eval/beta/max", s->bmax, "%.9g"},
+		{"eval/ppl/prompt", s->ppl, "%.9g"},
+		{"eval/samples", s->n, "%.0f"},
+	};
+	int n = (int)(sizeof k / sizeof *k);
+	memcpy(kv, k, sizeof k);
+	return n;
+}
+
+int metrics_line_write(FILE *f, long step, const metric_kv *kv, int n, const char *run)
+{
+	int wr = fprintf(f, "{\"step\": %ld", step);
+	for (int i = 0; i < n && wr >= 0; i++) {
+		wr = fprintf(f, ", \"%s\": ", kv[i].key);
+		if (wr >= 0)
+			wr = fprintf(f, kv[i].fmt, kv[i].v);
+	}
+	if (wr >= 0)
+		wr = fprintf(f, ", \"run\": \"%s\"}\n", run);
+	return wr < 0 || fflush(f) != 0 || ferror(f) ? -1 : 0;
+}
+
 int train_metrics_write(FILE *f, const train_metrics *m, const char *run)
 {
-	int wr = fprintf(f,
-		"{\"step\": %ld, \"epoch\": %.6f, \"loss\": %.9g, \"rewards/chosen\": %.9g, "
-		"\"rewards/rejected\": %.9g, \"rewards/accuracies\": %.9g, \"rewards/margins\": %.9g, "
-		"\"logps/chosen\": %.9g, \"logps/rejected\": %.9g, \"grad_norm\": %.9g, "
-		"\"learning_rate\": %.9g, \"beta/lr\": %.9g, \"beta/mean\": %.9g, \"beta/std\": %.9g, "
-		"\"beta/min\": %.9g, \"beta/max\": %.9g, \"beta/w\": %.9g, \"ppl/prompt\": %.9g, "
-		"\"tokens_per_s\": %.6g, \"run\": \"%s\"}\n",
-		m->step, m->epoch, m->loss, m->rewards_chosen, m->rewards_rejected, m->accuracy, m->margin,
-		m->logps_chosen, m->logps_rejected, m->grad_norm, m->lr, m->beta_lr, m->beta_mean, m->beta_std,
-		m->beta_min, m->beta_max, m->beta_w, m->ppl_prompt, m->tokens / (m->seconds > 0 ? m->seconds : 1e-9), run);
-	return wr < 0 || fflush(f) != 0 || ferror(f) ? -1 : 0;
+	metric_kv kv[METRIC_KV_MAX];
+	return metrics_line_write(f, m->step, kv, train_metrics_kv(m, kv), run);
 }
 
 FILE *train_metrics_open(const char *path, const char *run, long step, int resumed, int legacy)

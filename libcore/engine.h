@@ -98,8 +98,24 @@ void train_engine_set_worker(train_engine *e, int rank, int nranks);
  * or -1 with m->nonfinite set when the loss or gradient is not finite
  * (nothing is updated then). */
 int train_step(train_engine *e, train_metrics *m);
-/* One JSON line of m (tokens_per_s from tokens/seconds), ending with the
- * run's id, "run". 0, or -1 on a write error (errno set). */
+/* One metric of a --metrics line: its key and how the line prints it. */
+typedef struct {
+	const char *key;
+	double v;
+	const char *fmt;
+} metric_kv;
+enum { METRIC_KV_MAX = 24 };
+/* m's metrics in the line's order (after "step"; tokens_per_s from
+ * tokens/seconds), into kv[METRIC_KV_MAX]; returns how many. */
+int train_metrics_kv(const train_metrics *m, metric_kv *kv);
+/* The eval/ metrics of a held-out summary (s->n pairs) at epoch: the TRL
+ * names of the training keys with "eval/" before them, and eval/samples. */
+int eval_metrics_kv(const res_summary *s, double epoch, metric_kv *kv);
+/* One JSON line {"step": step, kv..., "run": run}. 0, or -1 on a write
+ * error (errno set). */
+int metrics_line_write(FILE *f, long step, const metric_kv *kv, int n, const char *run);
+/* One JSON line of m (train_metrics_kv), ending with the run's id, "run".
+ * 0, or -1 on a write error (errno set). */
 int train_metrics_write(FILE *f, const train_metrics *m, const char *run);
 /* Open the --metrics file path for appending the lines of run (its id),
  * now at step. Absent or empty: fine. A fresh run (!resumed) refuses a

@@ -59,7 +59,7 @@ $(W)/test.jsonl: $(W)/all.jsonl
 	awk 'NR % 10 == 0' $< >$@
 
 $(W)/%.tok: $(W)/%.jsonl
-	$(B)lbdpo-tokenize -q --tokenizer $(TOKENIZER) --max-length $(MAXLEN) -i $< -o $@
+	$(B)lbdpo-tokenize -q --tokenizer $(TOKENIZER) --max-length $(MAXLEN) --truncation-mode keep_start -i $< -o $@
 
 # Reference scores: JOBS shards over one persistent cache, then merged.
 define shard_rule

@@ -141,6 +141,23 @@ else
 	echo "note: $EM not built (SANITIZE=1 or CUDA=1 build): no device-memory check"
 fi
 
+# 2b. --eval-input under 2 ranks: rank 0 scores the held-out records and
+# hands every rank the summary, so all take the same --save-best decision
+# (a rank that saved alone would hang the parameter check); the eval lines
+# agree with one process's; rank 0 alone writes --tensorboard.
+awk -v seed=2 -v n=12 -f "$G" | lbdpo-show --from-json -o held.ref || fail "gen held-out"
+V=(--model m0 -i train.ref --steps 4 --batch-size 4 --loss lbdpo --eval-input held.ref --eval-steps 2
+	--save-best eval/loss "${S[@]}")
+lbdpo-step --output ev1 "${V[@]}" --metrics ev1.jsonl || fail "eval, one process"
+mpi -np 2 lbdpo-step --output ev2 "${V[@]}" --metrics ev2.jsonl --tensorboard tb2 || fail "eval, 2 ranks"
+[ "$(grep -c '"eval/loss"' ev2.jsonl)" = 2 ] || fail "2 ranks: expected 2 eval lines"
+paste -d' ' <(grep '"eval/loss"' ev1.jsonl | sed 's/.*"eval\/loss": \([^,]*\).*/\1/') \
+	<(grep '"eval/loss"' ev2.jsonl | sed 's/.*"eval\/loss": \([^,]*\).*/\1/') |
+	awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * ($1 < 0 ? -$1 : $1)) bad++ } END { exit bad > 0 || NR != 2 }' ||
+	fail "eval/loss of 2 ranks differs from one process's"
+[ -f ev2.best/trainer_state.json ] && grep -q '"best"' ev2.best/trainer_state.json || fail "2 ranks: no ev2.best"
+[ "$(ls tb2 | grep -c tfevents)" = 1 ] || fail "2 ranks: expected one events file: $(ls tb2)"
+
 # 3. Refusal, printed once, nothing written.
 refuse() {
 	local want=$1

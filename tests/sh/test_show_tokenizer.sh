@@ -9,7 +9,7 @@ field() { grep -o "\"$1\":\"\([^\"\\\\]\|\\\\.\)*\"" | head -1 | sed "s/^\"$1\":
 n=0
 for f in "$LBDPO_SHARED"/assets/hh-rlhf/*.jsonl.gz; do
 	zcat "$f" | head -25 > "$T/src.jsonl"
-	lbdpo-tokenize -q --tokenizer "$TOK" -i "$T/src.jsonl" -o "$T/p.tok" || fail "tokenize $f"
+	lbdpo-tokenize -q --tokenizer "$TOK" --max-length 0 -i "$T/src.jsonl" -o "$T/p.tok" || fail "tokenize $f"
 	lbdpo-show --no-header --tokenizer "$TOK" -i "$T/p.tok" > "$T/dec.json" || fail "show --tokenizer"
 	# the source, printed with the same JSON escaping rules as lbdpo-show
 	lbdpo-show --from-json -i "$T/src.jsonl" | lbdpo-show > "$T/src.json" || fail "canonicalize"

@@ -10,7 +10,7 @@ hh=$(ls "$A"/hh-rlhf/*helpful-base*.jsonl.gz 2>/dev/null | head -1)
 [ -n "$hh" ] || { echo "skipped: no helpful-base file in $A/hh-rlhf"; exit 77; }
 cd "$T"
 zcat "$hh" | head -48 > pairs.jsonl
-lbdpo-tokenize -q --tokenizer "$A/stories260K/tok512.bin" --max-length 96 --max-prompt-length 64 -i pairs.jsonl -o pairs.tok ||
+lbdpo-tokenize -q --tokenizer "$A/stories260K/tok512.bin" --max-length 96 --truncation-mode keep_start --max-prompt-length 64 -i pairs.jsonl -o pairs.tok ||
 	fail "tokenize"
 lbdpo-refcache --model "$A/stories260K/stories260K.bin" -t 1 -i pairs.tok -o pairs.ref 2>/dev/null || fail "refcache"
 M="$A/stories260K/stories260K.bin"

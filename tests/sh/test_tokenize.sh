@@ -66,15 +66,35 @@ msg=$(expect_fail lbdpo-tokenize --tokenizer "$BL" -i "$T/conv.jsonl" -o "$T/x")
 [[ $msg == *"line 1"*"--template"* ]] || fail "conversational without template: $msg"
 
 # truncation: prompt keeps its end (BOS first), completions their start
-lbdpo-tokenize --tokenizer "$BL" --max-prompt-length 3 --max-length 6 -i "$T/std.jsonl" 2>"$T/err" | lbdpo-show --no-header > "$T/tr.json" || fail "truncation"
+lbdpo-tokenize --tokenizer "$BL" --max-prompt-length 3 --max-length 6 --truncation-mode keep_start -i "$T/std.jsonl" 2>"$T/err" | lbdpo-show --no-header > "$T/tr.json" || fail "truncation"
 grep -q 'truncated 1, dropped 0' "$T/err" || fail "truncation count: $(cat "$T/err")"
 full=$(case_ids bl_split.json "$P" true | tr -d '[]'); IFS=, read -ra a <<<"$full"; n=${#a[@]}
 grep -q "\"prompt_ids\":\[${a[0]},${a[n-2]},${a[n-1]}\]" "$T/tr.json" || fail "keep_end: $(cat "$T/tr.json") from $full"
 c3=$(case_ids bl_split.json "$C" false | tr -d '[]' | cut -d, -f1-3)
 grep -q "\"chosen_ids\":\[$c3\]" "$T/tr.json" || fail "completion truncation"
 lbdpo-tokenize -q --tokenizer "$BL" --max-prompt-length 3 --truncation keep_start -i "$T/std.jsonl" | lbdpo-show --no-header | grep -q "\"prompt_ids\":\[${a[0]},${a[1]},${a[2]}\]" || fail "keep_start"
-lbdpo-tokenize --tokenizer "$BL" --max-length "$n" -i "$T/std.jsonl" 2>"$T/err" >/dev/null || fail "drop"
+lbdpo-tokenize --tokenizer "$BL" --max-length "$n" --truncation-mode keep_start -i "$T/std.jsonl" 2>"$T/err" >/dev/null || fail "drop"
 grep -q 'written 0, truncated 0, dropped 1' "$T/err" || fail "no room for a completion: dropped ($(cat "$T/err"))"
+
+# --truncation-mode keep_end (the default, TRL's): the prompt loses its start (BOS stays first),
+# the completions stay whole; --max-length defaults to 1024 (TRL's), 0 = no limit
+cfull=$(case_ids bl_split.json "$C" false | tr -d '[]'); IFS=, read -ra cc <<<"$cfull"; m=${#cc[@]}
+lbdpo-tokenize --tokenizer "$BL" --max-length $((m + 1 + 3)) -i "$T/std.jsonl" 2>"$T/err" | lbdpo-show --no-header > "$T/ke.json" ||
+	fail "keep_end"
+grep -q 'truncated 1, dropped 0' "$T/err" || fail "keep_end count: $(cat "$T/err")"
+grep -q "\"prompt_ids\":\[${a[0]},${a[n-2]},${a[n-1]}\]" "$T/ke.json" || fail "keep_end prompt: $(cat "$T/ke.json")"
+grep -q "\"chosen_ids\":\[$cfull,[0-9]*\]" "$T/ke.json" || fail "keep_end: the chosen completion was cut: $(cat "$T/ke.json")"
+awk 'BEGIN { printf "{\"prompt\": \""; for (i = 0; i < 1500; i++) printf "day "; printf "\", \"chosen\": \" yes\", \"rejected\": \" no\"}\n" }' > "$T/long.jsonl"
+lbdpo-tokenize -q --tokenizer "$BL" -i "$T/long.jsonl" | lbdpo-show --no-header > "$T/long.json" || fail "default max-length"
+lbdpo-tokenize -q --tokenizer "$BL" --max-length 0 -i "$T/long.jsonl" | lbdpo-show --no-header > "$T/long0.json" || fail "--max-length 0"
+plen() { sed 's/.*"prompt_ids":\[\([^]]*\)\].*/\1/' "$1" | tr ',' '\n' | wc -l; }
+clen() { sed 's/.*"chosen_ids":\[\([^]]*\)\].*/\1/' "$1" | tr ',' '\n' | wc -l; }
+rlen() { sed 's/.*"rejected_ids":\[\([^]]*\)\].*/\1/' "$1" | tr ',' '\n' | wc -l; }
+longer=$(( $(clen "$T/long.json") > $(rlen "$T/long.json") ? $(clen "$T/long.json") : $(rlen "$T/long.json") ))
+[ $(( $(plen "$T/long.json") + longer )) = 1024 ] || fail "default: prompt + longer completion != 1024"
+[ "$(plen "$T/long0.json")" -gt 1024 ] || fail "--max-length 0 cut the prompt"
+lbdpo-tokenize --tokenizer "$BL" --max-length 1 -i "$T/std.jsonl" >/dev/null 2>&1; [ $? = 2 ] || fail "--max-length 1 must exit 2"
+lbdpo-tokenize --tokenizer "$BL" --truncation-mode middle -i "$T/std.jsonl" >/dev/null 2>&1; [ $? = 2 ] || fail "bad --truncation-mode must exit 2"
 
 # bad input: one line naming the line, nonzero, no output left; --skip-invalid counts
 printf '%s\n' '{"prompt": "a", "chosen": "b", "rejected": "c"}' > "$T/ok1"

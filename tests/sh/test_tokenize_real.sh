@@ -32,7 +32,7 @@ done < "$T/s.json"
 for f in "$A"/hh-rlhf/*.jsonl.gz; do
 	n=$(basename "$f" .jsonl.gz)
 	# without --skip-invalid: every pair is valid; ties are dropped and counted
-	lbdpo-tokenize --tokenizer "$A/gpt2/tokenizer.json" -i "$f" -o "$T/$n.tok" 2>"$T/err" || fail "$n: $(cat "$T/err")"
+	lbdpo-tokenize --tokenizer "$A/gpt2/tokenizer.json" --max-length 0 -i "$f" -o "$T/$n.tok" 2>"$T/err" || fail "$n: $(cat "$T/err")"
 	lines=$(gzip -dc "$f" | grep -c .)
 	read -r nr nw nd nt < <(sed -n 's/.*read \([0-9]*\), written \([0-9]*\), truncated 0, dropped \([0-9]*\), invalid 0 (dropped ties: \([0-9]*\)).*/\1 \2 \3 \4/p' "$T/err")
 	[ "${nr:-}" = "$lines" ] && [ $((nw + nd)) = "$lines" ] && [ "$nd" = "$nt" ] || fail "$n: $(cat "$T/err")"

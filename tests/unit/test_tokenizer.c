@@ -325,6 +325,41 @@ Test(tokenizer, truncation_rule)
 	cr_assert_eq(pref_truncate(&o, p2, &np, &nc, &nr, c, r, &tr), 0);
 }
 
+/* --truncation-mode keep_end (TRL's default): an over-long pair loses the
+ * prompt's start, the completions stay whole; keep_start cuts their ends. */
+Test(tokenizer, truncation_mode_keep_end)
+{
+	uint32_t p[6] = {1, 10, 11, 12, 13, 14}, c[4] = {20, 21, 22, 2}, r[3] = {23, 24, 2};
+	size_t np = 6, nc = 4, nr = 3;
+	int tr;
+	pref_trunc o = {.max_length = 7, .keep_end = 1, .bos = 1, .seq_keep_end = 1};
+	cr_assert_eq(pref_truncate(&o, p, &np, &nc, &nr, c, r, &tr), 1);
+	cr_assert_eq(tr, 1);
+	cr_assert_eq(np, 3, "7 - the longer completion (4)");
+	cr_assert(p[0] == 1 && p[1] == 13 && p[2] == 14, "BOS stays first, then the prompt's end");
+	cr_assert(nc == 4 && nr == 3, "completions whole");
+	/* no BOS: the last tokens only */
+	uint32_t q[6] = {1, 10, 11, 12, 13, 14};
+	np = 6, nc = 4, nr = 3;
+	o.bos = -1;
+	cr_assert_eq(pref_truncate(&o, q, &np, &nc, &nr, c, r, &tr), 1);
+	cr_assert(np == 3 && q[0] == 12 && q[1] == 13 && q[2] == 14);
+	/* short enough: untouched */
+	np = 3, nc = 4, nr = 3, tr = 7;
+	cr_assert_eq(pref_truncate(&o, q, &np, &nc, &nr, c, r, &tr), 1);
+	cr_assert(tr == 0 && np == 3 && nc == 4);
+	/* the longer completion alone fills max_length: dropped */
+	o.max_length = 4;
+	np = 3, nc = 4, nr = 3;
+	cr_assert_eq(pref_truncate(&o, q, &np, &nc, &nr, c, r, &tr), 0);
+	/* keep_start: the completions' ends go */
+	uint32_t s[6] = {1, 10, 11, 12, 13, 14};
+	pref_trunc k = {.max_length = 8, .keep_end = 1, .bos = 1, .seq_keep_end = 0};
+	np = 6, nc = 4, nr = 3;
+	cr_assert_eq(pref_truncate(&k, s, &np, &nc, &nr, c, r, &tr), 1);
+	cr_assert(np == 6 && nc == 2 && nr == 2 && s[1] == 10);
+}
+
 static int memfd_with(const char *data, size_t n)
 {
 	int fd = memfd_create("jsonl", 0);
