@@ -46,6 +46,13 @@ for src in "$dir"/fuzz_*.c; do
 		summary+=("$(printf '%-20s %12s %9s' "$name" - "no build")"); status=1; continue
 	fi
 	mkdir -p "$out/$name.corpus"
+	# the template engine also starts from the real chat templates when the
+	# shared assets are beside the checkout (never copied into the repo)
+	if [ "$name" = fuzz_jinja ]; then
+		for t in "${LBDPO_SHARED:-../shared}"/assets/chat/templates/*.jinja; do
+			[ -f "$t" ] && cp "$t" "$out/$name.corpus/real_$(basename "$t" .jinja)"
+		done
+	fi
 	seeds="tests/fixtures/fuzz/$name"
 	[ -d "$seeds" ] || seeds=""
 	dict=""
