@@ -111,7 +111,7 @@ enum {
 	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_SDT, O_IGNPROV, O_ALLOW, O_LAST
+	O_SDT, O_IGNPROV, O_ALLOW, O_CENTER, O_LAST
 };
 
 static const cli_opt opts[] = {
@@ -134,13 +134,14 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_CLIP, 0, "clip", "X", "clip the global gradient norm to X, 0 = off (default 1)"),
 	CLI_OPT(O_SEED, 0, "seed", "N", "shuffling, head init and beta-dpo sampling seed (default 1)"),
 	CLI_SECTION("Loss:"),
-	CLI_OPT(O_LOSS, 0, "loss", "L", "lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft; sigmoid = dpo (default lbdpo)"),
+	CLI_OPT(O_LOSS, 0, "loss", "L", "lbdpo|dpo|ipo|hinge|robust|simpo|ln-dpo|beta-dpo|sft|reward; sigmoid = dpo (default lbdpo)"),
 	CLI_OPT(O_BETA, 0, "beta", "X", "fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)"),
 	CLI_OPT(O_LS, 0, "label-smoothing", "X", "robust and simpo label smoothing (default 0)"),
 	CLI_OPT(O_GAMMA, 0, "gamma", "X", "simpo target margin (default 0.5)"),
 	CLI_OPT(O_SFTW, 0, "sft-weight", "X", "add X * NLL(chosen) to the loss (RPO; default 0)"),
 	CLI_OPT(O_BA, 0, "bdpo-alpha", "X", "beta-dpo: a in beta0*(1 + a*(M - M0)) (default 0.6)"),
 	CLI_OPT(O_BR, 0, "bdpo-rho", "X", "beta-dpo: fraction of pairs filtered out (default 0.2)"),
+	CLI_OPT(O_CENTER, 0, "center-rewards-coef", "X", "reward: add X * mean (r_chosen + r_rejected)^2 (default 0)"),
 	CLI_SECTION("Beta model (lbdpo):"),
 	CLI_OPT(O_BINIT, 0, "beta-init", "B", "lbdpo: set w so the first batch's mean beta is B (default: --beta)"),
 	CLI_OPT(O_WINIT, 0, "w-init", "X", "lbdpo: start from w = X instead of --beta-init"),
@@ -222,7 +223,7 @@ static const struct {
 	{"bdpo_rho", O_BR, R_RUN},	       {"range_reg", O_RREG, R_RUN},	    {"beta_min", O_BMIN, R_RUN},
 	{"beta_max", O_BMAX, R_RUN},	       {"group_reg", O_GREG, R_RUN},	    {"entropy_reg", O_EREG, R_RUN},
 	{"entropy_alpha", O_EALPHA, R_RUN},    {"epsilon", O_EPS, R_BETA},	    {"pool", O_POOL, R_BETA},
-	{"ppl_from", O_PPL, R_BETA},	       {"total_steps", O_TOTAL, R_LOG},
+	{"ppl_from", O_PPL, R_BETA},	       {"total_steps", O_TOTAL, R_LOG},	    {"center_rewards_coef", O_CENTER, R_RUN},
 };
 
 /* Resuming ck: take the run's options where none is given, and check the
@@ -391,6 +392,7 @@ int main(int argc, char **argv)
 		case O_SFTW: lo->sft_weight = parse_double("--sft-weight", arg, 0, 1e6); break;
 		case O_BA: lo->bdpo_alpha = parse_double("--bdpo-alpha", arg, -1e6, 1e6); break;
 		case O_BR: lo->bdpo_rho = parse_double("--bdpo-rho", arg, 0, 0.999999); break;
+		case O_CENTER: lo->center_coef = parse_double("--center-rewards-coef", arg, 0, 1e6); break;
 		case O_RREG: lo->range_reg = parse_double("--range-reg", arg, 0, 1e9); break;
 		case O_BMIN: lo->beta_min = parse_double("--beta-min", arg, 0, 1e9); break;
 		case O_BMAX: lo->beta_max = parse_double("--beta-max", arg, 0, 1e9); break;
@@ -418,6 +420,10 @@ int main(int argc, char **argv)
 		die_usage("give --steps or --epochs");
 	if (lo->beta_min > lo->beta_max)
 		die_usage("--beta-min is larger than --beta-max");
+	if (lo->kind == LOSS_REWARD && lo->sft_weight != 0)
+		die_usage("--sft-weight: a reward model has no log-probs to add an NLL of (--loss reward)");
+	if (lo->kind != LOSS_REWARD && lo->center_coef != 0)
+		die_usage("--center-rewards-coef is an option of --loss reward");
 	backend_opts_apply(&bo);
 	/* Under mpirun: data parallel. Every rank holds the model and takes
 	 * slots i ≡ rank (mod N) of each global micro-batch (engine.h). */
@@ -433,6 +439,7 @@ int main(int argc, char **argv)
 
 	to.ck.w0 = to.w_init > 0 ? to.w_init : 1.0;
 	to.ck.master = 1; /* a resumed run continues from the f32 master weights */
+	to.ck.reward = lo->kind == LOSS_REWARD; /* an LM gets a score head */
 	ckpt *ck = ckpt_load(to.init, &to.ck);
 	ck->save_dtype = save_dtype;
 	const json_t *prev_opts = ck->resumed ? json_object_get(ck->state, "options") : NULL;

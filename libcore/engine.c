@@ -77,6 +77,8 @@ json_t *train_opts_to_json(const train_opts *o)
 	I("n_records", o->n_records);
 	F("beta_init", o->beta_init > 0 ? o->beta_init : l->beta);
 	F("w_init", o->w_init);
+	if (l->kind == LOSS_REWARD) /* only then: other runs' options stay as they were */
+		F("center_rewards_coef", l->center_coef);
 #undef S
 #undef F
 #undef I
@@ -143,6 +145,7 @@ int train_opts_from_json(train_opts *o, const json_t *j, const char **bad)
 	INT("n_records", o->n_records);
 	NUM("beta_init", o->beta_init);
 	NUM("w_init", o->w_init);
+	NUM("center_rewards_coef", l->center_coef);
 #undef GET
 #undef NUM
 #undef INT
@@ -214,6 +217,10 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->be = model_backend(ck->m);
 	e->learned = loss_uses_learned_beta(lo->kind);
 	e->n_comp = lo->kind == LOSS_SFT ? 1 : 2;
+	if ((lo->kind == LOSS_REWARD) != (model_cfg(ck->m)->score_labels != 0))
+		die("%s: %s", o->init,
+		    lo->kind == LOSS_REWARD ? "--loss reward trains a reward model; this model has no score head"
+					    : "a reward model (XxxForSequenceClassification) trains with --loss reward only");
 	for (int i = 0; e->learned && i < data->n; i++) {
 		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
 			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref, the default; lbdpo-refcache "
@@ -284,7 +291,7 @@ static void share_pairs(void *ctx, double *x, size_t n)
 }
 
 /* indices into the per-step sums handed to the reduce point */
-enum { S_LOSS, S_RC, S_RR, S_ACC, S_LC, S_LR, S_B, S_B2, S_PPL, S_TOK, S_N, S_COUNT };
+enum { S_LOSS, S_RC, S_RR, S_ACC, S_LC, S_LR, S_B, S_B2, S_PPL, S_TOK, S_N, S_R2, S_COUNT };
 
 int train_step(train_engine *e, train_metrics *m)
 {
@@ -364,11 +371,18 @@ int train_step(train_engine *e, train_metrics *m)
 			const loss_pair *q = &bb->lp[i];
 			double b = lo->kind == LOSS_BETADPO ? st.beta_used : q->beta;
 			double rc = b * (q->pc - q->rc), rr = b * (q->pr - q->rr);
+			if (lo->kind == LOSS_REWARD) { /* the reward model's own scores */
+				rc = q->pc;
+				rr = q->pr;
+				S[S_R2] += rc * rc + rr * rr;
+			}
 			S[S_RC] += rc;
 			S[S_RR] += rr;
 			S[S_ACC] += rc > rr;
-			S[S_LC] += q->pc;
-			S[S_LR] += q->pr;
+			if (lo->kind != LOSS_REWARD) { /* a reward model has no log-probs */
+				S[S_LC] += q->pc;
+				S[S_LR] += q->pr;
+			}
 			S[S_B] += b;
 			S[S_B2] += b * b;
 			bmin = fmin(bmin, b);
@@ -436,6 +450,12 @@ int train_step(train_engine *e, train_metrics *m)
 	m->beta_max = bmax;
 	m->beta_w = e->learned ? exp((double)ck->bh->p[0]) : 0.0;
 	m->ppl_prompt = S[S_PPL] / S_n;
+	if (lo->kind == LOSS_REWARD) { /* over both sides' scores */
+		const double rm = (S[S_RC] + S[S_RR]) / (2 * S_n);
+		m->reward = 1;
+		m->reward_mean = rm;
+		m->reward_std = sqrt(fmax(0, S[S_R2] / (2 * S_n) - rm * rm));
+	}
 	m->tokens = S[S_TOK];
 	m->seconds = t1 - t0;
 	m->seconds_update = t1 - tu;
@@ -450,10 +470,14 @@ int train_metrics_write(FILE *f, const train_metrics *m, const char *run)
 		"\"logps/chosen\": %.9g, \"logps/rejected\": %.9g, \"grad_norm\": %.9g, "
 		"\"learning_rate\": %.9g, \"beta/lr\": %.9g, \"beta/mean\": %.9g, \"beta/std\": %.9g, "
 		"\"beta/min\": %.9g, \"beta/max\": %.9g, \"beta/w\": %.9g, \"ppl/prompt\": %.9g, "
-		"\"tokens_per_s\": %.6g, \"run\": \"%s\"}\n",
+		"\"tokens_per_s\": %.6g, ",
 		m->step, m->epoch, m->loss, m->rewards_chosen, m->rewards_rejected, m->accuracy, m->margin,
 		m->logps_chosen, m->logps_rejected, m->grad_norm, m->lr, m->beta_lr, m->beta_mean, m->beta_std,
-		m->beta_min, m->beta_max, m->beta_w, m->ppl_prompt, m->tokens / (m->seconds > 0 ? m->seconds : 1e-9), run);
+		m->beta_min, m->beta_max, m->beta_w, m->ppl_prompt, m->tokens / (m->seconds > 0 ? m->seconds : 1e-9));
+	if (wr >= 0 && m->reward)
+		wr = fprintf(f, "\"reward/mean\": %.9g, \"reward/std\": %.9g, ", m->reward_mean, m->reward_std);
+	if (wr >= 0)
+		wr = fprintf(f, "\"run\": \"%s\"}\n", run);
 	return wr < 0 || fflush(f) != 0 || ferror(f) ? -1 : 0;
 }
 

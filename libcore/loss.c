@@ -30,6 +30,10 @@
  *        (no gradient flows through β_b)
  *     4. ℓ_i = −log σ(β_b Δ_i) on the selected pairs, averaged over K.
  *   When σ_M = 0 (first step of a one-pair batch) all weights are 1.
+ * reward (TRL RewardTrainer; pc, pr are the reward model's scores r_c, r_r,
+ *   m the pair's margin, c the centering coefficient):
+ *     z = r_c − r_r − m,  ℓ = −log σ(z) + c·(r_c + r_r)²
+ *     ∂ℓ/∂r_c = −σ(−z) + 2c(r_c + r_r),  ∂ℓ/∂r_r = σ(−z) + 2c(r_c + r_r)
  * sft (TRL "sft"): token mean NLL of the chosen completions over the batch,
  *     L_sft = −Σ_i pc_i / Σ_i nc_i,   ∂L_sft/∂pc_i = −1/Σ nc
  *   --sft-weight w adds w·L_sft to any loss (RPO).
@@ -53,7 +57,7 @@
 #include "base/util.h"
 
 static const char *kind_names[LOSS_N_KINDS] = {"lbdpo",  "dpo",    "ipo",      "hinge", "robust",
-					       "simpo",  "ln-dpo", "beta-dpo", "sft"};
+					       "simpo",  "ln-dpo", "beta-dpo", "sft",   "reward"};
 
 int loss_kind_parse(const char *name)
 {
@@ -79,7 +83,7 @@ const char *loss_kind_name(loss_kind k) { return (unsigned)k < LOSS_N_KINDS ? ki
 
 int loss_uses_learned_beta(loss_kind k) { return k == LOSS_LBDPO; }
 
-int loss_needs_ref(loss_kind k) { return k != LOSS_SIMPO && k != LOSS_SFT; }
+int loss_needs_ref(loss_kind k) { return k != LOSS_SIMPO && k != LOSS_SFT && k != LOSS_REWARD; }
 
 int loss_needs_whole_batch(const loss_opts *o)
 {
@@ -289,6 +293,13 @@ double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad 
 			}
 			break;
 		}
+		case LOSS_REWARD: {
+			double z = q->pc - q->pr - q->margin, s_ = sigmoid(-z), sum = q->pc + q->pr;
+			l = -log_sigmoid(z) + o->center_coef * sum * sum;
+			dpc = -s_ + 2 * o->center_coef * sum;
+			dpr = s_ + 2 * o->center_coef * sum;
+			break;
+		}
 		case LOSS_SFT:
 		default:
 			d->weight = 0;
@@ -306,7 +317,9 @@ double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad 
 
 	/* ---- SFT term: token-mean NLL of the chosen completions ---- */
 	double wsft = o->kind == LOSS_SFT ? 1.0 : o->sft_weight;
-	{
+	if (o->kind == LOSS_REWARD) /* scores, not log-probs: no NLL term */
+		wsft = 0;
+	else {
 		double sp = 0, sn = 0;
 		for (int i = 0; i < n; i++) {
 			sp += p[i].pc;

@@ -58,6 +58,7 @@ typedef struct {
 	double ref_plogp;     /* ref_prompt_logp (mean) */
 	double ref_entropy;   /* ref_prompt_entropy */
 	int has_plogp, has_entropy; /* the two keys above were present */
+	double margin;        /* reward margin (--loss reward; 0 when absent) */
 	int group;            /* index into pref_set.groups, -1 = none */
 	char *id;             /* NULL if absent */
 	uint64_t index;       /* record index in the stream (1 = first) */
@@ -127,6 +128,7 @@ typedef struct {
 	ppl_source ppl_from; /* model giving PPL(x) */
 	double w0;           /* initial w */
 	uint64_t seed;       /* head init and beta-dpo sampling */
+	int reward;          /* a plain causal LM becomes a reward model (model_reward_from) */
 	int master;          /* resuming: the policy from the f32 master weights (lbdpo-step
 				continuing training), else from model.safetensors as shipped */
 } ckpt_opts;
