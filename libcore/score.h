@@ -12,13 +12,34 @@
 
 typedef struct {
 	double chosen_logp, rejected_logp; /* sums over completion tokens (0 if empty) */
+	double reward_chosen, reward_rejected; /* a reward model's scores of prompt + completion (else 0) */
 	int chosen_n, rejected_n;
 	double prompt_logp;    /* mean prompt-token log-prob (0 if n_prompt == 1) */
 	double prompt_entropy; /* mean next-token entropy over prompt positions */
 	float *tok_logp[2];    /* caller-owned [chosen_n], [rejected_n] or NULL */
 } score_out;
 
-/* Score n pairs with one model_forward. out[i].tok_logp as the caller set them. */
+/* Score n pairs with one model_forward. out[i].tok_logp as the caller set them.
+ * A reward model scores an empty completion at the prompt's last non-pad
+ * token (a pad placeholder; it dies when the model has no pad_token_id). */
 void score_pairs(const model *m, model_ws *ws, const score_pair *pairs, int n, score_out *out);
+
+/* ---- scoring a record stream (lbdpo-logprob, lbdpo-reward) ---- */
+struct rs_reader;
+struct rs_writer;
+struct distrec;
+typedef struct {
+	long batch_tokens; /* pack pairs into forwards of up to this many tokens (0: one pair each) */
+	int per_token;     /* fill score_out.tok_logp */
+	/* write the keys the program adds to one record (after its own keys) */
+	void (*put)(void *ctx, struct rs_writer *w, const score_out *o);
+	void *ctx;
+	uint64_t n_rec, n_tok; /* out: records and tokens this process scored */
+} score_run;
+
+/* Score every record of r that is this rank's (distrec.h) in batches and
+ * write each, its keys followed by o->put's, through d in input order;
+ * progress on standard error (rank 0). Ends with distrec_round(d, 1). */
+void score_records(const model *m, struct rs_reader *r, struct distrec *d, score_run *o);
 
 #endif
