@@ -34,6 +34,13 @@ static void put_scores(void *ctx, rs_writer *w, const score_out *o)
 	}
 }
 
+static const char *refuse_reward_model(const model *m)
+{
+	return model_cfg(m)->score_labels ? "a reward model (XxxForSequenceClassification) has no log-probs; "
+					    "lbdpo-reward scores with it"
+					  : NULL;
+}
+
 enum { OPT_PER_TOKEN = 256, OPT_IGNPROV };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory or llama2.c .bin (required)"),
@@ -88,50 +95,8 @@ int main(int argc, char **argv)
 		die_usage("--model PATH is required");
 	/* Under mpirun every rank reads the input and scores the records k with
 	 * k mod N == rank; rank 0 writes them all in input order. */
-	dist_init(&argc, &argv);
-	int rank = dist_rank(), nrank = dist_size();
-	if (nrank > 1 && (!in || !strcmp(in, "-")))
-		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
-			       "(-i FILE), not standard input", nrank);
-	backend_opts_apply(&bo);
-
-	double t0 = now_s();
-	model *m = model_load(model_path);
-	const model_config *cfg = model_cfg(m);
-	if (cfg->score_labels)
-		die("%s: a reward model (XxxForSequenceClassification) has no log-probs; lbdpo-reward scores with it",
-		    model_path);
-	char fp[65];
-	model_fingerprint(m, fp);
-	rs_reader *r = rs_open(in, NULL);
-	provenance pv;
-	prov_read(r, cfg->vocab_size, &pv);
-	prov_check(&pv, rs_name(r), model_path, NULL, 0, NULL, ignore_prov);
-	rs_writer *w = rank == 0 ? rs_create(outp) : NULL;
-	if (w) {
-		rs_header_begin(w, rs_header(r), "scores", argc, argv);
-		pairs_put_model(w, "model", model_path, fp);
-		rs_header_end(w);
-	}
-	distrec *d = distrec_new(w);
-
-	score_run sr = {.batch_tokens = batch_tokens, .per_token = per_token, .put = put_scores, .ctx = &per_token};
-	score_records(m, r, d, &sr);
-	uint64_t n_rec = sr.n_rec, n_tok = sr.n_tok;
-	if (w)
-		rs_finish(w);
-	rs_close(r);
-	double dt = now_s() - t0;
-	double tot[2] = {(double)n_rec, (double)n_tok}; /* the job's totals */
-	dist_allreduce_sum_f64(tot, 2);
-	n_rec = (uint64_t)tot[0], n_tok = (uint64_t)tot[1];
-	if (rank == 0)
-		info("%llu records, %llu tokens in %.2f s (%.1f records/s, %.0f tokens/s) on %s",
-		     (unsigned long long)n_rec, (unsigned long long)n_tok, dt,
-		     n_rec / (dt > 0 ? dt : 1), n_tok / (dt > 0 ? dt : 1), backend_device());
-	model_free(m);
-	distrec_free(d);
-	close_stdout();
-	dist_finalize();
-	return 0;
+	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov, .kind = "scores",
+			 .model_key = "model", .refuse = refuse_reward_model,
+			 .run = {.batch_tokens = batch_tokens, .per_token = per_token, .put = put_scores, .ctx = &per_token}};
+	return score_program(&argc, &argv, &sp);
 }

@@ -4,13 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "formats/pairs.h"
-#include "formats/records.h"
 #include "libcore/dist.h"
-#include "libcore/distrec.h"
-#include "libcore/model.h"
 #include "libcore/score.h"
-#include "libcore/train.h"
 #include "libcore/backend.h"
 #include "libcore/cpu.h"
 #include "base/cli.h"
@@ -23,6 +18,13 @@ static void put_rewards(void *ctx, rs_writer *w, const score_out *o)
 	(void)ctx;
 	rs_put_f64(w, KEY_REWARD_CHOSEN, o->reward_chosen);
 	rs_put_f64(w, KEY_REWARD_REJECTED, o->reward_rejected);
+}
+
+static const char *refuse_lm(const model *m)
+{
+	return model_cfg(m)->score_labels ? NULL
+					  : "not a reward model (config.json's architectures names no "
+					    "XxxForSequenceClassification; lbdpo-step --loss reward trains one)";
 }
 
 enum { OPT_IGNPROV = 256 };
@@ -73,46 +75,7 @@ int main(int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!model_path)
 		die_usage("--model PATH is required");
-	dist_init(&argc, &argv);
-	const int rank = dist_rank(), nrank = dist_size();
-	if (nrank > 1 && (!in || !strcmp(in, "-")))
-		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
-			       "(-i FILE), not standard input", nrank);
-	backend_opts_apply(&bo);
-
-	double t0 = now_s();
-	model *m = model_load(model_path);
-	const model_config *cfg = model_cfg(m);
-	if (!cfg->score_labels)
-		die("%s: not a reward model (config.json's architectures names no XxxForSequenceClassification; "
-		    "lbdpo-step --loss reward trains one)", model_path);
-	char fp[65];
-	model_fingerprint(m, fp);
-	rs_reader *r = rs_open(in, NULL);
-	provenance pv;
-	prov_read(r, cfg->vocab_size, &pv);
-	prov_check(&pv, rs_name(r), model_path, NULL, 0, NULL, ignore_prov);
-	rs_writer *w = rank == 0 ? rs_create(outp) : NULL;
-	if (w) {
-		rs_header_begin(w, rs_header(r), "rewards", argc, argv);
-		pairs_put_model(w, "reward_model", model_path, fp);
-		rs_header_end(w);
-	}
-	distrec *d = distrec_new(w);
-	score_run sr = {.batch_tokens = batch_tokens, .put = put_rewards};
-	score_records(m, r, d, &sr);
-	if (w)
-		rs_finish(w);
-	rs_close(r);
-	double dt = now_s() - t0;
-	double tot[2] = {(double)sr.n_rec, (double)sr.n_tok}; /* the job's totals */
-	dist_allreduce_sum_f64(tot, 2);
-	if (rank == 0)
-		info("%.0f records, %.0f tokens in %.2f s (%.1f records/s) on %s", tot[0], tot[1], dt,
-		     tot[0] / (dt > 0 ? dt : 1), backend_device());
-	model_free(m);
-	distrec_free(d);
-	close_stdout();
-	dist_finalize();
-	return 0;
+	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov, .kind = "rewards",
+			 .model_key = "reward_model", .refuse = refuse_lm, .run = {.batch_tokens = batch_tokens, .put = put_rewards}};
+	return score_program(&argc, &argv, &sp);
 }

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "formats/records.h"
+#include "libcore/backend.h"
+#include "libcore/train.h"
 #include "libcore/dist.h"
 #include "libcore/distrec.h"
 #include "base/util.h"
@@ -181,4 +183,50 @@ void score_records(const model *m, rs_reader *r, distrec *d, score_run *o)
 	free(b.out);
 	free(b.tok);
 	model_ws_free(ws);
+}
+
+int score_program(int *argc, char ***argv, score_prog *p)
+{
+	dist_init(argc, argv);
+	const int rank = dist_rank(), nrank = dist_size();
+	if (nrank > 1 && (!p->in || !strcmp(p->in, "-")))
+		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
+			       "(-i FILE), not standard input", nrank);
+	backend_opts_apply(p->bo);
+	double t0 = now_s();
+	model *m = model_load(p->model_path);
+	const model_config *cfg = model_cfg(m);
+	const char *why = p->refuse ? p->refuse(m) : NULL;
+	if (why)
+		die("%s: %s", p->model_path, why);
+	char fp[65];
+	model_fingerprint(m, fp);
+	rs_reader *r = rs_open(p->in, NULL);
+	provenance pv;
+	prov_read(r, cfg->vocab_size, &pv);
+	prov_check(&pv, rs_name(r), p->model_path, NULL, 0, NULL, p->ignore_prov);
+	rs_writer *w = rank == 0 ? rs_create(p->out) : NULL;
+	if (w) {
+		rs_header_begin(w, rs_header(r), p->kind, *argc, *argv);
+		pairs_put_model(w, p->model_key, p->model_path, fp);
+		rs_header_end(w);
+	}
+	distrec *d = distrec_new(w);
+	score_records(m, r, d, &p->run);
+	if (w)
+		rs_finish(w);
+	rs_close(r);
+	double dt = now_s() - t0;
+	double tot[2] = {(double)p->run.n_rec, (double)p->run.n_tok}; /* the job's totals */
+	dist_allreduce_sum_f64(tot, 2);
+	const uint64_t n_rec = (uint64_t)tot[0], n_tok = (uint64_t)tot[1];
+	if (rank == 0)
+		info("%llu records, %llu tokens in %.2f s (%.1f records/s, %.0f tokens/s) on %s",
+		     (unsigned long long)n_rec, (unsigned long long)n_tok, dt,
+		     n_rec / (dt > 0 ? dt : 1), n_tok / (dt > 0 ? dt : 1), backend_device());
+	model_free(m);
+	distrec_free(d);
+	close_stdout();
+	dist_finalize();
+	return 0;
 }

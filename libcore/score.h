@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "formats/pairs.h" /* score_pair */
+#include "libcore/backend.h"
 #include "libcore/model.h"
 
 typedef struct {
@@ -41,5 +42,21 @@ typedef struct {
  * write each, its keys followed by o->put's, through d in input order;
  * progress on standard error (rank 0). Ends with distrec_round(d, 1). */
 void score_records(const model *m, struct rs_reader *r, struct distrec *d, score_run *o);
+
+/* What lbdpo-logprob and lbdpo-reward do once their options are parsed:
+ * under MPI split the records (standard input refused with several ranks),
+ * apply the backend options, load model_path, die with p->refuse's message when it
+ * returns one, check the input's provenance, write the records with the
+ * header kind p->kind and the model under p->model_key, score them
+ * (score_records with p->run), print the summary line. Returns 0. */
+typedef struct {
+	const backend_opts *bo; /* applied after dist_init */
+	const char *model_path, *in, *out;
+	int ignore_prov;
+	const char *kind, *model_key;
+	const char *(*refuse)(const model *m); /* why this model cannot serve, or NULL */
+	score_run run;
+} score_prog;
+int score_program(int *argc, char ***argv, score_prog *p);
 
 #endif
