@@ -356,6 +356,10 @@ void model_fingerprint(const model *m, char out[65])
 			     c->sliding_pattern, (double)c->rope_local_theta);
 		sha256_update(h, txt, (size_t)n);
 	}
+	if (c->score_labels) { /* a reward model: the pad id picks the token scored */
+		n = snprintf(txt, sizeof txt, "score %d\npad %d\n", c->score_labels, c->has_pad ? c->pad_id : -1);
+		sha256_update(h, txt, (size_t)n);
+	}
 	/* f32 little-endian: the in-memory layout on every supported host */
 	sha256_update(h, m->params, m->n_params * sizeof(float));
 	sha256_final_hex(h, out);

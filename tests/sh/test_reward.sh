@@ -53,6 +53,16 @@ lbdpo-step -q --model m0 --output half "${R[@]}" --steps 2 --total-steps 4 || fa
 lbdpo-step -q --model half --output rest "${R[@]}" --steps 2 || fail "resume 2"
 cmp -s full/model.safetensors rest/model.safetensors || fail "resume differs"
 
+# ---- under mpirun (when built with MPI): byte for byte one process's output ----
+mkdir one two
+(cd one && lbdpo-reward -q -m ../rm -b 0 -i ../test.ref -o r.rw) || fail "lbdpo-reward one process"
+(
+	need_mpi lbdpo-reward >/dev/null || exit 0
+	(cd two && mpi -np 2 lbdpo-reward -q -m ../rm -b 0 -i ../test.ref -o r.rw) || fail "mpirun lbdpo-reward"
+	cmp one/r.rw two/r.rw || fail "lbdpo-reward: 2 ranks differ from one process"
+	echo "mpirun -np 2: same bytes"
+) || exit 1
+
 # ---- errors ----
 expect_fail lbdpo-reward -m m0 -i test.ref -o none.rw
 [ ! -e none.rw ] || fail "a failed lbdpo-reward left an output file"
