@@ -505,6 +505,7 @@ int main(int argc, char **argv)
 	if (plotdir)
 		plot_dir_check(plotdir); /* before any work: refuses to overwrite a user's files */
 	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
+	model_need_lm(ck->m, ckp);
 	loss_opts lo;
 	loss_opts_default(&lo);
 	/* the training run's loss settings (engine.h: train_opts) */
@@ -524,6 +525,8 @@ int main(int argc, char **argv)
 		warning("%s: trainer_state.json: options unreadable (%s); using defaults", ckp, bad);
 	}
 	lo.kind = kind < 0 ? LOSS_LBDPO : (loss_kind)kind;
+	if (lo.kind == LOSS_REWARD)
+		die_usage("--loss reward: a reward model is scored by lbdpo-reward, not evaluated as a policy");
 	lo.beta = beta > 0 ? beta : 0.1;
 	/* the flags win over the checkpoint's options */
 	if (lsmooth >= 0)

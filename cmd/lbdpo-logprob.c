@@ -34,13 +34,6 @@ static void put_scores(void *ctx, rs_writer *w, const score_out *o)
 	}
 }
 
-static const char *refuse_reward_model(const model *m)
-{
-	return model_cfg(m)->score_labels ? "a reward model (XxxForSequenceClassification) has no log-probs; "
-					    "lbdpo-reward scores with it"
-					  : NULL;
-}
-
 enum { OPT_PER_TOKEN = 256, OPT_IGNPROV };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory or llama2.c .bin (required)"),
@@ -96,7 +89,7 @@ int main(int argc, char **argv)
 	/* Under mpirun every rank reads the input and scores the records k with
 	 * k mod N == rank; rank 0 writes them all in input order. */
 	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov, .kind = "scores",
-			 .model_key = "model", .refuse = refuse_reward_model,
+			 .model_key = "model", .need_lm = 1,
 			 .run = {.batch_tokens = batch_tokens, .per_token = per_token, .put = put_scores, .ctx = &per_token}};
 	return score_program(&argc, &argv, &sp);
 }

@@ -20,13 +20,6 @@ static void put_rewards(void *ctx, rs_writer *w, const score_out *o)
 	rs_put_f64(w, KEY_REWARD_REJECTED, o->reward_rejected);
 }
 
-static const char *refuse_lm(const model *m)
-{
-	return model_cfg(m)->score_labels ? NULL
-					  : "not a reward model (config.json's architectures names no "
-					    "XxxForSequenceClassification; lbdpo-step --loss reward trains one)";
-}
-
 enum { OPT_IGNPROV = 256 };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "reward model: Hugging Face XxxForSequenceClassification directory (required)"),
@@ -76,6 +69,6 @@ int main(int argc, char **argv)
 	if (!model_path)
 		die_usage("--model PATH is required");
 	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov, .kind = "rewards",
-			 .model_key = "reward_model", .refuse = refuse_lm, .run = {.batch_tokens = batch_tokens, .put = put_rewards}};
+			 .model_key = "reward_model", .need_lm = 0, .run = {.batch_tokens = batch_tokens, .put = put_rewards}};
 	return score_program(&argc, &argv, &sp);
 }

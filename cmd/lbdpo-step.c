@@ -420,10 +420,6 @@ int main(int argc, char **argv)
 		die_usage("give --steps or --epochs");
 	if (lo->beta_min > lo->beta_max)
 		die_usage("--beta-min is larger than --beta-max");
-	if (lo->kind == LOSS_REWARD && lo->sft_weight != 0)
-		die_usage("--sft-weight: a reward model has no log-probs to add an NLL of (--loss reward)");
-	if (lo->kind != LOSS_REWARD && lo->center_coef != 0)
-		die_usage("--center-rewards-coef is an option of --loss reward");
 	backend_opts_apply(&bo);
 	/* Under mpirun: data parallel. Every rank holds the model and takes
 	 * slots i ≡ rank (mod N) of each global micro-batch (engine.h). */
@@ -448,6 +444,11 @@ int main(int argc, char **argv)
 		if (rank == 0 && prev_opts)
 			resume_log(prev_opts, ck->state, metrics, save_every, bo.threads);
 	}
+	/* after resume_options: a resumed run's loss is the run's unless given */
+	if (lo->kind == LOSS_REWARD && lo->sft_weight != 0)
+		die_usage("--sft-weight: a reward model has no log-probs to add an NLL of (--loss reward)");
+	if (lo->kind != LOSS_REWARD && lo->center_coef != 0)
+		die_usage("--center-rewards-coef is an option of --loss reward");
 	/* the run's identity, in every --metrics line: made at the fresh start,
 	 * kept by every resume (a checkpoint of an older lbdpo gets one now) */
 	char run_id[17];

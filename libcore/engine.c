@@ -77,7 +77,7 @@ json_t *train_opts_to_json(const train_opts *o)
 	I("n_records", o->n_records);
 	F("beta_init", o->beta_init > 0 ? o->beta_init : l->beta);
 	F("w_init", o->w_init);
-	if (l->kind == LOSS_REWARD) /* only then: other runs' options stay as they were */
+	if (l->kind == LOSS_REWARD || l->center_coef != 0) /* only then: other runs' options stay as they were */
 		F("center_rewards_coef", l->center_coef);
 #undef S
 #undef F

@@ -269,6 +269,13 @@ void model_init_random(model *m, uint64_t seed, float std)
 	model_sync(m, 1);
 }
 
+void model_need_lm(const model *m, const char *path)
+{
+	if (m->cfg.score_labels)
+		die("%s: a reward model (XxxForSequenceClassification) has no language-model head: no log-probs or "
+		    "samples; lbdpo-reward scores with it", path);
+}
+
 model *model_reward_from(model *lm, uint64_t seed, float std)
 {
 	model_config cfg = lm->cfg;

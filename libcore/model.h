@@ -37,6 +37,10 @@ typedef struct model model; /* opaque; fields in model.c */
 /* ---- lifetime, files ---- */
 model *model_new(const model_config *cfg);                 /* zero weights */
 void model_init_random(model *m, uint64_t seed, float std); /* normal(0,std), norms = 1 */
+/* Die unless m (loaded from path) is a causal LM: a reward model has no
+ * language-model head, so no log-probs and no samples (lbdpo-reward scores
+ * with it). */
+void model_need_lm(const model *m, const char *path);
 /* A reward model made from the causal LM lm: the same weights (its
  * language-model head dropped), a score head [1, dim] ~ normal(0, std),
  * pad_token_id the LM's, else its eos (transformers needs one to find each

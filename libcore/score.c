@@ -196,9 +196,11 @@ int score_program(int *argc, char ***argv, score_prog *p)
 	double t0 = now_s();
 	model *m = model_load(p->model_path);
 	const model_config *cfg = model_cfg(m);
-	const char *why = p->refuse ? p->refuse(m) : NULL;
-	if (why)
-		die("%s: %s", p->model_path, why);
+	if (p->need_lm)
+		model_need_lm(m, p->model_path);
+	else if (!cfg->score_labels)
+		die("%s: not a reward model (config.json's architectures names no XxxForSequenceClassification; "
+		    "lbdpo-step --loss reward trains one)", p->model_path);
 	char fp[65];
 	model_fingerprint(m, fp);
 	rs_reader *r = rs_open(p->in, NULL);

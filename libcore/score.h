@@ -45,16 +45,16 @@ void score_records(const model *m, struct rs_reader *r, struct distrec *d, score
 
 /* What lbdpo-logprob and lbdpo-reward do once their options are parsed:
  * under MPI split the records (standard input refused with several ranks),
- * apply the backend options, load model_path, die with p->refuse's message when it
- * returns one, check the input's provenance, write the records with the
- * header kind p->kind and the model under p->model_key, score them
+ * apply the backend options, load model_path, die unless it is the kind
+ * p->need_lm asks for, check the input's provenance, write the records with
+ * the header kind p->kind and the model under p->model_key, score them
  * (score_records with p->run), print the summary line. Returns 0. */
 typedef struct {
 	const backend_opts *bo; /* applied after dist_init */
 	const char *model_path, *in, *out;
 	int ignore_prov;
 	const char *kind, *model_key;
-	const char *(*refuse)(const model *m); /* why this model cannot serve, or NULL */
+	int need_lm; /* 1: a causal LM (model_need_lm), 0: a reward model */
 	score_run run;
 } score_prog;
 int score_program(int *argc, char ***argv, score_prog *p);

@@ -67,6 +67,12 @@ mkdir one two
 expect_fail lbdpo-reward -m m0 -i test.ref -o none.rw
 [ ! -e none.rw ] || fail "a failed lbdpo-reward left an output file"
 expect_fail lbdpo-logprob -m rm -i test.ref -o none.sc
+expect_fail lbdpo-refcache -q --model rm -i test.ref -o none.ref
+expect_fail lbdpo-eval -m rm -i test.ref -o none.json
+expect_fail lbdpo-beta -m rm -i test.ref -o none.beta
+expect_fail lbdpo-sample -m rm -i test.ref --max-new-tokens 2 -o none.jsonl
+expect_fail lbdpo-eval -m m0 -i test.ref --loss reward -o none.json
+[ -z "$(ls none.* 2>/dev/null)" ] || fail "a refusal left an output file"
 expect_fail lbdpo-step -q --model rm --fresh --output x -i train.ref --steps 1 --loss dpo --ignore-provenance
 expect_fail lbdpo-step -q --model m0 --output x -i train.ref --steps 1 --loss dpo --center-rewards-coef 1
 expect_fail lbdpo-step -q --model m0 --output x -i train.ref --steps 1 "${S[@]}" --sft-weight 1
