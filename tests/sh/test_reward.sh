@@ -39,6 +39,10 @@ lbdpo-step -q --model m0 --output rm_m -i margin.ref --steps 1 "${S[@]}" --metri
 lbdpo-step -q --model m0 --output rm_0 -i train.ref --steps 1 "${S[@]}" --metrics m0.jsonl || fail "plain run"
 l0=$(sed -n 's/.*"loss": \([^,]*\),.*/\1/p' m0.jsonl) lm=$(sed -n 's/.*"loss": \([^,]*\),.*/\1/p' mm.jsonl)
 awk -v a="$l0" -v b="$lm" 'BEGIN { exit !(b > a + 1) }' || fail "margin 2 did not raise the loss ($l0 -> $lm)"
+# a JSONL "margin" passes through lbdpo-tokenize into the records
+printf '%s\n' '{"prompt": "ab", "chosen": "cd", "rejected": "ef", "margin": 1.5}' >mj.jsonl
+lbdpo-tokenize -q --tokenizer "$ROOT/tests/fixtures/tokenizer/bl_split.json" -i mj.jsonl -o mj.tok || fail "tokenize margin"
+lbdpo-show --no-header -i mj.tok | grep -q '"margin":1.5,' || fail "lbdpo-tokenize dropped the margin"
 # centering adds c·mean (r_c + r_r)²: larger, and recorded
 lbdpo-step -q --model m0 --output rm_c -i train.ref --steps 1 "${S[@]}" --center-rewards-coef 100 --metrics mc.jsonl ||
 	fail "centering run"
