@@ -3,7 +3,8 @@
 # reward model (XxxForSequenceClassification checkpoint) that learns the
 # synthetic preference (tests/sh/gen_pairs.awk) — lbdpo-reward ranks held-out
 # chosen above rejected; the records' margin enters the loss; resume is
-# bit-identical; misuse and bad input are one-line errors and leave no output.
+# bit-identical; under mpirun lbdpo-reward and --loss reward match one
+# process; misuse and bad input are one-line errors and leave no output.
 . "$(dirname "$0")/lib.sh"
 cd "$T"
 G="$ROOT/tests/sh/gen_pairs.awk"
@@ -57,7 +58,8 @@ lbdpo-step -q --model m0 --output half "${R[@]}" --steps 2 --total-steps 4 || fa
 lbdpo-step -q --model half --output rest "${R[@]}" --steps 2 || fail "resume 2"
 cmp -s full/model.safetensors rest/model.safetensors || fail "resume differs"
 
-# ---- under mpirun (when built with MPI): byte for byte one process's output ----
+# ---- under mpirun (when built with MPI): lbdpo-reward writes one process's
+# bytes; lbdpo-step --loss reward on 2 ranks takes the one-process steps ----
 mkdir one two
 (cd one && lbdpo-reward -q -m ../rm -b 0 -i ../test.ref -o r.rw) || fail "lbdpo-reward one process"
 (
@@ -65,6 +67,12 @@ mkdir one two
 	(cd two && mpi -np 2 lbdpo-reward -q -m ../rm -b 0 -i ../test.ref -o r.rw) || fail "mpirun lbdpo-reward"
 	cmp one/r.rw two/r.rw || fail "lbdpo-reward: 2 ranks differ from one process"
 	echo "mpirun -np 2: same bytes"
+	# data-parallel training: the one-process steps, to float32 rounding
+	P=(--model m0 -i "$T/train.ref" --steps 3 "${S[@]}" --center-rewards-coef 0.01)
+	lbdpo-step -q "${P[@]}" --output p1 --metrics p1.jsonl || fail "one-process reward steps"
+	mpi -np 2 lbdpo-step -q "${P[@]}" --output p2 --metrics p2.jsonl || fail "mpirun lbdpo-step --loss reward"
+	sed 's/"tokens_per_s.*//' p1.jsonl >p1.txt && sed 's/"tokens_per_s.*//' p2.jsonl >p2.txt
+	num_close p1.txt p2.txt 1e-5 || fail "2 ranks' reward steps differ"
 ) || exit 1
 
 # ---- errors ----
