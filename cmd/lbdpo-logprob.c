@@ -88,8 +88,8 @@ int main(int argc, char **argv)
 		die_usage("--model PATH is required");
 	/* Under mpirun every rank reads the input and scores the records k with
 	 * k mod N == rank; rank 0 writes them all in input order. */
-	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov, .kind = "scores",
-			 .model_key = "model", .need_lm = 1,
+	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov,
+			 .kind = "scores", .model_key = "model", .need_lm = 1,
 			 .run = {.batch_tokens = batch_tokens, .per_token = per_token, .put = put_scores, .ctx = &per_token}};
 	return score_program(&argc, &argv, &sp);
 }

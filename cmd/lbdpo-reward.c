@@ -25,7 +25,8 @@ static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "reward model: Hugging Face XxxForSequenceClassification directory (required)"),
 	CLI_OPT('i', 'i', "input", "FILE", "token records to read (default: standard input)"),
 	CLI_OPT('o', 'o', "output", "FILE", "scored records to write (default: standard output)"),
-	CLI_OPT('b', 'b', "batch-tokens", "N", "pack pairs into forwards of up to N tokens (default 4096); 0: one pair per forward"),
+	CLI_OPT('b', 'b', "batch-tokens", "N",
+		"pack pairs into forwards of up to N tokens (default 4096); 0: one pair per forward"),
 	BACKEND_CLI_OPTS,
 	CLI_OPT(OPT_IGNPROV, 0, "ignore-provenance", NULL,
 		"score records of another tokenizer than the model's (warns; default: refuse)"),
@@ -68,7 +69,8 @@ int main(int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!model_path)
 		die_usage("--model PATH is required");
-	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov, .kind = "rewards",
-			 .model_key = "reward_model", .need_lm = 0, .run = {.batch_tokens = batch_tokens, .put = put_rewards}};
+	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov,
+			 .kind = "rewards", .model_key = "reward_model", .need_lm = 0,
+			 .run = {.batch_tokens = batch_tokens, .put = put_rewards}};
 	return score_program(&argc, &argv, &sp);
 }
