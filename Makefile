@@ -63,7 +63,7 @@ LDFLAGS += -fopenmp $(LDSAN)
 # and every program when MPI=0 or mpicc is absent, links the plain build
 # (one process). The quick start needs no MPI.
 MPICC    ?= mpicc
-MPI_CMDS := lbdpo-refcache lbdpo-logprob lbdpo-step
+MPI_CMDS := lbdpo-refcache lbdpo-logprob lbdpo-reward lbdpo-step
 ifeq ($(origin MPI),undefined)
   MPI := $(if $(shell command -v $(MPICC) 2>/dev/null),1,0)
 endif
@@ -116,7 +116,7 @@ EMU_FLAGS := -std=c++17 -O2 -g -DLBDPO_CUDA_EMU -Itests/gpu/emu -I. -Wall -Wextr
 # device/host traffic and the kernels on the CPU; tests/sh/test_cuda_emu.sh
 # compares their outputs with --device cpu.
 CUDA_BE   := $(B)/libcore/backend_cuda.o
-EMU_CMDS  := lbdpo-logprob lbdpo-refcache lbdpo-step lbdpo-beta lbdpo-eval lbdpo-sample
+EMU_CMDS  := lbdpo-logprob lbdpo-reward lbdpo-refcache lbdpo-step lbdpo-beta lbdpo-eval lbdpo-sample
 EMU_PROGS := $(EMU_CMDS:%=$(B)/emu/bin/%)
 # lbdpo-step with the MPI dist.o on the emulated CUDA backend: under mpirun
 # its gradient takes the host-copy path of a device (non-unified) backend

@@ -483,6 +483,7 @@ int main(int argc, char **argv)
 	if (plotdir)
 		plot_dir_check(plotdir); /* before any work: refuses to overwrite a user's files */
 	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
+	model_need_lm(ck->m, ckp);
 	loss_opts lo;
 	loss_opts_default(&lo);
 	/* the training run's loss settings (engine.h: train_opts) */
@@ -508,6 +509,8 @@ int main(int argc, char **argv)
 		warning("%s: trainer_state.json: options unreadable (%s); using defaults", ckp, bad);
 	}
 	lo.kind = kind < 0 ? LOSS_LBDPO : (loss_kind)kind;
+	if (lo.kind == LOSS_REWARD)
+		die_usage("--loss reward: a reward model is scored by lbdpo-reward, not evaluated as a policy");
 	lo.beta = beta > 0 ? beta : 0.1;
 	/* the flags win over the checkpoint's options */
 	if (lsmooth >= 0)
@@ -536,7 +539,7 @@ int main(int argc, char **argv)
 	pair_res *res = xcalloc((size_t)data->n + 1, sizeof *res);
 	progress_meter pm;
 	progress_init(&pm, data->n, "records scored");
-	score_records(ck, ws, bb, data, &lo, (int)bs, res, &pm);
+	score_pref_set(ck, ws, bb, data, &lo, (int)bs, res, &pm);
 	double el = progress_end(&pm);
 	char els[32];
 	fmt_duration(el, els, sizeof els);

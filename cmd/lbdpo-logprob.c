@@ -17,58 +17,21 @@
 #include "base/util.h"
 #include "formats/schema.h"
 
-typedef struct {
-	held_pair *h;
-	score_out *out;
-	float *tok; /* per-token buffers of the batch, [sum of completion tokens] */
-	size_t tok_cap;
-	int n, cap;
-	long tokens;
-} batch;
-
-static void flush(batch *b, const model *m, model_ws *ws, distrec *d, int per_token)
+/* the keys lbdpo-logprob adds to a record */
+static void put_scores(void *ctx, rs_writer *w, const score_out *o)
 {
-	if (!b->n)
-		return;
-	score_pair *pp = xmalloc(b->n * sizeof *pp);
-	size_t need = 0;
-	for (int i = 0; i < b->n; i++) {
-		pp[i] = b->h[i].pair;
-		need += (size_t)pp[i].n_chosen + pp[i].n_rejected;
+	const int per_token = *(const int *)ctx;
+	rs_put_f64(w, KEY_CHOSEN_LOGP, o->chosen_logp);
+	rs_put_f64(w, KEY_REJECTED_LOGP, o->rejected_logp);
+	rs_put_i64(w, KEY_CHOSEN_N, o->chosen_n);
+	rs_put_i64(w, KEY_REJECTED_N, o->rejected_n);
+	rs_put_f64(w, KEY_PROMPT_LOGP, o->prompt_logp);
+	rs_put_f64(w, KEY_PROMPT_PPL, exp(-o->prompt_logp));
+	rs_put_f64(w, KEY_PROMPT_ENTROPY, o->prompt_entropy);
+	if (per_token) {
+		rs_put_f32v(w, KEY_CHOSEN_TOKEN_LOGPS, o->tok_logp[0], (size_t)o->chosen_n);
+		rs_put_f32v(w, KEY_REJECTED_TOKEN_LOGPS, o->tok_logp[1], (size_t)o->rejected_n);
 	}
-	if (per_token)
-		xgrow((void **)&b->tok, &b->tok_cap, need + 1, sizeof *b->tok);
-	size_t at = 0;
-	for (int i = 0; i < b->n; i++) {
-		memset(&b->out[i], 0, sizeof b->out[i]);
-		if (per_token) {
-			b->out[i].tok_logp[0] = b->tok + at;
-			b->out[i].tok_logp[1] = b->tok + at + pp[i].n_chosen;
-			at += (size_t)pp[i].n_chosen + pp[i].n_rejected;
-		}
-	}
-	score_pairs(m, ws, pp, b->n, b->out);
-	rs_writer *w = distrec_writer(d);
-	for (int i = 0; i < b->n; i++) {
-		const score_out *o = &b->out[i];
-		rs_rec_begin(w, pair_obj(&b->h[i]));
-		rs_put_f64(w, KEY_CHOSEN_LOGP, o->chosen_logp);
-		rs_put_f64(w, KEY_REJECTED_LOGP, o->rejected_logp);
-		rs_put_i64(w, KEY_CHOSEN_N, o->chosen_n);
-		rs_put_i64(w, KEY_REJECTED_N, o->rejected_n);
-		rs_put_f64(w, KEY_PROMPT_LOGP, o->prompt_logp);
-		rs_put_f64(w, KEY_PROMPT_PPL, exp(-o->prompt_logp));
-		rs_put_f64(w, KEY_PROMPT_ENTROPY, o->prompt_entropy);
-		if (per_token) {
-			rs_put_f32v(w, KEY_CHOSEN_TOKEN_LOGPS, o->tok_logp[0], (size_t)o->chosen_n);
-			rs_put_f32v(w, KEY_REJECTED_TOKEN_LOGPS, o->tok_logp[1], (size_t)o->rejected_n);
-		}
-		rs_rec_end(w);
-		distrec_mark(d);
-	}
-	free(pp);
-	b->n = 0;
-	b->tokens = 0;
 }
 
 enum { OPT_PER_TOKEN = 256, OPT_IGNPROV };
@@ -125,93 +88,8 @@ int main(int argc, char **argv)
 		die_usage("--model PATH is required");
 	/* Under mpirun every rank reads the input and scores the records k with
 	 * k mod N == rank; rank 0 writes them all in input order. */
-	dist_init(&argc, &argv);
-	int rank = dist_rank(), nrank = dist_size();
-	if (nrank > 1 && (!in || !strcmp(in, "-")))
-		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
-			       "(-i FILE), not standard input", nrank);
-	backend_opts_apply(&bo);
-
-	double t0 = now_s();
-	model *m = model_load(model_path);
-	const model_config *cfg = model_cfg(m);
-	char fp[65];
-	model_fingerprint(m, fp);
-	rs_reader *r = rs_open(in, NULL);
-	provenance pv;
-	prov_read(r, cfg->vocab_size, &pv);
-	prov_check(&pv, rs_name(r), model_path, NULL, 0, NULL, ignore_prov);
-	rs_writer *w = rank == 0 ? rs_create(outp) : NULL;
-	if (w) {
-		rs_header_begin(w, rs_header(r), "scores", argc, argv);
-		pairs_put_model(w, "model", model_path, fp);
-		rs_header_end(w);
-	}
-	distrec *d = distrec_new(w);
-
-	model_ws *ws = model_ws_new(m);
-	batch b = {0};
-	const msgpack_object *rec;
-	progress_meter pm;
-	progress_init(&pm, 0, "records");
-	uint64_t n_rec = 0, n_tok = 0;
-	for (uint64_t k = 0; rs_next(r, &rec); k++) {
-		if (!distrec_mine(d, k))
-			goto next;
-		if (b.n == b.cap) {
-			int nc = b.cap ? 2 * b.cap : 64;
-			b.h = xrealloc(b.h, nc * sizeof *b.h);
-			memset(b.h + b.cap, 0, (nc - b.cap) * sizeof *b.h);
-			b.out = xrealloc(b.out, nc * sizeof *b.out);
-			b.cap = nc;
-		}
-		held_pair *h = &b.h[b.n];
-		pair_hold(h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len);
-		long t = score_pair_tokens(&h->pair);
-		if (b.n && b.tokens + t > batch_tokens) {
-			/* This record starts the next batch: score the full one
-			 * (slots 0..n-1), then swap the record into slot 0. */
-			int last = b.n;
-			flush(&b, m, ws, d, per_token);
-			held_pair tmp = b.h[0];
-			b.h[0] = b.h[last];
-			b.h[last] = tmp;
-		}
-		b.n++;
-		b.tokens += t;
-		n_rec++;
-		n_tok += (uint64_t)t;
-		if (rank == 0)
-			progress_show(&pm, (long)n_rec, NULL);
-	next:
-		/* End of a round (distrec.h): score what is held, send it to rank 0. */
-		if (distrec_after(d, k)) {
-			flush(&b, m, ws, d, per_token);
-			distrec_round(d, 0);
-		}
-	}
-	flush(&b, m, ws, d, per_token);
-	distrec_round(d, 1);
-	if (w)
-		rs_finish(w);
-	rs_close(r);
-	double dt = now_s() - t0;
-	double tot[2] = {(double)n_rec, (double)n_tok}; /* the job's totals */
-	dist_allreduce_sum_f64(tot, 2);
-	n_rec = (uint64_t)tot[0], n_tok = (uint64_t)tot[1];
-	if (rank == 0)
-		info("%llu records, %llu tokens in %.2f s (%.1f records/s, %.0f tokens/s) on %s",
-		     (unsigned long long)n_rec, (unsigned long long)n_tok, dt,
-		     n_rec / (dt > 0 ? dt : 1), n_tok / (dt > 0 ? dt : 1), backend_device());
-	for (int i = 0; i < b.cap; i++)
-		pair_free(&b.h[i]);
-	free(b.h);
-	free(b.out);
-	free(b.tok);
-	model_ws_free(ws);
-	model_free(m);
-	distrec_free(d);
-	close_stdout();
-	dist_finalize();
-	return 0;
+	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov,
+			 .kind = "scores", .model_key = "model", .need_lm = 1,
+			 .run = {.batch_tokens = batch_tokens, .per_token = per_token, .put = put_scores, .ctx = &per_token}};
+	return score_program(&argc, &argv, &sp);
 }

@@ -307,6 +307,7 @@ int main(int argc, char **argv)
 
 	double t0 = now_s();
 	model *m = model_load(ref);
+	model_need_lm(m, ref);
 	const model_config *cfg = model_cfg(m);
 	char fp[65];
 	model_fingerprint(m, fp);

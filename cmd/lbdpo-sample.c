@@ -464,6 +464,7 @@ int main(int argc, char **argv)
 	int is_jsonl = first == '{' || first == ' ' || first == '\n';
 
 	model *m = model_load(model_path);
+	model_need_lm(m, model_path);
 	const model_config *cfg = model_cfg(m);
 	char *own_tok = tok_path ? NULL : tok_file_in(model_path);
 	if (own_tok)

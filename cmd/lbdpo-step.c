@@ -126,7 +126,7 @@ static void eval_run(eval_set *ev, ckpt *ck, res_summary *s)
 {
 	memset(s, 0, sizeof *s);
 	if (dist_rank() == 0) {
-		score_records(ck, ev->ws, ev->bb, ev->d, &ev->lo, ev->bs, ev->res, NULL);
+		score_pref_set(ck, ev->ws, ev->bb, ev->d, &ev->lo, ev->bs, ev->res, NULL);
 		pair_summary(s, ev->res, ev->d->n, -2, ev->lo.kind == LOSS_SIMPO && ev->lo.n_terms == 0);
 	}
 	dist_bcast(s, sizeof *s, 0);
@@ -207,7 +207,7 @@ enum {
 	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_EVIN, O_EVSTEPS, O_BEST, O_BESTMODE, O_TB, O_LAST
+	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_EVIN, O_EVSTEPS, O_BEST, O_BESTMODE, O_TB, O_CENTER, O_LAST
 };
 
 static const cli_opt opts[] = {
@@ -232,11 +232,13 @@ static const cli_opt opts[] = {
 	CLI_SECTION("Loss:"),
 	CLI_OPT(O_LOSS, 0, "loss", "L",
 		"lbdpo (default), dpo, ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, bco_pair, "
-		"sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, or a comma list of them (TRL's loss_type list); sigmoid = dpo"),
+		"sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, or a comma list of them (TRL's loss_type list); "
+		"sigmoid = dpo; reward trains a reward model"),
 	CLI_OPT(O_LOSSW, 0, "loss-weights", "W,...", "weights of the --loss list, one each (default 1 each)"),
 	CLI_OPT(O_LEARNB, 0, "learned-beta", NULL,
 		"the beta model's per-pair beta drives every loss with a beta (lbdpo is dpo with this)"),
 	CLI_OPT(O_TAU, 0, "discopop-tau", "X", "discopop: temperature of the modulation (default 0.05)"),
+	CLI_OPT(O_CENTER, 0, "center-rewards-coef", "X", "reward: add X * mean (r_chosen + r_rejected)^2 (default 0)"),
 	CLI_OPT(O_BETA, 0, "beta", "X", "fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)"),
 	CLI_OPT(O_LS, 0, "label-smoothing", "X",
 		"label smoothing of robust, simpo, aot, aot_unpaired and exo_pair (which needs > 0) (default 0)"),
@@ -336,6 +338,7 @@ static const struct {
 	{"entropy_alpha", O_EALPHA, R_RUN},    {"epsilon", O_EPS, R_BETA},	    {"pool", O_POOL, R_BETA},
 	{"ppl_from", O_PPL, R_BETA},	       {"total_steps", O_TOTAL, R_LOG},    {"loss_weights", O_LOSSW, R_RUN},
 	{"learned_beta", O_LEARNB, R_RUN},     {"discopop_tau", O_TAU, R_RUN},
+	{"center_rewards_coef", O_CENTER, R_RUN},
 };
 
 /* Resuming ck: take the run's options where none is given, and check the
@@ -511,6 +514,7 @@ int main(int argc, char **argv)
 		case O_LOSSW: loss_weights = arg; break;
 		case O_LEARNB: lo->learned_beta = 1; break;
 		case O_TAU: lo->discopop_tau = parse_double("--discopop-tau", arg, 1e-9, 1e6); break;
+		case O_CENTER: lo->center_coef = parse_double("--center-rewards-coef", arg, 0, 1e6); break;
 		case O_RREG: lo->range_reg = parse_double("--range-reg", arg, 0, 1e9); break;
 		case O_BMIN: lo->beta_min = parse_double("--beta-min", arg, 0, 1e9); break;
 		case O_BMAX: lo->beta_max = parse_double("--beta-max", arg, 0, 1e9); break;
@@ -599,6 +603,7 @@ int main(int argc, char **argv)
 
 	to.ck.w0 = to.w_init > 0 ? to.w_init : 1.0;
 	to.ck.master = 1; /* a resumed run continues from the f32 master weights */
+	to.ck.reward = lo->kind == LOSS_REWARD; /* an LM gets a score head */
 	ckpt *ck = ckpt_load(to.init, &to.ck);
 	ck->save_dtype = save_dtype;
 	const json_t *prev_opts = ck->resumed ? json_object_get(ck->state, "options") : NULL;
@@ -607,6 +612,11 @@ int main(int argc, char **argv)
 		if (rank == 0 && prev_opts)
 			resume_log(prev_opts, ck->state, metrics, save_every, bo.threads);
 	}
+	/* after resume_options: a resumed run's loss is the run's unless given */
+	if (lo->kind == LOSS_REWARD && lo->sft_weight != 0)
+		die_usage("--sft-weight: a reward model has no log-probs to add an NLL of (--loss reward)");
+	if (lo->kind != LOSS_REWARD && lo->center_coef != 0)
+		die_usage("--center-rewards-coef is an option of --loss reward");
 	/* the run's identity, in every --metrics line: made at the fresh start,
 	 * kept by every resume (a checkpoint of an older lbdpo gets one now) */
 	char run_id[17];

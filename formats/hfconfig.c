@@ -614,15 +614,56 @@ uint64_t hfconfig_n_params(const model_config *c)
 {
 	uint64_t C = (uint64_t)c->dim, H = (uint64_t)c->hidden_dim, V = (uint64_t)c->vocab_size, L = (uint64_t)c->n_layers;
 	if (c->arch == ARCH_GPT2) /* wte, wpe, per block ln_1, c_attn, c_proj, ln_2, c_fc, mlp.c_proj (+ biases), ln_f */
-		return V * C + (uint64_t)c->max_seq_len * C +
+		return V * C + (uint64_t)c->max_seq_len * C + (c->score_labels ? C : 0) +
 		       L * (2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * H + H) + (H * C + C)) + 2 * C;
 	if (c->arch == ARCH_NEOX) /* embed_in, per block 2 LayerNorms, qkv, dense, h_to_4h, 4h_to_h (+ biases), final LN, embed_out */
-		return V * C * (c->tied_embeddings ? 1 : 2) +
+		return V * C * (c->tied_embeddings || c->score_labels ? 1 : 2) + (c->score_labels ? C : 0) +
 		       L * (4 * C + (3 * C * C + 3 * C) + (C * C + C) + (C * H + H) + (H * C + C)) + 2 * C;
 	uint64_t q = (uint64_t)c->n_heads * c->head_dim, kv = (uint64_t)c->n_kv_heads * c->head_dim;
-	return V * C * (c->tied_embeddings ? 1 : 2) +
+	return V * C * (c->tied_embeddings || c->score_labels ? 1 : 2) + (c->score_labels ? C : 0) +
 	       L * (2 * C + C * q + 2 * C * kv + q * C + 3 * C * H + (c->qkv_bias ? q + 2 * kv : 0) +
 		    (c->qk_norm ? 2 * (uint64_t)c->head_dim : 0) + (c->gemma ? 2 * C : 0)) + C;
+}
+
+/* A sequence-classification head (architectures[0] ends in
+ * "ForSequenceClassification"): how many labels (id2label's size, else
+ * num_labels, else transformers' default 2); only the reward model's one is
+ * supported. pad_token_id for every model. */
+static int parse_score(ctx *c, model_config *cfg, const char *a0)
+{
+	json_t *pad = json_object_get(c->root, "pad_token_id");
+	if (json_is_array(pad)) /* some configs list several; transformers uses the first */
+		pad = json_array_get(pad, 0);
+	if (json_is_integer(pad) && json_integer_value(pad) >= 0 && json_integer_value(pad) < cfg->vocab_size) {
+		cfg->has_pad = 1;
+		cfg->pad_id = (int)json_integer_value(pad);
+	}
+	const char *suf = "ForSequenceClassification";
+	size_t n = a0 ? strlen(a0) : 0, k = strlen(suf);
+	if (n < k || strcmp(a0 + n - k, suf))
+		return 0;
+	json_t *id2 = json_object_get(c->root, "id2label");
+	int labels = 2;
+	if (json_is_object(id2))
+		labels = (int)json_object_size(id2);
+	else if (get_int(c, "num_labels", 0, 2, 1, 1 << 20, &labels))
+		return -1;
+	if (labels != 1)
+		return fail(c, "%s with %d labels: only a reward model's single score (num_labels 1) is supported", a0,
+			    labels);
+	cfg->score_labels = 1;
+	return 0;
+}
+
+void hfconfig_set_score(json_t *o, const model_config *cfg)
+{
+	json_t *a = json_array();
+	json_array_append_new(a, json_string(model_class_name(cfg)));
+	json_object_set_new(o, "architectures", a);
+	json_object_set_new(o, "id2label", json_pack("{s:s}", "0", "LABEL_0"));
+	json_object_set_new(o, "label2id", json_pack("{s:i}", "LABEL_0", 0));
+	if (cfg->has_pad)
+		json_object_set_new(o, "pad_token_id", json_integer(cfg->pad_id));
 }
 
 int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err, size_t errsz)
@@ -664,6 +705,8 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 		rc = parse_neox(&c, cfg);
 	else
 		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text, gpt2, gpt_neox)", mt);
+	if (rc == 0)
+		rc = parse_score(&c, cfg, a0);
 	if (rc == 0) {
 		char e2[256];
 		if (hfconfig_check(cfg, e2, sizeof e2))
@@ -771,7 +814,7 @@ char *hfconfig_dump(const model_config *cfg)
 #define SET(k, v) json_object_set_new(o, k, v)
 	if (cfg->arch == ARCH_GPT2) {
 		json_t *a = json_array();
-		json_array_append_new(a, json_string("GPT2LMHeadModel"));
+		json_array_append_new(a, json_string(model_class_name(cfg)));
 		SET("architectures", a);
 		SET("model_type", json_string("gpt2"));
 		SET("n_embd", json_integer(cfg->dim));
@@ -791,7 +834,7 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("resid_pdrop", json_real(0));
 	} else if (cfg->arch == ARCH_NEOX) {
 		json_t *a = json_array();
-		json_array_append_new(a, json_string("GPTNeoXForCausalLM"));
+		json_array_append_new(a, json_string(model_class_name(cfg)));
 		SET("architectures", a);
 		SET("model_type", json_string("gpt_neox"));
 		SET("hidden_size", json_integer(cfg->dim));
@@ -814,11 +857,8 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("hidden_dropout", json_real(0));
 	} else {
 		model_family fam = model_config_family(cfg);
-		static const char *const cls[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
-						  "Qwen2ForCausalLM", "Phi3ForCausalLM", "Qwen3ForCausalLM",
-						  "Gemma2ForCausalLM", "Gemma3ForCausalLM"};
 		json_t *a = json_array();
-		json_array_append_new(a, json_string(cls[fam]));
+		json_array_append_new(a, json_string(model_class_name(cfg)));
 		SET("architectures", a);
 		SET("model_type", json_string(model_family_name(fam)));
 		SET("hidden_size", json_integer(cfg->dim));
@@ -879,6 +919,8 @@ char *hfconfig_dump(const model_config *cfg)
 		SET("attention_dropout", json_real(0));
 	}
 	SET("tie_word_embeddings", json_boolean(cfg->tied_embeddings));
+	if (cfg->score_labels)
+		hfconfig_set_score(o, cfg);
 	SET("bos_token_id", jtok(cfg->bos_id));
 	SET("eos_token_id", jtok(cfg->eos_id));
 	SET("initializer_range", json_real(0.02));

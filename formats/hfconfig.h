@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "formats/modelcfg.h"
 
 /* Parse config.json text (name used in messages). Returns 0, or -1 with a
@@ -41,6 +43,10 @@ char *hfconfig_dump(const model_config *cfg);
 /* A --save-dtype argument: "float32" (f32, fp32), "float16" (f16, fp16) or
  * "bfloat16" (bf16) -> st_dtype 0, 1, 2; -1 for anything else. */
 int hfconfig_dtype(const char *name);
+/* Make config object o a reward model's (cfg->score_labels): architectures
+ * XxxForSequenceClassification, id2label/label2id of one label as
+ * transformers writes them, and pad_token_id (when cfg has one). */
+void hfconfig_set_score(json_t *o, const model_config *cfg);
 /* Write config.json atomically; dies on error. */
 void hfconfig_save(const model_config *cfg, const char *path);
 

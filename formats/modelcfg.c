@@ -20,3 +20,19 @@ const char *model_type_name(const model_config *cfg)
 {
 	return cfg->arch == ARCH_LLAMA ? model_family_name(model_config_family(cfg)) : model_arch_name(cfg->arch);
 }
+
+const char *model_class_name(const model_config *cfg)
+{
+	static const char *const lm[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
+					 "Qwen2ForCausalLM", "Phi3ForCausalLM",	 "Qwen3ForCausalLM",
+					 "Gemma2ForCausalLM", "Gemma3ForCausalLM"};
+	static const char *const sc[] = {"LlamaForSequenceClassification",  "LlamaForSequenceClassification",
+					 "MistralForSequenceClassification", "Qwen2ForSequenceClassification",
+					 "Phi3ForSequenceClassification",    "Qwen3ForSequenceClassification",
+					 "Gemma2ForSequenceClassification",  "Gemma3ForSequenceClassification"};
+	if (cfg->arch == ARCH_GPT2)
+		return cfg->score_labels ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel";
+	if (cfg->arch == ARCH_NEOX)
+		return cfg->score_labels ? "GPTNeoXForSequenceClassification" : "GPTNeoXForCausalLM";
+	return (cfg->score_labels ? sc : lm)[model_config_family(cfg)];
+}

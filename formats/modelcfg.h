@@ -90,6 +90,13 @@ typedef struct {
 	 * layers whose RoPE base is rope_local_theta (0 = rope_theta for all). */
 	int sliding_pattern;
 	float rope_local_theta;
+	/* A reward model (transformers' XxxForSequenceClassification with
+	 * num_labels 1): score_labels = 1, a "score.weight" [1, dim] on the
+	 * final-norm hidden state, no language-model head; the score of a
+	 * sequence is the one at its last token that is not pad_id (when
+	 * has_pad), as transformers finds it. 0: a causal LM. */
+	int score_labels;
+	int has_pad, pad_id; /* pad_token_id of config.json (read for every model) */
 } model_config;
 
 /* The llama-arch family a config is saved as (FAM_AUTO resolved: qwen2 when
@@ -98,5 +105,8 @@ model_family model_config_family(const model_config *cfg);
 /* config.json's model_type of a config: "gpt2", "gpt_neox", or the llama-arch
  * family's ("llama", "mistral", "qwen2", "qwen3", "gemma2", ...). */
 const char *model_type_name(const model_config *cfg);
+/* transformers' class of a config: "LlamaForCausalLM", "GPT2LMHeadModel",
+ * "Qwen2ForSequenceClassification" (score_labels), ... */
+const char *model_class_name(const model_config *cfg);
 
 #endif

@@ -24,6 +24,11 @@
 #define KEY_PROMPT_IDS "prompt_ids" /* uint array, at least one token */
 #define KEY_CHOSEN_IDS "chosen_ids"
 #define KEY_REJECTED_IDS "rejected_ids"
+#define KEY_MARGIN "margin"         /* f64 (optional): the pair's reward margin (--loss reward);
+				       a JSONL "margin" passes through lbdpo-tokenize */
+#define KEY_REWARD_CHOSEN "reward_chosen"     /* f64: lbdpo-reward's score of prompt + chosen */
+#define KEY_REWARD_REJECTED "reward_rejected"
+#define KEY_REWARD "reward"                   /* f64: lbdpo-reward's score of one completion */
 
 /* ---- the reference model's scores: lbdpo-refcache ---- */
 #define KEY_REF_CHOSEN_LOGP "ref_chosen_logp"     /* f64: sum over the completion */

@@ -90,6 +90,8 @@ json_t *train_opts_to_json(const train_opts *o)
 	I("n_records", o->n_records);
 	F("beta_init", o->beta_init > 0 ? o->beta_init : l->beta);
 	F("w_init", o->w_init);
+	if (l->kind == LOSS_REWARD || l->center_coef != 0) /* only then: other runs' options stay as they were */
+		F("center_rewards_coef", l->center_coef);
 #undef S
 #undef F
 #undef I
@@ -186,6 +188,7 @@ int train_opts_from_json(train_opts *o, const json_t *j, const char **bad)
 	INT("n_records", o->n_records);
 	NUM("beta_init", o->beta_init);
 	NUM("w_init", o->w_init);
+	NUM("center_rewards_coef", l->center_coef);
 #undef GET
 #undef NUM
 #undef INT
@@ -257,6 +260,10 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->be = model_backend(ck->m);
 	e->learned = loss_learned_beta(lo);
 	e->n_comp = loss_opts_needs_rejected(lo) ? 2 : 1;
+	if ((lo->kind == LOSS_REWARD) != (model_cfg(ck->m)->score_labels != 0))
+		die("%s: %s", o->init,
+		    lo->kind == LOSS_REWARD ? "--loss reward trains a reward model; this model has no score head"
+					    : "a reward model (XxxForSequenceClassification) trains with --loss reward only");
 	for (int i = 0; e->learned && i < data->n; i++) {
 		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
 			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref, the default; lbdpo-refcache "
@@ -327,7 +334,7 @@ static void share_pairs(void *ctx, double *x, size_t n)
 }
 
 /* indices into the per-step sums handed to the reduce point */
-enum { S_LOSS, S_RC, S_RR, S_ACC, S_LC, S_LR, S_B, S_B2, S_PPL, S_TOK, S_N, S_COUNT };
+enum { S_LOSS, S_RC, S_RR, S_ACC, S_LC, S_LR, S_B, S_B2, S_PPL, S_TOK, S_N, S_R2, S_COUNT };
 
 int train_step(train_engine *e, train_metrics *m)
 {
@@ -407,11 +414,18 @@ int train_step(train_engine *e, train_metrics *m)
 			const loss_pair *q = &bb->lp[i];
 			double b = lo->kind == LOSS_BETADPO ? st.beta_used : q->beta;
 			double rc = b * (q->pc - q->rc), rr = b * (q->pr - q->rr);
+			if (lo->kind == LOSS_REWARD) { /* the reward model's own scores */
+				rc = q->pc;
+				rr = q->pr;
+				S[S_R2] += rc * rc + rr * rr;
+			}
 			S[S_RC] += rc;
 			S[S_RR] += rr;
 			S[S_ACC] += rc > rr;
-			S[S_LC] += q->pc;
-			S[S_LR] += q->pr;
+			if (lo->kind != LOSS_REWARD) { /* a reward model has no log-probs */
+				S[S_LC] += q->pc;
+				S[S_LR] += q->pr;
+			}
 			S[S_B] += b;
 			S[S_B2] += b * b;
 			bmin = fmin(bmin, b);
@@ -479,6 +493,12 @@ int train_step(train_engine *e, train_metrics *m)
 	m->beta_max = bmax;
 	m->beta_w = e->learned ? exp((double)ck->bh->p[0]) : 0.0;
 	m->ppl_prompt = S[S_PPL] / S_n;
+	if (lo->kind == LOSS_REWARD) { /* over both sides' scores */
+		const double rm = (S[S_RC] + S[S_RR]) / (2 * S_n);
+		m->reward = 1;
+		m->reward_mean = rm;
+		m->reward_std = sqrt(fmax(0, S[S_R2] / (2 * S_n) - rm * rm));
+	}
 	m->tokens = S[S_TOK];
 	m->seconds = t1 - t0;
 	m->seconds_update = t1 - tu;
@@ -509,6 +529,10 @@ int train_metrics_kv(const train_metrics *m, metric_kv *kv)
 	};
 	int n = (int)(sizeof k / sizeof *k);
 	memcpy(kv, k, sizeof k);
+	if (m->reward) { /* a reward model's scores (--loss reward) */
+		kv[n++] = (metric_kv){"reward/mean", m->reward_mean, "%.9g"};
+		kv[n++] = (metric_kv){"reward/std", m->reward_std, "%.9g"};
+	}
 	return n;
 }
 

@@ -71,6 +71,9 @@ typedef struct {
 	double tokens, seconds;
 	double seconds_update; /* of seconds: reduce, norm, clip, AdamW */
 	int nonfinite; /* 0, or 1 loss / 2 gradient: the step was not applied */
+	int reward;    /* --loss reward: rewards/chosen, rewards/rejected are the scores r_c, r_r;
+			  reward/mean and reward/std are written */
+	double reward_mean, reward_std; /* over both sides' scores */
 } train_metrics;
 
 typedef struct train_engine train_engine;

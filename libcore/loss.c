@@ -30,6 +30,10 @@
  *        (no gradient flows through β_b)
  *     4. ℓ_i = −log σ(β_b Δ_i) on the selected pairs, averaged over K.
  *   When σ_M = 0 (first step of a one-pair batch) all weights are 1.
+ * reward (TRL RewardTrainer; pc, pr are the reward model's scores r_c, r_r,
+ *   m the pair's margin, c the centering coefficient):
+ *     z = r_c − r_r − m,  ℓ = −log σ(z) + c·(r_c + r_r)²
+ *     ∂ℓ/∂r_c = −σ(−z) + 2c(r_c + r_r),  ∂ℓ/∂r_r = σ(−z) + 2c(r_c + r_r)
  * sft (TRL "sft"): token mean NLL of the chosen completions over the batch,
  *     L_sft = −Σ_i pc_i / Σ_i nc_i,   ∂L_sft/∂pc_i = −1/Σ nc
  *   --sft-weight w adds w·L_sft to any loss (RPO).
@@ -92,7 +96,9 @@ static const char *kind_names[LOSS_N_KINDS] = {"lbdpo",  "dpo",    "ipo",      "
 					       "simpo",  "ln-dpo", "beta-dpo", "sft",
 					       /* TRL's names */
 					       "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
-					       "apo_zero", "apo_down", "discopop"};
+					       "apo_zero", "apo_down", "discopop",
+					       /* a reward model's loss (TRL's RewardTrainer) */
+					       "reward"};
 
 int loss_kind_parse(const char *name)
 {
@@ -118,11 +124,11 @@ const char *loss_kind_name(loss_kind k) { return (unsigned)k < LOSS_N_KINDS ? ki
 
 int loss_uses_learned_beta(loss_kind k) { return k == LOSS_LBDPO; }
 
-int loss_needs_ref(loss_kind k) { return k != LOSS_SIMPO && k != LOSS_SFT; }
+int loss_needs_ref(loss_kind k) { return k != LOSS_SIMPO && k != LOSS_SFT && k != LOSS_REWARD; }
 
 int loss_has_pair_beta(loss_kind k)
 {
-	return k != LOSS_SFT && k != LOSS_BETADPO && k != LOSS_AOT && k != LOSS_AOT_UNPAIRED;
+	return k != LOSS_SFT && k != LOSS_BETADPO && k != LOSS_AOT && k != LOSS_AOT_UNPAIRED && k != LOSS_REWARD;
 }
 
 /* The terms of the loss: the list, or the one loss with weight 1. */
@@ -227,9 +233,11 @@ int loss_opts_set(loss_opts *o, const char *names, const char *weights, char *er
 		return 0;
 	}
 	for (int t = 0; t < nt; t++)
-		if (k[t] == LOSS_LBDPO || k[t] == LOSS_BETADPO) {
+		if (k[t] == LOSS_LBDPO || k[t] == LOSS_BETADPO || k[t] == LOSS_REWARD) {
 			snprintf(err, errlen, "--loss: '%s' cannot be in a list%s", kind_names[k[t]],
-				 k[t] == LOSS_LBDPO ? " (use dpo with --learned-beta)" : " (its beta is a batch statistic)");
+				 k[t] == LOSS_LBDPO	? " (use dpo with --learned-beta)"
+				 : k[t] == LOSS_REWARD ? " (it trains a reward model, not a policy)"
+							: " (its beta is a batch statistic)");
 			return -1;
 		}
 	o->kind = k[0];
@@ -578,6 +586,13 @@ static double pref_term(const loss_opts *o, loss_kind kind, double w, int first,
 			db = dz * delta;
 			break;
 		}
+		case LOSS_REWARD: {
+			double z = q->pc - q->pr - q->margin, s_ = sigmoid(-z), sum = q->pc + q->pr;
+			l = -log_sigmoid(z) + o->center_coef * sum * sum;
+			dpc = -s_ + 2 * o->center_coef * sum;
+			dpr = s_ + 2 * o->center_coef * sum;
+			break;
+		}
 		case LOSS_SFT:
 		default:
 			wt = 0;
@@ -644,7 +659,9 @@ double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad 
 	s.beta_used = sel ? beta_b : beta_sum / n;
 
 	/* ---- SFT term: token-mean NLL of the chosen completions ---- */
-	{
+	if (o->kind == LOSS_REWARD) /* scores, not log-probs: no NLL term */
+		wsft = 0;
+	else {
 		double sp = 0, sn = 0;
 		for (int i = 0; i < n; i++) {
 			sp += p[i].pc;

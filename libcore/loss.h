@@ -43,6 +43,7 @@ typedef enum {
 	LOSS_APO_ZERO,
 	LOSS_APO_DOWN,
 	LOSS_DISCOPOP,
+	LOSS_REWARD,  /* reward model (TRL RewardTrainer): pc, pr are the scores r_c, r_r */
 	LOSS_N_KINDS
 } loss_kind;
 
@@ -92,6 +93,7 @@ typedef struct {
 	 * passes (Σ nc over all B pairs)·n/B, so that its loss, scaled by n/B,
 	 * is its exact share of the whole batch's SFT term. */
 	double sft_tokens;
+	double center_coef; /* reward: + center_coef · mean (r_c + r_r)² (TRL center_rewards_coefficient) */
 } loss_opts;
 
 void loss_opts_default(loss_opts *o);
@@ -126,6 +128,7 @@ typedef struct {
 	double beta;   /* per-pair β (lbdpo); ignored by the fixed-β losses */
 	int group;     /* small group index, -1 = no group tag */
 	double h_ref;  /* reference prompt entropy (entropy regularizer) */
+	double margin; /* reward: the record's margin (0 when absent) */
 } loss_pair;
 
 typedef struct {

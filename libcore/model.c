@@ -46,6 +46,7 @@ struct model {
 	int n_tensors, cap_tensors;
 	block_off *blk;
 	size_t wte, wpe, lnf_w, lnf_b, lm_head; /* lm_head == wte when tied */
+	size_t score;                            /* score.weight [1,C] of a reward model, else NONE */
 	int qkv_dim;                             /* (H + 2KV)·hd */
 	int fc_dim;                              /* llama 2F (gate|up), gpt2 F */
 };
@@ -131,7 +132,7 @@ model *model_new(const model_config *cfg)
 #undef T2
 		}
 		m->lnf_w = add_tensor(m, "model.norm.weight", 1, C, 0);
-		m->lm_head = c->tied_embeddings ? m->wte : add_tensor(m, "lm_head.weight", 2, V, C);
+		m->lm_head = c->tied_embeddings || c->score_labels ? m->wte : add_tensor(m, "lm_head.weight", 2, V, C);
 	} else if (c->arch == ARCH_NEOX) {
 		m->fc_dim = F;
 		m->wte = add_tensor(m, "gpt_neox.embed_in.weight", 2, V, C);
@@ -156,7 +157,7 @@ model *model_new(const model_config *cfg)
 		}
 		m->lnf_w = add_tensor(m, "gpt_neox.final_layer_norm.weight", 1, C, 0);
 		m->lnf_b = add_tensor(m, "gpt_neox.final_layer_norm.bias", 1, C, 0);
-		m->lm_head = c->tied_embeddings ? m->wte : add_tensor(m, "embed_out.weight", 2, V, C);
+		m->lm_head = c->tied_embeddings || c->score_labels ? m->wte : add_tensor(m, "embed_out.weight", 2, V, C);
 	} else {
 		m->fc_dim = F;
 		m->wte = add_tensor(m, "transformer.wte.weight", 2, V, C);
@@ -184,6 +185,9 @@ model *model_new(const model_config *cfg)
 		m->lnf_b = add_tensor(m, "transformer.ln_f.bias", 1, C, 0);
 		m->lm_head = m->wte;
 	}
+	/* a reward model has no language-model head (its forward computes no
+	 * logits) but the score head of XxxForSequenceClassification */
+	m->score = c->score_labels ? add_tensor(m, "score.weight", 2, 1, C) : NONE;
 	if (m->n_params > ((size_t)1 << 36))
 		die("model: %zu parameters is more than this build handles", m->n_params);
 	m->params = xcalloc(m->n_params, sizeof(float));
@@ -265,6 +269,43 @@ void model_init_random(model *m, uint64_t seed, float std)
 	model_sync(m, 1);
 }
 
+void model_need_lm(const model *m, const char *path)
+{
+	if (m->cfg.score_labels)
+		die("%s: a reward model (XxxForSequenceClassification) has no language-model head: no log-probs or "
+		    "samples; lbdpo-reward scores with it", path);
+}
+
+model *model_reward_from(model *lm, uint64_t seed, float std)
+{
+	model_config cfg = lm->cfg;
+	cfg.score_labels = 1;
+	if (!cfg.has_pad && cfg.eos_id >= 0)
+		cfg.has_pad = 1, cfg.pad_id = cfg.eos_id;
+	model *m = model_new(&cfg);
+	model_sync(lm, 0);
+	for (int i = 0; i < m->n_tensors; i++) {
+		const model_tensor *t = &m->tensors[i];
+		float *p = m->params + t->offset;
+		if ((size_t)t->offset == m->score) {
+			uint64_t s = seed;
+			for (size_t k = 0; k < t->numel; k++) {
+				double u1 = ((splitmix64(&s) >> 11) + 1.0) * 0x1.0p-53;
+				double u2 = (splitmix64(&s) >> 11) * 0x1.0p-53;
+				p[k] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2 * M_PI * u2));
+			}
+			continue;
+		}
+		for (int j = 0; j < lm->n_tensors; j++) /* the same layout: tensor i is the LM's tensor i */
+			if (!strcmp(lm->tensors[j].name, t->name)) {
+				memcpy(p, lm->params + lm->tensors[j].offset, sizeof(float) * t->numel);
+				break;
+			}
+	}
+	model_sync(m, 1);
+	return m;
+}
+
 const model_config *model_cfg(const model *m) { return &m->cfg; }
 float *model_params(model *m) { return m->params; }
 size_t model_n_params(const model *m) { return m->n_params; }
@@ -320,6 +361,10 @@ void model_fingerprint(const model *m, char out[65])
 			     "local_theta %.9g\n",
 			     (double)c->query_scalar, (double)c->attn_softcap, (double)c->final_softcap, c->window,
 			     c->sliding_pattern, (double)c->rope_local_theta);
+		sha256_update(h, txt, (size_t)n);
+	}
+	if (c->score_labels) { /* a reward model: the pad id picks the token scored */
+		n = snprintf(txt, sizeof txt, "score %d\npad %d\n", c->score_labels, c->has_pad ? c->pad_id : -1);
 		sha256_update(h, txt, (size_t)n);
 	}
 	/* f32 little-endian: the in-memory layout on every supported host */
@@ -428,6 +473,7 @@ struct model_ws {
 	int *imem; /* host index arrays, mirrored to d_imem */
 	size_t icap;
 	dbuf d_imem_b, d_rows_b, d_act_b, d_w_b, d_y_b, d_st_b, d_h_b, d_dh_b, d_has_b, d_lp_b;
+	dbuf d_er_b, d_he_b, d_rw_b, d_dr_b, d_dhe_b; /* reward model: end rows, their states, scores */
 	int *d_imem;
 	/* current batch */
 	int T, n_seq, train, Lsave;
@@ -463,6 +509,12 @@ struct model_ws {
 	float *hh, *hdh;   /* [2·n_seq·C] pooled states (last | mean), their gradients */
 	float *hlp;        /* [T,2] per-token log-probs on the host (non-unified only) */
 	uint8_t *hhas;     /* [2·n_seq] */
+	/* reward model (score head): the distinct rows whose final-norm state
+	 * is scored, n_end of them; eslot[2s+k] is completion k of sequence s's */
+	int *erow, *eslot; /* [2·n_seq] host */
+	int n_end;
+	float *hhe, *hdhe; /* [2·n_seq·C] host (the device copy on a unified backend) */
+	float *hrw, *hdr;  /* [2·n_seq] scores, their gradients */
 	size_t hcap_T, hcap_s;
 	int have_fwd;
 };
@@ -483,7 +535,8 @@ void model_ws_free(model_ws *ws)
 	if (ws->mem)
 		be->free(ws->mem);
 	dbuf *bufs[] = {&ws->d_imem_b, &ws->d_rows_b, &ws->d_act_b, &ws->d_w_b, &ws->d_y_b,
-			&ws->d_st_b,   &ws->d_h_b,    &ws->d_dh_b,  &ws->d_has_b, &ws->d_lp_b};
+			&ws->d_st_b,   &ws->d_h_b,    &ws->d_dh_b,  &ws->d_has_b, &ws->d_lp_b,
+			&ws->d_er_b,   &ws->d_he_b,   &ws->d_rw_b,  &ws->d_dr_b,  &ws->d_dhe_b};
 	for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
 		dbuf_free(be, bufs[i]);
 	free(ws->imem);
@@ -496,6 +549,12 @@ void model_ws_free(model_ws *ws)
 	free(ws->hdh);
 	free(ws->hlp);
 	free(ws->hhas);
+	free(ws->erow);
+	free(ws->eslot);
+	free(ws->hhe);
+	free(ws->hdhe);
+	free(ws->hrw);
+	free(ws->hdr);
 	free(ws);
 }
 
@@ -642,6 +701,12 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 		ws->hh = xrealloc(ws->hh, sizeof(float) * 2 * n_seq * C);
 		ws->hdh = xrealloc(ws->hdh, sizeof(float) * 2 * n_seq * C);
 		ws->hhas = xrealloc(ws->hhas, 2 * (size_t)n_seq);
+		ws->erow = xrealloc(ws->erow, sizeof(int) * 2 * n_seq);
+		ws->eslot = xrealloc(ws->eslot, sizeof(int) * 2 * n_seq);
+		ws->hhe = xrealloc(ws->hhe, sizeof(float) * 2 * n_seq * C);
+		ws->hdhe = xrealloc(ws->hdhe, sizeof(float) * 2 * n_seq * C);
+		ws->hrw = xrealloc(ws->hrw, sizeof(float) * 2 * n_seq);
+		ws->hdr = xrealloc(ws->hdr, sizeof(float) * 2 * n_seq);
 		ws->hcap_s = n_seq;
 	}
 }
@@ -837,6 +902,75 @@ static void rope_cs(const lb_backend *be, float *dcs, const int *pos, int T, con
 	free(h);
 }
 
+/* The reward model's scores: for completion k of sequence s, the row of
+ * the last token of prompt + completion that is not the pad token (as
+ * transformers' XxxForSequenceClassification finds it: the rightmost
+ * non-pad token, the first when all are pad), r = score·lnf[row]. Both
+ * completions may end in the same prompt row: each distinct row is scored
+ * once (ws->erow[0..n_end-1]; eslot maps a completion to its row). */
+static void score_forward(const model *m, model_ws *ws, const model_seq *seqs, int n)
+{
+	const lb_backend *be = m->be;
+	const int C = m->cfg.dim, pad = m->cfg.has_pad ? m->cfg.pad_id : -1;
+	int ne = 0;
+	for (int s = 0; s < n; s++) {
+		const int st = ws->seq_off[s], P = ws->seq_P[s];
+		for (int k = 0; k < 2; k++) {
+			ws->eslot[2 * s + k] = -1;
+			if (k >= seqs[s].n_comp)
+				continue;
+			const int nk = seqs[s].n_comp_tok[k], c0 = st + P + (k ? seqs[s].n_comp_tok[0] : 0);
+			int row = -1;
+			for (int j = nk - 1; j >= 0 && row < 0; j--)
+				if ((int)ws->tok[c0 + j] != pad)
+					row = c0 + j;
+			for (int i = P - 1; i >= 0 && row < 0; i--)
+				if ((int)ws->tok[st + i] != pad)
+					row = st + i;
+			if (row < 0)
+				row = st;
+			if (k == 1 && ws->eslot[2 * s] >= 0 && ws->erow[ws->eslot[2 * s]] == row) {
+				ws->eslot[2 * s + 1] = ws->eslot[2 * s];
+				continue;
+			}
+			ws->erow[ne] = row;
+			ws->eslot[2 * s + k] = ne++;
+		}
+	}
+	ws->n_end = ne;
+	const int *d_er = dbuf_up(be, &ws->d_er_b, ws->erow, sizeof(int) * ne);
+	float *he = dbuf_get(be, &ws->d_he_b, ws->hhe, sizeof(float) * ne * C);
+	float *rw = dbuf_get(be, &ws->d_rw_b, ws->hrw, sizeof(float) * ne);
+	be->rows_gather(he, ws->lnf, d_er, ne, C);
+	be->lmhead_forward(rw, he, P_(m, m->score), ne, C, 1);
+	backend_sync_down(be, ws->hrw, rw, sizeof(float) * ne);
+}
+
+/* Backward of score_forward: dlnf[row] = Σ dr·score.weight over the
+ * completions scored at row, dscore.weight += Σ dr·lnf[row]. dlnf is zero
+ * on those rows before (a reward model's logit rows carry no gradient). */
+static void score_backward(const model *m, model_ws *ws, const model_seq_grad *g, float *G, float *dlnf)
+{
+	const lb_backend *be = m->be;
+	const int C = m->cfg.dim, ne = ws->n_end, n = ws->n_seq;
+	memset(ws->hdr, 0, sizeof(float) * ne);
+	int any = 0;
+	for (int s = 0; s < n; s++)
+		for (int k = 0; k < 2; k++)
+			if (ws->eslot[2 * s + k] >= 0 && g[s].d_reward[k] != 0) {
+				ws->hdr[ws->eslot[2 * s + k]] += (float)g[s].d_reward[k];
+				any = 1;
+			}
+	if (!any)
+		return;
+	const float *d_dr = dbuf_up(be, &ws->d_dr_b, ws->hdr, sizeof(float) * ne);
+	float *dhe = dbuf_get(be, &ws->d_dhe_b, ws->hdhe, sizeof(float) * ne * C);
+	const float *he = dbuf_get(be, &ws->d_he_b, ws->hhe, sizeof(float) * ne * C);
+	const int *d_er = dbuf_get(be, &ws->d_er_b, ws->erow, sizeof(int) * ne);
+	be->lmhead_backward(dhe, G + m->score, d_dr, he, P_(m, m->score), ne, C, 1);
+	be->rows_scatter(dlnf, dhe, d_er, ne, C);
+}
+
 void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, model_scores *out, int train)
 {
 	const model_config *c = &m->cfg;
@@ -938,14 +1072,20 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 	}
 	final_norm(m, ws->lnf, ws->lnf_m, ws->lnf_r, ws->xfin, T);
 
-	/* ---- logits [T,V], log-softmax, per-sequence sums (the hand-off) ---- */
-	be->lmhead_forward(ws->logits, ws->lnf, P_(m, m->lm_head), T, C, V);
-	if (c->final_softcap > 0)
-		be->softcap_forward(ws->logits, (size_t)T * V, c->final_softcap);
-	be->logsoftmax_rows(ws->row_lse, ws->row_lp, ws->row_ent, ws->logits, ws->d_rows, T, V);
-	double *dst = dbuf_get(be, &ws->d_st_b, ws->hst, sizeof(double) * 4 * n);
-	be->seq_logp_sums(dst, ws->row_lp, ws->row_ent, ws->d_rows, ws->d_seq_off, n);
-	backend_sync_down(be, ws->hst, dst, sizeof(double) * 4 * n);
+	/* ---- logits [T,V], log-softmax, per-sequence sums (the hand-off) ----
+	 * A reward model has no language-model head: its hand-off is the score. */
+	if (m->score == NONE) {
+		be->lmhead_forward(ws->logits, ws->lnf, P_(m, m->lm_head), T, C, V);
+		if (c->final_softcap > 0)
+			be->softcap_forward(ws->logits, (size_t)T * V, c->final_softcap);
+		be->logsoftmax_rows(ws->row_lse, ws->row_lp, ws->row_ent, ws->logits, ws->d_rows, T, V);
+		double *dst = dbuf_get(be, &ws->d_st_b, ws->hst, sizeof(double) * 4 * n);
+		be->seq_logp_sums(dst, ws->row_lp, ws->row_ent, ws->d_rows, ws->d_seq_off, n);
+		backend_sync_down(be, ws->hst, dst, sizeof(double) * 4 * n);
+	} else {
+		memset(ws->hst, 0, sizeof(double) * 4 * n);
+		score_forward(m, ws, seqs, n);
+	}
 	int want_tok = 0, want_last = 0, want_mean = 0;
 	for (int s = 0; s < n; s++) {
 		want_tok |= out[s].tok_logp[0] || out[s].tok_logp[1];
@@ -985,6 +1125,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 			memcpy(o->h_last, hl + (size_t)s * C, sizeof(float) * C);
 		if (o->h_mean)
 			memcpy(o->h_mean, hm + (size_t)s * C, sizeof(float) * C);
+		for (int k = 0; k < 2; k++)
+			o->reward[k] = m->score != NONE && k < seqs[s].n_comp ? ws->hrw[ws->eslot[2 * s + k]] : 0;
 	}
 	ws->have_fwd = train ? 1 : 0;
 }
@@ -1010,7 +1152,7 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	 * The weights are the hand-off up: w = dL/dlogp for completion targets,
 	 * dL/d(prompt mean log-prob)/(P−1) for prompt targets. */
 	int Tn = 0;
-	for (int r = 0; r < T; r++) {
+	for (int r = 0; r < T && m->score == NONE; r++) {
 		const logit_row *ri = &ws->rows[r];
 		const model_seq_grad *gs = &g[ri->seq];
 		int act = 0;
@@ -1047,6 +1189,8 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	float *dlnf = ws->dln; /* [T,C] */
 	be->memset0(dlnf, sizeof(float) * (size_t)T * C);
 	be->rows_scatter(dlnf, dhc, d_act, Tn, C);
+	if (m->score != NONE)
+		score_backward(m, ws, g, G, dlnf);
 	/* the logits are consumed: a second backward needs a new forward */
 	ws->have_fwd = 0;
 	/* pooled hidden states: h_last = lnf[P−1], h_mean = mean_i lnf[i] */

@@ -37,6 +37,15 @@ typedef struct model model; /* opaque; fields in model.c */
 /* ---- lifetime, files ---- */
 model *model_new(const model_config *cfg);                 /* zero weights */
 void model_init_random(model *m, uint64_t seed, float std); /* normal(0,std), norms = 1 */
+/* Die unless m (loaded from path) is a causal LM: a reward model has no
+ * language-model head, so no log-probs and no samples (lbdpo-reward scores
+ * with it). */
+void model_need_lm(const model *m, const char *path);
+/* A reward model made from the causal LM lm: the same weights (its
+ * language-model head dropped), a score head [1, dim] ~ normal(0, std),
+ * pad_token_id the LM's, else its eos (transformers needs one to find each
+ * sequence's last token). */
+model *model_reward_from(model *lm, uint64_t seed, float std);
 /* An HF directory (config.json + model.safetensors or sharded
  * model.safetensors.index.json; f32/f16/bf16) or a llama2.c .bin file.
  * Dies with a one-line message naming the file on any problem. */
@@ -116,6 +125,11 @@ typedef struct {
 	float *h_last;      /* [C] final-norm hidden state at the last prompt token */
 	float *h_mean;      /* [C] mean of final-norm hidden states over prompt tokens */
 	float *tok_logp[2]; /* [n[k]] per-token completion log-probs */
+	/* A reward model (model_config.score_labels): the score of prompt +
+	 * completion k (at its last non-pad token). It computes no logits:
+	 * logp, prompt_mean_logp, prompt_entropy are 0, tok_logp is not
+	 * written. */
+	double reward[2];
 } model_scores;
 
 /* Gradients of a scalar loss on the quantities above; the backward
@@ -125,6 +139,7 @@ typedef struct {
 	double d_prompt_mean_logp;
 	const float *d_h_last; /* [C] or NULL */
 	const float *d_h_mean; /* [C] or NULL */
+	double d_reward[2];    /* reward model: dL/dreward[k] (d_logp, d_prompt_mean_logp must be 0) */
 } model_seq_grad;
 
 typedef struct model_ws model_ws; /* activations, grown once per batch shape */

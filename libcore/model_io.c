@@ -361,7 +361,8 @@ static model *load_hf(const char *dir)
 			if (used[i][j] || is_buffer(n))
 				continue;
 			/* A stored lm_head is ignored when the config ties it (as transformers does). */
-			if (cfg.tied_embeddings && (!strcmp(n, "lm_head.weight") || !strcmp(n, "embed_out.weight")))
+			if ((cfg.tied_embeddings || cfg.score_labels) &&
+			    (!strcmp(n, "lm_head.weight") || !strcmp(n, "embed_out.weight")))
 				continue;
 			die("%s: unexpected tensor '%s' (not a parameter of the %s model config.json describes)", st_name(f[i]),
 			    n, gpt2 ? "gpt2" : cfg.arch == ARCH_NEOX ? "gpt_neox" : cfg.qkv_bias ? "qwen2"
@@ -416,7 +417,8 @@ void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
 			continue;
 		st_tensor_out *o = &t[nt];
 		/* GPT2LMHeadModel's own names carry the "transformer." prefix. */
-		if (cfg.arch == ARCH_GPT2 && strncmp(mt->name, "transformer.", 12) && strncmp(mt->name, "lm_head.", 8)) {
+		if (cfg.arch == ARCH_GPT2 && strncmp(mt->name, "transformer.", 12) && strncmp(mt->name, "lm_head.", 8) &&
+		    strcmp(mt->name, "score.weight")) {
 			names[nt] = xmalloc(strlen(mt->name) + 13);
 			sprintf(names[nt], "transformer.%s", mt->name);
 			o->name = names[nt];
@@ -499,6 +501,12 @@ int model_carry_config(const model *m, const char *src, const char *dst, int dty
 		}
 		if (!named && to != from) { /* a config that named none: say what changed */
 			json_object_set_new(o, "torch_dtype", json_string(names[to]));
+			changed = 1;
+		}
+		json_t *arch = json_array_get(json_object_get(o, "architectures"), 0);
+		if (model_cfg(m)->score_labels && (!json_is_string(arch) || strcmp(json_string_value(arch),
+										  model_class_name(model_cfg(m))))) {
+			hfconfig_set_score(o, model_cfg(m)); /* an LM's config, the model made a reward model */
 			changed = 1;
 		}
 		if (!changed)

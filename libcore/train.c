@@ -137,6 +137,8 @@ pref_set *pref_load(const char *path, int need_ref, uint32_t vocab)
 		if (rs_get_i64(r, rec, KEY_REF_REJECTED_N, &cn) && cn != p->nr)
 			rs_die(r, "ref_rejected_n %lld differs from the %d rejected_ids: cache made from other tokens",
 			       (long long)cn, p->nr);
+		if (rs_get_f64(r, rec, KEY_MARGIN, &p->margin) && !isfinite(p->margin))
+			rs_die(r, "non-finite margin");
 		p->has_plogp = rs_get_f64(r, rec, KEY_REF_PROMPT_LOGP, &p->ref_plogp);
 		p->has_entropy = rs_get_f64(r, rec, KEY_REF_PROMPT_ENTROPY, &p->ref_entropy);
 		if (!isfinite(p->ref_c) || !isfinite(p->ref_r) || !isfinite(p->ref_plogp) || !isfinite(p->ref_entropy))
@@ -252,6 +254,11 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 	 * as stored); only training resumed continues from the f32 master copy */
 	if (o->master && !fresh && ckpt_is(path))
 		ckpt_master_weights(c->m, path);
+	if (o->reward && !model_cfg(c->m)->score_labels) { /* score head ~ N(0, 0.02²), transformers' init */
+		model *rm = model_reward_from(c->m, seed, 0.02f);
+		model_free(c->m);
+		c->m = rm;
+	}
 	const int C = model_cfg(c->m)->dim;
 	size_t np = model_n_params(c->m);
 	c->pm = xcalloc(np, sizeof(float));
@@ -758,7 +765,12 @@ void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *r
 				       .nr = r->nr,
 				       .beta = need_head ? b->parts[i].beta : fixed_beta,
 				       .group = r->group,
-				       .h_ref = r->ref_entropy};
+				       .h_ref = r->ref_entropy,
+				       .margin = r->margin};
+		if (model_cfg(c->m)->score_labels) { /* a reward model: its scores take the log-probs' place */
+			b->lp[i].pc = b->sc[i].reward[0];
+			b->lp[i].pr = n_comp > 1 ? b->sc[i].reward[1] : 0;
+		}
 	}
 }
 
@@ -771,7 +783,7 @@ void batch_forward(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *const *r
  * worker) and the group means are the one-worker ones, and keeps the
  * gradients of its own slots: the sum over workers is the one-worker
  * gradient. */
-enum { LP_PC, LP_PR, LP_RC, LP_RR, LP_NC, LP_NR, LP_BETA, LP_GROUP, LP_HREF, LP_FIELDS };
+enum { LP_PC, LP_PR, LP_RC, LP_RR, LP_NC, LP_NR, LP_BETA, LP_GROUP, LP_HREF, LP_MARGIN, LP_FIELDS };
 
 static double loss_shared(const microbatch_opts *o, batch_buf *b, int B, loss_stats *st)
 {
@@ -783,6 +795,7 @@ static double loss_shared(const microbatch_opts *o, batch_buf *b, int B, loss_st
 		r[LP_PC] = q->pc, r[LP_PR] = q->pr, r[LP_RC] = q->rc, r[LP_RR] = q->rr;
 		r[LP_NC] = q->nc, r[LP_NR] = q->nr, r[LP_BETA] = q->beta, r[LP_GROUP] = q->group;
 		r[LP_HREF] = q->h_ref;
+		r[LP_MARGIN] = q->margin;
 	}
 	o->share(o->share_ctx, x, (size_t)n * LP_FIELDS);
 	loss_pair *p = xmalloc(sizeof *p * (size_t)n);
@@ -790,7 +803,8 @@ static double loss_shared(const microbatch_opts *o, batch_buf *b, int B, loss_st
 	for (int i = 0; i < n; i++) {
 		const double *r = x + (size_t)i * LP_FIELDS;
 		p[i] = (loss_pair){.pc = r[LP_PC], .pr = r[LP_PR], .rc = r[LP_RC], .rr = r[LP_RR], .nc = (int)r[LP_NC],
-				   .nr = (int)r[LP_NR], .beta = r[LP_BETA], .group = (int)r[LP_GROUP], .h_ref = r[LP_HREF]};
+				   .nr = (int)r[LP_NR], .beta = r[LP_BETA], .group = (int)r[LP_GROUP], .h_ref = r[LP_HREF],
+				   .margin = r[LP_MARGIN]};
 	}
 	double L = loss_batch(o->loss, p, n, g, o->bdpo, o->rng, st);
 	for (int j = 0; j < B; j++)
@@ -833,9 +847,12 @@ double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *con
 		for (int i = 0; i < B; i++) {
 			model_seq_grad *g = &b->sg[i];
 			memset(g, 0, sizeof *g);
-			/* through Δ (and the SFT term) */
-			g->d_logp[0] = b->lg[i].d_pc * scale;
-			g->d_logp[1] = b->lg[i].d_pr * scale;
+			/* through Δ (and the SFT term); a reward model: through its scores */
+			const int rm = model_cfg(c->m)->score_labels;
+			g->d_logp[0] = rm ? 0 : b->lg[i].d_pc * scale;
+			g->d_logp[1] = rm ? 0 : b->lg[i].d_pr * scale;
+			g->d_reward[0] = rm ? b->lg[i].d_pc * scale : 0;
+			g->d_reward[1] = rm ? b->lg[i].d_pr * scale : 0;
 			if (head_trained && bg == BGRAD_FULL) {
 				/* through PPL: ∂β/∂m = −β, m the policy's mean prompt log-prob */
 				if (c->ppl_from == PPL_POLICY)
@@ -875,7 +892,7 @@ void eval_loss_opts(loss_opts *lo, const loss_opts *run)
 	lo->sft_weight = run->sft_weight;
 }
 
-void score_records(const ckpt *c, model_ws *ws, batch_buf *b, const pref_set *data, const loss_opts *lo, int bs,
+void score_pref_set(const ckpt *c, model_ws *ws, batch_buf *b, const pref_set *data, const loss_opts *lo, int bs,
 		   pair_res *res, progress_meter *pm)
 {
 	pref_rec **recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);

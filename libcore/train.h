@@ -59,6 +59,7 @@ typedef struct {
 	double ref_plogp;     /* ref_prompt_logp (mean) */
 	double ref_entropy;   /* ref_prompt_entropy */
 	int has_plogp, has_entropy; /* the two keys above were present */
+	double margin;        /* reward margin (--loss reward; 0 when absent) */
 	int group;            /* index into pref_set.groups, -1 = none */
 	char *id;             /* NULL if absent */
 	uint64_t index;       /* record index in the stream (1 = first) */
@@ -130,6 +131,7 @@ typedef struct {
 	ppl_source ppl_from; /* model giving PPL(x) */
 	double w0;           /* initial w */
 	uint64_t seed;       /* head init and beta-dpo sampling */
+	int reward;          /* a plain causal LM becomes a reward model (model_reward_from) */
 	int master;          /* resuming: the policy from the f32 master weights (lbdpo-step
 				continuing training), else from model.safetensors as shipped */
 } ckpt_opts;
@@ -254,7 +256,7 @@ void eval_loss_opts(loss_opts *lo, const loss_opts *run);
 /* Score data's n records in batches of bs (b: batch_new(bs, ...)) with c
  * and lo: per pair the loss term (loss_batch of the pair alone: preference
  * + weighted SFT term), β, PPL, log-probs. pm (may be NULL) shows progress. */
-void score_records(const ckpt *c, model_ws *ws, batch_buf *b, const pref_set *data, const loss_opts *lo, int bs,
+void score_pref_set(const ckpt *c, model_ws *ws, batch_buf *b, const pref_set *data, const loss_opts *lo, int bs,
 		   pair_res *res, progress_meter *pm);
 /* Implicit rewards of one pair. simpo has no reference: TRL's CPO trainer
  * logs β × the average log-prob, rewards = β·pc/nc, β·pr/nr; every other

@@ -4,7 +4,8 @@
 # CPU emulator of tests/gpu/emu (build/*/emu/bin), against `--device cpu`:
 # lbdpo-logprob on random and fixture models of every family, 3 lbdpo-step
 # steps of dpo and lbdpo (metrics and every checkpoint tensor), resume across
-# devices both ways, lbdpo-refcache, -beta, -eval, greedy lbdpo-sample; the
+# devices both ways, lbdpo-refcache, -beta, -eval, greedy lbdpo-sample,
+# --loss reward and lbdpo-reward; the
 # device recorded in headers and summary lines; --device errors.
 # The emulator keeps device memory apart from host memory and aborts on a
 # host pointer handed to a kernel, so a missing upload or download fails here.
@@ -166,6 +167,19 @@ lbdpo-eval --threads 1 -m c_lbdpo -i test.ref -o a.json --device cpu || fail "ev
 grep -qF "\"device\": \"$D" b.json || fail "eval summary lacks the device"
 grep -v '"device"\|"checkpoint"' a.json >a2.json && grep -v '"device"\|"checkpoint"' b.json >b2.json
 close "eval summary" a2.json b2.json
+
+# ---- reward models: 3 steps of --loss reward (score head through the model), lbdpo-reward ----
+rm -f mc.jsonl me.jsonl
+lbdpo-step -q --model gqa --output c_rm --steps 3 --loss reward "${S[@]}" --metrics mc.jsonl --device cpu || fail "step cpu reward"
+"$E/lbdpo-step" -q --model gqa --output e_rm --steps 3 --loss reward "${S[@]}" --metrics me.jsonl --device cuda ||
+	fail "step emu reward"
+sed 's/, "tokens_per_s": [^}]*//' mc.jsonl >a.jsonl && sed 's/, "tokens_per_s": [^}]*//' me.jsonl >b.jsonl
+close "step reward metrics" a.jsonl b.jsonl
+ck_close "step reward checkpoint" c_rm e_rm 3e-3 3
+lbdpo-reward -q -m c_rm -i test.ref -o c.rw --device cpu || fail "reward cpu"
+"$E/lbdpo-reward" -q -m c_rm -i test.ref -o e.rw --device cuda || fail "reward emu"
+show c.rw >a.jsonl && show e.rw >b.jsonl
+close "lbdpo-reward" a.jsonl b.jsonl
 
 # ---- greedy decoding through the KV cache: the same tokens ----
 SM="$F/sample/model"

@@ -177,10 +177,11 @@ Test(trl, lbdpo_with_constant_beta_is_sigmoid)
 
 /* ---- finite differences ---- */
 
+/* the last field, margin, is read by --loss reward only */
 static loss_pair PAIRS[] = {
-	{-12.5, -15.0, -13.0, -14.0, 5, 7, 0.15, 0, 1.2},   {-30.25, -22.0, -29.0, -23.5, 11, 8, 0.08, 1, 2.5},
-	{-4.0, -9.5, -4.5, -8.0, 2, 4, 0.3, 0, 0.7},        {-55.0, -48.0, -50.0, -50.0, 20, 18, 2.5, -1, 3.0},
-	{-7.75, -7.5, -8.0, -7.0, 3, 3, 0.01, 1, 1.9},      {-18.0, -31.0, -19.5, -26.0, 6, 10, 0.5, 2, 0.4},
+	{-12.5, -15.0, -13.0, -14.0, 5, 7, 0.15, 0, 1.2, 0.5},   {-30.25, -22.0, -29.0, -23.5, 11, 8, 0.08, 1, 2.5, 0},
+	{-4.0, -9.5, -4.5, -8.0, 2, 4, 0.3, 0, 0.7, 1.5},        {-55.0, -48.0, -50.0, -50.0, 20, 18, 2.5, -1, 3.0, -2},
+	{-7.75, -7.5, -8.0, -7.0, 3, 3, 0.01, 1, 1.9, 0.25},     {-18.0, -31.0, -19.5, -26.0, 6, 10, 0.5, 2, 0.4, 0},
 };
 #define NP ((int)(sizeof PAIRS / sizeof PAIRS[0]))
 
@@ -245,6 +246,11 @@ Test(fd, every_loss)
 					    ? 0.15
 					    : 0;
 		fd_check_untied(&o);
+		if (k == LOSS_REWARD) { /* reward centering on top */
+			o.center_coef = 0.01;
+			fd_check(&o);
+			continue; /* no NLL term: scores are not log-probs */
+		}
 		o.sft_weight = 0.7; /* RPO term on top */
 		fd_check_untied(&o);
 		if (loss_has_pair_beta((loss_kind)k)) { /* the β head's per-pair β (PAIRS' β), ∂L/∂β_i too */
@@ -465,7 +471,7 @@ Test(betadpo, filter_drops_outliers_more_often)
 	 * statistics settle, the outlier is dropped far more often than kept. */
 	loss_pair p[10];
 	for (int i = 0; i < 10; i++)
-		p[i] = (loss_pair){-10, -11 - 0.01 * i, -10, -10, 4, 4, 0, -1, 0};
+		p[i] = (loss_pair){-10, -11 - 0.01 * i, -10, -10, 4, 4, 0, -1, 0, 0};
 	p[9].pr = -50;
 	loss_opts o;
 	loss_opts_default(&o);

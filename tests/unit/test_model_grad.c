@@ -1,7 +1,9 @@
 /* test_model_grad.c — finite-difference checks of model_backward for every
  * parameter tensor of both families, through each gradient path (completion
  * log-prob sums, prompt mean log-prob, h_last, h_mean) separately and all
- * together, on a packed batch with prefix-shared pairs.
+ * together, on a packed batch with prefix-shared pairs; for a reward model
+ * (score head), through its scores (the score head and the whole model
+ * below it, trailing pad tokens skipped as transformers does) and h_last.
  *
  * For each tensor W and a random direction U, the central difference
  *   (L(W + εU) − L(W − εU)) / 2ε
@@ -24,7 +26,7 @@ typedef struct {
 	float *r[NSEQ], *u[NSEQ]; /* [C] coefficients of h_last, h_mean */
 } batch;
 
-/* path bit 1: logp, 2: prompt mean, 4: h_last, 8: h_mean */
+/* path bit 1: logp, 2: prompt mean, 4: h_last, 8: h_mean, 16: rewards (a reward model) */
 static void make_batch(batch *b, const model_config *c, uint64_t seed, int paths)
 {
 	uint64_t s = seed;
@@ -32,6 +34,14 @@ static void make_batch(batch *b, const model_config *c, uint64_t seed, int paths
 	for (int i = 0; i < NSEQ; i++) {
 		for (int k = 0; k < 3; k++)
 			b->tok[i][k] = tl_tokens(&s, shape[i][k] ? shape[i][k] : 1, c->vocab_size);
+		if (paths & 16) { /* pad id 5 (check_reward): seq 0's chosen ends in one, seq 2's
+				     completions are all pad (both scored at its prompt's one token) */
+			if (i == 0)
+				b->tok[0][1][shape[0][1] - 1] = 5;
+			for (int k = 1; i == 2 && k < 3; k++)
+				for (int j = 0; j < shape[2][k]; j++)
+					b->tok[2][k][j] = 5;
+		}
 		b->s[i] = (model_seq){ .prompt = b->tok[i][0], .n_prompt = shape[i][0],
 				       .comp = { b->tok[i][1], b->tok[i][2] },
 				       .n_comp_tok = { shape[i][1], shape[i][2] }, .n_comp = shape[i][3] };
@@ -43,9 +53,10 @@ static void make_batch(batch *b, const model_config *c, uint64_t seed, int paths
 		}
 		b->g[i] = (model_seq_grad){ .d_logp = { (paths & 1) ? 1.0 - 0.7 * i : 0, (paths & 1) ? -0.8 : 0 },
 					    .d_prompt_mean_logp = (paths & 2) ? 1.5 + i : 0,
-					    .d_h_last = b->r[i], .d_h_mean = b->u[i] };
+					    .d_h_last = b->r[i], .d_h_mean = b->u[i],
+					    .d_reward = { (paths & 16) ? 0.9 - 0.4 * i : 0, (paths & 16) ? -1.1 : 0 } };
 		if (b->s[i].n_comp == 1)
-			b->g[i].d_logp[1] = 0;
+			b->g[i].d_logp[1] = b->g[i].d_reward[1] = 0;
 	}
 }
 
@@ -73,6 +84,7 @@ static double loss(const model *m, model_ws *ws, const batch *b)
 		L += b->g[i].d_logp[0] * o[i].logp[0] + b->g[i].d_prompt_mean_logp * o[i].prompt_mean_logp;
 		if (b->s[i].n_comp == 2)
 			L += b->g[i].d_logp[1] * o[i].logp[1];
+		L += b->g[i].d_reward[0] * o[i].reward[0] + b->g[i].d_reward[1] * o[i].reward[1];
 		for (int ch = 0; ch < C; ch++)
 			L += (double)b->r[i][ch] * hl[i][ch] + (double)b->u[i][ch] * hm[i][ch];
 	}
@@ -98,7 +110,7 @@ static double fd_dir(const model *m, model_ws *ws, const batch *b, float *w, con
 	return (4 * D[1] - D[0]) / 3;
 }
 
-static void check(model_config cfg, const char *label)
+static void check_paths(model_config cfg, const char *label, const int *pms, int npm)
 {
 	/* thousands of tiny forwards: one thread avoids OpenMP spin-waits on a
 	 * loaded machine (test_model_pack covers the threaded paths) */
@@ -112,8 +124,8 @@ static void check(model_config cfg, const char *label)
 	float *save = xmalloc(sizeof(float) * np);
 	const double eps = getenv("FD_EPS") ? atof(getenv("FD_EPS")) : 5e-3;
 	double worst_dir = 0, worst_el = 0;
-	for (int paths = 1; paths <= 16; paths <<= 1) {
-		int pm = paths == 16 ? 15 : paths;
+	for (int pi = 0; pi < npm; pi++) {
+		const int pm = pms[pi];
 		batch b;
 		make_batch(&b, &cfg, 100 + pm, pm);
 		/* analytic */
@@ -176,7 +188,26 @@ static void check(model_config cfg, const char *label)
 	model_free(m);
 }
 
+static void check(model_config cfg, const char *label)
+{
+	static const int pms[] = { 1, 2, 4, 8, 15 };
+	check_paths(cfg, label, pms, 5);
+}
+
+/* A reward model: its scores alone, and with h_last; pad id 5 ends some
+ * completions (make_batch): the reward sits at the last non-pad token. */
+static void check_reward(model_config cfg, const char *label)
+{
+	static const int pms[] = { 16, 20 };
+	cfg.score_labels = 1;
+	cfg.has_pad = 1;
+	cfg.pad_id = 5;
+	check_paths(cfg, label, pms, 2);
+}
+
 Test(model_grad, llama_gqa_tied) { check(tl_cfg(ARCH_LLAMA, 2, 0, 1), "llama gqa tied"); }
 Test(model_grad, llama_qkv_bias_untied) { check(tl_cfg(ARCH_LLAMA, 2, 1, 0), "llama qkv-bias untied"); }
 Test(model_grad, llama_mha_mqa) { check(tl_cfg(ARCH_LLAMA, 1, 0, 0), "llama mqa untied"); }
 Test(model_grad, gpt2) { check(tl_cfg(ARCH_GPT2, 4, 0, 1), "gpt2"); }
+Test(model_grad, reward_llama) { check_reward(tl_cfg(ARCH_LLAMA, 2, 0, 0), "reward llama untied"); }
+Test(model_grad, reward_gpt2) { check_reward(tl_cfg(ARCH_GPT2, 4, 0, 1), "reward gpt2"); }
