@@ -93,6 +93,10 @@ Test(jinja, expressions)
 	ok("{{ missing }}|{{ missing | default('d') }}|{{ x.get('z', 5) }}", "{\"x\":{}}", "|d|5");
 	/* found by tests/ref/jinja_differential.py against Jinja2 3.1.6 */
 	ok("{{ 'a' if false else 'b' if false else 'c' }}", NULL, "c");
+	/* repetition (built by doubling): every count from 0 to 9, both operand orders */
+	ok("{% for k in range(10) %}{{ 'abc' * k }}|{{ k * 'é' }};{% endfor %}{{ 'x' * -2 }}{{ ('ab' * 100000) | length }}", NULL,
+	   "|;abc|é;abcabc|éé;abcabcabc|ééé;abcabcabcabc|éééé;abcabcabcabcabc|ééééé;abcabcabcabcabcabc|éééééé;"
+	   "abcabcabcabcabcabcabc|ééééééé;abcabcabcabcabcabcabcabc|éééééééé;abcabcabcabcabcabcabcabcabc|ééééééééé;200000");
 	ok("{{ u is iterable }}{{ u is sequence }}{{ 'a' in u }}{% for x in u %}a{% else %}e{% endfor %}", NULL, "TrueTrueFalsee");
 }
 
