@@ -9,7 +9,8 @@
 #
 # MODELS holds llama32/ qwen25/ qwen3/ mistral/ gemma2/ (HF directories, bf16)
 # and prefs.jsonl, heldout.jsonl, prefs_nulls.jsonl, prompts.jsonl
-# (conversational HH-RLHF pairs; see make_byom_models.py). Programs come from
+# (conversational HH-RLHF pairs; see make_byom_models.py), and expected/:
+# what transformers and TRL make of heldout.jsonl with each directory. Programs come from
 # LBDPO_BIN (default: bin/ of this checkout); needs jq. Prints one PASS/FAIL
 # line per check and exits 1 if any failed. About a minute on one core.
 set -u -o pipefail
@@ -83,6 +84,23 @@ for s in $SHAPES; do
 	if [ "$s" = llama32 ]; then
 		grep -q "Today Date: $(date '+%d %b %Y')" render.jsonl || grep -q "Today Date: $(date -d '-1 min' '+%d %b %Y')" render.jsonl
 		res "$s" "strftime_now renders today's date ($(date '+%d %b %Y'))" $? "$(grep -o 'Today Date: [^\\]*' render.jsonl | sed -n 1p)"
+	fi
+	# against transformers + TRL (MODELS/expected/, made with the models)
+	E=$D/expected
+	if [ -f "$E/$s.render.jsonl" ]; then
+		gd=$(cat "$E/date") td=$(date '+%d %b %Y')
+		lbdpo-tokenize -q --tokenizer "$M" --render -i "$D/heldout.jsonl" | jq -S -c . >held_render.jsonl
+		sed "s/Today Date: $gd/Today Date: $td/" "$E/$s.render.jsonl" | jq -S -c . >want_render.jsonl
+		cmp -s held_render.jsonl want_render.jsonl
+		res "$s" "--render = TRL's apply_chat_template with transformers' tokenizer of the directory" $? \
+			"$(diff held_render.jsonl want_render.jsonl | sed -n 2p | cut -c1-300)"
+	fi
+	if [ -f "$E/$s.ids.jsonl" ]; then
+		sel='{prompt_ids, chosen_ids, rejected_ids}' what="token ids"
+		if [ "$s" = llama32 ] && [ "$gd" != "$td" ]; then sel='{chosen_ids, rejected_ids}' what="completion ids (prompt: models made on $gd)"; fi
+		lbdpo-show --no-header -i held.tok | jq -c "$sel" >held_ids.jsonl
+		jq -c "$sel" "$E/$s.ids.jsonl" >want_ids.jsonl
+		cmp -s held_ids.jsonl want_ids.jsonl; res "$s" "$what = TRL DPOTrainer's" $? "$(diff held_ids.jsonl want_ids.jsonl | sed -n 2p | cut -c1-300)"
 	fi
 	ok "$s" "lbdpo-refcache" lbdpo-refcache --model "$M" --cache cache/ -i pairs.tok -o pairs.ref
 	ok "$s" "lbdpo-refcache heldout" lbdpo-refcache --model "$M" --cache cache/ -i held.tok -o held.ref

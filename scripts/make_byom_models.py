@@ -2,8 +2,8 @@
 """make_byom_models.py — tiny random Hugging Face model directories of five
 real model shapes, and conversational HH-RLHF preference data, for
 scripts/byom-check.sh (the README's "Bring your own model and data" run by a
-new user). Not run by make test: it needs Python with torch, transformers and
-datasets (used: torch 2.15, transformers 5.25, datasets 5.2).
+new user). Not run by make test: it needs Python with torch, transformers,
+datasets and trl (used: torch 2.15, transformers 5.25, datasets 5.2, trl 1.16).
 
 Usage: python3 scripts/make_byom_models.py OUTDIR [SHARED_DIR]   (default ../shared)
 
@@ -13,7 +13,9 @@ the tokenizer, tokenizer_config.json with bos/eos and the real chat template),
 OUTDIR/prefs.jsonl (conversational prompt/chosen/rejected from the real HH-RLHF
 helpful-base test split), OUTDIR/heldout.jsonl, OUTDIR/prefs_nulls.jsonl
 (the same as datasets.Dataset.to_json writes it: every message has every key,
-null where it has none) and OUTDIR/prompts.jsonl.
+null where it has none), OUTDIR/prompts.jsonl, and what transformers and
+TRL 1.16 make of heldout.jsonl with each directory (OUTDIR/expected/, see
+expected()).
 
 Shapes: hidden 64, 2 layers, 4 heads / 2 kv heads, the tokenizer's real vocab.
 Tokenizers (only Llama 3's and Mistral v0.3's are in ../shared/assets):
@@ -186,7 +188,53 @@ def data():
     datasets.Dataset.from_list(recs).to_json(os.path.join(OUT, "prefs_nulls.jsonl"), force_ascii=False)
 
 
+def expected():
+    """What transformers + TRL make of heldout.jsonl with each model directory
+    as transformers loads it: OUTDIR/expected/SHAPE.render.jsonl (TRL's
+    apply_chat_template: prompt/chosen/rejected texts) and, where transformers
+    can load the tokenizer without sentencepiece (all but mistral),
+    SHAPE.ids.jsonl (DPOTrainer._prepare_dataset's token ids, as
+    tests/ref/make_chat_fixtures.py). The date the Llama 3.2 template put in
+    is in OUTDIR/expected/date."""
+    import datetime
+    import types
+
+    import datasets
+    from transformers import PreTrainedTokenizerFast
+    from trl import DPOConfig
+    from trl.data_utils import apply_chat_template
+    from trl.trainer.dpo_trainer import DPOTrainer
+    E = os.path.join(OUT, "expected")
+    os.makedirs(E, exist_ok=True)
+    rows = [json.loads(line) for line in open(os.path.join(OUT, "heldout.jsonl"))]
+    with open(os.path.join(E, "date"), "w") as f:
+        f.write(datetime.datetime.now().strftime("%d %b %Y") + "\n")
+    for s in ["llama32", "qwen25", "qwen3", "mistral", "gemma2"]:
+        d = os.path.join(OUT, s)
+        if os.path.exists(os.path.join(d, "tokenizer.json")):
+            tok = PreTrainedTokenizerFast.from_pretrained(d)  # AutoTokenizer would pick e.g. GemmaTokenizer by model_type
+        else:  # rendering needs only the template and the bos/eos strings
+            cfg = json.load(open(os.path.join(d, "tokenizer_config.json")))
+            tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(A, "tokenizers", "llama3", "tokenizer.json"),
+                                          bos_token=cfg["bos_token"], eos_token=cfg["eos_token"])
+            tok.chat_template = cfg["chat_template"]
+        with open(os.path.join(E, s + ".render.jsonl"), "w") as f:
+            for r in rows:
+                f.write(json.dumps(apply_chat_template(r, tok), ensure_ascii=False) + "\n")
+        if s == "mistral":
+            continue
+        args = DPOConfig(output_dir="/tmp/lbdpo_byom_expected", report_to=[], dataset_num_proc=None, use_cpu=True,
+                         bf16=False)
+        ds = DPOTrainer._prepare_dataset(types.SimpleNamespace(_tokenizer=tok, processor=None),
+                                         datasets.Dataset.from_list(rows), tok, args, "byom")
+        with open(os.path.join(E, s + ".ids.jsonl"), "w") as f:
+            for ex in ds:
+                f.write(json.dumps({k: ex[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")},
+                                   separators=(",", ":")) + "\n")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     data()
     models()
+    expected()
