@@ -112,6 +112,15 @@ for s in $SHAPES; do
 	ok "$s" "lbdpo-sample -m ckpt-2 (no --tokenizer)" lbdpo-sample -m ckpt-2 -i "$D/prompts.jsonl" -o samples.jsonl --max-new-tokens 8
 	[ "$(jq -c 'select(.text | type == "string") | select(.ids | length > 0)' samples.jsonl | wc -l)" = 3 ]
 	res "$s" "  3 samples with text and ids" $?
+	# generation_config.json's eos list, every id of it: the greedy first
+	# tokens put last in the list must stop every sample at once
+	g=$(lbdpo-sample -q -m "$M" --greedy -i "$D/prompts.jsonl" --max-new-tokens 1 | jq -s -c '[.[].ids[0]] | unique')
+	rm -rf eosm; mkdir eosm; cp "$M"/* eosm/
+	jq --argjson g "${g:-[]}" '.eos_token_id = ([.eos_token_id] | flatten) + $g' "$M/generation_config.json" >eosm/generation_config.json
+	n=$(lbdpo-sample -q -m eosm --greedy -i "$D/prompts.jsonl" --max-new-tokens 4 | jq -c 'select(.stop == "eos" and (.ids | length) == 0)' | wc -l)
+	res "$s" "lbdpo-sample stops at the last ids of generation_config's eos list $(jq -c .eos_token_id eosm/generation_config.json)" \
+		"$([ "$n" = 3 ]; echo $?)" "stopped: $n of 3"
+	rm -rf eosm
 	ok "$s" "lbdpo-sample -m base (no --tokenizer)" lbdpo-sample -m "$M" -i "$D/prompts.jsonl" -o /dev/null --max-new-tokens 4
 	ok "$s" "lbdpo-logprob -m ckpt-2" lbdpo-logprob -q -m ckpt-2 -i held.tok -o held.scores
 	# checkpoint files
