@@ -25,6 +25,8 @@ command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox)
 if [ "${1:-}" = --mpi ]; then
 	command -v mpicc >/dev/null 2>&1 || need+=(libopenmpi-dev)
 	command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin)
+	# make fuzz's own report is tested on planted libFuzzer targets
+	command -v clang >/dev/null 2>&1 || need+=(clang)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "lbdpo: installing missing packages: ${need[*]}" >&2
