@@ -34,18 +34,11 @@ static void put_scores(void *ctx, rs_writer *w, const score_out *o)
 	}
 }
 
-enum { OPT_PER_TOKEN = 256, OPT_IGNPROV };
+enum { OPT_PER_TOKEN = 256 };
 static const cli_opt opts[] = {
-	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory or llama2.c .bin (required)"),
-	CLI_OPT('i', 'i', "input", "FILE", "token records to read (default: standard input)"),
-	CLI_OPT('o', 'o', "output", "FILE", "scores to write (default: standard output)"),
-	CLI_OPT('b', 'b', "batch-tokens", "N",
-		"pack pairs into forwards of up to N tokens (default 4096); 0: one pair per forward (as lbdpo-refcache)"),
+	SCORE_CLI_OPTS("model: Hugging Face directory or llama2.c .bin (required)", "scores to write (default: standard output)"),
 	CLI_OPT(OPT_PER_TOKEN, 0, "per-token", NULL, "add per-token completion log-probs (f32 bin)"),
 	BACKEND_CLI_OPTS,
-	CLI_OPT(OPT_IGNPROV, 0, "ignore-provenance", NULL,
-		"score records of another tokenizer than the model's (warns; default: refuse)"),
-	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
 	{0}};
 
 static cli_spec spec = {"lbdpo-logprob", "lbdpo-logprob -m PATH [OPTIONS] [< pairs.tok] [> pairs.scores]", NULL, opts,
@@ -55,9 +48,7 @@ int main(int argc, char **argv)
 {
 	set_progname("lbdpo-logprob");
 	lbdpo_runtime_init(argv);
-	const char *model_path = NULL, *in = NULL, *outp = NULL;
-	long batch_tokens = 4096;
-	int per_token = 0, ignore_prov = 0;
+	int per_token = 0;
 	char about[512];
 	snprintf(about, sizeof about,
 		 "Score each record's chosen and rejected completions with a model and add\n"
@@ -66,30 +57,20 @@ int main(int argc, char **argv)
 		 dist_help_text());
 	spec.about = about;
 	backend_opts bo = {0};
+	/* Under mpirun every rank reads the input and scores the records k with
+	 * k mod N == rank; rank 0 writes them all in input order. */
+	score_prog sp = {.bo = &bo, .kind = "scores", .model_key = "model", .need_lm = 1,
+			 .run = {.batch_tokens = 4096, .put = put_scores, .ctx = &per_token}};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
-		const char *arg = c.arg;
-		if (backend_opts_parse(&bo, key, arg))
+		if (backend_opts_parse(&bo, key, c.arg) || score_prog_parse(&sp, key, c.arg))
 			continue;
-		switch (key) {
-		case 'm': model_path = arg; break;
-		case 'i': in = arg; break;
-		case 'o': outp = arg; break;
-		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
-		case OPT_PER_TOKEN: per_token = 1; break;
-		case OPT_IGNPROV: ignore_prov = 1; break;
-		case 'q': lbdpo_quiet = 1; break;
-		}
+		if (key == OPT_PER_TOKEN)
+			per_token = 1;
 	}
 	if (c.ind < argc)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
-	if (!model_path)
-		die_usage("--model PATH is required");
-	/* Under mpirun every rank reads the input and scores the records k with
-	 * k mod N == rank; rank 0 writes them all in input order. */
-	score_prog sp = {.bo = &bo, .model_path = model_path, .in = in, .out = outp, .ignore_prov = ignore_prov,
-			 .kind = "scores", .model_key = "model", .need_lm = 1,
-			 .run = {.batch_tokens = batch_tokens, .per_token = per_token, .put = put_scores, .ctx = &per_token}};
+	sp.run.per_token = per_token;
 	return score_program(&argc, &argv, &sp);
 }
