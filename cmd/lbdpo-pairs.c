@@ -5,7 +5,8 @@
  *
  * The samples of one prompt are consecutive lines with the same "prompt"
  * (and the same "id", when lines have one), as lbdpo-sample writes them.
- * Completions with the same text count once (the first). Each output object
+ * Completions with the same text count once (the first); empty ones (no
+ * record lbdpo-tokenize reads) not at all. Each output object
  * is the group's first line without the sample's own keys, then "chosen",
  * "rejected", "chosen_score", "rejected_score" (and "margin" with --margin). */
 #include <jansson.h>
@@ -42,7 +43,7 @@ typedef struct {
 	int n, cap;
 	pairsel_pair *sel;
 	size_t sel_cap;
-	long prompts, samples, written, no_pair;
+	long prompts, samples, written, no_pair, empty;
 } state;
 
 static void write_obj(state *s, int c, int j)
@@ -171,7 +172,9 @@ int main(int argc, char **argv)
 		if (!s.first)
 			s.first = json_incref(o);
 		s.samples++;
-		int dup = 0;
+		/* an empty completion is no record lbdpo-tokenize reads */
+		int dup = !json_string_length(t);
+		s.empty += dup;
 		for (int i = 0; i < s.n && !dup; i++)
 			dup = json_equal(s.text[i], t);
 		if (!dup) {
@@ -190,8 +193,9 @@ int main(int argc, char **argv)
 	flush_group(&s);
 	jsonl_close(r);
 	out_close(out);
-	info("%ld samples of %ld prompts: %ld %s written; %ld prompt%s without one (fewer than 2 distinct texts%s)",
-	     s.samples, s.prompts, s.written, s.best_of_n ? "best-of-N records" : "pairs", s.no_pair,
+	info("%ld samples of %ld prompts (%ld empty, left out): %ld %s written; %ld prompt%s without one (fewer "
+	     "than 2 distinct texts%s)",
+	     s.samples, s.prompts, s.empty, s.written, s.best_of_n ? "best-of-N records" : "pairs", s.no_pair,
 	     s.no_pair == 1 ? "" : "s", s.best_of_n ? "" : ", or no rewards apart by more than the gap");
 	free(s.text);
 	free(s.r);
