@@ -76,13 +76,14 @@ awk -F '\t' 'BEGIN { split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.2
 			ci = (n[k] - 1 <= 10 ? T[n[k] - 1] : 1.96) * sqrt(var / n[k]) }
 		printf "%s\t%d\t%.6g\t%s\t%s\n", k, n[k], mu, ci, v[k] } }' "$rows" >"$W/stats.tsv"
 # "mean ± ci" of arm, round, metric
-cell() { awk -F '\t' -v a="$1" -v r="$2" -v m="$3" '$1 == a && $2 == r && $3 == m { f = 1
-	if ($6 == "nan") printf "%6.3f        ", $5; else printf "%6.3f ± %-5.3f", $5, $6 } END { if (!f) printf "%-14s", "     -" }' "$W/stats.tsv"; }
+# (counts with one decimal; every cell 15 characters wide)
+cell() { awk -F '\t' -v a="$1" -v r="$2" -v m="$3" '$1 == a && $2 == r && $3 == m { f = 1; fm = m == "pairs" ? "%6.1f" : "%6.3f"
+	if ($6 == "nan") printf fm "         ", $5; else printf fm " ± " fm, $5, $6 } END { if (!f) printf "%-15s", "     -" }' "$W/stats.tsv"; }
 ns=$(echo $SEEDS | wc -w)
 echo
 echo "online DPO on the demo's task: $ns seed(s), $K rounds; oracle accuracy of greedy answers on the"
 echo "held-out prompts, mean ± 95% CI over seeds (t, n-1 df; no interval for one seed)"
-printf '%-8s %5s  %-14s  %-14s  %-14s  %-14s  %-14s  %-14s\n' arm round overall arithmetic tone "sample oracle" pairs "pairs right"
+printf '%-8s %5s  %-15s  %-15s  %-15s  %-15s  %-15s  %-15s\n' arm round overall arithmetic tone "sample oracle" pairs "pairs right"
 line() { printf '%-8s %5s  %s  %s  %s  %s  %s  %s\n' "$1" "$2" "$(cell "$1" "$2" acc)" "$(cell "$1" "$2" acc_math)" \
 	"$(cell "$1" "$2" acc_open)" "$(cell "$1" "$2" sample_oracle)" "$(cell "$1" "$2" pairs)" "$(cell "$1" "$2" pairs_right)"; }
 line ref 0
