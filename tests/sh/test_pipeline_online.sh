@@ -49,6 +49,16 @@ for r in "ref 0" "judge 1" "judge 2" "rm 1" "rm 2" "offline 2"; do
 done
 grep -Eq "held-out pair ranking accuracy +[01]\.[0-9]{3}" "$rep" || fail "reward model accuracy missing"
 [ -s "$T/o/plot.gp" ] && [ -s "$T/o/plot.dat" ] || fail "plot data"
+# the plot's points are the table's: round 2 of the judge, the mean accuracy
+want=$(awk -F '\t' '$1 == "judge" && $2 == 2 && $3 == "acc" { print $5 }' "$T/o/stats.tsv")
+got=$(awk 'NF == 3 && $1 == 2 { print $2; exit }' "$T/o/plot.dat")
+[ -n "$want" ] && [ "$want" = "$got" ] || fail "plot.dat's judge round 2 is '$got', stats.tsv says '$want'"
+# the same accuracy recounted from the judged answers
+re=$(grep -c '"reward":1}$' "$S/judge/r2/answers.oracle.jsonl")
+na=$(wc -l <"$S/judge/r2/answers.oracle.jsonl")
+awk -v a="$want" -v r="$re" -v n="$na" 'BEGIN { exit !(a - r / n < 1e-6 && r / n - a < 1e-6) }' ||
+	fail "judge round 2 accuracy $want, recounted $re / $na"
+grep -Eq "^  judge round 2 - reference +[-+]0\.[0-9]{3}" "$rep" || fail "paired differences missing"
 if command -v gnuplot >/dev/null; then [ -s "$T/o/online.png" ] || fail "no online.png"; fi
 
 # ---- round 2 started from round 1's checkpoint ----
