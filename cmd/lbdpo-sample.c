@@ -31,7 +31,7 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/nn/model.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"

@@ -6,7 +6,7 @@
 
 #include "formats/records.h"
 #include "libcore/nn/backend.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 #include "libcore/dist/dist.h"
 #include "libcore/dist/distrec.h"
 #include "base/util.h"
