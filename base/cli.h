@@ -1,24 +1,35 @@
 /* cli.h — the one command-line skeleton of every program.
  *
  * A program describes its options once, in a table; from it cli_next()
- * parses (getopt_long underneath, returning each option's key like getopt),
- * cli_help() prints --help, and tests/sh/test_man_help.sh compares that
- * --help with the man page. -h/--help and -V/--version are added to every
- * table and handled here. Errors keep the one shape of base/util.h:
+ * parses (getopt_long underneath), cli_help() prints --help, and
+ * tests/sh/test_man_help.sh compares that --help with the man page. -h/--help
+ * and -V/--version are added to every table and handled here. Errors keep the
+ * one shape of base/util.h:
  *   prog: error: unknown option '--bogus'
  *   prog: error: option '--model' needs an argument
+ *   prog: error: option --lr: '0x' is not a number in [0, 10]
  * plus "Try 'prog --help' ..." and exit 2.
  *
- *   static const cli_opt opts[] = {
- *       CLI_OPT('m', 'm', "model", "DIR", "model or checkpoint (required)"),
- *       CLI_OPT('i', 'i', "input", "FILE", "records to read (default stdin)"),
+ * A typed row (OPT_*, below) names where its value goes, its type, range and
+ * names, and cli_next stores it; --help shows the default from the
+ * destination. A keyed row (CLI_OPT) is returned by cli_next for code:
+ *
+ *   const char *model = NULL, *in = NULL;
+ *   int steps = 8;
+ *   const cli_opt opts[] = {
+ *       OPT_STRING_REQUIRED('m', "model", "DIR", &model, "model or checkpoint (required)"),
+ *       OPT_STRING('i', "input", "FILE", &in, "records to read (default stdin)"),
+ *       OPT_INT(0, "steps", "N", &steps, 1, 1000, "steps to run"),   // --help: "(default 8)"
+ *       CLI_OPT(K_DTYPE, 0, "dtype", "T", "what needs code"),
  *       CLI_ALIAS('c', "checkpoint", "model"),
  *       {0}};
+ *   const cli_spec spec = {"lbdpo-x", "lbdpo-x -m DIR", "What it does.", opts, print_version};
  *   cli c;
- *   cli_start(&c, &(cli_spec){"lbdpo-x", "lbdpo-x -m DIR", "What it does.", opts, print_version}, argc, argv);
+ *   cli_start(&c, &spec, argc, argv);  // a program that computes: program_start (backend_opts.h)
  *   for (int k; (k = cli_next(&c)) != -1;)
- *       switch (k) { case 'm': model = c.arg; break; ... }
- *   // operands: argv[c.ind .. argc-1]
+ *       switch (k) { case K_DTYPE: ...; break; }
+ *   cli_end(&c, 0);                    // no operands; --model given
+ *   // or, without keyed rows: cli_parse(&c, 0);
  *
  * Old spellings: an entry with alias_of parses as the option of that long
  * name, warns once "prog: warning: --checkpoint is the old spelling of
