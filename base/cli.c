@@ -294,9 +294,17 @@ void cli_end(const cli *c, int max)
 
 void cli_parse(cli *c, int max)
 {
-	int k = cli_next(c);
-	if (k != -1)
-		die("%s: option table: a keyed row (key %d) in a table of typed rows", c->spec->prog, k);
+	/* checked before parsing, so that a keyed row merged into such a
+	 * table fails every run, not only the runs that give it */
+	for (int i = 0; i < c->n; i++) {
+		const cli_opt *o = &c->spec->opts[i];
+		if (o->type == CLI_KEY && o->key)
+			die("%s: option table: --%s is a keyed row (key %d) in a table parsed by cli_parse: give it a type "
+			    "(OPT_*) or read it with cli_next",
+			    c->spec->prog, o->lng ? o->lng : "?", o->key);
+	}
+	if (cli_next(c) != -1)
+		die("%s: option table: cli_next returned a key in cli_parse", c->spec->prog);
 	cli_end(c, max);
 }
 

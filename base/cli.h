@@ -156,8 +156,8 @@ int cli_next(cli *c);
  * a usage error naming the first one too many ("unexpected argument 'x'"),
  * then a required row not given is ("--model is required"). */
 void cli_end(const cli *c, int max);
-/* cli_next to the end, for a table of typed rows only (a keyed row is a
- * bug), then cli_end(c, max). */
+/* cli_next to the end, for a table of typed rows only (a keyed row in it is
+ * a bug, refused before parsing), then cli_end(c, max). */
 void cli_parse(cli *c, int max);
 /* Was the option of long name lng (or an old spelling of it) given? */
 int cli_given(const cli *c, const char *lng);
