@@ -43,14 +43,38 @@ static void check_row(const cli_spec *s, const cli_opt *o)
 	const char *name = o->lng ? o->lng : "?";
 	switch (o->type) {
 	case CLI_KEY: return;
-	case CLI_INT: bad = o->size != sizeof(int) && o->size != sizeof(long) ? "the destination is no int or long" : o->ilo > o->ihi ? "an empty range" : NULL; break;
-	case CLI_DOUBLE: bad = o->size != sizeof(double) ? "the destination is no double" : !(o->lo <= o->hi) ? "an empty range" : NULL; break;
-	case CLI_STRING: bad = o->size != sizeof(char *) ? "the destination is no string" : NULL; break;
-	case CLI_SET: bad = o->size != sizeof(int) ? "the destination is no int" : o->arg ? "a flag with an argument" : NULL; break;
-	case CLI_ENUM:
-		bad = o->size != sizeof(int) ? "the destination is no int or enum" : !o->names || !o->names[0] ? "no names" : NULL;
+	case CLI_INT:
+		if (o->size != sizeof(int) && o->size != sizeof(long))
+			bad = "the destination is no int or long";
+		else if (o->ilo > o->ihi)
+			bad = "an empty range";
 		break;
-	case CLI_CALLBACK: bad = !o->cb ? "no function" : NULL; break;
+	case CLI_DOUBLE:
+		if (o->size != sizeof(double))
+			bad = "the destination is no double";
+		else if (!(o->lo <= o->hi))
+			bad = "an empty range";
+		break;
+	case CLI_STRING:
+		if (o->size != sizeof(char *))
+			bad = "the destination is no string";
+		break;
+	case CLI_SET:
+		if (o->size != sizeof(int))
+			bad = "the destination is no int";
+		else if (o->arg)
+			bad = "a flag with an argument";
+		break;
+	case CLI_ENUM:
+		if (o->size != sizeof(int))
+			bad = "the destination is no int or enum";
+		else if (!o->names || !o->names[0])
+			bad = "no names";
+		break;
+	case CLI_CALLBACK:
+		if (!o->cb)
+			bad = "no function";
+		break;
 	default: bad = "an unknown type"; break;
 	}
 	if (!bad && o->type != CLI_CALLBACK && !o->dest)

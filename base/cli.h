@@ -71,7 +71,8 @@ typedef struct cli_opt {
  * whose use is an error saying `msg` (shrt 0 and lng NULL: a note in --help
  * only); a section title in the option list ("Loss:"). A table ends with
  * {0}. */
-#define CLI_OPT(key_, shrt_, lng_, arg_, help_) {.key = (key_), .shrt = (shrt_), .lng = (lng_), .arg = (arg_), .help = (help_)}
+#define CLI_OPT(key_, shrt_, lng_, arg_, help_)                                                                 \
+	{.key = (key_), .shrt = (shrt_), .lng = (lng_), .arg = (arg_), .help = (help_)}
 #define CLI_ALIAS(shrt_, lng_, of) {.shrt = (shrt_), .lng = (lng_), .alias_of = (of)}
 #define CLI_GONE(shrt_, lng_, msg) {.shrt = (shrt_), .lng = (lng_), .gone = (msg)}
 #define CLI_SECTION(title) {.help = (title)}

@@ -23,9 +23,13 @@ void loss_cli_loss(void *lc, const char *arg);
  * --loss-weights, --discopop-tau, --beta, --label-smoothing, --gamma. */
 #define LOSS_CLI_OPTS(lc, loss_help)                                                                              \
 	OPT_CALLBACK(0, "loss", "L", loss_cli_loss, (lc), loss_help),                                              \
-	OPT_STRING(0, "loss-weights", "W,...", &(lc)->weights, "weights of the --loss list, one each (default 1 each)"), \
-	OPT_DOUBLE(0, "discopop-tau", "X", &(lc)->lo->discopop_tau, 1e-9, 1e6, "discopop: temperature of the modulation"), \
-	OPT_DOUBLE(0, "beta", "X", &(lc)->lo->beta, 1e-9, 1e6, "fixed beta of the fixed-beta losses; lbdpo-step --loss lbdpo: the mean beta --beta-init aims at"), \
+	OPT_STRING(0, "loss-weights", "W,...", &(lc)->weights,                                                    \
+		   "weights of the --loss list, one each (default 1 each)"),                                     \
+	OPT_DOUBLE(0, "discopop-tau", "X", &(lc)->lo->discopop_tau, 1e-9, 1e6,                                    \
+		   "discopop: temperature of the modulation"),                                                    \
+	OPT_DOUBLE(0, "beta", "X", &(lc)->lo->beta, 1e-9, 1e6,                                                    \
+		   "fixed beta of the fixed-beta losses; lbdpo-step --loss lbdpo: the mean beta --beta-init "     \
+		   "aims at"),                                                                                    \
 	OPT_DOUBLE(0, "label-smoothing", "X", &(lc)->lo->label_smoothing, 0, 0.499999,                            \
 		   "label smoothing of robust, simpo, aot, aot_unpaired and exo_pair (which needs > 0)"),         \
 	OPT_DOUBLE(0, "gamma", "X", &(lc)->lo->gamma, -1e6, 1e6, "simpo target margin")
