@@ -65,15 +65,19 @@ static void run_child(int status, const char *needle, void (*code)(void *), void
 	cr_assert(strstr(buf, needle), "output '%s' lacks '%s'", buf, needle);
 }
 
-/* Parse argv (NULL-terminated) to the end. */
-static void parse_all(void *p)
+static int n_args(char **argv)
 {
-	char **argv = p;
 	int argc = 0;
 	while (argv[argc])
 		argc++;
+	return argc;
+}
+
+/* Parse argv (NULL-terminated) to the end. */
+static void parse_all(void *p)
+{
 	cli c;
-	cli_start(&c, &spec, argc, argv);
+	cli_start(&c, &spec, n_args(p), p);
 	while (cli_next(&c) != -1)
 		;
 }
@@ -327,10 +331,6 @@ Test(cli, typed_rows_store_their_values_and_keyed_rows_come_back)
 
 static void parse_typed(void *p)
 {
-	char **argv = p;
-	int argc = 0;
-	while (argv[argc])
-		argc++;
 	dests d;
 	cli_opt t[16];
 	typed_table(&d, t);
@@ -339,7 +339,7 @@ static void parse_typed(void *p)
 	t[12] = (cli_opt){0};
 	const cli_spec s = {"prog", "prog", NULL, t, NULL};
 	cli c;
-	cli_start(&c, &s, argc, argv);
+	cli_start(&c, &s, n_args(p), p);
 	cli_parse(&c, 0);
 }
 
@@ -423,12 +423,8 @@ Test(cli, a_table_with_a_bad_typed_row_dies_as_a_bug)
 
 static void parse_keyed_with_cli_parse(void *p)
 {
-	char **argv = p;
-	int argc = 0;
-	while (argv[argc])
-		argc++;
 	cli c;
-	cli_start(&c, &spec, argc, argv);
+	cli_start(&c, &spec, n_args(p), p);
 	cli_parse(&c, 0);
 }
 
