@@ -446,30 +446,7 @@ int main(int argc, char **argv)
 	pref_tpl *tpl = mt.tpl;
 	if (is_jsonl && !tk)
 		die_usage("JSONL input needs --tokenizer (the model has no tokenizer.json or tokenizer.model)");
-<<<<<<< HEAD
-	sample_opts from_file = o;
-=======
-	if (tk) { /* its ids and chat template must be the model's */
-		provenance tp = {0};
-		snprintf(tp.tok_sha, sizeof tp.tok_sha, "%s", tok_fingerprint(tk));
-		prov_check(&tp, tok_path, model_path, NULL, 0, NULL, ignore_prov);
-	}
-	if (tk && tok_vocab_size(tk) > (uint32_t)cfg->vocab_size)
-		die("%s: vocabulary of %u tokens exceeds the model's %d", tok_path, tok_vocab_size(tk), cfg->vocab_size);
-	if (tpl_name && !tk)
-		die_usage("--template needs --tokenizer");
-	/* BOS text, for the guard: a prompt that begins with it gets no second */
-	size_t nbos = 0, neos = 0;
-	const char *bos_text = tk && tok_bos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_bos(tk), &nbos) : NULL;
-	const char *eos_text = tk && tok_eos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_eos(tk), &neos) : NULL;
-	pref_tpl *tpl = NULL;
-	if (tk) {
-		char *dir = tok_dir(tk);
-		tpl = pref_tpl_load(tpl_name, dir, bos_text, eos_text);
-		free(dir);
-	}
 	sample_opts from_file = o; /* the file's values where it has them */
->>>>>>> opts
 	int gen_eos = gen_config(model_path, &from_file);
 	if (!eos_arg) {
 		if (gen_eos)
