@@ -50,10 +50,10 @@ void cli_start(cli *c, const cli_spec *s, int argc, char **argv)
 			continue;
 		const cli_opt *t = o;
 		if (o->alias_of && !(t = target(s->opts, o->alias_of)))
-			die("%s: option table: '%s' is an old spelling of '%s', which is not in the table", s->prog,
+			BUG("%s: option table: '%s' is an old spelling of '%s', which is not in the table", s->prog,
 			    o->lng ? o->lng : "?", o->alias_of);
 		if (o->shrt == 'h' || o->shrt == 'V' || (o->lng && (!strcmp(o->lng, "help") || !strcmp(o->lng, "version"))))
-			die("%s: option table: -h/--help and -V/--version are cli.c's", s->prog);
+			BUG("%s: option table: -h/--help and -V/--version are cli.c's", s->prog);
 		const int has_arg = t->arg && !o->gone;
 		if (o->lng)
 			lo[nl++] = (struct option){o->lng, has_arg ? required_argument : no_argument, NULL, CLI_VAL0 + i};

@@ -643,7 +643,7 @@ void rs_finish(rs_writer *w)
 void rs_rec_begin(rs_writer *w, const msgpack_object *in)
 {
 	if (in && in->type != MSGPACK_OBJECT_MAP)
-		die("internal: rs_rec_begin on a non-map");
+		BUG("rs_rec_begin on a non-map");
 	w->in = in;
 	for (size_t i = 0; i < w->nputs; i++)
 		free(w->puts[i].key);
@@ -662,7 +662,7 @@ static put_entry *find_put(rs_writer *w, const char *p, size_t n)
 static put_entry *new_put(rs_writer *w, const char *key)
 {
 	if (find_put(w, key, strlen(key)))
-		die("internal: key '%s' put twice in one record", key);
+		BUG("key '%s' put twice in one record", key);
 	xgrow((void **)&w->puts, &w->cap, w->nputs + 1, sizeof *w->puts);
 	put_entry *e = &w->puts[w->nputs++];
 	e->key = xstrdup(key);

@@ -977,7 +977,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 	const lb_backend *be = m->be;
 	const int C = c->dim, V = c->vocab_size, L = c->n_layers;
 	if (ws->m != m)
-		die("model: workspace belongs to another model");
+		BUG("model: workspace belongs to another model");
 	ws->have_fwd = 0;
 	if (n <= 0)
 		return;
@@ -1136,7 +1136,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float *grads)
 {
 	if (!ws->have_fwd || ws->m != m)
-		die("model: backward without a train-mode forward of this model on this workspace");
+		BUG("model: backward without a train-mode forward of this model on this workspace");
 	const model_config *c = &m->cfg;
 	const lb_backend *be = m->be;
 	const int T = ws->T, C = c->dim, V = c->vocab_size, L = c->n_layers, F = c->hidden_dim;
