@@ -25,6 +25,7 @@
 
 #include "libcore/nn/backend.h"
 #include "libcore/nn/rope.h"
+#include "base/rng.h"
 #include "base/util.h"
 
 /* Offsets (floats from params) of one block's tensors; (size_t)-1 = absent. */
@@ -217,14 +218,6 @@ void model_free(model *m)
 	free(m);
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
 static int is_norm_weight(const char *name)
 {
 	/* norm gains start at 1: RMSNorm/LayerNorm weights */
@@ -255,14 +248,13 @@ void model_init_random(model *m, uint64_t seed, float std)
 		} else if (is_norm_bias(t->name)) {
 			memset(p, 0, sizeof(float) * t->numel);
 		} else {
-			/* Box–Muller on 53-bit uniforms */
+			/* Box–Muller: both numbers of each draw */
 			for (size_t k = 0; k < t->numel; k += 2) {
-				double u1 = ((splitmix64(&s) >> 11) + 1.0) * 0x1.0p-53;
-				double u2 = (splitmix64(&s) >> 11) * 0x1.0p-53;
-				double r = sqrt(-2.0 * log(u1));
-				p[k] = (float)(std * r * cos(2 * M_PI * u2));
+				double r, a;
+				rng_polar(&s, &r, &a);
+				p[k] = (float)(std * r * cos(a));
 				if (k + 1 < t->numel)
-					p[k + 1] = (float)(std * r * sin(2 * M_PI * u2));
+					p[k + 1] = (float)(std * r * sin(a));
 			}
 		}
 	}
@@ -290,9 +282,9 @@ model *model_reward_from(model *lm, uint64_t seed, float std)
 		if ((size_t)t->offset == m->score) {
 			uint64_t s = seed;
 			for (size_t k = 0; k < t->numel; k++) {
-				double u1 = ((splitmix64(&s) >> 11) + 1.0) * 0x1.0p-53;
-				double u2 = (splitmix64(&s) >> 11) * 0x1.0p-53;
-				p[k] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2 * M_PI * u2));
+				double r, a;
+				rng_polar(&s, &r, &a);
+				p[k] = (float)(std * r * cos(a));
 			}
 			continue;
 		}

@@ -39,6 +39,7 @@
 #include "libcore/nn/backend.h"
 #include "libcore/nn/cuda/cuda.h"
 #include "libcore/nn/cpu/kernels.h"
+#include "base/rng.h"
 #include "base/util.h"
 
 #define TOL 1e-5
@@ -57,16 +58,8 @@ static int all_finite(const float *x, size_t n)
 }
 static uint64_t rng;
 
-static uint64_t next(void)
-{
-	uint64_t z = (rng += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static int irand(int n) { return (int)(next() % (uint64_t)n); }
-static float frand(void) { return (float)((next() >> 11) * 0x1.0p-53 * 2.0 - 1.0); } /* [-1, 1) */
+static int irand(int n) { return rng_below(&rng, n); }
+static float frand(void) { return (float)(rng_unif(&rng) * 2.0 - 1.0); } /* [-1, 1) */
 
 static float *rnd(size_t n, float scale)
 {

@@ -37,7 +37,7 @@ static void setup(fixture_t *f, head_kind hk, pool_kind pool, ppl_source ppl)
 	for (int i = 0; i < NB; i++) {
 		for (int k = 0; k < 3; k++)
 			for (int t = 0; t < lens[i][k]; t++)
-				f->toks[i][k][t] = (uint32_t)(tl_next(&s) % (uint64_t)cfg.vocab_size);
+				f->toks[i][k][t] = (uint32_t)(rng_next(&s) % (uint64_t)cfg.vocab_size);
 		pref_rec *r = &f->recs[i];
 		r->prompt = f->toks[i][0];
 		r->np = lens[i][0];
