@@ -503,17 +503,6 @@ int rs_get_f64(rs_reader *r, const msgpack_object *map, const char *key, double 
 	return 1;
 }
 
-int rs_get_bool(rs_reader *r, const msgpack_object *map, const char *key, int *v)
-{
-	const msgpack_object *o = rs_get(map, key);
-	if (!o)
-		return 0;
-	if (o->type != MSGPACK_OBJECT_BOOLEAN)
-		wrong_type(r, key, "bool", o);
-	*v = o->via.boolean;
-	return 1;
-}
-
 int rs_get_ids(rs_reader *r, const msgpack_object *map, const char *key, uint32_t limit,
 	       uint32_t **ids, size_t *n, size_t *cap)
 {
@@ -618,13 +607,6 @@ void rs_write_raw(rs_writer *w, const char *buf, size_t n)
 	if (n && fwrite(buf, 1, n, w->out->fp) != n)
 		die("%s: write error: %s", w->out->path ? w->out->path : "standard output",
 		    strerror(errno));
-}
-
-void rs_write_obj(rs_writer *w, const msgpack_object *o)
-{
-	msgpack_sbuffer_clear(&w->rec);
-	msgpack_pack_object(&w->rpk, *o);
-	rs_write_raw(w, w->rec.data, w->rec.size);
 }
 
 void rs_finish(rs_writer *w)
@@ -770,11 +752,6 @@ void rs_put_str(rs_writer *w, const char *key, const char *s, size_t n)
 void rs_put_cstr(rs_writer *w, const char *key, const char *s) { rs_put_str(w, key, s, strlen(s)); }
 void rs_put_i64(rs_writer *w, const char *key, int64_t v) { msgpack_pack_int64(rs_put_key(w, key), v); }
 void rs_put_f64(rs_writer *w, const char *key, double v) { msgpack_pack_double(rs_put_key(w, key), v); }
-void rs_put_nil(rs_writer *w, const char *key) { msgpack_pack_nil(rs_put_key(w, key)); }
-void rs_put_obj(rs_writer *w, const char *key, const msgpack_object *o)
-{
-	msgpack_pack_object(rs_put_key(w, key), *o);
-}
 
 void rs_put_bool(rs_writer *w, const char *key, int v)
 {

@@ -30,12 +30,6 @@ void betahead_free(betahead *bh)
 	free(bh);
 }
 
-size_t betahead_off_logw(const betahead *bh)
-{
-	(void)bh;
-	return 0;
-}
-
 void betahead_init(betahead *bh, uint64_t seed, double w0)
 {
 	memset(bh->p, 0, bh->n_params * sizeof(float));

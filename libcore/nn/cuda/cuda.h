@@ -51,7 +51,6 @@ void cuda_free(void *d);
 void cuda_upload(void *d, const void *host, size_t bytes);
 void cuda_download(void *host, const void *d, size_t bytes);
 void cuda_memset0(void *d, size_t bytes);
-void cuda_copy(void *dst, const void *src, size_t bytes); /* device to device */
 
 /* ---- layers (CPU twins in libcore/nn/cpu/layers.c, same names without cuda_) ---- */
 void cuda_embed_forward(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe,
