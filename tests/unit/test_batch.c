@@ -1,7 +1,7 @@
-/* test_train.c — the full LB-DPO loss through a tiny transformer: analytic
- * gradients (train_microbatch: loss → β model → policy) against central finite
- * differences of the loss, through every path (Δ, PPL, h, head, log w), and
- * what each --beta-grad mode cuts. */
+/* test_batch.c — libcore/train/batch.c: the full LB-DPO loss through a tiny
+ * transformer: analytic gradients (train_microbatch: loss → β model →
+ * policy) against central finite differences of the loss, through every path
+ * (Δ, PPL, h, head, log w), and what each --beta-grad mode cuts. */
 #include <criterion/criterion.h>
 
 #include "libcore/objective/betahead.h"
