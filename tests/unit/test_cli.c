@@ -142,10 +142,10 @@ Test(cli, option_errors_are_one_line_and_exit_2)
 	run_child(99, "", parse_all, CHILD_ARGS("--mod", "m", "--outp", "o"));
 }
 
-Test(cli, unknown_option_exit_code, .exit_code = 2)
+Test(cli, unknown_option_exit_code)
 {
 	char *argv[] = {"prog", "--no-such-option", NULL};
-	parse_all(argv);
+	EXPECT_DIE(2, "prog: error: unknown option '--no-such-option'\nTry 'prog --help'", parse_all(argv));
 }
 
 Test(cli, help_and_version_exit_0)
