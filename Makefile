@@ -3,7 +3,13 @@
 #   make                 build every program into bin/ (MPI-enabled when mpicc is found)
 #   make MPI=0           the same without MPI even when mpicc is found
 #   make test            install missing dependencies, build, run all tests
-#   make SANITIZE=1 test the same under AddressSanitizer + UBSan (build/san/)
+#   make test TESTS='test_model test_cli'
+#                        only the tests whose names contain one of the
+#                        space-separated patterns (tests/run.sh)
+#   make tests-build     build the programs and tests without running them
+#   make SANITIZE=1 ...  any target built with AddressSanitizer + UBSan in
+#                        build/san/ (programs in build/san/bin); make
+#                        SANITIZE=1 test runs the suite on them
 #   make CUDA=1          programs with the CUDA kernels (build/cuda-rel/bin/);
 #                        with MPI also NCCL for the gradient (NCCL=0: not)
 #   make test-gpu        every CUDA kernel against its CPU twin (skips without a GPU)
@@ -295,7 +301,8 @@ install: all
 clean:
 	rm -rf build bin
 
+# the comment block at the top of this file, up to its first blank line
 help:
-	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,/^$$/p' Makefile | sed -n 's/^# \{0,1\}//p'
 
 -include $(shell find build -name '*.d' 2>/dev/null)
