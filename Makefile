@@ -18,6 +18,9 @@
 #                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
 #   make bench           benchmarks (not part of test)
 #   make fuzz            fuzz the readers (FUZZ_SECONDS=900 per target)
+#   make format          reformat every C, CUDA and C++ source with clang-format
+#                        (.clang-format); make format-check lists the lines it
+#                        would change and fails if there are any
 #   make install PREFIX=/usr/local
 #   make ARCHFLAGS=-march=native   binaries for this CPU only
 
@@ -178,7 +181,7 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo experiment bench fuzz install clean help tests-build test-gpu
+.PHONY: all deps test check-deps demo experiment bench fuzz install clean help tests-build test-gpu format format-check
 all: $(PROGS)
 
 $(B)/%.o: %.c
@@ -289,6 +292,20 @@ bench: deps
 
 fuzz: deps
 	@bash tests/fuzz/run.sh
+
+# The sources clang-format owns: everything of ours in C, CUDA and C++.
+FORMAT_SRCS = $(shell find base formats libcore cmd tests bench \( -name '*.[ch]' -o -name '*.cu' -o -name '*.cc' \) -type f | sort)
+CLANG_FORMAT ?= clang-format
+
+format:
+	@command -v $(CLANG_FORMAT) >/dev/null || { echo "format: $(CLANG_FORMAT) not found (apt-get install clang-format)"; exit 1; }
+	$(CLANG_FORMAT) -i $(FORMAT_SRCS)
+
+# "N file" per file clang-format would change (N lines of it), then the total
+format-check:
+	@command -v $(CLANG_FORMAT) >/dev/null || { echo "format-check: $(CLANG_FORMAT) not found (apt-get install clang-format)"; exit 1; }
+	@t=0; for f in $(FORMAT_SRCS); do n=$$($(CLANG_FORMAT) $$f | diff $$f - | grep -c '^<'); \
+	  [ $$n -gt 0 ] && echo "$$n $$f"; t=$$((t + n)); done; echo "format-check: $$t lines would change"; [ $$t = 0 ]
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
