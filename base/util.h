@@ -5,6 +5,7 @@
  *   0  success
  *   1  runtime or data error (bad input, I/O failure, numeric failure)
  *   2  usage error (bad option or argument)
+ *   134 (SIGABRT) a bug in lbdpo itself (BUG(), below), never bad input
  */
 #ifndef LBDPO_UTIL_H
 #define LBDPO_UTIL_H
