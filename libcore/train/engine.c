@@ -569,12 +569,6 @@ int metrics_line_write(FILE *f, long step, const metric_kv *kv, int n, const cha
 	return wr < 0 || fflush(f) != 0 || ferror(f) ? -1 : 0;
 }
 
-int train_metrics_write(FILE *f, const train_metrics *m, const char *run)
-{
-	metric_kv kv[METRIC_KV_MAX];
-	return metrics_line_write(f, m->step, kv, train_metrics_kv(m, kv), run);
-}
-
 FILE *train_metrics_open(const char *path, const char *run, long step, int resumed, int legacy)
 {
 	struct stat sb;
