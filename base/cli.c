@@ -87,7 +87,7 @@ static void check_row(const cli_spec *s, const cli_opt *o)
 	if (!bad && has_value(o) && d && (d[8] == '-' || (d[8] >= '0' && d[8] <= '9')))
 		bad = "its default in the help text (it is shown from the destination)";
 	if (bad)
-		die("%s: option table: --%s has %s", s->prog, name, bad);
+		BUG("%s: option table: --%s has %s", s->prog, name, bad);
 }
 
 void cli_start(cli *c, const cli_spec *s, int argc, char **argv)
@@ -98,7 +98,7 @@ void cli_start(cli *c, const cli_spec *s, int argc, char **argv)
 	c->argv = argv;
 	c->n = count(s->opts);
 	if (c->n > CLI_MAX_OPTS)
-		die("%s: option table: %d entries, more than %d", s->prog, c->n, CLI_MAX_OPTS);
+		BUG("%s: option table: %d entries, more than %d", s->prog, c->n, CLI_MAX_OPTS);
 	c->init = xcalloc((size_t)c->n + 1, sizeof *c->init);
 	for (int i = 0; i < c->n; i++) {
 		const cli_opt *o = &s->opts[i];
@@ -116,10 +116,10 @@ void cli_start(cli *c, const cli_spec *s, int argc, char **argv)
 			continue;
 		const cli_opt *t = o;
 		if (o->alias_of && !(t = target(s->opts, o->alias_of)))
-			die("%s: option table: '%s' is an old spelling of '%s', which is not in the table", s->prog,
+			BUG("%s: option table: '%s' is an old spelling of '%s', which is not in the table", s->prog,
 			    o->lng ? o->lng : "?", o->alias_of);
 		if (o->shrt == 'h' || o->shrt == 'V' || (o->lng && (!strcmp(o->lng, "help") || !strcmp(o->lng, "version"))))
-			die("%s: option table: -h/--help and -V/--version are cli.c's", s->prog);
+			BUG("%s: option table: -h/--help and -V/--version are cli.c's", s->prog);
 		const int has_arg = t->arg && !o->gone;
 		if (o->lng)
 			lo[nl++] = (struct option){o->lng, has_arg ? required_argument : no_argument, NULL, CLI_VAL0 + i};
@@ -323,12 +323,12 @@ void cli_parse(cli *c, int max)
 	for (int i = 0; i < c->n; i++) {
 		const cli_opt *o = &c->spec->opts[i];
 		if (o->type == CLI_KEY && o->key)
-			die("%s: option table: --%s is a keyed row (key %d) in a table parsed by cli_parse: give it a type "
+			BUG("%s: option table: --%s is a keyed row (key %d) in a table parsed by cli_parse: give it a type "
 			    "(OPT_*) or read it with cli_next",
 			    c->spec->prog, o->lng ? o->lng : "?", o->key);
 	}
 	if (cli_next(c) != -1)
-		die("%s: option table: cli_next returned a key in cli_parse", c->spec->prog);
+		BUG("%s: option table: cli_next returned a key in cli_parse", c->spec->prog);
 	cli_end(c, max);
 }
 
@@ -336,7 +336,7 @@ int cli_given(const cli *c, const char *lng)
 {
 	const cli_opt *t = target(c->spec->opts, lng);
 	if (!t)
-		die("%s: cli_given: no option --%s", c->spec->prog, lng);
+		BUG("%s: cli_given: no option --%s", c->spec->prog, lng);
 	return c->given[t - c->spec->opts];
 }
 

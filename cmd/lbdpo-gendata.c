@@ -26,6 +26,7 @@
 #include "formats/bpetrain.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
+#include "base/rng.h"
 #include "base/util.h"
 
 static const char *NOUNS[] = {"river", "lamp",  "garden", "cat",   "storm",  "bread", "train",  "mountain",
@@ -41,16 +42,6 @@ static const char *TEMPLATES[2][3] = {
 #define NA (int)(sizeof ADJS[0] / sizeof *ADJS[0])
 #define NT (int)(sizeof TEMPLATES[0] / sizeof *TEMPLATES[0])
 
-/* splitmix64: small, fast, and the same on every machine. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-static double rng_unif(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
 
 typedef struct {
 	int a, b;
@@ -77,18 +68,18 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 		/* held-out questions come from the reserved head of the shuffled
 		 * list; training questions from the rest */
 		const problem *p = held ? &g->math[g->next_held++ % g->n_held]
-					: &g->math[g->n_held + rng_int(rng, g->n_math - g->n_held)];
+					: &g->math[g->n_held + rng_below(rng, g->n_math - g->n_held)];
 		snprintf(prompt, sizeof prompt, "Q: %d+%d=? A:", p->a, p->b);
 		snprintf(chosen, sizeof chosen, " %d", p->a + p->b);
 		snprintf(rejected, sizeof rejected, " %d", p->a > p->b ? p->a - p->b : p->b - p->a);
 	} else {
 		group = "open";
-		int n = rng_int(rng, NN), tone = rng_int(rng, 2), t = rng_int(rng, NT);
+		int n = rng_below(rng, NN), tone = rng_below(rng, 2), t = rng_below(rng, NT);
 		char q[96];
 		snprintf(q, sizeof q, TEMPLATES[tone][t], NOUNS[n]);
 		snprintf(prompt, sizeof prompt, "Q: %s A:", q);
-		snprintf(chosen, sizeof chosen, " The %s is %s.", NOUNS[n], ADJS[tone][rng_int(rng, NA)]);
-		snprintf(rejected, sizeof rejected, " The %s is %s.", NOUNS[n], ADJS[!tone][rng_int(rng, NA)]);
+		snprintf(chosen, sizeof chosen, " The %s is %s.", NOUNS[n], ADJS[tone][rng_below(rng, NA)]);
+		snprintf(rejected, sizeof rejected, " The %s is %s.", NOUNS[n], ADJS[!tone][rng_below(rng, NA)]);
 		if (rng_unif(rng) < flip) {
 			char tmp[128];
 			memcpy(tmp, chosen, sizeof tmp);
@@ -168,7 +159,7 @@ int main(int argc, char **argv)
 			g.math[g.n_math++] = (problem){a, b};
 	uint64_t rs = seed;
 	for (int i = g.n_math - 1; i > 0; i--) {
-		int j = rng_int(&rs, i + 1);
+		int j = rng_below(&rs, i + 1);
 		problem t = g.math[i];
 		g.math[i] = g.math[j];
 		g.math[j] = t;

@@ -89,7 +89,7 @@ static void process(state *s)
 	for (int i = 0; i < s->n; i++) {
 		item *it = &s->win[i];
 		if (it->state == 2 && !refcache_get(s->cache, it->key, &it->v))
-			die("internal error: a duplicate record's score is missing");
+			BUG("a duplicate record's score is missing");
 		emit(s, it);
 	}
 	s->n = 0;

@@ -36,6 +36,7 @@
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
+#include "base/rng.h"
 #include "base/util.h"
 #include "formats/schema.h"
 
@@ -52,14 +53,6 @@ typedef struct {
 	int64_t eos[MAX_EOS]; /* stop ids */
 	int n_eos;
 } sample_opts;
-
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
 
 typedef struct {
 	float p;
@@ -134,7 +127,7 @@ static uint32_t pick(const float *logits, int V, const sample_opts *o, uint64_t 
 				z += c[i].p;
 		}
 	}
-	double u = (double)(splitmix(rng) >> 11) * (1.0 / 9007199254740992.0) * z, acc = 0;
+	double u = rng_unif(rng) * z, acc = 0;
 	for (int i = 0; i < n; i++) {
 		acc += c[i].p;
 		if (u < acc)
@@ -218,7 +211,7 @@ static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t inde
 			die("%s: token id %u >= vocabulary size %d", where, prompt[i], V);
 	for (int k = 0; k < s->o->n; k++) {
 		uint64_t rng = s->o->seed ^ (index * 0x100000001B3ull) ^ ((uint64_t)k << 40);
-		splitmix(&rng);
+		rng_next(&rng);
 		for (size_t i = 0; i < s->n_seen; i++)
 			s->mark[s->seen[i]] = 0;
 		s->n_seen = 0;

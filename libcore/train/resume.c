@@ -111,7 +111,7 @@ void resume_options(train_opts *to, const ckpt *ck, const json_t *pj, const cli 
 		    to->init, to->ck.head_hidden, ck->bh->K);
 	json_object_del(jc, "init"); /* to->init stays the path given */
 	if (train_opts_from_json(to, jc, &bad) != 0)
-		die("internal: options %s", bad);
+		BUG("options %s", bad);
 	json_decref(jp);
 	json_decref(jc);
 }
