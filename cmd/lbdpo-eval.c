@@ -500,6 +500,7 @@ int main(int argc, char **argv)
 			lo.learned_beta = run.loss.learned_beta;
 		}
 		lo.discopop_tau = run.loss.discopop_tau;
+		lo.drdpo_beta_prime = run.loss.drdpo_beta_prime;
 		if (beta < 0)
 			beta = run.loss.beta;
 		lo.label_smoothing = run.loss.label_smoothing;

@@ -15,6 +15,12 @@
  * Both completions of a pair are equally plausible continuations, so a model
  * fine-tuned on both (the demo's reference) knows the format and the two
  * answer kinds but not which one is preferred.
+ * --task noise (the study, pipelines/study.mk): only "open" pairs, each put
+ * in one of the groups "noiseP" (P = percent of --noise-levels) at random,
+ * independently of its prompt, and flipped at that group's rate: the groups
+ * differ in label noise only, PPL(x) has one distribution in all of them.
+ * --n-val N also writes DIR/val.jsonl, pairs drawn as training ones (same
+ * label noise): a validation split to pick options on, never the test one.
  * Output: JSONL {"id","group","prompt","chosen","rejected","flipped"}.
  */
 #include <errno.h>
@@ -56,11 +62,16 @@ typedef struct {
 	int a, b;
 } problem;
 
+#define MAX_LEVELS 8
+
 typedef struct {
 	problem *math;     /* shuffled; [0, n_test_math) held out */
 	int n_math, n_held;
 	int next_held; /* held-out questions are used in order, then again */
 	double math_frac;
+	int n_levels; /* --task noise: groups and their flip rates; 0: the math/open task */
+	double level[MAX_LEVELS];
+	char level_name[MAX_LEVELS][24];
 } gen_state;
 
 static void put_str(json_t *o, const char *k, const char *v) { json_object_set_new(o, k, json_string(v)); }
@@ -72,7 +83,13 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 	char prompt[128], chosen[128], rejected[128], id[64];
 	const char *group;
 	int flipped = 0;
-	if (rng_unif(rng) < g->math_frac) {
+	if (g->n_levels) { /* the group first, from its own draw: it says nothing about the prompt */
+		int k = rng_int(rng, g->n_levels);
+		group = g->level_name[k];
+		if (held == 0)
+			flip = g->level[k];
+	}
+	if (!g->n_levels && rng_unif(rng) < g->math_frac) {
 		group = "math";
 		/* held-out questions come from the reserved head of the shuffled
 		 * list; training questions from the rest */
@@ -82,7 +99,8 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 		snprintf(chosen, sizeof chosen, " %d", p->a + p->b);
 		snprintf(rejected, sizeof rejected, " %d", p->a > p->b ? p->a - p->b : p->b - p->a);
 	} else {
-		group = "open";
+		if (!g->n_levels)
+			group = "open";
 		int n = rng_int(rng, NN), tone = rng_int(rng, 2), t = rng_int(rng, NT);
 		char q[96];
 		snprintf(q, sizeof q, TEMPLATES[tone][t], NOUNS[n]);
@@ -117,7 +135,30 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 	}
 }
 
-enum { O_SEED = 256, O_NTRAIN, O_NTEST, O_MATHF, O_FLIP, O_TFLIP, O_MAXOP, O_DIR, O_TEST, O_TOK, O_VOCAB };
+/* --noise-levels "0,0.1,0.2,0.4" → the groups noise0, noise10, noise20, noise40 */
+static void parse_levels(gen_state *g, const char *list)
+{
+	const char *q = list;
+	for (;;) {
+		char *end;
+		double x = strtod(q, &end);
+		if (end == q || !(x >= 0 && x <= 1) || (*end != ',' && *end))
+			die_usage("--noise-levels: '%s' is not a comma list of rates in [0, 1]", list);
+		if (g->n_levels == MAX_LEVELS)
+			die_usage("--noise-levels: more than %d levels", MAX_LEVELS);
+		g->level[g->n_levels] = x;
+		snprintf(g->level_name[g->n_levels], sizeof g->level_name[0], "noise%g", 100 * x);
+		for (int k = 0; k < g->n_levels; k++)
+			if (!strcmp(g->level_name[k], g->level_name[g->n_levels]))
+				die_usage("--noise-levels: %g given twice", x);
+		g->n_levels++;
+		if (!*end)
+			break;
+		q = end + 1;
+	}
+}
+
+enum { O_SEED = 256, O_NTRAIN, O_NTEST, O_MATHF, O_FLIP, O_TFLIP, O_MAXOP, O_DIR, O_TEST, O_TOK, O_VOCAB, O_TASK, O_LEVELS, O_NVAL };
 static const cli_opt opts[] = {
 	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1); same seed, same bytes"),
 	CLI_OPT(O_NTRAIN, 0, "n-train", "N", "training pairs (default 2000)"),
@@ -132,6 +173,11 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_TOK, 0, "tokenizer-out", "FILE",
 		"also learn a byte-level BPE on the training text and write it as a Hugging Face tokenizer.json"),
 	CLI_OPT(O_VOCAB, 0, "vocab-size", "N", "tokenizer vocabulary size (default 384; 258..1024)"),
+	CLI_OPT(O_TASK, 0, "task", "NAME",
+		"mixed (default: groups math and open) or noise (open pairs in groups that differ only in label noise)"),
+	CLI_OPT(O_LEVELS, 0, "noise-levels", "LIST",
+		"--task noise: the groups' training flip rates, comma-separated (default 0,0.1,0.2,0.4)"),
+	CLI_OPT(O_NVAL, 0, "n-val", "N", "with --out-dir: also DIR/val.jsonl, N pairs drawn as training ones (default 0)"),
 	CLI_ALIAS(0, "train", "output"),
 	{0}};
 
@@ -145,7 +191,9 @@ int main(int argc, char **argv)
 	uint64_t seed = 1;
 	long n_train = 2000, n_test = 400, max_op = 19, vocab = 384;
 	double math_frac = 0.5, flip = 0.3, test_flip = 0.0;
-	const char *dir = NULL, *train_path = NULL, *test_path = NULL, *tok_path = NULL;
+	const char *dir = NULL, *train_path = NULL, *test_path = NULL, *tok_path = NULL, *levels = "0,0.1,0.2,0.4";
+	int noise_task = 0;
+	long n_val = 0;
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
@@ -163,12 +211,25 @@ int main(int argc, char **argv)
 		case O_TEST: test_path = arg; break;
 		case O_TOK: tok_path = arg; break;
 		case O_VOCAB: vocab = parse_long("--vocab-size", arg, BPE_FIRST_MERGE, 1024); break;
+		case O_TASK:
+			if (strcmp(arg, "mixed") && strcmp(arg, "noise"))
+				die_usage("--task: '%s' is not mixed or noise", arg);
+			noise_task = !strcmp(arg, "noise");
+			break;
+		case O_LEVELS: levels = arg; break;
+		case O_NVAL: n_val = parse_long("--n-val", arg, 0, 100000000); break;
 		}
 	}
 	if (c.ind < argc)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (dir && (train_path || test_path))
 		die_usage("--out-dir and --output/--test are exclusive");
+	if (n_val && !dir)
+		die_usage("--n-val needs --out-dir");
+
+	gen_state g = {0};
+	if (noise_task)
+		parse_levels(&g, levels);
 
 	char *tp = NULL, *hp = NULL;
 	if (dir) {
@@ -180,7 +241,6 @@ int main(int argc, char **argv)
 
 	/* All arithmetic questions, shuffled by the seed; the first ones are
 	 * reserved for the held-out split (a quarter at most). */
-	gen_state g = {0};
 	g.math_frac = math_frac;
 	/* operands from 1: with a zero, a+b = |a-b| and the pair has no preference */
 	g.math = xmalloc((size_t)max_op * max_op * sizeof *g.math);
@@ -213,6 +273,15 @@ int main(int argc, char **argv)
 		for (long i = 0; i < n_train; i++)
 			gen_record(o->fp, train_path ? train_path : "standard output", &r, &g, 0, flip, "train", i + 1, bt);
 		out_close(o);
+	}
+	if (n_val) { /* after the others: their bytes do not change with --n-val */
+		char *vp = path_join(dir, "val.jsonl");
+		outfile *o = out_open(vp);
+		uint64_t r = seed ^ 0x76616c0000000000ull;
+		for (long i = 0; i < n_val; i++)
+			gen_record(o->fp, vp, &r, &g, 0, flip, "val", i + 1, NULL);
+		out_close(o);
+		free(vp);
 	}
 	if (bt) {
 		int v = bpe_trainer_learn(bt, (int)vocab, 1);

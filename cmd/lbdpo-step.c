@@ -207,7 +207,7 @@ enum {
 	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_EVIN, O_EVSTEPS, O_BEST, O_BESTMODE, O_TB, O_CENTER, O_LAST
+	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_DRBP, O_EVIN, O_EVSTEPS, O_BEST, O_BESTMODE, O_TB, O_CENTER, O_LAST
 };
 
 static const cli_opt opts[] = {
@@ -238,10 +238,11 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_LEARNB, 0, "learned-beta", NULL,
 		"the beta model's per-pair beta drives every loss with a beta (lbdpo is dpo with this)"),
 	CLI_OPT(O_TAU, 0, "discopop-tau", "X", "discopop: temperature of the modulation (default 0.05)"),
+	CLI_OPT(O_DRBP, 0, "drdpo-beta-prime", "X", "drdpo: beta' of the batch log-mean-exp (default 1)"),
 	CLI_OPT(O_CENTER, 0, "center-rewards-coef", "X", "reward: add X * mean (r_chosen + r_rejected)^2 (default 0)"),
 	CLI_OPT(O_BETA, 0, "beta", "X", "fixed beta; lbdpo: target mean beta of --beta-init (default 0.1)"),
 	CLI_OPT(O_LS, 0, "label-smoothing", "X",
-		"label smoothing of robust, simpo, aot, aot_unpaired and exo_pair (which needs > 0) (default 0)"),
+		"label smoothing of cdpo, robust, simpo, aot, aot_unpaired and exo_pair (which needs > 0) (default 0)"),
 	CLI_OPT(O_GAMMA, 0, "gamma", "X", "simpo target margin (default 0.5)"),
 	CLI_OPT(O_SFTW, 0, "sft-weight", "X", "add X * NLL(chosen) to the loss (RPO; default 0)"),
 	CLI_OPT(O_BA, 0, "bdpo-alpha", "X", "beta-dpo: a in beta0*(1 + a*(M - M0)) (default 0.6)"),
@@ -338,6 +339,7 @@ static const struct {
 	{"entropy_alpha", O_EALPHA, R_RUN},    {"epsilon", O_EPS, R_BETA},	    {"pool", O_POOL, R_BETA},
 	{"ppl_from", O_PPL, R_BETA},	       {"total_steps", O_TOTAL, R_LOG},    {"loss_weights", O_LOSSW, R_RUN},
 	{"learned_beta", O_LEARNB, R_RUN},     {"discopop_tau", O_TAU, R_RUN},
+	{"drdpo_beta_prime", O_DRBP, R_RUN},
 	{"center_rewards_coef", O_CENTER, R_RUN},
 };
 
@@ -514,6 +516,7 @@ int main(int argc, char **argv)
 		case O_LOSSW: loss_weights = arg; break;
 		case O_LEARNB: lo->learned_beta = 1; break;
 		case O_TAU: lo->discopop_tau = parse_double("--discopop-tau", arg, 1e-9, 1e6); break;
+		case O_DRBP: lo->drdpo_beta_prime = parse_double("--drdpo-beta-prime", arg, 1e-6, 1e6); break;
 		case O_CENTER: lo->center_coef = parse_double("--center-rewards-coef", arg, 0, 1e6); break;
 		case O_RREG: lo->range_reg = parse_double("--range-reg", arg, 0, 1e9); break;
 		case O_BMIN: lo->beta_min = parse_double("--beta-min", arg, 0, 1e9); break;
