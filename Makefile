@@ -10,6 +10,8 @@
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
 #   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
 #                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
+#   make study           does a learned β help? graded label noise, tuned
+#                        baselines, 5 seeds (pipelines/study.mk; QUICK=1: tiny)
 #   make bench           benchmarks (not part of test)
 #   make fuzz            fuzz the readers (FUZZ_SECONDS=900 per target)
 #   make install PREFIX=/usr/local
@@ -172,7 +174,7 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo experiment bench fuzz install clean help tests-build test-gpu
+.PHONY: all deps test check-deps demo experiment study bench fuzz install clean help tests-build test-gpu
 all: $(PROGS)
 
 $(B)/%.o: %.c
@@ -272,6 +274,11 @@ demo: deps
 experiment: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -f pipelines/experiment.mk LBDPO_BIN=$(CURDIR)/$(BIN) \
+	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
+
+study: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/study.mk LBDPO_BIN=$(CURDIR)/$(BIN) \
 	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
 
 # bench/gpu.sh takes the programs with the CUDA backend (skips without a GPU)

@@ -17,8 +17,11 @@
  * answer kinds but not which one is preferred.
  * --task noise (the study, pipelines/study.mk): only "open" pairs, each put
  * in one of the groups "noiseP" (P = percent of --noise-levels) at random,
- * independently of its prompt, and flipped at that group's rate: the groups
- * differ in label noise only, PPL(x) has one distribution in all of them.
+ * independently of its topic, and flipped at that group's rate. The prompt
+ * names its source, "Q (source b): Praise the river. A:" (a, b, ... in the
+ * order of the levels), so a prompt-conditioned β CAN tell the groups apart;
+ * every tag is equally frequent and one letter long, so PPL(x) has one
+ * distribution in all groups: they differ in label noise only.
  * --n-val N also writes DIR/val.jsonl, pairs drawn as training ones (same
  * label noise): a validation split to pick options on, never the test one.
  * Output: JSONL {"id","group","prompt","chosen","rejected","flipped"}.
@@ -83,8 +86,9 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 	char prompt[128], chosen[128], rejected[128], id[64];
 	const char *group;
 	int flipped = 0;
-	if (g->n_levels) { /* the group first, from its own draw: it says nothing about the prompt */
-		int k = rng_int(rng, g->n_levels);
+	int level = -1;
+	if (g->n_levels) { /* the group first, from its own draw: it says nothing about the topic */
+		int k = level = rng_int(rng, g->n_levels);
 		group = g->level_name[k];
 		if (held == 0)
 			flip = g->level[k];
@@ -104,7 +108,10 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 		int n = rng_int(rng, NN), tone = rng_int(rng, 2), t = rng_int(rng, NT);
 		char q[96];
 		snprintf(q, sizeof q, TEMPLATES[tone][t], NOUNS[n]);
-		snprintf(prompt, sizeof prompt, "Q: %s A:", q);
+		if (level >= 0) /* the source tag: the one thing in x that tells the group */
+			snprintf(prompt, sizeof prompt, "Q (source %c): %s A:", 'a' + level, q);
+		else
+			snprintf(prompt, sizeof prompt, "Q: %s A:", q);
 		snprintf(chosen, sizeof chosen, " The %s is %s.", NOUNS[n], ADJS[tone][rng_int(rng, NA)]);
 		snprintf(rejected, sizeof rejected, " The %s is %s.", NOUNS[n], ADJS[!tone][rng_int(rng, NA)]);
 		if (rng_unif(rng) < flip) {
