@@ -16,13 +16,13 @@ done
 S="$E/stats.tsv"
 # every arm, both settings: held-out accuracy, greedy answers and KL over 2 seeds
 for t in noise mixed; do
-	for a in dpo dpo-b0.1 dpo-b1 cdpo rdpo drdpo betadpo ipo lbdpo lbdpo-wide; do
+	for a in dpo dpo-b0.1 dpo-b1 cdpo rdpo drdpo betadpo ipo lbdpo lbdpo-pool; do
 		for m in pref_acc greedy_ok kl val_acc auroc_margin; do
 			awk -F '\t' -v t="$t" -v a="$a" -v m="$m" '$1 == t && $2 == a && $3 == m && $4 == "all" && $5 == 2 { f = 1 } END { exit !f }' \
 				"$S" || fail "$t $a: $m over 2 seeds missing"
 		done
 	done
-	for a in lbdpo lbdpo-wide; do
+	for a in lbdpo lbdpo-pool; do
 		for m in beta f auroc_beta auroc_f; do
 			awk -F '\t' -v t="$t" -v a="$a" -v m="$m" '$1 == t && $2 == a && $3 == m && $4 == "all" && $5 == 2 { f = 1 } END { exit !f }' \
 				"$S" || fail "$t $a: $m missing"
@@ -36,7 +36,7 @@ grep -q "^noise	lbdpo	f	slope	2	" "$S" || fail "noise: slope of f over the noise
 # ranges: shares and AUROCs in [0, 1]; f within 1 ± ε (0.5 for lbdpo, 0.9 for wide); KL finite
 awk -F '\t' '($3 ~ /^(pref_acc|val_acc|greedy_ok|flip_rate)$/ || $3 ~ /^auroc/) && $2 !~ / - / && ($6 < 0 || $6 > 1) { print; bad = 1 }
 	$2 == "lbdpo" && $3 == "f" && $4 !~ /slope|gap/ && ($6 < 0.5 || $6 > 1.5) { print; bad = 1 }
-	$2 == "lbdpo-wide" && $3 == "f" && $4 !~ /slope|gap/ && ($6 < 0.1 || $6 > 1.9) { print; bad = 1 }
+	$2 == "lbdpo-pool" && $3 == "f" && $4 !~ /slope|gap/ && ($6 < 0.1 || $6 > 1.9) { print; bad = 1 }
 	$3 == "kl" && $6 !~ /^-?[0-9.]+(e[-+]?[0-9]+)?$/ { print; bad = 1 }
 	END { exit bad }' "$S" || fail "a value out of range"
 # the groups differ in label noise only: true flip rates near the levels, noise0 exactly 0
@@ -72,7 +72,7 @@ want=$(cat "$E/mixed/s1/rows.tsv" "$E/mixed/s2/rows.tsv" |
 awk -v a="$d" -v b="$want" 'BEGIN { exit !((a - b)^2 < 1e-12) }' || fail "paired difference $d, want $want"
 grep -q '"setting": "noise", "arm": "lbdpo - dpo", "metric": "pref_acc", "group": "all", "n": 2' "$E/report.json" || fail "report.json"
 grep -q '^| LB-DPO - DPO (β picked on val) |' "$E/report.md" || fail "report.md differences"
-grep -q '^| LB-DPO wide |' "$E/report.md" || fail "report.md: the extra arm"
+grep -q '^| LB-DPO pool |' "$E/report.md" || fail "report.md: the extra arm"
 if command -v gnuplot >/dev/null; then
 	for f in acc_kl f_noise auroc; do
 		[ "$(head -c 4 "$E/plots/$f.png" | od -An -c | tr -d ' ')" = 211PNG ] || fail "plots/$f.png is not a PNG"
