@@ -7,6 +7,7 @@
 #                              a record whose chosen and rejected completions are
 #                              the sampled ids (+ EOS when it stopped there), so
 #                              lbdpo-logprob under two models scores the same tokens
+#   greedy ANSWERS.jsonl       "group share" of greedy answers right by the rule (below)
 #   seed DIR SEED "ARMS" "BETAS" "LEARNED"
 #                              one seed's rows: seed <TAB> arm <TAB> metric <TAB> group <TAB> value
 # Metrics of `seed` (group "all" and each group of the data):
@@ -70,6 +71,28 @@ auroc() {
 	fi | sort -g -k2,2 | awk -f "$D/auroc.awk" | awk '{ print $1, $2 }'
 }
 
+# greedy ANSWERS.jsonl: "group share" lines (and "all") of greedy answers
+# right by the known rule (the answers of lbdpo-sample on token records carry
+# the prompt, not the completions): math, the leading number is a+b of the
+# prompt "Q: a+b=? A:"; other groups, " The <topic> is <adjective>." with an
+# adjective of the asked tone (lbdpo-gendata's lists)
+greedy() {
+	awk '
+	BEGIN { split("calm bright warm clean soft sweet lovely gentle", k); split("cold dark loud dirty harsh ugly broken dull", h)
+		for (i in k) kind[k[i]] = 1; for (i in h) harsh[h[i]] = 1 }
+	function str(k,   s) { if (!match($0, "\"" k "\":\"[^\"]*\"")) return ""; return substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 5) }
+	{ g = "other"; if (match($0, /"group":"[^"]*"/)) g = substr($0, RSTART + 9, RLENGTH - 10)
+	  t = str("text"); p = str("prompt"); ok = 0
+	  if (g == "math") { sub(/^ +/, "", t)
+		if (match(p, /[0-9]+\+[0-9]+=/) && match(t, /^[0-9]+/)) { e = p; sub(/^Q: /, "", e); sub(/=.*/, "", e); split(e, x, "+")
+			ok = (substr(t, 1, RLENGTH) + 0 == x[1] + x[2]) } }
+	  else { noun = p; sub(/.* the /, "", noun); sub(/[.?].*/, "", noun)
+		bad = (p ~ /Criticize|something bad|dislike/)
+		if (match(t, /^ The [a-z]+ is [a-z]+\.$/)) { split(substr(t, 6, length(t) - 6), w, " ")
+			ok = (w[1] == noun && (bad ? harsh[w[3]] : kind[w[3]])) } }
+	  print g, ok }' "$1" | groupmean
+}
+
 seed() {
 	W=$1 S=$2 ARMS=$3 BETAS=$4 LEARNED=$5
 	pick=$(cat "$W/beta.pick")
@@ -77,21 +100,6 @@ seed() {
 		awk -v s="$S" -v a="$1" -v m="$2" -v OFS='\t' '{ print s, a, m, $1, $2 }'
 	}
 	prefacc() { awk "$NUM"'/"chosen_logp"/ { print grp(), (num("chosen_logp") > num("rejected_logp")) }' "$1" | groupmean; }
-	greedy() {
-		awk '
-		BEGIN { split("calm bright warm clean soft sweet lovely gentle", k); split("cold dark loud dirty harsh ugly broken dull", h)
-			for (i in k) kind[k[i]] = 1; for (i in h) harsh[h[i]] = 1 }
-		function str(k,   s) { if (!match($0, "\"" k "\":\"[^\"]*\"")) return ""; return substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 5) }
-		{ g = "other"; if (match($0, /"group":"[^"]*"/)) g = substr($0, RSTART + 9, RLENGTH - 10)
-		  t = str("text"); ok = 0
-		  if (g == "math") { want = str("chosen"); sub(/^ +/, "", want); sub(/^ +/, "", t)
-			if (match(t, /^[0-9]+/)) ok = (substr(t, 1, RLENGTH) == want) }
-		  else { p = str("prompt"); noun = p; sub(/.* the /, "", noun); sub(/[.?].*/, "", noun)
-			bad = (p ~ /Criticize|something bad|dislike/)
-			if (match(t, /^ The [a-z]+ is [a-z]+\.$/)) { split(substr(t, 6, length(t) - 6), w, " ")
-				ok = (w[1] == noun && (bad ? harsh[w[3]] : kind[w[3]])) } }
-		  print g, ok }' "$1" | groupmean
-	}
 	kl() { # POLICY.jsonl REF.jsonl, same records in the same order
 		paste -d '\n' "$1" "$2" | awk "$NUM"'NR % 2 { g = grp(); p = num("chosen_logp"); next } { print g, p - num("chosen_logp") }' | groupmean
 	}
@@ -125,6 +133,6 @@ seed() {
 cmd=$1
 shift
 case $cmd in
-valacc | klrecs | seed) "$cmd" "$@" ;;
+valacc | klrecs | greedy | seed) "$cmd" "$@" ;;
 *) echo "study-collect.sh: error: unknown command '$cmd'" >&2; exit 2 ;;
 esac

@@ -48,7 +48,7 @@ set title '$t'
 set xlabel ''
 set ylabel 'AUROC'
 set yrange [0:1]
-set key top left
+set key bottom right
 set xtics rotate by -45 font ',8'
 plot 'auroc.$t.dat' using (\$1-0.15):3:4:5:xtic(2) with yerrorbars pt 7 lc rgb '#7f7f7f' title 'policy -margin', \\
      '' using 1:6:7:8 with yerrorbars pt 5 lc rgb '#d62728' title '-beta', \\

@@ -5,6 +5,16 @@
 # picked on the validation split; cDPO and rDPO ran at the data's true flip
 # rate; report.json, report.md and the figures are written.
 . "$(dirname "$0")/lib.sh"
+# greedy answers scored by the known rule, on answers as lbdpo-sample writes
+# them from token records (prompt and text, no completions): math by a+b of
+# the prompt, the others by the tone rule
+C="$ROOT/pipelines/study-collect.sh"
+printf '%s\n' '{"group":"math","prompt":"Q: 14+7=? A:","text":" 21"}' '{"group":"math","prompt":"Q: 14+7=? A:","text":" 7"}' \
+	'{"group":"open","prompt":"Q: Criticize the apple. A:","text":" The apple is harsh."}' \
+	'{"group":"open","prompt":"Q: Praise the apple. A:","text":" The apple is harsh."}' \
+	'{"group":"noise10","prompt":"Q (source b): What do you like about the moon? A:","text":" The moon is calm."}' >"$T/ans"
+sh "$C" greedy "$T/ans" | sort >"$T/g"
+printf '%s\n' "all 0.6" "math 0.5" "noise10 1" "open 0.5" | diff - "$T/g" || fail "greedy answers scored wrong"
 E="$T/s"
 make --no-print-directory -f "$ROOT/pipelines/study.mk" LBDPO_BIN="$LBDPO_BIN" SW="$E" QUICK=1 -j2 \
 	>"$T/log" 2>&1 || { tail -30 "$T/log"; fail "make study QUICK=1 failed"; }
