@@ -90,7 +90,7 @@ lbdpo-step -m m0 -o d2 -i noplogp.ref --threads 1 --steps 1 -q --ppl-from policy
 lbdpo-step -m m0 -o sg "${S[@]}" --steps 1 --loss sigmoid || fail "--loss sigmoid"
 grep -q '"loss": "dpo"' sg/trainer_state.json || fail "sigmoid is not dpo"
 msg=$(expect_fail lbdpo-step -m m0 -o x "${S[@]}" --steps 1 --loss nope)
-echo "$msg" | grep -q "unknown loss 'nope' (valid: lbdpo, dpo (alias sigmoid), ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, reward)" ||
+echo "$msg" | grep -q "unknown loss 'nope' (valid: lbdpo, dpo (alias sigmoid), ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, reward, cdpo, drdpo)" ||
 	fail "unknown loss: $msg"
 msg=$(expect_fail lbdpo-eval -m sg -i t.ref --loss nope)
 echo "$msg" | grep -q "unknown loss 'nope' (valid: lbdpo, dpo" || fail "eval unknown loss: $msg"
