@@ -93,6 +93,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 B    := $(LBDPO_BIN)/
 PIPE := $(dir $(lastword $(MAKEFILE_LIST)))
+include $(PIPE)ref-rules.mk
 SWEEP := $(foreach b,$(BETAS),dpo-b$(b))
 PICKED := cdpo rdpo drdpo betadpo
 LEARNED := lbdpo lbdpo-$(EXTRA)
@@ -132,19 +133,7 @@ $(3)/flip.rate: $(3)/data/.done
 	awk '/"flipped":true/ { f++ } END { printf "%.6f\n", f / NR }' $(3)/data/train.jsonl >$$@
 $(3)/train.tok $(3)/val.tok $(3)/test.tok: $(3)/%.tok: $(3)/data/.done
 	$(B)lbdpo-tokenize -q --tokenizer $(3)/data/tokenizer.json -i $(3)/data/$$*.jsonl -o $$@
-$(3)/init/config.json: $(3)/data/.done
-	$(B)lbdpo-init -q --arch llama --dim $(DIM) --layers $(LAYERS) --heads $(HEADS) \
-	  --max-seq $(MAX_SEQ) --vocab-from $(3)/data/tokenizer.json --seed $(2) -o $(3)/init
-# the reference's corpus, as experiment.mk's: whole text, both completions
-$(3)/sft.tok: $(3)/data/.done
-	{ sed -E '$$(SFT_TEXT)' $(3)/data/train.jsonl; \
-	  sed -E 's/"chosen":("[^"]*"),"rejected":("[^"]*")/"chosen":\2,"rejected":\1/' $(3)/data/train.jsonl | \
-	  sed -E '$$(SFT_TEXT)'; } >$(3)/data/sft.jsonl.tmp
-	mv $(3)/data/sft.jsonl.tmp $(3)/data/sft.jsonl
-	$(B)lbdpo-tokenize -q --tokenizer $(3)/data/tokenizer.json -i $(3)/data/sft.jsonl -o $$@
-$(3)/ref/config.json: $(3)/init/config.json $(3)/sft.tok
-	$(B)lbdpo-step --loss sft --model $(3)/init -i $(3)/sft.tok --steps $(SFT_STEPS) \
-	  --lr $(SFT_LR) --batch-size $(SFT_BS) --seed $(2) --schedule cosine --threads $(THREADS) -q -o $(3)/ref
+$(call REF_RULES,$(2),$(3))
 $(3)/train.ref $(3)/val.ref $(3)/test.ref: $(3)/%.ref: $(3)/%.tok $(3)/ref/config.json
 	$(B)lbdpo-refcache -q --model $(3)/ref --cache $(3)/refcache -t $(THREADS) -i $$< -o $$@
 $(3)/ref.done: $(3)/ref/config.json $(3)/test.tok $(3)/train.ref
@@ -186,7 +175,6 @@ $(1)/$(2).done: $(1)/$(2)/config.json $(1)/test.tok $(1)/val.tok $(1)/ref.done
 	@touch $$@
 endef
 
-SFT_TEXT = s/"prompt":"Q([^"]*)","chosen":"([^"]*)","rejected":"([^"]*)"/"prompt":"Q","chosen":"\1\2","rejected":"\1\3"/
 sd = $(SW)/$(1)/s$(2)
 $(foreach t,$(SETTINGS),$(foreach s,$(SEEDS),$(eval $(call SEED_RULES,$(t),$(s),$(call sd,$(t),$(s))))))
 $(foreach t,$(SETTINGS),$(foreach s,$(SEEDS),$(foreach a,$(ARMS),$(eval $(call ARM_RULES,$(call sd,$(t),$(s)),$(a),$(s))))))
