@@ -12,6 +12,8 @@
 #                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
 #   make study           does a learned β help? graded label noise, tuned
 #                        baselines, 5 seeds (pipelines/study.mk; QUICK=1: tiny)
+#   make online          on-policy DPO rounds (judge / reward model) vs offline,
+#                        3 seeds (pipelines/online.mk; QUICK=1: 1 seed, short)
 #   make bench           benchmarks (not part of test)
 #   make fuzz            fuzz the readers (FUZZ_SECONDS=900 per target)
 #   make install PREFIX=/usr/local
@@ -174,7 +176,7 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo experiment study bench fuzz install clean help tests-build test-gpu
+.PHONY: all deps test check-deps demo experiment study online bench fuzz install clean help tests-build test-gpu
 all: $(PROGS)
 
 $(B)/%.o: %.c
@@ -278,7 +280,12 @@ experiment: deps
 
 study: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory -f pipelines/study.mk LBDPO_BIN=$(CURDIR)/$(BIN) \
+	@$(MAKE) --no-print-directory -f pipelines/study.mk LBDPO_BIN=$(CURDIR)/$(BIN) $(if $(QUICK),QUICK=$(QUICK)) \
+	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
+
+online: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/online.mk LBDPO_BIN=$(CURDIR)/$(BIN) $(if $(QUICK),QUICK=$(QUICK)) \
 	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
 
 # bench/gpu.sh takes the programs with the CUDA backend (skips without a GPU)
@@ -303,6 +310,6 @@ clean:
 	rm -rf build bin
 
 help:
-	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find build -name '*.d' 2>/dev/null)

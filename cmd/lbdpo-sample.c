@@ -31,6 +31,7 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/nn/model.h"
+#include "libcore/train/samples.h"
 #include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
@@ -370,127 +371,81 @@ static int gen_config(const char *model_path, sample_opts *o)
 	return have_eos;
 }
 
-enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_REP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL, O_IGNPROV };
-static const cli_opt opts[] = {
-	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
-	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"tokenizer.json, SentencePiece tokenizer.model, llama2.c tokenizer.bin or a model directory (default: "
-		"the model directory's tokenizer.json or tokenizer.model; needed for JSONL input)"),
-	CLI_OPT('i', 'i', "input", "FILE", "input (default: stdin)"),
-	CLI_OPT('o', 'o', "output", "FILE", "output JSONL (default: stdout)"),
-	CLI_SECTION("Sampling (defaults: the model directory's generation_config.json, else those below):"),
-	CLI_OPT(O_GREEDY, 0, "greedy", NULL, "take the most likely token (same as --temperature 0)"),
-	CLI_OPT(O_TEMP, 0, "temperature", "T", "sampling temperature (default 1; 0 = greedy)"),
-	CLI_OPT(O_TOPK, 0, "top-k", "K", "sample among the K most likely tokens (0 = all; default 0)"),
-	CLI_OPT(O_TOPP, 0, "top-p", "P", "nucleus: the smallest set with mass >= P (default 1 = off)"),
-	CLI_OPT(O_REP, 0, "repetition-penalty", "R",
-		"divide positive logits of ids already in the prompt or sample by R, multiply negative ones (default 1 = off)"),
-	CLI_OPT(O_EOS, 0, "eos-id", "ID[,ID...]",
-		"stop tokens (default: generation_config.json's eos_token_id, else the tokenizer's EOS, else the model's)"),
-	CLI_OPT(O_NOEOS, 0, "no-eos", NULL, "never stop early at an end-of-sequence token"),
-	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1)"),
-	CLI_OPT(O_MAXNEW, 0, "max-new-tokens", "N", "stop after N new tokens (default 64)"),
-	CLI_OPT(O_N, 0, "n", "N", "samples per prompt (default 1)"),
-	CLI_SECTION("Other:"),
-	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "do not prepend BOS to JSONL prompts"),
-	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
-		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
-	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
-	BACKEND_CLI_OPTS,
-	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
-		"use a tokenizer or records of another tokenizer than the model's (warns; default: refuse)"),
-	CLI_GONE(0, NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
-	{0}};
-
-static const cli_spec spec = {"lbdpo-sample", "lbdpo-sample -m MODEL [OPTIONS] [-i INPUT] [-o OUTPUT]",
-			      "Generate continuations of prompts (JSONL with \"prompt\", or token records with\n"
-			      "\"prompt_ids\") and write JSON Lines with the text and token ids.",
-			      opts, print_version};
+/* --greedy: temperature 0 */
+static void set_greedy(void *temperature, const char *arg)
+{
+	(void)arg;
+	*(double *)temperature = 0;
+}
 
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-sample");
-	lbdpo_runtime_init(argv);
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .rep_penalty = 1, .seed = 1, .max_new = 64, .n = 1};
 	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
 	int no_eos = 0, no_bos = 0, ignore_prov = 0;
-	/* sampling options given on the command line: they win over
-	 * generation_config.json (NAN / -1: not given) */
-	double temp = NAN, top_p = NAN, rep = NAN;
-	int top_k = -1;
 	const char *eos_arg = NULL;
 	backend_opts bo = {0};
+	const cli_opt opts[] = {
+		OPT_STRING_REQUIRED('m', "model", "PATH", &model_path,
+				    "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
+		OPT_STRING(0, "tokenizer", "FILE", &tok_path,
+			   "tokenizer.json, SentencePiece tokenizer.model, llama2.c tokenizer.bin or a model directory "
+			   "(default: the model directory's tokenizer.json or tokenizer.model; needed for JSONL input)"),
+		OPT_STRING('i', "input", "FILE", &in_path, "input (default: stdin)"),
+		OPT_STRING('o', "output", "FILE", &out_path, "output JSONL (default: stdout)"),
+		CLI_SECTION("Sampling (defaults: the model directory's generation_config.json, else those below):"),
+		OPT_CALLBACK(0, "greedy", NULL, set_greedy, &o.temperature, "take the most likely token (same as --temperature 0)"),
+		OPT_DOUBLE(0, "temperature", "T", &o.temperature, 0, 100, "sampling temperature, 0 = greedy"),
+		OPT_INT(0, "top-k", "K", &o.top_k, 0, 1 << 30, "sample among the K most likely tokens, 0 = all"),
+		OPT_DOUBLE(0, "top-p", "P", &o.top_p, 1e-9, 1, "nucleus: the smallest set with mass >= P, 1 = off"),
+		OPT_DOUBLE(0, "repetition-penalty", "R", &o.rep_penalty, 1e-6, 1e6,
+			   "divide positive logits of ids already in the prompt or sample by R, multiply negative ones, 1 = "
+			   "off"),
+		OPT_STRING(0, "eos-id", "ID[,ID...]", &eos_arg,
+			   "stop tokens (default: generation_config.json's eos_token_id, else the tokenizer's EOS, else the "
+			   "model's)"),
+		OPT_BOOL(0, "no-eos", &no_eos, "never stop early at an end-of-sequence token"),
+		OPT_INT(0, "seed", "N", &o.seed, 0, INT64_MAX, "random seed"),
+		OPT_INT(0, "max-new-tokens", "N", &o.max_new, 1, 1 << 24, "stop after N new tokens"),
+		OPT_INT(0, "n", "N", &o.n, 1, 1 << 20, "samples per prompt"),
+		CLI_SECTION("Other:"),
+		OPT_BOOL(0, "no-bos", &no_bos, "do not prepend BOS to JSONL prompts"),
+		OPT_STRING(0, "template", "NAME|FILE", &tpl_name,
+			   "chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the "
+			   "tokenizer's own chat_template)"),
+		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary"),
+		BACKEND_CLI_OPTS(&bo),
+		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
+			 "use a tokenizer or records of another tokenizer than the model's (warns; default: refuse)"),
+		CLI_GONE(0, NULL,
+			 "-t no longer names the tokenizer (-t is --threads in every program that computes): give "
+			 "--tokenizer FILE"),
+		{0}};
+	const cli_spec spec = {"lbdpo-sample", "lbdpo-sample -m MODEL [OPTIONS] [-i INPUT] [-o OUTPUT]",
+			       "Generate continuations of prompts (JSONL with \"prompt\", or token records with\n"
+			       "\"prompt_ids\") and write JSON Lines with the text and token ids.",
+			       opts, print_version};
 	cli c;
-	cli_start(&c, &spec, argc, argv);
-	for (int key; (key = cli_next(&c)) != -1;) {
-		const char *arg = c.arg;
-		if (backend_opts_parse(&bo, key, arg))
-			continue;
-		switch (key) {
-		case 'm': model_path = arg; break;
-		case O_TOK: tok_path = arg; break;
-		case 'i': in_path = arg; break;
-		case 'o': out_path = arg; break;
-		case O_GREEDY: temp = 0; break;
-		case O_TEMP: temp = parse_double("--temperature", arg, 0, 100); break;
-		case O_TOPK: top_k = (int)parse_long("--top-k", arg, 0, 1 << 30); break;
-		case O_TOPP: top_p = parse_double("--top-p", arg, 1e-9, 1); break;
-		case O_REP: rep = parse_double("--repetition-penalty", arg, 1e-6, 1e6); break;
-		case O_SEED: o.seed = (uint64_t)parse_long("--seed", arg, 0, INT64_MAX); break;
-		case O_MAXNEW: o.max_new = (int)parse_long("--max-new-tokens", arg, 1, 1 << 24); break;
-		case O_N: o.n = (int)parse_long("--n", arg, 1, 1 << 20); break;
-		case O_EOS: eos_arg = arg; break;
-		case O_NOEOS: no_eos = 1; break;
-		case O_NOBOS: no_bos = 1; break;
-		case O_TPL: tpl_name = arg; break;
-		case 'q': lbdpo_quiet = 1; break;
-		case O_IGNPROV: ignore_prov = 1; break;
-		}
-	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
-	if (!model_path)
-		die_usage("--model is required");
+	program_start(&c, &spec, argc, argv);
+	cli_parse(&c, 0);
 	if (eos_arg)
 		parse_eos(&o, eos_arg);
 	backend_opts_apply(&bo);
 
 	FILE *in = in_open(in_path);
-	int first = getc(in);
-	if (first == EOF)
+	int is_jsonl = input_is_jsonl(in);
+	if (is_jsonl < 0)
 		die("%s: empty input", in_name(in_path));
-	ungetc(first, in);
-	/* '{' is a positive fixint in msgpack, never a stream's first map */
-	int is_jsonl = first == '{' || first == ' ' || first == '\n';
 
 	model *m = model_load(model_path);
 	model_need_lm(m, model_path);
 	const model_config *cfg = model_cfg(m);
-	char *own_tok = tok_path ? NULL : tok_file_in(model_path);
-	if (own_tok)
-		tok_path = own_tok;
-	tok *tk = tok_path ? tok_load(tok_path) : NULL;
+	model_tok mt;
+	model_tok_open(&mt, m, model_path, tok_path, tpl_name, ignore_prov);
+	tok *tk = mt.tk;
+	pref_tpl *tpl = mt.tpl;
 	if (is_jsonl && !tk)
 		die_usage("JSONL input needs --tokenizer (the model has no tokenizer.json or tokenizer.model)");
-	if (tk) { /* its ids and chat template must be the model's */
-		provenance tp = {0};
-		snprintf(tp.tok_sha, sizeof tp.tok_sha, "%s", tok_fingerprint(tk));
-		prov_check(&tp, tok_path, model_path, NULL, 0, NULL, ignore_prov);
-	}
-	if (tk && tok_vocab_size(tk) > (uint32_t)cfg->vocab_size)
-		die("%s: vocabulary of %u tokens exceeds the model's %d", tok_path, tok_vocab_size(tk), cfg->vocab_size);
-	if (tpl_name && !tk)
-		die_usage("--template needs --tokenizer");
-	/* BOS text, for the guard: a prompt that begins with it gets no second */
-	size_t nbos = 0, neos = 0;
-	const char *bos_text = tk && tok_bos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_bos(tk), &nbos) : NULL;
-	const char *eos_text = tk && tok_eos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_eos(tk), &neos) : NULL;
-	pref_tpl *tpl = NULL;
-	if (tk) {
-		char *dir = tok_dir(tk);
-		tpl = pref_tpl_load(tpl_name, dir, bos_text, eos_text);
-		free(dir);
-	}
 	sample_opts from_file = o;
 	int gen_eos = gen_config(model_path, &from_file);
 	if (!eos_arg) {
@@ -501,10 +456,15 @@ int main(int argc, char **argv)
 		else if (cfg->eos_id >= 0)
 			o.eos[0] = cfg->eos_id, o.n_eos = 1;
 	}
-	o.temperature = isnan(temp) ? from_file.temperature : temp;
-	o.top_k = top_k >= 0 ? top_k : from_file.top_k;
-	o.top_p = isnan(top_p) ? from_file.top_p : top_p;
-	o.rep_penalty = isnan(rep) ? from_file.rep_penalty : rep;
+	/* sampling options given on the command line win over the file */
+	if (!cli_given(&c, "temperature") && !cli_given(&c, "greedy"))
+		o.temperature = from_file.temperature;
+	if (!cli_given(&c, "top-k"))
+		o.top_k = from_file.top_k;
+	if (!cli_given(&c, "top-p"))
+		o.top_p = from_file.top_p;
+	if (!cli_given(&c, "repetition-penalty"))
+		o.rep_penalty = from_file.rep_penalty;
 	if (no_eos)
 		o.n_eos = 0;
 	strbuf rendered = {0};
@@ -537,33 +497,8 @@ int main(int argc, char **argv)
 			json_t *j = jsonl_parse(line, len, perr, sizeof perr);
 			if (!j)
 				die("%s: %s", where, perr);
-			json_t *p = json_object_get(j, "prompt");
-			const char *text;
-			size_t tlen;
-			int add_bos = !no_bos && tok_add_bos(tk) && tok_bos(tk) >= 0;
-			if (json_is_array(p)) {
-				/* chat messages: rendered with the generation prompt; a
-				 * Jinja rendering carries its own special tokens */
-				char err[600];
-				rendered.n = 0;
-				if (pref_tpl_render(tpl, p, 1, j, &rendered, err, sizeof err))
-					die("%s: %s", where, err);
-				text = rendered.s, tlen = rendered.n;
-				if (pref_tpl_is_jinja(tpl))
-					add_bos = 0;
-			} else if (json_is_string(p)) {
-				text = json_string_value(p), tlen = json_string_length(p);
-			} else
-				die("%s: no \"prompt\" string or message list", where);
-			if (bos_text && tlen >= nbos && !memcmp(text, bos_text, nbos))
-				add_bos = 0;
-			nids = 0;
-			if (add_bos) {
-				xgrow((void **)&ids, &cap, 1, sizeof *ids);
-				ids[nids++] = (uint32_t)tok_bos(tk);
-			}
-			if (tok_encode(tk, text, tlen, 0, &ids, &nids, &cap) != 0)
-				die("%s: prompt: %s", where, tok_error(tk));
+			if (pref_prompt_ids(tk, tpl, j, !no_bos, &rendered, &ids, &nids, &cap, perr, sizeof perr))
+				die("%s: %s", where, perr);
 			run_prompt(&s, ids, (int)nids, lineno, j, where);
 			json_decref(j);
 		}
@@ -615,7 +550,6 @@ int main(int argc, char **argv)
 	     dt > 0 ? s.n_tokens / dt : 0.0, backend_device());
 	free(ids);
 	sb_free(&rendered);
-	pref_tpl_free(tpl);
 	free(s.gen);
 	free(s.text);
 	free(s.fix);
@@ -624,10 +558,8 @@ int main(int argc, char **argv)
 	free(s.mark);
 	free(s.seen);
 	free(s.known);
-	free(own_tok);
 	model_kv_free(s.kv);
-	if (tk)
-		tok_free(tk);
+	model_tok_close(&mt);
 	model_free(m);
 	close_stdout();
 	return 0;
