@@ -72,25 +72,13 @@ auroc() {
 }
 
 # greedy ANSWERS.jsonl: "group share" lines (and "all") of greedy answers
-# right by the known rule (the answers of lbdpo-sample on token records carry
-# the prompt, not the completions): math, the leading number is a+b of the
-# prompt "Q: a+b=? A:"; other groups, " The <topic> is <adjective>." with an
-# adjective of the asked tone (lbdpo-gendata's lists)
+# right by the known rule, the demo's oracle pipelines/demo-judge.awk (math:
+# the leading number is a+b of the prompt; the others: " The <topic> is
+# <adjective>." with an adjective of the asked tone)
 greedy() {
-	awk '
-	BEGIN { split("calm bright warm clean soft sweet lovely gentle", k); split("cold dark loud dirty harsh ugly broken dull", h)
-		for (i in k) kind[k[i]] = 1; for (i in h) harsh[h[i]] = 1 }
-	function str(k,   s) { if (!match($0, "\"" k "\":\"[^\"]*\"")) return ""; return substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 5) }
+	awk -f "$D/demo-judge.awk" "$1" | awk '
 	{ g = "other"; if (match($0, /"group":"[^"]*"/)) g = substr($0, RSTART + 9, RLENGTH - 10)
-	  t = str("text"); p = str("prompt"); ok = 0
-	  if (g == "math") { sub(/^ +/, "", t)
-		if (match(p, /[0-9]+\+[0-9]+=/) && match(t, /^[0-9]+/)) { e = p; sub(/^Q: /, "", e); sub(/=.*/, "", e); split(e, x, "+")
-			ok = (substr(t, 1, RLENGTH) + 0 == x[1] + x[2]) } }
-	  else { noun = p; sub(/.* the /, "", noun); sub(/[.?].*/, "", noun)
-		bad = (p ~ /Criticize|something bad|dislike/)
-		if (match(t, /^ The [a-z]+ is [a-z]+\.$/)) { split(substr(t, 6, length(t) - 6), w, " ")
-			ok = (w[1] == noun && (bad ? harsh[w[3]] : kind[w[3]])) } }
-	  print g, ok }' "$1" | groupmean
+	  match($0, /"reward":[01]}$/); print g, substr($0, RSTART + 9, 1) }' | groupmean
 }
 
 seed() {
