@@ -13,8 +13,8 @@
 # Metrics of `seed` (group "all" and each group of the data):
 #   pref_acc      clean held-out preference accuracy (test split)
 #   val_acc       validation preference accuracy (the split β is picked on)
-#   greedy_ok     greedy answers right by the known rule: math, the sum;
-#                 other groups, an adjective of the asked tone (demo-metrics.sh)
+#   greedy_ok     greedy answers right by the demo's oracle (demo-judge.awk):
+#                 math, the sum; other groups, an adjective of the asked tone
 #   kl            KL(πθ ‖ πref) estimate: mean over held-out prompts of
 #                 log πθ(y|x) − log πref(y|x), y one temperature-1 sample of πθ
 #   auroc_margin  AUROC of the policy's margin −Δ separating flipped from clean

@@ -24,7 +24,7 @@
 #   lbdpo      LB-DPO as in experiment.mk (starts at mean β BETA)
 #   lbdpo-EXTRA  inside the design's family (EXTRA_OPTS; lbdpo-pool)
 # Metrics (pipelines/study-collect.sh): clean held-out preference accuracy
-# per group; greedy answers scored by the known rule (tone, arithmetic); KL
+# per group; greedy answers scored by the known oracle (demo-judge.awk); KL
 # from the reference (Monte Carlo: one temperature-1 sample per held-out
 # prompt, log πθ − log πref of it); the policy's own margin Δ on training
 # pairs as a detector of flipped labels (AUROC); for the learned-β arms β
