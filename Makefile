@@ -16,6 +16,8 @@
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
 #   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
 #                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
+#   make study           does a learned β help? graded label noise, tuned
+#                        baselines, 5 seeds (pipelines/study.mk; QUICK=1: tiny)
 #   make online          on-policy DPO rounds (judge / reward model) vs offline,
 #                        3 seeds (pipelines/online.mk; QUICK=1: 1 seed, short)
 #   make bench           benchmarks (not part of test)
@@ -183,7 +185,7 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo experiment online bench fuzz install clean help tests-build test-gpu format \
+.PHONY: all deps test check-deps demo experiment study online bench fuzz install clean help tests-build test-gpu format \
 	format-check
 all: $(PROGS)
 
@@ -290,6 +292,11 @@ demo: deps
 experiment: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -f pipelines/experiment.mk LBDPO_BIN=$(CURDIR)/$(BIN) \
+	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
+
+study: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/study.mk LBDPO_BIN=$(CURDIR)/$(BIN) $(if $(QUICK),QUICK=$(QUICK)) \
 	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
 
 online: deps

@@ -466,6 +466,8 @@ int main(int argc, char **argv)
 		}
 		if (!cli_given(&c, "discopop-tau"))
 			lo.discopop_tau = run.loss.discopop_tau;
+		if (!cli_given(&c, "drdpo-beta-prime"))
+			lo.drdpo_beta_prime = run.loss.drdpo_beta_prime;
 		if (!cli_given(&c, "beta") && run.loss.beta > 0)
 			lo.beta = run.loss.beta;
 		if (!cli_given(&c, "label-smoothing"))

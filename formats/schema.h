@@ -24,6 +24,8 @@
 #define KEY_PROMPT_IDS "prompt_ids" /* uint array, at least one token */
 #define KEY_CHOSEN_IDS "chosen_ids"
 #define KEY_REJECTED_IDS "rejected_ids"
+#define KEY_FLIPPED "flipped"       /* bool (optional): lbdpo-gendata swapped the label; read by no
+				       program, passed through for analysis (pipelines/study.mk) */
 #define KEY_MARGIN "margin"         /* f64 (optional): the pair's reward margin (--loss reward);
 				       a JSONL "margin" passes through lbdpo-tokenize */
 #define KEY_REWARD_CHOSEN "reward_chosen"     /* f64: lbdpo-reward's score of prompt + chosen */

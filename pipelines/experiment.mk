@@ -85,6 +85,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 B    := $(LBDPO_BIN)/
 PIPE := $(dir $(lastword $(MAKEFILE_LIST)))
+include $(PIPE)ref-rules.mk
 ARMS := dpo lbdpo lbdpo-eps0 lbdpo-head lbdpo-pplpol betadpo dpo-flip0 lbdpo-flip0
 HAZ  := haz-full haz-head haz-ref
 
@@ -127,21 +128,7 @@ $(2)/train.tok $(2)/test.tok: $(2)/%.tok: $(2)/data/.done
 $(2)/train0.tok: $(2)/data/.done
 	$(B)lbdpo-tokenize -q --tokenizer $(2)/data/tokenizer.json -i $(2)/data0/train.jsonl -o $$@
 
-$(2)/init/config.json: $(2)/data/.done
-	$(B)lbdpo-init -q --arch llama --dim $(DIM) --layers $(LAYERS) --heads $(HEADS) \
-	  --max-seq $(MAX_SEQ) --vocab-from $(2)/data/tokenizer.json --seed $(1) -o $(2)/init
-
-# the reference's corpus, as demo.mk's: whole text, both completions
-$(2)/sft.tok: $(2)/data/.done
-	{ sed -E '$$(SFT_TEXT)' $(2)/data/train.jsonl; \
-	  sed -E 's/"chosen":("[^"]*"),"rejected":("[^"]*")/"chosen":\2,"rejected":\1/' $(2)/data/train.jsonl | \
-	  sed -E '$$(SFT_TEXT)'; } >$(2)/data/sft.jsonl.tmp
-	mv $(2)/data/sft.jsonl.tmp $(2)/data/sft.jsonl
-	$(B)lbdpo-tokenize -q --tokenizer $(2)/data/tokenizer.json -i $(2)/data/sft.jsonl -o $$@
-
-$(2)/ref/config.json: $(2)/init/config.json $(2)/sft.tok
-	$(B)lbdpo-step --loss sft --model $(2)/init -i $(2)/sft.tok --steps $(SFT_STEPS) \
-	  --lr $(SFT_LR) --batch-size $(SFT_BS) --seed $(1) --schedule cosine --threads $(THREADS) -q -o $(2)/ref
+$(call REF_RULES,$(1),$(2))
 
 $(2)/train.ref $(2)/train0.ref $(2)/test.ref: $(2)/%.ref: $(2)/%.tok $(2)/ref/config.json
 	$(B)lbdpo-refcache -q --model $(2)/ref --cache $(2)/refcache -t $(THREADS) -i $$< -o $$@
@@ -211,7 +198,6 @@ $(1)/frz-$(2)/$(4)/config.json: $(1)/frz-$(2)/$(3)/config.json
 	  --threads $(THREADS) -q -o $(1)/frz-$(2)/$(4)
 endef
 
-SFT_TEXT = s/"prompt":"Q([^"]*)","chosen":"([^"]*)","rejected":"([^"]*)"/"prompt":"Q","chosen":"\1\2","rejected":"\1\3"/
 sd = $(EW)/s$(1)
 $(foreach s,$(SEEDS),$(eval SEED_$(call sd,$(s)) := $(s)))
 $(foreach s,$(SEEDS),$(eval $(call SEED_RULES,$(s),$(call sd,$(s)))))

@@ -7,10 +7,26 @@
  * lbdpo, dpo (TRL "sigmoid"): z = βΔ,  ℓ = −log σ(z),  s = σ(−z)
  *     ∂ℓ/∂Δ = −s·β        (∂Δ/∂pc = +1, ∂Δ/∂pr = −1)
  *     ∂ℓ/∂β = −s·Δ        (doc/design.md §2.4; lbdpo only, β is per pair)
+ * cdpo (conservative DPO, Mitchell 2023, "A note on DPO with noisy
+ *   preferences"; TRL 0.x's "sigmoid" with label_smoothing, which TRL 1.x
+ *   dropped), ε = --label-smoothing, the assumed flip rate:
+ *     ℓ = −(1−ε) log σ(z) − ε log σ(−z),  z = βΔ
+ *     ∂ℓ/∂z = −(1−ε) σ(−z) + ε σ(z),  ∂ℓ/∂Δ = β·∂ℓ/∂z,  ∂ℓ/∂β = Δ·∂ℓ/∂z
+ *   (robust below is rDPO, Chowdhury et al. 2024: unbiased, not smoothed)
+ * drdpo (Dr.DPO, Wu et al. 2024, "Towards Robust Alignment of Language
+ *   Models: Distributionally Robustifying DPO"; the authors' formula, as in
+ *   their code): with the DPO terms ℓ_i = −log σ(βΔ_i) of the N pairs,
+ *     L = −β′ log( (1/N) Σ_i exp(−ℓ_i/β′) )       (β′ = --drdpo-beta-prime, 1)
+ *     ∂L/∂ℓ_i = a_i/N,  a_i = N·softmax_i(−ℓ/β′)   (Σ a_i = N)
+ *   so each pair's DPO gradient is scaled by a_i: pairs with a large loss
+ *   (likely flipped) get less weight. ℓ_j depends on pair j only, hence
+ *     ∂L/∂pc_i = −(a_i/N) σ(−z_i) β,   ∂L/∂β_i = −(a_i/N) σ(−z_i) Δ_i
+ *   exactly (--learned-beta). β′ → ∞ gives DPO; the per-pair "loss" it
+ *   reports is ℓ_i, the batch loss is L.
  * ipo (TRL "ipo", length-normalized as TRL does): ℓ = (u − 1/(2β))²
  *     ∂ℓ/∂u = 2(u − 1/(2β)),  ∂u/∂pc = 1/nc,  ∂u/∂pr = −1/nr
  * hinge: ℓ = max(0, 1 − βΔ);  ∂ℓ/∂Δ = −β when 1 − βΔ > 0, else 0
- * robust (cDPO / robust DPO, TRL "robust"), label smoothing ε:
+ * robust (robust DPO, rDPO, Chowdhury et al. 2024; TRL "robust"), flip rate ε:
  *     ℓ = [−(1−ε) log σ(z) + ε log σ(−z)] / (1 − 2ε),  z = βΔ
  *     ∂ℓ/∂z = [−(1−ε) σ(−z) − ε σ(z)] / (1 − 2ε)
  * simpo (TRL CPO loss_type="simpo"), no reference, average log-probs:
@@ -99,7 +115,9 @@ static const char *kind_names[LOSS_N_KINDS] = {"lbdpo",  "dpo",    "ipo",      "
 					       "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
 					       "apo_zero", "apo_down", "discopop",
 					       /* a reward model's loss (TRL's RewardTrainer) */
-					       "reward"};
+					       "reward",
+					       /* label-noise losses: cDPO, Dr.DPO (Wu et al. 2024) */
+					       "cdpo", "drdpo"};
 
 int loss_kind_parse(const char *name)
 {
@@ -173,7 +191,7 @@ int loss_needs_whole_batch(const loss_opts *o)
 	double w[LOSS_MAX_TERMS];
 	int n = loss_terms(o, k, w), r = o->kind == LOSS_BETADPO || (loss_learned_beta(o) && o->group_reg != 0);
 	for (int t = 0; t < n; t++)
-		r |= k[t] == LOSS_AOT || k[t] == LOSS_AOT_UNPAIRED;
+		r |= k[t] == LOSS_AOT || k[t] == LOSS_AOT_UNPAIRED || k[t] == LOSS_DRDPO;
 	return r;
 }
 
@@ -295,6 +313,7 @@ void loss_opts_default(loss_opts *o)
 	o->bdpo_rho = 0.2;
 	o->bdpo_momentum = 0.9;
 	o->discopop_tau = 0.05;
+	o->drdpo_beta_prime = 1.0;
 	o->beta_min = 0.0;
 	o->beta_max = 10.0;
 }
@@ -427,6 +446,28 @@ static double aot_term(const loss_opts *o, loss_kind kind, double w, double f, i
 	return pref;
 }
 
+/* drdpo: a[i] = N·softmax_i(−ℓ_i/β′) for i < n and a[n] = L, the batch
+ * loss −β′ log mean_i exp(−ℓ_i/β′) (loss.c header); ℓ_i the DPO terms.
+ * Log-sum-exp from the largest exponent, so no term overflows. */
+static double *drdpo_weights(const loss_opts *o, const loss_pair *p, int n, int learned)
+{
+	double *a = xmalloc(sizeof(double) * ((size_t)n + 1)); /* [n+1] weights, then L */
+	const double bp = o->drdpo_beta_prime;
+	double mx = -INFINITY, sum = 0;
+	for (int i = 0; i < n; i++) {
+		double delta = (p[i].pc - p[i].rc) - (p[i].pr - p[i].rr);
+		a[i] = log_sigmoid((learned ? p[i].beta : o->beta) * delta) / bp; /* −ℓ_i/β′ */
+		if (a[i] > mx)
+			mx = a[i];
+	}
+	for (int i = 0; i < n; i++)
+		sum += exp(a[i] - mx);
+	for (int i = 0; i < n; i++)
+		a[i] = n * exp(a[i] - mx) / sum;
+	a[n] = -bp * (mx + log(sum / n));
+	return a;
+}
+
 /* One term of the loss: adds f·∂ℓ_i (f = w/N') to gg, w·ℓ_i to gg[i].loss
  * (set on the first term) and returns f·Σℓ_i; *nused: N'. */
 static double pref_term(const loss_opts *o, loss_kind kind, double w, int first, const loss_pair *p, int n,
@@ -445,7 +486,7 @@ static double pref_term(const loss_opts *o, loss_kind kind, double w, int first,
 			*beta_sum += b0;
 		return aot_term(o, kind, w, f, first, p, n, gg);
 	}
-	double pref = 0;
+	double pref = 0, *dr = kind == LOSS_DRDPO ? drdpo_weights(o, p, n, learned) : NULL;
 	for (int i = 0; i < n; i++) {
 		const loss_pair *q = &p[i];
 		loss_pair_grad *d = &gg[i];
@@ -456,13 +497,23 @@ static double pref_term(const loss_opts *o, loss_kind kind, double w, int first,
 		double b = learned ? q->beta : b0;
 		*beta_sum += kind == LOSS_BETADPO ? beta_b : b;
 		switch (kind) {
+		case LOSS_CDPO: {
+			double e = o->label_smoothing, z = b * delta;
+			l = -(1 - e) * log_sigmoid(z) - e * log_sigmoid(-z);
+			double dz = -(1 - e) * sigmoid(-z) + e * sigmoid(z);
+			dpc = dz * b;
+			dpr = -dz * b;
+			db = dz * delta;
+			break;
+		}
 		case LOSS_LBDPO:
-		case LOSS_DPO: {
-			double z = b * delta, s_ = sigmoid(-z);
+		case LOSS_DPO:
+		case LOSS_DRDPO: {
+			double z = b * delta, s_ = sigmoid(-z), a = dr ? dr[i] : 1.0;
 			l = -log_sigmoid(z);
-			dpc = -s_ * b;
-			dpr = s_ * b;
-			db = -s_ * delta;
+			dpc = -s_ * b * a;
+			dpr = s_ * b * a;
+			db = -s_ * delta * a;
 			break;
 		}
 		case LOSS_IPO: {
@@ -589,7 +640,7 @@ static double pref_term(const loss_opts *o, loss_kind kind, double w, int first,
 			wt = 0;
 			break;
 		}
-		if (!learned && kind != LOSS_DPO && kind != LOSS_LBDPO)
+		if (!learned && kind != LOSS_DPO && kind != LOSS_LBDPO && kind != LOSS_DRDPO && kind != LOSS_CDPO)
 			db = 0; /* unused without a learned β: as before lists */
 		pref += l * f;
 		if (first) { /* assigned, not added: a single loss gives the bits it gave before lists */
@@ -605,6 +656,10 @@ static double pref_term(const loss_opts *o, loss_kind kind, double w, int first,
 			d->d_pr += dpr * f;
 			d->d_beta += db * f;
 		}
+	}
+	if (dr) { /* the batch loss is the log-mean-exp, not the mean of ℓ_i */
+		pref = w * dr[n];
+		free(dr);
 	}
 	return pref;
 }

@@ -44,6 +44,8 @@ typedef enum {
 	LOSS_APO_DOWN,
 	LOSS_DISCOPOP,
 	LOSS_REWARD,  /* reward model (TRL RewardTrainer): pc, pr are the scores r_c, r_r */
+	LOSS_CDPO,    /* conservative DPO: label smoothing ε (the assumed flip rate) */
+	LOSS_DRDPO,   /* Dr.DPO (Wu et al. 2024): β′ log-mean-exp of the DPO terms over the batch */
 	LOSS_N_KINDS
 } loss_kind;
 
@@ -67,7 +69,7 @@ int loss_has_pair_beta(loss_kind k);
 typedef struct {
 	loss_kind kind;
 	double beta;            /* fixed β (dpo, ipo τ, hinge, robust, simpo, ln-dpo); β0 of beta-dpo */
-	double label_smoothing; /* robust (and simpo): ε in [0, 0.5) */
+	double label_smoothing; /* cdpo, robust (and simpo, ...): ε in [0, 0.5) */
 	double gamma;           /* simpo target margin γ */
 	double sft_weight;      /* RPO: + sft_weight · NLL(chosen), any loss */
 	/* TRL's loss_type list with loss_weights: L = Σ_k w_k · (batch mean of
@@ -80,6 +82,7 @@ typedef struct {
 	 * dpo with this); the β regularizers apply whenever it is on */
 	int learned_beta;
 	double discopop_tau; /* discopop: temperature of the modulation (0.05) */
+	double drdpo_beta_prime; /* drdpo: β′ of the batch log-mean-exp (1) */
 	/* beta-dpo (Wu et al. 2024) */
 	double bdpo_alpha;    /* a: β = β0 (1 + a (mean M_sel − M0)) */
 	double bdpo_rho;      /* fraction of the batch filtered out, in [0,1) */
@@ -115,7 +118,8 @@ int loss_opts_needs_ref(const loss_opts *o);
 int loss_opts_needs_rejected(const loss_opts *o);
 /* 1 when a pair's loss term or gradient depends on the other pairs of the
  * batch beyond the 1/N mean: beta-dpo (the batch's margin mean and std, the
- * sampled selection, β_b), aot and aot_unpaired (the sorts) and the learned
+ * sampled selection, β_b), aot and aot_unpaired (the sorts), drdpo (the
+ * softmax weights over the batch) and the learned
  * β's group regularizer (per-group mean β).
  * A data-parallel worker then needs every worker's per-pair scalars before
  * the loss (engine.h, train_engine_set_worker). */

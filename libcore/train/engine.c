@@ -60,6 +60,8 @@ json_t *train_opts_to_json(const train_opts *o)
 		json_object_set_new(j, "learned_beta", json_true());
 	if (l->discopop_tau != 0.05)
 		F("discopop_tau", l->discopop_tau);
+	if (l->drdpo_beta_prime != 1.0) /* only then: other runs write what they did */
+		F("drdpo_beta_prime", l->drdpo_beta_prime);
 	F("beta", l->beta);
 	F("epsilon", o->ck.eps);
 	I("batch_size", o->batch_size);
@@ -154,6 +156,7 @@ int train_opts_from_json(train_opts *o, const json_t *j, const char **bad)
 		l->learned_beta = json_is_true(v);
 	}
 	NUM("discopop_tau", l->discopop_tau);
+	NUM("drdpo_beta_prime", l->drdpo_beta_prime);
 	NUM("beta", l->beta);
 	NUM("epsilon", o->ck.eps);
 	INT("batch_size", o->batch_size);

@@ -29,6 +29,7 @@ void eval_loss_opts(loss_opts *lo, const loss_opts *run)
 	memcpy(lo->term_w, run->term_w, sizeof lo->term_w);
 	lo->learned_beta = run->learned_beta;
 	lo->discopop_tau = run->discopop_tau;
+	lo->drdpo_beta_prime = run->drdpo_beta_prime;
 	lo->beta = run->beta;
 	lo->label_smoothing = run->label_smoothing;
 	lo->gamma = run->gamma;

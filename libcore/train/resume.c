@@ -42,6 +42,7 @@ static const struct {
 	{"beta_min", R_RUN}, {"beta_max", R_RUN}, {"group_reg", R_RUN}, {"entropy_reg", R_RUN},
 	{"entropy_alpha", R_RUN}, {"epsilon", R_BETA}, {"pool", R_BETA}, {"ppl_from", R_BETA},
 	{"total_steps", R_LOG}, {"loss_weights", R_RUN}, {"learned_beta", R_RUN}, {"discopop_tau", R_RUN},
+	{"drdpo_beta_prime", R_RUN},
 	{"center_rewards_coef", R_RUN},
 };
 

@@ -65,6 +65,46 @@ awk -F'"prompt":"' '/"group":"math"/ { split($2, a, "\""); print a[1] }' "$T/a/t
 [ -s "$T/teq" ] || fail "no held-out math"
 [ -z "$(comm -12 "$T/trq" "$T/teq")" ] || fail "held-out questions leak into training: $(comm -12 "$T/trq" "$T/teq" | head -3)"
 
+# --task noise: groups that differ only in label noise. Every pair is an open
+# one whose prompt names its source (a, b, ... in the order of the levels);
+# the tone rule holds unless flipped; each group's flip share is near its
+# level (binomial, 4 sd), noise0 never flipped; held-out labels clean; the
+# validation split is drawn as training (same noise); --n-val leaves the
+# other files as they were, and --task mixed is the default task.
+$G --task noise --seed 4 --n-train 4000 --n-test 200 --n-val 800 --out-dir "$T/n" || fail "gendata --task noise"
+$G --task noise --seed 4 --n-train 4000 --n-test 200 --out-dir "$T/n2" || fail "gendata --task noise without --n-val"
+for f in train.jsonl test.jsonl; do cmp -s "$T/n/$f" "$T/n2/$f" || fail "--n-val changed $f"; done
+[ ! -e "$T/n2/val.jsonl" ] || fail "val.jsonl without --n-val"
+$G --task mixed --seed 5 --n-train 600 --n-test 200 --out-dir "$T/m" || fail "--task mixed"
+cmp -s "$T/m/train.jsonl" "$T/a/train.jsonl" || fail "--task mixed is not the default"
+noise='
+BEGIN { split("calm bright warm clean soft sweet lovely gentle", k); split("cold dark loud dirty harsh ugly broken dull", h)
+	for (i in k) tone[k[i]] = "kind"; for (i in h) tone[h[i]] = "harsh"; split("0 10 20 40", L, " "); for (i = 1; i <= 4; i++) src["noise" L[i]] = substr("abcd", i, 1) }
+function field(k,   r) { if (match($0, "\"" k "\":\"[^\"]*\"")) { r = substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 5); return r } return "\001" }
+function adj(s, w,   a) { if (s !~ ("^ The " w " is [a-z]+\\.$")) return "?"; a = s; sub(/^ The [a-z]+ is /, "", a); sub(/\.$/, "", a); return a in tone ? tone[a] : "?" }
+{
+	g = field("group"); p = field("prompt"); c = field("chosen"); r = field("rejected"); fl = ($0 ~ /"flipped":true/)
+	if (!(g in src) || p !~ ("^Q \\(source " src[g] "\\): ")) { print "bad group or source " NR ": " $0; bad = 1; exit }
+	w = p; sub(/.* the /, "", w); sub(/[.?].*/, "", w)
+	want = (p ~ /(Criticize the|Say something bad about the|What do you dislike about the) /) ? "harsh" : "kind"
+	tc = adj(c, w); tr = adj(r, w)
+	if (tc == "?" || tr == "?" || tc == tr || (tc == want) == fl) { print "tone rule violated " NR ": " $0; bad = 1; exit }
+	n[g]++; f[g] += fl
+}
+END { if (bad) exit 1; for (g in n) printf "%s %d %d\n", g, n[g], f[g] }'
+for split in train val test; do
+	awk "$noise" "$T/n/$split.jsonl" >"$T/ns" || fail "noise $split: $(cat "$T/ns")"
+	[ "$(wc -l <"$T/ns")" = 4 ] || fail "noise $split: not 4 groups: $(cat "$T/ns")"
+	while read -r g c f; do
+		p=${g#noise}
+		[ "$split" = test ] && p=0
+		awk -v c="$c" -v f="$f" -v p="$p" 'BEGIN { q = p / 100; sd = sqrt(c * q * (1 - q)); exit !(f >= c * q - 4 * sd - (q == 0 ? 0 : 1) && f <= c * q + 4 * sd + (q == 0 ? 0 : 1)) }' ||
+			fail "noise $split: $g has $f flipped of $c (level $p%)"
+	done <"$T/ns"
+done
+out=$($G --task noise --noise-levels 0,0.2,x 2>&1); [ $? = 2 ] && echo "$out" | grep -q 'noise-levels' || fail "bad --noise-levels accepted"
+$G --task other >/dev/null 2>&1; [ $? = 2 ] || fail "--task other must be a usage error"
+
 # Bad options: usage errors exit 2.
 out=$($G --flip 2 2>&1); [ $? = 2 ] || fail "--flip 2 must be a usage error"; echo "$out" | grep -q 'error:' || fail "no message"
 $G --bogus >/dev/null 2>&1; [ $? = 2 ] || fail "unknown option must exit 2"

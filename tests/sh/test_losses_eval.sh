@@ -11,11 +11,12 @@ lbdpo-init -q -o m0 --dim 32 --layers 2 --heads 4 --vocab 32 --max-seq 64 --seed
 S=(-i train.ref --threads 1 --batch-size 16 --lr 3e-3 --steps 12 --beta 0.5 --ppl-from policy --ignore-provenance) # the default before ref; synthetic reference scores
 first_last() { sed -n 's/.*"loss": \([^,]*\),.*/\1/p' "$1" | sed -n '1p;$p' | tr '\n' ' '; }
 for loss in dpo lbdpo ipo hinge robust simpo ln-dpo beta-dpo sft exo_pair nca_pair bco_pair sppo_hard aot \
-	aot_unpaired apo_zero apo_down discopop dpo,bco_pair,sft nca_pair,discopop bco_pair,apo_zero+; do
+	aot_unpaired apo_zero apo_down discopop cdpo drdpo dpo,bco_pair,sft nca_pair,discopop bco_pair,apo_zero+; do
 	extra=()
 	case $loss in
 	ipo) extra=(--beta 0.1) ;;
-	robust | aot_unpaired) extra=(--label-smoothing 0.1) ;;
+	robust | aot_unpaired | cdpo) extra=(--label-smoothing 0.1) ;;
+	drdpo) extra=(--drdpo-beta-prime 0.5) ;;
 	simpo) extra=(--gamma 0.5 --beta 2) ;;
 	exo_pair) extra=(--label-smoothing 1e-3) ;;
 	dpo,bco_pair,sft) extra=(--loss-weights "0.8,0.2,1") ;; # MPO

@@ -89,8 +89,15 @@ lbdpo-step -m m0 -o d2 -i noplogp.ref --threads 1 --steps 1 -q --ppl-from policy
 # ---- loss names ----
 lbdpo-step -m m0 -o sg "${S[@]}" --steps 1 --loss sigmoid || fail "--loss sigmoid"
 grep -q '"loss": "dpo"' sg/trainer_state.json || fail "sigmoid is not dpo"
+# drdpo's beta' is a run option: kept in the checkpoint, taken on resume, a change refused
+lbdpo-step -m m0 -o dr "${S[@]}" --steps 1 --loss drdpo --drdpo-beta-prime 0.5 || fail "--loss drdpo"
+grep -q '"drdpo_beta_prime": 0.5' dr/trainer_state.json || fail "drdpo_beta_prime not in the checkpoint"
+lbdpo-step -m dr -o dr2 "${S[@]}" --steps 1 || fail "resume drdpo"
+grep -q '"drdpo_beta_prime": 0.5' dr2/trainer_state.json || fail "resume lost drdpo_beta_prime"
+expect_fail lbdpo-step -m dr -o dr3 "${S[@]}" --steps 1 --drdpo-beta-prime 2 | grep -q 'drdpo-beta-prime 2 (the run.s: 0.5)' ||
+	fail "resume took a changed --drdpo-beta-prime"
 msg=$(expect_fail lbdpo-step -m m0 -o x "${S[@]}" --steps 1 --loss nope)
-echo "$msg" | grep -q "unknown loss 'nope' (valid: lbdpo, dpo (alias sigmoid), ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, reward)" ||
+echo "$msg" | grep -q "unknown loss 'nope' (valid: lbdpo, dpo (alias sigmoid), ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, reward, cdpo, drdpo)" ||
 	fail "unknown loss: $msg"
 msg=$(expect_fail lbdpo-eval -m sg -i t.ref --loss nope)
 echo "$msg" | grep -q "unknown loss 'nope' (valid: lbdpo, dpo" || fail "eval unknown loss: $msg"

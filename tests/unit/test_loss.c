@@ -95,6 +95,43 @@ Test(trl, sft) { check_case("sft", LOSS_SFT); }
 Test(trl, simpo) { check_case("simpo", LOSS_SIMPO); }
 Test(trl, simpo_label_smoothing) { check_case("simpo_ls", LOSS_SIMPO); }
 
+/* cDPO and Dr.DPO against the authors' formulas in torch
+ * (tests/fixtures/robust_losses.json, made by tests/ref/make_robust_fixtures.py);
+ * per-pair β: the β head's gradient */
+Test(ref, cdpo_drdpo)
+{
+	const char *root = getenv("LBDPO_ROOT");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/tests/fixtures/robust_losses.json", root ? root : ".");
+	json_error_t err;
+	json_t *j = json_load_file(path, 0, &err), *c;
+	cr_assert(j, "cannot load %s: %s", path, err.text);
+	const char *key;
+	int nc = 0;
+	json_object_foreach(json_object_get(j, "cases"), key, c)
+	{
+		loss_pair p[16];
+		int n = load_pairs(j, p);
+		loss_opts o;
+		loss_opts_default(&o);
+		o.kind = loss_kind_parse(json_string_value(json_object_get(c, "loss_type")));
+		cr_assert(o.kind == LOSS_DRDPO || o.kind == LOSS_CDPO, "%s: loss", key);
+		o.beta = json_number_value(json_object_get(c, "beta"));
+		o.drdpo_beta_prime = json_number_value(json_object_get(c, "beta_prime"));
+		o.label_smoothing = json_number_value(json_object_get(c, "label_smoothing"));
+		json_t *pb = json_object_get(c, "per_pair_beta");
+		if (pb) {
+			o.learned_beta = 1;
+			for (int i = 0; i < n; i++)
+				p[i].beta = json_number_value(json_array_get(pb, i));
+		}
+		expect_case(c, key, &o, p, n);
+		nc++;
+	}
+	cr_expect(nc >= 7, "%d cases", nc);
+	json_decref(j);
+}
+
 /* TRL's loss_type names that lbdpo spells its own way */
 static const char *lbdpo_name(const char *trl)
 {
@@ -241,7 +278,7 @@ Test(fd, every_loss)
 		loss_opts_default(&o);
 		o.kind = (loss_kind)k;
 		o.beta = k == LOSS_HINGE ? 0.05 : 0.3;
-		o.label_smoothing = (k == LOSS_ROBUST || k == LOSS_SIMPO || k == LOSS_EXO_PAIR || k == LOSS_AOT ||
+		o.label_smoothing = (k == LOSS_ROBUST || k == LOSS_CDPO || k == LOSS_SIMPO || k == LOSS_EXO_PAIR || k == LOSS_AOT ||
 				     k == LOSS_AOT_UNPAIRED)
 					    ? 0.15
 					    : 0;
@@ -260,6 +297,26 @@ Test(fd, every_loss)
 			fd_check(&o);
 		}
 	}
+}
+
+/* cDPO's ε and Dr.DPO's β′, fixed and learned β */
+Test(fd, cdpo_and_drdpo_beta_prime)
+{
+	const loss_kind kinds[] = {LOSS_CDPO, LOSS_CDPO, LOSS_DRDPO, LOSS_DRDPO};
+	const double ls[] = {0.15, 0.4, 0, 0}, bp[] = {1, 1, 0.5, 3};
+	for (int t = 0; t < 4; t++)
+		for (int learned = 0; learned < 2; learned++) {
+			loss_opts o;
+			loss_opts_default(&o);
+			o.kind = kinds[t];
+			o.beta = 0.3;
+			o.label_smoothing = ls[t];
+			o.drdpo_beta_prime = bp[t];
+			o.learned_beta = learned;
+			fd_check(&o);
+			o.sft_weight = 0.5;
+			fd_check(&o);
+		}
 }
 
 /* every regularizer on the learned β, each active on some pair of PAIRS */
@@ -281,6 +338,7 @@ Test(fd, loss_lists)
 		{"ipo,hinge,robust,simpo,ln-dpo,exo_pair,nca_pair", "0.5,0.1,1,0.3,2,0.7,1.1"},
 		{"sppo_hard,apo_zero,apo_down,discopop,sft", "0.05,1,1.5,0.4,0.25"},
 		{"aot,aot_unpaired,dpo", "1,0.5,0.25"},
+		{"drdpo,cdpo,robust,sft", "0.6,0.5,0.3,1"},
 	};
 	for (size_t l = 0; l < sizeof lists / sizeof *lists; l++) {
 		loss_opts o;
@@ -632,4 +690,33 @@ Test(adamw, clip)
 	cr_expect(fabs(clip_factor(nrm, 1.0) - 1.0 / (5 + 1e-6)) < 1e-12);
 	cr_expect_eq(clip_factor(nrm, 10.0), 1.0);
 	cr_expect_eq(clip_factor(nrm, 0), 1.0);
+}
+
+/* Dr.DPO: a large β′ is DPO (log-mean-exp → mean), and the weights a_i
+ * (gradient over DPO's) fall with the pair's loss and average to 1 */
+Test(drdpo, large_beta_prime_is_dpo_and_weights_fall_with_loss)
+{
+	loss_opts o, d;
+	loss_opts_default(&o);
+	o.kind = LOSS_DRDPO;
+	o.beta = 0.3;
+	o.drdpo_beta_prime = 1e6;
+	d = o;
+	d.kind = LOSS_DPO;
+	loss_pair_grad g[NP], gd[NP];
+	double L = loss_batch(&o, PAIRS, NP, g, NULL, NULL, NULL), Ld = loss_batch(&d, PAIRS, NP, gd, NULL, NULL, NULL);
+	cr_expect(fabs(L - Ld) < 1e-5, "%.12g vs DPO %.12g", L, Ld);
+	o.drdpo_beta_prime = 0.5;
+	loss_batch(&o, PAIRS, NP, g, NULL, NULL, NULL);
+	double sa = 0;
+	for (int i = 0; i < NP; i++) {
+		double a = g[i].d_pc / gd[i].d_pc; /* a_i: Dr.DPO's gradient over DPO's */
+		sa += a;
+		for (int k = 0; k < NP; k++)
+			if (gd[k].loss > gd[i].loss + 1e-9)
+				cr_expect(g[k].d_pc / gd[k].d_pc < a, "pair %d (loss %g) not below pair %d (loss %g)", k,
+					  gd[k].loss, i, gd[i].loss);
+	}
+	cr_expect(fabs(sa / NP - 1) < 1e-12, "mean weight %.15g", sa / NP);
+	cr_expect(L > loss_batch(&o, PAIRS, NP, NULL, NULL, NULL, NULL), "a smaller beta' lowers the loss");
 }
