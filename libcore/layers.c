@@ -208,15 +208,17 @@ LBDPO_KERNEL void matmul_backward(float *dinp, float *dw, float *dbias, const fl
 		if (dinp)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, IC, OC, 1.0f, dout, OC, w, OC, 1.0f,
 				    dinp, IC);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, T, 1.0f, inp, IC, dout, OC, 1.0f, dw,
-			    OC);
+		if (dw) /* NULL: a frozen weight (LoRA), no dW product */
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, T, 1.0f, inp, IC, dout, OC, 1.0f,
+				    dw, OC);
 	} else {
 		/* W [OC,IC]: dinp += dout·W ; dW += doutᵀ·inp */
 		if (dinp)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, IC, OC, 1.0f, dout, OC, w, IC, 1.0f,
 				    dinp, IC);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f, dw,
-			    IC);
+		if (dw)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f,
+				    dw, IC);
 	}
 	if (dbias) {
 		int nblk = (OC + 63) / 64;
@@ -779,7 +781,33 @@ void lmhead_backward(float *dh, float *dw, const float *dz, const float *h, cons
 	if (n <= 0)
 		return;
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1.0f, dz, V, w, C, 0.0f, dh, C);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, n, 1.0f, dz, V, h, C, 1.0f, dw, C);
+	if (dw) /* NULL: a frozen head (LoRA) */
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, n, 1.0f, dz, V, h, C, 1.0f, dw, C);
+}
+
+void gemm_strided(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+		  float beta, float *Cm, int ldc)
+{
+	if (M <= 0 || N <= 0)
+		return;
+	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+		    lda, B, ldb, beta, Cm, ldc);
+}
+
+LBDPO_KERNEL void dropout_mask(float *out, const float *x, size_t n, float p, uint64_t key)
+{
+	/* element i is kept iff its hash, a uniform in [0, 1), is >= p; kept
+	 * elements are scaled by 1/(1 - p), as torch.nn.Dropout does */
+	const float keep = 1.0f / (1.0f - p);
+	const uint64_t thr = (uint64_t)((double)p * 18446744073709551616.0);
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < n; i++) {
+		uint64_t z = key + (i + 1) * 0x9E3779B97F4A7C15ULL;
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+		z ^= z >> 31;
+		out[i] = z >= thr ? x[i] * keep : 0.0f;
+	}
 }
 
 /* Columns per chunk of logsoftmax_rows: 2 KiB, read twice from L1. */
