@@ -17,8 +17,8 @@
 
 #include "base/util.h"
 #include "formats/safetensors.h"
-#include "libcore/lora.h"
-#include "libcore/model.h"
+#include "libcore/nn/lora.h"
+#include "libcore/nn/model.h"
 
 #define FIX "tests/fixtures/lora/"
 
