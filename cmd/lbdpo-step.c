@@ -18,6 +18,7 @@
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/dist/dist.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/engine.h"
 #include "base/cli.h"
 #include "base/util.h"
@@ -65,6 +66,8 @@ static void params_hash(ckpt *ck, char out[65])
 	model_sync(ck->m, 0);
 	sha256_ctx *h = sha256_new();
 	sha256_update(h, model_params(ck->m), model_n_params(ck->m) * sizeof(float));
+	if (ck->lo) /* the adapter trained */
+		sha256_update(h, model_trainable(ck->m), model_n_trainable(ck->m) * sizeof(float));
 	sha256_update(h, ck->bh->p, ck->bh->n_params * sizeof(float));
 	sha256_final_hex(h, out);
 }
@@ -283,6 +286,8 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
 		"train on records of another tokenizer or reference than the model's (warns; default: refuse)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
+	ADAPTER_CLI_OPT,
+	LORA_CLI_OPTS,
 	CLI_ALIAS(0, "init", "model"),
 	CLI_ALIAS(0, "out", "output"),
 	{0}};
@@ -436,13 +441,14 @@ int main(int argc, char **argv)
 	train_opts_default(&to);
 	loss_opts *lo = &to.loss;
 	backend_opts bo = {0};
+	adapter_opts ao = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
 		if (key > 0 && key < O_LAST)
 			given[key] = 1;
-		if (backend_opts_parse(&bo, key, arg))
+		if (backend_opts_parse(&bo, key, arg) || adapter_opts_parse(&ao, key, arg))
 			continue;
 		switch (key) {
 		case 'i': in = arg; break;
@@ -601,6 +607,10 @@ int main(int argc, char **argv)
 		ckpt_check_out(best_dir);
 	signals_graceful();
 
+	if (ao.lora_set && ao.lora.r <= 0)
+		die_usage("--lora-alpha, --lora-dropout, --use-rslora and --lora-targets need --lora-r");
+	to.ck.adapter = ao.adapter;
+	to.ck.lora = ao.lora;
 	to.ck.w0 = to.w_init > 0 ? to.w_init : 1.0;
 	to.ck.master = 1; /* a resumed run continues from the f32 master weights */
 	to.ck.reward = lo->kind == LOSS_REWARD; /* an LM gets a score head */

@@ -526,6 +526,17 @@ void lora_fingerprint(const lora *lo, char out[65])
 	sha256_final_hex(h, out);
 }
 
+int lora_is_identity(const lora *lo)
+{
+	for (int i = 0; i < lo->n_sites; i++) {
+		const model_tensor *t = &lo->tensors[lo->sites[i].tb];
+		for (size_t k = 0; k < t->numel; k++)
+			if (lo->params[t->offset + k] != 0)
+				return 0;
+	}
+	return 1;
+}
+
 int lora_has(const lora *lo, int l, lora_kind k) { return lo && lo->count[l * LORA_N_KINDS + k] > 0; }
 
 void lora_set_dropout_state(lora *lo, uint64_t seed, uint64_t counter)

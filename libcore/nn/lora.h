@@ -67,6 +67,8 @@ const model_tensor *lora_tensor_at(const lora *lo, int i);
 float *lora_params(lora *lo);          /* host copy */
 float *lora_params_dev(lora *lo);      /* the backend's copy (== host on the CPU) */
 void lora_sync(lora *lo, int to_device);
+/* 1 when every B is zero: the adapter changes nothing (PEFT's init). */
+int lora_is_identity(const lora *lo);
 /* sha256 over the settings and the f32 adapter tensors (hex). */
 void lora_fingerprint(const lora *lo, char out[65]);
 

@@ -374,6 +374,12 @@ void model_fingerprint(const model *m, char out[65])
 	}
 	/* f32 little-endian: the in-memory layout on every supported host */
 	sha256_update(h, m->params, m->n_params * sizeof(float));
+	if (m->lora && !lora_is_identity(m->lora)) { /* base + adapter; B = 0 computes the base */
+		char lf[65];
+		lora_fingerprint(m->lora, lf);
+		sha256_update(h, "lora ", 5);
+		sha256_update(h, lf, 64);
+	}
 	sha256_final_hex(h, out);
 }
 

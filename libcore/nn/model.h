@@ -84,7 +84,9 @@ float *model_params(model *m);
 size_t model_n_params(const model *m);
 int model_n_tensors(const model *m);
 const model_tensor *model_tensor_at(const model *m, int i);
-/* sha256 over the config's canonical text and the f32 weights (hex). */
+/* sha256 over the config's canonical text and the f32 weights (hex); with
+ * an adapter attached that changes the function (some B != 0), over the
+ * adapter's fingerprint too. */
 void model_fingerprint(const model *m, char out[65]);
 /* llama2.c stores wq/wk rows with RoPE pairs interleaved (2j, 2j+1); the
  * internal (HF) layout is rotate-half (j, hd/2 + j). Permute the rows of one
