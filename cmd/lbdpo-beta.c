@@ -10,6 +10,7 @@
 #include "formats/records.h"
 #include "libcore/objective/betahead.h"
 #include "libcore/nn/model.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/train.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
@@ -22,6 +23,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('i', 'i', "input", "FILE", "records with prompt_ids (default stdin)"),
 	CLI_OPT('o', 'o', "output", "FILE", "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
 	BACKEND_CLI_OPTS,
+	ADAPTER_CLI_OPT,
 	CLI_OPT('P', 0, "ignore-provenance", NULL,
 		"accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
 	CLI_ALIAS('c', "checkpoint", "model"),
@@ -38,10 +40,11 @@ int main(int argc, char **argv)
 	const char *in = NULL, *out = NULL, *ckp = NULL;
 	int ignore_prov = 0;
 	backend_opts bo = {0};
+	adapter_opts ao = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int k; (k = cli_next(&c)) != -1;) {
-		if (backend_opts_parse(&bo, k, c.arg))
+		if (backend_opts_parse(&bo, k, c.arg) || adapter_opts_parse(&ao, k, c.arg))
 			continue;
 		switch (k) {
 		case 'i': in = c.arg; break;
@@ -54,10 +57,12 @@ int main(int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!ckp)
 		die_usage("--model is required");
-	if (!ckpt_is(ckp))
-		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", ckp);
+	const char *sdir = ao.adapter ? ao.adapter : ckp; /* a LoRA checkpoint holds the beta model */
+	if (!ckpt_is(sdir))
+		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", sdir);
 	backend_opts_apply(&bo);
-	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
+	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1,
+					       .adapter = ao.adapter});
 	model_need_lm(ck->m, ckp);
 	const model_config *cfg = model_cfg(ck->m);
 	rs_reader *r = rs_open(in, NULL);

@@ -16,6 +16,7 @@
 #include "libcore/objective/loss.h"
 #include "libcore/nn/model.h"
 #include "libcore/train/engine.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/train.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
@@ -423,6 +424,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('g', 0, "generations", "FILE", "JSONL with \"completion\" or \"text\" strings: lengths and distinct-n"),
 	CLI_OPT('r', 0, "per-record", "FILE", "also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)"),
 	BACKEND_CLI_OPTS,
+	ADAPTER_CLI_OPT,
 	CLI_OPT('P', 0, "ignore-provenance", NULL,
 		"accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
@@ -445,11 +447,12 @@ int main(int argc, char **argv)
 	long bs = 8;
 	int ignore_prov = 0;
 	backend_opts bo = {0};
+	adapter_opts ao = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
-		if (backend_opts_parse(&bo, key, arg))
+		if (backend_opts_parse(&bo, key, arg) || adapter_opts_parse(&ao, key, arg))
 			continue;
 		switch (key) {
 		case 'i': in = arg; break;
@@ -482,7 +485,8 @@ int main(int argc, char **argv)
 	backend_opts_apply(&bo);
 	if (plotdir)
 		plot_dir_check(plotdir); /* before any work: refuses to overwrite a user's files */
-	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
+	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1,
+					       .adapter = ao.adapter});
 	model_need_lm(ck->m, ckp);
 	loss_opts lo;
 	loss_opts_default(&lo);

@@ -39,6 +39,7 @@ static const cli_opt opts[] = {
 	SCORE_CLI_OPTS("model: Hugging Face directory or llama2.c .bin (required)", "scores to write (default: standard output)"),
 	CLI_OPT(OPT_PER_TOKEN, 0, "per-token", NULL, "add per-token completion log-probs (f32 bin)"),
 	BACKEND_CLI_OPTS,
+	ADAPTER_CLI_OPT,
 	{0}};
 
 static cli_spec spec = {"lbdpo-logprob", "lbdpo-logprob -m PATH [OPTIONS] [< pairs.tok] [> pairs.scores]", NULL, opts,

@@ -11,6 +11,7 @@
 #include "libcore/nn/model.h"
 #include "formats/refcache.h"
 #include "libcore/train/score.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/train.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
@@ -237,6 +238,7 @@ static const cli_opt opts[] = {
 	CLI_OPT('b', 'b', "batch-tokens", "N",
 		"pack pairs into forwards of up to N tokens; 0 (default): one pair per forward, scores independent of batching"),
 	BACKEND_CLI_OPTS,
+	ADAPTER_CLI_OPT,
 	CLI_OPT(OPT_IGNPROV, 0, "ignore-provenance", NULL,
 		"score records of another tokenizer than the model's (warns; default: refuse)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
@@ -264,11 +266,12 @@ int main(int argc, char **argv)
 		 dist_help_text());
 	spec.about = about;
 	backend_opts bo = {0};
+	adapter_opts ao = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
-		if (backend_opts_parse(&bo, key, arg))
+		if (backend_opts_parse(&bo, key, arg) || adapter_opts_parse(&ao, key, arg))
 			continue;
 		switch (key) {
 		case 'm': ref = arg; break;
@@ -306,7 +309,10 @@ int main(int argc, char **argv)
 	backend_opts_apply(&bo);
 
 	double t0 = now_s();
-	model *m = model_load(ref);
+	lora *lo;
+	char *base_owned;
+	const char *base;
+	model *m = adapter_model_load(ref, ao.adapter, &lo, &base_owned, &base);
 	model_need_lm(m, ref);
 	const model_config *cfg = model_cfg(m);
 	char fp[65];
@@ -332,7 +338,7 @@ int main(int argc, char **argv)
 	pairs_check_header(r, cfg->vocab_size, tok_sha);
 	provenance pv;
 	prov_read(r, cfg->vocab_size, &pv);
-	prov_check(&pv, rs_name(r), ref, NULL, 0, NULL, ignore_prov);
+	prov_check(&pv, rs_name(r), base, NULL, 0, NULL, ignore_prov);
 	const char *old_fp;
 	size_t old_n;
 	int had_ref = get_fp(r, hd, HDR_REFERENCE, &old_fp, &old_n);
@@ -466,6 +472,8 @@ int main(int argc, char **argv)
 	free(s.win);
 	model_ws_free(s.ws);
 	model_free(m);
+	lora_free(lo);
+	free(base_owned);
 	distrec_free(s.d);
 	close_stdout();
 	dist_finalize();

@@ -31,6 +31,7 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/nn/model.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/train.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
@@ -397,6 +398,7 @@ static const cli_opt opts[] = {
 		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
 	BACKEND_CLI_OPTS,
+	ADAPTER_CLI_OPT,
 	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
 		"use a tokenizer or records of another tokenizer than the model's (warns; default: refuse)"),
 	CLI_GONE(0, NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
@@ -420,11 +422,12 @@ int main(int argc, char **argv)
 	int top_k = -1;
 	const char *eos_arg = NULL;
 	backend_opts bo = {0};
+	adapter_opts ao = {0};
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
-		if (backend_opts_parse(&bo, key, arg))
+		if (backend_opts_parse(&bo, key, arg) || adapter_opts_parse(&ao, key, arg))
 			continue;
 		switch (key) {
 		case 'm': model_path = arg; break;
@@ -463,10 +466,15 @@ int main(int argc, char **argv)
 	/* '{' is a positive fixint in msgpack, never a stream's first map */
 	int is_jsonl = first == '{' || first == ' ' || first == '\n';
 
-	model *m = model_load(model_path);
+	lora *lo;
+	char *base_owned;
+	const char *base;
+	model *m = adapter_model_load(model_path, ao.adapter, &lo, &base_owned, &base);
 	model_need_lm(m, model_path);
 	const model_config *cfg = model_cfg(m);
 	char *own_tok = tok_path ? NULL : tok_file_in(model_path);
+	if (!tok_path && !own_tok && base != model_path) /* an adapter directory without the tokenizer: its base's */
+		own_tok = tok_file_in(base);
 	if (own_tok)
 		tok_path = own_tok;
 	tok *tk = tok_path ? tok_load(tok_path) : NULL;
@@ -629,6 +637,8 @@ int main(int argc, char **argv)
 	if (tk)
 		tok_free(tk);
 	model_free(m);
+	lora_free(lo);
+	free(base_owned);
 	close_stdout();
 	return 0;
 }

@@ -193,6 +193,7 @@ int score_prog_parse(score_prog *p, int key, const char *arg)
 	case 'o': p->out = arg; return 1;
 	case 'b': p->run.batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); return 1;
 	case SCORE_OPT_IGNPROV: p->ignore_prov = 1; return 1;
+	case ADAPTER_KEY: p->adapter = arg; return 1;
 	case 'q': lbdpo_quiet = 1; return 1;
 	}
 	return 0;
@@ -209,7 +210,10 @@ int score_program(int *argc, char ***argv, score_prog *p)
 			       "(-i FILE), not standard input", nrank);
 	backend_opts_apply(p->bo);
 	double t0 = now_s();
-	model *m = model_load(p->model_path);
+	lora *lo;
+	char *base_owned;
+	const char *base;
+	model *m = adapter_model_load(p->model_path, p->adapter, &lo, &base_owned, &base);
 	const model_config *cfg = model_cfg(m);
 	if (p->need_lm)
 		model_need_lm(m, p->model_path);
@@ -221,7 +225,7 @@ int score_program(int *argc, char ***argv, score_prog *p)
 	rs_reader *r = rs_open(p->in, NULL);
 	provenance pv;
 	prov_read(r, cfg->vocab_size, &pv);
-	prov_check(&pv, rs_name(r), p->model_path, NULL, 0, NULL, p->ignore_prov);
+	prov_check(&pv, rs_name(r), base, NULL, 0, NULL, p->ignore_prov);
 	rs_writer *w = rank == 0 ? rs_create(p->out) : NULL;
 	if (w) {
 		rs_header_begin(w, rs_header(r), p->kind, *argc, *argv);
@@ -242,6 +246,8 @@ int score_program(int *argc, char ***argv, score_prog *p)
 		     (unsigned long long)n_rec, (unsigned long long)n_tok, dt,
 		     n_rec / (dt > 0 ? dt : 1), n_tok / (dt > 0 ? dt : 1), backend_device());
 	model_free(m);
+	lora_free(lo);
+	free(base_owned);
 	distrec_free(d);
 	close_stdout();
 	dist_finalize();

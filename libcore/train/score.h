@@ -9,6 +9,7 @@
 
 #include "formats/pairs.h" /* score_pair */
 #include "libcore/nn/backend_opts.h"
+#include "libcore/train/adapter.h"
 #include "libcore/nn/model.h"
 
 typedef struct {
@@ -52,6 +53,7 @@ void score_stream(const model *m, struct rs_reader *r, struct distrec *d, score_
 typedef struct {
 	const backend_opts *bo; /* applied after dist_init */
 	const char *model_path, *in, *out;
+	const char *adapter; /* --adapter DIR (lbdpo-logprob's ADAPTER_CLI_OPT row) */
 	int ignore_prov;
 	const char *kind, *model_key;
 	int need_lm; /* 1: a causal LM (model_need_lm), 0: a reward model */
