@@ -10,13 +10,14 @@
 #include "formats/hfconfig.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/model.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/train.h"
 #include "base/cli.h"
 #include "base/util.h"
 
 enum {
 	O_ARCH = 256, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_HD, O_HIDDEN, O_VOCAB, O_MAXSEQ, O_THETA, O_EPS, O_SEED, O_STD,
-	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_EXPORT, O_SDT, O_CONFIG
+	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_EXPORT, O_SDT, O_CONFIG, O_MERGE
 };
 
 static char *read_all(const char *path, size_t *n)
@@ -105,6 +106,10 @@ static const cli_opt opts[] = {
 		"generation_config.json of the source are copied too"),
 	CLI_OPT(O_SDT, 0, "save-dtype", "T",
 		"float32, float16 or bfloat16 weights (default: the dtype the source came in; random models float32)"),
+	CLI_OPT(O_MERGE, 0, "merge", NULL,
+		"write --model with its LoRA --adapter merged in (W + scale*B*A, in the base's dtype): a plain "
+		"Hugging Face model"),
+	ADAPTER_CLI_OPT,
 	CLI_OPT(O_INFO, 0, "info", NULL, "print a one-line summary of the model on stdout"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no informational messages"),
 	CLI_SECTION("Random models:"),
@@ -146,7 +151,8 @@ int main(int argc, char **argv)
 	const char *from = NULL, *out = NULL, *vfrom = NULL;
 	int arch = ARCH_LLAMA, dim = 64, layers = 2, heads = 4, kvh = 0, hd = 0, hidden = 0, vocab = 0, maxseq = 0;
 	int tie = -1, qkvb = 0, info_only = 0, shape_given = 0, shape_only = 0, save_dtype = -1;
-	const char *export = NULL, *cfgfile = NULL;
+	const char *export = NULL, *cfgfile = NULL, *adapter = NULL;
+	int merge = 0;
 	double theta = 10000, eps = 1e-5, stdv = 0.02;
 	long seed = 1;
 	cli c;
@@ -184,6 +190,8 @@ int main(int argc, char **argv)
 		case O_QKVB: qkvb = 1; break;
 		case O_VFROM: vfrom = arg; break;
 		case O_EXPORT: export = arg; break;
+		case O_MERGE: merge = 1; break;
+		case ADAPTER_KEY: adapter = arg; break;
 		case O_CONFIG: cfgfile = arg; break;
 		case O_SDT:
 			if ((save_dtype = hfconfig_dtype(arg)) < 0)
@@ -204,6 +212,10 @@ int main(int argc, char **argv)
 		    export);
 	if (export)
 		from = export;
+	if ((merge || adapter) && (!from || export || vfrom || cfgfile))
+		die_usage("--merge takes --model BASE --adapter DIR (or --model ADAPTER_DIR) and no other source");
+	if (adapter && !merge)
+		die_usage("--adapter: give --merge to write the merged model");
 	if (!out && !info_only)
 		die_usage("give an output directory with -o DIR (or --info)");
 	if (from && (shape_given || tie >= 0))
@@ -218,7 +230,17 @@ int main(int argc, char **argv)
 	}
 
 	model *m;
-	if (from) {
+	lora *lo = NULL;
+	char *base_owned = NULL;
+	if (merge) {
+		const char *base;
+		m = adapter_model_load(from, adapter, &lo, &base_owned, &base);
+		if (!lo)
+			die_usage("--merge: %s is not an adapter directory; give --adapter DIR", from);
+		model_set_lora(m, NULL);
+		lora_merge(lo, m);
+		from = base; /* its config, tokenizer files and dtype */
+	} else if (from) {
 		m = model_load(from);
 		/* a checkpoint saved in f16/bf16: start from its f32 master weights */
 		if (ckpt_is(from) && (save_dtype == 0 || (save_dtype < 0 && model_cfg(m)->save_dtype == 0)))
@@ -293,6 +315,8 @@ int main(int argc, char **argv)
 	}
 	free(tok_text);
 	model_free(m);
+	lora_free(lo);
+	free(base_owned);
 	close_stdout();
 	return 0;
 }
