@@ -514,7 +514,8 @@ void ckpt_check_out(const char *dir)
 static int ckpt_own_name(const char *name)
 {
 	static const char *own[] = {CKPT_MARKER,	     "config.json",	      "model.safetensors",
-				    "beta_head.safetensors", "optimizer.safetensors", "trainer_state.json", NULL};
+				    "beta_head.safetensors", "optimizer.safetensors", "trainer_state.json",
+				    "adapter_config.json",   "adapter_model.safetensors", NULL}; /* LoRA's */
 	for (int i = 0; own[i]; i++)
 		if (!strcmp(name, own[i]))
 			return 1;

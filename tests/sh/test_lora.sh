@@ -64,6 +64,12 @@ done
 grep -q '"use_rslora": true' full/adapter_config.json || fail "use_rslora not saved"
 grep -q '"up_proj"' full/adapter_config.json && ! grep -q '"k_proj"' full/adapter_config.json ||
 	fail "--lora-targets not saved as given"
+# saving over a LoRA checkpoint (--save-every, -m DIR -o DIR) replaces its adapter files
+lbdpo-step -q --model m0 --output sv "${R[@]}" "${L[@]}" --steps 6 --save-every 1 || fail "--save-every on a LoRA run"
+cmp -s full/adapter_model.safetensors sv/adapter_model.safetensors || fail "--save-every changed the run"
+touch sv/notes.txt
+lbdpo-step -q --model sv --output sv "${R[@]}" --steps 1 || fail "-m DIR -o DIR on a LoRA checkpoint"
+[ -e sv/notes.txt ] && grep -q '"step": 7' sv/trainer_state.json || fail "a LoRA checkpoint replaced in place"
 expect_fail lbdpo-step -q --model half --output x "${R[@]}" --steps 1 --lora-r 2 | grep -q "no --lora-r" ||
 	fail "--lora-r on an adapter is not refused"
 
