@@ -1,5 +1,5 @@
 /* lora.h — LoRA adapters on the linear layers of a frozen model, in PEFT's
- * format (doc/design.md §3.4).
+ * format (doc/design.md §3, LoRA adapters).
  *
  * An adapter on a linear module W (in → out) adds s·B·(A·x) to its output:
  * A [r, in], B [out, r], s = α/r (rsLoRA: α/√r). Modules are named as PEFT
