@@ -669,6 +669,14 @@ void sha256_final_hex(sha256_ctx *c, char out[65])
 	free(c);
 }
 
+uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
 void sha256_hex(const void *data, size_t n, char out[65])
 {
 	sha256_ctx *c = sha256_new();

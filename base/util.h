@@ -137,6 +137,8 @@ double parse_double(const char *opt, const char *s, double lo, double hi);
 
 /* Hex SHA-256 of a buffer / a file (65 bytes with NUL). */
 void sha256_hex(const void *data, size_t n, char out[65]);
+/* splitmix64: the next 64 random bits of state *s (seed it with anything). */
+uint64_t splitmix64(uint64_t *s);
 /* Incremental hashing (OpenSSL's libcrypto underneath). */
 typedef struct sha256_ctx sha256_ctx;
 sha256_ctx *sha256_new(void);

@@ -254,14 +254,6 @@ static lora *lora_layout(const model *m, const lora_opts *o, char *err, size_t e
 	return lo;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
 static void check_opts(const lora_opts *o)
 {
 	if (o->r < 1)
@@ -284,7 +276,7 @@ lora *lora_new(const model *m, const lora_opts *o, uint64_t seed)
 		const double bound = 1.0 / sqrt((double)lo->sites[i].in);
 		float *a = lo->params + t->offset;
 		for (size_t k = 0; k < t->numel; k++)
-			a[k] = (float)(bound * (2.0 * ((splitmix(&st) >> 11) * 0x1.0p-53) - 1.0));
+			a[k] = (float)(bound * (2.0 * ((splitmix64(&st) >> 11) * 0x1.0p-53) - 1.0));
 	}
 	lo->drop_seed = seed;
 	lo->dparams = backend_mirror(lo->be, lo->params, sizeof(float) * lo->n_params);

@@ -222,14 +222,6 @@ void model_free(model *m)
 	free(m);
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
 static int is_norm_weight(const char *name)
 {
 	/* norm gains start at 1: RMSNorm/LayerNorm weights */
