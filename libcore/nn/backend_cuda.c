@@ -81,6 +81,8 @@ const lb_backend lb_backend_cuda = {
 	.attention_ext_backward = cuda_attention_ext_backward,
 	.attention_ext_decode = cuda_attention_ext_decode,
 	.set_tf32 = cuda_set_tf32,
+	.gemm = cuda_gemm_strided,
+	.dropout = cuda_dropout_mask,
 };
 
 int backend_cuda_probe(char *why, size_t n) { return cuda_probe(why, n); }

@@ -147,7 +147,7 @@ static lora *lora_layout(const model *m, const lora_opts *o, char *err, size_t e
 {
 	const model_config *c = model_cfg(m);
 	const lb_backend *be = model_backend(m);
-	if (!be->gemm || !be->dropout)
+	if (!be->gemm || !be->dropout) /* a backend without the LoRA entries */
 		die("LoRA adapters are not implemented on the %s backend (use --device cpu)", be->name);
 	if (c->score_labels)
 		die("LoRA adapters are for causal language models (a reward model's score head would need training "
