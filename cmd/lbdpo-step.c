@@ -210,7 +210,7 @@ enum {
 	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_EVIN, O_EVSTEPS, O_BEST, O_BESTMODE, O_TB, O_CENTER, O_LAST
+	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_EVIN, O_EVSTEPS, O_BEST, O_BESTMODE, O_TB, O_CENTER, O_GC, O_LAST
 };
 
 static const cli_opt opts[] = {
@@ -288,6 +288,9 @@ static const cli_opt opts[] = {
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
 	ADAPTER_CLI_OPT,
 	LORA_CLI_OPTS,
+	CLI_OPT(O_GC, 0, "gradient-checkpointing", NULL,
+		"keep only each layer's input in the forward and recompute the layer in the backward (less memory, "
+		"one more forward; bit-identical results)"),
 	CLI_ALIAS(0, "init", "model"),
 	CLI_ALIAS(0, "out", "output"),
 	{0}};
@@ -543,6 +546,7 @@ int main(int argc, char **argv)
 				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", arg);
 			break;
 		case O_IGNPROV: ignore_prov = 1; break;
+		case O_GC: to.grad_ckpt = 1; break;
 		case O_ALLOW: allow_changed = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
 		}

@@ -518,6 +518,8 @@ struct model_ws {
 	/* current batch */
 	int T, n_seq, train, Lsave;
 	block_act *act; /* [Lsave] */
+	int gc;         /* gradient checkpointing (model_ws_set_checkpointing) */
+	float **xins;   /* gc, train: [L] each block's input [T,C]; act[0] is the work set */
 	float *xfin;    /* [T,C] residual after the last block */
 	float *lnf, *lnf_m, *lnf_r; /* [T,C], [T], [T] */
 	float *tmp;     /* [T,C] projection outputs before the residual add */
@@ -559,6 +561,8 @@ struct model_ws {
 	int have_fwd;
 };
 
+void model_ws_set_checkpointing(model_ws *ws, int on) { ws->gc = on != 0; }
+
 model_ws *model_ws_new(const model *m)
 {
 	model_ws *ws = xcalloc(1, sizeof *ws);
@@ -581,6 +585,7 @@ void model_ws_free(model_ws *ws)
 		dbuf_free(be, bufs[i]);
 	free(ws->imem);
 	free(ws->act);
+	free(ws->xins);
 	free(ws->rows);
 	free(ws->hw);
 	free(ws->hst);
@@ -653,6 +658,11 @@ static void ws_layout(model_ws *ws)
 			}
 		}
 	}
+	if (ws->train && ws->gc) { /* one work set of activations; every block's input kept */
+		for (int l = 0; l < c->n_layers; l++)
+			ws->xins[l] = carve(ws, T * C);
+		ws->act[0].xin = ws->xins[0];
+	}
 	ws->xfin = ws->train ? carve(ws, T * C) : ws->act[0].xin;
 	ws->lnf = carve(ws, T * C);
 	ws->lnf_m = carve(ws, T);
@@ -688,8 +698,10 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 	ws->T = T;
 	ws->n_seq = n_seq;
 	ws->train = train;
-	ws->Lsave = train ? c->n_layers : 1;
+	ws->Lsave = train && !ws->gc ? c->n_layers : 1;
 	ws->act = xrealloc(ws->act, sizeof(block_act) * ws->Lsave);
+	if (train && ws->gc)
+		ws->xins = xrealloc(ws->xins, sizeof(float *) * c->n_layers);
 	float *keep = ws->mem;
 	ws->mem = NULL;
 	ws_layout(ws); /* measure */
@@ -928,6 +940,31 @@ static void final_norm(const model *m, float *out, float *mean, float *rstd, con
 }
 /* ------------------------------------------------------- packed forward */
 
+/* Block l of the packed forward on ws's current batch: its activations in
+ * act[l] (act[0] in inference and with gradient checkpointing, whose
+ * block inputs are xins), its output into the next block's input. */
+static void layer_forward(const model *m, model_ws *ws, int l)
+{
+	const model_config *c = &m->cfg;
+	const lb_backend *be = m->be;
+	const int T = ws->T, L = c->n_layers, train = ws->train, gc = train && ws->gc;
+	block_act *a = &ws->act[train && !gc ? l : 0];
+	const block_off *b = &m->blk[l];
+	if (gc)
+		a->xin = ws->xins[l];
+	block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), T);
+	const int sw = layer_sliding(c, l);
+	const int *ka = sw ? ws->d_wka : ws->d_ka, *kc = sw ? ws->d_wkc : ws->d_kc;
+	if (c->gemma)
+		be->attention_ext_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads, c->n_kv_heads,
+					  c->head_dim, att_scale(c), c->attn_softcap);
+	else
+		be->attention_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads, c->n_kv_heads,
+				      c->head_dim);
+	float *xout = !train ? a->xin : l + 1 == L ? ws->xfin : gc ? ws->xins[l + 1] : ws->act[l + 1].xin;
+	block_attn_out_mlp(m, b, a, xout, ws->tmp, T);
+}
+
 static void check_tokens(const model *m, const uint32_t *t, int n, int s, const char *what)
 {
 	for (int i = 0; i < n; i++)
@@ -1110,21 +1147,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 		rope_cs(be, ws->cs, ws->pos, T, c);
 	if (c->rope_local_theta > 0)
 		rope_cs(be, ws->cs2, ws->pos, T, &(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
-	for (int l = 0; l < L; l++) {
-		block_act *a = &ws->act[train ? l : 0];
-		const block_off *b = &m->blk[l];
-		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), T);
-		const int sw = layer_sliding(c, l);
-		const int *ka = sw ? ws->d_wka : ws->d_ka, *kc = sw ? ws->d_wkc : ws->d_kc;
-		if (c->gemma)
-			be->attention_ext_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads,
-						  c->n_kv_heads, c->head_dim, att_scale(c), c->attn_softcap);
-		else
-			be->attention_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads, c->n_kv_heads,
-					      c->head_dim);
-		float *xout = train ? (l + 1 < L ? ws->act[l + 1].xin : ws->xfin) : a->xin;
-		block_attn_out_mlp(m, b, a, xout, ws->tmp, T);
-	}
+	for (int l = 0; l < L; l++)
+		layer_forward(m, ws, l);
 	final_norm(m, ws->lnf, ws->lnf_m, ws->lnf_r, ws->xfin, T);
 
 	/* ---- logits [T,V], log-softmax, per-sequence sums (the hand-off) ----
@@ -1285,7 +1309,9 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 
 	for (int l = L - 1; l >= 0; l--) {
 		const block_off *b = &m->blk[l];
-		block_act *a = &ws->act[l];
+		block_act *a = &ws->act[ws->gc ? 0 : l];
+		if (ws->gc) /* the block again from its kept input: the same kernels, the same bits */
+			layer_forward(m, ws, l);
 		if (c->gemma) {
 			float *dt = ws->dtmp; /* d(MLP output before its norm), then d(o output) */
 			be->memset0(dt, sizeof(float) * (size_t)T * C);

@@ -155,6 +155,14 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
  * out as the trainable parameters (caller zeroes it). Runs once per forward: it reuses the
  * saved logits in place (a second call dies). */
 void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float *grads);
+/* Gradient checkpointing (lbdpo-step --gradient-checkpointing): a
+ * train-mode forward keeps only each block's input, and model_backward
+ * recomputes each block's activations from it before its backward, so
+ * activations cost one block's set plus one [T, C] row block per layer, at
+ * the price of a second forward of every block. The results are bit-identical
+ * to the plain path (the same kernels on the same inputs). Set before a
+ * forward. */
+void model_ws_set_checkpointing(model_ws *ws, int on);
 /* Bytes currently held by ws (for memory reports). */
 size_t model_ws_bytes(const model_ws *ws);
 

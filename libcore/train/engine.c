@@ -281,6 +281,7 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->dm = backend_mirror(e->be, ck->pm, e->np * sizeof(float));
 	e->dv = backend_mirror(e->be, ck->pv, e->np * sizeof(float));
 	e->ws = model_ws_new(ck->m);
+	model_ws_set_checkpointing(e->ws, o->grad_ckpt);
 	e->bb = batch_new(bs, model_cfg(ck->m)->dim, ck->bh->K);
 	e->recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);
 	e->slot = xmalloc(sizeof(int) * (size_t)bs);

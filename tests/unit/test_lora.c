@@ -322,3 +322,53 @@ Test(lora, unknown_target_refused, .exit_code = 2)
 	model *m = model_load("tests/fixtures/hf/gpt2");
 	lora_new(m, &(lora_opts){.r = 2, .targets = "q_proj"}, 1);
 }
+
+/* Gradient checkpointing (model_ws_set_checkpointing) recomputes each block
+ * in the backward: scores and gradients bit-identical to the plain path, with
+ * and without an adapter, on every family of the fixtures. */
+static void run_fb(fx *f, int gc, model_scores *sc, float *G)
+{
+	model_ws *ws = model_ws_new(f->m);
+	model_ws_set_checkpointing(ws, gc);
+	model_forward(f->m, ws, f->seqs, f->np, sc, 1);
+	model_backward(f->m, ws, f->g, G);
+	model_ws_free(ws);
+}
+
+Test(lora, gradient_checkpointing_bit_identical)
+{
+	const char *names[] = {"llama", "qwen2", "gemma2", "gpt2", "phi3", "neox"};
+	for (int q = 0; q < 6; q++) {
+		fx f;
+		fx_open(&f, names[q]);
+		const int C = model_cfg(f.m)->dim;
+		for (int with_lora = 0; with_lora < 2; with_lora++) {
+			model_set_lora(f.m, with_lora ? f.lo : NULL);
+			size_t n = model_n_trainable(f.m);
+			float *G0 = xcalloc(n, sizeof *G0), *G1 = xcalloc(n, sizeof *G1);
+			model_scores *s0 = xcalloc(f.np, sizeof *s0), *s1 = xcalloc(f.np, sizeof *s1);
+			for (int i = 0; i < f.np; i++) {
+				s0[i].h_last = xmalloc(sizeof(float) * C), s1[i].h_last = xmalloc(sizeof(float) * C);
+				s0[i].h_mean = xmalloc(sizeof(float) * C), s1[i].h_mean = xmalloc(sizeof(float) * C);
+			}
+			run_fb(&f, 0, s0, G0);
+			run_fb(&f, 1, s1, G1);
+			for (int i = 0; i < f.np; i++) {
+				cr_expect(s0[i].logp[0] == s1[i].logp[0] && s0[i].logp[1] == s1[i].logp[1] &&
+						  s0[i].prompt_mean_logp == s1[i].prompt_mean_logp,
+					  "%s pair %d: checkpointing changed the scores", names[q], i);
+				cr_expect_eq(memcmp(s0[i].h_last, s1[i].h_last, sizeof(float) * C), 0);
+				free(s0[i].h_last), free(s1[i].h_last), free(s0[i].h_mean), free(s1[i].h_mean);
+			}
+			double gs = 0;
+			for (size_t k = 0; k < n; k++)
+				gs += fabs(G0[k]);
+			cr_expect_gt(gs, 0);
+			cr_expect_eq(memcmp(G0, G1, sizeof(float) * n), 0, "%s (%s): checkpointing changed the gradient",
+				     names[q], with_lora ? "adapter" : "full");
+			free(G0), free(G1), free(s0), free(s1);
+		}
+		model_set_lora(f.m, f.lo);
+		fx_close(&f);
+	}
+}
