@@ -25,7 +25,12 @@ Each fixture is a directory tests/fixtures/lora/<name>/ holding
       float32 gradients of the fixed loss with respect to every lora_A and
       lora_B, named as in adapter_model.safetensors;
   dpo_grads.safetensors
-      the same for the DPO loss.
+      the same for the DPO loss;
+  step_adapter.safetensors, ref.json "dpo_step"
+      one TRL-style DPO step (reference = the adapter disabled): the mean
+      loss over the pairs as one batch, torch AdamW at lr 1e-3 (no weight
+      decay, no clipping) on the adapter; the adapter after it and the
+      step's metrics (loss, rewards, margin, accuracy, logps, grad_norm).
 
 A and B are random (B nonzero, so the adapter changes every number; PEFT's
 default B = 0 would make the adapter invisible), drawn after PEFT made them.
@@ -60,6 +65,7 @@ import make_hf_fixtures as H  # noqa: E402
 
 ROOT = os.path.join(HERE, "..", "fixtures", "lora")
 DPO_BETA = 0.1
+STEP_LR = 1e-3
 
 FIXTURES = [
     # name, base fixture, r, alpha, rslora, targets
@@ -145,6 +151,25 @@ def build(name, base, r, alpha, rslora, targets, seed):
     dpo.backward()
     dgrads = {n: p.grad.float().contiguous() for n, p in lora_params(pm)}
     ref["dpo"] = {"beta": DPO_BETA, "loss": dpo.item(), "ref_logp": base_lp, "d_logp": dl}
+    # one TRL-style optimizer step: the mean DPO loss over the pairs (one
+    # batch), torch AdamW (betas 0.9/0.999, eps 1e-8, no weight decay, no
+    # clipping) at STEP_LR on the adapter alone
+    n = len(pairs)
+    params = [p for _, p in lora_params(pm)]
+    for p, (key, _) in zip(params, lora_params(pm)):
+        p.grad = dgrads[key].double() / n
+    gnorm = torch.sqrt(sum((p.grad ** 2).sum() for p in params)).item()
+    opt = torch.optim.AdamW(params, lr=STEP_LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    opt.step()
+    rc = [DPO_BETA * (two[0].item() - base_lp[i][0]) for i, two in enumerate(pol)]
+    rr = [DPO_BETA * (two[1].item() - base_lp[i][1]) for i, two in enumerate(pol)]
+    ref["dpo_step"] = {"lr": STEP_LR, "loss": dpo.item() / n, "rewards_chosen": sum(rc) / n,
+                       "rewards_rejected": sum(rr) / n, "margin": (sum(rc) - sum(rr)) / n,
+                       "accuracy": sum(a > b for a, b in zip(rc, rr)) / n,
+                       "logps_chosen": sum(t[0].item() for t in pol) / n,
+                       "logps_rejected": sum(t[1].item() for t in pol) / n, "grad_norm": gnorm}
+    save_file({key: p.detach().float().contiguous() for key, p in lora_params(pm)},
+              os.path.join(d, "step_adapter.safetensors"), metadata={"format": "pt"})
     ref["note"] = f"{name}: PEFT LoRA on tests/fixtures/hf/{base}, r {r}, alpha {alpha}, rslora {rslora}"
     ref["base"] = base_dir
     ref["grads"] = "grads.safetensors"
