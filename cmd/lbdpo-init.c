@@ -11,7 +11,7 @@
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/model.h"
 #include "libcore/train/adapter.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 #include "base/cli.h"
 #include "base/util.h"
 

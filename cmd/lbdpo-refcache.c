@@ -12,7 +12,7 @@
 #include "formats/refcache.h"
 #include "libcore/train/score.h"
 #include "libcore/train/adapter.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"

@@ -21,7 +21,7 @@
 #include "libcore/nn/lora.h"
 #include "libcore/nn/model.h"
 #include "libcore/train/engine.h"
-#include "libcore/train/train.h"
+#include "libcore/train/checkpoint.h"
 
 #define FIX "tests/fixtures/lora/"
 
