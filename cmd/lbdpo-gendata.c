@@ -117,56 +117,35 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 	}
 }
 
-enum { O_SEED = 256, O_NTRAIN, O_NTEST, O_MATHF, O_FLIP, O_TFLIP, O_MAXOP, O_DIR, O_TEST, O_TOK, O_VOCAB };
-static const cli_opt opts[] = {
-	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1); same seed, same bytes"),
-	CLI_OPT(O_NTRAIN, 0, "n-train", "N", "training pairs (default 2000)"),
-	CLI_OPT(O_NTEST, 0, "n-test", "N", "held-out pairs (default 400)"),
-	CLI_OPT(O_MATHF, 0, "math-frac", "F", "share of pairs in group \"math\" (default 0.5)"),
-	CLI_OPT(O_FLIP, 0, "flip", "F", "share of \"open\" training labels swapped (default 0.3)"),
-	CLI_OPT(O_TFLIP, 0, "test-flip", "F", "share of \"open\" held-out labels swapped (default 0)"),
-	CLI_OPT(O_MAXOP, 0, "max-operand", "N", "arithmetic operands are 1..N (default 19)"),
-	CLI_OPT(O_DIR, 0, "out-dir", "DIR", "write DIR/train.jsonl and DIR/test.jsonl"),
-	CLI_OPT('o', 'o', "output", "FILE", "training pairs to FILE (default: stdout)"),
-	CLI_OPT(O_TEST, 0, "test", "FILE", "held-out pairs to FILE (default: not written)"),
-	CLI_OPT(O_TOK, 0, "tokenizer-out", "FILE",
-		"also learn a byte-level BPE on the training text and write it as a Hugging Face tokenizer.json"),
-	CLI_OPT(O_VOCAB, 0, "vocab-size", "N", "tokenizer vocabulary size (default 384; 258..1024)"),
-	CLI_ALIAS(0, "train", "output"),
-	{0}};
-
-static const cli_spec spec = {"lbdpo-gendata", "lbdpo-gendata [OPTIONS]",
-			      "Write the demo preference dataset (JSONL) and optionally its BPE tokenizer.", opts,
-			      print_version};
-
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-gendata");
 	uint64_t seed = 1;
 	long n_train = 2000, n_test = 400, max_op = 19, vocab = 384;
 	double math_frac = 0.5, flip = 0.3, test_flip = 0.0;
 	const char *dir = NULL, *train_path = NULL, *test_path = NULL, *tok_path = NULL;
+	const cli_opt opts[] = {
+		OPT_INT(0, "seed", "N", &seed, 0, INT64_MAX, "random seed: same seed, same bytes"),
+		OPT_INT(0, "n-train", "N", &n_train, 0, 100000000, "training pairs"),
+		OPT_INT(0, "n-test", "N", &n_test, 0, 100000000, "held-out pairs"),
+		OPT_DOUBLE(0, "math-frac", "F", &math_frac, 0, 1, "share of pairs in group \"math\""),
+		OPT_DOUBLE(0, "flip", "F", &flip, 0, 1, "share of \"open\" training labels swapped"),
+		OPT_DOUBLE(0, "test-flip", "F", &test_flip, 0, 1, "share of \"open\" held-out labels swapped"),
+		OPT_INT(0, "max-operand", "N", &max_op, 2, 9999, "arithmetic operands are 1..N"),
+		OPT_STRING(0, "out-dir", "DIR", &dir, "write DIR/train.jsonl and DIR/test.jsonl"),
+		OPT_STRING('o', "output", "FILE", &train_path, "training pairs to FILE (default: stdout)"),
+		OPT_STRING(0, "test", "FILE", &test_path, "held-out pairs to FILE (default: not written)"),
+		OPT_STRING(0, "tokenizer-out", "FILE", &tok_path,
+			   "also learn a byte-level BPE on the training text and write it as a Hugging Face tokenizer.json"),
+		OPT_INT(0, "vocab-size", "N", &vocab, BPE_FIRST_MERGE, 1024, "tokenizer vocabulary size, 258..1024"),
+		CLI_ALIAS(0, "train", "output"),
+		{0}};
+	const cli_spec spec = {"lbdpo-gendata", "lbdpo-gendata [OPTIONS]",
+			       "Write the demo preference dataset (JSONL) and optionally its BPE tokenizer.", opts,
+			       print_version};
+	set_progname(spec.prog);
 	cli c;
 	cli_start(&c, &spec, argc, argv);
-	for (int key; (key = cli_next(&c)) != -1;) {
-		const char *arg = c.arg;
-		switch (key) {
-		case O_SEED: seed = (uint64_t)parse_long("--seed", arg, 0, INT64_MAX); break;
-		case O_NTRAIN: n_train = parse_long("--n-train", arg, 0, 100000000); break;
-		case O_NTEST: n_test = parse_long("--n-test", arg, 0, 100000000); break;
-		case O_MATHF: math_frac = parse_double("--math-frac", arg, 0, 1); break;
-		case O_FLIP: flip = parse_double("--flip", arg, 0, 1); break;
-		case O_TFLIP: test_flip = parse_double("--test-flip", arg, 0, 1); break;
-		case O_MAXOP: max_op = parse_long("--max-operand", arg, 2, 9999); break;
-		case O_DIR: dir = arg; break;
-		case 'o': train_path = arg; break;
-		case O_TEST: test_path = arg; break;
-		case O_TOK: tok_path = arg; break;
-		case O_VOCAB: vocab = parse_long("--vocab-size", arg, BPE_FIRST_MERGE, 1024); break;
-		}
-	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
+	cli_parse(&c, 0);
 	if (dir && (train_path || test_path))
 		die_usage("--out-dir and --output/--test are exclusive");
 

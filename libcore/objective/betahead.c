@@ -161,6 +161,6 @@ void betahead_set_mean_beta(betahead *bh, const beta_parts *parts, int B, double
 	bh->p[0] = (float)log(target * B / s);
 }
 
-static const char *const head_names[] = {"linear", "mlp"};
-const char *head_kind_name(head_kind k) { return name_of(head_names, 2, (int)k); }
-int head_kind_parse(const char *s) { return name_index(head_names, 2, s); }
+const char *const head_kind_names[] = {"linear", "mlp", NULL};
+const char *head_kind_name(head_kind k) { return name_of(head_kind_names, 2, (int)k); }
+int head_kind_parse(const char *s) { return name_index(head_kind_names, 2, s); }

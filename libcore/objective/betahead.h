@@ -18,6 +18,7 @@
 
 typedef enum { HEAD_LINEAR = 0, HEAD_MLP = 1 } head_kind;
 const char *head_kind_name(head_kind k); /* "linear", "mlp" */
+extern const char *const head_kind_names[]; /* by head_kind, NULL-terminated (option rows) */
 int head_kind_parse(const char *s);       /* -1 if unknown */
 
 typedef struct {

@@ -9,19 +9,10 @@
 
 #include "base/util.h"
 
-int adapter_opts_parse(adapter_opts *o, int key, const char *arg)
+void lora_opts_check(const lora_opts *lo)
 {
-	switch (key) {
-	case ADAPTER_KEY: o->adapter = arg; return 1;
-	case LORA_KEY_R: o->lora.r = (int)parse_long("--lora-r", arg, 1, 65536); break;
-	case LORA_KEY_ALPHA: o->lora.alpha = parse_double("--lora-alpha", arg, 1e-9, 1e9); break;
-	case LORA_KEY_DROPOUT: o->lora.dropout = parse_double("--lora-dropout", arg, 0, 0.999999); break;
-	case LORA_KEY_RSLORA: o->lora.rslora = 1; break;
-	case LORA_KEY_TARGETS: o->lora.targets = arg; break;
-	default: return 0;
-	}
-	o->lora_set = 1;
-	return 1;
+	if (lo->r <= 0 && (lo->alpha > 0 || lo->dropout > 0 || lo->rslora || lo->targets))
+		die_usage("--lora-alpha, --lora-dropout, --use-rslora and --lora-targets need --lora-r");
 }
 
 int adapter_base_fingerprint(const char *dir, char fp[65])

@@ -9,29 +9,25 @@
 #include "libcore/nn/lora.h"
 #include "libcore/nn/model.h"
 
-enum { ADAPTER_KEY = 1100, LORA_KEY_R, LORA_KEY_ALPHA, LORA_KEY_DROPOUT, LORA_KEY_RSLORA, LORA_KEY_TARGETS };
-#define ADAPTER_CLI_OPT                                                                                      \
-	CLI_OPT(ADAPTER_KEY, 0, "adapter", "DIR",                                                            \
-		"LoRA adapter (PEFT's adapter_config.json + adapter_model.safetensors) applied to --model, " \
-		"its base")
-#define LORA_CLI_OPTS                                                                                        \
-	CLI_OPT(LORA_KEY_R, 0, "lora-r", "R",                                                                \
+/* --adapter DIR of every program that runs a model, storing into the
+ * const char * dest (base/cli.h typed rows). */
+#define ADAPTER_CLI_OPT(dest)                                                                                \
+	OPT_STRING(0, "adapter", "DIR", (dest),                                                              \
+		   "LoRA adapter (PEFT's adapter_config.json + adapter_model.safetensors) applied to --model, " \
+		   "its base")
+/* lbdpo-step's --lora-* options, storing into the lora_opts lo (lo->r 0:
+ * no new adapter; lora_opts_check after parsing). */
+#define LORA_CLI_OPTS(lo)                                                                                    \
+	OPT_INT(0, "lora-r", "R", &(lo)->r, 1, 65536,                                                        \
 		"train a LoRA adapter of rank R on the frozen --model (default: train every weight)"),       \
-	CLI_OPT(LORA_KEY_ALPHA, 0, "lora-alpha", "A", "LoRA alpha: the update is (A/R)*B*A (default 2R)"),  \
-	CLI_OPT(LORA_KEY_DROPOUT, 0, "lora-dropout", "P", "dropout on the adapters' input (default 0)"),     \
-	CLI_OPT(LORA_KEY_RSLORA, 0, "use-rslora", NULL, "scale by A/sqrt(R) (rank-stabilized LoRA)"),        \
-	CLI_OPT(LORA_KEY_TARGETS, 0, "lora-targets", "LIST",                                                 \
-		"PEFT module names to adapt, comma-separated, or all-linear (default all-linear)")
-
-/* What the options said; lora.r == 0: no new adapter. */
-typedef struct {
-	const char *adapter; /* --adapter DIR */
-	lora_opts lora;      /* --lora-* */
-	int lora_set;        /* some --lora-* option was given */
-} adapter_opts;
-/* 1 when key is --adapter or one of LORA_CLI_OPTS's (value stored; a bad
- * number dies with a usage error), else 0. */
-int adapter_opts_parse(adapter_opts *o, int key, const char *arg);
+	OPT_DOUBLE(0, "lora-alpha", "A", &(lo)->alpha, 1e-9, 1e9,                                            \
+		   "LoRA alpha: the update is (A/R)*B*A (default: 2R)"),                                     \
+	OPT_DOUBLE(0, "lora-dropout", "P", &(lo)->dropout, 0, 0.999999, "dropout on the adapters' input"),   \
+	OPT_BOOL(0, "use-rslora", &(lo)->rslora, "scale by A/sqrt(R) (rank-stabilized LoRA)"),               \
+	OPT_STRING(0, "lora-targets", "LIST", &(lo)->targets,                                                \
+		   "PEFT module names to adapt, comma-separated, or all-linear (default: all-linear)")
+/* Usage error when a --lora-* option came without --lora-r. */
+void lora_opts_check(const lora_opts *lo);
 
 /* Load the model a program runs: path, or path with the adapter dir
  * applied (adapter may be NULL). path itself may be an adapter directory:
