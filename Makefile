@@ -201,6 +201,12 @@ $(BIN)/%: $(B)/cmd/%.o $(PROG_OBJS) $(LIB) $(MPI_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(PROG_OBJS) $(LIB) $(LDLIBS) -o $@
 
+# A build directory from before libcore's wings (round 3) has dependency
+# files naming sources that moved (libcore/model.c is libcore/nn/model.c):
+# say so instead of make's bare "No rule to make target".
+libcore/%.c libcore/%.h:
+	@echo "lbdpo: $@ is gone (libcore/ is in wings: doc/design.md §7); the build directory is older: run 'make clean'" >&2; exit 1
+
 $(MPI_STAMP):
 	@mkdir -p $(dir $@)
 	@rm -f $(B)/mpi-*.stamp; touch $@
