@@ -684,6 +684,7 @@ void sha256_final_hex(sha256_ctx *c, char out[65])
 	free(c);
 }
 
+
 void sha256_hex(const void *data, size_t n, char out[65])
 {
 	sha256_ctx *c = sha256_new();

@@ -13,9 +13,11 @@
  * to sgemm's FLOP per CPU-second, which contention from other processes
  * changes much less than wall-clock ratios.
  *
- * usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix]
+ * usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix] [--lora R]
  *   --reps: best of N timings (default 1); --quick: a 2-layer smoke run;
- *   --only: one of the three measurements (for a profiler)
+ *   --only: one of the three measurements (for a profiler); --lora: a LoRA
+ *   adapter of rank R on every linear layer, the base frozen (its backward
+ *   skips the base's dW products: compare fwd+bwd with and without)
  */
 #include <cblas.h>
 #include <getopt.h>
@@ -27,6 +29,7 @@
 #include <time.h>
 
 #include "libcore/nn/cpu/runtime.h"
+#include "libcore/nn/lora.h"
 #include "libcore/nn/model.h"
 #include "base/util.h"
 
@@ -141,11 +144,15 @@ static uint32_t *toks(int n, int V, uint64_t seed)
 	return t;
 }
 
+static int lora_r; /* --lora */
+
 static void bench_model(const char *label, model_config cfg, int reps, double peak)
 {
 	model *m = model_new(&cfg);
 	model_init_random(m, 1, 0.02f);
-	float *grads = xcalloc(model_n_params(m), sizeof(float));
+	lora *lo = lora_r ? lora_new(m, &(lora_opts){.r = lora_r}, 1) : NULL;
+	model_set_lora(m, lo);
+	float *grads = xcalloc(model_n_trainable(m), sizeof(float));
 	/* a preference pair [prompt 128 | chosen 128 | rejected 128] (two sequences
 	 * of 256 positions, 384 tokens) and one plain sequence of 512 tokens */
 	uint32_t *t = toks(4096, cfg.vocab_size, 7);
@@ -168,6 +175,7 @@ static void bench_model(const char *label, model_config cfg, int reps, double pe
 	free(t);
 	free(grads);
 	model_free(m);
+	lora_free(lo);
 }
 
 static void bench_prefix(model_config cfg, int reps)
@@ -197,19 +205,22 @@ int main(int argc, char **argv)
 	const char *only = NULL;
 	static const struct option lo[] = { { "threads", required_argument, 0, 't' }, { "reps", required_argument, 0, 'r' },
 					    { "quick", no_argument, 0, 'q' }, { "only", required_argument, 0, 'o' },
+					    { "lora", required_argument, 0, 'l' },
 					    { 0, 0, 0, 0 } };
 	int ch;
-	while ((ch = getopt_long(argc, argv, "t:r:qo:", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:r:qo:l:", lo, NULL)) != -1) {
 		if (ch == 't')
 			threads = (int)parse_long("--threads", optarg, 1, 1024);
 		else if (ch == 'r')
 			reps = (int)parse_long("--reps", optarg, 1, 100);
 		else if (ch == 'q')
 			quick = 1;
+		else if (ch == 'l')
+			lora_r = (int)parse_long("--lora", optarg, 1, 4096);
 		else if (ch == 'o' && (!strcmp(optarg, "llama") || !strcmp(optarg, "gpt2") || !strcmp(optarg, "prefix")))
 			only = optarg;
 		else
-			die_usage("usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix]");
+			die_usage("usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix] [--lora R]");
 	}
 	lbdpo_set_threads(threads);
 	double p1 = sgemm_gflops(2048, 2048, 2048, 3);

@@ -10,6 +10,7 @@
 #include "formats/records.h"
 #include "libcore/objective/betahead.h"
 #include "libcore/nn/model.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
@@ -19,7 +20,7 @@
 
 int main(int argc, char **argv)
 {
-	const char *in = NULL, *out = NULL, *ckp = NULL;
+	const char *in = NULL, *out = NULL, *ckp = NULL, *adapter = NULL;
 	int ignore_prov = 0;
 	backend_opts bo = {0};
 	const cli_opt opts[] = {
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
 		OPT_STRING('i', "input", "FILE", &in, "records with prompt_ids (default stdin)"),
 		OPT_STRING('o', "output", "FILE", &out, "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
 		BACKEND_CLI_OPTS(&bo),
+		ADAPTER_CLI_OPT(&adapter),
 		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
 			 "accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
 		CLI_ALIAS('c', "checkpoint", "model"),
@@ -37,10 +39,11 @@ int main(int argc, char **argv)
 	cli c;
 	program_start(&c, &spec, argc, argv);
 	cli_parse(&c, 0);
-	if (!ckpt_is(ckp))
-		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", ckp);
+	const char *sdir = adapter ? adapter : ckp; /* a LoRA checkpoint holds the beta model */
+	if (!ckpt_is(sdir))
+		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", sdir);
 	backend_opts_apply(&bo);
-	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
+	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter});
 	model_need_lm(ck->m, ckp);
 	const model_config *cfg = model_cfg(ck->m);
 	rs_reader *r = rs_open(in, NULL);

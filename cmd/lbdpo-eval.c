@@ -17,6 +17,7 @@
 #include "libcore/objective/loss_cli.h"
 #include "libcore/nn/model.h"
 #include "libcore/train/engine.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
@@ -409,7 +410,7 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 
 int main(int argc, char **argv)
 {
-	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
+	const char *in = NULL, *outp = NULL, *ckp = NULL, *adapter = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
 	const char *perrec = NULL;
 	char errbuf[256], names[512];
 	long bs = 8;
@@ -435,6 +436,7 @@ int main(int argc, char **argv)
 		OPT_STRING(0, "per-record", "FILE", &perrec,
 			   "also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)"),
 		BACKEND_CLI_OPTS(&bo),
+		ADAPTER_CLI_OPT(&adapter),
 		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
 			 "accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
 		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary"),
@@ -448,7 +450,7 @@ int main(int argc, char **argv)
 	backend_opts_apply(&bo);
 	if (plotdir)
 		plot_dir_check(plotdir); /* before any work: refuses to overwrite a user's files */
-	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
+	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter});
 	model_need_lm(ck->m, ckp);
 	/* the training run's loss settings (engine.h: train_opts) where no flag
 	 * gives them */

@@ -10,6 +10,7 @@
 #include "formats/hfconfig.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/model.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/eval.h"
 #include "base/cli.h"
 #include "base/util.h"
@@ -103,7 +104,8 @@ int main(int argc, char **argv)
 	const char *from = NULL, *out = NULL, *vfrom = NULL;
 	int arch = ARCH_LLAMA, dim = 64, layers = 2, heads = 4, kvh = 0, hd = 0, hidden = 0, vocab = 0, maxseq = 0;
 	int tie = -1, qkvb = 0, info_only = 0, shape_given = 0, shape_only = 0, save_dtype = -1;
-	const char *export = NULL, *cfgfile = NULL;
+	const char *export = NULL, *cfgfile = NULL, *adapter = NULL;
+	int merge = 0;
 	double theta = 10000, eps = 1e-5, stdv = 0.02;
 	long seed = 1;
 	const cli_opt opts[] = {
@@ -117,6 +119,10 @@ int main(int argc, char **argv)
 			   "generation_config.json of the source are copied too"),
 		CLI_OPT(O_SDT, 0, "save-dtype", "T",
 			"float32, float16 or bfloat16 weights (default: the dtype the source came in; random models float32)"),
+		OPT_BOOL(0, "merge", &merge,
+			 "write --model with its LoRA --adapter merged in (W + scale*B*A, in the base's dtype): a plain "
+			 "Hugging Face model"),
+		ADAPTER_CLI_OPT(&adapter),
 		OPT_BOOL(0, "info", &info_only, "print a one-line summary of the model on stdout"),
 		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no informational messages"),
 		CLI_SECTION("Random models:"),
@@ -185,6 +191,10 @@ int main(int argc, char **argv)
 		    export);
 	if (export)
 		from = export;
+	if ((merge || adapter) && (!from || export || vfrom || cfgfile))
+		die_usage("--merge takes --model BASE --adapter DIR (or --model ADAPTER_DIR) and no other source");
+	if (adapter && !merge)
+		die_usage("--adapter: give --merge to write the merged model");
 	if (!out && !info_only)
 		die_usage("give an output directory with -o DIR (or --info)");
 	if (from && (shape_given || tie >= 0))
@@ -199,7 +209,17 @@ int main(int argc, char **argv)
 	}
 
 	model *m;
-	if (from) {
+	lora *lo = NULL;
+	char *base_owned = NULL;
+	if (merge) {
+		const char *base;
+		m = adapter_model_load(from, adapter, &lo, &base_owned, &base);
+		if (!lo)
+			die_usage("--merge: %s is not an adapter directory; give --adapter DIR", from);
+		model_set_lora(m, NULL);
+		lora_merge(lo, m);
+		from = base; /* its config, tokenizer files and dtype */
+	} else if (from) {
 		m = model_load(from);
 		/* a checkpoint saved in f16/bf16: start from its f32 master weights */
 		if (ckpt_is(from) && (save_dtype == 0 || (save_dtype < 0 && model_cfg(m)->save_dtype == 0)))
@@ -274,6 +294,8 @@ int main(int argc, char **argv)
 	}
 	free(tok_text);
 	model_free(m);
+	lora_free(lo);
+	free(base_owned);
 	close_stdout();
 	return 0;
 }

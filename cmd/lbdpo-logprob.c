@@ -53,6 +53,7 @@ int main(int argc, char **argv)
 			       "scores to write (default: standard output)"),
 		OPT_BOOL(0, "per-token", &per_token, "add per-token completion log-probs (f32 bin)"),
 		BACKEND_CLI_OPTS(&bo),
+		ADAPTER_CLI_OPT(&sp.adapter),
 		{0}};
 	const cli_spec spec = {"lbdpo-logprob", "lbdpo-logprob -m PATH [OPTIONS] [< pairs.tok] [> pairs.scores]", about,
 			       opts, print_version};

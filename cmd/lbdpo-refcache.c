@@ -10,6 +10,7 @@
 #include "libcore/dist/distrec.h"
 #include "libcore/nn/model.h"
 #include "formats/refcache.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/score.h"
 #include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
@@ -232,7 +233,7 @@ static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL;
+	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL, *adapter = NULL;
 	const char *tok_sha = NULL;
 	long batch_tokens = 0;
 	shard_opt shard = {0, 1};
@@ -256,6 +257,7 @@ int main(int argc, char **argv)
 			"pack pairs into forwards of up to N tokens; 0 (default): one pair per forward, scores independent of "
 			"batching"),
 		BACKEND_CLI_OPTS(&bo),
+		ADAPTER_CLI_OPT(&adapter),
 		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
 			 "score records of another tokenizer than the model's (warns; default: refuse)"),
 		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no summary line on standard error"),
@@ -290,7 +292,10 @@ int main(int argc, char **argv)
 	backend_opts_apply(&bo);
 
 	double t0 = now_s();
-	model *m = model_load(ref);
+	lora *lo;
+	char *base_owned;
+	const char *base;
+	model *m = adapter_model_load(ref, adapter, &lo, &base_owned, &base);
 	model_need_lm(m, ref);
 	const model_config *cfg = model_cfg(m);
 	char fp[65];
@@ -316,7 +321,7 @@ int main(int argc, char **argv)
 	pairs_check_header(r, cfg->vocab_size, tok_sha);
 	provenance pv;
 	prov_read(r, cfg->vocab_size, &pv);
-	prov_check(&pv, rs_name(r), ref, NULL, 0, NULL, ignore_prov);
+	prov_check(&pv, rs_name(r), base, NULL, 0, NULL, ignore_prov);
 	const char *old_fp;
 	size_t old_n;
 	int had_ref = get_fp(r, hd, HDR_REFERENCE, &old_fp, &old_n);
@@ -450,6 +455,8 @@ int main(int argc, char **argv)
 	free(s.win);
 	model_ws_free(s.ws);
 	model_free(m);
+	lora_free(lo);
+	free(base_owned);
 	distrec_free(s.d);
 	close_stdout();
 	dist_finalize();

@@ -31,6 +31,7 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/nn/model.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/samples.h"
 #include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
@@ -374,7 +375,7 @@ static void set_greedy(void *temperature, const char *arg)
 int main(int argc, char **argv)
 {
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .rep_penalty = 1, .seed = 1, .max_new = 64, .n = 1};
-	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
+	const char *model_path = NULL, *adapter = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
 	int no_eos = 0, no_bos = 0, ignore_prov = 0;
 	const char *eos_arg = NULL;
 	backend_opts bo = {0};
@@ -408,6 +409,7 @@ int main(int argc, char **argv)
 			   "tokenizer's own chat_template)"),
 		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary"),
 		BACKEND_CLI_OPTS(&bo),
+		ADAPTER_CLI_OPT(&adapter),
 		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
 			 "use a tokenizer or records of another tokenizer than the model's (warns; default: refuse)"),
 		CLI_GONE(0, NULL,
@@ -430,11 +432,18 @@ int main(int argc, char **argv)
 	if (is_jsonl < 0)
 		die("%s: empty input", in_name(in_path));
 
-	model *m = model_load(model_path);
+	lora *lo;
+	char *base_owned;
+	const char *base;
+	model *m = adapter_model_load(model_path, adapter, &lo, &base_owned, &base);
 	model_need_lm(m, model_path);
 	const model_config *cfg = model_cfg(m);
 	model_tok mt;
-	model_tok_open(&mt, m, model_path, tok_path, tpl_name, ignore_prov);
+	/* an adapter directory without tokenizer files: its base's */
+	char *own_tok = tok_path || base == model_path ? NULL : tok_file_in(model_path);
+	const char *tok_dir_of = tok_path || base == model_path || own_tok ? model_path : base;
+	free(own_tok);
+	model_tok_open(&mt, m, tok_dir_of, tok_path, tpl_name, ignore_prov);
 	tok *tk = mt.tk;
 	pref_tpl *tpl = mt.tpl;
 	if (is_jsonl && !tk)
@@ -554,6 +563,8 @@ int main(int argc, char **argv)
 	model_kv_free(s.kv);
 	model_tok_close(&mt);
 	model_free(m);
+	lora_free(lo);
+	free(base_owned);
 	close_stdout();
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/dist/dist.h"
+#include "libcore/train/adapter.h"
 #include "libcore/train/engine.h"
 #include "libcore/train/parallel.h"
 #include "libcore/train/resume.h"
@@ -175,6 +176,12 @@ int main(int argc, char **argv)
 		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
 			 "train on records of another tokenizer or reference than the model's (warns; default: refuse)"),
 		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary"),
+		CLI_SECTION("LoRA:"),
+		ADAPTER_CLI_OPT(&to.ck.adapter),
+		LORA_CLI_OPTS(&to.ck.lora),
+		OPT_BOOL(0, "gradient-checkpointing", &to.grad_ckpt,
+			 "keep only each layer's input in the forward and recompute the layer in the backward (less "
+			 "memory, one more forward; bit-identical results)"),
 		CLI_ALIAS(0, "init", "model"),
 		CLI_ALIAS(0, "out", "output"),
 		{0}};
@@ -256,6 +263,7 @@ int main(int argc, char **argv)
 		ckpt_check_out(best_dir);
 	signals_graceful();
 
+	lora_opts_check(&to.ck.lora);
 	to.ck.w0 = to.w_init > 0 ? to.w_init : 1.0;
 	to.ck.master = 1; /* a resumed run continues from the f32 master weights */
 	to.ck.reward = lo->kind == LOSS_REWARD; /* an LM gets a score head */

@@ -134,6 +134,11 @@ typedef struct lb_backend {
 	 * fp32 accumulation; NULL: this backend's products are always plain
 	 * fp32 (the CPU one). Set through backend_set_tf32. */
 	void (*set_tf32)(int on);
+
+	/* ---- LoRA adapters (layers.h documents each; NULL: no LoRA on this backend) ---- */
+	void (*gemm)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+		     int ldb, float beta, float *Cm, int ldc);
+	void (*dropout)(float *out, const float *x, size_t n, float p, uint64_t key);
 } lb_backend;
 
 /* The CPU backend (always present). */

@@ -76,6 +76,8 @@ const lb_backend lb_backend_cuda = {
 	.softcap_forward = cuda_softcap_forward,
 	.softcap_backward = cuda_softcap_backward,
 	.set_tf32 = cuda_set_tf32,
+	.gemm = cuda_gemm_strided,
+	.dropout = cuda_dropout_mask,
 };
 
 int backend_cuda_probe(char *why, size_t n) { return cuda_probe(why, n); }

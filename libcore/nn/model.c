@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "libcore/nn/backend.h"
+#include "libcore/nn/lora.h"
 #include "libcore/nn/rope.h"
 #include "base/rng.h"
 #include "base/util.h"
@@ -50,6 +51,8 @@ struct model {
 	size_t score;                            /* score.weight [1,C] of a reward model, else NONE */
 	int qkv_dim;                             /* (H + 2KV)·hd */
 	int fc_dim;                              /* llama 2F (gate|up), gpt2 F */
+	lora *lora;  /* attached adapter (model_set_lora): the base is frozen */
+	float *sink; /* [2·max(C, hd)] device: frozen norms' unread weight gradients */
 };
 
 /* ------------------------------------------------------------ parameters */
@@ -211,6 +214,8 @@ void model_free(model *m)
 		free((char *)m->tensors[i].name);
 	free(m->tensors);
 	free(m->blk);
+	if (m->sink)
+		m->be->free(m->sink);
 	backend_mirror_free(m->be, m->dparams, m->params);
 	free(m->params);
 	free(m);
@@ -359,6 +364,12 @@ void model_fingerprint(const model *m, char out[65])
 	}
 	/* f32 little-endian: the in-memory layout on every supported host */
 	sha256_update(h, m->params, m->n_params * sizeof(float));
+	if (m->lora && !lora_is_identity(m->lora)) { /* base + adapter; B = 0 computes the base */
+		char lf[65];
+		lora_fingerprint(m->lora, lf);
+		sha256_update(h, "lora ", 5);
+		sha256_update(h, lf, 64);
+	}
 	sha256_final_hex(h, out);
 }
 
@@ -398,9 +409,46 @@ void model_sync(model *m, int to_device)
 		backend_sync_up(m->be, m->dparams, m->params, sizeof(float) * m->n_params);
 	else
 		backend_sync_down(m->be, m->params, m->dparams, sizeof(float) * m->n_params);
+	if (m->lora)
+		lora_sync(m->lora, to_device);
 }
 
 const lb_backend *model_backend(const model *m) { return m->be; }
+
+/* ------------------------------------------------------ LoRA, trainables */
+
+void model_set_lora(model *m, lora *lo)
+{
+	m->lora = lo;
+	if (lo && !m->sink) {
+		const int C = m->cfg.dim, hd = m->cfg.head_dim;
+		m->sink = m->be->alloc(sizeof(float) * 2 * (size_t)(C > hd ? C : hd));
+	}
+}
+
+lora *model_lora(const model *m) { return m->lora; }
+
+size_t model_n_trainable(const model *m) { return m->lora ? lora_n_params(m->lora) : m->n_params; }
+int model_n_trainable_tensors(const model *m) { return m->lora ? lora_n_tensors(m->lora) : m->n_tensors; }
+
+const model_tensor *model_trainable_tensor_at(const model *m, int i)
+{
+	return m->lora ? lora_tensor_at(m->lora, i) : model_tensor_at(m, i);
+}
+
+float *model_trainable(model *m) { return m->lora ? lora_params(m->lora) : m->params; }
+float *model_trainable_dev(model *m) { return m->lora ? lora_params_dev(m->lora) : m->dparams; }
+
+void model_matmul_weight(const model *m, int l, int kind, size_t *off, int *out_dim, int *w_in_out)
+{
+	const model_config *c = &m->cfg;
+	const block_off *b = &m->blk[l];
+	const size_t o[] = {b->qkv_w, b->o_w, b->fc_w, b->proj_w};
+	const int od[] = {m->qkv_dim, c->dim, m->fc_dim, c->dim};
+	*off = o[kind];
+	*out_dim = od[kind];
+	*w_in_out = c->arch == ARCH_GPT2;
+}
 float *model_params_dev(model *m) { return m->dparams; }
 
 /* ------------------------------------------------------------- workspace */
@@ -468,6 +516,8 @@ struct model_ws {
 	/* current batch */
 	int T, n_seq, train, Lsave;
 	block_act *act; /* [Lsave] */
+	int gc;         /* gradient checkpointing (model_ws_set_checkpointing) */
+	float **xins;   /* gc, train: [L] each block's input [T,C]; act[0] is the work set */
 	float *xfin;    /* [T,C] residual after the last block */
 	float *lnf, *lnf_m, *lnf_r; /* [T,C], [T], [T] */
 	float *tmp;     /* [T,C] projection outputs before the residual add */
@@ -509,6 +559,8 @@ struct model_ws {
 	int have_fwd;
 };
 
+void model_ws_set_checkpointing(model_ws *ws, int on) { ws->gc = on != 0; }
+
 model_ws *model_ws_new(const model *m)
 {
 	model_ws *ws = xcalloc(1, sizeof *ws);
@@ -531,6 +583,7 @@ void model_ws_free(model_ws *ws)
 		dbuf_free(be, bufs[i]);
 	free(ws->imem);
 	free(ws->act);
+	free(ws->xins);
 	free(ws->rows);
 	free(ws->hw);
 	free(ws->hst);
@@ -603,6 +656,11 @@ static void ws_layout(model_ws *ws)
 			}
 		}
 	}
+	if (ws->train && ws->gc) { /* one work set of activations; every block's input kept */
+		for (int l = 0; l < c->n_layers; l++)
+			ws->xins[l] = carve(ws, T * C);
+		ws->act[0].xin = ws->xins[0];
+	}
 	ws->xfin = ws->train ? carve(ws, T * C) : ws->act[0].xin;
 	ws->lnf = carve(ws, T * C);
 	ws->lnf_m = carve(ws, T);
@@ -638,8 +696,10 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 	ws->T = T;
 	ws->n_seq = n_seq;
 	ws->train = train;
-	ws->Lsave = train ? c->n_layers : 1;
+	ws->Lsave = train && !ws->gc ? c->n_layers : 1;
 	ws->act = xrealloc(ws->act, sizeof(block_act) * ws->Lsave);
+	if (train && ws->gc)
+		ws->xins = xrealloc(ws->xins, sizeof(float *) * c->n_layers);
 	float *keep = ws->mem;
 	ws->mem = NULL;
 	ws_layout(ws); /* measure */
@@ -779,6 +839,7 @@ static void block_attn_in(const model *m, const block_off *b, block_act *a, floa
 	if (c->arch == ARCH_LLAMA) {
 		rms_fwd(m, ln1, ln1_r, xin, b->ln1_w, T);
 		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, 0);
+		lora_forward(m->lora, (int)(b - m->blk), LORA_QKV, qkv, ln1, T);
 		if (c->qk_norm) { /* Qwen3: q and k heads RMS-normalized before RoPE */
 			const int H = c->n_heads, hd = c->head_dim;
 			const float wo = c->gemma ? 1.0f : 0.0f; /* Gemma 3: gains 1 + w */
@@ -791,6 +852,7 @@ static void block_attn_in(const model *m, const block_off *b, block_act *a, floa
 		const int neox = c->arch == ARCH_NEOX;
 		be->layernorm_forward(ln1, ln1_m, ln1_r, xin, P_(m, b->ln1_w), P_(m, b->ln1_b), c->norm_eps, T, C);
 		be->matmul_forward(qkv, ln1, P_(m, b->qkv_w), P_(m, b->qkv_b), T, C, m->qkv_dim, !neox);
+		lora_forward(m->lora, (int)(b - m->blk), LORA_QKV, qkv, ln1, T);
 		if (neox)
 			be->rope_part_forward(qkv, cs, T, 2 * c->n_heads, c->head_dim, rot_dim(c), m->qkv_dim);
 	}
@@ -802,15 +864,19 @@ static void block_attn_out_mlp(const model *m, const block_off *b, block_act *a,
 	const model_config *c = &m->cfg;
 	const lb_backend *be = m->be;
 	const int C = c->dim, HD = c->n_heads * c->head_dim, F = c->hidden_dim;
-	const int w_io = c->arch == ARCH_GPT2;
+	const int w_io = c->arch == ARCH_GPT2, l = (int)(b - m->blk);
+	lora *lo = m->lora;
 	if (c->gemma) { /* x_mid = x + norm(o(att)); x_out = x_mid + norm(mlp(norm2(x_mid))) */
 		be->matmul_forward(a->ao, a->att, P_(m, b->o_w), NULL, T, HD, C, 0);
+		lora_forward(lo, l, LORA_O, a->ao, a->att, T);
 		rms_fwd(m, tmp, a->pn1_r, a->ao, b->pn1_w, T);
 		be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
 		rms_fwd(m, a->ln2, a->ln2_r, a->xmid, b->ln2_w, T);
 		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), NULL, T, C, 2 * F, 0);
+		lora_forward(lo, l, LORA_FC, a->fc, a->ln2, T);
 		be->geglu_forward(a->fca, a->fc, T, F);
 		be->matmul_forward(a->mo, a->fca, P_(m, b->proj_w), NULL, T, F, C, 0);
+		lora_forward(lo, l, LORA_PROJ, a->mo, a->fca, T);
 		rms_fwd(m, tmp, a->pn2_r, a->mo, b->pn2_w, T);
 		be->residual_forward(xout, a->xmid, tmp, (size_t)T * C);
 		return;
@@ -823,32 +889,39 @@ static void block_attn_out_mlp(const model *m, const block_off *b, block_act *a,
 			be->layernorm_forward(a->ln2, a->ln2_m, a->ln2_r, x2, P_(m, b->ln2_w), P_(m, b->ln2_b),
 					      c->norm_eps, T, C);
 		be->matmul_forward(tmp, a->att, P_(m, b->o_w), P_(m, b->o_b), T, HD, C, 0);
+		lora_forward(lo, l, LORA_O, tmp, a->att, T);
 		be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
 		if (!c->parallel_residual)
 			be->layernorm_forward(a->ln2, a->ln2_m, a->ln2_r, x2, P_(m, b->ln2_w), P_(m, b->ln2_b),
 					      c->norm_eps, T, C);
 		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), P_(m, b->fc_b), T, C, F, 0);
+		lora_forward(lo, l, LORA_FC, a->fc, a->ln2, T);
 		if (c->gelu_exact)
 			be->gelu_exact_forward(a->fca, a->fc, (size_t)T * F);
 		else
 			be->gelu_forward(a->fca, a->fc, (size_t)T * F);
 		be->matmul_forward(tmp, a->fca, P_(m, b->proj_w), P_(m, b->proj_b), T, F, C, 0);
+		lora_forward(lo, l, LORA_PROJ, tmp, a->fca, T);
 		be->residual_forward(xout, a->xmid, tmp, (size_t)T * C);
 		return;
 	}
 	be->matmul_forward(tmp, a->att, P_(m, b->o_w), P_(m, b->o_b), T, HD, C, w_io);
+	lora_forward(lo, l, LORA_O, tmp, a->att, T);
 	be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
 	if (c->arch == ARCH_LLAMA) {
 		be->rmsnorm_forward(a->ln2, a->ln2_r, a->xmid, P_(m, b->ln2_w), 0.0f, c->norm_eps, T, C);
 		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), NULL, T, C, 2 * F, 0);
+		lora_forward(lo, l, LORA_FC, a->fc, a->ln2, T);
 		be->swiglu_forward(a->fca, a->fc, T, F);
 	} else {
 		be->layernorm_forward(a->ln2, a->ln2_m, a->ln2_r, a->xmid, P_(m, b->ln2_w), P_(m, b->ln2_b),
 				      c->norm_eps, T, C);
 		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), P_(m, b->fc_b), T, C, F, 1);
+		lora_forward(lo, l, LORA_FC, a->fc, a->ln2, T);
 		be->gelu_forward(a->fca, a->fc, (size_t)T * F);
 	}
 	be->matmul_forward(tmp, a->fca, P_(m, b->proj_w), P_(m, b->proj_b), T, F, C, w_io);
+	lora_forward(lo, l, LORA_PROJ, tmp, a->fca, T);
 	be->residual_forward(xout, a->xmid, tmp, (size_t)T * C);
 }
 
@@ -862,6 +935,27 @@ static void final_norm(const model *m, float *out, float *mean, float *rstd, con
 					 c->dim);
 }
 /* ------------------------------------------------------- packed forward */
+
+/* Block l of the packed forward on ws's current batch: its activations in
+ * act[l] (act[0] in inference and with gradient checkpointing, whose
+ * block inputs are xins), its output into the next block's input. */
+static void layer_forward(const model *m, model_ws *ws, int l)
+{
+	const model_config *c = &m->cfg;
+	const lb_backend *be = m->be;
+	const int T = ws->T, L = c->n_layers, train = ws->train, gc = train && ws->gc;
+	block_act *a = &ws->act[train && !gc ? l : 0];
+	const block_off *b = &m->blk[l];
+	if (gc)
+		a->xin = ws->xins[l];
+	block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), T);
+	const int sw = layer_sliding(c, l);
+	const int *ka = sw ? ws->d_wka : ws->d_ka, *kc = sw ? ws->d_wkc : ws->d_kc;
+	be->attention_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads, c->n_kv_heads, c->head_dim,
+			      att_scale(c), att_cap(c));
+	float *xout = !train ? a->xin : l + 1 == L ? ws->xfin : gc ? ws->xins[l + 1] : ws->act[l + 1].xin;
+	block_attn_out_mlp(m, b, a, xout, ws->tmp, T);
+}
 
 static void check_tokens(const model *m, const uint32_t *t, int n, int s, const char *what)
 {
@@ -989,6 +1083,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 	}
 	const int T = (int)Tl, W = c->window > 0 ? c->window : 1 << 30;
 	ws_plan(ws, T, n, train);
+	if (m->lora)
+		lora_next_forward(m->lora, train);
 	int t = 0;
 	for (int s = 0; s < n; s++) {
 		const model_seq *q = &seqs[s];
@@ -1043,17 +1139,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 		rope_cs(be, ws->cs, ws->pos, T, c);
 	if (c->rope_local_theta > 0)
 		rope_cs(be, ws->cs2, ws->pos, T, &(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
-	for (int l = 0; l < L; l++) {
-		block_act *a = &ws->act[train ? l : 0];
-		const block_off *b = &m->blk[l];
-		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), T);
-		const int sw = layer_sliding(c, l);
-		const int *ka = sw ? ws->d_wka : ws->d_ka, *kc = sw ? ws->d_wkc : ws->d_kc;
-		be->attention_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads, c->n_kv_heads,
-				      c->head_dim, att_scale(c), att_cap(c));
-		float *xout = train ? (l + 1 < L ? ws->act[l + 1].xin : ws->xfin) : a->xin;
-		block_attn_out_mlp(m, b, a, xout, ws->tmp, T);
-	}
+	for (int l = 0; l < L; l++)
+		layer_forward(m, ws, l);
 	final_norm(m, ws->lnf, ws->lnf_m, ws->lnf_r, ws->xfin, T);
 
 	/* ---- logits [T,V], log-softmax, per-sequence sums (the hand-off) ----
@@ -1126,8 +1213,18 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	const int T = ws->T, C = c->dim, V = c->vocab_size, L = c->n_layers, F = c->hidden_dim;
 	const int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, HD = H * hd, QKV = m->qkv_dim;
 	const int FC = m->fc_dim, w_io = c->arch == ARCH_GPT2, n = ws->n_seq;
-	float *G = grads;
-#define GP(off) ((off) == NONE ? NULL : G + (off))
+	/* With an adapter the base is frozen: grads are the adapter's (GL), no
+	 * weight gradient of the base is formed (no dW products; norms' go to
+	 * an unread sink), and no embedding backward. */
+	lora *lo = m->lora;
+	float *G = lo ? NULL : grads, *GL = lo ? grads : NULL;
+	if (lo)
+		be->memset0(m->sink, sizeof(float) * 2 * (size_t)(C > hd ? C : hd));
+	float *const sink_w = m->sink, *const sink_b = m->sink ? m->sink + (C > hd ? C : hd) : NULL;
+#define GP(off) ((off) == NONE || !G ? NULL : G + (off))
+#define GW(off) (G ? G + (off) : NULL)                  /* a weight matrix: NULL skips its dW */
+#define GN(off) (G ? G + (off) : sink_w)                /* a norm's gain */
+#define GNB(off) (G ? G + (off) : sink_b)               /* a norm's bias */
 
 	/* ---- dlogits in place: d log p(y)/dz = e_y − softmax(z) ----
 	 * Row r with target weights w_k: dz = Σ_k w_k e_{y_k} − (Σ_k w_k)·p.
@@ -1169,12 +1266,12 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	float *hc = ws->tmp, *dhc = ws->dx; /* [Tn,C] gathered lnf rows, their gradient */
 	be->rows_gather(hc, ws->lnf, d_act, Tn, C);
 	/* dh [Tn,C] = dz·W_lm ; dW_lm += dzᵀ·h */
-	be->lmhead_backward(dhc, G + m->lm_head, ws->logits, hc, P_(m, m->lm_head), Tn, C, V);
+	be->lmhead_backward(dhc, GW(m->lm_head), ws->logits, hc, P_(m, m->lm_head), Tn, C, V);
 	float *dlnf = ws->dln; /* [T,C] */
 	be->memset0(dlnf, sizeof(float) * (size_t)T * C);
 	be->rows_scatter(dlnf, dhc, d_act, Tn, C);
 	if (m->score != NONE)
-		score_backward(m, ws, g, G, dlnf);
+		score_backward(m, ws, g, grads, dlnf); /* no LoRA on reward models (lora_new refuses) */
 	/* the logits are consumed: a second backward needs a new forward */
 	ws->have_fwd = 0;
 	/* pooled hidden states: h_last = lnf[P−1], h_mean = mean_i lnf[i] */
@@ -1197,55 +1294,64 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	float *dx = ws->dx; /* [T,C] gradient of the residual stream */
 	be->memset0(dx, sizeof(float) * (size_t)T * C);
 	if (c->arch == ARCH_LLAMA)
-		rms_bwd(m, dx, G + m->lnf_w, dlnf, ws->xfin, m->lnf_w, ws->lnf_r, T);
+		rms_bwd(m, dx, GN(m->lnf_w), dlnf, ws->xfin, m->lnf_w, ws->lnf_r, T);
 	else
-		be->layernorm_backward(dx, G + m->lnf_w, G + m->lnf_b, dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_m,
+		be->layernorm_backward(dx, GN(m->lnf_w), GNB(m->lnf_b), dlnf, ws->xfin, P_(m, m->lnf_w), ws->lnf_m,
 				       ws->lnf_r, T, C);
 
 	for (int l = L - 1; l >= 0; l--) {
 		const block_off *b = &m->blk[l];
-		block_act *a = &ws->act[l];
+		block_act *a = &ws->act[ws->gc ? 0 : l];
+		if (ws->gc) /* the block again from its kept input: the same kernels, the same bits */
+			layer_forward(m, ws, l);
 		if (c->gemma) {
 			float *dt = ws->dtmp; /* d(MLP output before its norm), then d(o output) */
 			be->memset0(dt, sizeof(float) * (size_t)T * C);
-			rms_bwd(m, dt, G + b->pn2_w, dx, a->mo, b->pn2_w, a->pn2_r, T);
+			rms_bwd(m, dt, GN(b->pn2_w), dx, a->mo, b->pn2_w, a->pn2_r, T);
 			be->memset0(ws->dfca, sizeof(float) * (size_t)T * F);
-			be->matmul_backward(ws->dfca, G + b->proj_w, NULL, dt, a->fca, P_(m, b->proj_w), T, F, C, 0);
+			be->matmul_backward(ws->dfca, GW(b->proj_w), NULL, dt, a->fca, P_(m, b->proj_w), T, F, C, 0);
+			lora_backward(lo, l, LORA_PROJ, ws->dfca, GL, dt, a->fca, T);
 			be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 			be->geglu_backward(ws->dfc, ws->dfca, a->fc, T, F);
-			be->matmul_backward(ws->dln, G + b->fc_w, NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
-			rms_bwd(m, dx, G + b->ln2_w, ws->dln, a->xmid, b->ln2_w, a->ln2_r, T);
+			be->matmul_backward(ws->dln, GW(b->fc_w), NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
+			lora_backward(lo, l, LORA_FC, ws->dln, GL, ws->dfc, a->ln2, T);
+			rms_bwd(m, dx, GN(b->ln2_w), ws->dln, a->xmid, b->ln2_w, a->ln2_r, T);
 			be->memset0(dt, sizeof(float) * (size_t)T * C);
-			rms_bwd(m, dt, G + b->pn1_w, dx, a->ao, b->pn1_w, a->pn1_r, T);
+			rms_bwd(m, dt, GN(b->pn1_w), dx, a->ao, b->pn1_w, a->pn1_r, T);
 			be->memset0(ws->datt, sizeof(float) * (size_t)T * HD);
-			be->matmul_backward(ws->datt, G + b->o_w, NULL, dt, a->att, P_(m, b->o_w), T, HD, C, 0);
+			be->matmul_backward(ws->datt, GW(b->o_w), NULL, dt, a->att, P_(m, b->o_w), T, HD, C, 0);
+			lora_backward(lo, l, LORA_O, ws->datt, GL, dt, a->att, T);
 		} else {
 		/* MLP: x_out = x_mid + proj(act(fc(norm2(x_mid)))) */
 		be->memset0(ws->dfca, sizeof(float) * (size_t)T * F);
-		be->matmul_backward(ws->dfca, G + b->proj_w, GP(b->proj_b), dx, a->fca, P_(m, b->proj_w), T, F, C,
+		be->matmul_backward(ws->dfca, GW(b->proj_w), GP(b->proj_b), dx, a->fca, P_(m, b->proj_w), T, F, C,
 				    w_io);
+		lora_backward(lo, l, LORA_PROJ, ws->dfca, GL, dx, a->fca, T);
 		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 		if (c->arch == ARCH_LLAMA) {
 			be->swiglu_backward(ws->dfc, ws->dfca, a->fc, T, F);
-			be->matmul_backward(ws->dln, G + b->fc_w, NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
-			be->rmsnorm_backward(dx, G + b->ln2_w, ws->dln, a->xmid, P_(m, b->ln2_w), 0.0f, a->ln2_r, T, C);
+			be->matmul_backward(ws->dln, GW(b->fc_w), NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
+			lora_backward(lo, l, LORA_FC, ws->dln, GL, ws->dfc, a->ln2, T);
+			be->rmsnorm_backward(dx, GN(b->ln2_w), ws->dln, a->xmid, P_(m, b->ln2_w), 0.0f, a->ln2_r, T, C);
 		} else {
 			if (c->gelu_exact)
 				be->gelu_exact_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
 			else
 				be->gelu_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
-			be->matmul_backward(ws->dln, G + b->fc_w, G + b->fc_b, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC,
+			be->matmul_backward(ws->dln, GW(b->fc_w), GP(b->fc_b), ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC,
 					    w_io);
+			lora_backward(lo, l, LORA_FC, ws->dln, GL, ws->dfc, a->ln2, T);
 			if (!c->parallel_residual)
-				be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xmid, P_(m, b->ln2_w),
+				be->layernorm_backward(dx, GN(b->ln2_w), GNB(b->ln2_b), ws->dln, a->xmid, P_(m, b->ln2_w),
 						       a->ln2_m, a->ln2_r, T, C);
 		}
 		/* attention: x_mid = x_in + o(attn(rope(qkv(norm1(x_in))))) */
 		be->memset0(ws->datt, sizeof(float) * (size_t)T * HD);
-		be->matmul_backward(ws->datt, G + b->o_w, GP(b->o_b), dx, a->att, P_(m, b->o_w), T, HD, C, w_io);
+		be->matmul_backward(ws->datt, GW(b->o_w), GP(b->o_b), dx, a->att, P_(m, b->o_w), T, HD, C, w_io);
+		lora_backward(lo, l, LORA_O, ws->datt, GL, dx, a->att, T);
 		/* parallel residual: ln2 read x_in, and dx so far is d x_mid = d(attn out) */
 		if (c->parallel_residual)
-			be->layernorm_backward(dx, G + b->ln2_w, G + b->ln2_b, ws->dln, a->xin, P_(m, b->ln2_w), a->ln2_m,
+			be->layernorm_backward(dx, GN(b->ln2_w), GNB(b->ln2_b), ws->dln, a->xin, P_(m, b->ln2_w), a->ln2_m,
 					       a->ln2_r, T, C);
 		}
 		be->memset0(ws->dqkv, sizeof(float) * (size_t)T * QKV);
@@ -1258,27 +1364,34 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 			be->rope_backward(ws->dqkv, layer_cs(ws, c, l), T, H + KV, hd, QKV);
 			if (c->qk_norm) {
 				const float wo = c->gemma ? 1.0f : 0.0f;
-				be->headnorm_backward(ws->dqkv, G + b->qn_w, a->qn_x, P_(m, b->qn_w), wo, a->qn_r, T, H, hd,
+				be->headnorm_backward(ws->dqkv, GN(b->qn_w), a->qn_x, P_(m, b->qn_w), wo, a->qn_r, T, H, hd,
 						      QKV);
-				be->headnorm_backward(ws->dqkv + (size_t)H * hd, G + b->kn_w, a->kn_x, P_(m, b->kn_w), wo,
+				be->headnorm_backward(ws->dqkv + (size_t)H * hd, GN(b->kn_w), a->kn_x, P_(m, b->kn_w), wo,
 						      a->kn_r, T, KV, hd, QKV);
 			}
-			be->matmul_backward(ws->dln, G + b->qkv_w, GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
+			be->matmul_backward(ws->dln, GW(b->qkv_w), GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
 					    QKV, 0);
-			rms_bwd(m, dx, G + b->ln1_w, ws->dln, a->xin, b->ln1_w, a->ln1_r, T);
+			lora_backward(lo, l, LORA_QKV, ws->dln, GL, ws->dqkv, a->ln1, T);
+			rms_bwd(m, dx, GN(b->ln1_w), ws->dln, a->xin, b->ln1_w, a->ln1_r, T);
 		} else {
 			if (c->arch == ARCH_NEOX)
 				be->rope_part_backward(ws->dqkv, ws->cs, T, 2 * H, hd, rot_dim(c), QKV);
-			be->matmul_backward(ws->dln, G + b->qkv_w, G + b->qkv_b, ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
+			be->matmul_backward(ws->dln, GW(b->qkv_w), GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
 					    QKV, w_io);
-			be->layernorm_backward(dx, G + b->ln1_w, G + b->ln1_b, ws->dln, a->xin, P_(m, b->ln1_w),
+			lora_backward(lo, l, LORA_QKV, ws->dln, GL, ws->dqkv, a->ln1, T);
+			be->layernorm_backward(dx, GN(b->ln1_w), GNB(b->ln1_b), ws->dln, a->xin, P_(m, b->ln1_w),
 					       a->ln1_m, a->ln1_r, T, C);
 		}
 	}
-	if (c->gemma)
-		be->scale(dx, (size_t)T * C, (float)sqrt((double)C));
-	be->embed_backward(G + m->wte, GP(m->wpe), dx, ws->d_tok, ws->d_pos, T, C);
+	if (G) { /* a frozen embedding needs no gradient of the residual stream's start */
+		if (c->gemma)
+			be->scale(dx, (size_t)T * C, (float)sqrt((double)C));
+		be->embed_backward(G + m->wte, GP(m->wpe), dx, ws->d_tok, ws->d_pos, T, C);
+	}
 #undef GP
+#undef GW
+#undef GN
+#undef GNB
 }
 
 /* ------------------------------------------------------------- KV cache */
@@ -1341,6 +1454,8 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	check_tokens(m, toks, n, 0, "decoding");
 	model_ws *ws = kv->ws;
 	ws_plan(ws, n, 1, 0);
+	if (m->lora)
+		lora_next_forward(m->lora, 0);
 	for (int i = 0; i < n; i++) {
 		ws->tok[i] = toks[i];
 		ws->pos[i] = kv->len + i;

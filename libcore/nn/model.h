@@ -84,7 +84,9 @@ float *model_params(model *m);
 size_t model_n_params(const model *m);
 int model_n_tensors(const model *m);
 const model_tensor *model_tensor_at(const model *m, int i);
-/* sha256 over the config's canonical text and the f32 weights (hex). */
+/* sha256 over the config's canonical text and the f32 weights (hex); with
+ * an adapter attached that changes the function (some B != 0), over the
+ * adapter's fingerprint too. */
 void model_fingerprint(const model *m, char out[65]);
 /* llama2.c stores wq/wk rows with RoPE pairs interleaved (2j, 2j+1); the
  * internal (HF) layout is rotate-half (j, hd/2 + j). Permute the rows of one
@@ -149,10 +151,18 @@ void model_ws_free(model_ws *ws);
 void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, model_scores *out,
 		   int train);
 /* Backward of the last train-mode forward on ws; g has one entry per seq
- * (host memory). Adds into grads [n_params], backend memory laid out as
- * the parameters (caller zeroes it). Runs once per forward: it reuses the
+ * (host memory). Adds into grads [model_n_trainable], backend memory laid
+ * out as the trainable parameters (caller zeroes it). Runs once per forward: it reuses the
  * saved logits in place (a second call dies). */
 void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float *grads);
+/* Gradient checkpointing (lbdpo-step --gradient-checkpointing): a
+ * train-mode forward keeps only each block's input, and model_backward
+ * recomputes each block's activations from it before its backward, so
+ * activations cost one block's set plus one [T, C] row block per layer, at
+ * the price of a second forward of every block. The results are bit-identical
+ * to the plain path (the same kernels on the same inputs). Set before a
+ * forward. */
+void model_ws_set_checkpointing(model_ws *ws, int on);
 /* Bytes currently held by ws (for memory reports). */
 size_t model_ws_bytes(const model_ws *ws);
 
@@ -175,6 +185,25 @@ struct lb_backend;
 const struct lb_backend *model_backend(const model *m);
 float *model_params_dev(model *m);
 void model_sync(model *m, int to_device);
+
+/* ---- LoRA adapters (libcore/lora.h) and what an optimizer trains ----
+ * With an adapter attached the model computes base + adapter, and the base
+ * is frozen: model_backward's grads are the adapter's (laid out as
+ * lora_params), no gradient of a base weight is formed. The adapter stays
+ * the caller's (NULL detaches). model_sync syncs the adapter too. */
+struct lora;
+void model_set_lora(model *m, struct lora *lo);
+struct lora *model_lora(const model *m);
+/* The trainable parameters: every tensor of the model, or the adapter's. */
+size_t model_n_trainable(const model *m);
+int model_n_trainable_tensors(const model *m);
+const model_tensor *model_trainable_tensor_at(const model *m, int i);
+float *model_trainable(model *m);     /* host */
+float *model_trainable_dev(model *m); /* backend */
+/* Layer l's matmul kind (lora_kind: 0 qkv, 1 attention output, 2 fc, 3
+ * proj): its weight's offset in the parameters, output width, and whether
+ * it is stored [in, out] (GPT-2's Conv1D). */
+void model_matmul_weight(const model *m, int l, int kind, size_t *off, int *out_dim, int *w_in_out);
 
 /* Threads for OpenMP and OpenBLAS (0 = library default). */
 void lbdpo_set_threads(int n);

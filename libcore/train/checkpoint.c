@@ -1,6 +1,7 @@
 /* checkpoint.c — checkpoints and the provenance rule (checkpoint.h). */
 #define _GNU_SOURCE
 #include "libcore/train/checkpoint.h"
+#include "libcore/train/adapter.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,12 +87,31 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 	const double w0 = o->w0;
 	const uint64_t seed = o->seed;
 	ckpt *c = xcalloc(1, sizeof *c);
-	c->m = model_load(path);
+	const char *base;
+	c->m = adapter_model_load(path, o->adapter, &c->lo, &c->base_owned, &base);
+	if (c->lo && o->lora.r > 0)
+		die_usage("%s: an adapter sets its own rank and targets: no --lora-r with it",
+			  o->adapter ? o->adapter : path);
+	const char *sdir = path; /* where the training state lives */
+	int new_lora = 0;
+	if (c->lo) {
+		sdir = o->adapter ? o->adapter : path;
+		path = base;
+	} else if (o->lora.r > 0) {
+		c->lo = lora_new(c->m, &o->lora, seed);
+		model_set_lora(c->m, c->lo);
+		new_lora = 1;
+	}
 	c->src = xstrdup(path);
 	c->save_dtype = -1;
+	if (c->lo) { /* the base's own fingerprint (the adapter detached) */
+		model_set_lora(c->m, NULL);
+		model_fingerprint(c->m, c->base_fp);
+		model_set_lora(c->m, c->lo);
+	}
 	/* every program scores the weights that are shipped (model.safetensors
 	 * as stored); only training resumed continues from the f32 master copy */
-	if (o->master && !fresh && ckpt_is(path))
+	if (o->master && !fresh && !c->lo && ckpt_is(path))
 		ckpt_master_weights(c->m, path);
 	if (o->reward && !model_cfg(c->m)->score_labels) { /* score head ~ N(0, 0.02²), transformers' init */
 		model *rm = model_reward_from(c->m, seed, 0.02f);
@@ -99,11 +119,15 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 		c->m = rm;
 	}
 	const int C = model_cfg(c->m)->dim;
-	size_t np = model_n_params(c->m);
+	size_t np = model_n_trainable(c->m);
 	c->pm = xcalloc(np, sizeof(float));
 	c->pv = xcalloc(np, sizeof(float));
 	c->rng = seed * 0x9E3779B97F4A7C15ull + 1;
-	if (!fresh && !ckpt_is(path)) {
+	/* a new adapter starts fresh whatever the base is; an adapter
+	 * directory resumes when lbdpo-step wrote it */
+	const int resume = !fresh && !new_lora && ckpt_is(sdir);
+	path = sdir;
+	if (!fresh && !new_lora && !ckpt_is(path)) {
 		/* a checkpoint missing its trainer state must not silently
 		 * restart at step 0 with a new β model and zero moments */
 		static const char *parts[] = {CKPT_MARKER, "beta_head.safetensors", "optimizer.safetensors"};
@@ -118,7 +142,7 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 				    path, parts[i]);
 		}
 	}
-	if (fresh || !ckpt_is(path)) {
+	if (!resume) {
 		c->bh = betahead_new(kind, C, K, eps);
 		betahead_init(c->bh, seed, w0);
 		c->pool = pool;
@@ -200,6 +224,11 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 		}
 		if (c->step < 0 || c->epoch < 0 || c->pos < 0)
 			die("%s: negative step, epoch or pos", sp);
+		json_t *lb = json_object_get(st, "lora_base");
+		json_t *ld = json_object_get(lb, "dropout_forwards");
+		const char *ls = json_string_value(json_object_get(lb, "dropout_seed"));
+		if (c->lo && json_is_integer(ld) && ls) /* the dropout masks continue where they were */
+			lora_set_dropout_state(c->lo, strtoull(ls, NULL, 16), (uint64_t)json_integer_value(ld));
 		free(sp);
 		c->resumed = 1;
 	}
@@ -324,7 +353,8 @@ void ckpt_check_out(const char *dir)
 static int ckpt_own_name(const char *name)
 {
 	static const char *own[] = {CKPT_MARKER,	     "config.json",	      "model.safetensors",
-				    "beta_head.safetensors", "optimizer.safetensors", "trainer_state.json", NULL};
+				    "beta_head.safetensors", "optimizer.safetensors", "trainer_state.json",
+				    "adapter_config.json",   "adapter_model.safetensors", NULL}; /* LoRA's */
 	for (int i = 0; own[i]; i++)
 		if (!strcmp(name, own[i]))
 			return 1;
@@ -390,8 +420,12 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	ckpt_check_out(dir);
 	temp_sweep(dir);
 	char *tmp = temp_dir_create(dir);
-	model_save_hf_dtype(c->m, tmp, c->save_dtype);
-	model_carry_config(c->m, c->src, tmp, c->save_dtype);
+	if (c->lo) { /* the adapter only: the base stays where it is */
+		lora_save(c->lo, tmp, c->src);
+	} else {
+		model_save_hf_dtype(c->m, tmp, c->save_dtype);
+		model_carry_config(c->m, c->src, tmp, c->save_dtype);
+	}
 	model_copy_assets(c->m, c->src, tmp);
 	char *mk = path_join(tmp, CKPT_MARKER);
 	outfile *mo = out_open(mk);
@@ -415,13 +449,13 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	free(p);
 
 	/* optimizer */
-	size_t np = model_n_params(c->m);
+	size_t np = model_n_trainable(c->m);
 	st_tensor_out o[5] = {{"policy.m", 1, {(int64_t)np}, c->pm},
 			      {"policy.v", 1, {(int64_t)np}, c->pv},
 			      {"beta.m", 1, {(int64_t)c->bh->n_params}, c->hm},
 			      {"beta.v", 1, {(int64_t)c->bh->n_params}, c->hv},
 			      {"policy.w", 1, {(int64_t)np}, model_params(c->m)}};
-	int sd = c->save_dtype >= 0 ? c->save_dtype : model_cfg(c->m)->save_dtype;
+	int sd = c->lo ? ST_F32 : c->save_dtype >= 0 ? c->save_dtype : model_cfg(c->m)->save_dtype;
 	p = path_join(tmp, "optimizer.safetensors");
 	st_save(p, o, sd != ST_F32 ? 5 : 4, NULL); /* rounded policy: keep the f32 master weights */
 	free(p);
@@ -445,6 +479,15 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 		json_object_set(st, "best", c->best);
 	if (lbdpo_run_device) /* informational: the state is the same on every device */
 		json_object_set_new(st, "device", json_string(lbdpo_run_device));
+	if (c->lo) {
+		uint64_t dseed, dctr;
+		lora_dropout_state(c->lo, &dseed, &dctr);
+		char ds[32];
+		snprintf(ds, sizeof ds, "%016llx", (unsigned long long)dseed);
+		json_object_set_new(st, "lora_base", json_pack("{s:s, s:s, s:s, s:I}", "path", c->src, "fingerprint",
+							       c->base_fp, "dropout_seed", ds, "dropout_forwards",
+							       (json_int_t)dctr));
+	}
 	if (c->has_prov)
 		json_object_set_new(st, "provenance",
 				    json_pack("{s:s, s:s, s:s, s:I}", "kind", c->prov.kind, "tokenizer_sha256",
@@ -515,7 +558,9 @@ void ckpt_free(ckpt *c)
 	if (!c)
 		return;
 	free(c->src);
+	free(c->base_owned);
 	model_free(c->m);
+	lora_free(c->lo);
 	betahead_free(c->bh);
 	free(c->pm);
 	free(c->pv);

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "base/util.h"
+#include "libcore/nn/lora.h"
 #include "libcore/nn/model.h"
 #include "libcore/objective/betahead.h"
 #include "libcore/objective/loss.h"
@@ -68,6 +69,13 @@ typedef struct {
 	int save_dtype; /* st_dtype the policy is saved in; -1 = the one it came in */
 	json_t *best;   /* lbdpo-step --save-best: {"metric", "mode", "value", "step"}, saved as
 			   "best" in trainer_state.json when set (owned; NULL: none) */
+	/* LoRA: the adapter trained (the policy is base + adapter, the base
+	 * frozen); pm/pv are the adapter's moments. A LoRA checkpoint holds
+	 * the adapter files instead of the model's, and remembers the base's
+	 * fingerprint (trainer_state.json "lora_base"). */
+	lora *lo;
+	char base_fp[65];
+	char *base_owned;
 } ckpt;
 
 /* How ckpt_load makes a fresh β model (a plain model, or fresh != 0). */
@@ -83,6 +91,9 @@ typedef struct {
 	int reward;          /* a plain causal LM becomes a reward model (model_reward_from) */
 	int master;          /* resuming: the policy from the f32 master weights (lbdpo-step
 				continuing training), else from model.safetensors as shipped */
+	const char *adapter; /* --adapter DIR: a LoRA adapter on the model (a PEFT adapter, or
+				an lbdpo LoRA checkpoint whose training state is then resumed) */
+	lora_opts lora;      /* lora.r > 0: train a new adapter (PEFT's init) on the frozen model */
 } ckpt_opts;
 void ckpt_opts_default(ckpt_opts *o); /* linear head, K 64, eps 0.1, last, policy, w 1, seed 1 */
 

@@ -273,7 +273,7 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 			die("%s: record %llu: no ref_prompt_entropy (needed by --entropy-reg)", data->name,
 			    (unsigned long long)data->r[i].index);
 	}
-	e->np = model_n_params(ck->m);
+	e->np = model_n_trainable(ck->m); /* every weight, or a LoRA adapter's */
 	e->hn = ck->bh->n_params;
 	e->G = e->be->alloc(e->np * sizeof(float));
 	e->HG = xcalloc(e->hn, sizeof(float));
@@ -281,6 +281,7 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->dm = backend_mirror(e->be, ck->pm, e->np * sizeof(float));
 	e->dv = backend_mirror(e->be, ck->pv, e->np * sizeof(float));
 	e->ws = model_ws_new(ck->m);
+	model_ws_set_checkpointing(e->ws, o->grad_ckpt);
 	e->bb = batch_new(bs, model_cfg(ck->m)->dim, ck->bh->K);
 	e->recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);
 	e->slot = xmalloc(sizeof(int) * (size_t)bs);
@@ -461,9 +462,9 @@ int train_step(train_engine *e, train_metrics *m)
 	if (e->policy_trained) {
 		if (cf != 1.0f)
 			be->scale(G, np, cf);
-		float *P = model_params_dev(ck->m);
-		for (int k = 0; k < model_n_tensors(ck->m); k++) {
-			const model_tensor *mt = model_tensor_at(ck->m, k);
+		float *P = model_trainable_dev(ck->m);
+		for (int k = 0; k < model_n_trainable_tensors(ck->m); k++) {
+			const model_tensor *mt = model_trainable_tensor_at(ck->m, k);
 			be->adamw_update(P + mt->offset, G + mt->offset, e->dm + mt->offset, e->dv + mt->offset, mt->numel,
 					 lr_p, mt->ndim == 2 ? o->weight_decay : 0.0, &hp, t);
 		}

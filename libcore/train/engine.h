@@ -40,6 +40,7 @@ typedef struct {
 	double beta_init;     /* target mean β of the first batch (<= 0: loss.beta) */
 	double w_init;        /* start from w = w_init instead (<= 0: off) */
 	long n_records;       /* size of the training set (recorded only) */
+	int grad_ckpt;        /* --gradient-checkpointing (not recorded: results are bit-identical) */
 } train_opts;
 
 /* lbdpo-step's defaults (man lbdpo-step(1)). */

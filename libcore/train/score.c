@@ -196,7 +196,7 @@ model *score_prog_open(int *argc, char ***argv, score_prog *p, char fp[65])
 			       "(-i FILE), not standard input", nrank);
 	backend_opts_apply(p->bo);
 	p->t0 = now_s();
-	model *m = model_load(p->model_path);
+	model *m = adapter_model_load(p->model_path, p->adapter, &p->lo, &p->base_owned, &p->base);
 	const model_config *cfg = model_cfg(m);
 	if (p->need_lm)
 		model_need_lm(m, p->model_path);
@@ -215,6 +215,8 @@ void score_prog_close(score_prog *p, model *m, const char *unit, uint64_t n_rec,
 		     extra ? extra : "", (unsigned long long)n_tok, dt, n_rec / (dt > 0 ? dt : 1), unit,
 		     n_tok / (dt > 0 ? dt : 1), backend_device());
 	model_free(m);
+	lora_free(p->lo);
+	free(p->base_owned);
 	close_stdout();
 	dist_finalize();
 }
@@ -228,7 +230,7 @@ int score_program(int *argc, char ***argv, score_prog *p)
 	rs_reader *r = rs_open(p->in, NULL);
 	provenance pv;
 	prov_read(r, cfg->vocab_size, &pv);
-	prov_check(&pv, rs_name(r), p->model_path, NULL, 0, NULL, p->ignore_prov);
+	prov_check(&pv, rs_name(r), p->base, NULL, 0, NULL, p->ignore_prov);
 	rs_writer *w = rank == 0 ? rs_create(p->out) : NULL;
 	if (w) {
 		rs_header_begin(w, rs_header(r), p->kind, *argc, *argv);

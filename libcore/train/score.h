@@ -9,6 +9,7 @@
 
 #include "formats/pairs.h" /* score_pair */
 #include "libcore/nn/backend_opts.h"
+#include "libcore/train/adapter.h"
 #include "libcore/nn/model.h"
 
 typedef struct {
@@ -52,11 +53,17 @@ void score_stream(const model *m, struct rs_reader *r, struct distrec *d, score_
 typedef struct {
 	const backend_opts *bo; /* applied after dist_init */
 	const char *model_path, *in, *out;
+	const char *adapter; /* --adapter DIR (lbdpo-logprob's ADAPTER_CLI_OPT(&p->adapter) row) */
 	int ignore_prov;
 	const char *kind, *model_key;
 	int need_lm; /* 1: a causal LM (model_need_lm), 0: a reward model */
 	score_run run;
 	double t0; /* when the model began to load */
+	/* set by score_prog_open: the adapter (NULL: none), the path the base
+	 * was loaded from (model_path, or an adapter directory's base) */
+	struct lora *lo;
+	char *base_owned;
+	const char *base;
 } score_prog;
 int score_program(int *argc, char ***argv, score_prog *p);
 /* score_program's first and last steps, for a program that scores other

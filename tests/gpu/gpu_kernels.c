@@ -235,6 +235,36 @@ static void t_matmul(int T, int IC, int OC, int w_in_out, int with_bias, int wit
 	free(x), free(w), free(bias), free(out), free(gy), free(gx), free(gw), free(gb);
 }
 
+/* LoRA: the strided GEMM on a column slice of a wider output (row stride
+ * ldc > N), every transpose pair, and the recomputable dropout; the frozen
+ * matmul backward (dw NULL) leaves dinp right. */
+static void t_lora(int M, int N, int K, int ldc, int o0)
+{
+	char nm[160];
+	const size_t fb = sizeof(float), nc = (size_t)M * ldc;
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb = 0; tb < 2; tb++) {
+			const int lda = ta ? M : K, ldb = tb ? K : N;
+			const size_t na = (size_t)M * K, nb = (size_t)K * N;
+			float *a = rnd(na, 1), *b = rnd(nb, 1), *c = rnd(nc, 1);
+			float *da = up(a, fb * na), *db = up(b, fb * nb), *dc = up(c, fb * nc);
+			gemm_strided(ta, tb, M, N, K, 0.5f, a, lda, b, ldb, 1.0f, c + o0, ldc);
+			cuda_gemm_strided(ta, tb, M, N, K, 0.5f, da, lda, db, ldb, 1.0f, dc + o0, ldc);
+			snprintf(nm, sizeof nm, "gemm_strided ta=%d tb=%d M=%d N=%d K=%d ldc=%d", ta, tb, M, N, K, ldc);
+			check(nm, down(dc, nc), c, nc);
+			cuda_free(da), cuda_free(db), cuda_free(dc);
+			free(a), free(b), free(c);
+		}
+	const size_t n = (size_t)M * K;
+	float *x = rnd(n, 1), *y = xmalloc(fb * n), *dx = up(x, fb * n), *dy = cuda_alloc(fb * n);
+	dropout_mask(y, x, n, 0.3f, 0x1234abcdULL + (uint64_t)M);
+	cuda_dropout_mask(dy, dx, n, 0.3f, 0x1234abcdULL + (uint64_t)M);
+	snprintf(nm, sizeof nm, "dropout_mask n=%zu p=0.3", n);
+	check(nm, down(dy, n), y, n);
+	cuda_free(dx), cuda_free(dy);
+	free(x), free(y);
+}
+
 static void t_rope(int T, int H, int KV, int hd)
 {
 	char nm[128];
@@ -823,6 +853,9 @@ int main(int argc, char **argv)
 		t_matmul(130, 100, 3, wio, 0, 1);
 		t_matmul(77, 256, 768, wio, 1, 0);
 	}
+	t_lora(33, 16, 100, 48, 16); /* k_proj's columns of a fused q|k|v */
+	t_lora(7, 5, 3, 5, 0);
+	t_lora(130, 64, 16, 64, 0);
 	t_rope(45, 4, 4, 64);
 	t_rope(33, 8, 2, 128);
 	t_rope(7, 3, 1, 6);

@@ -126,7 +126,8 @@ def reference(model, dim, with_grads, long=False):
     grads = None
     if with_grads:
         loss.backward()
-        grads = {n: p.grad.float().contiguous() for n, p in model.named_parameters()}
+        grads = {n: p.grad.float().contiguous() for n, p in model.named_parameters()
+                 if p.grad is not None}  # frozen parameters (a PEFT base) have none
     return {"pairs": pairs, "loss": loss.item()}, grads
 
 

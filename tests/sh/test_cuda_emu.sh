@@ -50,7 +50,7 @@ st_data() { local n; n=$(od -An -tu8 -N8 "$1" | tr -d ' '); od -An -v -tf4 -j $(
 # 2·lr·steps (or at most the count given as a 6th argument)
 ck_close() { # label dir-a dir-b lr steps [flips]
 	local f
-	for f in model optimizer beta_head; do
+	for f in ${CK_FILES:-model optimizer beta_head}; do # CK_FILES: a LoRA checkpoint's
 		cmp -s <(st_hdr "$2/$f.safetensors") <(st_hdr "$3/$f.safetensors") || fail "$1: $f.safetensors headers differ"
 		paste <(st_data "$2/$f.safetensors") <(st_data "$3/$f.safetensors") |
 			awk -v what="$1 $f" -v maxf="${6:-}" -v lim="$(awk -v l="$4" -v s="$5" 'BEGIN { print 2 * l * s }')" '
@@ -140,6 +140,32 @@ for f in fam_qwen3 fam_neox fam_gemma2_swa fam_gemma3_swa; do
 	# flips Adam's first step, so those 16 flips are allowed
 	ck_close "step $f checkpoint" c_$f e_$f 3e-3 3 $([ $f = fam_neox ] && echo 16)
 done
+
+# ---- LoRA: 3 steps of an adapter on the frozen base (dropout on), scoring
+# with it, and its resume across devices ----
+for m in gqa g2; do
+	L=(--lora-r 4 --lora-dropout 0.1 --seed 5)
+	[ $m = gqa ] && L+=(--lora-targets q_proj,v_proj,down_proj --use-rslora)
+	rm -f mc.jsonl me.jsonl
+	lbdpo-step -q --model $m --output cl_$m --steps 3 --loss lbdpo "${S[@]}" "${L[@]}" --metrics mc.jsonl --device cpu ||
+		fail "LoRA step cpu $m"
+	"$E/lbdpo-step" -q --model $m --output el_$m --steps 3 --loss lbdpo "${S[@]}" "${L[@]}" --metrics me.jsonl \
+		--device cuda 2>err.txt || fail "LoRA step emu $m: $(cat err.txt)"
+	sed 's/, "tokens_per_s": [^}]*//' mc.jsonl >a.jsonl && sed 's/, "tokens_per_s": [^}]*//' me.jsonl >b.jsonl
+	close "LoRA step $m metrics" a.jsonl b.jsonl
+	CK_FILES="adapter_model optimizer beta_head" ck_close "LoRA step $m checkpoint" cl_$m el_$m 3e-3 3
+	lbdpo-logprob -q -m $m --adapter cl_$m -i train.ref -o lc.sc --device cpu || fail "logprob --adapter cpu"
+	"$E/lbdpo-logprob" -q -m $m --adapter cl_$m -i train.ref -o le.sc --device cuda || fail "logprob --adapter emu"
+	show lc.sc >a.jsonl && show le.sc >b.jsonl
+	close "logprob --adapter $m" a.jsonl b.jsonl
+done
+RL=("${S[@]}" --loss lbdpo --steps 3 --total-steps 6 --seed 5 --lora-r 4 --lora-dropout 0.1)
+lbdpo-step -q --model gqa --output lfull "${S[@]}" --loss lbdpo --steps 6 --seed 5 --lora-r 4 --lora-dropout 0.1 \
+	--device cpu || fail "LoRA 6 steps"
+"$E/lbdpo-step" -q --model gqa --output lhalf_e "${RL[@]}" --device cuda || fail "LoRA 3 steps emu"
+lbdpo-step -q --model lhalf_e --output lrest_c "${RL[@]:0:${#S[@]}}" --loss lbdpo --steps 3 --device cpu ||
+	fail "LoRA resume cuda -> cpu"
+CK_FILES="adapter_model optimizer beta_head" ck_close "LoRA resume emulated cuda -> cpu" lfull lrest_c 3e-3 6
 
 # ---- resume across devices: 3 + 3 steps vs 6 on the CPU ----
 R=("${S[@]}" --loss lbdpo --steps 3 --total-steps 6 --seed 5)

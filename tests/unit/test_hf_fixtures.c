@@ -18,28 +18,11 @@
 #include <unistd.h>
 
 #include "formats/safetensors.h"
+#include "tests/unit/json_testlib.h"
 #include "libcore/nn/model.h"
 #include "base/util.h"
 
 #define FIX "tests/fixtures/hf/"
-
-static uint32_t *ids_of(json_t *a, int *n)
-{
-	*n = (int)json_array_size(a);
-	uint32_t *v = xmalloc(sizeof *v * (*n ? *n : 1));
-	for (int i = 0; i < *n; i++)
-		v[i] = (uint32_t)json_integer_value(json_array_get(a, i));
-	return v;
-}
-
-static float *floats_of(json_t *a, size_t n)
-{
-	cr_assert_eq(json_array_size(a), n, "vector length %zu, expected %zu", json_array_size(a), n);
-	float *v = xmalloc(sizeof *v * (n ? n : 1));
-	for (size_t i = 0; i < n; i++)
-		v[i] = (float)json_number_value(json_array_get(a, i));
-	return v;
-}
 
 static double num(json_t *o, const char *k)
 {

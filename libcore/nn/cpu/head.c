@@ -31,7 +31,8 @@ void lmhead_backward(float *dh, float *dw, const float *dz, const float *h, cons
 	if (n <= 0)
 		return;
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1.0f, dz, V, w, C, 0.0f, dh, C);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, n, 1.0f, dz, V, h, C, 1.0f, dw, C);
+	if (dw) /* NULL: a frozen head (LoRA) */
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, n, 1.0f, dz, V, h, C, 1.0f, dw, C);
 }
 
 /* Columns per chunk of logsoftmax_rows: 2 KiB, read twice from L1. */

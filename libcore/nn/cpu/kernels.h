@@ -42,7 +42,8 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
  * bias may be NULL. */
 void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int T, int IC, int OC,
 		    int w_in_out);
-/* dinp += dout · W(ᵀ); dw += ...; dbias += Σ_t dout. dinp/dbias may be NULL. */
+/* dinp += dout · W(ᵀ); dw += ...; dbias += Σ_t dout. dinp/dw/dbias may be
+ * NULL (dw NULL: a frozen weight, the dW product is skipped). */
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
 		     int T, int IC, int OC, int w_in_out);
 
@@ -102,8 +103,19 @@ typedef struct {
 void lmhead_forward(float *logits, const float *h, const float *w, int T, int C, int V);
 /* The same for one row with a matrix-vector product (decoding). */
 void lmhead_forward1(float *logits, const float *h, const float *w, int C, int V);
-/* dh [n,C] = dz [n,V] · W (overwritten); dW [V,C] += dzᵀ · h [n,C]. */
+/* dh [n,C] = dz [n,V] · W (overwritten); dW [V,C] += dzᵀ · h [n,C] (dw NULL:
+ * frozen, skipped). */
 void lmhead_backward(float *dh, float *dw, const float *dz, const float *h, const float *w, int n, int C, int V);
+
+/* ---- LoRA adapters (libcore/lora.c) ----
+ * C [M,N] (row stride ldc) = alpha·op(A)·op(B) + beta·C, row-major, op(X)
+ * = Xᵀ when its flag is set: a strided BLAS sgemm, for products on column
+ * slices of a fused matmul's output. */
+void gemm_strided(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+		  float beta, float *Cm, int ldc);
+/* Inverted dropout with a mask that is a function of (key, i) only, so the
+ * backward recomputes it: out[i] = x[i]/(1−p) or 0 (out may be x). */
+void dropout_mask(float *out, const float *x, size_t n, float p, uint64_t key);
 
 /* Fused log-softmax of the rows with a target:
  *   lse = m + log Σ e^(z−m),  lp[r,k] = z_{y_k} − lse (0 without target k),

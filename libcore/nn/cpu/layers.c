@@ -264,15 +264,17 @@ LBDPO_KERNEL void matmul_backward(float *dinp, float *dw, float *dbias, const fl
 		if (dinp)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, IC, OC, 1.0f, dout, OC, w, OC, 1.0f,
 				    dinp, IC);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, T, 1.0f, inp, IC, dout, OC, 1.0f, dw,
-			    OC);
+		if (dw) /* NULL: a frozen weight (LoRA), no dW product */
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, T, 1.0f, inp, IC, dout, OC, 1.0f,
+				    dw, OC);
 	} else {
 		/* W [OC,IC]: dinp += dout·W ; dW += doutᵀ·inp */
 		if (dinp)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, IC, OC, 1.0f, dout, OC, w, IC, 1.0f,
 				    dinp, IC);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f, dw,
-			    IC);
+		if (dw)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f,
+				    dw, IC);
 	}
 	if (dbias) {
 		int nblk = (OC + 63) / 64;

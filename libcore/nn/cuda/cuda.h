@@ -92,6 +92,10 @@ void cuda_lmhead_forward(float *logits, const float *h, const float *w, int T, i
 void cuda_lmhead_forward1(float *logits, const float *h, const float *w, int C, int V);
 void cuda_lmhead_backward(float *dh, float *dw, const float *dz, const float *h, const float *w, int n, int C,
 			  int V);
+/* LoRA adapters (CPU twins in libcore/nn/cpu/lora.c) */
+void cuda_gemm_strided(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+		       int ldb, float beta, float *Cm, int ldc);
+void cuda_dropout_mask(float *out, const float *x, size_t n, float p, uint64_t key);
 void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows,
 			  int T, int V);
 /* st: device [n_seq,4] doubles */

@@ -28,7 +28,8 @@ void cuda_lmhead_backward(float *dh, float *dw, const float *dz, const float *h,
 	if (n <= 0)
 		return;
 	rm_sgemm(0, 0, n, C, V, 1.0f, dz, V, w, C, 0.0f, dh, C);
-	rm_sgemm(1, 0, V, C, n, 1.0f, dz, V, h, C, 1.0f, dw, C);
+	if (dw) /* NULL: a frozen head (LoRA) */
+		rm_sgemm(1, 0, V, C, n, 1.0f, dz, V, h, C, 1.0f, dw, C);
 }
 
 /* CPU twin: logsoftmax_rows. One block per row with a target:

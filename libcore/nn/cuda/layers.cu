@@ -267,12 +267,14 @@ void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dou
 		/* W [IC,OC]: dinp += dout·Wᵀ ; dW += inpᵀ·dout */
 		if (dinp)
 			rm_sgemm(0, 1, T, IC, OC, 1.0f, dout, OC, w, OC, 1.0f, dinp, IC);
-		rm_sgemm(1, 0, IC, OC, T, 1.0f, inp, IC, dout, OC, 1.0f, dw, OC);
+		if (dw) /* NULL: a frozen weight (LoRA) */
+			rm_sgemm(1, 0, IC, OC, T, 1.0f, inp, IC, dout, OC, 1.0f, dw, OC);
 	} else {
 		/* W [OC,IC]: dinp += dout·W ; dW += doutᵀ·inp */
 		if (dinp)
 			rm_sgemm(0, 0, T, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, dinp, IC);
-		rm_sgemm(1, 0, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+		if (dw)
+			rm_sgemm(1, 0, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
 	}
 	if (dbias) {
 		LAUNCH(bias_grad_k, grid_for(OC, NT), NT, dbias, dout, T, OC);
