@@ -183,25 +183,41 @@ void backend_set_tf32(int on);
  *		switch (key) ...
  *	backend_opts_apply(&bo);   // before loading a model
  */
-enum { BACKEND_KEY_DEVICE = 1000, BACKEND_KEY_TF32, BACKEND_KEY_THREADS };
+enum { BACKEND_KEY_DEVICE = 1000, BACKEND_KEY_TF32, BACKEND_KEY_THREADS, BACKEND_KEY_DTYPE, BACKEND_KEY_BF16 };
 #define BACKEND_CLI_OPTS                                                                                     \
 	CLI_OPT(BACKEND_KEY_DEVICE, 0, "device", "DEV",                                                      \
 		"cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),    \
 	CLI_OPT(BACKEND_KEY_TF32, 0, "tf32", NULL,                                                           \
 		"on a GPU, allow TF32 tensor-core math in the matrix products (about 1e-3 relative; "     \
 		"default: fp32, comparable with the CPU)"),                                                  \
+	CLI_OPT(BACKEND_KEY_DTYPE, 0, "dtype", "T",                                                          \
+		"fp32 (default), bf16: on the CPU, matrix products with bf16 inputs and fp32 accumulation "  \
+		"(AVX512-BF16 or AMX; an error without them), auto: bf16 where the CPU has it, else fp32"),  \
+	CLI_OPT(BACKEND_KEY_BF16, 0, "bf16", NULL, "the same as --dtype bf16 (TRL's spelling)"),             \
 	CLI_OPT(BACKEND_KEY_THREADS, 't', "threads", "N",                                                    \
 		"compute threads, OpenMP and OpenBLAS (default: OMP_NUM_THREADS, else one per core)")
 typedef struct {
 	const char *device; /* --device, NULL: the default */
 	int tf32;           /* --tf32 */
 	int threads;        /* --threads, 0: the libraries' default */
+	int dtype;          /* --dtype: BACKEND_FP32 (default), BACKEND_BF16, BACKEND_AUTO */
 } backend_opts;
+enum { BACKEND_FP32 = 0, BACKEND_BF16, BACKEND_AUTO };
 /* 1 when key is one of BACKEND_CLI_OPTS's (its value stored; a bad thread
  * count dies with a usage error), else 0. */
 int backend_opts_parse(backend_opts *o, int key, const char *arg);
-/* backend_set_tf32, backend_select_device, then the thread count. */
+/* backend_set_tf32, backend_select_device, backend_set_dtype, then the
+ * thread count. */
 void backend_opts_apply(const backend_opts *o);
+/* --dtype: the precision of the CPU backend's matrix products (gemm_rm in
+ * libcore/nn/gemm_bf16.h); everything else stays fp32, the weights and
+ * their master copies included. BACKEND_BF16 dies (exit 1, one line) where
+ * the products cannot run in bf16 hardware (a CPU without AVX512-BF16 or
+ * AMX, a build without oneDNN, the CUDA backend); BACKEND_AUTO then prints
+ * a one-line notice and stays fp32. When bf16 takes effect, the device
+ * description (summary lines, header history) ends in " bf16". Call after
+ * backend_select_device. Returns 1 when bf16 is on. */
+int backend_set_dtype(int dtype);
 int backend_tf32(void); /* the last backend_set_tf32 (0 before any) */
 /* The last choice of backend_select_device ("cpu" before any). */
 const char *backend_device(void);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "libcore/nn/gemm_bf16.h"
 
 static void *cpu_alloc(size_t bytes) { return xmalloc(bytes ? bytes : 1); }
 static void cpu_free(void *d) { free(d); }
@@ -91,7 +92,7 @@ const lb_backend lb_backend_cpu = {
 
 static const lb_backend *current = &lb_backend_cpu;
 static char device_base[300] = "cpu"; /* as the backend describes itself */
-static char device_desc[320] = "cpu"; /* that, plus " tf32" when it applies */
+static char device_desc[330] = "cpu"; /* that, plus " tf32" or " bf16" when it applies */
 static int want_tf32;
 
 /* The current backend's precision from want_tf32, and the description. */
@@ -100,7 +101,8 @@ static void apply_tf32(void)
 	const int on = want_tf32 && current->set_tf32;
 	if (current->set_tf32)
 		current->set_tf32(want_tf32);
-	snprintf(device_desc, sizeof device_desc, "%s%s", device_base, on ? " tf32" : "");
+	snprintf(device_desc, sizeof device_desc, "%s%s%s", device_base, on ? " tf32" : "",
+		 gemm_bf16_on() && current == &lb_backend_cpu ? " bf16" : "");
 }
 
 void backend_set_tf32(int on)
@@ -123,6 +125,17 @@ int backend_opts_parse(backend_opts *o, int key, const char *arg)
 	switch (key) {
 	case BACKEND_KEY_DEVICE: o->device = arg; return 1;
 	case BACKEND_KEY_TF32: o->tf32 = 1; return 1;
+	case BACKEND_KEY_BF16: o->dtype = BACKEND_BF16; return 1;
+	case BACKEND_KEY_DTYPE:
+		if (!strcmp(arg, "fp32") || !strcmp(arg, "float32"))
+			o->dtype = BACKEND_FP32;
+		else if (!strcmp(arg, "bf16") || !strcmp(arg, "bfloat16"))
+			o->dtype = BACKEND_BF16;
+		else if (!strcmp(arg, "auto"))
+			o->dtype = BACKEND_AUTO;
+		else
+			die_usage("--dtype %s: expected fp32, bf16 or auto", arg);
+		return 1;
 	case BACKEND_KEY_THREADS: o->threads = (int)parse_long("--threads", arg, 1, 4096); return 1;
 	}
 	return 0;
@@ -132,6 +145,7 @@ void backend_opts_apply(const backend_opts *o)
 {
 	backend_set_tf32(o->tf32);
 	backend_select_device(o->device);
+	backend_set_dtype(o->dtype);
 	if (o->threads > 0)
 		current->set_threads(o->threads);
 }
@@ -155,6 +169,26 @@ const char *backend_select_device(const char *spec)
 	apply_tf32();
 	lbdpo_run_device = device_desc;
 	return device_desc;
+}
+
+int backend_set_dtype(int dtype)
+{
+	const char *why = NULL;
+	if (dtype == BACKEND_FP32)
+		why = "";
+	else if (current != &lb_backend_cpu)
+		why = "the CUDA backend computes in fp32 here (bf16 is the CPU backend's; --tf32 is the GPU's "
+		      "reduced precision)";
+	else if (!gemm_bf16_ok())
+		why = gemm_bf16_path();
+	if (why && *why) {
+		if (dtype == BACKEND_BF16)
+			die("--dtype bf16: no bf16 matrix products: %s", why);
+		warning("--dtype auto: running fp32: %s", why);
+	}
+	gemm_bf16_set(!why);
+	apply_tf32();
+	return !why;
 }
 
 const lb_backend *backend_current(void) { return current; }

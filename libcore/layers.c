@@ -12,6 +12,7 @@
 #include "libcore/cpu.h"
 #include "base/util.h"
 #include "libcore/vexp.h"
+#include "libcore/nn/gemm_bf16.h"
 
 /* ---------------------------------------------------------------- embed */
 
@@ -185,11 +186,9 @@ LBDPO_KERNEL void matmul_forward(float *out, const float *inp, const float *w, c
 {
 	/* out [T,OC], inp [T,IC], w [OC,IC] or [IC,OC], bias [OC] */
 	if (w_in_out)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, OC, IC, 1.0f, inp, IC, w, OC, 0.0f, out,
-			    OC);
+		gemm_rm(0, 0, T, OC, IC, inp, IC, w, OC, 0.0f, out, OC);
 	else
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out,
-			    OC);
+		gemm_rm(0, 1, T, OC, IC, inp, IC, w, IC, 0.0f, out, OC);
 	if (bias) {
 #pragma omp parallel for schedule(static)
 		for (int t = 0; t < T; t++) {
@@ -206,17 +205,13 @@ LBDPO_KERNEL void matmul_backward(float *dinp, float *dw, float *dbias, const fl
 	if (w_in_out) {
 		/* W [IC,OC]: dinp += dout·Wᵀ ; dW += inpᵀ·dout */
 		if (dinp)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, IC, OC, 1.0f, dout, OC, w, OC, 1.0f,
-				    dinp, IC);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, T, 1.0f, inp, IC, dout, OC, 1.0f, dw,
-			    OC);
+			gemm_rm(0, 1, T, IC, OC, dout, OC, w, OC, 1.0f, dinp, IC);
+		gemm_rm(1, 0, IC, OC, T, inp, IC, dout, OC, 1.0f, dw, OC);
 	} else {
 		/* W [OC,IC]: dinp += dout·W ; dW += doutᵀ·inp */
 		if (dinp)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, IC, OC, 1.0f, dout, OC, w, IC, 1.0f,
-				    dinp, IC);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f, dw,
-			    IC);
+			gemm_rm(0, 0, T, IC, OC, dout, OC, w, IC, 1.0f, dinp, IC);
+		gemm_rm(1, 0, OC, IC, T, dout, OC, inp, IC, 1.0f, dw, IC);
 	}
 	if (dbias) {
 		int nblk = (OC + 63) / 64;
@@ -766,7 +761,7 @@ LBDPO_KERNEL void add_inplace(float *acc, const float *x, size_t n)
 
 void lmhead_forward(float *logits, const float *h, const float *w, int T, int C, int V)
 {
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, V, C, 1.0f, h, C, w, C, 0.0f, logits, V);
+	gemm_rm(0, 1, T, V, C, h, C, w, C, 0.0f, logits, V);
 }
 
 void lmhead_forward1(float *logits, const float *h, const float *w, int C, int V)
@@ -778,8 +773,8 @@ void lmhead_backward(float *dh, float *dw, const float *dz, const float *h, cons
 {
 	if (n <= 0)
 		return;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1.0f, dz, V, w, C, 0.0f, dh, C);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, n, 1.0f, dz, V, h, C, 1.0f, dw, C);
+	gemm_rm(0, 0, n, C, V, dz, V, w, C, 0.0f, dh, C);
+	gemm_rm(1, 0, V, C, n, dz, V, h, C, 1.0f, dw, C);
 }
 
 /* Columns per chunk of logsoftmax_rows: 2 KiB, read twice from L1. */

@@ -3,7 +3,9 @@
  * conversions and a gemm_bf16_path() saying so are compiled. */
 #include "libcore/nn/gemm_bf16.h"
 
+#include <cblas.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -33,6 +35,21 @@ LBDPO_KERNEL void bf16_to_f32(float *dst, const uint16_t *src, size_t n)
 	}
 }
 
+static int bf16_on;
+
+void gemm_bf16_set(int on) { bf16_on = on != 0; }
+int gemm_bf16_on(void) { return bf16_on; }
+
+void gemm_rm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+	     float *C, int ldc)
+{
+	if (bf16_on && M >= GEMM_BF16_MIN && N >= GEMM_BF16_MIN && K >= GEMM_BF16_MIN)
+		gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta != 0.0f, C, ldc);
+	else
+		cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+			    1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* rows × cols of src (row stride ld) into dst packed (row stride cols). */
 static void convert_rows(uint16_t *dst, const float *src, int rows, int cols, int ld)
 {
@@ -47,7 +64,6 @@ static void convert_rows(uint16_t *dst, const float *src, int rows, int cols, in
 
 #ifdef LBDPO_DNNL
 #include <oneapi/dnnl/dnnl.h>
-#include <stdlib.h>
 
 static int bf16_state = -1; /* -1 unknown, 0 none, 1 AVX512-BF16, 2 AMX */
 static char bf16_desc[160];
@@ -76,6 +92,9 @@ static void bf16_probe(void)
 		bf16_state = 0, snprintf(bf16_desc, sizeof bf16_desc, "none (%s: no CPU engine)", lib);
 	else if (bf16_state)
 		snprintf(bf16_desc, sizeof bf16_desc, "%s (%s)", bf16_state == 2 ? "AMX" : "AVX512-BF16", lib);
+	else if (getenv("DNNL_MAX_CPU_ISA"))
+		snprintf(bf16_desc, sizeof bf16_desc, "none (DNNL_MAX_CPU_ISA=%.40s rules out AVX512-BF16 and AMX; %s)",
+			 getenv("DNNL_MAX_CPU_ISA"), lib);
 	else
 		snprintf(bf16_desc, sizeof bf16_desc, "none (this CPU has neither AVX512-BF16 nor AMX; %s)", lib);
 }

@@ -35,6 +35,19 @@ const char *gemm_bf16_path(void);
 void gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
 	       int accumulate, float *C, int ldc);
 
+/* The products of layers.c (cblas_sgemm's row-major call with alpha 1 and
+ * beta 0 or 1): in bf16 while gemm_bf16_set(1) holds and the product is
+ * not tiny (every side at least GEMM_BF16_MIN: a reward model's one-column
+ * score head, a batch of one token, stay fp32), else cblas_sgemm itself,
+ * so fp32 results are those of sgemm bit for bit. */
+enum { GEMM_BF16_MIN = 16 };
+void gemm_rm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+	     float *C, int ldc);
+/* Turn the bf16 products of gemm_rm on (1) or off (0, the default); on
+ * only where gemm_bf16_ok() (the caller checks: backend_set_dtype). */
+void gemm_bf16_set(int on);
+int gemm_bf16_on(void);
+
 /* dst[i] = src[i] rounded to bf16 (nearest even; NaN stays NaN), the upper
  * 16 bits of the fp32 pattern. Rows of n; vectorized. */
 void bf16_from_f32(uint16_t *dst, const float *src, size_t n);
