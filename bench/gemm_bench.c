@@ -13,9 +13,9 @@
 #include <time.h>
 
 #include "base/util.h"
-#include "libcore/cpu.h"
-#include "libcore/model.h"
-#include "libcore/nn/gemm_bf16.h"
+#include "libcore/nn/cpu/runtime.h"
+#include "libcore/nn/model.h"
+#include "libcore/nn/cpu/gemm_bf16.h"
 
 static double now(void)
 {

@@ -1,13 +1,13 @@
 /* lbdpo-reward — score token pairs with a reward model (lbdpo-step --loss
  * reward, or any XxxForSequenceClassification with one label): adds
- * reward_chosen and reward_rejected. The scoring is libcore/score.c's. */
+ * reward_chosen and reward_rejected. The scoring is libcore/train/score.c's. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/dist.h"
-#include "libcore/score.h"
-#include "libcore/backend.h"
-#include "libcore/cpu.h"
+#include "libcore/dist/dist.h"
+#include "libcore/train/score.h"
+#include "libcore/nn/backend_opts.h"
+#include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"

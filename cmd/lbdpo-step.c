@@ -3,8 +3,8 @@
  *   lbdpo-step -m MODEL_OR_CHECKPOINT -o CHECKPOINT [--steps N | --epochs E] < train.ref
  *
  * Option parsing and the step loop; the step itself is train_step()
- * (libcore/engine.h). Formulas: doc/design.md, libcore/loss.c (losses),
- * libcore/betahead.h (β model), libcore/adamw.h (optimizer); man lbdpo-step(1). */
+ * (libcore/train/engine.h). Formulas: doc/design.md, libcore/objective/loss.c (losses),
+ * libcore/objective/betahead.h (β model), libcore/nn/adamw.h (optimizer); man lbdpo-step(1). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <jansson.h>
@@ -15,10 +15,10 @@
 
 #include "formats/hfconfig.h"
 #include "formats/tfevents.h"
-#include "libcore/backend.h"
-#include "libcore/cpu.h"
-#include "libcore/dist.h"
-#include "libcore/engine.h"
+#include "libcore/nn/backend_opts.h"
+#include "libcore/nn/cpu/runtime.h"
+#include "libcore/dist/dist.h"
+#include "libcore/train/engine.h"
 #include "base/cli.h"
 #include "base/util.h"
 

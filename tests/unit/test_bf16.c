@@ -1,11 +1,11 @@
-/* test_bf16.c — --dtype bf16's matrix products (libcore/nn/gemm_bf16):
+/* test_bf16.c — --dtype bf16's matrix products (libcore/nn/cpu/gemm_bf16):
  * the fp32→bf16 rounding, gemm_bf16 against a double reference, and the
  * model's per-sequence log-probs and DPO gradients in bf16 against fp32.
  * Skips (with the reason) where bf16 products cannot run: a CPU without
  * AVX512-BF16 or AMX, a build without oneDNN. */
 #include <criterion/criterion.h>
 
-#include "libcore/nn/gemm_bf16.h"
+#include "libcore/nn/cpu/gemm_bf16.h"
 #include "tests/unit/model_testlib.h"
 
 static void need_bf16(void)
