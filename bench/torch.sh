@@ -64,16 +64,30 @@ bf16_section() {
 	tf=$(sed -n 's/.*): *\([0-9.]*\) tokens\/s.*/\1/p' "$T/tb_fp32" | best)
 	ta=$(sed -n 's/.*): *\([0-9.]*\) tokens\/s.*/\1/p' "$T/tb_autocast" | best)
 	tb=$(sed -n 's/.*): *\([0-9.]*\) tokens\/s.*/\1/p' "$T/tb_bf16" | best)
+	# per CPU-second of the process (moves less with the load; torch's idle
+	# threads may spin, which it charges to itself)
+	local mfc mbc sfc sbc tfc tac tbc
+	mfc=$(awk -v s="$sh" '$1 == s && /per CPU-second/ { for (i = 1; i < NF; i++) if ($i == "fwd+bwd") print $(i + 1) }' "$T/mb_fp32" | best)
+	mbc=$(awk -v s="$sh" '$1 == s && /per CPU-second/ { for (i = 1; i < NF; i++) if ($i == "fwd+bwd") print $(i + 1) }' "$T/mb_bf16" | best)
+	sfc=$(sed -n 's/^lbdpo step per CPU-second: *\([0-9.]*\).*/\1/p' "$T/sb_fp32" | best)
+	sbc=$(sed -n 's/^lbdpo step per CPU-second: *\([0-9.]*\).*/\1/p' "$T/sb_bf16" | best)
+	tfc=$(sed -n 's/^torch DPO step per CPU-second: *\([0-9.]*\).*/\1/p' "$T/tb_fp32" | best)
+	tac=$(sed -n 's/^torch DPO step per CPU-second: *\([0-9.]*\).*/\1/p' "$T/tb_autocast" | best)
+	tbc=$(sed -n 's/^torch DPO step per CPU-second: *\([0-9.]*\).*/\1/p' "$T/tb_bf16" | best)
 	awk -v sh="$sh" -v mf="$mf" -v mb="$mb" -v pk="$pk" -v ps="$ps" -v sf="$sf" -v sb="$sb" -v tf="$tf" -v ta="$ta" -v tb="$tb" \
-	    -v rounds="$rounds" -v path="$path" 'BEGIN {
+	    -v rounds="$rounds" -v path="$path" \
+	    -v mfc="$mfc" -v mbc="$mbc" -v sfc="$sfc" -v sbc="$sbc" -v tfc="$tfc" -v tac="$tac" -v tbc="$tbc" 'BEGIN {
 		printf "\nbf16 beside fp32 and PyTorch, best of %d alternating rounds, tokens/s (bf16 path: %s)\n", rounds, path
 		printf "%-34s %10s %10s\n", "", "fp32", "bf16"
 		printf "%-34s %10.0f %10.0f   bf16/fp32 %.2fx; bf16 GEMM peak %.0f GFLOP/s, fwd+bwd at %s%% of it\n",
 			"lbdpo " sh " fwd+bwd", mf, mb, mb / mf, pk, ps
 		printf "%-34s %10.0f %10.0f   bf16/fp32 %.2fx\n", "lbdpo LB-DPO step", sf, sb, sb / sf
 		printf "%-34s %10.0f %10.0f   (autocast; bf16 model: %.0f)\n", "torch TRL-style DPO step", tf, ta, tb
-		printf "\ngoals (issue 25): fwd+bwd bf16 / fp32 %.2fx (goal >= 1.6x), LB-DPO step bf16 / torch autocast %.2fx (goal >= 1.5x), " \
+		printf "per CPU-second: lbdpo fwd+bwd %s / %s GFLOP/cpu-s (%.2fx), LB-DPO step %s / %s tok/cpu-s (%.2fx); " \
+			"torch DPO step %s, autocast %s, bf16 model %s tok/cpu-s\n", mfc, mbc, mbc / mfc, sfc, sbc, sbc / sfc, tfc, tac, tbc
+		printf "\ngoals (issue 25), wall clock: fwd+bwd bf16 / fp32 %.2fx (goal >= 1.6x), LB-DPO step bf16 / torch autocast %.2fx (goal >= 1.5x), " \
 			"/ torch bf16 model %.2fx (goal >= 1.2x)\n", mb / mf, sb / ta, sb / tb
+		printf "goals per CPU-second: %.2fx, %.2fx, %.2fx\n", mbc / mfc, sbc / tac, sbc / tbc
 	}'
 }
 if [ -n "$ONLY_BF16" ]; then
