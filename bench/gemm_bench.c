@@ -10,19 +10,11 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "base/util.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/model.h"
 #include "libcore/nn/cpu/gemm_bf16.h"
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static float *rnd(size_t n, unsigned seed)
 {
@@ -44,13 +36,13 @@ static void one(const char *label, int ta, int tb, int M, int N, int K, int acc)
 	int lda = ta ? M : K, ldb = tb ? K : N;
 	double b32 = 1e30, b16 = 1e30;
 	for (int r = 0; r <= reps; r++) { /* the first round warms up (and creates the primitive) */
-		double t0 = now();
+		double t0 = now_s();
 		cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
 			    A, lda, B, ldb, acc ? 1.0f : 0.0f, C, N);
-		double t1 = now();
+		double t1 = now_s();
 		if (gemm_bf16_ok())
 			gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, acc, C, N);
-		double t2 = now();
+		double t2 = now_s();
 		if (r) {
 			b32 = t1 - t0 < b32 ? t1 - t0 : b32;
 			b16 = t2 - t1 < b16 ? t2 - t1 : b16;
