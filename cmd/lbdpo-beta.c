@@ -10,7 +10,7 @@
 #include "formats/records.h"
 #include "libcore/objective/betahead.h"
 #include "libcore/nn/model.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"

@@ -16,7 +16,7 @@
 #include "libcore/objective/loss.h"
 #include "libcore/nn/model.h"
 #include "libcore/train/engine.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"

@@ -10,7 +10,7 @@
 #include "formats/hfconfig.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/model.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 #include "base/cli.h"
 #include "base/util.h"
 

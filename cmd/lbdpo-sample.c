@@ -31,7 +31,8 @@
 #include "formats/records.h"
 #include "formats/tokenizer.h"
 #include "libcore/nn/model.h"
-#include "libcore/train/train.h"
+#include "libcore/train/samples.h"
+#include "libcore/train/eval.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
@@ -456,41 +457,19 @@ int main(int argc, char **argv)
 	backend_opts_apply(&bo);
 
 	FILE *in = in_open(in_path);
-	int first = getc(in);
-	if (first == EOF)
+	int is_jsonl = input_is_jsonl(in);
+	if (is_jsonl < 0)
 		die("%s: empty input", in_name(in_path));
-	ungetc(first, in);
-	/* '{' is a positive fixint in msgpack, never a stream's first map */
-	int is_jsonl = first == '{' || first == ' ' || first == '\n';
 
 	model *m = model_load(model_path);
 	model_need_lm(m, model_path);
 	const model_config *cfg = model_cfg(m);
-	char *own_tok = tok_path ? NULL : tok_file_in(model_path);
-	if (own_tok)
-		tok_path = own_tok;
-	tok *tk = tok_path ? tok_load(tok_path) : NULL;
+	model_tok mt;
+	model_tok_open(&mt, m, model_path, tok_path, tpl_name, ignore_prov);
+	tok *tk = mt.tk;
+	pref_tpl *tpl = mt.tpl;
 	if (is_jsonl && !tk)
 		die_usage("JSONL input needs --tokenizer (the model has no tokenizer.json or tokenizer.model)");
-	if (tk) { /* its ids and chat template must be the model's */
-		provenance tp = {0};
-		snprintf(tp.tok_sha, sizeof tp.tok_sha, "%s", tok_fingerprint(tk));
-		prov_check(&tp, tok_path, model_path, NULL, 0, NULL, ignore_prov);
-	}
-	if (tk && tok_vocab_size(tk) > (uint32_t)cfg->vocab_size)
-		die("%s: vocabulary of %u tokens exceeds the model's %d", tok_path, tok_vocab_size(tk), cfg->vocab_size);
-	if (tpl_name && !tk)
-		die_usage("--template needs --tokenizer");
-	/* BOS text, for the guard: a prompt that begins with it gets no second */
-	size_t nbos = 0, neos = 0;
-	const char *bos_text = tk && tok_bos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_bos(tk), &nbos) : NULL;
-	const char *eos_text = tk && tok_eos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_eos(tk), &neos) : NULL;
-	pref_tpl *tpl = NULL;
-	if (tk) {
-		char *dir = tok_dir(tk);
-		tpl = pref_tpl_load(tpl_name, dir, bos_text, eos_text);
-		free(dir);
-	}
 	sample_opts from_file = o;
 	int gen_eos = gen_config(model_path, &from_file);
 	if (!eos_arg) {
@@ -537,33 +516,8 @@ int main(int argc, char **argv)
 			json_t *j = jsonl_parse(line, len, perr, sizeof perr);
 			if (!j)
 				die("%s: %s", where, perr);
-			json_t *p = json_object_get(j, "prompt");
-			const char *text;
-			size_t tlen;
-			int add_bos = !no_bos && tok_add_bos(tk) && tok_bos(tk) >= 0;
-			if (json_is_array(p)) {
-				/* chat messages: rendered with the generation prompt; a
-				 * Jinja rendering carries its own special tokens */
-				char err[600];
-				rendered.n = 0;
-				if (pref_tpl_render(tpl, p, 1, j, &rendered, err, sizeof err))
-					die("%s: %s", where, err);
-				text = rendered.s, tlen = rendered.n;
-				if (pref_tpl_is_jinja(tpl))
-					add_bos = 0;
-			} else if (json_is_string(p)) {
-				text = json_string_value(p), tlen = json_string_length(p);
-			} else
-				die("%s: no \"prompt\" string or message list", where);
-			if (bos_text && tlen >= nbos && !memcmp(text, bos_text, nbos))
-				add_bos = 0;
-			nids = 0;
-			if (add_bos) {
-				xgrow((void **)&ids, &cap, 1, sizeof *ids);
-				ids[nids++] = (uint32_t)tok_bos(tk);
-			}
-			if (tok_encode(tk, text, tlen, 0, &ids, &nids, &cap) != 0)
-				die("%s: prompt: %s", where, tok_error(tk));
+			if (pref_prompt_ids(tk, tpl, j, !no_bos, &rendered, &ids, &nids, &cap, perr, sizeof perr))
+				die("%s: %s", where, perr);
 			run_prompt(&s, ids, (int)nids, lineno, j, where);
 			json_decref(j);
 		}
@@ -615,7 +569,6 @@ int main(int argc, char **argv)
 	     dt > 0 ? s.n_tokens / dt : 0.0, backend_device());
 	free(ids);
 	sb_free(&rendered);
-	pref_tpl_free(tpl);
 	free(s.gen);
 	free(s.text);
 	free(s.fix);
@@ -624,10 +577,8 @@ int main(int argc, char **argv)
 	free(s.mark);
 	free(s.seen);
 	free(s.known);
-	free(own_tok);
 	model_kv_free(s.kv);
-	if (tk)
-		tok_free(tk);
+	model_tok_close(&mt);
 	model_free(m);
 	close_stdout();
 	return 0;

@@ -7,6 +7,7 @@
 
 #include "base/util.h"
 #include "formats/jinja.h"
+#include "formats/tokenizer.h"
 
 void sb_add(strbuf *b, const char *s, size_t n)
 {
@@ -547,4 +548,40 @@ void pref_pack_json(msgpack_packer *pk, json_t *v)
 	case JSON_FALSE: msgpack_pack_false(pk); break;
 	case JSON_NULL: msgpack_pack_nil(pk); break;
 	}
+}
+
+int pref_prompt_ids(tok *tk, const pref_tpl *tpl, json_t *rec, int add_bos, strbuf *scratch, uint32_t **ids,
+		    size_t *n, size_t *cap, char *err, size_t errlen)
+{
+	json_t *p = json_object_get(rec, "prompt");
+	const char *text;
+	size_t tlen;
+	add_bos = add_bos && tok_add_bos(tk) && tok_bos(tk) >= 0;
+	if (json_is_array(p)) {
+		scratch->n = 0;
+		if (pref_tpl_render(tpl, p, 1, rec, scratch, err, errlen))
+			return -1;
+		text = scratch->s, tlen = scratch->n;
+		if (pref_tpl_is_jinja(tpl))
+			add_bos = 0;
+	} else if (json_is_string(p)) {
+		text = json_string_value(p), tlen = json_string_length(p);
+	} else {
+		snprintf(err, errlen, "no \"prompt\" string or message list");
+		return -1;
+	}
+	size_t nbos = 0;
+	const char *bos_text = tok_bos(tk) >= 0 ? tok_piece(tk, (uint32_t)tok_bos(tk), &nbos) : NULL;
+	if (bos_text && tlen >= nbos && !memcmp(text, bos_text, nbos))
+		add_bos = 0;
+	*n = 0;
+	if (add_bos) {
+		xgrow((void **)ids, cap, 1, sizeof **ids);
+		(*ids)[(*n)++] = (uint32_t)tok_bos(tk);
+	}
+	if (tok_encode(tk, text ? text : "", tlen, 0, ids, n, cap) != 0) {
+		snprintf(err, errlen, "prompt: %s", tok_error(tk));
+		return -1;
+	}
+	return 0;
 }

@@ -114,6 +114,17 @@ typedef struct {
 int pref_truncate(const pref_trunc *o, uint32_t *prompt, size_t *np, size_t *nc, size_t *nr,
 		  const uint32_t *c, const uint32_t *r, int *truncated);
 
+/* The token ids of a JSONL record's "prompt" as lbdpo-sample(1) feeds it to
+ * the model (and lbdpo-reward(1) scores it): a string is encoded, BOS first
+ * when the tokenizer adds one, add_bos is set and the text does not already
+ * begin with BOS's text; a message list is rendered with tpl and its
+ * generation prompt (a Jinja rendering carries its own special tokens: no BOS
+ * is added). ids are replaced (*n set); scratch holds the rendering. Returns
+ * 0, or -1 with a one-line reason in err. */
+struct tok;
+int pref_prompt_ids(struct tok *tk, const pref_tpl *tpl, json_t *rec, int add_bos, strbuf *scratch, uint32_t **ids,
+		    size_t *n, size_t *cap, char *err, size_t errlen);
+
 /* Pack a JSON value as msgpack (integers, reals, strings, arrays, objects). */
 void pref_pack_json(msgpack_packer *pk, json_t *v);
 

@@ -18,6 +18,10 @@
 #       one sample per id in each file -> one JSON line
 #       {"n","wins","losses","ties","win_rate"} of the first file over the
 #       second; win_rate = (wins + ties/2) / n.
+#   awk -v mode=reward -f judge.awk samples.jsonl > scored.jsonl
+#       every line with "reward": score(text) appended, the field
+#       lbdpo-reward adds: lbdpo-pairs makes pairs of any number of samples
+#       per prompt from it, as from a reward model's scores.
 # Plain POSIX awk (mawk, gawk, busybox).
 
 # The raw (still JSON-escaped) value of string field key in line s; "\001" if absent.
@@ -67,12 +71,15 @@ function cmp(prompt, a, b,   sa, sb, la, lb) {
 BEGIN {
 	split("once upon time there were with that this they them their have from into what when then very", sw, " ")
 	for (k in sw) STOP[sw[k]] = 1
-	if (mode != "pairs" && mode != "compare") { print "judge.awk: error: set -v mode=pairs or -v mode=compare" > "/dev/stderr"; bad = 1; exit 2 }
+	if (mode != "pairs" && mode != "compare" && mode != "reward") { print "judge.awk: error: set -v mode=pairs, compare or reward" > "/dev/stderr"; bad = 1; exit 2 }
 }
 {
 	id = jraw($0, "id"); p = jraw($0, "prompt"); t = jraw($0, "text")
 	if (id == "\001" || p == "\001" || t == "\001") { printf "judge.awk: error: %s: line %d: need string fields id, prompt, text\n", FILENAME, FNR > "/dev/stderr"; bad = 1; exit 1 }
-	if (mode == "pairs") {
+	if (mode == "reward") {
+		line = $0; sub(/}[ \t\r]*$/, "", line)
+		printf "%s,\"reward\":%.9g}\n", line, score(p, t)
+	} else if (mode == "pairs") {
 		if (id in first) {
 			c = cmp(p, first[id], t)
 			if (c > 0) printf "{\"id\":\"%s\",\"prompt\":\"%s\",\"chosen\":\"%s\",\"rejected\":\"%s\"}\n", id, p, first[id], t
@@ -88,6 +95,7 @@ BEGIN {
 }
 END {
 	if (bad) exit bad
+	if (mode == "reward") exit 0
 	if (mode == "pairs") { if (ties) printf "judge.awk: %d tied pairs left out\n", ties > "/dev/stderr"; exit 0 }
 	w = l = e = n = 0
 	for (k = 1; k <= na; k++) {

@@ -383,7 +383,7 @@ int train_step(train_engine *e, train_metrics *m)
 		microbatch_opts ml = mo;
 		loss_opts lm = *lo;
 		if (whole) {
-			/* the loss is over all bs pairs on every worker (train.h):
+			/* the loss is over all bs pairs on every worker (batch.h):
 			 * its gradients are already this worker's share, and its
 			 * value is counted once, by worker 0. Every worker takes
 			 * part, even one with no pair (the share is collective). */

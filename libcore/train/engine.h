@@ -18,7 +18,7 @@
 #include <stdio.h>
 
 #include "libcore/nn/adamw.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 
 /* Everything that shapes a training run; recorded as "options" in the
  * checkpoint's trainer_state.json (train_opts_to_json). */

@@ -6,7 +6,7 @@
 
 #include "formats/records.h"
 #include "libcore/nn/backend.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 #include "libcore/dist/dist.h"
 #include "libcore/dist/distrec.h"
 #include "base/util.h"
@@ -198,17 +198,17 @@ int score_prog_parse(score_prog *p, int key, const char *arg)
 	return 0;
 }
 
-int score_program(int *argc, char ***argv, score_prog *p)
+model *score_prog_open(int *argc, char ***argv, score_prog *p, char fp[65])
 {
 	if (!p->model_path)
 		die_usage("--model PATH is required");
 	dist_init(argc, argv);
-	const int rank = dist_rank(), nrank = dist_size();
+	const int nrank = dist_size();
 	if (nrank > 1 && (!p->in || !strcmp(p->in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
 			       "(-i FILE), not standard input", nrank);
 	backend_opts_apply(p->bo);
-	double t0 = now_s();
+	p->t0 = now_s();
 	model *m = model_load(p->model_path);
 	const model_config *cfg = model_cfg(m);
 	if (p->need_lm)
@@ -216,8 +216,28 @@ int score_program(int *argc, char ***argv, score_prog *p)
 	else if (!cfg->score_labels)
 		die("%s: not a reward model (config.json's architectures names no XxxForSequenceClassification; "
 		    "lbdpo-step --loss reward trains one)", p->model_path);
-	char fp[65];
 	model_fingerprint(m, fp);
+	return m;
+}
+
+void score_prog_close(score_prog *p, model *m, const char *unit, uint64_t n_rec, uint64_t n_tok, const char *extra)
+{
+	double dt = now_s() - p->t0;
+	if (dist_rank() == 0)
+		info("%llu %s%s, %llu tokens in %.2f s (%.1f %s/s, %.0f tokens/s) on %s", (unsigned long long)n_rec, unit,
+		     extra ? extra : "", (unsigned long long)n_tok, dt, n_rec / (dt > 0 ? dt : 1), unit,
+		     n_tok / (dt > 0 ? dt : 1), backend_device());
+	model_free(m);
+	close_stdout();
+	dist_finalize();
+}
+
+int score_program(int *argc, char ***argv, score_prog *p)
+{
+	char fp[65];
+	model *m = score_prog_open(argc, argv, p, fp);
+	const model_config *cfg = model_cfg(m);
+	const int rank = dist_rank();
 	rs_reader *r = rs_open(p->in, NULL);
 	provenance pv;
 	prov_read(r, cfg->vocab_size, &pv);
@@ -233,17 +253,9 @@ int score_program(int *argc, char ***argv, score_prog *p)
 	if (w)
 		rs_finish(w);
 	rs_close(r);
-	double dt = now_s() - t0;
 	double tot[2] = {(double)p->run.n_rec, (double)p->run.n_tok}; /* the job's totals */
 	dist_allreduce_sum_f64(tot, 2);
-	const uint64_t n_rec = (uint64_t)tot[0], n_tok = (uint64_t)tot[1];
-	if (rank == 0)
-		info("%llu records, %llu tokens in %.2f s (%.1f records/s, %.0f tokens/s) on %s",
-		     (unsigned long long)n_rec, (unsigned long long)n_tok, dt,
-		     n_rec / (dt > 0 ? dt : 1), n_tok / (dt > 0 ? dt : 1), backend_device());
-	model_free(m);
 	distrec_free(d);
-	close_stdout();
-	dist_finalize();
+	score_prog_close(p, m, "records", (uint64_t)tot[0], (uint64_t)tot[1], NULL);
 	return 0;
 }

@@ -56,8 +56,17 @@ typedef struct {
 	const char *kind, *model_key;
 	int need_lm; /* 1: a causal LM (model_need_lm), 0: a reward model */
 	score_run run;
+	double t0; /* when the model began to load */
 } score_prog;
 int score_program(int *argc, char ***argv, score_prog *p);
+/* score_program's first and last steps, for a program that scores other
+ * input (lbdpo-reward on lbdpo-sample's JSON Lines): check --model, start
+ * MPI, refuse standard input under several ranks, apply the backend
+ * options, load the model and check its kind; fp gets its fingerprint.
+ * score_prog_close prints the summary line ("N unit[extra], T tokens in ...")
+ * on rank 0, frees m and ends MPI. */
+model *score_prog_open(int *argc, char ***argv, score_prog *p, char fp[65]);
+void score_prog_close(score_prog *p, model *m, const char *unit, uint64_t n_rec, uint64_t n_tok, const char *extra);
 
 /* The options lbdpo-logprob and lbdpo-reward share: their rows (the model's
  * and the output's help differ) and one parse of them into p, which

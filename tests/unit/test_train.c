@@ -6,7 +6,7 @@
 
 #include "libcore/objective/betahead.h"
 #include "libcore/objective/loss.h"
-#include "libcore/train/train.h"
+#include "libcore/train/eval.h"
 #include "tests/unit/model_testlib.h"
 
 enum { NB = 4, HID = 5 };
