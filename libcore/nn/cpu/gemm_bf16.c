@@ -50,6 +50,9 @@ void gemm_rm(int ta, int tb, int M, int N, int K, const float *A, int lda, const
 			    1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
+#ifdef LBDPO_DNNL
+#include <oneapi/dnnl/dnnl.h>
+
 /* rows × cols of src (row stride ld) into dst packed (row stride cols). */
 static void convert_rows(uint16_t *dst, const float *src, int rows, int cols, int ld)
 {
@@ -61,9 +64,6 @@ static void convert_rows(uint16_t *dst, const float *src, int rows, int cols, in
 	for (int r = 0; r < rows; r++)
 		bf16_from_f32(dst + (size_t)r * cols, src + (size_t)r * ld, (size_t)cols);
 }
-
-#ifdef LBDPO_DNNL
-#include <oneapi/dnnl/dnnl.h>
 
 static int bf16_state = -1; /* -1 unknown, 0 none, 1 AVX512-BF16, 2 AMX */
 static char bf16_desc[160];
