@@ -3,6 +3,7 @@
 #include "base/cli.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,62 @@ static const cli_opt *target(const cli_opt *opts, const char *lng)
 	return NULL;
 }
 
+static int has_value(const cli_opt *o) { return o->type == CLI_INT || o->type == CLI_DOUBLE || o->type == CLI_ENUM; }
+
+/* A typed row that cannot work is a bug in the program's table. */
+static void check_row(const cli_spec *s, const cli_opt *o)
+{
+	const char *bad = NULL;
+	const char *name = o->lng ? o->lng : "?";
+	switch (o->type) {
+	case CLI_KEY: return;
+	case CLI_INT:
+		if (o->size != sizeof(int) && o->size != sizeof(long))
+			bad = "the destination is no int or long";
+		else if (o->ilo > o->ihi)
+			bad = "an empty range";
+		break;
+	case CLI_DOUBLE:
+		if (o->size != sizeof(double))
+			bad = "the destination is no double";
+		else if (!(o->lo <= o->hi))
+			bad = "an empty range";
+		break;
+	case CLI_STRING:
+		if (o->size != sizeof(char *))
+			bad = "the destination is no string";
+		break;
+	case CLI_SET:
+		if (o->size != sizeof(int))
+			bad = "the destination is no int";
+		else if (o->arg)
+			bad = "a flag with an argument";
+		break;
+	case CLI_ENUM:
+		if (o->size != sizeof(int))
+			bad = "the destination is no int or enum";
+		else if (!o->names || !o->names[0])
+			bad = "no names";
+		break;
+	case CLI_CALLBACK:
+		if (!o->cb)
+			bad = "no function";
+		break;
+	default: bad = "an unknown type"; break;
+	}
+	if (!bad && o->type != CLI_CALLBACK && !o->dest)
+		bad = "no destination";
+	if (!bad && o->key)
+		bad = "a key (a typed row is not returned by cli_next)";
+	if (!bad && o->arg == NULL && o->type != CLI_SET && o->type != CLI_CALLBACK)
+		bad = "no argument name";
+	const char *d = o->help ? strstr(o->help, "default ") : NULL;
+	if (!bad && has_value(o) && d && (d[8] == '-' || (d[8] >= '0' && d[8] <= '9')))
+		bad = "its default in the help text (it is shown from the destination)";
+	if (bad)
+		BUG("%s: option table: --%s has %s", s->prog, name, bad);
+}
+
 void cli_start(cli *c, const cli_spec *s, int argc, char **argv)
 {
 	memset(c, 0, sizeof *c);
@@ -40,6 +97,15 @@ void cli_start(cli *c, const cli_spec *s, int argc, char **argv)
 	c->argc = argc;
 	c->argv = argv;
 	c->n = count(s->opts);
+	if (c->n > CLI_MAX_OPTS)
+		BUG("%s: option table: %d entries, more than %d", s->prog, c->n, CLI_MAX_OPTS);
+	c->init = xcalloc((size_t)c->n + 1, sizeof *c->init);
+	for (int i = 0; i < c->n; i++) {
+		const cli_opt *o = &s->opts[i];
+		check_row(s, o);
+		if (o->type != CLI_KEY && o->type != CLI_CALLBACK)
+			memcpy(&c->init[i], o->dest, o->size);
+	}
 	struct option *lo = xcalloc((size_t)c->n + 3, sizeof *lo);
 	char *so = xmalloc(2 * (size_t)c->n + 4);
 	size_t ns = 0, nl = 0;
@@ -50,10 +116,10 @@ void cli_start(cli *c, const cli_spec *s, int argc, char **argv)
 			continue;
 		const cli_opt *t = o;
 		if (o->alias_of && !(t = target(s->opts, o->alias_of)))
-			die("%s: option table: '%s' is an old spelling of '%s', which is not in the table", s->prog,
+			BUG("%s: option table: '%s' is an old spelling of '%s', which is not in the table", s->prog,
 			    o->lng ? o->lng : "?", o->alias_of);
 		if (o->shrt == 'h' || o->shrt == 'V' || (o->lng && (!strcmp(o->lng, "help") || !strcmp(o->lng, "version"))))
-			die("%s: option table: -h/--help and -V/--version are cli.c's", s->prog);
+			BUG("%s: option table: -h/--help and -V/--version are cli.c's", s->prog);
 		const int has_arg = t->arg && !o->gone;
 		if (o->lng)
 			lo[nl++] = (struct option){o->lng, has_arg ? required_argument : no_argument, NULL, CLI_VAL0 + i};
@@ -80,8 +146,53 @@ static void cli_free(cli *c)
 	free(c->longopts);
 	free(c->shortopts);
 	free(c->warned);
+	free(c->init);
 	c->longopts = c->shortopts = NULL;
 	c->warned = NULL;
+	c->init = NULL;
+}
+
+/* "a, b or c" */
+static void name_list(const char *const *names, char *buf, size_t n)
+{
+	size_t k = 0;
+	buf[0] = 0;
+	for (int i = 0; names[i] && k < n; i++)
+		k += (size_t)snprintf(buf + k, n - k, "%s%s", i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
+}
+
+/* Store the value of typed row o given as typed ("--lr") with arg. */
+static void store(const cli_opt *o, const char *typed, const char *arg)
+{
+	switch (o->type) {
+	case CLI_INT: {
+		long v = parse_long(typed, arg, o->ilo, o->ihi);
+		if (o->size == sizeof(int)) {
+			int i = (int)v;
+			memcpy(o->dest, &i, sizeof i);
+		} else {
+			memcpy(o->dest, &v, sizeof v);
+		}
+		break;
+	}
+	case CLI_DOUBLE: *(double *)o->dest = parse_double(typed, arg, o->lo, o->hi); break;
+	case CLI_STRING: *(const char **)o->dest = arg; break;
+	case CLI_SET: *(int *)o->dest = (int)o->ilo; break;
+	case CLI_ENUM: {
+		int k = 0;
+		while (o->names[k] && strcmp(o->names[k], arg))
+			k++;
+		if (!o->names[k]) {
+			char list[512];
+			name_list(o->names, list, sizeof list);
+			die_usage("%s: expected %s, got '%s'", typed, list, arg);
+		}
+		*(int *)o->dest = k;
+		break;
+	}
+	case CLI_CALLBACK: o->cb(o->dest, arg); break;
+	default: break;
+	}
 }
 
 /* "--name" as typed, without "=value". */
@@ -130,6 +241,7 @@ int cli_next(cli *c)
 {
 	const cli_spec *s = c->spec;
 	int idx = -1;
+again:;
 	int r = getopt_long(c->argc, c->argv, c->shortopts, c->longopts, &idx);
 	if (r == -1) {
 		c->ind = optind;
@@ -140,6 +252,9 @@ int cli_next(cli *c)
 	if (r == '?' || r == ':')
 		bad_option(c, r);
 	if (r == CLI_HELP || r == 'h') {
+		for (int i = 0; i < c->n; i++) /* the defaults, as they were before parsing */
+			if (s->opts[i].type != CLI_KEY && s->opts[i].type != CLI_CALLBACK)
+				memcpy(s->opts[i].dest, &c->init[i], s->opts[i].size);
 		cli_help(s, stdout);
 		close_stdout();
 		exit(0);
@@ -179,9 +294,50 @@ int cli_next(cli *c)
 			c->warned[i] = 1;
 		}
 		o = t;
+		snprintf(typed, sizeof typed, "--%s", t->lng);
+	}
+	c->given[o - s->opts] = 1;
+	if (o->type != CLI_KEY) {
+		if (o->lng)
+			snprintf(typed, sizeof typed, "--%s", o->lng);
+		store(o, typed, optarg);
+		goto again;
 	}
 	c->arg = optarg;
 	return o->key;
+}
+
+void cli_end(const cli *c, int max)
+{
+	if (max >= 0 && c->ind + max < c->argc)
+		die_usage("unexpected argument '%s'", c->argv[c->ind + max]);
+	for (int i = 0; i < c->n; i++)
+		if ((c->spec->opts[i].flags & CLI_REQUIRED) && !c->given[i])
+			die_usage("--%s is required", c->spec->opts[i].lng);
+}
+
+void cli_parse(cli *c, int max)
+{
+	/* checked before parsing, so that a keyed row merged into such a
+	 * table fails every run, not only the runs that give it */
+	for (int i = 0; i < c->n; i++) {
+		const cli_opt *o = &c->spec->opts[i];
+		if (o->type == CLI_KEY && o->key)
+			BUG("%s: option table: --%s is a keyed row (key %d) in a table parsed by cli_parse: give it a type "
+			    "(OPT_*) or read it with cli_next",
+			    c->spec->prog, o->lng ? o->lng : "?", o->key);
+	}
+	if (cli_next(c) != -1)
+		BUG("%s: option table: cli_next returned a key in cli_parse", c->spec->prog);
+	cli_end(c, max);
+}
+
+int cli_given(const cli *c, const char *lng)
+{
+	const cli_opt *t = target(c->spec->opts, lng);
+	if (!t)
+		BUG("%s: cli_given: no option --%s", c->spec->prog, lng);
+	return c->given[t - c->spec->opts];
 }
 
 /* ---- --help ---- */
@@ -225,6 +381,77 @@ static void put_wrapped(FILE *fp, const char *text, int col, int indent)
 		p += w;
 	}
 	fputc('\n', fp);
+}
+
+/* "5e-06" -> "5e-6", "1e+30" -> "1e30" */
+static void strip_exponent(char *t)
+{
+	char *q = strchr(t, 'e');
+	if (!q)
+		return;
+	char *d = q + 1, *r = q + 1;
+	if (*r == '+')
+		r++;
+	else if (*r == '-')
+		*d++ = *r++;
+	while (*r == '0' && r[1])
+		r++;
+	memmove(d, r, strlen(r) + 1);
+}
+
+/* v as --help shows it: the shortest %g that reads back as v, with an
+ * exponent without '+' and leading zeros ("5e-6"); below 1, the exponent
+ * form when it is shorter ("1e-3", not "0.001"); a whole number as one. */
+static void fmt_double(double v, char *buf, size_t n)
+{
+	char g[64], e[64];
+	if (v == floor(v) && fabs(v) < 1e15) { /* 10, not 1e+01 */
+		snprintf(buf, n, "%.0f", v);
+		return;
+	}
+	int p = 1;
+	for (; p < 17; p++) {
+		snprintf(g, sizeof g, "%.*g", p, v);
+		if (strtod(g, NULL) == v)
+			break;
+	}
+	snprintf(e, sizeof e, "%.*e", p - 1, v);
+	strip_exponent(g);
+	strip_exponent(e);
+	snprintf(buf, n, "%s", fabs(v) < 1 && v != 0 && strlen(e) < strlen(g) ? e : g);
+}
+
+/* " (default 8)" for a typed row whose destination holds a value in the
+ * row's range and whose help does not speak of its default; else "". */
+static void default_text(const cli_opt *o, char *buf, size_t n)
+{
+	char v[64];
+	buf[0] = 0;
+	if (!has_value(o) || (o->help && strstr(o->help, "default")))
+		return;
+	if (o->type == CLI_INT) {
+		long x;
+		if (o->size == sizeof(int))
+			x = *(const int *)o->dest;
+		else
+			memcpy(&x, o->dest, sizeof x);
+		if (x < o->ilo || x > o->ihi)
+			return;
+		snprintf(v, sizeof v, "%ld", x);
+	} else if (o->type == CLI_DOUBLE) {
+		double x = *(const double *)o->dest;
+		if (!(x >= o->lo && x <= o->hi))
+			return;
+		fmt_double(x, v, sizeof v);
+	} else {
+		int k = *(const int *)o->dest, m = 0;
+		while (o->names[m])
+			m++;
+		if (k < 0 || k >= m)
+			return;
+		snprintf(v, sizeof v, "%s", o->names[k]);
+	}
+	snprintf(buf, n, " (default %s)", v);
 }
 
 /* "-c/--checkpoint" */
@@ -283,7 +510,12 @@ void cli_help(const cli_spec *s, FILE *fp)
 			fprintf(fp, "%s%*s", left, col - w, "");
 			w = col;
 		}
-		put_wrapped(fp, o->help ? o->help : "", w, col);
+		char def[96], *text;
+		default_text(o, def, sizeof def);
+		if (asprintf(&text, "%s%s", o->help ? o->help : "", def) < 0)
+			die("out of memory");
+		put_wrapped(fp, text, w, col);
+		free(text);
 	}
 	if (n_old) {
 		/* one line, never starting with a blank and '-': not an option line */

@@ -74,6 +74,21 @@ void die(const char *fmt, ...)
 	exit(EXIT_DATA);
 }
 
+void bug_at(const char *file, int line, const char *fmt, ...)
+{
+	char where[512];
+	snprintf(where, sizeof where, "BUG: %s:%d: ", file, line);
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(where, fmt, ap);
+	va_end(ap);
+	/* Not the atdie() hooks: they treat a rejection as an ordinary outcome
+	 * (the fuzzers jump back), and this is not one. */
+	out_abort_all();
+	temp_remove_all();
+	abort();
+}
+
 void die_usage(const char *fmt, ...)
 {
 	va_list ap;

@@ -5,6 +5,7 @@
  *   0  success
  *   1  runtime or data error (bad input, I/O failure, numeric failure)
  *   2  usage error (bad option or argument)
+ *   134 (SIGABRT) a bug in lbdpo itself (BUG(), below), never bad input
  */
 #ifndef LBDPO_UTIL_H
 #define LBDPO_UTIL_H
@@ -34,6 +35,17 @@ const char *progname(void);
 
 /* die: print "prog: error: ..." and exit(1). */
 LBDPO_NORETURN void die(const char *fmt, ...) LBDPO_PRINTF(1, 2);
+/* BUG: a programmer error (an impossible state, an inconsistent table), never
+ * bad input: prints "prog: BUG: file:line: ...", removes the temporaries and
+ * abort()s, so it is never mistaken for the exit 1/2 of a data or usage
+ * error (and a fuzzer or a core dump catches it). BUG_ON(cond) when cond. */
+#define BUG(...) bug_at(__FILE__, __LINE__, __VA_ARGS__)
+#define BUG_ON(cond)                                                \
+	do {                                                        \
+		if (cond)                                           \
+			bug_at(__FILE__, __LINE__, "%s", #cond);    \
+	} while (0)
+LBDPO_NORETURN void bug_at(const char *file, int line, const char *fmt, ...) LBDPO_PRINTF(3, 4);
 /* die_usage: print "prog: error: ..." plus "try 'prog --help'" and exit(2). */
 LBDPO_NORETURN void die_usage(const char *fmt, ...) LBDPO_PRINTF(1, 2);
 /* error: print "prog: error: ..." and return -1. */

@@ -85,13 +85,13 @@ int main(int argc, char **argv)
 	float *h = rnd((size_t)T * G, 1, 19), *dh = rnd((size_t)T * G, 1, 20);
 	printf("threads %d, T=%d C=%d heads %d×%d, best of %d, ms of CPU time per call\n", threads, T, C, H, hd, reps);
 	printf("llama layer\n");
-	TIME("rmsnorm fwd", rmsnorm_forward(y, rstd, x, w, 1e-5f, T, C));
-	TIME("rmsnorm bwd", rmsnorm_backward(dx, dw, dy, x, w, rstd, T, C));
+	TIME("rmsnorm fwd", rmsnorm_forward(y, rstd, x, w, 0.0f, 1e-5f, T, C));
+	TIME("rmsnorm bwd", rmsnorm_backward(dx, dw, dy, x, w, 0.0f, rstd, T, C));
 	TIME("rope table", rope_table(cs, pos, T, hd, 10000.0f));
 	TIME("rope fwd (q,k)", rope_forward(qkv, cs, T, 2 * H, hd, S));
 	TIME("rope bwd (q,k)", rope_backward(dqkv, cs, T, 2 * H, hd, S));
-	TIME("attention fwd", attention_forward(att, lse, qkv, ka, kb, kc, T, H, H, hd));
-	TIME("attention bwd", attention_backward(dqkv, datt, qkv, att, lse, ka, kb, kc, seq_off, 2, T, H, H, hd));
+	TIME("attention fwd", attention_forward(att, lse, qkv, ka, kb, kc, T, H, H, hd, 0.0f, 0.0f));
+	TIME("attention bwd", attention_backward(dqkv, datt, qkv, att, lse, ka, kb, kc, seq_off, 2, T, H, H, hd, 0.0f, 0.0f));
 	TIME("swiglu fwd", swiglu_forward(h, mlp, T, F));
 	TIME("swiglu bwd", swiglu_backward(dmlp, dh, mlp, T, F));
 	TIME("residual", residual_forward(y, x, dy, (size_t)T * C));

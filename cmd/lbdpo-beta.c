@@ -17,43 +17,26 @@
 #include "base/util.h"
 #include "formats/schema.h"
 
-static const cli_opt opts[] = {
-	CLI_OPT('m', 'm', "model", "DIR", "checkpoint written by lbdpo-step (required)"),
-	CLI_OPT('i', 'i', "input", "FILE", "records with prompt_ids (default stdin)"),
-	CLI_OPT('o', 'o', "output", "FILE", "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
-	BACKEND_CLI_OPTS,
-	CLI_OPT('P', 0, "ignore-provenance", NULL,
-		"accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
-	CLI_ALIAS('c', "checkpoint", "model"),
-	{0}};
-
-static const cli_spec spec = {"lbdpo-beta", "lbdpo-beta -m CHECKPOINT [-i IN] [-o OUT]",
-			      "Add beta(x) = w * PPL(x) * (1 + eps*tanh(NN(h(x)))) and its parts to each record.",
-			      opts, print_version};
-
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-beta");
-	lbdpo_runtime_init(argv);
 	const char *in = NULL, *out = NULL, *ckp = NULL;
 	int ignore_prov = 0;
 	backend_opts bo = {0};
+	const cli_opt opts[] = {
+		OPT_STRING_REQUIRED('m', "model", "DIR", &ckp, "checkpoint written by lbdpo-step (required)"),
+		OPT_STRING('i', "input", "FILE", &in, "records with prompt_ids (default stdin)"),
+		OPT_STRING('o', "output", "FILE", &out, "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
+		BACKEND_CLI_OPTS(&bo),
+		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
+			 "accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
+		CLI_ALIAS('c', "checkpoint", "model"),
+		{0}};
+	const cli_spec spec = {"lbdpo-beta", "lbdpo-beta -m CHECKPOINT [-i IN] [-o OUT]",
+			       "Add beta(x) = w * PPL(x) * (1 + eps*tanh(NN(h(x)))) and its parts to each record.", opts,
+			       print_version};
 	cli c;
-	cli_start(&c, &spec, argc, argv);
-	for (int k; (k = cli_next(&c)) != -1;) {
-		if (backend_opts_parse(&bo, k, c.arg))
-			continue;
-		switch (k) {
-		case 'i': in = c.arg; break;
-		case 'o': out = c.arg; break;
-		case 'm': ckp = c.arg; break;
-		case 'P': ignore_prov = 1; break;
-		}
-	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
-	if (!ckp)
-		die_usage("--model is required");
+	program_start(&c, &spec, argc, argv);
+	cli_parse(&c, 0);
 	if (!ckpt_is(ckp))
 		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", ckp);
 	backend_opts_apply(&bo);

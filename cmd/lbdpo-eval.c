@@ -14,6 +14,7 @@
 #include "formats/jsonl.h"
 #include "libcore/objective/betahead.h"
 #include "libcore/objective/loss.h"
+#include "libcore/objective/loss_cli.h"
 #include "libcore/nn/model.h"
 #include "libcore/train/engine.h"
 #include "libcore/train/eval.h"
@@ -406,123 +407,78 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		warning("gnuplot failed on %s/plots.gp (exit %d)", dir, st);
 }
 
-static const cli_opt opts[] = {
-	CLI_OPT('m', 'm', "model", "PATH", "checkpoint directory or model (required)"),
-	CLI_OPT('i', 'i', "input", "FILE", "records with reference scores (default stdin)"),
-	CLI_OPT('o', 'o', "output", "FILE", "JSON summary (default stdout)"),
-	CLI_OPT('L', 0, "loss", "L", "loss or comma list of losses to report, sigmoid = dpo (default: the checkpoint's, else lbdpo)"),
-	CLI_OPT('W', 0, "loss-weights", "W,...", "weights of the --loss list (default: the checkpoint's, else 1 each)"),
-	CLI_OPT('T', 0, "discopop-tau", "X", "discopop temperature (default: the checkpoint's, else 0.05)"),
-	CLI_OPT('B', 0, "beta", "X", "fixed beta for the fixed-beta losses (default: the checkpoint's, else 0.1)"),
-	CLI_OPT('S', 0, "label-smoothing", "X", "label smoothing of robust and simpo (default: the checkpoint's, else 0)"),
-	CLI_OPT('G', 0, "gamma", "X", "SimPO target margin (default: the checkpoint's, else 0.5)"),
-	CLI_OPT('b', 0, "batch-size", "B", "pairs per forward (default 8)"),
-	CLI_OPT('M', 0, "metrics", "FILE", "training metrics (lbdpo-step --metrics) for the curves of --plot"),
-	CLI_OPT('p', 0, "plot", "DIR",
-		"write plots (PNG via gnuplot when installed) and their data into DIR (never over a user's file)"),
-	CLI_OPT('g', 0, "generations", "FILE", "JSONL with \"completion\" or \"text\" strings: lengths and distinct-n"),
-	CLI_OPT('r', 0, "per-record", "FILE", "also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)"),
-	BACKEND_CLI_OPTS,
-	CLI_OPT('P', 0, "ignore-provenance", NULL,
-		"accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
-	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
-	CLI_ALIAS('c', "checkpoint", "model"),
-	{0}};
-
-static const cli_spec spec = {"lbdpo-eval", "lbdpo-eval -m CHECKPOINT [options] < heldout.ref > summary.json",
-			      "Evaluate a checkpoint (or a plain model) on held-out cached records.", opts, print_version};
-
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-eval");
-	lbdpo_runtime_init(argv);
 	const char *in = NULL, *outp = NULL, *ckp = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
 	const char *perrec = NULL;
-	int kind = -1;
-	double beta = -1, lsmooth = -1, gamma = NAN, tau = NAN;
-	const char *loss_list = NULL, *loss_weights = NULL;
 	char errbuf[256], names[512];
 	long bs = 8;
 	int ignore_prov = 0;
 	backend_opts bo = {0};
+	loss_opts lo;
+	loss_opts_default(&lo);
+	loss_cli lc = {.lo = &lo};
+	const cli_opt opts[] = {
+		OPT_STRING_REQUIRED('m', "model", "PATH", &ckp, "checkpoint directory or model (required)"),
+		OPT_STRING('i', "input", "FILE", &in, "records with reference scores (default stdin)"),
+		OPT_STRING('o', "output", "FILE", &outp, "JSON summary (default stdout)"),
+		CLI_SECTION("Loss (default: the checkpoint's options, else those below):"),
+		LOSS_CLI_OPTS(&lc, "loss or comma list of losses to report, sigmoid = dpo (default: the checkpoint's, else "
+				   "lbdpo)"),
+		CLI_SECTION("Other:"),
+		OPT_INT(0, "batch-size", "B", &bs, 1, 1 << 20, "pairs per forward"),
+		OPT_STRING(0, "metrics", "FILE", &metrics, "training metrics (lbdpo-step --metrics) for the curves of --plot"),
+		OPT_STRING(0, "plot", "DIR", &plotdir,
+			   "write plots (PNG via gnuplot when installed) and their data into DIR (never over a user's file)"),
+		OPT_STRING(0, "generations", "FILE", &gens,
+			   "JSONL with \"completion\" or \"text\" strings: lengths and distinct-n"),
+		OPT_STRING(0, "per-record", "FILE", &perrec,
+			   "also write one JSON line per record (id, group, beta, ppl, delta, logps, loss)"),
+		BACKEND_CLI_OPTS(&bo),
+		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
+			 "accept records of another tokenizer or reference than the model's (warns; default: refuse)"),
+		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary"),
+		CLI_ALIAS('c', "checkpoint", "model"),
+		{0}};
+	const cli_spec spec = {"lbdpo-eval", "lbdpo-eval -m CHECKPOINT [options] < heldout.ref > summary.json",
+			       "Evaluate a checkpoint (or a plain model) on held-out cached records.", opts, print_version};
 	cli c;
-	cli_start(&c, &spec, argc, argv);
-	for (int key; (key = cli_next(&c)) != -1;) {
-		const char *arg = c.arg;
-		if (backend_opts_parse(&bo, key, arg))
-			continue;
-		switch (key) {
-		case 'i': in = arg; break;
-		case 'o': outp = arg; break;
-		case 'm': ckp = arg; break;
-		case 'L':
-			if ((loss_list = strchr(arg, ',') ? arg : NULL))
-				break; /* a list: set below with --loss-weights */
-			if ((kind = loss_kind_parse(arg)) < 0)
-				die_usage("--loss: unknown loss '%s' (valid: %s)", arg, loss_kind_list());
-			break;
-		case 'B': beta = parse_double("--beta", arg, 1e-9, 1e6); break;
-		case 'S': lsmooth = parse_double("--label-smoothing", arg, 0, 0.4999999); break;
-		case 'G': gamma = parse_double("--gamma", arg, -1e6, 1e6); break;
-		case 'W': loss_weights = arg; break;
-		case 'T': tau = parse_double("--discopop-tau", arg, 1e-9, 1e6); break;
-		case 'b': bs = parse_long("--batch-size", arg, 1, 1 << 20); break;
-		case 'M': metrics = arg; break;
-		case 'p': plotdir = arg; break;
-		case 'g': gens = arg; break;
-		case 'r': perrec = arg; break;
-		case 'P': ignore_prov = 1; break;
-		case 'q': lbdpo_quiet = 1; break;
-		}
-	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
-	if (!ckp)
-		die_usage("--model is required");
+	program_start(&c, &spec, argc, argv);
+	cli_parse(&c, 0);
 	backend_opts_apply(&bo);
 	if (plotdir)
 		plot_dir_check(plotdir); /* before any work: refuses to overwrite a user's files */
 	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1});
 	model_need_lm(ck->m, ckp);
-	loss_opts lo;
-	loss_opts_default(&lo);
-	/* the training run's loss settings (engine.h: train_opts) */
+	/* the training run's loss settings (engine.h: train_opts) where no flag
+	 * gives them */
 	train_opts run;
 	const char *bad = NULL;
 	train_opts_default(&run);
 	const json_t *oj = ck->state ? json_object_get(ck->state, "options") : NULL;
 	if (oj && train_opts_from_json(&run, oj, &bad) == 0) {
-		if (kind < 0 && !loss_list) { /* the run's loss, its list and learned beta */
-			kind = run.loss.kind;
+		if (!cli_given(&c, "loss")) { /* the run's loss, its list and learned beta */
+			lo.kind = run.loss.kind;
 			lo.n_terms = run.loss.n_terms;
 			memcpy(lo.terms, run.loss.terms, sizeof lo.terms);
 			memcpy(lo.term_w, run.loss.term_w, sizeof lo.term_w);
 			lo.learned_beta = run.loss.learned_beta;
 		}
-		lo.discopop_tau = run.loss.discopop_tau;
-		if (beta < 0)
-			beta = run.loss.beta;
-		lo.label_smoothing = run.loss.label_smoothing;
-		lo.gamma = run.loss.gamma;
+		if (!cli_given(&c, "discopop-tau"))
+			lo.discopop_tau = run.loss.discopop_tau;
+		if (!cli_given(&c, "beta") && run.loss.beta > 0)
+			lo.beta = run.loss.beta;
+		if (!cli_given(&c, "label-smoothing"))
+			lo.label_smoothing = run.loss.label_smoothing;
+		if (!cli_given(&c, "gamma"))
+			lo.gamma = run.loss.gamma;
 		lo.sft_weight = run.loss.sft_weight;
 	} else if (oj) {
 		warning("%s: trainer_state.json: options unreadable (%s); using defaults", ckp, bad);
 	}
-	lo.kind = kind < 0 ? LOSS_LBDPO : (loss_kind)kind;
 	if (lo.kind == LOSS_REWARD)
 		die_usage("--loss reward: a reward model is scored by lbdpo-reward, not evaluated as a policy");
-	lo.beta = beta > 0 ? beta : 0.1;
-	/* the flags win over the checkpoint's options */
-	if (lsmooth >= 0)
-		lo.label_smoothing = lsmooth;
-	if (!isnan(gamma))
-		lo.gamma = gamma;
-	if (!isnan(tau))
-		lo.discopop_tau = tau;
-	if ((loss_list || loss_weights) && loss_opts_set(&lo, loss_list ? loss_list : loss_opts_names(&lo, names, sizeof names),
-							 loss_weights, errbuf, sizeof errbuf) < 0)
-		die_usage("%s", errbuf);
-	if (loss_opts_check(&lo, errbuf, sizeof errbuf) < 0)
+	if (loss_cli_finish(&lc, errbuf, sizeof errbuf) < 0)
 		die_usage("%s", errbuf);
 	g_simpo_rewards = lo.kind == LOSS_SIMPO && lo.n_terms == 0;
 	if (lo.kind == LOSS_BETADPO)

@@ -26,6 +26,7 @@
 #include "formats/bpetrain.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
+#include "base/rng.h"
 #include "base/util.h"
 
 static const char *NOUNS[] = {"river", "lamp",  "garden", "cat",   "storm",  "bread", "train",  "mountain",
@@ -41,16 +42,6 @@ static const char *TEMPLATES[2][3] = {
 #define NA (int)(sizeof ADJS[0] / sizeof *ADJS[0])
 #define NT (int)(sizeof TEMPLATES[0] / sizeof *TEMPLATES[0])
 
-/* splitmix64: small, fast, and the same on every machine. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-static double rng_unif(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-static int rng_int(uint64_t *s, int n) { return (int)(rng_next(s) % (uint64_t)n); }
 
 typedef struct {
 	int a, b;
@@ -77,18 +68,18 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 		/* held-out questions come from the reserved head of the shuffled
 		 * list; training questions from the rest */
 		const problem *p = held ? &g->math[g->next_held++ % g->n_held]
-					: &g->math[g->n_held + rng_int(rng, g->n_math - g->n_held)];
+					: &g->math[g->n_held + rng_below(rng, g->n_math - g->n_held)];
 		snprintf(prompt, sizeof prompt, "Q: %d+%d=? A:", p->a, p->b);
 		snprintf(chosen, sizeof chosen, " %d", p->a + p->b);
 		snprintf(rejected, sizeof rejected, " %d", p->a > p->b ? p->a - p->b : p->b - p->a);
 	} else {
 		group = "open";
-		int n = rng_int(rng, NN), tone = rng_int(rng, 2), t = rng_int(rng, NT);
+		int n = rng_below(rng, NN), tone = rng_below(rng, 2), t = rng_below(rng, NT);
 		char q[96];
 		snprintf(q, sizeof q, TEMPLATES[tone][t], NOUNS[n]);
 		snprintf(prompt, sizeof prompt, "Q: %s A:", q);
-		snprintf(chosen, sizeof chosen, " The %s is %s.", NOUNS[n], ADJS[tone][rng_int(rng, NA)]);
-		snprintf(rejected, sizeof rejected, " The %s is %s.", NOUNS[n], ADJS[!tone][rng_int(rng, NA)]);
+		snprintf(chosen, sizeof chosen, " The %s is %s.", NOUNS[n], ADJS[tone][rng_below(rng, NA)]);
+		snprintf(rejected, sizeof rejected, " The %s is %s.", NOUNS[n], ADJS[!tone][rng_below(rng, NA)]);
 		if (rng_unif(rng) < flip) {
 			char tmp[128];
 			memcpy(tmp, chosen, sizeof tmp);
@@ -117,56 +108,35 @@ static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g,
 	}
 }
 
-enum { O_SEED = 256, O_NTRAIN, O_NTEST, O_MATHF, O_FLIP, O_TFLIP, O_MAXOP, O_DIR, O_TEST, O_TOK, O_VOCAB };
-static const cli_opt opts[] = {
-	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1); same seed, same bytes"),
-	CLI_OPT(O_NTRAIN, 0, "n-train", "N", "training pairs (default 2000)"),
-	CLI_OPT(O_NTEST, 0, "n-test", "N", "held-out pairs (default 400)"),
-	CLI_OPT(O_MATHF, 0, "math-frac", "F", "share of pairs in group \"math\" (default 0.5)"),
-	CLI_OPT(O_FLIP, 0, "flip", "F", "share of \"open\" training labels swapped (default 0.3)"),
-	CLI_OPT(O_TFLIP, 0, "test-flip", "F", "share of \"open\" held-out labels swapped (default 0)"),
-	CLI_OPT(O_MAXOP, 0, "max-operand", "N", "arithmetic operands are 1..N (default 19)"),
-	CLI_OPT(O_DIR, 0, "out-dir", "DIR", "write DIR/train.jsonl and DIR/test.jsonl"),
-	CLI_OPT('o', 'o', "output", "FILE", "training pairs to FILE (default: stdout)"),
-	CLI_OPT(O_TEST, 0, "test", "FILE", "held-out pairs to FILE (default: not written)"),
-	CLI_OPT(O_TOK, 0, "tokenizer-out", "FILE",
-		"also learn a byte-level BPE on the training text and write it as a Hugging Face tokenizer.json"),
-	CLI_OPT(O_VOCAB, 0, "vocab-size", "N", "tokenizer vocabulary size (default 384; 258..1024)"),
-	CLI_ALIAS(0, "train", "output"),
-	{0}};
-
-static const cli_spec spec = {"lbdpo-gendata", "lbdpo-gendata [OPTIONS]",
-			      "Write the demo preference dataset (JSONL) and optionally its BPE tokenizer.", opts,
-			      print_version};
-
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-gendata");
 	uint64_t seed = 1;
 	long n_train = 2000, n_test = 400, max_op = 19, vocab = 384;
 	double math_frac = 0.5, flip = 0.3, test_flip = 0.0;
 	const char *dir = NULL, *train_path = NULL, *test_path = NULL, *tok_path = NULL;
+	const cli_opt opts[] = {
+		OPT_INT(0, "seed", "N", &seed, 0, INT64_MAX, "random seed: same seed, same bytes"),
+		OPT_INT(0, "n-train", "N", &n_train, 0, 100000000, "training pairs"),
+		OPT_INT(0, "n-test", "N", &n_test, 0, 100000000, "held-out pairs"),
+		OPT_DOUBLE(0, "math-frac", "F", &math_frac, 0, 1, "share of pairs in group \"math\""),
+		OPT_DOUBLE(0, "flip", "F", &flip, 0, 1, "share of \"open\" training labels swapped"),
+		OPT_DOUBLE(0, "test-flip", "F", &test_flip, 0, 1, "share of \"open\" held-out labels swapped"),
+		OPT_INT(0, "max-operand", "N", &max_op, 2, 9999, "arithmetic operands are 1..N"),
+		OPT_STRING(0, "out-dir", "DIR", &dir, "write DIR/train.jsonl and DIR/test.jsonl"),
+		OPT_STRING('o', "output", "FILE", &train_path, "training pairs to FILE (default: stdout)"),
+		OPT_STRING(0, "test", "FILE", &test_path, "held-out pairs to FILE (default: not written)"),
+		OPT_STRING(0, "tokenizer-out", "FILE", &tok_path,
+			   "also learn a byte-level BPE on the training text and write it as a Hugging Face tokenizer.json"),
+		OPT_INT(0, "vocab-size", "N", &vocab, BPE_FIRST_MERGE, 1024, "tokenizer vocabulary size, 258..1024"),
+		CLI_ALIAS(0, "train", "output"),
+		{0}};
+	const cli_spec spec = {"lbdpo-gendata", "lbdpo-gendata [OPTIONS]",
+			       "Write the demo preference dataset (JSONL) and optionally its BPE tokenizer.", opts,
+			       print_version};
+	set_progname(spec.prog);
 	cli c;
 	cli_start(&c, &spec, argc, argv);
-	for (int key; (key = cli_next(&c)) != -1;) {
-		const char *arg = c.arg;
-		switch (key) {
-		case O_SEED: seed = (uint64_t)parse_long("--seed", arg, 0, INT64_MAX); break;
-		case O_NTRAIN: n_train = parse_long("--n-train", arg, 0, 100000000); break;
-		case O_NTEST: n_test = parse_long("--n-test", arg, 0, 100000000); break;
-		case O_MATHF: math_frac = parse_double("--math-frac", arg, 0, 1); break;
-		case O_FLIP: flip = parse_double("--flip", arg, 0, 1); break;
-		case O_TFLIP: test_flip = parse_double("--test-flip", arg, 0, 1); break;
-		case O_MAXOP: max_op = parse_long("--max-operand", arg, 2, 9999); break;
-		case O_DIR: dir = arg; break;
-		case 'o': train_path = arg; break;
-		case O_TEST: test_path = arg; break;
-		case O_TOK: tok_path = arg; break;
-		case O_VOCAB: vocab = parse_long("--vocab-size", arg, BPE_FIRST_MERGE, 1024); break;
-		}
-	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
+	cli_parse(&c, 0);
 	if (dir && (train_path || test_path))
 		die_usage("--out-dir and --output/--test are exclusive");
 
@@ -189,7 +159,7 @@ int main(int argc, char **argv)
 			g.math[g.n_math++] = (problem){a, b};
 	uint64_t rs = seed;
 	for (int i = g.n_math - 1; i > 0; i--) {
-		int j = rng_int(&rs, i + 1);
+		int j = rng_below(&rs, i + 1);
 		problem t = g.math[i];
 		g.math[i] = g.math[j];
 		g.math[j] = t;

@@ -14,10 +14,13 @@
 #include "base/cli.h"
 #include "base/util.h"
 
-enum {
-	O_ARCH = 256, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_HD, O_HIDDEN, O_VOCAB, O_MAXSEQ, O_THETA, O_EPS, O_SEED, O_STD,
-	O_TIE, O_NOTIE, O_QKVB, O_VFROM, O_INFO, O_EXPORT, O_SDT, O_CONFIG
-};
+/* the options that need code (the others are typed rows) */
+enum { O_ARCH = 256, O_SDT };
+
+/* The shape options of a random model; --seed and --std only pick its
+ * weights. */
+static const char *const shape_opts[] = {"arch",  "dim",     "layers",     "heads",    "kv-heads", "head-dim",
+					 "hidden", "vocab",  "max-seq",    "rope-theta", "norm-eps", "qkv-bias", NULL};
 
 static char *read_all(const char *path, size_t *n)
 {
@@ -95,102 +98,80 @@ static void tokenizer_vocab(const char *path, const char *text, size_t n, int *v
 	*vocab = (int)maxid + 1;
 }
 
-static const cli_opt opts[] = {
-	CLI_OPT('m', 'm', "model", "MODEL",
-		"convert MODEL (llama2.c .bin or HF directory) instead of creating a random model"),
-	CLI_OPT(O_EXPORT, 0, "export", "CHECKPOINT",
-		"write just the policy of an lbdpo-step checkpoint into DIR (weights, config, tokenizer files) for publishing"),
-	CLI_OPT('o', 'o', "output", "DIR",
-		"write the model into DIR (created if needed); with --model or --export, the tokenizer files and "
-		"generation_config.json of the source are copied too"),
-	CLI_OPT(O_SDT, 0, "save-dtype", "T",
-		"float32, float16 or bfloat16 weights (default: the dtype the source came in; random models float32)"),
-	CLI_OPT(O_INFO, 0, "info", NULL, "print a one-line summary of the model on stdout"),
-	CLI_OPT('q', 'q', "quiet", NULL, "no informational messages"),
-	CLI_SECTION("Random models:"),
-	CLI_OPT(O_CONFIG, 0, "config", "FILE",
-		"random model of the shape a Hugging Face config.json describes (any supported family and RoPE type)"),
-	CLI_OPT(O_ARCH, 0, "arch", "NAME", "llama (default) or gpt2"),
-	CLI_OPT(O_DIM, 0, "dim", "N", "residual width (default 64)"),
-	CLI_OPT(O_LAYERS, 0, "layers", "N", "number of blocks (default 2)"),
-	CLI_OPT(O_HEADS, 0, "heads", "N", "attention heads (default 4)"),
-	CLI_OPT(O_KVH, 0, "kv-heads", "N", "key/value heads for llama GQA (default: --heads)"),
-	CLI_OPT(O_HD, 0, "head-dim", "N", "per-head width (default dim / heads)"),
-	CLI_OPT(O_HIDDEN, 0, "hidden", "N", "MLP width (default: llama 8*dim/3 rounded up to 16, gpt2 4*dim)"),
-	CLI_OPT(O_VOCAB, 0, "vocab", "N", "vocabulary size (default 512, or from --vocab-from)"),
-	CLI_OPT(O_MAXSEQ, 0, "max-seq", "N", "positions (default: llama 2048, gpt2 1024)"),
-	CLI_OPT(O_THETA, 0, "rope-theta", "X", "RoPE base (llama; default 10000)"),
-	CLI_OPT(O_EPS, 0, "norm-eps", "X", "norm epsilon (default: llama 1e-5, gpt2 1e-5)"),
-	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1)"),
-	CLI_OPT(O_STD, 0, "std", "X", "weight standard deviation (default 0.02)"),
-	CLI_OPT(O_TIE, 0, "tie", NULL, "share the output matrix with the embedding (gpt2: always)"),
-	CLI_OPT(O_NOTIE, 0, "no-tie", NULL, "separate lm_head (llama default)"),
-	CLI_OPT(O_QKVB, 0, "qkv-bias", NULL, "q/k/v biases, saved as a Qwen2 model (llama only)"),
-	CLI_OPT(O_VFROM, 0, "vocab-from", "FILE",
-		"take the vocabulary size and bos/eos ids from a tokenizer.json and copy it into DIR"),
-	CLI_ALIAS('i', "from", "model"),
-	{0}};
-
-static const cli_spec spec = {"lbdpo-init",
-			      "lbdpo-init [OPTION]... -o DIR\n"
-			      "lbdpo-init -m MODEL [-o DIR] [--info]\n"
-			      "lbdpo-init --export CHECKPOINT DIR",
-			      "Create a randomly initialized transformer, or convert a llama2.c .bin\n"
-			      "(or any model lbdpo loads) into a Hugging Face model directory\n"
-			      "(config.json + model.safetensors, loadable by transformers).",
-			      opts, print_version};
-
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-init");
 	const char *from = NULL, *out = NULL, *vfrom = NULL;
 	int arch = ARCH_LLAMA, dim = 64, layers = 2, heads = 4, kvh = 0, hd = 0, hidden = 0, vocab = 0, maxseq = 0;
 	int tie = -1, qkvb = 0, info_only = 0, shape_given = 0, shape_only = 0, save_dtype = -1;
 	const char *export = NULL, *cfgfile = NULL;
 	double theta = 10000, eps = 1e-5, stdv = 0.02;
 	long seed = 1;
+	const cli_opt opts[] = {
+		OPT_STRING('m', "model", "MODEL", &from,
+			   "convert MODEL (llama2.c .bin or HF directory) instead of creating a random model"),
+		OPT_STRING(0, "export", "CHECKPOINT", &export,
+			   "write just the policy of an lbdpo-step checkpoint into DIR (weights, config, tokenizer files) for "
+			   "publishing"),
+		OPT_STRING('o', "output", "DIR", &out,
+			   "write the model into DIR (created if needed); with --model or --export, the tokenizer files and "
+			   "generation_config.json of the source are copied too"),
+		CLI_OPT(O_SDT, 0, "save-dtype", "T",
+			"float32, float16 or bfloat16 weights (default: the dtype the source came in; random models float32)"),
+		OPT_BOOL(0, "info", &info_only, "print a one-line summary of the model on stdout"),
+		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no informational messages"),
+		CLI_SECTION("Random models:"),
+		OPT_STRING(0, "config", "FILE", &cfgfile,
+			   "random model of the shape a Hugging Face config.json describes (any supported family and RoPE "
+			   "type)"),
+		CLI_OPT(O_ARCH, 0, "arch", "NAME", "llama (default) or gpt2"),
+		OPT_INT(0, "dim", "N", &dim, 1, 1 << 16, "residual width"),
+		OPT_INT(0, "layers", "N", &layers, 1, 1024, "number of blocks"),
+		OPT_INT(0, "heads", "N", &heads, 1, 1 << 12, "attention heads"),
+		OPT_INT(0, "kv-heads", "N", &kvh, 1, 1 << 12, "key/value heads for llama GQA (default: --heads)"),
+		OPT_INT(0, "head-dim", "N", &hd, 1, 4096, "per-head width (default dim / heads)"),
+		OPT_INT(0, "hidden", "N", &hidden, 1, 1 << 20,
+			"MLP width (default: llama 8*dim/3 rounded up to 16, gpt2 4*dim)"),
+		OPT_INT(0, "vocab", "N", &vocab, 1, 1 << 24, "vocabulary size (default: 512, or from --vocab-from)"),
+		OPT_INT(0, "max-seq", "N", &maxseq, 1, 1 << 24, "positions (default: llama 2048, gpt2 1024)"),
+		OPT_DOUBLE(0, "rope-theta", "X", &theta, 1e-6, 1e12, "RoPE base, llama"),
+		OPT_DOUBLE(0, "norm-eps", "X", &eps, 1e-30, 0.5, "norm epsilon (default: llama 1e-5, gpt2 1e-5)"),
+		OPT_INT(0, "seed", "N", &seed, 0, 0x7fffffffffffffffL, "random seed"),
+		OPT_DOUBLE(0, "std", "X", &stdv, 0, 100, "weight standard deviation"),
+		OPT_SET(0, "tie", &tie, 1, "share the output matrix with the embedding (gpt2: always)"),
+		OPT_SET(0, "no-tie", &tie, 0, "separate lm_head (llama default)"),
+		OPT_BOOL(0, "qkv-bias", &qkvb, "q/k/v biases, saved as a Qwen2 model (llama only)"),
+		OPT_STRING(0, "vocab-from", "FILE", &vfrom,
+			   "take the vocabulary size and bos/eos ids from a tokenizer.json and copy it into DIR"),
+		CLI_ALIAS('i', "from", "model"),
+		{0}};
+	const cli_spec spec = {"lbdpo-init",
+			       "lbdpo-init [OPTION]... -o DIR\n"
+			       "lbdpo-init -m MODEL [-o DIR] [--info]\n"
+			       "lbdpo-init --export CHECKPOINT DIR",
+			       "Create a randomly initialized transformer, or convert a llama2.c .bin\n"
+			       "(or any model lbdpo loads) into a Hugging Face model directory\n"
+			       "(config.json + model.safetensors, loadable by transformers).",
+			       opts, print_version};
+	set_progname(spec.prog);
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int k; (k = cli_next(&c)) != -1;) {
 		const char *arg = c.arg;
-		if (k >= O_ARCH && k <= O_QKVB && k != O_TIE && k != O_NOTIE)
-			shape_given = 1;
-		if (k >= O_ARCH && k <= O_QKVB && k != O_TIE && k != O_NOTIE && k != O_SEED && k != O_STD)
-			shape_only = 1;
 		switch (k) {
-		case 'm': from = arg; break;
-		case 'o': out = arg; break;
-		case 'q': lbdpo_quiet = 1; break;
-		case O_INFO: info_only = 1; break;
 		case O_ARCH:
 			if (model_arch_parse(arg) < 0 || model_arch_parse(arg) == ARCH_NEOX)
 				die_usage("--arch: '%s' is not llama or gpt2 (other families: --config FILE)", arg);
 			arch = model_arch_parse(arg);
 			break;
-		case O_DIM: dim = (int)parse_long("--dim", arg, 1, 1 << 16); break;
-		case O_LAYERS: layers = (int)parse_long("--layers", arg, 1, 1024); break;
-		case O_HEADS: heads = (int)parse_long("--heads", arg, 1, 1 << 12); break;
-		case O_KVH: kvh = (int)parse_long("--kv-heads", arg, 1, 1 << 12); break;
-		case O_HD: hd = (int)parse_long("--head-dim", arg, 1, 4096); break;
-		case O_HIDDEN: hidden = (int)parse_long("--hidden", arg, 1, 1 << 20); break;
-		case O_VOCAB: vocab = (int)parse_long("--vocab", arg, 1, 1 << 24); break;
-		case O_MAXSEQ: maxseq = (int)parse_long("--max-seq", arg, 1, 1 << 24); break;
-		case O_THETA: theta = parse_double("--rope-theta", arg, 1e-6, 1e12); break;
-		case O_EPS: eps = parse_double("--norm-eps", arg, 1e-30, 0.5); break;
-		case O_SEED: seed = parse_long("--seed", arg, 0, 0x7fffffffffffffffL); break;
-		case O_STD: stdv = parse_double("--std", arg, 0, 100); break;
-		case O_TIE: tie = 1; break;
-		case O_NOTIE: tie = 0; break;
-		case O_QKVB: qkvb = 1; break;
-		case O_VFROM: vfrom = arg; break;
-		case O_EXPORT: export = arg; break;
-		case O_CONFIG: cfgfile = arg; break;
 		case O_SDT:
 			if ((save_dtype = hfconfig_dtype(arg)) < 0)
 				die_usage("--save-dtype: '%s' is not float32, float16 or bfloat16", arg);
 			break;
 		}
 	}
+	for (int i = 0; shape_opts[i]; i++)
+		shape_only |= cli_given(&c, shape_opts[i]);
+	shape_given = shape_only || cli_given(&c, "seed") || cli_given(&c, "std");
 	if (export && !out && c.ind + 1 == argc) /* lbdpo-init --export CHECKPOINT DIR */
 		out = argv[c.ind++];
 	if (c.ind < argc)

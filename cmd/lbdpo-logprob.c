@@ -34,20 +34,8 @@ static void put_scores(void *ctx, rs_writer *w, const score_out *o)
 	}
 }
 
-enum { OPT_PER_TOKEN = 256 };
-static const cli_opt opts[] = {
-	SCORE_CLI_OPTS("model: Hugging Face directory or llama2.c .bin (required)", "scores to write (default: standard output)"),
-	CLI_OPT(OPT_PER_TOKEN, 0, "per-token", NULL, "add per-token completion log-probs (f32 bin)"),
-	BACKEND_CLI_OPTS,
-	{0}};
-
-static cli_spec spec = {"lbdpo-logprob", "lbdpo-logprob -m PATH [OPTIONS] [< pairs.tok] [> pairs.scores]", NULL, opts,
-			print_version};
-
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-logprob");
-	lbdpo_runtime_init(argv);
 	int per_token = 0;
 	char about[512];
 	snprintf(about, sizeof about,
@@ -55,22 +43,22 @@ int main(int argc, char **argv)
 		 "chosen_logp, rejected_logp, chosen_n, rejected_n, prompt_logp, prompt_ppl,\n"
 		 "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps).\n%s",
 		 dist_help_text());
-	spec.about = about;
 	backend_opts bo = {0};
 	/* Under mpirun every rank reads the input and scores the records k with
 	 * k mod N == rank; rank 0 writes them all in input order. */
 	score_prog sp = {.bo = &bo, .kind = "scores", .model_key = "model", .need_lm = 1,
 			 .run = {.batch_tokens = 4096, .put = put_scores, .ctx = &per_token}};
+	const cli_opt opts[] = {
+		SCORE_CLI_OPTS(&sp, "model: Hugging Face directory or llama2.c .bin (required)",
+			       "scores to write (default: standard output)"),
+		OPT_BOOL(0, "per-token", &per_token, "add per-token completion log-probs (f32 bin)"),
+		BACKEND_CLI_OPTS(&bo),
+		{0}};
+	const cli_spec spec = {"lbdpo-logprob", "lbdpo-logprob -m PATH [OPTIONS] [< pairs.tok] [> pairs.scores]", about,
+			       opts, print_version};
 	cli c;
-	cli_start(&c, &spec, argc, argv);
-	for (int key; (key = cli_next(&c)) != -1;) {
-		if (backend_opts_parse(&bo, key, c.arg) || score_prog_parse(&sp, key, c.arg))
-			continue;
-		if (key == OPT_PER_TOKEN)
-			per_token = 1;
-	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
+	program_start(&c, &spec, argc, argv);
+	cli_parse(&c, 0);
 	sp.run.per_token = per_token;
 	return score_program(&argc, &argv, &sp);
 }

@@ -89,7 +89,7 @@ static void process(state *s)
 	for (int i = 0; i < s->n; i++) {
 		item *it = &s->win[i];
 		if (it->state == 2 && !refcache_get(s->cache, it->key, &it->v))
-			die("internal error: a duplicate record's score is missing");
+			BUG("a duplicate record's score is missing");
 		emit(s, it);
 	}
 	s->n = 0;
@@ -112,9 +112,14 @@ static void end_of_round(state *s, uint64_t k)
 	}
 }
 
-/* "I/N" */
-static void parse_shard(const char *s, long *i, long *n)
+typedef struct {
+	long i, n;
+} shard_opt;
+
+/* --shard I/N into a shard_opt */
+static void parse_shard(void *dest, const char *s)
 {
+	long *i = &((shard_opt *)dest)->i, *n = &((shard_opt *)dest)->n;
 	const char *slash = strchr(s, '/');
 	if (!slash)
 		die_usage("option --shard: '%s' is not I/N", s);
@@ -225,36 +230,12 @@ static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 	return 0;
 }
 
-enum { OPT_MERGE = 256, OPT_TOKSHA, OPT_IGNPROV };
-static const cli_opt opts[] = {
-	CLI_OPT('m', 'm', "model", "MODEL", "reference model: HF directory or llama2.c .bin"),
-	CLI_OPT('c', 'c', "cache", "DIR", "persistent score cache (default: $LBDPO_REFCACHE, else none)"),
-	CLI_OPT('i', 'i', "input", "FILE", "token records to read (default: standard input)"),
-	CLI_OPT('o', 'o', "output", "FILE", "records to write (default: standard output)"),
-	CLI_OPT('s', 's', "shard", "I/N", "process only records with index mod N == I (0-based)"),
-	CLI_OPT(OPT_MERGE, 0, "merge", NULL, "join shard outputs (the arguments) back into input order"),
-	CLI_OPT(OPT_TOKSHA, 0, "tokenizer-sha", "SHA", "refuse input whose header names another tokenizer"),
-	CLI_OPT('b', 'b', "batch-tokens", "N",
-		"pack pairs into forwards of up to N tokens; 0 (default): one pair per forward, scores independent of batching"),
-	BACKEND_CLI_OPTS,
-	CLI_OPT(OPT_IGNPROV, 0, "ignore-provenance", NULL,
-		"score records of another tokenizer than the model's (warns; default: refuse)"),
-	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on standard error"),
-	CLI_ALIAS('r', "ref", "model"),
-	{0}};
-
-static cli_spec spec = {"lbdpo-refcache",
-			"lbdpo-refcache -m MODEL [-c DIR] [OPTIONS] [< pairs.tok] [> pairs.ref]\n"
-			"lbdpo-refcache --merge [-o pairs.ref] SHARD...",
-			NULL, opts, print_version};
-
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-refcache");
-	lbdpo_runtime_init(argv);
 	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL;
 	const char *tok_sha = NULL;
-	long batch_tokens = 0, shard_i = 0, shard_n = 1;
+	long batch_tokens = 0;
+	shard_opt shard = {0, 1};
 	int do_merge = 0, ignore_prov = 0;
 	char about[512];
 	snprintf(about, sizeof about,
@@ -262,41 +243,44 @@ int main(int argc, char **argv)
 		 "ref_chosen_n, ref_rejected_n, ref_prompt_logp, ref_prompt_entropy. Scores\n"
 		 "found in the cache are not computed again.\n%s",
 		 dist_help_text());
-	spec.about = about;
 	backend_opts bo = {0};
+	const cli_opt opts[] = {
+		OPT_STRING('m', "model", "MODEL", &ref, "reference model: HF directory or llama2.c .bin"),
+		OPT_STRING('c', "cache", "DIR", &cache_dir, "persistent score cache (default: $LBDPO_REFCACHE, else none)"),
+		OPT_STRING('i', "input", "FILE", &in, "token records to read (default: standard input)"),
+		OPT_STRING('o', "output", "FILE", &outp, "records to write (default: standard output)"),
+		OPT_CALLBACK('s', "shard", "I/N", parse_shard, &shard, "process only records with index mod N == I (0-based)"),
+		OPT_BOOL(0, "merge", &do_merge, "join shard outputs (the arguments) back into input order"),
+		OPT_STRING(0, "tokenizer-sha", "SHA", &tok_sha, "refuse input whose header names another tokenizer"),
+		OPT_INT('b', "batch-tokens", "N", &batch_tokens, 0, 1L << 24,
+			"pack pairs into forwards of up to N tokens; 0 (default): one pair per forward, scores independent of "
+			"batching"),
+		BACKEND_CLI_OPTS(&bo),
+		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
+			 "score records of another tokenizer than the model's (warns; default: refuse)"),
+		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no summary line on standard error"),
+		CLI_ALIAS('r', "ref", "model"),
+		{0}};
+	const cli_spec spec = {"lbdpo-refcache",
+			       "lbdpo-refcache -m MODEL [-c DIR] [OPTIONS] [< pairs.tok] [> pairs.ref]\n"
+			       "lbdpo-refcache --merge [-o pairs.ref] SHARD...",
+			       about, opts, print_version};
 	cli c;
-	cli_start(&c, &spec, argc, argv);
-	for (int key; (key = cli_next(&c)) != -1;) {
-		const char *arg = c.arg;
-		if (backend_opts_parse(&bo, key, arg))
-			continue;
-		switch (key) {
-		case 'm': ref = arg; break;
-		case 'c': cache_dir = arg; break;
-		case 'i': in = arg; break;
-		case 'o': outp = arg; break;
-		case 's': parse_shard(arg, &shard_i, &shard_n); break;
-		case OPT_MERGE: do_merge = 1; break;
-		case OPT_TOKSHA: tok_sha = arg; break;
-		case OPT_IGNPROV: ignore_prov = 1; break;
-		case 'b': batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); break;
-		case 'q': lbdpo_quiet = 1; break;
-		}
-	}
+	program_start(&c, &spec, argc, argv);
+	cli_parse(&c, -1);
 	if (do_merge) {
 		if (ref || in)
 			die_usage("--merge takes shard files only (no --model, --input)");
 		return merge(argc - c.ind, argv + c.ind, outp, argc, argv);
 	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
+	cli_end(&c, 0);
 	if (!ref)
 		die_usage("--model MODEL is required");
 	/* Under mpirun every rank reads the input and takes its 1/N of the
 	 * records by the --shard rule; rank 0 writes the whole output. */
 	dist_init(&argc, &argv);
 	int rank = dist_rank(), nrank = dist_size();
-	if (nrank > 1 && shard_n > 1)
+	if (nrank > 1 && shard.n > 1)
 		dist_die_usage("--shard and %d MPI ranks: the ranks already split the records", nrank);
 	if (nrank > 1 && (!in || !strcmp(in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
@@ -316,14 +300,14 @@ int main(int argc, char **argv)
 	 * count is the progress total, its sha256 a shard's input identity. */
 	uint64_t n_total = 0;
 	char in_sha[65] = "";
-	int scanned = (shard_n > 1 || (rank == 0 && !lbdpo_quiet)) &&
-		      rs_scan(in, &n_total, shard_n > 1 ? in_sha : NULL) == 0;
+	int scanned = (shard.n > 1 || (rank == 0 && !lbdpo_quiet)) &&
+		      rs_scan(in, &n_total, shard.n > 1 ? in_sha : NULL) == 0;
 	rs_reader *r = rs_open(in, NULL);
 	const msgpack_object *hd = rs_header(r);
 	char in_id[80] = "";
-	if (shard_n > 1 && scanned) {
+	if (shard.n > 1 && scanned) {
 		snprintf(in_id, sizeof in_id, "sha256:%s", in_sha);
-	} else if (shard_n > 1) { /* a pipe: its header is all there is to know */
+	} else if (shard.n > 1) { /* a pipe: its header is all there is to know */
 		size_t hn;
 		const char *hb = rs_raw(r, &hn);
 		sha256_hex(hb, hn, in_sha);
@@ -349,13 +333,13 @@ int main(int argc, char **argv)
 	if (out) {
 		rs_header_begin(out, hd, "ref", argc, argv);
 		pairs_put_model(out, HDR_REFERENCE, ref, fp);
-		if (shard_n > 1) {
+		if (shard.n > 1) {
 			msgpack_packer *pk = rs_put_key(out, "shard");
 			msgpack_pack_map(pk, 3);
 			msgpack_pack_str_with_body(pk, "index", 5);
-			msgpack_pack_int64(pk, shard_i);
+			msgpack_pack_int64(pk, shard.i);
 			msgpack_pack_str_with_body(pk, "count", 5);
-			msgpack_pack_int64(pk, shard_n);
+			msgpack_pack_int64(pk, shard.n);
 			msgpack_pack_str_with_body(pk, SHARD_INPUT, strlen(SHARD_INPUT));
 			msgpack_pack_str_with_body(pk, in_id, strlen(in_id));
 		}
@@ -369,7 +353,7 @@ int main(int argc, char **argv)
 	const msgpack_object *rec;
 	uint64_t k = 0, n_in = 0;
 	for (; rs_next(r, &rec); end_of_round(&s, k++)) {
-		if (shard_n > 1 ? (long)(k % (uint64_t)shard_n) != shard_i : !distrec_mine(s.d, k))
+		if (shard.n > 1 ? (long)(k % (uint64_t)shard.n) != shard.i : !distrec_mine(s.d, k))
 			continue;
 		n_in++;
 		if (!had_ref && rs_get(rec, KEY_REF_CHOSEN_LOGP))
@@ -441,8 +425,8 @@ int main(int argc, char **argv)
 	rs_close(r);
 	double dt = now_s() - t0;
 	char sh[64] = "";
-	if (shard_n > 1)
-		snprintf(sh, sizeof sh, " (shard %ld/%ld)", shard_i, shard_n);
+	if (shard.n > 1)
+		snprintf(sh, sizeof sh, " (shard %ld/%ld)", shard.i, shard.n);
 	/* One summary for the job: counts summed over ranks; the cache
 	 * figures loaded and damaged are rank 0's (each rank reads the cache). */
 	double tot[5] = {(double)n_in, (double)s.computed, (double)s.cached, (double)s.tok_computed,

@@ -22,56 +22,41 @@ static void put_rewards(void *ctx, rs_writer *w, const score_out *o)
 	rs_put_f64(w, KEY_REWARD_REJECTED, o->reward_rejected);
 }
 
-enum { O_TOK = 0x5d00, O_TPL, O_NOBOS, O_CACHE };
-static const cli_opt opts[] = {
-	SCORE_CLI_OPTS("reward model: Hugging Face XxxForSequenceClassification directory (required)",
-		       "scored records or JSON Lines to write (default: standard output)"),
-	BACKEND_CLI_OPTS,
-	CLI_SECTION("lbdpo-sample's JSON Lines (input detected by its first byte):"),
-	CLI_OPT('c', 'c', "cache", "DIR",
-		"keep every sample's reward in this lbdpo-refcache directory: a killed run, run again, scores only "
-		"what is missing (default: $LBDPO_REFCACHE, else none)"),
-	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"encode \"prompt\" with this tokenizer (default: the reward model directory's own)"),
-	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
-		"chat template for message-list prompts, as lbdpo-sample (default: the tokenizer's own)"),
-	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "no BOS before string prompts (give it when lbdpo-sample had it)"),
-	{0}};
-
-static cli_spec spec = {"lbdpo-reward", "lbdpo-reward -m RM [OPTIONS] [-i pairs.tok|samples.jsonl] [-o OUTPUT]", NULL,
-			opts, print_version};
-
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-reward");
-	lbdpo_runtime_init(argv);
 	char about[640];
 	snprintf(about, sizeof about,
 		 "Score each record's prompt + chosen and prompt + rejected with a reward model\n"
 		 "(the score at the last non-pad token) and add reward_chosen, reward_rejected;\n"
 		 "or add \"reward\" to each line of lbdpo-sample's JSON Lines.\n%s",
 		 dist_help_text());
-	spec.about = about;
 	backend_opts bo = {0};
 	score_prog sp = {.bo = &bo, .kind = "rewards", .model_key = "reward_model", .need_lm = 0,
 			 .run = {.batch_tokens = 4096, .put = put_rewards}};
 	const char *tok_path = NULL, *tpl_name = NULL, *cache = getenv("LBDPO_REFCACHE");
-	int no_bos = 0, jsonl_only = 0;
+	int no_bos = 0;
+	const cli_opt opts[] = {
+		SCORE_CLI_OPTS(&sp, "reward model: Hugging Face XxxForSequenceClassification directory (required)",
+			       "scored records or JSON Lines to write (default: standard output)"),
+		BACKEND_CLI_OPTS(&bo),
+		CLI_SECTION("lbdpo-sample's JSON Lines (input detected by its first byte):"),
+		OPT_STRING('c', "cache", "DIR", &cache,
+			   "keep every sample's reward in this lbdpo-refcache directory: a killed run, run again, "
+			   "scores only what is missing (default: $LBDPO_REFCACHE, else none)"),
+		OPT_STRING(0, "tokenizer", "FILE", &tok_path,
+			   "encode \"prompt\" with this tokenizer (default: the reward model directory's own)"),
+		OPT_STRING(0, "template", "NAME|FILE", &tpl_name,
+			   "chat template for message-list prompts, as lbdpo-sample (default: the tokenizer's own)"),
+		OPT_BOOL(0, "no-bos", &no_bos, "no BOS before string prompts (give it when lbdpo-sample had it)"),
+		{0}};
+	const cli_spec spec = {"lbdpo-reward",
+			       "lbdpo-reward -m RM [OPTIONS] [-i pairs.tok|samples.jsonl] [-o OUTPUT]", about, opts,
+			       print_version};
 	cli c;
-	cli_start(&c, &spec, argc, argv);
-	for (int key; (key = cli_next(&c)) != -1;) {
-		if (backend_opts_parse(&bo, key, c.arg) || score_prog_parse(&sp, key, c.arg))
-			continue;
-		jsonl_only = 1;
-		switch (key) {
-		case 'c': cache = c.arg; break;
-		case O_TOK: tok_path = c.arg; break;
-		case O_TPL: tpl_name = c.arg; break;
-		case O_NOBOS: no_bos = 1; break;
-		}
-	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
+	program_start(&c, &spec, argc, argv);
+	cli_parse(&c, 0);
+	const int jsonl_only = cli_given(&c, "cache") || cli_given(&c, "tokenizer") || cli_given(&c, "template") ||
+			       cli_given(&c, "no-bos");
 	FILE *in = in_open(sp.in);
 	if (input_is_jsonl(in) != 1) {
 		if (jsonl_only)

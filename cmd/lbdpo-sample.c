@@ -36,6 +36,7 @@
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
+#include "base/rng.h"
 #include "base/util.h"
 #include "formats/schema.h"
 
@@ -52,14 +53,6 @@ typedef struct {
 	int64_t eos[MAX_EOS]; /* stop ids */
 	int n_eos;
 } sample_opts;
-
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
 
 typedef struct {
 	float p;
@@ -134,7 +127,7 @@ static uint32_t pick(const float *logits, int V, const sample_opts *o, uint64_t 
 				z += c[i].p;
 		}
 	}
-	double u = (double)(splitmix(rng) >> 11) * (1.0 / 9007199254740992.0) * z, acc = 0;
+	double u = rng_unif(rng) * z, acc = 0;
 	for (int i = 0; i < n; i++) {
 		acc += c[i].p;
 		if (u < acc)
@@ -218,7 +211,7 @@ static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t inde
 			die("%s: token id %u >= vocabulary size %d", where, prompt[i], V);
 	for (int k = 0; k < s->o->n; k++) {
 		uint64_t rng = s->o->seed ^ (index * 0x100000001B3ull) ^ ((uint64_t)k << 40);
-		splitmix(&rng);
+		rng_next(&rng);
 		for (size_t i = 0; i < s->n_seen; i++)
 			s->mark[s->seen[i]] = 0;
 		s->n_seen = 0;
@@ -371,87 +364,63 @@ static int gen_config(const char *model_path, sample_opts *o)
 	return have_eos;
 }
 
-enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_REP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL, O_IGNPROV };
-static const cli_opt opts[] = {
-	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
-	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"tokenizer.json, SentencePiece tokenizer.model, llama2.c tokenizer.bin or a model directory (default: "
-		"the model directory's tokenizer.json or tokenizer.model; needed for JSONL input)"),
-	CLI_OPT('i', 'i', "input", "FILE", "input (default: stdin)"),
-	CLI_OPT('o', 'o', "output", "FILE", "output JSONL (default: stdout)"),
-	CLI_SECTION("Sampling (defaults: the model directory's generation_config.json, else those below):"),
-	CLI_OPT(O_GREEDY, 0, "greedy", NULL, "take the most likely token (same as --temperature 0)"),
-	CLI_OPT(O_TEMP, 0, "temperature", "T", "sampling temperature (default 1; 0 = greedy)"),
-	CLI_OPT(O_TOPK, 0, "top-k", "K", "sample among the K most likely tokens (0 = all; default 0)"),
-	CLI_OPT(O_TOPP, 0, "top-p", "P", "nucleus: the smallest set with mass >= P (default 1 = off)"),
-	CLI_OPT(O_REP, 0, "repetition-penalty", "R",
-		"divide positive logits of ids already in the prompt or sample by R, multiply negative ones (default 1 = off)"),
-	CLI_OPT(O_EOS, 0, "eos-id", "ID[,ID...]",
-		"stop tokens (default: generation_config.json's eos_token_id, else the tokenizer's EOS, else the model's)"),
-	CLI_OPT(O_NOEOS, 0, "no-eos", NULL, "never stop early at an end-of-sequence token"),
-	CLI_OPT(O_SEED, 0, "seed", "N", "random seed (default 1)"),
-	CLI_OPT(O_MAXNEW, 0, "max-new-tokens", "N", "stop after N new tokens (default 64)"),
-	CLI_OPT(O_N, 0, "n", "N", "samples per prompt (default 1)"),
-	CLI_SECTION("Other:"),
-	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "do not prepend BOS to JSONL prompts"),
-	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
-		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
-	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
-	BACKEND_CLI_OPTS,
-	CLI_OPT(O_IGNPROV, 0, "ignore-provenance", NULL,
-		"use a tokenizer or records of another tokenizer than the model's (warns; default: refuse)"),
-	CLI_GONE(0, NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
-	{0}};
-
-static const cli_spec spec = {"lbdpo-sample", "lbdpo-sample -m MODEL [OPTIONS] [-i INPUT] [-o OUTPUT]",
-			      "Generate continuations of prompts (JSONL with \"prompt\", or token records with\n"
-			      "\"prompt_ids\") and write JSON Lines with the text and token ids.",
-			      opts, print_version};
+/* --greedy: temperature 0 */
+static void set_greedy(void *temperature, const char *arg)
+{
+	(void)arg;
+	*(double *)temperature = 0;
+}
 
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-sample");
-	lbdpo_runtime_init(argv);
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .rep_penalty = 1, .seed = 1, .max_new = 64, .n = 1};
 	const char *model_path = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
 	int no_eos = 0, no_bos = 0, ignore_prov = 0;
-	/* sampling options given on the command line: they win over
-	 * generation_config.json (NAN / -1: not given) */
-	double temp = NAN, top_p = NAN, rep = NAN;
-	int top_k = -1;
 	const char *eos_arg = NULL;
 	backend_opts bo = {0};
+	const cli_opt opts[] = {
+		OPT_STRING_REQUIRED('m', "model", "PATH", &model_path,
+				    "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
+		OPT_STRING(0, "tokenizer", "FILE", &tok_path,
+			   "tokenizer.json, SentencePiece tokenizer.model, llama2.c tokenizer.bin or a model directory "
+			   "(default: the model directory's tokenizer.json or tokenizer.model; needed for JSONL input)"),
+		OPT_STRING('i', "input", "FILE", &in_path, "input (default: stdin)"),
+		OPT_STRING('o', "output", "FILE", &out_path, "output JSONL (default: stdout)"),
+		CLI_SECTION("Sampling (defaults: the model directory's generation_config.json, else those below):"),
+		OPT_CALLBACK(0, "greedy", NULL, set_greedy, &o.temperature, "take the most likely token (same as --temperature 0)"),
+		OPT_DOUBLE(0, "temperature", "T", &o.temperature, 0, 100, "sampling temperature, 0 = greedy"),
+		OPT_INT(0, "top-k", "K", &o.top_k, 0, 1 << 30, "sample among the K most likely tokens, 0 = all"),
+		OPT_DOUBLE(0, "top-p", "P", &o.top_p, 1e-9, 1, "nucleus: the smallest set with mass >= P, 1 = off"),
+		OPT_DOUBLE(0, "repetition-penalty", "R", &o.rep_penalty, 1e-6, 1e6,
+			   "divide positive logits of ids already in the prompt or sample by R, multiply negative ones, 1 = "
+			   "off"),
+		OPT_STRING(0, "eos-id", "ID[,ID...]", &eos_arg,
+			   "stop tokens (default: generation_config.json's eos_token_id, else the tokenizer's EOS, else the "
+			   "model's)"),
+		OPT_BOOL(0, "no-eos", &no_eos, "never stop early at an end-of-sequence token"),
+		OPT_INT(0, "seed", "N", &o.seed, 0, INT64_MAX, "random seed"),
+		OPT_INT(0, "max-new-tokens", "N", &o.max_new, 1, 1 << 24, "stop after N new tokens"),
+		OPT_INT(0, "n", "N", &o.n, 1, 1 << 20, "samples per prompt"),
+		CLI_SECTION("Other:"),
+		OPT_BOOL(0, "no-bos", &no_bos, "do not prepend BOS to JSONL prompts"),
+		OPT_STRING(0, "template", "NAME|FILE", &tpl_name,
+			   "chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the "
+			   "tokenizer's own chat_template)"),
+		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary"),
+		BACKEND_CLI_OPTS(&bo),
+		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
+			 "use a tokenizer or records of another tokenizer than the model's (warns; default: refuse)"),
+		CLI_GONE(0, NULL,
+			 "-t no longer names the tokenizer (-t is --threads in every program that computes): give "
+			 "--tokenizer FILE"),
+		{0}};
+	const cli_spec spec = {"lbdpo-sample", "lbdpo-sample -m MODEL [OPTIONS] [-i INPUT] [-o OUTPUT]",
+			       "Generate continuations of prompts (JSONL with \"prompt\", or token records with\n"
+			       "\"prompt_ids\") and write JSON Lines with the text and token ids.",
+			       opts, print_version};
 	cli c;
-	cli_start(&c, &spec, argc, argv);
-	for (int key; (key = cli_next(&c)) != -1;) {
-		const char *arg = c.arg;
-		if (backend_opts_parse(&bo, key, arg))
-			continue;
-		switch (key) {
-		case 'm': model_path = arg; break;
-		case O_TOK: tok_path = arg; break;
-		case 'i': in_path = arg; break;
-		case 'o': out_path = arg; break;
-		case O_GREEDY: temp = 0; break;
-		case O_TEMP: temp = parse_double("--temperature", arg, 0, 100); break;
-		case O_TOPK: top_k = (int)parse_long("--top-k", arg, 0, 1 << 30); break;
-		case O_TOPP: top_p = parse_double("--top-p", arg, 1e-9, 1); break;
-		case O_REP: rep = parse_double("--repetition-penalty", arg, 1e-6, 1e6); break;
-		case O_SEED: o.seed = (uint64_t)parse_long("--seed", arg, 0, INT64_MAX); break;
-		case O_MAXNEW: o.max_new = (int)parse_long("--max-new-tokens", arg, 1, 1 << 24); break;
-		case O_N: o.n = (int)parse_long("--n", arg, 1, 1 << 20); break;
-		case O_EOS: eos_arg = arg; break;
-		case O_NOEOS: no_eos = 1; break;
-		case O_NOBOS: no_bos = 1; break;
-		case O_TPL: tpl_name = arg; break;
-		case 'q': lbdpo_quiet = 1; break;
-		case O_IGNPROV: ignore_prov = 1; break;
-		}
-	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
-	if (!model_path)
-		die_usage("--model is required");
+	program_start(&c, &spec, argc, argv);
+	cli_parse(&c, 0);
 	if (eos_arg)
 		parse_eos(&o, eos_arg);
 	backend_opts_apply(&bo);
@@ -470,7 +439,7 @@ int main(int argc, char **argv)
 	pref_tpl *tpl = mt.tpl;
 	if (is_jsonl && !tk)
 		die_usage("JSONL input needs --tokenizer (the model has no tokenizer.json or tokenizer.model)");
-	sample_opts from_file = o;
+	sample_opts from_file = o; /* the file's values where it has them */
 	int gen_eos = gen_config(model_path, &from_file);
 	if (!eos_arg) {
 		if (gen_eos)
@@ -480,10 +449,15 @@ int main(int argc, char **argv)
 		else if (cfg->eos_id >= 0)
 			o.eos[0] = cfg->eos_id, o.n_eos = 1;
 	}
-	o.temperature = isnan(temp) ? from_file.temperature : temp;
-	o.top_k = top_k >= 0 ? top_k : from_file.top_k;
-	o.top_p = isnan(top_p) ? from_file.top_p : top_p;
-	o.rep_penalty = isnan(rep) ? from_file.rep_penalty : rep;
+	/* sampling options given on the command line win over the file */
+	if (!cli_given(&c, "temperature") && !cli_given(&c, "greedy"))
+		o.temperature = from_file.temperature;
+	if (!cli_given(&c, "top-k"))
+		o.top_k = from_file.top_k;
+	if (!cli_given(&c, "top-p"))
+		o.top_p = from_file.top_p;
+	if (!cli_given(&c, "repetition-penalty"))
+		o.rep_penalty = from_file.rep_penalty;
 	if (no_eos)
 		o.n_eos = 0;
 	strbuf rendered = {0};

@@ -52,52 +52,38 @@ static void add_texts(rs_reader *r, const msgpack_object *rec, tok *tk, uint32_t
 	}
 }
 
-enum { O_NOHDR = 256, O_HDRONLY, O_F32, O_FROMJSON, O_TOK };
-static const cli_opt opts[] = {
-	CLI_OPT('i', 'i', "input", "FILE", "read FILE instead of standard input"),
-	CLI_OPT('o', 'o', "output", "FILE", "write FILE (atomically) instead of standard output"),
-	CLI_OPT(O_NOHDR, 0, "no-header", NULL, "do not print the header"),
-	CLI_OPT(O_HDRONLY, 0, "header-only", NULL, "print only the header (the records are not read)"),
-	CLI_OPT(O_F32, 0, "f32", NULL, "show bin values as lists of little-endian f32 ({\"$f32le\": [...]}) instead of base64"),
-	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"decode every token-id array KEY_ids of a record into an added key KEY_text with FILE (tokenizer.json, "
-		"tokenizer.model, tokenizer.bin or a model directory; a view: not for --from-json)"),
-	CLI_OPT('n', 'n', "records", "N", "stop after N records (header not counted)"),
-	CLI_OPT(O_FROMJSON, 0, "from-json", NULL, "convert JSON Lines to msgpack"),
-	{0}};
-
-static const cli_spec spec = {"lbdpo-show",
-			      "lbdpo-show [-i FILE] [-o FILE] [--no-header] [--f32] [-n N]\n"
-			      "lbdpo-show --from-json [-i FILE] [-o FILE]",
-			      "\nPrint an lbdpo record stream (msgpack) as JSON Lines, one object per\n"
-			      "record, header first; or, with --from-json, turn such JSON Lines back\n"
-			      "into the identical msgpack stream.",
-			      opts, print_version};
-
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-show");
 	const char *in = NULL, *out = NULL;
-	int no_header = 0, header_only = 0, from_json = 0, flags = 0;
+	int no_header = 0, header_only = 0, from_json = 0, f32 = 0;
 	long limit = -1;
 	const char *tokpath = NULL;
+	const cli_opt opts[] = {
+		OPT_STRING('i', "input", "FILE", &in, "read FILE instead of standard input"),
+		OPT_STRING('o', "output", "FILE", &out, "write FILE (atomically) instead of standard output"),
+		OPT_BOOL(0, "no-header", &no_header, "do not print the header"),
+		OPT_BOOL(0, "header-only", &header_only, "print only the header (the records are not read)"),
+		OPT_BOOL(0, "f32", &f32,
+			 "show bin values as lists of little-endian f32 ({\"$f32le\": [...]}) instead of base64"),
+		OPT_STRING(0, "tokenizer", "FILE", &tokpath,
+			   "decode every token-id array KEY_ids of a record into an added key KEY_text with FILE "
+			   "(tokenizer.json, tokenizer.model, tokenizer.bin or a model directory; a view: not for "
+			   "--from-json)"),
+		OPT_INT('n', "records", "N", &limit, 0, __LONG_MAX__, "stop after N records (header not counted)"),
+		OPT_BOOL(0, "from-json", &from_json, "convert JSON Lines to msgpack"),
+		{0}};
+	const cli_spec spec = {"lbdpo-show",
+			       "lbdpo-show [-i FILE] [-o FILE] [--no-header] [--f32] [-n N]\n"
+			       "lbdpo-show --from-json [-i FILE] [-o FILE]",
+			       "\nPrint an lbdpo record stream (msgpack) as JSON Lines, one object per\n"
+			       "record, header first; or, with --from-json, turn such JSON Lines back\n"
+			       "into the identical msgpack stream.",
+			       opts, print_version};
+	set_progname(spec.prog);
 	cli c;
 	cli_start(&c, &spec, argc, argv);
-	for (int key; (key = cli_next(&c)) != -1;) {
-		const char *arg = c.arg;
-		switch (key) {
-		case 'i': in = arg; break;
-		case 'o': out = arg; break;
-		case 'n': limit = parse_long("--records", arg, 0, __LONG_MAX__); break;
-		case O_NOHDR: no_header = 1; break;
-		case O_HDRONLY: header_only = 1; break;
-		case O_F32: flags |= MPJ_F32; break;
-		case O_FROMJSON: from_json = 1; break;
-		case O_TOK: tokpath = arg; break;
-		}
-	}
-	if (c.ind < argc)
-		die_usage("unexpected argument '%s'", argv[c.ind]);
+	cli_parse(&c, 0);
+	const int flags = f32 ? MPJ_F32 : 0;
 	if (from_json && (no_header || header_only || flags || limit >= 0 || tokpath))
 		die_usage("--from-json takes no display options");
 

@@ -126,75 +126,66 @@ static void put_header(rs_writer *w, tok *t, const pref_tpl *tpl, int bos_prepen
 	rs_header_end(w);
 }
 
-enum { O_TPL = 256, O_MAXLEN, O_MAXPROMPT, O_TRUNC, O_NOEOS, O_NOBOS, O_SKIP, O_KEEPTEXT, O_RENDER, O_TOK, O_TRUNCMODE };
-static const cli_opt opts[] = {
-	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
-		"tokenizer.json (Hugging Face), SentencePiece tokenizer.model, llama2.c tokenizer.bin, or a model directory holding one (required)"),
-	CLI_OPT('i', 'i', "input", "FILE", "read FILE (.jsonl or .jsonl.gz) instead of stdin"),
-	CLI_OPT('o', 'o', "output", "FILE", "write FILE (atomically) instead of stdout"),
-	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
-		"chat template for conversational records: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
-	CLI_OPT(O_RENDER, 0, "render", NULL, "write the rendered texts as JSON Lines (prompt, chosen, rejected) instead of tokens"),
-	CLI_OPT(O_MAXLEN, 0, "max-length", "N", "at most N tokens of prompt + longer completion (default 1024, as TRL; 0 = no limit)"),
-	CLI_OPT(O_TRUNCMODE, 0, "truncation-mode", "MODE",
-		"keep_end (default, as TRL): cut an over-long pair's prompt start; keep_start: cut the completions' ends"),
-	CLI_OPT(O_MAXPROMPT, 0, "max-prompt-length", "N", "at most N prompt tokens"),
-	CLI_OPT(O_TRUNC, 0, "truncation", "MODE", "keep_end (default) or keep_start: which end of a prompt over --max-prompt-length to keep"),
-	CLI_OPT(O_NOEOS, 0, "no-eos", NULL, "never append EOS to the completions"),
-	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "never prepend BOS to the prompt"),
-	CLI_OPT(O_KEEPTEXT, 0, "keep-text", NULL, "also write the prompt / chosen / rejected texts (as tokenized) into each record"),
-	CLI_OPT(O_SKIP, 0, "skip-invalid", NULL, "skip (and count) invalid lines instead of stopping at the first one"),
-	CLI_OPT('q', 'q', "quiet", NULL, "no summary line on stderr"),
-	CLI_GONE('t', NULL, "-t no longer names the tokenizer (-t is --threads in every program that computes): give --tokenizer FILE"),
-	{0}};
+/* the option that needs code (the others are typed rows) */
+enum { O_MAXLEN = 256 };
 
-static const cli_spec spec = {"lbdpo-tokenize", "lbdpo-tokenize --tokenizer FILE [options] [-i FILE] [-o FILE]",
-			      "\nTokenize preference pairs (JSON Lines, gzip accepted) into an lbdpo\n"
-			      "record stream of kind \"tokens\": prompt_ids, chosen_ids, rejected_ids.\n"
-			      "Input formats: standard {prompt, chosen, rejected}; implicit prompt\n"
-			      "{chosen, rejected}; conversational (lists of {role, content}).",
-			      opts, print_version};
+static const char *const trunc_modes[] = {"keep_end", "keep_start", NULL};
 
 int main(int argc, char **argv)
 {
-	set_progname("lbdpo-tokenize");
 	const char *in = NULL, *out = NULL, *tokpath = NULL, *tplname = NULL;
-	int no_eos = 0, no_bos = 0, skip_invalid = 0, keep_text = 0, keep_end = 1, render = 0;
+	int no_eos = 0, no_bos = 0, skip_invalid = 0, keep_text = 0, render = 0;
 	long max_length = 1024, max_prompt = 0; /* TRL's DPOConfig max_length */
-	int seq_keep_end = 1;                   /* and truncation_mode */
+	int seq_trunc = 0, prompt_trunc = 0;    /* and truncation_mode: keep_end */
+	const cli_opt opts[] = {
+		OPT_STRING(0, "tokenizer", "FILE", &tokpath,
+			   "tokenizer.json (Hugging Face), SentencePiece tokenizer.model, llama2.c tokenizer.bin, or a model "
+			   "directory holding one (required)"),
+		OPT_STRING('i', "input", "FILE", &in, "read FILE (.jsonl or .jsonl.gz) instead of stdin"),
+		OPT_STRING('o', "output", "FILE", &out, "write FILE (atomically) instead of stdout"),
+		OPT_STRING(0, "template", "NAME|FILE", &tplname,
+			   "chat template for conversational records: a Jinja file, or chatml, llama3, hh (default: the "
+			   "tokenizer's own chat_template)"),
+		OPT_BOOL(0, "render", &render,
+			 "write the rendered texts as JSON Lines (prompt, chosen, rejected) instead of tokens"),
+		CLI_OPT(O_MAXLEN, 0, "max-length", "N",
+			"at most N tokens of prompt + longer completion (default 1024, as TRL; 0 = no limit)"),
+		OPT_ENUM(0, "truncation-mode", "MODE", &seq_trunc, trunc_modes,
+			 "keep_end (default, as TRL): cut an over-long pair's prompt start; keep_start: cut the completions' "
+			 "ends"),
+		OPT_INT(0, "max-prompt-length", "N", &max_prompt, 1, 1L << 30, "at most N prompt tokens"),
+		OPT_ENUM(0, "truncation", "MODE", &prompt_trunc, trunc_modes,
+			 "keep_end (default) or keep_start: which end of a prompt over --max-prompt-length to keep"),
+		OPT_BOOL(0, "no-eos", &no_eos, "never append EOS to the completions"),
+		OPT_BOOL(0, "no-bos", &no_bos, "never prepend BOS to the prompt"),
+		OPT_BOOL(0, "keep-text", &keep_text,
+			 "also write the prompt / chosen / rejected texts (as tokenized) into each record"),
+		OPT_BOOL(0, "skip-invalid", &skip_invalid,
+			 "skip (and count) invalid lines instead of stopping at the first one"),
+		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no summary line on stderr"),
+		CLI_GONE('t', NULL,
+			 "-t no longer names the tokenizer (-t is --threads in every program that computes): give "
+			 "--tokenizer FILE"),
+		{0}};
+	const cli_spec spec = {"lbdpo-tokenize", "lbdpo-tokenize --tokenizer FILE [options] [-i FILE] [-o FILE]",
+			       "\nTokenize preference pairs (JSON Lines, gzip accepted) into an lbdpo\n"
+			       "record stream of kind \"tokens\": prompt_ids, chosen_ids, rejected_ids.\n"
+			       "Input formats: standard {prompt, chosen, rejected}; implicit prompt\n"
+			       "{chosen, rejected}; conversational (lists of {role, content}).",
+			       opts, print_version};
+	set_progname(spec.prog);
 	cli c;
 	cli_start(&c, &spec, argc, argv);
 	for (int key; (key = cli_next(&c)) != -1;) {
-		const char *arg = c.arg;
 		switch (key) {
-		case O_TOK: tokpath = arg; break;
-		case 'i': in = arg; break;
-		case 'o': out = arg; break;
-		case O_TPL: tplname = arg; break;
 		case O_MAXLEN:
-			max_length = parse_long("--max-length", arg, 0, 1L << 30);
+			max_length = parse_long("--max-length", c.arg, 0, 1L << 30);
 			if (max_length == 1) die_usage("--max-length: 1 leaves no room for a prompt and a completion (0 = no limit)");
 			break;
-		case O_TRUNCMODE:
-			if (!strcmp(arg, "keep_end")) seq_keep_end = 1;
-			else if (!strcmp(arg, "keep_start")) seq_keep_end = 0;
-			else die_usage("--truncation-mode: expected keep_end or keep_start, got '%s'", arg);
-			break;
-		case O_MAXPROMPT: max_prompt = parse_long("--max-prompt-length", arg, 1, 1L << 30); break;
-		case O_TRUNC:
-			if (!strcmp(arg, "keep_end")) keep_end = 1;
-			else if (!strcmp(arg, "keep_start")) keep_end = 0;
-			else die_usage("--truncation: expected keep_end or keep_start, got '%s'", arg);
-			break;
-		case O_NOEOS: no_eos = 1; break;
-		case O_NOBOS: no_bos = 1; break;
-		case O_KEEPTEXT: keep_text = 1; break;
-		case O_RENDER: render = 1; break;
-		case O_SKIP: skip_invalid = 1; break;
-		case 'q': lbdpo_quiet = 1; break;
 		}
 	}
-	if (c.ind < argc) die_usage("unexpected argument '%s'", argv[c.ind]);
+	cli_end(&c, 0);
+	const int seq_keep_end = seq_trunc == 0, keep_end = prompt_trunc == 0;
 	if (!tokpath) die_usage("--tokenizer FILE is required");
 	if (max_length && max_prompt && max_prompt >= max_length)
 		die_usage("--max-prompt-length must be smaller than --max-length (%ld; 0 = no limit)", max_length);

@@ -56,7 +56,7 @@ const msgpack_object *pair_obj(held_pair *h)
 	size_t off = 0;
 	/* These bytes were parsed and validated by the reader already. */
 	if (msgpack_unpack_next(&h->u, h->raw, h->raw_n, &off) != MSGPACK_UNPACK_SUCCESS)
-		die("internal error: a held record does not unpack again");
+		BUG("a held record does not unpack again");
 	return &h->u.data;
 }
 

@@ -503,17 +503,6 @@ int rs_get_f64(rs_reader *r, const msgpack_object *map, const char *key, double 
 	return 1;
 }
 
-int rs_get_bool(rs_reader *r, const msgpack_object *map, const char *key, int *v)
-{
-	const msgpack_object *o = rs_get(map, key);
-	if (!o)
-		return 0;
-	if (o->type != MSGPACK_OBJECT_BOOLEAN)
-		wrong_type(r, key, "bool", o);
-	*v = o->via.boolean;
-	return 1;
-}
-
 int rs_get_ids(rs_reader *r, const msgpack_object *map, const char *key, uint32_t limit,
 	       uint32_t **ids, size_t *n, size_t *cap)
 {
@@ -620,13 +609,6 @@ void rs_write_raw(rs_writer *w, const char *buf, size_t n)
 		    strerror(errno));
 }
 
-void rs_write_obj(rs_writer *w, const msgpack_object *o)
-{
-	msgpack_sbuffer_clear(&w->rec);
-	msgpack_pack_object(&w->rpk, *o);
-	rs_write_raw(w, w->rec.data, w->rec.size);
-}
-
 void rs_finish(rs_writer *w)
 {
 	if (w->out)
@@ -643,7 +625,7 @@ void rs_finish(rs_writer *w)
 void rs_rec_begin(rs_writer *w, const msgpack_object *in)
 {
 	if (in && in->type != MSGPACK_OBJECT_MAP)
-		die("internal: rs_rec_begin on a non-map");
+		BUG("rs_rec_begin on a non-map");
 	w->in = in;
 	for (size_t i = 0; i < w->nputs; i++)
 		free(w->puts[i].key);
@@ -662,7 +644,7 @@ static put_entry *find_put(rs_writer *w, const char *p, size_t n)
 static put_entry *new_put(rs_writer *w, const char *key)
 {
 	if (find_put(w, key, strlen(key)))
-		die("internal: key '%s' put twice in one record", key);
+		BUG("key '%s' put twice in one record", key);
 	xgrow((void **)&w->puts, &w->cap, w->nputs + 1, sizeof *w->puts);
 	put_entry *e = &w->puts[w->nputs++];
 	e->key = xstrdup(key);
@@ -770,11 +752,6 @@ void rs_put_str(rs_writer *w, const char *key, const char *s, size_t n)
 void rs_put_cstr(rs_writer *w, const char *key, const char *s) { rs_put_str(w, key, s, strlen(s)); }
 void rs_put_i64(rs_writer *w, const char *key, int64_t v) { msgpack_pack_int64(rs_put_key(w, key), v); }
 void rs_put_f64(rs_writer *w, const char *key, double v) { msgpack_pack_double(rs_put_key(w, key), v); }
-void rs_put_nil(rs_writer *w, const char *key) { msgpack_pack_nil(rs_put_key(w, key)); }
-void rs_put_obj(rs_writer *w, const char *key, const msgpack_object *o)
-{
-	msgpack_pack_object(rs_put_key(w, key), *o);
-}
 
 void rs_put_bool(rs_writer *w, const char *key, int v)
 {

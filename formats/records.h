@@ -72,7 +72,6 @@ const msgpack_object *rs_get(const msgpack_object *map, const char *key);
 int rs_get_str(rs_reader *r, const msgpack_object *map, const char *key, const char **s, size_t *n);
 int rs_get_i64(rs_reader *r, const msgpack_object *map, const char *key, int64_t *v);
 int rs_get_f64(rs_reader *r, const msgpack_object *map, const char *key, double *v); /* int or float */
-int rs_get_bool(rs_reader *r, const msgpack_object *map, const char *key, int *v);
 /* Token ids: array of unsigned ints < limit (limit 0 = no limit). *ids is
  * (re)allocated into *cap. Returns 1 if present. */
 int rs_get_ids(rs_reader *r, const msgpack_object *map, const char *key, uint32_t limit,
@@ -117,15 +116,12 @@ void rs_put_cstr(rs_writer *w, const char *key, const char *s);
 void rs_put_i64(rs_writer *w, const char *key, int64_t v);
 void rs_put_f64(rs_writer *w, const char *key, double v);
 void rs_put_bool(rs_writer *w, const char *key, int v);
-void rs_put_nil(rs_writer *w, const char *key);
 void rs_put_ids(rs_writer *w, const char *key, const uint32_t *ids, size_t n);
 void rs_put_f32v(rs_writer *w, const char *key, const float *v, size_t n); /* bin, LE f32 */
-void rs_put_obj(rs_writer *w, const char *key, const msgpack_object *o);
 /* For nested values: the packer writes exactly one object after the key. */
 msgpack_packer *rs_put_key(rs_writer *w, const char *key);
 
-/* Write a whole object as is (lbdpo-show --from-json, pass-through). */
-void rs_write_obj(rs_writer *w, const msgpack_object *o);
+/* Write one packed record as is (pass-through). */
 void rs_write_raw(rs_writer *w, const char *buf, size_t n);
 
 #endif

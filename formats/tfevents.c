@@ -50,7 +50,7 @@ typedef struct {
 static void pb_bytes(pbuf *p, const void *x, size_t n)
 {
 	if (p->n + n > sizeof p->b)
-		die("internal: tfevents record too long");
+		BUG("tfevents record too long");
 	memcpy(p->b + p->n, x, n);
 	p->n += n;
 }

@@ -207,7 +207,6 @@ const char *tok_kind(const tok *t)
 	       : t->kind == K_SPM ? "sentencepiece"
 				   : "llama2c";
 }
-int tok_is_special(const tok *t, uint32_t id) { return id < t->V && t->special[id]; }
 const char *tok_piece(const tok *t, uint32_t id, size_t *len)
 {
 	if (id >= t->V) return NULL;

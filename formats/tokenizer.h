@@ -74,7 +74,6 @@ int64_t tok_eos(const tok *t);
 int tok_add_bos(const tok *t); /* 1 if the model expects BOS before the prompt */
 /* The decoded bytes of one token (NULL if out of range). */
 const char *tok_piece(const tok *t, uint32_t id, size_t *len);
-int tok_is_special(const tok *t, uint32_t id);
 /* Look up a token by its exact text (added tokens and vocabulary); -1 if none. */
 int64_t tok_lookup(const tok *t, const char *s, size_t len);
 /* sha256 (hex) of the file's bytes; the path of the file loaded (a

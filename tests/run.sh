@@ -4,6 +4,18 @@
 #
 # Shell tests (tests/sh/test_*.sh) exit 0 = pass, 77 = skip (with a reason on
 # stdout/stderr), anything else = fail. Unit test binaries are Criterion's.
+#
+# Names mirror the sources: tests/unit/test_X.c tests the source file X.c
+# (X.h, X.cu) of base/, formats/ or libcore/ (test_batch.c: libcore/train/
+# batch.c, test_head.c: libcore/nn/cpu/head.c); test_X_Y.c tests one aspect Y
+# of X (test_model_grad.c, test_tokenizer_real.c, test_prefs_chat.c); where
+# two folders hold an X, the folder comes first (test_cpu_runtime.c). Tests
+# against an outside reference that cross files keep the reference's name
+# (test_hf_fixtures.c, test_reward.c). tests/sh/test_P.sh tests the program
+# lbdpo-P or one behaviour across programs.
+#
+# TESTS='pat1 pat2 ...' runs only the tests whose names contain one of the
+# patterns (make test TESTS=... passes it on).
 set -u
 cd "$(dirname "$0")/.."
 : "${LBDPO_BIN:=$PWD/bin}" "${LBDPO_TESTBIN:=$PWD/build/rel/tests}"

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const sched_names[] = {"constant", "linear", "cosine"};
+const char *const sched_names[] = {"constant", "linear", "cosine", NULL};
 
 int sched_parse(const char *s)
 {

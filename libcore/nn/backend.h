@@ -53,9 +53,11 @@ typedef struct lb_backend {
 			      int T, int C);
 	void (*embed_backward)(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos,
 			       int T, int C);
-	void (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *w, float eps, int T, int C);
+	/* gain w_off + w: w_off 0, or 1 for Gemma */
+	void (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
+				int T, int C);
 	void (*rmsnorm_backward)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-				 const float *rstd, int T, int C);
+				 float w_off, const float *rstd, int T, int C);
 	void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp, const float *w,
 				  const float *b, float eps, int T, int C);
 	void (*layernorm_backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp,
@@ -68,11 +70,12 @@ typedef struct lb_backend {
 	 * scheme) and uploaded by model.c, so no backend computes it */
 	void (*rope_forward)(float *x, const float *cs, int T, int n_heads, int head_dim, int stride);
 	void (*rope_backward)(float *dx, const float *cs, int T, int n_heads, int head_dim, int stride);
+	/* score scale (0: 1/√hd) and soft-cap (0: none; Gemma 2's logit cap) */
 	void (*attention_forward)(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-				  const int *kc, int T, int H, int KV, int hd);
+				  const int *kc, int T, int H, int KV, int hd, float scale, float cap);
 	void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *out,
 				   const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
-				   int n_seq, int T, int H, int KV, int hd);
+				   int n_seq, int T, int H, int KV, int hd, float scale, float cap);
 	void (*swiglu_forward)(float *out, const float *inp, int T, int F);
 	void (*swiglu_backward)(float *dinp, const float *dout, const float *inp, int T, int F);
 	void (*gelu_forward)(float *out, const float *inp, size_t n);
@@ -102,7 +105,7 @@ typedef struct lb_backend {
 	/* ---- decoding ---- */
 	void (*kv_append)(float *kc, float *vc, const float *qkv, int at, int n, int H, int KV, int hd, int QKV);
 	void (*attention_decode)(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
-				 int H, int KV, int hd, int QKV);
+				 int H, int KV, int hd, int QKV, float scale, float cap);
 
 	/* ---- optimizer (adamw.h documents each) ---- */
 	void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n, double lr, double wd,
@@ -121,21 +124,10 @@ typedef struct lb_backend {
 				   int stride);
 	void (*gelu_exact_forward)(float *out, const float *inp, size_t n);
 	void (*gelu_exact_backward)(float *dinp, const float *dout, const float *inp, size_t n);
-	void (*rmsnorm_off_forward)(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
-				    int T, int C);
-	void (*rmsnorm_off_backward)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-				     float w_off, const float *rstd, int T, int C);
 	void (*geglu_forward)(float *out, const float *inp, int T, int F);
 	void (*geglu_backward)(float *dinp, const float *dout, const float *inp, int T, int F);
 	void (*softcap_forward)(float *x, size_t n, float cap);
 	void (*softcap_backward)(float *dx, const float *y, size_t n, float cap);
-	void (*attention_ext_forward)(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-				      const int *kc, int T, int H, int KV, int hd, float scale, float cap);
-	void (*attention_ext_backward)(float *dqkv, const float *dout, const float *qkv, const float *out,
-				       const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
-				       int n_seq, int T, int H, int KV, int hd, float scale, float cap);
-	void (*attention_ext_decode)(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
-				     int H, int KV, int hd, int QKV, float scale, float cap);
 
 	/* ---- precision ---- */
 	/* TF32 tensor-core math for the matrix products (matmul, lm head),

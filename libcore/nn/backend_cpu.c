@@ -76,14 +76,9 @@ const lb_backend lb_backend_cpu = {
 	.rope_part_backward = rope_part_backward,
 	.gelu_exact_forward = gelu_exact_forward,
 	.gelu_exact_backward = gelu_exact_backward,
-	.rmsnorm_off_forward = rmsnorm_off_forward,
-	.rmsnorm_off_backward = rmsnorm_off_backward,
 	.geglu_forward = geglu_forward,
 	.geglu_backward = geglu_backward,
 	.softcap_forward = softcap_forward,
 	.softcap_backward = softcap_backward,
-	.attention_ext_forward = attention_ext_forward,
-	.attention_ext_backward = attention_ext_backward,
-	.attention_ext_decode = attention_ext_decode,
 	.set_tf32 = NULL, /* OpenBLAS sgemm: fp32 always, --tf32 changes nothing */
 };

@@ -71,15 +71,10 @@ const lb_backend lb_backend_cuda = {
 	.rope_part_backward = cuda_rope_part_backward,
 	.gelu_exact_forward = cuda_gelu_exact_forward,
 	.gelu_exact_backward = cuda_gelu_exact_backward,
-	.rmsnorm_off_forward = cuda_rmsnorm_off_forward,
-	.rmsnorm_off_backward = cuda_rmsnorm_off_backward,
 	.geglu_forward = cuda_geglu_forward,
 	.geglu_backward = cuda_geglu_backward,
 	.softcap_forward = cuda_softcap_forward,
 	.softcap_backward = cuda_softcap_backward,
-	.attention_ext_forward = cuda_attention_ext_forward,
-	.attention_ext_backward = cuda_attention_ext_backward,
-	.attention_ext_decode = cuda_attention_ext_decode,
 	.set_tf32 = cuda_set_tf32,
 };
 

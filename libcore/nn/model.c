@@ -25,6 +25,7 @@
 
 #include "libcore/nn/backend.h"
 #include "libcore/nn/rope.h"
+#include "base/rng.h"
 #include "base/util.h"
 
 /* Offsets (floats from params) of one block's tensors; (size_t)-1 = absent. */
@@ -196,9 +197,7 @@ model *model_new(const model_config *cfg)
 	if ((c->qk_norm && !(be->headnorm_forward && be->headnorm_backward)) ||
 	    (c->arch == ARCH_NEOX && !(be->rope_part_forward && be->rope_part_backward && be->gelu_exact_forward &&
 				       be->gelu_exact_backward)) ||
-	    (c->gemma && !(be->rmsnorm_off_forward && be->rmsnorm_off_backward && be->geglu_forward &&
-			   be->geglu_backward && be->softcap_forward && be->softcap_backward &&
-			   be->attention_ext_forward && be->attention_ext_backward && be->attention_ext_decode)))
+	    (c->gemma && !(be->geglu_forward && be->geglu_backward && be->softcap_forward && be->softcap_backward)))
 		die("model: this model family is not implemented on the %s backend", be->name);
 	m->dparams = backend_mirror(m->be, m->params, sizeof(float) * m->n_params);
 	return m;
@@ -215,14 +214,6 @@ void model_free(model *m)
 	backend_mirror_free(m->be, m->dparams, m->params);
 	free(m->params);
 	free(m);
-}
-
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
 }
 
 static int is_norm_weight(const char *name)
@@ -255,14 +246,13 @@ void model_init_random(model *m, uint64_t seed, float std)
 		} else if (is_norm_bias(t->name)) {
 			memset(p, 0, sizeof(float) * t->numel);
 		} else {
-			/* Box–Muller on 53-bit uniforms */
+			/* Box–Muller: both numbers of each draw */
 			for (size_t k = 0; k < t->numel; k += 2) {
-				double u1 = ((splitmix64(&s) >> 11) + 1.0) * 0x1.0p-53;
-				double u2 = (splitmix64(&s) >> 11) * 0x1.0p-53;
-				double r = sqrt(-2.0 * log(u1));
-				p[k] = (float)(std * r * cos(2 * M_PI * u2));
+				double r, a;
+				rng_polar(&s, &r, &a);
+				p[k] = (float)(std * r * cos(a));
 				if (k + 1 < t->numel)
-					p[k + 1] = (float)(std * r * sin(2 * M_PI * u2));
+					p[k + 1] = (float)(std * r * sin(a));
 			}
 		}
 	}
@@ -290,9 +280,9 @@ model *model_reward_from(model *lm, uint64_t seed, float std)
 		if ((size_t)t->offset == m->score) {
 			uint64_t s = seed;
 			for (size_t k = 0; k < t->numel; k++) {
-				double u1 = ((splitmix64(&s) >> 11) + 1.0) * 0x1.0p-53;
-				double u2 = (splitmix64(&s) >> 11) * 0x1.0p-53;
-				p[k] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2 * M_PI * u2));
+				double r, a;
+				rng_polar(&s, &r, &a);
+				p[k] = (float)(std * r * cos(a));
 			}
 			continue;
 		}
@@ -728,26 +718,24 @@ static const float *P_(const model *m, size_t off) { return off == NONE ? NULL :
 static void rms_fwd(const model *m, float *out, float *rstd, const float *x, size_t w, int T)
 {
 	const model_config *c = &m->cfg;
-	if (c->gemma)
-		m->be->rmsnorm_off_forward(out, rstd, x, P_(m, w), 1.0f, c->norm_eps, T, c->dim);
-	else
-		m->be->rmsnorm_forward(out, rstd, x, P_(m, w), c->norm_eps, T, c->dim);
+	m->be->rmsnorm_forward(out, rstd, x, P_(m, w), c->gemma ? 1.0f : 0.0f, c->norm_eps, T, c->dim);
 }
 
 static void rms_bwd(const model *m, float *dx, float *dw, const float *dy, const float *x, size_t w,
 		    const float *rstd, int T)
 {
-	if (m->cfg.gemma)
-		m->be->rmsnorm_off_backward(dx, dw, dy, x, P_(m, w), 1.0f, rstd, T, m->cfg.dim);
-	else
-		m->be->rmsnorm_backward(dx, dw, dy, x, P_(m, w), rstd, T, m->cfg.dim);
+	m->be->rmsnorm_backward(dx, dw, dy, x, P_(m, w), m->cfg.gemma ? 1.0f : 0.0f, rstd, T, m->cfg.dim);
 }
 
-/* Attention score scale: 1/√head_dim, gemma 1/√query_pre_attn_scalar. */
+/* Attention score scale: gemma 1/√query_pre_attn_scalar; 0 (the kernels' 1/√head_dim) otherwise. */
 static float att_scale(const model_config *c)
 {
-	return 1.0f / sqrtf(c->query_scalar > 0 ? c->query_scalar : (float)c->head_dim);
+	return c->gemma ? 1.0f / sqrtf(c->query_scalar > 0 ? c->query_scalar : (float)c->head_dim) : 0.0f;
 }
+
+/* Attention logit soft-cap (gemma 2; 0: none). With scale and cap 0 the
+ * backend runs its plain (blocked) attention kernels. */
+static float att_cap(const model_config *c) { return c->gemma ? c->attn_softcap : 0.0f; }
 
 /* The RoPE table of layer l: Gemma 3's sliding layers use the local base. */
 static const float *layer_cs(const model_ws *ws, const model_config *c, int l)
@@ -851,7 +839,7 @@ static void block_attn_out_mlp(const model *m, const block_off *b, block_act *a,
 	be->matmul_forward(tmp, a->att, P_(m, b->o_w), P_(m, b->o_b), T, HD, C, w_io);
 	be->residual_forward(a->xmid, a->xin, tmp, (size_t)T * C);
 	if (c->arch == ARCH_LLAMA) {
-		be->rmsnorm_forward(a->ln2, a->ln2_r, a->xmid, P_(m, b->ln2_w), c->norm_eps, T, C);
+		be->rmsnorm_forward(a->ln2, a->ln2_r, a->xmid, P_(m, b->ln2_w), 0.0f, c->norm_eps, T, C);
 		be->matmul_forward(a->fc, a->ln2, P_(m, b->fc_w), NULL, T, C, 2 * F, 0);
 		be->swiglu_forward(a->fca, a->fc, T, F);
 	} else {
@@ -977,7 +965,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 	const lb_backend *be = m->be;
 	const int C = c->dim, V = c->vocab_size, L = c->n_layers;
 	if (ws->m != m)
-		die("model: workspace belongs to another model");
+		BUG("model: workspace belongs to another model");
 	ws->have_fwd = 0;
 	if (n <= 0)
 		return;
@@ -1061,12 +1049,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), T);
 		const int sw = layer_sliding(c, l);
 		const int *ka = sw ? ws->d_wka : ws->d_ka, *kc = sw ? ws->d_wkc : ws->d_kc;
-		if (c->gemma)
-			be->attention_ext_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads,
-						  c->n_kv_heads, c->head_dim, att_scale(c), c->attn_softcap);
-		else
-			be->attention_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads, c->n_kv_heads,
-					      c->head_dim);
+		be->attention_forward(a->att, a->att_lse, a->qkv, ka, ws->d_kb, kc, T, c->n_heads, c->n_kv_heads,
+				      c->head_dim, att_scale(c), att_cap(c));
 		float *xout = train ? (l + 1 < L ? ws->act[l + 1].xin : ws->xfin) : a->xin;
 		block_attn_out_mlp(m, b, a, xout, ws->tmp, T);
 	}
@@ -1136,7 +1120,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float *grads)
 {
 	if (!ws->have_fwd || ws->m != m)
-		die("model: backward without a train-mode forward of this model on this workspace");
+		BUG("model: backward without a train-mode forward of this model on this workspace");
 	const model_config *c = &m->cfg;
 	const lb_backend *be = m->be;
 	const int T = ws->T, C = c->dim, V = c->vocab_size, L = c->n_layers, F = c->hidden_dim;
@@ -1244,7 +1228,7 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 		if (c->arch == ARCH_LLAMA) {
 			be->swiglu_backward(ws->dfc, ws->dfca, a->fc, T, F);
 			be->matmul_backward(ws->dln, G + b->fc_w, NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
-			be->rmsnorm_backward(dx, G + b->ln2_w, ws->dln, a->xmid, P_(m, b->ln2_w), a->ln2_r, T, C);
+			be->rmsnorm_backward(dx, G + b->ln2_w, ws->dln, a->xmid, P_(m, b->ln2_w), 0.0f, a->ln2_r, T, C);
 		} else {
 			if (c->gelu_exact)
 				be->gelu_exact_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
@@ -1267,12 +1251,8 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 		be->memset0(ws->dqkv, sizeof(float) * (size_t)T * QKV);
 		const int sw = layer_sliding(c, l);
 		const int *ka = sw ? ws->d_wka : ws->d_ka, *kc = sw ? ws->d_wkc : ws->d_kc;
-		if (c->gemma)
-			be->attention_ext_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ka, ws->d_kb, kc,
-						   ws->d_seq_off, ws->n_seq, T, H, KV, hd, att_scale(c), c->attn_softcap);
-		else
-			be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ka, ws->d_kb, kc,
-					       ws->d_seq_off, ws->n_seq, T, H, KV, hd);
+		be->attention_backward(ws->dqkv, ws->datt, a->qkv, a->att, a->att_lse, ka, ws->d_kb, kc, ws->d_seq_off,
+				       ws->n_seq, T, H, KV, hd, att_scale(c), att_cap(c));
 		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
 		if (c->arch == ARCH_LLAMA) {
 			be->rope_backward(ws->dqkv, layer_cs(ws, c, l), T, H + KV, hd, QKV);
@@ -1344,11 +1324,8 @@ void model_kv_free(model_kv *kv)
 static void attn_decode(const model *m, float *out, const float *qkv, const float *K, const float *Vc, int len0, int n)
 {
 	const model_config *c = &m->cfg;
-	if (c->gemma)
-		m->be->attention_ext_decode(out, qkv, K, Vc, len0, n, c->n_heads, c->n_kv_heads, c->head_dim, m->qkv_dim,
-					    att_scale(c), c->attn_softcap);
-	else
-		m->be->attention_decode(out, qkv, K, Vc, len0, n, c->n_heads, c->n_kv_heads, c->head_dim, m->qkv_dim);
+	m->be->attention_decode(out, qkv, K, Vc, len0, n, c->n_heads, c->n_kv_heads, c->head_dim, m->qkv_dim,
+				att_scale(c), att_cap(c));
 }
 
 void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, float *logits)

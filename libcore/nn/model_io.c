@@ -44,9 +44,9 @@ static float *copy_into(model *m, const char *path, const float *src, uint64_t *
 {
 	const model_tensor *t = find_tensor(m, name);
 	if (!t)
-		die("%s: internal: model has no tensor '%s'", path, name);
+		BUG("%s: model has no tensor '%s'", path, name);
 	if (t->numel != n)
-		die("%s: internal: tensor '%s' has %zu elements, llama2.c layout needs %zu", path, name, t->numel, n);
+		BUG("%s: tensor '%s' has %zu elements, llama2.c layout needs %zu", path, name, t->numel, n);
 	float *dst = model_params(m) + t->offset;
 	memcpy(dst, src + *pos, n * sizeof *dst);
 	for (size_t i = 0; i < n; i++)
@@ -276,7 +276,7 @@ static int fused_part(const model *m, int i, char *fname, size_t fsz, int64_t *r
 		for (int r = 1; r <= F[k].nrest; r++) {
 			const model_tensor *u = model_tensor_at(m, i + r);
 			if (!u || !ends_with(u->name, F[k].rest[r - 1]) || u->offset != t->offset + *numel || u->shape[1] != t->shape[1])
-				die("internal: %s is not followed by its fused parts in memory", t->name);
+				BUG("%s is not followed by its fused parts in memory", t->name);
 			*rows += u->shape[0];
 			*numel += u->numel;
 		}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "base/util.h"
 
 betahead *betahead_new(head_kind kind, int C, int K, float eps)
@@ -29,27 +30,6 @@ void betahead_free(betahead *bh)
 	free(bh);
 }
 
-size_t betahead_off_logw(const betahead *bh)
-{
-	(void)bh;
-	return 0;
-}
-
-/* splitmix64 + Box–Muller: a self-contained normal generator. */
-static uint64_t sm64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static double normal(uint64_t *s)
-{
-	double u1 = ((sm64(s) >> 11) + 1) * 0x1.0p-53, u2 = (sm64(s) >> 11) * 0x1.0p-53;
-	return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
-}
-
 void betahead_init(betahead *bh, uint64_t seed, double w0)
 {
 	memset(bh->p, 0, bh->n_params * sizeof(float));
@@ -58,7 +38,7 @@ void betahead_init(betahead *bh, uint64_t seed, double w0)
 		float *W1 = bh->p + 1; /* [K×C] */
 		double sd = 1.0 / sqrt((double)bh->C);
 		for (size_t i = 0; i < (size_t)bh->K * bh->C; i++)
-			W1[i] = (float)(sd * normal(&seed));
+			W1[i] = (float)(sd * rng_normal(&seed));
 	}
 }
 
@@ -161,6 +141,6 @@ void betahead_set_mean_beta(betahead *bh, const beta_parts *parts, int B, double
 	bh->p[0] = (float)log(target * B / s);
 }
 
-static const char *const head_names[] = {"linear", "mlp"};
-const char *head_kind_name(head_kind k) { return name_of(head_names, 2, (int)k); }
-int head_kind_parse(const char *s) { return name_index(head_names, 2, s); }
+const char *const head_kind_names[] = {"linear", "mlp", NULL};
+const char *head_kind_name(head_kind k) { return name_of(head_kind_names, 2, (int)k); }
+int head_kind_parse(const char *s) { return name_index(head_kind_names, 2, s); }

@@ -18,6 +18,7 @@
 
 typedef enum { HEAD_LINEAR = 0, HEAD_MLP = 1 } head_kind;
 const char *head_kind_name(head_kind k); /* "linear", "mlp" */
+extern const char *const head_kind_names[]; /* by head_kind, NULL-terminated (option rows) */
 int head_kind_parse(const char *s);       /* -1 if unknown */
 
 typedef struct {
@@ -39,8 +40,6 @@ betahead *betahead_new(head_kind kind, int C, int K, float eps);
  * MLP's ReLU units are not all identical; log w = log(w0). */
 void betahead_init(betahead *bh, uint64_t seed, double w0);
 void betahead_free(betahead *bh);
-/* Offsets in p of the pieces (for saving with names). */
-size_t betahead_off_logw(const betahead *bh);
 
 /* Forward for B records: h [B×C], m [B] (mean prompt log-probs). Writes
  * parts[B]; act [B×K] (mlp hidden pre-activations, may be NULL for linear)

@@ -90,6 +90,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "base/util.h"
 
 static const char *kind_names[LOSS_N_KINDS] = {"lbdpo",  "dpo",    "ipo",      "hinge", "robust",
@@ -309,16 +310,6 @@ double sigmoid(double z)
 /* log σ(z) = −softplus(−z) = min(z,0) − log1p(e^−|z|) */
 double log_sigmoid(double z) { return (z < 0 ? z : 0.0) - log1p(exp(-fabs(z))); }
 
-double rng_uniform(uint64_t *s)
-{
-	uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53;
-}
-
 /* beta-dpo steps 1–3: fills sel[i] ∈ {0,1}, returns β_b. */
 static double bdpo_select(const loss_opts *o, const loss_pair *p, int n, bdpo_state *bs, uint64_t *rng,
 			  double *sel)
@@ -360,7 +351,7 @@ static double bdpo_select(const loss_opts *o, const loss_pair *p, int n, bdpo_st
 			}
 		int pick = last;
 		if (tot > 0) {
-			double u = rng_uniform(rng) * tot, c = 0;
+			double u = rng_xs_unif(rng) * tot, c = 0;
 			for (int i = 0; i < n; i++) {
 				if (sel[i])
 					continue;

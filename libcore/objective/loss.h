@@ -164,7 +164,5 @@ double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad 
 /* Numerically stable helpers (exposed for tests). */
 double log_sigmoid(double z);
 double sigmoid(double z);
-/* xorshift64* in [0,1) */
-double rng_uniform(uint64_t *s);
 
 #endif

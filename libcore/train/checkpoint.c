@@ -33,9 +33,9 @@ int ckpt_is(const char *path)
 	return r;
 }
 
-static const char *const pool_names[] = {"last", "mean"};
-static const char *const ppl_names[] = {"policy", "ref"};
-static const char *const bgrad_names[] = {"full", "head", "none"};
+const char *const pool_names[] = {"last", "mean", NULL};
+const char *const ppl_names[] = {"policy", "ref", NULL};
+const char *const bgrad_names[] = {"full", "head", "none", NULL};
 const char *pool_kind_name(pool_kind k) { return name_of(pool_names, 2, (int)k); }
 int pool_kind_parse(const char *s) { return name_index(pool_names, 2, s); }
 const char *ppl_source_name(ppl_source k) { return name_of(ppl_names, 2, (int)k); }

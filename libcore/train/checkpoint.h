@@ -38,6 +38,8 @@ typedef enum { POOL_LAST = 0, POOL_MEAN = 1 } pool_kind;
 typedef enum { PPL_POLICY = 0, PPL_REF = 1 } ppl_source;
 typedef enum { BGRAD_FULL = 0, BGRAD_HEAD = 1, BGRAD_NONE = 2 } beta_grad_mode;
 const char *pool_kind_name(pool_kind k);       /* "last", "mean" */
+/* by pool_kind, ppl_source, beta_grad_mode; NULL-terminated (option rows) */
+extern const char *const pool_names[], *const ppl_names[], *const bgrad_names[];
 int pool_kind_parse(const char *s);            /* -1 if unknown */
 const char *ppl_source_name(ppl_source k);     /* "policy", "ref" */
 int ppl_source_parse(const char *s);

@@ -11,6 +11,7 @@
 
 #include "libcore/nn/backend.h"
 #include "libcore/objective/betahead.h"
+#include "base/rng.h"
 #include "base/util.h"
 
 /* ------------------------------------------------------------- options */
@@ -229,11 +230,7 @@ static void epoch_perm(int *perm, int n, uint64_t seed, long epoch)
 	for (int i = 0; i < n; i++)
 		perm[i] = i;
 	for (int i = n - 1; i > 0; i--) {
-		uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-		z ^= z >> 31;
-		int j = (int)(z % (uint64_t)(i + 1));
+		int j = rng_below(&s, i + 1);
 		int t = perm[i];
 		perm[i] = perm[j];
 		perm[j] = t;
@@ -570,12 +567,6 @@ int metrics_line_write(FILE *f, long step, const metric_kv *kv, int n, const cha
 	if (wr >= 0)
 		wr = fprintf(f, ", \"run\": \"%s\"}\n", run);
 	return wr < 0 || fflush(f) != 0 || ferror(f) ? -1 : 0;
-}
-
-int train_metrics_write(FILE *f, const train_metrics *m, const char *run)
-{
-	metric_kv kv[METRIC_KV_MAX];
-	return metrics_line_write(f, m->step, kv, train_metrics_kv(m, kv), run);
 }
 
 FILE *train_metrics_open(const char *path, const char *run, long step, int resumed, int legacy)

@@ -62,7 +62,7 @@ int train_opts_from_json(train_opts *o, const json_t *j, const char **bad);
  * batch (loss_needs_whole_batch). NULL: one worker, nothing to do. */
 typedef void (*grad_reduce_fn)(void *ctx, float *G, size_t n, float *HG, size_t hn, double *counters, int nc);
 
-/* One step's metrics (TRL names in train_metrics_write). */
+/* One step's metrics (TRL names in train_metrics_kv). */
 typedef struct {
 	long step;
 	double epoch; /* epochs done, fractional */
@@ -117,9 +117,6 @@ int eval_metrics_kv(const res_summary *s, double epoch, metric_kv *kv);
 /* One JSON line {"step": step, kv..., "run": run}. 0, or -1 on a write
  * error (errno set). */
 int metrics_line_write(FILE *f, long step, const metric_kv *kv, int n, const char *run);
-/* One JSON line of m (train_metrics_kv), ending with the run's id, "run".
- * 0, or -1 on a write error (errno set). */
-int train_metrics_write(FILE *f, const train_metrics *m, const char *run);
 /* Open the --metrics file path for appending the lines of run (its id),
  * now at step. Absent or empty: fine. A fresh run (!resumed) refuses a
  * non-empty file: two runs' lines would interleave. A resumed run refuses

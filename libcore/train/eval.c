@@ -20,14 +20,6 @@
 #include "formats/safetensors.h"
 #include "formats/schema.h"
 
-double mean_d(const double *x, int n)
-{
-	double s = 0;
-	for (int i = 0; i < n; i++)
-		s += x[i];
-	return n > 0 ? s / n : 0;
-}
-
 void eval_loss_opts(loss_opts *lo, const loss_opts *run)
 {
 	loss_opts_default(lo);

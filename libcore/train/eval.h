@@ -34,7 +34,5 @@ typedef struct {
 } res_summary;
 void pair_summary(res_summary *s, const pair_res *r, int n, int g, int simpo);
 
-/* mean of n doubles (0 when n = 0) */
-double mean_d(const double *x, int n);
 
 #endif

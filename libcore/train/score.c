@@ -185,19 +185,6 @@ void score_stream(const model *m, rs_reader *r, distrec *d, score_run *o)
 	model_ws_free(ws);
 }
 
-int score_prog_parse(score_prog *p, int key, const char *arg)
-{
-	switch (key) {
-	case 'm': p->model_path = arg; return 1;
-	case 'i': p->in = arg; return 1;
-	case 'o': p->out = arg; return 1;
-	case 'b': p->run.batch_tokens = parse_long("--batch-tokens", arg, 0, 1L << 24); return 1;
-	case SCORE_OPT_IGNPROV: p->ignore_prov = 1; return 1;
-	case 'q': lbdpo_quiet = 1; return 1;
-	}
-	return 0;
-}
-
 model *score_prog_open(int *argc, char ***argv, score_prog *p, char fp[65])
 {
 	if (!p->model_path)

@@ -68,20 +68,17 @@ int score_program(int *argc, char ***argv, score_prog *p);
 model *score_prog_open(int *argc, char ***argv, score_prog *p, char fp[65]);
 void score_prog_close(score_prog *p, model *m, const char *unit, uint64_t n_rec, uint64_t n_tok, const char *extra);
 
-/* The options lbdpo-logprob and lbdpo-reward share: their rows (the model's
- * and the output's help differ) and one parse of them into p, which
- * returns 1 when key was one of them. p->run.batch_tokens starts at 4096. */
-enum { SCORE_OPT_IGNPROV = 0x5c00 };
-#define SCORE_CLI_OPTS(model_help, output_help)                                                                        \
-	CLI_OPT('m', 'm', "model", "PATH", model_help),                                                                \
-	    CLI_OPT('i', 'i', "input", "FILE", "token records to read (default: standard input)"),                     \
-	    CLI_OPT('o', 'o', "output", "FILE", output_help),                                                          \
-	    CLI_OPT('b', 'b', "batch-tokens", "N",                                                                     \
-		    "pack pairs into forwards of up to N tokens (default 4096); 0: one pair per forward (as "          \
-		    "lbdpo-refcache)"),                                                                                \
-	    CLI_OPT(SCORE_OPT_IGNPROV, 0, "ignore-provenance", NULL,                                                   \
-		    "score records of another tokenizer than the model's (warns; default: refuse)"),                   \
-	    CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary")
-int score_prog_parse(score_prog *p, int key, const char *arg);
+/* The options lbdpo-logprob and lbdpo-reward share, as typed rows
+ * (base/cli.h) storing into the score_prog p (the model's and the output's
+ * help differ). p->run.batch_tokens starts at 4096. */
+#define SCORE_CLI_OPTS(p, model_help, output_help)                                                                     \
+	OPT_STRING('m', "model", "PATH", &(p)->model_path, model_help),                                                \
+	    OPT_STRING('i', "input", "FILE", &(p)->in, "token records to read (default: standard input)"),             \
+	    OPT_STRING('o', "output", "FILE", &(p)->out, output_help),                                                 \
+	    OPT_INT('b', "batch-tokens", "N", &(p)->run.batch_tokens, 0, 1L << 24,                                     \
+		    "pack pairs into forwards of up to N tokens, or 0: one pair per forward as lbdpo-refcache"),      \
+	    OPT_BOOL(0, "ignore-provenance", &(p)->ignore_prov,                                                        \
+		     "score records of another tokenizer than the model's (warns; default: refuse)"),                  \
+	    OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary")
 
 #endif

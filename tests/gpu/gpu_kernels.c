@@ -39,6 +39,7 @@
 #include "libcore/nn/backend.h"
 #include "libcore/nn/cuda/cuda.h"
 #include "libcore/nn/cpu/kernels.h"
+#include "base/rng.h"
 #include "base/util.h"
 
 #define TOL 1e-5
@@ -57,16 +58,8 @@ static int all_finite(const float *x, size_t n)
 }
 static uint64_t rng;
 
-static uint64_t next(void)
-{
-	uint64_t z = (rng += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-static int irand(int n) { return (int)(next() % (uint64_t)n); }
-static float frand(void) { return (float)((next() >> 11) * 0x1.0p-53 * 2.0 - 1.0); } /* [-1, 1) */
+static int irand(int n) { return rng_below(&rng, n); }
+static float frand(void) { return (float)(rng_unif(&rng) * 2.0 - 1.0); } /* [-1, 1) */
 
 static float *rnd(size_t n, float scale)
 {
@@ -161,7 +154,7 @@ static void t_embed(int T, int C, int V, int P, int with_wpe)
 	free(tok), free(pos), free(wte), free(wpe), free(out), free(g), free(gwte), free(gwpe);
 }
 
-/* layer: 0 rmsnorm, 1 layernorm, 2 rmsnorm_off (Gemma's gain 1 + w) */
+/* layer: 0 rmsnorm, 1 layernorm, 2 rmsnorm with w_off 1 (Gemma's gain 1 + w) */
 static void t_norm(int T, int C, int layer)
 {
 	char nm[128];
@@ -172,18 +165,16 @@ static void t_norm(int T, int C, int layer)
 	float *out = xmalloc(fb * n), *mean = xmalloc(fb * T), *rstd = xmalloc(fb * T);
 	float *dx = up(x, fb * n), *dw = up(w, fb * C), *db = up(b, fb * C);
 	float *dout = cuda_alloc(fb * n), *dmean = cuda_alloc(fb * T), *drstd = cuda_alloc(fb * T);
-	const char *k = layer == 2 ? "rmsnorm_off" : layer ? "layernorm" : "rmsnorm";
-	if (layer == 2) {
-		rmsnorm_off_forward(out, rstd, x, w, 1.0f, eps, T, C);
-		cuda_rmsnorm_off_forward(dout, drstd, dx, dw, 1.0f, eps, T, C);
-	} else if (layer) {
+	const char *k = layer == 2 ? "rmsnorm w_off=1" : layer ? "layernorm" : "rmsnorm";
+	const float w_off = layer == 2 ? 1.0f : 0.0f;
+	if (layer == 1) {
 		layernorm_forward(out, mean, rstd, x, w, b, eps, T, C);
 		cuda_layernorm_forward(dout, dmean, drstd, dx, dw, db, eps, T, C);
 		snprintf(nm, sizeof nm, "%s_forward mean T=%d C=%d", k, T, C);
 		check(nm, down(dmean, T), mean, T);
 	} else {
-		rmsnorm_forward(out, rstd, x, w, eps, T, C);
-		cuda_rmsnorm_forward(dout, drstd, dx, dw, eps, T, C);
+		rmsnorm_forward(out, rstd, x, w, w_off, eps, T, C);
+		cuda_rmsnorm_forward(dout, drstd, dx, dw, w_off, eps, T, C);
 	}
 	snprintf(nm, sizeof nm, "%s_forward out T=%d C=%d", k, T, C);
 	check(nm, down(dout, n), out, n);
@@ -194,17 +185,14 @@ static void t_norm(int T, int C, int layer)
 	cuda_upload(dmean, mean, fb * T);
 	float *gy = rnd(n, 1), *gx = rnd(n, 1), *gw = rnd(C, 1), *gb = rnd(C, 1);
 	float *dgy = up(gy, fb * n), *dgx = up(gx, fb * n), *dgw = up(gw, fb * C), *dgb = up(gb, fb * C);
-	if (layer == 2) {
-		rmsnorm_off_backward(gx, gw, gy, x, w, 1.0f, rstd, T, C);
-		cuda_rmsnorm_off_backward(dgx, dgw, dgy, dx, dw, 1.0f, drstd, T, C);
-	} else if (layer) {
+	if (layer == 1) {
 		layernorm_backward(gx, gw, gb, gy, x, w, mean, rstd, T, C);
 		cuda_layernorm_backward(dgx, dgw, dgb, dgy, dx, dw, dmean, drstd, T, C);
 		snprintf(nm, sizeof nm, "%s_backward db T=%d C=%d", k, T, C);
 		check(nm, down(dgb, C), gb, C);
 	} else {
-		rmsnorm_backward(gx, gw, gy, x, w, rstd, T, C);
-		cuda_rmsnorm_backward(dgx, dgw, dgy, dx, dw, drstd, T, C);
+		rmsnorm_backward(gx, gw, gy, x, w, w_off, rstd, T, C);
+		cuda_rmsnorm_backward(dgx, dgw, dgy, dx, dw, w_off, drstd, T, C);
 	}
 	snprintf(nm, sizeof nm, "%s_backward dinp T=%d C=%d", k, T, C);
 	check(nm, down(dgx, n), gx, n);
@@ -397,8 +385,8 @@ static void t_attention(int n_seq, const int *P, const int *n0, const int *n1, i
 	int *dka = up(b.ka, ib), *dkb = up(b.kb, ib), *dkc = up(b.kc, ib);
 	int *doff = up(b.seq_off, sizeof(int) * (n_seq + 1));
 	float *dqkv = up(qkv, fb * nq), *dout = cuda_alloc(fb * no), *dlse = cuda_alloc(fb * nl);
-	attention_forward(out, lse, qkv, b.ka, b.kb, b.kc, T, H, KV, hd);
-	cuda_attention_forward(dout, dlse, dqkv, dka, dkb, dkc, T, H, KV, hd);
+	attention_forward(out, lse, qkv, b.ka, b.kb, b.kc, T, H, KV, hd, 0.0f, 0.0f);
+	cuda_attention_forward(dout, dlse, dqkv, dka, dkb, dkc, T, H, KV, hd, 0.0f, 0.0f);
 	snprintf(nm, sizeof nm, "attention_forward out T=%d seqs=%d H=%d KV=%d hd=%d", T, n_seq, H, KV, hd);
 	check(nm, down(dout, no), out, no);
 	snprintf(nm, sizeof nm, "attention_forward lse T=%d seqs=%d H=%d KV=%d hd=%d", T, n_seq, H, KV, hd);
@@ -408,8 +396,8 @@ static void t_attention(int n_seq, const int *P, const int *n0, const int *n1, i
 	cuda_upload(dlse, lse, fb * nl);
 	float *gy = rnd(no, 1), *gq = rnd(nq, 1);
 	float *dgy = up(gy, fb * no), *dgq = up(gq, fb * nq);
-	attention_backward(gq, gy, qkv, out, lse, b.ka, b.kb, b.kc, b.seq_off, n_seq, T, H, KV, hd);
-	cuda_attention_backward(dgq, dgy, dqkv, dout, dlse, dka, dkb, dkc, doff, n_seq, T, H, KV, hd);
+	attention_backward(gq, gy, qkv, out, lse, b.ka, b.kb, b.kc, b.seq_off, n_seq, T, H, KV, hd, 0.0f, 0.0f);
+	cuda_attention_backward(dgq, dgy, dqkv, dout, dlse, dka, dkb, dkc, doff, n_seq, T, H, KV, hd, 0.0f, 0.0f);
 	snprintf(nm, sizeof nm, "attention_backward dqkv T=%d seqs=%d H=%d KV=%d hd=%d", T, n_seq, H, KV, hd);
 	check(nm, down(dgq, nq), gq, nq);
 	cuda_free(dka), cuda_free(dkb), cuda_free(dkc), cuda_free(doff), cuda_free(dqkv), cuda_free(dout);
@@ -432,19 +420,22 @@ static void t_attention_ext(int n_seq, const int *P, const int *n0, const int *n
 	int *dka = up(b.ka, ib), *dkb = up(b.kb, ib), *dkc = up(b.kc, ib);
 	int *doff = up(b.seq_off, sizeof(int) * (n_seq + 1));
 	float *dqkv = up(qkv, fb * nq), *dout = cuda_alloc(fb * no), *dlse = cuda_alloc(fb * nl);
-	attention_ext_forward(out, lse, qkv, b.ka, b.kb, b.kc, T, H, KV, hd, scale, cap);
-	cuda_attention_ext_forward(dout, dlse, dqkv, dka, dkb, dkc, T, H, KV, hd, scale, cap);
-	snprintf(nm, sizeof nm, "attention_ext_forward out T=%d H=%d KV=%d hd=%d cap=%g W=%d", T, H, KV, hd, cap, W);
+	attention_forward(out, lse, qkv, b.ka, b.kb, b.kc, T, H, KV, hd, scale, cap);
+	cuda_attention_forward(dout, dlse, dqkv, dka, dkb, dkc, T, H, KV, hd, scale, cap);
+	snprintf(nm, sizeof nm, "attention_forward out T=%d H=%d KV=%d hd=%d scale=%g cap=%g W=%d", T, H, KV, hd, scale,
+		 cap, W);
 	check(nm, down(dout, no), out, no);
-	snprintf(nm, sizeof nm, "attention_ext_forward lse T=%d H=%d KV=%d hd=%d cap=%g W=%d", T, H, KV, hd, cap, W);
+	snprintf(nm, sizeof nm, "attention_forward lse T=%d H=%d KV=%d hd=%d scale=%g cap=%g W=%d", T, H, KV, hd, scale,
+		 cap, W);
 	check(nm, down(dlse, nl), lse, nl);
 	cuda_upload(dout, out, fb * no);
 	cuda_upload(dlse, lse, fb * nl);
 	float *gy = rnd(no, 1), *gq = rnd(nq, 1);
 	float *dgy = up(gy, fb * no), *dgq = up(gq, fb * nq);
-	attention_ext_backward(gq, gy, qkv, out, lse, b.ka, b.kb, b.kc, b.seq_off, n_seq, T, H, KV, hd, scale, cap);
-	cuda_attention_ext_backward(dgq, dgy, dqkv, dout, dlse, dka, dkb, dkc, doff, n_seq, T, H, KV, hd, scale, cap);
-	snprintf(nm, sizeof nm, "attention_ext_backward dqkv T=%d H=%d KV=%d hd=%d cap=%g W=%d", T, H, KV, hd, cap, W);
+	attention_backward(gq, gy, qkv, out, lse, b.ka, b.kb, b.kc, b.seq_off, n_seq, T, H, KV, hd, scale, cap);
+	cuda_attention_backward(dgq, dgy, dqkv, dout, dlse, dka, dkb, dkc, doff, n_seq, T, H, KV, hd, scale, cap);
+	snprintf(nm, sizeof nm, "attention_backward dqkv T=%d H=%d KV=%d hd=%d scale=%g cap=%g W=%d", T, H, KV, hd,
+		 scale, cap, W);
 	check(nm, down(dgq, nq), gq, nq);
 	cuda_free(dka), cuda_free(dkb), cuda_free(dkc), cuda_free(doff), cuda_free(dqkv), cuda_free(dout);
 	cuda_free(dlse), cuda_free(dgy), cuda_free(dgq);
@@ -678,7 +669,7 @@ static void t_head(int n_seq, const int *P, const int *n0, const int *n1, int C,
 	free(mean), free(hl), free(hm), free(gl), free(gm);
 }
 
-/* cap < 0: the plain attention_decode; else attention_ext_decode with the
+/* cap < 0: the plain attention_decode (scale and cap 0); else with the
  * scale and cap given (cap 0: none) */
 static void t_decode_x(int len0, int n, int H, int KV, int hd, float scale, float cap)
 {
@@ -694,14 +685,14 @@ static void t_decode_x(int len0, int n, int H, int KV, int hd, float scale, floa
 	snprintf(nm, sizeof nm, "kv_append v at=%d n=%d KV=%d hd=%d", len0, n, KV, hd);
 	check(nm, down(dvc, nc), vc, nc);
 	if (cap < 0) {
-		attention_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV);
-		cuda_attention_decode(dout, dqkv, dkc, dvc, len0, n, H, KV, hd, QKV);
+		attention_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV, 0.0f, 0.0f);
+		cuda_attention_decode(dout, dqkv, dkc, dvc, len0, n, H, KV, hd, QKV, 0.0f, 0.0f);
 		snprintf(nm, sizeof nm, "attention_decode len0=%d n=%d H=%d KV=%d hd=%d", len0, n, H, KV, hd);
 	} else {
-		attention_ext_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV, scale, cap);
-		cuda_attention_ext_decode(dout, dqkv, dkc, dvc, len0, n, H, KV, hd, QKV, scale, cap);
-		snprintf(nm, sizeof nm, "attention_ext_decode len0=%d n=%d H=%d KV=%d hd=%d cap=%g", len0, n, H, KV, hd,
-			 cap);
+		attention_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV, scale, cap);
+		cuda_attention_decode(dout, dqkv, dkc, dvc, len0, n, H, KV, hd, QKV, scale, cap);
+		snprintf(nm, sizeof nm, "attention_decode len0=%d n=%d H=%d KV=%d hd=%d scale=%g cap=%g", len0, n, H,
+			 KV, hd, scale, cap);
 	}
 	check(nm, down(dout, no), out, no);
 	cuda_free(dkc), cuda_free(dvc), cuda_free(dqkv), cuda_free(dout);

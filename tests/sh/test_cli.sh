@@ -87,4 +87,24 @@ for p in "$LBDPO_BIN"/lbdpo-*; do
 	[ $rc = 2 ] && [ "$(sed -n 1p err)" = "$name: error: option '-o' needs an argument" ] ||
 		fail "$name -o: exit $rc: $(cat err)"
 done
+
+# option rows (base/cli.h OPT_*): --help shows each default from the row's
+# destination as it is before parsing; a bad value is refused in the one
+# shape, named by the long option
+lbdpo-step --lr 1 --schedule cosine --help >help.txt || fail "lbdpo-step --help"
+grep -q -- '^      --lr X  *policy learning rate (default 5e-6)$' help.txt || fail "--lr default: $(grep -- --lr help.txt)"
+grep -q -- '^      --schedule S  *constant|linear|cosine (default linear)$' help.txt || fail "--schedule default"
+grep -q -- '^      --beta-max X  *upper end of the beta range (default 10)$' help.txt || fail "--beta-max default"
+lbdpo-eval --help | grep -q -- '^      --gamma X  *simpo target margin (default 0.5)$' || fail "lbdpo-eval --gamma default"
+bad_value() { # want, command...
+	local want=$1 rc
+	shift
+	"$@" >/dev/null 2>err; rc=$?
+	[ $rc = 2 ] && [ "$(sed -n 1p err)" = "$want" ] || fail "$*: exit $rc: $(cat err)"
+}
+bad_value "lbdpo-step: error: option --lr: '0x' is not a number in [0, 10]" lbdpo-step -m m0 -o x --lr 0x
+bad_value "lbdpo-step: error: --schedule: expected constant, linear or cosine, got 'cos'" lbdpo-step --schedule cos
+bad_value "lbdpo-sample: error: option --threads: '0' is not an integer in [1, 4096]" lbdpo-sample -t 0
+bad_value "lbdpo-tokenize: error: --truncation: expected keep_end or keep_start, got 'end'" lbdpo-tokenize --truncation end
+bad_value "lbdpo-eval: error: --model is required" lbdpo-eval --beta 0.2
 echo ok

@@ -191,7 +191,7 @@ lbdpo-sample -m "$SM" --greedy --max-new-tokens 12 -i p.rec -o c.gen --device cp
 "$E/lbdpo-sample" -m "$SM" --greedy --max-new-tokens 12 -i p.rec -o e.gen --device cuda || fail "sample emu"
 cmp -s c.gen e.gen || fail "greedy samples differ between cpu and emulated cuda"
 echo "greedy samples: $(wc -l <c.gen) identical"
-# Gemma 2 with a window of 6: decoding past the window (attention_ext_decode)
+# Gemma 2 with a window of 6: decoding past the window (attention_decode with a scale and cap)
 printf '{"lbdpo":1,"kind":"pairs","history":[]}\n{"id":"w","group":"x","prompt_ids":[1,5,9,3,7,11,4,8,2]}\n' |
 	lbdpo-show --from-json -o w.rec || fail "window prompt"
 lbdpo-sample -m "$F/hf/fam_gemma2_swa" --greedy --max-new-tokens 8 -i w.rec -o c.gen --device cpu || fail "sample cpu gemma"

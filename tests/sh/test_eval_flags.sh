@@ -33,6 +33,8 @@ grep -q '^lbdpo-eval: 8/16 records scored, 0:00 elapsed (50%), ETA 0:00$' err ||
 grep -q '^lbdpo-eval: 16 records scored in 0:00 (.* records/s) on cpu$' err || fail "no summary off a terminal: $(cat err)"
 LBDPO_PROGRESS_SECONDS=0 lbdpo-eval "${E[@]}" -m cr -o p.json -q 2>err || fail "eval -q"
 [ ! -s err ] || fail "-q: $(cat err)"
-expect_fail lbdpo-eval "${E[@]}" -m cr --label-smoothing 0.5 -o x.json
+# the range of lbdpo-step's --label-smoothing (the one row of LOSS_CLI_OPTS)
+m=$(expect_fail lbdpo-eval "${E[@]}" -m cr --label-smoothing 0.5 -o x.json)
+[ "$m" = "lbdpo-eval: error: option --label-smoothing: '0.5' is not a number in [0, 0.499999]" ] || fail "$m"
 expect_fail lbdpo-eval "${E[@]}" -m cr --gamma x -o x.json
 echo ok

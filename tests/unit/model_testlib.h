@@ -10,17 +10,12 @@
 #include <string.h>
 
 #include "libcore/nn/model.h"
+#include "base/rng.h"
 #include "base/util.h"
 
-/* Tiny deterministic RNG for test data. */
-static inline uint64_t tl_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-static inline double tl_unif(uint64_t *s) { return (tl_next(s) >> 11) * 0x1.0p-53; }
+/* Test data from base/rng's splitmix64; tl_normal's u1 is its own (in
+ * (0, 1) by 1e-300, not rng_polar's (0, 1]), kept so the data stay the same. */
+static inline double tl_unif(uint64_t *s) { return rng_unif(s); }
 static inline double tl_normal(uint64_t *s)
 {
 	double u1 = tl_unif(s) + 1e-300, u2 = tl_unif(s);
@@ -66,7 +61,7 @@ static inline uint32_t *tl_tokens(uint64_t *s, int n, int V)
 {
 	uint32_t *t = xmalloc(sizeof(uint32_t) * n);
 	for (int i = 0; i < n; i++)
-		t[i] = (uint32_t)(tl_next(s) % (uint64_t)V);
+		t[i] = (uint32_t)(rng_next(s) % (uint64_t)V);
 	return t;
 }
 

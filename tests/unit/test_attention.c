@@ -1,4 +1,4 @@
-/* test_attention.c — attention_forward/backward of libcore/nn/cpu/layers.c against a
+/* test_attention.c — attention_forward/backward of libcore/nn/cpu/attention.c against a
  * direct double-precision evaluation of the formulas, on a packed batch with
  * a preference tree (prompt, two completions) and a plain sequence, grouped
  * kv heads, and head sizes that take the query-blocked backward (multiples
@@ -52,8 +52,8 @@ static void check(int H, int KV, int hd)
 		dy[i] = frand(&sd);
 	for (int i = 0; i < T * S; i++)
 		dqkv[i] = 0.25f, rdqkv[i] = 0.25; /* the backward adds */
-	attention_forward(out, lse, qkv, ka, kb, kc, T, H, KV, hd);
-	attention_backward(dqkv, dy, qkv, out, lse, ka, kb, kc, seq_off, 2, T, H, KV, hd);
+	attention_forward(out, lse, qkv, ka, kb, kc, T, H, KV, hd, 0.0f, 0.0f);
+	attention_backward(dqkv, dy, qkv, out, lse, ka, kb, kc, seq_off, 2, T, H, KV, hd, 0.0f, 0.0f);
 	const double scale = 1 / sqrt((double)hd);
 	double worst_o = 0, worst_l = 0;
 	for (int t = 0; t < T; t++) {

@@ -216,7 +216,7 @@ static void two_workers_loss(loss_kind kind, double group_reg, const char *list,
 	for (int i = 0; i < NR; i++) {
 		for (int k = 0; k < 3; k++)
 			for (int t = 0; t < LEN; t++)
-				toks[i][k][t] = (uint32_t)(tl_next(&s) % 20);
+				toks[i][k][t] = (uint32_t)(rng_next(&s) % 20);
 		recs[i] = (pref_rec){.prompt = toks[i][0], .np = LEN, .chosen = toks[i][1], .nc = LEN - 1,
 				     .rejected = toks[i][2], .nr = LEN, .has_ref = 1, .ref_c = -9 + 0.1 * i,
 				     .ref_r = -10 - 0.1 * i, .group = group_reg != 0 ? i % 2 : -1,

@@ -162,7 +162,7 @@ static void check_paths(model_config cfg, const char *label, const int *pms, int
 				  t->name, num, ana, err);
 			/* two single elements */
 			for (int e = 0; e < 2; e++) {
-				size_t k = tl_next(&rs) % t->numel;
+				size_t k = rng_next(&rs) % t->numel;
 				float one = 1.0f;
 				double n1 = fd_dir(m, ws, &b, w + k, save + k, &one, 1, eps);
 				double gmax = 0;

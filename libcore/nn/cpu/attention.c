@@ -144,13 +144,171 @@ LBDPO_INLINE void att_fwd_block(float *out, float *lse, const float *qkv, float 
 	}
 }
 
-LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
-		       int T, int H, int KV, int hd)
+/* ---- attention with a score scale and soft-cap (Gemma) ----
+ * Plain loops (one query, one head at a time), not the blocked kernels:
+ * attention_forward/backward/decode come here when given a scale or a cap. */
+
+/* One query's scores s_j over its keys [ka,kb) ∪ [kc,t] (sc indexed by key
+ * position − ka); returns the number of keys. z = scale·q·k, s = cap·tanh(z/cap)
+ * (cap 0: s = z). */
+static int ext_scores(float *sc, const float *q, const float *qkv, size_t S, int koff, int ka, int kb, int kc,
+		      int t, int hd, float scale, float cap)
 {
+	int n = 0;
+	for (int r = 0; r < 2; r++) {
+		int j0 = r ? kc : ka, j1 = r ? t + 1 : kb;
+		for (int j = j0; j < j1; j++) {
+			const float *k = qkv + (size_t)j * S + koff;
+			float d = 0;
+			for (int e = 0; e < hd; e++)
+				d += q[e] * k[e];
+			d *= scale;
+			sc[n++] = cap > 0 ? cap * tanhf(d / cap) : d;
+		}
+	}
+	return n;
+}
+
+static int ext_key(int i, int ka, int kb, int kc) { return i < kb - ka ? ka + i : kc + (i - (kb - ka)); }
+
+LBDPO_KERNEL static void att_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
+					    const int *kc, int T, int H, int KV, int hd, float scale, float cap)
+{
+	const size_t S = (size_t)(H + 2 * KV) * hd;
+	const int grp = H / KV;
+#pragma omp parallel
+	{
+		float *sc = xmalloc(sizeof(float) * (size_t)(T + 1));
+#pragma omp for collapse(2) schedule(static)
+		for (int t = 0; t < T; t++)
+			for (int h = 0; h < H; h++) {
+				const int kh = h / grp;
+				const float *q = qkv + (size_t)t * S + (size_t)h * hd;
+				int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t, hd, scale, cap);
+				float mx = -INFINITY;
+				for (int i = 0; i < n; i++)
+					mx = sc[i] > mx ? sc[i] : mx;
+				double sum = 0;
+				for (int i = 0; i < n; i++)
+					sum += sc[i] = expf(sc[i] - mx);
+				float *o = out + (size_t)t * H * hd + (size_t)h * hd;
+				memset(o, 0, sizeof(float) * hd);
+				for (int i = 0; i < n; i++) {
+					const float *v = qkv + (size_t)ext_key(i, ka[t], kb[t], kc[t]) * S + (size_t)(H + KV + kh) * hd;
+					float p = (float)(sc[i] / sum);
+					for (int e = 0; e < hd; e++)
+						o[e] += p * v[e];
+				}
+				lse[(size_t)t * H + h] = mx + (float)log(sum);
+			}
+		free(sc);
+	}
+}
+
+LBDPO_KERNEL static void att_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+					 const float *lse, const int *ka, const int *kb, const int *kc,
+					 const int *seq_off, int n_seq, int T, int H, int KV, int hd, float scale,
+					 float cap)
+{
+	/* p_j = exp(s_j − lse); ds_j = p_j(do·v_j − do·o); dz_j = ds_j(1 − (s_j/cap)²);
+	 * dq += scale·Σ dz_j k_j; dk_j += scale·dz_j q; dv_j += p_j do.
+	 * Parallel over (sequence, kv head): keys of one sequence, one kv head
+	 * are written by one thread. */
+	const size_t S = (size_t)(H + 2 * KV) * hd;
+	const int grp = H / KV;
+	(void)T;
+#pragma omp parallel
+	{
+		float *sc = xmalloc(sizeof(float) * (size_t)(T + 1));
+#pragma omp for collapse(2) schedule(dynamic)
+		for (int s = 0; s < n_seq; s++)
+			for (int kh = 0; kh < KV; kh++)
+				for (int t = seq_off[s]; t < seq_off[s + 1]; t++)
+					for (int h = kh * grp; h < (kh + 1) * grp; h++) {
+						const float *q = qkv + (size_t)t * S + (size_t)h * hd;
+						const float *o = out + (size_t)t * H * hd + (size_t)h * hd;
+						const float *d = dout + (size_t)t * H * hd + (size_t)h * hd;
+						float *dq = dqkv + (size_t)t * S + (size_t)h * hd;
+						int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t, hd, scale, cap);
+						float D = 0;
+						for (int e = 0; e < hd; e++)
+							D += d[e] * o[e];
+						const float L = lse[(size_t)t * H + h];
+						for (int i = 0; i < n; i++) {
+							const size_t j = (size_t)ext_key(i, ka[t], kb[t], kc[t]);
+							const float *k = qkv + j * S + (size_t)(H + kh) * hd;
+							const float *v = qkv + j * S + (size_t)(H + KV + kh) * hd;
+							float *dk = dqkv + j * S + (size_t)(H + kh) * hd;
+							float *dv = dqkv + j * S + (size_t)(H + KV + kh) * hd;
+							float p = expf(sc[i] - L), dp = 0;
+							for (int e = 0; e < hd; e++)
+								dp += d[e] * v[e];
+							float dz = p * (dp - D);
+							if (cap > 0) {
+								float u = sc[i] / cap;
+								dz *= 1.0f - u * u;
+							}
+							dz *= scale;
+							for (int e = 0; e < hd; e++) {
+								dq[e] += dz * k[e];
+								dk[e] += dz * q[e];
+								dv[e] += p * d[e];
+							}
+						}
+					}
+		free(sc);
+	}
+}
+
+static void att_ext_decode(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n, int H,
+			  int KV, int hd, int QKV, float scale, float cap)
+{
+	const int KVD = KV * hd, grp = H / KV;
+#pragma omp parallel
+	{
+		float *sc = xmalloc(sizeof(float) * (size_t)(len0 + n));
+#pragma omp for collapse(2) schedule(static)
+		for (int i = 0; i < n; i++)
+			for (int h = 0; h < H; h++) {
+				const float *q = qkv + (size_t)i * QKV + (size_t)h * hd;
+				const int kh = h / grp, nk = len0 + i + 1;
+				float mx = -INFINITY;
+				for (int j = 0; j < nk; j++) {
+					const float *k = K + (size_t)j * KVD + (size_t)kh * hd;
+					float d = 0;
+					for (int e = 0; e < hd; e++)
+						d += q[e] * k[e];
+					d *= scale;
+					sc[j] = cap > 0 ? cap * tanhf(d / cap) : d;
+					mx = sc[j] > mx ? sc[j] : mx;
+				}
+				double sum = 0;
+				for (int j = 0; j < nk; j++)
+					sum += sc[j] = expf(sc[j] - mx);
+				float *o = out + (size_t)i * H * hd + (size_t)h * hd;
+				memset(o, 0, sizeof(float) * hd);
+				for (int j = 0; j < nk; j++) {
+					const float *v = Vc + (size_t)j * KVD + (size_t)kh * hd;
+					float p = (float)(sc[j] / sum);
+					for (int e = 0; e < hd; e++)
+						o[e] += p * v[e];
+				}
+			}
+		free(sc);
+	}
+}
+
+LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
+		       int T, int H, int KV, int hd, float scale, float cap)
+{
+	if (scale != 0 || cap != 0) {
+		att_ext_forward(out, lse, qkv, ka, kb, kc, T, H, KV, hd, scale ? scale : 1.0f / sqrtf((float)hd), cap);
+		return;
+	}
 	/* out [T, H·hd], lse [T, H], qkv [T, (H+2KV)·hd] */
 	const size_t S = (size_t)(H + 2 * KV) * hd;
 	const int grp = H / KV;
-	const float scale = 1.0f / sqrtf((float)hd);
+	scale = 1.0f / sqrtf((float)hd);
 	if (hd % 16 == 0 && T > 0) {
 		/* blocks of consecutive queries with the same key ranges */
 		int *bt = xmalloc(sizeof(int) * T), nb = 0;
@@ -332,12 +490,16 @@ LBDPO_INLINE void att_bwd_block(float *restrict dQT, float *dkbase, float *dvbas
 
 LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
 			const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
-			int KV, int hd)
+			int KV, int hd, float scale, float cap)
 {
-	(void)T;
+	if (scale != 0 || cap != 0) {
+		att_ext_backward(dqkv, dout, qkv, out, lse, ka, kb, kc, seq_off, n_seq, T, H, KV, hd,
+				 scale ? scale : 1.0f / sqrtf((float)hd), cap);
+		return;
+	}
 	const size_t S = (size_t)(H + 2 * KV) * hd;
 	const int grp = H / KV;
-	const float scale = 1.0f / sqrtf((float)hd);
+	scale = 1.0f / sqrtf((float)hd);
 	const int blocked = hd % 16 == 0;
 #pragma omp parallel
 	{
@@ -427,10 +589,14 @@ void kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int
 }
 
 void attention_decode(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n, int H,
-		      int KV, int hd, int QKV)
+		      int KV, int hd, int QKV, float scale, float cap)
 {
+	if (scale != 0 || cap != 0) {
+		att_ext_decode(out, qkv, K, Vc, len0, n, H, KV, hd, QKV, scale ? scale : 1.0f / sqrtf((float)hd), cap);
+		return;
+	}
 	const int KVD = KV * hd, grp = H / KV;
-	const float scale = 1.0f / sqrtf((float)hd);
+	scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel
 	{
 		float *sc = xmalloc(sizeof(float) * (size_t)(len0 + n));
@@ -463,158 +629,6 @@ void attention_decode(float *out, const float *qkv, const float *K, const float 
 					o[e] /= sum;
 			}
 		}
-		free(sc);
-	}
-}
-
-/* ---- soft-capped and windowed attention (Gemma) ---- */
-
-/* One query's scores s_j over its keys [ka,kb) ∪ [kc,t] (sc indexed by key
- * position − ka); returns the number of keys. z = scale·q·k, s = cap·tanh(z/cap)
- * (cap 0: s = z). */
-static int ext_scores(float *sc, const float *q, const float *qkv, size_t S, int koff, int ka, int kb, int kc,
-		      int t, int hd, float scale, float cap)
-{
-	int n = 0;
-	for (int r = 0; r < 2; r++) {
-		int j0 = r ? kc : ka, j1 = r ? t + 1 : kb;
-		for (int j = j0; j < j1; j++) {
-			const float *k = qkv + (size_t)j * S + koff;
-			float d = 0;
-			for (int e = 0; e < hd; e++)
-				d += q[e] * k[e];
-			d *= scale;
-			sc[n++] = cap > 0 ? cap * tanhf(d / cap) : d;
-		}
-	}
-	return n;
-}
-
-static int ext_key(int i, int ka, int kb, int kc) { return i < kb - ka ? ka + i : kc + (i - (kb - ka)); }
-
-LBDPO_KERNEL void attention_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-					const int *kc, int T, int H, int KV, int hd, float scale, float cap)
-{
-	const size_t S = (size_t)(H + 2 * KV) * hd;
-	const int grp = H / KV;
-#pragma omp parallel
-	{
-		float *sc = xmalloc(sizeof(float) * (size_t)(T + 1));
-#pragma omp for collapse(2) schedule(static)
-		for (int t = 0; t < T; t++)
-			for (int h = 0; h < H; h++) {
-				const int kh = h / grp;
-				const float *q = qkv + (size_t)t * S + (size_t)h * hd;
-				int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t, hd, scale, cap);
-				float mx = -INFINITY;
-				for (int i = 0; i < n; i++)
-					mx = sc[i] > mx ? sc[i] : mx;
-				double sum = 0;
-				for (int i = 0; i < n; i++)
-					sum += sc[i] = expf(sc[i] - mx);
-				float *o = out + (size_t)t * H * hd + (size_t)h * hd;
-				memset(o, 0, sizeof(float) * hd);
-				for (int i = 0; i < n; i++) {
-					const float *v = qkv + (size_t)ext_key(i, ka[t], kb[t], kc[t]) * S + (size_t)(H + KV + kh) * hd;
-					float p = (float)(sc[i] / sum);
-					for (int e = 0; e < hd; e++)
-						o[e] += p * v[e];
-				}
-				lse[(size_t)t * H + h] = mx + (float)log(sum);
-			}
-		free(sc);
-	}
-}
-
-LBDPO_KERNEL void attention_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-					 const float *lse, const int *ka, const int *kb, const int *kc,
-					 const int *seq_off, int n_seq, int T, int H, int KV, int hd, float scale,
-					 float cap)
-{
-	/* p_j = exp(s_j − lse); ds_j = p_j(do·v_j − do·o); dz_j = ds_j(1 − (s_j/cap)²);
-	 * dq += scale·Σ dz_j k_j; dk_j += scale·dz_j q; dv_j += p_j do.
-	 * Parallel over (sequence, kv head): keys of one sequence, one kv head
-	 * are written by one thread. */
-	const size_t S = (size_t)(H + 2 * KV) * hd;
-	const int grp = H / KV;
-	(void)T;
-#pragma omp parallel
-	{
-		float *sc = xmalloc(sizeof(float) * (size_t)(T + 1));
-#pragma omp for collapse(2) schedule(dynamic)
-		for (int s = 0; s < n_seq; s++)
-			for (int kh = 0; kh < KV; kh++)
-				for (int t = seq_off[s]; t < seq_off[s + 1]; t++)
-					for (int h = kh * grp; h < (kh + 1) * grp; h++) {
-						const float *q = qkv + (size_t)t * S + (size_t)h * hd;
-						const float *o = out + (size_t)t * H * hd + (size_t)h * hd;
-						const float *d = dout + (size_t)t * H * hd + (size_t)h * hd;
-						float *dq = dqkv + (size_t)t * S + (size_t)h * hd;
-						int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t, hd, scale, cap);
-						float D = 0;
-						for (int e = 0; e < hd; e++)
-							D += d[e] * o[e];
-						const float L = lse[(size_t)t * H + h];
-						for (int i = 0; i < n; i++) {
-							const size_t j = (size_t)ext_key(i, ka[t], kb[t], kc[t]);
-							const float *k = qkv + j * S + (size_t)(H + kh) * hd;
-							const float *v = qkv + j * S + (size_t)(H + KV + kh) * hd;
-							float *dk = dqkv + j * S + (size_t)(H + kh) * hd;
-							float *dv = dqkv + j * S + (size_t)(H + KV + kh) * hd;
-							float p = expf(sc[i] - L), dp = 0;
-							for (int e = 0; e < hd; e++)
-								dp += d[e] * v[e];
-							float dz = p * (dp - D);
-							if (cap > 0) {
-								float u = sc[i] / cap;
-								dz *= 1.0f - u * u;
-							}
-							dz *= scale;
-							for (int e = 0; e < hd; e++) {
-								dq[e] += dz * k[e];
-								dk[e] += dz * q[e];
-								dv[e] += p * d[e];
-							}
-						}
-					}
-		free(sc);
-	}
-}
-
-void attention_ext_decode(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n, int H,
-			  int KV, int hd, int QKV, float scale, float cap)
-{
-	const int KVD = KV * hd, grp = H / KV;
-#pragma omp parallel
-	{
-		float *sc = xmalloc(sizeof(float) * (size_t)(len0 + n));
-#pragma omp for collapse(2) schedule(static)
-		for (int i = 0; i < n; i++)
-			for (int h = 0; h < H; h++) {
-				const float *q = qkv + (size_t)i * QKV + (size_t)h * hd;
-				const int kh = h / grp, nk = len0 + i + 1;
-				float mx = -INFINITY;
-				for (int j = 0; j < nk; j++) {
-					const float *k = K + (size_t)j * KVD + (size_t)kh * hd;
-					float d = 0;
-					for (int e = 0; e < hd; e++)
-						d += q[e] * k[e];
-					d *= scale;
-					sc[j] = cap > 0 ? cap * tanhf(d / cap) : d;
-					mx = sc[j] > mx ? sc[j] : mx;
-				}
-				double sum = 0;
-				for (int j = 0; j < nk; j++)
-					sum += sc[j] = expf(sc[j] - mx);
-				float *o = out + (size_t)i * H * hd + (size_t)h * hd;
-				memset(o, 0, sizeof(float) * hd);
-				for (int j = 0; j < nk; j++) {
-					const float *v = Vc + (size_t)j * KVD + (size_t)kh * hd;
-					float p = (float)(sc[j] / sum);
-					for (int e = 0; e < hd; e++)
-						o[e] += p * v[e];
-				}
-			}
 		free(sc);
 	}
 }

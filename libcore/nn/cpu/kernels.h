@@ -22,9 +22,12 @@ void embed_forward(float *out, const uint32_t *tok, const int *pos, const float 
 void embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos, int T,
 		    int C);
 
-/* RMSNorm: out = x / sqrt(mean(x^2) + eps) * w; rstd[t] kept for backward. */
-void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float eps, int T, int C);
-void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+/* RMSNorm: out = x / sqrt(mean(x^2) + eps) * (w_off + w); rstd[t] kept for
+ * backward, which adds into dinp and dw. w_off 0 for most families; Gemma's
+ * gain is 1 + w (w_off 1, its own loops). */
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps, int T,
+		     int C);
+void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, float w_off,
 		      const float *rstd, int T, int C);
 
 /* LayerNorm: out = (x - mean) * rstd * w + b. */
@@ -58,15 +61,18 @@ void rope_backward(float *dx, const float *cs, int T, int n_heads, int head_dim,
  * [ka[t], kb[t]) and [kc[t], t] (absolute token indices; the first range
  * empty for prompt tokens, the prompt for completion tokens). Sequences
  * occupy [seq_off[s], seq_off[s+1]) and never see each other.
- *   out = softmax(q·kᵀ/√hd) · v ;  lse[t,h] = log Σ_j exp(s_tj) kept so the
- *   backward recomputes probabilities instead of storing them. */
+ *   out = softmax(s) · v ;  lse[t,h] = log Σ_j exp(s_tj) kept so the
+ *   backward recomputes probabilities instead of storing them.
+ * The scores s = scale·q·k, with logit soft-capping s = cap·tanh(scale·q·k / cap)
+ * when cap > 0 (Gemma 2). scale 0 means 1/√hd; with scale and cap both 0 the
+ * blocked kernels run, otherwise plain loops (one query, one head at a time). */
 void attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
-		       int T, int H, int KV, int hd);
+		       int T, int H, int KV, int hd, float scale, float cap);
 /* dqkv += ...; needs out and lse of the forward. Parallel over
  * (sequence, kv head) so that dk/dv of grouped heads never race. */
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
 			const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
-			int KV, int hd);
+			int KV, int hd, float scale, float cap);
 
 /* SwiGLU: inp rows [g (F) | u (F)], out = silu(g)·u, silu(g) = g·σ(g). */
 void swiglu_forward(float *out, const float *inp, int T, int F);
@@ -135,9 +141,10 @@ void pool_backward(float *dx, const float *d_last, const float *d_mean, const ui
  * (H+KV)·hd) into the caches [·, KV·hd] at rows at..at+n−1. */
 void kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int KV, int hd, int QKV);
 /* Attention of n new tokens over a cache: token i sees cache rows
- * 0 .. len0 + i; out [n,H·hd] = softmax(q·kᵀ/√hd)·v, q from qkv rows. */
+ * 0 .. len0 + i; out [n,H·hd] = softmax(s)·v, q from qkv rows, the scores
+ * as attention_forward's (scale, cap). */
 void attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
-		      int KV, int hd, int QKV);
+		      int KV, int hd, int QKV, float scale, float cap);
 
 /* ---- per-head RMSNorm (Qwen3's q_norm / k_norm; Gemma 3's with w_off 1) ----
  * In place on the first nh heads of each row of x [T, stride] (head h of row
@@ -162,13 +169,8 @@ void rope_part_backward(float *dx, const float *cs, int T, int n_heads, int head
 void gelu_exact_forward(float *out, const float *inp, size_t n);
 void gelu_exact_backward(float *dinp, const float *dout, const float *inp, size_t n);
 
-/* ---- Gemma ----
- * RMSNorm with gain (w_off + w) (Gemma: w_off = 1, weights stored as w);
- * the backward adds into dinp and dw, as rmsnorm_backward. */
-void rmsnorm_off_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps, int T,
-			 int C);
-void rmsnorm_off_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, float w_off,
-			  const float *rstd, int T, int C);
+/* ---- Gemma (its RMSNorm and attention: rmsnorm_* with w_off 1,
+ * attention_* with a scale and a soft-cap) ---- */
 /* GeGLU: inp rows [g (F) | u (F)], out = gelu_tanh(g)·u; the backward writes
  * (not adds) dinp [T, 2F], as swiglu_backward. */
 void geglu_forward(float *out, const float *inp, int T, int F);
@@ -177,16 +179,5 @@ void geglu_backward(float *dinp, const float *dout, const float *inp, int T, int
  * from the capped values y. */
 void softcap_forward(float *x, size_t n, float cap);
 void softcap_backward(float *dx, const float *y, size_t n, float cap);
-/* attention_forward / attention_backward / attention_decode with the score
- * scale given (Gemma: query_pre_attn_scalar^−½) and logit soft-capping
- * s = cap·tanh(scale·q·k / cap) before the softmax (cap 0: none). Plain
- * loops (one query, one head at a time), not the blocked kernels. */
-void attention_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
-			   int T, int H, int KV, int hd, float scale, float cap);
-void attention_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
-			    const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
-			    int KV, int hd, float scale, float cap);
-void attention_ext_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
-			  int KV, int hd, int QKV, float scale, float cap);
 
 #endif

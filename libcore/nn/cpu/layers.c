@@ -60,8 +60,58 @@ LBDPO_KERNEL void embed_backward(float *dwte, float *dwpe, const float *dout, co
 
 /* -------------------------------------------------------------- rmsnorm */
 
-LBDPO_KERNEL void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float eps, int T, int C)
+/* The gain w_off + w (Gemma: w_off 1, the weights stored as w): its own
+ * loops, so that w_off 0 stays exactly the plain kernel below. */
+LBDPO_KERNEL static void rmsnorm_off_fwd(float *out, float *rstd, const float *inp, const float *w, float w_off,
+					  float eps, int T, int C)
 {
+	/* out = x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps) */
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++) {
+		const float *x = inp + (size_t)t * C;
+		float *o = out + (size_t)t * C;
+		double ss = 0;
+		for (int c = 0; c < C; c++)
+			ss += (double)x[c] * x[c];
+		float r = (float)(1.0 / sqrt(ss / C + eps));
+		for (int c = 0; c < C; c++)
+			o[c] = x[c] * r * (w_off + w[c]);
+		if (rstd)
+			rstd[t] = r;
+	}
+}
+
+LBDPO_KERNEL static void rmsnorm_off_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+					  float w_off, const float *rstd, int T, int C)
+{
+	/* as rmsnorm_backward with gain w_off + w; dw += Σ_t dy·x·r (serial over t) */
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++) {
+		const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
+		float *dx = dinp + (size_t)t * C;
+		float r = rstd[t];
+		double dot = 0;
+		for (int c = 0; c < C; c++)
+			dot += (double)dy[c] * (w_off + w[c]) * x[c] * r;
+		float m = (float)(dot / C);
+		for (int c = 0; c < C; c++)
+			dx[c] += r * (dy[c] * (w_off + w[c]) - x[c] * r * m);
+	}
+	for (int t = 0; t < T; t++) {
+		const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
+		float r = rstd[t];
+		for (int c = 0; c < C; c++)
+			dw[c] += dy[c] * x[c] * r;
+	}
+}
+
+LBDPO_KERNEL void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
+				  int T, int C)
+{
+	if (w_off != 0) {
+		rmsnorm_off_fwd(out, rstd, inp, w, w_off, eps, T, C);
+		return;
+	}
 	/* out [T,C], rstd [T], inp [T,C], w [C] */
 #pragma omp parallel for schedule(static)
 	for (int t = 0; t < T; t++) {
@@ -80,8 +130,12 @@ LBDPO_KERNEL void rmsnorm_forward(float *out, float *rstd, const float *inp, con
 }
 
 LBDPO_KERNEL void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-		      const float *rstd, int T, int C)
+				   float w_off, const float *rstd, int T, int C)
 {
+	if (w_off != 0) {
+		rmsnorm_off_bwd(dinp, dw, dout, inp, w, w_off, rstd, T, C);
+		return;
+	}
 	/* n = x·r; dn = dy·w; dx = r·(dn − n·mean(dn·n)); dw += Σ_t dy·n */
 #pragma omp parallel for schedule(static)
 	for (int t = 0; t < T; t++) {
@@ -375,45 +429,3 @@ LBDPO_KERNEL void rope_part_backward(float *dx, const float *cs, int T, int n_he
 
 /* ---- Gemma: (w_off + w) RMSNorm, GeGLU, soft-capped attention and logits ---- */
 
-LBDPO_KERNEL void rmsnorm_off_forward(float *out, float *rstd, const float *inp, const float *w, float w_off,
-				      float eps, int T, int C)
-{
-	/* out = x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps) */
-#pragma omp parallel for schedule(static)
-	for (int t = 0; t < T; t++) {
-		const float *x = inp + (size_t)t * C;
-		float *o = out + (size_t)t * C;
-		double ss = 0;
-		for (int c = 0; c < C; c++)
-			ss += (double)x[c] * x[c];
-		float r = (float)(1.0 / sqrt(ss / C + eps));
-		for (int c = 0; c < C; c++)
-			o[c] = x[c] * r * (w_off + w[c]);
-		if (rstd)
-			rstd[t] = r;
-	}
-}
-
-LBDPO_KERNEL void rmsnorm_off_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-				       float w_off, const float *rstd, int T, int C)
-{
-	/* as rmsnorm_backward with gain w_off + w; dw += Σ_t dy·x·r (serial over t) */
-#pragma omp parallel for schedule(static)
-	for (int t = 0; t < T; t++) {
-		const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
-		float *dx = dinp + (size_t)t * C;
-		float r = rstd[t];
-		double dot = 0;
-		for (int c = 0; c < C; c++)
-			dot += (double)dy[c] * (w_off + w[c]) * x[c] * r;
-		float m = (float)(dot / C);
-		for (int c = 0; c < C; c++)
-			dx[c] += r * (dy[c] * (w_off + w[c]) - x[c] * r * m);
-	}
-	for (int t = 0; t < T; t++) {
-		const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
-		float r = rstd[t];
-		for (int c = 0; c < C; c++)
-			dw[c] += dy[c] * x[c] * r;
-	}
-}

@@ -5,7 +5,7 @@
  * is inline arithmetic (Cephes expf): x = n·ln2 + r, |r| ≤ ln2/2,
  *   e^r ≈ 1 + r + r²·P(r)  (degree-5 minimax P),   e^x = 2^n·e^r,
  * with n rounded by the 1.5·2²³ trick and 2^n built in the exponent bits.
- * Relative error ≤ 2e-7 (tests/unit/test_cpu.c checks against exp()) for
+ * Relative error ≤ 2e-7 (tests/unit/test_cpu_runtime.c checks against exp()) for
  * x in [−87.3, 88.3]; below, the result is 2^-126 instead of the tiny or
  * zero exact value, above, 2^127·e^r instead of inf; NaN stays NaN. */
 #ifndef LBDPO_VEXP_H

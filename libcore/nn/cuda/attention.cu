@@ -13,9 +13,9 @@
  * completion), which the key-side backward relies on.
  *
  * Every kernel takes the score scale and Gemma's logit soft-cap
- * (attention_ext_*: s = cap·tanh(scale·q·k/cap), cap 0 none); the plain
- * attention_* entries are scale 1/√hd, cap 0, and then compute exactly what
- * they computed before the cap existed (the cap factor is 1). */
+ * (s = cap·tanh(scale·q·k/cap)); scale 0 means 1/√hd and cap 0 none, and
+ * then they compute exactly what they computed before the cap existed (the
+ * cap factor is 1). */
 #include <math.h>
 
 #include "libcore/nn/cuda/check.h"
@@ -64,7 +64,7 @@ __device__ inline void load_lane(float *dst, const float *src, int hd, int lane)
 	}
 }
 
-/* CPU twins: attention_forward, attention_ext_forward.
+/* CPU twin: attention_forward.
  *   s = cap_score(scale·q·k),  out = softmax(s)·v,
  *   lse[t,h] = max + log Σ exp(s − max) */
 __global__ void attn_fwd_k(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
@@ -122,23 +122,19 @@ static unsigned warp_grid(long long items)
 	return (unsigned)(b ? b : 1);
 }
 
-void cuda_attention_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-				const int *kc, int T, int H, int KV, int hd, float scale, float cap)
+void cuda_attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
+			    int T, int H, int KV, int hd, float scale, float cap)
 {
 	check_hd(hd);
 	if (T <= 0)
 		return;
+	if (scale == 0)
+		scale = 1.0f / sqrtf((float)hd);
 	LAUNCH(attn_fwd_k, warp_grid((long long)T * H), 32 * WPB, out, lse, qkv, ka, kb, kc, T, H, KV, hd, scale, cap);
 	LAUNCH_CHECK();
 }
 
-void cuda_attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-			    const int *kc, int T, int H, int KV, int hd)
-{
-	cuda_attention_ext_forward(out, lse, qkv, ka, kb, kc, T, H, KV, hd, 1.0f / sqrtf((float)hd), 0.0f);
-}
-
-/* CPU twins: attention_backward, attention_ext_backward, the query side.
+/* CPU twin: attention_backward, the query side.
  * With s = cap_score(scale·q·k), p = exp(s − lse), D = do·o,
  *   ds = p·(do·v − D)·cap_grad(s)·scale:  dq += Σ_j ds·k_j.
  * Also stores D [T,H] for the key side. */
@@ -255,19 +251,13 @@ __global__ void attn_bwd_kv_k(float *dqkv, const float *dout, const float *qkv, 
 
 void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
 			     const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
-			     int n_seq, int T, int H, int KV, int hd)
-{
-	cuda_attention_ext_backward(dqkv, dout, qkv, out, lse, ka, kb, kc, seq_off, n_seq, T, H, KV, hd,
-				    1.0f / sqrtf((float)hd), 0.0f);
-}
-
-void cuda_attention_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-				 const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
-				 int n_seq, int T, int H, int KV, int hd, float scale, float cap)
+			     int n_seq, int T, int H, int KV, int hd, float scale, float cap)
 {
 	check_hd(hd);
 	if (T <= 0 || n_seq <= 0)
 		return;
+	if (scale == 0)
+		scale = 1.0f / sqrtf((float)hd);
 	float *Dbuf = (float *)cuda_scratch(sizeof(float) * (size_t)T * H);
 	LAUNCH(attn_bwd_q_k, warp_grid((long long)T * H), 32 * WPB, dqkv, Dbuf, dout, qkv, out, lse, ka, kb, kc, T, H,
 			KV, hd, scale, cap);
@@ -302,7 +292,7 @@ void cuda_kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H
 	LAUNCH_CHECK();
 }
 
-/* CPU twins: attention_decode, attention_ext_decode (layers.c):
+/* CPU twin: attention_decode (cpu/attention.c):
  * token i sees cache rows 0 .. len0 + i; scores as attn_fwd_k's. One warp
  * per (token, head). */
 __global__ void attn_decode_k(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n,
@@ -343,19 +333,15 @@ __global__ void attn_decode_k(float *out, const float *qkv, const float *K, cons
 	}
 }
 
-void cuda_attention_ext_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
-			       int H, int KV, int hd, int QKV, float scale, float cap)
+void cuda_attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
+			   int KV, int hd, int QKV, float scale, float cap)
 {
 	check_hd(hd);
 	if (n <= 0)
 		return;
+	if (scale == 0)
+		scale = 1.0f / sqrtf((float)hd);
 	LAUNCH(attn_decode_k, warp_grid((long long)n * H), 32 * WPB, out, qkv, kc, vc, len0, n, H, KV, hd, QKV, scale,
 	       cap);
 	LAUNCH_CHECK();
-}
-
-void cuda_attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
-			   int H, int KV, int hd, int QKV)
-{
-	cuda_attention_ext_decode(out, qkv, kc, vc, len0, n, H, KV, hd, QKV, 1.0f / sqrtf((float)hd), 0.0f);
 }

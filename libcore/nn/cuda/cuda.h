@@ -51,15 +51,15 @@ void cuda_free(void *d);
 void cuda_upload(void *d, const void *host, size_t bytes);
 void cuda_download(void *host, const void *d, size_t bytes);
 void cuda_memset0(void *d, size_t bytes);
-void cuda_copy(void *dst, const void *src, size_t bytes); /* device to device */
 
 /* ---- layers (CPU twins in libcore/nn/cpu/layers.c, same names without cuda_) ---- */
 void cuda_embed_forward(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe,
 			int T, int C);
 void cuda_embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos,
 			 int T, int C);
-void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float eps, int T, int C);
-void cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps, int T,
+			  int C);
+void cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, float w_off,
 			   const float *rstd, int T, int C);
 void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
 			    const float *b, float eps, int T, int C);
@@ -73,11 +73,12 @@ void cuda_rope_forward(float *x, const float *cs, int T, int n_heads, int head_d
 void cuda_rope_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int stride);
 /* head_dim ≤ CUDA_MAX_HEAD_DIM (dies otherwise). */
 #define CUDA_MAX_HEAD_DIM 256
-void cuda_attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-			    const int *kc, int T, int H, int KV, int hd);
+/* scale 0: 1/√hd; cap 0: no soft-cap (kernels.h) */
+void cuda_attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
+			    int T, int H, int KV, int hd, float scale, float cap);
 void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
 			     const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
-			     int n_seq, int T, int H, int KV, int hd);
+			     int n_seq, int T, int H, int KV, int hd, float scale, float cap);
 void cuda_swiglu_forward(float *out, const float *inp, int T, int F);
 void cuda_swiglu_backward(float *dinp, const float *dout, const float *inp, int T, int F);
 void cuda_gelu_forward(float *out, const float *inp, size_t n);
@@ -106,14 +107,13 @@ void cuda_pool_forward(float *last, float *mean, const float *x, const int *seq_
 void cuda_pool_backward(float *dx, const float *d_last, const float *d_mean, const uint8_t *has_last,
 			const uint8_t *has_mean, const int *seq_off, const int *seq_P, int n_seq, int C);
 void cuda_kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int KV, int hd, int QKV);
-void cuda_attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
-			   int H, int KV, int hd, int QKV);
+void cuda_attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
+			   int KV, int hd, int QKV, float scale, float cap);
 
 /* ---- the operations other model families add (CPU twins in
  * libcore/nn/cpu/layers.c, same names without cuda_; layers.h gives the formulas).
- * rmsnorm_off and rope_part run the kernels of rmsnorm and rope; the
- * attention_ext ones those of attention with the scale and soft-cap given
- * (the plain ones are scale 1/√hd, cap 0). ---- */
+ * rope_part runs the kernels of rope; Gemma's RMSNorm and attention are
+ * the w_off, scale and cap arguments of rmsnorm and attention. ---- */
 void cuda_headnorm_forward(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T, int nh,
 			   int hd, int stride);
 void cuda_headnorm_backward(float *dx, float *dw, const float *xs, const float *w, float w_off, const float *rstd,
@@ -122,21 +122,10 @@ void cuda_rope_part_forward(float *x, const float *cs, int T, int n_heads, int h
 void cuda_rope_part_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride);
 void cuda_gelu_exact_forward(float *out, const float *inp, size_t n);
 void cuda_gelu_exact_backward(float *dinp, const float *dout, const float *inp, size_t n);
-void cuda_rmsnorm_off_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
-			      int T, int C);
-void cuda_rmsnorm_off_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-			       float w_off, const float *rstd, int T, int C);
 void cuda_geglu_forward(float *out, const float *inp, int T, int F);
 void cuda_geglu_backward(float *dinp, const float *dout, const float *inp, int T, int F);
 void cuda_softcap_forward(float *x, size_t n, float cap);
 void cuda_softcap_backward(float *dx, const float *y, size_t n, float cap);
-void cuda_attention_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-				const int *kc, int T, int H, int KV, int hd, float scale, float cap);
-void cuda_attention_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-				 const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
-				 int n_seq, int T, int H, int KV, int hd, float scale, float cap);
-void cuda_attention_ext_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
-			       int H, int KV, int hd, int QKV, float scale, float cap);
 
 /* ---- optimizer and reductions (CPU twins in libcore/nn/adamw.c) ---- */
 void cuda_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, double wd,

@@ -1,9 +1,9 @@
 /* family.cu — CUDA kernels of the operations the other model families add
  * (Qwen3's per-head norm, GPT-NeoX's exact GELU, Gemma's GeGLU and
  * soft-capping). Each mirrors the CPU function of libcore/nn/cpu/layers.c named
- * beside it (layers.h gives the formulas); rmsnorm_off and rope_part share
- * the kernels of layers.cu, the soft-capped attention those of
- * attention.cu. */
+ * beside it (layers.h gives the formulas); rope_part shares the kernels of
+ * layers.cu; Gemma's (1 + w) RMSNorm and soft-capped attention are
+ * arguments of layers.cu's and attention.cu's. */
 #include <math.h>
 
 #include "libcore/nn/cuda/check.h"

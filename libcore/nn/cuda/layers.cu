@@ -58,8 +58,7 @@ void cuda_embed_backward(float *dwte, float *dwpe, const float *dout, const uint
 
 /* -------------------------------------------------------------- rmsnorm */
 
-/* CPU twins: rmsnorm_forward (w_off 0) and rmsnorm_off_forward (Gemma's
- * gain w_off + w): out = x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps).
+/* CPU twin: rmsnorm_forward, gain w_off + w (Gemma: w_off 1): out = x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps).
  * One block per row; Σx² in double. */
 __global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
 			      int C)
@@ -78,13 +77,8 @@ __global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *inp, const f
 		rstd[t] = r;
 }
 
-void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float eps, int T, int C)
-{
-	cuda_rmsnorm_off_forward(out, rstd, inp, w, 0.0f, eps, T, C);
-}
-
-void cuda_rmsnorm_off_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
-			      int T, int C)
+void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps, int T,
+			  int C)
 {
 	if (T <= 0)
 		return;
@@ -92,7 +86,7 @@ void cuda_rmsnorm_off_forward(float *out, float *rstd, const float *inp, const f
 	LAUNCH_CHECK();
 }
 
-/* CPU twins: rmsnorm_backward and rmsnorm_off_backward, the dinp part:
+/* CPU twin: rmsnorm_backward, the dinp part:
  * n = x·r, dn = dy·(w_off + w), dx += r·(dn − n·mean(dn·n)). One block
  * per row. */
 __global__ void rmsnorm_bwd_dx_k(float *dinp, const float *dout, const float *inp, const float *w, float w_off,
@@ -123,14 +117,8 @@ __global__ void rmsnorm_bwd_dw_k(float *dw, const float *dout, const float *inp,
 	dw[c] += acc;
 }
 
-void cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+void cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, float w_off,
 			   const float *rstd, int T, int C)
-{
-	cuda_rmsnorm_off_backward(dinp, dw, dout, inp, w, 0.0f, rstd, T, C);
-}
-
-void cuda_rmsnorm_off_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-			       float w_off, const float *rstd, int T, int C)
 {
 	if (T <= 0)
 		return;

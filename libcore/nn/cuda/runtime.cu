@@ -130,12 +130,6 @@ void cuda_memset0(void *d, size_t bytes)
 		CUDA_CHECK(cudaMemset(d, 0, bytes));
 }
 
-void cuda_copy(void *dst, const void *src, size_t bytes)
-{
-	if (bytes && dst != src)
-		CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
-}
-
 void *cuda_scratch(size_t bytes)
 {
 	if (bytes > g_scratch_bytes) {

@@ -1,7 +1,7 @@
-/* test_train.c — the full LB-DPO loss through a tiny transformer: analytic
- * gradients (train_microbatch: loss → β model → policy) against central finite
- * differences of the loss, through every path (Δ, PPL, h, head, log w), and
- * what each --beta-grad mode cuts. */
+/* test_batch.c — libcore/train/batch.c: the full LB-DPO loss through a tiny
+ * transformer: analytic gradients (train_microbatch: loss → β model →
+ * policy) against central finite differences of the loss, through every path
+ * (Δ, PPL, h, head, log w), and what each --beta-grad mode cuts. */
 #include <criterion/criterion.h>
 
 #include "libcore/objective/betahead.h"
@@ -37,7 +37,7 @@ static void setup(fixture_t *f, head_kind hk, pool_kind pool, ppl_source ppl)
 	for (int i = 0; i < NB; i++) {
 		for (int k = 0; k < 3; k++)
 			for (int t = 0; t < lens[i][k]; t++)
-				f->toks[i][k][t] = (uint32_t)(tl_next(&s) % (uint64_t)cfg.vocab_size);
+				f->toks[i][k][t] = (uint32_t)(rng_next(&s) % (uint64_t)cfg.vocab_size);
 		pref_rec *r = &f->recs[i];
 		r->prompt = f->toks[i][0];
 		r->np = lens[i][0];

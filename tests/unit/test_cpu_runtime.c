@@ -1,4 +1,4 @@
-/* test_cpu.c — the OpenBLAS core selection (cpu_blas_core_fix) on fake core
+/* test_cpu_runtime.c — libcore/nn/cpu/runtime.c: the OpenBLAS core selection (cpu_blas_core_fix) on fake core
  * names and feature sets: old cores are replaced on newer CPUs, good or
  * unknown cores are kept, AMD gets Zen; vexpf against exp(). */
 #include <criterion/criterion.h>

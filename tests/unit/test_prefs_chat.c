@@ -1,4 +1,4 @@
-/* test_chat.c — conversational preference pairs rendered with real chat
+/* test_prefs_chat.c — formats/prefs.c: conversational preference pairs rendered with real chat
  * templates (../shared/assets/chat): TRL's rule (prompt = generation-prompt
  * rendering cut back to the common prefix with the full renderings;
  * completions = the rest), the template found as transformers finds it

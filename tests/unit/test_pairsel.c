@@ -1,4 +1,4 @@
-/* test_pairs.c — which scored samples of one prompt make pairs
+/* test_pairsel.c — which scored samples of one prompt make pairs
  * (formats/pairsel.c, lbdpo-pairs): best and worst with ties, the strict
  * reward gap, every pair above the gap in rank order. */
 #include <criterion/criterion.h>
