@@ -242,7 +242,7 @@ static pairs random_pairs(uint64_t seed, int V, int n)
 	pairs p = { .n = n };
 	uint64_t s = seed;
 	for (int i = 0; i < n; i++) {
-		int P = 8 + (int)(tl_next(&s) % 56), n0 = 16 + (int)(tl_next(&s) % 112), n1 = 16 + (int)(tl_next(&s) % 112);
+		int P = 8 + (int)(rng_next(&s) % 56), n0 = 16 + (int)(rng_next(&s) % 112), n1 = 16 + (int)(rng_next(&s) % 112);
 		p.s[i] = (model_seq){ .prompt = tl_tokens(&s, P, V), .n_prompt = P,
 				      .comp = { tl_tokens(&s, n0, V), tl_tokens(&s, n1, V) },
 				      .n_comp_tok = { n0, n1 }, .n_comp = 2 };
