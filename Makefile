@@ -70,6 +70,23 @@ CFLAGS  += -std=gnu11 $(OPT) -fno-trapping-math -fno-math-errno -Wall -Wextra -f
 LDLIBS  += $(PKG_LIBS) -lm
 LDFLAGS += -fopenmp $(LDSAN)
 
+comma := ,
+# oneDNN (Debian's libdnnl-dev): the bf16 matrix products of --dtype bf16
+# (libcore/nn/cpu/gemm_bf16.c). Used when its header is found; DNNL=0 builds
+# without it (--dtype bf16 then says so and exits), DNNL=1 insists.
+DNNL_H := $(firstword $(wildcard /usr/include/oneapi/dnnl/dnnl.h $(DNNL_HOME)/include/oneapi/dnnl/dnnl.h))
+ifeq ($(origin DNNL),undefined)
+  DNNL := $(if $(DNNL_H),1,0)
+endif
+ifeq ($(DNNL),1)
+  ifeq ($(DNNL_H),)
+    $(error DNNL=1 but oneapi/dnnl/dnnl.h is not found: apt-get install libdnnl-dev (or set DNNL_HOME), or DNNL=0)
+  endif
+  DNNL_CFLAGS := -DLBDPO_DNNL $(if $(DNNL_HOME),-I$(DNNL_HOME)/include)
+  DNNL_LIBDIR := $(if $(DNNL_HOME),-L$(DNNL_HOME)/lib -Wl$(comma)-rpath$(comma)$(DNNL_HOME)/lib)
+  LDLIBS += $(DNNL_LIBDIR) -ldnnl
+endif
+
 # MPI: when mpicc is found (or with MPI=1), the programs in MPI_CMDS are
 # linked with the MPI build of libcore/dist/dist.c (compiled by mpicc with
 # -DLBDPO_MPI) and run as N cooperating ranks under mpirun; everything else,
@@ -212,6 +229,15 @@ $(LIB): $(LIB_OBJS)
 $(BIN)/%: $(B)/cmd/%.o $(PROG_OBJS) $(LIB) $(MPI_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $< $(PROG_OBJS) $(LIB) $(LDLIBS) -o $@
+
+# Only gemm_bf16.o depends on oneDNN; switching DNNL rebuilds it.
+DNNL_STAMP = $(B)/dnnl-$(DNNL).stamp
+$(DNNL_STAMP):
+	@mkdir -p $(dir $@)
+	@rm -f $(B)/dnnl-*.stamp; touch $@
+$(B)/libcore/nn/cpu/gemm_bf16.o: libcore/nn/cpu/gemm_bf16.c $(DNNL_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DNNL_CFLAGS) -c $< -o $@
 
 # A build directory from before libcore's wings (round 3) has dependency
 # files naming sources that moved (libcore/model.c is libcore/nn/model.c):

@@ -13,7 +13,11 @@
  * to sgemm's FLOP per CPU-second, which contention from other processes
  * changes much less than wall-clock ratios.
  *
- * usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix] [--lora R]
+ * --dtype bf16: the model's matrix products in bf16 (lbdpo's --dtype bf16),
+ * and the peak is then the bf16 GEMM's (oneDNN, rounding included),
+ * measured the same way in the same process.
+ *
+ * usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix] [--dtype fp32|bf16] [--lora R]
  *   --reps: best of N timings (default 1); --quick: a 2-layer smoke run;
  *   --only: one of the three measurements (for a profiler); --lora: a LoRA
  *   adapter of rank R on every linear layer, the base frozen (its backward
@@ -28,6 +32,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "libcore/nn/backend.h"
+#include "libcore/nn/cpu/gemm_bf16.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/lora.h"
 #include "libcore/nn/model.h"
@@ -42,6 +48,8 @@ static double cpu_s(void)
 
 static double sgemm_cpu_gflops; /* best FLOP per CPU-second of the sgemm runs */
 
+static int bf16; /* --dtype bf16: the peak is gemm_bf16's (rounding included) */
+
 static double sgemm_gflops(int M, int N, int K, int reps)
 {
 	float *a = xmalloc(sizeof(float) * (size_t)M * K), *b = xmalloc(sizeof(float) * (size_t)K * N);
@@ -50,11 +58,11 @@ static double sgemm_gflops(int M, int N, int K, int reps)
 		a[i] = (float)((i * 7919) % 1000) * 1e-3f;
 	for (size_t i = 0; i < (size_t)K * N; i++)
 		b[i] = (float)((i * 104729) % 1000) * 1e-3f;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+	gemm_rm(0, 1, M, N, K, a, K, b, K, 0, c, N); /* bf16 when --dtype bf16 */
 	double best = 1e30;
 	for (int r = 0; r < reps; r++) {
 		double t0 = now_s(), c0 = cpu_s();
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+		gemm_rm(0, 1, M, N, K, a, K, b, K, 0, c, N);
 		double dt = now_s() - t0, dc = cpu_s() - c0;
 		best = dt < best ? dt : best;
 		double g = 2.0 * M * N * K / dc * 1e-9;
@@ -167,7 +175,7 @@ static void bench_model(const char *label, model_config cfg, int reps, double pe
 	       "fwd+bwd: %7.0f tok/s %6.1f GFLOP/s (%4.0f%% of peak)   workspace %.0f MiB\n",
 	       label, model_n_params(m) * 1e-6, T, T / r.fwd_s, F / r.fwd_s * 1e-9, 100 * F / r.fwd_s * 1e-9 / peak,
 	       T / r.fb_s, 3 * F / r.fb_s * 1e-9, 100 * 3 * F / r.fb_s * 1e-9 / peak, r.ws_bytes / 1048576.0);
-	printf("%-10s per CPU-second: forward %.1f GFLOP/cpu-s (%.0f%% of sgemm's %.1f), fwd+bwd %.1f GFLOP/cpu-s "
+	printf("%-10s per CPU-second: forward %.1f GFLOP/cpu-s (%.0f%% of the GEMM's %.1f), fwd+bwd %.1f GFLOP/cpu-s "
 	       "(%.0f%%)\n",
 	       label, F / r.fwd_cpu * 1e-9, 100 * F / r.fwd_cpu * 1e-9 / sgemm_cpu_gflops, sgemm_cpu_gflops,
 	       3 * F / r.fb_cpu * 1e-9, 100 * 3 * F / r.fb_cpu * 1e-9 / sgemm_cpu_gflops);
@@ -206,9 +214,9 @@ int main(int argc, char **argv)
 	static const struct option lo[] = { { "threads", required_argument, 0, 't' }, { "reps", required_argument, 0, 'r' },
 					    { "quick", no_argument, 0, 'q' }, { "only", required_argument, 0, 'o' },
 					    { "lora", required_argument, 0, 'l' },
-					    { 0, 0, 0, 0 } };
+					    { "dtype", required_argument, 0, 'd' }, { 0, 0, 0, 0 } };
 	int ch;
-	while ((ch = getopt_long(argc, argv, "t:r:qo:l:", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:r:qo:l:d:", lo, NULL)) != -1) {
 		if (ch == 't')
 			threads = (int)parse_long("--threads", optarg, 1, 1024);
 		else if (ch == 'r')
@@ -217,20 +225,26 @@ int main(int argc, char **argv)
 			quick = 1;
 		else if (ch == 'l')
 			lora_r = (int)parse_long("--lora", optarg, 1, 4096);
+		else if (ch == 'd' && (!strcmp(optarg, "fp32") || !strcmp(optarg, "bf16")))
+			bf16 = !strcmp(optarg, "bf16");
 		else if (ch == 'o' && (!strcmp(optarg, "llama") || !strcmp(optarg, "gpt2") || !strcmp(optarg, "prefix")))
 			only = optarg;
 		else
-			die_usage("usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix] [--lora R]");
+			die_usage("usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix] [--dtype fp32|bf16] "
+				  "[--lora R]");
 	}
 	lbdpo_set_threads(threads);
+	backend_set_dtype(bf16 ? BACKEND_BF16 : BACKEND_FP32); /* dies without bf16 hardware */
 	double p1 = sgemm_gflops(2048, 2048, 2048, 3);
 	double p2 = sgemm_gflops(768, 3072, 768, 3);
 	double peak = p1 > p2 ? p1 : p2;
 	char blas[512];
 	cpu_blas_describe(blas, sizeof blas);
 	printf("BLAS: %s\n", blas);
-	printf("threads %d (OpenBLAS %d); sgemm peak %.1f GFLOP/s (2048³ %.1f, 768×3072×768 %.1f)\n",
-	       threads ? threads : openblas_get_num_threads(), openblas_get_num_threads(), peak, p1, p2);
+	printf("bf16: %s\n", gemm_bf16_path());
+	printf("threads %d (OpenBLAS %d); dtype %s; %s peak %.1f GFLOP/s (2048³ %.1f, 768×3072×768 %.1f)\n",
+	       threads ? threads : openblas_get_num_threads(), openblas_get_num_threads(), bf16 ? "bf16" : "fp32",
+	       bf16 ? "bf16 GEMM (oneDNN, rounding included)" : "sgemm", peak, p1, p2);
 	model_config ll = { .arch = ARCH_LLAMA, .dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12,
 			    .n_kv_heads = 12, .head_dim = 64, .vocab_size = 32000, .max_seq_len = 1024,
 			    .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tied_embeddings = 1, .bos_id = 1, .eos_id = 2 };

@@ -9,6 +9,7 @@ export LBDPO_BIN LBDPO_BENCHBIN LBDPO_ROOT="$PWD" PATH="$LBDPO_BIN:$PATH"
 if [ -z "${LBDPO_ASSETS:-}" ] && [ -d "$PWD/../shared/assets" ]; then export LBDPO_ASSETS="$PWD/../shared/assets"; fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F)"
 echo "blas: $("$LBDPO_BIN/lbdpo-step" --version | sed -n 's/^BLAS: //p')"
+echo "bf16: $("$LBDPO_BIN/lbdpo-step" --version | sed -n 's/^bf16: //p') (the path of --dtype bf16)"
 echo "load: $(uptime | sed 's/.*load average/load average/') (other processes share these cores: rates are noisy, ratios within one run less so)"
 status=0
 # C benchmark programs (bench/*.c), then the scripted ones (bench/*.sh)

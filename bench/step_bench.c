@@ -9,16 +9,28 @@
  * pairs/s of both, the per-token slowdown of the step (target: ≤ 10%), and
  * the share of the step's time spent outside the model's forward/backward.
  *
+ * --dtype bf16: the matrix products in bf16 (lbdpo's --dtype bf16).
+ *
  * usage: step_bench [--threads N] [--reps N] [--dim C --layers L --vocab V] [--beta-grad full|head|none]
+ *                   [--dtype fp32|bf16]
  */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "libcore/nn/backend.h"
 #include "libcore/train/engine.h"
 #include "base/util.h"
+
+static double cpu_s(void) /* CPU time of the process, all threads */
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 int main(int argc, char **argv)
 {
@@ -26,12 +38,13 @@ int main(int argc, char **argv)
 	lbdpo_runtime_init(argv);
 	int threads = 0, reps = 2, dim = 768, layers = 12, vocab = 32000;
 	beta_grad_mode bgm = BGRAD_FULL;
+	int bf16 = 0;
 	static const struct option lo[] = {{"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'},
 					   {"dim", required_argument, 0, 'd'},	   {"layers", required_argument, 0, 'l'},
 					   {"vocab", required_argument, 0, 'v'},   {"beta-grad", required_argument, 0, 'b'},
-					   {0, 0, 0, 0}};
+					   {"dtype", required_argument, 0, 'D'},   {0, 0, 0, 0}};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "t:r:d:l:v:b:", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:r:d:l:v:b:D:", lo, NULL)) != -1) {
 		switch (ch) {
 		case 't': threads = (int)parse_long("--threads", optarg, 1, 1024); break;
 		case 'r': reps = (int)parse_long("--reps", optarg, 1, 100); break;
@@ -42,10 +55,16 @@ int main(int argc, char **argv)
 			if ((bgm = (beta_grad_mode)beta_grad_parse(optarg)) == (beta_grad_mode)-1)
 				die_usage("--beta-grad: expected full, head or none");
 			break;
-		default: die_usage("usage: step_bench [--threads N] [--reps N] [--dim C --layers L --vocab V]");
+		case 'D':
+			if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16"))
+				die_usage("--dtype: expected fp32 or bf16");
+			bf16 = !strcmp(optarg, "bf16");
+			break;
+		default: die_usage("usage: step_bench [--threads N] [--reps N] [--dim C --layers L --vocab V] [--dtype fp32|bf16]");
 		}
 	}
 	lbdpo_set_threads(threads);
+	backend_set_dtype(bf16 ? BACKEND_BF16 : BACKEND_FP32); /* dies without bf16 hardware */
 	model_config cfg = {.arch = ARCH_LLAMA, .dim = dim, .hidden_dim = dim * 8 / 3 / 16 * 16, .n_layers = layers,
 			    .n_heads = dim / 64, .n_kv_heads = dim / 64, .head_dim = 64, .vocab_size = vocab,
 			    .max_seq_len = 1024, .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tied_embeddings = 1,
@@ -103,7 +122,7 @@ int main(int argc, char **argv)
 		memset(&sc[i], 0, sizeof sc[i]);
 		g[i] = (model_seq_grad){.d_logp = {-0.05, 0.05}};
 	}
-	double plain = 1e30, step = 1e30, outside = 0;
+	double plain = 1e30, step = 1e30, outside = 0, step_cpu = 1e30;
 	model_forward(c.m, ws, seqs, NP, sc, 1); /* warm the workspace */
 	for (int r = 0; r < reps; r++) {
 		double t0 = now_s();
@@ -113,19 +132,22 @@ int main(int argc, char **argv)
 		plain = fmin(plain, t1 - t0);
 
 		train_metrics tm;
+		double c0 = cpu_s();
 		if (train_step(eng, &tm) != 0)
 			die("non-finite step");
+		step_cpu = fmin(step_cpu, cpu_s() - c0);
 		if (tm.seconds < step) {
 			step = tm.seconds;
 			outside = tm.seconds_update / tm.seconds;
 		}
 	}
-	printf("llama dim %d, %d layers, vocab %d (%.1fM params), %d pairs of %d+%d+%d tokens, threads %d\n", dim, layers,
-	       vocab, np * 1e-6, NP, L, L, L, threads);
+	printf("llama dim %d, %d layers, vocab %d (%.1fM params), %d pairs of %d+%d+%d tokens, threads %d, dtype %s\n",
+	       dim, layers, vocab, np * 1e-6, NP, L, L, L, threads, bf16 ? "bf16" : "fp32");
 	printf("plain fwd+bwd: %8.1f tokens/s %6.2f pairs/s\n", T / plain, NP / plain);
 	printf("--beta-grad %s\n", beta_grad_name(bgm));
 	printf("lbdpo step:    %8.1f tokens/s %6.2f pairs/s   per-token slowdown %+.1f%% (target <= 10%%)\n", T / step,
 	       NP / step, 100 * (step / plain - 1));
+	printf("lbdpo step per CPU-second: %8.1f tokens/cpu-s\n", T / step_cpu);
 	printf("step time outside the model forward/backward (norm, clip, AdamW): %.1f%%\n", 100 * outside);
 	train_engine_free(eng);
 	model_ws_free(ws);

@@ -35,9 +35,16 @@ FLOPs: the formula of model_bench.c (2 per matrix weight per token, lm_head
 included; attention 4·hd per (query, head, visible key); backward = 2×
 forward), applied to the work the torch run actually does.
 
-usage: torch_baseline.py [--threads N] [--reps N] [--quick] [--pair best|prefix|concat]
-       torch_baseline.py --dpo [--threads N] [--reps N] [--dim C --layers L --vocab V]
+--precision (issue 25): fp32 (the default); autocast: the fp32 model under
+torch.autocast("cpu", dtype=torch.bfloat16) (the matrix products in bf16,
+PyTorch's mixed precision, as lbdpo's --dtype bf16); bf16: the model itself
+in bf16 (model.to(torch.bfloat16): weights, activations and AdamW's state
+in bf16; log-softmax still in fp32).
+
+usage: torch_baseline.py [--threads N] [--reps N] [--quick] [--pair best|prefix|concat] [--precision P]
+       torch_baseline.py --dpo [--threads N] [--reps N] [--dim C --layers L --vocab V] [--precision P]
 """
+import contextlib
 import argparse
 import math
 import os
@@ -86,6 +93,8 @@ def main():
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--precision", choices=("fp32", "autocast", "bf16"), default="fp32",
+                    help="fp32 (default), autocast (bf16 matrix products), bf16 (a bf16 model)")
     a = ap.parse_args()
 
     try:
@@ -112,17 +121,23 @@ def main():
                           tie_word_embeddings=True, attention_bias=False, mlp_bias=False,
                           bos_token_id=1, eos_token_id=2)
         cfg._attn_implementation = "sdpa"
-        return LlamaForCausalLM(cfg).float().eval(), cfg
+        return cast(LlamaForCausalLM(cfg).float().eval()), cfg
 
     def gpt2():
         cfg = GPT2Config(n_embd=768, n_layer=12, n_head=12, vocab_size=50257, n_positions=1024,
                          activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                          layer_norm_epsilon=1e-5, tie_word_embeddings=True)
         cfg._attn_implementation = "sdpa"
-        return GPT2LMHeadModel(cfg).float().eval(), cfg
+        return cast(GPT2LMHeadModel(cfg).float().eval()), cfg
+
+    def cast(m):
+        return m.to(torch.bfloat16) if a.precision == "bf16" else m
 
     print(f"torch {torch.__version__}, transformers {transformers.__version__}; threads {torch.get_num_threads()}; "
-          f"fp32 eager, sdpa attention; pair as {a.pair}", flush=True)
+          f"{a.precision} eager, sdpa attention; pair as {a.pair}", flush=True)
+    # autocast: every forward under torch.autocast (bf16 matrix products)
+    a.ctx = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.precision == "autocast"
+             else contextlib.nullcontext)
 
     if a.dpo:
         m, cfg = llama(a.dim, a.layers, a.vocab, a.dim * 8 // 3 // 16 * 16)
@@ -218,7 +233,8 @@ def bench_model(torch, F, label, model, cfg, V, dim, hd, a):
     def batch(train, mode):
         tot = 0.0
         for p, cs, ws in seqs:
-            o = one_pair(p, cs, ws, mode) if len(cs) == 2 else one_single(p, cs, ws)
+            with a.ctx():
+                o = one_pair(p, cs, ws, mode) if len(cs) == 2 else one_single(p, cs, ws)
             if train:
                 o.backward()  # per sequence: frees its graph before the next call
             tot += float(o.detach())
@@ -239,7 +255,7 @@ def bench_model(torch, F, label, model, cfg, V, dim, hd, a):
     modes = ("prefix", "concat") if a.pair == "best" else (a.pair,)
     if len(modes) == 2:  # both ways score the same batch: check the KV-cache path
         o1, o2 = fwd("prefix"), fwd("concat")
-        if abs(o1 - o2) > 1e-4 * max(1.0, abs(o2)):
+        if abs(o1 - o2) > (1e-4 if a.precision == "fp32" else 3e-2) * max(1.0, abs(o2)):  # bf16: 8 bits
             sys.exit(f"torch_baseline: error: prefix and concat objectives differ: {o1} vs {o2}")
     # per phase, the faster way of running the pair, best of reps after a warm-up
     best = {}  # phase -> (wall, cpu, mode)
@@ -277,7 +293,8 @@ def dpo_step(torch, F, model, cfg, a, th):
     beta = 0.1
 
     def step():
-        logits = model(input_ids=rows, use_cache=False).logits[:, :-1]
+        with a.ctx():
+            logits = model(input_ids=rows, use_cache=False).logits[:, :-1]
         lp = torch.gather(F.log_softmax(logits.float(), -1), 2, rows[:, 1:].unsqueeze(-1)).squeeze(-1)
         s = (lp * mask[:, 1:]).sum(-1)
         pc, pr = s[:2], s[2:]
@@ -289,14 +306,16 @@ def dpo_step(torch, F, model, cfg, a, th):
         return float(loss.detach())
 
     step()
-    best = math.inf
+    best = bestc = math.inf
     for _ in range(a.reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         best = min(best, time.perf_counter() - t0)
+        bestc = min(bestc, time.process_time() - c0)
     T = 2 * 3 * Lp
-    print(f"torch DPO step (TRL-style, llama dim {a.dim} {a.layers} layers vocab {V}, 2 pairs {Lp}+{Lp}+{Lp}, "
+    print(f"torch DPO step (TRL-style, {a.precision}, llama dim {a.dim} {a.layers} layers vocab {V}, 2 pairs {Lp}+{Lp}+{Lp}, "
           f"{th} threads): {T / best:8.1f} tokens/s {2 / best:6.2f} pairs/s")
+    print(f"torch DPO step per CPU-second: {T / bestc:8.1f} tokens/cpu-s")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ have_pc libpcre2-8 || need+=(libpcre2-dev)
 have_pc zlib       || need+=(zlib1g-dev)
 have_pc libcrypto  || need+=(libssl-dev)
 have_pc libutf8proc || need+=(libutf8proc-dev)
+# oneDNN: the bf16 matrix products of --dtype bf16 (the build leaves them out
+# without it)
+[ -e /usr/include/oneapi/dnnl/dnnl.h ] || need+=(libdnnl-dev)
 [ -x /usr/bin/time ] || need+=(time)
 # plots of lbdpo-eval --plot and make experiment (optional at run time: without
 # it they write their data and gnuplot scripts and say so)

@@ -7,11 +7,12 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "libcore/nn/cpu/gemm_bf16.h"
 
 
 static const lb_backend *current = &lb_backend_cpu;
 static char device_base[300] = "cpu"; /* as the backend describes itself */
-static char device_desc[320] = "cpu"; /* that, plus " tf32" when it applies */
+static char device_desc[330] = "cpu"; /* that, plus " tf32" or " bf16" when it applies */
 static int want_tf32;
 
 /* The current backend's precision from want_tf32, and the description. */
@@ -20,7 +21,8 @@ static void apply_tf32(void)
 	const int on = want_tf32 && current->set_tf32;
 	if (current->set_tf32)
 		current->set_tf32(want_tf32);
-	snprintf(device_desc, sizeof device_desc, "%s%s", device_base, on ? " tf32" : "");
+	snprintf(device_desc, sizeof device_desc, "%s%s%s", device_base, on ? " tf32" : "",
+		 gemm_bf16_on() && current == &lb_backend_cpu ? " bf16" : "");
 }
 
 void backend_set_tf32(int on)
@@ -57,6 +59,26 @@ const char *backend_select_device(const char *spec)
 	apply_tf32();
 	lbdpo_run_device = device_desc;
 	return device_desc;
+}
+
+int backend_set_dtype(int dtype)
+{
+	const char *why = NULL; /* why not bf16; "" when fp32 was asked for */
+	if (dtype == BACKEND_FP32)
+		why = "";
+	else if (current != &lb_backend_cpu)
+		why = "the CUDA backend computes in fp32 (bf16 is the CPU backend's; --tf32 is the GPU's reduced "
+		      "precision)";
+	else if (!gemm_bf16_ok())
+		why = gemm_bf16_path();
+	if (why && *why) {
+		if (dtype == BACKEND_BF16)
+			die("--dtype bf16: no bf16 matrix products: %s", why);
+		warning("--dtype auto: running fp32: %s", why);
+	}
+	gemm_bf16_set(!why);
+	apply_tf32();
+	return !why;
 }
 
 const lb_backend *backend_current(void) { return current; }

@@ -168,6 +168,18 @@ const char *backend_select_device(const char *spec);
  * either way. When it takes effect, the device description (summary
  * lines, header history) ends in " tf32". */
 void backend_set_tf32(int on);
+/* --dtype: the precision of the CPU backend's matrix products (gemm_rm in
+ * libcore/nn/cpu/gemm_bf16.h): BACKEND_FP32 (the default), BACKEND_BF16
+ * (bf16 inputs, fp32 accumulation), BACKEND_AUTO (bf16 where it runs in
+ * hardware). Everything else stays fp32, the weights and AdamW's master
+ * copies included. BACKEND_BF16 dies (exit 1, one line) where the products
+ * cannot run in bf16 hardware (a CPU without AVX512-BF16 or AMX, a build
+ * without oneDNN, the CUDA backend); BACKEND_AUTO then prints a one-line
+ * warning and stays fp32. When bf16 takes effect, the device description
+ * (summary lines, header history) ends in " bf16". Call after
+ * backend_select_device. Returns 1 when bf16 is on. */
+enum { BACKEND_FP32 = 0, BACKEND_BF16, BACKEND_AUTO };
+int backend_set_dtype(int dtype);
 int backend_tf32(void); /* the last backend_set_tf32 (0 before any) */
 /* The last choice of backend_select_device ("cpu" before any). */
 const char *backend_device(void);

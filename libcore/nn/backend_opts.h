@@ -11,10 +11,13 @@ typedef struct {
 	const char *device; /* --device, NULL: the default */
 	int tf32;           /* --tf32 */
 	int threads;        /* --threads, 0: the libraries' default */
+	int dtype;          /* --dtype: BACKEND_FP32 (default), BACKEND_BF16, BACKEND_AUTO */
 } backend_opts;
+/* --dtype's values, by BACKEND_FP32.. (backend.h), NULL-terminated */
+extern const char *const backend_dtype_names[];
 
-/* The options of every program that computes: --device, --tf32 and
- * -t/--threads, as typed rows (base/cli.h) storing into *bo, so their names,
+/* The options of every program that computes: --device, --tf32, --dtype
+ * (--bf16) and -t/--threads, as typed rows (base/cli.h) storing into *bo, so their names,
  * limits and help read the same in all seven programs:
  *
  *	backend_opts bo = {0};
@@ -29,9 +32,15 @@ typedef struct {
 	OPT_BOOL(0, "tf32", &(bo)->tf32,                                                                     \
 		 "on a GPU, allow TF32 tensor-core math in the matrix products (about 1e-3 relative; "       \
 		 "default: fp32, comparable with the CPU)"),                                                 \
+	OPT_ENUM(0, "dtype", "T", &(bo)->dtype, backend_dtype_names,                                        \
+		 "fp32 (the default), bf16: on the CPU, matrix products with bf16 inputs and fp32 "           \
+		 "accumulation (AVX512-BF16 or AMX; an error without them), auto: bf16 where the CPU has it, " \
+		 "else fp32"),                                                                                \
+	OPT_SET(0, "bf16", &(bo)->dtype, BACKEND_BF16, "the same as --dtype bf16 (TRL's spelling)"),         \
 	OPT_INT('t', "threads", "N", &(bo)->threads, 1, 4096,                                                \
 		"compute threads, OpenMP and OpenBLAS (default: OMP_NUM_THREADS, else one per core)")
-/* backend_set_tf32, backend_select_device, then the thread count. */
+/* backend_set_tf32, backend_select_device, backend_set_dtype, then the
+ * thread count. */
 void backend_opts_apply(const backend_opts *o);
 
 /* The prologue of every program that computes: its name in messages

@@ -234,4 +234,11 @@ msg=$("$E/lbdpo-logprob" -m gqa --device cuda:1024 -i train.ref 2>&1 >/dev/null)
 grep -q 'error: --device cuda:1024: device 1024 does not exist' <<<"$msg" || fail "cuda:1024: $msg"
 msg=$("$E/lbdpo-logprob" -m gqa --device cuda:x -i train.ref 2>&1 >/dev/null) && fail "cuda:x accepted"
 grep -q 'error: --device cuda:x: expected cuda:N' <<<"$msg" || fail "cuda:x: $msg"
+# bf16 is the CPU backend's (issue 25): demanded on the GPU, an error; auto, fp32
+msg=$("$E/lbdpo-logprob" -m gqa --device cuda --dtype bf16 -i train.ref -o x 2>&1 >/dev/null) && fail "cuda --dtype bf16 accepted"
+grep -q 'error: --dtype bf16: no bf16 matrix products: the CUDA backend computes in fp32' <<<"$msg" || fail "cuda bf16: $msg"
+[ ! -e x ] || fail "cuda --dtype bf16 refused but left an output"
+"$E/lbdpo-logprob" -q -m gqa --device cuda --dtype auto -i train.ref -o a16 2>err || fail "cuda --dtype auto"
+grep -q 'warning: --dtype auto: running fp32: the CUDA backend' err || fail "cuda --dtype auto: $(cat err)"
+lbdpo-show --header-only -i a16 | grep -q '"device":"cuda:0 ([^"]*)"' || fail "cuda --dtype auto header device"
 echo ok

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "libcore/nn/cpu/gemm_bf16.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/cpu/vexp.h"
 
@@ -18,7 +19,7 @@
 
 void lmhead_forward(float *logits, const float *h, const float *w, int T, int C, int V)
 {
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, V, C, 1.0f, h, C, w, C, 0.0f, logits, V);
+	gemm_rm(0, 1, T, V, C, h, C, w, C, 0.0f, logits, V);
 }
 
 void lmhead_forward1(float *logits, const float *h, const float *w, int C, int V)
@@ -30,9 +31,9 @@ void lmhead_backward(float *dh, float *dw, const float *dz, const float *h, cons
 {
 	if (n <= 0)
 		return;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1.0f, dz, V, w, C, 0.0f, dh, C);
+	gemm_rm(0, 0, n, C, V, dz, V, w, C, 0.0f, dh, C);
 	if (dw) /* NULL: a frozen head (LoRA) */
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, n, 1.0f, dz, V, h, C, 1.0f, dw, C);
+		gemm_rm(1, 0, V, C, n, dz, V, h, C, 1.0f, dw, C);
 }
 
 /* Columns per chunk of logsoftmax_rows: 2 KiB, read twice from L1. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "libcore/nn/cpu/gemm_bf16.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/cpu/vexp.h"
 
@@ -241,11 +242,9 @@ LBDPO_KERNEL void matmul_forward(float *out, const float *inp, const float *w, c
 {
 	/* out [T,OC], inp [T,IC], w [OC,IC] or [IC,OC], bias [OC] */
 	if (w_in_out)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, OC, IC, 1.0f, inp, IC, w, OC, 0.0f, out,
-			    OC);
+		gemm_rm(0, 0, T, OC, IC, inp, IC, w, OC, 0.0f, out, OC);
 	else
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out,
-			    OC);
+		gemm_rm(0, 1, T, OC, IC, inp, IC, w, IC, 0.0f, out, OC);
 	if (bias) {
 #pragma omp parallel for schedule(static)
 		for (int t = 0; t < T; t++) {
@@ -262,19 +261,15 @@ LBDPO_KERNEL void matmul_backward(float *dinp, float *dw, float *dbias, const fl
 	if (w_in_out) {
 		/* W [IC,OC]: dinp += dout·Wᵀ ; dW += inpᵀ·dout */
 		if (dinp)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, IC, OC, 1.0f, dout, OC, w, OC, 1.0f,
-				    dinp, IC);
+			gemm_rm(0, 1, T, IC, OC, dout, OC, w, OC, 1.0f, dinp, IC);
 		if (dw) /* NULL: a frozen weight (LoRA), no dW product */
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, T, 1.0f, inp, IC, dout, OC, 1.0f,
-				    dw, OC);
+			gemm_rm(1, 0, IC, OC, T, inp, IC, dout, OC, 1.0f, dw, OC);
 	} else {
 		/* W [OC,IC]: dinp += dout·W ; dW += doutᵀ·inp */
 		if (dinp)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, IC, OC, 1.0f, dout, OC, w, IC, 1.0f,
-				    dinp, IC);
+			gemm_rm(0, 0, T, IC, OC, dout, OC, w, IC, 1.0f, dinp, IC);
 		if (dw)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, T, 1.0f, dout, OC, inp, IC, 1.0f,
-				    dw, IC);
+			gemm_rm(1, 0, OC, IC, T, dout, OC, inp, IC, 1.0f, dw, IC);
 	}
 	if (dbias) {
 		int nblk = (OC + 63) / 64;

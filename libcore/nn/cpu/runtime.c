@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "base/util.h"
+#include "libcore/nn/cpu/gemm_bf16.h"
 
 cpu_features cpu_detect(void)
 {
@@ -105,7 +106,8 @@ void print_version(const char *prog)
 {
 	char b[512];
 	cpu_blas_describe(b, sizeof b);
-	printf("%s lbdpo %s\nBLAS: %s\nkernels: %s\n", prog, LBDPO_VERSION, b, cpu_kernel_path());
+	printf("%s lbdpo %s\nBLAS: %s\nkernels: %s\nbf16: %s\n", prog, LBDPO_VERSION, b, cpu_kernel_path(),
+	       gemm_bf16_path());
 	close_stdout();
 }
 

@@ -41,7 +41,8 @@ int cpu_blas_env_fix(void);
 void cpu_blas_describe(char *buf, size_t n);
 
 /* The --version text of every program: "PROG lbdpo VERSION" then a line
- * "BLAS: ..." (cpu_blas_describe) and the SIMD path of the kernels. */
+ * "BLAS: ..." (cpu_blas_describe), the SIMD path of the kernels and the
+ * bf16 path of --dtype bf16 (gemm_bf16_path). */
 void print_version(const char *prog);
 
 /* LBDPO_KERNEL before a hot function compiles it three times, for
