@@ -19,7 +19,7 @@ PREFIX  ?= /usr/local
 CC      ?= cc
 PKGS    := openblas msgpack jansson libpcre2-8 zlib libcrypto libutf8proc
 # Portable by default: the hot kernels carry AVX-512/AVX2/baseline clones
-# chosen at load time (LBDPO_KERNEL in libcore/cpu.h). ARCHFLAGS=-march=native
+# chosen at load time (LBDPO_KERNEL in libcore/nn/cpu/runtime.h). ARCHFLAGS=-march=native
 # builds for this machine only (binaries may crash on older CPUs).
 ARCHFLAGS ?=
 
@@ -58,7 +58,7 @@ LDLIBS  += $(PKG_LIBS) -lm
 LDFLAGS += -fopenmp $(LDSAN)
 
 # MPI: when mpicc is found (or with MPI=1), the programs in MPI_CMDS are
-# linked with the MPI build of libcore/dist.c (compiled by mpicc with
+# linked with the MPI build of libcore/dist/dist.c (compiled by mpicc with
 # -DLBDPO_MPI) and run as N cooperating ranks under mpirun; everything else,
 # and every program when MPI=0 or mpicc is absent, links the plain build
 # (one process). The quick start needs no MPI.
@@ -80,10 +80,10 @@ endif
 MPI_STAMP = $(B)/mpi-$(MPI)$(NCCL).stamp
 
 # backend_cuda.c is linked only into CUDA builds (below), never archived.
-LIB_SRCS  := $(sort $(filter-out libcore/backend_cuda.c,$(wildcard base/*.c formats/*.c libcore/*.c)))
+LIB_SRCS  := $(sort $(filter-out libcore/nn/backend_cuda.c,$(wildcard base/*.c formats/*.c libcore/*/*.c libcore/*/*/*.c)))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 
-# ---- CUDA (libcore/cuda, tests/gpu) ----
+# ---- CUDA (libcore/nn/cuda, tests/gpu) ----
 # nvcc from PATH, else the Toolkit's usual place. When it is present, `make
 # test` also compiles the CUDA objects and the GPU test harness (CI checks
 # that they build; the harness skips without a GPU). CUDA=1 links them into
@@ -99,7 +99,7 @@ CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(realpath $(NVCC))))
 CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
 NVCCFLAGS += -std=c++17 $(NVOPT) $(CUDA_ARCH) -I. -Xcompiler -Wall,-Wextra
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
-CUDA_SRCS := $(sort $(wildcard libcore/cuda/*.cu))
+CUDA_SRCS := $(sort $(wildcard libcore/nn/cuda/*.cu))
 CUDA_OBJS := $(CUDA_SRCS:%.cu=$(B)/%.o)
 GPU_SRCS  := $(sort $(wildcard tests/gpu/*.c))
 GPU_TEST  := $(B)/tests/gpu/gpu_kernels
@@ -115,7 +115,7 @@ EMU_FLAGS := -std=c++17 -O2 -g -DLBDPO_CUDA_EMU -Itests/gpu/emu -I. -Wall -Wextr
 # (build/rel/emu/bin): `--device cuda` runs the backend table, model.c's
 # device/host traffic and the kernels on the CPU; tests/sh/test_cuda_emu.sh
 # compares their outputs with --device cpu.
-CUDA_BE   := $(B)/libcore/backend_cuda.o
+CUDA_BE   := $(B)/libcore/nn/backend_cuda.o
 EMU_CMDS  := lbdpo-logprob lbdpo-reward lbdpo-refcache lbdpo-step lbdpo-beta lbdpo-eval lbdpo-sample
 EMU_PROGS := $(EMU_CMDS:%=$(B)/emu/bin/%)
 # lbdpo-step with the MPI dist.o on the emulated CUDA backend: under mpirun
@@ -193,7 +193,7 @@ $(B)/emu/%.o: %.cc
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@; ar rcs $@ $^
+	rm -f $@; ar qcs $@ $^ # q, not r: nn/cpu/layers.o and nn/cuda/layers.o share a name
 
 $(BIN)/%: $(B)/cmd/%.o $(PROG_OBJS) $(LIB) $(MPI_STAMP)
 	@mkdir -p $(dir $@)
@@ -203,7 +203,7 @@ $(MPI_STAMP):
 	@mkdir -p $(dir $@)
 	@rm -f $(B)/mpi-*.stamp; touch $@
 
-$(B)/mpi/dist.o: libcore/dist.c $(MPI_STAMP)
+$(B)/mpi/dist.o: libcore/dist/dist.c $(MPI_STAMP)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CFLAGS) $(NCCL_CFLAGS) -DLBDPO_MPI -c $< -o $@
 

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "libcore/adamw.h"
-#include "libcore/layers.h"
-#include "libcore/model.h"
+#include "libcore/nn/adamw.h"
+#include "libcore/nn/cpu/kernels.h"
+#include "libcore/nn/model.h"
 #include "base/util.h"
 
 static double cpu_s(void)

@@ -26,8 +26,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "libcore/cpu.h"
-#include "libcore/model.h"
+#include "libcore/nn/cpu/runtime.h"
+#include "libcore/nn/model.h"
 #include "base/util.h"
 
 static double cpu_s(void)

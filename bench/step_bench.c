@@ -1,7 +1,7 @@
 /* step_bench.c — one full LB-DPO training step (issue 7: "make bench") against
  * the plain packed forward+backward of the same batch:
  *   plain: model_forward(train) + model_backward with d_logp only
- *   step:  train_step() of libcore/engine.h, the step lbdpo-step runs (lbdpo,
+ *   step:  train_step() of libcore/train/engine.h, the step lbdpo-step runs (lbdpo,
  *          --beta-grad full: Δ, PPL and h paths, the β head; global norm,
  *          clipping, AdamW on every tensor and the head)
  * Same model (llama ≈110M: dim 768, 12 layers, vocab 32000 by default), same
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/engine.h"
+#include "libcore/train/engine.h"
 #include "base/util.h"
 
 int main(int argc, char **argv)

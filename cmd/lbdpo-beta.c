@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "formats/records.h"
-#include "libcore/betahead.h"
-#include "libcore/model.h"
-#include "libcore/train.h"
-#include "libcore/backend.h"
-#include "libcore/cpu.h"
+#include "libcore/objective/betahead.h"
+#include "libcore/nn/model.h"
+#include "libcore/train/eval.h"
+#include "libcore/nn/backend_opts.h"
+#include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"

@@ -12,13 +12,13 @@
 #include <unistd.h>
 
 #include "formats/jsonl.h"
-#include "libcore/betahead.h"
-#include "libcore/loss.h"
-#include "libcore/model.h"
-#include "libcore/engine.h"
-#include "libcore/train.h"
-#include "libcore/backend.h"
-#include "libcore/cpu.h"
+#include "libcore/objective/betahead.h"
+#include "libcore/objective/loss.h"
+#include "libcore/nn/model.h"
+#include "libcore/train/engine.h"
+#include "libcore/train/eval.h"
+#include "libcore/nn/backend_opts.h"
+#include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
 #include "base/util.h"
 

@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 
 #include "formats/bpetrain.h"
-#include "libcore/cpu.h"
+#include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
 #include "base/util.h"
 

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "formats/hfconfig.h"
-#include "libcore/cpu.h"
-#include "libcore/model.h"
-#include "libcore/train.h"
+#include "libcore/nn/cpu/runtime.h"
+#include "libcore/nn/model.h"
+#include "libcore/train/eval.h"
 #include "base/cli.h"
 #include "base/util.h"
 

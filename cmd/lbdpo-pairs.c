@@ -18,7 +18,7 @@
 #include "base/util.h"
 #include "formats/jsonl.h"
 #include "formats/pairsel.h"
-#include "libcore/cpu.h"
+#include "libcore/nn/cpu/runtime.h"
 
 /* the keys lbdpo-sample and lbdpo-reward add per sample: not passed on */
 static int is_sample_key(const char *k)

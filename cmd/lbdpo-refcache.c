@@ -1,19 +1,19 @@
 /* lbdpo-refcache — attach reference-model scores to token pairs, computing
- * each (reference, record) once: a persistent cache (libcore/refcache.h),
+ * each (reference, record) once: a persistent cache (formats/refcache.h),
  * deterministic sharding, and a merge of shard outputs. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "formats/pairs.h"
 #include "formats/records.h"
-#include "libcore/dist.h"
-#include "libcore/distrec.h"
-#include "libcore/model.h"
-#include "libcore/refcache.h"
-#include "libcore/score.h"
-#include "libcore/train.h"
-#include "libcore/backend.h"
-#include "libcore/cpu.h"
+#include "libcore/dist/dist.h"
+#include "libcore/dist/distrec.h"
+#include "libcore/nn/model.h"
+#include "formats/refcache.h"
+#include "libcore/train/score.h"
+#include "libcore/train/eval.h"
+#include "libcore/nn/backend_opts.h"
+#include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"
@@ -103,7 +103,7 @@ static int counts_match(const refcache_val *v, const score_pair *p)
 }
 
 /* After input record k (every rank reads every record): at the end of a
- * round, score what is pending and send it to rank 0 (libcore/distrec.h). */
+ * round, score what is pending and send it to rank 0 (libcore/dist/distrec.h). */
 static void end_of_round(state *s, uint64_t k)
 {
 	if (distrec_after(s->d, k)) {

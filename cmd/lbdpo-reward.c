@@ -1,15 +1,15 @@
 /* lbdpo-reward — score with a reward model (lbdpo-step --loss reward, or
  * any XxxForSequenceClassification with one label): token pairs get
- * reward_chosen and reward_rejected (libcore/score.c), lbdpo-sample's JSON
- * Lines a "reward" per sample (libcore/samples.c). */
+ * reward_chosen and reward_rejected (libcore/train/score.c), lbdpo-sample's
+ * JSON Lines a "reward" per sample (libcore/train/samples.c). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/dist.h"
-#include "libcore/samples.h"
-#include "libcore/score.h"
-#include "libcore/backend.h"
-#include "libcore/cpu.h"
+#include "libcore/dist/dist.h"
+#include "libcore/train/samples.h"
+#include "libcore/train/score.h"
+#include "libcore/nn/backend_opts.h"
+#include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"

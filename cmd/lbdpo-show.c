@@ -8,7 +8,7 @@
 #include "formats/schema.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
-#include "libcore/cpu.h"
+#include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
 #include "base/util.h"
 

@@ -3,8 +3,8 @@
  *   lbdpo-step -m MODEL_OR_CHECKPOINT -o CHECKPOINT [--steps N | --epochs E] < train.ref
  *
  * Option parsing and the step loop; the step itself is train_step()
- * (libcore/engine.h). Formulas: doc/design.md, libcore/loss.c (losses),
- * libcore/betahead.h (β model), libcore/adamw.h (optimizer); man lbdpo-step(1). */
+ * (libcore/train/engine.h). Formulas: doc/design.md, libcore/objective/loss.c (losses),
+ * libcore/objective/betahead.h (β model), libcore/nn/adamw.h (optimizer); man lbdpo-step(1). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <jansson.h>
@@ -15,86 +15,13 @@
 
 #include "formats/hfconfig.h"
 #include "formats/tfevents.h"
-#include "libcore/backend.h"
-#include "libcore/cpu.h"
-#include "libcore/dist.h"
-#include "libcore/engine.h"
+#include "libcore/nn/backend_opts.h"
+#include "libcore/nn/cpu/runtime.h"
+#include "libcore/dist/dist.h"
+#include "libcore/train/engine.h"
+#include "libcore/train/parallel.h"
 #include "base/cli.h"
 #include "base/util.h"
-
-/* The reduce point under mpirun (engine.h): sums over ranks (dist.h). G is
- * backend memory: on a GPU, NCCL or a host copy (dist_allreduce_sum_dev). */
-typedef struct {
-	const lb_backend *be;
-	double wait, seconds; /* waiting for the slowest rank; in the all-reduce */
-} reduce_ctx;
-
-static void reduce_ranks(void *ctx, float *G, size_t n, float *HG, size_t hn, double *counters, int nc)
-{
-	reduce_ctx *r = ctx;
-	double t0 = now_s();
-	if (nc > 0) {
-		/* the time ranks wait for each other, apart from the transfer */
-		dist_barrier();
-		r->wait += now_s() - t0;
-		t0 = now_s();
-	}
-	if (nc < 0) {
-		dist_allreduce_min_f64(counters, (size_t)-nc);
-	} else {
-		/* n = hn = 0: a micro-batch's per-pair scalars (engine.h) */
-		dist_allreduce_sum_dev(r->be, G, n);
-		dist_allreduce_sum_f32(HG, hn);
-		dist_allreduce_sum_f64(counters, (size_t)nc);
-	}
-	r->seconds += now_s() - t0;
-}
-
-/* The signal that stopped any rank (0: none): a signal to one rank stops
- * every rank after the same step. */
-static int stop_all(void)
-{
-	double f = -(double)stop_requested();
-	dist_allreduce_min_f64(&f, 1);
-	return (int)-f;
-}
-
-/* SHA-256 of the policy's and the β model's parameters (host copies). */
-static void params_hash(ckpt *ck, char out[65])
-{
-	model_sync(ck->m, 0);
-	sha256_ctx *h = sha256_new();
-	sha256_update(h, model_params(ck->m), model_n_params(ck->m) * sizeof(float));
-	sha256_update(h, ck->bh->p, ck->bh->n_params * sizeof(float));
-	sha256_final_hex(h, out);
-}
-
-/* Every rank must hold what rank 0 holds: compare a hash with rank 0's. */
-static void check_same(const char *what, const char mine[65])
-{
-	char r0[65];
-	memcpy(r0, mine, 65);
-	dist_bcast(r0, sizeof r0, 0);
-	if (memcmp(r0, mine, 65))
-		dist_abort(EXIT_DATA, "%s differs from rank 0's (%.12s vs %.12s)", what, mine, r0);
-}
-
-/* A hash of the training records as loaded (tokens, reference values). */
-static void data_hash(const pref_set *d, char out[65])
-{
-	sha256_ctx *h = sha256_new();
-	for (int i = 0; i < d->n; i++) {
-		const pref_rec *r = &d->r[i];
-		int len[3] = {r->np, r->nc, r->nr};
-		double ref[2] = {r->ref_c, r->ref_r};
-		sha256_update(h, len, sizeof len);
-		sha256_update(h, r->prompt, (size_t)r->np * sizeof *r->prompt);
-		sha256_update(h, r->chosen, (size_t)r->nc * sizeof *r->chosen);
-		sha256_update(h, r->rejected, (size_t)r->nr * sizeof *r->rejected);
-		sha256_update(h, ref, sizeof ref);
-	}
-	sha256_final_hex(h, out);
-}
 
 /* Rank 0 alone writes; before, every rank checks it holds the same weights
  * (the allreduce hands every rank the same sums, so they should). */
@@ -102,8 +29,8 @@ static void save(train_engine *eng, ckpt *ck, const char *out, json_t *opts)
 {
 	if (dist_size() > 1) {
 		char h[65];
-		params_hash(ck, h);
-		check_same("the parameters after the step", h);
+		dp_params_hash(ck, h);
+		dp_check_same("the parameters after the step", h);
 	}
 	if (dist_rank() == 0)
 		train_save(eng, out, opts);
@@ -685,13 +612,13 @@ int main(int argc, char **argv)
 	json_object_set_new(opts, "metrics", json_string(metrics ? metrics : ""));
 	json_object_set_new(opts, "save_every", json_integer(save_every));
 	json_object_set_new(opts, "threads", json_integer(bo.threads));
-	reduce_ctx rc = {.be = model_backend(ck->m)};
+	dp_reduce_ctx rc = {.be = model_backend(ck->m)};
 	if (nrank > 1) {
 		char h[65];
-		data_hash(data, h);
-		check_same("the training records read", h);
-		params_hash(ck, h);
-		check_same("the model loaded from --model", h);
+		dp_data_hash(data, h);
+		dp_check_same("the training records read", h);
+		dp_params_hash(ck, h);
+		dp_check_same("the model loaded from --model", h);
 	}
 	train_engine *eng = train_engine_new(ck, data, &to);
 	if (ev.d && rank == 0) { /* rank 0 scores the held-out records (eval_run) */
@@ -703,7 +630,7 @@ int main(int argc, char **argv)
 	}
 	if (nrank > 1) {
 		train_engine_set_worker(eng, rank, nrank);
-		train_engine_set_reduce(eng, reduce_ranks, &rc);
+		train_engine_set_reduce(eng, dp_reduce_ranks, &rc);
 	}
 
 	FILE *mf = NULL;
@@ -716,7 +643,7 @@ int main(int argc, char **argv)
 	progress_meter pg;
 	progress_init(&pg, steps, "steps");
 	int sig = 0;
-	while (ck->step < step_end && !(sig = stop_all())) {
+	while (ck->step < step_end && !(sig = dp_stop_all())) {
 		train_metrics tm;
 		if (train_step(eng, &tm) != 0)
 			dist_die_same(EXIT_DATA, "step %ld: non-finite %s; stopping without writing this step (%s keeps the last good "
@@ -762,7 +689,7 @@ int main(int argc, char **argv)
 		info("%d ranks: %.3f s of %.3f s in the all-reduce (%.1f%%; gradient: %s), %.3f s waiting for the slowest rank",
 		     nrank, rc.seconds, el, 100 * rc.seconds / (el > 1e-9 ? el : 1e-9), dist_dev_path(), rc.wait);
 	if (!sig)
-		sig = stop_all(); /* signalled during the last step */
+		sig = dp_stop_all(); /* signalled during the last step */
 	if (!sig || ck->step > step_start)
 		save(eng, ck, out, opts);
 	if (sig && rank == 0)

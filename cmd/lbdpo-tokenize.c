@@ -7,7 +7,7 @@
 #include "formats/prefs.h"
 #include "formats/records.h"
 #include "formats/tokenizer.h"
-#include "libcore/cpu.h"
+#include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
 #include "base/util.h"
 #include "formats/schema.h"

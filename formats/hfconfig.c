@@ -165,7 +165,7 @@ static int rope_factors(ctx *c, const char *where, json_t *v, const char *key, i
 
 /* RoPE: rope_theta and the scaling dict, spelled rope_scaling (transformers
  * 4.x, "type" or "rope_type") or rope_parameters (5.x, which also holds
- * rope_theta). Types: libcore/rope.c. Call after head_dim and
+ * rope_theta). Types: libcore/nn/rope.c. Call after head_dim and
  * max_position_embeddings are known. */
 static int parse_rope(ctx *c, model_config *cfg)
 {

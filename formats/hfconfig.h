@@ -4,7 +4,7 @@
  * Qwen2ForCausalLM -> qkv_bias = 1, Qwen3ForCausalLM -> qk_norm,
  * Phi3ForCausalLM -> fused tensors, Gemma2ForCausalLM / Gemma3ForCausalLM ->
  * gemma), gpt2 configs (GPT2LMHeadModel) and GPTNeoXForCausalLM, with RoPE
- * scaling (libcore/rope.c).
+ * scaling (libcore/nn/rope.c).
  * Features our transformer does not implement (partial rotary outside
  * GPT-NeoX, attention or
  * MLP biases beyond Qwen2's q/k/v, other activations, sliding windows

@@ -18,7 +18,7 @@
  * post_attention_layernorm. llama2.c rotates interleaved pairs (x[2i],
  * x[2i+1]); HF rotates halves (x[i], x[i + hd/2]), so wq/wk rows are
  * permuted per head at load time (model_permute_llama2c_qk in model.h). The loader itself
- * (model_load on a .bin) is in libcore/model_io.c: formats/ stays free of
+ * (model_load on a .bin) is in libcore/nn/model_io.c: formats/ stays free of
  * the model API.
  */
 #ifndef LBDPO_LLAMA2C_H

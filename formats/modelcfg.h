@@ -1,6 +1,6 @@
 /* modelcfg.h — what a model is, as its files describe it: architecture,
  * shapes, RoPE scaling and the Hugging Face family details. The config
- * readers (hfconfig.h, llama2c.h) fill it; libcore/model.h builds the
+ * readers (hfconfig.h, llama2c.h) fill it; libcore/nn/model.h builds the
  * transformer from it. It lives in formats/ so the readers need nothing from
  * libcore (the layering rule in doc/design.md §7).
  */
@@ -16,7 +16,7 @@ const char *model_arch_name(model_arch a); /* "llama", "gpt2", "gpt_neox" */
 int model_arch_parse(const char *s);       /* -1 if unknown */
 
 /* RoPE frequency schemes of transformers' modeling_rope_utils (formulas in
- * libcore/rope.c). All leave the rotate-half layout alone: they change the
+ * libcore/nn/rope.c). All leave the rotate-half layout alone: they change the
  * inverse frequencies f_i and may scale cos/sin by an attention factor. */
 typedef enum { ROPE_DEFAULT = 0, ROPE_LINEAR, ROPE_DYNAMIC, ROPE_YARN, ROPE_LLAMA3, ROPE_LONGROPE } rope_kind;
 /* Name of a rope_kind as config.json spells it ("default", "llama3", ...);

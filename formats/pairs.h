@@ -14,7 +14,7 @@
 
 #include "formats/records.h"
 
-/* One preference pair's token ids (what libcore/score.h scores). */
+/* One preference pair's token ids (what libcore/train/score.h scores). */
 typedef struct {
 	const uint32_t *prompt, *chosen, *rejected;
 	int n_prompt, n_chosen, n_rejected; /* n_prompt >= 1; completions may be empty */
@@ -47,7 +47,7 @@ void pair_free(held_pair *h);
 
 /* Header checks against the model: the tokenizer's declared vocab_size must
  * fit the model's; want_sha (may be NULL) must equal tokenizer.sha256. The
- * model's own tokenizer is compared by prov_check (libcore/train.h). */
+ * model's own tokenizer is compared by prov_check (libcore/train/checkpoint.h). */
 void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha);
 
 /* Pack {"path": path, "fingerprint": fp} as the value of key in a header. */

@@ -91,7 +91,7 @@ rs_writer *rs_create(const char *path);
 /* Flush and close (renames a file into place); dies on any write error. */
 void rs_finish(rs_writer *w);
 /* A writer that keeps its bytes in memory (records computed on one MPI rank
- * and written by another, libcore/distrec.h); rs_finish frees it. */
+ * and written by another, libcore/dist/distrec.h); rs_finish frees it. */
 rs_writer *rs_create_mem(void);
 const char *rs_mem(rs_writer *w, size_t *n); /* the bytes written since the last clear */
 void rs_mem_clear(rs_writer *w);

@@ -4,8 +4,15 @@
 #     base/  <-  formats/  <-  libcore/  <-  cmd/
 #
 # a directory includes project headers only from itself and the directories
-# to its left (bench/ and tests/ may include any). And one include style:
-# every project header is named from the repository root ("libcore/model.h"),
+# to its left (bench/ and tests/ may include any). Inside libcore/, its four
+# wings have their own order:
+#
+#     nn/ (model, kernels, backends)  <-  dist/ (ranks)  <-  train/
+#     objective/ (losses, β head)                         <-  train/
+#
+# nn/ and objective/ know nothing of each other or of training; train/ may
+# use every wing; dist/ only nn/ (its gradients live in a backend's memory). And one include style:
+# every project header is named from the repository root ("libcore/nn/model.h"),
 # never relative ("../formats/x.h" or "model.h"). Prints each violation as
 # file:line and exits 1 if there is any.
 cd "$(dirname "$0")/.." || exit 2
@@ -16,7 +23,12 @@ for f in $(git ls-files 'base/*' 'formats/*' 'libcore/*' 'cmd/*' 'bench/*' 'test
 	case $f in
 	base/*) allowed="base" ;;
 	formats/*) allowed="base formats" ;;
-	libcore/*) allowed="base formats libcore" ;;
+	libcore/nn/*) allowed="base formats libcore/nn" ;;
+	libcore/objective/*) allowed="base formats libcore/objective" ;;
+	libcore/dist/*) allowed="base formats libcore/dist libcore/nn" ;;
+	libcore/train/*) allowed="base formats libcore" ;;
+	libcore/*) allowed="base formats" ;; # a file outside the wings
+
 	cmd/*) allowed="base formats libcore cmd" ;;
 	*) allowed="" ;; # bench/, tests/: anything
 	esac
@@ -30,10 +42,14 @@ for f in $(git ls-files 'base/*' 'formats/*' 'libcore/*' 'cmd/*' 'bench/*' 'test
 			continue
 		fi
 		[ -z "$allowed" ] && continue
-		top=${inc%%/*}
 		ok=0
-		for a in $allowed; do [ "$a" = "$top" ] && ok=1; done
-		[ $ok = 1 ] || echo "$f:$n: ${f%%/*}/ may not include $inc (layers: base <- formats <- libcore <- cmd)"
+		for a in $allowed; do case $inc in "$a"/*) ok=1 ;; esac; done
+		[ $ok = 1 ] && continue
+		case $f in
+		libcore/*/*) w=${f#libcore/}; w=libcore/${w%%/*}
+			echo "$f:$n: $w/ may not include $inc (wings: nn <- dist <- train, objective <- train)" ;;
+		*) echo "$f:$n: ${f%%/*}/ may not include $inc (layers: base <- formats <- libcore <- cmd)" ;;
+		esac
 	done)
 	if [ -n "$out" ]; then
 		printf '%s\n' "$out"

@@ -16,12 +16,18 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 pass=0 fail=0 skip=0 failed=()
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
-only="${TESTS:-}"   # TESTS=pattern runs a subset
+only="${TESTS:-}"   # TESTS='pat1 pat2' runs the tests whose names contain any pattern
+wanted() {
+	[ -z "$only" ] && return 0
+	local p
+	for p in $only; do [[ $1 == *$p* ]] && return 0; done
+	return 1
+}
 
 for t in "$LBDPO_TESTBIN"/test_*; do
 	[ -x "$t" ] || continue
 	n=${t##*/}
-	[ -n "$only" ] && [[ $n != *$only* ]] && continue
+	wanted "$n" || continue
 	# --verbose: Criterion names skipped tests only then ("[SKIP] suite::test: reason")
 	"$t" --jobs 2 --verbose >"$log/$n" 2>&1; rc=$?
 	syn=$(grep -a 'Synthesis:' "$log/$n" | tail -1)
@@ -39,7 +45,7 @@ done
 for t in tests/sh/test_*.sh; do
 	[ -f "$t" ] || continue
 	n=$(basename "$t" .sh)
-	[ -n "$only" ] && [[ $n != *$only* ]] && continue
+	wanted "$n" || continue
 	start=$(date +%s)
 	bash "$t" >"$log/$n" 2>&1; rc=$?
 	dt=$(( $(date +%s) - start ))

@@ -1,5 +1,5 @@
-/* gpu_kernels.c — every CUDA kernel of libcore/cuda against its CPU twin
- * (libcore/layers.c, libcore/adamw.c) on random shapes: odd sizes, grouped-query heads,
+/* gpu_kernels.c — every CUDA kernel of libcore/nn/cuda against its CPU twin
+ * (libcore/nn/cpu/layers.c, libcore/nn/adamw.c) on random shapes: odd sizes, grouped-query heads,
  * head_dim 64 and 128, sequence lengths that are not multiples of 32, a
  * long prompt; the operations of the other families (Qwen3's per-head
  * norm, GPT-NeoX's partial rotary and exact GELU, Gemma's offset RMSNorm,
@@ -35,10 +35,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/adamw.h"
-#include "libcore/backend.h"
-#include "libcore/cuda/cuda.h"
-#include "libcore/layers.h"
+#include "libcore/nn/adamw.h"
+#include "libcore/nn/backend.h"
+#include "libcore/nn/cuda/cuda.h"
+#include "libcore/nn/cpu/kernels.h"
 #include "base/util.h"
 
 #define TOL 1e-5

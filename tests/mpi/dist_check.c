@@ -1,4 +1,4 @@
-/* dist_check — the MPI build of libcore/dist.c under mpirun (tests/sh/test_mpi.sh):
+/* dist_check — the MPI build of libcore/dist/dist.c under mpirun (tests/sh/test_mpi.sh):
  *   dist_check             every operation against what it must give; rank 0
  *                          prints "dist_check: N ranks ok"
  *   dist_check die R       rank R dies (die()) while the others wait in an
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/dist.h"
+#include "libcore/dist/dist.h"
 #include "base/util.h"
 
 #define CHECK(c, ...)                                                                              \

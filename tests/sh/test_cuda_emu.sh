@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_cuda_emu.sh — the real programs with `--device cuda` on the CUDA
-# backend (libcore/backend_cuda.c + libcore/cuda kernels) compiled against the
+# backend (libcore/nn/backend_cuda.c + libcore/nn/cuda kernels) compiled against the
 # CPU emulator of tests/gpu/emu (build/*/emu/bin), against `--device cpu`:
 # lbdpo-logprob on random and fixture models of every family, 3 lbdpo-step
 # steps of dpo and lbdpo (metrics and every checkpoint tensor), resume across

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_gpu_emu.sh — the CUDA kernels of libcore/cuda, compiled by g++ against
+# test_gpu_emu.sh — the CUDA kernels of libcore/nn/cuda, compiled by g++ against
 # the CPU emulator of tests/gpu/emu (threads as coroutines, real barriers and
 # warp shuffles, cuBLAS as column-major cblas), against their CPU twins. No
 # GPU or nvcc needed; checks indexing, reductions, synchronization and the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_mpi.sh — the MPI builds under mpirun with 2 (and 3) ranks on this host:
-# libcore/dist.c's operations (tests/mpi/dist_check); lbdpo-refcache and
+# libcore/dist/dist.c's operations (tests/mpi/dist_check); lbdpo-refcache and
 # lbdpo-logprob under mpirun write byte for byte what one process writes; a
 # shared cache and per-host caches; refusals; a rank that dies or is killed
 # ends the job with an error and leaves no output, and a re-run completes.
@@ -23,7 +23,7 @@ grep -qx 'dist_check\[rank 1\]: error: rank 1 failing on purpose' err || fail "n
 [ "$(grep -c 'error:' err)" = 1 ] || fail "more than one error line: $(cat err)"
 
 # 2. Equal to one process, byte for byte: 1100 records = several rounds of
-# 256 records per rank (libcore/distrec.h), 2 and 3 ranks, file and stdout.
+# 256 records per rank (libcore/dist/distrec.h), 2 and 3 ranks, file and stdout.
 lbdpo-init -q --arch llama --dim 64 --layers 2 --heads 4 --kv-heads 2 --hidden 128 --vocab 512 --seed 1 -o m1 || fail "lbdpo-init"
 gen 11 1100 p.tok || fail "generating records"
 mkdir one two three

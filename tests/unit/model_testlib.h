@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/model.h"
+#include "libcore/nn/model.h"
 #include "base/util.h"
 
 /* Tiny deterministic RNG for test data. */

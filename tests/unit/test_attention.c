@@ -1,4 +1,4 @@
-/* test_attention.c — attention_forward/backward of libcore/layers.c against a
+/* test_attention.c — attention_forward/backward of libcore/nn/cpu/layers.c against a
  * direct double-precision evaluation of the formulas, on a packed batch with
  * a preference tree (prompt, two completions) and a plain sequence, grouped
  * kv heads, and head sizes that take the query-blocked backward (multiples
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/layers.h"
+#include "libcore/nn/cpu/kernels.h"
 
 static float frand(unsigned *s)
 {

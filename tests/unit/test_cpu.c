@@ -5,8 +5,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "libcore/cpu.h"
-#include "libcore/vexp.h"
+#include "libcore/nn/cpu/runtime.h"
+#include "libcore/nn/cpu/vexp.h"
 
 static const cpu_features intel512 = { CPU_AVX512, 0 }, intel2 = { CPU_AVX2, 0 }, amd2 = { CPU_AVX2, 1 },
 			  amd512 = { CPU_AVX512, 1 }, avx1 = { CPU_AVX, 0 }, sse = { CPU_SSE, 0 };

@@ -1,4 +1,4 @@
-/* test_dist.c — the plain (no-MPI) build of libcore/dist.c: one rank, every
+/* test_dist.c — the plain (no-MPI) build of libcore/dist/dist.c: one rank, every
  * operation the identity; started by mpirun with several ranks it refuses
  * to run (N copies would each do the whole job). The MPI build is tested
  * under mpirun by tests/sh/test_mpi.sh. */
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/dist.h"
+#include "libcore/dist/dist.h"
 
 Test(dist, one_rank_identity)
 {

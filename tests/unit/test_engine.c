@@ -6,8 +6,8 @@
 #include <math.h>
 #include <pthread.h>
 
-#include "libcore/backend.h"
-#include "libcore/engine.h"
+#include "libcore/nn/backend.h"
+#include "libcore/train/engine.h"
 #include "tests/unit/model_testlib.h"
 
 Test(engine, opts_json_round_trip)

@@ -1,5 +1,5 @@
 /* test_gemm_map.c — the row-major → column-major GEMM mapping that every
- * cuBLAS call of libcore/cuda goes through (libcore/cuda/gemm_map.h),
+ * cuBLAS call of libcore/nn/cuda goes through (libcore/nn/cuda/gemm_map.h),
  * checked on the CPU: a plain column-major GEMM with the mapped arguments
  * (operands swapped) must equal cblas_sgemm RowMajor with the original ones,
  * for all four transpose combinations, odd sizes and padded leading
@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "libcore/cuda/gemm_map.h"
+#include "libcore/nn/cuda/gemm_map.h"
 
 /* Column-major C[m,n] = alpha·op(X)[m,k]·op(Y)[k,n] + beta·C, the reference
  * semantics of cublasSgemm. */

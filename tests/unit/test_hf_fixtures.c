@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "formats/safetensors.h"
-#include "libcore/model.h"
+#include "libcore/nn/model.h"
 #include "base/util.h"
 
 #define FIX "tests/fixtures/hf/"

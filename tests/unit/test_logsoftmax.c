@@ -1,4 +1,4 @@
-/* test_logsoftmax.c — logsoftmax_rows and logit_grad_rows of libcore/layers.c
+/* test_logsoftmax.c — logsoftmax_rows and logit_grad_rows of libcore/nn/cpu/layers.c
  * against a direct double-precision evaluation:
  *   lse = log Σ_v e^{z_v},  lp_k = z_{y_k} − lse,  ent = lse − Σ_v p_v z_v,
  *   dz_v = Σ_k w_k [v = y_k] − (Σ_k w_k) p_v,  p_v = e^{z_v − lse}.
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/layers.h"
+#include "libcore/nn/cpu/kernels.h"
 
 enum { V = 2 * 512 + 333, T = 6 };
 

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libcore/adamw.h"
-#include "libcore/betahead.h"
-#include "libcore/loss.h"
+#include "libcore/nn/adamw.h"
+#include "libcore/objective/betahead.h"
+#include "libcore/objective/loss.h"
 
 static json_t *fixture(void)
 {

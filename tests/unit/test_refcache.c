@@ -13,7 +13,7 @@
 #include <dirent.h>
 
 #include "tests/unit/expect_die.h"
-#include "libcore/refcache.h"
+#include "formats/refcache.h"
 #include "base/util.h"
 
 static const char FP_A[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "formats/hfconfig.h"
-#include "libcore/loss.h"
-#include "libcore/model.h"
+#include "libcore/objective/loss.h"
+#include "libcore/nn/model.h"
 #include "base/util.h"
 
 #define FIX "tests/fixtures/hf/"

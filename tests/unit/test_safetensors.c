@@ -13,9 +13,9 @@
 #include "formats/hfconfig.h"
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
-#include "libcore/layers.h"
-#include "libcore/model.h"
-#include "libcore/rope.h"
+#include "libcore/nn/cpu/kernels.h"
+#include "libcore/nn/model.h"
+#include "libcore/nn/rope.h"
 #include "base/util.h"
 
 #define FIX "tests/fixtures/hf"

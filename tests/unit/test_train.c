@@ -4,9 +4,9 @@
  * what each --beta-grad mode cuts. */
 #include <criterion/criterion.h>
 
-#include "libcore/betahead.h"
-#include "libcore/loss.h"
-#include "libcore/train.h"
+#include "libcore/objective/betahead.h"
+#include "libcore/objective/loss.h"
+#include "libcore/train/eval.h"
 #include "tests/unit/model_testlib.h"
 
 enum { NB = 4, HID = 5 };

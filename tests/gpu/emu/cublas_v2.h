@@ -1,6 +1,6 @@
 /* cublas_v2.h — cublasGemmEx and friends for the CPU emulator: the GEMM is
  * cblas in column-major order, which is exactly cuBLAS's contract, so the
- * emulated run checks libcore/cuda's row-major argument mapping too. */
+ * emulated run checks libcore/nn/cuda's row-major argument mapping too. */
 #ifndef LBDPO_EMU_CUBLAS_H
 #define LBDPO_EMU_CUBLAS_H
 

@@ -1,4 +1,4 @@
-/* cuda_runtime.h — the part of the CUDA runtime API libcore/cuda uses,
+/* cuda_runtime.h — the part of the CUDA runtime API libcore/nn/cuda uses,
  * on host memory, for the CPU emulator (see emu.h). One "device". */
 #ifndef LBDPO_EMU_CUDA_RUNTIME_H
 #define LBDPO_EMU_CUDA_RUNTIME_H

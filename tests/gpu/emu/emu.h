@@ -1,5 +1,5 @@
 /* emu.h — a CPU emulator of the CUDA execution model, just enough to run
- * libcore/cuda's kernels unchanged on a machine without a GPU (g++ with
+ * libcore/nn/cuda's kernels unchanged on a machine without a GPU (g++ with
  * -DLBDPO_CUDA_EMU -Itests/gpu/emu): blocks run one after another; the
  * threads of a block are coroutines that switch at __syncthreads and warp
  * shuffles, so barriers, shared memory and butterfly reductions behave as
