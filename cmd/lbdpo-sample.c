@@ -6,7 +6,9 @@
  * prompts), or a token record stream with "prompt_ids". Output:
  * JSON Lines, one object per (prompt, sample): the input's fields (JSONL:
  * all of them; records: the scalar ones and prompt_ids) followed by
- * "sample", "text" (with a tokenizer), "ids", "n_new", "stop".
+ * "sample", "text" (with a tokenizer), "ids", "n_new", "stop"; with
+ * --logprobs (rollouts for lbdpo-step --loss ppo|grpo|rloo) also
+ * "prompt_ids", "eos_id" (when it stopped at one) and "token_logps".
  * The tokenizer is --tokenizer, else the model directory's own.
  *
  * Decoding: each new token costs one model_kv_feed of one token, so a
@@ -51,6 +53,7 @@ typedef struct {
 	int n;
 	int64_t eos[MAX_EOS]; /* stop ids */
 	int n_eos;
+	int logprobs; /* --logprobs: rollout records (prompt_ids, token_logps, eos_id) */
 } sample_opts;
 
 static uint64_t splitmix(uint64_t *s)
@@ -154,12 +157,27 @@ typedef struct {
 	uint8_t *mark; /* [V]: in seen */
 	uint32_t *gen, *seen, *known;
 	size_t gen_cap, seen_cap, known_cap, n_seen;
+	double *glp; /* [max_new + 1] log-probs of the generated tokens (--logprobs) */
+	float *raw;  /* [V] the logits before warping (--logprobs) */
+	uint32_t eos_hit;
 	char *text, *fix;
 	size_t text_cap, fix_cap;
 	FILE *out;
 	long n_out, n_tokens;
 	progress_meter pm;
 } sampler;
+
+/* log Σ exp(z[0..n)) in double */
+static double logsumexp_f(const float *z, int n)
+{
+	float mx = z[0];
+	for (int i = 1; i < n; i++)
+		mx = z[i] > mx ? z[i] : mx;
+	double s = 0;
+	for (int i = 0; i < n; i++)
+		s += exp((double)z[i] - mx);
+	return mx + log(s);
+}
 
 /* Decode ids as transformers does: an id the tokenizer lacks (a padded
  * vocabulary's extra rows) decodes to nothing. */
@@ -231,14 +249,22 @@ static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t inde
 		const char *stop = "length";
 		xgrow((void **)&s->gen, &s->gen_cap, (size_t)s->o->max_new + 1, sizeof *s->gen);
 		while (n < s->o->max_new) {
+			/* the policy's own log-softmax at temperature 1, before any
+			 * warping: what lbdpo-step's ratio divides by */
+			double lse = s->o->logprobs ? logsumexp_f(s->logits, V) : 0;
+			if (s->o->logprobs)
+				memcpy(s->raw, s->logits, sizeof(float) * V);
 			if (s->o->rep_penalty != 1)
 				rep_penalize(s->logits, s->seen, s->n_seen, s->o->rep_penalty);
 			uint32_t t = pick(s->logits, s->V_pick, s->o, &rng, s->c);
+			if (s->o->logprobs)
+				s->glp[n] = s->raw[t] - lse;
 			int is_eos = 0;
 			for (int e = 0; e < s->o->n_eos; e++)
 				is_eos |= t == (uint32_t)s->o->eos[e];
 			if (is_eos) {
 				stop = "eos";
+				s->eos_hit = t;
 				break;
 			}
 			s->gen[n++] = t;
@@ -267,6 +293,23 @@ static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t inde
 		json_object_set_new(o, "ids", ids);
 		json_object_set_new(o, "n_new", json_integer(n));
 		json_object_set_new(o, "stop", json_string(stop));
+		if (s->o->logprobs) {
+			/* the rollout: the prompt's ids, and one log-prob per id of
+			 * ids plus the stop token when it stopped at one (eos_id) */
+			if (!json_object_get(o, "prompt_ids")) {
+				json_t *pids = json_array();
+				for (int i = 0; i < np; i++)
+					json_array_append_new(pids, json_integer(prompt[i]));
+				json_object_set_new(o, "prompt_ids", pids);
+			}
+			int is_eos = !strcmp(stop, "eos");
+			if (is_eos)
+				json_object_set_new(o, "eos_id", json_integer(s->eos_hit));
+			json_t *lps = json_array();
+			for (int i = 0; i < n + is_eos; i++)
+				json_array_append_new(lps, json_real(s->glp[i]));
+			json_object_set_new(o, "token_logps", lps);
+		}
 		if (json_dumpf(o, s->out, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || fputc('\n', s->out) == EOF)
 			die("write failed");
 		json_decref(o);
@@ -371,7 +414,7 @@ static int gen_config(const char *model_path, sample_opts *o)
 	return have_eos;
 }
 
-enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_REP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL, O_IGNPROV };
+enum { O_GREEDY = 256, O_TEMP, O_TOPK, O_TOPP, O_REP, O_SEED, O_MAXNEW, O_N, O_EOS, O_NOEOS, O_NOBOS, O_TOK, O_TPL, O_IGNPROV, O_LOGPROBS };
 static const cli_opt opts[] = {
 	CLI_OPT('m', 'm', "model", "PATH", "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
 	CLI_OPT(O_TOK, 0, "tokenizer", "FILE",
@@ -394,6 +437,8 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_N, 0, "n", "N", "samples per prompt (default 1)"),
 	CLI_SECTION("Other:"),
 	CLI_OPT(O_NOBOS, 0, "no-bos", NULL, "do not prepend BOS to JSONL prompts"),
+	CLI_OPT(O_LOGPROBS, 0, "logprobs", NULL,
+		"rollout records for lbdpo-step --loss ppo|grpo|rloo: add prompt_ids, token_logps (the model's log-probs at temperature 1 of ids and of the stop token) and eos_id"),
 	CLI_OPT(O_TPL, 0, "template", "NAME|FILE",
 		"chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the tokenizer's own chat_template)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no progress lines and no summary"),
@@ -443,6 +488,7 @@ int main(int argc, char **argv)
 		case O_EOS: eos_arg = arg; break;
 		case O_NOEOS: no_eos = 1; break;
 		case O_NOBOS: no_bos = 1; break;
+		case O_LOGPROBS: o.logprobs = 1; break;
 		case O_TPL: tpl_name = arg; break;
 		case 'q': lbdpo_quiet = 1; break;
 		case O_IGNPROV: ignore_prov = 1; break;
@@ -496,6 +542,10 @@ int main(int argc, char **argv)
 	s.logits = xmalloc((size_t)cfg->vocab_size * sizeof *s.logits);
 	s.c = xmalloc((size_t)cfg->vocab_size * sizeof *s.c);
 	s.mark = xcalloc((size_t)cfg->vocab_size, 1);
+	if (o.logprobs) {
+		s.raw = xmalloc((size_t)cfg->vocab_size * sizeof *s.raw);
+		s.glp = xmalloc(((size_t)o.max_new + 1) * sizeof *s.glp);
+	}
 	outfile *out = out_open(out_path);
 	s.out = out->fp;
 	progress_init(&s.pm, 0, "samples");
@@ -573,6 +623,8 @@ int main(int argc, char **argv)
 	free(s.text);
 	free(s.fix);
 	free(s.logits);
+	free(s.raw);
+	free(s.glp);
 	free(s.c);
 	free(s.mark);
 	free(s.seen);

@@ -19,6 +19,7 @@
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/dist/dist.h"
 #include "libcore/train/engine.h"
+#include "libcore/train/rlstep.h"
 #include "libcore/train/parallel.h"
 #include "base/cli.h"
 #include "base/util.h"
@@ -134,7 +135,9 @@ enum {
 	O_FRESH = 256, O_STEPS, O_EPOCHS, O_TOTAL, O_BS, O_ACC, O_LR, O_BLR, O_WD, O_BWD, O_WARM, O_SCHED,
 	O_CLIP, O_SEED, O_LOSS, O_BETA, O_BINIT, O_WINIT, O_EPS, O_HEAD, O_HID, O_POOL, O_PPL, O_BGRAD, O_FREEZE,
 	O_LS, O_GAMMA, O_SFTW, O_BA, O_BR, O_RREG, O_BMIN, O_BMAX, O_GREG, O_EREG, O_EALPHA, O_METRICS, O_SAVE,
-	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_EVIN, O_EVSTEPS, O_BEST, O_BESTMODE, O_TB, O_CENTER, O_LAST
+	O_SDT, O_IGNPROV, O_ALLOW, O_LOSSW, O_LEARNB, O_TAU, O_EVIN, O_EVSTEPS, O_BEST, O_BESTMODE, O_TB, O_CENTER,
+	O_REF, O_VALUE, O_VLR, O_KLC, O_KLT, O_KLH, O_CR, O_CRV, O_VFC, O_GGAMMA, O_GLAM, O_NMB, O_NGEN, O_EOSPEN,
+	O_WHITEN, O_NORMADV, O_SCALE, O_LTYPE, O_PTXC, O_PTXD, O_LAST
 };
 
 static const cli_opt opts[] = {
@@ -173,6 +176,30 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_SFTW, 0, "sft-weight", "X", "add X * NLL(chosen) to the loss (RPO; default 0)"),
 	CLI_OPT(O_BA, 0, "bdpo-alpha", "X", "beta-dpo: a in beta0*(1 + a*(M - M0)) (default 0.6)"),
 	CLI_OPT(O_BR, 0, "bdpo-rho", "X", "beta-dpo: fraction of pairs filtered out (default 0.2)"),
+	CLI_SECTION("Reinforcement learning (--loss ppo, grpo, rloo; input: scored lbdpo-sample --logprobs rollouts):"),
+	CLI_OPT(O_REF, 0, "ref", "MODEL", "reference model of the KL (default: none, KL 0)"),
+	CLI_OPT(O_KLC, 0, "kl-coef", "X",
+		"KL coefficient: ppo, rloo in the reward, grpo in the loss (default: ppo, rloo 0.05; grpo 0)"),
+	CLI_OPT(O_KLT, 0, "kl-target", "X", "adaptive KL coefficient toward this KL (default 0: fixed)"),
+	CLI_OPT(O_KLH, 0, "kl-horizon", "N", "horizon of the adaptive KL coefficient (default 10000)"),
+	CLI_OPT(O_CR, 0, "cliprange", "X", "ratio clip epsilon (default 0.2)"),
+	CLI_OPT(O_NMB, 0, "num-mini-batches", "N", "mini-batches per epoch over the rollouts (default 1)"),
+	CLI_OPT(O_NGEN, 0, "num-generations", "G",
+		"grpo, rloo: samples per prompt (default: the run of lines with the first line's prompt)"),
+	CLI_OPT(O_SCALE, 0, "scale-rewards", "S", "grpo: group or none (default group)"),
+	CLI_OPT(O_LTYPE, 0, "loss-type", "T", "grpo: grpo (sequence mean) or bnpo (token mean) (default grpo)"),
+	CLI_OPT(O_NORMADV, 0, "normalize-advantages", NULL, "rloo: whiten the advantages over the batch"),
+	CLI_OPT(O_VALUE, 0, "value-model", "DIR",
+		"ppo: value model, a reward model directory (default: the policy with a zero score head)"),
+	CLI_OPT(O_VLR, 0, "value-lr", "X", "ppo: value model learning rate (default: --lr)"),
+	CLI_OPT(O_CRV, 0, "cliprange-value", "X", "ppo: value clip (default 0.2)"),
+	CLI_OPT(O_VFC, 0, "vf-coef", "X", "ppo: value loss coefficient (default 0.1)"),
+	CLI_OPT(O_GGAMMA, 0, "gae-gamma", "X", "ppo: discount gamma of GAE (default 1)"),
+	CLI_OPT(O_GLAM, 0, "gae-lambda", "X", "ppo: lambda of GAE (default 0.95)"),
+	CLI_OPT(O_EOSPEN, 0, "missing-eos-penalty", "X", "ppo: subtract X from the score of a sample without EOS"),
+	CLI_OPT(O_WHITEN, 0, "whiten-rewards", NULL, "ppo: whiten the per-token rewards"),
+	CLI_OPT(O_PTXC, 0, "ptx-coef", "X", "ppo: PPO-ptx, add X * NLL of --ptx-data (default 0)"),
+	CLI_OPT(O_PTXD, 0, "ptx-data", "FILE", "ppo: token records whose chosen completions are the pretraining data"),
 	CLI_SECTION("Beta model (lbdpo, --learned-beta):"),
 	CLI_OPT(O_BINIT, 0, "beta-init", "B", "set w so the first batch's mean beta is B (default: --beta)"),
 	CLI_OPT(O_WINIT, 0, "w-init", "X", "start from w = X instead of --beta-init"),
@@ -348,6 +375,52 @@ static void resume_log(const json_t *pj, const json_t *state, const char *metric
 		info("resuming on %s (the run's: %s)", lbdpo_run_device, pd);
 }
 
+/* --loss ppo|grpo|rloo: one RL update (libcore/train/rlstep.c); the
+ * options of the preference losses are refused */
+static int rl_main(rl_opts *ro, const cli *c, int argc, char **argv, const char *given, const char *in, const char *out,
+		   const char *metrics, const train_opts *to, double epochs, backend_opts *bo)
+{
+	static const int allowed[] = {'m', 'i', 'o', O_EPOCHS, O_LR, O_WD, O_CLIP, O_SEED, O_LOSS, O_METRICS, 'q',
+				      O_REF, O_VALUE, O_VLR, O_KLC, O_KLT, O_KLH, O_CR, O_CRV, O_VFC, O_GGAMMA, O_GLAM,
+				      O_NMB, O_NGEN, O_EOSPEN, O_WHITEN, O_NORMADV, O_SCALE, O_LTYPE, O_PTXC, O_PTXD};
+	for (int k = 1; k < O_LAST; k++) {
+		if (!given[k] || (k > 'z' && k < O_FRESH))
+			continue;
+		int ok = 0;
+		for (size_t q = 0; q < sizeof allowed / sizeof *allowed; q++)
+			ok |= allowed[q] == k;
+		if (!ok && k >= O_FRESH)
+			die_usage("--%s is not an option of --loss %s", flag_name(k), rl_algo_name(ro->algo));
+	}
+	if (c->ind < argc)
+		die_usage("unexpected argument '%s'", argv[c->ind]);
+	if (!to->init || !out)
+		die_usage("--model and --output are required");
+	if (ro->ptx_coef > 0 && !ro->ptx_data)
+		die_usage("--ptx-coef needs --ptx-data");
+	if ((ro->ptx_coef > 0 || ro->value || given[O_VLR] || given[O_CRV] || given[O_VFC] || given[O_GGAMMA] ||
+	     given[O_GLAM] || given[O_EOSPEN] || given[O_WHITEN]) && ro->algo != RL_PPO)
+		die_usage("--value-model, --value-lr, --cliprange-value, --vf-coef, --gae-gamma, --gae-lambda, "
+			  "--missing-eos-penalty, --whiten-rewards and --ptx-coef are options of --loss ppo");
+	if ((given[O_SCALE] || given[O_LTYPE]) && ro->algo != RL_GRPO)
+		die_usage("--scale-rewards and --loss-type are options of --loss grpo");
+	if (given[O_NORMADV] && ro->algo != RL_RLOO)
+		die_usage("--normalize-advantages is an option of --loss rloo");
+	backend_opts_apply(bo);
+	ro->policy = to->init;
+	ro->out = out;
+	ro->in = in ? in : "-";
+	ro->metrics = metrics;
+	ro->lr = given[O_LR] ? to->lr : 1e-5;
+	ro->weight_decay = to->weight_decay;
+	ro->clip = to->clip;
+	ro->seed = to->ck.seed;
+	ro->epochs = epochs > 0 ? (int)epochs : -1;
+	ro->quiet = lbdpo_quiet;
+	rl_train(ro);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	set_progname("lbdpo-step");
@@ -361,6 +434,9 @@ int main(int argc, char **argv)
 	char given[O_LAST] = {0}; /* options on the command line, by key */
 	train_opts to;
 	train_opts_default(&to);
+	rl_opts ro;
+	rl_opts_default(&ro);
+	int rl = 0;
 	loss_opts *lo = &to.loss;
 	backend_opts bo = {0};
 	cli c;
@@ -394,6 +470,11 @@ int main(int argc, char **argv)
 		case O_CLIP: to.clip = parse_double("--clip", arg, 0, 1e9); break;
 		case O_SEED: to.ck.seed = (uint64_t)parse_long("--seed", arg, 0, 1L << 62); break;
 		case O_LOSS:
+			if ((k = rl_algo_parse(arg)) >= 0) {
+				rl = 1;
+				ro.algo = (rl_algo)k;
+				break;
+			}
 			if ((loss_list = strchr(arg, ',') ? arg : NULL))
 				break; /* a list: set below with --loss-weights */
 			if ((k = loss_kind_parse(arg)) < 0)
@@ -466,8 +547,43 @@ int main(int argc, char **argv)
 		case O_IGNPROV: ignore_prov = 1; break;
 		case O_ALLOW: allow_changed = 1; break;
 		case 'q': lbdpo_quiet = 1; break;
+		case O_REF: ro.ref = arg; break;
+		case O_VALUE: ro.value = arg; break;
+		case O_VLR: ro.value_lr = parse_double("--value-lr", arg, 0, 10); break;
+		case O_KLC: ro.kl_coef = parse_double("--kl-coef", arg, 0, 1e6); break;
+		case O_KLT: ro.kl_target = parse_double("--kl-target", arg, 0, 1e9); break;
+		case O_KLH: ro.kl_horizon = parse_double("--kl-horizon", arg, 1, 1e12); break;
+		case O_CR: ro.eps = parse_double("--cliprange", arg, 0, 10); break;
+		case O_CRV: ro.eps_v = parse_double("--cliprange-value", arg, 0, 1e9); break;
+		case O_VFC: ro.vf_coef = parse_double("--vf-coef", arg, 0, 1e9); break;
+		case O_GGAMMA: ro.gamma = parse_double("--gae-gamma", arg, 0, 1); break;
+		case O_GLAM: ro.lam = parse_double("--gae-lambda", arg, 0, 1); break;
+		case O_NMB: ro.mini_batches = (int)parse_long("--num-mini-batches", arg, 1, 1 << 20); break;
+		case O_NGEN: ro.G = (int)parse_long("--num-generations", arg, 2, 1 << 20); break;
+		case O_EOSPEN: ro.eos_penalty = parse_double("--missing-eos-penalty", arg, 0, 1e9); break;
+		case O_WHITEN: ro.whiten_rewards = 1; break;
+		case O_NORMADV: ro.normalize_adv = 1; break;
+		case O_SCALE:
+			if (strcmp(arg, "group") && strcmp(arg, "none"))
+				die_usage("--scale-rewards: expected group or none, got '%s'", arg);
+			ro.scale_rewards = !strcmp(arg, "group");
+			break;
+		case O_LTYPE:
+			if (strcmp(arg, "grpo") && strcmp(arg, "bnpo"))
+				die_usage("--loss-type: expected grpo or bnpo, got '%s'", arg);
+			ro.agg_seq = !strcmp(arg, "grpo");
+			break;
+		case O_PTXC: ro.ptx_coef = parse_double("--ptx-coef", arg, 0, 1e9); break;
+		case O_PTXD: ro.ptx_data = arg; break;
 		}
 	}
+	static const int rl_only[] = {O_REF, O_VALUE, O_VLR, O_KLC, O_KLT, O_KLH, O_CR, O_CRV, O_VFC, O_GGAMMA, O_GLAM,
+				      O_NMB, O_NGEN, O_EOSPEN, O_WHITEN, O_NORMADV, O_SCALE, O_LTYPE, O_PTXC, O_PTXD};
+	if (rl)
+		return rl_main(&ro, &c, argc, argv, given, in, out, metrics, &to, epochs, &bo);
+	for (size_t q = 0; q < sizeof rl_only / sizeof *rl_only; q++)
+		if (given[rl_only[q]])
+			die_usage("--%s is an option of --loss ppo, grpo or rloo", flag_name(rl_only[q]));
 	if (c.ind < argc)
 		die_usage("unexpected argument '%s'", argv[c.ind]);
 	if (!to.init)
