@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# PPO, GRPO, RLOO end to end (lbdpo-sample --logprobs | judge | lbdpo-step
+# --loss ppo|grpo|rloo) on pipelines/ppo.mk QUICK=1:
+#  - the pipeline finishes and its report has every cell; round 1 samples
+#    from the reference, so its KL estimate (log-probs of the sampler minus
+#    a forward of the reference, same weights) is ~0, and round 2's is not;
+#  - re-running redoes nothing; after a kill in a step, only that step and
+#    what follows it are redone;
+#  - each RL step moves the policy toward the rewarded samples: rewards set
+#    to 1 for sample 0 of each prompt and 0 for the others, the held-out
+#    margin log π(sample 0) − log π(worst) grows after one update;
+#  - rollouts: token_logps has one entry per id plus the stop token;
+#  - bad input: a one-line error naming the file and line, nothing written.
+. "$(dirname "$0")/lib.sh"
+MK=(make --no-print-directory -f "$ROOT/pipelines/ppo.mk" LBDPO_BIN="$LBDPO_BIN" W="$T/p" QUICK=1)
+"${MK[@]}" >"$T/log" 2>&1 || { tail -20 "$T/log"; fail "ppo.mk QUICK=1 failed"; }
+rep="$T/p/report.txt"
+sed -n '/^arm /,$p' "$rep"
+for a in ppo grpo rloo dpo; do
+	for k in 1 2; do
+		grep -Eq "^$a +$k +-?[0-9]+\.[0-9]{3} +-?[0-9]+\.[0-9]{3}" "$rep" || fail "row $a $k not filled"
+	done
+done
+grep -Eq '^ref +0 +[0-9]+\.[0-9]{3}' "$rep" || fail "reference row"
+for a in ppo grpo rloo; do
+	kl1=$(awk -F '\t' -v a=$a '$2 == a && $3 == 1 && $4 == "kl" { print $5 }' "$T/p/rows.tsv")
+	kl2=$(awk -F '\t' -v a=$a '$2 == a && $3 == 2 && $4 == "kl" { print $5 }' "$T/p/rows.tsv")
+	awk -v x="$kl1" 'BEGIN { exit !(x < 1e-4 && x > -1e-4) }' || fail "$a round 1: KL of the reference to itself is $kl1"
+	awk -v x="$kl2" 'BEGIN { exit !(x > 1e-3) }' || fail "$a round 2: KL $kl2, the policy did not move"
+	for key in objective/kl objective/entropy objective/scores policy/approxkl_avg policy/clipfrac_avg loss/policy_avg; do
+		grep -q "\"$key\":" "$T/p/s1/$a/r2/metrics.jsonl" || fail "$a metrics lack $key"
+	done
+done
+for key in val/vf_loss val/clipfrac_avg objective/non_score_reward objective/rlhf_reward; do
+	grep -q "\"$key\":" "$T/p/s1/ppo/r2/metrics.jsonl" || fail "ppo metrics lack $key"
+done
+[ -f "$T/p/s1/ppo/r2/policy/value/model.safetensors" ] || fail "no value model"
+# nothing to redo; a removed round is redone, and only it and what follows
+"${MK[@]}" -n "$T/p/s1/grpo/r2/answers.oracle.jsonl" "$T/p/s1/ppo/r2/answers.oracle.jsonl" | grep -q lbdpo- && fail "re-running would redo work"
+# a run killed in round 2's GRPO step: no policy yet, nothing after it
+rm -rf "$T/p/s1/grpo/r2/policy" "$T/p/s1/grpo/r2/answers"*
+"${MK[@]}" -n | grep -c 'lbdpo-step' | grep -qx 1 || fail "a removed round: not exactly one step redone"
+"${MK[@]}" >"$T/log2" 2>&1 || fail "resume failed"
+[ -f "$T/p/s1/grpo/r2/policy/config.json" ] || fail "round not redone"
+
+# rollouts: one log-prob per id, plus the stop token's
+S="$T/p/s1/ppo/r1/samples.jsonl"
+awk '{ n = gsub(/,/, ",", $0) } { match($0, /"ids":\[[0-9,]*\]/); ids = substr($0, RSTART, RLENGTH); ni = (ids == "\"ids\":[]") ? 0 : gsub(/,/, ",", ids) + 1
+       match($0, /"token_logps":\[[^]]*\]/); lp = substr($0, RSTART, RLENGTH); nl = gsub(/,/, ",", lp) + 1
+       e = /"stop":"eos"/ && /"eos_id":/; if (nl != ni + e) { print "line " NR ": " ni " ids, eos " e ", " nl " log-probs"; exit 1 } }' "$S" || fail "token_logps count"
+
+# each RL step raises the rewarded sample's log-prob relative to the worst one
+ref="$T/p/s1/base/ref"
+awk '{ r = /"sample":0,/ ? 1 : 0; sub(/,"reward":[0-9.]+}$/, ",\"reward\":" r "}"); print }' "$T/p/s1/grpo/r1/scored.jsonl" >"$T/rigged.jsonl"
+lbdpo-pairs -q -i "$T/rigged.jsonl" | lbdpo-tokenize -q --tokenizer "$T/p/s1/base/data/tokenizer.json" -o "$T/pairs.tok"
+margin() { lbdpo-logprob -q -m "$1" -i "$T/pairs.tok" | lbdpo-show --no-header |
+	awk '{ match($0, /"chosen_logp":-?[0-9.eE+-]+/); c = substr($0, RSTART + 14, RLENGTH - 14)
+	       match($0, /"rejected_logp":-?[0-9.eE+-]+/); r = substr($0, RSTART + 16, RLENGTH - 16); s += c - r; n++ } END { printf "%.6f", s / n }'; }
+m0=$(margin "$ref")
+for a in grpo rloo ppo; do
+	lbdpo-step -q --loss $a -m "$ref" --ref "$ref" -i "$T/rigged.jsonl" --lr 1e-3 --num-mini-batches 2 --threads 1 -o "$T/$a.pol" ||
+		fail "$a step"
+	m1=$(margin "$T/$a.pol")
+	echo "$a: margin of the rewarded samples $m0 -> $m1"
+	awk -v a="$m0" -v b="$m1" 'BEGIN { exit !(b > a + 0.05) }' || fail "$a: rewarded samples not made likelier ($m0 -> $m1)"
+done
+
+# bad input
+sed '3s/,"reward":[0-9.]*}$/}/' "$T/rigged.jsonl" >"$T/bad.jsonl"
+out=$(expect_fail lbdpo-step --loss grpo -m "$ref" -i "$T/bad.jsonl" -o "$T/bad.pol")
+grep -q 'bad.jsonl: line 3: no number "reward"' <<<"$out" || fail "missing reward: $out"
+[ ! -e "$T/bad.pol" ] || fail "output written on bad input"
+awk 'NR == 4 { l4 = $0; next } { print } NR == 5 { print l4 }' "$T/rigged.jsonl" >"$T/swap.jsonl" # line 4: the next prompt's
+out=$(expect_fail lbdpo-step --loss rloo --num-generations 4 -m "$ref" -i "$T/swap.jsonl" -o "$T/bad.pol")
+grep -q 'swap.jsonl: line 4: not the prompt of line 1' <<<"$out" || fail "broken group: $out"
+sed '1s/"token_logps":\[[^]]*\]/"token_logps":[0.5]/' "$T/rigged.jsonl" >"$T/lp.jsonl"
+out=$(expect_fail lbdpo-step --loss ppo -m "$ref" -i "$T/lp.jsonl" -o "$T/bad.pol")
+grep -q 'lp.jsonl: line 1: "token_logps" must hold' <<<"$out" || fail "short token_logps: $out"
+expect_fail lbdpo-step --loss grpo -m "$ref" -i "$T/rigged.jsonl" -o "$T/grpo.pol" | grep -q 'exists' || fail "existing output"
+expect_fail lbdpo-step --loss grpo --value-model "$ref" -m "$ref" -i "$T/rigged.jsonl" -o "$T/x" | grep -q 'options of --loss ppo' ||
+	fail "--value-model with grpo"
+expect_fail lbdpo-step --loss ppo --beta 0.3 -m "$ref" -i "$T/rigged.jsonl" -o "$T/x" | grep -q 'not an option of --loss ppo' ||
+	fail "--beta with ppo"
+expect_fail lbdpo-step --loss dpo --kl-coef 0.3 -m "$ref" -i "$T/pairs.tok" -o "$T/x" | grep -q 'option of --loss ppo, grpo or rloo' ||
+	fail "--kl-coef with dpo"
+[ ! -e "$T/x" ] || fail "output written on a refused command"
+echo ok
