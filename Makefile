@@ -12,6 +12,8 @@
 #                        (pipelines/ppo.mk; QUICK=1: one seed, short)
 #   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
 #                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
+#   make online          on-policy DPO rounds (judge / reward model) vs offline,
+#                        3 seeds (pipelines/online.mk; QUICK=1: 1 seed, short)
 #   make bench           benchmarks (not part of test)
 #   make fuzz            fuzz the readers (FUZZ_SECONDS=900 per target)
 #   make install PREFIX=/usr/local
@@ -174,7 +176,7 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo ppo experiment bench fuzz install clean help tests-build test-gpu
+.PHONY: all deps test check-deps demo ppo experiment online bench fuzz install clean help tests-build test-gpu
 all: $(PROGS)
 
 $(B)/%.o: %.c
@@ -281,6 +283,11 @@ experiment: deps
 	@$(MAKE) --no-print-directory -f pipelines/experiment.mk LBDPO_BIN=$(CURDIR)/$(BIN) \
 	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
 
+online: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/online.mk LBDPO_BIN=$(CURDIR)/$(BIN) $(if $(QUICK),QUICK=$(QUICK)) \
+	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
+
 # bench/gpu.sh takes the programs with the CUDA backend (skips without a GPU)
 BENCH_CUDA := $(if $(filter 1,$(CUDA)),$(BIN),$(B)/cuda/bin)
 bench: deps
@@ -303,6 +310,6 @@ clean:
 	rm -rf build bin
 
 help:
-	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find build -name '*.d' 2>/dev/null)

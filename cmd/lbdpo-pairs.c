@@ -113,7 +113,7 @@ static const cli_opt opts[] = {
 	CLI_OPT(O_BEST, 0, "best-of-n", NULL,
 		"best-of-N SFT data: per prompt its best sample as \"chosen\" (the worst as \"rejected\"), for "
 		"lbdpo-step --loss sft"),
-	CLI_OPT(O_MARGIN, 0, "margin", NULL, "add \"margin\": the reward gap (lbdpo-step --loss reward reads it)"),
+	CLI_OPT(O_MARGIN, 0, "margin", NULL, "add \"margin\": the reward gap (the reward loss of lbdpo-step reads it)"),
 	CLI_OPT('q', 'q', "quiet", NULL, "no summary line"),
 	{0}};
 

@@ -1,7 +1,7 @@
 /* lbdpo-reward — score with a reward model (lbdpo-step --loss reward, or
  * any XxxForSequenceClassification with one label): token pairs get
- * reward_chosen and reward_rejected (libcore/train/score.c), lbdpo-sample's
- * JSON Lines a "reward" per sample (libcore/train/samples.c). */
+ * reward_chosen and reward_rejected (libcore/train/score.c), lbdpo-sample's JSON
+ * Lines a "reward" per sample (libcore/train/samples.c). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -159,10 +159,13 @@ $(foreach s,$(SEEDS),$(eval $(call steps,$s)))
 %.oracle.jsonl: %.jsonl
 	awk -f $(PIPE)demo-judge.awk $< >$@.tmp && mv $@.tmp $@
 
-ALL_FILES := $(foreach s,$(SEEDS),$(W)/s$s/r0.answers.oracle.jsonl $(W)/s$s/offline/answers.oracle.jsonl \
-	$(W)/s$s/rm-model.test.jsonl \
-	$(foreach a,$(ARMS),$(foreach k,$(ROUNDS),$(W)/s$s/$a/r$k/answers.oracle.jsonl $(W)/s$s/$a/r$k/samples.oracle.jsonl)))
-.SECONDARY:
+# every file is named here, so none is an intermediate file: a removed or
+# unfinished one is made again, and everything made from it
+ROUND_FILES := prompts.jsonl samples.jsonl scored.jsonl pairs.jsonl pairs.tok pairs.ref policy/config.json \
+	answers.jsonl answers.oracle.jsonl samples.oracle.jsonl
+ALL_FILES := $(foreach s,$(SEEDS),$(W)/s$s/r0.answers.oracle.jsonl $(W)/s$s/rm-model.test.jsonl \
+	$(addprefix $(W)/s$s/offline/,pairs.jsonl pairs.tok pairs.ref policy/config.json answers.jsonl answers.oracle.jsonl) \
+	$(foreach a,$(ARMS),$(foreach k,$(ROUNDS),$(addprefix $(W)/s$s/$a/r$k/,$(ROUND_FILES)))))
 
 report: $(ALL_FILES)
 	@sh $(PIPE)online-report.sh $(W) "$(SEEDS)" "$(ARMS)" $(K) | tee $(W)/report.txt

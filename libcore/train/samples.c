@@ -11,8 +11,8 @@
 #include "libcore/dist/distrec.h"
 #include "formats/refcache.h"
 #include "libcore/train/score.h"
+#include "libcore/train/checkpoint.h"
 #include "libcore/train/data.h"
-#include "libcore/train/eval.h"
 
 int input_is_jsonl(FILE *in)
 {
@@ -66,6 +66,7 @@ typedef struct {
 	uint32_t *ids; /* prompt then completion (this rank's lines) */
 	size_t cap;
 	int np, nc;
+	int cached; /* reward from the cache */
 	double reward;
 } line;
 
@@ -156,43 +157,48 @@ static void line_ids(ctx *c, line *l)
 	}
 }
 
-/* Score lines q[0..n) (none cached): lines in a row with the same prompt
- * share a forward two by two (prompt once), packed into passes of up to
- * batch_tokens tokens. */
+/* Score the lines q[0..n) that are not cached. The forwards are planned
+ * over all n, cached or not, so that a re-run that finds part of a round in
+ * the cache (a killed run's) packs the rest exactly as the first run did and
+ * writes the same bytes: lines in a row with the same prompt share a pass two
+ * by two (the prompt once), packed into passes of up to batch_tokens tokens;
+ * a pass whose lines are all cached is skipped. batch_tokens 0: each line
+ * alone. */
 static void score_lines(ctx *c, model_ws *ws, line **q, int n)
 {
 	score_pair *pp = xmalloc(((size_t)n + 1) * sizeof *pp);
 	line *(*who)[2] = xmalloc(((size_t)n + 1) * sizeof *who);
 	score_out *out = xcalloc((size_t)n + 1, sizeof *out);
-	int np = 0;
+	const long bt = c->o->batch_tokens;
+	int np = 0, todo = 0;
 	long tokens = 0;
-	for (int i = 0; i < n;) {
-		line *a = q[i], *b = NULL;
-		if (i + 1 < n && q[i + 1]->np == a->np && !memcmp(q[i + 1]->ids, a->ids, (size_t)a->np * sizeof *a->ids))
+	for (int i = 0; i <= n;) {
+		line *a = i < n ? q[i] : NULL, *b = NULL;
+		if (a && bt > 0 && i + 1 < n && q[i + 1]->np == a->np &&
+		    !memcmp(q[i + 1]->ids, a->ids, (size_t)a->np * sizeof *a->ids))
 			b = q[i + 1];
 		/* a line alone is scored as both sides of its pair */
-		score_pair p = {a->ids, a->ids + a->np, b ? b->ids + b->np : a->ids + a->np, a->np, a->nc,
-				b ? b->nc : a->nc};
-		long t = score_pair_tokens(&p);
-		if (np && tokens + t > c->o->batch_tokens) {
-			score_pairs(c->m, ws, pp, np, out);
-			for (int k = 0; k < np; k++) {
-				who[k][0]->reward = out[k].reward_chosen;
-				if (who[k][1])
-					who[k][1]->reward = out[k].reward_rejected;
-			}
-			np = 0, tokens = 0;
+		score_pair p = {0};
+		if (a)
+			p = (score_pair){a->ids, a->ids + a->np, b ? b->ids + b->np : a->ids + a->np, a->np, a->nc,
+					 b ? b->nc : a->nc};
+		long t = a ? score_pair_tokens(&p) : 0;
+		if (np && (!a || tokens + t > bt)) {
+			if (todo)
+				score_pairs(c->m, ws, pp, np, out);
+			for (int k = 0; todo && k < np; k++)
+				for (int s = 0; s < 2; s++)
+					if (who[k][s] && !who[k][s]->cached)
+						who[k][s]->reward = s ? out[k].reward_rejected : out[k].reward_chosen;
+			np = 0, tokens = 0, todo = 0;
 		}
+		if (!a)
+			break;
 		pp[np] = p;
 		who[np][0] = a, who[np][1] = b;
+		todo += !a->cached || (b && !b->cached);
 		np++, tokens += t;
 		i += b ? 2 : 1;
-	}
-	score_pairs(c->m, ws, pp, np, out);
-	for (int k = 0; k < np; k++) {
-		who[k][0]->reward = out[k].reward_chosen;
-		if (who[k][1])
-			who[k][1]->reward = out[k].reward_rejected;
 	}
 	free(out);
 	free(who);
@@ -245,12 +251,13 @@ void score_samples(const model *m, const char *model_path, const char *fp, FILE 
 			n_tok += (uint64_t)l->np + (uint64_t)l->nc;
 			uint8_t key[32];
 			refcache_val v;
+			l->cached = 0;
 			if (cache) {
 				refcache_key(l->ids, (size_t)l->np, l->ids + l->np, (size_t)l->nc, NULL, 0, key);
 				if (refcache_get(cache, key, &v) && v.prompt_n == l->np && v.chosen_n == l->nc) {
 					l->reward = v.chosen_logp;
+					l->cached = 1;
 					n_cached++;
-					continue;
 				}
 			}
 			q[nq++] = l;
@@ -258,6 +265,8 @@ void score_samples(const model *m, const char *model_path, const char *fp, FILE 
 		score_lines(&c, ws, q, nq);
 		if (cache) {
 			for (int k = 0; k < nq; k++) {
+				if (q[k]->cached)
+					continue;
 				uint8_t key[32];
 				refcache_val v = {.chosen_logp = q[k]->reward, .chosen_n = q[k]->nc, .prompt_n = q[k]->np};
 				refcache_key(q[k]->ids, (size_t)q[k]->np, q[k]->ids + q[k]->np, (size_t)q[k]->nc, NULL, 0, key);
