@@ -110,7 +110,7 @@ static rollout *read_rollouts(const char *path, int V, int max_pos, int *n_out)
 	while ((rc = jsonl_next(r, &line, &len)) > 0) {
 		uint64_t ln = jsonl_lineno(r);
 		json_error_t err;
-		json_t *j = json_loadb(line, len, 0, &err);
+		json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, &err); /* a sample's text may hold U+0000 */
 		if (!json_is_object(j))
 			die("%s: line %llu: not a JSON object%s%s", name, (unsigned long long)ln, j ? "" : ": ",
 			    j ? "" : err.text);

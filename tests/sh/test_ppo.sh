@@ -65,6 +65,11 @@ for a in grpo rloo ppo; do
 	awk -v a="$m0" -v b="$m1" 'BEGIN { exit !(b > a + 0.05) }' || fail "$a: rewarded samples not made likelier ($m0 -> $m1)"
 done
 
+# a sample's text may hold U+0000 (a byte-level token): not an error
+sed '1s/"text":"[^"]*"/"text":"a\\u0000b"/' "$T/rigged.jsonl" >"$T/nul.jsonl"
+grep -q 'u0000' "$T/nul.jsonl" || fail "nul.jsonl"
+lbdpo-step -q --loss grpo -m "$ref" -i "$T/nul.jsonl" --threads 1 -o "$T/nul.pol" || fail "a text with U+0000 refused"
+
 # bad input
 sed '3s/,"reward":[0-9.]*}$/}/' "$T/rigged.jsonl" >"$T/bad.jsonl"
 out=$(expect_fail lbdpo-step --loss grpo -m "$ref" -i "$T/bad.jsonl" -o "$T/bad.pol")
