@@ -109,11 +109,10 @@ static rollout *read_rollouts(const char *path, int V, int max_pos, int *n_out)
 	int rc;
 	while ((rc = jsonl_next(r, &line, &len)) > 0) {
 		uint64_t ln = jsonl_lineno(r);
-		json_error_t err;
-		json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, &err); /* a sample's text may hold U+0000 */
-		if (!json_is_object(j))
-			die("%s: line %llu: not a JSON object%s%s", name, (unsigned long long)ln, j ? "" : ": ",
-			    j ? "" : err.text);
+		char err[256];
+		json_t *j = jsonl_parse(line, len, err, sizeof err); /* the project's rules: U+0000 in a text is fine */
+		if (!j)
+			die("%s: line %llu: %s", name, (unsigned long long)ln, err);
 		xgrow((void **)&ro, &cap, n + 1, sizeof *ro);
 		rollout *x = &ro[n++];
 		memset(x, 0, sizeof *x);
