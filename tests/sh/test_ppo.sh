@@ -10,6 +10,7 @@
 #    to 1 for sample 0 of each prompt and 0 for the others, the held-out
 #    margin log π(sample 0) − log π(worst) grows after one update;
 #  - rollouts: token_logps has one entry per id plus the stop token;
+#  - --device cuda on the CPU emulator of the CUDA backend: the CPU's numbers;
 #  - bad input: a one-line error naming the file and line, nothing written.
 . "$(dirname "$0")/lib.sh"
 MK=(make --no-print-directory -f "$ROOT/pipelines/ppo.mk" LBDPO_BIN="$LBDPO_BIN" W="$T/p" QUICK=1)
@@ -64,6 +65,31 @@ for a in grpo rloo ppo; do
 	echo "$a: margin of the rewarded samples $m0 -> $m1"
 	awk -v a="$m0" -v b="$m1" 'BEGIN { exit !(b > a + 0.05) }' || fail "$a: rewarded samples not made likelier ($m0 -> $m1)"
 done
+
+# the CUDA backend on the CPU emulator (built by make tests-build): the same
+# metrics and the same new policy as the CPU, within 1e-4 (unit floor)
+E="${LBDPO_TESTBIN:-$ROOT/build/rel/tests}/../emu/bin"
+if [ -x "$E/lbdpo-step" ]; then
+	nums() { grep -o -- '-\?[0-9][0-9]*\(\.[0-9]*\)\?\([eE][-+]\?[0-9]*\)\?' "$1"; }
+	close() {
+		paste <(nums "$2") <(nums "$3") | awk -v what="$1" '{ d = $1 - $2; if (d < 0) d = -d; m = $1 < 0 ? -$1 : $1; b = $2 < 0 ? -$2 : $2
+			if (b > m) m = b; if (m < 1) m = 1; if (d / m > mx) mx = d / m; n++ }
+			END { printf "%s: %d numbers, max rel %.1e\n", what, n, mx; exit !(n > 10 && mx < 1e-4) }' || fail "$1: cpu and emulated cuda differ"
+	}
+	sed -n 1,8p "$T/rigged.jsonl" >"$T/r8.jsonl" # the emulator is slow: 2 prompts, 2 epochs of 2 mini-batches
+	for a in grpo ppo; do
+		"$E/lbdpo-step" --device cuda --loss $a -m "$ref" --ref "$ref" -i "$T/r8.jsonl" --lr 1e-3 --epochs 2 \
+			--num-mini-batches 2 --threads 1 --metrics "$T/$a.cuda.m" -o "$T/$a.cuda" 2>/dev/null || fail "$a on emulated cuda"
+		lbdpo-step -q --loss $a -m "$ref" --ref "$ref" -i "$T/r8.jsonl" --lr 1e-3 --epochs 2 --num-mini-batches 2 \
+			--threads 1 --metrics "$T/$a.cpu.m" -o "$T/$a.cpu" || fail "$a on cpu"
+		close "$a metrics" "$T/$a.cpu.m" "$T/$a.cuda.m"
+		lbdpo-logprob -q -m "$T/$a.cpu" -i "$T/pairs.tok" | lbdpo-show --no-header >"$T/$a.cpu.lp"
+		lbdpo-logprob -q -m "$T/$a.cuda" -i "$T/pairs.tok" | lbdpo-show --no-header >"$T/$a.cuda.lp"
+		close "$a new policy's log-probs" "$T/$a.cpu.lp" "$T/$a.cuda.lp"
+	done
+else
+	echo "no emulated CUDA programs in $E: the cpu/cuda comparison is left out"
+fi
 
 # a sample's text may hold U+0000 (a byte-level token): not an error
 sed '1s/"text":"[^"]*"/"text":"a\\u0000b"/' "$T/rigged.jsonl" >"$T/nul.jsonl"
