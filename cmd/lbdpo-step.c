@@ -396,6 +396,8 @@ static int rl_main(rl_opts *ro, const cli *c, int argc, char **argv, const char 
 		die_usage("unexpected argument '%s'", argv[c->ind]);
 	if (!to->init || !out)
 		die_usage("--model and --output are required");
+	if (given[O_EPOCHS] && (epochs < 1 || epochs != floor(epochs)))
+		die_usage("--epochs: --loss %s takes a whole number of passes over the rollouts", rl_algo_name(ro->algo));
 	if (ro->ptx_coef > 0 && !ro->ptx_data)
 		die_usage("--ptx-coef needs --ptx-data");
 	if ((ro->ptx_coef > 0 || ro->value || given[O_VLR] || given[O_CRV] || given[O_VFC] || given[O_GGAMMA] ||

@@ -234,6 +234,15 @@ static void trained_open(trained *tr, model *m)
 	tr->t = 0;
 }
 
+static void trained_close(trained *tr)
+{
+	const lb_backend *be = model_backend(tr->m);
+	be->free(tr->G);
+	be->free(tr->dm);
+	be->free(tr->dv);
+	model_ws_free(tr->ws);
+}
+
 /* the metrics, summed over mini-batch steps */
 enum { M_PG, M_VF, M_CLIP, M_VCLIP, M_AKL, M_RATIO, M_KL, M_PTX, M_GN, M_N };
 
@@ -386,6 +395,9 @@ void rl_train(const rl_opts *o)
 	model_seq *sq = xmalloc(sizeof(model_seq) * mbs);
 	model_scores *sc = xmalloc(sizeof(model_scores) * mbs);
 	model_seq_grad *sg = xmalloc(sizeof(model_seq_grad) * mbs);
+	model_seq *psq = xmalloc(sizeof(model_seq) * mbs);
+	model_scores *psc = xmalloc(sizeof(model_scores) * mbs);
+	model_seq_grad *psg = xmalloc(sizeof(model_seq_grad) * mbs);
 	double S[M_N] = {0};
 	int steps = 0, ptx_pos = 0;
 	const lb_backend *be = model_backend(m);
@@ -428,17 +440,17 @@ void rl_train(const rl_opts *o)
 					pref_rec *pr = &ptx->r[(ptx_pos + q) % ptx->n];
 					ntok += pr->nc;
 				}
-				for (int q = 0; q < kp; q++) {
+				for (int q = 0; q < kp; q++) { /* own arrays: the value step below reads sq */
 					pref_rec *pr = &ptx->r[(ptx_pos + q) % ptx->n];
-					sq[q] = (model_seq){.prompt = pr->prompt, .n_prompt = pr->np, .comp = {pr->chosen},
-							    .n_comp_tok = {pr->nc}, .n_comp = 1};
-					sc[q] = (model_scores){0};
-					sg[q] = (model_seq_grad){.d_logp = {-o->ptx_coef / ntok}};
+					psq[q] = (model_seq){.prompt = pr->prompt, .n_prompt = pr->np, .comp = {pr->chosen},
+							     .n_comp_tok = {pr->nc}, .n_comp = 1};
+					psc[q] = (model_scores){0};
+					psg[q] = (model_seq_grad){.d_logp = {-o->ptx_coef / ntok}};
 				}
-				model_forward(m, pol.ws, sq, kp, sc, 1);
+				model_forward(m, pol.ws, psq, kp, psc, 1);
 				for (int q = 0; q < kp; q++)
-					ptx_nll -= sc[q].logp[0] / ntok;
-				model_backward(m, pol.ws, sg, pol.G);
+					ptx_nll -= psc[q].logp[0] / ntok;
+				model_backward(m, pol.ws, psg, pol.G);
 				ptx_pos = (ptx_pos + kp) % ptx->n;
 			}
 			double gn = opt_step(m, pol.G, pol.dm, pol.dv, ++pol.t, o->lr, o->weight_decay, o->clip);
@@ -563,11 +575,12 @@ void rl_train(const rl_opts *o)
 	free(ro), free(all), free(len), free(has_eos), free(rowp), free(lp_old), free(lp_ref), free(score), free(adv);
 	free(ret), free(val), free(nons), free(seqkl), free(perm), free(ml), free(live), free(b_lp), free(b_lo), free(b_lr);
 	free(b_a), free(b_g), free(b_v), free(b_vo), free(b_R), free(b_gv), free(tokbuf), free(sq), free(sc), free(sg);
+	free(psq), free(psc), free(psg);
 	if (ptx)
 		pref_free(ptx);
-	model_ws_free(pol.ws);
+	trained_close(&pol);
 	if (val_m.m) {
-		model_ws_free(val_m.ws);
+		trained_close(&val_m);
 		model_free(val_m.m);
 	}
 	model_free(m);

@@ -11,6 +11,7 @@
 #    margin log π(sample 0) − log π(worst) grows after one update;
 #  - rollouts: token_logps has one entry per id plus the stop token;
 #  - --device cuda on the CPU emulator of the CUDA backend: the CPU's numbers;
+#  - PPO-ptx makes the pretraining data likelier than PPO alone;
 #  - bad input: a one-line error naming the file and line, nothing written.
 . "$(dirname "$0")/lib.sh"
 MK=(make --no-print-directory -f "$ROOT/pipelines/ppo.mk" LBDPO_BIN="$LBDPO_BIN" W="$T/p" QUICK=1)
@@ -65,6 +66,21 @@ for a in grpo rloo ppo; do
 	echo "$a: margin of the rewarded samples $m0 -> $m1"
 	awk -v a="$m0" -v b="$m1" 'BEGIN { exit !(b > a + 0.05) }' || fail "$a: rewarded samples not made likelier ($m0 -> $m1)"
 done
+
+# PPO-ptx: with --ptx-coef the pretraining data (here: the SFT records) end
+# up likelier than after the same PPO update without it
+lbdpo-show -n 24 -i "$T/p/s1/base/sft.tok" | lbdpo-show --from-json -o "$T/ptx.tok" || fail "ptx data"
+ptx_logp() { lbdpo-logprob -q -m "$1" -i "$T/ptx.tok" | lbdpo-show --no-header |
+	awk '{ match($0, /"chosen_logp":-?[0-9.eE+-]+/); s += substr($0, RSTART + 14, RLENGTH - 14); n++ } END { printf "%.6f", s / n }'; }
+lbdpo-step -q --loss ppo -m "$ref" --ref "$ref" -i "$T/rigged.jsonl" --lr 1e-3 --num-mini-batches 2 --threads 1 \
+	--ptx-coef 1 --ptx-data "$T/ptx.tok" --metrics "$T/ptx.m" -o "$T/ppo-ptx.pol" || fail "ppo-ptx step"
+grep -q '"ptx/nll":' "$T/ptx.m" || fail "no ptx/nll metric"
+p0=$(ptx_logp "$T/ppo.pol") p1=$(ptx_logp "$T/ppo-ptx.pol")
+echo "ptx data mean log-prob: ppo $p0, ppo-ptx $p1"
+awk -v a="$p0" -v b="$p1" 'BEGIN { exit !(b > a + 0.05) }' || fail "ppo-ptx: pretraining data not likelier ($p0 -> $p1)"
+expect_fail lbdpo-step --loss grpo --ptx-coef 1 --ptx-data "$T/ptx.tok" -m "$ref" -i "$T/rigged.jsonl" -o "$T/x" | grep -q 'options of --loss ppo' ||
+	fail "--ptx-coef with grpo"
+expect_fail lbdpo-step --loss ppo --epochs 1.5 -m "$ref" -i "$T/rigged.jsonl" -o "$T/x" | grep -q 'whole number' || fail "--epochs 1.5"
 
 # the CUDA backend on the CPU emulator (built by make tests-build): the same
 # metrics and the same new policy as the CPU, within 1e-4 (unit floor)
