@@ -11,7 +11,8 @@
 #    margin log π(sample 0) − log π(worst) grows after one update;
 #  - rollouts: token_logps has one entry per id plus the stop token;
 #  - --device cuda on the CPU emulator of the CUDA backend: the CPU's numbers;
-#  - PPO-ptx makes the pretraining data likelier than PPO alone;
+#  - PPO-ptx makes the pretraining data likelier than PPO alone; the
+#    adaptive KL coefficient follows TRL's rule from one call to the next;
 #  - bad input: a one-line error naming the file and line, nothing written.
 . "$(dirname "$0")/lib.sh"
 MK=(make --no-print-directory -f "$ROOT/pipelines/ppo.mk" LBDPO_BIN="$LBDPO_BIN" W="$T/p" QUICK=1)
@@ -81,6 +82,18 @@ awk -v a="$p0" -v b="$p1" 'BEGIN { exit !(b > a + 0.05) }' || fail "ppo-ptx: pre
 expect_fail lbdpo-step --loss grpo --ptx-coef 1 --ptx-data "$T/ptx.tok" -m "$ref" -i "$T/rigged.jsonl" -o "$T/x" | grep -q 'options of --loss ppo' ||
 	fail "--ptx-coef with grpo"
 expect_fail lbdpo-step --loss ppo --epochs 1.5 -m "$ref" -i "$T/rigged.jsonl" -o "$T/x" | grep -q 'whole number' || fail "--epochs 1.5"
+
+# adaptive KL coefficient: TRL's update from the rollouts' KL, kept in
+# OUT/rl_state.json and taken up by the next call from that policy
+lbdpo-step -q --loss rloo -m "$ref" --ref "$ref" -i "$T/rigged.jsonl" --kl-coef 0.1 --kl-target 0.5 --kl-horizon 1000 \
+	--threads 1 --metrics "$T/akl.m" -o "$T/akl1" || fail "adaptive kl step 1"
+want=$(awk '{ match($0, /"objective\/kl":-?[0-9.eE+-]+/); kl = substr($0, RSTART + 15, RLENGTH - 15)
+	e = kl / 0.5 - 1; if (e < -0.2) e = -0.2; if (e > 0.2) e = 0.2; printf "%.9g", 0.1 * (1 + e * 64 / 1000) }' "$T/akl.m")
+lbdpo-step -q --loss rloo -m "$T/akl1" --ref "$ref" -i "$T/rigged.jsonl" --kl-target 0.5 --kl-horizon 1000 --threads 1 \
+	--metrics "$T/akl.m" -o "$T/akl2" || fail "adaptive kl step 2"
+got=$(sed -n 2p "$T/akl.m" | sed 's/.*"kl_coef":\([-0-9.eE+]*\).*/\1/')
+awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-7 && b < 0.1) }' ||
+	fail "adaptive KL: the second call's coefficient is $got, want $want"
 
 # the CUDA backend on the CPU emulator (built by make tests-build): the same
 # metrics and the same new policy as the CPU, within 1e-4 (unit floor)
