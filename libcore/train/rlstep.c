@@ -535,7 +535,9 @@ void rl_train(const rl_opts *o)
 	json_object_set_new(mj, "steps", json_integer(steps));
 	json_object_set_new(mj, "lr", json_real(o->lr));
 	char *txt = json_dumps(mj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-	if (o->metrics) {
+	if (o->metrics && !strcmp(o->metrics, "-")) {
+		fprintf(stderr, "%s\n", txt);
+	} else if (o->metrics) {
 		FILE *f = fopen(o->metrics, "a");
 		if (!f || fprintf(f, "%s\n", txt) < 0 || fclose(f) != 0)
 			die("%s: cannot append: %s", o->metrics, strerror(errno));
