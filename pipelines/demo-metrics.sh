@@ -15,27 +15,18 @@ prefacc() {
 	}
 	END { printf "%s %s %s\n", N ? A / N : "nan", n["math"] ? a["math"] / n["math"] : "nan", n["open"] ? a["open"] / n["open"] : "nan" }' "$1"
 }
-# answer accuracy on arithmetic
+# The rule of both is pipelines/demo-judge.awk's (the oracle the online
+# pipeline trains with): its "reward" per answer, averaged per group.
+DEMO_JUDGE="$D/demo-judge.awk" # D: this directory, as the scripts that source this one set it
+# answer accuracy on arithmetic: "<acc> <n>"
 ansacc() {
-	awk '
-	function str(k,   s) { if (!match($0, "\"" k "\":\"[^\"]*\"")) return ""; return substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 5) }
-	/"group":"math"/ { want = str("chosen"); got = str("text"); sub(/^ +/, "", want); sub(/^ +/, "", got)
-	  if (match(got, /^[0-9]+/)) got = substr(got, 1, RLENGTH); else got = "x"
-	  n++; ok += (got == want) }
-	END { printf "%s %d\n", n ? ok / n : "nan", n }' "$1"
+	awk -f "$DEMO_JUDGE" "$1" | awk '/"group":"math"/ { n++; ok += /"reward":1}$/ }
+	END { printf "%s %d\n", n ? ok / n : "nan", n }'
 }
-# open-ended answers that follow the tone rule (adjective lists as in lbdpo-gendata)
+# open-ended answers that follow the tone rule
 toneacc() {
-	awk '
-	BEGIN { split("calm bright warm clean soft sweet lovely gentle", k); split("cold dark loud dirty harsh ugly broken dull", h)
-		for (i in k) kind[k[i]] = 1; for (i in h) harsh[h[i]] = 1 }
-	function str(k,   s) { if (!match($0, "\"" k "\":\"[^\"]*\"")) return ""; return substr($0, RSTART + length(k) + 4, RLENGTH - length(k) - 5) }
-	/"group":"open"/ { p = str("prompt"); t = str("text"); noun = p; sub(/.* the /, "", noun); sub(/[.?].*/, "", noun)
-	  bad = (p ~ /Criticize|something bad|dislike/); ok = 0
-	  if (match(t, /^ The [a-z]+ is [a-z]+\.$/)) { split(substr(t, 6, length(t) - 6), w, " ")
-		ok = (w[1] == noun && (bad ? harsh[w[3]] : kind[w[3]])) }
-	  n++; a += ok }
-	END { printf "%s\n", n ? a / n : "nan" }' "$1"
+	awk -f "$DEMO_JUDGE" "$1" | awk '/"group":"open"/ { n++; a += /"reward":1}$/ }
+	END { printf "%s\n", n ? a / n : "nan" }'
 }
 # mean beta_f per group: "<overall> <math> <open>"
 meanf() {

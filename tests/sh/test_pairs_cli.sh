@@ -50,6 +50,14 @@ lbdpo-sample -q -m m --n 6 --max-new-tokens 3 -i p.jsonl -o smp.jsonl || fail "s
 awk -f "$ROOT/pipelines/demo-judge.awk" smp.jsonl | lbdpo-pairs -q >jp.jsonl || fail "judge | lbdpo-pairs"
 [ "$(wc -l <jp.jsonl)" = 0 ] || [ "$(grep -c '"chosen_score":1.0,"rejected_score":0.0}' jp.jsonl)" = "$(wc -l <jp.jsonl)" ] || fail "judge pairs"
 
+# the stories judge as a reward: a looping text scores below a varied one
+printf '%s\n' '{"id":"s","prompt":"Once upon a time a dragon slept","text":" the dragon slept and slept and slept"}' \
+	'{"id":"s","prompt":"Once upon a time a dragon slept","text":" the dragon woke up hungry"}' >st.jsonl
+awk -v mode=reward -f "$ROOT/pipelines/judge.awk" st.jsonl >st.scored || fail "judge.awk mode=reward"
+[ "$(grep -c '"reward":' st.scored)" = 2 ] || fail "judge.awk rewards"
+lbdpo-pairs -q -i st.scored | grep -q '"chosen":" the dragon woke up hungry","rejected":" the dragon slept and slept and slept"' ||
+	fail "judge.awk's rewards make the wrong pair"
+
 # ---- errors ----
 sed '5s/"reward":2/"reward":"2"/' scored.jsonl >bad1.jsonl
 msg=$(expect_fail lbdpo-pairs -i bad1.jsonl -o out1.jsonl) || exit 1
