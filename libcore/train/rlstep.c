@@ -99,13 +99,13 @@ static double *num_array(json_t *a, int n, const char *name, uint64_t line, cons
 	return x;
 }
 
-static rollout *read_rollouts(const char *path, int V, int max_pos, int *n_out)
+/* every line of r; objs (may be NULL) gets each line's JSON object */
+static rollout *read_rollouts_from(jsonl *r, int V, int max_pos, int *n_out, json_t ***objs)
 {
-	jsonl *r = jsonl_open(path);
 	const char *name = jsonl_name(r), *line;
 	size_t len;
 	rollout *ro = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, ocap = 0;
 	int rc;
 	while ((rc = jsonl_next(r, &line, &len)) > 0) {
 		uint64_t ln = jsonl_lineno(r);
@@ -142,14 +142,26 @@ static rollout *read_rollouts(const char *path, int V, int max_pos, int *n_out)
 			    (unsigned long long)ln, x->np + x->n, max_pos);
 		x->lp_old = num_array(json_object_get(j, "token_logps"), x->n, name, ln, "token_logps");
 		x->lp_ref = num_array(json_object_get(j, "ref_token_logps"), x->n, name, ln, "ref_token_logps");
-		json_decref(j);
+		if (objs) {
+			xgrow((void **)objs, &ocap, n, sizeof **objs);
+			(*objs)[n - 1] = j;
+		} else {
+			json_decref(j);
+		}
 	}
 	if (rc < 0)
 		die("%s: %s", name, jsonl_error(r));
 	if (n == 0)
 		die("%s: no rollouts", name);
-	jsonl_close(r);
 	*n_out = (int)n;
+	return ro;
+}
+
+static rollout *read_rollouts(const char *path, int V, int max_pos, int *n_out)
+{
+	jsonl *r = jsonl_open(path);
+	rollout *ro = read_rollouts_from(r, V, max_pos, n_out, NULL);
+	jsonl_close(r);
 	return ro;
 }
 
@@ -323,8 +335,12 @@ void rl_train(const rl_opts *o)
 		score_rows(rm, rws, ro, all, N, rowp, 0);
 		model_ws_free(rws);
 		model_free(rm);
-	} else if (kl_coef > 0) {
-		warning("no --ref: the KL to the reference is taken as 0");
+	} else {
+		int have = 1;
+		for (int i = 0; i < N; i++)
+			have &= ro[i].lp_ref != NULL;
+		if (!have && kl_coef > 0)
+			warning("no --ref and no ref_token_logps: the KL to the reference is taken as 0");
 	}
 	for (int i = 0; i < N; i++) /* the records' own reference log-probs win */
 		for (int t = 0; ro[i].lp_ref && t < ro[i].n; t++)
@@ -586,4 +602,42 @@ void rl_train(const rl_opts *o)
 		model_free(val_m.m);
 	}
 	model_free(m);
+}
+
+void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, const char *key,
+			 uint64_t *n_lines, uint64_t *n_tok)
+{
+	const model_config *cfg = model_cfg(m);
+	jsonl *r = jsonl_open_fp(in, name);
+	json_t **objs = NULL;
+	int N;
+	rollout *ro = read_rollouts_from(r, cfg->vocab_size, cfg->max_seq_len, &N, &objs);
+	jsonl_close(r);
+	int *all = xmalloc(sizeof(int) * N);
+	double **lp = xmalloc(sizeof(double *) * N);
+	*n_tok = 0;
+	for (int i = 0; i < N; i++) {
+		all[i] = i;
+		lp[i] = xcalloc((size_t)ro[i].n + 1, sizeof(double));
+		*n_tok += (uint64_t)(ro[i].np + ro[i].n);
+	}
+	model_ws *ws = model_ws_new(m);
+	score_rows(m, ws, ro, all, N, lp, 0);
+	model_ws_free(ws);
+	outfile *o = out_open(out_path);
+	for (int i = 0; i < N; i++) {
+		json_t *a = json_array();
+		for (int t = 0; t < ro[i].n; t++)
+			json_array_append_new(a, json_real(lp[i][t]));
+		json_object_set_new(objs[i], key, a);
+		if (json_dumpf(objs[i], o->fp, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0 ||
+		    fputc('\n', o->fp) == EOF)
+			die("%s: write failed", o->path ? o->path : "standard output");
+		json_decref(objs[i]);
+		free(lp[i]);
+		free(ro[i].prompt), free(ro[i].comp), free(ro[i].lp_old), free(ro[i].lp_ref);
+	}
+	out_close(o);
+	*n_lines = (uint64_t)N;
+	free(objs), free(all), free(lp), free(ro);
 }

@@ -5,6 +5,11 @@
 #ifndef LBDPO_TRAIN_RLSTEP_H
 #define LBDPO_TRAIN_RLSTEP_H
 
+#include <stdint.h>
+#include <stdio.h>
+
+#include "libcore/nn/model.h"
+
 typedef enum { RL_PPO = 0, RL_GRPO, RL_RLOO } rl_algo;
 
 /* "ppo", "grpo", "rloo" → rl_algo; -1 for anything else. */
@@ -38,5 +43,13 @@ void rl_opts_default(rl_opts *o);
 /* Read the rollouts, update, write the new policy: dies with a one-line
  * message naming the file and line on bad input; writes nothing then. */
 void rl_train(const rl_opts *o);
+
+/* The per-token log-probs under m of each rollout line of in (named name)
+ * (its ids and then its eos_id, the tokens lbdpo-step scores), added to the
+ * line as key (e.g. "ref_token_logps", replaced when there) and written to
+ * out_path ("-": standard output; a file is written aside and renamed). The
+ * lines pass through otherwise unchanged. *n_lines, *n_tok get the totals. */
+void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, const char *key,
+			 uint64_t *n_lines, uint64_t *n_tok);
 
 #endif

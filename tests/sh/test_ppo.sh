@@ -9,7 +9,8 @@
 #  - each RL step moves the policy toward the rewarded samples: rewards set
 #    to 1 for sample 0 of each prompt and 0 for the others, the held-out
 #    margin log π(sample 0) − log π(worst) grows after one update;
-#  - rollouts: token_logps has one entry per id plus the stop token;
+#  - rollouts: token_logps has one entry per id plus the stop token; the
+#    reference's, added by lbdpo-logprob, give the update --ref gives;
 #  - --device cuda on the CPU emulator of the CUDA backend: the CPU's numbers;
 #  - PPO-ptx makes the pretraining data likelier than PPO alone; the
 #    adaptive KL coefficient follows TRL's rule from one call to the next;
@@ -82,6 +83,17 @@ awk -v a="$p0" -v b="$p1" 'BEGIN { exit !(b > a + 0.05) }' || fail "ppo-ptx: pre
 expect_fail lbdpo-step --loss grpo --ptx-coef 1 --ptx-data "$T/ptx.tok" -m "$ref" -i "$T/rigged.jsonl" -o "$T/x" | grep -q 'options of --loss ppo' ||
 	fail "--ptx-coef with grpo"
 expect_fail lbdpo-step --loss ppo --epochs 1.5 -m "$ref" -i "$T/rigged.jsonl" -o "$T/x" | grep -q 'whole number' || fail "--epochs 1.5"
+
+# the reference's per-token log-probs as a filter stage (lbdpo-logprob on
+# rollouts): the same update as --ref
+lbdpo-logprob -q -m "$ref" --threads 1 -i "$T/rigged.jsonl" -o "$T/withref.jsonl" || fail "lbdpo-logprob on rollouts"
+[ "$(grep -c '"ref_token_logps":\[' "$T/withref.jsonl")" = "$(wc -l <"$T/rigged.jsonl")" ] || fail "ref_token_logps not on every line"
+lbdpo-step -q --loss ppo -m "$ref" -i "$T/withref.jsonl" --lr 1e-3 --num-mini-batches 2 --threads 1 --metrics "$T/wr.m" \
+	-o "$T/wr.pol" 2>"$T/wr.err" || fail "ppo with ref_token_logps"
+grep -q warning "$T/wr.err" && fail "warned: $(cat "$T/wr.err")"
+lbdpo-step -q --loss ppo -m "$ref" --ref "$ref" -i "$T/rigged.jsonl" --lr 1e-3 --num-mini-batches 2 --threads 1 \
+	--metrics "$T/r.m" -o "$T/r.pol" || fail "ppo with --ref"
+sed 's/"run":"[^"]*"//' "$T/wr.m" | diff - <(sed 's/"run":"[^"]*"//' "$T/r.m") || fail "ref_token_logps and --ref differ"
 
 # adaptive KL coefficient: TRL's update from the rollouts' KL, kept in
 # OUT/rl_state.json and taken up by the next call from that policy
