@@ -14,6 +14,8 @@
 #                        with MPI also NCCL for the gradient (NCCL=0: not)
 #   make test-gpu        every CUDA kernel against its CPU twin (skips without a GPU)
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
+#   make ppo             PPO, GRPO, on-policy DPO/LB-DPO with a rule-based reward
+#                        (pipelines/ppo.mk; QUICK=1: one seed, short)
 #   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
 #                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
 #   make study           does a learned β help? graded label noise, tuned
@@ -202,8 +204,8 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo experiment study online bench fuzz install clean help tests-build test-gpu format \
-	format-check
+.PHONY: all deps test check-deps demo experiment study online ppo bench fuzz install clean help tests-build test-gpu \
+	format format-check
 all: $(PROGS)
 
 $(B)/%.o: %.c
@@ -313,6 +315,11 @@ test: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -f pipelines/demo.mk LBDPO_BIN=$(CURDIR)/$(BIN)
+
+# PPO, GRPO and on-policy DPO / LB-DPO on the demo's arithmetic task (pipelines/ppo.mk)
+ppo: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -f pipelines/ppo.mk LBDPO_BIN=$(CURDIR)/$(BIN)
 
 # arms are independent targets: run them on every core unless make -j was given
 experiment: deps

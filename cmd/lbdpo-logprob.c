@@ -11,6 +11,8 @@
 #include "libcore/nn/model.h"
 #include "libcore/train/score.h"
 #include "libcore/train/eval.h"
+#include "libcore/train/rlstep.h"
+#include "libcore/train/samples.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
@@ -41,7 +43,8 @@ int main(int argc, char **argv)
 	snprintf(about, sizeof about,
 		 "Score each record's chosen and rejected completions with a model and add\n"
 		 "chosen_logp, rejected_logp, chosen_n, rejected_n, prompt_logp, prompt_ppl,\n"
-		 "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps).\n%s",
+		 "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps);\n"
+		 "or add \"ref_token_logps\" to each rollout of lbdpo-sample --logprobs (JSON Lines).\n%s",
 		 dist_help_text());
 	backend_opts bo = {0};
 	/* Under mpirun every rank reads the input and scores the records k with
@@ -60,6 +63,21 @@ int main(int argc, char **argv)
 	cli c;
 	program_start(&c, &spec, argc, argv);
 	cli_parse(&c, 0);
+	FILE *in = in_open(sp.in);
+	if (input_is_jsonl(in) == 1) { /* rollouts of lbdpo-sample --logprobs: the reference's per-token log-probs */
+		char fp[65];
+		model *m = score_prog_open(&argc, &argv, &sp, fp);
+		if (dist_size() > 1)
+			die_usage("rollouts (JSON Lines) are scored by one process");
+		uint64_t n = 0, ntok = 0;
+		rl_rollout_logprobs(m, in, in_name(sp.in), sp.out, "ref_token_logps", &n, &ntok);
+		if (in != stdin)
+			fclose(in);
+		score_prog_close(&sp, m, "rollouts", n, ntok, "");
+		return 0;
+	}
+	if (in != stdin)
+		fclose(in);
 	sp.run.per_token = per_token;
 	return score_program(&argc, &argv, &sp);
 }

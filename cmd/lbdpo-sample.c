@@ -6,7 +6,9 @@
  * prompts), or a token record stream with "prompt_ids". Output:
  * JSON Lines, one object per (prompt, sample): the input's fields (JSONL:
  * all of them; records: the scalar ones and prompt_ids) followed by
- * "sample", "text" (with a tokenizer), "ids", "n_new", "stop".
+ * "sample", "text" (with a tokenizer), "ids", "n_new", "stop"; with
+ * --logprobs (rollouts for lbdpo-step --loss ppo|grpo|rloo) also
+ * "prompt_ids", "eos_id" (when it stopped at one) and "token_logps".
  * The tokenizer is --tokenizer, else the model directory's own.
  *
  * Decoding: each new token costs one model_kv_feed of one token, so a
@@ -53,6 +55,7 @@ typedef struct {
 	int n;
 	int64_t eos[MAX_EOS]; /* stop ids */
 	int n_eos;
+	int logprobs; /* --logprobs: rollout records (prompt_ids, token_logps, eos_id) */
 } sample_opts;
 
 typedef struct {
@@ -148,12 +151,27 @@ typedef struct {
 	uint8_t *mark; /* [V]: in seen */
 	uint32_t *gen, *seen, *known;
 	size_t gen_cap, seen_cap, known_cap, n_seen;
+	double *glp; /* [max_new + 1] log-probs of the generated tokens (--logprobs) */
+	float *raw;  /* [V] the logits before warping (--logprobs) */
+	uint32_t eos_hit;
 	char *text, *fix;
 	size_t text_cap, fix_cap;
 	FILE *out;
 	long n_out, n_tokens;
 	progress_meter pm;
 } sampler;
+
+/* log Σ exp(z[0..n)) in double */
+static double logsumexp_f(const float *z, int n)
+{
+	float mx = z[0];
+	for (int i = 1; i < n; i++)
+		mx = z[i] > mx ? z[i] : mx;
+	double s = 0;
+	for (int i = 0; i < n; i++)
+		s += exp((double)z[i] - mx);
+	return mx + log(s);
+}
 
 /* Decode ids as transformers does: an id the tokenizer lacks (a padded
  * vocabulary's extra rows) decodes to nothing. */
@@ -225,14 +243,22 @@ static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t inde
 		const char *stop = "length";
 		xgrow((void **)&s->gen, &s->gen_cap, (size_t)s->o->max_new + 1, sizeof *s->gen);
 		while (n < s->o->max_new) {
+			/* the policy's own log-softmax at temperature 1, before any
+			 * warping: what lbdpo-step's ratio divides by */
+			double lse = s->o->logprobs ? logsumexp_f(s->logits, V) : 0;
+			if (s->o->logprobs)
+				memcpy(s->raw, s->logits, sizeof(float) * V);
 			if (s->o->rep_penalty != 1)
 				rep_penalize(s->logits, s->seen, s->n_seen, s->o->rep_penalty);
 			uint32_t t = pick(s->logits, s->V_pick, s->o, &rng, s->c);
+			if (s->o->logprobs)
+				s->glp[n] = s->raw[t] - lse;
 			int is_eos = 0;
 			for (int e = 0; e < s->o->n_eos; e++)
 				is_eos |= t == (uint32_t)s->o->eos[e];
 			if (is_eos) {
 				stop = "eos";
+				s->eos_hit = t;
 				break;
 			}
 			s->gen[n++] = t;
@@ -261,6 +287,23 @@ static void run_prompt(sampler *s, const uint32_t *prompt, int np, uint64_t inde
 		json_object_set_new(o, "ids", ids);
 		json_object_set_new(o, "n_new", json_integer(n));
 		json_object_set_new(o, "stop", json_string(stop));
+		if (s->o->logprobs) {
+			/* the rollout: the prompt's ids, and one log-prob per id of
+			 * ids plus the stop token when it stopped at one (eos_id) */
+			if (!json_object_get(o, "prompt_ids")) {
+				json_t *pids = json_array();
+				for (int i = 0; i < np; i++)
+					json_array_append_new(pids, json_integer(prompt[i]));
+				json_object_set_new(o, "prompt_ids", pids);
+			}
+			int is_eos = !strcmp(stop, "eos");
+			if (is_eos)
+				json_object_set_new(o, "eos_id", json_integer(s->eos_hit));
+			json_t *lps = json_array();
+			for (int i = 0; i < n + is_eos; i++)
+				json_array_append_new(lps, json_real(s->glp[i]));
+			json_object_set_new(o, "token_logps", lps);
+		}
 		if (json_dumpf(o, s->out, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || fputc('\n', s->out) == EOF)
 			die("write failed");
 		json_decref(o);
@@ -404,6 +447,9 @@ int main(int argc, char **argv)
 		OPT_INT(0, "n", "N", &o.n, 1, 1 << 20, "samples per prompt"),
 		CLI_SECTION("Other:"),
 		OPT_BOOL(0, "no-bos", &no_bos, "do not prepend BOS to JSONL prompts"),
+		OPT_BOOL(0, "logprobs", &o.logprobs,
+			 "rollout records for lbdpo-step --loss ppo|grpo|rloo: add prompt_ids, token_logps (the model's "
+			 "log-probs at temperature 1 of ids and of the stop token) and eos_id"),
 		OPT_STRING(0, "template", "NAME|FILE", &tpl_name,
 			   "chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the "
 			   "tokenizer's own chat_template)"),
@@ -479,6 +525,10 @@ int main(int argc, char **argv)
 	s.logits = xmalloc((size_t)cfg->vocab_size * sizeof *s.logits);
 	s.c = xmalloc((size_t)cfg->vocab_size * sizeof *s.c);
 	s.mark = xcalloc((size_t)cfg->vocab_size, 1);
+	if (o.logprobs) {
+		s.raw = xmalloc((size_t)cfg->vocab_size * sizeof *s.raw);
+		s.glp = xmalloc(((size_t)o.max_new + 1) * sizeof *s.glp);
+	}
 	outfile *out = out_open(out_path);
 	s.out = out->fp;
 	progress_init(&s.pm, 0, "samples");
@@ -556,6 +606,8 @@ int main(int argc, char **argv)
 	free(s.text);
 	free(s.fix);
 	free(s.logits);
+	free(s.raw);
+	free(s.glp);
 	free(s.c);
 	free(s.mark);
 	free(s.seen);

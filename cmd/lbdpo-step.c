@@ -20,6 +20,7 @@
 #include "libcore/dist/dist.h"
 #include "libcore/train/adapter.h"
 #include "libcore/train/engine.h"
+#include "libcore/train/rlstep.h"
 #include "libcore/train/parallel.h"
 #include "libcore/train/resume.h"
 #include "libcore/objective/loss_cli.h"
@@ -90,6 +91,62 @@ enum { O_BINIT = 256, O_EPS, O_SDT };
 
 static const char *const best_modes[] = {"min", "max", NULL};
 
+/* The options of --loss ppo|grpo|rloo (libcore/train/rlstep.c), and those
+ * of the preference losses that an RL update also reads. */
+static const char *const rl_only[] = {"ref", "value-model", "value-lr", "kl-coef", "kl-target", "kl-horizon",
+				      "cliprange", "cliprange-value", "vf-coef", "gae-gamma", "gae-lambda",
+				      "num-mini-batches", "num-generations", "missing-eos-penalty", "whiten-rewards",
+				      "normalize-advantages", "scale-rewards", "loss-type", "ptx-coef", "ptx-data", NULL};
+static const char *const rl_shared[] = {"model", "input", "output", "init", "out", "epochs", "lr", "weight-decay",
+					"clip", "seed", "loss", "metrics", "quiet", "device", "tf32", "threads",
+					"dtype", "bf16", NULL};
+
+static int in_list(const char *const *l, const char *name)
+{
+	for (; *l; l++)
+		if (!strcmp(*l, name))
+			return 1;
+	return 0;
+}
+
+/* --loss ppo|grpo|rloo: one RL update (libcore/train/rlstep.c); the
+ * options of the preference losses are refused */
+static int rl_main(rl_opts *ro, const cli *c, const cli_opt *opts, const char *in, const char *out,
+		   const char *metrics, const train_opts *to, double epochs, backend_opts *bo)
+{
+	for (const cli_opt *o = opts; o->key || o->lng || o->help; o++)
+		if (o->lng && !o->alias_of && cli_given(c, o->lng) && !in_list(rl_only, o->lng) &&
+		    !in_list(rl_shared, o->lng))
+			die_usage("--%s is not an option of --loss %s", o->lng, rl_algo_name(ro->algo));
+	if (cli_given(c, "epochs") && (epochs < 1 || epochs != floor(epochs)))
+		die_usage("--epochs: --loss %s takes a whole number of passes over the rollouts", rl_algo_name(ro->algo));
+	if (ro->ptx_coef > 0 && !ro->ptx_data)
+		die_usage("--ptx-coef needs --ptx-data");
+	if ((ro->ptx_coef > 0 || ro->value || cli_given(c, "value-lr") || cli_given(c, "cliprange-value") ||
+	     cli_given(c, "vf-coef") || cli_given(c, "gae-gamma") || cli_given(c, "gae-lambda") ||
+	     cli_given(c, "missing-eos-penalty") || cli_given(c, "whiten-rewards")) &&
+	    ro->algo != RL_PPO)
+		die_usage("--value-model, --value-lr, --cliprange-value, --vf-coef, --gae-gamma, --gae-lambda, "
+			  "--missing-eos-penalty, --whiten-rewards and --ptx-coef are options of --loss ppo");
+	if ((cli_given(c, "scale-rewards") || cli_given(c, "loss-type")) && ro->algo != RL_GRPO)
+		die_usage("--scale-rewards and --loss-type are options of --loss grpo");
+	if (cli_given(c, "normalize-advantages") && ro->algo != RL_RLOO)
+		die_usage("--normalize-advantages is an option of --loss rloo");
+	backend_opts_apply(bo);
+	ro->policy = to->init;
+	ro->out = out;
+	ro->in = in ? in : "-";
+	ro->metrics = metrics;
+	ro->lr = cli_given(c, "lr") ? to->lr : 1e-5;
+	ro->weight_decay = to->weight_decay;
+	ro->clip = to->clip;
+	ro->seed = to->ck.seed;
+	ro->epochs = epochs > 0 ? (int)epochs : -1;
+	ro->quiet = lbdpo_quiet;
+	rl_train(ro);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *in = NULL, *out = NULL, *metrics = NULL;
@@ -101,7 +158,11 @@ int main(int argc, char **argv)
 	train_opts to;
 	train_opts_default(&to);
 	loss_opts *lo = &to.loss;
-	loss_cli lc = {.lo = lo};
+	loss_cli lc = {.lo = lo, .other_names = rl_algo_names};
+	rl_opts ro;
+	rl_opts_default(&ro);
+	static const char *const scale_names[] = {"none", "group", NULL};
+	static const char *const loss_type_names[] = {"bnpo", "grpo", NULL};
 	backend_opts bo = {0};
 	const cli_opt options[] = {
 		OPT_STRING_REQUIRED('m', "model", "PATH", &to.init,
@@ -126,7 +187,8 @@ int main(int argc, char **argv)
 		CLI_SECTION("Loss:"),
 		LOSS_CLI_OPTS(&lc, "lbdpo (default), dpo, ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, "
 				   "bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, or a comma list of them "
-				   "(TRL's loss_type list); sigmoid = dpo; reward trains a reward model"),
+				   "(TRL's loss_type list); sigmoid = dpo; reward trains a reward model; ppo, grpo, rloo: one RL "
+				   "update from rollouts (below)"),
 		OPT_BOOL(0, "learned-beta", &lo->learned_beta,
 			 "the beta model's per-pair beta drives every loss with a beta (lbdpo is dpo with this)"),
 		OPT_DOUBLE(0, "center-rewards-coef", "X", &lo->center_coef, 0, 1e6,
@@ -134,6 +196,35 @@ int main(int argc, char **argv)
 		OPT_DOUBLE(0, "sft-weight", "X", &lo->sft_weight, 0, 1e6, "RPO: add X * NLL(chosen) to the loss"),
 		OPT_DOUBLE(0, "bdpo-alpha", "X", &lo->bdpo_alpha, -1e6, 1e6, "beta-dpo: a in beta0*(1 + a*(M - M0))"),
 		OPT_DOUBLE(0, "bdpo-rho", "X", &lo->bdpo_rho, 0, 0.999999, "beta-dpo: fraction of pairs filtered out"),
+		CLI_SECTION("Reinforcement learning (--loss ppo, grpo, rloo; input: scored lbdpo-sample --logprobs "
+			    "rollouts):"),
+		OPT_STRING(0, "ref", "MODEL", &ro.ref, "reference model of the KL (default: none, KL 0)"),
+		OPT_DOUBLE(0, "kl-coef", "X", &ro.kl_coef, 0, 1e6,
+			   "KL coefficient: ppo, rloo in the reward, grpo in the loss (default: ppo, rloo 0.05; grpo 0)"),
+		OPT_DOUBLE(0, "kl-target", "X", &ro.kl_target, 0, 1e9,
+			   "adaptive KL coefficient toward this KL; 0: a fixed coefficient"),
+		OPT_DOUBLE(0, "kl-horizon", "N", &ro.kl_horizon, 1, 1e12, "horizon of the adaptive KL coefficient"),
+		OPT_DOUBLE(0, "cliprange", "X", &ro.eps, 0, 10, "ratio clip epsilon"),
+		OPT_INT(0, "num-mini-batches", "N", &ro.mini_batches, 1, 1 << 20, "mini-batches per epoch over the rollouts"),
+		OPT_INT(0, "num-generations", "G", &ro.G, 2, 1 << 20,
+			"grpo, rloo: samples per prompt (default: the run of lines with the first line's prompt)"),
+		OPT_ENUM(0, "scale-rewards", "S", &ro.scale_rewards, scale_names, "grpo: group or none"),
+		OPT_ENUM(0, "loss-type", "T", &ro.agg_seq, loss_type_names,
+			 "grpo: grpo (sequence mean) or bnpo (token mean)"),
+		OPT_BOOL(0, "normalize-advantages", &ro.normalize_adv, "rloo: whiten the advantages over the batch"),
+		OPT_STRING(0, "value-model", "DIR", &ro.value,
+			   "ppo: value model, a reward model directory (default: the policy with a zero score head)"),
+		OPT_DOUBLE(0, "value-lr", "X", &ro.value_lr, 0, 10, "ppo: value model learning rate (default: --lr)"),
+		OPT_DOUBLE(0, "cliprange-value", "X", &ro.eps_v, 0, 1e9, "ppo: value clip"),
+		OPT_DOUBLE(0, "vf-coef", "X", &ro.vf_coef, 0, 1e9, "ppo: value loss coefficient"),
+		OPT_DOUBLE(0, "gae-gamma", "X", &ro.gamma, 0, 1, "ppo: discount gamma of GAE"),
+		OPT_DOUBLE(0, "gae-lambda", "X", &ro.lam, 0, 1, "ppo: lambda of GAE"),
+		OPT_DOUBLE(0, "missing-eos-penalty", "X", &ro.eos_penalty, 0, 1e9,
+			   "ppo: subtract X from the score of a sample without EOS"),
+		OPT_BOOL(0, "whiten-rewards", &ro.whiten_rewards, "ppo: whiten the per-token rewards"),
+		OPT_DOUBLE(0, "ptx-coef", "X", &ro.ptx_coef, 0, 1e9, "ppo: PPO-ptx, add X * NLL of --ptx-data"),
+		OPT_STRING(0, "ptx-data", "FILE", &ro.ptx_data,
+			   "ppo: token records whose chosen completions are the pretraining data"),
 		CLI_SECTION("Beta model (lbdpo, --learned-beta):"),
 		CLI_OPT(O_BINIT, 0, "beta-init", "B", "set w so the first batch's mean beta is B (default: --beta)"),
 		OPT_DOUBLE(0, "w-init", "X", &to.w_init, 1e-30, 1e30, "start from w = X instead of --beta-init"),
@@ -210,6 +301,13 @@ int main(int argc, char **argv)
 		}
 	}
 	cli_end(&c, 0);
+	if (lc.other) {
+		ro.algo = (rl_algo)rl_algo_parse(lc.other);
+		return rl_main(&ro, &c, options, in, out, metrics, &to, epochs, &bo);
+	}
+	for (const char *const *r = rl_only; *r; r++)
+		if (cli_given(&c, *r))
+			die_usage("--%s is an option of --loss ppo, grpo or rloo", *r);
 	if (best_mode_i >= 0)
 		best_mode = best_modes[best_mode_i];
 	if (steps < 0 && epochs < 0)

@@ -69,12 +69,7 @@ for s in $SEEDS; do
 	done
 done
 # mean and 95% CI (t with n-1 df) over seeds per arm, round and metric
-awk -F '\t' 'BEGIN { split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228", T, " ") }
-	$5 != "nan" { k = $2 "\t" $3 "\t" $4; if (!(k in n)) order[++m] = k; n[k]++; s[k] += $5; ss[k] += $5 * $5; v[k] = v[k] (n[k] > 1 ? "," : "") $5 }
-	END { for (i = 1; i <= m; i++) { k = order[i]; mu = s[k] / n[k]; ci = "nan"
-		if (n[k] > 1) { var = (ss[k] - n[k] * mu * mu) / (n[k] - 1); if (var < 0) var = 0
-			ci = (n[k] - 1 <= 10 ? T[n[k] - 1] : 1.96) * sqrt(var / n[k]) }
-		printf "%s\t%d\t%.6g\t%s\t%s\n", k, n[k], mu, ci, v[k] } }' "$rows" >"$W/stats.tsv"
+awk -F '\t' -f "$(dirname "$0")/seed-stats.awk" "$rows" >"$W/stats.tsv"
 # "mean ± ci" of arm, round, metric
 # (counts with one decimal; every cell 15 characters wide)
 cell() { awk -F '\t' -v a="$1" -v r="$2" -v m="$3" '$1 == a && $2 == r && $3 == m { f = 1; fm = m == "pairs" ? "%6.1f" : "%6.3f"

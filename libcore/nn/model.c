@@ -551,8 +551,11 @@ struct model_ws {
 	uint8_t *hhas;     /* [2·n_seq] */
 	/* reward model (score head): the distinct rows whose final-norm state
 	 * is scored, n_end of them; eslot[2s+k] is completion k of sequence s's */
-	int *erow, *eslot; /* [2·n_seq] host */
+	int *erow, *eslot; /* [2·n_seq (+ T with per-token values)], [2·n_seq] host */
 	int n_end;
+	int *vslot;        /* [n_seq]: where sequence s's per-token values start in vidx, -1: none */
+	int *vidx;         /* [T]: the row slot of each per-token value (an end row's own when they meet) */
+	size_t hcap_e;     /* capacity of erow, hhe, hdhe, hrw, hdr (rows) */
 	float *hhe, *hdhe; /* [2·n_seq·C] host (the device copy on a unified backend) */
 	float *hrw, *hdr;  /* [2·n_seq] scores, their gradients */
 	size_t hcap_T, hcap_s;
@@ -594,6 +597,8 @@ void model_ws_free(model_ws *ws)
 	free(ws->hhas);
 	free(ws->erow);
 	free(ws->eslot);
+	free(ws->vslot);
+	free(ws->vidx);
 	free(ws->hhe);
 	free(ws->hdhe);
 	free(ws->hrw);
@@ -751,12 +756,8 @@ static void ws_plan(model_ws *ws, int T, int n_seq, int train)
 		ws->hh = xrealloc(ws->hh, sizeof(float) * 2 * n_seq * C);
 		ws->hdh = xrealloc(ws->hdh, sizeof(float) * 2 * n_seq * C);
 		ws->hhas = xrealloc(ws->hhas, 2 * (size_t)n_seq);
-		ws->erow = xrealloc(ws->erow, sizeof(int) * 2 * n_seq);
 		ws->eslot = xrealloc(ws->eslot, sizeof(int) * 2 * n_seq);
-		ws->hhe = xrealloc(ws->hhe, sizeof(float) * 2 * n_seq * C);
-		ws->hdhe = xrealloc(ws->hdhe, sizeof(float) * 2 * n_seq * C);
-		ws->hrw = xrealloc(ws->hrw, sizeof(float) * 2 * n_seq);
-		ws->hdr = xrealloc(ws->hdr, sizeof(float) * 2 * n_seq);
+		ws->vslot = xrealloc(ws->vslot, sizeof(int) * n_seq);
 		ws->hcap_s = n_seq;
 	}
 }
@@ -990,11 +991,21 @@ static void rope_cs(const lb_backend *be, float *dcs, const int *pos, int T, con
  * non-pad token, the first when all are pad), r = score·lnf[row]. Both
  * completions may end in the same prompt row: each distinct row is scored
  * once (ws->erow[0..n_end-1]; eslot maps a completion to its row). */
-static void score_forward(const model *m, model_ws *ws, const model_seq *seqs, int n)
+static void score_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, const model_scores *out)
 {
 	const lb_backend *be = m->be;
 	const int C = m->cfg.dim, pad = m->cfg.has_pad ? m->cfg.pad_id : -1;
 	int ne = 0;
+	size_t cap = 2 * (size_t)n + (size_t)ws->T;
+	if (cap > ws->hcap_e) {
+		ws->erow = xrealloc(ws->erow, sizeof(int) * cap);
+		ws->hhe = xrealloc(ws->hhe, sizeof(float) * cap * C);
+		ws->hdhe = xrealloc(ws->hdhe, sizeof(float) * cap * C);
+		ws->hrw = xrealloc(ws->hrw, sizeof(float) * cap);
+		ws->hdr = xrealloc(ws->hdr, sizeof(float) * cap);
+		ws->vidx = xrealloc(ws->vidx, sizeof(int) * cap);
+		ws->hcap_e = cap;
+	}
 	for (int s = 0; s < n; s++) {
 		const int st = ws->seq_off[s], P = ws->seq_P[s];
 		for (int k = 0; k < 2; k++) {
@@ -1017,6 +1028,26 @@ static void score_forward(const model *m, model_ws *ws, const model_seq *seqs, i
 			}
 			ws->erow[ne] = row;
 			ws->eslot[2 * s + k] = ne++;
+		}
+	}
+	/* per-token values: the rows that predict completion 0's tokens; a row
+	 * that is also an end row keeps one slot (rows_scatter writes, not adds) */
+	int nv = 0;
+	for (int s = 0; s < n; s++) {
+		ws->vslot[s] = -1;
+		if (!out[s].tok_value)
+			continue;
+		ws->vslot[s] = nv;
+		for (int j = 0; j < seqs[s].n_comp_tok[0]; j++) {
+			int row = ws->seq_off[s] + ws->seq_P[s] - 1 + j, slot = -1;
+			for (int k = 0; k < 2 && slot < 0; k++)
+				if (ws->eslot[2 * s + k] >= 0 && ws->erow[ws->eslot[2 * s + k]] == row)
+					slot = ws->eslot[2 * s + k];
+			if (slot < 0) {
+				slot = ne;
+				ws->erow[ne++] = row;
+			}
+			ws->vidx[nv++] = slot;
 		}
 	}
 	ws->n_end = ne;
@@ -1043,6 +1074,12 @@ static void score_backward(const model *m, model_ws *ws, const model_seq_grad *g
 				ws->hdr[ws->eslot[2 * s + k]] += (float)g[s].d_reward[k];
 				any = 1;
 			}
+	for (int s = 0; s < n; s++)
+		if (ws->vslot[s] >= 0 && g[s].d_tok_value) {
+			for (int j = 0; j < ws->seq_n0[s]; j++)
+				ws->hdr[ws->vidx[ws->vslot[s] + j]] += g[s].d_tok_value[j];
+			any = 1;
+		}
 	if (!any)
 		return;
 	const float *d_dr = dbuf_up(be, &ws->d_dr_b, ws->hdr, sizeof(float) * ne);
@@ -1155,7 +1192,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 		backend_sync_down(be, ws->hst, dst, sizeof(double) * 4 * n);
 	} else {
 		memset(ws->hst, 0, sizeof(double) * 4 * n);
-		score_forward(m, ws, seqs, n);
+		score_forward(m, ws, seqs, n, out);
 	}
 	int want_tok = 0, want_last = 0, want_mean = 0;
 	for (int s = 0; s < n; s++) {
@@ -1198,6 +1235,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 			memcpy(o->h_mean, hm + (size_t)s * C, sizeof(float) * C);
 		for (int k = 0; k < 2; k++)
 			o->reward[k] = m->score != NONE && k < seqs[s].n_comp ? ws->hrw[ws->eslot[2 * s + k]] : 0;
+		for (int j = 0; o->tok_value && m->score != NONE && j < seqs[s].n_comp_tok[0]; j++)
+			o->tok_value[j] = ws->hrw[ws->vidx[ws->vslot[s] + j]];
 	}
 	ws->have_fwd = train ? 1 : 0;
 }
@@ -1239,7 +1278,7 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 		int act = 0;
 		for (int k = 0; k < 2; k++)
 			if ((ri->kind[k] == 1 && gs->d_prompt_mean_logp != 0 && ws->seq_P[ri->seq] > 1) ||
-			    (ri->kind[k] >= 2 && gs->d_logp[ri->kind[k] - 2] != 0))
+			    (ri->kind[k] >= 2 && (gs->d_logp[ri->kind[k] - 2] != 0 || gs->d_tok_logp[ri->kind[k] - 2])))
 				act = 1;
 		if (!act)
 			continue;
@@ -1248,7 +1287,8 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 			if (ri->kind[k] == 1)
 				w = gs->d_prompt_mean_logp / (ws->seq_P[ri->seq] - 1);
 			else if (ri->kind[k] >= 2)
-				w = gs->d_logp[ri->kind[k] - 2];
+				w = gs->d_tok_logp[ri->kind[k] - 2] ? gs->d_tok_logp[ri->kind[k] - 2][ri->j[k]]
+								    : gs->d_logp[ri->kind[k] - 2];
 			ws->hw[2 * Tn + k] = w;
 			ws->hy[2 * Tn + k] = ri->kind[k] ? ri->y[k] : -1;
 		}

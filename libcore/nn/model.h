@@ -132,6 +132,10 @@ typedef struct {
 	 * logp, prompt_mean_logp, prompt_entropy are 0, tok_logp is not
 	 * written. */
 	double reward[2];
+	/* A reward model used as a PPO value model: the score at every position
+	 * that predicts a token of completion 0 (the last prompt token and the
+	 * completion's tokens but its last), [n_comp_tok[0]]; may be NULL. */
+	float *tok_value;
 } model_scores;
 
 /* Gradients of a scalar loss on the quantities above; the backward
@@ -142,6 +146,10 @@ typedef struct {
 	const float *d_h_last; /* [C] or NULL */
 	const float *d_h_mean; /* [C] or NULL */
 	double d_reward[2];    /* reward model: dL/dreward[k] (d_logp, d_prompt_mean_logp must be 0) */
+	/* per-token weights (PPO, GRPO, RLOO): dL/d(log p of token j of
+	 * completion k) [n_comp_tok[k]], used instead of d_logp[k] when set */
+	const double *d_tok_logp[2];
+	const float *d_tok_value; /* value model: dL/dtok_value[j] [n_comp_tok[0]], or NULL */
 } model_seq_grad;
 
 typedef struct model_ws model_ws; /* activations, grown once per batch shape */

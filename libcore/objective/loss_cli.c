@@ -8,6 +8,13 @@
 void loss_cli_loss(void *p, const char *arg)
 {
 	loss_cli *lc = p;
+	lc->other = NULL;
+	for (const char *const *o = lc->other_names; o && *o; o++)
+		if (!strcmp(arg, *o)) {
+			lc->other = arg;
+			lc->list = NULL;
+			return;
+		}
 	if ((lc->list = strchr(arg, ',') ? arg : NULL))
 		return; /* a list: set by loss_cli_finish with --loss-weights */
 	int k = loss_kind_parse(arg);

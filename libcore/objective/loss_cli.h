@@ -13,10 +13,15 @@ typedef struct {
 	loss_opts *lo;	     /* the kind and parameters go here */
 	const char *list;    /* --loss a,b,...: a list, set by loss_cli_finish */
 	const char *weights; /* --loss-weights */
+	/* names the program handles itself (lbdpo-step's ppo, grpo, rloo),
+	 * NULL-terminated, or NULL; --loss with one of them sets other */
+	const char *const *other_names;
+	const char *other;
 } loss_cli;
 
 /* --loss's callback: a single name sets lo->kind ("--loss: unknown loss
- * 'x' (valid: ...)"), a comma list is kept for loss_cli_finish. */
+ * 'x' (valid: ...)"), a comma list is kept for loss_cli_finish, a name of
+ * other_names goes to other (and lo->kind is left alone). */
 void loss_cli_loss(void *lc, const char *arg);
 
 /* --loss (help text loss_help: what the program does with it),

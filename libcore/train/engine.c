@@ -225,9 +225,7 @@ struct train_engine {
 	int rank, nranks;  /* this worker's slots of each micro-batch (1 worker: all) */
 };
 
-/* Permutation of [0, n) for an epoch: Fisher–Yates with splitmix64 seeded by
- * (seed, epoch), so any data position can be recomputed on resume. */
-static void epoch_perm(int *perm, int n, uint64_t seed, long epoch)
+void epoch_perm(int *perm, int n, uint64_t seed, long epoch)
 {
 	uint64_t s = seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)epoch * 0xD1B54A32D192ED03ull);
 	for (int i = 0; i < n; i++)

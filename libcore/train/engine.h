@@ -45,6 +45,9 @@ typedef struct {
 
 /* lbdpo-step's defaults (man lbdpo-step(1)). */
 void train_opts_default(train_opts *o);
+/* Permutation of [0, n) for an epoch: Fisher–Yates with splitmix64 seeded by
+ * (seed, epoch), so any data position can be recomputed on resume. */
+void epoch_perm(int *perm, int n, uint64_t seed, long epoch);
 /* To JSON, keys in a fixed order; the caller owns the object. */
 json_t *train_opts_to_json(const train_opts *o);
 /* Back from JSON: every key present overrides o (strings are borrowed from

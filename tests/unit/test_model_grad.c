@@ -3,7 +3,9 @@
  * log-prob sums, prompt mean log-prob, h_last, h_mean) separately and all
  * together, on a packed batch with prefix-shared pairs; for a reward model
  * (score head), through its scores (the score head and the whole model
- * below it, trailing pad tokens skipped as transformers does) and h_last.
+ * below it, trailing pad tokens skipped as transformers does) and h_last;
+ * per-token weights of the completion log-probs (PPO, GRPO, RLOO) and a
+ * value model's per-token values.
  *
  * For each tensor W and a random direction U, the central difference
  *   (L(W + εU) − L(W − εU)) / 2ε
@@ -24,9 +26,12 @@ typedef struct {
 	uint32_t *tok[NSEQ][3];
 	model_seq_grad g[NSEQ];
 	float *r[NSEQ], *u[NSEQ]; /* [C] coefficients of h_last, h_mean */
+	double wt[NSEQ][2][8];    /* per-token weights of the completion log-probs */
+	float vt[NSEQ][8];        /* per-token weights of the values */
 } batch;
 
-/* path bit 1: logp, 2: prompt mean, 4: h_last, 8: h_mean, 16: rewards (a reward model) */
+/* path bit 1: logp, 2: prompt mean, 4: h_last, 8: h_mean, 16: rewards (a reward model),
+ * 32: per-token log-prob weights, 64: per-token values (a reward model) */
 static void make_batch(batch *b, const model_config *c, uint64_t seed, int paths)
 {
 	uint64_t s = seed;
@@ -57,6 +62,18 @@ static void make_batch(batch *b, const model_config *c, uint64_t seed, int paths
 					    .d_reward = { (paths & 16) ? 0.9 - 0.4 * i : 0, (paths & 16) ? -1.1 : 0 } };
 		if (b->s[i].n_comp == 1)
 			b->g[i].d_logp[1] = b->g[i].d_reward[1] = 0;
+		for (int k = 0; k < 2; k++)
+			for (int j = 0; j < 8; j++)
+				b->wt[i][k][j] = tl_normal(&s);
+		for (int j = 0; j < 8; j++)
+			b->vt[i][j] = (float)tl_normal(&s);
+		if (paths & 32) {
+			b->g[i].d_tok_logp[0] = b->wt[i][0];
+			if (b->s[i].n_comp == 2)
+				b->g[i].d_tok_logp[1] = b->wt[i][1];
+		}
+		if (paths & 64)
+			b->g[i].d_tok_value = b->vt[i];
 	}
 }
 
@@ -70,19 +87,42 @@ static void free_batch(batch *b)
 	}
 }
 
-/* L = Σ_s d_logp·logp + d_pm·prompt_mean + r·h_last + u·h_mean */
+/* the outputs every path reads (per-token ones only when asked: they switch paths on) */
+static void scores_for(model_scores *o, const batch *b, float hl[][64], float hm[][64], float tl[][2][8],
+		       float tv[][8])
+{
+	for (int i = 0; i < NSEQ; i++) {
+		o[i] = (model_scores){ .h_last = hl[i], .h_mean = hm[i] };
+		if (b->g[i].d_tok_logp[0]) {
+			o[i].tok_logp[0] = tl[i][0];
+			o[i].tok_logp[1] = b->g[i].d_tok_logp[1] ? tl[i][1] : NULL;
+		}
+		if (b->g[i].d_tok_value)
+			o[i].tok_value = tv[i];
+	}
+}
+
+/* L = Σ_s d_logp·logp + d_pm·prompt_mean + r·h_last + u·h_mean
+ *       (+ Σ_j w_j·tok_logp_j instead of d_logp·logp, + Σ_j v_j·tok_value_j) */
 static double loss(const model *m, model_ws *ws, const batch *b)
 {
 	int C = model_cfg(m)->dim;
 	model_scores o[NSEQ];
-	float hl[NSEQ][64], hm[NSEQ][64];
-	for (int i = 0; i < NSEQ; i++)
-		o[i] = (model_scores){ .h_last = hl[i], .h_mean = hm[i] };
+	float hl[NSEQ][64], hm[NSEQ][64], tl[NSEQ][2][8], tv[NSEQ][8];
+	scores_for(o, b, hl, hm, tl, tv);
 	model_forward(m, ws, b->s, NSEQ, o, 0);
 	double L = 0;
 	for (int i = 0; i < NSEQ; i++) {
-		L += b->g[i].d_logp[0] * o[i].logp[0] + b->g[i].d_prompt_mean_logp * o[i].prompt_mean_logp;
-		if (b->s[i].n_comp == 2)
+		for (int k = 0; k < 2; k++)
+			for (int j = 0; b->g[i].d_tok_logp[k] && j < b->s[i].n_comp_tok[k]; j++)
+				L += b->g[i].d_tok_logp[k][j] * tl[i][k][j];
+		for (int j = 0; b->g[i].d_tok_value && j < b->s[i].n_comp_tok[0]; j++)
+			L += (double)b->g[i].d_tok_value[j] * tv[i][j];
+		if (b->g[i].d_tok_logp[0])
+			L += b->g[i].d_prompt_mean_logp * o[i].prompt_mean_logp;
+		else
+			L += b->g[i].d_logp[0] * o[i].logp[0] + b->g[i].d_prompt_mean_logp * o[i].prompt_mean_logp;
+		if (b->s[i].n_comp == 2 && !b->g[i].d_tok_logp[1])
 			L += b->g[i].d_logp[1] * o[i].logp[1];
 		L += b->g[i].d_reward[0] * o[i].reward[0] + b->g[i].d_reward[1] * o[i].reward[1];
 		for (int ch = 0; ch < C; ch++)
@@ -130,9 +170,8 @@ static void check_paths(model_config cfg, const char *label, const int *pms, int
 		make_batch(&b, &cfg, 100 + pm, pm);
 		/* analytic */
 		model_scores o[NSEQ];
-		float hl[NSEQ][64], hm[NSEQ][64];
-		for (int i = 0; i < NSEQ; i++)
-			o[i] = (model_scores){ .h_last = hl[i], .h_mean = hm[i] };
+		float hl[NSEQ][64], hm[NSEQ][64], tl[NSEQ][2][8], tv[NSEQ][8];
+		scores_for(o, &b, hl, hm, tl, tv);
 		memset(grad, 0, sizeof(float) * np);
 		model_forward(m, ws, b.s, NSEQ, o, 1);
 		model_backward(m, ws, b.g, grad);
@@ -190,19 +229,19 @@ static void check_paths(model_config cfg, const char *label, const int *pms, int
 
 static void check(model_config cfg, const char *label)
 {
-	static const int pms[] = { 1, 2, 4, 8, 15 };
-	check_paths(cfg, label, pms, 5);
+	static const int pms[] = { 1, 2, 4, 8, 15, 32 };
+	check_paths(cfg, label, pms, 6);
 }
 
 /* A reward model: its scores alone, and with h_last; pad id 5 ends some
  * completions (make_batch): the reward sits at the last non-pad token. */
 static void check_reward(model_config cfg, const char *label)
 {
-	static const int pms[] = { 16, 20 };
+	static const int pms[] = { 16, 20, 64, 80 };
 	cfg.score_labels = 1;
 	cfg.has_pad = 1;
 	cfg.pad_id = 5;
-	check_paths(cfg, label, pms, 2);
+	check_paths(cfg, label, pms, 4);
 }
 
 Test(model_grad, llama_gqa_tied) { check(tl_cfg(ARCH_LLAMA, 2, 0, 1), "llama gqa tied"); }

@@ -1,0 +1,57 @@
+/* rlstep.h — lbdpo-step --loss ppo|grpo|rloo: one policy update from one
+ * batch of rollouts (lbdpo-sample --logprobs, scored with a "reward" by
+ * lbdpo-reward or a rule-based judge), several epochs over mini-batches
+ * with the clipped surrogate of libcore/objective/rl.c. */
+#ifndef LBDPO_TRAIN_RLSTEP_H
+#define LBDPO_TRAIN_RLSTEP_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "libcore/nn/model.h"
+
+typedef enum { RL_PPO = 0, RL_GRPO, RL_RLOO } rl_algo;
+
+/* "ppo", "grpo", "rloo" (rl_algo_names, NULL-terminated) → rl_algo; -1 for
+ * anything else. */
+extern const char *const rl_algo_names[];
+int rl_algo_parse(const char *name);
+const char *rl_algo_name(rl_algo a);
+
+typedef struct {
+	rl_algo algo;
+	const char *policy;   /* -m: the policy that sampled the rollouts (HF directory) */
+	const char *ref;      /* --ref: reference model for the KL (NULL: none, KL 0) */
+	const char *value;    /* PPO --value-model: a reward-model directory (NULL: from the policy) */
+	const char *out;      /* -o: the new policy (PPO: and OUT/value) */
+	const char *in;       /* rollouts, "-": stdin */
+	const char *metrics;  /* JSON Lines appended (NULL: none) */
+	const char *ptx_data; /* token records whose chosen completions are the PPO-ptx data */
+	double lr, value_lr, weight_decay, clip;
+	double kl_coef;       /* < 0: the algorithm's TRL default */
+	double kl_target, kl_horizon; /* adaptive KL (target > 0) */
+	double eps, eps_v, vf_coef, gamma, lam;
+	double eos_penalty;   /* < 0: none */
+	double ptx_coef;
+	int epochs, mini_batches, G;
+	int whiten_rewards, normalize_adv, scale_rewards;
+	int agg_seq;          /* GRPO loss_type grpo (1) or bnpo (0) */
+	unsigned long long seed;
+	int quiet;
+} rl_opts;
+
+/* Defaults: TRL's PPOConfig, GRPOConfig, RLOOConfig where they exist. */
+void rl_opts_default(rl_opts *o);
+/* Read the rollouts, update, write the new policy: dies with a one-line
+ * message naming the file and line on bad input; writes nothing then. */
+void rl_train(const rl_opts *o);
+
+/* The per-token log-probs under m of each rollout line of in (named name)
+ * (its ids and then its eos_id, the tokens lbdpo-step scores), added to the
+ * line as key (e.g. "ref_token_logps", replaced when there) and written to
+ * out_path ("-": standard output; a file is written aside and renamed). The
+ * lines pass through otherwise unchanged. *n_lines, *n_tok get the totals. */
+void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, const char *key,
+			 uint64_t *n_lines, uint64_t *n_tok);
+
+#endif
