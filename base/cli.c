@@ -118,11 +118,13 @@ void cli_start(cli *c, const cli_spec *s, int argc, char **argv)
 		if (o->alias_of && !(t = target(s->opts, o->alias_of)))
 			BUG("%s: option table: '%s' is an old spelling of '%s', which is not in the table", s->prog,
 			    o->lng ? o->lng : "?", o->alias_of);
-		if (o->shrt == 'h' || o->shrt == 'V' || (o->lng && (!strcmp(o->lng, "help") || !strcmp(o->lng, "version"))))
+		if (o->shrt == 'h' || o->shrt == 'V' ||
+		    (o->lng && (!strcmp(o->lng, "help") || !strcmp(o->lng, "version"))))
 			BUG("%s: option table: -h/--help and -V/--version are cli.c's", s->prog);
 		const int has_arg = t->arg && !o->gone;
 		if (o->lng)
-			lo[nl++] = (struct option){o->lng, has_arg ? required_argument : no_argument, NULL, CLI_VAL0 + i};
+			lo[nl++] =
+				(struct option){o->lng, has_arg ? required_argument : no_argument, NULL, CLI_VAL0 + i};
 		if (o->shrt) {
 			so[ns++] = o->shrt;
 			if (has_arg)

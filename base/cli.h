@@ -48,8 +48,8 @@ typedef enum { CLI_KEY = 0, CLI_INT, CLI_DOUBLE, CLI_STRING, CLI_SET, CLI_ENUM, 
 enum { CLI_REQUIRED = 1 }; /* cli_opt.flags: "--NAME is required" when not given */
 
 typedef struct cli_opt {
-	int key;	      /* what cli_next returns: the short letter, or a value >= 256 */
-	char shrt;	      /* short option letter, 0 for none */
+	int key;              /* what cli_next returns: the short letter, or a value >= 256 */
+	char shrt;            /* short option letter, 0 for none */
 	const char *lng;      /* long name without "--"; NULL for a short-only option */
 	const char *arg;      /* argument name shown in --help ("FILE"); NULL: takes none */
 	const char *help;     /* description, wrapped by cli_help; '\n' starts a new line */
@@ -57,13 +57,13 @@ typedef struct cli_opt {
 	const char *gone;     /* removed spelling: the error message naming the new one */
 	/* typed rows (OPT_* below): cli_next stores the value and goes on */
 	cli_type type;
-	void *dest;		  /* where the value goes */
-	size_t size;		  /* sizeof *dest, checked against type by cli_start */
-	long ilo, ihi;		  /* CLI_INT: the range; CLI_SET: the value stored */
-	double lo, hi;		  /* CLI_DOUBLE: the range */
-	const char *const *names; /* CLI_ENUM: the values' names, NULL-terminated */
+	void *dest;                              /* where the value goes */
+	size_t size;                             /* sizeof *dest, checked against type by cli_start */
+	long ilo, ihi;                           /* CLI_INT: the range; CLI_SET: the value stored */
+	double lo, hi;                           /* CLI_DOUBLE: the range */
+	const char *const *names;                /* CLI_ENUM: the values' names, NULL-terminated */
 	void (*cb)(void *dest, const char *arg); /* CLI_CALLBACK (arg NULL for a flag) */
-	int flags;				 /* CLI_REQUIRED */
+	int flags;                               /* CLI_REQUIRED */
 } cli_opt;
 
 /* Table entries (designated, so that rows may grow fields): an option; an
@@ -71,11 +71,22 @@ typedef struct cli_opt {
  * whose use is an error saying `msg` (shrt 0 and lng NULL: a note in --help
  * only); a section title in the option list ("Loss:"). A table ends with
  * {0}. */
-#define CLI_OPT(key_, shrt_, lng_, arg_, help_)                                                                 \
-	{.key = (key_), .shrt = (shrt_), .lng = (lng_), .arg = (arg_), .help = (help_)}
-#define CLI_ALIAS(shrt_, lng_, of) {.shrt = (shrt_), .lng = (lng_), .alias_of = (of)}
-#define CLI_GONE(shrt_, lng_, msg) {.shrt = (shrt_), .lng = (lng_), .gone = (msg)}
-#define CLI_SECTION(title) {.help = (title)}
+#define CLI_OPT(key_, shrt_, lng_, arg_, help_)                                                                        \
+	{                                                                                                              \
+		.key = (key_), .shrt = (shrt_), .lng = (lng_), .arg = (arg_), .help = (help_)                          \
+	}
+#define CLI_ALIAS(shrt_, lng_, of)                                                                                     \
+	{                                                                                                              \
+		.shrt = (shrt_), .lng = (lng_), .alias_of = (of)                                                       \
+	}
+#define CLI_GONE(shrt_, lng_, msg)                                                                                     \
+	{                                                                                                              \
+		.shrt = (shrt_), .lng = (lng_), .gone = (msg)                                                          \
+	}
+#define CLI_SECTION(title)                                                                                             \
+	{                                                                                                              \
+		.help = (title)                                                                                        \
+	}
 
 /* Typed rows (as git's parse-options OPT_*): the row names its destination,
  * and cli_next parses and stores the value itself, so a program's option
@@ -97,30 +108,46 @@ typedef struct cli_opt {
  * given"). A number after "default " in such a row's text is a table bug: it
  * would say the default twice. */
 #define CLI_ROW_(shrt_, lng_, arg_, help_) .shrt = (shrt_), .lng = (lng_), .arg = (arg_), .help = (help_)
-#define OPT_INT(shrt_, lng_, arg_, dest_, lo_, hi_, help_)                                                        \
-	{CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_INT, .dest = (dest_), .size = sizeof *(dest_), .ilo = (lo_), \
-	 .ihi = (hi_)}
-#define OPT_DOUBLE(shrt_, lng_, arg_, dest_, lo_, hi_, help_)                                                   \
-	{CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_DOUBLE, .dest = (dest_), .size = sizeof *(dest_), .lo = (lo_), \
-	 .hi = (hi_)}
-#define OPT_STRING(shrt_, lng_, arg_, dest_, help_)                                                              \
-	{CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_STRING, .dest = (dest_), .size = sizeof *(dest_)}
-#define OPT_SET(shrt_, lng_, dest_, v_, help_)                                                                   \
-	{CLI_ROW_(shrt_, lng_, NULL, help_), .type = CLI_SET, .dest = (dest_), .size = sizeof *(dest_), .ilo = (v_)}
+#define OPT_INT(shrt_, lng_, arg_, dest_, lo_, hi_, help_)                                                             \
+	{                                                                                                              \
+		CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_INT, .dest = (dest_), .size = sizeof *(dest_),         \
+						    .ilo = (lo_), .ihi = (hi_)                                         \
+	}
+#define OPT_DOUBLE(shrt_, lng_, arg_, dest_, lo_, hi_, help_)                                                          \
+	{                                                                                                              \
+		CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_DOUBLE, .dest = (dest_), .size = sizeof *(dest_),      \
+						    .lo = (lo_), .hi = (hi_)                                           \
+	}
+#define OPT_STRING(shrt_, lng_, arg_, dest_, help_)                                                                    \
+	{                                                                                                              \
+		CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_STRING, .dest = (dest_), .size = sizeof *(dest_)       \
+	}
+#define OPT_SET(shrt_, lng_, dest_, v_, help_)                                                                         \
+	{                                                                                                              \
+		CLI_ROW_(shrt_, lng_, NULL, help_), .type = CLI_SET, .dest = (dest_), .size = sizeof *(dest_),         \
+						    .ilo = (v_)                                                        \
+	}
 #define OPT_BOOL(shrt_, lng_, dest_, help_) OPT_SET(shrt_, lng_, dest_, 1, help_)
-#define OPT_ENUM(shrt_, lng_, arg_, dest_, names_, help_)                                                         \
-	{CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_ENUM, .dest = (dest_), .size = sizeof *(dest_), .names = (names_)}
-#define OPT_CALLBACK(shrt_, lng_, arg_, fn_, dest_, help_)                                                        \
-	{CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_CALLBACK, .dest = (dest_), .size = 0, .cb = (fn_)}
+#define OPT_ENUM(shrt_, lng_, arg_, dest_, names_, help_)                                                              \
+	{                                                                                                              \
+		CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_ENUM, .dest = (dest_), .size = sizeof *(dest_),        \
+						    .names = (names_)                                                  \
+	}
+#define OPT_CALLBACK(shrt_, lng_, arg_, fn_, dest_, help_)                                                             \
+	{                                                                                                              \
+		CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_CALLBACK, .dest = (dest_), .size = 0, .cb = (fn_)      \
+	}
 /* an OPT_STRING that must be given: "--model is required" after the last option */
-#define OPT_STRING_REQUIRED(shrt_, lng_, arg_, dest_, help_)                                                     \
-	{CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_STRING, .dest = (dest_), .size = sizeof *(dest_),         \
-	 .flags = CLI_REQUIRED}
+#define OPT_STRING_REQUIRED(shrt_, lng_, arg_, dest_, help_)                                                           \
+	{                                                                                                              \
+		CLI_ROW_(shrt_, lng_, arg_, help_), .type = CLI_STRING, .dest = (dest_), .size = sizeof *(dest_),      \
+						    .flags = CLI_REQUIRED                                              \
+	}
 
 typedef struct cli_spec {
-	const char *prog;  /* "lbdpo-beta" */
-	const char *usage; /* synopsis lines, '\n'-separated, each starting with prog */
-	const char *about; /* what the program does: printed under the synopsis */
+	const char *prog;    /* "lbdpo-beta" */
+	const char *usage;   /* synopsis lines, '\n'-separated, each starting with prog */
+	const char *about;   /* what the program does: printed under the synopsis */
 	const cli_opt *opts; /* ends with an all-zero entry {0} */
 	/* -V/--version: print the version on stdout (and close it); NULL prints
 	 * "prog lbdpo VERSION" */
@@ -131,16 +158,16 @@ enum { CLI_MAX_OPTS = 256 }; /* entries of one table, at most */
 
 typedef struct cli {
 	const char *arg; /* the argument of the option cli_next just returned */
-	int ind;	 /* once cli_next returned -1: argv index of the first operand */
+	int ind;         /* once cli_next returned -1: argv index of the first operand */
 	/* private */
 	const cli_spec *spec;
 	int argc;
 	char **argv;
-	int n;		    /* entries in spec->opts */
-	void *longopts;	    /* struct option[], built by cli_start */
+	int n;          /* entries in spec->opts */
+	void *longopts; /* struct option[], built by cli_start */
 	char *shortopts;
-	unsigned char *warned; /* per entry: alias warning given */
-	unsigned long long *init; /* per entry: a typed row's destination before parsing (--help) */
+	unsigned char *warned;             /* per entry: alias warning given */
+	unsigned long long *init;          /* per entry: a typed row's destination before parsing (--help) */
 	unsigned char given[CLI_MAX_OPTS]; /* per entry: on the command line (cli_given) */
 } cli;
 

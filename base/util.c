@@ -605,10 +605,7 @@ FILE *in_open(const char *path)
 	return f;
 }
 
-const char *in_name(const char *path)
-{
-	return (!path || !strcmp(path, "-")) ? "<stdin>" : path;
-}
+const char *in_name(const char *path) { return (!path || !strcmp(path, "-")) ? "<stdin>" : path; }
 
 char *path_join(const char *dir, const char *name)
 {
@@ -808,8 +805,8 @@ void progress_show(progress_meter *p, long done, const char *fmt, ...)
 		vsnprintf(detail + 2, sizeof detail - 2, fmt, ap);
 		va_end(ap);
 	}
-	fprintf(stderr, "%s%s: %ld%s %s, %s elapsed%s%s%s", p->tty ? "\r" : "", g_progname, done, pct, p->unit, el,
-		eta, detail, p->tty ? "   " : "\n");
+	fprintf(stderr, "%s%s: %ld%s %s, %s elapsed%s%s%s", p->tty ? "\r" : "", g_progname, done, pct, p->unit, el, eta,
+		detail, p->tty ? "   " : "\n");
 	p->drawn = 1;
 }
 

@@ -40,10 +40,10 @@ LBDPO_NORETURN void die(const char *fmt, ...) LBDPO_PRINTF(1, 2);
  * abort()s, so it is never mistaken for the exit 1/2 of a data or usage
  * error (and a fuzzer or a core dump catches it). BUG_ON(cond) when cond. */
 #define BUG(...) bug_at(__FILE__, __LINE__, __VA_ARGS__)
-#define BUG_ON(cond)                                                \
-	do {                                                        \
-		if (cond)                                           \
-			bug_at(__FILE__, __LINE__, "%s", #cond);    \
+#define BUG_ON(cond)                                                                                                   \
+	do {                                                                                                           \
+		if (cond)                                                                                              \
+			bug_at(__FILE__, __LINE__, "%s", #cond);                                                       \
 	} while (0)
 LBDPO_NORETURN void bug_at(const char *file, int line, const char *fmt, ...) LBDPO_PRINTF(3, 4);
 /* die_usage: print "prog: error: ..." plus "try 'prog --help'" and exit(2). */

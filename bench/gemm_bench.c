@@ -37,8 +37,8 @@ static void one(const char *label, int ta, int tb, int M, int N, int K, int acc)
 	double b32 = 1e30, b16 = 1e30;
 	for (int r = 0; r <= reps; r++) { /* the first round warms up (and creates the primitive) */
 		double t0 = now_s();
-		cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
-			    A, lda, B, ldb, acc ? 1.0f : 0.0f, C, N);
+		cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+			    1.0f, A, lda, B, ldb, acc ? 1.0f : 0.0f, C, N);
 		double t1 = now_s();
 		if (gemm_bf16_ok())
 			gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, acc, C, N);
@@ -64,9 +64,8 @@ int main(int argc, char **argv)
 	set_progname("gemm_bench");
 	lbdpo_runtime_init(argv);
 	int threads = 0, T = 768;
-	static const struct option lo[] = { { "threads", required_argument, 0, 't' },
-					    { "reps", required_argument, 0, 'r' },
-					    { 0, 0, 0, 0 } };
+	static const struct option lo[] = {
+		{"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'}, {0, 0, 0, 0}};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "t:r:T:", lo, NULL)) != -1) {
 		if (ch == 't')

@@ -55,9 +55,8 @@ int main(int argc, char **argv)
 	set_progname("kernel_bench");
 	lbdpo_runtime_init(argv);
 	int threads = 1;
-	static const struct option lo[] = { { "threads", required_argument, 0, 't' },
-					    { "reps", required_argument, 0, 'r' },
-					    { 0, 0, 0, 0 } };
+	static const struct option lo[] = {
+		{"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'}, {0, 0, 0, 0}};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "t:r:", lo, NULL)) != -1) {
 		if (ch == 't')
@@ -70,7 +69,7 @@ int main(int argc, char **argv)
 	lbdpo_set_threads(threads);
 	const int T = 896, C = 768, H = 12, hd = 64, F = 2048, G = 3072, S = 3 * C;
 	int *ka = xmalloc(sizeof(int) * T), *kb = xmalloc(sizeof(int) * T), *kc = xmalloc(sizeof(int) * T);
-	int *pos = xmalloc(sizeof(int) * T), seq_off[3] = { 0, 512, T };
+	int *pos = xmalloc(sizeof(int) * T), seq_off[3] = {0, 512, T};
 	for (int t = 0; t < T; t++) {
 		ka[t] = kb[t] = 0;
 		kc[t] = t < 512 ? 0 : 512;
@@ -91,7 +90,8 @@ int main(int argc, char **argv)
 	TIME("rope fwd (q,k)", rope_forward(qkv, cs, T, 2 * H, hd, S));
 	TIME("rope bwd (q,k)", rope_backward(dqkv, cs, T, 2 * H, hd, S));
 	TIME("attention fwd", attention_forward(att, lse, qkv, ka, kb, kc, T, H, H, hd, 0.0f, 0.0f));
-	TIME("attention bwd", attention_backward(dqkv, datt, qkv, att, lse, ka, kb, kc, seq_off, 2, T, H, H, hd, 0.0f, 0.0f));
+	TIME("attention bwd",
+	     attention_backward(dqkv, datt, qkv, att, lse, ka, kb, kc, seq_off, 2, T, H, H, hd, 0.0f, 0.0f));
 	TIME("swiglu fwd", swiglu_forward(h, mlp, T, F));
 	TIME("swiglu bwd", swiglu_backward(dmlp, dh, mlp, T, F));
 	TIME("residual", residual_forward(y, x, dy, (size_t)T * C));
@@ -106,13 +106,14 @@ int main(int argc, char **argv)
 	/* the loss hand-off over model_bench's rows: prompt rows (with the
 	 * entropy) for the first 128, completion rows after */
 	const int V = 32000;
-	float *logits = rnd((size_t)T * V, 8, 23), *lp = xmalloc(sizeof(float) * 2 * T), *ent = xmalloc(sizeof(float) * T);
+	float *logits = rnd((size_t)T * V, 8, 23), *lp = xmalloc(sizeof(float) * 2 * T),
+	      *ent = xmalloc(sizeof(float) * T);
 	logit_row *rows = xmalloc(sizeof(logit_row) * T);
 	int *idx = xmalloc(sizeof(int) * T);
 	int32_t *yy = xmalloc(sizeof(int32_t) * 2 * T);
 	double *wr = xmalloc(sizeof(double) * 2 * T);
 	for (int t = 0; t < T; t++) {
-		rows[t] = (logit_row){ { (t * 7919) % V, -1 }, { t < 128 ? 1 : 2, 0 }, { 0, 0 }, 0 };
+		rows[t] = (logit_row){{(t * 7919) % V, -1}, {t < 128 ? 1 : 2, 0}, {0, 0}, 0};
 		idx[t] = t, yy[2 * t] = rows[t].y[0], yy[2 * t + 1] = -1, wr[2 * t] = 1e-3, wr[2 * t + 1] = 0;
 	}
 	printf("lm head loss, V=%d (the matrix products are sgemm)\n", V);
@@ -121,8 +122,9 @@ int main(int argc, char **argv)
 	free(logits), free(lp), free(ent), free(rows), free(idx), free(yy), free(wr);
 	total = 0;
 	size_t n = (size_t)16 << 20;
-	float *p = rnd(n, 0.02f, 21), *g = rnd(n, 0.01f, 22), *m1 = xcalloc(n, sizeof(float)), *m2 = xcalloc(n, sizeof(float));
-	adamw_hp hp = { 0.9, 0.999, 1e-8 };
+	float *p = rnd(n, 0.02f, 21), *g = rnd(n, 0.01f, 22), *m1 = xcalloc(n, sizeof(float)),
+	      *m2 = xcalloc(n, sizeof(float));
+	adamw_hp hp = {0.9, 0.999, 1e-8};
 	long step = 1;
 	TIME("adamw 16M params", adamw_update(p, g, m1, m2, n, 1e-4, 0.01, &hp, step++));
 	printf("  adamw: %.2f ns/param (110M params: %.0f ms)\n", total / n * 1e9, total / n * 110e6 * 1e3);

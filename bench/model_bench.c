@@ -79,7 +79,8 @@ static double fwd_flops(const model *m, const model_seq *s, int n)
 	double wflops = 0; /* per token: 2 × (matrix weights) */
 	for (int i = 0; i < model_n_tensors(m); i++) {
 		const model_tensor *t = model_tensor_at(m, i);
-		if (t->ndim == 2 && !strstr(t->name, "wpe") && !strstr(t->name, "embed_tokens") && !strstr(t->name, "wte"))
+		if (t->ndim == 2 && !strstr(t->name, "wpe") && !strstr(t->name, "embed_tokens") &&
+		    !strstr(t->name, "wte"))
 			wflops += 2.0 * t->numel;
 	}
 	if (c->tied_embeddings || c->arch == ARCH_GPT2)
@@ -113,12 +114,12 @@ typedef struct {
 
 static timing run(const model *m, model_seq *s, int n, int reps, float *grads)
 {
-	timing r = { 1e30, 1e30, 1e30, 1e30, 0 };
+	timing r = {1e30, 1e30, 1e30, 1e30, 0};
 	model_ws *ws = model_ws_new(m);
 	model_scores *o = xcalloc(n, sizeof *o);
 	model_seq_grad *g = xcalloc(n, sizeof *g);
 	for (int i = 0; i < n; i++)
-		g[i] = (model_seq_grad){ .d_logp = { 0.5, s[i].n_comp == 2 ? -0.5 : 0 }, .d_prompt_mean_logp = 0.1 };
+		g[i] = (model_seq_grad){.d_logp = {0.5, s[i].n_comp == 2 ? -0.5 : 0}, .d_prompt_mean_logp = 0.1};
 	/* plan the workspace and touch it and the gradients once: the first
 	 * backward's page faults (440 MB of gradients at 110M parameters) are
 	 * not a cost of any later step, and fell on whichever shape ran first */
@@ -165,8 +166,8 @@ static void bench_model(const char *label, model_config cfg, int reps, double pe
 	 * of 256 positions, 384 tokens) and one plain sequence of 512 tokens */
 	uint32_t *t = toks(4096, cfg.vocab_size, 7);
 	model_seq s[2];
-	s[0] = (model_seq){ t, 128, { t + 128, t + 256 }, { 128, 128 }, 2 };
-	s[1] = (model_seq){ t + 1024, 64, { t + 1088, NULL }, { 448, 0 }, 1 };
+	s[0] = (model_seq){t, 128, {t + 128, t + 256}, {128, 128}, 2};
+	s[1] = (model_seq){t + 1024, 64, {t + 1088, NULL}, {448, 0}, 1};
 	int n = 2;
 	long T = batch_tokens(s, n);
 	double F = fwd_flops(m, s, n);
@@ -193,8 +194,8 @@ static void bench_prefix(model_config cfg, int reps)
 	float *grads = xcalloc(model_n_params(m), sizeof(float));
 	uint32_t *t = toks(1024, cfg.vocab_size, 9);
 	/* long prompt 384, completions 64 each */
-	model_seq shared = { t, 384, { t + 384, t + 448 }, { 64, 64 }, 2 };
-	model_seq sep[2] = { { t, 384, { t + 384, NULL }, { 64, 0 }, 1 }, { t, 384, { t + 448, NULL }, { 64, 0 }, 1 } };
+	model_seq shared = {t, 384, {t + 384, t + 448}, {64, 64}, 2};
+	model_seq sep[2] = {{t, 384, {t + 384, NULL}, {64, 0}, 1}, {t, 384, {t + 448, NULL}, {64, 0}, 1}};
 	timing a = run(m, &shared, 1, reps, grads), b = run(m, sep, 2, reps, grads);
 	printf("prefix sharing (llama, prompt 384 + 2×64): tokens %ld vs %ld; forward %.2fs vs %.2fs (%.2f×), "
 	       "fwd+bwd %.2fs vs %.2fs (%.2f×); per CPU-second %.2f× / %.2f×\n",
@@ -211,10 +212,13 @@ int main(int argc, char **argv)
 	lbdpo_runtime_init(argv);
 	int threads = 0, reps = 1, quick = 0;
 	const char *only = NULL;
-	static const struct option lo[] = { { "threads", required_argument, 0, 't' }, { "reps", required_argument, 0, 'r' },
-					    { "quick", no_argument, 0, 'q' }, { "only", required_argument, 0, 'o' },
-					    { "lora", required_argument, 0, 'l' },
-					    { "dtype", required_argument, 0, 'd' }, { 0, 0, 0, 0 } };
+	static const struct option lo[] = {{"threads", required_argument, 0, 't'},
+					   {"reps", required_argument, 0, 'r'},
+					   {"quick", no_argument, 0, 'q'},
+					   {"only", required_argument, 0, 'o'},
+					   {"lora", required_argument, 0, 'l'},
+					   {"dtype", required_argument, 0, 'd'},
+					   {0, 0, 0, 0}};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "t:r:qo:l:d:", lo, NULL)) != -1) {
 		if (ch == 't')
@@ -227,11 +231,13 @@ int main(int argc, char **argv)
 			lora_r = (int)parse_long("--lora", optarg, 1, 4096);
 		else if (ch == 'd' && (!strcmp(optarg, "fp32") || !strcmp(optarg, "bf16")))
 			bf16 = !strcmp(optarg, "bf16");
-		else if (ch == 'o' && (!strcmp(optarg, "llama") || !strcmp(optarg, "gpt2") || !strcmp(optarg, "prefix")))
+		else if (ch == 'o' &&
+			 (!strcmp(optarg, "llama") || !strcmp(optarg, "gpt2") || !strcmp(optarg, "prefix")))
 			only = optarg;
 		else
-			die_usage("usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix] [--dtype fp32|bf16] "
-				  "[--lora R]");
+			die_usage(
+				"usage: model_bench [--threads N] [--reps N] [--quick] [--only llama|gpt2|prefix] [--dtype fp32|bf16] "
+				"[--lora R]");
 	}
 	lbdpo_set_threads(threads);
 	backend_set_dtype(bf16 ? BACKEND_BF16 : BACKEND_FP32); /* dies without bf16 hardware */
@@ -245,12 +251,33 @@ int main(int argc, char **argv)
 	printf("threads %d (OpenBLAS %d); dtype %s; %s peak %.1f GFLOP/s (2048³ %.1f, 768×3072×768 %.1f)\n",
 	       threads ? threads : openblas_get_num_threads(), openblas_get_num_threads(), bf16 ? "bf16" : "fp32",
 	       bf16 ? "bf16 GEMM (oneDNN, rounding included)" : "sgemm", peak, p1, p2);
-	model_config ll = { .arch = ARCH_LLAMA, .dim = 768, .hidden_dim = 2048, .n_layers = 12, .n_heads = 12,
-			    .n_kv_heads = 12, .head_dim = 64, .vocab_size = 32000, .max_seq_len = 1024,
-			    .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tied_embeddings = 1, .bos_id = 1, .eos_id = 2 };
-	model_config g2 = { .arch = ARCH_GPT2, .dim = 768, .hidden_dim = 3072, .n_layers = 12, .n_heads = 12,
-			    .n_kv_heads = 12, .head_dim = 64, .vocab_size = 50257, .max_seq_len = 1024,
-			    .norm_eps = 1e-5f, .tied_embeddings = 1, .bos_id = 50256, .eos_id = 50256 };
+	model_config ll = {.arch = ARCH_LLAMA,
+			   .dim = 768,
+			   .hidden_dim = 2048,
+			   .n_layers = 12,
+			   .n_heads = 12,
+			   .n_kv_heads = 12,
+			   .head_dim = 64,
+			   .vocab_size = 32000,
+			   .max_seq_len = 1024,
+			   .rope_theta = 10000.0f,
+			   .norm_eps = 1e-5f,
+			   .tied_embeddings = 1,
+			   .bos_id = 1,
+			   .eos_id = 2};
+	model_config g2 = {.arch = ARCH_GPT2,
+			   .dim = 768,
+			   .hidden_dim = 3072,
+			   .n_layers = 12,
+			   .n_heads = 12,
+			   .n_kv_heads = 12,
+			   .head_dim = 64,
+			   .vocab_size = 50257,
+			   .max_seq_len = 1024,
+			   .norm_eps = 1e-5f,
+			   .tied_embeddings = 1,
+			   .bos_id = 50256,
+			   .eos_id = 50256};
 	if (quick) { /* a smoke run: 2 layers of the llama shape */
 		ll.n_layers = 2;
 		bench_model("llama-2L", ll, reps, peak);

@@ -39,10 +39,11 @@ int main(int argc, char **argv)
 	int threads = 0, reps = 2, dim = 768, layers = 12, vocab = 32000;
 	beta_grad_mode bgm = BGRAD_FULL;
 	int bf16 = 0;
-	static const struct option lo[] = {{"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'},
-					   {"dim", required_argument, 0, 'd'},	   {"layers", required_argument, 0, 'l'},
-					   {"vocab", required_argument, 0, 'v'},   {"beta-grad", required_argument, 0, 'b'},
-					   {"dtype", required_argument, 0, 'D'},   {0, 0, 0, 0}};
+	static const struct option lo[] = {
+		{"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'},
+		{"dim", required_argument, 0, 'd'},     {"layers", required_argument, 0, 'l'},
+		{"vocab", required_argument, 0, 'v'},   {"beta-grad", required_argument, 0, 'b'},
+		{"dtype", required_argument, 0, 'D'},   {0, 0, 0, 0}};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "t:r:d:l:v:b:D:", lo, NULL)) != -1) {
 		switch (ch) {
@@ -60,15 +61,27 @@ int main(int argc, char **argv)
 				die_usage("--dtype: expected fp32 or bf16");
 			bf16 = !strcmp(optarg, "bf16");
 			break;
-		default: die_usage("usage: step_bench [--threads N] [--reps N] [--dim C --layers L --vocab V] [--dtype fp32|bf16]");
+		default:
+			die_usage(
+				"usage: step_bench [--threads N] [--reps N] [--dim C --layers L --vocab V] [--dtype fp32|bf16]");
 		}
 	}
 	lbdpo_set_threads(threads);
 	backend_set_dtype(bf16 ? BACKEND_BF16 : BACKEND_FP32); /* dies without bf16 hardware */
-	model_config cfg = {.arch = ARCH_LLAMA, .dim = dim, .hidden_dim = dim * 8 / 3 / 16 * 16, .n_layers = layers,
-			    .n_heads = dim / 64, .n_kv_heads = dim / 64, .head_dim = 64, .vocab_size = vocab,
-			    .max_seq_len = 1024, .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tied_embeddings = 1,
-			    .bos_id = 1, .eos_id = 2};
+	model_config cfg = {.arch = ARCH_LLAMA,
+			    .dim = dim,
+			    .hidden_dim = dim * 8 / 3 / 16 * 16,
+			    .n_layers = layers,
+			    .n_heads = dim / 64,
+			    .n_kv_heads = dim / 64,
+			    .head_dim = 64,
+			    .vocab_size = vocab,
+			    .max_seq_len = 1024,
+			    .rope_theta = 10000.0f,
+			    .norm_eps = 1e-5f,
+			    .tied_embeddings = 1,
+			    .bos_id = 1,
+			    .eos_id = 2};
 	ckpt c;
 	memset(&c, 0, sizeof c);
 	c.m = model_new(&cfg);
@@ -92,9 +105,16 @@ int main(int argc, char **argv)
 	pref_rec recs[NP];
 	memset(recs, 0, sizeof recs);
 	for (int i = 0; i < NP; i++)
-		recs[i] = (pref_rec){.prompt = t + i * 3 * L, .np = L, .chosen = t + i * 3 * L + L, .nc = L,
-				     .rejected = t + i * 3 * L + 2 * L, .nr = L, .has_ref = 1,
-				     .ref_c = -L * log((double)vocab), .ref_r = -L * log((double)vocab), .group = -1,
+		recs[i] = (pref_rec){.prompt = t + i * 3 * L,
+				     .np = L,
+				     .chosen = t + i * 3 * L + L,
+				     .nc = L,
+				     .rejected = t + i * 3 * L + 2 * L,
+				     .nr = L,
+				     .has_ref = 1,
+				     .ref_c = -L * log((double)vocab),
+				     .ref_r = -L * log((double)vocab),
+				     .group = -1,
 				     .index = (uint64_t)i + 1};
 	pref_set data = {.r = recs, .n = NP, .name = "bench"};
 	const long T = NP * 3 * L;

@@ -26,7 +26,8 @@ int main(int argc, char **argv)
 	const cli_opt opts[] = {
 		OPT_STRING_REQUIRED('m', "model", "DIR", &ckp, "checkpoint written by lbdpo-step (required)"),
 		OPT_STRING('i', "input", "FILE", &in, "records with prompt_ids (default stdin)"),
-		OPT_STRING('o', "output", "FILE", &out, "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
+		OPT_STRING('o', "output", "FILE", &out,
+			   "records with beta, beta_w, beta_ppl, beta_f, beta_a (default stdout)"),
 		BACKEND_CLI_OPTS(&bo),
 		ADAPTER_CLI_OPT(&adapter),
 		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
@@ -34,8 +35,8 @@ int main(int argc, char **argv)
 		CLI_ALIAS('c', "checkpoint", "model"),
 		{0}};
 	const cli_spec spec = {"lbdpo-beta", "lbdpo-beta -m CHECKPOINT [-i IN] [-o OUT]",
-			       "Add beta(x) = w * PPL(x) * (1 + eps*tanh(NN(h(x)))) and its parts to each record.", opts,
-			       print_version};
+			       "Add beta(x) = w * PPL(x) * (1 + eps*tanh(NN(h(x)))) and its parts to each record.",
+			       opts, print_version};
 	cli c;
 	program_start(&c, &spec, argc, argv);
 	cli_parse(&c, 0);
@@ -43,7 +44,8 @@ int main(int argc, char **argv)
 	if (!ckpt_is(sdir))
 		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", sdir);
 	backend_opts_apply(&bo);
-	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter});
+	ckpt *ck =
+		ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter});
 	model_need_lm(ck->m, ckp);
 	const model_config *cfg = model_cfg(ck->m);
 	rs_reader *r = rs_open(in, NULL);

@@ -186,8 +186,8 @@ static char *gp_text(const char *s, char q)
 /* The files --plot writes into its directory, and the marker that says
  * lbdpo-eval made the directory's plots. */
 #define PLOT_MARKER ".lbdpo-plots"
-static const char *const plot_files[] = {"beta.dat",       "beta_groups.dat", "curves.dat", "plots.gp",
-					 "beta_hist.png",  "beta_ppl.png",    "beta_groups.png", "curves.png", NULL};
+static const char *const plot_files[] = {"beta.dat",     "beta_groups.dat", "curves.dat", "plots.gp", "beta_hist.png",
+					 "beta_ppl.png", "beta_groups.png", "curves.png", NULL};
 
 /* Before any work: dir is absent, or a directory whose files of
  * lbdpo-eval's names are removed when it holds the marker (an earlier
@@ -261,9 +261,9 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		/* the curves of lbdpo-step --metrics, each with its exponential moving
 		 * average e ← a·e + (1−a)·x (a = 1 − 20/steps in [0.5, 0.99], about
 		 * 20 steps of memory) for the smoothed line drawn over the raw one */
-		static const char *keys[] = {"loss",      "rewards/accuracies", "rewards/margins",
-					     "rewards/chosen", "rewards/rejected", "beta/mean",
-					     "beta/min",  "beta/max",           "ppl/prompt"};
+		static const char *keys[] = {"loss",           "rewards/accuracies", "rewards/margins",
+					     "rewards/chosen", "rewards/rejected",   "beta/mean",
+					     "beta/min",       "beta/max",           "ppl/prompt"};
 		enum { NK = sizeof keys / sizeof *keys };
 		jsonl *f = jsonl_open(metrics);
 		double *v = NULL;
@@ -317,7 +317,9 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 			for (int k = 0; k < NK; k++)
 				fprintf(o->fp, " %.9g", r[k + 1]);
 			for (int k = 0; k < NK; k++) {
-				e[k] = i == 0 || isnan(e[k]) ? r[k + 1] : isnan(r[k + 1]) ? e[k] : a * e[k] + (1 - a) * r[k + 1];
+				e[k] = i == 0 || isnan(e[k]) ? r[k + 1]
+				       : isnan(r[k + 1])     ? e[k]
+							     : a * e[k] + (1 - a) * r[k + 1];
 				fprintf(o->fp, " %.9g", e[k]);
 			}
 			fprintf(o->fp, "\n");
@@ -343,7 +345,8 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		fprintf(o->fp, "plot ");
 		for (int g = 0; g < data->n_groups; g++) {
 			char *t = gp_text(data->groups[g], '\'');
-			fprintf(o->fp, "%s'beta.dat' using (bin($1)):($4 == %d ? 1.0 : 0.0) smooth freq with boxes title 'group %s'",
+			fprintf(o->fp,
+				"%s'beta.dat' using (bin($1)):($4 == %d ? 1.0 : 0.0) smooth freq with boxes title 'group %s'",
 				g ? ", " : "", g, t);
 			free(t);
 		}
@@ -357,7 +360,8 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 		fprintf(o->fp, "plot ");
 		for (int g = 0; g < data->n_groups; g++) {
 			char *t = gp_text(data->groups[g], '\'');
-			fprintf(o->fp, "%s'beta.dat' using 2:($4 == %d ? $1 : NaN) with points pt 7 ps 0.5 title 'group %s'",
+			fprintf(o->fp,
+				"%s'beta.dat' using 2:($4 == %d ? $1 : NaN) with points pt 7 ps 0.5 title 'group %s'",
 				g ? ", " : "", g, t);
 			free(t);
 		}
@@ -367,11 +371,12 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 	}
 	/* ungrouped data (e.g. HH-RLHF) has no per-group plot: gnuplot fails on an empty file */
 	if (data->n_groups > 0)
-		fprintf(o->fp, "set output 'beta_groups.png'\nset title 'mean beta(x) per group'\n"
-			       "set xlabel 'group'\nset ylabel 'mean beta(x)'\n"
-			       "set style fill solid 0.6\nset boxwidth 0.5\nset yrange [0:*]\nset xrange [-0.5:%d.5]\n"
-			       "plot 'beta_groups.dat' using 1:3:xtic(2) with boxes title 'mean beta'\n"
-			       "set autoscale\nset xtics autofreq\n",
+		fprintf(o->fp,
+			"set output 'beta_groups.png'\nset title 'mean beta(x) per group'\n"
+			"set xlabel 'group'\nset ylabel 'mean beta(x)'\n"
+			"set style fill solid 0.6\nset boxwidth 0.5\nset yrange [0:*]\nset xrange [-0.5:%d.5]\n"
+			"plot 'beta_groups.dat' using 1:3:xtic(2) with boxes title 'mean beta'\n"
+			"set autoscale\nset xtics autofreq\n",
 			data->n_groups - 1);
 	if (metrics)
 		/* curves.dat: 1 step, 2..10 the raw keys, 11..19 their EMAs */
@@ -410,7 +415,8 @@ static void plots(const char *dir, const char *metrics, const pair_res *r, int n
 
 int main(int argc, char **argv)
 {
-	const char *in = NULL, *outp = NULL, *ckp = NULL, *adapter = NULL, *metrics = NULL, *plotdir = NULL, *gens = NULL;
+	const char *in = NULL, *outp = NULL, *ckp = NULL, *adapter = NULL, *metrics = NULL, *plotdir = NULL,
+		   *gens = NULL;
 	const char *perrec = NULL;
 	char errbuf[256], names[512];
 	long bs = 8;
@@ -424,13 +430,16 @@ int main(int argc, char **argv)
 		OPT_STRING('i', "input", "FILE", &in, "records with reference scores (default stdin)"),
 		OPT_STRING('o', "output", "FILE", &outp, "JSON summary (default stdout)"),
 		CLI_SECTION("Loss (default: the checkpoint's options, else those below):"),
-		LOSS_CLI_OPTS(&lc, "loss or comma list of losses to report, sigmoid = dpo (default: the checkpoint's, else "
-				   "lbdpo)"),
+		LOSS_CLI_OPTS(&lc,
+			      "loss or comma list of losses to report, sigmoid = dpo (default: the checkpoint's, else "
+			      "lbdpo)"),
 		CLI_SECTION("Other:"),
 		OPT_INT(0, "batch-size", "B", &bs, 1, 1 << 20, "pairs per forward"),
-		OPT_STRING(0, "metrics", "FILE", &metrics, "training metrics (lbdpo-step --metrics) for the curves of --plot"),
-		OPT_STRING(0, "plot", "DIR", &plotdir,
-			   "write plots (PNG via gnuplot when installed) and their data into DIR (never over a user's file)"),
+		OPT_STRING(0, "metrics", "FILE", &metrics,
+			   "training metrics (lbdpo-step --metrics) for the curves of --plot"),
+		OPT_STRING(
+			0, "plot", "DIR", &plotdir,
+			"write plots (PNG via gnuplot when installed) and their data into DIR (never over a user's file)"),
 		OPT_STRING(0, "generations", "FILE", &gens,
 			   "JSONL with \"completion\" or \"text\" strings: lengths and distinct-n"),
 		OPT_STRING(0, "per-record", "FILE", &perrec,
@@ -443,14 +452,16 @@ int main(int argc, char **argv)
 		CLI_ALIAS('c', "checkpoint", "model"),
 		{0}};
 	const cli_spec spec = {"lbdpo-eval", "lbdpo-eval -m CHECKPOINT [options] < heldout.ref > summary.json",
-			       "Evaluate a checkpoint (or a plain model) on held-out cached records.", opts, print_version};
+			       "Evaluate a checkpoint (or a plain model) on held-out cached records.", opts,
+			       print_version};
 	cli c;
 	program_start(&c, &spec, argc, argv);
 	cli_parse(&c, 0);
 	backend_opts_apply(&bo);
 	if (plotdir)
 		plot_dir_check(plotdir); /* before any work: refuses to overwrite a user's files */
-	ckpt *ck = ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter});
+	ckpt *ck =
+		ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter});
 	model_need_lm(ck->m, ckp);
 	/* the training run's loss settings (engine.h: train_opts) where no flag
 	 * gives them */
@@ -541,9 +552,10 @@ int main(int argc, char **argv)
 			double rcw, rrj;
 			rewards(q, &rcw, &rrj);
 			double rm = rcw - rrj;
-			json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "record", (json_int_t)r->index,
-					      "beta", q->beta, "ppl", q->ppl, "delta", q->delta, "logp_chosen", q->pc,
-					      "logp_rejected", q->pr, "loss", q->loss, "reward_margin", rm);
+			json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "record",
+					      (json_int_t)r->index, "beta", q->beta, "ppl", q->ppl, "delta", q->delta,
+					      "logp_chosen", q->pc, "logp_rejected", q->pr, "loss", q->loss,
+					      "reward_margin", rm);
 			if (r->id)
 				json_object_set_new(j, "id", json_string(r->id));
 			if (r->group >= 0)

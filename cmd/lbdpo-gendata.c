@@ -59,7 +59,7 @@ typedef struct {
 #define MAX_LEVELS 8
 
 typedef struct {
-	problem *math;     /* shuffled; [0, n_test_math) held out */
+	problem *math; /* shuffled; [0, n_test_math) held out */
 	int n_math, n_held;
 	int next_held; /* held-out questions are used in order, then again */
 	double math_frac;
@@ -71,8 +71,8 @@ typedef struct {
 static void put_str(json_t *o, const char *k, const char *v) { json_object_set_new(o, k, json_string(v)); }
 
 /* One record into fp (and its text into the tokenizer trainer, if any). */
-static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g, int held, double flip, const char *split,
-		       long idx, bpe_trainer *bt)
+static void gen_record(FILE *fp, const char *fname, uint64_t *rng, gen_state *g, int held, double flip,
+		       const char *split, long idx, bpe_trainer *bt)
 {
 	char prompt[128], chosen[128], rejected[128], id[64];
 	const char *group = NULL; /* set on every path; GCC cannot see it */
@@ -174,12 +174,15 @@ int main(int argc, char **argv)
 		OPT_STRING(0, "out-dir", "DIR", &dir, "write DIR/train.jsonl and DIR/test.jsonl"),
 		OPT_STRING('o', "output", "FILE", &train_path, "training pairs to FILE (default: stdout)"),
 		OPT_STRING(0, "test", "FILE", &test_path, "held-out pairs to FILE (default: not written)"),
-		OPT_STRING(0, "tokenizer-out", "FILE", &tok_path,
-			   "also learn a byte-level BPE on the training text and write it as a Hugging Face tokenizer.json"),
+		OPT_STRING(
+			0, "tokenizer-out", "FILE", &tok_path,
+			"also learn a byte-level BPE on the training text and write it as a Hugging Face tokenizer.json"),
 		OPT_INT(0, "vocab-size", "N", &vocab, BPE_FIRST_MERGE, 1024, "tokenizer vocabulary size, 258..1024"),
-		OPT_STRING(0, "task", "NAME", &task,
-			   "mixed (groups math and open) or noise (open pairs in groups that differ only in label noise)"),
-		OPT_STRING(0, "noise-levels", "LIST", &levels, "--task noise: the groups' training flip rates, comma-separated"),
+		OPT_STRING(
+			0, "task", "NAME", &task,
+			"mixed (groups math and open) or noise (open pairs in groups that differ only in label noise)"),
+		OPT_STRING(0, "noise-levels", "LIST", &levels,
+			   "--task noise: the groups' training flip rates, comma-separated"),
 		OPT_INT(0, "n-val", "N", &n_val, 0, 100000000,
 			"with --out-dir: also DIR/val.jsonl, N pairs drawn as training ones"),
 		CLI_ALIAS(0, "train", "output"),
@@ -241,7 +244,8 @@ int main(int argc, char **argv)
 		outfile *o = out_open(train_path ? train_path : "-");
 		uint64_t r = seed ^ 0x747261696e000000ull;
 		for (long i = 0; i < n_train; i++)
-			gen_record(o->fp, train_path ? train_path : "standard output", &r, &g, 0, flip, "train", i + 1, bt);
+			gen_record(o->fp, train_path ? train_path : "standard output", &r, &g, 0, flip, "train", i + 1,
+				   bt);
 		out_close(o);
 	}
 	if (n_val) { /* after the others: their bytes do not change with --n-val */

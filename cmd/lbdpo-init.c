@@ -20,8 +20,8 @@ enum { O_ARCH = 256, O_SDT };
 
 /* The shape options of a random model; --seed and --std only pick its
  * weights. */
-static const char *const shape_opts[] = {"arch",  "dim",     "layers",     "heads",    "kv-heads", "head-dim",
-					 "hidden", "vocab",  "max-seq",    "rope-theta", "norm-eps", "qkv-bias", NULL};
+static const char *const shape_opts[] = {"arch",  "dim",     "layers",     "heads",    "kv-heads", "head-dim", "hidden",
+					 "vocab", "max-seq", "rope-theta", "norm-eps", "qkv-bias", NULL};
 
 static char *read_all(const char *path, size_t *n)
 {
@@ -111,24 +111,28 @@ int main(int argc, char **argv)
 	const cli_opt opts[] = {
 		OPT_STRING('m', "model", "MODEL", &from,
 			   "convert MODEL (llama2.c .bin or HF directory) instead of creating a random model"),
-		OPT_STRING(0, "export", "CHECKPOINT", &export,
-			   "write just the policy of an lbdpo-step checkpoint into DIR (weights, config, tokenizer files) for "
-			   "publishing"),
-		OPT_STRING('o', "output", "DIR", &out,
-			   "write the model into DIR (created if needed); with --model or --export, the tokenizer files and "
-			   "generation_config.json of the source are copied too"),
+		OPT_STRING(
+			0, "export", "CHECKPOINT", &export,
+			"write just the policy of an lbdpo-step checkpoint into DIR (weights, config, tokenizer files) for "
+			"publishing"),
+		OPT_STRING(
+			'o', "output", "DIR", &out,
+			"write the model into DIR (created if needed); with --model or --export, the tokenizer files and "
+			"generation_config.json of the source are copied too"),
 		CLI_OPT(O_SDT, 0, "save-dtype", "T",
 			"float32, float16 or bfloat16 weights (default: the dtype the source came in; random models float32)"),
-		OPT_BOOL(0, "merge", &merge,
-			 "write --model with its LoRA --adapter merged in (W + scale*B*A, in the base's dtype): a plain "
-			 "Hugging Face model"),
+		OPT_BOOL(
+			0, "merge", &merge,
+			"write --model with its LoRA --adapter merged in (W + scale*B*A, in the base's dtype): a plain "
+			"Hugging Face model"),
 		ADAPTER_CLI_OPT(&adapter),
 		OPT_BOOL(0, "info", &info_only, "print a one-line summary of the model on stdout"),
 		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no informational messages"),
 		CLI_SECTION("Random models:"),
-		OPT_STRING(0, "config", "FILE", &cfgfile,
-			   "random model of the shape a Hugging Face config.json describes (any supported family and RoPE "
-			   "type)"),
+		OPT_STRING(
+			0, "config", "FILE", &cfgfile,
+			"random model of the shape a Hugging Face config.json describes (any supported family and RoPE "
+			"type)"),
 		CLI_OPT(O_ARCH, 0, "arch", "NAME", "llama (default) or gpt2"),
 		OPT_INT(0, "dim", "N", &dim, 1, 1 << 16, "residual width"),
 		OPT_INT(0, "layers", "N", &layers, 1, 1024, "number of blocks"),
@@ -225,7 +229,8 @@ int main(int argc, char **argv)
 		if (ckpt_is(from) && (save_dtype == 0 || (save_dtype < 0 && model_cfg(m)->save_dtype == 0)))
 			ckpt_master_weights(m, from);
 		if (vfrom && tvocab > model_cfg(m)->vocab_size)
-			die("%s: tokenizer has %d tokens but the model only %d", vfrom, tvocab, model_cfg(m)->vocab_size);
+			die("%s: tokenizer has %d tokens but the model only %d", vfrom, tvocab,
+			    model_cfg(m)->vocab_size);
 	} else if (cfgfile) {
 		model_config cfg;
 		hfconfig_load(cfgfile, &cfg);
@@ -275,14 +280,14 @@ int main(int argc, char **argv)
 		model_fingerprint(m, fp);
 		printf("arch=%s dim=%d hidden=%d layers=%d heads=%d kv_heads=%d head_dim=%d vocab=%d max_seq=%d tied=%d "
 		       "qkv_bias=%d params=%zu fingerprint=%s\n",
-		       model_type_name(cf), cf->dim, cf->hidden_dim, cf->n_layers, cf->n_heads,
-		       cf->n_kv_heads, cf->head_dim, cf->vocab_size, cf->max_seq_len, cf->tied_embeddings, cf->qkv_bias,
+		       model_type_name(cf), cf->dim, cf->hidden_dim, cf->n_layers, cf->n_heads, cf->n_kv_heads,
+		       cf->head_dim, cf->vocab_size, cf->max_seq_len, cf->tied_embeddings, cf->qkv_bias,
 		       model_n_params(m), fp);
 	}
 	if (out) {
 		model_save_hf_dtype(m, out, save_dtype);
 		model_carry_config(m, from, out, save_dtype); /* a random model: none */
-		model_copy_assets(m, from, out); /* random: just generation_config.json */
+		model_copy_assets(m, from, out);              /* random: just generation_config.json */
 		if (vfrom) {
 			char *p = path_join(out, "tokenizer.json");
 			outfile *o = out_open(p);

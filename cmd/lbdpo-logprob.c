@@ -49,15 +49,17 @@ int main(int argc, char **argv)
 	backend_opts bo = {0};
 	/* Under mpirun every rank reads the input and scores the records k with
 	 * k mod N == rank; rank 0 writes them all in input order. */
-	score_prog sp = {.bo = &bo, .kind = "scores", .model_key = "model", .need_lm = 1,
+	score_prog sp = {.bo = &bo,
+			 .kind = "scores",
+			 .model_key = "model",
+			 .need_lm = 1,
 			 .run = {.batch_tokens = 4096, .put = put_scores, .ctx = &per_token}};
-	const cli_opt opts[] = {
-		SCORE_CLI_OPTS(&sp, "model: Hugging Face directory or llama2.c .bin (required)",
-			       "scores to write (default: standard output)"),
-		OPT_BOOL(0, "per-token", &per_token, "add per-token completion log-probs (f32 bin)"),
-		BACKEND_CLI_OPTS(&bo),
-		ADAPTER_CLI_OPT(&sp.adapter),
-		{0}};
+	const cli_opt opts[] = {SCORE_CLI_OPTS(&sp, "model: Hugging Face directory or llama2.c .bin (required)",
+					       "scores to write (default: standard output)"),
+				OPT_BOOL(0, "per-token", &per_token, "add per-token completion log-probs (f32 bin)"),
+				BACKEND_CLI_OPTS(&bo),
+				ADAPTER_CLI_OPT(&sp.adapter),
+				{0}};
 	const cli_spec spec = {"lbdpo-logprob", "lbdpo-logprob -m PATH [OPTIONS] [< pairs.tok] [> pairs.scores]", about,
 			       opts, print_version};
 	cli c;

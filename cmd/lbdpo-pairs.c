@@ -23,8 +23,8 @@
 /* the keys lbdpo-sample and lbdpo-reward add per sample: not passed on */
 static int is_sample_key(const char *k)
 {
-	static const char *keys[] = {"sample", "text", "ids", "n_new", "stop", "reward", "prompt_ids",
-				     "chosen", "rejected", "chosen_score", "rejected_score", "margin"};
+	static const char *keys[] = {"sample",     "text",   "ids",      "n_new",        "stop",           "reward",
+				     "prompt_ids", "chosen", "rejected", "chosen_score", "rejected_score", "margin"};
 	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
 		if (!strcmp(k, keys[i]))
 			return 1;
@@ -51,7 +51,8 @@ static void write_obj(state *s, int c, int j)
 	json_t *o = json_object();
 	const char *k;
 	json_t *v;
-	json_object_foreach(s->first, k, v) {
+	json_object_foreach(s->first, k, v)
+	{
 		if (!is_sample_key(k))
 			json_object_set(o, k, v);
 	}
@@ -104,7 +105,8 @@ static int same_group(json_t *a, json_t *b)
 
 enum { O_ALL = 256, O_BEST, O_GAP, O_MARGIN };
 static const cli_opt opts[] = {
-	CLI_OPT('i', 'i', "input", "FILE", "scored samples: lbdpo-sample's JSON Lines with \"reward\" (default: stdin)"),
+	CLI_OPT('i', 'i', "input", "FILE",
+		"scored samples: lbdpo-sample's JSON Lines with \"reward\" (default: stdin)"),
 	CLI_OPT('o', 'o', "output", "FILE", "JSON Lines for lbdpo-tokenize (default: stdout)"),
 	CLI_OPT(O_ALL, 0, "all-pairs", NULL,
 		"every pair of a prompt's samples whose rewards differ by more than the gap (default: best vs worst)"),
@@ -158,11 +160,13 @@ int main(int argc, char **argv)
 		json_t *o = jsonl_parse(line, len, err, sizeof err);
 		if (!o)
 			die("%s: line %llu: %s", jsonl_name(r), ln, err);
-		json_t *p = json_object_get(o, "prompt"), *t = json_object_get(o, "text"), *rw = json_object_get(o, "reward");
-		const char *why = !json_is_object(o)			  ? "not a JSON object"
+		json_t *p = json_object_get(o, "prompt"), *t = json_object_get(o, "text"),
+		       *rw = json_object_get(o, "reward");
+		const char *why = !json_is_object(o)                        ? "not a JSON object"
 				  : !json_is_string(p) && !json_is_array(p) ? "no \"prompt\" string or message list"
-				  : !json_is_string(t)			  ? "no \"text\" string (lbdpo-sample without a tokenizer?)"
-				  : !json_is_number(rw) ? "no \"reward\" number (score the samples with lbdpo-reward or a judge)"
+				  : !json_is_string(t) ? "no \"text\" string (lbdpo-sample without a tokenizer?)"
+				  : !json_is_number(rw)
+					  ? "no \"reward\" number (score the samples with lbdpo-reward or a judge)"
 				  : !isfinite(json_number_value(rw)) ? "\"reward\" is not finite"
 								     : NULL;
 		if (why)

@@ -33,7 +33,7 @@ typedef struct {
 	refcache *cache;
 	distrec *d;
 	rs_writer *w; /* distrec_writer(d) */
-	item *win; /* the window: records not yet written, in input order */
+	item *win;    /* the window: records not yet written, in input order */
 	int n, cap;
 	long pend_tokens; /* tokens of state-1 records in the window */
 	int pend;
@@ -168,16 +168,17 @@ static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 		rs_req(r, rs_get_i64(r, sh, "index", &idx), "shard.index");
 		rs_req(r, rs_get_i64(r, sh, "count", &cnt), "shard.count");
 		if (cnt != nf)
-			rs_die(r, "shard %lld of %lld, but %d files were given", (long long)idx,
-			       (long long)cnt, nf);
+			rs_die(r, "shard %lld of %lld, but %d files were given", (long long)idx, (long long)cnt, nf);
 		if (idx < 0 || idx >= nf || rd[idx])
 			rs_die(r, "shard index %lld is out of range or given twice", (long long)idx);
 		const char *fp, *inp;
 		size_t fpn, inn;
 		rs_req(r, get_fp(r, hd, HDR_REFERENCE, &fp, &fpn), HDR_REFERENCE);
 		if (!rs_get_str(r, sh, SHARD_INPUT, &inp, &inn))
-			rs_die(r, "header has no \"shard.%s\": a shard of an older lbdpo-refcache, which merge "
-				  "cannot check; run it again", SHARD_INPUT);
+			rs_die(r,
+			       "header has no \"shard.%s\": a shard of an older lbdpo-refcache, which merge "
+			       "cannot check; run it again",
+			       SHARD_INPUT);
 		/* the first file is the one every other is compared with */
 		if (f && (fpn != fp0n || memcmp(fp, fp0, fpn)))
 			die("%s and %s are shards of different reference models (%.*s, %.*s): refusing to merge",
@@ -218,8 +219,10 @@ static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 		const msgpack_object *rec;
 		for (int k = 0; k < nf; k++)
 			if (k != e && rs_next(rd[k], &rec))
-				rs_die(rd[k], "shard has more records than shard %d allows: shards of "
-					      "different inputs?", e);
+				rs_die(rd[k],
+				       "shard has more records than shard %d allows: shards of "
+				       "different inputs?",
+				       e);
 		break;
 	}
 	rs_finish(w);
@@ -247,10 +250,12 @@ int main(int argc, char **argv)
 	backend_opts bo = {0};
 	const cli_opt opts[] = {
 		OPT_STRING('m', "model", "MODEL", &ref, "reference model: HF directory or llama2.c .bin"),
-		OPT_STRING('c', "cache", "DIR", &cache_dir, "persistent score cache (default: $LBDPO_REFCACHE, else none)"),
+		OPT_STRING('c', "cache", "DIR", &cache_dir,
+			   "persistent score cache (default: $LBDPO_REFCACHE, else none)"),
 		OPT_STRING('i', "input", "FILE", &in, "token records to read (default: standard input)"),
 		OPT_STRING('o', "output", "FILE", &outp, "records to write (default: standard output)"),
-		OPT_CALLBACK('s', "shard", "I/N", parse_shard, &shard, "process only records with index mod N == I (0-based)"),
+		OPT_CALLBACK('s', "shard", "I/N", parse_shard, &shard,
+			     "process only records with index mod N == I (0-based)"),
 		OPT_BOOL(0, "merge", &do_merge, "join shard outputs (the arguments) back into input order"),
 		OPT_STRING(0, "tokenizer-sha", "SHA", &tok_sha, "refuse input whose header names another tokenizer"),
 		OPT_INT('b', "batch-tokens", "N", &batch_tokens, 0, 1L << 24,
@@ -286,7 +291,8 @@ int main(int argc, char **argv)
 		dist_die_usage("--shard and %d MPI ranks: the ranks already split the records", nrank);
 	if (nrank > 1 && (!in || !strcmp(in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
-			  "(-i FILE), not standard input", nrank);
+			       "(-i FILE), not standard input",
+			       nrank);
 	if (cache_dir && !*cache_dir)
 		cache_dir = NULL;
 	backend_opts_apply(&bo);
@@ -373,8 +379,7 @@ int main(int argc, char **argv)
 		item *it = &s.win[s.n];
 		pair_hold(&it->h, r, rec, (uint32_t)cfg->vocab_size, cfg->max_seq_len);
 		const score_pair *p = &it->h.pair;
-		refcache_key(p->prompt, p->n_prompt, p->chosen, p->n_chosen, p->rejected, p->n_rejected,
-			     it->key);
+		refcache_key(p->prompt, p->n_prompt, p->chosen, p->n_chosen, p->rejected, p->n_rejected, it->key);
 		int known = refcache_get(s.cache, it->key, &it->v) && counts_match(&it->v, p);
 		if (known) {
 			it->state = 0;
@@ -445,10 +450,9 @@ int main(int argc, char **argv)
 	if (rank == 0)
 		info("%llu records%s: %llu computed, %llu from cache; %llu tokens computed in %.2f s "
 		     "(%.0f tokens/s) on %s; cache: %llu entries loaded, %llu damaged ranges ignored, %llu written",
-		     (unsigned long long)n_in, sh, (unsigned long long)s.computed,
-		     (unsigned long long)s.cached, (unsigned long long)s.tok_computed, dt,
-		     s.tok_computed / (dt > 0 ? dt : 1), backend_device(), (unsigned long long)cst->loaded,
-		     (unsigned long long)cst->corrupt, (unsigned long long)cwritten);
+		     (unsigned long long)n_in, sh, (unsigned long long)s.computed, (unsigned long long)s.cached,
+		     (unsigned long long)s.tok_computed, dt, s.tok_computed / (dt > 0 ? dt : 1), backend_device(),
+		     (unsigned long long)cst->loaded, (unsigned long long)cst->corrupt, (unsigned long long)cwritten);
 	refcache_close(s.cache);
 	for (int i = 0; i < s.cap; i++)
 		pair_free(&s.win[i].h);

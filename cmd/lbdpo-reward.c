@@ -31,7 +31,10 @@ int main(int argc, char **argv)
 		 "or add \"reward\" to each line of lbdpo-sample's JSON Lines.\n%s",
 		 dist_help_text());
 	backend_opts bo = {0};
-	score_prog sp = {.bo = &bo, .kind = "rewards", .model_key = "reward_model", .need_lm = 0,
+	score_prog sp = {.bo = &bo,
+			 .kind = "rewards",
+			 .model_key = "reward_model",
+			 .need_lm = 0,
 			 .run = {.batch_tokens = 4096, .put = put_rewards}};
 	const char *tok_path = NULL, *tpl_name = NULL, *cache = getenv("LBDPO_REFCACHE");
 	int no_bos = 0;
@@ -49,9 +52,8 @@ int main(int argc, char **argv)
 			   "chat template for message-list prompts, as lbdpo-sample (default: the tokenizer's own)"),
 		OPT_BOOL(0, "no-bos", &no_bos, "no BOS before string prompts (give it when lbdpo-sample had it)"),
 		{0}};
-	const cli_spec spec = {"lbdpo-reward",
-			       "lbdpo-reward -m RM [OPTIONS] [-i pairs.tok|samples.jsonl] [-o OUTPUT]", about, opts,
-			       print_version};
+	const cli_spec spec = {"lbdpo-reward", "lbdpo-reward -m RM [OPTIONS] [-i pairs.tok|samples.jsonl] [-o OUTPUT]",
+			       about, opts, print_version};
 	cli c;
 	program_start(&c, &spec, argc, argv);
 	cli_parse(&c, 0);
@@ -60,8 +62,10 @@ int main(int argc, char **argv)
 	FILE *in = in_open(sp.in);
 	if (input_is_jsonl(in) != 1) {
 		if (jsonl_only)
-			die_usage("--cache, --tokenizer, --template and --no-bos are for lbdpo-sample's JSON Lines; %s is "
-				  "not JSON Lines", in_name(sp.in));
+			die_usage(
+				"--cache, --tokenizer, --template and --no-bos are for lbdpo-sample's JSON Lines; %s is "
+				"not JSON Lines",
+				in_name(sp.in));
 		if (in != stdin)
 			fclose(in);
 		return score_program(&argc, &argv, &sp);
@@ -70,8 +74,12 @@ int main(int argc, char **argv)
 	model *m = score_prog_open(&argc, &argv, &sp, fp);
 	model_tok t;
 	model_tok_open(&t, m, sp.model_path, tok_path, tpl_name, sp.ignore_prov);
-	samples_run o = {.out_path = sp.out, .cache_dir = cache && *cache ? cache : NULL, .t = &t, .add_bos = !no_bos,
-			 .ignore_prov = sp.ignore_prov, .batch_tokens = sp.run.batch_tokens};
+	samples_run o = {.out_path = sp.out,
+			 .cache_dir = cache && *cache ? cache : NULL,
+			 .t = &t,
+			 .add_bos = !no_bos,
+			 .ignore_prov = sp.ignore_prov,
+			 .batch_tokens = sp.run.batch_tokens};
 	score_samples(m, sp.model_path, fp, in, in_name(sp.in), &o);
 	if (in != stdin)
 		fclose(in);

@@ -395,7 +395,8 @@ static int gen_config(const char *model_path, sample_opts *o)
 			o->n_eos = 0;
 			for (size_t i = 0; i < json_array_size(e); i++) {
 				json_t *x = json_array_get(e, i);
-				if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX)
+				if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+				    json_integer_value(x) > INT32_MAX)
 					die("%s: \"eos_token_id\"[%zu]: not a token id", path, i);
 				o->eos[o->n_eos++] = json_integer_value(x);
 			}
@@ -418,38 +419,44 @@ static void set_greedy(void *temperature, const char *arg)
 int main(int argc, char **argv)
 {
 	sample_opts o = {.temperature = 1, .top_k = 0, .top_p = 1, .rep_penalty = 1, .seed = 1, .max_new = 64, .n = 1};
-	const char *model_path = NULL, *adapter = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-", *tpl_name = NULL;
+	const char *model_path = NULL, *adapter = NULL, *tok_path = NULL, *in_path = "-", *out_path = "-",
+		   *tpl_name = NULL;
 	int no_eos = 0, no_bos = 0, ignore_prov = 0;
 	const char *eos_arg = NULL;
 	backend_opts bo = {0};
 	const cli_opt opts[] = {
 		OPT_STRING_REQUIRED('m', "model", "PATH", &model_path,
 				    "model: Hugging Face directory, checkpoint, or llama2.c .bin"),
-		OPT_STRING(0, "tokenizer", "FILE", &tok_path,
-			   "tokenizer.json, SentencePiece tokenizer.model, llama2.c tokenizer.bin or a model directory "
-			   "(default: the model directory's tokenizer.json or tokenizer.model; needed for JSONL input)"),
+		OPT_STRING(
+			0, "tokenizer", "FILE", &tok_path,
+			"tokenizer.json, SentencePiece tokenizer.model, llama2.c tokenizer.bin or a model directory "
+			"(default: the model directory's tokenizer.json or tokenizer.model; needed for JSONL input)"),
 		OPT_STRING('i', "input", "FILE", &in_path, "input (default: stdin)"),
 		OPT_STRING('o', "output", "FILE", &out_path, "output JSONL (default: stdout)"),
 		CLI_SECTION("Sampling (defaults: the model directory's generation_config.json, else those below):"),
-		OPT_CALLBACK(0, "greedy", NULL, set_greedy, &o.temperature, "take the most likely token (same as --temperature 0)"),
+		OPT_CALLBACK(0, "greedy", NULL, set_greedy, &o.temperature,
+			     "take the most likely token (same as --temperature 0)"),
 		OPT_DOUBLE(0, "temperature", "T", &o.temperature, 0, 100, "sampling temperature, 0 = greedy"),
 		OPT_INT(0, "top-k", "K", &o.top_k, 0, 1 << 30, "sample among the K most likely tokens, 0 = all"),
 		OPT_DOUBLE(0, "top-p", "P", &o.top_p, 1e-9, 1, "nucleus: the smallest set with mass >= P, 1 = off"),
-		OPT_DOUBLE(0, "repetition-penalty", "R", &o.rep_penalty, 1e-6, 1e6,
-			   "divide positive logits of ids already in the prompt or sample by R, multiply negative ones, 1 = "
-			   "off"),
-		OPT_STRING(0, "eos-id", "ID[,ID...]", &eos_arg,
-			   "stop tokens (default: generation_config.json's eos_token_id, else the tokenizer's EOS, else the "
-			   "model's)"),
+		OPT_DOUBLE(
+			0, "repetition-penalty", "R", &o.rep_penalty, 1e-6, 1e6,
+			"divide positive logits of ids already in the prompt or sample by R, multiply negative ones, 1 = "
+			"off"),
+		OPT_STRING(
+			0, "eos-id", "ID[,ID...]", &eos_arg,
+			"stop tokens (default: generation_config.json's eos_token_id, else the tokenizer's EOS, else the "
+			"model's)"),
 		OPT_BOOL(0, "no-eos", &no_eos, "never stop early at an end-of-sequence token"),
 		OPT_INT(0, "seed", "N", &o.seed, 0, INT64_MAX, "random seed"),
 		OPT_INT(0, "max-new-tokens", "N", &o.max_new, 1, 1 << 24, "stop after N new tokens"),
 		OPT_INT(0, "n", "N", &o.n, 1, 1 << 20, "samples per prompt"),
 		CLI_SECTION("Other:"),
 		OPT_BOOL(0, "no-bos", &no_bos, "do not prepend BOS to JSONL prompts"),
-		OPT_BOOL(0, "logprobs", &o.logprobs,
-			 "rollout records for lbdpo-step --loss ppo|grpo|rloo: add prompt_ids, token_logps (the model's "
-			 "log-probs at temperature 1 of ids and of the stop token) and eos_id"),
+		OPT_BOOL(
+			0, "logprobs", &o.logprobs,
+			"rollout records for lbdpo-step --loss ppo|grpo|rloo: add prompt_ids, token_logps (the model's "
+			"log-probs at temperature 1 of ids and of the stop token) and eos_id"),
 		OPT_STRING(0, "template", "NAME|FILE", &tpl_name,
 			   "chat template for message-list prompts: a Jinja file, or chatml, llama3, hh (default: the "
 			   "tokenizer's own chat_template)"),
@@ -585,7 +592,8 @@ int main(int argc, char **argv)
 			if (tk && !json_object_get(base, "prompt")) {
 				long len = decode_known(&s, ids, nids, TOK_SKIP_SPECIAL);
 				if (len >= 0)
-					json_object_set_new(base, "prompt", valid_utf8_json(s.text, (size_t)len, &s.fix, &s.fix_cap));
+					json_object_set_new(base, "prompt",
+							    valid_utf8_json(s.text, (size_t)len, &s.fix, &s.fix_cap));
 			}
 			json_t *pids = json_array();
 			for (size_t i = 0; i < nids; i++)

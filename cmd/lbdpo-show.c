@@ -22,8 +22,8 @@ static void append(char **buf, size_t *len, size_t *cap, const char *p, size_t n
 
 /* Append "KEY_text": decode(KEY_ids) for each token-id array of rec to the
  * JSON object text in buf (before its closing brace). */
-static void add_texts(rs_reader *r, const msgpack_object *rec, tok *tk, uint32_t **ids,
-		      size_t *idcap, char **text, size_t *tcap, char **buf, size_t *len, size_t *bcap)
+static void add_texts(rs_reader *r, const msgpack_object *rec, tok *tk, uint32_t **ids, size_t *idcap, char **text,
+		      size_t *tcap, char **buf, size_t *len, size_t *bcap)
 {
 	for (uint32_t k = 0; k < rec->via.map.size; k++) {
 		const msgpack_object *key = &rec->via.map.ptr[k].key;

@@ -93,13 +93,30 @@ static const char *const best_modes[] = {"min", "max", NULL};
 
 /* The options of --loss ppo|grpo|rloo (libcore/train/rlstep.c), and those
  * of the preference losses that an RL update also reads. */
-static const char *const rl_only[] = {"ref", "value-model", "value-lr", "kl-coef", "kl-target", "kl-horizon",
-				      "cliprange", "cliprange-value", "vf-coef", "gae-gamma", "gae-lambda",
-				      "num-mini-batches", "num-generations", "missing-eos-penalty", "whiten-rewards",
-				      "normalize-advantages", "scale-rewards", "loss-type", "ptx-coef", "ptx-data", NULL};
-static const char *const rl_shared[] = {"model", "input", "output", "init", "out", "epochs", "lr", "weight-decay",
-					"clip", "seed", "loss", "metrics", "quiet", "device", "tf32", "threads",
-					"dtype", "bf16", NULL};
+static const char *const rl_only[] = {"ref",
+				      "value-model",
+				      "value-lr",
+				      "kl-coef",
+				      "kl-target",
+				      "kl-horizon",
+				      "cliprange",
+				      "cliprange-value",
+				      "vf-coef",
+				      "gae-gamma",
+				      "gae-lambda",
+				      "num-mini-batches",
+				      "num-generations",
+				      "missing-eos-penalty",
+				      "whiten-rewards",
+				      "normalize-advantages",
+				      "scale-rewards",
+				      "loss-type",
+				      "ptx-coef",
+				      "ptx-data",
+				      NULL};
+static const char *const rl_shared[] = {"model",        "input",   "output", "init", "out",     "epochs", "lr",
+					"weight-decay", "clip",    "seed",   "loss", "metrics", "quiet",  "device",
+					"tf32",         "threads", "dtype",  "bf16", NULL};
 
 static int in_list(const char *const *l, const char *name)
 {
@@ -111,15 +128,16 @@ static int in_list(const char *const *l, const char *name)
 
 /* --loss ppo|grpo|rloo: one RL update (libcore/train/rlstep.c); the
  * options of the preference losses are refused */
-static int rl_main(rl_opts *ro, const cli *c, const cli_opt *opts, const char *in, const char *out,
-		   const char *metrics, const train_opts *to, double epochs, backend_opts *bo)
+static int rl_main(rl_opts *ro, const cli *c, const cli_opt *opts, const char *in, const char *out, const char *metrics,
+		   const train_opts *to, double epochs, backend_opts *bo)
 {
 	for (const cli_opt *o = opts; o->key || o->lng || o->help; o++)
 		if (o->lng && !o->alias_of && cli_given(c, o->lng) && !in_list(rl_only, o->lng) &&
 		    !in_list(rl_shared, o->lng))
 			die_usage("--%s is not an option of --loss %s", o->lng, rl_algo_name(ro->algo));
 	if (cli_given(c, "epochs") && (epochs < 1 || epochs != floor(epochs)))
-		die_usage("--epochs: --loss %s takes a whole number of passes over the rollouts", rl_algo_name(ro->algo));
+		die_usage("--epochs: --loss %s takes a whole number of passes over the rollouts",
+			  rl_algo_name(ro->algo));
 	if (ro->ptx_coef > 0 && !ro->ptx_data)
 		die_usage("--ptx-coef needs --ptx-data");
 	if ((ro->ptx_coef > 0 || ro->value || cli_given(c, "value-lr") || cli_given(c, "cliprange-value") ||
@@ -173,22 +191,26 @@ int main(int argc, char **argv)
 		CLI_SECTION("Schedule:"),
 		OPT_INT(0, "steps", "N", &steps, 0, 1L << 40, "optimizer steps to run in this invocation"),
 		OPT_DOUBLE(0, "epochs", "E", &epochs, 0, 1e6, "passes over the records (instead of --steps)"),
-		OPT_INT(0, "total-steps", "N", &to.total_steps, 1, 1L << 40, "schedule length (default: steps done + --steps)"),
+		OPT_INT(0, "total-steps", "N", &to.total_steps, 1, 1L << 40,
+			"schedule length (default: steps done + --steps)"),
 		OPT_INT(0, "batch-size", "B", &to.batch_size, 1, 1 << 20, "pairs per micro-batch"),
 		OPT_INT(0, "grad-accum", "K", &to.grad_accum, 1, 1 << 20, "micro-batches per optimizer step"),
 		OPT_DOUBLE(0, "lr", "X", &to.lr, 0, 10, "policy learning rate"),
 		OPT_DOUBLE(0, "beta-lr", "X", &to.beta_lr, 0, 10, "learning rate of the beta model"),
 		OPT_DOUBLE(0, "weight-decay", "X", &to.weight_decay, 0, 10, "policy weight decay, 2-D tensors only"),
-		OPT_DOUBLE(0, "beta-wd", "X", &to.beta_wd, 0, 10, "beta head weight decay, weights and biases, not log w"),
+		OPT_DOUBLE(0, "beta-wd", "X", &to.beta_wd, 0, 10,
+			   "beta head weight decay, weights and biases, not log w"),
 		OPT_INT(0, "warmup", "N", &to.warmup, 0, 1L << 40, "warmup steps"),
 		OPT_ENUM(0, "schedule", "S", &to.schedule, sched_names, "constant|linear|cosine"),
 		OPT_DOUBLE(0, "clip", "X", &to.clip, 0, 1e9, "clip the global gradient norm to X, 0 = off"),
 		OPT_INT(0, "seed", "N", &to.ck.seed, 0, 1L << 62, "shuffling, head init and beta-dpo sampling seed"),
 		CLI_SECTION("Loss:"),
-		LOSS_CLI_OPTS(&lc, "lbdpo (default), dpo, ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, "
-				   "bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, or a comma list of them "
-				   "(TRL's loss_type list); sigmoid = dpo; reward trains a reward model; ppo, grpo, rloo: one RL "
-				   "update from rollouts (below)"),
+		LOSS_CLI_OPTS(
+			&lc,
+			"lbdpo (default), dpo, ipo, hinge, robust, simpo, ln-dpo, beta-dpo, sft, exo_pair, nca_pair, "
+			"bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, or a comma list of them "
+			"(TRL's loss_type list); sigmoid = dpo; reward trains a reward model; ppo, grpo, rloo: one RL "
+			"update from rollouts (below)"),
 		OPT_BOOL(0, "learned-beta", &lo->learned_beta,
 			 "the beta model's per-pair beta drives every loss with a beta (lbdpo is dpo with this)"),
 		OPT_DOUBLE(0, "center-rewards-coef", "X", &lo->center_coef, 0, 1e6,
@@ -199,13 +221,15 @@ int main(int argc, char **argv)
 		CLI_SECTION("Reinforcement learning (--loss ppo, grpo, rloo; input: scored lbdpo-sample --logprobs "
 			    "rollouts):"),
 		OPT_STRING(0, "ref", "MODEL", &ro.ref, "reference model of the KL (default: none, KL 0)"),
-		OPT_DOUBLE(0, "kl-coef", "X", &ro.kl_coef, 0, 1e6,
-			   "KL coefficient: ppo, rloo in the reward, grpo in the loss (default: ppo, rloo 0.05; grpo 0)"),
+		OPT_DOUBLE(
+			0, "kl-coef", "X", &ro.kl_coef, 0, 1e6,
+			"KL coefficient: ppo, rloo in the reward, grpo in the loss (default: ppo, rloo 0.05; grpo 0)"),
 		OPT_DOUBLE(0, "kl-target", "X", &ro.kl_target, 0, 1e9,
 			   "adaptive KL coefficient toward this KL; 0: a fixed coefficient"),
 		OPT_DOUBLE(0, "kl-horizon", "N", &ro.kl_horizon, 1, 1e12, "horizon of the adaptive KL coefficient"),
 		OPT_DOUBLE(0, "cliprange", "X", &ro.eps, 0, 10, "ratio clip epsilon"),
-		OPT_INT(0, "num-mini-batches", "N", &ro.mini_batches, 1, 1 << 20, "mini-batches per epoch over the rollouts"),
+		OPT_INT(0, "num-mini-batches", "N", &ro.mini_batches, 1, 1 << 20,
+			"mini-batches per epoch over the rollouts"),
 		OPT_INT(0, "num-generations", "G", &ro.G, 2, 1 << 20,
 			"grpo, rloo: samples per prompt (default: the run of lines with the first line's prompt)"),
 		OPT_ENUM(0, "scale-rewards", "S", &ro.scale_rewards, scale_names, "grpo: group or none"),
@@ -243,15 +267,20 @@ int main(int argc, char **argv)
 		OPT_DOUBLE(0, "entropy-reg", "X", &lo->entropy_reg, 0, 1e9, "lambda3 of the entropy regularizer"),
 		OPT_DOUBLE(0, "entropy-alpha", "X", &lo->entropy_alpha, -1e9, 1e9, "alpha of the entropy regularizer"),
 		CLI_SECTION("Run:"),
-		OPT_STRING(0, "metrics", "FILE", &metrics,
-			   "per-step JSON lines into FILE (- = stderr); a fresh run refuses a non-empty FILE, a resumed one "
-			   "appends"),
+		OPT_STRING(
+			0,
+			"metrics", "FILE", &metrics,
+			"per-step JSON lines into FILE (- = stderr); a fresh run refuses a non-empty FILE, a resumed one "
+			"appends"),
 		OPT_INT(0, "save-every", "N", &save_every, 0, 1L << 40,
 			"also write --output every N steps (default: only at the end)"),
-		OPT_STRING(0, "tensorboard", "DIR", &tbdir,
-			   "also write every metric as TensorBoard scalars into a new events.out.tfevents.* file in DIR"),
+		OPT_STRING(
+			0,
+			"tensorboard", "DIR", &tbdir,
+			"also write every metric as TensorBoard scalars into a new events.out.tfevents.* file in DIR"),
 		CLI_SECTION("Evaluation:"),
-		OPT_STRING(0, "eval-input", "FILE", &eval_in, "held-out records scored during training (eval/ metrics)"),
+		OPT_STRING(0, "eval-input", "FILE", &eval_in,
+			   "held-out records scored during training (eval/ metrics)"),
 		OPT_INT(0, "eval-steps", "N", &eval_steps, 0, 1L << 40,
 			"score --eval-input every N steps (default: 0, after the last step only)"),
 		OPT_STRING(0, "save-best", "METRIC", &best_metric,
@@ -262,10 +291,12 @@ int main(int argc, char **argv)
 			"float32, float16 or bfloat16: the policy's weights in the checkpoint (default: the dtype the model "
 			"came in)"),
 		BACKEND_CLI_OPTS(&bo),
-		OPT_BOOL(0, "allow-changed-options", &allow_changed,
-			 "resuming: accept options that differ from the run's (--loss, --lr, ...; warns; default: refuse)"),
-		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
-			 "train on records of another tokenizer or reference than the model's (warns; default: refuse)"),
+		OPT_BOOL(
+			0, "allow-changed-options", &allow_changed,
+			"resuming: accept options that differ from the run's (--loss, --lr, ...; warns; default: refuse)"),
+		OPT_BOOL(
+			0, "ignore-provenance", &ignore_prov,
+			"train on records of another tokenizer or reference than the model's (warns; default: refuse)"),
 		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary"),
 		CLI_SECTION("LoRA:"),
 		ADAPTER_CLI_OPT(&to.ck.adapter),
@@ -353,17 +384,18 @@ int main(int argc, char **argv)
 	const int rank = dist_rank(), nrank = dist_size();
 	if (nrank > 1 && (!in || !strcmp(in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
-			       "(-i FILE), not standard input", nrank);
+			       "(-i FILE), not standard input",
+			       nrank);
 	if (rank > 0)
 		lbdpo_quiet = 1; /* rank 0 reports progress and the summary */
-	ckpt_check_out(out); /* before any work: --output replaces only a checkpoint */
+	ckpt_check_out(out);     /* before any work: --output replaces only a checkpoint */
 	if (best_dir)
 		ckpt_check_out(best_dir);
 	signals_graceful();
 
 	lora_opts_check(&to.ck.lora);
 	to.ck.w0 = to.w_init > 0 ? to.w_init : 1.0;
-	to.ck.master = 1; /* a resumed run continues from the f32 master weights */
+	to.ck.master = 1;                       /* a resumed run continues from the f32 master weights */
 	to.ck.reward = lo->kind == LOSS_REWARD; /* an LM gets a score head */
 	ckpt *ck = ckpt_load(to.init, &to.ck);
 	ck->save_dtype = save_dtype;
@@ -454,7 +486,8 @@ int main(int argc, char **argv)
 
 	FILE *mf = NULL;
 	if (metrics && rank == 0)
-		mf = !strcmp(metrics, "-") ? stderr : train_metrics_open(metrics, run_id, ck->step, ck->resumed, legacy_run);
+		mf = !strcmp(metrics, "-") ? stderr
+					   : train_metrics_open(metrics, run_id, ck->step, ck->resumed, legacy_run);
 	tfevents *tb = tbdir && rank == 0 ? tfevents_open(tbdir) : NULL;
 
 	const long step_end = ck->step + steps, step_start = ck->step;
@@ -465,9 +498,11 @@ int main(int argc, char **argv)
 	while (ck->step < step_end && !(sig = dp_stop_all())) {
 		train_metrics tm;
 		if (train_step(eng, &tm) != 0)
-			dist_die_same(EXIT_DATA, "step %ld: non-finite %s; stopping without writing this step (%s keeps the last good "
-			    "checkpoint, if any)",
-			    tm.step, tm.nonfinite == 1 ? "loss" : "gradient", out);
+			dist_die_same(
+				EXIT_DATA,
+				"step %ld: non-finite %s; stopping without writing this step (%s keeps the last good "
+				"checkpoint, if any)",
+				tm.step, tm.nonfinite == 1 ? "loss" : "gradient", out);
 		metric_kv kv[METRIC_KV_MAX];
 		int nkv = train_metrics_kv(&tm, kv);
 		if (mf && metrics_line_write(mf, tm.step, kv, nkv, run_id) != 0)
@@ -491,8 +526,8 @@ int main(int argc, char **argv)
 				json_decref(ck->best);
 				ck->best = json_pack("{s:s, s:s, s:f, s:I}", "metric", best_metric, "mode", best_mode,
 						     "value", kv[best_col].v, "step", (json_int_t)ck->step);
-				info("step %ld: best %s so far (%.6g): writing %s", ck->step, best_metric, kv[best_col].v,
-				     best_dir);
+				info("step %ld: best %s so far (%.6g): writing %s", ck->step, best_metric,
+				     kv[best_col].v, best_dir);
 				save(eng, ck, best_dir, opts);
 			}
 		}

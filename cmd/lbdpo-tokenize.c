@@ -18,12 +18,16 @@ typedef struct {
 } idvec;
 
 static int starts_with(const char *s, size_t n, const char *p, size_t pn) { return pn && n >= pn && !memcmp(s, p, pn); }
-static int ends_with(const char *s, size_t n, const char *p, size_t pn) { return pn && n >= pn && !memcmp(s + n - pn, p, pn); }
+static int ends_with(const char *s, size_t n, const char *p, size_t pn)
+{
+	return pn && n >= pn && !memcmp(s + n - pn, p, pn);
+}
 
 static size_t lcp_ids(const idvec *a, const idvec *b)
 {
 	size_t k = 0, m = a->n < b->n ? a->n : b->n;
-	while (k < m && a->v[k] == b->v[k]) k++;
+	while (k < m && a->v[k] == b->v[k])
+		k++;
 	return k;
 }
 
@@ -31,17 +35,19 @@ static size_t lcp_ids(const idvec *a, const idvec *b)
  * with the BOS text (the guard against a doubled BOS). */
 static int encode(tok *t, const strbuf *b, unsigned flags, const char *bos, size_t nbos, idvec *out)
 {
-	if ((flags & TOK_ADD_BOS) && starts_with(b->s, b->n, bos, nbos)) flags &= ~TOK_ADD_BOS;
+	if ((flags & TOK_ADD_BOS) && starts_with(b->s, b->n, bos, nbos))
+		flags &= ~TOK_ADD_BOS;
 	return tok_encode(t, b->s, b->n, flags, &out->v, &out->n, &out->cap);
 }
 
 static int is_own_key(const char *k)
 {
-	static const char *own[] = {"prompt", "chosen", "rejected", KEY_ID, KEY_GROUP,
-				    KEY_PROMPT_IDS, KEY_CHOSEN_IDS, KEY_REJECTED_IDS};
+	static const char *own[] = {"prompt",  "chosen",       "rejected",     KEY_ID,
+				    KEY_GROUP, KEY_PROMPT_IDS, KEY_CHOSEN_IDS, KEY_REJECTED_IDS};
 	/* "tools" and "chat_template_kwargs" are passed through as well: TRL keeps them */
 	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
-		if (!strcmp(k, own[i])) return 1;
+		if (!strcmp(k, own[i]))
+			return 1;
 	return 0;
 }
 
@@ -71,24 +77,28 @@ static void run_render(jsonl *r, const char *out, const pref_tpl *tpl, int skip_
 		}
 		if (prc) {
 			json_decref(o);
-			if (!skip_invalid) die("%s: line %llu: %s", jsonl_name(r), (unsigned long long)jsonl_lineno(r), err);
+			if (!skip_invalid)
+				die("%s: line %llu: %s", jsonl_name(r), (unsigned long long)jsonl_lineno(r), err);
 			ninvalid++;
 			continue;
 		}
 		json_t *j = json_object();
 		json_t *id = json_object_get(o, "id");
-		if (id) json_object_set(j, "id", id);
+		if (id)
+			json_object_set(j, "id", id);
 		put_str(j, "prompt", &pt.prompt);
 		put_str(j, "chosen", &pt.chosen);
 		put_str(j, "rejected", &pt.rejected);
 		char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (!s || fputs(s, of->fp) == EOF || fputc('\n', of->fp) == EOF) die("%s: write error", out ? out : "<stdout>");
+		if (!s || fputs(s, of->fp) == EOF || fputc('\n', of->fp) == EOF)
+			die("%s: write error", out ? out : "<stdout>");
 		free(s);
 		json_decref(j);
 		json_decref(o);
 		nwritten++;
 	}
-	if (rc < 0) die("%s: %s", jsonl_name(r), jsonl_error(r));
+	if (rc < 0)
+		die("%s: %s", jsonl_name(r), jsonl_error(r));
 	out_close(of);
 	pref_text_free(&pt);
 	info("read %llu, rendered %llu, invalid %llu, dropped ties %llu", (unsigned long long)nread,
@@ -115,14 +125,19 @@ static void put_header(rs_writer *w, tok *t, const pref_tpl *tpl, int bos_prepen
 	msgpack_pack_str_with_body(pk, HDR_VOCAB_SIZE, 10);
 	msgpack_pack_uint32(pk, tok_vocab_size(t));
 	msgpack_pack_str_with_body(pk, "bos", 3);
-	if (tok_bos(t) >= 0) msgpack_pack_int64(pk, tok_bos(t));
-	else msgpack_pack_nil(pk);
+	if (tok_bos(t) >= 0)
+		msgpack_pack_int64(pk, tok_bos(t));
+	else
+		msgpack_pack_nil(pk);
 	msgpack_pack_str_with_body(pk, "eos", 3);
-	if (tok_eos(t) >= 0) msgpack_pack_int64(pk, tok_eos(t));
-	else msgpack_pack_nil(pk);
+	if (tok_eos(t) >= 0)
+		msgpack_pack_int64(pk, tok_eos(t));
+	else
+		msgpack_pack_nil(pk);
 	rs_put_bool(w, "bos_prepended", bos_prepended);
 	rs_put_bool(w, "eos_appended", eos_appended);
-	if (pref_tpl_name(tpl)) rs_put_cstr(w, "template", pref_tpl_name(tpl));
+	if (pref_tpl_name(tpl))
+		rs_put_cstr(w, "template", pref_tpl_name(tpl));
 	rs_header_end(w);
 }
 
@@ -138,21 +153,24 @@ int main(int argc, char **argv)
 	long max_length = 1024, max_prompt = 0; /* TRL's DPOConfig max_length */
 	int seq_trunc = 0, prompt_trunc = 0;    /* and truncation_mode: keep_end */
 	const cli_opt opts[] = {
-		OPT_STRING(0, "tokenizer", "FILE", &tokpath,
-			   "tokenizer.json (Hugging Face), SentencePiece tokenizer.model, llama2.c tokenizer.bin, or a model "
-			   "directory holding one (required)"),
+		OPT_STRING(
+			0, "tokenizer", "FILE", &tokpath,
+			"tokenizer.json (Hugging Face), SentencePiece tokenizer.model, llama2.c tokenizer.bin, or a model "
+			"directory holding one (required)"),
 		OPT_STRING('i', "input", "FILE", &in, "read FILE (.jsonl or .jsonl.gz) instead of stdin"),
 		OPT_STRING('o', "output", "FILE", &out, "write FILE (atomically) instead of stdout"),
-		OPT_STRING(0, "template", "NAME|FILE", &tplname,
-			   "chat template for conversational records: a Jinja file, or chatml, llama3, hh (default: the "
-			   "tokenizer's own chat_template)"),
+		OPT_STRING(
+			0, "template", "NAME|FILE", &tplname,
+			"chat template for conversational records: a Jinja file, or chatml, llama3, hh (default: the "
+			"tokenizer's own chat_template)"),
 		OPT_BOOL(0, "render", &render,
 			 "write the rendered texts as JSON Lines (prompt, chosen, rejected) instead of tokens"),
 		CLI_OPT(O_MAXLEN, 0, "max-length", "N",
 			"at most N tokens of prompt + longer completion (default 1024, as TRL; 0 = no limit)"),
-		OPT_ENUM(0, "truncation-mode", "MODE", &seq_trunc, trunc_modes,
-			 "keep_end (default, as TRL): cut an over-long pair's prompt start; keep_start: cut the completions' "
-			 "ends"),
+		OPT_ENUM(
+			0, "truncation-mode", "MODE", &seq_trunc, trunc_modes,
+			"keep_end (default, as TRL): cut an over-long pair's prompt start; keep_start: cut the completions' "
+			"ends"),
 		OPT_INT(0, "max-prompt-length", "N", &max_prompt, 1, 1L << 30, "at most N prompt tokens"),
 		OPT_ENUM(0, "truncation", "MODE", &prompt_trunc, trunc_modes,
 			 "keep_end (default) or keep_start: which end of a prompt over --max-prompt-length to keep"),
@@ -180,13 +198,16 @@ int main(int argc, char **argv)
 		switch (key) {
 		case O_MAXLEN:
 			max_length = parse_long("--max-length", c.arg, 0, 1L << 30);
-			if (max_length == 1) die_usage("--max-length: 1 leaves no room for a prompt and a completion (0 = no limit)");
+			if (max_length == 1)
+				die_usage(
+					"--max-length: 1 leaves no room for a prompt and a completion (0 = no limit)");
 			break;
 		}
 	}
 	cli_end(&c, 0);
 	const int seq_keep_end = seq_trunc == 0, keep_end = prompt_trunc == 0;
-	if (!tokpath) die_usage("--tokenizer FILE is required");
+	if (!tokpath)
+		die_usage("--tokenizer FILE is required");
 	if (max_length && max_prompt && max_prompt >= max_length)
 		die_usage("--max-prompt-length must be smaller than --max-length (%ld; 0 = no limit)", max_length);
 
@@ -239,9 +260,11 @@ int main(int argc, char **argv)
 			json_decref(o);
 			continue;
 		}
-		if (prc) why = err;
+		if (prc)
+			why = err;
 		json_t *id = o ? json_object_get(o, "id") : NULL, *group = o ? json_object_get(o, "group") : NULL;
-		if (o && !why && id && !json_is_string(id) && !json_is_integer(id)) why = "\"id\" must be a string or an integer";
+		if (o && !why && id && !json_is_string(id) && !json_is_integer(id))
+			why = "\"id\" must be a string or an integer";
 		if (o && !why && group && !json_is_string(group) && !json_is_integer(group))
 			why = "\"group\" must be a string or an integer";
 		int eos_c = 0, eos_r = 0;
@@ -255,11 +278,13 @@ int main(int argc, char **argv)
 				 * each, so prompt_ids + chosen_ids is exactly the full
 				 * conversation's tokenization */
 				unsigned f = pref_tpl_is_jinja(tpl) ? 0 : pflags;
-				bad = encode(t, &pt.gen, f, bos, nbos, &P) || encode(t, &pt.full_c, f, bos, nbos, &FC) ||
+				bad = encode(t, &pt.gen, f, bos, nbos, &P) ||
+				      encode(t, &pt.full_c, f, bos, nbos, &FC) ||
 				      encode(t, &pt.full_r, f, bos, nbos, &FR);
 				if (!bad) {
 					size_t k = lcp_ids(&P, &FC), k2 = lcp_ids(&P, &FR);
-					if (k2 < k) k = k2;
+					if (k2 < k)
+						k = k2;
 					P.n = k;
 					xgrow((void **)&C.v, &C.cap, FC.n - k + 1, sizeof(uint32_t));
 					xgrow((void **)&R.v, &R.cap, FR.n - k + 1, sizeof(uint32_t));
@@ -279,12 +304,13 @@ int main(int argc, char **argv)
 				snprintf(err, sizeof err, "%s", tok_error(t));
 				why = err;
 			} else if (!C.n || !R.n) {
-				snprintf(err, sizeof err, "empty completion \"%s\" after tokenization", !C.n ? "chosen" : "rejected");
+				snprintf(err, sizeof err, "empty completion \"%s\" after tokenization",
+					 !C.n ? "chosen" : "rejected");
 				why = err;
 			} else if (P.n + C.n + R.n + 64 > RS_MAX_OBJECTS) {
 				/* a record no reader would accept (records.h) */
-				snprintf(err, sizeof err, "%zu tokens: more than a record may hold (%u values)", P.n + C.n + R.n,
-					 RS_MAX_OBJECTS);
+				snprintf(err, sizeof err, "%zu tokens: more than a record may hold (%u values)",
+					 P.n + C.n + R.n, RS_MAX_OBJECTS);
 				why = err;
 			}
 			/* EOS: not after a chat template's own end of turn (TRL adds
@@ -294,10 +320,12 @@ int main(int argc, char **argv)
 				eos_c = !ends_with(pt.chosen.s, pt.chosen.n, eos, neos);
 				eos_r = !ends_with(pt.rejected.s, pt.rejected.n, eos, neos);
 			}
-		} else if (!o) why = err;
+		} else if (!o)
+			why = err;
 		if (why) {
 			json_decref(o);
-			if (!skip_invalid) die("%s: line %llu: %s", jsonl_name(r), (unsigned long long)jsonl_lineno(r), why);
+			if (!skip_invalid)
+				die("%s: line %llu: %s", jsonl_name(r), (unsigned long long)jsonl_lineno(r), why);
 			ninvalid++;
 			continue;
 		}
@@ -307,7 +335,8 @@ int main(int argc, char **argv)
 			 * token records needs a prompt token; skipped like a tie */
 			if (nempty++ < 5)
 				warning("%s: line %llu: no prompt tokens (no common prefix or an empty prompt, and no BOS): "
-					"skipped%s", jsonl_name(r), (unsigned long long)jsonl_lineno(r),
+					"skipped%s",
+					jsonl_name(r), (unsigned long long)jsonl_lineno(r),
 					nempty == 5 ? " (further ones are only counted)" : "");
 			ndropped++;
 			json_decref(o);
@@ -321,7 +350,8 @@ int main(int argc, char **argv)
 		} else if (rb != hdr_bos || re != hdr_eos) {
 			die("%s: line %llu: a %s record after %s ones, which get BOS/EOS otherwise (the header says "
 			    "bos_prepended %s, eos_appended %s): tokenize the two forms into separate streams",
-			    jsonl_name(r), (unsigned long long)jsonl_lineno(r), pt.rendered ? "conversational" : "plain-text",
+			    jsonl_name(r), (unsigned long long)jsonl_lineno(r),
+			    pt.rendered ? "conversational" : "plain-text",
 			    pt.rendered ? "plain-text" : "conversational", hdr_bos ? "true" : "false",
 			    hdr_eos ? "true" : "false");
 		}
@@ -342,12 +372,16 @@ int main(int argc, char **argv)
 		}
 		ntrunc += truncated;
 		rs_rec_begin(w, NULL);
-		if (id) pref_pack_json(rs_put_key(w, KEY_ID), id);
-		if (group) pref_pack_json(rs_put_key(w, KEY_GROUP), group);
+		if (id)
+			pref_pack_json(rs_put_key(w, KEY_ID), id);
+		if (group)
+			pref_pack_json(rs_put_key(w, KEY_GROUP), group);
 		const char *k;
 		json_t *v;
-		json_object_foreach(o, k, v) {
-			if (!is_own_key(k)) pref_pack_json(rs_put_key(w, k), v);
+		json_object_foreach(o, k, v)
+		{
+			if (!is_own_key(k))
+				pref_pack_json(rs_put_key(w, k), v);
 		}
 		if (keep_text) {
 			rs_put_str(w, "prompt", pt.prompt.s, pt.prompt.n);
@@ -367,14 +401,17 @@ int main(int argc, char **argv)
 			progress_show(&pm, (long)nread, NULL); /* a periodic line for logs */
 		}
 	}
-	if (rc < 0) die("%s: %s", jsonl_name(r), jsonl_error(r));
+	if (rc < 0)
+		die("%s: %s", jsonl_name(r), jsonl_error(r));
 	if (hdr_bos < 0) /* no records: what plain texts would get */
 		put_header(w, t, tpl, bos_used, !no_eos, argc, argv);
-	if (stderr_is_tty() && !lbdpo_quiet && tlast != t0) fputc('\n', stderr);
+	if (stderr_is_tty() && !lbdpo_quiet && tlast != t0)
+		fputc('\n', stderr);
 	rs_finish(w);
 	jsonl_close(r);
 	char empty[64] = "";
-	if (nempty) snprintf(empty, sizeof empty, "; empty prompts: %llu", (unsigned long long)nempty);
+	if (nempty)
+		snprintf(empty, sizeof empty, "; empty prompts: %llu", (unsigned long long)nempty);
 	info("read %llu, written %llu, truncated %llu, dropped %llu, invalid %llu (dropped ties: %llu%s)",
 	     (unsigned long long)nread, (unsigned long long)nwritten, (unsigned long long)ntrunc,
 	     (unsigned long long)ndropped, (unsigned long long)ninvalid, (unsigned long long)nties, empty);

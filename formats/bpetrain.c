@@ -81,14 +81,18 @@ void bpe_pretokenize(const char *s, size_t n, void (*fn)(const char *, size_t, v
 		}
 		size_t p = (u[i] == ' ' && i + 1 < n && !is_space(u[i + 1])) ? i + 1 : i;
 		if (p < n && is_letter(u[p])) {
-			for (j = p; j < n && is_letter(u[j]); j++) {}
+			for (j = p; j < n && is_letter(u[j]); j++) {
+			}
 		} else if (p < n && is_digit(u[p])) {
-			for (j = p; j < n && is_digit(u[j]); j++) {}
+			for (j = p; j < n && is_digit(u[j]); j++) {
+			}
 		} else if (p < n && is_other(u[p])) {
-			for (j = p; j < n && is_other(u[j]); j++) {}
+			for (j = p; j < n && is_other(u[j]); j++) {
+			}
 		} else {
 			/* whitespace: \s+(?!\S) leaves the last space to the next piece */
-			for (j = i; j < n && is_space(u[j]); j++) {}
+			for (j = i; j < n && is_space(u[j]); j++) {
+			}
 			if (j < n && j - i > 1)
 				j--;
 		}
@@ -257,8 +261,8 @@ static json_t *tok_string(const bpe_trainer *t, int id, char *buf)
 
 static json_t *byte_level(int prefix)
 {
-	return json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", prefix,
-			 "trim_offsets", 1, "use_regex", 1);
+	return json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", prefix, "trim_offsets", 1,
+			 "use_regex", 1);
 }
 
 void bpe_trainer_write_json(const bpe_trainer *t, const char *path)
@@ -281,9 +285,8 @@ void bpe_trainer_write_json(const bpe_trainer *t, const char *path)
 						       t->tok[id], "single_word", 0, "lstrip", 0, "rstrip", 0,
 						       "normalized", 0, "special", 1));
 	json_t *model = json_pack("{s:s, s:n, s:n, s:s, s:s, s:b, s:b, s:b, s:o, s:o}", "type", "BPE", "dropout",
-				  "unk_token", "continuing_subword_prefix", "", "end_of_word_suffix", "",
-				  "fuse_unk", 0, "byte_fallback", 0, "ignore_merges", 0, "vocab", vocab, "merges",
-				  merges);
+				  "unk_token", "continuing_subword_prefix", "", "end_of_word_suffix", "", "fuse_unk", 0,
+				  "byte_fallback", 0, "ignore_merges", 0, "vocab", vocab, "merges", merges);
 	/* add_prefix_space false: "Q: 1+2=? A:" must tokenize as written, so a
 	 * prompt's tokens are a prefix of prompt+completion's. */
 	json_t *root = json_pack("{s:s, s:n, s:n, s:o, s:n, s:o, s:o, s:o, s:o}", "version", "1.0", "truncation",

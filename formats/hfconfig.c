@@ -152,8 +152,7 @@ static int rope_factors(ctx *c, const char *where, json_t *v, const char *key, i
 	if (!json_is_array(a))
 		return fail(c, "%s.%s must be a list of %d numbers (longrope)", where, key, n);
 	if ((int)json_array_size(a) != n)
-		return fail(c, "%s.%s has %zu entries, head_dim %d needs %d", where, key, json_array_size(a),
-			    2 * n, n);
+		return fail(c, "%s.%s has %zu entries, head_dim %d needs %d", where, key, json_array_size(a), 2 * n, n);
 	for (int i = 0; i < n; i++) {
 		double x;
 		if (num_of(json_array_get(a, i), &x) || !(x > 0 && x < 1e9))
@@ -169,10 +168,23 @@ static int rope_factors(ctx *c, const char *where, json_t *v, const char *key, i
  * max_position_embeddings are known. */
 static int parse_rope(ctx *c, model_config *cfg)
 {
-	static const char *const known[] = {"type", "rope_type", "rope_theta", "partial_rotary_factor", "factor",
-					    "original_max_position_embeddings", "low_freq_factor", "high_freq_factor",
-					    "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor",
-					    "truncate", "short_factor", "long_factor", NULL};
+	static const char *const known[] = {"type",
+					    "rope_type",
+					    "rope_theta",
+					    "partial_rotary_factor",
+					    "factor",
+					    "original_max_position_embeddings",
+					    "low_freq_factor",
+					    "high_freq_factor",
+					    "beta_fast",
+					    "beta_slow",
+					    "mscale",
+					    "mscale_all_dim",
+					    "attention_factor",
+					    "truncate",
+					    "short_factor",
+					    "long_factor",
+					    NULL};
 	float theta = 10000.0f;
 	if (get_num(c, c->root, "rope_theta", 10000.0, 0, 1e12, &theta))
 		return -1;
@@ -209,8 +221,10 @@ static int parse_rope(ctx *c, model_config *cfg)
 		if (rk == ROPE_YARN && cfg->family == FAM_PHI3) /* Phi3Config reads "su" and "yarn" as longrope */
 			rk = ROPE_LONGROPE;
 		if ((int)rk < 0)
-			return fail(c, "unsupported %s (type '%.40s'; implemented: default, linear, dynamic, yarn, "
-				       "llama3, longrope)", keys[k], t);
+			return fail(c,
+				    "unsupported %s (type '%.40s'; implemented: default, linear, dynamic, yarn, "
+				    "llama3, longrope)",
+				    keys[k], t);
 		if (seen >= 0 && rk != r->type)
 			return fail(c, "rope_scaling (type '%s') and rope_parameters (type '%s') disagree",
 				    rope_kind_name(r->type), rope_kind_name(rk));
@@ -223,7 +237,8 @@ static int parse_rope(ctx *c, model_config *cfg)
 		    opt_num(c, v, "factor", 0, 1e6, &r->factor) ||
 		    opt_num(c, v, "low_freq_factor", 0, 1e6, &r->low_freq_factor) ||
 		    opt_num(c, v, "high_freq_factor", 0, 1e6, &r->high_freq_factor) ||
-		    opt_num(c, v, "beta_fast", 0, 1e6, &r->beta_fast) || opt_num(c, v, "beta_slow", 0, 1e6, &r->beta_slow) ||
+		    opt_num(c, v, "beta_fast", 0, 1e6, &r->beta_fast) ||
+		    opt_num(c, v, "beta_slow", 0, 1e6, &r->beta_slow) ||
 		    opt_num(c, v, "mscale", -1e6, 1e6, &r->mscale) ||
 		    opt_num(c, v, "mscale_all_dim", -1e6, 1e6, &r->mscale_all_dim) ||
 		    opt_num(c, v, "attention_factor", 0, 1e6, &r->attention_factor))
@@ -258,8 +273,10 @@ static int parse_rope(ctx *c, model_config *cfg)
 	if (om > 0 && r->type >= ROPE_YARN)
 		r->original_max = (int)om;
 	if (prf != 1.0f && cfg->arch != ARCH_NEOX)
-		return fail(c, "unsupported partial_rotary_factor %g (partial rotary embeddings are implemented for "
-			       "gpt_neox only)", prf);
+		return fail(c,
+			    "unsupported partial_rotary_factor %g (partial rotary embeddings are implemented for "
+			    "gpt_neox only)",
+			    prf);
 	c->prf = prf;
 	cfg->rope_theta = theta;
 	return 0;
@@ -318,7 +335,9 @@ static int gemma3_rope(ctx *c, model_config *cfg)
 		if (sl) {
 			const char *t = get_str(sl, "rope_type");
 			if (t && strcmp(t, "default"))
-				return fail(c, "unsupported rope_parameters.sliding_attention type '%.40s' (only default)", t);
+				return fail(c,
+					    "unsupported rope_parameters.sliding_attention type '%.40s' (only default)",
+					    t);
 			if (opt_num(c, sl, "rope_theta", 0, 1e12, &local))
 				return -1;
 		}
@@ -372,12 +391,26 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	    get_int(c, "num_key_value_heads", 0, cfg->n_heads, 1, 1 << 12, &cfg->n_kv_heads) ||
 	    get_int(c, "head_dim", 0, cfg->dim / cfg->n_heads, 1, 1 << 12, &cfg->head_dim) ||
 	    get_int(c, "vocab_size", 1, 0, 1, 1 << 24, &cfg->vocab_size) ||
-	    get_int(c, "max_position_embeddings", 0, phi3 ? 4096 : gemma3 ? 131072 : gemma2 ? 8192 : 2048, 1, 1 << 24,
-		    &cfg->max_seq_len) ||
+	    get_int(c, "max_position_embeddings", 0,
+		    phi3     ? 4096
+		    : gemma3 ? 131072
+		    : gemma2 ? 8192
+			     : 2048,
+		    1, 1 << 24, &cfg->max_seq_len) ||
 	    get_num(c, c->root, "rms_norm_eps", phi3 ? 1e-5 : 1e-6, 0, 1, &cfg->norm_eps) ||
 	    get_bool(c, "tie_word_embeddings", gemma2, &cfg->tied_embeddings) || parse_rope(c, cfg) ||
-	    parse_dtype(c, cfg) || get_tok(c, "bos_token_id", qwen || qwen3 ? -1 : gemma2 ? 2 : 1, &cfg->bos_id) ||
-	    get_tok(c, "eos_token_id", qwen || qwen3 ? -1 : phi3 ? 32000 : gemma2 ? 1 : 2, &cfg->eos_id))
+	    parse_dtype(c, cfg) ||
+	    get_tok(c, "bos_token_id",
+		    qwen || qwen3 ? -1
+		    : gemma2      ? 2
+				  : 1,
+		    &cfg->bos_id) ||
+	    get_tok(c, "eos_token_id",
+		    qwen || qwen3 ? -1
+		    : phi3        ? 32000
+		    : gemma2      ? 1
+				  : 2,
+		    &cfg->eos_id))
 		return -1;
 	cfg->max_pos = cfg->max_seq_len;
 	default_tok(c, "bos_token_id", &cfg->bos_id, cfg->vocab_size);
@@ -385,9 +418,12 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	const char *act = get_str(c->root, "hidden_act"), *gact = get_str(c->root, "hidden_activation");
 	if (gemma2) {
 		if ((!is_null(json_object_get(c->root, "hidden_act")) && (!act || strcmp(act, "gelu_pytorch_tanh"))) ||
-		    (!is_null(json_object_get(c->root, "hidden_activation")) && (!gact || strcmp(gact, "gelu_pytorch_tanh"))))
+		    (!is_null(json_object_get(c->root, "hidden_activation")) &&
+		     (!gact || strcmp(gact, "gelu_pytorch_tanh"))))
 			return fail(c, "unsupported hidden_act '%.40s' (gemma2 needs gelu_pytorch_tanh)",
-				    act ? act : gact ? gact : "?");
+				    act    ? act
+				    : gact ? gact
+					   : "?");
 		if (parse_gemma(c, cfg))
 			return -1;
 	} else if (json_object_get(c->root, "hidden_act") && (!act || strcmp(act, "silu")))
@@ -399,8 +435,9 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	    get_bool(c, "use_sliding_window", 0, &sw))
 		return -1;
 	if (ab)
-		return fail(c, "unsupported attention_bias true (q/k/v/o_proj biases); only Qwen2-style q/k/v biases are "
-			       "implemented");
+		return fail(c,
+			    "unsupported attention_bias true (q/k/v/o_proj biases); only Qwen2-style q/k/v biases are "
+			    "implemented");
 	if (mb)
 		return fail(c, "unsupported mlp_bias true");
 	if ((qwen || qwen3) && sw)
@@ -410,8 +447,8 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 		for (size_t i = 0; i < json_array_size(lt); i++) {
 			const char *s = json_string_value(json_array_get(lt, i));
 			if (!s || (strcmp(s, "full_attention") && !(gemma2 && !strcmp(s, "sliding_attention"))))
-				return fail(c, "unsupported layer_types[%zu] '%.40s' (only full_attention%s)", i, s ? s : "?",
-					    gemma2 ? " and sliding_attention" : "");
+				return fail(c, "unsupported layer_types[%zu] '%.40s' (only full_attention%s)", i,
+					    s ? s : "?", gemma2 ? " and sliding_attention" : "");
 		}
 	}
 	/* Mistral's and Phi-3's sliding window (token i sees j when i − j < W),
@@ -429,8 +466,9 @@ static int parse_llama(ctx *c, model_config *cfg, const char *mt)
 	if (gemma2 && !gemma3 && json_is_array(lt))
 		for (size_t i = 0; i < json_array_size(lt); i++)
 			if (!strcmp(json_string_value(json_array_get(lt, i)), "full_attention") != (i % 2 == 1))
-				return fail(c, "unsupported layer_types: gemma2 needs sliding and full layers alternating, "
-					       "sliding first");
+				return fail(
+					c, "unsupported layer_types: gemma2 needs sliding and full layers alternating, "
+					   "sliding first");
 	cfg->qkv_bias = qwen;
 	cfg->qk_norm = qwen3 || gemma3; /* q_norm, k_norm on every head; no q/k/v bias */
 	return 0;
@@ -474,7 +512,8 @@ static int parse_neox(ctx *c, model_config *cfg)
 	/* transformers: rotary_ndims = int(head_size · partial_rotary_factor) */
 	cfg->rot_dim = (int)(cfg->head_dim * (double)c->prf);
 	if (cfg->rot_dim < 2 || cfg->rot_dim % 2)
-		return fail(c, "partial rotary factor %g gives %d rotary dims of head_dim %d (needs an even number >= 2)",
+		return fail(c,
+			    "partial rotary factor %g gives %d rotary dims of head_dim %d (needs an even number >= 2)",
 			    (double)c->prf, cfg->rot_dim, cfg->head_dim);
 	if (cfg->rot_dim == cfg->head_dim)
 		cfg->rot_dim = 0;
@@ -511,8 +550,8 @@ static int parse_gpt2(ctx *c, model_config *cfg)
 	cfg->rope_theta = 0;
 	cfg->qkv_bias = 0;
 	const char *act = get_str(c->root, "activation_function");
-	if (json_object_get(c->root, "activation_function") && (!act || (strcmp(act, "gelu_new") &&
-									  strcmp(act, "gelu_pytorch_tanh"))))
+	if (json_object_get(c->root, "activation_function") &&
+	    (!act || (strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))))
 		return fail(c, "unsupported activation_function '%.40s' (gpt2 needs gelu_new)", act ? act : "?");
 	int saw = 1, inv = 0, cross = 0;
 	if (get_bool(c, "scale_attn_weights", 1, &saw) || get_bool(c, "scale_attn_by_inverse_layer_idx", 0, &inv) ||
@@ -588,7 +627,8 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 		if (!cfg->qk_norm != (cfg->family != FAM_QWEN3 && cfg->family != FAM_GEMMA3) ||
 		    (cfg->qk_norm && cfg->qkv_bias))
 			return BAD("q/k norms are the qwen3 and gemma3 families' (which have no q/k/v bias)");
-		if (!cfg->gemma != (cfg->family != FAM_GEMMA2 && cfg->family != FAM_GEMMA3) || (cfg->gemma && cfg->qkv_bias))
+		if (!cfg->gemma != (cfg->family != FAM_GEMMA2 && cfg->family != FAM_GEMMA3) ||
+		    (cfg->gemma && cfg->qkv_bias))
 			return BAD("gemma options are the gemma2/3 families' (which have no q/k/v bias)");
 		if ((cfg->family == FAM_GEMMA3) != (cfg->rope_local_theta > 0) ||
 		    (cfg->rope_local_theta > 0 && cfg->sliding_pattern < 1))
@@ -601,9 +641,10 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 	if (cfg->bos_id >= cfg->vocab_size || cfg->eos_id >= cfg->vocab_size)
 		return BAD("bos/eos id (%d/%d) outside the vocabulary (%d)", cfg->bos_id, cfg->eos_id, cfg->vocab_size);
 	/* Parameter count must fit comfortably in memory arithmetic (2^40 floats). */
-	double np = (double)cfg->vocab_size * cfg->dim * (cfg->tied_embeddings ? 1 : 2) +
-		    (double)cfg->n_layers * ((double)cfg->dim * cfg->head_dim * (2 * cfg->n_heads + 2 * cfg->n_kv_heads) +
-					     3.0 * cfg->dim * cfg->hidden_dim);
+	double np =
+		(double)cfg->vocab_size * cfg->dim * (cfg->tied_embeddings ? 1 : 2) +
+		(double)cfg->n_layers * ((double)cfg->dim * cfg->head_dim * (2 * cfg->n_heads + 2 * cfg->n_kv_heads) +
+					 3.0 * cfg->dim * cfg->hidden_dim);
 	if (np > (double)(1ull << 40))
 		return BAD("model would have %.3g parameters", np);
 	return 0;
@@ -612,17 +653,21 @@ int hfconfig_check(const model_config *cfg, char *err, size_t errsz)
 
 uint64_t hfconfig_n_params(const model_config *c)
 {
-	uint64_t C = (uint64_t)c->dim, H = (uint64_t)c->hidden_dim, V = (uint64_t)c->vocab_size, L = (uint64_t)c->n_layers;
-	if (c->arch == ARCH_GPT2) /* wte, wpe, per block ln_1, c_attn, c_proj, ln_2, c_fc, mlp.c_proj (+ biases), ln_f */
+	uint64_t C = (uint64_t)c->dim, H = (uint64_t)c->hidden_dim, V = (uint64_t)c->vocab_size,
+		 L = (uint64_t)c->n_layers;
+	if (c->arch ==
+	    ARCH_GPT2) /* wte, wpe, per block ln_1, c_attn, c_proj, ln_2, c_fc, mlp.c_proj (+ biases), ln_f */
 		return V * C + (uint64_t)c->max_seq_len * C + (c->score_labels ? C : 0) +
 		       L * (2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * H + H) + (H * C + C)) + 2 * C;
-	if (c->arch == ARCH_NEOX) /* embed_in, per block 2 LayerNorms, qkv, dense, h_to_4h, 4h_to_h (+ biases), final LN, embed_out */
+	if (c->arch ==
+	    ARCH_NEOX) /* embed_in, per block 2 LayerNorms, qkv, dense, h_to_4h, 4h_to_h (+ biases), final LN, embed_out */
 		return V * C * (c->tied_embeddings || c->score_labels ? 1 : 2) + (c->score_labels ? C : 0) +
 		       L * (4 * C + (3 * C * C + 3 * C) + (C * C + C) + (C * H + H) + (H * C + C)) + 2 * C;
 	uint64_t q = (uint64_t)c->n_heads * c->head_dim, kv = (uint64_t)c->n_kv_heads * c->head_dim;
 	return V * C * (c->tied_embeddings || c->score_labels ? 1 : 2) + (c->score_labels ? C : 0) +
 	       L * (2 * C + C * q + 2 * C * kv + q * C + 3 * C * H + (c->qkv_bias ? q + 2 * kv : 0) +
-		    (c->qk_norm ? 2 * (uint64_t)c->head_dim : 0) + (c->gemma ? 2 * C : 0)) + C;
+		    (c->qk_norm ? 2 * (uint64_t)c->head_dim : 0) + (c->gemma ? 2 * C : 0)) +
+	       C;
 }
 
 /* A sequence-classification head (architectures[0] ends in
@@ -683,15 +728,15 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 	json_t *archs = json_object_get(c.root, "architectures");
 	const char *a0 = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
 	if (!mt && a0) /* old configs without model_type */
-		mt = !strcmp(a0, "LlamaForCausalLM")	 ? "llama"
+		mt = !strcmp(a0, "LlamaForCausalLM")     ? "llama"
 		     : !strcmp(a0, "MistralForCausalLM") ? "mistral"
-		     : !strcmp(a0, "Qwen2ForCausalLM")	 ? "qwen2"
-		     : !strcmp(a0, "Phi3ForCausalLM")	 ? "phi3"
-		     : !strcmp(a0, "Qwen3ForCausalLM")	 ? "qwen3"
+		     : !strcmp(a0, "Qwen2ForCausalLM")   ? "qwen2"
+		     : !strcmp(a0, "Phi3ForCausalLM")    ? "phi3"
+		     : !strcmp(a0, "Qwen3ForCausalLM")   ? "qwen3"
 		     : !strcmp(a0, "GPTNeoXForCausalLM") ? "gpt_neox"
-		     : !strcmp(a0, "Gemma2ForCausalLM")	 ? "gemma2"
-		     : !strcmp(a0, "Gemma3ForCausalLM")	 ? "gemma3_text"
-		     : !strcmp(a0, "GPT2LMHeadModel")	 ? "gpt2"
+		     : !strcmp(a0, "Gemma2ForCausalLM")  ? "gemma2"
+		     : !strcmp(a0, "Gemma3ForCausalLM")  ? "gemma3_text"
+		     : !strcmp(a0, "GPT2LMHeadModel")    ? "gpt2"
 							 : NULL;
 	if (!mt) {
 		fail(&c, "no model_type (and no known architectures entry)");
@@ -704,7 +749,9 @@ int hfconfig_parse(const char *text, size_t len, const char *name, model_config 
 	else if (!strcmp(mt, "gpt_neox"))
 		rc = parse_neox(&c, cfg);
 	else
-		fail(&c, "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text, gpt2, gpt_neox)", mt);
+		fail(&c,
+		     "unsupported model_type '%.40s' (supported: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text, gpt2, gpt_neox)",
+		     mt);
 	if (rc == 0)
 		rc = parse_score(&c, cfg, a0);
 	if (rc == 0) {
@@ -876,10 +923,12 @@ char *hfconfig_dump(const model_config *cfg)
 			SET("hidden_activation", json_string("gelu_pytorch_tanh"));
 			SET("query_pre_attn_scalar", json_integer((json_int_t)cfg->query_scalar));
 			SET("attn_logit_softcapping", cfg->attn_softcap > 0 ? jfloat(cfg->attn_softcap) : json_null());
-			SET("final_logit_softcapping", cfg->final_softcap > 0 ? jfloat(cfg->final_softcap) : json_null());
+			SET("final_logit_softcapping",
+			    cfg->final_softcap > 0 ? jfloat(cfg->final_softcap) : json_null());
 			/* no window: one as long as the sequence (same function) */
-			SET("sliding_window", json_integer(cfg->window ? cfg->window : cfg->max_pos ? cfg->max_pos
-												      : cfg->max_seq_len));
+			SET("sliding_window", json_integer(cfg->window    ? cfg->window
+							   : cfg->max_pos ? cfg->max_pos
+									  : cfg->max_seq_len));
 			SET("attention_bias", json_false());
 		}
 		const rope_scaling *r = &cfg->rope;
@@ -897,8 +946,9 @@ char *hfconfig_dump(const model_config *cfg)
 			SET("sliding_window_pattern", json_integer(cfg->sliding_pattern));
 			json_t *lt = json_array();
 			for (int l = 0; l < cfg->n_layers; l++)
-				json_array_append_new(lt, json_string((l + 1) % cfg->sliding_pattern ? "sliding_attention"
-												     : "full_attention"));
+				json_array_append_new(lt,
+						      json_string((l + 1) % cfg->sliding_pattern ? "sliding_attention"
+												 : "full_attention"));
 			SET("layer_types", lt);
 		}
 		if (fam == FAM_PHI3) /* Phi3Config's default pad id 32000 may lie outside a small vocabulary */

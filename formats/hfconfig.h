@@ -27,8 +27,7 @@
 
 /* Parse config.json text (name used in messages). Returns 0, or -1 with a
  * one-line message in err. */
-int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err,
-		   size_t errsz);
+int hfconfig_parse(const char *text, size_t len, const char *name, model_config *cfg, char *err, size_t errsz);
 /* Read and parse a config.json file; dies with a one-line message. */
 void hfconfig_load(const char *path, model_config *cfg);
 /* Check a config for internal consistency and sane ranges (used by every

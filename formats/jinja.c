@@ -38,8 +38,10 @@ typedef struct {
 
 static void bput(buf *b, const char *s, size_t n)
 {
-	if (b->n + n + 1 > b->cap) xgrow((void **)&b->s, &b->cap, b->n + n + 1, 1);
-	if (n) memcpy(b->s + b->n, s, n);
+	if (b->n + n + 1 > b->cap)
+		xgrow((void **)&b->s, &b->cap, b->n + n + 1, 1);
+	if (n)
+		memcpy(b->s + b->n, s, n);
 	b->n += n;
 	b->s[b->n] = 0;
 }
@@ -60,12 +62,15 @@ static void bputs(buf *b, const char *s) { bput(b, s, strlen(s)); }
 static const char *find(const char *s, size_t n, const char *p, size_t pn)
 {
 #ifdef JINJA_ASAN
-	if (!pn || pn > n) return pn ? NULL : s;
+	if (!pn || pn > n)
+		return pn ? NULL : s;
 	const char *end = s + n - pn + 1;
 	for (const char *c = s; c < end; c++) {
 		c = memchr(c, p[0], (size_t)(end - c));
-		if (!c) return NULL;
-		if (!memcmp(c + 1, p + 1, pn - 1)) return c;
+		if (!c)
+			return NULL;
+		if (!memcmp(c + 1, p + 1, pn - 1))
+			return c;
 	}
 	return NULL;
 #else
@@ -78,14 +83,16 @@ static const char *find(const char *s, size_t n, const char *p, size_t pn)
 static size_t py_space(const char *p, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)p;
-	if (!n) return 0;
-	if (s[0] == ' ' || (s[0] >= 0x09 && s[0] <= 0x0D) || (s[0] >= 0x1C && s[0] <= 0x1F)) return 1;
-	if (n >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0)) return 2;
+	if (!n)
+		return 0;
+	if (s[0] == ' ' || (s[0] >= 0x09 && s[0] <= 0x0D) || (s[0] >= 0x1C && s[0] <= 0x1F))
+		return 1;
+	if (n >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0))
+		return 2;
 	if (n >= 3) {
 		uint32_t c = (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
-		if ((s[0] & 0xF0) == 0xE0 &&
-		    (c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-		     c == 0x205F || c == 0x3000))
+		if ((s[0] & 0xF0) == 0xE0 && (c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+					      c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000))
 			return 3;
 	}
 	return 0;
@@ -94,7 +101,8 @@ static size_t py_space(const char *p, size_t n)
 static size_t py_space_back(const char *s, size_t n)
 {
 	for (size_t k = 1; k <= 3 && k <= n; k++)
-		if (py_space(s + n - k, k) == k) return k;
+		if (py_space(s + n - k, k) == k)
+			return k;
 	return 0;
 }
 
@@ -115,8 +123,10 @@ static void fail(errctx *e, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (line > 0) snprintf(e->err, e->errlen, "line %d: %s", line, msg);
-	else snprintf(e->err, e->errlen, "%s", msg);
+	if (line > 0)
+		snprintf(e->err, e->errlen, "line %d: %s", line, msg);
+	else
+		snprintf(e->err, e->errlen, "%s", msg);
 	longjmp(e->jb, 1);
 }
 
@@ -134,7 +144,8 @@ static void clean_msg(char *s)
 			continue;
 		}
 		if (c < 0x20 || c == 0x7F || (c == 0xC2 && (unsigned char)s[i + 1] <= 0x9F)) { /* C0, DEL, C1 */
-			if (c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') s[o++] = ' ';
+			if (c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f')
+				s[o++] = ' ';
 			i += k;
 			continue;
 		}
@@ -147,16 +158,48 @@ static void clean_msg(char *s)
 /* ---------------- AST ---------------- */
 
 enum {
-	E_LIT, E_NAME, E_ATTR, E_ITEM, E_SLICE, E_CALL, E_FILTER, E_TEST, E_BIN, E_NOT, E_NEG, E_POS,
-	E_AND, E_OR, E_COND, E_LIST, E_DICT, E_CONCAT
+	E_LIT,
+	E_NAME,
+	E_ATTR,
+	E_ITEM,
+	E_SLICE,
+	E_CALL,
+	E_FILTER,
+	E_TEST,
+	E_BIN,
+	E_NOT,
+	E_NEG,
+	E_POS,
+	E_AND,
+	E_OR,
+	E_COND,
+	E_LIST,
+	E_DICT,
+	E_CONCAT
 };
-enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_FDIV, OP_MOD, OP_POW, OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_IN, OP_NOTIN };
+enum {
+	OP_ADD,
+	OP_SUB,
+	OP_MUL,
+	OP_DIV,
+	OP_FDIV,
+	OP_MOD,
+	OP_POW,
+	OP_EQ,
+	OP_NE,
+	OP_LT,
+	OP_LE,
+	OP_GT,
+	OP_GE,
+	OP_IN,
+	OP_NOTIN
+};
 
 typedef struct expr {
 	int k, op, line, negate;
-	int h; /* height of the tree below: evaluation recurses that deep */
-	char *name;    /* name, attribute, filter, test */
-	json_t *lit;   /* literal */
+	int h;       /* height of the tree below: evaluation recurses that deep */
+	char *name;  /* name, attribute, filter, test */
+	json_t *lit; /* literal */
 	struct expr *a, *b, *c;
 	struct expr **args; /* call / filter / test args; list, dict items */
 	char **kw;          /* keyword names (NULL = positional) */
@@ -192,7 +235,8 @@ struct jinja {
 static void *talloc(jinja *t, size_t n)
 {
 	void *p = xcalloc(1, n);
-	if (t->nallocs == t->capallocs) xgrow((void **)&t->allocs, &t->capallocs, t->nallocs + 1, sizeof(void *));
+	if (t->nallocs == t->capallocs)
+		xgrow((void **)&t->allocs, &t->capallocs, t->nallocs + 1, sizeof(void *));
 	t->allocs[t->nallocs++] = p;
 	return p;
 }
@@ -204,7 +248,8 @@ static char *tstrndup(jinja *t, const char *s, size_t n)
 }
 static json_t *tlit(jinja *t, json_t *v)
 {
-	if (t->nlits == t->caplits) xgrow((void **)&t->lits, &t->caplits, t->nlits + 1, sizeof(json_t *));
+	if (t->nlits == t->caplits)
+		xgrow((void **)&t->lits, &t->caplits, t->nlits + 1, sizeof(json_t *));
 	t->lits[t->nlits++] = v;
 	return v;
 }
@@ -213,7 +258,8 @@ static void body_add(jinja *t, body *b, node *n)
 	if (b->n == b->cap) {
 		size_t c = b->cap ? 2 * b->cap : 8;
 		node **v = talloc(t, c * sizeof *v);
-		if (b->n) memcpy(v, b->v, b->n * sizeof *v);
+		if (b->n)
+			memcpy(v, b->v, b->n * sizeof *v);
 		b->v = v, b->cap = c;
 	}
 	b->v[b->n++] = n;
@@ -221,9 +267,12 @@ static void body_add(jinja *t, body *b, node *n)
 
 void jinja_free(jinja *t)
 {
-	if (!t) return;
-	for (size_t i = 0; i < t->nallocs; i++) free(t->allocs[i]);
-	for (size_t i = 0; i < t->nlits; i++) json_decref(t->lits[i]);
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nallocs; i++)
+		free(t->allocs[i]);
+	for (size_t i = 0; i < t->nlits; i++)
+		json_decref(t->lits[i]);
 	free(t->allocs), free(t->lits);
 	free(t);
 }
@@ -266,10 +315,13 @@ static void put_utf8(buf *b, uint32_t c)
 {
 	char o[4];
 	size_t n;
-	if (c < 0x80) o[0] = (char)c, n = 1;
-	else if (c < 0x800) o[0] = (char)(0xC0 | c >> 6), o[1] = (char)(0x80 | (c & 0x3F)), n = 2;
+	if (c < 0x80)
+		o[0] = (char)c, n = 1;
+	else if (c < 0x800)
+		o[0] = (char)(0xC0 | c >> 6), o[1] = (char)(0x80 | (c & 0x3F)), n = 2;
 	else if (c < 0x10000)
-		o[0] = (char)(0xE0 | c >> 12), o[1] = (char)(0x80 | ((c >> 6) & 0x3F)), o[2] = (char)(0x80 | (c & 0x3F)), n = 3;
+		o[0] = (char)(0xE0 | c >> 12), o[1] = (char)(0x80 | ((c >> 6) & 0x3F)),
+		o[2] = (char)(0x80 | (c & 0x3F)), n = 3;
 	else
 		o[0] = (char)(0xF0 | c >> 18), o[1] = (char)(0x80 | ((c >> 12) & 0x3F)),
 		o[2] = (char)(0x80 | ((c >> 6) & 0x3F)), o[3] = (char)(0x80 | (c & 0x3F)), n = 4;
@@ -285,13 +337,15 @@ static void lex_tag(P *p, item *it, const char *s, size_t n, int line)
 	size_t i = 0;
 	for (;;) {
 		while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
-			if (s[i] == '\n') line++;
+			if (s[i] == '\n')
+				line++;
 			i++;
 		}
 		if (it->ntok == cap) {
 			size_t c = cap ? 2 * cap : 16;
 			token *v = talloc(p->t, c * sizeof *v);
-			if (it->ntok) memcpy(v, it->tok, it->ntok * sizeof *v);
+			if (it->ntok)
+				memcpy(v, it->tok, it->ntok * sizeof *v);
 			it->tok = v, cap = c;
 		}
 		token *tk = &it->tok[it->ntok++];
@@ -304,38 +358,48 @@ static void lex_tag(P *p, item *it, const char *s, size_t n, int line)
 		unsigned char c = (unsigned char)s[i];
 		if (is_name_start(c)) {
 			size_t j = i;
-			while (j < n && is_name_char((unsigned char)s[j])) j++;
+			while (j < n && is_name_char((unsigned char)s[j]))
+				j++;
 			tk->k = T_NAME, tk->s = tstrndup(p->t, s + i, j - i), tk->len = j - i;
 			i = j;
 		} else if (c >= '0' && c <= '9') {
 			size_t j = i;
 			int isf = 0;
-			while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+			while (j < n && s[j] >= '0' && s[j] <= '9')
+				j++;
 			if (j + 1 < n && s[j] == '.' && s[j + 1] >= '0' && s[j + 1] <= '9') {
 				isf = 1;
 				j++;
-				while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+				while (j < n && s[j] >= '0' && s[j] <= '9')
+					j++;
 			}
 			if (j < n && (s[j] == 'e' || s[j] == 'E')) {
 				size_t k = j + 1;
-				if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+				if (k < n && (s[k] == '+' || s[k] == '-'))
+					k++;
 				if (k < n && s[k] >= '0' && s[k] <= '9') {
 					isf = 1;
 					j = k;
-					while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+					while (j < n && s[j] >= '0' && s[j] <= '9')
+						j++;
 				}
 			}
-			if ((j < n && (s[j] == '_' || is_name_start((unsigned char)s[j]))) || (!isf && s[i] == '0' && j > i + 1))
+			if ((j < n && (s[j] == '_' || is_name_start((unsigned char)s[j]))) ||
+			    (!isf && s[i] == '0' && j > i + 1))
 				fail(p->e, line, "unsupported number literal");
 			char *num = tstrndup(p->t, s + i, j - i);
 			errno = 0;
-			if (isf) tk->k = T_FLOAT, tk->f = strtod(num, NULL);
-			else tk->k = T_INT, tk->i = strtoll(num, NULL, 10);
+			if (isf)
+				tk->k = T_FLOAT, tk->f = strtod(num, NULL);
+			else
+				tk->k = T_INT, tk->i = strtoll(num, NULL, 10);
 			/* Python's integers are unbounded: one past 64 bits is refused,
 			 * not clamped; a float literal past 1.8e308 is inf, which
 			 * values here cannot be */
-			if (!isf && errno == ERANGE) fail(p->e, line, "integer literal %.30s beyond 64 bits is not supported", num);
-			if (isf && !isfinite(tk->f)) fail(p->e, line, "float literal %.30s is infinite (not supported)", num);
+			if (!isf && errno == ERANGE)
+				fail(p->e, line, "integer literal %.30s beyond 64 bits is not supported", num);
+			if (isf && !isfinite(tk->f))
+				fail(p->e, line, "float literal %.30s is infinite (not supported)", num);
 			i = j;
 		} else if (c == '\'' || c == '"') {
 			buf b = {0};
@@ -346,12 +410,14 @@ static void lex_tag(P *p, item *it, const char *s, size_t n, int line)
 					free(b.s);
 					fail(p->e, line, "unterminated string literal");
 				}
-				if ((unsigned char)s[j] == c) break;
+				if ((unsigned char)s[j] == c)
+					break;
 				if (s[j] == '\\' && j + 1 < n) {
 					char d = s[j + 1];
 					const char *simple = strchr("nrtabfv\\'\"0", d);
 					if (d && simple) {
-						static const char from[] = "nrtabfv\\'\"0", to[] = "\n\r\t\a\b\f\v\\'\"\0";
+						static const char from[] = "nrtabfv\\'\"0",
+								  to[] = "\n\r\t\a\b\f\v\\'\"\0";
 						bput(&b, &to[strchr(from, d) - from], 1);
 						j += 2;
 					} else if (d == 'x' || d == 'u' || d == 'U') {
@@ -363,10 +429,14 @@ static void lex_tag(P *p, item *it, const char *s, size_t n, int line)
 						}
 						for (size_t q = 0; q < nd; q++) {
 							char h = s[j + 2 + q];
-							int dv = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+							int dv = h >= '0' && h <= '9'   ? h - '0'
+								 : h >= 'a' && h <= 'f' ? h - 'a' + 10
+								 : h >= 'A' && h <= 'F' ? h - 'A' + 10
+											: -1;
 							if (dv < 0) {
 								free(b.s);
-								fail(p->e, line, "bad \\%c escape in a string literal", d);
+								fail(p->e, line, "bad \\%c escape in a string literal",
+								     d);
 							}
 							v = v * 16 + (uint32_t)dv;
 						}
@@ -384,7 +454,8 @@ static void lex_tag(P *p, item *it, const char *s, size_t n, int line)
 						j += 2;
 					}
 				} else {
-					if (s[j] == '\n') line++;
+					if (s[j] == '\n')
+						line++;
 					bput(&b, s + j, 1);
 					j++;
 				}
@@ -396,9 +467,12 @@ static void lex_tag(P *p, item *it, const char *s, size_t n, int line)
 			static const char *ops2[] = {"==", "!=", ">=", "<=", "//", "**"};
 			size_t l = 0;
 			for (size_t q = 0; q < 6; q++)
-				if (i + 1 < n && s[i] == ops2[q][0] && s[i + 1] == ops2[q][1]) l = 2;
-			if (!l && strchr("+-*/%~<>()[]{},:.|=", c)) l = 1;
-			if (!l) fail(p->e, line, "unexpected character '%c' in a tag", c);
+				if (i + 1 < n && s[i] == ops2[q][0] && s[i + 1] == ops2[q][1])
+					l = 2;
+			if (!l && strchr("+-*/%~<>()[]{},:.|=", c))
+				l = 1;
+			if (!l)
+				fail(p->e, line, "unexpected character '%c' in a tag", c);
 			tk->k = T_OP, tk->s = tstrndup(p->t, s + i, l), tk->len = l;
 			i += l;
 		}
@@ -407,14 +481,16 @@ static void lex_tag(P *p, item *it, const char *s, size_t n, int line)
 
 static void add_item(P *p, item it)
 {
-	if (p->nitems == p->capitems) xgrow((void **)&p->items, &p->capitems, p->nitems + 1, sizeof it);
+	if (p->nitems == p->capitems)
+		xgrow((void **)&p->items, &p->capitems, p->nitems + 1, sizeof it);
 	p->items[p->nitems++] = it;
 }
 
 static int count_nl(const char *s, size_t n)
 {
 	int k = 0;
-	for (size_t i = 0; i < n; i++) k += s[i] == '\n';
+	for (size_t i = 0; i < n; i++)
+		k += s[i] == '\n';
 	return k;
 }
 
@@ -425,42 +501,54 @@ static void lex(P *p, const char *src, size_t n)
 	for (;;) {
 		/* next tag start */
 		size_t ts = pos;
-		while (ts + 1 < n && !(src[ts] == '{' && (src[ts + 1] == '{' || src[ts + 1] == '%' || src[ts + 1] == '#'))) ts++;
-		if (ts + 1 >= n) ts = n;
+		while (ts + 1 < n &&
+		       !(src[ts] == '{' && (src[ts + 1] == '{' || src[ts + 1] == '%' || src[ts + 1] == '#')))
+			ts++;
+		if (ts + 1 >= n)
+			ts = n;
 		size_t tl = ts - pos; /* text length */
 		int kind = ts < n ? src[ts + 1] : 0;
 		char sign = ts < n && ts + 2 < n ? src[ts + 2] : 0;
-		if (sign != '-' && sign != '+') sign = 0;
+		if (sign != '-' && sign != '+')
+			sign = 0;
 		if (ts < n && sign == '-') {
 			while (tl) {
 				size_t k = py_space_back(src + pos, tl);
-				if (!k) break;
+				if (!k)
+					break;
 				tl -= k;
 			}
 		} else if (ts < n && sign != '+' && kind != '{') { /* lstrip_blocks */
 			size_t lp = tl;
-			while (lp && src[pos + lp - 1] != '\n') lp--;
+			while (lp && src[pos + lp - 1] != '\n')
+				lp--;
 			if (lp > 0 || line_starting) {
 				size_t q = lp;
 				while (q < tl) {
 					size_t k = py_space(src + pos + q, tl - q);
-					if (!k) break;
+					if (!k)
+						break;
 					q += k;
 				}
-				if (q == tl) tl = lp;
+				if (q == tl)
+					tl = lp;
 			}
 		}
-		if (tl) add_item(p, (item){I_TEXT, line, tstrndup(p->t, src + pos, tl), tl, NULL, 0});
+		if (tl)
+			add_item(p, (item){I_TEXT, line, tstrndup(p->t, src + pos, tl), tl, NULL, 0});
 		line += count_nl(src + pos, ts - pos);
-		if (ts >= n) return;
+		if (ts >= n)
+			return;
 		size_t cs = ts + 2 + (sign ? 1 : 0), ce; /* content start/end */
 		char esign = 0;
 		size_t after;
 		if (kind == '#') {
 			const char *e = memmem(src + cs, n - cs, "#}", 2);
-			if (!e) fail(p->e, line, "unterminated comment");
+			if (!e)
+				fail(p->e, line, "unterminated comment");
 			ce = (size_t)(e - src);
-			if (ce > cs && (src[ce - 1] == '-' || src[ce - 1] == '+')) esign = src[ce - 1];
+			if (ce > cs && (src[ce - 1] == '-' || src[ce - 1] == '+'))
+				esign = src[ce - 1];
 			after = ce + 2;
 		} else {
 			/* the end delimiter outside string literals */
@@ -469,19 +557,27 @@ static void lex(P *p, const char *src, size_t n)
 			char q = 0;
 			int depth = 0; /* brackets balance first, as in Jinja2: {{ {'a': {}} }} */
 			for (;; i++) {
-				if (i + 1 >= n) fail(p->e, line, "unterminated tag");
+				if (i + 1 >= n)
+					fail(p->e, line, "unterminated tag");
 				if (q) {
-					if (src[i] == '\\') i++;
-					else if (src[i] == q) q = 0;
+					if (src[i] == '\\')
+						i++;
+					else if (src[i] == q)
+						q = 0;
 					continue;
 				}
-				if (src[i] == '\'' || src[i] == '"') q = src[i];
-				else if (depth == 0 && src[i] == close && src[i + 1] == '}') break;
-				else if (src[i] == '(' || src[i] == '[' || src[i] == '{') depth++;
-				else if ((src[i] == ')' || src[i] == ']' || src[i] == '}') && depth > 0) depth--;
+				if (src[i] == '\'' || src[i] == '"')
+					q = src[i];
+				else if (depth == 0 && src[i] == close && src[i + 1] == '}')
+					break;
+				else if (src[i] == '(' || src[i] == '[' || src[i] == '{')
+					depth++;
+				else if ((src[i] == ')' || src[i] == ']' || src[i] == '}') && depth > 0)
+					depth--;
 			}
 			ce = i;
-			if (ce > cs && (src[ce - 1] == '-' || src[ce - 1] == '+')) esign = src[ce - 1];
+			if (ce > cs && (src[ce - 1] == '-' || src[ce - 1] == '+'))
+				esign = src[ce - 1];
 			after = ce + 2;
 			item it = {kind == '{' ? I_VAR : I_BLOCK, line, NULL, 0, NULL, 0};
 			lex_tag(p, &it, src + cs, ce - cs - (esign ? 1 : 0), line);
@@ -494,7 +590,8 @@ static void lex(P *p, const char *src, size_t n)
 		if (esign == '-') {
 			while (after < n) {
 				size_t k = py_space(src + after, n - after);
-				if (!k) break;
+				if (!k)
+					break;
 				line += src[after] == '\n';
 				after += k;
 			}
@@ -515,17 +612,20 @@ static int is_kw(P *p, const char *kw) { return cur(p)->k == T_NAME && !strcmp(c
 static int is_kw_at(P *p, size_t k, const char *kw)
 {
 	for (size_t i = p->tp; i < p->tp + k; i++)
-		if (p->tk[i].k == T_END) return 0;
+		if (p->tk[i].k == T_END)
+			return 0;
 	return p->tk[p->tp + k].k == T_NAME && !strcmp(p->tk[p->tp + k].s, kw);
 }
 static void expect_op(P *p, const char *op)
 {
-	if (!is_op(p, op)) fail(p->e, cur(p)->line, "expected '%s'", op);
+	if (!is_op(p, op))
+		fail(p->e, cur(p)->line, "expected '%s'", op);
 	p->tp++;
 }
 static char *expect_name(P *p)
 {
-	if (cur(p)->k != T_NAME) fail(p->e, cur(p)->line, "expected a name");
+	if (cur(p)->k != T_NAME)
+		fail(p->e, cur(p)->line, "expected a name");
 	return p->tk[p->tp++].s;
 }
 
@@ -547,12 +647,16 @@ static expr *fin(P *p, expr *e)
 	int h = 0;
 	expr *c[3] = {e->a, e->b, e->c};
 	for (int i = 0; i < 3; i++)
-		if (c[i] && c[i]->h > h) h = c[i]->h;
+		if (c[i] && c[i]->h > h)
+			h = c[i]->h;
 	int na = e->k == E_SLICE ? 3 : e->nargs;
 	for (int i = 0; i < na; i++)
-		if (e->args[i] && e->args[i]->h > h) h = e->args[i]->h;
+		if (e->args[i] && e->args[i]->h > h)
+			h = e->args[i]->h;
 	e->h = h + 1;
-	if (e->h > MAX_HEIGHT) fail(p->e, e->line, "expression nested too deeply (over %d levels, chained operators included)", MAX_HEIGHT);
+	if (e->h > MAX_HEIGHT)
+		fail(p->e, e->line, "expression nested too deeply (over %d levels, chained operators included)",
+		     MAX_HEIGHT);
 	return e;
 }
 
@@ -560,16 +664,18 @@ static expr *parse_expr(P *p);
 static expr *parse_or(P *p);
 static expr *parse_unary(P *p, int with_filter);
 
-static const char *FILTERS[] = {"trim", "length", "count", "tojson", "items", "join", "first", "last",
-				"lower", "upper", "string", "list", "default", "d", "reject", "select",
-				"capitalize", "title", "replace", "int", "float", "abs", "round", NULL};
-static const char *TESTS[] = {"defined", "undefined", "none", "string", "number", "integer", "float",
-			      "boolean", "true", "false", "mapping", "iterable", "sequence", "equalto",
-			      "eq", "==", "ne", "!=", "odd", "even", "divisibleby", "in", NULL};
+static const char *FILTERS[] = {"trim",       "length", "count",   "tojson", "items",   "join", "first",  "last",
+				"lower",      "upper",  "string",  "list",   "default", "d",    "reject", "select",
+				"capitalize", "title",  "replace", "int",    "float",   "abs",  "round",  NULL};
+static const char *TESTS[] = {"defined",  "undefined", "none",        "string", "number",  "integer",
+			      "float",    "boolean",   "true",        "false",  "mapping", "iterable",
+			      "sequence", "equalto",   "eq",          "==",     "ne",      "!=",
+			      "odd",      "even",      "divisibleby", "in",     NULL};
 static int in_list(const char **l, const char *s)
 {
 	for (; *l; l++)
-		if (!strcmp(*l, s)) return 1;
+		if (!strcmp(*l, s))
+			return 1;
 	return 0;
 }
 
@@ -580,7 +686,8 @@ static void parse_args(P *p, expr *e)
 	char *kw[32];
 	int n = 0;
 	while (!is_op(p, ")")) {
-		if (n == 32) fail(p->e, cur(p)->line, "too many arguments");
+		if (n == 32)
+			fail(p->e, cur(p)->line, "too many arguments");
 		kw[n] = NULL;
 		if (cur(p)->k == T_NAME && p->tk[p->tp + 1].k == T_OP && !strcmp(p->tk[p->tp + 1].s, "=")) {
 			kw[n] = cur(p)->s;
@@ -588,7 +695,8 @@ static void parse_args(P *p, expr *e)
 		} else if (n && kw[n - 1])
 			fail(p->e, cur(p)->line, "positional argument after a keyword argument");
 		tmp[n++] = parse_expr(p);
-		if (!is_op(p, ",")) break;
+		if (!is_op(p, ","))
+			break;
 		p->tp++;
 	}
 	expect_op(p, ")");
@@ -609,33 +717,37 @@ static expr *parse_primary(P *p)
 		buf b = {0};
 		bput(&b, "", 0);
 		int line = t->line;
-		while (cur(p)->k == T_STR) bput(&b, cur(p)->s, cur(p)->len), p->tp++;
+		while (cur(p)->k == T_STR)
+			bput(&b, cur(p)->s, cur(p)->len), p->tp++;
 		e = mk(p, E_LIT);
 		e->line = line;
 		e->lit = tlit(p->t, json_stringn(b.s, b.n));
 		free(b.s);
-		if (!e->lit) fail(p->e, line, "string literal is not valid UTF-8");
+		if (!e->lit)
+			fail(p->e, line, "string literal is not valid UTF-8");
 		return e;
 	}
-	case T_INT:
-		e = mk(p, E_LIT), e->lit = tlit(p->t, json_integer(t->i)), p->tp++;
-		return e;
-	case T_FLOAT:
-		e = mk(p, E_LIT), e->lit = tlit(p->t, json_real(t->f)), p->tp++;
-		return e;
+	case T_INT: e = mk(p, E_LIT), e->lit = tlit(p->t, json_integer(t->i)), p->tp++; return e;
+	case T_FLOAT: e = mk(p, E_LIT), e->lit = tlit(p->t, json_real(t->f)), p->tp++; return e;
 	case T_NAME:
-		if (!strcmp(t->s, "true") || !strcmp(t->s, "True")) e = mk(p, E_LIT), e->lit = json_true();
-		else if (!strcmp(t->s, "false") || !strcmp(t->s, "False")) e = mk(p, E_LIT), e->lit = json_false();
-		else if (!strcmp(t->s, "none") || !strcmp(t->s, "None")) e = mk(p, E_LIT), e->lit = json_null();
-		else e = mk(p, E_NAME), e->name = t->s;
+		if (!strcmp(t->s, "true") || !strcmp(t->s, "True"))
+			e = mk(p, E_LIT), e->lit = json_true();
+		else if (!strcmp(t->s, "false") || !strcmp(t->s, "False"))
+			e = mk(p, E_LIT), e->lit = json_false();
+		else if (!strcmp(t->s, "none") || !strcmp(t->s, "None"))
+			e = mk(p, E_LIT), e->lit = json_null();
+		else
+			e = mk(p, E_NAME), e->name = t->s;
 		p->tp++;
 		return e;
 	case T_OP:
 		if (is_op(p, "(")) {
 			p->tp++;
-			if (is_op(p, ")")) fail(p->e, t->line, "tuples are not supported");
+			if (is_op(p, ")"))
+				fail(p->e, t->line, "tuples are not supported");
 			e = parse_expr(p);
-			if (is_op(p, ",")) fail(p->e, t->line, "tuples are not supported");
+			if (is_op(p, ","))
+				fail(p->e, t->line, "tuples are not supported");
 			expect_op(p, ")");
 			return e;
 		}
@@ -646,13 +758,15 @@ static expr *parse_primary(P *p)
 			expr *tmp[256];
 			int n = 0;
 			while (!is_op(p, dict ? "}" : "]")) {
-				if (n >= 254) fail(p->e, t->line, "literal too long");
+				if (n >= 254)
+					fail(p->e, t->line, "literal too long");
 				tmp[n++] = parse_expr(p);
 				if (dict) {
 					expect_op(p, ":");
 					tmp[n++] = parse_expr(p);
 				}
-				if (!is_op(p, ",")) break;
+				if (!is_op(p, ","))
+					break;
 				p->tp++;
 			}
 			expect_op(p, dict ? "}" : "]");
@@ -678,7 +792,8 @@ static expr *parse_postfix(P *p, expr *e)
 				a->b = mk(p, E_LIT);
 				a->b->lit = tlit(p->t, json_integer(cur(p)->i));
 				p->tp++;
-			} else a->name = expect_name(p);
+			} else
+				a->name = expect_name(p);
 			a->a = e;
 			e = fin(p, a);
 		} else if (is_op(p, "[")) {
@@ -687,13 +802,16 @@ static expr *parse_postfix(P *p, expr *e)
 			int colons = 0;
 			while (!is_op(p, "]")) {
 				if (is_op(p, ":")) {
-					if (++colons > 2) fail(p->e, cur(p)->line, "bad slice");
+					if (++colons > 2)
+						fail(p->e, cur(p)->line, "bad slice");
 					p->tp++;
 					continue;
 				}
-				if (idx[colons]) fail(p->e, cur(p)->line, "expected ']'");
+				if (idx[colons])
+					fail(p->e, cur(p)->line, "expected ']'");
 				idx[colons] = parse_expr(p);
-				if (is_op(p, ",")) fail(p->e, cur(p)->line, "tuple subscripts are not supported");
+				if (is_op(p, ","))
+					fail(p->e, cur(p)->line, "tuple subscripts are not supported");
 			}
 			p->tp++;
 			expr *a = mk(p, colons ? E_SLICE : E_ITEM);
@@ -702,7 +820,8 @@ static expr *parse_postfix(P *p, expr *e)
 				a->args = talloc(p->t, 3 * sizeof *a->args);
 				memcpy(a->args, idx, sizeof idx);
 			} else {
-				if (!idx[0]) fail(p->e, cur(p)->line, "empty subscript");
+				if (!idx[0])
+					fail(p->e, cur(p)->line, "empty subscript");
 				a->b = idx[0];
 			}
 			e = fin(p, a);
@@ -711,7 +830,8 @@ static expr *parse_postfix(P *p, expr *e)
 			c->a = e;
 			parse_args(p, c);
 			e = fin(p, c);
-		} else return e;
+		} else
+			return e;
 	}
 }
 
@@ -722,29 +842,39 @@ static expr *parse_filter_expr(P *p, expr *e)
 			p->tp++;
 			expr *f = mk(p, E_FILTER);
 			f->name = expect_name(p);
-			if (!in_list(FILTERS, f->name)) fail(p->e, f->line, "filter '%s' is not supported", f->name);
+			if (!in_list(FILTERS, f->name))
+				fail(p->e, f->line, "filter '%s' is not supported", f->name);
 			f->a = e;
-			if (is_op(p, "(")) parse_args(p, f);
+			if (is_op(p, "("))
+				parse_args(p, f);
 			e = fin(p, f);
 		} else if (is_kw(p, "is")) {
 			p->tp++;
 			expr *f = mk(p, E_TEST);
-			if (is_kw(p, "not")) f->negate = 1, p->tp++;
-			if (cur(p)->k == T_NAME) f->name = expect_name(p);
-			else if (cur(p)->k == T_OP && (is_op(p, "==") || is_op(p, "!="))) f->name = p->tk[p->tp++].s;
-			else fail(p->e, f->line, "expected a test name after 'is'");
+			if (is_kw(p, "not"))
+				f->negate = 1, p->tp++;
+			if (cur(p)->k == T_NAME)
+				f->name = expect_name(p);
+			else if (cur(p)->k == T_OP && (is_op(p, "==") || is_op(p, "!=")))
+				f->name = p->tk[p->tp++].s;
+			else
+				fail(p->e, f->line, "expected a test name after 'is'");
 			/* none/true/false are test names too */
-			if (!in_list(TESTS, f->name)) fail(p->e, f->line, "test '%s' is not supported", f->name);
-			if (e->k == E_TEST) fail(p->e, f->line, "You cannot chain multiple tests with is");
+			if (!in_list(TESTS, f->name))
+				fail(p->e, f->line, "test '%s' is not supported", f->name);
+			if (e->k == E_TEST)
+				fail(p->e, f->line, "You cannot chain multiple tests with is");
 			f->a = e;
-			if (is_op(p, "(")) parse_args(p, f);
-			else if ((cur(p)->k == T_NAME || cur(p)->k == T_STR || cur(p)->k == T_INT || cur(p)->k == T_FLOAT ||
-				  is_op(p, "[") || is_op(p, "{")) &&
+			if (is_op(p, "("))
+				parse_args(p, f);
+			else if ((cur(p)->k == T_NAME || cur(p)->k == T_STR || cur(p)->k == T_INT ||
+				  cur(p)->k == T_FLOAT || is_op(p, "[") || is_op(p, "{")) &&
 				 !is_kw(p, "else") && !is_kw(p, "or") && !is_kw(p, "and")) {
 				/* one argument without parentheses, as Jinja2's parse_test
 				 * takes it: x is divisibleby 3 (and x is defined if y is an
 				 * error there too) */
-				if (is_kw(p, "is")) fail(p->e, f->line, "You cannot chain multiple tests with is");
+				if (is_kw(p, "is"))
+					fail(p->e, f->line, "You cannot chain multiple tests with is");
 				f->nargs = 1;
 				f->args = talloc(p->t, 2 * sizeof *f->args);
 				f->kw = talloc(p->t, 2 * sizeof *f->kw);
@@ -756,7 +886,8 @@ static expr *parse_filter_expr(P *p, expr *e)
 			c->a = e;
 			parse_args(p, c);
 			e = fin(p, c);
-		} else return e;
+		} else
+			return e;
 	}
 }
 
@@ -767,7 +898,8 @@ static expr *parse_unary(P *p, int with_filter)
 		int neg = is_op(p, "-");
 		p->tp++;
 		e = mk(p, neg ? E_NEG : E_POS);
-		if (++p->depth > 200) fail(p->e, cur(p)->line, "expression nested too deeply");
+		if (++p->depth > 200)
+			fail(p->e, cur(p)->line, "expression nested too deeply");
 		e->a = parse_unary(p, 0);
 		p->depth--;
 		fin(p, e);
@@ -775,7 +907,8 @@ static expr *parse_unary(P *p, int with_filter)
 		e = parse_primary(p);
 	}
 	e = parse_postfix(p, e);
-	if (with_filter) e = parse_filter_expr(p, e);
+	if (with_filter)
+		e = parse_filter_expr(p, e);
 	return e;
 }
 
@@ -799,8 +932,13 @@ static expr *parse_math2(P *p)
 {
 	expr *l = parse_pow(p);
 	for (;;) {
-		int op = is_op(p, "*") ? OP_MUL : is_op(p, "/") ? OP_DIV : is_op(p, "//") ? OP_FDIV : is_op(p, "%") ? OP_MOD : -1;
-		if (op < 0) return l;
+		int op = is_op(p, "*")    ? OP_MUL
+			 : is_op(p, "/")  ? OP_DIV
+			 : is_op(p, "//") ? OP_FDIV
+			 : is_op(p, "%")  ? OP_MOD
+					  : -1;
+		if (op < 0)
+			return l;
 		p->tp++;
 		l = bin(p, op, l, parse_pow(p));
 	}
@@ -821,7 +959,8 @@ static expr *parse_math1(P *p)
 	expr *l = parse_concat(p);
 	for (;;) {
 		int op = is_op(p, "+") ? OP_ADD : is_op(p, "-") ? OP_SUB : -1;
-		if (op < 0) return l;
+		if (op < 0)
+			return l;
 		p->tp++;
 		l = bin(p, op, l, parse_concat(p));
 	}
@@ -831,19 +970,29 @@ static expr *parse_compare(P *p)
 	expr *l = parse_math1(p);
 	for (;;) {
 		int op = -1;
-		if (is_op(p, "==")) op = OP_EQ;
-		else if (is_op(p, "!=")) op = OP_NE;
-		else if (is_op(p, "<")) op = OP_LT;
-		else if (is_op(p, "<=")) op = OP_LE;
-		else if (is_op(p, ">")) op = OP_GT;
-		else if (is_op(p, ">=")) op = OP_GE;
-		else if (is_kw(p, "in")) op = OP_IN;
-		else if (is_kw(p, "not") && is_kw_at(p, 1, "in")) op = OP_NOTIN, p->tp++;
-		if (op < 0) return l;
+		if (is_op(p, "=="))
+			op = OP_EQ;
+		else if (is_op(p, "!="))
+			op = OP_NE;
+		else if (is_op(p, "<"))
+			op = OP_LT;
+		else if (is_op(p, "<="))
+			op = OP_LE;
+		else if (is_op(p, ">"))
+			op = OP_GT;
+		else if (is_op(p, ">="))
+			op = OP_GE;
+		else if (is_kw(p, "in"))
+			op = OP_IN;
+		else if (is_kw(p, "not") && is_kw_at(p, 1, "in"))
+			op = OP_NOTIN, p->tp++;
+		if (op < 0)
+			return l;
 		p->tp++;
 		/* chained comparisons (a < b < c) are not supported */
 		l = bin(p, op, l, parse_math1(p));
-		if (is_op(p, "==") || is_op(p, "!=") || is_op(p, "<") || is_op(p, "<=") || is_op(p, ">") || is_op(p, ">="))
+		if (is_op(p, "==") || is_op(p, "!=") || is_op(p, "<") || is_op(p, "<=") || is_op(p, ">") ||
+		    is_op(p, ">="))
 			fail(p->e, cur(p)->line, "chained comparisons are not supported");
 	}
 }
@@ -852,7 +1001,8 @@ static expr *parse_not(P *p)
 	if (is_kw(p, "not")) {
 		expr *e = mk(p, E_NOT);
 		p->tp++;
-		if (++p->depth > 200) fail(p->e, cur(p)->line, "expression nested too deeply");
+		if (++p->depth > 200)
+			fail(p->e, cur(p)->line, "expression nested too deeply");
 		e->a = parse_not(p);
 		p->depth--;
 		return fin(p, e);
@@ -883,7 +1033,8 @@ static expr *parse_or(P *p)
 }
 static expr *parse_expr(P *p)
 {
-	if (++p->depth > 200) fail(p->e, cur(p)->line, "expression nested too deeply");
+	if (++p->depth > 200)
+		fail(p->e, cur(p)->line, "expression nested too deeply");
 	expr *l = parse_or(p);
 	while (is_kw(p, "if")) { /* a if c else (b if d else e), as Jinja2 */
 		p->tp++;
@@ -902,7 +1053,8 @@ static expr *parse_expr(P *p)
 
 static void expect_end(P *p)
 {
-	if (cur(p)->k != T_END) fail(p->e, cur(p)->line, "unexpected '%s' in the tag", cur(p)->s ? cur(p)->s : "literal");
+	if (cur(p)->k != T_END)
+		fail(p->e, cur(p)->line, "unexpected '%s' in the tag", cur(p)->s ? cur(p)->s : "literal");
 }
 
 static const char *parse_body1(P *p, body *b, const char **ends);
@@ -910,7 +1062,8 @@ static const char *parse_body1(P *p, body *b, const char **ends);
  * that word (the tag's tokens current in p->tk) or NULL at the end. */
 static const char *parse_body(P *p, body *b, const char **ends)
 {
-	if (++p->depth > 200) fail(p->e, p->pos < p->nitems ? p->items[p->pos].line : 0, "blocks nested too deeply");
+	if (++p->depth > 200)
+		fail(p->e, p->pos < p->nitems ? p->items[p->pos].line : 0, "blocks nested too deeply");
 	const char *r = parse_body1(p, b, ends);
 	p->depth--;
 	return r;
@@ -936,7 +1089,8 @@ static const char *parse_body1(P *p, body *b, const char **ends)
 			body_add(p->t, b, n);
 			continue;
 		}
-		if (cur(p)->k != T_NAME) fail(p->e, it->line, "expected a statement name");
+		if (cur(p)->k != T_NAME)
+			fail(p->e, it->line, "expected a statement name");
 		const char *w = cur(p)->s;
 		for (const char **e = ends; ends && *e; e++)
 			if (!strcmp(w, *e)) {
@@ -954,7 +1108,8 @@ static const char *parse_body1(P *p, body *b, const char **ends)
 			node *cur_if = n;
 			for (;;) {
 				const char *end = parse_body(p, &cur_if->then, ifends);
-				if (!end) fail(p->e, n->line, "missing {%% endif %%}");
+				if (!end)
+					fail(p->e, n->line, "missing {%% endif %%}");
 				if (!strcmp(end, "endif")) {
 					expect_end(p);
 					break;
@@ -962,7 +1117,8 @@ static const char *parse_body1(P *p, body *b, const char **ends)
 				if (!strcmp(end, "else")) {
 					expect_end(p);
 					static const char *eends[] = {"endif", NULL};
-					if (!parse_body(p, &cur_if->els, eends)) fail(p->e, n->line, "missing {%% endif %%}");
+					if (!parse_body(p, &cur_if->els, eends))
+						fail(p->e, n->line, "missing {%% endif %%}");
 					expect_end(p);
 					break;
 				}
@@ -981,23 +1137,28 @@ static const char *parse_body1(P *p, body *b, const char **ends)
 			if (is_op(p, ",")) {
 				p->tp++;
 				n->target[n->ntarget++] = expect_name(p);
-				if (is_op(p, ",")) fail(p->e, n->line, "more than two loop variables are not supported");
+				if (is_op(p, ","))
+					fail(p->e, n->line, "more than two loop variables are not supported");
 			}
-			if (!is_kw(p, "in")) fail(p->e, n->line, "expected 'in'");
+			if (!is_kw(p, "in"))
+				fail(p->e, n->line, "expected 'in'");
 			p->tp++;
 			n->e = parse_or(p); /* no condexpr: 'if' filters the loop */
 			if (is_kw(p, "if")) {
 				p->tp++;
 				n->cond = parse_expr(p);
 			}
-			if (is_kw(p, "recursive")) fail(p->e, n->line, "recursive loops are not supported");
+			if (is_kw(p, "recursive"))
+				fail(p->e, n->line, "recursive loops are not supported");
 			expect_end(p);
 			const char *end = parse_body(p, &n->then, forends);
-			if (!end) fail(p->e, n->line, "missing {%% endfor %%}");
+			if (!end)
+				fail(p->e, n->line, "missing {%% endfor %%}");
 			expect_end(p);
 			if (!strcmp(end, "else")) {
 				static const char *eends[] = {"endfor", NULL};
-				if (!parse_body(p, &n->els, eends)) fail(p->e, n->line, "missing {%% endfor %%}");
+				if (!parse_body(p, &n->els, eends))
+					fail(p->e, n->line, "missing {%% endfor %%}");
 				expect_end(p);
 			}
 		} else if (!strcmp(w, "set")) {
@@ -1007,8 +1168,10 @@ static const char *parse_body1(P *p, body *b, const char **ends)
 				p->tp++;
 				n->attr = expect_name(p);
 			}
-			if (is_op(p, ",")) fail(p->e, n->line, "tuple assignment is not supported");
-			if (!is_op(p, "=")) fail(p->e, n->line, "block {%% set %%} ... {%% endset %%} is not supported");
+			if (is_op(p, ","))
+				fail(p->e, n->line, "tuple assignment is not supported");
+			if (!is_op(p, "="))
+				fail(p->e, n->line, "block {%% set %%} ... {%% endset %%} is not supported");
 			p->tp++;
 			n->e = parse_expr(p);
 			expect_end(p);
@@ -1033,7 +1196,8 @@ jinja *jinja_compile(const char *src0, size_t n0, char *err, size_t errlen)
 	}
 	size_t bad = utf8_invalid_at(src0, n0);
 	if (bad < n0) {
-		snprintf(err, errlen, "line %d: invalid UTF-8 at byte %zu of the template", count_nl(src0, bad) + 1, bad);
+		snprintf(err, errlen, "line %d: invalid UTF-8 at byte %zu of the template", count_nl(src0, bad) + 1,
+			 bad);
 		return NULL;
 	}
 	jinja *t = xcalloc(1, sizeof *t);
@@ -1045,10 +1209,13 @@ jinja *jinja_compile(const char *src0, size_t n0, char *err, size_t errlen)
 	for (size_t i = 0; i < n0; i++) {
 		if (src0[i] == '\r') {
 			src[n++] = '\n';
-			if (i + 1 < n0 && src0[i + 1] == '\n') i++;
-		} else src[n++] = src0[i];
+			if (i + 1 < n0 && src0[i + 1] == '\n')
+				i++;
+		} else
+			src[n++] = src0[i];
 	}
-	if (n && src[n - 1] == '\n') n--;
+	if (n && src[n - 1] == '\n')
+		n--;
 	src[n] = 0;
 	if (setjmp(e.jb)) {
 		free(src);
@@ -1059,7 +1226,8 @@ jinja *jinja_compile(const char *src0, size_t n0, char *err, size_t errlen)
 	}
 	lex(&p, src, n);
 	static const char *none[] = {NULL};
-	if (parse_body(&p, &t->root, none)) fail(&e, 0, "unexpected end tag");
+	if (parse_body(&p, &t->root, none))
+		fail(&e, 0, "unexpected end tag");
 	/* an end tag without its start is caught here */
 	free(src);
 	free(p.items);
@@ -1072,16 +1240,16 @@ typedef struct {
 	errctx e;
 	json_t **owned;
 	size_t nowned, capowned;
-	size_t extra; /* values held inside owned containers (a loop object's fields) */
+	size_t extra;    /* values held inside owned containers (a loop object's fields) */
 	json_t **frames; /* variable scopes, innermost last */
 	size_t nframes, capframes;
 	json_t *namespaces; /* array of namespace objects (identity) */
 	buf out;
 	int line;
-	int loopctl; /* 1 break, 2 continue */
-	uint64_t work;  /* work done (statements, bytes, elements): a runaway template stops with an error */
-	size_t mem;     /* bytes of the values made: all live until the end */
-	buf tmp[4];     /* scratch buffers (freed at the end, also after an error) */
+	int loopctl;   /* 1 break, 2 continue */
+	uint64_t work; /* work done (statements, bytes, elements): a runaway template stops with an error */
+	size_t mem;    /* bytes of the values made: all live until the end */
+	buf tmp[4];    /* scratch buffers (freed at the end, also after an error) */
 	int ntmp;
 	char undef[128]; /* what the last undefined value was: "'x' is undefined" */
 } R;
@@ -1102,21 +1270,25 @@ typedef struct {
 
 LBDPO_NORETURN static void over_work(R *r)
 {
-	fail(&r->e, r->line, "the template exceeded its work budget (%llu units: 5 million statements, or 320 MB of string work)",
+	fail(&r->e, r->line,
+	     "the template exceeded its work budget (%llu units: 5 million statements, or 320 MB of string work)",
 	     MAX_WORK);
 }
 static void work(R *r, uint64_t units)
 {
 	r->work += units;
-	if (r->work > MAX_WORK) over_work(r);
+	if (r->work > MAX_WORK)
+		over_work(r);
 }
 LBDPO_NORETURN static void over_mem(R *r)
 {
-	fail(&r->e, r->line, "the template exceeded its memory budget (%zu MiB of values in one rendering)", MAX_MEM >> 20);
+	fail(&r->e, r->line, "the template exceeded its memory budget (%zu MiB of values in one rendering)",
+	     MAX_MEM >> 20);
 }
 static void charge(R *r, size_t bytes)
 {
-	if (bytes > MAX_MEM - r->mem) over_mem(r);
+	if (bytes > MAX_MEM - r->mem)
+		over_mem(r);
 	r->mem += bytes;
 }
 
@@ -1124,7 +1296,8 @@ static void charge(R *r, size_t bytes)
  * grows, so a value too large is refused before it exists. */
 static buf *tmp_open(R *r)
 {
-	if (r->ntmp == 4) fail(&r->e, r->line, "internal: scratch buffers exhausted");
+	if (r->ntmp == 4)
+		fail(&r->e, r->line, "internal: scratch buffers exhausted");
 	buf *b = &r->tmp[r->ntmp++];
 	b->n = 0;
 	bput(b, "", 0);
@@ -1133,7 +1306,8 @@ static buf *tmp_open(R *r)
 static void rput(R *r, buf *b, const char *s, size_t n)
 {
 	work(r, n + 1);
-	if (n > MAX_MEM - r->mem || b->n > MAX_MEM - r->mem - n) over_mem(r);
+	if (n > MAX_MEM - r->mem || b->n > MAX_MEM - r->mem - n)
+		over_mem(r);
 	bput(b, s, n);
 }
 static void rputs(R *r, buf *b, const char *s) { rput(r, b, s, strlen(s)); }
@@ -1144,7 +1318,8 @@ static void rputs(R *r, buf *b, const char *s) { rput(r, b, s, strlen(s)); }
 #define MAX_OWNED ((size_t)2 << 20)
 static json_t *own(R *r, json_t *v)
 {
-	if (!v) fail(&r->e, r->line, "out of memory or invalid UTF-8 in a value");
+	if (!v)
+		fail(&r->e, r->line, "out of memory or invalid UTF-8 in a value");
 	if (r->nowned + r->extra >= MAX_OWNED) {
 		json_decref(v);
 		fail(&r->e, r->line, "the template makes too many values (over %zu)", MAX_OWNED);
@@ -1156,7 +1331,8 @@ static json_t *own(R *r, json_t *v)
 		over_mem(r);
 	}
 	r->mem += sz;
-	if (r->nowned == r->capowned) xgrow((void **)&r->owned, &r->capowned, r->nowned + 1, sizeof(json_t *));
+	if (r->nowned == r->capowned)
+		xgrow((void **)&r->owned, &r->capowned, r->nowned + 1, sizeof(json_t *));
 	r->owned[r->nowned++] = v;
 	return v;
 }
@@ -1177,14 +1353,16 @@ static json_t *tmp_str(R *r, buf *b)
 static void charge_elems(R *r, size_t n, size_t bytes)
 {
 	work(r, n * W_ELEM);
-	if (n > (MAX_MEM - r->mem) / V_SIZE) over_mem(r);
+	if (n > (MAX_MEM - r->mem) / V_SIZE)
+		over_mem(r);
 	charge(r, n * V_SIZE);
 	charge(r, bytes);
 }
 static json_t *mkint(R *r, long long v) { return own(r, json_integer(v)); }
 static json_t *mkreal(R *r, double x)
 {
-	if (!isfinite(x)) fail(&r->e, r->line, "a float result that is %s is not supported", isnan(x) ? "nan" : "infinite");
+	if (!isfinite(x))
+		fail(&r->e, r->line, "a float result that is %s is not supported", isnan(x) ? "nan" : "infinite");
 	return own(r, json_real(x));
 }
 static json_t *mkbool(int v) { return v ? json_true() : json_false(); }
@@ -1192,13 +1370,15 @@ static json_t *mkbool(int v) { return v ? json_true() : json_false(); }
 static int is_ns(R *r, json_t *v)
 {
 	for (size_t i = 0; i < json_array_size(r->namespaces); i++)
-		if (json_array_get(r->namespaces, i) == v) return 1;
+		if (json_array_get(r->namespaces, i) == v)
+			return 1;
 	return 0;
 }
 
 static const char *tname(R *r, json_t *v)
 {
-	if (!v) return r->undef[0] ? r->undef : "undefined";
+	if (!v)
+		return r->undef[0] ? r->undef : "undefined";
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return is_ns(r, v) ? "namespace" : "dict";
 	case JSON_ARRAY: return "list";
@@ -1214,7 +1394,8 @@ static const char *tname(R *r, json_t *v)
 
 static int truthy(json_t *v)
 {
-	if (!v) return 0;
+	if (!v)
+		return 0;
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return json_object_size(v) > 0;
 	case JSON_ARRAY: return json_array_size(v) > 0;
@@ -1229,7 +1410,9 @@ static int truthy(json_t *v)
 static int is_num(json_t *v) { return v && (json_is_integer(v) || json_is_real(v) || json_is_boolean(v)); }
 static double num(json_t *v)
 {
-	return json_is_integer(v) ? (double)json_integer_value(v) : json_is_real(v) ? json_real_value(v) : json_is_true(v);
+	return json_is_integer(v) ? (double)json_integer_value(v)
+	       : json_is_real(v)  ? json_real_value(v)
+				  : json_is_true(v);
 }
 static int is_intlike(json_t *v) { return v && (json_is_integer(v) || json_is_boolean(v)); }
 static long long ival(json_t *v) { return json_is_integer(v) ? json_integer_value(v) : json_is_true(v); }
@@ -1238,38 +1421,50 @@ static long long ival(json_t *v) { return json_is_integer(v) ? json_integer_valu
 static void put_float(buf *b, double x)
 {
 	char s[64];
-	if (isnan(x)) return bputs(b, "nan");
-	if (isinf(x)) return bputs(b, x < 0 ? "-inf" : "inf");
+	if (isnan(x))
+		return bputs(b, "nan");
+	if (isinf(x))
+		return bputs(b, x < 0 ? "-inf" : "inf");
 	int prec;
 	for (prec = 1; prec <= 17; prec++) {
 		snprintf(s, sizeof s, "%.*e", prec - 1, x);
-		if (strtod(s, NULL) == x) break;
+		if (strtod(s, NULL) == x)
+			break;
 	}
 	/* s = d.ddde±XX with prec significant digits */
 	char digits[32];
 	size_t nd = 0;
 	const char *q = s;
 	int neg = 0;
-	if (*q == '-') neg = 1, q++;
+	if (*q == '-')
+		neg = 1, q++;
 	for (; *q && *q != 'e'; q++)
-		if (*q != '.') digits[nd++] = *q;
+		if (*q != '.')
+			digits[nd++] = *q;
 	int ex = atoi(q + 1);
-	while (nd > 1 && digits[nd - 1] == '0') nd--;
-	if (neg) bputs(b, "-");
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	if (neg)
+		bputs(b, "-");
 	if (ex >= -5 && ex < 16) {
 		if (ex >= 0) {
-			for (int i = 0; i <= ex; i++) bput(b, i < (int)nd ? &digits[i] : "0", 1);
+			for (int i = 0; i <= ex; i++)
+				bput(b, i < (int)nd ? &digits[i] : "0", 1);
 			bputs(b, ".");
-			if ((int)nd > ex + 1) bput(b, digits + ex + 1, nd - (size_t)ex - 1);
-			else bputs(b, "0");
+			if ((int)nd > ex + 1)
+				bput(b, digits + ex + 1, nd - (size_t)ex - 1);
+			else
+				bputs(b, "0");
 		} else {
 			bputs(b, "0.");
-			for (int i = 0; i < -ex - 1; i++) bputs(b, "0");
+			for (int i = 0; i < -ex - 1; i++)
+				bputs(b, "0");
 			bput(b, digits, nd);
 		}
 	} else {
 		bput(b, digits, 1);
-		if (nd > 1) bputs(b, "."), bput(b, digits + 1, nd - 1);
+		if (nd > 1)
+			bputs(b, "."), bput(b, digits + 1, nd - 1);
 		snprintf(s, sizeof s, "e%c%02d", ex < 0 ? '-' : '+', ex < 0 ? -ex : ex);
 		bputs(b, s);
 	}
@@ -1279,10 +1474,14 @@ static void put_float(buf *b, double x)
 static void to_str(R *r, buf *b, json_t *v)
 {
 	char s[32];
-	if (!v) return;
+	if (!v)
+		return;
 	switch (json_typeof(v)) {
 	case JSON_STRING: rput(r, b, json_string_value(v), json_string_length(v)); return;
-	case JSON_INTEGER: snprintf(s, sizeof s, "%lld", (long long)json_integer_value(v)); rputs(r, b, s); return;
+	case JSON_INTEGER:
+		snprintf(s, sizeof s, "%lld", (long long)json_integer_value(v));
+		rputs(r, b, s);
+		return;
 	case JSON_REAL: {
 		char fs[64]; /* a float's repr fits: bput never grows it */
 		buf f = {fs, 0, sizeof fs};
@@ -1299,7 +1498,8 @@ static void to_str(R *r, buf *b, json_t *v)
 
 static json_t *str_of(R *r, json_t *v)
 {
-	if (v && json_is_string(v)) return v;
+	if (v && json_is_string(v))
+		return v;
 	buf *b = tmp_open(r);
 	to_str(r, b, v);
 	return tmp_str(r, b);
@@ -1312,18 +1512,28 @@ static void dump_str(R *r, buf *b, const char *p, size_t n)
 	size_t i = 0;
 	while (i < n) {
 		size_t j = i;
-		while (j < n && (unsigned char)p[j] >= 0x20 && p[j] != '"' && p[j] != '\\') j++;
+		while (j < n && (unsigned char)p[j] >= 0x20 && p[j] != '"' && p[j] != '\\')
+			j++;
 		rput(r, b, p + i, j - i);
-		if (j == n) break;
+		if (j == n)
+			break;
 		unsigned char c = (unsigned char)p[j];
-		if (c == '"') rputs(r, b, "\\\"");
-		else if (c == '\\') rputs(r, b, "\\\\");
-		else if (c == '\n') rputs(r, b, "\\n");
-		else if (c == '\r') rputs(r, b, "\\r");
-		else if (c == '\t') rputs(r, b, "\\t");
-		else if (c == '\b') rputs(r, b, "\\b");
-		else if (c == '\f') rputs(r, b, "\\f");
-		else snprintf(s, sizeof s, "\\u%04x", c), rputs(r, b, s);
+		if (c == '"')
+			rputs(r, b, "\\\"");
+		else if (c == '\\')
+			rputs(r, b, "\\\\");
+		else if (c == '\n')
+			rputs(r, b, "\\n");
+		else if (c == '\r')
+			rputs(r, b, "\\r");
+		else if (c == '\t')
+			rputs(r, b, "\\t");
+		else if (c == '\b')
+			rputs(r, b, "\\b");
+		else if (c == '\f')
+			rputs(r, b, "\\f");
+		else
+			snprintf(s, sizeof s, "\\u%04x", c), rputs(r, b, s);
 		i = j + 1;
 	}
 	rputs(r, b, "\"");
@@ -1333,18 +1543,25 @@ static void dump_str(R *r, buf *b, const char *p, size_t n)
 static void dump_json(R *r, buf *b, json_t *v, int indent, int depth)
 {
 	char s[32];
-	if (!v) fail(&r->e, r->line, "tojson of an undefined value (%s)", tname(r, v));
-	if (depth > 64) fail(&r->e, r->line, "tojson: nesting too deep");
+	if (!v)
+		fail(&r->e, r->line, "tojson of an undefined value (%s)", tname(r, v));
+	if (depth > 64)
+		fail(&r->e, r->line, "tojson: nesting too deep");
 	work(r, W_ELEM);
 	switch (json_typeof(v)) {
 	case JSON_NULL: rputs(r, b, "null"); return;
 	case JSON_TRUE: rputs(r, b, "true"); return;
 	case JSON_FALSE: rputs(r, b, "false"); return;
-	case JSON_INTEGER: snprintf(s, sizeof s, "%lld", (long long)json_integer_value(v)); rputs(r, b, s); return;
+	case JSON_INTEGER:
+		snprintf(s, sizeof s, "%lld", (long long)json_integer_value(v));
+		rputs(r, b, s);
+		return;
 	case JSON_REAL: {
 		double x = json_real_value(v);
-		if (isnan(x)) rputs(r, b, "NaN");
-		else if (isinf(x)) rputs(r, b, x < 0 ? "-Infinity" : "Infinity");
+		if (isnan(x))
+			rputs(r, b, "NaN");
+		else if (isinf(x))
+			rputs(r, b, x < 0 ? "-Infinity" : "Infinity");
 		else {
 			char fs[64];
 			buf f = {fs, 0, sizeof fs};
@@ -1368,12 +1585,15 @@ static void dump_json(R *r, buf *b, json_t *v, int indent, int depth)
 		json_t *x;
 		void *it = arr ? NULL : json_object_iter(v);
 		for (i = 0; i < n; i++) {
-			if (i) rputs(r, b, indent >= 0 ? "," : ", ");
+			if (i)
+				rputs(r, b, indent >= 0 ? "," : ", ");
 			if (indent >= 0) {
 				rputs(r, b, "\n");
-				for (int q = 0; q < indent * (depth + 1); q++) rputs(r, b, " ");
+				for (int q = 0; q < indent * (depth + 1); q++)
+					rputs(r, b, " ");
 			}
-			if (arr) x = json_array_get(v, i);
+			if (arr)
+				x = json_array_get(v, i);
 			else {
 				k = json_object_iter_key(it);
 				x = json_object_iter_value(it);
@@ -1385,7 +1605,8 @@ static void dump_json(R *r, buf *b, json_t *v, int indent, int depth)
 		}
 		if (indent >= 0) {
 			rputs(r, b, "\n");
-			for (int q = 0; q < indent * depth; q++) rputs(r, b, " ");
+			for (int q = 0; q < indent * depth; q++)
+				rputs(r, b, " ");
 		}
 		rputs(r, b, arr ? "]" : "}");
 		return;
@@ -1409,9 +1630,12 @@ static int cmp_num(json_t *a, json_t *b)
 	long long i = flip ? ival(b) : ival(a);
 	double d = flip ? num(a) : num(b);
 	int c;
-	if (isnan(d)) return 2;
-	if (d >= 9223372036854775808.0) c = -1;
-	else if (d < -9223372036854775808.0) c = 1;
+	if (isnan(d))
+		return 2;
+	if (d >= 9223372036854775808.0)
+		c = -1;
+	else if (d < -9223372036854775808.0)
+		c = 1;
 	else {
 		double f = floor(d);
 		long long fi = (long long)f;
@@ -1423,27 +1647,38 @@ static int cmp_num(json_t *a, json_t *b)
 static int eq(R *r, json_t *a, json_t *b, int depth)
 {
 	work(r, W_ELEM);
-	if (!a || !b) return !a && !b;
-	if (is_num(a) && is_num(b)) return cmp_num(a, b) == 0;
-	if (a == b && (json_is_array(a) || json_is_object(a))) return 1;
-	if (depth > 64 && (json_is_array(a) || json_is_object(a))) fail(&r->e, r->line, "comparison nested too deeply");
+	if (!a || !b)
+		return !a && !b;
+	if (is_num(a) && is_num(b))
+		return cmp_num(a, b) == 0;
+	if (a == b && (json_is_array(a) || json_is_object(a)))
+		return 1;
+	if (depth > 64 && (json_is_array(a) || json_is_object(a)))
+		fail(&r->e, r->line, "comparison nested too deeply");
 	if (json_is_array(a) && json_is_array(b)) {
-		if (json_array_size(a) != json_array_size(b)) return 0;
+		if (json_array_size(a) != json_array_size(b))
+			return 0;
 		for (size_t i = 0; i < json_array_size(a); i++)
-			if (!eq(r, json_array_get(a, i), json_array_get(b, i), depth + 1)) return 0;
+			if (!eq(r, json_array_get(a, i), json_array_get(b, i), depth + 1))
+				return 0;
 		return 1;
 	}
 	if (json_is_object(a) && json_is_object(b)) {
-		if (json_object_size(a) != json_object_size(b)) return 0;
+		if (json_object_size(a) != json_object_size(b))
+			return 0;
 		const char *k;
 		json_t *x;
-		json_object_foreach(a, k, x) {
-			if (!eq(r, x, json_object_get(b, k), depth + 1)) return 0;
+		json_object_foreach(a, k, x)
+		{
+			if (!eq(r, x, json_object_get(b, k), depth + 1))
+				return 0;
 		}
 		return 1;
 	}
-	if (json_typeof(a) != json_typeof(b)) return 0;
-	if (json_is_string(a)) work(r, json_string_length(a));
+	if (json_typeof(a) != json_typeof(b))
+		return 0;
+	if (json_is_string(a))
+		work(r, json_string_length(a));
 	return json_equal(a, b);
 }
 
@@ -1451,7 +1686,8 @@ static int eq(R *r, json_t *a, json_t *b, int depth)
 static size_t cp_count(const char *s, size_t n)
 {
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xC0) != 0x80;
+	for (size_t i = 0; i < n; i++)
+		k += ((unsigned char)s[i] & 0xC0) != 0x80;
 	return k;
 }
 
@@ -1463,40 +1699,50 @@ static json_t *lookup(R *r, const char *name)
 {
 	for (size_t i = r->nframes; i-- > 0;) {
 		json_t *v = json_object_get(r->frames[i], name);
-		if (v) return v;
+		if (v)
+			return v;
 	}
 	return NULL;
 }
 
 static json_t *get_item(R *r, json_t *o, json_t *k)
 {
-	if (!o) fail(&r->e, r->line, "subscript of an undefined value (%s)", tname(r, o));
+	if (!o)
+		fail(&r->e, r->line, "subscript of an undefined value (%s)", tname(r, o));
 	if (json_is_object(o)) {
-		if (!json_is_string(k)) return NULL;
+		if (!json_is_string(k))
+			return NULL;
 		return json_object_get(o, json_string_value(k));
 	}
 	if (json_is_array(o) || json_is_string(o)) {
-		if (!is_intlike(k)) return NULL;
+		if (!is_intlike(k))
+			return NULL;
 		long long i = ival(k);
 		if (json_is_array(o)) {
 			long long n = (long long)json_array_size(o);
-			if (i < 0) i += n;
+			if (i < 0)
+				i += n;
 			return i >= 0 && i < n ? json_array_get(o, (size_t)i) : NULL;
 		}
 		/* string: by code point */
 		const char *s = json_string_value(o);
 		size_t n = json_string_length(o), nc = cp_count(s, n);
 		work(r, 2 * n); /* counted, then scanned */
-		if (i < 0) i += (long long)nc;
-		if (i < 0 || i >= (long long)nc) return NULL;
+		if (i < 0)
+			i += (long long)nc;
+		if (i < 0 || i >= (long long)nc)
+			return NULL;
 		size_t pos = 0;
 		for (long long c = 0;; pos++)
-			if (((unsigned char)s[pos] & 0xC0) != 0x80 && c++ == i) break;
+			if (((unsigned char)s[pos] & 0xC0) != 0x80 && c++ == i)
+				break;
 		size_t e = pos + 1;
-		while (e < n && ((unsigned char)s[e] & 0xC0) == 0x80) e++;
+		while (e < n && ((unsigned char)s[e] & 0xC0) == 0x80)
+			e++;
 		return mkstr(r, s + pos, e - pos);
 	}
-	if (json_is_null(o)) fail(&r->e, r->line, "'NoneType' object is not subscriptable");
+	if (json_is_null(o))
+		fail(&r->e, r->line, "'NoneType' object is not subscriptable");
 	return NULL;
 }
 
@@ -1505,40 +1751,53 @@ static json_t *get_item(R *r, json_t *o, json_t *k)
  * attributes of strings, numbers and lists, which are Python's) */
 static json_t *get_attr(R *r, json_t *o, const char *name)
 {
-	static const char *dict_methods[] = {"items", "keys", "values", "get", "pop", "popitem", "update",
-					     "copy", "clear", "setdefault", "fromkeys", NULL};
-	if (!o) fail(&r->e, r->line, "attribute '%s' of an undefined value (%s)", name, tname(r, o));
+	static const char *dict_methods[] = {"items",  "keys", "values", "get",        "pop",      "popitem",
+					     "update", "copy", "clear",  "setdefault", "fromkeys", NULL};
+	if (!o)
+		fail(&r->e, r->line, "attribute '%s' of an undefined value (%s)", name, tname(r, o));
 	if (json_is_object(o)) {
 		if (!is_ns(r, o) && !json_object_get(o, "index0"))
 			for (const char **m = dict_methods; *m; m++)
 				if (!strcmp(*m, name))
-					fail(&r->e, r->line, "'.%s' of a dict is its method in Jinja2 (use ['%s'] for the key)", name, name);
+					fail(&r->e, r->line,
+					     "'.%s' of a dict is its method in Jinja2 (use ['%s'] for the key)", name,
+					     name);
 		return json_object_get(o, name);
 	}
-	if (json_is_null(o)) fail(&r->e, r->line, "'NoneType' object has no attribute '%s'", name);
-	fail(&r->e, r->line, "attribute '%s' of a %s is not supported", name, json_is_array(o) ? "list" : json_is_string(o) ? "str" : "number");
+	if (json_is_null(o))
+		fail(&r->e, r->line, "'NoneType' object has no attribute '%s'", name);
+	fail(&r->e, r->line, "attribute '%s' of a %s is not supported", name,
+	     json_is_array(o)    ? "list"
+	     : json_is_string(o) ? "str"
+				 : "number");
 }
 
 /* Python slice index normalisation */
 static long long slice_idx(long long i, long long n, int step_neg, int is_start, int given)
 {
-	if (!given) return step_neg ? (is_start ? n - 1 : -1) : (is_start ? 0 : n);
+	if (!given)
+		return step_neg ? (is_start ? n - 1 : -1) : (is_start ? 0 : n);
 	if (i < 0) {
 		i += n;
-		if (i < 0) i = step_neg ? -1 : 0;
-	} else if (i >= n) i = step_neg ? n - 1 : n;
+		if (i < 0)
+			i = step_neg ? -1 : 0;
+	} else if (i >= n)
+		i = step_neg ? n - 1 : n;
 	return i;
 }
 
 static json_t *do_slice(R *r, json_t *o, json_t *a, json_t *b, json_t *c)
 {
-	if (!o || !(json_is_array(o) || json_is_string(o))) fail(&r->e, r->line, "slicing a %s is not supported", tname(r, o));
+	if (!o || !(json_is_array(o) || json_is_string(o)))
+		fail(&r->e, r->line, "slicing a %s is not supported", tname(r, o));
 	for (int q = 0; q < 3; q++) {
 		json_t *x = q == 0 ? a : q == 1 ? b : c;
-		if (x && !json_is_null(x) && !is_intlike(x)) fail(&r->e, r->line, "slice indices must be integers");
+		if (x && !json_is_null(x) && !is_intlike(x))
+			fail(&r->e, r->line, "slice indices must be integers");
 	}
 	long long step = c && !json_is_null(c) ? ival(c) : 1;
-	if (!step) fail(&r->e, r->line, "slice step cannot be zero");
+	if (!step)
+		fail(&r->e, r->line, "slice step cannot be zero");
 	int isstr = json_is_string(o);
 	const char *s = isstr ? json_string_value(o) : NULL;
 	size_t sn = isstr ? json_string_length(o) : 0;
@@ -1548,11 +1807,13 @@ static json_t *do_slice(R *r, json_t *o, json_t *a, json_t *b, json_t *c)
 	work(r, (uint64_t)n + sn);
 	if (isstr) {
 		/* the table is temporary, its size checked as a value's would be */
-		if ((size_t)n + 1 > (MAX_MEM - r->mem) / sizeof *off) over_mem(r);
+		if ((size_t)n + 1 > (MAX_MEM - r->mem) / sizeof *off)
+			over_mem(r);
 		off = xmalloc(((size_t)n + 1) * sizeof *off);
 		size_t k = 0;
 		for (size_t i = 0; i < sn; i++)
-			if (((unsigned char)s[i] & 0xC0) != 0x80) off[k++] = i;
+			if (((unsigned char)s[i] & 0xC0) != 0x80)
+				off[k++] = i;
 		off[k] = sn;
 	}
 	long long st = slice_idx(a && !json_is_null(a) ? ival(a) : 0, n, step < 0, 1, a && !json_is_null(a));
@@ -1565,7 +1826,8 @@ static json_t *do_slice(R *r, json_t *o, json_t *a, json_t *b, json_t *c)
 		bput(&bb, "", 0);
 		for (long long i = st; step > 0 ? i < en : i > en;) {
 			bput(&bb, s + off[i], off[i + 1] - off[i]);
-			if (__builtin_add_overflow(i, step, &i)) break;
+			if (__builtin_add_overflow(i, step, &i))
+				break;
 		}
 		free(off);
 		/* no longer than the string: its size is within the budget */
@@ -1578,7 +1840,8 @@ static json_t *do_slice(R *r, json_t *o, json_t *a, json_t *b, json_t *c)
 		for (long long i = st; step > 0 ? i < en : i > en;) {
 			json_array_append(res, json_array_get(o, (size_t)i));
 			k++;
-			if (__builtin_add_overflow(i, step, &i)) break;
+			if (__builtin_add_overflow(i, step, &i))
+				break;
 		}
 		charge(r, k * sizeof(json_t *));
 	}
@@ -1588,49 +1851,63 @@ static json_t *do_slice(R *r, json_t *o, json_t *a, json_t *b, json_t *c)
 /* strip chars (NULL = Python whitespace) from the ends of s */
 static json_t *do_strip(R *r, json_t *v, json_t *chars, int left, int right)
 {
-	if (chars && json_is_null(chars)) chars = NULL;
-	if (chars && !json_is_string(chars)) fail(&r->e, r->line, "strip arg must be None or str");
+	if (chars && json_is_null(chars))
+		chars = NULL;
+	if (chars && !json_is_string(chars))
+		fail(&r->e, r->line, "strip arg must be None or str");
 	const char *s = json_string_value(v);
 	size_t a = 0, b = json_string_length(v);
 	const char *cs = chars ? json_string_value(chars) : NULL;
 	size_t cn = chars ? json_string_length(chars) : 0;
 	/* match one char of the set at s+i (forward) */
 	for (;;) {
-		if (!left || a >= b) break;
+		if (!left || a >= b)
+			break;
 		work(r, cn + 1);
 		size_t k;
-		if (!cs) k = py_space(s + a, b - a);
+		if (!cs)
+			k = py_space(s + a, b - a);
 		else {
 			k = 0;
 			size_t l = 1;
-			while (a + l < b && ((unsigned char)s[a + l] & 0xC0) == 0x80) l++;
+			while (a + l < b && ((unsigned char)s[a + l] & 0xC0) == 0x80)
+				l++;
 			for (size_t i = 0; i < cn;) {
 				size_t m = 1;
-				while (i + m < cn && ((unsigned char)cs[i + m] & 0xC0) == 0x80) m++;
-				if (m == l && !memcmp(cs + i, s + a, l)) k = l;
+				while (i + m < cn && ((unsigned char)cs[i + m] & 0xC0) == 0x80)
+					m++;
+				if (m == l && !memcmp(cs + i, s + a, l))
+					k = l;
 				i += m;
 			}
 		}
-		if (!k) break;
+		if (!k)
+			break;
 		a += k;
 	}
 	for (;;) {
-		if (!right || b <= a) break;
+		if (!right || b <= a)
+			break;
 		work(r, cn + 1);
 		size_t k;
-		if (!cs) k = py_space_back(s + a, b - a);
+		if (!cs)
+			k = py_space_back(s + a, b - a);
 		else {
 			k = 0;
 			size_t l = 1;
-			while (b - l > a && ((unsigned char)s[b - l] & 0xC0) == 0x80) l++;
+			while (b - l > a && ((unsigned char)s[b - l] & 0xC0) == 0x80)
+				l++;
 			for (size_t i = 0; i < cn;) {
 				size_t m = 1;
-				while (i + m < cn && ((unsigned char)cs[i + m] & 0xC0) == 0x80) m++;
-				if (m == l && !memcmp(cs + i, s + b - l, l)) k = l;
+				while (i + m < cn && ((unsigned char)cs[i + m] & 0xC0) == 0x80)
+					m++;
+				if (m == l && !memcmp(cs + i, s + b - l, l))
+					k = l;
 				i += m;
 			}
 		}
-		if (!k) break;
+		if (!k)
+			break;
 		b -= k;
 	}
 	return mkstr(r, s + a, b - a);
@@ -1643,18 +1920,22 @@ static json_t *do_split(R *r, json_t *v, json_t *sep, json_t *maxsplit)
 	long long max = maxsplit && !json_is_null(maxsplit) ? ival(maxsplit) : -1;
 	json_t *res = own(r, json_array());
 	if (sep && !json_is_null(sep)) {
-		if (!json_is_string(sep)) fail(&r->e, r->line, "split: separator must be a string");
+		if (!json_is_string(sep))
+			fail(&r->e, r->line, "split: separator must be a string");
 		const char *p = json_string_value(sep);
 		size_t pn = json_string_length(sep);
-		if (!pn) fail(&r->e, r->line, "split: empty separator");
+		if (!pn)
+			fail(&r->e, r->line, "split: empty separator");
 		size_t a = 0;
 		for (;;) {
 			const char *f = max != 0 ? find(s + a, n - a, p, pn) : NULL;
-			if (!f) break;
+			if (!f)
+				break;
 			charge_elems(r, 1, (size_t)(f - s) - a + pn);
 			json_array_append_new(res, json_stringn_nocheck(s + a, (size_t)(f - s) - a));
 			a = (size_t)(f - s) + pn;
-			if (max > 0) max--;
+			if (max > 0)
+				max--;
 		}
 		charge_elems(r, 1, n - a);
 		json_array_append_new(res, json_stringn_nocheck(s + a, n - a));
@@ -1663,35 +1944,43 @@ static json_t *do_split(R *r, json_t *v, json_t *sep, json_t *maxsplit)
 	size_t i = 0;
 	for (;;) {
 		size_t k;
-		while (i < n && (k = py_space(s + i, n - i))) i += k;
-		if (i >= n) break;
+		while (i < n && (k = py_space(s + i, n - i)))
+			i += k;
+		if (i >= n)
+			break;
 		size_t a = i;
 		if (max == 0) {
 			size_t e = n;
-			while (e > a && (k = py_space_back(s + a, e - a))) e -= k;
+			while (e > a && (k = py_space_back(s + a, e - a)))
+				e -= k;
 			charge_elems(r, 1, n - a);
 			json_array_append_new(res, json_stringn_nocheck(s + a, e - a));
 			break;
 		}
-		while (i < n && !py_space(s + i, n - i)) i++;
+		while (i < n && !py_space(s + i, n - i))
+			i++;
 		charge_elems(r, 1, i - a + 1);
 		json_array_append_new(res, json_stringn_nocheck(s + a, i - a));
-		if (max > 0) max--;
+		if (max > 0)
+			max--;
 	}
 	return res;
 }
 
 static json_t *do_replace(R *r, json_t *v, json_t *a, json_t *b)
 {
-	if (!a || !b || !json_is_string(a) || !json_is_string(b)) fail(&r->e, r->line, "replace: arguments must be strings");
+	if (!a || !b || !json_is_string(a) || !json_is_string(b))
+		fail(&r->e, r->line, "replace: arguments must be strings");
 	const char *s = json_string_value(v), *p = json_string_value(a);
 	size_t n = json_string_length(v), pn = json_string_length(a);
-	if (!pn) fail(&r->e, r->line, "replace with an empty pattern is not supported");
+	if (!pn)
+		fail(&r->e, r->line, "replace with an empty pattern is not supported");
 	buf *bb = tmp_open(r);
 	size_t i = 0;
 	for (;;) {
 		const char *f = find(s + i, n - i, p, pn);
-		if (!f) break;
+		if (!f)
+			break;
 		rput(r, bb, s + i, (size_t)(f - s) - i);
 		rput(r, bb, json_string_value(b), json_string_length(b));
 		i = (size_t)(f - s) + pn;
@@ -1706,7 +1995,8 @@ static json_t *do_case(R *r, json_t *v, int mode) /* 0 lower, 1 upper, 2 capital
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
 	work(r, n);
-	if (n > MAX_MEM - r->mem) over_mem(r); /* the copy below */
+	if (n > MAX_MEM - r->mem)
+		over_mem(r); /* the copy below */
 	char *o = xmalloc(n + 1);
 	int prev_alpha = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -1728,13 +2018,16 @@ static int run_test(R *r, const char *name, json_t *v, json_t **args, int nargs)
 
 static json_t *iter_list(R *r, json_t *v)
 {
-	if (v && json_is_array(v)) return v;
+	if (v && json_is_array(v))
+		return v;
 	json_t *l = own(r, json_array());
-	if (!v) return l; /* Undefined iterates as empty */
+	if (!v)
+		return l; /* Undefined iterates as empty */
 	if (v && json_is_object(v)) {
 		const char *k;
 		json_t *x;
-		json_object_foreach(v, k, x) {
+		json_object_foreach(v, k, x)
+		{
 			charge_elems(r, 1, strlen(k));
 			json_array_append_new(l, json_string_nocheck(k));
 		}
@@ -1745,7 +2038,8 @@ static json_t *iter_list(R *r, json_t *v)
 		size_t n = json_string_length(v);
 		for (size_t i = 0; i < n;) {
 			size_t e = i + 1;
-			while (e < n && ((unsigned char)s[e] & 0xC0) == 0x80) e++;
+			while (e < n && ((unsigned char)s[e] & 0xC0) == 0x80)
+				e++;
 			charge_elems(r, 1, e - i + sizeof(json_t *));
 			json_array_append_new(l, json_stringn_nocheck(s + i, e - i));
 			i = e;
@@ -1757,11 +2051,13 @@ static json_t *iter_list(R *r, json_t *v)
 
 static json_t *items_of(R *r, json_t *v)
 {
-	if (!v || !json_is_object(v)) fail(&r->e, r->line, "items of a %s", tname(r, v));
+	if (!v || !json_is_object(v))
+		fail(&r->e, r->line, "items of a %s", tname(r, v));
 	json_t *l = own(r, json_array());
 	const char *k;
 	json_t *x;
-	json_object_foreach(v, k, x) {
+	json_object_foreach(v, k, x)
+	{
 		charge_elems(r, 3, strlen(k) + 3 * sizeof(json_t *));
 		json_t *pair = json_array();
 		json_array_append_new(pair, json_string_nocheck(k));
@@ -1774,19 +2070,23 @@ static json_t *items_of(R *r, json_t *v)
 static json_t *kwarg(expr *e, json_t **vals, const char *name, int pos)
 {
 	for (int i = 0; i < e->nargs; i++)
-		if (e->kw[i] ? !strcmp(e->kw[i], name) : i == pos) return vals[i];
+		if (e->kw[i] ? !strcmp(e->kw[i], name) : i == pos)
+			return vals[i];
 	return NULL;
 }
 static void check_args(R *r, expr *e, int maxpos, const char **kws, const char *what)
 {
 	for (int i = 0; i < e->nargs; i++) {
 		if (!e->kw[i]) {
-			if (i >= maxpos) fail(&r->e, r->line, "%s: too many arguments", what);
+			if (i >= maxpos)
+				fail(&r->e, r->line, "%s: too many arguments", what);
 			continue;
 		}
 		int ok = 0;
-		for (const char **k = kws; k && *k; k++) ok |= !strcmp(*k, e->kw[i]);
-		if (!ok) fail(&r->e, r->line, "%s: keyword argument '%s' is not supported", what, e->kw[i]);
+		for (const char **k = kws; k && *k; k++)
+			ok |= !strcmp(*k, e->kw[i]);
+		if (!ok)
+			fail(&r->e, r->line, "%s: keyword argument '%s' is not supported", what, e->kw[i]);
 	}
 }
 
@@ -1795,7 +2095,8 @@ static void check_args(R *r, expr *e, int maxpos, const char **kws, const char *
  * what does not fit 64 bits are errors, never a wrong number */
 static long long float_to_int(R *r, double d)
 {
-	if (isnan(d)) return 0;
+	if (isnan(d))
+		return 0;
 	if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
 		fail(&r->e, r->line, "int of %g: integer overflow (beyond 64 bits)", d);
 	return (long long)d;
@@ -1808,7 +2109,8 @@ static const char *py_digits(const char *s, const char *end, buf *out)
 	const char *p = s;
 	while (p < end && *p >= '0' && *p <= '9') {
 		bput(out, p++, 1);
-		if (p + 1 < end && *p == '_' && p[1] >= '0' && p[1] <= '9') p++;
+		if (p + 1 < end && *p == '_' && p[1] >= '0' && p[1] <= '9')
+			p++;
 	}
 	return p;
 }
@@ -1818,14 +2120,18 @@ static long long str_to_int(R *r, const char *s, size_t n)
 {
 	work(r, n);
 	size_t k;
-	while (n && (k = py_space(s, n))) s += k, n -= k;
-	while (n && (k = py_space_back(s, n))) n -= k;
+	while (n && (k = py_space(s, n)))
+		s += k, n -= k;
+	while (n && (k = py_space_back(s, n)))
+		n -= k;
 	const char *p = s, *end = s + n;
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] >= 0x80) fail(&r->e, r->line, "int of a non-ASCII string is not supported");
+		if ((unsigned char)s[i] >= 0x80)
+			fail(&r->e, r->line, "int of a non-ASCII string is not supported");
 	buf b = {0};
 	bput(&b, "", 0);
-	if (p < end && (*p == '+' || *p == '-')) bput(&b, p++, 1);
+	if (p < end && (*p == '+' || *p == '-'))
+		bput(&b, p++, 1);
 	const char *q = py_digits(p, end, &b);
 	long long v = 0;
 	if (q > p && q == end) { /* an integer */
@@ -1833,7 +2139,8 @@ static long long str_to_int(R *r, const char *s, size_t n)
 		v = strtoll(b.s, NULL, 10);
 		int big = errno == ERANGE;
 		free(b.s);
-		if (big) fail(&r->e, r->line, "int of a string: integer overflow (beyond 64 bits)");
+		if (big)
+			fail(&r->e, r->line, "int of a string: integer overflow (beyond 64 bits)");
 		return v;
 	}
 	/* float(s): digits[.digits][e[+-]digits], .digits..., inf, infinity, nan */
@@ -1847,13 +2154,15 @@ static long long str_to_int(R *r, const char *s, size_t n)
 	}
 	if (ok && f < end && (*f == 'e' || *f == 'E')) {
 		bput(&b, "e", 1), f++;
-		if (f < end && (*f == '+' || *f == '-')) bput(&b, f++, 1);
+		if (f < end && (*f == '+' || *f == '-'))
+			bput(&b, f++, 1);
 		const char *g = py_digits(f, end, &b);
 		ok = g > f;
 		f = g;
 	}
 	double d = 0;
-	if (ok && f == end) d = strtod(b.s, NULL);
+	if (ok && f == end)
+		d = strtod(b.s, NULL);
 	else {
 		size_t l = (size_t)(end - p);
 		ok = (l == 3 && !strncasecmp(p, "inf", 3)) || (l == 8 && !strncasecmp(p, "infinity", 8)) ||
@@ -1869,7 +2178,8 @@ static json_t *filter(R *r, expr *e)
 {
 	json_t *v = eval(r, e->a);
 	json_t *a[32];
-	for (int i = 0; i < e->nargs; i++) a[i] = eval(r, e->args[i]);
+	for (int i = 0; i < e->nargs; i++)
+		a[i] = eval(r, e->args[i]);
 	const char *f = e->name;
 	if (!strcmp(f, "trim")) {
 		check_args(r, e, 1, NULL, f);
@@ -1877,26 +2187,33 @@ static json_t *filter(R *r, expr *e)
 	}
 	if (!strcmp(f, "length") || !strcmp(f, "count")) {
 		check_args(r, e, 0, NULL, f);
-		if (!v) return mkint(r, 0);
-		if (json_is_string(v)) return mkint(r, (long long)cp_count(json_string_value(v), json_string_length(v)));
-		if (json_is_array(v)) return mkint(r, (long long)json_array_size(v));
-		if (json_is_object(v)) return mkint(r, (long long)json_object_size(v));
+		if (!v)
+			return mkint(r, 0);
+		if (json_is_string(v))
+			return mkint(r, (long long)cp_count(json_string_value(v), json_string_length(v)));
+		if (json_is_array(v))
+			return mkint(r, (long long)json_array_size(v));
+		if (json_is_object(v))
+			return mkint(r, (long long)json_object_size(v));
 		fail(&r->e, r->line, "object of type '%s' has no len()", tname(r, v));
 	}
 	if (!strcmp(f, "tojson")) {
 		static const char *kws[] = {"indent", NULL};
 		check_args(r, e, 1, kws, f);
 		json_t *ind = kwarg(e, a, "indent", 0);
-		if (ind && !json_is_null(ind) && !json_is_integer(ind)) fail(&r->e, r->line, "tojson: indent must be an integer");
+		if (ind && !json_is_null(ind) && !json_is_integer(ind))
+			fail(&r->e, r->line, "tojson: indent must be an integer");
 		int indent = ind && json_is_integer(ind) ? (int)json_integer_value(ind) : -1;
-		if (indent > 64) fail(&r->e, r->line, "tojson: indent too large");
+		if (indent > 64)
+			fail(&r->e, r->line, "tojson: indent too large");
 		buf *b = tmp_open(r);
 		dump_json(r, b, v, indent, 0);
 		return tmp_str(r, b);
 	}
 	if (!strcmp(f, "items")) {
 		check_args(r, e, 0, NULL, f);
-		if (!v) return own(r, json_array());
+		if (!v)
+			return own(r, json_array());
 		return items_of(r, v);
 	}
 	if (!strcmp(f, "join")) {
@@ -1905,7 +2222,8 @@ static json_t *filter(R *r, expr *e)
 		json_t *sep = e->nargs ? str_of(r, a[0]) : NULL;
 		buf *b = tmp_open(r);
 		for (size_t i = 0; i < json_array_size(l); i++) {
-			if (i && sep) rput(r, b, json_string_value(sep), json_string_length(sep));
+			if (i && sep)
+				rput(r, b, json_string_value(sep), json_string_length(sep));
 			json_t *x = json_array_get(l, i);
 			if (!json_is_string(x) && !is_num(x) && !json_is_null(x))
 				fail(&r->e, r->line, "join of a %s is not supported", tname(r, x));
@@ -1938,21 +2256,27 @@ static json_t *filter(R *r, expr *e)
 		static const char *kws[] = {"default_value", "boolean", NULL};
 		check_args(r, e, 2, kws, f);
 		json_t *dv = kwarg(e, a, "default_value", 0), *bo = kwarg(e, a, "boolean", 1);
-		if (!dv) dv = mkstr(r, "", 0);
-		if (bo && truthy(bo)) return truthy(v) ? v : dv;
+		if (!dv)
+			dv = mkstr(r, "", 0);
+		if (bo && truthy(bo))
+			return truthy(v) ? v : dv;
 		return v ? v : dv;
 	}
 	if (!strcmp(f, "reject") || !strcmp(f, "select")) {
-		if (!e->nargs || e->kw[0] || !json_is_string(a[0])) fail(&r->e, r->line, "%s needs a test name", f);
+		if (!e->nargs || e->kw[0] || !json_is_string(a[0]))
+			fail(&r->e, r->line, "%s needs a test name", f);
 		const char *tn = json_string_value(a[0]);
-		if (!in_list(TESTS, tn)) fail(&r->e, r->line, "test '%s' is not supported", tn);
+		if (!in_list(TESTS, tn))
+			fail(&r->e, r->line, "test '%s' is not supported", tn);
 		for (int i = 1; i < e->nargs; i++)
-			if (e->kw[i]) fail(&r->e, r->line, "%s: keyword arguments are not supported", f);
+			if (e->kw[i])
+				fail(&r->e, r->line, "%s: keyword arguments are not supported", f);
 		json_t *l = iter_list(r, v), *res = own(r, json_array());
 		for (size_t i = 0; i < json_array_size(l); i++) {
 			json_t *x = json_array_get(l, i);
 			int t = run_test(r, tn, x, a + 1, e->nargs - 1);
-			if (t == (f[0] == 's')) charge(r, sizeof(json_t *)), json_array_append(res, x);
+			if (t == (f[0] == 's'))
+				charge(r, sizeof(json_t *)), json_array_append(res, x);
 		}
 		return res;
 	}
@@ -1962,31 +2286,39 @@ static json_t *filter(R *r, expr *e)
 	}
 	if (!strcmp(f, "int")) {
 		check_args(r, e, 0, NULL, f);
-		if (is_intlike(v)) return mkint(r, ival(v));
-		if (is_num(v)) return mkint(r, float_to_int(r, num(v)));
-		if (v && json_is_string(v)) return mkint(r, str_to_int(r, json_string_value(v), json_string_length(v)));
+		if (is_intlike(v))
+			return mkint(r, ival(v));
+		if (is_num(v))
+			return mkint(r, float_to_int(r, num(v)));
+		if (v && json_is_string(v))
+			return mkint(r, str_to_int(r, json_string_value(v), json_string_length(v)));
 		return mkint(r, 0);
 	}
 	if (!strcmp(f, "float")) {
 		check_args(r, e, 0, NULL, f);
-		if (is_num(v)) return mkreal(r, num(v));
+		if (is_num(v))
+			return mkreal(r, num(v));
 		fail(&r->e, r->line, "float of a %s is not supported", tname(r, v));
 	}
 	if (!strcmp(f, "abs")) {
 		check_args(r, e, 0, NULL, f);
 		if (is_intlike(v)) {
-			if (ival(v) == LLONG_MIN) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
+			if (ival(v) == LLONG_MIN)
+				fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
 			return mkint(r, llabs(ival(v)));
 		}
-		if (is_num(v)) return mkreal(r, fabs(num(v)));
+		if (is_num(v))
+			return mkreal(r, fabs(num(v)));
 		fail(&r->e, r->line, "abs of a %s", tname(r, v));
 	}
 	if (!strcmp(f, "round")) {
 		check_args(r, e, 0, NULL, f);
-		if (!is_num(v)) fail(&r->e, r->line, "round of a %s", tname(r, v));
+		if (!is_num(v))
+			fail(&r->e, r->line, "round of a %s", tname(r, v));
 		/* Jinja2's round() is Python's round(x, 0): an int stays an int, a
 		 * float rounds half to even (rint in the default rounding mode) */
-		if (is_intlike(v)) return mkint(r, ival(v));
+		if (is_intlike(v))
+			return mkint(r, ival(v));
 		return mkreal(r, rint(num(v)));
 	}
 	fail(&r->e, r->line, "filter '%s' is not supported", f);
@@ -1995,49 +2327,72 @@ static json_t *filter(R *r, expr *e)
 static int run_test(R *r, const char *t, json_t *v, json_t **args, int nargs)
 {
 	int want = !strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "==") || !strcmp(t, "ne") ||
-			   !strcmp(t, "!=") || !strcmp(t, "divisibleby") || !strcmp(t, "in")
-		       ? 1
-		       : 0;
-	if (nargs != want) fail(&r->e, r->line, "test '%s' takes %d argument(s)", t, want);
-	if (!strcmp(t, "defined")) return v != NULL;
-	if (!strcmp(t, "undefined")) return v == NULL;
-	if (!strcmp(t, "none")) return v && json_is_null(v);
-	if (!strcmp(t, "string")) return v && json_is_string(v);
-	if (!strcmp(t, "number")) return v && (json_is_integer(v) || json_is_real(v) || json_is_boolean(v));
-	if (!strcmp(t, "integer")) return v && json_is_integer(v);
-	if (!strcmp(t, "float")) return v && json_is_real(v);
-	if (!strcmp(t, "boolean")) return v && json_is_boolean(v);
-	if (!strcmp(t, "true")) return v && json_is_true(v);
-	if (!strcmp(t, "false")) return v && json_is_false(v);
-	if (!strcmp(t, "mapping")) return v && json_is_object(v) && !is_ns(r, v);
+				   !strcmp(t, "!=") || !strcmp(t, "divisibleby") || !strcmp(t, "in")
+			   ? 1
+			   : 0;
+	if (nargs != want)
+		fail(&r->e, r->line, "test '%s' takes %d argument(s)", t, want);
+	if (!strcmp(t, "defined"))
+		return v != NULL;
+	if (!strcmp(t, "undefined"))
+		return v == NULL;
+	if (!strcmp(t, "none"))
+		return v && json_is_null(v);
+	if (!strcmp(t, "string"))
+		return v && json_is_string(v);
+	if (!strcmp(t, "number"))
+		return v && (json_is_integer(v) || json_is_real(v) || json_is_boolean(v));
+	if (!strcmp(t, "integer"))
+		return v && json_is_integer(v);
+	if (!strcmp(t, "float"))
+		return v && json_is_real(v);
+	if (!strcmp(t, "boolean"))
+		return v && json_is_boolean(v);
+	if (!strcmp(t, "true"))
+		return v && json_is_true(v);
+	if (!strcmp(t, "false"))
+		return v && json_is_false(v);
+	if (!strcmp(t, "mapping"))
+		return v && json_is_object(v) && !is_ns(r, v);
 	/* Jinja2's Undefined iterates as empty: iterable and a sequence */
-	if (!strcmp(t, "iterable")) return !v || json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v));
-	if (!strcmp(t, "sequence")) return !v || json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v));
-	if (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "==")) return eq(r, v, args[0], 0);
-	if (!strcmp(t, "ne") || !strcmp(t, "!=")) return !eq(r, v, args[0], 0);
+	if (!strcmp(t, "iterable"))
+		return !v || json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v));
+	if (!strcmp(t, "sequence"))
+		return !v || json_is_array(v) || json_is_string(v) || (json_is_object(v) && !is_ns(r, v));
+	if (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "=="))
+		return eq(r, v, args[0], 0);
+	if (!strcmp(t, "ne") || !strcmp(t, "!="))
+		return !eq(r, v, args[0], 0);
 	if (!strcmp(t, "odd") || !strcmp(t, "even")) {
-		if (!is_intlike(v)) fail(&r->e, r->line, "test '%s' of a %s", t, tname(r, v));
+		if (!is_intlike(v))
+			fail(&r->e, r->line, "test '%s' of a %s", t, tname(r, v));
 		return (int)(ival(v) & 1) == (t[0] == 'o');
 	}
 	if (!strcmp(t, "divisibleby")) {
-		if (!is_intlike(v) || !is_intlike(args[0]) || !ival(args[0])) fail(&r->e, r->line, "test 'divisibleby' needs integers");
+		if (!is_intlike(v) || !is_intlike(args[0]) || !ival(args[0]))
+			fail(&r->e, r->line, "test 'divisibleby' needs integers");
 		return ival(args[0]) == -1 || ival(v) % ival(args[0]) == 0;
 	}
 	if (!strcmp(t, "in")) {
 		json_t *c = args[0];
-		if (!c) return 0; /* Undefined contains nothing */
+		if (!c)
+			return 0; /* Undefined contains nothing */
 		if (json_is_string(c)) {
-			if (!v || !json_is_string(v)) fail(&r->e, r->line, "'in <string>' requires string as left operand");
+			if (!v || !json_is_string(v))
+				fail(&r->e, r->line, "'in <string>' requires string as left operand");
 			work(r, json_string_length(c) + json_string_length(v));
-			return memmem(json_string_value(c), json_string_length(c), json_string_value(v), json_string_length(v)) != NULL;
+			return memmem(json_string_value(c), json_string_length(c), json_string_value(v),
+				      json_string_length(v)) != NULL;
 		}
 		if (json_is_array(c)) {
 			for (size_t i = 0; i < json_array_size(c); i++)
-				if (eq(r, v, json_array_get(c, i), 0)) return 1;
+				if (eq(r, v, json_array_get(c, i), 0))
+					return 1;
 			return 0;
 		}
 		if (json_is_object(c)) {
-			if (v && (json_is_array(v) || json_is_object(v))) fail(&r->e, r->line, "unhashable type: '%s'", tname(r, v));
+			if (v && (json_is_array(v) || json_is_object(v)))
+				fail(&r->e, r->line, "unhashable type: '%s'", tname(r, v));
 			return v && json_is_string(v) && json_object_get(c, json_string_value(v)) != NULL;
 		}
 		fail(&r->e, r->line, "argument of type '%s' is not iterable", tname(r, c));
@@ -2051,10 +2406,12 @@ static json_t *call(R *r, expr *e)
 	expr *fn = e->a;
 	if (fn->k == E_NAME && !lookup(r, fn->name)) {
 		const char *n = fn->name;
-		for (int i = 0; i < e->nargs; i++) a[i] = eval(r, e->args[i]);
+		for (int i = 0; i < e->nargs; i++)
+			a[i] = eval(r, e->args[i]);
 		if (!strcmp(n, "raise_exception")) {
 			buf *b = tmp_open(r);
-			if (e->nargs) to_str(r, b, a[0]);
+			if (e->nargs)
+				to_str(r, b, a[0]);
 			snprintf(r->e.err, r->e.errlen, "%s", b->s);
 			r->e.raised = 1;
 			longjmp(r->e.jb, 1);
@@ -2068,18 +2425,23 @@ static json_t *call(R *r, expr *e)
 				fail(&r->e, r->line, "strftime_now(): format too long or with a NUL");
 			time_t now = time(NULL);
 			struct tm tm;
-			if (!localtime_r(&now, &tm)) fail(&r->e, r->line, "strftime_now(): no local time");
+			if (!localtime_r(&now, &tm))
+				fail(&r->e, r->line, "strftime_now(): no local time");
 			char out[16384]; /* 256 directives of at most ~60 bytes */
 			size_t k = *fmt ? strftime(out, sizeof out, fmt, &tm) : 0;
 			json_t *v = json_stringn(out, k);
-			if (!v) fail(&r->e, r->line, "strftime_now(): the date is not UTF-8");
+			if (!v)
+				fail(&r->e, r->line, "strftime_now(): the date is not UTF-8");
 			return own(r, v);
 		}
 		if (!strcmp(n, "namespace")) {
 			json_t *ns = own(r, json_object());
 			for (int i = 0; i < e->nargs; i++) {
-				if (!e->kw[i]) fail(&r->e, r->line, "namespace(): only keyword arguments are supported");
-				if (!a[i]) fail(&r->e, r->line, "namespace(): undefined value for '%s' (%s)", e->kw[i], tname(r, a[i]));
+				if (!e->kw[i])
+					fail(&r->e, r->line, "namespace(): only keyword arguments are supported");
+				if (!a[i])
+					fail(&r->e, r->line, "namespace(): undefined value for '%s' (%s)", e->kw[i],
+					     tname(r, a[i]));
 				charge_elems(r, 1, strlen(e->kw[i]));
 				json_object_set(ns, e->kw[i], a[i]);
 			}
@@ -2089,32 +2451,42 @@ static json_t *call(R *r, expr *e)
 		if (!strcmp(n, "range")) {
 			long long st = 0, en, step = 1;
 			for (int i = 0; i < e->nargs; i++)
-				if (e->kw[i] || !is_intlike(a[i])) fail(&r->e, r->line, "range(): integer arguments only");
-			if (e->nargs == 1) en = ival(a[0]);
-			else if (e->nargs == 2 || e->nargs == 3) st = ival(a[0]), en = ival(a[1]), step = e->nargs == 3 ? ival(a[2]) : 1;
-			else fail(&r->e, r->line, "range(): 1 to 3 arguments");
-			if (!step) fail(&r->e, r->line, "range(): step must not be zero");
+				if (e->kw[i] || !is_intlike(a[i]))
+					fail(&r->e, r->line, "range(): integer arguments only");
+			if (e->nargs == 1)
+				en = ival(a[0]);
+			else if (e->nargs == 2 || e->nargs == 3)
+				st = ival(a[0]), en = ival(a[1]), step = e->nargs == 3 ? ival(a[2]) : 1;
+			else
+				fail(&r->e, r->line, "range(): 1 to 3 arguments");
+			if (!step)
+				fail(&r->e, r->line, "range(): step must not be zero");
 			json_t *l = own(r, json_array());
 			for (long long i = st; step > 0 ? i < en : i > en;) {
-				if (json_array_size(l) > 1000000) fail(&r->e, r->line, "range(): too long");
+				if (json_array_size(l) > 1000000)
+					fail(&r->e, r->line, "range(): too long");
 				charge_elems(r, 1, sizeof(json_t *));
 				json_array_append_new(l, json_integer(i));
-				if (__builtin_add_overflow(i, step, &i)) break;
+				if (__builtin_add_overflow(i, step, &i))
+					break;
 			}
 			return l;
 		}
 		fail(&r->e, r->line, "function '%s' is not supported", n);
 	}
-	if (fn->k != E_ATTR) fail(&r->e, r->line, "only methods and namespace/raise_exception/range can be called");
+	if (fn->k != E_ATTR)
+		fail(&r->e, r->line, "only methods and namespace/raise_exception/range can be called");
 	json_t *o = eval(r, fn->a);
 	const char *m = fn->name;
 	for (int i = 0; i < e->nargs; i++) {
-		if (e->kw[i]) fail(&r->e, r->line, "%s(): keyword arguments are not supported", m);
+		if (e->kw[i])
+			fail(&r->e, r->line, "%s(): keyword arguments are not supported", m);
 		a[i] = eval(r, e->args[i]);
 	}
 	int n = e->nargs;
-#define ARGS(lo, hi) \
-	if (n < (lo) || n > (hi)) fail(&r->e, r->line, "%s() takes %d to %d arguments", m, lo, hi)
+#define ARGS(lo, hi)                                                                                                   \
+	if (n < (lo) || n > (hi))                                                                                      \
+	fail(&r->e, r->line, "%s() takes %d to %d arguments", m, lo, hi)
 	if (o && json_is_string(o)) {
 		if (!strcmp(m, "strip") || !strcmp(m, "lstrip") || !strcmp(m, "rstrip")) {
 			ARGS(0, 1);
@@ -2126,9 +2498,11 @@ static json_t *call(R *r, expr *e)
 		}
 		if (!strcmp(m, "startswith") || !strcmp(m, "endswith")) {
 			ARGS(1, 1);
-			if (!a[0] || !json_is_string(a[0])) fail(&r->e, r->line, "%s(): a string argument is needed", m);
+			if (!a[0] || !json_is_string(a[0]))
+				fail(&r->e, r->line, "%s(): a string argument is needed", m);
 			size_t ln = json_string_length(o), pn = json_string_length(a[0]);
-			if (pn > ln) return mkbool(0);
+			if (pn > ln)
+				return mkbool(0);
 			const char *s = json_string_value(o) + (m[0] == 's' ? 0 : ln - pn);
 			return mkbool(!memcmp(s, json_string_value(a[0]), pn));
 		}
@@ -2154,7 +2528,8 @@ static json_t *call(R *r, expr *e)
 			json_t *l = own(r, json_array());
 			const char *k;
 			json_t *x;
-			json_object_foreach(o, k, x) {
+			json_object_foreach(o, k, x)
+			{
 				charge_elems(r, 1, 0);
 				json_array_append(l, x);
 			}
@@ -2176,13 +2551,17 @@ static void py_divmod(double vx, double wx, double *fdiv, double *fmod_)
 {
 	double mod = fmod(vx, wx), div = (vx - mod) / wx;
 	if (mod) {
-		if ((wx < 0) != (mod < 0)) mod += wx, div -= 1.0;
-	} else mod = copysign(0.0, wx);
+		if ((wx < 0) != (mod < 0))
+			mod += wx, div -= 1.0;
+	} else
+		mod = copysign(0.0, wx);
 	double fl;
 	if (div) {
 		fl = floor(div);
-		if (div - fl > 0.5) fl += 1.0;
-	} else fl = copysign(0.0, vx / wx);
+		if (div - fl > 0.5)
+			fl += 1.0;
+	} else
+		fl = copysign(0.0, vx / wx);
 	*fdiv = fl, *fmod_ = mod;
 }
 
@@ -2191,10 +2570,12 @@ static int ipow(long long b, long long e, long long *res)
 {
 	long long v = 1;
 	while (e) {
-		if ((e & 1) && __builtin_mul_overflow(v, b, &v)) return 0;
+		if ((e & 1) && __builtin_mul_overflow(v, b, &v))
+			return 0;
 		e >>= 1;
 		/* |b| > 1 squared only while bits remain: the result needs it */
-		if (e && __builtin_mul_overflow(b, b, &b)) return 0;
+		if (e && __builtin_mul_overflow(b, b, &b))
+			return 0;
 	}
 	*res = v;
 	return 1;
@@ -2202,14 +2583,17 @@ static int ipow(long long b, long long e, long long *res)
 
 static json_t *binop(R *r, int op, json_t *x, json_t *y)
 {
-	if (op == OP_EQ) return mkbool(eq(r, x, y, 0));
-	if (op == OP_NE) return mkbool(!eq(r, x, y, 0));
+	if (op == OP_EQ)
+		return mkbool(eq(r, x, y, 0));
+	if (op == OP_NE)
+		return mkbool(!eq(r, x, y, 0));
 	if (op == OP_IN || op == OP_NOTIN) {
 		json_t *args[1] = {y};
 		int in = run_test(r, "in", x, args, 1);
 		return mkbool(op == OP_IN ? in : !in);
 	}
-	if (!x || !y) fail(&r->e, r->line, "an undefined value used in an operation (%s)", tname(r, NULL));
+	if (!x || !y)
+		fail(&r->e, r->line, "an undefined value used in an operation (%s)", tname(r, NULL));
 	if (op == OP_ADD) {
 		if (json_is_string(x) && json_is_string(y)) {
 			buf *b = tmp_open(r);
@@ -2230,15 +2614,18 @@ static json_t *binop(R *r, int op, json_t *x, json_t *y)
 		size_t len = json_string_length(s);
 		/* "" * k is "" at once, as in Python; otherwise the size is
 		 * checked before anything is built */
-		if (k <= 0 || !len) return mkstr(r, "", 0);
-		if ((unsigned long long)k > (MAX_MEM - r->mem) / len) over_mem(r);
+		if (k <= 0 || !len)
+			return mkstr(r, "", 0);
+		if ((unsigned long long)k > (MAX_MEM - r->mem) / len)
+			over_mem(r);
 		/* built by doubling: a few memcpy, not k appends (100M appends of
 		 * "ab" took seconds, past the fuzzer's per-input limit) */
 		const size_t total = (size_t)k * len;
 		work(r, total);
 		buf *b = tmp_open(r);
 		rput(r, b, json_string_value(s), len);
-		if (total + 1 > b->cap) xgrow((void **)&b->s, &b->cap, total + 1, 1);
+		if (total + 1 > b->cap)
+			xgrow((void **)&b->s, &b->cap, total + 1, 1);
 		while (b->n < total) {
 			size_t c = b->n < total - b->n ? b->n : total - b->n;
 			memcpy(b->s + b->n, b->s, c);
@@ -2251,46 +2638,57 @@ static json_t *binop(R *r, int op, json_t *x, json_t *y)
 		int c;
 		if (is_num(x) && is_num(y)) {
 			c = cmp_num(x, y);
-			if (c == 2) return mkbool(0); /* NaN: every order comparison is false */
+			if (c == 2)
+				return mkbool(0); /* NaN: every order comparison is false */
 		} else if (json_is_string(x) && json_is_string(y)) {
 			size_t lx = json_string_length(x), ly = json_string_length(y);
 			work(r, lx < ly ? lx : ly);
 			c = memcmp(json_string_value(x), json_string_value(y), lx < ly ? lx : ly);
-			if (!c) c = lx < ly ? -1 : lx > ly;
+			if (!c)
+				c = lx < ly ? -1 : lx > ly;
 		} else
 			fail(&r->e, r->line, "comparison of %s and %s is not supported", tname(r, x), tname(r, y));
 		return mkbool(op == OP_LT ? c < 0 : op == OP_LE ? c <= 0 : op == OP_GT ? c > 0 : c >= 0);
 	}
 	if (!is_num(x) || !is_num(y))
-		fail(&r->e, r->line, "unsupported operand types for an arithmetic operator: %s and %s", tname(r, x), tname(r, y));
+		fail(&r->e, r->line, "unsupported operand types for an arithmetic operator: %s and %s", tname(r, x),
+		     tname(r, y));
 	int ints = is_intlike(x) && is_intlike(y);
 	if (ints && op != OP_DIV) {
 		long long p = ival(x), q = ival(y), v;
 		/* Python's integers are unbounded; past 64 bits we refuse, never wrap */
 		switch (op) {
 		case OP_ADD:
-			if (__builtin_add_overflow(p, q, &v)) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
+			if (__builtin_add_overflow(p, q, &v))
+				fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
 			return mkint(r, v);
 		case OP_SUB:
-			if (__builtin_sub_overflow(p, q, &v)) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
+			if (__builtin_sub_overflow(p, q, &v))
+				fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
 			return mkint(r, v);
 		case OP_MUL:
-			if (__builtin_mul_overflow(p, q, &v)) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
+			if (__builtin_mul_overflow(p, q, &v))
+				fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
 			return mkint(r, v);
 		case OP_FDIV:
 		case OP_MOD: {
-			if (!q) fail(&r->e, r->line, "division by zero");
-			if (q == -1 && p == LLONG_MIN) fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
+			if (!q)
+				fail(&r->e, r->line, "division by zero");
+			if (q == -1 && p == LLONG_MIN)
+				fail(&r->e, r->line, "integer overflow (beyond 64 bits)");
 			long long d = p / q, m = p % q;
-			if (m && ((m < 0) != (q < 0))) d--, m += q; /* Python floors */
+			if (m && ((m < 0) != (q < 0)))
+				d--, m += q; /* Python floors */
 			return mkint(r, op == OP_FDIV ? d : m);
 		}
 		case OP_POW:
 			if (q >= 0) {
-				if (!ipow(p, q, &v)) fail(&r->e, r->line, "integer overflow (beyond 64 bits): %lld ** %lld", p, q);
+				if (!ipow(p, q, &v))
+					fail(&r->e, r->line, "integer overflow (beyond 64 bits): %lld ** %lld", p, q);
 				return mkint(r, v);
 			}
-			if (!p) fail(&r->e, r->line, "0.0 cannot be raised to a negative power");
+			if (!p)
+				fail(&r->e, r->line, "0.0 cannot be raised to a negative power");
 			break; /* a float, as in Python */
 		}
 	}
@@ -2300,17 +2698,21 @@ static json_t *binop(R *r, int op, json_t *x, json_t *y)
 	case OP_SUB: return mkreal(r, p - q);
 	case OP_MUL: return mkreal(r, p * q);
 	case OP_DIV:
-		if (!q) fail(&r->e, r->line, "division by zero");
+		if (!q)
+			fail(&r->e, r->line, "division by zero");
 		return mkreal(r, p / q);
 	case OP_FDIV:
 	case OP_MOD:
-		if (!q) fail(&r->e, r->line, "division by zero");
+		if (!q)
+			fail(&r->e, r->line, "division by zero");
 		py_divmod(p, q, &d, &m);
 		return mkreal(r, op == OP_FDIV ? d : m);
 	case OP_POW:
-		if (!p && q < 0) fail(&r->e, r->line, "0.0 cannot be raised to a negative power");
+		if (!p && q < 0)
+			fail(&r->e, r->line, "0.0 cannot be raised to a negative power");
 		/* Python gives a complex number there: not supported */
-		if (p < 0 && q != floor(q)) fail(&r->e, r->line, "a negative number to a fractional power is not supported");
+		if (p < 0 && q != floor(q))
+			fail(&r->e, r->line, "a negative number to a fractional power is not supported");
 		return mkreal(r, pow(p, q));
 	}
 	fail(&r->e, r->line, "unsupported operator");
@@ -2326,13 +2728,18 @@ static int is_builtin_fn(const char *name)
 /* an undefined value was made by e: later errors about it name it */
 static json_t *undef_from(R *r, expr *e, json_t *v)
 {
-	if (v) return v;
-	if (e->k == E_NAME) snprintf(r->undef, sizeof r->undef, "'%.60s' is undefined", e->name);
+	if (v)
+		return v;
+	if (e->k == E_NAME)
+		snprintf(r->undef, sizeof r->undef, "'%.60s' is undefined", e->name);
 	else if (e->k == E_ATTR && e->a->k == E_NAME)
 		snprintf(r->undef, sizeof r->undef, "'%.40s.%.40s' is undefined", e->a->name, e->name);
-	else if (e->k == E_ATTR) snprintf(r->undef, sizeof r->undef, "attribute '%.60s' is undefined", e->name);
-	else if (e->k == E_ITEM && e->a->k == E_NAME) snprintf(r->undef, sizeof r->undef, "an item of '%.60s' is undefined", e->a->name);
-	else r->undef[0] = 0;
+	else if (e->k == E_ATTR)
+		snprintf(r->undef, sizeof r->undef, "attribute '%.60s' is undefined", e->name);
+	else if (e->k == E_ITEM && e->a->k == E_NAME)
+		snprintf(r->undef, sizeof r->undef, "an item of '%.60s' is undefined", e->a->name);
+	else
+		r->undef[0] = 0;
 	return NULL;
 }
 
@@ -2344,7 +2751,9 @@ static json_t *eval(R *r, expr *e)
 	case E_NAME: {
 		json_t *v = lookup(r, e->name);
 		if (!v && is_builtin_fn(e->name))
-			fail(&r->e, e->line, "the function '%s' used as a value is not supported (only called, or tested with 'is defined')", e->name);
+			fail(&r->e, e->line,
+			     "the function '%s' used as a value is not supported (only called, or tested with 'is defined')",
+			     e->name);
 		return undef_from(r, e, v);
 	}
 	case E_ATTR: {
@@ -2360,14 +2769,16 @@ static json_t *eval(R *r, expr *e)
 	case E_SLICE: {
 		json_t *o = eval(r, e->a);
 		json_t *x[3];
-		for (int i = 0; i < 3; i++) x[i] = e->args[i] ? eval(r, e->args[i]) : NULL;
+		for (int i = 0; i < 3; i++)
+			x[i] = e->args[i] ? eval(r, e->args[i]) : NULL;
 		r->line = e->line;
 		return do_slice(r, o, x[0], x[1], x[2]);
 	}
 	case E_CALL:
 	case E_FILTER: {
 		json_t *v = e->k == E_CALL ? call(r, e) : filter(r, e);
-		if (!v) r->undef[0] = 0; /* first of an empty list...: nothing to name */
+		if (!v)
+			r->undef[0] = 0; /* first of an empty list...: nothing to name */
 		return v;
 	}
 	case E_TEST: {
@@ -2378,7 +2789,8 @@ static json_t *eval(R *r, expr *e)
 		json_t *v = eval(r, e->a);
 		json_t *a[32];
 		for (int i = 0; i < e->nargs; i++) {
-			if (e->kw && e->kw[i]) fail(&r->e, e->line, "test arguments must be positional");
+			if (e->kw && e->kw[i])
+				fail(&r->e, e->line, "test arguments must be positional");
 			a[i] = eval(r, e->args[i]);
 		}
 		r->line = e->line;
@@ -2402,9 +2814,13 @@ static json_t *eval(R *r, expr *e)
 	case E_NEG:
 	case E_POS: {
 		json_t *v = eval(r, e->a);
-		if (!is_num(v)) fail(&r->e, e->line, "bad operand type for unary %c: %s", e->k == E_NEG ? '-' : '+', tname(r, v));
-		if (e->k == E_POS) return v;
-		if (is_intlike(v) && ival(v) == LLONG_MIN) fail(&r->e, e->line, "integer overflow (beyond 64 bits)");
+		if (!is_num(v))
+			fail(&r->e, e->line, "bad operand type for unary %c: %s", e->k == E_NEG ? '-' : '+',
+			     tname(r, v));
+		if (e->k == E_POS)
+			return v;
+		if (is_intlike(v) && ival(v) == LLONG_MIN)
+			fail(&r->e, e->line, "integer overflow (beyond 64 bits)");
 		return is_intlike(v) ? mkint(r, -ival(v)) : mkreal(r, -num(v));
 	}
 	case E_AND: {
@@ -2420,7 +2836,9 @@ static json_t *eval(R *r, expr *e)
 		json_t *l = own(r, json_array());
 		for (int i = 0; i < e->nargs; i++) {
 			json_t *v = eval(r, e->args[i]);
-			if (!v) fail(&r->e, e->line, "an undefined value in a list literal is not supported (%s)", tname(r, v));
+			if (!v)
+				fail(&r->e, e->line, "an undefined value in a list literal is not supported (%s)",
+				     tname(r, v));
 			charge(r, sizeof(json_t *));
 			json_array_append(l, v);
 		}
@@ -2430,8 +2848,11 @@ static json_t *eval(R *r, expr *e)
 		json_t *d = own(r, json_object());
 		for (int i = 0; i < e->nargs; i += 2) {
 			json_t *k = eval(r, e->args[i]), *v = eval(r, e->args[i + 1]);
-			if (!k || !json_is_string(k)) fail(&r->e, e->line, "dict literal keys must be strings");
-			if (!v) fail(&r->e, e->line, "an undefined value in a dict literal is not supported (%s)", tname(r, v));
+			if (!k || !json_is_string(k))
+				fail(&r->e, e->line, "dict literal keys must be strings");
+			if (!v)
+				fail(&r->e, e->line, "an undefined value in a dict literal is not supported (%s)",
+				     tname(r, v));
 			charge_elems(r, 1, json_string_length(k));
 			json_object_set(d, json_string_value(k), v);
 		}
@@ -2443,7 +2864,8 @@ static json_t *eval(R *r, expr *e)
 
 static void push_frame(R *r)
 {
-	if (r->nframes == r->capframes) xgrow((void **)&r->frames, &r->capframes, r->nframes + 1, sizeof(json_t *));
+	if (r->nframes == r->capframes)
+		xgrow((void **)&r->frames, &r->capframes, r->nframes + 1, sizeof(json_t *));
 	r->frames[r->nframes++] = own(r, json_object());
 }
 
@@ -2452,8 +2874,10 @@ static void exec_body(R *r, body *b);
 static void set_var(R *r, const char *name, json_t *v)
 {
 	json_t *f = r->frames[r->nframes - 1];
-	if (v) json_object_set(f, name, v);
-	else json_object_del(f, name); /* Undefined: the name is unset here */
+	if (v)
+		json_object_set(f, name, v);
+	else
+		json_object_del(f, name); /* Undefined: the name is unset here */
 }
 
 /* A rendering is one record's text: the JSONL reader already refuses lines
@@ -2464,7 +2888,8 @@ static void exec_node(R *r, node *n)
 {
 	r->line = n->line;
 	work(r, W_STMT);
-	if (r->out.n > MAX_OUTPUT) fail(&r->e, n->line, "the rendering is too large (over 64 MiB)");
+	if (r->out.n > MAX_OUTPUT)
+		fail(&r->e, n->line, "the rendering is too large (over 64 MiB)");
 	switch (n->k) {
 	case N_TEXT: rput(r, &r->out, n->text, n->len); return;
 	case N_OUT: {
@@ -2473,20 +2898,21 @@ static void exec_node(R *r, node *n)
 		to_str(r, &r->out, v);
 		return;
 	}
-	case N_IF:
-		exec_body(r, truthy(eval(r, n->cond)) ? &n->then : &n->els);
-		return;
+	case N_IF: exec_body(r, truthy(eval(r, n->cond)) ? &n->then : &n->els); return;
 	case N_SET: {
 		json_t *v = eval(r, n->e);
 		r->line = n->line;
 		if (n->attr) {
 			json_t *ns = lookup(r, n->target[0]);
-			if (!ns || !is_ns(r, ns)) fail(&r->e, n->line, "cannot assign attribute on a non-namespace object");
-			if (!v) fail(&r->e, n->line, "assigning an undefined value to a namespace attribute");
+			if (!ns || !is_ns(r, ns))
+				fail(&r->e, n->line, "cannot assign attribute on a non-namespace object");
+			if (!v)
+				fail(&r->e, n->line, "assigning an undefined value to a namespace attribute");
 			json_object_set(ns, n->attr, v);
 		} else if (!strcmp(n->target[0], "loop")) {
 			fail(&r->e, n->line, "cannot assign to 'loop'");
-		} else set_var(r, n->target[0], v);
+		} else
+			set_var(r, n->target[0], v);
 		return;
 	}
 	case N_FOR: {
@@ -2501,14 +2927,17 @@ static void exec_node(R *r, node *n)
 			charge(r, json_array_size(l) * sizeof(json_t *));
 			for (size_t i = 0; i < json_array_size(l); i++) {
 				json_t *x = json_array_get(l, i);
-				if (n->ntarget == 1) set_var(r, n->target[0], x);
+				if (n->ntarget == 1)
+					set_var(r, n->target[0], x);
 				else {
-					if (!json_is_array(x) || json_array_size(x) != 2) fail(&r->e, n->line, "cannot unpack a loop item into 2 variables");
+					if (!json_is_array(x) || json_array_size(x) != 2)
+						fail(&r->e, n->line, "cannot unpack a loop item into 2 variables");
 					set_var(r, n->target[0], json_array_get(x, 0));
 					set_var(r, n->target[1], json_array_get(x, 1));
 				}
 				work(r, W_STMT);
-				if (truthy(eval(r, n->cond))) json_array_append(kept, x);
+				if (truthy(eval(r, n->cond)))
+					json_array_append(kept, x);
 			}
 			l = kept;
 		}
@@ -2529,12 +2958,16 @@ static void exec_node(R *r, node *n)
 			json_object_set_new(lo, "first", mkbool(i == 0));
 			json_object_set_new(lo, "last", mkbool(i + 1 == len));
 			json_object_set_new(lo, "length", json_integer((json_int_t)len));
-			if (i) json_object_set(lo, "previtem", json_array_get(l, i - 1));
-			if (i + 1 < len) json_object_set(lo, "nextitem", json_array_get(l, i + 1));
+			if (i)
+				json_object_set(lo, "previtem", json_array_get(l, i - 1));
+			if (i + 1 < len)
+				json_object_set(lo, "nextitem", json_array_get(l, i + 1));
 			set_var(r, "loop", lo);
-			if (n->ntarget == 1) set_var(r, n->target[0], x);
+			if (n->ntarget == 1)
+				set_var(r, n->target[0], x);
 			else {
-				if (!json_is_array(x) || json_array_size(x) != 2) fail(&r->e, n->line, "cannot unpack a loop item into 2 variables");
+				if (!json_is_array(x) || json_array_size(x) != 2)
+					fail(&r->e, n->line, "cannot unpack a loop item into 2 variables");
 				set_var(r, n->target[0], json_array_get(x, 0));
 				set_var(r, n->target[1], json_array_get(x, 1));
 			}
@@ -2546,12 +2979,14 @@ static void exec_node(R *r, node *n)
 			r->loopctl = 0;
 		}
 		r->nframes--;
-		if (!len) exec_body(r, &n->els);
+		if (!len)
+			exec_body(r, &n->els);
 		return;
 	}
 	case N_BREAK:
 	case N_CONTINUE:
-		if (r->nframes < 3) fail(&r->e, n->line, "'%s' outside a loop", n->k == N_BREAK ? "break" : "continue");
+		if (r->nframes < 3)
+			fail(&r->e, n->line, "'%s' outside a loop", n->k == N_BREAK ? "break" : "continue");
 		r->loopctl = n->k == N_BREAK ? 1 : 2;
 		return;
 	}
@@ -2559,7 +2994,8 @@ static void exec_node(R *r, node *n)
 
 static void exec_body(R *r, body *b)
 {
-	for (size_t i = 0; i < b->n && !r->loopctl; i++) exec_node(r, b->v[i]);
+	for (size_t i = 0; i < b->n && !r->loopctl; i++)
+		exec_node(r, b->v[i]);
 }
 
 int jinja_render(const jinja *t, json_t *vars, char **out, size_t *outlen, char *err, size_t errlen)
@@ -2577,15 +3013,18 @@ int jinja_render(const jinja *t, json_t *vars, char **out, size_t *outlen, char 
 	}
 	r.namespaces = own(&r, json_array());
 	push_frame(&r);
-	if (vars) json_object_update(r.frames[0], vars);
+	if (vars)
+		json_object_update(r.frames[0], vars);
 	push_frame(&r); /* the template's own top-level variables */
 	bput(&r.out, "", 0);
 	exec_body(&r, (body *)&t->root);
 	*out = r.out.s;
 	*outlen = r.out.n;
 done:
-	for (int i = 0; i < 4; i++) free(r.tmp[i].s);
-	for (size_t i = r.nowned; i-- > 0;) json_decref(r.owned[i]);
+	for (int i = 0; i < 4; i++)
+		free(r.tmp[i].s);
+	for (size_t i = r.nowned; i-- > 0;)
+		json_decref(r.owned[i]);
 	free(r.owned);
 	free(r.frames);
 	return rc;

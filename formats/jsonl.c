@@ -13,9 +13,9 @@
 
 struct jsonl {
 	gzFile gz;
-	FILE *fp;        /* instead of gz: an open stream (its first bytes already peeked at) */
+	FILE *fp; /* instead of gz: an open stream (its first bytes already peeked at) */
 	char *name;
-	char *buf;       /* buffered input: [pos, end) not yet consumed */
+	char *buf; /* buffered input: [pos, end) not yet consumed */
 	size_t pos, end, cap;
 	int eof;
 	uint64_t lineno;
@@ -27,7 +27,8 @@ jsonl *jsonl_open_fd(int fd, const char *name)
 	jsonl *r = xcalloc(1, sizeof *r);
 	r->name = xstrdup(name);
 	r->gz = gzdopen(fd, "rb");
-	if (!r->gz) die("%s: cannot open: %s", name, strerror(errno));
+	if (!r->gz)
+		die("%s: cannot open: %s", name, strerror(errno));
 	gzbuffer(r->gz, 1 << 17);
 	r->cap = 1 << 16;
 	r->buf = xmalloc(r->cap + 1);
@@ -49,18 +50,22 @@ jsonl *jsonl_open(const char *path)
 	int fd = 0;
 	if (path && strcmp(path, "-")) {
 		fd = open(path, O_RDONLY);
-		if (fd < 0) die("%s: %s", path, strerror(errno));
+		if (fd < 0)
+			die("%s: %s", path, strerror(errno));
 	} else {
 		fd = dup(0);
-		if (fd < 0) die("<stdin>: %s", strerror(errno));
+		if (fd < 0)
+			die("<stdin>: %s", strerror(errno));
 	}
 	return jsonl_open_fd(fd, in_name(path));
 }
 
 void jsonl_close(jsonl *r)
 {
-	if (!r) return;
-	if (r->gz) gzclose(r->gz);
+	if (!r)
+		return;
+	if (r->gz)
+		gzclose(r->gz);
 	free(r->buf);
 	free(r->name);
 	free(r);
@@ -88,7 +93,8 @@ static long fill(jsonl *r)
 		r->buf = xrealloc(r->buf, r->cap + 1);
 	}
 	size_t want = r->cap - r->end;
-	if (want > (1u << 30)) want = 1u << 30;
+	if (want > (1u << 30))
+		want = 1u << 30;
 	if (r->fp) {
 		size_t k = fread(r->buf + r->end, 1, want, r->fp);
 		if (!k && ferror(r->fp)) {
@@ -133,7 +139,8 @@ int jsonl_next(jsonl *r, const char **line, size_t *len)
 		char *nl = memchr(r->buf + r->pos, '\n', r->end - r->pos);
 		while (!nl && !r->eof) {
 			size_t old = r->end - r->pos;
-			if (fill(r) < 0) return -1;
+			if (fill(r) < 0)
+				return -1;
 			nl = memchr(r->buf + r->pos + old, '\n', r->end - r->pos - old);
 		}
 		size_t start = r->pos, stop;
@@ -141,15 +148,19 @@ int jsonl_next(jsonl *r, const char **line, size_t *len)
 			stop = (size_t)(nl - r->buf);
 			r->pos = stop + 1;
 		} else {
-			if (r->pos == r->end) return 0;
+			if (r->pos == r->end)
+				return 0;
 			stop = r->end;
 			r->pos = r->end;
 		}
 		r->lineno++;
-		if (stop > start && r->buf[stop - 1] == '\r') stop--;
+		if (stop > start && r->buf[stop - 1] == '\r')
+			stop--;
 		size_t k = start;
-		while (k < stop && (r->buf[k] == ' ' || r->buf[k] == '\t' || r->buf[k] == '\r')) k++;
-		if (k == stop) continue; /* blank line */
+		while (k < stop && (r->buf[k] == ' ' || r->buf[k] == '\t' || r->buf[k] == '\r'))
+			k++;
+		if (k == stop)
+			continue; /* blank line */
 		r->buf[stop] = 0;
 		*line = r->buf + start;
 		*len = stop - start;
@@ -190,7 +201,8 @@ json_t *jsonl_parse(const char *line, size_t len, char *err, size_t errlen)
 		snprintf(err, errlen, "invalid UTF-8 at byte %zu", bad + 1);
 		return NULL;
 	}
-	if (jsonl_limits(line, len, err, errlen)) return NULL;
+	if (jsonl_limits(line, len, err, errlen))
+		return NULL;
 	json_error_t je;
 	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!o) {

@@ -26,17 +26,18 @@ int llama2c_parse_header(const void *hdr, uint64_t file_size, const char *name, 
 	for (int i = 0; i < 7; i++) {
 		int64_t v = i == 5 ? llabs((long long)h[i]) : h[i];
 		if (v < 1 || v > hi[i]) {
-			snprintf(err, errsz, "%s: byte offset %d: header %s = %d is out of range [1, %lld]%s", name, 4 * i,
-				 fld[i], h[i], (long long)hi[i], i == 5 ? " (absolute value)" : "");
+			snprintf(err, errsz, "%s: byte offset %d: header %s = %d is out of range [1, %lld]%s", name,
+				 4 * i, fld[i], h[i], (long long)hi[i], i == 5 ? " (absolute value)" : "");
 			return -1;
 		}
 	}
 	int dim = h[0], hid = h[1], L = h[2], nh = h[3], nkv = h[4], V = abs(h[5]), T = h[6];
 	if (dim % nh || (dim / nh) % 2 || nkv > nh || nh % nkv) {
-		snprintf(err, errsz,
-			 "%s: byte offset 12: inconsistent heads (dim %d, n_heads %d, n_kv_heads %d): need dim %% n_heads == 0, "
-			 "even head size, n_kv_heads dividing n_heads",
-			 name, dim, nh, nkv);
+		snprintf(
+			err, errsz,
+			"%s: byte offset 12: inconsistent heads (dim %d, n_heads %d, n_kv_heads %d): need dim %% n_heads == 0, "
+			"even head size, n_kv_heads dividing n_heads",
+			name, dim, nh, nkv);
 		return -1;
 	}
 	*shared = h[5] > 0;
@@ -67,11 +68,13 @@ int llama2c_parse_header(const void *hdr, uint64_t file_size, const char *name, 
 		      (*shared ? 0 : (uint64_t)V * D);
 	uint64_t want = LLAMA2C_HEADER_BYTES + 4 * nf;
 	if (file_size != want) {
-		snprintf(err, errsz,
-			 "%s: byte offset %llu: file size %llu does not match the header (dim %d, hidden %d, layers %d, heads %d/%d, "
-			 "vocab %d, seq_len %d need %llu bytes)%s",
-			 name, (unsigned long long)(file_size < want ? file_size : want), (unsigned long long)file_size, dim, hid,
-			 L, nh, nkv, h[5], T, (unsigned long long)want, file_size < want ? ": truncated" : ": trailing bytes");
+		snprintf(
+			err, errsz,
+			"%s: byte offset %llu: file size %llu does not match the header (dim %d, hidden %d, layers %d, heads %d/%d, "
+			"vocab %d, seq_len %d need %llu bytes)%s",
+			name, (unsigned long long)(file_size < want ? file_size : want), (unsigned long long)file_size,
+			dim, hid, L, nh, nkv, h[5], T, (unsigned long long)want,
+			file_size < want ? ": truncated" : ": trailing bytes");
 		return -1;
 	}
 	return 0;

@@ -34,7 +34,7 @@
 /* Validate the header against the file size; fill cfg (rope_theta 1e4,
  * norm_eps 1e-5, bos 1, eos 2). *shared = classifier shared with the
  * embedding. Returns 0 or -1 with a one-line message in err. */
-int llama2c_parse_header(const void *hdr, uint64_t file_size, const char *name, model_config *cfg,
-			 int *shared, char *err, size_t errsz);
+int llama2c_parse_header(const void *hdr, uint64_t file_size, const char *name, model_config *cfg, int *shared,
+			 char *err, size_t errsz);
 
 #endif

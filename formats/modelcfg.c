@@ -6,8 +6,8 @@ static const char *const arch_names[] = {"llama", "gpt2", "gpt_neox"};
 const char *model_arch_name(model_arch a) { return name_of(arch_names, 3, (int)a); }
 int model_arch_parse(const char *s) { return name_index(arch_names, 3, s); }
 
-static const char *const family_names[] = {"auto",  "llama",  "mistral", "qwen2",
-					   "phi3",  "qwen3",  "gemma2",  "gemma3_text"};
+static const char *const family_names[] = {"auto", "llama", "mistral", "qwen2",
+					   "phi3", "qwen3", "gemma2",  "gemma3_text"};
 const char *model_family_name(model_family f) { return name_of(family_names, 8, (int)f); }
 int model_family_parse(const char *s) { return name_index(family_names, 8, s); }
 
@@ -23,10 +23,10 @@ const char *model_type_name(const model_config *cfg)
 
 const char *model_class_name(const model_config *cfg)
 {
-	static const char *const lm[] = {"LlamaForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
-					 "Qwen2ForCausalLM", "Phi3ForCausalLM",	 "Qwen3ForCausalLM",
+	static const char *const lm[] = {"LlamaForCausalLM",  "LlamaForCausalLM", "MistralForCausalLM",
+					 "Qwen2ForCausalLM",  "Phi3ForCausalLM",  "Qwen3ForCausalLM",
 					 "Gemma2ForCausalLM", "Gemma3ForCausalLM"};
-	static const char *const sc[] = {"LlamaForSequenceClassification",  "LlamaForSequenceClassification",
+	static const char *const sc[] = {"LlamaForSequenceClassification",   "LlamaForSequenceClassification",
 					 "MistralForSequenceClassification", "Qwen2ForSequenceClassification",
 					 "Phi3ForSequenceClassification",    "Qwen3ForSequenceClassification",
 					 "Gemma2ForSequenceClassification",  "Gemma3ForSequenceClassification"};

@@ -30,20 +30,29 @@ static inline const char *rope_kind_name(rope_kind k)
 
 typedef struct {
 	rope_kind type;
-	float factor;                           /* linear, dynamic, yarn, llama3, longrope (0 = derived) */
-	int original_max;                       /* original_max_position_embeddings (0 = max_pos) */
+	float factor;                            /* linear, dynamic, yarn, llama3, longrope (0 = derived) */
+	int original_max;                        /* original_max_position_embeddings (0 = max_pos) */
 	float low_freq_factor, high_freq_factor; /* llama3 */
-	float beta_fast, beta_slow;             /* yarn (0 = 32, 1) */
-	float mscale, mscale_all_dim;           /* yarn (0 = absent) */
-	float attention_factor;                 /* yarn, longrope (0 = derived) */
-	int truncate;                           /* yarn: floor/ceil the correction range (default 1) */
-	int n_factors;                          /* longrope: head_dim / 2 */
+	float beta_fast, beta_slow;              /* yarn (0 = 32, 1) */
+	float mscale, mscale_all_dim;            /* yarn (0 = absent) */
+	float attention_factor;                  /* yarn, longrope (0 = derived) */
+	int truncate;                            /* yarn: floor/ceil the correction range (default 1) */
+	int n_factors;                           /* longrope: head_dim / 2 */
 	float short_factor[ROPE_MAX_FACTORS], long_factor[ROPE_MAX_FACTORS];
 } rope_scaling;
 
 /* Which Hugging Face model class config.json names (saved back the same way).
  * FAM_AUTO: llama, or qwen2 when qkv_bias (configs made by lbdpo-init). */
-typedef enum { FAM_AUTO = 0, FAM_LLAMA, FAM_MISTRAL, FAM_QWEN2, FAM_PHI3, FAM_QWEN3, FAM_GEMMA2, FAM_GEMMA3 } model_family;
+typedef enum {
+	FAM_AUTO = 0,
+	FAM_LLAMA,
+	FAM_MISTRAL,
+	FAM_QWEN2,
+	FAM_PHI3,
+	FAM_QWEN3,
+	FAM_GEMMA2,
+	FAM_GEMMA3
+} model_family;
 /* config.json's model_type of a family ("llama", "mistral", "qwen2", "phi3",
  * "qwen3", "gemma2", "gemma3_text"; "auto" for FAM_AUTO); parse: -1 if unknown. */
 const char *model_family_name(model_family f);
@@ -68,11 +77,11 @@ typedef struct {
 	 * max_seq_len but are kept so a saved model is the model it came from. */
 	model_family family;
 	rope_scaling rope;
-	int max_pos;     /* max_position_embeddings as written (0 = max_seq_len) */
-	int window;      /* sliding_window W (0 = none): on its layers query position p
+	int max_pos;    /* max_position_embeddings as written (0 = max_seq_len) */
+	int window;     /* sliding_window W (0 = none): on its layers query position p
 			    sees key positions j with p − j < W (model.c masks the ranges) */
-	int save_dtype;  /* st_dtype weights are saved in: the one they came in (0 = F32) */
-	int qk_norm;     /* llama family: RMSNorm of each q and k head (weights [head_dim]) before
+	int save_dtype; /* st_dtype weights are saved in: the one they came in (0 = F32) */
+	int qk_norm;    /* llama family: RMSNorm of each q and k head (weights [head_dim]) before
 			    RoPE (Qwen3's q_norm, k_norm) */
 	/* gpt_neox: its qkv weight rows are [Q; K; V] here (attention's layout);
 	 * files hold them per head [q_h; k_h; v_h] (model_neox_qkv_permute). */
@@ -83,7 +92,7 @@ typedef struct {
 	 * after attention and MLP too, GeGLU (gelu_tanh), score scale
 	 * query_pre_attn_scalar^−½, soft-capped attention scores and logits. */
 	int gemma;
-	float query_scalar;             /* query_pre_attn_scalar (0 = head_dim) */
+	float query_scalar;                /* query_pre_attn_scalar (0 = head_dim) */
 	float attn_softcap, final_softcap; /* 0 = none */
 	/* Gemma 3 (gemma, qk_norm with gains 1 + w): layer l is a full-attention
 	 * layer when (l + 1) % sliding_pattern == 0, the others sliding-window

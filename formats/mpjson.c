@@ -326,8 +326,7 @@ static int nonfinite(const json_t *v, double *d)
 
 static int pack(const json_t *j, msgpack_packer *pk, char *err, size_t errlen, int depth);
 
-static int pack_typed(const char *key, const json_t *v, msgpack_packer *pk, char *err, size_t errlen,
-		      int depth)
+static int pack_typed(const char *key, const json_t *v, msgpack_packer *pk, char *err, size_t errlen, int depth)
 {
 	double d;
 	unsigned char *bytes;
@@ -380,7 +379,7 @@ static int pack_typed(const char *key, const json_t *v, msgpack_packer *pk, char
 			uint32_t u;
 			memcpy(&u, &f, 4);
 			b[4 * i] = u & 0xff, b[4 * i + 1] = u >> 8 & 0xff, b[4 * i + 2] = u >> 16 & 0xff,
-			b[4 * i + 3] = u >> 24;
+			      b[4 * i + 3] = u >> 24;
 		}
 		msgpack_pack_bin(pk, 4 * m);
 		msgpack_pack_bin_body(pk, b, 4 * m);

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void get_ids(held_pair *h, rs_reader *r, const msgpack_object *rec, const char *key,
-		    uint32_t vocab, size_t *at, int *n)
+static void get_ids(held_pair *h, rs_reader *r, const msgpack_object *rec, const char *key, uint32_t vocab, size_t *at,
+		    int *n)
 {
 	uint32_t *tmp = NULL;
 	size_t cnt = 0, cap = 0;
@@ -38,13 +38,17 @@ void pair_hold(held_pair *h, rs_reader *r, const msgpack_object *rec, uint32_t v
 		rs_die(r, "empty prompt_ids: a completion needs at least one token of context");
 	/* the same rule as lbdpo-step's: an empty completion has no log-prob */
 	if (nc < 1 || nr < 1)
-		rs_die(r, "empty %s: a completion needs at least one token", nc < 1 ? KEY_CHOSEN_IDS : KEY_REJECTED_IDS);
+		rs_die(r, "empty %s: a completion needs at least one token",
+		       nc < 1 ? KEY_CHOSEN_IDS : KEY_REJECTED_IDS);
 	int longest = np + (nc > nr ? nc : nr);
 	if (max_pos > 0 && longest > max_pos)
-		rs_die(r, "prompt + completion is %d tokens, more than the model's %d positions", longest,
-		       max_pos);
-	h->pair = (score_pair){.prompt = h->ids, .chosen = h->ids + np, .rejected = h->ids + np + nc,
-			       .n_prompt = np, .n_chosen = nc, .n_rejected = nr};
+		rs_die(r, "prompt + completion is %d tokens, more than the model's %d positions", longest, max_pos);
+	h->pair = (score_pair){.prompt = h->ids,
+			       .chosen = h->ids + np,
+			       .rejected = h->ids + np + nc,
+			       .n_prompt = np,
+			       .n_chosen = nc,
+			       .n_rejected = nr};
 }
 
 const msgpack_object *pair_obj(held_pair *h)
@@ -78,19 +82,18 @@ void pairs_check_header(rs_reader *r, int model_vocab, const char *want_sha)
 	if (tok) {
 		int64_t v;
 		if (rs_get_i64(r, tok, HDR_VOCAB_SIZE, &v) && (v < 1 || v > model_vocab))
-			rs_die(r, "header: the tokenizer's vocab_size %lld does not fit the model's "
-				  "vocabulary of %d",
+			rs_die(r,
+			       "header: the tokenizer's vocab_size %lld does not fit the model's "
+			       "vocabulary of %d",
 			       (long long)v, model_vocab);
 	}
 	if (want_sha) {
 		const char *s = NULL;
 		size_t n = 0;
 		if (!tok || !rs_get_str(r, tok, HDR_SHA256, &s, &n))
-			rs_die(r, "header names no tokenizer sha256; --tokenizer-sha %.16s... wants one",
-			       want_sha);
+			rs_die(r, "header names no tokenizer sha256; --tokenizer-sha %.16s... wants one", want_sha);
 		if (n != strlen(want_sha) || strncmp(s, want_sha, n))
-			rs_die(r, "header: tokenizer sha256 %.*s is not --tokenizer-sha %s", (int)n, s,
-			       want_sha);
+			rs_die(r, "header: tokenizer sha256 %.*s is not --tokenizer-sha %s", (int)n, s, want_sha);
 	}
 }
 

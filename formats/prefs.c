@@ -11,7 +11,8 @@
 
 void sb_add(strbuf *b, const char *s, size_t n)
 {
-	if (b->n + n + 1 > b->cap) xgrow((void **)&b->s, &b->cap, b->n + n + 1, 1);
+	if (b->n + n + 1 > b->cap)
+		xgrow((void **)&b->s, &b->cap, b->n + n + 1, 1);
 	memcpy(b->s + b->n, s, n);
 	b->n += n;
 	b->s[b->n] = 0;
@@ -36,34 +37,40 @@ void pref_text_free(pref_text *p)
 
 int pref_template(const char *name)
 {
-	if (!strcmp(name, "chatml")) return TPL_CHATML;
-	if (!strcmp(name, "llama3")) return TPL_LLAMA3;
-	if (!strcmp(name, "hh")) return TPL_HH;
+	if (!strcmp(name, "chatml"))
+		return TPL_CHATML;
+	if (!strcmp(name, "llama3"))
+		return TPL_LLAMA3;
+	if (!strcmp(name, "hh"))
+		return TPL_HH;
 	return -1;
 }
 
 /* Start of the UTF-8 character holding byte p of s (TRL indexes characters). */
 static size_t char_start(const char *s, size_t p)
 {
-	while (p > 0 && ((unsigned char)s[p] & 0xC0) == 0x80) p--;
+	while (p > 0 && ((unsigned char)s[p] & 0xC0) == 0x80)
+		p--;
 	return p;
 }
 
 size_t pref_implicit_prompt_len(const char *c, size_t nc, const char *r, size_t nr)
 {
 	size_t p = 0, m = nc < nr ? nc : nr;
-	while (p < m && c[p] == r[p]) p++;
+	while (p < m && c[p] == r[p])
+		p++;
 	if (p == m) /* no difference: TRL's loop ends on the shorter text's last character */
 		return m ? char_start(c, m - 1) : 0;
 	p = char_start(c, p); /* the first differing character */
-	if (p > 0 && c[p - 1] == ' ') p--; /* "remove space before the prompt" */
+	if (p > 0 && c[p - 1] == ' ')
+		p--; /* "remove space before the prompt" */
 	return p;
 }
 
 /* ---- chat templates ---- */
 
 struct pref_tpl {
-	int kind;     /* TPL_CHATML ... TPL_JINJA; TPL_NONE: none (why says why) */
+	int kind; /* TPL_CHATML ... TPL_JINJA; TPL_NONE: none (why says why) */
 	char *name;
 	jinja *j;
 	json_t *vars; /* special-token variables */
@@ -86,20 +93,23 @@ int pref_tpl_is_jinja(const pref_tpl *t) { return t && t->kind == TPL_JINJA; }
 static json_t *cfg_tok(json_t *cfg, const char *k)
 {
 	json_t *v = json_object_get(cfg, k);
-	if (json_is_object(v)) v = json_object_get(v, "content");
+	if (json_is_object(v))
+		v = json_object_get(v, "content");
 	return json_is_string(v) ? v : NULL;
 }
 
 static char *read_text(const char *path, size_t *n)
 {
 	FILE *f = fopen(path, "rb");
-	if (!f) return NULL;
+	if (!f)
+		return NULL;
 	strbuf b = {0};
 	char tmp[65536];
 	size_t r;
 	sb_add(&b, "", 0);
 	/* a template past the engine's limit is refused: read no more of it */
-	while (b.n <= JINJA_MAX_SOURCE && (r = fread(tmp, 1, sizeof tmp, f)) > 0) sb_add(&b, tmp, r);
+	while (b.n <= JINJA_MAX_SOURCE && (r = fread(tmp, 1, sizeof tmp, f)) > 0)
+		sb_add(&b, tmp, r);
 	int bad = ferror(f);
 	fclose(f);
 	if (bad) {
@@ -112,7 +122,8 @@ static char *read_text(const char *path, size_t *n)
 
 pref_tpl *pref_tpl_load(const char *spec, const char *tokdir, const char *bos, const char *eos)
 {
-	if (spec && pref_template(spec) > 0) return pref_tpl_builtin(pref_template(spec));
+	if (spec && pref_template(spec) > 0)
+		return pref_tpl_builtin(pref_template(spec));
 	pref_tpl *t = xcalloc(1, sizeof *t);
 	t->vars = json_object();
 	json_t *cfg = NULL;
@@ -125,22 +136,28 @@ pref_tpl *pref_tpl_load(const char *spec, const char *tokdir, const char *bos, c
 	static const char *toks[] = {"bos_token", "eos_token", "unk_token", "pad_token"};
 	for (int i = 0; i < 4; i++) {
 		json_t *v = cfg_tok(cfg, toks[i]);
-		if (v) json_object_set(t->vars, toks[i], v);
+		if (v)
+			json_object_set(t->vars, toks[i], v);
 	}
-	if (!json_object_get(t->vars, "bos_token") && bos) json_object_set_new(t->vars, "bos_token", json_string(bos));
-	if (!json_object_get(t->vars, "eos_token") && eos) json_object_set_new(t->vars, "eos_token", json_string(eos));
+	if (!json_object_get(t->vars, "bos_token") && bos)
+		json_object_set_new(t->vars, "bos_token", json_string(bos));
+	if (!json_object_get(t->vars, "eos_token") && eos)
+		json_object_set_new(t->vars, "eos_token", json_string(eos));
 
 	char *src = NULL;
 	size_t n = 0;
 	if (spec) {
 		src = read_text(spec, &n);
-		if (!src) die("--template %s: not a built-in name (chatml, llama3, hh) and cannot be read: %s", spec, strerror(errno));
+		if (!src)
+			die("--template %s: not a built-in name (chatml, llama3, hh) and cannot be read: %s", spec,
+			    strerror(errno));
 		t->name = xstrdup(spec);
 	} else if (tokdir) {
 		/* chat_template.jinja takes priority over tokenizer_config.json */
 		snprintf(path, sizeof path, "%s/chat_template.jinja", tokdir);
 		src = read_text(path, &n);
-		if (src) t->name = xstrdup(path);
+		if (src)
+			t->name = xstrdup(path);
 		else if (cfg) {
 			json_t *ct = json_object_get(cfg, "chat_template");
 			if (json_is_array(ct)) { /* [{name, template}]: the "default" one */
@@ -151,7 +168,9 @@ pref_tpl *pref_tpl_load(const char *spec, const char *tokdir, const char *bos, c
 					    !strcmp(json_string_value(json_object_get(e, "name")), "default"))
 						d = json_object_get(e, "template");
 				}
-				if (!d) t->why = xstrdup("tokenizer_config.json has several chat templates and none named \"default\"");
+				if (!d)
+					t->why = xstrdup(
+						"tokenizer_config.json has several chat templates and none named \"default\"");
 				ct = d;
 			}
 			if (json_is_string(ct)) {
@@ -166,15 +185,17 @@ pref_tpl *pref_tpl_load(const char *spec, const char *tokdir, const char *bos, c
 	json_decref(cfg);
 	if (!src) {
 		if (!t->why)
-			t->why = xstrdup("conversational record (message lists) needs a chat template: the tokenizer has none "
-					 "(no chat_template.jinja or tokenizer_config.json \"chat_template\" beside it); use --template");
+			t->why = xstrdup(
+				"conversational record (message lists) needs a chat template: the tokenizer has none "
+				"(no chat_template.jinja or tokenizer_config.json \"chat_template\" beside it); use --template");
 		return t;
 	}
 	char err[512];
 	t->j = jinja_compile(src, n, err, sizeof err);
 	free(src);
 	if (!t->j) {
-		if (spec) die("%s: %s", spec, err);
+		if (spec)
+			die("%s: %s", spec, err);
 		char why[700];
 		snprintf(why, sizeof why, "chat template %s: %s", t->name, err);
 		t->why = xstrdup(why);
@@ -186,7 +207,8 @@ pref_tpl *pref_tpl_load(const char *spec, const char *tokdir, const char *bos, c
 
 void pref_tpl_free(pref_tpl *t)
 {
-	if (!t || (t >= builtins && t < builtins + sizeof builtins / sizeof builtins[0])) return;
+	if (!t || (t >= builtins && t < builtins + sizeof builtins / sizeof builtins[0]))
+		return;
 	jinja_free(t->j);
 	json_decref(t->vars);
 	free(t->name), free(t->why);
@@ -212,8 +234,10 @@ static int render_msg(int tpl, strbuf *b, const char *role, const char *content,
 		sb_cstr(b, "<|eot_id|>");
 		return 0;
 	case TPL_HH:
-		if (!strcmp(role, "user")) sb_cstr(b, "\n\nHuman: ");
-		else if (!strcmp(role, "assistant")) sb_cstr(b, "\n\nAssistant: ");
+		if (!strcmp(role, "user"))
+			sb_cstr(b, "\n\nHuman: ");
+		else if (!strcmp(role, "assistant"))
+			sb_cstr(b, "\n\nAssistant: ");
 		else if (strcmp(role, "system")) {
 			snprintf(err, errlen, "role \"%.40s\" has no place in the hh template", role);
 			return -1;
@@ -238,10 +262,13 @@ static json_t *drop_null_keys(json_t *msgs)
 		json_t *v;
 		if (json_is_object(m)) {
 			c = json_object();
-			json_object_foreach(m, k, v) {
-				if (!json_is_null(v)) json_object_set(c, k, v);
+			json_object_foreach(m, k, v)
+			{
+				if (!json_is_null(v))
+					json_object_set(c, k, v);
 			}
-		} else json_incref(c);
+		} else
+			json_incref(c);
 		json_array_append_new(l, c);
 	}
 	return l;
@@ -250,18 +277,23 @@ static json_t *drop_null_keys(json_t *msgs)
 int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, json_t *rec, strbuf *b, char *err, size_t errlen)
 {
 	if (!t || t->kind == TPL_NONE) {
-		snprintf(err, errlen, "%s", t && t->why ? t->why : "conversational record (message lists) needs --template");
+		snprintf(err, errlen, "%s",
+			 t && t->why ? t->why : "conversational record (message lists) needs --template");
 		return -1;
 	}
 	sb_add(b, "", 0);
-	json_t *tools = rec ? json_object_get(rec, "tools") : NULL, *kw = rec ? json_object_get(rec, "chat_template_kwargs") : NULL;
-	if (tools && json_is_null(tools)) tools = NULL;
+	json_t *tools = rec ? json_object_get(rec, "tools") : NULL,
+	       *kw = rec ? json_object_get(rec, "chat_template_kwargs") : NULL;
+	if (tools && json_is_null(tools))
+		tools = NULL;
 	if (kw && !json_is_object(kw)) {
 		snprintf(err, errlen, "\"chat_template_kwargs\" must be an object");
 		return -1;
 	}
 	if ((tools || (kw && json_object_size(kw))) && t->kind != TPL_JINJA) {
-		snprintf(err, errlen, "\"tools\" and \"chat_template_kwargs\" need a Jinja chat template, not the built-in %s", t->name);
+		snprintf(err, errlen,
+			 "\"tools\" and \"chat_template_kwargs\" need a Jinja chat template, not the built-in %s",
+			 t->name);
 		return -1;
 	}
 	if (t->kind == TPL_JINJA) {
@@ -274,7 +306,8 @@ int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, json_t *rec, s
 				snprintf(err, errlen, "\"tools\": a string that is not JSON");
 				return -1;
 			}
-		} else if (tools) tl = json_incref(tools);
+		} else if (tools)
+			tl = json_incref(tools);
 		if (tl && !json_is_array(tl)) {
 			json_decref(tl), json_decref(vars);
 			snprintf(err, errlen, "\"tools\" must be a list");
@@ -284,9 +317,11 @@ int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, json_t *rec, s
 		 * given); TRL passes `tools or None`: an empty list is no tools */
 		json_object_set_new(vars, "tools", json_null());
 		json_object_set_new(vars, "documents", json_null());
-		if (tl && json_array_size(tl)) json_object_set(vars, "tools", tl);
+		if (tl && json_array_size(tl))
+			json_object_set(vars, "tools", tl);
 		json_decref(tl);
-		if (kw) json_object_update(vars, kw);
+		if (kw)
+			json_object_update(vars, kw);
 		json_object_set_new(vars, "messages", drop_null_keys(msgs));
 		json_object_set_new(vars, "add_generation_prompt", json_boolean(add_gen));
 		char *out;
@@ -310,7 +345,8 @@ int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, json_t *rec, s
 		json_t *m = json_array_get(msgs, i);
 		json_t *c = json_object_get(m, "content");
 		if (!json_is_string(c) || !json_is_string(json_object_get(m, "role"))) {
-			snprintf(err, errlen, "message %zu: the %s template needs string \"role\" and \"content\"", i, t->name);
+			snprintf(err, errlen, "message %zu: the %s template needs string \"role\" and \"content\"", i,
+				 t->name);
 			return -1;
 		}
 		if (render_msg(t->kind, b, json_string_value(json_object_get(m, "role")), json_string_value(c),
@@ -318,9 +354,12 @@ int pref_tpl_render(const pref_tpl *t, json_t *msgs, int add_gen, json_t *rec, s
 			return -1;
 	}
 	if (add_gen) {
-		if (t->kind == TPL_CHATML) sb_cstr(b, "<|im_start|>assistant\n");
-		else if (t->kind == TPL_LLAMA3) sb_cstr(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-		else if (t->kind == TPL_HH) sb_cstr(b, "\n\nAssistant:");
+		if (t->kind == TPL_CHATML)
+			sb_cstr(b, "<|im_start|>assistant\n");
+		else if (t->kind == TPL_LLAMA3)
+			sb_cstr(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+		else if (t->kind == TPL_HH)
+			sb_cstr(b, "\n\nAssistant:");
 	}
 	return 0;
 }
@@ -351,7 +390,8 @@ static json_t *cat_msgs(json_t *a, json_t *b)
 static size_t lcp(const strbuf *a, const strbuf *b)
 {
 	size_t k = 0, m = a->n < b->n ? a->n : b->n;
-	while (k < m && a->s[k] == b->s[k]) k++;
+	while (k < m && a->s[k] == b->s[k])
+		k++;
 	return k;
 }
 
@@ -368,18 +408,22 @@ static int conversational(json_t *o, const pref_tpl *tpl, pref_text *p, char *er
 	json_t *pr = json_object_get(o, "prompt"), *ch = json_object_get(o, "chosen"),
 	       *rj = json_object_get(o, "rejected");
 	if (!tpl || tpl->kind == TPL_NONE) {
-		snprintf(err, errlen, "%s", tpl && tpl->why ? tpl->why : "conversational record (message lists) needs --template");
+		snprintf(err, errlen, "%s",
+			 tpl && tpl->why ? tpl->why : "conversational record (message lists) needs --template");
 		return -1;
 	}
-	if (check_msgs(ch, "chosen", err, errlen) || check_msgs(rj, "rejected", err, errlen)) return -1;
+	if (check_msgs(ch, "chosen", err, errlen) || check_msgs(rj, "rejected", err, errlen))
+		return -1;
 	json_t *prompt, *c, *r;
 	if (pr) {
-		if (check_msgs(pr, "prompt", err, errlen)) return -1;
+		if (check_msgs(pr, "prompt", err, errlen))
+			return -1;
 		p->format = PREF_CONVERSATIONAL;
 		prompt = json_incref(pr), c = json_incref(ch), r = json_incref(rj);
 	} else {
 		size_t m = json_array_size(ch) < json_array_size(rj) ? json_array_size(ch) : json_array_size(rj), k = 0;
-		while (k < m && json_equal(json_array_get(ch, k), json_array_get(rj, k))) k++;
+		while (k < m && json_equal(json_array_get(ch, k), json_array_get(rj, k)))
+			k++;
 		if (k == m) {
 			snprintf(err, errlen, "empty completion: \"%s\" has no messages after the ones both share",
 				 json_array_size(ch) == m ? "chosen" : "rejected");
@@ -387,20 +431,26 @@ static int conversational(json_t *o, const pref_tpl *tpl, pref_text *p, char *er
 		}
 		p->format = PREF_IMPLICIT;
 		prompt = json_array(), c = json_array(), r = json_array();
-		for (size_t i = 0; i < k; i++) json_array_append(prompt, json_array_get(ch, i));
-		for (size_t i = k; i < json_array_size(ch); i++) json_array_append(c, json_array_get(ch, i));
-		for (size_t i = k; i < json_array_size(rj); i++) json_array_append(r, json_array_get(rj, i));
+		for (size_t i = 0; i < k; i++)
+			json_array_append(prompt, json_array_get(ch, i));
+		for (size_t i = k; i < json_array_size(ch); i++)
+			json_array_append(c, json_array_get(ch, i));
+		for (size_t i = k; i < json_array_size(rj); i++)
+			json_array_append(r, json_array_get(rj, i));
 	}
 	int rc = -1;
 	size_t np = json_array_size(prompt);
 	const char *last = np ? json_string_value(json_object_get(json_array_get(prompt, np - 1), "role")) : NULL;
-	if (!np) snprintf(err, errlen, "empty prompt: no messages before the completions");
+	if (!np)
+		snprintf(err, errlen, "empty prompt: no messages before the completions");
 	else if (!json_array_size(c) || !json_array_size(r))
 		snprintf(err, errlen, "empty completion \"%s\"", !json_array_size(c) ? "chosen" : "rejected");
 	else if (!strcmp(last, "assistant"))
-		snprintf(err, errlen, "the prompt ends with an assistant message (TRL's continue_final_message): not supported");
+		snprintf(err, errlen,
+			 "the prompt ends with an assistant message (TRL's continue_final_message): not supported");
 	else if (strcmp(last, "user") && strcmp(last, "tool"))
-		snprintf(err, errlen, "invalid role in the last prompt message: \"%.40s\" (user or tool expected)", last);
+		snprintf(err, errlen, "invalid role in the last prompt message: \"%.40s\" (user or tool expected)",
+			 last);
 	else {
 		json_t *fc = cat_msgs(prompt, c), *fr = cat_msgs(prompt, r);
 		p->rendered = 1;
@@ -409,7 +459,8 @@ static int conversational(json_t *o, const pref_tpl *tpl, pref_text *p, char *er
 		    !pref_tpl_render(tpl, fc, 0, o, &p->full_c, err, errlen) &&
 		    !pref_tpl_render(tpl, fr, 0, o, &p->full_r, err, errlen)) {
 			size_t k = lcp(&p->gen, &p->full_c), k2 = lcp(&p->gen, &p->full_r);
-			if (k2 < k) k = k2;
+			if (k2 < k)
+				k = k2;
 			/* Python compares code points: never cut inside a UTF-8 sequence */
 			while (k > 0 && ((k < p->gen.n && ((unsigned char)p->gen.s[k] & 0xC0) == 0x80) ||
 					 (k < p->full_c.n && ((unsigned char)p->full_c.s[k] & 0xC0) == 0x80) ||
@@ -443,7 +494,8 @@ int pref_extract_tpl(json_t *o, const pref_tpl *tpl, pref_text *p, char *err, si
 		return -1;
 	}
 	if (json_is_array(ch) || json_is_array(rj) || json_is_array(pr)) {
-		if (conversational(o, tpl, p, err, errlen)) return -1;
+		if (conversational(o, tpl, p, err, errlen))
+			return -1;
 	} else {
 		if (!json_is_string(ch) || !json_is_string(rj) || (pr && !json_is_string(pr))) {
 			const char *k = !json_is_string(ch) ? "chosen" : !json_is_string(rj) ? "rejected" : "prompt";
@@ -495,8 +547,8 @@ static void prompt_cut(uint32_t *prompt, size_t *np, size_t keep, int keep_end, 
 	*np = keep;
 }
 
-int pref_truncate(const pref_trunc *o, uint32_t *prompt, size_t *np, size_t *nc, size_t *nr,
-		  const uint32_t *c, const uint32_t *r, int *truncated)
+int pref_truncate(const pref_trunc *o, uint32_t *prompt, size_t *np, size_t *nc, size_t *nr, const uint32_t *c,
+		  const uint32_t *r, int *truncated)
 {
 	*truncated = 0;
 	if (o->max_prompt > 0 && *np > (size_t)o->max_prompt) {
@@ -505,18 +557,23 @@ int pref_truncate(const pref_trunc *o, uint32_t *prompt, size_t *np, size_t *nc,
 	}
 	if (o->max_length > 0 && o->seq_keep_end) {
 		size_t longer = *nc > *nr ? *nc : *nr;
-		if (longer + 1 > (size_t)o->max_length) return 0;
+		if (longer + 1 > (size_t)o->max_length)
+			return 0;
 		if (*np + longer > (size_t)o->max_length) {
 			prompt_cut(prompt, np, (size_t)o->max_length - longer, 1, o->bos);
 			*truncated = 1;
 		}
 	} else if (o->max_length > 0) {
-		if (*np + 1 > (size_t)o->max_length) return 0;
+		if (*np + 1 > (size_t)o->max_length)
+			return 0;
 		size_t room = (size_t)o->max_length - *np;
-		if (*nc > room) *nc = room, *truncated = 1;
-		if (*nr > room) *nr = room, *truncated = 1;
+		if (*nc > room)
+			*nc = room, *truncated = 1;
+		if (*nr > room)
+			*nr = room, *truncated = 1;
 	}
-	if (*nc == *nr && !memcmp(c, r, *nc * sizeof *c)) return 0;
+	if (*nc == *nr && !memcmp(c, r, *nc * sizeof *c))
+		return 0;
 	return 1;
 }
 
@@ -527,7 +584,8 @@ void pref_pack_json(msgpack_packer *pk, json_t *v)
 		msgpack_pack_map(pk, json_object_size(v));
 		const char *k;
 		json_t *x;
-		json_object_foreach(v, k, x) {
+		json_object_foreach(v, k, x)
+		{
 			msgpack_pack_str(pk, strlen(k));
 			msgpack_pack_str_body(pk, k, strlen(k));
 			pref_pack_json(pk, x);
@@ -536,7 +594,8 @@ void pref_pack_json(msgpack_packer *pk, json_t *v)
 	}
 	case JSON_ARRAY:
 		msgpack_pack_array(pk, json_array_size(v));
-		for (size_t i = 0; i < json_array_size(v); i++) pref_pack_json(pk, json_array_get(v, i));
+		for (size_t i = 0; i < json_array_size(v); i++)
+			pref_pack_json(pk, json_array_get(v, i));
 		break;
 	case JSON_STRING:
 		msgpack_pack_str(pk, json_string_length(v));
@@ -550,8 +609,8 @@ void pref_pack_json(msgpack_packer *pk, json_t *v)
 	}
 }
 
-int pref_prompt_ids(tok *tk, const pref_tpl *tpl, json_t *rec, int add_bos, strbuf *scratch, uint32_t **ids,
-		    size_t *n, size_t *cap, char *err, size_t errlen)
+int pref_prompt_ids(tok *tk, const pref_tpl *tpl, json_t *rec, int add_bos, strbuf *scratch, uint32_t **ids, size_t *n,
+		    size_t *cap, char *err, size_t errlen)
 {
 	json_t *p = json_object_get(rec, "prompt");
 	const char *text;

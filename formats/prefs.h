@@ -111,8 +111,8 @@ typedef struct {
 	int64_t bos;      /* -1 if none */
 	int seq_keep_end; /* rule 2 */
 } pref_trunc;
-int pref_truncate(const pref_trunc *o, uint32_t *prompt, size_t *np, size_t *nc, size_t *nr,
-		  const uint32_t *c, const uint32_t *r, int *truncated);
+int pref_truncate(const pref_trunc *o, uint32_t *prompt, size_t *np, size_t *nc, size_t *nr, const uint32_t *c,
+		  const uint32_t *r, int *truncated);
 
 /* The token ids of a JSONL record's "prompt" as lbdpo-sample(1) feeds it to
  * the model (and lbdpo-reward(1) scores it): a string is encoded, BOS first

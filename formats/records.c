@@ -28,8 +28,8 @@ struct rs_reader {
 	FILE *fp;
 	int own_fp;
 	char *name;
-	int raw;         /* return the header as a record too */
-	char *buf;       /* [cap] bytes; buf[start, len) not yet consumed */
+	int raw;   /* return the header as a record too */
+	char *buf; /* [cap] bytes; buf[start, len) not yet consumed */
 	size_t cap, len, start;
 	uint64_t buf_off; /* stream offset of buf[0] */
 	int eof;
@@ -40,7 +40,7 @@ struct rs_reader {
 	msgpack_unpacked rec;
 	msgpack_unpacked hdr;
 	char *hdr_bytes;
-	rs_reader *next_live; /* list of open readers, for rs_close_all */
+	rs_reader *next_live;            /* list of open readers, for rs_close_all */
 	const msgpack_object_str **keys; /* [keys_cap] scratch for the duplicate-key check */
 	size_t keys_cap;
 };
@@ -121,7 +121,7 @@ static size_t frame(rs_reader *r)
 			       (unsigned long long)(r->rec_off + p));
 		const unsigned char *h = (const unsigned char *)r->buf + r->start + p;
 		unsigned b = h[0];
-		int lenbytes = 0;  /* bytes of big-endian length after the type byte */
+		int lenbytes = 0;   /* bytes of big-endian length after the type byte */
 		uint64_t fixed = 0; /* payload bytes known from the type alone */
 		uint64_t children = 0;
 		int is_container = 0, kids_per = 0, extra = 0;
@@ -134,27 +134,59 @@ static size_t frame(rs_reader *r)
 			fixed = b & 0x1f;
 		} else {
 			switch (b) {
-			case 0xc4: case 0xd9: lenbytes = 1; break;
-			case 0xc5: case 0xda: lenbytes = 2; break;
-			case 0xc6: case 0xdb: lenbytes = 4; break;
-			case 0xc7: lenbytes = 1; extra = 1; break;
-			case 0xc8: lenbytes = 2; extra = 1; break;
-			case 0xc9: lenbytes = 4; extra = 1; break;
+			case 0xc4:
+			case 0xd9: lenbytes = 1; break;
+			case 0xc5:
+			case 0xda: lenbytes = 2; break;
+			case 0xc6:
+			case 0xdb: lenbytes = 4; break;
+			case 0xc7:
+				lenbytes = 1;
+				extra = 1;
+				break;
+			case 0xc8:
+				lenbytes = 2;
+				extra = 1;
+				break;
+			case 0xc9:
+				lenbytes = 4;
+				extra = 1;
+				break;
 			case 0xca: fixed = 4; break;
 			case 0xcb: fixed = 8; break;
-			case 0xcc: case 0xd0: fixed = 1; break;
-			case 0xcd: case 0xd1: fixed = 2; break;
-			case 0xce: case 0xd2: fixed = 4; break;
-			case 0xcf: case 0xd3: fixed = 8; break;
+			case 0xcc:
+			case 0xd0: fixed = 1; break;
+			case 0xcd:
+			case 0xd1: fixed = 2; break;
+			case 0xce:
+			case 0xd2: fixed = 4; break;
+			case 0xcf:
+			case 0xd3: fixed = 8; break;
 			case 0xd4: fixed = 2; break;
 			case 0xd5: fixed = 3; break;
 			case 0xd6: fixed = 5; break;
 			case 0xd7: fixed = 9; break;
 			case 0xd8: fixed = 17; break;
-			case 0xdc: lenbytes = 2; is_container = 1; kids_per = 1; break;
-			case 0xdd: lenbytes = 4; is_container = 1; kids_per = 1; break;
-			case 0xde: lenbytes = 2; is_container = 1; kids_per = 2; break;
-			case 0xdf: lenbytes = 4; is_container = 1; kids_per = 2; break;
+			case 0xdc:
+				lenbytes = 2;
+				is_container = 1;
+				kids_per = 1;
+				break;
+			case 0xdd:
+				lenbytes = 4;
+				is_container = 1;
+				kids_per = 1;
+				break;
+			case 0xde:
+				lenbytes = 2;
+				is_container = 1;
+				kids_per = 2;
+				break;
+			case 0xdf:
+				lenbytes = 4;
+				is_container = 1;
+				kids_per = 2;
+				break;
 			default:
 				rs_die(r, "invalid msgpack type byte 0x%02x at byte offset %llu", b,
 				       (unsigned long long)(r->rec_off + p));
@@ -175,17 +207,18 @@ static size_t frame(rs_reader *r)
 		uint64_t hdr = 1 + lenbytes;
 		if (p + hdr + payload > RS_MAX_RECORD)
 			rs_die(r, "declared length %llu at byte offset %llu exceeds the %u-byte record limit",
-			       (unsigned long long)payload, (unsigned long long)(r->rec_off + p),
-			       RS_MAX_RECORD);
+			       (unsigned long long)payload, (unsigned long long)(r->rec_off + p), RS_MAX_RECORD);
 		if (p == 0 && !((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf)) {
 			/* '{', '[' and whitespace are positive fixints in msgpack,
 			 * never the first byte of a stream: text, most likely JSONL */
-			if (r->n_read == 0 && r->rec_off == 0 && (b == '{' || b == '[' || b == ' ' || b == '\t' || b == '\n' || b == '\r'))
+			if (r->n_read == 0 && r->rec_off == 0 &&
+			    (b == '{' || b == '[' || b == ' ' || b == '\t' || b == '\n' || b == '\r'))
 				rs_die(r, "this looks like JSONL, not a record stream: run lbdpo-tokenize first");
 			rs_die(r, "expected a map, found msgpack type byte 0x%02x", b);
 		}
 		if (!fill(r, p + hdr + payload))
-			rs_die(r, "truncated stream: object at byte offset %llu needs %llu bytes, stream ends after %llu",
+			rs_die(r,
+			       "truncated stream: object at byte offset %llu needs %llu bytes, stream ends after %llu",
 			       (unsigned long long)(r->rec_off + p), (unsigned long long)(hdr + payload),
 			       (unsigned long long)(r->len - r->start - p));
 		p += hdr + payload;
@@ -298,8 +331,7 @@ rs_reader *rs_open_fp(FILE *fp, const char *name, const char *expect_kind)
 	if (!rs_get_i64(r, h, HDR_VERSION, &ver))
 		rs_die(r, "not an lbdpo record stream: the header has no \"lbdpo\" version key");
 	if (ver < 1 || ver > RS_FORMAT_VERSION)
-		rs_die(r, "unsupported format version %lld (this build reads %d)", (long long)ver,
-		       RS_FORMAT_VERSION);
+		rs_die(r, "unsupported format version %lld (this build reads %d)", (long long)ver, RS_FORMAT_VERSION);
 	const char *kind;
 	size_t kn;
 	rs_req(r, rs_get_str(r, h, HDR_KIND, &kind, &kn), HDR_KIND);
@@ -452,8 +484,7 @@ void rs_req(rs_reader *r, int present, const char *key)
 		rs_die(r, "missing key '%s'", key);
 }
 
-static LBDPO_NORETURN void wrong_type(rs_reader *r, const char *key, const char *want,
-				      const msgpack_object *o)
+static LBDPO_NORETURN void wrong_type(rs_reader *r, const char *key, const char *want, const msgpack_object *o)
 {
 	rs_die(r, "key '%s': expected %s, got %s", key, want, type_name(o->type));
 }
@@ -503,8 +534,8 @@ int rs_get_f64(rs_reader *r, const msgpack_object *map, const char *key, double 
 	return 1;
 }
 
-int rs_get_ids(rs_reader *r, const msgpack_object *map, const char *key, uint32_t limit,
-	       uint32_t **ids, size_t *n, size_t *cap)
+int rs_get_ids(rs_reader *r, const msgpack_object *map, const char *key, uint32_t limit, uint32_t **ids, size_t *n,
+	       size_t *cap)
 {
 	const msgpack_object *o = rs_get(map, key);
 	if (!o)
@@ -519,16 +550,15 @@ int rs_get_ids(rs_reader *r, const msgpack_object *map, const char *key, uint32_
 			rs_die(r, "key '%s': element %u: expected unsigned int token id, got %s", key, i,
 			       type_name(e->type));
 		if (e->via.u64 > UINT32_MAX || (limit && e->via.u64 >= limit))
-			rs_die(r, "key '%s': element %u: token id %llu out of range (vocabulary size %u)",
-			       key, i, (unsigned long long)e->via.u64, limit);
+			rs_die(r, "key '%s': element %u: token id %llu out of range (vocabulary size %u)", key, i,
+			       (unsigned long long)e->via.u64, limit);
 		(*ids)[i] = (uint32_t)e->via.u64;
 	}
 	*n = m;
 	return 1;
 }
 
-int rs_get_f32v(rs_reader *r, const msgpack_object *map, const char *key, float **v, size_t *n,
-		size_t *cap)
+int rs_get_f32v(rs_reader *r, const msgpack_object *map, const char *key, float **v, size_t *n, size_t *cap)
 {
 	const msgpack_object *o = rs_get(map, key);
 	if (!o)
@@ -541,8 +571,8 @@ int rs_get_f32v(rs_reader *r, const msgpack_object *map, const char *key, float 
 	xgrow((void **)v, cap, m, sizeof **v);
 	const unsigned char *p = (const unsigned char *)o->via.bin.ptr;
 	for (size_t i = 0; i < m; i++) {
-		uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
-			     (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+		uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+			     (uint32_t)p[4 * i + 3] << 24;
 		memcpy(&(*v)[i], &u, 4);
 	}
 	*n = m;
@@ -558,8 +588,8 @@ typedef struct {
 } put_entry;
 
 struct rs_writer {
-	outfile *out;          /* NULL for a memory writer */
-	msgpack_sbuffer mem;   /* a memory writer's bytes */
+	outfile *out;        /* NULL for a memory writer */
+	msgpack_sbuffer mem; /* a memory writer's bytes */
 	msgpack_sbuffer rec, put;
 	msgpack_packer rpk, ppk;
 	const msgpack_object *in;
@@ -605,8 +635,7 @@ void rs_write_raw(rs_writer *w, const char *buf, size_t n)
 		return;
 	}
 	if (n && fwrite(buf, 1, n, w->out->fp) != n)
-		die("%s: write error: %s", w->out->path ? w->out->path : "standard output",
-		    strerror(errno));
+		die("%s: write error: %s", w->out->path ? w->out->path : "standard output", strerror(errno));
 }
 
 void rs_finish(rs_writer *w)
@@ -664,10 +693,7 @@ msgpack_packer *rs_put_key(rs_writer *w, const char *key)
 
 void rs_drop(rs_writer *w, const char *key) { new_put(w, key)->dropped = 1; }
 
-static size_t put_end(rs_writer *w, size_t i)
-{
-	return i + 1 < w->nputs ? w->puts[i + 1].off : w->put.size;
-}
+static size_t put_end(rs_writer *w, size_t i) { return i + 1 < w->nputs ? w->puts[i + 1].off : w->put.size; }
 
 void rs_rec_end(rs_writer *w)
 {

@@ -74,11 +74,10 @@ int rs_get_i64(rs_reader *r, const msgpack_object *map, const char *key, int64_t
 int rs_get_f64(rs_reader *r, const msgpack_object *map, const char *key, double *v); /* int or float */
 /* Token ids: array of unsigned ints < limit (limit 0 = no limit). *ids is
  * (re)allocated into *cap. Returns 1 if present. */
-int rs_get_ids(rs_reader *r, const msgpack_object *map, const char *key, uint32_t limit,
-	       uint32_t **ids, size_t *n, size_t *cap);
+int rs_get_ids(rs_reader *r, const msgpack_object *map, const char *key, uint32_t limit, uint32_t **ids, size_t *n,
+	       size_t *cap);
 /* f32 vector stored as bin (little-endian f32). *v (re)allocated into *cap. */
-int rs_get_f32v(rs_reader *r, const msgpack_object *map, const char *key, float **v, size_t *n,
-		size_t *cap);
+int rs_get_f32v(rs_reader *r, const msgpack_object *map, const char *key, float **v, size_t *n, size_t *cap);
 void rs_req(rs_reader *r, int present, const char *key); /* dies if !present */
 
 /* ---------------- writing ---------------- */
@@ -99,8 +98,7 @@ void rs_mem_clear(rs_writer *w);
  * "history" array {"program", "version", "args"} for this program.
  * Extra header keys may be put between rs_header_begin and rs_header_end
  * with the rs_put_* calls (they replace keys of the same name). */
-void rs_header_begin(rs_writer *w, const msgpack_object *in, const char *kind, int argc,
-		     char **argv);
+void rs_header_begin(rs_writer *w, const msgpack_object *in, const char *kind, int argc, char **argv);
 void rs_header_end(rs_writer *w);
 
 /* Record: rs_rec_begin(w, in) remembers `in` (may be NULL); rs_put_* add keys;

@@ -45,14 +45,14 @@ typedef struct {
 } slot;
 
 struct refcache {
-	char *dir;    /* DIR/<fp> */
+	char *dir; /* DIR/<fp> */
 	uint8_t fp[32];
-	slot *tab;    /* open addressing, cap a power of two */
+	slot *tab; /* open addressing, cap a power of two */
 	size_t cap, n;
 	uint8_t *buf; /* entries not yet written */
 	size_t buf_n, buf_cap;
-	int fd;       /* our segment, -1 until the first flush */
-	int broken;   /* a write failed: stop writing, keep computing */
+	int fd;     /* our segment, -1 until the first flush */
+	int broken; /* a write failed: stop writing, keep computing */
 	refcache_stats st;
 };
 
@@ -128,8 +128,8 @@ static void sum8(const void *a, size_t na, const void *b, size_t nb, uint8_t out
 		out[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
 }
 
-void refcache_key(const uint32_t *prompt, size_t np, const uint32_t *chosen, size_t nc,
-		  const uint32_t *rejected, size_t nr, uint8_t key[32])
+void refcache_key(const uint32_t *prompt, size_t np, const uint32_t *chosen, size_t nc, const uint32_t *rejected,
+		  size_t nr, uint8_t key[32])
 {
 	static const char domain[] = "lbdpo-refcache key v1";
 	const uint32_t *parts[3] = {prompt, chosen, rejected};
@@ -195,8 +195,7 @@ static int insert(refcache *c, const uint8_t key[32], const refcache_val *v)
 
 /* ---- entries ---- */
 
-static void encode_entry(const refcache *c, const uint8_t key[32], const refcache_val *v,
-			 uint8_t e[REFCACHE_ENTRY])
+static void encode_entry(const refcache *c, const uint8_t key[32], const refcache_val *v, uint8_t e[REFCACHE_ENTRY])
 {
 	memset(e, 0, REFCACHE_ENTRY);
 	put_u32(e, ENTRY_MARK);
@@ -364,8 +363,8 @@ static void ensure_root(const char *dir)
 			if (!strcmp(s, ".") || !strcmp(s, "..") || !strncmp(s, TAG_NAME, strlen(TAG_NAME)))
 				continue;
 			closedir(d);
-			die("%s: not an lbdpo-refcache directory (no %s, not empty): refusing to use it",
-			    dir, TAG_NAME);
+			die("%s: not an lbdpo-refcache directory (no %s, not empty): refusing to use it", dir,
+			    TAG_NAME);
 		}
 		closedir(d);
 		write_small(tag, "lbdpo-refcache cache directory, format 1; see lbdpo-refcache(1)\n");
@@ -375,10 +374,7 @@ static void ensure_root(const char *dir)
 	free(tag);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 refcache *refcache_open(const char *dir, const char *fp, const char *model_path)
 {
@@ -465,15 +461,14 @@ static int create_segment(refcache *c)
 	size_t len = strlen(c->dir) + strlen(host) + 96;
 	char *path = xmalloc(len);
 	for (int tries = 0; tries < 100; tries++) {
-		snprintf(path, len, "%s/seg-%s-%ld-%lld%09ld-%d.rc", c->dir, host, (long)getpid(),
-			 (long long)ts.tv_sec, ts.tv_nsec, tries);
+		snprintf(path, len, "%s/seg-%s-%ld-%lld%09ld-%d.rc", c->dir, host, (long)getpid(), (long long)ts.tv_sec,
+			 ts.tv_nsec, tries);
 		c->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
 		if (c->fd >= 0 || errno != EEXIST)
 			break;
 	}
 	if (c->fd < 0) {
-		warning("%s: cannot create cache segment: %s (results will not be cached)", path,
-			strerror(errno));
+		warning("%s: cannot create cache segment: %s (results will not be cached)", path, strerror(errno));
 		free(path);
 		return -1;
 	}

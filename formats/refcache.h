@@ -25,19 +25,19 @@
 
 /* The reference quantities stored per record. */
 typedef struct {
-	double chosen_logp;    /* sum of chosen completion-token log-probs */
-	double rejected_logp;  /* sum of rejected completion-token log-probs */
-	double prompt_logp;    /* mean prompt-token log-prob (PPL = exp(-it)) */
-	double prompt_entropy; /* mean next-token entropy over prompt positions */
+	double chosen_logp;                     /* sum of chosen completion-token log-probs */
+	double rejected_logp;                   /* sum of rejected completion-token log-probs */
+	double prompt_logp;                     /* mean prompt-token log-prob (PPL = exp(-it)) */
+	double prompt_entropy;                  /* mean next-token entropy over prompt positions */
 	int32_t chosen_n, rejected_n, prompt_n; /* token counts (checked on lookup) */
 } refcache_val;
 
 typedef struct {
-	uint64_t loaded;      /* valid entries read at open */
-	uint64_t corrupt;     /* entries / byte ranges that failed a check */
-	uint64_t duplicates;  /* valid entries whose key was already loaded */
-	uint64_t segments;    /* segment files scanned */
-	uint64_t written;     /* entries appended by this process */
+	uint64_t loaded;     /* valid entries read at open */
+	uint64_t corrupt;    /* entries / byte ranges that failed a check */
+	uint64_t duplicates; /* valid entries whose key was already loaded */
+	uint64_t segments;   /* segment files scanned */
+	uint64_t written;    /* entries appended by this process */
 } refcache_stats;
 
 typedef struct refcache refcache;
@@ -61,8 +61,8 @@ const refcache_stats *refcache_get_stats(const refcache *c);
 
 /* Content hash of a record: sha256 over a versioned, length-prefixed
  * little-endian encoding of the prompt, chosen and rejected ids. */
-void refcache_key(const uint32_t *prompt, size_t np, const uint32_t *chosen, size_t nc,
-		  const uint32_t *rejected, size_t nr, uint8_t key[32]);
+void refcache_key(const uint32_t *prompt, size_t np, const uint32_t *chosen, size_t nc, const uint32_t *rejected,
+		  size_t nr, uint8_t key[32]);
 
 /* Sizes of the on-disk format (tests corrupt files at known offsets). */
 #define REFCACHE_SEG_HEADER 56

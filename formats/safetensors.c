@@ -74,16 +74,16 @@ float st_bf16_to_f32(uint16_t h)
 	return f;
 }
 
-static int dtype_size(st_dtype d)
-{
-	return d == ST_F32 ? 4 : d == ST_OTHER ? 0 : 2;
-}
+static int dtype_size(st_dtype d) { return d == ST_F32 ? 4 : d == ST_OTHER ? 0 : 2; }
 
 /* Byte size of the dtypes we do not read, so size checks still apply. */
 static int other_dtype_size(const char *s)
 {
-	static const struct { const char *n; int sz; } tab[] = {
-		{"F64", 8}, {"I64", 8}, {"U64", 8}, {"I32", 4}, {"U32", 4}, {"I16", 2},
+	static const struct {
+		const char *n;
+		int sz;
+	} tab[] = {
+		{"F64", 8}, {"I64", 8}, {"U64", 8}, {"I32", 4},  {"U32", 4},     {"I16", 2},
 		{"U16", 2}, {"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
 	};
 	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
@@ -118,8 +118,8 @@ static void free_file(st_file *f)
 void st_close(st_file *f) { free_file(f); }
 
 /* Parse one tensor entry of the header into *ti; 0 or -1 with err. */
-static int parse_entry(const char *fname, const char *key, json_t *v, uint64_t data_len, st_info_t *ti,
-		       char *err, size_t errsz)
+static int parse_entry(const char *fname, const char *key, json_t *v, uint64_t data_len, st_info_t *ti, char *err,
+		       size_t errsz)
 {
 	if (!json_is_object(v)) {
 		seterr(err, errsz, "%s: header: tensor '%s' is not an object", fname, key);
@@ -173,25 +173,23 @@ static int parse_entry(const char *fname, const char *key, json_t *v, uint64_t d
 	if (json_array_size(off) != 2 || !json_is_integer(json_array_get(off, 0)) ||
 	    !json_is_integer(json_array_get(off, 1)) || json_integer_value(json_array_get(off, 0)) < 0 ||
 	    json_integer_value(json_array_get(off, 1)) < 0) {
-		seterr(err, errsz, "%s: header: tensor '%s' data_offsets must be two non-negative integers",
-		       fname, key);
+		seterr(err, errsz, "%s: header: tensor '%s' data_offsets must be two non-negative integers", fname,
+		       key);
 		return -1;
 	}
 	ti->begin = (uint64_t)json_integer_value(json_array_get(off, 0));
 	ti->end = (uint64_t)json_integer_value(json_array_get(off, 1));
 	if (ti->end < ti->begin || ti->end > data_len) {
 		seterr(err, errsz,
-		       "%s: header: tensor '%s' data_offsets [%llu, %llu] outside the data section (%llu bytes)",
-		       fname, key, (unsigned long long)ti->begin, (unsigned long long)ti->end,
-		       (unsigned long long)data_len);
+		       "%s: header: tensor '%s' data_offsets [%llu, %llu] outside the data section (%llu bytes)", fname,
+		       key, (unsigned long long)ti->begin, (unsigned long long)ti->end, (unsigned long long)data_len);
 		return -1;
 	}
 	uint64_t bytes;
 	if (__builtin_mul_overflow(numel, (uint64_t)esz, &bytes) || bytes != ti->end - ti->begin) {
 		seterr(err, errsz,
 		       "%s: header: tensor '%s' has %llu bytes of data but dtype %s and its shape need %llu", fname,
-		       key, (unsigned long long)(ti->end - ti->begin), ds,
-		       (unsigned long long)(numel * (uint64_t)esz));
+		       key, (unsigned long long)(ti->end - ti->begin), ds, (unsigned long long)(numel * (uint64_t)esz));
 		return -1;
 	}
 	ti->name = xstrdup(key);
@@ -203,8 +201,7 @@ st_file *st_parse(const void *buf, size_t len, const char *name, char *err, size
 {
 	const unsigned char *b = buf;
 	if (len < 8) {
-		seterr(err, errsz, "%s: byte offset 0: file too short for a safetensors header (%zu bytes)", name,
-		       len);
+		seterr(err, errsz, "%s: byte offset 0: file too short for a safetensors header (%zu bytes)", name, len);
 		return NULL;
 	}
 	uint64_t hlen = 0;

@@ -63,8 +63,7 @@ const char *st_meta(const st_file *f, const char *key);
 /* Convert a tensor to f32 into dst[numel]. numel must equal the tensor's
  * element count. Returns 0, or -1 with a message in err (missing tensor,
  * size mismatch, unsupported dtype, non-finite value at element k). */
-int st_read_f32_err(const st_file *f, const char *name, float *dst, size_t numel, char *err,
-		    size_t errsz);
+int st_read_f32_err(const st_file *f, const char *name, float *dst, size_t numel, char *err, size_t errsz);
 /* Same; dies with "FILE: tensor NAME: ..." on error. */
 void st_read_f32(const st_file *f, const char *name, float *dst, size_t numel);
 

@@ -124,8 +124,8 @@ tfevents *tfevents_open(const char *dir)
 		if (*c == '/')
 			*c = '_';
 	tfevents *t = xcalloc(1, sizeof *t);
-	if (asprintf(&t->path, "%s/events.out.tfevents.%lld.%s.%ld", dir, (long long)time(NULL), host,
-		     (long)getpid()) < 0)
+	if (asprintf(&t->path, "%s/events.out.tfevents.%lld.%s.%ld", dir, (long long)time(NULL), host, (long)getpid()) <
+	    0)
 		die("out of memory");
 	/* "x": never onto an earlier file */
 	if (!(t->f = fopen(t->path, "wbx")))

@@ -40,13 +40,13 @@ char *tok_dir(const tok *t);
 /* Load from memory; name is used in messages. Returns NULL and a one-line
  * message in err on failure (never exits: the fuzz target uses this).
  * dir (may be NULL) is where tokenizer_config.json is looked for. */
-tok *tok_load_mem(const char *name, const void *buf, size_t n, const char *dir, char *err,
-		  size_t errlen);
+tok *tok_load_mem(const char *name, const void *buf, size_t n, const char *dir, char *err, size_t errlen);
 void tok_free(tok *t);
 
 /* Flags for tok_encode. */
-#define TOK_ADD_BOS 1u   /* prepend BOS if the tokenizer adds one (tok_add_bos) */
-#define TOK_CONTINUE 2u  /* the text continues earlier text: no dummy-prefix space /
+#define TOK_ADD_BOS 1u /* prepend BOS if the tokenizer adds one (tok_add_bos) */
+#define TOK_CONTINUE                                                                                                   \
+	2u                /* the text continues earlier text: no dummy-prefix space /
 			    Metaspace "first" prefix (used for completions, so that
 			    decode(prompt_ids ++ completion_ids) == prompt ++ completion) */
 #define TOK_NO_SPECIAL 4u /* do not match added/special tokens in the text */
@@ -54,8 +54,7 @@ void tok_free(tok *t);
 /* Tokenize text[0..len) (UTF-8) and APPEND the ids to *ids (of *n, capacity
  * *cap, reallocated as needed). Returns 0, or -1 with tok_error() set
  * (invalid UTF-8, a character the vocabulary cannot express). */
-int tok_encode(tok *t, const char *text, size_t len, unsigned flags, uint32_t **ids, size_t *n,
-	       size_t *cap);
+int tok_encode(tok *t, const char *text, size_t len, unsigned flags, uint32_t **ids, size_t *n, size_t *cap);
 
 /* Flags for tok_decode. */
 #define TOK_SKIP_SPECIAL 1u /* leave out special tokens (BOS, EOS, ...) */

@@ -30,6 +30,8 @@ if [ "${1:-}" = --mpi ]; then
 	command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin)
 	# make fuzz's own report is tested on planted libFuzzer targets
 	command -v clang >/dev/null 2>&1 || need+=(clang)
+	# test_format checks the tree against .clang-format
+	command -v clang-format >/dev/null 2>&1 || need+=(clang-format)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "lbdpo: installing missing packages: ${need[*]}" >&2

@@ -151,8 +151,10 @@ static int nccl_ready(int want)
 		ncclResult_t r = ncclCommInitRank(&g_nccl, g_size, u.id, g_rank);
 		ok = r == ncclSuccess;
 		if (!ok)
-			snprintf(why, sizeof why, "ncclCommInitRank: %s (ranks sharing one GPU? give each its own "
-				 "--device cuda:N)", ncclGetErrorString(r));
+			snprintf(why, sizeof why,
+				 "ncclCommInitRank: %s (ranks sharing one GPU? give each its own "
+				 "--device cuda:N)",
+				 ncclGetErrorString(r));
 	}
 	int all = ok;
 	MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);

@@ -72,7 +72,7 @@ void distrec_round(distrec *d, int last)
 	size_t hn = 3 + d->n, n = hn * 8 + (blen + 7) / 8 * 8;
 	uint64_t *msg = xcalloc(1, n);
 	msg[0] = d->nread;
-	msg[1] = (uint64_t)!!last;
+	msg[1] = (uint64_t) !!last;
 	msg[2] = d->n;
 	for (size_t i = 0; i < d->n; i++)
 		msg[3 + i] = d->ends[i] - (i ? d->ends[i - 1] : 0);
@@ -91,22 +91,22 @@ void distrec_round(distrec *d, int last)
 		for (int r = 0; r < d->size; r++) {
 			const uint64_t *h = (const uint64_t *)at;
 			uint64_t want = count_of(d->round_start, d->nread, r, d->size);
-			if (lens[r] < 24 || h[0] != d->nread || h[1] != (uint64_t)!!last ||
-			    h[2] != want || lens[r] < (3 + h[2]) * 8)
+			if (lens[r] < 24 || h[0] != d->nread || h[1] != (uint64_t) !!last || h[2] != want ||
+			    lens[r] < (3 + h[2]) * 8)
 				dist_abort(EXIT_DATA,
 					   "rank %d read %llu records%s, rank 0 read %llu%s: every rank "
 					   "must read the same input",
 					   r, (unsigned long long)(lens[r] >= 24 ? h[0] : 0),
-					   lens[r] >= 24 && h[1] ? " (end of input)" : "",
-					   (unsigned long long)d->nread, last ? " (end of input)" : "");
+					   lens[r] >= 24 && h[1] ? " (end of input)" : "", (unsigned long long)d->nread,
+					   last ? " (end of input)" : "");
 			uint64_t sum = 0;
 			for (uint64_t i = 0; i < h[2]; i++)
 				sum += h[3 + i];
 			if ((sum + 7) / 8 * 8 != lens[r] - (3 + h[2]) * 8)
-				dist_abort(EXIT_DATA, "internal error: rank %d sent %llu bytes of records, "
-						      "its lengths add up to %llu", r,
-					   (unsigned long long)(lens[r] - (3 + h[2]) * 8),
-					   (unsigned long long)sum);
+				dist_abort(EXIT_DATA,
+					   "internal error: rank %d sent %llu bytes of records, "
+					   "its lengths add up to %llu",
+					   r, (unsigned long long)(lens[r] - (3 + h[2]) * 8), (unsigned long long)sum);
 			len[r] = h + 3;
 			p[r] = at + (3 + h[2]) * 8;
 			at += lens[r];

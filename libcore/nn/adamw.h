@@ -21,7 +21,7 @@ void adamw_update(float *param, const float *grad, float *m, float *v, size_t n,
 
 typedef enum { SCHED_CONSTANT = 0, SCHED_LINEAR = 1, SCHED_COSINE = 2 } sched_kind;
 extern const char *const sched_names[]; /* by sched_kind, NULL-terminated (option rows) */
-int sched_parse(const char *s); /* -1 if unknown */
+int sched_parse(const char *s);         /* -1 if unknown */
 const char *sched_name(sched_kind k);
 
 /* Learning rate at 0-based step s of total, as transformers'

@@ -51,8 +51,8 @@ typedef struct lb_backend {
 	/* ---- forward and backward kernels (layers.h documents each) ---- */
 	void (*embed_forward)(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe,
 			      int T, int C);
-	void (*embed_backward)(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos,
-			       int T, int C);
+	void (*embed_backward)(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos, int T,
+			       int C);
 	/* gain w_off + w: w_off 0, or 1 for Gemma */
 	void (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
 				int T, int C);
@@ -62,8 +62,8 @@ typedef struct lb_backend {
 				  const float *b, float eps, int T, int C);
 	void (*layernorm_backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp,
 				   const float *w, const float *mean, const float *rstd, int T, int C);
-	void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias, int T, int IC,
-			       int OC, int w_in_out);
+	void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias, int T, int IC, int OC,
+			       int w_in_out);
 	void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
 				const float *w, int T, int IC, int OC, int w_in_out);
 	/* cs [T,head_dim] cos|sin: built on the host by rope.c (every scaling
@@ -71,11 +71,11 @@ typedef struct lb_backend {
 	void (*rope_forward)(float *x, const float *cs, int T, int n_heads, int head_dim, int stride);
 	void (*rope_backward)(float *dx, const float *cs, int T, int n_heads, int head_dim, int stride);
 	/* score scale (0: 1/√hd) and soft-cap (0: none; Gemma 2's logit cap) */
-	void (*attention_forward)(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-				  const int *kc, int T, int H, int KV, int hd, float scale, float cap);
-	void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *out,
-				   const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
-				   int n_seq, int T, int H, int KV, int hd, float scale, float cap);
+	void (*attention_forward)(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
+				  int T, int H, int KV, int hd, float scale, float cap);
+	void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
+				   const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T,
+				   int H, int KV, int hd, float scale, float cap);
 	void (*swiglu_forward)(float *out, const float *inp, int T, int F);
 	void (*swiglu_backward)(float *dinp, const float *dout, const float *inp, int T, int F);
 	void (*gelu_forward)(float *out, const float *inp, size_t n);
@@ -87,25 +87,25 @@ typedef struct lb_backend {
 	void (*lmhead_forward1)(float *logits, const float *h, const float *w, int C, int V);
 	void (*lmhead_backward)(float *dh, float *dw, const float *dz, const float *h, const float *w, int n, int C,
 				int V);
-	void (*logsoftmax_rows)(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows,
-				int T, int V);
+	void (*logsoftmax_rows)(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows, int T,
+				int V);
 	/* st is device memory [n_seq,4] (doubles); download it */
-	void (*seq_logp_sums)(double *st, const float *lp, const float *ent, const logit_row *rows,
-			      const int *seq_off, int n_seq);
+	void (*seq_logp_sums)(double *st, const float *lp, const float *ent, const logit_row *rows, const int *seq_off,
+			      int n_seq);
 	void (*logit_grad_rows)(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y,
 				int n, int V);
 	void (*rows_gather)(float *dst, const float *src, const int *idx, int n, int C);
 	void (*rows_scatter)(float *dst, const float *src, const int *idx, int n, int C);
 	void (*rows_compact)(float *x, const int *idx, int n, int C);
-	void (*pool_forward)(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P,
-			     int n_seq, int C);
+	void (*pool_forward)(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P, int n_seq,
+			     int C);
 	void (*pool_backward)(float *dx, const float *d_last, const float *d_mean, const uint8_t *has_last,
 			      const uint8_t *has_mean, const int *seq_off, const int *seq_P, int n_seq, int C);
 
 	/* ---- decoding ---- */
 	void (*kv_append)(float *kc, float *vc, const float *qkv, int at, int n, int H, int KV, int hd, int QKV);
-	void (*attention_decode)(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n,
-				 int H, int KV, int hd, int QKV, float scale, float cap);
+	void (*attention_decode)(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
+				 int KV, int hd, int QKV, float scale, float cap);
 
 	/* ---- optimizer (adamw.h documents each) ---- */
 	void (*adamw_update)(float *param, const float *grad, float *m, float *v, size_t n, double lr, double wd,
@@ -116,10 +116,9 @@ typedef struct lb_backend {
 	/* ---- added for more model families (layers.h documents each) ---- */
 	void (*headnorm_forward)(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T,
 				 int nh, int hd, int stride);
-	void (*headnorm_backward)(float *dx, float *dw, const float *xs, const float *w, float w_off,
-				  const float *rstd, int T, int nh, int hd, int stride);
-	void (*rope_part_forward)(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
-				  int stride);
+	void (*headnorm_backward)(float *dx, float *dw, const float *xs, const float *w, float w_off, const float *rstd,
+				  int T, int nh, int hd, int stride);
+	void (*rope_part_forward)(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride);
 	void (*rope_part_backward)(float *dx, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
 				   int stride);
 	void (*gelu_exact_forward)(float *out, const float *inp, size_t n);
@@ -136,8 +135,8 @@ typedef struct lb_backend {
 	void (*set_tf32)(int on);
 
 	/* ---- LoRA adapters (layers.h documents each; NULL: no LoRA on this backend) ---- */
-	void (*gemm)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-		     int ldb, float beta, float *Cm, int ldc);
+	void (*gemm)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+		     float beta, float *Cm, int ldc);
 	void (*dropout)(float *out, const float *x, size_t n, float p, uint64_t key);
 } lb_backend;
 
@@ -188,8 +187,8 @@ const lb_backend *backend_current(void);
 
 /* Host↔device mirrors of host arrays. On a unified backend the "device"
  * copy is the host pointer itself and the syncs do nothing. */
-void *backend_mirror(const lb_backend *be, void *host, size_t bytes);         /* alloc + upload */
-void backend_mirror_free(const lb_backend *be, void *dev, const void *host);   /* free if separate */
+void *backend_mirror(const lb_backend *be, void *host, size_t bytes);        /* alloc + upload */
+void backend_mirror_free(const lb_backend *be, void *dev, const void *host); /* free if separate */
 void backend_sync_up(const lb_backend *be, void *dev, const void *host, size_t bytes);
 void backend_sync_down(const lb_backend *be, void *host, const void *dev, size_t bytes);
 

@@ -28,10 +28,10 @@ typedef struct {
 /* A module of the family: PEFT's short name, the path under a layer, where
  * it sits. o0/out in units resolved by module_cols(). */
 typedef struct {
-	const char *name;  /* short name matched against target_modules */
-	const char *path;  /* printf path with the layer index */
+	const char *name; /* short name matched against target_modules */
+	const char *path; /* printf path with the layer index */
 	lora_kind kind;
-	int part;          /* which slice: 0 whole, 1 q, 2 k, 3 v, 4 gate, 5 up */
+	int part; /* which slice: 0 whole, 1 q, 2 k, 3 v, 4 gate, 5 up */
 } lora_module;
 
 struct lora {
@@ -109,16 +109,13 @@ static void module_cols(const model_config *c, const lora_module *md, int *in, i
 		*out = md->part == 1 ? H * hd : md->part ? KV * hd : QKV;
 		*o0 = md->part == 2 ? H * hd : md->part == 3 ? (H + KV) * hd : 0;
 		break;
-	case LORA_O:
-		*in = H * hd, *out = C;
-		break;
+	case LORA_O: *in = H * hd, *out = C; break;
 	case LORA_FC:
 		*in = C;
 		*out = md->part ? F : FC;
 		*o0 = md->part == 5 ? F : 0;
 		break;
-	default:
-		*in = F, *out = C;
+	default: *in = F, *out = C;
 	}
 }
 
@@ -179,10 +176,11 @@ static lora *lora_layout(const model *m, const lora_opts *o, char *err, size_t e
 			char names[200] = "";
 			for (int i = 0; i < nm; i++)
 				if (!strstr(names, mods[i].name))
-					snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", *names ? "," : "",
-						 mods[i].name);
-			snprintf(err, errsz, "target module '%s' is not a linear layer of this %s model (%s, or all-linear)",
-				 t, model_arch_name(c->arch), names);
+					snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+						 *names ? "," : "", mods[i].name);
+			snprintf(err, errsz,
+				 "target module '%s' is not a linear layer of this %s model (%s, or all-linear)", t,
+				 model_arch_name(c->arch), names);
 			free(list);
 			free(use);
 			return NULL;
@@ -216,7 +214,8 @@ static lora *lora_layout(const model *m, const lora_opts *o, char *err, size_t e
 			char full[200];
 			snprintf(full, sizeof full, mods[i].path, l);
 			const char *nmi = uniform ? mods[i].name : full;
-			if (!use[l * nm + i] || (uniform && strstr(tl, nmi))) /* GPT-2's c_proj: two modules, one name */
+			if (!use[l * nm + i] ||
+			    (uniform && strstr(tl, nmi))) /* GPT-2's c_proj: two modules, one name */
 				continue;
 			xgrow((void **)&tl, &tcap, tn + strlen(nmi) + 2, 1);
 			tn += (size_t)sprintf(tl + tn, "%s%s", tn ? "," : "", nmi);
@@ -369,7 +368,8 @@ lora *lora_load(const model *m, const char *dir)
 	} else if (json_is_array(tm) && json_array_size(tm)) {
 		size_t i;
 		json_t *v;
-		json_array_foreach(tm, i, v) {
+		json_array_foreach(tm, i, v)
+		{
 			if (!json_is_string(v))
 				die("%s: target_modules[%zu]: a string expected", path, i);
 			const char *t = json_string_value(v);
@@ -415,8 +415,8 @@ lora *lora_load(const model *m, const char *dir)
 	free(path);
 	for (int i = 0; i < lo->n_sites; i++)
 		if (lo->sites[i].neox_qkv) /* per head → [Q;K;V] */
-			model_neox_qkv_permute(lo->params + lo->tensors[lo->sites[i].tb].offset, lo->n_heads, lo->head_dim,
-					       o.r, 0);
+			model_neox_qkv_permute(lo->params + lo->tensors[lo->sites[i].tb].offset, lo->n_heads,
+					       lo->head_dim, o.r, 0);
 	lo->dparams = backend_mirror(lo->be, lo->params, sizeof(float) * lo->n_params);
 	return lo;
 }
@@ -429,8 +429,8 @@ void lora_save(const lora *lo, const char *dir, const char *base)
 	memcpy(tmp, lo->params, sizeof(float) * lo->n_params);
 	for (int i = 0; i < lo->n_sites; i++)
 		if (lo->sites[i].neox_qkv)
-			model_neox_qkv_permute(tmp + lo->tensors[lo->sites[i].tb].offset, lo->n_heads, lo->head_dim, lo->o.r,
-					       1);
+			model_neox_qkv_permute(tmp + lo->tensors[lo->sites[i].tb].offset, lo->n_heads, lo->head_dim,
+					       lo->o.r, 1);
 	for (int i = 0; i < lo->n_tensors; i++) {
 		const model_tensor *t = &lo->tensors[i];
 		to[i] = (st_tensor_out){t->name, 2, {t->shape[0], t->shape[1]}, tmp + t->offset};
@@ -511,8 +511,8 @@ void lora_sync(lora *lo, int to_device)
 void lora_fingerprint(const lora *lo, char out[65])
 {
 	char txt[1400];
-	int n = snprintf(txt, sizeof txt, "lbdpo-lora 1\nr %d\nalpha %.17g\nrslora %d\ntargets %s\n", lo->o.r, lo->o.alpha,
-			 lo->o.rslora, lo->targets);
+	int n = snprintf(txt, sizeof txt, "lbdpo-lora 1\nr %d\nalpha %.17g\nrslora %d\ntargets %s\n", lo->o.r,
+			 lo->o.alpha, lo->o.rslora, lo->targets);
 	sha256_ctx *h = sha256_new();
 	sha256_update(h, txt, (size_t)n);
 	sha256_update(h, lo->params, lo->n_params * sizeof(float));

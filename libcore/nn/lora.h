@@ -58,14 +58,14 @@ int lora_is_dir(const char *dir);
 char *lora_base_of(const char *dir);
 
 const lora_opts *lora_settings(const lora *lo);
-double lora_scale(const lora *lo); /* s */
+double lora_scale(const lora *lo);        /* s */
 const char *lora_targets(const lora *lo); /* the target list, comma-separated, as saved */
 size_t lora_n_params(const lora *lo);
 int lora_n_tensors(const lora *lo);
 /* Tensor i (PEFT's key name; A [r, in], B [out, r]) in lora_params. */
 const model_tensor *lora_tensor_at(const lora *lo, int i);
-float *lora_params(lora *lo);          /* host copy */
-float *lora_params_dev(lora *lo);      /* the backend's copy (== host on the CPU) */
+float *lora_params(lora *lo);     /* host copy */
+float *lora_params_dev(lora *lo); /* the backend's copy (== host on the CPU) */
 void lora_sync(lora *lo, int to_device);
 /* 1 when every B is zero: the adapter changes nothing (PEFT's init). */
 int lora_is_identity(const lora *lo);

@@ -32,7 +32,7 @@
 /* Offsets (floats from params) of one block's tensors; (size_t)-1 = absent. */
 typedef struct {
 	size_t ln1_w, ln1_b, qkv_w, qkv_b, o_w, o_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
-	size_t qn_w, kn_w; /* per-head q/k RMSNorm [head_dim] (qk_norm) */
+	size_t qn_w, kn_w;   /* per-head q/k RMSNorm [head_dim] (qk_norm) */
 	size_t pn1_w, pn2_w; /* gemma: norms of the attention and MLP outputs */
 } block_off;
 
@@ -48,11 +48,11 @@ struct model {
 	int n_tensors, cap_tensors;
 	block_off *blk;
 	size_t wte, wpe, lnf_w, lnf_b, lm_head; /* lm_head == wte when tied */
-	size_t score;                            /* score.weight [1,C] of a reward model, else NONE */
-	int qkv_dim;                             /* (H + 2KV)·hd */
-	int fc_dim;                              /* llama 2F (gate|up), gpt2 F */
-	lora *lora;  /* attached adapter (model_set_lora): the base is frozen */
-	float *sink; /* [2·max(C, hd)] device: frozen norms' unread weight gradients */
+	size_t score;                           /* score.weight [1,C] of a reward model, else NONE */
+	int qkv_dim;                            /* (H + 2KV)·hd */
+	int fc_dim;                             /* llama 2F (gate|up), gpt2 F */
+	lora *lora;                             /* attached adapter (model_set_lora): the base is frozen */
+	float *sink;                            /* [2·max(C, hd)] device: frozen norms' unread weight gradients */
 };
 
 /* ------------------------------------------------------------ parameters */
@@ -102,7 +102,7 @@ model *model_new(const model_config *cfg)
 			block_off *b = &m->blk[l];
 			b->ln1_b = b->ln2_b = b->o_b = b->fc_b = b->proj_b = b->qkv_b = b->qn_w = b->kn_w = NONE;
 			b->pn1_w = b->pn2_w = NONE;
-#define T1(field, suffix, n) \
+#define T1(field, suffix, n)                                                                                           \
 	(snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), b->field = add_tensor(m, nm, 1, n, 0))
 #define T2(suffix, r, cc) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), add_tensor(m, nm, 2, r, cc))
 			T1(ln1_w, "input_layernorm.weight", C);
@@ -143,7 +143,7 @@ model *model_new(const model_config *cfg)
 		for (int l = 0; l < L; l++) {
 			block_off *b = &m->blk[l];
 			b->qn_w = b->kn_w = b->pn1_w = b->pn2_w = NONE;
-#define N(field, suffix, nd, r, cc) \
+#define N(field, suffix, nd, r, cc)                                                                                    \
 	(snprintf(nm, sizeof nm, "gpt_neox.layers.%d.%s", l, suffix), b->field = add_tensor(m, nm, nd, r, cc))
 			N(ln1_w, "input_layernorm.weight", 1, C, 0);
 			N(ln1_b, "input_layernorm.bias", 1, C, 0);
@@ -161,7 +161,8 @@ model *model_new(const model_config *cfg)
 		}
 		m->lnf_w = add_tensor(m, "gpt_neox.final_layer_norm.weight", 1, C, 0);
 		m->lnf_b = add_tensor(m, "gpt_neox.final_layer_norm.bias", 1, C, 0);
-		m->lm_head = c->tied_embeddings || c->score_labels ? m->wte : add_tensor(m, "embed_out.weight", 2, V, C);
+		m->lm_head = c->tied_embeddings || c->score_labels ? m->wte
+								   : add_tensor(m, "embed_out.weight", 2, V, C);
 	} else {
 		m->fc_dim = F;
 		m->wte = add_tensor(m, "transformer.wte.weight", 2, V, C);
@@ -169,7 +170,7 @@ model *model_new(const model_config *cfg)
 		for (int l = 0; l < L; l++) {
 			block_off *b = &m->blk[l];
 			b->qn_w = b->kn_w = b->pn1_w = b->pn2_w = NONE;
-#define G(field, suffix, nd, r, cc) \
+#define G(field, suffix, nd, r, cc)                                                                                    \
 	(snprintf(nm, sizeof nm, "transformer.h.%d.%s", l, suffix), b->field = add_tensor(m, nm, nd, r, cc))
 			G(ln1_w, "ln_1.weight", 1, C, 0);
 			G(ln1_b, "ln_1.bias", 1, C, 0);
@@ -198,8 +199,8 @@ model *model_new(const model_config *cfg)
 	m->be = backend_current();
 	const lb_backend *be = m->be; /* the family's operations exist on this backend */
 	if ((c->qk_norm && !(be->headnorm_forward && be->headnorm_backward)) ||
-	    (c->arch == ARCH_NEOX && !(be->rope_part_forward && be->rope_part_backward && be->gelu_exact_forward &&
-				       be->gelu_exact_backward)) ||
+	    (c->arch == ARCH_NEOX &&
+	     !(be->rope_part_forward && be->rope_part_backward && be->gelu_exact_forward && be->gelu_exact_backward)) ||
 	    (c->gemma && !(be->geglu_forward && be->geglu_backward && be->softcap_forward && be->softcap_backward)))
 		die("model: this model family is not implemented on the %s backend", be->name);
 	m->dparams = backend_mirror(m->be, m->params, sizeof(float) * m->n_params);
@@ -268,7 +269,8 @@ void model_need_lm(const model *m, const char *path)
 {
 	if (m->cfg.score_labels)
 		die("%s: a reward model (XxxForSequenceClassification) has no language-model head: no log-probs or "
-		    "samples; lbdpo-reward scores with it", path);
+		    "samples; lbdpo-reward scores with it",
+		    path);
 }
 
 model *model_reward_from(model *lm, uint64_t seed, float std)
@@ -322,10 +324,9 @@ void model_fingerprint(const model *m, char out[65])
 			 "lbdpo-model 1\narch %s\ndim %d\nhidden_dim %d\nn_layers %d\nn_heads %d\nn_kv_heads %d\n"
 			 "head_dim %d\nvocab_size %d\nmax_seq_len %d\nrope_theta %.9g\nnorm_eps %.9g\ntied %d\n"
 			 "qkv_bias %d\n",
-			 model_arch_name(c->arch), c->dim, c->hidden_dim, c->n_layers, c->n_heads,
-			 c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq_len,
-			 c->arch != ARCH_GPT2 ? (double)c->rope_theta : 0.0, (double)c->norm_eps,
-			 c->tied_embeddings, c->qkv_bias);
+			 model_arch_name(c->arch), c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+			 c->head_dim, c->vocab_size, c->max_seq_len, c->arch != ARCH_GPT2 ? (double)c->rope_theta : 0.0,
+			 (double)c->norm_eps, c->tied_embeddings, c->qkv_bias);
 	sha256_ctx *h = sha256_new();
 	sha256_update(h, txt, (size_t)n);
 	if (c->arch == ARCH_NEOX) {
@@ -490,15 +491,15 @@ static void dbuf_free(const lb_backend *be, dbuf *b)
 
 /* One block's activations [T, ·] (device memory). */
 typedef struct {
-	float *xin;            /* [T,C] residual entering the block */
-	float *ln1, *ln1_m, *ln1_r; /* [T,C], [T], [T] */
-	float *qkv;            /* [T,QKV] post-RoPE */
-	float *att, *att_lse;  /* [T,H·hd], [T,H] */
-	float *xmid;           /* [T,C] residual after attention */
-	float *ln2, *ln2_m, *ln2_r; /* [T,C], [T], [T] */
-	float *fc;             /* [T,FC] pre-activation (llama: gate|up) */
-	float *fca;            /* [T,F] activation */
-	float *ao, *mo, *pn1_r, *pn2_r; /* gemma: attention and MLP outputs before their norms [T,C], rstd [T] */
+	float *xin;                       /* [T,C] residual entering the block */
+	float *ln1, *ln1_m, *ln1_r;       /* [T,C], [T], [T] */
+	float *qkv;                       /* [T,QKV] post-RoPE */
+	float *att, *att_lse;             /* [T,H·hd], [T,H] */
+	float *xmid;                      /* [T,C] residual after attention */
+	float *ln2, *ln2_m, *ln2_r;       /* [T,C], [T], [T] */
+	float *fc;                        /* [T,FC] pre-activation (llama: gate|up) */
+	float *fca;                       /* [T,F] activation */
+	float *ao, *mo, *pn1_r, *pn2_r;   /* gemma: attention and MLP outputs before their norms [T,C], rstd [T] */
 	float *qn_x, *qn_r, *kn_x, *kn_r; /* qk_norm: q, k before the norm [T,H·hd], [T,KV·hd] (train
 					     only), their rstd [T,H], [T,KV] */
 } block_act;
@@ -515,28 +516,28 @@ struct model_ws {
 	int *d_imem;
 	/* current batch */
 	int T, n_seq, train, Lsave;
-	block_act *act; /* [Lsave] */
-	int gc;         /* gradient checkpointing (model_ws_set_checkpointing) */
-	float **xins;   /* gc, train: [L] each block's input [T,C]; act[0] is the work set */
-	float *xfin;    /* [T,C] residual after the last block */
+	block_act *act;             /* [Lsave] */
+	int gc;                     /* gradient checkpointing (model_ws_set_checkpointing) */
+	float **xins;               /* gc, train: [L] each block's input [T,C]; act[0] is the work set */
+	float *xfin;                /* [T,C] residual after the last block */
 	float *lnf, *lnf_m, *lnf_r; /* [T,C], [T], [T] */
-	float *tmp;     /* [T,C] projection outputs before the residual add */
-	float *logits;  /* [T,V]; in backward, dlogits in place */
-	float *row_lse; /* [T] */
-	float *row_lp;  /* [T,2] */
-	float *row_ent; /* [T] */
-	float *cs;      /* [T,hd] RoPE cos|sin */
-	float *lcap;    /* gemma, train: soft-capped logits of the active rows [T,V] */
-	float *dtmp;    /* gemma, train: [T,C] gradient scratch */
-	float *cs2;     /* gemma 3: [T,hd] RoPE cos|sin of the sliding layers (local base) */
+	float *tmp;                 /* [T,C] projection outputs before the residual add */
+	float *logits;              /* [T,V]; in backward, dlogits in place */
+	float *row_lse;             /* [T] */
+	float *row_lp;              /* [T,2] */
+	float *row_ent;             /* [T] */
+	float *cs;                  /* [T,hd] RoPE cos|sin */
+	float *lcap;                /* gemma, train: soft-capped logits of the active rows [T,V] */
+	float *dtmp;                /* gemma, train: [T,C] gradient scratch */
+	float *cs2;                 /* gemma 3: [T,hd] RoPE cos|sin of the sliding layers (local base) */
 	/* backward scratch (train only) */
 	float *dx, *dln, *dqkv, *datt, *dfc, *dfca; /* [T,C] [T,C] [T,QKV] [T,H·hd] [T,FC] [T,F] */
-	uint32_t *tok;  /* [T] host */
-	int *pos, *ka, *kb, *kc; /* [T] host */
-	int *wka, *wkc;           /* [T] host: ka, kc clipped to the sliding window */
-	int *seq_off;   /* [n_seq+1] host */
-	int *seq_P, *seq_n0, *seq_n1; /* [n_seq] host */
-	int *act_rows;  /* [T] logit rows with a nonzero gradient (host) */
+	uint32_t *tok;                              /* [T] host */
+	int *pos, *ka, *kb, *kc;                    /* [T] host */
+	int *wka, *wkc;                             /* [T] host: ka, kc clipped to the sliding window */
+	int *seq_off;                               /* [n_seq+1] host */
+	int *seq_P, *seq_n0, *seq_n1;               /* [n_seq] host */
+	int *act_rows;                              /* [T] logit rows with a nonzero gradient (host) */
 	/* device views of the index arrays above */
 	uint32_t *d_tok;
 	int *d_pos, *d_ka, *d_kb, *d_kc, *d_wka, *d_wkc, *d_seq_off, *d_seq_P;
@@ -544,11 +545,11 @@ struct model_ws {
 	logit_row *d_rows; /* [T] device */
 	size_t rows_cap;
 	/* host scratch of the hand-off (per batch, small) */
-	double *hw, *hst;  /* [T,2] logit-row weights, [n_seq,4] sequence sums */
-	int32_t *hy;       /* [T,2] */
-	float *hh, *hdh;   /* [2·n_seq·C] pooled states (last | mean), their gradients */
-	float *hlp;        /* [T,2] per-token log-probs on the host (non-unified only) */
-	uint8_t *hhas;     /* [2·n_seq] */
+	double *hw, *hst; /* [T,2] logit-row weights, [n_seq,4] sequence sums */
+	int32_t *hy;      /* [T,2] */
+	float *hh, *hdh;  /* [2·n_seq·C] pooled states (last | mean), their gradients */
+	float *hlp;       /* [T,2] per-token log-probs on the host (non-unified only) */
+	uint8_t *hhas;    /* [2·n_seq] */
 	/* reward model (score head): the distinct rows whose final-norm state
 	 * is scored, n_end of them; eslot[2s+k] is completion k of sequence s's */
 	int *erow, *eslot; /* [2·n_seq (+ T with per-token values)], [2·n_seq] host */
@@ -579,7 +580,7 @@ void model_ws_free(model_ws *ws)
 	const lb_backend *be = ws->be;
 	if (ws->mem)
 		be->free(ws->mem);
-	dbuf *bufs[] = {&ws->d_imem_b, &ws->d_rows_b, &ws->d_act_b, &ws->d_w_b, &ws->d_y_b,
+	dbuf *bufs[] = {&ws->d_imem_b, &ws->d_rows_b, &ws->d_act_b, &ws->d_w_b,   &ws->d_y_b,
 			&ws->d_st_b,   &ws->d_h_b,    &ws->d_dh_b,  &ws->d_has_b, &ws->d_lp_b,
 			&ws->d_er_b,   &ws->d_he_b,   &ws->d_rw_b,  &ws->d_dr_b,  &ws->d_dhe_b};
 	for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
@@ -782,8 +783,8 @@ static void rms_fwd(const model *m, float *out, float *rstd, const float *x, siz
 	m->be->rmsnorm_forward(out, rstd, x, P_(m, w), c->gemma ? 1.0f : 0.0f, c->norm_eps, T, c->dim);
 }
 
-static void rms_bwd(const model *m, float *dx, float *dw, const float *dy, const float *x, size_t w,
-		    const float *rstd, int T)
+static void rms_bwd(const model *m, float *dx, float *dw, const float *dy, const float *x, size_t w, const float *rstd,
+		    int T)
 {
 	m->be->rmsnorm_backward(dx, dw, dy, x, P_(m, w), m->cfg.gemma ? 1.0f : 0.0f, rstd, T, m->cfg.dim);
 }
@@ -844,7 +845,8 @@ static void block_attn_in(const model *m, const block_off *b, block_act *a, floa
 		if (c->qk_norm) { /* Qwen3: q and k heads RMS-normalized before RoPE */
 			const int H = c->n_heads, hd = c->head_dim;
 			const float wo = c->gemma ? 1.0f : 0.0f; /* Gemma 3: gains 1 + w */
-			be->headnorm_forward(qkv, a->qn_x, a->qn_r, P_(m, b->qn_w), wo, c->norm_eps, T, H, hd, m->qkv_dim);
+			be->headnorm_forward(qkv, a->qn_x, a->qn_r, P_(m, b->qn_w), wo, c->norm_eps, T, H, hd,
+					     m->qkv_dim);
 			be->headnorm_forward(qkv + (size_t)H * hd, a->kn_x, a->kn_r, P_(m, b->kn_w), wo, c->norm_eps, T,
 					     c->n_kv_heads, hd, m->qkv_dim);
 		}
@@ -932,8 +934,7 @@ static void final_norm(const model *m, float *out, float *mean, float *rstd, con
 	if (c->arch == ARCH_LLAMA)
 		rms_fwd(m, out, rstd, x, m->lnf_w, T);
 	else
-		m->be->layernorm_forward(out, mean, rstd, x, P_(m, m->lnf_w), P_(m, m->lnf_b), c->norm_eps, T,
-					 c->dim);
+		m->be->layernorm_forward(out, mean, rstd, x, P_(m, m->lnf_w), P_(m, m->lnf_b), c->norm_eps, T, c->dim);
 }
 /* ------------------------------------------------------- packed forward */
 
@@ -1175,7 +1176,8 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, T, c);
 	if (c->rope_local_theta > 0)
-		rope_cs(be, ws->cs2, ws->pos, T, &(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
+		rope_cs(be, ws->cs2, ws->pos, T,
+			&(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
 	for (int l = 0; l < L; l++)
 		layer_forward(m, ws, l);
 	final_norm(m, ws->lnf, ws->lnf_m, ws->lnf_r, ws->xfin, T);
@@ -1261,9 +1263,9 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 		be->memset0(m->sink, sizeof(float) * 2 * (size_t)(C > hd ? C : hd));
 	float *const sink_w = m->sink, *const sink_b = m->sink ? m->sink + (C > hd ? C : hd) : NULL;
 #define GP(off) ((off) == NONE || !G ? NULL : G + (off))
-#define GW(off) (G ? G + (off) : NULL)                  /* a weight matrix: NULL skips its dW */
-#define GN(off) (G ? G + (off) : sink_w)                /* a norm's gain */
-#define GNB(off) (G ? G + (off) : sink_b)               /* a norm's bias */
+#define GW(off) (G ? G + (off) : NULL)    /* a weight matrix: NULL skips its dW */
+#define GN(off) (G ? G + (off) : sink_w)  /* a norm's gain */
+#define GNB(off) (G ? G + (off) : sink_b) /* a norm's bias */
 
 	/* ---- dlogits in place: d log p(y)/dz = e_y − softmax(z) ----
 	 * Row r with target weights w_k: dz = Σ_k w_k e_{y_k} − (Σ_k w_k)·p.
@@ -1362,37 +1364,40 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 			be->matmul_backward(ws->datt, GW(b->o_w), NULL, dt, a->att, P_(m, b->o_w), T, HD, C, 0);
 			lora_backward(lo, l, LORA_O, ws->datt, GL, dt, a->att, T);
 		} else {
-		/* MLP: x_out = x_mid + proj(act(fc(norm2(x_mid)))) */
-		be->memset0(ws->dfca, sizeof(float) * (size_t)T * F);
-		be->matmul_backward(ws->dfca, GW(b->proj_w), GP(b->proj_b), dx, a->fca, P_(m, b->proj_w), T, F, C,
-				    w_io);
-		lora_backward(lo, l, LORA_PROJ, ws->dfca, GL, dx, a->fca, T);
-		be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
-		if (c->arch == ARCH_LLAMA) {
-			be->swiglu_backward(ws->dfc, ws->dfca, a->fc, T, F);
-			be->matmul_backward(ws->dln, GW(b->fc_w), NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC, 0);
-			lora_backward(lo, l, LORA_FC, ws->dln, GL, ws->dfc, a->ln2, T);
-			be->rmsnorm_backward(dx, GN(b->ln2_w), ws->dln, a->xmid, P_(m, b->ln2_w), 0.0f, a->ln2_r, T, C);
-		} else {
-			if (c->gelu_exact)
-				be->gelu_exact_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
-			else
-				be->gelu_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
-			be->matmul_backward(ws->dln, GW(b->fc_w), GP(b->fc_b), ws->dfc, a->ln2, P_(m, b->fc_w), T, C, FC,
+			/* MLP: x_out = x_mid + proj(act(fc(norm2(x_mid)))) */
+			be->memset0(ws->dfca, sizeof(float) * (size_t)T * F);
+			be->matmul_backward(ws->dfca, GW(b->proj_w), GP(b->proj_b), dx, a->fca, P_(m, b->proj_w), T, F,
+					    C, w_io);
+			lora_backward(lo, l, LORA_PROJ, ws->dfca, GL, dx, a->fca, T);
+			be->memset0(ws->dln, sizeof(float) * (size_t)T * C);
+			if (c->arch == ARCH_LLAMA) {
+				be->swiglu_backward(ws->dfc, ws->dfca, a->fc, T, F);
+				be->matmul_backward(ws->dln, GW(b->fc_w), NULL, ws->dfc, a->ln2, P_(m, b->fc_w), T, C,
+						    FC, 0);
+				lora_backward(lo, l, LORA_FC, ws->dln, GL, ws->dfc, a->ln2, T);
+				be->rmsnorm_backward(dx, GN(b->ln2_w), ws->dln, a->xmid, P_(m, b->ln2_w), 0.0f,
+						     a->ln2_r, T, C);
+			} else {
+				if (c->gelu_exact)
+					be->gelu_exact_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
+				else
+					be->gelu_backward(ws->dfc, ws->dfca, a->fc, (size_t)T * F);
+				be->matmul_backward(ws->dln, GW(b->fc_w), GP(b->fc_b), ws->dfc, a->ln2, P_(m, b->fc_w),
+						    T, C, FC, w_io);
+				lora_backward(lo, l, LORA_FC, ws->dln, GL, ws->dfc, a->ln2, T);
+				if (!c->parallel_residual)
+					be->layernorm_backward(dx, GN(b->ln2_w), GNB(b->ln2_b), ws->dln, a->xmid,
+							       P_(m, b->ln2_w), a->ln2_m, a->ln2_r, T, C);
+			}
+			/* attention: x_mid = x_in + o(attn(rope(qkv(norm1(x_in))))) */
+			be->memset0(ws->datt, sizeof(float) * (size_t)T * HD);
+			be->matmul_backward(ws->datt, GW(b->o_w), GP(b->o_b), dx, a->att, P_(m, b->o_w), T, HD, C,
 					    w_io);
-			lora_backward(lo, l, LORA_FC, ws->dln, GL, ws->dfc, a->ln2, T);
-			if (!c->parallel_residual)
-				be->layernorm_backward(dx, GN(b->ln2_w), GNB(b->ln2_b), ws->dln, a->xmid, P_(m, b->ln2_w),
-						       a->ln2_m, a->ln2_r, T, C);
-		}
-		/* attention: x_mid = x_in + o(attn(rope(qkv(norm1(x_in))))) */
-		be->memset0(ws->datt, sizeof(float) * (size_t)T * HD);
-		be->matmul_backward(ws->datt, GW(b->o_w), GP(b->o_b), dx, a->att, P_(m, b->o_w), T, HD, C, w_io);
-		lora_backward(lo, l, LORA_O, ws->datt, GL, dx, a->att, T);
-		/* parallel residual: ln2 read x_in, and dx so far is d x_mid = d(attn out) */
-		if (c->parallel_residual)
-			be->layernorm_backward(dx, GN(b->ln2_w), GNB(b->ln2_b), ws->dln, a->xin, P_(m, b->ln2_w), a->ln2_m,
-					       a->ln2_r, T, C);
+			lora_backward(lo, l, LORA_O, ws->datt, GL, dx, a->att, T);
+			/* parallel residual: ln2 read x_in, and dx so far is d x_mid = d(attn out) */
+			if (c->parallel_residual)
+				be->layernorm_backward(dx, GN(b->ln2_w), GNB(b->ln2_b), ws->dln, a->xin,
+						       P_(m, b->ln2_w), a->ln2_m, a->ln2_r, T, C);
 		}
 		be->memset0(ws->dqkv, sizeof(float) * (size_t)T * QKV);
 		const int sw = layer_sliding(c, l);
@@ -1404,20 +1409,20 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 			be->rope_backward(ws->dqkv, layer_cs(ws, c, l), T, H + KV, hd, QKV);
 			if (c->qk_norm) {
 				const float wo = c->gemma ? 1.0f : 0.0f;
-				be->headnorm_backward(ws->dqkv, GN(b->qn_w), a->qn_x, P_(m, b->qn_w), wo, a->qn_r, T, H, hd,
-						      QKV);
-				be->headnorm_backward(ws->dqkv + (size_t)H * hd, GN(b->kn_w), a->kn_x, P_(m, b->kn_w), wo,
-						      a->kn_r, T, KV, hd, QKV);
+				be->headnorm_backward(ws->dqkv, GN(b->qn_w), a->qn_x, P_(m, b->qn_w), wo, a->qn_r, T, H,
+						      hd, QKV);
+				be->headnorm_backward(ws->dqkv + (size_t)H * hd, GN(b->kn_w), a->kn_x, P_(m, b->kn_w),
+						      wo, a->kn_r, T, KV, hd, QKV);
 			}
-			be->matmul_backward(ws->dln, GW(b->qkv_w), GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
-					    QKV, 0);
+			be->matmul_backward(ws->dln, GW(b->qkv_w), GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T,
+					    C, QKV, 0);
 			lora_backward(lo, l, LORA_QKV, ws->dln, GL, ws->dqkv, a->ln1, T);
 			rms_bwd(m, dx, GN(b->ln1_w), ws->dln, a->xin, b->ln1_w, a->ln1_r, T);
 		} else {
 			if (c->arch == ARCH_NEOX)
 				be->rope_part_backward(ws->dqkv, ws->cs, T, 2 * H, hd, rot_dim(c), QKV);
-			be->matmul_backward(ws->dln, GW(b->qkv_w), GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T, C,
-					    QKV, w_io);
+			be->matmul_backward(ws->dln, GW(b->qkv_w), GP(b->qkv_b), ws->dqkv, a->ln1, P_(m, b->qkv_w), T,
+					    C, QKV, w_io);
 			lora_backward(lo, l, LORA_QKV, ws->dln, GL, ws->dqkv, a->ln1, T);
 			be->layernorm_backward(dx, GN(b->ln1_w), GNB(b->ln1_b), ws->dln, a->xin, P_(m, b->ln1_w),
 					       a->ln1_m, a->ln1_r, T, C);
@@ -1439,8 +1444,8 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 struct model_kv {
 	const lb_backend *be;
 	int max_len, len;
-	float *k, *v;   /* device [L, max_len, KV·hd] */
-	model_ws *ws;   /* per-feed activations (Lsave = 1) */
+	float *k, *v; /* device [L, max_len, KV·hd] */
+	model_ws *ws; /* per-feed activations (Lsave = 1) */
 };
 
 model_kv *model_kv_new(const model *m, int max_len)
@@ -1511,7 +1516,8 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	if (c->arch != ARCH_GPT2)
 		rope_cs(be, ws->cs, ws->pos, n, c);
 	if (c->rope_local_theta > 0)
-		rope_cs(be, ws->cs2, ws->pos, n, &(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
+		rope_cs(be, ws->cs2, ws->pos, n,
+			&(model_config){.head_dim = c->head_dim, .rope_theta = c->rope_local_theta});
 	const int len0 = kv->len;
 	for (int l = 0; l < L; l++) {
 		const block_off *b = &m->blk[l];

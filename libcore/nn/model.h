@@ -35,7 +35,7 @@ typedef struct {
 typedef struct model model; /* opaque; fields in model.c */
 
 /* ---- lifetime, files ---- */
-model *model_new(const model_config *cfg);                 /* zero weights */
+model *model_new(const model_config *cfg);                  /* zero weights */
 void model_init_random(model *m, uint64_t seed, float std); /* normal(0,std), norms = 1 */
 /* Die unless m (loaded from path) is a causal LM: a reward model has no
  * language-model head, so no log-probs and no samples (lbdpo-reward scores
@@ -156,8 +156,7 @@ typedef struct model_ws model_ws; /* activations, grown once per batch shape */
 model_ws *model_ws_new(const model *m);
 void model_ws_free(model_ws *ws);
 /* Score n sequences. train != 0 keeps what model_backward needs. */
-void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, model_scores *out,
-		   int train);
+void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, model_scores *out, int train);
 /* Backward of the last train-mode forward on ws; g has one entry per seq
  * (host memory). Adds into grads [model_n_trainable], backend memory laid
  * out as the trainable parameters (caller zeroes it). Runs once per forward: it reuses the

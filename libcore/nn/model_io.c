@@ -82,16 +82,16 @@ static model *llama2c_load(const char *path)
 		const char *fmt;
 		int kind; /* 0 rms [D], 1 q [qd][D], 2 kv [kvd][D], 3 o [D][qd], 4 w1/w3 [H][D], 5 w2 [D][H] */
 	} order[] = {
-		{"model.layers.%d.input_layernorm.weight", 0},	 {"model.layers.%d.self_attn.q_proj.weight", 1},
-		{"model.layers.%d.self_attn.k_proj.weight", 2},	 {"model.layers.%d.self_attn.v_proj.weight", 2},
-		{"model.layers.%d.self_attn.o_proj.weight", 3},	 {"model.layers.%d.post_attention_layernorm.weight", 0},
-		{"model.layers.%d.mlp.gate_proj.weight", 4},	 {"model.layers.%d.mlp.down_proj.weight", 5},
+		{"model.layers.%d.input_layernorm.weight", 0},  {"model.layers.%d.self_attn.q_proj.weight", 1},
+		{"model.layers.%d.self_attn.k_proj.weight", 2}, {"model.layers.%d.self_attn.v_proj.weight", 2},
+		{"model.layers.%d.self_attn.o_proj.weight", 3}, {"model.layers.%d.post_attention_layernorm.weight", 0},
+		{"model.layers.%d.mlp.gate_proj.weight", 4},    {"model.layers.%d.mlp.down_proj.weight", 5},
 		{"model.layers.%d.mlp.up_proj.weight", 4},
 	};
 	for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
 		for (int l = 0; l < L; l++) {
 			snprintf(nm, sizeof nm, order[k].fmt, l);
-			size_t n = order[k].kind == 0 ? (size_t)D
+			size_t n = order[k].kind == 0   ? (size_t)D
 				   : order[k].kind == 1 ? qd * D
 				   : order[k].kind == 2 ? kvd * D
 				   : order[k].kind == 3 ? (size_t)D * qd
@@ -135,7 +135,8 @@ static int is_buffer(const char *n)
 static void check_shard_name(const char *idx, const char *s)
 {
 	if (!*s || strchr(s, '/') || s[0] == '.' || strlen(s) > 255)
-		die("%s: weight_map: bad shard file name '%.80s' (plain file names in the same directory only)", idx, s);
+		die("%s: weight_map: bad shard file name '%.80s' (plain file names in the same directory only)", idx,
+		    s);
 }
 
 /* Open the safetensors file(s) of an HF directory into files[]; returns n. */
@@ -261,7 +262,10 @@ static int fused_part(const model *m, int i, char *fname, size_t fsz, int64_t *r
 		const char *first, *fused;
 		const char *rest[2];
 		int nrest;
-	} F[] = {{"self_attn.q_proj.weight", "self_attn.qkv_proj.weight", {"self_attn.k_proj.weight", "self_attn.v_proj.weight"}, 2},
+	} F[] = {{"self_attn.q_proj.weight",
+		  "self_attn.qkv_proj.weight",
+		  {"self_attn.k_proj.weight", "self_attn.v_proj.weight"},
+		  2},
 		 {"mlp.gate_proj.weight", "mlp.gate_up_proj.weight", {"mlp.up_proj.weight", NULL}, 1}};
 	for (size_t k = 0; k < sizeof F / sizeof F[0]; k++) {
 		for (int r = 0; r < F[k].nrest; r++)
@@ -275,7 +279,8 @@ static int fused_part(const model *m, int i, char *fname, size_t fsz, int64_t *r
 		*numel = t->numel;
 		for (int r = 1; r <= F[k].nrest; r++) {
 			const model_tensor *u = model_tensor_at(m, i + r);
-			if (!u || !ends_with(u->name, F[k].rest[r - 1]) || u->offset != t->offset + *numel || u->shape[1] != t->shape[1])
+			if (!u || !ends_with(u->name, F[k].rest[r - 1]) || u->offset != t->offset + *numel ||
+			    u->shape[1] != t->shape[1])
 				BUG("%s is not followed by its fused parts in memory", t->name);
 			*rows += u->shape[0];
 			*numel += u->numel;
@@ -295,7 +300,9 @@ static int main_dtype(st_file **f, int nf)
 			if (t->dtype <= ST_BF16)
 				by[t->dtype] += t->numel;
 		}
-	return by[ST_BF16] > by[ST_F32] && by[ST_BF16] >= by[ST_F16] ? ST_BF16 : by[ST_F16] > by[ST_F32] ? ST_F16 : ST_F32;
+	return by[ST_BF16] > by[ST_F32] && by[ST_BF16] >= by[ST_F16] ? ST_BF16
+	       : by[ST_F16] > by[ST_F32]                             ? ST_F16
+								     : ST_F32;
 }
 
 static model *load_hf(const char *dir)
@@ -364,9 +371,14 @@ static model *load_hf(const char *dir)
 			if ((cfg.tied_embeddings || cfg.score_labels) &&
 			    (!strcmp(n, "lm_head.weight") || !strcmp(n, "embed_out.weight")))
 				continue;
-			die("%s: unexpected tensor '%s' (not a parameter of the %s model config.json describes)", st_name(f[i]),
-			    n, gpt2 ? "gpt2" : cfg.arch == ARCH_NEOX ? "gpt_neox" : cfg.qkv_bias ? "qwen2"
-				: cfg.family == FAM_PHI3 ? "phi3" : cfg.qk_norm ? "qwen3" : "llama");
+			die("%s: unexpected tensor '%s' (not a parameter of the %s model config.json describes)",
+			    st_name(f[i]), n,
+			    gpt2                     ? "gpt2"
+			    : cfg.arch == ARCH_NEOX  ? "gpt_neox"
+			    : cfg.qkv_bias           ? "qwen2"
+			    : cfg.family == FAM_PHI3 ? "phi3"
+			    : cfg.qk_norm            ? "qwen3"
+						     : "llama");
 		}
 		free(used[i]);
 		st_close(f[i]);
@@ -417,8 +429,8 @@ void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
 			continue;
 		st_tensor_out *o = &t[nt];
 		/* GPT2LMHeadModel's own names carry the "transformer." prefix. */
-		if (cfg.arch == ARCH_GPT2 && strncmp(mt->name, "transformer.", 12) && strncmp(mt->name, "lm_head.", 8) &&
-		    strcmp(mt->name, "score.weight")) {
+		if (cfg.arch == ARCH_GPT2 && strncmp(mt->name, "transformer.", 12) &&
+		    strncmp(mt->name, "lm_head.", 8) && strcmp(mt->name, "score.weight")) {
 			names[nt] = xmalloc(strlen(mt->name) + 13);
 			sprintf(names[nt], "transformer.%s", mt->name);
 			o->name = names[nt];
@@ -460,9 +472,17 @@ void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
  * it usable on its own: the tokenizer it was trained with (with its chat
  * template) and the generation defaults. */
 static const char *const asset_files[] = {
-	"tokenizer.json",	 "tokenizer.model",	     "tokenizer_config.json", "special_tokens_map.json",
-	"added_tokens.json",	 "vocab.json",		     "merges.txt",	      "chat_template.jinja",
-	"chat_template.json",	 "generation_config.json", NULL,
+	"tokenizer.json",
+	"tokenizer.model",
+	"tokenizer_config.json",
+	"special_tokens_map.json",
+	"added_tokens.json",
+	"vocab.json",
+	"merges.txt",
+	"chat_template.jinja",
+	"chat_template.json",
+	"generation_config.json",
+	NULL,
 };
 
 int model_asset_name(const char *name)
@@ -504,8 +524,8 @@ int model_carry_config(const model *m, const char *src, const char *dst, int dty
 			changed = 1;
 		}
 		json_t *arch = json_array_get(json_object_get(o, "architectures"), 0);
-		if (model_cfg(m)->score_labels && (!json_is_string(arch) || strcmp(json_string_value(arch),
-										  model_class_name(model_cfg(m))))) {
+		if (model_cfg(m)->score_labels &&
+		    (!json_is_string(arch) || strcmp(json_string_value(arch), model_class_name(model_cfg(m))))) {
 			hfconfig_set_score(o, model_cfg(m)); /* an LM's config, the model made a reward model */
 			changed = 1;
 		}

@@ -51,8 +51,7 @@ void rope_freqs(const model_config *c, int seq_len, double *f, double *scale)
 	*scale = 1;
 	switch (r->type) {
 	case ROPE_DEFAULT:
-	case ROPE_DYNAMIC:
-		break;
+	case ROPE_DYNAMIC: break;
 	case ROPE_LINEAR:
 		for (int i = 0; i < h2; i++)
 			f[i] /= r->factor;
@@ -98,7 +97,7 @@ void rope_freqs(const model_config *c, int seq_len, double *f, double *scale)
 	case ROPE_LONGROPE: {
 		double factor = r->factor > 0 ? r->factor : maxpos / L;
 		*scale = r->attention_factor > 0 ? r->attention_factor
-			 : factor <= 1		 ? 1.0
+			 : factor <= 1           ? 1.0
 						 : sqrt(1 + log(factor) / log(L));
 		const float *ext = seq_len > L ? r->long_factor : r->short_factor;
 		for (int i = 0; i < h2; i++)

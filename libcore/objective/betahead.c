@@ -42,8 +42,7 @@ void betahead_init(betahead *bh, uint64_t seed, double w0)
 	}
 }
 
-void betahead_forward(const betahead *bh, beta_parts *parts, float *act, const float *h, const double *m,
-		      int B)
+void betahead_forward(const betahead *bh, beta_parts *parts, float *act, const float *h, const double *m, int B)
 {
 	const int C = bh->C, K = bh->K;
 	const double w = exp((double)bh->p[0]);

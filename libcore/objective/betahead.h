@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 typedef enum { HEAD_LINEAR = 0, HEAD_MLP = 1 } head_kind;
-const char *head_kind_name(head_kind k); /* "linear", "mlp" */
+const char *head_kind_name(head_kind k);    /* "linear", "mlp" */
 extern const char *const head_kind_names[]; /* by head_kind, NULL-terminated (option rows) */
-int head_kind_parse(const char *s);       /* -1 if unknown */
+int head_kind_parse(const char *s);         /* -1 if unknown */
 
 typedef struct {
 	head_kind kind;
@@ -44,8 +44,7 @@ void betahead_free(betahead *bh);
 /* Forward for B records: h [B×C], m [B] (mean prompt log-probs). Writes
  * parts[B]; act [B×K] (mlp hidden pre-activations, may be NULL for linear)
  * is kept for the backward. */
-void betahead_forward(const betahead *bh, beta_parts *parts, float *act, const float *h, const double *m,
-		      int B);
+void betahead_forward(const betahead *bh, beta_parts *parts, float *act, const float *h, const double *m, int B);
 /* Backward: dbeta [B] = dL/dβ_b. Accumulates dL/dp into dp [n_params];
  * writes dL/dm into dm [B] (may be NULL) and dL/dh into dh [B×C] (may be
  * NULL). Uses parts and act from the forward.

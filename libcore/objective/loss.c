@@ -109,15 +109,14 @@
 #include "base/rng.h"
 #include "base/util.h"
 
-static const char *kind_names[LOSS_N_KINDS] = {"lbdpo",  "dpo",    "ipo",      "hinge", "robust",
-					       "simpo",  "ln-dpo", "beta-dpo", "sft",
-					       /* TRL's names */
-					       "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
-					       "apo_zero", "apo_down", "discopop",
-					       /* a reward model's loss (TRL's RewardTrainer) */
-					       "reward",
-					       /* label-noise losses: cDPO, Dr.DPO (Wu et al. 2024) */
-					       "cdpo", "drdpo"};
+static const char *kind_names[LOSS_N_KINDS] = {
+	"lbdpo", "dpo", "ipo", "hinge", "robust", "simpo", "ln-dpo", "beta-dpo", "sft",
+	/* TRL's names */
+	"exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop",
+	/* a reward model's loss (TRL's RewardTrainer) */
+	"reward",
+	/* label-noise losses: cDPO, Dr.DPO (Wu et al. 2024) */
+	"cdpo", "drdpo"};
 
 int loss_kind_parse(const char *name)
 {
@@ -254,9 +253,9 @@ int loss_opts_set(loss_opts *o, const char *names, const char *weights, char *er
 	for (int t = 0; t < nt; t++)
 		if (k[t] == LOSS_LBDPO || k[t] == LOSS_BETADPO || k[t] == LOSS_REWARD) {
 			snprintf(err, errlen, "--loss: '%s' cannot be in a list%s", kind_names[k[t]],
-				 k[t] == LOSS_LBDPO	? " (use dpo with --learned-beta)"
+				 k[t] == LOSS_LBDPO    ? " (use dpo with --learned-beta)"
 				 : k[t] == LOSS_REWARD ? " (it trains a reward model, not a policy)"
-							: " (its beta is a batch statistic)");
+						       : " (its beta is a batch statistic)");
 			return -1;
 		}
 	o->kind = k[0];
@@ -330,8 +329,7 @@ double sigmoid(double z)
 double log_sigmoid(double z) { return (z < 0 ? z : 0.0) - log1p(exp(-fabs(z))); }
 
 /* beta-dpo steps 1–3: fills sel[i] ∈ {0,1}, returns β_b. */
-static double bdpo_select(const loss_opts *o, const loss_pair *p, int n, bdpo_state *bs, uint64_t *rng,
-			  double *sel)
+static double bdpo_select(const loss_opts *o, const loss_pair *p, int n, bdpo_state *bs, uint64_t *rng, double *sel)
 {
 	double mean = 0, var = 0;
 	double *M = xmalloc(sizeof(double) * (size_t)n); /* [n] margins */
@@ -419,7 +417,7 @@ static double aot_term(const loss_opts *o, loss_kind kind, double w, double f, i
 {
 	const double b = o->beta, e = o->label_smoothing;
 	double *a = xmalloc(sizeof(double) * 2 * (size_t)n); /* [2n] a then b */
-	int *ia = xmalloc(sizeof(int) * 2 * (size_t)n);       /* [2n] sorted indices of a then b */
+	int *ia = xmalloc(sizeof(int) * 2 * (size_t)n);      /* [2n] sorted indices of a then b */
 	double *r = a + n, pref = 0;
 	int *ir = ia + n;
 	for (int i = 0; i < n; i++) {
@@ -636,9 +634,7 @@ static double pref_term(const loss_opts *o, loss_kind kind, double w, int first,
 			break;
 		}
 		case LOSS_SFT:
-		default:
-			wt = 0;
-			break;
+		default: wt = 0; break;
 		}
 		if (!learned && kind != LOSS_DPO && kind != LOSS_LBDPO && kind != LOSS_DRDPO && kind != LOSS_CDPO)
 			db = 0; /* unused without a learned β: as before lists */
@@ -664,8 +660,8 @@ static double pref_term(const loss_opts *o, loss_kind kind, double w, int first,
 	return pref;
 }
 
-double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad *g, bdpo_state *bs,
-		  uint64_t *rng, loss_stats *st)
+double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad *g, bdpo_state *bs, uint64_t *rng,
+		  loss_stats *st)
 {
 	loss_stats s;
 	memset(&s, 0, sizeof s);

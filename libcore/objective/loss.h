@@ -43,9 +43,9 @@ typedef enum {
 	LOSS_APO_ZERO,
 	LOSS_APO_DOWN,
 	LOSS_DISCOPOP,
-	LOSS_REWARD,  /* reward model (TRL RewardTrainer): pc, pr are the scores r_c, r_r */
-	LOSS_CDPO,    /* conservative DPO: label smoothing ε (the assumed flip rate) */
-	LOSS_DRDPO,   /* Dr.DPO (Wu et al. 2024): β′ log-mean-exp of the DPO terms over the batch */
+	LOSS_REWARD, /* reward model (TRL RewardTrainer): pc, pr are the scores r_c, r_r */
+	LOSS_CDPO,   /* conservative DPO: label smoothing ε (the assumed flip rate) */
+	LOSS_DRDPO,  /* Dr.DPO (Wu et al. 2024): β′ log-mean-exp of the DPO terms over the batch */
 	LOSS_N_KINDS
 } loss_kind;
 
@@ -81,7 +81,7 @@ typedef struct {
 	/* the β head's per-pair β drives every β-loss of the list (lbdpo is
 	 * dpo with this); the β regularizers apply whenever it is on */
 	int learned_beta;
-	double discopop_tau; /* discopop: temperature of the modulation (0.05) */
+	double discopop_tau;     /* discopop: temperature of the modulation (0.05) */
 	double drdpo_beta_prime; /* drdpo: β′ of the batch log-mean-exp (1) */
 	/* beta-dpo (Wu et al. 2024) */
 	double bdpo_alpha;    /* a: β = β0 (1 + a (mean M_sel − M0)) */
@@ -151,19 +151,19 @@ typedef struct {
 } bdpo_state;
 
 typedef struct {
-	double loss;     /* total L */
-	double pref;     /* mean preference term */
-	double sft;      /* NLL term (unweighted), token mean */
+	double loss;                              /* total L */
+	double pref;                              /* mean preference term */
+	double sft;                               /* NLL term (unweighted), token mean */
 	double reg_range, reg_group, reg_entropy; /* weighted regularizer terms */
-	double beta_used; /* beta-dpo's β of this batch (else mean β) */
-	int n_used;       /* pairs that entered the preference term */
+	double beta_used;                         /* beta-dpo's β of this batch (else mean β) */
+	int n_used;                               /* pairs that entered the preference term */
 } loss_stats;
 
 /* Batch loss over n pairs; fills g[n] (may be NULL) and st (may be NULL).
  * bs: beta-dpo state (updated); rng: xorshift state for beta-dpo sampling.
  * Both may be NULL for the other losses. Returns L. */
-double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad *g,
-		  bdpo_state *bs, uint64_t *rng, loss_stats *st);
+double loss_batch(const loss_opts *o, const loss_pair *p, int n, loss_pair_grad *g, bdpo_state *bs, uint64_t *rng,
+		  loss_stats *st);
 
 /* Numerically stable helpers (exposed for tests). */
 double log_sigmoid(double z);

@@ -27,7 +27,8 @@ int loss_cli_finish(loss_cli *lc, char *err, size_t n)
 {
 	char names[512];
 	if ((lc->list || lc->weights) &&
-	    loss_opts_set(lc->lo, lc->list ? lc->list : loss_opts_names(lc->lo, names, sizeof names), lc->weights, err, n) < 0)
+	    loss_opts_set(lc->lo, lc->list ? lc->list : loss_opts_names(lc->lo, names, sizeof names), lc->weights, err,
+			  n) < 0)
 		return -1;
 	return loss_opts_check(lc->lo, err, n);
 }

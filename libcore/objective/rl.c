@@ -86,8 +86,8 @@ void rl_whiten(double *x, const int *len, int B, int T, int shift_mean)
 		}
 }
 
-void rl_gae(double *adv, double *ret, const double *rew, const double *val, const int *len, int B, int T,
-	    double gamma, double lam)
+void rl_gae(double *adv, double *ret, const double *rew, const double *val, const int *len, int B, int T, double gamma,
+	    double lam)
 {
 	for (int i = 0; i < B; i++) {
 		const double *r = rew + (size_t)i * T, *v = val + (size_t)i * T;

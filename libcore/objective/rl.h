@@ -52,8 +52,8 @@ void rl_eos_penalty(double *score, const int *has_eos, int B, double penalty);
 void rl_whiten(double *x, const int *len, int B, int T, int shift_mean);
 /* GAE: δ_t = r_t + γ·v_{t+1} − v_t (v_len = 0), A_t = δ_t + γλ·A_{t+1};
  * returns R_t = A_t + v_t. adv, ret: B×T (unwhitened). */
-void rl_gae(double *adv, double *ret, const double *rew, const double *val, const int *len, int B, int T,
-	    double gamma, double lam);
+void rl_gae(double *adv, double *ret, const double *rew, const double *val, const int *len, int B, int T, double gamma,
+	    double lam);
 /* Σ_t (lp_old − lp_ref) of each sequence (the sequence KL estimate). */
 void rl_seq_kl(double *kl, const double *lp_old, const double *lp_ref, const int *len, int B, int T);
 /* GRPO: (r − mean_group)/(std_group + 1e-4), groups of G consecutive samples,

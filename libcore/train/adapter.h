@@ -11,21 +11,21 @@
 
 /* --adapter DIR of every program that runs a model, storing into the
  * const char * dest (base/cli.h typed rows). */
-#define ADAPTER_CLI_OPT(dest)                                                                                \
-	OPT_STRING(0, "adapter", "DIR", (dest),                                                              \
-		   "LoRA adapter (PEFT's adapter_config.json + adapter_model.safetensors) applied to --model, " \
+#define ADAPTER_CLI_OPT(dest)                                                                                          \
+	OPT_STRING(0, "adapter", "DIR", (dest),                                                                        \
+		   "LoRA adapter (PEFT's adapter_config.json + adapter_model.safetensors) applied to --model, "        \
 		   "its base")
 /* lbdpo-step's --lora-* options, storing into the lora_opts lo (lo->r 0:
  * no new adapter; lora_opts_check after parsing). */
-#define LORA_CLI_OPTS(lo)                                                                                    \
-	OPT_INT(0, "lora-r", "R", &(lo)->r, 1, 65536,                                                        \
-		"train a LoRA adapter of rank R on the frozen --model (default: train every weight)"),       \
-	OPT_DOUBLE(0, "lora-alpha", "A", &(lo)->alpha, 1e-9, 1e9,                                            \
-		   "LoRA alpha: the update is (A/R)*B*A (default: 2R)"),                                     \
-	OPT_DOUBLE(0, "lora-dropout", "P", &(lo)->dropout, 0, 0.999999, "dropout on the adapters' input"),   \
-	OPT_BOOL(0, "use-rslora", &(lo)->rslora, "scale by A/sqrt(R) (rank-stabilized LoRA)"),               \
-	OPT_STRING(0, "lora-targets", "LIST", &(lo)->targets,                                                \
-		   "PEFT module names to adapt, comma-separated, or all-linear (default: all-linear)")
+#define LORA_CLI_OPTS(lo)                                                                                              \
+	OPT_INT(0, "lora-r", "R", &(lo)->r, 1, 65536,                                                                  \
+		"train a LoRA adapter of rank R on the frozen --model (default: train every weight)"),                 \
+		OPT_DOUBLE(0, "lora-alpha", "A", &(lo)->alpha, 1e-9, 1e9,                                              \
+			   "LoRA alpha: the update is (A/R)*B*A (default: 2R)"),                                       \
+		OPT_DOUBLE(0, "lora-dropout", "P", &(lo)->dropout, 0, 0.999999, "dropout on the adapters' input"),     \
+		OPT_BOOL(0, "use-rslora", &(lo)->rslora, "scale by A/sqrt(R) (rank-stabilized LoRA)"),                 \
+		OPT_STRING(0, "lora-targets", "LIST", &(lo)->targets,                                                  \
+			   "PEFT module names to adapt, comma-separated, or all-linear (default: all-linear)")
 /* Usage error when a --lora-* option came without --lora-r. */
 void lora_opts_check(const lora_opts *lo);
 

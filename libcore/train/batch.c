@@ -131,8 +131,15 @@ static double loss_shared(const microbatch_opts *o, batch_buf *b, int B, loss_st
 	loss_pair_grad *g = xmalloc(sizeof *g * (size_t)n);
 	for (int i = 0; i < n; i++) {
 		const double *r = x + (size_t)i * LP_FIELDS;
-		p[i] = (loss_pair){.pc = r[LP_PC], .pr = r[LP_PR], .rc = r[LP_RC], .rr = r[LP_RR], .nc = (int)r[LP_NC],
-				   .nr = (int)r[LP_NR], .beta = r[LP_BETA], .group = (int)r[LP_GROUP], .h_ref = r[LP_HREF],
+		p[i] = (loss_pair){.pc = r[LP_PC],
+				   .pr = r[LP_PR],
+				   .rc = r[LP_RC],
+				   .rr = r[LP_RR],
+				   .nc = (int)r[LP_NC],
+				   .nr = (int)r[LP_NR],
+				   .beta = r[LP_BETA],
+				   .group = (int)r[LP_GROUP],
+				   .h_ref = r[LP_HREF],
 				   .margin = r[LP_MARGIN]};
 	}
 	double L = loss_batch(o->loss, p, n, g, o->bdpo, o->rng, st);
@@ -159,7 +166,9 @@ double train_microbatch(const ckpt *c, model_ws *ws, batch_buf *b, pref_rec *con
 	const int C = b->C;
 	if (B > 0)
 		batch_forward(c, ws, b, recs, B,
-			      &(batch_opts){.n_comp = n_comp, .train = policy_trained, .need_head = learned,
+			      &(batch_opts){.n_comp = n_comp,
+					    .train = policy_trained,
+					    .need_head = learned,
 					    .fixed_beta = lo->beta});
 	loss_stats s;
 	double L = o->share ? loss_shared(o, b, B, &s) : loss_batch(lo, b->lp, B, b->lg, bs, rng, &s);

@@ -8,17 +8,17 @@
 /* ---- scoring a batch of pairs ---- */
 typedef struct {
 	int B, C;
-	model_seq *seqs;     /* [B] */
-	model_scores *sc;    /* [B] */
-	model_seq_grad *sg;  /* [B] */
-	float *h;            /* [B×C] pooled hidden state */
-	float *act;          /* [B×K] head activations */
-	double *m;           /* [B] mean prompt log-prob fed to PPL */
-	beta_parts *parts;   /* [B] */
-	double *dbeta, *dm;  /* [B] */
-	float *dh;           /* [B×C] */
-	loss_pair *lp;       /* [B] */
-	loss_pair_grad *lg;  /* [B] */
+	model_seq *seqs;    /* [B] */
+	model_scores *sc;   /* [B] */
+	model_seq_grad *sg; /* [B] */
+	float *h;           /* [B×C] pooled hidden state */
+	float *act;         /* [B×K] head activations */
+	double *m;          /* [B] mean prompt log-prob fed to PPL */
+	beta_parts *parts;  /* [B] */
+	double *dbeta, *dm; /* [B] */
+	float *dh;          /* [B×C] */
+	loss_pair *lp;      /* [B] */
+	loss_pair_grad *lg; /* [B] */
 } batch_buf;
 
 batch_buf *batch_new(int B, int C, int K);

@@ -73,8 +73,14 @@ static size_t tensor_numel(const st_tensor_out *t)
 
 void ckpt_opts_default(ckpt_opts *o)
 {
-	*o = (ckpt_opts){.fresh = 0, .head = HEAD_LINEAR, .head_hidden = 64, .eps = 0.1, .pool = POOL_LAST,
-			 .ppl_from = PPL_POLICY, .w0 = 1.0, .seed = 1};
+	*o = (ckpt_opts){.fresh = 0,
+			 .head = HEAD_LINEAR,
+			 .head_hidden = 64,
+			 .eps = 0.1,
+			 .pool = POOL_LAST,
+			 .ppl_from = PPL_POLICY,
+			 .w0 = 1.0,
+			 .seed = 1};
 }
 
 ckpt *ckpt_load(const char *path, const ckpt_opts *o)
@@ -160,7 +166,8 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 		double e = strtod(se, NULL);
 		long k = strtol(sk, NULL, 10), d = strtol(sd, NULL, 10);
 		if (d != C || !(e >= 0 && e < 1) || (hk == HEAD_MLP && (k < 1 || k > 1 << 16)))
-			die("%s: head metadata does not fit the model (dim %ld vs %d, eps %g, hidden %ld)", hp, d, C, e, k);
+			die("%s: head metadata does not fit the model (dim %ld vs %d, eps %g, hidden %ld)", hp, d, C, e,
+			    k);
 		c->bh = betahead_new((head_kind)hk, C, (int)k, (float)e);
 		c->pool = (pool_kind)pk;
 		c->ppl_from = (ppl_source)pf;
@@ -199,10 +206,11 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 		char *end;
 		errno = 0;
 		c->rng = strtoull(rng, &end, 16);
-		if (errno || !*rng || *end || strlen(rng) > 16 || rng[0] == '-' || rng[0] == '+' || isspace((unsigned char)rng[0]))
+		if (errno || !*rng || *end || strlen(rng) > 16 || rng[0] == '-' || rng[0] == '+' ||
+		    isspace((unsigned char)rng[0]))
 			die("%s: malformed rng '%.40s': expected up to 16 hex digits", sp, rng);
-		if (!json_is_number(json_object_get(st, "bdpo_m0")) || !json_is_number(json_object_get(st, "bdpo_sd")) ||
-		    !json_is_integer(json_object_get(st, "bdpo_n")))
+		if (!json_is_number(json_object_get(st, "bdpo_m0")) ||
+		    !json_is_number(json_object_get(st, "bdpo_sd")) || !json_is_integer(json_object_get(st, "bdpo_n")))
 			die("%s: missing bdpo_m0, bdpo_sd or bdpo_n", sp);
 		c->bs.m0 = json_number_value(json_object_get(st, "bdpo_m0"));
 		c->bs.sd = json_number_value(json_object_get(st, "bdpo_sd"));
@@ -275,14 +283,17 @@ void prov_check(const provenance *p, const char *stream, const char *model_path,
 	 * or reference (hand-made, or sft) and models that ship no tokenizer
 	 * constrain nothing */
 	if (p->tok_sha[0] && model_tokenizer(model_path, p->tok_sha, file, sha) && strcmp(sha, p->tok_sha))
-		snprintf(msg, sizeof msg, "tokenized with tokenizer %s, but the model ships tokenizer %s (%s)", p->tok_sha, sha, file);
+		snprintf(msg, sizeof msg, "tokenized with tokenizer %s, but the model ships tokenizer %s (%s)",
+			 p->tok_sha, sha, file);
 	else if (c && c->has_prov && c->prov.tok_sha[0] && strcmp(c->prov.tok_sha, p->tok_sha))
-		snprintf(msg, sizeof msg, "records tokenized with tokenizer %s, the checkpoint was trained on tokenizer %s",
+		snprintf(msg, sizeof msg,
+			 "records tokenized with tokenizer %s, the checkpoint was trained on tokenizer %s",
 			 or_none(p->tok_sha), or_none(c->prov.tok_sha));
 	else if (c && c->has_prov && c->prov.tok_vocab && p->tok_vocab && c->prov.tok_vocab != p->tok_vocab)
 		snprintf(msg, sizeof msg, "records say vocab_size %lld, the checkpoint's records said %lld",
 			 (long long)p->tok_vocab, (long long)c->prov.tok_vocab);
-	else if (c && c->has_prov && c->prov.ref_fp[0] && (need_ref || p->ref_fp[0]) && strcmp(c->prov.ref_fp, p->ref_fp))
+	else if (c && c->has_prov && c->prov.ref_fp[0] && (need_ref || p->ref_fp[0]) &&
+		 strcmp(c->prov.ref_fp, p->ref_fp))
 		snprintf(msg, sizeof msg,
 			 "records scored by reference %s, the checkpoint was trained against reference %s",
 			 or_none(p->ref_fp), or_none(c->prov.ref_fp));
@@ -352,9 +363,15 @@ void ckpt_check_out(const char *dir)
  * someone else's (an eval result, plots) and moves into its replacement. */
 static int ckpt_own_name(const char *name)
 {
-	static const char *own[] = {CKPT_MARKER,	     "config.json",	      "model.safetensors",
-				    "beta_head.safetensors", "optimizer.safetensors", "trainer_state.json",
-				    "adapter_config.json",   "adapter_model.safetensors", NULL}; /* LoRA's */
+	static const char *own[] = {CKPT_MARKER,
+				    "config.json",
+				    "model.safetensors",
+				    "beta_head.safetensors",
+				    "optimizer.safetensors",
+				    "trainer_state.json",
+				    "adapter_config.json",
+				    "adapter_model.safetensors",
+				    NULL}; /* LoRA's */
 	for (int i = 0; own[i]; i++)
 		if (!strcmp(name, own[i]))
 			return 1;
@@ -441,9 +458,14 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	snprintf(eps, sizeof eps, "%.9g", (double)c->bh->eps);
 	snprintf(hid, sizeof hid, "%d", c->bh->K);
 	snprintf(dim, sizeof dim, "%d", c->bh->C);
-	const char *meta[] = {"head", head_kind_name(c->bh->kind), "eps", eps, "hidden", hid, "dim",
-			      dim, "pool", pool_names[c->pool], "ppl_from", ppl_names[c->ppl_from],
-			      "formula", "beta = exp(log_w) * exp(-mean prompt logp) * (1 + eps*tanh(head(h)))", NULL};
+	const char *meta[] = {"head",     head_kind_name(c->bh->kind),
+			      "eps",      eps,
+			      "hidden",   hid,
+			      "dim",      dim,
+			      "pool",     pool_names[c->pool],
+			      "ppl_from", ppl_names[c->ppl_from],
+			      "formula",  "beta = exp(log_w) * exp(-mean prompt logp) * (1 + eps*tanh(head(h)))",
+			      NULL};
 	char *p = path_join(tmp, "beta_head.safetensors");
 	st_save(p, t, nt, meta);
 	free(p);
@@ -484,9 +506,9 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 		lora_dropout_state(c->lo, &dseed, &dctr);
 		char ds[32];
 		snprintf(ds, sizeof ds, "%016llx", (unsigned long long)dseed);
-		json_object_set_new(st, "lora_base", json_pack("{s:s, s:s, s:s, s:I}", "path", c->src, "fingerprint",
-							       c->base_fp, "dropout_seed", ds, "dropout_forwards",
-							       (json_int_t)dctr));
+		json_object_set_new(st, "lora_base",
+				    json_pack("{s:s, s:s, s:s, s:I}", "path", c->src, "fingerprint", c->base_fp,
+					      "dropout_seed", ds, "dropout_forwards", (json_int_t)dctr));
 	}
 	if (c->has_prov)
 		json_object_set_new(st, "provenance",

@@ -38,13 +38,13 @@
 typedef enum { POOL_LAST = 0, POOL_MEAN = 1 } pool_kind;
 typedef enum { PPL_POLICY = 0, PPL_REF = 1 } ppl_source;
 typedef enum { BGRAD_FULL = 0, BGRAD_HEAD = 1, BGRAD_NONE = 2 } beta_grad_mode;
-const char *pool_kind_name(pool_kind k);       /* "last", "mean" */
+const char *pool_kind_name(pool_kind k); /* "last", "mean" */
 /* by pool_kind, ppl_source, beta_grad_mode; NULL-terminated (option rows) */
 extern const char *const pool_names[], *const ppl_names[], *const bgrad_names[];
-int pool_kind_parse(const char *s);            /* -1 if unknown */
-const char *ppl_source_name(ppl_source k);     /* "policy", "ref" */
+int pool_kind_parse(const char *s);        /* -1 if unknown */
+const char *ppl_source_name(ppl_source k); /* "policy", "ref" */
 int ppl_source_parse(const char *s);
-const char *beta_grad_name(beta_grad_mode k);  /* "full", "head", "none" */
+const char *beta_grad_name(beta_grad_mode k); /* "full", "head", "none" */
 int beta_grad_parse(const char *s);
 
 /* ---- checkpoints ---- */
@@ -63,7 +63,7 @@ typedef struct {
 	int resumed;  /* loaded from a checkpoint with trainer state */
 	int has_prov; /* prov is known (trained on records with this provenance) */
 	provenance prov;
-	json_t *state; /* trainer_state.json as loaded (NULL if fresh) */
+	json_t *state;  /* trainer_state.json as loaded (NULL if fresh) */
 	char *src;      /* the path the policy was loaded from: its tokenizer files and
 			   generation_config.json are copied into every save */
 	int save_dtype; /* st_dtype the policy is saved in; -1 = the one it came in */

@@ -34,15 +34,15 @@ typedef struct {
 	uint32_t *prompt, *chosen, *rejected; /* token ids */
 	int np, nc, nr;
 	int has_ref;
-	double ref_c, ref_r;  /* ref_chosen_logp, ref_rejected_logp */
-	double ref_plogp;     /* ref_prompt_logp (mean) */
-	double ref_entropy;   /* ref_prompt_entropy */
+	double ref_c, ref_r;        /* ref_chosen_logp, ref_rejected_logp */
+	double ref_plogp;           /* ref_prompt_logp (mean) */
+	double ref_entropy;         /* ref_prompt_entropy */
 	int has_plogp, has_entropy; /* the two keys above were present */
-	double margin;        /* reward margin (--loss reward; 0 when absent) */
-	int group;            /* index into pref_set.groups, -1 = none */
-	char *id;             /* NULL if absent */
-	uint64_t index;       /* record index in the stream (1 = first) */
-	uint64_t offset;      /* byte offset of the record in the stream */
+	double margin;              /* reward margin (--loss reward; 0 when absent) */
+	int group;                  /* index into pref_set.groups, -1 = none */
+	char *id;                   /* NULL if absent */
+	uint64_t index;             /* record index in the stream (1 = first) */
+	uint64_t offset;            /* byte offset of the record in the stream */
 } pref_rec;
 
 typedef struct {

@@ -136,12 +136,25 @@ int train_opts_from_json(train_opts *o, const json_t *j, const char **bad)
 	}
 	/* each macro: key present → check the type, convert, store */
 #define GET(k) (key = (k), v = json_object_get(j, k))
-#define NUM(k, dst) \
-	if (GET(k)) { if (!json_is_number(v)) goto fail; dst = json_number_value(v); }
-#define INT(k, dst) \
-	if (GET(k)) { if (!json_is_integer(v)) goto fail; dst = json_integer_value(v); }
-#define ENUM(k, dst, parse, type) \
-	if (GET(k)) { int e_ = parse(json_string_value(v)); if (e_ < 0) goto fail; dst = (type)e_; }
+#define NUM(k, dst)                                                                                                    \
+	if (GET(k)) {                                                                                                  \
+		if (!json_is_number(v))                                                                                \
+			goto fail;                                                                                     \
+		dst = json_number_value(v);                                                                            \
+	}
+#define INT(k, dst)                                                                                                    \
+	if (GET(k)) {                                                                                                  \
+		if (!json_is_integer(v))                                                                               \
+			goto fail;                                                                                     \
+		dst = json_integer_value(v);                                                                           \
+	}
+#define ENUM(k, dst, parse, type)                                                                                      \
+	if (GET(k)) {                                                                                                  \
+		int e_ = parse(json_string_value(v));                                                                  \
+		if (e_ < 0)                                                                                            \
+			goto fail;                                                                                     \
+		dst = (type)e_;                                                                                        \
+	}
 	if (GET("init")) {
 		if (!json_is_string(v))
 			goto fail;
@@ -211,18 +224,18 @@ struct train_engine {
 	const train_opts *o;
 	const lb_backend *be;
 	size_t np, hn;
-	float *G;          /* [np] policy gradient, backend memory */
-	float *HG;         /* [hn] β-model gradient, host */
-	float *dm, *dv;    /* policy AdamW moments in the backend (ck->pm/pv on the CPU) */
+	float *G;       /* [np] policy gradient, backend memory */
+	float *HG;      /* [hn] β-model gradient, host */
+	float *dm, *dv; /* policy AdamW moments in the backend (ck->pm/pv on the CPU) */
 	model_ws *ws;
 	batch_buf *bb;
-	pref_rec **recs;   /* [batch_size] */
-	int *slot;         /* [batch_size] recs[j] is slot slot[j] of the micro-batch */
-	int *perm;         /* [n records] this epoch's order */
+	pref_rec **recs; /* [batch_size] */
+	int *slot;       /* [batch_size] recs[j] is slot slot[j] of the micro-batch */
+	int *perm;       /* [n records] this epoch's order */
 	int learned, n_comp, head_trained, policy_trained;
 	grad_reduce_fn reduce;
 	void *reduce_ctx;
-	int rank, nranks;  /* this worker's slots of each micro-batch (1 worker: all) */
+	int rank, nranks; /* this worker's slots of each micro-batch (1 worker: all) */
 };
 
 void epoch_perm(int *perm, int n, uint64_t seed, long epoch)
@@ -260,8 +273,9 @@ train_engine *train_engine_new(ckpt *ck, const pref_set *data_c, const train_opt
 	e->n_comp = loss_opts_needs_rejected(lo) ? 2 : 1;
 	if ((lo->kind == LOSS_REWARD) != (model_cfg(ck->m)->score_labels != 0))
 		die("%s: %s", o->init,
-		    lo->kind == LOSS_REWARD ? "--loss reward trains a reward model; this model has no score head"
-					    : "a reward model (XxxForSequenceClassification) trains with --loss reward only");
+		    lo->kind == LOSS_REWARD
+			    ? "--loss reward trains a reward model; this model has no score head"
+			    : "a reward model (XxxForSequenceClassification) trains with --loss reward only");
 	for (int i = 0; e->learned && i < data->n; i++) {
 		if (ck->ppl_from == PPL_REF && !data->r[i].has_plogp)
 			die("%s: record %llu: no ref_prompt_logp (needed by --ppl-from ref, the default; lbdpo-refcache "
@@ -463,8 +477,8 @@ int train_step(train_engine *e, train_metrics *m)
 		float *P = model_trainable_dev(ck->m);
 		for (int k = 0; k < model_n_trainable_tensors(ck->m); k++) {
 			const model_tensor *mt = model_trainable_tensor_at(ck->m, k);
-			be->adamw_update(P + mt->offset, G + mt->offset, e->dm + mt->offset, e->dv + mt->offset, mt->numel,
-					 lr_p, mt->ndim == 2 ? o->weight_decay : 0.0, &hp, t);
+			be->adamw_update(P + mt->offset, G + mt->offset, e->dm + mt->offset, e->dv + mt->offset,
+					 mt->numel, lr_p, mt->ndim == 2 ? o->weight_decay : 0.0, &hp, t);
 		}
 	}
 	if (e->head_trained) {

@@ -23,24 +23,24 @@
 /* Everything that shapes a training run; recorded as "options" in the
  * checkpoint's trainer_state.json (train_opts_to_json). */
 typedef struct {
-	const char *init;     /* the model or checkpoint trained from */
-	ckpt_opts ck;         /* the β model when made fresh; pool and ppl_from as used */
-	loss_opts loss;       /* loss kind, fixed β, regularizers */
-	int batch_size;       /* pairs per micro-batch */
-	int grad_accum;       /* micro-batches per optimizer step */
-	long total_steps;     /* schedule length */
+	const char *init; /* the model or checkpoint trained from */
+	ckpt_opts ck;     /* the β model when made fresh; pool and ppl_from as used */
+	loss_opts loss;   /* loss kind, fixed β, regularizers */
+	int batch_size;   /* pairs per micro-batch */
+	int grad_accum;   /* micro-batches per optimizer step */
+	long total_steps; /* schedule length */
 	long warmup;
 	sched_kind schedule;
-	double lr, beta_lr;   /* policy, β model */
-	double weight_decay;  /* policy, 2-D tensors only */
-	double beta_wd;       /* β head, not on log w */
-	double clip;          /* global gradient norm, 0 = off */
+	double lr, beta_lr;  /* policy, β model */
+	double weight_decay; /* policy, 2-D tensors only */
+	double beta_wd;      /* β head, not on log w */
+	double clip;         /* global gradient norm, 0 = off */
 	beta_grad_mode beta_grad;
-	int freeze_policy;    /* train only the β model */
-	double beta_init;     /* target mean β of the first batch (<= 0: loss.beta) */
-	double w_init;        /* start from w = w_init instead (<= 0: off) */
-	long n_records;       /* size of the training set (recorded only) */
-	int grad_ckpt;        /* --gradient-checkpointing (not recorded: results are bit-identical) */
+	int freeze_policy; /* train only the β model */
+	double beta_init;  /* target mean β of the first batch (<= 0: loss.beta) */
+	double w_init;     /* start from w = w_init instead (<= 0: off) */
+	long n_records;    /* size of the training set (recorded only) */
+	int grad_ckpt;     /* --gradient-checkpointing (not recorded: results are bit-identical) */
 } train_opts;
 
 /* lbdpo-step's defaults (man lbdpo-step(1)). */
@@ -73,9 +73,9 @@ typedef struct {
 	double loss, rewards_chosen, rewards_rejected, accuracy, margin, logps_chosen, logps_rejected;
 	double grad_norm, lr, beta_lr, beta_mean, beta_std, beta_min, beta_max, beta_w, ppl_prompt;
 	double tokens, seconds;
-	double seconds_update; /* of seconds: reduce, norm, clip, AdamW */
-	int nonfinite; /* 0, or 1 loss / 2 gradient: the step was not applied */
-	int reward;    /* --loss reward: rewards/chosen, rewards/rejected are the scores r_c, r_r;
+	double seconds_update;          /* of seconds: reduce, norm, clip, AdamW */
+	int nonfinite;                  /* 0, or 1 loss / 2 gradient: the step was not applied */
+	int reward;                     /* --loss reward: rewards/chosen, rewards/rejected are the scores r_c, r_r;
 			  reward/mean and reward/std are written */
 	double reward_mean, reward_std; /* over both sides' scores */
 } train_metrics;

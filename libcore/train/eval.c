@@ -37,7 +37,7 @@ void eval_loss_opts(loss_opts *lo, const loss_opts *run)
 }
 
 void score_pref_set(const ckpt *c, model_ws *ws, batch_buf *b, const pref_set *data, const loss_opts *lo, int bs,
-		   pair_res *res, progress_meter *pm)
+		    pair_res *res, progress_meter *pm)
 {
 	pref_rec **recs = xmalloc(sizeof(pref_rec *) * (size_t)bs);
 	const int learned = loss_learned_beta(lo);
@@ -47,7 +47,8 @@ void score_pref_set(const ckpt *c, model_ws *ws, batch_buf *b, const pref_set *d
 		int B = data->n - s < bs ? data->n - s : bs;
 		for (int i = 0; i < B; i++)
 			recs[i] = &data->r[s + i];
-		batch_forward(c, ws, b, recs, B, &(batch_opts){.n_comp = 2, .need_head = learned, .fixed_beta = lo->beta});
+		batch_forward(c, ws, b, recs, B,
+			      &(batch_opts){.n_comp = 2, .need_head = learned, .fixed_beta = lo->beta});
 		/* per-pair loss terms: a batch of one pair at a time gives ℓ_i */
 		for (int i = 0; i < B; i++) {
 			loss_stats st;

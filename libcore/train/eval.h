@@ -21,7 +21,7 @@ void eval_loss_opts(loss_opts *lo, const loss_opts *run);
  * and lo: per pair the loss term (loss_batch of the pair alone: preference
  * + weighted SFT term), β, PPL, log-probs. pm (may be NULL) shows progress. */
 void score_pref_set(const ckpt *c, model_ws *ws, batch_buf *b, const pref_set *data, const loss_opts *lo, int bs,
-		   pair_res *res, progress_meter *pm);
+		    pair_res *res, progress_meter *pm);
 /* Implicit rewards of one pair. simpo has no reference: TRL's CPO trainer
  * logs β × the average log-prob, rewards = β·pc/nc, β·pr/nr; every other
  * loss the DPO reward β(log πθ − log πref). */

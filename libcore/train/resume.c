@@ -34,14 +34,38 @@ static const struct {
 	const char *key; /* its option's long name: '_' as '-' */
 	int kind;
 } resume_keys[] = {
-	{"loss", R_RUN}, {"beta", R_RUN}, {"batch_size", R_RUN}, {"grad_accum", R_RUN},
-	{"lr", R_RUN}, {"beta_lr", R_RUN}, {"weight_decay", R_RUN}, {"beta_wd", R_RUN},
-	{"warmup", R_RUN}, {"schedule", R_RUN}, {"clip", R_RUN}, {"seed", R_RUN},
-	{"beta_grad", R_RUN}, {"freeze_policy", R_RUN}, {"label_smoothing", R_RUN}, {"gamma", R_RUN},
-	{"sft_weight", R_RUN}, {"bdpo_alpha", R_RUN}, {"bdpo_rho", R_RUN}, {"range_reg", R_RUN},
-	{"beta_min", R_RUN}, {"beta_max", R_RUN}, {"group_reg", R_RUN}, {"entropy_reg", R_RUN},
-	{"entropy_alpha", R_RUN}, {"epsilon", R_BETA}, {"pool", R_BETA}, {"ppl_from", R_BETA},
-	{"total_steps", R_LOG}, {"loss_weights", R_RUN}, {"learned_beta", R_RUN}, {"discopop_tau", R_RUN},
+	{"loss", R_RUN},
+	{"beta", R_RUN},
+	{"batch_size", R_RUN},
+	{"grad_accum", R_RUN},
+	{"lr", R_RUN},
+	{"beta_lr", R_RUN},
+	{"weight_decay", R_RUN},
+	{"beta_wd", R_RUN},
+	{"warmup", R_RUN},
+	{"schedule", R_RUN},
+	{"clip", R_RUN},
+	{"seed", R_RUN},
+	{"beta_grad", R_RUN},
+	{"freeze_policy", R_RUN},
+	{"label_smoothing", R_RUN},
+	{"gamma", R_RUN},
+	{"sft_weight", R_RUN},
+	{"bdpo_alpha", R_RUN},
+	{"bdpo_rho", R_RUN},
+	{"range_reg", R_RUN},
+	{"beta_min", R_RUN},
+	{"beta_max", R_RUN},
+	{"group_reg", R_RUN},
+	{"entropy_reg", R_RUN},
+	{"entropy_alpha", R_RUN},
+	{"epsilon", R_BETA},
+	{"pool", R_BETA},
+	{"ppl_from", R_BETA},
+	{"total_steps", R_LOG},
+	{"loss_weights", R_RUN},
+	{"learned_beta", R_RUN},
+	{"discopop_tau", R_RUN},
 	{"drdpo_beta_prime", R_RUN},
 	{"center_rewards_coef", R_RUN},
 };
@@ -86,30 +110,31 @@ void resume_options(train_opts *to, const ckpt *ck, const json_t *pj, const cli 
 			dist_die_same(EXIT_DATA,
 				      "%s: --%s %s: the checkpoint's beta model has %s, fixed on resume (--fresh makes "
 				      "a new beta model)",
-			    to->init, f, b, a);
+				      to->init, f, b, a);
 		if (resume_keys[i].kind == R_LOG)
 			info("resuming with --%s %s (the run's: %s)", f, b, a);
 		else if (allow && dist_rank() == 0)
 			warning("resuming with --%s %s instead of the run's %s (--allow-changed-options)", f, b, a);
 		else if (!allow)
-			snprintf(refused + strlen(refused), sizeof refused - strlen(refused), "%s--%s %s (the run's: %s)",
-				 refused[0] ? ", " : "", f, b, a);
+			snprintf(refused + strlen(refused), sizeof refused - strlen(refused),
+				 "%s--%s %s (the run's: %s)", refused[0] ? ", " : "", f, b, a);
 	}
 	if (refused[0])
 		dist_die_same(EXIT_DATA,
 			      "%s: resuming with options that change what the run trains: %s; give "
 			      "--allow-changed-options to change them anyway, or --fresh to start a new run",
-		    to->init, refused);
+			      to->init, refused);
 	if (cli_given(c, "head") && to->ck.head != ck->bh->kind)
 		dist_die_same(EXIT_DATA,
 			      "%s: --head %s: the checkpoint's beta model is %s, fixed on resume (--fresh makes a new "
 			      "beta model)",
-		    to->init, head_kind_name(to->ck.head), head_kind_name(ck->bh->kind));
+			      to->init, head_kind_name(to->ck.head), head_kind_name(ck->bh->kind));
 	if (cli_given(c, "head-hidden") && ck->bh->kind == HEAD_MLP && to->ck.head_hidden != ck->bh->K)
-		dist_die_same(EXIT_DATA,
-			      "%s: --head-hidden %d: the checkpoint's beta model has %d, fixed on resume (--fresh makes "
-			      "a new beta model)",
-		    to->init, to->ck.head_hidden, ck->bh->K);
+		dist_die_same(
+			EXIT_DATA,
+			"%s: --head-hidden %d: the checkpoint's beta model has %d, fixed on resume (--fresh makes "
+			"a new beta model)",
+			to->init, to->ck.head_hidden, ck->bh->K);
 	json_object_del(jc, "init"); /* to->init stays the path given */
 	if (train_opts_from_json(to, jc, &bad) != 0)
 		BUG("options %s", bad);
@@ -148,8 +173,8 @@ void resume_total_steps(train_opts *to, const ckpt *ck, long steps)
 		to->total_steps = ck->step + steps;
 		const json_t *pt = ck->resumed ? json_object_get(pj, "total_steps") : NULL;
 		if (json_is_integer(pt) && json_integer_value(pt) != to->total_steps)
-			info("resuming: the schedule is now %ld steps long (the run's: %lld), to fit --steps", to->total_steps,
-			     (long long)json_integer_value(pt));
+			info("resuming: the schedule is now %ld steps long (the run's: %lld), to fit --steps",
+			     to->total_steps, (long long)json_integer_value(pt));
 	}
 }
 
@@ -184,8 +209,8 @@ void best_resume(ckpt *ck, const char *best_dir, const char *metric, const char 
 			continue;
 		if (strcmp(m, metric) || strcmp(md, mode)) {
 			if (i == 0)
-				info("--save-best %s (%s): the run kept the best %s (%s); starting a new best", metric, mode,
-				     m, md);
+				info("--save-best %s (%s): the run kept the best %s (%s); starting a new best", metric,
+				     mode, m, md);
 			continue;
 		}
 		if (best_better(ck, mode, json_number_value(json_object_get(c, "value")))) {

@@ -122,11 +122,11 @@ static rollout *read_rollouts_from(jsonl *r, int V, int max_pos, int *n_out, jso
 		json_t *pi = json_object_get(j, "prompt_ids"), *ids = json_object_get(j, "ids"),
 		       *eos = json_object_get(j, "eos_id"), *rw = json_object_get(j, "reward");
 		if (!pi || !ids)
-			die("%s: line %llu: no \"prompt_ids\" and \"ids\" (write rollouts with lbdpo-sample --logprobs)", name,
-			    (unsigned long long)ln);
+			die("%s: line %llu: no \"prompt_ids\" and \"ids\" (write rollouts with lbdpo-sample --logprobs)",
+			    name, (unsigned long long)ln);
 		if (!json_is_number(rw))
-			die("%s: line %llu: no number \"reward\" (score the rollouts with lbdpo-reward or a judge)", name,
-			    (unsigned long long)ln);
+			die("%s: line %llu: no number \"reward\" (score the rollouts with lbdpo-reward or a judge)",
+			    name, (unsigned long long)ln);
 		x->reward = json_number_value(rw);
 		x->prompt = id_array(pi, &x->np, 0, name, ln, "prompt_ids", V);
 		if (x->np < 1)
@@ -135,7 +135,8 @@ static rollout *read_rollouts_from(jsonl *r, int V, int max_pos, int *n_out, jso
 		if (eos && !json_is_null(eos)) {
 			json_int_t e = json_is_integer(eos) ? json_integer_value(eos) : -1;
 			if (e < 0 || e >= V)
-				die("%s: line %llu: \"eos_id\": not a token id of the model", name, (unsigned long long)ln);
+				die("%s: line %llu: \"eos_id\": not a token id of the model", name,
+				    (unsigned long long)ln);
 			x->comp[x->n++] = (uint32_t)e;
 			x->has_eos = 1;
 		}
@@ -182,7 +183,10 @@ static void score_rows(model *m, model_ws *ws, rollout *ro, const int *idx, int 
 			if (x->n == 0)
 				continue;
 			buf[b] = xmalloc(sizeof(float) * (size_t)x->n);
-			sq[b] = (model_seq){.prompt = x->prompt, .n_prompt = x->np, .comp = {x->comp}, .n_comp_tok = {x->n},
+			sq[b] = (model_seq){.prompt = x->prompt,
+					    .n_prompt = x->np,
+					    .comp = {x->comp},
+					    .n_comp_tok = {x->n},
 					    .n_comp = 1};
 			sc[b] = (model_scores){0};
 			if (values)
@@ -288,14 +292,16 @@ void rl_train(const rl_opts *o)
 	int G = o->G > 0 ? o->G : 1;
 	if (!ppo) {
 		if (o->G <= 0) /* the samples of one prompt are consecutive (lbdpo-sample --n) */
-			for (G = 1; G < N && ro[G].np == ro[0].np && !memcmp(ro[G].prompt, ro[0].prompt, sizeof(uint32_t) * ro[0].np);)
+			for (G = 1; G < N && ro[G].np == ro[0].np &&
+				    !memcmp(ro[G].prompt, ro[0].prompt, sizeof(uint32_t) * ro[0].np);)
 				G++;
 		if (G < 2 || N % G)
 			die("%s: %d rollouts do not make groups of %d samples per prompt (--num-generations; %s needs >= 2)",
 			    o->in, N, G, rl_algo_name(o->algo));
 		for (int g = 0; g < N; g += G)
 			for (int j = g + 1; j < g + G; j++)
-				if (ro[j].np != ro[g].np || memcmp(ro[j].prompt, ro[g].prompt, sizeof(uint32_t) * ro[g].np))
+				if (ro[j].np != ro[g].np ||
+				    memcmp(ro[j].prompt, ro[g].prompt, sizeof(uint32_t) * ro[g].np))
 					die("%s: line %llu: not the prompt of line %llu: a group is %d consecutive samples of one prompt",
 					    o->in, (unsigned long long)ro[j].line, (unsigned long long)ro[g].line, G);
 	}
@@ -330,7 +336,8 @@ void rl_train(const rl_opts *o)
 		model *rm = model_load(o->ref);
 		model_need_lm(rm, o->ref);
 		if (model_cfg(rm)->vocab_size != cfg->vocab_size)
-			die("%s: vocabulary %d, the policy's is %d", o->ref, model_cfg(rm)->vocab_size, cfg->vocab_size);
+			die("%s: vocabulary %d, the policy's is %d", o->ref, model_cfg(rm)->vocab_size,
+			    cfg->vocab_size);
 		model_ws *rws = model_ws_new(rm);
 		for (int i = 0; i < N; i++)
 			rowp[i] = lp_ref + (size_t)i * T;
@@ -362,7 +369,8 @@ void rl_train(const rl_opts *o)
 		if (o->value) {
 			vm = model_load(o->value);
 			if (!model_cfg(vm)->score_labels)
-				die("%s: not a value model (a reward model: XxxForSequenceClassification with one label)", o->value);
+				die("%s: not a value model (a reward model: XxxForSequenceClassification with one label)",
+				    o->value);
 		} else {
 			vm = model_reward_from(m, o->seed, 0.0f); /* from the policy, a zero head: V = 0 at first */
 		}
@@ -401,8 +409,11 @@ void rl_train(const rl_opts *o)
 	}
 
 	/* epochs over shuffled mini-batches */
-	rl_policy_opts po = {.eps_low = o->eps, .eps_high = o->eps, .beta = o->algo == RL_GRPO ? kl_coef : 0,
-			     .seq_level = o->algo == RL_RLOO, .agg = ppo || !o->agg_seq ? RL_AGG_TOKEN : RL_AGG_SEQ};
+	rl_policy_opts po = {.eps_low = o->eps,
+			     .eps_high = o->eps,
+			     .beta = o->algo == RL_GRPO ? kl_coef : 0,
+			     .seq_level = o->algo == RL_RLOO,
+			     .agg = ppo || !o->agg_seq ? RL_AGG_TOKEN : RL_AGG_SEQ};
 	int nmb = o->mini_batches < N ? o->mini_batches : N, mbs = (N + nmb - 1) / nmb;
 	int *perm = xmalloc(sizeof(int) * N), *ml = xmalloc(sizeof(int) * mbs), *live = xmalloc(sizeof(int) * mbs);
 	double *b_lp = xmalloc(sizeof(double) * mbs * T), *b_lo = xmalloc(sizeof(double) * mbs * T);
@@ -433,8 +444,11 @@ void rl_train(const rl_opts *o)
 				if (len[i] == 0)
 					continue; /* nothing sampled: no token to score */
 				live[nl] = r;
-				sq[nl] = (model_seq){.prompt = ro[i].prompt, .n_prompt = ro[i].np, .comp = {ro[i].comp},
-						     .n_comp_tok = {ro[i].n}, .n_comp = 1};
+				sq[nl] = (model_seq){.prompt = ro[i].prompt,
+						     .n_prompt = ro[i].np,
+						     .comp = {ro[i].comp},
+						     .n_comp_tok = {ro[i].n},
+						     .n_comp = 1};
 				sc[nl] = (model_scores){.tok_logp = {tokbuf + (size_t)r * T}};
 				nl++;
 			}
@@ -460,8 +474,11 @@ void rl_train(const rl_opts *o)
 				}
 				for (int q = 0; q < kp; q++) { /* own arrays: the value step below reads sq */
 					pref_rec *pr = &ptx->r[(ptx_pos + q) % ptx->n];
-					psq[q] = (model_seq){.prompt = pr->prompt, .n_prompt = pr->np, .comp = {pr->chosen},
-							     .n_comp_tok = {pr->nc}, .n_comp = 1};
+					psq[q] = (model_seq){.prompt = pr->prompt,
+							     .n_prompt = pr->np,
+							     .comp = {pr->chosen},
+							     .n_comp_tok = {pr->nc},
+							     .n_comp = 1};
 					psc[q] = (model_scores){0};
 					psg[q] = (model_seq_grad){.d_logp = {-o->ptx_coef / ntok}};
 				}
@@ -497,13 +514,15 @@ void rl_train(const rl_opts *o)
 				rl_value_loss(b_g, &vs, b_v, b_vo, b_R, ml, k, T, o->eps_v);
 				for (int q = 0; q < nl; q++) {
 					for (int t = 0; t < ml[live[q]]; t++)
-						b_gv[(size_t)live[q] * T + t] = (float)(o->vf_coef * b_g[(size_t)live[q] * T + t]);
+						b_gv[(size_t)live[q] * T + t] =
+							(float)(o->vf_coef * b_g[(size_t)live[q] * T + t]);
 					sg[q] = (model_seq_grad){.d_tok_value = b_gv + (size_t)live[q] * T};
 				}
 				if (nv)
 					model_backward(val_m.m, val_m.ws, sg, val_m.G);
 				double vlr = o->value_lr >= 0 ? o->value_lr : o->lr;
-				if (isnan(opt_step(val_m.m, val_m.G, val_m.dm, val_m.dv, ++val_m.t, vlr, o->weight_decay, o->clip)))
+				if (isnan(opt_step(val_m.m, val_m.G, val_m.dm, val_m.dv, ++val_m.t, vlr,
+						   o->weight_decay, o->clip)))
 					die("%s: non-finite value gradient at epoch %d", o->in, ep + 1);
 				S[M_VF] += vs.loss, S[M_VCLIP] += vs.clipfrac;
 			}
@@ -593,7 +612,8 @@ void rl_train(const rl_opts *o)
 	for (int i = 0; i < N; i++)
 		free(ro[i].prompt), free(ro[i].comp), free(ro[i].lp_old), free(ro[i].lp_ref);
 	free(ro), free(all), free(len), free(has_eos), free(rowp), free(lp_old), free(lp_ref), free(score), free(adv);
-	free(ret), free(val), free(nons), free(seqkl), free(perm), free(ml), free(live), free(b_lp), free(b_lo), free(b_lr);
+	free(ret), free(val), free(nons), free(seqkl), free(perm), free(ml), free(live), free(b_lp), free(b_lo),
+		free(b_lr);
 	free(b_a), free(b_g), free(b_v), free(b_vo), free(b_R), free(b_gv), free(tokbuf), free(sq), free(sc), free(sg);
 	free(psq), free(psc), free(psg);
 	if (ptx)
@@ -606,8 +626,8 @@ void rl_train(const rl_opts *o)
 	model_free(m);
 }
 
-void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, const char *key,
-			 uint64_t *n_lines, uint64_t *n_tok)
+void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, const char *key, uint64_t *n_lines,
+			 uint64_t *n_tok)
 {
 	const model_config *cfg = model_cfg(m);
 	jsonl *r = jsonl_open_fp(in, name);

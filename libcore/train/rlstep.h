@@ -28,14 +28,14 @@ typedef struct {
 	const char *metrics;  /* JSON Lines appended (NULL: none) */
 	const char *ptx_data; /* token records whose chosen completions are the PPO-ptx data */
 	double lr, value_lr, weight_decay, clip;
-	double kl_coef;       /* < 0: the algorithm's TRL default */
+	double kl_coef;               /* < 0: the algorithm's TRL default */
 	double kl_target, kl_horizon; /* adaptive KL (target > 0) */
 	double eps, eps_v, vf_coef, gamma, lam;
-	double eos_penalty;   /* < 0: none */
+	double eos_penalty; /* < 0: none */
 	double ptx_coef;
 	int epochs, mini_batches, G;
 	int whiten_rewards, normalize_adv, scale_rewards;
-	int agg_seq;          /* GRPO loss_type grpo (1) or bnpo (0) */
+	int agg_seq; /* GRPO loss_type grpo (1) or bnpo (0) */
 	unsigned long long seed;
 	int quiet;
 } rl_opts;
@@ -51,7 +51,7 @@ void rl_train(const rl_opts *o);
  * line as key (e.g. "ref_token_logps", replaced when there) and written to
  * out_path ("-": standard output; a file is written aside and renamed). The
  * lines pass through otherwise unchanged. *n_lines, *n_tok get the totals. */
-void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, const char *key,
-			 uint64_t *n_lines, uint64_t *n_tok);
+void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, const char *key, uint64_t *n_lines,
+			 uint64_t *n_tok);
 
 #endif

@@ -40,7 +40,8 @@ void model_tok_open(model_tok *t, const model *m, const char *model_path, const 
 	prov_check(&tp, t->path, model_path, NULL, 0, NULL, ignore_prov);
 	const model_config *cfg = model_cfg(m);
 	if (tok_vocab_size(t->tk) > (uint32_t)cfg->vocab_size)
-		die("%s: vocabulary of %u tokens exceeds the model's %d", t->path, tok_vocab_size(t->tk), cfg->vocab_size);
+		die("%s: vocabulary of %u tokens exceeds the model's %d", t->path, tok_vocab_size(t->tk),
+		    cfg->vocab_size);
 	/* BOS and EOS texts: the template's bos_token and eos_token */
 	size_t nb = 0, ne = 0;
 	const char *bos = tok_bos(t->tk) >= 0 ? tok_piece(t->tk, (uint32_t)tok_bos(t->tk), &nb) : NULL;
@@ -82,7 +83,8 @@ static int json_ids(json_t *a, uint32_t vocab, uint32_t **ids, size_t *n, size_t
 	for (size_t i = 0; i < json_array_size(a); i++) {
 		json_t *v = json_array_get(a, i);
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= vocab) {
-			snprintf(err, errlen, "\"%s\"[%zu]: not a token id below the vocabulary size %u", key, i, vocab);
+			snprintf(err, errlen, "\"%s\"[%zu]: not a token id below the vocabulary size %u", key, i,
+				 vocab);
 			return -1;
 		}
 		(*ids)[(*n)++] = (uint32_t)json_integer_value(v);
@@ -112,7 +114,8 @@ static void line_ids(ctx *c, line *l)
 	if (pids)
 		bad = json_ids(pids, (uint32_t)cfg->vocab_size, &l->ids, &n, &l->cap, "prompt_ids", err, sizeof err);
 	else if (!t->tk) {
-		snprintf(err, sizeof err, "no \"prompt_ids\", and no tokenizer to encode \"prompt\" (give --tokenizer)");
+		snprintf(err, sizeof err,
+			 "no \"prompt_ids\", and no tokenizer to encode \"prompt\" (give --tokenizer)");
 		bad = 1;
 	} else
 		bad = pref_prompt_ids(t->tk, t->tpl, l->obj, c->o->add_bos, &c->scratch, &l->ids, &n, &l->cap, err,
@@ -123,8 +126,8 @@ static void line_ids(ctx *c, line *l)
 	}
 	l->np = (int)n;
 	if (!bad)
-		bad = json_ids(json_object_get(l->obj, "ids"), (uint32_t)cfg->vocab_size, &l->ids, &n, &l->cap, "ids", err,
-			       sizeof err);
+		bad = json_ids(json_object_get(l->obj, "ids"), (uint32_t)cfg->vocab_size, &l->ids, &n, &l->cap, "ids",
+			       err, sizeof err);
 	if (bad)
 		die("%s: line %llu: %s", c->name, (unsigned long long)l->lineno, err);
 	l->nc = (int)n - l->np;
@@ -151,8 +154,8 @@ static void line_ids(ctx *c, line *l)
 				    "with another tokenizer (--ignore-provenance scores them anyway)",
 				    c->name, (unsigned long long)l->lineno, t->path);
 			if (!c->warned++)
-				warning("%s: line %llu: \"ids\" do not decode to \"text\" with %s (scored anyway)", c->name,
-					(unsigned long long)l->lineno, t->path);
+				warning("%s: line %llu: \"ids\" do not decode to \"text\" with %s (scored anyway)",
+					c->name, (unsigned long long)l->lineno, t->path);
 		}
 	}
 }
@@ -180,8 +183,8 @@ static void score_lines(ctx *c, model_ws *ws, line **q, int n)
 		/* a line alone is scored as both sides of its pair */
 		score_pair p = {0};
 		if (a)
-			p = (score_pair){a->ids, a->ids + a->np, b ? b->ids + b->np : a->ids + a->np, a->np, a->nc,
-					 b ? b->nc : a->nc};
+			p = (score_pair){a->ids, a->ids + a->np, b ? b->ids + b->np : a->ids + a->np,
+					 a->np,  a->nc,          b ? b->nc : a->nc};
 		long t = a ? score_pair_tokens(&p) : 0;
 		if (np && (!a || tokens + t > bt)) {
 			if (todo)
@@ -268,8 +271,10 @@ void score_samples(const model *m, const char *model_path, const char *fp, FILE 
 				if (q[k]->cached)
 					continue;
 				uint8_t key[32];
-				refcache_val v = {.chosen_logp = q[k]->reward, .chosen_n = q[k]->nc, .prompt_n = q[k]->np};
-				refcache_key(q[k]->ids, (size_t)q[k]->np, q[k]->ids + q[k]->np, (size_t)q[k]->nc, NULL, 0, key);
+				refcache_val v = {
+					.chosen_logp = q[k]->reward, .chosen_n = q[k]->nc, .prompt_n = q[k]->np};
+				refcache_key(q[k]->ids, (size_t)q[k]->np, q[k]->ids + q[k]->np, (size_t)q[k]->nc, NULL,
+					     0, key);
 				refcache_put(cache, key, &v);
 			}
 			refcache_flush(cache); /* a killed run keeps every round scored so far */

@@ -24,9 +24,9 @@ int input_is_jsonl(FILE *in);
  * vocabulary must fit the model's; the chat template is tpl_name, else the
  * tokenizer's own (see pref_tpl_load). */
 typedef struct {
-	tok *tk;      /* NULL: none */
+	tok *tk;       /* NULL: none */
 	pref_tpl *tpl; /* NULL without a tokenizer */
-	char *path;   /* the tokenizer's file */
+	char *path;    /* the tokenizer's file */
 } model_tok;
 void model_tok_open(model_tok *t, const model *m, const char *model_path, const char *tok_path, const char *tpl_name,
 		    int ignore_prov);
@@ -46,8 +46,8 @@ void model_tok_close(model_tok *t);
 typedef struct {
 	const char *out_path, *cache_dir;
 	const model_tok *t;
-	int add_bos;        /* BOS before string prompts when the tokenizer adds one */
-	int ignore_prov;    /* ids that do not decode to the line's text: warn, not die */
+	int add_bos;     /* BOS before string prompts when the tokenizer adds one */
+	int ignore_prov; /* ids that do not decode to the line's text: warn, not die */
 	long batch_tokens;
 	uint64_t n_lines, n_cached, n_tok; /* out: the job's totals */
 } samples_run;

@@ -21,7 +21,7 @@ void score_pairs(const model *m, model_ws *ws, const score_pair *pairs, int n, s
 	 * slot k of seqs[i], or -1 for the placeholder of a pair with no
 	 * completion tokens at all (the forward needs >= 1 completion token; the
 	 * prompt's quantities never see the completions, so it changes nothing). */
-	int (*which)[2] = xcalloc((size_t)n, sizeof *which);
+	int(*which)[2] = xcalloc((size_t)n, sizeof *which);
 	const model_config *cfg = model_cfg(m);
 	/* a reward model scores the last non-pad token: a pad placeholder
 	 * leaves the prompt's last token scored */
@@ -43,7 +43,8 @@ void score_pairs(const model *m, model_ws *ws, const score_pair *pairs, int n, s
 		}
 		if (cfg->score_labels && s->n_comp < 2 && !cfg->has_pad)
 			die("pair %d: an empty completion, and the reward model has no pad_token_id to score the prompt "
-			    "alone", i);
+			    "alone",
+			    i);
 		if (cfg->score_labels && s->n_comp < 2) { /* both sides scored, the empty one at the prompt */
 			for (int k = 0; k < 2; k++)
 				if (!nc[k]) {
@@ -193,7 +194,8 @@ model *score_prog_open(int *argc, char ***argv, score_prog *p, char fp[65])
 	const int nrank = dist_size();
 	if (nrank > 1 && (!p->in || !strcmp(p->in, "-")))
 		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
-			       "(-i FILE), not standard input", nrank);
+			       "(-i FILE), not standard input",
+			       nrank);
 	backend_opts_apply(p->bo);
 	p->t0 = now_s();
 	model *m = adapter_model_load(p->model_path, p->adapter, &p->lo, &p->base_owned, &p->base);
@@ -202,7 +204,8 @@ model *score_prog_open(int *argc, char ***argv, score_prog *p, char fp[65])
 		model_need_lm(m, p->model_path);
 	else if (!cfg->score_labels)
 		die("%s: not a reward model (config.json's architectures names no XxxForSequenceClassification; "
-		    "lbdpo-step --loss reward trains one)", p->model_path);
+		    "lbdpo-step --loss reward trains one)",
+		    p->model_path);
 	model_fingerprint(m, fp);
 	return m;
 }
@@ -211,8 +214,8 @@ void score_prog_close(score_prog *p, model *m, const char *unit, uint64_t n_rec,
 {
 	double dt = now_s() - p->t0;
 	if (dist_rank() == 0)
-		info("%llu %s%s, %llu tokens in %.2f s (%.1f %s/s, %.0f tokens/s) on %s", (unsigned long long)n_rec, unit,
-		     extra ? extra : "", (unsigned long long)n_tok, dt, n_rec / (dt > 0 ? dt : 1), unit,
+		info("%llu %s%s, %llu tokens in %.2f s (%.1f %s/s, %.0f tokens/s) on %s", (unsigned long long)n_rec,
+		     unit, extra ? extra : "", (unsigned long long)n_tok, dt, n_rec / (dt > 0 ? dt : 1), unit,
 		     n_tok / (dt > 0 ? dt : 1), backend_device());
 	model_free(m);
 	lora_free(p->lo);

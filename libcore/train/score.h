@@ -13,7 +13,7 @@
 #include "libcore/nn/model.h"
 
 typedef struct {
-	double chosen_logp, rejected_logp; /* sums over completion tokens (0 if empty) */
+	double chosen_logp, rejected_logp;     /* sums over completion tokens (0 if empty) */
 	double reward_chosen, reward_rejected; /* a reward model's scores of prompt + completion (else 0) */
 	int chosen_n, rejected_n;
 	double prompt_logp;    /* mean prompt-token log-prob (0 if n_prompt == 1) */
@@ -80,12 +80,12 @@ void score_prog_close(score_prog *p, model *m, const char *unit, uint64_t n_rec,
  * help differ). p->run.batch_tokens starts at 4096. */
 #define SCORE_CLI_OPTS(p, model_help, output_help)                                                                     \
 	OPT_STRING('m', "model", "PATH", &(p)->model_path, model_help),                                                \
-	    OPT_STRING('i', "input", "FILE", &(p)->in, "token records to read (default: standard input)"),             \
-	    OPT_STRING('o', "output", "FILE", &(p)->out, output_help),                                                 \
-	    OPT_INT('b', "batch-tokens", "N", &(p)->run.batch_tokens, 0, 1L << 24,                                     \
-		    "pack pairs into forwards of up to N tokens, or 0: one pair per forward as lbdpo-refcache"),      \
-	    OPT_BOOL(0, "ignore-provenance", &(p)->ignore_prov,                                                        \
-		     "score records of another tokenizer than the model's (warns; default: refuse)"),                  \
-	    OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary")
+		OPT_STRING('i', "input", "FILE", &(p)->in, "token records to read (default: standard input)"),         \
+		OPT_STRING('o', "output", "FILE", &(p)->out, output_help),                                             \
+		OPT_INT('b', "batch-tokens", "N", &(p)->run.batch_tokens, 0, 1L << 24,                                 \
+			"pack pairs into forwards of up to N tokens, or 0: one pair per forward as lbdpo-refcache"),   \
+		OPT_BOOL(0, "ignore-provenance", &(p)->ignore_prov,                                                    \
+			 "score records of another tokenizer than the model's (warns; default: refuse)"),              \
+		OPT_BOOL('q', "quiet", &lbdpo_quiet, "no progress lines and no summary")
 
 #endif

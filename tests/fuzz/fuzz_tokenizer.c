@@ -56,18 +56,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					"tests/fixtures/tokenizer/sp_bytefallback.json"};
 		for (int i = 0; i < 2; i++) {
 			FILE *f = fopen(names[i], "rb");
-			if (!f) continue;
+			if (!f)
+				continue;
 			static char buf[1 << 18];
 			size_t n = fread(buf, 1, sizeof buf, f);
 			fclose(f);
 			fixed[i] = tok_load_mem(names[i], buf, n, NULL, err, sizeof err);
 		}
 	}
-	if (size < 1) return 0;
+	if (size < 1)
+		return 0;
 	unsigned mode = data[0];
 	const char *s = (const char *)data + 1;
 	size_t n = size - 1;
-	if (setjmp(back)) return 0; /* an I/O-level die(): a clean rejection */
+	if (setjmp(back))
+		return 0; /* an I/O-level die(): a clean rejection */
 	if (mode < 85) {
 		char err[600];
 		tok *t = tok_load_mem("fuzz", s, n, NULL, err, sizeof err);
@@ -78,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	} else if (mode < 170) {
 		int fd = memfd_create("jsonl", 0);
-		if (fd < 0) return 0;
+		if (fd < 0)
+			return 0;
 		if (write(fd, s, n) != (ssize_t)n) {
 			close(fd);
 			return 0;
@@ -91,7 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pref_text p = {0};
 		while (jsonl_next(r, &line, &len) == 1) {
 			json_t *o = jsonl_parse(line, len, err, sizeof err);
-			if (!o) continue;
+			if (!o)
+				continue;
 			for (int tpl = 0; tpl <= TPL_HH; tpl++)
 				if (pref_extract(o, tpl, &p, err, sizeof err) == 0 && fixed[0])
 					exercise(fixed[0], p.chosen.s, p.chosen.n);
@@ -101,7 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		jsonl_close(r);
 	} else {
 		for (int i = 0; i < 2; i++)
-			if (fixed[i]) exercise(fixed[i], s, n);
+			if (fixed[i])
+				exercise(fixed[i], s, n);
 	}
 	return 0;
 }

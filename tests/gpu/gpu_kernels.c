@@ -138,7 +138,8 @@ static void t_embed(int T, int C, int V, int P, int with_wpe)
 	snprintf(nm, sizeof nm, "embed_forward T=%d C=%d V=%d wpe=%d", T, C, V, with_wpe);
 	check(nm, down(dout, (size_t)T * C), out, (size_t)T * C);
 	/* backward: gradients accumulate into random starting values */
-	float *g = rnd((size_t)T * C, 1), *gwte = rnd((size_t)V * C, 1), *gwpe = with_wpe ? rnd((size_t)P * C, 1) : NULL;
+	float *g = rnd((size_t)T * C, 1), *gwte = rnd((size_t)V * C, 1),
+	      *gwpe = with_wpe ? rnd((size_t)P * C, 1) : NULL;
 	float *dg = up(g, sizeof(float) * T * C), *dgwte = up(gwte, sizeof(float) * V * C);
 	float *dgwpe = gwpe ? up(gwpe, sizeof(float) * P * C) : NULL;
 	embed_backward(gwte, gwpe, g, tok, pos, T, C);
@@ -213,8 +214,7 @@ static void t_matmul(int T, int IC, int OC, int w_in_out, int with_bias, int wit
 	float *dout = cuda_alloc(fb * no);
 	matmul_forward(out, x, w, bias, T, IC, OC, w_in_out);
 	cuda_matmul_forward(dout, dx, dw, dbias, T, IC, OC, w_in_out);
-	snprintf(nm, sizeof nm, "matmul_forward T=%d IC=%d OC=%d w_in_out=%d bias=%d", T, IC, OC, w_in_out,
-		 with_bias);
+	snprintf(nm, sizeof nm, "matmul_forward T=%d IC=%d OC=%d w_in_out=%d bias=%d", T, IC, OC, w_in_out, with_bias);
 	check(nm, down(dout, no), out, no);
 	float *gy = rnd(no, 1), *gx = rnd(ni, 1), *gw = rnd(nw, 1), *gb = rnd(OC, 1);
 	float *dgy = up(gy, fb * no), *dgx = up(gx, fb * ni), *dgw = up(gw, fb * nw), *dgb = up(gb, fb * OC);
@@ -373,7 +373,7 @@ static void clip(packed *b, int t, int p, int kc_pos, int W)
 
 static packed pack_w(int n_seq, const int *P, const int *n0, const int *n1, int W)
 {
-	packed b = { 0, n_seq, NULL, NULL, NULL, NULL, NULL };
+	packed b = {0, n_seq, NULL, NULL, NULL, NULL, NULL};
 	for (int s = 0; s < n_seq; s++)
 		b.T += P[s] + n0[s] + n1[s];
 	b.ka = xmalloc(sizeof(int) * b.T), b.kb = xmalloc(sizeof(int) * b.T), b.kc = xmalloc(sizeof(int) * b.T);
@@ -438,8 +438,8 @@ static void t_attention(int n_seq, const int *P, const int *n0, const int *n1, i
 
 /* Gemma's attention: the score scale given, logit soft-cap (cap 0: none),
  * an optional sliding window W. */
-static void t_attention_ext(int n_seq, const int *P, const int *n0, const int *n1, int H, int KV, int hd,
-			    float scale, float cap, int W)
+static void t_attention_ext(int n_seq, const int *P, const int *n0, const int *n1, int H, int KV, int hd, float scale,
+			    float cap, int W)
 {
 	char nm[192];
 	packed b = pack_w(n_seq, P, n0, n1, W);
@@ -739,7 +739,7 @@ static void t_optim(size_t n)
 	const size_t fb = sizeof(float);
 	float *p = rnd(n, 1), *m = xcalloc(n, fb), *v = xcalloc(n, fb);
 	float *dp = up(p, fb * n), *dm = up(m, fb * n), *dv = up(v, fb * n), *dg = cuda_alloc(fb * n);
-	const adamw_hp hp = { 0.9, 0.999, 1e-8 };
+	const adamw_hp hp = {0.9, 0.999, 1e-8};
 	for (long t = 1; t <= 3; t++) {
 		float *g = rnd(n, 1e-3f * (float)t);
 		cuda_upload(dg, g, fb * n);
@@ -867,27 +867,27 @@ int main(int argc, char **argv)
 	t_headnorm(45, 3, 1, 40, 1.0f);  /* Gemma 3's gain 1 + w, hd not a multiple of 32 */
 	t_headnorm(130, 2, 2, 256, 1.0f);
 	{
-		const int P1[] = { 5 }, a1[] = { 3 }, b1[] = { 0 };
+		const int P1[] = {5}, a1[] = {3}, b1[] = {0};
 		t_attention(1, P1, a1, b1, 4, 4, 64); /* one sequence, one completion */
-		const int P2[] = { 13, 1, 40 }, a2[] = { 7, 1, 25 }, b2[] = { 9, 2, 33 };
+		const int P2[] = {13, 1, 40}, a2[] = {7, 1, 25}, b2[] = {9, 2, 33};
 		t_attention(3, P2, a2, b2, 8, 2, 64);  /* GQA 4:1 */
 		t_attention(3, P2, a2, b2, 6, 1, 128); /* MQA, hd 128 */
 		t_attention(3, P2, a2, b2, 4, 2, 40);  /* hd not a multiple of 32 */
-		const int P3[] = { 1000 / L, 37 }, a3[] = { 61, 5 }, b3[] = { 45, 12 };
+		const int P3[] = {1000 / L, 37}, a3[] = {61, 5}, b3[] = {45, 12};
 		t_attention(2, P3, a3, b3, 4, 2, 128); /* a long prompt */
-		const int P4[] = { 3, 2, 9, 31, 33 }, a4[] = { 1, 4, 1, 30, 2 }, b4[] = { 1, 0, 6, 34, 1 };
+		const int P4[] = {3, 2, 9, 31, 33}, a4[] = {1, 4, 1, 30, 2}, b4[] = {1, 0, 6, 34, 1};
 		t_attention(5, P4, a4, b4, 2, 1, 256); /* hd 256, lengths around 32 */
 	}
 	{
 		/* Gemma: scale query_pre_attn_scalar^−½, caps 50 (Gemma 2) and a
 		 * small one that bends the scores, sliding windows */
-		const int P2[] = { 13, 1, 40 }, a2[] = { 7, 1, 25 }, b2[] = { 9, 2, 33 };
+		const int P2[] = {13, 1, 40}, a2[] = {7, 1, 25}, b2[] = {9, 2, 33};
 		t_attention_ext(3, P2, a2, b2, 8, 4, 64, 1.0f / sqrtf(224.0f), 50.0f, 0);
 		t_attention_ext(3, P2, a2, b2, 8, 4, 64, 0.125f, 0.0f, 0); /* Gemma 3: no cap */
 		t_attention_ext(3, P2, a2, b2, 4, 2, 40, 0.3f, 2.0f, 0);
 		t_attention_ext(3, P2, a2, b2, 4, 1, 128, 0.2f, 3.0f, 6); /* a window shorter than prompts */
 		t_attention_ext(3, P2, a2, b2, 2, 2, 256, 0.0625f, 5.0f, 33);
-		const int P3[] = { 1000 / L, 37 }, a3[] = { 61, 5 }, b3[] = { 45, 12 };
+		const int P3[] = {1000 / L, 37}, a3[] = {61, 5}, b3[] = {45, 12};
 		t_attention_ext(2, P3, a3, b3, 4, 2, 128, 1.0f / sqrtf(128.0f), 50.0f, 512 / L); /* a long prompt */
 	}
 	t_activations(1, 64);
@@ -897,9 +897,9 @@ int main(int argc, char **argv)
 	t_family_act(37, 171, 50.0f);
 	t_family_act(130, 688, 2.0f);
 	{
-		const int P[] = { 1, 9, 33 }, a[] = { 3, 1, 31 }, b[] = { 2, 0, 7 };
+		const int P[] = {1, 9, 33}, a[] = {3, 1, 31}, b[] = {2, 0, 7};
 		t_head(3, P, a, b, 64, 101);
-		const int Pl[] = { 700 / L, 5 }, al[] = { 40, 3 }, bl[] = { 38, 3 };
+		const int Pl[] = {700 / L, 5}, al[] = {40, 3}, bl[] = {38, 3};
 		t_head(2, Pl, al, bl, 96, 1003);
 	}
 	t_decode(0, 5, 4, 4, 64);

@@ -10,10 +10,10 @@
 #include "libcore/dist/dist.h"
 #include "base/util.h"
 
-#define CHECK(c, ...)                                                                              \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			dist_abort(1, __VA_ARGS__);                                                \
+#define CHECK(c, ...)                                                                                                  \
+	do {                                                                                                           \
+		if (!(c))                                                                                              \
+			dist_abort(1, __VA_ARGS__);                                                                    \
 	} while (0)
 
 int main(int argc, char **argv)

@@ -47,8 +47,8 @@ int main(int argc, char **argv)
 		free(x);
 		free(y);
 	}
-	printf("%s: %d tensors, worst %s: max|a-b|/max|a| = %.3g (tolerance %g)\n", argv[1], st_count(a), wname,
-	       worst, tol);
+	printf("%s: %d tensors, worst %s: max|a-b|/max|a| = %.3g (tolerance %g)\n", argv[1], st_count(a), wname, worst,
+	       tol);
 	st_close(a);
 	st_close(b);
 	return bad;

@@ -24,7 +24,7 @@ static inline double tl_normal(uint64_t *s)
 
 static inline model_config tl_cfg(model_arch arch, int kv_heads, int qkv_bias, int tied)
 {
-	model_config c = { 0 };
+	model_config c = {0};
 	c.arch = arch;
 	c.dim = 16;
 	c.n_heads = 4;
@@ -89,7 +89,7 @@ static inline model *tl_load_llama2c(const char *path)
 		fclose(f);
 		return NULL;
 	}
-	model_config c = { 0 };
+	model_config c = {0};
 	c.arch = ARCH_LLAMA;
 	c.dim = h[0];
 	c.hidden_dim = h[1];
@@ -108,8 +108,7 @@ static inline model *tl_load_llama2c(const char *path)
 	const int C = c.dim, F = c.hidden_dim, L = c.n_layers, hd = c.head_dim;
 	const int V = c.vocab_size, H = c.n_heads, KV = c.n_kv_heads;
 	char nm[128];
-#define TP(fmt, l) \
-	(snprintf(nm, sizeof nm, fmt, l), tl_find(m, nm))
+#define TP(fmt, l) (snprintf(nm, sizeof nm, fmt, l), tl_find(m, nm))
 	float *P = model_params(m);
 	int ok = 1;
 #define RD(ptr, n) ok = ok && fread((ptr), sizeof(float), (size_t)(n), f) == (size_t)(n)

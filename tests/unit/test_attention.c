@@ -30,7 +30,7 @@ static int visible(const int *ka, const int *kb, const int *kc, int t, int j)
 
 static void check(int H, int KV, int hd)
 {
-	int ka[T], kb[T], kc[T], seq_off[3] = { 0, P0 + A0 + B0, T };
+	int ka[T], kb[T], kc[T], seq_off[3] = {0, P0 + A0 + B0, T};
 	for (int t = 0; t < T; t++) {
 		ka[t] = kb[t] = 0;
 		if (t < P0 + A0)
@@ -60,7 +60,7 @@ static void check(int H, int KV, int hd)
 		for (int h = 0; h < H; h++) {
 			const int kh = h / grp;
 			const float *q = qkv + t * S + h * hd;
-			double s[T], mx = -INFINITY, z = 0, o[256] = { 0 }, D = 0;
+			double s[T], mx = -INFINITY, z = 0, o[256] = {0}, D = 0;
 			for (int j = 0; j < T; j++) {
 				s[j] = -INFINITY;
 				if (!visible(ka, kb, kc, t, j))

@@ -77,7 +77,8 @@ static void teardown(fixture_t *f)
 /* L at the current parameters; frozen_beta (may be NULL) replaces β. */
 static double loss_now(fixture_t *f, const double *frozen_beta)
 {
-	batch_forward(&f->c, f->ws, f->b, f->rp, NB, &(batch_opts){.n_comp = 2, .need_head = 1, .fixed_beta = f->lo.beta});
+	batch_forward(&f->c, f->ws, f->b, f->rp, NB,
+		      &(batch_opts){.n_comp = 2, .need_head = 1, .fixed_beta = f->lo.beta});
 	if (frozen_beta)
 		for (int i = 0; i < NB; i++)
 			f->b->lp[i].beta = frozen_beta[i];
@@ -107,8 +108,8 @@ static void check_policy(fixture_t *f, const float *G, const double *frozen_beta
 			double lm = loss_now(f, frozen_beta);
 			P[o] = x;
 			double num = (lp - lm) / (2.0 * h);
-			cr_expect(fabs(num - G[o]) <= 1e-3 + 3e-2 * fabs(num), "%s: %s[%zu]: analytic %.6g, FD %.6g", what,
-				  t->name, idx[j] % t->numel, G[o], num);
+			cr_expect(fabs(num - G[o]) <= 1e-3 + 3e-2 * fabs(num), "%s: %s[%zu]: analytic %.6g, FD %.6g",
+				  what, t->name, idx[j] % t->numel, G[o], num);
 			checked++;
 		}
 	}
@@ -129,8 +130,8 @@ static void check_head(fixture_t *f, const float *HG)
 		double lm = loss_now(f, NULL);
 		bh->p[i] = x;
 		double num = (lp - lm) / (2.0 * h);
-		cr_expect(fabs(num - HG[i]) <= 1e-3 + 3e-2 * fabs(num), "head param %zu: analytic %.6g, FD %.6g", i, HG[i],
-			  num);
+		cr_expect(fabs(num - HG[i]) <= 1e-3 + 3e-2 * fabs(num), "head param %zu: analytic %.6g, FD %.6g", i,
+			  HG[i], num);
 	}
 }
 
@@ -145,8 +146,8 @@ static grads run(fixture_t *f, beta_grad_mode bg)
 	g.G = calloc(model_n_params(f->c.m), sizeof(float));
 	g.HG = calloc(f->c.bh->n_params, sizeof(float));
 	g.L = train_microbatch(&f->c, f->ws, f->b, f->rp, NB,
-			       &(microbatch_opts){.loss = &f->lo, .beta_grad = bg, .policy_trained = 1, .scale = 1.0}, g.G,
-			       g.HG, NULL);
+			       &(microbatch_opts){.loss = &f->lo, .beta_grad = bg, .policy_trained = 1, .scale = 1.0},
+			       g.G, g.HG, NULL);
 	return g;
 }
 

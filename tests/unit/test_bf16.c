@@ -24,11 +24,21 @@ static float f32(uint32_t u)
 Test(bf16, rounding)
 {
 	/* nearest, ties to even, at the bits that are cut */
-	const uint32_t in[] = { 0x3f800000, 0x3f808000, 0x3f818000, 0x3f807fff, 0x3f808001, 0xbf80c000,
-				0x7f7fffff, 0x7f800000, 0xff800000, 0x7fc00001, 0x7f800001, 0x00000001, 0x80000000 };
-	const uint16_t want[] = { 0x3f80, 0x3f80, 0x3f82, 0x3f80, 0x3f81, 0xbf81,
-				  0x7f80 /* overflows to inf */, 0x7f80, 0xff80, 0x7fc0, 0x7fc0 /* NaN stays NaN */,
-				  0x0000, 0x8000 };
+	const uint32_t in[] = {0x3f800000, 0x3f808000, 0x3f818000, 0x3f807fff, 0x3f808001, 0xbf80c000, 0x7f7fffff,
+			       0x7f800000, 0xff800000, 0x7fc00001, 0x7f800001, 0x00000001, 0x80000000};
+	const uint16_t want[] = {0x3f80,
+				 0x3f80,
+				 0x3f82,
+				 0x3f80,
+				 0x3f81,
+				 0xbf81,
+				 0x7f80 /* overflows to inf */,
+				 0x7f80,
+				 0xff80,
+				 0x7fc0,
+				 0x7fc0 /* NaN stays NaN */,
+				 0x0000,
+				 0x8000};
 	const size_t n = sizeof in / sizeof *in;
 	float x[16];
 	uint16_t y[16];
@@ -95,14 +105,16 @@ Test(bf16, gemm)
 			for (int j = 0; j < N; j++) {
 				double r16 = 0, r32 = 0, mag = 0;
 				for (int k = 0; k < K; k++) {
-					float a = ta ? A[k * lda + i] : A[i * lda + k], b = tb ? B[j * ldb + k] : B[k * ldb + j];
+					float a = ta ? A[k * lda + i] : A[i * lda + k],
+					      b = tb ? B[j * ldb + k] : B[k * ldb + j];
 					r16 += bf(a) * bf(b);
 					r32 += (double)a * b;
 					mag += fabs((double)a * b);
 				}
 				const double c0 = acc ? C0[i * N + j] : 0, c = C[i * N + j];
 				const double e16 = fabs(c - c0 - r16) / ((K + 2) * 0x1p-23 * (mag + fabs(c0)));
-				const double e32 = fabs(c - c0 - r32) / (0x1p-7 * mag + (K + 2) * 0x1p-23 * (mag + fabs(c0)));
+				const double e32 =
+					fabs(c - c0 - r32) / (0x1p-7 * mag + (K + 2) * 0x1p-23 * (mag + fabs(c0)));
 				worst_acc = e16 > worst_acc ? e16 : worst_acc;
 				worst_round = e32 > worst_round ? e32 : worst_round;
 				moved += fabs(c - c0 - r32) > 1e-5 * mag;
@@ -136,7 +148,8 @@ Test(bf16, gemm_rm_fp32)
 	gemm_bf16_set(0);
 	gemm_rm(0, 0, M, 8, K, A, K, B, N, 0.0f, C1, N);
 	for (int i = 0; i < M; i++)
-		cr_expect(!memcmp(C1 + i * N, C2 + i * N, 8 * sizeof(float)), "row %d: a 20×8 product must stay fp32", i);
+		cr_expect(!memcmp(C1 + i * N, C2 + i * N, 8 * sizeof(float)), "row %d: a 20×8 product must stay fp32",
+			  i);
 }
 
 /* ---- the model in bf16 against fp32 ---- */
@@ -163,7 +176,7 @@ static void run(result *r, model *m, const pairs *p, int bf16)
 	model_scores o[MAXP];
 	model_seq_grad g[MAXP];
 	for (int i = 0; i < p->n; i++) {
-		o[i] = (model_scores){ 0 };
+		o[i] = (model_scores){0};
 		for (int k = 0; k < 2; k++)
 			o[i].tok_logp[k] = r->tok[i][k] = xmalloc(sizeof(float) * p->s[i].n_comp_tok[k]);
 	}
@@ -173,7 +186,7 @@ static void run(result *r, model *m, const pairs *p, int bf16)
 		r->logp[i][0] = o[i].logp[0], r->logp[i][1] = o[i].logp[1];
 		double z = beta * ((o[i].logp[0] - p->ref[i][0]) - (o[i].logp[1] - p->ref[i][1]));
 		double d = -beta / (1 + exp(z)); /* dL/dz·β = −β·σ(−z) */
-		g[i] = (model_seq_grad){ .d_logp = { d, -d } };
+		g[i] = (model_seq_grad){.d_logp = {d, -d}};
 	}
 	r->grad = xcalloc(model_n_params(m), sizeof(float));
 	model_backward(m, ws, g, r->grad);
@@ -220,16 +233,18 @@ static void compare(model *m, const pairs *p, const char *label)
 			}
 			double dseq = b.logp[i][k] - a.logp[i][k];
 			worst = fmax(worst, fabs(dseq) / (40 * U_BF16 * sqrt(n)));
-			cr_expect(fabs(dseq) <= 40 * U_BF16 * sqrt(n), "%s pair %d %c (%d tokens): log-prob %.6f in fp32, %.6f in bf16",
-				  label, i, k ? 'r' : 'c', n, a.logp[i][k], b.logp[i][k]);
+			cr_expect(fabs(dseq) <= 40 * U_BF16 * sqrt(n),
+				  "%s pair %d %c (%d tokens): log-prob %.6f in fp32, %.6f in bf16", label, i,
+				  k ? 'r' : 'c', n, a.logp[i][k], b.logp[i][k]);
 		}
 	double dot = 0, na = 0, nb = 0;
 	for (size_t q = 0; q < model_n_params(m); q++)
 		dot += (double)a.grad[q] * b.grad[q], na += (double)a.grad[q] * a.grad[q],
 			nb += (double)b.grad[q] * b.grad[q];
 	double cosv = dot / sqrt(na * nb);
-	fprintf(stderr, "%s: per-token RMS error %.3g (%.1fu), worst sequence %.2f of its bound, gradient cosine %.6f\n",
-		label, sqrt(se / n_all), sqrt(se / n_all) / U_BF16, worst, cosv);
+	fprintf(stderr,
+		"%s: per-token RMS error %.3g (%.1fu), worst sequence %.2f of its bound, gradient cosine %.6f\n", label,
+		sqrt(se / n_all), sqrt(se / n_all) / U_BF16, worst, cosv);
 	cr_expect(sqrt(se / n_all) <= 8 * U_BF16, "%s: per-token RMS error %.4g > 8u", label, sqrt(se / n_all));
 	cr_expect(sqrt(se / n_all) > U_BF16 / 4, "%s: per-token RMS error %.3g: bf16 changed nothing?", label,
 		  sqrt(se / n_all));
@@ -239,13 +254,16 @@ static void compare(model *m, const pairs *p, const char *label)
 
 static pairs random_pairs(uint64_t seed, int V, int n)
 {
-	pairs p = { .n = n };
+	pairs p = {.n = n};
 	uint64_t s = seed;
 	for (int i = 0; i < n; i++) {
-		int P = 8 + (int)(rng_next(&s) % 56), n0 = 16 + (int)(rng_next(&s) % 112), n1 = 16 + (int)(rng_next(&s) % 112);
-		p.s[i] = (model_seq){ .prompt = tl_tokens(&s, P, V), .n_prompt = P,
-				      .comp = { tl_tokens(&s, n0, V), tl_tokens(&s, n1, V) },
-				      .n_comp_tok = { n0, n1 }, .n_comp = 2 };
+		int P = 8 + (int)(rng_next(&s) % 56), n0 = 16 + (int)(rng_next(&s) % 112),
+		    n1 = 16 + (int)(rng_next(&s) % 112);
+		p.s[i] = (model_seq){.prompt = tl_tokens(&s, P, V),
+				     .n_prompt = P,
+				     .comp = {tl_tokens(&s, n0, V), tl_tokens(&s, n1, V)},
+				     .n_comp_tok = {n0, n1},
+				     .n_comp = 2};
 		p.ref[i][0] = -8.0 * n0 + tl_normal(&s) * 3, p.ref[i][1] = -8.0 * n1 + tl_normal(&s) * 3;
 	}
 	return p;
@@ -254,7 +272,7 @@ static pairs random_pairs(uint64_t seed, int V, int n)
 Test(bf16, qwen_shaped)
 {
 	need_bf16();
-	model_config c = { 0 };
+	model_config c = {0};
 	c.arch = ARCH_LLAMA;
 	c.dim = 256, c.n_heads = 8, c.n_kv_heads = 2, c.head_dim = 32, c.hidden_dim = 688, c.n_layers = 4;
 	c.vocab_size = 4096, c.max_seq_len = 512, c.rope_theta = 1e6f, c.norm_eps = 1e-6f;
@@ -297,11 +315,14 @@ Test(bf16, stories260K)
 		nt++;
 	}
 	fclose(f);
-	pairs p = { .n = nt };
+	pairs p = {.n = nt};
 	for (int i = 0; i < nt; i++) {
 		int j = (i + 1) % nt;
-		p.s[i] = (model_seq){ .prompt = ids[i], .n_prompt = 4, .comp = { ids[i] + 4, ids[j] + 4 },
-				      .n_comp_tok = { len[i] - 4, len[j] - 4 }, .n_comp = 2 };
+		p.s[i] = (model_seq){.prompt = ids[i],
+				     .n_prompt = 4,
+				     .comp = {ids[i] + 4, ids[j] + 4},
+				     .n_comp_tok = {len[i] - 4, len[j] - 4},
+				     .n_comp = 2};
 		p.ref[i][0] = -2.0 * (len[i] - 4), p.ref[i][1] = -2.5 * (len[j] - 4);
 	}
 	compare(m, &p, "stories260K");

@@ -19,16 +19,15 @@
 
 enum { K_STEPS = 256, K_QUIET };
 
-static const cli_opt opts[] = {
-	CLI_OPT('m', 'm', "model", "PATH", "the model"),
-	CLI_OPT('o', 'o', "output", "FILE", "where to write"),
-	CLI_OPT(K_STEPS, 0, "steps", "N", "steps to run\nsecond line"),
-	CLI_SECTION("More:"),
-	CLI_OPT(K_QUIET, 'q', "quiet", NULL, "be quiet"),
-	CLI_ALIAS('c', "checkpoint", "model"),
-	CLI_ALIAS(0, "out", "output"),
-	CLI_GONE('t', NULL, "-t is gone: use --tokenizer"),
-	{0}};
+static const cli_opt opts[] = {CLI_OPT('m', 'm', "model", "PATH", "the model"),
+			       CLI_OPT('o', 'o', "output", "FILE", "where to write"),
+			       CLI_OPT(K_STEPS, 0, "steps", "N", "steps to run\nsecond line"),
+			       CLI_SECTION("More:"),
+			       CLI_OPT(K_QUIET, 'q', "quiet", NULL, "be quiet"),
+			       CLI_ALIAS('c', "checkpoint", "model"),
+			       CLI_ALIAS(0, "out", "output"),
+			       CLI_GONE('t', NULL, "-t is gone: use --tokenizer"),
+			       {0}};
 
 static const cli_spec spec = {"prog", "prog -m PATH [-o FILE]\nprog --version", "Does things.", opts, NULL};
 
@@ -203,7 +202,8 @@ Test(cli, help_wraps_long_text_and_long_option_names)
 	static const char text[] = "one two three four five six seven eight nine ten eleven twelve thirteen "
 				   "fourteen fifteen sixteen seventeen eighteen nineteen twenty";
 	static const cli_opt o2[] = {CLI_OPT('a', 'a', "alpha", "X", text),
-				     CLI_OPT('b', 0, "a-very-long-option-name", "VALUE", "short help"), {0}};
+				     CLI_OPT('b', 0, "a-very-long-option-name", "VALUE", "short help"),
+				     {0}};
 	static const cli_spec s2 = {"p2", "p2 [options]", NULL, o2, NULL};
 	char *h = help_text(&s2);
 	/* every line fits in 79 columns */
@@ -291,21 +291,20 @@ static void count_cb(void *d, const char *arg)
 static void typed_table(dests *d, cli_opt *t)
 {
 	*d = (dests){.n = 8, .big = 1L << 40, .lr = 5e-6, .tau = 1e-3, .unset = -1, .flag = 0, .level = 1, .mode = 1};
-	const cli_opt rows[] = {
-		OPT_STRING_REQUIRED('m', "model", "PATH", &d->name, "the model"),
-		OPT_INT('n', "num", "N", &d->n, 1, 9, "how many"),
-		OPT_INT(0, "big", "N", &d->big, 0, 1L << 50, "a long"),
-		OPT_DOUBLE(0, "lr", "X", &d->lr, 0, 10, "learning rate"),
-		OPT_DOUBLE(0, "tau", "X", &d->tau, 1e-9, 1, "temperature"),
-		OPT_DOUBLE(0, "unset", "X", &d->unset, 0, 1, "not given: -1"),
-		OPT_BOOL('f', "flag", &d->flag, "a flag"),
-		OPT_SET(0, "loud", &d->level, 3, "level 3"),
-		OPT_ENUM(0, "mode", "M", &d->mode, modes, "how"),
-		OPT_CALLBACK(0, "call", "A", count_cb, d, "a callback"),
-		OPT_DOUBLE(0, "words", "X", &d->tau, 0, 1, "default: --tau"),
-		CLI_OPT(K_RAW, 0, "raw", "S", "a keyed row"),
-		CLI_ALIAS(0, "name", "model"),
-		{0}};
+	const cli_opt rows[] = {OPT_STRING_REQUIRED('m', "model", "PATH", &d->name, "the model"),
+				OPT_INT('n', "num", "N", &d->n, 1, 9, "how many"),
+				OPT_INT(0, "big", "N", &d->big, 0, 1L << 50, "a long"),
+				OPT_DOUBLE(0, "lr", "X", &d->lr, 0, 10, "learning rate"),
+				OPT_DOUBLE(0, "tau", "X", &d->tau, 1e-9, 1, "temperature"),
+				OPT_DOUBLE(0, "unset", "X", &d->unset, 0, 1, "not given: -1"),
+				OPT_BOOL('f', "flag", &d->flag, "a flag"),
+				OPT_SET(0, "loud", &d->level, 3, "level 3"),
+				OPT_ENUM(0, "mode", "M", &d->mode, modes, "how"),
+				OPT_CALLBACK(0, "call", "A", count_cb, d, "a callback"),
+				OPT_DOUBLE(0, "words", "X", &d->tau, 0, 1, "default: --tau"),
+				CLI_OPT(K_RAW, 0, "raw", "S", "a keyed row"),
+				CLI_ALIAS(0, "name", "model"),
+				{0}};
 	memcpy(t, rows, sizeof rows);
 }
 
@@ -315,8 +314,9 @@ Test(cli, typed_rows_store_their_values_and_keyed_rows_come_back)
 	cli_opt t[16];
 	typed_table(&d, t);
 	const cli_spec s = {"prog", "prog", NULL, t, NULL};
-	char *argv[] = {"prog",	  "-n",	 "3",	 "--big", "1099511627777", "--lr", "0.5",  "-f",   "--loud",
-			"--mode", "exact", "--call", "x",     "--raw",	       "r",    "--name", "mm", "op", NULL};
+	char *argv[] = {"prog",   "-n",    "3",      "--big", "1099511627777", "--lr", "0.5",    "-f", "--loud",
+			"--mode", "exact", "--call", "x",     "--raw",         "r",    "--name", "mm", "op",
+			NULL};
 	cli c;
 	cli_start(&c, &s, 18, argv);
 	cr_assert_eq(cli_next(&c), K_RAW);
@@ -357,8 +357,10 @@ Test(cli, typed_rows_refuse_values_out_of_range_in_the_one_error_shape)
 		  CHILD_ARGS("-m", "x", "-n", "0"));
 	run_child(2, "prog: error: option --num: '3x' is not an integer in [1, 9]\n", parse_typed,
 		  CHILD_ARGS("--num", "3x"));
-	run_child(2, "prog: error: option --lr: '11' is not a number in [0, 10]\n", parse_typed, CHILD_ARGS("--lr", "11"));
-	run_child(2, "prog: error: option --lr: 'nan' is not a number in [0, 10]\n", parse_typed, CHILD_ARGS("--lr", "nan"));
+	run_child(2, "prog: error: option --lr: '11' is not a number in [0, 10]\n", parse_typed,
+		  CHILD_ARGS("--lr", "11"));
+	run_child(2, "prog: error: option --lr: 'nan' is not a number in [0, 10]\n", parse_typed,
+		  CHILD_ARGS("--lr", "nan"));
 	run_child(2, "prog: error: --mode: expected fast, slow or exact, got 'quick'\n", parse_typed,
 		  CHILD_ARGS("--mode", "quick"));
 	run_child(2, "prog: error: unexpected argument 'op'\n", parse_typed, CHILD_ARGS("-m", "x", "op"));

@@ -8,8 +8,8 @@
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/cpu/vexp.h"
 
-static const cpu_features intel512 = { CPU_AVX512, 0 }, intel2 = { CPU_AVX2, 0 }, amd2 = { CPU_AVX2, 1 },
-			  amd512 = { CPU_AVX512, 1 }, avx1 = { CPU_AVX, 0 }, sse = { CPU_SSE, 0 };
+static const cpu_features intel512 = {CPU_AVX512, 0}, intel2 = {CPU_AVX2, 0}, amd2 = {CPU_AVX2, 1},
+			  amd512 = {CPU_AVX512, 1}, avx1 = {CPU_AVX, 0}, sse = {CPU_SSE, 0};
 
 static void expect(const char *core, cpu_features f, const char *want)
 {
@@ -17,8 +17,8 @@ static void expect(const char *core, cpu_features f, const char *want)
 	if (!want)
 		cr_expect_null(got, "%s on level %d amd %d: got %s, want none", core, f.level, f.amd, got);
 	else
-		cr_expect(got && strcmp(got, want) == 0, "%s on level %d amd %d: got %s, want %s", core, f.level,
-			  f.amd, got ? got : "(none)", want);
+		cr_expect(got && strcmp(got, want) == 0, "%s on level %d amd %d: got %s, want %s", core, f.level, f.amd,
+			  got ? got : "(none)", want);
 }
 
 Test(cpu, fallback_cores_replaced)
@@ -44,8 +44,8 @@ Test(cpu, good_or_unknown_cores_kept)
 	expect("SapphireRapids", intel512, NULL);
 	expect("Haswell", intel2, NULL);
 	expect("Zen", amd2, NULL);
-	expect("Prescott", sse, NULL);	     /* an SSE-only CPU: the old core is right */
-	expect("SkylakeX", intel2, NULL);    /* never downgrade */
+	expect("Prescott", sse, NULL);         /* an SSE-only CPU: the old core is right */
+	expect("SkylakeX", intel2, NULL);      /* never downgrade */
 	expect("Zen5NextGen", intel512, NULL); /* a newer OpenBLAS's name: trusted */
 	expect("", intel512, NULL);
 	expect(NULL, intel512, NULL);

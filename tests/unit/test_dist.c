@@ -48,5 +48,6 @@ Test(dist, refuses_several_ranks)
 	unsetenv("PMI_RANK");
 	int argc = 1;
 	char *args[] = {"test", NULL}, **argv = args;
-	EXPECT_DIE(1, "error: started with 2 MPI ranks, but this program was built without MPI", dist_init(&argc, &argv));
+	EXPECT_DIE(1, "error: started with 2 MPI ranks, but this program was built without MPI",
+		   dist_init(&argc, &argv));
 }

@@ -15,7 +15,11 @@ Test(engine, opts_json_round_trip)
 	train_opts a, b;
 	train_opts_default(&a);
 	a.init = "some/model";
-	a.ck = (ckpt_opts){.head = HEAD_MLP, .head_hidden = 7, .eps = 0.25, .pool = POOL_MEAN, .ppl_from = PPL_REF,
+	a.ck = (ckpt_opts){.head = HEAD_MLP,
+			   .head_hidden = 7,
+			   .eps = 0.25,
+			   .pool = POOL_MEAN,
+			   .ppl_from = PPL_REF,
 			   .seed = 12345678901LL};
 	a.loss.kind = LOSS_BETADPO;
 	a.loss.beta = 0.3;
@@ -44,7 +48,8 @@ Test(engine, opts_json_round_trip)
 	char *sa = json_dumps(ja, JSON_REAL_PRECISION(17)), *sb = json_dumps(jb, JSON_REAL_PRECISION(17));
 	cr_expect_str_eq(sa, sb);
 	cr_expect_str_eq(b.init, "some/model");
-	cr_expect_eq(b.ck.head_hidden, 64, "head_hidden is not recorded: the default stays"); /* beta_head.safetensors has it */
+	cr_expect_eq(b.ck.head_hidden, 64,
+		     "head_hidden is not recorded: the default stays"); /* beta_head.safetensors has it */
 	cr_expect_eq(b.ck.pool, POOL_MEAN);
 	cr_expect_eq(b.ck.seed, 12345678901ULL);
 	cr_expect_eq(b.loss.kind, LOSS_BETADPO);
@@ -217,9 +222,16 @@ static void two_workers_loss(loss_kind kind, double group_reg, const char *list,
 		for (int k = 0; k < 3; k++)
 			for (int t = 0; t < LEN; t++)
 				toks[i][k][t] = (uint32_t)(rng_next(&s) % 20);
-		recs[i] = (pref_rec){.prompt = toks[i][0], .np = LEN, .chosen = toks[i][1], .nc = LEN - 1,
-				     .rejected = toks[i][2], .nr = LEN, .has_ref = 1, .ref_c = -9 + 0.1 * i,
-				     .ref_r = -10 - 0.1 * i, .group = group_reg != 0 ? i % 2 : -1,
+		recs[i] = (pref_rec){.prompt = toks[i][0],
+				     .np = LEN,
+				     .chosen = toks[i][1],
+				     .nc = LEN - 1,
+				     .rejected = toks[i][2],
+				     .nr = LEN,
+				     .has_ref = 1,
+				     .ref_c = -9 + 0.1 * i,
+				     .ref_r = -10 - 0.1 * i,
+				     .group = group_reg != 0 ? i % 2 : -1,
 				     .index = (uint64_t)i + 1};
 	}
 	pref_set data = {.r = recs, .n = NR, .name = "t"};
@@ -260,8 +272,10 @@ static void two_workers_loss(loss_kind kind, double group_reg, const char *list,
 		cr_assert_eq(train_step(e1, &m1), 0);
 		const train_metrics *m2 = &wr[0].m[step];
 		cr_expect(rel_close(m1.loss, m2->loss, 1e-6), "step %d: loss %.17g vs %.17g", step, m1.loss, m2->loss);
-		cr_expect(rel_close(m1.beta_mean, m2->beta_mean, 1e-6), "step %d: beta_mean %.17g vs %.17g", step, m1.beta_mean, m2->beta_mean);
-		cr_expect(rel_close(m1.beta_min, m2->beta_min, 1e-5), "step %d: beta_min %.17g vs %.17g", step, m1.beta_min, m2->beta_min);
+		cr_expect(rel_close(m1.beta_mean, m2->beta_mean, 1e-6), "step %d: beta_mean %.17g vs %.17g", step,
+			  m1.beta_mean, m2->beta_mean);
+		cr_expect(rel_close(m1.beta_min, m2->beta_min, 1e-5), "step %d: beta_min %.17g vs %.17g", step,
+			  m1.beta_min, m2->beta_min);
 		cr_expect(rel_close(m1.margin, m2->margin, 1e-6));
 		cr_expect(rel_close(m1.grad_norm, m2->grad_norm, 1e-5), "step %d: grad_norm %.9g vs %.9g", step,
 			  m1.grad_norm, m2->grad_norm);
@@ -357,8 +371,17 @@ Test(engine, opts_json_loss_list)
 Test(engine, nonfinite_step_changes_nothing)
 {
 	uint32_t p[3] = {1, 2, 3}, ch[2] = {4, 5}, rj[2] = {6, 7};
-	pref_rec r = {.prompt = p, .np = 3, .chosen = ch, .nc = 2, .rejected = rj, .nr = 2, .has_ref = 1,
-		      .ref_c = NAN, .ref_r = -3, .group = -1, .index = 1};
+	pref_rec r = {.prompt = p,
+		      .np = 3,
+		      .chosen = ch,
+		      .nc = 2,
+		      .rejected = rj,
+		      .nr = 2,
+		      .has_ref = 1,
+		      .ref_c = NAN,
+		      .ref_r = -3,
+		      .group = -1,
+		      .index = 1};
 	pref_set data = {.r = &r, .n = 1, .name = "t"};
 	train_opts o;
 	train_opts_default(&o);

@@ -15,8 +15,8 @@
 
 /* Column-major C[m,n] = alpha·op(X)[m,k]·op(Y)[k,n] + beta·C, the reference
  * semantics of cublasSgemm. */
-static void colmajor_sgemm(int opx, int opy, int m, int n, int k, float alpha, const float *X, int ldx,
-			   const float *Y, int ldy, float beta, float *C, int ldc)
+static void colmajor_sgemm(int opx, int opy, int m, int n, int k, float alpha, const float *X, int ldx, const float *Y,
+			   int ldy, float beta, float *C, int ldc)
 {
 	for (int j = 0; j < n; j++)
 		for (int i = 0; i < m; i++) {
@@ -50,23 +50,23 @@ static void one(int tA, int tB, int M, int N, int K, int pad, float beta)
 		B[i] = frand();
 	for (int i = 0; i < M * ldc; i++)
 		C1[i] = C2[i] = frand();
-	cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, 0.5f,
-		    A, lda, B, ldb, beta, C1, ldc);
+	cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, 0.5f, A,
+		    lda, B, ldb, beta, C1, ldc);
 	lb_colmajor_gemm g = lb_gemm_from_rowmajor(tA, tB, M, N, K, lda, ldb, ldc);
 	colmajor_sgemm(g.opa, g.opb, g.m, g.n, g.k, 0.5f, B, g.lda, A, g.ldb, beta, C2, g.ldc);
 	for (int r = 0; r < M; r++)
 		for (int c = 0; c < ldc; c++) {
 			float a = C1[r * ldc + c], b = C2[r * ldc + c];
 			cr_assert(fabsf(a - b) <= 1e-5f * (1 + fabsf(a)),
-				  "tA=%d tB=%d M=%d N=%d K=%d pad=%d: C[%d,%d] cblas %g, mapped %g", tA, tB, M, N, K, pad,
-				  r, c, a, b);
+				  "tA=%d tB=%d M=%d N=%d K=%d pad=%d: C[%d,%d] cblas %g, mapped %g", tA, tB, M, N, K,
+				  pad, r, c, a, b);
 		}
 	free(A), free(B), free(C1), free(C2);
 }
 
 Test(gemm_map, all_transposes_odd_sizes)
 {
-	const int sz[][3] = { { 1, 1, 1 }, { 1, 17, 5 }, { 13, 1, 7 }, { 9, 11, 1 }, { 33, 65, 47 }, { 4, 96, 64 } };
+	const int sz[][3] = {{1, 1, 1}, {1, 17, 5}, {13, 1, 7}, {9, 11, 1}, {33, 65, 47}, {4, 96, 64}};
 	for (int tA = 0; tA < 2; tA++)
 		for (int tB = 0; tB < 2; tB++)
 			for (size_t s = 0; s < sizeof sz / sizeof sz[0]; s++)

@@ -58,19 +58,21 @@ Test(logsoftmax, rows_against_double)
 		z[5 * V + v] = 1.5f;
 	logit_row rows[T];
 	for (int r = 0; r < T; r++)
-		rows[r] = (logit_row){ { (r * 311) % V, (r * 977 + 5) % V }, { r % 2 ? 2 : 1, r % 2 ? 3 : 0 }, { 0, 0 }, 0 };
-	rows[4] = (logit_row){ { -1, -1 }, { 0, 0 }, { 0, 0 }, 0 };
+		rows[r] = (logit_row){{(r * 311) % V, (r * 977 + 5) % V}, {r % 2 ? 2 : 1, r % 2 ? 3 : 0}, {0, 0}, 0};
+	rows[4] = (logit_row){{-1, -1}, {0, 0}, {0, 0}, 0};
 	lse[4] = ent[4] = lp[8] = lp[9] = -7; /* skipped: left as is */
 	logsoftmax_rows(lse, lp, ent, z, rows, T, V);
 	for (int r = 0; r < T; r++) {
 		if (r == 4) {
-			cr_expect(lse[4] == -7 && ent[4] == -7 && lp[8] == -7 && lp[9] == -7, "row without targets written");
+			cr_expect(lse[4] == -7 && ent[4] == -7 && lp[8] == -7 && lp[9] == -7,
+				  "row without targets written");
 			continue;
 		}
 		double pz, L = ref_lse(z + (size_t)r * V, &pz);
 		rel_close(lse[r], L, 2e-7, "lse", r);
 		for (int k = 0; k < 2; k++)
-			rel_close(lp[2 * r + k], rows[r].kind[k] ? z[(size_t)r * V + rows[r].y[k]] - L : 0.0, 1e-6, "lp", r);
+			rel_close(lp[2 * r + k], rows[r].kind[k] ? z[(size_t)r * V + rows[r].y[k]] - L : 0.0, 1e-6,
+				  "lp", r);
 		if (rows[r].kind[0] == 1) /* entropy of prompt rows */
 			rel_close(ent[r], L - pz, 1e-5, "entropy", r);
 		else { /* log Σ e^(z−m) on the others (layers.h; the CUDA twin matches it) */
@@ -84,9 +86,9 @@ Test(logsoftmax, rows_against_double)
 	rel_close(ent[5], log((double)V), 1e-6, "flat entropy", 5);
 
 	/* gradient of w0·log p(y0) + w1·log p(y1) on rows 0, 2, 3 */
-	int idx[3] = { 0, 2, 3 };
-	double w[6] = { 0.75, 0, -0.5, 0.25, 1.0, 2.0 };
-	int32_t y[6] = { 7, -1, 100, 100, 1300, 9 };
+	int idx[3] = {0, 2, 3};
+	double w[6] = {0.75, 0, -0.5, 0.25, 1.0, 2.0};
+	int32_t y[6] = {7, -1, 100, 100, 1300, 9};
 	float *g = malloc(sizeof(float) * T * V);
 	memcpy(g, z, sizeof(float) * T * V);
 	logit_grad_rows(g, lse, idx, w, y, 3, V);

@@ -103,12 +103,14 @@ static void check_fixture(const char *name)
 			cr_expect_eq(sc[i].n[k], seqs[i].n_comp_tok[k]);
 			json_t *tl = json_array_get(json_object_get(p, "tok_logp"), k);
 			for (int j = 0; j < seqs[i].n_comp_tok[k]; j++)
-				expect_close(sc[i].tok_logp[k][j], json_number_value(json_array_get(tl, j)), "token log-prob", i);
+				expect_close(sc[i].tok_logp[k][j], json_number_value(json_array_get(tl, j)),
+					     "token log-prob", i);
 			loss += g[i].d_logp[k] * sc[i].logp[k];
 		}
 		expect_close(sc[i].prompt_mean_logp, num(p, "prompt_mean_logp"), "prompt_mean_logp", i);
 		expect_close(sc[i].prompt_entropy, num(p, "prompt_entropy"), "prompt_entropy", i);
-		float *hl = floats_of(json_object_get(p, "h_last"), C), *hm = floats_of(json_object_get(p, "h_mean"), C);
+		float *hl = floats_of(json_object_get(p, "h_last"), C),
+		      *hm = floats_of(json_object_get(p, "h_mean"), C);
 		expect_vec(sc[i].h_last, hl, C, "h_last", i);
 		expect_vec(sc[i].h_mean, hm, C, "h_mean", i);
 		loss += g[i].d_prompt_mean_logp * sc[i].prompt_mean_logp;
@@ -276,8 +278,8 @@ static void kv_matches_forward(const char *name)
 			if (longrope && ((P + j > L) != (P + n > L)))
 				continue;
 			worst = fmax(worst, fabs(lp - tl[j]) / fmax(1.0, fabs(tl[j])));
-			cr_expect(fabs(lp - tl[j]) <= 1e-5 * fmax(1.0, fabs(tl[j])), "%s pair %zu token %d: kv %.8g, forward %.8g",
-				  name, i, j, lp, tl[j]);
+			cr_expect(fabs(lp - tl[j]) <= 1e-5 * fmax(1.0, fabs(tl[j])),
+				  "%s pair %zu token %d: kv %.8g, forward %.8g", name, i, j, lp, tl[j]);
 		}
 		model_kv_free(kv);
 		free(pr), free(c);
@@ -406,8 +408,10 @@ Test(hf_fixtures, llama2c_converted_to_hf_same_logprobs)
 		cr_assert_eq((int)json_array_size(lp), n);
 		for (int i = 0; i < n; i++) {
 			double ref = json_number_value(json_array_get(lp, i));
-			cr_expect(la[i] == lb[i], "text %d token %d: .bin %.8g vs converted HF %.8g", lines, i, la[i], lb[i]);
-			cr_expect(fabs(la[i] - ref) <= 1e-4, "text %d token %d: ours %.8g, llama2.c %.8g", lines, i, la[i], ref);
+			cr_expect(la[i] == lb[i], "text %d token %d: .bin %.8g vs converted HF %.8g", lines, i, la[i],
+				  lb[i]);
+			cr_expect(fabs(la[i] - ref) <= 1e-4, "text %d token %d: ours %.8g, llama2.c %.8g", lines, i,
+				  la[i], ref);
 			worst = fmax(worst, fabs(la[i] - ref));
 		}
 		json_decref(r);

@@ -20,7 +20,8 @@ static char *render(const char *src, const char *vars, int *rc, char *err, size_
 	char *out = NULL;
 	size_t n;
 	*rc = -2;
-	if (t) *rc = jinja_render(t, v, &out, &n, err, errlen);
+	if (t)
+		*rc = jinja_render(t, v, &out, &n, err, errlen);
 	jinja_free(t);
 	json_decref(v);
 	return out;
@@ -55,7 +56,7 @@ Test(jinja, whitespace_control)
 	ok("{% if true %}\nA\n{% endif %}\nB", NULL, "A\nB");
 	ok("  {% if true %}x{% endif %}", NULL, "x");
 	ok("a  {% if true %}x{% endif %}", NULL, "a  x");
-	ok("  {{ 'v' }}\n", NULL, "  v");          /* one trailing newline of the source dropped */
+	ok("  {{ 'v' }}\n", NULL, "  v"); /* one trailing newline of the source dropped */
 	ok("  {{ 'v' }}\n\n", NULL, "  v\n");
 	ok("a   {{- 'b' -}}   \n c", NULL, "abc");
 	ok("x\n    {%- if true %}y{% endif %}", NULL, "xy");
@@ -72,7 +73,8 @@ Test(jinja, expressions)
 	ok("{{ x | length - 1 }}|{{ 'héllo' | length }}", "{\"x\":[1,2,3]}", "2|5");
 	ok("{{ not x is defined }}|{{ y is defined }}|{{ y is none }}|{{ y is not none }}", "{\"y\":null}",
 	   "True|True|True|False");
-	ok("{{ 'b' in 'abc' }}|{{ 'k' in d }}|{{ 'z' not in d }}|{{ 2 in [1,2] }}", "{\"d\":{\"k\":1}}", "True|True|True|True");
+	ok("{{ 'b' in 'abc' }}|{{ 'k' in d }}|{{ 'z' not in d }}|{{ 2 in [1,2] }}", "{\"d\":{\"k\":1}}",
+	   "True|True|True|True");
 	ok("{{ s.strip() }}|{{ s.lstrip() }}|{{ s.rstrip() }}|{{ s | trim }}", "{\"s\":\" \\u3000x \\n\"}",
 	   "x|x \n| \u3000x|x");
 	ok("{{ s.strip('\\n') }}|{{ 'a</t>b</t>c'.split('</t>')[-1] }}|{{ ' a  b '.split() | length }}",
@@ -85,8 +87,8 @@ Test(jinja, expressions)
 	ok("{{ {'a': 1, 'b': [1, 'x']} | tojson }}", NULL, "{\"a\": 1, \"b\": [1, \"x\"]}");
 	ok("{{ {'a': {'b': 'é\"\\n'}} | tojson(indent=2) }}", NULL, "{\n  \"a\": {\n    \"b\": \"é\\\"\\n\"\n  }\n}");
 	ok("{{ 0.1 }}|{{ 1e20 }}|{{ 2.0 }}|{{ 1e-7 }}", NULL, "0.1|1e+20|2.0|1e-07");
-	ok("{{ x | items | list | length }}{% for k, v in x.items() %}{{ k }}={{ v }};{% endfor %}", "{\"x\":{\"a\":1,\"b\":2}}",
-	   "2a=1;b=2;");
+	ok("{{ x | items | list | length }}{% for k, v in x.items() %}{{ k }}={{ v }};{% endfor %}",
+	   "{\"x\":{\"a\":1,\"b\":2}}", "2a=1;b=2;");
 	ok("{{ ['a','code','b'] | reject('equalto', 'code') | join(', ') }}", NULL, "a, b");
 	ok("{{ 'x' is string }}{{ [1] is iterable }}{{ {} is mapping }}{{ 1 is number }}{{ 3 is odd }}", NULL,
 	   "TrueTrueTrueTrueTrue");
@@ -94,10 +96,12 @@ Test(jinja, expressions)
 	/* found by tests/ref/jinja_differential.py against Jinja2 3.1.6 */
 	ok("{{ 'a' if false else 'b' if false else 'c' }}", NULL, "c");
 	/* repetition (built by doubling): every count from 0 to 9, both operand orders */
-	ok("{% for k in range(10) %}{{ 'abc' * k }}|{{ k * 'é' }};{% endfor %}{{ 'x' * -2 }}{{ ('ab' * 100000) | length }}", NULL,
+	ok("{% for k in range(10) %}{{ 'abc' * k }}|{{ k * 'é' }};{% endfor %}{{ 'x' * -2 }}{{ ('ab' * 100000) | length }}",
+	   NULL,
 	   "|;abc|é;abcabc|éé;abcabcabc|ééé;abcabcabcabc|éééé;abcabcabcabcabc|ééééé;abcabcabcabcabcabc|éééééé;"
 	   "abcabcabcabcabcabcabc|ééééééé;abcabcabcabcabcabcabcabc|éééééééé;abcabcabcabcabcabcabcabcabc|ééééééééé;200000");
-	ok("{{ u is iterable }}{{ u is sequence }}{{ 'a' in u }}{% for x in u %}a{% else %}e{% endfor %}", NULL, "TrueTrueFalsee");
+	ok("{{ u is iterable }}{{ u is sequence }}{{ 'a' in u }}{% for x in u %}a{% else %}e{% endfor %}", NULL,
+	   "TrueTrueFalsee");
 }
 
 Test(jinja, statements)
@@ -111,13 +115,16 @@ Test(jinja, statements)
 	ok("{% set x = 1 %}{% for m in [1] %}{% set x = 2 %}{{ x }}{% endfor %}{{ x }}", NULL, "21");
 	/* and each iteration starts afresh (Jinja2 3.1.6 gives these) */
 	ok("{% for i in [1,2] %}{% if i == 1 %}{% set x = 'a' %}{% endif %}[{{ x }}]{% endfor %}", NULL, "[a][]");
-	ok("{% set x = 'o' %}{% for i in [1,2] %}[{{ x }}]{% set x = 'a' %}[{{ x }}]{% endfor %}{{ x }}", NULL, "[o][a][o][a]o");
+	ok("{% set x = 'o' %}{% for i in [1,2] %}[{{ x }}]{% set x = 'a' %}[{{ x }}]{% endfor %}{{ x }}", NULL,
+	   "[o][a][o][a]o");
 	ok("{% for i in [1] %}{{ loop.depth }}{{ loop.depth0 }}{% endfor %}", NULL, "10");
-	ok("{% if false %}a{% elif true %}b{% else %}c{% endif %}{% for x in [] %}y{% else %}e{% endfor %}", NULL, "be");
+	ok("{% if false %}a{% elif true %}b{% else %}c{% endif %}{% for x in [] %}y{% else %}e{% endfor %}", NULL,
+	   "be");
 	ok("{% for x in [1,2,3,4] if x is even %}{{ x }}{{ loop.length }}{% endfor %}", NULL, "2242");
 	ok("{% for x in [1,2,3] %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 3 %}{% break %}{% endif %}{{ x }}{% endfor %}",
 	   NULL, "1");
-	ok("{% for a in [1,2] %}{% for b in [3] %}{{ loop.index }}{% endfor %}{{ loop.index }}{% endfor %}", NULL, "1112");
+	ok("{% for a in [1,2] %}{% for b in [3] %}{{ loop.index }}{% endfor %}{{ loop.index }}{% endfor %}", NULL,
+	   "1112");
 }
 
 Test(jinja, refusals_are_loud)
@@ -156,26 +163,32 @@ Test(jinja, refusals_are_loud)
 	 * one value per step; their number is bounded, not only the steps */
 	char nest[2048];
 	size_t q = 0;
-	for (int i = 0; i < 14; i++) q += (size_t)sprintf(nest + q, "{%% for m%d in messages %%}", i);
+	for (int i = 0; i < 14; i++)
+		q += (size_t)sprintf(nest + q, "{%% for m%d in messages %%}", i);
 	q += (size_t)sprintf(nest + q, "{{ m0.content | trim }}");
-	for (int i = 0; i < 14; i++) q += (size_t)sprintf(nest + q, "{%% endfor %%}");
+	for (int i = 0; i < 14; i++)
+		q += (size_t)sprintf(nest + q, "{%% endfor %%}");
 	bad(nest, "{\"messages\": [{\"content\": \" a \"}, {\"content\": \"b\"}, {\"content\": \"c\"}]}", -1,
 	    "too many values");
 	/* hostile nesting: an error, not a stack overflow */
 	char deep[20000];
 	size_t k = 0;
 	k += (size_t)sprintf(deep + k, "{{ ");
-	for (int i = 0; i < 5000; i++) deep[k++] = '(';
+	for (int i = 0; i < 5000; i++)
+		deep[k++] = '(';
 	deep[k++] = '1';
-	for (int i = 0; i < 5000; i++) deep[k++] = ')';
+	for (int i = 0; i < 5000; i++)
+		deep[k++] = ')';
 	sprintf(deep + k, " }}");
 	bad(deep, NULL, -1, "nested too deeply");
 	k = 0;
-	for (int i = 0; i < 1000; i++) k += (size_t)sprintf(deep + k, "{%% if 1 %%}");
+	for (int i = 0; i < 1000; i++)
+		k += (size_t)sprintf(deep + k, "{%% if 1 %%}");
 	bad(deep, NULL, -1, "nested too deeply");
 	k = 0;
 	k += (size_t)sprintf(deep + k, "{{ ");
-	for (int i = 0; i < 3000; i++) k += (size_t)sprintf(deep + k, "not ");
+	for (int i = 0; i < 3000; i++)
+		k += (size_t)sprintf(deep + k, "not ");
 	sprintf(deep + k, "1 }}");
 	bad(deep, NULL, -1, "nested too deeply");
 }
@@ -201,11 +214,13 @@ static char *slurp(const char *path, size_t *n)
 
 Test(jinja, golden_chat_templates)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	char p[4096];
 	snprintf(p, sizeof p, "%s/assets/chat/golden.jsonl", shared());
 	FILE *g = fopen(p, "r");
-	if (!g) cr_skip_test("%s absent", p);
+	if (!g)
+		cr_skip_test("%s absent", p);
 	char *line = NULL;
 	size_t cap = 0;
 	int nrec = 0, ntext = 0, nraise = 0;
@@ -230,7 +245,8 @@ Test(jinja, golden_chat_templates)
 		json_object_set_new(vars, "documents", json_null());
 		const char *toks[] = {"bos_token", "eos_token", "pad_token", "unk_token"};
 		for (int i = 0; i < 4; i++)
-			if (json_object_get(meta, toks[i])) json_object_set(vars, toks[i], json_object_get(meta, toks[i]));
+			if (json_object_get(meta, toks[i]))
+				json_object_set(vars, toks[i], json_object_get(meta, toks[i]));
 		char err[512] = "";
 		jinja *t = jinja_compile(src, n, err, sizeof err);
 		cr_assert(t, "%s: %s", model, err);
@@ -242,8 +258,8 @@ Test(jinja, golden_chat_templates)
 			   *kind = json_string_value(json_object_get(rec, "kind"));
 		if (json_is_string(text)) {
 			cr_assert_eq(rc, 0, "%s %s %s: %s", model, conv, kind, err);
-			cr_expect_eq(outn, json_string_length(text), "%s %s %s: length %zu, want %zu", model, conv, kind, outn,
-				     json_string_length(text));
+			cr_expect_eq(outn, json_string_length(text), "%s %s %s: length %zu, want %zu", model, conv,
+				     kind, outn, json_string_length(text));
 			cr_expect(outn == json_string_length(text) && !memcmp(out, json_string_value(text), outn),
 				  "%s %s %s:\n got: %s\nwant: %s", model, conv, kind, out, json_string_value(text));
 			ntext++;
@@ -277,7 +293,8 @@ static char *chain(const char *head, const char *sep, int n)
 	size_t hl = strlen(head), sl = strlen(sep);
 	char *s = malloc(hl + sl * (size_t)n + 16), *q = s;
 	q += sprintf(q, "{{ %s", head);
-	for (int i = 0; i < n; i++) memcpy(q, sep, sl), q += sl;
+	for (int i = 0; i < n; i++)
+		memcpy(q, sep, sl), q += sl;
 	strcpy(q, " }}");
 	return s;
 }
@@ -287,7 +304,7 @@ Test(jinja, long_chains_are_refused_not_a_stack_overflow)
 	/* the parser builds left-deep trees without recursing; rendering them
 	 * recursed 25000 deep (SIGSEGV in lbdpo-tokenize on a 50 KB template) */
 	const char *seps[][2] = {{"1", " + 1"}, {"'a'", " ~ 'a'"}, {"1", " and 1"}, {"'a'", "|trim"},
-				 {"x", "[0]"}, {"1", " * 1"}, {"1", " or 1"}, {"x", ".a"}};
+				 {"x", "[0]"},  {"1", " * 1"},     {"1", " or 1"},  {"x", ".a"}};
 	for (size_t i = 0; i < sizeof seps / sizeof seps[0]; i++) {
 		char *t = chain(seps[i][0], seps[i][1], 25000);
 		bad(t, "{\"x\": [1]}", -1, "nested too deeply");
@@ -337,12 +354,14 @@ Test(jinja, memory_is_bounded)
 	};
 	/* building a string of 256 MiB copies more than 320 MB, so the work
 	 * budget may stop these first: either bound ends them */
-	for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) bad(over[i], NULL, -1, "budget");
+	for (size_t i = 0; i < sizeof over / sizeof over[0]; i++)
+		bad(over[i], NULL, -1, "budget");
 	/* values that cost memory more than work: the memory budget itself */
 	bad("{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", NULL, -1,
 	    "memory budget");
 	/* within the budget these work */
-	ok("{{ ('a,' * 1000).split(',') | length }}|{{ ('a' * 100000) | replace('a', 'bc') | length }}", NULL, "1001|200000");
+	ok("{{ ('a,' * 1000).split(',') | length }}|{{ ('a' * 100000) | replace('a', 'bc') | length }}", NULL,
+	   "1001|200000");
 	/* the template itself: over JINJA_MAX_SOURCE bytes it is refused */
 	size_t n = JINJA_MAX_SOURCE + 1;
 	char *big = malloc(n + 1);
@@ -388,7 +407,8 @@ Test(jinja, integers_never_wrong)
 		{"{{ 10.0 ** 400 }}", NULL, "infinite"},
 		{"{{ (-8) ** (1/3) }}", NULL, "fractional power"},
 	};
-	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) bad(refused[i][0], refused[i][1], -1, refused[i][2]);
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		bad(refused[i][0], refused[i][1], -1, refused[i][2]);
 	/* steps that would overflow past the end */
 	ok("{% for i in range(9223372036854775800, 9223372036854775807, 5) %}{{ i }},{% endfor %}{{ [1,2,3][::9223372036854775807] | join }}"
 	   "{{ 'abc'[::-9223372036854775807] }}",
@@ -453,14 +473,15 @@ Test(jinja, strftime_now)
 			snprintf(w0, sizeof w0, "Today Date: %s", want[0]);
 			snprintf(w1, sizeof w1, "Today Date: %s", want[1]);
 			cr_expect(!strcmp(out, w0) || !strcmp(out, w1), "got '%s', want '%s'", out, w0);
-			cr_expect(!strcmp(out2, want[0]) || !strcmp(out2, want[1]), "got '%s', want '%s'", out2, want[0]);
+			cr_expect(!strcmp(out2, want[0]) || !strcmp(out2, want[1]), "got '%s', want '%s'", out2,
+				  want[0]);
 			free(out), free(out2);
 			/* chat_template_kwargs pins it */
 			ok(l32, "{\"date_string\": \"26 Jul 2024\"}", "Today Date: 26 Jul 2024");
 			break;
 		}
 	}
-	ok("{{ raise_exception is defined }}{{ namespace is defined }}{{ range is undefined }}{{ strftime_now is not defined }}", NULL,
-	   "TrueTrueFalseFalse");
+	ok("{{ raise_exception is defined }}{{ namespace is defined }}{{ range is undefined }}{{ strftime_now is not defined }}",
+	   NULL, "TrueTrueFalseFalse");
 	bad("{{ strftime_now(1) }}", NULL, -1, "strftime_now");
 }

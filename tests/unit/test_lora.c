@@ -153,8 +153,8 @@ static void check_fixture(const char *name)
 	for (int i = 0; i < f.np; i++) {
 		json_t *p = json_array_get(pairs, i);
 		for (int k = 0; k < 2; k++) {
-			expect_rel(f.sc[i].logp[k], jnum(json_object_get(p, "logp"), k), 1e-5, k ? "logp rejected" : "logp chosen",
-				   i);
+			expect_rel(f.sc[i].logp[k], jnum(json_object_get(p, "logp"), k), 1e-5,
+				   k ? "logp rejected" : "logp chosen", i);
 			json_t *tl = json_array_get(json_object_get(p, "tok_logp"), k);
 			for (int j = 0; j < f.seqs[i].n_comp_tok[k]; j++)
 				expect_rel(f.sc[i].tok_logp[k][j], jnum(tl, j), 1e-5, "token log-prob", i);
@@ -233,7 +233,8 @@ Test(lora, default_init_is_the_base)
 		for (size_t k = 0; k < mt->numel; k++) {
 			if (is_a) {
 				nz_a += p[k] != 0;
-				cr_assert(fabs(p[k]) <= bound, "%s: %g outside the Kaiming bound %g", mt->name, p[k], bound);
+				cr_assert(fabs(p[k]) <= bound, "%s: %g outside the Kaiming bound %g", mt->name, p[k],
+					  bound);
 			} else {
 				nz_b += p[k] != 0;
 			}
@@ -366,8 +367,9 @@ Test(lora, gradient_checkpointing_bit_identical)
 			for (size_t k = 0; k < n; k++)
 				gs += fabs(G0[k]);
 			cr_expect_gt(gs, 0);
-			cr_expect_eq(memcmp(G0, G1, sizeof(float) * n), 0, "%s (%s): checkpointing changed the gradient",
-				     names[q], with_lora ? "adapter" : "full");
+			cr_expect_eq(memcmp(G0, G1, sizeof(float) * n), 0,
+				     "%s (%s): checkpointing changed the gradient", names[q],
+				     with_lora ? "adapter" : "full");
 			free(G0), free(G1), free(s0), free(s1);
 		}
 		model_set_lora(f.m, f.lo);
@@ -429,10 +431,14 @@ static void check_dpo_step(const char *name)
 	struct {
 		const char *key;
 		double got;
-	} mk[] = {{"loss", m.loss},		    {"rewards_chosen", m.rewards_chosen},
-		  {"rewards_rejected", m.rewards_rejected}, {"margin", m.margin},
-		  {"accuracy", m.accuracy},		    {"logps_chosen", m.logps_chosen},
-		  {"logps_rejected", m.logps_rejected},	    {"grad_norm", m.grad_norm}};
+	} mk[] = {{"loss", m.loss},
+		  {"rewards_chosen", m.rewards_chosen},
+		  {"rewards_rejected", m.rewards_rejected},
+		  {"margin", m.margin},
+		  {"accuracy", m.accuracy},
+		  {"logps_chosen", m.logps_chosen},
+		  {"logps_rejected", m.logps_rejected},
+		  {"grad_norm", m.grad_norm}};
 	for (size_t k = 0; k < sizeof mk / sizeof *mk; k++) {
 		double w = json_number_value(json_object_get(want, mk[k].key));
 		/* 1e-5 relative, absolute below 1: rewards are β × differences of

@@ -60,8 +60,8 @@ static void expect_case(json_t *c, const char *name, const loss_opts *o, const l
 		cr_expect(fabs(g[i].d_pr - wr) <= 1e-6, "%s pair %d: dL/dpr %.12g, TRL %.12g", name, i, g[i].d_pr, wr);
 		if (dbeta) {
 			double wb = json_number_value(json_array_get(dbeta, i));
-			cr_expect(fabs(g[i].d_beta - wb) <= 1e-6 * fmax(1, fabs(wb)), "%s pair %d: dL/dbeta %.12g, TRL %.12g",
-				  name, i, g[i].d_beta, wb);
+			cr_expect(fabs(g[i].d_beta - wb) <= 1e-6 * fmax(1, fabs(wb)),
+				  "%s pair %d: dL/dbeta %.12g, TRL %.12g", name, i, g[i].d_beta, wb);
 		}
 	}
 }
@@ -216,16 +216,13 @@ Test(trl, lbdpo_with_constant_beta_is_sigmoid)
 
 /* the last field, margin, is read by --loss reward only */
 static loss_pair PAIRS[] = {
-	{-12.5, -15.0, -13.0, -14.0, 5, 7, 0.15, 0, 1.2, 0.5},   {-30.25, -22.0, -29.0, -23.5, 11, 8, 0.08, 1, 2.5, 0},
-	{-4.0, -9.5, -4.5, -8.0, 2, 4, 0.3, 0, 0.7, 1.5},        {-55.0, -48.0, -50.0, -50.0, 20, 18, 2.5, -1, 3.0, -2},
-	{-7.75, -7.5, -8.0, -7.0, 3, 3, 0.01, 1, 1.9, 0.25},     {-18.0, -31.0, -19.5, -26.0, 6, 10, 0.5, 2, 0.4, 0},
+	{-12.5, -15.0, -13.0, -14.0, 5, 7, 0.15, 0, 1.2, 0.5}, {-30.25, -22.0, -29.0, -23.5, 11, 8, 0.08, 1, 2.5, 0},
+	{-4.0, -9.5, -4.5, -8.0, 2, 4, 0.3, 0, 0.7, 1.5},      {-55.0, -48.0, -50.0, -50.0, 20, 18, 2.5, -1, 3.0, -2},
+	{-7.75, -7.5, -8.0, -7.0, 3, 3, 0.01, 1, 1.9, 0.25},   {-18.0, -31.0, -19.5, -26.0, 6, 10, 0.5, 2, 0.4, 0},
 };
 #define NP ((int)(sizeof PAIRS / sizeof PAIRS[0]))
 
-static double L_of(const loss_opts *o, const loss_pair *p)
-{
-	return loss_batch(o, p, NP, NULL, NULL, NULL, NULL);
-}
+static double L_of(const loss_opts *o, const loss_pair *p) { return loss_batch(o, p, NP, NULL, NULL, NULL, NULL); }
 
 /* analytic dL/dpc, dL/dpr and (learned β) dL/dβ_i against central
  * differences, on PAIRS or on pairs q */
@@ -251,8 +248,9 @@ static void fd_check_on(const loss_opts *o, const loss_pair *q)
 			*fields[f] = x;
 			double num = (lp - lm) / (2 * h);
 			cr_expect(fabs(num - an[f]) <= 1e-6 + 1e-5 * fabs(num),
-				  "%s%s pair %d field %d: analytic %.10g, FD %.10g", loss_opts_names(o, names, sizeof names),
-				  o->learned_beta ? " (learned beta)" : "", i, f, an[f], num);
+				  "%s%s pair %d field %d: analytic %.10g, FD %.10g",
+				  loss_opts_names(o, names, sizeof names), o->learned_beta ? " (learned beta)" : "", i,
+				  f, an[f], num);
 		}
 	}
 }
@@ -278,8 +276,8 @@ Test(fd, every_loss)
 		loss_opts_default(&o);
 		o.kind = (loss_kind)k;
 		o.beta = k == LOSS_HINGE ? 0.05 : 0.3;
-		o.label_smoothing = (k == LOSS_ROBUST || k == LOSS_CDPO || k == LOSS_SIMPO || k == LOSS_EXO_PAIR || k == LOSS_AOT ||
-				     k == LOSS_AOT_UNPAIRED)
+		o.label_smoothing = (k == LOSS_ROBUST || k == LOSS_CDPO || k == LOSS_SIMPO || k == LOSS_EXO_PAIR ||
+				     k == LOSS_AOT || k == LOSS_AOT_UNPAIRED)
 					    ? 0.15
 					    : 0;
 		fd_check_untied(&o);
@@ -453,7 +451,8 @@ Test(lists, parse_and_check)
 	cr_expect_str_eq(err, "--learned-beta: the loss has no beta");
 	cr_expect(loss_needs_whole_batch(&(loss_opts){.kind = LOSS_AOT_UNPAIRED}));
 	cr_expect(!loss_needs_whole_batch(&(loss_opts){.kind = LOSS_BCO_PAIR}));
-	cr_expect(loss_opts_needs_ref(&(loss_opts){.kind = LOSS_SIMPO, .n_terms = 2, .terms = {LOSS_SIMPO, LOSS_APO_ZERO}}));
+	cr_expect(loss_opts_needs_ref(
+		&(loss_opts){.kind = LOSS_SIMPO, .n_terms = 2, .terms = {LOSS_SIMPO, LOSS_APO_ZERO}}));
 	cr_expect(!loss_opts_needs_rejected(&(loss_opts){.kind = LOSS_SFT}));
 }
 
@@ -568,20 +567,21 @@ static void head_fd(head_kind kind)
 	float act[B * K];
 	betahead_forward(bh, parts, act, h, m, B);
 	for (int b = 0; b < B; b++)
-		cr_expect(fabs(parts[b].beta - parts[b].w * exp(-m[b]) * (1 + (double)bh->eps * tanh(parts[b].a))) < 1e-12);
+		cr_expect(fabs(parts[b].beta - parts[b].w * exp(-m[b]) * (1 + (double)bh->eps * tanh(parts[b].a))) <
+			  1e-12);
 	float *dp = calloc(bh->n_params, sizeof(float));
 	double dm[B];
 	float dh[B * C];
 	betahead_backward(bh, dp, dm, dh, coef, parts, act, h, B);
-#define LOSS_NOW()                                                                                 \
-	({                                                                                         \
-		beta_parts q[B];                                                                   \
-		float a2[B * K];                                                                   \
-		betahead_forward(bh, q, a2, h, m, B);                                              \
-		double s = 0;                                                                      \
-		for (int b = 0; b < B; b++)                                                        \
-			s += coef[b] * q[b].beta;                                                  \
-		s;                                                                                 \
+#define LOSS_NOW()                                                                                                     \
+	({                                                                                                             \
+		beta_parts q[B];                                                                                       \
+		float a2[B * K];                                                                                       \
+		betahead_forward(bh, q, a2, h, m, B);                                                                  \
+		double s = 0;                                                                                          \
+		for (int b = 0; b < B; b++)                                                                            \
+			s += coef[b] * q[b].beta;                                                                      \
+		s;                                                                                                     \
 	})
 	const float hf = 1e-3f;
 	for (size_t i = 0; i < bh->n_params; i++) {
@@ -714,8 +714,8 @@ Test(drdpo, large_beta_prime_is_dpo_and_weights_fall_with_loss)
 		sa += a;
 		for (int k = 0; k < NP; k++)
 			if (gd[k].loss > gd[i].loss + 1e-9)
-				cr_expect(g[k].d_pc / gd[k].d_pc < a, "pair %d (loss %g) not below pair %d (loss %g)", k,
-					  gd[k].loss, i, gd[i].loss);
+				cr_expect(g[k].d_pc / gd[k].d_pc < a, "pair %d (loss %g) not below pair %d (loss %g)",
+					  k, gd[k].loss, i, gd[i].loss);
 	}
 	cr_expect(fabs(sa / NP - 1) < 1e-12, "mean weight %.15g", sa / NP);
 	cr_expect(L > loss_batch(&o, PAIRS, NP, NULL, NULL, NULL, NULL), "a smaller beta' lowers the loss");

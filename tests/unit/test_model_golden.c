@@ -61,9 +61,9 @@ Test(model_golden, stories260K_per_token)
 		json_t *lp = json_object_get(j, "logprobs");
 		cr_assert_eq((int)json_array_size(lp), n - 1);
 		float *tl = xmalloc(sizeof(float) * n);
-		model_seq s = { .prompt = ids, .n_prompt = 1, .comp = { ids + 1, NULL }, .n_comp_tok = { n - 1, 0 },
-				.n_comp = 1 };
-		model_scores o = { .tok_logp = { tl, NULL } };
+		model_seq s = {
+			.prompt = ids, .n_prompt = 1, .comp = {ids + 1, NULL}, .n_comp_tok = {n - 1, 0}, .n_comp = 1};
+		model_scores o = {.tok_logp = {tl, NULL}};
 		model_forward(m, ws, &s, 1, &o, 0);
 		double sum = 0;
 		for (int i = 0; i < n - 1; i++) {
@@ -98,10 +98,16 @@ Test(model_golden, stories260K_prompt_and_pairs_packed)
 	for (size_t r = 0; r < nt; r++) {
 		ids[r] = ids_of(json_array_get(g, r), &len[r]);
 		int k = len[r] / 2;
-		s[2 * r] = (model_seq){ .prompt = ids[r], .n_prompt = len[r], .comp = { ids[r], NULL },
-					.n_comp_tok = { 1, 0 }, .n_comp = 1 };
-		s[2 * r + 1] = (model_seq){ .prompt = ids[r], .n_prompt = k, .comp = { ids[r] + k, ids[r] + k },
-					    .n_comp_tok = { len[r] - k, len[r] - k }, .n_comp = 2 };
+		s[2 * r] = (model_seq){.prompt = ids[r],
+				       .n_prompt = len[r],
+				       .comp = {ids[r], NULL},
+				       .n_comp_tok = {1, 0},
+				       .n_comp = 1};
+		s[2 * r + 1] = (model_seq){.prompt = ids[r],
+					   .n_prompt = k,
+					   .comp = {ids[r] + k, ids[r] + k},
+					   .n_comp_tok = {len[r] - k, len[r] - k},
+					   .n_comp = 2};
 		o[2 * r + 1].tok_logp[0] = xmalloc(sizeof(float) * len[r]);
 		o[2 * r + 1].tok_logp[1] = xmalloc(sizeof(float) * len[r]);
 	}

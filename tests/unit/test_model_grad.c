@@ -35,7 +35,7 @@ typedef struct {
 static void make_batch(batch *b, const model_config *c, uint64_t seed, int paths)
 {
 	uint64_t s = seed;
-	const int shape[NSEQ][4] = { { 5, 4, 3, 2 }, { 3, 5, 0, 1 }, { 1, 2, 3, 2 } }; /* P, n0, n1, n_comp */
+	const int shape[NSEQ][4] = {{5, 4, 3, 2}, {3, 5, 0, 1}, {1, 2, 3, 2}}; /* P, n0, n1, n_comp */
 	for (int i = 0; i < NSEQ; i++) {
 		for (int k = 0; k < 3; k++)
 			b->tok[i][k] = tl_tokens(&s, shape[i][k] ? shape[i][k] : 1, c->vocab_size);
@@ -47,19 +47,22 @@ static void make_batch(batch *b, const model_config *c, uint64_t seed, int paths
 				for (int j = 0; j < shape[2][k]; j++)
 					b->tok[2][k][j] = 5;
 		}
-		b->s[i] = (model_seq){ .prompt = b->tok[i][0], .n_prompt = shape[i][0],
-				       .comp = { b->tok[i][1], b->tok[i][2] },
-				       .n_comp_tok = { shape[i][1], shape[i][2] }, .n_comp = shape[i][3] };
+		b->s[i] = (model_seq){.prompt = b->tok[i][0],
+				      .n_prompt = shape[i][0],
+				      .comp = {b->tok[i][1], b->tok[i][2]},
+				      .n_comp_tok = {shape[i][1], shape[i][2]},
+				      .n_comp = shape[i][3]};
 		b->r[i] = xmalloc(sizeof(float) * c->dim);
 		b->u[i] = xmalloc(sizeof(float) * c->dim);
 		for (int ch = 0; ch < c->dim; ch++) {
 			b->r[i][ch] = (paths & 4) ? (float)tl_normal(&s) : 0;
 			b->u[i][ch] = (paths & 8) ? (float)tl_normal(&s) : 0;
 		}
-		b->g[i] = (model_seq_grad){ .d_logp = { (paths & 1) ? 1.0 - 0.7 * i : 0, (paths & 1) ? -0.8 : 0 },
-					    .d_prompt_mean_logp = (paths & 2) ? 1.5 + i : 0,
-					    .d_h_last = b->r[i], .d_h_mean = b->u[i],
-					    .d_reward = { (paths & 16) ? 0.9 - 0.4 * i : 0, (paths & 16) ? -1.1 : 0 } };
+		b->g[i] = (model_seq_grad){.d_logp = {(paths & 1) ? 1.0 - 0.7 * i : 0, (paths & 1) ? -0.8 : 0},
+					   .d_prompt_mean_logp = (paths & 2) ? 1.5 + i : 0,
+					   .d_h_last = b->r[i],
+					   .d_h_mean = b->u[i],
+					   .d_reward = {(paths & 16) ? 0.9 - 0.4 * i : 0, (paths & 16) ? -1.1 : 0}};
 		if (b->s[i].n_comp == 1)
 			b->g[i].d_logp[1] = b->g[i].d_reward[1] = 0;
 		for (int k = 0; k < 2; k++)
@@ -88,11 +91,10 @@ static void free_batch(batch *b)
 }
 
 /* the outputs every path reads (per-token ones only when asked: they switch paths on) */
-static void scores_for(model_scores *o, const batch *b, float hl[][64], float hm[][64], float tl[][2][8],
-		       float tv[][8])
+static void scores_for(model_scores *o, const batch *b, float hl[][64], float hm[][64], float tl[][2][8], float tv[][8])
 {
 	for (int i = 0; i < NSEQ; i++) {
-		o[i] = (model_scores){ .h_last = hl[i], .h_mean = hm[i] };
+		o[i] = (model_scores){.h_last = hl[i], .h_mean = hm[i]};
 		if (b->g[i].d_tok_logp[0]) {
 			o[i].tok_logp[0] = tl[i][0];
 			o[i].tok_logp[1] = b->g[i].d_tok_logp[1] ? tl[i][1] : NULL;
@@ -133,8 +135,8 @@ static double loss(const model *m, model_ws *ws, const batch *b)
 
 /* Richardson-extrapolated central difference along dir (error O(ε⁴)):
  * D(h) = (L(w+hU) − L(w−hU))/2h,  (4·D(ε/2) − D(ε))/3 */
-static double fd_dir(const model *m, model_ws *ws, const batch *b, float *w, const float *save,
-		     const float *dir, size_t n, double eps)
+static double fd_dir(const model *m, model_ws *ws, const batch *b, float *w, const float *save, const float *dir,
+		     size_t n, double eps)
 {
 	double D[2];
 	for (int r = 0; r < 2; r++) {
@@ -209,8 +211,8 @@ static void check_paths(model_config cfg, const char *label, const int *pms, int
 					gmax = fabs(gw[q]) > gmax ? fabs(gw[q]) : gmax;
 				double err1 = fabs(n1 - gw[k]) / (gmax + 1.0);
 				worst_el = err1 > worst_el ? err1 : worst_el;
-				cr_expect(err1 < 5e-3, "%s paths %d %s[%zu]: fd %.6g analytic %.6g", label, pm, t->name, k, n1,
-					  gw[k]);
+				cr_expect(err1 < 5e-3, "%s paths %d %s[%zu]: fd %.6g analytic %.6g", label, pm, t->name,
+					  k, n1, gw[k]);
 			}
 		}
 		/* the paths that must reach a tensor do: no all-zero gradient */
@@ -220,8 +222,7 @@ static void check_paths(model_config cfg, const char *label, const int *pms, int
 		cr_expect(tot > 0, "%s paths %d: zero gradient", label, pm);
 		free_batch(&b);
 	}
-	fprintf(stderr, "%s: worst relative error directional %.2g, single element %.2g\n", label, worst_dir,
-		worst_el);
+	fprintf(stderr, "%s: worst relative error directional %.2g, single element %.2g\n", label, worst_dir, worst_el);
 	free(grad), free(dir), free(save);
 	model_ws_free(ws);
 	model_free(m);
@@ -229,7 +230,7 @@ static void check_paths(model_config cfg, const char *label, const int *pms, int
 
 static void check(model_config cfg, const char *label)
 {
-	static const int pms[] = { 1, 2, 4, 8, 15, 32 };
+	static const int pms[] = {1, 2, 4, 8, 15, 32};
 	check_paths(cfg, label, pms, 6);
 }
 
@@ -237,7 +238,7 @@ static void check(model_config cfg, const char *label)
  * completions (make_batch): the reward sits at the last non-pad token. */
 static void check_reward(model_config cfg, const char *label)
 {
-	static const int pms[] = { 16, 20, 64, 80 };
+	static const int pms[] = {16, 20, 64, 80};
 	cfg.score_labels = 1;
 	cfg.has_pad = 1;
 	cfg.pad_id = 5;

@@ -41,12 +41,12 @@ static float *floats(json_t *a, size_t *n)
 }
 
 /* |a − b| ≤ tol·max(1, |b|) */
-#define CLOSE(a, b, tol) (fabs((double)(a) - (double)(b)) <= (tol) * fmax(1.0, fabs((double)(b))))
+#define CLOSE(a, b, tol) (fabs((double)(a) - (double)(b)) <= (tol)*fmax(1.0, fabs((double)(b))))
 
 static void check_hf(const char *name)
 {
 	json_t *fx = load_fixture(name), *jc = json_object_get(fx, "config");
-	model_config c = { 0 };
+	model_config c = {0};
 	c.arch = strcmp(json_string_value(json_object_get(jc, "arch")), "gpt2") ? ARCH_LLAMA : ARCH_GPT2;
 	c.dim = geti(jc, "dim");
 	c.hidden_dim = geti(jc, "hidden_dim");
@@ -84,10 +84,10 @@ static void check_hf(const char *name)
 	uint32_t *rj = ids(json_object_get(fx, "rejected"), &n1);
 	size_t nr, nu;
 	float *r = floats(json_object_get(fx, "r"), &nr), *u = floats(json_object_get(fx, "u"), &nu);
-	model_seq s = { .prompt = pr, .n_prompt = P, .comp = { ch, rj }, .n_comp_tok = { n0, n1 }, .n_comp = 2 };
+	model_seq s = {.prompt = pr, .n_prompt = P, .comp = {ch, rj}, .n_comp_tok = {n0, n1}, .n_comp = 2};
 	float *tl0 = xmalloc(sizeof(float) * n0), *tl1 = xmalloc(sizeof(float) * n1);
 	float *hl = xmalloc(sizeof(float) * c.dim), *hm = xmalloc(sizeof(float) * c.dim);
-	model_scores o = { .h_last = hl, .h_mean = hm, .tok_logp = { tl0, tl1 } };
+	model_scores o = {.h_last = hl, .h_mean = hm, .tok_logp = {tl0, tl1}};
 	model_ws *ws = model_ws_new(m);
 	model_forward(m, ws, &s, 1, &o, 1);
 	const double tol = 1e-4;
@@ -100,8 +100,8 @@ static void check_hf(const char *name)
 			double want = json_number_value(json_array_get(ref, j));
 			sum += want;
 			worst = fmax(worst, fabs(tl[j] - want) / fmax(1, fabs(want)));
-			cr_expect(CLOSE(tl[j], want, tol), "%s comp %d token %d: %.7f, transformers %.7f", name, k, j, tl[j],
-				  want);
+			cr_expect(CLOSE(tl[j], want, tol), "%s comp %d token %d: %.7f, transformers %.7f", name, k, j,
+				  tl[j], want);
 		}
 		cr_expect(CLOSE(o.logp[k], sum, tol), "%s comp %d sum %.7f vs %.7f", name, k, o.logp[k], sum);
 	}
@@ -112,12 +112,14 @@ static void check_hf(const char *name)
 	for (int i = 0; i < c.dim; i++) {
 		double a = json_number_value(json_array_get(json_object_get(fx, "h_last"), i));
 		double b = json_number_value(json_array_get(json_object_get(fx, "h_mean"), i));
-		cr_expect(CLOSE(hl[i], a, tol) && CLOSE(hm[i], b, tol), "%s h[%d]: %.6f %.6f vs %.6f %.6f", name, i, hl[i],
-			  hm[i], a, b);
+		cr_expect(CLOSE(hl[i], a, tol) && CLOSE(hm[i], b, tol), "%s h[%d]: %.6f %.6f vs %.6f %.6f", name, i,
+			  hl[i], hm[i], a, b);
 	}
 	/* gradients of L = Σ coef·logp + 1.3·prompt_mean + r·h_last + u·h_mean */
-	model_seq_grad g = { .d_logp = { getd(fx, "coef_chosen"), getd(fx, "coef_rejected") },
-			     .d_prompt_mean_logp = getd(fx, "coef_prompt_mean"), .d_h_last = r, .d_h_mean = u };
+	model_seq_grad g = {.d_logp = {getd(fx, "coef_chosen"), getd(fx, "coef_rejected")},
+			    .d_prompt_mean_logp = getd(fx, "coef_prompt_mean"),
+			    .d_h_last = r,
+			    .d_h_mean = u};
 	float *grad = xcalloc(model_n_params(m), sizeof(float));
 	model_backward(m, ws, &g, grad);
 	double gworst = 0;
@@ -138,8 +140,8 @@ static void check_hf(const char *name)
 		cr_expect(rel <= tol, "%s grad %s: max error %.3g, largest entry %.3g", name, t->name, err, mx);
 		free(want);
 	}
-	fprintf(stderr, "%s vs transformers: worst log-prob rel error %.2g, worst gradient rel error %.2g\n", name, worst,
-		gworst);
+	fprintf(stderr, "%s vs transformers: worst log-prob rel error %.2g, worst gradient rel error %.2g\n", name,
+		worst, gworst);
 	free(grad), free(pr), free(ch), free(rj), free(r), free(u), free(tl0), free(tl1), free(hl), free(hm);
 	model_ws_free(ws);
 	model_free(m);

@@ -24,7 +24,7 @@ static double maxdiff(const float *a, const float *b, size_t n)
 }
 
 #define NS 3
-static const int shp[NS][4] = { { 6, 4, 5, 2 }, { 3, 7, 0, 1 }, { 1, 3, 2, 2 } }; /* P, n0, n1, n_comp */
+static const int shp[NS][4] = {{6, 4, 5, 2}, {3, 7, 0, 1}, {1, 3, 2, 2}}; /* P, n0, n1, n_comp */
 
 static void packed_vs_alone(model_config cfg, const char *label)
 {
@@ -39,57 +39,67 @@ static void packed_vs_alone(model_config cfg, const char *label)
 	for (int i = 0; i < NS; i++) {
 		for (int k = 0; k < 3; k++)
 			tk[i][k] = tl_tokens(&rs, shp[i][k] ? shp[i][k] : 1, cfg.vocab_size);
-		s[i] = (model_seq){ .prompt = tk[i][0], .n_prompt = shp[i][0], .comp = { tk[i][1], tk[i][2] },
-				    .n_comp_tok = { shp[i][1], shp[i][2] }, .n_comp = shp[i][3] };
+		s[i] = (model_seq){.prompt = tk[i][0],
+				   .n_prompt = shp[i][0],
+				   .comp = {tk[i][1], tk[i][2]},
+				   .n_comp_tok = {shp[i][1], shp[i][2]},
+				   .n_comp = shp[i][3]};
 		for (int k = 0; k < 2; k++) {
 			dh[i][k] = xmalloc(sizeof(float) * C);
 			for (int c = 0; c < C; c++)
 				dh[i][k][c] = (float)tl_normal(&rs);
 		}
-		g[i] = (model_seq_grad){ .d_logp = { 0.7, s[i].n_comp == 2 ? -0.9 : 0 }, .d_prompt_mean_logp = 1.3,
-					 .d_h_last = dh[i][0], .d_h_mean = dh[i][1] };
+		g[i] = (model_seq_grad){.d_logp = {0.7, s[i].n_comp == 2 ? -0.9 : 0},
+					.d_prompt_mean_logp = 1.3,
+					.d_h_last = dh[i][0],
+					.d_h_mean = dh[i][1]};
 	}
 	model_ws *ws = model_ws_new(m);
 	/* packed */
 	model_scores op[NS];
 	float hl[NS][64], hm[NS][64], tl[NS][2][16];
 	for (int i = 0; i < NS; i++)
-		op[i] = (model_scores){ .h_last = hl[i], .h_mean = hm[i], .tok_logp = { tl[i][0], tl[i][1] } };
+		op[i] = (model_scores){.h_last = hl[i], .h_mean = hm[i], .tok_logp = {tl[i][0], tl[i][1]}};
 	float *gp = xcalloc(np, sizeof(float)), *ga = xcalloc(np, sizeof(float)), *gs = xcalloc(np, sizeof(float));
 	model_forward(m, ws, s, NS, op, 1);
 	model_backward(m, ws, g, gp);
 	/* alone, and each pair as two single-completion sequences */
 	for (int i = 0; i < NS; i++) {
-		model_scores o = { 0 };
+		model_scores o = {0};
 		float h1[64], h2[64], t1[2][16];
 		o.h_last = h1, o.h_mean = h2, o.tok_logp[0] = t1[0], o.tok_logp[1] = t1[1];
 		model_forward(m, ws, &s[i], 1, &o, 1);
 		model_backward(m, ws, &g[i], ga);
 		for (int k = 0; k < s[i].n_comp; k++) {
-			cr_expect(fabs(o.logp[k] - op[i].logp[k]) < 1e-4, "%s seq %d comp %d: alone %.7f packed %.7f", label,
-				  i, k, o.logp[k], op[i].logp[k]);
+			cr_expect(fabs(o.logp[k] - op[i].logp[k]) < 1e-4, "%s seq %d comp %d: alone %.7f packed %.7f",
+				  label, i, k, o.logp[k], op[i].logp[k]);
 			cr_expect_eq(o.n[k], op[i].n[k]);
 			cr_expect(maxdiff(t1[k], tl[i][k], s[i].n_comp_tok[k]) < 1e-5);
 		}
 		cr_expect(fabs(o.prompt_mean_logp - op[i].prompt_mean_logp) < 1e-5);
 		cr_expect(fabs(o.prompt_entropy - op[i].prompt_entropy) < 1e-5);
-		cr_expect(maxdiff(h1, hl[i], C) < 1e-5 && maxdiff(h2, hm[i], C) < 1e-5, "%s seq %d: pooled states differ",
-			  label, i);
+		cr_expect(maxdiff(h1, hl[i], C) < 1e-5 && maxdiff(h2, hm[i], C) < 1e-5,
+			  "%s seq %d: pooled states differ", label, i);
 		/* the pair split into prompt+chosen and prompt+rejected */
 		for (int k = 0; k < s[i].n_comp; k++) {
-			model_seq one = { .prompt = s[i].prompt, .n_prompt = s[i].n_prompt, .comp = { s[i].comp[k], NULL },
-					  .n_comp_tok = { s[i].n_comp_tok[k], 0 }, .n_comp = 1 };
-			model_scores o1 = { 0 };
+			model_seq one = {.prompt = s[i].prompt,
+					 .n_prompt = s[i].n_prompt,
+					 .comp = {s[i].comp[k], NULL},
+					 .n_comp_tok = {s[i].n_comp_tok[k], 0},
+					 .n_comp = 1};
+			model_scores o1 = {0};
 			float t2[16];
 			o1.tok_logp[0] = t2;
 			model_forward(m, ws, &one, 1, &o1, 1);
-			cr_expect(fabs(o1.logp[0] - op[i].logp[k]) < 1e-4, "%s seq %d: separate comp %d %.7f vs shared %.7f",
-				  label, i, k, o1.logp[0], op[i].logp[k]);
+			cr_expect(fabs(o1.logp[0] - op[i].logp[k]) < 1e-4,
+				  "%s seq %d: separate comp %d %.7f vs shared %.7f", label, i, k, o1.logp[0],
+				  op[i].logp[k]);
 			cr_expect(maxdiff(t2, tl[i][k], s[i].n_comp_tok[k]) < 1e-5);
 			/* prompt gradients counted once: on the first of the two */
-			model_seq_grad g1 = { .d_logp = { g[i].d_logp[k], 0 },
-					      .d_prompt_mean_logp = k ? 0 : g[i].d_prompt_mean_logp,
-					      .d_h_last = k ? NULL : dh[i][0], .d_h_mean = k ? NULL : dh[i][1] };
+			model_seq_grad g1 = {.d_logp = {g[i].d_logp[k], 0},
+					     .d_prompt_mean_logp = k ? 0 : g[i].d_prompt_mean_logp,
+					     .d_h_last = k ? NULL : dh[i][0],
+					     .d_h_mean = k ? NULL : dh[i][1]};
 			model_backward(m, ws, &g1, gs);
 		}
 	}
@@ -120,10 +130,9 @@ static void kv_matches(model_config cfg, const char *label)
 	const int V = cfg.vocab_size, N = 14, P0 = 4;
 	uint64_t rs = 9;
 	uint32_t *t = tl_tokens(&rs, N, V);
-	model_seq s = { .prompt = t, .n_prompt = P0, .comp = { t + P0, NULL }, .n_comp_tok = { N - P0, 0 },
-			.n_comp = 1 };
+	model_seq s = {.prompt = t, .n_prompt = P0, .comp = {t + P0, NULL}, .n_comp_tok = {N - P0, 0}, .n_comp = 1};
 	float want[32];
-	model_scores o = { .tok_logp = { want, NULL } };
+	model_scores o = {.tok_logp = {want, NULL}};
 	model_ws *ws = model_ws_new(m);
 	model_forward(m, ws, &s, 1, &o, 0);
 	model_kv *kv = model_kv_new(m, 20);
@@ -138,7 +147,8 @@ static void kv_matches(model_config cfg, const char *label)
 			for (int v = 0; v < V; v++)
 				se += exp(lg[v] - mx);
 			double lp = lg[t[P0 + j]] - mx - log(se);
-			cr_expect(fabs(lp - want[j]) < 1e-5, "%s token %d: kv %.7f forward %.7f", label, j, lp, want[j]);
+			cr_expect(fabs(lp - want[j]) < 1e-5, "%s token %d: kv %.7f forward %.7f", label, j, lp,
+				  want[j]);
 			model_kv_feed(m, kv, t + P0 + j, 1, lg);
 		}
 		cr_expect_eq(model_kv_len(kv), N);

@@ -38,9 +38,17 @@ static void expect_tiled(const model *m)
 
 Test(model_params, gpt2_124M)
 {
-	model_config c = { .arch = ARCH_GPT2, .dim = 768, .hidden_dim = 3072, .n_layers = 12, .n_heads = 12,
-			   .n_kv_heads = 12, .head_dim = 64, .vocab_size = 50257, .max_seq_len = 1024,
-			   .norm_eps = 1e-5f, .tied_embeddings = 1 };
+	model_config c = {.arch = ARCH_GPT2,
+			  .dim = 768,
+			  .hidden_dim = 3072,
+			  .n_layers = 12,
+			  .n_heads = 12,
+			  .n_kv_heads = 12,
+			  .head_dim = 64,
+			  .vocab_size = 50257,
+			  .max_seq_len = 1024,
+			  .norm_eps = 1e-5f,
+			  .tied_embeddings = 1};
 	model *m = model_new(&c);
 	cr_expect_eq(model_n_params(m), 124439808UL); /* GPT2LMHeadModel("gpt2").num_parameters() */
 	expect_shape(m, "transformer.wte.weight", 50257, 768);
@@ -57,10 +65,19 @@ Test(model_params, gpt2_124M)
 
 Test(model_params, tinyllama_1_1B_untied_gqa)
 {
-	model_config c = { .arch = ARCH_LLAMA, .dim = 2048, .hidden_dim = 5632, .n_layers = 22, .n_heads = 32,
-			   .n_kv_heads = 4, .head_dim = 64, .vocab_size = 32000, .max_seq_len = 2048,
-			   .rope_theta = 10000, .norm_eps = 1e-5f, .tied_embeddings = 0 };
-	model *m = model_new(&c); /* calloc'd: pages are not touched */
+	model_config c = {.arch = ARCH_LLAMA,
+			  .dim = 2048,
+			  .hidden_dim = 5632,
+			  .n_layers = 22,
+			  .n_heads = 32,
+			  .n_kv_heads = 4,
+			  .head_dim = 64,
+			  .vocab_size = 32000,
+			  .max_seq_len = 2048,
+			  .rope_theta = 10000,
+			  .norm_eps = 1e-5f,
+			  .tied_embeddings = 0};
+	model *m = model_new(&c);                      /* calloc'd: pages are not touched */
 	cr_expect_eq(model_n_params(m), 1100048384UL); /* TinyLlama-1.1B */
 	expect_shape(m, "model.layers.21.self_attn.k_proj.weight", 256, 2048);
 	expect_shape(m, "model.layers.0.self_attn.o_proj.weight", 2048, 2048);
@@ -72,9 +89,19 @@ Test(model_params, tinyllama_1_1B_untied_gqa)
 
 Test(model_params, qwen2_0_5B_qkv_bias_tied)
 {
-	model_config c = { .arch = ARCH_LLAMA, .dim = 896, .hidden_dim = 4864, .n_layers = 24, .n_heads = 14,
-			   .n_kv_heads = 2, .head_dim = 64, .vocab_size = 151936, .max_seq_len = 32768,
-			   .rope_theta = 1000000, .norm_eps = 1e-6f, .tied_embeddings = 1, .qkv_bias = 1 };
+	model_config c = {.arch = ARCH_LLAMA,
+			  .dim = 896,
+			  .hidden_dim = 4864,
+			  .n_layers = 24,
+			  .n_heads = 14,
+			  .n_kv_heads = 2,
+			  .head_dim = 64,
+			  .vocab_size = 151936,
+			  .max_seq_len = 32768,
+			  .rope_theta = 1000000,
+			  .norm_eps = 1e-6f,
+			  .tied_embeddings = 1,
+			  .qkv_bias = 1};
 	model *m = model_new(&c);
 	cr_expect_eq(model_n_params(m), 494032768UL); /* Qwen2-0.5B */
 	expect_shape(m, "model.layers.5.self_attn.q_proj.bias", 896, 0);

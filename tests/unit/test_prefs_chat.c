@@ -66,28 +66,33 @@ static void write_config(const char *model)
 static size_t lcp(const char *a, size_t na, const char *b, size_t nb)
 {
 	size_t k = 0;
-	while (k < na && k < nb && a[k] == b[k]) k++;
+	while (k < na && k < nb && a[k] == b[k])
+		k++;
 	return k;
 }
 
 Test(chat, trl_rule_on_golden_conversations)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	char p[4096];
 	snprintf(p, sizeof p, "%s/assets/chat/golden.jsonl", shared());
 	FILE *g = fopen(p, "r");
-	if (!g) cr_skip_test("%s absent", p);
+	if (!g)
+		cr_skip_test("%s absent", p);
 	json_t *recs = json_array();
 	char *line = NULL;
 	size_t cap = 0;
-	while (getline(&line, &cap, g) > 0) json_array_append_new(recs, json_loads(line, 0, NULL));
+	while (getline(&line, &cap, g) > 0)
+		json_array_append_new(recs, json_loads(line, 0, NULL));
 	free(line);
 	fclose(g);
 	mk_tmpdir();
 	int npairs = 0, nrefused = 0;
 	for (size_t i = 0; i < json_array_size(recs); i++) {
 		json_t *full = json_array_get(recs, i);
-		if (strcmp(json_string_value(json_object_get(full, "kind")), "full")) continue;
+		if (strcmp(json_string_value(json_object_get(full, "kind")), "full"))
+			continue;
 		/* its prompt-kind twin */
 		json_t *prm = NULL;
 		for (size_t j = 0; j < json_array_size(recs); j++) {
@@ -107,7 +112,8 @@ Test(chat, trl_rule_on_golden_conversations)
 		size_t nm = json_array_size(msgs);
 		/* pair: prompt = all but the last (assistant) message */
 		json_t *o = json_object(), *pr = json_array(), *ch = json_array(), *rj = json_array();
-		for (size_t k = 0; k + 1 < nm; k++) json_array_append(pr, json_array_get(msgs, k));
+		for (size_t k = 0; k + 1 < nm; k++)
+			json_array_append(pr, json_array_get(msgs, k));
 		json_array_append(ch, json_array_get(msgs, nm - 1));
 		json_array_append_new(rj, json_pack("{s:s,s:s}", "role", "assistant", "content", "~ a worse answer"));
 		json_object_set_new(o, "prompt", pr);
@@ -121,7 +127,8 @@ Test(chat, trl_rule_on_golden_conversations)
 			/* the template refuses: a one-line error carrying its message */
 			const char *want = strchr(json_string_value(json_object_get(full, "error")), ':') + 2;
 			cr_expect_eq(rc, -1, "%s %s: rc %d", model, conv, rc);
-			cr_expect(strstr(err, "chat template: ") && strstr(err, want), "%s %s: error '%s'", model, conv, err);
+			cr_expect(strstr(err, "chat template: ") && strstr(err, want), "%s %s: error '%s'", model, conv,
+				  err);
 			nrefused++;
 		} else {
 			cr_assert_eq(rc, 0, "%s %s: %s", model, conv, err);
@@ -134,15 +141,18 @@ Test(chat, trl_rule_on_golden_conversations)
 			 * "<think>": the rejected one starts with '~'); chosen: the rest
 			 * of the full one */
 			size_t k = lcp(sp, np, sf, nf), kr = lcp(sp, np, pt.full_r.s, pt.full_r.n);
-			if (kr < k) k = kr;
+			if (kr < k)
+				k = kr;
 			cr_expect(k + 1 >= np || !strcmp(conv, "empty_assistant") || strstr(model, "DeepSeek"),
 				  "%s %s: the prompt lost more than the generation prompt's end", model, conv);
 			cr_expect(pt.gen.n == np && !memcmp(pt.gen.s, sp, np), "%s %s: gen prompt", model, conv);
 			cr_expect(pt.full_c.n == nf && !memcmp(pt.full_c.s, sf, nf), "%s %s: full", model, conv);
-			cr_expect(pt.prompt.n == k && !memcmp(pt.prompt.s, sp, k), "%s %s: prompt '%s'", model, conv, pt.prompt.s);
-			cr_expect(pt.chosen.n == nf - k && !memcmp(pt.chosen.s, sf + k, nf - k), "%s %s: chosen '%s'", model, conv,
-				  pt.chosen.s);
-			cr_expect(pt.rejected.n > 0 && strstr(pt.rejected.s, "~ a worse answer"), "%s %s: rejected", model, conv);
+			cr_expect(pt.prompt.n == k && !memcmp(pt.prompt.s, sp, k), "%s %s: prompt '%s'", model, conv,
+				  pt.prompt.s);
+			cr_expect(pt.chosen.n == nf - k && !memcmp(pt.chosen.s, sf + k, nf - k), "%s %s: chosen '%s'",
+				  model, conv, pt.chosen.s);
+			cr_expect(pt.rejected.n > 0 && strstr(pt.rejected.s, "~ a worse answer"), "%s %s: rejected",
+				  model, conv);
 			npairs++;
 		}
 		pref_text_free(&pt);
@@ -158,7 +168,8 @@ Test(chat, trl_rule_on_golden_conversations)
 
 Test(chat, deepseek_generation_prompt_is_cut_back)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	mk_tmpdir();
 	write_config("DeepSeek-R1-Distill-Qwen");
 	pref_tpl *tpl = pref_tpl_load(NULL, tmpdir, NULL, NULL);
@@ -174,18 +185,20 @@ Test(chat, deepseek_generation_prompt_is_cut_back)
 	cr_expect_str_eq(pt.chosen.s, "4<｜end▁of▁sentence｜>");
 	cr_expect_str_eq(pt.rejected.s, "5<｜end▁of▁sentence｜>");
 	/* implicit prompt: the shared leading messages */
-	json_t *im = json_loads("{\"chosen\":[{\"role\":\"user\",\"content\":\"2+2?\"},{\"role\":\"assistant\",\"content\":\"4\"}],"
-				"\"rejected\":[{\"role\":\"user\",\"content\":\"2+2?\"},{\"role\":\"assistant\",\"content\":\"5\"}]}",
-				0, NULL);
+	json_t *im = json_loads(
+		"{\"chosen\":[{\"role\":\"user\",\"content\":\"2+2?\"},{\"role\":\"assistant\",\"content\":\"4\"}],"
+		"\"rejected\":[{\"role\":\"user\",\"content\":\"2+2?\"},{\"role\":\"assistant\",\"content\":\"5\"}]}",
+		0, NULL);
 	cr_assert_eq(pref_extract_tpl(im, tpl, &pt, err, sizeof err), 0, "%s", err);
 	cr_expect_str_eq(pt.prompt.s, "<｜begin▁of▁sentence｜><｜User｜>2+2?<｜Assistant｜>");
 	cr_expect_str_eq(pt.chosen.s, "4<｜end▁of▁sentence｜>");
 	cr_expect_eq(pt.format, PREF_IMPLICIT);
 	/* a prompt ending on an assistant turn needs continue_final_message */
-	json_t *bad = json_loads("{\"prompt\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}],"
-				 "\"chosen\":[{\"role\":\"assistant\",\"content\":\"4\"}],"
-				 "\"rejected\":[{\"role\":\"assistant\",\"content\":\"5\"}]}",
-				 0, NULL);
+	json_t *bad = json_loads(
+		"{\"prompt\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}],"
+		"\"chosen\":[{\"role\":\"assistant\",\"content\":\"4\"}],"
+		"\"rejected\":[{\"role\":\"assistant\",\"content\":\"5\"}]}",
+		0, NULL);
 	cr_expect_eq(pref_extract_tpl(bad, tpl, &pt, err, sizeof err), -1);
 	cr_expect(strstr(err, "continue_final_message"), "%s", err);
 	json_decref(o), json_decref(im), json_decref(bad);
@@ -201,9 +214,10 @@ Test(chat, template_lookup_order)
 	/* no template at all: conversational data is refused with the reason */
 	pref_tpl *none = pref_tpl_load(NULL, tmpdir, "<s>", "</s>");
 	cr_expect_null(pref_tpl_name(none));
-	json_t *o = json_loads("{\"prompt\":[{\"role\":\"user\",\"content\":\"q\"}],\"chosen\":[{\"role\":\"assistant\",\"content\":\"a\"}],"
-			       "\"rejected\":[{\"role\":\"assistant\",\"content\":\"b\"}]}",
-			       0, NULL);
+	json_t *o = json_loads(
+		"{\"prompt\":[{\"role\":\"user\",\"content\":\"q\"}],\"chosen\":[{\"role\":\"assistant\",\"content\":\"a\"}],"
+		"\"rejected\":[{\"role\":\"assistant\",\"content\":\"b\"}]}",
+		0, NULL);
 	pref_text pt = {0};
 	char err[600];
 	cr_expect_eq(pref_extract_tpl(o, none, &pt, err, sizeof err), -1);
@@ -226,7 +240,8 @@ Test(chat, template_lookup_order)
 	/* chat_template.jinja beside it wins */
 	snprintf(p, sizeof p, "%s/chat_template.jinja", tmpdir);
 	f = fopen(p, "w");
-	fputs("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}\n", f);
+	fputs("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}\n",
+	      f);
 	fclose(f);
 	t = pref_tpl_load(NULL, tmpdir, "<s>", "</s>");
 	cr_expect(strstr(pref_tpl_name(t), "chat_template.jinja"));
@@ -252,7 +267,8 @@ Test(chat, template_lookup_order)
  * message, then None|length or None iterated). */
 Test(chat, null_message_keys_as_transformers)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	FILE *f = fopen("tests/fixtures/chat/null_keys.jsonl", "r");
 	cr_assert(f, "tests/fixtures/chat/null_keys.jsonl");
 	json_t *recs = json_array();
@@ -275,11 +291,13 @@ Test(chat, null_message_keys_as_transformers)
 		snprintf(p, sizeof p, "%s/assets/chat/templates/%s.jinja", shared(), name);
 		pref_tpl *t = pref_tpl_load(p, NULL, json_string_value(json_object_get(meta, "bos_token")),
 					    json_string_value(json_object_get(meta, "eos_token")));
-		json_t *msgs = json_object_get(json_array_get(recs, (size_t)json_integer_value(json_object_get(r, "line")) - 1), "messages");
+		json_t *msgs = json_object_get(
+			json_array_get(recs, (size_t)json_integer_value(json_object_get(r, "line")) - 1), "messages");
 		int gen = json_is_true(json_object_get(r, "add_generation_prompt"));
 		json_t *m = gen ? json_array() : json_incref(msgs);
 		if (gen)
-			for (size_t i = 0; i + 1 < json_array_size(msgs); i++) json_array_append(m, json_array_get(msgs, i));
+			for (size_t i = 0; i + 1 < json_array_size(msgs); i++)
+				json_array_append(m, json_array_get(msgs, i));
 		strbuf b = {0};
 		char err[512] = "";
 		int rc = pref_tpl_render(t, m, gen, NULL, &b, err, sizeof err);

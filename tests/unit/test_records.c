@@ -249,8 +249,8 @@ static void expect_error(const void *bytes, size_t n, const char *kind, const ch
 }
 
 /* header {"lbdpo":1,"kind":"tokens"} */
-static const unsigned char HDR[] = {0x82, 0xa5, 'l', 'b', 'd', 'p', 'o', 0x01, 0xa4, 'k', 'i', 'n', 'd',
-				    0xa6, 't', 'o', 'k', 'e', 'n', 's'};
+static const unsigned char HDR[] = {0x82, 0xa5, 'l', 'b',  'd', 'p', 'o', 0x01, 0xa4, 'k',
+				    'i',  'n',  'd', 0xa6, 't', 'o', 'k', 'e',  'n',  's'};
 
 static void with_header(const unsigned char *rec, size_t n, const char *needle)
 {

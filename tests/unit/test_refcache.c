@@ -64,19 +64,21 @@ static void mkkey(int i, uint8_t key[32])
 
 static refcache_val mkval(int i)
 {
-	refcache_val v = {.chosen_logp = -1.0 / (i + 3), .rejected_logp = -3.25 * i - 0.1,
-			  .prompt_logp = -2.0 - i * 1e-7, .prompt_entropy = 4.5 + i,
-			  .chosen_n = 2, .rejected_n = 1, .prompt_n = 3};
+	refcache_val v = {.chosen_logp = -1.0 / (i + 3),
+			  .rejected_logp = -3.25 * i - 0.1,
+			  .prompt_logp = -2.0 - i * 1e-7,
+			  .prompt_entropy = 4.5 + i,
+			  .chosen_n = 2,
+			  .rejected_n = 1,
+			  .prompt_n = 3};
 	return v;
 }
 
 static int same(const refcache_val *a, const refcache_val *b)
 {
-	return !memcmp(&a->chosen_logp, &b->chosen_logp, 8) &&
-	       !memcmp(&a->rejected_logp, &b->rejected_logp, 8) &&
-	       !memcmp(&a->prompt_logp, &b->prompt_logp, 8) &&
-	       !memcmp(&a->prompt_entropy, &b->prompt_entropy, 8) && a->chosen_n == b->chosen_n &&
-	       a->rejected_n == b->rejected_n && a->prompt_n == b->prompt_n;
+	return !memcmp(&a->chosen_logp, &b->chosen_logp, 8) && !memcmp(&a->rejected_logp, &b->rejected_logp, 8) &&
+	       !memcmp(&a->prompt_logp, &b->prompt_logp, 8) && !memcmp(&a->prompt_entropy, &b->prompt_entropy, 8) &&
+	       a->chosen_n == b->chosen_n && a->rejected_n == b->rejected_n && a->prompt_n == b->prompt_n;
 }
 
 static void fill(const char *root, const char *fp, int from, int to)
@@ -299,8 +301,8 @@ Test(refcache, concurrent_writers)
 	cr_assert_eq(refcache_get_stats(c)->corrupt, 0);
 	/* One segment per writer that had something new to write: a writer
 	 * that opens after the others wrote its whole range writes nothing. */
-	cr_assert(refcache_get_stats(c)->segments >= 1 && refcache_get_stats(c)->segments <= NPROC,
-		  "segments: %zu", (size_t)refcache_get_stats(c)->segments);
+	cr_assert(refcache_get_stats(c)->segments >= 1 && refcache_get_stats(c)->segments <= NPROC, "segments: %zu",
+		  (size_t)refcache_get_stats(c)->segments);
 	refcache_close(c);
 }
 

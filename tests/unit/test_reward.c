@@ -72,8 +72,10 @@ static void score(const model *m, const fixture *f, double *rc, double *rr)
 	model_seq s[MAXP];
 	model_scores o[MAXP];
 	for (int i = 0; i < f->n; i++) {
-		s[i] = (model_seq){.prompt = f->ids[i][0], .n_prompt = f->len[i][0],
-				   .comp = {f->ids[i][1], f->ids[i][2]}, .n_comp_tok = {f->len[i][1], f->len[i][2]},
+		s[i] = (model_seq){.prompt = f->ids[i][0],
+				   .n_prompt = f->len[i][0],
+				   .comp = {f->ids[i][1], f->ids[i][2]},
+				   .n_comp_tok = {f->len[i][1], f->len[i][2]},
 				   .n_comp = 2};
 		memset(&o[i], 0, sizeof o[i]);
 	}
@@ -88,10 +90,10 @@ static void score(const model *m, const fixture *f, double *rc, double *rr)
 static void expect_rewards(const char *what, const fixture *f, const double *rc, const double *rr)
 {
 	for (int i = 0; i < f->n; i++) {
-		cr_expect(fabs(rc[i] - f->rc[i]) <= 1e-5 * fmax(fabs(f->rc[i]), 0.1), "%s pair %d chosen: %.9g vs %.9g", what,
-			  i, rc[i], f->rc[i]);
-		cr_expect(fabs(rr[i] - f->rr[i]) <= 1e-5 * fmax(fabs(f->rr[i]), 0.1), "%s pair %d rejected: %.9g vs %.9g",
-			  what, i, rr[i], f->rr[i]);
+		cr_expect(fabs(rc[i] - f->rc[i]) <= 1e-5 * fmax(fabs(f->rc[i]), 0.1), "%s pair %d chosen: %.9g vs %.9g",
+			  what, i, rc[i], f->rc[i]);
+		cr_expect(fabs(rr[i] - f->rr[i]) <= 1e-5 * fmax(fabs(f->rr[i]), 0.1),
+			  "%s pair %d rejected: %.9g vs %.9g", what, i, rr[i], f->rr[i]);
 	}
 }
 
@@ -147,7 +149,11 @@ Test(reward, trl_loss)
 	loss_pair p[MAXP];
 	loss_pair_grad g[MAXP];
 	for (int i = 0; i < f.n; i++)
-		p[i] = (loss_pair){.pc = f.rc[i], .pr = f.rr[i], .nc = f.len[i][1], .nr = f.len[i][2], .group = -1,
+		p[i] = (loss_pair){.pc = f.rc[i],
+				   .pr = f.rr[i],
+				   .nc = f.len[i][1],
+				   .nr = f.len[i][2],
+				   .group = -1,
 				   .margin = f.margin[i]};
 	loss_opts o;
 	loss_opts_default(&o);
@@ -162,8 +168,8 @@ Test(reward, trl_loss)
 	for (int i = 0; i < f.n; i++) {
 		double dc = json_number_value(json_array_get(json_object_get(f.j, "d_rc"), i));
 		double dr = json_number_value(json_array_get(json_object_get(f.j, "d_rr"), i));
-		cr_expect(fabs(g[i].d_pc - dc) <= 1e-6 && fabs(g[i].d_pr - dr) <= 1e-6, "pair %d: %.9g %.9g vs %.9g %.9g", i,
-			  g[i].d_pc, g[i].d_pr, dc, dr);
+		cr_expect(fabs(g[i].d_pc - dc) <= 1e-6 && fabs(g[i].d_pr - dr) <= 1e-6,
+			  "pair %d: %.9g %.9g vs %.9g %.9g", i, g[i].d_pc, g[i].d_pr, dc, dr);
 	}
 	fixture_free(&f);
 }
@@ -194,7 +200,8 @@ Test(reward, from_lm)
 			continue;
 		}
 		cr_expect(!memcmp(model_params(rm) + t->offset, model_params(lm) + model_tensor_at(lm, i)->offset,
-				  sizeof(float) * t->numel), "%s differs", t->name);
+				  sizeof(float) * t->numel),
+			  "%s differs", t->name);
 	}
 	cr_expect(found);
 	model_free(rm);

@@ -59,8 +59,8 @@ TestSuite(rl, .init = load, .fini = fini);
 
 static void near(double got, double want, const char *what, int step, int k)
 {
-	cr_expect(fabs(got - want) <= 1e-5 * fabs(want) + 1e-10, "%s (step %d, entry %d): %.12g, want %.12g", what, step,
-		  k, got, want);
+	cr_expect(fabs(got - want) <= 1e-5 * fabs(want) + 1e-10, "%s (step %d, entry %d): %.12g, want %.12g", what,
+		  step, k, got, want);
 }
 
 static void near_arr(const double *got, json_t *want, size_t n, const char *what, int step)
@@ -150,7 +150,8 @@ static void run_ppo(const char *name)
 	rl_policy_opts po = {.eps_low = eps, .eps_high = eps, .agg = RL_AGG_TOKEN};
 	json_t *steps = json_object_get(c, "steps"), *st;
 	size_t si;
-	json_array_foreach(steps, si, st) {
+	json_array_foreach(steps, si, st)
+	{
 		int idx[16], ml[16], n = (int)json_array_size(json_object_get(st, "idx"));
 		int_array(idx, json_object_get(st, "idx"), n);
 		cr_assert_eq(n, mb);
@@ -224,15 +225,18 @@ static void run_group(const char *name)
 	for (int i = 0; i < B; i++)
 		for (int t = 0; t < T; t++)
 			advt[i * T + t] = adv[i];
-	rl_policy_opts po = {.eps_low = jnum(c, "eps"), .eps_high = jnum(c, "eps"), .beta = grpo ? beta : 0,
+	rl_policy_opts po = {.eps_low = jnum(c, "eps"),
+			     .eps_high = jnum(c, "eps"),
+			     .beta = grpo ? beta : 0,
 			     .seq_level = !grpo,
 			     .agg = !strcmp(json_string_value(json_object_get(c, "agg")), "grpo") ? RL_AGG_SEQ
-											: RL_AGG_TOKEN};
+												  : RL_AGG_TOKEN};
 	static double Z[2048];
 	memcpy(Z, Z0, sizeof Z);
 	json_t *steps = json_object_get(c, "steps"), *st;
 	size_t si;
-	json_array_foreach(steps, si, st) {
+	json_array_foreach(steps, si, st)
+	{
 		int idx[16], ml[16], n = (int)json_array_size(json_object_get(st, "idx"));
 		int_array(idx, json_object_get(st, "idx"), n);
 		double lp[256], lo[256], lr_[256], a[256], glp[256];
@@ -273,7 +277,8 @@ Test(rl, entropy)
 		double h = rl_entropy(got + t * V, zf, V);
 		cr_expect(fabs(h - H[t]) <= 1e-5 * fabs(H[t]), "H[%d] %.9g want %.9g", t, h, H[t]);
 		for (int k = 0; k < V; k++)
-			cr_expect(fabs(got[t * V + k] - dz[t * V + k]) <= 1e-5 * fabs(dz[t * V + k]) + 1e-6, "dH/dz[%d,%d]", t, k);
+			cr_expect(fabs(got[t * V + k] - dz[t * V + k]) <= 1e-5 * fabs(dz[t * V + k]) + 1e-6,
+				  "dH/dz[%d,%d]", t, k);
 	}
 }
 
@@ -282,7 +287,8 @@ Test(rl, kl_adaptive)
 	json_t *a = json_object_get(fx, "kl_adaptive"), *st;
 	double c = jnum(a, "init");
 	size_t i;
-	json_array_foreach(json_object_get(a, "steps"), i, st) {
+	json_array_foreach(json_object_get(a, "steps"), i, st)
+	{
 		c = rl_kl_adapt(c, jnum(st, "current"), jnum(a, "target"), jnum(a, "horizon"), jnum(st, "n_steps"));
 		near(c, jnum(st, "value"), "kl coef", (int)i, 0);
 	}

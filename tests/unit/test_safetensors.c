@@ -70,9 +70,9 @@ Test(safetensors, half_and_bfloat_bit_patterns)
 	cr_expect_eq(st_f16_to_f32(0x3c00), 1.0f);
 	cr_expect_eq(st_f16_to_f32(0xc000), -2.0f);
 	cr_expect_eq(st_f16_to_f32(0x7bff), 65504.0f);
-	cr_expect_eq(st_f16_to_f32(0x0001), ldexpf(1, -24));   /* smallest subnormal */
-	cr_expect_eq(st_f16_to_f32(0x0400), ldexpf(1, -14));   /* smallest normal */
-	cr_expect_eq(st_f16_to_f32(0x3555), 0.333251953125f);  /* nearest half to 1/3 */
+	cr_expect_eq(st_f16_to_f32(0x0001), ldexpf(1, -24));  /* smallest subnormal */
+	cr_expect_eq(st_f16_to_f32(0x0400), ldexpf(1, -14));  /* smallest normal */
+	cr_expect_eq(st_f16_to_f32(0x3555), 0.333251953125f); /* nearest half to 1/3 */
 	cr_expect(signbit(st_f16_to_f32(0x8000)) && st_f16_to_f32(0x8000) == 0);
 	cr_expect(isinf(st_f16_to_f32(0x7c00)) && isnan(st_f16_to_f32(0x7e00)));
 	cr_expect_eq(st_bf16_to_f32(0x3f80), 1.0f);
@@ -149,9 +149,10 @@ Test(safetensors, reads_python_written_f32_f16_bf16)
 		st_read_f32(b16, t->name, b, t->numel);
 		st_read_f32(h, t->name, c, t->numel);
 		for (size_t j = 0; j < t->numel; j++) {
-			cr_assert(fabsf(a[j] - b[j]) <= ldexpf(fabsf(a[j]), -8), "%s[%zu] bf16 %g vs %g", t->name, j, b[j], a[j]);
-			cr_assert(fabsf(a[j] - c[j]) <= ldexpf(fabsf(a[j]), -11) + ldexpf(1, -25), "%s[%zu] f16 %g vs %g",
-				  t->name, j, c[j], a[j]);
+			cr_assert(fabsf(a[j] - b[j]) <= ldexpf(fabsf(a[j]), -8), "%s[%zu] bf16 %g vs %g", t->name, j,
+				  b[j], a[j]);
+			cr_assert(fabsf(a[j] - c[j]) <= ldexpf(fabsf(a[j]), -11) + ldexpf(1, -25),
+				  "%s[%zu] f16 %g vs %g", t->name, j, c[j], a[j]);
 			checked++;
 		}
 		free(a), free(b), free(c);
@@ -182,13 +183,16 @@ Test(safetensors, rejects_corrupt_headers)
 	cr_expect(strstr(err, "too short"), "%s", err);
 	expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]", d, 16, "bad JSON");
 	expect_parse_error("[1,2]", d, 16, "not a JSON object");
-	expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,17]}}", d, 16, "outside the data");
-	expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,4]}}", d, 16, "outside the data");
+	expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,17]}}", d, 16,
+			   "outside the data");
+	expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,4]}}", d, 16,
+			   "outside the data");
 	expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", d, 16, "need 12");
 	expect_parse_error("{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,16]}}", d, 16, "need 8");
 	expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[-4],\"data_offsets\":[0,16]}}", d, 16, "non-negative");
-	expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":[0,16]}}",
-			   d, 16, "overflow");
+	expect_parse_error(
+		"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":[0,16]}}", d,
+		16, "overflow");
 	expect_parse_error("{\"a\":{\"dtype\":\"Q4\",\"shape\":[4],\"data_offsets\":[0,16]}}", d, 16, "unknown dtype");
 	expect_parse_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
 			   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
@@ -258,7 +262,8 @@ Test(hfconfig, parses_transformers_output)
 	cr_expect_eq(c.tied_embeddings, 1);
 	free(t);
 	/* gpt2 n_inner null -> 4 * n_embd */
-	const char *g = "{\"model_type\":\"gpt2\",\"n_embd\":48,\"n_layer\":1,\"n_head\":4,\"vocab_size\":10,\"n_inner\":null}";
+	const char *g =
+		"{\"model_type\":\"gpt2\",\"n_embd\":48,\"n_layer\":1,\"n_head\":4,\"vocab_size\":10,\"n_inner\":null}";
 	cr_assert_eq(hfconfig_parse(g, strlen(g), "g", &c, err, sizeof err), 0, "%s", err);
 	cr_expect_eq(c.hidden_dim, 192);
 	cr_expect_eq(c.max_seq_len, 1024);
@@ -282,17 +287,21 @@ static void expect_cfg_error(const char *text, const char *want)
 	cr_expect(strstr(err, "config.json") == err, "%s", err);
 }
 
-#define LL "\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2," \
-	   "\"num_attention_heads\":4,\"vocab_size\":32"
+#define LL                                                                                                             \
+	"\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"               \
+	"\"num_attention_heads\":4,\"vocab_size\":32"
 
 Test(hfconfig, rejects_unsupported_and_bad)
 {
 	expect_cfg_error("{" LL ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0}}", "rope_scaling");
 	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\"}}", "linear");
-	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"mrope\",\"rope_theta\":1e4}}", "rope_parameters");
-	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"longrope\",\"short_factor\":[1,1]}}", "short_factor");
+	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"mrope\",\"rope_theta\":1e4}}",
+			 "rope_parameters");
+	expect_cfg_error("{" LL ",\"rope_parameters\":{\"rope_type\":\"longrope\",\"short_factor\":[1,1]}}",
+			 "short_factor");
 	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2},"
-			 "\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":2}}", "disagree");
+			 "\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":2}}",
+			 "disagree");
 	expect_cfg_error("{" LL ",\"partial_rotary_factor\":0.75}", "partial_rotary_factor");
 	expect_cfg_error("{" LL ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":2,\"foo\":1}}", "foo");
 	expect_cfg_error("{" LL ",\"attention_bias\":true}", "attention_bias");
@@ -303,19 +312,23 @@ Test(hfconfig, rejects_unsupported_and_bad)
 	expect_cfg_error("{" LL ",\"hidden_size\":64}", "bad JSON"); /* duplicate key */
 	expect_cfg_error("{\"model_type\":\"llama\",\"hidden_size\":64}", "intermediate_size");
 	expect_cfg_error("{" LL ",\"vocab_size\":-1}", "vocab_size");
-	expect_cfg_error("{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
-			 "\"num_attention_heads\":4,\"vocab_size\":\"32\"}",
-			 "integer");
+	expect_cfg_error(
+		"{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+		"\"num_attention_heads\":4,\"vocab_size\":\"32\"}",
+		"integer");
 	expect_cfg_error("{\"model_type\":\"bert\"}", "bert");
-	expect_cfg_error("{\"model_type\":\"qwen2\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
-			 "\"num_attention_heads\":4,\"vocab_size\":32,\"use_sliding_window\":true}",
-			 "use_sliding_window");
+	expect_cfg_error(
+		"{\"model_type\":\"qwen2\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+		"\"num_attention_heads\":4,\"vocab_size\":32,\"use_sliding_window\":true}",
+		"use_sliding_window");
 	/* Gemma 2's sliding layers are 0, 2, ...: another pattern is refused */
-	expect_cfg_error("{\"model_type\":\"gemma2\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
-			 "\"num_attention_heads\":4,\"vocab_size\":32,\"sliding_window\":4,"
-			 "\"layer_types\":[\"full_attention\",\"sliding_attention\"]}",
-			 "alternating");
-	expect_cfg_error("{\"model_type\":\"gpt2\",\"n_embd\":48,\"n_layer\":1,\"n_head\":5,\"vocab_size\":10}", "n_head");
+	expect_cfg_error(
+		"{\"model_type\":\"gemma2\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":2,"
+		"\"num_attention_heads\":4,\"vocab_size\":32,\"sliding_window\":4,"
+		"\"layer_types\":[\"full_attention\",\"sliding_attention\"]}",
+		"alternating");
+	expect_cfg_error("{\"model_type\":\"gpt2\",\"n_embd\":48,\"n_layer\":1,\"n_head\":5,\"vocab_size\":10}",
+			 "n_head");
 	expect_cfg_error("{\"model_type\":\"gpt2\",\"n_embd\":48,\"n_layer\":1,\"n_head\":4,\"vocab_size\":10,"
 			 "\"activation_function\":\"relu\"}",
 			 "activation_function");
@@ -329,22 +342,36 @@ Test(hfconfig, rejects_unsupported_and_bad)
 
 Test(hfconfig, dump_parses_back)
 {
-	model_config a = {.arch = ARCH_LLAMA, .dim = 96, .hidden_dim = 160, .n_layers = 3, .n_heads = 6, .n_kv_heads = 2,
-			  .head_dim = 16, .vocab_size = 300, .max_seq_len = 128, .rope_theta = 10000.f, .norm_eps = 1e-5f,
-			  .tied_embeddings = 1, .qkv_bias = 1, .bos_id = -1, .eos_id = 5};
+	model_config a = {.arch = ARCH_LLAMA,
+			  .dim = 96,
+			  .hidden_dim = 160,
+			  .n_layers = 3,
+			  .n_heads = 6,
+			  .n_kv_heads = 2,
+			  .head_dim = 16,
+			  .vocab_size = 300,
+			  .max_seq_len = 128,
+			  .rope_theta = 10000.f,
+			  .norm_eps = 1e-5f,
+			  .tied_embeddings = 1,
+			  .qkv_bias = 1,
+			  .bos_id = -1,
+			  .eos_id = 5};
 	/* what parsing fills in for a llama-family config */
 	a.family = FAM_QWEN2, a.max_pos = a.max_seq_len, a.rope.truncate = 1;
 	for (int arch = 0; arch < 5; arch++) {
 		model_config b, x = a;
 		if (arch == 1) {
-			x.arch = ARCH_GPT2, x.n_kv_heads = 6, x.qkv_bias = 0, x.rope_theta = 0, x.family = 0, x.max_pos = 0;
+			x.arch = ARCH_GPT2, x.n_kv_heads = 6, x.qkv_bias = 0, x.rope_theta = 0, x.family = 0,
+			x.max_pos = 0;
 			memset(&x.rope, 0, sizeof x.rope);
 		} else if (arch == 2) { /* Llama 3.1 RoPE, bf16 */
 			x.qkv_bias = 0, x.family = FAM_LLAMA, x.save_dtype = 2;
 			x.rope.type = ROPE_LLAMA3, x.rope.factor = 8, x.rope.low_freq_factor = 1;
 			x.rope.high_freq_factor = 4, x.rope.original_max = 64;
 		} else if (arch == 3) { /* Phi-3 longrope with a window */
-			x.qkv_bias = 0, x.family = FAM_PHI3, x.n_heads = 6, x.head_dim = 16, x.max_pos = x.max_seq_len = 256;
+			x.qkv_bias = 0, x.family = FAM_PHI3, x.n_heads = 6, x.head_dim = 16,
+			x.max_pos = x.max_seq_len = 256;
 			x.window = 128, x.rope.type = ROPE_LONGROPE, x.rope.original_max = 32, x.rope.n_factors = 8;
 			for (int i = 0; i < 8; i++)
 				x.rope.short_factor[i] = 1 + 0.25f * i, x.rope.long_factor[i] = 2 + 0.5f * i;
@@ -410,7 +437,8 @@ Test(llama2c, permute_matches_hf_conversion)
 		for (int i = 0; i < 2; i++)
 			for (int j = 0; j < HD / 2; j++)
 				for (int c = 0; c < C; c++)
-					ref[((h * 2 + i) * (HD / 2) + j) * C + c] = w[((h * (HD / 2) + j) * 2 + i) * C + c];
+					ref[((h * 2 + i) * (HD / 2) + j) * C + c] =
+						w[((h * (HD / 2) + j) * 2 + i) * C + c];
 	model_permute_llama2c_qk(w, NH, HD, C);
 	cr_expect(memcmp(w, ref, sizeof w) == 0);
 }
@@ -418,10 +446,21 @@ Test(llama2c, permute_matches_hf_conversion)
 Test(hfconfig, n_params_matches_model)
 {
 	for (int k = 0; k < 6; k++) {
-		model_config c = {.arch = k < 4 ? ARCH_LLAMA : ARCH_GPT2, .dim = 24, .hidden_dim = 40, .n_layers = 2,
-				  .n_heads = 4, .n_kv_heads = k == 1 ? 2 : 4, .head_dim = k == 3 ? 8 : 6, .vocab_size = 50,
-				  .max_seq_len = 12, .rope_theta = 1e4f, .norm_eps = 1e-5f, .tied_embeddings = k == 2 || k >= 4,
-				  .qkv_bias = k == 3, .bos_id = -1, .eos_id = -1};
+		model_config c = {.arch = k < 4 ? ARCH_LLAMA : ARCH_GPT2,
+				  .dim = 24,
+				  .hidden_dim = 40,
+				  .n_layers = 2,
+				  .n_heads = 4,
+				  .n_kv_heads = k == 1 ? 2 : 4,
+				  .head_dim = k == 3 ? 8 : 6,
+				  .vocab_size = 50,
+				  .max_seq_len = 12,
+				  .rope_theta = 1e4f,
+				  .norm_eps = 1e-5f,
+				  .tied_embeddings = k == 2 || k >= 4,
+				  .qkv_bias = k == 3,
+				  .bos_id = -1,
+				  .eos_id = -1};
 		model *m = model_new(&c);
 		cr_expect_eq(hfconfig_n_params(&c), (uint64_t)model_n_params(m), "config %d: %llu vs model %zu", k,
 			     (unsigned long long)hfconfig_n_params(&c), model_n_params(m));
@@ -444,8 +483,8 @@ Test(safetensors, f32_to_half_round_trip_and_rounding)
 		cr_expect_eq(st_f32_to_bf16(b), (uint16_t)h, "bf16 %04x", h);
 	}
 	/* halfway cases go to the even neighbour; just above halfway goes up */
-	cr_expect_eq(st_f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);        /* 1 + half an ulp -> 1 */
-	cr_expect_eq(st_f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);    /* 1 + 1.5 ulp -> 1 + 2 ulp */
+	cr_expect_eq(st_f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);     /* 1 + half an ulp -> 1 */
+	cr_expect_eq(st_f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82); /* 1 + 1.5 ulp -> 1 + 2 ulp */
 	cr_expect_eq(st_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);
 	cr_expect_eq(st_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);
 	cr_expect_eq(st_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);
@@ -463,7 +502,8 @@ Test(safetensors, f32_to_half_round_trip_and_rounding)
 Test(hfconfig, rope_dynamic_is_plain_linear_divides)
 {
 	const char *d = "{" LL ",\"max_position_embeddings\":64,\"rope_scaling\":{\"type\":\"dynamic\",\"factor\":4}}";
-	const char *l = "{" LL ",\"max_position_embeddings\":64,\"rope_parameters\":{\"rope_type\":\"linear\",\"factor\":4,"
+	const char *l = "{" LL
+			",\"max_position_embeddings\":64,\"rope_parameters\":{\"rope_type\":\"linear\",\"factor\":4,"
 			"\"rope_theta\":10000}}";
 	model_config c, cl;
 	char err[512];
@@ -475,13 +515,15 @@ Test(hfconfig, rope_dynamic_is_plain_linear_divides)
 	for (int t = 0; t < 64; t++)
 		pos[t] = t;
 	const int hd = c.head_dim;
-	float *a = malloc(sizeof(float) * 64 * hd), *b = malloc(sizeof(float) * 64 * hd), *e = malloc(sizeof(float) * 64 * hd);
+	float *a = malloc(sizeof(float) * 64 * hd), *b = malloc(sizeof(float) * 64 * hd),
+	      *e = malloc(sizeof(float) * 64 * hd);
 	rope_table_cfg(a, pos, 64, &c);
 	rope_table(b, pos, 64, hd, c.rope_theta);
 	cr_expect(memcmp(a, b, sizeof(float) * 64 * hd) == 0, "dynamic differs from plain RoPE");
 	rope_table_cfg(e, pos, 64, &cl);
 	for (int t = 0; t < 64; t += 4) /* position t/4 of plain RoPE is position t of linear-4 */
 		for (int i = 0; i < hd; i++)
-			cr_expect(fabsf(e[(size_t)t * hd + i] - b[(size_t)(t / 4) * hd + i]) < 1e-6f, "t %d i %d", t, i);
+			cr_expect(fabsf(e[(size_t)t * hd + i] - b[(size_t)(t / 4) * hd + i]) < 1e-6f, "t %d i %d", t,
+				  i);
 	free(a), free(b), free(e);
 }

@@ -199,15 +199,17 @@ Test(tfevents, step_scalars_match_metrics_jsonl)
 	if (!bin || !root)
 		cr_skip_test("LBDPO_BIN and LBDPO_ROOT unset (run through tests/run.sh)");
 	char *dir = tmpdir(), *cmd;
-	cr_assert(asprintf(&cmd,
-			   "cd '%s' && export PATH='%s':$PATH && "
-			   "awk -v seed=1 -v n=24 -f '%s/tests/sh/gen_pairs.awk' | lbdpo-show --from-json -o train.ref && "
-			   "awk -v seed=2 -v n=8 -f '%s/tests/sh/gen_pairs.awk' | lbdpo-show --from-json -o test.ref && "
-			   "lbdpo-init -q -o m0 --dim 16 --layers 1 --heads 2 --vocab 32 --max-seq 32 --seed 3 && "
-			   "lbdpo-step -q -m m0 -o c -i train.ref --steps 6 --threads 1 --batch-size 4 --ppl-from policy "
-			   "--ignore-provenance --eval-input test.ref --eval-steps 3 --metrics m.jsonl --tensorboard tb "
-			   "2>/dev/null",
-			   dir, bin, root, root) > 0);
+	cr_assert(
+		asprintf(
+			&cmd,
+			"cd '%s' && export PATH='%s':$PATH && "
+			"awk -v seed=1 -v n=24 -f '%s/tests/sh/gen_pairs.awk' | lbdpo-show --from-json -o train.ref && "
+			"awk -v seed=2 -v n=8 -f '%s/tests/sh/gen_pairs.awk' | lbdpo-show --from-json -o test.ref && "
+			"lbdpo-init -q -o m0 --dim 16 --layers 1 --heads 2 --vocab 32 --max-seq 32 --seed 3 && "
+			"lbdpo-step -q -m m0 -o c -i train.ref --steps 6 --threads 1 --batch-size 4 --ppl-from policy "
+			"--ignore-provenance --eval-input test.ref --eval-steps 3 --metrics m.jsonl --tensorboard tb "
+			"2>/dev/null",
+			dir, bin, root, root) > 0);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 	free(cmd);
 	cr_assert(asprintf(&cmd, "%s/tb", dir) > 0);

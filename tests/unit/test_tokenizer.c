@@ -26,16 +26,19 @@ static const char *shared(void) { return getenv("LBDPO_SHARED"); }
 
 static int ids_equal(json_t *want, const uint32_t *ids, size_t n)
 {
-	if (json_array_size(want) != n) return 0;
+	if (json_array_size(want) != n)
+		return 0;
 	for (size_t i = 0; i < n; i++)
-		if ((uint64_t)json_integer_value(json_array_get(want, i)) != ids[i]) return 0;
+		if ((uint64_t)json_integer_value(json_array_get(want, i)) != ids[i])
+			return 0;
 	return 1;
 }
 
 static void print_ids(const char *what, const uint32_t *ids, size_t n)
 {
 	fprintf(stderr, "%s:", what);
-	for (size_t i = 0; i < n; i++) fprintf(stderr, " %u", ids[i]);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, " %u", ids[i]);
 	fprintf(stderr, "\n");
 }
 
@@ -71,7 +74,8 @@ static int check_file(const char *path, tok *fixed, unsigned flags, int check_de
 						continue;
 					}
 					snprintf(tokp, sizeof tokp, "%s/assets/gpt2/tokenizer.json", shared());
-				} else snprintf(tokp, sizeof tokp, FIX "%s", name);
+				} else
+					snprintf(tokp, sizeof tokp, FIX "%s", name);
 				cur = tok_load(tokp);
 			}
 			if (!cur) {
@@ -79,7 +83,8 @@ static int check_file(const char *path, tok *fixed, unsigned flags, int check_de
 				continue;
 			}
 			t = cur;
-			if (json_is_true(json_object_get(o, "bos"))) fl |= TOK_ADD_BOS;
+			if (json_is_true(json_object_get(o, "bos")))
+				fl |= TOK_ADD_BOS;
 		}
 		json_t *text = json_object_get(o, "text");
 		n = 0;
@@ -95,7 +100,8 @@ static int check_file(const char *path, tok *fixed, unsigned flags, int check_de
 			long l = tok_decode(t, ids, n, TOK_SKIP_SPECIAL, &dec, &dcap);
 			if (l != (long)json_string_length(want) || memcmp(dec, json_string_value(want), (size_t)l)) {
 				nbad++;
-				fprintf(stderr, "DECODE MISMATCH %s [%s] -> [%s]\n", tok_path(t), json_string_value(want), dec);
+				fprintf(stderr, "DECODE MISMATCH %s [%s] -> [%s]\n", tok_path(t),
+					json_string_value(want), dec);
 			}
 		}
 		ncase++;
@@ -116,7 +122,8 @@ Test(tokenizer, hf_tokenizers_fixture)
 
 Test(tokenizer, gpt2_golden)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	char p[512], g[512];
 	snprintf(p, sizeof p, "%s/assets/gpt2/tokenizer.json", shared());
 	snprintf(g, sizeof g, "%s/golden/gpt2_token_ids.jsonl", shared());
@@ -130,7 +137,8 @@ Test(tokenizer, gpt2_golden)
 
 Test(tokenizer, stories260K_golden)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	char p[512], g[512];
 	snprintf(p, sizeof p, "%s/assets/stories260K/tok512.bin", shared());
 	snprintf(g, sizeof g, "%s/golden/stories260K_logprobs.jsonl", shared());
@@ -153,7 +161,8 @@ Test(tokenizer, stories260K_golden)
 
 Test(tokenizer, llama2_32k_vocab_roundtrip)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	char p[512];
 	snprintf(p, sizeof p, "%s/assets/llama2c-tokenizer/tokenizer.bin", shared());
 	tok *t = tok_load(p);
@@ -224,7 +233,8 @@ Test(tokenizer, hostile_tokenizer_json)
 	for (int k = 0; k < 300; k++) {
 		char *c = malloc(n);
 		memcpy(c, b, n);
-		for (int j = 0; j < 3; j++) c[rand() % n] = (char)(rand() & 0xFF);
+		for (int j = 0; j < 3; j++)
+			c[rand() % n] = (char)(rand() & 0xFF);
 		tok *t = tok_load_mem("flip.json", c, n, NULL, err, sizeof err);
 		if (t) {
 			uint32_t *ids = NULL;
@@ -236,11 +246,13 @@ Test(tokenizer, hostile_tokenizer_json)
 		free(c);
 	}
 	free(b);
-	const char *bad[] = {"{}", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}",
-			     "{\"model\": {\"vocab\": {\"a\": -1}, \"merges\": []}}",
-			     "{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
-			     "{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}}}",
-			     "\x10\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\x7f"};
+	const char *bad[] = {
+		"{}",
+		"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}",
+		"{\"model\": {\"vocab\": {\"a\": -1}, \"merges\": []}}",
+		"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
+		"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}}}",
+		"\x10\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\x7f"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		size_t len = i == 5 ? 12 : strlen(bad[i]);
 		tok *t = tok_load_mem("bad", bad[i], len, NULL, err, sizeof err);
@@ -251,7 +263,8 @@ Test(tokenizer, hostile_tokenizer_json)
 
 Test(tokenizer, hostile_llama2c_bin)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	char p[512], err[600];
 	snprintf(p, sizeof p, "%s/assets/stories260K/tok512.bin", shared());
 	size_t n;
@@ -383,7 +396,8 @@ Test(tokenizer, jsonl_reader_lines)
 		cr_assert_eq(jsonl_lineno(r), want_line[i]);
 		json_t *o = jsonl_parse(line, len, err, sizeof err);
 		cr_assert_eq(o != NULL, want_ok[i], "line %d: %s", i, err);
-		if (i == 2) cr_assert(strstr(err, "UTF-8"), "%s", err);
+		if (i == 2)
+			cr_assert(strstr(err, "UTF-8"), "%s", err);
 		json_decref(o);
 	}
 	cr_assert_eq(jsonl_next(r, &line, &len), 0);

@@ -14,12 +14,14 @@ static const char *shared(void) { return getenv("LBDPO_SHARED"); }
 
 static void check_golden(const char *tokfile, const char *golden, int want_records)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	char tp[4096], gp[4096];
 	snprintf(tp, sizeof tp, "%s/assets/tokenizers/%s", shared(), tokfile);
 	snprintf(gp, sizeof gp, "%s/assets/tokenizers/%s", shared(), golden);
 	FILE *g = fopen(gp, "r");
-	if (!g) cr_skip_test("%s absent", gp);
+	if (!g)
+		cr_skip_test("%s absent", gp);
 	tok *t = tok_load(tp);
 	char *line = NULL, *dec = NULL;
 	size_t cap = 0, dcap = 0;
@@ -31,10 +33,12 @@ static void check_golden(const char *tokfile, const char *golden, int want_recor
 		cr_assert(r);
 		json_t *text = json_object_get(r, "text"), *want = json_object_get(r, "ids");
 		nids = 0;
-		int rc = tok_encode(t, json_string_value(text), json_string_length(text), TOK_NO_SPECIAL, &ids, &nids, &icap);
+		int rc = tok_encode(t, json_string_value(text), json_string_length(text), TOK_NO_SPECIAL, &ids, &nids,
+				    &icap);
 		cr_assert_eq(rc, 0, "%s: %s", json_string_value(text), tok_error(t));
 		int same = nids == json_array_size(want);
-		for (size_t i = 0; same && i < nids; i++) same = ids[i] == (uint32_t)json_integer_value(json_array_get(want, i));
+		for (size_t i = 0; same && i < nids; i++)
+			same = ids[i] == (uint32_t)json_integer_value(json_array_get(want, i));
 		if (!same) {
 			char got[4096] = "";
 			for (size_t i = 0; i < nids && strlen(got) < 4000; i++)
@@ -62,7 +66,8 @@ Test(tokenizer_real, llama3_tokenizer_json) { check_golden("llama3/tokenizer.jso
 Test(tokenizer_real, mistral_v3_sentencepiece_model)
 {
 	check_golden("mistral-v3/tokenizer.model.v3", "mistral-v3/golden.jsonl", 26);
-	if (!shared()) return;
+	if (!shared())
+		return;
 	char tp[4096];
 	snprintf(tp, sizeof tp, "%s/assets/tokenizers/mistral-v3/tokenizer.model.v3", shared());
 	tok *t = tok_load(tp);
@@ -84,13 +89,15 @@ Test(tokenizer_real, mistral_v3_sentencepiece_model)
  * tokenizer.model: identical ids (llama2.c's encode() is SentencePiece BPE). */
 Test(tokenizer_real, llama2_model_equals_llama2c_bin)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	char a[4096], b[4096], g[4096];
 	snprintf(a, sizeof a, "%s/assets/llama2c-tokenizer/tokenizer.model", shared());
 	snprintf(b, sizeof b, "%s/assets/llama2c-tokenizer/tokenizer.bin", shared());
 	snprintf(g, sizeof g, "%s/assets/tokenizers/llama3/golden.jsonl", shared());
 	FILE *f = fopen(g, "r");
-	if (!f) cr_skip_test("%s absent", g);
+	if (!f)
+		cr_skip_test("%s absent", g);
 	tok *tm = tok_load(a), *tb = tok_load(b);
 	cr_expect_eq(tok_vocab_size(tm), 32000);
 	char *line = NULL;
@@ -118,7 +125,8 @@ Test(tokenizer_real, llama2_model_equals_llama2c_bin)
 /* NFC normalizer (Qwen2's): decomposed text tokenizes as its composed form. */
 Test(tokenizer_real, nfc_normalizer)
 {
-	if (!shared()) cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
+	if (!shared())
+		cr_skip_test("LBDPO_SHARED not set: ../shared assets absent");
 	char p[4096];
 	snprintf(p, sizeof p, "%s/assets/tokenizers/llama3/tokenizer.json", shared());
 	json_error_t je;
@@ -132,7 +140,8 @@ Test(tokenizer_real, nfc_normalizer)
 	tok *t = tok_load_mem("nfc.json", buf, strlen(buf), NULL, err, sizeof err);
 	free(buf);
 	cr_assert(t, "%s", err);
-	const char *nfd = "cafe\xCC\x81 Ame\xCC\x81lie \xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB", /* e + U+0301; Hangul jamo */
+	const char
+		*nfd = "cafe\xCC\x81 Ame\xCC\x81lie \xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB", /* e + U+0301; Hangul jamo */
 		*nfc = "caf\xC3\xA9 Am\xC3\xA9lie \xED\x95\x9C";
 	uint32_t *x = NULL, *y = NULL, *z = NULL;
 	size_t nx = 0, ny = 0, nz = 0, cx = 0, cy = 0, cz = 0;

@@ -31,7 +31,7 @@ LBDPO_INLINE float dotf(const float *a, const float *b, int n)
  * Four keys at a time: four independent accumulators keep the FMA units
  * busy where one dot product would wait on its own latency. */
 LBDPO_INLINE void att_scores(float *sc, const float *q, const float *kbase, size_t S, int j0, int j1, float scale,
-		       int hd)
+			     int hd)
 {
 	int j = j0;
 	for (; j + 4 <= j1; j += 4) {
@@ -102,7 +102,7 @@ LBDPO_INLINE void att_fwd_block(float *out, float *lse, const float *qkv, float 
 	for (int x = 0; x < n; x++) {
 		const int j = x < n1 ? ka + x : kc + (x - n1);
 		const float *k = kbase + (size_t)j * S;
-		float s[ATT_QB] = { 0 };
+		float s[ATT_QB] = {0};
 		for (int i = 0; i < hd; i++) {
 			const float ki = k[i];
 #pragma omp simd
@@ -151,8 +151,8 @@ LBDPO_INLINE void att_fwd_block(float *out, float *lse, const float *qkv, float 
 /* One query's scores s_j over its keys [ka,kb) ∪ [kc,t] (sc indexed by key
  * position − ka); returns the number of keys. z = scale·q·k, s = cap·tanh(z/cap)
  * (cap 0: s = z). */
-static int ext_scores(float *sc, const float *q, const float *qkv, size_t S, int koff, int ka, int kb, int kc,
-		      int t, int hd, float scale, float cap)
+static int ext_scores(float *sc, const float *q, const float *qkv, size_t S, int koff, int ka, int kb, int kc, int t,
+		      int hd, float scale, float cap)
 {
 	int n = 0;
 	for (int r = 0; r < 2; r++) {
@@ -172,7 +172,7 @@ static int ext_scores(float *sc, const float *q, const float *qkv, size_t S, int
 static int ext_key(int i, int ka, int kb, int kc) { return i < kb - ka ? ka + i : kc + (i - (kb - ka)); }
 
 LBDPO_KERNEL static void att_ext_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
-					    const int *kc, int T, int H, int KV, int hd, float scale, float cap)
+					 const int *kc, int T, int H, int KV, int hd, float scale, float cap)
 {
 	const size_t S = (size_t)(H + 2 * KV) * hd;
 	const int grp = H / KV;
@@ -184,7 +184,8 @@ LBDPO_KERNEL static void att_ext_forward(float *out, float *lse, const float *qk
 			for (int h = 0; h < H; h++) {
 				const int kh = h / grp;
 				const float *q = qkv + (size_t)t * S + (size_t)h * hd;
-				int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t, hd, scale, cap);
+				int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t, hd, scale,
+						   cap);
 				float mx = -INFINITY;
 				for (int i = 0; i < n; i++)
 					mx = sc[i] > mx ? sc[i] : mx;
@@ -194,7 +195,8 @@ LBDPO_KERNEL static void att_ext_forward(float *out, float *lse, const float *qk
 				float *o = out + (size_t)t * H * hd + (size_t)h * hd;
 				memset(o, 0, sizeof(float) * hd);
 				for (int i = 0; i < n; i++) {
-					const float *v = qkv + (size_t)ext_key(i, ka[t], kb[t], kc[t]) * S + (size_t)(H + KV + kh) * hd;
+					const float *v = qkv + (size_t)ext_key(i, ka[t], kb[t], kc[t]) * S +
+							 (size_t)(H + KV + kh) * hd;
 					float p = (float)(sc[i] / sum);
 					for (int e = 0; e < hd; e++)
 						o[e] += p * v[e];
@@ -206,9 +208,9 @@ LBDPO_KERNEL static void att_ext_forward(float *out, float *lse, const float *qk
 }
 
 LBDPO_KERNEL static void att_ext_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-					 const float *lse, const int *ka, const int *kb, const int *kc,
-					 const int *seq_off, int n_seq, int T, int H, int KV, int hd, float scale,
-					 float cap)
+					  const float *lse, const int *ka, const int *kb, const int *kc,
+					  const int *seq_off, int n_seq, int T, int H, int KV, int hd, float scale,
+					  float cap)
 {
 	/* p_j = exp(s_j − lse); ds_j = p_j(do·v_j − do·o); dz_j = ds_j(1 − (s_j/cap)²);
 	 * dq += scale·Σ dz_j k_j; dk_j += scale·dz_j q; dv_j += p_j do.
@@ -229,7 +231,8 @@ LBDPO_KERNEL static void att_ext_backward(float *dqkv, const float *dout, const 
 						const float *o = out + (size_t)t * H * hd + (size_t)h * hd;
 						const float *d = dout + (size_t)t * H * hd + (size_t)h * hd;
 						float *dq = dqkv + (size_t)t * S + (size_t)h * hd;
-						int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t, hd, scale, cap);
+						int n = ext_scores(sc, q, qkv, S, (H + kh) * hd, ka[t], kb[t], kc[t], t,
+								   hd, scale, cap);
 						float D = 0;
 						for (int e = 0; e < hd; e++)
 							D += d[e] * o[e];
@@ -261,7 +264,7 @@ LBDPO_KERNEL static void att_ext_backward(float *dqkv, const float *dout, const 
 }
 
 static void att_ext_decode(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n, int H,
-			  int KV, int hd, int QKV, float scale, float cap)
+			   int KV, int hd, int QKV, float scale, float cap)
 {
 	const int KVD = KV * hd, grp = H / KV;
 #pragma omp parallel
@@ -298,8 +301,8 @@ static void att_ext_decode(float *out, const float *qkv, const float *K, const f
 	}
 }
 
-LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
-		       int T, int H, int KV, int hd, float scale, float cap)
+LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
+				    const int *kc, int T, int H, int KV, int hd, float scale, float cap)
 {
 	if (scale != 0 || cap != 0) {
 		att_ext_forward(out, lse, qkv, ka, kb, kc, T, H, KV, hd, scale ? scale : 1.0f / sqrtf((float)hd), cap);
@@ -314,7 +317,8 @@ LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, co
 		int *bt = xmalloc(sizeof(int) * T), nb = 0;
 		for (int t = 0; t < T;) {
 			int nq = 1;
-			while (nq < ATT_QB && t + nq < T && ka[t + nq] == ka[t] && kb[t + nq] == kb[t] && kc[t + nq] == kc[t])
+			while (nq < ATT_QB && t + nq < T && ka[t + nq] == ka[t] && kb[t + nq] == kb[t] &&
+			       kc[t + nq] == kc[t])
 				nq++;
 			bt[nb++] = t;
 			t += nq;
@@ -327,8 +331,8 @@ LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, co
 			for (int b = 0; b < nb; b++)
 				for (int h = 0; h < H; h++) {
 					const int t0 = bt[b], nq = (b + 1 < nb ? bt[b + 1] : T) - t0;
-					att_fwd_block(out, lse, qkv, sc, QT, OT, t0, nq, ka[t0], kb[t0], kc[t0], h, H, KV,
-						      hd, scale);
+					att_fwd_block(out, lse, qkv, sc, QT, OT, t0, nq, ka[t0], kb[t0], kc[t0], h, H,
+						      KV, hd, scale);
 				}
 			free(sc);
 			free(QT);
@@ -339,7 +343,7 @@ LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, co
 #pragma omp parallel
 	{
 		float *sc = xmalloc(sizeof(float) * (size_t)(T > 0 ? T : 1)); /* [T] scores of one query */
-		float *acc = xmalloc(sizeof(float) * hd);                       /* [hd] output accumulator */
+		float *acc = xmalloc(sizeof(float) * hd);                     /* [hd] output accumulator */
 #pragma omp for collapse(2) schedule(dynamic, 8)
 		for (int t = 0; t < T; t++) {
 			for (int h = 0; h < H; h++) {
@@ -380,8 +384,8 @@ LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, co
  *   dq += ds·k,  dk += ds·q,  dv += p·do.
  * dq is the caller's local accumulator (never aliases dk/dv). */
 LBDPO_INLINE void att_bwd_range(float *restrict dq, float *dkbase, float *dvbase, const float *q, const float *kbase,
-			  const float *vbase, const float *dy, size_t S, int j0, int j1, float l, float D,
-			  float scale, int hd)
+				const float *vbase, const float *dy, size_t S, int j0, int j1, float l, float D,
+				float scale, int hd)
 {
 	int j = j0;
 	for (; j + 4 <= j1; j += 4) {
@@ -399,9 +403,10 @@ LBDPO_INLINE void att_bwd_range(float *restrict dq, float *dkbase, float *dvbase
 			b2 += dy[i] * v2[i];
 			b3 += dy[i] * v3[i];
 		}
-		float p[4] = { vexpf(a0 * scale - l), vexpf(a1 * scale - l), vexpf(a2 * scale - l), vexpf(a3 * scale - l) };
-		float ds[4] = { p[0] * (b0 - D) * scale, p[1] * (b1 - D) * scale, p[2] * (b2 - D) * scale,
-				p[3] * (b3 - D) * scale };
+		float p[4] = {vexpf(a0 * scale - l), vexpf(a1 * scale - l), vexpf(a2 * scale - l),
+			      vexpf(a3 * scale - l)};
+		float ds[4] = {p[0] * (b0 - D) * scale, p[1] * (b1 - D) * scale, p[2] * (b2 - D) * scale,
+			       p[3] * (b3 - D) * scale};
 #pragma omp simd
 		for (int i = 0; i < hd; i++)
 			dq[i] += ds[0] * k0[i] + ds[1] * k1[i] + ds[2] * k2[i] + ds[3] * k3[i];
@@ -444,7 +449,7 @@ LBDPO_INLINE void att_bwd_block(float *restrict dQT, float *dkbase, float *dvbas
 {
 	for (int j = j0; j < j1; j++) {
 		const float *k = kbase + (size_t)j * S, *v = vbase + (size_t)j * S;
-		float sc[ATT_QB] = { 0 }, dp[ATT_QB] = { 0 }, p[ATT_QB], ds[ATT_QB];
+		float sc[ATT_QB] = {0}, dp[ATT_QB] = {0}, p[ATT_QB], ds[ATT_QB];
 		for (int i = 0; i < hd; i++) {
 			const float ki = k[i], vi = v[i];
 #pragma omp simd
@@ -469,7 +474,7 @@ LBDPO_INLINE void att_bwd_block(float *restrict dQT, float *dkbase, float *dvbas
 		}
 		float *dk = dkbase + (size_t)j * S, *dv = dvbase + (size_t)j * S;
 		for (int i0 = 0; i0 < hd; i0 += 16) {
-			float ak[16] = { 0 }, av[16] = { 0 };
+			float ak[16] = {0}, av[16] = {0};
 			for (int a = lim > 0 ? lim : 0; a < nq; a++) {
 				const float da = ds[a], pa = p[a];
 				const float *qa = Qr + (size_t)a * hd + i0, *ya = DYr + (size_t)a * hd + i0;
@@ -488,9 +493,9 @@ LBDPO_INLINE void att_bwd_block(float *restrict dQT, float *dkbase, float *dvbas
 	}
 }
 
-LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
-			const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
-			int KV, int hd, float scale, float cap)
+LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+				     const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
+				     int n_seq, int T, int H, int KV, int hd, float scale, float cap)
 {
 	if (scale != 0 || cap != 0) {
 		att_ext_backward(dqkv, dout, qkv, out, lse, ka, kb, kc, seq_off, n_seq, T, H, KV, hd,
@@ -518,8 +523,9 @@ LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float
 						for (int t0 = seq_off[s], nq; t0 < seq_off[s + 1]; t0 += nq) {
 							/* consecutive queries with the same key ranges */
 							nq = 1;
-							while (nq < ATT_QB && t0 + nq < seq_off[s + 1] && ka[t0 + nq] == ka[t0] &&
-							       kb[t0 + nq] == kb[t0] && kc[t0 + nq] == kc[t0])
+							while (nq < ATT_QB && t0 + nq < seq_off[s + 1] &&
+							       ka[t0 + nq] == ka[t0] && kb[t0 + nq] == kb[t0] &&
+							       kc[t0 + nq] == kc[t0])
 								nq++;
 							memset(QT, 0, sizeof(float) * (size_t)hd * ATT_QB * 5);
 							for (int a = 0; a < ATT_QB; a++) {
@@ -528,8 +534,10 @@ LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float
 									continue;
 								const int t = t0 + a;
 								const float *q = qkv + (size_t)t * S + (size_t)h * hd;
-								const float *dy = dout + (size_t)t * H * hd + (size_t)h * hd;
-								const float *o = out + (size_t)t * H * hd + (size_t)h * hd;
+								const float *dy =
+									dout + (size_t)t * H * hd + (size_t)h * hd;
+								const float *o =
+									out + (size_t)t * H * hd + (size_t)h * hd;
 								Dv[a] = dotf(dy, o, hd);
 								L[a] = lse[(size_t)t * H + h];
 								memcpy(Qr + (size_t)a * hd, q, sizeof(float) * hd);
@@ -539,14 +547,15 @@ LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float
 									DYT[i * ATT_QB + a] = dy[i];
 								}
 							}
-							att_bwd_block(dQT, dqkv + koff, dqkv + voff, QT, DYT, Qr, DYr, L, Dv,
-								      qkv + koff, qkv + voff, S, ka[t0], kb[t0], t0, nq, 0, scale,
-								      hd);
-							att_bwd_block(dQT, dqkv + koff, dqkv + voff, QT, DYT, Qr, DYr, L, Dv,
-								      qkv + koff, qkv + voff, S, kc[t0], t0 + nq, t0, nq, 1, scale,
-								      hd);
+							att_bwd_block(dQT, dqkv + koff, dqkv + voff, QT, DYT, Qr, DYr,
+								      L, Dv, qkv + koff, qkv + voff, S, ka[t0], kb[t0],
+								      t0, nq, 0, scale, hd);
+							att_bwd_block(dQT, dqkv + koff, dqkv + voff, QT, DYT, Qr, DYr,
+								      L, Dv, qkv + koff, qkv + voff, S, kc[t0], t0 + nq,
+								      t0, nq, 1, scale, hd);
 							for (int a = 0; a < nq; a++) {
-								float *dqt = dqkv + (size_t)(t0 + a) * S + (size_t)h * hd;
+								float *dqt =
+									dqkv + (size_t)(t0 + a) * S + (size_t)h * hd;
 								for (int i = 0; i < hd; i++)
 									dqt[i] += dQT[i * ATT_QB + a];
 							}
@@ -561,10 +570,10 @@ LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float
 						const float *o = out + (size_t)t * H * hd + (size_t)h * hd;
 						const float D = dotf(dy, o, hd), l = lse[(size_t)t * H + h];
 						memset(dq, 0, sizeof(float) * hd);
-						att_bwd_range(dq, dqkv + koff, dqkv + voff, q, qkv + koff, qkv + voff, dy, S, ka[t],
-							      kb[t], l, D, scale, hd);
-						att_bwd_range(dq, dqkv + koff, dqkv + voff, q, qkv + koff, qkv + voff, dy, S, kc[t],
-							      t + 1, l, D, scale, hd);
+						att_bwd_range(dq, dqkv + koff, dqkv + voff, q, qkv + koff, qkv + voff,
+							      dy, S, ka[t], kb[t], l, D, scale, hd);
+						att_bwd_range(dq, dqkv + koff, dqkv + voff, q, qkv + koff, qkv + voff,
+							      dy, S, kc[t], t + 1, l, D, scale, hd);
 						float *dqt = dqkv + (size_t)t * S + (size_t)h * hd;
 						for (int i = 0; i < hd; i++)
 							dqt[i] += dq[i];
@@ -588,8 +597,8 @@ void kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int
 	}
 }
 
-void attention_decode(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n, int H,
-		      int KV, int hd, int QKV, float scale, float cap)
+void attention_decode(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n, int H, int KV,
+		      int hd, int QKV, float scale, float cap)
 {
 	if (scale != 0 || cap != 0) {
 		att_ext_decode(out, qkv, K, Vc, len0, n, H, KV, hd, QKV, scale ? scale : 1.0f / sqrtf((float)hd), cap);

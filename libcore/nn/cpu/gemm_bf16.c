@@ -134,8 +134,7 @@ static mm_entry *mm_get(int ta, int tb, int M, int N, int K, int ldc, int acc)
 {
 	for (int i = 0; i < cache_n; i++) {
 		mm_entry *e = &cache[i];
-		if (e->ta == ta && e->tb == tb && e->M == M && e->N == N && e->K == K && e->ldc == ldc &&
-		    e->acc == acc)
+		if (e->ta == ta && e->tb == tb && e->M == M && e->N == N && e->K == K && e->ldc == ldc && e->acc == acc)
 			return e;
 	}
 	mm_entry *e;
@@ -150,12 +149,12 @@ static mm_entry *mm_get(int ta, int tb, int M, int N, int K, int ldc, int acc)
 		dnnl_memory_destroy(e->c);
 		dnnl_memory_destroy(e->scratch);
 	}
-	*e = (mm_entry){ ta, tb, M, N, K, ldc, acc, NULL, NULL, NULL, NULL, NULL, 0 };
+	*e = (mm_entry){ta, tb, M, N, K, ldc, acc, NULL, NULL, NULL, NULL, NULL, 0};
 	/* The bf16 copies are packed: A as [M,K] (or [K,M] when transposed),
 	 * B as [K,N] (or [N,K]); the strides tell oneDNN which. */
 	dnnl_memory_desc_t amd, bmd, cmd;
-	dnnl_dims_t ad = { M, K }, bd = { K, N }, cd = { M, N };
-	dnnl_dims_t as = { ta ? 1 : K, ta ? M : 1 }, bs = { tb ? 1 : N, tb ? K : 1 }, cs = { ldc, 1 };
+	dnnl_dims_t ad = {M, K}, bd = {K, N}, cd = {M, N};
+	dnnl_dims_t as = {ta ? 1 : K, ta ? M : 1}, bs = {tb ? 1 : N, tb ? K : 1}, cs = {ldc, 1};
 	dnnl_check(dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_bf16, as), "memory desc");
 	dnnl_check(dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_bf16, bs), "memory desc");
 	dnnl_check(dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, cs), "memory desc");
@@ -204,8 +203,8 @@ static uint16_t *grow(uint16_t **p, size_t *cap, size_t n)
 	return *p;
 }
 
-void gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-	       int accumulate, float *C, int ldc)
+void gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, int accumulate,
+	       float *C, int ldc)
 {
 	if (M <= 0 || N <= 0)
 		return;
@@ -232,10 +231,10 @@ void gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, con
 	dnnl_check(dnnl_memory_set_data_handle(e->c, C), "set handle");
 	dnnl_check(dnnl_memory_set_data_handle(e->scratch, sp), "set handle");
 	dnnl_exec_arg_t args[4] = {
-		{ DNNL_ARG_SRC, e->a },
-		{ DNNL_ARG_WEIGHTS, e->b },
-		{ DNNL_ARG_DST, e->c },
-		{ DNNL_ARG_SCRATCHPAD, e->scratch },
+		{DNNL_ARG_SRC, e->a},
+		{DNNL_ARG_WEIGHTS, e->b},
+		{DNNL_ARG_DST, e->c},
+		{DNNL_ARG_SCRATCHPAD, e->scratch},
 	};
 	dnnl_check(dnnl_primitive_execute(e->prim, strm, 4, args), "matmul");
 	dnnl_check(dnnl_stream_wait(strm), "stream wait");
@@ -247,8 +246,8 @@ int gemm_bf16_ok(void) { return 0; }
 
 const char *gemm_bf16_path(void) { return "none (built without oneDNN: apt-get install libdnnl-dev, rebuild)"; }
 
-void gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-	       int accumulate, float *C, int ldc)
+void gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, int accumulate,
+	       float *C, int ldc)
 {
 	(void)ta, (void)tb, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)accumulate,
 		(void)C, (void)ldc;

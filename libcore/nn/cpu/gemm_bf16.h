@@ -32,8 +32,8 @@ const char *gemm_bf16_path(void);
  * row stride ldc; ta/tb 1 when A (stored [K,M]) or B (stored [N,K]) is
  * transposed. A and B are fp32 and rounded to bf16 first. Only after
  * gemm_bf16_ok() said 1. */
-void gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-	       int accumulate, float *C, int ldc);
+void gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, int accumulate,
+	       float *C, int ldc);
 
 /* The products of layers.c (cblas_sgemm's row-major call with alpha 1 and
  * beta 0 or 1): in bf16 while gemm_bf16_set(1) holds and the product is

@@ -98,8 +98,7 @@ LBDPO_KERNEL void logsoftmax_rows(float *lse_out, float *lp, float *ent, const f
 	}
 }
 
-void seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows, const int *seq_off,
-		   int n_seq)
+void seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows, const int *seq_off, int n_seq)
 {
 	for (int s = 0; s < n_seq; s++) {
 		double c[2] = {0, 0}, pl = 0, pe = 0;
@@ -163,8 +162,7 @@ void rows_compact(float *x, const int *idx, int n, int C)
 			memmove(x + (size_t)i * C, x + (size_t)idx[i] * C, sizeof(float) * C);
 }
 
-void pool_forward(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P, int n_seq,
-		  int C)
+void pool_forward(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P, int n_seq, int C)
 {
 	for (int s = 0; s < n_seq; s++) {
 		const int st = seq_off[s], P = seq_P[s];

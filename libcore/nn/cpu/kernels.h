@@ -17,16 +17,13 @@
 #include <stdint.h>
 
 /* out[t] = wte[tok[t]] (+ wpe[pos[t]] if wpe). */
-void embed_forward(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe,
-		   int T, int C);
-void embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos, int T,
-		    int C);
+void embed_forward(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe, int T, int C);
+void embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos, int T, int C);
 
 /* RMSNorm: out = x / sqrt(mean(x^2) + eps) * (w_off + w); rstd[t] kept for
  * backward, which adds into dinp and dw. w_off 0 for most families; Gemma's
  * gain is 1 + w (w_off 1, its own loops). */
-void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps, int T,
-		     int C);
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps, int T, int C);
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, float w_off,
 		      const float *rstd, int T, int C);
 
@@ -44,8 +41,8 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
 		    int w_in_out);
 /* dinp += dout · W(ᵀ); dw += ...; dbias += Σ_t dout. dinp/dw/dbias may be
  * NULL (dw NULL: a frozen weight, the dW product is skipped). */
-void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
-		     int T, int IC, int OC, int w_in_out);
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int T,
+		     int IC, int OC, int w_in_out);
 
 /* RoPE, Hugging Face rotate-half layout, in place on the first n_heads
  * heads of each row (row stride `stride` floats). cs holds per token
@@ -67,8 +64,8 @@ void rope_backward(float *dx, const float *cs, int T, int n_heads, int head_dim,
  * The scores s = scale·q·k, with logit soft-capping s = cap·tanh(scale·q·k / cap)
  * when cap > 0 (Gemma 2). scale 0 means 1/√hd; with scale and cap both 0 the
  * blocked kernels run, otherwise plain loops (one query, one head at a time). */
-void attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
-		       int T, int H, int KV, int hd, float scale, float cap);
+void attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc, int T,
+		       int H, int KV, int hd, float scale, float cap);
 /* dqkv += ...; needs out and lse of the forward. Parallel over
  * (sequence, kv head) so that dk/dv of grouped heads never race. */
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
@@ -93,7 +90,7 @@ void add_inplace(float *acc, const float *x, size_t n);
  * completions). kind: 0 none, 1 prompt token, 2 comp0 token, 3 comp1 token;
  * j: index of the target inside its completion; seq: the row's sequence. */
 typedef struct {
-	int32_t y[2];   /* target token ids, -1 = none */
+	int32_t y[2]; /* target token ids, -1 = none */
 	int8_t kind[2];
 	int32_t j[2];
 	int32_t seq;
@@ -120,18 +117,15 @@ void dropout_mask(float *out, const float *x, size_t n, float p, uint64_t key);
 /* Fused log-softmax of the rows with a target:
  *   lse = m + log Σ e^(z−m),  lp[r,k] = z_{y_k} − lse (0 without target k),
  *   ent[r] = lse − Σ p·z (only for prompt rows; log Σ e^(z−m) otherwise). */
-void logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows, int T,
-		     int V);
+void logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows, int T, int V);
 /* Per-sequence sums of seq_off[s] ≤ r < seq_off[s+1], serial in row order so
  * the result does not depend on threads: st[s] = {Σ lp of comp0 targets,
  * Σ lp of comp1 targets, Σ lp of prompt targets, Σ ent of prompt rows}. */
-void seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows, const int *seq_off,
-		   int n_seq);
+void seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows, const int *seq_off, int n_seq);
 /* The gradient of Σ_k w_k log p(y_k) with respect to the logits, in place
  * on the n rows idx[i] of logits [·,V]:  dz = Σ_k w_k e_{y_k} − (Σ_k w_k)·p,
  * p = exp(z − lse). w [n,2] (double), y [n,2] (−1 = none). */
-void logit_grad_rows(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y, int n,
-		     int V);
+void logit_grad_rows(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y, int n, int V);
 /* Row moves: dst[i] = src[idx[i]] (gather), dst[idx[i]] = src[i] (scatter),
  * and the in-place compaction x[i] = x[idx[i]] for increasing idx[i] ≥ i. */
 void rows_gather(float *dst, const float *src, const int *idx, int n, int C);
@@ -140,8 +134,7 @@ void rows_compact(float *x, const int *idx, int n, int C);
 /* Pooled hidden states of each sequence's prompt rows [off, off+P):
  * last[s] = x[off+P−1], mean[s] = (1/P) Σ_i x[off+i] (double accumulation);
  * either output may be NULL. */
-void pool_forward(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P, int n_seq,
-		  int C);
+void pool_forward(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P, int n_seq, int C);
 /* Their backward, adding into dx: per sequence (in order) the rows of
  * d_last[s] when has_last[s], then d_mean[s]/P into every prompt row when
  * has_mean[s]. */
@@ -155,20 +148,20 @@ void kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int
 /* Attention of n new tokens over a cache: token i sees cache rows
  * 0 .. len0 + i; out [n,H·hd] = softmax(s)·v, q from qkv rows, the scores
  * as attention_forward's (scale, cap). */
-void attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H,
-		      int KV, int hd, int QKV, float scale, float cap);
+void attention_decode(float *out, const float *qkv, const float *kc, const float *vc, int len0, int n, int H, int KV,
+		      int hd, int QKV, float scale, float cap);
 
 /* ---- per-head RMSNorm (Qwen3's q_norm / k_norm; Gemma 3's with w_off 1) ----
  * In place on the first nh heads of each row of x [T, stride] (head h of row
  * t at t·stride + h·hd): x ← x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps)
  * over the head's hd values, w [hd]. xs [T, nh·hd] keeps the input and rstd [T, nh]
  * the r's for the backward (either may be NULL in inference). */
-void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T, int nh,
-		      int hd, int stride);
+void headnorm_forward(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T, int nh, int hd,
+		      int stride);
 /* Its backward, in place like rope_backward: dx holds dL/d(output) of those
  * columns on entry and dL/d(input) on return; dw [hd] += Σ dy·x·r. */
-void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, float w_off, const float *rstd,
-		       int T, int nh, int hd, int stride);
+void headnorm_backward(float *dx, float *dw, const float *xs, const float *w, float w_off, const float *rstd, int T,
+		       int nh, int hd, int stride);
 
 /* ---- partial rotary (GPT-NeoX: RoPE on the first rot_dim of each head's
  * head_dim values, the rest passed through) ----

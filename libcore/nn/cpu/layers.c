@@ -19,7 +19,7 @@
 /* ---------------------------------------------------------------- embed */
 
 LBDPO_KERNEL void embed_forward(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe,
-		   int T, int C)
+				int T, int C)
 {
 	/* out [T,C], wte [V,C], wpe [P,C] */
 #pragma omp parallel for schedule(static)
@@ -36,8 +36,8 @@ LBDPO_KERNEL void embed_forward(float *out, const uint32_t *tok, const int *pos,
 	}
 }
 
-LBDPO_KERNEL void embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos, int T,
-		    int C)
+LBDPO_KERNEL void embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos,
+				 int T, int C)
 {
 	/* Tokens repeat, so rows of dwte race: split the channels instead. */
 	int nblk = (C + 63) / 64;
@@ -63,7 +63,7 @@ LBDPO_KERNEL void embed_backward(float *dwte, float *dwpe, const float *dout, co
 /* The gain w_off + w (Gemma: w_off 1, the weights stored as w): its own
  * loops, so that w_off 0 stays exactly the plain kernel below. */
 LBDPO_KERNEL static void rmsnorm_off_fwd(float *out, float *rstd, const float *inp, const float *w, float w_off,
-					  float eps, int T, int C)
+					 float eps, int T, int C)
 {
 	/* out = x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps) */
 #pragma omp parallel for schedule(static)
@@ -82,7 +82,7 @@ LBDPO_KERNEL static void rmsnorm_off_fwd(float *out, float *rstd, const float *i
 }
 
 LBDPO_KERNEL static void rmsnorm_off_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-					  float w_off, const float *rstd, int T, int C)
+					 float w_off, const float *rstd, int T, int C)
 {
 	/* as rmsnorm_backward with gain w_off + w; dw += Σ_t dy·x·r (serial over t) */
 #pragma omp parallel for schedule(static)
@@ -154,7 +154,7 @@ LBDPO_KERNEL void rmsnorm_backward(float *dinp, float *dw, const float *dout, co
 #pragma omp parallel for schedule(static)
 	for (int b = 0; b < nblk; b++) {
 		int c0 = b * 64, c1 = c0 + 64 < C ? c0 + 64 : C;
-		float acc[64] = { 0 };
+		float acc[64] = {0};
 		for (int t = 0; t < T; t++) {
 			const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
 			float r = rstd[t];
@@ -168,8 +168,8 @@ LBDPO_KERNEL void rmsnorm_backward(float *dinp, float *dw, const float *dout, co
 
 /* ------------------------------------------------------------ layernorm */
 
-LBDPO_KERNEL void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
-		       float eps, int T, int C)
+LBDPO_KERNEL void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+				    const float *b, float eps, int T, int C)
 {
 	/* out [T,C], mean/rstd [T] */
 #pragma omp parallel for schedule(static)
@@ -195,8 +195,8 @@ LBDPO_KERNEL void layernorm_forward(float *out, float *mean, float *rstd, const 
 	}
 }
 
-LBDPO_KERNEL void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-			const float *mean, const float *rstd, int T, int C)
+LBDPO_KERNEL void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+				     const float *w, const float *mean, const float *rstd, int T, int C)
 {
 	/* n = (x−μ)·r; dn = dy·w; dx = r·(dn − mean(dn) − n·mean(dn·n)) */
 #pragma omp parallel for schedule(static)
@@ -219,7 +219,7 @@ LBDPO_KERNEL void layernorm_backward(float *dinp, float *dw, float *db, const fl
 #pragma omp parallel for schedule(static)
 	for (int bl = 0; bl < nblk; bl++) {
 		int c0 = bl * 64, c1 = c0 + 64 < C ? c0 + 64 : C;
-		float aw[64] = { 0 }, ab[64] = { 0 };
+		float aw[64] = {0}, ab[64] = {0};
 		for (int t = 0; t < T; t++) {
 			const float *x = inp + (size_t)t * C, *dy = dout + (size_t)t * C;
 			float m = mean[t], r = rstd[t];
@@ -238,7 +238,7 @@ LBDPO_KERNEL void layernorm_backward(float *dinp, float *dw, float *db, const fl
 /* --------------------------------------------------------------- matmul */
 
 LBDPO_KERNEL void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int T, int IC, int OC,
-		    int w_in_out)
+				 int w_in_out)
 {
 	/* out [T,OC], inp [T,IC], w [OC,IC] or [IC,OC], bias [OC] */
 	if (w_in_out)
@@ -255,8 +255,8 @@ LBDPO_KERNEL void matmul_forward(float *out, const float *inp, const float *w, c
 	}
 }
 
-LBDPO_KERNEL void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
-		     int T, int IC, int OC, int w_in_out)
+LBDPO_KERNEL void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+				  const float *w, int T, int IC, int OC, int w_in_out)
 {
 	if (w_in_out) {
 		/* W [IC,OC]: dinp += dout·Wᵀ ; dW += inpᵀ·dout */
@@ -276,7 +276,7 @@ LBDPO_KERNEL void matmul_backward(float *dinp, float *dw, float *dbias, const fl
 #pragma omp parallel for schedule(static)
 		for (int b = 0; b < nblk; b++) {
 			int c0 = b * 64, c1 = c0 + 64 < OC ? c0 + 64 : OC;
-			float acc[64] = { 0 };
+			float acc[64] = {0};
 			for (int t = 0; t < T; t++) {
 				const float *d = dout + (size_t)t * OC;
 				for (int c = c0; c < c1; c++)
@@ -308,8 +308,8 @@ LBDPO_KERNEL void rope_table(float *cs, const int *pos, int T, int head_dim, flo
 
 /* RoPE on the first rot_dim of each head (rot_dim = head_dim: all of it,
  * GPT-NeoX's rotary_pct: part); sgn = -1 rotates back (the backward). */
-LBDPO_INLINE void rope_part_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim,
-				  int stride, float sgn)
+LBDPO_INLINE void rope_part_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride,
+				  float sgn)
 {
 	int h2 = rot_dim / 2;
 #pragma omp parallel for schedule(static)
@@ -430,4 +430,3 @@ LBDPO_KERNEL void rope_part_backward(float *dx, const float *cs, int T, int n_he
 }
 
 /* ---- Gemma: (w_off + w) RMSNorm, GeGLU, soft-capped attention and logits ---- */
-

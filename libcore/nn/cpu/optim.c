@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 LBDPO_KERNEL void adamw_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, double wd,
-		  const adamw_hp *hp, long t)
+			       const adamw_hp *hp, long t)
 {
 	const float b1 = (float)hp->beta1, b2 = (float)hp->beta2;
 	const double bc1 = 1.0 - pow(hp->beta1, (double)t), bc2 = 1.0 - pow(hp->beta2, (double)t);

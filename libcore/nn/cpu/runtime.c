@@ -12,7 +12,7 @@
 
 cpu_features cpu_detect(void)
 {
-	cpu_features f = { CPU_SSE, 0 };
+	cpu_features f = {CPU_SSE, 0};
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_cpu_init();
 	f.amd = __builtin_cpu_is("amd");
@@ -33,13 +33,19 @@ static const struct {
 	const char *name;
 	int level;
 } cores[] = {
-	{ "Unknown", CPU_SSE },	      { "Katmai", CPU_SSE },	   { "Coppermine", CPU_SSE }, { "Northwood", CPU_SSE },
-	{ "Prescott", CPU_SSE },      { "Banias", CPU_SSE },	   { "Atom", CPU_SSE },	      { "Core2", CPU_SSE },
-	{ "Penryn", CPU_SSE },	      { "Dunnington", CPU_SSE },   { "Nehalem", CPU_SSE },    { "Athlon", CPU_SSE },
-	{ "Opteron", CPU_SSE },	      { "Opteron_SSE3", CPU_SSE }, { "Barcelona", CPU_SSE },  { "Nano", CPU_SSE },
-	{ "Sandybridge", CPU_AVX },   { "Bulldozer", CPU_AVX },	   { "Piledriver", CPU_AVX }, { "Steamroller", CPU_AVX },
-	{ "Haswell", CPU_AVX2 },      { "Zen", CPU_AVX2 },	   { "Excavator", CPU_AVX2 }, { "SkylakeX", CPU_AVX512 },
-	{ "Cooperlake", CPU_AVX512 }, { "SapphireRapids", CPU_AVX512 },
+	{"Unknown", CPU_SSE},       {"Katmai", CPU_SSE},
+	{"Coppermine", CPU_SSE},    {"Northwood", CPU_SSE},
+	{"Prescott", CPU_SSE},      {"Banias", CPU_SSE},
+	{"Atom", CPU_SSE},          {"Core2", CPU_SSE},
+	{"Penryn", CPU_SSE},        {"Dunnington", CPU_SSE},
+	{"Nehalem", CPU_SSE},       {"Athlon", CPU_SSE},
+	{"Opteron", CPU_SSE},       {"Opteron_SSE3", CPU_SSE},
+	{"Barcelona", CPU_SSE},     {"Nano", CPU_SSE},
+	{"Sandybridge", CPU_AVX},   {"Bulldozer", CPU_AVX},
+	{"Piledriver", CPU_AVX},    {"Steamroller", CPU_AVX},
+	{"Haswell", CPU_AVX2},      {"Zen", CPU_AVX2},
+	{"Excavator", CPU_AVX2},    {"SkylakeX", CPU_AVX512},
+	{"Cooperlake", CPU_AVX512}, {"SapphireRapids", CPU_AVX512},
 };
 
 const char *cpu_blas_core_fix(const char *core, cpu_features f)
@@ -80,8 +86,9 @@ void cpu_blas_describe(char *buf, size_t n)
 	const char *forced = getenv("OPENBLAS_CORETYPE");
 	if (forced && !*forced)
 		forced = NULL;
-	snprintf(buf, n, "%s, core %s%s%s%s, %d threads", cfg, openblas_get_corename(), forced ? " (OPENBLAS_CORETYPE=" : "",
-		 forced ? forced : "", forced ? ")" : "", openblas_get_num_threads());
+	snprintf(buf, n, "%s, core %s%s%s%s, %d threads", cfg, openblas_get_corename(),
+		 forced ? " (OPENBLAS_CORETYPE=" : "", forced ? forced : "", forced ? ")" : "",
+		 openblas_get_num_threads());
 }
 
 const char *cpu_kernel_path(void)

@@ -67,8 +67,8 @@ __device__ inline void load_lane(float *dst, const float *src, int hd, int lane)
 /* CPU twin: attention_forward.
  *   s = cap_score(scale·q·k),  out = softmax(s)·v,
  *   lse[t,h] = max + log Σ exp(s − max) */
-__global__ void attn_fwd_k(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
-			   int T, int H, int KV, int hd, float scale, float cap)
+__global__ void attn_fwd_k(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc, int T,
+			   int H, int KV, int hd, float scale, float cap)
 {
 	const long long gw = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
 	const int lane = threadIdx.x & 31;
@@ -186,9 +186,9 @@ __global__ void attn_bwd_q_k(float *dqkv, float *Dbuf, const float *dout, const 
  *   dk_j += Σ ds·q_t,  dv_j += Σ p·do_t   (ds, p as on the query side)
  * Per-warp partial sums are added in warp order at the end: deterministic,
  * no atomics. */
-__global__ void attn_bwd_kv_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
-			      const float *Dbuf, const int *ka, const int *kb, const int *kc, const int *seq_off,
-			      int n_seq, int H, int KV, int hd, float scale, float cap)
+__global__ void attn_bwd_kv_k(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *Dbuf,
+			      const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int H, int KV,
+			      int hd, float scale, float cap)
 {
 	__shared__ float shk[WPB][CUDA_MAX_HEAD_DIM], shv[WPB][CUDA_MAX_HEAD_DIM];
 	const int j = blockIdx.x / KV, kh = blockIdx.x % KV, grp = H / KV;
@@ -249,9 +249,9 @@ __global__ void attn_bwd_kv_k(float *dqkv, const float *dout, const float *qkv, 
 	}
 }
 
-void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-			     const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
-			     int n_seq, int T, int H, int KV, int hd, float scale, float cap)
+void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
+			     const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
+			     int KV, int hd, float scale, float cap)
 {
 	check_hd(hd);
 	if (T <= 0 || n_seq <= 0)
@@ -260,12 +260,12 @@ void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, c
 		scale = 1.0f / sqrtf((float)hd);
 	float *Dbuf = (float *)cuda_scratch(sizeof(float) * (size_t)T * H);
 	LAUNCH(attn_bwd_q_k, warp_grid((long long)T * H), 32 * WPB, dqkv, Dbuf, dout, qkv, out, lse, ka, kb, kc, T, H,
-			KV, hd, scale, cap);
+	       KV, hd, scale, cap);
 	LAUNCH_CHECK();
 	if ((long long)T * KV > 0x7fffffffLL)
 		die("cuda: attention backward over %d tokens × %d kv heads is more than one launch handles", T, KV);
 	LAUNCH(attn_bwd_kv_k, (unsigned)((long long)T * KV), 32 * WPB, dqkv, dout, qkv, lse, Dbuf, ka, kb, kc, seq_off,
-			n_seq, H, KV, hd, scale, cap);
+	       n_seq, H, KV, hd, scale, cap);
 	LAUNCH_CHECK();
 }
 
@@ -295,8 +295,8 @@ void cuda_kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H
 /* CPU twin: attention_decode (cpu/attention.c):
  * token i sees cache rows 0 .. len0 + i; scores as attn_fwd_k's. One warp
  * per (token, head). */
-__global__ void attn_decode_k(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n,
-			      int H, int KV, int hd, int QKV, float scale, float cap)
+__global__ void attn_decode_k(float *out, const float *qkv, const float *K, const float *Vc, int len0, int n, int H,
+			      int KV, int hd, int QKV, float scale, float cap)
 {
 	const long long gw = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
 	const int lane = threadIdx.x & 31;
@@ -313,8 +313,8 @@ __global__ void attn_decode_k(float *out, const float *qkv, const float *K, cons
 	for (int r = 0; r < MAXR; r++)
 		acc[r] = 0;
 	for (int j = 0; j < nk; j++) {
-		const float p =
-			expf(cap_score(warp_dot(qr, K + (size_t)j * KVD + (size_t)kh * hd, hd, lane) * scale, cap) - mx);
+		const float p = expf(
+			cap_score(warp_dot(qr, K + (size_t)j * KVD + (size_t)kh * hd, hd, lane) * scale, cap) - mx);
 		const float *v = Vc + (size_t)j * KVD + (size_t)kh * hd;
 		sum += p;
 #pragma unroll

@@ -13,19 +13,19 @@ extern "C" {
 }
 
 /* Every CUDA call: die naming the call and CUDA's reason. */
-#define CUDA_CHECK(call)                                                                                   \
-	do {                                                                                               \
-		cudaError_t e_ = (call);                                                                   \
-		if (e_ != cudaSuccess)                                                                     \
-			die("cuda: %s (%s:%d): %s", #call, __FILE__, __LINE__, cudaGetErrorString(e_));    \
+#define CUDA_CHECK(call)                                                                                               \
+	do {                                                                                                           \
+		cudaError_t e_ = (call);                                                                               \
+		if (e_ != cudaSuccess)                                                                                 \
+			die("cuda: %s (%s:%d): %s", #call, __FILE__, __LINE__, cudaGetErrorString(e_));                \
 	} while (0)
 
 /* Every cuBLAS call. */
-#define CUBLAS_CHECK(call)                                                                                 \
-	do {                                                                                               \
-		cublasStatus_t s_ = (call);                                                                \
-		if (s_ != CUBLAS_STATUS_SUCCESS)                                                           \
-			die("cublas: %s (%s:%d): %s", #call, __FILE__, __LINE__, cublasGetStatusString(s_)); \
+#define CUBLAS_CHECK(call)                                                                                             \
+	do {                                                                                                           \
+		cublasStatus_t s_ = (call);                                                                            \
+		if (s_ != CUBLAS_STATUS_SUCCESS)                                                                       \
+			die("cublas: %s (%s:%d): %s", #call, __FILE__, __LINE__, cublasGetStatusString(s_));           \
 	} while (0)
 
 /* kernel<<<grid, block>>>(args...), spelled as a macro so that the CPU

@@ -53,22 +53,22 @@ void cuda_download(void *host, const void *d, size_t bytes);
 void cuda_memset0(void *d, size_t bytes);
 
 /* ---- layers (CPU twins in libcore/nn/cpu/layers.c, same names without cuda_) ---- */
-void cuda_embed_forward(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe,
-			int T, int C);
-void cuda_embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos,
-			 int T, int C);
+void cuda_embed_forward(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe, int T,
+			int C);
+void cuda_embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos, int T,
+			 int C);
 void cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps, int T,
 			  int C);
 void cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w, float w_off,
 			   const float *rstd, int T, int C);
-void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-			    const float *b, float eps, int T, int C);
-void cuda_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-			     const float *w, const float *mean, const float *rstd, int T, int C);
+void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+			    float eps, int T, int C);
+void cuda_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+			     const float *mean, const float *rstd, int T, int C);
 void cuda_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int T, int IC, int OC,
 			 int w_in_out);
-void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-			  const float *w, int T, int IC, int OC, int w_in_out);
+void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+			  int T, int IC, int OC, int w_in_out);
 void cuda_rope_forward(float *x, const float *cs, int T, int n_heads, int head_dim, int stride);
 void cuda_rope_backward(float *dx, const float *cs, int T, int n_heads, int head_dim, int stride);
 /* head_dim ≤ CUDA_MAX_HEAD_DIM (dies otherwise). */
@@ -76,9 +76,9 @@ void cuda_rope_backward(float *dx, const float *cs, int T, int n_heads, int head
 /* scale 0: 1/√hd; cap 0: no soft-cap (kernels.h) */
 void cuda_attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc,
 			    int T, int H, int KV, int hd, float scale, float cap);
-void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-			     const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
-			     int n_seq, int T, int H, int KV, int hd, float scale, float cap);
+void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
+			     const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
+			     int KV, int hd, float scale, float cap);
 void cuda_swiglu_forward(float *out, const float *inp, int T, int F);
 void cuda_swiglu_backward(float *dinp, const float *dout, const float *inp, int T, int F);
 void cuda_gelu_forward(float *out, const float *inp, size_t n);
@@ -90,24 +90,22 @@ void cuda_add_inplace(float *acc, const float *x, size_t n);
  * libcore/nn/cpu/layers.c, same names without cuda_) ---- */
 void cuda_lmhead_forward(float *logits, const float *h, const float *w, int T, int C, int V);
 void cuda_lmhead_forward1(float *logits, const float *h, const float *w, int C, int V);
-void cuda_lmhead_backward(float *dh, float *dw, const float *dz, const float *h, const float *w, int n, int C,
-			  int V);
+void cuda_lmhead_backward(float *dh, float *dw, const float *dz, const float *h, const float *w, int n, int C, int V);
 /* LoRA adapters (CPU twins in libcore/nn/cpu/lora.c) */
 void cuda_gemm_strided(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
 		       int ldb, float beta, float *Cm, int ldc);
 void cuda_dropout_mask(float *out, const float *x, size_t n, float p, uint64_t key);
-void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows,
-			  int T, int V);
+void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows, int T, int V);
 /* st: device [n_seq,4] doubles */
-void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows,
-			const int *seq_off, int n_seq);
-void cuda_logit_grad_rows(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y,
-			  int n, int V);
+void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows, const int *seq_off,
+			int n_seq);
+void cuda_logit_grad_rows(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y, int n,
+			  int V);
 void cuda_rows_gather(float *dst, const float *src, const int *idx, int n, int C);
 void cuda_rows_scatter(float *dst, const float *src, const int *idx, int n, int C);
 void cuda_rows_compact(float *x, const int *idx, int n, int C);
-void cuda_pool_forward(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P,
-		       int n_seq, int C);
+void cuda_pool_forward(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P, int n_seq,
+		       int C);
 void cuda_pool_backward(float *dx, const float *d_last, const float *d_mean, const uint8_t *has_last,
 			const uint8_t *has_mean, const int *seq_off, const int *seq_P, int n_seq, int C);
 void cuda_kv_append(float *kc, float *vc, const float *qkv, int at, int n, int H, int KV, int hd, int QKV);

@@ -16,8 +16,8 @@
 /* CPU twin: headnorm_forward. One warp per (token t, head h), in place on
  * v = x[t·stride + h·hd .. + hd): v ← v·r·(w_off + w),
  * r = 1/sqrt(mean(v²) + eps), Σv² in double; xs keeps the input, rstd the r. */
-__global__ void headnorm_fwd_k(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T,
-			       int nh, int hd, int stride)
+__global__ void headnorm_fwd_k(float *x, float *xs, float *rstd, const float *w, float w_off, float eps, int T, int nh,
+			       int hd, int stride)
 {
 	const long long gw = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
 	const int lane = threadIdx.x & 31;
@@ -120,8 +120,8 @@ void cuda_headnorm_backward(float *dx, float *dw, const float *xs, const float *
 	LAUNCH_CHECK();
 	LAUNCH(headnorm_bwd_dw_sum_k, grid_for(hd, NT), NT, dw, part, nb, hd);
 	LAUNCH_CHECK();
-	LAUNCH(headnorm_bwd_dx_k, (unsigned)((n + HN_WPB - 1) / HN_WPB), 32 * HN_WPB, dx, xs, w, w_off, rstd, T, nh,
-	       hd, stride);
+	LAUNCH(headnorm_bwd_dx_k, (unsigned)((n + HN_WPB - 1) / HN_WPB), 32 * HN_WPB, dx, xs, w, w_off, rstd, T, nh, hd,
+	       stride);
 	LAUNCH_CHECK();
 }
 

@@ -12,15 +12,15 @@
 #define LBDPO_GEMM_MAP_H
 
 typedef struct {
-	int opa, opb;  /* 1 = transpose the first / second column-major operand */
-	int m, n, k;   /* column-major C [m,n] = op(first)[m,k] · op(second)[k,n] */
+	int opa, opb; /* 1 = transpose the first / second column-major operand */
+	int m, n, k;  /* column-major C [m,n] = op(first)[m,k] · op(second)[k,n] */
 	int lda, ldb, ldc;
 	/* the first column-major operand is the row-major B, the second the
 	 * row-major A */
 } lb_colmajor_gemm;
 
-static inline lb_colmajor_gemm lb_gemm_from_rowmajor(int transA, int transB, int M, int N, int K, int lda,
-						      int ldb, int ldc)
+static inline lb_colmajor_gemm lb_gemm_from_rowmajor(int transA, int transB, int M, int N, int K, int lda, int ldb,
+						     int ldc)
 {
 	lb_colmajor_gemm g;
 	g.opa = transB;

@@ -22,8 +22,7 @@ void cuda_lmhead_forward1(float *logits, const float *h, const float *w, int C, 
 }
 
 /* CPU twin: lmhead_backward, dh [n,C] = dz·W (overwritten), dW += dzᵀ·h. */
-void cuda_lmhead_backward(float *dh, float *dw, const float *dz, const float *h, const float *w, int n, int C,
-			  int V)
+void cuda_lmhead_backward(float *dh, float *dw, const float *dz, const float *h, const float *w, int n, int C, int V)
 {
 	if (n <= 0)
 		return;
@@ -36,8 +35,8 @@ void cuda_lmhead_backward(float *dh, float *dw, const float *dz, const float *h,
  *   lse = m + log Σ e^(z−m) (double sum), lp[r,k] = z_{y_k} − lse,
  *   ent[r] = log Σ e^(z−m) − Σ e^(z−m)(z−m)/Σ e^(z−m) (prompt rows; the
  *   second term is 0 for the others, as on the CPU). */
-__global__ void logsoftmax_rows_k(float *lse_out, float *lp, float *ent, const float *logits,
-				  const logit_row *rows, int V)
+__global__ void logsoftmax_rows_k(float *lse_out, float *lp, float *ent, const float *logits, const logit_row *rows,
+				  int V)
 {
 	const int r = blockIdx.x;
 	const logit_row ri = rows[r];
@@ -67,8 +66,7 @@ __global__ void logsoftmax_rows_k(float *lse_out, float *lp, float *ent, const f
 	}
 }
 
-void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows,
-			  int T, int V)
+void cuda_logsoftmax_rows(float *lse, float *lp, float *ent, const float *logits, const logit_row *rows, int T, int V)
 {
 	if (T <= 0)
 		return;
@@ -85,7 +83,7 @@ __global__ void seq_logp_sums_k(double *st, const float *lp, const float *ent, c
 	const int s = blockIdx.x * blockDim.x + threadIdx.x;
 	if (s >= n_seq)
 		return;
-	double c[2] = { 0, 0 }, pl = 0, pe = 0;
+	double c[2] = {0, 0}, pl = 0, pe = 0;
 	for (int r = seq_off[s]; r < seq_off[s + 1]; r++) {
 		const logit_row ri = rows[r];
 		for (int k = 0; k < 2; k++) {
@@ -103,8 +101,8 @@ __global__ void seq_logp_sums_k(double *st, const float *lp, const float *ent, c
 	st[4 * s + 3] = pe;
 }
 
-void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows,
-			const int *seq_off, int n_seq)
+void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const logit_row *rows, const int *seq_off,
+			int n_seq)
 {
 	if (n_seq <= 0)
 		return;
@@ -114,8 +112,8 @@ void cuda_seq_logp_sums(double *st, const float *lp, const float *ent, const log
 
 /* CPU twin: logit_grad_rows. In place on row idx[i]:
  *   dz = Σ_k w_k e_{y_k} − (Σ_k w_k)·exp(z − lse). */
-__global__ void logit_grad_rows_k(float *logits, const float *lse, const int *idx, const double *w,
-				  const int32_t *y, int V)
+__global__ void logit_grad_rows_k(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y,
+				  int V)
 {
 	const int i = blockIdx.x, r = idx[i];
 	float *z = logits + (size_t)r * V;
@@ -129,8 +127,8 @@ __global__ void logit_grad_rows_k(float *logits, const float *lse, const int *id
 				z[y[2 * i + k]] += (float)w[2 * i + k];
 }
 
-void cuda_logit_grad_rows(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y,
-			  int n, int V)
+void cuda_logit_grad_rows(float *logits, const float *lse, const int *idx, const double *w, const int32_t *y, int n,
+			  int V)
 {
 	if (n <= 0)
 		return;
@@ -193,8 +191,8 @@ void cuda_rows_compact(float *x, const int *idx, int n, int C)
 
 /* CPU twin: pool_forward. last[s] = x[off+P−1], mean[s] = (1/P) Σ_i x[off+i]
  * (double, rows in order); one thread per (sequence, channel). */
-__global__ void pool_fwd_k(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P,
-			   int n_seq, int C)
+__global__ void pool_fwd_k(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P, int n_seq,
+			   int C)
 {
 	const size_t u = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
 	if (u >= (size_t)n_seq * C)
@@ -210,8 +208,7 @@ __global__ void pool_fwd_k(float *last, float *mean, const float *x, const int *
 	}
 }
 
-void cuda_pool_forward(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P,
-		       int n_seq, int C)
+void cuda_pool_forward(float *last, float *mean, const float *x, const int *seq_off, const int *seq_P, int n_seq, int C)
 {
 	const size_t n = (size_t)n_seq * C;
 	if (n == 0)

@@ -12,8 +12,7 @@
 /* ---------------------------------------------------------------- embed */
 
 /* CPU twin: embed_forward. One block per token. */
-__global__ void embed_fwd_k(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe,
-			    int C)
+__global__ void embed_fwd_k(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe, int C)
 {
 	const size_t t = blockIdx.x;
 	const float *e = wte + (size_t)tok[t] * C, *p = wpe ? wpe + (size_t)pos[t] * C : NULL;
@@ -22,8 +21,8 @@ __global__ void embed_fwd_k(float *out, const uint32_t *tok, const int *pos, con
 		o[c] = p ? e[c] + p[c] : e[c];
 }
 
-void cuda_embed_forward(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe,
-			int T, int C)
+void cuda_embed_forward(float *out, const uint32_t *tok, const int *pos, const float *wte, const float *wpe, int T,
+			int C)
 {
 	if (T <= 0)
 		return;
@@ -33,8 +32,8 @@ void cuda_embed_forward(float *out, const uint32_t *tok, const int *pos, const f
 
 /* CPU twin: embed_backward. Tokens repeat, so one thread per channel walks
  * the tokens in order (no atomics, the CPU's summation order). */
-__global__ void embed_bwd_k(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos,
-			    int T, int C)
+__global__ void embed_bwd_k(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos, int T,
+			    int C)
 {
 	const int c = blockIdx.x * blockDim.x + threadIdx.x;
 	if (c >= C)
@@ -47,8 +46,7 @@ __global__ void embed_bwd_k(float *dwte, float *dwpe, const float *dout, const u
 	}
 }
 
-void cuda_embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos, int T,
-			 int C)
+void cuda_embed_backward(float *dwte, float *dwpe, const float *dout, const uint32_t *tok, const int *pos, int T, int C)
 {
 	if (T <= 0)
 		return;
@@ -60,8 +58,7 @@ void cuda_embed_backward(float *dwte, float *dwpe, const float *dout, const uint
 
 /* CPU twin: rmsnorm_forward, gain w_off + w (Gemma: w_off 1): out = x·r·(w_off + w), r = 1/sqrt(mean(x²) + eps).
  * One block per row; Σx² in double. */
-__global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps,
-			      int C)
+__global__ void rmsnorm_fwd_k(float *out, float *rstd, const float *inp, const float *w, float w_off, float eps, int C)
 {
 	const size_t t = blockIdx.x;
 	const float *x = inp + t * C;
@@ -132,8 +129,8 @@ void cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const floa
 
 /* CPU twin: layernorm_forward. One block per row; mean and variance in
  * double. */
-__global__ void layernorm_fwd_k(float *out, float *mean, float *rstd, const float *inp, const float *w,
-				const float *b, float eps, int C)
+__global__ void layernorm_fwd_k(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+				float eps, int C)
 {
 	const size_t t = blockIdx.x;
 	const float *x = inp + t * C;
@@ -158,8 +155,8 @@ __global__ void layernorm_fwd_k(float *out, float *mean, float *rstd, const floa
 	}
 }
 
-void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-			    const float *b, float eps, int T, int C)
+void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+			    float eps, int T, int C)
 {
 	if (T <= 0)
 		return;
@@ -169,8 +166,8 @@ void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *i
 
 /* CPU twin: layernorm_backward, the dinp part:
  * n = (x−μ)·r, dn = dy·w, dx += r·(dn − mean(dn) − n·mean(dn·n)). */
-__global__ void layernorm_bwd_dx_k(float *dinp, const float *dout, const float *inp, const float *w,
-				   const float *mean, const float *rstd, int C)
+__global__ void layernorm_bwd_dx_k(float *dinp, const float *dout, const float *inp, const float *w, const float *mean,
+				   const float *rstd, int C)
 {
 	const size_t t = blockIdx.x;
 	const float *x = inp + t * C, *dy = dout + t * C;
@@ -206,8 +203,8 @@ __global__ void layernorm_bwd_dw_k(float *dw, float *db, const float *dout, cons
 	db[c] += ab;
 }
 
-void cuda_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-			     const float *w, const float *mean, const float *rstd, int T, int C)
+void cuda_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+			     const float *mean, const float *rstd, int T, int C)
 {
 	if (T <= 0)
 		return;
@@ -258,8 +255,8 @@ void cuda_matmul_forward(float *out, const float *inp, const float *w, const flo
 }
 
 /* CPU twin: matmul_backward. */
-void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-			  const float *w, int T, int IC, int OC, int w_in_out)
+void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+			  int T, int IC, int OC, int w_in_out)
 {
 	if (T <= 0)
 		return;
@@ -304,8 +301,7 @@ __global__ void rope_apply_k(float *x, const float *cs, int T, int n_heads, int 
 	}
 }
 
-static void rope_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride,
-		       float sgn)
+static void rope_apply(float *x, const float *cs, int T, int n_heads, int head_dim, int rot_dim, int stride, float sgn)
 {
 	const size_t n = (size_t)T * n_heads * (rot_dim / 2);
 	if (n == 0)

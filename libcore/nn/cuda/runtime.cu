@@ -74,10 +74,7 @@ void cuda_set_tf32(int on) { g_tf32 = on != 0; }
 
 int cuda_tf32(void) { return g_tf32; }
 
-cublasComputeType_t cuda_compute_type(void)
-{
-	return g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-}
+cublasComputeType_t cuda_compute_type(void) { return g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F; }
 
 cublasHandle_t cuda_blas(void)
 {

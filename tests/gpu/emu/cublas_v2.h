@@ -21,9 +21,9 @@ static inline cublasStatus_t cublasSetAtomicsMode(cublasHandle_t, cublasAtomicsM
 static inline const char *cublasGetStatusString(cublasStatus_t s) { return s ? "emulated error" : "success"; }
 
 static inline cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
-					  int k, const void *alpha, const void *A, cudaDataType, int lda,
-					  const void *B, cudaDataType, int ldb, const void *beta, void *C, cudaDataType,
-					  int ldc, cublasComputeType_t, cublasGemmAlgo_t)
+					  int k, const void *alpha, const void *A, cudaDataType, int lda, const void *B,
+					  cudaDataType, int ldb, const void *beta, void *C, cudaDataType, int ldc,
+					  cublasComputeType_t, cublasGemmAlgo_t)
 {
 	/* cuBLAS rejects leading dimensions smaller than the stored rows */
 	if (lda < (ta ? k : m) || ldb < (tb ? n : k) || ldc < m || lda < 1 || ldb < 1 || ldc < 1)

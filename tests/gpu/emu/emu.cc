@@ -21,10 +21,7 @@ static std::map<uintptr_t, size_t> g_dev;
 
 void emu_dev_add(void *p, size_t n) { g_dev[(uintptr_t)p] = n; }
 
-int emu_dev_del(void *p)
-{
-	return g_dev.erase((uintptr_t)p) == 1;
-}
+int emu_dev_del(void *p) { return g_dev.erase((uintptr_t)p) == 1; }
 
 int emu_is_dev(const void *p)
 {
@@ -169,8 +166,7 @@ static void run_block(int n)
 void emu_run(dim3 grid, dim3 block, const std::function<void()> &fn)
 {
 	const unsigned n = block.x;
-	if (block.y != 1 || block.z != 1 || grid.y != 1 || grid.z != 1 || n == 0 || n > MAXT || n % 32 ||
-	    grid.x == 0) {
+	if (block.y != 1 || block.z != 1 || grid.y != 1 || grid.z != 1 || n == 0 || n > MAXT || n % 32 || grid.x == 0) {
 		fprintf(stderr, "emu: unsupported launch <<<%u, %u>>>\n", grid.x, block.x);
 		abort();
 	}

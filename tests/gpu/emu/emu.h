@@ -75,7 +75,7 @@ template <typename F> F emu_shfl_xor(F v, int o)
 #define blockIdx (emu_bid())
 #define blockDim (emu_bdim())
 #define gridDim (emu_gdim())
-#define LAUNCH(k, grid, block, ...)                                                                     \
+#define LAUNCH(k, grid, block, ...)                                                                                    \
 	(emu_check_args(#k, __VA_ARGS__), emu_run(dim3(grid), dim3(block), [=]() { k(__VA_ARGS__); }))
 
 #endif
