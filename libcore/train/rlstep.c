@@ -121,6 +121,10 @@ static rollout *read_rollouts_from(jsonl *r, int V, int max_pos, int *n_out, jso
 		x->line = ln;
 		json_t *pi = json_object_get(j, "prompt_ids"), *ids = json_object_get(j, "ids"),
 		       *eos = json_object_get(j, "eos_id"), *rw = json_object_get(j, "reward");
+		if (!pi && !ids && json_object_get(j, "chosen"))
+			die("%s: line %llu: this looks like preference JSONL (\"chosen\"), not rollouts: run "
+			    "lbdpo-tokenize first (or write rollouts with lbdpo-sample --logprobs)",
+			    name, (unsigned long long)ln);
 		if (!pi || !ids)
 			die("%s: line %llu: no \"prompt_ids\" and \"ids\" (write rollouts with lbdpo-sample --logprobs)",
 			    name, (unsigned long long)ln);
