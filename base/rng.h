@@ -7,6 +7,16 @@
 
 #include <stdint.h>
 
+/* splitmix64's step and output function: the state after k steps from s is
+ * s + k·RNG_GAMMA, and its output rng_mix of that, so a loop can draw its
+ * i-th number without the steps before (libcore/nn/cpu/lora.c's dropout). */
+#define RNG_GAMMA 0x9E3779B97F4A7C15ull
+static inline uint64_t rng_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
 /* The next 64 random bits. */
 uint64_t rng_next(uint64_t *s);
 /* Uniform in [0, 1): the top 53 bits of rng_next. */

@@ -91,32 +91,24 @@ enum { O_BINIT = 256, O_EPS, O_SDT };
 
 static const char *const best_modes[] = {"min", "max", NULL};
 
-/* The options of --loss ppo|grpo|rloo (libcore/train/rlstep.c), and those
- * of the preference losses that an RL update also reads. */
-static const char *const rl_only[] = {"ref",
-				      "value-model",
-				      "value-lr",
-				      "kl-coef",
-				      "kl-target",
-				      "kl-horizon",
-				      "cliprange",
-				      "cliprange-value",
-				      "vf-coef",
-				      "gae-gamma",
-				      "gae-lambda",
-				      "num-mini-batches",
-				      "num-generations",
-				      "missing-eos-penalty",
-				      "whiten-rewards",
-				      "normalize-advantages",
-				      "scale-rewards",
-				      "loss-type",
-				      "ptx-coef",
-				      "ptx-data",
-				      NULL};
+/* The options of --loss ppo|grpo|rloo are the rows of the table's section
+ * with this title (rl_row); rl_shared are those of the other sections that an
+ * RL update also reads. */
+static const char rl_title[] = "Reinforcement learning (--loss ppo, grpo, rloo; input: scored lbdpo-sample "
+			       "--logprobs rollouts):";
 static const char *const rl_shared[] = {"model",        "input",   "output", "init", "out",     "epochs", "lr",
 					"weight-decay", "clip",    "seed",   "loss", "metrics", "quiet",  "device",
 					"tf32",         "threads", "dtype",  "bf16", NULL};
+
+/* 1 when row o of the table opts lies in the section titled rl_title */
+static int rl_row(const cli_opt *opts, const cli_opt *o)
+{
+	const char *sec = NULL;
+	for (const cli_opt *p = opts; p <= o; p++)
+		if (!p->key && !p->shrt && !p->lng && p->help) /* a CLI_SECTION */
+			sec = p->help;
+	return sec == rl_title;
+}
 
 static int in_list(const char *const *l, const char *name)
 {
@@ -132,8 +124,7 @@ static int rl_main(rl_opts *ro, const cli *c, const cli_opt *opts, const char *i
 		   const train_opts *to, double epochs, backend_opts *bo)
 {
 	for (const cli_opt *o = opts; o->key || o->lng || o->help; o++)
-		if (o->lng && !o->alias_of && cli_given(c, o->lng) && !in_list(rl_only, o->lng) &&
-		    !in_list(rl_shared, o->lng))
+		if (o->lng && !o->alias_of && cli_given(c, o->lng) && !rl_row(opts, o) && !in_list(rl_shared, o->lng))
 			die_usage("--%s is not an option of --loss %s", o->lng, rl_algo_name(ro->algo));
 	if (cli_given(c, "epochs") && (epochs < 1 || epochs != floor(epochs)))
 		die_usage("--epochs: --loss %s takes a whole number of passes over the rollouts",
@@ -218,8 +209,7 @@ int main(int argc, char **argv)
 		OPT_DOUBLE(0, "sft-weight", "X", &lo->sft_weight, 0, 1e6, "RPO: add X * NLL(chosen) to the loss"),
 		OPT_DOUBLE(0, "bdpo-alpha", "X", &lo->bdpo_alpha, -1e6, 1e6, "beta-dpo: a in beta0*(1 + a*(M - M0))"),
 		OPT_DOUBLE(0, "bdpo-rho", "X", &lo->bdpo_rho, 0, 0.999999, "beta-dpo: fraction of pairs filtered out"),
-		CLI_SECTION("Reinforcement learning (--loss ppo, grpo, rloo; input: scored lbdpo-sample --logprobs "
-			    "rollouts):"),
+		CLI_SECTION(rl_title),
 		OPT_STRING(0, "ref", "MODEL", &ro.ref, "reference model of the KL (default: none, KL 0)"),
 		OPT_DOUBLE(
 			0, "kl-coef", "X", &ro.kl_coef, 0, 1e6,
@@ -336,9 +326,9 @@ int main(int argc, char **argv)
 		ro.algo = (rl_algo)rl_algo_parse(lc.other);
 		return rl_main(&ro, &c, options, in, out, metrics, &to, epochs, &bo);
 	}
-	for (const char *const *r = rl_only; *r; r++)
-		if (cli_given(&c, *r))
-			die_usage("--%s is an option of --loss ppo, grpo or rloo", *r);
+	for (const cli_opt *o = options; o->key || o->lng || o->help; o++)
+		if (o->lng && !o->alias_of && rl_row(options, o) && cli_given(&c, o->lng))
+			die_usage("--%s is an option of --loss ppo, grpo or rloo", o->lng);
 	if (best_mode_i >= 0)
 		best_mode = best_modes[best_mode_i];
 	if (steps < 0 && epochs < 0)

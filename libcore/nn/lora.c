@@ -566,14 +566,20 @@ static void grow(lora *lo, int T)
 	lo->cap_T = T;
 }
 
+/* The dropout key of site i in this forward: the forward recomputes it for
+ * the mask of x, the backward for the same mask on the gradient. */
+static uint64_t drop_key(const lora *lo, int i)
+{
+	return lo->drop_seed * RNG_GAMMA ^ (lo->drop_ctr << 20) ^ (uint64_t)i;
+}
+
 /* The adapter's input: x, or x with site i's dropout mask of this forward. */
 static const float *site_input(lora *lo, int i, const float *x, int T, int train)
 {
 	if (!train || lo->o.dropout <= 0)
 		return x;
 	const lora_site *s = &lo->sites[i];
-	uint64_t key = lo->drop_seed * 0x9E3779B97F4A7C15ULL ^ (lo->drop_ctr << 20) ^ (uint64_t)i;
-	lo->be->dropout(lo->xd, x, (size_t)T * s->in, (float)lo->o.dropout, key);
+	lo->be->dropout(lo->xd, x, (size_t)T * s->in, (float)lo->o.dropout, drop_key(lo, i));
 	return lo->xd;
 }
 
@@ -624,8 +630,7 @@ void lora_backward(lora *lo, int l, lora_kind k, float *dx, float *G, const floa
 			be->gemm(0, 0, T, s->in, r, 1.0f, lo->du, r, A, s->in, 0.0f, lo->dxd, s->in);
 			/* the mask of x applied to the gradient: dropout of dxd with the
 			 * same key, then add */
-			uint64_t key = lo->drop_seed * 0x9E3779B97F4A7C15ULL ^ (lo->drop_ctr << 20) ^ (uint64_t)i;
-			be->dropout(lo->dxd, lo->dxd, (size_t)T * s->in, (float)lo->o.dropout, key);
+			be->dropout(lo->dxd, lo->dxd, (size_t)T * s->in, (float)lo->o.dropout, drop_key(lo, i));
 			be->residual_forward(dx, dx, lo->dxd, (size_t)T * s->in);
 		}
 	}
