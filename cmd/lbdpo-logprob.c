@@ -71,11 +71,12 @@ int main(int argc, char **argv)
 		model *m = score_prog_open(&argc, &argv, &sp, fp);
 		if (dist_size() > 1)
 			die_usage("rollouts (JSON Lines) are scored by one process");
-		uint64_t n = 0, ntok = 0;
-		rl_rollout_logprobs(m, in, in_name(sp.in), sp.out, "ref_token_logps", &n, &ntok);
+		/* -b 0: one rollout per forward, lbdpo-refcache's values */
+		rl_logprobs_run run = {.key = "ref_token_logps", .one_per_forward = sp.run.batch_tokens == 0};
+		rl_rollout_logprobs(m, in, in_name(sp.in), sp.out, &run);
 		if (in != stdin)
 			fclose(in);
-		score_prog_close(&sp, m, "rollouts", n, ntok, "");
+		score_prog_close(&sp, m, "rollouts", run.n_lines, run.n_tok, "");
 		return 0;
 	}
 	if (in != stdin)

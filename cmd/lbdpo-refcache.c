@@ -1,6 +1,7 @@
 /* lbdpo-refcache — attach reference-model scores to token pairs, computing
  * each (reference, record) once: a persistent cache (formats/refcache.h),
  * deterministic sharding, and a merge of shard outputs. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,8 @@
 #include "libcore/train/adapter.h"
 #include "libcore/train/score.h"
 #include "libcore/train/eval.h"
+#include "libcore/train/rlstep.h"
+#include "libcore/train/samples.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
@@ -234,6 +237,44 @@ static int merge(int nf, char **files, const char *outp, int argc, char **argv)
 	return 0;
 }
 
+/* 1 when the input is JSON Lines (rollouts): its first byte peeked, and a
+ * regular file on standard input put back where it was (rs_scan counts the
+ * records from there). */
+static int input_rollouts(const char *in)
+{
+	FILE *f = in_open(in);
+	long off = f == stdin ? ftell(stdin) : -1;
+	int j = input_is_jsonl(f);
+	if (f != stdin)
+		fclose(f);
+	else if (off >= 0 && fseek(stdin, off, SEEK_SET) != 0)
+		die("<stdin>: cannot seek back: %s", strerror(errno));
+	return j == 1;
+}
+
+/* Rollouts of lbdpo-sample --logprobs (JSON Lines): "ref_token_logps" added
+ * by lbdpo-logprob's code (one rollout per forward: a value depends on the
+ * rollout's tokens only, so a cached value and a computed one are the same
+ * bits), each rollout's values kept in the cache's per-token segments. */
+static void score_rollouts(model *m, const char *fp, const char *ref, const char *cache_dir, const char *in,
+			   const char *outp, double t0)
+{
+	refcache *cache = refcache_open_tokens(cache_dir, fp, ref);
+	const refcache_stats *cst = refcache_get_stats(cache);
+	FILE *f = in_open(in);
+	rl_logprobs_run run = {.key = "ref_token_logps", .one_per_forward = 1, .cache = cache};
+	rl_rollout_logprobs(m, f, in_name(in), outp, &run);
+	if (f != stdin)
+		fclose(f);
+	double dt = now_s() - t0;
+	info("%llu rollouts: %llu computed, %llu from cache; %llu tokens computed in %.2f s (%.0f tokens/s) on %s; "
+	     "cache: %llu entries loaded, %llu torn tails ignored, %llu written",
+	     (unsigned long long)run.n_lines, (unsigned long long)run.n_computed, (unsigned long long)run.n_cached,
+	     (unsigned long long)run.tok_computed, dt, run.tok_computed / (dt > 0 ? dt : 1), backend_device(),
+	     (unsigned long long)cst->loaded, (unsigned long long)cst->corrupt, (unsigned long long)cst->written);
+	refcache_close(cache);
+}
+
 int main(int argc, char **argv)
 {
 	const char *ref = NULL, *cache_dir = getenv("LBDPO_REFCACHE"), *in = NULL, *outp = NULL, *adapter = NULL;
@@ -245,7 +286,9 @@ int main(int argc, char **argv)
 	snprintf(about, sizeof about,
 		 "Attach reference scores to each record: ref_chosen_logp, ref_rejected_logp,\n"
 		 "ref_chosen_n, ref_rejected_n, ref_prompt_logp, ref_prompt_entropy. Scores\n"
-		 "found in the cache are not computed again.\n%s",
+		 "found in the cache are not computed again. Given rollouts (JSON Lines of\n"
+		 "lbdpo-sample --logprobs), add \"ref_token_logps\", lbdpo-logprob -b 0's values,\n"
+		 "each rollout's cached too.\n%s",
 		 dist_help_text());
 	backend_opts bo = {0};
 	const cli_opt opts[] = {
@@ -295,6 +338,12 @@ int main(int argc, char **argv)
 			       nrank);
 	if (cache_dir && !*cache_dir)
 		cache_dir = NULL;
+	const int rollouts = rank == 0 ? input_rollouts(in) : 0;
+	if (rollouts && (nrank > 1 || shard.n > 1))
+		dist_die_usage("rollouts (JSON Lines) are scored by one process: no --shard, no mpirun");
+	if (rollouts && (tok_sha || batch_tokens))
+		die_usage("%s: rollouts (JSON Lines) have no header naming a tokenizer and are scored one per forward",
+			  tok_sha ? "--tokenizer-sha" : "--batch-tokens");
 	backend_opts_apply(&bo);
 
 	double t0 = now_s();
@@ -306,6 +355,15 @@ int main(int argc, char **argv)
 	const model_config *cfg = model_cfg(m);
 	char fp[65];
 	model_fingerprint(m, fp);
+	if (rollouts) {
+		score_rollouts(m, fp, ref, cache_dir, in, outp, t0);
+		model_free(m);
+		lora_free(lo);
+		free(base_owned);
+		close_stdout();
+		dist_finalize();
+		return 0;
+	}
 
 	/* The input read through once first (a file: not a pipe): its record
 	 * count is the progress total, its sha256 a shard's input identity. */

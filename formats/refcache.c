@@ -19,6 +19,17 @@
  *
  * The entry checksum covers the fingerprint the reader expects, so an entry
  * of another model can never pass, wherever its bytes end up.
+ *
+ * Per-token segments (refcache_open_tokens), DIR/<fp>/tok-*.rc: the same
+ * header with magic "LBDPORT" 0x01 and entry size 0 (entries vary), then
+ *
+ * token entry (REFCACHE_TOK_ENTRY(n) = 56 + 4n bytes)
+ *   0  u32 0x45545242 ("BRTE")
+ *   4  u32 56 + 4n           entry size
+ *   8  key[32]               refcache_key(prompt, completion, NULL)
+ *  40  u32 n, u32 0
+ *  48  f32 logp[n]           the completion's per-token log-probs
+ *  48+4n sha256(fingerprint[32] || bytes 0..48+4n)[0..8]
  */
 #define _GNU_SOURCE
 #include "formats/refcache.h"
@@ -36,11 +47,14 @@
 
 #define TAG_NAME "LBDPO-REFCACHE"
 #define ENTRY_MARK 0x45435242u
+#define TOK_MARK 0x45545242u
 static const uint8_t SEG_MAGIC[8] = {'L', 'B', 'D', 'P', 'O', 'R', 'C', 1};
+static const uint8_t TOK_MAGIC[8] = {'L', 'B', 'D', 'P', 'O', 'R', 'T', 1};
 
 typedef struct {
 	uint8_t key[32];
-	refcache_val v;
+	refcache_val v; /* per-token: v.chosen_n is the entry's n */
+	size_t off;     /* per-token: its log-probs at arena + off */
 	int used;
 } slot;
 
@@ -50,9 +64,12 @@ struct refcache {
 	slot *tab; /* open addressing, cap a power of two */
 	size_t cap, n;
 	uint8_t *buf; /* entries not yet written */
-	size_t buf_n, buf_cap;
-	int fd;     /* our segment, -1 until the first flush */
-	int broken; /* a write failed: stop writing, keep computing */
+	size_t buf_n, buf_cap, buf_entries;
+	int fd;       /* our segment, -1 until the first flush */
+	int broken;   /* a write failed: stop writing, keep computing */
+	int tokens;   /* per-token entries (tok-*.rc), not sequence scores (seg-*.rc) */
+	float *arena; /* per-token: every entry's log-probs */
+	size_t arena_n, arena_cap;
 	refcache_stats st;
 };
 
@@ -231,11 +248,64 @@ static int decode_entry(const refcache *c, const uint8_t *e, uint8_t key[32], re
 	return 1;
 }
 
+/* Insert a per-token entry unless its key is present; 1 if inserted. */
+static int insert_tokens(refcache *c, const uint8_t key[32], const float *lp, int32_t n)
+{
+	refcache_val v = {.chosen_n = n};
+	if (!insert(c, key, &v))
+		return 0;
+	xgrow((void **)&c->arena, &c->arena_cap, c->arena_n + (size_t)n + 1, sizeof *c->arena);
+	memcpy(c->arena + c->arena_n, lp, sizeof *lp * (size_t)n);
+	find(c, key)->off = c->arena_n;
+	c->arena_n += (size_t)n;
+	return 1;
+}
+
+static void encode_tok_entry(const refcache *c, const uint8_t key[32], const float *lp, int32_t n, uint8_t *e)
+{
+	const size_t len = REFCACHE_TOK_ENTRY(n);
+	memset(e, 0, len);
+	put_u32(e, TOK_MARK);
+	put_u32(e + 4, (uint32_t)len);
+	memcpy(e + 8, key, 32);
+	put_u32(e + 40, (uint32_t)n);
+	for (int32_t i = 0; i < n; i++) {
+		uint32_t b;
+		memcpy(&b, &lp[i], 4);
+		put_u32(e + 48 + 4 * (size_t)i, b);
+	}
+	sum8(c->fp, 32, e, len - 8, e + len - 8);
+}
+
+/* The size of the valid per-token entry at e (avail bytes there), 0 if
+ * none; key, *n and lp (room for *n floats, or NULL to check only) filled. */
+static size_t decode_tok_entry(const refcache *c, const uint8_t *e, size_t avail, uint8_t key[32], int32_t *n,
+			       float *lp)
+{
+	if (avail < REFCACHE_TOK_ENTRY(0) || get_u32(e) != TOK_MARK || get_u32(e + 44) != 0)
+		return 0;
+	const uint32_t nn = get_u32(e + 40);
+	const size_t len = get_u32(e + 4);
+	if (nn > (1u << 24) || len != REFCACHE_TOK_ENTRY(nn) || len > avail)
+		return 0;
+	uint8_t s[8];
+	sum8(c->fp, 32, e, len - 8, s);
+	if (memcmp(s, e + len - 8, 8))
+		return 0;
+	memcpy(key, e + 8, 32);
+	*n = (int32_t)nn;
+	for (uint32_t i = 0; lp && i < nn; i++) {
+		uint32_t b = get_u32(e + 48 + 4 * (size_t)i);
+		memcpy(&lp[i], &b, 4);
+	}
+	return len;
+}
+
 static void encode_header(const refcache *c, uint8_t h[REFCACHE_SEG_HEADER])
 {
 	memset(h, 0, REFCACHE_SEG_HEADER);
-	memcpy(h, SEG_MAGIC, 8);
-	put_u32(h + 8, REFCACHE_ENTRY);
+	memcpy(h, c->tokens ? TOK_MAGIC : SEG_MAGIC, 8);
+	put_u32(h + 8, c->tokens ? 0 : REFCACHE_ENTRY);
 	memcpy(h + 16, c->fp, 32);
 	sum8(h, 48, NULL, 0, h + 48);
 }
@@ -270,6 +340,19 @@ static uint8_t *slurp(const char *path, size_t *n)
 	return buf;
 }
 
+/* Die unless the segment header h declares this cache's model. */
+static void check_model(const refcache *c, const char *path, const uint8_t *h)
+{
+	if (memcmp(h + 16, c->fp, 32)) {
+		char want[65], got[65];
+		fp_hex(c->fp, want);
+		fp_hex(h + 16, got);
+		die("%s: cache segment of model %.16s..., not of the reference %.16s...: refusing a "
+		    "wrong-model cache",
+		    path, got, want);
+	}
+}
+
 static void load_segment(refcache *c, const char *path)
 {
 	size_t n;
@@ -292,14 +375,7 @@ static void load_segment(refcache *c, const char *path)
 		free(b);
 		return;
 	}
-	if (memcmp(b + 16, c->fp, 32)) {
-		char want[65], got[65];
-		fp_hex(c->fp, want);
-		fp_hex(b + 16, got);
-		die("%s: cache segment of model %.16s..., not of the reference %.16s...: refusing a "
-		    "wrong-model cache",
-		    path, got, want);
-	}
+	check_model(c, path, b);
 	size_t p = REFCACHE_SEG_HEADER;
 	int in_bad = 0;
 	while (p + REFCACHE_ENTRY <= n) {
@@ -323,6 +399,69 @@ static void load_segment(refcache *c, const char *path)
 	}
 	if (p < n && !in_bad)
 		c->st.corrupt++; /* a torn tail */
+	free(b);
+}
+
+/* 1 if the avail bytes at e can be the start of a token entry cut short by
+ * a killed writer: nothing else is ever at a segment's end. */
+static int torn_tail(const uint8_t *e, size_t avail)
+{
+	if (avail < 8)
+		return 1;
+	if (get_u32(e) != TOK_MARK)
+		return 0;
+	size_t len = get_u32(e + 4);
+	return len > avail && (avail < 44 || len == REFCACHE_TOK_ENTRY(get_u32(e + 40)));
+}
+
+/* A per-token segment refuses damage instead of skipping it: each flush is
+ * one append, so a killed writer leaves at most a torn tail (tolerated and
+ * counted); a failed checksum anywhere else is a damaged file, named with
+ * the byte offset of the entry. */
+static void load_tok_segment(refcache *c, const char *path)
+{
+	size_t n;
+	uint8_t *b = slurp(path, &n);
+	if (!b)
+		return;
+	c->st.segments++;
+	if (n < REFCACHE_SEG_HEADER) { /* killed inside its first write() */
+		if (n)
+			c->st.corrupt++;
+		free(b);
+		return;
+	}
+	uint8_t h[8];
+	sum8(b, 48, NULL, 0, h);
+	if (memcmp(b, TOK_MAGIC, 8) || memcmp(h, b + 48, 8) || get_u32(b + 8) != 0)
+		die("%s: byte 0: damaged per-token cache segment header: refusing a corrupt cache (remove the file "
+		    "to score its rollouts again)",
+		    path);
+	check_model(c, path, b);
+	float *lp = NULL;
+	size_t lcap = 0;
+	for (size_t p = REFCACHE_SEG_HEADER; p < n;) {
+		uint8_t key[32];
+		int32_t k;
+		uint32_t want = n - p >= 44 ? get_u32(b + p + 40) : 0;
+		xgrow((void **)&lp, &lcap, (want < (1u << 24) ? want : 0) + 1, sizeof *lp);
+		size_t len = decode_tok_entry(c, b + p, n - p, key, &k, lp);
+		if (len) {
+			if (insert_tokens(c, key, lp, k))
+				c->st.loaded++;
+			else
+				c->st.duplicates++;
+			p += len;
+			continue;
+		}
+		if (!torn_tail(b + p, n - p))
+			die("%s: byte %zu: damaged per-token cache entry: refusing a corrupt cache (remove the file to "
+			    "score its rollouts again)",
+			    path, p);
+		c->st.corrupt++;
+		break;
+	}
+	free(lp);
 	free(b);
 }
 
@@ -376,10 +515,12 @@ static void ensure_root(const char *dir)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-refcache *refcache_open(const char *dir, const char *fp, const char *model_path)
+static refcache *open_kind(const char *dir, const char *fp, const char *model_path, int tokens)
 {
 	refcache *c = xcalloc(1, sizeof *c);
 	c->fd = -1;
+	c->tokens = tokens;
+	const char *prefix = tokens ? "tok-" : "seg-";
 	if (strlen(fp) != 64 || unhex32(fp, c->fp))
 		die("refcache: bad model fingerprint '%s'", fp);
 	if (!dir)
@@ -409,7 +550,7 @@ refcache *refcache_open(const char *dir, const char *fp, const char *model_path)
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		size_t l = strlen(de->d_name);
-		if (strncmp(de->d_name, "seg-", 4) || l < 7 || strcmp(de->d_name + l - 3, ".rc"))
+		if (strncmp(de->d_name, prefix, 4) || l < 7 || strcmp(de->d_name + l - 3, ".rc"))
 			continue;
 		xgrow((void **)&names, &ncap, nn + 1, sizeof *names);
 		names[nn++] = xstrdup(de->d_name);
@@ -421,12 +562,51 @@ refcache *refcache_open(const char *dir, const char *fp, const char *model_path)
 		size_t pl = strlen(c->dir) + strlen(names[i]) + 2;
 		char *p = xmalloc(pl);
 		snprintf(p, pl, "%s/%s", c->dir, names[i]);
-		load_segment(c, p);
+		if (tokens)
+			load_tok_segment(c, p);
+		else
+			load_segment(c, p);
 		free(p);
 		free(names[i]);
 	}
 	free(names);
 	return c;
+}
+
+refcache *refcache_open(const char *dir, const char *fp, const char *model_path)
+{
+	return open_kind(dir, fp, model_path, 0);
+}
+
+refcache *refcache_open_tokens(const char *dir, const char *fp, const char *model_path)
+{
+	return open_kind(dir, fp, model_path, 1);
+}
+
+const float *refcache_get_tokens(const refcache *c, const uint8_t key[32], int32_t *n)
+{
+	if (!c->tokens)
+		BUG("refcache: per-token lookup in a sequence-score cache");
+	if (!c->cap)
+		return NULL;
+	const slot *s = find(c, key);
+	if (!s->used)
+		return NULL;
+	*n = s->v.chosen_n;
+	return c->arena + s->off;
+}
+
+void refcache_put_tokens(refcache *c, const uint8_t key[32], const float *lp, int32_t n)
+{
+	if (!c->tokens)
+		BUG("refcache: per-token entry in a sequence-score cache");
+	if (!insert_tokens(c, key, lp, n) || !c->dir)
+		return;
+	const size_t len = REFCACHE_TOK_ENTRY(n);
+	xgrow((void **)&c->buf, &c->buf_cap, c->buf_n + len, 1);
+	encode_tok_entry(c, key, lp, n, c->buf + c->buf_n);
+	c->buf_n += len;
+	c->buf_entries++;
 }
 
 int refcache_get(const refcache *c, const uint8_t key[32], refcache_val *v)
@@ -442,11 +622,14 @@ int refcache_get(const refcache *c, const uint8_t key[32], refcache_val *v)
 
 void refcache_put(refcache *c, const uint8_t key[32], const refcache_val *v)
 {
+	if (c->tokens)
+		BUG("refcache: sequence scores in a per-token cache");
 	if (!insert(c, key, v) || !c->dir)
 		return;
 	xgrow((void **)&c->buf, &c->buf_cap, c->buf_n + REFCACHE_ENTRY, 1);
 	encode_entry(c, key, v, c->buf + c->buf_n);
 	c->buf_n += REFCACHE_ENTRY;
+	c->buf_entries++;
 }
 
 static int create_segment(refcache *c)
@@ -461,8 +644,8 @@ static int create_segment(refcache *c)
 	size_t len = strlen(c->dir) + strlen(host) + 96;
 	char *path = xmalloc(len);
 	for (int tries = 0; tries < 100; tries++) {
-		snprintf(path, len, "%s/seg-%s-%ld-%lld%09ld-%d.rc", c->dir, host, (long)getpid(), (long long)ts.tv_sec,
-			 ts.tv_nsec, tries);
+		snprintf(path, len, "%s/%s-%s-%ld-%lld%09ld-%d.rc", c->dir, c->tokens ? "tok" : "seg", host,
+			 (long)getpid(), (long long)ts.tv_sec, ts.tv_nsec, tries);
 		c->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
 		if (c->fd >= 0 || errno != EEXIST)
 			break;
@@ -511,9 +694,10 @@ void refcache_flush(refcache *c)
 		done += (size_t)k;
 	}
 	if (!c->broken)
-		c->st.written += c->buf_n / REFCACHE_ENTRY;
+		c->st.written += c->buf_entries;
 	free(tmp);
 	c->buf_n = 0;
+	c->buf_entries = 0;
 }
 
 void refcache_close(refcache *c)
@@ -527,6 +711,7 @@ void refcache_close(refcache *c)
 		close(c->fd);
 	}
 	free(c->tab);
+	free(c->arena);
 	free(c->buf);
 	free(c->dir);
 	free(c);

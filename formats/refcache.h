@@ -5,6 +5,7 @@
  *
  *   DIR/LBDPO-REFCACHE           tag file, marks DIR as a cache root
  *   DIR/<fingerprint>/seg-*.rc   append-only segments, one per writing run
+ *   DIR/<fingerprint>/tok-*.rc   the same for per-token entries (rollouts)
  *
  * Why append-only segments and not one file per entry: an entry is ~100
  * bytes, so a file per entry would cost a 4 KiB block and an inode each
@@ -59,6 +60,18 @@ void refcache_flush(refcache *c);
 void refcache_close(refcache *c);
 const refcache_stats *refcache_get_stats(const refcache *c);
 
+/* Per-token entries: the reference's log-prob of every completion token of
+ * a rollout (lbdpo-refcache on lbdpo-sample --logprobs output), in their own
+ * segments DIR/<fingerprint>/tok-*.rc of the same cache root, keyed by
+ * refcache_key(prompt, np, completion, nc, NULL, 0) over the tokens scored.
+ * Unlike a sequence-score segment, a per-token segment with a damaged entry
+ * before its end is refused (dies naming the file and byte offset): only a
+ * torn tail, what a kill leaves, is skipped. */
+refcache *refcache_open_tokens(const char *dir, const char *fp_hex, const char *model_path);
+/* The n cached log-probs of key (valid until the next put), or NULL. */
+const float *refcache_get_tokens(const refcache *c, const uint8_t key[32], int32_t *n);
+void refcache_put_tokens(refcache *c, const uint8_t key[32], const float *lp, int32_t n);
+
 /* Content hash of a record: sha256 over a versioned, length-prefixed
  * little-endian encoding of the prompt, chosen and rejected ids. */
 void refcache_key(const uint32_t *prompt, size_t np, const uint32_t *chosen, size_t nc, const uint32_t *rejected,
@@ -67,5 +80,6 @@ void refcache_key(const uint32_t *prompt, size_t np, const uint32_t *chosen, siz
 /* Sizes of the on-disk format (tests corrupt files at known offsets). */
 #define REFCACHE_SEG_HEADER 56
 #define REFCACHE_ENTRY 96
+#define REFCACHE_TOK_ENTRY(n) (56 + 4 * (size_t)(n))
 
 #endif

@@ -11,9 +11,13 @@
 #     samples.jsonl  lbdpo-sample --logprobs --n N from the arm's current
 #                    policy (round 1: the reference): the rollouts
 #     scored.jsonl   + "reward" by the rule-based judge
-#     policy/        ppo, grpo, rloo: lbdpo-step --loss ARM on the rollouts
-#                    (--ref the SFT reference; ppo: the value model in
-#                    policy/value, carried from round to round);
+#     ref.jsonl      ppo, grpo, rloo: + "ref_token_logps", the SFT
+#                    reference's per-token log-probs (lbdpo-refcache, cached
+#                    in sS/cache across rounds and arms: round 1's rollouts,
+#                    the same for every arm, are scored once)
+#     policy/        ppo, grpo, rloo: lbdpo-step --loss ARM on ref.jsonl
+#                    (ppo: the value model in policy/value, carried from
+#                    round to round);
 #                    dpo, lbdpo: lbdpo-pairs → lbdpo-tokenize → lbdpo-refcache
 #                    → lbdpo-step from the last policy (pipelines/online.mk's round)
 #     metrics.jsonl  the step's metrics (RL: objective/kl, objective/scores, ...)
@@ -111,9 +115,9 @@ endef
 
 # $(call rlstep,S,ARM,k,PREVIOUS POLICY,OPTIONS)
 define rlstep
-$(W)/s$1/$2/r$3/policy/config.json: $(W)/s$1/$2/r$3/scored.jsonl $4/config.json
+$(W)/s$1/$2/r$3/policy/config.json: $(W)/s$1/$2/r$3/ref.jsonl $4/config.json
 	@rm -rf $(W)/s$1/$2/r$3/policy $(W)/s$1/$2/r$3/metrics.jsonl
-	$(B)lbdpo-step -q --loss $2 -m $4 --ref $(W)/s$1/base/ref -i $$< --lr $(RL_LR) --num-mini-batches $(NMB) \
+	$(B)lbdpo-step -q --loss $2 -m $4 -i $$< --lr $(RL_LR) --num-mini-batches $(NMB) \
 	  --seed $$$$(( $1 * 1000 + $3 )) --threads $(THREADS) $5 --metrics $(W)/s$1/$2/r$3/metrics.jsonl \
 	  -o $(W)/s$1/$2/r$3/policy
 endef
@@ -146,6 +150,9 @@ $(W)/s$1/%/pairs.jsonl: $(W)/s$1/%/scored.jsonl
 $(W)/s$1/%/pairs.tok: $(W)/s$1/%/pairs.jsonl
 	$(B)lbdpo-tokenize -q --tokenizer $(W)/s$1/base/data/tokenizer.json -i $$< -o $$@
 $(W)/s$1/%/pairs.ref: $(W)/s$1/%/pairs.tok
+	$(B)lbdpo-refcache -q --model $(W)/s$1/base/ref --cache $(W)/s$1/cache -t $(THREADS) -i $$< -o $$@
+# the reference stage of the RL arms: the rollouts' per-token reference log-probs
+$(W)/s$1/%/ref.jsonl: $(W)/s$1/%/scored.jsonl
 	$(B)lbdpo-refcache -q --model $(W)/s$1/base/ref --cache $(W)/s$1/cache -t $(THREADS) -i $$< -o $$@
 endef
 $(foreach s,$(SEEDS),$(eval $(call steps,$s)))

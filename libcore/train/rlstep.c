@@ -19,6 +19,7 @@
 
 #include "base/util.h"
 #include "formats/jsonl.h"
+#include "formats/refcache.h"
 #include "libcore/nn/adamw.h"
 #include "libcore/nn/backend.h"
 #include "libcore/nn/model.h"
@@ -65,6 +66,7 @@ typedef struct {
 	double reward;
 	double *lp_old, *lp_ref; /* [n] (NULL until known) */
 	uint64_t line;
+	uint8_t key[32]; /* rl_rollout_logprobs' cache key */
 } rollout;
 
 static uint32_t *id_array(json_t *a, int *n, int extra, const char *name, uint64_t line, const char *key, int V)
@@ -630,8 +632,7 @@ void rl_train(const rl_opts *o)
 	model_free(m);
 }
 
-void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, const char *key, uint64_t *n_lines,
-			 uint64_t *n_tok)
+void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, rl_logprobs_run *o)
 {
 	const model_config *cfg = model_cfg(m);
 	jsonl *r = jsonl_open_fp(in, name);
@@ -641,29 +642,74 @@ void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_p
 	jsonl_close(r);
 	int *all = xmalloc(sizeof(int) * N);
 	double **lp = xmalloc(sizeof(double *) * N);
-	*n_tok = 0;
+	o->n_tok = o->n_computed = o->n_cached = o->tok_computed = 0;
 	for (int i = 0; i < N; i++) {
 		all[i] = i;
 		lp[i] = xcalloc((size_t)ro[i].n + 1, sizeof(double));
-		*n_tok += (uint64_t)(ro[i].np + ro[i].n);
+		o->n_tok += (uint64_t)(ro[i].np + ro[i].n);
 	}
+	/* Forwards of G rollouts in input order (score_rows'), each skipped
+	 * when the cache holds all its rollouts: what is cached never changes
+	 * how the rest is packed, so a re-run after a kill writes the same bits.
+	 * The cache gets each forward's results at once, flushed every 32. */
+	const int G = o->one_per_forward ? 1 : 32;
+	float *tmp = NULL;
+	size_t tcap = 0;
 	model_ws *ws = model_ws_new(m);
-	score_rows(m, ws, ro, all, N, lp, 0);
+	for (int a = 0, since = 0; a < N; a += G) {
+		const int k = N - a < G ? N - a : G;
+		int hits = 0;
+		for (int j = a; j < a + k; j++) {
+			int32_t n;
+			const float *c = NULL;
+			if (o->cache && ro[j].n) {
+				refcache_key(ro[j].prompt, (size_t)ro[j].np, ro[j].comp, (size_t)ro[j].n, NULL, 0,
+					     ro[j].key);
+				c = refcache_get_tokens(o->cache, ro[j].key, &n);
+			}
+			if (!ro[j].n || (c && n == ro[j].n)) {
+				for (int t = 0; t < ro[j].n; t++)
+					lp[j][t] = c[t];
+				hits++;
+			}
+		}
+		if (hits == k) {
+			o->n_cached += (uint64_t)k;
+			continue;
+		}
+		score_rows(m, ws, ro, all + a, k, lp + a, 0);
+		for (int j = a; j < a + k; j++) {
+			o->n_computed++;
+			o->tok_computed += (uint64_t)(ro[j].np + ro[j].n);
+			if (!o->cache || !ro[j].n)
+				continue;
+			xgrow((void **)&tmp, &tcap, (size_t)ro[j].n, sizeof *tmp);
+			for (int t = 0; t < ro[j].n; t++)
+				tmp[t] = (float)lp[j][t]; /* exact: score_rows' values are floats */
+			refcache_put_tokens(o->cache, ro[j].key, tmp, ro[j].n);
+		}
+		if ((since += k) >= 32) {
+			refcache_flush(o->cache);
+			since = 0;
+		}
+	}
+	refcache_flush(o->cache);
+	free(tmp);
 	model_ws_free(ws);
-	outfile *o = out_open(out_path);
+	outfile *out = out_open(out_path);
 	for (int i = 0; i < N; i++) {
 		json_t *a = json_array();
 		for (int t = 0; t < ro[i].n; t++)
 			json_array_append_new(a, json_real(lp[i][t]));
-		json_object_set_new(objs[i], key, a);
-		if (json_dumpf(objs[i], o->fp, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0 ||
-		    fputc('\n', o->fp) == EOF)
-			die("%s: write failed", o->path ? o->path : "standard output");
+		json_object_set_new(objs[i], o->key, a);
+		if (json_dumpf(objs[i], out->fp, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0 ||
+		    fputc('\n', out->fp) == EOF)
+			die("%s: write failed", out->path ? out->path : "standard output");
 		json_decref(objs[i]);
 		free(lp[i]);
 		free(ro[i].prompt), free(ro[i].comp), free(ro[i].lp_old), free(ro[i].lp_ref);
 	}
-	out_close(o);
-	*n_lines = (uint64_t)N;
+	out_close(out);
+	o->n_lines = (uint64_t)N;
 	free(objs), free(all), free(lp), free(ro);
 }

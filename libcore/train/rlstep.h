@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "formats/refcache.h"
 #include "libcore/nn/model.h"
 
 typedef enum { RL_PPO = 0, RL_GRPO, RL_RLOO } rl_algo;
@@ -48,10 +49,20 @@ void rl_train(const rl_opts *o);
 
 /* The per-token log-probs under m of each rollout line of in (named name)
  * (its ids and then its eos_id, the tokens lbdpo-step scores), added to the
- * line as key (e.g. "ref_token_logps", replaced when there) and written to
- * out_path ("-": standard output; a file is written aside and renamed). The
- * lines pass through otherwise unchanged. *n_lines, *n_tok get the totals. */
-void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, const char *key, uint64_t *n_lines,
-			 uint64_t *n_tok);
+ * line as o->key (e.g. "ref_token_logps", replaced when there) and written
+ * to out_path ("-": standard output; a file is written aside and renamed).
+ * The lines pass through otherwise unchanged. Rollouts are scored 32 per
+ * forward, in input order, or one each (one_per_forward: a rollout's values
+ * then depend on its tokens only). cache (NULL: none) is an
+ * refcache_open_tokens cache of m: a forward whose rollouts are all in it is
+ * skipped, and every scored rollout is stored (lbdpo-refcache on rollouts). */
+typedef struct {
+	const char *key;
+	int one_per_forward;
+	refcache *cache;
+	uint64_t n_lines, n_tok;                     /* out: rollouts, their tokens */
+	uint64_t n_computed, n_cached, tok_computed; /* out: rollouts scored / from the cache, tokens scored */
+} rl_logprobs_run;
+void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, rl_logprobs_run *o);
 
 #endif
