@@ -330,3 +330,197 @@ Test(refcache, killed_writer_leaves_only_whole_entries)
 	cr_assert_gt(n, 0);
 	refcache_close(c);
 }
+
+/* ---- per-token entries (lbdpo-refcache on rollouts) ---- */
+
+/* Rollout i: prompt {1, i}, completion of 1 + i % 5 tokens. */
+static int tok_n(int i) { return 1 + i % 5; }
+static void tok_key(int i, uint8_t key[32])
+{
+	uint32_t p[2] = {1, (uint32_t)i}, c[5] = {(uint32_t)i, 3, 4, 5, 6};
+	refcache_key(p, 2, c, (size_t)tok_n(i), NULL, 0, key);
+}
+static float tok_val(int i, int t) { return -1.0f / (float)(i + 3) - (float)t * 0.3f; }
+
+static void tok_fill(const char *root, const char *fp, int from, int to)
+{
+	refcache *c = refcache_open_tokens(root, fp, "model-x");
+	for (int i = from; i < to; i++) {
+		uint8_t k[32];
+		float v[5];
+		for (int t = 0; t < tok_n(i); t++)
+			v[t] = tok_val(i, t);
+		tok_key(i, k);
+		refcache_put_tokens(c, k, v, tok_n(i));
+		if (i % 7 == 0)
+			refcache_flush(c);
+	}
+	refcache_close(c);
+}
+
+/* Entries in [from, to) found, each with exactly its values. */
+static int tok_count(refcache *c, int from, int to)
+{
+	int ok = 0;
+	for (int i = from; i < to; i++) {
+		uint8_t k[32];
+		int32_t n;
+		tok_key(i, k);
+		const float *v = refcache_get_tokens(c, k, &n);
+		if (!v)
+			continue;
+		cr_assert_eq(n, tok_n(i), "entry %d: %d log-probs", i, n);
+		for (int t = 0; t < n; t++) {
+			float w = tok_val(i, t);
+			cr_assert(!memcmp(&v[t], &w, 4), "entry %d token %d read back as another value", i, t);
+		}
+		ok++;
+	}
+	return ok;
+}
+
+/* Byte offset of entry i of a segment written by tok_fill from 0. */
+static size_t tok_off(int i)
+{
+	size_t off = REFCACHE_SEG_HEADER;
+	for (int j = 0; j < i; j++)
+		off += REFCACHE_TOK_ENTRY(tok_n(j));
+	return off;
+}
+
+/* The one per-token segment in root/fp. */
+static char *the_tok_segment(const char *root, const char *fp)
+{
+	char d[512];
+	snprintf(d, sizeof d, "%s/%s", root, fp);
+	DIR *dd = opendir(d);
+	cr_assert_not_null(dd);
+	struct dirent *de;
+	char *found = NULL;
+	int n = 0;
+	while ((de = readdir(dd)))
+		if (!strncmp(de->d_name, "tok-", 4)) {
+			found = malloc(strlen(d) + strlen(de->d_name) + 2);
+			sprintf(found, "%s/%s", d, de->d_name);
+			n++;
+		}
+	closedir(dd);
+	cr_assert_eq(n, 1, "expected one per-token segment, found %d", n);
+	return found;
+}
+
+Test(refcache, tokens_round_trip_apart_from_sequence_scores)
+{
+	char *root = newroot();
+	tok_fill(root, FP_A, 0, 40);
+	fill(root, FP_A, 0, 10); /* sequence scores in the same directory */
+	refcache *c = refcache_open_tokens(root, FP_A, "model-x");
+	cr_assert_eq(tok_count(c, 0, 40), 40);
+	cr_assert_eq(tok_count(c, 40, 50), 0);
+	cr_assert_eq(refcache_get_stats(c)->loaded, 40);
+	cr_assert_eq(refcache_get_stats(c)->segments, 1);
+	refcache_close(c);
+	c = refcache_open(root, FP_A, "model-x"); /* the sequence view: its 10 only */
+	cr_assert_eq(refcache_get_stats(c)->loaded, 10);
+	cr_assert_eq(count_ok(c, 0, 10), 10);
+	refcache_close(c);
+	c = refcache_open_tokens(root, FP_B, "model-y");
+	cr_assert_eq(tok_count(c, 0, 40), 0);
+	refcache_close(c);
+	cr_assert_eq(fsize(the_tok_segment(root, FP_A)), (off_t)tok_off(40));
+}
+
+Test(refcache, tokens_torn_tail_is_skipped)
+{
+	char *root = newroot();
+	tok_fill(root, FP_A, 0, 10);
+	char *seg = the_tok_segment(root, FP_A);
+	/* Cut the last entry short, as a kill inside write() could. */
+	cr_assert_eq(truncate(seg, (off_t)tok_off(9) + 30), 0);
+	refcache *c = refcache_open_tokens(root, FP_A, "m");
+	cr_assert_eq(tok_count(c, 0, 9), 9);
+	cr_assert_eq(tok_count(c, 9, 10), 0);
+	cr_assert_eq(refcache_get_stats(c)->corrupt, 1);
+	refcache_close(c);
+	cr_assert_eq(truncate(seg, (off_t)tok_off(9) + 5), 0); /* inside the marker and length */
+	c = refcache_open_tokens(root, FP_A, "m");
+	cr_assert_eq(tok_count(c, 0, 10), 9);
+	refcache_close(c);
+}
+
+Test(refcache, tokens_flipped_byte_is_refused_with_its_offset)
+{
+	char *root = newroot();
+	tok_fill(root, FP_A, 0, 10);
+	char *seg = the_tok_segment(root, FP_A);
+	unsigned char b = 0x5a;
+	poke(seg, (off_t)tok_off(3) + 50, &b, 1); /* a log-prob of entry 3 */
+	char want[64];
+	snprintf(want, sizeof want, "byte %zu: damaged per-token cache entry", tok_off(3));
+	lbdpo_quiet = 1;
+	EXPECT_DIE(1, want, refcache_open_tokens(root, FP_A, "m"));
+}
+
+Test(refcache, tokens_damaged_last_entry_is_refused)
+{
+	/* Whole-length but failing its checksum: not what a kill leaves. */
+	char *root = newroot();
+	tok_fill(root, FP_A, 0, 4);
+	char *seg = the_tok_segment(root, FP_A);
+	unsigned char b = 0x01;
+	poke(seg, (off_t)tok_off(3) + 48, &b, 1);
+	char want[64];
+	snprintf(want, sizeof want, "byte %zu: damaged", tok_off(3));
+	lbdpo_quiet = 1;
+	EXPECT_DIE(1, want, refcache_open_tokens(root, FP_A, "m"));
+}
+
+Test(refcache, tokens_zeroed_header_is_refused)
+{
+	char *root = newroot();
+	tok_fill(root, FP_A, 0, 4);
+	char *seg = the_tok_segment(root, FP_A);
+	char zero[8] = {0};
+	poke(seg, 0, zero, sizeof zero);
+	lbdpo_quiet = 1;
+	EXPECT_DIE(1, "byte 0: damaged per-token cache segment header", refcache_open_tokens(root, FP_A, "m"));
+}
+
+Test(refcache, tokens_wrong_model_segment_is_refused)
+{
+	char *root = newroot();
+	tok_fill(root, FP_A, 0, 3);
+	tok_fill(root, FP_B, 0, 1);
+	char dst[512];
+	snprintf(dst, sizeof dst, "%s/%s/tok-copied.rc", root, FP_B);
+	cr_assert_eq(link(the_tok_segment(root, FP_A), dst), 0);
+	lbdpo_quiet = 1;
+	EXPECT_DIE(1, "cache segment of model aaaaaaaaaaaaaaaa..., not of the reference bbbbbbbbbbbbbbbb...",
+		   refcache_open_tokens(root, FP_B, "m"));
+}
+
+Test(refcache, tokens_killed_writer_leaves_a_readable_cache)
+{
+	char *root = newroot();
+	refcache_close(refcache_open_tokens(root, FP_A, "m"));
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (!pid) {
+		refcache *c = refcache_open_tokens(root, FP_A, "m");
+		for (int i = 0;; i++) {
+			uint8_t k[32];
+			float v[5];
+			for (int t = 0; t < tok_n(i % 100000); t++)
+				v[t] = tok_val(i % 100000, t);
+			tok_key(i % 100000, k);
+			refcache_put_tokens(c, k, v, tok_n(i % 100000));
+			refcache_flush(c);
+		}
+	}
+	usleep(200000);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	refcache *c = refcache_open_tokens(root, FP_A, "m"); /* dies on anything but a torn tail */
+	cr_assert_gt(tok_count(c, 0, 100000), 0);
+	refcache_close(c);
+}
