@@ -44,7 +44,8 @@ int main(int argc, char **argv)
 		 "Score each record's chosen and rejected completions with a model and add\n"
 		 "chosen_logp, rejected_logp, chosen_n, rejected_n, prompt_logp, prompt_ppl,\n"
 		 "prompt_entropy (and with --per-token chosen_token_logps, rejected_token_logps);\n"
-		 "or add \"ref_token_logps\" to each rollout of lbdpo-sample --logprobs (JSON Lines).\n%s",
+		 "or add \"ref_token_logps\" to each rollout of lbdpo-sample --logprobs (JSON Lines;\n"
+		 "32 per forward, or -b 0: one each, lbdpo-refcache's values).\n%s",
 		 dist_help_text());
 	backend_opts bo = {0};
 	/* Under mpirun every rank reads the input and scores the records k with

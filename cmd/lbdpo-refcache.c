@@ -303,7 +303,7 @@ int main(int argc, char **argv)
 		OPT_STRING(0, "tokenizer-sha", "SHA", &tok_sha, "refuse input whose header names another tokenizer"),
 		OPT_INT('b', "batch-tokens", "N", &batch_tokens, 0, 1L << 24,
 			"pack pairs into forwards of up to N tokens; 0 (default): one pair per forward, scores independent of "
-			"batching"),
+			"batching (rollouts: always one per forward)"),
 		BACKEND_CLI_OPTS(&bo),
 		ADAPTER_CLI_OPT(&adapter),
 		OPT_BOOL(0, "ignore-provenance", &ignore_prov,
@@ -313,6 +313,7 @@ int main(int argc, char **argv)
 		{0}};
 	const cli_spec spec = {"lbdpo-refcache",
 			       "lbdpo-refcache -m MODEL [-c DIR] [OPTIONS] [< pairs.tok] [> pairs.ref]\n"
+			       "lbdpo-refcache -m MODEL [-c DIR] [OPTIONS] [< rollouts.jsonl] [> rollouts.ref.jsonl]\n"
 			       "lbdpo-refcache --merge [-o pairs.ref] SHARD...",
 			       about, opts, print_version};
 	cli c;

@@ -139,9 +139,9 @@ msg=$(expect_fail lbdpo-tokenize --tokenizer "$T" -i "$T/ok1") || exit 1
 lbdpo-init -q --arch llama --dim 16 --layers 1 --heads 2 --hidden 32 --vocab 700 -o "$T/m" || fail "lbdpo-init"
 for p in lbdpo-show lbdpo-logprob lbdpo-refcache; do
 	msg=$(expect_fail $p $([ $p = lbdpo-show ] || echo --model "$T/m") -i "$T/std.jsonl") || exit 1
-	# lbdpo-logprob reads JSON Lines too (rollouts of lbdpo-sample --logprobs)
+	# lbdpo-logprob and lbdpo-refcache read JSON Lines too (rollouts of lbdpo-sample --logprobs)
 	want="std.jsonl: header (byte offset 0): this looks like JSONL, not a record stream: run lbdpo-tokenize first"
-	[ $p = lbdpo-logprob ] && want='std.jsonl: line 1: this looks like preference JSONL ("chosen"), not rollouts: run lbdpo-tokenize first'
+	[ $p = lbdpo-show ] || want='std.jsonl: line 1: this looks like preference JSONL ("chosen"), not rollouts: run lbdpo-tokenize first'
 	[[ $msg == *"$want"* ]] || fail "$p given JSONL: $msg"
 done
 # a bad tokenizer file: one line naming it
