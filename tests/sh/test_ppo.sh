@@ -6,6 +6,8 @@
 #    a forward of the reference, same weights) is ~0, and round 2's is not;
 #  - re-running redoes nothing; after a kill in a step, only that step and
 #    what follows it are redone;
+#  - the reference stage (lbdpo-refcache on the rollouts) keeps every
+#    rollout's reference log-probs in the seed's cache;
 #  - each RL step moves the policy toward the rewarded samples: rewards set
 #    to 1 for sample 0 of each prompt and 0 for the others, the held-out
 #    margin log π(sample 0) − log π(worst) grows after one update;
@@ -46,6 +48,19 @@ rm -rf "$T/p/s1/grpo/r2/policy" "$T/p/s1/grpo/r2/answers"*
 "${MK[@]}" -n | grep -c 'lbdpo-step' | grep -qx 1 || fail "a removed round: not exactly one step redone"
 "${MK[@]}" >"$T/log2" 2>&1 || fail "resume failed"
 [ -f "$T/p/s1/grpo/r2/policy/config.json" ] || fail "round not redone"
+
+# the reference stage: ref.jsonl (lbdpo-refcache), every rollout cached in
+# the seed's cache across rounds and arms: scoring one again computes nothing
+for a in ppo grpo rloo; do
+	for k in 1 2; do
+		[ "$(grep -c '"ref_token_logps":\[' "$T/p/s1/$a/r$k/ref.jsonl")" = "$(wc -l <"$T/p/s1/$a/r$k/scored.jsonl")" ] ||
+			fail "$a round $k: ref.jsonl lacks ref_token_logps"
+	done
+done
+lbdpo-refcache -m "$T/p/s1/base/ref" --cache "$T/p/s1/cache" -t 1 -i "$T/p/s1/rloo/r2/scored.jsonl" -o "$T/again.jsonl" 2>"$T/again.err" ||
+	fail "lbdpo-refcache on a round's rollouts"
+grep -q ' rollouts: 0 computed, ' "$T/again.err" || fail "the reference stage's cache: $(cat "$T/again.err")"
+cmp -s "$T/again.jsonl" "$T/p/s1/rloo/r2/ref.jsonl" || fail "cached reference log-probs differ from the stage's"
 
 # rollouts: one log-prob per id, plus the stop token's
 S="$T/p/s1/ppo/r1/samples.jsonl"
