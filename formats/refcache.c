@@ -353,13 +353,21 @@ static void check_model(const refcache *c, const char *path, const uint8_t *h)
 	}
 }
 
+/* The bytes of a segment file, counted as scanned; NULL if unreadable. */
+static uint8_t *read_segment(refcache *c, const char *path, size_t *n)
+{
+	uint8_t *b = slurp(path, n);
+	if (b)
+		c->st.segments++;
+	return b;
+}
+
 static void load_segment(refcache *c, const char *path)
 {
 	size_t n;
-	uint8_t *b = slurp(path, &n);
+	uint8_t *b = read_segment(c, path, &n);
 	if (!b)
 		return;
-	c->st.segments++;
 	uint8_t h[8];
 	/* A header shorter than its size or failing its checksum: the writer
 	 * was killed inside its first write(); there is nothing to read. */
@@ -421,10 +429,9 @@ static int torn_tail(const uint8_t *e, size_t avail)
 static void load_tok_segment(refcache *c, const char *path)
 {
 	size_t n;
-	uint8_t *b = slurp(path, &n);
+	uint8_t *b = read_segment(c, path, &n);
 	if (!b)
 		return;
-	c->st.segments++;
 	if (n < REFCACHE_SEG_HEADER) { /* killed inside its first write() */
 		if (n)
 			c->st.corrupt++;

@@ -2,6 +2,9 @@
 #   need_shared FILE...  skip (exit 77) with a message when ../shared assets are absent
 #   fail MSG             print and exit 1
 #   expect_fail CMD...   the command must exit nonzero with a one-line "error:" message
+#   kill_mid_run PID GLOB  stop PID, let it run in 50 ms slices until the files GLOB
+#                        hold over 2000 bytes, then SIGKILL it: the kill lands mid-run
+#                        however fast the machine is
 #   num_close A B TOL    two text files equal but for numbers, which agree within TOL
 #                        relative (absolute below 1); prints the worst difference
 set -u -o pipefail   # a failing producer in a pipe fails the test too (so never cut a
@@ -45,6 +48,16 @@ rank_pid() {
 		e=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)
 		grep -qx "LBDPO_TEST_MARK=$T" <<<"$e" && grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$e" && { echo "$p"; return; }
 	done
+}
+kill_mid_run() {
+	local i s
+	kill -STOP "$1"
+	for i in $(seq 400); do
+		s=$(eval "cat $2" 2>/dev/null | wc -c)
+		[ "$s" -gt 2000 ] && break
+		kill -CONT "$1"; sleep 0.05; kill -STOP "$1"
+	done
+	kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null
 }
 num_close() {
 	local a b

@@ -59,15 +59,7 @@ mkdir -p a b
 (cd a && lbdpo-refcache --model ../m1 -i ../big.tok -o out.ref -b 48 -t 1 --cache cache 2>/dev/null) || fail "uninterrupted run"
 (cd b && exec lbdpo-refcache --model ../m1 -i ../big.tok -o out.ref -b 48 -t 1 --cache cache 2>/dev/null) &
 pid=$!
-# Stopped at once and let run in 50 ms slices until the cache holds some
-# entries: the kill then lands mid-run however fast the machine is.
-kill -STOP $pid
-for i in $(seq 400); do
-	s=$(cat b/cache/*/seg-*.rc 2>/dev/null | wc -c)
-	[ "$s" -gt 2000 ] && break
-	kill -CONT $pid; sleep 0.05; kill -STOP $pid
-done
-kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+kill_mid_run $pid "b/cache/*/seg-*.rc"
 [ ! -e b/out.ref ] || fail "killed run left an output file (or finished before the kill)"
 (cd b && lbdpo-refcache --model ../m1 -i ../big.tok -o out.ref -b 48 -t 1 --cache cache 2>../s6) || fail "re-run"
 comp=$(sed -n 's/.*records: \([0-9]*\) computed.*/\1/p' s6)

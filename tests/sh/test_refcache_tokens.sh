@@ -65,15 +65,7 @@ mkdir -p ka kb
 (cd ka && lbdpo-refcache -m ../m1 -t 1 --cache cache -i ../big.jsonl -o out.jsonl 2>/dev/null) || fail "uninterrupted run"
 (cd kb && exec lbdpo-refcache -m ../m1 -t 1 --cache cache -i ../big.jsonl -o out.jsonl 2>/dev/null) &
 pid=$!
-# Stopped at once and let run in 50 ms slices until the cache holds some
-# entries: the kill then lands mid-run however fast the machine is.
-kill -STOP $pid
-for i in $(seq 400); do
-	s=$(cat kb/cache/*/tok-*.rc 2>/dev/null | wc -c)
-	[ "$s" -gt 2000 ] && break
-	kill -CONT $pid; sleep 0.05; kill -STOP $pid
-done
-kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+kill_mid_run $pid "kb/cache/*/tok-*.rc"
 [ ! -e kb/out.jsonl ] || fail "killed run left an output file (or finished before the kill)"
 (cd kb && lbdpo-refcache -m ../m1 -t 1 --cache cache -i ../big.jsonl -o out.jsonl 2>../e6) || { cat e6; fail "re-run"; }
 comp=$(computed e6)

@@ -111,8 +111,8 @@ static int count_ok(refcache *c, int from, int to)
 	return ok;
 }
 
-/* The one segment file in root/fp. */
-static char *the_segment(const char *root, const char *fp)
+/* The one segment file in root/fp whose name starts with prefix. */
+static char *segment_of(const char *root, const char *fp, const char *prefix)
 {
 	char d[512];
 	snprintf(d, sizeof d, "%s/%s", root, fp);
@@ -122,15 +122,18 @@ static char *the_segment(const char *root, const char *fp)
 	char *found = NULL;
 	int n = 0;
 	while ((de = readdir(dd)))
-		if (!strncmp(de->d_name, "seg-", 4)) {
+		if (!strncmp(de->d_name, prefix, 4)) {
 			found = malloc(strlen(d) + strlen(de->d_name) + 2);
 			sprintf(found, "%s/%s", d, de->d_name);
 			n++;
 		}
 	closedir(dd);
-	cr_assert_eq(n, 1, "expected one segment, found %d", n);
+	cr_assert_eq(n, 1, "expected one %s segment, found %d", prefix, n);
 	return found;
 }
+
+static char *the_segment(const char *root, const char *fp) { return segment_of(root, fp, "seg-"); }
+static char *the_tok_segment(const char *root, const char *fp) { return segment_of(root, fp, "tok-"); }
 
 static off_t fsize(const char *p)
 {
@@ -386,27 +389,6 @@ static size_t tok_off(int i)
 	for (int j = 0; j < i; j++)
 		off += REFCACHE_TOK_ENTRY(tok_n(j));
 	return off;
-}
-
-/* The one per-token segment in root/fp. */
-static char *the_tok_segment(const char *root, const char *fp)
-{
-	char d[512];
-	snprintf(d, sizeof d, "%s/%s", root, fp);
-	DIR *dd = opendir(d);
-	cr_assert_not_null(dd);
-	struct dirent *de;
-	char *found = NULL;
-	int n = 0;
-	while ((de = readdir(dd)))
-		if (!strncmp(de->d_name, "tok-", 4)) {
-			found = malloc(strlen(d) + strlen(de->d_name) + 2);
-			sprintf(found, "%s/%s", d, de->d_name);
-			n++;
-		}
-	closedir(dd);
-	cr_assert_eq(n, 1, "expected one per-token segment, found %d", n);
-	return found;
 }
 
 Test(refcache, tokens_round_trip_apart_from_sequence_scores)
