@@ -339,7 +339,7 @@ int main(int argc, char **argv)
 			       nrank);
 	if (cache_dir && !*cache_dir)
 		cache_dir = NULL;
-	const int rollouts = rank == 0 ? input_rollouts(in) : 0;
+	const int rollouts = input_rollouts(in); /* every rank: with several, in is a file */
 	if (rollouts && (nrank > 1 || shard.n > 1))
 		dist_die_usage("rollouts (JSON Lines) are scored by one process: no --shard, no mpirun");
 	if (rollouts && (tok_sha || batch_tokens))

@@ -451,7 +451,7 @@ static void load_tok_segment(refcache *c, const char *path)
 		uint8_t key[32];
 		int32_t k;
 		uint32_t want = n - p >= 44 ? get_u32(b + p + 40) : 0;
-		xgrow((void **)&lp, &lcap, (want < (1u << 24) ? want : 0) + 1, sizeof *lp);
+		xgrow((void **)&lp, &lcap, (want <= (1u << 24) ? want : 0) + 1, sizeof *lp);
 		size_t len = decode_tok_entry(c, b + p, n - p, key, &k, lp);
 		if (len) {
 			if (insert_tokens(c, key, lp, k))
