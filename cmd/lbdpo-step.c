@@ -199,7 +199,9 @@ int main(int argc, char **argv)
 				    "HF model dir, llama2.c .bin, or checkpoint to start from (required)"),
 		OPT_STRING('i', "input", "FILE", &in, "records with reference scores (default stdin)"),
 		OPT_STRING_REQUIRED('o', "output", "DIR", &out, "checkpoint directory to write (required)"),
-		OPT_BOOL(0, "fresh", &to.ck.fresh, "treat a checkpoint --model as a model only (new head, step 0)"),
+		OPT_BOOL(
+			0, "fresh", &to.ck.fresh,
+			"treat a checkpoint --model as a model only (new head, step 0; ppo, grpo, rloo: new optimizer state)"),
 		CLI_SECTION("Schedule:"),
 		OPT_INT(0, "steps", "N", &steps, 0, 1L << 40, "optimizer steps to run in this invocation"),
 		OPT_DOUBLE(0, "epochs", "E", &epochs, 0, 1e6, "passes over the records (instead of --steps)"),
@@ -279,15 +281,13 @@ int main(int argc, char **argv)
 		OPT_DOUBLE(0, "entropy-alpha", "X", &lo->entropy_alpha, -1e9, 1e9, "alpha of the entropy regularizer"),
 		CLI_SECTION("Run:"),
 		OPT_STRING(
-			0,
-			"metrics", "FILE", &metrics,
+			0, "metrics", "FILE", &metrics,
 			"per-step JSON lines into FILE (- = stderr); a fresh run refuses a non-empty FILE, a resumed one "
 			"appends"),
 		OPT_INT(0, "save-every", "N", &save_every, 0, 1L << 40,
 			"also write --output every N steps (default: only at the end)"),
 		OPT_STRING(
-			0,
-			"tensorboard", "DIR", &tbdir,
+			0, "tensorboard", "DIR", &tbdir,
 			"also write every metric as TensorBoard scalars into a new events.out.tfevents.* file in DIR"),
 		CLI_SECTION("Evaluation:"),
 		OPT_STRING(0, "eval-input", "FILE", &eval_in,

@@ -19,8 +19,12 @@
 #     an element with a gradient that is zero up to rounding moves by an
 #     order-dependent fraction of lr (tests/sh/test_mpi_step.sh). The LoRA
 #     adapter's B starts at zero: its scale after the update is a few lr and
-#     that rounding shows at ~1e-4 of it: 1e-3 (as test_mpi_step's LoRA);
+#     that rounding shows at 2.2e-5 of it (measured): 1e-3 (as test_mpi_step's LoRA);
 #   - the global step and the data position in trainer_state.json identical;
+#   - the CUDA backend on the CPU emulator (its moments and gradient in memory
+#     apart from the host's): 2 ranks vs one process, two calls, the same
+#     checks; the second call equals the CPU's within 1e-4 (the emulator's
+#     floor in test_ppo; measured 2.3e-6), so the moments reached the device;
 #   - standard input refused with 2 ranks, once.
 . "$(dirname "$0")/lib.sh"
 need_mpi lbdpo-step
@@ -93,6 +97,28 @@ mpi -np 2 lbdpo-step -m dp_grpo -i grp.jsonl "${S[@]}" --loss grpo --kl-coef 0.1
 metrics_close one_g2.m dp_g2.m "grpo, second call"
 ckpt_close one_g2 dp_g2 "grpo, second call" "${FULL[@]}"
 [ "$(jget step one_g2/trainer_state.json)" = 5 ] || fail "second call: global step $(jget step one_g2/trainer_state.json), want 2·2 + 1"
+
+# the CUDA backend on the CPU emulator (memory apart from the host's: the
+# moments are mirrors, the gradient goes through a host copy): 2 ranks vs
+# one process, PPO, then a second call continuing the optimizer
+EM="${LBDPO_TESTBIN}/../emu/mpi/lbdpo-step"
+if [ -x "$EM" ]; then
+	E=(--device cuda --loss ppo --epochs 2 --num-mini-batches 2 "${S[@]}" -i ppo.jsonl)
+	"$EM" -m m0 "${E[@]}" --metrics emu1.m -o emu1 2>/dev/null || fail "emulated cuda, one process"
+	mpi -np 2 "$EM" -m m0 "${E[@]}" --metrics emu2.m -o emu2 2>/dev/null || fail "emulated cuda, 2 ranks"
+	metrics_close emu1.m emu2.m "emulated cuda ppo"
+	ckpt_close emu1 emu2 "emulated cuda ppo" "${PPOF[@]}"
+	"$EM" -m emu1 --value-model emu1/value "${E[@]}" --metrics emu1b.m -o emu1b 2>/dev/null || fail "emulated cuda, call 2"
+	mpi -np 2 "$EM" -m emu2 --value-model emu2/value "${E[@]}" --metrics emu2b.m -o emu2b 2>/dev/null || fail "emulated cuda, call 2, 2 ranks"
+	metrics_close emu1b.m emu2b.m "emulated cuda ppo, second call"
+	ckpt_close emu1b emu2b "emulated cuda ppo, second call" "${PPOF[@]}"
+	lbdpo-step -m m0 --loss ppo --epochs 2 --num-mini-batches 2 "${S[@]}" -i ppo.jsonl -o cpu1 || fail "cpu"
+	lbdpo-step -m cpu1 --value-model cpu1/value --loss ppo --epochs 2 --num-mini-batches 2 "${S[@]}" -i ppo.jsonl \
+		--metrics cpu1b.m -o cpu1b || fail "cpu, call 2"
+	TOL=1e-4 ckpt_close cpu1b emu1b "cpu vs emulated cuda, second call" "${PPOF[@]}"
+else
+	echo "note: $EM not built (SANITIZE=1 or CUDA=1 build): no device-memory check"
+fi
 
 # standard input: refused once, nothing written
 mpi -np 2 lbdpo-step --loss grpo -m m0 -o refused <grp.jsonl >/dev/null 2>err && fail "stdin accepted with 2 ranks"
