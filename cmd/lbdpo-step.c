@@ -410,6 +410,10 @@ int main(int argc, char **argv)
 	to.ck.reward = lo->kind == LOSS_REWARD; /* an LM gets a score head */
 	ckpt *ck = ckpt_load(to.init, &to.ck);
 	ck->save_dtype = save_dtype;
+	if (ck->resumed && rl_state_algo(ck->state) >= 0) /* its moments are another objective's */
+		dist_die_usage("%s: a checkpoint of lbdpo-step --loss %s: give --fresh to train it further with a "
+			       "preference loss",
+			       to.init, rl_algo_name((rl_algo)rl_state_algo(ck->state)));
 	const json_t *prev_opts = ck->resumed ? json_object_get(ck->state, "options") : NULL;
 	if (ck->resumed) {
 		resume_options(&to, ck, prev_opts, &c, allow_changed);

@@ -47,6 +47,12 @@ int rl_algo_parse(const char *name)
 
 const char *rl_algo_name(rl_algo a) { return a == RL_PPO ? "ppo" : a == RL_GRPO ? "grpo" : "rloo"; }
 
+int rl_state_algo(const json_t *state)
+{
+	const char *l = json_string_value(json_object_get(json_object_get(state, "options"), "loss"));
+	return l ? rl_algo_parse(l) : -1;
+}
+
 void rl_opts_default(rl_opts *o)
 {
 	memset(o, 0, sizeof *o);
@@ -241,6 +247,15 @@ static void score_all(model *m, model_ws *ws, rollout *ro, int N, int T, double 
 	free(idx), free(rowp);
 }
 
+/* A rank with no row of a mini-batch that others forward: the LoRA dropout
+ * counter advances as theirs (and one process's) does, so every rank saves
+ * the same trainer state. */
+static void skip_forward(model *m)
+{
+	if (model_lora(m))
+		lora_next_forward(model_lora(m), 1);
+}
+
 /* AdamW over every trainable tensor of m (its adapter's under LoRA) with
  * the gradient G (device) summed over ranks, after global norm clipping;
  * returns the norm (NAN: not finite, nothing updated). */
@@ -318,8 +333,7 @@ static int rl_continues(const char *dir, rl_algo a)
 	json_t *st = json_load_file(sp, JSON_REJECT_DUPLICATES, &je);
 	if (!st)
 		die("%s: line %d: %s", sp, je.line, je.text);
-	const char *l = json_string_value(json_object_get(json_object_get(st, "options"), "loss"));
-	int r = l && !strcmp(l, rl_algo_name(a));
+	int r = rl_state_algo(st) == (int)a;
 	json_decref(st);
 	free(sp);
 	return r;
@@ -621,8 +635,13 @@ void rl_train(const rl_opts *o)
 			}
 			size_t np = model_n_trainable(m);
 			be->memset0(pol.G, np * sizeof(float));
+			int any = 0;
+			for (int r = 0; r < k; r++)
+				any |= len[perm[s0 + r]] > 0;
 			if (nl)
 				model_forward(m, pol.ws, sq, nl, sc, 1);
+			else if (any)
+				skip_forward(m);
 			for (int q = 0; q < nl; q++)
 				for (int t = 0; t < ml[live[q]]; t++)
 					b_lp[(size_t)live[q] * T + t] = tokbuf[(size_t)live[q] * T + t];
@@ -655,6 +674,8 @@ void rl_train(const rl_opts *o)
 					for (int q = 0; q < nq; q++)
 						ptx_nll -= psc[q].logp[0] / ntok;
 					model_backward(m, pol.ws, psg, pol.G);
+				} else if (kp) {
+					skip_forward(m);
 				}
 				dist_allreduce_sum_f64(&ptx_nll, 1);
 				ptx_pos = (ptx_pos + kp) % ptx->n;

@@ -5,6 +5,7 @@
 #ifndef LBDPO_TRAIN_RLSTEP_H
 #define LBDPO_TRAIN_RLSTEP_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -19,6 +20,10 @@ typedef enum { RL_PPO = 0, RL_GRPO, RL_RLOO } rl_algo;
 extern const char *const rl_algo_names[];
 int rl_algo_parse(const char *name);
 const char *rl_algo_name(rl_algo a);
+/* The rl_algo of a checkpoint that lbdpo-step --loss ppo|grpo|rloo wrote,
+ * from its trainer_state.json (state, as loaded; may be NULL): the loss its
+ * "options" name; -1 for any other checkpoint. */
+int rl_state_algo(const json_t *state);
 
 typedef struct {
 	rl_algo algo;

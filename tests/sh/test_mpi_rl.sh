@@ -91,6 +91,21 @@ np_vs_one 3 rloo FULL grp.jsonl --loss rloo --num-mini-batches 3 --normalize-adv
 LORAF=(optimizer.safetensors "${VAL[@]}")
 np_vs_one 2 lora LORAF ppo.jsonl --loss ppo --epochs 2 --num-mini-batches 2 --lora-r 4
 TOL=1e-3 ckpt_close one_lora dp_lora "lora adapter" adapter_model.safetensors
+# LoRA dropout: the ranks draw other masks than one process (not compared),
+# but count the forwards alike: a rank with no row of a mini-batch that
+# another rank forwards advances its counter too, so rank 0 saves one
+# process's trainer state (6 of 8 completions empty: rank 0 often has none)
+for p in 5 6 7 8; do
+	for i in 0 1; do
+		ids=; [ $p$i = 60 ] && ids=4,5,6; [ $p$i = 81 ] && ids=7,8
+		echo "{\"prompt_ids\":[1,$p],\"ids\":[$ids],\"reward\":0.$p$i}"
+	done
+done >sparse.jsonl
+D=(-m m0 -i sparse.jsonl "${S[@]}" --loss grpo --num-generations 2 --epochs 4 --num-mini-batches 4 --lora-r 4 --lora-dropout 0.2)
+lbdpo-step "${D[@]}" -o drop1 || fail "dropout, one process"
+mpi -np 2 lbdpo-step "${D[@]}" -o drop2 || fail "dropout, 2 ranks"
+c1=$(grep -o '"dropout_forwards": [0-9]*' drop1/trainer_state.json) c2=$(grep -o '"dropout_forwards": [0-9]*' drop2/trainer_state.json)
+[ -n "$c1" ] && [ "$c1" = "$c2" ] || fail "LoRA dropout counter: one process $c1, 2 ranks $c2"
 # a second call from the first's output: the optimizer goes on, on 2 ranks alike
 lbdpo-step -m one_grpo -i grp.jsonl "${S[@]}" --loss grpo --kl-coef 0.1 --metrics one_g2.m -o one_g2 || fail "grpo call 2"
 mpi -np 2 lbdpo-step -m dp_grpo -i grp.jsonl "${S[@]}" --loss grpo --kl-coef 0.1 --metrics dp_g2.m -o dp_g2 || fail "grpo call 2, 2 ranks"

@@ -21,7 +21,7 @@
 #    bit, with the optimizer state; a call killed (SIGKILL) leaves nothing
 #    and, run again, writes the uninterrupted call's files bit for bit;
 #  - refusals: --schedule linear without --total-steps; --lora-r with an
-#    adapter.
+#    adapter; a preference loss from an RL checkpoint without --fresh.
 . "$(dirname "$0")/lib.sh"
 CLOSE="${LBDPO_TESTBIN:?}/mpi/st_close"
 [ -x "$CLOSE" ] || fail "$CLOSE not built"
@@ -64,6 +64,16 @@ awk -v a="$(mget lr l1.m)" -v b="$(mget lr l2.m)" 'BEGIN { exit !(a == 0.00075 &
 	fail "linear schedule: lr $(mget lr l1.m), $(mget lr l2.m); want 0.00075, 0.00025"
 out=$(expect_fail lbdpo-step --loss grpo -m m0 "${S[@]}" --schedule cosine -o x)
 grep -q 'needs --total-steps' <<<"$out" || fail "--schedule without --total-steps: $out"
+
+# an RL checkpoint under a preference loss: refused unless --fresh (its
+# moments are another objective's); lbdpo-eval scores it without a warning
+awk -v seed=1 -v n=8 -f "$ROOT/tests/sh/gen_pairs.awk" | lbdpo-show --from-json -o p.ref || fail "gen pairs"
+out=$(expect_fail lbdpo-step --loss dpo -m c1_grpo -i p.ref --steps 1 --ignore-provenance -o d1)
+grep -q 'c1_grpo: a checkpoint of lbdpo-step --loss grpo: give --fresh' <<<"$out" || fail "dpo from an RL checkpoint: $out"
+[ ! -e d1 ] || fail "refused, but wrote d1"
+lbdpo-step -q --loss dpo --fresh -m c1_grpo -i p.ref --steps 1 --ignore-provenance -o d1 2>/dev/null || fail "dpo --fresh from an RL checkpoint"
+lbdpo-eval -m c1_grpo -i p.ref >/dev/null 2>ev.err || fail "lbdpo-eval on an RL checkpoint"
+grep -q warning ev.err && fail "lbdpo-eval on an RL checkpoint: $(cat ev.err)"
 
 # 2. PPO: the value model's moments go on
 lbdpo-step --loss ppo -m m0 "${S[@]}" --epochs 2 -o p1 || fail "ppo call 1"
