@@ -23,6 +23,8 @@
 #   make online          on-policy DPO rounds (judge / reward model) vs offline,
 #                        3 seeds (pipelines/online.mk; QUICK=1: 1 seed, short)
 #   make bench           benchmarks (not part of test)
+#   make bench-lora SHAPE=qwen2.5-1.5b   LoRA vs full fine-tuning on a random
+#                        model of a real shape (bench/shapes/; minutes, GBs)
 #   make fuzz            fuzz the readers (FUZZ_SECONDS=900 per target)
 #   make format          reformat every C, CUDA and C++ source with clang-format
 #                        (.clang-format); make format-check lists the lines it
@@ -204,7 +206,7 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo experiment study online ppo bench fuzz install clean help tests-build test-gpu \
+.PHONY: all deps test check-deps demo experiment study online ppo bench bench-lora fuzz install clean help tests-build test-gpu \
 	format format-check
 all: $(PROGS)
 
@@ -343,6 +345,11 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BENCHES) $(if $(NVCC),$(if $(filter 1,$(CUDA)),,$(CUDA_PROGS)))
 	@LBDPO_BIN=$(CURDIR)/$(BIN) LBDPO_BENCHBIN=$(CURDIR)/$(B)/bench/bin LBDPO_CUDA_BIN=$(CURDIR)/$(BENCH_CUDA) \
 	  bash bench/run.sh
+
+SHAPE ?= qwen2.5-0.5b
+bench-lora: deps
+	@$(MAKE) --no-print-directory all
+	@LBDPO_BIN=$(CURDIR)/$(BIN) bash bench/lora.sh $(SHAPE) $(ARMS)
 
 fuzz: deps
 	@bash tests/fuzz/run.sh

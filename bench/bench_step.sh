@@ -10,7 +10,8 @@ export PATH="$LBDPO_BIN:$PATH"
 D=${1:-256} L=${2:-4} V=${3:-512} P=${4:-48} C=${5:-48} N=${6:-6} TH=${7:-2}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 lbdpo-init -q -o "$T/m" --dim "$D" --layers "$L" --heads $((D / 64 > 0 ? D / 64 : 1)) --vocab "$V" --max-seq $((P + 2 * C + 8))
-awk -v n=64 -v V="$V" -v P="$P" -v C="$C" 'BEGIN { srand(1); print "{\"lbdpo\": 1, \"kind\": \"ref\", \"history\": []}"
+fp=$(lbdpo-init -q -m "$T/m" --info | sed 's/.*fingerprint=\([0-9a-f]*\).*/\1/')
+awk -v fp="$fp" -v n=64 -v V="$V" -v P="$P" -v C="$C" 'BEGIN { srand(1); printf "{\"lbdpo\": 1, \"kind\": \"ref\", \"history\": [], \"reference\": {\"path\": \"m\", \"fingerprint\": \"%s\"}}\n", fp
 	for (r = 0; r < n; r++) { printf "{\"prompt_ids\": ["; for (i = 0; i < P; i++) printf "%s%d", i ? "," : "", int(rand() * V)
 		for (k = 0; k < 2; k++) { printf "], \"%s_ids\": [", k ? "rejected" : "chosen"; for (i = 0; i < C; i++) printf "%s%d", i ? "," : "", int(rand() * V) }
 		printf "], \"ref_chosen_logp\": %f, \"ref_rejected_logp\": %f, \"ref_prompt_logp\": -6.2}\n", -C * log(V), -C * log(V) } }' |

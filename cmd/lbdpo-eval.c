@@ -19,6 +19,7 @@
 #include "libcore/train/engine.h"
 #include "libcore/train/adapter.h"
 #include "libcore/train/eval.h"
+#include "libcore/train/rlstep.h"
 #include "libcore/nn/backend_opts.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "base/cli.h"
@@ -468,7 +469,8 @@ int main(int argc, char **argv)
 	train_opts run;
 	const char *bad = NULL;
 	train_opts_default(&run);
-	const json_t *oj = ck->state ? json_object_get(ck->state, "options") : NULL;
+	/* (an RL step's checkpoint has no preference loss: the defaults) */
+	const json_t *oj = ck->state && rl_state_algo(ck->state) < 0 ? json_object_get(ck->state, "options") : NULL;
 	if (oj && train_opts_from_json(&run, oj, &bad) == 0) {
 		if (!cli_given(&c, "loss")) { /* the run's loss, its list and learned beta */
 			lo.kind = run.loss.kind;

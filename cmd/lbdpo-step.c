@@ -96,9 +96,11 @@ static const char *const best_modes[] = {"min", "max", NULL};
  * RL update also reads. */
 static const char rl_title[] = "Reinforcement learning (--loss ppo, grpo, rloo; input: scored lbdpo-sample "
 			       "--logprobs rollouts):";
-static const char *const rl_shared[] = {"model",        "input",   "output", "init", "out",     "epochs", "lr",
-					"weight-decay", "clip",    "seed",   "loss", "metrics", "quiet",  "device",
-					"tf32",         "threads", "dtype",  "bf16", NULL};
+static const char *const rl_shared[] = {
+	"model",        "input",        "output",     "init",         "out",     "fresh",       "epochs",  "lr",
+	"weight-decay", "clip",         "seed",       "loss",         "metrics", "quiet",       "device",  "tf32",
+	"threads",      "dtype",        "bf16",       "schedule",     "warmup",  "total-steps", "adapter", "lora-r",
+	"lora-alpha",   "lora-dropout", "use-rslora", "lora-targets", NULL};
 
 /* 1 when row o of the table opts lies in the section titled rl_title */
 static int rl_row(const cli_opt *opts, const cli_opt *o)
@@ -121,7 +123,7 @@ static int in_list(const char *const *l, const char *name)
 /* --loss ppo|grpo|rloo: one RL update (libcore/train/rlstep.c); the
  * options of the preference losses are refused */
 static int rl_main(rl_opts *ro, const cli *c, const cli_opt *opts, const char *in, const char *out, const char *metrics,
-		   const train_opts *to, double epochs, backend_opts *bo)
+		   const train_opts *to, double epochs, backend_opts *bo, int *argc, char ***argv)
 {
 	for (const cli_opt *o = opts; o->key || o->lng || o->help; o++)
 		if (o->lng && !o->alias_of && cli_given(c, o->lng) && !rl_row(opts, o) && !in_list(rl_shared, o->lng))
@@ -141,7 +143,25 @@ static int rl_main(rl_opts *ro, const cli *c, const cli_opt *opts, const char *i
 		die_usage("--scale-rewards and --loss-type are options of --loss grpo");
 	if (cli_given(c, "normalize-advantages") && ro->algo != RL_RLOO)
 		die_usage("--normalize-advantages is an option of --loss rloo");
+	ro->schedule = cli_given(c, "schedule") ? to->schedule : SCHED_CONSTANT;
+	if (ro->schedule != SCHED_CONSTANT && !cli_given(c, "total-steps"))
+		die_usage("--schedule %s with --loss %s needs --total-steps: the optimizer steps of the whole run",
+			  sched_name(ro->schedule), rl_algo_name(ro->algo));
+	ro->warmup = to->warmup;
+	ro->total_steps = to->total_steps;
+	lora_opts_check(&to->ck.lora);
+	ro->lora = to->ck.lora;
+	ro->adapter = to->ck.adapter;
+	ro->fresh = to->ck.fresh;
 	backend_opts_apply(bo);
+	/* under mpirun: data parallel (rlstep.h) */
+	dist_init(argc, argv);
+	if (dist_size() > 1 && (!in || !strcmp(in, "-")))
+		dist_die_usage("with %d MPI ranks the input must be a file every rank can read "
+			       "(-i FILE), not standard input",
+			       dist_size());
+	if (dist_rank() > 0)
+		lbdpo_quiet = 1; /* rank 0 reports */
 	ro->policy = to->init;
 	ro->out = out;
 	ro->in = in ? in : "-";
@@ -153,6 +173,7 @@ static int rl_main(rl_opts *ro, const cli *c, const cli_opt *opts, const char *i
 	ro->epochs = epochs > 0 ? (int)epochs : -1;
 	ro->quiet = lbdpo_quiet;
 	rl_train(ro);
+	dist_finalize();
 	return 0;
 }
 
@@ -178,7 +199,9 @@ int main(int argc, char **argv)
 				    "HF model dir, llama2.c .bin, or checkpoint to start from (required)"),
 		OPT_STRING('i', "input", "FILE", &in, "records with reference scores (default stdin)"),
 		OPT_STRING_REQUIRED('o', "output", "DIR", &out, "checkpoint directory to write (required)"),
-		OPT_BOOL(0, "fresh", &to.ck.fresh, "treat a checkpoint --model as a model only (new head, step 0)"),
+		OPT_BOOL(
+			0, "fresh", &to.ck.fresh,
+			"treat a checkpoint --model as a model only (new head, step 0; ppo, grpo, rloo: new optimizer state)"),
 		CLI_SECTION("Schedule:"),
 		OPT_INT(0, "steps", "N", &steps, 0, 1L << 40, "optimizer steps to run in this invocation"),
 		OPT_DOUBLE(0, "epochs", "E", &epochs, 0, 1e6, "passes over the records (instead of --steps)"),
@@ -258,15 +281,13 @@ int main(int argc, char **argv)
 		OPT_DOUBLE(0, "entropy-alpha", "X", &lo->entropy_alpha, -1e9, 1e9, "alpha of the entropy regularizer"),
 		CLI_SECTION("Run:"),
 		OPT_STRING(
-			0,
-			"metrics", "FILE", &metrics,
+			0, "metrics", "FILE", &metrics,
 			"per-step JSON lines into FILE (- = stderr); a fresh run refuses a non-empty FILE, a resumed one "
 			"appends"),
 		OPT_INT(0, "save-every", "N", &save_every, 0, 1L << 40,
 			"also write --output every N steps (default: only at the end)"),
 		OPT_STRING(
-			0,
-			"tensorboard", "DIR", &tbdir,
+			0, "tensorboard", "DIR", &tbdir,
 			"also write every metric as TensorBoard scalars into a new events.out.tfevents.* file in DIR"),
 		CLI_SECTION("Evaluation:"),
 		OPT_STRING(0, "eval-input", "FILE", &eval_in,
@@ -324,7 +345,7 @@ int main(int argc, char **argv)
 	cli_end(&c, 0);
 	if (lc.other) {
 		ro.algo = (rl_algo)rl_algo_parse(lc.other);
-		return rl_main(&ro, &c, options, in, out, metrics, &to, epochs, &bo);
+		return rl_main(&ro, &c, options, in, out, metrics, &to, epochs, &bo, &argc, &argv);
 	}
 	for (const cli_opt *o = options; o->key || o->lng || o->help; o++)
 		if (o->lng && !o->alias_of && rl_row(options, o) && cli_given(&c, o->lng))
@@ -389,6 +410,10 @@ int main(int argc, char **argv)
 	to.ck.reward = lo->kind == LOSS_REWARD; /* an LM gets a score head */
 	ckpt *ck = ckpt_load(to.init, &to.ck);
 	ck->save_dtype = save_dtype;
+	if (ck->resumed && rl_state_algo(ck->state) >= 0) /* its moments are another objective's */
+		dist_die_usage("%s: a checkpoint of lbdpo-step --loss %s: give --fresh to train it further with a "
+			       "preference loss",
+			       to.init, rl_algo_name((rl_algo)rl_state_algo(ck->state)));
 	const json_t *prev_opts = ck->resumed ? json_object_get(ck->state, "options") : NULL;
 	if (ck->resumed) {
 		resume_options(&to, ck, prev_opts, &c, allow_changed);

@@ -17,7 +17,9 @@
 #                    the same for every arm, are scored once)
 #     policy/        ppo, grpo, rloo: lbdpo-step --loss ARM on ref.jsonl
 #                    (ppo: the value model in policy/value, carried from
-#                    round to round);
+#                    round to round); a checkpoint: round k+1's step
+#                    continues its AdamW moments and step count (one
+#                    optimizer over the run);
 #                    dpo, lbdpo: lbdpo-pairs → lbdpo-tokenize → lbdpo-refcache
 #                    → lbdpo-step from the last policy (pipelines/online.mk's round)
 #     metrics.jsonl  the step's metrics (RL: objective/kl, objective/scores, ...)
@@ -113,7 +115,9 @@ $(W)/s$1/$2/r$3/answers.jsonl: $(W)/s$1/$2/r$3/policy/config.json $(W)/s$1/test-
 	  -i $(W)/s$1/test-math.jsonl -o $$@
 endef
 
-# $(call rlstep,S,ARM,k,PREVIOUS POLICY,OPTIONS)
+# $(call rlstep,S,ARM,k,PREVIOUS POLICY,OPTIONS): from round 2 on, -m the
+# previous round's checkpoint, whose optimizer state (and the value model's,
+# --value-model) the step continues
 define rlstep
 $(W)/s$1/$2/r$3/policy/config.json: $(W)/s$1/$2/r$3/ref.jsonl $4/config.json
 	@rm -rf $(W)/s$1/$2/r$3/policy $(W)/s$1/$2/r$3/metrics.jsonl

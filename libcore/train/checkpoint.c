@@ -519,6 +519,8 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 	json_save_file(p, st, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
 	free(p);
 	json_decref(st);
+	if (c->save_extra)
+		c->save_extra(c->save_extra_arg, tmp);
 	fsync_path(tmp);
 
 	temp_dir_mode(tmp, dir);

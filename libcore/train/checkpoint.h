@@ -76,6 +76,11 @@ typedef struct {
 	lora *lo;
 	char base_fp[65];
 	char *base_owned;
+	/* more files of the directory ckpt_save writes (lbdpo-step --loss ppo's
+	 * value model, the RL state): written into the temporary directory
+	 * before it is renamed into place (NULL: none) */
+	void (*save_extra)(void *arg, const char *tmp);
+	void *save_extra_arg;
 } ckpt;
 
 /* How ckpt_load makes a fresh β model (a plain model, or fresh != 0). */

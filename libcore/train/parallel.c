@@ -37,15 +37,29 @@ int dp_stop_all(void)
 	return (int)-f;
 }
 
+/* a model's parameters, and its adapter's when one is set, into h */
+static void model_hash_update(sha256_ctx *h, model *m)
+{
+	model_sync(m, 0);
+	sha256_update(h, model_params(m), model_n_params(m) * sizeof(float));
+	if (model_lora(m)) /* the adapter trained */
+		sha256_update(h, model_trainable(m), model_n_trainable(m) * sizeof(float));
+}
+
 /* SHA-256 of the policy's and the β model's parameters (host copies). */
 void dp_params_hash(ckpt *ck, char out[65])
 {
-	model_sync(ck->m, 0);
 	sha256_ctx *h = sha256_new();
-	sha256_update(h, model_params(ck->m), model_n_params(ck->m) * sizeof(float));
-	if (ck->lo) /* the adapter trained */
-		sha256_update(h, model_trainable(ck->m), model_n_trainable(ck->m) * sizeof(float));
+	model_hash_update(h, ck->m);
 	sha256_update(h, ck->bh->p, ck->bh->n_params * sizeof(float));
+	sha256_final_hex(h, out);
+}
+
+/* SHA-256 of a model's parameters (and its adapter's, when one is set). */
+void dp_model_hash(model *m, char out[65])
+{
+	sha256_ctx *h = sha256_new();
+	model_hash_update(h, m);
 	sha256_final_hex(h, out);
 }
 

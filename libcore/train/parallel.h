@@ -27,6 +27,9 @@ int dp_stop_all(void);
 /* SHA-256 of the policy's and the β model's parameters (host copies). */
 void dp_params_hash(ckpt *ck, char out[65]);
 
+/* SHA-256 of a model's parameters (and its adapter's, when one is set). */
+void dp_model_hash(model *m, char out[65]);
+
 /* Every rank must hold what rank 0 holds: compare a hash with rank 0's. */
 void dp_check_same(const char *what, const char mine[65]);
 

@@ -6,8 +6,16 @@
  * mini-batches, each one AdamW step of the policy (and of the value model)
  * on the clipped losses. The per-token gradients go down through
  * model_seq_grad.d_tok_logp / d_tok_value (logit_grad_rows' row weights).
- * The optimizer moments start at zero in every call (TRL keeps them across
- * iterations): a call is a self-contained stage of pipelines/ppo.mk. */
+ * The output is a checkpoint (checkpoint.c) with the AdamW moments and step
+ * count: the next call from it continues one optimizer over the whole run,
+ * as TRL's loop does, and each call is still a self-contained stage of
+ * pipelines/ppo.mk. Under mpirun every rank reads all rollouts and holds
+ * the whole batch's per-token numbers (each rank scores its share, the
+ * shares are summed), so the advantages, their whitening and the group
+ * statistics are the one-process ones; in each mini-batch rank r forwards
+ * and backs rows i ≡ r (mod ranks), the per-token log-probs are summed
+ * over ranks before the loss (a mini-batch's token mean spans all its
+ * rows), and the gradients after. */
 #include "libcore/train/rlstep.h"
 
 #include <errno.h>
@@ -23,9 +31,13 @@
 #include "libcore/nn/adamw.h"
 #include "libcore/nn/backend.h"
 #include "libcore/nn/model.h"
+#include "formats/safetensors.h"
+#include "libcore/dist/dist.h"
 #include "libcore/objective/rl.h"
+#include "libcore/train/checkpoint.h"
 #include "libcore/train/data.h"
 #include "libcore/train/engine.h"
+#include "libcore/train/parallel.h"
 
 const char *const rl_algo_names[] = {"ppo", "grpo", "rloo", NULL};
 
@@ -35,6 +47,12 @@ int rl_algo_parse(const char *name)
 }
 
 const char *rl_algo_name(rl_algo a) { return a == RL_PPO ? "ppo" : a == RL_GRPO ? "grpo" : "rloo"; }
+
+int rl_state_algo(const json_t *state)
+{
+	const char *l = json_string_value(json_object_get(json_object_get(state, "options"), "loss"));
+	return l ? rl_algo_parse(l) : -1;
+}
 
 void rl_opts_default(rl_opts *o)
 {
@@ -215,12 +233,39 @@ static void score_rows(model *m, model_ws *ws, rollout *ro, const int *idx, int 
 	}
 }
 
-/* AdamW over every tensor of m with the gradient G (device), after global
- * norm clipping; returns the norm (NAN: not finite, nothing updated). */
+/* score_rows of this rank's share of the N rollouts (i ≡ rank mod ranks)
+ * into rows i of x [N, T] (zero elsewhere), summed over ranks: every rank
+ * gets every row */
+static void score_all(model *m, model_ws *ws, rollout *ro, int N, int T, double *x, int values)
+{
+	int k = 0, *idx = xmalloc(sizeof(int) * N);
+	double **rowp = xmalloc(sizeof(double *) * N);
+	for (int i = dist_rank(); i < N; i += dist_size()) {
+		idx[k] = i;
+		rowp[k++] = x + (size_t)i * T;
+	}
+	score_rows(m, ws, ro, idx, k, rowp, values);
+	dist_allreduce_sum_f64(x, (size_t)N * T);
+	free(idx), free(rowp);
+}
+
+/* A rank with no row of a mini-batch that others forward: the LoRA dropout
+ * counter advances as theirs (and one process's) does, so every rank saves
+ * the same trainer state. */
+static void skip_forward(model *m)
+{
+	if (model_lora(m))
+		lora_next_forward(model_lora(m), 1);
+}
+
+/* AdamW over every trainable tensor of m (its adapter's under LoRA) with
+ * the gradient G (device) summed over ranks, after global norm clipping;
+ * returns the norm (NAN: not finite, nothing updated). */
 static double opt_step(model *m, float *G, float *dm, float *dv, long t, double lr, double wd, double clip)
 {
 	const lb_backend *be = model_backend(m);
-	size_t np = model_n_params(m);
+	size_t np = model_n_trainable(m);
+	dist_allreduce_sum_dev(be, G, np);
 	double gn = sqrt(be->sumsq(G, np));
 	if (!isfinite(gn))
 		return NAN;
@@ -228,43 +273,150 @@ static double opt_step(model *m, float *G, float *dm, float *dv, long t, double 
 	if (cf != 1.0f)
 		be->scale(G, np, cf);
 	const adamw_hp hp = {0.9, 0.999, 1e-8};
-	float *P = model_params_dev(m);
-	for (int k = 0; k < model_n_tensors(m); k++) {
-		const model_tensor *mt = model_tensor_at(m, k);
+	float *P = model_trainable_dev(m);
+	for (int k = 0; k < model_n_trainable_tensors(m); k++) {
+		const model_tensor *mt = model_trainable_tensor_at(m, k);
 		be->adamw_update(P + mt->offset, G + mt->offset, dm + mt->offset, dv + mt->offset, mt->numel, lr,
 				 mt->ndim == 2 ? wd : 0.0, &hp, t);
 	}
 	return gn;
 }
 
+/* a model being trained: its gradient and AdamW moments on the device,
+ * mirrors of the host moments hm, hv (what a checkpoint holds), and the
+ * optimizer steps done */
 typedef struct {
 	model *m;
 	model_ws *ws;
-	float *G, *dm, *dv;
+	float *G, *dm, *dv, *hm, *hv;
 	long t;
 } trained;
 
-static void trained_open(trained *tr, model *m)
+static void trained_open(trained *tr, model *m, float *hm, float *hv, long t)
 {
 	const lb_backend *be = model_backend(m);
-	size_t bytes = model_n_params(m) * sizeof(float);
+	size_t bytes = model_n_trainable(m) * sizeof(float);
 	tr->m = m;
 	tr->ws = model_ws_new(m);
 	tr->G = be->alloc(bytes);
-	tr->dm = be->alloc(bytes);
-	tr->dv = be->alloc(bytes);
-	be->memset0(tr->dm, bytes);
-	be->memset0(tr->dv, bytes);
-	tr->t = 0;
+	tr->hm = hm, tr->hv = hv;
+	tr->dm = backend_mirror(be, hm, bytes);
+	tr->dv = backend_mirror(be, hv, bytes);
+	tr->t = t;
+}
+
+/* the moments back into hm, hv (host) and the model's weights */
+static void trained_sync_down(trained *tr)
+{
+	const lb_backend *be = model_backend(tr->m);
+	size_t bytes = model_n_trainable(tr->m) * sizeof(float);
+	model_sync(tr->m, 0);
+	backend_sync_down(be, tr->hm, tr->dm, bytes);
+	backend_sync_down(be, tr->hv, tr->dv, bytes);
 }
 
 static void trained_close(trained *tr)
 {
 	const lb_backend *be = model_backend(tr->m);
 	be->free(tr->G);
-	be->free(tr->dm);
-	be->free(tr->dv);
+	backend_mirror_free(be, tr->dm, tr->hm);
+	backend_mirror_free(be, tr->dv, tr->hv);
 	model_ws_free(tr->ws);
+}
+
+/* Does the checkpoint dir continue as a --loss a run (an earlier call's
+ * output: its trainer state's options name the loss)? */
+static int rl_continues(const char *dir, rl_algo a)
+{
+	if (!ckpt_is(dir))
+		return 0;
+	char *sp = path_join(dir, "trainer_state.json");
+	json_error_t je;
+	json_t *st = json_load_file(sp, JSON_REJECT_DUPLICATES, &je);
+	if (!st)
+		die("%s: line %d: %s", sp, je.line, je.text);
+	int r = rl_state_algo(st) == (int)a;
+	json_decref(st);
+	free(sp);
+	return r;
+}
+
+/* The value model's moments and step, kept in its directory's
+ * optimizer.safetensors ("value.m", "value.v", metadata "step") by an
+ * earlier PPO call: read into m, v [n]; 0 when dir holds none. */
+static int value_state_load(const char *dir, float *m, float *v, size_t n, long *t)
+{
+	char *op = path_join(dir, "optimizer.safetensors");
+	struct stat sb;
+	int got = 0;
+	if (stat(op, &sb) == 0) {
+		st_file *f = st_open(op);
+		if (st_find(f, "value.m")) {
+			const char *ts = st_meta(f, "step");
+			char *end = NULL;
+			long s = ts ? strtol(ts, &end, 10) : -1;
+			if (!ts || *end || s < 0)
+				die("%s: no metadata \"step\" (a whole number) with value.m", op);
+			st_read_f32(f, "value.m", m, n);
+			st_read_f32(f, "value.v", v, n);
+			*t = s;
+			got = 1;
+		}
+		st_close(f);
+	}
+	free(op);
+	return got;
+}
+
+/* what ckpt_save writes besides the checkpoint: the value model with its
+ * moments, and rl_state.json */
+typedef struct {
+	trained *val;
+	double next_kl_coef;
+} rl_extra;
+
+static void save_extra(void *arg, const char *tmp)
+{
+	rl_extra *x = arg;
+	if (x->val->m) {
+		char *vd = path_join(tmp, "value");
+		model_save_hf(x->val->m, vd);
+		size_t n = model_n_trainable(x->val->m);
+		char step[32];
+		snprintf(step, sizeof step, "%ld", x->val->t);
+		const char *meta[] = {"step", step, NULL};
+		st_tensor_out t[2] = {{"value.m", 1, {(int64_t)n}, x->val->hm},
+				      {"value.v", 1, {(int64_t)n}, x->val->hv}};
+		char *op = path_join(vd, "optimizer.safetensors");
+		st_save(op, t, 2, meta);
+		free(op);
+		free(vd);
+	}
+	char *sp = path_join(tmp, "rl_state.json");
+	json_t *sj = json_pack("{s:f}", "kl_coef", x->next_kl_coef);
+	if (json_dump_file(sj, sp, JSON_COMPACT) != 0)
+		die("%s: cannot write", sp);
+	json_decref(sj);
+	free(sp);
+}
+
+/* the rollouts as read, for the ranks' check that they read the same */
+static void rollouts_hash(const rollout *ro, int N, char out[65])
+{
+	sha256_ctx *h = sha256_new();
+	for (int i = 0; i < N; i++) {
+		const rollout *x = &ro[i];
+		int hdr[3] = {x->np, x->n, x->has_eos};
+		sha256_update(h, hdr, sizeof hdr);
+		sha256_update(h, &x->reward, sizeof x->reward);
+		sha256_update(h, x->prompt, sizeof(uint32_t) * x->np);
+		sha256_update(h, x->comp, sizeof(uint32_t) * x->n);
+		if (x->lp_old)
+			sha256_update(h, x->lp_old, sizeof(double) * x->n);
+		if (x->lp_ref)
+			sha256_update(h, x->lp_ref, sizeof(double) * x->n);
+	}
+	sha256_final_hex(h, out);
 }
 
 /* the metrics, summed over mini-batch steps */
@@ -272,13 +424,15 @@ enum { M_PG, M_VF, M_CLIP, M_VCLIP, M_AKL, M_RATIO, M_KL, M_PTX, M_GN, M_N };
 
 void rl_train(const rl_opts *o)
 {
-	const int ppo = o->algo == RL_PPO;
+	const int ppo = o->algo == RL_PPO, rank = dist_rank(), nr = dist_size();
 	double kl_coef = o->kl_coef >= 0 ? o->kl_coef : o->algo == RL_GRPO ? 0.0 : 0.05; /* TRL's defaults */
 	int epochs = o->epochs > 0 ? o->epochs : ppo ? 4 : 1;
 	struct stat sb;
 	if (stat(o->out, &sb) == 0)
-		die("%s: exists; lbdpo-step --loss %s writes a new policy directory", o->out, rl_algo_name(o->algo));
-	char *st_path = path_join(o->policy, "rl_state.json");
+		dist_die_same(EXIT_DATA, "%s: exists; lbdpo-step --loss %s writes a new policy directory", o->out,
+			      rl_algo_name(o->algo));
+	const char *sdir = o->adapter ? o->adapter : o->policy; /* an earlier call's state */
+	char *st_path = path_join(sdir, "rl_state.json");
 	if (o->kl_target > 0 && stat(st_path, &sb) == 0) { /* the adaptive coefficient goes on */
 		json_error_t err;
 		json_t *s = json_load_file(st_path, 0, &err);
@@ -290,11 +444,28 @@ void rl_train(const rl_opts *o)
 	}
 	free(st_path);
 
-	model *m = model_load(o->policy);
+	/* the policy (or its adapter) and, from an earlier call's output, the
+	 * optimizer state: moments and step */
+	ckpt_opts co;
+	ckpt_opts_default(&co);
+	co.seed = o->seed;
+	co.master = 1;
+	co.adapter = o->adapter;
+	co.lora = o->lora;
+	co.fresh = o->fresh || !rl_continues(sdir, o->algo);
+	ckpt *ck = ckpt_load(o->policy, &co);
+	model *m = ck->m;
 	model_need_lm(m, o->policy);
 	const model_config *cfg = model_cfg(m);
 	int N;
 	rollout *ro = read_rollouts(o->in, cfg->vocab_size, cfg->max_seq_len, &N);
+	if (nr > 1) {
+		char h[65];
+		rollouts_hash(ro, N, h);
+		dp_check_same("the rollouts read", h);
+		dp_params_hash(ck, h);
+		dp_check_same("the policy loaded from --model", h);
+	}
 	int G = o->G > 0 ? o->G : 1;
 	if (!ppo) {
 		if (o->G <= 0) /* the samples of one prompt are consecutive (lbdpo-sample --n) */
@@ -315,28 +486,25 @@ void rl_train(const rl_opts *o)
 	for (int i = 0; i < N; i++)
 		T = ro[i].n > T ? ro[i].n : T;
 	const size_t NT = (size_t)N * T;
-	int *all = xmalloc(sizeof(int) * N), *len = xmalloc(sizeof(int) * N), *has_eos = xmalloc(sizeof(int) * N);
-	double **rowp = xmalloc(sizeof(double *) * N);
+	int *len = xmalloc(sizeof(int) * N), *has_eos = xmalloc(sizeof(int) * N);
 	double *lp_old = xcalloc(NT, sizeof(double)), *lp_ref = xcalloc(NT, sizeof(double));
 	for (int i = 0; i < N; i++)
-		all[i] = i, len[i] = ro[i].n, has_eos[i] = ro[i].has_eos;
+		len[i] = ro[i].n, has_eos[i] = ro[i].has_eos;
 
 	/* log-probs of the sampling policy and the reference */
 	trained pol;
-	trained_open(&pol, m);
+	trained_open(&pol, m, ck->pm, ck->pv, ck->step);
 	int missing = 0;
 	for (int i = 0; i < N; i++)
 		missing |= !ro[i].lp_old;
-	if (missing) {
-		for (int i = 0; i < N; i++)
-			rowp[i] = lp_old + (size_t)i * T;
-		score_rows(m, pol.ws, ro, all, N, rowp, 0);
-	}
+	if (missing)
+		score_all(m, pol.ws, ro, N, T, lp_old, 0);
 	for (int i = 0; i < N; i++)
 		for (int t = 0; t < ro[i].n; t++) {
 			if (ro[i].lp_old)
 				lp_old[(size_t)i * T + t] = ro[i].lp_old[t];
-			lp_ref[(size_t)i * T + t] = lp_old[(size_t)i * T + t]; /* no reference: KL 0 */
+			if (!o->ref)
+				lp_ref[(size_t)i * T + t] = lp_old[(size_t)i * T + t]; /* no reference: KL 0 */
 		}
 	if (o->ref) {
 		model *rm = model_load(o->ref);
@@ -345,9 +513,7 @@ void rl_train(const rl_opts *o)
 			die("%s: vocabulary %d, the policy's is %d", o->ref, model_cfg(rm)->vocab_size,
 			    cfg->vocab_size);
 		model_ws *rws = model_ws_new(rm);
-		for (int i = 0; i < N; i++)
-			rowp[i] = lp_ref + (size_t)i * T;
-		score_rows(rm, rws, ro, all, N, rowp, 0);
+		score_all(rm, rws, ro, N, T, lp_ref, 0);
 		model_ws_free(rws);
 		model_free(rm);
 	} else {
@@ -368,6 +534,7 @@ void rl_train(const rl_opts *o)
 		score[i] = ro[i].reward;
 	rl_seq_kl(seqkl, lp_old, lp_ref, len, N, T);
 	trained val_m = {0};
+	float *vhm = NULL, *vhv = NULL;
 	if (ppo) {
 		if (o->eos_penalty >= 0)
 			rl_eos_penalty(score, has_eos, N, o->eos_penalty);
@@ -378,14 +545,24 @@ void rl_train(const rl_opts *o)
 				die("%s: not a value model (a reward model: XxxForSequenceClassification with one label)",
 				    o->value);
 		} else {
-			vm = model_reward_from(m, o->seed, 0.0f); /* from the policy, a zero head: V = 0 at first */
+			/* from the policy (under LoRA its base), a zero head: V = 0 at first */
+			vm = model_reward_from(m, o->seed, 0.0f);
 		}
-		trained_open(&val_m, vm);
+		/* the value model's moments go on from the call that wrote it */
+		size_t vn = model_n_trainable(vm);
+		long vt = 0;
+		vhm = xcalloc(vn, sizeof(float)), vhv = xcalloc(vn, sizeof(float));
+		if (o->value && !o->fresh)
+			value_state_load(o->value, vhm, vhv, vn, &vt);
+		trained_open(&val_m, vm, vhm, vhv, vt);
+		if (nr > 1) {
+			char h[65];
+			dp_model_hash(vm, h);
+			dp_check_same("the value model", h);
+		}
 		val = xcalloc(NT, sizeof(double));
 		ret = xcalloc(NT, sizeof(double));
-		for (int i = 0; i < N; i++)
-			rowp[i] = val + (size_t)i * T;
-		score_rows(vm, val_m.ws, ro, all, N, rowp, 1);
+		score_all(vm, val_m.ws, ro, N, T, val, 1);
 		double *rew = xcalloc(NT, sizeof(double));
 		rl_token_rewards(rew, nons, lp_old, lp_ref, score, len, N, T, kl_coef);
 		if (o->whiten_rewards)
@@ -433,7 +610,7 @@ void rl_train(const rl_opts *o)
 	model_seq *psq = xmalloc(sizeof(model_seq) * mbs);
 	model_scores *psc = xmalloc(sizeof(model_scores) * mbs);
 	model_seq_grad *psg = xmalloc(sizeof(model_seq_grad) * mbs);
-	double S[M_N] = {0};
+	double S[M_N] = {0}, lr = o->lr;
 	int steps = 0, ptx_pos = 0;
 	const lb_backend *be = model_backend(m);
 	for (int ep = 0; ep < epochs; ep++) {
@@ -447,8 +624,8 @@ void rl_train(const rl_opts *o)
 				memcpy(b_lr + (size_t)r * T, lp_ref + (size_t)i * T, sizeof(double) * T);
 				memcpy(b_a + (size_t)r * T, adv + (size_t)i * T, sizeof(double) * T);
 				memset(b_lp + (size_t)r * T, 0, sizeof(double) * T);
-				if (len[i] == 0)
-					continue; /* nothing sampled: no token to score */
+				if (len[i] == 0 || r % nr != rank)
+					continue; /* nothing sampled: no token to score; another rank's row */
 				live[nl] = r;
 				sq[nl] = (model_seq){.prompt = ro[i].prompt,
 						     .n_prompt = ro[i].np,
@@ -458,13 +635,19 @@ void rl_train(const rl_opts *o)
 				sc[nl] = (model_scores){.tok_logp = {tokbuf + (size_t)r * T}};
 				nl++;
 			}
-			size_t np = model_n_params(m);
+			size_t np = model_n_trainable(m);
 			be->memset0(pol.G, np * sizeof(float));
+			int any = 0;
+			for (int r = 0; r < k; r++)
+				any |= len[perm[s0 + r]] > 0;
 			if (nl)
 				model_forward(m, pol.ws, sq, nl, sc, 1);
+			else if (any)
+				skip_forward(m);
 			for (int q = 0; q < nl; q++)
 				for (int t = 0; t < ml[live[q]]; t++)
 					b_lp[(size_t)live[q] * T + t] = tokbuf[(size_t)live[q] * T + t];
+			dist_allreduce_sum_f64(b_lp, (size_t)k * T); /* every rank: the whole mini-batch's */
 			rl_policy_stats ps;
 			rl_policy_loss(b_g, &ps, b_lp, b_lo, b_lr, b_a, ml, k, T, &po);
 			for (int q = 0; q < nl; q++)
@@ -473,30 +656,37 @@ void rl_train(const rl_opts *o)
 				model_backward(m, pol.ws, sg, pol.G);
 			double ptx_nll = 0;
 			if (ptx) { /* + γ·(token mean NLL) of the next k ptx records */
-				int kp = k < ptx->n ? k : ptx->n, ntok = 0;
+				int kp = k < ptx->n ? k : ptx->n, ntok = 0, nq = 0;
 				for (int q = 0; q < kp; q++) {
 					pref_rec *pr = &ptx->r[(ptx_pos + q) % ptx->n];
 					ntok += pr->nc;
 				}
-				for (int q = 0; q < kp; q++) { /* own arrays: the value step below reads sq */
+				for (int q = rank; q < kp; q += nr) { /* own arrays: the value step below reads sq */
 					pref_rec *pr = &ptx->r[(ptx_pos + q) % ptx->n];
-					psq[q] = (model_seq){.prompt = pr->prompt,
-							     .n_prompt = pr->np,
-							     .comp = {pr->chosen},
-							     .n_comp_tok = {pr->nc},
-							     .n_comp = 1};
-					psc[q] = (model_scores){0};
-					psg[q] = (model_seq_grad){.d_logp = {-o->ptx_coef / ntok}};
+					psq[nq] = (model_seq){.prompt = pr->prompt,
+							      .n_prompt = pr->np,
+							      .comp = {pr->chosen},
+							      .n_comp_tok = {pr->nc},
+							      .n_comp = 1};
+					psc[nq] = (model_scores){0};
+					psg[nq++] = (model_seq_grad){.d_logp = {-o->ptx_coef / ntok}};
 				}
-				model_forward(m, pol.ws, psq, kp, psc, 1);
-				for (int q = 0; q < kp; q++)
-					ptx_nll -= psc[q].logp[0] / ntok;
-				model_backward(m, pol.ws, psg, pol.G);
+				if (nq) {
+					model_forward(m, pol.ws, psq, nq, psc, 1);
+					for (int q = 0; q < nq; q++)
+						ptx_nll -= psc[q].logp[0] / ntok;
+					model_backward(m, pol.ws, psg, pol.G);
+				} else if (kp) {
+					skip_forward(m);
+				}
+				dist_allreduce_sum_f64(&ptx_nll, 1);
 				ptx_pos = (ptx_pos + kp) % ptx->n;
 			}
-			double gn = opt_step(m, pol.G, pol.dm, pol.dv, ++pol.t, o->lr, o->weight_decay, o->clip);
+			lr = sched_lr(o->schedule, o->lr, pol.t, o->warmup, o->total_steps);
+			double gn = opt_step(m, pol.G, pol.dm, pol.dv, ++pol.t, lr, o->weight_decay, o->clip);
 			if (isnan(gn))
-				die("%s: non-finite policy gradient at epoch %d (lower --lr?)", o->in, ep + 1);
+				dist_die_same(EXIT_DATA, "%s: non-finite policy gradient at epoch %d (lower --lr?)",
+					      o->in, ep + 1);
 			S[M_PG] += ps.loss, S[M_CLIP] += ps.clipfrac, S[M_AKL] += ps.approxkl, S[M_RATIO] += ps.ratio;
 			S[M_KL] += ps.kl, S[M_PTX] += ptx_nll, S[M_GN] += gn;
 			if (ppo) { /* the value model's step on the clipped value loss */
@@ -516,6 +706,7 @@ void rl_train(const rl_opts *o)
 				for (int q = 0; q < nl; q++)
 					for (int t = 0; t < ml[live[q]]; t++)
 						b_v[(size_t)live[q] * T + t] = tokbuf[(size_t)live[q] * T + t];
+				dist_allreduce_sum_f64(b_v, (size_t)k * T);
 				rl_value_stats vs;
 				rl_value_loss(b_g, &vs, b_v, b_vo, b_R, ml, k, T, o->eps_v);
 				for (int q = 0; q < nl; q++) {
@@ -526,10 +717,12 @@ void rl_train(const rl_opts *o)
 				}
 				if (nv)
 					model_backward(val_m.m, val_m.ws, sg, val_m.G);
-				double vlr = o->value_lr >= 0 ? o->value_lr : o->lr;
+				double vlr = sched_lr(o->schedule, o->value_lr >= 0 ? o->value_lr : o->lr, val_m.t,
+						      o->warmup, o->total_steps);
 				if (isnan(opt_step(val_m.m, val_m.G, val_m.dm, val_m.dv, ++val_m.t, vlr,
 						   o->weight_decay, o->clip)))
-					die("%s: non-finite value gradient at epoch %d", o->in, ep + 1);
+					dist_die_same(EXIT_DATA, "%s: non-finite value gradient at epoch %d", o->in,
+						      ep + 1);
 				S[M_VF] += vs.loss, S[M_VCLIP] += vs.clipfrac;
 			}
 			steps++;
@@ -576,48 +769,52 @@ void rl_train(const rl_opts *o)
 	json_object_set_new(mj, "kl_coef", json_real(kl_coef));
 	json_object_set_new(mj, "next_kl_coef", json_real(new_coef));
 	json_object_set_new(mj, "steps", json_integer(steps));
-	json_object_set_new(mj, "lr", json_real(o->lr));
+	json_object_set_new(mj, "global_step", json_integer(pol.t));
+	json_object_set_new(mj, "lr", json_real(lr));
 	char *txt = json_dumps(mj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-	if (o->metrics && !strcmp(o->metrics, "-")) {
+	if (rank > 0) {
+		/* rank 0 reports */
+	} else if (o->metrics && !strcmp(o->metrics, "-")) {
 		fprintf(stderr, "%s\n", txt);
 	} else if (o->metrics) {
 		FILE *f = fopen(o->metrics, "a");
 		if (!f || fprintf(f, "%s\n", txt) < 0 || fclose(f) != 0)
 			die("%s: cannot append: %s", o->metrics, strerror(errno));
 	}
-	if (!o->quiet)
+	if (!o->quiet && rank == 0)
 		info("%s", txt);
 	free(txt);
 	json_decref(mj);
 
-	/* the new policy (and value model): written aside, renamed into place */
-	temp_sweep(o->out);
-	char *tmp = temp_dir_create(o->out);
-	model_sync(m, 0);
-	model_save_hf(m, tmp);
-	model_carry_config(m, o->policy, tmp, -1);
-	model_copy_assets(m, o->policy, tmp);
-	if (ppo) {
-		char *vd = path_join(tmp, "value");
-		model_sync(val_m.m, 0);
-		model_save_hf(val_m.m, vd);
-		free(vd);
+	/* the new policy (or adapter), its optimizer state and the value
+	 * model's: a checkpoint, written aside and renamed into place (rank 0,
+	 * once every rank holds the same weights) */
+	ck->step = pol.t;
+	trained_sync_down(&pol);
+	if (ppo)
+		trained_sync_down(&val_m);
+	if (nr > 1) {
+		char h[65];
+		dp_params_hash(ck, h);
+		dp_check_same("the policy after the update", h);
+		if (ppo) {
+			dp_model_hash(val_m.m, h);
+			dp_check_same("the value model after the update", h);
+		}
 	}
-	char *sp = path_join(tmp, "rl_state.json");
-	json_t *sj = json_pack("{s:f}", "kl_coef", new_coef);
-	if (json_dump_file(sj, sp, JSON_COMPACT) != 0)
-		die("%s: cannot write", sp);
-	json_decref(sj);
-	free(sp);
-	temp_dir_mode(tmp, o->out);
-	if (rename(tmp, o->out) != 0)
-		die("cannot rename %s to %s: %s", tmp, o->out, strerror(errno));
-	temp_forget(tmp);
-	free(tmp);
+	if (rank == 0) {
+		rl_extra x = {.val = &val_m, .next_kl_coef = new_coef};
+		ck->save_extra = save_extra;
+		ck->save_extra_arg = &x;
+		json_t *opts = json_pack("{s:s, s:f, s:f, s:I}", "loss", rl_algo_name(o->algo), "lr", o->lr, "kl_coef",
+					 kl_coef, "seed", (json_int_t)o->seed);
+		ckpt_save(ck, o->out, opts);
+		json_decref(opts);
+	}
 
 	for (int i = 0; i < N; i++)
 		free(ro[i].prompt), free(ro[i].comp), free(ro[i].lp_old), free(ro[i].lp_ref);
-	free(ro), free(all), free(len), free(has_eos), free(rowp), free(lp_old), free(lp_ref), free(score), free(adv);
+	free(ro), free(len), free(has_eos), free(lp_old), free(lp_ref), free(score), free(adv);
 	free(ret), free(val), free(nons), free(seqkl), free(perm), free(ml), free(live), free(b_lp), free(b_lo),
 		free(b_lr);
 	free(b_a), free(b_g), free(b_v), free(b_vo), free(b_R), free(b_gv), free(tokbuf), free(sq), free(sc), free(sg);
@@ -629,7 +826,8 @@ void rl_train(const rl_opts *o)
 		trained_close(&val_m);
 		model_free(val_m.m);
 	}
-	model_free(m);
+	free(vhm), free(vhv);
+	ckpt_free(ck);
 }
 
 void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, rl_logprobs_run *o)

@@ -5,10 +5,13 @@
 #ifndef LBDPO_TRAIN_RLSTEP_H
 #define LBDPO_TRAIN_RLSTEP_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "formats/refcache.h"
+#include "libcore/nn/adamw.h"
+#include "libcore/nn/lora.h"
 #include "libcore/nn/model.h"
 
 typedef enum { RL_PPO = 0, RL_GRPO, RL_RLOO } rl_algo;
@@ -18,10 +21,18 @@ typedef enum { RL_PPO = 0, RL_GRPO, RL_RLOO } rl_algo;
 extern const char *const rl_algo_names[];
 int rl_algo_parse(const char *name);
 const char *rl_algo_name(rl_algo a);
+/* The rl_algo of a checkpoint that lbdpo-step --loss ppo|grpo|rloo wrote,
+ * from its trainer_state.json (state, as loaded; may be NULL): the loss its
+ * "options" name; -1 for any other checkpoint. */
+int rl_state_algo(const json_t *state);
 
 typedef struct {
 	rl_algo algo;
-	const char *policy;   /* -m: the policy that sampled the rollouts (HF directory) */
+	const char *policy;   /* -m: the policy that sampled the rollouts (HF directory, an earlier
+				 call's output, or a LoRA adapter directory) */
+	const char *adapter;  /* --adapter: a LoRA adapter on -m, trained on (NULL: none) */
+	lora_opts lora;       /* lora.r > 0: train a new adapter on the frozen -m */
+	int fresh;            /* new optimizer state even when -m is an earlier call's output */
 	const char *ref;      /* --ref: reference model for the KL (NULL: none, KL 0) */
 	const char *value;    /* PPO --value-model: a reward-model directory (NULL: from the policy) */
 	const char *out;      /* -o: the new policy (PPO: and OUT/value) */
@@ -29,6 +40,8 @@ typedef struct {
 	const char *metrics;  /* JSON Lines appended (NULL: none) */
 	const char *ptx_data; /* token records whose chosen completions are the PPO-ptx data */
 	double lr, value_lr, weight_decay, clip;
+	sched_kind schedule; /* of the learning rates over the optimizer steps of the whole run */
+	long warmup, total_steps;
 	double kl_coef;               /* < 0: the algorithm's TRL default */
 	double kl_target, kl_horizon; /* adaptive KL (target > 0) */
 	double eps, eps_v, vf_coef, gamma, lam;
@@ -44,7 +57,12 @@ typedef struct {
 /* Defaults: TRL's PPOConfig, GRPOConfig, RLOOConfig where they exist. */
 void rl_opts_default(rl_opts *o);
 /* Read the rollouts, update, write the new policy: dies with a one-line
- * message naming the file and line on bad input; writes nothing then. */
+ * message naming the file and line on bad input; writes nothing then.
+ * The output is an lbdpo-step checkpoint (checkpoint.h: the policy or its
+ * LoRA adapter, AdamW moments and step; PPO: the value model and its
+ * moments in OUT/value): a next call from it (-m OUT) continues the
+ * optimizer. Under mpirun (dist.h) the ranks split every mini-batch and
+ * sum their gradients; rank 0 writes. */
 void rl_train(const rl_opts *o);
 
 /* The per-token log-probs under m of each rollout line of in (named name)
