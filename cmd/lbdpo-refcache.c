@@ -256,13 +256,18 @@ static int input_rollouts(const char *in)
  * by lbdpo-logprob's code (one rollout per forward: a value depends on the
  * rollout's tokens only, so a cached value and a computed one are the same
  * bits), each rollout's values kept in the cache's per-token segments. */
-static void score_rollouts(model *m, const char *fp, const char *ref, const char *cache_dir, const char *in,
-			   const char *outp, double t0)
+static void score_rollouts(model *m, const char *fp, const char *ref, const char *base, const char *cache_dir,
+			   const char *in, const char *outp, int ignore_prov, double t0)
 {
+	/* the provenance rule: each line's ids are its text in the reference's
+	 * tokenizer (when the model ships one) */
+	model_tok t;
+	model_tok_open(&t, m, base, NULL, NULL, ignore_prov);
 	refcache *cache = refcache_open_tokens(cache_dir, fp, ref);
 	const refcache_stats *cst = refcache_get_stats(cache);
 	FILE *f = in_open(in);
-	rl_logprobs_run run = {.key = "ref_token_logps", .one_per_forward = 1, .cache = cache};
+	rl_logprobs_run run = {
+		.key = "ref_token_logps", .one_per_forward = 1, .cache = cache, .tok = &t, .ignore_prov = ignore_prov};
 	rl_rollout_logprobs(m, f, in_name(in), outp, &run);
 	if (f != stdin)
 		fclose(f);
@@ -273,6 +278,7 @@ static void score_rollouts(model *m, const char *fp, const char *ref, const char
 	     (unsigned long long)run.tok_computed, dt, run.tok_computed / (dt > 0 ? dt : 1), backend_device(),
 	     (unsigned long long)cst->loaded, (unsigned long long)cst->corrupt, (unsigned long long)cst->written);
 	refcache_close(cache);
+	model_tok_close(&t);
 }
 
 int main(int argc, char **argv)
@@ -357,7 +363,7 @@ int main(int argc, char **argv)
 	char fp[65];
 	model_fingerprint(m, fp);
 	if (rollouts) {
-		score_rollouts(m, fp, ref, cache_dir, in, outp, t0);
+		score_rollouts(m, fp, ref, base, cache_dir, in, outp, ignore_prov, t0);
 		model_free(m);
 		lora_free(lo);
 		free(base_owned);

@@ -841,6 +841,12 @@ void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_p
 	int *all = xmalloc(sizeof(int) * N);
 	double **lp = xmalloc(sizeof(double *) * N);
 	o->n_tok = o->n_computed = o->n_cached = o->tok_computed = 0;
+	char *dec = NULL;
+	size_t dec_cap = 0;
+	for (int i = 0, warned = 0; o->tok && i < N; i++)
+		sample_text_check(o->tok, objs[i], ro[i].comp, ro[i].n - ro[i].has_eos, name, ro[i].line,
+				  o->ignore_prov, &warned, &dec, &dec_cap);
+	free(dec);
 	for (int i = 0; i < N; i++) {
 		all[i] = i;
 		lp[i] = xcalloc((size_t)ro[i].n + 1, sizeof(double));

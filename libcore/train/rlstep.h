@@ -13,6 +13,7 @@
 #include "libcore/nn/adamw.h"
 #include "libcore/nn/lora.h"
 #include "libcore/nn/model.h"
+#include "libcore/train/samples.h"
 
 typedef enum { RL_PPO = 0, RL_GRPO, RL_RLOO } rl_algo;
 
@@ -78,7 +79,9 @@ typedef struct {
 	const char *key;
 	int one_per_forward;
 	refcache *cache;
-	uint64_t n_lines, n_tok;                     /* out: rollouts, their tokens */
+	const model_tok *tok;    /* NULL: none; else each line's ids must decode to its "text" (sample_text_check) */
+	int ignore_prov;         /* ... or only a warning */
+	uint64_t n_lines, n_tok; /* out: rollouts, their tokens */
 	uint64_t n_computed, n_cached, tok_computed; /* out: rollouts scored / from the cache, tokens scored */
 } rl_logprobs_run;
 void rl_rollout_logprobs(model *m, FILE *in, const char *name, const char *out_path, rl_logprobs_run *o);

@@ -60,6 +60,31 @@ void model_tok_close(model_tok *t)
 	memset(t, 0, sizeof *t);
 }
 
+void sample_text_check(const model_tok *t, json_t *obj, const uint32_t *ids, int n, const char *name, uint64_t lineno,
+		       int ignore_prov, int *warned, char **dec, size_t *dec_cap)
+{
+	/* A decoding that is not valid UTF-8 (a sample cut inside a
+	 * character) was written with U+FFFD: not compared. */
+	json_t *text = json_object_get(obj, "text");
+	if (!t->tk || !json_is_string(text))
+		return;
+	const uint32_t V = tok_vocab_size(t->tk);
+	int known = 1;
+	for (int i = 0; i < n; i++)
+		known &= ids[i] < V;
+	long len = known ? tok_decode(t->tk, ids, (size_t)n, TOK_SKIP_SPECIAL | TOK_NO_STRIP, dec, dec_cap) : -1;
+	if (len >= 0 && utf8_invalid_at(*dec, (size_t)len) == (size_t)len &&
+	    ((size_t)len != json_string_length(text) || memcmp(*dec, json_string_value(text), (size_t)len))) {
+		if (!ignore_prov)
+			die("%s: line %llu: \"ids\" do not decode to \"text\" with %s: the samples come from a model "
+			    "with another tokenizer (--ignore-provenance scores them anyway)",
+			    name, (unsigned long long)lineno, t->path);
+		if (!(*warned)++)
+			warning("%s: line %llu: \"ids\" do not decode to \"text\" with %s (scored anyway)", name,
+				(unsigned long long)lineno, t->path);
+	}
+}
+
 /* One line of a round. */
 typedef struct {
 	json_t *obj;
@@ -134,30 +159,8 @@ static void line_ids(ctx *c, line *l)
 	if ((long)n + 1 > cfg->max_seq_len)
 		die("%s: line %llu: %zu tokens do not fit the model's %d positions", c->name,
 		    (unsigned long long)l->lineno, n, cfg->max_seq_len);
-	/* The completion's ids must be the tokens of its text in this
-	 * tokenizer: samples of a policy with another tokenizer would be
-	 * scored as other words. A decoding that is not valid UTF-8 (a sample
-	 * cut inside a character) was written with U+FFFD: not compared. */
-	json_t *text = json_object_get(l->obj, "text");
-	if (t->tk && json_is_string(text)) {
-		const uint32_t V = tok_vocab_size(t->tk);
-		int known = 1;
-		for (int i = 0; i < l->nc; i++)
-			known &= l->ids[l->np + i] < V;
-		long len = known ? tok_decode(t->tk, l->ids + l->np, (size_t)l->nc, TOK_SKIP_SPECIAL | TOK_NO_STRIP,
-					      &c->dec, &c->dec_cap)
-				 : -1;
-		if (len >= 0 && utf8_invalid_at(c->dec, (size_t)len) == (size_t)len &&
-		    ((size_t)len != json_string_length(text) || memcmp(c->dec, json_string_value(text), (size_t)len))) {
-			if (!c->o->ignore_prov)
-				die("%s: line %llu: \"ids\" do not decode to \"text\" with %s: the samples come from a model "
-				    "with another tokenizer (--ignore-provenance scores them anyway)",
-				    c->name, (unsigned long long)l->lineno, t->path);
-			if (!c->warned++)
-				warning("%s: line %llu: \"ids\" do not decode to \"text\" with %s (scored anyway)",
-					c->name, (unsigned long long)l->lineno, t->path);
-		}
-	}
+	sample_text_check(t, l->obj, l->ids + l->np, l->nc, c->name, l->lineno, c->o->ignore_prov, &c->warned, &c->dec,
+			  &c->dec_cap);
 }
 
 /* Score the lines q[0..n) that are not cached. The forwards are planned

@@ -6,6 +6,7 @@
 #ifndef LBDPO_SAMPLES_H
 #define LBDPO_SAMPLES_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -31,6 +32,15 @@ typedef struct {
 void model_tok_open(model_tok *t, const model *m, const char *model_path, const char *tok_path, const char *tpl_name,
 		    int ignore_prov);
 void model_tok_close(model_tok *t);
+
+/* The provenance rule for samples: the completion ids (n) of the line obj
+ * must be the tokens of its "text" in t's tokenizer, or the samples come
+ * from a policy with another tokenizer and would be scored as other words.
+ * Dies naming name and lineno (ignore_prov: warns once, counting in
+ * *warned); a line without "text", or no tokenizer, passes. *dec, *dec_cap:
+ * the caller's scratch. */
+void sample_text_check(const model_tok *t, json_t *obj, const uint32_t *ids, int n, const char *name, uint64_t lineno,
+		       int ignore_prov, int *warned, char **dec, size_t *dec_cap);
 
 /* Score each line of lbdpo-sample's output (in, named name) with the reward
  * model m and write it to out_path (atomically; "-": standard output) with

@@ -5,7 +5,8 @@
 # and writes the same bytes; a batch sharing rollouts with an earlier one
 # scores only the new ones; SIGKILL mid-run then a re-run is byte-identical to
 # an uninterrupted run; a wrong-model cache, a damaged cache (file and byte
-# offset) and bad input are refused in one line with no output; the
+# offset), rollouts whose ids are not their text in the reference's
+# tokenizer and bad input are refused in one line with no output; the
 # sequence-score mode in the same cache directory is unaffected.
 . "$(dirname "$0")/lib.sh"
 cd "$T"
@@ -100,6 +101,19 @@ head -c $((56 + 19 * 76 + 30)) seg.bak >"$fseg"
 lbdpo-refcache -m m1 -t 1 --cache d -i f.jsonl -o f.ref2 2>e7 || fail "run on a torn cache"
 grep -q '20 rollouts: 1 computed, 19 from cache.*1 torn tails ignored' e7 || fail "torn tail: $(summary e7)"
 cmp f.ref f.ref2 || fail "output after a torn tail differs"
+# the provenance rule: a line whose ids are not its text in the reference's
+# tokenizer comes from a policy with another tokenizer
+[ -e ref/tokenizer.json ] || cp tok.json ref/tokenizer.json
+k=$(grep -n -v $'\xef\xbf\xbd' sc.jsonl | sed -n 1p | cut -d: -f1) # a text that is valid UTF-8
+[ -n "$k" ] || fail "no sample with a valid UTF-8 text"
+sed "${k}s/\"text\":\"[^\"]*\"/\"text\":\"other words\"/" sc.jsonl >other.jsonl
+cmp -s other.jsonl sc.jsonl && fail "text not replaced"
+msg=$(expect_fail lbdpo-refcache -m ref -t 1 --cache c -i other.jsonl -o x.jsonl)
+[[ $msg == *"other.jsonl: line $k: \"ids\" do not decode to \"text\" with ref/tokenizer.json"* ]] || fail "another tokenizer: $msg"
+[ ! -e x.jsonl ] || fail "output written for another tokenizer's rollouts"
+lbdpo-refcache -m ref -t 1 --cache c --ignore-provenance -i other.jsonl -o x.jsonl 2>e9 && grep -q "warning: other.jsonl: line $k" e9 ||
+	fail "--ignore-provenance: $(cat e9)"
+rm -f x.jsonl
 # options that do not apply to rollouts, and bad lines
 expect_fail lbdpo-refcache -m m1 --shard 0/2 -i f.jsonl -o x.jsonl | grep -q 'one process' || fail "--shard with rollouts"
 expect_fail lbdpo-refcache -m m1 -b 512 -i f.jsonl -o x.jsonl | grep -q 'one per forward' || fail "-b with rollouts"
