@@ -42,7 +42,7 @@ void dp_params_hash(ckpt *ck, char out[65])
 {
 	model_sync(ck->m, 0);
 	sha256_ctx *h = sha256_new();
-	sha256_update(h, model_params(ck->m), model_n_params(ck->m) * sizeof(float));
+	model_hash_weights(ck->m, h);
 	if (ck->lo) /* the adapter trained */
 		sha256_update(h, model_trainable(ck->m), model_n_trainable(ck->m) * sizeof(float));
 	sha256_update(h, ck->bh->p, ck->bh->n_params * sizeof(float));
