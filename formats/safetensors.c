@@ -322,6 +322,22 @@ const char *st_meta(const st_file *f, const char *key)
 	return NULL;
 }
 
+/* A tensor read from a mapped file: its pages need not stay resident (a
+ * model's file would otherwise count in full next to the weights read
+ * from it). Whole pages only; a read-only private mapping gives them back
+ * from the file should anything read them again. */
+static void release_pages(const st_file *f, const st_info_t *ti)
+{
+	if (!f->map || ti->end <= ti->begin)
+		return;
+	const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)(f->data + ti->begin), b = (uintptr_t)(f->data + ti->end);
+	a = (a + pg - 1) & ~(pg - 1);
+	b &= ~(pg - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 int st_read_f32_err(const st_file *f, const char *name, float *dst, size_t numel, char *err, size_t errsz)
 {
 	const st_info_t *ti = st_find(f, name);
@@ -355,6 +371,7 @@ int st_read_f32_err(const st_file *f, const char *name, float *dst, size_t numel
 			       (unsigned long long)(f->data_off + ti->begin + (uint64_t)i * es), name, i);
 			return -1;
 		}
+	release_pages(f, ti);
 	return 0;
 }
 
@@ -378,14 +395,7 @@ void st_read_bits16(const st_file *f, const st_info_t *ti, uint16_t *dst)
 			    (unsigned long long)(f->data_off + ti->begin + 2 * (uint64_t)i), ti->name, i);
 		dst[i] = h;
 	}
-	if (f->map && ti->end > ti->begin) { /* whole pages only: a neighbour's bytes come back on demand */
-		const long pg = sysconf(_SC_PAGESIZE);
-		uintptr_t a = (uintptr_t)(f->data + ti->begin), b = (uintptr_t)(f->data + ti->end);
-		a = (a + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
-		b &= ~(uintptr_t)(pg - 1);
-		if (b > a)
-			madvise((void *)a, b - a, MADV_DONTNEED);
-	}
+	release_pages(f, ti);
 }
 
 uint16_t st_f32_to_bf16(float f)

@@ -60,8 +60,8 @@ const st_info_t *st_find(const st_file *f, const char *name);
 /* A "__metadata__" value; NULL if absent. */
 const char *st_meta(const st_file *f, const char *key);
 
-/* Convert a tensor to f32 into dst[numel]. numel must equal the tensor's
- * element count. Returns 0, or -1 with a message in err (missing tensor,
+/* Convert a tensor to f32 into dst[numel] (the file's pages of it are let
+ * go after: st_read_bits16). numel must equal the tensor's element count. Returns 0, or -1 with a message in err (missing tensor,
  * size mismatch, unsupported dtype, non-finite value at element k). */
 int st_read_f32_err(const st_file *f, const char *name, float *dst, size_t numel, char *err, size_t errsz);
 /* Same; dies with "FILE: tensor NAME: ..." on error. */

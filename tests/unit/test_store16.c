@@ -172,11 +172,11 @@ static lora *random_adapter(model *m, uint64_t seed)
 }
 
 /* The f32 and the 16-bit storage of d16 give the same bytes. */
-static void check_same(const char *what, const char *d16)
+static void check_same_as(const char *what, const char *d16, int dt)
 {
 	model *a = model_load(d16), *b = model_load_frozen(d16);
 	cr_assert_eq(model_store16(a), 0);
-	cr_assert_eq(model_store16(b), ST_BF16, "%s: a bf16 file stays bf16 when frozen", what);
+	cr_assert_eq(model_store16(b), dt, "%s: a 16-bit file stays 16-bit when frozen", what);
 	const model_config *c = model_cfg(a);
 	char fa[65], fb[65];
 	model_fingerprint(a, fa);
@@ -221,6 +221,15 @@ static void check_same(const char *what, const char *d16)
 	model_free(a), model_free(b);
 	lora_free(lo_a), lora_free(lo_b);
 	tbatch_free(&bt);
+}
+
+static void check_same(const char *what, const char *d16) { check_same_as(what, d16, ST_BF16); }
+
+/* Files transformers wrote: bf16, and f16 in two shards. */
+Test(store16, hf_bf16_and_sharded_f16)
+{
+	check_same("llama_bf16", "tests/fixtures/hf/llama_bf16");
+	check_same_as("llama_f16_sharded", "tests/fixtures/hf/llama_f16_sharded", ST_F16);
 }
 
 static void check_fixture(const char *name)
