@@ -326,10 +326,13 @@ static int is_norm_bias(const char *name)
 /* Store v as weight i: rounded to nearest even on a 16-bit model. */
 static void put(model *m, size_t i, float v)
 {
-	if (m->p16)
-		m->p16[i] = m->st16 == ST_BF16 ? st_f32_to_bf16(v) : st_f32_to_f16(v);
-	else
+	if (!m->p16) {
 		m->params[i] = v;
+		return;
+	}
+	m->p16[i] = m->st16 == ST_BF16 ? st_f32_to_bf16(v) : st_f32_to_f16(v);
+	if (m->st16 == ST_F16 && (m->p16[i] & 0x7c00) == 0x7c00) /* as saving f32 weights in f16 says */
+		die("model: weight %zu = %g does not fit float16 (use bfloat16 or float32)", i, (double)v);
 }
 
 void model_init_random(model *m, uint64_t seed, float std)
