@@ -44,8 +44,9 @@ int main(int argc, char **argv)
 	if (!ckpt_is(sdir))
 		die("%s: not a checkpoint (no trainer_state.json): lbdpo-beta needs a trained beta model", sdir);
 	backend_opts_apply(&bo);
-	ckpt *ck =
-		ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter});
+	ckpt *ck = ckpt_load(
+		ckp,
+		&(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter, .frozen = 1});
 	model_need_lm(ck->m, ckp);
 	const model_config *cfg = model_cfg(ck->m);
 	rs_reader *r = rs_open(in, NULL);

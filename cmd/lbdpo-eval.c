@@ -461,8 +461,9 @@ int main(int argc, char **argv)
 	backend_opts_apply(&bo);
 	if (plotdir)
 		plot_dir_check(plotdir); /* before any work: refuses to overwrite a user's files */
-	ckpt *ck =
-		ckpt_load(ckp, &(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter});
+	ckpt *ck = ckpt_load(
+		ckp,
+		&(ckpt_opts){.head = HEAD_LINEAR, .eps = 0.1, .w0 = 1.0, .seed = 1, .adapter = adapter, .frozen = 1});
 	model_need_lm(ck->m, ckp);
 	/* the training run's loss settings (engine.h: train_opts) where no flag
 	 * gives them */

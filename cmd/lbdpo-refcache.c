@@ -357,7 +357,7 @@ int main(int argc, char **argv)
 	lora *lo;
 	char *base_owned;
 	const char *base;
-	model *m = adapter_model_load(ref, adapter, &lo, &base_owned, &base);
+	model *m = adapter_model_load(ref, adapter, 1, &lo, &base_owned, &base);
 	model_need_lm(m, ref);
 	const model_config *cfg = model_cfg(m);
 	char fp[65];

@@ -488,7 +488,7 @@ int main(int argc, char **argv)
 	lora *lo;
 	char *base_owned;
 	const char *base;
-	model *m = adapter_model_load(model_path, adapter, &lo, &base_owned, &base);
+	model *m = adapter_model_load(model_path, adapter, 1, &lo, &base_owned, &base);
 	model_need_lm(m, model_path);
 	const model_config *cfg = model_cfg(m);
 	model_tok mt;

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -321,6 +322,22 @@ const char *st_meta(const st_file *f, const char *key)
 	return NULL;
 }
 
+/* A tensor read from a mapped file: its pages need not stay resident (a
+ * model's file would otherwise count in full next to the weights read
+ * from it). Whole pages only; a read-only private mapping gives them back
+ * from the file should anything read them again. */
+static void release_pages(const st_file *f, const st_info_t *ti)
+{
+	if (!f->map || ti->end <= ti->begin)
+		return;
+	const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)(f->data + ti->begin), b = (uintptr_t)(f->data + ti->end);
+	a = (a + pg - 1) & ~(pg - 1);
+	b &= ~(pg - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 int st_read_f32_err(const st_file *f, const char *name, float *dst, size_t numel, char *err, size_t errsz)
 {
 	const st_info_t *ti = st_find(f, name);
@@ -354,6 +371,7 @@ int st_read_f32_err(const st_file *f, const char *name, float *dst, size_t numel
 			       (unsigned long long)(f->data_off + ti->begin + (uint64_t)i * es), name, i);
 			return -1;
 		}
+	release_pages(f, ti);
 	return 0;
 }
 
@@ -362,6 +380,22 @@ void st_read_f32(const st_file *f, const char *name, float *dst, size_t numel)
 	char err[1024];
 	if (st_read_f32_err(f, name, dst, numel, err, sizeof err))
 		die("%s", err);
+}
+
+void st_read_bits16(const st_file *f, const st_info_t *ti, uint16_t *dst)
+{
+	if (ti->dtype != ST_F16 && ti->dtype != ST_BF16)
+		BUG("st_read_bits16: tensor '%s' is %s", ti->name, ti->dtype_name);
+	const unsigned char *p = f->data + ti->begin;
+	const uint16_t inf = ti->dtype == ST_F16 ? 0x7c00 : 0x7f80; /* exponent all ones: inf or NaN */
+	for (size_t i = 0; i < ti->numel; i++) {
+		const uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+		if ((h & inf) == inf)
+			die("%s: byte offset %llu: tensor '%s' element %zu is not finite", f->name,
+			    (unsigned long long)(f->data_off + ti->begin + 2 * (uint64_t)i), ti->name, i);
+		dst[i] = h;
+	}
+	release_pages(f, ti);
 }
 
 uint16_t st_f32_to_bf16(float f)
@@ -405,6 +439,12 @@ void st_save(const char *path, const st_tensor_out *t, int n, const char *const 
 }
 
 void st_save_as(const char *path, const st_tensor_out *t, int n, const char *const *meta, st_dtype dt)
+{
+	st_save_as16(path, t, n, meta, dt, NULL, ST_F32);
+}
+
+void st_save_as16(const char *path, const st_tensor_out *t, int n, const char *const *meta, st_dtype dt,
+		  const uint16_t *const *d16, st_dtype dt16)
 {
 	if (dt != ST_F32 && dt != ST_F16 && dt != ST_BF16)
 		die("%s: can only write F32, F16 or BF16", path);
@@ -457,16 +497,33 @@ void st_save_as(const char *path, const st_tensor_out *t, int n, const char *con
 		size_t numel = 1;
 		for (int d = 0; d < t[i].ndim; d++)
 			numel *= (size_t)t[i].shape[d];
-		if (dt == ST_F32) {
+		const uint16_t *h16 = d16 ? d16[i] : NULL;
+		if (h16 && dt == dt16) { /* 16-bit values in their own dtype: as they are */
+			if (numel && fwrite(h16, 2, numel, o->fp) != numel)
+				die("%s: write error: %s", path, strerror(errno));
+			continue;
+		}
+		if (dt == ST_F32 && !h16) {
 			if (numel && fwrite(t[i].data, 4, numel, o->fp) != numel)
 				die("%s: write error: %s", path, strerror(errno));
 			continue;
 		}
 		uint16_t buf[4096];
+		float wide[4096];
 		for (size_t k = 0; k < numel; k += 4096) {
 			size_t c = numel - k < 4096 ? numel - k : 4096;
+			if (h16) { /* widened (exact), then as f32 values */
+				for (size_t j = 0; j < c; j++)
+					wide[j] = dt16 == ST_F16 ? st_f16_to_f32(h16[k + j])
+								 : st_bf16_to_f32(h16[k + j]);
+				if (dt == ST_F32) {
+					if (fwrite(wide, 4, c, o->fp) != c)
+						die("%s: write error: %s", path, strerror(errno));
+					continue;
+				}
+			}
 			for (size_t j = 0; j < c; j++) {
-				float v = t[i].data[k + j];
+				float v = h16 ? wide[j] : t[i].data[k + j];
 				buf[j] = dt == ST_F16 ? st_f32_to_f16(v) : st_f32_to_bf16(v);
 				if (isfinite(v) && (buf[j] & 0x7c00) == 0x7c00 && dt == ST_F16)
 					die("%s: tensor '%s' element %zu = %g does not fit float16 (use bfloat16 or float32)",

@@ -60,13 +60,18 @@ const st_info_t *st_find(const st_file *f, const char *name);
 /* A "__metadata__" value; NULL if absent. */
 const char *st_meta(const st_file *f, const char *key);
 
-/* Convert a tensor to f32 into dst[numel]. numel must equal the tensor's
- * element count. Returns 0, or -1 with a message in err (missing tensor,
+/* Convert a tensor to f32 into dst[numel] (the file's pages of it are let
+ * go after: st_read_bits16). numel must equal the tensor's element count. Returns 0, or -1 with a message in err (missing tensor,
  * size mismatch, unsupported dtype, non-finite value at element k). */
 int st_read_f32_err(const st_file *f, const char *name, float *dst, size_t numel, char *err, size_t errsz);
 /* Same; dies with "FILE: tensor NAME: ..." on error. */
 void st_read_f32(const st_file *f, const char *name, float *dst, size_t numel);
 
+/* Copy an F16 or BF16 tensor's bits as they are into dst[numel] (the
+ * caller checked ti->dtype), then let the file's pages of it go (a file
+ * opened with st_open is mapped: read once, they need not stay resident).
+ * Dies with "FILE: byte offset N: tensor NAME element K is not finite". */
+void st_read_bits16(const st_file *f, const st_info_t *ti, uint16_t *dst);
 /* ---- writing ---- */
 
 typedef struct {
@@ -83,6 +88,11 @@ void st_save(const char *path, const st_tensor_out *t, int n, const char *const 
 /* Same, converting every tensor to dt (F32, F16 or BF16; round to nearest
  * even). Dies when a finite value overflows F16. */
 void st_save_as(const char *path, const st_tensor_out *t, int n, const char *const *meta, st_dtype dt);
+/* Same where tensor i's values are 16-bit, d16[i] (d16 may be NULL, or
+ * d16[i] NULL: t[i].data): F16 or BF16 bits as dt16 says, written as they
+ * are when dt is dt16, else widened (exact) and converted as f32 values. */
+void st_save_as16(const char *path, const st_tensor_out *t, int n, const char *const *meta, st_dtype dt,
+		  const uint16_t *const *d16, st_dtype dt16);
 
 /* Helpers for f16/bf16 (exposed for tests). */
 float st_f16_to_f32(uint16_t h);

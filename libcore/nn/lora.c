@@ -636,31 +636,50 @@ void lora_backward(lora *lo, int l, lora_kind k, float *dx, float *G, const floa
 	}
 }
 
+/* lora_merge's weight update: scale·(B·A)[o, in] (the sum in double), and
+ * where that weight sits in the base's matrix (rows from the site's o0;
+ * GPT-2's Conv1D stores [in, out]). */
+static float merge_delta(const lora *lo, const float *A, const float *B, int n_in, int o, int in)
+{
+	const int r = lo->o.r;
+	double acc = 0;
+	for (int q = 0; q < r; q++)
+		acc += (double)B[(size_t)o * r + q] * A[(size_t)q * n_in + in];
+	return (float)(lo->s * acc);
+}
+
+static size_t merge_index(const lora_site *s, int o, int in, int OCw, int w_io)
+{
+	const int row = s->o0 + o;
+	return w_io ? (size_t)in * OCw + row : (size_t)row * s->in + in;
+}
+
 void lora_merge(const lora *lo, model *m)
 {
-	const model_config *c = model_cfg(m);
-	float *P = model_params(m);
-	/* the weight of each kind: find by the base's tensor names */
+	/* a 16-bit base: each weight widened, W + scale·B·A in f32 as on f32
+	 * weights, rounded back to its dtype (what saving the f32 merge in it gives) */
+	uint16_t *P16 = model_params16(m);
+	float *P = P16 ? NULL : model_params(m);
+	const int bf = model_store16(m) == ST_BF16;
 	for (int i = 0; i < lo->n_sites; i++) {
 		const lora_site *s = &lo->sites[i];
 		const float *A = lo->params + lo->tensors[s->ta].offset, *B = lo->params + lo->tensors[s->tb].offset;
 		size_t off;
 		int w_io, OCw;
 		model_matmul_weight(m, s->l, s->kind, &off, &OCw, &w_io);
-		float *W = P + off;
-		const int r = lo->o.r;
 		for (int o = 0; o < s->out; o++)
 			for (int in = 0; in < s->in; in++) {
-				double acc = 0;
-				for (int q = 0; q < r; q++)
-					acc += (double)B[(size_t)o * r + q] * A[(size_t)q * s->in + in];
-				const int row = s->o0 + o;
-				if (w_io)
-					W[(size_t)in * OCw + row] += (float)(lo->s * acc);
-				else
-					W[(size_t)row * s->in + in] += (float)(lo->s * acc);
+				const size_t k = off + merge_index(s, o, in, OCw, w_io);
+				const float d = merge_delta(lo, A, B, s->in, o, in);
+				if (P) {
+					P[k] += d;
+					continue;
+				}
+				float w;
+				model_read_params(m, k, 1, &w);
+				w += d;
+				P16[k] = bf ? st_f32_to_bf16(w) : st_f32_to_f16(w);
 			}
 	}
-	(void)c;
 	model_sync(m, 1);
 }

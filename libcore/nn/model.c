@@ -17,6 +17,7 @@
  */
 #include "libcore/nn/model.h"
 #include "formats/hfconfig.h"
+#include "formats/safetensors.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@ typedef struct {
 } block_off;
 
 #define NONE ((size_t)-1)
+#define STAGED_HEAD (-2) /* model.staged: the stage holds the language-model head */
 
 struct model {
 	model_config cfg;
@@ -53,6 +55,25 @@ struct model {
 	int fc_dim;                             /* llama 2F (gate|up), gpt2 F */
 	lora *lora;                             /* attached adapter (model_set_lora): the base is frozen */
 	float *sink;                            /* [2·max(C, hd)] device: frozen norms' unread weight gradients */
+	/* 16-bit storage (model_new16, model_load_frozen: frozen weights): the
+	 * weights are p16 [n_params] f16/bf16 bits of the f32 layout, params is
+	 * NULL. On a unified backend P_ reads block l from stage, where
+	 * stage_block widens it right before its forward or backward (and
+	 * stage_head the head before its products); the small tensors outside
+	 * the blocks stay widened in wide[]; the embedding widens the rows of
+	 * the tokens only. Elsewhere dparams holds the widened f32 weights
+	 * (model_sync). */
+	uint16_t *p16;
+	int st16;       /* ST_F16 or ST_BF16; 0: f32 storage */
+	size_t *bstart; /* [L+1] block l's first offset; bstart[L]: the first after the blocks */
+	float *stage;   /* [the largest of the blocks and the head] */
+	int staged;     /* the block in stage, STAGED_HEAD, -1: none */
+	struct {
+		size_t off, n;
+		float *w;
+	} wide[4];
+	int n_wide;
+	size_t stage_n;
 };
 
 /* ------------------------------------------------------------ parameters */
@@ -83,7 +104,23 @@ static void check_cfg(const model_config *c)
 		die("model: %s", err);
 }
 
-model *model_new(const model_config *cfg)
+/* Widen n f16/bf16 values (st: ST_F16, ST_BF16) to f32: exact. */
+static void widen(float *dst, const uint16_t *src, size_t n, int st)
+{
+	if (st == ST_BF16) {
+#pragma omp parallel for schedule(static) if (n >= (1 << 18))
+		for (size_t i = 0; i < n; i++) {
+			const uint32_t u = (uint32_t)src[i] << 16;
+			memcpy(dst + i, &u, 4);
+		}
+	} else {
+#pragma omp parallel for schedule(static) if (n >= (1 << 18))
+		for (size_t i = 0; i < n; i++)
+			dst[i] = st_f16_to_f32(src[i]);
+	}
+}
+
+static model *model_make(const model_config *cfg, int st16)
 {
 	check_cfg(cfg);
 	model *m = xcalloc(1, sizeof *m);
@@ -195,7 +232,12 @@ model *model_new(const model_config *cfg)
 	m->score = c->score_labels ? add_tensor(m, "score.weight", 2, 1, C) : NONE;
 	if (m->n_params > ((size_t)1 << 36))
 		die("model: %zu parameters is more than this build handles", m->n_params);
-	m->params = xcalloc(m->n_params, sizeof(float));
+	m->bstart = xmalloc(sizeof(size_t) * (L + 1));
+	for (int l = 0; l < L; l++)
+		m->bstart[l] = m->blk[l].ln1_w; /* every family's block starts with its first norm */
+	m->bstart[L] = m->lnf_w;
+	m->staged = -1;
+	m->st16 = st16;
 	m->be = backend_current();
 	const lb_backend *be = m->be; /* the family's operations exist on this backend */
 	if ((c->qk_norm && !(be->headnorm_forward && be->headnorm_backward)) ||
@@ -203,8 +245,44 @@ model *model_new(const model_config *cfg)
 	     !(be->rope_part_forward && be->rope_part_backward && be->gelu_exact_forward && be->gelu_exact_backward)) ||
 	    (c->gemma && !(be->geglu_forward && be->geglu_backward && be->softcap_forward && be->softcap_backward)))
 		die("model: this model family is not implemented on the %s backend", be->name);
-	m->dparams = backend_mirror(m->be, m->params, sizeof(float) * m->n_params);
+	if (!st16) {
+		m->params = xcalloc(m->n_params, sizeof(float));
+		m->dparams = backend_mirror(m->be, m->params, sizeof(float) * m->n_params);
+		return m;
+	}
+	m->p16 = xcalloc(m->n_params, sizeof(uint16_t));
+	if (!be->unified) { /* the device holds the weights widened (model_sync) */
+		m->dparams = be->alloc(sizeof(float) * m->n_params);
+		be->memset0(m->dparams, sizeof(float) * m->n_params);
+		return m;
+	}
+	size_t big = m->score == NONE ? (size_t)V * C : 0; /* the head, or the largest block */
+	for (int l = 0; l < L; l++)
+		if (m->bstart[l + 1] - m->bstart[l] > big)
+			big = m->bstart[l + 1] - m->bstart[l];
+	m->stage_n = big;
+	m->stage = xcalloc(big ? big : 1, sizeof(float));
+	for (int i = 0; i < m->n_tensors; i++) { /* the small tensors outside the blocks: kept widened */
+		const model_tensor *t = &m->tensors[i];
+		if ((t->offset >= m->bstart[0] && t->offset < m->bstart[L]) || t->offset == m->wte ||
+		    t->offset == m->lm_head)
+			continue;
+		if (m->n_wide == 4)
+			BUG("model: more than 4 tensors outside the blocks");
+		m->wide[m->n_wide].off = t->offset;
+		m->wide[m->n_wide].n = t->numel;
+		m->wide[m->n_wide++].w = xcalloc(t->numel, sizeof(float));
+	}
 	return m;
+}
+
+model *model_new(const model_config *cfg) { return model_make(cfg, 0); }
+
+model *model_new16(const model_config *cfg, int st_dtype)
+{
+	if (st_dtype != ST_F16 && st_dtype != ST_BF16)
+		BUG("model_new16: dtype %d is not F16 or BF16", st_dtype);
+	return model_make(cfg, st_dtype);
 }
 
 void model_free(model *m)
@@ -219,6 +297,11 @@ void model_free(model *m)
 		m->be->free(m->sink);
 	backend_mirror_free(m->be, m->dparams, m->params);
 	free(m->params);
+	free(m->p16);
+	free(m->bstart);
+	free(m->stage);
+	for (int i = 0; i < m->n_wide; i++)
+		free(m->wide[i].w);
 	free(m);
 }
 
@@ -240,9 +323,41 @@ static int is_norm_bias(const char *name)
 	       (strstr(name, "ln_") || strstr(name, "layernorm") || strstr(name, "layer_norm"));
 }
 
+/* Store v as weight i: rounded to nearest even on a 16-bit model. */
+static void put(model *m, size_t i, float v)
+{
+	if (!m->p16) {
+		m->params[i] = v;
+		return;
+	}
+	m->p16[i] = m->st16 == ST_BF16 ? st_f32_to_bf16(v) : st_f32_to_f16(v);
+	if (m->st16 == ST_F16 && (m->p16[i] & 0x7c00) == 0x7c00) /* as saving f32 weights in f16 says */
+		die("model: weight %zu = %g does not fit float16 (use bfloat16 or float32)", i, (double)v);
+}
+
 void model_init_random(model *m, uint64_t seed, float std)
 {
 	uint64_t s = seed;
+	if (m->p16) { /* the same numbers as f32 storage, each rounded as a 16-bit save would */
+		for (int i = 0; i < m->n_tensors; i++) {
+			const model_tensor *t = &m->tensors[i];
+			const size_t o = t->offset;
+			if (is_norm_weight(t->name) || is_norm_bias(t->name)) {
+				for (size_t k = 0; k < t->numel; k++)
+					put(m, o + k, is_norm_bias(t->name) || m->cfg.gemma ? 0.0f : 1.0f);
+				continue;
+			}
+			for (size_t k = 0; k < t->numel; k += 2) {
+				double r, a;
+				rng_polar(&s, &r, &a);
+				put(m, o + k, (float)(std * r * cos(a)));
+				if (k + 1 < t->numel)
+					put(m, o + k + 1, (float)(std * r * sin(a)));
+			}
+		}
+		model_sync(m, 1);
+		return;
+	}
 	for (int i = 0; i < m->n_tensors; i++) {
 		const model_tensor *t = &m->tensors[i];
 		float *p = m->params + t->offset;
@@ -295,7 +410,7 @@ model *model_reward_from(model *lm, uint64_t seed, float std)
 		}
 		for (int j = 0; j < lm->n_tensors; j++) /* the same layout: tensor i is the LM's tensor i */
 			if (!strcmp(lm->tensors[j].name, t->name)) {
-				memcpy(p, lm->params + lm->tensors[j].offset, sizeof(float) * t->numel);
+				model_read_params(lm, lm->tensors[j].offset, t->numel, p);
 				break;
 			}
 	}
@@ -304,7 +419,53 @@ model *model_reward_from(model *lm, uint64_t seed, float std)
 }
 
 const model_config *model_cfg(const model *m) { return &m->cfg; }
-float *model_params(model *m) { return m->params; }
+
+float *model_params(model *m)
+{
+	if (m->p16) /* every reader of a 16-bit model goes through model_read_params */
+		BUG("model_params of a model stored in 16 bits");
+	return m->params;
+}
+
+uint16_t *model_params16(model *m) { return m->p16; }
+int model_store16(const model *m) { return m->st16; }
+
+size_t model_weight_bytes(const model *m)
+{
+	if (!m->p16)
+		return sizeof(float) * m->n_params;
+	size_t b = sizeof(uint16_t) * m->n_params + sizeof(float) * m->stage_n;
+	for (int i = 0; i < m->n_wide; i++)
+		b += sizeof(float) * m->wide[i].n;
+	return b;
+}
+
+void model_read_params(const model *m, size_t off, size_t n, float *dst)
+{
+	if (m->p16)
+		widen(dst, m->p16 + off, n, m->st16);
+	else
+		memcpy(dst, m->params + off, sizeof(float) * n);
+}
+
+void model_hash_weights(const model *m, sha256_ctx *h)
+{
+	/* f32 little-endian: the in-memory layout on every supported host; a
+	 * 16-bit model hashes its weights widened, a piece at a time, so both
+	 * storages of one file give one hash */
+	if (!m->p16) {
+		sha256_update(h, m->params, m->n_params * sizeof(float));
+		return;
+	}
+	const size_t piece = (size_t)1 << 20;
+	float *buf = xmalloc(sizeof(float) * piece);
+	for (size_t o = 0; o < m->n_params; o += piece) {
+		const size_t n = m->n_params - o < piece ? m->n_params - o : piece;
+		widen(buf, m->p16 + o, n, m->st16);
+		sha256_update(h, buf, n * sizeof(float));
+	}
+	free(buf);
+}
 size_t model_n_params(const model *m) { return m->n_params; }
 int model_n_tensors(const model *m) { return m->n_tensors; }
 
@@ -363,8 +524,7 @@ void model_fingerprint(const model *m, char out[65])
 		n = snprintf(txt, sizeof txt, "score %d\npad %d\n", c->score_labels, c->has_pad ? c->pad_id : -1);
 		sha256_update(h, txt, (size_t)n);
 	}
-	/* f32 little-endian: the in-memory layout on every supported host */
-	sha256_update(h, m->params, m->n_params * sizeof(float));
+	model_hash_weights(m, h);
 	if (m->lora && !lora_is_identity(m->lora)) { /* base + adapter; B = 0 computes the base */
 		char lf[65];
 		lora_fingerprint(m->lora, lf);
@@ -388,24 +548,54 @@ void model_permute_llama2c_qk(float *w, int n_heads, int head_dim, int C)
 	free(tmp);
 }
 
-void model_neox_qkv_permute(float *w, int n_heads, int head_dim, int cols, int to_hf)
+/* model_neox_qkv_permute for elements of es bytes. */
+static void qkv_permute(char *w, size_t es, int n_heads, int head_dim, int cols, int to_hf)
 {
 	/* file row h·3hd + p·hd + j  <->  internal row p·H·hd + h·hd + j (p = q, k, v) */
 	const size_t n = (size_t)3 * n_heads * head_dim * cols, blk = (size_t)head_dim * cols;
-	float *tmp = xmalloc(sizeof(float) * n);
+	char *tmp = xmalloc(es * n);
 	for (int h = 0; h < n_heads; h++)
 		for (int p = 0; p < 3; p++) {
 			size_t f = ((size_t)h * 3 + p) * blk, in = ((size_t)p * n_heads + h) * blk;
-			memcpy(tmp + (to_hf ? f : in), w + (to_hf ? in : f), sizeof(float) * blk);
+			memcpy(tmp + es * (to_hf ? f : in), w + es * (to_hf ? in : f), es * blk);
 		}
-	memcpy(w, tmp, sizeof(float) * n);
+	memcpy(w, tmp, es * n);
 	free(tmp);
+}
+
+void model_neox_qkv_permute(float *w, int n_heads, int head_dim, int cols, int to_hf)
+{
+	qkv_permute((char *)w, sizeof *w, n_heads, head_dim, cols, to_hf);
+}
+
+void model_neox_qkv_permute16(uint16_t *w, int n_heads, int head_dim, int cols, int to_hf)
+{
+	qkv_permute((char *)w, sizeof *w, n_heads, head_dim, cols, to_hf);
 }
 
 void lbdpo_set_threads(int n) { backend_current()->set_threads(n); }
 
 void model_sync(model *m, int to_device)
 {
+	if (m->p16) { /* frozen: the host bits are the weights; the device side is widened from them */
+		if (to_device && m->stage) {
+			m->staged = -1;
+			for (int i = 0; i < m->n_wide; i++)
+				widen(m->wide[i].w, m->p16 + m->wide[i].off, m->wide[i].n, m->st16);
+		} else if (to_device) {
+			const size_t piece = (size_t)1 << 20;
+			float *buf = xmalloc(sizeof(float) * piece);
+			for (size_t o = 0; o < m->n_params; o += piece) {
+				const size_t n = m->n_params - o < piece ? m->n_params - o : piece;
+				widen(buf, m->p16 + o, n, m->st16);
+				m->be->upload(m->dparams + o, buf, sizeof(float) * n);
+			}
+			free(buf);
+		}
+		if (m->lora)
+			lora_sync(m->lora, to_device);
+		return;
+	}
 	if (to_device)
 		backend_sync_up(m->be, m->dparams, m->params, sizeof(float) * m->n_params);
 	else
@@ -437,8 +627,14 @@ const model_tensor *model_trainable_tensor_at(const model *m, int i)
 	return m->lora ? lora_tensor_at(m->lora, i) : model_tensor_at(m, i);
 }
 
-float *model_trainable(model *m) { return m->lora ? lora_params(m->lora) : m->params; }
-float *model_trainable_dev(model *m) { return m->lora ? lora_params_dev(m->lora) : m->dparams; }
+float *model_trainable(model *m) { return m->lora ? lora_params(m->lora) : model_params(m); }
+
+float *model_trainable_dev(model *m)
+{
+	if (!m->lora && m->p16)
+		BUG("model: the weights of a 16-bit model are frozen (full training keeps f32 weights)");
+	return m->lora ? lora_params_dev(m->lora) : m->dparams;
+}
 
 void model_matmul_weight(const model *m, int l, int kind, size_t *off, int *out_dim, int *w_in_out)
 {
@@ -450,7 +646,12 @@ void model_matmul_weight(const model *m, int l, int kind, size_t *off, int *out_
 	*out_dim = od[kind];
 	*w_in_out = c->arch == ARCH_GPT2;
 }
-float *model_params_dev(model *m) { return m->dparams; }
+float *model_params_dev(model *m)
+{
+	if (m->stage)
+		BUG("model_params_dev of a model stored in 16 bits");
+	return m->dparams;
+}
 
 /* ------------------------------------------------------------- workspace */
 
@@ -774,7 +975,48 @@ static void ws_upload_index(model_ws *ws)
 
 /* ------------------------------------------------------------ the blocks */
 
-static const float *P_(const model *m, size_t off) { return off == NONE ? NULL : m->dparams + off; }
+static const float *P_(const model *m, size_t off)
+{
+	if (off == NONE)
+		return NULL;
+	if (!m->stage)
+		return m->dparams + off;
+	if (m->staged >= 0 && off >= m->bstart[m->staged] && off < m->bstart[m->staged + 1])
+		return m->stage + (off - m->bstart[m->staged]);
+	if (m->staged == STAGED_HEAD && off == m->lm_head)
+		return m->stage;
+	for (int i = 0; i < m->n_wide; i++)
+		if (off >= m->wide[i].off && off < m->wide[i].off + m->wide[i].n)
+			return m->wide[i].w + (off - m->wide[i].off);
+	BUG("model: weight %zu of a 16-bit model read outside the block staged", off);
+}
+
+/* A 16-bit model: block l's weights widened into the stage (P_ reads them
+ * there) before the block runs, forward or backward. */
+static void stage_block(const model *m, int l)
+{
+	if (!m->stage || m->staged == l)
+		return;
+	widen(m->stage, m->p16 + m->bstart[l], m->bstart[l + 1] - m->bstart[l], m->st16);
+	((model *)m)->staged = l; /* the stage is a cache of the weights, not the model's value */
+}
+
+/* The token (and learned position) embeddings of T tokens into x [T,C]:
+ * a 16-bit model widens the rows of its tokens only, and adds the
+ * positions as embed_forward does. */
+static void embed_fwd(const model *m, model_ws *ws, float *x, int T);
+
+/* A 16-bit model: the language-model head widened into the stage (P_
+ * reads it there) before a product with it. Whole: OpenBLAS's products
+ * over a slice of the vocabulary differ in the last bit from the product
+ * over all of it, and every result must be the f32 storage's. */
+static void stage_head(const model *m)
+{
+	if (!m->stage || m->staged == STAGED_HEAD)
+		return;
+	widen(m->stage, m->p16 + m->lm_head, (size_t)m->cfg.vocab_size * m->cfg.dim, m->st16);
+	((model *)m)->staged = STAGED_HEAD;
+}
 
 /* RMSNorm of the llama family: gain w, or 1 + w (gemma). */
 static void rms_fwd(const model *m, float *out, float *rstd, const float *x, size_t w, int T)
@@ -938,6 +1180,26 @@ static void final_norm(const model *m, float *out, float *mean, float *rstd, con
 }
 /* ------------------------------------------------------- packed forward */
 
+static void embed_fwd(const model *m, model_ws *ws, float *x, int T)
+{
+	const int C = m->cfg.dim;
+	if (!m->stage) {
+		m->be->embed_forward(x, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), T, C);
+		return;
+	}
+	const float *wpe = P_(m, m->wpe);
+#pragma omp parallel for schedule(static)
+	for (int t = 0; t < T; t++) {
+		float *o = x + (size_t)t * C;
+		widen(o, m->p16 + m->wte + (size_t)ws->tok[t] * C, (size_t)C, m->st16);
+		if (wpe) {
+			const float *p = wpe + (size_t)ws->pos[t] * C;
+			for (int c = 0; c < C; c++)
+				o[c] = o[c] + p[c];
+		}
+	}
+}
+
 /* Block l of the packed forward on ws's current batch: its activations in
  * act[l] (act[0] in inference and with gradient checkpointing, whose
  * block inputs are xins), its output into the next block's input. */
@@ -950,6 +1212,7 @@ static void layer_forward(const model *m, model_ws *ws, int l)
 	const block_off *b = &m->blk[l];
 	if (gc)
 		a->xin = ws->xins[l];
+	stage_block(m, l);
 	block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), T);
 	const int sw = layer_sliding(c, l);
 	const int *ka = sw ? ws->d_wka : ws->d_ka, *kc = sw ? ws->d_wkc : ws->d_kc;
@@ -1170,7 +1433,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 	ws_upload_index(ws);
 
 	/* ---- embedding and blocks ---- */
-	be->embed_forward(ws->act[0].xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), T, C);
+	embed_fwd(m, ws, ws->act[0].xin, T);
 	if (c->gemma) /* embeddings × √dim */
 		be->scale(ws->act[0].xin, (size_t)T * C, (float)sqrt((double)C));
 	if (c->arch != ARCH_GPT2)
@@ -1185,6 +1448,7 @@ void model_forward(const model *m, model_ws *ws, const model_seq *seqs, int n, m
 	/* ---- logits [T,V], log-softmax, per-sequence sums (the hand-off) ----
 	 * A reward model has no language-model head: its hand-off is the score. */
 	if (m->score == NONE) {
+		stage_head(m);
 		be->lmhead_forward(ws->logits, ws->lnf, P_(m, m->lm_head), T, C, V);
 		if (c->final_softcap > 0)
 			be->softcap_forward(ws->logits, (size_t)T * V, c->final_softcap);
@@ -1308,6 +1572,7 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 	float *hc = ws->tmp, *dhc = ws->dx; /* [Tn,C] gathered lnf rows, their gradient */
 	be->rows_gather(hc, ws->lnf, d_act, Tn, C);
 	/* dh [Tn,C] = dz·W_lm ; dW_lm += dzᵀ·h */
+	stage_head(m);
 	be->lmhead_backward(dhc, GW(m->lm_head), ws->logits, hc, P_(m, m->lm_head), Tn, C, V);
 	float *dlnf = ws->dln; /* [T,C] */
 	be->memset0(dlnf, sizeof(float) * (size_t)T * C);
@@ -1346,6 +1611,7 @@ void model_backward(const model *m, model_ws *ws, const model_seq_grad *g, float
 		block_act *a = &ws->act[ws->gc ? 0 : l];
 		if (ws->gc) /* the block again from its kept input: the same kernels, the same bits */
 			layer_forward(m, ws, l);
+		stage_block(m, l);
 		if (c->gemma) {
 			float *dt = ws->dtmp; /* d(MLP output before its norm), then d(o output) */
 			be->memset0(dt, sizeof(float) * (size_t)T * C);
@@ -1510,7 +1776,7 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	ws->seq_P[0] = n;
 	backend_sync_up(be, ws->d_imem, ws->imem, sizeof(int) * ((size_t)8 * n + 5));
 	block_act *a = &ws->act[0];
-	be->embed_forward(a->xin, ws->d_tok, ws->d_pos, P_(m, m->wte), P_(m, m->wpe), n, C);
+	embed_fwd(m, ws, a->xin, n);
 	if (c->gemma)
 		be->scale(a->xin, (size_t)n * C, (float)sqrt((double)C));
 	if (c->arch != ARCH_GPT2)
@@ -1522,6 +1788,7 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	for (int l = 0; l < L; l++) {
 		const block_off *b = &m->blk[l];
 		float *K = kv->k + (size_t)l * kv->max_len * KVD, *Vc = kv->v + (size_t)l * kv->max_len * KVD;
+		stage_block(m, l);
 		block_attn_in(m, b, a, a->ln1, a->ln1_m, a->ln1_r, a->qkv, a->xin, layer_cs(ws, c, l), n);
 		be->kv_append(K, Vc, a->qkv, len0, n, H, KV, hd, QKV);
 		/* token i sees cache positions 0 .. len0 + i; in a sliding layer only
@@ -1545,6 +1812,7 @@ void model_kv_feed(const model *m, model_kv *kv, const uint32_t *toks, int n, fl
 	const float *xl = a->xin + (size_t)(n - 1) * C;
 	final_norm(m, ws->lnf, ws->lnf_m, ws->lnf_r, xl, 1);
 	float *dl = be->unified ? logits : ws->logits;
+	stage_head(m);
 	be->lmhead_forward1(dl, ws->lnf, P_(m, m->lm_head), C, c->vocab_size);
 	if (c->final_softcap > 0)
 		be->softcap_forward(dl, (size_t)c->vocab_size, c->final_softcap);

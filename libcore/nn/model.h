@@ -13,6 +13,15 @@
  * All parameters live in one buffer (m->params, m->n_params floats); the
  * tensors point into it in the order of model_tensor_at(). Gradients use a
  * buffer of the same layout, so optimizers work on flat arrays.
+ *
+ * Frozen weights (a LoRA base, every program that only scores or samples)
+ * may instead stay 16-bit: model_load_frozen keeps a bf16 (or f16) file's
+ * values as they are, 2 bytes each in the same layout (model_params16),
+ * and widens them exactly to f32 where the products need them: block by
+ * block, and the language-model head before its products, into one
+ * staging buffer the size of the larger of the head and the largest block;
+ * the embedding's rows of the tokens only. Every result is bit-identical
+ * to the same file in f32 storage.
  */
 #ifndef LBDPO_MODEL_H
 #define LBDPO_MODEL_H
@@ -35,7 +44,11 @@ typedef struct {
 typedef struct model model; /* opaque; fields in model.c */
 
 /* ---- lifetime, files ---- */
-model *model_new(const model_config *cfg);                  /* zero weights */
+model *model_new(const model_config *cfg); /* zero weights */
+/* Zero weights stored in 16 bits (st_dtype ST_F16 or ST_BF16, as in
+ * formats/safetensors.h); model_init_random rounds its numbers to them.
+ * Such a model is frozen: no full training (model_trainable dies). */
+model *model_new16(const model_config *cfg, int st_dtype);
 void model_init_random(model *m, uint64_t seed, float std); /* normal(0,std), norms = 1 */
 /* Die unless m (loaded from path) is a causal LM: a reward model has no
  * language-model head, so no log-probs and no samples (lbdpo-reward scores
@@ -50,6 +63,12 @@ model *model_reward_from(model *lm, uint64_t seed, float std);
  * model.safetensors.index.json; f32/f16/bf16) or a llama2.c .bin file.
  * Dies with a one-line message naming the file on any problem. */
 model *model_load(const char *path);
+/* model_load for weights that stay frozen (scoring, sampling, a LoRA base):
+ * when every tensor of the files is bf16 (or every one f16) the model keeps
+ * them in 16 bits (model_store16), half the memory of f32; any other file
+ * loads as model_load does. Peak memory while loading is the 16-bit size:
+ * the file's pages are let go tensor by tensor. */
+model *model_load_frozen(const char *path);
 /* Write config.json + model.safetensors into dir (created if needed);
  * each file written to a temporary name and renamed. */
 void model_save_hf(const model *m, const char *dir);
@@ -80,7 +99,23 @@ int model_asset_name(const char *name);
 void model_free(model *m);
 
 const model_config *model_cfg(const model *m);
+/* The f32 weights; dies on a 16-bit model (read those with
+ * model_read_params, model_params16). */
 float *model_params(model *m);
+/* 16-bit storage: ST_F16 or ST_BF16; 0 for f32 storage. */
+int model_store16(const model *m);
+/* The 16-bit weights [n_params] (f16/bf16 bits), NULL with f32 storage;
+ * after writing them, model_sync(m, 1). */
+uint16_t *model_params16(model *m);
+/* dst[n] = weights off..off+n-1 as f32 (widened from 16 bits: exact). */
+void model_read_params(const model *m, size_t off, size_t n, float *dst);
+/* Add the weights, as f32 little-endian, to a sha256 (base/util.h). */
+struct sha256_ctx;
+void model_hash_weights(const model *m, struct sha256_ctx *h);
+/* Host bytes the weights take: 4 per parameter in f32 storage; 2 per
+ * parameter in 16 bits plus the f32 staging (the head or the largest
+ * block, and the small tensors outside the blocks). */
+size_t model_weight_bytes(const model *m);
 size_t model_n_params(const model *m);
 int model_n_tensors(const model *m);
 const model_tensor *model_tensor_at(const model *m, int i);
@@ -98,6 +133,7 @@ void model_permute_llama2c_qk(float *w, int n_heads, int head_dim, int C);
  * 1 for the bias): per head [q_h; k_h; v_h] in files, [Q; K; V] inside.
  * to_hf = 0 converts file → internal, 1 internal → file. */
 void model_neox_qkv_permute(float *w, int n_heads, int head_dim, int cols, int to_hf);
+void model_neox_qkv_permute16(uint16_t *w, int n_heads, int head_dim, int cols, int to_hf);
 
 /* ---- packed scoring and its backward ----
  * A batch is a list of sequences concatenated along the token axis, each

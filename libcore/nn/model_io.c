@@ -305,7 +305,24 @@ static int main_dtype(st_file **f, int nf)
 								     : ST_F32;
 }
 
-static model *load_hf(const char *dir)
+/* The 16-bit dtype every weight tensor of the files is stored in (ST_F16
+ * or ST_BF16), else -1: what model_load_frozen keeps as it is. */
+static int store16_dtype(st_file **f, int nf)
+{
+	int dt = -1;
+	for (int i = 0; i < nf; i++)
+		for (int j = 0; j < st_count(f[i]); j++) {
+			const st_info_t *t = st_info(f[i], j);
+			if (is_buffer(t->name))
+				continue;
+			if ((t->dtype != ST_F16 && t->dtype != ST_BF16) || (dt >= 0 && (int)t->dtype != dt))
+				return -1;
+			dt = (int)t->dtype;
+		}
+	return dt;
+}
+
+static model *load_hf(const char *dir, int frozen)
 {
 	char *cfgp = path_join(dir, "config.json");
 	if (!file_exists(cfgp))
@@ -325,8 +342,10 @@ static model *load_hf(const char *dir)
 		die("%s: config.json describes %llu parameters but the weight files hold only %llu bytes", dir,
 		    (unsigned long long)need, (unsigned long long)bytes);
 	cfg.save_dtype = main_dtype(f, nf); /* the files, not torch_dtype, say what came in */
-	model *m = model_new(&cfg);
-	float *P = model_params(m);
+	const int st16 = frozen ? store16_dtype(f, nf) : -1;
+	model *m = st16 > 0 ? model_new16(&cfg, st16) : model_new(&cfg);
+	float *P = st16 > 0 ? NULL : model_params(m);
+	uint16_t *P16 = model_params16(m);
 	int gpt2 = cfg.arch == ARCH_GPT2;
 	/* used[i][j]: tensor j of shard i was consumed */
 	char **used = xmalloc((size_t)nf * sizeof *used);
@@ -357,10 +376,16 @@ static model *load_hf(const char *dir)
 			shape_str(b, sizeof b, t->ndim, want);
 			die("%s: tensor '%s' has shape %s, config.json implies %s", st_name(f[w]), s->name, a, b);
 		}
-		st_read_f32(f[w], s->name, P + t->offset, numel);
+		if (P16) /* the shape matched: numel values */
+			st_read_bits16(f[w], s, P16 + t->offset);
+		else
+			st_read_f32(f[w], s->name, P + t->offset, numel);
 		used[w][s - st_info(f[w], 0)] = 1;
-		if (cfg.arch == ARCH_NEOX && strstr(t->name, ".query_key_value."))
-			model_neox_qkv_permute(P + t->offset, cfg.n_heads, cfg.head_dim, t->ndim == 2 ? cfg.dim : 1, 0);
+		const int qcols = t->ndim == 2 ? cfg.dim : 1;
+		if (cfg.arch == ARCH_NEOX && strstr(t->name, ".query_key_value.") && P16)
+			model_neox_qkv_permute16(P16 + t->offset, cfg.n_heads, cfg.head_dim, qcols, 0);
+		else if (cfg.arch == ARCH_NEOX && strstr(t->name, ".query_key_value."))
+			model_neox_qkv_permute(P + t->offset, cfg.n_heads, cfg.head_dim, qcols, 0);
 	}
 	for (int i = 0; i < nf; i++) {
 		for (int j = 0; j < st_count(f[i]); j++) {
@@ -388,17 +413,20 @@ static model *load_hf(const char *dir)
 	return m;
 }
 
-model *model_load(const char *path)
+static model *load_any(const char *path, int frozen)
 {
 	struct stat sb;
 	if (stat(path, &sb) < 0)
 		die("%s: %s", path, strerror(errno));
 	if (!S_ISDIR(sb.st_mode) && (ends_with(path, ".safetensors") || ends_with(path, ".json")))
 		die("%s: give the model directory (with config.json), not one of its files", path);
-	model *m = S_ISDIR(sb.st_mode) ? load_hf(path) : llama2c_load(path);
+	model *m = S_ISDIR(sb.st_mode) ? load_hf(path, frozen) : llama2c_load(path);
 	model_sync(m, 1); /* the weights were read into the host copy */
 	return m;
 }
+
+model *model_load(const char *path) { return load_any(path, 0); }
+model *model_load_frozen(const char *path) { return load_any(path, 1); }
 
 void model_save_hf(const model *m, const char *dir) { model_save_hf_dtype(m, dir, -1); }
 
@@ -418,7 +446,11 @@ void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
 	char **names = xcalloc((size_t)n + 1, sizeof *names);
 	float **copies = xcalloc((size_t)n + 1, sizeof *copies);
 	int n_copies = 0;
-	const float *P = model_params(m);
+	const int st16 = model_store16(m);
+	const float *P = st16 ? NULL : model_params(m);
+	const uint16_t *P16 = model_params16(m);
+	uint16_t **copies16 = xcalloc((size_t)n + 1, sizeof *copies16);
+	const uint16_t **d16 = xcalloc((size_t)n + 1, sizeof *d16); /* tensor nt's 16-bit values */
 	for (int i = 0; i < n; i++) {
 		const model_tensor *mt = model_tensor_at(m, i);
 		char fname[256];
@@ -443,8 +475,15 @@ void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
 		for (int d = 0; d < mt->ndim; d++)
 			o->shape[d] = mt->shape[d];
 		o->shape[0] = rows;
-		o->data = P + mt->offset;
-		if (cfg.arch == ARCH_NEOX && strstr(mt->name, ".query_key_value.")) { /* back to per-head order */
+		o->data = P ? P + mt->offset : NULL;
+		d16[nt] = P16 ? P16 + mt->offset : NULL;
+		if (P16 && cfg.arch == ARCH_NEOX && strstr(mt->name, ".query_key_value.")) {
+			uint16_t *cp = xmalloc(sizeof(uint16_t) * mt->numel);
+			memcpy(cp, d16[nt], sizeof(uint16_t) * mt->numel);
+			model_neox_qkv_permute16(cp, cfg.n_heads, cfg.head_dim, mt->ndim == 2 ? cfg.dim : 1, 1);
+			d16[nt] = copies16[n_copies++] = cp;
+		} else if (cfg.arch == ARCH_NEOX &&
+			   strstr(mt->name, ".query_key_value.")) { /* back to per-head order */
 			float *cp = xmalloc(sizeof(float) * mt->numel);
 			memcpy(cp, P + mt->offset, sizeof(float) * mt->numel);
 			model_neox_qkv_permute(cp, cfg.n_heads, cfg.head_dim, mt->ndim == 2 ? cfg.dim : 1, 1);
@@ -454,16 +493,20 @@ void model_save_hf_dtype(const model *mc, const char *dir, int dtype)
 	}
 	static const char *const meta[] = {"format", "pt", NULL};
 	char *p = path_join(dir, "model.safetensors");
-	st_save_as(p, t, nt, meta, (st_dtype)cfg.save_dtype);
+	st_save_as16(p, t, nt, meta, (st_dtype)cfg.save_dtype, d16, (st_dtype)st16);
 	free(p);
 	p = path_join(dir, "config.json");
 	hfconfig_save(&cfg, p);
 	free(p);
 	for (int i = 0; i < n; i++)
 		free(names[i]);
-	for (int i = 0; i < n_copies; i++)
+	for (int i = 0; i < n_copies; i++) {
 		free(copies[i]);
+		free(copies16[i]);
+	}
 	free(copies);
+	free(copies16);
+	free(d16);
 	free(names);
 	free(t);
 }

@@ -38,7 +38,8 @@ int adapter_base_fingerprint(const char *dir, char fp[65])
 	return got;
 }
 
-model *adapter_model_load(const char *path, const char *adapter, lora **lo, char **base_owned, const char **base)
+model *adapter_model_load(const char *path, const char *adapter, int frozen, lora **lo, char **base_owned,
+			  const char **base)
 {
 	*lo = NULL;
 	*base_owned = NULL;
@@ -53,7 +54,7 @@ model *adapter_model_load(const char *path, const char *adapter, lora **lo, char
 	}
 	if (adapter && !lora_is_dir(adapter))
 		die("%s: not an adapter directory (no adapter_config.json)", adapter);
-	model *m = model_load(*base);
+	model *m = frozen || adapter ? model_load_frozen(*base) : model_load(*base);
 	if (!adapter)
 		return m;
 	char want[65], have[65];

@@ -35,8 +35,11 @@ void lora_opts_check(const lora_opts *lo);
  * the adapter, attached (NULL: none; free it after the model); *base the
  * path the base was loaded from (path, or the adapter's base, malloc'd
  * into *base_owned). An adapter that lbdpo-step wrote remembers its base's
- * fingerprint: another base is refused in one line. */
-model *adapter_model_load(const char *path, const char *adapter, lora **lo, char **base_owned, const char **base);
+ * fingerprint: another base is refused in one line. frozen != 0 (the
+ * weights only scored: a program that trains none, or a LoRA base) loads
+ * with model_load_frozen; so does any load with an adapter. */
+model *adapter_model_load(const char *path, const char *adapter, int frozen, lora **lo, char **base_owned,
+			  const char **base);
 /* The base fingerprint an lbdpo-written adapter directory remembers
  * (trainer_state.json "lora_base"); 0 when it names none. */
 int adapter_base_fingerprint(const char *dir, char fp[65]);

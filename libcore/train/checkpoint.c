@@ -94,7 +94,8 @@ ckpt *ckpt_load(const char *path, const ckpt_opts *o)
 	const uint64_t seed = o->seed;
 	ckpt *c = xcalloc(1, sizeof *c);
 	const char *base;
-	c->m = adapter_model_load(path, o->adapter, &c->lo, &c->base_owned, &base);
+	/* a LoRA base is frozen: 16-bit storage for a 16-bit file (model_load_frozen) */
+	c->m = adapter_model_load(path, o->adapter, o->frozen || o->lora.r > 0, &c->lo, &c->base_owned, &base);
 	if (c->lo && o->lora.r > 0)
 		die_usage("%s: an adapter sets its own rank and targets: no --lora-r with it",
 			  o->adapter ? o->adapter : path);
@@ -476,7 +477,7 @@ void ckpt_save(const ckpt *c, const char *dir, json_t *options)
 			      {"policy.v", 1, {(int64_t)np}, c->pv},
 			      {"beta.m", 1, {(int64_t)c->bh->n_params}, c->hm},
 			      {"beta.v", 1, {(int64_t)c->bh->n_params}, c->hv},
-			      {"policy.w", 1, {(int64_t)np}, model_params(c->m)}};
+			      {"policy.w", 1, {(int64_t)np}, c->lo ? NULL : model_params(c->m)}};
 	int sd = c->lo ? ST_F32 : c->save_dtype >= 0 ? c->save_dtype : model_cfg(c->m)->save_dtype;
 	p = path_join(tmp, "optimizer.safetensors");
 	st_save(p, o, sd != ST_F32 ? 5 : 4, NULL); /* rounded policy: keep the f32 master weights */

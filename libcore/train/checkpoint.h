@@ -99,6 +99,7 @@ typedef struct {
 	const char *adapter; /* --adapter DIR: a LoRA adapter on the model (a PEFT adapter, or
 				an lbdpo LoRA checkpoint whose training state is then resumed) */
 	lora_opts lora;      /* lora.r > 0: train a new adapter (PEFT's init) on the frozen model */
+	int frozen;          /* the model is only scored (lbdpo-eval, lbdpo-beta): its weights may stay 16-bit */
 } ckpt_opts;
 void ckpt_opts_default(ckpt_opts *o); /* linear head, K 64, eps 0.1, last, policy, w 1, seed 1 */
 

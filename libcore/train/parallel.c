@@ -41,7 +41,7 @@ int dp_stop_all(void)
 static void model_hash_update(sha256_ctx *h, model *m)
 {
 	model_sync(m, 0);
-	sha256_update(h, model_params(m), model_n_params(m) * sizeof(float));
+	model_hash_weights(m, h); /* widened when the weights are 16-bit */
 	if (model_lora(m)) /* the adapter trained */
 		sha256_update(h, model_trainable(m), model_n_trainable(m) * sizeof(float));
 }

@@ -507,7 +507,7 @@ void rl_train(const rl_opts *o)
 				lp_ref[(size_t)i * T + t] = lp_old[(size_t)i * T + t]; /* no reference: KL 0 */
 		}
 	if (o->ref) {
-		model *rm = model_load(o->ref);
+		model *rm = model_load_frozen(o->ref); /* only scored */
 		model_need_lm(rm, o->ref);
 		if (model_cfg(rm)->vocab_size != cfg->vocab_size)
 			die("%s: vocabulary %d, the policy's is %d", o->ref, model_cfg(rm)->vocab_size,

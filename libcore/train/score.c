@@ -198,7 +198,7 @@ model *score_prog_open(int *argc, char ***argv, score_prog *p, char fp[65])
 			       nrank);
 	backend_opts_apply(p->bo);
 	p->t0 = now_s();
-	model *m = adapter_model_load(p->model_path, p->adapter, &p->lo, &p->base_owned, &p->base);
+	model *m = adapter_model_load(p->model_path, p->adapter, 1, &p->lo, &p->base_owned, &p->base);
 	const model_config *cfg = model_cfg(m);
 	if (p->need_lm)
 		model_need_lm(m, p->model_path);
