@@ -17,7 +17,9 @@
 #   make ppo             PPO, GRPO, on-policy DPO/LB-DPO with a rule-based reward
 #                        (pipelines/ppo.mk; QUICK=1: one seed, short)
 #   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
-#                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short)
+#                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short;
+#                        DTYPE=bf16: every model run in bf16, work/experiment-bf16,
+#                        then make experiment-compare DTYPE=bf16: beside fp32's)
 #   make study           does a learned β help? graded label noise, tuned
 #                        baselines, 5 seeds (pipelines/study.mk; QUICK=1: tiny)
 #   make online          on-policy DPO rounds (judge / reward model) vs offline,
@@ -206,7 +208,8 @@ MAN1      := $(sort $(wildcard man/*.1))
 MAN5      := $(sort $(wildcard man/*.5))
 MAN7      := $(sort $(wildcard man/*.7))
 
-.PHONY: all deps test check-deps demo experiment study online ppo bench bench-lora fuzz install clean help tests-build test-gpu \
+.PHONY: all deps test check-deps demo experiment experiment-compare study online ppo bench bench-lora fuzz install clean \
+	help tests-build test-gpu \
 	format format-check
 all: $(PROGS)
 
@@ -328,6 +331,10 @@ experiment: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -f pipelines/experiment.mk LBDPO_BIN=$(CURDIR)/$(BIN) \
 	  $(if $(findstring j,$(firstword $(MAKEFLAGS))),,-j$(shell nproc 2>/dev/null || echo 2))
+
+# make experiment DTYPE=bf16's arms beside fp32's (both runs done first)
+experiment-compare:
+	@$(MAKE) --no-print-directory -f pipelines/experiment.mk LBDPO_BIN=$(CURDIR)/$(BIN) compare
 
 study: deps
 	@$(MAKE) --no-print-directory all

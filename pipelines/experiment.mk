@@ -29,14 +29,20 @@
 # and group, paired differences against DPO, report.json, report.md, plots.
 #
 # Usage: make -f pipelines/experiment.mk LBDPO_BIN=$PWD/bin [EW=work/experiment]
-#        [SEEDS="1 2 3 4 5"] [QUICK=1] -j2
+#        [SEEDS="1 2 3 4 5"] [QUICK=1] [DTYPE=bf16] -j2
 # QUICK=1: 2 seeds, less data, fewer steps (the pipeline's own test).
+# DTYPE=bf16: every program that runs the model (SFT, refcache, the arms,
+# sampling, eval, log-probs, β) gets --dtype bf16; its own directory
+# (EW_FP32 with -bf16 appended), so the fp32 results stay. `compare` (needs
+# both runs) puts each arm of the two dtypes side by side with its interval:
+# $(EW)/dtype-compare.md (pipelines/exp-dtype.sh).
 
 LBDPO_BIN ?= bin
 QUICK     ?=
+DTYPE     ?= fp32
 ifeq ($(QUICK),1)
 # its own directory: make would take a quick run's files for a full run's
-EW        ?= work/experiment-quick
+EW_FP32   ?= work/experiment-quick
 SEEDS     ?= 1 2
 N_TRAIN   ?= 600
 N_TEST    ?= 80
@@ -46,7 +52,7 @@ FRZ_BLOCK ?= 15
 FRZ_BLOCKS ?= 2
 FRZ_N     ?= 200
 else
-EW        ?= work/experiment
+EW_FP32   ?= work/experiment
 SEEDS     ?= 1 2 3 4 5
 N_TRAIN   ?= 4000
 N_TEST    ?= 400
@@ -56,6 +62,13 @@ STEPS     ?= 1600
 FRZ_BLOCK ?= 40
 FRZ_BLOCKS ?= 8
 FRZ_N     ?= 1000
+endif
+ifeq ($(DTYPE),fp32)
+EW        ?= $(EW_FP32)
+DT        :=
+else
+EW        ?= $(EW_FP32)-$(DTYPE)
+DT        := --dtype $(DTYPE)
 endif
 # the demo's settings (pipelines/demo.mk)
 FLIP      ?= 0.3
@@ -109,7 +122,7 @@ TRAIN_COMMON = --steps $(STEPS) --lr $(LR) --batch-size $(BS) --beta $(BETA) \
 	--schedule constant --threads $(THREADS) -q $(PREF_OPTS)
 FRZ_STEPS := $(shell i=0; while [ $$i -le $(FRZ_BLOCKS) ]; do echo $$((i * $(FRZ_BLOCK))); i=$$((i + 1)); done)
 
-.PHONY: all experiment seeds clean
+.PHONY: all experiment seeds compare clean
 .DELETE_ON_ERROR:
 all experiment: $(EW)/report.md
 
@@ -131,14 +144,14 @@ $(2)/train0.tok: $(2)/data/.done
 $(call REF_RULES,$(1),$(2))
 
 $(2)/train.ref $(2)/train0.ref $(2)/test.ref: $(2)/%.ref: $(2)/%.tok $(2)/ref/config.json
-	$(B)lbdpo-refcache -q --model $(2)/ref --cache $(2)/refcache -t $(THREADS) -i $$< -o $$@
+	$(B)lbdpo-refcache $(DT) -q --model $(2)/ref --cache $(2)/refcache -t $(THREADS) -i $$< -o $$@
 
 # greedy answers, log-prob ranking and β parts of the reference itself
 $(2)/ref.answers.jsonl: $(2)/ref/config.json
-	$(B)lbdpo-sample -m $(2)/ref --tokenizer $(2)/data/tokenizer.json --greedy --max-new-tokens 12 --threads 1 \
+	$(B)lbdpo-sample $(DT) -m $(2)/ref --tokenizer $(2)/data/tokenizer.json --greedy --max-new-tokens 12 --threads 1 \
 	  -i $(2)/data/test.jsonl -o $$@
 $(2)/ref.scores.jsonl: $(2)/ref/config.json $(2)/test.tok
-	$(B)lbdpo-logprob -q -m $(2)/ref -t $(THREADS) -i $(2)/test.tok | $(B)lbdpo-show --no-header -o $$@
+	$(B)lbdpo-logprob $(DT) -q -m $(2)/ref -t $(THREADS) -i $(2)/test.tok | $(B)lbdpo-show --no-header -o $$@
 
 # frozen-policy subset: the first FRZ_N training pairs
 $(2)/frz.ref: $(2)/train.ref
@@ -154,24 +167,24 @@ endef
 define ARM_RULES
 $(1)/$(2)/config.json: $(1)/$(call data,$(2)).ref
 	@rm -f $(1)/$(2).metrics.jsonl
-	$(B)lbdpo-step $(OPTS_$(2)) --model $(1)/ref --fresh -i $$< $(TRAIN_COMMON) --seed $$(SEED_$(1)) \
+	$(B)lbdpo-step $(DT) $(OPTS_$(2)) --model $(1)/ref --fresh -i $$< $(TRAIN_COMMON) --seed $$(SEED_$(1)) \
 	  --metrics $(1)/$(2).metrics.jsonl -o $(1)/$(2)
 endef
 
 define EVAL_RULES
 $(1)/$(2).done: $(1)/$(2)/config.json $(1)/test.ref $(1)/test.tok
-	$(B)lbdpo-sample -m $(1)/$(2) --tokenizer $(1)/data/tokenizer.json --greedy --max-new-tokens 12 --threads 1 \
+	$(B)lbdpo-sample $(DT) -m $(1)/$(2) --tokenizer $(1)/data/tokenizer.json --greedy --max-new-tokens 12 --threads 1 \
 	  -i $(1)/data/test.jsonl -o $(1)/$(2).answers.jsonl
 	grep '"group":"open"' $(1)/$(2).answers.jsonl >$(1)/$(2).open-answers.jsonl
-	$(B)lbdpo-eval -m $(1)/$(2) -i $(1)/test.ref --generations $(1)/$(2).open-answers.jsonl \
+	$(B)lbdpo-eval $(DT) -m $(1)/$(2) -i $(1)/test.ref --generations $(1)/$(2).open-answers.jsonl \
 	  --per-record $(1)/$(2).per-record.jsonl --threads $(THREADS) -o $(1)/$(2).eval.json
-	$(B)lbdpo-logprob -q -m $(1)/$(2) -t $(THREADS) -i $(1)/test.tok | $(B)lbdpo-show --no-header -o $(1)/$(2).scores.jsonl
+	$(B)lbdpo-logprob $(DT) -q -m $(1)/$(2) -t $(THREADS) -i $(1)/test.tok | $(B)lbdpo-show --no-header -o $(1)/$(2).scores.jsonl
 	$(call beta_cmd,$(1),$(2))
 	@touch $$@
 endef
 
 # LB-DPO arms: β(x) and its parts (f) on the held-out prompts
-beta_cmd = $(if $(findstring lbdpo,$(2)),$(B)lbdpo-beta -m $(1)/$(2) -i $(1)/test.ref --threads $(THREADS) | $(B)lbdpo-show --no-header -o $(1)/$(2).beta.jsonl,rm -f $(1)/$(2).beta.jsonl)
+beta_cmd = $(if $(findstring lbdpo,$(2)),$(B)lbdpo-beta $(DT) -m $(1)/$(2) -i $(1)/test.ref --threads $(THREADS) | $(B)lbdpo-show --no-header -o $(1)/$(2).beta.jsonl,rm -f $(1)/$(2).beta.jsonl)
 
 # ---- frozen policy, from small or large β: $(1) = seed dir, $(2) = β0 ----
 # block 0 is the start (--steps 0); block k resumes block k−1's checkpoint.
@@ -180,12 +193,12 @@ beta_cmd = $(if $(findstring lbdpo,$(2)),$(B)lbdpo-beta -m $(1)/$(2) -i $(1)/tes
 define FRZ_RULES
 $(1)/frz-$(2)/0/config.json: $(1)/dpo/config.json $(1)/frz.ref
 	@mkdir -p $(1)/frz-$(2)
-	$(B)lbdpo-step --model $(1)/dpo --fresh -i $(1)/frz.ref --ignore-provenance --loss lbdpo $(FRZ_OPTS) --beta $(2) \
+	$(B)lbdpo-step $(DT) --model $(1)/dpo --fresh -i $(1)/frz.ref --ignore-provenance --loss lbdpo $(FRZ_OPTS) --beta $(2) \
 	  --freeze-policy --steps 0 --beta-lr $(FRZ_LR) --schedule constant --seed $$(SEED_$(1)) \
 	  --threads $(THREADS) -q -o $(1)/frz-$(2)/0
 $(1)/frz-$(2).tsv: $(foreach s,$(FRZ_STEPS),$(1)/frz-$(2)/$(s)/config.json)
 	for s in $(FRZ_STEPS); do \
-	  $(B)lbdpo-eval -m $(1)/frz-$(2)/$$$$s -i $(1)/frz.ref --per-record $(1)/frz-$(2)/$$$$s.pr.jsonl \
+	  $(B)lbdpo-eval $(DT) -m $(1)/frz-$(2)/$$$$s -i $(1)/frz.ref --per-record $(1)/frz-$(2)/$$$$s.pr.jsonl \
 	    --threads $(THREADS) -o $(1)/frz-$(2)/$$$$s.eval.json && \
 	  sh $(PIPE)exp-frozen.sh $(1)/frz-$(2)/$$$$s $$$$s || exit 1; \
 	done >$$@.tmp
@@ -193,7 +206,7 @@ $(1)/frz-$(2).tsv: $(foreach s,$(FRZ_STEPS),$(1)/frz-$(2)/$(s)/config.json)
 endef
 define FRZ_BLOCK_RULE
 $(1)/frz-$(2)/$(4)/config.json: $(1)/frz-$(2)/$(3)/config.json
-	$(B)lbdpo-step --model $(1)/frz-$(2)/$(3) -i $(1)/frz.ref --loss lbdpo $(FRZ_OPTS) --beta $(2) \
+	$(B)lbdpo-step $(DT) --model $(1)/frz-$(2)/$(3) -i $(1)/frz.ref --loss lbdpo $(FRZ_OPTS) --beta $(2) \
 	  --freeze-policy --steps $(FRZ_BLOCK) --beta-lr $(FRZ_LR) --schedule constant --seed $$(SEED_$(1)) \
 	  --threads $(THREADS) -q -o $(1)/frz-$(2)/$(4)
 endef
@@ -211,6 +224,13 @@ $(foreach s,$(SEEDS),$(foreach b,$(FRZ_BETAS),$(foreach p,$(FRZ_PAIRS),\
 # ---- aggregate ----
 $(EW)/report.md: $(foreach s,$(SEEDS),$(call sd,$(s))/rows.tsv)
 	sh $(PIPE)exp-report.sh $(EW) "$(SEEDS)" "$(ARMS)" "$(HAZ)" "$(FRZ_BETAS)"
+
+# this dtype's arms beside fp32's (run both first)
+compare: $(EW)/dtype-compare.md
+$(EW)/dtype-compare.md: $(EW)/report.md
+	sh $(PIPE)exp-dtype.sh $(EW_FP32) $(EW) $(DTYPE) "$(ARMS)" >$@.tmp
+	mv $@.tmp $@
+	cat $@
 
 seeds: $(foreach s,$(SEEDS),$(call sd,$(s))/rows.tsv)
 

@@ -4,7 +4,7 @@
 # (the whole text with both completions of every pair of DIR/data/train.jsonl,
 # as demo.mk's reference corpus) and DIR/ref (SFT_STEPS of SFT on it).
 # Needs DIR/data/.done and the including file's B, DIM, LAYERS, HEADS,
-# MAX_SEQ, SFT_STEPS, SFT_LR, SFT_BS and THREADS.
+# MAX_SEQ, SFT_STEPS, SFT_LR, SFT_BS and THREADS; DT (e.g. --dtype bf16) if set.
 define REF_RULES
 $(2)/init/config.json: $(2)/data/.done
 	$(B)lbdpo-init -q --arch llama --dim $(DIM) --layers $(LAYERS) --heads $(HEADS) \
@@ -19,7 +19,7 @@ $(2)/sft.tok: $(2)/data/.done
 	$(B)lbdpo-tokenize -q --tokenizer $(2)/data/tokenizer.json -i $(2)/data/sft.jsonl -o $$@
 
 $(2)/ref/config.json: $(2)/init/config.json $(2)/sft.tok
-	$(B)lbdpo-step --loss sft --model $(2)/init -i $(2)/sft.tok --steps $(SFT_STEPS) \
+	$(B)lbdpo-step $(DT) --loss sft --model $(2)/init -i $(2)/sft.tok --steps $(SFT_STEPS) \
 	  --lr $(SFT_LR) --batch-size $(SFT_BS) --seed $(1) --schedule cosine --threads $(THREADS) -q -o $(2)/ref
 endef
 

@@ -35,6 +35,10 @@ no_bf16() {
 	lbdpo-show --header-only -i a | grep -q '"device":"cpu"' || fail "auto header device"
 }
 no_bf16 env DNNL_MAX_CPU_ISA=AVX512_CORE lbdpo-logprob -q
+# oneDNN 2.5+ reads ONEDNN_MAX_CPU_ISA too: the reason names it, not the CPU
+no_bf16 env ONEDNN_MAX_CPU_ISA=AVX512_CORE lbdpo-logprob -q
+ONEDNN_MAX_CPU_ISA=AVX512_CORE lbdpo-logprob --version | grep -q '^bf16: none (ONEDNN_MAX_CPU_ISA=AVX512_CORE rules out' ||
+	fail "the ISA cap is not named: $(ONEDNN_MAX_CPU_ISA=AVX512_CORE lbdpo-logprob --version | sed -n '/^bf16/p')"
 if lbdpo-logprob --version | grep -q '^bf16: none'; then
 	no_bf16 lbdpo-logprob -q
 	echo "skipped: $(lbdpo-logprob --version | sed -n 's/^bf16: //p'): the bf16 runs need AVX512-BF16 or AMX"

@@ -21,6 +21,32 @@ static float f32(uint32_t u)
 	return f;
 }
 
+/* The path the probe picks from oneDNN's effective ISA (dnnl_cpu_isa_t's
+ * values, oneDNN 2.x): no AMX CPU here, so an AMX CPU's bits are handed to
+ * it; and the text --version and make bench print for each path. */
+Test(bf16, isa_path)
+{
+	char buf[160];
+	if (!gemm_bf16_isa_path(0xe7)) { /* built without oneDNN: always none */
+		cr_expect_eq(gemm_bf16_isa_path(0x3e7), 0);
+		cr_skip_test("built without oneDNN: %s", gemm_bf16_path());
+	}
+	cr_expect_eq(gemm_bf16_isa_path(0x3e7), 2, "avx512_core_amx: AMX");
+	cr_expect_eq(gemm_bf16_isa_path(0xe7), 1, "avx512_core_bf16");
+	cr_expect_eq(gemm_bf16_isa_path(0x67), 0, "avx512_core_vnni: no bf16");
+	cr_expect_eq(gemm_bf16_isa_path(0x27), 0, "avx512_core");
+	cr_expect_eq(gemm_bf16_isa_path(0x407), 0, "avx2_vnni");
+	cr_expect_eq(gemm_bf16_isa_path(0x7), 0, "avx2");
+	gemm_bf16_describe(buf, sizeof buf, 2, "oneDNN 2.6.3", NULL);
+	cr_expect_str_eq(buf, "AMX (oneDNN 2.6.3)");
+	gemm_bf16_describe(buf, sizeof buf, 1, "oneDNN 2.6.3", NULL);
+	cr_expect_str_eq(buf, "AVX512-BF16 (oneDNN 2.6.3)");
+	gemm_bf16_describe(buf, sizeof buf, 0, "oneDNN 2.6.3", "ONEDNN_MAX_CPU_ISA=AVX2");
+	cr_expect_str_eq(buf, "none (ONEDNN_MAX_CPU_ISA=AVX2 rules out AVX512-BF16 and AMX; oneDNN 2.6.3)");
+	gemm_bf16_describe(buf, sizeof buf, 0, "oneDNN 2.6.3", NULL);
+	cr_expect_str_eq(buf, "none (this CPU has neither AVX512-BF16 nor AMX; oneDNN 2.6.3)");
+}
+
 Test(bf16, rounding)
 {
 	/* nearest, ties to even, at the bits that are cut */

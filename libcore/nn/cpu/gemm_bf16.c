@@ -70,6 +70,25 @@ static char bf16_desc[160];
 static dnnl_engine_t eng;
 static dnnl_stream_t strm;
 
+int gemm_bf16_isa_path(unsigned isa)
+{
+	/* dnnl_cpu_isa_t's bit sets nest: a path is there when all of its bits
+	 * are (AMX's set holds AVX512-BF16's). */
+	if ((isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx)
+		return 2;
+	return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+void gemm_bf16_describe(char *buf, size_t n, int path, const char *lib, const char *cap)
+{
+	if (path)
+		snprintf(buf, n, "%s (%s)", path == 2 ? "AMX" : "AVX512-BF16", lib);
+	else if (cap)
+		snprintf(buf, n, "none (%.60s rules out AVX512-BF16 and AMX; %s)", cap, lib);
+	else
+		snprintf(buf, n, "none (this CPU has neither AVX512-BF16 nor AMX; %s)", lib);
+}
+
 static void bf16_probe(void)
 {
 	if (bf16_state >= 0)
@@ -77,26 +96,18 @@ static void bf16_probe(void)
 	const dnnl_version_t *v = dnnl_version();
 	char lib[48];
 	snprintf(lib, sizeof lib, "oneDNN %d.%d.%d", v->major, v->minor, v->patch);
-	/* The ISA oneDNN will use (the CPU's, capped by DNNL_MAX_CPU_ISA): its
-	 * bit sets nest, so bf16 is there when all of avx512_core_bf16's bits
-	 * are. */
-	const unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
-	if ((isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx)
-		bf16_state = 2;
-	else if ((isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16)
-		bf16_state = 1;
-	else
-		bf16_state = 0;
+	/* The ISA oneDNN will use: the CPU's (AMX only where the kernel grants
+	 * the tile state), capped by ONEDNN_MAX_CPU_ISA or DNNL_MAX_CPU_ISA. */
+	bf16_state = gemm_bf16_isa_path((unsigned)dnnl_get_effective_cpu_isa());
+	char cap[64] = "";
+	for (const char *const *e = (const char *const[]){"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", NULL}; *e; e++)
+		if (!cap[0] && getenv(*e))
+			snprintf(cap, sizeof cap, "%s=%.40s", *e, getenv(*e));
 	if (bf16_state && (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success ||
 			   dnnl_stream_create(&strm, eng, dnnl_stream_default_flags) != dnnl_success))
 		bf16_state = 0, snprintf(bf16_desc, sizeof bf16_desc, "none (%s: no CPU engine)", lib);
-	else if (bf16_state)
-		snprintf(bf16_desc, sizeof bf16_desc, "%s (%s)", bf16_state == 2 ? "AMX" : "AVX512-BF16", lib);
-	else if (getenv("DNNL_MAX_CPU_ISA"))
-		snprintf(bf16_desc, sizeof bf16_desc, "none (DNNL_MAX_CPU_ISA=%.40s rules out AVX512-BF16 and AMX; %s)",
-			 getenv("DNNL_MAX_CPU_ISA"), lib);
 	else
-		snprintf(bf16_desc, sizeof bf16_desc, "none (this CPU has neither AVX512-BF16 nor AMX; %s)", lib);
+		gemm_bf16_describe(bf16_desc, sizeof bf16_desc, bf16_state, lib, cap[0] ? cap : NULL);
 }
 
 int gemm_bf16_ok(void)
@@ -241,6 +252,14 @@ void gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, con
 }
 
 #else /* built without oneDNN */
+
+int gemm_bf16_isa_path(unsigned isa) { return (void)isa, 0; }
+
+void gemm_bf16_describe(char *buf, size_t n, int path, const char *lib, const char *cap)
+{
+	(void)path, (void)lib, (void)cap;
+	snprintf(buf, n, "%s", gemm_bf16_path());
+}
 
 int gemm_bf16_ok(void) { return 0; }
 

@@ -26,6 +26,14 @@ int gemm_bf16_ok(void);
 /* The bf16 path for --version and the benchmarks: "AMX (oneDNN 2.6.3)",
  * "AVX512-BF16 (oneDNN 2.6.3)", or "none (...why...)". */
 const char *gemm_bf16_path(void);
+/* The parts of the probe, apart so that a test can hand them an AMX CPU:
+ * the path oneDNN's effective ISA (dnnl_get_effective_cpu_isa's bits) gives,
+ * 2 AMX, 1 AVX512-BF16, 0 none (always 0 built without oneDNN); and the
+ * text of gemm_bf16_path for a path, the library ("oneDNN 2.6.3") and the
+ * environment setting that capped the ISA ("DNNL_MAX_CPU_ISA=AVX512_CORE",
+ * or NULL). */
+int gemm_bf16_isa_path(unsigned isa);
+void gemm_bf16_describe(char *buf, size_t n, int path, const char *lib, const char *cap);
 
 /* C = op(A)·op(B) + (accumulate ? C : 0), row-major like cblas_sgemm with
  * alpha 1 and beta 0 or 1: op(A) is [M,K], op(B) is [K,N], C is [M,N] with
