@@ -8,7 +8,7 @@
 #     SHAPE  qwen2.5-0.5b | qwen2.5-1.5b | llama-3.1-8b (or a config.json path)
 #     ARM    full | lora | lora-gc (LoRA with --gradient-checkpointing)
 #            (default: full lora lora-gc)
-#   environment: STEPS (3; the first one is not timed), THREADS (2),
+#   environment: STEPS (3; the first one is not timed unless STEPS=1), THREADS (2),
 #     DTYPE (fp32 | bf16: the products), SAVE (bfloat16: the base's dtype on
 #     disk and so, for LoRA, in memory), PROMPT/COMP (128/192: a pair is
 #     PROMPT + 2 COMP tokens, prefix-shared), PAIRS (2 per step), R (16),
@@ -19,7 +19,7 @@
 # tokens/s the mean of the steps after the first (lbdpo-step's metrics).
 # Full fine-tuning's memory is also computed: 16 bytes per parameter (f32
 # weights, gradients and AdamW's two moments) before activations; an arm
-# that would not fit in the machine's memory is not started.
+# that would not fit in the available memory is not started.
 set -eu
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 : "${LBDPO_BIN:=$(dirname "$0")/../bin}"
@@ -44,7 +44,7 @@ fi
 info=$(lbdpo-init -q -m "$m" --info)
 n=$(printf '%s\n' "$info" | sed 's/.*params=\([0-9]*\).*/\1/')
 V=$(printf '%s\n' "$info" | sed 's/.*vocab=\([0-9]*\).*/\1/')
-mem_kb=$(awk '/MemTotal/ { print $2 }' /proc/meminfo)
+mem_kb=$(awk '/MemAvailable/ { print $2 }' /proc/meminfo)
 
 # synthetic pairs with made-up reference scores (speed and memory do not
 # depend on them); one step's worth per step
@@ -58,7 +58,7 @@ awk -v fp="$fp" -v n=$((PAIRS * STEPS)) -v V="$V" -v P="$PROMPT" -v C="$COMP" 'B
 
 echo "# $(basename "$cfg" .json): $info"
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $THREADS threads; products $DTYPE; base on disk $SAVE;" \
-	"$PAIRS pairs/step of $PROMPT+$COMP+$COMP tokens; LB-DPO; $((STEPS - 1)) timed steps"
+	"$PAIRS pairs/step of $PROMPT+$COMP+$COMP tokens; LB-DPO; $((STEPS > 1 ? STEPS - 1 : 1)) timed steps"
 echo "# full fine-tuning needs $(awk -v n="$n" 'BEGIN { printf "%.1f", 16 * n / 1e9 }') GB for weights, gradients and AdamW before activations"
 printf '%-8s %12s %12s %10s\n' arm "peak RSS MB" "tokens/s" "step s"
 for a in $arms; do
@@ -68,18 +68,23 @@ for a in $arms; do
 	lora-gc) opt="--lora-r $R --lora-targets all-linear --gradient-checkpointing" ;;
 	*) echo "lora.sh: unknown arm $a" >&2; exit 2 ;;
 	esac
-	if [ "$a" = full ] && [ $((16 * n / 1024)) -gt "$mem_kb" ]; then
-		printf '%-8s %12s %12s %10s\n' "$a" "(would need >$((16 * n / 1000000)))" - -
+	# weights, gradients and moments alone above 90% of the available memory:
+	# the kernel would kill it (activations come on top)
+	if [ "$a" = full ] && [ $((16 * n / 1024)) -gt $((mem_kb * 9 / 10)) ]; then
+		printf '%-8s %12s %12s %10s\n' "$a" "(>$((16 * n / 1000000)) MB)" - -
 		continue
 	fi
 	# shellcheck disable=SC2086
-	if ! /usr/bin/time -f '%e %M' -o "$T/$a.time" lbdpo-step -q -m "$m" -o "$T/ck.$a" -i "$T/d.ref" --loss lbdpo \
-		--steps "$STEPS" --batch-size "$PAIRS" --threads "$THREADS" --dtype "$DTYPE" --metrics "$T/$a.m" $opt; then
-		printf '%-8s %12s\n' "$a" "failed"
+	rc=0
+	/usr/bin/time -f '%e %M' -o "$T/$a.time" lbdpo-step -q -m "$m" -o "$T/ck.$a" -i "$T/d.ref" --loss lbdpo \
+		--steps "$STEPS" --batch-size "$PAIRS" --threads "$THREADS" --dtype "$DTYPE" --metrics "$T/$a.m" $opt || rc=$?
+	if [ $rc -ne 0 ]; then
+		printf '%-8s %12s\n' "$a" "failed ($(tail -1 "$T/$a.time"))"
 		continue
 	fi
 	read -r s kb < <(tail -1 "$T/$a.time")
-	sed 1d "$T/$a.m" | sed 's/.*"tokens_per_s": \([0-9.e+-]*\).*/\1/' |
+	# the first step (allocation) is left out unless it is the only one
+	{ if [ "$STEPS" -gt 1 ]; then sed 1d "$T/$a.m"; else cat "$T/$a.m"; fi; } | sed 's/.*"tokens_per_s": \([0-9.e+-]*\).*/\1/' |
 		awk -v a="$a" -v kb="$kb" -v t=$((PAIRS * (PROMPT + 2 * COMP))) \
 			'{ s += $1; k++ } END { printf "%-8s %12d %12.1f %10.2f\n", a, kb / 1024, s / k, t / (s / k) }'
 	rm -rf "$T/ck.$a"
