@@ -13,6 +13,8 @@
 #  - the report is filled with finite numbers; a rerun does nothing; a
 #    touched round-1 adapter makes round 2 over (the rules depend on
 #    adapter_model.safetensors), and a removed one redoes exactly its step;
+#  - a DPO round 1 without a pair (every sample of each prompt judged alike)
+#    writes an adapter that scores as the base;
 #  - the default work directory is LoRA's own; without LORA no command
 #    names an adapter.
 . "$(dirname "$0")/lib.sh"
@@ -69,6 +71,18 @@ grep 'lbdpo-step' "$T/dry" | grep -v grpo >/dev/null && fail "a newer grpo adapt
 rm -rf "$S/dpo/r2/policy" "$S/dpo/r2/answers"*
 "${MK[@]}" -n >"$T/dry1"
 [ "$(grep -c 'lbdpo-step' "$T/dry1")" = 1 ] || fail "a removed adapter: not exactly one step redone"
+# a DPO round 1 without a pair: an adapter that changes nothing, so round 2
+# has one to continue
+: >"$S/dpo/r1/pairs.jsonl"
+rm -rf "$S/dpo/r1/policy"
+"${MK[@]}" "$S/dpo/r1/policy/adapter_model.safetensors" >"$T/log3" 2>&1 || fail "a round without pairs: $(tail -3 "$T/log3")"
+grep -q 'no pair: the policy stays' "$T/log3" || fail "a round without pairs: not the no-pair branch"
+[ -f "$S/dpo/r1/policy/adapter_config.json" ] && [ ! -e "$S/dpo/r1/policy/model.safetensors" ] ||
+	fail "a round without pairs: not an adapter: $(ls "$S/dpo/r1/policy")"
+lbdpo-logprob -q -m "$S/base/ref" -i "$S/grpo/r1/scored.jsonl" -o "$T/lp.base" || fail "logprob base"
+lbdpo-logprob -q -m "$S/base/ref" --adapter "$S/dpo/r1/policy" -i "$S/grpo/r1/scored.jsonl" -o "$T/lp.ad" ||
+	fail "logprob with the no-pair adapter"
+[ -s "$T/lp.base" ] && cmp -s "$T/lp.base" "$T/lp.ad" || fail "the no-pair adapter changes the base's log-probs"
 # LoRA's own work directory; the full-model path names no adapter
 make --no-print-directory -n -f "$ROOT/pipelines/ppo.mk" LBDPO_BIN=bin QUICK=1 LORA=4 >"$T/dryl"
 grep -q 'work/ppo-quick-lora4/s1/ppo/r1/policy' "$T/dryl" || fail "LORA=4: not work/ppo-quick-lora4"
