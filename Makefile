@@ -15,7 +15,9 @@
 #   make test-gpu        every CUDA kernel against its CPU twin (skips without a GPU)
 #   make demo            the embedded LB-DPO experiment (pipelines/demo.mk)
 #   make ppo             PPO, GRPO, on-policy DPO/LB-DPO with a rule-based reward
-#                        (pipelines/ppo.mk; QUICK=1: one seed, short)
+#                        (pipelines/ppo.mk; QUICK=1: one seed, short; LORA=8:
+#                        every policy a rank-8 LoRA adapter on the SFT reference,
+#                        which stays the reference; work/ppo-lora8)
 #   make experiment      the demo over 5 seeds and 8 arms with 95% intervals
 #                        (pipelines/experiment.mk; QUICK=1: 2 seeds, short;
 #                        DTYPE=bf16: every model run in bf16, work/experiment-bf16,

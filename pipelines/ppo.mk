@@ -34,14 +34,28 @@
 # Every file is a make target, each written aside and renamed: a killed run,
 # started again, redoes only the step it was in.
 #
+# LORA=R: every arm's policy is a LoRA adapter of rank R (LORA_ALPHA: its α,
+# default 2R) on the frozen SFT reference, as TRL's trainers with a
+# peft_config: round 1's step makes it (--lora-r), round k's continues round
+# k-1's (-m sS/base/ref --adapter ARM/r(k-1)/policy), and every program that
+# runs the policy (sampling the rollouts, the held-out greedy answers) runs
+# the base with the round's adapter. The reference stays the base without an
+# adapter (ref.jsonl, pairs.ref: its log-probs, the same cache); PPO's value
+# model is trained in full (policy/value, a model directory), as lbdpo-step
+# does. A finished policy is policy/adapter_model.safetensors instead of
+# policy/config.json (an adapter directory has no config.json). Its own work
+# directory: work/ppo-loraR (QUICK=1: work/ppo-quick-loraR).
+#
 # Usage: make -f pipelines/ppo.mk LBDPO_BIN=$PWD/bin [W=work/ppo] [SEEDS="1 2 3"]
-#        [K=4] [P=64] [N=8] [ARMS="ppo grpo dpo lbdpo"] [QUICK=1] [-j2]
+#        [K=4] [P=64] [N=8] [ARMS="ppo grpo dpo lbdpo"] [QUICK=1] [LORA=8] [-j2]
 # QUICK=1: one seed, little data, 2 rounds (the pipeline's own test).
 
 LBDPO_BIN ?= bin
 QUICK     ?=
+LORA      ?=
+LORA_ALPHA ?=
 ifeq ($(QUICK),1)
-W         ?= work/ppo-quick
+W         ?= work/ppo-quick$(if $(LORA),-lora$(LORA))
 SEEDS     ?= 1
 N_TRAIN   ?= 600
 N_TEST    ?= 80
@@ -51,7 +65,7 @@ P         ?= 16
 N         ?= 4
 ARMS      ?= ppo grpo rloo dpo
 else
-W         ?= work/ppo
+W         ?= work/ppo$(if $(LORA),-lora$(LORA))
 SEEDS     ?= 1 2 3
 N_TRAIN   ?= 4000
 N_TEST    ?= 400
@@ -83,6 +97,17 @@ B    := $(LBDPO_BIN)/
 PIPE := $(dir $(lastword $(MAKEFILE_LIST)))
 ROUNDS := $(shell seq 1 $(K))
 PREF = --lr $(LR) --batch-size $(BS) --beta $(BETA) --schedule constant --threads $(THREADS) -q $(PREF_OPTS)
+# LORA=R: a round's policy is an adapter directory, finished when its
+# adapter_model.safetensors is there (lbdpo-step renames the whole
+# directory into place); the SFT reference is always a model directory
+LORA_OPTS = --lora-r $(LORA)$(if $(LORA_ALPHA), --lora-alpha $(LORA_ALPHA))
+PF := $(if $(LORA),adapter_model.safetensors,config.json)
+# $(call done,S,POLICY): the file that stands for POLICY in a rule
+done = $2/$(if $(filter $(W)/s$1/base/ref,$2),config.json,$(PF))
+# $(call model,S,POLICY): the -m of a program that runs POLICY
+model = $(if $(and $(LORA),$(filter-out $(W)/s$1/base/ref,$2)),$(W)/s$1/base/ref --adapter $2,$2)
+# $(call newlora,k): round 1's step makes the adapter, later rounds continue it
+newlora = $(if $(and $(LORA),$(filter 1,$1)), $(LORA_OPTS))
 
 .PHONY: all report clean
 .DELETE_ON_ERROR:
@@ -107,34 +132,40 @@ define round
 $(W)/s$1/$2/r$3/prompts.jsonl: $(W)/s$1/train-math.jsonl
 	@mkdir -p $$(@D)
 	sed -n "$$$$(( ($3 - 1) * $(P) + 1 )),$$$$(( $3 * $(P) ))p" $$< >$$@.tmp && mv $$@.tmp $$@
-$(W)/s$1/$2/r$3/samples.jsonl: $(W)/s$1/$2/r$3/prompts.jsonl $4/config.json
-	$(B)lbdpo-sample -q -m $4 --logprobs --n $(N) --temperature $(TEMP) --max-new-tokens $(MAX_NEW) \
+$(W)/s$1/$2/r$3/samples.jsonl: $(W)/s$1/$2/r$3/prompts.jsonl $(call done,$1,$4)
+	$(B)lbdpo-sample -q -m $(call model,$1,$4) --logprobs --n $(N) --temperature $(TEMP) --max-new-tokens $(MAX_NEW) \
 	  --seed $$$$(( $1 * 1000 + $3 )) --threads $(THREADS) -i $$< -o $$@
-$(W)/s$1/$2/r$3/answers.jsonl: $(W)/s$1/$2/r$3/policy/config.json $(W)/s$1/test-math.jsonl
-	$(B)lbdpo-sample -q -m $(W)/s$1/$2/r$3/policy --greedy --max-new-tokens $(MAX_NEW) --threads $(THREADS) \
+$(W)/s$1/$2/r$3/answers.jsonl: $(W)/s$1/$2/r$3/policy/$(PF) $(W)/s$1/test-math.jsonl
+	$(B)lbdpo-sample -q -m $(call model,$1,$(W)/s$1/$2/r$3/policy) --greedy --max-new-tokens $(MAX_NEW) --threads $(THREADS) \
 	  -i $(W)/s$1/test-math.jsonl -o $$@
 endef
 
 # $(call rlstep,S,ARM,k,PREVIOUS POLICY,OPTIONS): from round 2 on, -m the
 # previous round's checkpoint, whose optimizer state (and the value model's,
-# --value-model) the step continues
+# --value-model) the step continues (LORA: -m the base --adapter the
+# previous round's adapter)
 define rlstep
-$(W)/s$1/$2/r$3/policy/config.json: $(W)/s$1/$2/r$3/ref.jsonl $4/config.json
+$(W)/s$1/$2/r$3/policy/$(PF): $(W)/s$1/$2/r$3/ref.jsonl $(call done,$1,$4)
 	@rm -rf $(W)/s$1/$2/r$3/policy $(W)/s$1/$2/r$3/metrics.jsonl
-	$(B)lbdpo-step -q --loss $2 -m $4 -i $$< --lr $(RL_LR) --num-mini-batches $(NMB) \
-	  --seed $$$$(( $1 * 1000 + $3 )) --threads $(THREADS) $5 --metrics $(W)/s$1/$2/r$3/metrics.jsonl \
+	$(B)lbdpo-step -q --loss $2 -m $(call model,$1,$4) -i $$< --lr $(RL_LR) --num-mini-batches $(NMB) \
+	  --seed $$$$(( $1 * 1000 + $3 )) --threads $(THREADS) $5$(call newlora,$3) --metrics $(W)/s$1/$2/r$3/metrics.jsonl \
 	  -o $(W)/s$1/$2/r$3/policy
 endef
 
-# $(call prefstep,S,ARM,k,PREVIOUS POLICY,OPTIONS)
+# $(call prefstep,S,ARM,k,PREVIOUS POLICY,OPTIONS); LORA: each round
+# trains the previous round's adapter (--adapter, --fresh: new moments, as
+# the full model's rounds); round 1 without a pair makes an adapter that
+# changes nothing (a step at --lr 0 leaves B = 0: the base's numbers), so
+# the next round has one to continue
 define prefstep
-$(W)/s$1/$2/r$3/policy/config.json: $(W)/s$1/$2/r$3/pairs.ref $4/config.json
+$(W)/s$1/$2/r$3/policy/$(PF): $(W)/s$1/$2/r$3/pairs.ref $(call done,$1,$4)
 	@rm -rf $(W)/s$1/$2/r$3/policy $(W)/s$1/$2/r$3/metrics.jsonl
 	if [ -s $(W)/s$1/$2/r$3/pairs.jsonl ]; then \
-	  $(B)lbdpo-step --model $4 --fresh $(if $(filter 1,$3),,--ignore-provenance) -i $$< --steps $(STEPS) \
+	  $(B)lbdpo-step --model $(call model,$1,$4) --fresh$(call newlora,$3) $(if $(filter 1,$3),,--ignore-provenance) -i $$< --steps $(STEPS) \
 	    --seed $$$$(( $1 * 1000 + $3 )) $(PREF) $5 --metrics $(W)/s$1/$2/r$3/metrics.jsonl -o $(W)/s$1/$2/r$3/policy; \
 	else echo "ppo.mk: $(W)/s$1/$2/r$3: every sample of each prompt scored alike, no pair: the policy stays" >&2; \
-	  cp -r $4 $(W)/s$1/$2/r$3/policy.tmp && mv $(W)/s$1/$2/r$3/policy.tmp $(W)/s$1/$2/r$3/policy; fi
+	  $(if $(call newlora,$3),$(B)lbdpo-step -q --loss grpo --lr 0 -m $4$(call newlora,$3) -i $(W)/s$1/$2/r$3/scored.jsonl \
+	    --threads $(THREADS) -o $(W)/s$1/$2/r$3/policy,cp -r $4 $(W)/s$1/$2/r$3/policy.tmp && mv $(W)/s$1/$2/r$3/policy.tmp $(W)/s$1/$2/r$3/policy); fi
 endef
 
 prev = $(if $(filter 1,$3),$(W)/s$1/base/ref,$(W)/s$1/$2/r$(shell expr $3 - 1)/policy)
