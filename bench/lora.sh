@@ -7,7 +7,7 @@
 #   LBDPO_BIN=bin bash bench/lora.sh SHAPE [ARM...]
 #     SHAPE  qwen2.5-0.5b | qwen2.5-1.5b | llama-3.1-8b (or a config.json path)
 #     ARM    full | lora | lora-gc (LoRA with --gradient-checkpointing)
-#            (default: full lora lora-gc)
+#            (default: full lora lora-gc; name arms again to alternate rounds)
 #   environment: STEPS (3; the first one is not timed unless STEPS=1), THREADS (2),
 #     DTYPE (fp32 | bf16: the products), SAVE (bfloat16: the base's dtype on
 #     disk and so, for LoRA, in memory), PROMPT/COMP (128/192: a pair is
@@ -76,6 +76,7 @@ for a in $arms; do
 	fi
 	# shellcheck disable=SC2086
 	rc=0
+	rm -f "$T/$a.m" # an arm named twice (alternating rounds) starts its metrics anew
 	/usr/bin/time -f '%e %M' -o "$T/$a.time" lbdpo-step -q -m "$m" -o "$T/ck.$a" -i "$T/d.ref" --loss lbdpo \
 		--steps "$STEPS" --batch-size "$PAIRS" --threads "$THREADS" --dtype "$DTYPE" --metrics "$T/$a.m" $opt || rc=$?
 	if [ $rc -ne 0 ]; then
