@@ -42,7 +42,7 @@ static void model_hash_update(sha256_ctx *h, model *m)
 {
 	model_sync(m, 0);
 	model_hash_weights(m, h); /* widened when the weights are 16-bit */
-	if (model_lora(m)) /* the adapter trained */
+	if (model_lora(m))        /* the adapter trained */
 		sha256_update(h, model_trainable(m), model_n_trainable(m) * sizeof(float));
 }
 
