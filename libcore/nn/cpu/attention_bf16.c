@@ -98,9 +98,9 @@ static __mmask16 lane_mask(int lim, int nq)
 static int key_at(int x, int n1, int ka, int kc) { return x < n1 ? ka + x : kc + (x - n1); }
 
 /* Forward of queries t0 .. t0+nq−1 (head h), as att_fwd_block. */
-BF16_FN static void fwd_block(float *out, float *lse, const uint16_t *qkvb, float *sc, uint32_t *Qp, float *OT,
-			      uint32_t *vp, int t0, int nq, int ka, int kb, int kc, int h, int H, int KV, int hd,
-			      float scale)
+BF16_FN static void attention_forward_bf16_block(float *out, float *lse, const uint16_t *qkvb, float *sc, uint32_t *Qp,
+						 float *OT, uint32_t *vp, int t0, int nq, int ka, int kb, int kc, int h,
+						 int H, int KV, int hd, float scale)
 {
 	const size_t S = (size_t)(H + 2 * KV) * hd;
 	const int kh = h / (H / KV);
@@ -204,8 +204,8 @@ int attention_forward_bf16(float *out, float *lse, const float *qkv, const int *
 		for (int b = 0; b < nb; b++)
 			for (int h = 0; h < H; h++) {
 				const int t0 = bt[b], nq = (b + 1 < nb ? bt[b + 1] : T) - t0;
-				fwd_block(out, lse, qkvb, sc, Qp, OT, vp, t0, nq, ka[t0], kb[t0], kc[t0], h, H, KV, hd,
-					  sc1);
+				attention_forward_bf16_block(out, lse, qkvb, sc, Qp, OT, vp, t0, nq, ka[t0], kb[t0],
+							     kc[t0], h, H, KV, hd, sc1);
 			}
 		free(sc), free(OT), free(Qp), free(vp);
 	}
@@ -225,9 +225,9 @@ typedef struct {
 /* Keys [j0, j1) against the block, two keys at a time:
  *   s = q·k_j, dp = dy·v_j, p = exp(s/√d − lse), ds = p(dp − D)/√d,
  *   dQᵀ += ds·k_j, dk_j += Σ_a ds_a q_a, dv_j += Σ_a p_a dy_a. */
-BF16_FN static void bwd_range(const bwd_buf *w, float *dkbase, float *dvbase, const uint16_t *kbase,
-			      const uint16_t *vbase, size_t S, int j0, int j1, int t0, int nq, int diag, float scale,
-			      int hd)
+BF16_FN static void attention_backward_bf16_range(const bwd_buf *w, float *dkbase, float *dvbase, const uint16_t *kbase,
+						  const uint16_t *vbase, size_t S, int j0, int j1, int t0, int nq,
+						  int diag, float scale, int hd)
 {
 	const __m512 vs = _mm512_set1_ps(scale), L = _mm512_loadu_ps(w->L), D = _mm512_loadu_ps(w->Dv);
 	for (int j = j0; j < j1; j += 2) {
@@ -297,9 +297,9 @@ BF16_FN static void bwd_range(const bwd_buf *w, float *dkbase, float *dvbase, co
 	}
 }
 
-BF16_FN static void bwd_all(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
-			    const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
-			    int KV, int hd)
+BF16_FN static void attention_backward_bf16_all(float *dqkv, const float *dout, const float *qkv, const float *out,
+						const float *lse, const int *ka, const int *kb, const int *kc,
+						const int *seq_off, int n_seq, int T, int H, int KV, int hd)
 {
 	const size_t S = (size_t)(H + 2 * KV) * hd, HD = (size_t)H * hd;
 	const int grp = H / KV;
@@ -359,10 +359,12 @@ BF16_FN static void bwd_all(float *dqkv, const float *dout, const float *qkv, co
 							pair_rows(w.Qq + (size_t)ap * hd, qa, qb, hd);
 							pair_rows(w.DYq + (size_t)ap * hd, ya, yb, hd);
 						}
-						bwd_range(&w, dqkv + koff, dqkv + voff, qkvb + koff, qkvb + voff, S,
-							  ka[t0], kb[t0], t0, nq, 0, sc1, hd);
-						bwd_range(&w, dqkv + koff, dqkv + voff, qkvb + koff, qkvb + voff, S,
-							  kc[t0], t0 + nq, t0, nq, 1, sc1, hd);
+						attention_backward_bf16_range(&w, dqkv + koff, dqkv + voff, qkvb + koff,
+									      qkvb + voff, S, ka[t0], kb[t0], t0, nq, 0,
+									      sc1, hd);
+						attention_backward_bf16_range(&w, dqkv + koff, dqkv + voff, qkvb + koff,
+									      qkvb + voff, S, kc[t0], t0 + nq, t0, nq,
+									      1, sc1, hd);
 						for (int a = 0; a < nq; a++) {
 							float *dqt = dqkv + (size_t)(t0 + a) * S + (size_t)h * hd;
 							for (int i = 0; i < hd; i++)
@@ -381,7 +383,7 @@ int attention_backward_bf16(float *dqkv, const float *dout, const float *qkv, co
 {
 	if (!usable(hd, scale, cap) || T <= 0)
 		return 0;
-	bwd_all(dqkv, dout, qkv, out, lse, ka, kb, kc, seq_off, n_seq, T, H, KV, hd);
+	attention_backward_bf16_all(dqkv, dout, qkv, out, lse, ka, kb, kc, seq_off, n_seq, T, H, KV, hd);
 	return 1;
 }
 
