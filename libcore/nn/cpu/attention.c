@@ -123,12 +123,7 @@ LBDPO_INLINE void att_fwd_block(float *out, float *lse, const float *qkv, float 
 		const int j = x < n1 ? ka + x : kc + (x - n1);
 		const float *v = vbase + (size_t)j * S;
 		float *r = sc + (size_t)x * ATT_QB;
-#pragma omp simd
-		for (int a = 0; a < ATT_QB; a++) {
-			float e = r[a] > -INFINITY ? vexpf(r[a] - mx[a]) : 0.0f;
-			r[a] = e;
-			sum[a] += e;
-		}
+		att_exp_lanes(r, mx, sum);
 		for (int i = 0; i < hd; i++) {
 			const float vi = v[i];
 #pragma omp simd

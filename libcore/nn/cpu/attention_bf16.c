@@ -122,12 +122,7 @@ BF16_FN static void attention_forward_bf16_block(float *out, float *lse, const u
 	_mm512_storeu_ps(mxa, mx);
 	for (int x = 0; x < n; x++) {
 		float *r = sc + (size_t)x * QB;
-#pragma omp simd
-		for (int a = 0; a < QB; a++) {
-			float e = r[a] > -INFINITY ? vexpf(r[a] - mxa[a]) : 0.0f;
-			r[a] = e;
-			sum[a] += e;
-		}
+		att_exp_lanes(r, mxa, sum);
 	}
 	/* O += P·V over groups of four key pairs: p rounded to bf16 */
 	memset(OT, 0, sizeof(float) * (size_t)hd * QB);

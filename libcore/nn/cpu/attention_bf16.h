@@ -9,10 +9,27 @@
 #ifndef LBDPO_ATTENTION_BF16_H
 #define LBDPO_ATTENTION_BF16_H
 
+#include <math.h>
+
+#include "libcore/nn/cpu/vexp.h"
+
 int attention_forward_bf16(float *out, float *lse, const float *qkv, const int *ka, const int *kb, const int *kc, int T,
 			   int H, int KV, int hd, float scale, float cap);
 int attention_backward_bf16(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
 			    const int *ka, const int *kb, const int *kc, const int *seq_off, int n_seq, int T, int H,
 			    int KV, int hd, float scale, float cap);
+
+/* The softmax numerators of one key for the 16 query lanes of a blocked
+ * kernel (attention.c and attention_bf16.c): r[a] = e^{r[a] − mx[a]}, 0
+ * where r[a] is −∞ (a key the lane does not see), and sum[a] += r[a]. */
+static inline __attribute__((always_inline)) void att_exp_lanes(float *restrict r, const float *mx, float *sum)
+{
+#pragma omp simd
+	for (int a = 0; a < 16; a++) {
+		float e = r[a] > -INFINITY ? vexpf(r[a] - mx[a]) : 0.0f;
+		r[a] = e;
+		sum[a] += e;
+	}
+}
 
 #endif
