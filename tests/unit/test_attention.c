@@ -143,10 +143,10 @@ Test(attention, generic_hd20_mqa) { check(2, 1, 20); }
  * p and v (2u each): |Δout| ≲ (1e-3 + 4u)·max|v| = 1.5·(1e-3 + 8e-3) ≈
  * 0.013 worst case; lse, a log-sum-exp of the scores, moves by at most the
  * scores' error, 4·1e-3 at the extremes. The backward's four products add
- * theirs to dqkv: relative to 1 + |reference|, a few u, bound 16u = 0.03.
- * Measured (hd 32, 64, 128): out 5.0e-3 to 6.1e-3 worst, dqkv 3.0e-3 to 3.2e-3
- * RMS (1.6u) — under the bounds; and
- * the fp32 bounds (2e-5) fail, so the bf16 kernels did run. */
+ * theirs to dqkv: a few u RMS relative to the reference's RMS, bound 16u;
+ * worst element relative to 1 + |reference| 32u. Measured (hd 32, 64, 128):
+ * out 5.0e-3 to 6.1e-3 worst, dqkv 3.0e-3 to 3.2e-3 RMS (1.6u), under the
+ * bounds; and the fp32 bounds (2e-5) fail, so the bf16 kernels did run. */
 static void check_bf16(int H, int KV, int hd)
 {
 	if (!gemm_bf16_ok())

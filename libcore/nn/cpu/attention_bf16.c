@@ -162,7 +162,7 @@ static int usable(int hd, float scale, float cap)
 	if (cpu < 0)
 		cpu = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
 		      __builtin_cpu_supports("avx512vl");
-	return gemm_bf16_on() && cpu && scale == 0 && cap == 0 && hd % 32 == 0 && hd <= 256;
+	return gemm_bf16_on() && cpu && scale == 0 && cap == 0 && hd % 32 == 0;
 }
 
 /* Blocks of consecutive queries with the same key ranges, at most QB each,
