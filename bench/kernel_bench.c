@@ -4,7 +4,9 @@
  * --reps), so that runs on a loaded machine still compare. Multiply by 12
  * layers for the model. AdamW: nanoseconds per parameter.
  *
- * usage: kernel_bench [--threads N] [--reps N]   (default 1 thread, 5 reps) */
+ * --bf16: attention in bf16 (attention_bf16.c, as under --dtype bf16).
+ *
+ * usage: kernel_bench [--threads N] [--reps N] [--bf16]   (default 1 thread, 5 reps, fp32) */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <time.h>
 
 #include "libcore/nn/adamw.h"
+#include "libcore/nn/cpu/gemm_bf16.h"
 #include "libcore/nn/cpu/kernels.h"
 #include "libcore/nn/model.h"
 #include "base/util.h"
@@ -55,16 +58,22 @@ int main(int argc, char **argv)
 	set_progname("kernel_bench");
 	lbdpo_runtime_init(argv);
 	int threads = 1;
-	static const struct option lo[] = {
-		{"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'}, {0, 0, 0, 0}};
+	static const struct option lo[] = {{"threads", required_argument, 0, 't'},
+					   {"reps", required_argument, 0, 'r'},
+					   {"bf16", no_argument, 0, 'b'},
+					   {0, 0, 0, 0}};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "t:r:", lo, NULL)) != -1) {
 		if (ch == 't')
 			threads = (int)parse_long("--threads", optarg, 1, 1024);
 		else if (ch == 'r')
 			reps = (int)parse_long("--reps", optarg, 1, 1000);
-		else
-			die_usage("usage: kernel_bench [--threads N] [--reps N]");
+		else if (ch == 'b') {
+			if (!gemm_bf16_ok())
+				die("--bf16: no bf16 products here: %s", gemm_bf16_path());
+			gemm_bf16_set(1);
+		} else
+			die_usage("usage: kernel_bench [--threads N] [--reps N] [--bf16]");
 	}
 	lbdpo_set_threads(threads);
 	const int T = 896, C = 768, H = 12, hd = 64, F = 2048, G = 3072, S = 3 * C;
@@ -82,7 +91,8 @@ int main(int argc, char **argv)
 	float *datt = rnd((size_t)T * C, 1, 14), *lse = rnd((size_t)T * H, 1, 15), *cs = rnd((size_t)T * hd, 1, 16);
 	float *mlp = rnd((size_t)T * 2 * G, 2, 17), *dmlp = rnd((size_t)T * 2 * G, 1, 18);
 	float *h = rnd((size_t)T * G, 1, 19), *dh = rnd((size_t)T * G, 1, 20);
-	printf("threads %d, T=%d C=%d heads %d×%d, best of %d, ms of CPU time per call\n", threads, T, C, H, hd, reps);
+	printf("threads %d, T=%d C=%d heads %d×%d, best of %d, ms of CPU time per call, %s\n", threads, T, C, H, hd,
+	       reps, gemm_bf16_on() ? "bf16" : "fp32");
 	printf("llama layer\n");
 	TIME("rmsnorm fwd", rmsnorm_forward(y, rstd, x, w, 0.0f, 1e-5f, T, C));
 	TIME("rmsnorm bwd", rmsnorm_backward(dx, dw, dy, x, w, 0.0f, rstd, T, C));

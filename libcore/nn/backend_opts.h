@@ -26,18 +26,19 @@ extern const char *const backend_dtype_names[];
  *	... cli_next / cli_parse ...
  *	backend_opts_apply(&bo);   // before loading a model
  */
-#define BACKEND_CLI_OPTS(bo)                                                                                           \
-	OPT_STRING(0, "device", "DEV", &(bo)->device,                                                                  \
-		   "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),           \
-		OPT_BOOL(0, "tf32", &(bo)->tf32,                                                                       \
-			 "on a GPU, allow TF32 tensor-core math in the matrix products (about 1e-3 relative; "         \
-			 "default: fp32, comparable with the CPU)"),                                                   \
-		OPT_ENUM(0, "dtype", "T", &(bo)->dtype, backend_dtype_names,                                           \
-			 "fp32 (the default), bf16: on the CPU, matrix products with bf16 inputs and fp32 "            \
-			 "accumulation (AVX512-BF16 or AMX; an error without them), auto: bf16 where the CPU has it, " \
-			 "else fp32"),                                                                                 \
-		OPT_SET(0, "bf16", &(bo)->dtype, BACKEND_BF16, "the same as --dtype bf16 (TRL's spelling)"),           \
-		OPT_INT('t', "threads", "N", &(bo)->threads, 1, 4096,                                                  \
+#define BACKEND_CLI_OPTS(bo)                                                                                                 \
+	OPT_STRING(0, "device", "DEV", &(bo)->device,                                                                        \
+		   "cpu, cuda or cuda:N (default: cuda if built with CUDA and a GPU is present, else cpu)"),                 \
+		OPT_BOOL(0, "tf32", &(bo)->tf32,                                                                             \
+			 "on a GPU, allow TF32 tensor-core math in the matrix products (about 1e-3 relative; "               \
+			 "default: fp32, comparable with the CPU)"),                                                         \
+		OPT_ENUM(                                                                                                    \
+			0, "dtype", "T", &(bo)->dtype, backend_dtype_names,                                                  \
+			"fp32 (the default), bf16: on the CPU, matrix products (attention's too) with bf16 inputs and fp32 " \
+			"accumulation (AVX512-BF16 or AMX; an error without them), auto: bf16 where the CPU has it, "        \
+			"else fp32"),                                                                                        \
+		OPT_SET(0, "bf16", &(bo)->dtype, BACKEND_BF16, "the same as --dtype bf16 (TRL's spelling)"),                 \
+		OPT_INT('t', "threads", "N", &(bo)->threads, 1, 4096,                                                        \
 			"compute threads, OpenMP and OpenBLAS (default: OMP_NUM_THREADS, else one per core)")
 /* backend_set_tf32, backend_select_device, backend_set_dtype, then the
  * thread count. */

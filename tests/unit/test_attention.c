@@ -8,9 +8,11 @@
  *   dk_j += ds_j q/√d,  dv_j += p_j dy. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "libcore/nn/cpu/gemm_bf16.h"
 #include "libcore/nn/cpu/kernels.h"
 
 static float frand(unsigned *s)
@@ -28,7 +30,10 @@ static int visible(const int *ka, const int *kb, const int *kc, int t, int j)
 	return (j >= ka[t] && j < kb[t]) || (j >= kc[t] && j <= t);
 }
 
-static void check(int H, int KV, int hd)
+/* tol_o, tol_l, tol_g: bounds of the forward's, lse's and dqkv's errors;
+ * e_o, e_g: where to put the RMS errors (relative to the reference's RMS),
+ * NULL if not wanted. */
+static void check_tol(int H, int KV, int hd, double tol_o, double tol_l, double tol_g, double *e_o, double *e_g)
 {
 	int ka[T], kb[T], kc[T], seq_off[3] = {0, P0 + A0 + B0, T};
 	for (int t = 0; t < T; t++) {
@@ -105,20 +110,57 @@ static void check(int H, int KV, int hd)
 			}
 		}
 	}
-	cr_expect(worst_o < 2e-5, "hd %d: forward out off by %g", hd, worst_o);
-	cr_expect(worst_l < 2e-5, "hd %d: lse off by %g", hd, worst_l);
-	double worst = 0;
+	cr_expect(worst_o < tol_o, "hd %d: forward out off by %g", hd, worst_o);
+	cr_expect(worst_l < tol_l, "hd %d: lse off by %g", hd, worst_l);
+	double worst = 0, se = 0, sr = 0;
 	int at = 0;
 	for (int i = 0; i < T * S; i++) {
 		double e = fabs(rdqkv[i] - dqkv[i]) / (1 + fabs(rdqkv[i]));
 		if (e > worst)
 			worst = e, at = i;
+		se += (rdqkv[i] - dqkv[i]) * (rdqkv[i] - dqkv[i]), sr += (rdqkv[i] - 0.25) * (rdqkv[i] - 0.25);
 	}
-	cr_expect(worst < 2e-5, "hd %d H %d KV %d: dqkv[%d] = %g, reference %g", hd, H, KV, at, dqkv[at], rdqkv[at]);
+	cr_expect(worst < tol_g, "hd %d H %d KV %d: dqkv[%d] = %g, reference %g", hd, H, KV, at, dqkv[at], rdqkv[at]);
+	if (e_g)
+		*e_g = sqrt(se / sr);
+	if (e_o)
+		*e_o = worst_o;
 	free(qkv), free(out), free(lse), free(dy), free(dqkv), free(rdqkv);
 }
+
+static void check(int H, int KV, int hd) { check_tol(H, KV, hd, 2e-5, 2e-5, 2e-5, NULL, NULL); }
 
 Test(attention, blocked_hd64_mha) { check(3, 3, 64); }
 Test(attention, blocked_hd32_gqa) { check(4, 2, 32); }
 Test(attention, generic_hd8_gqa) { check(4, 2, 8); }
 Test(attention, generic_hd20_mqa) { check(2, 1, 20); }
+
+/* --dtype bf16 (attention_bf16.c): q, k, v, dy and p rounded to bf16, each a
+ * relative error of at most u = 2^-9, products summed in fp32. A score
+ * s = q·k/√d of random signs is off by about √(2·hd)·u·|q_i||k_i|/√d ≈
+ * √2·u·E|q||k| (inputs uniform in ±1.5: E|q||k| = 0.56), so 1e-3; its
+ * e^s carries that relative error into out, together with the roundings of
+ * p and v (2u each): |Δout| ≲ (1e-3 + 4u)·max|v| = 1.5·(1e-3 + 8e-3) ≈
+ * 0.013 worst case; lse, a log-sum-exp of the scores, moves by at most the
+ * scores' error, 4·1e-3 at the extremes. The backward's four products add
+ * theirs to dqkv: a few u RMS relative to the reference's RMS, bound 16u;
+ * worst element relative to 1 + |reference| 32u. Measured (hd 32, 64, 128):
+ * out 5.0e-3 to 6.1e-3 worst, dqkv 3.0e-3 to 3.2e-3 RMS (1.6u), under the
+ * bounds; and the fp32 bounds (2e-5) fail, so the bf16 kernels did run. */
+static void check_bf16(int H, int KV, int hd)
+{
+	if (!gemm_bf16_ok())
+		cr_skip_test("no bf16 products on this CPU or build (%s)", gemm_bf16_path());
+	double eo = 0, eg = 0;
+	gemm_bf16_set(1);
+	check_tol(H, KV, hd, 0.013, 4e-3, 32 * 0x1p-9, &eo, &eg);
+	gemm_bf16_set(0);
+	fprintf(stderr, "bf16 attention hd %d H %d KV %d: worst |dout| %.3g, dqkv RMS error %.3g of its RMS\n", hd, H,
+		KV, eo, eg);
+	cr_expect(eo > 1e-5 && eg > 1e-5, "hd %d: bf16 changed nothing (%g, %g): fp32 kernels ran?", hd, eo, eg);
+	cr_expect(eg < 16 * 0x1p-9, "hd %d: dqkv RMS error %.3g > 16u", hd, eg);
+}
+
+Test(attention, bf16_hd64_mha) { check_bf16(3, 3, 64); }
+Test(attention, bf16_hd32_gqa) { check_bf16(4, 2, 32); }
+Test(attention, bf16_hd128_gqa) { check_bf16(4, 1, 128); }

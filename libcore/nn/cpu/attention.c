@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "libcore/nn/cpu/attention_bf16.h"
 #include "libcore/nn/cpu/runtime.h"
 #include "libcore/nn/cpu/vexp.h"
 
@@ -122,12 +123,7 @@ LBDPO_INLINE void att_fwd_block(float *out, float *lse, const float *qkv, float 
 		const int j = x < n1 ? ka + x : kc + (x - n1);
 		const float *v = vbase + (size_t)j * S;
 		float *r = sc + (size_t)x * ATT_QB;
-#pragma omp simd
-		for (int a = 0; a < ATT_QB; a++) {
-			float e = r[a] > -INFINITY ? vexpf(r[a] - mx[a]) : 0.0f;
-			r[a] = e;
-			sum[a] += e;
-		}
+		att_exp_lanes(r, mx, sum);
 		for (int i = 0; i < hd; i++) {
 			const float vi = v[i];
 #pragma omp simd
@@ -304,6 +300,8 @@ static void att_ext_decode(float *out, const float *qkv, const float *K, const f
 LBDPO_KERNEL void attention_forward(float *out, float *lse, const float *qkv, const int *ka, const int *kb,
 				    const int *kc, int T, int H, int KV, int hd, float scale, float cap)
 {
+	if (attention_forward_bf16(out, lse, qkv, ka, kb, kc, T, H, KV, hd, scale, cap))
+		return; /* --dtype bf16: the products in bf16 */
 	if (scale != 0 || cap != 0) {
 		att_ext_forward(out, lse, qkv, ka, kb, kc, T, H, KV, hd, scale ? scale : 1.0f / sqrtf((float)hd), cap);
 		return;
@@ -497,6 +495,8 @@ LBDPO_KERNEL void attention_backward(float *dqkv, const float *dout, const float
 				     const float *lse, const int *ka, const int *kb, const int *kc, const int *seq_off,
 				     int n_seq, int T, int H, int KV, int hd, float scale, float cap)
 {
+	if (attention_backward_bf16(dqkv, dout, qkv, out, lse, ka, kb, kc, seq_off, n_seq, T, H, KV, hd, scale, cap))
+		return;
 	if (scale != 0 || cap != 0) {
 		att_ext_backward(dqkv, dout, qkv, out, lse, ka, kb, kc, seq_off, n_seq, T, H, KV, hd,
 				 scale ? scale : 1.0f / sqrtf((float)hd), cap);
