@@ -21,7 +21,9 @@
  * block, and the language-model head before its products, into one
  * staging buffer the size of the larger of the head and the largest block;
  * the embedding's rows of the tokens only. Every result is bit-identical
- * to the same file in f32 storage.
+ * to the same file in f32 storage. The staging buffer is the model's, so
+ * one 16-bit model runs one forward, backward or decode at a time (no
+ * caller runs two at once; give each thread its own model if one must).
  */
 #ifndef LBDPO_MODEL_H
 #define LBDPO_MODEL_H
